@@ -1,0 +1,4 @@
+import { defineConfig } from 'tsup';
+import { libConfig } from '../../tsup.base';
+
+export default defineConfig(libConfig());

@@ -1,0 +1,71 @@
+// @fiber-vl/tensor-core: the tfjs engine and backends, a torch.nn-style Module system, the ops
+// every fiber-vl model uses, safetensors IO and a seeded RNG.
+export { tf } from './tf.js';
+
+export {
+  initBackend,
+  availableBackends,
+  BackendUnavailableError,
+  BACKEND_NAMES,
+  type BackendName,
+  type BackendInfo,
+  type InitBackendOptions,
+  type AdapterDescription,
+} from './backends/index.js';
+export { registerFallbackKernels } from './backends/fallback-kernels.js';
+
+export {
+  Module,
+  ModuleList,
+  Sequential,
+  Parameter,
+  Buffer,
+  StateDictError,
+  stateDictName,
+  type LoadStateDictOptions,
+  type LoadStateDictResult,
+  type UnaryModule,
+} from './nn/module.js';
+export { Linear, LayerNorm, Embedding, Dropout, GELU, Identity, Conv2d, type Conv2dOptions } from './nn/layers.js';
+export * as init from './nn/init.js';
+
+export { matmul, linear, transposeLast2, sumToShape } from './ops/linalg.js';
+export { softmax, gelu, layerNorm, l2Normalize } from './ops/activations.js';
+export {
+  scaledDotProductAttention,
+  registerAttentionKernel,
+  compositeAttention,
+  type AttentionOptions,
+  type AttentionKernel,
+} from './ops/attention.js';
+export { roll, windowPartition, windowReverse, interpolateBicubic, bicubicMatrix } from './ops/spatial.js';
+export {
+  crossEntropy,
+  bceWithLogits,
+  sigmoidFocalLoss,
+  type Reduction,
+  type CrossEntropyOptions,
+  type BceOptions,
+  type FocalOptions,
+} from './ops/losses.js';
+
+export {
+  SafetensorsFile,
+  SafetensorsError,
+  serializeSafetensors,
+  rawToTensor,
+  decode as decodeSafetensorsData,
+  encode as encodeSafetensorsData,
+  DTYPE_BYTES,
+  type SafetensorsDType,
+  type TensorInfo,
+  type RawTensor,
+  type RawValues,
+  type SafetensorsInput,
+} from './io/safetensors.js';
+export { ShardedSafetensors, openSafetensors, saveSafetensors, type TensorReader } from './io/sharded.js';
+export { bufferSource, blobSource, type ByteSource } from './io/byte-source.js';
+
+export { Generator, defaultGenerator, manualSeed } from './rng.js';
+export { erf, erfinv } from './math.js';
+export { expectNoTensorGrowth, TensorLeakError } from './memory.js';

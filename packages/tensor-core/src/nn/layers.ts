@@ -1,0 +1,172 @@
+// The layers of torch.nn that the FIBER models use, with PyTorch's parameter names, shapes and
+// default initialisation.
+import { tf } from '../tf.js';
+import { defaultGenerator, type Generator } from '../rng.js';
+import { gelu, layerNorm } from '../ops/activations.js';
+import { linear } from '../ops/linalg.js';
+import { fans, kaimingUniform, uniform } from './init.js';
+import { Module, Parameter } from './module.js';
+
+/** torch.nn.Linear: weight [out, in], bias [out]; y = x W^T + b. */
+export class Linear extends Module {
+  weight: Parameter;
+  bias?: Parameter;
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    { bias = true, rng = defaultGenerator }: { bias?: boolean; rng?: Generator } = {},
+  ) {
+    super();
+    this.weight = new Parameter(kaimingUniform([outFeatures, inFeatures], Math.sqrt(5), rng));
+    if (bias) {
+      const bound = 1 / Math.sqrt(inFeatures);
+      this.bias = new Parameter(uniform([outFeatures], -bound, bound, rng));
+    }
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return linear(x, this.weight.value, this.bias?.value);
+  }
+}
+
+/** torch.nn.LayerNorm over the last axis: weight (ones) and bias (zeros) [dim]. */
+export class LayerNorm extends Module {
+  weight: Parameter;
+  bias: Parameter;
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+  ) {
+    super();
+    this.weight = new Parameter(tf.ones([dim]));
+    this.bias = new Parameter(tf.zeros([dim]));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return layerNorm(x, this.weight.value, this.bias.value, this.eps);
+  }
+}
+
+/** torch.nn.Embedding: weight [num, dim] ~ N(0, 1) (padding row zeroed). */
+export class Embedding extends Module {
+  weight: Parameter;
+  constructor(
+    readonly numEmbeddings: number,
+    readonly embeddingDim: number,
+    { paddingIdx, rng = defaultGenerator }: { paddingIdx?: number; rng?: Generator } = {},
+  ) {
+    super();
+    const w = rng.normalArray(numEmbeddings * embeddingDim);
+    if (paddingIdx !== undefined) w.fill(0, paddingIdx * embeddingDim, (paddingIdx + 1) * embeddingDim);
+    this.weight = new Parameter(tf.tensor2d(w, [numEmbeddings, embeddingDim]));
+  }
+  /** ids: int32 of any shape -> [...ids.shape, dim]. */
+  forward(ids: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const flat = tf.reshape(tf.cast(ids, 'int32'), [-1]);
+      return tf.reshape(tf.gather(this.weight.value, flat), [...ids.shape, this.embeddingDim]);
+    });
+  }
+}
+
+/** torch.nn.Dropout: zeroes with probability p and scales by 1/(1-p), in training mode only. Seeded. */
+export class Dropout extends Module {
+  constructor(
+    readonly p = 0.5,
+    readonly rng: Generator = defaultGenerator,
+  ) {
+    super();
+    if (p < 0 || p > 1) throw new RangeError(`Dropout probability must be in [0, 1], got ${p}`);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    if (!this.training || this.p === 0) return x;
+    if (this.p === 1) return tf.zerosLike(x);
+    return tf.tidy(() => tf.mul(x, tf.mul(this.rng.bernoulli(x.shape, 1 - this.p), 1 / (1 - this.p))));
+  }
+}
+
+/** torch.nn.GELU() (exact erf form). */
+export class GELU extends Module {
+  forward(x: tf.Tensor): tf.Tensor {
+    return gelu(x);
+  }
+}
+
+/** torch.nn.Identity. */
+export class Identity extends Module {
+  forward(x: tf.Tensor): tf.Tensor {
+    return x;
+  }
+}
+
+export interface Conv2dOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+  groups?: number;
+  bias?: boolean;
+  rng?: Generator;
+}
+
+const pair = (v: number | [number, number]): [number, number] => (Array.isArray(v) ? v : [v, v]);
+
+/**
+ * torch.nn.Conv2d on NCHW tensors: weight [out, in/groups, kh, kw], bias [out]. Symmetric zero
+ * padding, stride, groups (groups == in == out is a depthwise conv).
+ */
+export class Conv2d extends Module {
+  weight: Parameter;
+  bias?: Parameter;
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly groups: number;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: number | [number, number],
+    { stride = 1, padding = 0, groups = 1, bias = true, rng = defaultGenerator }: Conv2dOptions = {},
+  ) {
+    super();
+    if (inChannels % groups || outChannels % groups) {
+      throw new RangeError(`Conv2d: in (${inChannels}) and out (${outChannels}) channels must be divisible by groups (${groups})`);
+    }
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(stride);
+    this.padding = pair(padding);
+    this.groups = groups;
+    const shape = [outChannels, inChannels / groups, ...this.kernelSize];
+    this.weight = new Parameter(kaimingUniform(shape, Math.sqrt(5), rng));
+    if (bias) {
+      const bound = 1 / Math.sqrt(fans(shape).fanIn);
+      this.bias = new Parameter(uniform([outChannels], -bound, bound, rng));
+    }
+  }
+
+  /** x [N, C, H, W] -> [N, out, H', W']. */
+  forward(x: tf.Tensor): tf.Tensor {
+    if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
+      throw new RangeError(`Conv2d: expected [N, ${this.inChannels}, H, W], got [${x.shape.join(', ')}]`);
+    }
+    return tf.tidy(() => {
+      const [ph, pw] = this.padding;
+      let h = tf.transpose(x, [0, 2, 3, 1]) as tf.Tensor4D; // NHWC
+      if (ph || pw) h = tf.pad(h, [[0, 0], [ph, ph], [pw, pw], [0, 0]]);
+      // [out, in/g, kh, kw] -> [kh, kw, in/g, out]
+      const w = tf.transpose(this.weight.value, [2, 3, 1, 0]) as tf.Tensor4D;
+      let y: tf.Tensor4D;
+      if (this.groups === 1) {
+        y = tf.conv2d(h, w, this.stride, 'valid');
+      } else if (this.groups === this.inChannels) {
+        // Depthwise: output channel c * mult + m reads input channel c.
+        const [kh, kw] = this.kernelSize;
+        const filter = tf.reshape(w, [kh, kw, this.inChannels, this.outChannels / this.inChannels]) as tf.Tensor4D;
+        y = tf.depthwiseConv2d(h, filter, this.stride, 'valid');
+      } else {
+        const xs = tf.split(h, this.groups, 3);
+        const ws = tf.split(w, this.groups, 3);
+        y = tf.concat<tf.Tensor4D>(xs.map((xi, i) => tf.conv2d(xi as tf.Tensor4D, ws[i] as tf.Tensor4D, this.stride, "valid")), 3);
+      }
+      if (this.bias) y = tf.add(y, this.bias.value);
+      return tf.transpose(y, [0, 3, 1, 2]);
+    });
+  }
+}
+

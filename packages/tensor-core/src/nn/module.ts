@@ -1,0 +1,282 @@
+// A torch.nn.Module for tfjs.
+//
+// A module's children, parameters and buffers are its own properties, found in assignment order
+// (the order PyTorch registers them). A property's state-dict name is derived by one rule,
+// `stateDictName`: camelCase becomes snake_case (`relativePositionBiasTable` ->
+// `relative_position_bias_table`, `alphaI2t` -> `alpha_i2t`), a name that starts with a capital
+// is kept as written (HF's `LayerNorm`), and ModuleList items are named by index. A model written
+// as a tree of modules therefore produces the official checkpoint keys by construction.
+import { tf } from '../tf.js';
+
+/** A trainable tensor, stored as a tf.Variable so that optimizers and loading keep its identity. */
+export class Parameter {
+  readonly value: tf.Variable;
+  constructor(
+    initial: tf.Tensor,
+    readonly requiresGrad = true,
+  ) {
+    this.value = tf.variable(initial, requiresGrad);
+    initial.dispose();
+  }
+  get shape(): number[] {
+    return this.value.shape;
+  }
+  get dtype(): tf.DataType {
+    return this.value.dtype;
+  }
+}
+
+/** A non-trainable tensor owned by a module (running statistics, index tables, masks). */
+export class Buffer {
+  private tensor: tf.Tensor;
+  constructor(
+    initial: tf.Tensor,
+    /** Persistent buffers are part of the state dict (PyTorch's `persistent=True`). */
+    readonly persistent = true,
+  ) {
+    this.tensor = tf.keep(initial);
+  }
+  get value(): tf.Tensor {
+    return this.tensor;
+  }
+  /** Replaces the tensor (the old one is disposed). */
+  set(next: tf.Tensor): void {
+    if (next === this.tensor) return;
+    this.tensor.dispose();
+    this.tensor = tf.keep(next);
+  }
+  get shape(): number[] {
+    return this.tensor.shape;
+  }
+  dispose(): void {
+    this.tensor.dispose();
+  }
+}
+
+/** camelCase property -> PyTorch snake_case key (see the file comment). */
+export function stateDictName(property: string): string {
+  if (/^[A-Z0-9]/.test(property)) return property;
+  return property.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+}
+
+export interface LoadStateDictOptions {
+  /** Throw on missing or unexpected keys (default true). Shape/dtype mismatches always throw. */
+  strict?: boolean;
+}
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+export class StateDictError extends Error {
+  constructor(
+    message: string,
+    readonly missingKeys: string[] = [],
+    readonly unexpectedKeys: string[] = [],
+    readonly mismatches: { key: string; expected: string; got: string }[] = [],
+  ) {
+    super(message);
+    this.name = 'StateDictError';
+  }
+}
+
+const HIDDEN = new Set(['training', 'childNames']);
+
+export abstract class Module {
+  training = true;
+  /** Explicit names for properties whose key breaks the rule (rare; prefer renaming the property). */
+  protected childNames?: Record<string, string>;
+
+  /** Own [key, child] pairs: submodules, parameters and buffers, in assignment order. */
+  private ownEntries(): [string, Module | Parameter | Buffer][] {
+    const out: [string, Module | Parameter | Buffer][] = [];
+    for (const [prop, value] of Object.entries(this)) {
+      if (HIDDEN.has(prop)) continue;
+      if (value instanceof Module || value instanceof Parameter || value instanceof Buffer) {
+        out.push([this.childNames?.[prop] ?? stateDictName(prop), value]);
+      }
+    }
+    return out;
+  }
+
+  /** Direct submodules with their keys. */
+  namedChildren(): [string, Module][] {
+    return this.ownEntries().filter((e): e is [string, Module] => e[1] instanceof Module);
+  }
+
+  /** This module and every descendant, pre-order, with dotted names ('' for this one). */
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [name, child] of this.namedChildren()) {
+      out.push(...child.namedModules(prefix ? `${prefix}.${name}` : name));
+    }
+    return out;
+  }
+
+  /** Every parameter with its dotted PyTorch name, in PyTorch's order. */
+  namedParameters(): [string, Parameter][] {
+    const out: [string, Parameter][] = [];
+    for (const [path, m] of this.namedModules()) {
+      for (const [name, v] of m.ownEntries()) {
+        if (v instanceof Parameter) out.push([path ? `${path}.${name}` : name, v]);
+      }
+    }
+    return out;
+  }
+
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Every buffer (persistent or not) with its dotted name. */
+  namedBuffers(): [string, Buffer][] {
+    const out: [string, Buffer][] = [];
+    for (const [path, m] of this.namedModules()) {
+      for (const [name, v] of m.ownEntries()) {
+        if (v instanceof Buffer) out.push([path ? `${path}.${name}` : name, v]);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Parameters and persistent buffers by dotted name, in PyTorch's state_dict order (each
+   * module's own parameters, then its buffers, then its children). The tensors are the live ones:
+   * do not dispose them.
+   */
+  stateDict(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    const visit = (m: Module, prefix: string) => {
+      const entries = m.ownEntries();
+      for (const [name, v] of entries) if (v instanceof Parameter) out.set(prefix + name, v.value);
+      for (const [name, v] of entries) if (v instanceof Buffer && v.persistent) out.set(prefix + name, v.value);
+      for (const [name, v] of entries) if (v instanceof Module) visit(v, `${prefix}${name}.`);
+    };
+    visit(this, '');
+    return out;
+  }
+
+  /**
+   * Copies tensors into the parameters and persistent buffers with the same names. Values are
+   * cast to the target dtype when both are numeric of the same kind (float->float, int->int);
+   * any shape mismatch, or a float given for an int buffer, throws a StateDictError that names
+   * the key and both shapes. With `strict` (default) missing or unexpected keys throw too;
+   * otherwise they are returned. The caller keeps ownership of the given tensors.
+   */
+  loadStateDict(
+    dict: Map<string, tf.Tensor> | Record<string, tf.Tensor>,
+    { strict = true }: LoadStateDictOptions = {},
+  ): LoadStateDictResult {
+    const given = dict instanceof Map ? dict : new Map(Object.entries(dict));
+    const targets = new Map<string, Parameter | Buffer>();
+    for (const [name, p] of this.namedParameters()) targets.set(name, p);
+    for (const [name, b] of this.namedBuffers()) if (b.persistent) targets.set(name, b);
+
+    const missingKeys = [...targets.keys()].filter((k) => !given.has(k));
+    const unexpectedKeys = [...given.keys()].filter((k) => !targets.has(k));
+    const mismatches: { key: string; expected: string; got: string }[] = [];
+    for (const [key, target] of targets) {
+      const t = given.get(key);
+      if (!t) continue;
+      const sameShape = t.shape.length === target.shape.length && t.shape.every((d, i) => d === target.shape[i]);
+      const kind = (d: tf.DataType) => (d === 'float32' || d === 'complex64' ? 'float' : d === 'int32' ? 'int' : d);
+      const targetDtype = target instanceof Parameter ? target.dtype : target.value.dtype;
+      if (!sameShape || kind(t.dtype) !== kind(targetDtype)) {
+        mismatches.push({ key, expected: `${targetDtype}[${target.shape.join(', ')}]`, got: `${t.dtype}[${t.shape.join(', ')}]` });
+      }
+    }
+    if (mismatches.length) {
+      const lines = mismatches.map((m) => `  ${m.key}: model has ${m.expected}, checkpoint has ${m.got}`);
+      throw new StateDictError(`loadStateDict: ${mismatches.length} tensor(s) with the wrong shape or dtype:\n${lines.join('\n')}`, missingKeys, unexpectedKeys, mismatches);
+    }
+    if (strict && (missingKeys.length || unexpectedKeys.length)) {
+      const parts: string[] = [];
+      if (missingKeys.length) parts.push(`missing keys (${missingKeys.length}): ${listKeys(missingKeys)}`);
+      if (unexpectedKeys.length) parts.push(`unexpected keys (${unexpectedKeys.length}): ${listKeys(unexpectedKeys)}`);
+      throw new StateDictError(`loadStateDict (strict): ${parts.join('; ')}`, missingKeys, unexpectedKeys);
+    }
+    for (const [key, target] of targets) {
+      const t = given.get(key);
+      if (!t) continue;
+      if (target instanceof Parameter) {
+        tf.tidy(() => target.value.assign(t.dtype === target.dtype ? t : tf.cast(t, target.dtype)));
+      } else {
+        target.set(tf.tidy(() => (t.dtype === target.value.dtype ? tf.clone(t) : tf.cast(t, target.value.dtype))));
+      }
+    }
+    return { missingKeys, unexpectedKeys };
+  }
+
+  /** Sets training mode on this module and every descendant (dropout, drop-path). */
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Number of parameter elements (optionally only the trainable ones). */
+  numParameters({ trainableOnly = false } = {}): number {
+    return this.parameters()
+      .filter((p) => !trainableOnly || p.requiresGrad)
+      .reduce((n, p) => n + p.value.size, 0);
+  }
+
+  /** Frees every parameter and buffer of the tree. The module is unusable afterwards. */
+  dispose(): void {
+    for (const p of this.parameters()) p.value.dispose();
+    for (const [, b] of this.namedBuffers()) b.dispose();
+  }
+}
+
+function listKeys(keys: string[]): string {
+  const shown = keys.slice(0, 20).join(', ');
+  return keys.length > 20 ? `${shown}, ... (${keys.length - 20} more)` : shown;
+}
+
+/** Children named "0", "1", ... like torch.nn.ModuleList. */
+export class ModuleList<M extends Module = Module> extends Module implements Iterable<M> {
+  private readonly items: M[];
+  constructor(items: M[] = []) {
+    super();
+    this.items = [];
+    for (const m of items) this.push(m);
+  }
+  push(m: M): this {
+    (this as unknown as Record<string, M>)[String(this.items.length)] = m;
+    this.items.push(m);
+    return this;
+  }
+  get length(): number {
+    return this.items.length;
+  }
+  at(i: number): M {
+    const m = this.items[i < 0 ? this.items.length + i : i];
+    if (!m) throw new RangeError(`ModuleList index ${i} out of range (length ${this.items.length})`);
+    return m;
+  }
+  [Symbol.iterator](): Iterator<M> {
+    return this.items[Symbol.iterator]();
+  }
+}
+
+/** A module with a forward pass from one tensor to one tensor. */
+export interface UnaryModule {
+  forward(x: tf.Tensor): tf.Tensor;
+}
+
+/** torch.nn.Sequential: children "0", "1", ... applied in order. */
+export class Sequential extends ModuleList<Module & UnaryModule> implements UnaryModule {
+  constructor(...layers: (Module & UnaryModule)[]) {
+    super(layers);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      let h = x;
+      for (const layer of this) h = layer.forward(h);
+      return h;
+    });
+  }
+}

@@ -1,0 +1,58 @@
+import { tf } from '../tf.js';
+
+/** Sums a broadcast gradient back to `shape` (leading extra dims, and dims of size 1). */
+export function sumToShape(g: tf.Tensor, shape: number[]): tf.Tensor {
+  let out = g;
+  const extra = g.rank - shape.length;
+  if (extra > 0) out = tf.sum(out, Array.from({ length: extra }, (_, i) => i));
+  const axes = shape.flatMap((d, i) => (d === 1 && out.shape[i] !== 1 ? [i] : []));
+  if (axes.length) out = tf.sum(out, axes, true);
+  return out;
+}
+
+/** Swaps the last two axes. */
+export function transposeLast2(x: tf.Tensor): tf.Tensor {
+  const perm = Array.from({ length: x.rank }, (_, i) => i);
+  [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
+  return tf.transpose(x, perm);
+}
+
+// tfjs' wasm matMul runs ~15x slower with its transposeA/B flags than on plain operands, and the
+// stock MatMul gradient uses those flags. This product transposes explicitly in both passes.
+const plainMatmul = tf.customGrad((a, b, save) => {
+  const [x, y] = [a as tf.Tensor, b as tf.Tensor];
+  (save as tf.GradSaveFunc)([x, y]);
+  return {
+    value: tf.matMul(x, y),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const d = dy as tf.Tensor;
+      const [sa, sb] = saved;
+      return [sumToShape(tf.matMul(d, transposeLast2(sb)), sa.shape), sumToShape(tf.matMul(transposeLast2(sa), d), sb.shape)];
+    },
+  };
+});
+
+/**
+ * a @ b with optional transposes (batch dims broadcast as in tf.matMul). Differentiable; fast on
+ * every backend because no transposed-operand kernel modes are used.
+ */
+export function matmul(a: tf.Tensor, b: tf.Tensor, { transposeA = false, transposeB = false } = {}): tf.Tensor {
+  return tf.tidy(() => plainMatmul(transposeA ? transposeLast2(a) : a, transposeB ? transposeLast2(b) : b));
+}
+
+/**
+ * torch.nn.functional.linear: x [..., in] @ weight[out, in]^T + bias[out] -> [..., out].
+ */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+  if (weight.rank !== 2) throw new RangeError(`linear: weight must be [out, in], got [${weight.shape.join(', ')}]`);
+  const [outF, inF] = weight.shape;
+  if (x.shape[x.rank - 1] !== inF) {
+    throw new RangeError(`linear: input [${x.shape.join(', ')}] does not end in ${inF} (weight [${outF}, ${inF}])`);
+  }
+  return tf.tidy(() => {
+    const x2 = x.rank === 2 ? x : tf.reshape(x, [-1, inF]);
+    let y = plainMatmul(x2, tf.transpose(weight));
+    if (bias) y = tf.add(y, bias);
+    return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outF]);
+  });
+}

@@ -1,0 +1,142 @@
+// A seeded random generator that gives the same numbers on every backend: values are drawn in
+// JS (xoshiro128**, seeded through splitmix32) and uploaded, never drawn by a backend kernel.
+import { tf } from './tf.js';
+
+function splitmix32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+}
+
+export class Generator {
+  private s = new Uint32Array(4);
+  /** Second Box-Muller output, returned by the next nextNormal(). */
+  private spare: number | undefined;
+
+  constructor(seed = 0) {
+    this.manualSeed(seed);
+  }
+
+  /** Re-seeds the generator (like torch.Generator.manual_seed). */
+  manualSeed(seed: number): this {
+    if (!Number.isFinite(seed)) throw new TypeError(`Generator seed must be a finite number, got ${seed}`);
+    const next = splitmix32(Math.floor(seed) ^ Math.floor(seed / 2 ** 32));
+    for (let i = 0; i < 4; i++) this.s[i] = next();
+    this.spare = undefined;
+    return this;
+  }
+
+  /** The full state, to checkpoint and restore a training run exactly. */
+  getState(): number[] {
+    return Array.from(this.s);
+  }
+  setState(state: readonly number[]): this {
+    if (state.length !== 4) throw new TypeError(`Generator state must have 4 words, got ${state.length}`);
+    this.s.set(state.map((v) => v >>> 0));
+    this.spare = undefined;
+    return this;
+  }
+
+  /** Next 32 random bits (xoshiro128**). */
+  nextUint32(): number {
+    const s = this.s;
+    const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+    const t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
+    return result;
+  }
+
+  /** Uniform double in [0, 1) with 53 random bits. */
+  nextDouble(): number {
+    const hi = this.nextUint32() >>> 5;
+    const lo = this.nextUint32() >>> 6;
+    return (hi * 67108864 + lo) / 9007199254740992;
+  }
+
+  /** Standard normal double (Box-Muller, both outputs used). */
+  nextNormal(): number {
+    if (this.spare !== undefined) {
+      const v = this.spare;
+      this.spare = undefined;
+      return v;
+    }
+    let u = 0;
+    while (u === 0) u = this.nextDouble();
+    const v = this.nextDouble();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+
+  /** Integer in [0, n). */
+  nextInt(n: number): number {
+    if (!(n >= 1) || !Number.isInteger(n)) throw new RangeError(`nextInt needs a positive integer bound, got ${n}`);
+    return Math.floor(this.nextDouble() * n);
+  }
+
+  uniformArray(size: number, low = 0, high = 1): Float32Array {
+    const out = new Float32Array(size);
+    for (let i = 0; i < size; i++) out[i] = low + (high - low) * this.nextDouble();
+    return out;
+  }
+
+  normalArray(size: number, mean = 0, std = 1): Float32Array {
+    const out = new Float32Array(size);
+    for (let i = 0; i < size; i++) out[i] = mean + std * this.nextNormal();
+    return out;
+  }
+
+  /** U(low, high) tensor. */
+  uniform(shape: number[], low = 0, high = 1): tf.Tensor {
+    return tf.tensor(this.uniformArray(sizeOf(shape), low, high), shape, 'float32');
+  }
+
+  /** N(mean, std^2) tensor. */
+  normal(shape: number[], mean = 0, std = 1): tf.Tensor {
+    return tf.tensor(this.normalArray(sizeOf(shape), mean, std), shape, 'float32');
+  }
+
+  /** A random permutation of 0..n-1 (Fisher-Yates), as a plain array. */
+  permutation(n: number): number[] {
+    const p = Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.nextInt(i + 1);
+      [p[i], p[j]] = [p[j], p[i]];
+    }
+    return p;
+  }
+
+  /** Bernoulli(p) 0/1 mask as float32 (used by dropout). */
+  bernoulli(shape: number[], p: number): tf.Tensor {
+    const size = sizeOf(shape);
+    const out = new Float32Array(size);
+    for (let i = 0; i < size; i++) out[i] = this.nextDouble() < p ? 1 : 0;
+    return tf.tensor(out, shape, 'float32');
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+function sizeOf(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** The process-wide generator used when none is passed (like torch's default generator). */
+export const defaultGenerator = new Generator(0);
+
+/** Seeds the default generator (torch.manual_seed). */
+export function manualSeed(seed: number): Generator {
+  return defaultGenerator.manualSeed(seed);
+}

@@ -1,0 +1,95 @@
+// Test helpers for fiber-vl packages (`@fiber-vl/tensor-core/testing`): which backends to run
+// on, numerical gradient checks and comparisons with reference arrays.
+import { tf } from './tf.js';
+import { availableBackends, initBackend, type BackendName } from './backends/index.js';
+import { Generator } from './rng.js';
+
+export { expectNoTensorGrowth } from './memory.js';
+
+let probe: Promise<{ names: BackendName[]; skipped: { backend: BackendName; reason: string }[] }> | undefined;
+
+/**
+ * The backends tests should run on: every one that starts here, or those named in
+ * FIBER_TEST_BACKENDS (comma-separated). Unavailable ones are reported once on stderr with why.
+ */
+export function testBackends(): Promise<{ names: BackendName[]; skipped: { backend: BackendName; reason: string }[] }> {
+  probe ??= (async () => {
+    const only = process.env.FIBER_TEST_BACKENDS?.split(',').map((s) => s.trim()).filter(Boolean);
+    const { available, unavailable } = await availableBackends();
+    let names = available.map((b) => b.name);
+    if (only?.length) names = names.filter((n) => only.includes(n));
+    for (const u of unavailable) process.stderr.write(`[fiber-vl tests] skipping backend ${u.backend}: ${u.reason}\n`);
+    for (const b of available) {
+      const detail = b.name === 'wasm' ? `simd=${b.simd} threads=${b.threads}` : b.name === 'webgpu' ? `${b.adapter?.vendor} ${b.adapter?.description}`.trim() : '';
+      if (names.includes(b.name)) process.stderr.write(`[fiber-vl tests] backend ${b.name} ${detail}\n`);
+    }
+    return { names, skipped: unavailable };
+  })();
+  return probe;
+}
+
+/** Makes `name` the current backend. */
+export async function useBackend(name: BackendName): Promise<void> {
+  await initBackend({ backend: name });
+}
+
+/** Max |a - b| over two arrays of equal length (throws on a length mismatch). */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new RangeError(`maxAbsDiff: lengths differ (${a.length} vs ${b.length})`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (d > m || Number.isNaN(d)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
+
+export interface GradCheckResult {
+  /** Per input: max |analytic - numeric| and the scale it is judged against. */
+  errors: { maxAbs: number; scale: number }[];
+  ok: boolean;
+}
+
+/**
+ * Compares tf.grads of sum(f(xs) * r) (r a fixed random projection) with central finite
+ * differences in float64 arithmetic over float32 evaluations. Checks every input element up to
+ * `maxElements` per input (then a random subset). Passes when |analytic - numeric| <=
+ * atol + rtol * max|numeric|.
+ */
+export function gradCheck(
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  xs: tf.Tensor[],
+  { eps = 1e-2, atol = 1e-3, rtol = 1e-2, maxElements = 64, seed = 1 }: { eps?: number; atol?: number; rtol?: number; maxElements?: number; seed?: number } = {},
+): GradCheckResult {
+  const rng = new Generator(seed);
+  const y0 = tf.tidy(() => f(...xs));
+  const r = rng.uniformArray(y0.size, -1, 1);
+  const rT = tf.tensor(r, y0.shape);
+  y0.dispose();
+  const loss = (...ins: tf.Tensor[]) => tf.sum(tf.mul(f(...ins), rT));
+  const analytic = tf.tidy(() => tf.grads(loss)(xs).map((g) => g.dataSync().slice()));
+  const values = xs.map((x) => x.dataSync().slice() as Float32Array);
+  const errors: GradCheckResult['errors'] = [];
+  for (let i = 0; i < xs.length; i++) {
+    const x = values[i];
+    const idx = x.length <= maxElements ? [...x.keys()] : rng.permutation(x.length).slice(0, maxElements);
+    let maxAbs = 0;
+    let scale = 0;
+    for (const j of idx) {
+      const evalAt = (v: number) => {
+        const copy = x.slice();
+        copy[j] = v;
+        return tf.tidy(() => {
+          const ins = xs.map((orig, k) => (k === i ? tf.tensor(copy, orig.shape, orig.dtype) : orig));
+          return loss(...ins).dataSync()[0];
+        });
+      };
+      const numeric = (evalAt(x[j] + eps) - evalAt(x[j] - eps)) / (2 * eps);
+      maxAbs = Math.max(maxAbs, Math.abs(numeric - analytic[i][j]));
+      scale = Math.max(scale, Math.abs(numeric));
+    }
+    errors.push({ maxAbs, scale });
+  }
+  rT.dispose();
+  return { errors, ok: errors.every((e) => e.maxAbs <= atol + rtol * e.scale) };
+}

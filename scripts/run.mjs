@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// Entry point of every root npm script. It bootstraps what a fresh machine lacks, then runs the
+// command: pnpm at the version pinned in package.json (installed into .tools/ with npm), the
+// workspace install from the frozen lockfile, the build of every package (turbo), and finally
+//   test         all vitest projects, then a one-line summary "N passed, N failed, N skipped"
+//   bench        the main job (for now: `fiber-bench kernels`)
+//   fiber-bench  the bench CLI with the arguments after `--`
+//   build        only the bootstrap and build
+//   changeset    the changesets CLI
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const [cmd = 'test', ...args] = process.argv.slice(2);
+const log = (msg) => process.stderr.write(`[fiber-vl] ${msg}\n`);
+
+function run(bin, argv, opts = {}) {
+  const r = spawnSync(bin, argv, { cwd: root, stdio: 'inherit', env: process.env, ...opts });
+  if (r.error) throw r.error;
+  return r.status ?? 1;
+}
+function mustRun(bin, argv, opts) {
+  const status = run(bin, argv, opts);
+  if (status !== 0) {
+    log(`failed (exit ${status}): ${bin} ${argv.join(' ')}`);
+    process.exit(status);
+  }
+}
+
+// 1. pnpm at the pinned version.
+const pinned = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).packageManager; // "pnpm@X.Y.Z"
+const pnpmVersion = pinned.split('@')[1];
+const tools = join(root, '.tools');
+const pnpmBin = join(tools, 'node_modules', 'pnpm', 'bin', 'pnpm.mjs');
+const pnpmPkg = join(tools, 'node_modules', 'pnpm', 'package.json');
+if (!existsSync(pnpmPkg) || JSON.parse(readFileSync(pnpmPkg, 'utf8')).version !== pnpmVersion) {
+  log(`installing pnpm@${pnpmVersion} into .tools/`);
+  rmSync(tools, { recursive: true, force: true });
+  mkdirSync(tools, { recursive: true });
+  mustRun('npm', ['install', '--prefix', tools, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `pnpm@${pnpmVersion}`]);
+}
+const pnpm = (argv, opts) => mustRun(process.execPath, [pnpmBin, ...argv], opts);
+
+// 2. The workspace, exactly as locked.
+log('pnpm install --frozen-lockfile');
+pnpm(['install', '--frozen-lockfile', '--reporter=append-only'], { env: { ...process.env, CI: 'true' } });
+
+// 3. Build every package (turbo caches what did not change).
+const turbo = join(root, 'node_modules', '.bin', 'turbo');
+log('building packages');
+mustRun(turbo, ['run', 'build', '--output-logs=errors-only', '--log-order=grouped'], {
+  env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1' },
+});
+
+const bench = (argv) => pnpm(['--filter', '@fiber-vl/bench', 'exec', 'node', 'dist/cli.js', ...argv]);
+
+switch (cmd) {
+  case 'build':
+    break;
+  case 'bench':
+    bench(['kernels', ...args]);
+    break;
+  case 'fiber-bench':
+    bench(args);
+    break;
+  case 'changeset':
+    mustRun(join(root, 'node_modules', '.bin', 'changeset'), args);
+    break;
+  case 'test': {
+    const report = join(root, 'node_modules', '.cache', 'vitest-report.json');
+    mkdirSync(dirname(report), { recursive: true });
+    rmSync(report, { force: true });
+    const status = run(join(root, 'node_modules', '.bin', 'vitest'), [
+      'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args,
+    ]);
+    if (existsSync(report)) {
+      const r = JSON.parse(readFileSync(report, 'utf8'));
+      const skipped = r.numPendingTests + r.numTodoTests;
+      console.log(`\n${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+    }
+    process.exit(status);
+  }
+  default:
+    log(`unknown command "${cmd}" (expected test, bench, fiber-bench, build or changeset)`);
+    process.exit(2);
+}

@@ -1,0 +1,16 @@
+// Shared tsup settings: ESM + CJS + .d.ts for every package, Node 20 / ES2022 target.
+import type { Options } from "tsup";
+
+export function libConfig(overrides: Options = {}): Options {
+  return {
+    entry: ['src/index.ts'],
+    format: ['esm', 'cjs'],
+    dts: true,
+    sourcemap: true,
+    clean: true,
+    target: 'es2022',
+    splitting: false,
+    treeshake: true,
+    ...overrides,
+  };
+}
