@@ -56,19 +56,21 @@ export interface GradCheckResult {
  * `maxElements` per input (then a random subset). Passes when |analytic - numeric| <=
  * atol + rtol * max|numeric|.
  */
-export function gradCheck(
+export async function gradCheck(
   f: (...xs: tf.Tensor[]) => tf.Tensor,
   xs: tf.Tensor[],
   { eps = 1e-2, atol = 1e-3, rtol = 1e-2, maxElements = 64, seed = 1 }: { eps?: number; atol?: number; rtol?: number; maxElements?: number; seed?: number } = {},
-): GradCheckResult {
+): Promise<GradCheckResult> {
   const rng = new Generator(seed);
   const y0 = tf.tidy(() => f(...xs));
   const r = rng.uniformArray(y0.size, -1, 1);
   const rT = tf.tensor(r, y0.shape);
   y0.dispose();
   const loss = (...ins: tf.Tensor[]) => tf.sum(tf.mul(f(...ins), rT));
-  const analytic = tf.tidy(() => tf.grads(loss)(xs).map((g) => g.dataSync().slice()));
-  const values = xs.map((x) => x.dataSync().slice() as Float32Array);
+  const grads = tf.tidy(() => tf.grads(loss)(xs));
+  const analytic = await Promise.all(grads.map(async (g) => (await g.data()) as Float32Array));
+  tf.dispose(grads);
+  const values = await Promise.all(xs.map(async (x) => ((await x.data()) as Float32Array).slice()));
   const errors: GradCheckResult['errors'] = [];
   for (let i = 0; i < xs.length; i++) {
     const x = values[i];
@@ -76,15 +78,18 @@ export function gradCheck(
     let maxAbs = 0;
     let scale = 0;
     for (const j of idx) {
-      const evalAt = (v: number) => {
+      const evalAt = async (v: number) => {
         const copy = x.slice();
         copy[j] = v;
-        return tf.tidy(() => {
+        const out = tf.tidy(() => {
           const ins = xs.map((orig, k) => (k === i ? tf.tensor(copy, orig.shape, orig.dtype) : orig));
-          return loss(...ins).dataSync()[0];
+          return loss(...ins);
         });
+        const value = (await out.data())[0];
+        out.dispose();
+        return value;
       };
-      const numeric = (evalAt(x[j] + eps) - evalAt(x[j] - eps)) / (2 * eps);
+      const numeric = ((await evalAt(x[j] + eps)) - (await evalAt(x[j] - eps))) / (2 * eps);
       maxAbs = Math.max(maxAbs, Math.abs(numeric - analytic[i][j]));
       scale = Math.max(scale, Math.abs(numeric));
     }

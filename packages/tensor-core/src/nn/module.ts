@@ -197,7 +197,7 @@ export abstract class Module {
     }
     for (const [key, target] of targets) {
       const t = given.get(key);
-      if (!t) continue;
+      if (!t || t.dataId === target.value.dataId) continue; // absent, or this module's own tensor
       if (target instanceof Parameter) {
         tf.tidy(() => target.value.assign(t.dtype === target.dtype ? t : tf.cast(t, target.dtype)));
       } else {

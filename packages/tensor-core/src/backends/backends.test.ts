@@ -1,0 +1,70 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { tf } from '../tf.js';
+import { BackendUnavailableError, initBackend } from './index.js';
+import { testBackends } from '../testing.js';
+
+const { names, skipped } = await testBackends();
+
+describe('initBackend', () => {
+  afterAll(() => {
+    delete process.env.FIBER_BACKEND;
+  });
+
+  it('starts cpu and wasm here, and reports what it got', async () => {
+    expect(names).toContain('cpu');
+    expect(names).toContain('wasm');
+    const wasm = await initBackend({ backend: 'wasm' });
+    expect(tf.getBackend()).toBe('wasm');
+    expect(wasm.simd).toBe(true);
+    expect(wasm.threads).toBeGreaterThanOrEqual(1);
+    const cpu = await initBackend({ backend: 'cpu' });
+    expect(cpu.name).toBe('cpu');
+  });
+
+  it('honours FIBER_BACKEND and rejects an unknown value', async () => {
+    process.env.FIBER_BACKEND = 'cpu';
+    expect((await initBackend()).name).toBe('cpu');
+    process.env.FIBER_BACKEND = 'tpu';
+    await expect(initBackend()).rejects.toThrow('fiber-vl: FIBER_BACKEND="tpu" is not one of webgpu, wasm, cpu, auto');
+    delete process.env.FIBER_BACKEND;
+  });
+
+  it('auto picks wasm over a software WebGPU adapter and says why', async () => {
+    const info = await initBackend();
+    if (names.includes('webgpu')) {
+      // On this machine kind the only adapter is SwiftShader.
+      expect(['webgpu', 'wasm']).toContain(info.name);
+      if (info.name === 'wasm') expect(info.skipped[0].reason).toMatch(/software adapter/);
+    } else {
+      expect(info.name).toBe('wasm');
+      expect(info.skipped[0].backend).toBe('webgpu');
+    }
+  });
+
+  it('a missing backend fails with a reason', () => {
+    const e = new BackendUnavailableError('webgpu', 'navigator.gpu is missing');
+    expect(e.message).toBe('fiber-vl: backend "webgpu" is not available: navigator.gpu is missing');
+    for (const s of skipped) expect(s.reason.length).toBeGreaterThan(10);
+  });
+
+  it.runIf(names.includes('webgpu'))('webgpu reports its adapter and features', async () => {
+    const info = await initBackend({ backend: 'webgpu' });
+    expect(info.adapter?.description ?? info.adapter?.vendor).toBeTruthy();
+    expect(Array.isArray(info.features)).toBe(true);
+    const y = tf.matMul(tf.ones([2, 2]), tf.ones([2, 2]));
+    expect(Array.from(await y.data())).toEqual([2, 2, 2, 2]);
+  });
+
+  it('wasm runs the kernels tfjs-backend-wasm lacks through the cpu fallback', async () => {
+    await initBackend({ backend: 'wasm' });
+    // UnsortedSegmentSum (gather gradient) and Conv2DBackpropFilter (conv weight gradient)
+    const table = tf.variable(tf.ones([4, 2]));
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.gather(t, tf.tensor1d([0, 0, 3], 'int32'))))(table);
+    expect(Array.from(await g.data())).toEqual([2, 2, 0, 0, 0, 0, 1, 1]);
+    const x = tf.ones([1, 3, 3, 1]) as tf.Tensor4D;
+    const wg = tf.grad((w: tf.Tensor) => tf.sum(tf.conv2d(x, w as tf.Tensor4D, 1, 'valid')))(tf.ones([2, 2, 1, 1]));
+    expect(Array.from(await wg.data())).toEqual([4, 4, 4, 4]);
+    expect(tf.getBackend()).toBe('wasm');
+    table.dispose();
+  });
+});

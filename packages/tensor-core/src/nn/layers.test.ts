@@ -1,0 +1,168 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tf } from '../tf.js';
+import { Generator } from '../rng.js';
+import { erf } from '../math.js';
+import { expectNoTensorGrowth, gradCheck, maxAbsDiff, testBackends, useBackend } from '../testing.js';
+import { Conv2d, Dropout, Embedding, GELU, LayerNorm, Linear } from './layers.js';
+import * as init from './init.js';
+import { Module } from './module.js';
+
+const { names } = await testBackends();
+const values = async (t: tf.Tensor) => Array.from((await t.data()) as Float32Array);
+
+/** Direct NCHW convolution in float64 (PyTorch's definition, cross-correlation). */
+function conv2dRef(x: number[], [N, C, H, W]: number[], w: number[], [O, Cg, KH, KW]: number[], b: number[] | undefined, stride: number, pad: number, groups: number) {
+  const OH = Math.floor((H + 2 * pad - KH) / stride) + 1;
+  const OW = Math.floor((W + 2 * pad - KW) / stride) + 1;
+  const out: number[] = [];
+  for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
+    const g = Math.floor(o / (O / groups));
+    let s = b ? b[o] : 0;
+    for (let c = 0; c < Cg; c++) for (let ki = 0; ki < KH; ki++) for (let kj = 0; kj < KW; kj++) {
+      const y = i * stride - pad + ki;
+      const xx = j * stride - pad + kj;
+      if (y < 0 || y >= H || xx < 0 || xx >= W) continue;
+      s += x[((n * C + g * Cg + c) * H + y) * W + xx] * w[((o * Cg + c) * KH + ki) * KW + kj];
+    }
+    out.push(s);
+  }
+  return { out, shape: [N, O, OH, OW] };
+}
+
+describe.each(names)('layers on %s', (backend) => {
+  beforeAll(() => useBackend(backend));
+
+  it('Linear stores weight [out, in] and computes x W^T + b', async () => {
+    const l = new Linear(3, 2);
+    expect(l.weight.shape).toEqual([2, 3]);
+    const x = tf.tensor2d([1, 2, 3], [1, 3]);
+    const [w, b] = [await values(l.weight.value), await values(l.bias!.value)];
+    const ref = [0, 1].map((o) => w[o * 3] + 2 * w[o * 3 + 1] + 3 * w[o * 3 + 2] + b[o]);
+    expect(maxAbsDiff(await values(l.forward(x)), ref)).toBeLessThan(1e-5);
+    expect(new Linear(3, 2, { bias: false }).bias).toBeUndefined();
+  });
+
+  it('LayerNorm normalises the last axis with eps and affine parameters', async () => {
+    const ln = new LayerNorm(4, 1e-12);
+    const y = await values(ln.forward(tf.tensor2d([1, 2, 3, 4], [1, 4])));
+    const s = Math.sqrt(1.25);
+    expect(maxAbsDiff(y, [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s])).toBeLessThan(1e-5);
+  });
+
+  it('Embedding gathers rows and zeroes the padding row', async () => {
+    const e = new Embedding(5, 3, { paddingIdx: 1 });
+    const out = e.forward(tf.tensor2d([[0, 1], [4, 1]], [2, 2], 'int32'));
+    expect(out.shape).toEqual([2, 2, 3]);
+    const v = await values(out);
+    expect(v.slice(3, 6)).toEqual([0, 0, 0]);
+    expect(v.slice(0, 3)).toEqual((await values(e.weight.value)).slice(0, 3));
+  });
+
+  it('Embedding and Conv2d train (gather and conv weight gradients exist here)', async () => {
+    const e = new Embedding(6, 2);
+    const conv = new Conv2d(2, 2, 3, { padding: 1 });
+    const f = () => tf.sum(conv.forward(tf.reshape(e.forward(tf.tensor2d([[0, 1, 2], [3, 4, 5], [0, 0, 1]], [3, 3], 'int32')), [1, 2, 3, 3])));
+    const { grads } = tf.variableGrads(f, [e.weight.value, conv.weight.value]);
+    expect(Object.keys(grads).length).toBe(2);
+    for (const g of Object.values(grads)) expect((await values(g)).some((v) => v !== 0)).toBe(true);
+    tf.dispose(grads);
+  });
+
+  it('GELU is the exact erf form', async () => {
+    const xs = [-3, -1, -0.5, 0, 0.5, 1, 3];
+    expect(maxAbsDiff(await values(new GELU().forward(tf.tensor1d(xs))), xs.map((x) => 0.5 * x * (1 + erf(x / Math.SQRT2))))).toBeLessThan(1e-6);
+  });
+
+  it.each([
+    { stride: 1, padding: 0, groups: 1, k: 3 },
+    { stride: 2, padding: 1, groups: 1, k: 3 },
+    { stride: 4, padding: 0, groups: 1, k: 4 }, // Swin's patch embedding
+    { stride: 1, padding: 1, groups: 2, k: 3 },
+    { stride: 1, padding: 1, groups: 4, k: 3 }, // depthwise
+  ])('Conv2d matches the direct definition (%o)', async ({ stride, padding, groups, k }) => {
+    const rng = new Generator(3);
+    const conv = new Conv2d(4, 8, k, { stride, padding, groups, rng });
+    const xShape = [2, 4, 8, 8];
+    const x = rng.normal(xShape);
+    const ref = conv2dRef(await values(x), xShape, await values(conv.weight.value), conv.weight.shape, await values(conv.bias!.value), stride, padding, groups);
+    const y = conv.forward(x);
+    expect(y.shape).toEqual(ref.shape);
+    expect(maxAbsDiff(await values(y), ref.out)).toBeLessThan(1e-4);
+  });
+
+  it('Conv2d gradient matches finite differences', async () => {
+    const rng = new Generator(4);
+    const x = rng.normal([1, 2, 4, 4]);
+    const w = rng.normal([2, 1, 3, 3]);
+    const conv = new Conv2d(2, 2, 3, { padding: 1, groups: 2, bias: false });
+    const f = (xi: tf.Tensor, wi: tf.Tensor) => {
+      conv.weight.value.assign(wi);
+      return conv.forward(xi);
+    };
+    // gradient through the weight: use the functional form (variables cannot be gradCheck inputs)
+    const r = await gradCheck((xi) => f(xi, w), [x]);
+    expect(r.ok).toBe(true);
+  });
+
+  it('Dropout is seeded, scales by 1/(1-p) and is the identity in eval mode', async () => {
+    const x = tf.ones([1000]);
+    const a = await values(new Dropout(0.3, new Generator(5)).forward(x));
+    const b = await values(new Dropout(0.3, new Generator(5)).forward(x));
+    expect(a).toEqual(b);
+    const kept = a.filter((v) => v !== 0);
+    expect(kept.every((v) => Math.abs(v - 1 / 0.7) < 1e-6)).toBe(true);
+    expect(kept.length / 1000).toBeGreaterThan(0.6);
+    expect(kept.length / 1000).toBeLessThan(0.8);
+    const d = new Dropout(0.3).eval();
+    expect(d.forward(x)).toBe(x);
+  });
+
+  it('a train step of a small MLP does not grow the tensor count', async () => {
+    class Mlp extends Module {
+      fc1 = new Linear(8, 16);
+      norm = new LayerNorm(16);
+      act = new GELU();
+      fc2 = new Linear(16, 4);
+      forward(x: tf.Tensor) {
+        return tf.tidy(() => this.fc2.forward(this.act.forward(this.norm.forward(this.fc1.forward(x)))));
+      }
+    }
+    const m = new Mlp();
+    const x = new Generator(1).normal([5, 8]);
+    const opt = tf.train.sgd(0.01);
+    await expectNoTensorGrowth(() => opt.minimize(() => tf.mean(tf.square(m.forward(x))) as tf.Scalar, false), { label: 'mlp train step' });
+    await expectNoTensorGrowth(() => m.forward(x), { label: 'mlp forward' });
+    // and the helper does catch a forward pass that leaks its intermediates
+    const leaky = () => m.fc2.forward(m.fc1.forward(x));
+    await expect(expectNoTensorGrowth(leaky, { label: 'leaky' })).rejects.toThrow(/leaky: tf.memory\(\).numTensors grew/);
+    opt.dispose();
+    m.dispose();
+  });
+});
+
+describe('initialisers', () => {
+  beforeAll(() => useBackend('cpu'));
+  const stats = (v: Float32Array) => {
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
+    return { mean, std, min: Math.min(...v), max: Math.max(...v) };
+  };
+  it('truncNormal stays in [a, b] with the truncated distribution', () => {
+    const s = stats(init.truncNormal([20000], { std: 0.02, a: -0.04, b: 0.04 }, new Generator(1)).dataSync() as Float32Array);
+    expect(s.min).toBeGreaterThanOrEqual(-0.04);
+    expect(s.max).toBeLessThanOrEqual(0.04);
+    expect(Math.abs(s.mean)).toBeLessThan(1e-3);
+    // std of N(0, 1) truncated to [-2, 2] is 0.8796
+    expect(s.std / 0.02).toBeCloseTo(0.8796, 1);
+  });
+  it('xavier and kaiming use PyTorch fans and bounds', () => {
+    expect(init.fans([8, 4, 3, 3])).toEqual({ fanIn: 36, fanOut: 72 });
+    const x = stats(init.xavierUniform([64, 32], 1, new Generator(2)).dataSync() as Float32Array);
+    expect(x.max).toBeLessThanOrEqual(Math.sqrt(6 / 96));
+    expect(x.max).toBeGreaterThan(0.9 * Math.sqrt(6 / 96));
+    const k = stats(init.kaimingUniform([64, 100], Math.sqrt(5), new Generator(2)).dataSync() as Float32Array);
+    expect(k.max).toBeLessThanOrEqual(0.1);
+    expect(k.max).toBeGreaterThan(0.09);
+    expect(init.xavierNormal([400, 400], 1, new Generator(3)).dataSync().length).toBe(160000);
+  });
+});

@@ -1,0 +1,137 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../backends/index.js';
+import { tf } from '../tf.js';
+import { Buffer, Module, ModuleList, Parameter, Sequential, StateDictError, stateDictName } from './module.js';
+import { LayerNorm, Linear } from './layers.js';
+
+class Attention extends Module {
+  query = new Linear(4, 4);
+  relativePositionBiasTable = new Parameter(tf.zeros([9, 2]));
+  relativePositionIndex = new Buffer(tf.tensor1d([0, 1, 2, 3], 'int32'));
+  cachedMask = new Buffer(tf.zeros([2, 2]), false);
+  LayerNorm = new LayerNorm(4);
+  alphaI2t = new Parameter(tf.zeros([1]));
+}
+class Model extends Module {
+  embed = new Linear(3, 4, { bias: false });
+  blocks = new ModuleList([new Attention(), new Attention()]);
+  norm = new LayerNorm(4);
+}
+
+const shapes = (m: Module) => [...m.stateDict()].map(([k, t]) => `${k} ${t.shape.join('x')}`);
+
+describe('Module', () => {
+  beforeAll(() => initBackend({ backend: 'cpu' }));
+
+  it('derives PyTorch keys from property names by one rule', () => {
+    expect(stateDictName('relativePositionBiasTable')).toBe('relative_position_bias_table');
+    expect(stateDictName('alphaI2t')).toBe('alpha_i2t');
+    expect(stateDictName('qkvTextI2t')).toBe('qkv_text_i2t');
+    expect(stateDictName('normI2tI')).toBe('norm_i2t_i');
+    expect(stateDictName('fc1')).toBe('fc1');
+    expect(stateDictName('LayerNorm')).toBe('LayerNorm');
+    expect(stateDictName('crossattentionT2i')).toBe('crossattention_t2i');
+  });
+
+  it('lists the state dict in PyTorch order: own params, own buffers, then children', () => {
+    const m = new Model();
+    expect(shapes(m)).toEqual([
+      'embed.weight 4x3',
+      'blocks.0.relative_position_bias_table 9x2',
+      'blocks.0.alpha_i2t 1',
+      'blocks.0.relative_position_index 4',
+      'blocks.0.query.weight 4x4',
+      'blocks.0.query.bias 4',
+      'blocks.0.LayerNorm.weight 4',
+      'blocks.0.LayerNorm.bias 4',
+      'blocks.1.relative_position_bias_table 9x2',
+      'blocks.1.alpha_i2t 1',
+      'blocks.1.relative_position_index 4',
+      'blocks.1.query.weight 4x4',
+      'blocks.1.query.bias 4',
+      'blocks.1.LayerNorm.weight 4',
+      'blocks.1.LayerNorm.bias 4',
+      'norm.weight 4',
+      'norm.bias 4',
+    ]);
+    // non-persistent buffers are buffers but not state
+    expect(m.namedBuffers().map(([k]) => k)).toContain('blocks.0.cached_mask');
+    expect(m.namedParameters().map(([k]) => k)[0]).toBe('embed.weight');
+    expect(m.numParameters()).toBe(12 + 2 * (18 + 1 + 20 + 8) + 8);
+    m.dispose();
+  });
+
+  it('round-trips through stateDict / loadStateDict and keeps parameter identity', () => {
+    const a = new Model();
+    const b = new Model();
+    const wBefore = b.embed.weight.value;
+    b.loadStateDict(a.stateDict());
+    expect(b.embed.weight.value).toBe(wBefore);
+    for (const [k, t] of a.stateDict()) {
+      expect(Array.from(b.stateDict().get(k)!.dataSync())).toEqual(Array.from(t.dataSync()));
+    }
+    a.dispose();
+    b.dispose();
+  });
+
+  it('names missing and unexpected keys (strict), and reports them when not strict', () => {
+    const m = new Model();
+    const dict = new Map(m.stateDict());
+    dict.delete('norm.bias');
+    const extra = tf.zeros([1]);
+    dict.set('head.weight', extra);
+    expect(() => m.loadStateDict(dict)).toThrowError(/missing keys \(1\): norm\.bias; unexpected keys \(1\): head\.weight/);
+    const r = m.loadStateDict(dict, { strict: false });
+    expect(r).toEqual({ missingKeys: ['norm.bias'], unexpectedKeys: ['head.weight'] });
+    extra.dispose();
+    m.dispose();
+  });
+
+  it('names the key and both shapes on a shape or dtype mismatch, even when not strict', () => {
+    const m = new Model();
+    const dict = new Map(m.stateDict());
+    const wrong = tf.zeros([4, 5]);
+    const floatIndex = tf.zeros([4]);
+    dict.set('embed.weight', wrong);
+    dict.set('blocks.1.relative_position_index', floatIndex);
+    let err: StateDictError | undefined;
+    try {
+      m.loadStateDict(dict, { strict: false });
+    } catch (e) {
+      err = e as StateDictError;
+    }
+    expect(err).toBeInstanceOf(StateDictError);
+    expect(err!.message).toContain('embed.weight: model has float32[4, 3], checkpoint has float32[4, 5]');
+    expect(err!.message).toContain('blocks.1.relative_position_index: model has int32[4], checkpoint has float32[4]');
+    wrong.dispose();
+    floatIndex.dispose();
+    m.dispose();
+  });
+
+  it('switches train/eval on the whole tree', () => {
+    const m = new Model();
+    m.eval();
+    expect(m.namedModules().every(([, c]) => !c.training)).toBe(true);
+    m.train();
+    expect(m.blocks.at(1).LayerNorm.training).toBe(true);
+    m.dispose();
+  });
+
+  it('dispose() frees every parameter and buffer', () => {
+    const before = tf.memory().numTensors;
+    const m = new Model();
+    expect(tf.memory().numTensors).toBeGreaterThan(before);
+    m.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('Sequential applies children in order with keys 0, 1, ...', () => {
+    const s = new Sequential(new Linear(2, 3), new LayerNorm(3));
+    expect([...s.stateDict().keys()]).toEqual(['0.weight', '0.bias', '1.weight', '1.bias']);
+    const y = s.forward(tf.ones([5, 2]));
+    expect(y.shape).toEqual([5, 3]);
+    y.dispose();
+    s.dispose();
+    expect(() => new ModuleList([]).at(0)).toThrow(/out of range/);
+  });
+});

@@ -1,0 +1,70 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tf } from './tf.js';
+import { Generator, manualSeed, defaultGenerator } from './rng.js';
+import { erf, erfinv } from './math.js';
+import { testBackends, useBackend } from './testing.js';
+
+describe('Generator', () => {
+  it('is reproducible from a seed and its state', () => {
+    const a = new Generator(42);
+    const b = new Generator(42);
+    const xs = Array.from({ length: 5 }, () => a.nextUint32());
+    expect(Array.from({ length: 5 }, () => b.nextUint32())).toEqual(xs);
+    // Golden values: a change here changes every seeded run users have recorded.
+    expect(xs).toEqual(GOLDEN_SEED_42);
+    const state = a.getState();
+    const next = a.nextDouble();
+    expect(new Generator().setState(state).nextDouble()).toBe(next);
+    expect(new Generator(43).nextUint32()).not.toBe(xs[0]);
+  });
+
+  it('uniform, normal and permutation have the right distributions', () => {
+    const g = new Generator(1);
+    const u = g.uniformArray(50000);
+    expect(Math.min(...u)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...u)).toBeLessThan(1);
+    expect(u.reduce((a, b) => a + b) / u.length).toBeCloseTo(0.5, 2);
+    const n = g.normalArray(50000, 1, 2);
+    const mean = n.reduce((a, b) => a + b) / n.length;
+    const std = Math.sqrt(n.reduce((a, b) => a + (b - mean) ** 2, 0) / n.length);
+    expect(mean).toBeCloseTo(1, 1);
+    expect(std).toBeCloseTo(2, 1);
+    const p = g.permutation(100);
+    expect([...p].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(p).not.toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+
+  it('manualSeed seeds the default generator', () => {
+    manualSeed(9);
+    const a = defaultGenerator.nextUint32();
+    manualSeed(9);
+    expect(defaultGenerator.nextUint32()).toBe(a);
+  });
+
+  it('erf and erfinv are accurate and inverse to each other', () => {
+    expect(erf(0.5)).toBeCloseTo(0.5204998778130465, 14);
+    expect(erf(3)).toBeCloseTo(0.9999779095030014, 14);
+    expect(erf(-1.2)).toBeCloseTo(-0.9103139782296354, 14);
+    for (const y of [-0.999, -0.5, 0, 0.3, 0.9, 0.99999]) expect(erf(erfinv(y))).toBeCloseTo(y, 12);
+  });
+});
+
+const { names } = await testBackends();
+describe('Generator tensors are the same on every backend', () => {
+  let reference: number[] | undefined;
+  for (const backend of names) {
+    it(backend, async () => {
+      await useBackend(backend);
+      const t = new Generator(5).normal([64]);
+      const v = Array.from((await t.data()) as Float32Array);
+      t.dispose();
+      reference ??= v;
+      expect(v).toEqual(reference);
+      expect(tf.getBackend()).toBe(backend);
+    });
+  }
+});
+beforeAll(() => useBackend('cpu'));
+
+// xoshiro128** seeded by splitmix32(42), computed by an independent Python transcription of the algorithms.
+const GOLDEN_SEED_42 = [2837322924, 544945897, 479756282, 3500138142, 339756180];
