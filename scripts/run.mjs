@@ -9,7 +9,7 @@
 //   changeset    the changesets CLI
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,6 +42,10 @@ if (!existsSync(pnpmPkg) || JSON.parse(readFileSync(pnpmPkg, 'utf8')).version !=
   mustRun('npm', ['install', '--prefix', tools, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `pnpm@${pnpmVersion}`]);
 }
 const pnpm = (argv, opts) => mustRun(process.execPath, [pnpmBin, ...argv], opts);
+// turbo looks pnpm up on PATH; the workspace's own binaries come next.
+process.env.PATH = [join(tools, 'node_modules', '.bin'), join(root, 'node_modules', '.bin'), process.env.PATH].join(delimiter);
+process.env.TURBO_TELEMETRY_DISABLED = '1';
+process.env.DO_NOT_TRACK = '1';
 
 // 2. The workspace, exactly as locked.
 log('pnpm install --frozen-lockfile');
@@ -50,11 +54,9 @@ pnpm(['install', '--frozen-lockfile', '--reporter=append-only'], { env: { ...pro
 // 3. Build every package (turbo caches what did not change).
 const turbo = join(root, 'node_modules', '.bin', 'turbo');
 log('building packages');
-mustRun(turbo, ['run', 'build', '--output-logs=errors-only', '--log-order=grouped'], {
-  env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1' },
-});
+mustRun(turbo, ['run', 'build', '--output-logs=errors-only', '--log-order=grouped']);
 
-const bench = (argv) => pnpm(['--filter', '@fiber-vl/bench', 'exec', 'node', 'dist/cli.js', ...argv]);
+const bench = (argv) => mustRun(process.execPath, [join(root, 'apps', 'bench', 'dist', 'cli.js'), ...argv]);
 
 switch (cmd) {
   case 'build':

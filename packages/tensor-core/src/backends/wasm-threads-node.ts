@@ -49,7 +49,9 @@ export async function withNodeWasmThreads<T>(
   class PthreadWorker extends OriginalWorker {
     constructor(filename: string | URL, options?: workerThreads.WorkerOptions) {
       if (String(filename).startsWith('blob:')) {
-        super(workerSource, { ...options, eval: true, workerData });
+        // The worker source is CommonJS: drop a parent `--input-type=module`, which eval workers inherit.
+        const execArgv = (options?.execArgv ?? process.execArgv).filter((a) => !a.startsWith('--input-type'));
+        super(workerSource, { ...options, eval: true, workerData, execArgv });
         this.unref();
       } else {
         super(filename, options);

@@ -1,0 +1,120 @@
+// fiber-bench: the fiber-vl main job and benchmarks.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { BackendName } from '@fiber-vl/tensor-core';
+import { kernelsMarkdown, numpyReference, runKernels } from './kernels.js';
+import { peakRssMb } from './measure.js';
+
+const USAGE = `usage: fiber-bench <command> [options]
+
+commands:
+  kernels   matmul / attention / layer norm / MLP train-step throughput on every available backend,
+            next to numpy's matmul when python3 + numpy are installed
+
+options:
+  --backends LIST        comma-separated subset of webgpu,wasm,cpu (default: all that start)
+  --out-dir DIR          where to write <command>.json (default: ./bench-results)
+  --max-case-seconds N   skip a case estimated to take longer than N s per call (default 30)
+  --only NAME            only the cases whose kernel name starts with NAME (e.g. matmul)
+  --wasm-threads N       wasm thread pool size (default: every core)
+  --no-numpy             do not measure the numpy reference
+  --no-single-thread     do not measure wasm matmul with one thread for comparison
+  --json                 print the results as JSON on stdout and write no file
+`;
+
+/** wasm matmul with a one-thread pool, in a child process (the pool size is fixed per process). */
+function singleThreadWasm(log: (l: string) => void): KernelResult[] {
+  log('measuring wasm matmul with 1 thread (child process) ...');
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'kernels', '--backends', 'wasm', '--wasm-threads', '1', '--only', 'matmul', '--json'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  if (r.status !== 0) {
+    log(`wasm single-thread run failed (exit ${r.status})`);
+    return [];
+  }
+  const parsed = JSON.parse(r.stdout) as { results: KernelResult[] };
+  return parsed.results.map((x) => ({ ...x, backend: 'wasm (1 thread)' }));
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      backends: { type: 'string' },
+      'out-dir': { type: 'string' },
+      'max-case-seconds': { type: 'string' },
+      'no-numpy': { type: 'boolean' },
+      'no-single-thread': { type: 'boolean' },
+      only: { type: 'string' },
+      'wasm-threads': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command] = positionals;
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  const outDir = resolve(values['out-dir'] ?? 'bench-results');
+  const backends = values.backends?.split(',').map((s) => s.trim()) as BackendName[] | undefined;
+  for (const b of backends ?? []) {
+    if (!['webgpu', 'wasm', 'cpu'].includes(b)) throw new Error(`--backends: unknown backend "${b}" (expected webgpu, wasm, cpu)`);
+  }
+  switch (command) {
+    case 'kernels': {
+      const started = new Date().toISOString();
+      const wasmThreads = values['wasm-threads'] ? Number(values['wasm-threads']) : undefined;
+      const run = await runKernels({
+        backends,
+        wasmThreads,
+        only: values.only,
+        maxCaseSeconds: values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined,
+      });
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(run)}\n`);
+        return 0;
+      }
+      const log = (l: string) => process.stderr.write(`${l}\n`);
+      const numpy = values['no-numpy'] ? [] : numpyReference(log);
+      const wasm = run.backends.find((b) => b.name === 'wasm');
+      const single = values['no-single-thread'] || !wasm || wasm.threads === 1 ? [] : singleThreadWasm(log);
+      const results = [...run.results, ...single, ...numpy];
+      const report = {
+        command: 'kernels',
+        started,
+        machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
+        backends: run.backends,
+        unavailable: run.unavailable,
+        peakRssMb: peakRssMb(),
+        results,
+      };
+      mkdirSync(outDir, { recursive: true });
+      const file = join(outDir, 'kernels.json');
+      writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+      const backendLine = run.backends
+        .map((b) => `${b.name}${b.threads ? ` (${b.threads} threads, simd=${b.simd})` : ''}${b.adapter ? ` (${b.adapter.vendor} ${b.adapter.description})` : ''}`)
+        .join(', ');
+      process.stdout.write(`\n## fiber-bench kernels\n\nbackends: ${backendLine}; machine: ${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}\n\n`);
+      process.stdout.write(`${kernelsMarkdown(results)}\n\nwritten: ${file}\n`);
+      return 0;
+    }
+    default:
+      process.stderr.write(`fiber-bench: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`fiber-bench: ${(e as Error).message}\n`);
+    process.exit(1);
+  },
+);

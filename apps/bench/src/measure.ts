@@ -1,0 +1,41 @@
+import { tf } from '@fiber-vl/tensor-core';
+
+export interface Timing {
+  /** Median seconds per call. */
+  seconds: number;
+  iterations: number;
+}
+
+/**
+ * Times `fn` (which must return a tensor, or tensors, that it created): one warm-up call, then
+ * calls until `minSeconds` have passed or `maxIterations` ran. Each call waits for its result
+ * (`await data()`, which every backend supports), so GPU work is included, and disposes it.
+ */
+export async function timeIt(fn: () => tf.Tensor | tf.Tensor[], { minSeconds = 1, maxIterations = 50 } = {}): Promise<Timing> {
+  const once = async () => {
+    const out = fn();
+    const outs = Array.isArray(out) ? out : [out];
+    await Promise.all(outs.map((t) => t.data()));
+    tf.dispose(outs);
+  };
+  const t0 = performance.now();
+  await once();
+  const first = (performance.now() - t0) / 1000;
+  const times: number[] = [];
+  let total = 0;
+  // A call slower than the budget is measured once more only.
+  while (times.length < Math.max(1, maxIterations) && (total < minSeconds || times.length === 0)) {
+    const t = performance.now();
+    await once();
+    const dt = (performance.now() - t) / 1000;
+    times.push(dt);
+    total += dt;
+    if (first > minSeconds) break;
+  }
+  times.sort((a, b) => a - b);
+  return { seconds: times[Math.floor(times.length / 2)], iterations: times.length };
+}
+
+export function peakRssMb(): number {
+  return Math.round(process.resourceUsage().maxRSS / 1024);
+}

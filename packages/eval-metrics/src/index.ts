@@ -1,0 +1,1 @@
+export { retrievalRecall, type RetrievalScores, type DirectionScores, type SimilarityMatrix } from './retrieval.js';

@@ -1,0 +1,109 @@
+/**
+ * Image-text retrieval Recall@K with the VSE++ protocol (fartashf/vsepp `evaluation.py` i2t / t2i),
+ * which COCO and Flickr30k retrieval numbers are reported with (metrics-spec §10).
+ *
+ * Ranks are computed by counting, not sorting: the 0-based position of an item in a descending
+ * sort is the number of items scored strictly higher. Memory beyond the matrix is O(#images +
+ * #texts); a 25k x 5k matrix is two passes over its rows. With ties (which the reference leaves
+ * to an unstable sort) a tied item counts as ranked below the ground truth.
+ */
+
+/** A row-major [images x texts] similarity matrix. */
+export interface SimilarityMatrix {
+  rows: number;
+  cols: number;
+  data: ArrayLike<number>;
+}
+
+export interface DirectionScores {
+  'R@1': number;
+  'R@5': number;
+  'R@10': number;
+  medr: number;
+  meanr: number;
+}
+
+export interface RetrievalScores {
+  /** Image annotation: each image queries all texts. */
+  i2t: DirectionScores;
+  /** Image search: each text queries all images. */
+  t2i: DirectionScores;
+  /** Sum of the six R@K values. */
+  rsum: number;
+  /** 0-based rank of each query's best ground truth. */
+  i2tRanks: Int32Array;
+  t2iRanks: Int32Array;
+}
+
+function toMatrix(sim: SimilarityMatrix | readonly (readonly number[])[]): SimilarityMatrix {
+  if (!Array.isArray(sim)) return sim as SimilarityMatrix;
+  const rows = sim.length;
+  const cols = rows ? sim[0].length : 0;
+  const data = new Float64Array(rows * cols);
+  sim.forEach((row, i) => {
+    if (row.length !== cols) throw new RangeError(`similarity row ${i} has ${row.length} entries, row 0 has ${cols}`);
+    data.set(row, i * cols);
+  });
+  return { rows, cols, data };
+}
+
+function summarize(ranks: Int32Array): DirectionScores {
+  const n = ranks.length;
+  const within = (k: number) => {
+    let c = 0;
+    for (const r of ranks) if (r < k) c++;
+    return (100 * c) / n;
+  };
+  const sorted = Int32Array.from(ranks).sort();
+  const median = n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  let sum = 0;
+  for (const r of ranks) sum += r;
+  return { 'R@1': within(1), 'R@5': within(5), 'R@10': within(10), medr: Math.floor(median) + 1, meanr: sum / n + 1 };
+}
+
+/**
+ * @param similarity sim[i][j] = score of image i against text j (higher = more similar)
+ * @param textToImage for each text j, the index of the image it describes (COCO/Flickr order:
+ *   Math.floor(j / 5)); any mapping works, including a different number of texts per image.
+ */
+export function retrievalRecall(similarity: SimilarityMatrix | readonly (readonly number[])[], textToImage: ArrayLike<number>): RetrievalScores {
+  const { rows, cols, data } = toMatrix(similarity);
+  if (data.length !== rows * cols) throw new RangeError(`similarity has ${data.length} values, expected ${rows} x ${cols}`);
+  if (textToImage.length !== cols) throw new RangeError(`textToImage has ${textToImage.length} entries for ${cols} texts (similarity columns)`);
+  const hasText = new Uint8Array(rows);
+  for (let j = 0; j < cols; j++) {
+    const img = textToImage[j];
+    if (!Number.isInteger(img) || img < 0 || img >= rows) throw new RangeError(`textToImage[${j}] = ${img} is not an image index in [0, ${rows})`);
+    hasText[img] = 1;
+  }
+  const missing = hasText.indexOf(0);
+  if (missing >= 0) throw new RangeError(`image ${missing} has no text in textToImage, so its i2t rank is undefined`);
+
+  // i2t: best ground-truth score per image, then count the texts scored above it.
+  const i2tRanks = new Int32Array(rows);
+  const best = new Float64Array(rows).fill(-Infinity);
+  for (let j = 0; j < cols; j++) {
+    const i = textToImage[j];
+    const v = data[i * cols + j];
+    if (v > best[i]) best[i] = v;
+  }
+  // t2i: each text's ground-truth score, then count the images scored above it (row-major pass).
+  const target = new Float64Array(cols);
+  for (let j = 0; j < cols; j++) target[j] = data[textToImage[j] * cols + j];
+  const t2iRanks = new Int32Array(cols);
+  for (let i = 0; i < rows; i++) {
+    const off = i * cols;
+    const b = best[i];
+    let above = 0;
+    for (let j = 0; j < cols; j++) {
+      const v = data[off + j];
+      if (v > b) above++;
+      if (v > target[j]) t2iRanks[j]++;
+    }
+    i2tRanks[i] = above;
+  }
+  const i2t = summarize(i2tRanks);
+  const t2i = summarize(t2iRanks);
+  const rsum = i2t['R@1'] + i2t['R@5'] + i2t['R@10'] + t2i['R@1'] + t2i['R@5'] + t2i['R@10'];
+  return { i2t, t2i, rsum, i2tRanks, t2iRanks };
+}

@@ -1,0 +1,1 @@
+export { fiberBaseConfig, validateFiberConfig, fusionSchedule, type FiberCoarseConfig, type FusedPair } from './config.js';

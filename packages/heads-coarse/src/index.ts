@@ -1,0 +1,1 @@
+export { FIBER_B_HEADS, clampTemperature, type CoarseHeadsConfig } from './config.js';

@@ -1,0 +1,1 @@
+export { FIBER_DYHEAD, hSigmoid, dyReluCoefficients, type DyHeadConfig } from './config.js';

@@ -1,0 +1,17 @@
+import { describe, expect, it } from 'vitest';
+import { createPositionIds, extendedAttentionMask, robertaConfig } from './config.js';
+
+describe('RoBERTa config', () => {
+  it('defaults to roberta-base', () => {
+    const c = robertaConfig();
+    expect([c.vocabSize, c.hiddenSize, c.numHiddenLayers, c.maxPositionEmbeddings, c.layerNormEps]).toEqual([50265, 768, 12, 514, 1e-5]);
+    expect(() => robertaConfig({ numAttentionHeads: 7 })).toThrow(/RobertaConfig.numAttentionHeads/);
+  });
+  it('position ids start at padding_idx + 1 and padding keeps padding_idx', () => {
+    expect(createPositionIds([[0, 31414, 232, 2, 1, 1]])).toEqual([[2, 3, 4, 5, 1, 1]]);
+    expect(createPositionIds([[0, 1, 5, 2]])).toEqual([[2, 1, 3, 4]]);
+  });
+  it('padding mask is -10000 on padded positions', () => {
+    expect(extendedAttentionMask([[1, 1, 0]])).toEqual([[0, 0, -10000]]);
+  });
+});

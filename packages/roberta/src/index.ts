@@ -1,0 +1,1 @@
+export { ROBERTA_BASE, robertaConfig, createPositionIds, extendedAttentionMask, type RobertaConfig } from './config.js';

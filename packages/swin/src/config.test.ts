@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { blockWindow, dropPathRates, fiberCoarseWindowSize, stageResolutions, swinConfig } from './config.js';
+
+describe('Swin configs', () => {
+  it('Swin-B/384 as FIBER uses it', () => {
+    const cfg = swinConfig('swin_base_patch4_window12_384', { windowSize: fiberCoarseWindowSize(384) });
+    expect(cfg.windowSize).toBe(12);
+    expect(stageResolutions(cfg)).toEqual([96, 48, 24, 12]);
+    // stage 3 (index 2): 2x2 windows, odd blocks shifted by 6; stage 4: one window, never shifted
+    expect(blockWindow(cfg, 2, 15)).toEqual({ windowSize: 12, shiftSize: 6 });
+    expect(blockWindow(cfg, 2, 14)).toEqual({ windowSize: 12, shiftSize: 0 });
+    expect(blockWindow(cfg, 3, 1)).toEqual({ windowSize: 12, shiftSize: 0 });
+  });
+
+  it('FIBER at 576 px uses window 18 and 18x18 final tokens', () => {
+    const cfg = swinConfig('swin_base_patch4_window12_384', { imageSize: 576, windowSize: fiberCoarseWindowSize(576) });
+    expect(cfg.windowSize).toBe(18);
+    expect(stageResolutions(cfg).at(-1)).toBe(18);
+  });
+
+  it('clamps the window to small feature maps (tiny fixtures)', () => {
+    const cfg = swinConfig('swin_tiny_patch4_window7_224', { imageSize: 128, windowSize: fiberCoarseWindowSize(128) });
+    expect(stageResolutions(cfg)).toEqual([32, 16, 8, 4]);
+    expect(blockWindow(cfg, 3, 1)).toEqual({ windowSize: 4, shiftSize: 0 });
+    expect(blockWindow(cfg, 2, 1)).toEqual({ windowSize: 4, shiftSize: 2 });
+  });
+
+  it('drop-path grows linearly over all blocks', () => {
+    const r = dropPathRates(swinConfig('swin_base_patch4_window12_384'));
+    expect(r).toHaveLength(24);
+    expect(r[0]).toBe(0);
+    expect(r[23]).toBeCloseTo(0.1, 12);
+  });
+
+  it('names the bad field', () => {
+    expect(() => swinConfig('swin_base_patch4_window12_384', { imageSize: 100 })).toThrow('SwinConfig.imageSize: 100 is not divisible by patchSize * 2^(stages-1) = 32');
+    expect(() => swinConfig('swin_base_patch4_window12_384', { numHeads: [4, 8, 16] })).toThrow(/SwinConfig.numHeads: has 3 entries for 4 stages/);
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * Swin Transformer v1 hyper-parameters (Liu et al. 2021), with the presets of the released
+ * Microsoft/timm checkpoints. Field names follow timm's `SwinTransformer.__init__`.
+ */
+export interface SwinConfig {
+  imageSize: number;
+  patchSize: number;
+  inChannels: number;
+  embedDim: number;
+  depths: number[];
+  numHeads: number[];
+  windowSize: number;
+  mlpRatio: number;
+  qkvBias: boolean;
+  dropPathRate: number;
+  /** LayerNorm eps (timm: 1e-5). */
+  layerNormEps: number;
+  /** Classification classes; 0 = no head (backbone only). */
+  numClasses: number;
+}
+
+const base: Omit<SwinConfig, 'embedDim' | 'depths' | 'numHeads' | 'imageSize' | 'windowSize'> = {
+  patchSize: 4,
+  inChannels: 3,
+  mlpRatio: 4,
+  qkvBias: true,
+  dropPathRate: 0.1,
+  layerNormEps: 1e-5,
+  numClasses: 0,
+};
+
+/** The released Swin v1 models, named as timm names them. */
+export const SWIN_PRESETS = {
+  swin_tiny_patch4_window7_224: { ...base, imageSize: 224, windowSize: 7, embedDim: 96, depths: [2, 2, 6, 2], numHeads: [3, 6, 12, 24] },
+  swin_small_patch4_window7_224: { ...base, imageSize: 224, windowSize: 7, embedDim: 96, depths: [2, 2, 18, 2], numHeads: [3, 6, 12, 24] },
+  swin_base_patch4_window7_224: { ...base, imageSize: 224, windowSize: 7, embedDim: 128, depths: [2, 2, 18, 2], numHeads: [4, 8, 16, 32] },
+  swin_base_patch4_window12_384: { ...base, imageSize: 384, windowSize: 12, embedDim: 128, depths: [2, 2, 18, 2], numHeads: [4, 8, 16, 32] },
+  swin_large_patch4_window7_224: { ...base, imageSize: 224, windowSize: 7, embedDim: 192, depths: [2, 2, 18, 2], numHeads: [6, 12, 24, 48] },
+  swin_large_patch4_window12_384: { ...base, imageSize: 384, windowSize: 12, embedDim: 192, depths: [2, 2, 18, 2], numHeads: [6, 12, 24, 48] },
+} satisfies Record<string, SwinConfig>;
+
+export type SwinPresetName = keyof typeof SWIN_PRESETS;
+
+/** A preset with overrides, validated. */
+export function swinConfig(preset: SwinPresetName, overrides: Partial<SwinConfig> = {}): SwinConfig {
+  const cfg = { ...SWIN_PRESETS[preset], ...overrides };
+  validateSwinConfig(cfg);
+  return cfg;
+}
+
+export function validateSwinConfig(cfg: SwinConfig): void {
+  const bad = (field: string, why: string) => {
+    throw new RangeError(`SwinConfig.${field}: ${why}`);
+  };
+  if (cfg.depths.length !== cfg.numHeads.length) bad('numHeads', `has ${cfg.numHeads.length} entries for ${cfg.depths.length} stages`);
+  if (cfg.imageSize % (cfg.patchSize * 2 ** (cfg.depths.length - 1))) {
+    bad('imageSize', `${cfg.imageSize} is not divisible by patchSize * 2^(stages-1) = ${cfg.patchSize * 2 ** (cfg.depths.length - 1)}`);
+  }
+  cfg.numHeads.forEach((h, i) => {
+    if ((cfg.embedDim * 2 ** i) % h) bad('numHeads', `stage ${i} width ${cfg.embedDim * 2 ** i} is not divisible by ${h} heads`);
+  });
+}
+
+/**
+ * FIBER's coarse-grained Swin forces the window to image_size / 32 (384 -> 12, 576 -> 18),
+ * overriding the checkpoint's registered window (fiber-spec §1.2).
+ */
+export function fiberCoarseWindowSize(imageSize: number): number {
+  return Math.floor(imageSize / 32);
+}
+
+/** Token grid side of each stage: S/4, S/8, S/16, S/32 for the standard 4-stage model. */
+export function stageResolutions(cfg: SwinConfig): number[] {
+  return cfg.depths.map((_, i) => cfg.imageSize / cfg.patchSize / 2 ** i);
+}
+
+/**
+ * Window and shift of one block (timm's SwinTransformerBlock rule): when the stage resolution is
+ * not larger than the window, the window shrinks to the resolution and there is no shift;
+ * otherwise odd blocks shift by window / 2.
+ */
+export function blockWindow(cfg: SwinConfig, stage: number, block: number): { windowSize: number; shiftSize: number } {
+  const resolution = stageResolutions(cfg)[stage];
+  if (resolution <= cfg.windowSize) return { windowSize: resolution, shiftSize: 0 };
+  return { windowSize: cfg.windowSize, shiftSize: block % 2 === 1 ? Math.floor(cfg.windowSize / 2) : 0 };
+}
+
+/** Stochastic depth of each block: linear from 0 to dropPathRate over all blocks (timm). */
+export function dropPathRates(cfg: SwinConfig): number[] {
+  const n = cfg.depths.reduce((a, b) => a + b, 0);
+  return Array.from({ length: n }, (_, i) => (n === 1 ? 0 : (cfg.dropPathRate * i) / (n - 1)));
+}

@@ -1,0 +1,11 @@
+export {
+  SWIN_PRESETS,
+  swinConfig,
+  validateSwinConfig,
+  fiberCoarseWindowSize,
+  stageResolutions,
+  blockWindow,
+  dropPathRates,
+  type SwinConfig,
+  type SwinPresetName,
+} from './config.js';
