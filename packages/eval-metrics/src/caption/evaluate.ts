@@ -1,0 +1,87 @@
+import { MetricInputError, mean, where } from '../errors.js';
+import { ptbTokenize } from '../tokenize/ptb.js';
+import { bleuFromStats, bleuStats, sumBleuStats, type BleuStats } from './bleu.js';
+import { ciderD } from './cider.js';
+import { rougeL } from './rouge.js';
+
+export type CaptionMetric = 'BLEU_1' | 'BLEU_2' | 'BLEU_3' | 'BLEU_4' | 'ROUGE_L' | 'CIDEr_D';
+export type CaptionScores = Record<CaptionMetric, number>;
+
+export interface CaptionEvalInput {
+  /** References per image id (raw captions, or tokenised when `tokenized`). */
+  references: Map<string | number, readonly string[]> | Record<string, readonly string[]>;
+  /** One candidate per image id. */
+  candidates: Map<string | number, string> | Record<string, string>;
+  /** The inputs are already PTB-tokenised (lower-case, punctuation removed): skip tokenisation. */
+  tokenized?: boolean;
+  files?: { references?: string; candidates?: string };
+}
+
+export interface CaptionEvalResult {
+  /** Corpus scores: BLEU from summed statistics, ROUGE-L and CIDEr-D means over images. */
+  corpus: CaptionScores;
+  perImage: Map<string, CaptionScores>;
+  bleuStats: Map<string, BleuStats>;
+  corpusBleuStats: BleuStats;
+  /** The tokenised strings the scores were computed from. */
+  tokenized: Map<string, { references: string[]; candidate: string }>;
+}
+
+/**
+ * The COCO caption evaluation (pycocoevalcap COCOEvalCap) without METEOR and SPICE: PTB
+ * tokenisation, BLEU-1..4, ROUGE-L, CIDEr-D. Image id sets of references and candidates must be
+ * equal. Values are on the raw scale (CIDEr-D in [0, 10]).
+ */
+export function evaluateCaptions({ references, candidates, tokenized = false, files = {} }: CaptionEvalInput): CaptionEvalResult {
+  const refs = references instanceof Map ? new Map([...references].map(([k, v]) => [String(k), v])) : new Map(Object.entries(references));
+  const cands = candidates instanceof Map ? new Map([...candidates].map(([k, v]) => [String(k), v])) : new Map(Object.entries(candidates));
+  const onlyRefs = [...refs.keys()].filter((k) => !cands.has(k));
+  const onlyCands = [...cands.keys()].filter((k) => !refs.has(k));
+  if (onlyRefs.length || onlyCands.length) {
+    const parts = [];
+    if (onlyRefs.length) parts.push(`${onlyRefs.length} image id(s) have references but no candidate (${onlyRefs.slice(0, 5).join(', ')})`);
+    if (onlyCands.length) parts.push(`${onlyCands.length} image id(s) have a candidate but no references (${onlyCands.slice(0, 5).join(', ')})`);
+    throw new MetricInputError(`${where(files.candidates)}image id sets of references and candidates differ: ${parts.join('; ')}`);
+  }
+  if (refs.size === 0) throw new MetricInputError(`${where(files.references)}no images to evaluate`);
+  const ids = [...refs.keys()];
+  for (const id of ids) {
+    const r = refs.get(id)!;
+    if (!Array.isArray(r) || r.length === 0) throw new MetricInputError(`${where(files.references)}image ${id}: needs at least one reference caption`);
+    r.forEach((c, i) => {
+      if (typeof c !== 'string') throw new MetricInputError(`${where(files.references)}image ${id}: reference ${i} is not a string (${JSON.stringify(c)})`);
+    });
+    if (typeof cands.get(id) !== 'string') throw new MetricInputError(`${where(files.candidates)}image ${id}: the caption is not a string (${JSON.stringify(cands.get(id))})`);
+  }
+  // Two tokeniser calls, as the reference does (the tokenizer is stateless, so this is only for clarity).
+  const tokRefs = tokenized ? ids.map((id) => [...refs.get(id)!]) : regroup(ptbTokenize(ids.flatMap((id) => refs.get(id)!)), ids.map((id) => refs.get(id)!.length));
+  const tokCands = tokenized ? ids.map((id) => cands.get(id)!) : ptbTokenize(ids.map((id) => cands.get(id)!));
+
+  const stats = ids.map((_, i) => bleuStats(tokCands[i], tokRefs[i]));
+  const rouge = ids.map((_, i) => rougeL(tokCands[i], tokRefs[i]));
+  const cider = ciderD(ids.map((_, i) => ({ candidate: tokCands[i], references: tokRefs[i] })));
+  const perImage = new Map<string, CaptionScores>();
+  ids.forEach((id, i) => {
+    const b = bleuFromStats(stats[i]);
+    perImage.set(id, { BLEU_1: b[0], BLEU_2: b[1], BLEU_3: b[2], BLEU_4: b[3], ROUGE_L: rouge[i], CIDEr_D: cider[i] });
+  });
+  const corpusBleuStats = sumBleuStats(stats);
+  const b = bleuFromStats(corpusBleuStats);
+  return {
+    corpus: { BLEU_1: b[0], BLEU_2: b[1], BLEU_3: b[2], BLEU_4: b[3], ROUGE_L: mean(rouge), CIDEr_D: mean(cider) },
+    perImage,
+    bleuStats: new Map(ids.map((id, i) => [id, stats[i]])),
+    corpusBleuStats,
+    tokenized: new Map(ids.map((id, i) => [id, { references: tokRefs[i], candidate: tokCands[i] }])),
+  };
+}
+
+function regroup(flat: string[], sizes: number[]): string[][] {
+  const out: string[][] = [];
+  let pos = 0;
+  for (const n of sizes) {
+    out.push(flat.slice(pos, pos + n));
+    pos += n;
+  }
+  return out;
+}
