@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { recAccuracy } from './rec.js';
+import { Flickr30kEntitiesEvaluator, parseFlickr30kSentences } from './flickr30k.js';
+
+const load = (f: string) => JSON.parse(readFileSync(join(__dirname, '../../test/fixtures', f), 'utf8'));
+
+describe('REC accuracy', () => {
+  const fx = load('rec.json');
+  it('matches every case and the accuracy', () => {
+    const r = recAccuracy(fx.cases.map((c: any) => ({ gtBox: c.gt_box_xywh, predBoxes: c.pred_boxes_xywh_ranked })));
+    fx.cases.forEach((c: any, i: number) => {
+      expect(Math.abs(r.ious[i] - c.top1_iou), c.name).toBeLessThanOrEqual(1e-12);
+      expect(r.correct[i], c.name).toBe(c.correct);
+    });
+    expect(Math.abs(r.accuracy - fx.expected.accuracy)).toBeLessThanOrEqual(1e-12);
+    expect(r.n).toBe(fx.expected.n);
+  });
+  it('names a bad box', () => {
+    expect(() => recAccuracy([{ gtBox: [0, 0, -2, 3], predBoxes: [[0, 0, 1, 1]] }], { file: 'refs.json' })).toThrow('refs.json: sample 0: "gtBox" has a negative width or height: [0,0,-2,3]');
+  });
+});
+
+describe('Flickr30k Entities recall (MDETR flickr_eval)', () => {
+  const fx = load('grounding_flickr30k.json');
+  const files: Record<string, string> = fx.flickr30k_entities_files;
+  const read = (p: string) => {
+    if (!(p in files)) throw new Error(`no file ${p}`);
+    return files[p];
+  };
+  const ev = new Flickr30kEntitiesEvaluator(read);
+
+  it('parses phrases and boxes like the reference', () => {
+    const flat = fx.phrases.map((p: any) => ({ image: p.image_id, sentence: p.sentence_id, index: p.phrase_index, id: p.phrase_id, phrase: p.phrase, types: p.phrase_type }));
+    const ours = ev.imageIds.flatMap((img) => ev.phrasesOf(img).flatMap((ph, s) => ph.map((p, index) => ({ image: img, sentence: s, index, id: p.phraseId, phrase: p.phrase, types: p.phraseTypes }))));
+    const key = (x: any) => `${x.image}/${x.sentence}/${x.index}`;
+    expect(new Map(ours.map((x: any) => [key(x), x]))).toEqual(new Map(flat.map((x: any) => [key(x), x])));
+    expect(parseFlickr30kSentences('A [/EN#1/people/other young man] runs .\n')[0]).toEqual({
+      sentence: 'A young man runs .',
+      phrases: [{ firstWordIndex: 1, phrase: 'young man', phraseId: '1', phraseTypes: ['people', 'other'] }],
+    });
+  });
+
+  it.each([['any_box', false], ['merged_box', true]] as const)('%s protocol', (name, merge) => {
+    const r = ev.evaluate(fx.predictions, { mergeBoxes: merge });
+    const e = fx.expected[name];
+    expect(Object.keys(r).sort()).toEqual(Object.keys(e).sort());
+    for (const [k, cats] of Object.entries(e as Record<string, Record<string, number>>)) {
+      expect(Object.keys(r[k]).sort(), k).toEqual(Object.keys(cats).sort());
+      for (const [cat, v] of Object.entries(cats)) expect(Math.abs(r[k][cat] - v), `${k} ${cat}`).toBeLessThanOrEqual(1e-12);
+    }
+  });
+
+  it('refuses missing, duplicate and malformed predictions', () => {
+    expect(() => ev.evaluate(fx.predictions.slice(1))).toThrow(/missing predictions for 1 sentence/);
+    expect(() => ev.evaluate([...fx.predictions, fx.predictions[0]])).toThrow(/a second prediction for sentence 0 of image 3001100/);
+    const bad = { ...fx.predictions[0], boxes: fx.predictions[0].boxes.slice(1) };
+    expect(() => ev.evaluate([bad])).toThrow(/got 1 box lists, expected 2 for sentence 0 of image 3001100/);
+  });
+});

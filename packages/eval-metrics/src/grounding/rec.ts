@@ -1,0 +1,35 @@
+// Referring expression comprehension accuracy (RefCOCO/+/g): the top-1 predicted box is correct
+// when its IoU with the ground-truth box is >= 0.5, inclusive (metrics-spec §11; plain IoU as most
+// papers, not MDETR's GIoU).
+import { MetricInputError, where } from '../errors.js';
+import { iouXyxy, xywhToXyxy, type BoxXywh } from './boxes.js';
+
+export interface RecSample {
+  /** Ground-truth box, COCO [x, y, w, h]. */
+  gtBox: BoxXywh;
+  /** Predicted boxes [x, y, w, h], best first; only the first is used. */
+  predBoxes: BoxXywh[];
+}
+
+export interface RecResult {
+  accuracy: number;
+  n: number;
+  /** IoU of each sample's top-1 box, and whether it counted as correct. */
+  ious: number[];
+  correct: boolean[];
+}
+
+export function recAccuracy(samples: readonly RecSample[], { iouThreshold = 0.5, file }: { iouThreshold?: number; file?: string } = {}): RecResult {
+  if (samples.length === 0) throw new MetricInputError(`${where(file)}no samples to evaluate`);
+  const ious = samples.map((s, i) => {
+    for (const [field, box] of [['gtBox', s.gtBox], ['predBoxes[0]', s.predBoxes?.[0]]] as const) {
+      if (!Array.isArray(box) || box.length !== 4 || !box.every(Number.isFinite)) {
+        throw new MetricInputError(`${where(file)}sample ${i}: "${field}" must be [x, y, w, h], got ${JSON.stringify(box)}`);
+      }
+      if (box[2] < 0 || box[3] < 0) throw new MetricInputError(`${where(file)}sample ${i}: "${field}" has a negative width or height: ${JSON.stringify(box)}`);
+    }
+    return iouXyxy(xywhToXyxy(s.predBoxes[0]), xywhToXyxy(s.gtBox));
+  });
+  const correct = ious.map((v) => v >= iouThreshold);
+  return { accuracy: correct.filter(Boolean).length / samples.length, n: samples.length, ious, correct };
+}
