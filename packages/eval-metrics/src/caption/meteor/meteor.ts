@@ -1,0 +1,323 @@
+// METEOR 1.5 (Denkowski & Lavie 2014) as the COCO caption evaluation runs it (`-l en -norm`, task
+// rank: alpha 0.85, beta 0.2, gamma 0.6, delta 0.75), with the exact, stem (Snowball English) and
+// synonym (WordNet) modules, weights 1.0 / 0.6 / 0.8. The paraphrase module is not implemented, so
+// scores are labelled METEOR_no_paraphrase: they can only be at or below official COCO METEOR.
+// Alignment, beam search (with its integer-truncated ranking counters and distance quirk),
+// statistics and their corpus aggregation follow the Meteor 1.5 source.
+import stem from 'wink-porter2-stemmer';
+import { meteorNormalize } from './normalize.js';
+import { synsetsOf, type MeteorResources } from './resources.js';
+
+export interface MeteorParams {
+  alpha: number;
+  beta: number;
+  gamma: number;
+  delta: number;
+  /** Weights of the exact, stem and synonym modules in the score. */
+  weights: [number, number, number];
+  beamSize: number;
+}
+
+export const METEOR_DEFAULTS: MeteorParams = { alpha: 0.85, beta: 0.2, gamma: 0.6, delta: 0.75, weights: [1.0, 0.6, 0.8], beamSize: 40 };
+/** Module weights Meteor's scorer hands to the aligner's beam search (not the scoring weights). */
+const SEARCH_WEIGHTS = [1.0, 0.5, 0.5];
+
+interface Match {
+  module: number;
+  start: number; // index in the reference (line 2)
+  matchStart: number; // index in the hypothesis (line 1)
+}
+
+interface Path {
+  matches: (Match | null)[];
+  used1: Uint8Array;
+  used2: Uint8Array;
+  matches1: number; // Java ints: weighted counts truncated after every addition
+  matches2: number;
+  chunks: number;
+  idx: number;
+  distance: number;
+  lastMatchEnd: number;
+}
+
+const copyPath = (p: Path): Path => ({ ...p, matches: p.matches.slice(), used1: p.used1.slice(), used2: p.used2.slice() });
+const comparePaths = (x: Path, y: Path) => {
+  const d = y.matches1 + y.matches2 - (x.matches1 + x.matches2);
+  if (d !== 0) return d > 0 ? 1 : -1;
+  return x.chunks - y.chunks || x.distance - y.distance;
+};
+
+/** Meteor's sufficient statistics for one segment (or a sum of segments). */
+export interface MeteorStats {
+  testLength: number;
+  referenceLength: number;
+  testFunctionWords: number;
+  referenceFunctionWords: number;
+  testTotalMatches: number;
+  referenceTotalMatches: number;
+  testStageMatchesContent: number[];
+  referenceStageMatchesContent: number[];
+  testStageMatchesFunction: number[];
+  referenceStageMatchesFunction: number[];
+  chunks: number;
+  testWordMatches: number;
+  referenceWordMatches: number;
+}
+
+export class Meteor {
+  private readonly stemCache = new Map<string, string>();
+  private readonly synCache = new Map<string, Set<number>>();
+
+  constructor(
+    readonly resources: MeteorResources,
+    readonly params: MeteorParams = METEOR_DEFAULTS,
+  ) {}
+
+  private stemOf(w: string): string {
+    let s = this.stemCache.get(w);
+    if (s === undefined) {
+      s = stem(w);
+      this.stemCache.set(w, s);
+    }
+    return s;
+  }
+
+  private synOf(w: string): Set<number> {
+    let s = this.synCache.get(w);
+    if (!s) {
+      s = synsetsOf(this.resources, w);
+      this.synCache.set(w, s);
+    }
+    return s;
+  }
+
+  /** Aligns hypothesis words (line 1) to reference words (line 2) and returns the segment statistics. */
+  alignStats(hyp: string[], ref: string[]): MeteorStats {
+    const n1 = hyp.length;
+    const n2 = ref.length;
+    const candidates: Match[][] = Array.from({ length: n2 }, () => []);
+    const cover1 = new Int32Array(n1);
+    const cover2 = new Int32Array(n2);
+    const add = (module: number, j: number, i: number) => {
+      candidates[j].push({ module, start: j, matchStart: i });
+      cover1[i]++;
+      cover2[j]++;
+    };
+    const identical = n1 === n2 && hyp.every((w, i) => w === ref[i]);
+    for (let j = 0; j < n2; j++) for (let i = 0; i < n1; i++) if (hyp[i] === ref[j]) add(0, j, i);
+    if (!identical) {
+      const s1 = hyp.map((w) => this.stemOf(w));
+      const s2 = ref.map((w) => this.stemOf(w));
+      for (let j = 0; j < n2; j++) for (let i = 0; i < n1; i++) if (s1[i] === s2[j] && hyp[i] !== ref[j]) add(1, j, i);
+      const y1 = hyp.map((w) => this.synOf(w));
+      const y2 = ref.map((w) => this.synOf(w));
+      for (let j = 0; j < n2; j++) {
+        for (let i = 0; i < n1; i++) {
+          if (hyp[i] === ref[j]) continue;
+          let syn = false;
+          for (const s of y1[i]) {
+            if (y2[j].has(s)) {
+              syn = true;
+              break;
+            }
+          }
+          if (syn) add(2, j, i);
+        }
+      }
+    }
+    // One-to-one, non-overlapping matches are fixed.
+    const start: Path = { matches: new Array(n2).fill(null), used1: new Uint8Array(n1), used2: new Uint8Array(n2), matches1: 0, matches2: 0, chunks: 0, idx: 0, distance: 0, lastMatchEnd: -1 };
+    for (let j = 0; j < n2; j++) {
+      if (candidates[j].length !== 1) continue;
+      const m = candidates[j][0];
+      if (cover2[j] !== 1 || cover1[m.matchStart] !== 1) continue;
+      start.matches[j] = m;
+      start.used2[j] = 1;
+      start.used1[m.matchStart] = 1;
+    }
+    const best = this.resolve(candidates, start);
+
+    const fn1 = hyp.map((w) => this.resources.functionWords.has(w.toLowerCase()));
+    const fn2 = ref.map((w) => this.resources.functionWords.has(w.toLowerCase()));
+    const K = 3;
+    const tc = new Array(K).fill(0);
+    const rc = new Array(K).fill(0);
+    const tf = new Array(K).fill(0);
+    const rf = new Array(K).fill(0);
+    let chunks = 0;
+    let lastMatchEnd = -1;
+    for (let idx = 0; idx < n2; ) {
+      const m = best.matches[idx];
+      if (!m) {
+        if (lastMatchEnd !== -1) {
+          chunks++;
+          lastMatchEnd = -1;
+        }
+        idx++;
+        continue;
+      }
+      if (fn1[m.matchStart]) tf[m.module]++;
+      else tc[m.module]++;
+      if (fn2[m.start]) rf[m.module]++;
+      else rc[m.module]++;
+      if (lastMatchEnd !== -1 && m.matchStart !== lastMatchEnd) chunks++;
+      idx = m.start + 1;
+      lastMatchEnd = m.matchStart + 1;
+    }
+    if (lastMatchEnd !== -1) chunks++;
+    const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+    return {
+      testLength: n1,
+      referenceLength: n2,
+      testFunctionWords: fn1.filter(Boolean).length,
+      referenceFunctionWords: fn2.filter(Boolean).length,
+      testTotalMatches: sum(tc) + sum(tf),
+      referenceTotalMatches: sum(rc) + sum(rf),
+      testStageMatchesContent: tc,
+      referenceStageMatchesContent: rc,
+      testStageMatchesFunction: tf,
+      referenceStageMatchesFunction: rf,
+      chunks,
+      testWordMatches: sum(tc) + sum(tf),
+      referenceWordMatches: sum(rc) + sum(rf),
+    };
+  }
+
+  /** Meteor's beam search over the remaining candidate matches, left to right over the reference. */
+  private resolve(candidates: Match[][], start: Path): Path {
+    const n2 = candidates.length;
+    let next: Path[] = [start];
+    for (let current = 0; current <= n2; current++) {
+      const paths = next.sort(comparePaths);
+      next = [];
+      for (let rank = 0; rank < this.params.beamSize && rank < paths.length; rank++) {
+        const path = paths[rank];
+        if (current === n2) {
+          if (path.lastMatchEnd !== -1) path.chunks++;
+          next.push(path);
+          continue;
+        }
+        if (path.used2[current]) {
+          if (current < path.idx) {
+            next.push(path);
+          } else if (path.matches[path.idx]) {
+            const m = path.matches[path.idx]!;
+            path.matches1 = Math.trunc(path.matches1 + SEARCH_WEIGHTS[m.module]);
+            path.matches2 = Math.trunc(path.matches2 + SEARCH_WEIGHTS[m.module]);
+            if (path.lastMatchEnd !== -1 && m.matchStart !== path.lastMatchEnd) path.chunks++;
+            path.idx = m.start + 1;
+            path.lastMatchEnd = m.matchStart + 1;
+            path.distance += Math.abs(m.start - m.matchStart);
+            next.push(path);
+          }
+          continue;
+        }
+        for (const m of candidates[current]) {
+          if (path.used2[m.start] || path.used1[m.matchStart]) continue;
+          const np = copyPath(path);
+          np.used2[m.start] = 1;
+          np.used1[m.matchStart] = 1;
+          np.matches[current] = m;
+          np.matches1 = Math.trunc(np.matches1 + SEARCH_WEIGHTS[m.module]);
+          np.matches2 = Math.trunc(np.matches2 + SEARCH_WEIGHTS[m.module]);
+          if (np.lastMatchEnd !== -1 && m.matchStart !== np.lastMatchEnd) np.chunks++;
+          np.idx = m.start + 1;
+          np.lastMatchEnd = m.matchStart + 1;
+          // Quirk kept from Meteor 1.5: the distance is added to the parent path, not the new one.
+          path.distance += Math.abs(m.start - m.matchStart);
+          next.push(np);
+        }
+        if (path.lastMatchEnd !== -1) {
+          path.chunks++;
+          path.lastMatchEnd = -1;
+        }
+        path.idx++;
+        next.push(path);
+      }
+      if (next.length === 0) next.push(paths[0]);
+    }
+    return next.sort(comparePaths)[0];
+  }
+
+  /** Meteor score of statistics (computeMetrics), NaN -> 0, clamped at 0. */
+  score(s: MeteorStats): number {
+    const { alpha, beta, gamma, delta, weights } = this.params;
+    const testWeightedLength = delta * (s.testLength - s.testFunctionWords) + (1.0 - delta) * s.testFunctionWords;
+    const referenceWeightedLength = delta * (s.referenceLength - s.referenceFunctionWords) + (1.0 - delta) * s.referenceFunctionWords;
+    let tw = 0;
+    let rw = 0;
+    for (let i = 0; i < weights.length; i++) tw += s.testStageMatchesContent[i] * weights[i] * delta;
+    for (let i = 0; i < weights.length; i++) rw += s.referenceStageMatchesContent[i] * weights[i] * delta;
+    for (let i = 0; i < weights.length; i++) tw += s.testStageMatchesFunction[i] * weights[i] * (1.0 - delta);
+    for (let i = 0; i < weights.length; i++) rw += s.referenceStageMatchesFunction[i] * weights[i] * (1.0 - delta);
+    const precision = tw / testWeightedLength;
+    const recall = rw / referenceWeightedLength;
+    const fMean = 1.0 / ((1.0 - alpha) / precision + alpha / recall);
+    const perfect = s.testTotalMatches === s.testLength && s.referenceTotalMatches === s.referenceLength && s.chunks === 1;
+    const frag = perfect ? 0 : s.chunks / ((s.testWordMatches + s.referenceWordMatches) / 2);
+    const score = fMean * (1.0 - gamma * frag ** beta);
+    return Number.isNaN(score) ? 0 : Math.max(score, 0.0);
+  }
+
+  /** Statistics of a hypothesis against several references: those of the best-scoring reference. */
+  segmentStats(hypothesis: string, references: readonly string[]): MeteorStats {
+    const prep = (s: string) => meteorNormalize(s).toLowerCase().split(/[ \t\n\r\f]+/).filter(Boolean);
+    const hyp = prep(hypothesis);
+    let best: MeteorStats | undefined;
+    let bestScore = -1;
+    for (const ref of references) {
+      const stats = this.alignStats(hyp, prep(ref));
+      const sc = this.score(stats);
+      if (sc > bestScore) {
+        best = stats;
+        bestScore = sc;
+      }
+    }
+    if (!best) throw new RangeError('METEOR needs at least one reference');
+    return best;
+  }
+
+  /** Sums statistics as MeteorStats.addStats (chunks of perfect segments are not added). */
+  static addStats(total: MeteorStats, s: MeteorStats): MeteorStats {
+    const perfect = s.testTotalMatches === s.testLength && s.referenceTotalMatches === s.referenceLength && s.chunks === 1;
+    const addArr = (a: number[], b: number[]) => a.map((v, i) => v + b[i]);
+    return {
+      testLength: total.testLength + s.testLength,
+      referenceLength: total.referenceLength + s.referenceLength,
+      testFunctionWords: total.testFunctionWords + s.testFunctionWords,
+      referenceFunctionWords: total.referenceFunctionWords + s.referenceFunctionWords,
+      testTotalMatches: total.testTotalMatches + s.testTotalMatches,
+      referenceTotalMatches: total.referenceTotalMatches + s.referenceTotalMatches,
+      testStageMatchesContent: addArr(total.testStageMatchesContent, s.testStageMatchesContent),
+      referenceStageMatchesContent: addArr(total.referenceStageMatchesContent, s.referenceStageMatchesContent),
+      testStageMatchesFunction: addArr(total.testStageMatchesFunction, s.testStageMatchesFunction),
+      referenceStageMatchesFunction: addArr(total.referenceStageMatchesFunction, s.referenceStageMatchesFunction),
+      chunks: total.chunks + (perfect ? 0 : s.chunks),
+      testWordMatches: total.testWordMatches + s.testWordMatches,
+      referenceWordMatches: total.referenceWordMatches + s.referenceWordMatches,
+    };
+  }
+
+  static emptyStats(): MeteorStats {
+    return {
+      testLength: 0, referenceLength: 0, testFunctionWords: 0, referenceFunctionWords: 0, testTotalMatches: 0, referenceTotalMatches: 0,
+      testStageMatchesContent: [0, 0, 0], referenceStageMatchesContent: [0, 0, 0], testStageMatchesFunction: [0, 0, 0], referenceStageMatchesFunction: [0, 0, 0],
+      chunks: 0, testWordMatches: 0, referenceWordMatches: 0,
+    };
+  }
+
+  /**
+   * The COCO wrapper: per-image scores and the corpus score from the aggregated statistics. The
+   * hypothesis has "|||" removed and double spaces collapsed first, as the wrapper does.
+   */
+  evaluate(items: readonly { candidate: string; references: readonly string[] }[]): { corpus: number; perImage: number[] } {
+    let total = Meteor.emptyStats();
+    const perImage = items.map(({ candidate, references }) => {
+      const hyp = candidate.split('|||').join('').replace(/ {2}/g, ' ');
+      const stats = this.segmentStats(hyp, references);
+      total = Meteor.addStats(total, stats);
+      return this.score(stats);
+    });
+    return { corpus: this.score(total), perImage };
+  }
+}
