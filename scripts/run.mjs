@@ -5,6 +5,7 @@
 //   test         all vitest projects, then a one-line summary "N passed, N failed, N skipped"
 //   bench        the main job (for now: `fiber-bench kernels`)
 //   fiber-bench  the bench CLI with the arguments after `--`
+//   fiber-metrics the eval-metrics CLI with the arguments after `--`
 //   build        only the bootstrap and build
 //   changeset    the changesets CLI
 import { spawnSync } from 'node:child_process';
@@ -56,7 +57,10 @@ const turbo = join(root, 'node_modules', '.bin', 'turbo');
 log('building packages');
 mustRun(turbo, ['run', 'build', '--output-logs=errors-only', '--log-order=grouped']);
 
-const bench = (argv) => mustRun(process.execPath, [join(root, 'apps', 'bench', 'dist', 'cli.js'), ...argv]);
+// CLIs run in the folder npm was called from, so that relative file arguments work.
+const userCwd = process.env.INIT_CWD ?? process.cwd();
+const bench = (argv) => mustRun(process.execPath, [join(root, 'apps', 'bench', 'dist', 'cli.js'), ...argv], { cwd: userCwd });
+const metrics = (argv) => mustRun(process.execPath, [join(root, 'packages', 'eval-metrics', 'dist', 'cli.js'), ...argv], { cwd: userCwd });
 
 switch (cmd) {
   case 'build':
@@ -66,6 +70,9 @@ switch (cmd) {
     break;
   case 'fiber-bench':
     bench(args);
+    break;
+  case 'fiber-metrics':
+    metrics(args);
     break;
   case 'changeset':
     mustRun(join(root, 'node_modules', '.bin', 'changeset'), args);
@@ -85,6 +92,6 @@ switch (cmd) {
     process.exit(status);
   }
   default:
-    log(`unknown command "${cmd}" (expected test, bench, fiber-bench, build or changeset)`);
+    log(`unknown command "${cmd}" (expected test, bench, fiber-bench, fiber-metrics, build or changeset)`);
     process.exit(2);
 }

@@ -1,4 +1,9 @@
 import { defineConfig } from 'tsup';
 import { libConfig } from '../../tsup.base';
 
-export default defineConfig(libConfig());
+export default defineConfig([
+  // The library: a browser-safe main entry and the Node helpers.
+  libConfig({ entry: ['src/index.ts', 'src/node.ts'], splitting: true, shims: true }),
+  // The CLI (ESM, Node only).
+  { entry: ['src/cli.ts'], format: ['esm'], target: 'node20', platform: 'node', sourcemap: true, clean: false, banner: { js: '#!/usr/bin/env node' } },
+]);

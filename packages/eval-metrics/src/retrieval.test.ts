@@ -6,7 +6,7 @@ import { retrievalRecall } from './retrieval.js';
 const fixture = JSON.parse(readFileSync(join(__dirname, '../test/fixtures/retrieval.json'), 'utf8'));
 
 describe('retrieval recall (VSE++ protocol)', () => {
-  it.each(fixture.cases.map((c: { name: string }) => [c.name, c]))('fixture %s', (_name, c: any) => {
+  it.each((fixture.cases.map((c: any) => [c.name, c]) as [string, any][]))('fixture %s', (_name, c: any) => {
     const r = retrievalRecall(c.similarity, c.text_to_image);
     expect(Array.from(r.i2tRanks)).toEqual(c.expected.i2t_ranks_0based);
     expect(Array.from(r.t2iRanks)).toEqual(c.expected.t2i_ranks_0based);

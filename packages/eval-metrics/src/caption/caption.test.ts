@@ -32,7 +32,7 @@ describe('captioning metrics (pycocoevalcap) on pre-tokenised input', () => {
   it('corpus scores to 1e-9', () => {
     for (const m of METRICS) expect(Math.abs(r.corpus[m] - fx.corpus_scores[m]), m).toBeLessThanOrEqual(1e-9);
   });
-  it.each(fx.mini_corpora.map((c: any) => [c.name, c]))('mini corpus %s', (_n, c: any) => {
+  it.each(fx.mini_corpora.map((c: any): [string, any] => [c.name, c]) as [string, any][])('mini corpus %s', (_n, c: any) => {
     const images = (fx.images as Img[]).filter((im) => c.image_ids.includes(im.image_id));
     const m = run(images);
     for (const k of METRICS) expect(Math.abs(m.corpus[k] - c.corpus_scores[k]), k).toBeLessThanOrEqual(1e-9);

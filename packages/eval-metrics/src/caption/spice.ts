@@ -87,7 +87,7 @@ export class ApproxSceneGraphParser {
     const its = getNlp().its;
     const words = doc.tokens().out() as string[];
     const pos = doc.tokens().out(its.pos) as string[];
-    const lemmas = doc.tokens().out(its.lemma) as string[];
+    const lemmas = doc.tokens().out(its.lemma as never) as unknown as string[];
     const toks = words.map((w, i) => ({ text: w, pos: pos[i], lemma: lemmas[i] }));
     // Repairs of tagger errors common in captions.
     toks.forEach((t, i) => {

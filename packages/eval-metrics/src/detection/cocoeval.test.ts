@@ -6,7 +6,7 @@ import { COCO_STAT_NAMES, cocoEvaluate, defaultCocoParams } from './cocoeval.js'
 const fx = JSON.parse(readFileSync(join(__dirname, '../../test/fixtures/detection_cocoeval.json'), 'utf8'));
 
 describe('COCOeval bbox (pycocotools)', () => {
-  it.each(fx.cases.map((c: any) => [c.name, c]))('%s: 12 stats and per-category AP to 1e-12', (_n, c: any) => {
+  it.each(fx.cases.map((c: any): [string, any] => [c.name, c]) as [string, any][])('%s: 12 stats and per-category AP to 1e-12', (_n, c: any) => {
     const r = cocoEvaluate(c.ground_truth, c.detections);
     for (const s of COCO_STAT_NAMES) expect(Math.abs(r.stats[s] - c.expected.stats[s]), s).toBeLessThanOrEqual(1e-12);
     for (const [k, v] of Object.entries(c.expected.per_category_AP)) expect(Math.abs(r.perCategoryAP[k] - (v as number)), `category ${k}`).toBeLessThanOrEqual(1e-12);

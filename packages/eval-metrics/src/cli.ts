@@ -1,0 +1,186 @@
+// fiber-metrics: the reference VL metrics on the standard files users already have.
+import { existsSync, statSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { evaluateCaptions } from './caption/evaluate.js';
+import { cocoEvaluate, type CocoDetection, type CocoGroundTruth } from './detection/cocoeval.js';
+import { MetricInputError } from './errors.js';
+import { Flickr30kEntitiesEvaluator, type Flickr30kPrediction } from './grounding/flickr30k.js';
+import { recAccuracy } from './grounding/rec.js';
+import { cocoCaptionReferences, cocoCaptionResults, folderReader, jsonFilesIn, loadMeteorResources, readJson, runFixtures } from './node.js';
+import { retrievalRecall } from './retrieval.js';
+import { vqaAccuracy } from './vqa/evaluate.js';
+
+const USAGE = `usage: fiber-metrics <command> [options]
+
+  caption    --refs coco_captions.json --preds results.json [--no-meteor] [--spice] [--meteor-data DIR]
+             BLEU-1..4, ROUGE-L, CIDEr-D (pycocoevalcap), METEOR_no_paraphrase, SPICE_approx (opt-in)
+  vqa        --questions Q.json --annotations A.json --preds R.json
+  detection  --gt instances.json --dets dets.json          (COCOeval, iouType bbox)
+  retrieval  --sims sims.json    {"similarity": [[...]], "text_to_image": [...]} or a bare matrix
+             (then text j belongs to image floor(j / --captions-per-image, default 5))
+  rec        --samples S.json    [{"gt_box": [x,y,w,h], "pred_boxes": [[x,y,w,h], ...]}, ...]
+  grounding  --flickr-dir DIR --preds P.json [--subset test]   (MDETR format predictions)
+  fixtures   DIR                 run every reference fixture JSON in DIR, one line per check
+
+output: JSON on stdout (raw scale); --table for a readable table; --scale100 multiplies
+scores in [0, 1] by 100 (and CIDEr-D by 100), as papers print them.
+`;
+
+type Scores = Record<string, unknown>;
+
+function need(values: Record<string, unknown>, ...names: string[]): string[] {
+  const missing = names.filter((n) => typeof values[n] !== 'string');
+  if (missing.length) throw new MetricInputError(`missing option(s): ${missing.map((m) => `--${m}`).join(', ')}`);
+  return names.map((n) => values[n] as string);
+}
+
+/** Multiplies every number in `scores` except counts, ranks and keys listed in `keep`. */
+function scale100(x: unknown, keep = /^(medr|meanr|n|count|rsum)$/, key = ''): unknown {
+  if (typeof x === 'number') return keep.test(key) ? x : x === -1 ? -1 : x * 100;
+  if (Array.isArray(x)) return x.map((v) => scale100(v, keep, key));
+  if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, scale100(v, keep, k)]));
+  return x;
+}
+
+function table(scores: Scores, prefix = ''): string[] {
+  const rows: string[] = [];
+  for (const [k, v] of Object.entries(scores)) {
+    const name = prefix ? `${prefix}.${k}` : k;
+    if (v && typeof v === 'object' && !Array.isArray(v)) rows.push(...table(v as Scores, name));
+    else rows.push(`${name.padEnd(44)} ${typeof v === 'number' ? v.toFixed(4) : JSON.stringify(v)}`);
+  }
+  return rows;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      refs: { type: 'string' },
+      preds: { type: 'string' },
+      questions: { type: 'string' },
+      annotations: { type: 'string' },
+      gt: { type: 'string' },
+      dets: { type: 'string' },
+      sims: { type: 'string' },
+      samples: { type: 'string' },
+      'flickr-dir': { type: 'string' },
+      subset: { type: 'string' },
+      'captions-per-image': { type: 'string' },
+      'meteor-data': { type: 'string' },
+      'no-meteor': { type: 'boolean' },
+      spice: { type: 'boolean' },
+      'per-image': { type: 'boolean' },
+      table: { type: 'boolean' },
+      scale100: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, arg] = positionals;
+  if (!command || values.help) {
+    process.stdout.write(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  let scores: Scores;
+  switch (command) {
+    case 'caption': {
+      const [refsFile, predsFile] = need(values, 'refs', 'preds');
+      const meteor = values['no-meteor'] ? undefined : loadMeteorResources(values['meteor-data']);
+      const r = evaluateCaptions({
+        references: cocoCaptionReferences(readJson(refsFile), refsFile),
+        candidates: cocoCaptionResults(readJson(predsFile), predsFile),
+        files: { references: refsFile, candidates: predsFile },
+        meteor,
+        spice: !!values.spice,
+      });
+      scores = { ...r.corpus, ...(values['per-image'] ? { perImage: Object.fromEntries(r.perImage) } : {}) };
+      if (values.spice) scores.note = 'SPICE_approx is SPICE computed with an approximate (wink-nlp) scene-graph parser, not the official SPICE';
+      if (meteor) scores.meteorNote = 'METEOR_no_paraphrase: Meteor 1.5 exact+stem+synonym, without the paraphrase table';
+      break;
+    }
+    case 'vqa': {
+      const [qFile, aFile, pFile] = need(values, 'questions', 'annotations', 'preds');
+      const r = vqaAccuracy({
+        questions: readJson(qFile),
+        annotations: readJson(aFile),
+        predictions: readJson(pFile),
+        files: { questions: qFile, annotations: aFile, predictions: pFile },
+      });
+      scores = { overall: r.overall, perAnswerType: r.perAnswerType, perQuestionType: r.perQuestionType, ...(values['per-image'] ? { perQuestion: r.perQuestion } : {}) };
+      if (values.scale100) {
+        // VQA accuracies are already percentages.
+        return print(scores, !!values.table);
+      }
+      break;
+    }
+    case 'detection': {
+      const [gtFile, detsFile] = need(values, 'gt', 'dets');
+      const r = cocoEvaluate(readJson<CocoGroundTruth>(gtFile), readJson<CocoDetection[]>(detsFile), { files: { gt: gtFile, dets: detsFile } });
+      scores = { ...r.stats, perCategoryAP: r.perCategoryAP };
+      break;
+    }
+    case 'retrieval': {
+      const [simsFile] = need(values, 'sims');
+      const json = readJson<unknown>(simsFile);
+      const sim = Array.isArray(json) ? json : (json as { similarity?: number[][] }).similarity;
+      if (!Array.isArray(sim)) throw new MetricInputError(`${simsFile}: expected a matrix or {"similarity": [[...]], "text_to_image": [...]}`);
+      const per = Number(values['captions-per-image'] ?? 5);
+      const map = (json as { text_to_image?: number[] }).text_to_image ?? Array.from({ length: sim[0]?.length ?? 0 }, (_, j) => Math.floor(j / per));
+      const r = retrievalRecall(sim, map);
+      scores = { i2t: r.i2t, t2i: r.t2i, rsum: r.rsum };
+      if (values.scale100) return print(scores, !!values.table); // already percentages
+      break;
+    }
+    case 'rec': {
+      const [samplesFile] = need(values, 'samples');
+      const json = readJson<unknown>(samplesFile);
+      const list = (Array.isArray(json) ? json : (json as { cases?: unknown[] }).cases) as Record<string, unknown>[] | undefined;
+      if (!Array.isArray(list)) throw new MetricInputError(`${samplesFile}: expected a list of {gt_box, pred_boxes}`);
+      const r = recAccuracy(
+        list.map((s) => ({ gtBox: (s.gt_box ?? s.gt_box_xywh) as never, predBoxes: (s.pred_boxes ?? s.pred_boxes_xywh_ranked) as never })),
+        { file: samplesFile },
+      );
+      scores = { accuracy: r.accuracy, n: r.n };
+      break;
+    }
+    case 'grounding': {
+      const [dir, predsFile] = need(values, 'flickr-dir', 'preds');
+      if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new MetricInputError(`--flickr-dir ${dir} is not a folder`);
+      const ev = new Flickr30kEntitiesEvaluator(folderReader(dir), values.subset ?? 'test');
+      const preds = readJson<Flickr30kPrediction[]>(predsFile);
+      scores = { any_box: ev.evaluate(preds), merged_box: ev.evaluate(preds, { mergeBoxes: true }) };
+      break;
+    }
+    case 'fixtures': {
+      if (!arg) throw new MetricInputError('usage: fiber-metrics fixtures DIR');
+      const files = jsonFilesIn(arg).map((f) => [f, readJson(f)] as [string, unknown]);
+      if (!files.length) throw new MetricInputError(`${arg}: no .json fixture files`);
+      const checks = runFixtures(files, { meteor: values['no-meteor'] ? undefined : loadMeteorResources(values['meteor-data']) });
+      for (const c of checks) {
+        const err = Number.isFinite(c.maxError) ? c.maxError.toExponential(2) : String(c.maxError);
+        process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.file.padEnd(26)} ${c.check.padEnd(60)} max error ${err} (tolerance ${c.tolerance})${c.detail ? `  ${c.detail}` : ''}\n`);
+      }
+      const failed = checks.filter((c) => !c.ok).length;
+      process.stdout.write(`\n${checks.length - failed} checks passed, ${failed} failed\n`);
+      return failed ? 1 : 0;
+    }
+    default:
+      throw new MetricInputError(`unknown command "${command}"\n\n${USAGE}`);
+  }
+  if (values.scale100) scores = scale100(scores) as Scores;
+  return print(scores, !!values.table);
+}
+
+function print(scores: Scores, asTable: boolean): number {
+  process.stdout.write(asTable ? `${table(scores).join('\n')}\n` : `${JSON.stringify(scores, null, 2)}\n`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`fiber-metrics: ${(e as Error).message}\n`);
+    process.exit(e instanceof MetricInputError ? 2 : 1);
+  },
+);
