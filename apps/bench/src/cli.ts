@@ -8,12 +8,15 @@ import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import { kernelsMarkdown, numpyReference, runKernels } from './kernels.js';
 import { peakRssMb } from './measure.js';
+import { runMetricsBench } from './metrics.js';
 
 const USAGE = `usage: fiber-bench <command> [options]
 
 commands:
   kernels   matmul / attention / layer norm / MLP train-step throughput on every available backend,
             next to numpy's matmul when python3 + numpy are installed
+  metrics   @fiber-vl/eval-metrics at COCO scale (synthetic, seeded): captioning on 5,000 images x 5
+            references and COCOeval on 5,000 images x 100 detections; seconds and peak memory
 
 options:
   --backends LIST        comma-separated subset of webgpu,wasm,cpu (default: all that start)
@@ -24,6 +27,7 @@ options:
   --no-numpy             do not measure the numpy reference
   --no-single-thread     do not measure wasm matmul with one thread for comparison
   --json                 print the results as JSON on stdout and write no file
+  --images N             metrics: number of images (default 5000)
 `;
 
 /** wasm matmul with a one-thread pool, in a child process (the pool size is fixed per process). */
@@ -54,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
       only: { type: 'string' },
       'wasm-threads': { type: 'string' },
       json: { type: 'boolean' },
+      images: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -103,6 +108,19 @@ async function main(argv: string[]): Promise<number> {
         .join(', ');
       process.stdout.write(`\n## fiber-bench kernels\n\nbackends: ${backendLine}; machine: ${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}\n\n`);
       process.stdout.write(`${kernelsMarkdown(results)}\n\nwritten: ${file}\n`);
+      return 0;
+    }
+    case 'metrics': {
+      const r = runMetricsBench({ images: values.images ? Number(values.images) : undefined });
+      mkdirSync(outDir, { recursive: true });
+      const file = join(outDir, 'metrics.json');
+      writeFileSync(file, `${JSON.stringify({ command: 'metrics', machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, ...r }, null, 2)}\n`);
+      const c = r.captioning;
+      process.stdout.write(
+        `\n## fiber-bench metrics\n\n| job | size | seconds |\n|---|---|---|\n` +
+          Object.entries(c.seconds).map(([k, v]) => `| captioning: ${k} | ${c.images} images x ${c.refsPerImage} refs | ${v.toFixed(2)} |`).join('\n') +
+          `\n| captioning total | | ${c.totalSeconds.toFixed(2)} |\n| COCOeval bbox | ${r.cocoeval.images} images, ${r.cocoeval.gt} GT, ${r.cocoeval.detections} dets | ${r.cocoeval.seconds.toFixed(2)} |\n\npeak RSS ${r.peakRssMb} MB; written: ${file}\n`,
+      );
       return 0;
     }
     default:

@@ -71,11 +71,14 @@ interface Gt {
   iscrowd: boolean;
   ignore: boolean;
 }
+/** evaluateImg's result, kept compact: flat [T x D] flags, scores shared by the area ranges. */
 interface EvalImg {
-  dtMatches: Float64Array[]; // [T][D] matched gt id or 0
-  dtIgnore: Uint8Array[]; // [T][D]
-  dtScores: number[];
-  gtIgnore: Uint8Array;
+  D: number;
+  dtMatched: Uint8Array; // [t * D + d]: matched to a ground truth at threshold t
+  dtIgnore: Uint8Array; // [t * D + d]
+  dtScores: Float64Array;
+  /** Number of ground truths not ignored in this area range. */
+  numGt: number;
 }
 
 export const COCO_STAT_NAMES = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl'] as const;
@@ -160,73 +163,80 @@ export function cocoEvaluate(
   const I = p.imgIds.length;
   const maxDet = p.maxDets[M - 1];
 
-  // _prepare: per (image, category) lists in file order.
-  const imgSet = new Set(p.imgIds);
-  const catSet = new Set(p.catIds);
-  const key = (img: number, cat: number) => `${img}/${cat}`;
-  const gts = new Map<string, Gt[]>();
-  const dts = new Map<string, Det[]>();
+  // _prepare: per (category, image) lists in file order, keyed by index (only pairs with data).
+  const imgIndex = new Map(p.imgIds.map((id, i) => [id, i]));
+  const catIndex = new Map(p.catIds.map((id, k) => [id, k]));
+  const cells = new Map<number, { g: Gt[]; d: Det[] }>(); // key k * I + i
+  const cell = (k: number, i: number) => {
+    const key = k * I + i;
+    let c = cells.get(key);
+    if (!c) cells.set(key, (c = { g: [], d: [] }));
+    return c;
+  };
   for (const a of gt.annotations) {
-    if (!imgSet.has(a.image_id) || !catSet.has(a.category_id)) continue;
-    const k = key(a.image_id, a.category_id);
+    const i = imgIndex.get(a.image_id);
+    const k = catIndex.get(a.category_id);
+    if (i === undefined || k === undefined) continue;
     const crowd = !!a.iscrowd;
-    (gts.get(k) ?? gts.set(k, []).get(k)!).push({ id: a.id, bbox: a.bbox, area: a.area, iscrowd: crowd, ignore: crowd });
+    cell(k, i).g.push({ id: a.id, bbox: a.bbox, area: a.area, iscrowd: crowd, ignore: crowd });
   }
-  dets.forEach((d, i) => {
-    if (!imgSet.has(d.image_id) || !catSet.has(d.category_id)) return;
-    const k = key(d.image_id, d.category_id);
-    (dts.get(k) ?? dts.set(k, []).get(k)!).push({ id: i + 1, bbox: d.bbox, score: d.score, area: d.bbox[2] * d.bbox[3] });
+  dets.forEach((d, n) => {
+    const i = imgIndex.get(d.image_id);
+    const k = catIndex.get(d.category_id);
+    if (i === undefined || k === undefined) return;
+    cell(k, i).d.push({ id: n + 1, bbox: d.bbox, score: d.score, area: d.bbox[2] * d.bbox[3] });
   });
 
-  // evaluate(): IoUs once per (image, category), then evaluateImg per (category, area, image).
+  // evaluate(): IoUs once per (image, category), then evaluateImg per area range.
   const evalImgs: (EvalImg | null)[] = new Array(K * A * I).fill(null);
-  p.catIds.forEach((catId, k) => {
-    p.imgIds.forEach((imgId, i) => {
-      const g = gts.get(key(imgId, catId)) ?? [];
-      const dAll = dts.get(key(imgId, catId)) ?? [];
-      if (g.length === 0 && dAll.length === 0) return;
-      const d = stableArgsort(dAll.map((x) => -x.score)).slice(0, maxDet).map((j) => dAll[j]);
-      const ious = d.map((dd) => g.map((gg) => bboxIou(dd.bbox, gg.bbox, gg.iscrowd)));
-      p.areaRng.forEach(([lo, hi], a) => {
-        const gIgnore = g.map((gg) => (gg.ignore || gg.area < lo || gg.area > hi ? 1 : 0));
-        const gOrder = stableArgsort(gIgnore);
-        const gs = gOrder.map((j) => g[j]);
-        const gtIg = Uint8Array.from(gOrder.map((j) => gIgnore[j]));
-        const D = d.length;
-        const G = gs.length;
-        const gtm = Array.from({ length: T }, () => new Float64Array(G));
-        const dtm = Array.from({ length: T }, () => new Float64Array(D));
-        const dtIg = Array.from({ length: T }, () => new Uint8Array(D));
-        if (D > 0 && G > 0) {
-          p.iouThrs.forEach((t, ti) => {
-            for (let di = 0; di < D; di++) {
-              let best = Math.min(t, 1 - 1e-10);
-              let m = -1;
-              for (let gi = 0; gi < G; gi++) {
-                if (gtm[ti][gi] > 0 && !gs[gi].iscrowd) continue;
-                if (m > -1 && gtIg[m] === 0 && gtIg[gi] === 1) break;
-                const iou = ious[di][gOrder[gi]];
-                if (iou < best) continue;
-                best = iou;
-                m = gi;
-              }
-              if (m === -1) continue;
-              dtIg[ti][di] = gtIg[m];
-              dtm[ti][di] = gs[m].id;
-              gtm[ti][m] = d[di].id;
-            }
-          });
-        }
+  const present: number[][] = Array.from({ length: K }, () => []); // image indices with data, ascending
+  for (const key of [...cells.keys()].sort((x, y) => x - y)) {
+    const k = Math.floor(key / I);
+    const i = key % I;
+    present[k].push(i);
+    const { g, d: dAll } = cells.get(key)!;
+    const d = stableArgsort(dAll.map((x) => -x.score)).slice(0, maxDet).map((j) => dAll[j]);
+    const ious = d.map((dd) => g.map((gg) => bboxIou(dd.bbox, gg.bbox, gg.iscrowd)));
+    const dtScores = Float64Array.from(d, (x) => x.score);
+    const D = d.length;
+    const G = g.length;
+    p.areaRng.forEach(([lo, hi], a) => {
+      const gIgnore = g.map((gg) => (gg.ignore || gg.area < lo || gg.area > hi ? 1 : 0));
+      // stable argsort of 0/1 flags: the non-ignored first, each group in file order
+      const gOrder = [...gIgnore.keys()].filter((j) => gIgnore[j] === 0).concat([...gIgnore.keys()].filter((j) => gIgnore[j] === 1));
+      const gs = gOrder.map((j) => g[j]);
+      const gtIg = gOrder.map((j) => gIgnore[j]);
+      const gtm = new Float64Array(T * G); // matched detection id per (threshold, gt)
+      const dtMatched = new Uint8Array(T * D);
+      const dtIgnore = new Uint8Array(T * D);
+      if (D > 0 && G > 0) {
         for (let ti = 0; ti < T; ti++) {
+          const t = p.iouThrs[ti];
           for (let di = 0; di < D; di++) {
-            const outside = d[di].area < lo || d[di].area > hi;
-            if (dtm[ti][di] === 0 && outside) dtIg[ti][di] = 1;
+            let best = Math.min(t, 1 - 1e-10);
+            let m = -1;
+            for (let gi = 0; gi < G; gi++) {
+              if (gtm[ti * G + gi] > 0 && !gs[gi].iscrowd) continue;
+              if (m > -1 && gtIg[m] === 0 && gtIg[gi] === 1) break;
+              const iou = ious[di][gOrder[gi]];
+              if (iou < best) continue;
+              best = iou;
+              m = gi;
+            }
+            if (m === -1) continue;
+            dtIgnore[ti * D + di] = gtIg[m];
+            dtMatched[ti * D + di] = 1;
+            gtm[ti * G + m] = d[di].id;
           }
         }
-        evalImgs[(k * A + a) * I + i] = { dtMatches: dtm, dtIgnore: dtIg, dtScores: d.map((x) => x.score), gtIgnore: gtIg };
-      });
+      }
+      for (let di = 0; di < D; di++) {
+        if (d[di].area >= lo && d[di].area <= hi) continue;
+        for (let ti = 0; ti < T; ti++) if (!dtMatched[ti * D + di]) dtIgnore[ti * D + di] = 1;
+      }
+      evalImgs[(k * A + a) * I + i] = { D, dtMatched, dtIgnore, dtScores, numGt: gtIg.filter((v) => v === 0).length };
     });
-  });
+  }
 
   // accumulate()
   const precision = new Float64Array(T * R * K * A * M).fill(-1);
@@ -238,34 +248,39 @@ export function cocoEvaluate(
     for (let a = 0; a < A; a++) {
       p.maxDets.forEach((md, m) => {
         const E: EvalImg[] = [];
-        for (let i = 0; i < I; i++) {
+        for (const i of present[k]) {
           const e = evalImgs[(k * A + a) * I + i];
           if (e) E.push(e);
         }
         if (E.length === 0) return;
-        const scores: number[] = [];
-        const src: [EvalImg, number][] = [];
-        for (const e of E) {
-          const n = Math.min(md, e.dtScores.length);
-          for (let j = 0; j < n; j++) {
-            scores.push(e.dtScores[j]);
-            src.push([e, j]);
+        let nd = 0;
+        for (const e of E) nd += Math.min(md, e.D);
+        const negScores = new Float64Array(nd);
+        const srcImg = new Int32Array(nd);
+        const srcDet = new Int32Array(nd);
+        let pos = 0;
+        E.forEach((e, ei) => {
+          const n = Math.min(md, e.D);
+          for (let j = 0; j < n; j++, pos++) {
+            negScores[pos] = -e.dtScores[j];
+            srcImg[pos] = ei;
+            srcDet[pos] = j;
           }
-        }
-        const order = stableArgsort(scores.map((s) => -s));
+        });
+        const order = stableArgsort(negScores);
         let npig = 0;
-        for (const e of E) for (const ig of e.gtIgnore) if (ig === 0) npig++;
+        for (const e of E) npig += e.numGt;
         if (npig === 0) return;
-        const nd = order.length;
+        const rc = new Float64Array(nd);
+        const pr = new Float64Array(nd);
         for (let t = 0; t < T; t++) {
-          const rc = new Float64Array(nd);
-          const pr = new Float64Array(nd);
           let tp = 0;
           let fp = 0;
           for (let j = 0; j < nd; j++) {
-            const [e, di] = src[order[j]];
-            const matched = e.dtMatches[t][di] !== 0;
-            const ignored = e.dtIgnore[t][di] !== 0;
+            const e = E[srcImg[order[j]]];
+            const at = t * e.D + srcDet[order[j]];
+            const matched = e.dtMatched[at] !== 0;
+            const ignored = e.dtIgnore[at] !== 0;
             if (matched && !ignored) tp++;
             if (!matched && !ignored) fp++;
             rc[j] = tp / npig;
