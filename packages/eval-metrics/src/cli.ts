@@ -6,14 +6,16 @@ import { cocoEvaluate, type CocoDetection, type CocoGroundTruth } from './detect
 import { MetricInputError } from './errors.js';
 import { Flickr30kEntitiesEvaluator, type Flickr30kPrediction } from './grounding/flickr30k.js';
 import { recAccuracy } from './grounding/rec.js';
-import { cocoCaptionReferences, cocoCaptionResults, folderReader, jsonFilesIn, loadMeteorResources, readJson, runFixtures } from './node.js';
+import { cocoCaptionReferences, cocoCaptionResults, folderReader, jsonFilesIn, loadMeteorResources, loadParaphraseTable, readJson, runFixtures } from './node.js';
 import { retrievalRecall } from './retrieval.js';
 import { vqaAccuracy } from './vqa/evaluate.js';
 
 const USAGE = `usage: fiber-metrics <command> [options]
 
   caption    --refs coco_captions.json --preds results.json [--no-meteor] [--spice] [--meteor-data DIR]
-             BLEU-1..4, ROUGE-L, CIDEr-D (pycocoevalcap), METEOR_no_paraphrase, SPICE_approx (opt-in)
+             [--meteor-paraphrase paraphrase-en.gz] [--per-image]
+             BLEU-1..4, ROUGE-L, CIDEr-D (pycocoevalcap); METEOR_no_paraphrase, or METEOR when a Meteor
+             paraphrase table is given; SPICE_approx (opt-in, approximate parser)
   vqa        --questions Q.json --annotations A.json --preds R.json
   detection  --gt instances.json --dets dets.json          (COCOeval, iouType bbox)
   retrieval  --sims sims.json    {"similarity": [[...]], "text_to_image": [...]} or a bare matrix
@@ -69,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
       subset: { type: 'string' },
       'captions-per-image': { type: 'string' },
       'meteor-data': { type: 'string' },
+      'meteor-paraphrase': { type: 'string' },
       'no-meteor': { type: 'boolean' },
       spice: { type: 'boolean' },
       'per-image': { type: 'boolean' },
@@ -92,11 +95,12 @@ async function main(argv: string[]): Promise<number> {
         candidates: cocoCaptionResults(readJson(predsFile), predsFile),
         files: { references: refsFile, candidates: predsFile },
         meteor,
+        meteorParaphrases: meteor && values['meteor-paraphrase'] ? loadParaphraseTable(values['meteor-paraphrase']) : undefined,
         spice: !!values.spice,
       });
       scores = { ...r.corpus, ...(values['per-image'] ? { perImage: Object.fromEntries(r.perImage) } : {}) };
       if (values.spice) scores.note = 'SPICE_approx is SPICE computed with an approximate (wink-nlp) scene-graph parser, not the official SPICE';
-      if (meteor) scores.meteorNote = 'METEOR_no_paraphrase: Meteor 1.5 exact+stem+synonym, without the paraphrase table';
+      if (meteor && !values['meteor-paraphrase']) scores.meteorNote = 'METEOR_no_paraphrase: Meteor 1.5 exact+stem+synonym, without the paraphrase table';
       break;
     }
     case 'vqa': {

@@ -10,6 +10,7 @@ export { ciderD, type CiderInput } from './caption/cider.js';
 export { Meteor, METEOR_DEFAULTS, type MeteorParams, type MeteorStats } from './caption/meteor/meteor.js';
 export { parseMeteorResources, type MeteorResources } from './caption/meteor/resources.js';
 export { meteorNormalize } from './caption/meteor/normalize.js';
+export { ParaphraseTable, parseParaphraseTable } from './caption/meteor/paraphrase.js';
 export {
   ApproxSceneGraphParser,
   spiceApprox,

@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MetricInputError } from './errors.js';
 import { parseMeteorResources, type MeteorResources } from './caption/meteor/resources.js';
+import { parseParaphraseTable, type ParaphraseTable } from './caption/meteor/paraphrase.js';
+import { gunzipSync } from 'node:zlib';
 
 /** The folder of Meteor's English data shipped with this package. */
 export function bundledMeteorDir(): string {
@@ -27,6 +29,18 @@ export function loadMeteorResources(dir = bundledMeteorDir()): MeteorResources {
   const resources = parseMeteorResources({ words: read('english.words'), synsets: read('english.synsets'), exceptions: read('english.exceptions') });
   cached = { dir, resources };
   return resources;
+}
+
+/** Loads a Meteor paraphrase table (paraphrase-en.gz as shipped with Meteor 1.5, or uncompressed). */
+export function loadParaphraseTable(path: string): ParaphraseTable {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new MetricInputError(`${path}: cannot read the paraphrase table (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const text = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('utf8') : bytes.toString('utf8');
+  return parseParaphraseTable(text, path);
 }
 
 /** Reads and parses a JSON file; errors name the file. */

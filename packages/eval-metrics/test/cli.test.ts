@@ -2,6 +2,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +48,12 @@ describe('fiber-metrics CLI', () => {
     for (const k of ['BLEU_4', 'ROUGE_L', 'CIDEr_D', 'METEOR_no_paraphrase']) expect(Math.abs(r[k] - e[k])).toBeLessThan(1e-6);
     const s = json('caption', '--refs', 'captions_val.json', '--preds', 'results.json', '--scale100', '--no-meteor');
     expect(s.CIDEr_D).toBeCloseTo(e.CIDEr_D * 100, 6);
+  });
+  it('caption: a gzipped Meteor paraphrase table switches the label to METEOR', () => {
+    writeFileSync(join(dir, 'paraphrase-en.gz'), gzipSync('0.3\nmiddle of\ncenter of\n0.2\non top of\natop\n'));
+    const r = json('caption', '--refs', 'captions_val.json', '--preds', 'results.json', '--meteor-paraphrase', 'paraphrase-en.gz');
+    expect(r.METEOR).toBeGreaterThanOrEqual(fx('captioning.json').corpus_scores.METEOR_no_paraphrase - 1e-12);
+    expect(r.METEOR_no_paraphrase).toBeUndefined();
   });
   it('caption: --table prints a readable table and --spice is labelled approximate', () => {
     const r = run('caption', '--refs', 'captions_val.json', '--preds', 'results.json', '--table', '--spice');

@@ -5,12 +5,14 @@ import { ciderD } from './cider.js';
 import { rougeL } from './rouge.js';
 import { Meteor } from './meteor/meteor.js';
 import type { MeteorResources } from './meteor/resources.js';
+import type { ParaphraseTable } from './meteor/paraphrase.js';
 import { spiceApprox } from './spice.js';
 
 export type CaptionMetric = 'BLEU_1' | 'BLEU_2' | 'BLEU_3' | 'BLEU_4' | 'ROUGE_L' | 'CIDEr_D';
 /** METEOR without the paraphrase module, and SPICE computed with an approximate parser: never the official numbers. */
 export type ApproximateMetric = 'METEOR_no_paraphrase' | 'SPICE_approx';
-export type CaptionScores = Record<CaptionMetric, number> & Partial<Record<ApproximateMetric, number>>;
+/** METEOR with all four modules: only when a paraphrase table is supplied. */
+export type CaptionScores = Record<CaptionMetric, number> & Partial<Record<ApproximateMetric | 'METEOR', number>>;
 
 export interface CaptionEvalInput {
   /** References per image id (raw captions, or tokenised when `tokenized`). */
@@ -22,6 +24,8 @@ export interface CaptionEvalInput {
   files?: { references?: string; candidates?: string };
   /** Meteor's English resources: adds METEOR_no_paraphrase (and is needed for SPICE_approx). */
   meteor?: MeteorResources;
+  /** Meteor's paraphrase table: adds the paraphrase module, and the score is labelled METEOR. */
+  meteorParaphrases?: ParaphraseTable;
   /** Also compute SPICE_approx (needs `meteor` for WordNet synonyms). */
   spice?: boolean;
 }
@@ -41,7 +45,7 @@ export interface CaptionEvalResult {
  * tokenisation, BLEU-1..4, ROUGE-L, CIDEr-D. Image id sets of references and candidates must be
  * equal. Values are on the raw scale (CIDEr-D in [0, 10]).
  */
-export function evaluateCaptions({ references, candidates, tokenized = false, files = {}, meteor, spice = false }: CaptionEvalInput): CaptionEvalResult {
+export function evaluateCaptions({ references, candidates, tokenized = false, files = {}, meteor, meteorParaphrases, spice = false }: CaptionEvalInput): CaptionEvalResult {
   if (spice && !meteor) throw new MetricInputError('SPICE_approx needs the Meteor synonym resources (pass `meteor`)');
   const refs = references instanceof Map ? new Map([...references].map(([k, v]) => [String(k), v])) : new Map(Object.entries(references));
   const cands = candidates instanceof Map ? new Map([...candidates].map(([k, v]) => [String(k), v])) : new Map(Object.entries(candidates));
@@ -80,9 +84,10 @@ export function evaluateCaptions({ references, candidates, tokenized = false, fi
   const corpus: CaptionScores = { BLEU_1: b[0], BLEU_2: b[1], BLEU_3: b[2], BLEU_4: b[3], ROUGE_L: mean(rouge), CIDEr_D: mean(cider) };
   const items = ids.map((_, i) => ({ candidate: tokCands[i], references: tokRefs[i] }));
   if (meteor) {
-    const m = new Meteor(meteor).evaluate(items);
-    corpus.METEOR_no_paraphrase = m.corpus;
-    ids.forEach((id, i) => (perImage.get(id)!.METEOR_no_paraphrase = m.perImage[i]));
+    const scorer = new Meteor(meteor, undefined, meteorParaphrases);
+    const m = scorer.evaluate(items);
+    corpus[scorer.label] = m.corpus;
+    ids.forEach((id, i) => (perImage.get(id)![scorer.label] = m.perImage[i]));
   }
   if (spice && meteor) {
     const sp = spiceApprox(meteor, items);

@@ -27,3 +27,28 @@ describe('METEOR 1.5 without paraphrases', () => {
     expect(meteorNormalize('u.s.a. mr. smith')).toBe('usa mr. smith');
   });
 });
+
+describe('METEOR paraphrase module (user-supplied table)', () => {
+  it('aligns a multi-word phrase to its paraphrase (hand-computed)', async () => {
+    const { parseParaphraseTable } = await import('./paraphrase.js');
+    const table = parseParaphraseTable('0.5\na pair of\ntwo\n0.1\ngo away\nleave\n');
+    expect(table.size).toBe(2);
+    const meteor = new Meteor(resources, undefined, table);
+    expect(meteor.label).toBe('METEOR');
+    const s = meteor.segmentStats('two dogs on a couch', ['a pair of dogs on a sofa']);
+    expect(s.testStageMatchesFunction).toEqual([2, 0, 0, 1]);
+    expect(s.referenceStageMatchesContent).toEqual([1, 0, 1, 1]);
+    expect(s.referenceStageMatchesFunction).toEqual([2, 0, 0, 2]);
+    expect(s.chunks).toBe(1);
+    // P = 2 / 2.25, R = 2.6 / 3.25, one chunk covering everything: no penalty
+    expect(meteor.score(s)).toBeCloseTo(1 / (0.15 / (2 / 2.25) + 0.85 / (2.6 / 3.25)), 12);
+    const without = new Meteor(resources);
+    expect(without.label).toBe('METEOR_no_paraphrase');
+    expect(without.score(without.segmentStats('two dogs on a couch', ['a pair of dogs on a sofa']))).toBeLessThan(meteor.score(s));
+  });
+  it('names a malformed table', async () => {
+    const { parseParaphraseTable } = await import('./paraphrase.js');
+    expect(() => parseParaphraseTable('0.5\na b\n', 'p.txt')).toThrow('p.txt: 2 lines is not a multiple of 3');
+    expect(() => parseParaphraseTable('x\na\nb\n', 'p.txt')).toThrow('p.txt: line 1 should be a probability');
+  });
+});

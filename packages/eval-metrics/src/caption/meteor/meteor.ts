@@ -1,31 +1,34 @@
 // METEOR 1.5 (Denkowski & Lavie 2014) as the COCO caption evaluation runs it (`-l en -norm`, task
-// rank: alpha 0.85, beta 0.2, gamma 0.6, delta 0.75), with the exact, stem (Snowball English) and
-// synonym (WordNet) modules, weights 1.0 / 0.6 / 0.8. The paraphrase module is not implemented, so
-// scores are labelled METEOR_no_paraphrase: they can only be at or below official COCO METEOR.
-// Alignment, beam search (with its integer-truncated ranking counters and distance quirk),
-// statistics and their corpus aggregation follow the Meteor 1.5 source.
+// rank: alpha 0.85, beta 0.2, gamma 0.6, delta 0.75), with the exact, stem (Snowball English),
+// synonym (WordNet) and, when a paraphrase table is supplied, paraphrase modules, weights
+// 1.0 / 0.6 / 0.8 / 0.6. Without a table the score is labelled METEOR_no_paraphrase: it can only
+// be at or below official COCO METEOR. Alignment, beam search (with its integer-truncated ranking
+// counters and distance quirk), statistics and their corpus aggregation follow the Meteor 1.5 source.
 import stem from 'wink-porter2-stemmer';
 import { meteorNormalize } from './normalize.js';
 import { synsetsOf, type MeteorResources } from './resources.js';
+import type { ParaphraseTable } from './paraphrase.js';
 
 export interface MeteorParams {
   alpha: number;
   beta: number;
   gamma: number;
   delta: number;
-  /** Weights of the exact, stem and synonym modules in the score. */
-  weights: [number, number, number];
+  /** Weights of the exact, stem, synonym and paraphrase modules in the score. */
+  weights: [number, number, number, number];
   beamSize: number;
 }
 
-export const METEOR_DEFAULTS: MeteorParams = { alpha: 0.85, beta: 0.2, gamma: 0.6, delta: 0.75, weights: [1.0, 0.6, 0.8], beamSize: 40 };
+export const METEOR_DEFAULTS: MeteorParams = { alpha: 0.85, beta: 0.2, gamma: 0.6, delta: 0.75, weights: [1.0, 0.6, 0.8, 0.6], beamSize: 40 };
 /** Module weights Meteor's scorer hands to the aligner's beam search (not the scoring weights). */
-const SEARCH_WEIGHTS = [1.0, 0.5, 0.5];
+const SEARCH_WEIGHTS = [1.0, 0.5, 0.5, 0.5];
 
 interface Match {
   module: number;
-  start: number; // index in the reference (line 2)
-  matchStart: number; // index in the hypothesis (line 1)
+  start: number; // first word in the reference (line 2)
+  length: number;
+  matchStart: number; // first word in the hypothesis (line 1)
+  matchLength: number;
 }
 
 interface Path {
@@ -40,6 +43,11 @@ interface Path {
   lastMatchEnd: number;
 }
 
+const isUsed = (p: Path, m: Match) => {
+  for (let k = 0; k < m.length; k++) if (p.used2[m.start + k]) return true;
+  for (let k = 0; k < m.matchLength; k++) if (p.used1[m.matchStart + k]) return true;
+  return false;
+};
 const copyPath = (p: Path): Path => ({ ...p, matches: p.matches.slice(), used1: p.used1.slice(), used2: p.used2.slice() });
 const comparePaths = (x: Path, y: Path) => {
   const d = y.matches1 + y.matches2 - (x.matches1 + x.matches2);
@@ -68,10 +76,22 @@ export class Meteor {
   private readonly stemCache = new Map<string, string>();
   private readonly synCache = new Map<string, Set<number>>();
 
+  /** Number of modules: 3 (exact, stem, synonym) or 4 with a paraphrase table. */
+  readonly modules: number;
+
   constructor(
     readonly resources: MeteorResources,
     readonly params: MeteorParams = METEOR_DEFAULTS,
-  ) {}
+    /** Meteor's paraphrase table (paraphrase-en.gz, see parseParaphraseTable); enables the fourth module. */
+    readonly paraphrases?: ParaphraseTable,
+  ) {
+    this.modules = paraphrases ? 4 : 3;
+  }
+
+  /** The label of this configuration's scores. */
+  get label(): 'METEOR' | 'METEOR_no_paraphrase' {
+    return this.paraphrases ? 'METEOR' : 'METEOR_no_paraphrase';
+  }
 
   private stemOf(w: string): string {
     let s = this.stemCache.get(w);
@@ -98,8 +118,8 @@ export class Meteor {
     const candidates: Match[][] = Array.from({ length: n2 }, () => []);
     const cover1 = new Int32Array(n1);
     const cover2 = new Int32Array(n2);
-    const add = (module: number, j: number, i: number) => {
-      candidates[j].push({ module, start: j, matchStart: i });
+    const add = (module: number, j: number, i: number, length = 1, matchLength = 1) => {
+      candidates[j].push({ module, start: j, length, matchStart: i, matchLength });
       cover1[i]++;
       cover2[j]++;
     };
@@ -124,22 +144,26 @@ export class Meteor {
           if (syn) add(2, j, i);
         }
       }
+      if (this.paraphrases) this.paraphraseMatches(hyp, ref, candidates, cover1, cover2);
     }
     // One-to-one, non-overlapping matches are fixed.
     const start: Path = { matches: new Array(n2).fill(null), used1: new Uint8Array(n1), used2: new Uint8Array(n2), matches1: 0, matches2: 0, chunks: 0, idx: 0, distance: 0, lastMatchEnd: -1 };
     for (let j = 0; j < n2; j++) {
       if (candidates[j].length !== 1) continue;
       const m = candidates[j][0];
-      if (cover2[j] !== 1 || cover1[m.matchStart] !== 1) continue;
+      let overlap = false;
+      for (let k = 0; k < m.length; k++) if (cover2[j + k] !== 1) overlap = true;
+      for (let k = 0; k < m.matchLength; k++) if (cover1[m.matchStart + k] !== 1) overlap = true;
+      if (overlap) continue;
       start.matches[j] = m;
-      start.used2[j] = 1;
-      start.used1[m.matchStart] = 1;
+      for (let k = 0; k < m.length; k++) start.used2[j + k] = 1;
+      for (let k = 0; k < m.matchLength; k++) start.used1[m.matchStart + k] = 1;
     }
     const best = this.resolve(candidates, start);
 
     const fn1 = hyp.map((w) => this.resources.functionWords.has(w.toLowerCase()));
     const fn2 = ref.map((w) => this.resources.functionWords.has(w.toLowerCase()));
-    const K = 3;
+    const K = this.modules;
     const tc = new Array(K).fill(0);
     const rc = new Array(K).fill(0);
     const tf = new Array(K).fill(0);
@@ -156,13 +180,17 @@ export class Meteor {
         idx++;
         continue;
       }
-      if (fn1[m.matchStart]) tf[m.module]++;
-      else tc[m.module]++;
-      if (fn2[m.start]) rf[m.module]++;
-      else rc[m.module]++;
+      for (let k = 0; k < m.matchLength; k++) {
+        if (fn1[m.matchStart + k]) tf[m.module]++;
+        else tc[m.module]++;
+      }
+      for (let k = 0; k < m.length; k++) {
+        if (fn2[m.start + k]) rf[m.module]++;
+        else rc[m.module]++;
+      }
       if (lastMatchEnd !== -1 && m.matchStart !== lastMatchEnd) chunks++;
-      idx = m.start + 1;
-      lastMatchEnd = m.matchStart + 1;
+      idx = m.start + m.length;
+      lastMatchEnd = m.matchStart + m.matchLength;
     }
     if (lastMatchEnd !== -1) chunks++;
     const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
@@ -181,6 +209,43 @@ export class Meteor {
       testWordMatches: sum(tc) + sum(tf),
       referenceWordMatches: sum(rc) + sum(rf),
     };
+  }
+
+  /**
+   * ParaphraseMatcher: phrases of the reference whose table paraphrase occurs in the hypothesis,
+   * then the other direction. Kept from Meteor 1.5: the second direction adds each match twice.
+   */
+  private paraphraseMatches(hyp: string[], ref: string[], candidates: Match[][], cover1: Int32Array, cover2: Int32Array): void {
+    const table = this.paraphrases!;
+    const line1 = hyp.map((w) => table.vocab.get(w) ?? -1);
+    const line2 = ref.map((w) => table.vocab.get(w) ?? -1);
+    const occurs = (line: number[], at: number, words: Int32Array) => {
+      for (let k = 0; k < words.length; k++) if (at + k === line.length || line[at + k] !== words[k]) return false;
+      return true;
+    };
+    for (let j = 0; j < line2.length; j++) {
+      for (const [len, par] of table.pathsFrom(line2, j)) {
+        const words = table.paraphrases[par];
+        for (let i = 0; i < line1.length; i++) {
+          if (!occurs(line1, i, words)) continue;
+          cover1[i]++;
+          cover2[j]++;
+          candidates[j].push({ module: 3, start: j, length: len, matchStart: i, matchLength: words.length });
+        }
+      }
+    }
+    for (let i = 0; i < line1.length; i++) {
+      for (const [len, par] of table.pathsFrom(line1, i)) {
+        const words = table.paraphrases[par];
+        for (let j = 0; j < line2.length; j++) {
+          if (!occurs(line2, j, words)) continue;
+          const m: Match = { module: 3, start: j, length: words.length, matchStart: i, matchLength: len };
+          candidates[j].push(m, m);
+          cover1[i]++;
+          cover2[j]++;
+        }
+      }
+    }
   }
 
   /** Meteor's beam search over the remaining candidate matches, left to right over the reference. */
@@ -202,27 +267,27 @@ export class Meteor {
             next.push(path);
           } else if (path.matches[path.idx]) {
             const m = path.matches[path.idx]!;
-            path.matches1 = Math.trunc(path.matches1 + SEARCH_WEIGHTS[m.module]);
-            path.matches2 = Math.trunc(path.matches2 + SEARCH_WEIGHTS[m.module]);
+            path.matches1 = Math.trunc(path.matches1 + m.matchLength * SEARCH_WEIGHTS[m.module]);
+            path.matches2 = Math.trunc(path.matches2 + m.length * SEARCH_WEIGHTS[m.module]);
             if (path.lastMatchEnd !== -1 && m.matchStart !== path.lastMatchEnd) path.chunks++;
-            path.idx = m.start + 1;
-            path.lastMatchEnd = m.matchStart + 1;
+            path.idx = m.start + m.length;
+            path.lastMatchEnd = m.matchStart + m.matchLength;
             path.distance += Math.abs(m.start - m.matchStart);
             next.push(path);
           }
           continue;
         }
         for (const m of candidates[current]) {
-          if (path.used2[m.start] || path.used1[m.matchStart]) continue;
+          if (isUsed(path, m)) continue;
           const np = copyPath(path);
-          np.used2[m.start] = 1;
-          np.used1[m.matchStart] = 1;
+          for (let k = 0; k < m.length; k++) np.used2[m.start + k] = 1;
+          for (let k = 0; k < m.matchLength; k++) np.used1[m.matchStart + k] = 1;
           np.matches[current] = m;
-          np.matches1 = Math.trunc(np.matches1 + SEARCH_WEIGHTS[m.module]);
-          np.matches2 = Math.trunc(np.matches2 + SEARCH_WEIGHTS[m.module]);
+          np.matches1 = Math.trunc(np.matches1 + m.matchLength * SEARCH_WEIGHTS[m.module]);
+          np.matches2 = Math.trunc(np.matches2 + m.length * SEARCH_WEIGHTS[m.module]);
           if (np.lastMatchEnd !== -1 && m.matchStart !== np.lastMatchEnd) np.chunks++;
-          np.idx = m.start + 1;
-          np.lastMatchEnd = m.matchStart + 1;
+          np.idx = m.start + m.length;
+          np.lastMatchEnd = m.matchStart + m.matchLength;
           // Quirk kept from Meteor 1.5: the distance is added to the parent path, not the new one.
           path.distance += Math.abs(m.start - m.matchStart);
           next.push(np);
@@ -246,10 +311,11 @@ export class Meteor {
     const referenceWeightedLength = delta * (s.referenceLength - s.referenceFunctionWords) + (1.0 - delta) * s.referenceFunctionWords;
     let tw = 0;
     let rw = 0;
-    for (let i = 0; i < weights.length; i++) tw += s.testStageMatchesContent[i] * weights[i] * delta;
-    for (let i = 0; i < weights.length; i++) rw += s.referenceStageMatchesContent[i] * weights[i] * delta;
-    for (let i = 0; i < weights.length; i++) tw += s.testStageMatchesFunction[i] * weights[i] * (1.0 - delta);
-    for (let i = 0; i < weights.length; i++) rw += s.referenceStageMatchesFunction[i] * weights[i] * (1.0 - delta);
+    const K = s.testStageMatchesContent.length;
+    for (let i = 0; i < K; i++) tw += s.testStageMatchesContent[i] * weights[i] * delta;
+    for (let i = 0; i < K; i++) rw += s.referenceStageMatchesContent[i] * weights[i] * delta;
+    for (let i = 0; i < K; i++) tw += s.testStageMatchesFunction[i] * weights[i] * (1.0 - delta);
+    for (let i = 0; i < K; i++) rw += s.referenceStageMatchesFunction[i] * weights[i] * (1.0 - delta);
     const precision = tw / testWeightedLength;
     const recall = rw / referenceWeightedLength;
     const fMean = 1.0 / ((1.0 - alpha) / precision + alpha / recall);
@@ -278,7 +344,7 @@ export class Meteor {
   }
 
   /** Sums statistics as MeteorStats.addStats (chunks of perfect segments are not added). */
-  static addStats(total: MeteorStats, s: MeteorStats): MeteorStats {
+  addStats(total: MeteorStats, s: MeteorStats): MeteorStats {
     const perfect = s.testTotalMatches === s.testLength && s.referenceTotalMatches === s.referenceLength && s.chunks === 1;
     const addArr = (a: number[], b: number[]) => a.map((v, i) => v + b[i]);
     return {
@@ -298,10 +364,11 @@ export class Meteor {
     };
   }
 
-  static emptyStats(): MeteorStats {
+  emptyStats(): MeteorStats {
+    const z = () => new Array<number>(this.modules).fill(0);
     return {
       testLength: 0, referenceLength: 0, testFunctionWords: 0, referenceFunctionWords: 0, testTotalMatches: 0, referenceTotalMatches: 0,
-      testStageMatchesContent: [0, 0, 0], referenceStageMatchesContent: [0, 0, 0], testStageMatchesFunction: [0, 0, 0], referenceStageMatchesFunction: [0, 0, 0],
+      testStageMatchesContent: z(), referenceStageMatchesContent: z(), testStageMatchesFunction: z(), referenceStageMatchesFunction: z(),
       chunks: 0, testWordMatches: 0, referenceWordMatches: 0,
     };
   }
@@ -311,11 +378,11 @@ export class Meteor {
    * hypothesis has "|||" removed and double spaces collapsed first, as the wrapper does.
    */
   evaluate(items: readonly { candidate: string; references: readonly string[] }[]): { corpus: number; perImage: number[] } {
-    let total = Meteor.emptyStats();
+    let total = this.emptyStats();
     const perImage = items.map(({ candidate, references }) => {
       const hyp = candidate.split('|||').join('').replace(/ {2}/g, ' ');
       const stats = this.segmentStats(hyp, references);
-      total = Meteor.addStats(total, stats);
+      total = this.addStats(total, stats);
       return this.score(stats);
     });
     return { corpus: this.score(total), perImage };
