@@ -9,3 +9,17 @@ export {
   type SwinConfig,
   type SwinPresetName,
 } from './config.js';
+export {
+  SwinTransformer,
+  BasicLayer,
+  SwinTransformerBlock,
+  WindowAttention,
+  PatchMerging,
+  PatchEmbed,
+  Mlp,
+  relativePositionIndex,
+  shiftWindowMask,
+  type SwinOptions,
+  type SwinOutput,
+  type WindowContext,
+} from './model.js';
