@@ -1,1 +1,17 @@
 export { ROBERTA_BASE, robertaConfig, createPositionIds, extendedAttentionMask, type RobertaConfig } from './config.js';
+export {
+  RobertaModel,
+  RobertaEmbeddings,
+  RobertaSelfAttention,
+  RobertaSelfOutput,
+  RobertaAttention,
+  RobertaIntermediate,
+  RobertaOutput,
+  RobertaLayer,
+  RobertaEncoder,
+  RobertaPooler,
+  RobertaLMHead,
+  extendedAttentionMaskTensor,
+  type RobertaOutputs,
+  type LayerOptions,
+} from './modeling.js';

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsFile, tf, StateDictError } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, loadSafetensors, tf, StateDictError } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, maxAbsDiff, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { SwinTransformer } from './model.js';
 import { fiberCoarseWindowSize, swinConfig, type SwinConfig } from './config.js';
@@ -26,8 +26,7 @@ function configOf(dir: string): SwinConfig {
 
 async function load(dir: string) {
   const model = new SwinTransformer(configOf(dir));
-  const weights = await SafetensorsFile.open(join(fixtures, dir, 'model.safetensors'));
-  const dict = await weights.readAll();
+  const dict = await loadSafetensors(join(fixtures, dir, 'model.safetensors'));
   const stripped = new Map([...dict].map(([k, v]) => [k.replace(/^vit_model\./, ''), v]));
   model.loadStateDict(stripped);
   tf.dispose([...dict.values()]);
@@ -73,6 +72,7 @@ describe.each(names)('Swin parity with the official FIBER code on %s', (backend)
     expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
     expect(Object.keys(errors).length).toBeGreaterThan(25);
     tf.dispose(out as unknown as tf.TensorContainer);
+    await Promise.all([inputs.close(), expected.close()]);
     pixels.dispose();
     model.dispose();
   });

@@ -63,7 +63,7 @@ export {
   type RawValues,
   type SafetensorsInput,
 } from './io/safetensors.js';
-export { ShardedSafetensors, openSafetensors, saveSafetensors, type TensorReader } from './io/sharded.js';
+export { ShardedSafetensors, openSafetensors, loadSafetensors, saveSafetensors, type TensorReader } from './io/sharded.js';
 export { bufferSource, blobSource, type ByteSource } from './io/byte-source.js';
 
 export { Generator, defaultGenerator, manualSeed } from './rng.js';

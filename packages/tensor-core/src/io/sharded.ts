@@ -99,6 +99,16 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile | S
   return path.endsWith('.json') ? ShardedSafetensors.open(path) : SafetensorsFile.open(path);
 }
 
+/** Reads every tensor (or those passing `filter`) of a `.safetensors` file or sharded index, then closes it (Node). */
+export async function loadSafetensors(path: string, filter?: (name: string) => boolean): Promise<Map<string, tf.Tensor>> {
+  const file = await openSafetensors(path);
+  try {
+    return await file.readAll(filter);
+  } finally {
+    await file.close();
+  }
+}
+
 /** Writes tensors to a `.safetensors` file (Node). */
 export async function saveSafetensors(
   path: string,

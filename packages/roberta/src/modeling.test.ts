@@ -1,0 +1,74 @@
+// Parity of RoBERTa with the official FIBER code (text-only pass: 12 plain layers, each with its
+// output LayerNorm) on both public fixture sets and every backend.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SafetensorsFile, loadSafetensors, tf } from '@fiber-vl/tensor-core';
+import { expectNoTensorGrowth, maxAbsDiff, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { RobertaModel } from './modeling.js';
+import type { RobertaConfig } from './config.js';
+
+const fixtures = join(__dirname, '../test/fixtures');
+const { names } = await testBackends();
+
+function configOf(dir: string): Partial<RobertaConfig> {
+  const c = JSON.parse(readFileSync(join(fixtures, dir, 'config.json'), 'utf8'));
+  const r = c.roberta ?? c.text;
+  return {
+    vocabSize: r.vocab_size,
+    hiddenSize: r.hidden_size,
+    numHiddenLayers: r.num_hidden_layers,
+    numAttentionHeads: r.num_attention_heads,
+    intermediateSize: r.intermediate_size,
+    maxPositionEmbeddings: r.max_position_embeddings,
+    typeVocabSize: r.type_vocab_size,
+    layerNormEps: r.layer_norm_eps,
+  };
+}
+
+async function load(dir: string) {
+  const model = new RobertaModel(configOf(dir));
+  const dict = await loadSafetensors(join(fixtures, dir, 'model.safetensors'));
+  model.loadStateDict(new Map([...dict].map(([k, v]) => [k.replace(/^text_transformer\./, ''), v])));
+  tf.dispose([...dict.values()]);
+  return model.eval();
+}
+
+const SETS = [
+  { dir: 'set-a', key: (w: string) => `dual_text.txt.${w}`, layer: (i: number) => `layer${i}` },
+  { dir: 'set-b', key: (w: string) => `act.itc.text.${w}`, layer: (i: number) => `layer.${i}` },
+];
+
+describe.each(names)('RoBERTa parity with the official FIBER code on %s', (backend) => {
+  beforeAll(() => useBackend(backend));
+
+  it.each(SETS)('$dir: embeddings and every layer within 1e-4', async (set) => {
+    const model = await load(set.dir);
+    const inputs = await SafetensorsFile.open(join(fixtures, set.dir, 'inputs.safetensors'));
+    const expected = await SafetensorsFile.open(join(fixtures, set.dir, 'expected.safetensors'));
+    const ids = await inputs.readTensor('input_ids');
+    const mask = await inputs.readTensor('attention_mask');
+    const out = model.forward(ids, mask, { collect: true });
+    const checks: [string, tf.Tensor][] = [['embeddings', out.embeddings!], ...out.hiddenStates!.map((h, i) => [set.layer(i), h] as [string, tf.Tensor])];
+    const errors: Record<string, number> = {};
+    for (const [name, t] of checks) {
+      const ref = await expected.readTensor(set.key(name));
+      expect(t.shape, name).toEqual(ref.shape);
+      errors[name] = maxAbsDiff((await t.data()) as Float32Array, (await ref.data()) as Float32Array);
+      ref.dispose();
+    }
+    expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
+    expect(Object.keys(errors)).toHaveLength(13);
+    await Promise.all([inputs.close(), expected.close()]);
+    tf.dispose([ids, mask, out as unknown as tf.TensorContainer]);
+    model.dispose();
+  });
+
+  it('repeated forward passes do not grow the tensor count', async () => {
+    const model = await load('set-a');
+    const ids = tf.tensor2d([[0, 5, 6, 7, 2, 1]], undefined, 'int32');
+    await expectNoTensorGrowth(() => model.forward(ids) as unknown as tf.TensorContainer, { label: 'roberta forward' });
+    ids.dispose();
+    model.dispose();
+  });
+});
