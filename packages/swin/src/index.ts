@@ -23,3 +23,18 @@ export {
   type SwinOutput,
   type WindowContext,
 } from './model.js';
+export {
+  pillowResize,
+  fiberImageTransform,
+  fiberPixelValues,
+  detectionImageTransform,
+  detectionSize,
+  browserImageDecoder,
+  PILLOW_FILTERS,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  DETECTION_PIXEL_MEAN,
+  DETECTION_PIXEL_STD,
+  type RawImage,
+  type ImageDecoder,
+} from './preprocess.js';

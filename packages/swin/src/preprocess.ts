@@ -1,0 +1,203 @@
+// Image pre-processing of FIBER, pixel-exact: Pillow's 8-bit resampler (the `albef` transform's
+// Resize((S, S), BICUBIC)), ToTensor and ImageNet normalisation in float32; and the detection
+// transform (shorter side 800, longer at most 1333, BGR 0-255 with Caffe mean/std).
+import { tf } from '@fiber-vl/tensor-core';
+
+/** Interleaved 8-bit pixels, row-major: RGB (channels 3) or RGBA (channels 4). */
+export interface RawImage {
+  width: number;
+  height: number;
+  channels: 3 | 4;
+  data: Uint8Array | Uint8ClampedArray;
+}
+
+type Filter = { support: number; kernel: (x: number) => number };
+
+/** Pillow's filters (Imaging/Resample.c). */
+export const PILLOW_FILTERS: Record<'bicubic' | 'bilinear', Filter> = {
+  bicubic: {
+    support: 2,
+    kernel: (x) => {
+      const a = -0.5;
+      x = Math.abs(x);
+      if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+      if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+      return 0;
+    },
+  },
+  bilinear: {
+    support: 1,
+    kernel: (x) => {
+      x = Math.abs(x);
+      return x < 1 ? 1 - x : 0;
+    },
+  },
+};
+
+const PRECISION_BITS = 32 - 8 - 2;
+
+/** Pillow's precompute_coeffs + normalize_coeffs_8bpc for one axis: bounds and fixed-point weights. */
+function coefficients(inSize: number, outSize: number, filter: Filter): { bounds: Int32Array; weights: Int32Array; ksize: number } {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = filter.support * filterscale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const weights = new Int32Array(outSize * ksize);
+  const ss = 1 / filterscale;
+  const k = new Float64Array(ksize);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    let xmin = Math.trunc(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    let xmax = Math.trunc(center + support + 0.5);
+    if (xmax > inSize) xmax = inSize;
+    xmax -= xmin;
+    let ww = 0;
+    for (let x = 0; x < xmax; x++) {
+      const w = filter.kernel((x + xmin - center + 0.5) * ss);
+      k[x] = w;
+      ww += w;
+    }
+    for (let x = 0; x < ksize; x++) {
+      const w = x < xmax && ww !== 0 ? k[x] / ww : 0;
+      weights[xx * ksize + x] = Math.trunc(w < 0 ? -0.5 + w * (1 << PRECISION_BITS) : 0.5 + w * (1 << PRECISION_BITS));
+    }
+    bounds[xx * 2] = xmin;
+    bounds[xx * 2 + 1] = xmax;
+  }
+  return { bounds, weights, ksize };
+}
+
+const clip8 = (v: number) => (v >= 1 << (PRECISION_BITS + 8) ? 255 : v <= 0 ? 0 : v >> PRECISION_BITS);
+
+/**
+ * PIL.Image.resize((outW, outH), BICUBIC | BILINEAR) on 8-bit RGB(A): the horizontal pass into an
+ * 8-bit image, then the vertical pass; an axis whose size does not change is not resampled.
+ * Integer arithmetic identical to Pillow's, so the output equals Pillow's byte for byte.
+ */
+export function pillowResize(img: RawImage, outW: number, outH: number, filterName: 'bicubic' | 'bilinear' = 'bicubic'): RawImage {
+  const filter = PILLOW_FILTERS[filterName];
+  const C = img.channels;
+  let cur: RawImage = { ...img, data: img.data };
+  if (outW !== img.width) {
+    const { bounds, weights, ksize } = coefficients(img.width, outW, filter);
+    const out = new Uint8Array(outW * img.height * C);
+    for (let y = 0; y < img.height; y++) {
+      const row = y * img.width * C;
+      for (let xx = 0; xx < outW; xx++) {
+        const xmin = bounds[xx * 2];
+        const xmax = bounds[xx * 2 + 1];
+        for (let c = 0; c < C; c++) {
+          let acc = 1 << (PRECISION_BITS - 1);
+          for (let x = 0; x < xmax; x++) acc += cur.data[row + (x + xmin) * C + c] * weights[xx * ksize + x];
+          out[(y * outW + xx) * C + c] = clip8(acc);
+        }
+      }
+    }
+    cur = { width: outW, height: img.height, channels: C, data: out };
+  }
+  if (outH !== img.height) {
+    const { bounds, weights, ksize } = coefficients(img.height, outH, filter);
+    const W = cur.width;
+    const out = new Uint8Array(W * outH * C);
+    for (let yy = 0; yy < outH; yy++) {
+      const ymin = bounds[yy * 2];
+      const ymax = bounds[yy * 2 + 1];
+      for (let x = 0; x < W; x++) {
+        for (let c = 0; c < C; c++) {
+          let acc = 1 << (PRECISION_BITS - 1);
+          for (let y = 0; y < ymax; y++) acc += cur.data[((y + ymin) * W + x) * C + c] * weights[yy * ksize + y];
+          out[(yy * W + x) * C + c] = clip8(acc);
+        }
+      }
+    }
+    cur = { width: W, height: outH, channels: C, data: out };
+  }
+  return cur;
+}
+
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+/**
+ * FIBER's coarse eval transform (`albef`): Pillow BICUBIC resize to size x size (aspect ratio not
+ * kept), /255 and ImageNet mean/std, all in float32 as torchvision does. -> Float32Array [3, S, S].
+ */
+export function fiberImageTransform(img: RawImage, size: number): Float32Array {
+  const r = pillowResize(img, size, size, 'bicubic');
+  const out = new Float32Array(3 * size * size);
+  const f = Math.fround;
+  for (let c = 0; c < 3; c++) {
+    const mean = f(IMAGENET_MEAN[c]);
+    const std = f(IMAGENET_STD[c]);
+    for (let i = 0; i < size * size; i++) out[c * size * size + i] = f(f(f(r.data[i * r.channels + c] / 255) - mean) / std);
+  }
+  return out;
+}
+
+/** A batch of images through fiberImageTransform, as a [B, 3, S, S] tensor. */
+export function fiberPixelValues(images: RawImage[], size: number): tf.Tensor4D {
+  const data = new Float32Array(images.length * 3 * size * size);
+  images.forEach((img, b) => data.set(fiberImageTransform(img, size), b * 3 * size * size));
+  return tf.tensor4d(data, [images.length, 3, size, size]);
+}
+
+export const DETECTION_PIXEL_MEAN = [103.53, 116.28, 123.675] as const; // BGR
+export const DETECTION_PIXEL_STD = [57.375, 57.12, 58.395] as const;
+
+/** Python's round(): halves to even. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * maskrcnn_benchmark's resize rule: the shorter side to `minSize` unless the longer side would
+ * exceed `maxSize` (then scaled down so it does not); sizes rounded as the official Resize.
+ */
+export function detectionSize(width: number, height: number, minSize = 800, maxSize = 1333): { width: number; height: number } {
+  let size = minSize;
+  const minOrig = Math.min(width, height);
+  const maxOrig = Math.max(width, height);
+  if ((maxOrig / minOrig) * size > maxSize) size = roundHalfEven((maxSize * minOrig) / maxOrig);
+  if ((width <= height && width === size) || (height <= width && height === size)) return { width, height };
+  return width < height ? { width: size, height: Math.trunc((size * height) / width) } : { width: Math.trunc((size * width) / height), height: size };
+}
+
+/**
+ * FIBER's fine-grained transform: Pillow BILINEAR resize by detectionSize, then BGR in 0..255 minus
+ * the Caffe mean, divided by the std. -> Float32Array [3, H, W] (channels B, G, R).
+ */
+export function detectionImageTransform(img: RawImage, { minSize = 800, maxSize = 1333 } = {}): { data: Float32Array; width: number; height: number } {
+  const { width, height } = detectionSize(img.width, img.height, minSize, maxSize);
+  const r = pillowResize(img, width, height, 'bilinear');
+  const out = new Float32Array(3 * width * height);
+  const f = Math.fround;
+  for (let c = 0; c < 3; c++) {
+    const src = 2 - c; // BGR
+    const mean = f(DETECTION_PIXEL_MEAN[c]);
+    const std = f(DETECTION_PIXEL_STD[c]);
+    for (let i = 0; i < width * height; i++) out[c * width * height + i] = f(f(r.data[i * r.channels + src] - mean) / std);
+  }
+  return { data: out, width, height };
+}
+
+/** Decodes encoded images (PNG, JPEG, ...) into RawImage; one per platform (see `@fiber-vl/swin/node`, `browserImageDecoder`). */
+export interface ImageDecoder {
+  decode(bytes: Uint8Array): Promise<RawImage>;
+}
+
+/** Browsers: createImageBitmap + OffscreenCanvas (RGBA). */
+export const browserImageDecoder: ImageDecoder = {
+  async decode(bytes) {
+    const g = globalThis as unknown as { createImageBitmap?: (b: Blob) => Promise<ImageBitmap>; OffscreenCanvas?: new (w: number, h: number) => OffscreenCanvas };
+    if (!g.createImageBitmap || !g.OffscreenCanvas) throw new Error('browserImageDecoder needs createImageBitmap and OffscreenCanvas (use @fiber-vl/swin/node in Node)');
+    const bitmap = await g.createImageBitmap(new Blob([bytes as BlobPart]));
+    const canvas = new g.OffscreenCanvas(bitmap.width, bitmap.height);
+    const ctx = canvas.getContext('2d') as OffscreenCanvasRenderingContext2D;
+    ctx.drawImage(bitmap, 0, 0);
+    const { data } = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
+    return { width: bitmap.width, height: bitmap.height, channels: 4, data };
+  },
+};
