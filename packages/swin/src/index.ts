@@ -38,3 +38,4 @@ export {
   type RawImage,
   type ImageDecoder,
 } from './preprocess.js';
+export { resizeRelativePositionTable, adaptSwinStateDict, loadSwinCheckpoint } from './checkpoint.js';
