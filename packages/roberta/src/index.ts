@@ -15,3 +15,4 @@ export {
   type RobertaOutputs,
   type LayerOptions,
 } from './modeling.js';
+export { ByteLevelBpeTokenizer, ROBERTA_SPECIAL_TOKENS, type SpecialTokens, type EncodeOptions, type Encoding } from './tokenizer.js';
