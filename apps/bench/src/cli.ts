@@ -9,12 +9,15 @@ import type { BackendName } from '@fiber-vl/tensor-core';
 import { kernelsMarkdown, numpyReference, runKernels } from './kernels.js';
 import { peakRssMb } from './measure.js';
 import { runMetricsBench } from './metrics.js';
+import { runBackbones } from './backbones.js';
 
 const USAGE = `usage: fiber-bench <command> [options]
 
 commands:
   kernels   matmul / attention / layer norm / MLP train-step throughput on every available backend,
             next to numpy's matmul when python3 + numpy are installed
+  backbones Swin-B/384 forward (batch 1) and roberta-base forward (batch 8 x 40 tokens) at full size,
+            time and peak memory per backend
   metrics   @fiber-vl/eval-metrics at COCO scale (synthetic, seeded): captioning on 5,000 images x 5
             references and COCOeval on 5,000 images x 100 detections; seconds and peak memory
 
@@ -108,6 +111,18 @@ async function main(argv: string[]): Promise<number> {
         .join(', ');
       process.stdout.write(`\n## fiber-bench kernels\n\nbackends: ${backendLine}; machine: ${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}\n\n`);
       process.stdout.write(`${kernelsMarkdown(results)}\n\nwritten: ${file}\n`);
+      return 0;
+    }
+    case 'backbones': {
+      const results = await runBackbones({ backends, maxCaseSeconds: values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined });
+      mkdirSync(outDir, { recursive: true });
+      const file = join(outDir, 'backbones.json');
+      writeFileSync(file, `${JSON.stringify({ command: 'backbones', machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, results }, null, 2)}\n`);
+      process.stdout.write(
+        `\n## fiber-bench backbones\n\n| backend | model | input | ms | GFLOP/s | peak RSS MB |\n|---|---|---|---|---|---|\n` +
+          results.map((r) => `| ${r.backend} | ${r.model} | ${r.input} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.gflops?.toFixed(1) ?? ''} | ${r.peakRssMb} |`).join('\n') +
+          `\n\nwritten: ${file}\n`,
+      );
       return 0;
     }
     case 'metrics': {
