@@ -1,1 +1,3 @@
 export { fiberBaseConfig, validateFiberConfig, fusionSchedule, type FiberCoarseConfig, type FusedPair } from './config.js';
+export { FusedWindowAttention, FiberRobertaLayer, FiberCrossAttention, type TextContext, type ImageContext } from './blocks.js';
+export { FiberCoarseBackbone, type FusedOutput, type DualImageOutput, type DualTextOutput } from './backbone.js';

@@ -9,7 +9,7 @@ import { RobertaModel } from './modeling.js';
 describe('roberta-base state-dict keys', () => {
   beforeAll(() => useBackend('cpu'));
   it('match the official table in order', () => {
-    const rows = readFileSync(join(__dirname, '../test/fixtures/keys/state_dict_keys_coarse.tsv'), 'utf8')
+    const rows = readFileSync(join(__dirname, '../../../fixtures/fiber/keys/state_dict_keys_coarse.tsv'), 'utf8')
       .trim()
       .split('\n')
       .slice(1)

@@ -8,7 +8,7 @@ import { expectNoTensorGrowth, maxAbsDiff, testBackends, useBackend } from '@fib
 import { RobertaModel } from './modeling.js';
 import type { RobertaConfig } from './config.js';
 
-const fixtures = join(__dirname, '../test/fixtures');
+const fixtures = join(__dirname, '../../../fixtures/fiber');
 const { names } = await testBackends();
 
 function configOf(dir: string): Partial<RobertaConfig> {
@@ -28,15 +28,16 @@ function configOf(dir: string): Partial<RobertaConfig> {
 
 async function load(dir: string) {
   const model = new RobertaModel(configOf(dir));
-  const dict = await loadSafetensors(join(fixtures, dir, 'model.safetensors'));
+  // the text backbone of the full FIBER checkpoint, without its fusion parameters
+  const dict = await loadSafetensors(join(fixtures, dir, 'model.safetensors'), (k) => k.startsWith('text_transformer.') && !k.includes('t2i'));
   model.loadStateDict(new Map([...dict].map(([k, v]) => [k.replace(/^text_transformer\./, ''), v])));
   tf.dispose([...dict.values()]);
   return model.eval();
 }
 
 const SETS = [
-  { dir: 'set-a', key: (w: string) => `dual_text.txt.${w}`, layer: (i: number) => `layer${i}` },
-  { dir: 'set-b', key: (w: string) => `act.itc.text.${w}`, layer: (i: number) => `layer.${i}` },
+  { dir: 'set-a', expected: 'intermediates.safetensors', key: (w: string) => `dual_text.txt.${w}`, layer: (i: number) => `layer${i}` },
+  { dir: 'set-b', expected: 'outputs.safetensors', key: (w: string) => `act.itc.text.${w}`, layer: (i: number) => `layer.${i}` },
 ];
 
 describe.each(names)('RoBERTa parity with the official FIBER code on %s', (backend) => {
@@ -45,7 +46,7 @@ describe.each(names)('RoBERTa parity with the official FIBER code on %s', (backe
   it.each(SETS)('$dir: embeddings and every layer within 1e-4', async (set) => {
     const model = await load(set.dir);
     const inputs = await SafetensorsFile.open(join(fixtures, set.dir, 'inputs.safetensors'));
-    const expected = await SafetensorsFile.open(join(fixtures, set.dir, 'expected.safetensors'));
+    const expected = await SafetensorsFile.open(join(fixtures, set.dir, set.expected));
     const ids = await inputs.readTensor('input_ids');
     const mask = await inputs.readTensor('attention_mask');
     const out = model.forward(ids, mask, { collect: true });

@@ -150,11 +150,17 @@ export interface LayerOptions {
 
 export class RobertaLayer extends Module {
   attention: RobertaAttention;
+  /**
+   * Optional extra attention owned by the layer (fusion), placed between `attention` and
+   * `intermediate` in the state dict; subclasses name its key through `childNames`.
+   */
+  crossAttention?: Module;
   intermediate: RobertaIntermediate;
   output: RobertaOutput;
-  constructor(config: RobertaConfig, rng: Generator = defaultGenerator) {
+  constructor(config: RobertaConfig, rng: Generator = defaultGenerator, { crossAttention }: { crossAttention?: Module } = {}) {
     super();
     this.attention = new RobertaAttention(config, rng);
+    if (crossAttention) this.crossAttention = crossAttention;
     this.intermediate = new RobertaIntermediate(config, rng);
     this.output = new RobertaOutput(config, rng);
   }

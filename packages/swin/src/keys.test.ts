@@ -8,7 +8,7 @@ import { SwinTransformer } from './model.js';
 import { fiberCoarseWindowSize, swinConfig } from './config.js';
 
 function officialRows(file: string): [string, string][] {
-  const lines = readFileSync(join(__dirname, '../test/fixtures/keys', file), 'utf8').trim().split('\n').slice(1);
+  const lines = readFileSync(join(__dirname, '../../../fixtures/fiber/keys', file), 'utf8').trim().split('\n').slice(1);
   return lines
     .map((l) => l.split('\t'))
     .filter(([k]) => k.startsWith('vit_model.') && !/i2t/.test(k))

@@ -8,7 +8,7 @@ import { expectNoTensorGrowth, maxAbsDiff, testBackends, useBackend } from '@fib
 import { SwinTransformer } from './model.js';
 import { fiberCoarseWindowSize, swinConfig, type SwinConfig } from './config.js';
 
-const fixtures = join(__dirname, '../test/fixtures');
+const fixtures = join(__dirname, '../../../fixtures/fiber');
 const { names } = await testBackends();
 
 /** The tiny Swin of a fixture config (both sets describe it under "swin"). */
@@ -26,7 +26,8 @@ function configOf(dir: string): SwinConfig {
 
 async function load(dir: string) {
   const model = new SwinTransformer(configOf(dir));
-  const dict = await loadSafetensors(join(fixtures, dir, 'model.safetensors'));
+  // the image backbone of the full FIBER checkpoint, without its fusion parameters
+  const dict = await loadSafetensors(join(fixtures, dir, 'model.safetensors'), (k) => k.startsWith('vit_model.') && !k.includes('i2t'));
   const stripped = new Map([...dict].map(([k, v]) => [k.replace(/^vit_model\./, ''), v]));
   model.loadStateDict(stripped);
   tf.dispose([...dict.values()]);
@@ -38,12 +39,14 @@ const SETS = [
   {
     dir: 'set-a',
     pixels: 'image',
+    expected: 'intermediates.safetensors',
     key: (what: string) => `dual_image.img.${what}`,
     names: { patch: 'patch_embed', block: (i: number, j: number) => `stage${i}.block${j}`, down: (i: number) => `stage${i}.downsample`, norm: 'final_norm' },
   },
   {
     dir: 'set-b',
     pixels: 'pixel_values',
+    expected: 'outputs.safetensors',
     key: (what: string) => `act.itc.vit.${what}`,
     names: { patch: 'patch_embed', block: (i: number, j: number) => `layers.${i}.blocks.${j}`, down: (i: number) => `layers.${i}.downsample`, norm: 'norm' },
   },
@@ -55,7 +58,7 @@ describe.each(names)('Swin parity with the official FIBER code on %s', (backend)
   it.each(SETS)('$dir: every block, PatchMerging and the final norm within 1e-4', async (set) => {
     const model = await load(set.dir);
     const inputs = await SafetensorsFile.open(join(fixtures, set.dir, 'inputs.safetensors'));
-    const expected = await SafetensorsFile.open(join(fixtures, set.dir, 'expected.safetensors'));
+    const expected = await SafetensorsFile.open(join(fixtures, set.dir, set.expected));
     const pixels = await inputs.readTensor(set.pixels);
     const out = model.forward(pixels, { collect: true });
     const checks: [string, tf.Tensor][] = [[set.names.patch, out.patchEmbed!]];

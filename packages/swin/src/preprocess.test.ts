@@ -4,7 +4,7 @@ import { SafetensorsFile, tf } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
 import { detectionSize, fiberImageTransform, pillowResize, type RawImage } from './preprocess.js';
 
-const fixtures = join(__dirname, '../test/fixtures');
+const fixtures = join(__dirname, '../../../fixtures/fiber');
 
 describe('FIBER image transform (Pillow 9.4 BICUBIC + ToTensor + Normalize)', () => {
   it.each([
