@@ -20,7 +20,8 @@ export interface TextContext {
 function repeatInterleave(x: tf.Tensor, n: number): tf.Tensor {
   if (n === 1) return x;
   const [B, ...rest] = x.shape;
-  return tf.reshape(tf.tile(tf.expandDims(x, 1), [1, n, ...rest.map(() => 1)]), [B * n, ...rest]);
+  // [B, M] tiled along M keeps each item's copies together (2-D tiles run natively on every backend)
+  return tf.reshape(tf.tile(tf.reshape(x, [B, -1]), [1, n]), [B * n, ...rest]);
 }
 
 export class FusedWindowAttention extends WindowAttention {

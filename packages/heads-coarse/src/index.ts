@@ -1,1 +1,12 @@
 export { FIBER_B_HEADS, clampTemperature, type CoarseHeadsConfig } from './config.js';
+export {
+  FiberCoarseModel,
+  MLMHead,
+  ITMHead,
+  PredictionHeadTransform,
+  classifier,
+  disposeFused,
+  FIBER_TASK_HEADS,
+  type CoarseHeads,
+  type FiberTask,
+} from './model.js';
