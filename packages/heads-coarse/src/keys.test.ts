@@ -1,0 +1,33 @@
+// FIBER-B at 384 and 576 px, built for each official task, has exactly the keys and shapes (in
+// order) of the official checkpoints' state dicts. The ITC queue buffers (image_queue, ...:
+// training state, 4096 x 3 x S x S images among them) are left out: the official loader drops them
+// and the released fixtures omit them.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useBackend } from '@fiber-vl/tensor-core/testing';
+import { fiberBaseConfig } from '@fiber-vl/fusion';
+import { FiberCoarseModel, FIBER_TASK_HEADS, type FiberTask } from './model.js';
+
+const QUEUES = new Set(['image_queue', 'text_queue', 'image_input_queue', 'text_input_queue', 'text_input_mask_queue', 'queue_ptr', 'queue_total']);
+const table = (file: string) =>
+  readFileSync(join(__dirname, '../../../fixtures/fiber/keys', file), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t'))
+    .filter(([k]) => !QUEUES.has(k));
+
+describe('FIBER-B state-dict keys of every task checkpoint', () => {
+  beforeAll(() => useBackend('cpu'));
+  for (const [size, file] of [[384, 'state_dict_keys_coarse.tsv'], [576, 'state_dict_keys_coarse_576.tsv']] as const) {
+    const rows = table(file);
+    it.each(Object.keys(FIBER_TASK_HEADS) as FiberTask[])(`${size} px: %s`, (task) => {
+      const expected = rows.filter((r) => r[3].split(',').includes(task)).map(([k, shape]) => [k, shape.replace(/\s/g, '')]);
+      const model = new FiberCoarseModel(fiberBaseConfig(size), task);
+      const ours = [...model.stateDict()].map(([k, t]) => [k, JSON.stringify(t.shape)]);
+      model.dispose();
+      expect(ours).toEqual(expected);
+    });
+  }
+});
