@@ -69,3 +69,5 @@ export { bufferSource, blobSource, type ByteSource } from './io/byte-source.js';
 export { Generator, defaultGenerator, manualSeed } from './rng.js';
 export { erf, erfinv } from './math.js';
 export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
+export { TorchCheckpoint, TorchTensorRef, TorchCheckpointError, PickleStub, type TorchLoadOptions } from './io/torch.js';
+export { readZipDirectory, ZipError, type ZipEntry } from './io/zip.js';

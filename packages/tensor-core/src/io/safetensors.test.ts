@@ -51,7 +51,7 @@ describe('safetensors round trip', () => {
   it('writes tf.Tensors and reads them back as tensors; I64 becomes int32 with a range check', async () => {
     const a = tf.tensor2d([[1, 2], [3, 4]]);
     const b = tf.tensor1d([7, -1], 'int32');
-    const f = await SafetensorsFile.fromBytes(serializeSafetensors(new Map([['a', a], ['b', b]])));
+    const f = await SafetensorsFile.fromBytes(serializeSafetensors(new Map<string, tf.Tensor>([['a', a], ['b', b]])));
     expect(f.keys()).toEqual(['a', 'b']);
     expect((await f.readTensor('a')).arraySync()).toEqual([[1, 2], [3, 4]]);
     const bt = await f.readTensor('b');
