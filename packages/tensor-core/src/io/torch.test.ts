@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../testing.js';
 import { TorchCheckpoint } from './torch.js';
 
-const dir = join(__dirname, '../../test/fixtures/torch');
+const dir = join(__dirname, '../../../../fixtures/torch');
 const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')).state_dict as Record<string, { dtype: string; shape: number[]; values: number[] }>;
 const DTYPES: Record<string, string> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', bool: 'BOOL' };
 

@@ -62,7 +62,7 @@ describe.each(names)('layers on %s', (backend) => {
     const e = new Embedding(6, 2);
     const conv = new Conv2d(2, 2, 3, { padding: 1 });
     const f = () => tf.sum(conv.forward(tf.reshape(e.forward(tf.tensor2d([[0, 1, 2], [3, 4, 5], [0, 0, 1]], [3, 3], 'int32')), [1, 2, 3, 3])));
-    const { value, grads } = tf.variableGrads(f, [e.weight.value, conv.weight.value]);
+    const { value, grads } = tf.variableGrads(f as () => tf.Scalar, [e.weight.value, conv.weight.value]);
     expect(Object.keys(grads).length).toBe(2);
     for (const g of Object.values(grads)) expect((await values(g)).some((v) => v !== 0)).toBe(true);
     tf.dispose([grads, value]);
