@@ -10,3 +10,5 @@ export {
   type CoarseHeads,
   type FiberTask,
 } from './model.js';
+export { captionForward, captionImageEmbeds, beamSearchCaptions, causalMask, type CaptionForward, type BeamSearchOptions } from './caption.js';
+export { fiberConfigFromFixture } from './fixture-config.js';

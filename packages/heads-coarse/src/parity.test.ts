@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, loadSafetensors, tf } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, maxAbsDiff, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { FiberCoarseModel, disposeFused } from './model.js';
+import { beamSearchCaptions, captionForward, captionImageEmbeds } from './caption.js';
 import { fiberConfigFromFixture } from './fixture-config.js';
 
 const root = join(__dirname, '../../../fixtures/fiber');
@@ -18,6 +19,13 @@ async function load(dir: string) {
   model.loadStateDict(dict);
   tf.dispose([...dict.values()]);
   return model.eval();
+}
+
+/** Teacher-forced captioning outputs (infer_caption + mlm_score). */
+function caption(m: FiberCoarseModel, pixels: tf.Tensor, ids: tf.Tensor, mask: tf.Tensor): Record<string, tf.Tensor> {
+  const image = captionImageEmbeds(m, pixels);
+  const c = captionForward(m, image, ids, mask);
+  return { 'caption.image_embeds': image, 'caption.text_feats': c.textFeats, 'caption.logits': c.logits };
 }
 
 type Case = { dir: string; out: string; run: (m: FiberCoarseModel, x: Record<string, tf.Tensor>) => Record<string, tf.Tensor> };
@@ -47,6 +55,7 @@ const SETS: Case[] = [
         'dual.itc_logits_t2i': tf.transpose(m.itcLogits(img.imageCls, txt.textCls)),
         'nlvr2.cls_feats': nl.clsFeats,
         'nlvr2.logits': nl.logits,
+        ...caption(m, x.image, x.input_ids, x.attention_mask),
       };
     },
   },
@@ -79,6 +88,7 @@ const SETS: Case[] = [
         'itc.text_cls': txt.textCls,
         'itc.sim_i2t': m.itcLogits(img.imageCls, txt.textCls),
         'itc.temp': tf.reshape(m.temp!.value, [1]),
+        ...caption(m, x.pixel_values, x.input_ids, x.attention_mask),
       };
     },
   },
@@ -87,7 +97,7 @@ const SETS: Case[] = [
 describe.each(names)('FIBER coarse model parity on %s', (backend) => {
   beforeAll(() => useBackend(backend));
 
-  it.each(SETS)('$dir: fused, dual (ITC), ITM, VQA, NLVR2 and MLM outputs within 1e-4', async (set) => {
+  it.each(SETS)('$dir: fused, dual (ITC), ITM, VQA, NLVR2, MLM and teacher-forced caption outputs within 1e-4', async (set) => {
     const model = await load(set.dir);
     const inputs = await loadSafetensors(join(root, set.dir, 'inputs.safetensors'), (k) => !k.startsWith('raw_image'));
     const x = Object.fromEntries(inputs);
@@ -103,6 +113,16 @@ describe.each(names)('FIBER coarse model parity on %s', (backend) => {
     expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
     await expected.close();
     tf.dispose([...Object.values(ours), ...inputs.values()]);
+    model.dispose();
+  });
+
+  it('set-b: beam-5 caption tokens are identical to the official caption_test_step', async () => {
+    const model = await load('set-b');
+    const inputs = await loadSafetensors(join(root, 'set-b', 'inputs.safetensors'), (k) => k === 'pixel_values');
+    const expected = await loadSafetensors(join(root, 'set-b', 'outputs.safetensors'), (k) => k === 'caption.beam5_ids');
+    const ids = await beamSearchCaptions(model, inputs.get('pixel_values')!, { beamSize: 5, maxLength: 16 });
+    expect(ids).toEqual(expected.get('caption.beam5_ids')!.arraySync());
+    tf.dispose([...inputs.values(), ...expected.values()]);
     model.dispose();
   });
 

@@ -1,0 +1,168 @@
+// FIBER captioning (fiber-spec §2.3 "Captioning", second reading §2.3-2.4): the text backbone runs
+// as a causal decoder whose fused layers cross-attend one way to the image tokens (the full Swin
+// without its final norm; layers paired with the penultimate stage read them through
+// cross_modal_att_layers[i]), then cross_modal_text_transform and mlm_score give next-token
+// logits. Decoding is the official beam search: beam 5, <mask> forbidden, scores normalised by the
+// generated length, ended beams frozen, early stop when every beam has ended.
+import { extendedAttentionMaskTensor } from '@fiber-vl/roberta';
+import { tf } from '@fiber-vl/tensor-core';
+import type { FiberRobertaLayer, ImageContext } from '@fiber-vl/fusion';
+import type { FiberCoarseModel } from './model.js';
+
+/** Additive mask [B, 1, L, L]: a large negative value above the diagonal, plus the padding mask of the keys. */
+export function causalMask(batch: number, length: number, attentionMask?: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const upper = tf.sub(tf.ones([length, length]), tf.linalg.bandPart(tf.ones([length, length]), -1, 0)); // 1 above the diagonal
+    // -1e30 stands for -inf (the same softmax, and no inf arithmetic on GPUs)
+    let m = tf.reshape(tf.mul(upper, -1e30), [1, 1, length, length]);
+    if (attentionMask) m = tf.add(m, tf.mul(tf.sub(1, tf.cast(tf.reshape(attentionMask, [batch, 1, 1, length]), 'float32')), -3.4028234663852886e38));
+    return tf.tile(m, [attentionMask ? 1 : batch, 1, 1, 1]);
+  });
+}
+
+export interface CaptionForward {
+  /** [B, L, H] after cross_modal_text_transform. */
+  textFeats: tf.Tensor;
+  /** [B, L, V] next-token logits (position t predicts token t + 1). */
+  logits: tf.Tensor;
+}
+
+/** Image tokens for captioning: the full Swin, no text, no final norm -> [B, N, C_last]. */
+export function captionImageEmbeds(model: FiberCoarseModel, pixels: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const out = model.vitModel.forward(pixels);
+    const last = out.stages[out.stages.length - 1];
+    return tf.keep(tf.clone(last));
+  });
+}
+
+/** The causal decoder over `inputIds` given precomputed image tokens; `attentionMask` adds the padding mask. */
+export function captionForward(model: FiberCoarseModel, imageEmbeds: tf.Tensor, inputIds: tf.Tensor, attentionMask?: tf.Tensor): CaptionForward {
+  const adapters = model.crossModalAttLayers;
+  if (!adapters || !model.mlmScore) throw new Error('FiberCoarseModel: captioning needs the caption heads (cross_modal_att_layers, mlm_score)');
+  const lastStage = model.config.swin.depths.length - 1;
+  const stageOf = new Map(model.schedule.map((p) => [p.textLayer, p.stage]));
+  const [B, L] = inputIds.shape;
+  return tf.tidy(() => {
+    const mask = causalMask(B, L, attentionMask);
+    let h = model.textTransformer.embeddings.forward(inputIds);
+    [...model.textTransformer.encoder.layer].forEach((layer, i) => {
+      const stage = stageOf.get(i);
+      const context: ImageContext | undefined =
+        stage === undefined ? undefined : { image: stage === lastStage ? imageEmbeds : adapters.at(i).forward(imageEmbeds) };
+      h = (layer as FiberRobertaLayer).forward(h, mask, { context });
+    });
+    const textFeats = model.crossModalTextTransform.forward(h);
+    return { textFeats, logits: model.mlmScore!.forward(textFeats) } as unknown as tf.TensorContainer;
+  }) as unknown as CaptionForward;
+}
+
+export interface BeamSearchOptions {
+  beamSize?: number;
+  /** Total length including <s> (the official max_text_len). */
+  maxLength?: number;
+  bos?: number;
+  pad?: number;
+  eos?: number;
+  mask?: number;
+}
+
+/** Sorts indices by value descending; ties keep the lower index first. */
+function topIndices(values: Float32Array | number[], k: number): number[] {
+  const idx = Array.from({ length: values.length }, (_, i) => i);
+  idx.sort((a, b) => values[b] - values[a] || a - b);
+  return idx.slice(0, k);
+}
+
+/**
+ * Beam-search captions: returns, per image, the best beam's tokens after <s> (length maxLength - 1),
+ * with </s> and <s> replaced by <pad> as the official test step does before decoding.
+ */
+export async function beamSearchCaptions(model: FiberCoarseModel, pixels: tf.Tensor, opts: BeamSearchOptions = {}): Promise<number[][]> {
+  const { beamSize: K = 5, maxLength = model.config.maxTextLen, bos = 0, pad = 1, eos = 2 } = opts;
+  const maskId = opts.mask ?? model.config.roberta.vocabSize - 1;
+  const B = pixels.shape[0];
+  const V = model.config.roberta.vocabSize;
+  const image = captionImageEmbeds(model, pixels);
+  const imageBeams = tf.tidy(() => tf.reshape(tf.tile(tf.expandDims(image, 1), [1, K, 1, 1]), [B * K, image.shape[1]!, image.shape[2]!]));
+  // ids[b][k] = token row; at step 0 only beam 0 of each image exists
+  let ids: number[][] = Array.from({ length: B * K }, () => [bos, ...new Array(maxLength - 1).fill(pad)]);
+  let ended = new Array<boolean>(B * K).fill(false);
+  let headLogp = new Array<number>(B * K).fill(0);
+  let headLen = new Array<number>(B * K).fill(0);
+  const logProbsAt = async (rows: number[][], embeds: tf.Tensor, i: number): Promise<Float32Array> => {
+    const t = tf.tidy(() => {
+      const input = tf.tensor2d(rows, [rows.length, maxLength], 'int32');
+      const { logits } = captionForward(model, embeds, input);
+      const step = tf.squeeze(tf.slice(logits, [0, i, 0], [-1, 1, -1]), [1]); // [R, V]
+      const forbidden = tf.oneHot(tf.fill([rows.length], maskId, 'int32'), V);
+      return tf.logSoftmax(tf.add(tf.mul(step, tf.sub(1, forbidden)), tf.mul(forbidden, -10000)));
+    });
+    const data = (await t.data()) as Float32Array;
+    t.dispose();
+    return data;
+  };
+  try {
+    for (let i = 0; i < maxLength - 1; i++) {
+      if (i === 0) {
+        const rows = Array.from({ length: B }, () => ids[0]);
+        const lp = await logProbsAt(rows, image, 0);
+        for (let b = 0; b < B; b++) {
+          const row = lp.subarray(b * V, (b + 1) * V);
+          topIndices(row, K).forEach((tok, k) => {
+            const r = b * K + k;
+            ids[r] = [...ids[r]];
+            ids[r][1] = tok;
+            headLogp[r] = row[tok];
+            headLen[r] = 1;
+            ended[r] = tok === eos || tok === pad;
+          });
+        }
+        continue;
+      }
+      const lp = await logProbsAt(ids, imageBeams, i);
+      const nextIds: number[][] = [];
+      const nextEnded: boolean[] = [];
+      const nextLogp: number[] = [];
+      const nextLen: number[] = [];
+      for (let b = 0; b < B; b++) {
+        // candidates over (beam, token): cumulative logp; ended beams add 0 for every token
+        const normed = new Float32Array(K * V);
+        const cum = new Float32Array(K * V);
+        const lens = new Array<number>(K);
+        for (let k = 0; k < K; k++) {
+          const r = b * K + k;
+          const live = ended[r] ? 0 : 1;
+          lens[k] = live + headLen[r];
+          for (let v = 0; v < V; v++) {
+            const c = Math.fround(Math.fround(lp[r * V + v] * live) + headLogp[r]);
+            cum[k * V + v] = c;
+            normed[k * V + v] = Math.fround(c / Math.fround(lens[k] + 1e-9));
+          }
+        }
+        topIndices(normed, K).forEach((idx, slot) => {
+          const k = Math.floor(idx / V);
+          const tok = idx % V;
+          const prev = b * K + k;
+          const token = ended[prev] ? pad : tok;
+          const row = [...ids[prev]];
+          row[i + 1] = token;
+          nextIds.push(row);
+          nextLogp.push(cum[idx]);
+          // Kept from the official code: the new beam in slot s takes the length of the old beam in
+          // slot s, not of its parent.
+          nextLen.push(lens[slot]);
+          nextEnded.push(token === eos || token === pad);
+        });
+      }
+      ids = nextIds;
+      ended = nextEnded;
+      headLogp = nextLogp;
+      headLen = nextLen;
+      if (ended.every(Boolean)) break;
+    }
+    return Array.from({ length: B }, (_, b) => ids[b * K].slice(1).map((t) => (t === eos || t === bos ? pad : t)));
+  } finally {
+    tf.dispose([image, imageBeams]);
+  }
+}
