@@ -10,6 +10,8 @@ import { kernelsMarkdown, numpyReference, runKernels } from './kernels.js';
 import { peakRssMb } from './measure.js';
 import { runMetricsBench } from './metrics.js';
 import { runBackbones } from './backbones.js';
+import { parityMarkdown, runParity } from './parity.js';
+import { availableBackends } from '@fiber-vl/tensor-core';
 
 const USAGE = `usage: fiber-bench <command> [options]
 
@@ -18,6 +20,9 @@ commands:
             next to numpy's matmul when python3 + numpy are installed
   backbones Swin-B/384 forward (batch 1) and roberta-base forward (batch 8 x 40 tokens) at full size,
             time and peak memory per backend
+  parity    DIR: the FIBER coarse model against a fixture folder of the official code (config.json,
+            model.safetensors, inputs.safetensors, outputs): a table of max abs errors per tensor,
+            exit code 1 on any failure (default backends: every one that starts)
   metrics   @fiber-vl/eval-metrics at COCO scale (synthetic, seeded): captioning on 5,000 images x 5
             references and COCOeval on 5,000 images x 100 detections; seconds and peak memory
 
@@ -124,6 +129,18 @@ async function main(argv: string[]): Promise<number> {
           `\n\nwritten: ${file}\n`,
       );
       return 0;
+    }
+    case 'parity': {
+      const dir = positionals[1];
+      if (!dir) throw new Error('usage: fiber-bench parity <fixture-dir> [--backends cpu,wasm,webgpu]');
+      const names = backends ?? (await availableBackends()).available.map((b) => b.name);
+      const reports = await runParity(resolve(dir), { backends: names });
+      process.stdout.write(`${parityMarkdown(dir, reports)}\n`);
+      mkdirSync(outDir, { recursive: true });
+      writeFileSync(join(outDir, 'parity.json'), `${JSON.stringify({ dir, reports }, null, 2)}\n`);
+      const ok = reports.every((r) => r.ok);
+      process.stdout.write(`\n${ok ? 'parity OK' : 'parity FAILED'} on ${reports.map((r) => r.backend).join(', ')}\n`);
+      return ok ? 0 : 1;
     }
     case 'metrics': {
       const r = runMetricsBench({ images: values.images ? Number(values.images) : undefined });

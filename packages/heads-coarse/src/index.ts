@@ -12,3 +12,4 @@ export {
 } from './model.js';
 export { captionForward, captionImageEmbeds, beamSearchCaptions, causalMask, type CaptionForward, type BeamSearchOptions } from './caption.js';
 export { fiberConfigFromFixture } from './fixture-config.js';
+export { runFixturePasses, type FixturePassResult } from './fixture-passes.js';

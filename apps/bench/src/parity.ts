@@ -1,0 +1,83 @@
+// `fiber-bench parity <fixture-dir>`: the FIBER coarse model against a fixture folder computed by the
+// official code (either public set's format): architecture from config.json, weights from
+// model.safetensors, inputs from inputs.safetensors; every pass the folder has outputs for runs,
+// and every output / intermediate tensor it can compute is compared by name.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadFiberCheckpoint } from '@fiber-vl/fusion';
+import { FiberCoarseModel, fiberConfigFromFixture, runFixturePasses } from '@fiber-vl/heads-coarse';
+import { SafetensorsFile, initBackend, loadSafetensors, tf, type BackendName } from '@fiber-vl/tensor-core';
+
+export interface ParityRow {
+  tensor: string;
+  maxAbsError: number;
+  tolerance: number;
+  ok: boolean;
+}
+
+export interface ParityReport {
+  backend: string;
+  rows: ParityRow[];
+  notChecked: string[];
+  ok: boolean;
+}
+
+export async function runParity(dir: string, { backends = ['cpu'] as BackendName[], tolerance = 1e-4, log = (l: string) => process.stderr.write(`${l}\n`) } = {}): Promise<ParityReport[]> {
+  for (const f of ['config.json', 'model.safetensors', 'inputs.safetensors']) {
+    if (!existsSync(join(dir, f))) throw new Error(`${dir}: missing ${f} (a fixture folder has config.json, model.safetensors, inputs.safetensors and outputs)`);
+  }
+  const { config, heads } = fiberConfigFromFixture(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  const expectedFiles = ['outputs.safetensors', 'intermediates.safetensors'].filter((f) => existsSync(join(dir, f)));
+  const reports: ParityReport[] = [];
+  for (const backend of backends) {
+    await initBackend({ backend, allowSoftwareWebGpu: true });
+    log(`[${backend}] building the model from ${join(dir, 'config.json')} and loading model.safetensors ...`);
+    const model = new FiberCoarseModel(config, heads);
+    await loadFiberCheckpoint(model, join(dir, 'model.safetensors'));
+    model.eval();
+    const inputs = await loadSafetensors(join(dir, 'inputs.safetensors'), (k) => !k.startsWith('raw_image'));
+    const files = await Promise.all(expectedFiles.map((f) => SafetensorsFile.open(join(dir, f))));
+    const names = new Set(files.flatMap((f) => f.keys()));
+    log(`[${backend}] running the passes for ${names.size} expected tensors ...`);
+    const result = await runFixturePasses(model, inputs, names);
+    const rows: ParityRow[] = [];
+    for (const name of [...names].sort()) {
+      const file = files.find((f) => f.tensors.has(name))!;
+      const ours = result.tensors.get(name);
+      const exact = result.exact.get(name);
+      if (!ours && !exact) continue;
+      const raw = await file.readRaw(name);
+      const ref = Array.from(raw.data as ArrayLike<number | bigint>, Number);
+      const got = ours ? Array.from((await ours.data()) as Float32Array) : exact!.flat();
+      const shapeOk = ours ? ours.shape.join() === raw.shape.join() : got.length === ref.length;
+      let err = shapeOk && got.length === ref.length ? 0 : Infinity;
+      for (let i = 0; err !== Infinity && i < ref.length; i++) {
+        const d = Math.abs(got[i] - ref[i]);
+        if (!(d <= err)) err = Number.isNaN(d) ? Infinity : d;
+      }
+      const tol = exact ? 0 : tolerance;
+      rows.push({ tensor: name, maxAbsError: err, tolerance: tol, ok: err <= tol });
+    }
+    const notChecked = [...names].filter((n) => !rows.some((r) => r.tensor === n)).sort();
+    await Promise.all(files.map((f) => f.close()));
+    tf.dispose([...inputs.values(), ...result.tensors.values()]);
+    model.dispose();
+    reports.push({ backend, rows, notChecked, ok: rows.length > 0 && rows.every((r) => r.ok) });
+  }
+  return reports;
+}
+
+export function parityMarkdown(dir: string, reports: ParityReport[]): string {
+  const lines: string[] = [];
+  for (const r of reports) {
+    lines.push(`\n## parity: ${dir} on ${r.backend}\n`, '| tensor | max abs error | tolerance | ok |', '|---|---|---|---|');
+    for (const row of r.rows) lines.push(`| ${row.tensor} | ${Number.isFinite(row.maxAbsError) ? row.maxAbsError.toExponential(2) : 'shape mismatch'} | ${row.tolerance} | ${row.ok ? 'ok' : 'FAIL'} |`);
+    const failed = r.rows.filter((x) => !x.ok).length;
+    lines.push('', `${r.rows.length - failed} of ${r.rows.length} tensors within tolerance on ${r.backend}.`);
+    if (r.notChecked.length) {
+      const groups = [...new Set(r.notChecked.map((n) => n.split('.').slice(0, 2).join('.')))];
+      lines.push(`Not compared (${r.notChecked.length} activations the harness does not compute): ${groups.join(', ')}`);
+    }
+  }
+  return lines.join('\n');
+}

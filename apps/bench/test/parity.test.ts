@@ -1,0 +1,37 @@
+// fiber-bench parity on the repository's copy of the official fixture (set B): passes, and a
+// folder whose expected output was tampered with fails with exit code 1.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SafetensorsFile, serializeSafetensors } from '@fiber-vl/tensor-core';
+import { writeFileSync } from 'node:fs';
+
+const root = join(__dirname, '../../..');
+const cli = join(root, 'apps/bench/dist/cli.js');
+const setB = join(root, 'fixtures/fiber/set-b');
+
+describe('fiber-bench parity', () => {
+  it('passes on the official fixture and prints a table', () => {
+    const r = spawnSync(process.execPath, [cli, 'parity', setB, '--backends', 'cpu', '--out-dir', mkdtempSync(join(tmpdir(), 'parity-'))], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\| caption\.beam5_ids \| 0\.00e\+0 \| 0 \| ok \|/);
+    expect(r.stdout).toMatch(/\| fused\.cls_feats \| \d\.\d\de-\d+ \| 0\.0001 \| ok \|/);
+    expect(r.stdout).toContain('parity OK on cpu');
+  });
+
+  it('fails with exit code 1 when an expected tensor differs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parity-bad-'));
+    for (const f of ['config.json', 'model.safetensors', 'inputs.safetensors']) copyFileSync(join(setB, f), join(dir, f));
+    const src = await SafetensorsFile.open(join(setB, 'outputs.safetensors'));
+    const raw = await src.readRaw('vqa.logits');
+    const tampered = Float32Array.from(raw.data as Float32Array, (v, i) => (i === 0 ? v + 0.01 : v));
+    writeFileSync(join(dir, 'outputs.safetensors'), serializeSafetensors({ 'vqa.logits': { dtype: 'F32', shape: raw.shape, data: tampered } }));
+    await src.close();
+    const r = spawnSync(process.execPath, [cli, 'parity', dir, '--backends', 'cpu', '--out-dir', dir], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/\| vqa\.logits \| 1\.0\de-2 \| 0\.0001 \| FAIL \|/);
+    expect(r.stdout).toContain('parity FAILED');
+  });
+});
