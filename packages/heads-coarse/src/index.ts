@@ -13,3 +13,4 @@ export {
 export { captionForward, captionImageEmbeds, beamSearchCaptions, causalMask, type CaptionForward, type BeamSearchOptions } from './caption.js';
 export { fiberConfigFromFixture } from './fixture-config.js';
 export { runFixturePasses, type FixturePassResult } from './fixture-passes.js';
+export { itcLoss, itmLoss, mlmLoss, vqaLoss, captionLoss, maskTokens, sampleHardNegatives, vqaSoftScore, type MlmMaskingOptions } from './losses.js';

@@ -1,0 +1,112 @@
+// FIBER's coarse-grained training objectives (fiber-spec §2.2-2.3), differentiable, built on the
+// tensor-core losses: ITC with a feature queue, ITM with hard negatives sampled from ITC
+// similarities, MLM masking (15%, RoBERTa's 80/10/10), VQA soft-score BCE, captioning CE.
+import { Generator, bceWithLogits, crossEntropy, defaultGenerator, tf } from '@fiber-vl/tensor-core';
+
+/**
+ * ITC: sim_i2t = img @ [txt; textQueue]^T / temp, sim_t2i = txt @ [img; imageQueue]^T / temp,
+ * one-hot targets on the in-batch diagonal; loss = (CE_i2t + CE_t2i) / 2. Features L2-normalised.
+ * Queues [Q, H] (already normalised, no gradient) extend the negatives, as the official queue does.
+ */
+export function itcLoss(imageCls: tf.Tensor, textCls: tf.Tensor, temp: tf.Tensor | number, { imageQueue, textQueue }: { imageQueue?: tf.Tensor; textQueue?: tf.Tensor } = {}): tf.Tensor {
+  return tf.tidy(() => {
+    const B = imageCls.shape[0];
+    const t = typeof temp === 'number' ? tf.scalar(temp) : tf.clipByValue(temp, 0.001, 1);
+    // queue entries are constants: gradients are only taken with respect to the batch features
+    const txtAll = textQueue ? tf.concat([textCls, textQueue], 0) : textCls;
+    const imgAll = imageQueue ? tf.concat([imageCls, imageQueue], 0) : imageCls;
+    const simI2t = tf.div(tf.matMul(imageCls, txtAll, false, true), t);
+    const simT2i = tf.div(tf.matMul(textCls, imgAll, false, true), t);
+    const targets = tf.range(0, B, 1, 'int32');
+    return tf.div(tf.add(crossEntropy(simI2t, targets), crossEntropy(simT2i, targets)), 2);
+  });
+}
+
+/**
+ * ITM hard negatives: for each image one text, for each text one image, drawn with probability
+ * proportional to softmax(similarity) over the batch with the positive excluded. Returns indices
+ * into the batch. `simI2t` [B, B] (image x text), `simT2i` [B, B].
+ */
+export async function sampleHardNegatives(simI2t: tf.Tensor, simT2i: tf.Tensor, rng: Generator = defaultGenerator): Promise<{ negTextForImage: number[]; negImageForText: number[] }> {
+  const B = simI2t.shape[0];
+  if (B < 2) throw new RangeError('ITM hard negatives need a batch of at least 2 pairs');
+  const draw = async (sim: tf.Tensor) => {
+    const w = tf.tidy(() => {
+      const p = tf.softmax(sim);
+      return tf.mul(tf.add(p, 1e-5), tf.sub(1, tf.eye(B))); // positives zeroed
+    });
+    const rows = (await w.array()) as number[][];
+    w.dispose();
+    return rows.map((row) => {
+      const total = row.reduce((a, b) => a + b, 0);
+      let u = rng.nextDouble() * total;
+      for (let j = 0; j < row.length; j++) {
+        u -= row[j];
+        if (u < 0 && row[j] > 0) return j;
+      }
+      for (let j = row.length - 1; j >= 0; j--) if (row[j] > 0) return j;
+      return 0;
+    });
+  };
+  return { negTextForImage: await draw(simI2t), negImageForText: await draw(simT2i) };
+}
+
+/** ITM: CE on itm_score logits [N, 2] with labels 1 (match) / 0. */
+export function itmLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor {
+  return crossEntropy(logits, labels);
+}
+
+export interface MlmMaskingOptions {
+  vocabSize: number;
+  maskId: number;
+  /** Ids never masked (<s>, </s>, <pad>, ...). */
+  specialIds: number[];
+  probability?: number;
+  rng?: Generator;
+}
+
+/**
+ * DataCollatorForLanguageModeling: each non-special token is selected with probability 0.15; of
+ * the selected, 80% become <mask>, 10% a random token, 10% stay. Labels are the original ids at
+ * selected positions and -100 elsewhere.
+ */
+export function maskTokens(ids: number[][], { vocabSize, maskId, specialIds, probability = 0.15, rng = defaultGenerator }: MlmMaskingOptions): { inputIds: number[][]; labels: number[][] } {
+  const special = new Set(specialIds);
+  const inputIds = ids.map((r) => [...r]);
+  const labels = ids.map((r) => r.map(() => -100));
+  ids.forEach((row, b) =>
+    row.forEach((id, i) => {
+      if (special.has(id) || rng.nextDouble() >= probability) return;
+      labels[b][i] = id;
+      const u = rng.nextDouble();
+      if (u < 0.8) inputIds[b][i] = maskId;
+      else if (u < 0.9) inputIds[b][i] = rng.nextInt(vocabSize);
+    }),
+  );
+  return { inputIds, labels };
+}
+
+/** MLM: CE over [B, L, V] logits with -100 ignored. */
+export function mlmLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor {
+  return crossEntropy(logits, labels, { ignoreIndex: -100 });
+}
+
+/** VQA soft-score targets from annotator counts: min(1, 0.3 * count) (0.3 / 0.6 / 0.9 / 1.0). */
+export function vqaSoftScore(count: number): number {
+  return Math.min(1, 0.3 * count);
+}
+
+/** VQA: BCE-with-logits (mean) x number of answers, as the official objective. */
+export function vqaLoss(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(bceWithLogits(logits, targets), logits.shape[logits.rank - 1]));
+}
+
+/** Captioning MLE: position t predicts token t + 1; labels = ids shifted left, padding ignored. */
+export function captionLoss(logits: tf.Tensor, inputIds: tf.Tensor, padId = 1): tf.Tensor {
+  return tf.tidy(() => {
+    const [B, L] = inputIds.shape;
+    const shifted = tf.concat([tf.slice(inputIds, [0, 1], [B, L - 1]), tf.fill([B, 1], padId, 'int32')], 1);
+    const labels = tf.where(tf.equal(shifted, padId), tf.fill([B, L], -100, 'int32'), tf.cast(shifted, 'int32'));
+    return crossEntropy(logits, labels, { ignoreIndex: -100 });
+  });
+}
