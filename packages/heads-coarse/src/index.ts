@@ -14,3 +14,4 @@ export { captionForward, captionImageEmbeds, beamSearchCaptions, causalMask, typ
 export { fiberConfigFromFixture } from './fixture-config.js';
 export { runFixturePasses, type FixturePassResult } from './fixture-passes.js';
 export { itcLoss, itmLoss, mlmLoss, vqaLoss, captionLoss, maskTokens, sampleHardNegatives, vqaSoftScore, type MlmMaskingOptions } from './losses.js';
+export { FiberPipeline, type PipelineOptions, type RankedItem, type RetrievalResult } from './pipeline.js';

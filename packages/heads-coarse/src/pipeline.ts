@@ -1,0 +1,145 @@
+// Task-level API over a FIBER coarse model: images and strings in, typed results out, with the
+// official pre-processing (Pillow-exact resize, ImageNet normalisation) and tokenizer built in.
+import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
+import { fiberPixelValues, type RawImage } from '@fiber-vl/swin';
+import { tf } from '@fiber-vl/tensor-core';
+import { beamSearchCaptions } from './caption.js';
+import type { FiberCoarseModel } from './model.js';
+
+export interface PipelineOptions {
+  /** Image side the model was trained at (384 or 576 for FIBER-B); default: the model's config. */
+  imageSize?: number;
+  /** Text length (40 pre-training, 50 fine-tunes); default: the model's maxTextLen. */
+  maxTextLength?: number;
+  /** VQA answer vocabulary in label order (not stored in checkpoints; ViLT's answer list for VQAv2). */
+  answers?: string[];
+}
+
+export interface RankedItem {
+  index: number;
+  score: number;
+}
+
+export interface RetrievalResult {
+  /** For each image, texts best first. */
+  imageToText: RankedItem[][];
+  /** For each text, images best first. */
+  textToImage: RankedItem[][];
+  /** ITC (or ITM) scores [images x texts], row-major. */
+  scores: Float32Array;
+}
+
+export class FiberPipeline {
+  readonly imageSize: number;
+  readonly maxTextLength: number;
+  constructor(
+    readonly model: FiberCoarseModel,
+    readonly tokenizer: ByteLevelBpeTokenizer,
+    readonly options: PipelineOptions = {},
+  ) {
+    this.imageSize = options.imageSize ?? model.config.swin.imageSize;
+    this.maxTextLength = options.maxTextLength ?? model.config.maxTextLen;
+    model.eval();
+  }
+
+  private pixels(images: RawImage[]): tf.Tensor4D {
+    if (!images.length) throw new RangeError('FiberPipeline: no images');
+    return fiberPixelValues(images, this.imageSize);
+  }
+
+  private text(texts: string[]): { ids: tf.Tensor2D; mask: tf.Tensor2D } {
+    if (!texts.length) throw new RangeError('FiberPipeline: no texts');
+    const enc = this.tokenizer.encodeBatch(texts, { maxLength: this.maxTextLength, padding: 'max_length' });
+    return { ids: tf.tensor2d(enc.map((e) => e.ids), undefined, 'int32'), mask: tf.tensor2d(enc.map((e) => e.attentionMask), undefined, 'int32') };
+  }
+
+  /** VQA: the best answer and the top-k answer scores (sigmoid of the logits, as trained with BCE). */
+  async vqa(image: RawImage, question: string, { topK = 5 } = {}): Promise<{ answer: string; scores: { answer: string; score: number }[] }> {
+    const px = this.pixels([image]);
+    const { ids, mask } = this.text([question]);
+    const logits = this.model.vqa(px, ids, mask);
+    const probs = (await tf.sigmoid(logits).data()) as Float32Array;
+    tf.dispose([px, ids, mask, logits]);
+    const label = (i: number) => this.options.answers?.[i] ?? `#${i}`;
+    const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
+    const scores = order.slice(0, topK).map((i) => ({ answer: label(i), score: probs[i] }));
+    return { answer: scores[0].answer, scores };
+  }
+
+  /** A caption by the official beam search (beam 5). */
+  async caption(image: RawImage, { beamSize = 5 } = {}): Promise<{ caption: string; tokens: number[] }> {
+    const px = this.pixels([image]);
+    const [tokens] = await beamSearchCaptions(this.model, px, { beamSize, maxLength: this.maxTextLength });
+    px.dispose();
+    return { caption: this.tokenizer.decode(tokens).trim(), tokens };
+  }
+
+  /** Image-text matching: probability of "match" and the retrieval rank score (rank_output). */
+  async itm(image: RawImage, text: string): Promise<{ matchProbability: number; rankScore: number }> {
+    const px = this.pixels([image]);
+    const { ids, mask } = this.text([text]);
+    const r = this.model.itm(px, ids, mask);
+    const p = (await tf.softmax(r.logits).data()) as Float32Array;
+    const rank = (await r.rankScore.data())[0];
+    tf.dispose([px, ids, mask, r.logits, r.rankScore]);
+    return { matchProbability: p[1], rankScore: rank };
+  }
+
+  /** rank_output scores of every (image, text) pair of the given index lists (fused, batched per image). */
+  private async itmScores(px: tf.Tensor, ids: tf.Tensor, mask: tf.Tensor, pairs: [number, number][]): Promise<number[]> {
+    const out: number[] = [];
+    for (let s = 0; s < pairs.length; s += 16) {
+      const chunk = pairs.slice(s, s + 16);
+      const pI = tf.gather(px, chunk.map((p) => p[0]));
+      const tI = tf.gather(ids, chunk.map((p) => p[1]));
+      const mI = tf.gather(mask, chunk.map((p) => p[1]));
+      const r = this.model.itm(pI, tI, mI);
+      out.push(...((await r.rankScore.data()) as Float32Array));
+      tf.dispose([pI, tI, mI, r.logits, r.rankScore]);
+    }
+    return out;
+  }
+
+  /**
+   * Image-text retrieval. 'itc': dual-encoder cosine similarities (fast). 'itm': exhaustive fused
+   * scoring of every pair with rank_output (the official ITM protocol). 'itc+itm': ITC top-`rerank`
+   * candidates re-scored by ITM.
+   */
+  async retrieve(images: RawImage[], texts: string[], { k = 5, mode = 'itc' as 'itc' | 'itm' | 'itc+itm', rerank = 16 } = {}): Promise<RetrievalResult> {
+    const px = this.pixels(images);
+    const { ids, mask } = this.text(texts);
+    const [I, T] = [images.length, texts.length];
+    try {
+      let scores: Float32Array;
+      if (mode === 'itm') {
+        const pairs: [number, number][] = [];
+        for (let i = 0; i < I; i++) for (let t = 0; t < T; t++) pairs.push([i, t]);
+        scores = Float32Array.from(await this.itmScores(px, ids, mask, pairs));
+      } else {
+        const img = this.model.encodeImage(px);
+        const txt = this.model.encodeText(ids, mask);
+        const sim = tf.matMul(img.imageCls, txt.textCls, false, true);
+        scores = (await sim.data()) as Float32Array;
+        tf.dispose([img.imageFeats, img.imageCls, txt.textFeats, txt.textCls, sim]);
+      }
+      const rank = (n: number, score: (j: number) => number) => Array.from({ length: n }, (_, j) => ({ index: j, score: score(j) })).sort((a, b) => b.score - a.score || a.index - b.index);
+      let imageToText = Array.from({ length: I }, (_, i) => rank(T, (t) => scores[i * T + t]));
+      let textToImage = Array.from({ length: T }, (_, t) => rank(I, (i) => scores[i * T + t]));
+      if (mode === 'itc+itm') {
+        const rescore = async (lists: RankedItem[][], pair: (q: number, c: number) => [number, number]) =>
+          Promise.all(
+            lists.map(async (list, q) => {
+              const top = list.slice(0, rerank);
+              const s = await this.itmScores(px, ids, mask, top.map((c) => pair(q, c.index)));
+              return top.map((c, j) => ({ index: c.index, score: s[j] })).sort((a, b) => b.score - a.score || a.index - b.index);
+            }),
+          );
+        imageToText = await rescore(imageToText, (i, t) => [i, t]);
+        textToImage = await rescore(textToImage, (t, i) => [i, t]);
+      }
+      return { imageToText: imageToText.map((l) => l.slice(0, k)), textToImage: textToImage.map((l) => l.slice(0, k)), scores };
+    } finally {
+      tf.dispose([px, ids, mask]);
+    }
+  }
+}
