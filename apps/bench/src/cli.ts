@@ -11,6 +11,7 @@ import { peakRssMb } from './measure.js';
 import { runMetricsBench } from './metrics.js';
 import { runBackbones } from './backbones.js';
 import { parityMarkdown, runParity } from './parity.js';
+import { runCoarse } from './coarse.js';
 import { availableBackends } from '@fiber-vl/tensor-core';
 
 const USAGE = `usage: fiber-bench <command> [options]
@@ -20,6 +21,8 @@ commands:
             next to numpy's matmul when python3 + numpy are installed
   backbones Swin-B/384 forward (batch 1) and roberta-base forward (batch 8 x 40 tokens) at full size,
             time and peak memory per backend
+  coarse    FIBER-B/384 at full size: fused forward (batch 1, 40 tokens) and dual-encoder embedding
+            throughput, time and peak memory per backend
   parity    DIR: the FIBER coarse model against a fixture folder of the official code (config.json,
             model.safetensors, inputs.safetensors, outputs): a table of max abs errors per tensor,
             exit code 1 on any failure (default backends: every one that starts)
@@ -126,6 +129,18 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(
         `\n## fiber-bench backbones\n\n| backend | model | input | ms | GFLOP/s | peak RSS MB |\n|---|---|---|---|---|---|\n` +
           results.map((r) => `| ${r.backend} | ${r.model} | ${r.input} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.gflops?.toFixed(1) ?? ''} | ${r.peakRssMb} |`).join('\n') +
+          `\n\nwritten: ${file}\n`,
+      );
+      return 0;
+    }
+    case 'coarse': {
+      const results = await runCoarse({ backends, maxCaseSeconds: values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined });
+      mkdirSync(outDir, { recursive: true });
+      const file = join(outDir, 'coarse.json');
+      writeFileSync(file, `${JSON.stringify({ command: 'coarse', machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, results }, null, 2)}\n`);
+      process.stdout.write(
+        `\n## fiber-bench coarse (FIBER-B/384)\n\n| backend | job | ms | per second | peak RSS MB |\n|---|---|---|---|---|\n` +
+          results.map((r) => `| ${r.backend} | ${r.job} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.perSecond?.toFixed(2) ?? ''} | ${r.peakRssMb} |`).join('\n') +
           `\n\nwritten: ${file}\n`,
       );
       return 0;

@@ -166,3 +166,8 @@ export async function beamSearchCaptions(model: FiberCoarseModel, pixels: tf.Ten
     tf.dispose([image, imageBeams]);
   }
 }
+
+/** Greedy decoding: the official search with one beam (the most likely token at each step). */
+export function greedyCaptions(model: FiberCoarseModel, pixels: tf.Tensor, opts: Omit<BeamSearchOptions, 'beamSize'> = {}): Promise<number[][]> {
+  return beamSearchCaptions(model, pixels, { ...opts, beamSize: 1 });
+}

@@ -10,7 +10,7 @@ export {
   type CoarseHeads,
   type FiberTask,
 } from './model.js';
-export { captionForward, captionImageEmbeds, beamSearchCaptions, causalMask, type CaptionForward, type BeamSearchOptions } from './caption.js';
+export { captionForward, captionImageEmbeds, beamSearchCaptions, greedyCaptions, causalMask, type CaptionForward, type BeamSearchOptions } from './caption.js';
 export { fiberConfigFromFixture } from './fixture-config.js';
 export { runFixturePasses, type FixturePassResult } from './fixture-passes.js';
 export { itcLoss, itmLoss, mlmLoss, vqaLoss, captionLoss, maskTokens, sampleHardNegatives, vqaSoftScore, type MlmMaskingOptions } from './losses.js';
