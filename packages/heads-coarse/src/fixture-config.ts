@@ -1,12 +1,12 @@
 // Builds a FiberCoarseConfig from the config.json of a FIBER fixture folder (either set's format).
 import { validateFiberConfig, type FiberCoarseConfig } from '@fiber-vl/fusion';
-import { robertaConfig } from '@fiber-vl/roberta';
+import { robertaConfigFromHf } from '@fiber-vl/roberta';
 import { fiberCoarseWindowSize, swinConfig } from '@fiber-vl/swin';
 import type { CoarseHeads } from './model.js';
 
 interface FixtureConfigJson {
   swin: { img_size: number; embed_dim: number; depths: number[]; num_heads: number[]; patch_size?: number };
-  roberta: Record<string, number>;
+  roberta: Record<string, unknown>;
   fiber?: { hidden_size: number; num_fuse_block: number; vqav2_label_size: number; max_text_len: number };
   fiber_config?: { hidden_size: number; num_fuse_block: number; vqav2_label_size: number; max_text_len: number };
 }
@@ -15,7 +15,6 @@ export function fiberConfigFromFixture(json: unknown): { config: FiberCoarseConf
   const c = json as FixtureConfigJson;
   const f = c.fiber ?? c.fiber_config;
   if (!c.swin || !c.roberta || !f) throw new Error('fixture config.json: expected "swin", "roberta" and "fiber" (or "fiber_config") sections');
-  const r = c.roberta;
   const config = validateFiberConfig({
     swin: swinConfig('swin_base_patch4_window12_384', {
       imageSize: c.swin.img_size,
@@ -24,16 +23,7 @@ export function fiberConfigFromFixture(json: unknown): { config: FiberCoarseConf
       numHeads: c.swin.num_heads,
       windowSize: fiberCoarseWindowSize(c.swin.img_size),
     }),
-    roberta: robertaConfig({
-      vocabSize: r.vocab_size,
-      hiddenSize: r.hidden_size,
-      numHiddenLayers: r.num_hidden_layers,
-      numAttentionHeads: r.num_attention_heads,
-      intermediateSize: r.intermediate_size,
-      maxPositionEmbeddings: r.max_position_embeddings,
-      typeVocabSize: r.type_vocab_size,
-      layerNormEps: r.layer_norm_eps,
-    }),
+    roberta: robertaConfigFromHf(c.roberta),
     numFuseBlock: f.num_fuse_block,
     hiddenSize: f.hidden_size,
     maxTextLen: f.max_text_len,

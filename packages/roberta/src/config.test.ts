@@ -15,3 +15,12 @@ describe('RoBERTa config', () => {
     expect(extendedAttentionMask([[1, 1, 0]])).toEqual([[0, 0, -10000]]);
   });
 });
+
+describe('robertaConfigFromHf', () => {
+  it('reads a HF config.json and names an unsupported activation', async () => {
+    const { robertaConfigFromHf } = await import('./config.js');
+    const c = robertaConfigFromHf({ vocab_size: 300, hidden_size: 32, num_attention_heads: 4, layer_norm_eps: 1e-5, hidden_act: 'gelu' });
+    expect([c.vocabSize, c.hiddenSize, c.numHiddenLayers]).toEqual([300, 32, 12]);
+    expect(() => robertaConfigFromHf({ hidden_act: 'relu' })).toThrow(/hidden_act "relu" is not supported/);
+  });
+});

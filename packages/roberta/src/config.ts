@@ -39,6 +39,28 @@ export function robertaConfig(overrides: Partial<RobertaConfig> = {}): RobertaCo
   return cfg;
 }
 
+/** A RobertaConfig from a HF `config.json` object (snake_case fields; missing ones keep roberta-base's). */
+export function robertaConfigFromHf(json: Record<string, unknown>): RobertaConfig {
+  const n = (key: string) => (typeof json[key] === 'number' ? (json[key] as number) : undefined);
+  const picked: Partial<RobertaConfig> = {
+    vocabSize: n('vocab_size'),
+    hiddenSize: n('hidden_size'),
+    numHiddenLayers: n('num_hidden_layers'),
+    numAttentionHeads: n('num_attention_heads'),
+    intermediateSize: n('intermediate_size'),
+    hiddenDropoutProb: n('hidden_dropout_prob'),
+    attentionProbsDropoutProb: n('attention_probs_dropout_prob'),
+    maxPositionEmbeddings: n('max_position_embeddings'),
+    typeVocabSize: n('type_vocab_size'),
+    layerNormEps: n('layer_norm_eps'),
+    padTokenId: n('pad_token_id'),
+    bosTokenId: n('bos_token_id'),
+    eosTokenId: n('eos_token_id'),
+  };
+  if (json.hidden_act !== undefined && json.hidden_act !== 'gelu') throw new RangeError(`RobertaConfig: hidden_act "${json.hidden_act}" is not supported (only the exact-erf "gelu")`);
+  return robertaConfig(Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined)));
+}
+
 /**
  * RoBERTa position ids (HF create_position_ids_from_input_ids): padding tokens get paddingIdx,
  * real tokens count up from paddingIdx + 1: pos = cumsum(ids != pad) * (ids != pad) + pad.

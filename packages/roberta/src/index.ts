@@ -1,4 +1,4 @@
-export { ROBERTA_BASE, robertaConfig, createPositionIds, extendedAttentionMask, type RobertaConfig } from './config.js';
+export { ROBERTA_BASE, robertaConfig, robertaConfigFromHf, createPositionIds, extendedAttentionMask, type RobertaConfig } from './config.js';
 export {
   RobertaModel,
   RobertaEmbeddings,

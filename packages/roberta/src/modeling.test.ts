@@ -6,24 +6,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, loadSafetensors, tf } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, maxAbsDiff, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { RobertaModel } from './modeling.js';
-import type { RobertaConfig } from './config.js';
+import { robertaConfigFromHf, type RobertaConfig } from './config.js';
 
 const fixtures = join(__dirname, '../../../fixtures/fiber');
 const { names } = await testBackends();
 
-function configOf(dir: string): Partial<RobertaConfig> {
-  const c = JSON.parse(readFileSync(join(fixtures, dir, 'config.json'), 'utf8'));
-  const r = c.roberta ?? c.text;
-  return {
-    vocabSize: r.vocab_size,
-    hiddenSize: r.hidden_size,
-    numHiddenLayers: r.num_hidden_layers,
-    numAttentionHeads: r.num_attention_heads,
-    intermediateSize: r.intermediate_size,
-    maxPositionEmbeddings: r.max_position_embeddings,
-    typeVocabSize: r.type_vocab_size,
-    layerNormEps: r.layer_norm_eps,
-  };
+function configOf(dir: string): RobertaConfig {
+  return robertaConfigFromHf(JSON.parse(readFileSync(join(fixtures, dir, 'config.json'), 'utf8')).roberta);
 }
 
 async function load(dir: string) {
