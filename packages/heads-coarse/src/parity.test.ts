@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, loadSafetensors, tf } from '@fiber-vl/tensor-core';
-import { expectNoTensorGrowth, maxAbsDiff, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { expectNoTensorGrowth, maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { FiberCoarseModel, disposeFused } from './model.js';
 import { beamSearchCaptions, captionForward, captionImageEmbeds } from './caption.js';
 import { fiberConfigFromFixture } from './fixture-config.js';
@@ -103,13 +103,7 @@ describe.each(names)('FIBER coarse model parity on %s', (backend) => {
     const x = Object.fromEntries(inputs);
     const ours = set.run(model, x);
     const expected = await SafetensorsFile.open(join(root, set.dir, set.out));
-    const errors: Record<string, number> = {};
-    for (const [name, t] of Object.entries(ours)) {
-      const ref = await expected.readTensor(name);
-      expect(t.shape, name).toEqual(ref.shape);
-      errors[name] = maxAbsDiff((await t.data()) as Float32Array, (await ref.data()) as Float32Array);
-      ref.dispose();
-    }
+    const errors = await maxAbsErrors(Object.entries(ours), expected);
     expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
     await expected.close();
     tf.dispose([...Object.values(ours), ...inputs.values()]);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, loadSafetensors, tf } from '@fiber-vl/tensor-core';
-import { expectNoTensorGrowth, maxAbsDiff, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { expectNoTensorGrowth, maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { RobertaModel } from './modeling.js';
 import { robertaConfigFromHf, type RobertaConfig } from './config.js';
 
@@ -40,13 +40,10 @@ describe.each(names)('RoBERTa parity with the official FIBER code on %s', (backe
     const mask = await inputs.readTensor('attention_mask');
     const out = model.forward(ids, mask, { collect: true });
     const checks: [string, tf.Tensor][] = [['embeddings', out.embeddings!], ...out.hiddenStates!.map((h, i) => [set.layer(i), h] as [string, tf.Tensor])];
-    const errors: Record<string, number> = {};
-    for (const [name, t] of checks) {
-      const ref = await expected.readTensor(set.key(name));
-      expect(t.shape, name).toEqual(ref.shape);
-      errors[name] = maxAbsDiff((await t.data()) as Float32Array, (await ref.data()) as Float32Array);
-      ref.dispose();
-    }
+    const errors = await maxAbsErrors(
+      checks.map(([name, t]) => [set.key(name), t]),
+      expected,
+    );
     expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
     expect(Object.keys(errors)).toHaveLength(13);
     await Promise.all([inputs.close(), expected.close()]);

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, loadSafetensors, tf } from '@fiber-vl/tensor-core';
-import { maxAbsDiff, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { SwinTransformer } from './model.js';
 import { swinConfig } from './config.js';
 
@@ -28,15 +28,8 @@ describe.each(names)('Swin detection variant on %s', (backend) => {
     out.blocks!.slice(0, 2).forEach((bs, i) => bs.forEach((b, j) => checks.push([`img.stage${i}.block${j}`, b])));
     out.blocks![2].slice(0, 14).forEach((b, j) => checks.push([`img.stage2.block${j}`, b]));
     checks.push(['img.stage0.downsample', out.stages[0]], ['img.stage1.downsample', out.stages[1]]);
-    const bad: [string, number][] = [];
-    for (const [name, t] of checks) {
-      const ref = await expected.readTensor(name);
-      expect(t.shape, name).toEqual(ref.shape);
-      const e = maxAbsDiff((await t.data()) as Float32Array, (await ref.data()) as Float32Array);
-      if (!(e <= 1e-4)) bad.push([name, e]);
-      ref.dispose();
-    }
-    expect(bad).toEqual([]);
+    const errors = await maxAbsErrors(checks, expected);
+    expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
     expect(checks).toHaveLength(21);
     expect(out.features!.map((f) => f.shape)).toEqual([[2, 16, 24, 32], [2, 32, 12, 16], [2, 64, 6, 8], [2, 128, 3, 4]]);
     await Promise.all([inputs.close(), expected.close()]);

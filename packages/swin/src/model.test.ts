@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, loadSafetensors, tf, StateDictError } from '@fiber-vl/tensor-core';
-import { expectNoTensorGrowth, maxAbsDiff, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { expectNoTensorGrowth, maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { SwinTransformer } from './model.js';
 import { fiberCoarseWindowSize, swinConfig, type SwinConfig } from './config.js';
 
@@ -65,13 +65,10 @@ describe.each(names)('Swin parity with the official FIBER code on %s', (backend)
     out.blocks!.forEach((blocks, i) => blocks.forEach((b, j) => checks.push([set.names.block(i, j), b])));
     out.stages.slice(0, -1).forEach((s, i) => checks.push([set.names.down(i), s]));
     checks.push([set.names.norm, out.lastHiddenState!]);
-    const errors: Record<string, number> = {};
-    for (const [name, t] of checks) {
-      const ref = await expected.readTensor(set.key(name));
-      expect(t.shape, name).toEqual(ref.shape);
-      errors[name] = maxAbsDiff((await t.data()) as Float32Array, (await ref.data()) as Float32Array);
-      ref.dispose();
-    }
+    const errors = await maxAbsErrors(
+      checks.map(([name, t]) => [set.key(name), t]),
+      expected,
+    );
     expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
     expect(Object.keys(errors).length).toBeGreaterThan(25);
     tf.dispose(out as unknown as tf.TensorContainer);

@@ -98,3 +98,17 @@ export async function gradCheck(
   rT.dispose();
   return { errors, ok: errors.every((e) => e.maxAbs <= atol + rtol * e.scale) };
 }
+
+/**
+ * Max |ours - reference| of each named tensor, the references read by name from `expected` (e.g.
+ * a SafetensorsFile of a parity fixture). A shape mismatch or NaN gives Infinity.
+ */
+export async function maxAbsErrors(checks: [string, tf.Tensor][], expected: { readTensor(name: string): Promise<tf.Tensor> }): Promise<Record<string, number>> {
+  const errors: Record<string, number> = {};
+  for (const [name, t] of checks) {
+    const ref = await expected.readTensor(name);
+    errors[name] = t.shape.join() === ref.shape.join() ? maxAbsDiff((await t.data()) as Float32Array, (await ref.data()) as Float32Array) : Infinity;
+    ref.dispose();
+  }
+  return errors;
+}
