@@ -9,6 +9,7 @@ import { recAccuracy } from './grounding/rec.js';
 import { cocoCaptionReferences, cocoCaptionResults, folderReader, jsonFilesIn, loadMeteorResources, loadParaphraseTable, readJson, runFixtures } from './node.js';
 import { retrievalRecall } from './retrieval.js';
 import { vqaAccuracy } from './vqa/evaluate.js';
+import { spiceApprox } from './caption/spice.js';
 
 const USAGE = `usage: fiber-metrics <command> [options]
 
@@ -96,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
         files: { references: refsFile, candidates: predsFile },
         meteor,
         meteorParaphrases: meteor && values['meteor-paraphrase'] ? loadParaphraseTable(values['meteor-paraphrase']) : undefined,
-        spice: !!values.spice,
+        spice: values.spice ? spiceApprox : undefined,
       });
       scores = { ...r.corpus, ...(values['per-image'] ? { perImage: Object.fromEntries(r.perImage) } : {}) };
       if (values.spice) scores.note = 'SPICE_approx is SPICE computed with an approximate (wink-nlp) scene-graph parser, not the official SPICE';

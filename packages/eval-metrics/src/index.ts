@@ -12,22 +12,13 @@ export { parseMeteorResources, type MeteorResources } from './caption/meteor/res
 export { meteorNormalize } from './caption/meteor/normalize.js';
 export { ParaphraseTable, parseParaphraseTable } from './caption/meteor/paraphrase.js';
 export {
-  ApproxSceneGraphParser,
-  spiceApprox,
-  spiceScore,
-  graphTuples,
-  type SceneGraph,
-  type SpiceScore,
-  type Tuple,
-  type TupleCategory,
-} from './caption/spice.js';
-export {
   evaluateCaptions,
   type CaptionEvalInput,
   type CaptionEvalResult,
   type CaptionMetric,
   type ApproximateMetric,
   type CaptionScores,
+  type SpiceScorer,
 } from './caption/evaluate.js';
 
 export { vqaAccuracy, type VqaInput, type VqaScores, type VqaAnnotation, type VqaQuestion, type VqaPrediction } from './vqa/evaluate.js';

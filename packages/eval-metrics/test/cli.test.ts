@@ -100,5 +100,9 @@ describe('browser bundle', () => {
     const code = out.outputFiles[0].text;
     expect(code).not.toMatch(/from ["']node:|require\(["'](fs|path|os|node:)/);
     expect(code.length).toBeGreaterThan(10000);
+    expect(code).not.toMatch(/wink-nlp|wink-eng-lite-web-model/); // the NLP model of SPICE_approx stays in its own entry
+    const spice = await build({ entryPoints: [join(pkg, 'src/spice-entry.ts')], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent' });
+    expect(spice.outputFiles[0].text).not.toMatch(/from ["']node:/);
+    expect(spice.outputFiles[0].text).toMatch(/wink-nlp/); // and the check above would see it
   });
 });

@@ -6,7 +6,6 @@ import { rougeL } from './rouge.js';
 import { Meteor } from './meteor/meteor.js';
 import type { MeteorResources } from './meteor/resources.js';
 import type { ParaphraseTable } from './meteor/paraphrase.js';
-import { spiceApprox } from './spice.js';
 
 export type CaptionMetric = 'BLEU_1' | 'BLEU_2' | 'BLEU_3' | 'BLEU_4' | 'ROUGE_L' | 'CIDEr_D';
 /** METEOR without the paraphrase module, and SPICE computed with an approximate parser: never the official numbers. */
@@ -26,8 +25,11 @@ export interface CaptionEvalInput {
   meteor?: MeteorResources;
   /** Meteor's paraphrase table: adds the paraphrase module, and the score is labelled METEOR. */
   meteorParaphrases?: ParaphraseTable;
-  /** Also compute SPICE_approx (needs `meteor` for WordNet synonyms). */
-  spice?: boolean;
+  /**
+   * Also compute SPICE_approx: pass `spiceApprox` from `@fiber-vl/eval-metrics/spice` (a separate
+   * entry, so that the NLP model it needs is not in every bundle). Needs `meteor` for WordNet synonyms.
+   */
+  spice?: SpiceScorer;
 }
 
 export interface CaptionEvalResult {
@@ -45,7 +47,10 @@ export interface CaptionEvalResult {
  * tokenisation, BLEU-1..4, ROUGE-L, CIDEr-D. Image id sets of references and candidates must be
  * equal. Values are on the raw scale (CIDEr-D in [0, 10]).
  */
-export function evaluateCaptions({ references, candidates, tokenized = false, files = {}, meteor, meteorParaphrases, spice = false }: CaptionEvalInput): CaptionEvalResult {
+/** The signature of `spiceApprox` (`@fiber-vl/eval-metrics/spice`). */
+export type SpiceScorer = (resources: MeteorResources, items: readonly { candidate: string; references: readonly string[] }[]) => { corpus: number; perImage: { f: number }[] };
+
+export function evaluateCaptions({ references, candidates, tokenized = false, files = {}, meteor, meteorParaphrases, spice }: CaptionEvalInput): CaptionEvalResult {
   if (spice && !meteor) throw new MetricInputError('SPICE_approx needs the Meteor synonym resources (pass `meteor`)');
   const refs = references instanceof Map ? new Map([...references].map(([k, v]) => [String(k), v])) : new Map(Object.entries(references));
   const cands = candidates instanceof Map ? new Map([...candidates].map(([k, v]) => [String(k), v])) : new Map(Object.entries(candidates));
@@ -90,7 +95,7 @@ export function evaluateCaptions({ references, candidates, tokenized = false, fi
     ids.forEach((id, i) => (perImage.get(id)![scorer.label] = m.perImage[i]));
   }
   if (spice && meteor) {
-    const sp = spiceApprox(meteor, items);
+    const sp = spice(meteor, items);
     corpus.SPICE_approx = sp.corpus;
     ids.forEach((id, i) => (perImage.get(id)!.SPICE_approx = sp.perImage[i].f));
   }
