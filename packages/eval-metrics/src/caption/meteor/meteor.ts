@@ -49,6 +49,14 @@ const isUsed = (p: Path, m: Match) => {
   return false;
 };
 const copyPath = (p: Path): Path => ({ ...p, matches: p.matches.slice(), used1: p.used1.slice(), used2: p.used2.slice() });
+/** Counts match `m` into `p`: weighted match totals, a new chunk unless it continues the last one, and the cursor. */
+const countMatch = (p: Path, m: Match) => {
+  p.matches1 = Math.trunc(p.matches1 + m.matchLength * SEARCH_WEIGHTS[m.module]);
+  p.matches2 = Math.trunc(p.matches2 + m.length * SEARCH_WEIGHTS[m.module]);
+  if (p.lastMatchEnd !== -1 && m.matchStart !== p.lastMatchEnd) p.chunks++;
+  p.idx = m.start + m.length;
+  p.lastMatchEnd = m.matchStart + m.matchLength;
+};
 const comparePaths = (x: Path, y: Path) => {
   const d = y.matches1 + y.matches2 - (x.matches1 + x.matches2);
   if (d !== 0) return d > 0 ? 1 : -1;
@@ -267,11 +275,7 @@ export class Meteor {
             next.push(path);
           } else if (path.matches[path.idx]) {
             const m = path.matches[path.idx]!;
-            path.matches1 = Math.trunc(path.matches1 + m.matchLength * SEARCH_WEIGHTS[m.module]);
-            path.matches2 = Math.trunc(path.matches2 + m.length * SEARCH_WEIGHTS[m.module]);
-            if (path.lastMatchEnd !== -1 && m.matchStart !== path.lastMatchEnd) path.chunks++;
-            path.idx = m.start + m.length;
-            path.lastMatchEnd = m.matchStart + m.matchLength;
+            countMatch(path, m);
             path.distance += Math.abs(m.start - m.matchStart);
             next.push(path);
           }
@@ -283,11 +287,7 @@ export class Meteor {
           for (let k = 0; k < m.length; k++) np.used2[m.start + k] = 1;
           for (let k = 0; k < m.matchLength; k++) np.used1[m.matchStart + k] = 1;
           np.matches[current] = m;
-          np.matches1 = Math.trunc(np.matches1 + m.matchLength * SEARCH_WEIGHTS[m.module]);
-          np.matches2 = Math.trunc(np.matches2 + m.length * SEARCH_WEIGHTS[m.module]);
-          if (np.lastMatchEnd !== -1 && m.matchStart !== np.lastMatchEnd) np.chunks++;
-          np.idx = m.start + m.length;
-          np.lastMatchEnd = m.matchStart + m.matchLength;
+          countMatch(np, m);
           // Quirk kept from Meteor 1.5: the distance is added to the parent path, not the new one.
           path.distance += Math.abs(m.start - m.matchStart);
           next.push(np);
