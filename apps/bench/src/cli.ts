@@ -6,7 +6,7 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
-import { kernelsMarkdown, numpyReference, runKernels } from './kernels.js';
+import { kernelsMarkdown, numpyReference, runKernels, type KernelResult } from './kernels.js';
 import { peakRssMb } from './measure.js';
 import { runMetricsBench } from './metrics.js';
 import { runBackbones } from './backbones.js';
