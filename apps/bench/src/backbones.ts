@@ -2,8 +2,8 @@
 // tokens) at full size with random weights, per backend: time and peak memory.
 import { RobertaModel } from '@fiber-vl/roberta';
 import { SwinTransformer, fiberCoarseWindowSize, swinConfig } from '@fiber-vl/swin';
-import { Generator, initBackend, tf, type BackendName } from '@fiber-vl/tensor-core';
-import { peakRssMb, timeIt } from './measure.js';
+import { Generator, tf, type BackendName } from '@fiber-vl/tensor-core';
+import { peakRssMb, timeIt, useBenchBackend } from './measure.js';
 
 export interface BackboneResult {
   backend: string;
@@ -26,14 +26,8 @@ const FLOOR_GFLOPS: Record<BackendName, number> = { cpu: 0.8, wasm: 20, webgpu: 
 export async function runBackbones({ backends = ['webgpu', 'wasm', 'cpu'] as BackendName[], maxCaseSeconds = 60, log = (l: string) => process.stderr.write(`${l}\n`) } = {}): Promise<BackboneResult[]> {
   const results: BackboneResult[] = [];
   for (const name of backends) {
-    let info;
-    try {
-      info = await initBackend({ backend: name, allowSoftwareWebGpu: true });
-    } catch (e) {
-      log(`backend ${name} unavailable: ${(e as Error).message}`);
-      continue;
-    }
-    const label = `${name}${info.adapter ? ` (${info.adapter.description || info.adapter.vendor})` : info.threads ? ` (${info.threads} threads)` : ''}`;
+    const label = await useBenchBackend(name, log);
+    if (!label) continue;
     const cases = [
       {
         model: 'Swin-B/384',

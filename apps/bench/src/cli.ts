@@ -56,6 +56,9 @@ function singleThreadWasm(log: (l: string) => void): KernelResult[] {
   return parsed.results.map((x) => ({ ...x, backend: 'wasm (1 thread)' }));
 }
 
+/** The machine a report was measured on. */
+const machine = () => ({ cpu: cpus()[0]?.model, cores: cpus().length, node: process.version });
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -83,6 +86,14 @@ async function main(argv: string[]): Promise<number> {
   for (const b of backends ?? []) {
     if (!['webgpu', 'wasm', 'cpu'].includes(b)) throw new Error(`--backends: unknown backend "${b}" (expected webgpu, wasm, cpu)`);
   }
+  const maxCaseSeconds = values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined;
+  /** Writes `<out-dir>/<name>.json` and returns its path. */
+  const writeReport = (name: string, report: unknown): string => {
+    mkdirSync(outDir, { recursive: true });
+    const file = join(outDir, `${name}.json`);
+    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+    return file;
+  };
   switch (command) {
     case 'kernels': {
       const started = new Date().toISOString();
@@ -91,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
         backends,
         wasmThreads,
         only: values.only,
-        maxCaseSeconds: values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined,
+        maxCaseSeconds,
       });
       if (values.json) {
         process.stdout.write(`${JSON.stringify(run)}\n`);
@@ -105,15 +116,13 @@ async function main(argv: string[]): Promise<number> {
       const report = {
         command: 'kernels',
         started,
-        machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, platform: `${process.platform}-${process.arch}` },
+        machine: { ...machine(), platform: `${process.platform}-${process.arch}` },
         backends: run.backends,
         unavailable: run.unavailable,
         peakRssMb: peakRssMb(),
         results,
       };
-      mkdirSync(outDir, { recursive: true });
-      const file = join(outDir, 'kernels.json');
-      writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+      const file = writeReport('kernels', report);
       const backendLine = run.backends
         .map((b) => `${b.name}${b.threads ? ` (${b.threads} threads, simd=${b.simd})` : ''}${b.adapter ? ` (${b.adapter.vendor} ${b.adapter.description})` : ''}`)
         .join(', ');
@@ -122,10 +131,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'backbones': {
-      const results = await runBackbones({ backends, maxCaseSeconds: values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined });
-      mkdirSync(outDir, { recursive: true });
-      const file = join(outDir, 'backbones.json');
-      writeFileSync(file, `${JSON.stringify({ command: 'backbones', machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, results }, null, 2)}\n`);
+      const results = await runBackbones({ backends, maxCaseSeconds });
+      const file = writeReport('backbones', { command: 'backbones', machine: machine(), results });
       process.stdout.write(
         `\n## fiber-bench backbones\n\n| backend | model | input | ms | GFLOP/s | peak RSS MB |\n|---|---|---|---|---|---|\n` +
           results.map((r) => `| ${r.backend} | ${r.model} | ${r.input} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.gflops?.toFixed(1) ?? ''} | ${r.peakRssMb} |`).join('\n') +
@@ -134,10 +141,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'coarse': {
-      const results = await runCoarse({ backends, maxCaseSeconds: values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined });
-      mkdirSync(outDir, { recursive: true });
-      const file = join(outDir, 'coarse.json');
-      writeFileSync(file, `${JSON.stringify({ command: 'coarse', machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, results }, null, 2)}\n`);
+      const results = await runCoarse({ backends, maxCaseSeconds });
+      const file = writeReport('coarse', { command: 'coarse', machine: machine(), results });
       process.stdout.write(
         `\n## fiber-bench coarse (FIBER-B/384)\n\n| backend | job | ms | per second | peak RSS MB |\n|---|---|---|---|---|\n` +
           results.map((r) => `| ${r.backend} | ${r.job} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.perSecond?.toFixed(2) ?? ''} | ${r.peakRssMb} |`).join('\n') +
@@ -151,17 +156,14 @@ async function main(argv: string[]): Promise<number> {
       const names = backends ?? (await availableBackends()).available.map((b) => b.name);
       const reports = await runParity(resolve(dir), { backends: names });
       process.stdout.write(`${parityMarkdown(dir, reports)}\n`);
-      mkdirSync(outDir, { recursive: true });
-      writeFileSync(join(outDir, 'parity.json'), `${JSON.stringify({ dir, reports }, null, 2)}\n`);
+      writeReport('parity', { dir, reports });
       const ok = reports.every((r) => r.ok);
       process.stdout.write(`\n${ok ? 'parity OK' : 'parity FAILED'} on ${reports.map((r) => r.backend).join(', ')}\n`);
       return ok ? 0 : 1;
     }
     case 'metrics': {
       const r = runMetricsBench({ images: values.images ? Number(values.images) : undefined });
-      mkdirSync(outDir, { recursive: true });
-      const file = join(outDir, 'metrics.json');
-      writeFileSync(file, `${JSON.stringify({ command: 'metrics', machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, ...r }, null, 2)}\n`);
+      const file = writeReport('metrics', { command: 'metrics', machine: machine(), ...r });
       const c = r.captioning;
       process.stdout.write(
         `\n## fiber-bench metrics\n\n| job | size | seconds |\n|---|---|---|\n` +

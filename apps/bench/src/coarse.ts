@@ -2,8 +2,8 @@
 // 40 tokens) and dual-encoder embedding throughput (images and texts per second), per backend.
 import { fiberBaseConfig } from '@fiber-vl/fusion';
 import { FiberCoarseModel, disposeFused } from '@fiber-vl/heads-coarse';
-import { Generator, initBackend, tf, type BackendName } from '@fiber-vl/tensor-core';
-import { peakRssMb, timeIt } from './measure.js';
+import { Generator, tf, type BackendName } from '@fiber-vl/tensor-core';
+import { peakRssMb, timeIt, useBenchBackend } from './measure.js';
 
 export interface CoarseResult {
   backend: string;
@@ -21,14 +21,8 @@ const FLOOR_GFLOPS: Record<BackendName, number> = { cpu: 0.8, wasm: 10, webgpu: 
 export async function runCoarse({ backends = ['webgpu', 'wasm', 'cpu'] as BackendName[], maxCaseSeconds = 60, log = (l: string) => process.stderr.write(`${l}\n`) } = {}): Promise<CoarseResult[]> {
   const results: CoarseResult[] = [];
   for (const name of backends) {
-    let label: string = name;
-    try {
-      const info = await initBackend({ backend: name, allowSoftwareWebGpu: true });
-      label = `${name}${info.threads ? ` (${info.threads} threads)` : info.adapter ? ` (${info.adapter.description || info.adapter.vendor})` : ''}`;
-    } catch (e) {
-      log(`backend ${name} unavailable: ${(e as Error).message}`);
-      continue;
-    }
+    const label = await useBenchBackend(name, log);
+    if (!label) continue;
     const estimate = FUSED_GFLOP / FLOOR_GFLOPS[name];
     if (estimate > maxCaseSeconds) {
       log(`${label}: skipped (~${Math.round(estimate)} s per fused forward)`);

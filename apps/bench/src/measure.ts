@@ -1,4 +1,4 @@
-import { tf } from '@fiber-vl/tensor-core';
+import { initBackend, tf, type BackendName } from '@fiber-vl/tensor-core';
 
 export interface Timing {
   /** Median seconds per call. */
@@ -38,4 +38,18 @@ export async function timeIt(fn: () => tf.Tensor | tf.Tensor[], { minSeconds = 1
 
 export function peakRssMb(): number {
   return Math.round(process.resourceUsage().maxRSS / 1024);
+}
+
+/**
+ * Makes `name` the active backend for a full-size benchmark and returns its label for the report
+ * (`wasm (2 threads)`, `webgpu (<adapter>)`), or undefined, logged, where it is unavailable.
+ */
+export async function useBenchBackend(name: BackendName, log: (line: string) => void): Promise<string | undefined> {
+  try {
+    const info = await initBackend({ backend: name, allowSoftwareWebGpu: true });
+    return `${name}${info.threads ? ` (${info.threads} threads)` : info.adapter ? ` (${info.adapter.description || info.adapter.vendor})` : ''}`;
+  } catch (e) {
+    log(`backend ${name} unavailable: ${(e as Error).message}`);
+    return undefined;
+  }
 }
