@@ -2,7 +2,7 @@
 // Entry point of every root npm script. It bootstraps what a fresh machine lacks, then runs the
 // command: pnpm at the version pinned in package.json (installed into .tools/ with npm), the
 // workspace install from the frozen lockfile, the build of every package (turbo), and finally
-//   test         all vitest projects, then a one-line summary "N passed, N failed, N skipped"
+//   test         tsc --noEmit in every package, all vitest projects, then a one-line summary "N passed, N failed, N skipped"
 //   bench        the main job (for now: `fiber-bench kernels`)
 //   fiber-bench  the bench CLI with the arguments after `--`
 //   fiber-metrics the eval-metrics CLI with the arguments after `--`
@@ -78,6 +78,9 @@ switch (cmd) {
     mustRun(join(root, 'node_modules', '.bin', 'changeset'), args);
     break;
   case 'test': {
+    // tsup builds without type checks, so the types are checked here.
+    log('type-checking packages');
+    mustRun(turbo, ['run', 'typecheck', '--output-logs=errors-only', '--log-order=grouped']);
     const report = join(root, 'node_modules', '.cache', 'vitest-report.json');
     mkdirSync(dirname(report), { recursive: true });
     rmSync(report, { force: true });
