@@ -10,6 +10,9 @@ export default defineConfig(
     noExternal: [/@tensorflow\/tfjs-core\/dist\/(register_all_gradients|public\/chained_ops)/],
     // Node-only modules (Dawn, wasm threads, files) stay in their own chunks, loaded on demand.
     external: ['webgpu'],
+    // The chained ops registered at run time (x.mean(), x.reshape(), ...) need tfjs-core's module
+    // augmentation in the declarations too, or TypeScript users get "Property 'mean' does not exist".
+    dts: { banner: "import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';" },
     splitting: true,
     shims: true,
   }),

@@ -1,7 +1,7 @@
 // `fiber-bench coarse`: FIBER-B/384 at full size with random weights: the fused forward (batch 1,
 // 40 tokens) and dual-encoder embedding throughput (images and texts per second), per backend.
 import { fiberBaseConfig } from '@fiber-vl/fusion';
-import { FiberCoarseModel, disposeFused } from '@fiber-vl/heads-coarse';
+import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
 import { Generator, tf, type BackendName } from '@fiber-vl/tensor-core';
 import { peakRssMb, timeIt, useBenchBackend } from './measure.js';
 
@@ -60,7 +60,6 @@ export async function runCoarse({ backends = ['webgpu', 'wasm', 'cpu'] as Backen
     log(`${label}: image ${(image.seconds * 1000).toFixed(0)} ms, 32 texts ${(text.seconds * 1000).toFixed(0)} ms`);
     tf.dispose([pixels, ids, mask, texts, textMask]);
     model.dispose();
-    void disposeFused;
   }
   return results;
 }

@@ -5,7 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadFiberCheckpoint } from '@fiber-vl/fusion';
-import { FiberCoarseModel, fiberConfigFromFixture, runFixturePasses } from '@fiber-vl/heads-coarse';
+import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
+import { fiberConfigFromFixture, runFixturePasses } from '@fiber-vl/heads-coarse/testing';
 import { SafetensorsFile, initBackend, loadSafetensors, tf, type BackendName } from '@fiber-vl/tensor-core';
 
 export interface ParityRow {

@@ -3,14 +3,17 @@
 // poolers, in the order of the official FIBERTransformerSS so that keys and their order match.
 //   fused(): both streams run in parallel through the fused pairs, each reading the other's state
 //            from before the step; the last text layer skips its output LayerNorm; no Swin norm.
-//   dual():  the same weights as two independent encoders (ITC / retrieval): Swin with its final
-//            norm, 12 plain text layers, the `_itc` transforms and poolers, L2-normalised.
-import { Linear, Module, defaultGenerator, l2Normalize, tf, type Generator } from '@fiber-vl/tensor-core';
-import { RobertaModel, RobertaPooler, extendedAttentionMaskTensor, type RobertaConfig } from '@fiber-vl/roberta';
-import { SwinTransformer } from "@fiber-vl/swin";
+//            It drives the backbones' own steps (Swin's `steps`, RoBERTa's `layer`).
+//   encodeImage() / encodeText(): the same weights as two independent encoders (ITC / retrieval):
+//            Swin with its final norm, 12 plain text layers, the `_itc` transforms and poolers,
+//            L2-normalised.
+import { Linear, Module, defaultGenerator, l2Normalize, tf, tidyOutput, type Generator } from '@fiber-vl/tensor-core';
+import { RobertaModel, RobertaPooler } from '@fiber-vl/roberta';
+import { SwinTransformer } from '@fiber-vl/swin';
 import { FiberRobertaLayer, FusedWindowAttention, type ImageContext, type TextContext } from './blocks.js';
 import { fusionSchedule, validateFiberConfig, type FiberCoarseConfig, type FusedPair } from './config.js';
 
+/** The fused pass (fusion on). */
 export interface FusedOutput {
   /** [B, L, H] after cross_modal_text_transform. */
   textFeats: tf.Tensor;
@@ -32,21 +35,34 @@ export interface DualTextOutput {
   textCls: tf.Tensor; // [B, H], L2-normalised
 }
 
-/** A pooler on a [B, 1, H] or [B, L, H] tensor: tanh(dense(x[:, 0])). */
-const pool = (p: RobertaPooler, x: tf.Tensor) => p.forward(x);
+const shapeOf = (t: tf.Tensor) => `[${t.shape.join(', ')}]`;
+
+/**
+ * Checks that an image batch and a text batch pair up (same batch size) before any compute; the
+ * backbones' own first steps check each input's shape.
+ */
+export function checkPairedBatch(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask?: tf.Tensor): void {
+  if (pixels.rank === 4 && inputIds.rank === 2 && pixels.shape[0] !== inputIds.shape[0]) {
+    throw new RangeError(`FIBER: pixels ${shapeOf(pixels)} hold ${pixels.shape[0]} images but inputIds ${shapeOf(inputIds)} hold ${inputIds.shape[0]} texts`);
+  }
+  if (attentionMask && attentionMask.shape.join() !== inputIds.shape.join()) {
+    throw new RangeError(`FIBER: attentionMask ${shapeOf(attentionMask)} does not match inputIds ${shapeOf(inputIds)}`);
+  }
+}
 
 export class FiberCoarseBackbone extends Module {
   crossModalTextTransform: Linear;
   crossModalImageTransform: Linear;
   crossModalTextTransformItc: Linear;
   crossModalImageTransformItc: Linear;
-  vitModel: SwinTransformer;
-  textTransformer: RobertaModel;
+  vitModel: SwinTransformer<TextContext>;
+  textTransformer: RobertaModel<ImageContext>;
   crossModalImagePooler: RobertaPooler;
   crossModalTextPooler: RobertaPooler;
   crossModalImagePoolerItc: RobertaPooler;
   crossModalTextPoolerItc: RobertaPooler;
   readonly schedule: FusedPair[];
+  private readonly pairAt: Map<string, FusedPair>;
 
   constructor(
     readonly config: FiberCoarseConfig,
@@ -58,85 +74,76 @@ export class FiberCoarseBackbone extends Module {
     const imageWidth = swin.embedDim * 2 ** (swin.depths.length - 1);
     const textWidth = roberta.hiddenSize;
     this.schedule = fusionSchedule(config);
-    const fusedBlock = new Map(this.schedule.map((p) => [`${p.stage}/${p.block}`, p]));
+    this.pairAt = new Map(this.schedule.map((p) => [`${p.stage}/${p.block}`, p]));
     const stageOfLayer = new Map(this.schedule.map((p) => [p.textLayer, p.stage]));
     this.crossModalTextTransform = new Linear(textWidth, hiddenSize, { rng });
     this.crossModalImageTransform = new Linear(imageWidth, hiddenSize, { rng });
     this.crossModalTextTransformItc = new Linear(textWidth, hiddenSize, { rng });
     this.crossModalImageTransformItc = new Linear(imageWidth, hiddenSize, { rng });
-    this.vitModel = new SwinTransformer(swin, {
+    this.vitModel = new SwinTransformer<TextContext>(swin, {
       rng,
       attentionFactory: (stage, block, dim, windowSize, heads) =>
-        fusedBlock.has(`${stage}/${block}`) ? new FusedWindowAttention(dim, windowSize, heads, textWidth, { qkvBias: swin.qkvBias, eps: swin.layerNormEps, rng }) : undefined,
+        this.pairAt.has(`${stage}/${block}`) ? new FusedWindowAttention(dim, windowSize, heads, textWidth, { qkvBias: swin.qkvBias, eps: swin.layerNormEps, rng }) : undefined,
     });
     const layers = Array.from({ length: roberta.numHiddenLayers }, (_, i) => {
       const stage = stageOfLayer.get(i);
       return new FiberRobertaLayer(roberta, { kvDim: stage === undefined ? undefined : swin.embedDim * 2 ** stage, rng });
     });
-    this.textTransformer = new RobertaModel(roberta, { rng, layers });
-    this.crossModalImagePooler = new RobertaPooler({ ...roberta, hiddenSize } as RobertaConfig, rng);
-    this.crossModalTextPooler = new RobertaPooler({ ...roberta, hiddenSize } as RobertaConfig, rng);
-    this.crossModalImagePoolerItc = new RobertaPooler({ ...roberta, hiddenSize } as RobertaConfig, rng);
-    this.crossModalTextPoolerItc = new RobertaPooler({ ...roberta, hiddenSize } as RobertaConfig, rng);
+    this.textTransformer = new RobertaModel<ImageContext>(roberta, { rng, layers });
+    this.crossModalImagePooler = new RobertaPooler({ hiddenSize }, rng);
+    this.crossModalTextPooler = new RobertaPooler({ hiddenSize }, rng);
+    this.crossModalImagePoolerItc = new RobertaPooler({ hiddenSize }, rng);
+    this.crossModalTextPoolerItc = new RobertaPooler({ hiddenSize }, rng);
   }
 
   /** The fusion-on pass: pixels [B, 3, S, S], inputIds / attentionMask [B, L]. */
   fused(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): FusedOutput {
+    checkPairedBatch(pixels, inputIds, attentionMask);
     const swin = this.vitModel;
-    const layers = [...this.textTransformer.encoder.layer] as FiberRobertaLayer[];
-    const lastText = layers.length - 1;
-    const pairAt = new Map(this.schedule.map((p) => [`${p.stage}/${p.block}`, p]));
-    const firstFusedText = Math.min(...this.schedule.map((p) => p.textLayer));
-    return tf.tidy(() => {
-      const mask = extendedAttentionMaskTensor(attentionMask);
-      let text = this.textTransformer.embeddings.forward(inputIds);
-      for (let i = 0; i < firstFusedText; i++) text = layers[i].forward(text, mask);
-      let x = swin.posDrop.forward(swin.patchEmbed.forward(pixels));
-      let [H, W] = [this.config.swin.imageSize / this.config.swin.patchSize, this.config.swin.imageSize / this.config.swin.patchSize];
-      [...swin.layers].forEach((stage, i) => {
-        [...stage.blocks].forEach((block, j) => {
-          const pair = pairAt.get(`${i}/${j}`);
-          if (!pair) {
-            x = block.forward(x, H, W);
-            return;
-          }
-          // parallel update: both sides read the other's state from before this step
-          const textContext: TextContext = { text, mask };
-          const imageContext: ImageContext = { image: x };
-          const nextImage = block.forward(x, H, W, textContext);
-          text = layers[pair.textLayer].forward(text, mask, { context: imageContext, skipOutputNorm: pair.textLayer === lastText });
-          x = nextImage;
-        });
-        if (stage.downsample) {
-          x = stage.downsample.forward(x, H, W);
-          [H, W] = [H / 2, W / 2];
+    const roberta = this.textTransformer;
+    const lastText = roberta.numLayers - 1;
+    const firstFused = Math.min(...this.schedule.map((p) => p.textLayer));
+    return tidyOutput(() => {
+      let text = roberta.embed(inputIds, attentionMask);
+      for (let i = 0; i < firstFused; i++) text = roberta.layer(i, text);
+      let image = swin.embed(pixels);
+      for (const s of swin.steps) {
+        const pair = s.kind === 'block' ? this.pairAt.get(`${s.stage}/${s.block}`) : undefined;
+        if (!pair) {
+          image = swin.step(s, image);
+          continue;
         }
-      });
-      const textFeats = this.crossModalTextTransform.forward(text);
-      const imageFeats = this.crossModalImageTransform.forward(x);
-      const clsText = pool(this.crossModalTextPooler, textFeats);
-      const clsImage = pool(this.crossModalImagePooler, tf.mean(imageFeats, 1, true));
-      return { textFeats, imageFeats, clsFeats: tf.concat([clsText, clsImage], -1), text, image: x } as unknown as tf.TensorContainer;
-    }) as unknown as FusedOutput;
+        // parallel update: both sides read the other's state from before this step
+        const nextImage = swin.step(s, image, { text: text.hidden, mask: text.mask });
+        text = roberta.layer(pair.textLayer, text, { context: { image: image.hidden }, skipOutputNorm: pair.textLayer === lastText });
+        image = nextImage;
+      }
+      const textFeats = this.crossModalTextTransform.forward(text.hidden);
+      const imageFeats = this.crossModalImageTransform.forward(image.hidden);
+      const clsText = this.crossModalTextPooler.forward(textFeats);
+      const clsImage = this.crossModalImagePooler.forward(tf.mean(imageFeats, 1, true));
+      return { textFeats, imageFeats, clsFeats: tf.concat([clsText, clsImage], -1), text: text.hidden, image: image.hidden };
+    });
   }
 
   /** Image encoder of the dual mode (ITC, retrieval). */
   encodeImage(pixels: tf.Tensor): DualImageOutput {
-    return tf.tidy(() => {
+    return tidyOutput(() => {
       const out = this.vitModel.forward(pixels);
-      const imageFeats = this.crossModalImageTransformItc.forward(out.lastHiddenState!);
-      const imageCls = l2Normalize(pool(this.crossModalImagePoolerItc, tf.mean(imageFeats, 1, true)));
-      return { imageFeats, imageCls } as unknown as tf.TensorContainer;
-    }) as unknown as DualImageOutput;
+      if (!out.lastHiddenState) throw new Error('FiberCoarseBackbone: the Swin gave no final norm output');
+      const imageFeats = this.crossModalImageTransformItc.forward(out.lastHiddenState);
+      const imageCls = l2Normalize(this.crossModalImagePoolerItc.forward(tf.mean(imageFeats, 1, true)));
+      return { imageFeats, imageCls };
+    });
   }
 
   /** Text encoder of the dual mode. */
   encodeText(inputIds: tf.Tensor, attentionMask: tf.Tensor): DualTextOutput {
-    return tf.tidy(() => {
-      const { lastHiddenState } = this.textTransformer.forward(inputIds, attentionMask);
+    return tidyOutput(() => {
+      const { lastHiddenState } = this.textTransformer.forward(inputIds, attentionMask, { pool: false });
       const textFeats = this.crossModalTextTransformItc.forward(lastHiddenState);
-      const textCls = l2Normalize(pool(this.crossModalTextPoolerItc, textFeats));
-      return { textFeats, textCls } as unknown as tf.TensorContainer;
-    }) as unknown as DualTextOutput;
+      const textCls = l2Normalize(this.crossModalTextPoolerItc.forward(textFeats));
+      return { textFeats, textCls };
+    });
   }
 }

@@ -4,9 +4,9 @@
 // cross_modal_att_layers[i]), then cross_modal_text_transform and mlm_score give next-token
 // logits. Decoding is the official beam search: beam 5, <mask> forbidden, scores normalised by the
 // generated length, ended beams frozen, early stop when every beam has ended.
-import { extendedAttentionMaskTensor } from '@fiber-vl/roberta';
-import { tf } from '@fiber-vl/tensor-core';
-import type { FiberRobertaLayer, ImageContext } from '@fiber-vl/fusion';
+import { tf, tidyOutput } from '@fiber-vl/tensor-core';
+import type { ImageContext } from '@fiber-vl/fusion';
+import type { LayerOptions } from '@fiber-vl/roberta';
 import type { FiberCoarseModel } from './model.js';
 
 /** Additive mask [B, 1, L, L]: a large negative value above the diagonal, plus the padding mask of the keys. */
@@ -31,30 +31,35 @@ export interface CaptionForward {
 export function captionImageEmbeds(model: FiberCoarseModel, pixels: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const out = model.vitModel.forward(pixels);
-    const last = out.stages[out.stages.length - 1];
-    return tf.keep(tf.clone(last));
+    return out.stages[out.stages.length - 1];
   });
 }
 
-/** The causal decoder over `inputIds` given precomputed image tokens; `attentionMask` adds the padding mask. */
+/**
+ * The causal decoder over `inputIds` given precomputed image tokens; `attentionMask` adds the
+ * padding mask. Drives the text backbone's own layers: the fused ones cross-attend one way to the
+ * image (through cross_modal_att_layers[i] for the layers paired with the penultimate stage).
+ */
 export function captionForward(model: FiberCoarseModel, imageEmbeds: tf.Tensor, inputIds: tf.Tensor, attentionMask?: tf.Tensor): CaptionForward {
   const adapters = model.crossModalAttLayers;
-  if (!adapters || !model.mlmScore) throw new Error('FiberCoarseModel: captioning needs the caption heads (cross_modal_att_layers, mlm_score)');
+  const head = model.mlmScore;
+  if (!adapters || !head) throw new Error('FiberCoarseModel: captioning needs the caption heads (cross_modal_att_layers, mlm_score)');
+  if (imageEmbeds.rank !== 3 || imageEmbeds.shape[0] !== inputIds.shape[0]) {
+    throw new RangeError(`captionForward: imageEmbeds [${imageEmbeds.shape.join(', ')}] must be [B, N, C] for inputIds [${inputIds.shape.join(', ')}]`);
+  }
   const lastStage = model.config.swin.depths.length - 1;
   const stageOf = new Map(model.schedule.map((p) => [p.textLayer, p.stage]));
   const [B, L] = inputIds.shape;
-  return tf.tidy(() => {
-    const mask = causalMask(B, L, attentionMask);
-    let h = model.textTransformer.embeddings.forward(inputIds);
-    [...model.textTransformer.encoder.layer].forEach((layer, i) => {
+  return tidyOutput(() => {
+    const layerOptions = (i: number): LayerOptions<ImageContext> | undefined => {
       const stage = stageOf.get(i);
-      const context: ImageContext | undefined =
-        stage === undefined ? undefined : { image: stage === lastStage ? imageEmbeds : adapters.at(i).forward(imageEmbeds) };
-      h = (layer as FiberRobertaLayer).forward(h, mask, { context });
-    });
-    const textFeats = model.crossModalTextTransform.forward(h);
-    return { textFeats, logits: model.mlmScore!.forward(textFeats) } as unknown as tf.TensorContainer;
-  }) as unknown as CaptionForward;
+      if (stage === undefined) return undefined;
+      return { context: { image: stage === lastStage ? imageEmbeds : adapters.at(i).forward(imageEmbeds) } };
+    };
+    const { lastHiddenState } = model.textTransformer.forward(inputIds, undefined, { additiveMask: causalMask(B, L, attentionMask), layerOptions, pool: false });
+    const textFeats = model.crossModalTextTransform.forward(lastHiddenState);
+    return { textFeats, logits: head.forward(textFeats) };
+  });
 }
 
 export interface BeamSearchOptions {

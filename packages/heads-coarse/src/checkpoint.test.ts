@@ -4,11 +4,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsFile, tf } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, tf, disposeOutput } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
 import { exportFiberCheckpoint, loadFiberCheckpoint } from '@fiber-vl/fusion';
 import { fiberConfigFromFixture } from './fixture-config.js';
-import { FiberCoarseModel, disposeFused } from './model.js';
+import { FiberCoarseModel } from './model.js';
 
 const root = join(__dirname, '../../../fixtures/fiber');
 const fixtureConfig = () => fiberConfigFromFixture(JSON.parse(readFileSync(join(root, 'set-b/config.json'), 'utf8')));
@@ -25,7 +25,7 @@ describe('FIBER checkpoint import / export', () => {
     expect(r.missingKeys).toEqual([]);
     const f = model.eval().fused(tf.randomNormal([1, 3, 160, 160]), tf.tensor2d([[0, 5, 6, 2]], undefined, 'int32'), tf.tensor2d([[1, 1, 1, 1]], undefined, 'int32'));
     expect(f.clsFeats.shape).toEqual([1, 64]);
-    disposeFused(f);
+    disposeOutput(f);
     model.dispose();
   });
 

@@ -2,7 +2,7 @@
 import { validateFiberConfig, type FiberCoarseConfig } from '@fiber-vl/fusion';
 import { robertaConfigFromHf } from '@fiber-vl/roberta';
 import { fiberCoarseWindowSize, swinConfig } from '@fiber-vl/swin';
-import type { CoarseHeads } from './model.js';
+import type { CoarseHeadsSelection } from './config.js';
 
 interface FixtureConfigJson {
   swin: { img_size: number; embed_dim: number; depths: number[]; num_heads: number[]; patch_size?: number };
@@ -11,7 +11,7 @@ interface FixtureConfigJson {
   fiber_config?: { hidden_size: number; num_fuse_block: number; vqav2_label_size: number; max_text_len: number };
 }
 
-export function fiberConfigFromFixture(json: unknown): { config: FiberCoarseConfig; heads: CoarseHeads } {
+export function fiberConfigFromFixture(json: unknown): { config: FiberCoarseConfig; heads: CoarseHeadsSelection } {
   const c = json as FixtureConfigJson;
   const f = c.fiber ?? c.fiber_config;
   if (!c.swin || !c.roberta || !f) throw new Error('fixture config.json: expected "swin", "roberta" and "fiber" (or "fiber_config") sections');

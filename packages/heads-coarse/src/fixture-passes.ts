@@ -1,9 +1,9 @@
 // Runs the passes of a FIBER fixture folder (either public set's naming) on a loaded model and
 // returns the tensors it can compute, by the folder's names. Used by the parity harness
 // (`fiber-bench parity`) and the tests; it reads only inputs, never expected outputs.
-import { tf } from '@fiber-vl/tensor-core';
+import { disposeOutput, tf } from '@fiber-vl/tensor-core';
 import { beamSearchCaptions, captionForward, captionImageEmbeds } from './caption.js';
-import { disposeFused, type FiberCoarseModel } from './model.js';
+import type { FiberCoarseModel } from './model.js';
 
 export interface FixturePassResult {
   tensors: Map<string, tf.Tensor>;
@@ -27,18 +27,14 @@ export async function runFixturePasses(model: FiberCoarseModel, inputs: Map<stri
   const put = (name: string, t: tf.Tensor) => (wanted.has(name) ? out.set(name, t) : t.dispose());
 
   if (any('fused.', 'itm.', 'vqa.')) {
+    // one fused pass serves every head
     const f = model.fused(pixels, ids, mask);
-    put('fused.text_feats', f.textFeats);
-    put('fused.image_feats', f.imageFeats);
-    put('fused.cls_feats', f.clsFeats);
-    tf.dispose([f.text, f.image]);
     if (model.itmScore && any('fused.itm_logits', 'fused.rank_score', 'itm.')) {
-      const r = model.itm(pixels, ids, mask);
+      const r = model.itmHead(f);
       put('fused.itm_logits', tf.clone(r.logits));
-      put('itm.logits', tf.clone(r.logits));
+      put('itm.logits', r.logits);
       put('fused.rank_score', tf.reshape(r.rankScore, [-1, 1]));
-      put('itm.rank_score', tf.clone(r.rankScore));
-      tf.dispose([r.logits, r.rankScore]);
+      put('itm.rank_score', r.rankScore);
       const rolled = inputs.get('itm_rolled_pixel_values');
       if (rolled && wanted.has('itm.logits_rolled_images')) {
         const rr = model.itm(rolled, ids, mask);
@@ -47,11 +43,15 @@ export async function runFixturePasses(model: FiberCoarseModel, inputs: Map<stri
       }
     }
     if (model.vqaClassifier && any('fused.vqa_logits', 'vqa.')) {
-      const v = model.vqa(pixels, ids, mask);
+      const v = model.vqaHead(f);
       put('fused.vqa_logits', tf.clone(v));
       put('vqa.logits', v);
     }
-    if (model.mlmScore && wanted.has('fused.mlm_logits')) put('fused.mlm_logits', model.mlm(pixels, ids, mask).logits);
+    if (model.mlmScore && wanted.has('fused.mlm_logits')) put('fused.mlm_logits', model.mlmHead(f));
+    put('fused.text_feats', f.textFeats);
+    put('fused.image_feats', f.imageFeats);
+    put('fused.cls_feats', f.clsFeats);
+    tf.dispose([f.text, f.image]);
   }
   const mlmIds = inputs.get('mlm_input_ids');
   if (model.mlmScore && mlmIds && any('mlm.')) {
@@ -103,7 +103,7 @@ export async function runFixturePasses(model: FiberCoarseModel, inputs: Map<stri
     });
     text.hiddenStates!.forEach((h, i) => acts.push([`dual_text.txt.layer${i}`, h], [`act.itc.text.layer.${i}`, h]));
     for (const [name, t] of acts) if (wanted.has(name)) out.set(name, tf.clone(t));
-    tf.dispose([swin as unknown as tf.TensorContainer, text as unknown as tf.TensorContainer]);
+    disposeOutput([swin, text]);
   }
   if (model.crossModalAttLayers && any('caption.')) {
     const image = captionImageEmbeds(model, pixels);
@@ -116,4 +116,3 @@ export async function runFixturePasses(model: FiberCoarseModel, inputs: Map<stri
   return { tensors: out, exact };
 }
 
-export { disposeFused };

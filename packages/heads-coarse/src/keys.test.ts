@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
 import { fiberBaseConfig } from '@fiber-vl/fusion';
-import { FiberCoarseModel, FIBER_TASK_HEADS, type FiberTask } from './model.js';
+import { FiberCoarseModel } from './model.js';
+import { FIBER_TASK_HEADS, type FiberTask } from './config.js';
 
 const QUEUES = new Set(['image_queue', 'text_queue', 'image_input_queue', 'text_input_queue', 'text_input_mask_queue', 'queue_ptr', 'queue_total']);
 const table = (file: string) =>

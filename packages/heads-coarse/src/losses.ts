@@ -7,11 +7,12 @@ import { Generator, bceWithLogits, crossEntropy, defaultGenerator, tf } from '@f
  * ITC: sim_i2t = img @ [txt; textQueue]^T / temp, sim_t2i = txt @ [img; imageQueue]^T / temp,
  * one-hot targets on the in-batch diagonal; loss = (CE_i2t + CE_t2i) / 2. Features L2-normalised.
  * Queues [Q, H] (already normalised, no gradient) extend the negatives, as the official queue does.
+ * `temp` is used as given: pass `model.temperature()` (the official clamp to [0.001, 1]).
  */
 export function itcLoss(imageCls: tf.Tensor, textCls: tf.Tensor, temp: tf.Tensor | number, { imageQueue, textQueue }: { imageQueue?: tf.Tensor; textQueue?: tf.Tensor } = {}): tf.Tensor {
   return tf.tidy(() => {
     const B = imageCls.shape[0];
-    const t = typeof temp === 'number' ? tf.scalar(temp) : tf.clipByValue(temp, 0.001, 1);
+    const t = typeof temp === 'number' ? tf.scalar(temp) : temp;
     // queue entries are constants: gradients are only taken with respect to the batch features
     const txtAll = textQueue ? tf.concat([textCls, textQueue], 0) : textCls;
     const imgAll = imageQueue ? tf.concat([imageCls, imageQueue], 0) : imageCls;

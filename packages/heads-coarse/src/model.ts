@@ -1,34 +1,14 @@
 // The coarse-grained FIBER model (FIBERTransformerSS, fiber-spec §2.1): the composed backbone of
 // @fiber-vl/fusion plus the task heads, in the official module order so that the official
 // checkpoints (.ckpt / safetensors) load by name. Which heads exist depends on the task, as in the
-// official checkpoints (FIBER_TASK_HEADS).
-import { GELU, LayerNorm, Linear, Module, ModuleList, Parameter, Sequential, defaultGenerator, gelu, tf, type Generator } from '@fiber-vl/tensor-core';
+// official checkpoints (FIBER_TASK_HEADS); their settings come from one CoarseHeadsConfig.
+//
+// Every head has a method that takes a FusedOutput (`itmHead`, `vqaHead`, `mlmHead`, `nlvr2Head`),
+// so one fused pass can serve several heads; `itm`, `vqa`, `mlm`, `nlvr2` run the fused pass and
+// one head.
+import { GELU, LayerNorm, Linear, Module, ModuleList, Parameter, Sequential, defaultGenerator, disposeOutput, gelu, tf, tidyOutput, type Generator } from '@fiber-vl/tensor-core';
 import { FiberCoarseBackbone, type FiberCoarseConfig, type FusedOutput } from '@fiber-vl/fusion';
-
-export interface CoarseHeads {
-  /** `temp` (ITC temperature). */
-  itc: boolean;
-  /** `itm_score` and `rank_output`. */
-  itm: boolean;
-  /** `mlm_score` (also the captioning LM head). */
-  mlm: boolean;
-  /** `vqa_classifier` with this many answers (0 = none). */
-  vqaLabels: number;
-  nlvr2: boolean;
-  /** `cross_modal_att_layers` (captioning adapters). */
-  caption: boolean;
-}
-
-/** The heads of each official task checkpoint (state_dict_keys_coarse.tsv, column in_task_models). */
-export const FIBER_TASK_HEADS = {
-  pretrain: { itc: true, itm: true, mlm: true, vqaLabels: 0, nlvr2: false, caption: false },
-  vqa: { itc: false, itm: false, mlm: false, vqaLabels: 3129, nlvr2: false, caption: false },
-  nlvr2: { itc: false, itm: false, mlm: false, vqaLabels: 0, nlvr2: true, caption: false },
-  caption: { itc: false, itm: false, mlm: true, vqaLabels: 0, nlvr2: false, caption: true },
-  irtr_itc: { itc: true, itm: false, mlm: false, vqaLabels: 0, nlvr2: false, caption: false },
-  irtr_itm: { itc: false, itm: true, mlm: false, vqaLabels: 0, nlvr2: false, caption: false },
-} satisfies Record<string, CoarseHeads>;
-export type FiberTask = keyof typeof FIBER_TASK_HEADS;
+import { coarseHeadsConfig, type CoarseHeadsConfig, type CoarseHeadsSelection, type FiberTask } from './config.js';
 
 /** BertPredictionHeadTransform: dense -> GELU -> LayerNorm (eps 1e-12, BertConfig's default). */
 export class PredictionHeadTransform extends Module {
@@ -49,10 +29,10 @@ export class MLMHead extends Module {
   bias: Parameter;
   transform: PredictionHeadTransform;
   decoder: Linear;
-  constructor(hidden: number, vocab: number, rng: Generator = defaultGenerator) {
+  constructor(hidden: number, vocab: number, eps = 1e-12, rng: Generator = defaultGenerator) {
     super();
     this.bias = new Parameter(tf.zeros([vocab]));
-    this.transform = new PredictionHeadTransform(hidden, 1e-12, rng);
+    this.transform = new PredictionHeadTransform(hidden, eps, rng);
     this.decoder = new Linear(hidden, vocab, { bias: false, rng });
   }
   forward(x: tf.Tensor): tf.Tensor {
@@ -73,40 +53,57 @@ export class ITMHead extends Module {
 }
 
 /** Linear -> LayerNorm -> GELU -> Linear, keys .0 .1 .3 (VQA and NLVR2 classifiers). */
-export function classifier(inDim: number, hidden: number, out: number, rng: Generator = defaultGenerator): Sequential {
-  return new Sequential(new Linear(inDim, hidden, { rng }), new LayerNorm(hidden), new GELU(), new Linear(hidden, out, { rng }));
+export function classifier(inDim: number, hidden: number, out: number, { eps = 1e-5, rng = defaultGenerator }: { eps?: number; rng?: Generator } = {}): Sequential {
+  return new Sequential(new Linear(inDim, hidden, { rng }), new LayerNorm(hidden, eps), new GELU(), new Linear(hidden, out, { rng }));
+}
+
+/** ITM head output: logits [B, 2] (index 1 = match) and the retrieval rank score [B] (rank_output). */
+export interface ItmOutput {
+  logits: tf.Tensor;
+  rankScore: tf.Tensor;
+}
+
+/** NLVR2 head output: logits [B, 2] and the concatenated cls_feats of the two images [B, 4H]. */
+export interface Nlvr2Output {
+  logits: tf.Tensor;
+  clsFeats: tf.Tensor;
+}
+
+/** MLM head output: logits [B, L, V] and the fused text features they were computed from. */
+export interface MlmOutput {
+  logits: tf.Tensor;
+  textFeats: tf.Tensor;
 }
 
 export class FiberCoarseModel extends FiberCoarseBackbone {
   temp?: Parameter;
   mlmScore?: MLMHead;
   itmScore?: ITMHead;
-  /** Official: a Linear(2H, 1) whose weight and bias are views of itm_score.fc row 1. Loaded as stored. */
+  /**
+   * Official: a Linear(2H, 1) whose weight and bias are set to views of itm_score.fc row 1. Here it
+   * is its own parameter, initialised (and re-synced by `syncRankOutput`) from that row.
+   */
   rankOutput?: Linear;
   vqaClassifier?: Sequential;
   nlvr2Classifier?: Sequential;
   crossModalAttLayers?: ModuleList<Linear>;
-  readonly heads: CoarseHeads;
+  readonly heads: CoarseHeadsConfig;
 
-  constructor(config: FiberCoarseConfig, heads: CoarseHeads | FiberTask = 'pretrain', rng: Generator = defaultGenerator) {
+  constructor(config: FiberCoarseConfig, heads: FiberTask | (CoarseHeadsSelection & Partial<CoarseHeadsConfig>) = 'pretrain', rng: Generator = defaultGenerator) {
     super(config, rng);
-    this.heads = typeof heads === 'string' ? FIBER_TASK_HEADS[heads] : heads;
+    this.heads = coarseHeadsConfig(heads);
     const H = config.hiddenSize;
     const { swin, roberta } = config;
-    if (this.heads.itc) this.temp = new Parameter(tf.scalar(0.07));
-    if (this.heads.mlm) this.mlmScore = new MLMHead(H, roberta.vocabSize, rng);
+    const eps = this.heads.classifierLayerNormEps;
+    if (this.heads.itc) this.temp = new Parameter(tf.scalar(this.heads.itcTemperature.init));
+    if (this.heads.mlm) this.mlmScore = new MLMHead(H, roberta.vocabSize, this.heads.mlmLayerNormEps, rng);
     if (this.heads.itm) {
       this.itmScore = new ITMHead(2 * H, rng);
       this.rankOutput = new Linear(2 * H, 1, { rng });
-      // start as the official alias: rank_output = itm_score.fc row 1
-      const [itm, rank] = [this.itmScore, this.rankOutput];
-      tf.tidy(() => {
-        rank.weight.value.assign(tf.slice(itm.fc.weight.value, [1, 0], [1, 2 * H]));
-        rank.bias!.value.assign(tf.slice(itm.fc.bias!.value, [1], [1]));
-      });
+      this.syncRankOutput();
     }
-    if (this.heads.vqaLabels > 0) this.vqaClassifier = classifier(2 * H, 2 * H, this.heads.vqaLabels, rng);
-    if (this.heads.nlvr2) this.nlvr2Classifier = classifier(4 * H, 2 * H, 2, rng);
+    if (this.heads.vqaLabels > 0) this.vqaClassifier = classifier(2 * H, 2 * H, this.heads.vqaLabels, { eps, rng });
+    if (this.heads.nlvr2) this.nlvr2Classifier = classifier(4 * H, 2 * H, 2, { eps, rng });
     if (this.heads.caption) {
       const last = swin.embedDim * 2 ** (swin.depths.length - 1);
       this.crossModalAttLayers = new ModuleList(Array.from({ length: roberta.numHiddenLayers - 2 }, () => new Linear(last, last / 2, { rng })));
@@ -134,56 +131,86 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
     return head;
   }
 
-  /** ITM logits [B, 2] and the retrieval rank score [B] of image-text pairs (fused). */
-  itm(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): { logits: tf.Tensor; rankScore: tf.Tensor } {
+  /** Sets rank_output to itm_score.fc row 1 (the official alias: the ITM "match" logit). */
+  syncRankOutput(): void {
     const itm = this.need(this.itmScore, 'ITM');
     const rank = this.need(this.rankOutput, 'rank_output');
-    const f = this.fused(pixels, inputIds, attentionMask);
-    const out = tf.tidy(() => ({ logits: itm.forward(f.clsFeats), rankScore: tf.reshape(rank.forward(f.clsFeats), [-1]) }));
-    disposeFused(f);
-    return out;
+    const H2 = itm.fc.inFeatures;
+    tf.tidy(() => {
+      rank.weight.value.assign(tf.slice(itm.fc.weight.value, [1, 0], [1, H2]));
+      rank.bias?.value.assign(tf.slice(this.need(itm.fc.bias, 'itm_score.fc.bias').value, [1], [1]));
+    });
   }
 
-  /** VQA answer logits [B, labels]. */
-  vqa(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): tf.Tensor {
-    const head = this.need(this.vqaClassifier, 'VQA');
-    const f = this.fused(pixels, inputIds, attentionMask);
-    const logits = head.forward(f.clsFeats);
-    disposeFused(f);
-    return logits;
+  /** ITM logits and rank score from a fused pass. */
+  itmHead(f: FusedOutput): ItmOutput {
+    const itm = this.need(this.itmScore, 'ITM');
+    const rank = this.need(this.rankOutput, 'rank_output');
+    return tidyOutput(() => ({ logits: itm.forward(f.clsFeats), rankScore: tf.reshape(rank.forward(f.clsFeats), [-1]) }));
   }
 
-  /** NLVR2: two fused passes with the same text; logits [B, 2] and the concatenated cls_feats [B, 4H]. */
-  nlvr2(pixels0: tf.Tensor, pixels1: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): { logits: tf.Tensor; clsFeats: tf.Tensor } {
+  /** VQA answer logits [B, labels] from a fused pass. */
+  vqaHead(f: FusedOutput): tf.Tensor {
+    return this.need(this.vqaClassifier, 'VQA').forward(f.clsFeats);
+  }
+
+  /** MLM logits [B, L, V] from a fused pass (of masked ids). */
+  mlmHead(f: FusedOutput): tf.Tensor {
+    return this.need(this.mlmScore, 'MLM').forward(f.textFeats);
+  }
+
+  /** NLVR2 logits from the fused passes of the two images with the same text. */
+  nlvr2Head(a: FusedOutput, b: FusedOutput): Nlvr2Output {
     const head = this.need(this.nlvr2Classifier, 'NLVR2');
-    const a = this.fused(pixels0, inputIds, attentionMask);
-    const b = this.fused(pixels1, inputIds, attentionMask);
-    const out = tf.tidy(() => {
+    return tidyOutput(() => {
       const clsFeats = tf.concat([a.clsFeats, b.clsFeats], -1);
       return { clsFeats, logits: head.forward(clsFeats) };
     });
-    disposeFused(a);
-    disposeFused(b);
-    return out;
   }
 
-  /** MLM logits [B, L, V] of (masked) ids, and the fused text features. */
-  mlm(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): { logits: tf.Tensor; textFeats: tf.Tensor } {
-    const head = this.need(this.mlmScore, 'MLM');
-    const f = this.fused(pixels, inputIds, attentionMask);
-    const logits = head.forward(f.textFeats);
-    const textFeats = f.textFeats;
-    tf.dispose([f.imageFeats, f.clsFeats, f.text, f.image]);
-    return { logits, textFeats };
+  /** ITM logits [B, 2] and the retrieval rank score [B] of image-text pairs (one fused pass). */
+  itm(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): ItmOutput {
+    return this.withFused(pixels, inputIds, attentionMask, (f) => this.itmHead(f));
   }
 
-  /** ITC similarities image_cls @ text_cls^T / temp (the temperature clamped to [0.001, 1] as in training). */
+  /** VQA answer logits [B, labels] (one fused pass). */
+  vqa(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): tf.Tensor {
+    return this.withFused(pixels, inputIds, attentionMask, (f) => this.vqaHead(f));
+  }
+
+  /** MLM logits [B, L, V] of (masked) ids, and the fused text features (one fused pass). */
+  mlm(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): MlmOutput {
+    this.need(this.mlmScore, 'MLM');
+    return tidyOutput(() => {
+      const { textFeats } = this.fused(pixels, inputIds, attentionMask);
+      return { logits: this.need(this.mlmScore, 'MLM').forward(textFeats), textFeats };
+    });
+  }
+
+  /** NLVR2: two fused passes with the same text. */
+  nlvr2(pixels0: tf.Tensor, pixels1: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): Nlvr2Output {
+    this.need(this.nlvr2Classifier, 'NLVR2');
+    return tidyOutput(() => this.nlvr2Head(this.fused(pixels0, inputIds, attentionMask), this.fused(pixels1, inputIds, attentionMask)));
+  }
+
+  /** The ITC temperature clamped to the configured range (official: [0.001, 1]), a scalar. */
+  temperature(): tf.Tensor {
+    const { min, max } = this.heads.itcTemperature;
+    return tf.clipByValue(this.need(this.temp, 'ITC temperature').value, min, max);
+  }
+
+  /** ITC similarities image_cls @ text_cls^T / temperature. */
   itcLogits(imageCls: tf.Tensor, textCls: tf.Tensor): tf.Tensor {
-    const temp = this.need(this.temp, 'ITC temperature');
-    return tf.tidy(() => tf.div(tf.matMul(imageCls, textCls, false, true), tf.clipByValue(temp.value, 0.001, 1)));
+    return tf.tidy(() => tf.div(tf.matMul(imageCls, textCls, false, true), this.temperature()));
   }
-}
 
-export function disposeFused(f: FusedOutput): void {
-  tf.dispose([f.textFeats, f.imageFeats, f.clsFeats, f.text, f.image]);
+  /** Runs the fused pass, one head on it, and frees the pass (also when the head throws). */
+  private withFused<T>(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor, head: (f: FusedOutput) => T): T {
+    const f = this.fused(pixels, inputIds, attentionMask);
+    try {
+      return head(f);
+    } finally {
+      disposeOutput(f);
+    }
+  }
 }

@@ -3,9 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsFile, loadSafetensors, tf } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, loadSafetensors, tf, disposeOutput } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
-import { FiberCoarseModel, disposeFused } from './model.js';
+import { FiberCoarseModel } from './model.js';
 import { beamSearchCaptions, captionForward, captionImageEmbeds } from './caption.js';
 import { fiberConfigFromFixture } from './fixture-config.js';
 
@@ -123,7 +123,7 @@ describe.each(names)('FIBER coarse model parity on %s', (backend) => {
   it('repeated fused passes do not grow the tensor count', async () => {
     const model = await load('set-b');
     const inputs = await loadSafetensors(join(root, 'set-b', 'inputs.safetensors'), (k) => ['pixel_values', 'input_ids', 'attention_mask'].includes(k));
-    await expectNoTensorGrowth(() => disposeFused(model.fused(inputs.get('pixel_values')!, inputs.get('input_ids')!, inputs.get('attention_mask')!)), { label: 'fused forward' });
+    await expectNoTensorGrowth(() => disposeOutput(model.fused(inputs.get('pixel_values')!, inputs.get('input_ids')!, inputs.get('attention_mask')!)), { label: 'fused forward' });
     tf.dispose([...inputs.values()]);
     model.dispose();
   });

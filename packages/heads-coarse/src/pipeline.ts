@@ -2,7 +2,7 @@
 // official pre-processing (Pillow-exact resize, ImageNet normalisation) and tokenizer built in.
 import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { fiberPixelValues, type RawImage } from '@fiber-vl/swin';
-import { tf } from '@fiber-vl/tensor-core';
+import { disposeOutput, tf } from '@fiber-vl/tensor-core';
 import { beamSearchCaptions } from './caption.js';
 import type { FiberCoarseModel } from './model.js';
 
@@ -47,20 +47,33 @@ export class FiberPipeline {
     return fiberPixelValues(images, this.imageSize);
   }
 
-  private text(texts: string[]): { ids: tf.Tensor2D; mask: tf.Tensor2D } {
+  /**
+   * Pixels and token tensors for a call. Texts are tokenised (plain JS, may throw) before any
+   * tensor exists, so a bad input leaks nothing.
+   */
+  private inputs(images: RawImage[], texts: string[]): { px: tf.Tensor4D; ids: tf.Tensor2D; mask: tf.Tensor2D } {
     if (!texts.length) throw new RangeError('FiberPipeline: no texts');
     const enc = this.tokenizer.encodeBatch(texts, { maxLength: this.maxTextLength, padding: 'max_length' });
-    return { ids: tf.tensor2d(enc.map((e) => e.ids), undefined, 'int32'), mask: tf.tensor2d(enc.map((e) => e.attentionMask), undefined, 'int32') };
+    const px = this.pixels(images);
+    return { px, ids: tf.tensor2d(enc.map((e) => e.ids), undefined, 'int32'), mask: tf.tensor2d(enc.map((e) => e.attentionMask), undefined, 'int32') };
   }
 
   /** VQA: the best answer and the top-k answer scores (sigmoid of the logits, as trained with BCE). */
   async vqa(image: RawImage, question: string, { topK = 5 } = {}): Promise<{ answer: string; scores: { answer: string; score: number }[] }> {
-    const px = this.pixels([image]);
-    const { ids, mask } = this.text([question]);
-    const logits = this.model.vqa(px, ids, mask);
-    const probs = (await tf.sigmoid(logits).data()) as Float32Array;
-    tf.dispose([px, ids, mask, logits]);
-    const label = (i: number) => this.options.answers?.[i] ?? `#${i}`;
+    const { px, ids, mask } = this.inputs([image], [question]);
+    let probs: Float32Array;
+    try {
+      const p = tf.tidy(() => tf.sigmoid(this.model.vqa(px, ids, mask)));
+      probs = (await p.data()) as Float32Array;
+      p.dispose();
+    } finally {
+      tf.dispose([px, ids, mask]);
+    }
+    const answers = this.options.answers;
+    if (answers && answers.length !== probs.length) {
+      throw new RangeError(`FiberPipeline: ${answers.length} answers given for a VQA head of ${probs.length} labels`);
+    }
+    const label = (i: number) => answers?.[i] ?? `#${i}`;
     const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
     const scores = order.slice(0, topK).map((i) => ({ answer: label(i), score: probs[i] }));
     return { answer: scores[0].answer, scores };
@@ -69,20 +82,30 @@ export class FiberPipeline {
   /** A caption by the official beam search (beam 5). */
   async caption(image: RawImage, { beamSize = 5 } = {}): Promise<{ caption: string; tokens: number[] }> {
     const px = this.pixels([image]);
-    const [tokens] = await beamSearchCaptions(this.model, px, { beamSize, maxLength: this.maxTextLength });
-    px.dispose();
-    return { caption: this.tokenizer.decode(tokens).trim(), tokens };
+    try {
+      const [tokens] = await beamSearchCaptions(this.model, px, { beamSize, maxLength: this.maxTextLength });
+      return { caption: this.tokenizer.decode(tokens).trim(), tokens };
+    } finally {
+      px.dispose();
+    }
   }
 
   /** Image-text matching: probability of "match" and the retrieval rank score (rank_output). */
   async itm(image: RawImage, text: string): Promise<{ matchProbability: number; rankScore: number }> {
-    const px = this.pixels([image]);
-    const { ids, mask } = this.text([text]);
-    const r = this.model.itm(px, ids, mask);
-    const p = (await tf.softmax(r.logits).data()) as Float32Array;
-    const rank = (await r.rankScore.data())[0];
-    tf.dispose([px, ids, mask, r.logits, r.rankScore]);
-    return { matchProbability: p[1], rankScore: rank };
+    const { px, ids, mask } = this.inputs([image], [text]);
+    try {
+      const r = this.model.itm(px, ids, mask);
+      try {
+        const p = tf.tidy(() => tf.softmax(r.logits));
+        const probs = (await p.data()) as Float32Array;
+        p.dispose();
+        return { matchProbability: probs[1], rankScore: (await r.rankScore.data())[0] };
+      } finally {
+        disposeOutput(r);
+      }
+    } finally {
+      tf.dispose([px, ids, mask]);
+    }
   }
 
   /** rank_output scores of every (image, text) pair of the given index lists (fused, batched per image). */
@@ -90,12 +113,17 @@ export class FiberPipeline {
     const out: number[] = [];
     for (let s = 0; s < pairs.length; s += 16) {
       const chunk = pairs.slice(s, s + 16);
-      const pI = tf.gather(px, chunk.map((p) => p[0]));
-      const tI = tf.gather(ids, chunk.map((p) => p[1]));
-      const mI = tf.gather(mask, chunk.map((p) => p[1]));
-      const r = this.model.itm(pI, tI, mI);
-      out.push(...((await r.rankScore.data()) as Float32Array));
-      tf.dispose([pI, tI, mI, r.logits, r.rankScore]);
+      const score = tf.tidy(() => {
+        const pI = tf.gather(px, chunk.map((p) => p[0]));
+        const tI = tf.gather(ids, chunk.map((p) => p[1]));
+        const mI = tf.gather(mask, chunk.map((p) => p[1]));
+        return this.model.itm(pI, tI, mI).rankScore;
+      });
+      try {
+        out.push(...((await score.data()) as Float32Array));
+      } finally {
+        score.dispose();
+      }
     }
     return out;
   }
@@ -106,8 +134,7 @@ export class FiberPipeline {
    * candidates re-scored by ITM.
    */
   async retrieve(images: RawImage[], texts: string[], { k = 5, mode = 'itc' as 'itc' | 'itm' | 'itc+itm', rerank = 16 } = {}): Promise<RetrievalResult> {
-    const px = this.pixels(images);
-    const { ids, mask } = this.text(texts);
+    const { px, ids, mask } = this.inputs(images, texts);
     const [I, T] = [images.length, texts.length];
     try {
       let scores: Float32Array;
@@ -116,11 +143,9 @@ export class FiberPipeline {
         for (let i = 0; i < I; i++) for (let t = 0; t < T; t++) pairs.push([i, t]);
         scores = Float32Array.from(await this.itmScores(px, ids, mask, pairs));
       } else {
-        const img = this.model.encodeImage(px);
-        const txt = this.model.encodeText(ids, mask);
-        const sim = tf.matMul(img.imageCls, txt.textCls, false, true);
+        const sim = tf.tidy(() => tf.matMul(this.model.encodeImage(px).imageCls, this.model.encodeText(ids, mask).textCls, false, true));
         scores = (await sim.data()) as Float32Array;
-        tf.dispose([img.imageFeats, img.imageCls, txt.textFeats, txt.textCls, sim]);
+        sim.dispose();
       }
       const rank = (n: number, score: (j: number) => number) => Array.from({ length: n }, (_, j) => ({ index: j, score: score(j) })).sort((a, b) => b.score - a.score || a.index - b.index);
       let imageToText = Array.from({ length: I }, (_, i) => rank(T, (t) => scores[i * T + t]));

@@ -31,12 +31,37 @@ export const ROBERTA_BASE: Readonly<RobertaConfig> = Object.freeze({
   eosTokenId: 2,
 });
 
+/** roberta-base with overrides, validated. */
 export function robertaConfig(overrides: Partial<RobertaConfig> = {}): RobertaConfig {
-  const cfg = { ...ROBERTA_BASE, ...overrides };
-  if (cfg.hiddenSize % cfg.numAttentionHeads) {
-    throw new RangeError(`RobertaConfig.numAttentionHeads: hiddenSize ${cfg.hiddenSize} is not divisible by ${cfg.numAttentionHeads} heads`);
+  return validateRobertaConfig({ ...ROBERTA_BASE, ...overrides });
+}
+
+/** Throws a RangeError naming the field for a config that would fail later. */
+export function validateRobertaConfig(cfg: RobertaConfig): RobertaConfig {
+  const bad = (field: keyof RobertaConfig, why: string): never => {
+    throw new RangeError(`RobertaConfig.${field}: ${why}`);
+  };
+  for (const field of ['vocabSize', 'hiddenSize', 'numHiddenLayers', 'numAttentionHeads', 'intermediateSize', 'maxPositionEmbeddings', 'typeVocabSize'] as const) {
+    const v = cfg[field];
+    if (!Number.isInteger(v) || v < 1) bad(field, `must be a positive integer, got ${v}`);
+  }
+  if (cfg.hiddenSize % cfg.numAttentionHeads) bad('numAttentionHeads', `hiddenSize ${cfg.hiddenSize} is not divisible by ${cfg.numAttentionHeads} heads`);
+  for (const field of ['hiddenDropoutProb', 'attentionProbsDropoutProb'] as const) {
+    if (!(cfg[field] >= 0 && cfg[field] < 1)) bad(field, `must be in [0, 1), got ${cfg[field]}`);
+  }
+  if (!(cfg.layerNormEps > 0)) bad('layerNormEps', `must be > 0, got ${cfg.layerNormEps}`);
+  for (const field of ['padTokenId', 'bosTokenId', 'eosTokenId'] as const) {
+    if (!Number.isInteger(cfg[field]) || cfg[field] < 0 || cfg[field] >= cfg.vocabSize) bad(field, `${cfg[field]} is not a token id of the ${cfg.vocabSize}-token vocabulary`);
+  }
+  if (cfg.maxPositionEmbeddings < cfg.padTokenId + 2) {
+    bad('maxPositionEmbeddings', `${cfg.maxPositionEmbeddings} leaves no position for a token (positions start at padTokenId + 1 = ${cfg.padTokenId + 1})`);
   }
   return cfg;
+}
+
+/** The longest input RoBERTa can embed: positions run from padTokenId + 1 to maxPositionEmbeddings - 1. */
+export function maxInputLength(cfg: Pick<RobertaConfig, 'maxPositionEmbeddings' | 'padTokenId'>): number {
+  return cfg.maxPositionEmbeddings - cfg.padTokenId - 1;
 }
 
 /** A RobertaConfig from a HF `config.json` object (snake_case fields; missing ones keep roberta-base's). */

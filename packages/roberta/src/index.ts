@@ -1,4 +1,4 @@
-export { ROBERTA_BASE, robertaConfig, robertaConfigFromHf, createPositionIds, extendedAttentionMask, type RobertaConfig } from './config.js';
+export { ROBERTA_BASE, robertaConfig, validateRobertaConfig, maxInputLength, robertaConfigFromHf, createPositionIds, extendedAttentionMask, type RobertaConfig } from './config.js';
 export {
   RobertaModel,
   RobertaEmbeddings,
@@ -13,6 +13,9 @@ export {
   RobertaLMHead,
   extendedAttentionMaskTensor,
   type RobertaOutputs,
+  type RobertaState,
+  type RobertaForwardOptions,
+  type EmbedOptions,
   type LayerOptions,
 } from './modeling.js';
 export { ByteLevelBpeTokenizer, ROBERTA_SPECIAL_TOKENS, type SpecialTokens, type EncodeOptions, type Encoding } from './tokenizer.js';

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsFile, loadSafetensors, tf } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, loadSafetensors, tf, disposeOutput } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { RobertaModel } from './modeling.js';
 import { robertaConfigFromHf, type RobertaConfig } from './config.js';
@@ -47,14 +47,14 @@ describe.each(names)('RoBERTa parity with the official FIBER code on %s', (backe
     expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
     expect(Object.keys(errors)).toHaveLength(13);
     await Promise.all([inputs.close(), expected.close()]);
-    tf.dispose([ids, mask, out as unknown as tf.TensorContainer]);
+    disposeOutput([ids, mask, out]);
     model.dispose();
   });
 
   it('repeated forward passes do not grow the tensor count', async () => {
     const model = await load('set-a');
     const ids = tf.tensor2d([[0, 5, 6, 7, 2, 1]], undefined, 'int32');
-    await expectNoTensorGrowth(() => model.forward(ids) as unknown as tf.TensorContainer, { label: 'roberta forward' });
+    await expectNoTensorGrowth(() => model.forward(ids), { label: 'roberta forward' });
     ids.dispose();
     model.dispose();
   });

@@ -3,11 +3,32 @@
 // Intermediate -> Output -> Layer -> Encoder -> Pooler -> Model -> LM head. Property names give
 // the HF state-dict keys (embeddings.word_embeddings.weight, encoder.layer.3.attention.self.query.weight, ...).
 //
+// Steps (HF's encoder, opened up): `embed` checks the ids and mask and returns a `RobertaState`,
+// `layer(i, state)` runs one layer, `forward` is the one loop over them. The fused FIBER pass and
+// the captioning decoder drive the same steps instead of copying the loop.
+//
 // Extension point for fusion: RobertaLayer.crossAttend(a, context) receives the self-attention
 // output after its dense projection and before the residual + LayerNorm (where FIBER adds its
-// gated text->image attention); the plain model returns `a`. A layer can also skip its final
-// LayerNorm (FIBER's last fused layer). A model built without fusion has exactly the HF keys.
-import { Buffer, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, defaultGenerator, gelu, init, scaledDotProductAttention, tf, type Generator } from '@fiber-vl/tensor-core';
+// gated text->image attention); the plain model returns `a`. The model is generic in the context
+// type `Ctx` a layer receives. A layer can also skip its final LayerNorm (FIBER's last fused
+// layer). A model built without fusion has exactly the HF keys.
+import {
+  Buffer,
+  Dropout,
+  Embedding,
+  LayerNorm,
+  Linear,
+  Module,
+  ModuleList,
+  Parameter,
+  defaultGenerator,
+  gelu,
+  init,
+  scaledDotProductAttention,
+  tf,
+  tidyOutput,
+  type Generator,
+} from '@fiber-vl/tensor-core';
 import { robertaConfig, type RobertaConfig } from './config.js';
 
 export class RobertaEmbeddings extends Module {
@@ -74,7 +95,11 @@ export class RobertaSelfAttention extends Module {
   forward(hidden: tf.Tensor, mask?: tf.Tensor, keyValue: tf.Tensor = hidden): tf.Tensor {
     const [B, L] = hidden.shape;
     return tf.tidy(() => {
-      const ctx = scaledDotProductAttention(this.heads(this.query.forward(hidden)), this.heads(this.key.forward(keyValue)), this.heads(this.value.forward(keyValue)), { mask });
+      const probsDropout = this.training && this.dropout.p > 0 ? (p: tf.Tensor) => this.dropout.forward(p) : undefined;
+      const ctx = scaledDotProductAttention(this.heads(this.query.forward(hidden)), this.heads(this.key.forward(keyValue)), this.heads(this.value.forward(keyValue)), {
+        mask,
+        probsDropout,
+      });
       return tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B, L, this.numHeads * this.headDim]);
     });
   }
@@ -141,14 +166,14 @@ export class RobertaOutput extends Module {
   }
 }
 
-export interface LayerOptions {
+export interface LayerOptions<Ctx> {
   /** Passed to crossAttend (fusion: the other modality's states). */
-  context?: unknown;
+  context?: Ctx;
   /** Skip the output LayerNorm (FIBER's last fused text layer). */
   skipOutputNorm?: boolean;
 }
 
-export class RobertaLayer extends Module {
+export class RobertaLayer<Ctx = never> extends Module {
   attention: RobertaAttention;
   /**
    * Optional extra attention owned by the layer (fusion), placed between `attention` and
@@ -166,11 +191,11 @@ export class RobertaLayer extends Module {
   }
 
   /** Hook for fusion on the projected self-attention output a [B, L, H], before residual + LayerNorm. */
-  crossAttend(a: tf.Tensor, _context: unknown): tf.Tensor {
+  crossAttend(a: tf.Tensor, _context: Ctx | undefined): tf.Tensor {
     return a;
   }
 
-  forward(hidden: tf.Tensor, mask?: tf.Tensor, { context, skipOutputNorm = false }: LayerOptions = {}): tf.Tensor {
+  forward(hidden: tf.Tensor, mask?: tf.Tensor, { context, skipOutputNorm = false }: LayerOptions<Ctx> = {}): tf.Tensor {
     return tf.tidy(() => {
       const a = this.crossAttend(this.attention.output.project(this.attention.self.forward(hidden, mask)), context);
       const h1 = this.attention.output.LayerNorm.forward(tf.add(a, hidden));
@@ -179,17 +204,17 @@ export class RobertaLayer extends Module {
   }
 }
 
-export class RobertaEncoder extends Module {
-  layer: ModuleList<RobertaLayer>;
-  constructor(config: RobertaConfig, rng: Generator = defaultGenerator, layers?: RobertaLayer[]) {
+export class RobertaEncoder<Ctx = never> extends Module {
+  layer: ModuleList<RobertaLayer<Ctx>>;
+  constructor(config: RobertaConfig, rng: Generator = defaultGenerator, layers?: RobertaLayer<Ctx>[]) {
     super();
-    this.layer = new ModuleList(layers ?? Array.from({ length: config.numHiddenLayers }, () => new RobertaLayer(config, rng)));
+    this.layer = new ModuleList(layers ?? Array.from({ length: config.numHiddenLayers }, () => new RobertaLayer<Ctx>(config, rng)));
   }
 }
 
 export class RobertaPooler extends Module {
   dense: Linear;
-  constructor(config: RobertaConfig, rng: Generator = defaultGenerator) {
+  constructor(config: Pick<RobertaConfig, 'hiddenSize'>, rng: Generator = defaultGenerator) {
     super();
     this.dense = new Linear(config.hiddenSize, config.hiddenSize, { rng });
   }
@@ -204,6 +229,18 @@ export function extendedAttentionMaskTensor(attentionMask: tf.Tensor): tf.Tensor
   return tf.tidy(() => tf.mul(tf.sub(1, tf.cast(tf.reshape(attentionMask, [attentionMask.shape[0], 1, 1, -1]), 'float32')), -10000));
 }
 
+/** The running state between layers: hidden states [B, L, H] and the additive attention mask. */
+export interface RobertaState {
+  hidden: tf.Tensor;
+  /** Additive mask broadcastable to [B, heads, L, L]: [B, 1, 1, L] (padding) or [B, 1, L, L] (causal). */
+  mask: tf.Tensor;
+}
+
+export interface EmbedOptions {
+  /** A ready additive mask [B or 1, 1, L or 1, L] (e.g. causal + padding) instead of `attentionMask`. */
+  additiveMask?: tf.Tensor;
+}
+
 export interface RobertaOutputs {
   lastHiddenState: tf.Tensor;
   embeddings?: tf.Tensor;
@@ -212,36 +249,78 @@ export interface RobertaOutputs {
   pooled?: tf.Tensor;
 }
 
-export class RobertaModel extends Module {
+export interface RobertaForwardOptions<Ctx> extends EmbedOptions {
+  /** Keep the embeddings and every layer's output. */
+  collect?: boolean;
+  /** Per-layer options (fusion: the context a layer cross-attends to, its output-norm skip). */
+  layerOptions?: (layer: number) => LayerOptions<Ctx> | undefined;
+  /** Run the pooler when the model has one (default true). */
+  pool?: boolean;
+}
+
+const shapeOf = (t: tf.Tensor) => `[${t.shape.join(', ')}]`;
+
+export class RobertaModel<Ctx = never> extends Module {
   embeddings: RobertaEmbeddings;
-  encoder: RobertaEncoder;
+  encoder: RobertaEncoder<Ctx>;
   pooler?: RobertaPooler;
   readonly config: RobertaConfig;
 
-  constructor(config: Partial<RobertaConfig> = {}, { addPoolingLayer = true, rng = defaultGenerator, layers }: { addPoolingLayer?: boolean; rng?: Generator; layers?: RobertaLayer[] } = {}) {
+  constructor(config: Partial<RobertaConfig> = {}, { addPoolingLayer = true, rng = defaultGenerator, layers }: { addPoolingLayer?: boolean; rng?: Generator; layers?: RobertaLayer<Ctx>[] } = {}) {
     super();
     this.config = robertaConfig(config);
     this.embeddings = new RobertaEmbeddings(this.config, rng);
-    this.encoder = new RobertaEncoder(this.config, rng, layers);
+    this.encoder = new RobertaEncoder<Ctx>(this.config, rng, layers);
     if (addPoolingLayer) this.pooler = new RobertaPooler(this.config, rng);
   }
 
-  /** inputIds [B, L]; attentionMask [B, L] of 1 (token) / 0 (padding), default all ones. */
-  forward(inputIds: tf.Tensor, attentionMask?: tf.Tensor, { collect = false }: { collect?: boolean } = {}): RobertaOutputs {
-    return tf.tidy(() => {
-      const mask = extendedAttentionMaskTensor(attentionMask ?? tf.onesLike(inputIds));
-      const embeddings = this.embeddings.forward(inputIds);
-      let h = embeddings;
-      const hiddenStates: tf.Tensor[] = [];
-      for (const layer of this.encoder.layer) {
-        h = layer.forward(h, mask);
-        if (collect) hiddenStates.push(h);
+  /**
+   * First step: checks `inputIds` [B, L] (int32) and `attentionMask` [B, L] of 1 (token) / 0
+   * (padding; default all ones) or a ready `additiveMask`, and embeds the tokens.
+   */
+  embed(inputIds: tf.Tensor, attentionMask?: tf.Tensor, { additiveMask }: EmbedOptions = {}): RobertaState {
+    const [B, L]: number[] = inputIds.shape;
+    if (inputIds.rank !== 2 || B < 1 || L < 1) throw new RangeError(`RoBERTa: inputIds must be [B, L] with B, L >= 1, got ${shapeOf(inputIds)}`);
+    if (inputIds.dtype !== 'int32') throw new TypeError(`RoBERTa: inputIds must be int32 token ids, got ${inputIds.dtype}`);
+    if (attentionMask && (attentionMask.rank !== 2 || attentionMask.shape[0] !== B || attentionMask.shape[1] !== L)) {
+      throw new RangeError(`RoBERTa: attentionMask ${shapeOf(attentionMask)} does not match inputIds ${shapeOf(inputIds)}`);
+    }
+    if (additiveMask) {
+      const [mb, mh, mq, mk] = additiveMask.shape;
+      if (additiveMask.rank !== 4 || (mb !== B && mb !== 1) || mh !== 1 || (mq !== L && mq !== 1) || mk !== L) {
+        throw new RangeError(`RoBERTa: additiveMask ${shapeOf(additiveMask)} is not broadcastable to [${B}, heads, ${L}, ${L}] (expected [${B} or 1, 1, ${L} or 1, ${L}])`);
       }
-      const out: RobertaOutputs = { lastHiddenState: h };
+    }
+    return tidyOutput(() => ({
+      hidden: this.embeddings.forward(inputIds),
+      mask: additiveMask ? tf.clone(additiveMask) : extendedAttentionMaskTensor(attentionMask ?? tf.onesLike(inputIds)),
+    }));
+  }
+
+  /** Runs layer `i`; the input state is not disposed. */
+  layer(i: number, state: RobertaState, options?: LayerOptions<Ctx>): RobertaState {
+    return { hidden: this.encoder.layer.at(i).forward(state.hidden, state.mask, options), mask: state.mask };
+  }
+
+  get numLayers(): number {
+    return this.encoder.layer.length;
+  }
+
+  /** inputIds [B, L]; attentionMask [B, L] of 1 (token) / 0 (padding), default all ones. */
+  forward(inputIds: tf.Tensor, attentionMask?: tf.Tensor, { collect = false, layerOptions, additiveMask, pool = true }: RobertaForwardOptions<Ctx> = {}): RobertaOutputs {
+    return tidyOutput(() => {
+      let state = this.embed(inputIds, attentionMask, { additiveMask });
+      const embeddings = state.hidden;
+      const hiddenStates: tf.Tensor[] = [];
+      for (let i = 0; i < this.numLayers; i++) {
+        state = this.layer(i, state, layerOptions?.(i));
+        if (collect) hiddenStates.push(state.hidden);
+      }
+      const out: RobertaOutputs = { lastHiddenState: state.hidden };
       if (collect) Object.assign(out, { embeddings, hiddenStates });
-      if (this.pooler) out.pooled = this.pooler.forward(h);
-      return out as unknown as tf.TensorContainer;
-    }) as unknown as RobertaOutputs;
+      if (this.pooler && pool) out.pooled = this.pooler.forward(state.hidden);
+      return out;
+    });
   }
 }
 

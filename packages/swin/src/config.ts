@@ -48,17 +48,44 @@ export function swinConfig(preset: SwinPresetName, overrides: Partial<SwinConfig
   return cfg;
 }
 
-export function validateSwinConfig(cfg: SwinConfig): void {
-  const bad = (field: string, why: string) => {
+/**
+ * Throws a RangeError naming the field for a config that would fail later (or silently compute
+ * something else). The classification variant also needs every stage resolution to be tiled by
+ * whole windows (or to fit in one window); the detection variant pads instead.
+ */
+export function validateSwinConfig(cfg: SwinConfig, variant: 'classification' | 'detection' = 'classification'): SwinConfig {
+  const bad = (field: string, why: string): never => {
     throw new RangeError(`SwinConfig.${field}: ${why}`);
   };
-  if (cfg.depths.length !== cfg.numHeads.length) bad('numHeads', `has ${cfg.numHeads.length} entries for ${cfg.depths.length} stages`);
-  if (cfg.imageSize % (cfg.patchSize * 2 ** (cfg.depths.length - 1))) {
-    bad('imageSize', `${cfg.imageSize} is not divisible by patchSize * 2^(stages-1) = ${cfg.patchSize * 2 ** (cfg.depths.length - 1)}`);
+  const posInt = (field: keyof SwinConfig) => {
+    const v = cfg[field];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) bad(field, `must be a positive integer, got ${String(v)}`);
+  };
+  (['imageSize', 'patchSize', 'inChannels', 'embedDim', 'windowSize'] as const).forEach(posInt);
+  if (!Number.isInteger(cfg.numClasses) || cfg.numClasses < 0) bad('numClasses', `must be a non-negative integer, got ${cfg.numClasses}`);
+  if (!Array.isArray(cfg.depths) || !cfg.depths.length || !cfg.depths.every((d) => Number.isInteger(d) && d >= 1)) {
+    bad('depths', `must list positive integers, got ${JSON.stringify(cfg.depths)}`);
+  }
+  if (!Array.isArray(cfg.numHeads) || cfg.numHeads.length !== cfg.depths.length) {
+    bad('numHeads', `has ${cfg.numHeads?.length} entries for ${cfg.depths.length} stages`);
   }
   cfg.numHeads.forEach((h, i) => {
+    if (!Number.isInteger(h) || h < 1) bad('numHeads', `stage ${i}: ${h} is not a positive integer`);
     if ((cfg.embedDim * 2 ** i) % h) bad('numHeads', `stage ${i} width ${cfg.embedDim * 2 ** i} is not divisible by ${h} heads`);
   });
+  if (!(cfg.mlpRatio > 0)) bad('mlpRatio', `must be > 0, got ${cfg.mlpRatio}`);
+  if (!(cfg.dropPathRate >= 0 && cfg.dropPathRate < 1)) bad('dropPathRate', `must be in [0, 1), got ${cfg.dropPathRate}`);
+  if (!(cfg.layerNormEps > 0)) bad('layerNormEps', `must be > 0, got ${cfg.layerNormEps}`);
+  if (variant === 'classification') {
+    const stride = cfg.patchSize * 2 ** (cfg.depths.length - 1);
+    if (cfg.imageSize % stride) bad('imageSize', `${cfg.imageSize} is not divisible by patchSize * 2^(stages-1) = ${stride}`);
+    stageResolutions(cfg).forEach((r, i) => {
+      if (r > cfg.windowSize && r % cfg.windowSize) {
+        bad('windowSize', `${cfg.windowSize} does not tile stage ${i}'s ${r}x${r} token grid (image ${cfg.imageSize} px); use a divisor of ${r} or, for FIBER's coarse model, image / 32 = ${cfg.imageSize / 32}`);
+      }
+    });
+  }
+  return cfg;
 }
 
 /**

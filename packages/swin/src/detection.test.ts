@@ -3,7 +3,7 @@
 // fused one, where the text has not yet entered.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsFile, loadSafetensors, tf } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, loadSafetensors, tf, disposeOutput } from '@fiber-vl/tensor-core';
 import { maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { SwinTransformer } from './model.js';
 import { swinConfig } from './config.js';
@@ -33,7 +33,7 @@ describe.each(names)('Swin detection variant on %s', (backend) => {
     expect(checks).toHaveLength(21);
     expect(out.features!.map((f) => f.shape)).toEqual([[2, 16, 24, 32], [2, 32, 12, 16], [2, 64, 6, 8], [2, 128, 3, 4]]);
     await Promise.all([inputs.close(), expected.close()]);
-    tf.dispose([images, out as unknown as tf.TensorContainer, ...checks.map((c) => c[1])]);
+    disposeOutput([images, out, checks]);
     model.dispose();
   });
 });

@@ -21,6 +21,9 @@ export {
   shiftWindowMask,
   type SwinOptions,
   type SwinOutput,
+  type SwinState,
+  type SwinStep,
+  type SwinBlockOptions,
   type WindowContext,
 } from './model.js';
 export {

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsFile, loadSafetensors, tf, StateDictError } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, loadSafetensors, tf, StateDictError, disposeOutput } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { SwinTransformer } from './model.js';
 import { fiberCoarseWindowSize, swinConfig, type SwinConfig } from './config.js';
@@ -71,7 +71,7 @@ describe.each(names)('Swin parity with the official FIBER code on %s', (backend)
     );
     expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
     expect(Object.keys(errors).length).toBeGreaterThan(25);
-    tf.dispose(out as unknown as tf.TensorContainer);
+    disposeOutput(out);
     await Promise.all([inputs.close(), expected.close()]);
     pixels.dispose();
     model.dispose();
@@ -80,7 +80,7 @@ describe.each(names)('Swin parity with the official FIBER code on %s', (backend)
   it('repeated forward passes do not grow the tensor count', async () => {
     const model = await load('set-a');
     const x = tf.randomNormal([1, 3, 128, 128]);
-    await expectNoTensorGrowth(() => model.forward(x) as unknown as tf.TensorContainer, { label: 'swin forward' });
+    await expectNoTensorGrowth(() => model.forward(x), { label: 'swin forward' });
     x.dispose();
     model.dispose();
   });

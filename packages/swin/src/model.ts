@@ -8,16 +8,23 @@
 // - 'detection' (Microsoft's Swin for detection; FIBER's fine-grained model): any input size, padding
 //   to whole windows, masks computed per forward, one LayerNorm per output stage (`norm{i}`).
 //
-// Extension point for fusion: WindowAttention.crossAttend(o, context, numWindows) runs on every
-// window's projected output before the windows are merged; it returns `o` unless a subclass (the
-// fusion package's image->text attention) overrides it. `context` is passed through untouched from
-// SwinTransformer.forward, so a model built without fusion has exactly the plain keys.
+// Steps (timm's forward_features, opened up): `embed` checks the input and runs the patch embedding,
+// `steps` lists every block and stage end in order, `step` runs one of them on a `SwinState`,
+// `stageOutput` / `finalNorm` give the features. `forward` is the one loop over those steps; a model
+// that fuses Swin with another backbone (fusion, the fine-grained detector) drives the same steps
+// instead of copying the loop.
+//
+// Extension point for fusion: WindowAttention.crossAttend(o, window) runs on every window's
+// projected output before the windows are merged; it returns `o` unless a subclass (the fusion
+// package's image->text attention) overrides it. The model is generic in the context type `Ctx`
+// that a step hands to its block's attention, so a model built without fusion has exactly the
+// plain keys and a fused model's hook receives its own typed context.
 import {
   Buffer,
   Conv2d,
+  DropPath,
   Dropout,
   GELU,
-  Identity,
   LayerNorm,
   Linear,
   Module,
@@ -28,11 +35,12 @@ import {
   roll,
   scaledDotProductAttention,
   tf,
+  tidyOutput,
   windowPartition,
   windowReverse,
   type Generator,
 } from '@fiber-vl/tensor-core';
-import { blockWindow, stageResolutions, validateSwinConfig, type SwinConfig } from './config.js';
+import { blockWindow, dropPathRates, stageResolutions, validateSwinConfig, type SwinConfig } from './config.js';
 
 /** Relative position index of a w x w window: (dy + w - 1) * (2w - 1) + (dx + w - 1), [w*w, w*w]. */
 export function relativePositionIndex(w: number): Int32Array {
@@ -68,11 +76,12 @@ export function shiftWindowMask(H: number, W: number, w: number, s: number): Flo
   return out;
 }
 
-/** What a block hands to WindowAttention.crossAttend: the caller's context plus the window layout. */
-export interface WindowContext {
-  /** Whatever was passed to SwinTransformer.forward({ context }). */
-  context: unknown;
+/** What a block hands to WindowAttention.crossAttend: the step's context plus the window layout. */
+export interface WindowContext<Ctx> {
+  /** The context given to SwinTransformer.step / forward (fusion: the text states). */
+  context: Ctx;
   batch: number;
+  /** Windows per image; windows are batch-major in [B*nW, N, C]. */
   numWindows: number;
 }
 
@@ -120,7 +129,7 @@ export class Mlp extends Module {
 }
 
 /** Window multi-head self-attention with relative position bias (timm WindowAttention). */
-export class WindowAttention extends Module {
+export class WindowAttention<Ctx = never> extends Module {
   relativePositionBiasTable: Parameter;
   relativePositionIndex: Buffer;
   qkv: Linear;
@@ -155,12 +164,12 @@ export class WindowAttention extends Module {
    * Hook for fusion: runs on the projected output of every window, [B*nW, N, C] (windows
    * batch-major), before the windows are merged. The plain backbone returns `o`.
    */
-  crossAttend(o: tf.Tensor, _context: WindowContext | undefined): tf.Tensor {
+  crossAttend(o: tf.Tensor, _window: WindowContext<Ctx> | undefined): tf.Tensor {
     return o;
   }
 
   /** x: [B*nW, N, C]; mask: [nW, N, N] additive or undefined. */
-  forward(x: tf.Tensor, mask: tf.Tensor | undefined, context?: WindowContext): tf.Tensor {
+  forward(x: tf.Tensor, mask: tf.Tensor | undefined, window?: WindowContext<Ctx>): tf.Tensor {
     const [Bw, N, C] = x.shape;
     return tf.tidy(() => {
       // [B*nW, N, 3, heads, hd] -> 3 x [B*nW, heads, N, hd]
@@ -174,16 +183,27 @@ export class WindowAttention extends Module {
       }
       const o = scaledDotProductAttention(q, k, v, { bias, mask: m, scale: this.scale }); // [B*nW, heads, N, hd]
       const out = this.proj.forward(tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [Bw, N, C]));
-      return this.crossAttend(out, context);
+      return this.crossAttend(out, window);
     });
   }
 }
 
+export interface SwinBlockOptions<Ctx> {
+  mlpRatio?: number;
+  qkvBias?: boolean;
+  eps?: number;
+  /** Stochastic depth of this block (active in training mode only). */
+  dropPath?: number;
+  rng?: Generator;
+  /** The block's attention (fusion passes a fused one); default a plain WindowAttention. */
+  attention?: WindowAttention<Ctx>;
+}
+
 /** A Swin block: x + attn(norm1(x)) over (shifted) windows, then x + mlp(norm2(x)). */
-export class SwinTransformerBlock extends Module {
+export class SwinTransformerBlock<Ctx = never> extends Module {
   norm1: LayerNorm;
-  attn: WindowAttention;
-  dropPath: Identity;
+  attn: WindowAttention<Ctx>;
+  dropPath: DropPath;
   norm2: LayerNorm;
   mlp: Mlp;
   attnMask?: Buffer;
@@ -194,12 +214,12 @@ export class SwinTransformerBlock extends Module {
     readonly shiftSize: number,
     /** Fixed [H, W] of the classification variant (masks precomputed); undefined = computed per input. */
     readonly inputResolution: [number, number] | undefined,
-    { mlpRatio = 4, qkvBias = true, eps = 1e-5, rng = defaultGenerator, attention }: { mlpRatio?: number; qkvBias?: boolean; eps?: number; rng?: Generator; attention?: WindowAttention } = {},
+    { mlpRatio = 4, qkvBias = true, eps = 1e-5, dropPath = 0, rng = defaultGenerator, attention }: SwinBlockOptions<Ctx> = {},
   ) {
     super();
     this.norm1 = new LayerNorm(dim, eps);
-    this.attn = attention ?? new WindowAttention(dim, windowSize, numHeads, { qkvBias, rng });
-    this.dropPath = new Identity(); // stochastic depth is inactive in evaluation
+    this.attn = attention ?? new WindowAttention<Ctx>(dim, windowSize, numHeads, { qkvBias, rng });
+    this.dropPath = new DropPath(dropPath, rng);
     this.norm2 = new LayerNorm(dim, eps);
     this.mlp = new Mlp(dim, Math.floor(dim * mlpRatio), { rng });
     if (shiftSize > 0 && inputResolution) {
@@ -210,8 +230,8 @@ export class SwinTransformerBlock extends Module {
     }
   }
 
-  /** x [B, H*W, C] -> [B, H*W, C]. */
-  forward(x: tf.Tensor, H: number, W: number, context?: unknown): tf.Tensor {
+  /** x [B, H*W, C] -> [B, H*W, C]; `context` reaches the attention's crossAttend hook. */
+  forward(x: tf.Tensor, H: number, W: number, context?: Ctx): tf.Tensor {
     const [B, L, C] = x.shape;
     if (L !== H * W) throw new RangeError(`SwinTransformerBlock: ${L} tokens for a ${H}x${W} map`);
     const w = this.windowSize;
@@ -228,12 +248,13 @@ export class SwinTransformerBlock extends Module {
         mask = this.attnMask?.value ?? tf.tensor(shiftWindowMask(Hp, Wp, w, s), [(Hp / w) * (Wp / w), w * w, w * w]);
       }
       const windows = tf.reshape(windowPartition(h, w), [-1, w * w, C]); // [B*nW, w*w, C]
-      const attended = this.attn.forward(windows, mask, context === undefined ? undefined : { context, batch: B, numWindows: (Hp / w) * (Wp / w) });
+      const window = context === undefined ? undefined : { context, batch: B, numWindows: (Hp / w) * (Wp / w) };
+      const attended = this.attn.forward(windows, mask, window);
       let merged = windowReverse(tf.reshape(attended, [-1, w, w, C]), w, Hp, Wp); // [B, Hp, Wp, C]
       if (s > 0) merged = roll(merged, [s, s], [1, 2]);
       if (Hp !== H || Wp !== W) merged = tf.slice(merged, [0, 0, 0, 0], [B, H, W, C]);
-      const y = tf.add(x, tf.reshape(merged, [B, L, C]));
-      return tf.add(y, this.mlp.forward(this.norm2.forward(y)));
+      const y = tf.add(x, this.dropPath.forward(tf.reshape(merged, [B, L, C])));
+      return tf.add(y, this.dropPath.forward(this.mlp.forward(this.norm2.forward(y))));
     });
   }
 }
@@ -267,24 +288,33 @@ export class PatchMerging extends Module {
 }
 
 /** One stage: blocks, then an optional PatchMerging. */
-export class BasicLayer extends Module {
-  blocks: ModuleList<SwinTransformerBlock>;
+export class BasicLayer<Ctx = never> extends Module {
+  blocks: ModuleList<SwinTransformerBlock<Ctx>>;
   downsample?: PatchMerging;
-  constructor(blocks: SwinTransformerBlock[], downsample?: PatchMerging) {
+  constructor(blocks: SwinTransformerBlock<Ctx>[], downsample?: PatchMerging) {
     super();
     this.blocks = new ModuleList(blocks);
     if (downsample) this.downsample = downsample;
   }
 }
 
-export interface SwinOptions {
+export interface SwinOptions<Ctx = never> {
   variant?: 'classification' | 'detection';
   /** detection variant: stages whose output gets a LayerNorm `norm{i}` and is returned (default all). */
   outIndices?: number[];
   rng?: Generator;
   /** Builds the attention of block `block` of stage `stage` (fusion replaces some with fused ones). */
-  attentionFactory?: (stage: number, block: number, dim: number, windowSize: number, numHeads: number) => WindowAttention | undefined;
+  attentionFactory?: (stage: number, block: number, dim: number, windowSize: number, numHeads: number) => WindowAttention<Ctx> | undefined;
 }
+
+/** The running state between steps: tokens [B, H*W, C] on an H x W grid. */
+export interface SwinState {
+  hidden: tf.Tensor;
+  grid: [number, number];
+}
+
+/** One step of the forward pass: a block, or the end of a stage (its PatchMerging, if any). */
+export type SwinStep = { kind: 'block'; stage: number; block: number } | { kind: 'stageEnd'; stage: number };
 
 export interface SwinOutput {
   /** Output of each stage after its PatchMerging (classification variant: the input of the next stage). */
@@ -303,100 +333,138 @@ export interface SwinOutput {
 }
 
 /** The Swin Transformer backbone (and classifier). */
-export class SwinTransformer extends Module {
+export class SwinTransformer<Ctx = never> extends Module {
   patchEmbed: PatchEmbed;
   posDrop: Dropout;
-  layers: ModuleList<BasicLayer>;
+  layers: ModuleList<BasicLayer<Ctx>>;
   norm?: LayerNorm;
   head?: Linear;
   readonly variant: 'classification' | 'detection';
   readonly outIndices: number[];
   readonly numFeatures: number;
+  /** Every block and stage end, in execution order. */
+  readonly steps: readonly SwinStep[];
+  private readonly outNorms = new Map<number, LayerNorm>();
 
   constructor(
     readonly config: SwinConfig,
-    { variant = 'classification', outIndices, rng = defaultGenerator, attentionFactory }: SwinOptions = {},
+    { variant = 'classification', outIndices, rng = defaultGenerator, attentionFactory }: SwinOptions<Ctx> = {},
   ) {
     super();
-    validateSwinConfig(config);
+    validateSwinConfig(config, variant);
     this.variant = variant;
     const eps = config.layerNormEps;
     this.patchEmbed = new PatchEmbed(config.patchSize, config.inChannels, config.embedDim, { eps, rng });
     this.posDrop = new Dropout(0, rng);
     const res = stageResolutions(config);
+    const rates = dropPathRates(config);
+    let blockIndex = 0;
+    const steps: SwinStep[] = [];
     const stages = config.depths.map((depth, i) => {
       const dim = config.embedDim * 2 ** i;
       const blocks = Array.from({ length: depth }, (_, j) => {
         const { windowSize, shiftSize } =
           variant === 'classification' ? blockWindow(config, i, j) : { windowSize: config.windowSize, shiftSize: j % 2 ? Math.floor(config.windowSize / 2) : 0 };
         const attention = attentionFactory?.(i, j, dim, windowSize, config.numHeads[i]);
-        return new SwinTransformerBlock(dim, config.numHeads[i], windowSize, shiftSize, variant === 'classification' ? [res[i], res[i]] : undefined, {
+        steps.push({ kind: 'block', stage: i, block: j });
+        return new SwinTransformerBlock<Ctx>(dim, config.numHeads[i], windowSize, shiftSize, variant === 'classification' ? [res[i], res[i]] : undefined, {
           mlpRatio: config.mlpRatio,
           qkvBias: config.qkvBias,
           eps,
+          dropPath: rates[blockIndex++],
           rng,
           attention,
         });
       });
-      return new BasicLayer(blocks, i < config.depths.length - 1 ? new PatchMerging(dim, { eps, rng }) : undefined);
+      steps.push({ kind: 'stageEnd', stage: i });
+      return new BasicLayer<Ctx>(blocks, i < config.depths.length - 1 ? new PatchMerging(dim, { eps, rng }) : undefined);
     });
     this.layers = new ModuleList(stages);
+    this.steps = steps;
     this.numFeatures = config.embedDim * 2 ** (config.depths.length - 1);
     this.outIndices = outIndices ?? config.depths.map((_, i) => i);
     if (variant === 'classification') {
       this.norm = new LayerNorm(this.numFeatures, eps);
       if (config.numClasses > 0) this.head = new Linear(this.numFeatures, config.numClasses, { rng });
     } else {
-      for (const i of this.outIndices) (this as unknown as Record<string, Module>)[`norm${i}`] = new LayerNorm(config.embedDim * 2 ** i, eps);
+      for (const i of this.outIndices) this.outNorms.set(i, this.registerModule(`norm${i}`, new LayerNorm(config.embedDim * 2 ** i, eps)));
     }
   }
 
   /**
-   * pixels [B, 3, H, W] (normalised). `collect` keeps every block output (for parity checks and
-   * feature extraction); `context` is handed to every WindowAttention (fusion).
+   * First step: checks `pixels` ([B, C, H, W], normalised; the classification variant needs its
+   * configured size) and embeds the patches. The detection variant pads H, W to the patch size.
    */
-  forward(pixels: tf.Tensor, { collect = false, context }: { collect?: boolean; context?: unknown } = {}): SwinOutput {
-    if (pixels.rank !== 4 || pixels.shape[1] !== this.config.inChannels) {
-      throw new RangeError(`SwinTransformer: expected pixels [B, ${this.config.inChannels}, H, W], got [${pixels.shape.join(', ')}]`);
+  embed(pixels: tf.Tensor): SwinState {
+    const { inChannels, imageSize, patchSize: p } = this.config;
+    if (pixels.rank !== 4 || pixels.shape[1] !== inChannels || pixels.shape[0] < 1) {
+      throw new RangeError(`SwinTransformer: pixels must be [B, ${inChannels}, H, W] with B >= 1, got [${pixels.shape.join(', ')}]`);
     }
+    if (pixels.dtype !== 'float32') throw new TypeError(`SwinTransformer: pixels must be float32 (normalised), got ${pixels.dtype}`);
     const [, , Hin, Win] = pixels.shape;
-    if (this.variant === 'classification' && (Hin !== this.config.imageSize || Win !== this.config.imageSize)) {
-      throw new RangeError(`SwinTransformer (classification variant): built for ${this.config.imageSize}x${this.config.imageSize} images, got ${Hin}x${Win}`);
+    if (this.variant === 'classification' && (Hin !== imageSize || Win !== imageSize)) {
+      throw new RangeError(`SwinTransformer (classification variant): pixels are ${Hin}x${Win}, but the model is built for ${imageSize}x${imageSize} images`);
     }
-    const p = this.config.patchSize;
-    return tf.tidy(() => {
-      const input =
-        this.variant === 'detection' && (Hin % p || Win % p) ? tf.pad(pixels, [[0, 0], [0, 0], [0, (p - (Hin % p)) % p], [0, (p - (Win % p)) % p]]) : pixels;
-      let [H, W] = [Math.ceil(Hin / p), Math.ceil(Win / p)];
-      const patchEmbed = this.patchEmbed.forward(input);
-      let x = this.posDrop.forward(patchEmbed);
-      const out: SwinOutput = { stages: [], grid: [H, W], ...(collect ? { patchEmbed, blocks: [] } : {}) };
+    if (Hin < 1 || Win < 1) throw new RangeError(`SwinTransformer: pixels have an empty ${Hin}x${Win} image`);
+    return tidyOutput(() => {
+      const padded = Hin % p || Win % p;
+      const input = padded ? tf.pad(pixels, [[0, 0], [0, 0], [0, (p - (Hin % p)) % p], [0, (p - (Win % p)) % p]]) : pixels;
+      return { hidden: this.posDrop.forward(this.patchEmbed.forward(input)), grid: [Math.ceil(Hin / p), Math.ceil(Win / p)] };
+    });
+  }
+
+  /** Runs one step; `context` reaches the block's attention (fusion). The input state is not disposed. */
+  step(s: SwinStep, state: SwinState, context?: Ctx): SwinState {
+    const [H, W] = state.grid;
+    const layer = this.layers.at(s.stage);
+    if (s.kind === 'block') return { hidden: layer.blocks.at(s.block).forward(state.hidden, H, W, context), grid: state.grid };
+    if (!layer.downsample) return state;
+    return { hidden: layer.downsample.forward(state.hidden, H, W), grid: [Math.ceil(H / 2), Math.ceil(W / 2)] };
+  }
+
+  /** A stage's output feature (call at its 'stageEnd' step, before `step`): detection: norm{i} as [B, C, H, W]. */
+  stageOutput(stage: number, state: SwinState): tf.Tensor {
+    const norm = this.outNorms.get(stage);
+    if (!norm) throw new RangeError(`SwinTransformer: stage ${stage} has no output norm (variant ${this.variant}, outIndices ${this.outIndices.join(',')})`);
+    const [H, W] = state.grid;
+    const [B, , C] = state.hidden.shape;
+    return tf.tidy(() => tf.transpose(tf.reshape(norm.forward(state.hidden), [B, H, W, C]), [0, 3, 1, 2]));
+  }
+
+  /** classification variant: the final LayerNorm over the last stage's tokens. */
+  finalNorm(state: SwinState): tf.Tensor {
+    if (!this.norm) throw new Error('SwinTransformer: the detection variant has no final norm (use stageOutput)');
+    return this.norm.forward(state.hidden);
+  }
+
+  /**
+   * pixels [B, 3, H, W] (normalised). `collect` keeps every block output (for parity checks and
+   * feature extraction); `context` is handed to every block's attention (fusion).
+   */
+  forward(pixels: tf.Tensor, { collect = false, context }: { collect?: boolean; context?: Ctx } = {}): SwinOutput {
+    return tidyOutput(() => {
+      let state = this.embed(pixels);
+      const blocks: tf.Tensor[][] | undefined = collect ? this.config.depths.map(() => []) : undefined;
+      const out: SwinOutput = { stages: [], grid: state.grid, ...(blocks ? { patchEmbed: state.hidden, blocks } : {}) };
       const features: tf.Tensor[] = [];
-      [...this.layers].forEach((layer, i) => {
-        const outs: tf.Tensor[] = [];
-        for (const block of layer.blocks) {
-          x = block.forward(x, H, W, context);
-          if (collect) outs.push(x);
+      for (const s of this.steps) {
+        if (s.kind === 'stageEnd') {
+          if (this.variant === 'detection' && this.outNorms.has(s.stage)) features.push(this.stageOutput(s.stage, state));
+          state = this.step(s, state);
+          out.stages.push(state.hidden);
+          continue;
         }
-        out.blocks?.push(outs);
-        if (this.variant === 'detection' && this.outIndices.includes(i)) {
-          const norm = (this as unknown as Record<string, LayerNorm>)[`norm${i}`];
-          features.push(tf.transpose(tf.reshape(norm.forward(x), [x.shape[0], H, W, x.shape[2] as number]), [0, 3, 1, 2]));
-        }
-        if (layer.downsample) {
-          x = layer.downsample.forward(x, H, W);
-          [H, W] = [Math.ceil(H / 2), Math.ceil(W / 2)];
-        }
-        out.stages.push(x);
-      });
-      out.grid = [H, W];
+        state = this.step(s, state, context);
+        blocks?.[s.stage].push(state.hidden);
+      }
+      out.grid = state.grid;
       if (this.variant === 'classification') {
-        out.lastHiddenState = this.norm!.forward(x);
+        out.lastHiddenState = this.finalNorm(state);
         if (this.head) out.logits = this.head.forward(tf.mean(out.lastHiddenState, 1));
       } else {
         out.features = features;
       }
-      return out as unknown as tf.TensorContainer;
-    }) as unknown as SwinOutput;
+      return out;
+    });
   }
 }

@@ -26,7 +26,7 @@ export {
   type LoadStateDictResult,
   type UnaryModule,
 } from './nn/module.js';
-export { Linear, LayerNorm, Embedding, Dropout, GELU, Identity, Conv2d, type Conv2dOptions } from './nn/layers.js';
+export { Linear, LayerNorm, Embedding, Dropout, DropPath, GELU, Identity, Conv2d, type Conv2dOptions } from './nn/layers.js';
 export * as init from './nn/init.js';
 
 export { matmul, linear, transposeLast2, sumToShape } from './ops/linalg.js';
@@ -69,5 +69,6 @@ export { bufferSource, blobSource, type ByteSource } from './io/byte-source.js';
 export { Generator, defaultGenerator, manualSeed } from './rng.js';
 export { erf, erfinv } from './math.js';
 export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
+export { tidyOutput, disposeOutput, collectTensors } from './outputs.js';
 export { TorchCheckpoint, TorchTensorRef, TorchCheckpointError, PickleStub, type TorchLoadOptions } from './io/torch.js';
 export { readZipDirectory, ZipError, type ZipEntry } from './io/zip.js';

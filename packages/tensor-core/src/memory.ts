@@ -1,4 +1,5 @@
 import { tf } from './tf.js';
+import { collectTensors } from './outputs.js';
 
 export class TensorLeakError extends Error {
   constructor(
@@ -30,13 +31,4 @@ export async function expectNoTensorGrowth(
     counts.push(tf.memory().numTensors);
   }
   if (counts.some((c) => c !== counts[0])) throw new TensorLeakError(label, counts);
-}
-
-function collectTensors(value: unknown, out: tf.Tensor[] = [], depth = 0): tf.Tensor[] {
-  if (value instanceof tf.Tensor) {
-    if (!(value instanceof tf.Variable)) out.push(value);
-  } else if (depth < 4 && value && typeof value === 'object' && !ArrayBuffer.isView(value)) {
-    for (const v of Array.isArray(value) ? value : value instanceof Map ? value.values() : Object.values(value)) collectTensors(v, out, depth + 1);
-  }
-  return out;
 }

@@ -3,6 +3,7 @@
 import { tf } from './tf.js';
 import { availableBackends, initBackend, type BackendName } from './backends/index.js';
 import { Generator } from './rng.js';
+import type { Parameter } from './nn/module.js';
 
 export { expectNoTensorGrowth } from './memory.js';
 
@@ -111,4 +112,55 @@ export async function maxAbsErrors(checks: [string, tf.Tensor][], expected: { re
     ref.dispose();
   }
   return errors;
+}
+
+/**
+ * Gradient check of a model's parameters: tf.variableGrads of `loss` against central finite
+ * differences obtained by perturbing each parameter's variable in place (restored afterwards).
+ * `loss` must be deterministic (eval mode, or a re-seeded RNG inside). Checks up to `maxElements`
+ * random elements per parameter.
+ */
+export async function gradCheckParameters(
+  loss: () => tf.Scalar,
+  params: [string, Parameter][],
+  { eps = 1e-2, atol = 1e-3, rtol = 1e-2, maxElements = 8, seed = 1 }: { eps?: number; atol?: number; rtol?: number; maxElements?: number; seed?: number } = {},
+): Promise<{ errors: Record<string, { maxAbs: number; scale: number }>; ok: boolean }> {
+  const rng = new Generator(seed);
+  const vars = params.map(([, p]) => p.value);
+  const { value, grads } = tf.variableGrads(loss, vars);
+  value.dispose();
+  const errors: Record<string, { maxAbs: number; scale: number }> = {};
+  try {
+    for (const [name, p] of params) {
+      const g = grads[p.value.name];
+      if (!g) throw new Error(`gradCheckParameters: no gradient for ${name} (is it used by the loss?)`);
+      const analytic = (await g.data()) as Float32Array;
+      const original = ((await p.value.data()) as Float32Array).slice();
+      const idx = original.length <= maxElements ? [...original.keys()] : rng.permutation(original.length).slice(0, maxElements);
+      let maxAbs = 0;
+      let scale = 0;
+      const evalAt = async (j: number, v: number) => {
+        const copy = original.slice();
+        copy[j] = v;
+        tf.tidy(() => p.value.assign(tf.tensor(copy, p.shape)));
+        const l = tf.tidy(loss);
+        const out = (await l.data())[0];
+        l.dispose();
+        return out;
+      };
+      try {
+        for (const j of idx) {
+          const numeric = ((await evalAt(j, original[j] + eps)) - (await evalAt(j, original[j] - eps))) / (2 * eps);
+          maxAbs = Math.max(maxAbs, Math.abs(numeric - analytic[j]));
+          scale = Math.max(scale, Math.abs(numeric));
+        }
+      } finally {
+        tf.tidy(() => p.value.assign(tf.tensor(original, p.shape)));
+      }
+      errors[name] = { maxAbs, scale };
+    }
+  } finally {
+    tf.dispose(Object.values(grads));
+  }
+  return { errors, ok: Object.values(errors).every((e) => e.maxAbs <= atol + rtol * e.scale) };
 }

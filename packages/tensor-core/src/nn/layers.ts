@@ -74,12 +74,34 @@ export class Dropout extends Module {
     readonly rng: Generator = defaultGenerator,
   ) {
     super();
-    if (p < 0 || p > 1) throw new RangeError(`Dropout probability must be in [0, 1], got ${p}`);
+    if (!(p >= 0 && p <= 1)) throw new RangeError(`Dropout probability must be in [0, 1], got ${p}`);
   }
   forward(x: tf.Tensor): tf.Tensor {
     if (!this.training || this.p === 0) return x;
     if (this.p === 1) return tf.zerosLike(x);
     return tf.tidy(() => tf.mul(x, tf.mul(this.rng.bernoulli(x.shape, 1 - this.p), 1 / (1 - this.p))));
+  }
+}
+
+/**
+ * timm DropPath (stochastic depth): in training mode each sample of the batch (axis 0) is zeroed
+ * with probability p and the others scaled by 1/(1-p); identity in eval mode. Seeded.
+ */
+export class DropPath extends Module {
+  constructor(
+    readonly p = 0,
+    readonly rng: Generator = defaultGenerator,
+  ) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new RangeError(`DropPath probability must be in [0, 1), got ${p}`);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    if (!this.training || this.p === 0) return x;
+    const keep = 1 - this.p;
+    return tf.tidy(() => {
+      const mask = this.rng.bernoulli([x.shape[0], ...x.shape.slice(1).map(() => 1)], keep); // [B, 1, ..., 1]
+      return tf.mul(x, tf.div(mask, keep));
+    });
   }
 }
 

@@ -207,6 +207,17 @@ export abstract class Module {
     return { missingKeys, unexpectedKeys };
   }
 
+  /**
+   * PyTorch's `add_module`: registers a child under a key that is not a property name rule
+   * (e.g. Swin's `norm1`..`norm3` created in a loop). The child takes its place in the key order
+   * at the time of the call, like an assignment.
+   */
+  protected registerModule<M extends Module>(key: string, module: M): M {
+    if (Object.prototype.hasOwnProperty.call(this, key)) throw new Error(`registerModule: "${key}" is already a property of ${this.constructor.name}`);
+    Object.defineProperty(this, key, { value: module, enumerable: true, configurable: false, writable: false });
+    return module;
+  }
+
   /** Sets training mode on this module and every descendant (dropout, drop-path). */
   train(mode = true): this {
     for (const [, m] of this.namedModules()) m.training = mode;
@@ -245,7 +256,7 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
     for (const m of items) this.push(m);
   }
   push(m: M): this {
-    (this as unknown as Record<string, M>)[String(this.items.length)] = m;
+    this.registerModule(String(this.items.length), m);
     this.items.push(m);
     return this;
   }

@@ -9,19 +9,25 @@ export interface AttentionOptions {
   mask?: tf.Tensor;
   /** Multiplies q before q k^T; default 1/sqrt(D). */
   scale?: number;
+  /**
+   * Applied to the attention probabilities before `@ v` (training-mode dropout, as HF's
+   * attention_probs_dropout). Fused kernels are bypassed while it is set.
+   */
+  probsDropout?: (probs: tf.Tensor) => tf.Tensor;
 }
 
 /** q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv] -> [B, H, Lq, Dv]. */
 export type AttentionKernel = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: AttentionOptions) => tf.Tensor;
 
 /** softmax((q * scale) k^T + bias + mask) v, in that order of additions (as Swin and HF do). */
-export const compositeAttention: AttentionKernel = (q, k, v, { bias, mask, scale }) =>
+export const compositeAttention: AttentionKernel = (q, k, v, { bias, mask, scale, probsDropout }) =>
   tf.tidy(() => {
     const s = scale ?? 1 / Math.sqrt(q.shape[q.rank - 1]);
     let scores = matmul(tf.mul(q, s), k, { transposeB: true });
     if (bias) scores = tf.add(scores, bias);
     if (mask) scores = tf.add(scores, mask);
-    return matmul(softmax(scores), v);
+    const probs = softmax(scores);
+    return matmul(probsDropout ? probsDropout(probs) : probs, v);
   });
 
 const kernels = new Map<string, AttentionKernel>();
@@ -46,5 +52,6 @@ export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tens
       `scaledDotProductAttention: shapes do not agree: q [${q.shape.join(', ')}], k [${k.shape.join(', ')}], v [${v.shape.join(', ')}]`,
     );
   }
-  return (kernels.get(tf.getBackend()) ?? compositeAttention)(q, k, v, options);
+  const kernel = options.probsDropout ? undefined : kernels.get(tf.getBackend());
+  return (kernel ?? compositeAttention)(q, k, v, options);
 }
