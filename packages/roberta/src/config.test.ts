@@ -1,11 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { createPositionIds, extendedAttentionMask, robertaConfig } from './config.js';
+import { createPositionIds, extendedAttentionMask, maxInputLength, robertaConfig } from './config.js';
 
 describe('RoBERTa config', () => {
   it('defaults to roberta-base', () => {
     const c = robertaConfig();
     expect([c.vocabSize, c.hiddenSize, c.numHiddenLayers, c.maxPositionEmbeddings, c.layerNormEps]).toEqual([50265, 768, 12, 514, 1e-5]);
     expect(() => robertaConfig({ numAttentionHeads: 7 })).toThrow(/RobertaConfig.numAttentionHeads/);
+  });
+  it('rejects configs that would fail later, naming the field', () => {
+    expect(() => robertaConfig({ hiddenDropoutProb: 1 })).toThrow('RobertaConfig.hiddenDropoutProb: must be in [0, 1), got 1');
+    expect(() => robertaConfig({ vocabSize: 2 })).toThrow('RobertaConfig.eosTokenId: 2 is not a token id of the 2-token vocabulary');
+    expect(() => robertaConfig({ maxPositionEmbeddings: 2 })).toThrow(/RobertaConfig.maxPositionEmbeddings: 2 leaves no position/);
+    expect(() => robertaConfig({ numHiddenLayers: 1.5 })).toThrow('RobertaConfig.numHiddenLayers: must be a positive integer, got 1.5');
+    expect(maxInputLength(robertaConfig())).toBe(512);
   });
   it('position ids start at padding_idx + 1 and padding keeps padding_idx', () => {
     expect(createPositionIds([[0, 31414, 232, 2, 1, 1]])).toEqual([[2, 3, 4, 5, 1, 1]]);

@@ -2,8 +2,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../tf.js';
 import { Generator } from '../rng.js';
 import { erf } from '../math.js';
-import { expectNoTensorGrowth, gradCheck, maxAbsDiff, testBackends, useBackend } from '../testing.js';
-import { Conv2d, Dropout, Embedding, GELU, LayerNorm, Linear } from './layers.js';
+import { expectNoTensorGrowth, gradCheck, gradCheckParameters, maxAbsDiff, testBackends, useBackend } from '../testing.js';
+import { Conv2d, DropPath, Dropout, Embedding, GELU, LayerNorm, Linear } from './layers.js';
+import { scaledDotProductAttention } from '../ops/attention.js';
 import * as init from './init.js';
 import { Module } from './module.js';
 
@@ -115,6 +116,50 @@ describe.each(names)('layers on %s', (backend) => {
     expect(kept.length / 1000).toBeLessThan(0.8);
     const d = new Dropout(0.3).eval();
     expect(d.forward(x)).toBe(x);
+  });
+
+  it('DropPath drops whole samples in training mode, seeded, and is the identity in eval mode', async () => {
+    const x = tf.ones([400, 3, 2]);
+    const a = await values(new DropPath(0.25, new Generator(6)).forward(x));
+    const b = await values(new DropPath(0.25, new Generator(6)).forward(x));
+    expect(a).toEqual(b);
+    const perSample = Array.from({ length: 400 }, (_, i) => a.slice(i * 6, i * 6 + 6));
+    // every sample is all zeros or all 1/(1-p)
+    expect(perSample.every((s) => s.every((v) => v === 0) || s.every((v) => Math.abs(v - 1 / 0.75) < 1e-6))).toBe(true);
+    const dropped = perSample.filter((s) => s[0] === 0).length / 400;
+    expect(dropped).toBeGreaterThan(0.15);
+    expect(dropped).toBeLessThan(0.35);
+    const d = new DropPath(0.25).eval();
+    expect(d.forward(x)).toBe(x);
+    expect(() => new DropPath(1)).toThrow(/DropPath probability must be in \[0, 1\)/);
+  });
+
+  it('attention applies the probs dropout hook (and only then bypasses fused kernels)', async () => {
+    const rng = new Generator(7);
+    const [q, k, v] = [rng.normal([1, 2, 4, 3]), rng.normal([1, 2, 5, 3]), rng.normal([1, 2, 5, 3])];
+    const plain = await values(scaledDotProductAttention(q, k, v));
+    const zeroed = await values(scaledDotProductAttention(q, k, v, { probsDropout: (p) => tf.mul(p, 0) }));
+    expect(zeroed.every((x) => x === 0)).toBe(true);
+    const same = await values(scaledDotProductAttention(q, k, v, { probsDropout: (p) => p }));
+    expect(maxAbsDiff(same, plain)).toBeLessThan(1e-6);
+  });
+
+  it('gradCheckParameters checks a module\'s parameter gradients (and catches a wrong one)', async () => {
+    const rng = new Generator(8);
+    const lin = new Linear(3, 2, { rng });
+    const x = rng.normal([4, 3]);
+    const loss = () => tf.sum(tf.square(lin.forward(x))) as tf.Scalar;
+    const r = await gradCheckParameters(loss, lin.namedParameters(), { maxElements: 6 });
+    expect(r.ok).toBe(true);
+    expect(Object.keys(r.errors)).toEqual(['weight', 'bias']);
+    // an op with a wrong gradient (d x^2 = x instead of 2x) fails the check
+    const wrongSquare = tf.customGrad((t, save) => {
+      (save as tf.GradSaveFunc)([t as tf.Tensor]);
+      return { value: tf.square(t as tf.Tensor), gradFunc: (dy, saved) => tf.mul(dy as tf.Tensor, saved[0]) };
+    });
+    const wrong = () => tf.sum(wrongSquare(lin.forward(x))) as tf.Scalar;
+    expect((await gradCheckParameters(wrong, lin.namedParameters(), { maxElements: 6 })).ok).toBe(false);
+    lin.dispose();
   });
 
   it('a train step of a small MLP does not grow the tensor count', async () => {

@@ -135,3 +135,20 @@ describe('Module', () => {
     expect(() => new ModuleList([]).at(0)).toThrow(/out of range/);
   });
 });
+
+describe('Module.registerModule', () => {
+  beforeAll(() => initBackend({ backend: 'cpu' }));
+  it('registers children under computed keys in assignment order and refuses a taken key', () => {
+    class Body extends Module {
+      patchEmbed = new Linear(2, 2);
+      constructor() {
+        super();
+        for (const i of [1, 2]) this.registerModule(`norm${i}`, new LayerNorm(2));
+        expect(() => this.registerModule('patchEmbed', new LayerNorm(2))).toThrow(/"patchEmbed" is already a property/);
+      }
+    }
+    const b = new Body();
+    expect([...b.stateDict().keys()]).toEqual(['patch_embed.weight', 'patch_embed.bias', 'norm1.weight', 'norm1.bias', 'norm2.weight', 'norm2.bias']);
+    b.dispose();
+  });
+});

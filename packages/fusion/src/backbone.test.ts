@@ -1,0 +1,74 @@
+// The composed coarse backbone: presets, input checks, train-mode randomness and a model-level
+// gradient check through the fused blocks (image->text and text->image attention).
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Generator, disposeOutput, tf } from '@fiber-vl/tensor-core';
+import { gradCheckParameters, useBackend } from '@fiber-vl/tensor-core/testing';
+import { FiberCoarseBackbone } from './backbone.js';
+import { fiberConfig } from './config.js';
+
+const config = () => fiberConfig('tiny', { imageSize: 32, roberta: { vocabSize: 40 }, maxTextLen: 8 });
+
+describe('FiberCoarseBackbone', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('the tiny preset builds and runs both passes with the shapes of its config', () => {
+    const model = new FiberCoarseBackbone(config(), new Generator(1)).eval();
+    const px = new Generator(2).normal([2, 3, 32, 32]);
+    const ids = tf.tensor2d([[0, 5, 6, 2, 1, 1], [0, 7, 2, 1, 1, 1]], undefined, 'int32');
+    const mask = tf.tensor2d([[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]], undefined, 'int32');
+    const f = model.fused(px, ids, mask);
+    expect([f.textFeats.shape, f.imageFeats.shape, f.clsFeats.shape]).toEqual([[2, 6, 64], [2, 1, 64], [2, 128]]);
+    const img = model.encodeImage(px);
+    const txt = model.encodeText(ids, mask);
+    expect([img.imageCls.shape, txt.textCls.shape]).toEqual([[2, 64], [2, 64]]);
+    disposeOutput([f, img, txt, px, ids, mask]);
+    model.dispose();
+  });
+
+  it('names the argument and both shapes when image batch, text batch or mask disagree', () => {
+    const model = new FiberCoarseBackbone(config());
+    const px = tf.zeros([2, 3, 32, 32]);
+    const ids = tf.zeros([3, 4], 'int32');
+    const mask = tf.ones([3, 5], 'int32');
+    expect(() => model.fused(px, ids, tf.ones([3, 4], 'int32'))).toThrow('FIBER: pixels [2, 3, 32, 32] hold 2 images but inputIds [3, 4] hold 3 texts');
+    expect(() => model.fused(tf.zeros([3, 3, 32, 32]), ids, mask)).toThrow('FIBER: attentionMask [3, 5] does not match inputIds [3, 4]');
+    expect(() => model.fused(tf.zeros([3, 3, 48, 48]), ids, tf.ones([3, 4], 'int32'))).toThrow(/pixels are 48x48, but the model is built for 32x32 images/);
+    tf.dispose([px, ids, mask]);
+    model.dispose();
+  });
+
+  it('gradients through the fused blocks match finite differences', async () => {
+    const rng = new Generator(3);
+    const model = new FiberCoarseBackbone(config(), rng).eval();
+    // open the gates (they start at 0, which would hide the cross-attention from the gradient)
+    for (const [name, p] of model.namedParameters()) if (/alpha_(i2t|t2i)$/.test(name)) p.value.assign(tf.scalar(0.7).reshape([1]));
+    const px = rng.normal([1, 3, 32, 32]);
+    const ids = tf.tensor2d([[0, 5, 6, 2, 1]], undefined, 'int32');
+    const mask = tf.tensor2d([[1, 1, 1, 1, 0]], undefined, 'int32');
+    const r1 = rng.normal([1, 5, 64]);
+    const r2 = rng.normal([1, 128]);
+    const loss = () =>
+      tf.tidy(() => {
+        const f = model.fused(px, ids, mask);
+        return tf.add(tf.sum(tf.mul(f.textFeats, r1)), tf.sum(tf.mul(f.clsFeats, r2))) as tf.Scalar;
+      });
+    const fusedBlock = 'vit_model.layers.2.blocks.1.attn';
+    const fusedLayer = 'text_transformer.encoder.layer.1';
+    const names = [
+      `${fusedBlock}.alpha_i2t`,
+      `${fusedBlock}.qkv_text_i2t.weight`,
+      `${fusedBlock}.qkv_i2t.weight`,
+      `${fusedBlock}.norm_i2t_i.weight`,
+      `${fusedBlock}.proj_i2t.bias`,
+      `${fusedLayer}.alpha_t2i`,
+      `${fusedLayer}.crossattention_t2i.self.key.weight`,
+      `${fusedLayer}.crossattention_t2i.output.dense.weight`,
+    ];
+    const params = model.namedParameters().filter(([n]) => names.includes(n));
+    expect(params.map(([n]) => n).sort()).toEqual([...names].sort());
+    const r = await gradCheckParameters(loss, params, { maxElements: 3 });
+    expect(r.ok).toBe(true);
+    tf.dispose([px, ids, mask, r1, r2]);
+    model.dispose();
+  });
+});
