@@ -12,6 +12,7 @@ import { runMetricsBench } from './metrics.js';
 import { runBackbones } from './backbones.js';
 import { parityMarkdown, runParity } from './parity.js';
 import { runCoarse } from './coarse.js';
+import { runSizes, sizesMarkdown } from './sizes.js';
 import { availableBackends } from '@fiber-vl/tensor-core';
 
 const USAGE = `usage: fiber-bench <command> [options]
@@ -26,6 +27,9 @@ commands:
   parity    DIR: the FIBER coarse model against a fixture folder of the official code (config.json,
             model.safetensors, inputs.safetensors, outputs): a table of max abs errors per tensor,
             exit code 1 on any failure (default backends: every one that starts)
+  sizes     what users download: each package's packed tarball (npm pack) and the size of a fresh
+            npm install (needs the npm registry) of tensor-core, eval-metrics, the six model packages
+            and every package; --no-install packs only
   metrics   @fiber-vl/eval-metrics at COCO scale (synthetic, seeded): captioning on 5,000 images x 5
             references and COCOeval on 5,000 images x 100 detections; seconds and peak memory
 
@@ -73,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
       'wasm-threads': { type: 'string' },
       json: { type: 'boolean' },
       images: { type: 'string' },
+      'no-install': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -160,6 +165,17 @@ async function main(argv: string[]): Promise<number> {
       const ok = reports.every((r) => r.ok);
       process.stdout.write(`\n${ok ? 'parity OK' : 'parity FAILED'} on ${reports.map((r) => r.backend).join(', ')}\n`);
       return ok ? 0 : 1;
+    }
+    case 'sizes': {
+      const root = resolve(fileURLToPath(import.meta.url), '../../../..');
+      const r = runSizes(root, { install: !values['no-install'] });
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify({ command: 'sizes', machine: machine(), ...r })}\n`);
+        return 0;
+      }
+      const file = writeReport('sizes', { command: 'sizes', machine: machine(), ...r });
+      process.stdout.write(`\n## fiber-bench sizes\n\n${sizesMarkdown(r)}\n\nwritten: ${file}\n`);
+      return r.installs.some((i) => i.error) ? 1 : 0;
     }
     case 'metrics': {
       const r = runMetricsBench({ images: values.images ? Number(values.images) : undefined });

@@ -1,7 +1,7 @@
 // Every published package builds to ESM + CJS + .d.ts and loads from both module systems, in a
 // plain Node process (not through vitest's resolver), exactly as a user's install would.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -53,5 +53,37 @@ describe('the built tensor-core runs in plain Node', () => {
     expect(r.chained).toBe(5);
     expect(r.grad[0]).toBeCloseTo(0.5, 6);
     expect(r.grad[1]).toBeCloseTo(1.0833154705876864, 5);
+  });
+});
+
+describe('TypeScript users of the published declarations', () => {
+  it('see the chained ops tensor-core registers (x.mean(), x.square(), ...)', () => {
+    const dir = join(root, 'apps', 'bench', '.types-check');
+    mkdirSync(dir, { recursive: true });
+    try {
+      writeFileSync(
+        join(dir, 'user.ts'),
+        [
+          "import { tf, initBackend, type BackendInfo } from '@fiber-vl/tensor-core';",
+          'export async function main(): Promise<BackendInfo> {',
+          '  const info = await initBackend({ backend: "cpu" });',
+          '  const x: tf.Tensor2D = tf.ones([2, 3]);',
+          '  const y: tf.Tensor = x.mean(1).square().reshape([2, 1]).add(tf.scalar(1));',
+          '  y.dispose();',
+          '  return info;',
+          '}',
+        ].join('\n'),
+      );
+      writeFileSync(
+        join(dir, 'tsconfig.json'),
+        JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'esnext', moduleResolution: 'bundler', target: 'es2022', lib: ['es2022', 'dom'], types: [], skipLibCheck: true }, files: ['user.ts'] }),
+      );
+      const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+      const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });
+      expect(r.stdout + r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

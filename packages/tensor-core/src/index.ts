@@ -29,7 +29,7 @@ export {
 export { Linear, LayerNorm, Embedding, Dropout, DropPath, GELU, Identity, Conv2d, type Conv2dOptions } from './nn/layers.js';
 export * as init from './nn/init.js';
 
-export { matmul, linear, transposeLast2, sumToShape } from './ops/linalg.js';
+export { matmul, linear, transposeLast2 } from './ops/linalg.js';
 export { softmax, gelu, layerNorm, l2Normalize } from './ops/activations.js';
 export {
   scaledDotProductAttention,
@@ -38,7 +38,7 @@ export {
   type AttentionOptions,
   type AttentionKernel,
 } from './ops/attention.js';
-export { roll, windowPartition, windowReverse, interpolateBicubic, bicubicMatrix } from './ops/spatial.js';
+export { roll, windowPartition, windowReverse, interpolateBicubic } from './ops/spatial.js';
 export {
   crossEntropy,
   bceWithLogits,
@@ -71,4 +71,4 @@ export { erf, erfinv } from './math.js';
 export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
 export { tidyOutput, disposeOutput, collectTensors } from './outputs.js';
 export { TorchCheckpoint, TorchTensorRef, TorchCheckpointError, PickleStub, type TorchLoadOptions } from './io/torch.js';
-export { readZipDirectory, ZipError, type ZipEntry } from './io/zip.js';
+export { ZipError } from './io/zip.js';

@@ -2,6 +2,7 @@ import { tf } from '../tf.js';
 import { quietCpuBackend } from './cpu.js';
 import * as tfWasm from '@tensorflow/tfjs-backend-wasm';
 import { registerFallbackKernels } from './fallback-kernels.js';
+import { platform } from '#platform';
 
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['webgpu', 'wasm', 'cpu'];
@@ -50,7 +51,6 @@ export class BackendUnavailableError extends Error {
   }
 }
 
-const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
 // tfjs' cpu backend prints a "use tfjs-node" banner on first use in Node; tfjs-node cannot be
 // installed here (it downloads libtensorflow), so re-register the cpu backend without it.
@@ -72,13 +72,9 @@ function describeAdapter(adapter: GPUAdapter, icd?: string): AdapterDescription 
 }
 
 async function initWebGpu(): Promise<BackendInfo> {
-  let icd: string | undefined;
-  if (isNode) {
-    const { installNodeWebGpu } = await import('./webgpu-node.js');
-    const got = await installNodeWebGpu();
-    if ('reason' in got) throw new BackendUnavailableError('webgpu', got.reason);
-    icd = got.icd;
-  }
+  const got = await platform.installWebGpu();
+  if ('reason' in got) throw new BackendUnavailableError('webgpu', got.reason);
+  const icd = got.icd;
   const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   if (!gpu) throw new BackendUnavailableError('webgpu', 'navigator.gpu is missing (this runtime has no WebGPU)');
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -98,20 +94,12 @@ async function initWebGpu(): Promise<BackendInfo> {
 }
 
 async function initWasm(opts: InitBackendOptions): Promise<BackendInfo> {
-  const cores = isNode
-    ? (await import('node:os')).availableParallelism()
-    : (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
-  const threads = Math.max(1, Math.floor(opts.threads ?? cores));
+  const threads = Math.max(1, Math.floor(opts.threads ?? platform.cores()));
   if (opts.wasmPath) tfWasm.setWasmPaths(opts.wasmPath);
   tfWasm.setThreadsCount(threads);
   const set = () => tf.setBackend('wasm');
   let ok: boolean;
-  if (isNode && threads > 1) {
-    const { withNodeWasmThreads } = await import('./wasm-threads-node.js');
-    ok = await withNodeWasmThreads(tf, threads, set);
-  } else {
-    ok = await set();
-  }
+  ok = threads > 1 ? await platform.withWasmThreads(tf, threads, set) : await set();
   if (!ok) throw new BackendUnavailableError('wasm', 'tfjs-backend-wasm failed to initialise (is the .wasm file reachable? see wasmPath)');
   registerFallbackKernels('wasm');
   return {
@@ -135,7 +123,7 @@ async function initOne(name: BackendName, opts: InitBackendOptions): Promise<Bac
 }
 
 function readEnvBackend(): BackendName | undefined {
-  const env = isNode ? process.env.FIBER_BACKEND : undefined;
+  const env = platform.env('FIBER_BACKEND');
   if (!env || env === 'auto') return undefined;
   if (!BACKEND_NAMES.includes(env as BackendName)) {
     throw new Error(`fiber-vl: FIBER_BACKEND="${env}" is not one of ${BACKEND_NAMES.join(', ')}, auto`);

@@ -20,14 +20,27 @@ export interface NodeGpu {
   icd?: string;
 }
 
+interface Dawn {
+  create: (flags: string[]) => GPU;
+  globals: Record<string, unknown>;
+}
+
+function isDawn(m: unknown): m is Dawn {
+  return typeof m === 'object' && m !== null && typeof Reflect.get(m, 'create') === 'function' && typeof Reflect.get(m, 'globals') === 'object';
+}
+
 /** Installs `navigator.gpu` (and the WebGPU globals) from Dawn; resolves null with a reason. */
 export async function installNodeWebGpu(): Promise<NodeGpu | { reason: string }> {
-  let dawn: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  let dawn: Dawn;
   try {
     // `webgpu` is ESM-only; import() works from both our ESM and CJS builds.
-    dawn = (await import('webgpu')) as unknown as typeof dawn;
+    const mod: unknown = await import('webgpu');
+    if (!isDawn(mod)) return { reason: 'the "webgpu" package does not export create() and globals (unsupported version; install webgpu@0.6.2)' };
+    dawn = mod;
   } catch (e) {
-    return { reason: `the optional dependency "webgpu" (Dawn for Node) could not be loaded: ${(e as Error).message}` };
+    return {
+      reason: `WebGPU in Node needs the optional peer dependency "webgpu" (Dawn, ~130 MB): npm install webgpu@0.6.2 (${(e as Error).message.split('\n')[0]})`,
+    };
   }
   if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp'; // silences the Vulkan loader
   let gpu = dawn.create([]);

@@ -6,6 +6,7 @@
 // so a multi-GB checkpoint is never held in memory twice. Every offset is validated.
 import { tf } from '../tf.js';
 import { type ByteSource, bufferSource } from './byte-source.js';
+import { platform } from '#platform';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -114,8 +115,7 @@ export class SafetensorsFile {
 
   /** Opens a file from a path (Node) lazily. */
   static async open(path: string): Promise<SafetensorsFile> {
-    const { fileSource } = await import('./node-file-source.js');
-    return SafetensorsFile.fromSource(await fileSource(path));
+    return SafetensorsFile.fromSource(await platform.fileSource(path));
   }
 
   /** Wraps bytes already in memory (browser fetch, tests). */

@@ -1,7 +1,8 @@
 // HF sharded checkpoints: `model.safetensors.index.json` = {"metadata": {...}, "weight_map":
 // {tensor name: shard file name}}; shards sit beside the index and are opened when first read.
 import type { tf } from '../tf.js';
-import { SafetensorsError, SafetensorsFile, type RawTensor, type TensorInfo } from './safetensors.js';
+import { SafetensorsError, SafetensorsFile, serializeSafetensors, type RawTensor, type TensorInfo } from './safetensors.js';
+import { platform } from '#platform';
 
 /** What both a single file and a sharded checkpoint offer. */
 export interface TensorReader {
@@ -41,15 +42,13 @@ export class ShardedSafetensors implements TensorReader {
 
   /** Opens `<dir>/model.safetensors.index.json` (or any index path) in Node. */
   static async open(indexPath: string): Promise<ShardedSafetensors> {
-    const { readFile } = await import('node:fs/promises');
-    const { dirname, join } = await import('node:path');
     let json: unknown;
     try {
-      json = JSON.parse(await readFile(indexPath, 'utf8'));
+      json = JSON.parse(await platform.readTextFile(indexPath));
     } catch (e) {
       throw new SafetensorsError(indexPath, `cannot read the index: ${(e as Error).message}`);
     }
-    return ShardedSafetensors.fromIndex(indexPath, json, (shard) => SafetensorsFile.open(join(dirname(indexPath), shard)));
+    return ShardedSafetensors.fromIndex(indexPath, json, (shard) => SafetensorsFile.open(platform.siblingPath(indexPath, shard)));
   }
 
   keys(): string[] {
@@ -112,10 +111,8 @@ export async function loadSafetensors(path: string, filter?: (name: string) => b
 /** Writes tensors to a `.safetensors` file (Node). */
 export async function saveSafetensors(
   path: string,
-  tensors: Parameters<typeof import('./safetensors.js').serializeSafetensors>[0],
+  tensors: Parameters<typeof serializeSafetensors>[0],
   metadata?: Record<string, string>,
 ): Promise<void> {
-  const { serializeSafetensors } = await import('./safetensors.js');
-  const { writeFile } = await import('node:fs/promises');
-  await writeFile(path, serializeSafetensors(tensors, metadata));
+  await platform.writeFile(path, serializeSafetensors(tensors, metadata));
 }

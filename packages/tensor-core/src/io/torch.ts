@@ -5,6 +5,7 @@
 // are read from their storage entry when asked for.
 import { tf } from '../tf.js';
 import type { ByteSource } from './byte-source.js';
+import { platform } from '#platform';
 import { decode, rawToTensor, type RawTensor, type SafetensorsDType } from './safetensors.js';
 import { readZipDirectory, type ZipEntry } from './zip.js';
 
@@ -203,8 +204,7 @@ export class TorchCheckpoint {
 
   /** Opens a .pth / .ckpt / .bin file (Node). */
   static async open(path: string, options?: TorchLoadOptions): Promise<TorchCheckpoint> {
-    const { fileSource } = await import('./node-file-source.js');
-    return TorchCheckpoint.fromSource(await fileSource(path), options);
+    return TorchCheckpoint.fromSource(await platform.fileSource(path), options);
   }
 
   /**

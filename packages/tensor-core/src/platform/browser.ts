@@ -1,0 +1,21 @@
+// The browser platform: no file system, no Dawn; wasm threads come from tfjs-backend-wasm's own
+// pthreads build when the page is cross-origin isolated. tfjs-core's gradients and chained ops are
+// imported from its ESM files, so the user's bundler shares them with the rest of tfjs-core.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+import { NodeOnlyError, type Platform } from './types.js';
+
+const noFiles = (what: string) => () => Promise.reject(new NodeOnlyError(what, 'pass a File or Blob through blobSource(file), or bytes through bufferSource(bytes)'));
+
+export const platform: Platform = {
+  name: 'browser',
+  env: () => undefined,
+  cores: () => (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1,
+  fileSource: noFiles('reading a file by path'),
+  readTextFile: noFiles('reading a file by path'),
+  writeFile: () => Promise.reject(new NodeOnlyError('writing a file by path', 'serialise to bytes (serializeSafetensors) and offer them as a download')),
+  siblingPath: (file, relative) => new URL(relative, new URL(file, 'file:///')).pathname,
+  installWebGpu: async (): Promise<{ icd?: string } | { reason: string }> =>
+    (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu ? {} : { reason: 'navigator.gpu is missing (this browser has no WebGPU, or it is disabled)' },
+  withWasmThreads: (_tf, _threads, init) => init(),
+};

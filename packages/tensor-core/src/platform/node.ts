@@ -1,0 +1,29 @@
+// The Node platform: files through node:fs, WebGPU through Dawn (the optional `webgpu` package),
+// wasm threads through worker_threads. tfjs-core's Node entry registers neither gradients nor
+// chained ops and its ESM files cannot be loaded by Node (extensionless imports), so the build
+// bundles those two registration modules into this file (they register into tfjs-core's global
+// registries; the engine stays the one in @tensorflow/tfjs-core).
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+import { readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileSource } from '../io/node-file-source.js';
+import { installNodeWebGpu } from '../backends/webgpu-node.js';
+import { withNodeWasmThreads } from '../backends/wasm-threads-node.js';
+import type { Platform } from './types.js';
+
+export const platform: Platform = {
+  name: 'node',
+  env: (name) => process.env[name],
+  cores: () => availableParallelism(),
+  fileSource,
+  readTextFile: (path) => readFile(path, 'utf8'),
+  writeFile: (path, bytes) => writeFile(path, bytes),
+  siblingPath: (file, relative) => join(dirname(file), relative),
+  installWebGpu: async () => {
+    const got = await installNodeWebGpu();
+    return 'reason' in got ? got : { icd: got.icd };
+  },
+  withWasmThreads: (tfCore, threads, init) => withNodeWasmThreads(tfCore, threads, init),
+};

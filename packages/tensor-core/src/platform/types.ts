@@ -1,0 +1,31 @@
+// What tensor-core needs from its host. Two implementations: `node.ts` (files, Dawn WebGPU, wasm
+// threads through worker_threads) and `browser.ts`. The package.json `imports` map picks one by
+// export condition (`#platform`: "node" or "default"), so the main entry bundles for browsers
+// with no Node built-in in sight, and Node users get the file loaders.
+import type { tf } from '../tf.js';
+import type { ByteSource } from '../io/byte-source.js';
+
+export interface Platform {
+  readonly name: 'node' | 'browser';
+  /** An environment variable (Node) or undefined. */
+  env(name: string): string | undefined;
+  /** Logical cores available to this process / page. */
+  cores(): number;
+  /** Random access to a file by path (Node only; browsers pass a Blob to `blobSource`). */
+  fileSource(path: string): Promise<ByteSource>;
+  readTextFile(path: string): Promise<string>;
+  writeFile(path: string, bytes: Uint8Array): Promise<void>;
+  /** Resolves `relative` against the folder of `file` (sharded checkpoints' shards). */
+  siblingPath(file: string, relative: string): string;
+  /** Makes `navigator.gpu` available (Node: Dawn); resolves with why not when it cannot. */
+  installWebGpu(): Promise<{ icd?: string } | { reason: string }>;
+  /** Runs `init` (which calls tf.setBackend('wasm')) so that the wasm backend gets `threads` threads. */
+  withWasmThreads<T>(tfCore: typeof tf, threads: number, init: () => Promise<T>): Promise<T>;
+}
+
+export class NodeOnlyError extends Error {
+  constructor(what: string, instead: string) {
+    super(`${what} needs Node.js (file paths do not exist in browsers); ${instead}`);
+    this.name = 'NodeOnlyError';
+  }
+}
