@@ -8,8 +8,8 @@
 //            Swin with its final norm, 12 plain text layers, the `_itc` transforms and poolers,
 //            L2-normalised.
 import { Linear, Module, defaultGenerator, l2Normalize, tf, tidyOutput, type Generator } from '@fiber-vl/tensor-core';
-import { RobertaModel, RobertaPooler } from '@fiber-vl/roberta';
-import { SwinTransformer } from '@fiber-vl/swin';
+import { RobertaModel, RobertaPooler, type LayerOptions, type RobertaState } from '@fiber-vl/roberta';
+import { SwinTransformer, type SwinState, type SwinStep } from '@fiber-vl/swin';
 import { FiberRobertaLayer, FusedWindowAttention, type ImageContext, type TextContext } from './blocks.js';
 import { fusionSchedule, validateFiberConfig, type FiberCoarseConfig, type FusedPair } from './config.js';
 
@@ -50,6 +50,54 @@ export function checkPairedBatch(pixels: tf.Tensor, inputIds: tf.Tensor, attenti
   }
 }
 
+export interface RunFusedOptions {
+  /** Skip the output LayerNorm of the last text layer (the coarse fused pass does, fiber-spec §1.5). */
+  skipLastTextNorm?: boolean;
+  /** Called at each stage end, before its PatchMerging (the fine-grained backbone reads its features here). */
+  onStageEnd?: (stage: number, image: SwinState) => void;
+  /** Called after every step with its output: Swin steps, and text layers (`{ kind: 'text' }`). For parity checks. */
+  observe?: (step: SwinStep | { kind: 'text'; layer: number } | { kind: 'embed' }, state: SwinState | RobertaState) => void;
+}
+
+/**
+ * FIBER's fusion schedule over the backbones' own steps (fiber-spec §1.5, §3.2): the text layers
+ * before the first fused pair run alone, then Swin's steps run in order; at a fused pair the Swin
+ * block cross-attends to the text state and the paired text layer to the image state, both from
+ * before the step (parallel update). Call inside a tidy scope: intermediate states are not freed.
+ */
+export function runFused(
+  swin: SwinTransformer<TextContext>,
+  roberta: RobertaModel<ImageContext>,
+  schedule: readonly FusedPair[],
+  pixels: tf.Tensor,
+  inputIds: tf.Tensor,
+  attentionMask: tf.Tensor,
+  { skipLastTextNorm = false, onStageEnd, observe }: RunFusedOptions = {},
+): { image: SwinState; text: RobertaState } {
+  const pairAt = new Map(schedule.map((p) => [`${p.stage}/${p.block}`, p]));
+  const lastText = roberta.numLayers - 1;
+  const firstFused = Math.min(...schedule.map((p) => p.textLayer));
+  let text = roberta.embed(inputIds, attentionMask);
+  observe?.({ kind: 'text', layer: -1 }, text);
+  const textLayer = (i: number, options?: LayerOptions<ImageContext>) => {
+    text = roberta.layer(i, text, options);
+    observe?.({ kind: 'text', layer: i }, text);
+  };
+  for (let i = 0; i < firstFused; i++) textLayer(i);
+  let image = swin.embed(pixels);
+  observe?.({ kind: 'embed' }, image);
+  for (const s of swin.steps) {
+    if (s.kind === 'stageEnd') onStageEnd?.(s.stage, image);
+    const pair = s.kind === 'block' ? pairAt.get(`${s.stage}/${s.block}`) : undefined;
+    const before = image;
+    image = swin.step(s, image, pair ? { text: text.hidden, mask: text.mask } : undefined);
+    observe?.(s, image);
+    // parallel update: the text layer reads the image state from before the paired block
+    if (pair) textLayer(pair.textLayer, { context: { image: before.hidden }, skipOutputNorm: skipLastTextNorm && pair.textLayer === lastText });
+  }
+  return { image, text };
+}
+
 export class FiberCoarseBackbone extends Module {
   crossModalTextTransform: Linear;
   crossModalImageTransform: Linear;
@@ -62,7 +110,6 @@ export class FiberCoarseBackbone extends Module {
   crossModalImagePoolerItc: RobertaPooler;
   crossModalTextPoolerItc: RobertaPooler;
   readonly schedule: FusedPair[];
-  private readonly pairAt: Map<string, FusedPair>;
 
   constructor(
     readonly config: FiberCoarseConfig,
@@ -74,7 +121,7 @@ export class FiberCoarseBackbone extends Module {
     const imageWidth = swin.embedDim * 2 ** (swin.depths.length - 1);
     const textWidth = roberta.hiddenSize;
     this.schedule = fusionSchedule(config);
-    this.pairAt = new Map(this.schedule.map((p) => [`${p.stage}/${p.block}`, p]));
+    const fused = new Set(this.schedule.map((p) => `${p.stage}/${p.block}`));
     const stageOfLayer = new Map(this.schedule.map((p) => [p.textLayer, p.stage]));
     this.crossModalTextTransform = new Linear(textWidth, hiddenSize, { rng });
     this.crossModalImageTransform = new Linear(imageWidth, hiddenSize, { rng });
@@ -83,7 +130,7 @@ export class FiberCoarseBackbone extends Module {
     this.vitModel = new SwinTransformer<TextContext>(swin, {
       rng,
       attentionFactory: (stage, block, dim, windowSize, heads) =>
-        this.pairAt.has(`${stage}/${block}`) ? new FusedWindowAttention(dim, windowSize, heads, textWidth, { qkvBias: swin.qkvBias, eps: swin.layerNormEps, rng }) : undefined,
+        fused.has(`${stage}/${block}`) ? new FusedWindowAttention(dim, windowSize, heads, textWidth, { qkvBias: swin.qkvBias, eps: swin.layerNormEps, rng }) : undefined,
     });
     const layers = Array.from({ length: roberta.numHiddenLayers }, (_, i) => {
       const stage = stageOfLayer.get(i);
@@ -99,25 +146,9 @@ export class FiberCoarseBackbone extends Module {
   /** The fusion-on pass: pixels [B, 3, S, S], inputIds / attentionMask [B, L]. */
   fused(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): FusedOutput {
     checkPairedBatch(pixels, inputIds, attentionMask);
-    const swin = this.vitModel;
-    const roberta = this.textTransformer;
-    const lastText = roberta.numLayers - 1;
-    const firstFused = Math.min(...this.schedule.map((p) => p.textLayer));
     return tidyOutput(() => {
-      let text = roberta.embed(inputIds, attentionMask);
-      for (let i = 0; i < firstFused; i++) text = roberta.layer(i, text);
-      let image = swin.embed(pixels);
-      for (const s of swin.steps) {
-        const pair = s.kind === 'block' ? this.pairAt.get(`${s.stage}/${s.block}`) : undefined;
-        if (!pair) {
-          image = swin.step(s, image);
-          continue;
-        }
-        // parallel update: both sides read the other's state from before this step
-        const nextImage = swin.step(s, image, { text: text.hidden, mask: text.mask });
-        text = roberta.layer(pair.textLayer, text, { context: { image: image.hidden }, skipOutputNorm: pair.textLayer === lastText });
-        image = nextImage;
-      }
+      // the last text layer skips its output LayerNorm in the coarse fused pass (fiber-spec §1.5)
+      const { image, text } = runFused(this.vitModel, this.textTransformer, this.schedule, pixels, inputIds, attentionMask, { skipLastTextNorm: true });
       const textFeats = this.crossModalTextTransform.forward(text.hidden);
       const imageFeats = this.crossModalImageTransform.forward(image.hidden);
       const clsText = this.crossModalTextPooler.forward(textFeats);

@@ -19,5 +19,21 @@ export {
   type TextContext,
   type ImageContext,
 } from './blocks.js';
-export { FiberCoarseBackbone, checkPairedBatch, type FusedOutput, type DualImageOutput, type DualTextOutput } from './backbone.js';
+export { FiberCoarseBackbone, checkPairedBatch, runFused, type RunFusedOptions, type FusedOutput, type DualImageOutput, type DualTextOutput } from './backbone.js';
+export {
+  FiberFineBackbone,
+  FineVisionBackbone,
+  LanguageBackbone,
+  RobertaFusedEncoder,
+  FIBER_FINE_PRESETS,
+  fiberFineConfig,
+  validateFiberFineConfig,
+  type FiberFineConfig,
+  type FiberFineConfigOptions,
+  type FiberFinePresetName,
+  type FineFusionVersion,
+  type FineBackboneOutput,
+  type FineLanguageFeatures,
+  type Neck,
+} from './fine.js';
 export { loadFiberCheckpoint, exportFiberCheckpoint, readCheckpointStateDict, FIBER_QUEUE_BUFFERS, type FiberLoadResult } from './checkpoint.js';

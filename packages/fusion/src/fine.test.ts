@@ -1,0 +1,94 @@
+// The fine-grained backbone against the official FusionSwinTransformer (set A tiny_fine: a 96x128
+// input, so stages are padded to whole windows, v2 fusion) on every backend: patch embedding, every
+// block and PatchMerging, every text layer, the aggregated language features, and the stage outputs.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SafetensorsFile, disposeOutput, loadSafetensors, tf } from '@fiber-vl/tensor-core';
+import { expectNoTensorGrowth, maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { robertaConfigFromHf } from '@fiber-vl/roberta';
+import { swinConfig } from '@fiber-vl/swin';
+import { FiberFineBackbone, fiberFineConfig, type FiberFineConfig } from './fine.js';
+
+const dir = join(__dirname, '../../../fixtures/fiber/fine-a');
+const { names } = await testBackends();
+
+function configOf(): FiberFineConfig {
+  const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  return fiberFineConfig('base', {
+    swin: swinConfig('swin_base_patch4_window12_384', { embedDim: c.swin.embed_dim, depths: c.swin.depths, numHeads: c.swin.num_heads, windowSize: c.swin.window_size, patchSize: c.swin.patch_size }),
+    roberta: robertaConfigFromHf(c.roberta),
+    maxQueryLen: c.max_query_len,
+  });
+}
+
+async function load() {
+  const model = new FiberFineBackbone(configOf());
+  const dict = await loadSafetensors(join(dir, 'model.safetensors'), (k) => k.startsWith('fusion_backbone.') && !k.startsWith('fusion_backbone.backbone.fpn.'));
+  model.loadStateDict(new Map([...dict].map(([k, v]) => [k.slice('fusion_backbone.'.length), v])));
+  tf.dispose([...dict.values()]);
+  return model.eval();
+}
+
+describe('fine-grained backbone config', () => {
+  it('FIBER-B: window 12, drop-path 0.4, MAX_QUERY_LEN 256; validation names the field', () => {
+    const c = fiberFineConfig();
+    expect([c.swin.windowSize, c.swin.dropPathRate, c.maxQueryLen, c.version, c.numFuseBlock]).toEqual([12, 0.4, 256, 'v2', 6]);
+    expect(() => fiberFineConfig('tiny', { maxQueryLen: 100 })).toThrow('FiberFineConfig.maxQueryLen: 100 must be an integer in [2, 32]');
+    // @ts-expect-error not a version
+    expect(() => fiberFineConfig('tiny', { version: 'v4' })).toThrow(/FiberFineConfig.version: "v4" is not v2 or v3/);
+  });
+});
+
+describe.each(names)('fine-grained backbone parity with the official code on %s', (backend) => {
+  beforeAll(() => useBackend(backend));
+
+  it('tiny_fine: patch embed, every block and merge, every text layer, language features, stage outputs within 1e-4', async () => {
+    const model = await load();
+    const inputs = await SafetensorsFile.open(join(dir, 'inputs.safetensors'));
+    const inter = await SafetensorsFile.open(join(dir, 'intermediates.safetensors'));
+    const outputs = await SafetensorsFile.open(join(dir, 'outputs.safetensors'));
+    const [images, ids, mask] = await Promise.all(['images', 'input_ids', 'attention_mask'].map((n) => inputs.readTensor(n)));
+    const acts: [string, tf.Tensor][] = [];
+    const { runFused } = await import('./backbone.js');
+    const out = tf.tidy(() => {
+      const r = runFused(model.swin, model.roberta, model.schedule, images, ids, mask, {
+        observe: (step, state) => {
+          const t = tf.keep(tf.clone(state.hidden));
+          if (step.kind === 'embed') {
+            const [B, , C] = t.shape;
+            const [H, W] = 'grid' in state ? state.grid : [0, 0];
+            acts.push(['img.patch_embed', tf.keep(tf.transpose(tf.reshape(t, [B, H, W, C]), [0, 3, 1, 2]))]);
+            t.dispose();
+          } else if (step.kind === 'text') acts.push([step.layer < 0 ? 'txt.embeddings' : `txt.layer${step.layer}`, t]);
+          else if (step.kind === 'block') acts.push([`img.stage${step.stage}.block${step.block}`, t]);
+          else if (step.stage < 3) acts.push([`img.stage${step.stage}.downsample`, t]);
+          else t.dispose();
+        },
+      });
+      return r.text.hidden;
+    });
+    const full = model.forward(images, ids, mask);
+    const errors = {
+      ...(await maxAbsErrors(acts, inter)),
+      ...(await maxAbsErrors([['lang.hidden', full.language.hidden], ['lang.embedded', full.language.embedded], ['lang.aggregate', full.language.aggregate]], outputs)),
+    };
+    expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
+    // every backbone intermediate of the fixture (its head.tower* ones are the head's, checked in heads-fine)
+    expect(Object.keys(errors)).toHaveLength(44);
+    expect(full.stages.map((s) => s.shape)).toEqual([[2, 32, 12, 16], [2, 64, 6, 8], [2, 128, 3, 4]]);
+    disposeOutput([out, full, acts, images, ids, mask]);
+    await Promise.all([inputs.close(), inter.close(), outputs.close()]);
+    model.dispose();
+  }, 600_000); // SwiftShader WebGPU is a CPU emulation: minutes on a busy 2-core machine
+
+  it('repeated forward passes do not grow the tensor count', async () => {
+    const model = await load();
+    const px = tf.randomNormal([1, 3, 64, 96]);
+    const ids = tf.tensor2d([[0, 11, 25, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]], undefined, 'int32');
+    const mask = tf.cast(tf.notEqual(ids, 1), 'int32');
+    await expectNoTensorGrowth(() => model.forward(px, ids, mask), { label: 'fine backbone forward' });
+    tf.dispose([px, ids, mask]);
+    model.dispose();
+  });
+});
