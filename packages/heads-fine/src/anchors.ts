@@ -38,7 +38,12 @@ export function cellAnchors(stride: number, sizes: readonly number[], aspectRati
     const h = a[3] - a[1] + 1;
     return [w, h, a[0] + 0.5 * (w - 1), a[1] + 0.5 * (h - 1)];
   };
-  const mk = (w: number, h: number, cx: number, cy: number) => [cx - 0.5 * (w - 1), cy - 0.5 * (h - 1), cx + 0.5 * (w - 1), cy + 0.5 * (h - 1)];
+  const mk = (w: number, h: number, cx: number, cy: number) => [
+    cx - 0.5 * (w - 1),
+    cy - 0.5 * (h - 1),
+    cx + 0.5 * (w - 1),
+    cy + 0.5 * (h - 1),
+  ];
   const [w, h, cx, cy] = whctr([0, 0, stride - 1, stride - 1]);
   const out: number[][] = [];
   for (const ratio of aspectRatios) {
@@ -68,9 +73,14 @@ export function anchorsPerLocation(config: AnchorConfig = FIBER_ANCHORS): number
  * Anchors of every level for feature maps of the given [height, width]s: one Float32Array
  * [H * W * A, 4] (xyxy) per level, ordered (y, x, anchor) like `grid_anchors`.
  */
-export function generateAnchors(featureSizes: readonly (readonly [number, number])[], config: AnchorConfig = FIBER_ANCHORS): Float32Array[] {
+export function generateAnchors(
+  featureSizes: readonly (readonly [number, number])[],
+  config: AnchorConfig = FIBER_ANCHORS,
+): Float32Array[] {
   if (config.sizes.length !== config.strides.length) {
-    throw new RangeError(`anchors: ${config.sizes.length} sizes but ${config.strides.length} strides (one of each per FPN level)`);
+    throw new RangeError(
+      `anchors: ${config.sizes.length} sizes but ${config.strides.length} strides (one of each per FPN level)`,
+    );
   }
   if (featureSizes.length !== config.strides.length) {
     throw new RangeError(`anchors: ${featureSizes.length} feature maps but ${config.strides.length} anchor strides`);

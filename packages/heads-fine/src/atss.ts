@@ -31,7 +31,8 @@ function concatLevels(levels: readonly ArrayLike<number>[]): Float32Array {
   const out = new Float32Array(levels.reduce((s, l) => s + l.length, 0));
   let o = 0;
   for (const l of levels) {
-    if (l.length % 4 !== 0) throw new RangeError(`ATSS: a level has ${l.length} anchor values, not a whole number of boxes`);
+    if (l.length % 4 !== 0)
+      throw new RangeError(`ATSS: a level has ${l.length} anchor values, not a whole number of boxes`);
     out.set(l, o);
     o += l.length;
   }
@@ -39,12 +40,15 @@ function concatLevels(levels: readonly ArrayLike<number>[]): Float32Array {
 }
 
 function checkGt(boxes: ArrayLike<number>): number {
-  if (boxes.length % 4 !== 0) throw new RangeError(`ATSS: ${boxes.length} GT box values is not a whole number of boxes (4 each)`);
+  if (boxes.length % 4 !== 0)
+    throw new RangeError(`ATSS: ${boxes.length} GT box values is not a whole number of boxes (4 each)`);
   const G = boxes.length / 4;
   for (let g = 0; g < G; g++) {
     const [x1, y1, x2, y2] = [boxes[4 * g], boxes[4 * g + 1], boxes[4 * g + 2], boxes[4 * g + 3]];
     if (![x1, y1, x2, y2].every(Number.isFinite) || x2 < x1 || y2 < y1) {
-      throw new RangeError(`ATSS: GT box ${g} [${x1}, ${y1}, ${x2}, ${y2}] is not a finite xyxy box with x2 >= x1, y2 >= y1`);
+      throw new RangeError(
+        `ATSS: GT box ${g} [${x1}, ${y1}, ${x2}, ${y2}] is not a finite xyxy box with x2 >= x1, y2 >= y1`,
+      );
     }
   }
   return G;
@@ -54,7 +58,11 @@ function checkGt(boxes: ArrayLike<number>): number {
  * Assigns the anchors of one image (`anchorsPerLevel` from `generateAnchors`) to its [G, 4] xyxy GT
  * boxes. Equal centre distances pick the lower anchor index; equal IoUs across GTs the lower GT.
  */
-export function atssAssign(anchorsPerLevel: readonly ArrayLike<number>[], gtBoxes: ArrayLike<number>, config: Partial<AtssConfig> = {}): AtssAssignment {
+export function atssAssign(
+  anchorsPerLevel: readonly ArrayLike<number>[],
+  gtBoxes: ArrayLike<number>,
+  config: Partial<AtssConfig> = {},
+): AtssAssignment {
   const { topk, anchorsPerLocation } = { ...FIBER_ATSS, ...config };
   const anchors = concatLevels(anchorsPerLevel);
   const A = anchors.length / 4;
@@ -111,7 +119,10 @@ export function atssAssign(anchorsPerLevel: readonly ArrayLike<number>[], gtBoxe
 
 /** What the ATSS loss needs of one image. */
 export interface AtssTargets extends AtssAssignment {
-  /** [A, T] token targets: the assigned GT's positive-map row (binarised), or the "no object" row (1 on the last token). */
+  /**
+   * [A, T] token targets: the assigned GT's positive-map row (binarised), or the "no object" row
+   * (1 on the last token).
+   */
   tokenTargets: Float32Array;
   /** [P, 4] regression targets of the positives (`BoxCoder.encode`). */
   regTargets: Float32Array;
@@ -149,18 +160,27 @@ export function centernessTargets(regTargets: ArrayLike<number>, anchors: ArrayL
 }
 
 /** ATSS assignment plus every per-anchor target of one image. */
-export function atssTargets(anchorsPerLevel: readonly ArrayLike<number>[], target: FineTarget, numTokens: number, config: Partial<AtssConfig> = {}): AtssTargets {
+export function atssTargets(
+  anchorsPerLevel: readonly ArrayLike<number>[],
+  target: FineTarget,
+  numTokens: number,
+  config: Partial<AtssConfig> = {},
+): AtssTargets {
   const assignment = atssAssign(anchorsPerLevel, target.boxes, config);
   const G = target.boxes.length / 4;
   if (target.positiveMap.length !== G * numTokens) {
-    throw new RangeError(`ATSS: the positive map has ${target.positiveMap.length} values, expected ${G} boxes x ${numTokens} tokens`);
+    throw new RangeError(
+      `ATSS: the positive map has ${target.positiveMap.length} values, expected ${G} boxes x ${numTokens} tokens`,
+    );
   }
   const anchors = concatLevels(anchorsPerLevel);
   const { gtIndex, positives } = assignment;
   const tokenTargets = new Float32Array(gtIndex.length * numTokens);
   gtIndex.forEach((g, a) => {
     if (g < 0) tokenTargets[a * numTokens + numTokens - 1] = 1;
-    else for (let t = 0; t < numTokens; t++) tokenTargets[a * numTokens + t] = target.positiveMap[g * numTokens + t] > 0 ? 1 : 0;
+    else
+      for (let t = 0; t < numTokens; t++)
+        tokenTargets[a * numTokens + t] = target.positiveMap[g * numTokens + t] > 0 ? 1 : 0;
   });
   const P = positives.length;
   const matched = new Float32Array(4 * P);
@@ -172,5 +192,11 @@ export function atssTargets(anchorsPerLevel: readonly ArrayLike<number>[], targe
     }
   });
   const regTargets = encodeBoxes(matched, positiveAnchors);
-  return { ...assignment, tokenTargets, regTargets, positiveAnchors, centernessTargets: centernessTargets(regTargets, positiveAnchors) };
+  return {
+    ...assignment,
+    tokenTargets,
+    regTargets,
+    positiveAnchors,
+    centernessTargets: centernessTargets(regTargets, positiveAnchors),
+  };
 }

@@ -5,7 +5,12 @@
 // differentiable (the GIoU loss decodes through it).
 import { tf } from '@fiber-vl/tensor-core';
 
-export const BOX_CODER_WEIGHTS: readonly [number, number, number, number] = Object.freeze([10, 10, 5, 5]) as readonly [number, number, number, number];
+export const BOX_CODER_WEIGHTS: readonly [number, number, number, number] = Object.freeze([10, 10, 5, 5]) as readonly [
+  number,
+  number,
+  number,
+  number,
+];
 /** log(1000 / 16): the largest dw, dh fed to exp. */
 export const BBOX_XFORM_CLIP = Math.log(1000 / 16);
 
@@ -73,7 +78,10 @@ export function encodeBoxes(boxes: ArrayLike<number>, anchors: ArrayLike<number>
  */
 export function decodeBoxesTensor(codes: tf.Tensor, anchors: tf.Tensor): tf.Tensor {
   if (codes.shape[codes.rank - 1] !== 4 || anchors.shape[anchors.rank - 1] !== 4) {
-    throw new RangeError(`decodeBoxesTensor: codes [${codes.shape.join(', ')}] and anchors [${anchors.shape.join(', ')}] need a last axis of 4`);
+    throw new RangeError(
+      `decodeBoxesTensor: codes [${codes.shape.join(', ')}] and anchors [${anchors.shape.join(', ')}] ` +
+        'need a last axis of 4',
+    );
   }
   const [wx, wy, ww, wh] = BOX_CODER_WEIGHTS;
   return tf.tidy(() => {

@@ -7,7 +7,8 @@ export function boxArea(boxes: ArrayLike<number>, i: number): number {
 }
 
 function checkBoxes(what: string, boxes: ArrayLike<number>): number {
-  if (boxes.length % 4 !== 0) throw new RangeError(`${what}: ${boxes.length} values is not a whole number of boxes (4 each)`);
+  if (boxes.length % 4 !== 0)
+    throw new RangeError(`${what}: ${boxes.length} values is not a whole number of boxes (4 each)`);
   return boxes.length / 4;
 }
 
@@ -60,7 +61,8 @@ export function keepLargeBoxes(boxes: ArrayLike<number>, minSize: number): numbe
   const n = checkBoxes('keepLargeBoxes', boxes);
   const keep: number[] = [];
   for (let i = 0; i < n; i++) {
-    if (boxes[4 * i + 2] - boxes[4 * i] + 1 >= minSize && boxes[4 * i + 3] - boxes[4 * i + 1] + 1 >= minSize) keep.push(i);
+    if (boxes[4 * i + 2] - boxes[4 * i] + 1 >= minSize && boxes[4 * i + 3] - boxes[4 * i + 1] + 1 >= minSize)
+      keep.push(i);
   }
   return keep;
 }
@@ -73,11 +75,16 @@ export function argsortDescending(scores: ArrayLike<number>): number[] {
 /**
  * The GPU `ml_nms` (maskrcnn_benchmark `csrc/cuda/ml_nms.cu`): greedy NMS in descending score order
  * where a box suppresses later boxes of the same label whose IoU (+1 areas, float32 arithmetic) is
- * strictly greater than `threshold` (as float32). Returns the kept indices in ascending index order, as the kernel's final sort
- * does. Equal scores are visited in input order (the CUDA sort leaves their order unspecified).
- * `threshold <= 0` keeps everything (`boxlist_ml_nms` returns early).
+ * strictly greater than `threshold` (as float32). Returns the kept indices in ascending index order,
+ * as the kernel's final sort does. Equal scores are visited in input order (the CUDA sort leaves
+ * their order unspecified). `threshold <= 0` keeps everything (`boxlist_ml_nms` returns early).
  */
-export function multiLabelNms(boxes: ArrayLike<number>, scores: ArrayLike<number>, labels: ArrayLike<number>, threshold: number): number[] {
+export function multiLabelNms(
+  boxes: ArrayLike<number>,
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  threshold: number,
+): number[] {
   const n = checkBoxes('multiLabelNms', boxes);
   if (scores.length !== n || labels.length !== n) {
     throw new RangeError(`multiLabelNms: ${n} boxes but ${scores.length} scores and ${labels.length} labels`);

@@ -37,10 +37,20 @@ export const FIBER_ATSS_LOSS: Readonly<AtssLossConfig> = Object.freeze({
  * (1 - p_t)^gamma * alpha_t over the elements whose text mask is 1. logits, targets [B, A, T];
  * textMask [B, T].
  */
-export function tokenSigmoidFocalLoss(logits: tf.Tensor, targets: tf.Tensor, textMask: tf.Tensor, { alpha = 0.25, gamma = 2 } = {}): tf.Tensor {
-  if (logits.rank !== 3 || targets.shape.join() !== logits.shape.join() || textMask.shape.join() !== [logits.shape[0], logits.shape[2]].join()) {
+export function tokenSigmoidFocalLoss(
+  logits: tf.Tensor,
+  targets: tf.Tensor,
+  textMask: tf.Tensor,
+  { alpha = 0.25, gamma = 2 } = {},
+): tf.Tensor {
+  if (
+    logits.rank !== 3 ||
+    targets.shape.join() !== logits.shape.join() ||
+    textMask.shape.join() !== [logits.shape[0], logits.shape[2]].join()
+  ) {
     throw new RangeError(
-      `tokenSigmoidFocalLoss: logits [${logits.shape.join(', ')}] and targets [${targets.shape.join(', ')}] must be [B, A, T] and the text mask [${textMask.shape.join(', ')}] [B, T]`,
+      `tokenSigmoidFocalLoss: logits [${logits.shape.join(', ')}] and targets [${targets.shape.join(', ')}] ` +
+        `must be [B, A, T] and the text mask [${textMask.shape.join(', ')}] [B, T]`,
     );
   }
   return tf.tidy(() => {
@@ -70,7 +80,10 @@ export function giouLoss(pred: tf.Tensor, target: tf.Tensor, anchors: tf.Tensor,
     const iy2 = tf.minimum(py2, ty2);
     // the official area is 0 unless both sides are > 0: relu(w) * relu(h) is the same value and gradient
     const inter = tf.mul(tf.relu(tf.sub(ix2, ix1)), tf.relu(tf.sub(iy2, iy1)));
-    const enclosing = tf.add(tf.mul(tf.sub(tf.maximum(px2, tx2), tf.minimum(px1, tx1)), tf.sub(tf.maximum(py2, ty2), tf.minimum(py1, ty1))), 1e-7);
+    const enclosing = tf.add(
+      tf.mul(tf.sub(tf.maximum(px2, tx2), tf.minimum(px1, tx1)), tf.sub(tf.maximum(py2, ty2), tf.minimum(py1, ty1))),
+      1e-7,
+    );
     const union = tf.add(tf.sub(tf.add(predArea, targetArea), inter), 1e-7);
     const giou = tf.sub(tf.div(inter, union), tf.div(tf.sub(enclosing, union), enclosing));
     const losses = tf.sub(1, giou);
@@ -108,11 +121,24 @@ export function flattenHeadOutputs(levels: {
   clsLogits?: readonly tf.Tensor[];
 }): FlatHeadOutputs {
   const n = levels.bboxReg.length;
-  if (n === 0 || levels.centerness.length !== n || levels.dotProductLogits.length !== n || (levels.clsLogits && levels.clsLogits.length !== n)) {
-    throw new RangeError(`flattenHeadOutputs: need the same number (> 0) of bbox_reg, centerness, dot-product (and cls) levels`);
+  if (
+    n === 0 ||
+    levels.centerness.length !== n ||
+    levels.dotProductLogits.length !== n ||
+    (levels.clsLogits && levels.clsLogits.length !== n)
+  ) {
+    throw new RangeError(
+      `flattenHeadOutputs: need the same number (> 0) of bbox_reg, centerness, dot-product (and cls) levels`,
+    );
   }
   const A = (levels.bboxReg[0].shape[1] ?? 0) / 4;
-  const flat = (xs: readonly tf.Tensor[]) => tf.tidy(() => tf.concat(xs.map((x) => permuteAndFlatten(x, A)), 1));
+  const flat = (xs: readonly tf.Tensor[]) =>
+    tf.tidy(() =>
+      tf.concat(
+        xs.map((x) => permuteAndFlatten(x, A)),
+        1,
+      ),
+    );
   return {
     bboxReg: flat(levels.bboxReg),
     centerness: tf.tidy(() => tf.squeeze(flat(levels.centerness), [2])),
@@ -154,10 +180,16 @@ export function atssLoss(
   const { dotProductLogits, bboxReg, centerness, clsLogits } = outputs;
   const [B = 0, A = 0, T = 0] = dotProductLogits.shape;
   const anchorCount = anchorsPerLevel.reduce((s, l) => s + l.length / 4, 0);
-  if (A !== anchorCount || bboxReg.shape.join() !== [B, A, 4].join() || centerness.shape.join() !== [B, A].join() || targets.length !== B) {
+  if (
+    A !== anchorCount ||
+    bboxReg.shape.join() !== [B, A, 4].join() ||
+    centerness.shape.join() !== [B, A].join() ||
+    targets.length !== B
+  ) {
     throw new RangeError(
-      `atssLoss: dot-product logits [${dotProductLogits.shape.join(', ')}], bbox_reg [${bboxReg.shape.join(', ')}], centerness ` +
-        `[${centerness.shape.join(', ')}], ${anchorCount} anchors and ${targets.length} targets do not describe one batch`,
+      `atssLoss: dot-product logits [${dotProductLogits.shape.join(', ')}], ` +
+        `bbox_reg [${bboxReg.shape.join(', ')}], centerness [${centerness.shape.join(', ')}], ` +
+        `${anchorCount} anchors and ${targets.length} targets do not describe one batch`,
     );
   }
   const per = targets.map((t, b) => {
@@ -184,7 +216,10 @@ export function atssLoss(
   const numPosAvg = Math.max(P, 1);
   const losses = tf.tidy(() => {
     const tokenTargets = tf.tensor3d(concatArrays(per.map((p) => p.tokenTargets)), [B, A, T]);
-    const dotProductToken = tf.mul(tokenSigmoidFocalLoss(dotProductLogits, tokenTargets, textMask, { alpha: cfg.tokenAlpha, gamma: cfg.tokenGamma }), cfg.tokenLossWeight / numPosAvg);
+    const dotProductToken = tf.mul(
+      tokenSigmoidFocalLoss(dotProductLogits, tokenTargets, textMask, { alpha: cfg.tokenAlpha, gamma: cfg.tokenGamma }),
+      cfg.tokenLossWeight / numPosAvg,
+    );
     let reg: tf.Tensor;
     let ctrLoss: tf.Tensor;
     if (P > 0) {
@@ -214,7 +249,11 @@ export function atssLoss(
           if (label >= 1 && label <= C) oneHot[(b * A + a) * C + label - 1] = 1;
         });
       });
-      const focal = sigmoidFocalLoss(clsLogits, tf.tensor3d(oneHot, [B, A, C]), { alpha: cfg.clsAlpha, gamma: cfg.clsGamma, reduction: 'sum' });
+      const focal = sigmoidFocalLoss(clsLogits, tf.tensor3d(oneHot, [B, A, C]), {
+        alpha: cfg.clsAlpha,
+        gamma: cfg.clsGamma,
+        reduction: 'sum',
+      });
       cls = tf.mul(focal, cfg.clsLossWeight / numPosAvg);
     }
     const total = tf.addN([dotProductToken, reg, ctrLoss, cls]);

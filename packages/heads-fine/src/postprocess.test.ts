@@ -76,7 +76,17 @@ describe('box operations (+1 convention)', () => {
 
 describe('postprocessImage', () => {
   it('scores = sqrt(mean token probability x centerness), sorted, boxes decoded and clipped', () => {
-    const lv = level([[10, 10, 49, 49], [-20, 60, 230, 130]], [[0.6, 0.2, 0.4], [0.3, 0.9, 0.2]], 0.5);
+    const lv = level(
+      [
+        [10, 10, 49, 49],
+        [-20, 60, 230, 130],
+      ],
+      [
+        [0.6, 0.2, 0.4],
+        [0.3, 0.9, 0.2],
+      ],
+      0.5,
+    );
     // label 1 = tokens 0 and 2, label 2 = token 1
     const out = postprocessImage([lv], [[0, 2], [1]], IMAGE);
     expect(Array.from(out.labels)).toEqual([2, 1, 1, 2]);
@@ -89,24 +99,55 @@ describe('postprocessImage', () => {
 
   it('thresholds the class score before centerness (strictly), then keeps the top-N per level', () => {
     // class probability 0.06 passes 0.05 even with a tiny centerness
-    const lv = level([[0, 0, 9, 9], [50, 50, 59, 59]], [[0.06], [0.04]], 1e-4);
+    const lv = level(
+      [
+        [0, 0, 9, 9],
+        [50, 50, 59, 59],
+      ],
+      [[0.06], [0.04]],
+      1e-4,
+    );
     const out = postprocessImage([lv], [[0]], IMAGE);
     expect(out.scores.length).toBe(1);
     expect(out.scores[0]).toBeCloseTo(Math.sqrt(0.06 * 1e-4), 6);
     // a probability exactly at the threshold (sigmoid(0) = 0.5) is not a candidate
-    const at = postprocessImage([level([[0, 0, 9, 9], [50, 50, 59, 59]], [[0.5], [0.51]])], [[0]], IMAGE, { preNmsThresh: 0.5 });
+    const at = postprocessImage(
+      [
+        level(
+          [
+            [0, 0, 9, 9],
+            [50, 50, 59, 59],
+          ],
+          [[0.5], [0.51]],
+        ),
+      ],
+      [[0]],
+      IMAGE,
+      { preNmsThresh: 0.5 },
+    );
     expect(Array.from(at.boxes)).toEqual([50, 50, 59, 59]);
     // pre_nms_top_n = 2 of 3 candidates, per level: each level keeps its own best two
-    const boxes = [[0, 0, 9, 9], [20, 0, 29, 9], [40, 0, 49, 9]];
+    const boxes = [
+      [0, 0, 9, 9],
+      [20, 0, 29, 9],
+      [40, 0, 49, 9],
+    ];
     const l1 = level(boxes, [[0.3], [0.9], [0.6]]);
-    const l2 = level(boxes.map((b) => b.map((v) => v + 1)), [[0.2], [0.1], [0.4]]);
+    const l2 = level(
+      boxes.map((b) => b.map((v) => v + 1)),
+      [[0.2], [0.1], [0.4]],
+    );
     const top = postprocessImage([l1, l2], [[0]], IMAGE, { preNmsTopN: 2, nmsThresh: 0 });
     expect(Array.from(top.scores, (s) => Math.round(s * s * 100) / 100)).toEqual([0.9, 0.6, 0.4, 0.2]);
   });
 
   it('is empty when nothing passes, for empty levels and for an empty label map', () => {
     const lv = level([[0, 0, 9, 9]], [[0.01]]);
-    for (const out of [postprocessImage([lv], [[0]], IMAGE), postprocessImage([lv], [], IMAGE), postprocessImage([], [[0]], IMAGE)]) {
+    for (const out of [
+      postprocessImage([lv], [[0]], IMAGE),
+      postprocessImage([lv], [], IMAGE),
+      postprocessImage([], [[0]], IMAGE),
+    ]) {
       expect(out.scores.length).toBe(0);
       expect(out.boxes.length).toBe(0);
     }
@@ -119,7 +160,13 @@ describe('postprocessImage', () => {
   it('NMS is class-wise; ties keep the first candidate; degenerate boxes are kept (min_size 0)', () => {
     const same = [10, 10, 19, 19];
     // two labels on the same box both survive; within a label the duplicate goes
-    const lv = level([same, same], [[0.8, 0.7], [0.8, 0.7]]);
+    const lv = level(
+      [same, same],
+      [
+        [0.8, 0.7],
+        [0.8, 0.7],
+      ],
+    );
     const out = postprocessImage([lv], oneTokenPerLabel(2), IMAGE);
     expect(Array.from(out.labels)).toEqual([1, 2]);
     // equal scores on one label: the earlier location survives
@@ -143,7 +190,9 @@ describe('postprocessImage', () => {
     expect(s[0]).toBeCloseTo(0.6, 6);
     expect(() => classScores([0, 0], 2, [[2]])).toThrow(/label 1 points at token 2, outside the 2 token logits/);
     const bad = { ...level([[0, 0, 9, 9]], [[0.5]]), anchors: [0, 0, 1, 1, 2, 2, 3, 3] };
-    expect(() => postprocessImage([bad], [[0]], IMAGE)).toThrow(/level 0 has 1 centerness values but 1 box codes and 2 anchors/);
+    expect(() => postprocessImage([bad], [[0]], IMAGE)).toThrow(
+      /level 0 has 1 centerness values but 1 box codes and 2 anchors/,
+    );
   });
 });
 
@@ -176,22 +225,34 @@ describe('official head fixture (set B, VLDyHead on random FPN features)', () =>
   }
 
   it.each([0, 1])('token-mean scores equal scores_posmap (image %i)', async (image) => {
-    for (const { level: lv, ref } of await levels(image)) expect(maxAbs(detectionScores(lv, labelToTokens), ref)).toBeLessThan(1e-6);
+    for (const { level: lv, ref } of await levels(image))
+      expect(maxAbs(detectionScores(lv, labelToTokens), ref)).toBeLessThan(1e-6);
   });
 
   it.each([0, 1])('full post-processing gives sorted, clipped, NMS-consistent detections (image %i)', async (image) => {
     const lv = await levels(image);
-    const out = postprocessImage(lv.map((x) => x.level), labelToTokens, { width: 128, height: 128 }, { preNmsThresh: 0.01 });
+    const out = postprocessImage(
+      lv.map((x) => x.level),
+      labelToTokens,
+      { width: 128, height: 128 },
+      { preNmsThresh: 0.01 },
+    );
     const n = out.scores.length;
     expect(n).toBeGreaterThan(0);
     expect(n).toBeLessThanOrEqual(100);
     for (let i = 1; i < n; i++) expect(out.scores[i]).toBeLessThanOrEqual(out.scores[i - 1]);
     for (const v of out.boxes) expect(v >= 0 && v <= 127).toBe(true);
     // no two kept boxes of one label overlap by more than the NMS threshold
-    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (out.labels[i] === out.labels[j]) expect(pairIou(out.boxes, i, out.boxes, j)).toBeLessThanOrEqual(0.6 + 1e-6);
+    for (let i = 0; i < n; i++)
+      for (let j = i + 1; j < n; j++)
+        if (out.labels[i] === out.labels[j])
+          expect(pairIou(out.boxes, i, out.boxes, j)).toBeLessThanOrEqual(0.6 + 1e-6);
     // every reported score is one of the pre-NMS scores of its level
     const all = lv.map((x) => detectionScores(x.level, labelToTokens));
-    for (let i = 0; i < n; i++) expect(all.some((s) => s.some((v, k) => k % 2 === out.labels[i] - 1 && Math.abs(v - out.scores[i]) < 1e-7))).toBe(true);
+    for (let i = 0; i < n; i++)
+      expect(all.some((s) => s.some((v, k) => k % 2 === out.labels[i] - 1 && Math.abs(v - out.scores[i]) < 1e-7))).toBe(
+        true,
+      );
   });
 
   it('headOutputsToLevels reads NCHW head tensors into the same per-image levels', async () => {
@@ -213,7 +274,9 @@ describe('official head fixture (set B, VLDyHead on random FPN features)', () =>
       expect(maxAbs(images[1][l].centerness, ref[l].level.centerness)).toBe(0);
       expect(maxAbs(images[1][l].dotProductLogits, ref[l].level.dotProductLogits)).toBe(0);
     }
-    await expect(headOutputsToLevels({ bboxReg: [], centerness: [], dotProductLogits: [] }, anchors)).rejects.toThrow(/5 anchor levels but 0 bbox_reg/);
+    await expect(headOutputsToLevels({ bboxReg: [], centerness: [], dotProductLogits: [] }, anchors)).rejects.toThrow(
+      /5 anchor levels but 0 bbox_reg/,
+    );
   });
 });
 
@@ -222,16 +285,43 @@ describe('results in original pixels', () => {
     const boxes = rescaleBoxes([10, 20, 109, 59], { width: 200, height: 100 }, { width: 400, height: 300 });
     expect(Array.from(boxes)).toEqual([20, 60, 218, 177]);
     expect(xyxyToCoco(20, 60, 218, 177)).toEqual([20, 60, 199, 118]);
-    expect(() => rescaleBoxes([0, 0, 1, 1], { width: 0, height: 1 }, { width: 1, height: 1 })).toThrow(/must be positive/);
+    expect(() => rescaleBoxes([0, 0, 1, 1], { width: 0, height: 1 }, { width: 1, height: 1 })).toThrow(
+      /must be positive/,
+    );
   });
 
   it('toDetections names the labels; groundPhrases ranks each phrase', () => {
-    const raw = { boxes: Float32Array.from([0, 0, 9, 9, 10, 10, 19, 19, 20, 20, 29, 29]), scores: Float32Array.from([0.9, 0.8, 0.7]), labels: Int32Array.from([2, 1, 2]) };
-    const dets = toDetections(raw, ['cat', 'dog'], { inputSize: { width: 100, height: 100 }, originalSize: { width: 50, height: 50 } });
-    expect(dets[0]).toEqual({ bbox: [0, 0, 5.5, 5.5], box: [0, 0, 4.5, 4.5], score: raw.scores[0], label: { index: 1, name: 'dog' } });
-    const g = groundPhrases(raw, ['a cat', 'a dog'], [[1, 2], [4, 5]], { inputSize: { width: 100, height: 100 }, topK: 1 });
-    expect(g.map((p) => [p.phrase, p.detections.length, p.detections[0].score])).toEqual([['a cat', 1, raw.scores[1]], ['a dog', 1, raw.scores[0]]]);
+    const raw = {
+      boxes: Float32Array.from([0, 0, 9, 9, 10, 10, 19, 19, 20, 20, 29, 29]),
+      scores: Float32Array.from([0.9, 0.8, 0.7]),
+      labels: Int32Array.from([2, 1, 2]),
+    };
+    const dets = toDetections(raw, ['cat', 'dog'], {
+      inputSize: { width: 100, height: 100 },
+      originalSize: { width: 50, height: 50 },
+    });
+    expect(dets[0]).toEqual({
+      bbox: [0, 0, 5.5, 5.5],
+      box: [0, 0, 4.5, 4.5],
+      score: raw.scores[0],
+      label: { index: 1, name: 'dog' },
+    });
+    const g = groundPhrases(
+      raw,
+      ['a cat', 'a dog'],
+      [
+        [1, 2],
+        [4, 5],
+      ],
+      { inputSize: { width: 100, height: 100 }, topK: 1 },
+    );
+    expect(g.map((p) => [p.phrase, p.detections.length, p.detections[0].score])).toEqual([
+      ['a cat', 1, raw.scores[1]],
+      ['a dog', 1, raw.scores[0]],
+    ]);
     expect(g[1].tokens).toEqual([4, 5]);
-    expect(() => toDetections(raw, ['cat'], { inputSize: { width: 1, height: 1 } })).toThrow(/label 2 has no name \(1 names\)/);
+    expect(() => toDetections(raw, ['cat'], { inputSize: { width: 1, height: 1 } })).toThrow(
+      /label 2 has no name \(1 names\)/,
+    );
   });
 });

@@ -4,6 +4,7 @@
 import { tf } from '@fiber-vl/tensor-core';
 import { decodeBoxes } from './box-coder.js';
 import { argsortDescending, clipBoxes, keepLargeBoxes, keepTopScores, multiLabelNms } from './boxes.js';
+import type { TruncationReport } from './prompts.js';
 
 /** `MODEL.ATSS` inference settings. */
 export interface PostprocessConfig {
@@ -63,11 +64,15 @@ function levelSize(level: LevelOutputs, index: number): { L: number; T: number }
   const L = level.centerness.length;
   if (level.boxRegression.length !== 4 * L || level.anchors.length !== 4 * L) {
     throw new RangeError(
-      `postprocess: level ${index} has ${L} centerness values but ${level.boxRegression.length / 4} box codes and ${level.anchors.length / 4} anchors`,
+      `postprocess: level ${index} has ${L} centerness values but ${level.boxRegression.length / 4} box codes ` +
+        `and ${level.anchors.length / 4} anchors`,
     );
   }
   if (L > 0 && level.dotProductLogits.length % L !== 0) {
-    throw new RangeError(`postprocess: level ${index} has ${level.dotProductLogits.length} dot-product logits, not a multiple of its ${L} anchors`);
+    throw new RangeError(
+      `postprocess: level ${index} has ${level.dotProductLogits.length} dot-product logits, ` +
+        `not a multiple of its ${L} anchors`,
+    );
   }
   return { L, T: L === 0 ? 0 : level.dotProductLogits.length / L };
 }
@@ -75,7 +80,8 @@ function levelSize(level: LevelOutputs, index: number): { L: number; T: number }
 function checkTokens(labelToTokens: readonly (readonly number[])[], T: number) {
   labelToTokens.forEach((tokens, c) => {
     for (const t of tokens) {
-      if (!Number.isInteger(t) || t < 0 || t >= T) throw new RangeError(`postprocess: label ${c + 1} points at token ${t}, outside the ${T} token logits`);
+      if (!Number.isInteger(t) || t < 0 || t >= T)
+        throw new RangeError(`postprocess: label ${c + 1} points at token ${t}, outside the ${T} token logits`);
     }
   });
 }
@@ -110,7 +116,11 @@ export function classScores(
 }
 
 /** [L, C] final scores before thresholding: sqrt(classScore * sigmoid(centerness)). */
-export function detectionScores(level: LevelOutputs, labelToTokens: readonly (readonly number[])[], aggregation: PostprocessConfig['scoreAggregation'] = 'mean'): Float32Array {
+export function detectionScores(
+  level: LevelOutputs,
+  labelToTokens: readonly (readonly number[])[],
+  aggregation: PostprocessConfig['scoreAggregation'] = 'mean',
+): Float32Array {
   const { L, T } = levelSize(level, 0);
   const s = classScores(level.dotProductLogits, T, labelToTokens, aggregation);
   const C = labelToTokens.length;
@@ -122,7 +132,13 @@ export function detectionScores(level: LevelOutputs, labelToTokens: readonly (re
 }
 
 /** `forward_for_single_feature_map` for one image: thresholded, top-k, decoded, clipped candidates. */
-function selectLevel(level: LevelOutputs, index: number, labelToTokens: readonly (readonly number[])[], image: ImageSize, cfg: PostprocessConfig): RawDetections {
+function selectLevel(
+  level: LevelOutputs,
+  index: number,
+  labelToTokens: readonly (readonly number[])[],
+  image: ImageSize,
+  cfg: PostprocessConfig,
+): RawDetections {
   const { L, T } = levelSize(level, index);
   if (L === 0) return { boxes: new Float32Array(0), scores: new Float32Array(0), labels: new Int32Array(0) };
   const C = labelToTokens.length;
@@ -156,13 +172,24 @@ function selectLevel(level: LevelOutputs, index: number, labelToTokens: readonly
   });
   const boxes = clipBoxes(decodeBoxes(codes, anchors), image.width, image.height);
   const keep = keepLargeBoxes(boxes, cfg.minSize);
-  return pick({ boxes, scores: Float32Array.from(top, (k) => Math.sqrt(score[k])), labels: Int32Array.from(top, (k) => label[k]) }, keep);
+  return pick(
+    {
+      boxes,
+      scores: Float32Array.from(top, (k) => Math.sqrt(score[k])),
+      labels: Int32Array.from(top, (k) => label[k]),
+    },
+    keep,
+  );
 }
 
 function pick(d: RawDetections, keep: readonly number[]): RawDetections {
   const boxes = new Float32Array(keep.length * 4);
   keep.forEach((k, i) => boxes.set(d.boxes.subarray(4 * k, 4 * k + 4), 4 * i));
-  return { boxes, scores: Float32Array.from(keep, (k) => d.scores[k]), labels: Int32Array.from(keep, (k) => d.labels[k]) };
+  return {
+    boxes,
+    scores: Float32Array.from(keep, (k) => d.scores[k]),
+    labels: Int32Array.from(keep, (k) => d.labels[k]),
+  };
 }
 
 function concat(parts: RawDetections[]): RawDetections {
@@ -210,7 +237,14 @@ export interface FineHeadOutputs {
 }
 
 /** Reorders one image's [A*C, H, W] block to [H*W*A, C] (`permute_and_flatten`). */
-function permuteAndFlatten(data: ArrayLike<number>, offset: number, A: number, C: number, H: number, W: number): Float32Array {
+function permuteAndFlatten(
+  data: ArrayLike<number>,
+  offset: number,
+  A: number,
+  C: number,
+  H: number,
+  W: number,
+): Float32Array {
   const out = new Float32Array(H * W * A * C);
   for (let a = 0; a < A; a++) {
     for (let c = 0; c < C; c++) {
@@ -225,11 +259,15 @@ function permuteAndFlatten(data: ArrayLike<number>, offset: number, A: number, C
  * Reads the head's tensors back (`data()`, nothing disposed) and splits them into per-image,
  * per-level plain arrays for `postprocessImage`. `anchors` from `generateAnchors` for the same levels.
  */
-export async function headOutputsToLevels(outputs: FineHeadOutputs, anchors: readonly Float32Array[]): Promise<LevelOutputs[][]> {
+export async function headOutputsToLevels(
+  outputs: FineHeadOutputs,
+  anchors: readonly Float32Array[],
+): Promise<LevelOutputs[][]> {
   const n = anchors.length;
   if (outputs.bboxReg.length !== n || outputs.centerness.length !== n || outputs.dotProductLogits.length !== n) {
     throw new RangeError(
-      `headOutputsToLevels: ${n} anchor levels but ${outputs.bboxReg.length} bbox_reg, ${outputs.centerness.length} centerness and ${outputs.dotProductLogits.length} dot-product levels`,
+      `headOutputsToLevels: ${n} anchor levels but ${outputs.bboxReg.length} bbox_reg, ` +
+        `${outputs.centerness.length} centerness and ${outputs.dotProductLogits.length} dot-product levels`,
     );
   }
   const images: LevelOutputs[][] = [];
@@ -240,14 +278,22 @@ export async function headOutputsToLevels(outputs: FineHeadOutputs, anchors: rea
     const [B, A4, H, W] = reg.shape;
     const A = A4 / 4;
     const L = H * W * A;
-    if (reg.rank !== 4 || ctr.shape.join() !== [B, A, H, W].join() || dot.rank !== 3 || dot.shape[0] !== B || dot.shape[1] !== L || anchors[l].length !== 4 * L) {
+    if (
+      reg.rank !== 4 ||
+      ctr.shape.join() !== [B, A, H, W].join() ||
+      dot.rank !== 3 ||
+      dot.shape[0] !== B ||
+      dot.shape[1] !== L ||
+      anchors[l].length !== 4 * L
+    ) {
       throw new RangeError(
-        `headOutputsToLevels: level ${l} shapes disagree: bbox_reg [${reg.shape.join(', ')}], centerness [${ctr.shape.join(', ')}], ` +
+        `headOutputsToLevels: level ${l} shapes disagree: bbox_reg [${reg.shape.join(', ')}], ` +
+          `centerness [${ctr.shape.join(', ')}], ` +
           `dot-product logits [${dot.shape.join(', ')}], ${anchors[l].length / 4} anchors`,
       );
     }
     const [r, c, d] = await Promise.all([reg.data(), ctr.data(), dot.data()]);
-    const T = dot.shape[2];
+    const T = dot.shape[2] ?? 0;
     for (let b = 0; b < B; b++) {
       (images[b] ??= []).push({
         boxRegression: permuteAndFlatten(r, b * A4 * H * W, A, 4, H, W),
@@ -266,7 +312,9 @@ export async function headOutputsToLevels(outputs: FineHeadOutputs, anchors: rea
  */
 export function rescaleBoxes(boxes: ArrayLike<number>, from: ImageSize, to: ImageSize): Float32Array {
   if (!(from.width > 0 && from.height > 0 && to.width > 0 && to.height > 0)) {
-    throw new RangeError(`rescaleBoxes: sizes must be positive (from ${from.width}x${from.height} to ${to.width}x${to.height})`);
+    throw new RangeError(
+      `rescaleBoxes: sizes must be positive (from ${from.width}x${from.height} to ${to.width}x${to.height})`,
+    );
   }
   const rx = to.width / from.width;
   const ry = to.height / from.height;
@@ -297,11 +345,16 @@ export interface DetectionOptions {
 }
 
 /** Raw detections (labels 1-based into `names`) -> `Detection`s in original pixels, in the same order. */
-export function toDetections(raw: RawDetections, names: readonly string[], { inputSize, originalSize = inputSize }: DetectionOptions): Detection[] {
+export function toDetections(
+  raw: RawDetections,
+  names: readonly string[],
+  { inputSize, originalSize = inputSize }: DetectionOptions,
+): Detection[] {
   const boxes = rescaleBoxes(raw.boxes, inputSize, originalSize);
   return Array.from(raw.scores, (score, i) => {
     const index = raw.labels[i] - 1;
-    if (!(index >= 0 && index < names.length)) throw new RangeError(`toDetections: label ${raw.labels[i]} has no name (${names.length} names)`);
+    if (!(index >= 0 && index < names.length))
+      throw new RangeError(`toDetections: label ${raw.labels[i]} has no name (${names.length} names)`);
     const [x1, y1, x2, y2] = boxes.subarray(4 * i, 4 * i + 4);
     return { bbox: xyxyToCoco(x1, y1, x2, y2), box: [x1, y1, x2, y2], score, label: { index, name: names[index] } };
   });
@@ -326,10 +379,28 @@ export function groundPhrases(
   labelToTokens: readonly (readonly number[])[],
   options: DetectionOptions & { topK?: number },
 ): PhraseGrounding[] {
-  if (labelToTokens.length !== phrases.length) throw new RangeError(`groundPhrases: ${phrases.length} phrases but ${labelToTokens.length} token lists`);
+  if (labelToTokens.length !== phrases.length)
+    throw new RangeError(`groundPhrases: ${phrases.length} phrases but ${labelToTokens.length} token lists`);
   const all = toDetections(raw, phrases, options);
   return phrases.map((phrase, index) => {
     const mine = all.filter((d) => d.label.index === index).sort((a, b) => b.score - a.score);
-    return { index, phrase, tokens: [...labelToTokens[index]], detections: options.topK === undefined ? mine : mine.slice(0, options.topK) };
+    return {
+      index,
+      phrase,
+      tokens: [...labelToTokens[index]],
+      detections: options.topK === undefined ? mine : mine.slice(0, options.topK),
+    };
   });
+}
+
+/** What `detect(image, classNames)` returns: detections in original pixels and what the prompt lost to truncation. */
+export interface DetectionResult {
+  detections: Detection[];
+  truncation: TruncationReport;
+}
+
+/** What `ground(image, caption, phrases)` returns: ranked boxes per phrase and the truncation report. */
+export interface GroundingResult {
+  phrases: PhraseGrounding[];
+  truncation: TruncationReport;
 }

