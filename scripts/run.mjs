@@ -17,8 +17,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const [cmd = 'test', ...args] = process.argv.slice(2);
 const log = (msg) => process.stderr.write(`[fiber-vl] ${msg}\n`);
 
+// Bootstrap output (npm, pnpm, turbo) goes to stderr, so that a command's stdout is only its own
+// (`npm run -s fiber-bench -- coarse --json > results.json` gives clean JSON).
+const BOOTSTRAP_STDIO = ['inherit', 2, 2];
+
 function run(bin, argv, opts = {}) {
-  const r = spawnSync(bin, argv, { cwd: root, stdio: 'inherit', env: process.env, ...opts });
+  const r = spawnSync(bin, argv, { cwd: root, stdio: BOOTSTRAP_STDIO, env: process.env, ...opts });
   if (r.error) throw r.error;
   return r.status ?? 1;
 }
@@ -59,8 +63,8 @@ mustRun(turbo, ['run', 'build', '--output-logs=errors-only', '--log-order=groupe
 
 // CLIs run in the folder npm was called from, so that relative file arguments work.
 const userCwd = process.env.INIT_CWD ?? process.cwd();
-const bench = (argv) => mustRun(process.execPath, [join(root, 'apps', 'bench', 'dist', 'cli.js'), ...argv], { cwd: userCwd });
-const metrics = (argv) => mustRun(process.execPath, [join(root, 'packages', 'eval-metrics', 'dist', 'cli.js'), ...argv], { cwd: userCwd });
+const bench = (argv) => mustRun(process.execPath, [join(root, 'apps', 'bench', 'dist', 'cli.js'), ...argv], { cwd: userCwd, stdio: 'inherit' });
+const metrics = (argv) => mustRun(process.execPath, [join(root, 'packages', 'eval-metrics', 'dist', 'cli.js'), ...argv], { cwd: userCwd, stdio: 'inherit' });
 
 switch (cmd) {
   case 'build':
@@ -75,7 +79,7 @@ switch (cmd) {
     metrics(args);
     break;
   case 'changeset':
-    mustRun(join(root, 'node_modules', '.bin', 'changeset'), args);
+    mustRun(join(root, 'node_modules', '.bin', 'changeset'), args, { stdio: 'inherit' });
     break;
   case 'test': {
     // tsup builds without type checks, so the types are checked here.
@@ -86,7 +90,7 @@ switch (cmd) {
     rmSync(report, { force: true });
     const status = run(join(root, 'node_modules', '.bin', 'vitest'), [
       'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args,
-    ]);
+    ], { stdio: 'inherit' });
     if (existsSync(report)) {
       const r = JSON.parse(readFileSync(report, 'utf8'));
       const skipped = r.numPendingTests + r.numTodoTests;
