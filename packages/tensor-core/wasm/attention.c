@@ -32,13 +32,20 @@ static inline f32 hsum(v128_t v) {
   return wasm_f32x4_extract_lane(v, 0);
 }
 
+static inline void transpose4(v128_t* r0, v128_t* r1, v128_t* r2, v128_t* r3) {
+  v128_t t0 = wasm_i32x4_shuffle(*r0, *r1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(*r0, *r1, 2, 6, 3, 7);
+  v128_t t2 = wasm_i32x4_shuffle(*r2, *r3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(*r2, *r3, 2, 6, 3, 7);
+  *r0 = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5), *r1 = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
+  *r2 = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5), *r3 = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
+}
+
 // Region of a coordinate of the shifted map (Swin's slices (0, -w), (-w, -s), (-s, None)).
 static inline int region(int p, int size, int w, int s) { return p < size - w ? 0 : p < size - s ? 1 : 2; }
 
 /** Floats of scratch one thread needs for windows of n tokens and head width hd. */
 static int attention_scratch(int n, int hd) {
   int n4 = round_up(n, 4), n8 = round_up(n, NR), hd8 = round_up(hd, NR);
-  return n4 * hd + n8 * hd + n4 * n8 + n4 * n4 + n4 * hd8 + n4 * hd8 + 2 * n + 2 * MR * NR;
+  return n4 * hd + n8 * hd + n4 * n8 + n4 * n4 + n4 * hd8 + n4 * hd8 + 2 * n + 2 * MR * NR + 3 * hd8;
 }
 EXPORT("fk_attention_scratch") int fk_attention_scratch(int n, int hd) { return attention_scratch(n, hd); }
 
@@ -62,6 +69,8 @@ void fk_window_attention(const i32* a, int tid, int nt, f32* scratch) {
   i32* offset = (i32*)(O + n4 * hd8);
   i32* reg = offset + n;
   f32* tmp = (f32*)(reg + n);
+  f32* zrow = tmp + 2 * MR * NR;  // 3 * hd8 zeros: the q, k and v rows of padding tokens
+  for (int i = 0; i < 3 * hd8; i++) zrow[i] = 0.f;
   const v128_t masked = wasm_f32x4_splat(-100.f), zero = wasm_f32x4_splat(0.f);
 
   int units = B * nwy * nwx * heads;
@@ -75,18 +84,53 @@ void fk_window_attention(const i32* a, int tid, int nt, f32* scratch) {
       reg[t] = s ? region(py, H, w, s) * 3 + region(px, W, w, s) : 0;
     }
     // q * scale as A panels [n4 x hd]; k as B panels of k^T [hd x n8]; v as B panels [n4 x hd8].
-    for (int t = 0; t < n4; t++) {
-      const f32* src = t < n ? qkv + (size_t)offset[t] * 3 * C + h * hd : 0;
-      f32* dq = pq + (t / MR) * hd * MR + t % MR;
-      for (int d = 0; d < hd; d++) dq[d * MR] = src ? src[d] * scale : 0.f;
-      f32* dv = pv + t * NR + 0;
-      for (int d0 = 0; d0 < hd8; d0 += NR)
-        for (int c = 0; c < NR; c++) dv[d0 * n4 + c] = src && d0 + c < hd ? src[2 * C + d0 + c] : 0.f;
+    // Tokens past n read a zero row.
+    const f32 *rowq[NR], *rowk[NR];
+    if (hd % 4 == 0) {
+      const v128_t vs = wasm_f32x4_splat(scale);
+      for (int t0 = 0; t0 < n8; t0 += NR) {
+        for (int c = 0; c < NR; c++) {
+          rowq[c] = t0 + c < n ? qkv + (size_t)offset[t0 + c] * 3 * C + h * hd : zrow;
+          rowk[c] = t0 + c < n ? rowq[c] + C : zrow;
+        }
+        for (int d = 0; d < hd; d += 4) {
+          v128_t r[NR];
+          for (int c = 0; c < NR; c++) r[c] = wasm_v128_load(rowk[c] + d);
+          transpose4(&r[0], &r[1], &r[2], &r[3]);
+          transpose4(&r[4], &r[5], &r[6], &r[7]);
+          f32* dk = pk + t0 * hd + d * NR;
+          for (int i = 0; i < 4; i++) wasm_v128_store(dk + i * NR, r[i]), wasm_v128_store(dk + i * NR + 4, r[4 + i]);
+          for (int half = 0; half < 2 && t0 + 4 * half < n4; half++) {
+            v128_t q0 = wasm_f32x4_mul(wasm_v128_load(rowq[4 * half] + d), vs);
+            v128_t q1 = wasm_f32x4_mul(wasm_v128_load(rowq[4 * half + 1] + d), vs);
+            v128_t q2 = wasm_f32x4_mul(wasm_v128_load(rowq[4 * half + 2] + d), vs);
+            v128_t q3 = wasm_f32x4_mul(wasm_v128_load(rowq[4 * half + 3] + d), vs);
+            transpose4(&q0, &q1, &q2, &q3);
+            f32* dq = pq + (t0 + 4 * half) * hd + d * MR;
+            wasm_v128_store(dq, q0), wasm_v128_store(dq + 4, q1), wasm_v128_store(dq + 8, q2), wasm_v128_store(dq + 12, q3);
+          }
+        }
+      }
+    } else {
+      for (int t = 0; t < n4; t++) {
+        const f32* src = t < n ? qkv + (size_t)offset[t] * 3 * C + h * hd : zrow;
+        for (int d = 0; d < hd; d++) pq[(t / MR) * hd * MR + d * MR + t % MR] = src[d] * scale;
+      }
+      for (int t = 0; t < n8; t++) {
+        const f32* src = t < n ? qkv + (size_t)offset[t] * 3 * C + C + h * hd : zrow;
+        for (int d = 0; d < hd; d++) pk[(t / NR) * hd * NR + d * NR + t % NR] = src[d];
+      }
     }
-    for (int t = 0; t < n8; t++) {
-      const f32* src = t < n ? qkv + (size_t)offset[t] * 3 * C + C + h * hd : 0;
-      f32* dk = pk + (t / NR) * hd * NR + t % NR;
-      for (int d = 0; d < hd; d++) dk[d * NR] = src ? src[d] : 0.f;
+    for (int t = 0; t < n4; t++) {
+      const f32* src = t < n ? qkv + (size_t)offset[t] * 3 * C + 2 * C + h * hd : zrow;
+      f32* dv = pv + t * NR;
+      int d0 = 0;
+      for (; d0 + NR <= hd; d0 += NR) {
+        wasm_v128_store(dv + d0 * n4, wasm_v128_load(src + d0));
+        wasm_v128_store(dv + d0 * n4 + 4, wasm_v128_load(src + d0 + 4));
+      }
+      for (; d0 < hd8; d0 += NR)
+        for (int c = 0; c < NR; c++) dv[d0 * n4 + c] = d0 + c < hd ? src[d0 + c] : 0.f;
     }
     // S = (q scale) k^T
     for (int j = 0; j < n8; j += NR)
