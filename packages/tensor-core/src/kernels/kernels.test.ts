@@ -176,10 +176,11 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
   ];
   it.each(gradCases)('gradient of %s matches finite differences', async (_name, inputs, f) => {
     const xs = inputs();
-    const r = await gradCheck(f, xs, { eps: 1e-2, atol: 2e-3, rtol: 2e-2 });
+    // 24 sampled elements per input keeps the finite differences affordable on SwiftShader.
+    const r = await gradCheck(f, xs, { eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxElements: 24 });
     expect(r.errors.map((e) => e.maxAbs <= 2e-3 + 2e-2 * e.scale)).toEqual(xs.map(() => true));
     tf.dispose(xs);
-  });
+  }, 300_000);
 
   it('forward and backward do not leak tensors', async () => {
     const qkv = rng.normal([1, 8, 8, 24]);
