@@ -52,11 +52,30 @@ process.env.PATH = [join(tools, 'node_modules', '.bin'), join(root, 'node_module
 process.env.TURBO_TELEMETRY_DISABLED = '1';
 process.env.DO_NOT_TRACK = '1';
 
-// 2. The workspace, exactly as locked.
+// 2. clang + wasm-ld for tensor-core's WebAssembly kernels (packages/tensor-core/wasm/*.c). The
+// build needs a clang with the wasm32 target; on Debian/Ubuntu it is installed here when missing.
+function hasWasmClang() {
+  const names = [process.env.FIBER_CLANG, ...[21, 20, 19, 18, 17, 16, 15].map((v) => `clang-${v}`), 'clang'].filter(Boolean);
+  return names.some((c) => {
+    const r = spawnSync(c, ['--print-targets'], { encoding: 'utf8' });
+    return r.status === 0 && /\bwasm32\b/.test(r.stdout);
+  });
+}
+if (!hasWasmClang()) {
+  const apt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
+  if (apt && process.getuid?.() === 0) {
+    log('installing clang-19 and lld-19 (apt-get) for the wasm kernels');
+    run('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-19 lld-19 >/dev/null']);
+  } else {
+    log('no clang with the wasm32 target found: install clang + lld (e.g. apt-get install clang-19 lld-19) or set FIBER_CLANG');
+  }
+}
+
+// 3. The workspace, exactly as locked.
 log('pnpm install --frozen-lockfile');
 pnpm(['install', '--frozen-lockfile', '--reporter=append-only'], { env: { ...process.env, CI: 'true' } });
 
-// 3. Build every package (turbo caches what did not change).
+// 4. Build every package (turbo caches what did not change).
 const turbo = join(root, 'node_modules', '.bin', 'turbo');
 log('building packages');
 mustRun(turbo, ['run', 'build', '--output-logs=errors-only', '--log-order=grouped']);

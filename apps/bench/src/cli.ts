@@ -11,7 +11,7 @@ import { peakRssMb } from './measure.js';
 import { runMetricsBench } from './metrics.js';
 import { runBackbones } from './backbones.js';
 import { parityMarkdown, runParity } from './parity.js';
-import { runCoarse } from './coarse.js';
+import { runCoarse, runTrain } from './coarse.js';
 import { runSizes, sizesMarkdown } from './sizes.js';
 import { availableBackends } from '@fiber-vl/tensor-core';
 
@@ -23,7 +23,12 @@ commands:
   backbones Swin-B/384 forward (batch 1) and roberta-base forward (batch 8 x 40 tokens) at full size,
             time and peak memory per backend
   coarse    FIBER-B/384 at full size: fused forward (batch 1, 40 tokens) and dual-encoder embedding
-            throughput, time and peak memory per backend
+            (images batch 1 and 8, texts 32 x 40), time and peak memory per backend; --profile adds
+            the time per tfjs kernel of one fused forward, --reference torch the PyTorch timings of
+            the same jobs at the same thread count and the ratio per job
+  train-speed
+            one training step (fused forward batch 1, backward, AdamW) of a tiny FIBER and of
+            FIBER-B/384 (--models tiny,fiber-b-384), side by side with PyTorch via --reference torch
   parity    DIR: the FIBER coarse model against a fixture folder of the official code (config.json,
             model.safetensors, inputs.safetensors, outputs): a table of max abs errors per tensor,
             exit code 1 on any failure (default backends: every one that starts)
@@ -42,6 +47,11 @@ options:
   --no-numpy             do not measure the numpy reference
   --no-single-thread     do not measure wasm matmul with one thread for comparison
   --json                 print the results as JSON on stdout and write no file
+  --profile              coarse: time per tfjs kernel of one fused forward, per backend
+  --reference torch      coarse, train: run the PyTorch reference too (python3 with torch) and print ratios
+  --reference-script P   the reference script (default: reference/torch_fiber_ref.py shipped with the bench)
+  --reference-python P   the python to run it with (default: /usr/bin/python3, then python3)
+  --models LIST          train: tiny,fiber-b-384 (default both)
   --images N             metrics: number of images (default 5000)
 `;
 
@@ -78,6 +88,11 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       images: { type: 'string' },
       'no-install': { type: 'boolean' },
+      profile: { type: 'boolean' },
+      reference: { type: 'string' },
+      'reference-script': { type: 'string' },
+      'reference-python': { type: 'string' },
+      models: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -145,14 +160,44 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     }
-    case 'coarse': {
-      const results = await runCoarse({ backends, maxCaseSeconds });
-      const file = writeReport('coarse', { command: 'coarse', machine: machine(), results });
-      process.stdout.write(
-        `\n## fiber-bench coarse (FIBER-B/384)\n\n| backend | job | ms | per second | peak RSS MB |\n|---|---|---|---|---|\n` +
-          results.map((r) => `| ${r.backend} | ${r.job} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.perSecond?.toFixed(2) ?? ''} | ${r.peakRssMb} |`).join('\n') +
-          `\n\nwritten: ${file}\n`,
-      );
+    case 'coarse':
+    case 'train-speed': {
+      if (values.reference !== undefined && values.reference !== 'torch') throw new Error(`--reference: only "torch" is supported, got "${values.reference}"`);
+      const reference = values.reference ? { script: values['reference-script'], python: values['reference-python'] } : undefined;
+      const wasmThreads = values['wasm-threads'] ? Number(values['wasm-threads']) : undefined;
+      const ratio = (r: { ratio?: number }) => (r.ratio !== undefined ? `${r.ratio.toFixed(2)}x` : '');
+      const ref = (r: { referenceMs?: number }) => r.referenceMs?.toFixed(0) ?? '';
+      if (command === 'train-speed') {
+        const results = await runTrain({ backends, reference, wasmThreads, models: values.models?.split(',').map((s) => s.trim()) });
+        const report = { command: 'train-speed', machine: machine(), results };
+        if (values.json) {
+          process.stdout.write(`${JSON.stringify(report)}\n`);
+          return 0;
+        }
+        const file = writeReport('train-speed', report);
+        process.stdout.write(
+          `\n## fiber-bench train-speed (forward + backward + AdamW, batch 1)\n\n| backend | model | ms | PyTorch ms | ratio | peak RSS MB |\n|---|---|---|---|---|---|\n` +
+            results.map((r) => `| ${r.backend} | ${r.model} | ${r.skipped ? `failed (${r.skipped})` : r.ms!.toFixed(0)} | ${ref(r)} | ${ratio(r)} | ${r.peakRssMb} |`).join('\n') +
+            `\n\nwritten: ${file}\n`,
+        );
+        return 0;
+      }
+      const run = await runCoarse({ backends, maxCaseSeconds, profile: values.profile, reference, wasmThreads });
+      const report = { command: 'coarse', machine: machine(), ...run };
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        return 0;
+      }
+      const file = writeReport('coarse', report);
+      let text =
+        `\n## fiber-bench coarse (FIBER-B/384)\n\n| backend | job | ms | per second | PyTorch ms | ratio | peak RSS MB |\n|---|---|---|---|---|---|---|\n` +
+        run.results.map((r) => `| ${r.backend} | ${r.job} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.perSecond?.toFixed(2) ?? ''} | ${ref(r)} | ${ratio(r)} | ${r.peakRssMb} |`).join('\n');
+      for (const [backend, rows] of Object.entries(run.profiles)) {
+        const total = rows.reduce((s, r) => s + r.ms, 0);
+        text += `\n\n### kernel profile of one fused forward: ${backend} (${total.toFixed(0)} ms in kernels)\n\n| kernel | calls | ms | share |\n|---|---|---|---|\n`;
+        text += rows.slice(0, 20).map((r) => `| ${r.kernel} | ${r.calls} | ${r.ms.toFixed(1)} | ${((100 * r.ms) / total).toFixed(1)}% |`).join('\n');
+      }
+      process.stdout.write(`${text}\n\nwritten: ${file}\n`);
       return 0;
     }
     case 'parity': {

@@ -1,7 +1,7 @@
 // `fiber-bench kernels`: the throughput of the ops FIBER spends its time in, on every backend.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { Generator, Linear, LayerNorm, gelu, initBackend, layerNorm, matmul, scaledDotProductAttention, tf, type BackendInfo, type BackendName } from '@fiber-vl/tensor-core';
+import { Generator, Linear, LayerNorm, gelu, initBackend, layerNorm, linear, matmul, scaledDotProductAttention, tf, windowAttention, type BackendInfo, type BackendName } from '@fiber-vl/tensor-core';
 import { timeIt } from './measure.js';
 
 export interface KernelResult {
@@ -44,6 +44,33 @@ const attention = (b: number, h: number, l: number, d: number, label: string): K
     const [q, k, v] = [rng.normal([b, h, l, d]), rng.normal([b, h, l, d]), rng.normal([b, h, l, d])];
     const bias = rng.normal([h, l, l]);
     return { run: () => scaledDotProductAttention(q, k, v, { bias }), dispose: () => tf.dispose([q, k, v, bias]) };
+  },
+});
+
+/** torch's F.linear: x [m, k] @ W[n, k]^T + b (the weight in PyTorch's layout). */
+const lin = (m: number, k: number, n: number): KernelCase => ({
+  kernel: 'linear',
+  shape: `[${m},${k}]x[${n},${k}]^T`,
+  flops: 2 * m * k * n,
+  weight: (m * k * n) / 1024 ** 3,
+  setup: (rng) => {
+    const x = rng.normal([m, k]);
+    const w = rng.normal([n, k]);
+    const b = rng.normal([n]);
+    return { run: () => linear(x, w, b), dispose: () => tf.dispose([x, w, b]) };
+  },
+});
+
+/** Swin's shifted-window attention over a whole map: qkv [1, H, W, 3C] -> [1, H, W, C] (QK^T and PV flops). */
+const windowAttn = (H: number, C: number, heads: number, w: number, label: string): KernelCase => ({
+  kernel: `window attention (${label})`,
+  shape: `[1,${H},${H},${3 * C}] w${w} shift ${w / 2}`,
+  flops: 4 * H * H * w * w * C,
+  weight: (2 * H * H * w * w * C) / 1024 ** 3,
+  setup: (rng) => {
+    const qkv = rng.normal([1, H, H, 3 * C]);
+    const bias = rng.normal([heads, w * w, w * w]);
+    return { run: () => windowAttention(qkv, bias, { numHeads: heads, windowSize: w, shift: w / 2 }), dispose: () => tf.dispose([qkv, bias]) };
   },
 });
 
@@ -93,7 +120,11 @@ export const KERNEL_CASES: KernelCase[] = [
   mm(2048, 2048, 2048),
   mm(3136, 128, 384), // Swin-B stage-1 qkv at 224 px (56x56 tokens)
   mm(577, 768, 3072), // ViT/BERT-size FFN, 577 tokens
+  lin(576, 768, 3072), // FFN fc1 of the text side / Swin stage 3, weight [out, in]
+  lin(9216, 128, 384), // Swin-B/384 stage-1 qkv (96x96 tokens)
   attention(64, 4, 144, 32, 'Swin-B/384 stage 1 windows'),
+  windowAttn(96, 128, 4, 12, 'Swin-B/384 stage 1'),
+  windowAttn(24, 512, 16, 12, 'Swin-B/384 stage 3'),
   attention(8, 12, 50, 64, 'RoBERTa 8x50 tokens'),
   norm(3136, 128),
   norm(400, 768),

@@ -44,9 +44,10 @@ export function peakRssMb(): number {
  * Makes `name` the active backend for a full-size benchmark and returns its label for the report
  * (`wasm (2 threads)`, `webgpu (<adapter>)`), or undefined, logged, where it is unavailable.
  */
-export async function useBenchBackend(name: BackendName, log: (line: string) => void): Promise<string | undefined> {
+export async function useBenchBackend(name: BackendName, log: (line: string) => void, threads?: number): Promise<string | undefined> {
   try {
-    const info = await initBackend({ backend: name, allowSoftwareWebGpu: true });
+    const info = await initBackend({ backend: name, allowSoftwareWebGpu: true, threads });
+    if (info.kernels && 'error' in info.kernels) log(`${name}: fiber-vl kernels unavailable (${info.kernels.error}); tfjs kernels only`);
     return `${name}${info.threads ? ` (${info.threads} threads)` : info.adapter ? ` (${info.adapter.description || info.adapter.vendor})` : ''}`;
   } catch (e) {
     log(`backend ${name} unavailable: ${(e as Error).message}`);

@@ -32,12 +32,10 @@ import {
   Parameter,
   defaultGenerator,
   init,
-  roll,
   scaledDotProductAttention,
   tf,
   tidyOutput,
-  windowPartition,
-  windowReverse,
+  windowAttention,
   type Generator,
 } from '@fiber-vl/tensor-core';
 import { blockWindow, dropPathRates, stageResolutions, validateSwinConfig, type SwinConfig } from './config.js';
@@ -242,16 +240,16 @@ export class SwinTransformerBlock<Ctx = never> extends Module {
       const Hp = Math.ceil(H / w) * w;
       const Wp = Math.ceil(W / w) * w;
       if (Hp !== H || Wp !== W) h = tf.pad(h, [[0, 0], [0, Hp - H], [0, Wp - W], [0, 0]]);
-      let mask: tf.Tensor | undefined;
-      if (s > 0) {
-        h = roll(h, [-s, -s], [1, 2]);
-        mask = this.attnMask?.value ?? tf.tensor(shiftWindowMask(Hp, Wp, w, s), [(Hp / w) * (Wp / w), w * w, w * w]);
+      // qkv and proj are per token, so they run on the whole map; the shift, the window partition,
+      // the bias, the shift mask and the merge are folded into one windowAttention op.
+      const attn = this.attn;
+      const o = windowAttention(attn.qkv.forward(h), attn.relativePositionBias(), { numHeads: attn.numHeads, windowSize: w, shift: s, scale: attn.scale });
+      let merged = attn.proj.forward(o); // [B, Hp, Wp, C]
+      if (context !== undefined) {
+        // crossAttend is per token too: the map is handed over as one "window" per image.
+        const tokens = attn.crossAttend(tf.reshape(merged, [B, Hp * Wp, C]), { context, batch: B, numWindows: 1 });
+        merged = tf.reshape(tokens, [B, Hp, Wp, C]);
       }
-      const windows = tf.reshape(windowPartition(h, w), [-1, w * w, C]); // [B*nW, w*w, C]
-      const window = context === undefined ? undefined : { context, batch: B, numWindows: (Hp / w) * (Wp / w) };
-      const attended = this.attn.forward(windows, mask, window);
-      let merged = windowReverse(tf.reshape(attended, [-1, w, w, C]), w, Hp, Wp); // [B, Hp, Wp, C]
-      if (s > 0) merged = roll(merged, [s, s], [1, 2]);
       if (Hp !== H || Wp !== W) merged = tf.slice(merged, [0, 0, 0, 0], [B, H, W, C]);
       const y = tf.add(x, this.dropPath.forward(tf.reshape(merged, [B, L, C])));
       return tf.add(y, this.dropPath.forward(this.mlp.forward(this.norm2.forward(y))));

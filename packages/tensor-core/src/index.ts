@@ -13,6 +13,7 @@ export {
   type AdapterDescription,
 } from './backends/index.js';
 export { registerFallbackKernels } from './backends/fallback-kernels.js';
+export { wasmKernelInfo, setWasmKernelsEnabled, wasmKernelsActive, type WasmKernelInfo } from './kernels/wasm.js';
 
 export {
   Module,
@@ -35,6 +36,10 @@ export {
   scaledDotProductAttention,
   registerAttentionKernel,
   compositeAttention,
+  windowAttention,
+  compositeWindowAttention,
+  shiftWindowMaskArray,
+  type WindowAttentionOptions,
   type AttentionOptions,
   type AttentionKernel,
 } from './ops/attention.js';

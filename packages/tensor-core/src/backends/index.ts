@@ -3,6 +3,7 @@ import { quietCpuBackend } from './cpu.js';
 import * as tfWasm from '@tensorflow/tfjs-backend-wasm';
 import { registerFallbackKernels } from './fallback-kernels.js';
 import { platform } from '#platform';
+import { initWasmKernels, type WasmKernelInfo } from '../kernels/wasm.js';
 
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['webgpu', 'wasm', 'cpu'];
@@ -32,6 +33,8 @@ export interface BackendInfo {
   /** wasm: SIMD and thread count actually in use. */
   simd?: boolean;
   threads?: number;
+  /** wasm: fiber-vl's own kernels (GEMM, window attention, LayerNorm, GELU), or why they did not start. */
+  kernels?: WasmKernelInfo | { error: string };
   /** webgpu: the adapter and its optional features (e.g. 'shader-f16'). */
   adapter?: AdapterDescription;
   features?: string[];
@@ -102,12 +105,15 @@ async function initWasm(opts: InitBackendOptions): Promise<BackendInfo> {
   ok = threads > 1 ? await platform.withWasmThreads(tf, threads, set) : await set();
   if (!ok) throw new BackendUnavailableError('wasm', 'tfjs-backend-wasm failed to initialise (is the .wasm file reachable? see wasmPath)');
   registerFallbackKernels('wasm');
-  return {
-    name: 'wasm',
-    simd: (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean,
-    threads: tfWasm.getThreadsCount(),
-    skipped: [],
-  };
+  const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;
+  let kernels: BackendInfo['kernels'];
+  try {
+    // Without SIMD the kernel module cannot compile; the tfjs kernels remain.
+    kernels = simd ? await initWasmKernels(tfWasm.getThreadsCount()) : { error: 'no WebAssembly SIMD' };
+  } catch (e) {
+    kernels = { error: (e as Error).message };
+  }
+  return { name: 'wasm', simd, threads: tfWasm.getThreadsCount(), kernels, skipped: [] };
 }
 
 async function initOne(name: BackendName, opts: InitBackendOptions): Promise<BackendInfo> {

@@ -1,6 +1,8 @@
 import { tf } from '../tf.js';
 import { softmax } from './activations.js';
 import { matmul } from './linalg.js';
+import { roll, windowPartition, windowReverse } from './spatial.js';
+import { KERNEL_NAMES, wasmKernelsActive } from '../kernels/wasm.js';
 
 export interface AttentionOptions {
   /** Additive bias broadcastable to [B, H, Lq, Lk] (Swin's relative-position bias). */
@@ -54,4 +56,146 @@ export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tens
   }
   const kernel = options.probsDropout ? undefined : kernels.get(tf.getBackend());
   return (kernel ?? compositeAttention)(q, k, v, options);
+}
+
+export interface WindowAttentionOptions {
+  numHeads: number;
+  windowSize: number;
+  /** Swin's cyclic shift (shift_size); 0 (default) = regular windows. */
+  shift?: number;
+  /** Multiplies q before q k^T; default 1/sqrt(head dim). */
+  scale?: number;
+}
+
+/**
+ * Swin's shifted-window mask over an H x W map: tokens of one window from different regions of the
+ * slices (0, -w), (-w, -s), (-s, None) get -100. [nW, w*w, w*w], windows row-major.
+ */
+export function shiftWindowMaskArray(H: number, W: number, w: number, s: number): Float32Array {
+  const label = (p: number, size: number) => (p < size - w ? 0 : p < size - s ? 1 : 2);
+  const [nWy, nWx, n] = [H / w, W / w, w * w];
+  const out = new Float32Array(nWy * nWx * n * n);
+  for (let wy = 0; wy < nWy; wy++) {
+    for (let wx = 0; wx < nWx; wx++) {
+      const base = (wy * nWx + wx) * n * n;
+      const regions = Array.from({ length: n }, (_, t) => label(wy * w + Math.floor(t / w), H) * 3 + label(wx * w + (t % w), W));
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[base + i * n + j] = regions[i] === regions[j] ? 0 : -100;
+    }
+  }
+  return out;
+}
+
+interface WindowLayout {
+  B: number;
+  H: number;
+  W: number;
+  C: number;
+  heads: number;
+  hd: number;
+  w: number;
+  s: number;
+  n: number;
+  nW: number;
+  scale: number;
+}
+
+function windowLayout(qkv: tf.Tensor, { numHeads, windowSize: w, shift = 0, scale }: WindowAttentionOptions): WindowLayout {
+  const [B, H, W, C3] = qkv.shape;
+  const C = C3 / 3;
+  if (qkv.rank !== 4 || !Number.isInteger(C) || H % w || W % w || C % numHeads) {
+    throw new RangeError(
+      `windowAttention: qkv must be [B, H, W, 3C] with H, W multiples of the window ${w} and C a multiple of ${numHeads} heads; got [${qkv.shape.join(', ')}]`,
+    );
+  }
+  if (shift < 0 || shift >= w) throw new RangeError(`windowAttention: shift ${shift} must be in [0, ${w})`);
+  const hd = C / numHeads;
+  return { B, H, W, C, heads: numHeads, hd, w, s: shift, n: w * w, nW: (H / w) * (W / w), scale: scale ?? 1 / Math.sqrt(hd) };
+}
+
+/** [B, H, W, X] -> [B*nW, n, X]: roll by -s on both axes, then windows row-major per image. */
+function toWindows(t: tf.Tensor, L: WindowLayout): tf.Tensor {
+  const rolled = L.s ? roll(t, [-L.s, -L.s], [1, 2]) : t;
+  return tf.reshape(windowPartition(rolled, L.w), [L.B * L.nW, L.n, t.shape[3] ?? 0]);
+}
+
+/** Inverse of toWindows. */
+function fromWindows(t: tf.Tensor, L: WindowLayout): tf.Tensor {
+  const merged = windowReverse(tf.reshape(t, [-1, L.w, L.w, t.shape[2] ?? 0]), L.w, L.H, L.W);
+  return L.s ? roll(merged, [L.s, L.s], [1, 2]) : merged;
+}
+
+/** q, k, v [B*nW, heads, n, hd] and the additive bias + shift mask, broadcastable to the scores. */
+function windowQkv(qkv: tf.Tensor, L: WindowLayout): tf.Tensor[] {
+  const win = tf.transpose(tf.reshape(toWindows(qkv, L), [L.B * L.nW, L.n, 3, L.heads, L.hd]), [2, 0, 3, 1, 4]);
+  return tf.unstack(win, 0);
+}
+
+/** scores [B*nW, heads, n, n] + bias [heads, n, n] + shift mask [nW, n, n] (per window of each image). */
+function addBiasAndMask(scores: tf.Tensor, bias: tf.Tensor | undefined, L: WindowLayout): tf.Tensor {
+  let s = bias ? tf.add(scores, bias) : scores;
+  if (L.s) {
+    const mask = tf.tensor(shiftWindowMaskArray(L.H, L.W, L.w, L.s), [1, L.nW, 1, L.n, L.n]);
+    s = tf.reshape(tf.add(tf.reshape(s, [L.B, L.nW, L.heads, L.n, L.n]), mask), [L.B * L.nW, L.heads, L.n, L.n]);
+  }
+  return s;
+}
+
+/** The tfjs-op path: roll, partition, attention with bias and mask, merge, roll back. */
+export function compositeWindowAttention(qkv: tf.Tensor, bias: tf.Tensor | undefined, options: WindowAttentionOptions): tf.Tensor {
+  const L = windowLayout(qkv, options);
+  return tf.tidy(() => {
+    const [q, k, v] = windowQkv(qkv, L);
+    const scores = addBiasAndMask(matmul(tf.mul(q, L.scale), k, { transposeB: true }), bias, L);
+    const o = matmul(softmax(scores), v); // [B*nW, heads, n, hd]
+    return fromWindows(tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [L.B * L.nW, L.n, L.C]), L);
+  });
+}
+
+// Backward of the fused kernel, recomputing the probabilities: with P = softmax(S), S = q k^T scale
+// + bias + mask: dV = P^T dO, dS = P (dP - rowsum(dP P)) with dP = dO v^T, dQ = dS k scale,
+// dK = dS^T q scale, dBias = sum over windows of dS.
+tf.registerGradient({
+  kernelName: KERNEL_NAMES.windowAttention,
+  inputsToSave: ['qkv', 'bias'],
+  gradFunc: (dy, [qkv, bias], attrs) => {
+    const L = windowLayout(qkv, {
+      numHeads: Number(attrs.numHeads),
+      windowSize: Number(attrs.windowSize),
+      shift: Number(attrs.shift),
+      scale: Number(attrs.scale),
+    });
+    const grads = tf.tidy(() => {
+      const [q, k, v] = windowQkv(qkv, L);
+      const p = softmax(addBiasAndMask(matmul(tf.mul(q, L.scale), k, { transposeB: true }), bias, L));
+      const dO = tf.transpose(tf.reshape(toWindows(dy as tf.Tensor, L), [L.B * L.nW, L.n, L.heads, L.hd]), [0, 2, 1, 3]);
+      const dV = matmul(p, dO, { transposeA: true });
+      const dP = matmul(dO, v, { transposeB: true });
+      const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+      const dQ = tf.mul(matmul(dS, k), L.scale);
+      const dK = tf.mul(matmul(dS, q, { transposeA: true }), L.scale);
+      const dWin = tf.reshape(tf.transpose(tf.stack([dQ, dK, dV]), [1, 3, 0, 2, 4]), [L.B * L.nW, L.n, 3 * L.C]);
+      return { qkv: fromWindows(dWin, L), bias: tf.sum(dS, 0) };
+    });
+    return { qkv: () => grads.qkv, bias: () => grads.bias };
+  },
+});
+
+/**
+ * Swin's (shifted) window attention over a whole token map in one op: windows of qkv [B, H, W, 3C]
+ * (the qkv projection of every token, H and W multiples of the window, padded by the caller),
+ * cyclic shift by `shift` with Swin's -100 mask between regions, relative-position `bias`
+ * [heads, w*w, w*w], softmax, attention-weighted v, windows merged and shifted back -> [B, H, W, C].
+ * On wasm one fused kernel (the shift and the partition are folded into its indexing); elsewhere
+ * the tfjs-op path with the same math. Differentiable in qkv and bias.
+ */
+export function windowAttention(qkv: tf.Tensor, bias: tf.Tensor | undefined, options: WindowAttentionOptions): tf.Tensor {
+  const L = windowLayout(qkv, options);
+  if (bias && (bias.rank !== 3 || bias.shape[0] !== L.heads || bias.shape[1] !== L.n || bias.shape[2] !== L.n)) {
+    throw new RangeError(`windowAttention: bias must be [${L.heads}, ${L.n}, ${L.n}], got [${bias.shape.join(', ')}]`);
+  }
+  if (wasmKernelsActive() && bias && qkv.dtype === 'float32' && bias.dtype === 'float32') {
+    const attrs = { numHeads: L.heads, windowSize: L.w, shift: L.s, scale: L.scale };
+    return tf.engine().runKernel(KERNEL_NAMES.windowAttention, { qkv, bias }, attrs) as tf.Tensor;
+  }
+  return compositeWindowAttention(qkv, bias, options);
 }

@@ -1,4 +1,5 @@
 import { tf } from '../tf.js';
+import { KERNEL_NAMES, gemmShape, wasmKernelsActive } from '../kernels/wasm.js';
 
 /** Sums a broadcast gradient back to `shape` (leading extra dims, and dims of size 1). */
 export function sumToShape(g: tf.Tensor, shape: number[]): tf.Tensor {
@@ -32,16 +33,47 @@ const plainMatmul = tf.customGrad((a, b, save) => {
   };
 });
 
+/** The wasm GEMM kernel when it runs and covers the shapes (float32, batch dims equal or absent on one side). */
+function fastGemm(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean): boolean {
+  return wasmKernelsActive() && a.dtype === 'float32' && b.dtype === 'float32' && gemmShape(a.shape, b.shape, transposeA, transposeB) !== undefined;
+}
+
+function runGemm(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean, bias?: tf.Tensor): tf.Tensor {
+  const inputs: tf.NamedTensorMap = bias ? { a, b, bias } : { a, b };
+  return tf.engine().runKernel(KERNEL_NAMES.matMul, inputs, { transposeA, transposeB }) as tf.Tensor;
+}
+
+// op(A) op(B) [+ bias]: dA and dB are products with the transposes folded into the kernel's
+// operand layout (no transposed copies); batch dims broadcast back with sumToShape.
+tf.registerGradient({
+  kernelName: KERNEL_NAMES.matMul,
+  inputsToSave: ['a', 'b'],
+  gradFunc: (dy, saved, attrs) => {
+    const d = dy as tf.Tensor;
+    const [a, b] = saved;
+    const tA = attrs.transposeA === true;
+    const tB = attrs.transposeB === true;
+    return {
+      a: () => sumToShape(tA ? matmul(b, d, { transposeA: tB, transposeB: true }) : matmul(d, b, { transposeB: !tB }), a.shape),
+      b: () => sumToShape(tB ? matmul(d, a, { transposeA: true, transposeB: tA }) : matmul(a, d, { transposeA: !tA }), b.shape),
+      bias: () => tf.sum(d, Array.from({ length: d.rank - 1 }, (_, i) => i)),
+    };
+  },
+});
+
 /**
- * a @ b with optional transposes (batch dims broadcast as in tf.matMul). Differentiable; fast on
- * every backend because no transposed-operand kernel modes are used.
+ * a @ b with optional transposes (batch dims broadcast as in tf.matMul). Differentiable. On wasm
+ * the fiber-vl GEMM kernel reads transposed operands in place; elsewhere no transposed-operand
+ * kernel modes are used (they are slow in tfjs).
  */
 export function matmul(a: tf.Tensor, b: tf.Tensor, { transposeA = false, transposeB = false } = {}): tf.Tensor {
+  if (fastGemm(a, b, transposeA, transposeB)) return runGemm(a, b, transposeA, transposeB);
   return tf.tidy(() => plainMatmul(transposeA ? transposeLast2(a) : a, transposeB ? transposeLast2(b) : b));
 }
 
 /**
  * torch.nn.functional.linear: x [..., in] @ weight[out, in]^T + bias[out] -> [..., out].
+ * On wasm one GEMM kernel call with the bias in its epilogue; the weight is never transposed.
  */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
   if (weight.rank !== 2) throw new RangeError(`linear: weight must be [out, in], got [${weight.shape.join(', ')}]`);
@@ -49,10 +81,18 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   if (x.shape[x.rank - 1] !== inF) {
     throw new RangeError(`linear: input [${x.shape.join(', ')}] does not end in ${inF} (weight [${outF}, ${inF}])`);
   }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) {
+    throw new RangeError(`linear: bias must be [${outF}], got [${bias.shape.join(', ')}]`);
+  }
   return tf.tidy(() => {
     const x2 = x.rank === 2 ? x : tf.reshape(x, [-1, inF]);
-    let y = plainMatmul(x2, tf.transpose(weight));
-    if (bias) y = tf.add(y, bias);
+    let y: tf.Tensor;
+    if (fastGemm(x2, weight, false, true) && (!bias || bias.dtype === 'float32')) {
+      y = runGemm(x2, weight, false, true, bias);
+    } else {
+      y = plainMatmul(x2, tf.transpose(weight));
+      if (bias) y = tf.add(y, bias);
+    }
     return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outF]);
   });
 }

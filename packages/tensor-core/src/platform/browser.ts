@@ -18,4 +18,18 @@ export const platform: Platform = {
   installWebGpu: async (): Promise<{ icd?: string } | { reason: string }> =>
     (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu ? {} : { reason: 'navigator.gpu is missing (this browser has no WebGPU, or it is disabled)' },
   withWasmThreads: (_tf, _threads, init) => init(),
+  spawnWorker: (source) => {
+    const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+    const w = new Worker(url);
+    return {
+      post: (m) => w.postMessage(m),
+      terminate: () => w.terminate(),
+      onceMessage: () =>
+        new Promise((resolve, reject) => {
+          w.onmessage = (e: MessageEvent) => resolve(e.data as { ready?: boolean; error?: string });
+          w.onerror = (e) => reject(new Error(e.message));
+        }),
+    };
+  },
+  enableRelaxedSimd: async () => false,
 };

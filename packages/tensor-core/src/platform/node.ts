@@ -8,6 +8,8 @@ import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { Worker } from 'node:worker_threads';
 import { fileSource } from '../io/node-file-source.js';
 import { installNodeWebGpu } from '../backends/webgpu-node.js';
 import { withNodeWasmThreads } from '../backends/wasm-threads-node.js';
@@ -26,4 +28,27 @@ export const platform: Platform = {
     return 'reason' in got ? got : { icd: got.icd };
   },
   withWasmThreads: (tfCore, threads, init) => withNodeWasmThreads(tfCore, threads, init),
+  spawnWorker: (source) => {
+    // Eval workers are CommonJS; a parent `--input-type=module` would break them.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const w = new Worker(source, { eval: true, execArgv });
+    w.unref(); // an idle pool must not keep Node alive
+    return {
+      post: (m) => w.postMessage(m),
+      terminate: () => void w.terminate(),
+      onceMessage: () =>
+        new Promise((resolve, reject) => {
+          w.once('message', resolve);
+          w.once('error', reject);
+        }),
+    };
+  },
+  enableRelaxedSimd: async () => {
+    try {
+      setFlagsFromString('--experimental-wasm-relaxed-simd');
+      return true;
+    } catch {
+      return false;
+    }
+  },
 };

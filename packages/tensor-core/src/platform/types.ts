@@ -5,6 +5,13 @@
 import type { tf } from '../tf.js';
 import type { ByteSource } from '../io/byte-source.js';
 
+/** A worker thread running a classic script given as source text (wasm kernel pool). */
+export interface WorkerHandle {
+  post(message: unknown): void;
+  terminate(): void;
+  onceMessage(): Promise<{ ready?: boolean; error?: string }>;
+}
+
 export interface Platform {
   readonly name: 'node' | 'browser';
   /** An environment variable (Node) or undefined. */
@@ -21,6 +28,10 @@ export interface Platform {
   installWebGpu(): Promise<{ icd?: string } | { reason: string }>;
   /** Runs `init` (which calls tf.setBackend('wasm')) so that the wasm backend gets `threads` threads. */
   withWasmThreads<T>(tfCore: typeof tf, threads: number, init: () => Promise<T>): Promise<T>;
+  /** Starts a worker on `source` (Node: a worker_threads eval worker, unref'ed; browsers: a Blob URL Worker). */
+  spawnWorker(source: string): WorkerHandle;
+  /** Turns on WebAssembly relaxed SIMD where the runtime has it behind a flag (Node 20); true if it may now validate. */
+  enableRelaxedSimd(): Promise<boolean>;
 }
 
 export class NodeOnlyError extends Error {

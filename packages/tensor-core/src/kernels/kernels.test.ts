@@ -1,0 +1,201 @@
+// The ops behind fiber-vl's wasm kernels (GEMM, window attention, LayerNorm, GELU) against float64
+// references, at shapes that reach every blocking and threading path of the kernels, with
+// gradient and leak checks, on every backend (on wasm the kernels run; elsewhere the tfjs path).
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tf } from '../tf.js';
+import { Generator } from '../rng.js';
+import { erf } from '../math.js';
+import { expectNoTensorGrowth } from '../memory.js';
+import { gradCheck, maxAbsDiff, testBackends, useBackend } from '../testing.js';
+import { gelu, layerNorm } from '../ops/activations.js';
+import { linear, matmul } from '../ops/linalg.js';
+import { compositeWindowAttention, shiftWindowMaskArray, windowAttention } from '../ops/attention.js';
+import { setWasmKernelsEnabled, wasmKernelInfo, wasmKernelsActive } from './wasm.js';
+
+const { names } = await testBackends();
+const rng = new Generator(11);
+const values = async (t: tf.Tensor) => Float64Array.from((await t.data()) as Float32Array);
+
+/** float64 op(A) op(B) for row-major [M, K] / [K, M] and [K, N] / [N, K]. */
+function refProduct(a: Float64Array, b: Float64Array, M: number, N: number, K: number, tA: boolean, tB: boolean): Float64Array {
+  const out = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += a[tA ? k * M + i : i * K + k] * b[tB ? j * K + k : k * N + j];
+      out[i * N + j] = s;
+    }
+  }
+  return out;
+}
+
+/** float64 Swin window attention over qkv [B, H, W, 3C] (roll by -s, windows, bias, mask, softmax, merge). */
+function refWindowAttention(qkv: Float64Array, bias: Float64Array, [B, H, W, C]: number[], heads: number, w: number, s: number): Float64Array {
+  const hd = C / heads;
+  const n = w * w;
+  const scale = 1 / Math.sqrt(hd);
+  const mask = s ? shiftWindowMaskArray(H, W, w, s) : undefined;
+  const out = new Float64Array(B * H * W * C);
+  for (let b = 0; b < B; b++) {
+    for (let wy = 0; wy < H / w; wy++) {
+      for (let wx = 0; wx < W / w; wx++) {
+        const win = wy * (W / w) + wx;
+        const tok = Array.from({ length: n }, (_, t) => (b * H + ((wy * w + Math.floor(t / w) + s) % H)) * W + ((wx * w + (t % w) + s) % W));
+        for (let h = 0; h < heads; h++) {
+          for (let i = 0; i < n; i++) {
+            const scores = tok.map((tj, j) => {
+              let d = 0;
+              for (let c = 0; c < hd; c++) d += qkv[tok[i] * 3 * C + h * hd + c] * scale * qkv[tj * 3 * C + C + h * hd + c];
+              return d + bias[(h * n + i) * n + j] + (mask ? mask[(win * n + i) * n + j] : 0);
+            });
+            const m = Math.max(...scores);
+            const e = scores.map((v) => Math.exp(v - m));
+            const z = e.reduce((x, y) => x + y, 0);
+            for (let c = 0; c < hd; c++) {
+              let o = 0;
+              for (let j = 0; j < n; j++) o += (e[j] / z) * qkv[tok[j] * 3 * C + 2 * C + h * hd + c];
+              out[tok[i] * C + h * hd + c] = o;
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+describe.each(names)('fiber-vl kernels on %s', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+    setWasmKernelsEnabled(true);
+  });
+
+  it('run as fiber-vl kernels on wasm (unless FIBER_WASM_KERNELS=0)', () => {
+    if (backend !== 'wasm' || process.env.FIBER_WASM_KERNELS === '0') return;
+    expect(wasmKernelInfo()?.threads).toBeGreaterThanOrEqual(1);
+    expect(wasmKernelsActive()).toBe(true);
+  });
+
+  // K > 256 and N > 512 cross the kernel's blocks; M, N, K off the 4 x 8 tile; big enough to thread.
+  const gemmCases: [number, number, number][] = [
+    [1, 1, 1],
+    [5, 9, 7],
+    [37, 530, 300],
+    [130, 64, 513],
+  ];
+  it.each(gemmCases)('matmul [%i x %i] (K %i) in every transpose mode matches float64', async (M, N, K) => {
+    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const a = rng.normal(tA ? [K, M] : [M, K]);
+      const b = rng.normal(tB ? [N, K] : [K, N]);
+      const ref = refProduct(await values(a), await values(b), M, N, K, tA, tB);
+      const y = matmul(a, b, { transposeA: tA, transposeB: tB });
+      expect(y.shape).toEqual([M, N]);
+      expect(maxAbsDiff(await values(y), ref)).toBeLessThan(2e-4 * Math.sqrt(K));
+      tf.dispose([a, b, y]);
+    }
+  });
+
+  it('batched matmul (equal and broadcast batch dims) and linear with bias match float64', async () => {
+    const a = rng.normal([2, 3, 10, 16]);
+    const b = rng.normal([2, 3, 12, 16]);
+    const w = rng.normal([16, 9]);
+    const [av, bv, wv] = [await values(a), await values(b), await values(w)];
+    const y = await values(matmul(a, b, { transposeB: true }));
+    const z = await values(matmul(a, w));
+    for (let i = 0; i < 6; i++) {
+      const ai = av.subarray(i * 160, (i + 1) * 160);
+      expect(maxAbsDiff(y.subarray(i * 120, (i + 1) * 120), refProduct(ai, bv.subarray(i * 192, (i + 1) * 192), 10, 12, 16, false, true))).toBeLessThan(1e-4);
+      expect(maxAbsDiff(z.subarray(i * 90, (i + 1) * 90), refProduct(ai, wv, 10, 9, 16, false, false))).toBeLessThan(1e-4);
+    }
+    const x = rng.normal([3, 7, 40]);
+    const weight = rng.normal([70, 40]);
+    const bias = rng.normal([70]);
+    const lin = linear(x, weight, bias);
+    expect(lin.shape).toEqual([3, 7, 70]);
+    const ref = refProduct(await values(x), await values(weight), 21, 70, 40, false, true);
+    const bvals = await values(bias);
+    expect(maxAbsDiff(await values(lin), ref.map((v, i) => v + bvals[i % 70]))).toBeLessThan(1e-4);
+    expect(() => matmul(rng.normal([2, 3]), rng.normal([4, 5]))).toThrow();
+    tf.dispose([a, b, w, x, weight, bias, lin]);
+  });
+
+  it('layerNorm and gelu match float64 at threaded sizes', async () => {
+    const x = tf.add(rng.normal([300, 257], 0, 3), 2);
+    const g = rng.normal([257]);
+    const b = rng.normal([257]);
+    const [xv, gv, bv] = [await values(x), await values(g), await values(b)];
+    const ln = await values(layerNorm(x, g, b, 1e-5));
+    const ref = new Float64Array(xv.length);
+    for (let r = 0; r < 300; r++) {
+      const row = xv.subarray(r * 257, (r + 1) * 257);
+      const mean = row.reduce((s, v) => s + v, 0) / 257;
+      const variance = row.reduce((s, v) => s + (v - mean) ** 2, 0) / 257;
+      for (let j = 0; j < 257; j++) ref[r * 257 + j] = ((row[j] - mean) / Math.sqrt(variance + 1e-5)) * gv[j] + bv[j];
+    }
+    expect(maxAbsDiff(ln, ref)).toBeLessThan(5e-5);
+    const y = await values(gelu(x));
+    expect(maxAbsDiff(y, Array.from(xv, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))))).toBeLessThan(1e-5);
+    tf.dispose([x, g, b]);
+  });
+
+  // [B, H, W, C, heads, window, shift]: regular and shifted windows, several windows per axis (as
+  // after the detection variant's padding), batch > 1, 1-4 heads, Swin-B/384 stage-1 windows.
+  const attentionCases: number[][] = [
+    [1, 4, 4, 8, 1, 4, 0],
+    [2, 8, 12, 12, 3, 4, 2],
+    [2, 14, 21, 16, 2, 7, 3],
+    [1, 12, 24, 32, 4, 12, 6],
+    [3, 10, 5, 6, 2, 5, 0],
+  ];
+  it.each(attentionCases)('windowAttention [%i, %i, %i, C %i], %i heads, window %i, shift %i matches float64', async (B, H, W, C, heads, w, s) => {
+    const qkv = rng.normal([B, H, W, 3 * C]);
+    const bias = rng.normal([heads, w * w, w * w]);
+    const ref = refWindowAttention(await values(qkv), await values(bias), [B, H, W, C], heads, w, s);
+    const y = windowAttention(qkv, bias, { numHeads: heads, windowSize: w, shift: s });
+    expect(y.shape).toEqual([B, H, W, C]);
+    expect(maxAbsDiff(await values(y), ref)).toBeLessThan(2e-5);
+    const composite = compositeWindowAttention(qkv, bias, { numHeads: heads, windowSize: w, shift: s });
+    expect(maxAbsDiff(await values(y), await values(composite))).toBeLessThan(2e-5);
+    tf.dispose([qkv, bias, y, composite]);
+  });
+
+  it('windowAttention names a bad shape', () => {
+    const qkv = tf.zeros([1, 6, 8, 12]);
+    expect(() => windowAttention(qkv, undefined, { numHeads: 2, windowSize: 4 })).toThrow(/multiples of the window 4/);
+    expect(() => windowAttention(tf.zeros([1, 8, 8, 12]), tf.zeros([2, 4, 4]), { numHeads: 2, windowSize: 4 })).toThrow(/bias must be \[2, 16, 16\]/);
+    expect(() => windowAttention(tf.zeros([1, 8, 8, 12]), undefined, { numHeads: 2, windowSize: 4, shift: 4 })).toThrow(/shift 4/);
+    qkv.dispose();
+  });
+
+  const gradCases: [string, () => tf.Tensor[], (...xs: tf.Tensor[]) => tf.Tensor][] = [
+    ['windowAttention, shifted', () => [rng.normal([2, 4, 4, 12]), rng.normal([2, 4, 4])], (q, b) => windowAttention(q, b, { numHeads: 2, windowSize: 2, shift: 1 })],
+    ['windowAttention, regular', () => [rng.normal([1, 4, 6, 6]), rng.normal([1, 4, 4])], (q, b) => windowAttention(q, b, { numHeads: 1, windowSize: 2 })],
+    ['matmul transposeA', () => [rng.normal([4, 3]), rng.normal([4, 5])], (a, b) => matmul(a, b, { transposeA: true })],
+    ['matmul transposeA + transposeB', () => [rng.normal([4, 3]), rng.normal([5, 4])], (a, b) => matmul(a, b, { transposeA: true, transposeB: true })],
+    ['batched matmul', () => [rng.normal([2, 3, 4]), rng.normal([2, 5, 4])], (a, b) => matmul(a, b, { transposeB: true })],
+  ];
+  it.each(gradCases)('gradient of %s matches finite differences', async (_name, inputs, f) => {
+    const xs = inputs();
+    // 24 sampled elements per input keeps the finite differences affordable on SwiftShader.
+    const r = await gradCheck(f, xs, { eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxElements: 24 });
+    expect(r.errors.map((e) => e.maxAbs <= 2e-3 + 2e-2 * e.scale)).toEqual(xs.map(() => true));
+    tf.dispose(xs);
+  }, 300_000);
+
+  it('forward and backward do not leak tensors', async () => {
+    const qkv = rng.normal([1, 8, 8, 24]);
+    const bias = rng.normal([2, 16, 16]);
+    const x = rng.normal([6, 16]);
+    const w = rng.normal([10, 16]);
+    const b = rng.normal([10]);
+    const g = rng.normal([16]);
+    const loss = (q: tf.Tensor, rb: tf.Tensor, xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor, gg: tf.Tensor) =>
+      tf.add(
+        tf.sum(windowAttention(q, rb, { numHeads: 2, windowSize: 4, shift: 2 })),
+        tf.sum(gelu(linear(layerNorm(xx, gg, gg, 1e-5), ww, bb))),
+      ) as tf.Scalar;
+    await expectNoTensorGrowth(() => tf.tidy(() => loss(qkv, bias, x, w, b, g)), { label: 'kernel forward' });
+    await expectNoTensorGrowth(() => tf.grads(loss)([qkv, bias, x, w, b, g]), { label: 'kernel backward' });
+    tf.dispose([qkv, bias, x, w, b, g]);
+  });
+});

@@ -1,0 +1,266 @@
+// fiber-vl's own CPU kernels, registered into tfjs-backend-wasm: a packed, multi-threaded SIMD
+// GEMM (matmul / linear without weight transposes, batched products), Swin's shifted-window
+// attention in one pass, LayerNorm and GELU. They work in place on tfjs' wasm memory: the kernel
+// module (wasm/*.c, built by scripts/build-wasm.mjs) imports that memory, so inputs and outputs are
+// ordinary wasm-backend tensors and no data is copied. Threads need tfjs' threaded build (a shared
+// memory); otherwise the kernels run on the calling thread.
+//
+// The op entry points (ops/linalg.ts, ops/attention.ts, ops/activations.ts) call these kernels
+// through tf.engine().runKernel when wasmKernelsActive(), and register their gradients.
+import { tf } from '../tf.js';
+import { KERNEL_BINARIES } from './generated/binaries.js';
+import { KernelPool, type HostHeap } from './pool.js';
+import { platform } from '#platform';
+
+export const KERNEL_NAMES = {
+  matMul: 'FiberMatMul',
+  windowAttention: 'FiberWindowAttention',
+  layerNorm: 'FiberLayerNorm',
+  gelu: 'FiberGelu',
+} as const;
+
+const OP = { gemm: 1, windowAttention: 2, layerNorm: 3, gelu: 4 } as const;
+const ABI = 1;
+/** Below this many flops (or elements) an op runs on the calling thread: waking workers costs more. */
+const PARALLEL_FLOPS = 4e6;
+const PARALLEL_ELEMENTS = 64 * 1024;
+
+
+interface WasmTensorData {
+  memoryOffset: number;
+}
+/** The parts of tfjs-backend-wasm's BackendWasm these kernels use. */
+interface WasmBackendLike {
+  dataIdMap: { get(dataId: object): WasmTensorData | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  wasm: {
+    _malloc(bytes: number): number;
+    _free(ptr: number): void;
+    wasmMemory?: WebAssembly.Memory;
+    asm?: { memory?: WebAssembly.Memory };
+  };
+}
+
+function isWasmBackend(b: unknown): b is WasmBackendLike {
+  if (typeof b !== 'object' || b === null || !('wasm' in b) || !('dataIdMap' in b) || !('makeOutput' in b)) return false;
+  const w = (b as { wasm: unknown }).wasm;
+  return typeof w === 'object' && w !== null && '_malloc' in w && '_free' in w;
+}
+
+export interface WasmKernelInfo {
+  /** Threads that share each op (the caller's included). */
+  threads: number;
+  /** Whether the relaxed-SIMD (fused multiply-add) build runs. */
+  relaxedSimd: boolean;
+}
+
+let pool: KernelPool | undefined;
+let info: WasmKernelInfo | undefined;
+let pending: Promise<WasmKernelInfo> | undefined;
+let enabled = platform.env('FIBER_WASM_KERNELS') !== '0';
+
+function decode(base64: string): Uint8Array<ArrayBuffer> {
+  const s = atob(base64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** Relaxed SIMD validates in current browsers and Node >= 22; Node 20 has it behind a V8 flag. */
+async function relaxedSimdAvailable(bytes: Uint8Array<ArrayBuffer>): Promise<boolean> {
+  if (platform.env('FIBER_WASM_RELAXED_SIMD') === '0') return false;
+  if (WebAssembly.validate(bytes)) return true;
+  return (await platform.enableRelaxedSimd()) && WebAssembly.validate(bytes);
+}
+
+function hostHeap(backend: WasmBackendLike): HostHeap {
+  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) throw new Error('fiber-vl wasm kernels: cannot find the memory of tfjs-backend-wasm');
+  return { memory, malloc: (n) => backend.wasm._malloc(n), free: (p) => backend.wasm._free(p) };
+}
+
+/**
+ * Starts the kernels on the current tfjs-backend-wasm instance with `threads` threads (capped to
+ * one where tfjs' memory is not shared). Called by initBackend('wasm'); idempotent.
+ */
+export function initWasmKernels(threads: number): Promise<WasmKernelInfo> {
+  pending ??= (async () => {
+    const backend = tf.findBackend('wasm');
+    if (!isWasmBackend(backend)) throw new Error('fiber-vl wasm kernels: the wasm backend is not tfjs-backend-wasm');
+    const heap = hostHeap(backend);
+    const shared = typeof SharedArrayBuffer !== 'undefined' && heap.memory.buffer instanceof SharedArrayBuffer;
+    const relaxedBytes = decode(shared ? KERNEL_BINARIES.threadsRelaxed : KERNEL_BINARIES.relaxed);
+    const relaxedSimd = await relaxedSimdAvailable(relaxedBytes);
+    const bytes = relaxedSimd ? relaxedBytes : decode(shared ? KERNEL_BINARIES.threadsSimd : KERNEL_BINARIES.simd);
+    const module = await WebAssembly.compile(bytes);
+    const p = await KernelPool.create(module, heap, shared ? threads : 1);
+    if (p.exports.fk_abi() !== ABI) {
+      p.dispose();
+      throw new Error(`fiber-vl wasm kernels: module ABI ${p.exports.fk_abi()}, expected ${ABI}`);
+    }
+    registerKernels();
+    pool = p;
+    info = { threads: p.threads, relaxedSimd };
+    return info;
+  })();
+  pending.catch(() => (pending = undefined));
+  return pending;
+}
+
+/** The running kernels' configuration, or undefined before initWasmKernels. */
+export function wasmKernelInfo(): WasmKernelInfo | undefined {
+  return info;
+}
+
+/** Turns the wasm kernels off (true composite tfjs ops everywhere) or back on, e.g. to compare. */
+export function setWasmKernelsEnabled(on: boolean): void {
+  enabled = on;
+}
+
+/** Whether the ops route to the wasm kernels now (wasm backend current, kernels started and enabled). */
+export function wasmKernelsActive(): boolean {
+  return enabled && pool !== undefined && tf.getBackend() === 'wasm';
+}
+
+const f32 = new Float32Array(1);
+const i32 = new Int32Array(f32.buffer);
+const floatBits = (x: number) => ((f32[0] = x), i32[0]);
+
+function offsetOf(backend: WasmBackendLike, t: tf.TensorInfo | undefined): number {
+  if (!t) return 0;
+  const d = backend.dataIdMap.get(t.dataId);
+  if (!d) throw new Error('fiber-vl wasm kernels: a tensor is not on the wasm backend');
+  return d.memoryOffset;
+}
+
+function backendOf(b: unknown): WasmBackendLike {
+  if (!isWasmBackend(b) || !pool) throw new Error('fiber-vl wasm kernels: not started (initBackend({ backend: "wasm" }))');
+  return b;
+}
+
+function input(inputs: tf.NamedTensorInfoMap, name: string): tf.TensorInfo {
+  const t = inputs[name];
+  if (!t) throw new Error(`fiber-vl wasm kernels: missing input "${name}"`);
+  return t;
+}
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Batch layout of a (possibly batched) product, or undefined where the kernel does not cover it. */
+export interface GemmShape {
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  aBatchStride: number;
+  bBatchStride: number;
+  outShape: number[];
+}
+
+/**
+ * Shapes of op(a) @ op(b) for a [..., M, K] (or [..., K, M] transposed) and b [..., K, N] (or
+ * [..., N, K]); batch dims equal on both sides, or absent on one. Throws on mismatched K.
+ */
+export function gemmShape(a: number[], b: number[], transposeA: boolean, transposeB: boolean): GemmShape | undefined {
+  if (a.length < 2 || b.length < 2) return undefined;
+  const [a0, a1] = a.slice(-2);
+  const [b0, b1] = b.slice(-2);
+  const [M, K] = transposeA ? [a1, a0] : [a0, a1];
+  const [Kb, N] = transposeB ? [b1, b0] : [b0, b1];
+  if (K !== Kb) {
+    throw new RangeError(
+      `matmul: inner dimensions differ: [${a.join(', ')}]${transposeA ? '^T' : ''} @ [${b.join(', ')}]${transposeB ? '^T' : ''}`,
+    );
+  }
+  const ba = a.slice(0, -2);
+  const bb = b.slice(0, -2);
+  let outBatch: number[] | undefined;
+  if (ba.length === bb.length && ba.every((d, i) => d === bb[i])) outBatch = ba;
+  else if (size(ba) === 1 && bb.length >= ba.length) outBatch = bb;
+  else if (size(bb) === 1 && ba.length >= bb.length) outBatch = ba;
+  if (!outBatch) return undefined;
+  const batch = size(outBatch);
+  return {
+    batch,
+    M,
+    N,
+    K,
+    aBatchStride: size(ba) === batch && batch > 1 ? M * K : 0,
+    bBatchStride: size(bb) === batch && batch > 1 ? K * N : 0,
+    outShape: [...outBatch, M, N],
+  };
+}
+
+function matMulKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const be = backendOf(backend);
+  const [a, b, bias] = [input(inputs, 'a'), input(inputs, 'b'), inputs.bias];
+  const transposeA = attrs?.transposeA === true;
+  const transposeB = attrs?.transposeB === true;
+  const s = gemmShape(a.shape, b.shape, transposeA, transposeB);
+  if (!s) throw new RangeError(`FiberMatMul: batch dims of [${a.shape.join(', ')}] and [${b.shape.join(', ')}] do not match`);
+  const out = be.makeOutput(s.outShape, 'float32');
+  if (size(s.outShape) === 0) return out;
+  const { batch, M, N, K } = s;
+  const args = [
+    batch, M, N, K,
+    offsetOf(be, a), transposeA ? 1 : K, transposeA ? M : 1, s.aBatchStride,
+    offsetOf(be, b), transposeB ? 1 : N, transposeB ? K : 1, s.bBatchStride,
+    offsetOf(be, out), N, M * N,
+    offsetOf(be, bias), 0,
+  ];
+  const flops = 2 * batch * M * N * K;
+  pool!.run(OP.gemm, args, { threads: flops >= PARALLEL_FLOPS ? pool!.threads : 1, scratchFloats: pool!.exports.fk_gemm_scratch() });
+  return out;
+}
+
+function windowAttentionKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const be = backendOf(backend);
+  const [qkv, bias] = [input(inputs, 'qkv'), inputs.bias];
+  const [B, H, W, C3] = qkv.shape;
+  const heads = Number(attrs?.numHeads);
+  const w = Number(attrs?.windowSize);
+  const C = C3 / 3;
+  const out = be.makeOutput([B, H, W, C], 'float32');
+  if (size(out.shape) === 0) return out;
+  const args = [
+    offsetOf(be, qkv), offsetOf(be, bias), offsetOf(be, out),
+    B, H, W, C, heads, w, Number(attrs?.shift), floatBits(Number(attrs?.scale)),
+  ];
+  pool!.run(OP.windowAttention, args, { scratchFloats: pool!.exports.fk_attention_scratch(w * w, C / heads) });
+  return out;
+}
+
+function layerNormKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const be = backendOf(backend);
+  const [x, weight, bias] = [input(inputs, 'x'), inputs.weight, inputs.bias];
+  const dim = x.shape[x.shape.length - 1];
+  const out = be.makeOutput(x.shape, 'float32');
+  const n = size(x.shape);
+  if (n === 0) return out;
+  const args = [offsetOf(be, x), offsetOf(be, weight), offsetOf(be, bias), offsetOf(be, out), n / dim, dim, floatBits(Number(attrs?.eps))];
+  pool!.run(OP.layerNorm, args, { threads: n >= PARALLEL_ELEMENTS ? pool!.threads : 1 });
+  return out;
+}
+
+function geluKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const be = backendOf(backend);
+  const x = input(inputs, 'x');
+  const out = be.makeOutput(x.shape, 'float32');
+  const n = size(x.shape);
+  if (n === 0) return out;
+  pool!.run(OP.gelu, [offsetOf(be, x), offsetOf(be, out), n], { threads: n >= PARALLEL_ELEMENTS ? pool!.threads : 1 });
+  return out;
+}
+
+let registered = false;
+function registerKernels(): void {
+  if (registered) return;
+  registered = true;
+  const kernels: [string, tf.KernelFunc][] = [
+    [KERNEL_NAMES.matMul, matMulKernel],
+    [KERNEL_NAMES.windowAttention, windowAttentionKernel],
+    [KERNEL_NAMES.layerNorm, layerNormKernel],
+    [KERNEL_NAMES.gelu, geluKernel],
+  ];
+  for (const [kernelName, kernelFunc] of kernels) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+}

@@ -1,0 +1,27 @@
+// Entry points: the op dispatcher and the per-instance stack.
+#include "fk.h"
+
+enum { OP_GEMM = 1, OP_WINDOW_ATTENTION = 2, OP_LAYER_NORM = 3, OP_GELU = 4 };
+
+// Each instance (main thread and every worker) runs on a stack of its own in the shared memory.
+EXPORT("fk_set_stack") void fk_set_stack(void* top) {
+  __asm__ volatile(".globaltype __stack_pointer, i32\n\tlocal.get %0\n\tglobal.set __stack_pointer" : : "r"(top));
+}
+
+/** Bumped whenever the args layout of an op changes (the JS side checks it). */
+EXPORT("fk_abi") int fk_abi(void) { return 1; }
+
+/** Floats of scratch one thread needs for GEMM (attention asks the JS side for more by args). */
+EXPORT("fk_gemm_scratch") int fk_gemm_scratch(void) { return GEMM_SCRATCH; }
+
+// args: [op, scratch base (bytes), scratch floats per thread, op args...]
+EXPORT("fk_run") void fk_run(const i32* args, int tid, int nt) {
+  f32* scratch = ptr_f32(args[1]) + (uint32_t)tid * (uint32_t)args[2];
+  switch (args[0]) {
+    case OP_GEMM: fk_gemm(args + 3, tid, nt, scratch); break;
+    case OP_WINDOW_ATTENTION: fk_window_attention(args + 3, tid, nt, scratch); break;
+    case OP_LAYER_NORM: fk_layer_norm(args + 3, tid, nt); break;
+    case OP_GELU: fk_gelu(args + 3, tid, nt); break;
+    default: __builtin_trap();
+  }
+}
