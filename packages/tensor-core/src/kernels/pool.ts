@@ -4,6 +4,7 @@
 // between ops; the caller runs share 0 itself, then waits for the others (spinning where the
 // thread may not block, as on a browser's main thread).
 import { platform } from '#platform';
+import type { WorkerHandle } from '../platform/types.js';
 
 /** The exports of the kernel module (wasm/dispatch.c). */
 export interface KernelExports {
