@@ -71,3 +71,10 @@ export { erf, erfinv } from './math.js';
 export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
 export { TorchCheckpoint, TorchTensorRef, TorchCheckpointError, PickleStub, type TorchLoadOptions } from './io/torch.js';
 export { readZipDirectory, ZipError, type ZipEntry } from './io/zip.js';
+
+export { GroupNorm } from './nn/norm.js';
+export { ReLU, Hardsigmoid, AdaptiveAvgPool2d, DeformConv2d, type DeformConv2dModuleOptions } from './nn/vision.js';
+export { deformConv2d, dcnMemoryView, type DeformConv2dOptions } from './ops/deform-conv.js';
+export { interpolateBilinear, interpolateNearest, bilinearMatrix, nearestIndices } from './ops/interpolate.js';
+export { groupNorm } from './ops/norm.js';
+export { hardSigmoid, adaptiveAvgPool2d } from './ops/vision.js';
