@@ -67,18 +67,32 @@ export function dyReluCoefficients(a1: number, b1: number, a2: number, b2: numbe
 
 /** Throws a RangeError naming the field when a DyHead config cannot build the official head. */
 export function validateDyHeadConfig(c: DyHeadConfig): void {
-  const positive = ['channels', 'numConvs', 'numLevels', 'groupNormGroups', 'dyReluHidden', 'langDim', 'maxQueryLen'] as const;
+  const positive = [
+    'channels',
+    'numConvs',
+    'numLevels',
+    'groupNormGroups',
+    'dyReluHidden',
+    'langDim',
+    'maxQueryLen',
+  ] as const;
   for (const k of positive) {
-    if (!Number.isInteger(c[k]) || c[k] < 1) throw new RangeError(`DyHeadConfig.${k} must be a positive integer, got ${c[k]}`);
+    if (!Number.isInteger(c[k]) || c[k] < 1)
+      throw new RangeError(`DyHeadConfig.${k} must be a positive integer, got ${c[k]}`);
   }
   if (c.channels % c.groupNormGroups) {
-    throw new RangeError(`DyHeadConfig: channels (${c.channels}) must be divisible by groupNormGroups (${c.groupNormGroups})`);
+    throw new RangeError(
+      `DyHeadConfig: channels (${c.channels}) must be divisible by groupNormGroups (${c.groupNormGroups})`,
+    );
   }
   if (!Number.isInteger(c.numClasses) || c.numClasses < 2) {
     throw new RangeError(`DyHeadConfig.numClasses counts the background and must be >= 2, got ${c.numClasses}`);
   }
-  if (!(c.priorProb > 0 && c.priorProb < 1)) throw new RangeError(`DyHeadConfig.priorProb must be in (0, 1), got ${c.priorProb}`);
+  if (!(c.priorProb > 0 && c.priorProb < 1))
+    throw new RangeError(`DyHeadConfig.priorProb must be in (0, 1), got ${c.priorProb}`);
   if (!(c.groupNormEps > 0) || !Number.isFinite(c.logScale)) {
-    throw new RangeError(`DyHeadConfig: groupNormEps must be > 0 and logScale finite, got ${c.groupNormEps}, ${c.logScale}`);
+    throw new RangeError(
+      `DyHeadConfig: groupNormEps must be > 0 and logScale finite, got ${c.groupNormEps}, ${c.logScale}`,
+    );
   }
 }

@@ -20,7 +20,13 @@ const TINY: DyHeadConfig = {
   maxQueryLen: 3,
 };
 // P3..P7 of a 40x48 image, padded as the conv chain pads odd sizes (5x6 -> 3x3 -> 2x2 -> 1x1 -> 1x1).
-const SIZES: [number, number][] = [[5, 6], [3, 3], [2, 2], [1, 1], [1, 1]];
+const SIZES: [number, number][] = [
+  [5, 6],
+  [3, 3],
+  [2, 2],
+  [1, 1],
+  [1, 1],
+];
 
 function tinyHead(seed: number): VLDyHead {
   const rng = new Generator(seed);
@@ -57,16 +63,22 @@ describe('VLDyHead construction', () => {
   });
 
   it('rejects bad configs and inputs naming the field or the level', () => {
-    expect(() => new VLDyHead({ ...TINY, groupNormGroups: 3 })).toThrow(/channels \(4\) must be divisible by groupNormGroups \(3\)/);
+    expect(() => new VLDyHead({ ...TINY, groupNormGroups: 3 })).toThrow(
+      /channels \(4\) must be divisible by groupNormGroups \(3\)/,
+    );
     expect(() => new VLDyHead({ ...TINY, numClasses: 1 })).toThrow(/numClasses counts the background/);
     const head = new VLDyHead(TINY);
     const feats = SIZES.map(([h, w]) => tf.zeros([1, 4, h, w]));
     expect(() => head.forward(feats.slice(0, 4), tf.zeros([1, 3, 5]))).toThrow(/expected 5 FPN levels, got 4/);
-    expect(() => head.forward([...feats.slice(0, 2), tf.zeros([1, 3, 2, 2]), ...feats.slice(3)], tf.zeros([1, 3, 5]))).toThrow(
-      /level P5 must be \[1, 4, H, W\], got \[1, 3, 2, 2\]/,
+    expect(() =>
+      head.forward([...feats.slice(0, 2), tf.zeros([1, 3, 2, 2]), ...feats.slice(3)], tf.zeros([1, 3, 5])),
+    ).toThrow(/level P5 must be \[1, 4, H, W\], got \[1, 3, 2, 2\]/);
+    expect(() => head.forward(feats, tf.zeros([1, 4, 5]))).toThrow(
+      /embedded must be \[1, T <= 3, 5\], got \[1, 4, 5\]/,
     );
-    expect(() => head.forward(feats, tf.zeros([1, 4, 5]))).toThrow(/embedded must be \[1, T <= 3, 5\], got \[1, 4, 5\]/);
-    expect(() => new FPN({ inChannels: [2, 3, 4], outChannels: 4 }).forward([tf.zeros([1, 2, 4, 4])])).toThrow(/expected \[C3, C4, C5\]/);
+    expect(() => new FPN({ inChannels: [2, 3, 4], outChannels: 4 }).forward([tf.zeros([1, 2, 4, 4])])).toThrow(
+      /expected \[C3, C4, C5\]/,
+    );
     head.dispose();
   });
 });
@@ -81,7 +93,11 @@ describe('VLDyHead gradients (cpu)', () => {
     const embedded = rng.normal([2, 3, 5]);
     const f = (p3: tf.Tensor, e: tf.Tensor) => {
       const out = head.forward([p3, ...feats.slice(1)], e);
-      return tf.concat(out.levels.flatMap((o) => [o.clsLogits, o.bboxReg, o.centerness, o.dotProductLogits].map((t) => tf.reshape(t, [-1]))));
+      return tf.concat(
+        out.levels.flatMap((o) =>
+          [o.clsLogits, o.bboxReg, o.centerness, o.dotProductLogits].map((t) => tf.reshape(t, [-1])),
+        ),
+      );
     };
     // eps 1e-3: GroupNorm over 2 channels x a few positions is strongly curved, so central
     // differences at 1e-2 are off by O(eps^2) terms of ~3% (they shrink 30-70x at 1e-3, as they should).
@@ -100,7 +116,10 @@ describe('VLDyHead gradients (cpu)', () => {
     const { grads } = tf.variableGrads(() => {
       const out = head.forward(feats, embedded);
       const terms = out.levels.map((o) => [o.clsLogits, o.bboxReg, o.centerness].map((t) => tf.sum(tf.square(t))));
-      const logits = tf.concat(out.levels.map((o) => o.dotProductLogits), 1);
+      const logits = tf.concat(
+        out.levels.map((o) => o.dotProductLogits),
+        1,
+      );
       return tf.addN([...terms.flat(), tf.sum(tf.mul(logits, r))]) as tf.Scalar;
     });
     const bad = head
@@ -129,9 +148,16 @@ describe.each(names)('VLDyHead and FPN memory on %s', (backend) => {
     const embedded = rng.normal([1, 2, 5]);
     const forward = () => tf.tidy(() => head.forward(fpn.forward(c), embedded, { allTowers: true }));
     const shapes = tf.tidy(() => forward().levels.map((l) => l.dotProductLogits.shape));
-    expect(shapes).toEqual([[1, 99, 2], [1, 30, 2], [1, 9, 2], [1, 4, 2], [1, 1, 2]]);
+    expect(shapes).toEqual([
+      [1, 99, 2],
+      [1, 30, 2],
+      [1, 9, 2],
+      [1, 4, 2],
+      [1, 1, 2],
+    ]);
     await expectNoTensorGrowth(forward, { label: 'FPN + VLDyHead forward' });
-    const loss = (c3: tf.Tensor) => tf.sum(head.forward(fpn.forward([c3, c[1], c[2]]), embedded).levels[0].dotProductLogits);
+    const loss = (c3: tf.Tensor) =>
+      tf.sum(head.forward(fpn.forward([c3, c[1], c[2]]), embedded).levels[0].dotProductLogits);
     await expectNoTensorGrowth(() => tf.grads(loss)([c[0]]), { label: 'FPN + VLDyHead backward' });
     tf.dispose([...c, embedded]);
     head.dispose();

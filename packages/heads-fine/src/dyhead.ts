@@ -83,7 +83,12 @@ export class DyReLU extends Module {
     rng: Generator,
   ) {
     super();
-    this.fc = new Sequential(new Linear(channels, hidden, { rng }), new ReLU(), new Linear(hidden, 4 * channels, { rng }), new Hardsigmoid());
+    this.fc = new Sequential(
+      new Linear(channels, hidden, { rng }),
+      new ReLU(),
+      new Linear(hidden, 4 * channels, { rng }),
+      new Hardsigmoid(),
+    );
   }
   /** x [B, C, H, W] -> same shape. */
   forward(x: tf.Tensor): tf.Tensor {
@@ -219,12 +224,19 @@ export class VLDyHead extends Module {
       const e = l2Normalize(embedded, -1);
       const tokens = this.dotProductProjectionText.forward(tf.div(e, 2)); // [B, T, C]
       const [b, t] = embedded.shape;
-      const langBias = tf.add(tf.reshape(linear(e, tf.reshape(this.biasLang.value, [1, -1])), [b, 1, t]), this.bias0.value);
+      const langBias = tf.add(
+        tf.reshape(linear(e, tf.reshape(this.biasLang.value, [1, -1])), [b, 1, t]),
+        this.bias0.value,
+      );
       const tokensT = tf.transpose(tokens, [0, 2, 1]); // [B, C, T]
       const temperature = tf.exp(this.logScale.value);
       const levels = x.map((tower, l): DyHeadLevelOutput => {
         const [, c, h, w] = tower.shape;
-        const queries = tf.reshape(tf.transpose(this.dotProductProjectionImage.forward(tower), [0, 2, 3, 1]), [b, h * w, c]);
+        const queries = tf.reshape(tf.transpose(this.dotProductProjectionImage.forward(tower), [0, 2, 3, 1]), [
+          b,
+          h * w,
+          c,
+        ]);
         const logits = tf.add(tf.div(matmul(queries, tokensT), temperature), langBias);
         return {
           towers: towers[l],
@@ -240,7 +252,8 @@ export class VLDyHead extends Module {
 
   private check(features: readonly tf.Tensor[], embedded: tf.Tensor): void {
     const { numLevels, channels, langDim, maxQueryLen } = this.config;
-    if (features.length !== numLevels) throw new RangeError(`VLDyHead: expected ${numLevels} FPN levels, got ${features.length}`);
+    if (features.length !== numLevels)
+      throw new RangeError(`VLDyHead: expected ${numLevels} FPN levels, got ${features.length}`);
     const batch = features[0].shape[0];
     features.forEach((f, l) => {
       if (f.rank !== 4 || f.shape[0] !== batch || f.shape[1] !== channels) {
@@ -249,8 +262,9 @@ export class VLDyHead extends Module {
     });
     const [eb, et, ed]: number[] = embedded.shape;
     if (embedded.rank !== 3 || eb !== batch || ed !== langDim || et > maxQueryLen) {
-      throw new RangeError(`VLDyHead: embedded must be [${batch}, T <= ${maxQueryLen}, ${langDim}], got ${shapeOf(embedded)}`);
+      throw new RangeError(
+        `VLDyHead: embedded must be [${batch}, T <= ${maxQueryLen}, ${langDim}], got ${shapeOf(embedded)}`,
+      );
     }
   }
 }
-

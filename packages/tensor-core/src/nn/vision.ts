@@ -58,7 +58,14 @@ export class DeformConv2d extends Module {
     readonly inChannels: number,
     readonly outChannels: number,
     kernelSize: Pair,
-    { stride = 1, padding = 0, dilation = 1, bias = true, zeroBias = false, rng = defaultGenerator }: DeformConv2dModuleOptions = {},
+    {
+      stride = 1,
+      padding = 0,
+      dilation = 1,
+      bias = true,
+      zeroBias = false,
+      rng = defaultGenerator,
+    }: DeformConv2dModuleOptions = {},
   ) {
     super();
     this.stride = stride;

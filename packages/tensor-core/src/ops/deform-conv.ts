@@ -56,17 +56,27 @@ function geometry(x: tf.Tensor, offset: tf.Tensor, weight: tf.Tensor, o: DeformC
   };
   if (x.rank !== 4) fail(`input must be [N, C, H, W], got ${shapeOf(x)}`);
   if (weight.rank !== 4) fail(`weight must be [out, C, kh, kw], got ${shapeOf(weight)}`);
-  for (const [name, t] of [['input', x], ['offset', offset], ['weight', weight], ['mask', o.mask], ['bias', o.bias]] as const) {
+  for (const [name, t] of [
+    ['input', x],
+    ['offset', offset],
+    ['weight', weight],
+    ['mask', o.mask],
+    ['bias', o.bias],
+  ] as const) {
     if (t && t.dtype !== 'float32') fail(`${name} must be float32, got ${t.dtype}`);
   }
   const [n, c, h, w] = x.shape;
   const [out, cw, kh, kw] = weight.shape;
-  if (cw !== c) fail(`weight ${shapeOf(weight)} does not take the ${c} input channels (grouped convolution is not supported)`);
+  if (cw !== c)
+    fail(`weight ${shapeOf(weight)} does not take the ${c} input channels (grouped convolution is not supported)`);
   const [sh, sw] = pair(o.stride ?? 1);
   const [ph, pw] = pair(o.padding ?? 0);
   const [dh, dw] = pair(o.dilation ?? 1);
   if (!(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && ph >= 0 && pw >= 0)) {
-    fail(`stride and dilation must be >= 1 and padding >= 0, got stride ${sh},${sw} padding ${ph},${pw} dilation ${dh},${dw}`);
+    fail(
+      `stride and dilation must be >= 1 and padding >= 0, ` +
+        `got stride ${sh},${sw} padding ${ph},${pw} dilation ${dh},${dw}`,
+    );
   }
   const ho = Math.floor((h + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
   const wo = Math.floor((w + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
@@ -75,8 +85,12 @@ function geometry(x: tf.Tensor, offset: tf.Tensor, weight: tf.Tensor, o: DeformC
   const want = (t: tf.Tensor, name: string, ch: number) => {
     const s: number[] = t.shape;
     if (t.rank !== 4 || s[0] !== n || s[1] !== ch || s[2] !== ho || s[3] !== wo) {
-      const groups = t.rank === 4 && s[1] % ch === 0 && s[1] > ch ? ` (${s[1] / ch} deformable groups are not supported)` : '';
-      fail(`${name} must be [${n}, ${ch}, ${ho}, ${wo}] for input ${shapeOf(x)} and weight ${shapeOf(weight)}, got ${shapeOf(t)}${groups}`);
+      const groups =
+        t.rank === 4 && s[1] % ch === 0 && s[1] > ch ? ` (${s[1] / ch} deformable groups are not supported)` : '';
+      fail(
+        `${name} must be [${n}, ${ch}, ${ho}, ${wo}] for input ${shapeOf(x)} and weight ${shapeOf(weight)}, ` +
+          `got ${shapeOf(t)}${groups}`,
+      );
     }
   };
   want(offset, 'offset', 2 * k);
@@ -120,7 +134,10 @@ function plan(g: Geometry, offset: tf.Tensor, mask: tf.Tensor | undefined, r0: n
   // slices, transposes and unpacks rank-5 tensors element by element in JS.
   const off = tf.reshape(tf.slice(offset, [0, 0, r0, 0], [g.n, 2 * g.k, rows, g.wo]), [g.n * g.k, 2, rows * g.wo]);
   const component = (i: number) =>
-    tf.transpose(tf.reshape(tf.slice(off, [0, i, 0], [g.n * g.k, 1, rows * g.wo]), [g.n, g.k, rows, g.wo]), [0, 2, 3, 1]);
+    tf.transpose(
+      tf.reshape(tf.slice(off, [0, i, 0], [g.n * g.k, 1, rows * g.wo]), [g.n, g.k, rows, g.wo]),
+      [0, 2, 3, 1],
+    );
   const [dy, dx] = [component(0), component(1)];
   const baseY = new Float32Array(rows * g.k);
   const baseX = new Float32Array(g.wo * g.k);
@@ -136,7 +153,10 @@ function plan(g: Geometry, offset: tf.Tensor, mask: tf.Tensor | undefined, r0: n
   const fx = tf.reshape(tf.sub(x, x0), [m, 1]);
   const yi = tf.reshape(tf.cast(y0, 'int32'), [m]);
   const xi = tf.reshape(tf.cast(x0, 'int32'), [m]);
-  const image = tf.reshape(tf.tile(tf.reshape(tf.range(0, g.n * g.h * g.w, g.h * g.w, 'int32'), [g.n, 1]), [1, m / g.n]), [m]);
+  const image = tf.reshape(
+    tf.tile(tf.reshape(tf.range(0, g.n * g.h * g.w, g.h * g.w, 'int32'), [g.n, 1]), [1, m / g.n]),
+    [m],
+  );
   // JS numbers would promote int32 tensors to float32: integer scalars throughout.
   const int = (v: number) => tf.scalar(v, 'int32');
   const inside = (v: tf.Tensor, size: number) => tf.logicalAnd(tf.greaterEqual(v, int(0)), tf.less(v, int(size)));
@@ -177,7 +197,14 @@ function columns(g: Geometry, p: Plan, gathered: tf.Tensor[], rows: number): tf.
   return tf.reshape(tf.addN(terms), [g.n * rows * g.wo, g.k * g.c]);
 }
 
-function forward(g: Geometry, x: tf.Tensor, offset: tf.Tensor, weight: tf.Tensor, mask?: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+function forward(
+  g: Geometry,
+  x: tf.Tensor,
+  offset: tf.Tensor,
+  weight: tf.Tensor,
+  mask?: tf.Tensor,
+  bias?: tf.Tensor,
+): tf.Tensor {
   return tf.tidy(() => {
     const table = inputRows(g, x);
     // [out, C, kh, kw] -> [K*C, out], matching the column layout (tap-major, then channel)
@@ -188,7 +215,12 @@ function forward(g: Geometry, x: tf.Tensor, offset: tf.Tensor, weight: tf.Tensor
       chunks.push(
         tf.tidy(() => {
           const p = plan(g, offset, mask, r0, rows);
-          const cols = columns(g, p, p.index.map((idx) => gatherRows(table, idx)), rows);
+          const cols = columns(
+            g,
+            p,
+            p.index.map((idx) => gatherRows(table, idx)),
+            rows,
+          );
           let y = matmul(cols, wt);
           if (bias) y = tf.add(y, bias);
           return tf.reshape(y, [g.n, rows, g.wo, g.out]);
@@ -222,7 +254,10 @@ function backward(g: Geometry, dy: tf.Tensor, x: tf.Tensor, offset: tf.Tensor, w
         const dWtChunk = matmul(cols, dOutRows, { transposeA: true });
         const dCols = tf.reshape(matmul(dOutRows, wtT), [m, g.c]);
         // Input: each corner receives dCols * weight * mask (out-of-map corners land on the zero row).
-        const updates = tf.concat(p.weight.map((wgt) => tf.mul(dCols, tf.mul(wgt, p.mask))), 0);
+        const updates = tf.concat(
+          p.weight.map((wgt) => tf.mul(dCols, tf.mul(wgt, p.mask))),
+          0,
+        );
         const indices = tf.reshape(tf.concat(p.index, 0), [4 * m, 1]);
         const dTableChunk = tf.scatterND(indices, updates, table.shape);
         // d(sample)/d(corner value) summed over channels: D[i] = <gathered_i, dCols>, [M, 1].
@@ -269,7 +304,12 @@ function backward(g: Geometry, dy: tf.Tensor, x: tf.Tensor, offset: tf.Tensor, w
  * FIBER DyHead uses). Differentiable w.r.t. every tensor argument, with the same one-sided
  * derivatives as torchvision at integer sampling positions.
  */
-export function deformConv2d(x: tf.Tensor, offset: tf.Tensor, weight: tf.Tensor, options: DeformConv2dOptions = {}): tf.Tensor {
+export function deformConv2d(
+  x: tf.Tensor,
+  offset: tf.Tensor,
+  weight: tf.Tensor,
+  options: DeformConv2dOptions = {},
+): tf.Tensor {
   const g = geometry(x, offset, weight, options);
   const { mask, bias } = options;
   const inputs = [x, offset, weight, ...(mask ? [mask] : []), ...(bias ? [bias] : [])];

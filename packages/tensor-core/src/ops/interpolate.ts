@@ -14,7 +14,12 @@ function checkResize(op: string, x: tf.Tensor, size: [number, number]): void {
  * out = Mh @ x @ Mw^T over the last two axes, for Mh [outH, H] and Mw [outW, W] given row-major.
  * Two plain GEMMs (tfjs' batched matmul is slow on wasm), differentiable.
  */
-export function separable2d(x: tf.Tensor, mh: Float32Array, mw: Float32Array, [outH, outW]: [number, number]): tf.Tensor {
+export function separable2d(
+  x: tf.Tensor,
+  mh: Float32Array,
+  mw: Float32Array,
+  [outH, outW]: [number, number],
+): tf.Tensor {
   const [H, W] = x.shape.slice(-2);
   const lead = x.shape.slice(0, -2);
   const n = lead.reduce((a, b) => a * b, 1);

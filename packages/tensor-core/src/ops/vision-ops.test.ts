@@ -25,7 +25,8 @@ interface Case {
 const fixture = await SafetensorsFile.open(join(__dirname, '../../../../fixtures/ops/vision_ops.safetensors'));
 const cases: Case[] = JSON.parse(fixture.metadata.cases);
 const { names, skipped } = await testBackends();
-for (const s of skipped) describe.skip(`vision ops on ${s.backend} (skipped: ${s.reason})`, () => it('unavailable', () => {}));
+for (const s of skipped)
+  describe.skip(`vision ops on ${s.backend} (skipped: ${s.reason})`, () => it('unavailable', () => {}));
 
 const values = async (t: tf.Tensor) => (await t.data()) as Float32Array;
 
@@ -53,7 +54,9 @@ describe.each(names)('vision ops on %s', (backend) => {
   it.each(cases.map((c) => c.name))('%s matches PyTorch (value and input gradient)', async (name) => {
     const c = cases.find((k) => k.name === name)!;
     const f = await opFor(c);
-    const [x, dout, out, gradX] = await Promise.all(['x', 'dout', 'out', 'grad_x'].map((k) => fixture.readTensor(`${name}.${k}`)));
+    const [x, dout, out, gradX] = await Promise.all(
+      ['x', 'dout', 'out', 'grad_x'].map((k) => fixture.readTensor(`${name}.${k}`)),
+    );
     const y = f(x);
     expect(y.shape).toEqual(out.shape);
     expect(maxAbsDiff(await values(y), await values(out))).toBeLessThan(1e-5);
