@@ -1,16 +1,29 @@
-/** GLIP-style VLDyHead of the fine-grained FIBER model (fiber-spec §3.3). */
+/**
+ * GLIP-style VLDyHead of the fine-grained FIBER model (fiber-spec §3.3), with the values of
+ * `configs/pretrain/mixed_nococo_flickr_objects365.yaml` over maskrcnn_benchmark's defaults.
+ */
 export interface DyHeadConfig {
-  /** FPN / head channels. */
+  /** FPN / head channels (DYHEAD.CHANNELS = BACKBONE.OUT_CHANNELS). */
   channels: number;
-  /** DyConv blocks in the tower. */
+  /** DyConv blocks in the tower (DYHEAD.NUM_CONVS). */
   numConvs: number;
-  /** FPN levels the head runs on. */
+  /** FPN levels the head runs on (P3-P7); one learnable `Scale` each. */
   numLevels: number;
-  /** GroupNorm groups after each deformable conv. */
+  /** GroupNorm groups after each deformable conv (GROUP_NORM.NUM_GROUPS). */
   groupNormGroups: number;
   groupNormEps: number;
   /** DyReLU squeeze width (channels / 4). */
   dyReluHidden: number;
+  /** DYHEAD.NUM_CLASSES, background included: `cls_logits` has numClasses - 1 outputs. */
+  numClasses: number;
+  /** Width of the text features the token head projects (LANGUAGE_BACKBONE.LANG_DIM). */
+  langDim: number;
+  /** Text length the prompts are padded to (LANGUAGE_BACKBONE.MAX_QUERY_LEN): the logits' last axis. */
+  maxQueryLen: number;
+  /** DYHEAD.PRIOR_PROB: `bias0` and the `cls_logits` bias start at -log((1 - p) / p). */
+  priorProb: number;
+  /** DYHEAD.LOG_SCALE: initial `log_scale` (the token logits are divided by exp(log_scale)). */
+  logScale: number;
 }
 
 export const FIBER_DYHEAD: Readonly<DyHeadConfig> = Object.freeze({
@@ -20,6 +33,24 @@ export const FIBER_DYHEAD: Readonly<DyHeadConfig> = Object.freeze({
   groupNormGroups: 16,
   groupNormEps: 1e-5,
   dyReluHidden: 64,
+  numClasses: 81,
+  langDim: 768,
+  maxQueryLen: 256,
+  priorProb: 0.01,
+  logScale: 0,
+});
+
+/** FPN of `SWINT-FPN-RETINANET` (fiber-spec §3.2): P3-P5 from C3-C5, P6/P7 from P5. */
+export interface FpnConfig {
+  /** Channels of C3, C4, C5 (SWINT.OUT_CHANNELS[1:], strides 8, 16, 32). */
+  inChannels: readonly [number, number, number];
+  /** BACKBONE.OUT_CHANNELS. */
+  outChannels: number;
+}
+
+export const FIBER_FPN: Readonly<FpnConfig> = Object.freeze({
+  inChannels: Object.freeze([256, 512, 1024] as const),
+  outChannels: 256,
 });
 
 /**
@@ -32,4 +63,36 @@ export function hSigmoid(x: number): number {
 /** DyReLU's coefficient transform: a1 = (a1 - 0.5) * 2 + 1, a2 = (a2 - 0.5) * 2, b = b - 0.5. */
 export function dyReluCoefficients(a1: number, b1: number, a2: number, b2: number): [number, number, number, number] {
   return [(a1 - 0.5) * 2 + 1, b1 - 0.5, (a2 - 0.5) * 2, b2 - 0.5];
+}
+
+/** Throws a RangeError naming the field when a DyHead config cannot build the official head. */
+export function validateDyHeadConfig(c: DyHeadConfig): void {
+  const positive = [
+    'channels',
+    'numConvs',
+    'numLevels',
+    'groupNormGroups',
+    'dyReluHidden',
+    'langDim',
+    'maxQueryLen',
+  ] as const;
+  for (const k of positive) {
+    if (!Number.isInteger(c[k]) || c[k] < 1)
+      throw new RangeError(`DyHeadConfig.${k} must be a positive integer, got ${c[k]}`);
+  }
+  if (c.channels % c.groupNormGroups) {
+    throw new RangeError(
+      `DyHeadConfig: channels (${c.channels}) must be divisible by groupNormGroups (${c.groupNormGroups})`,
+    );
+  }
+  if (!Number.isInteger(c.numClasses) || c.numClasses < 2) {
+    throw new RangeError(`DyHeadConfig.numClasses counts the background and must be >= 2, got ${c.numClasses}`);
+  }
+  if (!(c.priorProb > 0 && c.priorProb < 1))
+    throw new RangeError(`DyHeadConfig.priorProb must be in (0, 1), got ${c.priorProb}`);
+  if (!(c.groupNormEps > 0) || !Number.isFinite(c.logScale)) {
+    throw new RangeError(
+      `DyHeadConfig: groupNormEps must be > 0 and logScale finite, got ${c.groupNormEps}, ${c.logScale}`,
+    );
+  }
 }

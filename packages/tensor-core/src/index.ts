@@ -77,3 +77,10 @@ export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
 export { tidyOutput, disposeOutput, collectTensors } from './outputs.js';
 export { TorchCheckpoint, TorchTensorRef, TorchCheckpointError, PickleStub, type TorchLoadOptions } from './io/torch.js';
 export { ZipError } from './io/zip.js';
+
+export { GroupNorm } from './nn/norm.js';
+export { ReLU, Hardsigmoid, AdaptiveAvgPool2d, DeformConv2d, type DeformConv2dModuleOptions } from './nn/vision.js';
+export { deformConv2d, dcnMemoryView, type DeformConv2dOptions } from './ops/deform-conv.js';
+export { interpolateBilinear, interpolateNearest } from './ops/interpolate.js';
+export { groupNorm } from './ops/norm.js';
+export { hardSigmoid, adaptiveAvgPool2d } from './ops/vision.js';
