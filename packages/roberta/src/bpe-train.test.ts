@@ -20,7 +20,12 @@ describe('trainByteLevelBpe', () => {
     // (aa,x) tie at 2: zz has the lower id (260 < 261) although "aa" < "zz" as strings -> (zz,x), then (aa,x).
     const corpus = ['zzx', 'zzx', 'aax', 'aax', 'zz'];
     const model = trainByteLevelBpe(corpus, { vocabSize: 300, minFrequency: 2 });
-    expect(model.merges).toEqual([['z', 'z'], ['a', 'a'], ['zz', 'x'], ['aa', 'x']]);
+    expect(model.merges).toEqual([
+      ['z', 'z'],
+      ['a', 'a'],
+      ['zz', 'x'],
+      ['aa', 'x'],
+    ]);
     const ids = (...t: string[]) => t.map((x) => model.vocab[x]);
     expect(ids('zz', 'aa', 'zzx', 'aax', '<mask>')).toEqual([260, 261, 262, 263, 264]);
     expect(ids('<s>', '<pad>', '</s>', '<unk>')).toEqual([0, 1, 2, 3]);
@@ -28,7 +33,10 @@ describe('trainByteLevelBpe', () => {
     expect(Object.keys(model.vocab)).toHaveLength(265);
     // vocabSize caps the vocabulary (the mask keeps the last id); minFrequency stops the merges
     const capped = trainByteLevelBpe(corpus, { vocabSize: 263 });
-    expect(capped.merges).toEqual([['z', 'z'], ['a', 'a']]);
+    expect(capped.merges).toEqual([
+      ['z', 'z'],
+      ['a', 'a'],
+    ]);
     expect(capped.vocab['<mask>']).toBe(262);
     expect(trainByteLevelBpe(corpus, { vocabSize: 300, minFrequency: 3 }).merges).toEqual([['z', 'z']]);
   });
@@ -64,7 +72,7 @@ describe('trainByteLevelBpe', () => {
     for (const t of texts) expect(tok.decode(tok.encode(t).ids, { skipSpecialTokens: false })).toBe(`<s>${t}</s>`);
     // random code points, lone surrogates excluded (UTF-8 cannot carry them)
     let s = 1;
-    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
     for (let n = 0; n < 50; n++) {
       const cps = Array.from({ length: 1 + Math.floor(rand() * 12) }, () => {
         const cp = Math.floor(rand() * 0x30000);
