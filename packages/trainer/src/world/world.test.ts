@@ -256,6 +256,10 @@ describe('world: configuration', () => {
       ...small,
     });
     expect(w.heldOutCompositions).toHaveLength(2);
+    expect(w.classes.filter((c) => c.heldOut).map((c) => c.name)).toEqual(['square']);
+    // the default held-out classes shrink to the configured shapes (here: star), or to none
+    expect(createWorld({ shapes: ['circle', 'star'] }).config.heldOutClasses).toEqual(['star']);
+    expect(createWorld({ shapes: ['circle', 'square'] }).config.heldOutClasses).toEqual([]);
     for (const s of w.samples('test', { end: 30 })) {
       expect(Math.min(s.scene.width, s.scene.height)).toBeLessThanOrEqual(80);
       expect(s.scene.objects.length).toBeLessThanOrEqual(4);

@@ -44,7 +44,10 @@ export interface WorldConfig extends LayoutConfig {
    * or the pairs themselves.
    */
   heldOutCompositions?: number | readonly (readonly [Colour, Shape])[];
-  /** Detection classes (shapes) whose boxes the fine-grained stage never sees: open-vocabulary detection. */
+  /**
+   * Detection classes (shapes) whose boxes the fine-grained stage never sees: open-vocabulary
+   * detection. Default: diamond and star, those of them that are in `shapes`.
+   */
   heldOutClasses: readonly Shape[];
 }
 
@@ -139,8 +142,8 @@ function fail(field: string, why: string): never {
   throw new RangeError(`world config: "${field}" ${why}`);
 }
 
-function checkSubset<T extends string>(field: string, values: readonly T[], known: readonly T[]) {
-  if (!Array.isArray(values) || values.length === 0) fail(field, 'must be a non-empty list');
+function checkSubset<T extends string>(field: string, values: readonly T[], known: readonly T[], empty = false) {
+  if (!Array.isArray(values) || (values.length === 0 && !empty)) fail(field, 'must be a non-empty list');
   for (const v of values)
     if (!known.includes(v)) fail(field, `has ${JSON.stringify(v)}, expected some of ${known.join(', ')}`);
   if (new Set(values).size !== values.length) fail(field, 'has duplicates');
@@ -186,7 +189,7 @@ function checkConfig(c: WorldConfig) {
   }
   for (const f of ['captionsPerScene', 'questionsPerScene'] as const)
     if (!(Number.isInteger(c[f]) && c[f] >= 1)) fail(f, `must be a positive integer, got ${c[f]}`);
-  checkSubset<Shape>('heldOutClasses', c.heldOutClasses.length ? c.heldOutClasses : c.shapes, c.shapes);
+  checkSubset<Shape>('heldOutClasses', c.heldOutClasses, c.shapes, true);
   if (c.heldOutClasses.length >= c.shapes.length)
     fail('heldOutClasses', 'must leave at least one class for the fine-grained stage');
 }
@@ -229,7 +232,9 @@ export class World {
   private readonly language: LanguageConfig;
 
   constructor(config: Partial<WorldConfig> = {}) {
-    this.config = { ...WORLD_DEFAULTS, ...config };
+    const configured = config.shapes ?? WORLD_DEFAULTS.shapes;
+    const heldOutClasses = config.heldOutClasses ?? WORLD_DEFAULTS.heldOutClasses.filter((s) => configured.includes(s));
+    this.config = { ...WORLD_DEFAULTS, ...config, heldOutClasses };
     checkConfig(this.config);
     this.heldOutCompositions = heldOutPairs(this.config);
     this.heldOutKeys = new Set(this.heldOutCompositions.map(([c, s]) => pairKey(c, s)));
