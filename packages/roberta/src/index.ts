@@ -19,3 +19,4 @@ export {
   type LayerOptions,
 } from './modeling.js';
 export { ByteLevelBpeTokenizer, ROBERTA_SPECIAL_TOKENS, type SpecialTokens, type EncodeOptions, type Encoding } from './tokenizer.js';
+export { trainByteLevelBpe, mergesToText, type BpeTrainOptions, type BpeModel } from './bpe-train.js';

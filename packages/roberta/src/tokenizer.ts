@@ -25,10 +25,10 @@ function bytesToUnicode(): string[] {
   return out;
 }
 
-const BYTE_TO_CHAR = bytesToUnicode();
+export const BYTE_TO_CHAR = bytesToUnicode();
 const CHAR_TO_BYTE = new Map(BYTE_TO_CHAR.map((c, b) => [c, b]));
 /** GPT-2 pre-tokenisation. */
-const PRETOKENIZE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+export const PRETOKENIZE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
 export interface SpecialTokens {
   bos: string;
