@@ -18,6 +18,7 @@ export { wasmKernelInfo, setWasmKernelsEnabled, wasmKernelsActive, type WasmKern
 export {
   Module,
   ModuleList,
+  BufferList,
   Sequential,
   Parameter,
   Buffer,
