@@ -93,3 +93,4 @@ export {
   type FiberFineModelOptions,
   type FiberFineOutput,
 } from './model.js';
+export { FiberFinePipeline, finePixelBatch, type FinePipelineOptions, type FinePreprocessOptions, type FinePixelBatch, type ReferResult } from './pipeline.js';
