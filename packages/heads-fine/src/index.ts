@@ -94,3 +94,11 @@ export {
   type FiberFineOutput,
 } from './model.js';
 export { FiberFinePipeline, finePixelBatch, type FinePipelineOptions, type FinePreprocessOptions, type FinePixelBatch, type ReferResult } from './pipeline.js';
+export {
+  loadFiberFineCheckpoint,
+  serializeFiberFineCheckpoint,
+  alignFineStateDict,
+  isCoarseStateDict,
+  type FineLoadResult,
+  type FineAlignment,
+} from './checkpoint.js';

@@ -78,6 +78,7 @@ export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
 export { tidyOutput, disposeOutput, collectTensors } from './outputs.js';
 export { TorchCheckpoint, TorchTensorRef, TorchCheckpointError, PickleStub, type TorchLoadOptions } from './io/torch.js';
 export { ZipError } from './io/zip.js';
+export { serializeTorchCheckpoint, type SerializeTorchOptions, type TorchWriterInput } from './io/torch-writer.js';
 
 export { GroupNorm } from './nn/norm.js';
 export { ReLU, Hardsigmoid, AdaptiveAvgPool2d, DeformConv2d, type DeformConv2dModuleOptions } from './nn/vision.js';
