@@ -13,6 +13,7 @@ import { runBackbones } from './backbones.js';
 import { parityMarkdown, runParity } from './parity.js';
 import { runCoarse, runTrain } from './coarse.js';
 import { runSizes, sizesMarkdown } from './sizes.js';
+import { runFine } from './fine.js';
 import { availableBackends } from '@fiber-vl/tensor-core';
 
 const USAGE = `usage: fiber-bench <command> [options]
@@ -32,6 +33,9 @@ commands:
   parity    DIR: the FIBER coarse model against a fixture folder of the official code (config.json,
             model.safetensors, inputs.safetensors, outputs): a table of max abs errors per tensor,
             exit code 1 on any failure (default backends: every one that starts)
+  fine      the fine-grained FIBER-B at full size (fused Swin-B + RoBERTa, FPN, VLDyHead) on one
+            800 x 1344 image with a 256-token prompt: forward time (backbone / head) and peak memory
+            per backend; --max-case-seconds (default 300) skips hopeless backends
   sizes     what users download: each package's packed tarball (npm pack) and the size of a fresh
             npm install (needs the npm registry) of tensor-core, eval-metrics, the six model packages
             and every package; --no-install packs only
@@ -210,6 +214,22 @@ async function main(argv: string[]): Promise<number> {
       const ok = reports.every((r) => r.ok);
       process.stdout.write(`\n${ok ? 'parity OK' : 'parity FAILED'} on ${reports.map((r) => r.backend).join(', ')}\n`);
       return ok ? 0 : 1;
+    }
+    case 'fine': {
+      const results = await runFine({ backends, maxCaseSeconds: maxCaseSeconds ?? 300 });
+      const report = { command: 'fine', machine: machine(), results };
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        return 0;
+      }
+      const file = writeReport('fine', report);
+      const s = (ms?: number) => (ms === undefined ? '' : (ms / 1000).toFixed(1));
+      process.stdout.write(
+        `\n## fiber-bench fine (fine-grained FIBER-B, full size)\n\n| backend | input | forward s | backbone s | head s | peak RSS MB |\n|---|---|---|---|---|---|\n` +
+          results.map((r) => `| ${r.backend} | ${r.input} | ${r.skipped ? `skipped (${r.skipped})` : s(r.ms)} | ${s(r.backboneMs)} | ${s(r.headMs)} | ${r.peakRssMb} |`).join('\n') +
+          `\n\nwritten: ${file}\n`,
+      );
+      return 0;
     }
     case 'sizes': {
       const root = resolve(fileURLToPath(import.meta.url), '../../../..');
