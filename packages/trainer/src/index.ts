@@ -5,7 +5,7 @@ export { polynomialDecayWithWarmup, warmupMultiStep } from './schedules.js';
 export type { DataRecord, RecordKind, CaptionRecord, VqaRecord, Nlvr2Record, GroundingRecord, DetectionRecord, ImageRef, Box, Span } from './data/records.js';
 export { recordImages, recordText } from './data/records.js';
 export { SKIP_REASONS, SkipStats, DataSkipError, warnSkips, type SkipReason, type Skip, type SkipEvent } from './data/skips.js';
-export { arraySource, concatSources, mapSource, lazySource, type RecordSource, type SourceEntry, type Parsed } from './data/source.js';
+export { arraySource, concatSources, mapSource, lazySource, withImages, type RecordSource, type SourceEntry, type Parsed } from './data/source.js';
 export { checkBoxes, checkRecordBoxes, type BoxPolicy } from './data/validate.js';
 export { memoryImageStore, jsImageDecoder, loadImage, toRgb, type ImageStore, type ImageLocation, type FileReader } from './data/images.js';
 export { indexTar, readTar, groupWebdataset, webdatasetKey, TarError, type TarMember, type TarStreamEntry } from './data/tar.js';

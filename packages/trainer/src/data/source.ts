@@ -132,3 +132,14 @@ export function mapSource<R extends DataRecord, S extends DataRecord>(
   };
   return mapped;
 }
+
+/** The same source, its string image refs resolved in `images` (e.g. the folder its json refers to). */
+export function withImages<R extends DataRecord>(source: RecordSource<R>, images: ImageStore): RecordSource<R> {
+  return {
+    name: source.name,
+    length: source.length,
+    images,
+    get: (index) => source.get(index),
+    close: source.close ? () => source.close!() : undefined,
+  };
+}
