@@ -176,7 +176,7 @@ describe('fine-grained multi-scale', () => {
   it('draws the shorter side from 480..800 (longer <= 1333), scaling and flipping boxes as the official code', () => {
     const big: ops.Rgb = gradient(64, 48);
     const seen = new Set<number>();
-    for (let s = 0; s < 60; s++) {
+    for (let s = 0; s < 25; s++) {
       const t: Targets = { boxes: [[4, 6, 19, 29]] };
       const r = fineAugment(big, sampleGenerator(4, 0, s), {}, t);
       seen.add(r.minSize);
@@ -186,7 +186,11 @@ describe('fine-grained multi-scale', () => {
       const [kx, ky] = [size.width / 64, size.height / 48];
       const box = [4 * kx, 6 * ky, 19 * kx, 29 * ky];
       expect(r.targets!.boxes[0]).toEqual(r.flipped ? [size.width - box[2] - 1, box[1], size.width - box[0] - 1, box[3]] : box);
-      if (s === 0) expect(r.image.data).toEqual((r.flipped ? ops.hflip(pillowResize(big, size.width, size.height, 'bilinear')) : pillowResize(big, size.width, size.height, 'bilinear')).data);
+      if (s < 2) {
+        const resized = pillowResize(big, size.width, size.height, 'bilinear');
+        const want = r.flipped ? ops.hflip(resized) : resized;
+        expect(Buffer.from(r.image.data).equals(Buffer.from(want.data))).toBe(true);
+      }
     }
     expect([...seen].sort((a, b) => a - b)).toEqual([...FIBER_FINE_MIN_SIZES]);
   });

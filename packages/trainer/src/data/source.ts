@@ -75,8 +75,11 @@ export function arraySource<R extends DataRecord>(name: string, records: readonl
   return lazySource(name, records.length, (i) => records[i], images);
 }
 
+/** The record type of a source. */
+export type RecordOf<S> = S extends RecordSource<infer R> ? R : never;
+
 /** Several sources one after another (e.g. VQA train + val, as FIBER fine-tunes on both). */
-export function concatSources<R extends DataRecord>(name: string, sources: readonly RecordSource<R>[]): RecordSource<R> {
+export function concatSources<S extends readonly RecordSource<DataRecord>[]>(name: string, sources: S): RecordSource<RecordOf<S[number]>> {
   const starts: number[] = [];
   let total = 0;
   for (const s of sources) {
@@ -93,7 +96,7 @@ export function concatSources<R extends DataRecord>(name: string, sources: reado
     }
     return lo;
   };
-  const source: RecordSource<R> = {
+  const source: RecordSource = {
     name,
     length: total,
     get(index) {
@@ -101,14 +104,15 @@ export function concatSources<R extends DataRecord>(name: string, sources: reado
       const k = owner(index);
       const part = sources[k];
       const entry = part.get(index - starts[k]);
-      const withStore = (e: SourceEntry<R>): SourceEntry<R> => (e.ok && !e.images && part.images ? { ...e, images: part.images } : e);
+      const withStore = (e: SourceEntry): SourceEntry => (e.ok && !e.images && part.images ? { ...e, images: part.images } : e);
       return entry instanceof Promise ? entry.then(withStore) : withStore(entry);
     },
     async close() {
       await Promise.all(sources.map((s) => s.close?.()));
     },
   };
-  return source;
+  // Each entry comes from one of the parts, so its record is of that part's type.
+  return source as RecordSource<RecordOf<S[number]>>;
 }
 
 /** Each record through `fn` (e.g. detectionToGrounding); a DataSkipError from `fn` skips the record. */
