@@ -2,16 +2,77 @@ export { AdamW, fiberCoarseParamGroups, FIBER_NO_DECAY, FIBER_HEAD_NAMES, FIBER_
 export { polynomialDecayWithWarmup, warmupMultiStep } from './schedules.js';
 
 // Data: readers of the public formats, streaming sources, deterministic loading and the official augmentations.
-export type { DataRecord, RecordKind, CaptionRecord, VqaRecord, Nlvr2Record, GroundingRecord, DetectionRecord, ImageRef, Box, Span } from './data/records.js';
+export type {
+  DataRecord,
+  RecordKind,
+  CaptionRecord,
+  VqaRecord,
+  Nlvr2Record,
+  GroundingRecord,
+  DetectionRecord,
+  ImageRef,
+  Box,
+  Span,
+} from './data/records.js';
 export { recordImages, recordText } from './data/records.js';
-export { SKIP_REASONS, SkipStats, DataSkipError, warnSkips, type SkipReason, type Skip, type SkipEvent } from './data/skips.js';
-export { arraySource, concatSources, mapSource, lazySource, withImages, type RecordSource, type SourceEntry, type Parsed } from './data/source.js';
+export {
+  SKIP_REASONS,
+  SkipStats,
+  DataSkipError,
+  warnSkips,
+  type SkipReason,
+  type Skip,
+  type SkipEvent,
+} from './data/skips.js';
+export {
+  arraySource,
+  concatSources,
+  mapSource,
+  lazySource,
+  withImages,
+  type RecordSource,
+  type SourceEntry,
+  type Parsed,
+} from './data/source.js';
 export { checkBoxes, checkRecordBoxes, type BoxPolicy } from './data/validate.js';
-export { memoryImageStore, jsImageDecoder, loadImage, toRgb, type ImageStore, type ImageLocation, type FileReader } from './data/images.js';
-export { indexTar, readTar, groupWebdataset, webdatasetKey, TarError, type TarMember, type TarStreamEntry } from './data/tar.js';
+export {
+  memoryImageStore,
+  jsImageDecoder,
+  loadImage,
+  toRgb,
+  type ImageStore,
+  type ImageLocation,
+  type FileReader,
+} from './data/images.js';
+export {
+  indexTar,
+  readTar,
+  groupWebdataset,
+  webdatasetKey,
+  TarError,
+  type TarMember,
+  type TarStreamEntry,
+} from './data/tar.js';
 export { karpathyCaptions, type KarpathyOptions } from './data/formats/captions.js';
-export { buildVqaVocab, vqaQuestions, vqaTargets, vqaScore, normalizeVqaWord, type VqaVocab, type VqaOptions, type VqaVocabOptions } from './data/formats/vqa.js';
-export { textLines, indexLines, jsonlSource, nlvr2Record, genericRecord, type LineSource, type GenericJsonlOptions } from './data/formats/jsonl.js';
+export {
+  buildVqaVocab,
+  vqaQuestions,
+  vqaTargets,
+  vqaScore,
+  normalizeVqaWord,
+  type VqaVocab,
+  type VqaOptions,
+  type VqaVocabOptions,
+} from './data/formats/vqa.js';
+export {
+  textLines,
+  indexLines,
+  jsonlSource,
+  nlvr2Record,
+  genericRecord,
+  type LineSource,
+  type GenericJsonlOptions,
+} from './data/formats/jsonl.js';
 export {
   cocoInstances,
   mdetrGrounding,
@@ -35,8 +96,21 @@ export {
   type RandAugmentOptions,
   type CoarseAugmentOptions,
 } from './data/augment/coarse.js';
-export { fineAugment, fineNormalize, toLegacyBoxes, FIBER_FINE_MIN_SIZES, type FineAugmentOptions } from './data/augment/fine.js';
-export { swapLeftRight, cropTargets, flipTargets, scaleTargets, affineTargets, type Targets } from './data/augment/targets.js';
+export {
+  fineAugment,
+  fineNormalize,
+  toLegacyBoxes,
+  FIBER_FINE_MIN_SIZES,
+  type FineAugmentOptions,
+} from './data/augment/fine.js';
+export {
+  swapLeftRight,
+  cropTargets,
+  flipTargets,
+  scaleTargets,
+  affineTargets,
+  type Targets,
+} from './data/augment/targets.js';
 export * as pixelOps from './data/augment/ops.js';
 export {
   prepareSample,
@@ -54,4 +128,11 @@ export {
   type SampleResult,
   type SampleIO,
 } from './data/pipeline.js';
-export { DataLoader, InThreadExecutor, type SampleExecutor, type DataLoaderOptions, type DataPosition, type Batch } from './data/loader.js';
+export {
+  DataLoader,
+  InThreadExecutor,
+  type SampleExecutor,
+  type DataLoaderOptions,
+  type DataPosition,
+  type Batch,
+} from './data/loader.js';

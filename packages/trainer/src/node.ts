@@ -3,7 +3,16 @@
 import { InThreadExecutor } from './data/loader.js';
 import { type DecoderChoice, nodeImageDecoder, readFileLocation } from './data/node/files.js';
 
-export { fileSource, readFileLocation, imageFolder, readJson, openJsonl, openTarShards, nodeImageDecoder, type DecoderChoice } from './data/node/files.js';
+export {
+  fileSource,
+  readFileLocation,
+  imageFolder,
+  readJson,
+  openJsonl,
+  openTarShards,
+  nodeImageDecoder,
+  type DecoderChoice,
+} from './data/node/files.js';
 export { WorkerPool, type WorkerPoolOptions } from './data/node/pool.js';
 
 /** Prepares samples in this thread, reading files from disk (sharp or the JS decoders). */

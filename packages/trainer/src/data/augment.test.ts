@@ -23,7 +23,11 @@ const gradient = (w: number, h: number): ops.Rgb => {
 };
 
 describe('RandAugment ops equal the official numpy / OpenCV code (magnitude 7)', () => {
-  const expected = fixtureJson('expected/randaug_ops.json') as { width: number; height: number; outputs: Record<string, string> };
+  const expected = fixtureJson('expected/randaug_ops.json') as {
+    width: number;
+    height: number;
+    outputs: Record<string, string>;
+  };
   const want = (name: string) => new Uint8Array(Buffer.from(expected.outputs[name], 'base64'));
   const enhance = 0.7 * 1.8 + 0.1;
   const fill: [number, number, number] = [128, 128, 128];
@@ -67,7 +71,9 @@ describe('pixel ops', () => {
     expect(ops.hflip(ops.hflip(g)).data).toEqual(g.data);
     expect(Array.from(ops.hflip(g).data.subarray(0, 3))).toEqual(Array.from(g.data.subarray(12, 15)));
     const c = ops.crop(g, 1, 1, 3, 2);
-    expect(Array.from(c.data.subarray(0, 3))).toEqual(Array.from(g.data.subarray((1 * 5 + 1) * 3, (1 * 5 + 1) * 3 + 3)));
+    expect(Array.from(c.data.subarray(0, 3))).toEqual(
+      Array.from(g.data.subarray((1 * 5 + 1) * 3, (1 * 5 + 1) * 3 + 3)),
+    );
     expect(() => ops.crop(g, 3, 0, 3, 1)).toThrow(/not inside the 5x3 image/);
   });
 
@@ -81,11 +87,20 @@ describe('pixel ops', () => {
   });
 
   it('enhances as PIL for known values', () => {
-    const one = (v: number[]): ops.Rgb => ({ width: v.length, height: 1, channels: 3, data: Uint8Array.from(v.flatMap((x) => [x, x, x])) });
-    expect(Array.from(ops.autoContrast(one([10, 50, 100, 200])).data.filter((_, i) => i % 3 === 0))).toEqual([0, 53, 120, 255]);
+    const one = (v: number[]): ops.Rgb => ({
+      width: v.length,
+      height: 1,
+      channels: 3,
+      data: Uint8Array.from(v.flatMap((x) => [x, x, x])),
+    });
+    expect(Array.from(ops.autoContrast(one([10, 50, 100, 200])).data.filter((_, i) => i % 3 === 0))).toEqual([
+      0, 53, 120, 255,
+    ]);
     const eq = ops.equalize(one([...Array(255).fill(0), ...Array(255).fill(100)]));
     expect([eq.data[0], eq.data[255 * 3]]).toEqual([0, 255]);
-    expect(Array.from(ops.brightness(one([0, 100, 200]), 1.36).data.filter((_, i) => i % 3 === 0))).toEqual([0, 136, 255]);
+    expect(Array.from(ops.brightness(one([0, 100, 200]), 1.36).data.filter((_, i) => i % 3 === 0))).toEqual([
+      0, 136, 255,
+    ]);
   });
 });
 
@@ -135,7 +150,12 @@ describe('RandAugment and the coarse augmentation', () => {
       const [top, left, h, w] = r.crop;
       const sx = 32 / w;
       const sy = 32 / h;
-      let expectBox = [Math.max(0, 3 - left) * sx, Math.max(0, 10 - top) * sy, Math.min(w, 12 - left) * sx, Math.min(h, 22 - top) * sy];
+      let expectBox = [
+        Math.max(0, 3 - left) * sx,
+        Math.max(0, 10 - top) * sy,
+        Math.min(w, 12 - left) * sx,
+        Math.min(h, 22 - top) * sy,
+      ];
       if (r.flipped) expectBox = [32 - expectBox[2], expectBox[1], 32 - expectBox[0], expectBox[3]];
       if (r.targets!.boxes.length) r.targets!.boxes[0].forEach((v, k) => expect(v).toBeCloseTo(expectBox[k], 9));
       else expect(dropped[0].reason).toBe('box-outside-image');
@@ -147,8 +167,30 @@ describe('RandAugment and the coarse augmentation', () => {
 describe('boxes', () => {
   it('drops boxes cropped out, with their spans and categories', () => {
     const dropped: Skip[] = [];
-    const t = cropTargets({ boxes: [[0, 0, 10, 10], [50, 50, 60, 60], [5, 5, 30, 30]], spans: [[[0, 1]], [[2, 3]], [[4, 5]]], categories: [1, 2, 3] }, 8, 8, 20, 20, dropped);
-    expect(t).toEqual({ boxes: [[0, 0, 2, 2], [0, 0, 20, 20]], spans: [[[0, 1]], [[4, 5]]], categories: [1, 3] });
+    const t = cropTargets(
+      {
+        boxes: [
+          [0, 0, 10, 10],
+          [50, 50, 60, 60],
+          [5, 5, 30, 30],
+        ],
+        spans: [[[0, 1]], [[2, 3]], [[4, 5]]],
+        categories: [1, 2, 3],
+      },
+      8,
+      8,
+      20,
+      20,
+      dropped,
+    );
+    expect(t).toEqual({
+      boxes: [
+        [0, 0, 2, 2],
+        [0, 0, 20, 20],
+      ],
+      spans: [[[0, 1]], [[4, 5]]],
+      categories: [1, 3],
+    });
     expect(dropped.map((d) => d.reason)).toEqual(['box-outside-image']);
   });
 
@@ -166,8 +208,26 @@ describe('boxes', () => {
 
   it("converts to maskrcnn_benchmark's inclusive boxes, dropping one-pixel ones", () => {
     const dropped: Skip[] = [];
-    const t = toLegacyBoxes({ boxes: [[0, 0, 10, 5], [3, 3, 4, 9], [-2, 1, 50, 8]], spans: [[[0, 1]], [[1, 2]], [[2, 3]]] }, 20, 10, dropped);
-    expect(t).toEqual({ boxes: [[0, 0, 9, 4], [0, 1, 19, 7]], spans: [[[0, 1]], [[2, 3]]] });
+    const t = toLegacyBoxes(
+      {
+        boxes: [
+          [0, 0, 10, 5],
+          [3, 3, 4, 9],
+          [-2, 1, 50, 8],
+        ],
+        spans: [[[0, 1]], [[1, 2]], [[2, 3]]],
+      },
+      20,
+      10,
+      dropped,
+    );
+    expect(t).toEqual({
+      boxes: [
+        [0, 0, 9, 4],
+        [0, 1, 19, 7],
+      ],
+      spans: [[[0, 1]], [[2, 3]]],
+    });
     expect(dropped.map((d) => d.reason)).toEqual(['degenerate-box']);
   });
 });
@@ -185,7 +245,9 @@ describe('fine-grained multi-scale', () => {
       expect(Math.min(r.image.width, r.image.height)).toBe(r.minSize);
       const [kx, ky] = [size.width / 64, size.height / 48];
       const box = [4 * kx, 6 * ky, 19 * kx, 29 * ky];
-      expect(r.targets!.boxes[0]).toEqual(r.flipped ? [size.width - box[2] - 1, box[1], size.width - box[0] - 1, box[3]] : box);
+      expect(r.targets!.boxes[0]).toEqual(
+        r.flipped ? [size.width - box[2] - 1, box[1], size.width - box[0] - 1, box[3]] : box,
+      );
       if (s < 2) {
         const resized = pillowResize(big, size.width, size.height, 'bilinear');
         const want = r.flipped ? ops.hflip(resized) : resized;

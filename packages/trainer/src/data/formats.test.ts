@@ -12,7 +12,7 @@ import type { DetectionRecord } from './records.js';
 describe('Karpathy captions (dataset_coco.json)', () => {
   const json = fixtureJson('coco/karpathy/dataset_coco.json');
 
-  it('gives one record per (image, sentence) with the image path filepath/filename, and skips broken ones', async () => {
+  it('gives one record per (image, sentence), image filepath/filename, skipping broken ones', async () => {
     const { records, skips } = await split(karpathyCaptions(json));
     expect(records.map((r) => [r.id, r.image, r.text, r.split])).toEqual([
       ['9/0', 'train2014/COCO_train2014_000000000009.jpg', 'A red box on the left of a blue ball.', 'train'],
@@ -27,13 +27,17 @@ describe('Karpathy captions (dataset_coco.json)', () => {
   });
 
   it('keeps duplicates when asked and filters splits', async () => {
-    expect((await split(karpathyCaptions(json, { dedupe: false }))).records.filter((r) => r.id.startsWith('25/'))).toHaveLength(3);
+    expect(
+      (await split(karpathyCaptions(json, { dedupe: false }))).records.filter((r) => r.id.startsWith('25/')),
+    ).toHaveLength(3);
     const train = await split(karpathyCaptions(json, { splits: ['train', 'restval'] }));
     expect(new Set(train.records.map((r) => r.split))).toEqual(new Set(['train', 'restval']));
   });
 
   it('names the file and field of a wrong file', () => {
-    expect(() => karpathyCaptions({ nope: [] }, { name: 'x.json' })).toThrow(/x\.json: expected a json object with an array "images"/);
+    expect(() => karpathyCaptions({ nope: [] }, { name: 'x.json' })).toThrow(
+      /x\.json: expected a json object with an array "images"/,
+    );
   });
 });
 
@@ -42,7 +46,10 @@ describe('VQAv2 questions + annotations', () => {
   const trainA = fixtureJson('vqa/v2_mscoco_train2014_annotations.json');
   const valQ = fixtureJson('vqa/v2_OpenEnded_mscoco_val2014_questions.json');
   const valA = fixtureJson('vqa/v2_mscoco_val2014_annotations.json');
-  const expected = fixtureJson('expected/vqa_vocab.json') as Record<string, { label2ans: string[]; targets: Record<string, { labels: number[]; scores: number[] }> }>;
+  const expected = fixtureJson('expected/vqa_vocab.json') as Record<
+    string,
+    { label2ans: string[]; targets: Record<string, { labels: number[]; scores: number[] }> }
+  >;
 
   it('normalises answers as ViLT/FIBER glossary.normalize_word', () => {
     expect(normalizeVqaWord('Two.')).toBe('2');
@@ -55,15 +62,21 @@ describe('VQAv2 questions + annotations', () => {
     expect([0, 1, 2, 3, 4, 10].map(vqaScore)).toEqual([0, 0.3, 0.6, 0.9, 1, 1]);
   });
 
-  it.each(['1', '2'])('builds the vocabulary and targets of write_vqa.py (min count %s), as the Python reference', async (min) => {
-    const vocab = buildVqaVocab([trainA, valA], { minCount: Number(min) });
-    expect(vocab.answers).toEqual(expected[min].label2ans);
-    const source = concatSources('vqa', [vqaQuestions({ questions: trainQ, annotations: trainA, vocab }), vqaQuestions({ questions: valQ, annotations: valA, vocab })]);
-    for (const e of await entries(source)) {
-      if (!e.ok) continue;
-      expect({ labels: e.record.labels, scores: e.record.scores }).toEqual(expected[min].targets[e.record.id]);
-    }
-  });
+  it.each(['1', '2'])(
+    'builds the vocabulary and targets of write_vqa.py (min count %s), as the Python reference',
+    async (min) => {
+      const vocab = buildVqaVocab([trainA, valA], { minCount: Number(min) });
+      expect(vocab.answers).toEqual(expected[min].label2ans);
+      const source = concatSources('vqa', [
+        vqaQuestions({ questions: trainQ, annotations: trainA, vocab }),
+        vqaQuestions({ questions: valQ, annotations: valA, vocab }),
+      ]);
+      for (const e of await entries(source)) {
+        if (!e.ok) continue;
+        expect({ labels: e.record.labels, scores: e.record.scores }).toEqual(expected[min].targets[e.record.id]);
+      }
+    },
+  );
 
   it('skips empty questions, questions without annotation and questions with no answer in the vocabulary', async () => {
     const vocab = buildVqaVocab([trainA, valA], { minCount: 2 });
@@ -100,7 +113,9 @@ describe('NLVR2 json lines', () => {
   });
 
   it('names dev images <split>/<pair>-img<k>.png', async () => {
-    const { records } = await split(jsonlSource(textLines(readFileSync(fixture('nlvr2/data/dev.json'), 'utf8')), nlvr2Record));
+    const { records } = await split(
+      jsonlSource(textLines(readFileSync(fixture('nlvr2/data/dev.json'), 'utf8')), nlvr2Record),
+    );
     expect(records[0].images).toEqual(['dev/dev-7-0-img0.png', 'dev/dev-7-0-img1.png']);
   });
 });
@@ -115,7 +130,7 @@ describe('COCO instances', () => {
     ]);
   });
 
-  it('reads images in id order, drops crowd / unknown-category / degenerate / outside boxes and clips the rest', async () => {
+  it('reads images in id order, drops crowd / unknown / degenerate / outside boxes, clips the rest', async () => {
     const all = await entries(source);
     expect(all.map((e) => (e.ok ? e.record.id : e.skip.reason))).toEqual(['42', '73', '74', '99', 'no-valid-boxes']);
     const [img42, , img74] = all.map((e) => (e.ok ? e.record : undefined)) as DetectionRecord[];
@@ -128,7 +143,11 @@ describe('COCO instances', () => {
     expect(img42.labels).toEqual([1, 2, 2]);
     expect(img74.boxes).toEqual([[3, 4, 15, 13]]);
     const e74 = all[2];
-    expect(e74.ok && e74.dropped!.map((d) => d.reason)).toEqual(['unknown-category', 'degenerate-box', 'box-outside-image']);
+    expect(e74.ok && e74.dropped!.map((d) => d.reason)).toEqual([
+      'unknown-category',
+      'degenerate-box',
+      'box-outside-image',
+    ]);
   });
 
   it('skips the whole image under boxPolicy skip-record', async () => {
@@ -145,10 +164,14 @@ describe('COCO instances', () => {
 });
 
 describe('MDETR grounding json', () => {
-  it('reads Flickr30k Entities separateGT with tokens_positive(_eval), skipping spans past the caption and boxes outside the image', async () => {
+  it('reads Flickr30k separateGT with tokens_positive(_eval), skipping bad spans and outside boxes', async () => {
     const s = mdetrGrounding(fixtureJson('mdetr_annotations/final_flickr_separateGT_train.json'), { name: 'flickr' });
     const all = await entries(s);
-    expect(all.map((e) => (e.ok ? e.record.id : e.skip.reason))).toEqual(['0', 'span-outside-text', 'box-outside-image']);
+    expect(all.map((e) => (e.ok ? e.record.id : e.skip.reason))).toEqual([
+      '0',
+      'span-outside-text',
+      'box-outside-image',
+    ]);
     const r = all[0].ok ? all[0].record : undefined;
     expect(r).toEqual({
       kind: 'grounding',
@@ -169,13 +192,19 @@ describe('MDETR grounding json', () => {
   });
 
   it('reads RefCOCO refexp (COCO categories), skipping undeclared categories and empty expressions', async () => {
-    const { records, skips } = await split(mdetrGrounding(fixtureJson('mdetr_annotations/final_refexp_val.json'), { imagePrefix: 'coco/train2014/' }));
-    expect(records.map((r) => [r.image, r.text, r.categories])).toEqual([['coco/train2014/COCO_train2014_000000000025.jpg', 'blue disc on the right', [18]]]);
+    const { records, skips } = await split(
+      mdetrGrounding(fixtureJson('mdetr_annotations/final_refexp_val.json'), { imagePrefix: 'coco/train2014/' }),
+    );
+    expect(records.map((r) => [r.image, r.text, r.categories])).toEqual([
+      ['coco/train2014/COCO_train2014_000000000025.jpg', 'blue disc on the right', [18]],
+    ]);
     expect(skips).toEqual(['unknown-category', 'empty-text']);
   });
 
   it('reads mixed files with the image folder chosen by data_source, skipping degenerate boxes', async () => {
-    const s = mdetrGrounding(fixtureJson('mdetr_annotations/final_mixed_train.json'), { dataSourcePrefix: { coco: 'coco/train2014/', vg: 'gqa/images/' } });
+    const s = mdetrGrounding(fixtureJson('mdetr_annotations/final_mixed_train.json'), {
+      dataSourcePrefix: { coco: 'coco/train2014/', vg: 'gqa/images/' },
+    });
     const { records, skips } = await split(s);
     expect(records.map((r) => [r.image, r.spans])).toEqual([
       ['coco/train2014/COCO_train2014_000000000009.jpg', [[[2, 12]], [[16, 25]]]],
@@ -186,8 +215,11 @@ describe('MDETR grounding json', () => {
 });
 
 describe('generic JSONL', () => {
-  it('reads caption and grounding lines from an indexed file (CRLF, blank lines), naming the file line of a bad one', async () => {
-    const s = jsonlSource(await indexLines(await fileSource(fixture('jsonl/data.jsonl')), { chunkSize: 16 }), genericRecord());
+  it('reads lines of an indexed file (CRLF, blank lines), naming the line of a bad one', async () => {
+    const s = jsonlSource(
+      await indexLines(await fileSource(fixture('jsonl/data.jsonl')), { chunkSize: 16 }),
+      genericRecord(),
+    );
     const all = await entries(s);
     expect(all.map((e) => (e.ok ? e.record.kind : e.skip.reason))).toEqual([
       'caption',
@@ -202,9 +234,22 @@ describe('generic JSONL', () => {
     const bad = all[3];
     expect(!bad.ok && bad.skip.detail).toMatch(/data\.jsonl:4: not json/);
     const mismatch = all[4];
-    expect(!mismatch.ok && mismatch.skip.detail).toMatch(/data\.jsonl:6: "boxes" and "phrases" must be arrays of the same length/);
+    expect(!mismatch.ok && mismatch.skip.detail).toMatch(
+      /data\.jsonl:6: "boxes" and "phrases" must be arrays of the same length/,
+    );
     const g = all[2].ok ? all[2].record : undefined;
-    expect(g).toMatchObject({ kind: 'grounding', id: '2', text: 'two shapes', boxes: [[3, 10, 28, 29]], spans: [[[0, 3], [4, 10]]] });
+    expect(g).toMatchObject({
+      kind: 'grounding',
+      id: '2',
+      text: 'two shapes',
+      boxes: [[3, 10, 28, 29]],
+      spans: [
+        [
+          [0, 3],
+          [4, 10],
+        ],
+      ],
+    });
     const b1 = all[1].ok ? all[1].record : undefined;
     expect(b1).toMatchObject({ id: 'b-1', spans: [[[0, 10]], [[23, 27]]] });
   });
@@ -212,13 +257,19 @@ describe('generic JSONL', () => {
   it('gives the same entries from memory as from the file index', async () => {
     const text = readFileSync(fixture('jsonl/data.jsonl'), 'utf8');
     const a = await entries(jsonlSource(textLines(text, 'data.jsonl'), genericRecord()));
-    const b = await entries(jsonlSource(await indexLines(await fileSource(fixture('jsonl/data.jsonl'))), genericRecord()));
+    const b = await entries(
+      jsonlSource(await indexLines(await fileSource(fixture('jsonl/data.jsonl'))), genericRecord()),
+    );
     expect(a.map((e) => (e.ok ? e.record : e.skip.reason))).toEqual(b.map((e) => (e.ok ? e.record : e.skip.reason)));
   });
 
   it('reads COCO-style xywh boxes and flags spans outside the text', async () => {
     const parse = genericRecord({ boxFormat: 'xywh' });
-    expect(parse({ image: 'a', text: 'abc', boxes: [[1, 2, 3, 4]], phrases: [[0, 3]] }, 'x', 0)).toMatchObject({ record: { boxes: [[1, 2, 4, 6]] } });
-    expect(() => parse({ image: 'a', text: 'abc', boxes: [[1, 2, 3, 4]], phrases: [[1, 9]] }, 'x', 0)).toThrow(/span \[1, 9\) is not inside the 3-character text/);
+    expect(parse({ image: 'a', text: 'abc', boxes: [[1, 2, 3, 4]], phrases: [[0, 3]] }, 'x', 0)).toMatchObject({
+      record: { boxes: [[1, 2, 4, 6]] },
+    });
+    expect(() => parse({ image: 'a', text: 'abc', boxes: [[1, 2, 3, 4]], phrases: [[1, 9]] }, 'x', 0)).toThrow(
+      /span \[1, 9\) is not inside the 3-character text/,
+    );
   });
 });

@@ -55,7 +55,10 @@ export function toRgb(img: RawImage, name = 'image'): RawImage {
   return { width, height, channels: 3, data: out };
 }
 
-/** Reads (when needed) and decodes an image location into RGB; failures become 'missing-image' / 'corrupt-image' skips. */
+/**
+ * Reads (when needed) and decodes an image location into RGB; failures become 'missing-image' /
+ * 'corrupt-image' skips.
+ */
 export async function loadImage(loc: ImageLocation, decoder: ImageDecoder, readFile?: FileReader): Promise<RawImage> {
   const name = locationName(loc);
   if (loc.kind === 'raw') return toRgb(loc.image, name);
@@ -92,11 +95,19 @@ export const jsImageDecoder: ImageDecoder = {
   async decode(bytes) {
     if (isJpeg(bytes)) {
       const { decode } = await import('jpeg-js');
-      const r = decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP: 400, maxMemoryUsageInMB: 2048 });
+      const r = decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: false,
+        tolerantDecoding: false,
+        maxResolutionInMP: 400,
+        maxMemoryUsageInMB: 2048,
+      });
       return { width: r.width, height: r.height, channels: 3, data: r.data };
     }
     if (isPng(bytes)) return decodePngRgb(bytes);
-    throw new Error(`not a JPEG or PNG (first bytes ${Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ')})`);
+    throw new Error(
+      `not a JPEG or PNG (first bytes ${Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0'))})`,
+    );
   },
 };
 

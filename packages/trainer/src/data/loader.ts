@@ -4,13 +4,22 @@
 // depends only on (seed, epoch, index), never on timing or on which thread prepared it.
 import type { ImageLocation, ImageStore } from './images.js';
 import { EpochOrder } from './order.js';
-import { type Sample, type SampleIO, type SampleResult, type SampleTask, type TransformSpec, prepareSample } from './pipeline.js';
+import {
+  type Sample,
+  type SampleIO,
+  type SampleResult,
+  type SampleTask,
+  type TransformSpec,
+  prepareSample,
+} from './pipeline.js';
 import { type DataRecord, recordImages } from './records.js';
 import { type Skip, type SkipEvent, SkipStats, skipOf, warnSkips } from './skips.js';
 import type { RecordSource } from './source.js';
 import type { BoxPolicy } from './validate.js';
 
-/** Prepares samples somewhere: in this thread (InThreadExecutor) or in a worker pool (`WorkerPool` in `@fiber-vl/trainer/node`). */
+/**
+ * Prepares samples: in this thread (InThreadExecutor) or in worker threads (`WorkerPool`, `@fiber-vl/trainer/node`).
+ */
 export interface SampleExecutor {
   run(task: SampleTask): Promise<SampleResult>;
   close(): Promise<void>;
@@ -72,7 +81,8 @@ export class DataLoader<R extends DataRecord = DataRecord> {
     readonly source: RecordSource<R>,
     readonly options: DataLoaderOptions,
   ) {
-    if (!Number.isSafeInteger(options.seed)) throw new RangeError(`DataLoader: seed must be a safe integer, got ${options.seed}`);
+    if (!Number.isSafeInteger(options.seed))
+      throw new RangeError(`DataLoader: seed must be a safe integer, got ${options.seed}`);
     if (options.prefetch !== undefined && !(Number.isInteger(options.prefetch) && options.prefetch >= 1)) {
       throw new RangeError(`DataLoader: prefetch must be a positive integer, got ${options.prefetch}`);
     }
@@ -94,7 +104,7 @@ export class DataLoader<R extends DataRecord = DataRecord> {
     return this.order(0).length;
   }
 
-  /** The samples of one epoch from `from.position` on, in order; skipped records are counted and reported, never thrown. */
+  /** The samples of one epoch from `from.position` on, in order; bad records are counted and reported, never thrown. */
   async *samples(from: DataPosition = { epoch: 0, position: 0 }): AsyncGenerator<Sample<R>> {
     const order = this.order(from.epoch);
     if (!Number.isInteger(from.position) || from.position < 0 || from.position > order.length) {
@@ -124,8 +134,13 @@ export class DataLoader<R extends DataRecord = DataRecord> {
    * Batches of `batchSize` samples; each says where to resume after it. The last batch of an epoch
    * may be short unless `dropLast`. With `epochs` > 1 the batches go on into the following epochs.
    */
-  async *batches(batchSize: number, from: DataPosition = { epoch: 0, position: 0 }, { dropLast = false, epochs = 1 } = {}): AsyncGenerator<Batch<R>> {
-    if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new RangeError(`DataLoader: batchSize must be a positive integer, got ${batchSize}`);
+  async *batches(
+    batchSize: number,
+    from: DataPosition = { epoch: 0, position: 0 },
+    { dropLast = false, epochs = 1 } = {},
+  ): AsyncGenerator<Batch<R>> {
+    if (!(Number.isInteger(batchSize) && batchSize >= 1))
+      throw new RangeError(`DataLoader: batchSize must be a positive integer, got ${batchSize}`);
     let start = from;
     for (let e = 0; e < epochs; e++) {
       let samples: Sample<R>[] = [];
@@ -165,7 +180,13 @@ export class DataLoader<R extends DataRecord = DataRecord> {
 
   private async prepare(order: EpochOrder, position: number, epoch: number): Promise<Prepared> {
     const index = order.indexAt(position);
-    const skipped = (skip: Skip, id?: string, readerDropped: Skip[] = []): Prepared => ({ position, index, id, readerDropped, result: { ok: false, skip, dropped: [] } });
+    const skipped = (skip: Skip, id?: string, readerDropped: Skip[] = []): Prepared => ({
+      position,
+      index,
+      id,
+      readerDropped,
+      result: { ok: false, skip, dropped: [] },
+    });
     let id: string | undefined;
     try {
       const entry = await this.source.get(index);
@@ -181,11 +202,25 @@ export class DataLoader<R extends DataRecord = DataRecord> {
         }
         if (!store) throw new Error(`${this.source.name}: no ImageStore to find image "${ref}" (pass options.images)`);
         const loc = await store.locate(ref);
-        if (!loc) return skipped({ reason: 'missing-image', detail: `image "${ref}" is not in ${store.name}` }, id, entry.dropped);
+        if (!loc)
+          return skipped(
+            { reason: 'missing-image', detail: `image "${ref}" is not in ${store.name}` },
+            id,
+            entry.dropped,
+          );
         locations.push(loc);
       }
       const { seed, transform, boxPolicy } = this.options;
-      const result = await this.options.executor.run({ record, locations, index, position, epoch, seed, transform, boxPolicy });
+      const result = await this.options.executor.run({
+        record,
+        locations,
+        index,
+        position,
+        epoch,
+        seed,
+        transform,
+        boxPolicy,
+      });
       return { position, index, id, result, readerDropped: entry.dropped ?? [] };
     } catch (e) {
       return skipped(skipOf(e), id);

@@ -70,11 +70,13 @@ export class EpochOrder {
     readonly size: number,
     { seed, epoch, shuffle = true, rank = 0, worldSize = 1 }: EpochOrderOptions,
   ) {
-    if (!Number.isInteger(size) || size < 0 || size > 0xffffffff) throw new RangeError(`EpochOrder: bad source size ${size}`);
+    if (!Number.isInteger(size) || size < 0 || size > 0xffffffff)
+      throw new RangeError(`EpochOrder: bad source size ${size}`);
     if (!Number.isInteger(worldSize) || worldSize < 1 || !Number.isInteger(rank) || rank < 0 || rank >= worldSize) {
       throw new RangeError(`EpochOrder: rank ${rank} is not in [0, worldSize ${worldSize})`);
     }
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`EpochOrder: epoch must be a non-negative integer, got ${epoch}`);
+    if (!Number.isSafeInteger(epoch) || epoch < 0)
+      throw new RangeError(`EpochOrder: epoch must be a non-negative integer, got ${epoch}`);
     this.rank = rank;
     this.worldSize = worldSize;
     this.length = size === 0 ? 0 : Math.ceil(size / worldSize);

@@ -7,7 +7,13 @@ import { sampleGenerator } from './order.js';
 import type { DataRecord, GroundingRecord } from './records.js';
 import { DataSkipError, type Skip, skipOf } from './skips.js';
 import { type BoxPolicy, checkRecordBoxes } from './validate.js';
-import { coarseAugment, coarseNormalize, coarseResize, type RandAugmentOptions, type RandAugmentOp } from './augment/coarse.js';
+import {
+  coarseAugment,
+  coarseNormalize,
+  coarseResize,
+  type RandAugmentOptions,
+  type RandAugmentOp,
+} from './augment/coarse.js';
 import { FIBER_FINE_MIN_SIZES, fineAugment, fineNormalize, toLegacyBoxes } from './augment/fine.js';
 import type { Rgb } from './augment/ops.js';
 import { swapLeftRight, type Targets } from './augment/targets.js';
@@ -48,10 +54,23 @@ export interface DecodeOnly {
 
 export type TransformSpec = CoarseTransform | FineTransform | DecodeOnly;
 
-export const coarseTrainTransform = (size: number, extra: Partial<CoarseTransform> = {}): CoarseTransform => ({ kind: 'coarse', size, augment: true, ...extra });
+export const coarseTrainTransform = (size: number, extra: Partial<CoarseTransform> = {}): CoarseTransform => ({
+  kind: 'coarse',
+  size,
+  augment: true,
+  ...extra,
+});
 export const coarseEvalTransform = (size: number): CoarseTransform => ({ kind: 'coarse', size, augment: false });
-export const fineTrainTransform = (extra: Partial<FineTransform> = {}): FineTransform => ({ kind: 'fine', augment: true, ...extra });
-export const fineEvalTransform = (extra: Partial<FineTransform> = {}): FineTransform => ({ kind: 'fine', augment: false, ...extra });
+export const fineTrainTransform = (extra: Partial<FineTransform> = {}): FineTransform => ({
+  kind: 'fine',
+  augment: true,
+  ...extra,
+});
+export const fineEvalTransform = (extra: Partial<FineTransform> = {}): FineTransform => ({
+  kind: 'fine',
+  augment: false,
+  ...extra,
+});
 
 /** Everything needed to prepare one sample; plain data, posted as is to a worker. */
 export interface SampleTask {
@@ -114,8 +133,18 @@ function withTargets(r: DataRecord, t: Targets | undefined, text: string | undef
   return text !== undefined && 'text' in r ? { ...r, text } : r;
 }
 
-const chw = (img: Rgb, data: Float32Array): SampleImage => ({ layout: 'chw', width: img.width, height: img.height, data });
-const hwc = (img: RawImage): SampleImage => ({ layout: 'hwc', width: img.width, height: img.height, data: Uint8Array.from(img.data) });
+const chw = (img: Rgb, data: Float32Array): SampleImage => ({
+  layout: 'chw',
+  width: img.width,
+  height: img.height,
+  data,
+});
+const hwc = (img: RawImage): SampleImage => ({
+  layout: 'hwc',
+  width: img.width,
+  height: img.height,
+  data: Uint8Array.from(img.data),
+});
 
 /** Prepares one sample; every failure becomes a skip with its reason (never a throw). */
 export async function prepareSample(task: SampleTask, io: SampleIO): Promise<SampleResult> {
@@ -143,7 +172,14 @@ async function prepare(task: SampleTask, io: SampleIO, dropped: Skip[]): Promise
   const rng = sampleGenerator(task.seed, task.epoch, task.index);
   const base = { index: task.index, position: task.position, epoch: task.epoch, dropped };
   if (spec.kind === 'decode') {
-    return { ...base, record, images: decoded.map(hwc), boxFormat: 'xyxy', flipped: decoded.map(() => false), augmentOps: decoded.map(() => []) };
+    return {
+      ...base,
+      record,
+      images: decoded.map(hwc),
+      boxFormat: 'xyxy',
+      flipped: decoded.map(() => false),
+      augmentOps: decoded.map(() => []),
+    };
   }
   let targets = targetsOf(record);
   const images: SampleImage[] = [];
@@ -153,7 +189,19 @@ async function prepare(task: SampleTask, io: SampleIO, dropped: Skip[]): Promise
     for (const img of decoded) {
       let out: Rgb;
       if (spec.augment) {
-        const r = coarseAugment(img, rng, { size: spec.size, scale: spec.scale, ratio: spec.ratio, flipProb: spec.flipProb, randAugment: spec.randAugment === null ? null : (spec.randAugment ?? {}) }, targets, dropped);
+        const r = coarseAugment(
+          img,
+          rng,
+          {
+            size: spec.size,
+            scale: spec.scale,
+            ratio: spec.ratio,
+            flipProb: spec.flipProb,
+            randAugment: spec.randAugment === null ? null : (spec.randAugment ?? {}),
+          },
+          targets,
+          dropped,
+        );
         out = r.image;
         targets = r.targets;
         flipped.push(r.flipped);
@@ -170,7 +218,8 @@ async function prepare(task: SampleTask, io: SampleIO, dropped: Skip[]): Promise
   } else {
     if (targets) {
       targets = toLegacyBoxes(targets, decoded[0].width, decoded[0].height, dropped);
-      if (targets.boxes.length === 0) throw new DataSkipError('no-valid-boxes', `${where}: every box is at most one pixel wide or high`);
+      if (targets.boxes.length === 0)
+        throw new DataSkipError('no-valid-boxes', `${where}: every box is at most one pixel wide or high`);
     }
     for (const img of decoded) {
       const opts = spec.augment

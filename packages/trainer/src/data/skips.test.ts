@@ -1,7 +1,15 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DataSkipError, SkipStats, skipOf, warnSkips, type SkipEvent } from './skips.js';
 
-const event = (reason: SkipEvent['reason'], scope: SkipEvent['scope'] = 'record'): SkipEvent => ({ reason, scope, detail: 'd', source: 's', index: 1, position: 2, epoch: 0 });
+const event = (reason: SkipEvent['reason'], scope: SkipEvent['scope'] = 'record'): SkipEvent => ({
+  reason,
+  scope,
+  detail: 'd',
+  source: 's',
+  index: 1,
+  position: 2,
+  epoch: 0,
+});
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -17,7 +25,10 @@ describe('skips', () => {
   });
 
   it('keeps the reason of a DataSkipError and calls anything else a pipeline-error', () => {
-    expect(skipOf(new DataSkipError('empty-text', 'x: empty text'))).toEqual({ reason: 'empty-text', detail: 'x: empty text' });
+    expect(skipOf(new DataSkipError('empty-text', 'x: empty text'))).toEqual({
+      reason: 'empty-text',
+      detail: 'x: empty text',
+    });
     expect(skipOf(new TypeError('boom'))).toEqual({ reason: 'pipeline-error', detail: 'boom' });
   });
 

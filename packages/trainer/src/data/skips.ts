@@ -69,7 +69,11 @@ export class SkipStats {
   }
 
   /** The non-zero counts, for a log line: { records: {...}, boxes: {...}, delivered }. */
-  summary(): { delivered: number; records: Partial<Record<SkipReason, number>>; boxes: Partial<Record<SkipReason, number>> } {
+  summary(): {
+    delivered: number;
+    records: Partial<Record<SkipReason, number>>;
+    boxes: Partial<Record<SkipReason, number>>;
+  } {
     const nz = (c: Record<SkipReason, number>) => Object.fromEntries(Object.entries(c).filter(([, v]) => v > 0));
     return { delivered: this.delivered, records: nz(this.records), boxes: nz(this.boxes) };
   }

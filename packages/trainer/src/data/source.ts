@@ -64,14 +64,20 @@ export function entryOf<R extends DataRecord>(parse: () => Parsed<R>): SourceEnt
   }
 }
 
-/** The skip entry for an error thrown while parsing: a DataSkipError keeps its reason, anything else is 'malformed-record'. */
+/**
+ * The skip entry for an error thrown while parsing: a DataSkipError keeps its reason, others are 'malformed-record'.
+ */
 export function failedEntry(e: unknown): { ok: false; skip: Skip } {
   const skip = skipOf(e);
   return { ok: false, skip: e instanceof DataSkipError ? skip : { reason: 'malformed-record', detail: skip.detail } };
 }
 
 /** Records already in memory (a generated world, a test). */
-export function arraySource<R extends DataRecord>(name: string, records: readonly R[], images?: ImageStore): RecordSource<R> {
+export function arraySource<R extends DataRecord>(
+  name: string,
+  records: readonly R[],
+  images?: ImageStore,
+): RecordSource<R> {
   return lazySource(name, records.length, (i) => records[i], images);
 }
 
@@ -79,7 +85,10 @@ export function arraySource<R extends DataRecord>(name: string, records: readonl
 export type RecordOf<S> = S extends RecordSource<infer R> ? R : never;
 
 /** Several sources one after another (e.g. VQA train + val, as FIBER fine-tunes on both). */
-export function concatSources<S extends readonly RecordSource<DataRecord>[]>(name: string, sources: S): RecordSource<RecordOf<S[number]>> {
+export function concatSources<S extends readonly RecordSource<DataRecord>[]>(
+  name: string,
+  sources: S,
+): RecordSource<RecordOf<S[number]>> {
   const starts: number[] = [];
   let total = 0;
   for (const s of sources) {
@@ -104,7 +113,8 @@ export function concatSources<S extends readonly RecordSource<DataRecord>[]>(nam
       const k = owner(index);
       const part = sources[k];
       const entry = part.get(index - starts[k]);
-      const withStore = (e: SourceEntry): SourceEntry => (e.ok && !e.images && part.images ? { ...e, images: part.images } : e);
+      const withStore = (e: SourceEntry): SourceEntry =>
+        e.ok && !e.images && part.images ? { ...e, images: part.images } : e;
       return entry instanceof Promise ? entry.then(withStore) : withStore(entry);
     },
     async close() {

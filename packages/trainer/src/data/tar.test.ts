@@ -29,12 +29,20 @@ describe('indexTar', () => {
       `${LONG}/000003.txt`,
     ]);
     const txt = members[1];
-    expect(new TextDecoder().decode(shard0.subarray(txt.offset, txt.offset + txt.size))).toBe('a red square left of a blue disc');
+    expect(new TextDecoder().decode(shard0.subarray(txt.offset, txt.offset + txt.size))).toBe(
+      'a red square left of a blue disc',
+    );
   });
 
   it('reads GNU long names (type L)', async () => {
     const members = await indexTar(bufferSource(shard1));
-    expect(members.map((m) => m.name)).toEqual(['000004.jpg', '000004.txt', '000005.txt', `${LONG}/000006.jpg`, `${LONG}/000006.txt`]);
+    expect(members.map((m) => m.name)).toEqual([
+      '000004.jpg',
+      '000004.txt',
+      '000005.txt',
+      `${LONG}/000006.jpg`,
+      `${LONG}/000006.txt`,
+    ]);
   });
 
   it('rejects a corrupt header and a truncated file, naming the byte', async () => {
@@ -44,7 +52,9 @@ describe('indexTar', () => {
     const members = await indexTar(bufferSource(shard0));
     const cut = shard0.subarray(0, members[2].offset + 10);
     await expect(indexTar(bufferSource(cut, 'cut.tar'))).rejects.toThrow(TarError);
-    await expect(indexTar(bufferSource(cut, 'cut.tar'))).rejects.toThrow(/cut\.tar: member "000001\.png" .* \(truncated\)/);
+    await expect(indexTar(bufferSource(cut, 'cut.tar'))).rejects.toThrow(
+      /cut\.tar: member "000001\.png" .* \(truncated\)/,
+    );
   });
 });
 
@@ -54,7 +64,9 @@ describe('readTar (streaming)', () => {
     const streamed: { name: string; data: Uint8Array }[] = [];
     for await (const e of readTar(chunks(shard0, size))) streamed.push(e);
     expect(streamed.map((e) => e.name)).toEqual(index.map((m) => m.name));
-    streamed.forEach((e, i) => expect(e.data).toEqual(shard0.subarray(index[i].offset, index[i].offset + index[i].size)));
+    streamed.forEach((e, i) =>
+      expect(e.data).toEqual(shard0.subarray(index[i].offset, index[i].offset + index[i].size)),
+    );
   });
 
   it('reads GNU long names and reports a truncated member', async () => {
@@ -71,7 +83,12 @@ describe('webdataset', () => {
   it('splits keys at the first dot of the basename', () => {
     expect(webdatasetKey('a/b.c/000001.seg.png')).toEqual({ key: 'a/b.c/000001', ext: 'seg.png' });
     expect(webdatasetKey('a/noext')).toBeUndefined();
-    expect(groupWebdataset([{ name: '1.jpg' }, { name: '1.txt' }, { name: '2.jpg' }, { name: '1.json' }]).map((g) => [g.key, [...g.files.keys()]])).toEqual([
+    expect(
+      groupWebdataset([{ name: '1.jpg' }, { name: '1.txt' }, { name: '2.jpg' }, { name: '1.json' }]).map((g) => [
+        g.key,
+        [...g.files.keys()],
+      ]),
+    ).toEqual([
       ['1', ['jpg', 'txt']],
       ['2', ['jpg']],
       ['1', ['json']],
@@ -79,7 +96,9 @@ describe('webdataset', () => {
   });
 
   it('reads samples of two shards: caption, grounding json, and a sample without image', async () => {
-    const source = await webdatasetSource(await openTarShards([fixture('wds/shard-000000.tar'), fixture('wds/shard-000001.tar')]));
+    const source = await webdatasetSource(
+      await openTarShards([fixture('wds/shard-000000.tar'), fixture('wds/shard-000001.tar')]),
+    );
     const all = await entries(source);
     expect(all.map((e) => (e.ok ? [e.record.kind, e.record.id, e.record.text] : e.skip.reason))).toEqual([
       ['caption', '000000', 'a red square left of a blue disc'],
@@ -92,15 +111,21 @@ describe('webdataset', () => {
     ]);
     const g = all[1].ok ? all[1].record : undefined;
     expect(g).toMatchObject({ boxes: [[12, 14, 22, 24]], spans: [[[4, 8]]] });
-    const loc = await source.images!.locate(all[0].ok && typeof all[0].record.image === 'string' ? all[0].record.image : '');
+    const loc = await source.images!.locate(
+      all[0].ok && typeof all[0].record.image === 'string' ? all[0].record.image : '',
+    );
     expect(loc).toMatchObject({ kind: 'file', path: fixture('wds/shard-000000.tar') });
   });
 
   it('locates images packed in a tar by their member path, as bytes for in-memory shards', async () => {
-    const store = await tarImageStore([{ source: bufferSource(new Uint8Array(readFileSync(fixture('wds/coco-images.tar'))), 'coco-images.tar') }]);
+    const store = await tarImageStore([
+      { source: bufferSource(new Uint8Array(readFileSync(fixture('wds/coco-images.tar'))), 'coco-images.tar') },
+    ]);
     const loc = await store.locate('train2014/COCO_train2014_000000000009.jpg');
     expect(loc?.kind).toBe('bytes');
-    expect(loc?.kind === 'bytes' && loc.bytes).toEqual(new Uint8Array(readFileSync(fixture('coco/train2014/COCO_train2014_000000000009.jpg'))));
+    expect(loc?.kind === 'bytes' && loc.bytes).toEqual(
+      new Uint8Array(readFileSync(fixture('coco/train2014/COCO_train2014_000000000009.jpg'))),
+    );
     expect(await store.locate('val2014/COCO_val2014_000000000099.jpg')).toBeUndefined();
   });
 });

@@ -64,7 +64,10 @@ function parseHeader(block: Uint8Array, at: number, source: string): Header | nu
     signed += b > 127 ? b - 256 : b;
   }
   if (stored !== unsigned && stored !== signed) {
-    throw new TarError(`${source}: bad tar header checksum at byte ${at} (stored ${stored}, computed ${unsigned}): not a tar, or corrupt`);
+    throw new TarError(
+      `${source}: bad tar header checksum at byte ${at} (stored ${stored}, computed ${unsigned}): ` +
+        'not a tar, or corrupt',
+    );
   }
   let name = cString(block, 0, 100);
   const magic = cString(block, 257, 6);
@@ -73,7 +76,11 @@ function parseHeader(block: Uint8Array, at: number, source: string): Header | nu
     if (prefix && magic === 'ustar') name = `${prefix}/${name}`; // "ustar  " (old GNU) has no prefix field
   }
   const typeByte = block[156];
-  return { name, size: tarNumber(block, 124, 12, 'size', at), type: typeByte === 0 ? '0' : String.fromCharCode(typeByte) };
+  return {
+    name,
+    size: tarNumber(block, 124, 12, 'size', at),
+    type: typeByte === 0 ? '0' : String.fromCharCode(typeByte),
+  };
 }
 
 /** pax records "LEN key=value\n"; returns path and size overrides. */
@@ -110,13 +117,17 @@ export async function indexTar(source: ByteSource): Promise<TarMember[]> {
     const size = pending.size ?? header.size;
     const dataAt = pos + BLOCK;
     if (dataAt + size > source.size) {
-      throw new TarError(`${source.name}: member "${header.name}" at byte ${pos} needs ${size} bytes but the file ends at ${source.size} (truncated)`);
+      throw new TarError(
+        `${source.name}: member "${header.name}" at byte ${pos} needs ${size} bytes ` +
+          `but the file ends at ${source.size} (truncated)`,
+      );
     }
     if (header.type === 'x' || header.type === 'L') {
       const data = await source.read(dataAt, size);
       pending = header.type === 'x' ? parsePax(data, dataAt, source.name) : { path: cString(data, 0, data.length) };
     } else {
-      if (header.type === '0' || header.type === '7') members.push({ name: cleanName(pending.path ?? header.name), offset: dataAt, size });
+      if (header.type === '0' || header.type === '7')
+        members.push({ name: cleanName(pending.path ?? header.name), offset: dataAt, size });
       pending = {};
     }
     pos = dataAt + padded(size);
@@ -131,7 +142,10 @@ export interface TarStreamEntry {
 }
 
 /** Parses a tar from a stream of chunks of any sizes, yielding each regular file with its bytes. */
-export async function* readTar(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, name = '<tar stream>'): AsyncGenerator<TarStreamEntry> {
+export async function* readTar(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  name = '<tar stream>',
+): AsyncGenerator<TarStreamEntry> {
   const queue: Uint8Array[] = [];
   let queued = 0;
   let consumed = 0;
@@ -176,7 +190,8 @@ export async function* readTar(chunks: AsyncIterable<Uint8Array> | Iterable<Uint
     if (!header) return;
     const size = pending.size ?? header.size;
     if (!(await fill(padded(size)))) {
-      if (queued < size) throw new TarError(`${name}: member "${header.name}" at byte ${at} is truncated (${size} bytes declared)`);
+      if (queued < size)
+        throw new TarError(`${name}: member "${header.name}" at byte ${at} is truncated (${size} bytes declared)`);
     }
     const data = take(size);
     take(Math.min(padded(size) - size, queued));
@@ -189,7 +204,10 @@ export async function* readTar(chunks: AsyncIterable<Uint8Array> | Iterable<Uint
   }
 }
 
-/** webdataset's split of a member name: key = directory + basename up to its first dot; extension = the rest, lower-cased. */
+/**
+ * webdataset's split of a member name: key = directory + basename up to its first dot; extension = the rest,
+ * lower-cased.
+ */
 export function webdatasetKey(name: string): { key: string; ext: string } | undefined {
   const slash = name.lastIndexOf('/');
   const dot = name.indexOf('.', slash + 1);
@@ -197,8 +215,12 @@ export function webdatasetKey(name: string): { key: string; ext: string } | unde
   return { key: name.slice(0, dot), ext: name.slice(dot + 1).toLowerCase() };
 }
 
-/** Consecutive members with the same key form a sample (webdataset's group_by_keys); names without a key are ignored. */
-export function groupWebdataset<M extends { name: string }>(members: Iterable<M>): { key: string; files: Map<string, M> }[] {
+/**
+ * Consecutive members with the same key form a sample (webdataset's group_by_keys); names without a key are ignored.
+ */
+export function groupWebdataset<M extends { name: string }>(
+  members: Iterable<M>,
+): { key: string; files: Map<string, M> }[] {
   const out: { key: string; files: Map<string, M> }[] = [];
   let current: { key: string; files: Map<string, M> } | undefined;
   for (const m of members) {

@@ -16,13 +16,15 @@ export function field(obj: unknown, key: string, where: string): unknown {
 
 export function str(obj: unknown, key: string, where: string): string {
   const v = field(obj, key, where);
-  if (typeof v !== 'string') throw new DataSkipError('malformed-record', `${where}: field "${key}" must be a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string')
+    throw new DataSkipError('malformed-record', `${where}: field "${key}" must be a string, got ${JSON.stringify(v)}`);
   return v;
 }
 
 export function num(obj: unknown, key: string, where: string): number {
   const v = field(obj, key, where);
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new DataSkipError('malformed-record', `${where}: field "${key}" must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new DataSkipError('malformed-record', `${where}: field "${key}" must be a number, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -34,7 +36,8 @@ export function arr(obj: unknown, key: string, where: string): unknown[] {
 
 /** The whole-file json's top-level array `key` (a wrong file is an error for the caller, not a skip). */
 export function topArray(json: unknown, key: string, file: string): unknown[] {
-  if (!isObject(json) || !Array.isArray(json[key])) throw new TypeError(`${file}: expected a json object with an array "${key}"`);
+  if (!isObject(json) || !Array.isArray(json[key]))
+    throw new TypeError(`${file}: expected a json object with an array "${key}"`);
   return json[key] as unknown[];
 }
 
@@ -45,14 +48,18 @@ export function requireText(text: string, where: string): string {
 
 /** [start, end) pairs of integers inside the text. */
 export function spansOf(v: unknown, text: string, where: string): Span[] {
-  if (!Array.isArray(v)) throw new DataSkipError('malformed-record', `${where}: spans must be an array of [start, end]`);
+  if (!Array.isArray(v))
+    throw new DataSkipError('malformed-record', `${where}: spans must be an array of [start, end]`);
   return v.map((s) => {
     if (!Array.isArray(s) || s.length !== 2 || !s.every((x) => Number.isInteger(x))) {
       throw new DataSkipError('malformed-record', `${where}: span ${JSON.stringify(s)} is not [start, end]`);
     }
     const [a, b] = s as [number, number];
     if (a < 0 || b <= a || b > text.length) {
-      throw new DataSkipError('span-outside-text', `${where}: span [${a}, ${b}) is not inside the ${text.length}-character text`);
+      throw new DataSkipError(
+        'span-outside-text',
+        `${where}: span [${a}, ${b}) is not inside the ${text.length}-character text`,
+      );
     }
     return [a, b];
   });
@@ -90,7 +97,10 @@ export function checkBoxes(
     if (!box.every(Number.isFinite) || x2 <= x1 || y2 <= y1) {
       bad = { reason: 'degenerate-box', detail: `${where}: box ${i} [${box.join(', ')}] has no area` };
     } else if (size && (x1 >= size.width || y1 >= size.height || x2 <= 0 || y2 <= 0)) {
-      bad = { reason: 'box-outside-image', detail: `${where}: box ${i} [${box.join(', ')}] is outside the ${size.width}x${size.height} image` };
+      bad = {
+        reason: 'box-outside-image',
+        detail: `${where}: box ${i} [${box.join(', ')}] is outside the ${size.width}x${size.height} image`,
+      };
     }
     if (bad) {
       if (policy === 'skip-record') throw new DataSkipError(bad.reason, bad.detail);
@@ -109,7 +119,8 @@ export function checkBoxes(
   return { boxes: out, keep, dropped };
 }
 
-export const pick = <T>(xs: readonly T[] | undefined, keep: readonly number[]): T[] | undefined => xs && keep.map((i) => xs[i]);
+export const pick = <T>(xs: readonly T[] | undefined, keep: readonly number[]): T[] | undefined =>
+  xs && keep.map((i) => xs[i]);
 
 /**
  * checkBoxes on a grounding or detection record: the kept boxes with their spans / categories /
@@ -126,7 +137,8 @@ export function checkRecordBoxes<R extends GroundingRecord | DetectionRecord>(
     const why = dropped.length ? `all ${dropped.length} boxes were dropped (${dropped[0].reason})` : 'no boxes';
     throw new DataSkipError('no-valid-boxes', `${where}: ${why}`);
   }
-  if (dropped.length === 0 && boxes.every((b, i) => b.every((v, k) => v === record.boxes[i][k]))) return { record, dropped };
+  if (dropped.length === 0 && boxes.every((b, i) => b.every((v, k) => v === record.boxes[i][k])))
+    return { record, dropped };
   const out =
     record.kind === 'grounding'
       ? { ...record, boxes, spans: pick(record.spans, keep)!, categories: pick(record.categories, keep) }

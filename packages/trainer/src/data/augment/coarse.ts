@@ -29,7 +29,10 @@ function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** torchvision RandomResizedCrop.get_params: [top, left, height, width]; 10 tries, then a centre crop of clamped ratio. */
+/**
+ * torchvision RandomResizedCrop.get_params: [top, left, height, width]; 10 tries, then a centre crop of clamped
+ * ratio.
+ */
 export function randomResizedCropParams(
   width: number,
   height: number,
@@ -44,7 +47,8 @@ export function randomResizedCropParams(
     const aspect = Math.exp(logRatio[0] + (logRatio[1] - logRatio[0]) * rng.nextDouble());
     const w = roundHalfEven(Math.sqrt(targetArea * aspect));
     const h = roundHalfEven(Math.sqrt(targetArea / aspect));
-    if (w > 0 && w <= width && h > 0 && h <= height) return [rng.nextInt(height - h + 1), rng.nextInt(width - w + 1), h, w];
+    if (w > 0 && w <= width && h > 0 && h <= height)
+      return [rng.nextInt(height - h + 1), rng.nextInt(width - w + 1), h, w];
   }
   const inRatio = width / height;
   let w = width;
@@ -55,7 +59,18 @@ export function randomResizedCropParams(
 }
 
 /** The ops FIBER's `albef_randaug` samples from (transform.py's `augs` list). */
-export const FIBER_RANDAUG_OPS = ['Identity', 'AutoContrast', 'Equalize', 'Brightness', 'Sharpness', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate'] as const;
+export const FIBER_RANDAUG_OPS = [
+  'Identity',
+  'AutoContrast',
+  'Equalize',
+  'Brightness',
+  'Sharpness',
+  'ShearX',
+  'ShearY',
+  'TranslateX',
+  'TranslateY',
+  'Rotate',
+] as const;
 export type RandAugmentOp = (typeof FIBER_RANDAUG_OPS)[number];
 
 export interface RandAugmentOptions {
@@ -75,9 +90,23 @@ const MAX_LEVEL = 10;
 const TRANSLATE_CONST = 10;
 const FILL: [number, number, number] = [128, 128, 128];
 
-/** One op at magnitude m, as ALBEF's arg_dict maps it: enhance factor m/10*1.8+0.1, shear m/10*0.3, translate m px, rotate m/10*30 degrees. */
-function applyOp(img: Rgb, op: RandAugmentOp, m: number, rng: Generator, quirks: boolean, t: Targets | undefined, dropped: Skip[]): [Rgb, Targets | undefined] {
-  const geometric = (M: Affine): [Rgb, Targets | undefined] => [warpAffine(img, M, FILL), t && affineTargets(t, M, img.width, img.height, dropped)];
+/**
+ * One op at magnitude m, as ALBEF's arg_dict maps it: enhance factor m/10*1.8+0.1, shear m/10*0.3, translate m px,
+ * rotate m/10*30 degrees.
+ */
+function applyOp(
+  img: Rgb,
+  op: RandAugmentOp,
+  m: number,
+  rng: Generator,
+  quirks: boolean,
+  t: Targets | undefined,
+  dropped: Skip[],
+): [Rgb, Targets | undefined] {
+  const geometric = (M: Affine): [Rgb, Targets | undefined] => [
+    warpAffine(img, M, FILL),
+    t && affineTargets(t, M, img.width, img.height, dropped),
+  ];
   // shear / translate negate when random() > 0.5; rotate when random() < 0.5 (as in randaug.py).
   const signed = (v: number) => (rng.nextDouble() > 0.5 ? -v : v);
   switch (op) {
@@ -106,7 +135,10 @@ function applyOp(img: Rgb, op: RandAugmentOp, m: number, rng: Generator, quirks:
   }
 }
 
-/** ALBEF's RandomAugment: draw n ops, then for each, skip it when random() > 0.5, else apply it. Returns the ops applied. */
+/**
+ * ALBEF's RandomAugment: draw n ops, then for each, skip it when random() > 0.5, else apply it. Returns the ops
+ * applied.
+ */
 export function randAugment(
   img: Rgb,
   rng: Generator,
@@ -142,7 +174,13 @@ export function coarseAugment(
   { size, scale = [0.5, 1], ratio = [3 / 4, 4 / 3], flipProb = 0.5, randAugment: ra = {} }: CoarseAugmentOptions,
   targets?: Targets,
   dropped: Skip[] = [],
-): { image: Rgb; targets?: Targets; flipped: boolean; crop: [number, number, number, number]; applied: RandAugmentOp[] } {
+): {
+  image: Rgb;
+  targets?: Targets;
+  flipped: boolean;
+  crop: [number, number, number, number];
+  applied: RandAugmentOp[];
+} {
   const [top, left, h, w] = randomResizedCropParams(img.width, img.height, rng, scale, ratio);
   let out = pillowResize(crop(img, left, top, w, h), size, size, 'bicubic') as Rgb;
   let t = targets && scaleTargets(cropTargets(targets, left, top, w, h, dropped), size / w, size / h);
@@ -162,8 +200,12 @@ export function coarseResize(img: RawImage, size: number, targets?: Targets): { 
   return { image, targets: targets && scaleTargets(targets, size / img.width, size / img.height) };
 }
 
-/** ToTensor + ImageNet Normalize of an S x S image -> Float32Array [3, S, S] (fiberImageTransform, whose resize is then a no-op). */
+/**
+ * ToTensor + ImageNet Normalize of an S x S image -> Float32Array [3, S, S] (fiberImageTransform, whose resize is
+ * then a no-op).
+ */
 export function coarseNormalize(img: Rgb): Float32Array {
-  if (img.width !== img.height) throw new Error(`coarseNormalize: expected a square image, got ${img.width}x${img.height}`);
+  if (img.width !== img.height)
+    throw new Error(`coarseNormalize: expected a square image, got ${img.width}x${img.height}`);
   return fiberImageTransform(img, img.width);
 }

@@ -27,7 +27,11 @@ export function toLegacyBoxes(t: Targets, width: number, height: number, dropped
       Math.min(Math.max(b[3] - 1, 0), height - 1),
     ];
     keep[i] = c[2] > c[0] && c[3] > c[1];
-    if (!keep[i]) dropped.push({ reason: 'degenerate-box', detail: `box ${i} [${b.join(', ')}] is at most one pixel wide or high (maskrcnn_benchmark's TO_REMOVE = 1)` });
+    if (!keep[i])
+      dropped.push({
+        reason: 'degenerate-box',
+        detail: `box ${i} [${b.join(', ')}] is at most one pixel wide or high (maskrcnn_benchmark's TO_REMOVE = 1)`,
+      });
     return c;
   });
   const sel = <T>(xs: T[] | undefined) => xs && xs.filter((_, i) => keep[i]);
@@ -58,7 +62,10 @@ export function fineAugment(
   // BoxList.resize: one ratio when both axes scale alike, else per axis.
   const rx = width / img.width;
   const ry = height / img.height;
-  let t = targets && { ...targets, boxes: targets.boxes.map(([x1, y1, x2, y2]): Box => [x1 * rx, y1 * ry, x2 * rx, y2 * ry]) };
+  let t = targets && {
+    ...targets,
+    boxes: targets.boxes.map(([x1, y1, x2, y2]): Box => [x1 * rx, y1 * ry, x2 * rx, y2 * ry]),
+  };
   const flipped = rng.nextDouble() < flipProb;
   if (flipped) {
     image = hflip(image);

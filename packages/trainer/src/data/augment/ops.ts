@@ -8,11 +8,18 @@ export type Rgb = RawImage & { channels: 3 };
 
 function assertRgb(img: RawImage, op: string): asserts img is Rgb {
   if (img.channels !== 3 || img.data.length !== img.width * img.height * 3) {
-    throw new Error(`${op}: expected an RGB image, got ${img.width}x${img.height}x${img.channels} with ${img.data.length} bytes`);
+    throw new Error(
+      `${op}: expected an RGB image, got ${img.width}x${img.height}x${img.channels} with ${img.data.length} bytes`,
+    );
   }
 }
 
-const blank = (width: number, height: number): Rgb => ({ width, height, channels: 3, data: new Uint8Array(width * height * 3) });
+const blank = (width: number, height: number): Rgb => ({
+  width,
+  height,
+  channels: 3,
+  data: new Uint8Array(width * height * 3),
+});
 
 export function hflip(img: RawImage): Rgb {
   assertRgb(img, 'hflip');
@@ -34,7 +41,9 @@ export function hflip(img: RawImage): Rgb {
 export function crop(img: RawImage, left: number, top: number, width: number, height: number): Rgb {
   assertRgb(img, 'crop');
   if (left < 0 || top < 0 || width < 1 || height < 1 || left + width > img.width || top + height > img.height) {
-    throw new RangeError(`crop: [${left}, ${top}, ${width}x${height}] is not inside the ${img.width}x${img.height} image`);
+    throw new RangeError(
+      `crop: [${left}, ${top}, ${width}x${height}] is not inside the ${img.width}x${img.height} image`,
+    );
   }
   const out = blank(width, height);
   for (let y = 0; y < height; y++) {
@@ -217,7 +226,8 @@ export function warpAffine(img: RawImage, forward: Affine, fill: [number, number
     adelta[x] = rint(M[0] * x * AB_SCALE);
     bdelta[x] = rint(M[3] * x * AB_SCALE);
   }
-  const px = (sx: number, sy: number, c: number) => (sx >= 0 && sy >= 0 && sx < W && sy < H ? data[(sy * W + sx) * 3 + c] : fill[c]);
+  const px = (sx: number, sy: number, c: number) =>
+    sx >= 0 && sy >= 0 && sx < W && sy < H ? data[(sy * W + sx) * 3 + c] : fill[c];
   for (let y = 0; y < H; y++) {
     const X0 = rint((M[1] * y + M[2]) * AB_SCALE) + ROUND_DELTA;
     const Y0 = rint((M[4] * y + M[5]) * AB_SCALE) + ROUND_DELTA;
@@ -251,7 +261,10 @@ export function warpAffine(img: RawImage, forward: Affine, fill: [number, number
 
 const f32 = Math.fround;
 
-/** ALBEF's shear_x_func / shear_y_func / translate_*_func matrices (np.float32) and rotate_func's cv2.getRotationMatrix2D. */
+/**
+ * ALBEF's shear_x_func / shear_y_func / translate_*_func matrices (np.float32) and rotate_func's
+ * cv2.getRotationMatrix2D.
+ */
 export const shearXMatrix = (factor: number): Affine => [1, f32(factor), 0, 0, 1, 0];
 export const shearYMatrix = (factor: number): Affine => [1, 0, 0, f32(factor), 1, 0];
 export const translateXMatrix = (offset: number): Affine => [1, 0, f32(-offset), 0, 1, 0];

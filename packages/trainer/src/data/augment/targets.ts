@@ -24,7 +24,14 @@ function keepOnly(t: Targets, keep: boolean[], boxes: Box[]): Targets {
  * Boxes through a per-box map, clipped to [0, W] x [0, H]; boxes left without area are dropped
  * (reported as 'box-outside-image', with `why`).
  */
-export function mapBoxes(t: Targets, width: number, height: number, fn: (b: Box) => Box, why: string, dropped: Skip[]): Targets {
+export function mapBoxes(
+  t: Targets,
+  width: number,
+  height: number,
+  fn: (b: Box) => Box,
+  why: string,
+  dropped: Skip[],
+): Targets {
   const keep: boolean[] = [];
   const boxes = t.boxes.map((b, i) => {
     const [x1, y1, x2, y2] = fn(b);
@@ -38,7 +45,14 @@ export function mapBoxes(t: Targets, width: number, height: number, fn: (b: Box)
 
 /** After crop((left, top, left + w, top + h)). */
 export const cropTargets = (t: Targets, left: number, top: number, w: number, h: number, dropped: Skip[]) =>
-  mapBoxes(t, w, h, ([x1, y1, x2, y2]) => [x1 - left, y1 - top, x2 - left, y2 - top], `is outside the crop [${left}, ${top}, ${w}x${h}]`, dropped);
+  mapBoxes(
+    t,
+    w,
+    h,
+    ([x1, y1, x2, y2]) => [x1 - left, y1 - top, x2 - left, y2 - top],
+    `is outside the crop [${left}, ${top}, ${w}x${h}]`,
+    dropped,
+  );
 
 /** After resizing a W x H image to outW x outH. */
 export const scaleTargets = (t: Targets, sx: number, sy: number): Targets => ({
@@ -59,7 +73,12 @@ export const affineTargets = (t: Targets, forward: Affine, width: number, height
     width,
     height,
     ([x1, y1, x2, y2]) => {
-      const pts = [applyAffine(forward, x1, y1), applyAffine(forward, x2, y1), applyAffine(forward, x1, y2), applyAffine(forward, x2, y2)];
+      const pts = [
+        applyAffine(forward, x1, y1),
+        applyAffine(forward, x2, y1),
+        applyAffine(forward, x1, y2),
+        applyAffine(forward, x2, y2),
+      ];
       const xs = pts.map((p) => p[0]);
       const ys = pts.map((p) => p[1]);
       return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
@@ -81,7 +100,11 @@ export function swapLeftRight(text: string, spans: Span[][] = []): { text: strin
   const out = text.replace(/\b(left|right)\b/gi, (word: string, _w: string, at: number) => {
     const swapped = SWAP[word.toLowerCase()];
     const cased =
-      word === word.toUpperCase() ? swapped.toUpperCase() : word[0] === word[0].toUpperCase() ? swapped[0].toUpperCase() + swapped.slice(1) : swapped;
+      word === word.toUpperCase()
+        ? swapped.toUpperCase()
+        : word[0] === word[0].toUpperCase()
+          ? swapped[0].toUpperCase() + swapped.slice(1)
+          : swapped;
     edits.push({ at, from: word.length, to: cased.length });
     return cased;
   });

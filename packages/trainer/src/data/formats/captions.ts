@@ -8,7 +8,10 @@ import { arr, isObject, requireText, str, topArray } from '../validate.js';
 export interface KarpathyOptions {
   /** Keep only these splits (FIBER trains on ['train', 'restval']); all when omitted. */
   splits?: readonly string[];
-  /** Drop repeated sentences of an image, as BaseDataset's remove_duplicate does (keeping first-occurrence order). Default true. */
+  /**
+   * Drop repeated sentences of an image, as BaseDataset's remove_duplicate does (keeping first-occurrence order).
+   * Default true.
+   */
   dedupe?: boolean;
   /** Prepended to every image path (`filepath/filename`, or `filename` where the json has no filepath). */
   imagePrefix?: string;
@@ -16,7 +19,10 @@ export interface KarpathyOptions {
   name?: string;
 }
 
-/** Records of a Karpathy-split json (parsed), e.g. `karpathyCaptions(JSON.parse(text), { splits: ['train', 'restval'] })`. */
+/**
+ * Records of a Karpathy-split json (parsed), e.g. `karpathyCaptions(JSON.parse(text), { splits: ['train', 'restval']
+ * })`.
+ */
 export function karpathyCaptions(json: unknown, options: KarpathyOptions = {}): RecordSource<CaptionRecord> {
   const name = options.name ?? 'dataset_coco.json';
   const splits = options.splits && new Set(options.splits);

@@ -5,10 +5,25 @@
 import type { Box, DetectionRecord, GroundingRecord, Span } from '../records.js';
 import { DataSkipError, type Skip } from '../skips.js';
 import { checkIndex, entryOf, type RecordSource, type SourceEntry } from '../source.js';
-import { arr, boxOf, type BoxPolicy, checkRecordBoxes, isObject, num, requireText, spansOf, str, topArray, type Json } from '../validate.js';
+import {
+  arr,
+  boxOf,
+  type BoxPolicy,
+  checkRecordBoxes,
+  isObject,
+  num,
+  requireText,
+  spansOf,
+  str,
+  topArray,
+  type Json,
+} from '../validate.js';
 
 export interface CocoCategory {
-  /** The json's category id, the contiguous label 1..K (sorted ids, as json_category_id_to_contiguous_id) and the name. */
+  /**
+   * The json's category id, the contiguous label 1..K (sorted ids, as json_category_id_to_contiguous_id) and the
+   * name.
+   */
   id: number;
   label: number;
   name: string;
@@ -39,9 +54,15 @@ function indexCoco(json: unknown, name: string): CocoIndex {
 }
 
 /** A source with the categories of its file. */
-export type CocoSource<R extends GroundingRecord | DetectionRecord> = RecordSource<R> & { readonly categories: readonly CocoCategory[] };
+export type CocoSource<R extends GroundingRecord | DetectionRecord> = RecordSource<R> & {
+  readonly categories: readonly CocoCategory[];
+};
 
-function sourceOf<R extends GroundingRecord | DetectionRecord>(name: string, entries: SourceEntry<R>[], categories: CocoCategory[]): CocoSource<R> {
+function sourceOf<R extends GroundingRecord | DetectionRecord>(
+  name: string,
+  entries: SourceEntry<R>[],
+  categories: CocoCategory[],
+): CocoSource<R> {
   const source: CocoSource<R> = {
     name,
     length: entries.length,
@@ -62,14 +83,23 @@ interface Obj {
 }
 
 /** The image's non-crowd objects, their category checked; unknown categories follow `policy`. */
-function objectsOf(anns: Json[], known: Map<number, CocoCategory> | undefined, policy: BoxPolicy, where: string, dropped: Skip[]): Obj[] {
+function objectsOf(
+  anns: Json[],
+  known: Map<number, CocoCategory> | undefined,
+  policy: BoxPolicy,
+  where: string,
+  dropped: Skip[],
+): Obj[] {
   const out: Obj[] = [];
   anns.forEach((ann, k) => {
     if (ann.iscrowd === 1) return;
     const at = `${where} annotation ${ann.id ?? k}`;
     const category = num(ann, 'category_id', at);
     if (known && !known.has(category)) {
-      const skip: Skip = { reason: 'unknown-category', detail: `${at}: category_id ${category} is not in the file's categories` };
+      const skip: Skip = {
+        reason: 'unknown-category',
+        detail: `${at}: category_id ${category} is not in the file's categories`,
+      };
       if (policy === 'skip-record') throw new DataSkipError(skip.reason, skip.detail);
       dropped.push(skip);
       return;
@@ -81,7 +111,8 @@ function objectsOf(anns: Json[], known: Map<number, CocoCategory> | undefined, p
 
 function sizeOf(img: Json, where: string): { width: number; height: number } | undefined {
   if (typeof img.width !== 'number' || typeof img.height !== 'number') return undefined;
-  if (!(img.width > 0 && img.height > 0)) throw new DataSkipError('malformed-record', `${where}: width/height ${img.width}x${img.height}`);
+  if (!(img.width > 0 && img.height > 0))
+    throw new DataSkipError('malformed-record', `${where}: width/height ${img.width}x${img.height}`);
   return { width: img.width, height: img.height };
 }
 
@@ -122,7 +153,10 @@ export function cocoInstances(json: unknown, options: CocoInstancesOptions = {})
 }
 
 export interface MdetrOptions {
-  /** Prepended to `file_name`; for mixed files, per `data_source` instead (FIBER's paths_catalog: coco -> 'coco/train2014/', vg -> 'gqa/images/'). */
+  /**
+   * Prepended to `file_name`; for mixed files, per `data_source` instead (FIBER's paths_catalog: coco ->
+   * 'coco/train2014/', vg -> 'gqa/images/').
+   */
   imagePrefix?: string;
   dataSourcePrefix?: Readonly<Record<string, string>>;
   /** Bad boxes (and undeclared categories) skip the record (default: its phrases point at them) or are dropped. */
@@ -142,10 +176,15 @@ export function mdetrGrounding(json: unknown, options: MdetrOptions = {}): CocoS
       const id = num(img, 'id', where);
       const text = requireText(str(img, 'caption', where), where);
       const source = typeof img.data_source === 'string' ? img.data_source : undefined;
-      const prefix = source !== undefined && options.dataSourcePrefix?.[source] !== undefined ? options.dataSourcePrefix[source] : (options.imagePrefix ?? '');
+      const prefix =
+        source !== undefined && options.dataSourcePrefix?.[source] !== undefined
+          ? options.dataSourcePrefix[source]
+          : (options.imagePrefix ?? '');
       const dropped: Skip[] = [];
       const objs = objectsOf(annotations.get(id) ?? [], known, policy, where, dropped);
-      const spans: Span[][] = objs.map((o) => spansOf(o.ann.tokens ?? o.ann.tokens_positive ?? arr(o.ann, 'tokens_positive', o.where), text, o.where));
+      const spans: Span[][] = objs.map((o) =>
+        spansOf(o.ann.tokens ?? o.ann.tokens_positive ?? arr(o.ann, 'tokens_positive', o.where), text, o.where),
+      );
       const record: GroundingRecord = {
         kind: 'grounding',
         id: String(id),
@@ -156,7 +195,9 @@ export function mdetrGrounding(json: unknown, options: MdetrOptions = {}): CocoS
         categories: objs.map((o) => o.category),
       };
       if (Array.isArray(img.tokens_positive_eval)) {
-        record.evalSpans = img.tokens_positive_eval.map((p, k) => spansOf(p, text, `${where} tokens_positive_eval[${k}]`));
+        record.evalSpans = img.tokens_positive_eval.map((p, k) =>
+          spansOf(p, text, `${where} tokens_positive_eval[${k}]`),
+        );
       }
       const size = sizeOf(img, where);
       if (size) record.size = size;
@@ -170,7 +211,10 @@ export function mdetrGrounding(json: unknown, options: MdetrOptions = {}): CocoS
 
 /** GLIP's clean_name: drop "(...)", underscores to spaces, double spaces to one. */
 export function cleanCategoryName(name: string): string {
-  return name.replace(/\(.*\)/g, '').replace(/_/g, ' ').replace(/ {2}/g, ' ');
+  return name
+    .replace(/\(.*\)/g, '')
+    .replace(/_/g, ' ')
+    .replace(/ {2}/g, ' ');
 }
 
 /**
@@ -196,7 +240,15 @@ export function detectionToGrounding(
     if (!s) throw new DataSkipError('unknown-category', `detection ${record.id}: label ${l} has no category name`);
     return [s];
   });
-  const out: GroundingRecord = { kind: 'grounding', id: record.id, image: record.image, text, boxes: record.boxes, spans, categories: record.labels };
+  const out: GroundingRecord = {
+    kind: 'grounding',
+    id: record.id,
+    image: record.image,
+    text,
+    boxes: record.boxes,
+    spans,
+    categories: record.labels,
+  };
   if (record.size) out.size = record.size;
   return out;
 }

@@ -23,12 +23,15 @@ const isBlank = (s: string) => s.trim() === '';
 export function textLines(text: string, name = '<jsonl>'): LineSource {
   const lines: string[] = [];
   const numbers: number[] = [];
-  text.replace(/^\uFEFF/, '').split('\n').forEach((l, i) => {
-    const line = l.endsWith('\r') ? l.slice(0, -1) : l;
-    if (isBlank(line)) return;
-    lines.push(line);
-    numbers.push(i + 1);
-  });
+  text
+    .replace(/^\uFEFF/, '')
+    .split('\n')
+    .forEach((l, i) => {
+      const line = l.endsWith('\r') ? l.slice(0, -1) : l;
+      if (isBlank(line)) return;
+      lines.push(line);
+      numbers.push(i + 1);
+    });
   return { name, length: lines.length, line: (i) => lines[i], lineNumber: (i) => numbers[i] };
 }
 
@@ -86,7 +89,10 @@ export async function indexLines(source: ByteSource, { chunkSize = 1 << 20 } = {
     length: starts.length,
     async line(i) {
       const bytes = await source.read(starts.data[i], ends.data[i] - starts.data[i]);
-      return text.decode(bytes).replace(/^\uFEFF/, '').replace(/\r$/, '');
+      return text
+        .decode(bytes)
+        .replace(/^\uFEFF/, '')
+        .replace(/\r$/, '');
     },
     lineNumber: (i) => numbers.data[i],
     close: source.close ? () => source.close!() : undefined,
@@ -130,20 +136,37 @@ export function jsonlSource<R extends GroundingRecord | CaptionRecord | Nlvr2Rec
 export function nlvr2Record(obj: unknown, where: string): Nlvr2Record {
   const identifier = str(obj, 'identifier', where);
   const parts = identifier.split('-');
-  if (parts.length < 3) throw new DataSkipError('malformed-record', `${where}: identifier "${identifier}" is not <split>-<set>-<pair>-<sentence>`);
+  if (parts.length < 3)
+    throw new DataSkipError(
+      'malformed-record',
+      `${where}: identifier "${identifier}" is not <split>-<set>-<pair>-<sentence>`,
+    );
   const pair = parts.slice(0, -1).join('-');
   const split = parts[0];
   const label = field(obj, 'label', where);
-  const truth = typeof label === 'boolean' ? label : typeof label === 'string' ? { true: true, false: false }[label.toLowerCase()] : undefined;
-  if (truth === undefined) throw new DataSkipError('malformed-record', `${where}: label ${JSON.stringify(label)} is not "True" or "False"`);
+  const truth =
+    typeof label === 'boolean'
+      ? label
+      : typeof label === 'string'
+        ? { true: true, false: false }[label.toLowerCase()]
+        : undefined;
+  if (truth === undefined)
+    throw new DataSkipError('malformed-record', `${where}: label ${JSON.stringify(label)} is not "True" or "False"`);
   let dir = `${split}/`;
   if (split === 'train') {
     const d = field(obj, 'directory', where);
-    if (typeof d !== 'number' && typeof d !== 'string') throw new DataSkipError('malformed-record', `${where}: "directory" must be a number or string`);
+    if (typeof d !== 'number' && typeof d !== 'string')
+      throw new DataSkipError('malformed-record', `${where}: "directory" must be a number or string`);
     dir = `images/train/${d}/`;
   }
   const text = requireText(str(obj, 'sentence', where), where);
-  return { kind: 'nlvr2', id: identifier, images: [`${dir}${pair}-img0.png`, `${dir}${pair}-img1.png`], text, label: truth };
+  return {
+    kind: 'nlvr2',
+    id: identifier,
+    images: [`${dir}${pair}-img0.png`, `${dir}${pair}-img1.png`],
+    text,
+    label: truth,
+  };
 }
 
 export interface GenericJsonlOptions {
@@ -167,7 +190,8 @@ export function genericRecord(
   return (obj, where, index) => {
     const image = (options.imagePrefix ?? '') + str(obj, 'image', where);
     const text = requireText(str(obj, 'text', where), where);
-    const id = isObject(obj) && (typeof obj.id === 'string' || typeof obj.id === 'number') ? String(obj.id) : String(index);
+    const id =
+      isObject(obj) && (typeof obj.id === 'string' || typeof obj.id === 'number') ? String(obj.id) : String(index);
     if (!isObject(obj) || obj.boxes === undefined) return { kind: 'caption', id, image, text };
     const rawBoxes = obj.boxes;
     const rawPhrases = obj.phrases;

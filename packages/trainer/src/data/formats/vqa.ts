@@ -27,7 +27,10 @@ export interface VqaVocab {
 }
 
 export interface VqaVocabOptions {
-  /** Minimum count of a normalised multiple_choice_answer over the files; write_vqa.py uses 9 (3129 answers on train+val). */
+  /**
+   * Minimum count of a normalised multiple_choice_answer over the files; write_vqa.py uses 9 (3129 answers on
+   * train+val).
+   */
   minCount?: number;
 }
 
@@ -40,7 +43,8 @@ export function buildVqaVocab(annotationFiles: readonly unknown[], { minCount = 
   annotationFiles.forEach((file, f) => {
     topArray(file, 'annotations', `annotation file ${f}`).forEach((a, i) => {
       const mc = isObject(a) ? a.multiple_choice_answer : undefined;
-      if (typeof mc !== 'string') throw new TypeError(`annotation file ${f}: annotations[${i}].multiple_choice_answer is not a string`);
+      if (typeof mc !== 'string')
+        throw new TypeError(`annotation file ${f}: annotations[${i}].multiple_choice_answer is not a string`);
       const w = normalizeVqaWord(mc);
       counts.set(w, (counts.get(w) ?? 0) + 1);
     });
@@ -74,12 +78,16 @@ export interface VqaOptions {
   /** The parsed annotations file (train / val); omit for test splits, whose records then have no labels. */
   annotations?: unknown;
   vocab: VqaVocab;
-  /** Image path of a question; default `<subtype>/COCO_<subtype>_<12-digit id>.jpg` (the COCO folders), subtype from `data_subtype`. */
+  /**
+   * Image path of a question; default `<subtype>/COCO_<subtype>_<12-digit id>.jpg` (the COCO folders), subtype from
+   * `data_subtype`.
+   */
   imagePath?: (imageId: number, subtype: string) => string;
   name?: string;
 }
 
-const cocoImagePath = (imageId: number, subtype: string) => `${subtype}/COCO_${subtype}_${String(imageId).padStart(12, '0')}.jpg`;
+const cocoImagePath = (imageId: number, subtype: string) =>
+  `${subtype}/COCO_${subtype}_${String(imageId).padStart(12, '0')}.jpg`;
 
 /**
  * One record per question. With annotations, a question none of whose answers is in the
@@ -90,7 +98,8 @@ export function vqaQuestions(options: VqaOptions): RecordSource<VqaRecord> {
   const questions = topArray(options.questions, 'questions', name);
   const subtypeField = isObject(options.questions) ? options.questions.data_subtype : undefined;
   const subtype = typeof subtypeField === 'string' ? subtypeField : '';
-  if (!subtype && !options.imagePath) throw new TypeError(`${name}: no "data_subtype" to name the image folder; pass imagePath`);
+  if (!subtype && !options.imagePath)
+    throw new TypeError(`${name}: no "data_subtype" to name the image folder; pass imagePath`);
   const imagePath = options.imagePath ?? cocoImagePath;
   let byQuestion: Map<number, unknown> | undefined;
   if (options.annotations !== undefined) {
@@ -108,13 +117,17 @@ export function vqaQuestions(options: VqaOptions): RecordSource<VqaRecord> {
       let targets = { labels: [] as number[], scores: [] as number[] };
       if (byQuestion) {
         const ann = byQuestion.get(questionId);
-        if (ann === undefined) throw new DataSkipError('missing-annotation', `${where}: no annotation for question ${questionId}`);
+        if (ann === undefined)
+          throw new DataSkipError('missing-annotation', `${where}: no annotation for question ${questionId}`);
         const answers = arr(ann, 'answers', `annotation of question ${questionId}`).map((a, k) =>
           str(a, 'answer', `annotation of question ${questionId}.answers[${k}]`),
         );
         targets = vqaTargets(answers, options.vocab);
         if (targets.labels.length === 0) {
-          throw new DataSkipError('no-answer-in-vocab', `${where}: none of the answers of question ${questionId} is in the ${options.vocab.answers.length}-answer vocabulary`);
+          throw new DataSkipError(
+            'no-answer-in-vocab',
+            `${where}: no answer of question ${questionId} is in the ${options.vocab.answers.length}-answer vocabulary`,
+          );
         }
       }
       return { kind: 'vqa', id: String(questionId), image: imagePath(imageId, subtype), text, questionId, ...targets };

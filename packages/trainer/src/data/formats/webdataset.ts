@@ -20,13 +20,16 @@ const IMAGE_EXTS = ['jpg', 'jpeg', 'png', 'webp'];
 
 function memberLocation(shard: TarShard, m: TarMember): ImageLocation | Promise<ImageLocation> {
   if (shard.path !== undefined) return { kind: 'file', path: shard.path, offset: m.offset, length: m.size };
-  return shard.source.read(m.offset, m.size).then((bytes) => ({ kind: 'bytes', name: `${shard.source.name}:${m.name}`, bytes }));
+  return shard.source
+    .read(m.offset, m.size)
+    .then((bytes) => ({ kind: 'bytes', name: `${shard.source.name}:${m.name}`, bytes }));
 }
 
 /** Images packed in tar shards, addressed by their member path (e.g. 'train2014/COCO_train2014_000000000009.jpg'). */
 export async function tarImageStore(shards: readonly TarShard[], name = 'tar images'): Promise<ImageStore> {
   const where = new Map<string, { shard: TarShard; member: TarMember }>();
-  for (const shard of shards) for (const member of await indexTar(shard.source)) where.set(member.name, { shard, member });
+  for (const shard of shards)
+    for (const member of await indexTar(shard.source)) where.set(member.name, { shard, member });
   return {
     name,
     locate(ref) {

@@ -47,7 +47,8 @@ export class WorkerPool implements SampleExecutor {
 
   constructor(options: WorkerPoolOptions = {}) {
     this.size = options.workers ?? Math.max(1, Math.min(4, availableParallelism() - 1));
-    if (!(Number.isInteger(this.size) && this.size >= 1)) throw new RangeError(`WorkerPool: workers must be a positive integer, got ${options.workers}`);
+    if (!(Number.isInteger(this.size) && this.size >= 1))
+      throw new RangeError(`WorkerPool: workers must be a positive integer, got ${options.workers}`);
     this.maxQueue = options.maxQueue ?? 4 * this.size;
     this.url = options.workerUrl ?? new URL('./data-worker.js', import.meta.url);
     this.decoder = options.decoder ?? 'auto';
@@ -55,7 +56,8 @@ export class WorkerPool implements SampleExecutor {
   }
 
   async run(task: SampleTask): Promise<SampleResult> {
-    while (this.queue.length >= this.maxQueue && !this.closed) await new Promise<void>((r) => this.spaceWaiters.push(r));
+    while (this.queue.length >= this.maxQueue && !this.closed)
+      await new Promise<void>((r) => this.spaceWaiters.push(r));
     if (this.closed) throw new Error('WorkerPool is closed');
     return new Promise<SampleResult>((resolve) => {
       this.queue.push({ id: this.nextId++, task, resolve });
@@ -67,7 +69,8 @@ export class WorkerPool implements SampleExecutor {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const fail = (p: Pending) => p.resolve({ ok: false, skip: { reason: 'pipeline-error', detail: 'the worker pool was closed' }, dropped: [] });
+    const fail = (p: Pending) =>
+      p.resolve({ ok: false, skip: { reason: 'pipeline-error', detail: 'the worker pool was closed' }, dropped: [] });
     this.queue.splice(0).forEach(fail);
     this.spaceWaiters.splice(0).forEach((w) => w());
     await Promise.all(
