@@ -72,6 +72,10 @@ interface Prepared {
   readerDropped: Skip[];
 }
 
+/**
+ * Samples and batches of a source, one iteration at a time (its `position` follows the running one).
+ * Example: `for await (const b of loader.batches(32, saved)) { ...; checkpoint.data = b.next; }`.
+ */
 export class DataLoader<R extends DataRecord = DataRecord> {
   readonly stats = new SkipStats();
   private readonly onSkip: (e: SkipEvent) => void;
@@ -101,7 +105,8 @@ export class DataLoader<R extends DataRecord = DataRecord> {
 
   /** Positions per epoch for this rank. */
   get epochLength(): number {
-    return this.order(0).length;
+    const n = this.source.length;
+    return n === 0 ? 0 : Math.ceil(n / (this.options.worldSize ?? 1));
   }
 
   /** The samples of one epoch from `from.position` on, in order; bad records are counted and reported, never thrown. */
