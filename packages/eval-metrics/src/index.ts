@@ -3,7 +3,7 @@
 // Meteor data loader and the CLI live in `@fiber-vl/eval-metrics/node`.
 export { MetricInputError, roundPy2 } from './errors.js';
 
-export { ptbTokenize, ptbTokenizeLine, PTB_PUNCTUATION } from './tokenize/ptb.js';
+export { ptbTokenize, ptbTokenizeLine, ptbTokenizeLines, PTB_PUNCTUATION } from './tokenize/ptb.js';
 export { bleuStats, bleuFromStats, sumBleuStats, type BleuStats } from './caption/bleu.js';
 export { rougeL } from './caption/rouge.js';
 export { ciderD, type CiderInput } from './caption/cider.js';
