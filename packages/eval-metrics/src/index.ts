@@ -4,7 +4,7 @@
 export { MetricInputError, roundPy2 } from './errors.js';
 
 export { ptbTokenize, ptbTokenizeLine, ptbTokenizeLines, PTB_PUNCTUATION } from './tokenize/ptb.js';
-export { bleuStats, bleuFromStats, sumBleuStats, type BleuStats } from './caption/bleu.js';
+export { bleu, bleuStats, bleuFromStats, sumBleuStats, type BleuResult, type BleuStats } from './caption/bleu.js';
 export { rougeL } from './caption/rouge.js';
 export { ciderD, type CiderInput } from './caption/cider.js';
 export { Meteor, METEOR_DEFAULTS, type MeteorParams, type MeteorStats } from './caption/meteor/meteor.js';

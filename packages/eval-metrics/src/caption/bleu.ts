@@ -1,6 +1,7 @@
 // BLEU as pycocoevalcap's bleu_scorer.py (n = 4, effective reference length "closest"):
 // per-image and corpus scores from the same n-gram statistics, with the reference's
 // 1e-15 / 1e-9 smoothing constants (metrics-spec §3).
+import { NgramIndex, offset, type Sentence } from './ngrams.js';
 
 export interface BleuStats {
   testlen: number;
@@ -13,46 +14,106 @@ export interface BleuStats {
 const TINY = 1e-15;
 const SMALL = 1e-9;
 
-/** n-gram counts of k = 1..n, keyed by the space-joined n-gram. */
-export function ngramCounts(words: readonly string[], n: number): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (let k = 1; k <= n; k++) {
-    for (let i = 0; i + k <= words.length; i++) {
-      const g = words.slice(i, i + k).join(' ');
-      counts.set(g, (counts.get(g) ?? 0) + 1);
-    }
-  }
-  return counts;
-}
-
-/** Whitespace tokenisation as Python's str.split(). */
-export const splitWords = (s: string): string[] => s.split(/\s+/).filter(Boolean);
-
 /** Statistics of one candidate against its references (already tokenised strings). */
 export function bleuStats(candidate: string, references: readonly string[], n = 4): BleuStats {
-  const maxRef = new Map<string, number>();
-  const reflens: number[] = [];
-  for (const ref of references) {
-    const words = splitWords(ref);
-    reflens.push(words.length);
-    for (const [g, c] of ngramCounts(words, n)) maxRef.set(g, Math.max(maxRef.get(g) ?? 0, c));
+  const index = new NgramIndex(n);
+  const refs = references.map((r) => index.sentence(r));
+  return new BleuCounter(index).stats(index.sentence(candidate), refs);
+}
+
+export interface BleuResult {
+  /** BLEU-1..n of the corpus (from summed statistics, not the mean of the per-image values). */
+  corpus: number[];
+  /** BLEU-1..n of each item. */
+  perImage: number[][];
+  stats: BleuStats[];
+}
+
+/**
+ * pycocoevalcap's Bleu(n).compute_score on tokenised captions: per-image BLEU-1..n and the corpus
+ * BLEU from the summed statistics.
+ */
+export function bleu(items: readonly { candidate: string; references: readonly string[] }[], n = 4): BleuResult {
+  const index = new NgramIndex(n);
+  const sentences = items.map((it) => ({
+    cand: index.sentence(it.candidate),
+    refs: it.references.map((r) => index.sentence(r)),
+  }));
+  const counter = new BleuCounter(index);
+  const stats = sentences.map((s) => counter.stats(s.cand, s.refs));
+  return { corpus: bleuFromStats(sumBleuStats(stats)), perImage: stats.map(bleuFromStats), stats };
+}
+
+/**
+ * Counts clipped n-gram matches in one pass per sentence, with per-n-gram counters indexed by
+ * n-gram id. Each counter carries the stamp of the sentence (or image) it belongs to, so nothing
+ * is reset between sentences: a stale stamp reads as zero.
+ */
+export class BleuCounter {
+  /** [stamp, count] per n-gram id, for the sentence being counted. */
+  private counts = new Int32Array(0);
+  /** [stamp, max count in any one reference] per n-gram id, for the image being scored. */
+  private maxRef = new Int32Array(0);
+  private stamp = 0;
+  private image = 0;
+
+  constructor(private readonly index: NgramIndex) {}
+
+  stats(cand: Sentence, refs: readonly Sentence[]): BleuStats {
+    const n = this.index.maxN;
+    if (this.counts.length < 2 * this.index.size) {
+      this.counts = new Int32Array(4 * this.index.size);
+      this.maxRef = new Int32Array(4 * this.index.size);
+      this.stamp = 0;
+      this.image = 0;
+    }
+    const { counts, maxRef } = this;
+    const arena = this.index.arena;
+    const image = ++this.image;
+    for (const ref of refs) {
+      const stamp = ++this.stamp;
+      const end = ref.start + offset(ref.length, n);
+      for (let i = ref.start; i < end; i++) {
+        const at = 2 * arena[i];
+        const c = counts[at] === stamp ? counts[at + 1] + 1 : 1;
+        counts[at] = stamp;
+        counts[at + 1] = c;
+        if (maxRef[at] !== image) {
+          maxRef[at] = image;
+          maxRef[at + 1] = c;
+        } else if (c > maxRef[at + 1]) maxRef[at + 1] = c;
+      }
+    }
+    const testlen = cand.length;
+    const guess: number[] = [];
+    const correct: number[] = [];
+    // sum over distinct n-grams of min(count, max ref count) = the occurrences whose running count
+    // is still within the max ref count
+    const stamp = ++this.stamp;
+    for (let k = 0; k < n; k++) {
+      guess.push(Math.max(0, testlen - k));
+      let matched = 0;
+      if (k < testlen) {
+        const start = cand.start + offset(testlen, k);
+        for (let i = start; i < start + testlen - k; i++) {
+          const at = 2 * arena[i];
+          const c = counts[at] === stamp ? counts[at + 1] + 1 : 1;
+          counts[at] = stamp;
+          counts[at + 1] = c;
+          if (maxRef[at] === image && c <= maxRef[at + 1]) matched++;
+        }
+      }
+      correct.push(matched);
+    }
+    // min over (|len - testlen|, len): the closest length, the shorter on a tie
+    let reflen = refs[0]?.length;
+    for (const { length: l } of refs) {
+      const d = Math.abs(l - testlen);
+      const best = Math.abs(reflen - testlen);
+      if (d < best || (d === best && l < reflen)) reflen = l;
+    }
+    return { testlen, reflen, guess, correct };
   }
-  const words = splitWords(candidate);
-  const testlen = words.length;
-  const guess = Array.from({ length: n }, (_, k) => Math.max(0, testlen - k));
-  const correct = new Array<number>(n).fill(0);
-  for (const [g, c] of ngramCounts(words, n)) {
-    const k = g.split(' ').length - 1;
-    correct[k] += Math.min(maxRef.get(g) ?? 0, c);
-  }
-  // min over (|len - testlen|, len): the closest length, the shorter on a tie
-  let reflen = reflens[0];
-  for (const l of reflens) {
-    const d = Math.abs(l - testlen);
-    const best = Math.abs(reflen - testlen);
-    if (d < best || (d === best && l < reflen)) reflen = l;
-  }
-  return { testlen, reflen, guess, correct };
 }
 
 /** BLEU-1..n from statistics (one image, or summed over a corpus). */

@@ -1,7 +1,8 @@
 import { MetricInputError, mean, where } from '../errors.js';
 import { ptbTokenize } from '../tokenize/ptb.js';
-import { bleuFromStats, bleuStats, sumBleuStats, type BleuStats } from './bleu.js';
-import { ciderD } from './cider.js';
+import { BleuCounter, bleuFromStats, sumBleuStats, type BleuStats } from './bleu.js';
+import { ciderDSentences } from './cider.js';
+import { NgramIndex } from './ngrams.js';
 import { rougeL } from './rouge.js';
 import { Meteor } from './meteor/meteor.js';
 import type { MeteorResources } from './meteor/resources.js';
@@ -76,9 +77,14 @@ export function evaluateCaptions({ references, candidates, tokenized = false, fi
   const tokRefs = tokenized ? ids.map((id) => [...refs.get(id)!]) : regroup(ptbTokenize(ids.flatMap((id) => refs.get(id)!)), ids.map((id) => refs.get(id)!.length));
   const tokCands = tokenized ? ids.map((id) => cands.get(id)!) : ptbTokenize(ids.map((id) => cands.get(id)!));
 
-  const stats = ids.map((_, i) => bleuStats(tokCands[i], tokRefs[i]));
+  // One n-gram index for BLEU and CIDEr-D.
+  const index = new NgramIndex(4);
+  const refSentences = tokRefs.map((refs) => refs.map((r) => index.sentence(r)));
+  const candSentences = tokCands.map((c) => index.sentence(c));
+  const counter = new BleuCounter(index);
+  const stats = ids.map((_, i) => counter.stats(candSentences[i], refSentences[i]));
   const rouge = ids.map((_, i) => rougeL(tokCands[i], tokRefs[i]));
-  const cider = ciderD(ids.map((_, i) => ({ candidate: tokCands[i], references: tokRefs[i] })));
+  const cider = ciderDSentences(index, candSentences, refSentences);
   const perImage = new Map<string, CaptionScores>();
   ids.forEach((id, i) => {
     const b = bleuFromStats(stats[i]);
