@@ -27,6 +27,7 @@ export { normalizeVqaAnswer, processPunctuation, processDigitArticle } from './v
 export { retrievalRecall, type RetrievalScores, type DirectionScores, type SimilarityMatrix } from './retrieval.js';
 
 export {
+  CocoEval,
   cocoEvaluate,
   defaultCocoParams,
   COCO_STAT_NAMES,

@@ -187,7 +187,10 @@ function quotes(s: string, left: boolean): string {
     .replace(/[\u0094\u201d\u00bb]/g, "''");
 }
 function currency(s: string): string {
-  return s.replace(/\u00a2/g, 'cents').replace(/\u00a3/g, '#').replace(/[\u0080\u00a4\u20a0\u20ac]/g, '$');
+  return s
+    .replace(/\u00a2/g, 'cents')
+    .replace(/\u00a3/g, '#')
+    .replace(/[\u0080\u00a4\u20a0\u20ac]/g, '$');
 }
 
 /**

@@ -55,11 +55,21 @@ describe('PTB tokenizer = CoreNLP 3.4.1 PTBTokenizer as pycocoevalcap runs it', 
   });
 
   it.each(classes)('%s: final strings equal the reference', (name) => {
-    expect(mismatches(calls.filter((c) => c.class === name), 'tokenized')).toEqual([]);
+    expect(
+      mismatches(
+        calls.filter((c) => c.class === name),
+        'tokenized',
+      ),
+    ).toEqual([]);
   });
 
   it.each(classes)('%s: raw tokenizer lines equal the reference', (name) => {
-    expect(mismatches(calls.filter((c) => c.class === name), 'raw')).toEqual([]);
+    expect(
+      mismatches(
+        calls.filter((c) => c.class === name),
+        'raw',
+      ),
+    ).toEqual([]);
   });
 
   // The shared fixture's cases were tokenised in one call (":-(" is a smiley only before another character).
