@@ -1,7 +1,7 @@
 // BLEU as pycocoevalcap's bleu_scorer.py (n = 4, effective reference length "closest"):
 // per-image and corpus scores from the same n-gram statistics, with the reference's
 // 1e-15 / 1e-9 smoothing constants (metrics-spec §3).
-import { NgramIndex, offset, type Sentence } from './ngrams.js';
+import { grown, NgramIndex, PairTable, type Sentence } from './ngrams.js';
 
 export interface BleuStats {
   testlen: number;
@@ -16,7 +16,7 @@ const SMALL = 1e-9;
 
 /** Statistics of one candidate against its references (already tokenised strings). */
 export function bleuStats(candidate: string, references: readonly string[], n = 4): BleuStats {
-  const index = new NgramIndex(n);
+  const index = new NgramIndex(n, false);
   const refs = references.map((r) => index.sentence(r));
   return new BleuCounter(index).stats(index.sentence(candidate), refs);
 }
@@ -34,77 +34,39 @@ export interface BleuResult {
  * BLEU from the summed statistics.
  */
 export function bleu(items: readonly { candidate: string; references: readonly string[] }[], n = 4): BleuResult {
-  const index = new NgramIndex(n);
-  const sentences = items.map((it) => ({
-    cand: index.sentence(it.candidate),
-    refs: it.references.map((r) => index.sentence(r)),
-  }));
+  const index = new NgramIndex(n, false);
   const counter = new BleuCounter(index);
-  const stats = sentences.map((s) => counter.stats(s.cand, s.refs));
+  const stats = items.map((it) => {
+    const refs = it.references.map((r) => index.sentence(r));
+    return counter.stats(index.sentence(it.candidate), refs);
+  });
   return { corpus: bleuFromStats(sumBleuStats(stats)), perImage: stats.map(bleuFromStats), stats };
 }
 
 /**
- * Counts clipped n-gram matches in one pass per sentence, with per-n-gram counters indexed by
- * n-gram id. Each counter carries the stamp of the sentence (or image) it belongs to, so nothing
- * is reset between sentences: a stale stamp reads as zero.
+ * Counts clipped n-gram matches of one image at a time. The image's n-grams get small ids in a
+ * table of their own (cleared per image, so it stays in cache), with a counter per id for the
+ * sentence being counted and one for the maximum count in any single reference.
  */
 export class BleuCounter {
-  /** [stamp, count] per n-gram id, for the sentence being counted. */
-  private counts = new Int32Array(0);
-  /** [stamp, max count in any one reference] per n-gram id, for the image being scored. */
-  private maxRef = new Int32Array(0);
+  private readonly table = new PairTable(1024);
+  /** [sentence stamp, count, max count in one reference] per local n-gram id. */
+  private counts = new Int32Array(3 * 512);
   private stamp = 0;
-  private image = 0;
+  /** Local ids of the previous order's n-grams, by start word. */
+  private prev = new Int32Array(64);
 
   constructor(private readonly index: NgramIndex) {}
 
   stats(cand: Sentence, refs: readonly Sentence[]): BleuStats {
     const n = this.index.maxN;
-    if (this.counts.length < 2 * this.index.size) {
-      this.counts = new Int32Array(4 * this.index.size);
-      this.maxRef = new Int32Array(4 * this.index.size);
-      this.stamp = 0;
-      this.image = 0;
-    }
-    const { counts, maxRef } = this;
-    const arena = this.index.arena;
-    const image = ++this.image;
-    for (const ref of refs) {
-      const stamp = ++this.stamp;
-      const end = ref.start + offset(ref.length, n);
-      for (let i = ref.start; i < end; i++) {
-        const at = 2 * arena[i];
-        const c = counts[at] === stamp ? counts[at + 1] + 1 : 1;
-        counts[at] = stamp;
-        counts[at + 1] = c;
-        if (maxRef[at] !== image) {
-          maxRef[at] = image;
-          maxRef[at + 1] = c;
-        } else if (c > maxRef[at + 1]) maxRef[at + 1] = c;
-      }
-    }
+    this.table.clear();
+    for (const ref of refs) this.count(ref, n, true);
     const testlen = cand.length;
     const guess: number[] = [];
-    const correct: number[] = [];
-    // sum over distinct n-grams of min(count, max ref count) = the occurrences whose running count
-    // is still within the max ref count
-    const stamp = ++this.stamp;
-    for (let k = 0; k < n; k++) {
-      guess.push(Math.max(0, testlen - k));
-      let matched = 0;
-      if (k < testlen) {
-        const start = cand.start + offset(testlen, k);
-        for (let i = start; i < start + testlen - k; i++) {
-          const at = 2 * arena[i];
-          const c = counts[at] === stamp ? counts[at + 1] + 1 : 1;
-          counts[at] = stamp;
-          counts[at + 1] = c;
-          if (maxRef[at] === image && c <= maxRef[at + 1]) matched++;
-        }
-      }
-      correct.push(matched);
-    }
+    for (let k = 0; k < n; k++) guess.push(Math.max(0, testlen - k));
+    const correct = new Array<number>(n).fill(0);
+    this.count(cand, n, false, correct);
     // min over (|len - testlen|, len): the closest length, the shorter on a tie
     let reflen = refs[0]?.length;
     for (const { length: l } of refs) {
@@ -113,6 +75,42 @@ export class BleuCounter {
       if (d < best || (d === best && l < reflen)) reflen = l;
     }
     return { testlen, reflen, guess, correct };
+  }
+
+  /**
+   * Counts a sentence's n-grams. For a reference, raises each n-gram's max count; for the candidate,
+   * adds to correct[k] every occurrence whose running count is still within the max (the sum over
+   * distinct n-grams of min(count, max count) that BLEU clips to).
+   */
+  private count(s: Sentence, n: number, isRef: boolean, correct?: number[]): void {
+    const words = this.index.words;
+    const L = s.length;
+    if (this.prev.length < L) this.prev = new Int32Array(2 * L);
+    const { table, prev } = this;
+    const stamp = ++this.stamp;
+    for (let k = 0; k < n && k < L; k++) {
+      let matched = 0;
+      for (let i = 0; i + k < L; i++) {
+        const before = table.size;
+        const id = table.intern(k === 0 ? 0 : prev[i] + 1, words[s.wordStart + i + k]);
+        prev[i] = id;
+        const at = 3 * id;
+        if (table.size !== before) {
+          // first seen in this image: no count, no max yet
+          if (at + 3 > this.counts.length) this.counts = grown(this.counts, 2 * (at + 3));
+          this.counts[at] = 0;
+          this.counts[at + 2] = 0;
+        }
+        const counts = this.counts;
+        const c = counts[at] === stamp ? counts[at + 1] + 1 : 1;
+        counts[at] = stamp;
+        counts[at + 1] = c;
+        if (isRef) {
+          if (c > counts[at + 2]) counts[at + 2] = c;
+        } else if (c <= counts[at + 2]) matched++;
+      }
+      if (correct) correct[k] = matched;
+    }
   }
 }
 

@@ -41,7 +41,7 @@ export function ciderDSentences(
   // Document frequency: in how many images' reference sets each n-gram occurs.
   const df = new Int32Array(size);
   const seenIn = new Int32Array(size);
-  const arena = index.arena;
+  const arena = index.grams;
   refs.forEach((imageRefs, i) => {
     for (const r of imageRefs) {
       for (let at = r.start; at < r.start + offset(r.length, N); at++) {

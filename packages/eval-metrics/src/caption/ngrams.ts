@@ -34,71 +34,44 @@ export function splitWords(s: string): string[] {
 }
 
 /**
- * A sentence as n-gram ids, stored in its index's arena from `start`: the ids of its 1-grams, then
- * of its 2-grams, ... each block in word order (block k starts at `start + offset(length, k)`).
+ * A sentence of an NgramIndex: its word ids at `words[wordStart ...]`; with n-grams, the ids of its
+ * 1-grams, then its 2-grams, ... at `grams[start ...]`, each block in word order (block k starts at
+ * `start + offset(length, k)`).
  */
 export interface Sentence {
   /** Number of words. */
   length: number;
+  wordStart: number;
   start: number;
 }
 
-/** Start of the block of (k+1)-grams in a sentence's ids. */
+/** Start of the block of (k+1)-grams in a sentence's n-gram ids. */
 export function offset(length: number, k: number): number {
   let o = 0;
   for (let j = 0; j < k; j++) o += Math.max(0, length - j);
   return o;
 }
 
-/** Interns words and their n-grams (n <= maxN) to dense ids 0, 1, 2, ... */
-export class NgramIndex {
-  private readonly words = new Map<string, number>();
-  // Open-addressing table (prefix id + 1, word id) -> n-gram id; a 1-gram's prefix is 0.
-  private keyPrefix = new Int32Array(64);
-  private keyWord = new Int32Array(64);
-  private ids = new Int32Array(64).fill(-1);
-  private wordIds = new Int32Array(64);
-  /** The n-gram ids of every sentence (see Sentence); reallocated as it grows. */
-  arena = new Int32Array(1024);
-  private used = 0;
-  /** Number of distinct n-grams (of every order) so far. */
+/**
+ * An open-addressing hash table from (prefix id + 1, word id) pairs to dense ids 0, 1, 2, ...: an
+ * n-gram is its (n-1)-gram prefix's id and its last word (a 1-gram's prefix is 0).
+ */
+export class PairTable {
+  private keyPrefix: Int32Array;
+  private keyWord: Int32Array;
+  private ids: Int32Array;
+  /** Slots in use, to clear the table without touching all of it. */
+  private slots: IdList = new IdList();
   size = 0;
 
-  constructor(readonly maxN = 4) {}
-
-  /** Interns the words of `text` (split as Python's str.split()) and all their n-grams up to maxN. */
-  sentence(text: string): Sentence {
-    let L = 0;
-    let begin = -1;
-    for (let i = 0; i <= text.length; i++) {
-      if (i < text.length && !isPySpace(text.charCodeAt(i))) {
-        if (begin < 0) begin = i;
-        continue;
-      }
-      if (begin < 0) continue;
-      const word = text.slice(begin, i);
-      let id = this.words.get(word);
-      if (id === undefined) this.words.set(word, (id = this.words.size));
-      if (L === this.wordIds.length) this.wordIds = grown(this.wordIds, L * 2);
-      this.wordIds[L++] = id;
-      begin = -1;
-    }
-    const total = offset(L, this.maxN);
-    if (this.used + total > this.arena.length) this.arena = grown(this.arena, 2 * (this.used + total));
-    const { arena, wordIds } = this;
-    const start = this.used;
-    let prev = start;
-    let at = start;
-    for (let k = 0; k < this.maxN && k < L; k++) {
-      for (let i = 0; i + k < L; i++) arena[at + i] = this.intern(k === 0 ? 0 : arena[prev + i] + 1, wordIds[i + k]);
-      prev = at;
-      at += L - k;
-    }
-    this.used += total;
-    return { length: L, start };
+  constructor(capacity = 64) {
+    this.keyPrefix = new Int32Array(capacity);
+    this.keyWord = new Int32Array(capacity);
+    this.ids = new Int32Array(capacity).fill(-1);
   }
 
-  private intern(prefix: number, word: number): number {
+  /** The id of (prefix, word), a new one if the pair is new. */
+  intern(prefix: number, word: number): number {
     const mask = this.ids.length - 1;
     let h = (Math.imul(prefix, 0x9e3779b1) ^ Math.imul(word + 0x7f4a7c15, 0x85ebca77)) & mask;
     for (;;) {
@@ -111,8 +84,16 @@ export class NgramIndex {
     this.keyPrefix[h] = prefix;
     this.keyWord[h] = word;
     this.ids[h] = id;
+    this.slots.push(h);
     if (this.size * 2 > this.ids.length) this.grow();
     return id;
+  }
+
+  /** Forgets every pair (ids restart at 0). */
+  clear(): void {
+    for (let s = 0; s < this.slots.length; s++) this.ids[this.slots.items[s]] = -1;
+    this.slots.length = 0;
+    this.size = 0;
   }
 
   private grow(): void {
@@ -121,6 +102,7 @@ export class NgramIndex {
     this.keyPrefix = new Int32Array(cap);
     this.keyWord = new Int32Array(cap);
     this.ids = new Int32Array(cap).fill(-1);
+    this.slots.length = 0;
     const mask = cap - 1;
     for (let s = 0; s < oldIds.length; s++) {
       if (oldIds[s] < 0) continue;
@@ -129,18 +111,131 @@ export class NgramIndex {
       this.keyPrefix[h] = oldPrefix[s];
       this.keyWord[h] = oldWord[s];
       this.ids[h] = oldIds[s];
+      this.slots.push(h);
     }
   }
 }
 
+/**
+ * Word ids by an open-addressing table on the words' FNV-1a hashes, compared in place in the
+ * sentence text, so that a known word costs no substring.
+ */
+class Vocabulary {
+  private readonly words: string[] = [];
+  private hashes = new Int32Array(1024);
+  private ids = new Int32Array(1024).fill(-1);
+
+  /** The id of text[begin, end) whose hash is `hash`. */
+  intern(text: string, begin: number, end: number, hash: number): number {
+    const len = end - begin;
+    let mask = this.ids.length - 1;
+    let h = hash & mask;
+    for (;;) {
+      const id = this.ids[h];
+      if (id < 0) break;
+      if (this.hashes[h] === hash) {
+        const w = this.words[id];
+        if (w.length === len && text.startsWith(w, begin)) return id;
+      }
+      h = (h + 1) & mask;
+    }
+    const id = this.words.length;
+    this.words.push(text.slice(begin, end));
+    this.hashes[h] = hash;
+    this.ids[h] = id;
+    if (2 * this.words.length > this.ids.length) {
+      const [oldHashes, oldIds] = [this.hashes, this.ids];
+      this.hashes = new Int32Array(2 * oldIds.length);
+      this.ids = new Int32Array(2 * oldIds.length).fill(-1);
+      mask = this.ids.length - 1;
+      for (let s = 0; s < oldIds.length; s++) {
+        if (oldIds[s] < 0) continue;
+        let k = oldHashes[s] & mask;
+        while (this.ids[k] >= 0) k = (k + 1) & mask;
+        this.hashes[k] = oldHashes[s];
+        this.ids[k] = oldIds[s];
+      }
+    }
+    return id;
+  }
+}
+
+/**
+ * Interns the words of sentences and, unless `grams` is false, all their n-grams (n <= maxN) to
+ * dense ids shared by the whole corpus (CIDEr-D's document frequencies need corpus-wide ids; BLEU
+ * only compares n-grams within an image and works from the word ids).
+ */
+export class NgramIndex {
+  private readonly vocab = new Vocabulary();
+  private readonly table = new PairTable(1024);
+  /** Word ids of every sentence (see Sentence); reallocated as it grows. */
+  words = new Int32Array(1024);
+  /** N-gram ids of every sentence (see Sentence); reallocated as it grows. */
+  grams = new Int32Array(1024);
+  private usedWords = 0;
+  private usedGrams = 0;
+
+  constructor(
+    readonly maxN = 4,
+    private readonly withGrams = true,
+  ) {}
+
+  /** Number of distinct n-grams (of every order) so far. */
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** Interns the words of `text` (split as Python's str.split()) and all their n-grams up to maxN. */
+  sentence(text: string): Sentence {
+    const wordStart = this.usedWords;
+    let L = 0;
+    let begin = -1;
+    let hash = 0;
+    for (let i = 0; i <= text.length; i++) {
+      const c = i < text.length ? text.charCodeAt(i) : 0x20;
+      if (!isPySpace(c)) {
+        if (begin < 0) {
+          begin = i;
+          hash = 0x811c9dc5;
+        }
+        hash = Math.imul(hash ^ c, 0x01000193); // FNV-1a
+        continue;
+      }
+      if (begin < 0) continue;
+      const id = this.vocab.intern(text, begin, i, hash);
+      if (wordStart + L === this.words.length) this.words = grown(this.words, 2 * this.words.length);
+      this.words[wordStart + L++] = id;
+      begin = -1;
+    }
+    this.usedWords += L;
+    const start = this.usedGrams;
+    if (this.withGrams) {
+      const total = offset(L, this.maxN);
+      if (start + total > this.grams.length) this.grams = grown(this.grams, 2 * (start + total));
+      const { grams, words } = this;
+      let prev = start;
+      let at = start;
+      for (let k = 0; k < this.maxN && k < L; k++) {
+        for (let i = 0; i + k < L; i++) {
+          grams[at + i] = this.table.intern(k === 0 ? 0 : grams[prev + i] + 1, words[wordStart + i + k]);
+        }
+        prev = at;
+        at += L - k;
+      }
+      this.usedGrams += total;
+    }
+    return { length: L, wordStart, start };
+  }
+}
+
 /** A copy of `a` in a larger array. */
-function grown(a: Int32Array, size: number): Int32Array<ArrayBuffer> {
+export function grown(a: Int32Array, size: number): Int32Array<ArrayBuffer> {
   const next = new Int32Array(size);
   next.set(a);
   return next;
 }
 
-/** A growable Int32Array of n-gram ids. */
+/** A growable Int32Array of ids. */
 export class IdList {
   items = new Int32Array(64);
   length = 0;
