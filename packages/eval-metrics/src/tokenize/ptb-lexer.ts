@@ -79,7 +79,7 @@ const WORD_BEFORE_NT = '[A-Za-z\\u00ad]*[A-MO-Za-mo-z]\\u00ad*';
 const CLITIC = `${APOS}(?:[msdMSD]|${ciAlt('re|ve|ll')})`;
 const CLITIC_NT = `[nN]${APOS_ANY}[tT]`;
 const NUM = `(?:${DIGIT}*(?:[.:,\\u00ad\\u066b\\u066c]${DIGIT}+)+|${DIGIT}+)`;
-/** Hyphenated words; a part may start with an elided d'/o'/l' ("o'clock", "rock-o'-matic"). */
+/** Hyphenated words; a part may start with an elided d'/o'/l' ("o'clock", "d'artagnan"). */
 const ELIDED = `(?:[dDoOlL]${APOS_ANY}${PLD})?`;
 const HYPHENATED = `${ELIDED}${PLD}+(?:${HYPHEN}${ELIDED}${PLD}+)*`;
 const CAPS_AMP = `[A-Z]+(?:(?:${ci('&amp;')}|[+&])[A-Z]+)+`;
@@ -213,19 +213,20 @@ interface Rule {
   res: RegExp[];
   /** With trailing context: sticky `r1(?=r2)` per alternative, to find the token's end. */
   heads?: RegExp[];
-  /** A superset of the characters a match can start with (a regex class body); undefined: any. */
-  first?: string;
+  /** A superset of the characters a match can start with (a one-character class); undefined: any. */
+  first?: RegExp;
   act: Action;
 }
 
 /** A rule r1 or r1/ctx that can only match from a character of `first`. */
 function rule(first: string | undefined, alts: string | string[], act: Action, ctx?: string): Rule {
   const list = Array.isArray(alts) ? alts : [alts];
-  if (ctx === undefined) return { res: list.map((a) => new RegExp(a, 'y')), first, act };
+  const firstRe = first === undefined ? undefined : new RegExp(`[${first}]`);
+  if (ctx === undefined) return { res: list.map((a) => new RegExp(a, 'y')), first: firstRe, act };
   return {
     res: list.map((a) => new RegExp(`(?:${a})(?:${ctx})`, 'y')),
     heads: list.map((a) => new RegExp(`(?:${a})(?=${ctx})`, 'y')),
-    first,
+    first: firstRe,
     act,
   };
 }
@@ -394,7 +395,7 @@ function rulesFrom(c: number): Rule[] {
   let list = candidates[c];
   if (!list) {
     const ch = String.fromCharCode(c);
-    list = RULES.filter((r) => r.first === undefined || new RegExp(`[${r.first}]`).test(ch));
+    list = RULES.filter((r) => r.first === undefined || r.first.test(ch));
     candidates[c] = list;
   }
   return list;
