@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import { kernelsMarkdown, numpyReference, runKernels, type KernelResult } from './kernels.js';
 import { peakRssMb } from './measure.js';
-import { runMetricsBench } from './metrics.js';
+import { metricsMarkdown, runMetricsBench } from './metrics.js';
 import { runBackbones } from './backbones.js';
 import { parityMarkdown, runParity } from './parity.js';
 import { runCoarse, runTrain } from './coarse.js';
@@ -40,7 +40,8 @@ commands:
             npm install (needs the npm registry) of tensor-core, eval-metrics, the six model packages
             and every package; --no-install packs only
   metrics   @fiber-vl/eval-metrics at COCO scale (synthetic, seeded): captioning on 5,000 images x 5
-            references and COCOeval on 5,000 images x 100 detections; seconds and peak memory
+            references and COCOeval on 5,000 images x 100 detections; seconds, CPU seconds and peak
+            memory per stage (tokenize, BLEU, ROUGE-L, CIDEr-D, METEOR, COCOeval evaluate/accumulate/summarize)
 
 options:
   --backends LIST        comma-separated subset of webgpu,wasm,cpu (default: all that start)
@@ -57,6 +58,8 @@ options:
   --reference-python P   the python to run it with (default: /usr/bin/python3, then python3)
   --models LIST          train: tiny,fiber-b-384 (default both)
   --images N             metrics: number of images (default 5000)
+  --repeat N             metrics: runs per stage, medians reported (default 1)
+  --export-captions FILE metrics: write the tokenised captions as pycocoevalcap's scorers take them
 `;
 
 /** wasm matmul with a one-thread pool, in a child process (the pool size is fixed per process). */
@@ -97,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
       'reference-script': { type: 'string' },
       'reference-python': { type: 'string' },
       models: { type: 'string' },
+      repeat: { type: 'string' },
+      'export-captions': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -243,14 +248,17 @@ async function main(argv: string[]): Promise<number> {
       return r.installs.some((i) => i.error) ? 1 : 0;
     }
     case 'metrics': {
-      const r = runMetricsBench({ images: values.images ? Number(values.images) : undefined });
-      const file = writeReport('metrics', { command: 'metrics', machine: machine(), ...r });
-      const c = r.captioning;
-      process.stdout.write(
-        `\n## fiber-bench metrics\n\n| job | size | seconds |\n|---|---|---|\n` +
-          Object.entries(c.seconds).map(([k, v]) => `| captioning: ${k} | ${c.images} images x ${c.refsPerImage} refs | ${v.toFixed(2)} |`).join('\n') +
-          `\n| captioning total | | ${c.totalSeconds.toFixed(2)} |\n| COCOeval bbox | ${r.cocoeval.images} images, ${r.cocoeval.gt} GT, ${r.cocoeval.detections} dets | ${r.cocoeval.seconds.toFixed(2)} |\n\npeak RSS ${r.peakRssMb} MB; written: ${file}\n`,
-      );
+      const r = runMetricsBench({
+        images: values.images ? Number(values.images) : undefined,
+        repeat: values.repeat ? Number(values.repeat) : undefined,
+        exportCaptions: values['export-captions'],
+      });
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+        return 0;
+      }
+      const file = writeReport('metrics', r);
+      process.stdout.write(`\n${metricsMarkdown(r)}; written: ${file}\n`);
       return 0;
     }
     default:
