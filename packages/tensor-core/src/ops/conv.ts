@@ -24,6 +24,11 @@ export function conv2dNhwc(x: tf.Tensor4D, filter: tf.Tensor4D, stride: [number,
         const [N, Ho, Wo] = d.shape;
         const dx = tf.conv2dTranspose(d, ws, xs.shape, stride, 'valid');
         const dyFlat = tf.reshape(d, [N * Ho * Wo, co]);
+        if (kh === stride[0] && kw === stride[1] && xs.shape[1] === Ho * kh && xs.shape[2] === Wo * kw) {
+          // non-overlapping patches (a patch embedding): one space-to-depth and one matmul
+          const patches = tf.reshape(tf.transpose(tf.reshape(xs, [N, Ho, kh, Wo, kw, ci]), [0, 1, 3, 2, 4, 5]), [N * Ho * Wo, kh * kw * ci]);
+          return [dx, tf.reshape(matmul(patches, dyFlat, { transposeA: true }), [kh, kw, ci, co])];
+        }
         const taps: tf.Tensor[] = [];
         for (let i = 0; i < kh; i++) {
           for (let j = 0; j < kw; j++) {
