@@ -71,3 +71,5 @@ export { erf, erfinv } from './math.js';
 export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
 export { TorchCheckpoint, TorchTensorRef, TorchCheckpointError, PickleStub, type TorchLoadOptions } from './io/torch.js';
 export { readZipDirectory, ZipError, type ZipEntry } from './io/zip.js';
+export { DEFAULT_MAX_TENSOR_BYTES, countNonFinite, type SafetensorsOptions } from './io/safetensors.js';
+export { DEFAULT_MAX_EXPANDED_BYTES } from './io/torch.js';
