@@ -138,3 +138,14 @@ describe('files from an independent writer', () => {
     await f.close();
   });
 });
+
+describe('duplicate keys in JSON headers', () => {
+  it('finds a key repeated in one object, at any depth, and nothing in valid headers', async () => {
+    const { findDuplicateKey } = await import('./json-keys.js');
+    expect(findDuplicateKey('{"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]}')).toBeUndefined();
+    expect(findDuplicateKey('{"a": 1, "a": 2}')).toEqual({ key: 'a', path: [] });
+    expect(findDuplicateKey('{"w": {"dtype": "F32", "shape": [1], "dtype": "I32"}}')).toEqual({ key: 'dtype', path: ['w'] });
+    expect(findDuplicateKey('{"x\\"y": 1, "x\\u0022y": 2}')).toEqual({ key: 'x"y', path: [] }); // equal once decoded
+    expect(findDuplicateKey('{"a\\\\": {"b": [1, {"c": 1, "c": 2}]}}')).toEqual({ key: 'c', path: ['a\\', 'b', '?'] });
+  });
+});

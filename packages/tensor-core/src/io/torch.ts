@@ -108,7 +108,8 @@ export interface TorchLoadOptions {
 }
 
 const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-const short = (x: unknown) => (typeof x === 'string' ? JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}...` : x) : typeof x === 'bigint' ? `${x}` : describe(x));
+const short = (x: unknown) =>
+  typeof x === 'string' ? JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}...` : x) : typeof x === 'bigint' || typeof x === 'number' ? `${x}` : describe(x);
 
 /** Checks that a view's sizes, strides and offset are PyTorch-valid and stay inside its storage. */
 function checkView(ref: TorchTensorRef, storageType: string, fail: (m: string) => never): void {
