@@ -10,10 +10,15 @@ import type { FiberCoarseBackbone } from './backbone.js';
 /** Training-only buffers of FIBERTransformerSS that the official loader drops. */
 export const FIBER_QUEUE_BUFFERS = ['image_queue', 'text_queue', 'image_input_queue', 'text_input_queue', 'text_input_mask_queue', 'queue_ptr', 'queue_total'];
 
-/** Reads the state dict of a .ckpt / .pth / .bin / .safetensors file (tensors as float32 / int32 / bool). */
+/**
+ * Reads the state dict of a .ckpt / .pth / .bin / .safetensors file (tensors as float32 / int32 /
+ * bool). Objects around the state dict that are not tensors (a Lightning checkpoint's callbacks or
+ * hyper-parameter classes) are kept as inert stubs rather than refused; they are never executed.
+ * On any failure the tensors already read are disposed and the file is closed.
+ */
 export async function readCheckpointStateDict(path: string, filter: (name: string) => boolean = () => true): Promise<Map<string, tf.Tensor>> {
   if (path.endsWith('.safetensors') || path.endsWith('.json')) return loadSafetensors(path, filter);
-  const ckpt = await TorchCheckpoint.open(path);
+  const ckpt = await TorchCheckpoint.open(path, { unknownGlobals: 'stub' });
   try {
     return await ckpt.readStateDict(filter);
   } finally {
@@ -34,11 +39,13 @@ export interface FiberLoadResult extends LoadStateDictResult {
 export async function loadFiberCheckpoint(model: FiberCoarseBackbone & Module, path: string, { strict = true }: { strict?: boolean } = {}): Promise<FiberLoadResult> {
   const dict = await readCheckpointStateDict(path, (k) => !FIBER_QUEUE_BUFFERS.includes(k));
   try {
-    const adapted = adaptSwinStateDict(model.vitModel, dict, 'vit_model.');
+    // in a tidy scope: tables resized before a later one fails are disposed with the scope
+    let adapted: ReturnType<typeof adaptSwinStateDict> | undefined;
+    const created = tf.tidy(() => (adapted = adaptSwinStateDict(model.vitModel, dict, 'vit_model.')).created);
     try {
-      return { ...model.loadStateDict(adapted.dict, { strict }), resized: adapted.resized };
+      return { ...model.loadStateDict(adapted!.dict, { strict }), resized: adapted!.resized };
     } finally {
-      tf.dispose(adapted.created);
+      tf.dispose(created);
     }
   } finally {
     tf.dispose([...dict.values()]);
