@@ -28,6 +28,9 @@ commands:
             exit code 1 on any failure (default backends: every one that starts)
   metrics   @fiber-vl/eval-metrics at COCO scale (synthetic, seeded): captioning on 5,000 images x 5
             references and COCOeval on 5,000 images x 100 detections; seconds and peak memory
+  inspect   FILE...: a checkpoint's tensors (.ckpt / .pth / .bin / .safetensors / sharded *.index.json):
+            names, dtypes, shapes, bytes, which official FIBER model and task heads it matches and
+            what is missing or extra; exit 2 with one line per file that cannot be read
 
 options:
   --backends LIST        comma-separated subset of webgpu,wasm,cpu (default: all that start)
@@ -39,6 +42,8 @@ options:
   --no-single-thread     do not measure wasm matmul with one thread for comparison
   --json                 print the results as JSON on stdout and write no file
   --images N             metrics: number of images (default 5000)
+  --verify               inspect: read every value and count non-finite ones (exit 1 if any)
+  --all                  inspect: list every tensor, not only the groups
 `;
 
 /** wasm matmul with a one-thread pool, in a child process (the pool size is fixed per process). */
@@ -73,6 +78,8 @@ async function main(argv: string[]): Promise<number> {
       'wasm-threads': { type: 'string' },
       json: { type: 'boolean' },
       images: { type: 'string' },
+      verify: { type: 'boolean' },
+      all: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -171,6 +178,10 @@ async function main(argv: string[]): Promise<number> {
           `\n| captioning total | | ${c.totalSeconds.toFixed(2)} |\n| COCOeval bbox | ${r.cocoeval.images} images, ${r.cocoeval.gt} GT, ${r.cocoeval.detections} dets | ${r.cocoeval.seconds.toFixed(2)} |\n\npeak RSS ${r.peakRssMb} MB; written: ${file}\n`,
       );
       return 0;
+    }
+    case 'inspect': {
+      const { runInspect } = await import('./inspect.js');
+      return runInspect(positionals.slice(1), { verify: values.verify, json: values.json, all: values.all });
     }
     default:
       process.stderr.write(`fiber-bench: unknown command "${command}"\n\n${USAGE}`);

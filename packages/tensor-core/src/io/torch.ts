@@ -318,7 +318,10 @@ export class TorchCheckpoint {
   stateDict(): Map<string, TorchTensorRef> {
     const asMap = (x: unknown) => (x instanceof Map ? x : undefined);
     const root = asMap(this.root);
-    if (!root) throw new TorchCheckpointError(this.name, `the checkpoint is a ${describe(this.root)}, not a dict`);
+    if (!root) {
+      const what = this.root instanceof PickleStub ? `${this.root.global} object, kept as an inert stub` : describe(this.root);
+      throw new TorchCheckpointError(this.name, `the checkpoint is ${/^[aeiou]/i.test(what) ? 'an' : 'a'} ${what}, not a dict`);
+    }
     const nested = asMap(root.get('state_dict')) ?? asMap(root.get('model')) ?? root;
     const out = new Map<string, TorchTensorRef>();
     for (const [k, v] of nested) if (typeof k === 'string' && v instanceof TorchTensorRef) out.set(k, v);
