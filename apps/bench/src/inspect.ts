@@ -100,8 +100,22 @@ function decodeTable(text: string): string[][] {
 let reference: { coarse: RefKey[]; fine: RefKey[] } | undefined;
 function referenceKeys() {
   reference ??= {
-    coarse: decodeTable(COARSE_KEYS).map(([name, shape, s576, dtype, mask]) => ({ name, shape, shape576: s576 || shape, dtype, tasks: Number(mask), v3only: false })),
-    fine: decodeTable(FINE_KEYS).map(([name, shape, dtype, version]) => ({ name, shape, shape576: shape, dtype, tasks: 0, v3only: version === 'v3' })),
+    coarse: decodeTable(COARSE_KEYS).map(([name, shape, s576, dtype, mask]) => ({
+      name,
+      shape,
+      shape576: s576 || shape,
+      dtype,
+      tasks: Number(mask),
+      v3only: false,
+    })),
+    fine: decodeTable(FINE_KEYS).map(([name, shape, dtype, version]) => ({
+      name,
+      shape,
+      shape576: shape,
+      dtype,
+      tasks: 0,
+      v3only: version === 'v3',
+    })),
   };
   return reference;
 }
@@ -123,14 +137,29 @@ function candidates(): Candidate[] {
   const out: Candidate[] = [];
   for (const imageSize of [384, 576] as const) {
     COARSE_TASKS.forEach((task, bit) => {
-      const keys = new Map(coarse.filter((k) => k.tasks & (1 << bit)).map((k) => [k.name, imageSize === 576 ? k.shape576 : k.shape]));
+      const keys = new Map(
+        coarse.filter((k) => k.tasks & (1 << bit)).map((k) => [k.name, imageSize === 576 ? k.shape576 : k.shape]),
+      );
       const optional = new Set(FIBER_QUEUE_BUFFERS.filter((k) => keys.has(k)));
-      out.push({ model: `FIBER-B coarse, ${imageSize} px, "${task}" task checkpoint`, kind: 'coarse', imageSize, task, keys, optional });
+      out.push({
+        model: `FIBER-B coarse, ${imageSize} px, "${task}" task checkpoint`,
+        kind: 'coarse',
+        imageSize,
+        task,
+        keys,
+        optional,
+      });
     });
   }
   for (const version of ['v2', 'v3'] as const) {
     const keys = new Map(fine.filter((k) => version === 'v3' || !k.v3only).map((k) => [k.name, k.shape]));
-    out.push({ model: `FIBER-B fine-grained (FUSION_VERSION ${version})`, kind: 'fine', version, keys, optional: new Set() });
+    out.push({
+      model: `FIBER-B fine-grained (FUSION_VERSION ${version})`,
+      kind: 'fine',
+      version,
+      keys,
+      optional: new Set(),
+    });
   }
   return out;
 }
@@ -165,7 +194,14 @@ export function matchFiber(tensors: readonly Pick<TensorEntry, 'name' | 'shape'>
     const cost = missing.length + extra.length + shapeMismatches.length;
     if (best && (cost > best.cost || (cost === best.cost && matched <= best.matched))) continue;
     const present = matched + shapeMismatches.length;
-    const verdict = cost === 0 ? 'exact' : !missing.length && !extra.length ? 'same-keys' : present * 2 >= c.keys.size - c.optional.size ? 'closest' : 'none';
+    const verdict =
+      cost === 0
+        ? 'exact'
+        : !missing.length && !extra.length
+          ? 'same-keys'
+          : present * 2 >= c.keys.size - c.optional.size
+            ? 'closest'
+            : 'none';
     best = {
       cost,
       verdict,
@@ -185,7 +221,9 @@ export function matchFiber(tensors: readonly Pick<TensorEntry, 'name' | 'shape'>
   }
   const { cost: _, ...match } = best!;
   if (match.kind === 'coarse') {
-    match.heads = COARSE_HEADS.filter(([, p]) => [...shapes.keys()].some((k) => k === p || k.startsWith(p))).map(([h]) => h);
+    match.heads = COARSE_HEADS.filter(([, p]) => [...shapes.keys()].some((k) => k === p || k.startsWith(p))).map(
+      ([h]) => h,
+    );
     const vqa = shapes.get('vqa_classifier.3.weight');
     if (vqa) match.vqaAnswers = vqa[0];
   }
@@ -208,9 +246,13 @@ async function sniff(path: string): Promise<'torch' | 'safetensors' | 'sharded'>
     info = await stat(path);
   } catch (e) {
     const code = typeof e === 'object' && e !== null && 'code' in e ? e.code : '';
-    throw new InspectError(path, code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot read (${String(code)})`);
+    throw new InspectError(
+      path,
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot read (${String(code)})`,
+    );
   }
-  if (info.isDirectory()) throw new InspectError(path, 'is a directory: give a checkpoint file or a sharded checkpoint\'s *.index.json');
+  if (info.isDirectory())
+    throw new InspectError(path, "is a directory: give a checkpoint file or a sharded checkpoint's *.index.json");
   if (!info.isFile()) throw new InspectError(path, 'is not a regular file');
   const head = new Uint8Array(16);
   const handle = await open(path, 'r').catch(() => {
@@ -236,8 +278,18 @@ async function openCheckpoint(path: string): Promise<Listing> {
     const ckpt = await TorchCheckpoint.open(path, { unknownGlobals: 'stub' });
     try {
       const sd = ckpt.stateDict();
-      const tensors = [...sd].map(([name, ref]) => ({ name, dtype: ref.dtype, shape: ref.shape, bytes: ref.numel * DTYPE_BYTES[ref.dtype] }));
-      return { format: 'PyTorch (torch.save zip)', tensors, chunks: (name) => ckpt.readRawChunks(sd.get(name)!, name), close: () => ckpt.close() };
+      const tensors = [...sd].map(([name, ref]) => ({
+        name,
+        dtype: ref.dtype,
+        shape: ref.shape,
+        bytes: ref.numel * DTYPE_BYTES[ref.dtype],
+      }));
+      return {
+        format: 'PyTorch (torch.save zip)',
+        tensors,
+        chunks: (name) => ckpt.readRawChunks(sd.get(name)!, name),
+        close: () => ckpt.close(),
+      };
     } catch (e) {
       await ckpt.close();
       throw e;
@@ -245,7 +297,12 @@ async function openCheckpoint(path: string): Promise<Listing> {
   }
   if (kind === 'safetensors') {
     const f = await SafetensorsFile.open(path);
-    const tensors = [...f.tensors.values()].map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.dataOffsets[1] - t.dataOffsets[0] }));
+    const tensors = [...f.tensors.values()].map((t) => ({
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      bytes: t.dataOffsets[1] - t.dataOffsets[0],
+    }));
     return { format: 'safetensors', tensors, chunks: (name) => f.readRawChunks(name), close: () => f.close() };
   }
   const s = await ShardedSafetensors.open(path);
@@ -256,7 +313,12 @@ async function openCheckpoint(path: string): Promise<Listing> {
       tensors.push({ name, dtype: t.dtype, shape: t.shape, bytes: t.dataOffsets[1] - t.dataOffsets[0] });
     }
     const shards = new Set(s.weightMap.values()).size;
-    return { format: `sharded safetensors (${shards} shard${shards === 1 ? '' : 's'})`, tensors, chunks: (name) => s.readRawChunks(name), close: () => s.close() };
+    return {
+      format: `sharded safetensors (${shards} shard${shards === 1 ? '' : 's'})`,
+      tensors,
+      chunks: (name) => s.readRawChunks(name),
+      close: () => s.close(),
+    };
   } catch (e) {
     await s.close();
     throw e;
@@ -283,7 +345,11 @@ export async function inspectCheckpoint(path: string, { verify = false }: Inspec
         t.nonFinite = bad;
       }
       const flagged = tensors.filter((t) => t.nonFinite);
-      report.verify = { tensors: tensors.length, nonFinite: flagged.reduce((a, t) => a + t.nonFinite!, 0), tensorsWithNonFinite: flagged.length };
+      report.verify = {
+        tensors: tensors.length,
+        nonFinite: flagged.reduce((a, t) => a + t.nonFinite!, 0),
+        tensorsWithNonFinite: flagged.length,
+      };
     }
     return report;
   } finally {
@@ -293,12 +359,24 @@ export async function inspectCheckpoint(path: string, { verify = false }: Inspec
 
 // ---- output -----------------------------------------------------------------------------------
 
-const mib = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+const mib = (n: number) =>
+  n >= 2 ** 30
+    ? `${(n / 2 ** 30).toFixed(2)} GiB`
+    : n >= 2 ** 20
+      ? `${(n / 2 ** 20).toFixed(2)} MiB`
+      : n >= 1024
+        ? `${(n / 1024).toFixed(1)} KiB`
+        : `${n} B`;
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 /** Summary groups: keys by their first segment, large groups split by the second (numbers as "*"). */
 function groupTensors(tensors: readonly TensorEntry[]): Map<string, { n: number; bytes: number }> {
-  const segments = (name: string, n: number) => name.split('.').slice(0, n).map((s) => (/^\d+$/.test(s) ? '*' : s)).join('.');
+  const segments = (name: string, n: number) =>
+    name
+      .split('.')
+      .slice(0, n)
+      .map((s) => (/^\d+$/.test(s) ? '*' : s))
+      .join('.');
   const sizes = new Map<string, number>();
   for (const t of tensors) sizes.set(segments(t.name, 1), (sizes.get(segments(t.name, 1)) ?? 0) + 1);
   const groups = new Map<string, { n: number; bytes: number }>();
@@ -322,26 +400,42 @@ function listSome(title: string, items: string[], limit = 20): string[] {
 export function formatReport(r: InspectReport, { all = false }: InspectOptions = {}): string {
   const dtypes = new Map<string, number>();
   for (const t of r.tensors) dtypes.set(t.dtype, (dtypes.get(t.dtype) ?? 0) + 1);
-  const lines = [`${r.file}`, `  format: ${r.format}, ${r.count} tensors, ${mib(r.bytes)} (${[...dtypes].map(([d, n]) => `${d} ${n}`).join(', ')})`];
+  const lines = [
+    `${r.file}`,
+    `  format: ${r.format}, ${r.count} tensors, ${mib(r.bytes)} (${[...dtypes].map(([d, n]) => `${d} ${n}`).join(', ')})`,
+  ];
   const f = r.fiber;
-  const heads = f.heads.length ? `; heads: ${f.heads.map((h) => (h === 'vqa' && f.vqaAnswers ? `vqa (${f.vqaAnswers} answers)` : h)).join(', ')}` : '';
+  const heads = f.heads.length
+    ? `; heads: ${f.heads.map((h) => (h === 'vqa' && f.vqaAnswers ? `vqa (${f.vqaAnswers} answers)` : h)).join(', ')}`
+    : '';
   const prefix = f.strippedPrefix ? ` (keys prefixed "${f.strippedPrefix}")` : '';
   const summary = `${f.matched} of ${f.expected} FIBER keys with the same shape, ${f.missing.length} missing, ${f.extra.length} extra, ${f.shapeMismatches.length} of other shape`;
   if (f.verdict === 'exact') lines.push(`  model: ${f.model}${prefix}: exact match${heads}`);
-  else if (f.verdict === 'same-keys') lines.push(`  model: ${f.model}${prefix}: every key, ${f.shapeMismatches.length} of other shape (another size?)${heads}`);
+  else if (f.verdict === 'same-keys')
+    lines.push(
+      `  model: ${f.model}${prefix}: every key, ${f.shapeMismatches.length} of other shape (another size?)${heads}`,
+    );
   else if (f.verdict === 'closest') lines.push(`  model: closest is ${f.model}${prefix}: ${summary}${heads}`);
   else lines.push(`  model: not a FIBER checkpoint (closest: ${f.model}, ${summary})`);
   if (f.verdict !== 'none') {
     lines.push(...listSome('missing', f.missing));
     lines.push(...listSome('extra', f.extra));
-    lines.push(...listSome('other shape', f.shapeMismatches.map((m) => `${m.name}: ${shapeText(m.shape)}, FIBER has ${shapeText(m.expected)}`)));
+    lines.push(
+      ...listSome(
+        'other shape',
+        f.shapeMismatches.map((m) => `${m.name}: ${shapeText(m.shape)}, FIBER has ${shapeText(m.expected)}`),
+      ),
+    );
   }
   const listAll = all || r.count <= 40;
   if (!listAll || all) {
     const groups = groupTensors(r.tensors);
     const width = Math.min(48, Math.max(...[...groups.keys()].map((k) => k.length), 8));
     lines.push('  tensors by module:');
-    for (const [g, { n, bytes }] of groups) lines.push(`    ${g.padEnd(width)}  ${String(n).padStart(5)} tensor${n === 1 ? ' ' : 's'}  ${mib(bytes).padStart(10)}`);
+    for (const [g, { n, bytes }] of groups)
+      lines.push(
+        `    ${g.padEnd(width)}  ${String(n).padStart(5)} tensor${n === 1 ? ' ' : 's'}  ${mib(bytes).padStart(10)}`,
+      );
   }
   if (listAll) {
     lines.push('  tensors:');
@@ -355,7 +449,8 @@ export function formatReport(r: InspectReport, { all = false }: InspectOptions =
     if (!v.nonFinite) lines.push(`  verify: read every value of ${v.tensors} tensors: all finite`);
     else {
       lines.push(`  verify: ${v.nonFinite} non-finite values in ${v.tensorsWithNonFinite} of ${v.tensors} tensors:`);
-      for (const t of r.tensors.filter((x) => x.nonFinite).slice(0, 20)) lines.push(`    ${t.name}: ${t.nonFinite} of ${t.shape.reduce((a, b) => a * b, 1)}`);
+      for (const t of r.tensors.filter((x) => x.nonFinite).slice(0, 20))
+        lines.push(`    ${t.name}: ${t.nonFinite} of ${t.shape.reduce((a, b) => a * b, 1)}`);
     }
   }
   return `${lines.join('\n')}\n`;
@@ -378,7 +473,10 @@ function oneLine(file: string, e: unknown): string {
 export async function runInspect(
   files: string[],
   options: InspectOptions,
-  out: { stdout: (s: string) => void; stderr: (s: string) => void } = { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) },
+  out: { stdout: (s: string) => void; stderr: (s: string) => void } = {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+  },
 ): Promise<number> {
   if (!files.length) {
     out.stderr('usage: fiber-bench inspect FILE... [--verify] [--json] [--all]\n');

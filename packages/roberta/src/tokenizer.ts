@@ -44,7 +44,13 @@ export interface SpecialTokens {
   mask: string;
 }
 
-export const ROBERTA_SPECIAL_TOKENS: SpecialTokens = { bos: '<s>', eos: '</s>', pad: '<pad>', unk: '<unk>', mask: '<mask>' };
+export const ROBERTA_SPECIAL_TOKENS: SpecialTokens = {
+  bos: '<s>',
+  eos: '</s>',
+  pad: '<pad>',
+  unk: '<unk>',
+  mask: '<mask>',
+};
 
 export interface EncodeOptions {
   /** Add <s> ... </s> (default true). */
@@ -73,7 +79,10 @@ export interface Encoding {
  * Pairs created while one rank's occurrences are merged wait until that rank is done, as in
  * GPT-2's loop. `rankOf` is called at most 3n times.
  */
-export function bpeMerge(symbols: readonly string[], rankOf: (left: string, right: string) => number | undefined): string[] {
+export function bpeMerge(
+  symbols: readonly string[],
+  rankOf: (left: string, right: string) => number | undefined,
+): string[] {
   const n = symbols.length;
   if (n < 2) return [...symbols];
   const sym = [...symbols];
@@ -201,9 +210,14 @@ export class ByteLevelBpeTokenizer {
 
   /** From a HF tokenizer.json (BPE model, merges as "a b" strings or [a, b] pairs; added tokens). */
   static fromTokenizerJson(json: unknown, special?: Partial<SpecialTokens>): ByteLevelBpeTokenizer {
-    const j = json as { model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] }; added_tokens?: { id: number; content: string }[] };
-    if (!j?.model?.vocab || !Array.isArray(j.model.merges)) throw new Error('tokenizer.json: expected a BPE "model" with "vocab" and "merges"');
-    if (j.model.type && j.model.type !== 'BPE') throw new Error(`tokenizer.json: model type ${j.model.type} is not BPE`);
+    const j = json as {
+      model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
+      added_tokens?: { id: number; content: string }[];
+    };
+    if (!j?.model?.vocab || !Array.isArray(j.model.merges))
+      throw new Error('tokenizer.json: expected a BPE "model" with "vocab" and "merges"');
+    if (j.model.type && j.model.type !== 'BPE')
+      throw new Error(`tokenizer.json: model type ${j.model.type} is not BPE`);
     const vocab = new Map(Object.entries(j.model.vocab));
     for (const t of j.added_tokens ?? []) vocab.set(t.content, t.id);
     const merges = j.model.merges.map((m, i) => {
@@ -215,8 +229,14 @@ export class ByteLevelBpeTokenizer {
   }
 
   /** From vocab.json (token -> id) and merges.txt ("#version" header, then "a b" lines). */
-  static fromVocabAndMerges(vocabJson: Record<string, number> | string, mergesTxt: string, special?: Partial<SpecialTokens>): ByteLevelBpeTokenizer {
-    const vocab = new Map(Object.entries(typeof vocabJson === 'string' ? (JSON.parse(vocabJson) as Record<string, number>) : vocabJson));
+  static fromVocabAndMerges(
+    vocabJson: Record<string, number> | string,
+    mergesTxt: string,
+    special?: Partial<SpecialTokens>,
+  ): ByteLevelBpeTokenizer {
+    const vocab = new Map(
+      Object.entries(typeof vocabJson === 'string' ? (JSON.parse(vocabJson) as Record<string, number>) : vocabJson),
+    );
     const merges = mergesTxt
       .split(/\r?\n/)
       .filter((l, i) => l.trim() && !(i === 0 && l.startsWith('#version')))
@@ -250,7 +270,12 @@ export class ByteLevelBpeTokenizer {
    * Tokens and offsets of plain text (no special tokens inside) starting at `base`, appended to
    * `out`; stops after the pre-token during which `out` reaches `limit` tokens.
    */
-  private tokenizeText(text: string, base: number, out: { tokens: string[]; offsets: [number, number][] }, limit: number) {
+  private tokenizeText(
+    text: string,
+    base: number,
+    out: { tokens: string[]; offsets: [number, number][] },
+    limit: number,
+  ) {
     const encoder = new TextEncoder();
     for (const m of text.matchAll(PRETOKENIZE)) {
       if (out.tokens.length >= limit) return;
@@ -263,7 +288,7 @@ export class ByteLevelBpeTokenizer {
       let bytes = '';
       for (const x of utf8) bytes += BYTE_TO_CHAR[x];
       let bi = 0;
-      for (let ci = 0; ci < piece.length; ) {
+      for (let ci = 0; ci < piece.length;) {
         const cp = piece.codePointAt(ci)!;
         const units = cp > 0xffff ? 2 : 1;
         for (let k = utf8Length(cp); k > 0; k--, bi++) {
@@ -323,7 +348,13 @@ export class ByteLevelBpeTokenizer {
     const keepOffsets = offsets.slice(0, keep.length);
     const allTokens = addSpecialTokens ? [this.special.bos, ...keep, this.special.eos] : keep;
     const allOffsets: [number, number][] = addSpecialTokens ? [[0, 0], ...keepOffsets, [0, 0]] : keepOffsets;
-    const enc: Encoding = { tokens: allTokens, ids: allTokens.map((t) => this.id(t)), attentionMask: allTokens.map(() => 1), offsets: allOffsets, truncated };
+    const enc: Encoding = {
+      tokens: allTokens,
+      ids: allTokens.map((t) => this.id(t)),
+      attentionMask: allTokens.map(() => 1),
+      offsets: allOffsets,
+      truncated,
+    };
     if (padding === 'max_length') {
       if (maxLength === undefined) throw new RangeError("tokenizer.encode: padding 'max_length' needs maxLength");
       this.pad(enc, maxLength);

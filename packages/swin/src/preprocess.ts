@@ -17,7 +17,13 @@ export interface RawImage {
 
 const positiveInteger = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x > 0;
 const describeValue = (x: unknown) =>
-  x === null ? 'null' : typeof x === 'object' ? (x.constructor?.name ?? 'object') : typeof x === 'string' ? JSON.stringify(x) : String(x);
+  x === null
+    ? 'null'
+    : typeof x === 'object'
+      ? (x.constructor?.name ?? 'object')
+      : typeof x === 'string'
+        ? JSON.stringify(x)
+        : String(x);
 
 /**
  * Checks a RawImage before any pixel is read: positive integer width and height, 1, 3 or 4
@@ -25,15 +31,21 @@ const describeValue = (x: unknown) =>
  * field (with `what` in front, e.g. `images[2]`) and the expected and actual values.
  */
 export function validateRawImage(img: RawImage, what = 'RawImage'): RawImage {
-  if (typeof img !== 'object' || img === null) throw new RangeError(`${what} must be an object {width, height, channels, data}, got ${describeValue(img)}`);
+  if (typeof img !== 'object' || img === null)
+    throw new RangeError(`${what} must be an object {width, height, channels, data}, got ${describeValue(img)}`);
   for (const field of ['width', 'height'] as const) {
-    if (!positiveInteger(img[field])) throw new RangeError(`${what}.${field} must be a positive integer, got ${describeValue(img[field])}`);
+    if (!positiveInteger(img[field]))
+      throw new RangeError(`${what}.${field} must be a positive integer, got ${describeValue(img[field])}`);
   }
   if (!([1, 3, 4] as unknown[]).includes(img.channels)) {
-    throw new RangeError(`${what}.channels must be 1 (grayscale), 3 (RGB) or 4 (RGBA), got ${describeValue(img.channels)}`);
+    throw new RangeError(
+      `${what}.channels must be 1 (grayscale), 3 (RGB) or 4 (RGBA), got ${describeValue(img.channels)}`,
+    );
   }
   if (!(img.data instanceof Uint8Array || img.data instanceof Uint8ClampedArray)) {
-    throw new RangeError(`${what}.data must be a Uint8Array or Uint8ClampedArray of 8-bit pixels, got ${describeValue(img.data)}`);
+    throw new RangeError(
+      `${what}.data must be a Uint8Array or Uint8ClampedArray of 8-bit pixels, got ${describeValue(img.data)}`,
+    );
   }
   const expected = img.width * img.height * img.channels;
   if (img.data.length !== expected) {
@@ -74,7 +86,11 @@ export const PILLOW_FILTERS: Record<'bicubic' | 'bilinear', Filter> = {
 const PRECISION_BITS = 32 - 8 - 2;
 
 /** Pillow's precompute_coeffs + normalize_coeffs_8bpc for one axis: bounds and fixed-point weights. */
-function coefficients(inSize: number, outSize: number, filter: Filter): { bounds: Int32Array; weights: Int32Array; ksize: number } {
+function coefficients(
+  inSize: number,
+  outSize: number,
+  filter: Filter,
+): { bounds: Int32Array; weights: Int32Array; ksize: number } {
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
   const support = filter.support * filterscale;
@@ -113,7 +129,12 @@ const clip8 = (v: number) => (v >= 1 << (PRECISION_BITS + 8) ? 255 : v <= 0 ? 0 
  * 8-bit image, then the vertical pass; an axis whose size does not change is not resampled.
  * Integer arithmetic identical to Pillow's, so the output equals Pillow's byte for byte.
  */
-export function pillowResize(img: RawImage, outW: number, outH: number, filterName: 'bicubic' | 'bilinear' = 'bicubic'): RawImage {
+export function pillowResize(
+  img: RawImage,
+  outW: number,
+  outH: number,
+  filterName: 'bicubic' | 'bilinear' = 'bicubic',
+): RawImage {
   validateRawImage(img);
   checkSize(outW, 'pillowResize: width');
   checkSize(outH, 'pillowResize: height');
@@ -174,7 +195,8 @@ export function fiberImageTransform(img: RawImage, size: number, what = 'RawImag
     const mean = f(IMAGENET_MEAN[c]);
     const std = f(IMAGENET_STD[c]);
     const src = r.channels === 1 ? 0 : c; // gray: R = G = B
-    for (let i = 0; i < size * size; i++) out[c * size * size + i] = f(f(f(r.data[i * r.channels + src] / 255) - mean) / std);
+    for (let i = 0; i < size * size; i++)
+      out[c * size * size + i] = f(f(f(r.data[i * r.channels + src] / 255) - mean) / std);
   }
   return out;
 }
@@ -200,20 +222,30 @@ function roundHalfEven(x: number): number {
  * maskrcnn_benchmark's resize rule: the shorter side to `minSize` unless the longer side would
  * exceed `maxSize` (then scaled down so it does not); sizes rounded as the official Resize.
  */
-export function detectionSize(width: number, height: number, minSize = 800, maxSize = 1333): { width: number; height: number } {
+export function detectionSize(
+  width: number,
+  height: number,
+  minSize = 800,
+  maxSize = 1333,
+): { width: number; height: number } {
   let size = minSize;
   const minOrig = Math.min(width, height);
   const maxOrig = Math.max(width, height);
   if ((maxOrig / minOrig) * size > maxSize) size = roundHalfEven((maxSize * minOrig) / maxOrig);
   if ((width <= height && width === size) || (height <= width && height === size)) return { width, height };
-  return width < height ? { width: size, height: Math.trunc((size * height) / width) } : { width: Math.trunc((size * width) / height), height: size };
+  return width < height
+    ? { width: size, height: Math.trunc((size * height) / width) }
+    : { width: Math.trunc((size * width) / height), height: size };
 }
 
 /**
  * FIBER's fine-grained transform: Pillow BILINEAR resize by detectionSize, then BGR in 0..255 minus
  * the Caffe mean, divided by the std. -> Float32Array [3, H, W] (channels B, G, R).
  */
-export function detectionImageTransform(img: RawImage, { minSize = 800, maxSize = 1333 } = {}): { data: Float32Array; width: number; height: number } {
+export function detectionImageTransform(
+  img: RawImage,
+  { minSize = 800, maxSize = 1333 } = {},
+): { data: Float32Array; width: number; height: number } {
   validateRawImage(img);
   const { width, height } = detectionSize(img.width, img.height, minSize, maxSize);
   const r = pillowResize(img, width, height, 'bilinear');
@@ -223,7 +255,8 @@ export function detectionImageTransform(img: RawImage, { minSize = 800, maxSize 
     const src = r.channels === 1 ? 0 : 2 - c; // BGR; gray: B = G = R
     const mean = f(DETECTION_PIXEL_MEAN[c]);
     const std = f(DETECTION_PIXEL_STD[c]);
-    for (let i = 0; i < width * height; i++) out[c * width * height + i] = f(f(r.data[i * r.channels + src] - mean) / std);
+    for (let i = 0; i < width * height; i++)
+      out[c * width * height + i] = f(f(r.data[i * r.channels + src] - mean) / std);
   }
   return { data: out, width, height };
 }
@@ -236,8 +269,14 @@ export interface ImageDecoder {
 /** Browsers: createImageBitmap + OffscreenCanvas (RGBA). */
 export const browserImageDecoder: ImageDecoder = {
   async decode(bytes) {
-    const g = globalThis as unknown as { createImageBitmap?: (b: Blob) => Promise<ImageBitmap>; OffscreenCanvas?: new (w: number, h: number) => OffscreenCanvas };
-    if (!g.createImageBitmap || !g.OffscreenCanvas) throw new Error('browserImageDecoder needs createImageBitmap and OffscreenCanvas (use @fiber-vl/swin/node in Node)');
+    const g = globalThis as unknown as {
+      createImageBitmap?: (b: Blob) => Promise<ImageBitmap>;
+      OffscreenCanvas?: new (w: number, h: number) => OffscreenCanvas;
+    };
+    if (!g.createImageBitmap || !g.OffscreenCanvas)
+      throw new Error(
+        'browserImageDecoder needs createImageBitmap and OffscreenCanvas (use @fiber-vl/swin/node in Node)',
+      );
     const bitmap = await g.createImageBitmap(new Blob([bytes as BlobPart]));
     const canvas = new g.OffscreenCanvas(bitmap.width, bitmap.height);
     const ctx = canvas.getContext('2d') as OffscreenCanvasRenderingContext2D;

@@ -32,7 +32,10 @@ export function bufferSource(bytes: Uint8Array, name = '<bytes>'): ByteSource {
 }
 
 /** A Blob or File (browser), read slice by slice. */
-export function blobSource(blob: Blob, name = 'name' in blob && typeof blob.name === 'string' ? blob.name : '<blob>'): ByteSource {
+export function blobSource(
+  blob: Blob,
+  name = 'name' in blob && typeof blob.name === 'string' ? blob.name : '<blob>',
+): ByteSource {
   return {
     name,
     size: blob.size,
@@ -52,7 +55,13 @@ export function blobSource(blob: Blob, name = 'name' in blob && typeof blob.name
  * Reads [offset, offset + length) of `src` after checking that the range lies inside it; a range
  * outside, a failing read or a short one are reported through `fail` (the reader's typed error).
  */
-export async function readRange(src: ByteSource, offset: number, length: number, fail: (message: string) => never, what = 'bytes'): Promise<Uint8Array> {
+export async function readRange(
+  src: ByteSource,
+  offset: number,
+  length: number,
+  fail: (message: string) => never,
+  what = 'bytes',
+): Promise<Uint8Array> {
   const end = offset + length;
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || end > src.size) {
     fail(`${what} [${offset}, ${end}) lie outside the file (${src.size} bytes)`);

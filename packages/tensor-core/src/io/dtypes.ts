@@ -167,7 +167,10 @@ export function decode(dtype: SafetensorsDType, bytes: Uint8Array): RawValues {
 }
 
 /** Values -> little-endian bytes of `dtype` (F16/BF16 rounded to nearest even from float32). */
-export function encode(dtype: SafetensorsDType, data: ArrayLike<number> | BigInt64Array | ArrayLike<bigint>): Uint8Array {
+export function encode(
+  dtype: SafetensorsDType,
+  data: ArrayLike<number> | BigInt64Array | ArrayLike<bigint>,
+): Uint8Array {
   const n = data.length;
   switch (dtype) {
     case 'F32':
@@ -184,7 +187,8 @@ export function encode(dtype: SafetensorsDType, data: ArrayLike<number> | BigInt
       const out = new Uint16Array(n);
       for (let i = 0; i < n; i++) {
         const x = bits[i];
-        if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) out[i] = (x >>> 16) | 0x40; // keep NaN a NaN
+        if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff)
+          out[i] = (x >>> 16) | 0x40; // keep NaN a NaN
         else out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
       }
       return new Uint8Array(out.buffer);
@@ -237,7 +241,8 @@ export function rawToTensor(raw: RawTensor, what = 'tensor'): tf.Tensor {
       const out = new Int32Array(src.length);
       for (let i = 0; i < src.length; i++) {
         const v = src[i];
-        if (v > 2147483647n || v < -2147483648n) throw new RangeError(`${what}: I64 value ${v} at index ${i} does not fit in int32`);
+        if (v > 2147483647n || v < -2147483648n)
+          throw new RangeError(`${what}: I64 value ${v} at index ${i} does not fit in int32`);
         out[i] = Number(v);
       }
       return tf.tensor(out, shape, 'int32');

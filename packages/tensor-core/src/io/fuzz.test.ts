@@ -33,7 +33,11 @@ function rng(seed: number) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)] };
+  return {
+    next,
+    int: (n: number) => Math.floor(next() * n),
+    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)],
+  };
 }
 type Rng = ReturnType<typeof rng>;
 
@@ -109,19 +113,25 @@ function mutate(src: Uint8Array, r: Rng, [lo, hi]: [number, number]): { bytes: U
 const TYPED = [TorchCheckpointError, ZipError, SafetensorsError];
 
 /** Opens a mutant and reads every value; returns 'loaded' or the typed error's name (and message), throws anything else. */
-async function exercise(bytes: Uint8Array, kind: 'torch' | 'safetensors', k: number): Promise<{ outcome: string; message?: string }> {
+async function exercise(
+  bytes: Uint8Array,
+  kind: 'torch' | 'safetensors',
+  k: number,
+): Promise<{ outcome: string; message?: string }> {
   try {
     if (kind === 'torch') {
       const ckpt = await TorchCheckpoint.fromSource(bufferSource(bytes, 'mutant.pth'), LIMITS);
       const sd = ckpt.stateDict();
       for (const [name, ref] of sd) await ckpt.readRaw(ref, name);
       if (k % 8 === 0) tf.dispose([...(await ckpt.readStateDict()).values()]);
-      if (k % 8 === 4) for (const [name, ref] of sd) for await (const c of ckpt.readRawChunks(ref, name, { chunkBytes: 8 })) void c;
+      if (k % 8 === 4)
+        for (const [name, ref] of sd) for await (const c of ckpt.readRawChunks(ref, name, { chunkBytes: 8 })) void c;
     } else {
       const f = await SafetensorsFile.fromBytes(bytes, 'mutant.safetensors', LIMITS);
       for (const name of f.keys()) await f.readRaw(name);
       if (k % 8 === 0) tf.dispose([...(await f.readAll()).values()]);
-      if (k % 8 === 4) for (const name of f.keys()) for await (const c of f.readRawChunks(name, { chunkBytes: 8 })) void c;
+      if (k % 8 === 4)
+        for (const name of f.keys()) for await (const c of f.readRawChunks(name, { chunkBytes: 8 })) void c;
     }
     return { outcome: 'loaded' };
   } catch (e) {
@@ -147,78 +157,94 @@ const SEEDS: Seed[] = [
   { file: 'lightning.ckpt', kind: 'torch', focus: (b) => entryRange(b, 'data.pkl') },
   { file: 'expanded.pth', kind: 'torch', focus: (b) => entryRange(b, 'data.pkl') },
   { file: 'deflate.pth', kind: 'torch', focus: (b) => [b.length - 600, b.length] },
-  { file: 'tiny.safetensors', kind: 'safetensors', focus: (b) => [0, 8 + Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true))] },
+  {
+    file: 'tiny.safetensors',
+    kind: 'safetensors',
+    focus: (b) => [0, 8 + Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true))],
+  },
 ];
 
 beforeAll(() => useBackend('cpu'));
 
 describe('mutation fuzz of the checkpoint readers', () => {
-  it.each(SEEDS)('$file: every mutant loads or throws a typed error, quickly and without leaks', async ({ file, kind, focus }) => {
-    const original = new Uint8Array(readFileSync(join(dir, file)));
-    expect(await exercise(original, kind, 1)).toEqual({ outcome: 'loaded' });
-    const range = focus(original);
-    const tensorsBefore = tf.memory().numTensors;
-    const heapBefore = process.memoryUsage().heapUsed;
-    const outcomes: Record<string, number> = {};
-    let slowest = 0;
-    for (let k = 0; k < ITERATIONS; k++) {
-      const seed = crc32(new TextEncoder().encode(file)) ^ k;
-      const r = rng(seed);
-      let { bytes, what } = mutate(original, r, range);
-      if (r.next() < 0.3) {
-        const again = mutate(bytes, r, range);
-        bytes = again.bytes;
-        what += `, then ${again.what}`;
+  it.each(SEEDS)(
+    '$file: every mutant loads or throws a typed error, quickly and without leaks',
+    async ({ file, kind, focus }) => {
+      const original = new Uint8Array(readFileSync(join(dir, file)));
+      expect(await exercise(original, kind, 1)).toEqual({ outcome: 'loaded' });
+      const range = focus(original);
+      const tensorsBefore = tf.memory().numTensors;
+      const heapBefore = process.memoryUsage().heapUsed;
+      const outcomes: Record<string, number> = {};
+      let slowest = 0;
+      for (let k = 0; k < ITERATIONS; k++) {
+        const seed = crc32(new TextEncoder().encode(file)) ^ k;
+        const r = rng(seed);
+        let { bytes, what } = mutate(original, r, range);
+        if (r.next() < 0.3) {
+          const again = mutate(bytes, r, range);
+          bytes = again.bytes;
+          what += `, then ${again.what}`;
+        }
+        const started = performance.now();
+        let outcome: string;
+        try {
+          ({ outcome } = await exercise(bytes, kind, k));
+        } catch (e) {
+          throw new Error(
+            `${file} mutant ${k} (seed ${seed}: ${what}) threw ${(e as Error).name}: ${(e as Error).message}`,
+          );
+        }
+        const ms = performance.now() - started;
+        if (ms > MAX_MS_PER_MUTANT)
+          throw new Error(`${file} mutant ${k} (seed ${seed}: ${what}) took ${ms.toFixed(0)} ms`);
+        slowest = Math.max(slowest, ms);
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
       }
-      const started = performance.now();
-      let outcome: string;
-      try {
-        ({ outcome } = await exercise(bytes, kind, k));
-      } catch (e) {
-        throw new Error(`${file} mutant ${k} (seed ${seed}: ${what}) threw ${(e as Error).name}: ${(e as Error).message}`);
-      }
-      const ms = performance.now() - started;
-      if (ms > MAX_MS_PER_MUTANT) throw new Error(`${file} mutant ${k} (seed ${seed}: ${what}) took ${ms.toFixed(0)} ms`);
-      slowest = Math.max(slowest, ms);
-      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-    }
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
-    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(256 << 20);
-    // the mutations reach both outcomes: some mutants still load, most are refused
-    expect(outcomes.loaded ?? 0, JSON.stringify(outcomes)).toBeGreaterThan(0);
-    expect(ITERATIONS - (outcomes.loaded ?? 0), JSON.stringify(outcomes)).toBeGreaterThan(ITERATIONS / 4);
-  });
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+      expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(256 << 20);
+      // the mutations reach both outcomes: some mutants still load, most are refused
+      expect(outcomes.loaded ?? 0, JSON.stringify(outcomes)).toBeGreaterThan(0);
+      expect(ITERATIONS - (outcomes.loaded ?? 0), JSON.stringify(outcomes)).toBeGreaterThan(ITERATIONS / 4);
+    },
+  );
 
-  it.each(['state_dict.pth', 'lightning.ckpt'])('%s: length-changing mutations of data.pkl inside a valid zip reach the unpickler', async (file) => {
-    const entries = readStoredZip(new Uint8Array(readFileSync(join(dir, file))));
-    const pkl = entries.find((e) => e.name.endsWith('data.pkl'))!;
-    const outcomes: Record<string, number> = {};
-    const messages = new Set<string>();
-    const tensorsBefore = tf.memory().numTensors;
-    for (let k = 0; k < ITERATIONS; k++) {
-      const seed = 0x5eed ^ k;
-      const r = rng(seed);
-      const { bytes: mutated, what } = mutate(pkl.data, r, [0, pkl.data.length]);
-      const zip = writeStoredZip(entries.map((e) => (e === pkl ? { ...e, data: mutated } : e)));
-      const started = performance.now();
-      let result: { outcome: string; message?: string };
-      try {
-        result = await exercise(zip, 'torch', k);
-      } catch (e) {
-        throw new Error(`${file} data.pkl mutant ${k} (seed ${seed}: ${what}) threw ${(e as Error).name}: ${(e as Error).message}`);
+  it.each(['state_dict.pth', 'lightning.ckpt'])(
+    '%s: length-changing mutations of data.pkl inside a valid zip reach the unpickler',
+    async (file) => {
+      const entries = readStoredZip(new Uint8Array(readFileSync(join(dir, file))));
+      const pkl = entries.find((e) => e.name.endsWith('data.pkl'))!;
+      const outcomes: Record<string, number> = {};
+      const messages = new Set<string>();
+      const tensorsBefore = tf.memory().numTensors;
+      for (let k = 0; k < ITERATIONS; k++) {
+        const seed = 0x5eed ^ k;
+        const r = rng(seed);
+        const { bytes: mutated, what } = mutate(pkl.data, r, [0, pkl.data.length]);
+        const zip = writeStoredZip(entries.map((e) => (e === pkl ? { ...e, data: mutated } : e)));
+        const started = performance.now();
+        let result: { outcome: string; message?: string };
+        try {
+          result = await exercise(zip, 'torch', k);
+        } catch (e) {
+          throw new Error(
+            `${file} data.pkl mutant ${k} (seed ${seed}: ${what}) threw ${(e as Error).name}: ${(e as Error).message}`,
+          );
+        }
+        expect(performance.now() - started).toBeLessThan(MAX_MS_PER_MUTANT);
+        outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1;
+        if (result.message) messages.add(result.message.replace(/\d+/g, 'N').slice(0, 60));
       }
-      expect(performance.now() - started).toBeLessThan(MAX_MS_PER_MUTANT);
-      outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1;
-      if (result.message) messages.add(result.message.replace(/\d+/g, 'N').slice(0, 60));
-    }
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
-    expect(outcomes.TorchCheckpointError, JSON.stringify(outcomes)).toBeGreaterThan(ITERATIONS / 4);
-    expect(messages.size).toBeGreaterThan(5); // many different checks fire, not one catch-all
-  });
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+      expect(outcomes.TorchCheckpointError, JSON.stringify(outcomes)).toBeGreaterThan(ITERATIONS / 4);
+      expect(messages.size).toBeGreaterThan(5); // many different checks fire, not one catch-all
+    },
+  );
 
   it('handles pickles that stress the machine: 200,000 APPENDS items, an object bomb, deep nesting', async () => {
     const base = readStoredZip(new Uint8Array(readFileSync(join(dir, 'state_dict.pth'))));
-    const withPickle = (pkl: Uint8Array) => writeStoredZip(base.map((e) => (e.name.endsWith('data.pkl') ? { ...e, data: pkl } : e)));
+    const withPickle = (pkl: Uint8Array) =>
+      writeStoredZip(base.map((e) => (e.name.endsWith('data.pkl') ? { ...e, data: pkl } : e)));
     const open = (pkl: Uint8Array) => TorchCheckpoint.fromSource(bufferSource(withPickle(pkl), 'stress.pth'));
     const cat = (...parts: (number[] | Uint8Array)[]) => Uint8Array.from(parts.flatMap((p) => Array.from(p)));
     const repeat = (unit: number[], n: number) => {
@@ -231,7 +257,9 @@ describe('mutation fuzz of the checkpoint readers', () => {
     expect((list.root as number[]).length).toBe(200_000);
     expect(() => list.stateDict()).toThrow(/the checkpoint is a tuple\/list, not a dict/);
     // 1.1M empty dicts appended to one list: refused at the object limit, not after exhausting the heap
-    await expect(open(cat([0x80, 2, 0x5d, 0x28], repeat([0x7d], 1_100_000), [0x65, 0x2e]))).rejects.toThrow(/builds more than 1048576 objects/);
+    await expect(open(cat([0x80, 2, 0x5d, 0x28], repeat([0x7d], 1_100_000), [0x65, 0x2e]))).rejects.toThrow(
+      /builds more than 1048576 objects/,
+    );
     await expect(open(cat([0x80, 2], repeat([0x28], 100_000), [0x2e]))).rejects.toThrow(/more than 4096 nested MARKs/);
     // a list holding itself: loads (as Python would), and nothing here recurses into it
     const cyclic = await open(Uint8Array.from([0x80, 2, 0x5d, 0x71, 0, 0x68, 0, 0x61, 0x2e]));

@@ -1,7 +1,17 @@
 // Every hostile file of fixtures/torch/hostile.json (scripts/fixtures/make_torch_fixtures.py) fails
 // with the typed error and message it lists, at the stage it lists, and leaks neither file handles
 // nor tensors; the valid files next to them (deflated, expanded, sharded) read correctly.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, closeSync, ftruncateSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  openSync,
+  closeSync,
+  ftruncateSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +35,11 @@ const ERRORS = { TorchCheckpointError, ZipError, SafetensorsError };
 
 type Reader = TorchCheckpoint | SafetensorsFile | ShardedSafetensors;
 const openAny = (path: string): Promise<Reader> =>
-  path.endsWith('.json') ? ShardedSafetensors.open(path) : path.endsWith('.safetensors') ? SafetensorsFile.open(path) : TorchCheckpoint.open(path);
+  path.endsWith('.json')
+    ? ShardedSafetensors.open(path)
+    : path.endsWith('.safetensors')
+      ? SafetensorsFile.open(path)
+      : TorchCheckpoint.open(path);
 
 /** Reads every value of every tensor. */
 async function readEverything(r: Reader): Promise<number> {
@@ -42,7 +56,11 @@ beforeAll(() => useBackend('cpu'));
 describe('hostile checkpoints give typed errors', () => {
   it('the manifest covers every class of hostile input', () => {
     expect(hostile.length).toBeGreaterThan(50);
-    for (const kind of ['.pth', '.safetensors', '.json', '.pkl']) expect(hostile.some((h) => h.file.endsWith(kind)), kind).toBe(true);
+    for (const kind of ['.pth', '.safetensors', '.json', '.pkl'])
+      expect(
+        hostile.some((h) => h.file.endsWith(kind)),
+        kind,
+      ).toBe(true);
   });
 
   it.each(hostile)('$file: $error at $stage ($message)', async (h) => {
@@ -81,7 +99,9 @@ describe('resources on failure', () => {
   it('disposes the tensors already read when a later tensor fails (readStateDict, readAll, sharded, loadSafetensors)', async () => {
     const before = tf.memory().numTensors;
     const torch = await TorchCheckpoint.open(join(dir, 'int64_overflow.pth'));
-    await expect(torch.readStateDict()).rejects.toThrow(/int64_overflow\.pth: tensor "b": I64 value 1099511627776 at index 0 does not fit in int32/);
+    await expect(torch.readStateDict()).rejects.toThrow(
+      /int64_overflow\.pth: tensor "b": I64 value 1099511627776 at index 0 does not fit in int32/,
+    );
     await expect(torch.readStateDict()).rejects.toBeInstanceOf(TorchCheckpointError);
     await torch.close();
     const st = await SafetensorsFile.open(join(dir, 'int64_overflow.safetensors'));
@@ -89,7 +109,9 @@ describe('resources on failure', () => {
     await st.close();
     await expect(loadSafetensors(join(dir, 'int64_overflow.safetensors'))).rejects.toThrow(/tensor "b": I64 value/);
     const sharded = await ShardedSafetensors.open(join(dir, 'sharded_missing/model.safetensors.index.json'));
-    await expect(sharded.readAll()).rejects.toThrow(/shard "gone.safetensors" \(of tensor "b"\): .*gone.safetensors: no such file/);
+    await expect(sharded.readAll()).rejects.toThrow(
+      /shard "gone.safetensors" \(of tensor "b"\): .*gone.safetensors: no such file/,
+    );
     await sharded.close();
     expect(tf.memory().numTensors).toBe(before);
   });
@@ -171,7 +193,9 @@ describe('large tensors', () => {
   });
 
   it('streams a valid safetensors file with a 2 GiB tensor (sparse file) and refuses to materialise it over the limit', async () => {
-    const header = new TextEncoder().encode(JSON.stringify({ big: { dtype: 'F32', shape: [2 ** 29 + 2], data_offsets: [0, 2 ** 31 + 8] } }).padEnd(64));
+    const header = new TextEncoder().encode(
+      JSON.stringify({ big: { dtype: 'F32', shape: [2 ** 29 + 2], data_offsets: [0, 2 ** 31 + 8] } }).padEnd(64),
+    );
     const path = join(tmp, 'big.safetensors');
     const head = new Uint8Array(8 + header.length);
     new DataView(head.buffer).setBigUint64(0, BigInt(header.length), true);
@@ -181,7 +205,9 @@ describe('large tensors', () => {
     ftruncateSync(fd, head.length + 2 ** 31 + 8); // sparse: no disk space, reads as zeros
     closeSync(fd);
     const f = await SafetensorsFile.open(path, { maxTensorBytes: 2 ** 30 });
-    await expect(f.readRaw('big')).rejects.toThrow(/tensor "big": \[536870914\] F32 is 2147483656 bytes \(2\.00 GiB\) in memory, over the limit of 1073741824 bytes/);
+    await expect(f.readRaw('big')).rejects.toThrow(
+      /tensor "big": \[536870914\] F32 is 2147483656 bytes \(2\.00 GiB\) in memory, over the limit of 1073741824 bytes/,
+    );
     let n = 0;
     let nonZero = 0;
     for await (const chunk of f.readRawChunks('big', { chunkBytes: 1 << 26 })) {

@@ -3,8 +3,13 @@
 // bomb) is cancelled as soon as it does, one that stops short is refused.
 
 /** Inflates `data` into exactly `expectedSize` bytes, or reports through `fail`. */
-export async function inflateRaw(data: Uint8Array, expectedSize: number, fail: (message: string) => never): Promise<Uint8Array> {
-  if (typeof DecompressionStream === 'undefined') fail('is deflate-compressed and this platform has no DecompressionStream');
+export async function inflateRaw(
+  data: Uint8Array,
+  expectedSize: number,
+  fail: (message: string) => never,
+): Promise<Uint8Array> {
+  if (typeof DecompressionStream === 'undefined')
+    fail('is deflate-compressed and this platform has no DecompressionStream');
   let stream: DecompressionStream;
   try {
     stream = new DecompressionStream('deflate-raw');
@@ -16,7 +21,10 @@ export async function inflateRaw(data: Uint8Array, expectedSize: number, fail: (
   const writer = stream.writable.getWriter();
   const reader = stream.readable.getReader();
   // the write settles once the reader has drained the output; its failure shows on the read side
-  writer.write(new Uint8Array(data)).then(() => writer.close()).catch(() => undefined);
+  writer
+    .write(new Uint8Array(data))
+    .then(() => writer.close())
+    .catch(() => undefined);
   try {
     for (;;) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
@@ -26,7 +34,8 @@ export async function inflateRaw(data: Uint8Array, expectedSize: number, fail: (
         return fail(`holds corrupt deflate data (${e instanceof Error ? e.message : String(e)})`);
       }
       if (chunk.done) break;
-      if (size + chunk.value.byteLength > expectedSize) fail(`inflates past its declared size of ${expectedSize} bytes`);
+      if (size + chunk.value.byteLength > expectedSize)
+        fail(`inflates past its declared size of ${expectedSize} bytes`);
       out.set(chunk.value, size);
       size += chunk.value.byteLength;
     }

@@ -38,7 +38,10 @@ async function openRegularFile(path: string): Promise<{ handle: FileHandle; size
  * `chunkBytes` are split, since one read of 2 GiB or more aborts Node. A failure to open throws an
  * Error whose message says why in a few words; callers prefix the path (their typed error).
  */
-export async function fileSource(path: string, { chunkBytes = READ_CHUNK_BYTES }: { chunkBytes?: number } = {}): Promise<ByteSource> {
+export async function fileSource(
+  path: string,
+  { chunkBytes = READ_CHUNK_BYTES }: { chunkBytes?: number } = {},
+): Promise<ByteSource> {
   const { handle, size } = await openRegularFile(path);
   let closed = false;
   return {

@@ -59,9 +59,26 @@ export const OP = {
 
 /** Opcodes of the pickle protocols that this machine does not run (named in its error). */
 const UNSUPPORTED: Record<number, string> = {
-  0x46: 'FLOAT', 0x49: 'INT', 0x4c: 'LONG', 0x50: 'PERSID', 0x53: 'STRING', 0x56: 'UNICODE',
-  0x67: 'GET', 0x69: 'INST', 0x6f: 'OBJ', 0x70: 'PUT', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x8b: 'LONG4',
-  0x8f: 'EMPTY_SET', 0x90: 'ADDITEMS', 0x91: 'FROZENSET', 0x92: 'NEWOBJ_EX', 0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER',
+  0x46: 'FLOAT',
+  0x49: 'INT',
+  0x4c: 'LONG',
+  0x50: 'PERSID',
+  0x53: 'STRING',
+  0x56: 'UNICODE',
+  0x67: 'GET',
+  0x69: 'INST',
+  0x6f: 'OBJ',
+  0x70: 'PUT',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x8b: 'LONG4',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
+  0x92: 'NEWOBJ_EX',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
   0x98: 'READONLY_BUFFER',
 };
 
@@ -117,7 +134,8 @@ class Unpickler {
   /** Moves past `n` bytes, after checking that they exist; returns where they start. */
   skip(n: number, what: string): number {
     if (!Number.isSafeInteger(n) || n < 0) this.fail(`${what} has an invalid length ${n} at byte ${this.pos}`);
-    if (n > this.bytes.length - this.pos) this.fail(`${what} of ${n} bytes runs past the end of the pickle (truncated at byte ${this.pos})`);
+    if (n > this.bytes.length - this.pos)
+      this.fail(`${what} of ${n} bytes runs past the end of the pickle (truncated at byte ${this.pos})`);
     const at = this.pos;
     this.pos += n;
     return at;
@@ -164,7 +182,8 @@ class Unpickler {
     this.push(v);
   }
   push(v: unknown): void {
-    if (this.stack.length >= PICKLE_LIMITS.maxStack) this.fail(`more than ${PICKLE_LIMITS.maxStack} values on the stack`);
+    if (this.stack.length >= PICKLE_LIMITS.maxStack)
+      this.fail(`more than ${PICKLE_LIMITS.maxStack} values on the stack`);
     this.stack.push(v);
   }
   /** The top value above the innermost MARK. */
@@ -187,7 +206,8 @@ class Unpickler {
     return this.stack.splice(at);
   }
   memoPut(key: number): void {
-    if (!this.memo.has(key) && this.memo.size >= PICKLE_LIMITS.maxMemo) this.fail(`more than ${PICKLE_LIMITS.maxMemo} memo entries`);
+    if (!this.memo.has(key) && this.memo.size >= PICKLE_LIMITS.maxMemo)
+      this.fail(`more than ${PICKLE_LIMITS.maxMemo} memo entries`);
     this.memo.set(key, this.top());
   }
   memoGet(key: number): void {
@@ -204,13 +224,16 @@ function proto(u: Unpickler) {
 }
 function frame(u: Unpickler) {
   const n = u.u64('FRAME');
-  if (n > u.bytes.length - u.pos) u.fail(`FRAME of ${n} bytes runs past the end of the pickle (truncated at byte ${u.pos})`);
+  if (n > u.bytes.length - u.pos)
+    u.fail(`FRAME of ${n} bytes runs past the end of the pickle (truncated at byte ${u.pos})`);
 }
-const tupleN = (n: number): Handler => (u) => {
-  const items = new Array<unknown>(n);
-  for (let i = n - 1; i >= 0; i--) items[i] = u.pop();
-  u.pushNew(items);
-};
+const tupleN =
+  (n: number): Handler =>
+  (u) => {
+    const items = new Array<unknown>(n);
+    for (let i = n - 1; i >= 0; i--) items[i] = u.pop();
+    u.pushNew(items);
+  };
 function dictFromItems(u: Unpickler, items: unknown[], what: string): Map<unknown, unknown> {
   if (items.length % 2) u.fail(`${what} with an odd number (${items.length}) of keys and values`);
   const d = new Map<unknown, unknown>();
@@ -286,7 +309,14 @@ const HANDLERS = new Map<number, Handler>([
   [OP.TUPLE3, tupleN(3)],
   [OP.LIST, (u) => u.pushNew(u.popMark('LIST'))],
   [OP.DICT, (u) => u.pushNew(dictFromItems(u, u.popMark('DICT'), 'DICT'))],
-  [OP.SETITEM, (u) => { const v = u.pop(); const k = u.pop(); setItems(u, [k, v], 'SETITEM'); }],
+  [
+    OP.SETITEM,
+    (u) => {
+      const v = u.pop();
+      const k = u.pop();
+      setItems(u, [k, v], 'SETITEM');
+    },
+  ],
   [OP.SETITEMS, (u) => setItems(u, u.popMark('SETITEMS'), 'SETITEMS')],
   [OP.APPEND, (u) => appendItems(u, [u.pop()], 'APPEND')],
   [OP.APPENDS, (u) => appendItems(u, u.popMark('APPENDS'), 'APPENDS')],
@@ -295,12 +325,31 @@ const HANDLERS = new Map<number, Handler>([
   [OP.MEMOIZE, (u) => u.memoPut(u.memo.size)],
   [OP.BINGET, (u) => u.memoGet(u.u8('BINGET'))],
   [OP.LONG_BINGET, (u) => u.memoGet(u.u32('LONG_BINGET'))],
-  [OP.GLOBAL, (u) => { const module = u.line('GLOBAL'); u.pushNew(u.hooks.global(module, u.line('GLOBAL'))); }],
+  [
+    OP.GLOBAL,
+    (u) => {
+      const module = u.line('GLOBAL');
+      u.pushNew(u.hooks.global(module, u.line('GLOBAL')));
+    },
+  ],
   [OP.STACK_GLOBAL, stackGlobal],
-  [OP.BINPERSID, (u) => { const pid = u.pop(); if (!Array.isArray(pid)) return u.fail(`BINPERSID with a ${describe(pid)} id, not a tuple`); u.pushNew(u.hooks.persistentLoad(pid)); }],
+  [
+    OP.BINPERSID,
+    (u) => {
+      const pid = u.pop();
+      if (!Array.isArray(pid)) return u.fail(`BINPERSID with a ${describe(pid)} id, not a tuple`);
+      u.pushNew(u.hooks.persistentLoad(pid));
+    },
+  ],
   [OP.REDUCE, reduce('REDUCE')],
   [OP.NEWOBJ, reduce('NEWOBJ')],
-  [OP.BUILD, (u) => { const state = u.pop(); u.hooks.build(u.top(), state); }],
+  [
+    OP.BUILD,
+    (u) => {
+      const state = u.pop();
+      u.hooks.build(u.top(), state);
+    },
+  ],
 ]);
 
 /** A short description of a value for messages. */
@@ -320,13 +369,18 @@ export function unpickle(bytes: Uint8Array, hooks: PickleHooks, fail: (message: 
     const at = u.pos;
     const op = u.u8();
     if (op === OP.STOP) {
-      if (u.marks.length || u.stack.length !== 1) u.fail(`STOP with ${u.stack.length} values and ${u.marks.length} open MARKs on the stack`);
+      if (u.marks.length || u.stack.length !== 1)
+        u.fail(`STOP with ${u.stack.length} values and ${u.marks.length} open MARKs on the stack`);
       return u.stack[0];
     }
     const handler = HANDLERS.get(op);
     if (!handler) {
       const name = UNSUPPORTED[op];
-      return u.fail(name ? `unsupported pickle opcode ${name} (0x${op.toString(16)}) at byte ${at}` : `unsupported or invalid pickle opcode 0x${op.toString(16).padStart(2, '0')} at byte ${at}`);
+      return u.fail(
+        name
+          ? `unsupported pickle opcode ${name} (0x${op.toString(16)}) at byte ${at}`
+          : `unsupported or invalid pickle opcode 0x${op.toString(16).padStart(2, '0')} at byte ${at}`,
+      );
     }
     handler(u);
   }

@@ -63,14 +63,16 @@ export interface SafetensorsOptions {
 const MAX_HEADER_BYTES = 100_000_000;
 const MAX_DIMS = 64;
 
-const isPlainObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isPlainObject = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /** Parses and checks one header entry. */
 function tensorInfo(key: string, value: unknown, dataSize: number, fail: (m: string) => never): TensorInfo {
   const bad = (m: string): never => fail(`tensor "${key}": ${m}`);
   if (!isPlainObject(value)) return bad(`entry is ${JSON.stringify(value)?.slice(0, 40)}, not an object`);
   const { dtype, shape, data_offsets: offsets } = value;
-  if (!isDType(dtype)) return bad(`unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+  if (!isDType(dtype))
+    return bad(`unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     return bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   }
@@ -83,7 +85,9 @@ function tensorInfo(key: string, value: unknown, dataSize: number, fail: (m: str
   if (end > dataSize) bad(`data_offsets [${begin}, ${end}] are out of range (data section is ${dataSize} bytes)`);
   const expected = shapeNumel(shape) * DTYPE_BYTES[dtype];
   if (end - begin !== expected) {
-    bad(`shape [${shape.join(', ')}] of ${dtype} needs ${Number.isFinite(expected) ? expected : 'more than 2^53'} bytes, data_offsets [${begin}, ${end}] give ${end - begin}`);
+    bad(
+      `shape [${shape.join(', ')}] of ${dtype} needs ${Number.isFinite(expected) ? expected : 'more than 2^53'} bytes, data_offsets [${begin}, ${end}] give ${end - begin}`,
+    );
   }
   return { name: key, dtype: dtype, shape: [...shape], dataOffsets: [begin, end] };
 }
@@ -104,18 +108,25 @@ export class SafetensorsFile {
   }
 
   /** Parses and validates the header of any byte source; tensor data is read on demand. */
-  static async fromSource(source: ByteSource, name = source.name, options: SafetensorsOptions = {}): Promise<SafetensorsFile> {
+  static async fromSource(
+    source: ByteSource,
+    name = source.name,
+    options: SafetensorsOptions = {},
+  ): Promise<SafetensorsFile> {
     const fail = (msg: string): never => {
       throw new SafetensorsError(name, msg);
     };
     if (source.size < 8) fail(`file is ${source.size} bytes, too short for the 8-byte header length`);
     const lenBytes = await readRange(source, 0, 8, fail, 'the header length');
     const headerLen = Number(new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true));
-    if (headerLen > source.size - 8) fail(`header length ${headerLen} runs past the end of the file (${source.size} bytes)`);
+    if (headerLen > source.size - 8)
+      fail(`header length ${headerLen} runs past the end of the file (${source.size} bytes)`);
     if (headerLen > MAX_HEADER_BYTES) fail(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
     let headerText = '';
     try {
-      headerText = new TextDecoder('utf-8', { fatal: true }).decode(await readRange(source, 8, headerLen, fail, 'the header'));
+      headerText = new TextDecoder('utf-8', { fatal: true }).decode(
+        await readRange(source, 8, headerLen, fail, 'the header'),
+      );
     } catch (e) {
       if (e instanceof SafetensorsError) throw e;
       fail('header is not valid UTF-8');
@@ -143,11 +154,15 @@ export class SafetensorsFile {
       }
       tensors.set(key, tensorInfo(key, value, dataSize, fail));
     }
-    const sorted = [...tensors.values()].filter((t) => t.dataOffsets[1] > t.dataOffsets[0]).sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0]);
+    const sorted = [...tensors.values()]
+      .filter((t) => t.dataOffsets[1] > t.dataOffsets[0])
+      .sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0]);
     for (let i = 1; i < sorted.length; i++) {
       const [prev, cur] = [sorted[i - 1], sorted[i]];
       if (cur.dataOffsets[0] < prev.dataOffsets[1]) {
-        fail(`tensors "${prev.name}" [${prev.dataOffsets.join(', ')}] and "${cur.name}" [${cur.dataOffsets.join(', ')}] overlap`);
+        fail(
+          `tensors "${prev.name}" [${prev.dataOffsets.join(', ')}] and "${cur.name}" [${cur.dataOffsets.join(', ')}] overlap`,
+        );
       }
     }
     return new SafetensorsFile(source, name, tensors, metadata, dataStart, options);
@@ -181,7 +196,11 @@ export class SafetensorsFile {
 
   info(name: string): TensorInfo {
     const t = this.tensors.get(name);
-    if (!t) throw new SafetensorsError(this.name, `no tensor "${name}" (the file has ${this.tensors.size}: ${this.keys().slice(0, 10).join(', ')}${this.tensors.size > 10 ? ', ...' : ''})`);
+    if (!t)
+      throw new SafetensorsError(
+        this.name,
+        `no tensor "${name}" (the file has ${this.tensors.size}: ${this.keys().slice(0, 10).join(', ')}${this.tensors.size > 10 ? ', ...' : ''})`,
+      );
     return t;
   }
 
@@ -202,7 +221,10 @@ export class SafetensorsFile {
   }
 
   /** One tensor's values in row-major pieces of about `chunkBytes` (for tensors too large to hold at once). */
-  async *readRawChunks(name: string, { chunkBytes = READ_CHUNK_BYTES }: { chunkBytes?: number } = {}): AsyncGenerator<RawValues> {
+  async *readRawChunks(
+    name: string,
+    { chunkBytes = READ_CHUNK_BYTES }: { chunkBytes?: number } = {},
+  ): AsyncGenerator<RawValues> {
     const t = this.info(name);
     const fail = this.failFor(name);
     const item = DTYPE_BYTES[t.dtype];
@@ -243,18 +265,25 @@ export class SafetensorsFile {
   }
 }
 
-export type SafetensorsInput = tf.Tensor | RawTensor | { dtype: SafetensorsDType; shape: number[]; data: ArrayLike<number> | ArrayLike<bigint> };
+export type SafetensorsInput =
+  tf.Tensor | RawTensor | { dtype: SafetensorsDType; shape: number[]; data: ArrayLike<number> | ArrayLike<bigint> };
 
 function toRaw(name: string, t: SafetensorsInput): { dtype: SafetensorsDType; shape: number[]; bytes: Uint8Array } {
   if (t instanceof tf.Tensor) {
-    const dtype: SafetensorsDType = t.dtype === 'float32' ? 'F32' : t.dtype === 'int32' ? 'I32' : t.dtype === 'bool' ? 'BOOL' : (undefined as never);
-    if (!dtype) throw new TypeError(`serializeSafetensors: tensor "${name}" has dtype ${t.dtype}, which safetensors cannot store`);
+    const dtype: SafetensorsDType =
+      t.dtype === 'float32' ? 'F32' : t.dtype === 'int32' ? 'I32' : t.dtype === 'bool' ? 'BOOL' : (undefined as never);
+    if (!dtype)
+      throw new TypeError(
+        `serializeSafetensors: tensor "${name}" has dtype ${t.dtype}, which safetensors cannot store`,
+      );
     return { dtype, shape: t.shape, bytes: encode(dtype, t.dataSync() as ArrayLike<number>) };
   }
   if (!isDType(t.dtype)) throw new TypeError(`serializeSafetensors: tensor "${name}" has unknown dtype ${t.dtype}`);
   const elements = t.shape.reduce((a, b) => a * b, 1);
   if (t.data.length !== elements) {
-    throw new RangeError(`serializeSafetensors: tensor "${name}" has ${t.data.length} values for shape [${t.shape.join(', ')}] (${elements})`);
+    throw new RangeError(
+      `serializeSafetensors: tensor "${name}" has ${t.data.length} values for shape [${t.shape.join(', ')}] (${elements})`,
+    );
   }
   return { dtype: t.dtype, shape: t.shape, bytes: encode(t.dtype, t.data) };
 }

@@ -5,7 +5,13 @@
 import { tf } from '../tf.js';
 import type { RawValues } from './dtypes.js';
 import { findDuplicateKey } from './json-keys.js';
-import { SafetensorsError, SafetensorsFile, type RawTensor, type SafetensorsOptions, type TensorInfo } from './safetensors.js';
+import {
+  SafetensorsError,
+  SafetensorsFile,
+  type RawTensor,
+  type SafetensorsOptions,
+  type TensorInfo,
+} from './safetensors.js';
 
 /** What both a single file and a sharded checkpoint offer. */
 export interface TensorReader {
@@ -41,11 +47,16 @@ export class ShardedSafetensors implements TensorReader {
    * @param indexJson the parsed index file
    * @param openShard opens a shard by its file name (relative to the index)
    */
-  static fromIndex(indexName: string, indexJson: unknown, openShard: (shard: string) => Promise<SafetensorsFile>): ShardedSafetensors {
+  static fromIndex(
+    indexName: string,
+    indexJson: unknown,
+    openShard: (shard: string) => Promise<SafetensorsFile>,
+  ): ShardedSafetensors {
     const fail = (m: string): never => {
       throw new SafetensorsError(indexName, m);
     };
-    const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+    const isObject = (x: unknown): x is Record<string, unknown> =>
+      typeof x === 'object' && x !== null && !Array.isArray(x);
     if (!isObject(indexJson) || !isObject(indexJson.weight_map)) return fail('index has no "weight_map" object');
     if (indexJson.metadata !== undefined && !isObject(indexJson.metadata)) fail('index "metadata" is not an object');
     const map = new Map<string, string>();
@@ -79,7 +90,9 @@ export class ShardedSafetensors implements TensorReader {
     }
     const dup = findDuplicateKey(text);
     if (dup) fail(`index has the key "${dup.key}" twice${dup.path.length ? ` (in "${dup.path.join('" > "')}")` : ''}`);
-    return ShardedSafetensors.fromIndex(indexPath, json, (shard) => SafetensorsFile.open(besidePath(indexPath, shard), options));
+    return ShardedSafetensors.fromIndex(indexPath, json, (shard) =>
+      SafetensorsFile.open(besidePath(indexPath, shard), options),
+    );
   }
 
   keys(): string[] {
@@ -99,9 +112,16 @@ export class ShardedSafetensors implements TensorReader {
       file = await f;
     } catch (e) {
       this.open.delete(shard); // a failed open is not cached (and close() must not see it)
-      throw new SafetensorsError(this.indexName, `shard "${shard}" (of tensor "${name}"): ${e instanceof Error ? e.message : String(e)}`);
+      throw new SafetensorsError(
+        this.indexName,
+        `shard "${shard}" (of tensor "${name}"): ${e instanceof Error ? e.message : String(e)}`,
+      );
     }
-    if (!file.tensors.has(name)) throw new SafetensorsError(this.indexName, `weight_map puts "${name}" in shard "${shard}", which does not hold it`);
+    if (!file.tensors.has(name))
+      throw new SafetensorsError(
+        this.indexName,
+        `weight_map puts "${name}" in shard "${shard}", which does not hold it`,
+      );
     return file;
   }
 
@@ -143,12 +163,19 @@ export class ShardedSafetensors implements TensorReader {
 }
 
 /** Opens a checkpoint path (Node): a `.safetensors` file or a sharded `*.index.json`. */
-export async function openSafetensors(path: string, options?: SafetensorsOptions): Promise<SafetensorsFile | ShardedSafetensors> {
+export async function openSafetensors(
+  path: string,
+  options?: SafetensorsOptions,
+): Promise<SafetensorsFile | ShardedSafetensors> {
   return path.endsWith('.json') ? ShardedSafetensors.open(path, options) : SafetensorsFile.open(path, options);
 }
 
 /** Reads every tensor (or those passing `filter`) of a `.safetensors` file or sharded index, then closes it (Node). */
-export async function loadSafetensors(path: string, filter?: (name: string) => boolean, options?: SafetensorsOptions): Promise<Map<string, tf.Tensor>> {
+export async function loadSafetensors(
+  path: string,
+  filter?: (name: string) => boolean,
+  options?: SafetensorsOptions,
+): Promise<Map<string, tf.Tensor>> {
   const file = await openSafetensors(path, options);
   try {
     return await file.readAll(filter);

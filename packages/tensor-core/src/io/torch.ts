@@ -109,12 +109,17 @@ export interface TorchLoadOptions {
 
 const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 const short = (x: unknown) =>
-  typeof x === 'string' ? JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}...` : x) : typeof x === 'bigint' || typeof x === 'number' ? `${x}` : describe(x);
+  typeof x === 'string'
+    ? JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}...` : x)
+    : typeof x === 'bigint' || typeof x === 'number'
+      ? `${x}`
+      : describe(x);
 
 /** Checks that a view's sizes, strides and offset are PyTorch-valid and stay inside its storage. */
 function checkView(ref: TorchTensorRef, storageType: string, fail: (m: string) => never): void {
   const { shape, stride, offset } = ref;
-  if (shape.length !== stride.length) fail(`size [${shape.join(', ')}] and stride [${stride.join(', ')}] differ in length`);
+  if (shape.length !== stride.length)
+    fail(`size [${shape.join(', ')}] and stride [${stride.join(', ')}] differ in length`);
   if (shape.length > MAX_DIMS) fail(`${shape.length} dimensions (PyTorch allows ${MAX_DIMS})`);
   if (!isCount(offset)) fail(`storage offset ${short(offset)} is not a non-negative integer`);
   shape.forEach((d, i) => {
@@ -122,7 +127,8 @@ function checkView(ref: TorchTensorRef, storageType: string, fail: (m: string) =
     if (d < 0) fail(`negative size ${d} in dimension ${i} of [${shape.join(', ')}]`);
   });
   stride.forEach((s, i) => {
-    if (typeof s !== 'number' || !Number.isSafeInteger(s)) fail(`stride ${short(s)} in dimension ${i} is not an integer`);
+    if (typeof s !== 'number' || !Number.isSafeInteger(s))
+      fail(`stride ${short(s)} in dimension ${i} is not an integer`);
     if (s < 0) fail(`negative stride ${s} in dimension ${i} of [${stride.join(', ')}] (PyTorch tensors have none)`);
   });
   const numel = ref.numel;
@@ -226,7 +232,9 @@ export class TorchCheckpoint {
     if (legacy) fail(`is ${legacy}`);
     const entries = await readZipDirectory(source);
     // archive/data.pkl (the folder is named after the file torch.save wrote)
-    const pkl = [...entries.keys()].find((n) => /^[^/]*\/data\.pkl$/.test(n)) ?? (entries.has('data.pkl') ? 'data.pkl' : undefined);
+    const pkl =
+      [...entries.keys()].find((n) => /^[^/]*\/data\.pkl$/.test(n)) ??
+      (entries.has('data.pkl') ? 'data.pkl' : undefined);
     if (!pkl) return fail('no data.pkl in the archive (not a torch.save checkpoint?)');
     const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
     const entry = entries.get(pkl)!;
@@ -239,8 +247,10 @@ export class TorchCheckpoint {
       global(module, name) {
         const g = new Global(module, name);
         if (g.qualified === 'collections.OrderedDict') return g;
-        if (module === 'torch._utils' && ['_rebuild_tensor_v2', '_rebuild_tensor', '_rebuild_parameter'].includes(name)) return g;
-        if (module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name)) return new StorageType(name, STORAGE_DTYPES[name]);
+        if (module === 'torch._utils' && ['_rebuild_tensor_v2', '_rebuild_tensor', '_rebuild_parameter'].includes(name))
+          return g;
+        if (module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name))
+          return new StorageType(name, STORAGE_DTYPES[name]);
         if (unknownGlobals === 'stub') return g;
         return pickleFail(
           `refusing global ${g.qualified} (only tensors, storages and OrderedDict are loaded; pass unknownGlobals: 'stub' to keep other objects as inert data)`,
@@ -254,9 +264,18 @@ export class TorchCheckpoint {
           case 'torch._utils._rebuild_tensor_v2':
           case 'torch._utils._rebuild_tensor': {
             const [storage, offset, size, stride] = args;
-            if (!(storage instanceof StorageRef)) return pickleFail(`${fn.name} without a storage (got ${short(storage)})`);
-            if (!Array.isArray(size) || !Array.isArray(stride)) return pickleFail(`${fn.name}: size and stride must be tuples`);
-            const ref = new TorchTensorRef(storage.key, storage.type.dtype, storage.numel, offset as number, [...size], [...stride]);
+            if (!(storage instanceof StorageRef))
+              return pickleFail(`${fn.name} without a storage (got ${short(storage)})`);
+            if (!Array.isArray(size) || !Array.isArray(stride))
+              return pickleFail(`${fn.name}: size and stride must be tuples`);
+            const ref = new TorchTensorRef(
+              storage.key,
+              storage.type.dtype,
+              storage.numel,
+              offset as number,
+              [...size],
+              [...stride],
+            );
             checkView(ref, storage.type.name, (m) => pickleFail(`tensor of storage ${storage.key}: ${m}`));
             return ref;
           }
@@ -271,7 +290,13 @@ export class TorchCheckpoint {
       },
       persistentLoad(pid) {
         const [kind, type, key, , numel] = pid;
-        if (pid.length < 5 || kind !== 'storage' || !(type instanceof StorageType) || typeof key !== 'string' || !isCount(numel)) {
+        if (
+          pid.length < 5 ||
+          kind !== 'storage' ||
+          !(type instanceof StorageType) ||
+          typeof key !== 'string' ||
+          !isCount(numel)
+        ) {
           return pickleFail(`unsupported persistent id (${pid.map(short).join(', ')})`);
         }
         const known = storages.get(key);
@@ -283,7 +308,9 @@ export class TorchCheckpoint {
         if (!storageEntry) return fail(`storage ${key} is missing from the archive`);
         const expected = numel * DTYPE_BYTES[type.dtype];
         if (storageEntry.size !== expected) {
-          fail(`storage ${key} (${type.name}) holds ${storageEntry.size} bytes, expected ${expected} for ${numel} elements`);
+          fail(
+            `storage ${key} (${type.name}) holds ${storageEntry.size} bytes, expected ${expected} for ${numel} elements`,
+          );
         }
         const ref = new StorageRef(key, type, numel);
         storages.set(key, ref);
@@ -319,8 +346,12 @@ export class TorchCheckpoint {
     const asMap = (x: unknown) => (x instanceof Map ? x : undefined);
     const root = asMap(this.root);
     if (!root) {
-      const what = this.root instanceof PickleStub ? `${this.root.global} object, kept as an inert stub` : describe(this.root);
-      throw new TorchCheckpointError(this.name, `the checkpoint is ${/^[aeiou]/i.test(what) ? 'an' : 'a'} ${what}, not a dict`);
+      const what =
+        this.root instanceof PickleStub ? `${this.root.global} object, kept as an inert stub` : describe(this.root);
+      throw new TorchCheckpointError(
+        this.name,
+        `the checkpoint is ${/^[aeiou]/i.test(what) ? 'an' : 'a'} ${what}, not a dict`,
+      );
     }
     const nested = asMap(root.get('state_dict')) ?? asMap(root.get('model')) ?? root;
     const out = new Map<string, TorchTensorRef>();
@@ -333,7 +364,8 @@ export class TorchCheckpoint {
   private storageOf(ref: TorchTensorRef, fail: (m: string) => never): ZipEntry {
     const entry = this.entries.get(`${this.prefix}data/${ref.storageKey}`);
     if (!entry) return fail(`storage ${ref.storageKey} is not in this checkpoint`);
-    if (entry.size !== ref.storageNumel * DTYPE_BYTES[ref.dtype]) fail(`storage ${ref.storageKey} does not hold ${ref.storageNumel} ${ref.dtype} elements`);
+    if (entry.size !== ref.storageNumel * DTYPE_BYTES[ref.dtype])
+      fail(`storage ${ref.storageKey} does not hold ${ref.storageNumel} ${ref.dtype} elements`);
     checkView(ref, ref.dtype, fail);
     return entry;
   }
@@ -355,7 +387,13 @@ export class TorchCheckpoint {
     const entry = this.storageOf(ref, fail);
     checkMaterialisable(ref.dtype, ref.shape, this.maxTensorBytes, fail);
     if (ref.numel > ref.storageNumel) {
-      checkMaterialisable(ref.dtype, ref.shape, this.maxExpandedBytes, (m) => fail(`a view that repeats storage elements (stride 0): ${m}`), 'maxExpandedBytes');
+      checkMaterialisable(
+        ref.dtype,
+        ref.shape,
+        this.maxExpandedBytes,
+        (m) => fail(`a view that repeats storage elements (stride 0): ${m}`),
+        'maxExpandedBytes',
+      );
     }
     const item = DTYPE_BYTES[ref.dtype];
     if (ref.numel === 0) return { dtype: ref.dtype, shape: [...ref.shape], data: decode(ref.dtype, new Uint8Array(0)) };
@@ -369,7 +407,11 @@ export class TorchCheckpoint {
    * A tensor's values in row-major pieces of about `chunkBytes`, for tensors too large to hold at
    * once (contiguous views of stored entries are streamed; any other view is read whole).
    */
-  async *readRawChunks(ref: TorchTensorRef, name?: string, { chunkBytes = READ_CHUNK_BYTES }: { chunkBytes?: number } = {}): AsyncGenerator<RawValues> {
+  async *readRawChunks(
+    ref: TorchTensorRef,
+    name?: string,
+    { chunkBytes = READ_CHUNK_BYTES }: { chunkBytes?: number } = {},
+  ): AsyncGenerator<RawValues> {
     const fail = this.failFor(name, ref);
     const entry = this.storageOf(ref, fail);
     if (!isContiguous(ref) || entry.compression !== 0) {
@@ -381,7 +423,10 @@ export class TorchCheckpoint {
     const start = ref.offset * item;
     const total = ref.numel * item;
     for (let done = 0; done < total; done += step) {
-      yield decode(ref.dtype, await readZipEntry(this.source, entry, start + done, start + Math.min(total, done + step)));
+      yield decode(
+        ref.dtype,
+        await readZipEntry(this.source, entry, start + done, start + Math.min(total, done + step)),
+      );
     }
   }
 

@@ -76,7 +76,8 @@ export async function readZipDirectory(src: ByteSource): Promise<Map<string, Zip
     const loc = eocd - 20;
     if (loc < 0 || u32(tail, loc) !== SIG_ZIP64_LOCATOR) fail('ZIP64 end-of-central-directory locator missing');
     const z64Offset = u64(tail, loc + 8);
-    if (z64Offset + 56 > tailStart + loc) fail(`ZIP64 end-of-central-directory offset ${z64Offset} lies past its locator`);
+    if (z64Offset + 56 > tailStart + loc)
+      fail(`ZIP64 end-of-central-directory offset ${z64Offset} lies past its locator`);
     const z64 = await readRange(src, z64Offset, 56, fail, 'the ZIP64 end-of-central-directory record');
     if (u32(z64, 0) !== SIG_ZIP64_EOCD) fail('bad ZIP64 end-of-central-directory record');
     count = u64(z64, 32);
@@ -84,9 +85,12 @@ export async function readZipDirectory(src: ByteSource): Promise<Map<string, Zip
     cdOffset = u64(z64, 48);
     cdLimit = z64Offset;
   }
-  if (cdSize > MAX_CENTRAL_DIRECTORY_BYTES) fail(`central directory of ${cdSize} bytes is over the ${MAX_CENTRAL_DIRECTORY_BYTES}-byte limit`);
+  if (cdSize > MAX_CENTRAL_DIRECTORY_BYTES)
+    fail(`central directory of ${cdSize} bytes is over the ${MAX_CENTRAL_DIRECTORY_BYTES}-byte limit`);
   if (cdOffset + cdSize > cdLimit) {
-    fail(`central directory [${cdOffset}, ${cdOffset + cdSize}) runs past the end of the archive (byte ${cdLimit}): truncated or corrupt`);
+    fail(
+      `central directory [${cdOffset}, ${cdOffset + cdSize}) runs past the end of the archive (byte ${cdLimit}): truncated or corrupt`,
+    );
   }
   if (count * CENTRAL_HEADER_BYTES > cdSize) fail(`${count} entries cannot fit in a ${cdSize}-byte central directory`);
   const cd = await readRange(src, cdOffset, cdSize, fail, 'the central directory');
@@ -94,7 +98,8 @@ export async function readZipDirectory(src: ByteSource): Promise<Map<string, Zip
   const entries = new Map<string, ZipEntry & { localOffset: number }>();
   let p = 0;
   for (let n = 0; n < count; n++) {
-    if (p + CENTRAL_HEADER_BYTES > cd.length || u32(cd, p) !== SIG_CENTRAL) fail(`central directory entry ${n} is corrupt`);
+    if (p + CENTRAL_HEADER_BYTES > cd.length || u32(cd, p) !== SIG_CENTRAL)
+      fail(`central directory entry ${n} is corrupt`);
     const flags = u16(cd, p + 8);
     const compression = u16(cd, p + 10);
     let compressedSize = u32(cd, p + 20);
@@ -128,17 +133,21 @@ export async function readZipDirectory(src: ByteSource): Promise<Map<string, Zip
       }
       e += 4 + len;
     }
-    if (compression === 0 && compressedSize !== size) fail(`stored entry "${name}" has compressed size ${compressedSize} but size ${size}`);
+    if (compression === 0 && compressedSize !== size)
+      fail(`stored entry "${name}" has compressed size ${compressedSize} but size ${size}`);
     if (compression === 8 && size > compressedSize * MAX_DEFLATE_RATIO + 64) {
       fail(`deflated entry "${name}" declares ${size} bytes, more than deflate can produce from ${compressedSize}`);
     }
     if (entries.has(name)) fail(`entry "${name}" appears twice`);
-    if (localOffset + LOCAL_HEADER_BYTES > cdOffset) fail(`entry "${name}": local header offset ${localOffset} is past the central directory`);
+    if (localOffset + LOCAL_HEADER_BYTES > cdOffset)
+      fail(`entry "${name}": local header offset ${localOffset} is past the central directory`);
     const local = await readRange(src, localOffset, LOCAL_HEADER_BYTES, fail, `the local header of "${name}"`);
     if (u32(local, 0) !== SIG_LOCAL) fail(`local header of "${name}" is corrupt`);
     const dataOffset = localOffset + LOCAL_HEADER_BYTES + u16(local, 26) + u16(local, 28);
     if (dataOffset + compressedSize > cdOffset) {
-      fail(`entry "${name}" [${dataOffset}, ${dataOffset + compressedSize}) runs into the central directory at byte ${cdOffset}: truncated or corrupt`);
+      fail(
+        `entry "${name}" [${dataOffset}, ${dataOffset + compressedSize}) runs into the central directory at byte ${cdOffset}: truncated or corrupt`,
+      );
     }
     entries.set(name, { name, dataOffset, size, compressedSize, compression, localOffset });
     p = end;
@@ -147,7 +156,8 @@ export async function readZipDirectory(src: ByteSource): Promise<Map<string, Zip
   const byOffset = [...entries.values()].sort((a, b) => a.localOffset - b.localOffset);
   for (let i = 1; i < byOffset.length; i++) {
     const [prev, cur] = [byOffset[i - 1], byOffset[i]];
-    if (cur.localOffset < prev.dataOffset + prev.compressedSize) fail(`entries "${prev.name}" and "${cur.name}" overlap`);
+    if (cur.localOffset < prev.dataOffset + prev.compressedSize)
+      fail(`entries "${prev.name}" and "${cur.name}" overlap`);
   }
   return new Map([...entries].map(([k, { localOffset: _, ...entry }]) => [k, entry]));
 }
@@ -164,7 +174,8 @@ export async function readZipEntry(src: ByteSource, entry: ZipEntry, start = 0, 
     fail(`has no bytes [${start}, ${end}) (it holds ${entry.size})`);
   }
   if (entry.compression === 0) return readRange(src, entry.dataOffset + start, end - start, fail, 'bytes');
-  if (entry.compression !== 8) fail(`uses compression method ${entry.compression}; only stored (0) and deflate (8) entries can be read`);
+  if (entry.compression !== 8)
+    fail(`uses compression method ${entry.compression}; only stored (0) and deflate (8) entries can be read`);
   const packed = await readRange(src, entry.dataOffset, entry.compressedSize, fail, 'bytes');
   const whole = await inflateRaw(packed, entry.size, fail);
   return start === 0 && end === entry.size ? whole : whole.slice(start, end);
