@@ -45,6 +45,21 @@ describe('fiber-bench inspect on good checkpoints', () => {
     expect(r.stdout).toMatch(/verify: read every value of \d+ tensors: all finite/);
   });
 
+  it('reads the format from the first bytes: a torch.save zip named .bin, safetensors named .bin', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'inspect-bin-'));
+    for (const [src, format] of [
+      ['state_dict.pth', 'PyTorch (torch.save zip)'],
+      ['tiny.safetensors', 'safetensors'],
+    ]) {
+      const file = join(dir, 'pytorch_model.bin');
+      writeFileSync(file, readFileSync(join(torchDir, src)));
+      const r = inspect(file, '--json');
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).format).toBe(format);
+    }
+    rmSync(dir, { recursive: true });
+  });
+
   it('--json prints only JSON: tensors, the FIBER match and the verify counts', () => {
     const r = inspect(join(root, 'fixtures/fiber/set-b/model.safetensors'), '--json', '--verify');
     expect(r.status).toBe(0);
