@@ -203,6 +203,99 @@ function legacyFormat(head: Uint8Array): string | undefined {
   return undefined;
 }
 
+/**
+ * What torch.save's pickle may refer to, as inert values: OrderedDict, the tensor / parameter
+ * rebuild functions (building checked TorchTensorRefs), the typed storages (their archive entries
+ * checked against their element count) and, with unknownGlobals 'stub', anything else as PickleStub.
+ */
+function torchPickleHooks(
+  entries: Map<string, ZipEntry>,
+  prefix: string,
+  unknownGlobals: 'error' | 'stub',
+  fail: (m: string) => never,
+): PickleHooks {
+  const pickleFail = (m: string): never => fail(`data.pkl: ${m}`);
+  const storages = new Map<string, StorageRef>();
+  return {
+    global(module, name) {
+      const g = new Global(module, name);
+      if (g.qualified === 'collections.OrderedDict') return g;
+      if (module === 'torch._utils' && ['_rebuild_tensor_v2', '_rebuild_tensor', '_rebuild_parameter'].includes(name))
+        return g;
+      if (module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name)) return new StorageType(name, STORAGE_DTYPES[name]);
+      if (unknownGlobals === 'stub') return g;
+      return pickleFail(
+        `refusing global ${g.qualified} (only tensors, storages and OrderedDict are loaded; pass unknownGlobals: 'stub' to keep other objects as inert data)`,
+      );
+    },
+    call(fn, args) {
+      if (!(fn instanceof Global)) return pickleFail(`REDUCE on a ${describe(fn)}, which is not callable`);
+      switch (fn.qualified) {
+        case 'collections.OrderedDict':
+          return new Map();
+        case 'torch._utils._rebuild_tensor_v2':
+        case 'torch._utils._rebuild_tensor': {
+          const [storage, offset, size, stride] = args;
+          if (!(storage instanceof StorageRef))
+            return pickleFail(`${fn.name} without a storage (got ${short(storage)})`);
+          if (!Array.isArray(size) || !Array.isArray(stride))
+            return pickleFail(`${fn.name}: size and stride must be tuples`);
+          if (!isCount(offset)) {
+            return pickleFail(
+              `tensor of storage ${storage.key}: offset ${short(offset)} is not a non-negative integer`,
+            );
+          }
+          const ref = new TorchTensorRef(
+            storage.key,
+            storage.type.dtype,
+            storage.numel,
+            offset,
+            [...size],
+            [...stride],
+          );
+          checkView(ref, storage.type.name, (m) => pickleFail(`tensor of storage ${storage.key}: ${m}`));
+          return ref;
+        }
+        case 'torch._utils._rebuild_parameter': // (data, requires_grad, backward_hooks): the data
+          return args[0] ?? null;
+        default:
+          return new PickleStub(fn.qualified, args);
+      }
+    },
+    build(obj, state) {
+      if (obj instanceof PickleStub) obj.state = state; // tensors and dicts take no state here
+    },
+    persistentLoad(pid) {
+      const [kind, type, key, , numel] = pid;
+      if (
+        pid.length < 5 ||
+        kind !== 'storage' ||
+        !(type instanceof StorageType) ||
+        typeof key !== 'string' ||
+        !isCount(numel)
+      ) {
+        return pickleFail(`unsupported persistent id (${pid.map(short).join(', ')})`);
+      }
+      const known = storages.get(key);
+      if (known) {
+        if (known.type.name !== type.name) pickleFail(`storage ${key} is both ${known.type.name} and ${type.name}`);
+        return known;
+      }
+      const storageEntry = entries.get(`${prefix}data/${key}`);
+      if (!storageEntry) return fail(`storage ${key} is missing from the archive`);
+      const expected = numel * DTYPE_BYTES[type.dtype];
+      if (storageEntry.size !== expected) {
+        fail(
+          `storage ${key} (${type.name}) holds ${storageEntry.size} bytes, expected ${expected} for ${numel} elements`,
+        );
+      }
+      const ref = new StorageRef(key, type, numel);
+      storages.set(key, ref);
+      return ref;
+    },
+  };
+}
+
 /** An opened PyTorch checkpoint: the unpickled object tree (dicts as Maps) with TorchTensorRef leaves. */
 export class TorchCheckpoint {
   private readonly maxTensorBytes: number;
@@ -240,84 +333,8 @@ export class TorchCheckpoint {
     const entry = entries.get(pkl)!;
     if (entry.size > MAX_PICKLE_BYTES) fail(`data.pkl is ${entry.size} bytes, over the ${MAX_PICKLE_BYTES}-byte limit`);
     const bytes = await readZipEntry(source, entry);
-    const pickleFail = (m: string): never => fail(`data.pkl: ${m}`);
-    const unknownGlobals = options.unknownGlobals ?? 'error';
-    const storages = new Map<string, StorageRef>();
-    const hooks: PickleHooks = {
-      global(module, name) {
-        const g = new Global(module, name);
-        if (g.qualified === 'collections.OrderedDict') return g;
-        if (module === 'torch._utils' && ['_rebuild_tensor_v2', '_rebuild_tensor', '_rebuild_parameter'].includes(name))
-          return g;
-        if (module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name))
-          return new StorageType(name, STORAGE_DTYPES[name]);
-        if (unknownGlobals === 'stub') return g;
-        return pickleFail(
-          `refusing global ${g.qualified} (only tensors, storages and OrderedDict are loaded; pass unknownGlobals: 'stub' to keep other objects as inert data)`,
-        );
-      },
-      call(fn, args) {
-        if (!(fn instanceof Global)) return pickleFail(`REDUCE on a ${describe(fn)}, which is not callable`);
-        switch (fn.qualified) {
-          case 'collections.OrderedDict':
-            return new Map();
-          case 'torch._utils._rebuild_tensor_v2':
-          case 'torch._utils._rebuild_tensor': {
-            const [storage, offset, size, stride] = args;
-            if (!(storage instanceof StorageRef))
-              return pickleFail(`${fn.name} without a storage (got ${short(storage)})`);
-            if (!Array.isArray(size) || !Array.isArray(stride))
-              return pickleFail(`${fn.name}: size and stride must be tuples`);
-            const ref = new TorchTensorRef(
-              storage.key,
-              storage.type.dtype,
-              storage.numel,
-              offset as number,
-              [...size],
-              [...stride],
-            );
-            checkView(ref, storage.type.name, (m) => pickleFail(`tensor of storage ${storage.key}: ${m}`));
-            return ref;
-          }
-          case 'torch._utils._rebuild_parameter': // (data, requires_grad, backward_hooks): the data
-            return args[0] ?? null;
-          default:
-            return new PickleStub(fn.qualified, args);
-        }
-      },
-      build(obj, state) {
-        if (obj instanceof PickleStub) obj.state = state; // tensors and dicts take no state here
-      },
-      persistentLoad(pid) {
-        const [kind, type, key, , numel] = pid;
-        if (
-          pid.length < 5 ||
-          kind !== 'storage' ||
-          !(type instanceof StorageType) ||
-          typeof key !== 'string' ||
-          !isCount(numel)
-        ) {
-          return pickleFail(`unsupported persistent id (${pid.map(short).join(', ')})`);
-        }
-        const known = storages.get(key);
-        if (known) {
-          if (known.type.name !== type.name) pickleFail(`storage ${key} is both ${known.type.name} and ${type.name}`);
-          return known;
-        }
-        const storageEntry = entries.get(`${prefix}data/${key}`);
-        if (!storageEntry) return fail(`storage ${key} is missing from the archive`);
-        const expected = numel * DTYPE_BYTES[type.dtype];
-        if (storageEntry.size !== expected) {
-          fail(
-            `storage ${key} (${type.name}) holds ${storageEntry.size} bytes, expected ${expected} for ${numel} elements`,
-          );
-        }
-        const ref = new StorageRef(key, type, numel);
-        storages.set(key, ref);
-        return ref;
-      },
-    };
-    const root = unpickle(bytes, hooks, pickleFail);
+    const hooks = torchPickleHooks(entries, prefix, options.unknownGlobals ?? 'error', fail);
+    const root = unpickle(bytes, hooks, (m) => fail(`data.pkl: ${m}`));
     return new TorchCheckpoint(source, entries, prefix, root, options);
   }
 
