@@ -42,6 +42,9 @@ commands:
   metrics   @fiber-vl/eval-metrics at COCO scale (synthetic, seeded): captioning on 5,000 images x 5
             references and COCOeval on 5,000 images x 100 detections; seconds, CPU seconds and peak
             memory per stage (tokenize, BLEU, ROUGE-L, CIDEr-D, METEOR, COCOeval evaluate/accumulate/summarize)
+  inspect   FILE...: a checkpoint's tensors (.ckpt / .pth / .bin / .safetensors / sharded *.index.json):
+            names, dtypes, shapes, bytes, which official FIBER model and task heads it matches and
+            what is missing or extra; exit 2 with one line per file that cannot be read
 
 options:
   --backends LIST        comma-separated subset of webgpu,wasm,cpu (default: all that start)
@@ -60,6 +63,8 @@ options:
   --images N             metrics: number of images (default 5000)
   --repeat N             metrics: runs per stage, medians reported (default 1)
   --export-captions FILE metrics: write the tokenised captions as pycocoevalcap's scorers take them
+  --verify               inspect: read every value and count non-finite ones (exit 1 if any)
+  --all                  inspect: list every tensor, not only the groups
 `;
 
 /** wasm matmul with a one-thread pool, in a child process (the pool size is fixed per process). */
@@ -102,6 +107,8 @@ async function main(argv: string[]): Promise<number> {
       models: { type: 'string' },
       repeat: { type: 'string' },
       'export-captions': { type: 'string' },
+      verify: { type: 'boolean' },
+      all: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -260,6 +267,10 @@ async function main(argv: string[]): Promise<number> {
       const file = writeReport('metrics', r);
       process.stdout.write(`\n${metricsMarkdown(r)}; written: ${file}\n`);
       return 0;
+    }
+    case 'inspect': {
+      const { runInspect } = await import('./inspect.js');
+      return runInspect(positionals.slice(1), { verify: values.verify, json: values.json, all: values.all });
     }
     default:
       process.stderr.write(`fiber-bench: unknown command "${command}"\n\n${USAGE}`);

@@ -86,3 +86,5 @@ export { deformConv2d, dcnMemoryView, type DeformConv2dOptions } from './ops/def
 export { interpolateBilinear, interpolateNearest } from './ops/interpolate.js';
 export { groupNorm } from './ops/norm.js';
 export { hardSigmoid, adaptiveAvgPool2d } from './ops/vision.js';
+export { DEFAULT_MAX_TENSOR_BYTES, countNonFinite, type SafetensorsOptions } from './io/safetensors.js';
+export { DEFAULT_MAX_EXPANDED_BYTES } from './io/torch.js';
