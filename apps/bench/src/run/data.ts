@@ -1,0 +1,186 @@
+// Batches of the built-in world for every stage of the main job: coarse pre-training (image +
+// caption), VQA, captioning, NLVR2, and the fine-grained stage (grounding prompts with boxes,
+// detection prompts over the seen classes, referring expressions). Deterministic: which caption or
+// question of a scene is used comes from the generator passed in.
+import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
+import { fiberPixelValues, type RawImage } from '@fiber-vl/swin';
+import { Generator, tf } from '@fiber-vl/tensor-core';
+import { encodeDetectionPrompt, encodeGroundingPrompt, finePixelBatch, type FineTarget, type GroundingPrompt } from '@fiber-vl/heads-fine';
+import type { Split, World, WorldSample } from '@fiber-vl/trainer';
+
+export interface TextBatch {
+  ids: tf.Tensor2D;
+  mask: tf.Tensor2D;
+}
+
+export function encodeTexts(tokenizer: ByteLevelBpeTokenizer, texts: string[], maxLength: number): TextBatch {
+  const enc = tokenizer.encodeBatch(texts, { maxLength, padding: 'max_length' });
+  return { ids: tf.tensor2d(enc.map((e) => e.ids), undefined, 'int32'), mask: tf.tensor2d(enc.map((e) => e.attentionMask), undefined, 'int32') };
+}
+
+/** Square coarse-model pixels of the scenes (Pillow bicubic to `size`, ImageNet normalisation). */
+export function coarsePixels(world: World, split: Split, indices: number[], size: number): tf.Tensor4D {
+  return fiberPixelValues(indices.map((i) => world.image(split, i)), size);
+}
+
+export interface CaptionPairs {
+  indices: number[];
+  texts: string[];
+}
+
+/** One caption per scene, drawn with `rng`. */
+export function captionPairs(world: World, split: Split, indices: number[], rng: Generator): CaptionPairs {
+  return { indices, texts: indices.map((i) => pick(world.sample(split, i).captions, rng).text) };
+}
+
+export interface VqaExample {
+  scene: number;
+  question: string;
+  answer: string;
+  type: string;
+  novel: boolean;
+}
+
+/** Every question of the scenes (or one per scene with `rng`). */
+export function vqaExamples(world: World, split: Split, indices: number[], rng?: Generator): VqaExample[] {
+  return indices.flatMap((scene) => {
+    const qs = world.sample(split, scene).questions;
+    const chosen = rng ? [pick(qs, rng)] : qs;
+    return chosen.map((q) => ({ scene, question: q.question, answer: q.answer, type: q.type, novel: q.novel }));
+  });
+}
+
+export interface Nlvr2Example {
+  index: number;
+  left: RawImage;
+  right: RawImage;
+  statement: string;
+  label: boolean;
+  novel: boolean;
+}
+
+export function nlvr2Examples(world: World, split: Split, indices: number[]): Nlvr2Example[] {
+  return indices.map((index) => {
+    const p = world.nlvr2(split, index);
+    return { index, left: renderOf(world, p.left), right: renderOf(world, p.right), statement: p.statement, label: p.label, novel: p.novel };
+  });
+}
+
+// the world renders a Scene through its own image(split, index); NLVR2 scenes are not indexed, so
+// they are rendered directly
+import { renderScene } from '@fiber-vl/trainer';
+function renderOf(_world: World, scene: Parameters<typeof renderScene>[0]): RawImage {
+  return renderScene(scene);
+}
+
+/** A grounding example of the fine-grained stage: one caption with its phrases tied to boxes. */
+export interface FineExample {
+  scene: number;
+  image: RawImage;
+  prompt: GroundingPrompt;
+  /** xyxy boxes in original pixels (maskrcnn convention: x2 the last pixel) and the phrase of each. */
+  boxes: number[][];
+  phraseOfBox: number[];
+}
+
+/** maskrcnn_benchmark boxes: the world's boxes are [x, y, x2, y2) half-open; the official ones end on the last pixel. */
+function toFineBox(b: readonly number[]): number[] {
+  return [b[0], b[1], b[2] - 1, b[3] - 1];
+}
+
+/**
+ * Grounding examples: a caption of the scene (held-out classes removed from its phrases, as the
+ * fine-grained stage may not see them) with each phrase's objects as boxes; captions without a
+ * phrase are skipped.
+ */
+export function groundingExamples(world: World, split: Split, indices: number[], tokenizer: ByteLevelBpeTokenizer, maxQueryLen: number, rng: Generator, { fineOnly = true } = {}): FineExample[] {
+  const out: FineExample[] = [];
+  for (const scene of indices) {
+    let s: WorldSample = world.sample(split, scene);
+    if (fineOnly) s = world.fineGrained(s);
+    const captions = s.captions.filter((c) => c.phrases.length > 0);
+    if (!captions.length) continue;
+    const c = pick(captions, rng);
+    const prompt = encodeGroundingPrompt(tokenizer, c.text, c.phrases.map((p) => [[p.start, p.end] as [number, number]]), { maxQueryLen });
+    const boxes: number[][] = [];
+    const phraseOfBox: number[] = [];
+    c.phrases.forEach((p, k) => {
+      if (!prompt.phrases[k].tokens.length) return;
+      for (const o of p.objects) {
+        boxes.push(toFineBox(s.scene.objects[o].box));
+        phraseOfBox.push(k);
+      }
+    });
+    if (boxes.length) out.push({ scene, image: world.image(split, scene), prompt, boxes, phraseOfBox });
+  }
+  return out;
+}
+
+/** Detection examples: the prompt of `classNames` ("circle. square. ..."), boxes of those classes. */
+export function detectionExamples(world: World, split: Split, indices: number[], tokenizer: ByteLevelBpeTokenizer, maxQueryLen: number, classNames: string[]): FineExample[] {
+  const prompt = encodeDetectionPrompt(tokenizer, classNames, { maxQueryLen });
+  return indices.flatMap((scene) => {
+    const s = world.sample(split, scene);
+    const boxes: number[][] = [];
+    const phraseOfBox: number[] = [];
+    for (const d of s.detections) {
+      const k = classNames.indexOf(d.name);
+      if (k < 0) continue;
+      boxes.push(toFineBox(d.box));
+      phraseOfBox.push(k);
+    }
+    return boxes.length ? [{ scene, image: world.image(split, scene), prompt, boxes, phraseOfBox }] : [];
+  });
+}
+
+/** Referring expressions as one-phrase grounding examples (the whole expression names one box). */
+export function referringExamples(world: World, split: Split, indices: number[], tokenizer: ByteLevelBpeTokenizer, maxQueryLen: number, rng: Generator): FineExample[] {
+  return indices.flatMap((scene) => {
+    const s = world.fineGrained(world.sample(split, scene));
+    if (!s.expressions.length) return [];
+    const e = pick(s.expressions, rng);
+    const prompt = encodeGroundingPrompt(tokenizer, e.text, [[[0, e.text.length]]], { maxQueryLen });
+    return [{ scene, image: world.image(split, scene), prompt, boxes: [toFineBox(e.box)], phraseOfBox: [0] }];
+  });
+}
+
+export interface FineBatch {
+  pixels: tf.Tensor4D;
+  ids: tf.Tensor2D;
+  mask: tf.Tensor2D;
+  /** Per image: boxes scaled to the network input and the 0/1 token map of each box. */
+  targets: FineTarget[];
+}
+
+/** Pixels (official fine transform at `size`), prompts and targets of a batch of fine examples. */
+export function fineBatch(examples: FineExample[], size: number): FineBatch {
+  const { pixels, sizes } = finePixelBatch(examples.map((e) => e.image), { minSize: size, maxSize: Math.round(size * 1.67) });
+  const targets = examples.map((e, b): FineTarget => {
+    const sx = sizes[b].width / e.image.width;
+    const sy = sizes[b].height / e.image.height;
+    const T = e.prompt.maxQueryLen;
+    const positiveMap = new Float32Array(e.boxes.length * T);
+    e.boxes.forEach((_, g) => {
+      for (const t of e.prompt.phrases[e.phraseOfBox[g]].tokens) positiveMap[g * T + t] = 1;
+    });
+    return { boxes: e.boxes.flatMap(([x1, y1, x2, y2]) => [x1 * sx, y1 * sy, x2 * sx, y2 * sy]), positiveMap };
+  });
+  return {
+    pixels,
+    ids: tf.tensor2d(examples.map((e) => e.prompt.inputIds), undefined, 'int32'),
+    mask: tf.tensor2d(examples.map((e) => e.prompt.attentionMask), undefined, 'int32'),
+    targets,
+  };
+}
+
+export function pick<T>(items: readonly T[], rng: Generator): T {
+  if (!items.length) throw new RangeError('pick: no items');
+  return items[rng.nextInt(items.length)];
+}
+
+/** `n` indices of [0, size) in a seeded random order (repeats the order when n > size). */
+export function sampleIndices(size: number, n: number, rng: Generator): number[] {
+  const out: number[] = [];
+  while (out.length < n) out.push(...rng.permutation(size).slice(0, n - out.length));
+  return out;
+}

@@ -1,0 +1,174 @@
+// The main job's outputs: results.json (schema in apps/bench/README.md), a Markdown summary and a
+// self-contained report.html (inline SVG charts and PNG data URLs: it opens offline).
+
+export interface TaskResult {
+  /** vqa | caption | retrieval | nlvr2 | rec | grounding | detection */
+  task: string;
+  metric: string;
+  /** Mean over seeds. */
+  value: number;
+  /** Chance or majority value on the same test split. */
+  baseline: number;
+  higherIsBetter: boolean;
+  /** Per-seed values, in seed order. */
+  seeds: number[];
+  /** What the value is measured on (split, subset), when it needs saying. */
+  note?: string;
+}
+
+export interface AblationResult {
+  name: string;
+  task: string;
+  metric: string;
+  /** Means over seeds of the full model ("with") and of the ablated one ("without"). */
+  with: number;
+  without: number;
+  seeds: { seed: number; with: number; without: number }[];
+  /** Mean of with - without and the spread (max - min) of the per-seed differences. */
+  difference: number;
+  spread: number;
+  /** |difference| is not larger than the seed spread of either side: no claim either way. */
+  withinNoise: boolean;
+  /** Parameters / FLOPs / seconds of both sides, where the ablation compares architectures. */
+  cost?: { with: Cost; without: Cost };
+}
+
+export interface Cost {
+  parameters: number;
+  fusionParameters: number;
+  gflops: number;
+  ms: number;
+}
+
+export interface LossCurve {
+  seed: number;
+  stage: string;
+  objective: string;
+  points: [number, number][];
+}
+
+export interface GalleryItem {
+  title: string;
+  png: string;
+  width: number;
+  height: number;
+  boxes: { box: number[]; label: string; score?: number; kind: 'prediction' | 'truth' }[];
+  lines: string[];
+}
+
+export interface MainJobResults {
+  tasks: TaskResult[];
+  ablations: AblationResult[];
+  backend: string;
+  seconds: number;
+  seeds: number[];
+  preset: string;
+  world: Record<string, unknown>;
+  stages: { name: string; steps: number; seconds: number }[];
+  losses: LossCurve[];
+}
+
+const fmt = (v: number, digits = 3) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** The margin of a task over its baseline, in the direction that is better. */
+export function margin(t: Pick<TaskResult, 'value' | 'baseline' | 'higherIsBetter'>): number {
+  return t.higherIsBetter ? t.value - t.baseline : t.baseline - t.value;
+}
+
+export function resultsMarkdown(r: MainJobResults): string {
+  const lines = [
+    `## fiber-bench run (${r.preset}, seeds ${r.seeds.join(', ')}, ${r.backend}, ${(r.seconds / 60).toFixed(1)} min)`,
+    '',
+    '| task | metric | value | per seed | baseline | margin |',
+    '|---|---|---|---|---|---|',
+    ...r.tasks.map((t) => `| ${t.task} | ${t.metric} | ${fmt(t.value)} | ${t.seeds.map((v) => fmt(v)).join(' / ')} | ${fmt(t.baseline)} | ${fmt(margin(t))}${t.note ? ` (${t.note})` : ''} |`),
+    '',
+    '| ablation | task | metric | with | without | difference (spread) | verdict |',
+    '|---|---|---|---|---|---|---|',
+    ...r.ablations.map((a) => `| ${a.name} | ${a.task} | ${a.metric} | ${fmt(a.with)} | ${fmt(a.without)} | ${fmt(a.difference)} (${fmt(a.spread)}) | ${a.withinNoise ? 'within seed noise' : a.difference > 0 ? 'helps' : 'hurts'} |`),
+  ];
+  const costs = r.ablations.filter((a) => a.cost);
+  if (costs.length) {
+    lines.push('', '| ablation | side | parameters | fusion parameters | GFLOPs / forward | ms / forward |', '|---|---|---|---|---|---|');
+    for (const a of costs) {
+      for (const side of ['with', 'without'] as const) {
+        const c = a.cost![side];
+        lines.push(`| ${a.name} | ${side} | ${c.parameters.toLocaleString('en')} | ${c.fusionParameters.toLocaleString('en')} | ${fmt(c.gflops, 3)} | ${fmt(c.ms, 1)} |`);
+      }
+    }
+  }
+  lines.push('', `stages: ${r.stages.map((s) => `${s.name} ${s.steps} steps ${s.seconds.toFixed(0)} s`).join('; ')}`);
+  return lines.join('\n');
+}
+
+/** An SVG line chart of loss curves (one line per curve), x = step. */
+function lineChart(curves: LossCurve[], title: string): string {
+  const W = 420;
+  const H = 180;
+  const pad = 32;
+  const pts = curves.flatMap((c) => c.points);
+  if (!pts.length) return '';
+  const [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
+  const [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
+  const sx = (x: number) => pad + ((x - x0) / Math.max(1e-9, x1 - x0)) * (W - 2 * pad);
+  const sy = (y: number) => H - pad + ((y0 - y) / Math.max(1e-9, y1 - y0)) * (H - 2 * pad);
+  const colours = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+  const paths = curves
+    .map((c, i) => `<polyline fill="none" stroke="${colours[i % colours.length]}" stroke-width="1.5" points="${c.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"><title>${esc(`${c.objective} (seed ${c.seed})`)}</title></polyline>`)
+    .join('');
+  const legend = curves.map((c, i) => `<tspan fill="${colours[i % colours.length]}">■ ${esc(c.objective)} s${c.seed}</tspan>`).join(' ');
+  return `<figure><svg viewBox="0 0 ${W} ${H + 14}" width="${W}" height="${H + 14}" role="img" aria-label="${esc(title)}">
+<rect x="${pad}" y="${pad}" width="${W - 2 * pad}" height="${H - 2 * pad}" fill="#fafafa" stroke="#ccc"/>${paths}
+<text x="${pad}" y="${pad - 8}" font-size="11">${esc(title)}</text>
+<text x="${pad}" y="${H - pad + 14}" font-size="9">step ${x0}</text><text x="${W - pad}" y="${H - pad + 14}" font-size="9" text-anchor="end">${x1}</text>
+<text x="4" y="${pad + 4}" font-size="9">${fmt(y1, 2)}</text><text x="4" y="${H - pad}" font-size="9">${fmt(y0, 2)}</text>
+<text x="${pad}" y="${H + 12}" font-size="9">${legend}</text></svg></figure>`;
+}
+
+/** A horizontal bar pair per ablation (with / without) with per-seed dots. */
+function ablationBars(a: AblationResult): string {
+  const W = 420;
+  const max = Math.max(1e-9, ...a.seeds.flatMap((s) => [s.with, s.without]), a.with, a.without);
+  const bar = (v: number, y: number, colour: string, label: string) =>
+    `<rect x="120" y="${y}" width="${((v / max) * (W - 180)).toFixed(1)}" height="14" fill="${colour}"/><text x="116" y="${y + 11}" font-size="10" text-anchor="end">${esc(label)}</text><text x="${(124 + (v / max) * (W - 180)).toFixed(1)}" y="${y + 11}" font-size="10">${fmt(v)}</text>`;
+  const dots = a.seeds
+    .flatMap((s) => [
+      `<circle cx="${(120 + (s.with / max) * (W - 180)).toFixed(1)}" cy="7" r="2.5" fill="#000"/>`,
+      `<circle cx="${(120 + (s.without / max) * (W - 180)).toFixed(1)}" cy="27" r="2.5" fill="#000"/>`,
+    ])
+    .join('');
+  return `<figure><figcaption>${esc(`${a.name}: ${a.task} ${a.metric}`)} — ${a.withinNoise ? 'within seed noise' : `difference ${fmt(a.difference)}`}</figcaption><svg viewBox="0 0 ${W} 40" width="${W}" height="40">${bar(a.with, 0, '#1f77b4', 'with')}${bar(a.without, 20, '#aaa', 'without')}${dots}</svg></figure>`;
+}
+
+function galleryItem(g: GalleryItem): string {
+  const scale = 192 / Math.max(g.width, g.height);
+  const [w, h] = [g.width * scale, g.height * scale];
+  const boxes = g.boxes
+    .map((b) => {
+      const [x1, y1, x2, y2] = b.box.map((v) => v * scale);
+      const colour = b.kind === 'truth' ? '#2ca02c' : '#d62728';
+      const label = `${b.label}${b.score === undefined ? '' : ` ${b.score.toFixed(2)}`}`;
+      return `<rect x="${x1.toFixed(1)}" y="${y1.toFixed(1)}" width="${(x2 - x1).toFixed(1)}" height="${(y2 - y1).toFixed(1)}" fill="none" stroke="${colour}" stroke-width="1.5" ${b.kind === 'truth' ? 'stroke-dasharray="3 2"' : ''}/><text x="${x1.toFixed(1)}" y="${Math.max(8, y1 - 2).toFixed(1)}" font-size="8" fill="${colour}">${esc(label)}</text>`;
+    })
+    .join('');
+  return `<div class="item"><svg width="${w.toFixed(0)}" height="${h.toFixed(0)}" viewBox="0 0 ${w.toFixed(1)} ${h.toFixed(1)}"><image href="${g.png}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" style="image-rendering:pixelated"/>${boxes}</svg><h4>${esc(g.title)}</h4>${g.lines.map((l) => `<p>${esc(l)}</p>`).join('')}</div>`;
+}
+
+export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
+  const byStage = new Map<string, LossCurve[]>();
+  for (const c of r.losses) byStage.set(c.stage, [...(byStage.get(c.stage) ?? []), c]);
+  const taskRows = r.tasks
+    .map((t) => `<tr><td>${esc(t.task)}</td><td>${esc(t.metric)}</td><td>${fmt(t.value)}</td><td>${t.seeds.map((v) => fmt(v)).join(' / ')}</td><td>${fmt(t.baseline)}</td><td class="${margin(t) > 0 ? 'good' : 'bad'}">${fmt(margin(t))}</td><td>${esc(t.note ?? '')}</td></tr>`)
+    .join('');
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fiber-vl main job report</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+.good{color:#1a7f37}.bad{color:#cf222e}.charts,.gallery{display:flex;flex-wrap:wrap;gap:12px}.item{width:200px;font-size:11px}.item p{margin:2px 0}h4{margin:4px 0}figure{margin:0}</style></head><body>
+<h1>fiber-vl main job</h1><p>FIBER coarse-to-fine on the built-in procedural world: preset <b>${esc(r.preset)}</b>, seeds ${r.seeds.join(', ')}, backend ${esc(r.backend)}, ${(r.seconds / 60).toFixed(1)} minutes.</p>
+<h2>Tasks (test split)</h2><table><tr><th>task</th><th>metric</th><th>mean</th><th>per seed</th><th>baseline</th><th>margin</th><th></th></tr>${taskRows}</table>
+<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
+<pre>${esc(resultsMarkdown(r))}</pre>
+<h2>Training losses</h2><div class="charts">${[...byStage].map(([stage, curves]) => lineChart(curves, stage)).join('')}</div>
+<h2>Test gallery</h2><p>Red: predictions (label and score); green dashed: ground truth.</p><div class="gallery">${gallery.map(galleryItem).join('')}</div>
+<h2>World</h2><pre>${esc(JSON.stringify(r.world, null, 1))}</pre></body></html>`;
+}
