@@ -25,8 +25,9 @@ commands:
   coarse    FIBER-B/384 at full size: fused forward (batch 1, 40 tokens) and dual-encoder embedding
             throughput, time and peak memory per backend
   parity    DIR: the FIBER coarse model against a fixture folder of the official code (config.json,
-            model.safetensors, inputs.safetensors, outputs): a table of max abs errors per tensor,
-            exit code 1 on any failure (default backends: every one that starts)
+            model.safetensors, inputs.safetensors, outputs), or a coarse pre-training step folder
+            (config.json with a train_step section: the trainer's steps replayed): a table of max abs
+            errors per tensor, exit code 1 on any failure (default backends: every one that starts)
   sizes     what users download: each package's packed tarball (npm pack) and the size of a fresh
             npm install (needs the npm registry) of tensor-core, eval-metrics, the six model packages
             and every package; --no-install packs only
