@@ -14,7 +14,8 @@ import { AdamW, fiberCoarseParamGroups } from './optim.js';
 import { hardNegativeWeights, sampleHardNegatives, sampleMultinomial } from './objectives.js';
 import { compareTrainStepTensor, runCoarseTrainStepFixture, type TrainStepRun } from './testing.js';
 
-const dir = join(__dirname, '../../../fixtures/train-step/tiny_coarse_step');
+const fixtures = join(__dirname, '../../../fixtures/train-step');
+const dir = join(fixtures, 'tiny_coarse_step');
 const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
 const { names } = await testBackends();
 
@@ -26,7 +27,7 @@ beforeAll(async () => {
 });
 afterAll(() => expected.close());
 
-async function compareAll(run: TrainStepRun) {
+async function compareAll(run: TrainStepRun, expected: SafetensorsFile, refGrads: Map<string, Float32Array>) {
   const failed: string[] = [];
   let explained = 0;
   let paramElements = 0;
@@ -60,7 +61,7 @@ describe.each(names)('coarse pre-training step vs the official code (%s)', (back
       const run = await runCoarseTrainStepFixture(config, model, inputs, new Set(expected.keys()));
       try {
         expect(run.steps).toBe(2);
-        const { failed, explained, paramElements } = await compareAll(run);
+        const { failed, explained, paramElements } = await compareAll(run, expected, refGrads);
         expect(failed).toEqual([]);
         // AdamW amplifies the float32 gradient noise of few elements (key biases, whose exact
         // gradient is 0, and cancelled weights): a larger share would mean a real difference
@@ -86,6 +87,36 @@ describe.each(names)('coarse pre-training step vs the official code (%s)', (back
     },
     backend === 'cpu' ? 900_000 : 400_000,
   );
+});
+
+// Another folder in the same format (scripts/fixtures/make_train_step_fixture.py: this project's
+// PyTorch transcription of the official step, which reproduces tiny_coarse_step): other sizes, seed,
+// batch 3, queue 4 filled with 3 (the first step wraps, queue_total passes Q), three steps, lr
+// multipliers 3 and 7. The harness takes everything from the folder.
+describe.each(names)('another train-step folder, no code changes (%s)', (backend) => {
+  it('three steps of a differently sized model within tolerance', async () => {
+    await useBackend(backend);
+    const d = join(fixtures, 'variant_seed5');
+    const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
+    expect(cfg.train_step).toMatchObject({ batch: 3, queue_size: 4, queue_filled_before: 3, steps: 3, lr_mult_head: 3, lr_mult_cross_modal: 7 });
+    const exp = await SafetensorsFile.open(join(d, 'outputs.safetensors'));
+    const grads = new Map<string, Float32Array>();
+    for (const k of exp.keys()) if (k.startsWith('grad.')) grads.set(k.slice(5), (await exp.readRaw(k)).data as Float32Array);
+    const model = await loadSafetensors(join(d, 'model.safetensors'));
+    const inputs = await loadSafetensors(join(d, 'inputs.safetensors'));
+    const run = await runCoarseTrainStepFixture(cfg, model, inputs, new Set(exp.keys()));
+    try {
+      expect(run.steps).toBe(3);
+      const { failed, explained, paramElements } = await compareAll(run, exp, grads);
+      expect(failed).toEqual([]);
+      // this subset holds the tensors up to 2 KiB: mostly biases, a large share of them key biases
+      expect(explained / paramElements).toBeLessThan(0.03);
+      expect(Array.from(await run.tensors.get('queue_after_step3.queue_total')!.data())).toEqual([12]);
+    } finally {
+      tf.dispose([...run.tensors.values(), ...model.values(), ...inputs.values()]);
+      await exp.close();
+    }
+  }, 400_000);
 });
 
 describe('AdamW with the official groups on the official step-1 gradients', () => {
