@@ -69,3 +69,4 @@ export {
 } from './checkpoint.js';
 export { positioned, isDataSource, disposeBatch, type DataSource, type DataPosition, type PositionedBatch, type BatchSource, type JsonValue } from './source.js';
 export { ProgressPrinter, JsonlLogger, combineLoggers, formatProgress, formatDuration, stepRecord, type TextSink, type ProgressLine, type ProgressPrinterOptions } from './log.js';
+export { vqaObjective, nlvr2Objective, captionMleObjective, itmObjective, type VqaBatch, type Nlvr2Batch, type CaptionBatch, type ItmBatch } from './finetune.js';

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Generator, Linear, tf } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
-import { AdamW } from './optim.js';
+import { AdamW, fiberFineParamGroups } from './optim.js';
+import { ModelEma } from './ema.js';
+import { fineSchedule } from './schedules.js';
 import { MemoryCheckpointStore, disposeLoaded } from './checkpoint.js';
 import { NonFiniteLossError, Trainer, fit, type StepResult } from './loop.js';
 import { FileCheckpointStore } from './node.js';
@@ -119,6 +121,43 @@ describe.each(names)('training loop (%s)', (backend) => {
     expect(await weightsOf(second.model)).toEqual(await weightsOf(straight.model));
     for (const t of [straight, first, second]) {
       t.optimizer.dispose();
+      t.model.dispose();
+    }
+  });
+
+  it('fine-grained settings (per-tensor groups, torch AdamW, multi-step + weight-decay schedule, clipping, EMA) resume bit for bit', async () => {
+    const make = (seed: number) => {
+      const model = new Linear(2, 1, { rng: new Generator(seed) });
+      const optimizer = new AdamW(fiberFineParamGroups(model.namedParameters(), { baseLr: 0.05 }), { variant: 'torch' });
+      const ema = new ModelEma(model, 0.9);
+      const schedule = fineSchedule({ maxIter: 8, steps: [0.5, 0.75], warmupSteps: 2, warmupFactor: 0.1, weightDecaySchedule: true });
+      const norms: number[] = [];
+      // records the norm of the gradients AdamW receives (after clipping)
+      const step = optimizer.step.bind(optimizer);
+      optimizer.step = (grads, scales) => {
+        norms.push(Math.hypot(...[...grads.values()].flatMap((g) => Array.from(g.dataSync()))));
+        step(grads, scales);
+      };
+      const trainer = new Trainer({ model, objective: toyObjective, optimizer, schedule, ema, clipGradNorm: 0.5 });
+      return { model, optimizer, ema, trainer, norms };
+    };
+    const a = make(3);
+    const results: StepResult[] = [];
+    await fit(a.trainer, { data: toyData(), steps: 8, logger: { onStep: (r) => void results.push(r) } });
+    expect(results.some((r) => r.gradNorm > 0.5)).toBe(true);
+    a.norms.forEach((n, i) => expect(n).toBeCloseTo(Math.min(results[i].gradNorm, 0.5 / (1 + 1e-6 / results[i].gradNorm)), 4));
+    const store = new MemoryCheckpointStore(1);
+    const b = make(3);
+    await fit(b.trainer, { data: toyData(), steps: 5, store });
+    const c = make(7);
+    await fit(c.trainer, { data: toyData(), steps: 8, store, resume: true });
+    expect(await weightsOf(c.model)).toEqual(await weightsOf(a.model));
+    const emaOf = async (e: ModelEma) => Array.from(await e.stateDict().get('weight')!.data());
+    expect(await emaOf(c.ema)).toEqual(await emaOf(a.ema));
+    expect(await emaOf(a.ema)).not.toEqual(Array.from(await a.model.weight.value.data()));
+    for (const t of [a, b, c]) {
+      t.optimizer.dispose();
+      t.ema.dispose();
       t.model.dispose();
     }
   });
