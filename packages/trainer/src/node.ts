@@ -1,8 +1,254 @@
-// @fiber-vl/trainer/node: the Node-only parts of data loading (files, tar shards on disk, the
-// worker-thread pool, sharp decoding). Everything else is in the main entry, which runs in browsers.
+// `@fiber-vl/trainer/node`: the Node-only parts of the trainer: data loading from files (tar shards
+// on disk, the worker-thread pool, sharp decoding), checkpoints and run folders on disk. Everything
+// else is in the main entry, which runs in browsers.
+//
+//
+// A checkpoint is a folder `checkpoints/step-00001000/` holding model.safetensors,
+// optimizer.safetensors, state.safetensors and trainer.json. It is written as
+// `checkpoints/.tmp-step-…` (every file fsynced, trainer.json last), the folder fsynced, then
+// renamed into place and the parent fsynced: a folder named `step-*` is complete, whatever moment
+// a kill hits. Older checkpoints beyond `keepLast` are renamed to `.del-*` and then removed, so a
+// half-removed one is never mistaken for a complete one.
 import { InThreadExecutor } from './data/loader.js';
 import { type DecoderChoice, nodeImageDecoder, readFileLocation } from './data/node/files.js';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { SafetensorsFile, tf, type Module } from '@fiber-vl/tensor-core';
+import { CHECKPOINT_FILES, parseTrainerMeta, readCheckpointTensors, safetensorsChunks, type Checkpoint, type CheckpointFile, type CheckpointStore, type LoadedCheckpoint } from './checkpoint.js';
+import { JsonlLogger, ProgressPrinter, combineLoggers, type ProgressPrinterOptions } from './log.js';
+import type { FitLogger } from './loop.js';
 
+/** Progress of a save, for logs (and for tests that interrupt a save at a chosen point). */
+export type SaveEvent =
+  | { phase: 'file'; file: CheckpointFile | 'trainer.json'; path: string }
+  | { phase: 'renamed'; path: string }
+  | { phase: 'pruned'; path: string };
+
+export interface FileCheckpointStoreOptions {
+  /** Complete checkpoints kept (newest first); default 3. */
+  keepLast?: number;
+  onEvent?: (e: SaveEvent) => void;
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes a file and fsyncs it. */
+async function writeDurable(path: string, chunks: AsyncIterable<Uint8Array> | Uint8Array[]): Promise<number> {
+  const fh = await open(path, 'w');
+  let bytes = 0;
+  try {
+    for await (const c of chunks) {
+      let o = 0;
+      while (o < c.byteLength) {
+        const { bytesWritten } = await fh.write(c, o, c.byteLength - o);
+        o += bytesWritten;
+      }
+      bytes += c.byteLength;
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return bytes;
+}
+
+const STEP_DIR = /^step-(\d+)$/;
+
+export class FileCheckpointStore implements CheckpointStore {
+  readonly dir: string;
+  readonly keepLast: number;
+  private readonly onEvent?: (e: SaveEvent) => void;
+
+  constructor(dir: string, { keepLast = 3, onEvent }: FileCheckpointStoreOptions = {}) {
+    if (!(Number.isInteger(keepLast) && keepLast >= 1)) throw new RangeError(`FileCheckpointStore: keepLast must be a positive integer, got ${keepLast}`);
+    this.dir = resolve(dir);
+    this.keepLast = keepLast;
+    this.onEvent = onEvent;
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  /** Complete checkpoint folders (by name), newest first. */
+  list(): string[] {
+    if (!existsSync(this.dir)) return [];
+    return readdirSync(this.dir)
+      .filter((n) => STEP_DIR.test(n))
+      .sort((a, b) => Number(STEP_DIR.exec(b)![1]) - Number(STEP_DIR.exec(a)![1]));
+  }
+
+  /** Removes what an interrupted save or prune left behind (`.tmp-*`, `.del-*`). */
+  cleanup(): void {
+    for (const n of readdirSync(this.dir)) if (n.startsWith('.tmp-') || n.startsWith('.del-')) rmSync(join(this.dir, n), { recursive: true, force: true });
+  }
+
+  async save(cp: Checkpoint): Promise<string> {
+    this.cleanup();
+    const name = `step-${String(cp.meta.step).padStart(8, '0')}`;
+    const tmp = join(this.dir, `.tmp-${name}-${process.pid}`);
+    mkdirSync(tmp);
+    const sizes: Partial<Record<CheckpointFile, number>> = {};
+    for (const f of CHECKPOINT_FILES) {
+      const path = join(tmp, f);
+      const metadata: Record<string, string> = f === 'model.safetensors' ? { format: 'pt', source: 'fiber-vl trainer', step: String(cp.meta.step) } : { step: String(cp.meta.step) };
+      sizes[f] = await writeDurable(path, safetensorsChunks(cp.files[f], { int64: f === 'model.safetensors', metadata }));
+      this.onEvent?.({ phase: 'file', file: f, path });
+    }
+    const metaPath = join(tmp, 'trainer.json');
+    await writeDurable(metaPath, [new TextEncoder().encode(`${JSON.stringify({ ...cp.meta, files: sizes }, null, 1)}\n`)]);
+    this.onEvent?.({ phase: 'file', file: 'trainer.json', path: metaPath });
+    fsyncPath(tmp);
+    const final = join(this.dir, name);
+    if (existsSync(final)) renameSync(final, join(this.dir, `.del-${name}-${process.pid}`)); // the same step saved again
+    renameSync(tmp, final);
+    fsyncPath(this.dir);
+    this.onEvent?.({ phase: 'renamed', path: final });
+    for (const old of this.list().slice(this.keepLast)) {
+      const gone = join(this.dir, `.del-${old}`);
+      renameSync(join(this.dir, old), gone);
+      fsyncPath(this.dir);
+      rmSync(gone, { recursive: true, force: true });
+      this.onEvent?.({ phase: 'pruned', path: join(this.dir, old) });
+    }
+    this.cleanup();
+    return final;
+  }
+
+  /** Reads and checks trainer.json and the file sizes of one checkpoint folder; undefined when incomplete. */
+  private complete(path: string): ReturnType<typeof parseTrainerMeta> | undefined {
+    const metaPath = join(path, 'trainer.json');
+    if (!existsSync(metaPath)) return undefined;
+    let meta;
+    try {
+      meta = parseTrainerMeta(JSON.parse(readFileSync(metaPath, 'utf8')), metaPath);
+    } catch {
+      return undefined;
+    }
+    for (const f of CHECKPOINT_FILES) {
+      const p = join(path, f);
+      if (!existsSync(p) || statSync(p).size !== meta.files?.[f]) return undefined;
+    }
+    return meta;
+  }
+
+  /** The newest complete checkpoint, read (the caller frees it with disposeLoaded). */
+  async latest(): Promise<LoadedCheckpoint | undefined> {
+    for (const name of this.list()) {
+      const path = join(this.dir, name);
+      const meta = this.complete(path);
+      if (meta) return this.load(path, meta);
+    }
+    return undefined;
+  }
+
+  /** Reads a checkpoint folder. */
+  async load(path: string, meta = this.complete(path)): Promise<LoadedCheckpoint> {
+    if (!meta) throw new Error(`${path}: not a complete checkpoint (trainer.json missing or a file has the wrong size)`);
+    const files = {} as Record<CheckpointFile, Map<string, tf.Tensor>>;
+    try {
+      for (const f of CHECKPOINT_FILES) {
+        const file = await SafetensorsFile.open(join(path, f));
+        try {
+          files[f] = await readCheckpointTensors(file);
+        } finally {
+          await file.close();
+        }
+      }
+    } catch (e) {
+      for (const m of Object.values(files)) tf.dispose([...m.values()]);
+      throw e;
+    }
+    return { id: path, meta, files };
+  }
+}
+
+/** Writes a model's state dict as safetensors (official keys, int buffers as I64), atomically. */
+export async function saveModelSafetensors(model: Module, path: string, metadata: Record<string, string> = {}): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeDurable(tmp, safetensorsChunks(model.stateDict(), { int64: true, metadata: { format: 'pt', ...metadata } }));
+  renameSync(tmp, path);
+}
+
+export interface RunFolderOptions {
+  /** The resolved configuration of the run (written to config.json). */
+  config: unknown;
+  /** Continuing a run: keep the folder, cut log.jsonl back to `resumeStep` (see truncateLog). */
+  resume?: boolean;
+  keepLast?: number;
+  onSaveEvent?: (e: SaveEvent) => void;
+}
+
+/**
+ * A run folder: `config.json` (the resolved config), `log.jsonl` (one record per step),
+ * `checkpoints/` (a FileCheckpointStore) and `final/model.safetensors` at the end.
+ */
+export class RunFolder {
+  readonly dir: string;
+  readonly store: FileCheckpointStore;
+  readonly logPath: string;
+
+  constructor(dir: string, { config, resume = false, keepLast = 3, onSaveEvent }: RunFolderOptions) {
+    this.dir = resolve(dir);
+    mkdirSync(this.dir, { recursive: true });
+    this.logPath = join(this.dir, 'log.jsonl');
+    this.store = new FileCheckpointStore(join(this.dir, 'checkpoints'), { keepLast, onEvent: onSaveEvent });
+    if (!resume && this.store.list().length) {
+      throw new Error(`${this.dir} already holds checkpoints; resume the run or choose another folder`);
+    }
+    const configPath = join(this.dir, 'config.json');
+    writeFileSync(`${configPath}.tmp`, `${JSON.stringify(config, null, 2)}\n`);
+    renameSync(`${configPath}.tmp`, configPath);
+    if (!resume) writeFileSync(this.logPath, '');
+  }
+
+  /**
+   * Drops log records after `step` (written by a run that was killed after its last checkpoint),
+   * so that a resumed run's log has each step once.
+   */
+  truncateLog(step: number): void {
+    if (!existsSync(this.logPath)) return;
+    const kept = readFileSync(this.logPath, 'utf8')
+      .split('\n')
+      .filter((l) => {
+        if (!l.trim()) return false;
+        try {
+          const r = JSON.parse(l) as { step?: number };
+          return typeof r.step !== 'number' || r.step <= step;
+        } catch {
+          return false; // a line cut by the kill
+        }
+      });
+    writeFileSync(this.logPath, kept.length ? `${kept.join('\n')}\n` : '');
+  }
+
+  /** JSONL step log appended to log.jsonl (and progress on stderr unless `progress` is false). */
+  logger({ progress = true, ...options }: ProgressPrinterOptions & { progress?: boolean } = {}): FitLogger {
+    const jsonl = new JsonlLogger((line) => writeFileSync(this.logPath, `${line}\n`, { flag: 'a' }));
+    // a resumed run first drops the records its killed predecessor wrote after the checkpoint
+    const truncate: FitLogger = { onStart: ({ step }) => this.truncateLog(step) };
+    return progress ? combineLoggers(truncate, jsonl, consoleProgress(options)) : combineLoggers(truncate, jsonl);
+  }
+
+  /** Writes `final/model.safetensors` (official key layout). */
+  async saveFinal(model: Module): Promise<string> {
+    const dir = join(this.dir, 'final');
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, 'model.safetensors');
+    await saveModelSafetensors(model, path, { source: 'fiber-vl trainer' });
+    return path;
+  }
+}
+
+/** Progress on process.stderr: a live line on a terminal, plain lines otherwise. */
+export function consoleProgress(options: ProgressPrinterOptions = {}): ProgressPrinter {
+  return new ProgressPrinter(process.stderr, options);
+}
 export {
   fileSource,
   readFileLocation,

@@ -1,8 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Parameter, initBackend, tf } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth } from '@fiber-vl/tensor-core/testing';
-import { AdamW, fiberCoarseParamGroups } from './optim.js';
-import { polynomialDecayWithWarmup, warmupMultiStep } from './schedules.js';
+import { AdamW, clipGradNorm, fiberCoarseParamGroups } from './optim.js';
+import { coarseSchedule, fineMilestones, fineSchedule, polynomialDecayWithWarmup, pyRound, warmupMultiStep, weightDecayScheduleFactor } from './schedules.js';
+import { ModelEma } from './ema.js';
+import { Linear } from '@fiber-vl/tensor-core';
 
 beforeAll(() => initBackend({ backend: 'cpu' }));
 
@@ -95,5 +97,149 @@ describe('schedules', () => {
     expect(warmupMultiStep(1000, s)).toBeCloseTo(0.5005, 12);
     expect(warmupMultiStep(600000, s)).toBeCloseTo(0.1, 12);
     expect(warmupMultiStep(800000, s)).toBeCloseTo(0.01, 12);
+  });
+});
+
+/** transformers' AdamW in float64 for one element (per-parameter step count). */
+function replay(p: number, grads: (number | undefined)[], lr: number, wd: number, b1 = 0.9, b2 = 0.98, eps = 1e-8) {
+  let [m, v, t] = [0, 0, 0];
+  for (const g of grads) {
+    if (g === undefined) continue;
+    t++;
+    m = b1 * m + (1 - b1) * g;
+    v = b2 * v + (1 - b2) * g * g;
+    p -= ((lr * Math.sqrt(1 - b2 ** t)) / (1 - b1 ** t)) * (m / (Math.sqrt(v) + eps));
+    p -= lr * wd * p;
+  }
+  return p;
+}
+
+describe('AdamW state', () => {
+  it('keeps a step count per parameter and leaves a parameter without a gradient untouched (no decay either)', async () => {
+    const a = new Parameter(tf.tensor1d([0.5]));
+    const b = new Parameter(tf.tensor1d([-2]));
+    const opt = new AdamW([{ params: [['a', a], ['b', b]], lr: 0.1, weightDecay: 0.1 }], { betas: [0.9, 0.98], variant: 'transformers' });
+    const g = (v: number) => tf.tensor1d([v]);
+    const steps: [number | undefined, number | undefined][] = [[1, undefined], [0.5, 2], [undefined, -1]];
+    for (const [ga, gb] of steps) {
+      const m = new Map<string, tf.Tensor>();
+      if (ga !== undefined) m.set('a', g(ga));
+      if (gb !== undefined) m.set('b', g(gb));
+      opt.step(m);
+      tf.dispose([...m.values()]);
+      if (gb === undefined && ga !== undefined) expect((await b.value.data())[0]).toBe(-2);
+    }
+    expect((await a.value.data())[0]).toBeCloseTo(replay(0.5, steps.map((s) => s[0]), 0.1, 0.1), 6);
+    expect((await b.value.data())[0]).toBeCloseTo(replay(-2, steps.map((s) => s[1]), 0.1, 0.1), 6);
+    expect(opt.getState().steps).toEqual({ a: 2, b: 2 });
+    opt.dispose();
+    tf.dispose([a.value, b.value]);
+  });
+
+  it('getState / setState continues bit for bit', async () => {
+    const run = async (split: boolean) => {
+      const p = new Parameter(tf.tensor1d([0.3, -0.7, 1.1]));
+      let opt = new AdamW([{ params: [['w', p]], lr: 0.05, weightDecay: 0.01 }], { variant: 'torch' });
+      for (let i = 0; i < 4; i++) {
+        if (split && i === 2) {
+          const s = opt.getState();
+          const copy = { tensors: new Map([...s.tensors].map(([k, t]) => [k, tf.clone(t)])), steps: { ...s.steps }, calls: s.calls };
+          opt.dispose();
+          opt = new AdamW([{ params: [['w', p]], lr: 0.05, weightDecay: 0.01 }], { variant: 'torch' });
+          opt.setState(copy);
+          tf.dispose([...copy.tensors.values()]);
+        }
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(tf.square(p.value), tf.tensor1d([1, 2, 3]))) as tf.Scalar, [p.value]);
+        opt.step(new Map([['w', grads[p.value.name]]]));
+        tf.dispose([value, grads]);
+      }
+      const out = Array.from(await p.value.data());
+      opt.dispose();
+      p.value.dispose();
+      return out;
+    };
+    expect(await run(true)).toEqual(await run(false));
+  });
+
+  it('setState names a parameter the optimizer does not have', () => {
+    const p = new Parameter(tf.tensor1d([1]));
+    const opt = new AdamW([{ params: [['w', p]], lr: 0.1, weightDecay: 0 }]);
+    expect(() => opt.setState({ tensors: new Map(), steps: { other: 1 }, calls: 1 })).toThrow(/"other", which is in no group/);
+    p.value.dispose();
+  });
+});
+
+describe('clipGradNorm (torch.nn.utils.clip_grad_norm_)', () => {
+  it('scales by max / (norm + 1e-6) when the norm is larger, and returns the norm before clipping', async () => {
+    const grads = new Map<string, tf.Tensor>([
+      ['a', tf.tensor1d([3, 0])],
+      ['b', tf.tensor2d([[0, 4]])],
+    ]);
+    const norm = await clipGradNorm(grads, 1);
+    expect(norm).toBeCloseTo(5, 6);
+    const c = 1 / (5 + 1e-6);
+    expect(Array.from(await grads.get('a')!.data())[0]).toBeCloseTo(3 * c, 7);
+    expect(Array.from(await grads.get('b')!.data())[1]).toBeCloseTo(4 * c, 7);
+    expect(await clipGradNorm(grads, 10)).toBeCloseTo(1, 5); // below the limit: unchanged
+    expect(Array.from(await grads.get('a')!.data())[0]).toBeCloseTo(3 * c, 7);
+    grads.set('n', tf.tensor1d([NaN]));
+    expect(await clipGradNorm(grads, 1)).toBeNaN();
+    tf.dispose([...grads.values()]);
+  });
+});
+
+describe('official schedules', () => {
+  it('coarse: transformers polynomial decay with warm-up (warmup_steps 0.1 = 10% of max_steps), same float expression', () => {
+    const s = coarseSchedule({ maxSteps: 100_000, warmupSteps: 0.1, lr: 1e-5 });
+    expect(s.lr(0)).toBe(0);
+    expect(s.lr(5_000)).toBe(0.5);
+    expect(s.lr(10_000)).toBe(1);
+    const step = 37_123;
+    const pct = 1 - (step - 10_000) / 90_000;
+    expect(s.lr(step)).toBe((1e-5 * pct) / 1e-5); // ((lr_init - lr_end) * pct ** 1 + lr_end) / lr_init
+    expect(s.lr(100_001)).toBe(0);
+    expect(s.weightDecay(50_000)).toBe(1);
+    expect(coarseSchedule({ maxSteps: 1000, warmupSteps: 50, lr: 1 }).lr(25)).toBe(0.5); // an integer is a step count
+  });
+
+  it('fine: WarmupMultiStepLR with SOLVER.STEPS fractions and the weight-decay schedule', () => {
+    expect(fineMilestones([0.67, 0.89], 800_000)).toEqual([536_000, 712_000]);
+    expect([pyRound(2.5), pyRound(3.5), pyRound(-2.5), pyRound(2.4)]).toEqual([2, 4, -2, 2]);
+    const s = fineSchedule({ maxIter: 800_000, steps: [0.67, 0.89], warmupSteps: 2000, warmupFactor: 0.001, weightDecaySchedule: true });
+    expect(s.lr(0)).toBe(0.001);
+    expect(s.lr(2000)).toBe(1);
+    expect(s.lr(535_999)).toBe(1);
+    expect(s.lr(536_000)).toBeCloseTo(0.1, 15);
+    // weight decay drops once last_epoch >= 0.667 x next milestone (357512, 474904), checked after each step
+    const t1 = Math.ceil(536_000 * 0.667);
+    expect(s.weightDecay(t1 - 1)).toBe(1);
+    expect(s.weightDecay(t1)).toBeCloseTo(0.1, 15);
+    expect(s.weightDecay(Math.ceil(712_000 * 0.667))).toBeCloseTo(0.01, 15);
+    expect(weightDecayScheduleFactor(10, { milestones: [3, 3], ratio: 1 })).toBeCloseTo(0.01, 15);
+    expect(weightDecayScheduleFactor(3, { milestones: [3, 3], ratio: 1 })).toBeCloseTo(0.1, 15); // one drop per iteration
+    expect(warmupMultiStep(10, { milestones: [], warmupSteps: 100, warmupFactor: 1 / 3, warmupMethod: 'constant' })).toBeCloseTo(1 / 3, 15);
+    expect(() => warmupMultiStep(0, { milestones: [5, 3] })).toThrow(/increasing/);
+  });
+});
+
+describe('ModelEma', () => {
+  it('ema = ema * decay + (1 - decay) * model after each update; loads back', async () => {
+    const m = new Linear(2, 1);
+    tf.tidy(() => {
+      m.weight.value.assign(tf.tensor2d([[1, 2]]));
+      m.bias!.value.assign(tf.tensor1d([0]));
+    });
+    const ema = new ModelEma(m, 0.9);
+    m.weight.value.assign(tf.tensor2d([[3, 4]]));
+    ema.update(m);
+    expect(Array.from(await ema.stateDict().get('weight')!.data())).toEqual([Math.fround(0.9 + 0.3), Math.fround(1.8 + 0.4)].map((v) => Math.fround(v)));
+    const copy = new Map([...ema.stateDict()].map(([k, t]) => [k, tf.clone(t)]));
+    const other = new ModelEma(m, 0.9);
+    other.loadStateDict(copy);
+    expect(Array.from(await other.stateDict().get('weight')!.data())).toEqual(Array.from(await ema.stateDict().get('weight')!.data()));
+    ema.dispose();
+    other.dispose();
+    m.dispose();
+    tf.dispose([...copy.values()]);
   });
 });

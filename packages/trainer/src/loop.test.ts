@@ -1,0 +1,179 @@
+// The loop: guards (non-finite loss or gradient -> skipped and logged; N in a row -> a clear error
+// with the last good checkpoint intact), gradient accumulation, a flat tensor count across real
+// FIBER steps, and in-process checkpoint / resume.
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Generator, Linear, tf } from '@fiber-vl/tensor-core';
+import { expectNoTensorGrowth, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { AdamW, fiberFineParamGroups } from './optim.js';
+import { ModelEma } from './ema.js';
+import { fineSchedule } from './schedules.js';
+import { MemoryCheckpointStore, disposeLoaded } from './checkpoint.js';
+import { NonFiniteLossError, Trainer, fit, type StepResult } from './loop.js';
+import { FileCheckpointStore } from './node.js';
+import type { Objective } from './step.js';
+import { tinyCoarseSetup } from './testing.js';
+
+const { names } = await testBackends();
+
+/** Batches are { x [n, 2], y [n, 1], poison?: 'loss' | 'grad' }. */
+interface ToyBatch {
+  x: tf.Tensor;
+  y: tf.Tensor;
+  poison?: 'loss' | 'grad';
+}
+const toyObjective: Objective<Linear, ToyBatch> = async (model, batch, ctx) => {
+  await ctx.loss('mse', () => {
+    const err = tf.mean(tf.square(tf.sub(model.forward(batch.x), batch.y)));
+    if (batch.poison === 'loss') return tf.add(err, Infinity);
+    // finite loss (0), infinite gradient: d sqrt(|w|) / dw at w = 0
+    if (batch.poison === 'grad') return tf.add(err, tf.mul(tf.sum(tf.sqrt(tf.abs(tf.sub(model.weight.value, model.weight.value)))), 1));
+    return err;
+  });
+};
+
+function toy(seed = 0, maxNonFinite = 3) {
+  const model = new Linear(2, 1, { rng: new Generator(seed) });
+  const optimizer = new AdamW([{ params: model.namedParameters(), lr: 0.05, weightDecay: 0.01 }]);
+  const trainer = new Trainer({ model, objective: toyObjective, optimizer, maxNonFinite });
+  return { model, optimizer, trainer };
+}
+
+function* toyData(poisoned: Record<number, 'loss' | 'grad'> = {}, n = 1000): IterableIterator<ToyBatch> {
+  for (let i = 1; i <= n; i++) {
+    const g = new Generator(100 + i);
+    const x = g.normal([4, 2]);
+    const y = tf.tidy(() => tf.matMul(x, tf.tensor2d([[2], [-1]])));
+    yield { x, y, poison: poisoned[i] };
+  }
+}
+
+const weightsOf = async (m: Linear) => [...(await m.weight.value.data()), ...(await m.bias!.value.data())];
+
+describe.each(names)('training loop (%s)', (backend) => {
+  beforeAll(() => useBackend(backend));
+
+  it('skips a step with a non-finite loss or gradient, reports why, and changes nothing', async () => {
+    const { model, trainer, optimizer } = toy();
+    const seen: StepResult[] = [];
+    const w0: number[][] = [];
+    await fit(trainer, {
+      data: toyData({ 2: 'loss', 4: 'grad' }),
+      steps: 5,
+      logger: { onStep: (r) => void seen.push(r) },
+      hooks: { onGradients: async () => void w0.push(await weightsOf(model)) },
+    });
+    expect(seen.map((r) => r.skipped)).toEqual([false, true, false, true, false]);
+    expect(seen[1].reason).toMatch(/non-finite loss mse=Infinity/);
+    expect(seen[3].reason).toMatch(/non-finite gradient norm/);
+    expect(w0[2]).toEqual(w0[1]); // the skipped step 2 left the weights as step 1 made them
+    expect(optimizer.getState().steps).toEqual({ weight: 3, bias: 3 });
+    optimizer.dispose();
+    model.dispose();
+  });
+
+  it('stops after N non-finite steps in a row with a clear error; the last good checkpoint is intact', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'guard-'));
+    const store = new FileCheckpointStore(dir, { keepLast: 2 });
+    const { model, trainer, optimizer } = toy(0, 3);
+    const err = await fit(trainer, { data: toyData({ 4: 'loss', 5: 'loss', 6: 'grad' }), steps: 20, store, checkpointEvery: 3 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NonFiniteLossError);
+    expect((err as Error).message).toMatch(/3 non-finite steps in a row \(step 4: non-finite loss.*step 6: non-finite gradient norm/);
+    expect((err as Error).message).toContain(join(dir, 'step-00000003'));
+    expect(readdirSync(dir)).toEqual(['step-00000003']);
+    const afterStep3 = await weightsOf(model); // steps 4-6 were skipped
+    const cp = (await store.latest())!;
+    expect(cp.meta.step).toBe(3);
+    expect([...(await cp.files['model.safetensors'].get('weight')!.data()), ...(await cp.files['model.safetensors'].get('bias')!.data())]).toEqual(afterStep3);
+    disposeLoaded(cp);
+    optimizer.dispose();
+    model.dispose();
+  });
+
+  it('gradient accumulation: two micro-batches of 4 give the update of one batch of 8 (mean loss)', async () => {
+    const a = toy(1);
+    const b = toy(1);
+    const [b1, b2] = [...toyData({}, 2)];
+    await a.trainer.trainStep([b1, b2]);
+    const joined = { x: tf.concat([b1.x, b2.x]), y: tf.concat([b1.y, b2.y]) };
+    await b.trainer.trainStep([joined]);
+    const [wa, wb] = [await weightsOf(a.model), await weightsOf(b.model)];
+    wa.forEach((v, i) => expect(v).toBeCloseTo(wb[i], 6));
+    tf.dispose([b1.x, b1.y, b2.x, b2.y, joined.x, joined.y]);
+    for (const t of [a, b]) {
+      t.optimizer.dispose();
+      t.model.dispose();
+    }
+  });
+
+  it('resumes in process from a MemoryCheckpointStore bit for bit', async () => {
+    const straight = toy(2);
+    await fit(straight.trainer, { data: toyData(), steps: 6 });
+    const store = new MemoryCheckpointStore(2);
+    const first = toy(2);
+    await fit(first.trainer, { data: toyData(), steps: 4, store, checkpointEvery: 2 });
+    expect(store.ids()).toEqual(['step-2', 'step-4']);
+    const second = toy(99); // other initial weights: everything comes from the checkpoint
+    const r = await fit(second.trainer, { data: toyData(), steps: 6, store, resume: true });
+    expect(r.resumedFrom).toBe('step-4');
+    expect(await weightsOf(second.model)).toEqual(await weightsOf(straight.model));
+    for (const t of [straight, first, second]) {
+      t.optimizer.dispose();
+      t.model.dispose();
+    }
+  });
+
+  it('fine-grained settings (per-tensor groups, torch AdamW, multi-step + weight-decay schedule, clipping, EMA) resume bit for bit', async () => {
+    const make = (seed: number) => {
+      const model = new Linear(2, 1, { rng: new Generator(seed) });
+      const optimizer = new AdamW(fiberFineParamGroups(model.namedParameters(), { baseLr: 0.05 }), { variant: 'torch' });
+      const ema = new ModelEma(model, 0.9);
+      const schedule = fineSchedule({ maxIter: 8, steps: [0.5, 0.75], warmupSteps: 2, warmupFactor: 0.1, weightDecaySchedule: true });
+      const norms: number[] = [];
+      // records the norm of the gradients AdamW receives (after clipping)
+      const step = optimizer.step.bind(optimizer);
+      optimizer.step = (grads, scales) => {
+        norms.push(Math.hypot(...[...grads.values()].flatMap((g) => Array.from(g.dataSync()))));
+        step(grads, scales);
+      };
+      const trainer = new Trainer({ model, objective: toyObjective, optimizer, schedule, ema, clipGradNorm: 0.5 });
+      return { model, optimizer, ema, trainer, norms };
+    };
+    const a = make(3);
+    const results: StepResult[] = [];
+    await fit(a.trainer, { data: toyData(), steps: 8, logger: { onStep: (r) => void results.push(r) } });
+    expect(results.some((r) => r.gradNorm > 0.5)).toBe(true);
+    a.norms.forEach((n, i) => expect(n).toBeCloseTo(Math.min(results[i].gradNorm, 0.5 / (1 + 1e-6 / results[i].gradNorm)), 4));
+    const store = new MemoryCheckpointStore(1);
+    const b = make(3);
+    await fit(b.trainer, { data: toyData(), steps: 5, store });
+    const c = make(7);
+    await fit(c.trainer, { data: toyData(), steps: 8, store, resume: true });
+    expect(await weightsOf(c.model)).toEqual(await weightsOf(a.model));
+    const emaOf = async (e: ModelEma) => Array.from(await e.stateDict().get('weight')!.data());
+    expect(await emaOf(c.ema)).toEqual(await emaOf(a.ema));
+    expect(await emaOf(a.ema)).not.toEqual(Array.from(await a.model.weight.value.data()));
+    for (const t of [a, b, c]) {
+      t.optimizer.dispose();
+      t.ema.dispose();
+      t.model.dispose();
+    }
+  });
+
+  it('a tiny FIBER pre-training step keeps the tensor count flat', async () => {
+    const s = tinyCoarseSetup({ queueSize: 4 });
+    const it = s.data.batches()[Symbol.asyncIterator]();
+    const next = async () => (await it.next()).value!.batch;
+    for (let i = 0; i < 2; i++) {
+      const b = await next();
+      await s.trainer.trainStep([b]);
+      tf.dispose([b.pixels, b.textIds, b.textMasks]);
+    } // the queue's 4 input slots are filled
+    const b = await next();
+    await expectNoTensorGrowth(() => s.trainer.trainStep([b]), { iterations: 2, label: 'trainStep' });
+    tf.dispose([b.pixels, b.textIds, b.textMasks]);
+    s.dispose();
+  }, 300_000);
+});

@@ -1,0 +1,285 @@
+// Coarse FIBER pre-training (task_pretrain_mlm_itm_itc, each loss weight 1), step for step as the
+// official objectives.py / fiber_module.py run it (fiber-spec §2.2):
+//   MLM  fused pass on the collator's masked ids, CE with -100 ignored (left out for a batch with
+//        no masked token, where the official CE is NaN);
+//   ITC  temp clamped in place to [min, max], then image_cls @ [txt.detach(); text_queue] / temp and
+//        symmetrically (never-filled queue columns included), targets on the in-batch diagonal;
+//   negatives  softmax of the first B + queue_total similarity columns, diagonal zeroed, + 1e-9,
+//        one text per image and one image per text, drawn from the batch and the input queue;
+//   enqueue  the batch's detached features and raw inputs go into the ring buffer;
+//   ITM  fused pass on [(img, txt) 1; (img, neg txt) 0; (neg img, txt) 0], CE.
+import { crossEntropy, matmul, tf, type Generator } from '@fiber-vl/tensor-core';
+import { maskTokens, type FiberCoarseModel } from '@fiber-vl/heads-coarse';
+import type { ItcQueue } from './queue.js';
+import type { Objective, StepContext } from './step.js';
+
+/** One coarse pre-training batch. Tensors are owned by the caller (the trainer disposes them after the step). */
+export interface CoarsePretrainBatch {
+  /** [B, 3, S, S] normalised pixels. */
+  pixels: tf.Tensor;
+  /** [B, L] int32 token ids, padded with <pad>. */
+  textIds: tf.Tensor;
+  /** [B, L] int32 attention mask. */
+  textMasks: tf.Tensor;
+  /** [B, L] the MLM collator's ids and labels (-100 where not masked); drawn in the step when absent. */
+  textIdsMlm?: tf.Tensor;
+  textLabelsMlm?: tf.Tensor;
+  /**
+   * Given hard negatives instead of drawing them: per image a text and per text an image, as
+   * indices into cat(batch, input queue rows [0, queue_total)). For reproducing a run of the
+   * official code (its torch.multinomial draws).
+   */
+  negTextIdx?: number[];
+  negImageIdx?: number[];
+}
+
+/** DataCollatorForLanguageModeling settings (roberta-base: mask 50264, specials <s> <pad> </s> = 0 1 2). */
+export interface MlmCollatorOptions {
+  vocabSize: number;
+  maskId: number;
+  specialIds: number[];
+  /** 0.15. */
+  probability?: number;
+}
+
+/**
+ * The MLM collator: each non-special token is picked with probability 0.15; of the picked, 80%
+ * become <mask>, 10% a random token, 10% stay. Labels are -100 where nothing was picked.
+ * ids [B, L] int32 -> { ids, labels } [B, L] int32.
+ */
+export async function mlmCollate(ids: tf.Tensor, options: MlmCollatorOptions, rng: Generator): Promise<{ ids: tf.Tensor; labels: tf.Tensor }> {
+  const rows = (await ids.array()) as number[][];
+  const { inputIds, labels } = maskTokens(rows, { ...options, rng });
+  return { ids: tf.tensor2d(inputIds, ids.shape as [number, number], 'int32'), labels: tf.tensor2d(labels, ids.shape as [number, number], 'int32') };
+}
+
+/** x with no gradient flowing back through it (torch's .detach()). */
+export const detach: (x: tf.Tensor) => tf.Tensor = tf.customGrad((x) => ({
+  value: tf.clone(x as tf.Tensor),
+  gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.zerosLike(dy as tf.Tensor),
+})) as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * ITC with the queue: sim_i2t = img @ [txt^T.detach(), text_queue] / temp, sim_t2i = txt @
+ * [img^T.detach(), image_queue] / temp, loss = (CE_i2t + CE_t2i) / 2 with the in-batch diagonal
+ * as targets. imageCls / textCls [B, H] normalised, queues [H, Q], temp a scalar.
+ */
+export function itcQueueLoss(imageCls: tf.Tensor, textCls: tf.Tensor, temp: tf.Tensor, imageQueue: tf.Tensor, textQueue: tf.Tensor): { loss: tf.Tensor; simI2t: tf.Tensor; simT2i: tf.Tensor } {
+  return tf.tidy(() => {
+    const B = imageCls.shape[0];
+    const textAll = tf.concat([detach(tf.transpose(textCls)), textQueue], 1); // [H, B + Q]
+    const imageAll = tf.concat([detach(tf.transpose(imageCls)), imageQueue], 1);
+    const simI2t = tf.div(matmul(imageCls, textAll), temp); // [B, B + Q]
+    const simT2i = tf.div(matmul(textCls, imageAll), temp);
+    const targets = tf.range(0, B, 1, 'int32');
+    const loss = tf.div(tf.add(crossEntropy(simI2t, targets), crossEntropy(simT2i, targets)), 2);
+    return { loss, simI2t, simT2i };
+  });
+}
+
+/**
+ * The hard-negative sampling weights: softmax over the first min(B + queueTotal, columns)
+ * similarity columns, with the diagonal (the positive) zeroed. [B, B + Q] -> [B, n].
+ */
+export function hardNegativeWeights(sim: tf.Tensor, queueTotal: number): tf.Tensor {
+  return tf.tidy(() => {
+    const [B, C] = sim.shape;
+    const n = Math.min(B + queueTotal, C);
+    const w = tf.softmax(tf.slice(sim, [0, 0], [B, n]));
+    const offDiag = tf.sub(1, tf.pad(tf.eye(B), [[0, 0], [0, n - B]]));
+    return tf.mul(w, offDiag);
+  });
+}
+
+/** torch.multinomial(weights, 1) with the project's generator: an index drawn with probability proportional to weights. */
+export function sampleMultinomial(weights: ArrayLike<number>, rng: Generator): number {
+  let total = 0;
+  for (let i = 0; i < weights.length; i++) {
+    const w = weights[i];
+    if (!(w >= 0) || !Number.isFinite(w)) throw new RangeError(`sampleMultinomial: weight ${w} at ${i} is not a finite non-negative number`);
+    total += w;
+  }
+  if (!(total > 0)) throw new RangeError('sampleMultinomial: the weights sum to 0');
+  let u = rng.nextDouble() * total;
+  for (let i = 0; i < weights.length; i++) {
+    u -= weights[i];
+    if (u < 0) return i;
+  }
+  for (let i = weights.length - 1; i >= 0; i--) if (weights[i] > 0) return i;
+  return weights.length - 1;
+}
+
+/**
+ * One negative per row of each weight matrix, as compute_itc draws them: first an image for every
+ * text (rows of weightsT2i), then a text for every image (rows of weightsI2t), each from
+ * weights + 1e-9. Returns indices into cat(batch, queue rows).
+ */
+export async function sampleHardNegatives(weightsI2t: tf.Tensor, weightsT2i: tf.Tensor, rng: Generator): Promise<{ negImageIdx: number[]; negTextIdx: number[] }> {
+  const [i2t, t2i] = (await Promise.all([weightsI2t.array(), weightsT2i.array()])) as number[][][];
+  const draw = (rows: number[][]) => rows.map((row) => sampleMultinomial(row.map((w) => w + 1e-9), rng));
+  const negImageIdx = draw(t2i);
+  const negTextIdx = draw(i2t);
+  return { negImageIdx, negTextIdx };
+}
+
+export interface CoarsePretrainOptions {
+  /** The ITC queue (feature and raw-input ring buffers). */
+  queue: ItcQueue;
+  /** Loss weights (official: 1 each); 0 leaves a term out. */
+  weights?: { itc?: number; itm?: number; mlm?: number };
+  /** The MLM collator, used when a batch carries no textIdsMlm (draws from ctx.rng(mlmRng)). */
+  collator?: MlmCollatorOptions;
+  /** Names of the generators for the collator and the hard negatives ('mlm', 'negatives'). */
+  mlmRng?: string;
+  negativesRng?: string;
+}
+
+/**
+ * The coarse pre-training objective (ITC + ITM with hard negatives + MLM). The queue is part of
+ * the objective's checkpointed state (`stateful.itc_queue`); after every applied optimizer step
+ * rank_output is re-synced to itm_score.fc row 1, which the official model aliases.
+ */
+export function coarsePretrainObjective({
+  queue,
+  weights = {},
+  collator,
+  mlmRng = 'mlm',
+  negativesRng = 'negatives',
+}: CoarsePretrainOptions): Objective<FiberCoarseModel, CoarsePretrainBatch> {
+  const w = { itc: weights.itc ?? 1, itm: weights.itm ?? 1, mlm: weights.mlm ?? 1 };
+  if (w.itm && !w.itc) throw new RangeError('coarsePretrainObjective: ITM with hard negatives needs ITC (the negatives come from its similarities)');
+  const objective = (async (model: FiberCoarseModel, batch: CoarsePretrainBatch, ctx: StepContext) => {
+    const { pixels, textIds, textMasks } = batch;
+    const B = pixels.shape[0];
+    if (textIds.shape[0] !== B || textMasks.shape.join() !== textIds.shape.join()) {
+      throw new RangeError(`coarse batch: pixels [${pixels.shape}], textIds [${textIds.shape}] and textMasks [${textMasks.shape}] do not pair up`);
+    }
+    if (w.mlm) await mlmTerm(model, batch, ctx, w.mlm, collator, mlmRng);
+    if (!w.itc) return;
+    const temp = model.temp;
+    if (!temp) throw new Error('coarsePretrainObjective: the model has no ITC temperature (build it with the pretrain heads)');
+    const { min, max } = model.heads.itcTemperature;
+    tf.tidy(() => temp.value.assign(tf.clipByValue(temp.value, min, max))); // in place, outside the graph
+    const itc = await ctx.loss(
+      'itc',
+      () => {
+        const img = model.encodeImage(pixels);
+        const txt = model.encodeText(textIds, textMasks);
+        const r = itcQueueLoss(img.imageCls, txt.textCls, temp.value, queue.imageFeats, queue.textFeats);
+        ctx.observe('itc.image_feat', img.imageCls);
+        ctx.observe('itc.text_feat', txt.textCls);
+        ctx.observe('itc.sim_i2t', r.simI2t);
+        ctx.observe('itc.sim_t2i', r.simT2i);
+        return { loss: r.loss, keep: { imageCls: img.imageCls, textCls: txt.textCls, simI2t: r.simI2t, simT2i: r.simT2i } };
+      },
+      { weight: w.itc },
+    );
+    const { imageCls, textCls, simI2t, simT2i } = itc.keep;
+    let neg: { pixels: tf.Tensor; ids: tf.Tensor; mask: tf.Tensor } | undefined;
+    try {
+      if (w.itm) {
+        const wI2t = hardNegativeWeights(simI2t, queue.total);
+        const wT2i = hardNegativeWeights(simT2i, queue.total);
+        ctx.observe('itc.weights_i2t', wI2t);
+        ctx.observe('itc.weights_t2i', wT2i);
+        let picks: { negImageIdx: number[]; negTextIdx: number[] };
+        try {
+          picks = batch.negImageIdx && batch.negTextIdx ? givenNegatives(batch, B, wI2t.shape[1] as number) : await sampleHardNegatives(wI2t, wT2i, ctx.rng(negativesRng));
+        } finally {
+          tf.dispose([wI2t, wT2i]);
+        }
+        neg = gatherNegatives(queue, batch, picks);
+      }
+      const undo = await queue.enqueue(imageCls, textCls, pixels, textIds, textMasks);
+      ctx.onSkip(undo);
+      ctx.onCommit(() => undo.commit());
+    } finally {
+      tf.dispose([imageCls, textCls, simI2t, simT2i]);
+    }
+    if (!neg) return;
+    const n = neg;
+    try {
+      await ctx.loss(
+        'itm',
+        () => {
+          const images = tf.concat([pixels, pixels, n.pixels], 0);
+          const ids = tf.concat([textIds, n.ids, textIds], 0);
+          const masks = tf.concat([textMasks, n.mask, textMasks], 0);
+          const f = model.fused(images, ids, masks);
+          const logits = model.itmScore!.forward(f.clsFeats);
+          ctx.observe('itm.logits', logits);
+          const labels = tf.tensor1d(Array.from({ length: 3 * B }, (_, i) => (i < B ? 1 : 0)), 'int32');
+          return crossEntropy(logits, labels);
+        },
+        { weight: w.itm },
+      );
+    } finally {
+      tf.dispose([n.pixels, n.ids, n.mask]);
+    }
+  }) as Objective<FiberCoarseModel, CoarsePretrainBatch>;
+  objective.afterStep = (model) => {
+    if (model.itmScore && model.rankOutput) model.syncRankOutput();
+  };
+  objective.stateful = { itc_queue: queue };
+  return objective;
+}
+
+async function mlmTerm(model: FiberCoarseModel, batch: CoarsePretrainBatch, ctx: StepContext, weight: number, collator: MlmCollatorOptions | undefined, rngName: string): Promise<void> {
+  if (!model.mlmScore) throw new Error('coarsePretrainObjective: the model has no MLM head');
+  let drawn: { ids: tf.Tensor; labels: tf.Tensor } | undefined;
+  if (!batch.textIdsMlm || !batch.textLabelsMlm) {
+    if (!collator) throw new Error('coarse batch: textIdsMlm / textLabelsMlm missing (run the MLM collator in the data pipeline, or pass `collator` to coarsePretrainObjective)');
+    drawn = await mlmCollate(batch.textIds, collator, ctx.rng(rngName));
+  }
+  const ids = drawn?.ids ?? batch.textIdsMlm!;
+  const labels = drawn?.labels ?? batch.textLabelsMlm!;
+  try {
+    // nothing masked (short texts, small batches): the official CE would be 0/0 = NaN; leave the term out
+    if (!(await labels.data()).some((l) => l !== -100)) return;
+    await ctx.loss(
+      'mlm',
+      () => {
+        const f = model.fused(batch.pixels, ids, batch.textMasks);
+        const logits = model.mlmHead(f);
+        ctx.observe('mlm.logits', logits);
+        return crossEntropy(logits, labels, { ignoreIndex: -100 });
+      },
+      { weight },
+    );
+  } finally {
+    if (drawn) tf.dispose([drawn.ids, drawn.labels]);
+  }
+}
+
+function givenNegatives(batch: CoarsePretrainBatch, B: number, n: number): { negImageIdx: number[]; negTextIdx: number[] } {
+  const check = (what: string, idx: number[]) => {
+    if (idx.length !== B) throw new RangeError(`coarse batch: ${what} has ${idx.length} entries for a batch of ${B}`);
+    idx.forEach((i) => {
+      if (!(Number.isInteger(i) && i >= 0 && i < n)) throw new RangeError(`coarse batch: ${what} index ${i} outside the ${n} candidates (batch + filled queue)`);
+    });
+    return idx;
+  };
+  return { negImageIdx: check('negImageIdx', batch.negImageIdx!), negTextIdx: check('negTextIdx', batch.negTextIdx!) };
+}
+
+/** The negatives' raw inputs: index < B is a batch row, otherwise queue row index - B. */
+function gatherNegatives(queue: ItcQueue, batch: CoarsePretrainBatch, { negImageIdx, negTextIdx }: { negImageIdx: number[]; negTextIdx: number[] }) {
+  const B = batch.pixels.shape[0];
+  // [n, ...] rows of `own` (i < B) or of the queue (i - B), in the order of idx
+  const pick = (idx: number[], own: tf.Tensor, queued: tf.Tensor) =>
+    tf.tidy(() => {
+      const q = tf.unstack(queued);
+      const b = tf.unstack(own);
+      let k = 0;
+      return tf.stack(idx.map((i) => (i < B ? b[i] : q[k++])));
+    });
+  const imageRows = negImageIdx.filter((i) => i >= B).map((i) => i - B);
+  const textRows = negTextIdx.filter((i) => i >= B).map((i) => i - B);
+  const qi = queue.gatherImages(imageRows);
+  const qt = queue.gatherTexts(textRows);
+  try {
+    return { pixels: pick(negImageIdx, batch.pixels, qi), ids: pick(negTextIdx, batch.textIds, qt.ids), mask: pick(negTextIdx, batch.textMasks, qt.mask) };
+  } finally {
+    tf.dispose([qi, qt.ids, qt.mask]);
+  }
+}
