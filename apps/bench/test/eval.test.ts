@@ -489,6 +489,25 @@ describe('fiber-bench eval flickr30k-entities', () => {
       p.boxes.forEach((b, j) => closeAll(b[0], best[i][j], 1e-3)),
     );
   });
+
+  it('--limit counts sentences, rounded up to whole images', async () => {
+    const r = await evalRun([
+      '--task',
+      'flickr30k-entities',
+      '--checkpoint',
+      assets.ckpt.fineV2,
+      '--data',
+      samples,
+      '--limit',
+      '1',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const preds = json(r.summary.files.results);
+    expect(preds.map((p: { image_id: string; sentence_id: number }) => `${p.image_id}_${p.sentence_id}`)).toEqual([
+      '1001_0',
+      '1001_1',
+    ]);
+  });
 });
 
 describe('fiber-bench eval coco-det', () => {

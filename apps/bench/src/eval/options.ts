@@ -41,7 +41,8 @@ options:
   --data DIR             the dataset root in its public layout
   --tokenizer DIR        roberta-base vocab.json + merges.txt, or tokenizer.json (not in checkpoints)
   --split NAME           the split to evaluate (defaults above)
-  --limit N              only the first N samples (flickr30k-entities: rounded up to whole images)
+  --limit N              only the first N samples: questions, images (caption, retrieval, coco-det),
+                         statements, expressions, or sentences (flickr30k-entities: rounded up to whole images)
   --out DIR              result files, metrics JSON and partial results (default ./eval-results)
   --resume               continue from the partial results of an interrupted run with the same settings
   --batch N              samples per forward pass (coarse tasks; default 8); fine-grained tasks run one image at a time

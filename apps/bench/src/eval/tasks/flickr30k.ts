@@ -84,8 +84,7 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
   // sentences without a phrase that has a box are not evaluated (MDETR's evaluator skips them too)
   const all = read.filter((x): x is Item<Data> => x !== undefined && x.data.phrases.length > 0);
   // the evaluator scores whole images: --limit is rounded up to the last image's sentences
-  const images = [...new Set(all.map((it) => it.data.imageId))];
-  const chosen = new Set(images.slice(0, opts.limit ?? Infinity));
+  const chosen = new Set(all.slice(0, opts.limit ?? Infinity).map((it) => it.data.imageId));
   const items = all.filter((it) => chosen.has(it.data.imageId));
 
   const tokenizer = ctx.tokenizer();

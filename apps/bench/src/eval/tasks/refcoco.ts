@@ -85,7 +85,13 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
       items,
       batch: 1,
       async infer([b]) {
-        const { phrases } = await fiber.ground(b.images[0], b.item.data.caption, [b.item.data.spans], { topK: 10 });
+        // the official refexp evaluation: INFERENCE_TH 0, PRE_NMS_TOP_N 3000, DETECTIONS_PER_IMG 100
+        const { phrases } = await fiber.ground(b.images[0], b.item.data.caption, [b.item.data.spans], {
+          topK: 10,
+          preNmsThresh: 0,
+          preNmsTopN: 3000,
+          detectionsPerImage: 100,
+        });
         const dets = phrases[0].detections;
         return [
           {
@@ -123,8 +129,8 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
       dataset,
       model: setup.description,
       protocol:
-        'the expression grounded as one phrase (its tokens_positive), the best box against the referred box, IoU >= ' +
-        '0.5; one image per forward',
+        'the expression grounded as one phrase (its tokens_positive; threshold 0, 3000 candidates per level, 100 ' +
+        'boxes), the best box against the referred box, IoU >= 0.5; one image per forward',
       data: { annotations: annFile, images: imagesDir },
       counts: { samples: Math.min(source.length, opts.limit ?? Infinity), evaluated: done.length },
       metrics: { accuracy: acc.accuracy, correct: acc.correct.filter(Boolean).length, total: acc.n },
