@@ -548,6 +548,20 @@ describe('fiber-bench eval error paths', () => {
       /^VQA questions: .*v2_OpenEnded_mscoco_val2014_questions\.json does not exist/,
     ],
     [
+      'a data file of the wrong shape',
+      () => [
+        '--task',
+        'vqa',
+        '--checkpoint',
+        assets.ckpt.vqa,
+        '--data',
+        join(samples, 'vqa'),
+        '--ann',
+        join(samples, 'vqa/v2_mscoco_val2014_annotations.json'),
+      ],
+      /^VQA questions: .*v2_mscoco_val2014_annotations\.json: .*expected a json object with an array "questions"$/,
+    ],
+    [
       'a missing checkpoint',
       () => [
         '--task',

@@ -101,3 +101,13 @@ export async function readSource<S extends DataRecord, R>(
   }
   return out;
 }
+
+/** Runs a reader over a whole file; a file of the wrong shape (a TypeError of the reader) is bad input. */
+export function parseFile<T>(what: string, path: string, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof TypeError) return fail(`${what}: ${path}: ${e.message}`);
+    throw e;
+  }
+}

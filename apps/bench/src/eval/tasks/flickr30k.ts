@@ -11,7 +11,7 @@ import { mdetrGrounding, type Span } from '@fiber-vl/trainer';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, loadFine, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
+import { fileStamp, parseFile, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { baseFingerprint, boxesField, pct, record, refOf } from './common.js';
@@ -60,7 +60,9 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
       meta.set(String(img.id), { imageId: String(img.original_img_id), sentenceId: img.sentence_id as number });
     }
   }
-  const source = mdetrGrounding(json, { name: basename(annFile) });
+  const source = parseFile('Flickr30k Entities annotations', annFile, () =>
+    mdetrGrounding(json, { name: basename(annFile) }),
+  );
   const read: (Item<Data> | undefined)[] = await readSource(
     source,
     (r) => {

@@ -9,7 +9,7 @@ import { mdetrGrounding, type Span } from '@fiber-vl/trainer';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, loadFine, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, readJsonFile, readSource, requireDir } from '../data.js';
+import { fileStamp, parseFile, readJsonFile, readSource, requireDir } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { baseFingerprint, boxesField, numbersField, pct, record, refOf } from './common.js';
@@ -43,7 +43,7 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
   const shapes = await checkpointShapes(opts.checkpoint);
   requireKind(opts.checkpoint, shapes, 'fine', 'refcoco', `a fine-grained checkpoint fine-tuned on ${dataset}`);
 
-  const source = mdetrGrounding(json, { name: basename(annFile) });
+  const source = parseFile('RefCOCO annotations', annFile, () => mdetrGrounding(json, { name: basename(annFile) }));
   const gtBox = new Map<number, [number, number, number, number]>();
   for (const a of (json as { annotations?: { image_id?: number; bbox?: number[] }[] }).annotations ?? []) {
     if (typeof a?.image_id === 'number' && Array.isArray(a.bbox) && a.bbox.length === 4)

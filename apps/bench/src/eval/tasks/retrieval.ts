@@ -25,7 +25,7 @@ import {
   type CoarseSetup,
 } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
+import { fileStamp, parseFile, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { base64ToF32, baseFingerprint, f32ToBase64, record, refOf, stringField } from './common.js';
@@ -172,11 +172,10 @@ export async function evalRetrieval(ctx: EvalContext): Promise<TaskReport> {
   }
 
   // images of the split with their captions (every caption is a query)
-  const source = karpathyCaptions(readJsonFile(annFile, 'Karpathy captions'), {
-    splits: [split],
-    dedupe: false,
-    name: basename(annFile),
-  });
+  const json = readJsonFile(annFile, 'Karpathy captions');
+  const source = parseFile('Karpathy captions', annFile, () =>
+    karpathyCaptions(json, { splits: [split], dedupe: false, name: basename(annFile) }),
+  );
   const records = await readSource(source, (r) => r, ctx.skips);
   const unreadable = ctx.skips.items.length;
   const imageIndex = new Map<string, number>();

@@ -10,10 +10,10 @@ import { buildVqaVocab, vqaQuestions } from '@fiber-vl/trainer';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, headsText, coarseHeadsOf, loadCoarse, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
+import { fileStamp, parseFile, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
-import { argmaxRows, baseFingerprint, numberField, record, stringField, textInputs } from './common.js';
+import { argmaxRows, baseFingerprint, numberField, record, refOf, stringField, textInputs } from './common.js';
 
 interface VqaResult {
   answer: string;
@@ -55,9 +55,9 @@ function answerList(ctx: EvalContext): { answers: string[]; source: string } {
         `${opts.answerMinCount})`,
     );
   }
-  const vocab = buildVqaVocab(
-    files.map((f) => readJsonFile(f, 'VQA annotations')),
-    { minCount: opts.answerMinCount },
+  const json = files.map((f) => readJsonFile(f, 'VQA annotations'));
+  const vocab = parseFile('VQA annotations', files.join(' + '), () =>
+    buildVqaVocab(json, { minCount: opts.answerMinCount }),
   );
   return {
     answers: vocab.answers,
@@ -102,15 +102,17 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
   const subtype = typeof subtypeField === 'string' ? subtypeField : split;
   // test-dev questions are about test2015 images
   const imageSubtype = subtype === 'test-dev2015' ? 'test2015' : subtype;
-  const source = vqaQuestions({
-    questions,
-    vocab: { answers, index: new Map(answers.map((a, i) => [a, i])) },
-    imagePath: (id) => `${imageSubtype}/COCO_${imageSubtype}_${String(id).padStart(12, '0')}.jpg`,
-    name: basename(qFile),
-  });
+  const source = parseFile('VQA questions', qFile, () =>
+    vqaQuestions({
+      questions,
+      vocab: { answers, index: new Map(answers.map((a, i) => [a, i])) },
+      imagePath: (id) => `${imageSubtype}/COCO_${imageSubtype}_${String(id).padStart(12, '0')}.jpg`,
+      name: basename(qFile),
+    }),
+  );
   const items: Item<{ questionId: number; text: string }>[] = await readSource(
     source,
-    (r) => ({ key: `q${r.questionId}`, images: [r.image as string], data: { questionId: r.questionId, text: r.text } }),
+    (r) => ({ key: `q${r.questionId}`, images: [refOf(r.image)], data: { questionId: r.questionId, text: r.text } }),
     ctx.skips,
     opts.limit,
   );
