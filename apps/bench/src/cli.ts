@@ -15,10 +15,14 @@ import { runCoarse, runTrain } from './coarse.js';
 import { runSizes, sizesMarkdown } from './sizes.js';
 import { runFine } from './fine.js';
 import { availableBackends } from '@fiber-vl/tensor-core';
+import { evalMain } from './eval/index.js';
 
 const USAGE = `usage: fiber-bench <command> [options]
 
 commands:
+  eval      a FIBER checkpoint on a real benchmark in its public layout (VQAv2, COCO captioning,
+            COCO / Flickr30k retrieval, NLVR2, RefCOCO/+/g, Flickr30k Entities, COCO detection):
+            official result files and metrics; see fiber-bench eval --help
   kernels   matmul / attention / layer norm / MLP train-step throughput on every available backend,
             next to numpy's matmul when python3 + numpy are installed
   backbones Swin-B/384 forward (batch 1) and roberta-base forward (batch 8 x 40 tokens) at full size,
@@ -89,6 +93,7 @@ function singleThreadWasm(log: (l: string) => void): KernelResult[] {
 const machine = () => ({ cpu: cpus()[0]?.model, cores: cpus().length, node: process.version });
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'eval') return evalMain(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -1,0 +1,113 @@
+// Data files and images for `fiber-bench eval`: files that must exist (one clear error line when
+// not), JSON reading, image loading through the trainer's readers (sharp or the pure-JS decoders),
+// and the log of skipped samples.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import type { ImageDecoder, RawImage } from '@fiber-vl/swin';
+import {
+  DataSkipError,
+  loadImage,
+  type DataRecord,
+  type ImageStore,
+  type RecordSource,
+  type Skip,
+  type SkipReason,
+} from '@fiber-vl/trainer';
+import { readFileLocation } from '@fiber-vl/trainer/node';
+import { fail } from './errors.js';
+
+/** The path, after checking that it is a file; `what` names it in the error ("VQA questions"). */
+export function requireFile(path: string, what: string, hint = ''): string {
+  if (!existsSync(path)) fail(`${what}: ${path} does not exist${hint ? ` (${hint})` : ''}`);
+  if (!statSync(path).isFile()) fail(`${what}: ${path} is not a file`);
+  return path;
+}
+
+export function requireDir(path: string, what: string, hint = ''): string {
+  if (!existsSync(path)) fail(`${what}: ${path} does not exist${hint ? ` (${hint})` : ''}`);
+  if (!statSync(path).isDirectory()) fail(`${what}: ${path} is not a folder`);
+  return path;
+}
+
+export function readJsonFile(path: string, what: string): unknown {
+  requireFile(path, what);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8').replace(/^\uFEFF/, ''));
+  } catch (e) {
+    return fail(`${what}: ${path} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Size and modification time of the files a run reads, for the partial results' fingerprint. */
+export function fileStamp(path: string): { path: string; bytes: number; mtimeMs: number } {
+  const s = statSync(path);
+  return { path, bytes: s.size, mtimeMs: Math.round(s.mtimeMs) };
+}
+
+export interface SkippedItem extends Skip {
+  key: string;
+}
+
+/** Skipped samples: every one kept for the metrics file, a few per reason logged on stderr. */
+export class SkipLog {
+  readonly items: SkippedItem[] = [];
+  private readonly logged = new Map<string, number>();
+
+  constructor(
+    private readonly log: (line: string) => void,
+    private readonly perReason = 5,
+  ) {}
+
+  add(key: string, skip: Skip): void {
+    this.items.push({ key, ...skip });
+    const n = (this.logged.get(skip.reason) ?? 0) + 1;
+    this.logged.set(skip.reason, n);
+    if (n <= this.perReason) this.log(`skipped ${key}: ${skip.reason}: ${skip.detail}`);
+    else if (n === this.perReason + 1) this.log(`(further '${skip.reason}' skips are only counted)`);
+  }
+
+  counts(): Partial<Record<SkipReason, number>> {
+    const out: Partial<Record<SkipReason, number>> = {};
+    for (const s of this.items) out[s.reason] = (out[s.reason] ?? 0) + 1;
+    return out;
+  }
+
+  /** "2 corrupt-image, 1 missing-image" or "none". */
+  summary(): string {
+    const c = Object.entries(this.counts());
+    return c.length ? c.map(([r, n]) => `${n} ${r}`).join(', ') : 'none';
+  }
+}
+
+/** Reads and decodes an image of a store; a missing or undecodable file is a DataSkipError. */
+export async function readImage(store: ImageStore, ref: string, decoder: ImageDecoder): Promise<RawImage> {
+  const loc = await store.locate(ref);
+  if (!loc) throw new DataSkipError('missing-image', `${ref} is not in ${store.name}`);
+  return loadImage(loc, decoder, readFileLocation);
+}
+
+/** The records of a source (the first `limit` entries), each through `keep`; unusable entries are logged as skips. */
+export async function readSource<S extends DataRecord, R>(
+  source: RecordSource<S>,
+  keep: (record: S, index: number) => R,
+  skips: SkipLog,
+  limit = Infinity,
+): Promise<R[]> {
+  const out: R[] = [];
+  const n = Math.min(source.length, limit);
+  for (let i = 0; i < n; i++) {
+    const entry = await source.get(i);
+    if (entry.ok) out.push(keep(entry.record, i));
+    else skips.add(`${source.name}#${i}`, entry.skip);
+  }
+  return out;
+}
+
+/** Runs a reader over a whole file; a file of the wrong shape (a TypeError of the reader) is bad input. */
+export function parseFile<T>(what: string, path: string, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof TypeError) return fail(`${what}: ${path}: ${e.message}`);
+    throw e;
+  }
+}

@@ -1,0 +1,139 @@
+// The batched inference loop every task runs: items in order, the images of the next batch read
+// and decoded while the model runs on the current one, finished items appended to the partial
+// results, skipped samples counted, progress on stderr.
+import type { ImageDecoder, RawImage } from '@fiber-vl/swin';
+import { DataSkipError, type ImageStore, type Skip } from '@fiber-vl/trainer';
+import { PromptError } from '@fiber-vl/heads-fine';
+import { readImage, type SkipLog } from './data.js';
+import type { PartialLine, PartialStore } from './partial.js';
+import { Progress, type ProgressSink } from './progress.js';
+
+export interface Item<T> {
+  /** Unique within the run (the partial results are keyed by it). */
+  key: string;
+  /** Image refs in the run's image store (none for text-only items). */
+  images: string[];
+  data: T;
+}
+
+export interface Ready<T> {
+  item: Item<T>;
+  images: RawImage[];
+}
+
+export interface RunContext {
+  partial: PartialStore;
+  skips: SkipLog;
+  images: ImageStore;
+  decoder: ImageDecoder;
+  progress: ProgressSink;
+}
+
+export interface Stage<T, R> {
+  label: string;
+  items: readonly Item<T>[];
+  batch: number;
+  /** One result per ready item, in order. */
+  infer(batch: Ready<T>[]): Promise<R[]>;
+  /** The stored (JSON) form of a result (default: the result itself). */
+  encode?(result: R): unknown;
+  /** The result from its stored form; throws when it is not one. */
+  decode(value: unknown, key: string): R;
+}
+
+/** Errors that concern one sample (a prompt the tokenizer cannot map, a record the data cannot satisfy). */
+const sampleError = (e: unknown): Skip | undefined => {
+  if (e instanceof DataSkipError) return { reason: e.reason, detail: e.message };
+  if (e instanceof PromptError) return { reason: 'malformed-record', detail: e.message };
+  return undefined;
+};
+
+/**
+ * Test hook: FIBER_BENCH_EVAL_KILL_AFTER=N kills the process (SIGKILL, no clean-up) once N items
+ * have been written to the partial results, as an interrupted run would end.
+ */
+const killAfter = Number(process.env.FIBER_BENCH_EVAL_KILL_AFTER ?? Infinity);
+let written = 0;
+
+type Loaded<T> = Ready<T> | { item: Item<T>; skip: Skip };
+
+/** A sample that failed in the model call (kept apart from results, whatever their shape). */
+class SkipValue {
+  constructor(readonly skip: Skip) {}
+}
+
+/** Runs a stage and returns the result of every item that was not skipped (this run's and resumed ones). */
+export async function runStage<T, R>(ctx: RunContext, stage: Stage<T, R>): Promise<Map<string, R>> {
+  const results = new Map<string, R>();
+  const todo: Item<T>[] = [];
+  let resumed = 0;
+  for (const item of stage.items) {
+    const stored = ctx.partial.get(item.key);
+    if (!stored) {
+      todo.push(item);
+      continue;
+    }
+    resumed++;
+    if ('skip' in stored) ctx.skips.add(item.key, stored.skip);
+    else results.set(item.key, stage.decode(stored.value, item.key));
+  }
+  const progress = new Progress(stage.label, stage.items.length, resumed, ctx.progress);
+  const batches: Item<T>[][] = [];
+  for (let i = 0; i < todo.length; i += stage.batch) batches.push(todo.slice(i, i + stage.batch));
+  const load = (batch: Item<T>[]): Promise<Loaded<T>[]> =>
+    Promise.all(
+      batch.map(async (item) => {
+        try {
+          return { item, images: await Promise.all(item.images.map((ref) => readImage(ctx.images, ref, ctx.decoder))) };
+        } catch (e) {
+          const skip = sampleError(e);
+          if (!skip) throw e;
+          return { item, skip };
+        }
+      }),
+    );
+  const infer = async (ready: Ready<T>[]): Promise<(R | SkipValue)[]> => {
+    try {
+      return await stage.infer(ready);
+    } catch (e) {
+      const skip = sampleError(e);
+      if (!skip) throw e;
+      if (ready.length === 1) return [new SkipValue(skip)];
+      // one bad sample must not cost its batch: run them one by one
+      const out: (R | SkipValue)[] = [];
+      for (const r of ready) out.push(...(await infer([r])));
+      return out;
+    }
+  };
+  let next = batches.length ? load(batches[0]) : undefined;
+  for (let b = 0; b < batches.length; b++) {
+    const loaded = await next!;
+    next = b + 1 < batches.length ? load(batches[b + 1]) : undefined;
+    next?.catch(() => undefined); // awaited on the next turn; a failure there is reported then
+    const ready = loaded.filter((l): l is Ready<T> => 'images' in l);
+    const values = ready.length ? await infer(ready) : [];
+    const byKey = new Map(ready.map((r, i) => [r.item.key, values[i]]));
+    const lines: PartialLine[] = loaded.map((l) => {
+      if ('skip' in l) return { key: l.item.key, skip: l.skip };
+      const v = byKey.get(l.item.key);
+      if (v instanceof SkipValue) return { key: l.item.key, skip: v.skip };
+      return { key: l.item.key, value: stage.encode ? stage.encode(v!) : v };
+    });
+    ctx.partial.append(lines);
+    let skipped = 0;
+    for (const line of lines) {
+      if (line.skip) {
+        skipped++;
+        ctx.skips.add(line.key, line.skip);
+      } else {
+        // the stored form, so that a resumed run sees the same values
+        results.set(line.key, stage.decode(JSON.parse(JSON.stringify(line.value)), line.key));
+      }
+    }
+    progress.advance(lines.length, skipped);
+    written += lines.length;
+    if (written >= killAfter) process.kill(process.pid, 'SIGKILL');
+  }
+  progress.finish();
+  return results;
+}

@@ -1,0 +1,197 @@
+// Flickr30k Entities phrase grounding on MDETR's `final_flickr_{separate,merged}GT_<split>.json`
+// (one entry per sentence, `tokens_positive_eval` = its phrases that have boxes): ranked boxes per
+// phrase in MDETR's prediction format, Recall@1/5/10 with the Flickr30k Entities evaluator of
+// @fiber-vl/eval-metrics on the original annotation files (MDETR flickr_eval.py).
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Flickr30kEntitiesEvaluator, type Flickr30kPrediction } from '@fiber-vl/eval-metrics';
+import { folderReader } from '@fiber-vl/eval-metrics/node';
+import { FiberFinePipeline } from '@fiber-vl/heads-fine';
+import { mdetrGrounding, type Span } from '@fiber-vl/trainer';
+import { imageFolder } from '@fiber-vl/trainer/node';
+import { checkpointShapes, checkTokenizer, loadFine, requireKind } from '../checkpoint.js';
+import type { EvalContext, TaskReport } from '../context.js';
+import { fileStamp, parseFile, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
+import { fail } from '../errors.js';
+import { runStage, type Item } from '../runner.js';
+import { baseFingerprint, boxesField, pct, record, refOf } from './common.js';
+
+interface GroundResult {
+  /** Per phrase, its boxes [x1, y1, x2, y2] best first (at least one: MDETR appends [0, 0, 0, 0]). */
+  boxes: number[][][];
+}
+
+type Data = { imageId: string; sentenceId: number; caption: string; phrases: Span[][] };
+
+export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskReport> {
+  const { opts } = ctx;
+  const split = opts.split ?? 'test';
+  const annFile = opts.ann ?? join(opts.data, 'mdetr_annotations', `final_flickr_${opts.gt}GT_${split}.json`);
+  const imagesDir = requireDir(
+    opts.images ?? join(opts.data, 'flickr30k', 'flickr30k_images', split),
+    'Flickr30k images',
+    'set --images',
+  );
+  const entitiesDir = requireDir(
+    opts.entities ?? join(opts.data, 'flickr30k', 'flickr30k_entities'),
+    'Flickr30k Entities',
+    'Sentences/, Annotations/, <split>.txt; set --entities',
+  );
+  requireFile(join(entitiesDir, `${split}.txt`), 'Flickr30k Entities split list');
+  const json = readJsonFile(annFile, `Flickr30k Entities ${split} annotations`);
+  const shapes = await checkpointShapes(opts.checkpoint);
+  requireKind(
+    opts.checkpoint,
+    shapes,
+    'fine',
+    'flickr30k-entities',
+    'a fine-grained grounding checkpoint (fiber_coarse_then_fine.pth)',
+  );
+
+  // sentence entry id -> (Flickr image id, sentence index), fields the grounding records do not keep
+  const meta = new Map<string, { imageId: string; sentenceId: number }>();
+  for (const img of (json as { images?: { id?: unknown; original_img_id?: unknown; sentence_id?: unknown }[] })
+    .images ?? []) {
+    if (
+      img &&
+      (typeof img.original_img_id === 'number' || typeof img.original_img_id === 'string') &&
+      Number.isInteger(img.sentence_id)
+    ) {
+      meta.set(String(img.id), { imageId: String(img.original_img_id), sentenceId: img.sentence_id as number });
+    }
+  }
+  const source = parseFile('Flickr30k Entities annotations', annFile, () =>
+    mdetrGrounding(json, { name: basename(annFile) }),
+  );
+  const read: (Item<Data> | undefined)[] = await readSource(
+    source,
+    (r) => {
+      const m = meta.get(r.id);
+      if (!m) {
+        ctx.skips.add(`${source.name} image ${r.id}`, {
+          reason: 'malformed-record',
+          detail: 'no original_img_id / sentence_id',
+        });
+        return undefined;
+      }
+      const phrases = r.evalSpans ?? r.spans;
+      return {
+        key: `s${m.imageId}_${m.sentenceId}`,
+        images: [refOf(r.image)],
+        data: { ...m, caption: r.text, phrases },
+      };
+    },
+    ctx.skips,
+  );
+  // sentences without a phrase that has a box are not evaluated (MDETR's evaluator skips them too)
+  const all = read.filter((x): x is Item<Data> => x !== undefined && x.data.phrases.length > 0);
+  // the evaluator scores whole images: --limit is rounded up to the last image's sentences
+  const chosen = new Set(all.slice(0, opts.limit ?? Infinity).map((it) => it.data.imageId));
+  const items = all.filter((it) => chosen.has(it.data.imageId));
+
+  const tokenizer = ctx.tokenizer();
+  const setup = await loadFine(opts.checkpoint, shapes, {
+    officialVersion: 'v2',
+    minSize: opts.minSize,
+    maxSize: opts.maxSize,
+  });
+  try {
+    checkTokenizer(tokenizer, opts.tokenizer!, setup.model.config.backbone.roberta.vocabSize);
+    const fiber = new FiberFinePipeline(setup.model, tokenizer, { minSize: setup.minSize, maxSize: setup.maxSize });
+    const name = `flickr30k_entities_${split}`;
+    const run = ctx.run(
+      name,
+      baseFingerprint(ctx, { annotations: fileStamp(annFile), minSize: setup.minSize, maxSize: setup.maxSize }),
+      imageFolder(imagesDir),
+    );
+    const results = await runStage<Data, GroundResult>(run, {
+      label: `flickr30k-entities ${split}`,
+      items,
+      batch: 1,
+      async infer([b]) {
+        const { phrases } = await fiber.ground(b.images[0], b.item.data.caption, b.item.data.phrases, { topK: 100 });
+        return [{ boxes: phrases.map((p) => [...p.detections.map((d) => d.box), [0, 0, 0, 0]]) }];
+      },
+      decode(v, key) {
+        const o = record(v, key);
+        const boxes = o.boxes;
+        if (!Array.isArray(boxes)) throw new TypeError(`partial result ${key}: "boxes" is not a list`);
+        return { boxes: boxes.map((_, j) => boxesField({ b: boxes[j] }, 'b', key)) };
+      },
+    });
+
+    // an image is evaluated when every sentence of it in the split was grounded
+    const evaluator = new Flickr30kEntitiesEvaluator(folderReader(entitiesDir), split);
+    const complete = [...chosen].filter((id) => {
+      const sentences = items.filter((it) => it.data.imageId === id);
+      if (!sentences.every((it) => results.has(it.key))) return false;
+      let expected: unknown[][];
+      try {
+        expected = evaluator.phrasesOf(id);
+      } catch {
+        ctx.skips.add(`image ${id}`, {
+          reason: 'malformed-record',
+          detail: `image ${id} is not in ${split}.txt of ${entitiesDir}`,
+        });
+        return false;
+      }
+      const ok = expected.every((ph, s) => {
+        const it = sentences.find((x) => x.data.sentenceId === s);
+        if (!ph.length) return true;
+        if (!it) return false;
+        const got = results.get(it.key)!.boxes.length;
+        if (got !== ph.length) {
+          ctx.skips.add(it.key, {
+            reason: 'malformed-record',
+            detail: `${got} phrases in ${basename(annFile)}, ${ph.length} with boxes in Sentences/${id}.txt`,
+          });
+          return false;
+        }
+        return true;
+      });
+      return ok;
+    });
+    if (!complete.length) fail(`flickr30k-entities: no image could be evaluated (skipped: ${ctx.skips.summary()})`);
+    const keepIds = new Set(complete);
+    const predictions: Flickr30kPrediction[] = items
+      .filter((it) => keepIds.has(it.data.imageId))
+      .map((it) => ({ image_id: it.data.imageId, sentence_id: it.data.sentenceId, boxes: results.get(it.key)!.boxes }));
+    const resultsFile = ctx.writeJson(`${name}_results.json`, predictions);
+    // the evaluated images as the split list, so that the evaluator expects exactly them
+    const subsetFile = ctx.writeText(`${name}_images.txt`, `${complete.join('\n')}\n`);
+    const read = folderReader(entitiesDir);
+    const subsetEvaluator = new Flickr30kEntitiesEvaluator(
+      (rel) => (rel === `${split}.txt` ? readFileSync(subsetFile, 'utf8') : read(rel)),
+      split,
+    );
+    const recall = subsetEvaluator.evaluate(predictions, { mergeBoxes: opts.gt === 'merged', file: resultsFile });
+    const all1 = recall['R@1'].all;
+    return {
+      name,
+      split,
+      model: setup.description,
+      protocol:
+        `each sentence's phrases (tokens_positive_eval) grounded with the whole sentence as prompt, boxes ` +
+        `ranked by score; ${opts.gt} GT, IoU >= 0.5; one image per forward`,
+      data: { annotations: annFile, images: imagesDir, entities: entitiesDir },
+      counts: { samples: items.length, evaluated: predictions.length },
+      metrics: { recall, images: complete.length, sentences: predictions.length },
+      rows: [
+        ['R@1 (all phrases)', pct(all1)],
+        ['R@5', pct(recall['R@5'].all)],
+        ['R@10', pct(recall['R@10'].all)],
+        ['upper bound', pct(recall.upper_bound.all)],
+      ],
+      files: { results: resultsFile, images: subsetFile },
+      notes:
+        complete.length < chosen.size
+          ? [
+              `recall over the ${complete.length} of ${chosen.size} images whose sentences could all be grounded ` +
+                `(the list: ${basename(subsetFile)})`,
+            ]
+          : [],
+    };
+  } finally {
+    setup.model.dispose();
+  }
+}

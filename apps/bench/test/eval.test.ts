@@ -1,0 +1,733 @@
+// `fiber-bench eval` on the sample folders (fixtures/eval, the public layouts, a corrupted sample in
+// each) with tiny seeded checkpoints: the official result files' exact format, the printed metrics
+// equal to @fiber-vl/eval-metrics on the written files, golden values (regression), --resume after
+// a killed run, and the error paths (one line, exit code 2).
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Flickr30kEntitiesEvaluator,
+  cocoEvaluate,
+  evaluateCaptions,
+  recAccuracy,
+  retrievalRecall,
+  vqaAccuracy,
+  type CocoGroundTruth,
+} from '@fiber-vl/eval-metrics';
+import {
+  cocoCaptionReferences,
+  cocoCaptionResults,
+  folderReader,
+  loadMeteorResources,
+} from '@fiber-vl/eval-metrics/node';
+import { SafetensorsFile, tf } from '@fiber-vl/tensor-core';
+import { evalMain } from '../src/eval/index.js';
+import { makeEvalAssets, root, samples, type EvalAssets } from './eval-assets.js';
+
+const cli = join(root, 'apps/bench/dist/cli.js');
+const backend = process.env.FIBER_EVAL_TEST_BACKEND ?? 'wasm';
+const json = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
+
+let assets: EvalAssets;
+let work: string;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'fiber-eval-'));
+  assets = await makeEvalAssets(join(work, 'assets'));
+}, 120_000);
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  out: string;
+  /** Metric rows of the Markdown summary. */
+  rows: Map<string, string>;
+  summary: Record<string, unknown> & {
+    files: Record<string, string>;
+    metrics: Record<string, unknown>;
+    counts: Record<string, number>;
+    skipped: Record<string, number>;
+  };
+}
+
+let runs = 0;
+/** `fiber-bench eval` in this process, with the tokenizer, a fresh --out, the test backend and the JS decoder. */
+async function evalRun(args: string[], { out = join(work, `out${runs++}`), tokenizer = true } = {}): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const io = { stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) } };
+  const common = [
+    '--out',
+    out,
+    '--backend',
+    backend,
+    '--decoder',
+    'js',
+    ...(tokenizer ? ['--tokenizer', assets.tokenizer] : []),
+  ];
+  const code = await evalMain([...args, ...common], io);
+  const rows = new Map([...stdout.matchAll(/^\| (.+?) \| (.+?) \|$/gm)].map((m) => [m[1], m[2]]));
+  const metricsFile = code === 0 ? readdirSync(out).find((f) => f.endsWith('_metrics.json')) : undefined;
+  return {
+    code,
+    stdout,
+    stderr,
+    out,
+    rows,
+    summary: metricsFile ? json(join(out, metricsFile)) : ({} as Run['summary']),
+  };
+}
+
+const close = (a: number, b: number, tol = 1e-4) => expect(Math.abs(a - b)).toBeLessThanOrEqual(tol);
+const closeAll = (a: number[], b: number[], tol = 1e-4) => {
+  expect(a).toHaveLength(b.length);
+  a.forEach((v, i) => close(v, b[i], tol));
+};
+
+/** The stored result of each item of a run (its partial results), by key. */
+function partialValues(r: Run): Map<string, Record<string, never>> {
+  const lines = readFileSync(r.summary.files.partial, 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => JSON.parse(l));
+  return new Map(lines.filter((l) => 'value' in l).map((l) => [l.key, l.value]));
+}
+
+describe('fiber-bench eval vqa', () => {
+  let r: Run;
+  beforeAll(async () => {
+    r = await evalRun([
+      '--task',
+      'vqa',
+      '--checkpoint',
+      assets.ckpt.vqa,
+      '--data',
+      join(samples, 'vqa'),
+      '--images',
+      join(samples, 'coco'),
+    ]);
+  });
+
+  it('writes the evaluation server format and the answer list of ViLT rule', () => {
+    expect(r.code, r.stderr).toBe(0);
+    const results = json(r.summary.files.results);
+    expect(r.summary.files.results.endsWith('vqa_OpenEnded_mscoco_val2014_fiber_results.json')).toBe(true);
+    expect(results.map((x: object) => Object.keys(x))).toEqual(Array(5).fill(['question_id', 'answer']));
+    expect(results.map((x: { question_id: number }) => x.question_id)).toEqual([
+      101000, 101001, 102000, 102001, 103000,
+    ]);
+    // train + val multiple_choice_answer counted >= 9, first occurrence order, normalised ("Green" -> "green")
+    expect(json(r.summary.files.answers)).toEqual(['yes', 'no', '2', 'red', 'triangle', 'square', 'green']);
+    expect(r.summary.skipped).toEqual({ 'corrupt-image': 1, 'missing-image': 1 });
+    expect(r.stderr).toMatch(/skipped q104000: corrupt-image/);
+    expect(r.stderr).toMatch(/vqa val2014: 7\/7 \(100\.0%\) [\d.]+\/s took/);
+  });
+
+  it('prints the accuracy that eval-metrics computes on the written results', () => {
+    const annotations = json(join(samples, 'vqa/v2_mscoco_val2014_annotations.json')).annotations;
+    const predictions = json(r.summary.files.results);
+    const ids = new Set(predictions.map((p: { question_id: number }) => p.question_id));
+    const scores = vqaAccuracy({
+      annotations: annotations.filter((a: { question_id: number }) => ids.has(a.question_id)),
+      predictions,
+    });
+    expect(r.rows.get('VQA accuracy (official formula)')).toBe(scores.official.overall.toFixed(2));
+    expect(r.summary.metrics.accuracy).toBe(scores.official.overall);
+  });
+
+  it('gives the golden answers of the seeded model', () => {
+    const stored = partialValues(r);
+    expect([...stored.keys()]).toEqual(['q101000', 'q101001', 'q102000', 'q102001', 'q103000']);
+    const golden = [0.6121477, 0.611867, 0.6199453, 0.6168511, 0.606658];
+    [...stored.values()].forEach((v, i) => {
+      expect(v.answer).toBe('square');
+      close(v.score, golden[i]);
+    });
+    expect(r.summary.metrics.accuracy).toBe(0);
+  });
+
+  it('reads --answers as a list or as ViLT ans2label, and refuses a list of the wrong length', async () => {
+    const list = join(work, 'answers.json');
+    const answers = ['yes', 'no', '2', 'red', 'triangle', 'square', 'green'];
+    writeFileSync(list, JSON.stringify(Object.fromEntries(answers.map((a, i) => [a, i]))));
+    const again = await evalRun([
+      '--task',
+      'vqa',
+      '--checkpoint',
+      assets.ckpt.vqa,
+      '--data',
+      join(samples, 'vqa'),
+      '--images',
+      join(samples, 'coco'),
+      '--answers',
+      list,
+    ]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(readFileSync(again.summary.files.results, 'utf8')).toBe(readFileSync(r.summary.files.results, 'utf8'));
+    writeFileSync(list, JSON.stringify(answers.slice(0, 5)));
+    const bad = await evalRun([
+      '--task',
+      'vqa',
+      '--checkpoint',
+      assets.ckpt.vqa,
+      '--data',
+      join(samples, 'vqa'),
+      '--images',
+      join(samples, 'coco'),
+      '--answers',
+      list,
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /^fiber-bench eval: vqa: the answer list has 5 answers .* the checkpoint's VQA head has 7\n$/,
+    );
+  });
+
+  it('says clearly when there is no answer list', async () => {
+    const dir = join(work, 'vqa-no-train');
+    mkdirSync(dir, { recursive: true });
+    for (const f of ['v2_OpenEnded_mscoco_val2014_questions.json', 'v2_mscoco_val2014_annotations.json'])
+      writeFileSync(join(dir, f), readFileSync(join(samples, 'vqa', f)));
+    const bad = await evalRun([
+      '--task',
+      'vqa',
+      '--checkpoint',
+      assets.ckpt.vqa,
+      '--data',
+      dir,
+      '--images',
+      join(samples, 'coco'),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /^fiber-bench eval: vqa: no answer list: .*--answers FILE.*v2_mscoco_train2014_annotations.json/,
+    );
+    expect(bad.stdout).toBe('');
+  });
+
+  it('--limit evaluates the first N questions; --json prints only the metrics JSON', async () => {
+    const lim = await evalRun([
+      '--task',
+      'vqa',
+      '--checkpoint',
+      assets.ckpt.vqa,
+      '--data',
+      join(samples, 'vqa'),
+      '--images',
+      join(samples, 'coco'),
+      '--limit',
+      '2',
+      '--json',
+    ]);
+    expect(lim.code, lim.stderr).toBe(0);
+    const parsed = JSON.parse(lim.stdout);
+    expect(parsed).toMatchObject({
+      command: 'eval',
+      schemaVersion: 1,
+      task: 'vqa',
+      split: 'val2014',
+      counts: { samples: 2, evaluated: 2, skipped: 0 },
+    });
+    expect(json(parsed.files.results)).toHaveLength(2);
+  });
+});
+
+describe('fiber-bench eval caption', () => {
+  let r: Run;
+  beforeAll(async () => {
+    r = await evalRun([
+      '--task',
+      'caption',
+      '--checkpoint',
+      assets.ckpt.caption,
+      '--data',
+      join(samples, 'coco'),
+      '--batch',
+      '2',
+    ]);
+  });
+
+  it('writes COCO caption results and the scores eval-metrics gives on them', () => {
+    expect(r.code, r.stderr).toBe(0);
+    const results = json(r.summary.files.results);
+    expect(results.map((x: object) => Object.keys(x))).toEqual(Array(3).fill(['image_id', 'caption']));
+    expect(results.map((x: { image_id: number }) => x.image_id)).toEqual([101, 102, 103]);
+    expect(r.summary.skipped).toEqual({ 'malformed-record': 1, 'corrupt-image': 1, 'missing-image': 1 });
+    const scores = evaluateCaptions({
+      references: cocoCaptionReferences(json(r.summary.files.references)),
+      candidates: cocoCaptionResults(results),
+      meteor: loadMeteorResources(),
+    }).corpus;
+    // every Karpathy sentence of the image is a reference
+    expect(cocoCaptionReferences(json(r.summary.files.references)).get('102')).toEqual([
+      'Two green discs.',
+      'A big green circle above a small one.',
+      'Green circles on a noisy background.',
+    ]);
+    for (const [k, v] of Object.entries(scores)) {
+      expect(r.rows.get(k)).toBe((100 * v!).toFixed(2));
+      expect(r.summary.metrics[k]).toBe(v);
+    }
+    // golden: the seeded model's beam search gives the same tokens for the three images
+    const tokens = [
+      73, 73, 231, 181, 150, 287, 73, 150, 287, 73, 150, 44, 374, 4, 374, 4, 287, 303, 78, 73, 150, 183, 287, 73, 303,
+      146, 287, 381, 299, 367, 73,
+    ];
+    expect([...partialValues(r).values()].map((v) => v.tokens)).toEqual([tokens, tokens, tokens]);
+    close(r.summary.metrics.METEOR_no_paraphrase as number, 0.022775800711743774, 1e-9);
+    expect(r.summary.metrics.CIDEr_D).toBe(0);
+  });
+});
+
+describe('fiber-bench eval nlvr2', () => {
+  it('writes identifier,True|False lines and their accuracy', async () => {
+    const r = await evalRun([
+      '--task',
+      'nlvr2',
+      '--checkpoint',
+      assets.ckpt.nlvr2,
+      '--data',
+      join(samples, 'nlvr2'),
+      '--split',
+      'dev',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = readFileSync(r.summary.files.predictions, 'utf8').trim().split('\n');
+    expect(lines.map((l) => l.split(',')[0])).toEqual(['dev-1-0-0', 'dev-1-0-1', 'dev-2-1-0']);
+    for (const l of lines) expect(l).toMatch(/^dev-\d-\d-\d,(True|False)$/);
+    const labels = new Map(
+      readFileSync(join(samples, 'nlvr2/data/dev.json'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .map((o) => [o.identifier, o.label]),
+    );
+    const acc = lines.filter((l) => l.split(',')[1] === labels.get(l.split(',')[0])).length / lines.length;
+    expect(r.rows.get('accuracy (dev.json)')).toBe((100 * acc).toFixed(2));
+    expect(r.summary.skipped).toEqual({ 'malformed-record': 1, 'missing-image': 1 });
+    // golden
+    expect(lines).toEqual(['dev-1-0-0,True', 'dev-1-0-1,True', 'dev-2-1-0,True']);
+    closeAll(
+      [...partialValues(r).values()].flatMap((v) => v.logits),
+      [-0.5443355, -0.4045454, -0.5057223, -0.3708684, -0.5927022, -0.551854],
+    );
+  });
+});
+
+describe('fiber-bench eval retrieval', () => {
+  /** The matrices of a scores file (float32) and its text_to_image (int32). */
+  const read = async (file: string): Promise<Record<string, Float32Array> & { text_to_image: Int32Array }> => {
+    const f = await SafetensorsFile.open(file);
+    try {
+      const out: Record<string, Float32Array> = {};
+      for (const k of f.keys())
+        if (k !== 'text_to_image') out[k] = Float32Array.from((await f.readRaw(k)).data as ArrayLike<number>);
+      return Object.assign(out, {
+        text_to_image: Int32Array.from((await f.readRaw('text_to_image')).data as ArrayLike<number>),
+      });
+    } finally {
+      await f.close();
+    }
+  };
+  const recallRows = (r: Run) =>
+    ['IR@1 (text -> image)', 'IR@5', 'IR@10', 'TR@1 (image -> text)', 'TR@5', 'TR@10'].map((k) => r.rows.get(k));
+  let itm: Run;
+
+  it('ITC: the similarity matrix and the recall eval-metrics computes from it', async () => {
+    const r = await evalRun(['--task', 'retrieval', '--checkpoint', assets.ckpt.itc, '--data', join(samples, 'coco')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/ITC: dual-encoder cosine similarity/);
+    const m = await read(r.summary.files.scores);
+    const ids = json(r.summary.files.ids);
+    expect(ids.image_ids).toEqual([101, 102, 103]);
+    expect(ids.text_ids).toHaveLength(9);
+    expect([...m.text_to_image]).toEqual([0, 0, 0, 1, 1, 1, 2, 2, 2]);
+    const rec = retrievalRecall({ rows: 3, cols: 9, data: m.similarity }, m.text_to_image);
+    expect(recallRows(r)).toEqual(
+      [rec.t2i['R@1'], rec.t2i['R@5'], rec.t2i['R@10'], rec.i2t['R@1'], rec.i2t['R@5'], rec.i2t['R@10']].map((v) =>
+        v.toFixed(2),
+      ),
+    );
+    // golden
+    closeAll([...m.similarity.subarray(0, 6)], [0.1059171, 0.0937056, 0.0931887, 0.0820992, 0.0926939, 0.0885011]);
+  });
+
+  it('ITM exhaustive, and ITC top-K re-ranked by ITM equals it when K covers every candidate', async () => {
+    itm = await evalRun(['--task', 'retrieval', '--checkpoint', assets.ckpt.itm, '--data', join(samples, 'coco')]);
+    expect(itm.code, itm.stderr).toBe(0);
+    expect(itm.stdout).toMatch(/ITM, exhaustive: every \(image, text\) pair/);
+    const full = (await read(itm.summary.files.scores)).similarity;
+    const rr = await evalRun([
+      '--task',
+      'retrieval',
+      '--checkpoint',
+      assets.ckpt.itc,
+      '--itm-checkpoint',
+      assets.ckpt.itm,
+      '--itm-rerank',
+      '9',
+      '--data',
+      join(samples, 'coco'),
+    ]);
+    expect(rr.code, rr.stderr).toBe(0);
+    expect(rr.stdout).toMatch(/top 9 of each query re-ranked by ITM/);
+    const m = await read(rr.summary.files.scores);
+    close(Math.max(...full.map((v, i) => Math.abs(v - m.similarity_i2t[i]))), 0);
+    close(Math.max(...full.map((v, i) => Math.abs(v - m.similarity_t2i[i]))), 0);
+    expect(recallRows(rr)).toEqual(recallRows(itm));
+    const i2t = retrievalRecall({ rows: 3, cols: 9, data: m.similarity_i2t }, m.text_to_image).i2t;
+    const t2i = retrievalRecall({ rows: 3, cols: 9, data: m.similarity_t2i }, m.text_to_image).t2i;
+    expect(rr.rows.get('TR@1 (image -> text)')).toBe(i2t['R@1'].toFixed(2));
+    expect(rr.rows.get('IR@1 (text -> image)')).toBe(t2i['R@1'].toFixed(2));
+    closeAll([...full.subarray(0, 6)], [0.0735582, 0.080502, 0.0389637, 0.0643584, 0.0795489, 0.0705306]); // golden
+  });
+
+  it('re-ranks only the top K: other candidates stay below, in ITC order', async () => {
+    const rr = await evalRun([
+      '--task',
+      'retrieval',
+      '--checkpoint',
+      assets.ckpt.pretrain,
+      '--itm-rerank',
+      '2',
+      '--data',
+      join(samples, 'coco'),
+    ]);
+    expect(rr.code, rr.stderr).toBe(0);
+    const m = await read(rr.summary.files.scores);
+    const itc = await evalRun([
+      '--task',
+      'retrieval',
+      '--checkpoint',
+      assets.ckpt.pretrain,
+      '--data',
+      join(samples, 'coco'),
+    ]);
+    const s = (await read(itc.summary.files.scores)).similarity;
+    for (let i = 0; i < 3; i++) {
+      const row = (a: Float32Array) => Array.from(a.subarray(i * 9, i * 9 + 9));
+      const top = row(s)
+        .map((v, j) => [v, j])
+        .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+        .map(([, j]) => j);
+      const rer = row(m.similarity_i2t)
+        .map((v, j) => [v, j])
+        .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+        .map(([, j]) => j);
+      expect(new Set(rer.slice(0, 2))).toEqual(new Set(top.slice(0, 2)));
+      expect(rer.slice(2)).toEqual(top.slice(2));
+    }
+  });
+});
+
+describe('fiber-bench eval refcoco', () => {
+  it('detects v3, writes {gt_box, pred_boxes} samples and their accuracy', async () => {
+    const r = await evalRun(['--task', 'refcoco', '--checkpoint', assets.ckpt.fineV3, '--data', samples]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/fine-grained FIBER-tiny v3, detected from the checkpoint's keys/);
+    const samplesFile = json(r.summary.files.results);
+    expect(samplesFile.map((s: { image_id: number }) => s.image_id)).toEqual([0, 1, 2, 3]);
+    expect(samplesFile[0].gt_box).toEqual([6, 10, 18, 18]);
+    for (const s of samplesFile) expect(s.pred_boxes.length).toBeGreaterThan(0);
+    const acc = recAccuracy(
+      samplesFile.map((s: { gt_box: number[]; pred_boxes: number[][] }) => ({
+        gtBox: s.gt_box,
+        predBoxes: s.pred_boxes,
+      })),
+    );
+    expect(r.rows.get('accuracy @ IoU 0.5 (refcoco val)')).toBe((100 * acc.accuracy).toFixed(2));
+    expect(r.summary.skipped).toEqual({ 'degenerate-box': 1, 'corrupt-image': 1 });
+    // golden: the best box of each expression
+    const best = [
+      [0, 0, 63.24706, 47.25],
+      [5.971323, 0, 57.27574, 47.25],
+      [0, 0, 55.125, 55.125],
+      [0, 0, 55.125, 55.125],
+    ];
+    samplesFile.forEach((s: { pred_boxes: number[][] }, i: number) => closeAll(s.pred_boxes[0], best[i], 1e-3));
+  });
+});
+
+describe('fiber-bench eval flickr30k-entities', () => {
+  it('writes MDETR predictions; recall as the evaluator computes it on the evaluated images', async () => {
+    const r = await evalRun(['--task', 'flickr30k-entities', '--checkpoint', assets.ckpt.fineV2, '--data', samples]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/fine-grained FIBER-tiny v2/);
+    const preds = json(r.summary.files.results);
+    expect(preds.map((p: { image_id: string; sentence_id: number }) => `${p.image_id}_${p.sentence_id}`)).toEqual([
+      '1001_0',
+      '1001_1',
+      '1004_0',
+    ]);
+    expect(preds.map((p: { boxes: unknown[] }) => p.boxes.length)).toEqual([2, 1, 1]);
+    expect(readFileSync(r.summary.files.images, 'utf8')).toBe('1001\n1004\n');
+    const read = folderReader(join(samples, 'flickr30k/flickr30k_entities'));
+    const ev = new Flickr30kEntitiesEvaluator(
+      (rel) => (rel === 'test.txt' ? readFileSync(r.summary.files.images, 'utf8') : read(rel)),
+      'test',
+    );
+    const rec = ev.evaluate(preds);
+    expect(r.rows.get('R@1 (all phrases)')).toBe((100 * rec['R@1'].all).toFixed(2));
+    expect(r.rows.get('R@5')).toBe((100 * rec['R@5'].all).toFixed(2));
+    expect(r.summary.skipped).toEqual({ 'span-outside-text': 1, 'corrupt-image': 1 });
+    expect(r.stdout).toMatch(/recall over the 2 of 4 images/);
+    // golden: the best box of each phrase
+    const best = [
+      [
+        [0, 0, 63.24706, 47.25],
+        [0, 0, 63.24706, 47.25],
+      ],
+      [[0, 0, 63.24706, 47.25]],
+      [[0, 33.04205, 38.24278, 63.24706]],
+    ];
+    preds.forEach((p: { boxes: number[][][] }, i: number) =>
+      p.boxes.forEach((b, j) => closeAll(b[0], best[i][j], 1e-3)),
+    );
+  });
+
+  it('--limit counts sentences, rounded up to whole images', async () => {
+    const r = await evalRun([
+      '--task',
+      'flickr30k-entities',
+      '--checkpoint',
+      assets.ckpt.fineV2,
+      '--data',
+      samples,
+      '--limit',
+      '1',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const preds = json(r.summary.files.results);
+    expect(preds.map((p: { image_id: string; sentence_id: number }) => `${p.image_id}_${p.sentence_id}`)).toEqual([
+      '1001_0',
+      '1001_1',
+    ]);
+  });
+});
+
+describe('fiber-bench eval coco-det', () => {
+  it('writes COCO detection results; COCOeval on them gives the printed numbers', async () => {
+    const r = await evalRun(['--task', 'coco-det', '--checkpoint', assets.ckpt.detector, '--data', samples]);
+    expect(r.code, r.stderr).toBe(0);
+    const dets = json(r.summary.files.results);
+    expect(dets.length).toBeGreaterThan(0);
+    for (const d of dets) {
+      expect(Object.keys(d)).toEqual(['image_id', 'category_id', 'bbox', 'score']);
+      expect([201, 202, 204]).toContain(d.image_id);
+      expect([1, 3, 18]).toContain(d.category_id);
+      expect(d.bbox).toHaveLength(4);
+    }
+    const gt: CocoGroundTruth = json(join(samples, 'coco/annotations/instances_val2017.json'));
+    const stats = cocoEvaluate(gt, dets, { params: { imgIds: [201, 202, 204] } }).stats;
+    expect(r.summary.metrics).toEqual({ ...stats });
+    expect(r.rows.get('AP')).toBe((100 * stats.AP).toFixed(2));
+    expect(r.summary.skipped).toEqual({ 'corrupt-image': 1 });
+    // golden
+    expect(dets).toHaveLength(113);
+    closeAll(
+      [...dets[0].bbox, dets[0].score, ...dets[1].bbox, dets[1].score],
+      [0, 0, 64.24706, 48.25, 0.6556299, 26.97018, 20.97421, 37.27688, 27.27579, 0.6542314],
+      1e-3,
+    );
+    close(stats.AP, 0.0004155971152670822, 1e-9);
+    close(stats.AP50, 0.004155971152670822, 1e-9);
+    close(stats.AR100, 0.01111111111111111, 1e-9);
+  });
+});
+
+describe('fiber-bench eval error paths', () => {
+  const cases: [string, () => string[], RegExp][] = [
+    [
+      'a missing data file',
+      () => ['--task', 'vqa', '--checkpoint', assets.ckpt.vqa, '--data', join(samples, 'coco')],
+      /^VQA questions: .*v2_OpenEnded_mscoco_val2014_questions\.json does not exist/,
+    ],
+    [
+      'a data file of the wrong shape',
+      () => [
+        '--task',
+        'vqa',
+        '--checkpoint',
+        assets.ckpt.vqa,
+        '--data',
+        join(samples, 'vqa'),
+        '--ann',
+        join(samples, 'vqa/v2_mscoco_val2014_annotations.json'),
+      ],
+      /^VQA questions: .*v2_mscoco_val2014_annotations\.json: .*expected a json object with an array "questions"$/,
+    ],
+    [
+      'a missing checkpoint',
+      () => [
+        '--task',
+        'nlvr2',
+        '--checkpoint',
+        join(work, 'nope.ckpt'),
+        '--data',
+        join(samples, 'nlvr2'),
+        '--split',
+        'dev',
+      ],
+      /^checkpoint: .*nope\.ckpt does not exist$/,
+    ],
+    [
+      'a fine-grained checkpoint for a coarse task',
+      () => ['--task', 'caption', '--checkpoint', assets.ckpt.fineV2, '--data', join(samples, 'coco')],
+      /a fine-grained \(detection \/ grounding\) checkpoint; --task caption needs the captioning checkpoint/,
+    ],
+    [
+      'a coarse checkpoint without the task head',
+      () => ['--task', 'nlvr2', '--checkpoint', assets.ckpt.vqa, '--data', join(samples, 'nlvr2'), '--split', 'dev'],
+      /a coarse checkpoint without the NLVR2 head \(heads: vqa \(7 answers\)\)/,
+    ],
+    [
+      'a coarse checkpoint for a fine-grained task',
+      () => ['--task', 'refcoco', '--checkpoint', assets.ckpt.itc, '--data', samples],
+      /a coarse-grained checkpoint; --task refcoco needs a fine-grained checkpoint/,
+    ],
+    [
+      'a file that is no checkpoint',
+      () => [
+        '--task',
+        'coco-det',
+        '--checkpoint',
+        join(samples, 'coco/annotations/instances_val2017.json'),
+        '--data',
+        samples,
+      ],
+      /is neither a torch\.save checkpoint/,
+    ],
+    [
+      '--itm-rerank without an ITM head',
+      () => [
+        '--task',
+        'retrieval',
+        '--checkpoint',
+        assets.ckpt.itc,
+        '--itm-rerank',
+        '2',
+        '--data',
+        join(samples, 'coco'),
+      ],
+      /no ITM head .* pass --itm-checkpoint/,
+    ],
+    [
+      'an unknown task',
+      () => ['--task', 'gqa', '--checkpoint', 'x', '--data', 'y'],
+      /^--task: "gqa" is not one of vqa, caption/,
+    ],
+    ['an unknown option', () => ['--task', 'vqa', '--frobnicate'], /Unknown option '--frobnicate'/],
+  ];
+  it.each(cases)('%s: one line, exit code 2', async (_, args, message) => {
+    const r = await evalRun(args());
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')).toHaveLength(2);
+    expect(r.stderr.trim().replace(/^fiber-bench eval: /, '')).toMatch(message);
+  });
+
+  it('needs a tokenizer and says why', async () => {
+    const r = await evalRun(
+      ['--task', 'nlvr2', '--checkpoint', assets.ckpt.nlvr2, '--data', join(samples, 'nlvr2'), '--split', 'dev'],
+      { tokenizer: false },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--tokenizer DIR is required: the roberta-base tokenizer .* cannot download it/);
+  });
+
+  it.each([
+    [
+      'nlvr2',
+      () => ['--task', 'nlvr2', '--checkpoint', assets.ckpt.nlvr2, '--data', join(samples, 'nlvr2'), '--split', 'dev'],
+    ],
+    ['refcoco', () => ['--task', 'refcoco', '--checkpoint', assets.ckpt.fineV3, '--data', samples, '--limit', '2']],
+  ])('%s: a run leaves no tensor behind', async (_, args) => {
+    await evalRun(args());
+    const before = tf.memory().numTensors;
+    await evalRun(args());
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('fiber-bench eval --resume', () => {
+  const spawnEval = (args: string[], env: Record<string, string> = {}) =>
+    spawnSync(
+      process.execPath,
+      [cli, 'eval', ...args, '--tokenizer', assets.tokenizer, '--backend', backend, '--decoder', 'js'],
+      { encoding: 'utf8', env: { ...process.env, ...env } },
+    );
+
+  it('continues a killed run and gives the results of an uninterrupted one', async () => {
+    const args = [
+      '--task',
+      'caption',
+      '--checkpoint',
+      assets.ckpt.caption,
+      '--data',
+      join(samples, 'coco'),
+      '--batch',
+      '1',
+    ];
+    const whole = await evalRun(args);
+    expect(whole.code, whole.stderr).toBe(0);
+    const out = join(work, 'killed');
+    const killed = spawnEval([...args, '--out', out], { FIBER_BENCH_EVAL_KILL_AFTER: '2' });
+    expect(killed.signal).toBe('SIGKILL');
+    const partial = join(out, 'caption_test.partial.jsonl');
+    expect(readFileSync(partial, 'utf8').trim().split('\n')).toHaveLength(3); // header + 2 items
+    appendFileSync(partial, '{"key":"img103","val'); // a line cut short by the kill
+    const resumed = spawnEval([...args, '--out', out, '--resume']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/caption test: 2 of 5 done in an earlier run \(--resume\)/);
+    expect(readFileSync(join(out, 'captions_karpathy_test_fiber_results.json'), 'utf8')).toBe(
+      readFileSync(whole.summary.files.results, 'utf8'),
+    );
+    const metrics = json(join(out, 'caption_test_metrics.json'));
+    expect(metrics.metrics).toEqual(whole.summary.metrics);
+    expect(metrics.counts).toEqual(whole.summary.counts);
+    expect(resumed.stdout).toContain('| CIDEr_D |');
+  });
+
+  it('refuses partial results of another run', async () => {
+    const out = join(work, 'other');
+    const first = await evalRun(
+      ['--task', 'nlvr2', '--checkpoint', assets.ckpt.nlvr2, '--data', join(samples, 'nlvr2'), '--split', 'dev'],
+      { out },
+    );
+    expect(first.code).toBe(0);
+    const other = await evalRun(
+      [
+        '--task',
+        'nlvr2',
+        '--checkpoint',
+        assets.ckpt.nlvr2,
+        '--data',
+        join(samples, 'nlvr2'),
+        '--split',
+        'dev',
+        '--image-size',
+        '96',
+        '--resume',
+      ],
+      { out },
+    );
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(
+      /partial results come from another run \(imageSize: 64 then, 96 now\); rerun without --resume/,
+    );
+  });
+
+  it('the CLI answers a bad input with exit code 2 and one line', () => {
+    const r = spawnEval(['--task', 'coco-det', '--checkpoint', assets.ckpt.vqa, '--data', samples]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(
+      /^fiber-bench eval: .*tiny_vqa\.ckpt: a coarse-grained checkpoint; --task coco-det needs a fine-grained/,
+    );
+    expect(r.stdout).toBe('');
+  });
+});
