@@ -43,7 +43,7 @@ export class RobertaEmbeddings extends Module {
     rng: Generator = defaultGenerator,
   ) {
     super();
-    this.positionIds = new Buffer(tf.reshape(tf.range(0, config.maxPositionEmbeddings, 1, 'int32'), [1, -1]));
+    this.positionIds = new Buffer(tf.tidy(() => tf.reshape(tf.range(0, config.maxPositionEmbeddings, 1, 'int32'), [1, -1])));
     this.wordEmbeddings = new Embedding(config.vocabSize, config.hiddenSize, { paddingIdx: config.padTokenId, rng });
     this.positionEmbeddings = new Embedding(config.maxPositionEmbeddings, config.hiddenSize, { paddingIdx: config.padTokenId, rng });
     this.tokenTypeEmbeddings = new Embedding(config.typeVocabSize, config.hiddenSize, { rng });
