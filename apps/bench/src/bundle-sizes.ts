@@ -157,7 +157,7 @@ export function bundleSizesMarkdown(r: BundleSizes): string {
   return [
     `Browser entry bundles (esbuild ${r.esbuild}, platform browser, minified, code splitting; KiB):`,
     '',
-    '| entry | initial | initial gzip | lazy chunks min / gzip | fiber-vl code | largest dependencies |',
+    '| entry | initial | initial gzip | lazy chunks min / gzip (holding) | fiber-vl code, min | largest dependencies, min |',
     '|---|---|---|---|---|---|',
     ...rows,
     '',
