@@ -3,6 +3,7 @@
 import { backendSuite } from './suites/backend.js';
 import { coarseSuite } from './suites/coarse.js';
 import { fineSuite } from './suites/fine.js';
+import { inputsSuite } from './suites/inputs.js';
 import { ioSuite } from './suites/io.js';
 import { metricsSuite } from './suites/metrics.js';
 import type { Check, FiberTestsApi, SuiteParams, SuiteResult } from './protocol.js';
@@ -13,6 +14,7 @@ const SUITES: Record<string, Suite> = {
   backend: backendSuite,
   coarse: coarseSuite,
   fine: fineSuite,
+  inputs: inputsSuite,
   io: ioSuite,
   metrics: metricsSuite,
 };
@@ -48,6 +50,7 @@ if (query.get('run') === 'all') {
     for (const set of ['set-a', 'set-b']) await run('coarse', { backend, set });
     for (const fixture of ['fine-a', 'tiny_fine_head']) await run('fine', { backend, fixture });
     await run('io');
+    await run('inputs');
     await run('metrics');
   })();
 }

@@ -115,6 +115,10 @@ if (unavailable) {
       expectPassed(await run('io'), 13);
     });
 
+    it('decodes images (browserImageDecoder) to the official pixel_values and trains / runs the BPE tokenizer', async () => {
+      expectPassed(await run('inputs'), 8);
+    });
+
     it("runs @fiber-vl/eval-metrics' browser entry on its public fixtures", async () => {
       expectPassed(await run('metrics'), 20);
     });
