@@ -68,7 +68,14 @@ export class AdamW {
         if (!g || !p.requiresGrad) continue;
         let s = this.state.get(name);
         if (!s) {
-          s = { m: tf.variable(tf.zerosLike(p.value), false), v: tf.variable(tf.zerosLike(p.value), false) };
+          // tf.variable shares the initial tensor's data without owning the tensor: free it
+          const zeros = () => {
+            const z = tf.zerosLike(p.value);
+            const variable = tf.variable(z, false);
+            z.dispose();
+            return variable;
+          };
+          s = { m: zeros(), v: zeros() };
           this.state.set(name, s);
         }
         const { m, v } = s;
