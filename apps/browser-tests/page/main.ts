@@ -6,6 +6,7 @@ import { fineSuite } from './suites/fine.js';
 import { inputsSuite } from './suites/inputs.js';
 import { ioSuite } from './suites/io.js';
 import { metricsSuite } from './suites/metrics.js';
+import { trainerSuite } from './suites/trainer.js';
 import type { Check, FiberTestsApi, SuiteParams, SuiteResult } from './protocol.js';
 
 type Suite = (params: SuiteParams) => Promise<{ checks: Check[]; info: Record<string, unknown> }>;
@@ -17,6 +18,7 @@ const SUITES: Record<string, Suite> = {
   inputs: inputsSuite,
   io: ioSuite,
   metrics: metricsSuite,
+  trainer: trainerSuite,
 };
 
 const log = document.getElementById('log')!;
@@ -52,5 +54,6 @@ if (query.get('run') === 'all') {
     await run('io');
     await run('inputs');
     await run('metrics');
+    await run('trainer', { backend });
   })();
 }

@@ -119,6 +119,12 @@ if (unavailable) {
       expectPassed(await run('inputs'), 8);
     });
 
+    it('trainer: world images through PNG, AdamW, and training steps with tfjs gradients on wasm', async () => {
+      const r = await run('trainer', { backend: 'wasm' });
+      expectPassed(r, 4);
+      expect(r.info.tensorsLeft).toBe(0);
+    });
+
     it("runs @fiber-vl/eval-metrics' browser entry on its public fixtures", async () => {
       expectPassed(await run('metrics'), 20);
     });
