@@ -65,7 +65,8 @@ export function tfjsWasmFiles(fromDir: string, urlFolder = 'wasm/'): Plugin {
     configResolved: (c) => void (base = c.base),
     configureServer: (server) => void server.middlewares.use(folderMiddleware(`${base}${urlFolder}`, dir)),
     generateBundle() {
-      for (const f of files) this.emitFile({ type: 'asset', fileName: `${urlFolder}${f}`, source: readFileSync(join(dir, f)) });
+      for (const f of files)
+        this.emitFile({ type: 'asset', fileName: `${urlFolder}${f}`, source: readFileSync(join(dir, f)) });
     },
   };
 }

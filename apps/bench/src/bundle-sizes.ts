@@ -11,7 +11,16 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build, version as esbuildVersion, type Metafile } from 'esbuild';
 
-export const BROWSER_PACKAGES = ['tensor-core', 'swin', 'roberta', 'fusion', 'heads-coarse', 'heads-fine', 'trainer', 'eval-metrics'];
+export const BROWSER_PACKAGES = [
+  'tensor-core',
+  'swin',
+  'roberta',
+  'fusion',
+  'heads-coarse',
+  'heads-fine',
+  'trainer',
+  'eval-metrics',
+];
 
 export interface Size {
   bytes: number;
@@ -57,7 +66,12 @@ function packageOf(input: string): string {
 
 async function bundleEntry(benchDir: string, name: string): Promise<EntryBundle> {
   const r = await build({
-    stdin: { contents: `import * as m from '@fiber-vl/${name}';\nglobalThis.fiber = m;\n`, resolveDir: benchDir, loader: 'js', sourcefile: `${name}-entry.js` },
+    stdin: {
+      contents: `import * as m from '@fiber-vl/${name}';\nglobalThis.fiber = m;\n`,
+      resolveDir: benchDir,
+      loader: 'js',
+      sourcefile: `${name}-entry.js`,
+    },
     bundle: true,
     splitting: true,
     format: 'esm',
@@ -106,7 +120,13 @@ async function bundleEntry(benchDir: string, name: string): Promise<EntryBundle>
     .map(([k, bytes]) => ({ name: k, bytes }))
     .sort((a, b) => b.bytes - a.bytes)
     .slice(0, 6);
-  return { package: `@fiber-vl/${name}`, initial: size([...initial]), lazy: { ...size(lazyPaths), holds: [...lazyHolds].sort() }, fiberVlBytes, dependencies };
+  return {
+    package: `@fiber-vl/${name}`,
+    initial: size([...initial]),
+    lazy: { ...size(lazyPaths), holds: [...lazyHolds].sort() },
+    fiberVlBytes,
+    dependencies,
+  };
 }
 
 /** tfjs-backend-wasm's .wasm files and fiber-vl's embedded kernel variants. */
@@ -119,7 +139,13 @@ function wasmBinaries(root: string): WasmBinary[] {
     .sort()
     .map((f) => {
       const bytes = readFileSync(join(tfjsDist, f));
-      return { file: f, source: '@tensorflow/tfjs-backend-wasm', delivery: 'fetched from wasmPath (one of the three)', bytes: bytes.byteLength, gzipBytes: gzip(bytes) };
+      return {
+        file: f,
+        source: '@tensorflow/tfjs-backend-wasm',
+        delivery: 'fetched from wasmPath (one of the three)',
+        bytes: bytes.byteLength,
+        gzipBytes: gzip(bytes),
+      };
     });
   const generated = join(tc, 'src', 'kernels', 'generated', 'binaries.ts');
   let text: string;
@@ -130,13 +156,23 @@ function wasmBinaries(root: string): WasmBinary[] {
   }
   for (const [, variant, base64] of text.matchAll(/^\s*(\w+): '([A-Za-z0-9+/=]+)',?$/gm)) {
     const bytes = Buffer.from(base64, 'base64');
-    out.push({ file: `kernels ${variant}`, source: '@fiber-vl/tensor-core', delivery: `embedded base64 (${base64.length} bytes of JS)`, bytes: bytes.byteLength, gzipBytes: gzip(bytes) });
+    out.push({
+      file: `kernels ${variant}`,
+      source: '@fiber-vl/tensor-core',
+      delivery: `embedded base64 (${base64.length} bytes of JS)`,
+      bytes: bytes.byteLength,
+      gzipBytes: gzip(bytes),
+    });
   }
-  if (!out.some((w) => w.source === '@fiber-vl/tensor-core')) throw new Error(`bundle-sizes: no kernel variant found in ${generated}`);
+  if (!out.some((w) => w.source === '@fiber-vl/tensor-core'))
+    throw new Error(`bundle-sizes: no kernel variant found in ${generated}`);
   return out;
 }
 
-export async function runBundleSizes(root: string, { log = (l: string) => process.stderr.write(`${l}\n`) } = {}): Promise<BundleSizes> {
+export async function runBundleSizes(
+  root: string,
+  { log = (l: string) => process.stderr.write(`${l}\n`) } = {},
+): Promise<BundleSizes> {
   const benchDir = join(root, 'apps', 'bench');
   const bundles: EntryBundle[] = [];
   for (const name of BROWSER_PACKAGES) {
@@ -149,15 +185,17 @@ export async function runBundleSizes(root: string, { log = (l: string) => proces
 const kb = (b: number) => (b / 1024).toFixed(1);
 
 export function bundleSizesMarkdown(r: BundleSizes): string {
-  const rows = r.bundles.map(
-    (b) =>
-      `| ${b.package} | ${kb(b.initial.bytes)} | ${kb(b.initial.gzipBytes)} | ${b.lazy.bytes ? `${kb(b.lazy.bytes)} / ${kb(b.lazy.gzipBytes)} (${b.lazy.holds.join(', ')})` : ''} | ${kb(b.fiberVlBytes)} | ${b.dependencies.map((d) => `${d.name} ${kb(d.bytes)}`).join(', ')} |`,
-  );
+  const rows = r.bundles.map((b) => {
+    const lazy = b.lazy.bytes ? `${kb(b.lazy.bytes)} / ${kb(b.lazy.gzipBytes)} (${b.lazy.holds.join(', ')})` : '';
+    const deps = b.dependencies.map((d) => `${d.name} ${kb(d.bytes)}`).join(', ');
+    const initial = `${kb(b.initial.bytes)} | ${kb(b.initial.gzipBytes)}`;
+    return `| ${b.package} | ${initial} | ${lazy} | ${kb(b.fiberVlBytes)} | ${deps} |`;
+  });
   const wasm = r.wasm.map((w) => `| ${w.file} | ${w.source} | ${kb(w.bytes)} | ${kb(w.gzipBytes)} | ${w.delivery} |`);
   return [
     `Browser entry bundles (esbuild ${r.esbuild}, platform browser, minified, code splitting; KiB):`,
     '',
-    '| entry | initial | initial gzip | lazy chunks min / gzip (holding) | fiber-vl code, min | largest dependencies, min |',
+    '| entry | initial | initial gzip | lazy chunks min / gzip (holding) | fiber-vl code, min | largest deps, min |',
     '|---|---|---|---|---|---|',
     ...rows,
     '',

@@ -21,9 +21,20 @@ const numbers = (raw: RawTensor): number[] => Array.from(raw.data as ArrayLike<n
  * Our tensor against a reference of the same name. `relative`: judged on max|diff| / max(1, max|ref|)
  * (fiber-spec §9's form, used by the fine-grained head tests), else on max|diff|.
  */
-export async function compareTensor(name: string, ours: tf.Tensor, ref: RawTensor, { tolerance = 1e-4, relative = false } = {}): Promise<Check> {
+export async function compareTensor(
+  name: string,
+  ours: tf.Tensor,
+  ref: RawTensor,
+  { tolerance = 1e-4, relative = false } = {},
+): Promise<Check> {
   if (ours.shape.join() !== ref.shape.join()) {
-    return { name, maxAbsError: Infinity, tolerance, ok: false, detail: `shape [${ours.shape}] vs reference [${ref.shape}]` };
+    return {
+      name,
+      maxAbsError: Infinity,
+      tolerance,
+      ok: false,
+      detail: `shape [${ours.shape}] vs reference [${ref.shape}]`,
+    };
   }
   const { abs, scale } = diff((await ours.data()) as Float32Array, numbers(ref));
   if (!relative) return { name, maxAbsError: abs, tolerance, ok: abs <= tolerance };
@@ -40,12 +51,20 @@ export function compareExact(name: string, ours: number[][], ref: RawTensor): Ch
 
 /** A scalar against its expected value (metrics). */
 export function compareNumbers(name: string, pairs: [number, number][], tolerance: number): Check {
-  const { abs } = diff(pairs.map((p) => p[0]), pairs.map((p) => p[1]));
+  const { abs } = diff(
+    pairs.map((p) => p[0]),
+    pairs.map((p) => p[1]),
+  );
   return { name, maxAbsError: abs, tolerance, ok: abs <= tolerance, detail: `${pairs.length} values` };
 }
 
 /** Whether `run` throws an error whose message matches `pattern`; the check carries the message. */
-export async function expectError(name: string, run: () => Promise<unknown>, pattern: RegExp, errorName?: string): Promise<Check> {
+export async function expectError(
+  name: string,
+  run: () => Promise<unknown>,
+  pattern: RegExp,
+  errorName?: string,
+): Promise<Check> {
   try {
     await run();
     return { name, maxAbsError: Infinity, tolerance: 0, ok: false, detail: 'no error was thrown' };

@@ -28,10 +28,18 @@ async function run(name: string, params: SuiteParams = {}): Promise<SuiteResult>
   const t0 = performance.now();
   const done = (r: Omit<SuiteResult, 'suite' | 'params' | 'ms'>): SuiteResult => {
     const result = { suite: name, params, ms: performance.now() - t0, ...r };
-    log.textContent += `${result.ok ? 'ok  ' : 'FAIL'} ${name} ${JSON.stringify(params)} (${result.ms.toFixed(0)} ms, ${r.checks.length} checks)${r.error ? `: ${r.error}` : ''}\n`;
+    const status = `${result.ok ? 'ok  ' : 'FAIL'} ${name} ${JSON.stringify(params)}`;
+    const error = r.error ? `: ${r.error}` : '';
+    log.textContent += `${status} (${result.ms.toFixed(0)} ms, ${r.checks.length} checks)${error}\n`;
     return result;
   };
-  if (!suite) return done({ ok: false, checks: [], info: {}, error: `unknown suite "${name}" (known: ${Object.keys(SUITES).join(', ')})` });
+  if (!suite)
+    return done({
+      ok: false,
+      checks: [],
+      info: {},
+      error: `unknown suite "${name}" (known: ${Object.keys(SUITES).join(', ')})`,
+    });
   try {
     const { checks, info } = await suite(params);
     return done({ ok: checks.length > 0 && checks.every((c) => c.ok), checks, info });

@@ -18,7 +18,7 @@ export function chromiumUnavailable(path = CHROMIUM): string | undefined {
     accessSync(path, constants.X_OK);
     return undefined;
   } catch {
-    return `no Chromium executable at ${path} (install Debian's chromium, or set FIBER_CHROMIUM to a Chromium/Chrome binary)`;
+    return `no Chromium executable at ${path} (install Debian's chromium, or set FIBER_CHROMIUM to a Chromium binary)`;
   }
 }
 
@@ -51,7 +51,11 @@ export interface HarnessOptions {
   console?: string[];
 }
 
-export async function startHarness({ configFile, args = [], console: echo = ['error'] }: HarnessOptions): Promise<Harness> {
+export async function startHarness({
+  configFile,
+  args = [],
+  console: echo = ['error'],
+}: HarnessOptions): Promise<Harness> {
   let server: PreviewServer | undefined;
   let browser: Browser | undefined;
   const profile = mkdtempSync(join(tmpdir(), 'fiber-chromium-'));
@@ -82,7 +86,9 @@ export async function startHarness({ configFile, args = [], console: echo = ['er
       async open(path, ready = '() => window.fiberTests !== undefined') {
         const page = await b.newPage();
         page.on('console', (m) => echo.includes(m.type()) && process.stderr.write(`[page ${m.type()}] ${m.text()}\n`));
-        page.on('pageerror', (e) => process.stderr.write(`[page error] ${e instanceof Error ? e.message : String(e)}\n`));
+        page.on('pageerror', (e) =>
+          process.stderr.write(`[page error] ${e instanceof Error ? e.message : String(e)}\n`),
+        );
         await page.goto(`${url}${path}`, { waitUntil: 'load' });
         await page.waitForFunction(ready, { timeout: 60_000 });
         return page;
@@ -107,7 +113,8 @@ export function summary(r: SuiteResult): string {
   const maxAbs = Math.max(0, ...finite.map((c) => c.maxAbsError));
   const failed = r.checks.filter((c) => !c.ok).length;
   return (
-    `[browser] ${r.suite} ${JSON.stringify(r.params)}: ${r.checks.length} checks, ${failed} failed, max abs error ${maxAbs.toExponential(2)}` +
+    `[browser] ${r.suite} ${JSON.stringify(r.params)}: ${r.checks.length} checks, ${failed} failed, ` +
+    `max abs error ${maxAbs.toExponential(2)}` +
     `${worst ? ` (worst: ${worst.name})` : ''}, ${(r.ms / 1000).toFixed(1)} s${r.error ? `\n  error: ${r.error}` : ''}`
   );
 }

@@ -23,7 +23,14 @@ export async function backendSuite(params: SuiteParams): Promise<{ checks: Check
   }
   const [ta, tb] = [tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n])];
   const product = matmul(ta, tb);
-  const checks = [await compareTensor(`matmul [${m},${k}]x[${k},${n}] on ${tf.getBackend()}`, product, { dtype: 'F32', shape: [m, n], data: want }, { tolerance: 1e-3 })];
+  const checks = [
+    await compareTensor(
+      `matmul [${m},${k}]x[${k},${n}] on ${tf.getBackend()}`,
+      product,
+      { dtype: 'F32', shape: [m, n], data: want },
+      { tolerance: 1e-3 },
+    ),
+  ];
   tf.dispose([ta, tb, product]);
   return {
     checks,

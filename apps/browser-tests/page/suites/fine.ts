@@ -26,7 +26,15 @@ interface FineFixtureJson {
 
 function isFineFixtureJson(j: unknown): j is FineFixtureJson {
   const o = j as Partial<FineFixtureJson> | null;
-  return typeof o === 'object' && o !== null && !!o.swin && !!o.roberta && typeof o.max_query_len === 'number' && !!o.yaml_overrides && !!o.dyhead;
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    !!o.swin &&
+    !!o.roberta &&
+    typeof o.max_query_len === 'number' &&
+    !!o.yaml_overrides &&
+    !!o.dyhead
+  );
 }
 
 function fineConfigs(j: FineFixtureJson): { backbone: FiberFineConfig; fpn: FpnConfig; head: DyHeadConfig } {
@@ -35,7 +43,13 @@ function fineConfigs(j: FineFixtureJson): { backbone: FiberFineConfig; fpn: FpnC
   const swinOut = y['MODEL.SWINT.OUT_CHANNELS'] as number[];
   return {
     backbone: fiberFineConfig('base', {
-      swin: swinConfig('swin_base_patch4_window12_384', { embedDim: j.swin.embed_dim, depths: j.swin.depths, numHeads: j.swin.num_heads, windowSize: j.swin.window_size, patchSize: j.swin.patch_size }),
+      swin: swinConfig('swin_base_patch4_window12_384', {
+        embedDim: j.swin.embed_dim,
+        depths: j.swin.depths,
+        numHeads: j.swin.num_heads,
+        windowSize: j.swin.window_size,
+        patchSize: j.swin.patch_size,
+      }),
       roberta: robertaConfigFromHf(j.roberta),
       maxQueryLen: j.max_query_len,
     }),
@@ -127,17 +141,22 @@ async function compareAll(ours: Map<string, tf.Tensor>, refs: SafetensorsFile[],
 async function fineA(tolerance: number): Promise<{ checks: Check[]; info: Record<string, unknown> }> {
   const dir = '/fixtures/fiber/fine-a/';
   const json = await fetchJson(`${dir}config.json`);
-  if (!isFineFixtureJson(json)) throw new Error(`${dir}config.json: expected swin, roberta, max_query_len, yaml_overrides and dyhead`);
+  if (!isFineFixtureJson(json))
+    throw new Error(`${dir}config.json: expected swin, roberta, max_query_len, yaml_overrides and dyhead`);
   const t0 = performance.now();
   const model = await loadFineModel(json, await openRemoteSafetensors(`${dir}model.safetensors`));
   const inputs = await openRemoteSafetensors(`${dir}inputs.safetensors`);
-  const [images, ids, mask] = await Promise.all(['images', 'input_ids', 'attention_mask'].map((n) => inputs.readTensor(n)));
+  const [images, ids, mask] = await Promise.all(
+    ['images', 'input_ids', 'attention_mask'].map((n) => inputs.readTensor(n)),
+  );
   const loadMs = performance.now() - t0;
   const t1 = performance.now();
   const out = model.forward(images, ids, mask);
   await out.get('head.dot_product_logits.P3')!.data();
   const runMs = performance.now() - t1;
-  const refs = await Promise.all(['outputs.safetensors', 'intermediates.safetensors'].map((f) => openRemoteSafetensors(`${dir}${f}`)));
+  const refs = await Promise.all(
+    ['outputs.safetensors', 'intermediates.safetensors'].map((f) => openRemoteSafetensors(`${dir}${f}`)),
+  );
   const checks = await compareAll(out, refs, tolerance);
   tf.dispose([images, ids, mask, ...out.values()]);
   model.dispose();
@@ -196,5 +215,14 @@ export async function fineSuite(params: SuiteParams): Promise<{ checks: Check[];
   const run = params.fixture === 'fine-a' ? fineA : params.fixture === 'tiny_fine_head' ? tinyFineHead : undefined;
   if (!run) throw new Error(`fine: unknown fixture "${params.fixture}" (expected fine-a, tiny_fine_head)`);
   const r = await run(1e-4);
-  return { checks: r.checks, info: { ...r.info, backend: backend.name, adapter: backend.adapter, threads: backend.threads, tensorsAfter: tf.memory().numTensors } };
+  return {
+    checks: r.checks,
+    info: {
+      ...r.info,
+      backend: backend.name,
+      adapter: backend.adapter,
+      threads: backend.threads,
+      tensorsAfter: tf.memory().numTensors,
+    },
+  };
 }

@@ -24,7 +24,10 @@ async function encodePng(rgb: ArrayLike<number>, width: number, height: number):
 
 async function imageChecks(): Promise<Check[]> {
   const checks: Check[] = [];
-  for (const [set, key] of [['set-a', 'image'], ['set-b', 'pixel_values']]) {
+  for (const [set, key] of [
+    ['set-a', 'image'],
+    ['set-b', 'pixel_values'],
+  ]) {
     const inputs = await openRemoteSafetensors(`/fixtures/fiber/${set}/inputs.safetensors`);
     const expected = (await inputs.readRaw(key)).data as Float32Array;
     const size = inputs.info(key).shape[3];
@@ -38,7 +41,7 @@ async function imageChecks(): Promise<Check[]> {
       let mismatches = 0;
       for (let i = 0; i < ours.length; i++) if (ours[i] !== ref[i]) mismatches++;
       checks.push({
-        name: `${set} raw_image_${k}: PNG -> browserImageDecoder -> fiberImageTransform(${size}) equals the official ${key}`,
+        name: `${set} raw_image_${k}: PNG -> browserImageDecoder -> fiberImageTransform(${size}) = official ${key}`,
         maxAbsError: mismatches,
         tolerance: 0,
         ok: mismatches === 0 && decoded.width === w && decoded.height === h,
@@ -59,16 +62,38 @@ async function textChecks(): Promise<Check[]> {
   const hf = (await fetchJson('/fixtures/bpe/hf-bpe-trainer.json')) as HfBpeFixture;
   for (const c of hf.cases) {
     const model = trainByteLevelBpe(hf.corpus, { vocabSize: c.vocabSize, minFrequency: c.minFrequency });
-    const same = JSON.stringify(model.merges) === JSON.stringify(c.merges) && JSON.stringify(model.vocab) === JSON.stringify(c.vocab);
-    checks.push({ name: `trainByteLevelBpe = HF BpeTrainer (vocabSize ${c.vocabSize}, minFrequency ${c.minFrequency})`, maxAbsError: same ? 0 : Infinity, tolerance: 0, ok: same });
+    const same =
+      JSON.stringify(model.merges) === JSON.stringify(c.merges) &&
+      JSON.stringify(model.vocab) === JSON.stringify(c.vocab);
+    checks.push({
+      name: `trainByteLevelBpe = HF BpeTrainer (vocabSize ${c.vocabSize}, minFrequency ${c.minFrequency})`,
+      maxAbsError: same ? 0 : Infinity,
+      tolerance: 0,
+      ok: same,
+    });
   }
   const model = trainByteLevelBpe(hf.corpus, { vocabSize: 400 });
   const tok = ByteLevelBpeTokenizer.fromVocabAndMerges(JSON.stringify(model.vocab), mergesToText(model.merges));
   const texts = [...hf.corpus.slice(0, 10), 'Ünïcödé ✓ 𝔘𝔫𝔦 — \ud83d\ude00 \t\n', 'x<mask>y', ''];
   const bad = texts.filter((t) => tok.decode(tok.encode(t).ids, { skipSpecialTokens: false }) !== `<s>${t}</s>`);
-  checks.push({ name: 'tokenizer from vocab.json + merges.txt text: encode / decode round trip', maxAbsError: bad.length, tolerance: 0, ok: bad.length === 0, detail: bad.map((t) => JSON.stringify(t)).join(', ') });
+  checks.push({
+    name: 'tokenizer from vocab.json + merges.txt text: encode / decode round trip',
+    maxAbsError: bad.length,
+    tolerance: 0,
+    ok: bad.length === 0,
+    detail: bad.map((t) => JSON.stringify(t)).join(', '),
+  });
   const ids = tok.encode('how many stars are there?', { maxLength: 12, padding: 'max_length' });
-  checks.push(compareNumbers('padded encoding: length and attention mask', [[ids.ids.length, 12], [ids.attentionMask.reduce((a, b) => a + b, 0), tok.encode('how many stars are there?').ids.length]], 0));
+  checks.push(
+    compareNumbers(
+      'padded encoding: length and attention mask',
+      [
+        [ids.ids.length, 12],
+        [ids.attentionMask.reduce((a, b) => a + b, 0), tok.encode('how many stars are there?').ids.length],
+      ],
+      0,
+    ),
+  );
   return checks;
 }
 

@@ -38,13 +38,27 @@ interface VqaFixture {
   annotations: VqaAnnotation[];
   questions: VqaQuestion[];
   predictions: VqaPrediction[];
-  expected: { per_question_accuracy: Record<string, number>; overall_accuracy_percent_unrounded: number; overall_accuracy_percent_official_rounded: number };
+  expected: {
+    per_question_accuracy: Record<string, number>;
+    overall_accuracy_percent_unrounded: number;
+    overall_accuracy_percent_official_rounded: number;
+  };
 }
 interface CocoFixture {
-  cases: { name: string; ground_truth: CocoGroundTruth; detections: CocoDetection[]; expected: { stats: Record<string, number> } }[];
+  cases: {
+    name: string;
+    ground_truth: CocoGroundTruth;
+    detections: CocoDetection[];
+    expected: { stats: Record<string, number> };
+  }[];
 }
 interface RetrievalFixture {
-  cases: { name: string; similarity: SimilarityMatrix; text_to_image: number[]; expected: { rsum: number; i2t: DirectionScores; t2i: DirectionScores } }[];
+  cases: {
+    name: string;
+    similarity: SimilarityMatrix;
+    text_to_image: number[];
+    expected: { rsum: number; i2t: DirectionScores; t2i: DirectionScores };
+  }[];
 }
 
 const text = async (url: string) => {
@@ -56,7 +70,9 @@ const text = async (url: string) => {
 export async function metricsSuite(_params: SuiteParams): Promise<{ checks: Check[]; info: Record<string, unknown> }> {
   const checks: Check[] = [];
   const cap = (await fetchJson('/metrics-fixtures/captioning.json')) as CaptionFixture;
-  const [words, synsets, exceptions] = await Promise.all(['english.words', 'english.synsets', 'english.exceptions'].map((f) => text(`/meteor-en/${f}`)));
+  const [words, synsets, exceptions] = await Promise.all(
+    ['english.words', 'english.synsets', 'english.exceptions'].map((f) => text(`/meteor-en/${f}`)),
+  );
   const meteor = parseMeteorResources({ words, synsets, exceptions });
   const t0 = performance.now();
   const tokenizedRun = evaluateCaptions({
@@ -67,10 +83,19 @@ export async function metricsSuite(_params: SuiteParams): Promise<{ checks: Chec
   });
   for (const m of [...M, 'METEOR_no_paraphrase'] as const) {
     const tol = m.startsWith('METEOR') ? 1e-6 : 1e-9;
-    checks.push(compareNumbers(`captioning ${m}: corpus and ${cap.images.length} images`, [
-      [tokenizedRun.corpus[m]!, cap.corpus_scores[m]],
-      ...cap.images.map((im): [number, number] => [tokenizedRun.perImage.get(String(im.image_id))![m]!, im.scores[m]]),
-    ], tol));
+    checks.push(
+      compareNumbers(
+        `captioning ${m}: corpus and ${cap.images.length} images`,
+        [
+          [tokenizedRun.corpus[m]!, cap.corpus_scores[m]],
+          ...cap.images.map((im): [number, number] => [
+            tokenizedRun.perImage.get(String(im.image_id))![m]!,
+            im.scores[m],
+          ]),
+        ],
+        tol,
+      ),
+    );
   }
   // raw strings: the PTB tokeniser in JS gives the reference tokenisation, hence the same scores
   const rawRun = evaluateCaptions({
@@ -81,22 +106,45 @@ export async function metricsSuite(_params: SuiteParams): Promise<{ checks: Chec
     const t = rawRun.tokenized.get(String(im.image_id))!;
     return t.candidate !== im.candidate_tokenized || t.references.some((r, i) => r !== im.references_tokenized[i]);
   });
-  checks.push({ name: 'captioning: PTB tokenisation of raw captions', maxAbsError: mismatched.length, tolerance: 0, ok: mismatched.length === 0, detail: mismatched.slice(0, 3).map((im) => `image ${im.image_id}`).join(', ') });
-  checks.push(compareNumbers('captioning CIDEr_D from raw captions', [[rawRun.corpus.CIDEr_D, cap.corpus_scores.CIDEr_D]], 1e-9));
+  checks.push({
+    name: 'captioning: PTB tokenisation of raw captions',
+    maxAbsError: mismatched.length,
+    tolerance: 0,
+    ok: mismatched.length === 0,
+    detail: mismatched
+      .slice(0, 3)
+      .map((im) => `image ${im.image_id}`)
+      .join(', '),
+  });
+  checks.push(
+    compareNumbers('captioning CIDEr_D from raw captions', [[rawRun.corpus.CIDEr_D, cap.corpus_scores.CIDEr_D]], 1e-9),
+  );
   const captionMs = performance.now() - t0;
 
   const vqa = (await fetchJson('/metrics-fixtures/vqa.json')) as VqaFixture;
   const v = vqaAccuracy({ annotations: vqa.annotations, questions: vqa.questions, predictions: vqa.predictions });
-  checks.push(compareNumbers('VQA accuracy: per question and overall', [
-    [v.overall, vqa.expected.overall_accuracy_percent_unrounded],
-    [v.official.overall, vqa.expected.overall_accuracy_percent_official_rounded],
-    ...Object.entries(vqa.expected.per_question_accuracy).map(([q, a]): [number, number] => [v.perQuestion[q], a]),
-  ], 1e-9));
+  checks.push(
+    compareNumbers(
+      'VQA accuracy: per question and overall',
+      [
+        [v.overall, vqa.expected.overall_accuracy_percent_unrounded],
+        [v.official.overall, vqa.expected.overall_accuracy_percent_official_rounded],
+        ...Object.entries(vqa.expected.per_question_accuracy).map(([q, a]): [number, number] => [v.perQuestion[q], a]),
+      ],
+      1e-9,
+    ),
+  );
 
   const coco = (await fetchJson('/metrics-fixtures/detection_cocoeval.json')) as CocoFixture;
   for (const c of coco.cases) {
     const r = cocoEvaluate(c.ground_truth, c.detections);
-    checks.push(compareNumbers(`COCOeval ${c.name}: 12 stats`, COCO_STAT_NAMES.map((s): [number, number] => [r.stats[s], c.expected.stats[s]]), 1e-12));
+    checks.push(
+      compareNumbers(
+        `COCOeval ${c.name}: 12 stats`,
+        COCO_STAT_NAMES.map((s): [number, number] => [r.stats[s], c.expected.stats[s]]),
+        1e-12,
+      ),
+    );
   }
 
   const ret = (await fetchJson('/metrics-fixtures/retrieval.json')) as RetrievalFixture;

@@ -17,14 +17,21 @@ async function worldChecks(): Promise<Check[]> {
     const decoded = await browserImageDecoder.decode(encodePng(image));
     let differ = decoded.width === image.width && decoded.height === image.height ? 0 : Infinity;
     for (let p = 0; differ !== Infinity && p < image.width * image.height; p++) {
-      for (let c = 0; c < 3; c++) if (decoded.data[p * decoded.channels + c] !== image.data[p * image.channels + c]) differ++;
+      for (let c = 0; c < 3; c++)
+        if (decoded.data[p * decoded.channels + c] !== image.data[p * image.channels + c]) differ++;
     }
-    checks.push({ name: `world sample ${i}: renderScene -> encodePng -> Chromium's PNG decoder gives the same pixels`, maxAbsError: differ, tolerance: 0, ok: differ === 0, detail: `${image.width}x${image.height}` });
+    checks.push({
+      name: `world sample ${i}: renderScene -> encodePng -> Chromium's PNG decoder gives the same pixels`,
+      maxAbsError: differ,
+      tolerance: 0,
+      ok: differ === 0,
+      detail: `${image.width}x${image.height}`,
+    });
   }
   return checks;
 }
 
-/** torch.optim.AdamW, one step from zero moments: p * (1 - lr*wd) - lr * m̂ / (sqrt(v̂) + eps), m̂ = g, v̂ = g². */
+/** torch.optim.AdamW, one step from zero moments: p (1 - lr wd) - lr m̂ / (sqrt(v̂) + eps), m̂ = g, v̂ = g². */
 async function adamwStepCheck(): Promise<Check> {
   const [lr, wd, eps] = [0.1, 0.01, 1e-8];
   const p0 = [1, -2, 0.5];
@@ -37,14 +44,21 @@ async function adamwStepCheck(): Promise<Check> {
   const want = p0.map((p, i) => p * (1 - lr * wd) - (lr * g[i]) / (Math.abs(g[i]) + eps));
   opt.dispose();
   tf.dispose([grad, param.value]);
-  return compareNumbers('AdamW (torch variant), one step against its closed form', got.map((x, i): [number, number] => [x, want[i]]), 1e-6);
+  return compareNumbers(
+    'AdamW (torch variant), one step against its closed form',
+    got.map((x, i): [number, number] => [x, want[i]]),
+    1e-6,
+  );
 }
 
 /** Fits y = x . [1, -2, 3, 0.5] + 1 with a Linear(4, 1): the loss must fall by 100x in 60 steps. */
 async function trainingCheck(): Promise<Check> {
   const rng = new Generator(0);
   const model = new Linear(4, 1, { rng });
-  const x = tf.tensor2d(Array.from({ length: 32 * 4 }, (_, i) => Math.sin(i * 1.3)), [32, 4]);
+  const x = tf.tensor2d(
+    Array.from({ length: 32 * 4 }, (_, i) => Math.sin(i * 1.3)),
+    [32, 4],
+  );
   const y = tf.tidy(() => tf.add(tf.matMul(x, tf.tensor2d([1, -2, 3, 0.5], [4, 1])), 1));
   const opt = new AdamW([{ params: model.namedParameters(), lr: 0.1, weightDecay: 0 }]);
   const losses: number[] = [];
@@ -60,7 +74,13 @@ async function trainingCheck(): Promise<Check> {
   model.dispose();
   const ratio = losses[losses.length - 1] / losses[0];
   const ok = ratio < 0.01;
-  return { name: `60 AdamW steps on ${tf.getBackend()}: loss falls 100x`, maxAbsError: ok ? 0 : Infinity, tolerance: 0, ok, detail: `loss ${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toExponential(2)} (x${ratio.toExponential(2)})` };
+  return {
+    name: `60 AdamW steps on ${tf.getBackend()}: loss falls 100x`,
+    maxAbsError: ok ? 0 : Infinity,
+    tolerance: 0,
+    ok,
+    detail: `loss ${losses[0].toFixed(4)} -> ${losses.at(-1)!.toExponential(2)} (x${ratio.toExponential(2)})`,
+  };
 }
 
 /** params: backend (default wasm). */
