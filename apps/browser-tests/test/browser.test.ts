@@ -5,7 +5,7 @@
 // WebGPU runs on SwiftShader here (a CPU emulation compiling a shader per op shape: minutes), so by
 // default it runs the coarse fused pass of set A and the fine-grained chain of fine-a (backbone +
 // FPN + head) while wasm runs every fixture. FIBER_BROWSER_WEBGPU=full runs every fixture on
-// WebGPU too (about 10 minutes more on 2 cores); FIBER_BROWSER_WEBGPU=off skips WebGPU.
+// WebGPU too (budget half an hour on 2 cores); FIBER_BROWSER_WEBGPU=off skips WebGPU.
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'puppeteer-core';
@@ -114,7 +114,7 @@ if (unavailable) {
         : [{ set: 'set-a', only: 'fused.', passes: 'the fused pass and its ITM, VQA and MLM heads' }];
       it.for(coarse)(
         'coarse FIBER parity on $set: $passes',
-        { timeout: full ? 1_800_000 : 300_000 },
+        { timeout: full ? 1_800_000 : 600_000 },
         async ({ set, only }, ctx) => {
           if (noWebGpu) ctx.skip(noWebGpu);
           expectPassed(await run('coarse', { backend: 'webgpu', set, only }), only ? 7 : 60);
@@ -123,7 +123,7 @@ if (unavailable) {
 
       it.for(full ? ['fine-a', 'tiny_fine_head'] : ['fine-a'])(
         'fine-grained parity on %s',
-        { timeout: full ? 1_800_000 : 300_000 },
+        { timeout: full ? 1_800_000 : 600_000 },
         async (fixture, ctx) => {
           if (noWebGpu) ctx.skip(noWebGpu);
           expectPassed(await run('fine', { backend: 'webgpu', fixture }), 43);
