@@ -1,4 +1,4 @@
 import { defineConfig } from 'tsup';
 import { libConfig } from '../../tsup.base';
 
-export default defineConfig(libConfig());
+export default defineConfig(libConfig({ entry: ['src/index.ts', 'src/testing.ts'] }));

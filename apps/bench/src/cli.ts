@@ -8,11 +8,12 @@ import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import { kernelsMarkdown, numpyReference, runKernels, type KernelResult } from './kernels.js';
 import { peakRssMb } from './measure.js';
-import { runMetricsBench } from './metrics.js';
+import { metricsMarkdown, runMetricsBench } from './metrics.js';
 import { runBackbones } from './backbones.js';
 import { parityMarkdown, runParity } from './parity.js';
 import { runCoarse, runTrain } from './coarse.js';
 import { runSizes, sizesMarkdown } from './sizes.js';
+import { runFine } from './fine.js';
 import { availableBackends } from '@fiber-vl/tensor-core';
 
 const USAGE = `usage: fiber-bench <command> [options]
@@ -32,6 +33,9 @@ commands:
   parity    DIR: the FIBER coarse model against a fixture folder of the official code (config.json,
             model.safetensors, inputs.safetensors, outputs): a table of max abs errors per tensor,
             exit code 1 on any failure (default backends: every one that starts)
+  fine      the fine-grained FIBER-B at full size (fused Swin-B + RoBERTa, FPN, VLDyHead) on one
+            800 x 1344 image with a 256-token prompt: forward time (backbone / head) and peak memory
+            per backend; --max-case-seconds (default 300) skips hopeless backends
   sizes     what users download: each package's packed tarball (npm pack) and the size of a fresh
             npm install (needs the npm registry) of tensor-core, eval-metrics, the six model packages
             and every package; --no-install packs only
@@ -39,7 +43,11 @@ commands:
             each package's browser entry bundled by esbuild (minified, code splitting): bytes and
             gzipped bytes loaded up front and lazily, and the WebAssembly binaries listed separately
   metrics   @fiber-vl/eval-metrics at COCO scale (synthetic, seeded): captioning on 5,000 images x 5
-            references and COCOeval on 5,000 images x 100 detections; seconds and peak memory
+            references and COCOeval on 5,000 images x 100 detections; seconds, CPU seconds and peak
+            memory per stage (tokenize, BLEU, ROUGE-L, CIDEr-D, METEOR, COCOeval evaluate/accumulate/summarize)
+  inspect   FILE...: a checkpoint's tensors (.ckpt / .pth / .bin / .safetensors / sharded *.index.json):
+            names, dtypes, shapes, bytes, which official FIBER model and task heads it matches and
+            what is missing or extra; exit 2 with one line per file that cannot be read
 
 options:
   --backends LIST        comma-separated subset of webgpu,wasm,cpu (default: all that start)
@@ -56,6 +64,10 @@ options:
   --reference-python P   the python to run it with (default: /usr/bin/python3, then python3)
   --models LIST          train: tiny,fiber-b-384 (default both)
   --images N             metrics: number of images (default 5000)
+  --repeat N             metrics: runs per stage, medians reported (default 1)
+  --export-captions FILE metrics: write the tokenised captions as pycocoevalcap's scorers take them
+  --verify               inspect: read every value and count non-finite ones (exit 1 if any)
+  --all                  inspect: list every tensor, not only the groups
 `;
 
 /** wasm matmul with a one-thread pool, in a child process (the pool size is fixed per process). */
@@ -96,6 +108,10 @@ async function main(argv: string[]): Promise<number> {
       'reference-script': { type: 'string' },
       'reference-python': { type: 'string' },
       models: { type: 'string' },
+      repeat: { type: 'string' },
+      'export-captions': { type: 'string' },
+      verify: { type: 'boolean' },
+      all: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -214,6 +230,22 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`\n${ok ? 'parity OK' : 'parity FAILED'} on ${reports.map((r) => r.backend).join(', ')}\n`);
       return ok ? 0 : 1;
     }
+    case 'fine': {
+      const results = await runFine({ backends, maxCaseSeconds: maxCaseSeconds ?? 300 });
+      const report = { command: 'fine', machine: machine(), results };
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        return 0;
+      }
+      const file = writeReport('fine', report);
+      const s = (ms?: number) => (ms === undefined ? '' : (ms / 1000).toFixed(1));
+      process.stdout.write(
+        `\n## fiber-bench fine (fine-grained FIBER-B, full size)\n\n| backend | input | forward s | backbone s | head s | peak RSS MB |\n|---|---|---|---|---|---|\n` +
+          results.map((r) => `| ${r.backend} | ${r.input} | ${r.skipped ? `skipped (${r.skipped})` : s(r.ms)} | ${s(r.backboneMs)} | ${s(r.headMs)} | ${r.peakRssMb} |`).join('\n') +
+          `\n\nwritten: ${file}\n`,
+      );
+      return 0;
+    }
     case 'sizes': {
       const root = resolve(fileURLToPath(import.meta.url), '../../../..');
       const r = runSizes(root, { install: !values['no-install'] });
@@ -238,15 +270,22 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'metrics': {
-      const r = runMetricsBench({ images: values.images ? Number(values.images) : undefined });
-      const file = writeReport('metrics', { command: 'metrics', machine: machine(), ...r });
-      const c = r.captioning;
-      process.stdout.write(
-        `\n## fiber-bench metrics\n\n| job | size | seconds |\n|---|---|---|\n` +
-          Object.entries(c.seconds).map(([k, v]) => `| captioning: ${k} | ${c.images} images x ${c.refsPerImage} refs | ${v.toFixed(2)} |`).join('\n') +
-          `\n| captioning total | | ${c.totalSeconds.toFixed(2)} |\n| COCOeval bbox | ${r.cocoeval.images} images, ${r.cocoeval.gt} GT, ${r.cocoeval.detections} dets | ${r.cocoeval.seconds.toFixed(2)} |\n\npeak RSS ${r.peakRssMb} MB; written: ${file}\n`,
-      );
+      const r = runMetricsBench({
+        images: values.images ? Number(values.images) : undefined,
+        repeat: values.repeat ? Number(values.repeat) : undefined,
+        exportCaptions: values['export-captions'],
+      });
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+        return 0;
+      }
+      const file = writeReport('metrics', r);
+      process.stdout.write(`\n${metricsMarkdown(r)}; written: ${file}\n`);
       return 0;
+    }
+    case 'inspect': {
+      const { runInspect } = await import('./inspect.js');
+      return runInspect(positionals.slice(1), { verify: values.verify, json: values.json, all: values.all });
     }
     default:
       process.stderr.write(`fiber-bench: unknown command "${command}"\n\n${USAGE}`);

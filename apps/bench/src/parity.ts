@@ -1,12 +1,15 @@
-// `fiber-bench parity <fixture-dir>`: the FIBER coarse model against a fixture folder computed by the
-// official code (either public set's format): architecture from config.json, weights from
-// model.safetensors, inputs from inputs.safetensors; every pass the folder has outputs for runs,
-// and every output / intermediate tensor it can compute is compared by name.
+// `fiber-bench parity <fixture-dir>`: a FIBER model against a fixture folder computed by the
+// official code: architecture from config.json, weights from model.safetensors, inputs from
+// inputs.safetensors; every pass the folder has outputs for runs, and every output / intermediate
+// tensor it can compute is compared by name. Folder kinds (recognised from config.json): the coarse
+// model (either public set), the fine-grained model (set A `tiny_fine`), the fine-grained head alone
+// (set B `tiny_fine_head`).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadFiberCheckpoint } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
 import { fiberConfigFromFixture, runFixturePasses } from '@fiber-vl/heads-coarse/testing';
+import { fineFixtureKind, runFineFixturePasses } from '@fiber-vl/heads-fine/testing';
 import { SafetensorsFile, initBackend, loadSafetensors, tf, type BackendName } from '@fiber-vl/tensor-core';
 
 export interface ParityRow {
@@ -23,46 +26,74 @@ export interface ParityReport {
   ok: boolean;
 }
 
+/** Max |ours - ref| (Infinity on a shape mismatch or NaN). */
+async function maxError(ours: tf.Tensor | number[][], file: SafetensorsFile, name: string): Promise<number> {
+  const raw = await file.readRaw(name);
+  const ref = Array.from(raw.data as ArrayLike<number | bigint>, Number);
+  const got = Array.isArray(ours) ? ours.flat() : Array.from((await ours.data()) as Float32Array);
+  const shapeOk = Array.isArray(ours) ? got.length === ref.length : ours.shape.join() === raw.shape.join();
+  let err = shapeOk && got.length === ref.length ? 0 : Infinity;
+  for (let i = 0; err !== Infinity && i < ref.length; i++) {
+    const d = Math.abs(got[i] - ref[i]);
+    if (!(d <= err)) err = Number.isNaN(d) ? Infinity : d;
+  }
+  return err;
+}
+
+/** The tensors (and exact integer outputs) a folder's passes compute, by the folder's names. */
+async function computeFolder(dir: string, config: unknown, names: Set<string>, log: (l: string) => void): Promise<{ tensors: Map<string, tf.Tensor>; exact: Map<string, number[][]> }> {
+  const inputs = await loadSafetensors(join(dir, 'inputs.safetensors'), (k) => !k.startsWith('raw_image'));
+  try {
+    if (fineFixtureKind(config)) {
+      log(`fine-grained folder (${fineFixtureKind(config)}): building the model from config.json ...`);
+      const weights = await loadSafetensors(join(dir, 'model.safetensors'));
+      try {
+        const r = await runFineFixturePasses(config, weights, inputs, names);
+        return { tensors: r.tensors, exact: new Map() };
+      } finally {
+        tf.dispose([...weights.values()]);
+      }
+    }
+    const { config: cfg, heads } = fiberConfigFromFixture(config);
+    log('coarse folder: building the model from config.json and loading model.safetensors ...');
+    const model = new FiberCoarseModel(cfg, heads);
+    try {
+      await loadFiberCheckpoint(model, join(dir, 'model.safetensors'));
+      model.eval();
+      return await runFixturePasses(model, inputs, names);
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    tf.dispose([...inputs.values()]);
+  }
+}
+
 export async function runParity(dir: string, { backends = ['cpu'] as BackendName[], tolerance = 1e-4, log = (l: string) => process.stderr.write(`${l}\n`) } = {}): Promise<ParityReport[]> {
   for (const f of ['config.json', 'model.safetensors', 'inputs.safetensors']) {
     if (!existsSync(join(dir, f))) throw new Error(`${dir}: missing ${f} (a fixture folder has config.json, model.safetensors, inputs.safetensors and outputs)`);
   }
-  const { config, heads } = fiberConfigFromFixture(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  const config: unknown = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   const expectedFiles = ['outputs.safetensors', 'intermediates.safetensors'].filter((f) => existsSync(join(dir, f)));
   const reports: ParityReport[] = [];
   for (const backend of backends) {
     await initBackend({ backend, allowSoftwareWebGpu: true });
-    log(`[${backend}] building the model from ${join(dir, 'config.json')} and loading model.safetensors ...`);
-    const model = new FiberCoarseModel(config, heads);
-    await loadFiberCheckpoint(model, join(dir, 'model.safetensors'));
-    model.eval();
-    const inputs = await loadSafetensors(join(dir, 'inputs.safetensors'), (k) => !k.startsWith('raw_image'));
     const files = await Promise.all(expectedFiles.map((f) => SafetensorsFile.open(join(dir, f))));
     const names = new Set(files.flatMap((f) => f.keys()));
     log(`[${backend}] running the passes for ${names.size} expected tensors ...`);
-    const result = await runFixturePasses(model, inputs, names);
+    const result = await computeFolder(dir, config, names, (l) => log(`[${backend}] ${l}`));
     const rows: ParityRow[] = [];
     for (const name of [...names].sort()) {
       const file = files.find((f) => f.tensors.has(name))!;
-      const ours = result.tensors.get(name);
-      const exact = result.exact.get(name);
-      if (!ours && !exact) continue;
-      const raw = await file.readRaw(name);
-      const ref = Array.from(raw.data as ArrayLike<number | bigint>, Number);
-      const got = ours ? Array.from((await ours.data()) as Float32Array) : exact!.flat();
-      const shapeOk = ours ? ours.shape.join() === raw.shape.join() : got.length === ref.length;
-      let err = shapeOk && got.length === ref.length ? 0 : Infinity;
-      for (let i = 0; err !== Infinity && i < ref.length; i++) {
-        const d = Math.abs(got[i] - ref[i]);
-        if (!(d <= err)) err = Number.isNaN(d) ? Infinity : d;
-      }
-      const tol = exact ? 0 : tolerance;
+      const ours = result.tensors.get(name) ?? result.exact.get(name);
+      if (!ours) continue;
+      const err = await maxError(ours, file, name);
+      const tol = result.exact.has(name) ? 0 : tolerance;
       rows.push({ tensor: name, maxAbsError: err, tolerance: tol, ok: err <= tol });
     }
     const notChecked = [...names].filter((n) => !rows.some((r) => r.tensor === n)).sort();
     await Promise.all(files.map((f) => f.close()));
-    tf.dispose([...inputs.values(), ...result.tensors.values()]);
-    model.dispose();
+    tf.dispose([...result.tensors.values()]);
     reports.push({ backend, rows, notChecked, ok: rows.length > 0 && rows.every((r) => r.ok) });
   }
   return reports;

@@ -1,5 +1,6 @@
-// fiber-bench parity on the repository's copy of the official fixture (set B): passes, and a
-// folder whose expected output was tampered with fails with exit code 1.
+// fiber-bench parity on the repository's copies of the official fixtures (coarse set B, the
+// fine-grained model and head): passes, and a folder whose expected output was tampered with fails
+// with exit code 1.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,16 @@ describe('fiber-bench parity', () => {
     expect(r.stdout).toMatch(/\| caption\.beam5_ids \| 0\.00e\+0 \| 0 \| ok \|/);
     expect(r.stdout).toMatch(/\| fused\.cls_feats \| \d\.\d\de-\d+ \| 0\.0001 \| ok \|/);
     expect(r.stdout).toContain('parity OK on cpu');
+  }, 300_000);
+
+  it.each([
+    ['fine-grained model (set A tiny_fine)', 'fixtures/fiber/fine-a', 94, /\| head\.dot_product_logits\.P3 \| \d\.\d\de-\d+ \| 0\.0001 \| ok \|/],
+    ['fine-grained head (set B tiny_fine_head)', 'fixtures/fiber-fine/tiny_fine_head', 50, /\| act\.dyhead_tower\.5\.level4 \| \d\.\d\de-\d+ \| 0\.0001 \| ok \|/],
+  ])('recognises a %s folder and passes on it', (_, folder, count, row) => {
+    const r = spawnSync(process.execPath, [cli, 'parity', join(root, folder), '--backends', 'cpu', '--out-dir', mkdtempSync(join(tmpdir(), 'parity-'))], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(row);
+    expect(r.stdout).toContain(`${count} of ${count} tensors within tolerance on cpu.`);
   });
 
   it('fails with exit code 1 when an expected tensor differs', async () => {

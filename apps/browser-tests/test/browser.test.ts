@@ -76,8 +76,8 @@ if (unavailable) {
         },
       );
 
-      it('fine-grained parity on fine-a: backbone, FPN and head outputs and towers', async () => {
-        expectPassed(await run('fine', { backend: 'wasm', fixture: 'fine-a' }), 43);
+      it('fine-grained parity on fine-a: the whole model, every output and intermediate', async () => {
+        expectPassed(await run('fine', { backend: 'wasm', fixture: 'fine-a' }), 94);
       });
 
       it('fine-grained parity on tiny_fine_head: the head on given P3-P7', async () => {
@@ -126,7 +126,7 @@ if (unavailable) {
         { timeout: full ? 1_800_000 : 600_000 },
         async (fixture, ctx) => {
           if (noWebGpu) ctx.skip(noWebGpu);
-          expectPassed(await run('fine', { backend: 'webgpu', fixture }), 43);
+          expectPassed(await run('fine', { backend: 'webgpu', fixture }), 50);
         },
       );
     });

@@ -1,12 +1,24 @@
 // fiber-metrics: the reference VL metrics on the standard files users already have.
 import { existsSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { evaluateCaptions } from './caption/evaluate.js';
 import { cocoEvaluate, type CocoDetection, type CocoGroundTruth } from './detection/cocoeval.js';
 import { MetricInputError } from './errors.js';
 import { Flickr30kEntitiesEvaluator, type Flickr30kPrediction } from './grounding/flickr30k.js';
+import type { BoxXywh } from './grounding/boxes.js';
 import { recAccuracy } from './grounding/rec.js';
-import { cocoCaptionReferences, cocoCaptionResults, folderReader, jsonFilesIn, loadMeteorResources, loadParaphraseTable, readJson, runFixtures } from './node.js';
+import {
+  cocoCaptionReferences,
+  cocoCaptionResults,
+  folderReader,
+  jsonFilesIn,
+  loadMeteorResources,
+  loadParaphraseTable,
+  readJson,
+  runFixtures,
+  type FixtureCheck,
+} from './node.js';
 import { retrievalRecall } from './retrieval.js';
 import { vqaAccuracy } from './vqa/evaluate.js';
 import { spiceApprox } from './caption/spice.js';
@@ -41,7 +53,8 @@ function need(values: Record<string, unknown>, ...names: string[]): string[] {
 function scale100(x: unknown, keep = /^(medr|meanr|n|count|rsum)$/, key = ''): unknown {
   if (typeof x === 'number') return keep.test(key) ? x : x === -1 ? -1 : x * 100;
   if (Array.isArray(x)) return x.map((v) => scale100(v, keep, key));
-  if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, scale100(v, keep, k)]));
+  if (x && typeof x === 'object')
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, scale100(v, keep, k)]));
   return x;
 }
 
@@ -55,8 +68,28 @@ function table(scores: Scores, prefix = ''): string[] {
   return rows;
 }
 
+/** parseArgs, with its errors (unknown option, missing value) as input errors of one line. */
+function parse(argv: string[]) {
+  try {
+    return parseArgsStrict(argv);
+  } catch (e) {
+    const message = (e as Error).message.split('. ')[0];
+    throw new MetricInputError(`${message} (see fiber-metrics --help)`);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parse(argv);
+  const [command, arg] = positionals;
+  if (!command || values.help) {
+    process.stdout.write(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  return run(command, arg, values);
+}
+
+function parseArgsStrict(argv: string[]) {
+  return parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
@@ -81,11 +114,11 @@ async function main(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h' },
     },
   });
-  const [command, arg] = positionals;
-  if (!command || values.help) {
-    process.stdout.write(USAGE);
-    return command || values.help ? 0 : 2;
-  }
+}
+
+type Values = ReturnType<typeof parseArgsStrict>['values'];
+
+async function run(command: string, arg: string | undefined, values: Values): Promise<number> {
   let scores: Scores;
   switch (command) {
     case 'caption': {
@@ -96,12 +129,16 @@ async function main(argv: string[]): Promise<number> {
         candidates: cocoCaptionResults(readJson(predsFile), predsFile),
         files: { references: refsFile, candidates: predsFile },
         meteor,
-        meteorParaphrases: meteor && values['meteor-paraphrase'] ? loadParaphraseTable(values['meteor-paraphrase']) : undefined,
+        meteorParaphrases:
+          meteor && values['meteor-paraphrase'] ? loadParaphraseTable(values['meteor-paraphrase']) : undefined,
         spice: values.spice ? spiceApprox : undefined,
       });
       scores = { ...r.corpus, ...(values['per-image'] ? { perImage: Object.fromEntries(r.perImage) } : {}) };
-      if (values.spice) scores.note = 'SPICE_approx is SPICE computed with an approximate (wink-nlp) scene-graph parser, not the official SPICE';
-      if (meteor && !values['meteor-paraphrase']) scores.meteorNote = 'METEOR_no_paraphrase: Meteor 1.5 exact+stem+synonym, without the paraphrase table';
+      if (values.spice)
+        scores.note =
+          'SPICE_approx is SPICE computed with an approximate (wink-nlp) scene-graph parser, not the official SPICE';
+      if (meteor && !values['meteor-paraphrase'])
+        scores.meteorNote = 'METEOR_no_paraphrase: Meteor 1.5 exact+stem+synonym, without the paraphrase table';
       break;
     }
     case 'vqa': {
@@ -112,7 +149,12 @@ async function main(argv: string[]): Promise<number> {
         predictions: readJson(pFile),
         files: { questions: qFile, annotations: aFile, predictions: pFile },
       });
-      scores = { overall: r.overall, perAnswerType: r.perAnswerType, perQuestionType: r.perQuestionType, ...(values['per-image'] ? { perQuestion: r.perQuestion } : {}) };
+      scores = {
+        overall: r.overall,
+        perAnswerType: r.perAnswerType,
+        perQuestionType: r.perQuestionType,
+        ...(values['per-image'] ? { perQuestion: r.perQuestion } : {}),
+      };
       if (values.scale100) {
         // VQA accuracies are already percentages.
         return print(scores, !!values.table);
@@ -121,18 +163,37 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'detection': {
       const [gtFile, detsFile] = need(values, 'gt', 'dets');
-      const r = cocoEvaluate(readJson<CocoGroundTruth>(gtFile), readJson<CocoDetection[]>(detsFile), { files: { gt: gtFile, dets: detsFile } });
+      const r = cocoEvaluate(readJson<CocoGroundTruth>(gtFile), readJson<CocoDetection[]>(detsFile), {
+        files: { gt: gtFile, dets: detsFile },
+      });
       scores = { ...r.stats, perCategoryAP: r.perCategoryAP };
       break;
     }
     case 'retrieval': {
       const [simsFile] = need(values, 'sims');
       const json = readJson<unknown>(simsFile);
-      const sim = Array.isArray(json) ? json : (json as { similarity?: number[][] }).similarity;
-      if (!Array.isArray(sim)) throw new MetricInputError(`${simsFile}: expected a matrix or {"similarity": [[...]], "text_to_image": [...]}`);
-      const per = Number(values['captions-per-image'] ?? 5);
-      const map = (json as { text_to_image?: number[] }).text_to_image ?? Array.from({ length: sim[0]?.length ?? 0 }, (_, j) => Math.floor(j / per));
-      const r = retrievalRecall(sim, map);
+      const isObj = typeof json === 'object' && json !== null && !Array.isArray(json);
+      const fields = isObj ? (json as { similarity?: unknown; text_to_image?: unknown }) : {};
+      const sim = Array.isArray(json) ? json : fields.similarity;
+      if (sim === undefined) {
+        throw new MetricInputError(
+          `${simsFile}: "similarity" is missing (expected a matrix or {"similarity": [[...]], "text_to_image": [...]})`,
+        );
+      }
+      if (!Array.isArray(sim))
+        throw new MetricInputError(`${simsFile}: "similarity" must be a list of rows, got ${JSON.stringify(sim)}`);
+      let map = fields.text_to_image as number[] | undefined;
+      if (map === undefined) {
+        const per = Number(values['captions-per-image'] ?? 5);
+        if (!Number.isInteger(per) || per < 1) {
+          throw new MetricInputError(
+            `--captions-per-image must be a positive integer, got ${values['captions-per-image']}`,
+          );
+        }
+        const cols = Array.isArray(sim[0]) ? sim[0].length : 0;
+        map = Array.from({ length: cols }, (_, j) => Math.floor(j / per));
+      }
+      const r = retrievalRecall(sim, map, { file: simsFile });
       scores = { i2t: r.i2t, t2i: r.t2i, rsum: r.rsum };
       if (values.scale100) return print(scores, !!values.table); // already percentages
       break;
@@ -140,38 +201,68 @@ async function main(argv: string[]): Promise<number> {
     case 'rec': {
       const [samplesFile] = need(values, 'samples');
       const json = readJson<unknown>(samplesFile);
-      const list = (Array.isArray(json) ? json : (json as { cases?: unknown[] }).cases) as Record<string, unknown>[] | undefined;
+      const list: unknown = Array.isArray(json) ? json : (json as { cases?: unknown } | null)?.cases;
       if (!Array.isArray(list)) throw new MetricInputError(`${samplesFile}: expected a list of {gt_box, pred_boxes}`);
-      const r = recAccuracy(
-        list.map((s) => ({ gtBox: (s.gt_box ?? s.gt_box_xywh) as never, predBoxes: (s.pred_boxes ?? s.pred_boxes_xywh_ranked) as never })),
-        { file: samplesFile },
-      );
+      const samples = list.map((s: unknown, i) => {
+        if (typeof s !== 'object' || s === null)
+          throw new MetricInputError(`${samplesFile}: [${i}]: not an object (${JSON.stringify(s)})`);
+        const o = s as Record<string, unknown>;
+        return {
+          gtBox: (o.gt_box ?? o.gt_box_xywh) as BoxXywh,
+          predBoxes: (o.pred_boxes ?? o.pred_boxes_xywh_ranked) as BoxXywh[],
+        };
+      });
+      const r = recAccuracy(samples, { file: samplesFile });
       scores = { accuracy: r.accuracy, n: r.n };
       break;
     }
     case 'grounding': {
       const [dir, predsFile] = need(values, 'flickr-dir', 'preds');
-      if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new MetricInputError(`--flickr-dir ${dir} is not a folder`);
+      if (!existsSync(dir) || !statSync(dir).isDirectory())
+        throw new MetricInputError(`--flickr-dir ${dir} is not a folder`);
       const ev = new Flickr30kEntitiesEvaluator(folderReader(dir), values.subset ?? 'test');
       const preds = readJson<Flickr30kPrediction[]>(predsFile);
-      scores = { any_box: ev.evaluate(preds), merged_box: ev.evaluate(preds, { mergeBoxes: true }) };
+      scores = {
+        any_box: ev.evaluate(preds, { file: predsFile }),
+        merged_box: ev.evaluate(preds, { mergeBoxes: true, file: predsFile }),
+      };
       break;
     }
     case 'fixtures': {
       if (!arg) throw new MetricInputError('usage: fiber-metrics fixtures DIR');
-      const files = jsonFilesIn(arg).map((f) => [f, readJson(f)] as [string, unknown]);
-      if (!files.length) throw new MetricInputError(`${arg}: no .json fixture files`);
-      const checks = runFixtures(files, { meteor: values['no-meteor'] ? undefined : loadMeteorResources(values['meteor-data']) });
+      const paths = jsonFilesIn(arg);
+      if (!paths.length) throw new MetricInputError(`${arg}: no .json fixture files`);
+      const checks: FixtureCheck[] = [];
+      const files: [string, unknown][] = [];
+      for (const f of paths) {
+        try {
+          files.push([f, readJson(f)]);
+        } catch (e) {
+          checks.push({
+            file: basename(f),
+            check: 'read',
+            maxError: Infinity,
+            tolerance: 0,
+            ok: false,
+            detail: (e as Error).message,
+          });
+        }
+      }
+      const meteor = values['no-meteor'] ? undefined : loadMeteorResources(values['meteor-data']);
+      checks.push(...runFixtures(files, { meteor }));
       for (const c of checks) {
         const err = Number.isFinite(c.maxError) ? c.maxError.toExponential(2) : String(c.maxError);
-        process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.file.padEnd(26)} ${c.check.padEnd(60)} max error ${err} (tolerance ${c.tolerance})${c.detail ? `  ${c.detail}` : ''}\n`);
+        process.stdout.write(
+          `${c.ok ? 'ok  ' : 'FAIL'} ${c.file.padEnd(26)} ${c.check.padEnd(60)} max error ${err} (tolerance ${c.tolerance})` +
+            `${c.detail ? `  ${c.detail}` : ''}\n`,
+        );
       }
       const failed = checks.filter((c) => !c.ok).length;
       process.stdout.write(`\n${checks.length - failed} checks passed, ${failed} failed\n`);
       return failed ? 1 : 0;
     }
     default:
-      throw new MetricInputError(`unknown command "${command}"\n\n${USAGE}`);
+      throw new MetricInputError(`unknown command "${command}" (see fiber-metrics --help)`);
   }
   if (values.scale100) scores = scale100(scores) as Scores;
   return print(scores, !!values.table);
@@ -185,7 +276,8 @@ function print(scores: Scores, asTable: boolean): number {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
-    process.stderr.write(`fiber-metrics: ${(e as Error).message}\n`);
+    // One line: an input error names the file (or option), the entry and the field.
+    process.stderr.write(`fiber-metrics: ${String((e as Error)?.message ?? e).replace(/\s*\n\s*/g, ' ')}\n`);
     process.exit(e instanceof MetricInputError ? 2 : 1);
   },
 );

@@ -3,8 +3,8 @@
 // Meteor data loader and the CLI live in `@fiber-vl/eval-metrics/node`.
 export { MetricInputError, roundPy2 } from './errors.js';
 
-export { ptbTokenize, ptbTokenizeLine, PTB_PUNCTUATION } from './tokenize/ptb.js';
-export { bleuStats, bleuFromStats, sumBleuStats, type BleuStats } from './caption/bleu.js';
+export { ptbTokenize, ptbTokenizeLine, ptbTokenizeLines, PTB_PUNCTUATION } from './tokenize/ptb.js';
+export { bleu, bleuStats, bleuFromStats, sumBleuStats, type BleuResult, type BleuStats } from './caption/bleu.js';
 export { rougeL } from './caption/rouge.js';
 export { ciderD, type CiderInput } from './caption/cider.js';
 export { Meteor, METEOR_DEFAULTS, type MeteorParams, type MeteorStats } from './caption/meteor/meteor.js';
@@ -27,6 +27,7 @@ export { normalizeVqaAnswer, processPunctuation, processDigitArticle } from './v
 export { retrievalRecall, type RetrievalScores, type DirectionScores, type SimilarityMatrix } from './retrieval.js';
 
 export {
+  CocoEval,
   cocoEvaluate,
   defaultCocoParams,
   COCO_STAT_NAMES,

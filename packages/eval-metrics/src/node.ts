@@ -10,23 +10,39 @@ import { gunzipSync } from 'node:zlib';
 
 /** The folder of Meteor's English data shipped with this package. */
 export function bundledMeteorDir(): string {
-  const candidates = [fileURLToPath(new URL('../data/meteor-en', import.meta.url)), fileURLToPath(new URL('../../data/meteor-en', import.meta.url))];
+  const candidates = [
+    fileURLToPath(new URL('../data/meteor-en', import.meta.url)),
+    fileURLToPath(new URL('../../data/meteor-en', import.meta.url)),
+  ];
   const dir = candidates.find((d) => existsSync(join(d, 'english.synsets')));
   if (!dir) throw new Error(`the Meteor data folder is missing from the package (looked in ${candidates.join(', ')})`);
   return dir;
 }
 
 let cached: { dir: string; resources: MeteorResources } | undefined;
+const METEOR_FILES = ['english.words', 'english.synsets', 'english.exceptions'];
 
 /** Loads english.words / .synsets / .exceptions from `dir` (default: the bundled copy). */
-export function loadMeteorResources(dir = bundledMeteorDir()): MeteorResources {
+export function loadMeteorResources(dir?: string): MeteorResources {
+  const given = dir !== undefined;
+  dir ??= bundledMeteorDir();
   if (cached?.dir === dir) return cached.resources;
   const read = (f: string) => {
     const p = join(dir, f);
-    if (!existsSync(p)) throw new Error(`Meteor resources: ${p} does not exist`);
+    if (!existsSync(p)) {
+      const problem = `Meteor resources: ${p} does not exist`;
+      // a folder the user named is bad input; the bundled one missing is a broken install
+      throw given
+        ? new MetricInputError(`${problem} (the Meteor data folder needs ${METEOR_FILES.join(', ')})`)
+        : new Error(problem);
+    }
     return readFileSync(p, 'utf8');
   };
-  const resources = parseMeteorResources({ words: read('english.words'), synsets: read('english.synsets'), exceptions: read('english.exceptions') });
+  const resources = parseMeteorResources({
+    words: read('english.words'),
+    synsets: read('english.synsets'),
+    exceptions: read('english.exceptions'),
+  });
   cached = { dir, resources };
   return resources;
 }
@@ -37,7 +53,9 @@ export function loadParaphraseTable(path: string): ParaphraseTable {
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new MetricInputError(`${path}: cannot read the paraphrase table (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new MetricInputError(
+      `${path}: cannot read the paraphrase table (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   const text = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('utf8') : bytes.toString('utf8');
   return parseParaphraseTable(text, path);
@@ -49,7 +67,9 @@ export function readJson<T = unknown>(path: string): T {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new MetricInputError(`${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new MetricInputError(
+      `${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   try {
     return JSON.parse(text) as T;
@@ -58,14 +78,23 @@ export function readJson<T = unknown>(path: string): T {
   }
 }
 
+function checkImageId(id: unknown, at: string): void {
+  if (id === undefined) throw new MetricInputError(`${at}: "image_id" is missing`);
+  if (!(typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)))) {
+    throw new MetricInputError(`${at}: "image_id" must be a number or a string, got ${JSON.stringify(id)}`);
+  }
+}
+
 /** COCO caption annotations ({annotations: [{image_id, caption}]}) -> references per image id. */
 export function cocoCaptionReferences(json: unknown, file = 'references'): Map<string, string[]> {
   const anns = (json as { annotations?: unknown })?.annotations;
-  if (!Array.isArray(anns)) throw new MetricInputError(`${file}: expected a COCO captions file with an "annotations" list`);
+  if (!Array.isArray(anns))
+    throw new MetricInputError(`${file}: expected a COCO captions file with an "annotations" list`);
   const refs = new Map<string, string[]>();
   anns.forEach((a, i) => {
-    if (a?.image_id === undefined) throw new MetricInputError(`${file}: annotations[${i}]: "image_id" is missing`);
-    if (typeof a.caption !== 'string') throw new MetricInputError(`${file}: annotations[${i}] (image ${a.image_id}): "caption" is not a string`);
+    checkImageId(a?.image_id, `${file}: annotations[${i}]`);
+    if (typeof a.caption !== 'string')
+      throw new MetricInputError(`${file}: annotations[${i}] (image ${a.image_id}): "caption" is not a string`);
     const k = String(a.image_id);
     (refs.get(k) ?? refs.set(k, []).get(k)!).push(a.caption);
   });
@@ -77,8 +106,11 @@ export function cocoCaptionResults(json: unknown, file = 'results'): Map<string,
   if (!Array.isArray(json)) throw new MetricInputError(`${file}: expected a list of {image_id, caption}`);
   const out = new Map<string, string>();
   json.forEach((r, i) => {
-    if (r?.image_id === undefined) throw new MetricInputError(`${file}: [${i}]: "image_id" is missing`);
-    if (typeof r.caption !== 'string') throw new MetricInputError(`${file}: [${i}] (image ${r.image_id}): "caption" is not a string (${JSON.stringify(r.caption)})`);
+    checkImageId(r?.image_id, `${file}: [${i}]`);
+    if (typeof r.caption !== 'string')
+      throw new MetricInputError(
+        `${file}: [${i}] (image ${r.image_id}): "caption" is not a string (${JSON.stringify(r.caption)})`,
+      );
     const k = String(r.image_id);
     if (out.has(k)) throw new MetricInputError(`${file}: [${i}]: a second caption for image ${r.image_id}`);
     out.set(k, r.caption);
@@ -93,7 +125,9 @@ export function folderReader(dir: string): (rel: string) => string {
     try {
       return readFileSync(p, 'utf8');
     } catch {
-      throw new MetricInputError(`${p}: cannot read (is ${resolve(dir)} a Flickr30k Entities folder with ${rel.split('/')[0]}?)`);
+      throw new MetricInputError(
+        `${p}: cannot read (is ${resolve(dir)} a Flickr30k Entities folder with ${rel.split('/')[0]}?)`,
+      );
     }
   };
 }
@@ -102,7 +136,15 @@ export { runFixtures, type FixtureCheck } from './fixtures.js';
 
 /** JSON files of a folder, sorted. */
 export function jsonFilesIn(dir: string): string[] {
-  return readdirSync(dir)
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    throw new MetricInputError(
+      `${dir}: cannot read the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  }
+  return names
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => join(dir, f));

@@ -1,17 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MetricInputError } from './errors.js';
 import { retrievalRecall } from './retrieval.js';
 
 const fixture = JSON.parse(readFileSync(join(__dirname, '../test/fixtures/retrieval.json'), 'utf8'));
 
 describe('retrieval recall (VSE++ protocol)', () => {
-  it.each((fixture.cases.map((c: any) => [c.name, c]) as [string, any][]))('fixture %s', (_name, c: any) => {
+  it.each(fixture.cases.map((c: any) => [c.name, c]) as [string, any][])('fixture %s', (_name, c: any) => {
     const r = retrievalRecall(c.similarity, c.text_to_image);
     expect(Array.from(r.i2tRanks)).toEqual(c.expected.i2t_ranks_0based);
     expect(Array.from(r.t2iRanks)).toEqual(c.expected.t2i_ranks_0based);
     for (const dir of ['i2t', 't2i'] as const) {
-      for (const [k, v] of Object.entries(c.expected[dir])) expect(Math.abs((r[dir] as any)[k] - (v as number))).toBeLessThanOrEqual(1e-9);
+      for (const [k, v] of Object.entries(c.expected[dir]))
+        expect(Math.abs((r[dir] as any)[k] - (v as number))).toBeLessThanOrEqual(1e-9);
     }
     expect(Math.abs(r.rsum - c.expected.rsum)).toBeLessThanOrEqual(1e-9);
   });
@@ -20,7 +22,76 @@ describe('retrieval recall (VSE++ protocol)', () => {
     const r = retrievalRecall({ rows: 2, cols: 2, data: new Float32Array([0.9, 0.1, 0.2, 0.8]) }, [0, 1]);
     expect(r.rsum).toBe(600);
     expect(() => retrievalRecall([[1, 2]], [0])).toThrow('textToImage has 1 entries for 2 texts (similarity columns)');
-    expect(() => retrievalRecall([[1, 2], [3, 4]], [0, 0])).toThrow('image 1 has no text in textToImage');
+    expect(() =>
+      retrievalRecall(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [0, 0],
+      ),
+    ).toThrow('image 1 has no text in textToImage');
     expect(() => retrievalRecall([[1, 2]], [0, 3])).toThrow('textToImage[1] = 3 is not an image index in [0, 1)');
+  });
+
+  it('refuses non-finite, missing and empty similarities with a typed error naming the file and entry', () => {
+    const cases: [unknown, string][] = [
+      [
+        [
+          [1, NaN],
+          [0, 1],
+        ],
+        'sims.json: similarity[0][1] is not a finite number: NaN',
+      ],
+      [
+        [
+          [1, 2],
+          [null, 1],
+        ],
+        'sims.json: similarity[1][0] is not a finite number: null',
+      ],
+      [
+        [
+          [1, Infinity],
+          [0, 1],
+        ],
+        'sims.json: similarity[0][1] is not a finite number: Infinity',
+      ],
+      [
+        [
+          [1, '0.5'],
+          [0, 1],
+        ],
+        'sims.json: similarity[0][1] is not a finite number: "0.5"',
+      ],
+      [
+        [
+          [1, 2],
+          [0, ,],
+        ],
+        'sims.json: similarity[1][1] is not a finite number: undefined',
+      ], // eslint-disable-line no-sparse-arrays
+      [[], 'sims.json: "similarity" has no rows (no images)'],
+      [[[]], 'sims.json: similarity[0] is empty (no texts)'],
+      [[[1, 2], [3]], 'sims.json: similarity[1] has 1 values, similarity[0] has 2'],
+      [[[1, 2], 7], 'sims.json: similarity[1] is not a list of numbers: 7'],
+      [
+        { rows: 2, cols: 2, data: new Float32Array([1, NaN, 0, 1]) },
+        'sims.json: similarity[0][1] is not a finite number: NaN',
+      ],
+      [{ rows: 0, cols: 2, data: [] }, 'sims.json: similarity.rows must be a positive integer, got 0'],
+      [null, 'sims.json: "similarity" must be a matrix (a list of rows) or {rows, cols, data}, got null'],
+    ];
+    for (const [sim, message] of cases) {
+      const t2i = [0, 1];
+      expect(() => retrievalRecall(sim as number[][], t2i, { file: 'sims.json' }), message).toThrow(message);
+      expect(() => retrievalRecall(sim as number[][], t2i), message).toThrow(MetricInputError);
+    }
+    expect(() => retrievalRecall([[1, 2]], 'ab' as unknown as number[], { file: 's.json' })).toThrow(
+      's.json: text_to_image must be a list of image indices, got "ab"',
+    );
+    expect(() => retrievalRecall([[1, 2]], [0, '0'] as unknown as number[])).toThrow(
+      'textToImage[1] = "0" is not an image index',
+    );
   });
 });

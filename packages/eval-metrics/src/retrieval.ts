@@ -8,6 +8,8 @@
  * to an unstable sort) a tied item counts as ranked below the ground truth.
  */
 
+import { MetricInputError, where } from './errors.js';
+
 /** A row-major [images x texts] similarity matrix. */
 export interface SimilarityMatrix {
   rows: number;
@@ -35,16 +37,63 @@ export interface RetrievalScores {
   t2iRanks: Int32Array;
 }
 
-function toMatrix(sim: SimilarityMatrix | readonly (readonly number[])[]): SimilarityMatrix {
-  if (!Array.isArray(sim)) return sim as SimilarityMatrix;
-  const rows = sim.length;
-  const cols = rows ? sim[0].length : 0;
-  const data = new Float64Array(rows * cols);
-  sim.forEach((row, i) => {
-    if (row.length !== cols) throw new RangeError(`similarity row ${i} has ${row.length} entries, row 0 has ${cols}`);
-    data.set(row, i * cols);
-  });
-  return { rows, cols, data };
+const show = (x: unknown) => (typeof x === 'number' ? String(x) : (JSON.stringify(x) ?? String(x)));
+
+/** The matrix as rows x cols float64, every value checked to be a finite number. */
+function toMatrix(sim: SimilarityMatrix | readonly (readonly number[])[], at: string): SimilarityMatrix {
+  if (Array.isArray(sim)) {
+    const rows = sim.length;
+    if (rows === 0) throw new MetricInputError(`${at}"similarity" has no rows (no images)`);
+    const first: unknown = sim[0];
+    if (!Array.isArray(first))
+      throw new MetricInputError(`${at}similarity[0] is not a list of numbers: ${show(first)}`);
+    const cols = first.length;
+    if (cols === 0) throw new MetricInputError(`${at}similarity[0] is empty (no texts)`);
+    const data = new Float64Array(rows * cols);
+    // index loops, not forEach: a hole in a sparse array is a missing value
+    for (let i = 0; i < rows; i++) {
+      const row: unknown = sim[i];
+      if (!Array.isArray(row))
+        throw new MetricInputError(`${at}similarity[${i}] is not a list of numbers: ${show(row)}`);
+      if (row.length !== cols) {
+        throw new MetricInputError(`${at}similarity[${i}] has ${row.length} values, similarity[0] has ${cols}`);
+      }
+      for (let j = 0; j < cols; j++) {
+        const v: unknown = row[j];
+        if (typeof v !== 'number' || !Number.isFinite(v)) {
+          throw new MetricInputError(`${at}similarity[${i}][${j}] is not a finite number: ${show(v)}`);
+        }
+        data[i * cols + j] = v;
+      }
+    }
+    return { rows, cols, data };
+  }
+  const m = sim as Partial<SimilarityMatrix> | null;
+  if (!m || typeof m !== 'object' || !('data' in m)) {
+    throw new MetricInputError(
+      `${at}"similarity" must be a matrix (a list of rows) or {rows, cols, data}, got ${show(m)}`,
+    );
+  }
+  const { rows, cols, data } = m;
+  for (const [name, v] of [
+    ['rows', rows],
+    ['cols', cols],
+  ] as const) {
+    if (!Number.isInteger(v) || (v as number) < 1)
+      throw new MetricInputError(`${at}similarity.${name} must be a positive integer, got ${show(v)}`);
+  }
+  if (!data || typeof data.length !== 'number' || data.length !== rows! * cols!) {
+    throw new MetricInputError(`${at}similarity has ${data?.length} values, expected ${rows} x ${cols}`);
+  }
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      throw new MetricInputError(
+        `${at}similarity[${Math.floor(i / cols!)}][${i % cols!}] is not a finite number: ${show(v)}`,
+      );
+    }
+  }
+  return { rows: rows!, cols: cols!, data };
 }
 
 function summarize(ranks: Int32Array): DirectionScores {
@@ -66,18 +115,34 @@ function summarize(ranks: Int32Array): DirectionScores {
  * @param textToImage for each text j, the index of the image it describes (COCO/Flickr order:
  *   Math.floor(j / 5)); any mapping works, including a different number of texts per image.
  */
-export function retrievalRecall(similarity: SimilarityMatrix | readonly (readonly number[])[], textToImage: ArrayLike<number>): RetrievalScores {
-  const { rows, cols, data } = toMatrix(similarity);
-  if (data.length !== rows * cols) throw new RangeError(`similarity has ${data.length} values, expected ${rows} x ${cols}`);
-  if (textToImage.length !== cols) throw new RangeError(`textToImage has ${textToImage.length} entries for ${cols} texts (similarity columns)`);
+export function retrievalRecall(
+  similarity: SimilarityMatrix | readonly (readonly number[])[],
+  textToImage: ArrayLike<number>,
+  { file }: { file?: string } = {},
+): RetrievalScores {
+  const at = where(file);
+  // in a file the mapping is the field text_to_image
+  const mapName = file ? 'text_to_image' : 'textToImage';
+  const { rows, cols, data } = toMatrix(similarity, at);
+  if (!textToImage || typeof textToImage !== 'object' || typeof textToImage.length !== 'number') {
+    throw new MetricInputError(`${at}${mapName} must be a list of image indices, got ${show(textToImage)}`);
+  }
+  if (textToImage.length !== cols) {
+    throw new MetricInputError(
+      `${at}${mapName} has ${textToImage.length} entries for ${cols} texts (similarity columns)`,
+    );
+  }
   const hasText = new Uint8Array(rows);
   for (let j = 0; j < cols; j++) {
     const img = textToImage[j];
-    if (!Number.isInteger(img) || img < 0 || img >= rows) throw new RangeError(`textToImage[${j}] = ${img} is not an image index in [0, ${rows})`);
+    if (!Number.isInteger(img) || img < 0 || img >= rows) {
+      throw new MetricInputError(`${at}${mapName}[${j}] = ${show(img)} is not an image index in [0, ${rows})`);
+    }
     hasText[img] = 1;
   }
   const missing = hasText.indexOf(0);
-  if (missing >= 0) throw new RangeError(`image ${missing} has no text in textToImage, so its i2t rank is undefined`);
+  if (missing >= 0)
+    throw new MetricInputError(`${at}image ${missing} has no text in ${mapName}, so its i2t rank is undefined`);
 
   // i2t: best ground-truth score per image, then count the texts scored above it.
   const i2tRanks = new Int32Array(rows);

@@ -21,8 +21,19 @@ const json = (...args: string[]) => {
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'fiber-metrics-'));
   const cap = fx('captioning.json');
-  writeFileSync(join(dir, 'captions_val.json'), JSON.stringify({ images: cap.images.map((im: any) => ({ id: im.image_id })), annotations: cap.images.flatMap((im: any) => im.references.map((c: string, k: number) => ({ id: im.image_id * 10 + k, image_id: im.image_id, caption: c }))) }));
-  writeFileSync(join(dir, 'results.json'), JSON.stringify(cap.images.map((im: any) => ({ image_id: im.image_id, caption: im.candidate }))));
+  writeFileSync(
+    join(dir, 'captions_val.json'),
+    JSON.stringify({
+      images: cap.images.map((im: any) => ({ id: im.image_id })),
+      annotations: cap.images.flatMap((im: any) =>
+        im.references.map((c: string, k: number) => ({ id: im.image_id * 10 + k, image_id: im.image_id, caption: c })),
+      ),
+    }),
+  );
+  writeFileSync(
+    join(dir, 'results.json'),
+    JSON.stringify(cap.images.map((im: any) => ({ image_id: im.image_id, caption: im.candidate }))),
+  );
   const vqa = fx('vqa.json');
   writeFileSync(join(dir, 'Q.json'), JSON.stringify({ questions: vqa.questions }));
   writeFileSync(join(dir, 'A.json'), JSON.stringify({ annotations: vqa.annotations }));
@@ -32,7 +43,12 @@ beforeAll(() => {
   writeFileSync(join(dir, 'dets.json'), JSON.stringify(det.detections));
   const ret = fx('retrieval.json').cases[0];
   writeFileSync(join(dir, 'sims.json'), JSON.stringify(ret.similarity));
-  writeFileSync(join(dir, 'samples.json'), JSON.stringify(fx('rec.json').cases.map((c: any) => ({ gt_box: c.gt_box_xywh, pred_boxes: c.pred_boxes_xywh_ranked }))));
+  writeFileSync(
+    join(dir, 'samples.json'),
+    JSON.stringify(
+      fx('rec.json').cases.map((c: any) => ({ gt_box: c.gt_box_xywh, pred_boxes: c.pred_boxes_xywh_ranked })),
+    ),
+  );
   const g = fx('grounding_flickr30k.json');
   for (const [rel, text] of Object.entries(g.flickr30k_entities_files as Record<string, string>)) {
     mkdirSync(join(dir, 'flickr', rel.split('/').slice(0, -1).join('/')), { recursive: true });
@@ -45,13 +61,22 @@ describe('fiber-metrics CLI', () => {
   it('caption: COCO captions + results files, raw scale, with METEOR', () => {
     const r = json('caption', '--refs', 'captions_val.json', '--preds', 'results.json');
     const e = fx('captioning.json').corpus_scores;
-    for (const k of ['BLEU_4', 'ROUGE_L', 'CIDEr_D', 'METEOR_no_paraphrase']) expect(Math.abs(r[k] - e[k])).toBeLessThan(1e-6);
+    for (const k of ['BLEU_4', 'ROUGE_L', 'CIDEr_D', 'METEOR_no_paraphrase'])
+      expect(Math.abs(r[k] - e[k])).toBeLessThan(1e-6);
     const s = json('caption', '--refs', 'captions_val.json', '--preds', 'results.json', '--scale100', '--no-meteor');
     expect(s.CIDEr_D).toBeCloseTo(e.CIDEr_D * 100, 6);
   });
   it('caption: a gzipped Meteor paraphrase table switches the label to METEOR', () => {
     writeFileSync(join(dir, 'paraphrase-en.gz'), gzipSync('0.3\nmiddle of\ncenter of\n0.2\non top of\natop\n'));
-    const r = json('caption', '--refs', 'captions_val.json', '--preds', 'results.json', '--meteor-paraphrase', 'paraphrase-en.gz');
+    const r = json(
+      'caption',
+      '--refs',
+      'captions_val.json',
+      '--preds',
+      'results.json',
+      '--meteor-paraphrase',
+      'paraphrase-en.gz',
+    );
     expect(r.METEOR).toBeGreaterThanOrEqual(fx('captioning.json').corpus_scores.METEOR_no_paraphrase - 1e-12);
     expect(r.METEOR_no_paraphrase).toBeUndefined();
   });
@@ -62,8 +87,14 @@ describe('fiber-metrics CLI', () => {
     expect(r.stdout).toContain('approximate');
   });
   it('vqa, detection, retrieval, rec, grounding on standard files', () => {
-    expect(json('vqa', '--questions', 'Q.json', '--annotations', 'A.json', '--preds', 'R.json').overall).toBeCloseTo(fx('vqa.json').expected.overall_accuracy_percent_unrounded, 9);
-    expect(json('detection', '--gt', 'instances.json', '--dets', 'dets.json').AP).toBeCloseTo(fx('detection_cocoeval.json').cases[0].expected.stats.AP, 12);
+    expect(json('vqa', '--questions', 'Q.json', '--annotations', 'A.json', '--preds', 'R.json').overall).toBeCloseTo(
+      fx('vqa.json').expected.overall_accuracy_percent_unrounded,
+      9,
+    );
+    expect(json('detection', '--gt', 'instances.json', '--dets', 'dets.json').AP).toBeCloseTo(
+      fx('detection_cocoeval.json').cases[0].expected.stats.AP,
+      12,
+    );
     expect(json('retrieval', '--sims', 'sims.json').rsum).toBeCloseTo(fx('retrieval.json').cases[0].expected.rsum, 9);
     expect(json('rec', '--samples', 'samples.json').accuracy).toBeCloseTo(fx('rec.json').expected.accuracy, 12);
     const g = json('grounding', '--flickr-dir', 'flickr', '--preds', 'flickr_preds.json');
@@ -74,12 +105,171 @@ describe('fiber-metrics CLI', () => {
     const r = run('caption', '--refs', 'captions_val.json', '--preds', 'bad_results.json');
     expect(r.status).toBe(2);
     expect(r.stderr).toBe('fiber-metrics: bad_results.json: [0] (image 101): "caption" is not a string (7)\n');
-    writeFileSync(join(dir, 'neg.json'), JSON.stringify([{ image_id: fx('detection_cocoeval.json').cases[0].ground_truth.images[0].id, category_id: 1, bbox: [1, 1, -3, 4], score: 0.5 }]));
+    writeFileSync(
+      join(dir, 'neg.json'),
+      JSON.stringify([
+        {
+          image_id: fx('detection_cocoeval.json').cases[0].ground_truth.images[0].id,
+          category_id: 1,
+          bbox: [1, 1, -3, 4],
+          score: 0.5,
+        },
+      ]),
+    );
     const d = run('detection', '--gt', 'instances.json', '--dets', 'neg.json');
     expect(d.stderr).toContain('neg.json: [0]: "bbox" has a negative width or height');
     expect(run('vqa', '--questions', 'Q.json').stderr).toContain('missing option(s): --annotations, --preds');
-    expect(run('caption', '--refs', 'nope.json', '--preds', 'results.json').stderr).toContain('nope.json: cannot read the file (ENOENT)');
+    expect(run('caption', '--refs', 'nope.json', '--preds', 'results.json').stderr).toContain(
+      'nope.json: cannot read the file (ENOENT)',
+    );
   });
+  it('every hostile input exits 2 with one line naming the file (or option) and the field', () => {
+    const det = fx('detection_cocoeval.json').cases[0];
+    const gt = det.ground_truth;
+    const ann0 = gt.annotations[0];
+    const files: Record<string, unknown> = {
+      'sim_nan.json': '{"similarity": [[1, NaN]], "text_to_image": [0, 0]}', // not JSON: NaN is no JSON literal
+      'sim_null.json': {
+        similarity: [
+          [1, null],
+          [0, 1],
+        ],
+        text_to_image: [0, 1],
+      },
+      'sim_str.json': {
+        similarity: [
+          [1, '2'],
+          [0, 1],
+        ],
+        text_to_image: [0, 1],
+      },
+      'sim_inf.json': '{"similarity": [[1, 1e999], [0, 1]], "text_to_image": [0, 1]}',
+      'sim_empty.json': { similarity: [], text_to_image: [] },
+      'sim_emptyrow.json': [[]],
+      'sim_ragged.json': { similarity: [[1, 2], [3]], text_to_image: [0, 1] },
+      'sim_none.json': { text_to_image: [0, 1] },
+      'sim_map.json': {
+        similarity: [
+          [1, 2],
+          [3, 4],
+        ],
+        text_to_image: [0, 9],
+      },
+      'Q_none.json': { info: {} },
+      'Q_noid.json': { questions: [{ question: 'what?' }] },
+      'A_empty.json': { annotations: [] },
+      'R_empty.json': [],
+      'gt_noid.json': { ...gt, images: [{ file_name: 'x.jpg' }, ...gt.images] },
+      'gt_dup.json': { ...gt, images: [...gt.images, gt.images[0]] },
+      'gt_orphan.json': { ...gt, annotations: [{ ...ann0, image_id: 424242 }] },
+      'gt_nan.json': { ...gt, annotations: [{ ...ann0, bbox: [0, 0, null, 1] }] },
+      'gt_negw.json': { ...gt, annotations: [{ ...ann0, bbox: [0, 0, -1, 1] }] },
+      'dets_score.json': [{ ...det.detections[0], score: 'high' }],
+      'dets_obj.json': { annotations: det.detections },
+      'res_id.json': [{ image_id: { id: 1 }, caption: 'a dog' }],
+      'caps_none.json': { images: [] },
+      'rec_null.json': [null],
+      'rec_nan.json': [{ gt_box: [0, 0, 'x', 1], pred_boxes: [[0, 0, 1, 1]] }],
+      'flickr_null.json': [null],
+      'flickr_obj.json': { predictions: [] },
+      'broken.json': '{"a": ',
+    };
+    for (const [name, content] of Object.entries(files)) {
+      writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
+    }
+    const cases: [string[], string][] = [
+      [['retrieval', '--sims', 'sim_nan.json'], 'sim_nan.json: not valid JSON'],
+      [['retrieval', '--sims', 'sim_null.json'], 'sim_null.json: similarity[0][1] is not a finite number: null'],
+      [['retrieval', '--sims', 'sim_str.json'], 'sim_str.json: similarity[0][1] is not a finite number: "2"'],
+      [['retrieval', '--sims', 'sim_inf.json'], 'sim_inf.json: similarity[0][1] is not a finite number: Infinity'],
+      [['retrieval', '--sims', 'sim_empty.json'], 'sim_empty.json: "similarity" has no rows'],
+      [['retrieval', '--sims', 'sim_emptyrow.json'], 'sim_emptyrow.json: similarity[0] is empty'],
+      [['retrieval', '--sims', 'sim_ragged.json'], 'sim_ragged.json: similarity[1] has 1 values'],
+      [['retrieval', '--sims', 'sim_none.json'], 'sim_none.json: "similarity" is missing'],
+      [['retrieval', '--sims', 'sim_map.json'], 'sim_map.json: text_to_image[1] = 9 is not an image index'],
+      [
+        ['retrieval', '--sims', 'sims.json', '--captions-per-image', 'x'],
+        '--captions-per-image must be a positive integer',
+      ],
+      [
+        ['vqa', '--questions', 'Q_none.json', '--annotations', 'A.json', '--preds', 'R.json'],
+        'Q_none.json: expected a VQA questions file with a "questions" list',
+      ],
+      [
+        ['vqa', '--questions', 'Q_noid.json', '--annotations', 'A.json', '--preds', 'R.json'],
+        'Q_noid.json: questions[0]: "question_id"',
+      ],
+      [
+        ['vqa', '--questions', 'Q.json', '--annotations', 'A_empty.json', '--preds', 'R_empty.json'],
+        'A_empty.json: "annotations" is empty',
+      ],
+      [['detection', '--gt', 'gt_noid.json', '--dets', 'dets.json'], 'gt_noid.json: images[0]: "id" is missing'],
+      [['detection', '--gt', 'gt_dup.json', '--dets', 'dets.json'], 'gt_dup.json: images[10]: duplicate image id'],
+      [
+        ['detection', '--gt', 'gt_orphan.json', '--dets', 'dets.json'],
+        'gt_orphan.json: annotations[0] (id 1): image_id 424242 is not in "images"',
+      ],
+      [
+        ['detection', '--gt', 'gt_nan.json', '--dets', 'dets.json'],
+        'gt_nan.json: annotations[0] (id 1): "bbox" must be [x, y, w, h] numbers',
+      ],
+      [
+        ['detection', '--gt', 'gt_negw.json', '--dets', 'dets.json'],
+        'gt_negw.json: annotations[0] (id 1): "bbox" has a negative width',
+      ],
+      [
+        ['detection', '--gt', 'instances.json', '--dets', 'dets_score.json'],
+        'dets_score.json: [0]: "score" is missing or not a number',
+      ],
+      [['detection', '--gt', 'instances.json', '--dets', 'dets_obj.json'], 'dets_obj.json: detections must be a list'],
+      [
+        ['caption', '--refs', 'captions_val.json', '--preds', 'res_id.json', '--no-meteor'],
+        'res_id.json: [0]: "image_id" must be a number or a string',
+      ],
+      [
+        ['caption', '--refs', 'caps_none.json', '--preds', 'results.json', '--no-meteor'],
+        'caps_none.json: expected a COCO captions file',
+      ],
+      [
+        ['caption', '--refs', 'captions_val.json', '--preds', 'results.json', '--meteor-data', 'nowhere'],
+        'nowhere/english.words does not exist',
+      ],
+      [['rec', '--samples', 'rec_null.json'], 'rec_null.json: [0]: not an object (null)'],
+      [['rec', '--samples', 'rec_nan.json'], 'rec_nan.json: [0]: "gt_box" must be [x, y, w, h] numbers'],
+      [
+        ['grounding', '--flickr-dir', 'flickr', '--preds', 'flickr_null.json'],
+        'flickr_null.json: predictions[0]: not an object (null)',
+      ],
+      [
+        ['grounding', '--flickr-dir', 'flickr', '--preds', 'flickr_obj.json'],
+        'flickr_obj.json: expected a list of {image_id, sentence_id, boxes}',
+      ],
+      [['caption', '--refs', 'broken.json', '--preds', 'results.json'], 'broken.json: not valid JSON'],
+      [['fixtures', 'no_such_dir'], 'no_such_dir: cannot read the folder (ENOENT)'],
+      [['caption', '--refs'], "Option '--refs <value>' argument missing"],
+      [['caption', '--no-such-option'], "Unknown option '--no-such-option'"],
+      [['frobnicate'], 'unknown command "frobnicate"'],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(...args);
+      expect({ args, status: r.status }).toEqual({ args, status: 2 });
+      expect(r.stderr, args.join(' ')).toMatch(/^fiber-metrics: [^\n]*\n$/);
+      expect(r.stderr, args.join(' ')).toContain(message);
+      expect(r.stdout).toBe('');
+    }
+  });
+
+  it('fixtures DIR fails (exit 1) on a fixture file of unknown name and on an unreadable one', () => {
+    mkdirSync(join(dir, 'unknownfx'), { recursive: true });
+    writeFileSync(join(dir, 'unknownfx', 'retrieval_v2.json'), JSON.stringify(fx('retrieval.json')));
+    writeFileSync(join(dir, 'unknownfx', 'rec.json'), '{"cases": ');
+    const r = run('fixtures', 'unknownfx', '--no-meteor');
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/FAIL retrieval_v2.json +not a known fixture file/);
+    expect(r.stdout).toMatch(/FAIL rec.json +read .*not valid JSON/);
+    expect(r.stdout).toMatch(/\n0 checks passed, 2 failed\n$/);
+  });
+
   it('fixtures DIR passes on the public fixtures and fails on a corrupted one', () => {
     const ok = run('fixtures', join(pkg, 'test/fixtures'));
     expect(ok.status).toBe(0);
@@ -96,12 +286,26 @@ describe('fiber-metrics CLI', () => {
 
 describe('browser bundle', () => {
   it('the main entry bundles for the browser without Node built-ins', async () => {
-    const out = await build({ entryPoints: [join(pkg, 'src/index.ts')], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent' });
+    const out = await build({
+      entryPoints: [join(pkg, 'src/index.ts')],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      logLevel: 'silent',
+    });
     const code = out.outputFiles[0].text;
     expect(code).not.toMatch(/from ["']node:|require\(["'](fs|path|os|node:)/);
     expect(code.length).toBeGreaterThan(10000);
     expect(code).not.toMatch(/wink-nlp|wink-eng-lite-web-model/); // the NLP model of SPICE_approx stays in its own entry
-    const spice = await build({ entryPoints: [join(pkg, 'src/spice-entry.ts')], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent' });
+    const spice = await build({
+      entryPoints: [join(pkg, 'src/spice-entry.ts')],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      logLevel: 'silent',
+    });
     expect(spice.outputFiles[0].text).not.toMatch(/from ["']node:/);
     expect(spice.outputFiles[0].text).toMatch(/wink-nlp/); // and the check above would see it
   });

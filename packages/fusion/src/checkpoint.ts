@@ -3,17 +3,40 @@
 // are dropped and the Swin relative-position tables are resized when the checkpoint was trained at
 // another resolution (384 -> 576), as the official loader does. On the way out, the state dict is
 // written as safetensors with the official key names.
-import { TorchCheckpoint, loadSafetensors, saveSafetensors, tf, type Module, type LoadStateDictResult } from '@fiber-vl/tensor-core';
+import {
+  TorchCheckpoint,
+  loadSafetensors,
+  saveSafetensors,
+  tf,
+  type Module,
+  type LoadStateDictResult,
+} from '@fiber-vl/tensor-core';
 import { adaptSwinStateDict } from '@fiber-vl/swin';
 import type { FiberCoarseBackbone } from './backbone.js';
 
 /** Training-only buffers of FIBERTransformerSS that the official loader drops. */
-export const FIBER_QUEUE_BUFFERS = ['image_queue', 'text_queue', 'image_input_queue', 'text_input_queue', 'text_input_mask_queue', 'queue_ptr', 'queue_total'];
+export const FIBER_QUEUE_BUFFERS = [
+  'image_queue',
+  'text_queue',
+  'image_input_queue',
+  'text_input_queue',
+  'text_input_mask_queue',
+  'queue_ptr',
+  'queue_total',
+];
 
-/** Reads the state dict of a .ckpt / .pth / .bin / .safetensors file (tensors as float32 / int32 / bool). */
-export async function readCheckpointStateDict(path: string, filter: (name: string) => boolean = () => true): Promise<Map<string, tf.Tensor>> {
+/**
+ * Reads the state dict of a .ckpt / .pth / .bin / .safetensors file (tensors as float32 / int32 /
+ * bool). Objects around the state dict that are not tensors (a Lightning checkpoint's callbacks or
+ * hyper-parameter classes) are kept as inert stubs rather than refused; they are never executed.
+ * On any failure the tensors already read are disposed and the file is closed.
+ */
+export async function readCheckpointStateDict(
+  path: string,
+  filter: (name: string) => boolean = () => true,
+): Promise<Map<string, tf.Tensor>> {
   if (path.endsWith('.safetensors') || path.endsWith('.json')) return loadSafetensors(path, filter);
-  const ckpt = await TorchCheckpoint.open(path);
+  const ckpt = await TorchCheckpoint.open(path, { unknownGlobals: 'stub' });
   try {
     return await ckpt.readStateDict(filter);
   } finally {
@@ -31,14 +54,20 @@ export interface FiberLoadResult extends LoadStateDictResult {
  * heads). `strict` (default true) refuses missing / unexpected keys, after the queue buffers and,
  * when tables were resized, the rebuilt index / mask buffers are set aside.
  */
-export async function loadFiberCheckpoint(model: FiberCoarseBackbone & Module, path: string, { strict = true }: { strict?: boolean } = {}): Promise<FiberLoadResult> {
+export async function loadFiberCheckpoint(
+  model: FiberCoarseBackbone & Module,
+  path: string,
+  { strict = true }: { strict?: boolean } = {},
+): Promise<FiberLoadResult> {
   const dict = await readCheckpointStateDict(path, (k) => !FIBER_QUEUE_BUFFERS.includes(k));
   try {
-    const adapted = adaptSwinStateDict(model.vitModel, dict, 'vit_model.');
+    // in a tidy scope: tables resized before a later one fails are disposed with the scope
+    let adapted: ReturnType<typeof adaptSwinStateDict> | undefined;
+    const created = tf.tidy(() => (adapted = adaptSwinStateDict(model.vitModel, dict, 'vit_model.')).created);
     try {
-      return { ...model.loadStateDict(adapted.dict, { strict }), resized: adapted.resized };
+      return { ...model.loadStateDict(adapted!.dict, { strict }), resized: adapted!.resized };
     } finally {
-      tf.dispose(adapted.created);
+      tf.dispose(created);
     }
   } finally {
     tf.dispose([...dict.values()]);
@@ -46,6 +75,10 @@ export async function loadFiberCheckpoint(model: FiberCoarseBackbone & Module, p
 }
 
 /** Writes the model's state dict with the official key names, for the PyTorch code to continue from. */
-export async function exportFiberCheckpoint(model: Module, path: string, metadata: Record<string, string> = {}): Promise<void> {
+export async function exportFiberCheckpoint(
+  model: Module,
+  path: string,
+  metadata: Record<string, string> = {},
+): Promise<void> {
   await saveSafetensors(path, model.stateDict(), { format: 'pt', source: 'fiber-vl', ...metadata });
 }

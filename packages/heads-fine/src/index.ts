@@ -82,3 +82,23 @@ export {
 export { FIBER_FPN, validateDyHeadConfig, type FpnConfig } from './config.js';
 export { FPN, LastLevelP6P7 } from './fpn.js';
 export { VLDyHead, DyConv, DyReLU, Conv3x3Norm, Scale, type DyHeadOutput, type DyHeadLevelOutput } from './dyhead.js';
+export {
+  FiberFineModel,
+  VLDyHeadModule,
+  AnchorGenerator,
+  createFiberFineModel,
+  fiberFineModelConfig,
+  validateFiberFineModelConfig,
+  type FiberFineModelConfig,
+  type FiberFineModelOptions,
+  type FiberFineOutput,
+} from './model.js';
+export { FiberFinePipeline, finePixelBatch, type FinePipelineOptions, type FinePreprocessOptions, type FinePixelBatch, type ReferResult } from './pipeline.js';
+export {
+  loadFiberFineCheckpoint,
+  serializeFiberFineCheckpoint,
+  alignFineStateDict,
+  isCoarseStateDict,
+  type FineLoadResult,
+  type FineAlignment,
+} from './checkpoint.js';

@@ -1,18 +1,18 @@
-// The full-size FIBER-B FPN and VLDyHead have exactly the keys and shapes, in order, of the
-// official fine-grained state dict (`fusion_backbone.backbone.fpn.*` and `rpn.head.*` rows of both
-// fixture sets' state_dict_keys_fine.tsv; set B lists the v2 and v3 configs separately).
+// The full-size fine-grained FIBER-B model has exactly the keys and shapes, in order, of the
+// official GeneralizedVLRCNN state dict: both fixture sets' state_dict_keys_fine.tsv (set B lists
+// the v2 and v3 configs; v3 adds norm_i2t_i to the fused Swin blocks; the table lists those rows
+// last, while the model registers them right after proj_i2t, as fusion_swin_transformer_v3.py does).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
-import { FIBER_DYHEAD, FIBER_FPN } from './config.js';
-import { FPN } from './fpn.js';
-import { VLDyHead } from './dyhead.js';
-import { FINE_FIXTURES } from './parity-fixtures.js';
+import { createFiberFineModel } from './model.js';
+
+const KEYS = join(__dirname, '../../../fixtures/fiber/keys');
 
 /** [key, shape as "AxB"] rows of a key table (set A writes shapes as "[A, B]"), with the 4th column. */
 function table(file: string): { key: string; shape: string; presentIn: string[] }[] {
-  return readFileSync(join(FINE_FIXTURES, 'keys', file), 'utf8')
+  return readFileSync(join(KEYS, file), 'utf8')
     .split('\n')
     .filter((l) => l && !l.startsWith('#') && !l.startsWith('key\t'))
     .map((l) => {
@@ -21,28 +21,37 @@ function table(file: string): { key: string; shape: string; presentIn: string[] 
     });
 }
 
-describe('fine-grained FPN and head state-dict keys', () => {
-  let ours: { key: string; shape: string }[];
-  beforeAll(async () => {
-    await useBackend('cpu');
-    const fpn = new FPN(FIBER_FPN);
-    const head = new VLDyHead(FIBER_DYHEAD);
-    const rows = (prefix: string, dict: Map<string, { shape: number[] }>) =>
-      [...dict].map(([k, t]) => ({ key: prefix + k, shape: t.shape.join('x') }));
-    ours = [...rows('fusion_backbone.backbone.fpn.', fpn.stateDict()), ...rows('rpn.head.', head.stateDict())];
-    fpn.dispose();
-    head.dispose();
-  });
+function ourKeys(version: 'v2' | 'v3'): { key: string; shape: string }[] {
+  const model = createFiberFineModel('base', { version });
+  const rows = [...model.stateDict()].map(([key, t]) => ({ key, shape: t.shape.join('x') || '' }));
+  model.dispose();
+  return rows;
+}
+
+describe('fine-grained FIBER-B state-dict keys', () => {
+  beforeAll(() => useBackend('cpu'));
 
   it.each([
-    ['set B, v2', 'set-b-fpn-rpn-head.tsv', 'v2'],
-    ['set B, v3', 'set-b-fpn-rpn-head.tsv', 'v3'],
-    ['set A', 'set-a-fpn-rpn-head.tsv', 'v2'],
-  ])('%s', (_, file, version) => {
+    ['set B, v2', 'state_dict_keys_fine.set-b.tsv', 806],
+    ['set A (v2)', 'state_dict_keys_fine.set-a.tsv', 806],
+  ] as const)('%s: every key and shape in order', (_, file, count) => {
     const expected = table(file)
-      .filter((r) => r.presentIn.includes(version))
+      .filter((r) => r.presentIn.includes('v2'))
       .map(({ key, shape }) => ({ key, shape }));
-    expect(expected).toHaveLength(16 + 3 + 6 * 20 + 6 + 2 + 5);
-    expect(ours).toEqual(expected);
-  });
+    expect(expected).toHaveLength(count);
+    expect(ourKeys('v2')).toEqual(expected);
+  }, 600_000);
+
+  it('set B, v3: the v2 keys in order, plus each fused block\'s norm_i2t_i right after its proj_i2t', () => {
+    const rows = table('state_dict_keys_fine.set-b.tsv');
+    const v3Only = rows.filter((r) => !r.presentIn.includes('v2')).map(({ key, shape }) => ({ key, shape }));
+    expect(v3Only).toHaveLength(12);
+    const ours = ourKeys('v3');
+    const isNorm = (k: string) => k.includes('.attn.norm_i2t_i.');
+    expect(ours.filter((r) => !isNorm(r.key))).toEqual(rows.filter((r) => r.presentIn.includes('v2')).map(({ key, shape }) => ({ key, shape })));
+    expect(ours.filter((r) => isNorm(r.key))).toEqual(v3Only);
+    ours.forEach((r, i) => {
+      if (r.key.endsWith('norm_i2t_i.weight')) expect(ours[i - 1].key).toBe(r.key.replace('norm_i2t_i.weight', 'proj_i2t.bias'));
+    });
+  }, 600_000);
 });

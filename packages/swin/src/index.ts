@@ -41,4 +41,5 @@ export {
   type RawImage,
   type ImageDecoder,
 } from './preprocess.js';
+export { validateRawImage } from './preprocess.js';
 export { resizeRelativePositionTable, adaptSwinStateDict, loadSwinCheckpoint } from './checkpoint.js';

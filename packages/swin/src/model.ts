@@ -385,7 +385,7 @@ export class SwinTransformer<Ctx = never> extends Module {
       this.norm = new LayerNorm(this.numFeatures, eps);
       if (config.numClasses > 0) this.head = new Linear(this.numFeatures, config.numClasses, { rng });
     } else {
-      for (const i of this.outIndices) this.outNorms.set(i, this.registerModule(`norm${i}`, new LayerNorm(config.embedDim * 2 ** i, eps)));
+      for (const i of this.outIndices) this.outNorms.set(i, this.register(`norm${i}`, new LayerNorm(config.embedDim * 2 ** i, eps)));
     }
   }
 

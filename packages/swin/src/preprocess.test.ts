@@ -2,7 +2,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SafetensorsFile, tf } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
-import { detectionSize, fiberImageTransform, pillowResize, type RawImage } from './preprocess.js';
+import {
+  detectionImageTransform,
+  detectionSize,
+  fiberImageTransform,
+  fiberPixelValues,
+  pillowResize,
+  validateRawImage,
+  type RawImage,
+} from './preprocess.js';
 
 const fixtures = join(__dirname, '../../../fixtures/fiber');
 
@@ -18,7 +26,12 @@ describe('FIBER image transform (Pillow 9.4 BICUBIC + ToTensor + Normalize)', ()
     for (const k of [0, 1]) {
       const raw = await f.readRaw(`raw_image_${k}`);
       const [h, w] = raw.shape;
-      const img: RawImage = { width: w, height: h, channels: 3, data: Uint8Array.from(raw.data as ArrayLike<number | bigint>, Number) };
+      const img: RawImage = {
+        width: w,
+        height: h,
+        channels: 3,
+        data: Uint8Array.from(raw.data as ArrayLike<number | bigint>, Number),
+      };
       const ours = fiberImageTransform(img, size);
       const ref = expected.subarray(k * ours.length, (k + 1) * ours.length);
       let mismatches = 0;
@@ -42,5 +55,98 @@ describe('Pillow resampling', () => {
     // the official rule rounds the shorter side first, so the longer may pass 1333 by a pixel or two
     expect(detectionSize(1000, 200)).toEqual({ width: 1335, height: 267 });
     expect(detectionSize(800, 800)).toEqual({ width: 800, height: 800 });
+  });
+});
+
+describe('RawImage validation', () => {
+  const rgb = (w: number, h: number): RawImage => ({
+    width: w,
+    height: h,
+    channels: 3,
+    data: Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 37) & 255),
+  });
+  const bad = (over: Record<string, unknown>) => ({ ...rgb(5, 4), ...over }) as RawImage;
+
+  it.each([
+    [
+      'too little data',
+      { data: new Uint8Array(59) },
+      'RawImage.data has 59 bytes, expected width 5 x height 4 x channels 3 = 60',
+    ],
+    [
+      'too much data',
+      { data: new Uint8Array(61) },
+      'RawImage.data has 61 bytes, expected width 5 x height 4 x channels 3 = 60',
+    ],
+    ['width 0', { width: 0 }, 'RawImage.width must be a positive integer, got 0'],
+    ['height 2.5', { height: 2.5 }, 'RawImage.height must be a positive integer, got 2.5'],
+    ['width NaN', { width: NaN }, 'RawImage.width must be a positive integer, got NaN'],
+    ['negative height', { height: -4 }, 'RawImage.height must be a positive integer, got -4'],
+    [
+      '2 channels',
+      { channels: 2, data: new Uint8Array(40) },
+      'RawImage.channels must be 1 (grayscale), 3 (RGB) or 4 (RGBA), got 2',
+    ],
+    [
+      'float pixels',
+      { data: new Float32Array(60) },
+      'RawImage.data must be a Uint8Array or Uint8ClampedArray of 8-bit pixels, got Float32Array',
+    ],
+    [
+      'a plain array',
+      { data: new Array(60).fill(0) },
+      'RawImage.data must be a Uint8Array or Uint8ClampedArray of 8-bit pixels, got Array',
+    ],
+    ['16-bit pixels', { data: new Uint16Array(60) }, 'got Uint16Array'],
+  ])('%s is a RangeError naming the field', (_, over, message) => {
+    const img = bad(over);
+    for (const run of [
+      () => validateRawImage(img),
+      () => fiberImageTransform(img, 8),
+      () => pillowResize(img, 3, 3),
+      () => detectionImageTransform(img),
+    ]) {
+      expect(run).toThrow(RangeError);
+      expect(run).toThrow(message);
+    }
+  });
+
+  it('names the image of a batch, and rejects a bad output size', () => {
+    expect(() => fiberPixelValues([rgb(5, 4), bad({ width: 0 })], 8)).toThrow(
+      'images[1].width must be a positive integer, got 0',
+    );
+    expect(() => fiberPixelValues([rgb(5, 4)], 7.5)).toThrow(
+      'fiberPixelValues: size must be a positive integer, got 7.5',
+    );
+    expect(() => fiberImageTransform(rgb(5, 4), 0)).toThrow(
+      'fiberImageTransform: size must be a positive integer, got 0',
+    );
+    expect(() => pillowResize(rgb(5, 4), NaN, 3)).toThrow('pillowResize: width must be a positive integer, got NaN');
+  });
+
+  it('grayscale is replicated to R, G and B and RGBA drops alpha, as convert("RGB") does', () => {
+    const img = rgb(7, 5);
+    const gray: RawImage = { width: 7, height: 5, channels: 1, data: img.data.filter((_, i) => i % 3 === 0) };
+    const grayAsRgb: RawImage = {
+      ...gray,
+      channels: 3,
+      data: Uint8Array.from(Array.from(gray.data).flatMap((v) => [v, v, v])),
+    };
+    expect(fiberImageTransform(gray, 9)).toEqual(fiberImageTransform(grayAsRgb, 9));
+    expect(detectionImageTransform(gray, { minSize: 10, maxSize: 20 })).toEqual(
+      detectionImageTransform(grayAsRgb, { minSize: 10, maxSize: 20 }),
+    );
+    const rgba: RawImage = {
+      width: 7,
+      height: 5,
+      channels: 4,
+      data: Uint8ClampedArray.from({ length: 140 }, (_, i) =>
+        i % 4 === 3 ? (i * 13) & 255 : img.data[Math.floor(i / 4) * 3 + (i % 4)],
+      ),
+    };
+    expect(fiberImageTransform(rgba, 9)).toEqual(fiberImageTransform(img, 9));
+    expect(detectionImageTransform(rgba, { minSize: 10, maxSize: 20 })).toEqual(
+      detectionImageTransform(img, { minSize: 10, maxSize: 20 }),
+    );
   });
 });

@@ -3,12 +3,61 @@
 // transform (shorter side 800, longer at most 1333, BGR 0-255 with Caffe mean/std).
 import { tf } from '@fiber-vl/tensor-core';
 
-/** Interleaved 8-bit pixels, row-major: RGB (channels 3) or RGBA (channels 4). */
+/**
+ * Interleaved 8-bit pixels, row-major: grayscale (channels 1), RGB (3) or RGBA (4). The transforms
+ * treat them as FIBER's `Image.convert('RGB')` does: gray is replicated to R, G and B, alpha is
+ * dropped (not composited).
+ */
 export interface RawImage {
   width: number;
   height: number;
-  channels: 3 | 4;
+  channels: 1 | 3 | 4;
   data: Uint8Array | Uint8ClampedArray;
+}
+
+const positiveInteger = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x > 0;
+const describeValue = (x: unknown) =>
+  x === null
+    ? 'null'
+    : typeof x === 'object'
+      ? (x.constructor?.name ?? 'object')
+      : typeof x === 'string'
+        ? JSON.stringify(x)
+        : String(x);
+
+/**
+ * Checks a RawImage before any pixel is read: positive integer width and height, 1, 3 or 4
+ * channels, 8-bit data of exactly width x height x channels bytes. Throws a RangeError naming the
+ * field (with `what` in front, e.g. `images[2]`) and the expected and actual values.
+ */
+export function validateRawImage(img: RawImage, what = 'RawImage'): RawImage {
+  if (typeof img !== 'object' || img === null)
+    throw new RangeError(`${what} must be an object {width, height, channels, data}, got ${describeValue(img)}`);
+  for (const field of ['width', 'height'] as const) {
+    if (!positiveInteger(img[field]))
+      throw new RangeError(`${what}.${field} must be a positive integer, got ${describeValue(img[field])}`);
+  }
+  if (!([1, 3, 4] as unknown[]).includes(img.channels)) {
+    throw new RangeError(
+      `${what}.channels must be 1 (grayscale), 3 (RGB) or 4 (RGBA), got ${describeValue(img.channels)}`,
+    );
+  }
+  if (!(img.data instanceof Uint8Array || img.data instanceof Uint8ClampedArray)) {
+    throw new RangeError(
+      `${what}.data must be a Uint8Array or Uint8ClampedArray of 8-bit pixels, got ${describeValue(img.data)}`,
+    );
+  }
+  const expected = img.width * img.height * img.channels;
+  if (img.data.length !== expected) {
+    throw new RangeError(
+      `${what}.data has ${img.data.length} bytes, expected width ${img.width} x height ${img.height} x channels ${img.channels} = ${expected}`,
+    );
+  }
+  return img;
+}
+
+function checkSize(value: number, name: string) {
+  if (!positiveInteger(value)) throw new RangeError(`${name} must be a positive integer, got ${describeValue(value)}`);
 }
 
 type Filter = { support: number; kernel: (x: number) => number };
@@ -37,7 +86,11 @@ export const PILLOW_FILTERS: Record<'bicubic' | 'bilinear', Filter> = {
 const PRECISION_BITS = 32 - 8 - 2;
 
 /** Pillow's precompute_coeffs + normalize_coeffs_8bpc for one axis: bounds and fixed-point weights. */
-function coefficients(inSize: number, outSize: number, filter: Filter): { bounds: Int32Array; weights: Int32Array; ksize: number } {
+function coefficients(
+  inSize: number,
+  outSize: number,
+  filter: Filter,
+): { bounds: Int32Array; weights: Int32Array; ksize: number } {
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
   const support = filter.support * filterscale;
@@ -76,7 +129,15 @@ const clip8 = (v: number) => (v >= 1 << (PRECISION_BITS + 8) ? 255 : v <= 0 ? 0 
  * 8-bit image, then the vertical pass; an axis whose size does not change is not resampled.
  * Integer arithmetic identical to Pillow's, so the output equals Pillow's byte for byte.
  */
-export function pillowResize(img: RawImage, outW: number, outH: number, filterName: 'bicubic' | 'bilinear' = 'bicubic'): RawImage {
+export function pillowResize(
+  img: RawImage,
+  outW: number,
+  outH: number,
+  filterName: 'bicubic' | 'bilinear' = 'bicubic',
+): RawImage {
+  validateRawImage(img);
+  checkSize(outW, 'pillowResize: width');
+  checkSize(outH, 'pillowResize: height');
   const filter = PILLOW_FILTERS[filterName];
   const C = img.channels;
   let cur: RawImage = { ...img, data: img.data };
@@ -124,22 +185,27 @@ export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
  * FIBER's coarse eval transform (`albef`): Pillow BICUBIC resize to size x size (aspect ratio not
  * kept), /255 and ImageNet mean/std, all in float32 as torchvision does. -> Float32Array [3, S, S].
  */
-export function fiberImageTransform(img: RawImage, size: number): Float32Array {
+export function fiberImageTransform(img: RawImage, size: number, what = 'RawImage'): Float32Array {
+  validateRawImage(img, what);
+  checkSize(size, 'fiberImageTransform: size');
   const r = pillowResize(img, size, size, 'bicubic');
   const out = new Float32Array(3 * size * size);
   const f = Math.fround;
   for (let c = 0; c < 3; c++) {
     const mean = f(IMAGENET_MEAN[c]);
     const std = f(IMAGENET_STD[c]);
-    for (let i = 0; i < size * size; i++) out[c * size * size + i] = f(f(f(r.data[i * r.channels + c] / 255) - mean) / std);
+    const src = r.channels === 1 ? 0 : c; // gray: R = G = B
+    for (let i = 0; i < size * size; i++)
+      out[c * size * size + i] = f(f(f(r.data[i * r.channels + src] / 255) - mean) / std);
   }
   return out;
 }
 
 /** A batch of images through fiberImageTransform, as a [B, 3, S, S] tensor. */
 export function fiberPixelValues(images: RawImage[], size: number): tf.Tensor4D {
+  checkSize(size, 'fiberPixelValues: size');
   const data = new Float32Array(images.length * 3 * size * size);
-  images.forEach((img, b) => data.set(fiberImageTransform(img, size), b * 3 * size * size));
+  images.forEach((img, b) => data.set(fiberImageTransform(img, size, `images[${b}]`), b * 3 * size * size));
   return tf.tensor4d(data, [images.length, 3, size, size]);
 }
 
@@ -156,29 +222,41 @@ function roundHalfEven(x: number): number {
  * maskrcnn_benchmark's resize rule: the shorter side to `minSize` unless the longer side would
  * exceed `maxSize` (then scaled down so it does not); sizes rounded as the official Resize.
  */
-export function detectionSize(width: number, height: number, minSize = 800, maxSize = 1333): { width: number; height: number } {
+export function detectionSize(
+  width: number,
+  height: number,
+  minSize = 800,
+  maxSize = 1333,
+): { width: number; height: number } {
   let size = minSize;
   const minOrig = Math.min(width, height);
   const maxOrig = Math.max(width, height);
   if ((maxOrig / minOrig) * size > maxSize) size = roundHalfEven((maxSize * minOrig) / maxOrig);
   if ((width <= height && width === size) || (height <= width && height === size)) return { width, height };
-  return width < height ? { width: size, height: Math.trunc((size * height) / width) } : { width: Math.trunc((size * width) / height), height: size };
+  return width < height
+    ? { width: size, height: Math.trunc((size * height) / width) }
+    : { width: Math.trunc((size * width) / height), height: size };
 }
 
 /**
  * FIBER's fine-grained transform: Pillow BILINEAR resize by detectionSize, then BGR in 0..255 minus
  * the Caffe mean, divided by the std. -> Float32Array [3, H, W] (channels B, G, R).
  */
-export function detectionImageTransform(img: RawImage, { minSize = 800, maxSize = 1333 } = {}): { data: Float32Array; width: number; height: number } {
+export function detectionImageTransform(
+  img: RawImage,
+  { minSize = 800, maxSize = 1333 } = {},
+): { data: Float32Array; width: number; height: number } {
+  validateRawImage(img);
   const { width, height } = detectionSize(img.width, img.height, minSize, maxSize);
   const r = pillowResize(img, width, height, 'bilinear');
   const out = new Float32Array(3 * width * height);
   const f = Math.fround;
   for (let c = 0; c < 3; c++) {
-    const src = 2 - c; // BGR
+    const src = r.channels === 1 ? 0 : 2 - c; // BGR; gray: B = G = R
     const mean = f(DETECTION_PIXEL_MEAN[c]);
     const std = f(DETECTION_PIXEL_STD[c]);
-    for (let i = 0; i < width * height; i++) out[c * width * height + i] = f(f(r.data[i * r.channels + src] - mean) / std);
+    for (let i = 0; i < width * height; i++)
+      out[c * width * height + i] = f(f(r.data[i * r.channels + src] - mean) / std);
   }
   return { data: out, width, height };
 }
@@ -191,8 +269,14 @@ export interface ImageDecoder {
 /** Browsers: createImageBitmap + OffscreenCanvas (RGBA). */
 export const browserImageDecoder: ImageDecoder = {
   async decode(bytes) {
-    const g = globalThis as unknown as { createImageBitmap?: (b: Blob) => Promise<ImageBitmap>; OffscreenCanvas?: new (w: number, h: number) => OffscreenCanvas };
-    if (!g.createImageBitmap || !g.OffscreenCanvas) throw new Error('browserImageDecoder needs createImageBitmap and OffscreenCanvas (use @fiber-vl/swin/node in Node)');
+    const g = globalThis as unknown as {
+      createImageBitmap?: (b: Blob) => Promise<ImageBitmap>;
+      OffscreenCanvas?: new (w: number, h: number) => OffscreenCanvas;
+    };
+    if (!g.createImageBitmap || !g.OffscreenCanvas)
+      throw new Error(
+        'browserImageDecoder needs createImageBitmap and OffscreenCanvas (use @fiber-vl/swin/node in Node)',
+      );
     const bitmap = await g.createImageBitmap(new Blob([bytes as BlobPart]));
     const canvas = new g.OffscreenCanvas(bitmap.width, bitmap.height);
     const ctx = canvas.getContext('2d') as OffscreenCanvasRenderingContext2D;

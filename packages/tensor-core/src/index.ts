@@ -18,6 +18,7 @@ export { wasmKernelInfo, setWasmKernelsEnabled, wasmKernelsActive, type WasmKern
 export {
   Module,
   ModuleList,
+  BufferList,
   Sequential,
   Parameter,
   Buffer,
@@ -77,6 +78,7 @@ export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
 export { tidyOutput, disposeOutput, collectTensors } from './outputs.js';
 export { TorchCheckpoint, TorchTensorRef, TorchCheckpointError, PickleStub, type TorchLoadOptions } from './io/torch.js';
 export { ZipError } from './io/zip.js';
+export { serializeTorchCheckpoint, type SerializeTorchOptions, type TorchWriterInput } from './io/torch-writer.js';
 
 export { GroupNorm } from './nn/norm.js';
 export { ReLU, Hardsigmoid, AdaptiveAvgPool2d, DeformConv2d, type DeformConv2dModuleOptions } from './nn/vision.js';
@@ -84,3 +86,5 @@ export { deformConv2d, dcnMemoryView, type DeformConv2dOptions } from './ops/def
 export { interpolateBilinear, interpolateNearest } from './ops/interpolate.js';
 export { groupNorm } from './ops/norm.js';
 export { hardSigmoid, adaptiveAvgPool2d } from './ops/vision.js';
+export { DEFAULT_MAX_TENSOR_BYTES, countNonFinite, type SafetensorsOptions } from './io/safetensors.js';
+export { DEFAULT_MAX_EXPANDED_BYTES } from './io/torch.js';

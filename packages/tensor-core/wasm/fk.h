@@ -49,3 +49,6 @@ void fk_gemm(const i32* args, int tid, int nt, f32* scratch);
 void fk_window_attention(const i32* args, int tid, int nt, f32* scratch);
 void fk_layer_norm(const i32* args, int tid, int nt);
 void fk_gelu(const i32* args, int tid, int nt);
+void fk_layer_norm_grad_x(const i32* args, int tid, int nt);
+void fk_layer_norm_grad_w(const i32* args, int tid, int nt);
+void fk_gelu_grad(const i32* args, int tid, int nt);

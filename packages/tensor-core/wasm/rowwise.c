@@ -88,3 +88,88 @@ void fk_gelu(const i32* a, int tid, int nt) {
     for (int k = i; k < i1; k++) out[k] = buf[k - i];
   }
 }
+
+// LayerNorm backward, rows split across threads. args: x [rows, dim], weight [dim] or 0,
+// dy [rows, dim], dx [rows, dim] (out), stats [rows, 2] (out: mean, rstd), rows, dim, eps.
+// dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy w, xhat = (x - mean) rstd.
+void fk_layer_norm_grad_x(const i32* a, int tid, int nt) {
+  const f32* x = ptr_f32(a[0]);
+  const f32* gamma = a[1] ? ptr_f32(a[1]) : 0;
+  const f32* dy = ptr_f32(a[2]);
+  f32* dx = ptr_f32(a[3]);
+  f32* stats = ptr_f32(a[4]);
+  int rows = a[5], dim = a[6];
+  f32 eps = bits_f32(a[7]);
+  int per = (rows + nt - 1) / nt, r0 = tid * per, r1 = imin(rows, r0 + per);
+  for (int r = r0; r < r1; r++) {
+    const f32* xr = x + (size_t)r * dim;
+    const f32* gr = dy + (size_t)r * dim;
+    f32* dr = dx + (size_t)r * dim;
+    f32 sum = 0.f;
+    for (int j = 0; j < dim; j++) sum += xr[j];
+    f32 mean = sum / dim;
+    f32 ss = 0.f;
+    for (int j = 0; j < dim; j++) ss += (xr[j] - mean) * (xr[j] - mean);
+    f32 rstd = 1.f / __builtin_sqrtf(ss / dim + eps);
+    f32 sg = 0.f, sgx = 0.f;
+    for (int j = 0; j < dim; j++) {
+      f32 g = gamma ? gr[j] * gamma[j] : gr[j];
+      sg += g;
+      sgx += g * (xr[j] - mean) * rstd;
+    }
+    f32 mg = sg / dim, mgx = sgx / dim;
+    for (int j = 0; j < dim; j++) {
+      f32 g = gamma ? gr[j] * gamma[j] : gr[j];
+      dr[j] = rstd * (g - mg - (xr[j] - mean) * rstd * mgx);
+    }
+    stats[2 * r] = mean;
+    stats[2 * r + 1] = rstd;
+  }
+}
+
+// LayerNorm weight and bias gradients, columns split across threads (no reduction across
+// threads). args: x [rows, dim], dy [rows, dim], stats [rows, 2], dw [dim] (out), db [dim] (out), rows, dim.
+void fk_layer_norm_grad_w(const i32* a, int tid, int nt) {
+  const f32* x = ptr_f32(a[0]);
+  const f32* dy = ptr_f32(a[1]);
+  const f32* stats = ptr_f32(a[2]);
+  f32* dw = ptr_f32(a[3]);
+  f32* db = ptr_f32(a[4]);
+  int rows = a[5], dim = a[6];
+  int per = (dim + nt - 1) / nt, c0 = tid * per, c1 = imin(dim, c0 + per);
+  for (int j = c0; j < c1; j++) dw[j] = db[j] = 0.f;
+  for (int r = 0; r < rows; r++) {
+    const f32* xr = x + (size_t)r * dim;
+    const f32* gr = dy + (size_t)r * dim;
+    f32 mean = stats[2 * r], rstd = stats[2 * r + 1];
+    for (int j = c0; j < c1; j++) {
+      dw[j] += gr[j] * (xr[j] - mean) * rstd;
+      db[j] += gr[j];
+    }
+  }
+}
+
+// GELU backward. args: x, dy, dx (out), n. dx = dy (cdf(x) + x pdf(x)).
+void fk_gelu_grad(const i32* a, int tid, int nt) {
+  const f32* x = ptr_f32(a[0]);
+  const f32* dy = ptr_f32(a[1]);
+  f32* dx = ptr_f32(a[2]);
+  int n = a[3];
+  int per = round_up((n + nt - 1) / nt, 4), i0 = tid * per, i1 = imin(n, i0 + per);
+  const v128_t half = wasm_f32x4_splat(0.5f), one = wasm_f32x4_splat(1.f), r2 = wasm_f32x4_splat(0.70710678118654752f);
+  const v128_t nhalf = wasm_f32x4_splat(-0.5f), inv = wasm_f32x4_splat(0.3989422804014327f);
+  f32 buf[4], gbuf[4];
+  for (int i = i0; i < i1; i += 4) {
+    int m = imin(4, i1 - i);
+    for (int k = 0; k < 4; k++) {
+      buf[k] = k < m ? x[i + k] : 0.f;
+      gbuf[k] = k < m ? dy[i + k] : 0.f;
+    }
+    v128_t v = wasm_v128_load(buf);
+    v128_t cdf = wasm_f32x4_mul(wasm_f32x4_add(erf4(wasm_f32x4_mul(v, r2)), one), half);
+    v128_t pdf = wasm_f32x4_mul(fk_exp(wasm_f32x4_mul(wasm_f32x4_mul(v, v), nhalf)), inv);
+    v128_t g = wasm_f32x4_mul(wasm_v128_load(gbuf), MADD(v, pdf, cdf));
+    wasm_v128_store(buf, g);
+    for (int k = 0; k < m; k++) dx[i + k] = buf[k];
+  }
+}

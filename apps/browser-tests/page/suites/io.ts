@@ -182,40 +182,39 @@ export async function ioSuite(_params: SuiteParams): Promise<{ checks: Check[]; 
     ),
   );
 
-  // path-based loaders need Node
-  const nodeOnly = /needs Node\.js \(file paths do not exist in browsers\)/;
-  checks.push(
-    await expectError(
-      'SafetensorsFile.open(path) is Node-only',
+  // path-based loaders need Node: the reader's own error, naming the path and what to do instead
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const instead = 'reading a file by path needs Node.js (file paths do not exist in browsers); pass a File or Blob';
+  const nodeOnly = (path: string) => new RegExp(`^${escape(`${path}: ${instead}`)} through blobSource\\(file\\)`);
+  const pathLoaders: [string, () => Promise<unknown>, RegExp, string][] = [
+    [
+      'SafetensorsFile.open(path)',
       () => SafetensorsFile.open('model.safetensors'),
-      nodeOnly,
-      'NodeOnlyError',
-    ),
-  );
-  checks.push(
-    await expectError(
-      'loadSafetensors(path) is Node-only',
-      () => loadSafetensors('model.safetensors'),
-      nodeOnly,
-      'NodeOnlyError',
-    ),
-  );
-  checks.push(
-    await expectError(
-      'TorchCheckpoint.open(path) is Node-only',
-      () => TorchCheckpoint.open('model.pth'),
-      nodeOnly,
-      'NodeOnlyError',
-    ),
-  );
-  checks.push(
-    await expectError(
-      'ShardedSafetensors.open(path) is Node-only',
-      () => ShardedSafetensors.open('model.safetensors.index.json'),
-      nodeOnly,
+      nodeOnly('model.safetensors'),
       'SafetensorsError',
-    ),
-  );
+    ],
+    [
+      'loadSafetensors(path)',
+      () => loadSafetensors('model.safetensors'),
+      nodeOnly('model.safetensors'),
+      'SafetensorsError',
+    ],
+    [
+      'TorchCheckpoint.open(path)',
+      () => TorchCheckpoint.open('model.pth'),
+      nodeOnly('model.pth'),
+      'TorchCheckpointError',
+    ],
+    [
+      'ShardedSafetensors.open(path)',
+      () => ShardedSafetensors.open('model.safetensors.index.json'),
+      /needs Node\.js/,
+      'SafetensorsError',
+    ],
+  ];
+  for (const [what, run, pattern, errorName] of pathLoaders) {
+    checks.push(await expectError(`${what} is Node-only`, run, pattern, errorName));
+  }
   const zero = tf.zeros([1]);
   checks.push(
     await expectError(
@@ -232,8 +231,8 @@ export async function ioSuite(_params: SuiteParams): Promise<{ checks: Check[]; 
     await expectError(
       'loadFiberCheckpoint(model, path) is Node-only',
       () => loadFiberCheckpoint(model, 'fiber.ckpt'),
-      nodeOnly,
-      'NodeOnlyError',
+      nodeOnly('fiber.ckpt'),
+      'TorchCheckpointError',
     ),
   );
   model.dispose();

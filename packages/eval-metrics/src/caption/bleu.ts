@@ -1,6 +1,7 @@
 // BLEU as pycocoevalcap's bleu_scorer.py (n = 4, effective reference length "closest"):
 // per-image and corpus scores from the same n-gram statistics, with the reference's
 // 1e-15 / 1e-9 smoothing constants (metrics-spec §3).
+import { grown, NgramIndex, PairTable, type Sentence } from './ngrams.js';
 
 export interface BleuStats {
   testlen: number;
@@ -13,46 +14,104 @@ export interface BleuStats {
 const TINY = 1e-15;
 const SMALL = 1e-9;
 
-/** n-gram counts of k = 1..n, keyed by the space-joined n-gram. */
-export function ngramCounts(words: readonly string[], n: number): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (let k = 1; k <= n; k++) {
-    for (let i = 0; i + k <= words.length; i++) {
-      const g = words.slice(i, i + k).join(' ');
-      counts.set(g, (counts.get(g) ?? 0) + 1);
-    }
-  }
-  return counts;
-}
-
-/** Whitespace tokenisation as Python's str.split(). */
-export const splitWords = (s: string): string[] => s.split(/\s+/).filter(Boolean);
-
 /** Statistics of one candidate against its references (already tokenised strings). */
 export function bleuStats(candidate: string, references: readonly string[], n = 4): BleuStats {
-  const maxRef = new Map<string, number>();
-  const reflens: number[] = [];
-  for (const ref of references) {
-    const words = splitWords(ref);
-    reflens.push(words.length);
-    for (const [g, c] of ngramCounts(words, n)) maxRef.set(g, Math.max(maxRef.get(g) ?? 0, c));
+  const index = new NgramIndex(n, false);
+  const refs = references.map((r) => index.sentence(r));
+  return new BleuCounter(index).stats(index.sentence(candidate), refs);
+}
+
+export interface BleuResult {
+  /** BLEU-1..n of the corpus (from summed statistics, not the mean of the per-image values). */
+  corpus: number[];
+  /** BLEU-1..n of each item. */
+  perImage: number[][];
+  stats: BleuStats[];
+}
+
+/**
+ * pycocoevalcap's Bleu(n).compute_score on tokenised captions: per-image BLEU-1..n and the corpus
+ * BLEU from the summed statistics.
+ */
+export function bleu(items: readonly { candidate: string; references: readonly string[] }[], n = 4): BleuResult {
+  const index = new NgramIndex(n, false);
+  const counter = new BleuCounter(index);
+  const stats = items.map((it) => {
+    const refs = it.references.map((r) => index.sentence(r));
+    return counter.stats(index.sentence(it.candidate), refs);
+  });
+  return { corpus: bleuFromStats(sumBleuStats(stats)), perImage: stats.map(bleuFromStats), stats };
+}
+
+/**
+ * Counts clipped n-gram matches of one image at a time. The image's n-grams get small ids in a
+ * table of their own (cleared per image, so it stays in cache), with a counter per id for the
+ * sentence being counted and one for the maximum count in any single reference.
+ */
+export class BleuCounter {
+  private readonly table = new PairTable(1024);
+  /** [sentence stamp, count, max count in one reference] per local n-gram id. */
+  private counts = new Int32Array(3 * 512);
+  private stamp = 0;
+  /** Local ids of the previous order's n-grams, by start word. */
+  private prev = new Int32Array(64);
+
+  constructor(private readonly index: NgramIndex) {}
+
+  stats(cand: Sentence, refs: readonly Sentence[]): BleuStats {
+    const n = this.index.maxN;
+    this.table.clear();
+    for (const ref of refs) this.count(ref, n, true);
+    const testlen = cand.length;
+    const guess: number[] = [];
+    for (let k = 0; k < n; k++) guess.push(Math.max(0, testlen - k));
+    const correct = new Array<number>(n).fill(0);
+    this.count(cand, n, false, correct);
+    // min over (|len - testlen|, len): the closest length, the shorter on a tie
+    let reflen = refs[0]?.length;
+    for (const { length: l } of refs) {
+      const d = Math.abs(l - testlen);
+      const best = Math.abs(reflen - testlen);
+      if (d < best || (d === best && l < reflen)) reflen = l;
+    }
+    return { testlen, reflen, guess, correct };
   }
-  const words = splitWords(candidate);
-  const testlen = words.length;
-  const guess = Array.from({ length: n }, (_, k) => Math.max(0, testlen - k));
-  const correct = new Array<number>(n).fill(0);
-  for (const [g, c] of ngramCounts(words, n)) {
-    const k = g.split(' ').length - 1;
-    correct[k] += Math.min(maxRef.get(g) ?? 0, c);
+
+  /**
+   * Counts a sentence's n-grams. For a reference, raises each n-gram's max count; for the candidate,
+   * adds to correct[k] every occurrence whose running count is still within the max (the sum over
+   * distinct n-grams of min(count, max count) that BLEU clips to).
+   */
+  private count(s: Sentence, n: number, isRef: boolean, correct?: number[]): void {
+    const words = this.index.words;
+    const L = s.length;
+    if (this.prev.length < L) this.prev = new Int32Array(2 * L);
+    const { table, prev } = this;
+    const stamp = ++this.stamp;
+    for (let k = 0; k < n && k < L; k++) {
+      let matched = 0;
+      for (let i = 0; i + k < L; i++) {
+        const before = table.size;
+        const id = table.intern(k === 0 ? 0 : prev[i] + 1, words[s.wordStart + i + k]);
+        prev[i] = id;
+        const at = 3 * id;
+        if (table.size !== before) {
+          // first seen in this image: no count, no max yet
+          if (at + 3 > this.counts.length) this.counts = grown(this.counts, 2 * (at + 3));
+          this.counts[at] = 0;
+          this.counts[at + 2] = 0;
+        }
+        const counts = this.counts;
+        const c = counts[at] === stamp ? counts[at + 1] + 1 : 1;
+        counts[at] = stamp;
+        counts[at + 1] = c;
+        if (isRef) {
+          if (c > counts[at + 2]) counts[at + 2] = c;
+        } else if (c <= counts[at + 2]) matched++;
+      }
+      if (correct) correct[k] = matched;
+    }
   }
-  // min over (|len - testlen|, len): the closest length, the shorter on a tie
-  let reflen = reflens[0];
-  for (const l of reflens) {
-    const d = Math.abs(l - testlen);
-    const best = Math.abs(reflen - testlen);
-    if (d < best || (d === best && l < reflen)) reflen = l;
-  }
-  return { testlen, reflen, guess, correct };
 }
 
 /** BLEU-1..n from statistics (one image, or summed over a corpus). */

@@ -1,12 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MetricInputError } from '../errors.js';
 import { evaluateCaptions, type CaptionMetric } from './evaluate.js';
 import { lcsLength } from './rouge.js';
 
 const fx = JSON.parse(readFileSync(join(__dirname, '../../test/fixtures/captioning.json'), 'utf8'));
 const METRICS: CaptionMetric[] = ['BLEU_1', 'BLEU_2', 'BLEU_3', 'BLEU_4', 'ROUGE_L', 'CIDEr_D'];
-type Img = { image_id: number; references_tokenized: string[]; candidate_tokenized: string; references: string[]; candidate: string; scores: Record<string, number>; bleu_stats: any };
+type Img = {
+  image_id: number;
+  references_tokenized: string[];
+  candidate_tokenized: string;
+  references: string[];
+  candidate: string;
+  scores: Record<string, number>;
+  bleu_stats: any;
+};
 
 function run(images: Img[], tokenized = true) {
   return evaluateCaptions({
@@ -21,25 +30,36 @@ describe('captioning metrics (pycocoevalcap) on pre-tokenised input', () => {
   it('per-image BLEU statistics', () => {
     for (const im of fx.images as Img[]) {
       const s = r.bleuStats.get(String(im.image_id))!;
-      expect({ testlen: s.testlen, reflen_closest: s.reflen, guess: s.guess, correct: s.correct }, `image ${im.image_id}`).toEqual(im.bleu_stats);
+      expect(
+        { testlen: s.testlen, reflen_closest: s.reflen, guess: s.guess, correct: s.correct },
+        `image ${im.image_id}`,
+      ).toEqual(im.bleu_stats);
     }
   });
   it('per-image scores to 1e-9', () => {
     for (const im of fx.images as Img[]) {
-      for (const m of METRICS) expect(Math.abs(r.perImage.get(String(im.image_id))![m] - im.scores[m]), `image ${im.image_id} ${m}`).toBeLessThanOrEqual(1e-9);
+      for (const m of METRICS)
+        expect(
+          Math.abs(r.perImage.get(String(im.image_id))![m] - im.scores[m]),
+          `image ${im.image_id} ${m}`,
+        ).toBeLessThanOrEqual(1e-9);
     }
   });
   it('corpus scores to 1e-9', () => {
     for (const m of METRICS) expect(Math.abs(r.corpus[m] - fx.corpus_scores[m]), m).toBeLessThanOrEqual(1e-9);
   });
-  it.each(fx.mini_corpora.map((c: any): [string, any] => [c.name, c]) as [string, any][])('mini corpus %s', (_n, c: any) => {
-    const images = (fx.images as Img[]).filter((im) => c.image_ids.includes(im.image_id));
-    const m = run(images);
-    for (const k of METRICS) expect(Math.abs(m.corpus[k] - c.corpus_scores[k]), k).toBeLessThanOrEqual(1e-9);
-    for (const [id, s] of Object.entries(c.per_image_scores as Record<string, Record<string, number>>)) {
-      for (const k of METRICS) expect(Math.abs(m.perImage.get(id)![k] - s[k]), `${id} ${k}`).toBeLessThanOrEqual(1e-9);
-    }
-  });
+  it.each(fx.mini_corpora.map((c: any): [string, any] => [c.name, c]) as [string, any][])(
+    'mini corpus %s',
+    (_n, c: any) => {
+      const images = (fx.images as Img[]).filter((im) => c.image_ids.includes(im.image_id));
+      const m = run(images);
+      for (const k of METRICS) expect(Math.abs(m.corpus[k] - c.corpus_scores[k]), k).toBeLessThanOrEqual(1e-9);
+      for (const [id, s] of Object.entries(c.per_image_scores as Record<string, Record<string, number>>)) {
+        for (const k of METRICS)
+          expect(Math.abs(m.perImage.get(id)![k] - s[k]), `${id} ${k}`).toBeLessThanOrEqual(1e-9);
+      }
+    },
+  );
 });
 
 describe('caption evaluation from raw captions', () => {
@@ -54,9 +74,21 @@ describe('caption evaluation from raw captions', () => {
   });
   it('names mismatched image ids and non-string captions', () => {
     expect(() =>
-      evaluateCaptions({ references: { 1: ['a dog'], 2: ['a cat'] }, candidates: { 1: 'a dog', 3: 'x' }, files: { candidates: 'results.json' } }),
-    ).toThrow('results.json: image id sets of references and candidates differ: 1 image id(s) have references but no candidate (2); 1 image id(s) have a candidate but no references (3)');
-    expect(() => evaluateCaptions({ references: { 1: ['a dog'] }, candidates: { 1: 5 as any } })).toThrow('image 1: the caption is not a string (5)');
+      evaluateCaptions({
+        references: { 1: ['a dog'], 2: ['a cat'] },
+        candidates: { 1: 'a dog', 3: 'x' },
+        files: { candidates: 'results.json' },
+      }),
+    ).toThrow(
+      'results.json: image id sets of references and candidates differ: 1 image id(s) have references but no candidate (2); 1 image id(s) have a candidate but no references (3)',
+    );
+    expect(() => evaluateCaptions({ references: { 1: ['a dog'] }, candidates: { 1: 5 as any } })).toThrow(
+      'image 1: the caption is not a string (5)',
+    );
+    expect(() =>
+      evaluateCaptions({ references: null as any, candidates: {}, files: { references: 'caps.json' } }),
+    ).toThrow('caps.json: references must be a Map or an object keyed by image id, got null');
+    expect(() => evaluateCaptions({ references: {}, candidates: {} })).toThrow(MetricInputError);
   });
   it('LCS', () => {
     expect(lcsLength('a b c d'.split(' '), 'a c d e'.split(' '))).toBe(3);

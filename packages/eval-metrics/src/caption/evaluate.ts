@@ -1,7 +1,8 @@
 import { MetricInputError, mean, where } from '../errors.js';
 import { ptbTokenize } from '../tokenize/ptb.js';
-import { bleuFromStats, bleuStats, sumBleuStats, type BleuStats } from './bleu.js';
-import { ciderD } from './cider.js';
+import { BleuCounter, bleuFromStats, sumBleuStats, type BleuStats } from './bleu.js';
+import { ciderDSentences } from './cider.js';
+import { NgramIndex } from './ngrams.js';
 import { rougeL } from './rouge.js';
 import { Meteor } from './meteor/meteor.js';
 import type { MeteorResources } from './meteor/resources.js';
@@ -48,37 +49,89 @@ export interface CaptionEvalResult {
  * equal. Values are on the raw scale (CIDEr-D in [0, 10]).
  */
 /** The signature of `spiceApprox` (`@fiber-vl/eval-metrics/spice`). */
-export type SpiceScorer = (resources: MeteorResources, items: readonly { candidate: string; references: readonly string[] }[]) => { corpus: number; perImage: { f: number }[] };
+export type SpiceScorer = (
+  resources: MeteorResources,
+  items: readonly { candidate: string; references: readonly string[] }[],
+) => { corpus: number; perImage: { f: number }[] };
 
-export function evaluateCaptions({ references, candidates, tokenized = false, files = {}, meteor, meteorParaphrases, spice }: CaptionEvalInput): CaptionEvalResult {
+export function evaluateCaptions({
+  references,
+  candidates,
+  tokenized = false,
+  files = {},
+  meteor,
+  meteorParaphrases,
+  spice,
+}: CaptionEvalInput): CaptionEvalResult {
   if (spice && !meteor) throw new MetricInputError('SPICE_approx needs the Meteor synonym resources (pass `meteor`)');
-  const refs = references instanceof Map ? new Map([...references].map(([k, v]) => [String(k), v])) : new Map(Object.entries(references));
-  const cands = candidates instanceof Map ? new Map([...candidates].map(([k, v]) => [String(k), v])) : new Map(Object.entries(candidates));
+  for (const [name, m, file] of [
+    ['references', references, files.references],
+    ['candidates', candidates, files.candidates],
+  ] as const) {
+    if (!(m instanceof Map) && (typeof m !== 'object' || m === null || Array.isArray(m))) {
+      throw new MetricInputError(
+        `${where(file)}${name} must be a Map or an object keyed by image id, got ${JSON.stringify(m)}`,
+      );
+    }
+  }
+  const refs =
+    references instanceof Map
+      ? new Map([...references].map(([k, v]) => [String(k), v]))
+      : new Map(Object.entries(references));
+  const cands =
+    candidates instanceof Map
+      ? new Map([...candidates].map(([k, v]) => [String(k), v]))
+      : new Map(Object.entries(candidates));
   const onlyRefs = [...refs.keys()].filter((k) => !cands.has(k));
   const onlyCands = [...cands.keys()].filter((k) => !refs.has(k));
   if (onlyRefs.length || onlyCands.length) {
     const parts = [];
-    if (onlyRefs.length) parts.push(`${onlyRefs.length} image id(s) have references but no candidate (${onlyRefs.slice(0, 5).join(', ')})`);
-    if (onlyCands.length) parts.push(`${onlyCands.length} image id(s) have a candidate but no references (${onlyCands.slice(0, 5).join(', ')})`);
-    throw new MetricInputError(`${where(files.candidates)}image id sets of references and candidates differ: ${parts.join('; ')}`);
+    if (onlyRefs.length)
+      parts.push(
+        `${onlyRefs.length} image id(s) have references but no candidate (${onlyRefs.slice(0, 5).join(', ')})`,
+      );
+    if (onlyCands.length)
+      parts.push(
+        `${onlyCands.length} image id(s) have a candidate but no references (${onlyCands.slice(0, 5).join(', ')})`,
+      );
+    throw new MetricInputError(
+      `${where(files.candidates)}image id sets of references and candidates differ: ${parts.join('; ')}`,
+    );
   }
   if (refs.size === 0) throw new MetricInputError(`${where(files.references)}no images to evaluate`);
   const ids = [...refs.keys()];
   for (const id of ids) {
     const r = refs.get(id)!;
-    if (!Array.isArray(r) || r.length === 0) throw new MetricInputError(`${where(files.references)}image ${id}: needs at least one reference caption`);
+    if (!Array.isArray(r) || r.length === 0)
+      throw new MetricInputError(`${where(files.references)}image ${id}: needs at least one reference caption`);
     r.forEach((c, i) => {
-      if (typeof c !== 'string') throw new MetricInputError(`${where(files.references)}image ${id}: reference ${i} is not a string (${JSON.stringify(c)})`);
+      if (typeof c !== 'string')
+        throw new MetricInputError(
+          `${where(files.references)}image ${id}: reference ${i} is not a string (${JSON.stringify(c)})`,
+        );
     });
-    if (typeof cands.get(id) !== 'string') throw new MetricInputError(`${where(files.candidates)}image ${id}: the caption is not a string (${JSON.stringify(cands.get(id))})`);
+    if (typeof cands.get(id) !== 'string')
+      throw new MetricInputError(
+        `${where(files.candidates)}image ${id}: the caption is not a string (${JSON.stringify(cands.get(id))})`,
+      );
   }
   // Two tokeniser calls, as the reference does (the tokenizer is stateless, so this is only for clarity).
-  const tokRefs = tokenized ? ids.map((id) => [...refs.get(id)!]) : regroup(ptbTokenize(ids.flatMap((id) => refs.get(id)!)), ids.map((id) => refs.get(id)!.length));
+  const tokRefs = tokenized
+    ? ids.map((id) => [...refs.get(id)!])
+    : regroup(
+        ptbTokenize(ids.flatMap((id) => refs.get(id)!)),
+        ids.map((id) => refs.get(id)!.length),
+      );
   const tokCands = tokenized ? ids.map((id) => cands.get(id)!) : ptbTokenize(ids.map((id) => cands.get(id)!));
 
-  const stats = ids.map((_, i) => bleuStats(tokCands[i], tokRefs[i]));
+  // One n-gram index for BLEU and CIDEr-D.
+  const index = new NgramIndex(4);
+  const refSentences = tokRefs.map((refs) => refs.map((r) => index.sentence(r)));
+  const candSentences = tokCands.map((c) => index.sentence(c));
+  const counter = new BleuCounter(index);
+  const stats = ids.map((_, i) => counter.stats(candSentences[i], refSentences[i]));
   const rouge = ids.map((_, i) => rougeL(tokCands[i], tokRefs[i]));
-  const cider = ciderD(ids.map((_, i) => ({ candidate: tokCands[i], references: tokRefs[i] })));
+  const cider = ciderDSentences(index, candSentences, refSentences);
   const perImage = new Map<string, CaptionScores>();
   ids.forEach((id, i) => {
     const b = bleuFromStats(stats[i]);
@@ -86,7 +139,14 @@ export function evaluateCaptions({ references, candidates, tokenized = false, fi
   });
   const corpusBleuStats = sumBleuStats(stats);
   const b = bleuFromStats(corpusBleuStats);
-  const corpus: CaptionScores = { BLEU_1: b[0], BLEU_2: b[1], BLEU_3: b[2], BLEU_4: b[3], ROUGE_L: mean(rouge), CIDEr_D: mean(cider) };
+  const corpus: CaptionScores = {
+    BLEU_1: b[0],
+    BLEU_2: b[1],
+    BLEU_3: b[2],
+    BLEU_4: b[3],
+    ROUGE_L: mean(rouge),
+    CIDEr_D: mean(cider),
+  };
   const items = ids.map((_, i) => ({ candidate: tokCands[i], references: tokRefs[i] }));
   if (meteor) {
     const scorer = new Meteor(meteor, undefined, meteorParaphrases);

@@ -2,7 +2,9 @@
 // (Flickr30kEntitiesRecallEvaluator), from the original data layout: `<subset>.txt`,
 // `Sentences/<id>.txt` with `[/EN#<id>/<type...> words]` markup, `Annotations/<id>.xml`
 // (metrics-spec §11). Any-box protocol by default, merged-box with `mergeBoxes`.
-import { MetricInputError } from '../errors.js';
+import { MetricInputError, where } from '../errors.js';
+
+const show = (x: unknown) => JSON.stringify(x) ?? String(x);
 import { iouXyxy, type BoxXyxy } from './boxes.js';
 
 export interface Flickr30kPhrase {
@@ -57,7 +59,8 @@ export function parseFlickr30kSentences(text: string): Flickr30kSentence[] {
   return out;
 }
 
-const tagText = (xml: string, tag: string): string[] => [...xml.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))].map((m) => m[1].trim());
+const tagText = (xml: string, tag: string): string[] =>
+  [...xml.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))].map((m) => m[1].trim());
 
 /** Parses `Annotations/<id>.xml` (boxes as integer corners, as written in the file). */
 export function parseFlickr30kAnnotation(xml: string, file = 'annotation'): Flickr30kAnnotation {
@@ -73,7 +76,12 @@ export function parseFlickr30kAnnotation(xml: string, file = 'annotation'): Flic
     const bndbox = tagText(obj, 'bndbox')[0];
     for (const id of tagText(obj, 'name')) {
       if (bndbox !== undefined) {
-        const box: BoxXyxy = [int(tagText(bndbox, 'xmin')[0], 'xmin'), int(tagText(bndbox, 'ymin')[0], 'ymin'), int(tagText(bndbox, 'xmax')[0], 'xmax'), int(tagText(bndbox, 'ymax')[0], 'ymax')];
+        const box: BoxXyxy = [
+          int(tagText(bndbox, 'xmin')[0], 'xmin'),
+          int(tagText(bndbox, 'ymin')[0], 'ymin'),
+          int(tagText(bndbox, 'xmax')[0], 'xmax'),
+          int(tagText(bndbox, 'ymax')[0], 'ymax'),
+        ];
         (boxes.get(id) ?? boxes.set(id, []).get(id)!).push(box);
       } else {
         if (Number(tagText(obj, 'nobndbox')[0] ?? 0) > 0) noBox.push(id);
@@ -82,12 +90,23 @@ export function parseFlickr30kAnnotation(xml: string, file = 'annotation'): Flic
     }
   }
   const size = tagText(xml, 'size')[0];
-  return { boxes, noBox, scene, width: size ? Number(tagText(size, 'width')[0]) : undefined, height: size ? Number(tagText(size, 'height')[0]) : undefined };
+  return {
+    boxes,
+    noBox,
+    scene,
+    width: size ? Number(tagText(size, 'width')[0]) : undefined,
+    height: size ? Number(tagText(size, 'height')[0]) : undefined,
+  };
 }
 
 /** The smallest box enclosing all boxes (MDETR _merge_boxes). */
 export function mergeBoxes(boxes: readonly BoxXyxy[]): BoxXyxy {
-  return [Math.min(...boxes.map((b) => b[0])), Math.min(...boxes.map((b) => b[1])), Math.max(...boxes.map((b) => b[2])), Math.max(...boxes.map((b) => b[3]))];
+  return [
+    Math.min(...boxes.map((b) => b[0])),
+    Math.min(...boxes.map((b) => b[1])),
+    Math.max(...boxes.map((b) => b[2])),
+    Math.max(...boxes.map((b) => b[3])),
+  ];
 }
 
 /** MDETR prediction format: one ranked list of [x1, y1, x2, y2] boxes per evaluable phrase, in sentence order. */
@@ -106,6 +125,8 @@ export interface GroundingRecall {
 }
 
 export interface Flickr30kEvalOptions {
+  /** The predictions' file name, for error messages. */
+  file?: string;
   subset?: string;
   topk?: number[];
   iouThreshold?: number;
@@ -125,8 +146,14 @@ export class Flickr30kEntitiesEvaluator {
   private readonly images = new Map<string, { annotation: Flickr30kAnnotation; sentences: Flickr30kSentence[] }>();
   readonly imageIds: string[];
 
-  constructor(read: FileReader, readonly subset = 'test') {
-    this.imageIds = read(`${subset}.txt`).split('\n').map((l) => l.trim()).filter(Boolean);
+  constructor(
+    read: FileReader,
+    readonly subset = 'test',
+  ) {
+    this.imageIds = read(`${subset}.txt`)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     for (const id of this.imageIds) {
       this.images.set(id, {
         annotation: parseFlickr30kAnnotation(read(`Annotations/${id}.xml`), `Annotations/${id}.xml`),
@@ -142,7 +169,16 @@ export class Flickr30kEntitiesEvaluator {
     return img.sentences.map((s) => s.phrases.filter((p) => img.annotation.boxes.has(p.phraseId)));
   }
 
-  evaluate(predictions: readonly Flickr30kPrediction[], { topk = [1, 5, 10, -1], iouThreshold = 0.5, mergeBoxes: merge = false }: Flickr30kEvalOptions = {}): GroundingRecall {
+  evaluate(
+    predictions: readonly Flickr30kPrediction[],
+    { topk = [1, 5, 10, -1], iouThreshold = 0.5, mergeBoxes: merge = false, file }: Flickr30kEvalOptions = {},
+  ): GroundingRecall {
+    const at = where(file);
+    if (!Array.isArray(predictions)) {
+      throw new MetricInputError(
+        `${at}expected a list of {image_id, sentence_id, boxes} predictions, got ${show(predictions)}`,
+      );
+    }
     const pos = new Map<number, Map<string, number>>();
     const tot = new Map<number, Map<string, number>>();
     const add = (k: number, cat: string, hit: boolean) => {
@@ -154,24 +190,52 @@ export class Flickr30kEntitiesEvaluator {
     const expected = new Set<string>();
     for (const id of this.imageIds) this.phrasesOf(id).forEach((ph, s) => ph.length && expected.add(`${id}_${s}`));
     const seen = new Set<string>();
-    predictions.forEach((pred, i) => {
-      const imageId = String(pred.image_id);
-      const sid = `${imageId}_${pred.sentence_id}`;
-      if (seen.has(sid)) throw new MetricInputError(`predictions[${i}]: a second prediction for sentence ${pred.sentence_id} of image ${imageId}`);
+    predictions.forEach((pred: unknown, i) => {
+      const entry = `${at}predictions[${i}]`;
+      if (typeof pred !== 'object' || pred === null)
+        throw new MetricInputError(`${entry}: not an object (${show(pred)})`);
+      const { image_id, sentence_id, boxes: predBoxes } = pred as Partial<Flickr30kPrediction>;
+      if (!(typeof image_id === 'string' || Number.isInteger(image_id))) {
+        throw new MetricInputError(`${entry}: "image_id" is missing or not an id: ${show(image_id)}`);
+      }
+      if (!Number.isInteger(sentence_id) || sentence_id! < 0) {
+        throw new MetricInputError(`${entry}: "sentence_id" must be a sentence index, got ${show(sentence_id)}`);
+      }
+      const imageId = String(image_id);
+      const sid = `${imageId}_${sentence_id}`;
+      if (seen.has(sid))
+        throw new MetricInputError(`${entry}: a second prediction for sentence ${sentence_id} of image ${imageId}`);
       seen.add(sid);
+      if (!this.images.has(imageId))
+        throw new MetricInputError(`${entry}: unknown image id ${imageId} (not in ${this.subset}.txt)`);
       const sentences = this.phrasesOf(imageId);
-      const phrases = sentences[pred.sentence_id];
-      if (!phrases) throw new MetricInputError(`predictions[${i}]: image ${imageId} has no sentence ${pred.sentence_id} (it has ${sentences.length})`);
-      if (!Array.isArray(pred.boxes) || pred.boxes.length !== phrases.length) {
-        throw new MetricInputError(`predictions[${i}]: got ${pred.boxes?.length} box lists, expected ${phrases.length} for sentence ${pred.sentence_id} of image ${imageId}`);
+      const phrases = sentences[sentence_id!];
+      if (!phrases) {
+        throw new MetricInputError(
+          `${entry}: image ${imageId} has no sentence ${sentence_id} (it has ${sentences.length})`,
+        );
+      }
+      if (!Array.isArray(predBoxes) || predBoxes.length !== phrases.length) {
+        throw new MetricInputError(
+          `${entry}: got ${show(predBoxes?.length)} box lists, expected ${phrases.length} for sentence ${sentence_id} of image ${imageId}`,
+        );
       }
       const gt = this.images.get(imageId)!.annotation.boxes;
       phrases.forEach((phrase, j) => {
-        const boxes = pred.boxes[j];
-        if (!Array.isArray(boxes) || boxes.length === 0) throw new MetricInputError(`predictions[${i}].boxes[${j}]: no boxes for phrase "${phrase.phrase}"`);
+        const boxes: unknown = predBoxes[j];
+        if (!Array.isArray(boxes) || boxes.length === 0) {
+          throw new MetricInputError(`${entry}.boxes[${j}]: no boxes for phrase "${phrase.phrase}"`);
+        }
+        boxes.forEach((b: unknown, k) => {
+          if (!Array.isArray(b) || b.length !== 4 || !b.every(Number.isFinite) || b[2] < b[0] || b[3] < b[1]) {
+            throw new MetricInputError(
+              `${entry}.boxes[${j}][${k}]: must be [x1, y1, x2, y2] numbers with x1 <= x2, y1 <= y2, got ${show(b)}`,
+            );
+          }
+        });
         let targets = gt.get(phrase.phraseId)!;
         if (merge && targets.length > 1) targets = [mergeBoxes(targets)];
-        const best = boxes.map((b) => Math.max(...targets.map((t) => iouXyxy(b, t))));
+        const best = (boxes as BoxXyxy[]).map((b) => Math.max(...targets.map((t) => iouXyxy(b, t))));
         for (const k of topk) {
           const maxi = Math.max(...(k === -1 ? best : best.slice(0, k)));
           const hit = maxi >= iouThreshold;
@@ -181,7 +245,11 @@ export class Flickr30kEntitiesEvaluator {
       });
     });
     const missing = [...expected].filter((x) => !seen.has(x));
-    if (missing.length) throw new MetricInputError(`missing predictions for ${missing.length} sentence(s) (image_sentence): ${missing.slice(0, 10).join(', ')}`);
+    if (missing.length) {
+      throw new MetricInputError(
+        `${at}missing predictions for ${missing.length} sentence(s) (image_sentence): ${missing.slice(0, 10).join(', ')}`,
+      );
+    }
     const out: GroundingRecall = {};
     for (const k of topk) {
       const name = k === -1 ? 'upper_bound' : `R@${k}`;

@@ -19,14 +19,28 @@ export interface RecResult {
   correct: boolean[];
 }
 
-export function recAccuracy(samples: readonly RecSample[], { iouThreshold = 0.5, file }: { iouThreshold?: number; file?: string } = {}): RecResult {
+export function recAccuracy(
+  samples: readonly RecSample[],
+  { iouThreshold = 0.5, file }: { iouThreshold?: number; file?: string } = {},
+): RecResult {
+  if (!Array.isArray(samples))
+    throw new MetricInputError(`${where(file)}expected a list of samples, got ${JSON.stringify(samples)}`);
   if (samples.length === 0) throw new MetricInputError(`${where(file)}no samples to evaluate`);
+  // in a file the fields are gt_box and pred_boxes
+  const [gtName, predName] = file ? ['gt_box', 'pred_boxes[0]'] : ['gtBox', 'predBoxes[0]'];
   const ious = samples.map((s, i) => {
-    for (const [field, box] of [['gtBox', s.gtBox], ['predBoxes[0]', s.predBoxes?.[0]]] as const) {
+    const at = file ? `${file}: [${i}]` : `sample ${i}`;
+    if (typeof s !== 'object' || s === null) throw new MetricInputError(`${at}: not an object (${JSON.stringify(s)})`);
+    for (const [field, box] of [
+      [gtName, s.gtBox],
+      [predName, s.predBoxes?.[0]],
+    ] as const) {
       if (!Array.isArray(box) || box.length !== 4 || !box.every(Number.isFinite)) {
-        throw new MetricInputError(`${where(file)}sample ${i}: "${field}" must be [x, y, w, h], got ${JSON.stringify(box)}`);
+        throw new MetricInputError(`${at}: "${field}" must be [x, y, w, h] numbers, got ${JSON.stringify(box)}`);
       }
-      if (box[2] < 0 || box[3] < 0) throw new MetricInputError(`${where(file)}sample ${i}: "${field}" has a negative width or height: ${JSON.stringify(box)}`);
+      if (box[2] < 0 || box[3] < 0) {
+        throw new MetricInputError(`${at}: "${field}" has a negative width or height: ${JSON.stringify(box)}`);
+      }
     }
     return iouXyxy(xywhToXyxy(s.predBoxes[0]), xywhToXyxy(s.gtBox));
   });

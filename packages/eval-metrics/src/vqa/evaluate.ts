@@ -32,7 +32,12 @@ export interface VqaScores {
   /** Accuracy of each question in [0, 1], unrounded. */
   perQuestion: Record<string, number>;
   /** The official script's rounded values: round(100 * acc, 2), Python 2 rounding. */
-  official: { overall: number; perAnswerType: Record<string, number>; perQuestionType: Record<string, number>; perQuestion: Record<string, number> };
+  official: {
+    overall: number;
+    perAnswerType: Record<string, number>;
+    perQuestionType: Record<string, number>;
+    perQuestion: Record<string, number>;
+  };
 }
 
 export interface VqaInput {
@@ -52,15 +57,21 @@ export interface VqaInput {
 export function vqaAccuracy({ annotations, predictions, questions, files = {} }: VqaInput): VqaScores {
   const anns = Array.isArray(annotations) ? annotations : annotations?.annotations;
   if (!Array.isArray(anns)) throw new MetricInputError(`${where(files.annotations)}expected an "annotations" list`);
-  if (!Array.isArray(predictions)) throw new MetricInputError(`${where(files.predictions)}expected a list of {question_id, answer}`);
+  if (anns.length === 0)
+    throw new MetricInputError(`${where(files.annotations)}"annotations" is empty: no questions to evaluate`);
+  if (!Array.isArray(predictions))
+    throw new MetricInputError(`${where(files.predictions)}expected a list of {question_id, answer}`);
   const gts = new Map<number, VqaAnnotation>();
   anns.forEach((a, i) => {
     const at = `${where(files.annotations)}annotations[${i}]`;
-    if (!Number.isInteger(a?.question_id)) throw new MetricInputError(`${at}: "question_id" is missing or not an integer`);
+    if (!Number.isInteger(a?.question_id))
+      throw new MetricInputError(`${at}: "question_id" is missing or not an integer`);
     if (gts.has(a.question_id)) throw new MetricInputError(`${at}: duplicate question_id ${a.question_id}`);
-    if (!Array.isArray(a.answers) || a.answers.length === 0) throw new MetricInputError(`${at} (question ${a.question_id}): "answers" must be a non-empty list`);
+    if (!Array.isArray(a.answers) || a.answers.length === 0)
+      throw new MetricInputError(`${at} (question ${a.question_id}): "answers" must be a non-empty list`);
     a.answers.forEach((x, j) => {
-      if (typeof x?.answer !== 'string') throw new MetricInputError(`${at} (question ${a.question_id}): answers[${j}].answer is not a string`);
+      if (typeof x?.answer !== 'string')
+        throw new MetricInputError(`${at} (question ${a.question_id}): answers[${j}].answer is not a string`);
     });
     for (const f of ['question_type', 'answer_type'] as const) {
       if (typeof a[f] !== 'string') throw new MetricInputError(`${at} (question ${a.question_id}): "${f}" is missing`);
@@ -70,21 +81,41 @@ export function vqaAccuracy({ annotations, predictions, questions, files = {} }:
   const res = new Map<number, string>();
   predictions.forEach((p, i) => {
     const at = `${where(files.predictions)}[${i}]`;
-    if (!Number.isInteger(p?.question_id)) throw new MetricInputError(`${at}: "question_id" is missing or not an integer`);
-    if (typeof p.answer !== 'string') throw new MetricInputError(`${at} (question ${p.question_id}): "answer" is not a string`);
+    if (!Number.isInteger(p?.question_id))
+      throw new MetricInputError(`${at}: "question_id" is missing or not an integer`);
+    if (typeof p.answer !== 'string')
+      throw new MetricInputError(`${at} (question ${p.question_id}): "answer" is not a string`);
     if (res.has(p.question_id)) throw new MetricInputError(`${at}: duplicate question_id ${p.question_id}`);
-    if (!gts.has(p.question_id)) throw new MetricInputError(`${at}: question_id ${p.question_id} is not in the annotations`);
+    if (!gts.has(p.question_id))
+      throw new MetricInputError(`${at}: question_id ${p.question_id} is not in the annotations`);
     res.set(p.question_id, p.answer);
   });
   const missing = [...gts.keys()].filter((q) => !res.has(q));
   if (missing.length) {
-    throw new MetricInputError(`${where(files.predictions)}no prediction for ${missing.length} annotated question(s): ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''}`);
+    throw new MetricInputError(
+      `${where(files.predictions)}no prediction for ${missing.length} annotated question(s): ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''}`,
+    );
   }
-  if (questions) {
-    const qs = Array.isArray(questions) ? questions : questions.questions;
-    const ids = new Set(qs.map((q) => q.question_id));
+  if (questions !== undefined) {
+    const qs: unknown = Array.isArray(questions) ? questions : (questions as { questions?: unknown } | null)?.questions;
+    if (!Array.isArray(qs)) {
+      throw new MetricInputError(`${where(files.questions)}expected a VQA questions file with a "questions" list`);
+    }
+    const ids = new Set<number>();
+    qs.forEach((q: unknown, i) => {
+      const id = (q as { question_id?: unknown } | null)?.question_id;
+      if (!Number.isInteger(id)) {
+        throw new MetricInputError(
+          `${where(files.questions)}questions[${i}]: "question_id" is missing or not an integer`,
+        );
+      }
+      ids.add(id as number);
+    });
     const notAsked = [...gts.keys()].filter((q) => !ids.has(q));
-    if (notAsked.length) throw new MetricInputError(`${where(files.questions)}annotated question(s) missing from the questions file: ${notAsked.slice(0, 10).join(', ')}`);
+    if (notAsked.length)
+      throw new MetricInputError(
+        `${where(files.questions)}annotated question(s) missing from the questions file: ${notAsked.slice(0, 10).join(', ')}`,
+      );
   }
 
   const perQuestion: Record<string, number> = {};
@@ -103,7 +134,12 @@ export function vqaAccuracy({ annotations, predictions, questions, files = {} }:
     for (let i = 0; i < gtAnswers.length; i++) {
       let matching = 0;
       for (let j = 0; j < gtAnswers.length; j++) {
-        if (j !== i && !sameAnswerEntry(gt.answers[i], gt.answers[j], gtAnswers[i], gtAnswers[j]) && gtAnswers[j] === pred) matching++;
+        if (
+          j !== i &&
+          !sameAnswerEntry(gt.answers[i], gt.answers[j], gtAnswers[i], gtAnswers[j]) &&
+          gtAnswers[j] === pred
+        )
+          matching++;
       }
       sum += Math.min(1, matching / 3);
     }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MetricInputError } from '../errors.js';
 import { vqaAccuracy } from './evaluate.js';
 import { processPunctuation, processDigitArticle } from './normalize.js';
 
@@ -11,14 +12,17 @@ describe('VQA accuracy (official vqaEval.py)', () => {
   const e = fx.expected;
   it('per question, unrounded and officially rounded', () => {
     expect(Object.keys(r.perQuestion).sort()).toEqual(Object.keys(e.per_question_accuracy).sort());
-    for (const [q, v] of Object.entries(e.per_question_accuracy)) expect(r.perQuestion[q], `question ${q}`).toBeCloseTo(v as number, 12);
+    for (const [q, v] of Object.entries(e.per_question_accuracy))
+      expect(r.perQuestion[q], `question ${q}`).toBeCloseTo(v as number, 12);
     expect(r.official.perQuestion).toEqual(e.per_question_accuracy_official_rounded);
   });
   it('overall, per answer type and per question type', () => {
     expect(Math.abs(r.overall - e.overall_accuracy_percent_unrounded)).toBeLessThan(1e-9);
     expect(r.official.overall).toBe(e.overall_accuracy_percent_official_rounded);
-    for (const [k, v] of Object.entries(e.per_answer_type_percent_unrounded)) expect(Math.abs(r.perAnswerType[k] - (v as number))).toBeLessThan(1e-9);
-    for (const [k, v] of Object.entries(e.per_question_type_percent_unrounded)) expect(Math.abs(r.perQuestionType[k] - (v as number))).toBeLessThan(1e-9);
+    for (const [k, v] of Object.entries(e.per_answer_type_percent_unrounded))
+      expect(Math.abs(r.perAnswerType[k] - (v as number))).toBeLessThan(1e-9);
+    for (const [k, v] of Object.entries(e.per_question_type_percent_unrounded))
+      expect(Math.abs(r.perQuestionType[k] - (v as number))).toBeLessThan(1e-9);
     expect(r.official.perAnswerType).toEqual(e.per_answer_type_percent_official_rounded);
     expect(r.official.perQuestionType).toEqual(e.per_question_type_percent_official_rounded);
   });
@@ -32,11 +36,40 @@ describe('VQA accuracy (official vqaEval.py)', () => {
   });
   it('names the bad entry and field', () => {
     const ann = fx.annotations.slice(0, 2);
-    expect(() => vqaAccuracy({ annotations: ann, predictions: [{ question_id: ann[0].question_id, answer: 'x' }], files: { predictions: 'R.json' } })).toThrow(
-      `R.json: no prediction for 1 annotated question(s): ${ann[1].question_id}`,
+    expect(() =>
+      vqaAccuracy({
+        annotations: ann,
+        predictions: [{ question_id: ann[0].question_id, answer: 'x' }],
+        files: { predictions: 'R.json' },
+      }),
+    ).toThrow(`R.json: no prediction for 1 annotated question(s): ${ann[1].question_id}`);
+    const dup = [
+      { question_id: ann[0].question_id, answer: 'x' },
+      { question_id: ann[0].question_id, answer: 'y' },
+    ];
+    expect(() => vqaAccuracy({ annotations: ann, predictions: dup, files: { predictions: 'R.json' } })).toThrow(
+      `R.json: [1]: duplicate question_id ${ann[0].question_id}`,
     );
-    const dup = [{ question_id: ann[0].question_id, answer: 'x' }, { question_id: ann[0].question_id, answer: 'y' }];
-    expect(() => vqaAccuracy({ annotations: ann, predictions: dup, files: { predictions: 'R.json' } })).toThrow(`R.json: [1]: duplicate question_id ${ann[0].question_id}`);
-    expect(() => vqaAccuracy({ annotations: ann, predictions: [{ question_id: ann[0].question_id, answer: 3 as any }] })).toThrow(/"answer" is not a string/);
+    expect(() =>
+      vqaAccuracy({ annotations: ann, predictions: [{ question_id: ann[0].question_id, answer: 3 as any }] }),
+    ).toThrow(/"answer" is not a string/);
+  });
+  it('refuses empty inputs and a questions file without questions (typed errors naming the file)', () => {
+    expect(() => vqaAccuracy({ annotations: [], predictions: [], files: { annotations: 'A.json' } })).toThrow(
+      'A.json: "annotations" is empty: no questions to evaluate',
+    );
+    expect(() => vqaAccuracy({ annotations: { annotations: [] }, predictions: [] })).toThrow(MetricInputError);
+    const ann = fx.annotations;
+    const predictions = fx.predictions;
+    const files = { questions: 'Q.json' };
+    expect(() => vqaAccuracy({ annotations: ann, predictions, questions: { info: {} } as any, files })).toThrow(
+      'Q.json: expected a VQA questions file with a "questions" list',
+    );
+    expect(() => vqaAccuracy({ annotations: ann, predictions, questions: null as any, files })).toThrow(
+      MetricInputError,
+    );
+    expect(() =>
+      vqaAccuracy({ annotations: ann, predictions, questions: { questions: [{ question: 'x' }] } as any, files }),
+    ).toThrow('Q.json: questions[0]: "question_id" is missing or not an integer');
   });
 });

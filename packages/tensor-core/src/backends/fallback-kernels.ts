@@ -38,13 +38,42 @@ function runOnCpu(kernelName: string, { inputs, attrs, backend }: KernelFuncArgs
 
 const registered = new Set<string>();
 
+/**
+ * UnsortedSegmentSum (the gradient of every gather: embeddings, relative-position tables) as one
+ * scatter-add pass, O(N * inner). tfjs-cpu's kernel, which the generic fallback would run, builds a
+ * mask per segment (O(segments * N)) and took half a second per embedding gradient.
+ */
+function unsortedSegmentSum({ inputs, attrs, backend }: KernelFuncArgs): tf.TensorInfo {
+  const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+  const numSegments = (attrs as { numSegments: number }).numSegments;
+  const target = backend as tf.KernelBackend;
+  const values = target.readSync(x.dataId) as Float32Array | Int32Array;
+  const ids = target.readSync(segmentIds.dataId) as Int32Array;
+  const n = ids.length;
+  const inner = n === 0 ? 0 : values.length / n;
+  const shape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
+  const out = x.dtype === 'int32' ? new Int32Array(numSegments * inner) : new Float32Array(numSegments * inner);
+  for (let i = 0; i < n; i++) {
+    const seg = ids[i];
+    if (seg < 0 || seg >= numSegments) continue; // TF drops out-of-range ids
+    const o = seg * inner;
+    const s = i * inner;
+    for (let j = 0; j < inner; j++) out[o + j] += values[s + j];
+  }
+  return { dataId: target.write(out, shape, x.dtype), shape, dtype: x.dtype };
+}
+
+/** Kernels registered on `backendName` ahead of the generic fallbacks, because theirs would be slow. */
+const DIRECT: Record<string, tf.KernelFunc> = { UnsortedSegmentSum: unsortedSegmentSum };
+
 /** Registers a cpu fallback for every kernel that `backendName` lacks and the cpu backend has. */
 export function registerFallbackKernels(backendName: string): string[] {
   const have = new Set(tf.getKernelsForBackend(backendName).map((k) => k.kernelName));
   const added: string[] = [];
   for (const { kernelName } of tf.getKernelsForBackend('cpu')) {
     if (have.has(kernelName) || registered.has(`${backendName}/${kernelName}`)) continue;
-    tf.registerKernel({ kernelName, backendName, kernelFunc: (args) => runOnCpu(kernelName, args) });
+    const direct = DIRECT[kernelName];
+    tf.registerKernel({ kernelName, backendName, kernelFunc: direct ?? ((args) => runOnCpu(kernelName, args)) });
     registered.add(`${backendName}/${kernelName}`);
     added.push(kernelName);
   }

@@ -42,22 +42,42 @@ describe('safetensors round trip', () => {
     expect(raw.dtype).toBe(dtype);
     expect(raw.shape).toEqual(shape);
     const got = Array.from(raw.data as ArrayLike<number | bigint>);
-    if (dtype === 'F16') expect(got).toEqual([1.5, -2.25, 0.00010001659393310547, 65504]); // torch: .half()
-    else if (dtype === 'BF16') expect(got).toEqual([1.5, -2.25, 3.00405527047391e38]); // torch: tensor(3e38).bfloat16()
+    if (dtype === 'F16')
+      expect(got).toEqual([1.5, -2.25, 0.00010001659393310547, 65504]); // torch: .half()
+    else if (dtype === 'BF16')
+      expect(got).toEqual([1.5, -2.25, 3.00405527047391e38]); // torch: tensor(3e38).bfloat16()
     else if (dtype === 'F32') expect(got).toEqual(Array.from(Float32Array.from(data as number[])));
     else expect(got).toEqual(data);
   });
 
   it('writes tf.Tensors and reads them back as tensors; I64 becomes int32 with a range check', async () => {
-    const a = tf.tensor2d([[1, 2], [3, 4]]);
+    const a = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
     const b = tf.tensor1d([7, -1], 'int32');
-    const f = await SafetensorsFile.fromBytes(serializeSafetensors(new Map<string, tf.Tensor>([['a', a], ['b', b]])));
+    const f = await SafetensorsFile.fromBytes(
+      serializeSafetensors(
+        new Map<string, tf.Tensor>([
+          ['a', a],
+          ['b', b],
+        ]),
+      ),
+    );
     expect(f.keys()).toEqual(['a', 'b']);
-    expect((await f.readTensor('a')).arraySync()).toEqual([[1, 2], [3, 4]]);
+    expect((await f.readTensor('a')).arraySync()).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
     const bt = await f.readTensor('b');
     expect(bt.dtype).toBe('int32');
-    const big = await SafetensorsFile.fromBytes(serializeSafetensors({ x: { dtype: 'I64', shape: [1], data: [2n ** 40n] } }), 'big.safetensors');
-    await expect(big.readTensor('x')).rejects.toThrow('big.safetensors: tensor "x": I64 value 1099511627776 at index 0 does not fit in int32');
+    const big = await SafetensorsFile.fromBytes(
+      serializeSafetensors({ x: { dtype: 'I64', shape: [1], data: [2n ** 40n] } }),
+      'big.safetensors',
+    );
+    await expect(big.readTensor('x')).rejects.toThrow(
+      'big.safetensors: tensor "x": I64 value 1099511627776 at index 0 does not fit in int32',
+    );
     await expect(f.readTensor('zzz')).rejects.toThrow(/no tensor "zzz" \(the file has 2: a, b\)/);
   });
 
@@ -65,7 +85,13 @@ describe('safetensors round trip', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fiber-st-'));
     await saveSafetensors(join(dir, 'part-1.safetensors'), { 'layer.0.w': tf.ones([2, 3]) });
     await saveSafetensors(join(dir, 'part-2.safetensors'), { 'layer.1.w': tf.zeros([4]) });
-    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 40 }, weight_map: { 'layer.0.w': 'part-1.safetensors', 'layer.1.w': 'part-2.safetensors' } }));
+    writeFileSync(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({
+        metadata: { total_size: 40 },
+        weight_map: { 'layer.0.w': 'part-1.safetensors', 'layer.1.w': 'part-2.safetensors' },
+      }),
+    );
     const single = await openSafetensors(join(dir, 'part-1.safetensors'));
     expect(single.keys()).toEqual(['layer.0.w']);
     await single.close();
@@ -75,18 +101,28 @@ describe('safetensors round trip', () => {
     expect(all.get('layer.1.w')!.shape).toEqual([4]);
     expect((await sharded.info('layer.0.w')).shape).toEqual([2, 3]);
     await sharded.close();
-    expect(() => ShardedSafetensors.fromIndex('x.json', { weight_map: { a: '../../etc/passwd' } }, async () => { throw new Error(); })).toThrow(/leaves the checkpoint folder/);
-    await expect(SafetensorsFile.open(join(dir, 'missing.safetensors'))).rejects.toThrow(/missing.safetensors: no such file/);
+    expect(() =>
+      ShardedSafetensors.fromIndex('x.json', { weight_map: { a: '../../etc/passwd' } }, async () => {
+        throw new Error();
+      }),
+    ).toThrow(/leaves the checkpoint folder/);
+    await expect(SafetensorsFile.open(join(dir, 'missing.safetensors'))).rejects.toThrow(
+      /missing.safetensors: no such file/,
+    );
   });
 });
 
 describe('safetensors validation', () => {
   const f32 = (n: number) => new Uint8Array(4 * n);
   it('rejects a header length past the end of the file', async () => {
-    await expect(open(rawFile({}, f32(0), 1000))).rejects.toThrow('bad.safetensors: header length 1000 runs past the end of the file (10 bytes)');
+    await expect(open(rawFile({}, f32(0), 1000))).rejects.toThrow(
+      'bad.safetensors: header length 1000 runs past the end of the file (10 bytes)',
+    );
   });
   it('rejects a file shorter than 8 bytes', async () => {
-    await expect(open(new Uint8Array(3))).rejects.toThrow('bad.safetensors: file is 3 bytes, too short for the 8-byte header length');
+    await expect(open(new Uint8Array(3))).rejects.toThrow(
+      'bad.safetensors: file is 3 bytes, too short for the 8-byte header length',
+    );
   });
   it('rejects bad JSON', async () => {
     await expect(open(rawFile('{"a": [', f32(0)))).rejects.toThrow(/bad.safetensors: header is not valid JSON/);
@@ -101,17 +137,26 @@ describe('safetensors validation', () => {
     await expect(open(rawFile({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, f32(2)))).rejects.toThrow(
       'bad.safetensors: tensor "w": data_offsets [0, 16] are out of range (data section is 8 bytes)',
     );
-    await expect(open(rawFile({ w: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, f32(2)))).rejects.toThrow('end before they begin');
+    await expect(open(rawFile({ w: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, f32(2)))).rejects.toThrow(
+      'end before they begin',
+    );
   });
   it('rejects overlapping tensors', async () => {
-    const h = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } };
-    await expect(open(rawFile(h, f32(3)))).rejects.toThrow('bad.safetensors: tensors "a" [0, 8] and "b" [4, 12] overlap');
+    const h = {
+      a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+    };
+    await expect(open(rawFile(h, f32(3)))).rejects.toThrow(
+      'bad.safetensors: tensors "a" [0, 8] and "b" [4, 12] overlap',
+    );
   });
   it('rejects a shape that does not match the byte size', async () => {
     await expect(open(rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, f32(2)))).rejects.toThrow(
       'bad.safetensors: tensor "w": shape [3] of F32 needs 12 bytes, data_offsets [0, 8] give 8',
     );
-    await expect(open(rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 8] } }, f32(2)))).rejects.toThrow('is not a list of non-negative integers');
+    await expect(open(rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 8] } }, f32(2)))).rejects.toThrow(
+      'is not a list of non-negative integers',
+    );
   });
 });
 
@@ -136,5 +181,19 @@ describe('files from an independent writer', () => {
       t.dispose();
     }
     await f.close();
+  });
+});
+
+describe('duplicate keys in JSON headers', () => {
+  it('finds a key repeated in one object, at any depth, and nothing in valid headers', async () => {
+    const { findDuplicateKey } = await import('./json-keys.js');
+    expect(findDuplicateKey('{"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]}')).toBeUndefined();
+    expect(findDuplicateKey('{"a": 1, "a": 2}')).toEqual({ key: 'a', path: [] });
+    expect(findDuplicateKey('{"w": {"dtype": "F32", "shape": [1], "dtype": "I32"}}')).toEqual({
+      key: 'dtype',
+      path: ['w'],
+    });
+    expect(findDuplicateKey('{"x\\"y": 1, "x\\u0022y": 2}')).toEqual({ key: 'x"y', path: [] }); // equal once decoded
+    expect(findDuplicateKey('{"a\\\\": {"b": [1, {"c": 1, "c": 2}]}}')).toEqual({ key: 'c', path: ['a\\', 'b', '?'] });
   });
 });

@@ -6,7 +6,10 @@ import { useBackend } from '../testing.js';
 import { TorchCheckpoint } from './torch.js';
 
 const dir = join(__dirname, '../../../../fixtures/torch');
-const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')).state_dict as Record<string, { dtype: string; shape: number[]; values: number[] }>;
+const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')).state_dict as Record<
+  string,
+  { dtype: string; shape: number[]; values: number[] }
+>;
 const DTYPES: Record<string, string> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', bool: 'BOOL' };
 
 describe('torch.save checkpoints', () => {
@@ -28,7 +31,11 @@ describe('torch.save checkpoints', () => {
     expect(sd.get('rank_output.weight')!.offset).toBe(6); // a view of itm_score.fc.weight row 1
     const t = await ckpt.readTensor(sd.get('index')!, 'index');
     expect(t.dtype).toBe('int32');
-    expect(t.arraySync()).toEqual([[-5, -4, -3, -2], [-1, 0, 1, 2], [3, 4, 5, 6]]);
+    expect(t.arraySync()).toEqual([
+      [-5, -4, -3, -2],
+      [-1, 0, 1, 2],
+      [3, 4, 5, 6],
+    ]);
     t.dispose();
     await ckpt.close();
   });
@@ -43,8 +50,15 @@ describe('torch.save checkpoints', () => {
     expect(hp.get('lr')).toBe(1e-5);
     expect(hp.get('flags')).toEqual([true, null]);
     const sd = await ckpt.readStateDict();
-    expect([...sd.keys()]).toEqual(['itm_score.fc.weight', 'itm_score.fc.bias', 'rank_output.weight', 'rank_output.bias']);
-    expect(Array.from(sd.get('rank_output.bias')!.dataSync())).toEqual([expected['itm_score.fc.bias'].values[1]].map(Math.fround));
+    expect([...sd.keys()]).toEqual([
+      'itm_score.fc.weight',
+      'itm_score.fc.bias',
+      'rank_output.weight',
+      'rank_output.bias',
+    ]);
+    expect(Array.from(sd.get('rank_output.bias')!.dataSync())).toEqual(
+      [expected['itm_score.fc.bias'].values[1]].map(Math.fround),
+    );
     await ckpt.close();
   });
 
@@ -57,7 +71,7 @@ describe('torch.save checkpoints', () => {
     await expect(TorchCheckpoint.open(join(dir, file))).rejects.toThrow(message);
   });
 
-  it("keeps unknown objects as inert stubs only when asked (never executing them)", async () => {
+  it('keeps unknown objects as inert stubs only when asked (never executing them)', async () => {
     const ckpt = await TorchCheckpoint.open(join(dir, 'unexpected_global.pth'), { unknownGlobals: 'stub' });
     expect(ckpt.root).toMatchObject({ global: 'os.system', args: ['echo hacked'] });
     await ckpt.close();

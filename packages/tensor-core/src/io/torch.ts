@@ -3,11 +3,27 @@
 // parameter rebuild functions, the typed storages); anything else in the pickle is refused with an
 // error naming it, never imported or executed. Tensors are returned as lazy references whose bytes
 // are read from their storage entry when asked for.
+//
+// Every tensor view is checked against its storage when the pickle builds it (sizes, strides and
+// offset non-negative, the last element inside the storage), so a small file cannot claim a large
+// tensor; what a view materialises is bounded by `maxTensorBytes` (and `maxExpandedBytes` for views
+// that repeat storage elements, e.g. stride-0 expands).
 import { tf } from '../tf.js';
-import type { ByteSource } from './byte-source.js';
+import { READ_CHUNK_BYTES, readRange, type ByteSource } from './byte-source.js';
 import { platform } from '#platform';
-import { decode, rawToTensor, type RawTensor, type SafetensorsDType } from './safetensors.js';
-import { readZipDirectory, type ZipEntry } from './zip.js';
+import {
+  DEFAULT_MAX_TENSOR_BYTES,
+  DTYPE_BYTES,
+  checkMaterialisable,
+  decode,
+  rawToTensor,
+  shapeNumel,
+  type RawTensor,
+  type RawValues,
+  type SafetensorsDType,
+} from './dtypes.js';
+import { describe, unpickle, type PickleHooks } from './pickle.js';
+import { readZipDirectory, readZipEntry, type ZipEntry } from './zip.js';
 
 export class TorchCheckpointError extends Error {
   constructor(file: string, message: string) {
@@ -16,18 +32,26 @@ export class TorchCheckpointError extends Error {
   }
 }
 
-const STORAGES: Record<string, { dtype: SafetensorsDType; bytes: number }> = {
-  FloatStorage: { dtype: 'F32', bytes: 4 },
-  HalfStorage: { dtype: 'F16', bytes: 2 },
-  BFloat16Storage: { dtype: 'BF16', bytes: 2 },
-  DoubleStorage: { dtype: 'F64', bytes: 8 },
-  LongStorage: { dtype: 'I64', bytes: 8 },
-  IntStorage: { dtype: 'I32', bytes: 4 },
-  ShortStorage: { dtype: 'I16', bytes: 2 },
-  CharStorage: { dtype: 'I8', bytes: 1 },
-  ByteStorage: { dtype: 'U8', bytes: 1 },
-  BoolStorage: { dtype: 'BOOL', bytes: 1 },
+/** torch's typed storages and the dtype of their elements (bytes per element: DTYPE_BYTES). */
+const STORAGE_DTYPES: Record<string, SafetensorsDType> = {
+  FloatStorage: 'F32',
+  HalfStorage: 'F16',
+  BFloat16Storage: 'BF16',
+  DoubleStorage: 'F64',
+  LongStorage: 'I64',
+  IntStorage: 'I32',
+  ShortStorage: 'I16',
+  CharStorage: 'I8',
+  ByteStorage: 'U8',
+  BoolStorage: 'BOOL',
 };
+
+/** Views repeating storage elements materialise at most this much by default (256 MiB). */
+export const DEFAULT_MAX_EXPANDED_BYTES = 1 << 28;
+/** A data.pkl larger than this is refused (a state dict of 10,000 tensors pickles to ~2 MB). */
+const MAX_PICKLE_BYTES = 1 << 30;
+/** PyTorch's own limit on tensor dimensions. */
+const MAX_DIMS = 64;
 
 /** A tensor inside a torch checkpoint, not yet read. */
 export class TorchTensorRef {
@@ -40,18 +64,31 @@ export class TorchTensorRef {
     readonly stride: number[],
   ) {}
   get numel(): number {
-    return this.shape.reduce((a, b) => a * b, 1);
+    return shapeNumel(this.shape);
   }
 }
 
 class Global {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
   get qualified() {
     return `${this.module}.${this.name}`;
   }
 }
 class StorageType {
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    readonly dtype: SafetensorsDType,
+  ) {}
+}
+class StorageRef {
+  constructor(
+    readonly key: string,
+    readonly type: StorageType,
+    readonly numel: number,
+  ) {}
 }
 /** An object the reader did not build (only with `unknownGlobals: 'stub'`): inert data. */
 export class PickleStub {
@@ -61,150 +98,261 @@ export class PickleStub {
     public state?: unknown,
   ) {}
 }
-const MARK = Symbol('mark');
 
 export interface TorchLoadOptions {
   /** 'error' (default): refuse any global outside the allowed set; 'stub': keep them as inert PickleStub data. */
   unknownGlobals?: 'error' | 'stub';
+  /** The largest tensor materialised, in bytes once decoded (default 4 GiB); readRawChunks streams larger ones. */
+  maxTensorBytes?: number;
+  /** The largest materialised view that repeats storage elements (stride 0 / overlapping strides; default 256 MiB). */
+  maxExpandedBytes?: number;
 }
 
-/** Unpickles torch.save's data.pkl. `persistentLoad` resolves storages. */
-function unpickle(bytes: Uint8Array, file: string, persistentLoad: (pid: unknown[]) => unknown, { unknownGlobals = 'error' }: TorchLoadOptions): unknown {
-  const fail = (m: string): never => {
-    throw new TorchCheckpointError(file, `data.pkl: ${m}`);
-  };
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const dec = new TextDecoder();
-  const stack: unknown[] = [];
-  const memo = new Map<number, unknown>();
-  let p = 0;
-  const need = (n: number) => {
-    if (p + n > bytes.length) fail(`truncated at byte ${p}`);
-  };
-  const readLine = () => {
-    const end = bytes.indexOf(10, p);
-    if (end < 0) fail(`unterminated line at byte ${p}`);
-    const s = dec.decode(bytes.subarray(p, end));
-    p = end + 1;
-    return s;
-  };
-  const popMark = () => {
-    const i = stack.lastIndexOf(MARK);
-    if (i < 0) fail('MARK missing');
-    const items = stack.splice(i);
-    items.shift();
-    return items;
-  };
-  const top = () => {
-    if (!stack.length) fail(`stack underflow at byte ${p}`);
-    return stack[stack.length - 1];
-  };
-  const allowed = (g: Global): unknown => {
-    if (g.module === 'collections' && g.name === 'OrderedDict') return g;
-    if (g.module === 'torch._utils' && (g.name === '_rebuild_tensor_v2' || g.name === '_rebuild_parameter' || g.name === '_rebuild_tensor')) return g;
-    if (g.module === 'torch' && g.name in STORAGES) return new StorageType(g.name);
-    if (unknownGlobals === 'stub') return g;
-    return fail(`refusing global ${g.qualified} (only tensors, storages and OrderedDict are loaded; pass unknownGlobals: 'stub' to keep other objects as inert data)`);
-  };
-  const call = (fn: unknown, args: unknown[]): unknown => {
-    if (!(fn instanceof Global)) return fail(`REDUCE on a non-callable (${String(fn)})`);
-    if (fn.qualified === 'collections.OrderedDict') return new Map();
-    if (fn.qualified === 'torch._utils._rebuild_tensor_v2' || fn.qualified === 'torch._utils._rebuild_tensor') {
-      const [storage, offset, size, stride] = args as [{ key: string; type: StorageType; numel: number }, number, number[], number[]];
-      if (!storage || !(storage.type instanceof StorageType)) return fail('_rebuild_tensor_v2 without a storage');
-      const info = STORAGES[storage.type.name];
-      return new TorchTensorRef(storage.key, info.dtype, storage.numel, offset, [...size], [...stride]);
-    }
-    if (fn.qualified === 'torch._utils._rebuild_parameter') return args[0];
-    return new PickleStub(fn.qualified, args);
-  };
-  for (;;) {
-    need(1);
-    const op = bytes[p++];
-    switch (op) {
-      case 0x80: need(1); p++; break; // PROTO
-      case 0x95: need(8); p += 8; break; // FRAME
-      case 0x2e: // STOP
-        if (stack.length !== 1) fail(`STOP with ${stack.length} items on the stack`);
-        return stack[0];
-      case 0x28: stack.push(MARK); break; // MARK
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT (as a Map: keys keep their order)
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push([]); break; // EMPTY_TUPLE
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x85: stack.push([stack.pop()]); break; // TUPLE1
-      case 0x86: { const b = stack.pop(); const a = stack.pop(); stack.push([a, b]); break; } // TUPLE2
-      case 0x87: { const c = stack.pop(); const b = stack.pop(); const a = stack.pop(); stack.push([a, b, c]); break; } // TUPLE3
-      case 0x6c: stack.push(popMark()); break; // LIST
-      case 0x64: { const items = popMark(); const m = new Map(); for (let i = 0; i < items.length; i += 2) m.set(items[i], items[i + 1]); stack.push(m); break; } // DICT
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4b: need(1); stack.push(bytes[p++]); break; // BININT1
-      case 0x4d: need(2); stack.push(dv.getUint16(p, true)); p += 2; break; // BININT2
-      case 0x4a: need(4); stack.push(dv.getInt32(p, true)); p += 4; break; // BININT
-      case 0x8a: { need(1); const n = bytes[p++]; need(n); let v = 0n; for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[p + i]); if (n && bytes[p + n - 1] & 0x80) v -= 1n << BigInt(8 * n); p += n; stack.push(Number.isSafeInteger(Number(v)) ? Number(v) : v); break; } // LONG1
-      case 0x47: need(8); stack.push(dv.getFloat64(p, false)); p += 8; break; // BINFLOAT
-      case 0x58: { need(4); const n = dv.getUint32(p, true); p += 4; need(n); stack.push(dec.decode(bytes.subarray(p, p + n))); p += n; break; } // BINUNICODE
-      case 0x8c: { need(1); const n = bytes[p++]; need(n); stack.push(dec.decode(bytes.subarray(p, p + n))); p += n; break; } // SHORT_BINUNICODE
-      case 0x8d: { need(8); const n = Number(dv.getBigUint64(p, true)); p += 8; need(n); stack.push(dec.decode(bytes.subarray(p, p + n))); p += n; break; } // BINUNICODE8
-      case 0x55: { need(1); const n = bytes[p++]; need(n); stack.push(dec.decode(bytes.subarray(p, p + n))); p += n; break; } // SHORT_BINSTRING
-      case 0x54: { need(4); const n = dv.getInt32(p, true); p += 4; need(n); stack.push(dec.decode(bytes.subarray(p, p + n))); p += n; break; } // BINSTRING
-      case 0x43: { need(1); const n = bytes[p++]; need(n); stack.push(bytes.slice(p, p + n)); p += n; break; } // SHORT_BINBYTES
-      case 0x42: { need(4); const n = dv.getUint32(p, true); p += 4; need(n); stack.push(bytes.slice(p, p + n)); p += n; break; } // BINBYTES
-      case 0x71: need(1); memo.set(bytes[p++], top()); break; // BINPUT
-      case 0x72: need(4); memo.set(dv.getUint32(p, true), top()); p += 4; break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x68: { need(1); const k = bytes[p++]; if (!memo.has(k)) fail(`BINGET of unknown memo ${k}`); stack.push(memo.get(k)); break; } // BINGET
-      case 0x6a: { need(4); const k = dv.getUint32(p, true); p += 4; if (!memo.has(k)) fail(`LONG_BINGET of unknown memo ${k}`); stack.push(memo.get(k)); break; } // LONG_BINGET
-      case 0x63: { const mod = readLine(); const name = readLine(); stack.push(allowed(new Global(mod, name))); break; } // GLOBAL
-      case 0x93: { const name = stack.pop() as string; const mod = stack.pop() as string; stack.push(allowed(new Global(mod, name))); break; } // STACK_GLOBAL
-      case 0x51: { const pid = stack.pop(); if (!Array.isArray(pid)) fail('BINPERSID with a non-tuple id'); stack.push(persistentLoad(pid as unknown[])); break; } // BINPERSID
-      case 0x52: { const args = stack.pop() as unknown[]; const fn = stack.pop(); stack.push(call(fn, args)); break; } // REDUCE
-      case 0x81: { const args = stack.pop() as unknown[]; const cls = stack.pop(); stack.push(call(cls, args)); break; } // NEWOBJ
-      case 0x62: { const state = stack.pop(); const obj = top(); if (obj instanceof PickleStub) obj.state = state; break; } // BUILD: tensors and dicts take no state here
-      case 0x73: { const v = stack.pop(); const k = stack.pop(); const d = top(); if (!(d instanceof Map)) fail('SETITEM on a non-dict'); (d as Map<unknown, unknown>).set(k, v); break; } // SETITEM
-      case 0x75: { const items = popMark(); const d = top(); if (!(d instanceof Map)) fail('SETITEMS on a non-dict'); for (let i = 0; i < items.length; i += 2) (d as Map<unknown, unknown>).set(items[i], items[i + 1]); break; } // SETITEMS
-      case 0x61: { const v = stack.pop(); const l = top(); if (!Array.isArray(l)) fail('APPEND on a non-list'); (l as unknown[]).push(v); break; } // APPEND
-      case 0x65: { const items = popMark(); const l = top(); if (!Array.isArray(l)) fail('APPENDS on a non-list'); (l as unknown[]).push(...items); break; } // APPENDS
-      default:
-        fail(`unsupported or invalid pickle opcode 0x${op.toString(16).padStart(2, '0')} at byte ${p - 1}`);
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+const short = (x: unknown) =>
+  typeof x === 'string'
+    ? JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}...` : x)
+    : typeof x === 'bigint' || typeof x === 'number'
+      ? `${x}`
+      : describe(x);
+
+/** Checks that a view's sizes, strides and offset are PyTorch-valid and stay inside its storage. */
+function checkView(ref: TorchTensorRef, storageType: string, fail: (m: string) => never): void {
+  const { shape, stride, offset } = ref;
+  if (shape.length !== stride.length)
+    fail(`size [${shape.join(', ')}] and stride [${stride.join(', ')}] differ in length`);
+  if (shape.length > MAX_DIMS) fail(`${shape.length} dimensions (PyTorch allows ${MAX_DIMS})`);
+  if (!isCount(offset)) fail(`storage offset ${short(offset)} is not a non-negative integer`);
+  shape.forEach((d, i) => {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d)) fail(`size ${short(d)} in dimension ${i} is not an integer`);
+    if (d < 0) fail(`negative size ${d} in dimension ${i} of [${shape.join(', ')}]`);
+  });
+  stride.forEach((s, i) => {
+    if (typeof s !== 'number' || !Number.isSafeInteger(s))
+      fail(`stride ${short(s)} in dimension ${i} is not an integer`);
+    if (s < 0) fail(`negative stride ${s} in dimension ${i} of [${stride.join(', ')}] (PyTorch tensors have none)`);
+  });
+  const numel = ref.numel;
+  if (!Number.isFinite(numel)) fail(`size [${shape.join(', ')}] has more than 2^53 elements`);
+  if (numel === 0) return;
+  let last = offset;
+  for (let i = 0; i < shape.length; i++) last += (shape[i] - 1) * stride[i];
+  if (last >= ref.storageNumel) {
+    fail(
+      `view [${shape.join(', ')}] (stride [${stride.join(', ')}], offset ${offset}) reaches element ${last} of ` +
+        `storage ${ref.storageKey}, which holds ${ref.storageNumel} elements (${storageType})`,
+    );
+  }
+}
+
+/** Row-major strides: the view reads one run of storage. */
+function isContiguous(ref: TorchTensorRef): boolean {
+  let expected = 1;
+  for (let d = ref.shape.length - 1; d >= 0; d--) {
+    if (ref.shape[d] !== 1 && ref.stride[d] !== expected) return false;
+    expected *= ref.shape[d];
+  }
+  return true;
+}
+
+/** Storage elements [first, last] a (checked, non-empty) view touches. */
+function viewSpan(ref: TorchTensorRef): [number, number] {
+  let last = ref.offset;
+  for (let i = 0; i < ref.shape.length; i++) last += (ref.shape[i] - 1) * ref.stride[i];
+  return [ref.offset, last];
+}
+
+/** Copies a strided view's elements out of `span` (the storage bytes from element `first`), in row-major order. */
+function gather(ref: TorchTensorRef, span: Uint8Array, first: number): Uint8Array {
+  const item = DTYPE_BYTES[ref.dtype];
+  const { shape, stride } = ref;
+  const out = new Uint8Array(ref.numel * item);
+  // copy runs along the last dimension when it is unit-strided, else element by element
+  const unit = shape.length > 0 && stride[shape.length - 1] === 1;
+  const run = unit ? shape[shape.length - 1] : 1;
+  const outer = unit ? shape.length - 1 : shape.length;
+  const idx = new Array<number>(outer).fill(0);
+  let src = ref.offset - first;
+  for (let o = 0; o < out.length; o += run * item) {
+    out.set(span.subarray(src * item, (src + run) * item), o);
+    for (let d = outer - 1; d >= 0; d--) {
+      src += stride[d];
+      if (++idx[d] < shape[d]) break;
+      src -= stride[d] * shape[d];
+      idx[d] = 0;
     }
   }
+  return out;
+}
+
+// torch.save's legacy formats: a pickle of this magic number first (PyTorch < 1.6, or
+// _use_new_zipfile_serialization=False), or a tar archive (PyTorch <= 0.3).
+const LEGACY_MAGIC = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+const RESAVE = 're-save it with PyTorch >= 1.6: torch.save(torch.load(old_path), new_path)';
+
+/** What a file that is not a zip archive is, from its first bytes, or undefined. */
+function legacyFormat(head: Uint8Array): string | undefined {
+  if (head[0] === 0x80 && head[1] <= 5) {
+    if (LEGACY_MAGIC.every((b, i) => head[2 + i] === b)) {
+      return `a legacy torch.save file (PyTorch < 1.6 format, or _use_new_zipfile_serialization=False), not the zip format this reader reads; ${RESAVE}`;
+    }
+    return `a plain pickle file, not a torch.save zip archive (only torch.save checkpoints are read); if it came from PyTorch < 1.6, ${RESAVE}`;
+  }
+  if (head.length >= 262 && new TextDecoder().decode(head.subarray(257, 262)) === 'ustar') {
+    return `a tar archive: the tar format of PyTorch <= 0.3, not the zip format this reader reads; ${RESAVE}`;
+  }
+  return undefined;
+}
+
+/**
+ * What torch.save's pickle may refer to, as inert values: OrderedDict, the tensor / parameter
+ * rebuild functions (building checked TorchTensorRefs), the typed storages (their archive entries
+ * checked against their element count) and, with unknownGlobals 'stub', anything else as PickleStub.
+ */
+function torchPickleHooks(
+  entries: Map<string, ZipEntry>,
+  prefix: string,
+  unknownGlobals: 'error' | 'stub',
+  fail: (m: string) => never,
+): PickleHooks {
+  const pickleFail = (m: string): never => fail(`data.pkl: ${m}`);
+  const storages = new Map<string, StorageRef>();
+  return {
+    global(module, name) {
+      const g = new Global(module, name);
+      if (g.qualified === 'collections.OrderedDict') return g;
+      if (module === 'torch._utils' && ['_rebuild_tensor_v2', '_rebuild_tensor', '_rebuild_parameter'].includes(name))
+        return g;
+      if (module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name)) return new StorageType(name, STORAGE_DTYPES[name]);
+      if (unknownGlobals === 'stub') return g;
+      return pickleFail(
+        `refusing global ${g.qualified} (only tensors, storages and OrderedDict are loaded; pass unknownGlobals: 'stub' to keep other objects as inert data)`,
+      );
+    },
+    call(fn, args) {
+      if (!(fn instanceof Global)) return pickleFail(`REDUCE on a ${describe(fn)}, which is not callable`);
+      switch (fn.qualified) {
+        case 'collections.OrderedDict':
+          return new Map();
+        case 'torch._utils._rebuild_tensor_v2':
+        case 'torch._utils._rebuild_tensor': {
+          const [storage, offset, size, stride] = args;
+          if (!(storage instanceof StorageRef))
+            return pickleFail(`${fn.name} without a storage (got ${short(storage)})`);
+          if (!Array.isArray(size) || !Array.isArray(stride))
+            return pickleFail(`${fn.name}: size and stride must be tuples`);
+          if (!isCount(offset)) {
+            return pickleFail(
+              `tensor of storage ${storage.key}: offset ${short(offset)} is not a non-negative integer`,
+            );
+          }
+          const ref = new TorchTensorRef(
+            storage.key,
+            storage.type.dtype,
+            storage.numel,
+            offset,
+            [...size],
+            [...stride],
+          );
+          checkView(ref, storage.type.name, (m) => pickleFail(`tensor of storage ${storage.key}: ${m}`));
+          return ref;
+        }
+        case 'torch._utils._rebuild_parameter': // (data, requires_grad, backward_hooks): the data
+          return args[0] ?? null;
+        default:
+          return new PickleStub(fn.qualified, args);
+      }
+    },
+    build(obj, state) {
+      if (obj instanceof PickleStub) obj.state = state; // tensors and dicts take no state here
+    },
+    persistentLoad(pid) {
+      const [kind, type, key, , numel] = pid;
+      if (
+        pid.length < 5 ||
+        kind !== 'storage' ||
+        !(type instanceof StorageType) ||
+        typeof key !== 'string' ||
+        !isCount(numel)
+      ) {
+        return pickleFail(`unsupported persistent id (${pid.map(short).join(', ')})`);
+      }
+      const known = storages.get(key);
+      if (known) {
+        if (known.type.name !== type.name) pickleFail(`storage ${key} is both ${known.type.name} and ${type.name}`);
+        return known;
+      }
+      const storageEntry = entries.get(`${prefix}data/${key}`);
+      if (!storageEntry) return fail(`storage ${key} is missing from the archive`);
+      const expected = numel * DTYPE_BYTES[type.dtype];
+      if (storageEntry.size !== expected) {
+        fail(
+          `storage ${key} (${type.name}) holds ${storageEntry.size} bytes, expected ${expected} for ${numel} elements`,
+        );
+      }
+      const ref = new StorageRef(key, type, numel);
+      storages.set(key, ref);
+      return ref;
+    },
+  };
 }
 
 /** An opened PyTorch checkpoint: the unpickled object tree (dicts as Maps) with TorchTensorRef leaves. */
 export class TorchCheckpoint {
+  private readonly maxTensorBytes: number;
+  private readonly maxExpandedBytes: number;
+
   private constructor(
     private readonly source: ByteSource,
     private readonly entries: Map<string, ZipEntry>,
     private readonly prefix: string,
     readonly root: unknown,
-  ) {}
-
-  static async fromSource(source: ByteSource, options: TorchLoadOptions = {}): Promise<TorchCheckpoint> {
-    const entries = await readZipDirectory(source);
-    const pkl = [...entries.keys()].find((n) => n.endsWith('/data.pkl') || n === 'data.pkl');
-    if (!pkl) throw new TorchCheckpointError(source.name, 'no data.pkl in the archive (not a torch.save checkpoint?)');
-    const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
-    const e = entries.get(pkl)!;
-    if (e.compression !== 0) throw new TorchCheckpointError(source.name, `data.pkl is compressed (method ${e.compression}); torch.save writes stored entries`);
-    const bytes = await source.read(e.dataOffset, e.size);
-    const root = unpickle(bytes, source.name, (pid) => {
-      const [kind, type, key, , numel] = pid as [string, StorageType, string, string, number];
-      if (kind !== 'storage' || !(type instanceof StorageType)) throw new TorchCheckpointError(source.name, `data.pkl: unsupported persistent id ${JSON.stringify(pid.map(String))}`);
-      const entry = entries.get(`${prefix}data/${key}`);
-      if (!entry) throw new TorchCheckpointError(source.name, `storage ${key} is missing from the archive`);
-      const expected = numel * STORAGES[type.name].bytes;
-      if (entry.size !== expected) throw new TorchCheckpointError(source.name, `storage ${key} (${type.name}) holds ${entry.size} bytes, expected ${expected} for ${numel} elements`);
-      return { key, type, numel };
-    }, options);
-    return new TorchCheckpoint(source, entries, prefix, root);
+    options: TorchLoadOptions,
+  ) {
+    this.maxTensorBytes = options.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES;
+    this.maxExpandedBytes = options.maxExpandedBytes ?? DEFAULT_MAX_EXPANDED_BYTES;
   }
 
-  /** Opens a .pth / .ckpt / .bin file (Node). */
+  /** The file's name, as given by its ByteSource. */
+  get name(): string {
+    return this.source.name;
+  }
+
+  static async fromSource(source: ByteSource, options: TorchLoadOptions = {}): Promise<TorchCheckpoint> {
+    const fail = (m: string): never => {
+      throw new TorchCheckpointError(source.name, m);
+    };
+    const legacy = legacyFormat(await readRange(source, 0, Math.min(source.size, 512), fail, 'the first bytes'));
+    if (legacy) fail(`is ${legacy}`);
+    const entries = await readZipDirectory(source);
+    // archive/data.pkl (the folder is named after the file torch.save wrote)
+    const pkl =
+      [...entries.keys()].find((n) => /^[^/]*\/data\.pkl$/.test(n)) ??
+      (entries.has('data.pkl') ? 'data.pkl' : undefined);
+    if (!pkl) return fail('no data.pkl in the archive (not a torch.save checkpoint?)');
+    const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
+    const entry = entries.get(pkl)!;
+    if (entry.size > MAX_PICKLE_BYTES) fail(`data.pkl is ${entry.size} bytes, over the ${MAX_PICKLE_BYTES}-byte limit`);
+    const bytes = await readZipEntry(source, entry);
+    const hooks = torchPickleHooks(entries, prefix, options.unknownGlobals ?? 'error', fail);
+    const root = unpickle(bytes, hooks, (m) => fail(`data.pkl: ${m}`));
+    return new TorchCheckpoint(source, entries, prefix, root, options);
+  }
+
+  /** Opens a .pth / .ckpt / .bin file (Node); the file is closed again if it cannot be read. */
   static async open(path: string, options?: TorchLoadOptions): Promise<TorchCheckpoint> {
-    return TorchCheckpoint.fromSource(await platform.fileSource(path), options);
+    let source: ByteSource;
+    try {
+      source = await platform.fileSource(path);
+    } catch (e) {
+      throw new TorchCheckpointError(path, e instanceof Error ? e.message : String(e));
+    }
+    try {
+      return await TorchCheckpoint.fromSource(source, options);
+    } catch (e) {
+      await source.close?.().catch(() => undefined);
+      throw e;
+    }
   }
 
   /**
@@ -212,49 +360,112 @@ export class TorchCheckpoint {
    * root itself when it is a dict of tensors.
    */
   stateDict(): Map<string, TorchTensorRef> {
-    const asMap = (x: unknown) => (x instanceof Map ? (x as Map<unknown, unknown>) : undefined);
+    const asMap = (x: unknown) => (x instanceof Map ? x : undefined);
     const root = asMap(this.root);
-    if (!root) throw new TorchCheckpointError(this.source.name, 'the checkpoint is not a dict');
+    if (!root) {
+      const what =
+        this.root instanceof PickleStub ? `${this.root.global} object, kept as an inert stub` : describe(this.root);
+      throw new TorchCheckpointError(
+        this.name,
+        `the checkpoint is ${/^[aeiou]/i.test(what) ? 'an' : 'a'} ${what}, not a dict`,
+      );
+    }
     const nested = asMap(root.get('state_dict')) ?? asMap(root.get('model')) ?? root;
     const out = new Map<string, TorchTensorRef>();
     for (const [k, v] of nested) if (typeof k === 'string' && v instanceof TorchTensorRef) out.set(k, v);
-    if (!out.size) throw new TorchCheckpointError(this.source.name, 'no tensors found in the state dict');
+    if (!out.size) throw new TorchCheckpointError(this.name, 'no tensors found in the state dict');
     return out;
   }
 
-  /** Reads one tensor's values (strided views gathered) as a RawTensor. */
-  async readRaw(ref: TorchTensorRef): Promise<RawTensor> {
-    const entry = this.entries.get(`${this.prefix}data/${ref.storageKey}`)!;
-    const itemBytes = STORAGES[Object.keys(STORAGES).find((k) => STORAGES[k].dtype === ref.dtype)!].bytes;
-    const contiguous = ref.shape.every((_, i) => ref.stride[i] === ref.shape.slice(i + 1).reduce((a, b) => a * b, 1) || ref.shape[i] === 1);
-    if (contiguous) {
-      const bytes = await this.source.read(entry.dataOffset + ref.offset * itemBytes, ref.numel * itemBytes);
-      return { dtype: ref.dtype, shape: ref.shape, data: decode(ref.dtype, bytes) };
+  /** The storage entry of a view, after checking the view against it. */
+  private storageOf(ref: TorchTensorRef, fail: (m: string) => never): ZipEntry {
+    const entry = this.entries.get(`${this.prefix}data/${ref.storageKey}`);
+    if (!entry) return fail(`storage ${ref.storageKey} is not in this checkpoint`);
+    if (entry.size !== ref.storageNumel * DTYPE_BYTES[ref.dtype])
+      fail(`storage ${ref.storageKey} does not hold ${ref.storageNumel} ${ref.dtype} elements`);
+    checkView(ref, ref.dtype, fail);
+    return entry;
+  }
+
+  private failFor(name: string | undefined, ref: TorchTensorRef) {
+    const what = name === undefined ? `tensor of storage ${ref.storageKey}` : `tensor "${name}"`;
+    return (m: string): never => {
+      throw new TorchCheckpointError(this.name, `${what}: ${m}`);
+    };
+  }
+
+  /**
+   * Reads one tensor's values (strided views gathered) as a RawTensor. Tensors over
+   * `maxTensorBytes`, or views that repeat storage elements over `maxExpandedBytes`, are refused
+   * before anything is allocated.
+   */
+  async readRaw(ref: TorchTensorRef, name?: string): Promise<RawTensor> {
+    const fail = this.failFor(name, ref);
+    const entry = this.storageOf(ref, fail);
+    checkMaterialisable(ref.dtype, ref.shape, this.maxTensorBytes, fail);
+    if (ref.numel > ref.storageNumel) {
+      checkMaterialisable(
+        ref.dtype,
+        ref.shape,
+        this.maxExpandedBytes,
+        (m) => fail(`a view that repeats storage elements (stride 0): ${m}`),
+        'maxExpandedBytes',
+      );
     }
-    const all = decode(ref.dtype, await this.source.read(entry.dataOffset, entry.size)) as unknown as ArrayLike<number | bigint> & { constructor: new (n: number) => ArrayLike<number | bigint> };
-    const out = new (all.constructor as new (n: number) => Record<number, number | bigint> & ArrayLike<number | bigint>)(ref.numel);
-    const idx = new Array(ref.shape.length).fill(0);
-    for (let n = 0; n < ref.numel; n++) {
-      let src = ref.offset;
-      for (let d = 0; d < idx.length; d++) src += idx[d] * ref.stride[d];
-      out[n] = all[src];
-      for (let d = idx.length - 1; d >= 0; d--) {
-        if (++idx[d] < ref.shape[d]) break;
-        idx[d] = 0;
-      }
+    const item = DTYPE_BYTES[ref.dtype];
+    if (ref.numel === 0) return { dtype: ref.dtype, shape: [...ref.shape], data: decode(ref.dtype, new Uint8Array(0)) };
+    const [first, last] = viewSpan(ref);
+    const span = await readZipEntry(this.source, entry, first * item, (last + 1) * item);
+    const bytes = isContiguous(ref) ? span : gather(ref, span, first);
+    return { dtype: ref.dtype, shape: [...ref.shape], data: decode(ref.dtype, bytes) };
+  }
+
+  /**
+   * A tensor's values in row-major pieces of about `chunkBytes`, for tensors too large to hold at
+   * once (contiguous views of stored entries are streamed; any other view is read whole).
+   */
+  async *readRawChunks(
+    ref: TorchTensorRef,
+    name?: string,
+    { chunkBytes = READ_CHUNK_BYTES }: { chunkBytes?: number } = {},
+  ): AsyncGenerator<RawValues> {
+    const fail = this.failFor(name, ref);
+    const entry = this.storageOf(ref, fail);
+    if (!isContiguous(ref) || entry.compression !== 0) {
+      yield (await this.readRaw(ref, name)).data;
+      return;
     }
-    return { dtype: ref.dtype, shape: ref.shape, data: out as unknown as RawTensor['data'] };
+    const item = DTYPE_BYTES[ref.dtype];
+    const step = Math.max(1, Math.floor(chunkBytes / item)) * item;
+    const start = ref.offset * item;
+    const total = ref.numel * item;
+    for (let done = 0; done < total; done += step) {
+      yield decode(
+        ref.dtype,
+        await readZipEntry(this.source, entry, start + done, start + Math.min(total, done + step)),
+      );
+    }
   }
 
   async readTensor(ref: TorchTensorRef, name = 'tensor'): Promise<tf.Tensor> {
-    return rawToTensor(await this.readRaw(ref), `${this.source.name}: ${name}`);
+    const raw = await this.readRaw(ref, name);
+    try {
+      return rawToTensor(raw, `tensor "${name}"`);
+    } catch (e) {
+      throw new TorchCheckpointError(this.name, e instanceof Error ? e.message : String(e));
+    }
   }
 
-  /** Reads the whole state dict as tf.Tensors (one tensor at a time). */
+  /** Reads the whole state dict as tf.Tensors (one tensor at a time); on a failure none is kept. */
   async readStateDict(filter: (name: string) => boolean = () => true): Promise<Map<string, tf.Tensor>> {
     const out = new Map<string, tf.Tensor>();
-    for (const [k, ref] of this.stateDict()) if (filter(k)) out.set(k, await this.readTensor(ref, k));
-    return out;
+    try {
+      for (const [k, ref] of this.stateDict()) if (filter(k)) out.set(k, await this.readTensor(ref, k));
+      return out;
+    } catch (e) {
+      tf.dispose([...out.values()]);
+      throw e;
+    }
   }
 
   async close(): Promise<void> {

@@ -182,6 +182,24 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     tf.dispose(xs);
   }, 300_000);
 
+  it('layerNorm and gelu gradients from the kernels equal the composite ops (threaded sizes)', async () => {
+    const x = rng.normal([700, 96]);
+    const g = rng.normal([96]);
+    const b = rng.normal([96]);
+    const r = rng.normal([700, 96]);
+    const f = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(gelu(layerNorm(xx, gg, bb, 1e-5)), r)) as tf.Scalar;
+    const fast = tf.grads(f)([x, g, b]);
+    setWasmKernelsEnabled(false);
+    const slow = tf.grads(f)([x, g, b]);
+    setWasmKernelsEnabled(true);
+    for (let i = 0; i < 3; i++) {
+      const [a, c] = [await values(fast[i]), await values(slow[i])];
+      const scale = Math.max(1, ...c.map(Math.abs));
+      expect(maxAbsDiff(a, c) / scale).toBeLessThan(1e-4);
+    }
+    tf.dispose([x, g, b, r, ...fast, ...slow]);
+  });
+
   it('forward and backward do not leak tensors', async () => {
     const qkv = rng.normal([1, 8, 8, 24]);
     const bias = rng.normal([2, 16, 16]);

@@ -17,9 +17,11 @@ export const KERNEL_NAMES = {
   windowAttention: 'FiberWindowAttention',
   layerNorm: 'FiberLayerNorm',
   gelu: 'FiberGelu',
+  layerNormGrad: 'FiberLayerNormGrad',
+  geluGrad: 'FiberGeluGrad',
 } as const;
 
-const OP = { gemm: 1, windowAttention: 2, layerNorm: 3, gelu: 4 } as const;
+const OP = { gemm: 1, windowAttention: 2, layerNorm: 3, gelu: 4, layerNormGradX: 5, layerNormGradW: 6, geluGrad: 7 } as const;
 const ABI = 1;
 /** Below this many flops (or elements) an op runs on the calling thread: waking workers costs more. */
 const PARALLEL_FLOPS = 4e6;
@@ -33,6 +35,7 @@ interface WasmTensorData {
 interface WasmBackendLike {
   dataIdMap: { get(dataId: object): WasmTensorData | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: object): boolean;
   wasm: {
     _malloc(bytes: number): number;
     _free(ptr: number): void;
@@ -252,6 +255,38 @@ function geluKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backen
   return out;
 }
 
+/** LayerNorm backward: [dx, dweight, dbias] in two passes (rows, then columns), the row stats in between. */
+function layerNormGradKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo[] {
+  const be = backendOf(backend);
+  const [x, weight, dy] = [input(inputs, 'x'), inputs.weight, input(inputs, 'dy')];
+  const dim = x.shape[x.shape.length - 1];
+  const n = size(x.shape);
+  const rows = dim === 0 ? 0 : n / dim;
+  const dx = be.makeOutput(x.shape, 'float32');
+  const dw = be.makeOutput([dim], 'float32');
+  const db = be.makeOutput([dim], 'float32');
+  if (n === 0) return [dx, dw, db];
+  const stats = be.makeOutput([rows, 2], 'float32');
+  try {
+    const threads = n >= PARALLEL_ELEMENTS ? pool!.threads : 1;
+    pool!.run(OP.layerNormGradX, [offsetOf(be, x), offsetOf(be, weight), offsetOf(be, dy), offsetOf(be, dx), offsetOf(be, stats), rows, dim, floatBits(Number(attrs?.eps))], { threads });
+    pool!.run(OP.layerNormGradW, [offsetOf(be, x), offsetOf(be, dy), offsetOf(be, stats), offsetOf(be, dw), offsetOf(be, db), rows, dim], { threads });
+  } finally {
+    be.disposeData(stats.dataId);
+  }
+  return [dx, dw, db];
+}
+
+function geluGradKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const be = backendOf(backend);
+  const [x, dy] = [input(inputs, 'x'), input(inputs, 'dy')];
+  const out = be.makeOutput(x.shape, 'float32');
+  const n = size(x.shape);
+  if (n === 0) return out;
+  pool!.run(OP.geluGrad, [offsetOf(be, x), offsetOf(be, dy), offsetOf(be, out), n], { threads: n >= PARALLEL_ELEMENTS ? pool!.threads : 1 });
+  return out;
+}
+
 let registered = false;
 function registerKernels(): void {
   if (registered) return;
@@ -261,6 +296,8 @@ function registerKernels(): void {
     [KERNEL_NAMES.windowAttention, windowAttentionKernel],
     [KERNEL_NAMES.layerNorm, layerNormKernel],
     [KERNEL_NAMES.gelu, geluKernel],
+    [KERNEL_NAMES.layerNormGrad, layerNormGradKernel],
+    [KERNEL_NAMES.geluGrad, geluGradKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
 }

@@ -4,6 +4,7 @@ import { tf } from '../tf.js';
 import { defaultGenerator, type Generator } from '../rng.js';
 import { gelu, layerNorm } from '../ops/activations.js';
 import { linear } from '../ops/linalg.js';
+import { conv2dNhwc } from '../ops/conv.js';
 import { fans, kaimingUniform, uniform } from './init.js';
 import { Module, Parameter } from './module.js';
 
@@ -175,7 +176,7 @@ export class Conv2d extends Module {
       const w = tf.transpose(this.weight.value, [2, 3, 1, 0]) as tf.Tensor4D;
       let y: tf.Tensor4D;
       if (this.groups === 1) {
-        y = tf.conv2d(h, w, this.stride, 'valid');
+        y = conv2dNhwc(h, w, this.stride);
       } else if (this.groups === this.inChannels) {
         // Depthwise: output channel c * mult + m reads input channel c.
         const [kh, kw] = this.kernelSize;
@@ -184,7 +185,7 @@ export class Conv2d extends Module {
       } else {
         const xs = tf.split(h, this.groups, 3);
         const ws = tf.split(w, this.groups, 3);
-        y = tf.concat<tf.Tensor4D>(xs.map((xi, i) => tf.conv2d(xi as tf.Tensor4D, ws[i] as tf.Tensor4D, this.stride, "valid")), 3);
+        y = tf.concat<tf.Tensor4D>(xs.map((xi, i) => conv2dNhwc(xi as tf.Tensor4D, ws[i] as tf.Tensor4D, this.stride)), 3);
       }
       if (this.bias) y = tf.add(y, this.bias.value);
       return tf.transpose(y, [0, 3, 1, 2]);

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backends/index.js';
 import { tf } from '../tf.js';
-import { Buffer, Module, ModuleList, Parameter, Sequential, StateDictError, stateDictName } from './module.js';
+import { Buffer, BufferList, Module, ModuleList, Parameter, Sequential, StateDictError, stateDictName } from './module.js';
 import { LayerNorm, Linear } from './layers.js';
 
 class Attention extends Module {
@@ -136,19 +136,29 @@ describe('Module', () => {
   });
 });
 
-describe('Module.registerModule', () => {
+describe('Module.register', () => {
   beforeAll(() => initBackend({ backend: 'cpu' }));
   it('registers children under computed keys in assignment order and refuses a taken key', () => {
     class Body extends Module {
       patchEmbed = new Linear(2, 2);
       constructor() {
         super();
-        for (const i of [1, 2]) this.registerModule(`norm${i}`, new LayerNorm(2));
-        expect(() => this.registerModule('patchEmbed', new LayerNorm(2))).toThrow(/"patchEmbed" is already a property/);
+        for (const i of [1, 2]) this.register(`norm${i}`, new LayerNorm(2));
+        expect(() => this.register('patchEmbed', new LayerNorm(2))).toThrow(/"patchEmbed" is already a property/);
       }
     }
     const b = new Body();
     expect([...b.stateDict().keys()]).toEqual(['patch_embed.weight', 'patch_embed.bias', 'norm1.weight', 'norm1.bias', 'norm2.weight', 'norm2.bias']);
     b.dispose();
+  });
+  it('BufferList names its buffers by index in the state dict', () => {
+    class Gen extends Module {
+      cellAnchors = new BufferList([tf.ones([1, 4]), tf.zeros([1, 4])]);
+    }
+    const g = new Gen();
+    expect([...g.stateDict().keys()]).toEqual(['cell_anchors.0', 'cell_anchors.1']);
+    expect(g.cellAnchors.at(-1).shape).toEqual([1, 4]);
+    expect(() => g.cellAnchors.at(2)).toThrow(/out of range/);
+    g.dispose();
   });
 });

@@ -208,14 +208,15 @@ export abstract class Module {
   }
 
   /**
-   * PyTorch's `add_module`: registers a child under a key that is not a property name rule
-   * (e.g. Swin's `norm1`..`norm3` created in a loop). The child takes its place in the key order
-   * at the time of the call, like an assignment.
+   * PyTorch's `add_module` / `register_buffer` / `register_parameter`: registers a child under a
+   * key that is not a property name rule (Swin's `norm1`..`norm3` created in a loop, the items of a
+   * ModuleList or BufferList). It takes its place in the key order at the time of the call, like an
+   * assignment.
    */
-  protected registerModule<M extends Module>(key: string, module: M): M {
-    if (Object.prototype.hasOwnProperty.call(this, key)) throw new Error(`registerModule: "${key}" is already a property of ${this.constructor.name}`);
-    Object.defineProperty(this, key, { value: module, enumerable: true, configurable: false, writable: false });
-    return module;
+  protected register<T extends Module | Parameter | Buffer>(key: string, value: T): T {
+    if (Object.prototype.hasOwnProperty.call(this, key)) throw new Error(`register: "${key}" is already a property of ${this.constructor.name}`);
+    Object.defineProperty(this, key, { value, enumerable: true, configurable: false, writable: false });
+    return value;
   }
 
   /** Sets training mode on this module and every descendant (dropout, drop-path). */
@@ -256,7 +257,7 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
     for (const m of items) this.push(m);
   }
   push(m: M): this {
-    this.registerModule(String(this.items.length), m);
+    this.register(String(this.items.length), m);
     this.items.push(m);
     return this;
   }
@@ -270,6 +271,23 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
   }
   [Symbol.iterator](): Iterator<M> {
     return this.items[Symbol.iterator]();
+  }
+}
+
+/** Buffers "0", "1", ... (maskrcnn_benchmark's BufferList, e.g. the anchor generator's cell_anchors). */
+export class BufferList extends Module {
+  private readonly items: Buffer[] = [];
+  constructor(tensors: tf.Tensor[] = [], { persistent = true }: { persistent?: boolean } = {}) {
+    super();
+    for (const t of tensors) this.items.push(this.register(String(this.items.length), new Buffer(t, persistent)));
+  }
+  get length(): number {
+    return this.items.length;
+  }
+  at(i: number): Buffer {
+    const b = this.items[i < 0 ? this.items.length + i : i];
+    if (!b) throw new RangeError(`BufferList index ${i} out of range (length ${this.items.length})`);
+    return b;
   }
 }
 

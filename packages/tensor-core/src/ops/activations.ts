@@ -18,6 +18,7 @@ tf.registerGradient({
   inputsToSave: ['x'],
   gradFunc: (dy, [x]) => ({
     x: () => {
+      if (wasmKernelsActive()) return tf.engine().runKernel(KERNEL_NAMES.geluGrad, { x, dy: dy as tf.Tensor }) as tf.Tensor;
       const cdf = tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5);
       const pdf = tf.mul(tf.exp(tf.mul(tf.square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
       return tf.mul(dy as tf.Tensor, tf.add(cdf, tf.mul(x, pdf)));
@@ -40,6 +41,11 @@ tf.registerGradient({
     const d = dy as tf.Tensor;
     const eps = Number(attrs.eps);
     const lead = Array.from({ length: d.rank - 1 }, (_, i) => i);
+    if (wasmKernelsActive()) {
+      // one kernel for all three gradients (the composite below costs ~15 ops and recomputes the moments)
+      const [dx, dw, db] = tf.engine().runKernel(KERNEL_NAMES.layerNormGrad, { x, weight, dy: d }, { eps }) as tf.Tensor[];
+      return { x: () => dx, weight: () => dw, bias: () => db };
+    }
     const xhat = () => {
       const { mean, variance } = tf.moments(x, -1, true);
       return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));

@@ -5,12 +5,10 @@
 // registries; the engine stays the one in @tensorflow/tfjs-core).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
-import { readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import { fileSource } from '../io/node-file-source.js';
+import { besidePath, fileSource, readTextFile, writeBytes } from '../io/node-file-source.js';
 import { installNodeWebGpu } from '../backends/webgpu-node.js';
 import { withNodeWasmThreads } from '../backends/wasm-threads-node.js';
 import type { Platform } from './types.js';
@@ -19,10 +17,10 @@ export const platform: Platform = {
   name: 'node',
   env: (name) => process.env[name],
   cores: () => availableParallelism(),
-  fileSource,
-  readTextFile: (path) => readFile(path, 'utf8'),
-  writeFile: (path, bytes) => writeFile(path, bytes),
-  siblingPath: (file, relative) => join(dirname(file), relative),
+  fileSource: (path) => fileSource(path),
+  readTextFile,
+  writeFile: writeBytes,
+  siblingPath: besidePath,
   installWebGpu: async () => {
     const got = await installNodeWebGpu();
     return 'reason' in got ? got : { icd: got.icd };

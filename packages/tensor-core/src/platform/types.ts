@@ -20,7 +20,8 @@ export interface Platform {
   cores(): number;
   /** Random access to a file by path (Node only; browsers pass a Blob to `blobSource`). */
   fileSource(path: string): Promise<ByteSource>;
-  readTextFile(path: string): Promise<string>;
+  /** A whole small UTF-8 text file; over `maxBytes` or invalid UTF-8 is refused. */
+  readTextFile(path: string, maxBytes: number): Promise<string>;
   writeFile(path: string, bytes: Uint8Array): Promise<void>;
   /** Resolves `relative` against the folder of `file` (sharded checkpoints' shards). */
   siblingPath(file: string, relative: string): string;

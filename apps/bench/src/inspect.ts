@@ -1,0 +1,502 @@
+// fiber-bench inspect: what a checkpoint holds (tensor names, dtypes, shapes, bytes), which official
+// FIBER model and task heads it matches and what is missing or extra, and with --verify whether
+// every value is finite. A file that cannot be read ends in one line naming it and the problem
+// (exit 2), never a stack trace: the readers' typed errors carry the file and the field.
+import { open, stat } from 'node:fs/promises';
+import { extname } from 'node:path';
+import {
+  DTYPE_BYTES,
+  SafetensorsError,
+  SafetensorsFile,
+  ShardedSafetensors,
+  TorchCheckpoint,
+  TorchCheckpointError,
+  ZipError,
+  countNonFinite,
+  type RawValues,
+  type SafetensorsDType,
+} from '@fiber-vl/tensor-core';
+import { FIBER_QUEUE_BUFFERS } from '@fiber-vl/fusion';
+import { COARSE_KEYS, COARSE_TASKS, FINE_KEYS } from './fiber-keys.generated.js';
+
+export interface TensorEntry {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** Bytes in the file (for a view of a larger storage: the view's own elements). */
+  bytes: number;
+  /** Non-finite values (--verify only). */
+  nonFinite?: number;
+}
+
+export interface FiberMatch {
+  /** exact: every key and shape; same-keys: every key, some shapes differ; closest: most keys; none: not a FIBER model. */
+  verdict: 'exact' | 'same-keys' | 'closest' | 'none';
+  /** The reference it was compared with, in words. */
+  model: string;
+  kind: 'coarse' | 'fine';
+  imageSize?: 384 | 576;
+  task?: (typeof COARSE_TASKS)[number];
+  version?: 'v2' | 'v3';
+  /** Coarse task heads found in the checkpoint (itc, itm, mlm, vqa, nlvr2, caption). */
+  heads: string[];
+  /** VQA answers (rows of vqa_classifier.3.weight), when the vqa head is there. */
+  vqaAnswers?: number;
+  /** A prefix removed from every key before comparing ("module." of DataParallel checkpoints). */
+  strippedPrefix?: string;
+  /** Reference keys present with the reference shape / all reference keys. */
+  matched: number;
+  expected: number;
+  missing: string[];
+  extra: string[];
+  shapeMismatches: { name: string; shape: number[]; expected: number[] }[];
+}
+
+export interface InspectReport {
+  file: string;
+  format: string;
+  count: number;
+  bytes: number;
+  tensors: TensorEntry[];
+  fiber: FiberMatch;
+  verify?: { tensors: number; nonFinite: number; tensorsWithNonFinite: number };
+}
+
+export interface InspectOptions {
+  verify?: boolean;
+  /** Text output lists every tensor (default: groups, and the tensors themselves when there are at most 40). */
+  all?: boolean;
+  json?: boolean;
+}
+
+class InspectError extends Error {
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = 'InspectError';
+  }
+}
+
+// ---- the reference tables ---------------------------------------------------------------------
+
+interface RefKey {
+  name: string;
+  shape: string;
+  shape576: string;
+  dtype: string;
+  tasks: number;
+  v3only: boolean;
+}
+
+/** Front-coded lines "<shared prefix length>\t<rest>\t<fields...>" -> [key, ...fields]. */
+function decodeTable(text: string): string[][] {
+  let prev = '';
+  return text.split('\n').map((line) => {
+    const [shared, rest, ...fields] = line.split('\t');
+    prev = prev.slice(0, Number(shared)) + rest;
+    return [prev, ...fields];
+  });
+}
+
+let reference: { coarse: RefKey[]; fine: RefKey[] } | undefined;
+function referenceKeys() {
+  reference ??= {
+    coarse: decodeTable(COARSE_KEYS).map(([name, shape, s576, dtype, mask]) => ({
+      name,
+      shape,
+      shape576: s576 || shape,
+      dtype,
+      tasks: Number(mask),
+      v3only: false,
+    })),
+    fine: decodeTable(FINE_KEYS).map(([name, shape, dtype, version]) => ({
+      name,
+      shape,
+      shape576: shape,
+      dtype,
+      tasks: 0,
+      v3only: version === 'v3',
+    })),
+  };
+  return reference;
+}
+
+interface Candidate {
+  model: string;
+  kind: 'coarse' | 'fine';
+  imageSize?: 384 | 576;
+  task?: (typeof COARSE_TASKS)[number];
+  version?: 'v2' | 'v3';
+  /** name -> shape ("768x3x4x4"). */
+  keys: Map<string, string>;
+  /** Keys a checkpoint may leave out (the ITC queues, which the official loader drops). */
+  optional: Set<string>;
+}
+
+function candidates(): Candidate[] {
+  const { coarse, fine } = referenceKeys();
+  const out: Candidate[] = [];
+  for (const imageSize of [384, 576] as const) {
+    COARSE_TASKS.forEach((task, bit) => {
+      const keys = new Map(
+        coarse.filter((k) => k.tasks & (1 << bit)).map((k) => [k.name, imageSize === 576 ? k.shape576 : k.shape]),
+      );
+      const optional = new Set(FIBER_QUEUE_BUFFERS.filter((k) => keys.has(k)));
+      out.push({
+        model: `FIBER-B coarse, ${imageSize} px, "${task}" task checkpoint`,
+        kind: 'coarse',
+        imageSize,
+        task,
+        keys,
+        optional,
+      });
+    });
+  }
+  for (const version of ['v2', 'v3'] as const) {
+    const keys = new Map(fine.filter((k) => version === 'v3' || !k.v3only).map((k) => [k.name, k.shape]));
+    out.push({
+      model: `FIBER-B fine-grained (FUSION_VERSION ${version})`,
+      kind: 'fine',
+      version,
+      keys,
+      optional: new Set(),
+    });
+  }
+  return out;
+}
+
+const COARSE_HEADS: [string, string][] = [
+  ['itc', 'temp'],
+  ['itm', 'itm_score.'],
+  ['mlm', 'mlm_score.'],
+  ['vqa', 'vqa_classifier.'],
+  ['nlvr2', 'nlvr2_classifier.'],
+  ['caption', 'cross_modal_att_layers.'],
+];
+
+/** Compares a checkpoint's tensors with every official FIBER state dict and keeps the closest. */
+export function matchFiber(tensors: readonly Pick<TensorEntry, 'name' | 'shape'>[]): FiberMatch {
+  const prefix = 'module.';
+  const strip = tensors.length > 0 && tensors.every((t) => t.name.startsWith(prefix));
+  const shapes = new Map(tensors.map((t) => [strip ? t.name.slice(prefix.length) : t.name, t.shape]));
+  let best: (FiberMatch & { cost: number }) | undefined;
+  for (const c of candidates()) {
+    const missing: string[] = [];
+    const shapeMismatches: FiberMatch['shapeMismatches'] = [];
+    let matched = 0;
+    for (const [name, expected] of c.keys) {
+      const shape = shapes.get(name);
+      if (!shape) {
+        if (!c.optional.has(name)) missing.push(name);
+      } else if (shape.join('x') === expected) matched++;
+      else shapeMismatches.push({ name, shape, expected: expected ? expected.split('x').map(Number) : [] });
+    }
+    const extra = [...shapes.keys()].filter((k) => !c.keys.has(k));
+    const cost = missing.length + extra.length + shapeMismatches.length;
+    if (best && (cost > best.cost || (cost === best.cost && matched <= best.matched))) continue;
+    const present = matched + shapeMismatches.length;
+    const verdict =
+      cost === 0
+        ? 'exact'
+        : !missing.length && !extra.length
+          ? 'same-keys'
+          : present * 2 >= c.keys.size - c.optional.size
+            ? 'closest'
+            : 'none';
+    best = {
+      cost,
+      verdict,
+      model: c.model,
+      kind: c.kind,
+      ...(c.imageSize && { imageSize: c.imageSize }),
+      ...(c.task && { task: c.task }),
+      ...(c.version && { version: c.version }),
+      heads: [],
+      ...(strip && { strippedPrefix: prefix }),
+      matched,
+      expected: c.keys.size,
+      missing,
+      extra,
+      shapeMismatches,
+    };
+  }
+  const { cost: _, ...match } = best!;
+  if (match.kind === 'coarse') {
+    match.heads = COARSE_HEADS.filter(([, p]) => [...shapes.keys()].some((k) => k === p || k.startsWith(p))).map(
+      ([h]) => h,
+    );
+    const vqa = shapes.get('vqa_classifier.3.weight');
+    if (vqa) match.vqaAnswers = vqa[0];
+  }
+  return match;
+}
+
+// ---- reading ----------------------------------------------------------------------------------
+
+interface Listing {
+  format: string;
+  tensors: TensorEntry[];
+  chunks(name: string): AsyncIterable<RawValues>;
+  close(): Promise<void>;
+}
+
+/** What kind of file `path` is, from its first bytes (then its extension). */
+async function sniff(path: string): Promise<'torch' | 'safetensors' | 'sharded'> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (e) {
+    const code = typeof e === 'object' && e !== null && 'code' in e ? e.code : '';
+    throw new InspectError(
+      path,
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot read (${String(code)})`,
+    );
+  }
+  if (info.isDirectory())
+    throw new InspectError(path, "is a directory: give a checkpoint file or a sharded checkpoint's *.index.json");
+  if (!info.isFile()) throw new InspectError(path, 'is not a regular file');
+  const head = new Uint8Array(16);
+  const handle = await open(path, 'r').catch(() => {
+    throw new InspectError(path, 'cannot be opened');
+  });
+  try {
+    await handle.read(head, 0, 16, 0);
+  } finally {
+    await handle.close();
+  }
+  const text = new TextDecoder().decode(head);
+  if (text.startsWith('PK') || head[0] === 0x80) return 'torch';
+  if (/^\s*\{/.test(text)) return 'sharded';
+  if (info.size >= 9 && head[8] === 0x7b /* { */) return 'safetensors';
+  const ext = extname(path).toLowerCase();
+  return ext === '.safetensors' ? 'safetensors' : ext === '.json' ? 'sharded' : 'torch';
+}
+
+async function openCheckpoint(path: string): Promise<Listing> {
+  const kind = await sniff(path);
+  if (kind === 'torch') {
+    // objects around the state dict (Lightning callbacks, hyper-parameter classes) stay inert stubs
+    const ckpt = await TorchCheckpoint.open(path, { unknownGlobals: 'stub' });
+    try {
+      const sd = ckpt.stateDict();
+      const tensors = [...sd].map(([name, ref]) => ({
+        name,
+        dtype: ref.dtype,
+        shape: ref.shape,
+        bytes: ref.numel * DTYPE_BYTES[ref.dtype],
+      }));
+      return {
+        format: 'PyTorch (torch.save zip)',
+        tensors,
+        chunks: (name) => ckpt.readRawChunks(sd.get(name)!, name),
+        close: () => ckpt.close(),
+      };
+    } catch (e) {
+      await ckpt.close();
+      throw e;
+    }
+  }
+  if (kind === 'safetensors') {
+    const f = await SafetensorsFile.open(path);
+    const tensors = [...f.tensors.values()].map((t) => ({
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      bytes: t.dataOffsets[1] - t.dataOffsets[0],
+    }));
+    return { format: 'safetensors', tensors, chunks: (name) => f.readRawChunks(name), close: () => f.close() };
+  }
+  const s = await ShardedSafetensors.open(path);
+  try {
+    const tensors: TensorEntry[] = [];
+    for (const name of s.keys()) {
+      const t = await s.info(name);
+      tensors.push({ name, dtype: t.dtype, shape: t.shape, bytes: t.dataOffsets[1] - t.dataOffsets[0] });
+    }
+    const shards = new Set(s.weightMap.values()).size;
+    return {
+      format: `sharded safetensors (${shards} shard${shards === 1 ? '' : 's'})`,
+      tensors,
+      chunks: (name) => s.readRawChunks(name),
+      close: () => s.close(),
+    };
+  } catch (e) {
+    await s.close();
+    throw e;
+  }
+}
+
+/** Lists (and with `verify`, reads every value of) one checkpoint. */
+export async function inspectCheckpoint(path: string, { verify = false }: InspectOptions = {}): Promise<InspectReport> {
+  const listing = await openCheckpoint(path);
+  try {
+    const { tensors } = listing;
+    const report: InspectReport = {
+      file: path,
+      format: listing.format,
+      count: tensors.length,
+      bytes: tensors.reduce((a, t) => a + t.bytes, 0),
+      tensors,
+      fiber: matchFiber(tensors),
+    };
+    if (verify) {
+      for (const t of tensors) {
+        let bad = 0;
+        for await (const chunk of listing.chunks(t.name)) bad += countNonFinite(chunk);
+        t.nonFinite = bad;
+      }
+      const flagged = tensors.filter((t) => t.nonFinite);
+      report.verify = {
+        tensors: tensors.length,
+        nonFinite: flagged.reduce((a, t) => a + t.nonFinite!, 0),
+        tensorsWithNonFinite: flagged.length,
+      };
+    }
+    return report;
+  } finally {
+    await listing.close();
+  }
+}
+
+// ---- output -----------------------------------------------------------------------------------
+
+const mib = (n: number) =>
+  n >= 2 ** 30
+    ? `${(n / 2 ** 30).toFixed(2)} GiB`
+    : n >= 2 ** 20
+      ? `${(n / 2 ** 20).toFixed(2)} MiB`
+      : n >= 1024
+        ? `${(n / 1024).toFixed(1)} KiB`
+        : `${n} B`;
+const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+/** Summary groups: keys by their first segment, large groups split by the second (numbers as "*"). */
+function groupTensors(tensors: readonly TensorEntry[]): Map<string, { n: number; bytes: number }> {
+  const segments = (name: string, n: number) =>
+    name
+      .split('.')
+      .slice(0, n)
+      .map((s) => (/^\d+$/.test(s) ? '*' : s))
+      .join('.');
+  const sizes = new Map<string, number>();
+  for (const t of tensors) sizes.set(segments(t.name, 1), (sizes.get(segments(t.name, 1)) ?? 0) + 1);
+  const groups = new Map<string, { n: number; bytes: number }>();
+  for (const t of tensors) {
+    const first = segments(t.name, 1);
+    const key = sizes.get(first)! > 100 && t.name.includes('.') ? segments(t.name, 2) : first;
+    const g = groups.get(key) ?? { n: 0, bytes: 0 };
+    g.n++;
+    g.bytes += t.bytes;
+    groups.set(key, g);
+  }
+  return groups;
+}
+
+function listSome(title: string, items: string[], limit = 20): string[] {
+  if (!items.length) return [];
+  const more = items.length > limit ? [`      ... and ${items.length - limit} more (--json lists all)`] : [];
+  return [`    ${title} (${items.length}):`, ...items.slice(0, limit).map((i) => `      ${i}`), ...more];
+}
+
+export function formatReport(r: InspectReport, { all = false }: InspectOptions = {}): string {
+  const dtypes = new Map<string, number>();
+  for (const t of r.tensors) dtypes.set(t.dtype, (dtypes.get(t.dtype) ?? 0) + 1);
+  const lines = [
+    `${r.file}`,
+    `  format: ${r.format}, ${r.count} tensors, ${mib(r.bytes)} (${[...dtypes].map(([d, n]) => `${d} ${n}`).join(', ')})`,
+  ];
+  const f = r.fiber;
+  const heads = f.heads.length
+    ? `; heads: ${f.heads.map((h) => (h === 'vqa' && f.vqaAnswers ? `vqa (${f.vqaAnswers} answers)` : h)).join(', ')}`
+    : '';
+  const prefix = f.strippedPrefix ? ` (keys prefixed "${f.strippedPrefix}")` : '';
+  const summary = `${f.matched} of ${f.expected} FIBER keys with the same shape, ${f.missing.length} missing, ${f.extra.length} extra, ${f.shapeMismatches.length} of other shape`;
+  if (f.verdict === 'exact') lines.push(`  model: ${f.model}${prefix}: exact match${heads}`);
+  else if (f.verdict === 'same-keys')
+    lines.push(
+      `  model: ${f.model}${prefix}: every key, ${f.shapeMismatches.length} of other shape (another size?)${heads}`,
+    );
+  else if (f.verdict === 'closest') lines.push(`  model: closest is ${f.model}${prefix}: ${summary}${heads}`);
+  else lines.push(`  model: not a FIBER checkpoint (closest: ${f.model}, ${summary})`);
+  if (f.verdict !== 'none') {
+    lines.push(...listSome('missing', f.missing));
+    lines.push(...listSome('extra', f.extra));
+    lines.push(
+      ...listSome(
+        'other shape',
+        f.shapeMismatches.map((m) => `${m.name}: ${shapeText(m.shape)}, FIBER has ${shapeText(m.expected)}`),
+      ),
+    );
+  }
+  const listAll = all || r.count <= 40;
+  if (!listAll || all) {
+    const groups = groupTensors(r.tensors);
+    const width = Math.min(48, Math.max(...[...groups.keys()].map((k) => k.length), 8));
+    lines.push('  tensors by module:');
+    for (const [g, { n, bytes }] of groups)
+      lines.push(
+        `    ${g.padEnd(width)}  ${String(n).padStart(5)} tensor${n === 1 ? ' ' : 's'}  ${mib(bytes).padStart(10)}`,
+      );
+  }
+  if (listAll) {
+    lines.push('  tensors:');
+    for (const t of r.tensors) {
+      const nf = t.nonFinite ? `  ${t.nonFinite} non-finite` : '';
+      lines.push(`    ${t.name}  ${t.dtype} ${shapeText(t.shape)}  ${mib(t.bytes)}${nf}`);
+    }
+  } else lines.push(`  (${r.count} tensors: --all lists each one, --json prints them all)`);
+  if (r.verify) {
+    const v = r.verify;
+    if (!v.nonFinite) lines.push(`  verify: read every value of ${v.tensors} tensors: all finite`);
+    else {
+      lines.push(`  verify: ${v.nonFinite} non-finite values in ${v.tensorsWithNonFinite} of ${v.tensors} tensors:`);
+      for (const t of r.tensors.filter((x) => x.nonFinite).slice(0, 20))
+        lines.push(`    ${t.name}: ${t.nonFinite} of ${t.shape.reduce((a, b) => a * b, 1)}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** One line: the file and the problem (typed reader errors already start with the file). */
+function oneLine(file: string, e: unknown): string {
+  const typed = [InspectError, TorchCheckpointError, ZipError, SafetensorsError].some((T) => e instanceof T);
+  let message = e instanceof Error ? e.message : String(e);
+  if (!typed && e instanceof Error) message = `internal error (${e.name}): ${message}`;
+  message = message.replace(/\s*\n\s*/g, ' ');
+  return message.startsWith(file) ? message : `${file}: ${message}`;
+}
+
+/**
+ * `fiber-bench inspect FILE... [--verify] [--json] [--all]`: exit 0 when every file reads (and,
+ * with --verify, every value is finite), 1 when --verify finds non-finite values, 2 when a file
+ * cannot be read (one line on stderr for each).
+ */
+export async function runInspect(
+  files: string[],
+  options: InspectOptions,
+  out: { stdout: (s: string) => void; stderr: (s: string) => void } = {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+  },
+): Promise<number> {
+  if (!files.length) {
+    out.stderr('usage: fiber-bench inspect FILE... [--verify] [--json] [--all]\n');
+    return 2;
+  }
+  let code = 0;
+  const results: (InspectReport | { file: string; error: string })[] = [];
+  for (const file of files) {
+    try {
+      const report = await inspectCheckpoint(file, options);
+      results.push(report);
+      if (!options.json) out.stdout(formatReport(report, options));
+      if (report.verify?.nonFinite) code = Math.max(code, 1);
+    } catch (e) {
+      const line = oneLine(file, e);
+      results.push({ file, error: line });
+      out.stderr(`fiber-bench inspect: ${line}\n`);
+      code = 2;
+    }
+  }
+  if (options.json) out.stdout(`${JSON.stringify(files.length === 1 ? results[0] : results)}\n`);
+  return code;
+}

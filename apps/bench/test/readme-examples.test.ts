@@ -1,0 +1,73 @@
+// Every TypeScript example in the READMEs (root, packages, apps) type-checks against the built
+// packages and runs. A block fenced as ```ts is type-checked and run (from the repository root, so
+// that fixture paths resolve); one fenced as ```ts browser is browser-only code (bundler setup, DOM)
+// and is type-checked only.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { transformSync } from 'esbuild';
+
+const root = join(__dirname, '../../..');
+const work = join(root, 'apps', 'bench', '.readme-examples');
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+interface Example {
+  readme: string;
+  index: number;
+  run: boolean;
+  code: string;
+  file: string;
+}
+
+const readmes = [
+  'README.md',
+  ...readdirSync(join(root, 'packages')).map((p) => `packages/${p}/README.md`),
+  ...readdirSync(join(root, 'apps')).map((a) => `apps/${a}/README.md`),
+].filter((f) => existsSync(join(root, f)));
+
+const examples: Example[] = [];
+for (const readme of readmes) {
+  const text = readFileSync(join(root, readme), 'utf8');
+  const re = /^```(ts|typescript)( browser)?\n([\s\S]*?)^```/gm;
+  let m: RegExpExecArray | null;
+  let i = 0;
+  while ((m = re.exec(text))) {
+    const file = join(work, `${readme.replace(/[/.]/g, '_')}_${i}.mts`);
+    // a module of its own (top-level await, no global clash between examples)
+    writeFileSync(file, `${m[3]}\nexport {};\n`);
+    examples.push({ readme, index: i++, run: !m[2], code: m[3], file });
+  }
+}
+
+describe('README examples', () => {
+  it('every example type-checks against the built packages', () => {
+    writeFileSync(
+      join(work, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { strict: true, noEmit: true, module: 'esnext', moduleResolution: 'bundler', target: 'es2022', lib: ['es2022', 'dom'], types: ['node'], skipLibCheck: true },
+        include: ['*.mts'],
+      }),
+    );
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const r = spawnSync(process.execPath, [tsc, '-p', work], { encoding: 'utf8', cwd: join(root, 'apps', 'bench') });
+    const out = (r.stdout + r.stderr).replaceAll(work + '/', '');
+    expect(out, out).toBe('');
+    expect(examples.length).toBeGreaterThan(10);
+  }, 300_000);
+
+  it.each(examples.filter((e) => e.run).map((e) => [`${e.readme} #${e.index + 1}`, e] as const))('%s runs', (_, e) => {
+    const js = transformSync(readFileSync(e.file, 'utf8'), { loader: 'ts', format: 'esm', target: 'es2022' }).code;
+    const out = e.file.replace(/\.mts$/, '.mjs');
+    writeFileSync(out, js);
+    const r = spawnSync(process.execPath, [out], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, FIBER_BACKEND: process.env.FIBER_BACKEND ?? 'wasm' },
+      timeout: 240_000,
+    });
+    expect(r.status, `${relative(root, e.file)} failed:\n${r.stderr.slice(-3000)}`).toBe(0);
+  }, 300_000);
+});

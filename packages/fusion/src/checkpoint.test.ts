@@ -1,0 +1,72 @@
+// Checkpoint reading through the fusion entry points: the state dict of every format, and no
+// tensors or file handles left behind when a checkpoint fails half-way.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SafetensorsError, TorchCheckpointError, tf } from '@fiber-vl/tensor-core';
+import { useBackend } from '@fiber-vl/tensor-core/testing';
+import { swinConfig } from '@fiber-vl/swin';
+import { robertaConfig } from '@fiber-vl/roberta';
+import { FiberCoarseBackbone } from './backbone.js';
+import { loadFiberCheckpoint, readCheckpointStateDict } from './checkpoint.js';
+
+const torchDir = join(__dirname, '../../../fixtures/torch');
+const openFds = () => (existsSync('/proc/self/fd') ? readdirSync('/proc/self/fd').length : 0);
+
+/** The smallest backbone the FIBER rules allow (a model to load into; its weights do not matter here). */
+function tinyBackbone() {
+  const swin = swinConfig('swin_base_patch4_window12_384', {
+    imageSize: 32,
+    windowSize: 1,
+    embedDim: 4,
+    depths: [1, 1, 2, 2],
+    numHeads: [1, 1, 1, 1],
+  });
+  const roberta = robertaConfig({
+    vocabSize: 10,
+    hiddenSize: 4,
+    numHiddenLayers: 4,
+    numAttentionHeads: 1,
+    intermediateSize: 8,
+    maxPositionEmbeddings: 12,
+  });
+  return new FiberCoarseBackbone({ swin, roberta, numFuseBlock: 3, hiddenSize: 4, maxTextLen: 8 });
+}
+
+describe('reading checkpoints', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('reads the state dict of a Lightning .ckpt, a .pth and a .safetensors file', async () => {
+    for (const [file, count] of [
+      ['lightning.ckpt', 4],
+      ['state_dict.pth', 10],
+      ['tiny.safetensors', 8],
+    ] as const) {
+      const dict = await readCheckpointStateDict(join(torchDir, file));
+      expect(dict.size, file).toBe(count);
+      tf.dispose([...dict.values()]);
+    }
+  });
+
+  it('disposes what it read and closes the file when a later tensor fails', async () => {
+    const model = tinyBackbone();
+    const tensors = tf.memory().numTensors;
+    const fds = openFds();
+    await expect(readCheckpointStateDict(join(torchDir, 'int64_overflow.pth'))).rejects.toBeInstanceOf(
+      TorchCheckpointError,
+    );
+    await expect(readCheckpointStateDict(join(torchDir, 'int64_overflow.safetensors'))).rejects.toBeInstanceOf(
+      SafetensorsError,
+    );
+    await expect(loadFiberCheckpoint(model, join(torchDir, 'int64_overflow.pth'))).rejects.toThrow(
+      /tensor "b": I64 value 1099511627776/,
+    );
+    await expect(loadFiberCheckpoint(model, join(torchDir, 'view_past_storage.pth'))).rejects.toThrow(
+      /reaches element 15 of storage 0/,
+    );
+    await expect(loadFiberCheckpoint(model, join(torchDir, 'state_dict.pth'))).rejects.toThrow(); // strict: none of its keys are FIBER's
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(openFds()).toBe(fds);
+    model.dispose();
+  });
+});

@@ -1,0 +1,81 @@
+// The fine-grained task API on a tiny randomly initialised model: detect / ground / refer return
+// typed results in original pixels for images of any size and aspect, prompts are checked, and
+// repeated calls leak nothing.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Generator, tf } from '@fiber-vl/tensor-core';
+import { expectNoTensorGrowth, useBackend } from '@fiber-vl/tensor-core/testing';
+import { ByteLevelBpeTokenizer, mergesToText, trainByteLevelBpe } from '@fiber-vl/roberta';
+import type { RawImage } from '@fiber-vl/swin';
+import { createFiberFineModel } from './model.js';
+import { FiberFinePipeline, finePixelBatch } from './pipeline.js';
+import { PromptError } from './prompts.js';
+
+const corpus = ['a red circle left of the blue square', 'person. dog. traffic light. cat', 'the small green triangle'];
+const bpe = trainByteLevelBpe(corpus, { vocabSize: 300, minFrequency: 1 });
+const tokenizer = ByteLevelBpeTokenizer.fromVocabAndMerges(bpe.vocab, mergesToText(bpe.merges));
+
+function image(width: number, height: number, seed = 1): RawImage {
+  const rng = new Generator(seed);
+  return { width, height, channels: 3, data: Uint8Array.from({ length: width * height * 3 }, () => rng.nextInt(256)) };
+}
+
+describe('FiberFinePipeline', () => {
+  let fiber: FiberFinePipeline;
+  beforeAll(async () => {
+    await useBackend('cpu');
+    const model = createFiberFineModel('tiny', { roberta: { vocabSize: tokenizer.vocabSize } }, new Generator(3));
+    fiber = new FiberFinePipeline(model, tokenizer, { minSize: 64, maxSize: 128 });
+  });
+
+  it('pre-processes to the official sizes and pads batches to a multiple of 32', () => {
+    const b = finePixelBatch([image(100, 50), image(40, 90)], { minSize: 64, maxSize: 128 });
+    // 100x50: shorter side 50 -> 64; 40x90: 64 would make the longer side 144 > 128, so 128 * 40 / 90 -> 57
+    expect(b.sizes).toEqual([{ width: 128, height: 64 }, { width: 57, height: 128 }]);
+    expect(b.pixels.shape).toEqual([2, 3, 128, 128]);
+    b.pixels.dispose();
+  });
+
+  it('detect: COCO-style detections in original pixels, labels from the class list', async () => {
+    const img = image(200, 30); // a very wide image
+    const r = await fiber.detect(img, ['person', 'dog', 'traffic_light'], { preNmsThresh: 0 });
+    expect(r.detections.length).toBeGreaterThan(0);
+    expect(r.truncation.truncated).toBe(false);
+    for (const d of r.detections) {
+      expect(['person', 'dog', 'traffic light']).toContain(d.label.name);
+      expect(d.box[0]).toBeGreaterThanOrEqual(0);
+      expect(d.box[2]).toBeLessThanOrEqual(200);
+      expect(d.box[3]).toBeLessThanOrEqual(30);
+      expect(d.bbox[2]).toBeCloseTo(d.box[2] - d.box[0] + 1, 4);
+    }
+    expect(r.detections.map((d) => d.score)).toEqual([...r.detections.map((d) => d.score)].sort((a, b) => b - a));
+  });
+
+  it('ground and refer: ranked boxes per phrase, one best box per expression', async () => {
+    const img = image(60, 90, 2);
+    const g = await fiber.ground(img, 'a red circle left of the blue square', ['red circle', 'blue square'], { topK: 3 });
+    expect(g.phrases.map((p) => p.phrase)).toEqual(['red circle', 'blue square']);
+    for (const p of g.phrases) expect(p.detections.length).toBeLessThanOrEqual(3);
+    const r = await fiber.refer(img, '  the small green triangle ');
+    expect(r.best).not.toBeNull();
+    expect(r.best!.label.name).toBe('the small green triangle');
+  });
+
+  it('rejects empty prompts and images, and says what a long prompt lost', async () => {
+    const img = image(32, 32);
+    await expect(fiber.detect(img, [])).rejects.toThrow(PromptError);
+    await expect(fiber.refer(img, '   ')).rejects.toThrow(/expression/);
+    await expect(fiber.ground(img, 'a dog', ['cat'])).rejects.toThrow(/"cat" does not occur in the caption/);
+    await expect(fiber.detect({ width: 0, height: 5, channels: 3, data: new Uint8Array(0) }, ['dog'])).rejects.toThrow(/positive width and height/);
+    const many = Array.from({ length: 40 }, (_, i) => `class number ${i}`);
+    const r = await fiber.detect(img, many);
+    expect(r.truncation.truncated).toBe(true);
+    expect(r.truncation.message).toMatch(/class/);
+  });
+
+  it('repeated detect and ground calls do not grow the tensor count', async () => {
+    const img = image(48, 40, 5);
+    await expectNoTensorGrowth(() => fiber.detect(img, ['dog', 'cat']), { label: 'detect' });
+    await expectNoTensorGrowth(() => fiber.ground(img, 'a dog and a cat', ['dog', 'cat']), { label: 'ground' });
+    expect(tf.memory().numTensors).toBeGreaterThan(0);
+  });
+});

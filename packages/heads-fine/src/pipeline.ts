@@ -1,0 +1,147 @@
+// Task-level API over the fine-grained FIBER model: images and strings in, detections in original
+// image pixels out, with the official pre-processing (shorter side 800 / longer <= 1333, Pillow
+// bilinear, BGR 0-255 Caffe normalisation, batch padding to a multiple of 32), prompts through the
+// BPE tokenizer's offsets, and the official ATSS post-processing.
+import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
+import { detectionImageTransform, type RawImage } from '@fiber-vl/swin';
+import { disposeOutput, tf } from '@fiber-vl/tensor-core';
+import { generateAnchors } from './anchors.js';
+import type { FiberFineModel } from './model.js';
+import {
+  groundPhrases,
+  headOutputsToLevels,
+  postprocessImage,
+  toDetections,
+  type Detection,
+  type DetectionResult,
+  type GroundingResult,
+  type ImageSize,
+  type PostprocessConfig,
+} from './postprocess.js';
+import { PromptError, encodeDetectionPrompt, encodeGroundingPrompt, findPhraseSpans, type CharSpan, type GroundingPrompt, type TruncationReport } from './prompts.js';
+
+export interface FinePreprocessOptions {
+  /** Shorter side after resizing (the official test size is 800). */
+  minSize?: number;
+  /** Longest side allowed after resizing. */
+  maxSize?: number;
+  /** Batches are zero-padded (right / bottom) to a multiple of this (32). */
+  sizeDivisibility?: number;
+}
+
+export interface FinePixelBatch {
+  /** [B, 3, H, W], padded. */
+  pixels: tf.Tensor4D;
+  /** The resized, unpadded size of each image (what the network saw; boxes are clipped to it). */
+  sizes: ImageSize[];
+}
+
+/** The official fine-grained test transform of a batch of images, padded to a common size. */
+export function finePixelBatch(images: readonly RawImage[], { minSize = 800, maxSize = 1333, sizeDivisibility = 32 }: FinePreprocessOptions = {}): FinePixelBatch {
+  if (!images.length) throw new RangeError('finePixelBatch: no images');
+  const resized = images.map((img) => detectionImageTransform(img, { minSize, maxSize }));
+  const up = (v: number) => Math.ceil(v / sizeDivisibility) * sizeDivisibility;
+  const H = up(Math.max(...resized.map((r) => r.height)));
+  const W = up(Math.max(...resized.map((r) => r.width)));
+  const data = new Float32Array(images.length * 3 * H * W);
+  resized.forEach((r, b) => {
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < r.height; y++) {
+        const src = (c * r.height + y) * r.width;
+        data.set(r.data.subarray(src, src + r.width), ((b * 3 + c) * H + y) * W);
+      }
+    }
+  });
+  return { pixels: tf.tensor4d(data, [images.length, 3, H, W]), sizes: resized.map((r) => ({ width: r.width, height: r.height })) };
+}
+
+export interface FinePipelineOptions extends FinePreprocessOptions {
+  /** Post-processing settings (official: threshold 0.05, NMS 0.6, 100 detections). */
+  postprocess?: Partial<PostprocessConfig>;
+}
+
+export interface ReferResult {
+  /** The best box for the expression in original pixels, or null when the model gives no box. */
+  best: Detection | null;
+  /** Every candidate box for the expression, best first. */
+  candidates: Detection[];
+  truncation: TruncationReport;
+}
+
+const checkImage = (image: RawImage | undefined, what: string) => {
+  if (!image || !(image.width > 0 && image.height > 0)) throw new RangeError(`FiberFinePipeline.${what}: an image with a positive width and height is needed`);
+};
+
+export class FiberFinePipeline {
+  constructor(
+    readonly model: FiberFineModel,
+    readonly tokenizer: ByteLevelBpeTokenizer,
+    readonly options: FinePipelineOptions = {},
+  ) {
+    model.eval();
+  }
+
+  private get maxQueryLen(): number {
+    return this.model.config.backbone.maxQueryLen;
+  }
+
+  /** One image and one prompt through the model and the post-processor; boxes in network-input pixels. */
+  private async run(image: RawImage, prompt: GroundingPrompt, postprocess: Partial<PostprocessConfig>) {
+    const batch = finePixelBatch([image], this.options);
+    const ids = tf.tensor2d([prompt.inputIds], undefined, 'int32');
+    const mask = tf.tensor2d([prompt.attentionMask], undefined, 'int32');
+    let out: ReturnType<FiberFineModel['forward']> | undefined;
+    try {
+      out = this.model.forward(batch.pixels, ids, mask);
+      const levels = out.head.levels;
+      const anchors = generateAnchors(levels.map((l) => [l.bboxReg.shape[2], l.bboxReg.shape[3]] as [number, number]), this.model.config.anchors);
+      const [perImage] = await headOutputsToLevels(
+        { bboxReg: levels.map((l) => l.bboxReg), centerness: levels.map((l) => l.centerness), dotProductLogits: levels.map((l) => l.dotProductLogits) },
+        anchors,
+      );
+      const raw = postprocessImage(perImage, prompt.labelToTokens, batch.sizes[0], { ...this.model.config.postprocess, ...this.options.postprocess, ...postprocess });
+      return { raw, inputSize: batch.sizes[0] };
+    } finally {
+      disposeOutput([out, batch.pixels, ids, mask]);
+    }
+  }
+
+  /**
+   * Open-vocabulary detection: the class names become the prompt "a. b. c" (cleaned, joined with
+   * ". "); detections in original pixels with their class, best first. Classes that do not fit in
+   * MAX_QUERY_LEN are reported in `truncation`.
+   */
+  async detect(image: RawImage, classNames: readonly string[], postprocess: Partial<PostprocessConfig> = {}): Promise<DetectionResult> {
+    checkImage(image, 'detect');
+    const prompt = encodeDetectionPrompt(this.tokenizer, classNames, { maxQueryLen: this.maxQueryLen });
+    const { raw, inputSize } = await this.run(image, prompt, postprocess);
+    return { detections: toDetections(raw, prompt.names, { inputSize, originalSize: image }), truncation: prompt.truncation };
+  }
+
+  /**
+   * Phrase grounding: boxes for each phrase of the caption, ranked. Phrases are strings found in
+   * the caption (every occurrence) or explicit character spans.
+   */
+  async ground(image: RawImage, caption: string, phrases: readonly string[] | readonly (readonly CharSpan[])[], { topK = 5, ...postprocess }: Partial<PostprocessConfig> & { topK?: number } = {}): Promise<GroundingResult> {
+    checkImage(image, 'ground');
+    if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError('phrases', 'no phrases to ground');
+    const spans = phrases.every((p) => typeof p === 'string') ? findPhraseSpans(caption, phrases as readonly string[]) : (phrases as readonly (readonly CharSpan[])[]);
+    const names = phrases.map((p, i) => (typeof p === 'string' ? p : spans[i].map(([a, b]) => caption.slice(a, b)).join(' ')));
+    const prompt = encodeGroundingPrompt(this.tokenizer, caption, spans, { maxQueryLen: this.maxQueryLen, names });
+    const { raw, inputSize } = await this.run(image, prompt, { preNmsThresh: 0, ...postprocess });
+    return { phrases: groundPhrases(raw, names, prompt.labelToTokens, { inputSize, originalSize: image, topK }), truncation: prompt.truncation };
+  }
+
+  /** Referring expression comprehension: the single box the whole expression refers to. */
+  async refer(image: RawImage, expression: string, postprocess: Partial<PostprocessConfig> = {}): Promise<ReferResult> {
+    checkImage(image, 'refer');
+    if (typeof expression !== 'string' || expression.trim() === '') throw new PromptError('expression', 'the referring expression is empty');
+    const start = expression.length - expression.trimStart().length;
+    const end = expression.trimEnd().length;
+    const prompt = encodeGroundingPrompt(this.tokenizer, expression, [[[start, end]]], { maxQueryLen: this.maxQueryLen, names: [expression.trim()] });
+    // every box competes: no pre-NMS threshold, the best one is the answer
+    const { raw, inputSize } = await this.run(image, prompt, { preNmsThresh: 0, ...postprocess });
+    const candidates = toDetections(raw, [expression.trim()], { inputSize, originalSize: image }).sort((a, b) => b.score - a.score);
+    return { best: candidates[0] ?? null, candidates, truncation: prompt.truncation };
+  }
+}

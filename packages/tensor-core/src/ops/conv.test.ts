@@ -1,0 +1,39 @@
+// conv2dNhwc and the wasm UnsortedSegmentSum against tfjs' own kernels: values and gradients on
+// every backend.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tf } from '../tf.js';
+import { Generator } from '../rng.js';
+import { maxAbsDiff, testBackends, useBackend } from '../testing.js';
+import { conv2dNhwc } from './conv.js';
+
+const { names } = await testBackends();
+
+describe.each(names)('fast-gradient kernels on %s', (backend) => {
+  beforeAll(() => useBackend(backend));
+
+  it.each([
+    { x: [2, 9, 8, 3], k: [3, 3, 3, 5], s: [1, 1] as [number, number] },
+    { x: [1, 12, 16, 3], k: [4, 4, 3, 6], s: [4, 4] as [number, number] }, // a patch embedding
+    { x: [2, 7, 9, 4], k: [3, 3, 4, 2], s: [2, 2] as [number, number] }, // odd sizes, stride 2
+  ])('conv2dNhwc equals tf.conv2d, values and both gradients (%o)', async ({ x: xs, k, s }) => {
+    const rng = new Generator(1);
+    const x = rng.normal(xs) as tf.Tensor4D;
+    const w = rng.normal(k) as tf.Tensor4D;
+    const proj = tf.tidy(() => rng.normal(tf.conv2d(x, w, s, 'valid').shape));
+    const ours = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(conv2dNhwc(a as tf.Tensor4D, b as tf.Tensor4D, s), proj)))([x, w]);
+    const ref = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, 'valid'), proj)))([x, w]);
+    expect(maxAbsDiff(await conv2dNhwc(x, w, s).data(), await tf.conv2d(x, w, s, 'valid').data())).toBeLessThan(1e-4);
+    for (let i = 0; i < 2; i++) expect(maxAbsDiff(await ours[i].data(), await ref[i].data())).toBeLessThan(1e-3);
+    tf.dispose([x, w, proj, ...ours, ...ref]);
+  });
+
+  it('gather gradients (UnsortedSegmentSum) scatter-add, dropping out-of-range ids', async () => {
+    const table = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
+    const idx = tf.tensor1d([2, 0, 2, 2], 'int32');
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, idx), tf.tensor2d([[1, 10], [2, 20], [3, 30], [4, 40]]))))(table);
+    expect(Array.from(await g.data())).toEqual([2, 20, 0, 0, 8, 80]);
+    const direct = tf.unsortedSegmentSum(tf.tensor2d([[1, 1], [2, 2], [4, 4]]), tf.tensor1d([1, 5, 1], 'int32'), 3);
+    expect(Array.from(await direct.data())).toEqual([0, 0, 5, 5, 0, 0]);
+    tf.dispose([table, idx, g, direct]);
+  });
+});

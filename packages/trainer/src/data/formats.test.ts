@@ -1,0 +1,275 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { karpathyCaptions } from './formats/captions.js';
+import { buildVqaVocab, normalizeVqaWord, vqaQuestions, vqaScore, vqaTargets } from './formats/vqa.js';
+import { genericRecord, indexLines, jsonlSource, nlvr2Record, textLines } from './formats/jsonl.js';
+import { cocoInstances, detectionToGrounding, mdetrGrounding } from './formats/coco.js';
+import { concatSources, mapSource } from './source.js';
+import { fileSource, openJsonl } from './node/files.js';
+import { entries, fixture, fixtureJson, split } from './test-helpers.js';
+import type { DetectionRecord } from './records.js';
+
+describe('Karpathy captions (dataset_coco.json)', () => {
+  const json = fixtureJson('coco/karpathy/dataset_coco.json');
+
+  it('gives one record per (image, sentence), image filepath/filename, skipping broken ones', async () => {
+    const { records, skips } = await split(karpathyCaptions(json));
+    expect(records.map((r) => [r.id, r.image, r.text, r.split])).toEqual([
+      ['9/0', 'train2014/COCO_train2014_000000000009.jpg', 'A red box on the left of a blue ball.', 'train'],
+      ['25/0', 'train2014/COCO_train2014_000000000025.jpg', 'A square and a circle.', 'restval'],
+      ['25/1', 'train2014/COCO_train2014_000000000025.jpg', 'Shapes on a gradient.', 'restval'],
+      ['42/0', 'val2014/COCO_val2014_000000000042.jpg', 'A tall picture with a disc on the right.', 'test'],
+      ['73/0', 'val2014/COCO_val2014_000000000073.jpg', 'This JPEG is cut in half.', 'val'],
+      ['99/0', 'val2014/COCO_val2014_000000000099.jpg', 'The image file of this one is missing.', 'train'],
+    ]);
+    // "   " is an empty caption; images[5] has no filename.
+    expect(skips).toEqual(['empty-text', 'malformed-record']);
+  });
+
+  it('keeps duplicates when asked and filters splits', async () => {
+    expect(
+      (await split(karpathyCaptions(json, { dedupe: false }))).records.filter((r) => r.id.startsWith('25/')),
+    ).toHaveLength(3);
+    const train = await split(karpathyCaptions(json, { splits: ['train', 'restval'] }));
+    expect(new Set(train.records.map((r) => r.split))).toEqual(new Set(['train', 'restval']));
+  });
+
+  it('names the file and field of a wrong file', () => {
+    expect(() => karpathyCaptions({ nope: [] }, { name: 'x.json' })).toThrow(
+      /x\.json: expected a json object with an array "images"/,
+    );
+  });
+});
+
+describe('VQAv2 questions + annotations', () => {
+  const trainQ = fixtureJson('vqa/v2_OpenEnded_mscoco_train2014_questions.json');
+  const trainA = fixtureJson('vqa/v2_mscoco_train2014_annotations.json');
+  const valQ = fixtureJson('vqa/v2_OpenEnded_mscoco_val2014_questions.json');
+  const valA = fixtureJson('vqa/v2_mscoco_val2014_annotations.json');
+  const expected = fixtureJson('expected/vqa_vocab.json') as Record<
+    string,
+    { label2ans: string[]; targets: Record<string, { labels: number[]; scores: number[] }> }
+  >;
+
+  it('normalises answers as ViLT/FIBER glossary.normalize_word', () => {
+    expect(normalizeVqaWord('Two.')).toBe('2');
+    expect(normalizeVqaWord('a red box')).toBe('red box');
+    expect(normalizeVqaWord('1,000')).toBe('1000');
+    expect(normalizeVqaWord('dont')).toBe("don't");
+  });
+
+  it('scores 1..4+ annotators as 0.3 / 0.6 / 0.9 / 1 exactly', () => {
+    expect([0, 1, 2, 3, 4, 10].map(vqaScore)).toEqual([0, 0.3, 0.6, 0.9, 1, 1]);
+  });
+
+  it.each(['1', '2'])(
+    'builds the vocabulary and targets of write_vqa.py (min count %s), as the Python reference',
+    async (min) => {
+      const vocab = buildVqaVocab([trainA, valA], { minCount: Number(min) });
+      expect(vocab.answers).toEqual(expected[min].label2ans);
+      const source = concatSources('vqa', [
+        vqaQuestions({ questions: trainQ, annotations: trainA, vocab }),
+        vqaQuestions({ questions: valQ, annotations: valA, vocab }),
+      ]);
+      for (const e of await entries(source)) {
+        if (!e.ok) continue;
+        expect({ labels: e.record.labels, scores: e.record.scores }).toEqual(expected[min].targets[e.record.id]);
+      }
+    },
+  );
+
+  it('skips empty questions, questions without annotation and questions with no answer in the vocabulary', async () => {
+    const vocab = buildVqaVocab([trainA, valA], { minCount: 2 });
+    const { records, skips } = await split(vqaQuestions({ questions: trainQ, annotations: trainA, vocab }));
+    expect(records.map((r) => [r.questionId, r.image, r.text])).toEqual([
+      [9001, 'train2014/COCO_train2014_000000000009.jpg', 'How many shapes are there?'],
+      [25000, 'train2014/COCO_train2014_000000000025.jpg', 'What shape is blue?'],
+    ]);
+    // 9000 ("red box" seen once) and 25002 ("purple" once) have no answer in the min-2 vocabulary.
+    expect(skips).toEqual(['no-answer-in-vocab', 'empty-text', 'no-answer-in-vocab', 'missing-annotation']);
+    // The raw answer "Two." does not match the normalised "2": write_vqa.py counts raw strings.
+    expect(vqaTargets(['2', '2', 'Two.', 'two'], vocab)).toEqual({ labels: [vocab.index.get('2')!], scores: [0.6] });
+  });
+
+  it('reads test questions without annotations (no labels, no skips but empty text)', async () => {
+    const vocab = buildVqaVocab([trainA], { minCount: 1 });
+    const { records, skips } = await split(vqaQuestions({ questions: trainQ, vocab }));
+    expect(records).toHaveLength(5);
+    expect(records.every((r) => r.labels.length === 0)).toBe(true);
+    expect(skips).toEqual(['empty-text']);
+  });
+});
+
+describe('NLVR2 json lines', () => {
+  it('reads train.json with image pairs under images/train/<directory>/ and skips broken lines', async () => {
+    const { records, skips } = await split(await openJsonl(fixture('nlvr2/data/train.json'), nlvr2Record));
+    expect(records.map((r) => [r.id, r.images, r.label])).toEqual([
+      ['train-100-0-0', ['images/train/3/train-100-0-img0.png', 'images/train/3/train-100-0-img1.png'], true],
+      ['train-100-0-1', ['images/train/3/train-100-0-img0.png', 'images/train/3/train-100-0-img1.png'], false],
+      ['train-200-1-0', ['images/train/47/train-200-1-img0.png', 'images/train/47/train-200-1-img1.png'], true],
+      ['train-300-2-0', ['images/train/5/train-300-2-img0.png', 'images/train/5/train-300-2-img1.png'], false],
+    ]);
+    expect(skips).toEqual(['empty-text', 'malformed-record']);
+  });
+
+  it('names dev images <split>/<pair>-img<k>.png', async () => {
+    const { records } = await split(
+      jsonlSource(textLines(readFileSync(fixture('nlvr2/data/dev.json'), 'utf8')), nlvr2Record),
+    );
+    expect(records[0].images).toEqual(['dev/dev-7-0-img0.png', 'dev/dev-7-0-img1.png']);
+  });
+});
+
+describe('COCO instances', () => {
+  const source = cocoInstances(fixtureJson('coco/annotations/instances_val2014.json'), { imagePrefix: 'val2014/' });
+
+  it('maps category ids to contiguous labels by sorted id', () => {
+    expect(source.categories).toEqual([
+      { id: 1, label: 1, name: 'square' },
+      { id: 18, label: 2, name: 'disc' },
+    ]);
+  });
+
+  it('reads images in id order, drops crowd / unknown / degenerate / outside boxes, clips the rest', async () => {
+    const all = await entries(source);
+    expect(all.map((e) => (e.ok ? e.record.id : e.skip.reason))).toEqual(['42', '73', '74', '99', 'no-valid-boxes']);
+    const [img42, , img74] = all.map((e) => (e.ok ? e.record : undefined)) as DetectionRecord[];
+    expect(img42.image).toBe('val2014/COCO_val2014_000000000042.jpg');
+    expect(img42.boxes).toEqual([
+      [4, 12, 12.5, 28],
+      [21.3, 24, 21.3 + 9, 34],
+      [28, 40, 32, 48], // clipped to the 32x48 image
+    ]);
+    expect(img42.labels).toEqual([1, 2, 2]);
+    expect(img74.boxes).toEqual([[3, 4, 15, 13]]);
+    const e74 = all[2];
+    expect(e74.ok && e74.dropped!.map((d) => d.reason)).toEqual([
+      'unknown-category',
+      'degenerate-box',
+      'box-outside-image',
+    ]);
+  });
+
+  it('skips the whole image under boxPolicy skip-record', async () => {
+    const strict = cocoInstances(fixtureJson('coco/annotations/instances_val2014.json'), { boxPolicy: 'skip-record' });
+    expect((await split(strict)).skips).toEqual(['unknown-category', 'no-valid-boxes']);
+  });
+
+  it('turns detection into grounding with the class-name prompt (". " separated)', async () => {
+    const g = mapSource(source, (r) => detectionToGrounding(r, source.categories));
+    const first = await g.get(0);
+    expect(first.ok && first.record.text).toBe('square. disc');
+    expect(first.ok && first.record.spans).toEqual([[[0, 6]], [[8, 12]], [[8, 12]]]);
+  });
+});
+
+describe('MDETR grounding json', () => {
+  it('reads Flickr30k separateGT with tokens_positive(_eval), skipping bad spans and outside boxes', async () => {
+    const s = mdetrGrounding(fixtureJson('mdetr_annotations/final_flickr_separateGT_train.json'), { name: 'flickr' });
+    const all = await entries(s);
+    expect(all.map((e) => (e.ok ? e.record.id : e.skip.reason))).toEqual([
+      '0',
+      'span-outside-text',
+      'box-outside-image',
+    ]);
+    const r = all[0].ok ? all[0].record : undefined;
+    expect(r).toEqual({
+      kind: 'grounding',
+      id: '0',
+      image: '1000092795.jpg',
+      text: 'A red square sits left of a blue disc .',
+      boxes: [
+        [6, 10, 19, 24],
+        [33, 20, 45, 32],
+      ],
+      spans: [[[0, 12]], [[26, 37]]],
+      categories: [1, 1],
+      evalSpans: [[[0, 12]], [[26, 37]]],
+      size: { width: 50, height: 40 },
+      dataset: 'flickr',
+    });
+    expect(r!.spans.map((ss) => r!.text.slice(...ss[0]))).toEqual(['A red square', 'a blue disc']);
+  });
+
+  it('reads RefCOCO refexp (COCO categories), skipping undeclared categories and empty expressions', async () => {
+    const { records, skips } = await split(
+      mdetrGrounding(fixtureJson('mdetr_annotations/final_refexp_val.json'), { imagePrefix: 'coco/train2014/' }),
+    );
+    expect(records.map((r) => [r.image, r.text, r.categories])).toEqual([
+      ['coco/train2014/COCO_train2014_000000000025.jpg', 'blue disc on the right', [18]],
+    ]);
+    expect(skips).toEqual(['unknown-category', 'empty-text']);
+  });
+
+  it('reads mixed files with the image folder chosen by data_source, skipping degenerate boxes', async () => {
+    const s = mdetrGrounding(fixtureJson('mdetr_annotations/final_mixed_train.json'), {
+      dataSourcePrefix: { coco: 'coco/train2014/', vg: 'gqa/images/' },
+    });
+    const { records, skips } = await split(s);
+    expect(records.map((r) => [r.image, r.spans])).toEqual([
+      ['coco/train2014/COCO_train2014_000000000009.jpg', [[[2, 12]], [[16, 25]]]],
+      ['gqa/images/2354786.jpg', [[[4, 8]]]],
+    ]);
+    expect(skips).toEqual(['degenerate-box']);
+  });
+});
+
+describe('generic JSONL', () => {
+  it('reads lines of an indexed file (CRLF, blank lines), naming the line of a bad one', async () => {
+    const s = jsonlSource(
+      await indexLines(await fileSource(fixture('jsonl/data.jsonl')), { chunkSize: 16 }),
+      genericRecord(),
+    );
+    const all = await entries(s);
+    expect(all.map((e) => (e.ok ? e.record.kind : e.skip.reason))).toEqual([
+      'caption',
+      'grounding',
+      'grounding',
+      'malformed-record',
+      'malformed-record',
+      'grounding',
+      'caption',
+      'empty-text',
+    ]);
+    const bad = all[3];
+    expect(!bad.ok && bad.skip.detail).toMatch(/data\.jsonl:4: not json/);
+    const mismatch = all[4];
+    expect(!mismatch.ok && mismatch.skip.detail).toMatch(
+      /data\.jsonl:6: "boxes" and "phrases" must be arrays of the same length/,
+    );
+    const g = all[2].ok ? all[2].record : undefined;
+    expect(g).toMatchObject({
+      kind: 'grounding',
+      id: '2',
+      text: 'two shapes',
+      boxes: [[3, 10, 28, 29]],
+      spans: [
+        [
+          [0, 3],
+          [4, 10],
+        ],
+      ],
+    });
+    const b1 = all[1].ok ? all[1].record : undefined;
+    expect(b1).toMatchObject({ id: 'b-1', spans: [[[0, 10]], [[23, 27]]] });
+  });
+
+  it('gives the same entries from memory as from the file index', async () => {
+    const text = readFileSync(fixture('jsonl/data.jsonl'), 'utf8');
+    const a = await entries(jsonlSource(textLines(text, 'data.jsonl'), genericRecord()));
+    const b = await entries(
+      jsonlSource(await indexLines(await fileSource(fixture('jsonl/data.jsonl'))), genericRecord()),
+    );
+    expect(a.map((e) => (e.ok ? e.record : e.skip.reason))).toEqual(b.map((e) => (e.ok ? e.record : e.skip.reason)));
+  });
+
+  it('reads COCO-style xywh boxes and flags spans outside the text', async () => {
+    const parse = genericRecord({ boxFormat: 'xywh' });
+    expect(parse({ image: 'a', text: 'abc', boxes: [[1, 2, 3, 4]], phrases: [[0, 3]] }, 'x', 0)).toMatchObject({
+      record: { boxes: [[1, 2, 4, 6]] },
+    });
+    expect(() => parse({ image: 'a', text: 'abc', boxes: [[1, 2, 3, 4]], phrases: [[1, 9]] }, 'x', 0)).toThrow(
+      /span \[1, 9\) is not inside the 3-character text/,
+    );
+  });
+});

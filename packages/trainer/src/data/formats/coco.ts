@@ -1,0 +1,254 @@
+// COCO-layout box annotations: `instances_*.json` (detection) and MDETR's grounding files
+// (`final_flickr_separateGT_*.json`, `final_refexp_*.json`, `final_mixed_train*.json`), read the way
+// FIBER's fine-grained datasets (maskrcnn_benchmark COCODataset / ModulatedDataset) read them:
+// images in id order, crowd boxes left out, an image without boxes not used.
+import type { Box, DetectionRecord, GroundingRecord, Span } from '../records.js';
+import { DataSkipError, type Skip } from '../skips.js';
+import { checkIndex, entryOf, type RecordSource, type SourceEntry } from '../source.js';
+import {
+  arr,
+  boxOf,
+  type BoxPolicy,
+  checkRecordBoxes,
+  isObject,
+  num,
+  requireText,
+  spansOf,
+  str,
+  topArray,
+  type Json,
+} from '../validate.js';
+
+export interface CocoCategory {
+  /**
+   * The json's category id, the contiguous label 1..K (sorted ids, as json_category_id_to_contiguous_id) and the
+   * name.
+   */
+  id: number;
+  label: number;
+  name: string;
+}
+
+interface CocoIndex {
+  images: Json[];
+  annotations: Map<number, Json[]>;
+  categories: CocoCategory[];
+}
+
+function indexCoco(json: unknown, name: string): CocoIndex {
+  const images = topArray(json, 'images', name).filter(isObject);
+  images.sort((a, b) => Number(a.id) - Number(b.id));
+  const annotations = new Map<number, Json[]>();
+  for (const a of topArray(json, 'annotations', name)) {
+    if (!isObject(a) || typeof a.image_id !== 'number') continue;
+    const list = annotations.get(a.image_id);
+    if (list) list.push(a);
+    else annotations.set(a.image_id, [a]);
+  }
+  const cats = isObject(json) && Array.isArray(json.categories) ? json.categories.filter(isObject) : [];
+  const ids = cats.map((c) => Number(c.id)).sort((a, b) => a - b);
+  const categories = cats
+    .map((c) => ({ id: Number(c.id), label: ids.indexOf(Number(c.id)) + 1, name: String(c.name) }))
+    .sort((a, b) => a.label - b.label);
+  return { images, annotations, categories };
+}
+
+/** A source with the categories of its file. */
+export type CocoSource<R extends GroundingRecord | DetectionRecord> = RecordSource<R> & {
+  readonly categories: readonly CocoCategory[];
+};
+
+function sourceOf<R extends GroundingRecord | DetectionRecord>(
+  name: string,
+  entries: SourceEntry<R>[],
+  categories: CocoCategory[],
+): CocoSource<R> {
+  const source: CocoSource<R> = {
+    name,
+    length: entries.length,
+    categories,
+    get(index) {
+      checkIndex(source, index);
+      return entries[index];
+    },
+  };
+  return source;
+}
+
+interface Obj {
+  box: Box;
+  category: number;
+  ann: Json;
+  where: string;
+}
+
+/** The image's non-crowd objects, their category checked; unknown categories follow `policy`. */
+function objectsOf(
+  anns: Json[],
+  known: Map<number, CocoCategory> | undefined,
+  policy: BoxPolicy,
+  where: string,
+  dropped: Skip[],
+): Obj[] {
+  const out: Obj[] = [];
+  anns.forEach((ann, k) => {
+    if (ann.iscrowd === 1) return;
+    const at = `${where} annotation ${ann.id ?? k}`;
+    const category = num(ann, 'category_id', at);
+    if (known && !known.has(category)) {
+      const skip: Skip = {
+        reason: 'unknown-category',
+        detail: `${at}: category_id ${category} is not in the file's categories`,
+      };
+      if (policy === 'skip-record') throw new DataSkipError(skip.reason, skip.detail);
+      dropped.push(skip);
+      return;
+    }
+    out.push({ box: boxOf(ann.bbox, 'xywh', at), category, ann, where: at });
+  });
+  return out;
+}
+
+function sizeOf(img: Json, where: string): { width: number; height: number } | undefined {
+  if (typeof img.width !== 'number' || typeof img.height !== 'number') return undefined;
+  if (!(img.width > 0 && img.height > 0))
+    throw new DataSkipError('malformed-record', `${where}: width/height ${img.width}x${img.height}`);
+  return { width: img.width, height: img.height };
+}
+
+export interface CocoInstancesOptions {
+  /** Prepended to `file_name` (e.g. 'val2014/'). */
+  imagePrefix?: string;
+  /** Bad boxes (degenerate, outside the declared size, unknown category) are dropped (default) or skip the image. */
+  boxPolicy?: BoxPolicy;
+  name?: string;
+}
+
+/** Detection records of `instances_*.json`: boxes as continuous xyxy, labels contiguous 1..K. */
+export function cocoInstances(json: unknown, options: CocoInstancesOptions = {}): CocoSource<DetectionRecord> {
+  const name = options.name ?? 'instances.json';
+  const policy = options.boxPolicy ?? 'drop-box';
+  const { images, annotations, categories } = indexCoco(json, name);
+  const known = new Map(categories.map((c) => [c.id, c]));
+  const entries = images.map((img, i) =>
+    entryOf(() => {
+      const where = `${name} image ${img.id ?? `#${i}`}`;
+      const id = num(img, 'id', where);
+      const dropped: Skip[] = [];
+      const objs = objectsOf(annotations.get(id) ?? [], known, policy, where, dropped);
+      const record: DetectionRecord = {
+        kind: 'detection',
+        id: String(id),
+        image: (options.imagePrefix ?? '') + str(img, 'file_name', where),
+        boxes: objs.map((o) => o.box),
+        labels: objs.map((o) => known.get(o.category)!.label),
+      };
+      const size = sizeOf(img, where);
+      if (size) record.size = size;
+      const checked = checkRecordBoxes(record, size, policy, where);
+      return { record: checked.record, dropped: [...dropped, ...checked.dropped] };
+    }),
+  );
+  return sourceOf(name, entries, categories);
+}
+
+export interface MdetrOptions {
+  /**
+   * Prepended to `file_name`; for mixed files, per `data_source` instead (FIBER's paths_catalog: coco ->
+   * 'coco/train2014/', vg -> 'gqa/images/').
+   */
+  imagePrefix?: string;
+  dataSourcePrefix?: Readonly<Record<string, string>>;
+  /** Bad boxes (and undeclared categories) skip the record (default: its phrases point at them) or are dropped. */
+  boxPolicy?: BoxPolicy;
+  name?: string;
+}
+
+/** Grounding records of an MDETR json: caption, boxes with their `tokens_positive` spans, `tokens_positive_eval`. */
+export function mdetrGrounding(json: unknown, options: MdetrOptions = {}): CocoSource<GroundingRecord> {
+  const name = options.name ?? 'mdetr.json';
+  const policy = options.boxPolicy ?? 'skip-record';
+  const { images, annotations, categories } = indexCoco(json, name);
+  const known = categories.length ? new Map(categories.map((c) => [c.id, c])) : undefined;
+  const entries = images.map((img, i) =>
+    entryOf(() => {
+      const where = `${name} image ${img.id ?? `#${i}`}`;
+      const id = num(img, 'id', where);
+      const text = requireText(str(img, 'caption', where), where);
+      const source = typeof img.data_source === 'string' ? img.data_source : undefined;
+      const prefix =
+        source !== undefined && options.dataSourcePrefix?.[source] !== undefined
+          ? options.dataSourcePrefix[source]
+          : (options.imagePrefix ?? '');
+      const dropped: Skip[] = [];
+      const objs = objectsOf(annotations.get(id) ?? [], known, policy, where, dropped);
+      const spans: Span[][] = objs.map((o) =>
+        spansOf(o.ann.tokens ?? o.ann.tokens_positive ?? arr(o.ann, 'tokens_positive', o.where), text, o.where),
+      );
+      const record: GroundingRecord = {
+        kind: 'grounding',
+        id: String(id),
+        image: prefix + str(img, 'file_name', where),
+        text,
+        boxes: objs.map((o) => o.box),
+        spans,
+        categories: objs.map((o) => o.category),
+      };
+      if (Array.isArray(img.tokens_positive_eval)) {
+        record.evalSpans = img.tokens_positive_eval.map((p, k) =>
+          spansOf(p, text, `${where} tokens_positive_eval[${k}]`),
+        );
+      }
+      const size = sizeOf(img, where);
+      if (size) record.size = size;
+      if (typeof img.dataset_name === 'string') record.dataset = img.dataset_name;
+      const checked = checkRecordBoxes(record, size, policy, where);
+      return { record: checked.record, dropped: [...dropped, ...checked.dropped] };
+    }),
+  );
+  return sourceOf(name, entries, categories);
+}
+
+/** GLIP's clean_name: drop "(...)", underscores to spaces, double spaces to one. */
+export function cleanCategoryName(name: string): string {
+  return name
+    .replace(/\(.*\)/g, '')
+    .replace(/_/g, ' ')
+    .replace(/ {2}/g, ' ');
+}
+
+/**
+ * A detection record as grounding, as the official convert_od_to_grounding_simple does: the
+ * caption is every category name (label order, cleaned) joined by `separator` (FIBER: ". "), and
+ * each box points at its category's name.
+ */
+export function detectionToGrounding(
+  record: DetectionRecord,
+  categories: readonly CocoCategory[],
+  { separator = '. ' }: { separator?: string } = {},
+): GroundingRecord {
+  let text = '';
+  const spanOf = new Map<number, Span>();
+  categories.forEach((c, i) => {
+    const start = text.length;
+    text += cleanCategoryName(c.name);
+    spanOf.set(c.label, [start, text.length]);
+    if (i < categories.length - 1) text += separator;
+  });
+  const spans = record.labels.map((l) => {
+    const s = spanOf.get(l);
+    if (!s) throw new DataSkipError('unknown-category', `detection ${record.id}: label ${l} has no category name`);
+    return [s];
+  });
+  const out: GroundingRecord = {
+    kind: 'grounding',
+    id: record.id,
+    image: record.image,
+    text,
+    boxes: record.boxes,
+    spans,
+    categories: record.labels,
+  };
+  if (record.size) out.size = record.size;
+  return out;
+}

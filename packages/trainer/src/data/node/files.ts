@@ -1,0 +1,106 @@
+// Node-only file access for the data loaders: byte sources over files, image folders, tar shards,
+// JSON and JSONL files, and the image decoder choice (sharp when it loads, else pure JS).
+import { open, readFile } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
+import type { ByteSource } from '@fiber-vl/tensor-core';
+import type { ImageDecoder } from '@fiber-vl/swin';
+import { sharpImageDecoder } from '@fiber-vl/swin/node';
+import { type FileReader, type ImageStore, jsImageDecoder } from '../images.js';
+import { indexLines, jsonlSource } from '../formats/jsonl.js';
+import type { TarShard } from '../formats/webdataset.js';
+import type { CaptionRecord, GroundingRecord, Nlvr2Record } from '../records.js';
+import type { Parsed, RecordSource } from '../source.js';
+
+/** A file read range by range through one handle. */
+export async function fileSource(path: string): Promise<ByteSource> {
+  const handle = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`cannot open ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  });
+  const { size } = await handle.stat();
+  return {
+    name: path,
+    size,
+    async read(offset, length) {
+      const out = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(out, done, length - done, offset + done);
+        if (bytesRead === 0) throw new Error(`${path}: unexpected end of file at byte ${offset + done}`);
+        done += bytesRead;
+      }
+      return out;
+    },
+    close: () => handle.close(),
+  };
+}
+
+/** Reads a 'file' image location: the whole file, or a member's range inside a tar shard. */
+export const readFileLocation: FileReader = async ({ path, offset, length }) => {
+  if (offset === undefined) return new Uint8Array(await readFile(path));
+  const handle = await open(path, 'r');
+  try {
+    const out = new Uint8Array(length ?? 0);
+    const { bytesRead } = await handle.read(out, 0, out.length, offset);
+    if (bytesRead !== out.length) throw new Error(`${path}: ${out.length} bytes at ${offset} past the end of the file`);
+    return out;
+  } finally {
+    await handle.close();
+  }
+};
+
+/** Images under a folder, by path relative to it; refs that would leave the folder are not found. */
+export function imageFolder(root: string): ImageStore {
+  const base = resolve(root);
+  return {
+    name: root,
+    locate(ref) {
+      const path = resolve(base, ref);
+      return path.startsWith(base + sep) ? { kind: 'file', path } : undefined;
+    },
+  };
+}
+
+export async function readJson(path: string): Promise<unknown> {
+  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  });
+  try {
+    return JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (e) {
+    throw new Error(`${path} is not json: ${(e as Error).message}`);
+  }
+}
+
+/** A JSONL file indexed by line (12 bytes of memory per line), each line parsed when its record is asked for. */
+export async function openJsonl<R extends CaptionRecord | GroundingRecord | Nlvr2Record>(
+  path: string,
+  parse: (obj: unknown, where: string, index: number) => Parsed<R>,
+  images?: ImageStore,
+): Promise<RecordSource<R>> {
+  return jsonlSource(await indexLines(await fileSource(path)), parse, images);
+}
+
+/** Tar shards on disk, for `tarImageStore` / `webdatasetSource`; a worker reads members straight from the file. */
+export async function openTarShards(paths: readonly string[]): Promise<TarShard[]> {
+  return Promise.all(paths.map(async (path) => ({ source: await fileSource(path), path })));
+}
+
+// A 1x1 PNG: decoding it tells whether sharp's native module loads on this machine.
+const PROBE_PNG = Uint8Array.from(
+  atob('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC'),
+  (c) => c.charCodeAt(0),
+);
+
+export type DecoderChoice = 'auto' | 'sharp' | 'js';
+
+/** 'sharp' (libvips, fast), 'js' (jpeg-js + fast-png), or 'auto': sharp when it loads here, else js. */
+export async function nodeImageDecoder(choice: DecoderChoice = 'auto'): Promise<ImageDecoder> {
+  if (choice === 'js') return jsImageDecoder;
+  try {
+    await sharpImageDecoder.decode(PROBE_PNG);
+    return sharpImageDecoder;
+  } catch (e) {
+    if (choice === 'sharp') throw new Error(`sharp is not usable here: ${(e as Error).message}`);
+    return jsImageDecoder;
+  }
+}
