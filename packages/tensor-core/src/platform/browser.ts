@@ -34,7 +34,10 @@ export const platform: Platform = {
     }
   },
   spawnWorker: (source) => {
-    const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+    const port =
+      'const fiberPort = { post: (m) => self.postMessage(m), ' +
+      'once: (f) => { self.onmessage = (e) => { self.onmessage = null; f(e.data); }; } };\n';
+    const url = URL.createObjectURL(new Blob([port + source], { type: 'text/javascript' }));
     const w = new Worker(url);
     return {
       post: (m) => w.postMessage(m),
