@@ -46,6 +46,9 @@ commands:
   sizes     what users download: each package's packed tarball (npm pack) and the size of a fresh
             npm install (needs the npm registry) of tensor-core, eval-metrics, the six model packages
             and every package; --no-install packs only
+  bundle-sizes
+            each package's browser entry bundled by esbuild (minified, code splitting): bytes and
+            gzipped bytes loaded up front and lazily, and the WebAssembly binaries listed separately
   metrics   @fiber-vl/eval-metrics at COCO scale (synthetic, seeded): captioning on 5,000 images x 5
             references and COCOeval on 5,000 images x 100 detections; seconds, CPU seconds and peak
             memory per stage (tokenize, BLEU, ROUGE-L, CIDEr-D, METEOR, COCOeval evaluate/accumulate/summarize)
@@ -261,6 +264,18 @@ async function main(argv: string[]): Promise<number> {
       const file = writeReport('sizes', { command: 'sizes', machine: machine(), ...r });
       process.stdout.write(`\n## fiber-bench sizes\n\n${sizesMarkdown(r)}\n\nwritten: ${file}\n`);
       return r.installs.some((i) => i.error) ? 1 : 0;
+    }
+    case 'bundle-sizes': {
+      const { runBundleSizes, bundleSizesMarkdown } = await import('./bundle-sizes.js');
+      const root = resolve(fileURLToPath(import.meta.url), '../../../..');
+      const report = { command: 'bundle-sizes', machine: machine(), ...(await runBundleSizes(root)) };
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        return 0;
+      }
+      const file = writeReport('bundle-sizes', report);
+      process.stdout.write(`\n## fiber-bench bundle-sizes\n\n${bundleSizesMarkdown(report)}\n\nwritten: ${file}\n`);
+      return 0;
     }
     case 'metrics': {
       const r = runMetricsBench({

@@ -58,4 +58,10 @@ describe.each(names)('RoBERTa parity with the official FIBER code on %s', (backe
     ids.dispose();
     model.dispose();
   });
+
+  it('building and disposing a model leaves no tensor behind', () => {
+    const before = tf.memory().numTensors;
+    new RobertaModel(configOf('set-a')).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

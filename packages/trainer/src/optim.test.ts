@@ -58,6 +58,18 @@ describe('AdamW', () => {
     opt.dispose();
   });
 
+  it('dispose() frees every tensor the optimiser created', () => {
+    const p = new Parameter(tf.ones([4]));
+    const before = tf.memory().numTensors;
+    const opt = new AdamW([{ params: [['w', p]], lr: 0.01, weightDecay: 0.1 }]);
+    const g = tf.fill([4], 0.5);
+    opt.step(new Map([['w', g]]));
+    opt.dispose();
+    g.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    p.value.dispose();
+  });
+
   it('groups FIBER parameters by substring exactly as fiber_utils does', () => {
     const names = [
       'text_transformer.encoder.layer.0.attention.self.query.weight',

@@ -38,12 +38,11 @@ const ERROR = 4;
 const STACK_BYTES = 256 * 1024;
 const SPIN = 20000;
 
-// Runs in each worker (a Node worker_threads eval worker or a browser Worker from a Blob URL).
+// Runs in each worker (a Node worker_threads eval worker or a browser Worker from a Blob URL);
+// `fiberPort` (post, once) is defined by the platform's spawnWorker, so no Node code ships to browsers.
 const WORKER_SOURCE = `
 'use strict';
-const nodePort = typeof process !== 'undefined' && process.versions && process.versions.node
-  ? require('node:worker_threads').parentPort : undefined;
-const post = (m) => (nodePort ? nodePort.postMessage(m) : self.postMessage(m));
+const post = (m) => fiberPort.post(m);
 const start = async (msg) => {
   const ctrl = new Int32Array(msg.ctrl);
   let exports;
@@ -70,8 +69,7 @@ const start = async (msg) => {
     if (Atomics.sub(ctrl, ${PENDING}, 1) === 1) Atomics.notify(ctrl, ${PENDING});
   }
 };
-if (nodePort) nodePort.once('message', start);
-else self.onmessage = (e) => { self.onmessage = null; start(e.data); };
+fiberPort.once(start);
 `;
 
 /** Whether this thread may block in Atomics.wait (not a browser's main thread). */

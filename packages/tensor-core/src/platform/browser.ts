@@ -17,9 +17,27 @@ export const platform: Platform = {
   siblingPath: (file, relative) => new URL(relative, new URL(file, 'file:///')).pathname,
   installWebGpu: async (): Promise<{ icd?: string } | { reason: string }> =>
     (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu ? {} : { reason: 'navigator.gpu is missing (this browser has no WebGPU, or it is disabled)' },
-  withWasmThreads: (_tf, _threads, init) => init(),
+  // tfjs-backend-wasm's C++ side caps its thread pool at half the logical cores (one thread on a
+  // 2-core machine) whatever setThreadsCount asked for; it reads navigator.hardwareConcurrency once,
+  // while the backend initialises, so report twice the wanted count for that moment. At most the 8
+  // pthread workers its threaded build starts up front: more would be spawned while the page's
+  // thread blocks in the pool's creation.
+  withWasmThreads: async (_tf, threads, init) => {
+    const nav = (globalThis as { navigator?: object }).navigator;
+    if (!nav) return init();
+    const reported = 2 * Math.min(threads, 8);
+    Object.defineProperty(nav, 'hardwareConcurrency', { configurable: true, get: () => reported });
+    try {
+      return await init();
+    } finally {
+      Reflect.deleteProperty(nav, 'hardwareConcurrency');
+    }
+  },
   spawnWorker: (source) => {
-    const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+    const port =
+      'const fiberPort = { post: (m) => self.postMessage(m), ' +
+      'once: (f) => { self.onmessage = (e) => { self.onmessage = null; f(e.data); }; } };\n';
+    const url = URL.createObjectURL(new Blob([port + source], { type: 'text/javascript' }));
     const w = new Worker(url);
     return {
       post: (m) => w.postMessage(m),

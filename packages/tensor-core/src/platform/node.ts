@@ -29,7 +29,10 @@ export const platform: Platform = {
   spawnWorker: (source) => {
     // Eval workers are CommonJS; a parent `--input-type=module` would break them.
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-    const w = new Worker(source, { eval: true, execArgv });
+    const port =
+      "const { parentPort } = require('node:worker_threads');\n" +
+      "const fiberPort = { post: (m) => parentPort.postMessage(m), once: (f) => parentPort.once('message', f) };\n";
+    const w = new Worker(port + source, { eval: true, execArgv });
     w.unref(); // an idle pool must not keep Node alive
     return {
       post: (m) => w.postMessage(m),

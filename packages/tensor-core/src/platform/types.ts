@@ -29,7 +29,11 @@ export interface Platform {
   installWebGpu(): Promise<{ icd?: string } | { reason: string }>;
   /** Runs `init` (which calls tf.setBackend('wasm')) so that the wasm backend gets `threads` threads. */
   withWasmThreads<T>(tfCore: typeof tf, threads: number, init: () => Promise<T>): Promise<T>;
-  /** Starts a worker on `source` (Node: a worker_threads eval worker, unref'ed; browsers: a Blob URL Worker). */
+  /**
+   * Starts a worker on `source` (Node: a worker_threads eval worker, unref'ed; browsers: a Blob URL
+   * Worker), defining for it `fiberPort`: `post(message)` to the parent, `once(handler)` for the
+   * first message from it.
+   */
   spawnWorker(source: string): WorkerHandle;
   /** Turns on WebAssembly relaxed SIMD where the runtime has it behind a flag (Node 20); true if it may now validate. */
   enableRelaxedSimd(): Promise<boolean>;

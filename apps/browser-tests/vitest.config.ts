@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    name: 'browser-tests',
+    include: ['test/**/*.test.ts'],
+    // one Chromium for the whole file; SwiftShader WebGPU compiles a shader per op shape
+    testTimeout: 300_000,
+    hookTimeout: 180_000,
+  },
+});
