@@ -1,7 +1,8 @@
 // Every TypeScript example in the READMEs (root, packages, apps) type-checks against the built
 // packages and runs. A block fenced as ```ts is type-checked and run (from the repository root, so
 // that fixture paths resolve); one fenced as ```ts browser is browser-only code (bundler setup, DOM)
-// and is type-checked only.
+// and one fenced as ```ts no-run needs files a user has and this repository cannot ship (an official
+// checkpoint, roberta-base's vocabulary): both are type-checked only.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -31,7 +32,7 @@ const readmes = [
 const examples: Example[] = [];
 for (const readme of readmes) {
   const text = readFileSync(join(root, readme), 'utf8');
-  const re = /^```(ts|typescript)( browser)?\n([\s\S]*?)^```/gm;
+  const re = /^```(ts|typescript)( browser| no-run)?\n([\s\S]*?)^```/gm;
   let m: RegExpExecArray | null;
   let i = 0;
   while ((m = re.exec(text))) {

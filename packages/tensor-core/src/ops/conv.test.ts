@@ -32,8 +32,13 @@ describe.each(names)('fast-gradient kernels on %s', (backend) => {
     const idx = tf.tensor1d([2, 0, 2, 2], 'int32');
     const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, idx), tf.tensor2d([[1, 10], [2, 20], [3, 30], [4, 40]]))))(table);
     expect(Array.from(await g.data())).toEqual([2, 20, 0, 0, 8, 80]);
+    tf.dispose([table, idx, g]);
+    // Out-of-range ids: our wasm kernel and tfjs' cpu kernel drop them. tfjs-backend-webgpu's own
+    // kernel (not replaced by fiber-vl) writes them through WGSL's clamped array access instead, so
+    // the check covers the kernels that promise it.
+    if (backend === 'webgpu') return;
     const direct = tf.unsortedSegmentSum(tf.tensor2d([[1, 1], [2, 2], [4, 4]]), tf.tensor1d([1, 5, 1], 'int32'), 3);
     expect(Array.from(await direct.data())).toEqual([0, 0, 5, 5, 0, 0]);
-    tf.dispose([table, idx, g, direct]);
+    direct.dispose();
   });
 });
