@@ -1,5 +1,5 @@
 // Shared tsup settings: ESM + CJS + .d.ts for every package, Node 20 / ES2022 target.
-import type { Options } from "tsup";
+import type { Options } from 'tsup';
 
 export function libConfig(overrides: Options = {}): Options {
   return {

@@ -2,7 +2,9 @@
 // Entry point of every root npm script. It bootstraps what a fresh machine lacks, then runs the
 // command: pnpm at the version pinned in package.json (installed into .tools/ with npm), the
 // workspace install from the frozen lockfile, the build of every package (turbo), and finally
-//   test         tsc --noEmit in every package, all vitest projects, then a one-line summary "N passed, N failed, N skipped"
+//   test         tsc --noEmit in every package, biome ci (format + lint), all vitest projects, then a
+//                one-line summary "N passed, N failed, N skipped"
+//   lint         biome check (format + lint) with the arguments after `--` (`--write .` fixes)
 //   bench        the main job (for now: `fiber-bench kernels`)
 //   fiber-bench  the bench CLI with the arguments after `--`
 //   fiber-metrics the eval-metrics CLI with the arguments after `--`
@@ -44,18 +46,31 @@ if (!existsSync(pnpmPkg) || JSON.parse(readFileSync(pnpmPkg, 'utf8')).version !=
   log(`installing pnpm@${pnpmVersion} into .tools/`);
   rmSync(tools, { recursive: true, force: true });
   mkdirSync(tools, { recursive: true });
-  mustRun('npm', ['install', '--prefix', tools, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `pnpm@${pnpmVersion}`]);
+  mustRun('npm', [
+    'install',
+    '--prefix',
+    tools,
+    '--no-save',
+    '--no-audit',
+    '--no-fund',
+    '--loglevel=error',
+    `pnpm@${pnpmVersion}`,
+  ]);
 }
 const pnpm = (argv, opts) => mustRun(process.execPath, [pnpmBin, ...argv], opts);
 // turbo looks pnpm up on PATH; the workspace's own binaries come next.
-process.env.PATH = [join(tools, 'node_modules', '.bin'), join(root, 'node_modules', '.bin'), process.env.PATH].join(delimiter);
+process.env.PATH = [join(tools, 'node_modules', '.bin'), join(root, 'node_modules', '.bin'), process.env.PATH].join(
+  delimiter,
+);
 process.env.TURBO_TELEMETRY_DISABLED = '1';
 process.env.DO_NOT_TRACK = '1';
 
 // 2. clang + wasm-ld for tensor-core's WebAssembly kernels (packages/tensor-core/wasm/*.c). The
 // build needs a clang with the wasm32 target; on Debian/Ubuntu it is installed here when missing.
 function hasWasmClang() {
-  const names = [process.env.FIBER_CLANG, ...[21, 20, 19, 18, 17, 16, 15].map((v) => `clang-${v}`), 'clang'].filter(Boolean);
+  const names = [process.env.FIBER_CLANG, ...[21, 20, 19, 18, 17, 16, 15].map((v) => `clang-${v}`), 'clang'].filter(
+    Boolean,
+  );
   return names.some((c) => {
     const r = spawnSync(c, ['--print-targets'], { encoding: 'utf8' });
     return r.status === 0 && /\bwasm32\b/.test(r.stdout);
@@ -65,9 +80,14 @@ if (!hasWasmClang()) {
   const apt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
   if (apt && process.getuid?.() === 0) {
     log('installing clang-19 and lld-19 (apt-get) for the wasm kernels');
-    run('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-19 lld-19 >/dev/null']);
+    run('sh', [
+      '-c',
+      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-19 lld-19 >/dev/null',
+    ]);
   } else {
-    log('no clang with the wasm32 target found: install clang + lld (e.g. apt-get install clang-19 lld-19) or set FIBER_CLANG');
+    log(
+      'no clang with the wasm32 target found: install clang + lld (e.g. apt-get install clang-19 lld-19) or set FIBER_CLANG',
+    );
   }
 }
 
@@ -82,8 +102,38 @@ mustRun(turbo, ['run', 'build', '--output-logs=errors-only', '--log-order=groupe
 
 // CLIs run in the folder npm was called from, so that relative file arguments work.
 const userCwd = process.env.INIT_CWD ?? process.cwd();
-const bench = (argv) => mustRun(process.execPath, [join(root, 'apps', 'bench', 'dist', 'cli.js'), ...argv], { cwd: userCwd, stdio: 'inherit' });
-const metrics = (argv) => mustRun(process.execPath, [join(root, 'packages', 'eval-metrics', 'dist', 'cli.js'), ...argv], { cwd: userCwd, stdio: 'inherit' });
+const bench = (argv) =>
+  mustRun(process.execPath, [join(root, 'apps', 'bench', 'dist', 'cli.js'), ...argv], {
+    cwd: userCwd,
+    stdio: 'inherit',
+  });
+const metrics = (argv) =>
+  mustRun(process.execPath, [join(root, 'packages', 'eval-metrics', 'dist', 'cli.js'), ...argv], {
+    cwd: userCwd,
+    stdio: 'inherit',
+  });
+
+function test(args) {
+  // tsup builds without type checks, so the types are checked here.
+  log('type-checking packages');
+  mustRun(turbo, ['run', 'typecheck', '--output-logs=errors-only', '--log-order=grouped']);
+  log('formatting and lint: biome ci (`npm run lint -- --write .` applies the fixes)');
+  mustRun(join(root, 'node_modules', '.bin', 'biome'), ['ci', '.'], { stdio: 'inherit' });
+  const report = join(root, 'node_modules', '.cache', 'vitest-report.json');
+  mkdirSync(dirname(report), { recursive: true });
+  rmSync(report, { force: true });
+  const status = run(
+    join(root, 'node_modules', '.bin', 'vitest'),
+    ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args],
+    { stdio: 'inherit' },
+  );
+  if (existsSync(report)) {
+    const r = JSON.parse(readFileSync(report, 'utf8'));
+    const skipped = r.numPendingTests + r.numTodoTests;
+    console.log(`\n${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+  }
+  process.exit(status);
+}
 
 switch (cmd) {
   case 'build':
@@ -100,24 +150,15 @@ switch (cmd) {
   case 'changeset':
     mustRun(join(root, 'node_modules', '.bin', 'changeset'), args, { stdio: 'inherit' });
     break;
-  case 'test': {
-    // tsup builds without type checks, so the types are checked here.
-    log('type-checking packages');
-    mustRun(turbo, ['run', 'typecheck', '--output-logs=errors-only', '--log-order=grouped']);
-    const report = join(root, 'node_modules', '.cache', 'vitest-report.json');
-    mkdirSync(dirname(report), { recursive: true });
-    rmSync(report, { force: true });
-    const status = run(join(root, 'node_modules', '.bin', 'vitest'), [
-      'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args,
-    ], { stdio: 'inherit' });
-    if (existsSync(report)) {
-      const r = JSON.parse(readFileSync(report, 'utf8'));
-      const skipped = r.numPendingTests + r.numTodoTests;
-      console.log(`\n${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
-    }
-    process.exit(status);
-  }
+  case 'test':
+    test(args);
+    break;
+  case 'lint':
+    mustRun(join(root, 'node_modules', '.bin', 'biome'), ['check', ...(args.length ? args : ['.'])], {
+      stdio: 'inherit',
+    });
+    break;
   default:
-    log(`unknown command "${cmd}" (expected test, bench, fiber-bench, fiber-metrics, build or changeset)`);
+    log(`unknown command "${cmd}" (expected test, lint, bench, fiber-bench, fiber-metrics, build or changeset)`);
     process.exit(2);
 }

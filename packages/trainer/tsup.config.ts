@@ -6,7 +6,12 @@ import { libConfig } from '../../tsup.base';
 // worker-thread script of WorkerPool; shims give the CJS build an import.meta.url to find it.
 export default defineConfig(
   libConfig({
-    entry: { index: 'src/index.ts', node: 'src/node.ts', testing: 'src/testing.ts', 'data-worker': 'src/data/node/worker.ts' },
+    entry: {
+      index: 'src/index.ts',
+      node: 'src/node.ts',
+      testing: 'src/testing.ts',
+      'data-worker': 'src/data/node/worker.ts',
+    },
     splitting: true,
     shims: true,
     external: ['sharp'],

@@ -23,7 +23,11 @@ const SWIN_B_384_GFLOP = 2 * 47.1; // Swin-B/384: 47.1 GMACs (Liu et al. 2021)
 const robertaGflop = (tokens: number) => (2 * 85e6 * tokens + 2 * 12 * 2 * 40 * 40 * 768 * 8) / 1e9;
 const FLOOR_GFLOPS: Record<BackendName, number> = { cpu: 0.8, wasm: 20, webgpu: 0.3 };
 
-export async function runBackbones({ backends = ['webgpu', 'wasm', 'cpu'] as BackendName[], maxCaseSeconds = 60, log = (l: string) => process.stderr.write(`${l}\n`) } = {}): Promise<BackboneResult[]> {
+export async function runBackbones({
+  backends = ['webgpu', 'wasm', 'cpu'] as BackendName[],
+  maxCaseSeconds = 60,
+  log = (l: string) => process.stderr.write(`${l}\n`),
+} = {}): Promise<BackboneResult[]> {
   const results: BackboneResult[] = [];
   for (const name of backends) {
     const label = await useBenchBackend(name, log);
@@ -33,7 +37,8 @@ export async function runBackbones({ backends = ['webgpu', 'wasm', 'cpu'] as Bac
         model: 'Swin-B/384',
         input: '[1, 3, 384, 384]',
         gflop: SWIN_B_384_GFLOP,
-        build: () => new SwinTransformer(swinConfig('swin_base_patch4_window12_384', { windowSize: fiberCoarseWindowSize(384) })),
+        build: () =>
+          new SwinTransformer(swinConfig('swin_base_patch4_window12_384', { windowSize: fiberCoarseWindowSize(384) })),
         input_: () => new Generator(1).normal([1, 3, 384, 384]),
         run: (m: SwinTransformer | RobertaModel, x: tf.Tensor) => (m as SwinTransformer).forward(x).lastHiddenState!,
       },
@@ -42,7 +47,12 @@ export async function runBackbones({ backends = ['webgpu', 'wasm', 'cpu'] as Bac
         input: '[8, 40] tokens',
         gflop: robertaGflop(320),
         build: () => new RobertaModel(),
-        input_: () => tf.tensor2d(Array.from({ length: 320 }, (_, i) => (i % 40 === 0 ? 0 : i % 40 === 39 ? 2 : 4 + ((i * 7919) % 50000))), [8, 40], 'int32'),
+        input_: () =>
+          tf.tensor2d(
+            Array.from({ length: 320 }, (_, i) => (i % 40 === 0 ? 0 : i % 40 === 39 ? 2 : 4 + ((i * 7919) % 50000))),
+            [8, 40],
+            'int32',
+          ),
         run: (m: SwinTransformer | RobertaModel, x: tf.Tensor) => (m as RobertaModel).forward(x).lastHiddenState,
       },
     ];
@@ -50,16 +60,27 @@ export async function runBackbones({ backends = ['webgpu', 'wasm', 'cpu'] as Bac
       const estimate = c.gflop / FLOOR_GFLOPS[name];
       if (estimate > maxCaseSeconds) {
         log(`${label} ${c.model}: skipped (~${Math.round(estimate)} s per call at ${FLOOR_GFLOPS[name]} GFLOP/s)`);
-        results.push({ backend: label, model: c.model, input: c.input, gflop: c.gflop, peakRssMb: peakRssMb(), tensorMb: 0, skipped: `estimated ${Math.round(estimate)} s per call` });
+        results.push({
+          backend: label,
+          model: c.model,
+          input: c.input,
+          gflop: c.gflop,
+          peakRssMb: peakRssMb(),
+          tensorMb: 0,
+          skipped: `estimated ${Math.round(estimate)} s per call`,
+        });
         continue;
       }
       log(`${label} ${c.model}: building at full size ...`);
       const model = c.build().eval();
       const x = c.input_();
-      const t = await timeIt(() => {
-        const out = c.run(model, x);
-        return out;
-      }, { minSeconds: 3, maxIterations: 5 });
+      const t = await timeIt(
+        () => {
+          const out = c.run(model, x);
+          return out;
+        },
+        { minSeconds: 3, maxIterations: 5 },
+      );
       const r: BackboneResult = {
         backend: label,
         model: c.model,

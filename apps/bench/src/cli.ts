@@ -80,10 +80,24 @@ options:
 /** wasm matmul with a one-thread pool, in a child process (the pool size is fixed per process). */
 function singleThreadWasm(log: (l: string) => void): KernelResult[] {
   log('measuring wasm matmul with 1 thread (child process) ...');
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'kernels', '--backends', 'wasm', '--wasm-threads', '1', '--only', 'matmul', '--json'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const r = spawnSync(
+    process.execPath,
+    [
+      fileURLToPath(import.meta.url),
+      'kernels',
+      '--backends',
+      'wasm',
+      '--wasm-threads',
+      '1',
+      '--only',
+      'matmul',
+      '--json',
+    ],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   if (r.status !== 0) {
     log(`wasm single-thread run failed (exit ${r.status})`);
     return [];
@@ -131,7 +145,8 @@ async function main(argv: string[]): Promise<number> {
   const outDir = resolve(values['out-dir'] ?? 'bench-results');
   const backends = values.backends?.split(',').map((s) => s.trim()) as BackendName[] | undefined;
   for (const b of backends ?? []) {
-    if (!['webgpu', 'wasm', 'cpu'].includes(b)) throw new Error(`--backends: unknown backend "${b}" (expected webgpu, wasm, cpu)`);
+    if (!['webgpu', 'wasm', 'cpu'].includes(b))
+      throw new Error(`--backends: unknown backend "${b}" (expected webgpu, wasm, cpu)`);
   }
   const maxCaseSeconds = values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined;
   /** Writes `<out-dir>/<name>.json` and returns its path. */
@@ -171,9 +186,14 @@ async function main(argv: string[]): Promise<number> {
       };
       const file = writeReport('kernels', report);
       const backendLine = run.backends
-        .map((b) => `${b.name}${b.threads ? ` (${b.threads} threads, simd=${b.simd})` : ''}${b.adapter ? ` (${b.adapter.vendor} ${b.adapter.description})` : ''}`)
+        .map(
+          (b) =>
+            `${b.name}${b.threads ? ` (${b.threads} threads, simd=${b.simd})` : ''}${b.adapter ? ` (${b.adapter.vendor} ${b.adapter.description})` : ''}`,
+        )
         .join(', ');
-      process.stdout.write(`\n## fiber-bench kernels\n\nbackends: ${backendLine}; machine: ${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}\n\n`);
+      process.stdout.write(
+        `\n## fiber-bench kernels\n\nbackends: ${backendLine}; machine: ${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}\n\n`,
+      );
       process.stdout.write(`${kernelsMarkdown(results)}\n\nwritten: ${file}\n`);
       return 0;
     }
@@ -182,20 +202,33 @@ async function main(argv: string[]): Promise<number> {
       const file = writeReport('backbones', { command: 'backbones', machine: machine(), results });
       process.stdout.write(
         `\n## fiber-bench backbones\n\n| backend | model | input | ms | GFLOP/s | peak RSS MB |\n|---|---|---|---|---|---|\n` +
-          results.map((r) => `| ${r.backend} | ${r.model} | ${r.input} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.gflops?.toFixed(1) ?? ''} | ${r.peakRssMb} |`).join('\n') +
+          results
+            .map(
+              (r) =>
+                `| ${r.backend} | ${r.model} | ${r.input} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.gflops?.toFixed(1) ?? ''} | ${r.peakRssMb} |`,
+            )
+            .join('\n') +
           `\n\nwritten: ${file}\n`,
       );
       return 0;
     }
     case 'coarse':
     case 'train-speed': {
-      if (values.reference !== undefined && values.reference !== 'torch') throw new Error(`--reference: only "torch" is supported, got "${values.reference}"`);
-      const reference = values.reference ? { script: values['reference-script'], python: values['reference-python'] } : undefined;
+      if (values.reference !== undefined && values.reference !== 'torch')
+        throw new Error(`--reference: only "torch" is supported, got "${values.reference}"`);
+      const reference = values.reference
+        ? { script: values['reference-script'], python: values['reference-python'] }
+        : undefined;
       const wasmThreads = values['wasm-threads'] ? Number(values['wasm-threads']) : undefined;
       const ratio = (r: { ratio?: number }) => (r.ratio !== undefined ? `${r.ratio.toFixed(2)}x` : '');
       const ref = (r: { referenceMs?: number }) => r.referenceMs?.toFixed(0) ?? '';
       if (command === 'train-speed') {
-        const results = await runTrain({ backends, reference, wasmThreads, models: values.models?.split(',').map((s) => s.trim()) });
+        const results = await runTrain({
+          backends,
+          reference,
+          wasmThreads,
+          models: values.models?.split(',').map((s) => s.trim()),
+        });
         const report = { command: 'train-speed', machine: machine(), results };
         if (values.json) {
           process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -204,7 +237,12 @@ async function main(argv: string[]): Promise<number> {
         const file = writeReport('train-speed', report);
         process.stdout.write(
           `\n## fiber-bench train-speed (forward + backward + AdamW, batch 1)\n\n| backend | model | ms | PyTorch ms | ratio | peak RSS MB |\n|---|---|---|---|---|---|\n` +
-            results.map((r) => `| ${r.backend} | ${r.model} | ${r.skipped ? `failed (${r.skipped})` : r.ms!.toFixed(0)} | ${ref(r)} | ${ratio(r)} | ${r.peakRssMb} |`).join('\n') +
+            results
+              .map(
+                (r) =>
+                  `| ${r.backend} | ${r.model} | ${r.skipped ? `failed (${r.skipped})` : r.ms!.toFixed(0)} | ${ref(r)} | ${ratio(r)} | ${r.peakRssMb} |`,
+              )
+              .join('\n') +
             `\n\nwritten: ${file}\n`,
         );
         return 0;
@@ -218,11 +256,19 @@ async function main(argv: string[]): Promise<number> {
       const file = writeReport('coarse', report);
       let text =
         `\n## fiber-bench coarse (FIBER-B/384)\n\n| backend | job | ms | per second | PyTorch ms | ratio | peak RSS MB |\n|---|---|---|---|---|---|---|\n` +
-        run.results.map((r) => `| ${r.backend} | ${r.job} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.perSecond?.toFixed(2) ?? ''} | ${ref(r)} | ${ratio(r)} | ${r.peakRssMb} |`).join('\n');
+        run.results
+          .map(
+            (r) =>
+              `| ${r.backend} | ${r.job} | ${r.skipped ? `skipped (${r.skipped})` : r.ms!.toFixed(0)} | ${r.perSecond?.toFixed(2) ?? ''} | ${ref(r)} | ${ratio(r)} | ${r.peakRssMb} |`,
+          )
+          .join('\n');
       for (const [backend, rows] of Object.entries(run.profiles)) {
         const total = rows.reduce((s, r) => s + r.ms, 0);
         text += `\n\n### kernel profile of one fused forward: ${backend} (${total.toFixed(0)} ms in kernels)\n\n| kernel | calls | ms | share |\n|---|---|---|---|\n`;
-        text += rows.slice(0, 20).map((r) => `| ${r.kernel} | ${r.calls} | ${r.ms.toFixed(1)} | ${((100 * r.ms) / total).toFixed(1)}% |`).join('\n');
+        text += rows
+          .slice(0, 20)
+          .map((r) => `| ${r.kernel} | ${r.calls} | ${r.ms.toFixed(1)} | ${((100 * r.ms) / total).toFixed(1)}% |`)
+          .join('\n');
       }
       process.stdout.write(`${text}\n\nwritten: ${file}\n`);
       return 0;
@@ -249,7 +295,12 @@ async function main(argv: string[]): Promise<number> {
       const s = (ms?: number) => (ms === undefined ? '' : (ms / 1000).toFixed(1));
       process.stdout.write(
         `\n## fiber-bench fine (fine-grained FIBER-B, full size)\n\n| backend | input | forward s | backbone s | head s | peak RSS MB |\n|---|---|---|---|---|---|\n` +
-          results.map((r) => `| ${r.backend} | ${r.input} | ${r.skipped ? `skipped (${r.skipped})` : s(r.ms)} | ${s(r.backboneMs)} | ${s(r.headMs)} | ${r.peakRssMb} |`).join('\n') +
+          results
+            .map(
+              (r) =>
+                `| ${r.backend} | ${r.input} | ${r.skipped ? `skipped (${r.skipped})` : s(r.ms)} | ${s(r.backboneMs)} | ${s(r.headMs)} | ${r.peakRssMb} |`,
+            )
+            .join('\n') +
           `\n\nwritten: ${file}\n`,
       );
       return 0;

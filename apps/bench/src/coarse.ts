@@ -76,7 +76,11 @@ export async function runCoarse({
   reference,
   wasmThreads,
   log = (l: string) => process.stderr.write(`${l}\n`),
-}: CoarseOptions = {}): Promise<{ results: CoarseResult[]; profiles: Record<string, KernelProfileRow[]>; reference?: unknown }> {
+}: CoarseOptions = {}): Promise<{
+  results: CoarseResult[];
+  profiles: Record<string, KernelProfileRow[]>;
+  reference?: unknown;
+}> {
   const results: CoarseResult[] = [];
   const profiles: Record<string, KernelProfileRow[]> = {};
   let threads = 1;
@@ -87,7 +91,12 @@ export async function runCoarse({
     const estimate = FUSED_GFLOP / FLOOR_GFLOPS[name];
     if (estimate > maxCaseSeconds) {
       log(`${label}: skipped (~${Math.round(estimate)} s per fused forward)`);
-      results.push({ backend: label, job: 'all', peakRssMb: peakRssMb(), skipped: `estimated ${Math.round(estimate)} s per fused forward` });
+      results.push({
+        backend: label,
+        job: 'all',
+        peakRssMb: peakRssMb(),
+        skipped: `estimated ${Math.round(estimate)} s per fused forward`,
+      });
       continue;
     }
     log(`${label}: building FIBER-B/384 at full size ...`);
@@ -106,9 +115,33 @@ export async function runCoarse({
     };
     const jobs: [string, () => tf.Tensor[], number][] = [
       ['fused forward, batch 1, 40 tokens', fusedOnce, 1],
-      ['dual: image embedding, batch 1', () => { const r = model.encodeImage(pixels); r.imageFeats.dispose(); return [r.imageCls]; }, 1],
-      ['dual: image embedding, batch 8', () => { const r = model.encodeImage(pixels8); r.imageFeats.dispose(); return [r.imageCls]; }, 8],
-      ['dual: text embeddings, batch 32 x 40', () => { const r = model.encodeText(texts, textMask); r.textFeats.dispose(); return [r.textCls]; }, 32],
+      [
+        'dual: image embedding, batch 1',
+        () => {
+          const r = model.encodeImage(pixels);
+          r.imageFeats.dispose();
+          return [r.imageCls];
+        },
+        1,
+      ],
+      [
+        'dual: image embedding, batch 8',
+        () => {
+          const r = model.encodeImage(pixels8);
+          r.imageFeats.dispose();
+          return [r.imageCls];
+        },
+        8,
+      ],
+      [
+        'dual: text embeddings, batch 32 x 40',
+        () => {
+          const r = model.encodeText(texts, textMask);
+          r.textFeats.dispose();
+          return [r.textCls];
+        },
+        32,
+      ],
     ];
     for (const [job, fn, items] of jobs) {
       const t = await timeIt(fn, { minSeconds: 3, maxIterations: 3 });
@@ -134,7 +167,12 @@ export async function runCoarse({
     const runs: Record<string, unknown> = {};
     for (const [job, args] of jobs) {
       log(`PyTorch reference (${threads} threads): ${job} ...`);
-      const r = torchReference(['--config', 'fiber-b-384', ...args, '--repeat', '3', '--warmup', '1'], threads, reference, log);
+      const r = torchReference(
+        ['--config', 'fiber-b-384', ...args, '--repeat', '3', '--warmup', '1'],
+        threads,
+        reference,
+        log,
+      );
       runs[job] = r ?? null;
       if (!r) continue;
       for (const x of results.filter((x) => x.job === job && x.ms !== undefined)) {
@@ -149,8 +187,19 @@ export async function runCoarse({
 
 /** The torch_fiber_ref.py "tiny" preset as a FiberCoarseConfig (128 px, window 4, widths 16 / 32). */
 export function tinyFiberConfig(): FiberCoarseConfig {
-  const swin = swinConfig('swin_base_patch4_window12_384', { imageSize: 128, windowSize: 4, embedDim: 16, numHeads: [2, 4, 8, 16] });
-  const roberta = robertaConfig({ hiddenSize: 32, numAttentionHeads: 4, intermediateSize: 128, vocabSize: 120, maxPositionEmbeddings: 40 });
+  const swin = swinConfig('swin_base_patch4_window12_384', {
+    imageSize: 128,
+    windowSize: 4,
+    embedDim: 16,
+    numHeads: [2, 4, 8, 16],
+  });
+  const roberta = robertaConfig({
+    hiddenSize: 32,
+    numAttentionHeads: 4,
+    intermediateSize: 128,
+    vocabSize: 120,
+    maxPositionEmbeddings: 40,
+  });
   return { swin, roberta, numFuseBlock: 6, hiddenSize: 48, maxTextLen: 16 };
 }
 
@@ -174,7 +223,13 @@ export async function runTrain({
   reference,
   wasmThreads,
   log = (l: string) => process.stderr.write(`${l}\n`),
-}: { backends?: BackendName[]; models?: string[]; reference?: ReferenceOptions; wasmThreads?: number; log?: (l: string) => void } = {}): Promise<TrainResult[]> {
+}: {
+  backends?: BackendName[];
+  models?: string[];
+  reference?: ReferenceOptions;
+  wasmThreads?: number;
+  log?: (l: string) => void;
+} = {}): Promise<TrainResult[]> {
   const results: TrainResult[] = [];
   let threads = 1;
   for (const name of backends) {
@@ -211,7 +266,12 @@ export async function runTrain({
         model.dispose();
         tf.dispose([pixels, ids, mask]);
       } catch (e) {
-        results.push({ backend: label, model: m, skipped: (e as Error).message.split('\n')[0], peakRssMb: peakRssMb() });
+        results.push({
+          backend: label,
+          model: m,
+          skipped: (e as Error).message.split('\n')[0],
+          peakRssMb: peakRssMb(),
+        });
         log(`${label}: ${m} train step failed: ${(e as Error).message.split('\n')[0]}`);
       }
     }
@@ -219,7 +279,12 @@ export async function runTrain({
   if (reference) {
     for (const m of models) {
       log(`PyTorch reference (${threads} threads): ${m} train step ...`);
-      const r = torchReference(['--config', m, '--bench', 'train', '--repeat', '3', '--warmup', '1'], threads, reference, log);
+      const r = torchReference(
+        ['--config', m, '--bench', 'train', '--repeat', '3', '--warmup', '1'],
+        threads,
+        reference,
+        log,
+      );
       if (!r) continue;
       for (const x of results.filter((x) => x.model === m && x.ms !== undefined)) {
         x.referenceMs = r.median_s * 1000;

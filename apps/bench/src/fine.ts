@@ -35,13 +35,22 @@ export async function runFine({
     const estimate = GFLOP / FLOOR_GFLOPS[name];
     if (estimate > maxCaseSeconds) {
       log(`${label}: skipped (~${Math.round(estimate)} s per forward; raise --max-case-seconds to run it)`);
-      results.push({ backend: label, input, peakRssMb: peakRssMb(), skipped: `estimated ${Math.round(estimate)} s per forward` });
+      results.push({
+        backend: label,
+        input,
+        peakRssMb: peakRssMb(),
+        skipped: `estimated ${Math.round(estimate)} s per forward`,
+      });
       continue;
     }
     log(`${label}: building the fine-grained FIBER-B at full size ...`);
     const model = createFiberFineModel('base').eval();
     const pixels = new Generator(3).normal([1, 3, height, width]);
-    const ids = tf.tensor2d([Array.from({ length: 256 }, (_, i) => (i === 0 ? 0 : i < 40 ? 4 + ((i * 7919) % 50000) : i === 40 ? 2 : 1))], undefined, 'int32');
+    const ids = tf.tensor2d(
+      [Array.from({ length: 256 }, (_, i) => (i === 0 ? 0 : i < 40 ? 4 + ((i * 7919) % 50000) : i === 40 ? 2 : 1))],
+      undefined,
+      'int32',
+    );
     const mask = tf.cast(tf.notEqual(ids, 1), 'int32');
     try {
       for (let run = 0; run < 2; run++) {
@@ -54,8 +63,18 @@ export async function runFine({
         await Promise.all(head.levels.map((l) => l.dotProductLogits.data()));
         const t2 = performance.now();
         disposeOutput([backbone, head]);
-        log(`${label}: ${run === 0 ? 'warm-up' : 'timed'} forward ${((t2 - t0) / 1000).toFixed(1)} s (backbone ${((t1 - t0) / 1000).toFixed(1)} s, head ${((t2 - t1) / 1000).toFixed(1)} s)`);
-        if (run === 1) results.push({ backend: label, input, ms: t2 - t0, backboneMs: t1 - t0, headMs: t2 - t1, peakRssMb: peakRssMb() });
+        log(
+          `${label}: ${run === 0 ? 'warm-up' : 'timed'} forward ${((t2 - t0) / 1000).toFixed(1)} s (backbone ${((t1 - t0) / 1000).toFixed(1)} s, head ${((t2 - t1) / 1000).toFixed(1)} s)`,
+        );
+        if (run === 1)
+          results.push({
+            backend: label,
+            input,
+            ms: t2 - t0,
+            backboneMs: t1 - t0,
+            headMs: t2 - t1,
+            peakRssMb: peakRssMb(),
+          });
       }
     } finally {
       tf.dispose([pixels, ids, mask]);

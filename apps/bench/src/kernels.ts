@@ -1,7 +1,21 @@
 // `fiber-bench kernels`: the throughput of the ops FIBER spends its time in, on every backend.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { Generator, Linear, LayerNorm, gelu, initBackend, layerNorm, linear, matmul, scaledDotProductAttention, tf, windowAttention, type BackendInfo, type BackendName } from '@fiber-vl/tensor-core';
+import {
+  Generator,
+  Linear,
+  LayerNorm,
+  gelu,
+  initBackend,
+  layerNorm,
+  linear,
+  matmul,
+  scaledDotProductAttention,
+  tf,
+  windowAttention,
+  type BackendInfo,
+  type BackendName,
+} from '@fiber-vl/tensor-core';
 import { timeIt } from './measure.js';
 
 export interface KernelResult {
@@ -70,7 +84,10 @@ const windowAttn = (H: number, C: number, heads: number, w: number, label: strin
   setup: (rng) => {
     const qkv = rng.normal([1, H, H, 3 * C]);
     const bias = rng.normal([heads, w * w, w * w]);
-    return { run: () => windowAttention(qkv, bias, { numHeads: heads, windowSize: w, shift: w / 2 }), dispose: () => tf.dispose([qkv, bias]) };
+    return {
+      run: () => windowAttention(qkv, bias, { numHeads: heads, windowSize: w, shift: w / 2 }),
+      dispose: () => tf.dispose([qkv, bias]),
+    };
   },
 });
 
@@ -91,7 +108,7 @@ const mlpTrainStep: KernelCase = {
   kernel: 'MLP train step',
   shape: '256x768-3072-768',
   flops: 3 * 2 * 2 * 256 * 768 * 3072,
-  weight: 6 * (256 * 768 * 3072) / 1024 ** 3,
+  weight: (6 * (256 * 768 * 3072)) / 1024 ** 3,
   setup: (rng) => {
     const fc1 = new Linear(768, 3072, { rng });
     const fc2 = new Linear(3072, 768, { rng });
@@ -101,7 +118,11 @@ const mlpTrainStep: KernelCase = {
     const opt = tf.train.sgd(1e-3);
     return {
       run: () => {
-        const loss = opt.minimize(() => tf.mean(tf.square(fc2.forward(gelu(fc1.forward(ln.forward(x)))))) as tf.Scalar, true, params);
+        const loss = opt.minimize(
+          () => tf.mean(tf.square(fc2.forward(gelu(fc1.forward(ln.forward(x)))))) as tf.Scalar,
+          true,
+          params,
+        );
         return loss!;
       },
       dispose: () => {
@@ -146,7 +167,9 @@ export interface KernelsOptions {
   log?: (line: string) => void;
 }
 
-export async function runKernels(opts: KernelsOptions = {}): Promise<{ backends: BackendInfo[]; results: KernelResult[]; unavailable: { backend: string; reason: string }[] }> {
+export async function runKernels(
+  opts: KernelsOptions = {},
+): Promise<{ backends: BackendInfo[]; results: KernelResult[]; unavailable: { backend: string; reason: string }[] }> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const cases = KERNEL_CASES.filter((c) => !opts.only || c.kernel.startsWith(opts.only));
   const backends: BackendInfo[] = [];
@@ -170,17 +193,32 @@ export async function runKernels(opts: KernelsOptions = {}): Promise<{ backends:
       const estimate = (c.weight * 2 * 1024 ** 3) / (FLOOR_GFLOPS[info.name] * 1e9);
       if (estimate > (opts.maxCaseSeconds ?? 30)) {
         log(`${prefix}: skipped (~${Math.round(estimate)} s per call at ${FLOOR_GFLOPS[info.name]} GFLOP/s)`);
-        results.push({ backend: info.name, kernel: c.kernel, shape: c.shape, ms: NaN, iterations: 0, skipped: `estimated ${Math.round(estimate)} s per call` });
+        results.push({
+          backend: info.name,
+          kernel: c.kernel,
+          shape: c.shape,
+          ms: NaN,
+          iterations: 0,
+          skipped: `estimated ${Math.round(estimate)} s per call`,
+        });
         continue;
       }
       const rng = new Generator(1);
       const { run, dispose } = c.setup(rng);
       const t = await timeIt(run, { minSeconds: opts.minSeconds ?? 1 });
       dispose();
-      const r: KernelResult = { backend: info.name, kernel: c.kernel, shape: c.shape, ms: t.seconds * 1000, iterations: t.iterations };
+      const r: KernelResult = {
+        backend: info.name,
+        kernel: c.kernel,
+        shape: c.shape,
+        ms: t.seconds * 1000,
+        iterations: t.iterations,
+      };
       if (c.flops) r.gflops = c.flops / t.seconds / 1e9;
       results.push(r);
-      log(`${prefix}: ${r.ms.toFixed(2)} ms${r.gflops ? `, ${r.gflops.toFixed(2)} GFLOP/s` : ''} (${t.iterations} runs)`);
+      log(
+        `${prefix}: ${r.ms.toFixed(2)} ms${r.gflops ? `, ${r.gflops.toFixed(2)} GFLOP/s` : ''} (${t.iterations} runs)`,
+      );
     }
   }
   return { backends, results, unavailable };
@@ -216,7 +254,9 @@ print(json.dumps(out))
   for (const [label, env] of runs) {
     try {
       log(`measuring ${label} ...`);
-      const out = JSON.parse(execFileSync(python, ['-c', script], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+      const out = JSON.parse(
+        execFileSync(python, ['-c', script], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }),
+      );
       for (const r of out) results.push({ backend: label, kernel: 'matmul', ...r });
     } catch (e) {
       log(`${label} not measured: ${(e as Error).message.split('\n')[0]}`);
@@ -228,10 +268,19 @@ print(json.dumps(out))
 export function kernelsMarkdown(results: KernelResult[]): string {
   const backends = [...new Set(results.map((r) => r.backend))];
   const rows = [...new Map(results.map((r) => [`${r.kernel} ${r.shape}`, r])).values()];
-  const cell = (r?: KernelResult) => (!r ? '' : r.skipped ? 'skipped' : r.gflops !== undefined ? `${r.gflops.toFixed(1)} GFLOP/s (${r.ms.toFixed(1)} ms)` : `${r.ms.toFixed(2)} ms`);
+  const cell = (r?: KernelResult) =>
+    !r
+      ? ''
+      : r.skipped
+        ? 'skipped'
+        : r.gflops !== undefined
+          ? `${r.gflops.toFixed(1)} GFLOP/s (${r.ms.toFixed(1)} ms)`
+          : `${r.ms.toFixed(2)} ms`;
   const lines = [`| kernel | shape | ${backends.join(' | ')} |`, `|---|---|${backends.map(() => '---').join('|')}|`];
   for (const row of rows) {
-    lines.push(`| ${row.kernel} | ${row.shape} | ${backends.map((b) => cell(results.find((r) => r.backend === b && r.kernel === row.kernel && r.shape === row.shape))).join(' | ')} |`);
+    lines.push(
+      `| ${row.kernel} | ${row.shape} | ${backends.map((b) => cell(results.find((r) => r.backend === b && r.kernel === row.kernel && r.shape === row.shape))).join(' | ')} |`,
+    );
   }
   return lines.join('\n');
 }

@@ -11,7 +11,10 @@ export interface Timing {
  * calls until `minSeconds` have passed or `maxIterations` ran. Each call waits for its result
  * (`await data()`, which every backend supports), so GPU work is included, and disposes it.
  */
-export async function timeIt(fn: () => tf.Tensor | tf.Tensor[], { minSeconds = 1, maxIterations = 50 } = {}): Promise<Timing> {
+export async function timeIt(
+  fn: () => tf.Tensor | tf.Tensor[],
+  { minSeconds = 1, maxIterations = 50 } = {},
+): Promise<Timing> {
   const once = async () => {
     const out = fn();
     const outs = Array.isArray(out) ? out : [out];
@@ -44,10 +47,15 @@ export function peakRssMb(): number {
  * Makes `name` the active backend for a full-size benchmark and returns its label for the report
  * (`wasm (2 threads)`, `webgpu (<adapter>)`), or undefined, logged, where it is unavailable.
  */
-export async function useBenchBackend(name: BackendName, log: (line: string) => void, threads?: number): Promise<string | undefined> {
+export async function useBenchBackend(
+  name: BackendName,
+  log: (line: string) => void,
+  threads?: number,
+): Promise<string | undefined> {
   try {
     const info = await initBackend({ backend: name, allowSoftwareWebGpu: true, threads });
-    if (info.kernels && 'error' in info.kernels) log(`${name}: fiber-vl kernels unavailable (${info.kernels.error}); tfjs kernels only`);
+    if (info.kernels && 'error' in info.kernels)
+      log(`${name}: fiber-vl kernels unavailable (${info.kernels.error}); tfjs kernels only`);
     return `${name}${info.threads ? ` (${info.threads} threads)` : info.adapter ? ` (${info.adapter.description || info.adapter.vendor})` : ''}`;
   } catch (e) {
     log(`backend ${name} unavailable: ${(e as Error).message}`);

@@ -48,7 +48,12 @@ async function maxError(ours: tf.Tensor | number[][], file: SafetensorsFile, nam
 }
 
 /** The tensors (and exact integer outputs) a folder's passes compute, by the folder's names. */
-async function computeFolder(dir: string, config: unknown, names: Set<string>, log: (l: string) => void): Promise<{ tensors: Map<string, tf.Tensor>; exact: Map<string, number[][]> }> {
+async function computeFolder(
+  dir: string,
+  config: unknown,
+  names: Set<string>,
+  log: (l: string) => void,
+): Promise<{ tensors: Map<string, tf.Tensor>; exact: Map<string, number[][]> }> {
   const inputs = await loadSafetensors(join(dir, 'inputs.safetensors'), (k) => !k.startsWith('raw_image'));
   try {
     if (fineFixtureKind(config)) {
@@ -76,9 +81,15 @@ async function computeFolder(dir: string, config: unknown, names: Set<string>, l
   }
 }
 
-export async function runParity(dir: string, { backends = ['cpu'] as BackendName[], tolerance = 1e-4, log = (l: string) => process.stderr.write(`${l}\n`) } = {}): Promise<ParityReport[]> {
+export async function runParity(
+  dir: string,
+  { backends = ['cpu'] as BackendName[], tolerance = 1e-4, log = (l: string) => process.stderr.write(`${l}\n`) } = {},
+): Promise<ParityReport[]> {
   for (const f of ['config.json', 'model.safetensors', 'inputs.safetensors']) {
-    if (!existsSync(join(dir, f))) throw new Error(`${dir}: missing ${f} (a fixture folder has config.json, model.safetensors, inputs.safetensors and outputs)`);
+    if (!existsSync(join(dir, f)))
+      throw new Error(
+        `${dir}: missing ${f} (a fixture folder has config.json, model.safetensors, inputs.safetensors and outputs)`,
+      );
   }
   const config: unknown = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   if (isTrainStepConfig(config)) return runTrainStepParity(dir, config, { backends, log });
@@ -112,12 +123,17 @@ export async function runParity(dir: string, { backends = ['cpu'] as BackendName
  * trainer's coarse pre-training step from config.json and inputs.safetensors, and every tensor of
  * outputs.safetensors compared with the fixture README's tolerances (compareTrainStepTensor).
  */
-async function runTrainStepParity(dir: string, config: unknown, { backends, log }: { backends: BackendName[]; log: (l: string) => void }): Promise<ParityReport[]> {
+async function runTrainStepParity(
+  dir: string,
+  config: unknown,
+  { backends, log }: { backends: BackendName[]; log: (l: string) => void },
+): Promise<ParityReport[]> {
   const reports: ParityReport[] = [];
   const expected = await SafetensorsFile.open(join(dir, 'outputs.safetensors'));
   try {
     const refGrads = new Map<string, ArrayLike<number>>();
-    for (const k of expected.keys()) if (k.startsWith('grad.')) refGrads.set(k.slice(5), (await expected.readRaw(k)).data as Float32Array);
+    for (const k of expected.keys())
+      if (k.startsWith('grad.')) refGrads.set(k.slice(5), (await expected.readRaw(k)).data as Float32Array);
     for (const backend of backends) {
       await initBackend({ backend, allowSoftwareWebGpu: true });
       log(`[${backend}] replaying the train steps of ${dir} ...`);
@@ -142,9 +158,17 @@ async function runTrainStepParity(dir: string, config: unknown, { backends, log 
           ...(r.noiseExplained ? { note: `${r.noiseExplained} element(s) within float32 noise` } : {}),
         });
       }
-      const notChecked = expected.keys().filter((n) => !run.tensors.has(n)).sort();
+      const notChecked = expected
+        .keys()
+        .filter((n) => !run.tensors.has(n))
+        .sort();
       tf.dispose([...run.tensors.values(), ...model.values(), ...inputs.values()]);
-      reports.push({ backend, rows, notChecked, ok: rows.length > 0 && notChecked.length === 0 && rows.every((r) => r.ok) });
+      reports.push({
+        backend,
+        rows,
+        notChecked,
+        ok: rows.length > 0 && notChecked.length === 0 && rows.every((r) => r.ok),
+      });
     }
   } finally {
     await expected.close();
@@ -159,10 +183,16 @@ function trainStepAbs(text: string): number {
 export function parityMarkdown(dir: string, reports: ParityReport[]): string {
   const lines: string[] = [];
   for (const r of reports) {
-    lines.push(`\n## parity: ${dir} on ${r.backend}\n`, '| tensor | max abs error | tolerance | ok |', '|---|---|---|---|');
+    lines.push(
+      `\n## parity: ${dir} on ${r.backend}\n`,
+      '| tensor | max abs error | tolerance | ok |',
+      '|---|---|---|---|',
+    );
     for (const row of r.rows) {
       const err = Number.isFinite(row.maxAbsError) ? row.maxAbsError.toExponential(2) : 'shape mismatch';
-      lines.push(`| ${row.tensor} | ${err} | ${row.toleranceText ?? row.tolerance} | ${row.ok ? 'ok' : 'FAIL'}${row.note ? ` (${row.note})` : ''} |`);
+      lines.push(
+        `| ${row.tensor} | ${err} | ${row.toleranceText ?? row.tolerance} | ${row.ok ? 'ok' : 'FAIL'}${row.note ? ` (${row.note})` : ''} |`,
+      );
     }
     const failed = r.rows.filter((x) => !x.ok).length;
     lines.push('', `${r.rows.length - failed} of ${r.rows.length} tensors within tolerance on ${r.backend}.`);
@@ -174,7 +204,9 @@ export function parityMarkdown(dir: string, reports: ParityReport[]): string {
     }
     if (r.notChecked.length) {
       const groups = [...new Set(r.notChecked.map((n) => n.split('.').slice(0, 2).join('.')))];
-      lines.push(`Not compared (${r.notChecked.length} activations the harness does not compute): ${groups.join(', ')}`);
+      lines.push(
+        `Not compared (${r.notChecked.length} activations the harness does not compute): ${groups.join(', ')}`,
+      );
     }
   }
   return lines.join('\n');

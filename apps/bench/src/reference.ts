@@ -25,7 +25,10 @@ export interface ReferenceRun {
 /** The shipped script: next to dist/cli.js at ../reference, or ../../reference from src. */
 export function defaultReferenceScript(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, '..', 'reference', 'torch_fiber_ref.py'), join(here, '..', '..', 'reference', 'torch_fiber_ref.py')];
+  const candidates = [
+    join(here, '..', 'reference', 'torch_fiber_ref.py'),
+    join(here, '..', '..', 'reference', 'torch_fiber_ref.py'),
+  ];
   return candidates.find((p) => existsSync(p)) ?? candidates[0];
 }
 
@@ -46,7 +49,12 @@ function hasAvx512(): boolean {
 }
 
 /** Runs the reference with `args` at `threads` threads; undefined (logged) where it cannot run. */
-export function torchReference(args: string[], threads: number, opts: ReferenceOptions, log: (l: string) => void): ReferenceRun | undefined {
+export function torchReference(
+  args: string[],
+  threads: number,
+  opts: ReferenceOptions,
+  log: (l: string) => void,
+): ReferenceRun | undefined {
   const script = opts.script ?? defaultReferenceScript();
   if (!existsSync(script)) {
     log(`PyTorch reference: ${script} not found (--reference-script PATH)`);
@@ -60,12 +68,18 @@ export function torchReference(args: string[], threads: number, opts: ReferenceO
   const coretype = opts.coretype ?? (hasAvx512() ? 'SkylakeX' : undefined);
   const argv = [script, ...args, '--threads', String(threads), ...(coretype ? ['--coretype', coretype] : [])];
   try {
-    const out = execFileSync(python, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20 });
+    const out = execFileSync(python, argv, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 16 << 20,
+    });
     const parsed = JSON.parse(out.trim().split('\n').pop() ?? '') as ReferenceRun;
     log(`PyTorch reference: ${args.join(' ')}: median ${(parsed.median_s * 1000).toFixed(0)} ms`);
     return parsed;
   } catch (e) {
-    log(`PyTorch reference failed (${python} ${argv.join(' ')}): ${(e as Error).message.split('\n').slice(0, 3).join(' ')}`);
+    log(
+      `PyTorch reference failed (${python} ${argv.join(' ')}): ${(e as Error).message.split('\n').slice(0, 3).join(' ')}`,
+    );
     return undefined;
   }
 }

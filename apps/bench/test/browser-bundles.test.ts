@@ -22,10 +22,23 @@ const entry = (name: string) => {
 
 describe.each(packages)('@fiber-vl/%s main entry in a browser bundle', (name) => {
   it('esbuild --bundle --platform=browser', async () => {
-    const r = await esbuild({ entryPoints: [entry(name)], bundle: true, platform: 'browser', format: 'esm', write: false, metafile: true, logLevel: 'silent', outdir: tmp });
+    const r = await esbuild({
+      entryPoints: [entry(name)],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+      outdir: tmp,
+    });
     expect(r.errors).toEqual([]);
     const inputs = Object.keys(r.metafile.inputs);
-    expect(inputs.filter((i) => i.startsWith('node:') || /platform-node|node-file-source|wasm-threads-node|webgpu-node/.test(i))).toEqual([]);
+    expect(
+      inputs.filter(
+        (i) => i.startsWith('node:') || /platform-node|node-file-source|wasm-threads-node|webgpu-node/.test(i),
+      ),
+    ).toEqual([]);
     const code = r.outputFiles.find((f) => f.path.endsWith('.js'))!.text;
     expect(code).not.toMatch(/from ["']node:|require\(["']node:/);
     if (name === 'tensor-core') {
@@ -47,7 +60,13 @@ describe.each(packages)('@fiber-vl/%s main entry in a browser bundle', (name) =>
       root: tmp,
       configFile: false,
       logLevel: 'silent',
-      plugins: [{ name: 'record-node-imports', enforce: 'pre', resolveId: (source, importer) => void (builtin.test(source) && nodeImports.push(`${importer} -> ${source}`)) }],
+      plugins: [
+        {
+          name: 'record-node-imports',
+          enforce: 'pre',
+          resolveId: (source, importer) => void (builtin.test(source) && nodeImports.push(`${importer} -> ${source}`)),
+        },
+      ],
       build: { write: false, lib: { entry: entry(name), formats: ['es'], fileName: name }, minify: false },
     });
     const outputs = (Array.isArray(out) ? out : [out]).flatMap((o) => ('output' in o ? o.output : []));

@@ -19,18 +19,31 @@ describe.each(packages)('@fiber-vl/%s', (name) => {
     expect(pkg.files).toContain('dist');
     expect(pkg.sideEffects).toBeDefined();
     expect(existsSync(join(dir, 'README.md'))).toBe(true);
-    for (const f of ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts']) expect(existsSync(join(dir, 'dist', f)), `dist/${f}`).toBe(true);
+    for (const f of ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts'])
+      expect(existsSync(join(dir, 'dist', f)), `dist/${f}`).toBe(true);
   });
 
   it('imports from ESM and requires from CJS with the same exports', () => {
-    const esm = execFileSync(process.execPath, ['--input-type=module', '-e', `import * as m from '@fiber-vl/${name}'; console.log(JSON.stringify(Object.keys(m).sort()))`], {
-      cwd: join(root, 'apps', 'bench'),
-      encoding: 'utf8',
-    });
-    const cjs = execFileSync(process.execPath, ['-e', `console.log(JSON.stringify(Object.keys(require('@fiber-vl/${name}')).sort()))`], {
-      cwd: join(root, 'apps', 'bench'),
-      encoding: 'utf8',
-    });
+    const esm = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import * as m from '@fiber-vl/${name}'; console.log(JSON.stringify(Object.keys(m).sort()))`,
+      ],
+      {
+        cwd: join(root, 'apps', 'bench'),
+        encoding: 'utf8',
+      },
+    );
+    const cjs = execFileSync(
+      process.execPath,
+      ['-e', `console.log(JSON.stringify(Object.keys(require('@fiber-vl/${name}')).sort()))`],
+      {
+        cwd: join(root, 'apps', 'bench'),
+        encoding: 'utf8',
+      },
+    );
     const esmKeys = JSON.parse(esm.trim().split('\n').at(-1)!);
     expect(esmKeys.length).toBeGreaterThan(0);
     expect(JSON.parse(cjs.trim().split('\n').at(-1)!)).toEqual(esmKeys);
@@ -46,8 +59,14 @@ describe('the built tensor-core runs in plain Node', () => {
         const chained = tf.tensor1d([1, 2]).square().sum().dataSync()[0];
         console.log(JSON.stringify({ backend: info.name, threads: info.threads, grad: Array.from(await g.data()), chained }));
       });`;
-    const src = kind === 'esm' ? `import * as M from '@fiber-vl/tensor-core';${code}` : `const M = require('@fiber-vl/tensor-core');${code}`;
-    const out = execFileSync(process.execPath, kind === 'esm' ? ['--input-type=module', '-e', src] : ['-e', src], { cwd: join(root, 'apps', 'bench'), encoding: 'utf8' });
+    const src =
+      kind === 'esm'
+        ? `import * as M from '@fiber-vl/tensor-core';${code}`
+        : `const M = require('@fiber-vl/tensor-core');${code}`;
+    const out = execFileSync(process.execPath, kind === 'esm' ? ['--input-type=module', '-e', src] : ['-e', src], {
+      cwd: join(root, 'apps', 'bench'),
+      encoding: 'utf8',
+    });
     const r = JSON.parse(out.trim().split('\n').at(-1)!);
     expect(r.backend).toBe('wasm');
     expect(r.chained).toBe(5);
@@ -76,7 +95,19 @@ describe('TypeScript users of the published declarations', () => {
       );
       writeFileSync(
         join(dir, 'tsconfig.json'),
-        JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'esnext', moduleResolution: 'bundler', target: 'es2022', lib: ['es2022', 'dom'], types: [], skipLibCheck: true }, files: ['user.ts'] }),
+        JSON.stringify({
+          compilerOptions: {
+            strict: true,
+            noEmit: true,
+            module: 'esnext',
+            moduleResolution: 'bundler',
+            target: 'es2022',
+            lib: ['es2022', 'dom'],
+            types: [],
+            skipLibCheck: true,
+          },
+          files: ['user.ts'],
+        }),
       );
       const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
       const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });

@@ -14,7 +14,11 @@ const dir = join(root, 'fixtures/train-step/tiny_coarse_step');
 
 describe('fiber-bench parity on a train-step folder', () => {
   it('replays the steps and passes every tensor (wasm)', () => {
-    const r = spawnSync(process.execPath, [cli, 'parity', dir, '--backends', 'wasm', '--out-dir', mkdtempSync(join(tmpdir(), 'parity-ts-'))], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [cli, 'parity', dir, '--backends', 'wasm', '--out-dir', mkdtempSync(join(tmpdir(), 'parity-ts-'))],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/\| step2\.loss\.total \| \d\.\d\de[-+]\d+ \| 0\.0001 \| ok \|/);
     expect(r.stdout).toMatch(/\| grad\.temp \| \d\.\d\de[-+]\d+ \| 0\.00001 abs or 0\.0001 rel \| ok \|/);
@@ -25,15 +29,25 @@ describe('fiber-bench parity on a train-step folder', () => {
 
   it('fails with exit code 1 when an expected tensor differs', async () => {
     const bad = mkdtempSync(join(tmpdir(), 'parity-ts-bad-'));
-    for (const f of ['config.json', 'model.safetensors', 'inputs.safetensors']) copyFileSync(join(dir, f), join(bad, f));
+    for (const f of ['config.json', 'model.safetensors', 'inputs.safetensors'])
+      copyFileSync(join(dir, f), join(bad, f));
     const src = await SafetensorsFile.open(join(dir, 'outputs.safetensors'));
     const raw = await src.readRaw('param_after_step1.itm_score.fc.bias');
     const tampered = Float32Array.from(raw.data as Float32Array, (v, i) => (i === 0 ? v + 1e-3 : v));
-    writeFileSync(join(bad, 'outputs.safetensors'), serializeSafetensors({ 'param_after_step1.itm_score.fc.bias': { dtype: 'F32', shape: raw.shape, data: tampered } }));
+    writeFileSync(
+      join(bad, 'outputs.safetensors'),
+      serializeSafetensors({
+        'param_after_step1.itm_score.fc.bias': { dtype: 'F32', shape: raw.shape, data: tampered },
+      }),
+    );
     await src.close();
-    const r = spawnSync(process.execPath, [cli, 'parity', bad, '--backends', 'wasm', '--out-dir', bad], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cli, 'parity', bad, '--backends', 'wasm', '--out-dir', bad], {
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(1);
-    expect(r.stdout).toMatch(/\| param_after_step1\.itm_score\.fc\.bias \| 1\.0\de-3 \| 0\.00001 abs or 0\.0001 rel \| FAIL \|/);
+    expect(r.stdout).toMatch(
+      /\| param_after_step1\.itm_score\.fc\.bias \| 1\.0\de-3 \| 0\.00001 abs or 0\.0001 rel \| FAIL \|/,
+    );
     expect(r.stdout).toContain('parity FAILED');
   }, 600_000);
 });

@@ -15,7 +15,11 @@ const setB = join(root, 'fixtures/fiber/set-b');
 
 describe('fiber-bench parity', () => {
   it('passes on the official fixture and prints a table', () => {
-    const r = spawnSync(process.execPath, [cli, 'parity', setB, '--backends', 'cpu', '--out-dir', mkdtempSync(join(tmpdir(), 'parity-'))], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [cli, 'parity', setB, '--backends', 'cpu', '--out-dir', mkdtempSync(join(tmpdir(), 'parity-'))],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/\| caption\.beam5_ids \| 0\.00e\+0 \| 0 \| ok \|/);
     expect(r.stdout).toMatch(/\| fused\.cls_feats \| \d\.\d\de-\d+ \| 0\.0001 \| ok \|/);
@@ -23,10 +27,24 @@ describe('fiber-bench parity', () => {
   }, 300_000);
 
   it.each([
-    ['fine-grained model (set A tiny_fine)', 'fixtures/fiber/fine-a', 94, /\| head\.dot_product_logits\.P3 \| \d\.\d\de-\d+ \| 0\.0001 \| ok \|/],
-    ['fine-grained head (set B tiny_fine_head)', 'fixtures/fiber-fine/tiny_fine_head', 50, /\| act\.dyhead_tower\.5\.level4 \| \d\.\d\de-\d+ \| 0\.0001 \| ok \|/],
+    [
+      'fine-grained model (set A tiny_fine)',
+      'fixtures/fiber/fine-a',
+      94,
+      /\| head\.dot_product_logits\.P3 \| \d\.\d\de-\d+ \| 0\.0001 \| ok \|/,
+    ],
+    [
+      'fine-grained head (set B tiny_fine_head)',
+      'fixtures/fiber-fine/tiny_fine_head',
+      50,
+      /\| act\.dyhead_tower\.5\.level4 \| \d\.\d\de-\d+ \| 0\.0001 \| ok \|/,
+    ],
   ])('recognises a %s folder and passes on it', (_, folder, count, row) => {
-    const r = spawnSync(process.execPath, [cli, 'parity', join(root, folder), '--backends', 'cpu', '--out-dir', mkdtempSync(join(tmpdir(), 'parity-'))], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [cli, 'parity', join(root, folder), '--backends', 'cpu', '--out-dir', mkdtempSync(join(tmpdir(), 'parity-'))],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(row);
     expect(r.stdout).toContain(`${count} of ${count} tensors within tolerance on cpu.`);
@@ -34,13 +52,19 @@ describe('fiber-bench parity', () => {
 
   it('fails with exit code 1 when an expected tensor differs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'parity-bad-'));
-    for (const f of ['config.json', 'model.safetensors', 'inputs.safetensors']) copyFileSync(join(setB, f), join(dir, f));
+    for (const f of ['config.json', 'model.safetensors', 'inputs.safetensors'])
+      copyFileSync(join(setB, f), join(dir, f));
     const src = await SafetensorsFile.open(join(setB, 'outputs.safetensors'));
     const raw = await src.readRaw('vqa.logits');
     const tampered = Float32Array.from(raw.data as Float32Array, (v, i) => (i === 0 ? v + 0.01 : v));
-    writeFileSync(join(dir, 'outputs.safetensors'), serializeSafetensors({ 'vqa.logits': { dtype: 'F32', shape: raw.shape, data: tampered } }));
+    writeFileSync(
+      join(dir, 'outputs.safetensors'),
+      serializeSafetensors({ 'vqa.logits': { dtype: 'F32', shape: raw.shape, data: tampered } }),
+    );
     await src.close();
-    const r = spawnSync(process.execPath, [cli, 'parity', dir, '--backends', 'cpu', '--out-dir', dir], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cli, 'parity', dir, '--backends', 'cpu', '--out-dir', dir], {
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/\| vqa\.logits \| 1\.0\de-2 \| 0\.0001 \| FAIL \|/);
     expect(r.stdout).toContain('parity FAILED');

@@ -48,27 +48,40 @@ describe('README examples', () => {
     writeFileSync(
       join(work, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: { strict: true, noEmit: true, module: 'esnext', moduleResolution: 'bundler', target: 'es2022', lib: ['es2022', 'dom'], types: ['node'], skipLibCheck: true },
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          module: 'esnext',
+          moduleResolution: 'bundler',
+          target: 'es2022',
+          lib: ['es2022', 'dom'],
+          types: ['node'],
+          skipLibCheck: true,
+        },
         include: ['*.mts'],
       }),
     );
     const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
     const r = spawnSync(process.execPath, [tsc, '-p', work], { encoding: 'utf8', cwd: join(root, 'apps', 'bench') });
-    const out = (r.stdout + r.stderr).replaceAll(work + '/', '');
+    const out = (r.stdout + r.stderr).replaceAll(`${work}/`, '');
     expect(out, out).toBe('');
     expect(examples.length).toBeGreaterThan(10);
   }, 300_000);
 
-  it.each(examples.filter((e) => e.run).map((e) => [`${e.readme} #${e.index + 1}`, e] as const))('%s runs', (_, e) => {
-    const js = transformSync(readFileSync(e.file, 'utf8'), { loader: 'ts', format: 'esm', target: 'es2022' }).code;
-    const out = e.file.replace(/\.mts$/, '.mjs');
-    writeFileSync(out, js);
-    const r = spawnSync(process.execPath, [out], {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, FIBER_BACKEND: process.env.FIBER_BACKEND ?? 'wasm' },
-      timeout: 240_000,
-    });
-    expect(r.status, `${relative(root, e.file)} failed:\n${r.stderr.slice(-3000)}`).toBe(0);
-  }, 300_000);
+  it.each(examples.filter((e) => e.run).map((e) => [`${e.readme} #${e.index + 1}`, e] as const))(
+    '%s runs',
+    (_, e) => {
+      const js = transformSync(readFileSync(e.file, 'utf8'), { loader: 'ts', format: 'esm', target: 'es2022' }).code;
+      const out = e.file.replace(/\.mts$/, '.mjs');
+      writeFileSync(out, js);
+      const r = spawnSync(process.execPath, [out], {
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...process.env, FIBER_BACKEND: process.env.FIBER_BACKEND ?? 'wasm' },
+        timeout: 240_000,
+      });
+      expect(r.status, `${relative(root, e.file)} failed:\n${r.stderr.slice(-3000)}`).toBe(0);
+    },
+    300_000,
+  );
 });

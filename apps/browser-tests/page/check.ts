@@ -1,5 +1,5 @@
 // Comparisons of our tensors with the reference tensors of a fixture file.
-import { tf, type RawTensor } from '@fiber-vl/tensor-core';
+import type { tf, RawTensor } from '@fiber-vl/tensor-core';
 import type { Check } from './protocol.js';
 
 /** max |a - b| (NaN anywhere, or a length mismatch, gives Infinity) and max |b|. */

@@ -21,7 +21,14 @@ export {
   type SpiceScorer,
 } from './caption/evaluate.js';
 
-export { vqaAccuracy, type VqaInput, type VqaScores, type VqaAnnotation, type VqaQuestion, type VqaPrediction } from './vqa/evaluate.js';
+export {
+  vqaAccuracy,
+  type VqaInput,
+  type VqaScores,
+  type VqaAnnotation,
+  type VqaQuestion,
+  type VqaPrediction,
+} from './vqa/evaluate.js';
 export { normalizeVqaAnswer, processPunctuation, processDigitArticle } from './vqa/normalize.js';
 
 export { retrievalRecall, type RetrievalScores, type DirectionScores, type SimilarityMatrix } from './retrieval.js';

@@ -67,6 +67,7 @@ describe('retrieval recall (VSE++ protocol)', () => {
       [
         [
           [1, 2],
+          // biome-ignore lint/suspicious/noSparseArray: a hole is the hostile input under test
           [0, ,],
         ],
         'sims.json: similarity[1][1] is not a finite number: undefined',

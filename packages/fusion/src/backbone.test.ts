@@ -14,13 +14,34 @@ describe('FiberCoarseBackbone', () => {
   it('the tiny preset builds and runs both passes with the shapes of its config', () => {
     const model = new FiberCoarseBackbone(config(), new Generator(1)).eval();
     const px = new Generator(2).normal([2, 3, 32, 32]);
-    const ids = tf.tensor2d([[0, 5, 6, 2, 1, 1], [0, 7, 2, 1, 1, 1]], undefined, 'int32');
-    const mask = tf.tensor2d([[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]], undefined, 'int32');
+    const ids = tf.tensor2d(
+      [
+        [0, 5, 6, 2, 1, 1],
+        [0, 7, 2, 1, 1, 1],
+      ],
+      undefined,
+      'int32',
+    );
+    const mask = tf.tensor2d(
+      [
+        [1, 1, 1, 1, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+      ],
+      undefined,
+      'int32',
+    );
     const f = model.fused(px, ids, mask);
-    expect([f.textFeats.shape, f.imageFeats.shape, f.clsFeats.shape]).toEqual([[2, 6, 64], [2, 1, 64], [2, 128]]);
+    expect([f.textFeats.shape, f.imageFeats.shape, f.clsFeats.shape]).toEqual([
+      [2, 6, 64],
+      [2, 1, 64],
+      [2, 128],
+    ]);
     const img = model.encodeImage(px);
     const txt = model.encodeText(ids, mask);
-    expect([img.imageCls.shape, txt.textCls.shape]).toEqual([[2, 64], [2, 64]]);
+    expect([img.imageCls.shape, txt.textCls.shape]).toEqual([
+      [2, 64],
+      [2, 64],
+    ]);
     disposeOutput([f, img, txt, px, ids, mask]);
     model.dispose();
   });
@@ -30,9 +51,15 @@ describe('FiberCoarseBackbone', () => {
     const px = tf.zeros([2, 3, 32, 32]);
     const ids = tf.zeros([3, 4], 'int32');
     const mask = tf.ones([3, 5], 'int32');
-    expect(() => model.fused(px, ids, tf.ones([3, 4], 'int32'))).toThrow('FIBER: pixels [2, 3, 32, 32] hold 2 images but inputIds [3, 4] hold 3 texts');
-    expect(() => model.fused(tf.zeros([3, 3, 32, 32]), ids, mask)).toThrow('FIBER: attentionMask [3, 5] does not match inputIds [3, 4]');
-    expect(() => model.fused(tf.zeros([3, 3, 48, 48]), ids, tf.ones([3, 4], 'int32'))).toThrow(/pixels are 48x48, but the model is built for 32x32 images/);
+    expect(() => model.fused(px, ids, tf.ones([3, 4], 'int32'))).toThrow(
+      'FIBER: pixels [2, 3, 32, 32] hold 2 images but inputIds [3, 4] hold 3 texts',
+    );
+    expect(() => model.fused(tf.zeros([3, 3, 32, 32]), ids, mask)).toThrow(
+      'FIBER: attentionMask [3, 5] does not match inputIds [3, 4]',
+    );
+    expect(() => model.fused(tf.zeros([3, 3, 48, 48]), ids, tf.ones([3, 4], 'int32'))).toThrow(
+      /pixels are 48x48, but the model is built for 32x32 images/,
+    );
     tf.dispose([px, ids, mask]);
     model.dispose();
   });
@@ -41,7 +68,8 @@ describe('FiberCoarseBackbone', () => {
     const rng = new Generator(3);
     const model = new FiberCoarseBackbone(config(), rng).eval();
     // open the gates (they start at 0, which would hide the cross-attention from the gradient)
-    for (const [name, p] of model.namedParameters()) if (/alpha_(i2t|t2i)$/.test(name)) p.value.assign(tf.scalar(0.7).reshape([1]));
+    for (const [name, p] of model.namedParameters())
+      if (/alpha_(i2t|t2i)$/.test(name)) p.value.assign(tf.scalar(0.7).reshape([1]));
     const px = rng.normal([1, 3, 32, 32]);
     const ids = tf.tensor2d([[0, 5, 6, 2, 1]], undefined, 'int32');
     const mask = tf.tensor2d([[1, 1, 1, 1, 0]], undefined, 'int32');

@@ -43,7 +43,9 @@ const shapeOf = (t: tf.Tensor) => `[${t.shape.join(', ')}]`;
  */
 export function checkPairedBatch(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask?: tf.Tensor): void {
   if (pixels.rank === 4 && inputIds.rank === 2 && pixels.shape[0] !== inputIds.shape[0]) {
-    throw new RangeError(`FIBER: pixels ${shapeOf(pixels)} hold ${pixels.shape[0]} images but inputIds ${shapeOf(inputIds)} hold ${inputIds.shape[0]} texts`);
+    throw new RangeError(
+      `FIBER: pixels ${shapeOf(pixels)} hold ${pixels.shape[0]} images but inputIds ${shapeOf(inputIds)} hold ${inputIds.shape[0]} texts`,
+    );
   }
   if (attentionMask && attentionMask.shape.join() !== inputIds.shape.join()) {
     throw new RangeError(`FIBER: attentionMask ${shapeOf(attentionMask)} does not match inputIds ${shapeOf(inputIds)}`);
@@ -56,7 +58,10 @@ export interface RunFusedOptions {
   /** Called at each stage end, before its PatchMerging (the fine-grained backbone reads its features here). */
   onStageEnd?: (stage: number, image: SwinState) => void;
   /** Called after every step with its output: Swin steps, and text layers (`{ kind: 'text' }`). For parity checks. */
-  observe?: (step: SwinStep | { kind: 'text'; layer: number } | { kind: 'embed' }, state: SwinState | RobertaState) => void;
+  observe?: (
+    step: SwinStep | { kind: 'text'; layer: number } | { kind: 'embed' },
+    state: SwinState | RobertaState,
+  ) => void;
 }
 
 /**
@@ -93,7 +98,11 @@ export function runFused(
     image = swin.step(s, image, pair ? { text: text.hidden, mask: text.mask } : undefined);
     observe?.(s, image);
     // parallel update: the text layer reads the image state from before the paired block
-    if (pair) textLayer(pair.textLayer, { context: { image: before.hidden }, skipOutputNorm: skipLastTextNorm && pair.textLayer === lastText });
+    if (pair)
+      textLayer(pair.textLayer, {
+        context: { image: before.hidden },
+        skipOutputNorm: skipLastTextNorm && pair.textLayer === lastText,
+      });
   }
   return { image, text };
 }
@@ -130,11 +139,20 @@ export class FiberCoarseBackbone extends Module {
     this.vitModel = new SwinTransformer<TextContext>(swin, {
       rng,
       attentionFactory: (stage, block, dim, windowSize, heads) =>
-        fused.has(`${stage}/${block}`) ? new FusedWindowAttention(dim, windowSize, heads, textWidth, { qkvBias: swin.qkvBias, eps: swin.layerNormEps, rng }) : undefined,
+        fused.has(`${stage}/${block}`)
+          ? new FusedWindowAttention(dim, windowSize, heads, textWidth, {
+              qkvBias: swin.qkvBias,
+              eps: swin.layerNormEps,
+              rng,
+            })
+          : undefined,
     });
     const layers = Array.from({ length: roberta.numHiddenLayers }, (_, i) => {
       const stage = stageOfLayer.get(i);
-      return new FiberRobertaLayer(roberta, { kvDim: stage === undefined ? undefined : swin.embedDim * 2 ** stage, rng });
+      return new FiberRobertaLayer(roberta, {
+        kvDim: stage === undefined ? undefined : swin.embedDim * 2 ** stage,
+        rng,
+      });
     });
     this.textTransformer = new RobertaModel<ImageContext>(roberta, { rng, layers });
     this.crossModalImagePooler = new RobertaPooler({ hiddenSize }, rng);
@@ -148,12 +166,26 @@ export class FiberCoarseBackbone extends Module {
     checkPairedBatch(pixels, inputIds, attentionMask);
     return tidyOutput(() => {
       // the last text layer skips its output LayerNorm in the coarse fused pass (fiber-spec §1.5)
-      const { image, text } = runFused(this.vitModel, this.textTransformer, this.schedule, pixels, inputIds, attentionMask, { skipLastTextNorm: true });
+      const { image, text } = runFused(
+        this.vitModel,
+        this.textTransformer,
+        this.schedule,
+        pixels,
+        inputIds,
+        attentionMask,
+        { skipLastTextNorm: true },
+      );
       const textFeats = this.crossModalTextTransform.forward(text.hidden);
       const imageFeats = this.crossModalImageTransform.forward(image.hidden);
       const clsText = this.crossModalTextPooler.forward(textFeats);
       const clsImage = this.crossModalImagePooler.forward(tf.mean(imageFeats, 1, true));
-      return { textFeats, imageFeats, clsFeats: tf.concat([clsText, clsImage], -1), text: text.hidden, image: image.hidden };
+      return {
+        textFeats,
+        imageFeats,
+        clsFeats: tf.concat([clsText, clsImage], -1),
+        text: text.hidden,
+        image: image.hidden,
+      };
     });
   }
 

@@ -9,7 +9,17 @@
 //   a = a + alpha_t2i * crossattention_t2i.output.dense(attend(a, image tokens)).
 //   The coarse model gives every layer a gate; the fine-grained one only the fused layers, and its
 //   crossattention_t2i.output has no LayerNorm (an Identity in the official code).
-import { Dropout, LayerNorm, Linear, Module, Parameter, defaultGenerator, scaledDotProductAttention, tf, type Generator } from '@fiber-vl/tensor-core';
+import {
+  Dropout,
+  LayerNorm,
+  Linear,
+  Module,
+  Parameter,
+  defaultGenerator,
+  scaledDotProductAttention,
+  tf,
+  type Generator,
+} from '@fiber-vl/tensor-core';
 import { RobertaLayer, RobertaSelfAttention, RobertaSelfOutput, type RobertaConfig } from '@fiber-vl/roberta';
 import { WindowAttention, type WindowContext } from '@fiber-vl/swin';
 
@@ -46,7 +56,13 @@ export class FusedWindowAttention extends WindowAttention<TextContext> {
   qkvI2t: Linear;
   projI2t: Linear;
   normI2tI?: LayerNorm;
-  constructor(dim: number, windowSize: number, numHeads: number, textDim: number, { qkvBias = true, eps = 1e-5, queryNorm = true, rng = defaultGenerator }: FusedWindowAttentionOptions = {}) {
+  constructor(
+    dim: number,
+    windowSize: number,
+    numHeads: number,
+    textDim: number,
+    { qkvBias = true, eps = 1e-5, queryNorm = true, rng = defaultGenerator }: FusedWindowAttentionOptions = {},
+  ) {
     super(dim, windowSize, numHeads, { qkvBias, rng });
     this.alphaI2t = new Parameter(tf.zeros([1])); // gate starts closed: the pre-trained backbone is unchanged
     this.qkvTextI2t = new Linear(textDim, 2 * dim, { rng });
@@ -93,7 +109,11 @@ export class CrossAttentionOutput extends Module {
 export class FiberCrossAttention extends Module {
   self: RobertaSelfAttention;
   output: RobertaSelfOutput | CrossAttentionOutput;
-  constructor(config: RobertaConfig, kvDim: number, { outputNorm = true, rng = defaultGenerator }: { outputNorm?: boolean; rng?: Generator } = {}) {
+  constructor(
+    config: RobertaConfig,
+    kvDim: number,
+    { outputNorm = true, rng = defaultGenerator }: { outputNorm?: boolean; rng?: Generator } = {},
+  ) {
     super();
     this.self = new RobertaSelfAttention(config, rng, { kvDim });
     // the coarse model keeps an (unused) output LayerNorm in its state dict; the fine one has none
@@ -119,8 +139,13 @@ export class FiberRobertaLayer extends RobertaLayer<ImageContext> {
   alphaT2i?: Parameter;
   declare crossAttention?: FiberCrossAttention;
   protected override childNames = { crossAttention: 'crossattention_t2i' };
-  constructor(config: RobertaConfig, { kvDim, gate = true, crossOutputNorm = true, rng = defaultGenerator }: FiberRobertaLayerOptions = {}) {
-    super(config, rng, { crossAttention: kvDim ? new FiberCrossAttention(config, kvDim, { outputNorm: crossOutputNorm, rng }) : undefined });
+  constructor(
+    config: RobertaConfig,
+    { kvDim, gate = true, crossOutputNorm = true, rng = defaultGenerator }: FiberRobertaLayerOptions = {},
+  ) {
+    super(config, rng, {
+      crossAttention: kvDim ? new FiberCrossAttention(config, kvDim, { outputNorm: crossOutputNorm, rng }) : undefined,
+    });
     if (gate || kvDim) this.alphaT2i = new Parameter(tf.zeros([1]));
   }
 

@@ -16,22 +16,33 @@ describe('FIBER fusion schedule', () => {
     const cfg = fiberBaseConfig(576, { numFuseBlock: 3 });
     expect(cfg.swin.windowSize).toBe(18);
     expect(fusionSchedule(cfg).map((p) => p.textLayer)).toEqual([9, 10, 11]);
-    expect(() => fiberBaseConfig(384, { numFuseBlock: 1 })).toThrow(/numFuseBlock: 1 must cover every last-stage block \(2\)/);
+    expect(() => fiberBaseConfig(384, { numFuseBlock: 1 })).toThrow(
+      /numFuseBlock: 1 must cover every last-stage block \(2\)/,
+    );
   });
 
   it('presets reach every part and derive the coarse window rule', () => {
     const tiny = fiberConfig('tiny');
-    expect([tiny.swin.imageSize, tiny.swin.windowSize, tiny.roberta.hiddenSize, tiny.numFuseBlock]).toEqual([64, 2, 64, 3]);
+    expect([tiny.swin.imageSize, tiny.swin.windowSize, tiny.roberta.hiddenSize, tiny.numFuseBlock]).toEqual([
+      64, 2, 64, 3,
+    ]);
     const small = fiberConfig('small', { imageSize: 96, roberta: { vocabSize: 1000 }, swin: { dropPathRate: 0.2 } });
-    expect([small.swin.windowSize, small.roberta.vocabSize, small.swin.dropPathRate, small.roberta.hiddenSize]).toEqual([3, 1000, 0.2, 128]);
+    expect([small.swin.windowSize, small.roberta.vocabSize, small.swin.dropPathRate, small.roberta.hiddenSize]).toEqual(
+      [3, 1000, 0.2, 128],
+    );
     expect(fiberConfig('base', { imageSize: 576, maxTextLen: 50 }).swin.windowSize).toBe(18);
     expect(fiberConfig('base', { swin: { windowSize: 6 } }).swin.windowSize).toBe(6);
-    for (const name of Object.keys(FIBER_PRESETS) as (keyof typeof FIBER_PRESETS)[]) expect(() => fiberConfig(name)).not.toThrow();
+    for (const name of Object.keys(FIBER_PRESETS) as (keyof typeof FIBER_PRESETS)[])
+      expect(() => fiberConfig(name)).not.toThrow();
   });
   it('rejects what would fail later, naming the field', () => {
     expect(() => fiberConfig('tiny', { swin: { windowSize: 7 } })).toThrow(/SwinConfig.windowSize: 7 does not tile/);
-    expect(() => fiberConfig('tiny', { maxTextLen: 40 })).toThrow('FiberCoarseConfig.maxTextLen: 40 must be an integer in [2, 32] (roberta.maxPositionEmbeddings 34)');
-    expect(() => fiberConfig('tiny', { numFuseBlock: 5 })).toThrow(/numFuseBlock: 5 must cover every last-stage block \(2\) and fit in the last two stages \(4\)/);
+    expect(() => fiberConfig('tiny', { maxTextLen: 40 })).toThrow(
+      'FiberCoarseConfig.maxTextLen: 40 must be an integer in [2, 32] (roberta.maxPositionEmbeddings 34)',
+    );
+    expect(() => fiberConfig('tiny', { numFuseBlock: 5 })).toThrow(
+      /numFuseBlock: 5 must cover every last-stage block \(2\) and fit in the last two stages \(4\)/,
+    );
     expect(() => fiberConfig('tiny', { roberta: { numAttentionHeads: 3 } })).toThrow(/RobertaConfig.numAttentionHeads/);
     // @ts-expect-error an unknown preset
     expect(() => fiberConfig('huge')).toThrow(/unknown preset "huge"/);

@@ -53,7 +53,14 @@ export const FIBER_PRESETS: Readonly<Record<FiberPresetName, Preset>> = {
   small: {
     imageSize: 128,
     swin: { ...swinB, embedDim: 32, depths: [2, 2, 6, 2], numHeads: [1, 2, 4, 8] },
-    roberta: { ...ROBERTA_BASE, hiddenSize: 128, numHiddenLayers: 6, numAttentionHeads: 4, intermediateSize: 512, maxPositionEmbeddings: 66 },
+    roberta: {
+      ...ROBERTA_BASE,
+      hiddenSize: 128,
+      numHiddenLayers: 6,
+      numAttentionHeads: 4,
+      intermediateSize: 512,
+      maxPositionEmbeddings: 66,
+    },
     numFuseBlock: 4,
     hiddenSize: 128,
     maxTextLen: 32,
@@ -61,7 +68,14 @@ export const FIBER_PRESETS: Readonly<Record<FiberPresetName, Preset>> = {
   tiny: {
     imageSize: 64,
     swin: { ...swinB, embedDim: 16, depths: [1, 1, 2, 2], numHeads: [1, 2, 2, 4] },
-    roberta: { ...ROBERTA_BASE, hiddenSize: 64, numHiddenLayers: 4, numAttentionHeads: 2, intermediateSize: 128, maxPositionEmbeddings: 34 },
+    roberta: {
+      ...ROBERTA_BASE,
+      hiddenSize: 64,
+      numHiddenLayers: 4,
+      numAttentionHeads: 2,
+      intermediateSize: 128,
+      maxPositionEmbeddings: 34,
+    },
     numFuseBlock: 3,
     hiddenSize: 64,
     maxTextLen: 24,
@@ -87,7 +101,8 @@ export interface FiberConfigOptions {
  */
 export function fiberConfig(preset: FiberPresetName = 'base', options: FiberConfigOptions = {}): FiberCoarseConfig {
   const p = FIBER_PRESETS[preset];
-  if (!p) throw new RangeError(`fiberConfig: unknown preset "${preset}" (expected ${Object.keys(FIBER_PRESETS).join(', ')})`);
+  if (!p)
+    throw new RangeError(`fiberConfig: unknown preset "${preset}" (expected ${Object.keys(FIBER_PRESETS).join(', ')})`);
   const imageSize = options.imageSize ?? options.swin?.imageSize ?? p.imageSize;
   return validateFiberConfig({
     swin: { ...p.swin, imageSize, windowSize: fiberCoarseWindowSize(imageSize), ...options.swin },
@@ -99,7 +114,10 @@ export function fiberConfig(preset: FiberPresetName = 'base', options: FiberConf
 }
 
 /** FIBER-B at 384 px (pre-training, NLVR2, ITM retrieval) or 576 px (VQA, ITC retrieval, captioning). */
-export function fiberBaseConfig(imageSize: number = 384, overrides: Omit<FiberConfigOptions, 'imageSize'> = {}): FiberCoarseConfig {
+export function fiberBaseConfig(
+  imageSize: number = 384,
+  overrides: Omit<FiberConfigOptions, 'imageSize'> = {},
+): FiberCoarseConfig {
   return fiberConfig('base', { ...overrides, imageSize });
 }
 
@@ -110,17 +128,26 @@ export function validateFiberConfig(cfg: FiberCoarseConfig): FiberCoarseConfig {
   };
   validateSwinConfig(cfg.swin, 'classification');
   validateRobertaConfig(cfg.roberta);
-  if (cfg.swin.depths.length < 2) bad('swin.depths', `FIBER fuses the last two Swin stages; ${cfg.swin.depths.length} stage(s) given`);
+  if (cfg.swin.depths.length < 2)
+    bad('swin.depths', `FIBER fuses the last two Swin stages; ${cfg.swin.depths.length} stage(s) given`);
   const last = cfg.swin.depths.length - 1;
   const fusable = cfg.swin.depths[last] + cfg.swin.depths[last - 1];
   if (!Number.isInteger(cfg.numFuseBlock) || cfg.numFuseBlock < cfg.swin.depths[last] || cfg.numFuseBlock > fusable) {
-    bad('numFuseBlock', `${cfg.numFuseBlock} must cover every last-stage block (${cfg.swin.depths[last]}) and fit in the last two stages (${fusable})`);
+    bad(
+      'numFuseBlock',
+      `${cfg.numFuseBlock} must cover every last-stage block (${cfg.swin.depths[last]}) and fit in the last two stages (${fusable})`,
+    );
   }
-  if (cfg.numFuseBlock > cfg.roberta.numHiddenLayers) bad('numFuseBlock', `${cfg.numFuseBlock} exceeds the ${cfg.roberta.numHiddenLayers} text layers`);
-  if (!Number.isInteger(cfg.hiddenSize) || cfg.hiddenSize < 1) bad('hiddenSize', `must be a positive integer, got ${cfg.hiddenSize}`);
+  if (cfg.numFuseBlock > cfg.roberta.numHiddenLayers)
+    bad('numFuseBlock', `${cfg.numFuseBlock} exceeds the ${cfg.roberta.numHiddenLayers} text layers`);
+  if (!Number.isInteger(cfg.hiddenSize) || cfg.hiddenSize < 1)
+    bad('hiddenSize', `must be a positive integer, got ${cfg.hiddenSize}`);
   const longest = maxInputLength(cfg.roberta);
   if (!Number.isInteger(cfg.maxTextLen) || cfg.maxTextLen < 2 || cfg.maxTextLen > longest) {
-    bad('maxTextLen', `${cfg.maxTextLen} must be an integer in [2, ${longest}] (roberta.maxPositionEmbeddings ${cfg.roberta.maxPositionEmbeddings})`);
+    bad(
+      'maxTextLen',
+      `${cfg.maxTextLen} must be an integer in [2, ${longest}] (roberta.maxPositionEmbeddings ${cfg.roberta.maxPositionEmbeddings})`,
+    );
   }
   return cfg;
 }
@@ -143,7 +170,8 @@ export function fusionSchedule(cfg: Pick<FiberCoarseConfig, 'swin' | 'roberta' |
   const inPrev = cfg.numFuseBlock - inLast;
   const firstText = cfg.roberta.numHiddenLayers - cfg.numFuseBlock;
   const pairs: FusedPair[] = [];
-  for (let i = 0; i < inPrev; i++) pairs.push({ stage: last - 1, block: cfg.swin.depths[last - 1] - inPrev + i, textLayer: firstText + i });
+  for (let i = 0; i < inPrev; i++)
+    pairs.push({ stage: last - 1, block: cfg.swin.depths[last - 1] - inPrev + i, textLayer: firstText + i });
   for (let i = 0; i < inLast; i++) pairs.push({ stage: last, block: i, textLayer: firstText + inPrev + i });
   return pairs;
 }

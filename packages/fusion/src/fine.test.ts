@@ -16,7 +16,13 @@ const { names } = await testBackends();
 function configOf(): FiberFineConfig {
   const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   return fiberFineConfig('base', {
-    swin: swinConfig('swin_base_patch4_window12_384', { embedDim: c.swin.embed_dim, depths: c.swin.depths, numHeads: c.swin.num_heads, windowSize: c.swin.window_size, patchSize: c.swin.patch_size }),
+    swin: swinConfig('swin_base_patch4_window12_384', {
+      embedDim: c.swin.embed_dim,
+      depths: c.swin.depths,
+      numHeads: c.swin.num_heads,
+      windowSize: c.swin.window_size,
+      patchSize: c.swin.patch_size,
+    }),
     roberta: robertaConfigFromHf(c.roberta),
     maxQueryLen: c.max_query_len,
   });
@@ -24,7 +30,10 @@ function configOf(): FiberFineConfig {
 
 async function load() {
   const model = new FiberFineBackbone(configOf());
-  const dict = await loadSafetensors(join(dir, 'model.safetensors'), (k) => k.startsWith('fusion_backbone.') && !k.startsWith('fusion_backbone.backbone.fpn.'));
+  const dict = await loadSafetensors(
+    join(dir, 'model.safetensors'),
+    (k) => k.startsWith('fusion_backbone.') && !k.startsWith('fusion_backbone.backbone.fpn.'),
+  );
   model.loadStateDict(new Map([...dict].map(([k, v]) => [k.slice('fusion_backbone.'.length), v])));
   tf.dispose([...dict.values()]);
   return model.eval();
@@ -33,8 +42,16 @@ async function load() {
 describe('fine-grained backbone config', () => {
   it('FIBER-B: window 12, drop-path 0.4, MAX_QUERY_LEN 256; validation names the field', () => {
     const c = fiberFineConfig();
-    expect([c.swin.windowSize, c.swin.dropPathRate, c.maxQueryLen, c.version, c.numFuseBlock]).toEqual([12, 0.4, 256, 'v2', 6]);
-    expect(() => fiberFineConfig('tiny', { maxQueryLen: 100 })).toThrow('FiberFineConfig.maxQueryLen: 100 must be an integer in [2, 32]');
+    expect([c.swin.windowSize, c.swin.dropPathRate, c.maxQueryLen, c.version, c.numFuseBlock]).toEqual([
+      12,
+      0.4,
+      256,
+      'v2',
+      6,
+    ]);
+    expect(() => fiberFineConfig('tiny', { maxQueryLen: 100 })).toThrow(
+      'FiberFineConfig.maxQueryLen: 100 must be an integer in [2, 32]',
+    );
     // @ts-expect-error not a version
     expect(() => fiberFineConfig('tiny', { version: 'v4' })).toThrow(/FiberFineConfig.version: "v4" is not v2 or v3/);
   });
@@ -48,7 +65,9 @@ describe.each(names)('fine-grained backbone parity with the official code on %s'
     const inputs = await SafetensorsFile.open(join(dir, 'inputs.safetensors'));
     const inter = await SafetensorsFile.open(join(dir, 'intermediates.safetensors'));
     const outputs = await SafetensorsFile.open(join(dir, 'outputs.safetensors'));
-    const [images, ids, mask] = await Promise.all(['images', 'input_ids', 'attention_mask'].map((n) => inputs.readTensor(n)));
+    const [images, ids, mask] = await Promise.all(
+      ['images', 'input_ids', 'attention_mask'].map((n) => inputs.readTensor(n)),
+    );
     const acts: [string, tf.Tensor][] = [];
     const { runFused } = await import('./backbone.js');
     const out = tf.tidy(() => {
@@ -71,12 +90,23 @@ describe.each(names)('fine-grained backbone parity with the official code on %s'
     const full = model.forward(images, ids, mask);
     const errors = {
       ...(await maxAbsErrors(acts, inter)),
-      ...(await maxAbsErrors([['lang.hidden', full.language.hidden], ['lang.embedded', full.language.embedded], ['lang.aggregate', full.language.aggregate]], outputs)),
+      ...(await maxAbsErrors(
+        [
+          ['lang.hidden', full.language.hidden],
+          ['lang.embedded', full.language.embedded],
+          ['lang.aggregate', full.language.aggregate],
+        ],
+        outputs,
+      )),
     };
     expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
     // every backbone intermediate of the fixture (its head.tower* ones are the head's, checked in heads-fine)
     expect(Object.keys(errors)).toHaveLength(44);
-    expect(full.stages.map((s) => s.shape)).toEqual([[2, 32, 12, 16], [2, 64, 6, 8], [2, 128, 3, 4]]);
+    expect(full.stages.map((s) => s.shape)).toEqual([
+      [2, 32, 12, 16],
+      [2, 64, 6, 8],
+      [2, 128, 3, 4],
+    ]);
     disposeOutput([out, full, acts, images, ids, mask]);
     await Promise.all([inputs.close(), inter.close(), outputs.close()]);
     model.dispose();

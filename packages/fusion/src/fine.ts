@@ -10,7 +10,13 @@
 // The neck (`backbone.fpn`, in @fiber-vl/heads-fine) is passed in, so the module tree and its keys
 // are the official `fusion_backbone.*` ones by construction.
 import { Module, defaultGenerator, tf, tidyOutput, type Generator } from '@fiber-vl/tensor-core';
-import { ROBERTA_BASE, RobertaModel, maxInputLength, validateRobertaConfig, type RobertaConfig } from '@fiber-vl/roberta';
+import {
+  ROBERTA_BASE,
+  RobertaModel,
+  maxInputLength,
+  validateRobertaConfig,
+  type RobertaConfig,
+} from '@fiber-vl/roberta';
 import { SWIN_PRESETS, SwinTransformer, validateSwinConfig, type SwinConfig } from '@fiber-vl/swin';
 import { checkPairedBatch, runFused } from './backbone.js';
 import { FiberRobertaLayer, FusedWindowAttention, type ImageContext, type TextContext } from './blocks.js';
@@ -40,15 +46,45 @@ const swinBase: SwinConfig = { ...B, windowSize: 12, dropPathRate: 0.4 };
 export const FIBER_FINE_PRESETS: Readonly<Record<FiberFinePresetName, FiberFineConfig>> = {
   base: { swin: swinBase, roberta: { ...ROBERTA_BASE }, numFuseBlock: 6, version: 'v2', maxQueryLen: 256 },
   small: {
-    swin: { ...swinBase, imageSize: 128, windowSize: 4, embedDim: 32, depths: [2, 2, 6, 2], numHeads: [1, 2, 4, 8], dropPathRate: 0.1 },
-    roberta: { ...ROBERTA_BASE, hiddenSize: 128, numHiddenLayers: 6, numAttentionHeads: 4, intermediateSize: 512, maxPositionEmbeddings: 66 },
+    swin: {
+      ...swinBase,
+      imageSize: 128,
+      windowSize: 4,
+      embedDim: 32,
+      depths: [2, 2, 6, 2],
+      numHeads: [1, 2, 4, 8],
+      dropPathRate: 0.1,
+    },
+    roberta: {
+      ...ROBERTA_BASE,
+      hiddenSize: 128,
+      numHiddenLayers: 6,
+      numAttentionHeads: 4,
+      intermediateSize: 512,
+      maxPositionEmbeddings: 66,
+    },
     numFuseBlock: 4,
     version: 'v2',
     maxQueryLen: 64,
   },
   tiny: {
-    swin: { ...swinBase, imageSize: 64, windowSize: 4, embedDim: 16, depths: [1, 1, 2, 2], numHeads: [1, 2, 2, 4], dropPathRate: 0.1 },
-    roberta: { ...ROBERTA_BASE, hiddenSize: 64, numHiddenLayers: 4, numAttentionHeads: 2, intermediateSize: 128, maxPositionEmbeddings: 34 },
+    swin: {
+      ...swinBase,
+      imageSize: 64,
+      windowSize: 4,
+      embedDim: 16,
+      depths: [1, 1, 2, 2],
+      numHeads: [1, 2, 2, 4],
+      dropPathRate: 0.1,
+    },
+    roberta: {
+      ...ROBERTA_BASE,
+      hiddenSize: 64,
+      numHiddenLayers: 4,
+      numAttentionHeads: 2,
+      intermediateSize: 128,
+      maxPositionEmbeddings: 34,
+    },
     numFuseBlock: 3,
     version: 'v2',
     maxQueryLen: 32,
@@ -64,9 +100,15 @@ export interface FiberFineConfigOptions {
 }
 
 /** A fine-grained config from a preset with overrides, validated. */
-export function fiberFineConfig(preset: FiberFinePresetName = 'base', options: FiberFineConfigOptions = {}): FiberFineConfig {
+export function fiberFineConfig(
+  preset: FiberFinePresetName = 'base',
+  options: FiberFineConfigOptions = {},
+): FiberFineConfig {
   const p = FIBER_FINE_PRESETS[preset];
-  if (!p) throw new RangeError(`fiberFineConfig: unknown preset "${preset}" (expected ${Object.keys(FIBER_FINE_PRESETS).join(', ')})`);
+  if (!p)
+    throw new RangeError(
+      `fiberFineConfig: unknown preset "${preset}" (expected ${Object.keys(FIBER_FINE_PRESETS).join(', ')})`,
+    );
   return validateFiberFineConfig({
     swin: { ...p.swin, ...options.swin },
     roberta: { ...p.roberta, ...options.roberta },
@@ -82,14 +124,27 @@ export function validateFiberFineConfig(cfg: FiberFineConfig): FiberFineConfig {
   };
   validateSwinConfig(cfg.swin, 'detection');
   validateRobertaConfig(cfg.roberta);
-  if (cfg.swin.depths.length !== 4) bad('swin.depths', `the fine-grained backbone outputs stages 1-3 of a 4-stage Swin; ${cfg.swin.depths.length} stages given`);
+  if (cfg.swin.depths.length !== 4)
+    bad(
+      'swin.depths',
+      `the fine-grained backbone outputs stages 1-3 of a 4-stage Swin; ${cfg.swin.depths.length} stages given`,
+    );
   const fusable = cfg.swin.depths[3] + cfg.swin.depths[2];
-  if (!Number.isInteger(cfg.numFuseBlock) || cfg.numFuseBlock < cfg.swin.depths[3] || cfg.numFuseBlock > fusable || cfg.numFuseBlock > cfg.roberta.numHiddenLayers) {
-    bad('numFuseBlock', `${cfg.numFuseBlock} must cover the last stage (${cfg.swin.depths[3]} blocks), fit in the last two (${fusable}) and in the ${cfg.roberta.numHiddenLayers} text layers`);
+  if (
+    !Number.isInteger(cfg.numFuseBlock) ||
+    cfg.numFuseBlock < cfg.swin.depths[3] ||
+    cfg.numFuseBlock > fusable ||
+    cfg.numFuseBlock > cfg.roberta.numHiddenLayers
+  ) {
+    bad(
+      'numFuseBlock',
+      `${cfg.numFuseBlock} must cover the last stage (${cfg.swin.depths[3]} blocks), fit in the last two (${fusable}) and in the ${cfg.roberta.numHiddenLayers} text layers`,
+    );
   }
   if (cfg.version !== 'v2' && cfg.version !== 'v3') bad('version', `"${String(cfg.version)}" is not v2 or v3`);
   const longest = maxInputLength(cfg.roberta);
-  if (!Number.isInteger(cfg.maxQueryLen) || cfg.maxQueryLen < 2 || cfg.maxQueryLen > longest) bad('maxQueryLen', `${cfg.maxQueryLen} must be an integer in [2, ${longest}]`);
+  if (!Number.isInteger(cfg.maxQueryLen) || cfg.maxQueryLen < 2 || cfg.maxQueryLen > longest)
+    bad('maxQueryLen', `${cfg.maxQueryLen} must be an integer in [2, ${longest}]`);
   return cfg;
 }
 
@@ -170,15 +225,27 @@ export class FiberFineBackbone extends Module {
       rng,
       attentionFactory: (stage, block, dim, windowSize, heads) =>
         fused.has(`${stage}/${block}`)
-          ? new FusedWindowAttention(dim, windowSize, heads, roberta.hiddenSize, { qkvBias: swin.qkvBias, eps: swin.layerNormEps, queryNorm: version === 'v3', rng })
+          ? new FusedWindowAttention(dim, windowSize, heads, roberta.hiddenSize, {
+              qkvBias: swin.qkvBias,
+              eps: swin.layerNormEps,
+              queryNorm: version === 'v3',
+              rng,
+            })
           : undefined,
     });
     const layers = Array.from({ length: roberta.numHiddenLayers }, (_, i) => {
       const stage = stageOfLayer.get(i);
-      return new FiberRobertaLayer(roberta, { kvDim: stage === undefined ? undefined : swin.embedDim * 2 ** stage, gate: false, crossOutputNorm: false, rng });
+      return new FiberRobertaLayer(roberta, {
+        kvDim: stage === undefined ? undefined : swin.embedDim * 2 ** stage,
+        gate: false,
+        crossOutputNorm: false,
+        rng,
+      });
     });
     this.backbone = new FineVisionBackbone(body, neck);
-    this.languageBackbone = new LanguageBackbone(new RobertaFusedEncoder(new RobertaModel<ImageContext>(roberta, { addPoolingLayer: false, rng, layers })));
+    this.languageBackbone = new LanguageBackbone(
+      new RobertaFusedEncoder(new RobertaModel<ImageContext>(roberta, { addPoolingLayer: false, rng, layers })),
+    );
   }
 
   get swin(): SwinTransformer<TextContext> {

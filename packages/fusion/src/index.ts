@@ -19,7 +19,15 @@ export {
   type TextContext,
   type ImageContext,
 } from './blocks.js';
-export { FiberCoarseBackbone, checkPairedBatch, runFused, type RunFusedOptions, type FusedOutput, type DualImageOutput, type DualTextOutput } from './backbone.js';
+export {
+  FiberCoarseBackbone,
+  checkPairedBatch,
+  runFused,
+  type RunFusedOptions,
+  type FusedOutput,
+  type DualImageOutput,
+  type DualTextOutput,
+} from './backbone.js';
 export {
   FiberFineBackbone,
   FineVisionBackbone,
@@ -36,4 +44,10 @@ export {
   type FineLanguageFeatures,
   type Neck,
 } from './fine.js';
-export { loadFiberCheckpoint, exportFiberCheckpoint, readCheckpointStateDict, FIBER_QUEUE_BUFFERS, type FiberLoadResult } from './checkpoint.js';
+export {
+  loadFiberCheckpoint,
+  exportFiberCheckpoint,
+  readCheckpointStateDict,
+  FIBER_QUEUE_BUFFERS,
+  type FiberLoadResult,
+} from './checkpoint.js';

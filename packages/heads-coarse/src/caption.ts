@@ -15,7 +15,11 @@ export function causalMask(batch: number, length: number, attentionMask?: tf.Ten
     const upper = tf.sub(tf.ones([length, length]), tf.linalg.bandPart(tf.ones([length, length]), -1, 0)); // 1 above the diagonal
     // -1e30 stands for -inf (the same softmax, and no inf arithmetic on GPUs)
     let m = tf.reshape(tf.mul(upper, -1e30), [1, 1, length, length]);
-    if (attentionMask) m = tf.add(m, tf.mul(tf.sub(1, tf.cast(tf.reshape(attentionMask, [batch, 1, 1, length]), 'float32')), -3.4028234663852886e38));
+    if (attentionMask)
+      m = tf.add(
+        m,
+        tf.mul(tf.sub(1, tf.cast(tf.reshape(attentionMask, [batch, 1, 1, length]), 'float32')), -3.4028234663852886e38),
+      );
     return tf.tile(m, [attentionMask ? 1 : batch, 1, 1, 1]);
   });
 }
@@ -40,12 +44,20 @@ export function captionImageEmbeds(model: FiberCoarseModel, pixels: tf.Tensor): 
  * padding mask. Drives the text backbone's own layers: the fused ones cross-attend one way to the
  * image (through cross_modal_att_layers[i] for the layers paired with the penultimate stage).
  */
-export function captionForward(model: FiberCoarseModel, imageEmbeds: tf.Tensor, inputIds: tf.Tensor, attentionMask?: tf.Tensor): CaptionForward {
+export function captionForward(
+  model: FiberCoarseModel,
+  imageEmbeds: tf.Tensor,
+  inputIds: tf.Tensor,
+  attentionMask?: tf.Tensor,
+): CaptionForward {
   const adapters = model.crossModalAttLayers;
   const head = model.mlmScore;
-  if (!adapters || !head) throw new Error('FiberCoarseModel: captioning needs the caption heads (cross_modal_att_layers, mlm_score)');
+  if (!adapters || !head)
+    throw new Error('FiberCoarseModel: captioning needs the caption heads (cross_modal_att_layers, mlm_score)');
   if (imageEmbeds.rank !== 3 || imageEmbeds.shape[0] !== inputIds.shape[0]) {
-    throw new RangeError(`captionForward: imageEmbeds [${imageEmbeds.shape.join(', ')}] must be [B, N, C] for inputIds [${inputIds.shape.join(', ')}]`);
+    throw new RangeError(
+      `captionForward: imageEmbeds [${imageEmbeds.shape.join(', ')}] must be [B, N, C] for inputIds [${inputIds.shape.join(', ')}]`,
+    );
   }
   const lastStage = model.config.swin.depths.length - 1;
   const stageOf = new Map(model.schedule.map((p) => [p.textLayer, p.stage]));
@@ -56,7 +68,11 @@ export function captionForward(model: FiberCoarseModel, imageEmbeds: tf.Tensor, 
       if (stage === undefined) return undefined;
       return { context: { image: stage === lastStage ? imageEmbeds : adapters.at(i).forward(imageEmbeds) } };
     };
-    const { lastHiddenState } = model.textTransformer.forward(inputIds, undefined, { additiveMask: causalMask(B, L, attentionMask), layerOptions, pool: false });
+    const { lastHiddenState } = model.textTransformer.forward(inputIds, undefined, {
+      additiveMask: causalMask(B, L, attentionMask),
+      layerOptions,
+      pool: false,
+    });
     const textFeats = model.crossModalTextTransform.forward(lastHiddenState);
     return { textFeats, logits: head.forward(textFeats) };
   });
@@ -83,13 +99,19 @@ function topIndices(values: Float32Array | number[], k: number): number[] {
  * Beam-search captions: returns, per image, the best beam's tokens after <s> (length maxLength - 1),
  * with </s> and <s> replaced by <pad> as the official test step does before decoding.
  */
-export async function beamSearchCaptions(model: FiberCoarseModel, pixels: tf.Tensor, opts: BeamSearchOptions = {}): Promise<number[][]> {
+export async function beamSearchCaptions(
+  model: FiberCoarseModel,
+  pixels: tf.Tensor,
+  opts: BeamSearchOptions = {},
+): Promise<number[][]> {
   const { beamSize: K = 5, maxLength = model.config.maxTextLen, bos = 0, pad = 1, eos = 2 } = opts;
   const maskId = opts.mask ?? model.config.roberta.vocabSize - 1;
   const B = pixels.shape[0];
   const V = model.config.roberta.vocabSize;
   const image = captionImageEmbeds(model, pixels);
-  const imageBeams = tf.tidy(() => tf.reshape(tf.tile(tf.expandDims(image, 1), [1, K, 1, 1]), [B * K, image.shape[1]!, image.shape[2]!]));
+  const imageBeams = tf.tidy(() =>
+    tf.reshape(tf.tile(tf.expandDims(image, 1), [1, K, 1, 1]), [B * K, image.shape[1]!, image.shape[2]!]),
+  );
   // ids[b][k] = token row; at step 0 only beam 0 of each image exists
   let ids: number[][] = Array.from({ length: B * K }, () => [bos, ...new Array(maxLength - 1).fill(pad)]);
   let ended = new Array<boolean>(B * K).fill(false);
@@ -173,6 +195,10 @@ export async function beamSearchCaptions(model: FiberCoarseModel, pixels: tf.Ten
 }
 
 /** Greedy decoding: the official search with one beam (the most likely token at each step). */
-export function greedyCaptions(model: FiberCoarseModel, pixels: tf.Tensor, opts: Omit<BeamSearchOptions, 'beamSize'> = {}): Promise<number[][]> {
+export function greedyCaptions(
+  model: FiberCoarseModel,
+  pixels: tf.Tensor,
+  opts: Omit<BeamSearchOptions, 'beamSize'> = {},
+): Promise<number[][]> {
   return beamSearchCaptions(model, pixels, { ...opts, beamSize: 1 });
 }

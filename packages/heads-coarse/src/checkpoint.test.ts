@@ -23,7 +23,13 @@ describe('FIBER checkpoint import / export', () => {
     const r = await loadFiberCheckpoint(model, join(root, 'set-b/model.safetensors'));
     expect(r.resized.length).toBe(24); // every block's table: (2*4-1)^2 -> (2*5-1)^2 rows
     expect(r.missingKeys).toEqual([]);
-    const f = model.eval().fused(tf.randomNormal([1, 3, 160, 160]), tf.tensor2d([[0, 5, 6, 2]], undefined, 'int32'), tf.tensor2d([[1, 1, 1, 1]], undefined, 'int32'));
+    const f = model
+      .eval()
+      .fused(
+        tf.randomNormal([1, 3, 160, 160]),
+        tf.tensor2d([[0, 5, 6, 2]], undefined, 'int32'),
+        tf.tensor2d([[1, 1, 1, 1]], undefined, 'int32'),
+      );
     expect(f.clsFeats.shape).toEqual([1, 64]);
     disposeOutput(f);
     model.dispose();
@@ -39,7 +45,9 @@ describe('FIBER checkpoint import / export', () => {
     const original = await SafetensorsFile.open(join(root, 'set-b/model.safetensors'));
     expect(exported.keys().sort()).toEqual(original.keys().sort());
     const key = 'vit_model.layers.2.blocks.15.attn.qkv_text_i2t.weight';
-    expect(Array.from((await exported.readRaw(key)).data as Float32Array)).toEqual(Array.from((await original.readRaw(key)).data as Float32Array));
+    expect(Array.from((await exported.readRaw(key)).data as Float32Array)).toEqual(
+      Array.from((await original.readRaw(key)).data as Float32Array),
+    );
     expect((await exported.readRaw('vit_model.layers.0.blocks.0.attn.relative_position_index')).dtype).toBe('I32');
     const again = new FiberCoarseModel(config, heads);
     await loadFiberCheckpoint(again, path);
@@ -52,7 +60,9 @@ describe('FIBER checkpoint import / export', () => {
   it('reads a Lightning .ckpt written by torch.save (partial state dict, strict off)', async () => {
     const { config, heads } = fixtureConfig();
     const model = new FiberCoarseModel({ ...config, hiddenSize: 3 }, heads); // itm_score.fc is [2, 6] in the tiny .ckpt
-    const r = await loadFiberCheckpoint(model, join(__dirname, '../../../fixtures/torch/lightning.ckpt'), { strict: false });
+    const r = await loadFiberCheckpoint(model, join(__dirname, '../../../fixtures/torch/lightning.ckpt'), {
+      strict: false,
+    });
     expect(r.unexpectedKeys).toEqual([]);
     expect(r.missingKeys).not.toContain('itm_score.fc.weight');
     expect(model.rankOutput!.weight.shape).toEqual([1, 6]);

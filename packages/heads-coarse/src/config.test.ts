@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { FIBER_HEAD_SETTINGS, FIBER_TASK_HEADS, VQAV2_LABEL_SIZE, clampTemperature, coarseHeadsConfig } from './config.js';
+import {
+  FIBER_HEAD_SETTINGS,
+  FIBER_TASK_HEADS,
+  VQAV2_LABEL_SIZE,
+  clampTemperature,
+  coarseHeadsConfig,
+} from './config.js';
 
 describe('coarse heads config', () => {
   it('has the official settings and the temperature clamp', () => {
@@ -11,12 +17,24 @@ describe('coarse heads config', () => {
     expect(clampTemperature(0.07)).toBe(0.07);
   });
   it('builds a config from a task or a selection, and rejects bad settings', () => {
-    expect(coarseHeadsConfig('pretrain')).toMatchObject({ itc: true, itm: true, mlm: true, vqaLabels: 0, itcTemperature: { init: 0.07 } });
-    const custom = coarseHeadsConfig({ ...FIBER_TASK_HEADS.vqa, vqaLabels: 12, itcTemperature: { init: 0.1, min: 0.01, max: 1 } });
+    expect(coarseHeadsConfig('pretrain')).toMatchObject({
+      itc: true,
+      itm: true,
+      mlm: true,
+      vqaLabels: 0,
+      itcTemperature: { init: 0.07 },
+    });
+    const custom = coarseHeadsConfig({
+      ...FIBER_TASK_HEADS.vqa,
+      vqaLabels: 12,
+      itcTemperature: { init: 0.1, min: 0.01, max: 1 },
+    });
     expect(custom.vqaLabels).toBe(12);
     expect(clampTemperature(0.001, custom)).toBe(0.01);
     expect(() => coarseHeadsConfig({ ...FIBER_TASK_HEADS.vqa, vqaLabels: -1 })).toThrow(/vqaLabels/);
-    expect(() => coarseHeadsConfig({ ...FIBER_TASK_HEADS.pretrain, itcTemperature: { init: 2, min: 0.001, max: 1 } })).toThrow(/itcTemperature/);
+    expect(() =>
+      coarseHeadsConfig({ ...FIBER_TASK_HEADS.pretrain, itcTemperature: { init: 2, min: 0.001, max: 1 } }),
+    ).toThrow(/itcTemperature/);
     // @ts-expect-error an unknown task name
     expect(() => coarseHeadsConfig('detection')).toThrow(/unknown task "detection"/);
   });

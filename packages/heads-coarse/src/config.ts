@@ -27,7 +27,9 @@ export interface CoarseHeadsConfig {
 export type CoarseHeadsSelection = Pick<CoarseHeadsConfig, 'itc' | 'itm' | 'mlm' | 'vqaLabels' | 'nlvr2' | 'caption'>;
 
 /** The settings every official head shares. */
-export const FIBER_HEAD_SETTINGS: Readonly<Pick<CoarseHeadsConfig, 'itcTemperature' | 'mlmLayerNormEps' | 'classifierLayerNormEps'>> = Object.freeze({
+export const FIBER_HEAD_SETTINGS: Readonly<
+  Pick<CoarseHeadsConfig, 'itcTemperature' | 'mlmLayerNormEps' | 'classifierLayerNormEps'>
+> = Object.freeze({
   itcTemperature: Object.freeze({ init: 0.07, min: 0.001, max: 1.0 }),
   mlmLayerNormEps: 1e-12,
   classifierLayerNormEps: 1e-5,
@@ -48,20 +50,32 @@ export type FiberTask = keyof typeof FIBER_TASK_HEADS;
  * A full heads config from a task name (the official checkpoint's heads) or a selection, with the
  * official settings unless overridden.
  */
-export function coarseHeadsConfig(heads: FiberTask | (CoarseHeadsSelection & Partial<CoarseHeadsConfig>)): CoarseHeadsConfig {
+export function coarseHeadsConfig(
+  heads: FiberTask | (CoarseHeadsSelection & Partial<CoarseHeadsConfig>),
+): CoarseHeadsConfig {
   if (typeof heads === 'string') {
     const selection = FIBER_TASK_HEADS[heads];
-    if (!selection) throw new RangeError(`coarseHeadsConfig: unknown task "${heads}" (expected ${Object.keys(FIBER_TASK_HEADS).join(', ')})`);
+    if (!selection)
+      throw new RangeError(
+        `coarseHeadsConfig: unknown task "${heads}" (expected ${Object.keys(FIBER_TASK_HEADS).join(', ')})`,
+      );
     return { ...FIBER_HEAD_SETTINGS, ...selection };
   }
   const cfg: CoarseHeadsConfig = { ...FIBER_HEAD_SETTINGS, ...heads };
-  if (!Number.isInteger(cfg.vqaLabels) || cfg.vqaLabels < 0) throw new RangeError(`CoarseHeadsConfig.vqaLabels: must be a non-negative integer, got ${cfg.vqaLabels}`);
+  if (!Number.isInteger(cfg.vqaLabels) || cfg.vqaLabels < 0)
+    throw new RangeError(`CoarseHeadsConfig.vqaLabels: must be a non-negative integer, got ${cfg.vqaLabels}`);
   const { init, min, max } = cfg.itcTemperature;
-  if (!(min > 0 && min <= init && init <= max)) throw new RangeError(`CoarseHeadsConfig.itcTemperature: need 0 < min <= init <= max, got ${JSON.stringify(cfg.itcTemperature)}`);
+  if (!(min > 0 && min <= init && init <= max))
+    throw new RangeError(
+      `CoarseHeadsConfig.itcTemperature: need 0 < min <= init <= max, got ${JSON.stringify(cfg.itcTemperature)}`,
+    );
   return cfg;
 }
 
 /** The official clamp of the learnable ITC temperature. */
-export function clampTemperature(t: number, cfg: Pick<CoarseHeadsConfig, 'itcTemperature'> = FIBER_HEAD_SETTINGS): number {
+export function clampTemperature(
+  t: number,
+  cfg: Pick<CoarseHeadsConfig, 'itcTemperature'> = FIBER_HEAD_SETTINGS,
+): number {
   return Math.min(cfg.itcTemperature.max, Math.max(cfg.itcTemperature.min, t));
 }

@@ -14,7 +14,8 @@ interface FixtureConfigJson {
 export function fiberConfigFromFixture(json: unknown): { config: FiberCoarseConfig; heads: CoarseHeadsSelection } {
   const c = json as FixtureConfigJson;
   const f = c.fiber ?? c.fiber_config;
-  if (!c.swin || !c.roberta || !f) throw new Error('fixture config.json: expected "swin", "roberta" and "fiber" (or "fiber_config") sections');
+  if (!c.swin || !c.roberta || !f)
+    throw new Error('fixture config.json: expected "swin", "roberta" and "fiber" (or "fiber_config") sections');
   const config = validateFiberConfig({
     swin: swinConfig('swin_base_patch4_window12_384', {
       imageSize: c.swin.img_size,
@@ -28,5 +29,8 @@ export function fiberConfigFromFixture(json: unknown): { config: FiberCoarseConf
     hiddenSize: f.hidden_size,
     maxTextLen: f.max_text_len,
   });
-  return { config, heads: { itc: true, itm: true, mlm: true, vqaLabels: f.vqav2_label_size, nlvr2: true, caption: true } };
+  return {
+    config,
+    heads: { itc: true, itm: true, mlm: true, vqaLabels: f.vqav2_label_size, nlvr2: true, caption: true },
+  };
 }

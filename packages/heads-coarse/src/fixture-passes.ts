@@ -16,11 +16,16 @@ export interface FixturePassResult {
  *   pixel_values, mlm_input_ids, itm_rolled_pixel_values too)
  * @param wanted names present in the folder's outputs / intermediates
  */
-export async function runFixturePasses(model: FiberCoarseModel, inputs: Map<string, tf.Tensor>, wanted: Set<string>): Promise<FixturePassResult> {
+export async function runFixturePasses(
+  model: FiberCoarseModel,
+  inputs: Map<string, tf.Tensor>,
+  wanted: Set<string>,
+): Promise<FixturePassResult> {
   const pixels = inputs.get('pixel_values') ?? inputs.get('image');
   const ids = inputs.get('input_ids');
   const mask = inputs.get('attention_mask');
-  if (!pixels || !ids || !mask) throw new Error('fixture inputs need pixel_values (or image), input_ids and attention_mask');
+  if (!pixels || !ids || !mask)
+    throw new Error('fixture inputs need pixel_values (or image), input_ids and attention_mask');
   const out = new Map<string, tf.Tensor>();
   const exact = new Map<string, number[][]>();
   const any = (...prefixes: string[]) => [...wanted].some((w) => prefixes.some((p) => w.startsWith(p)));
@@ -95,11 +100,14 @@ export async function runFixturePasses(model: FiberCoarseModel, inputs: Map<stri
       ['act.itc.text.embeddings', text.embeddings!],
     ];
     swin.blocks!.forEach((bs, i) =>
-      bs.forEach((b, j) => acts.push([`dual_image.img.stage${i}.block${j}`, b], [`act.itc.vit.layers.${i}.blocks.${j}`, b])),
+      bs.forEach((b, j) =>
+        acts.push([`dual_image.img.stage${i}.block${j}`, b], [`act.itc.vit.layers.${i}.blocks.${j}`, b]),
+      ),
     );
     swin.stages.forEach((s, i) => {
       acts.push([`dual_image.img.stage${i}.out`, s]);
-      if (i < swin.stages.length - 1) acts.push([`dual_image.img.stage${i}.downsample`, s], [`act.itc.vit.layers.${i}.downsample`, s]);
+      if (i < swin.stages.length - 1)
+        acts.push([`dual_image.img.stage${i}.downsample`, s], [`act.itc.vit.layers.${i}.downsample`, s]);
     });
     text.hiddenStates!.forEach((h, i) => acts.push([`dual_text.txt.layer${i}`, h], [`act.itc.text.layer.${i}`, h]));
     for (const [name, t] of acts) if (wanted.has(name)) out.set(name, tf.clone(t));
@@ -111,8 +119,8 @@ export async function runFixturePasses(model: FiberCoarseModel, inputs: Map<stri
     put('caption.image_embeds', image);
     put('caption.text_feats', c.textFeats);
     put('caption.logits', c.logits);
-    if (wanted.has('caption.beam5_ids')) exact.set('caption.beam5_ids', await beamSearchCaptions(model, pixels, { beamSize: 5, maxLength: ids.shape[1] }));
+    if (wanted.has('caption.beam5_ids'))
+      exact.set('caption.beam5_ids', await beamSearchCaptions(model, pixels, { beamSize: 5, maxLength: ids.shape[1] }));
   }
   return { tensors: out, exact };
 }
-

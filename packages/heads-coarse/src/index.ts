@@ -18,6 +18,24 @@ export {
   type MlmOutput,
   type Nlvr2Output,
 } from './model.js';
-export { captionForward, captionImageEmbeds, beamSearchCaptions, greedyCaptions, causalMask, type CaptionForward, type BeamSearchOptions } from './caption.js';
-export { itcLoss, itmLoss, mlmLoss, vqaLoss, captionLoss, maskTokens, sampleHardNegatives, vqaSoftScore, type MlmMaskingOptions } from './losses.js';
+export {
+  captionForward,
+  captionImageEmbeds,
+  beamSearchCaptions,
+  greedyCaptions,
+  causalMask,
+  type CaptionForward,
+  type BeamSearchOptions,
+} from './caption.js';
+export {
+  itcLoss,
+  itmLoss,
+  mlmLoss,
+  vqaLoss,
+  captionLoss,
+  maskTokens,
+  sampleHardNegatives,
+  vqaSoftScore,
+  type MlmMaskingOptions,
+} from './losses.js';
 export { FiberPipeline, type PipelineOptions, type RankedItem, type RetrievalResult } from './pipeline.js';

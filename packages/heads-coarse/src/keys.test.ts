@@ -10,7 +10,15 @@ import { fiberBaseConfig } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from './model.js';
 import { FIBER_TASK_HEADS, type FiberTask } from './config.js';
 
-const QUEUES = new Set(['image_queue', 'text_queue', 'image_input_queue', 'text_input_queue', 'text_input_mask_queue', 'queue_ptr', 'queue_total']);
+const QUEUES = new Set([
+  'image_queue',
+  'text_queue',
+  'image_input_queue',
+  'text_input_queue',
+  'text_input_mask_queue',
+  'queue_ptr',
+  'queue_total',
+]);
 const table = (file: string) =>
   readFileSync(join(__dirname, '../../../fixtures/fiber/keys', file), 'utf8')
     .trim()
@@ -21,10 +29,15 @@ const table = (file: string) =>
 
 describe('FIBER-B state-dict keys of every task checkpoint', () => {
   beforeAll(() => useBackend('cpu'));
-  for (const [size, file] of [[384, 'state_dict_keys_coarse.tsv'], [576, 'state_dict_keys_coarse_576.tsv']] as const) {
+  for (const [size, file] of [
+    [384, 'state_dict_keys_coarse.tsv'],
+    [576, 'state_dict_keys_coarse_576.tsv'],
+  ] as const) {
     const rows = table(file);
     it.each(Object.keys(FIBER_TASK_HEADS) as FiberTask[])(`${size} px: %s`, (task) => {
-      const expected = rows.filter((r) => r[3].split(',').includes(task)).map(([k, shape]) => [k, shape.replace(/\s/g, '')]);
+      const expected = rows
+        .filter((r) => r[3].split(',').includes(task))
+        .map(([k, shape]) => [k, shape.replace(/\s/g, '')]);
       const model = new FiberCoarseModel(fiberBaseConfig(size), task);
       const ours = [...model.stateDict()].map(([k, t]) => [k, JSON.stringify(t.shape)]);
       model.dispose();

@@ -1,7 +1,16 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Generator, tf, l2Normalize } from '@fiber-vl/tensor-core';
 import { gradCheck, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
-import { captionLoss, itcLoss, itmLoss, maskTokens, mlmLoss, sampleHardNegatives, vqaLoss, vqaSoftScore } from './losses.js';
+import {
+  captionLoss,
+  itcLoss,
+  itmLoss,
+  maskTokens,
+  mlmLoss,
+  sampleHardNegatives,
+  vqaLoss,
+  vqaSoftScore,
+} from './losses.js';
 
 const { names } = await testBackends();
 const rng = new Generator(11);
@@ -23,7 +32,9 @@ describe.each(names.filter((n) => n !== 'webgpu'))('FIBER losses on %s', (backen
     }
     expect((await itcLoss(img, txt, 0.07).data())[0]).toBeCloseTo(ref, 4);
     const queue = l2Normalize(rng.normal([5, 4]));
-    const r = await gradCheck((a, b) => itcLoss(a, b, 0.5, { imageQueue: queue, textQueue: queue }), [img, txt], { eps: 1e-2 });
+    const r = await gradCheck((a, b) => itcLoss(a, b, 0.5, { imageQueue: queue, textQueue: queue }), [img, txt], {
+      eps: 1e-2,
+    });
     expect(r.ok).toBe(true);
   });
 
@@ -31,23 +42,51 @@ describe.each(names.filter((n) => n !== 'webgpu'))('FIBER losses on %s', (backen
     const logits2 = rng.normal([4, 2]);
     expect((await gradCheck((x) => itmLoss(x, tf.tensor1d([1, 0, 0, 1], 'int32')), [logits2])).ok).toBe(true);
     const mlm = rng.normal([2, 3, 7]);
-    expect((await gradCheck((x) => mlmLoss(x, tf.tensor2d([[-100, 3, -100], [6, -100, 0]], [2, 3], 'int32')), [mlm])).ok).toBe(true);
+    expect(
+      (
+        await gradCheck(
+          (x) =>
+            mlmLoss(
+              x,
+              tf.tensor2d(
+                [
+                  [-100, 3, -100],
+                  [6, -100, 0],
+                ],
+                [2, 3],
+                'int32',
+              ),
+            ),
+          [mlm],
+        )
+      ).ok,
+    ).toBe(true);
     const vqa = rng.normal([2, 5]);
-    const targets = tf.tensor2d([[0, 0.3, 1, 0, 0.6], [0.9, 0, 0, 0, 0]]);
+    const targets = tf.tensor2d([
+      [0, 0.3, 1, 0, 0.6],
+      [0.9, 0, 0, 0, 0],
+    ]);
     expect((await gradCheck((x) => vqaLoss(x, targets), [vqa])).ok).toBe(true);
     expect([1, 2, 3, 4].map(vqaSoftScore)).toEqual([0.3, 0.6, 0.8999999999999999, 1]);
     const cap = rng.normal([1, 4, 6]);
     expect((await gradCheck((x) => captionLoss(x, tf.tensor2d([[0, 4, 2, 1]], [1, 4], 'int32')), [cap])).ok).toBe(true);
     // caption labels: position t predicts t+1, pads ignored -> positions 0 and 1 only
     const manual = mlmLoss(cap, tf.tensor2d([[4, 2, -100, -100]], [1, 4], 'int32'));
-    expect((await captionLoss(cap, tf.tensor2d([[0, 4, 2, 1]], [1, 4], 'int32')).data())[0]).toBeCloseTo((await manual.data())[0], 6);
+    expect((await captionLoss(cap, tf.tensor2d([[0, 4, 2, 1]], [1, 4], 'int32')).data())[0]).toBeCloseTo(
+      (await manual.data())[0],
+      6,
+    );
   });
 });
 
 describe('sampling', () => {
   beforeAll(() => useBackend('cpu'));
   it('hard negatives never pick the positive and follow the similarities', async () => {
-    const sim = tf.tensor2d([[9, 8, -9], [0, 9, 0], [-9, 8, 9]]);
+    const sim = tf.tensor2d([
+      [9, 8, -9],
+      [0, 9, 0],
+      [-9, 8, 9],
+    ]);
     const picks: number[][] = [];
     for (let s = 0; s < 200; s++) picks.push((await sampleHardNegatives(sim, sim, new Generator(s))).negTextForImage);
     expect(picks.every((p) => p.every((j, i) => j !== i))).toBe(true);
@@ -55,7 +94,12 @@ describe('sampling', () => {
   });
   it('MLM masking: 15% of non-special tokens, 80/10/10, labels -100 elsewhere', () => {
     const ids = Array.from({ length: 200 }, () => [0, ...Array.from({ length: 48 }, (_, i) => 5 + (i % 20)), 2]);
-    const { inputIds, labels } = maskTokens(ids, { vocabSize: 50, maskId: 49, specialIds: [0, 1, 2], rng: new Generator(3) });
+    const { inputIds, labels } = maskTokens(ids, {
+      vocabSize: 50,
+      maskId: 49,
+      specialIds: [0, 1, 2],
+      rng: new Generator(3),
+    });
     const selected = labels.flat().filter((l) => l !== -100).length;
     expect(selected / (200 * 48)).toBeGreaterThan(0.13);
     expect(selected / (200 * 48)).toBeLessThan(0.17);

@@ -1,7 +1,7 @@
 // FIBER's coarse-grained training objectives (fiber-spec §2.2-2.3), differentiable, built on the
 // tensor-core losses: ITC with a feature queue, ITM with hard negatives sampled from ITC
 // similarities, MLM masking (15%, RoBERTa's 80/10/10), VQA soft-score BCE, captioning CE.
-import { Generator, bceWithLogits, crossEntropy, defaultGenerator, tf } from '@fiber-vl/tensor-core';
+import { type Generator, bceWithLogits, crossEntropy, defaultGenerator, tf } from '@fiber-vl/tensor-core';
 
 /**
  * ITC: sim_i2t = img @ [txt; textQueue]^T / temp, sim_t2i = txt @ [img; imageQueue]^T / temp,
@@ -9,7 +9,12 @@ import { Generator, bceWithLogits, crossEntropy, defaultGenerator, tf } from '@f
  * Queues [Q, H] (already normalised, no gradient) extend the negatives, as the official queue does.
  * `temp` is used as given: pass `model.temperature()` (the official clamp to [0.001, 1]).
  */
-export function itcLoss(imageCls: tf.Tensor, textCls: tf.Tensor, temp: tf.Tensor | number, { imageQueue, textQueue }: { imageQueue?: tf.Tensor; textQueue?: tf.Tensor } = {}): tf.Tensor {
+export function itcLoss(
+  imageCls: tf.Tensor,
+  textCls: tf.Tensor,
+  temp: tf.Tensor | number,
+  { imageQueue, textQueue }: { imageQueue?: tf.Tensor; textQueue?: tf.Tensor } = {},
+): tf.Tensor {
   return tf.tidy(() => {
     const B = imageCls.shape[0];
     const t = typeof temp === 'number' ? tf.scalar(temp) : temp;
@@ -28,7 +33,11 @@ export function itcLoss(imageCls: tf.Tensor, textCls: tf.Tensor, temp: tf.Tensor
  * proportional to softmax(similarity) over the batch with the positive excluded. Returns indices
  * into the batch. `simI2t` [B, B] (image x text), `simT2i` [B, B].
  */
-export async function sampleHardNegatives(simI2t: tf.Tensor, simT2i: tf.Tensor, rng: Generator = defaultGenerator): Promise<{ negTextForImage: number[]; negImageForText: number[] }> {
+export async function sampleHardNegatives(
+  simI2t: tf.Tensor,
+  simT2i: tf.Tensor,
+  rng: Generator = defaultGenerator,
+): Promise<{ negTextForImage: number[]; negImageForText: number[] }> {
   const B = simI2t.shape[0];
   if (B < 2) throw new RangeError('ITM hard negatives need a batch of at least 2 pairs');
   const draw = async (sim: tf.Tensor) => {
@@ -71,7 +80,10 @@ export interface MlmMaskingOptions {
  * the selected, 80% become <mask>, 10% a random token, 10% stay. Labels are the original ids at
  * selected positions and -100 elsewhere.
  */
-export function maskTokens(ids: number[][], { vocabSize, maskId, specialIds, probability = 0.15, rng = defaultGenerator }: MlmMaskingOptions): { inputIds: number[][]; labels: number[][] } {
+export function maskTokens(
+  ids: number[][],
+  { vocabSize, maskId, specialIds, probability = 0.15, rng = defaultGenerator }: MlmMaskingOptions,
+): { inputIds: number[][]; labels: number[][] } {
   const special = new Set(specialIds);
   const inputIds = ids.map((r) => [...r]);
   const labels = ids.map((r) => r.map(() => -100));

@@ -6,7 +6,21 @@
 // Every head has a method that takes a FusedOutput (`itmHead`, `vqaHead`, `mlmHead`, `nlvr2Head`),
 // so one fused pass can serve several heads; `itm`, `vqa`, `mlm`, `nlvr2` run the fused pass and
 // one head.
-import { GELU, LayerNorm, Linear, Module, ModuleList, Parameter, Sequential, defaultGenerator, disposeOutput, gelu, tf, tidyOutput, type Generator } from '@fiber-vl/tensor-core';
+import {
+  GELU,
+  LayerNorm,
+  Linear,
+  Module,
+  ModuleList,
+  Parameter,
+  Sequential,
+  defaultGenerator,
+  disposeOutput,
+  gelu,
+  tf,
+  tidyOutput,
+  type Generator,
+} from '@fiber-vl/tensor-core';
 import { FiberCoarseBackbone, type FiberCoarseConfig, type FusedOutput } from '@fiber-vl/fusion';
 import { coarseHeadsConfig, type CoarseHeadsConfig, type CoarseHeadsSelection, type FiberTask } from './config.js';
 
@@ -53,8 +67,18 @@ export class ITMHead extends Module {
 }
 
 /** Linear -> LayerNorm -> GELU -> Linear, keys .0 .1 .3 (VQA and NLVR2 classifiers). */
-export function classifier(inDim: number, hidden: number, out: number, { eps = 1e-5, rng = defaultGenerator }: { eps?: number; rng?: Generator } = {}): Sequential {
-  return new Sequential(new Linear(inDim, hidden, { rng }), new LayerNorm(hidden, eps), new GELU(), new Linear(hidden, out, { rng }));
+export function classifier(
+  inDim: number,
+  hidden: number,
+  out: number,
+  { eps = 1e-5, rng = defaultGenerator }: { eps?: number; rng?: Generator } = {},
+): Sequential {
+  return new Sequential(
+    new Linear(inDim, hidden, { rng }),
+    new LayerNorm(hidden, eps),
+    new GELU(),
+    new Linear(hidden, out, { rng }),
+  );
 }
 
 /** ITM head output: logits [B, 2] (index 1 = match) and the retrieval rank score [B] (rank_output). */
@@ -89,7 +113,11 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
   crossModalAttLayers?: ModuleList<Linear>;
   readonly heads: CoarseHeadsConfig;
 
-  constructor(config: FiberCoarseConfig, heads: FiberTask | (CoarseHeadsSelection & Partial<CoarseHeadsConfig>) = 'pretrain', rng: Generator = defaultGenerator) {
+  constructor(
+    config: FiberCoarseConfig,
+    heads: FiberTask | (CoarseHeadsSelection & Partial<CoarseHeadsConfig>) = 'pretrain',
+    rng: Generator = defaultGenerator,
+  ) {
     super(config, rng);
     this.heads = coarseHeadsConfig(heads);
     const H = config.hiddenSize;
@@ -106,12 +134,17 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
     if (this.heads.nlvr2) this.nlvr2Classifier = classifier(4 * H, 2 * H, 2, { eps, rng });
     if (this.heads.caption) {
       const last = swin.embedDim * 2 ** (swin.depths.length - 1);
-      this.crossModalAttLayers = new ModuleList(Array.from({ length: roberta.numHiddenLayers - 2 }, () => new Linear(last, last / 2, { rng })));
+      this.crossModalAttLayers = new ModuleList(
+        Array.from({ length: roberta.numHiddenLayers - 2 }, () => new Linear(last, last / 2, { rng })),
+      );
     }
   }
 
   /** As Module.loadStateDict; also accepts `temp` stored as [1] (some exporters) for the scalar parameter. */
-  override loadStateDict(dict: Map<string, tf.Tensor> | Record<string, tf.Tensor>, options?: Parameters<Module['loadStateDict']>[1]) {
+  override loadStateDict(
+    dict: Map<string, tf.Tensor> | Record<string, tf.Tensor>,
+    options?: Parameters<Module['loadStateDict']>[1],
+  ) {
     const given = dict instanceof Map ? new Map(dict) : new Map(Object.entries(dict));
     const temp = given.get('temp');
     if (temp && temp.size === 1 && temp.rank === 1) {
@@ -127,7 +160,10 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
   }
 
   private need<T>(head: T | undefined, name: string): T {
-    if (!head) throw new Error(`FiberCoarseModel: this model was built without the ${name} head (heads: ${JSON.stringify(this.heads)})`);
+    if (!head)
+      throw new Error(
+        `FiberCoarseModel: this model was built without the ${name} head (heads: ${JSON.stringify(this.heads)})`,
+      );
     return head;
   }
 
@@ -146,7 +182,10 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
   itmHead(f: FusedOutput): ItmOutput {
     const itm = this.need(this.itmScore, 'ITM');
     const rank = this.need(this.rankOutput, 'rank_output');
-    return tidyOutput(() => ({ logits: itm.forward(f.clsFeats), rankScore: tf.reshape(rank.forward(f.clsFeats), [-1]) }));
+    return tidyOutput(() => ({
+      logits: itm.forward(f.clsFeats),
+      rankScore: tf.reshape(rank.forward(f.clsFeats), [-1]),
+    }));
   }
 
   /** VQA answer logits [B, labels] from a fused pass. */
@@ -190,7 +229,9 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
   /** NLVR2: two fused passes with the same text. */
   nlvr2(pixels0: tf.Tensor, pixels1: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): Nlvr2Output {
     this.need(this.nlvr2Classifier, 'NLVR2');
-    return tidyOutput(() => this.nlvr2Head(this.fused(pixels0, inputIds, attentionMask), this.fused(pixels1, inputIds, attentionMask)));
+    return tidyOutput(() =>
+      this.nlvr2Head(this.fused(pixels0, inputIds, attentionMask), this.fused(pixels1, inputIds, attentionMask)),
+    );
   }
 
   /** The ITC temperature clamped to the configured range (official: [0.001, 1]), a scalar. */
@@ -205,7 +246,12 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
   }
 
   /** Runs the fused pass, one head on it, and frees the pass (also when the head throws). */
-  private withFused<T>(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor, head: (f: FusedOutput) => T): T {
+  private withFused<T>(
+    pixels: tf.Tensor,
+    inputIds: tf.Tensor,
+    attentionMask: tf.Tensor,
+    head: (f: FusedOutput) => T,
+  ): T {
     const f = this.fused(pixels, inputIds, attentionMask);
     try {
       return head(f);

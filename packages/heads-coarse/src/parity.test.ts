@@ -28,7 +28,11 @@ function caption(m: FiberCoarseModel, pixels: tf.Tensor, ids: tf.Tensor, mask: t
   return { 'caption.image_embeds': image, 'caption.text_feats': c.textFeats, 'caption.logits': c.logits };
 }
 
-type Case = { dir: string; out: string; run: (m: FiberCoarseModel, x: Record<string, tf.Tensor>) => Record<string, tf.Tensor> };
+type Case = {
+  dir: string;
+  out: string;
+  run: (m: FiberCoarseModel, x: Record<string, tf.Tensor>) => Record<string, tf.Tensor>;
+};
 const SETS: Case[] = [
   {
     dir: 'set-a',
@@ -97,23 +101,32 @@ const SETS: Case[] = [
 describe.each(names)('FIBER coarse model parity on %s', (backend) => {
   beforeAll(() => useBackend(backend));
 
-  it.each(SETS)('$dir: fused, dual (ITC), ITM, VQA, NLVR2, MLM and teacher-forced caption outputs within 1e-4', async (set) => {
-    const model = await load(set.dir);
-    const inputs = await loadSafetensors(join(root, set.dir, 'inputs.safetensors'), (k) => !k.startsWith('raw_image'));
-    const x = Object.fromEntries(inputs);
-    const ours = set.run(model, x);
-    const expected = await SafetensorsFile.open(join(root, set.dir, set.out));
-    const errors = await maxAbsErrors(Object.entries(ours), expected);
-    expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
-    await expected.close();
-    tf.dispose([...Object.values(ours), ...inputs.values()]);
-    model.dispose();
-  });
+  it.each(SETS)(
+    '$dir: fused, dual (ITC), ITM, VQA, NLVR2, MLM and teacher-forced caption outputs within 1e-4',
+    async (set) => {
+      const model = await load(set.dir);
+      const inputs = await loadSafetensors(
+        join(root, set.dir, 'inputs.safetensors'),
+        (k) => !k.startsWith('raw_image'),
+      );
+      const x = Object.fromEntries(inputs);
+      const ours = set.run(model, x);
+      const expected = await SafetensorsFile.open(join(root, set.dir, set.out));
+      const errors = await maxAbsErrors(Object.entries(ours), expected);
+      expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
+      await expected.close();
+      tf.dispose([...Object.values(ours), ...inputs.values()]);
+      model.dispose();
+    },
+  );
 
   it('set-b: beam-5 caption tokens are identical to the official caption_test_step', async () => {
     const model = await load('set-b');
     const inputs = await loadSafetensors(join(root, 'set-b', 'inputs.safetensors'), (k) => k === 'pixel_values');
-    const expected = await loadSafetensors(join(root, 'set-b', 'outputs.safetensors'), (k) => k === 'caption.beam5_ids');
+    const expected = await loadSafetensors(
+      join(root, 'set-b', 'outputs.safetensors'),
+      (k) => k === 'caption.beam5_ids',
+    );
     const ids = await beamSearchCaptions(model, inputs.get('pixel_values')!, { beamSize: 5, maxLength: 16 });
     expect(ids).toEqual(expected.get('caption.beam5_ids')!.arraySync());
     tf.dispose([...inputs.values(), ...expected.values()]);
@@ -122,8 +135,16 @@ describe.each(names)('FIBER coarse model parity on %s', (backend) => {
 
   it('repeated fused passes do not grow the tensor count', async () => {
     const model = await load('set-b');
-    const inputs = await loadSafetensors(join(root, 'set-b', 'inputs.safetensors'), (k) => ['pixel_values', 'input_ids', 'attention_mask'].includes(k));
-    await expectNoTensorGrowth(() => disposeOutput(model.fused(inputs.get('pixel_values')!, inputs.get('input_ids')!, inputs.get('attention_mask')!)), { label: 'fused forward' });
+    const inputs = await loadSafetensors(join(root, 'set-b', 'inputs.safetensors'), (k) =>
+      ['pixel_values', 'input_ids', 'attention_mask'].includes(k),
+    );
+    await expectNoTensorGrowth(
+      () =>
+        disposeOutput(
+          model.fused(inputs.get('pixel_values')!, inputs.get('input_ids')!, inputs.get('attention_mask')!),
+        ),
+      { label: 'fused forward' },
+    );
     tf.dispose([...inputs.values()]);
     model.dispose();
   });

@@ -15,16 +15,35 @@ const root = join(__dirname, '../../../fixtures/fiber/set-b');
 
 function tinyTokenizer(): ByteLevelBpeTokenizer {
   let n = 0;
-  const chars = [...Array(256).keys()].map((b) => ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174 ? String.fromCodePoint(b) : String.fromCodePoint(256 + n++)));
+  const chars = [...Array(256).keys()].map((b) =>
+    (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174
+      ? String.fromCodePoint(b)
+      : String.fromCodePoint(256 + n++),
+  );
   const vocab: Record<string, number> = { '<s>': 0, '<pad>': 1, '</s>': 2, '<unk>': 3 };
   chars.forEach((c, i) => (vocab[c] = 4 + i));
-  const merges: [string, string][] = [['Ġ', 'a'], ['c', 'a'], ['ca', 't'], ['Ġ', 'cat'], ['d', 'o'], ['do', 'g'], ['Ġ', 'dog']];
+  const merges: [string, string][] = [
+    ['Ġ', 'a'],
+    ['c', 'a'],
+    ['ca', 't'],
+    ['Ġ', 'cat'],
+    ['d', 'o'],
+    ['do', 'g'],
+    ['Ġ', 'dog'],
+  ];
   merges.forEach(([a, b], i) => (vocab[a + b] = 260 + i));
   vocab['<mask>'] = 299;
-  return ByteLevelBpeTokenizer.fromTokenizerJson({ model: { type: 'BPE', vocab, merges: merges.map((m) => m.join(' ')) } });
+  return ByteLevelBpeTokenizer.fromTokenizerJson({
+    model: { type: 'BPE', vocab, merges: merges.map((m) => m.join(' ')) },
+  });
 }
 
-const image = (seed: number, w = 150, h = 120): RawImage => ({ width: w, height: h, channels: 3, data: Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7 + seed * 31) % 256) });
+const image = (seed: number, w = 150, h = 120): RawImage => ({
+  width: w,
+  height: h,
+  channels: 3,
+  data: Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7 + seed * 31) % 256),
+});
 
 describe('FiberPipeline (task-level API)', () => {
   let pipe: FiberPipeline;
@@ -35,7 +54,9 @@ describe('FiberPipeline (task-level API)', () => {
     const dict = await loadSafetensors(join(root, 'model.safetensors'));
     model.loadStateDict(dict);
     tf.dispose([...dict.values()]);
-    pipe = new FiberPipeline(model, tinyTokenizer(), { answers: ['yes', 'no', '2', 'red', 'dog', 'cat', 'blue', '1', 'table', 'none'] });
+    pipe = new FiberPipeline(model, tinyTokenizer(), {
+      answers: ['yes', 'no', '2', 'red', 'dog', 'cat', 'blue', '1', 'table', 'none'],
+    });
   });
 
   it('vqa returns an answer of the vocabulary and sorted scores', async () => {

@@ -55,11 +55,27 @@ export class FiberPipeline {
     if (!texts.length) throw new RangeError('FiberPipeline: no texts');
     const enc = this.tokenizer.encodeBatch(texts, { maxLength: this.maxTextLength, padding: 'max_length' });
     const px = this.pixels(images);
-    return { px, ids: tf.tensor2d(enc.map((e) => e.ids), undefined, 'int32'), mask: tf.tensor2d(enc.map((e) => e.attentionMask), undefined, 'int32') };
+    return {
+      px,
+      ids: tf.tensor2d(
+        enc.map((e) => e.ids),
+        undefined,
+        'int32',
+      ),
+      mask: tf.tensor2d(
+        enc.map((e) => e.attentionMask),
+        undefined,
+        'int32',
+      ),
+    };
   }
 
   /** VQA: the best answer and the top-k answer scores (sigmoid of the logits, as trained with BCE). */
-  async vqa(image: RawImage, question: string, { topK = 5 } = {}): Promise<{ answer: string; scores: { answer: string; score: number }[] }> {
+  async vqa(
+    image: RawImage,
+    question: string,
+    { topK = 5 } = {},
+  ): Promise<{ answer: string; scores: { answer: string; score: number }[] }> {
     const { px, ids, mask } = this.inputs([image], [question]);
     let probs: Float32Array;
     try {
@@ -109,14 +125,28 @@ export class FiberPipeline {
   }
 
   /** rank_output scores of every (image, text) pair of the given index lists (fused, batched per image). */
-  private async itmScores(px: tf.Tensor, ids: tf.Tensor, mask: tf.Tensor, pairs: [number, number][]): Promise<number[]> {
+  private async itmScores(
+    px: tf.Tensor,
+    ids: tf.Tensor,
+    mask: tf.Tensor,
+    pairs: [number, number][],
+  ): Promise<number[]> {
     const out: number[] = [];
     for (let s = 0; s < pairs.length; s += 16) {
       const chunk = pairs.slice(s, s + 16);
       const score = tf.tidy(() => {
-        const pI = tf.gather(px, chunk.map((p) => p[0]));
-        const tI = tf.gather(ids, chunk.map((p) => p[1]));
-        const mI = tf.gather(mask, chunk.map((p) => p[1]));
+        const pI = tf.gather(
+          px,
+          chunk.map((p) => p[0]),
+        );
+        const tI = tf.gather(
+          ids,
+          chunk.map((p) => p[1]),
+        );
+        const mI = tf.gather(
+          mask,
+          chunk.map((p) => p[1]),
+        );
         return this.model.itm(pI, tI, mI).rankScore;
       });
       try {
@@ -133,7 +163,11 @@ export class FiberPipeline {
    * scoring of every pair with rank_output (the official ITM protocol). 'itc+itm': ITC top-`rerank`
    * candidates re-scored by ITM.
    */
-  async retrieve(images: RawImage[], texts: string[], { k = 5, mode = 'itc' as 'itc' | 'itm' | 'itc+itm', rerank = 16 } = {}): Promise<RetrievalResult> {
+  async retrieve(
+    images: RawImage[],
+    texts: string[],
+    { k = 5, mode = 'itc' as 'itc' | 'itm' | 'itc+itm', rerank = 16 } = {},
+  ): Promise<RetrievalResult> {
     const { px, ids, mask } = this.inputs(images, texts);
     const [I, T] = [images.length, texts.length];
     try {
@@ -143,11 +177,16 @@ export class FiberPipeline {
         for (let i = 0; i < I; i++) for (let t = 0; t < T; t++) pairs.push([i, t]);
         scores = Float32Array.from(await this.itmScores(px, ids, mask, pairs));
       } else {
-        const sim = tf.tidy(() => tf.matMul(this.model.encodeImage(px).imageCls, this.model.encodeText(ids, mask).textCls, false, true));
+        const sim = tf.tidy(() =>
+          tf.matMul(this.model.encodeImage(px).imageCls, this.model.encodeText(ids, mask).textCls, false, true),
+        );
         scores = (await sim.data()) as Float32Array;
         sim.dispose();
       }
-      const rank = (n: number, score: (j: number) => number) => Array.from({ length: n }, (_, j) => ({ index: j, score: score(j) })).sort((a, b) => b.score - a.score || a.index - b.index);
+      const rank = (n: number, score: (j: number) => number) =>
+        Array.from({ length: n }, (_, j) => ({ index: j, score: score(j) })).sort(
+          (a, b) => b.score - a.score || a.index - b.index,
+        );
       let imageToText = Array.from({ length: I }, (_, i) => rank(T, (t) => scores[i * T + t]));
       let textToImage = Array.from({ length: T }, (_, t) => rank(I, (i) => scores[i * T + t]));
       if (mode === 'itc+itm') {
@@ -155,14 +194,25 @@ export class FiberPipeline {
           Promise.all(
             lists.map(async (list, q) => {
               const top = list.slice(0, rerank);
-              const s = await this.itmScores(px, ids, mask, top.map((c) => pair(q, c.index)));
-              return top.map((c, j) => ({ index: c.index, score: s[j] })).sort((a, b) => b.score - a.score || a.index - b.index);
+              const s = await this.itmScores(
+                px,
+                ids,
+                mask,
+                top.map((c) => pair(q, c.index)),
+              );
+              return top
+                .map((c, j) => ({ index: c.index, score: s[j] }))
+                .sort((a, b) => b.score - a.score || a.index - b.index);
             }),
           );
         imageToText = await rescore(imageToText, (i, t) => [i, t]);
         textToImage = await rescore(textToImage, (t, i) => [i, t]);
       }
-      return { imageToText: imageToText.map((l) => l.slice(0, k)), textToImage: textToImage.map((l) => l.slice(0, k)), scores };
+      return {
+        imageToText: imageToText.map((l) => l.slice(0, k)),
+        textToImage: textToImage.map((l) => l.slice(0, k)),
+        scores,
+      };
     } finally {
       tf.dispose([px, ids, mask]);
     }

@@ -1,7 +1,7 @@
 // Fine-grained checkpoints: .pth / safetensors round trips, the official DDP prefix, coarse-to-fine
 // initialisation by the official suffix matching, and errors that name what does not fit.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Generator, bufferSource, serializeTorchCheckpoint, tf } from '@fiber-vl/tensor-core';
+import { Generator, bufferSource, serializeTorchCheckpoint, type tf } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
 import { FiberCoarseBackbone, fiberConfig } from '@fiber-vl/fusion';
 import { loadFiberFineCheckpoint, serializeFiberFineCheckpoint } from './checkpoint.js';
@@ -33,20 +33,44 @@ describe('fine-grained checkpoints', () => {
     await loadFiberFineCheckpoint(b, bufferSource(serializeTorchCheckpoint(ddp, { wrapKey: 'model' })));
     await same(a.stateDict(), b.stateDict());
     const other = createFiberFineModel('tiny', { roberta: { vocabSize: 70 } });
-    await expect(loadFiberFineCheckpoint(other, serializeFiberFineCheckpoint(a))).rejects.toThrow(/word_embeddings\.weight: model \[70, 64\], checkpoint .* \[50, 64\]/);
+    await expect(loadFiberFineCheckpoint(other, serializeFiberFineCheckpoint(a))).rejects.toThrow(
+      /word_embeddings\.weight: model \[70, 64\], checkpoint .* \[50, 64\]/,
+    );
     [a, b, other].forEach((m) => m.dispose());
   });
 
   it('initialises the backbone from a coarse-grained model (official suffix matching); the head stays', async () => {
-    const coarse = new FiberCoarseBackbone(fiberConfig('tiny', { roberta: { vocabSize: 50 }, swin: { windowSize: 4 } }), new Generator(5));
+    const coarse = new FiberCoarseBackbone(
+      fiberConfig('tiny', { roberta: { vocabSize: 50 }, swin: { windowSize: 4 } }),
+      new Generator(5),
+    );
     const fine = tiny(6);
     const headBefore = Array.from(await fine.rpn.head.bias0.value.data());
-    const r = await loadFiberFineCheckpoint(fine, serializeTorchCheckpoint(coarse.stateDict(), { wrapKey: 'state_dict' }));
+    const r = await loadFiberFineCheckpoint(
+      fine,
+      serializeTorchCheckpoint(coarse.stateDict(), { wrapKey: 'state_dict' }),
+    );
     expect(r.fromCoarse).toBe(true);
     const fineDict = fine.stateDict();
     const coarseDict = coarse.stateDict();
-    await same(new Map([['fusion_backbone.backbone.body.layers.2.blocks.1.attn.qkv_text_i2t.weight', coarseDict.get('vit_model.layers.2.blocks.1.attn.qkv_text_i2t.weight')!]]), fineDict);
-    await same(new Map([['fusion_backbone.language_backbone.body.model.encoder.layer.3.crossattention_t2i.self.key.weight', coarseDict.get('text_transformer.encoder.layer.3.crossattention_t2i.self.key.weight')!]]), fineDict);
+    await same(
+      new Map([
+        [
+          'fusion_backbone.backbone.body.layers.2.blocks.1.attn.qkv_text_i2t.weight',
+          coarseDict.get('vit_model.layers.2.blocks.1.attn.qkv_text_i2t.weight')!,
+        ],
+      ]),
+      fineDict,
+    );
+    await same(
+      new Map([
+        [
+          'fusion_backbone.language_backbone.body.model.encoder.layer.3.crossattention_t2i.self.key.weight',
+          coarseDict.get('text_transformer.encoder.layer.3.crossattention_t2i.self.key.weight')!,
+        ],
+      ]),
+      fineDict,
+    );
     // not in the coarse model: the FPN, the head, the stage output norms
     expect(r.missingKeys.some((k) => k.startsWith('rpn.head.'))).toBe(true);
     expect(r.missingKeys).toContain('fusion_backbone.backbone.body.norm1.weight');

@@ -5,7 +5,16 @@
 // (model_serialization.align_and_update_state_dicts): the coarse prefixes are dropped, every model
 // key takes the longest loaded key it ends with, and tensors whose shape differs are skipped and
 // reported. Out: `.pth` that torch.load and the official code read, or safetensors, official keys.
-import { SafetensorsFile, TorchCheckpoint, disposeOutput, serializeSafetensors, serializeTorchCheckpoint, tf, type ByteSource, type LoadStateDictResult } from '@fiber-vl/tensor-core';
+import {
+  SafetensorsFile,
+  TorchCheckpoint,
+  disposeOutput,
+  serializeSafetensors,
+  serializeTorchCheckpoint,
+  type tf,
+  type ByteSource,
+  type LoadStateDictResult,
+} from '@fiber-vl/tensor-core';
 import { readCheckpointStateDict } from '@fiber-vl/fusion';
 import type { FiberFineModel } from './model.js';
 
@@ -29,7 +38,10 @@ export function isCoarseStateDict(keys: Iterable<string>): boolean {
 }
 
 /** The official align_and_update_state_dicts over key names and shapes (no tensors copied). */
-export function alignFineStateDict(model: Map<string, { shape: number[] }>, loaded: Map<string, tf.Tensor>): FineAlignment {
+export function alignFineStateDict(
+  model: Map<string, { shape: number[] }>,
+  loaded: Map<string, tf.Tensor>,
+): FineAlignment {
   // strip_prefix_if_present('module.'), then the coarse prefixes
   const all = [...loaded.keys()];
   const ddp = all.length > 0 && all.every((k) => k.startsWith('module.'));
@@ -74,7 +86,9 @@ export interface FineLoadResult extends LoadStateDictResult {
 async function readStateDict(source: string | ByteSource | Uint8Array): Promise<Map<string, tf.Tensor>> {
   if (typeof source === 'string') return readCheckpointStateDict(source);
   const bytes = source instanceof Uint8Array ? source : undefined;
-  const src: ByteSource = bytes ? { name: '<bytes>', size: bytes.byteLength, read: async (o, n) => bytes.subarray(o, o + n) } : (source as ByteSource);
+  const src: ByteSource = bytes
+    ? { name: '<bytes>', size: bytes.byteLength, read: async (o, n) => bytes.subarray(o, o + n) }
+    : (source as ByteSource);
   const head = await src.read(0, Math.min(4, src.size));
   if (head[0] === 0x50 && head[1] === 0x4b) {
     const ckpt = await TorchCheckpoint.fromSource(src);
@@ -97,7 +111,11 @@ async function readStateDict(source: string | ByteSource | Uint8Array): Promise<
  * model. `strict` (default: true for fine-grained checkpoints, false for coarse ones) throws when a
  * model tensor finds no loaded tensor of its shape, naming them.
  */
-export async function loadFiberFineCheckpoint(model: FiberFineModel, source: string | ByteSource | Uint8Array, { strict }: { strict?: boolean } = {}): Promise<FineLoadResult> {
+export async function loadFiberFineCheckpoint(
+  model: FiberFineModel,
+  source: string | ByteSource | Uint8Array,
+  { strict }: { strict?: boolean } = {},
+): Promise<FineLoadResult> {
   const loaded = await readStateDict(source);
   try {
     const fromCoarse = isCoarseStateDict(loaded.keys());
@@ -107,10 +125,14 @@ export async function loadFiberFineCheckpoint(model: FiberFineModel, source: str
     if (strict ?? !fromCoarse) {
       const problems = [
         ...a.missing.slice(0, 10).map((k) => `missing ${k}`),
-        ...a.skipped.slice(0, 10).map((s) => `${s.key}: model [${s.model.join(', ')}], checkpoint ${s.from} [${s.loaded.join(', ')}]`),
+        ...a.skipped
+          .slice(0, 10)
+          .map((s) => `${s.key}: model [${s.model.join(', ')}], checkpoint ${s.from} [${s.loaded.join(', ')}]`),
       ];
       if (problems.length) {
-        throw new Error(`${name}: not a checkpoint of this fine-grained model (${a.missing.length} missing, ${a.skipped.length} with another shape): ${problems.join('; ')}`);
+        throw new Error(
+          `${name}: not a checkpoint of this fine-grained model (${a.missing.length} missing, ${a.skipped.length} with another shape): ${problems.join('; ')}`,
+        );
       }
     }
     model.loadStateDict(a.matched, { strict: false });
@@ -123,5 +145,7 @@ export async function loadFiberFineCheckpoint(model: FiberFineModel, source: str
 /** The model's state dict with the official keys as `.pth` bytes ({"model": ...}, torch.load reads it) or safetensors bytes. */
 export function serializeFiberFineCheckpoint(model: FiberFineModel, format: 'pth' | 'safetensors' = 'pth'): Uint8Array {
   const dict = model.stateDict();
-  return format === 'pth' ? serializeTorchCheckpoint(dict, { wrapKey: 'model' }) : serializeSafetensors(dict, { format: 'pt', source: 'fiber-vl' });
+  return format === 'pth'
+    ? serializeTorchCheckpoint(dict, { wrapKey: 'model' })
+    : serializeSafetensors(dict, { format: 'pt', source: 'fiber-vl' });
 }

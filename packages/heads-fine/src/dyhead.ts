@@ -24,7 +24,7 @@ import {
   type Generator,
 } from '@fiber-vl/tensor-core';
 import { FIBER_DYHEAD, validateDyHeadConfig, type DyHeadConfig } from './config.js';
-import { assignParameter, initConvNormal } from './init.js';
+import { initConvNormal } from './init.js';
 
 const shapeOf = (t: tf.Tensor) => `[${t.shape.join(', ')}]`;
 /** Official CLAMP_DOT_PRODUCT bound of the token logits. */

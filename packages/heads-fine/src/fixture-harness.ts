@@ -26,7 +26,8 @@ const num = (v: unknown, field: string): number => {
   return v;
 };
 const obj = (v: unknown, field: string): Json => {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`fixture config.json: ${field} is not an object`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new Error(`fixture config.json: ${field} is not an object`);
   return v as Json;
 };
 
@@ -82,7 +83,11 @@ export function fineModelConfigFromFixture(json: unknown): FiberFineModelConfig 
 }
 
 /** The VLDyHead described by a set B head fixture's config.json. */
-export function fineHeadConfigFromFixture(json: unknown): { head: DyHeadConfig; anchors: AnchorConfig; labelToTokens: number[][] } {
+export function fineHeadConfigFromFixture(json: unknown): {
+  head: DyHeadConfig;
+  anchors: AnchorConfig;
+  labelToTokens: number[][];
+} {
   const c = obj(json, '(root)');
   const t = obj(c.tiny_overrides, 'tiny_overrides');
   const d = obj(c.dyhead, 'dyhead');
@@ -130,9 +135,17 @@ export interface FineFixtureResult {
  * Runs the passes of a fine-grained fixture folder and returns, by the folder's names, the
  * tensors in `wanted` it can compute. `weights` is the folder's model.safetensors (official keys).
  */
-export async function runFineFixturePasses(config: unknown, weights: Map<string, tf.Tensor>, inputs: Map<string, tf.Tensor>, wanted: Set<string>): Promise<FineFixtureResult> {
+export async function runFineFixturePasses(
+  config: unknown,
+  weights: Map<string, tf.Tensor>,
+  inputs: Map<string, tf.Tensor>,
+  wanted: Set<string>,
+): Promise<FineFixtureResult> {
   const kind = fineFixtureKind(config);
-  if (!kind) throw new Error('fixture config.json is neither a full fine-grained model (swin, roberta, dyhead) nor a head-only one (tiny_overrides, dyhead)');
+  if (!kind)
+    throw new Error(
+      'fixture config.json is neither a full fine-grained model (swin, roberta, dyhead) nor a head-only one (tiny_overrides, dyhead)',
+    );
   const out = new Map<string, tf.Tensor>();
   const put = (name: string, t: tf.Tensor) => (wanted.has(name) && !out.has(name) ? out.set(name, t) : t.dispose());
   const need = (name: string) => {
@@ -147,7 +160,10 @@ export async function runFineFixturePasses(config: unknown, weights: Map<string,
       head.loadStateDict(weights);
       const features = Array.from({ length: cfg.numLevels }, (_, l) => need(`fpn.${l}`));
       const r = head.forward(features, need('lang.embedded'), { allTowers: true });
-      const anchors = generateAnchors(features.map((f) => [f.shape[2], f.shape[3]] as [number, number]), anchorCfg);
+      const anchors = generateAnchors(
+        features.map((f) => [f.shape[2], f.shape[3]] as [number, number]),
+        anchorCfg,
+      );
       for (const [l, o] of r.levels.entries()) {
         o.towers.forEach((t, k) => put(`act.dyhead_tower.${k}.level${l}`, t));
         put(`cls_logits.${l}`, o.clsLogits);
@@ -162,7 +178,12 @@ export async function runFineFixturePasses(config: unknown, weights: Map<string,
           const T: number = o.dotProductLogits.shape[2] ?? 0;
           const scores = new Float32Array(B * H * W * labelToTokens.length);
           for (let b = 0; b < B; b++) {
-            const level = { anchors: anchors[l], boxRegression: new Float32Array(H * W * 4), centerness: (ctr as Float32Array).subarray(b * H * W, (b + 1) * H * W), dotProductLogits: (dot as Float32Array).subarray(b * H * W * T, (b + 1) * H * W * T) };
+            const level = {
+              anchors: anchors[l],
+              boxRegression: new Float32Array(H * W * 4),
+              centerness: (ctr as Float32Array).subarray(b * H * W, (b + 1) * H * W),
+              dotProductLogits: (dot as Float32Array).subarray(b * H * W * T, (b + 1) * H * W * T),
+            };
             scores.set(detectionScores(level, labelToTokens), b * H * W * labelToTokens.length);
           }
           put(`scores_posmap.${l}`, tf.tensor3d(scores, [B, H * W, labelToTokens.length]));
@@ -192,7 +213,8 @@ export async function runFineFixturePasses(config: unknown, weights: Map<string,
             const [B, , C] = state.hidden.shape;
             const [H, W] = state.grid;
             keep('img.patch_embed', tf.transpose(tf.reshape(state.hidden, [B, H, W, C]), [0, 3, 1, 2]));
-          } else if (step.kind === 'text') keep(step.layer < 0 ? 'txt.embeddings' : `txt.layer${step.layer}`, state.hidden);
+          } else if (step.kind === 'text')
+            keep(step.layer < 0 ? 'txt.embeddings' : `txt.layer${step.layer}`, state.hidden);
           else if (step.kind === 'block') keep(`img.stage${step.stage}.block${step.block}`, state.hidden);
           else keep(`img.stage${step.stage}.downsample`, state.hidden);
         },
@@ -201,7 +223,10 @@ export async function runFineFixturePasses(config: unknown, weights: Map<string,
     const r = model.forward(images, ids, mask, { allTowers: true });
     const level = (l: number) => `P${l + 3}`;
     r.pyramid.forEach((p, l) => put(`fpn.${level(l)}`, p));
-    const anchors = generateAnchors(r.pyramid.map((p) => [p.shape[2], p.shape[3]] as [number, number]), model.config.anchors);
+    const anchors = generateAnchors(
+      r.pyramid.map((p) => [p.shape[2], p.shape[3]] as [number, number]),
+      model.config.anchors,
+    );
     for (const [l, o] of r.head.levels.entries()) {
       o.towers.forEach((t, k) => put(`head.tower${k}.${level(l)}`, t));
       put(`head.cls_logits.${level(l)}`, o.clsLogits);
@@ -209,7 +234,10 @@ export async function runFineFixturePasses(config: unknown, weights: Map<string,
       put(`head.centerness.${level(l)}`, o.centerness);
       put(`head.dot_product_logits.${level(l)}`, o.dotProductLogits);
       const dec = decodeLevel(o.bboxReg, anchors[l]);
-      put(`anchors.${level(l)}`, tf.tidy(() => tf.broadcastTo(dec.anchors, dec.boxes.shape)));
+      put(
+        `anchors.${level(l)}`,
+        tf.tidy(() => tf.broadcastTo(dec.anchors, dec.boxes.shape)),
+      );
       dec.anchors.dispose();
       put(`decoded_boxes.${level(l)}`, dec.boxes);
     }

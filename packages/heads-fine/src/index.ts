@@ -93,7 +93,14 @@ export {
   type FiberFineModelOptions,
   type FiberFineOutput,
 } from './model.js';
-export { FiberFinePipeline, finePixelBatch, type FinePipelineOptions, type FinePreprocessOptions, type FinePixelBatch, type ReferResult } from './pipeline.js';
+export {
+  FiberFinePipeline,
+  finePixelBatch,
+  type FinePipelineOptions,
+  type FinePreprocessOptions,
+  type FinePixelBatch,
+  type ReferResult,
+} from './pipeline.js';
 export {
   loadFiberFineCheckpoint,
   serializeFiberFineCheckpoint,

@@ -1,6 +1,6 @@
 // Official initialisations of the fine-grained head modules (maskrcnn_benchmark), applied after
 // the tensor-core layers' PyTorch-default ones.
-import { init, tf, type Conv2d, type Generator, type Parameter } from '@fiber-vl/tensor-core';
+import { init, type tf, type Conv2d, type Generator, type Parameter } from '@fiber-vl/tensor-core';
 
 /** Replaces a parameter's value (the tensor is disposed). */
 export function assignParameter(p: Parameter, value: tf.Tensor): void {

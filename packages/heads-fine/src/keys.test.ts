@@ -34,24 +34,31 @@ describe('fine-grained FIBER-B state-dict keys', () => {
   it.each([
     ['set B, v2', 'state_dict_keys_fine.set-b.tsv', 806],
     ['set A (v2)', 'state_dict_keys_fine.set-a.tsv', 806],
-  ] as const)('%s: every key and shape in order', (_, file, count) => {
-    const expected = table(file)
-      .filter((r) => r.presentIn.includes('v2'))
-      .map(({ key, shape }) => ({ key, shape }));
-    expect(expected).toHaveLength(count);
-    expect(ourKeys('v2')).toEqual(expected);
-  }, 600_000);
+  ] as const)(
+    '%s: every key and shape in order',
+    (_, file, count) => {
+      const expected = table(file)
+        .filter((r) => r.presentIn.includes('v2'))
+        .map(({ key, shape }) => ({ key, shape }));
+      expect(expected).toHaveLength(count);
+      expect(ourKeys('v2')).toEqual(expected);
+    },
+    600_000,
+  );
 
-  it('set B, v3: the v2 keys in order, plus each fused block\'s norm_i2t_i right after its proj_i2t', () => {
+  it("set B, v3: the v2 keys in order, plus each fused block's norm_i2t_i right after its proj_i2t", () => {
     const rows = table('state_dict_keys_fine.set-b.tsv');
     const v3Only = rows.filter((r) => !r.presentIn.includes('v2')).map(({ key, shape }) => ({ key, shape }));
     expect(v3Only).toHaveLength(12);
     const ours = ourKeys('v3');
     const isNorm = (k: string) => k.includes('.attn.norm_i2t_i.');
-    expect(ours.filter((r) => !isNorm(r.key))).toEqual(rows.filter((r) => r.presentIn.includes('v2')).map(({ key, shape }) => ({ key, shape })));
+    expect(ours.filter((r) => !isNorm(r.key))).toEqual(
+      rows.filter((r) => r.presentIn.includes('v2')).map(({ key, shape }) => ({ key, shape })),
+    );
     expect(ours.filter((r) => isNorm(r.key))).toEqual(v3Only);
     ours.forEach((r, i) => {
-      if (r.key.endsWith('norm_i2t_i.weight')) expect(ours[i - 1].key).toBe(r.key.replace('norm_i2t_i.weight', 'proj_i2t.bias'));
+      if (r.key.endsWith('norm_i2t_i.weight'))
+        expect(ours[i - 1].key).toBe(r.key.replace('norm_i2t_i.weight', 'proj_i2t.bias'));
     });
   }, 600_000);
 });

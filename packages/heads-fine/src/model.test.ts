@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, disposeOutput, loadSafetensors, tf } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { fineModelConfigFromFixture, runFineFixturePasses } from './fixture-harness.js';
-import { FiberFineModel, createFiberFineModel, fiberFineModelConfig } from './model.js';
+import { type FiberFineModel, createFiberFineModel, fiberFineModelConfig } from './model.js';
 import { relativeError } from './parity-fixtures.js';
 
 const dir = join(__dirname, '../../../fixtures/fiber/fine-a');
@@ -20,10 +20,16 @@ describe('FiberFineModel config', () => {
     const c = fiberFineModelConfig('tiny');
     expect(c.fpn.inChannels).toEqual([32, 64, 128]);
     expect([c.head.langDim, c.head.maxQueryLen, c.head.channels]).toEqual([64, 32, c.fpn.outChannels]);
-    expect(() => fiberFineModelConfig('tiny', { head: { langDim: 10 } })).toThrow('FiberFineModelConfig.head.langDim: 10 must equal the text width 64');
-    expect(() => fiberFineModelConfig('tiny', { anchors: { aspectRatios: [0.5, 1, 2] } })).toThrow(/one anchor per location/);
+    expect(() => fiberFineModelConfig('tiny', { head: { langDim: 10 } })).toThrow(
+      'FiberFineModelConfig.head.langDim: 10 must equal the text width 64',
+    );
+    expect(() => fiberFineModelConfig('tiny', { anchors: { aspectRatios: [0.5, 1, 2] } })).toThrow(
+      /one anchor per location/,
+    );
     const f = fineModelConfigFromFixture(config());
-    expect([f.backbone.swin.windowSize, f.backbone.maxQueryLen, f.head.channels, f.head.numConvs]).toEqual([4, 16, 24, 3]);
+    expect([f.backbone.swin.windowSize, f.backbone.maxQueryLen, f.head.channels, f.head.numConvs]).toEqual([
+      4, 16, 24, 3,
+    ]);
   });
 });
 
@@ -31,7 +37,9 @@ describe.each(names)('FiberFineModel parity with the official code on %s', (back
   beforeAll(() => useBackend(backend));
 
   it('tiny_fine: every output and intermediate within 1e-4 * max(1, |ref|)', { timeout: 900_000 }, async () => {
-    const files = await Promise.all(['inputs', 'outputs', 'intermediates'].map((f) => SafetensorsFile.open(join(dir, `${f}.safetensors`))));
+    const files = await Promise.all(
+      ['inputs', 'outputs', 'intermediates'].map((f) => SafetensorsFile.open(join(dir, `${f}.safetensors`))),
+    );
     const [inputsFile, outputs, inter] = files;
     const inputs = await inputsFile.readAll();
     const weights = await loadSafetensors(join(dir, 'model.safetensors'));
@@ -61,9 +69,17 @@ describe('FiberFineModel', () => {
     const px = tf.randomNormal([1, 3, 64, 96]);
     const ids = tf.tensor2d([[0, 11, 25, 2, ...new Array(28).fill(1)]], undefined, 'int32');
     const mask = tf.cast(tf.notEqual(ids, 1), 'int32');
-    expect(() => model.forward(px, tf.zeros([1, 5], 'int32'), tf.ones([1, 5], 'int32'))).toThrow('FiberFineModel: inputIds must be [B, 32] (prompts padded to MAX_QUERY_LEN), got [1, 5]');
+    expect(() => model.forward(px, tf.zeros([1, 5], 'int32'), tf.ones([1, 5], 'int32'))).toThrow(
+      'FiberFineModel: inputIds must be [B, 32] (prompts padded to MAX_QUERY_LEN), got [1, 5]',
+    );
     const out = model.forward(px, ids, mask);
-    expect(out.head.levels.map((l) => l.dotProductLogits.shape)).toEqual([[1, 96, 32], [1, 24, 32], [1, 6, 32], [1, 2, 32], [1, 1, 32]]);
+    expect(out.head.levels.map((l) => l.dotProductLogits.shape)).toEqual([
+      [1, 96, 32],
+      [1, 24, 32],
+      [1, 6, 32],
+      [1, 2, 32],
+      [1, 1, 32],
+    ]);
     disposeOutput(out);
     await expectNoTensorGrowth(() => model.forward(px, ids, mask), { label: 'fine model forward' });
     tf.dispose([px, ids, mask]);

@@ -3,7 +3,15 @@
 // package's FPN as its neck) and `rpn` (the VLDyHead and the anchor generator's cell anchors), in
 // the official module order so that a fine-grained `.pth` loads by name.
 import { BufferList, Module, defaultGenerator, tf, tidyOutput, type Generator } from '@fiber-vl/tensor-core';
-import { FiberFineBackbone, fiberFineConfig, validateFiberFineConfig, type FiberFineConfig, type FiberFinePresetName, type FiberFineConfigOptions, type FineLanguageFeatures } from '@fiber-vl/fusion';
+import {
+  FiberFineBackbone,
+  fiberFineConfig,
+  validateFiberFineConfig,
+  type FiberFineConfig,
+  type FiberFinePresetName,
+  type FiberFineConfigOptions,
+  type FineLanguageFeatures,
+} from '@fiber-vl/fusion';
 import { FIBER_ANCHORS, cellAnchors, levelSizes, type AnchorConfig } from './anchors.js';
 import { FIBER_DYHEAD, validateDyHeadConfig, type DyHeadConfig, type FpnConfig } from './config.js';
 import { VLDyHead, type DyHeadOutput } from './dyhead.js';
@@ -38,7 +46,10 @@ const HEAD_PRESETS: Record<FiberFinePresetName, { channels: number; numConvs: nu
  * with overrides that reach every part; the FPN input widths, the head's text width and query
  * length follow the backbone.
  */
-export function fiberFineModelConfig(preset: FiberFinePresetName = 'base', options: FiberFineModelOptions = {}): FiberFineModelConfig {
+export function fiberFineModelConfig(
+  preset: FiberFinePresetName = 'base',
+  options: FiberFineModelOptions = {},
+): FiberFineModelConfig {
   const backbone = fiberFineConfig(preset, options);
   const widths = [1, 2, 3].map((i) => backbone.swin.embedDim * 2 ** i);
   const h = HEAD_PRESETS[preset];
@@ -52,7 +63,13 @@ export function fiberFineModelConfig(preset: FiberFinePresetName = 'base', optio
     maxQueryLen: backbone.maxQueryLen,
     ...options.head,
   };
-  return validateFiberFineModelConfig({ backbone, fpn, head, anchors: { ...FIBER_ANCHORS, ...options.anchors }, postprocess: { ...FIBER_POSTPROCESS, ...options.postprocess } });
+  return validateFiberFineModelConfig({
+    backbone,
+    fpn,
+    head,
+    anchors: { ...FIBER_ANCHORS, ...options.anchors },
+    postprocess: { ...FIBER_POSTPROCESS, ...options.postprocess },
+  });
 }
 
 export function validateFiberFineModelConfig(cfg: FiberFineModelConfig): FiberFineModelConfig {
@@ -62,14 +79,25 @@ export function validateFiberFineModelConfig(cfg: FiberFineModelConfig): FiberFi
   validateFiberFineConfig(cfg.backbone);
   validateDyHeadConfig(cfg.head);
   const widths = [1, 2, 3].map((i) => cfg.backbone.swin.embedDim * 2 ** i);
-  if (cfg.fpn.inChannels.some((c, i) => c !== widths[i])) bad('fpn.inChannels', `[${cfg.fpn.inChannels.join(', ')}] must be the Swin stage 1-3 widths [${widths.join(', ')}]`);
-  if (cfg.fpn.outChannels !== cfg.head.channels) bad('head.channels', `${cfg.head.channels} must equal fpn.outChannels ${cfg.fpn.outChannels}`);
-  if (cfg.head.langDim !== cfg.backbone.roberta.hiddenSize) bad('head.langDim', `${cfg.head.langDim} must equal the text width ${cfg.backbone.roberta.hiddenSize}`);
-  if (cfg.head.maxQueryLen !== cfg.backbone.maxQueryLen) bad('head.maxQueryLen', `${cfg.head.maxQueryLen} must equal backbone.maxQueryLen ${cfg.backbone.maxQueryLen}`);
+  if (cfg.fpn.inChannels.some((c, i) => c !== widths[i]))
+    bad(
+      'fpn.inChannels',
+      `[${cfg.fpn.inChannels.join(', ')}] must be the Swin stage 1-3 widths [${widths.join(', ')}]`,
+    );
+  if (cfg.fpn.outChannels !== cfg.head.channels)
+    bad('head.channels', `${cfg.head.channels} must equal fpn.outChannels ${cfg.fpn.outChannels}`);
+  if (cfg.head.langDim !== cfg.backbone.roberta.hiddenSize)
+    bad('head.langDim', `${cfg.head.langDim} must equal the text width ${cfg.backbone.roberta.hiddenSize}`);
+  if (cfg.head.maxQueryLen !== cfg.backbone.maxQueryLen)
+    bad('head.maxQueryLen', `${cfg.head.maxQueryLen} must equal backbone.maxQueryLen ${cfg.backbone.maxQueryLen}`);
   if (cfg.anchors.strides.length !== cfg.head.numLevels || cfg.anchors.sizes.length !== cfg.head.numLevels) {
-    bad('anchors', `${cfg.anchors.sizes.length} sizes / ${cfg.anchors.strides.length} strides for ${cfg.head.numLevels} FPN levels`);
+    bad(
+      'anchors',
+      `${cfg.anchors.sizes.length} sizes / ${cfg.anchors.strides.length} strides for ${cfg.head.numLevels} FPN levels`,
+    );
   }
-  if (cfg.anchors.aspectRatios.length * cfg.anchors.scalesPerOctave !== 1) bad('anchors', 'the VLDyHead predicts one anchor per location: one aspect ratio and one scale per octave');
+  if (cfg.anchors.aspectRatios.length * cfg.anchors.scalesPerOctave !== 1)
+    bad('anchors', 'the VLDyHead predicts one anchor per location: one aspect ratio and one scale per octave');
   return cfg;
 }
 
@@ -79,7 +107,11 @@ export class AnchorGenerator extends Module {
   constructor(readonly config: AnchorConfig) {
     super();
     const sizes = levelSizes(config);
-    this.cellAnchors = new BufferList(config.strides.map((stride, l) => tf.tensor2d(cellAnchors(stride, sizes[l], config.aspectRatios), undefined, 'float32')));
+    this.cellAnchors = new BufferList(
+      config.strides.map((stride, l) =>
+        tf.tensor2d(cellAnchors(stride, sizes[l], config.aspectRatios), undefined, 'float32'),
+      ),
+    );
   }
 }
 
@@ -121,10 +153,17 @@ export class FiberFineModel extends Module {
    * pixels [B, 3, H, W] (fine-grained normalisation, padded to a multiple of 32), inputIds /
    * attentionMask [B, maxQueryLen]. `allTowers` keeps every DyConv block's output (parity checks).
    */
-  forward(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor, { allTowers = false } = {}): FiberFineOutput {
+  forward(
+    pixels: tf.Tensor,
+    inputIds: tf.Tensor,
+    attentionMask: tf.Tensor,
+    { allTowers = false } = {},
+  ): FiberFineOutput {
     const L = this.config.backbone.maxQueryLen;
     if (inputIds.rank !== 2 || inputIds.shape[1] !== L) {
-      throw new RangeError(`FiberFineModel: inputIds must be [B, ${L}] (prompts padded to MAX_QUERY_LEN), got [${inputIds.shape.join(', ')}]`);
+      throw new RangeError(
+        `FiberFineModel: inputIds must be [B, ${L}] (prompts padded to MAX_QUERY_LEN), got [${inputIds.shape.join(', ')}]`,
+      );
     }
     return tidyOutput(() => {
       const backbone = this.fusionBackbone.forward(pixels, inputIds, attentionMask);
@@ -137,7 +176,10 @@ export class FiberFineModel extends Module {
 }
 
 /** A model from a preset name (randomly initialised, official initialisations). */
-export function createFiberFineModel(preset: FiberFinePresetName = 'base', options: FiberFineModelOptions = {}, rng: Generator = defaultGenerator): FiberFineModel {
+export function createFiberFineModel(
+  preset: FiberFinePresetName = 'base',
+  options: FiberFineModelOptions = {},
+  rng: Generator = defaultGenerator,
+): FiberFineModel {
   return new FiberFineModel(fiberFineModelConfig(preset, options), rng);
 }
-

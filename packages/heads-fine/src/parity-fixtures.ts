@@ -2,7 +2,7 @@
 // in that folder's README) and the head/FPN configs their config.json files describe.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SafetensorsFile, tf } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, type tf } from '@fiber-vl/tensor-core';
 import { FIBER_DYHEAD, type DyHeadConfig } from './config.js';
 
 export const FINE_FIXTURES = join(__dirname, '../../../fixtures/fiber-fine');

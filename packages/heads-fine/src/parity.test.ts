@@ -38,30 +38,28 @@ describe.each(names)('fine head parity on %s', (backend) => {
   beforeAll(() => useBackend(backend));
 
   // SwiftShader compiles a shader per op shape: about a minute per case on webgpu, on a loaded CI machine more.
-  it(
-    'set B tiny_fine_head: every DyConv output per level, cls_logits, bbox_reg, centerness, dot_product_logits',
-    { timeout: 600_000 },
-    async () => {
-      const config = tinyFineHeadConfig();
-      const head = new VLDyHead(config).eval();
-      const weights = await (await openFixture('tiny_fine_head', 'model.safetensors')).readAll();
-      head.loadStateDict(weights);
-      tf.dispose([...weights.values()]);
-      const inputs = await openFixture('tiny_fine_head', 'inputs.safetensors');
-      const features = await Promise.all(LEVELS.map((l) => inputs.readTensor(`fpn.${l}`)));
-      const embedded = await inputs.readTensor('lang.embedded');
-      const out = head.forward(features, embedded, { allTowers: true });
-      const pairs: [string, tf.Tensor][] = out.levels.flatMap((o, l) => [
-        ...o.towers.map((t, k): [string, tf.Tensor] => [`act.dyhead_tower.${k}.level${l}`, t]),
-        [`cls_logits.${l}`, o.clsLogits],
-        [`bbox_reg.${l}`, o.bboxReg],
-        [`centerness.${l}`, o.centerness],
-        [`dot_product_logits.${l}`, o.dotProductLogits],
-      ]);
-      expect(pairs).toHaveLength(5 * (config.numConvs + 4));
-      expectWithin(await compare(pairs, await openFixture('tiny_fine_head', 'outputs.safetensors')));
-      tf.dispose([...features, embedded, ...pairs.map(([, t]) => t)]);
-      head.dispose();
-    },
-  );
+  it('set B tiny_fine_head: every DyConv output per level, cls_logits, bbox_reg, centerness, dot_product_logits', {
+    timeout: 600_000,
+  }, async () => {
+    const config = tinyFineHeadConfig();
+    const head = new VLDyHead(config).eval();
+    const weights = await (await openFixture('tiny_fine_head', 'model.safetensors')).readAll();
+    head.loadStateDict(weights);
+    tf.dispose([...weights.values()]);
+    const inputs = await openFixture('tiny_fine_head', 'inputs.safetensors');
+    const features = await Promise.all(LEVELS.map((l) => inputs.readTensor(`fpn.${l}`)));
+    const embedded = await inputs.readTensor('lang.embedded');
+    const out = head.forward(features, embedded, { allTowers: true });
+    const pairs: [string, tf.Tensor][] = out.levels.flatMap((o, l) => [
+      ...o.towers.map((t, k): [string, tf.Tensor] => [`act.dyhead_tower.${k}.level${l}`, t]),
+      [`cls_logits.${l}`, o.clsLogits],
+      [`bbox_reg.${l}`, o.bboxReg],
+      [`centerness.${l}`, o.centerness],
+      [`dot_product_logits.${l}`, o.dotProductLogits],
+    ]);
+    expect(pairs).toHaveLength(5 * (config.numConvs + 4));
+    expectWithin(await compare(pairs, await openFixture('tiny_fine_head', 'outputs.safetensors')));
+    tf.dispose([...features, embedded, ...pairs.map(([, t]) => t)]);
+    head.dispose();
+  });
 });

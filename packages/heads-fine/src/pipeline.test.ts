@@ -30,7 +30,10 @@ describe('FiberFinePipeline', () => {
   it('pre-processes to the official sizes and pads batches to a multiple of 32', () => {
     const b = finePixelBatch([image(100, 50), image(40, 90)], { minSize: 64, maxSize: 128 });
     // 100x50: shorter side 50 -> 64; 40x90: 64 would make the longer side 144 > 128, so 128 * 40 / 90 -> 57
-    expect(b.sizes).toEqual([{ width: 128, height: 64 }, { width: 57, height: 128 }]);
+    expect(b.sizes).toEqual([
+      { width: 128, height: 64 },
+      { width: 57, height: 128 },
+    ]);
     expect(b.pixels.shape).toEqual([2, 3, 128, 128]);
     b.pixels.dispose();
   });
@@ -52,7 +55,9 @@ describe('FiberFinePipeline', () => {
 
   it('ground and refer: ranked boxes per phrase, one best box per expression', async () => {
     const img = image(60, 90, 2);
-    const g = await fiber.ground(img, 'a red circle left of the blue square', ['red circle', 'blue square'], { topK: 3 });
+    const g = await fiber.ground(img, 'a red circle left of the blue square', ['red circle', 'blue square'], {
+      topK: 3,
+    });
     expect(g.phrases.map((p) => p.phrase)).toEqual(['red circle', 'blue square']);
     for (const p of g.phrases) expect(p.detections.length).toBeLessThanOrEqual(3);
     const r = await fiber.refer(img, '  the small green triangle ');
@@ -65,7 +70,9 @@ describe('FiberFinePipeline', () => {
     await expect(fiber.detect(img, [])).rejects.toThrow(PromptError);
     await expect(fiber.refer(img, '   ')).rejects.toThrow(/expression/);
     await expect(fiber.ground(img, 'a dog', ['cat'])).rejects.toThrow(/"cat" does not occur in the caption/);
-    await expect(fiber.detect({ width: 0, height: 5, channels: 3, data: new Uint8Array(0) }, ['dog'])).rejects.toThrow(/positive width and height/);
+    await expect(fiber.detect({ width: 0, height: 5, channels: 3, data: new Uint8Array(0) }, ['dog'])).rejects.toThrow(
+      /positive width and height/,
+    );
     const many = Array.from({ length: 40 }, (_, i) => `class number ${i}`);
     const r = await fiber.detect(img, many);
     expect(r.truncation.truncated).toBe(true);

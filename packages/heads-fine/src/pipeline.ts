@@ -18,7 +18,15 @@ import {
   type ImageSize,
   type PostprocessConfig,
 } from './postprocess.js';
-import { PromptError, encodeDetectionPrompt, encodeGroundingPrompt, findPhraseSpans, type CharSpan, type GroundingPrompt, type TruncationReport } from './prompts.js';
+import {
+  PromptError,
+  encodeDetectionPrompt,
+  encodeGroundingPrompt,
+  findPhraseSpans,
+  type CharSpan,
+  type GroundingPrompt,
+  type TruncationReport,
+} from './prompts.js';
 
 export interface FinePreprocessOptions {
   /** Shorter side after resizing (the official test size is 800). */
@@ -37,7 +45,10 @@ export interface FinePixelBatch {
 }
 
 /** The official fine-grained test transform of a batch of images, padded to a common size. */
-export function finePixelBatch(images: readonly RawImage[], { minSize = 800, maxSize = 1333, sizeDivisibility = 32 }: FinePreprocessOptions = {}): FinePixelBatch {
+export function finePixelBatch(
+  images: readonly RawImage[],
+  { minSize = 800, maxSize = 1333, sizeDivisibility = 32 }: FinePreprocessOptions = {},
+): FinePixelBatch {
   if (!images.length) throw new RangeError('finePixelBatch: no images');
   const resized = images.map((img) => detectionImageTransform(img, { minSize, maxSize }));
   const up = (v: number) => Math.ceil(v / sizeDivisibility) * sizeDivisibility;
@@ -52,7 +63,10 @@ export function finePixelBatch(images: readonly RawImage[], { minSize = 800, max
       }
     }
   });
-  return { pixels: tf.tensor4d(data, [images.length, 3, H, W]), sizes: resized.map((r) => ({ width: r.width, height: r.height })) };
+  return {
+    pixels: tf.tensor4d(data, [images.length, 3, H, W]),
+    sizes: resized.map((r) => ({ width: r.width, height: r.height })),
+  };
 }
 
 export interface FinePipelineOptions extends FinePreprocessOptions {
@@ -69,7 +83,8 @@ export interface ReferResult {
 }
 
 const checkImage = (image: RawImage | undefined, what: string) => {
-  if (!image || !(image.width > 0 && image.height > 0)) throw new RangeError(`FiberFinePipeline.${what}: an image with a positive width and height is needed`);
+  if (!image || !(image.width > 0 && image.height > 0))
+    throw new RangeError(`FiberFinePipeline.${what}: an image with a positive width and height is needed`);
 };
 
 export class FiberFinePipeline {
@@ -94,12 +109,23 @@ export class FiberFinePipeline {
     try {
       out = this.model.forward(batch.pixels, ids, mask);
       const levels = out.head.levels;
-      const anchors = generateAnchors(levels.map((l) => [l.bboxReg.shape[2], l.bboxReg.shape[3]] as [number, number]), this.model.config.anchors);
+      const anchors = generateAnchors(
+        levels.map((l) => [l.bboxReg.shape[2], l.bboxReg.shape[3]] as [number, number]),
+        this.model.config.anchors,
+      );
       const [perImage] = await headOutputsToLevels(
-        { bboxReg: levels.map((l) => l.bboxReg), centerness: levels.map((l) => l.centerness), dotProductLogits: levels.map((l) => l.dotProductLogits) },
+        {
+          bboxReg: levels.map((l) => l.bboxReg),
+          centerness: levels.map((l) => l.centerness),
+          dotProductLogits: levels.map((l) => l.dotProductLogits),
+        },
         anchors,
       );
-      const raw = postprocessImage(perImage, prompt.labelToTokens, batch.sizes[0], { ...this.model.config.postprocess, ...this.options.postprocess, ...postprocess });
+      const raw = postprocessImage(perImage, prompt.labelToTokens, batch.sizes[0], {
+        ...this.model.config.postprocess,
+        ...this.options.postprocess,
+        ...postprocess,
+      });
       return { raw, inputSize: batch.sizes[0] };
     } finally {
       disposeOutput([out, batch.pixels, ids, mask]);
@@ -111,37 +137,62 @@ export class FiberFinePipeline {
    * ". "); detections in original pixels with their class, best first. Classes that do not fit in
    * MAX_QUERY_LEN are reported in `truncation`.
    */
-  async detect(image: RawImage, classNames: readonly string[], postprocess: Partial<PostprocessConfig> = {}): Promise<DetectionResult> {
+  async detect(
+    image: RawImage,
+    classNames: readonly string[],
+    postprocess: Partial<PostprocessConfig> = {},
+  ): Promise<DetectionResult> {
     checkImage(image, 'detect');
     const prompt = encodeDetectionPrompt(this.tokenizer, classNames, { maxQueryLen: this.maxQueryLen });
     const { raw, inputSize } = await this.run(image, prompt, postprocess);
-    return { detections: toDetections(raw, prompt.names, { inputSize, originalSize: image }), truncation: prompt.truncation };
+    return {
+      detections: toDetections(raw, prompt.names, { inputSize, originalSize: image }),
+      truncation: prompt.truncation,
+    };
   }
 
   /**
    * Phrase grounding: boxes for each phrase of the caption, ranked. Phrases are strings found in
    * the caption (every occurrence) or explicit character spans.
    */
-  async ground(image: RawImage, caption: string, phrases: readonly string[] | readonly (readonly CharSpan[])[], { topK = 5, ...postprocess }: Partial<PostprocessConfig> & { topK?: number } = {}): Promise<GroundingResult> {
+  async ground(
+    image: RawImage,
+    caption: string,
+    phrases: readonly string[] | readonly (readonly CharSpan[])[],
+    { topK = 5, ...postprocess }: Partial<PostprocessConfig> & { topK?: number } = {},
+  ): Promise<GroundingResult> {
     checkImage(image, 'ground');
     if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError('phrases', 'no phrases to ground');
-    const spans = phrases.every((p) => typeof p === 'string') ? findPhraseSpans(caption, phrases as readonly string[]) : (phrases as readonly (readonly CharSpan[])[]);
-    const names = phrases.map((p, i) => (typeof p === 'string' ? p : spans[i].map(([a, b]) => caption.slice(a, b)).join(' ')));
+    const spans = phrases.every((p) => typeof p === 'string')
+      ? findPhraseSpans(caption, phrases as readonly string[])
+      : (phrases as readonly (readonly CharSpan[])[]);
+    const names = phrases.map((p, i) =>
+      typeof p === 'string' ? p : spans[i].map(([a, b]) => caption.slice(a, b)).join(' '),
+    );
     const prompt = encodeGroundingPrompt(this.tokenizer, caption, spans, { maxQueryLen: this.maxQueryLen, names });
     const { raw, inputSize } = await this.run(image, prompt, { preNmsThresh: 0, ...postprocess });
-    return { phrases: groundPhrases(raw, names, prompt.labelToTokens, { inputSize, originalSize: image, topK }), truncation: prompt.truncation };
+    return {
+      phrases: groundPhrases(raw, names, prompt.labelToTokens, { inputSize, originalSize: image, topK }),
+      truncation: prompt.truncation,
+    };
   }
 
   /** Referring expression comprehension: the single box the whole expression refers to. */
   async refer(image: RawImage, expression: string, postprocess: Partial<PostprocessConfig> = {}): Promise<ReferResult> {
     checkImage(image, 'refer');
-    if (typeof expression !== 'string' || expression.trim() === '') throw new PromptError('expression', 'the referring expression is empty');
+    if (typeof expression !== 'string' || expression.trim() === '')
+      throw new PromptError('expression', 'the referring expression is empty');
     const start = expression.length - expression.trimStart().length;
     const end = expression.trimEnd().length;
-    const prompt = encodeGroundingPrompt(this.tokenizer, expression, [[[start, end]]], { maxQueryLen: this.maxQueryLen, names: [expression.trim()] });
+    const prompt = encodeGroundingPrompt(this.tokenizer, expression, [[[start, end]]], {
+      maxQueryLen: this.maxQueryLen,
+      names: [expression.trim()],
+    });
     // every box competes: no pre-NMS threshold, the best one is the answer
     const { raw, inputSize } = await this.run(image, prompt, { preNmsThresh: 0, ...postprocess });
-    const candidates = toDetections(raw, [expression.trim()], { inputSize, originalSize: image }).sort((a, b) => b.score - a.score);
+    const candidates = toDetections(raw, [expression.trim()], { inputSize, originalSize: image }).sort(
+      (a, b) => b.score - a.score,
+    );
     return { best: candidates[0] ?? null, candidates, truncation: prompt.truncation };
   }
 }

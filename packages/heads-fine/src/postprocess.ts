@@ -1,7 +1,7 @@
 // Inference post-processing of the fine-grained detector: `ATSSPostProcessor` with the dot-product
 // token head and the GPU `ml_nms` branch of `select_over_all_levels`, on plain arrays; plus the
 // detection / grounding result types of the task API and the map back to original pixels.
-import { tf } from '@fiber-vl/tensor-core';
+import type { tf } from '@fiber-vl/tensor-core';
 import { decodeBoxes } from './box-coder.js';
 import { argsortDescending, clipBoxes, keepLargeBoxes, keepTopScores, multiLabelNms } from './boxes.js';
 import type { TruncationReport } from './prompts.js';

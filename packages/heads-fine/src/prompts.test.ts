@@ -110,7 +110,7 @@ describe('positive maps (create_positive_map)', () => {
       /phrases\[0\]\[0\]: span \[40, 50\) is not inside the 44-character caption/,
     );
     expect(() => encodeGroundingPrompt(tok, caption, [[[3, 2]]])).toThrow(/phrases\[0\]\[0\]/);
-    expect(() => encodeGroundingPrompt(tok, 'a    b', [[[2, 4]]])).toThrow(/phrases\[0\]: "  " covers no token/);
+    expect(() => encodeGroundingPrompt(tok, 'a    b', [[[2, 4]]])).toThrow(/phrases\[0\]: " {2}" covers no token/);
     expect(() => findPhraseSpans(caption, ['cat'])).toThrow(/phrases\[0\]: "cat" does not occur in the caption/);
     expect(() => findPhraseSpans(caption, [''])).toThrow(/phrases\[0\]: the phrase is empty/);
   });

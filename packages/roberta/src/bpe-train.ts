@@ -78,8 +78,8 @@ const pairKey = (a: number, b: number) => a * PAIR_BASE + b;
 
 /** Words (byte-character strings) of the corpus with their counts; special tokens in the text are not words. */
 function countWords(corpus: Iterable<string>, specials: readonly string[]): Map<string, number> {
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const split = new RegExp(specials.map(escape).join('|'), 'g');
+  const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const split = new RegExp(specials.map(escapeRegExp).join('|'), 'g');
   const encoder = new TextEncoder();
   const counts = new Map<string, number>();
   let n = 0;
@@ -224,5 +224,5 @@ export function trainByteLevelBpe(corpus: Iterable<string>, options: BpeTrainOpt
 
 /** merges.txt text ("#version: 0.2" header, one "a b" pair a line) for `ByteLevelBpeTokenizer.fromVocabAndMerges`. */
 export function mergesToText(merges: readonly (readonly [string, string])[]): string {
-  return ['#version: 0.2', ...merges.map(([a, b]) => `${a} ${b}`)].join('\n') + '\n';
+  return `${['#version: 0.2', ...merges.map(([a, b]) => `${a} ${b}`)].join('\n')}\n`;
 }

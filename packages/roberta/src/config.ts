@@ -41,20 +41,33 @@ export function validateRobertaConfig(cfg: RobertaConfig): RobertaConfig {
   const bad = (field: keyof RobertaConfig, why: string): never => {
     throw new RangeError(`RobertaConfig.${field}: ${why}`);
   };
-  for (const field of ['vocabSize', 'hiddenSize', 'numHiddenLayers', 'numAttentionHeads', 'intermediateSize', 'maxPositionEmbeddings', 'typeVocabSize'] as const) {
+  for (const field of [
+    'vocabSize',
+    'hiddenSize',
+    'numHiddenLayers',
+    'numAttentionHeads',
+    'intermediateSize',
+    'maxPositionEmbeddings',
+    'typeVocabSize',
+  ] as const) {
     const v = cfg[field];
     if (!Number.isInteger(v) || v < 1) bad(field, `must be a positive integer, got ${v}`);
   }
-  if (cfg.hiddenSize % cfg.numAttentionHeads) bad('numAttentionHeads', `hiddenSize ${cfg.hiddenSize} is not divisible by ${cfg.numAttentionHeads} heads`);
+  if (cfg.hiddenSize % cfg.numAttentionHeads)
+    bad('numAttentionHeads', `hiddenSize ${cfg.hiddenSize} is not divisible by ${cfg.numAttentionHeads} heads`);
   for (const field of ['hiddenDropoutProb', 'attentionProbsDropoutProb'] as const) {
     if (!(cfg[field] >= 0 && cfg[field] < 1)) bad(field, `must be in [0, 1), got ${cfg[field]}`);
   }
   if (!(cfg.layerNormEps > 0)) bad('layerNormEps', `must be > 0, got ${cfg.layerNormEps}`);
   for (const field of ['padTokenId', 'bosTokenId', 'eosTokenId'] as const) {
-    if (!Number.isInteger(cfg[field]) || cfg[field] < 0 || cfg[field] >= cfg.vocabSize) bad(field, `${cfg[field]} is not a token id of the ${cfg.vocabSize}-token vocabulary`);
+    if (!Number.isInteger(cfg[field]) || cfg[field] < 0 || cfg[field] >= cfg.vocabSize)
+      bad(field, `${cfg[field]} is not a token id of the ${cfg.vocabSize}-token vocabulary`);
   }
   if (cfg.maxPositionEmbeddings < cfg.padTokenId + 2) {
-    bad('maxPositionEmbeddings', `${cfg.maxPositionEmbeddings} leaves no position for a token (positions start at padTokenId + 1 = ${cfg.padTokenId + 1})`);
+    bad(
+      'maxPositionEmbeddings',
+      `${cfg.maxPositionEmbeddings} leaves no position for a token (positions start at padTokenId + 1 = ${cfg.padTokenId + 1})`,
+    );
   }
   return cfg;
 }
@@ -82,7 +95,8 @@ export function robertaConfigFromHf(json: Record<string, unknown>): RobertaConfi
     bosTokenId: n('bos_token_id'),
     eosTokenId: n('eos_token_id'),
   };
-  if (json.hidden_act !== undefined && json.hidden_act !== 'gelu') throw new RangeError(`RobertaConfig: hidden_act "${json.hidden_act}" is not supported (only the exact-erf "gelu")`);
+  if (json.hidden_act !== undefined && json.hidden_act !== 'gelu')
+    throw new RangeError(`RobertaConfig: hidden_act "${json.hidden_act}" is not supported (only the exact-erf "gelu")`);
   return robertaConfig(Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined)));
 }
 
@@ -90,7 +104,10 @@ export function robertaConfigFromHf(json: Record<string, unknown>): RobertaConfi
  * RoBERTa position ids (HF create_position_ids_from_input_ids): padding tokens get paddingIdx,
  * real tokens count up from paddingIdx + 1: pos = cumsum(ids != pad) * (ids != pad) + pad.
  */
-export function createPositionIds(inputIds: readonly (readonly number[])[], paddingIdx = ROBERTA_BASE.padTokenId): number[][] {
+export function createPositionIds(
+  inputIds: readonly (readonly number[])[],
+  paddingIdx = ROBERTA_BASE.padTokenId,
+): number[][] {
   return inputIds.map((row) => {
     let count = 0;
     return row.map((id) => (id === paddingIdx ? paddingIdx : paddingIdx + ++count));

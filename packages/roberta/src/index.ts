@@ -1,4 +1,13 @@
-export { ROBERTA_BASE, robertaConfig, validateRobertaConfig, maxInputLength, robertaConfigFromHf, createPositionIds, extendedAttentionMask, type RobertaConfig } from './config.js';
+export {
+  ROBERTA_BASE,
+  robertaConfig,
+  validateRobertaConfig,
+  maxInputLength,
+  robertaConfigFromHf,
+  createPositionIds,
+  extendedAttentionMask,
+  type RobertaConfig,
+} from './config.js';
 export {
   RobertaModel,
   RobertaEmbeddings,
@@ -18,5 +27,11 @@ export {
   type EmbedOptions,
   type LayerOptions,
 } from './modeling.js';
-export { ByteLevelBpeTokenizer, ROBERTA_SPECIAL_TOKENS, type SpecialTokens, type EncodeOptions, type Encoding } from './tokenizer.js';
+export {
+  ByteLevelBpeTokenizer,
+  ROBERTA_SPECIAL_TOKENS,
+  type SpecialTokens,
+  type EncodeOptions,
+  type Encoding,
+} from './tokenizer.js';
 export { trainByteLevelBpe, mergesToText, type BpeTrainOptions, type BpeModel } from './bpe-train.js';

@@ -18,15 +18,28 @@ function configOf(dir: string): RobertaConfig {
 async function load(dir: string) {
   const model = new RobertaModel(configOf(dir));
   // the text backbone of the full FIBER checkpoint, without its fusion parameters
-  const dict = await loadSafetensors(join(fixtures, dir, 'model.safetensors'), (k) => k.startsWith('text_transformer.') && !k.includes('t2i'));
+  const dict = await loadSafetensors(
+    join(fixtures, dir, 'model.safetensors'),
+    (k) => k.startsWith('text_transformer.') && !k.includes('t2i'),
+  );
   model.loadStateDict(new Map([...dict].map(([k, v]) => [k.replace(/^text_transformer\./, ''), v])));
   tf.dispose([...dict.values()]);
   return model.eval();
 }
 
 const SETS = [
-  { dir: 'set-a', expected: 'intermediates.safetensors', key: (w: string) => `dual_text.txt.${w}`, layer: (i: number) => `layer${i}` },
-  { dir: 'set-b', expected: 'outputs.safetensors', key: (w: string) => `act.itc.text.${w}`, layer: (i: number) => `layer.${i}` },
+  {
+    dir: 'set-a',
+    expected: 'intermediates.safetensors',
+    key: (w: string) => `dual_text.txt.${w}`,
+    layer: (i: number) => `layer${i}`,
+  },
+  {
+    dir: 'set-b',
+    expected: 'outputs.safetensors',
+    key: (w: string) => `act.itc.text.${w}`,
+    layer: (i: number) => `layer.${i}`,
+  },
 ];
 
 describe.each(names)('RoBERTa parity with the official FIBER code on %s', (backend) => {
@@ -39,7 +52,10 @@ describe.each(names)('RoBERTa parity with the official FIBER code on %s', (backe
     const ids = await inputs.readTensor('input_ids');
     const mask = await inputs.readTensor('attention_mask');
     const out = model.forward(ids, mask, { collect: true });
-    const checks: [string, tf.Tensor][] = [['embeddings', out.embeddings!], ...out.hiddenStates!.map((h, i) => [set.layer(i), h] as [string, tf.Tensor])];
+    const checks: [string, tf.Tensor][] = [
+      ['embeddings', out.embeddings!],
+      ...out.hiddenStates!.map((h, i) => [set.layer(i), h] as [string, tf.Tensor]),
+    ];
     const errors = await maxAbsErrors(
       checks.map(([name, t]) => [set.key(name), t]),
       expected,

@@ -43,9 +43,14 @@ export class RobertaEmbeddings extends Module {
     rng: Generator = defaultGenerator,
   ) {
     super();
-    this.positionIds = new Buffer(tf.tidy(() => tf.reshape(tf.range(0, config.maxPositionEmbeddings, 1, 'int32'), [1, -1])));
+    this.positionIds = new Buffer(
+      tf.tidy(() => tf.reshape(tf.range(0, config.maxPositionEmbeddings, 1, 'int32'), [1, -1])),
+    );
     this.wordEmbeddings = new Embedding(config.vocabSize, config.hiddenSize, { paddingIdx: config.padTokenId, rng });
-    this.positionEmbeddings = new Embedding(config.maxPositionEmbeddings, config.hiddenSize, { paddingIdx: config.padTokenId, rng });
+    this.positionEmbeddings = new Embedding(config.maxPositionEmbeddings, config.hiddenSize, {
+      paddingIdx: config.padTokenId,
+      rng,
+    });
     this.tokenTypeEmbeddings = new Embedding(config.typeVocabSize, config.hiddenSize, { rng });
     this.LayerNorm = new LayerNorm(config.hiddenSize, config.layerNormEps);
     this.dropout = new Dropout(config.hiddenDropoutProb, rng);
@@ -56,14 +61,19 @@ export class RobertaEmbeddings extends Module {
     const pad = this.config.padTokenId;
     const L = inputIds.shape[1]!;
     if (L + pad + 1 > this.config.maxPositionEmbeddings) {
-      throw new RangeError(`RoBERTa: ${L} tokens need position ids up to ${L + pad}, but maxPositionEmbeddings is ${this.config.maxPositionEmbeddings}`);
+      throw new RangeError(
+        `RoBERTa: ${L} tokens need position ids up to ${L + pad}, but maxPositionEmbeddings is ${this.config.maxPositionEmbeddings}`,
+      );
     }
     return tf.tidy(() => {
       const ids = tf.cast(inputIds, 'int32');
       const real = tf.cast(tf.notEqual(ids, pad), 'int32');
       const positions = tf.add(tf.mul(tf.cumsum(real, 1), real), pad);
       const types = tokenTypeIds ?? tf.zerosLike(ids);
-      const e = tf.add(tf.add(this.wordEmbeddings.forward(ids), this.tokenTypeEmbeddings.forward(types)), this.positionEmbeddings.forward(positions));
+      const e = tf.add(
+        tf.add(this.wordEmbeddings.forward(ids), this.tokenTypeEmbeddings.forward(types)),
+        this.positionEmbeddings.forward(positions),
+      );
       return this.dropout.forward(this.LayerNorm.forward(e));
     });
   }
@@ -76,7 +86,11 @@ export class RobertaSelfAttention extends Module {
   dropout: Dropout;
   readonly numHeads: number;
   readonly headDim: number;
-  constructor(config: RobertaConfig, rng: Generator = defaultGenerator, { kvDim = config.hiddenSize }: { kvDim?: number } = {}) {
+  constructor(
+    config: RobertaConfig,
+    rng: Generator = defaultGenerator,
+    { kvDim = config.hiddenSize }: { kvDim?: number } = {},
+  ) {
     super();
     this.numHeads = config.numAttentionHeads;
     this.headDim = config.hiddenSize / config.numAttentionHeads;
@@ -96,10 +110,15 @@ export class RobertaSelfAttention extends Module {
     const [B, L] = hidden.shape;
     return tf.tidy(() => {
       const probsDropout = this.training && this.dropout.p > 0 ? (p: tf.Tensor) => this.dropout.forward(p) : undefined;
-      const ctx = scaledDotProductAttention(this.heads(this.query.forward(hidden)), this.heads(this.key.forward(keyValue)), this.heads(this.value.forward(keyValue)), {
-        mask,
-        probsDropout,
-      });
+      const ctx = scaledDotProductAttention(
+        this.heads(this.query.forward(hidden)),
+        this.heads(this.key.forward(keyValue)),
+        this.heads(this.value.forward(keyValue)),
+        {
+          mask,
+          probsDropout,
+        },
+      );
       return tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B, L, this.numHeads * this.headDim]);
     });
   }
@@ -182,7 +201,11 @@ export class RobertaLayer<Ctx = never> extends Module {
   crossAttention?: Module;
   intermediate: RobertaIntermediate;
   output: RobertaOutput;
-  constructor(config: RobertaConfig, rng: Generator = defaultGenerator, { crossAttention }: { crossAttention?: Module } = {}) {
+  constructor(
+    config: RobertaConfig,
+    rng: Generator = defaultGenerator,
+    { crossAttention }: { crossAttention?: Module } = {},
+  ) {
     super();
     this.attention = new RobertaAttention(config, rng);
     if (crossAttention) this.crossAttention = crossAttention;
@@ -208,7 +231,9 @@ export class RobertaEncoder<Ctx = never> extends Module {
   layer: ModuleList<RobertaLayer<Ctx>>;
   constructor(config: RobertaConfig, rng: Generator = defaultGenerator, layers?: RobertaLayer<Ctx>[]) {
     super();
-    this.layer = new ModuleList(layers ?? Array.from({ length: config.numHiddenLayers }, () => new RobertaLayer<Ctx>(config, rng)));
+    this.layer = new ModuleList(
+      layers ?? Array.from({ length: config.numHiddenLayers }, () => new RobertaLayer<Ctx>(config, rng)),
+    );
   }
 }
 
@@ -226,7 +251,9 @@ export class RobertaPooler extends Module {
 
 /** HF get_extended_attention_mask: [B, L] of 1/0 -> additive [B, 1, 1, L] of 0 / -10000. */
 export function extendedAttentionMaskTensor(attentionMask: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.sub(1, tf.cast(tf.reshape(attentionMask, [attentionMask.shape[0], 1, 1, -1]), 'float32')), -10000));
+  return tf.tidy(() =>
+    tf.mul(tf.sub(1, tf.cast(tf.reshape(attentionMask, [attentionMask.shape[0], 1, 1, -1]), 'float32')), -10000),
+  );
 }
 
 /** The running state between layers: hidden states [B, L, H] and the additive attention mask. */
@@ -266,7 +293,14 @@ export class RobertaModel<Ctx = never> extends Module {
   pooler?: RobertaPooler;
   readonly config: RobertaConfig;
 
-  constructor(config: Partial<RobertaConfig> = {}, { addPoolingLayer = true, rng = defaultGenerator, layers }: { addPoolingLayer?: boolean; rng?: Generator; layers?: RobertaLayer<Ctx>[] } = {}) {
+  constructor(
+    config: Partial<RobertaConfig> = {},
+    {
+      addPoolingLayer = true,
+      rng = defaultGenerator,
+      layers,
+    }: { addPoolingLayer?: boolean; rng?: Generator; layers?: RobertaLayer<Ctx>[] } = {},
+  ) {
     super();
     this.config = robertaConfig(config);
     this.embeddings = new RobertaEmbeddings(this.config, rng);
@@ -280,15 +314,21 @@ export class RobertaModel<Ctx = never> extends Module {
    */
   embed(inputIds: tf.Tensor, attentionMask?: tf.Tensor, { additiveMask }: EmbedOptions = {}): RobertaState {
     const [B, L]: number[] = inputIds.shape;
-    if (inputIds.rank !== 2 || B < 1 || L < 1) throw new RangeError(`RoBERTa: inputIds must be [B, L] with B, L >= 1, got ${shapeOf(inputIds)}`);
-    if (inputIds.dtype !== 'int32') throw new TypeError(`RoBERTa: inputIds must be int32 token ids, got ${inputIds.dtype}`);
+    if (inputIds.rank !== 2 || B < 1 || L < 1)
+      throw new RangeError(`RoBERTa: inputIds must be [B, L] with B, L >= 1, got ${shapeOf(inputIds)}`);
+    if (inputIds.dtype !== 'int32')
+      throw new TypeError(`RoBERTa: inputIds must be int32 token ids, got ${inputIds.dtype}`);
     if (attentionMask && (attentionMask.rank !== 2 || attentionMask.shape[0] !== B || attentionMask.shape[1] !== L)) {
-      throw new RangeError(`RoBERTa: attentionMask ${shapeOf(attentionMask)} does not match inputIds ${shapeOf(inputIds)}`);
+      throw new RangeError(
+        `RoBERTa: attentionMask ${shapeOf(attentionMask)} does not match inputIds ${shapeOf(inputIds)}`,
+      );
     }
     if (additiveMask) {
       const [mb, mh, mq, mk] = additiveMask.shape;
       if (additiveMask.rank !== 4 || (mb !== B && mb !== 1) || mh !== 1 || (mq !== L && mq !== 1) || mk !== L) {
-        throw new RangeError(`RoBERTa: additiveMask ${shapeOf(additiveMask)} is not broadcastable to [${B}, heads, ${L}, ${L}] (expected [${B} or 1, 1, ${L} or 1, ${L}])`);
+        throw new RangeError(
+          `RoBERTa: additiveMask ${shapeOf(additiveMask)} is not broadcastable to [${B}, heads, ${L}, ${L}] (expected [${B} or 1, 1, ${L} or 1, ${L}])`,
+        );
       }
     }
     return tidyOutput(() => ({
@@ -307,7 +347,11 @@ export class RobertaModel<Ctx = never> extends Module {
   }
 
   /** inputIds [B, L]; attentionMask [B, L] of 1 (token) / 0 (padding), default all ones. */
-  forward(inputIds: tf.Tensor, attentionMask?: tf.Tensor, { collect = false, layerOptions, additiveMask, pool = true }: RobertaForwardOptions<Ctx> = {}): RobertaOutputs {
+  forward(
+    inputIds: tf.Tensor,
+    attentionMask?: tf.Tensor,
+    { collect = false, layerOptions, additiveMask, pool = true }: RobertaForwardOptions<Ctx> = {},
+  ): RobertaOutputs {
     return tidyOutput(() => {
       let state = this.embed(inputIds, attentionMask, { additiveMask });
       const embeddings = state.hidden;
@@ -338,6 +382,8 @@ export class RobertaLMHead extends Module {
     this.bias = new Parameter(init.constant([config.vocabSize], 0));
   }
   forward(hidden: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => tf.add(this.decoder.forward(this.layerNorm.forward(gelu(this.dense.forward(hidden)))), this.bias.value));
+    return tf.tidy(() =>
+      tf.add(this.decoder.forward(this.layerNorm.forward(gelu(this.dense.forward(hidden)))), this.bias.value),
+    );
   }
 }

@@ -23,9 +23,14 @@ export function loadTokenizer(path: string, special?: Partial<SpecialTokens>): B
     }
   };
   if (path.endsWith('.json')) return ByteLevelBpeTokenizer.fromTokenizerJson(parse(path), special);
-  if (existsSync(join(path, 'tokenizer.json'))) return ByteLevelBpeTokenizer.fromTokenizerJson(parse(join(path, 'tokenizer.json')), special);
+  if (existsSync(join(path, 'tokenizer.json')))
+    return ByteLevelBpeTokenizer.fromTokenizerJson(parse(join(path, 'tokenizer.json')), special);
   if (existsSync(join(path, 'vocab.json')) && existsSync(join(path, 'merges.txt'))) {
-    return ByteLevelBpeTokenizer.fromVocabAndMerges(parse(join(path, 'vocab.json')), read(join(path, 'merges.txt')), special);
+    return ByteLevelBpeTokenizer.fromVocabAndMerges(
+      parse(join(path, 'vocab.json')),
+      read(join(path, 'merges.txt')),
+      special,
+    );
   }
   throw new Error(`tokenizer: ${path} has neither tokenizer.json nor vocab.json + merges.txt`);
 }

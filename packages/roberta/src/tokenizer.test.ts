@@ -123,7 +123,7 @@ function naiveBpe(word: string[], rankOf: (a: string, b: string) => number | und
     const [a, b] = [parts[best], parts[best + 1]];
     const merged: string[] = [];
     for (let i = 0; i < parts.length; i++) {
-      if (i < parts.length - 1 && parts[i] === a && parts[i + 1] === b) (merged.push(a + b), i++);
+      if (i < parts.length - 1 && parts[i] === a && parts[i + 1] === b) merged.push(a + b), i++;
       else merged.push(parts[i]);
     }
     parts = merged;
@@ -159,7 +159,7 @@ describe('bounded work', () => {
       'a'.repeat(1000),
       'ab'.repeat(700),
       'aab'.repeat(300),
-      'Ġ' + 'the'.repeat(200),
+      `Ġ${'the'.repeat(200)}`,
     ];
     for (const w of words) expect(bpeMerge(w.split(''), rankOf), w.slice(0, 30)).toEqual(naiveBpe(w.split(''), rankOf));
     // merges whose parts were never made by an earlier merge (not trained, but GPT-2's loop defines what happens)

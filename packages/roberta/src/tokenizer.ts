@@ -288,7 +288,7 @@ export class ByteLevelBpeTokenizer {
       let bytes = '';
       for (const x of utf8) bytes += BYTE_TO_CHAR[x];
       let bi = 0;
-      for (let ci = 0; ci < piece.length;) {
+      for (let ci = 0; ci < piece.length; ) {
         const cp = piece.codePointAt(ci)!;
         const units = cp > 0xffff ? 2 : 1;
         for (let k = utf8Length(cp); k > 0; k--, bi++) {

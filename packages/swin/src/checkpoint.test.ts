@@ -6,7 +6,13 @@ import { fiberCoarseWindowSize, swinConfig } from './config.js';
 import { loadSwinCheckpoint, resizeRelativePositionTable } from './checkpoint.js';
 
 const tiny = (imageSize: number) =>
-  swinConfig('swin_base_patch4_window12_384', { imageSize, embedDim: 8, depths: [2, 2, 2, 2], numHeads: [1, 2, 2, 4], windowSize: fiberCoarseWindowSize(imageSize) });
+  swinConfig('swin_base_patch4_window12_384', {
+    imageSize,
+    embedDim: 8,
+    depths: [2, 2, 2, 2],
+    numHeads: [1, 2, 2, 4],
+    windowSize: fiberCoarseWindowSize(imageSize),
+  });
 
 describe('Swin checkpoints at another resolution', () => {
   beforeAll(() => useBackend('cpu'));
@@ -17,8 +23,18 @@ describe('Swin checkpoints at another resolution', () => {
     expect(r.shape).toEqual([81, 2]);
     const v = Array.from(r.dataSync());
     // torch 1.13 reference values for the same input
-    expect(maxAbsDiff(v.slice(0, 10), [-0.0719449, -0.0600361, -0.0485915, -0.0170353, 0.0114233, 0.0631023, 0.099977, 0.1632781, 0.1955079, 0.2680658])).toBeLessThan(1e-5);
-    expect(maxAbsDiff(v.slice(-6), [18.2175426, 18.5092468, 18.734808, 19.0292263, 19.111618, 19.4079895])).toBeLessThan(1e-4);
+    expect(
+      maxAbsDiff(
+        v.slice(0, 10),
+        [
+          -0.0719449, -0.0600361, -0.0485915, -0.0170353, 0.0114233, 0.0631023, 0.099977, 0.1632781, 0.1955079,
+          0.2680658,
+        ],
+      ),
+    ).toBeLessThan(1e-5);
+    expect(
+      maxAbsDiff(v.slice(-6), [18.2175426, 18.5092468, 18.734808, 19.0292263, 19.111618, 19.4079895]),
+    ).toBeLessThan(1e-4);
     expect(v.reduce((a, b) => a + b)).toBeCloseTo(1240.9927, 2);
   });
 
@@ -29,7 +45,9 @@ describe('Swin checkpoints at another resolution', () => {
     const r = loadSwinCheckpoint(dst, dict, { prefix: 'vit_model.' });
     expect(r.resized).toHaveLength(8);
     expect(dst.layers.at(0).blocks.at(0).attn.relativePositionBiasTable.shape).toEqual([81, 1]);
-    expect(Array.from(dst.layers.at(1).blocks.at(0).attn.qkv.weight.value.dataSync())).toEqual(Array.from(src.layers.at(1).blocks.at(0).attn.qkv.weight.value.dataSync()));
+    expect(Array.from(dst.layers.at(1).blocks.at(0).attn.qkv.weight.value.dataSync())).toEqual(
+      Array.from(src.layers.at(1).blocks.at(0).attn.qkv.weight.value.dataSync()),
+    );
     const x = tf.randomNormal([1, 3, 160, 160]);
     const out = dst.forward(x);
     expect(out.lastHiddenState!.shape).toEqual([1, 25, 64]);

@@ -9,7 +9,8 @@ import type { SwinTransformer } from './model.js';
 export function resizeRelativePositionTable(table: tf.Tensor, toSide: number): tf.Tensor {
   const [rows, heads] = table.shape;
   const side = Math.round(Math.sqrt(rows));
-  if (side * side !== rows) throw new RangeError(`relative_position_bias_table has ${rows} rows, not a square (2w-1)^2`);
+  if (side * side !== rows)
+    throw new RangeError(`relative_position_bias_table has ${rows} rows, not a square (2w-1)^2`);
   if (side === toSide) return tf.clone(table);
   return tf.tidy(() => {
     const maps = tf.reshape(tf.transpose(table), [heads, side, side]);
@@ -23,12 +24,18 @@ export function resizeRelativePositionTable(table: tf.Tensor, toSide: number): t
  * the model's, buffers dropped. Tensors that are not changed are shared with `dict`; the new ones
  * are returned in `created` (dispose them after loading).
  */
-export function adaptSwinStateDict(model: SwinTransformer, dict: Map<string, tf.Tensor>, prefix = ''): { dict: Map<string, tf.Tensor>; created: tf.Tensor[]; resized: string[] } {
+export function adaptSwinStateDict(
+  model: SwinTransformer,
+  dict: Map<string, tf.Tensor>,
+  prefix = '',
+): { dict: Map<string, tf.Tensor>; created: tf.Tensor[]; resized: string[] } {
   const ours = model.stateDict();
   const out = new Map<string, tf.Tensor>();
   const created: tf.Tensor[] = [];
   const resized: string[] = [];
-  const windowChanged = [...dict].some(([k, t]) => k.endsWith('relative_position_bias_table') && ours.get(k.slice(prefix.length))?.shape[0] !== t.shape[0]);
+  const windowChanged = [...dict].some(
+    ([k, t]) => k.endsWith('relative_position_bias_table') && ours.get(k.slice(prefix.length))?.shape[0] !== t.shape[0],
+  );
   for (const [k, t] of dict) {
     if (windowChanged && (k.endsWith('relative_position_index') || k.endsWith('attn_mask'))) continue;
     const target = ours.get(k.slice(prefix.length));
@@ -43,13 +50,18 @@ export function adaptSwinStateDict(model: SwinTransformer, dict: Map<string, tf.
   }
   if (windowChanged) {
     // the model keeps its own index and mask buffers
-    for (const [k, t] of ours) if (k.endsWith('relative_position_index') || k.endsWith('attn_mask')) out.set(prefix + k, t);
+    for (const [k, t] of ours)
+      if (k.endsWith('relative_position_index') || k.endsWith('attn_mask')) out.set(prefix + k, t);
   }
   return { dict: out, created, resized };
 }
 
 /** loadStateDict with FIBER's resolution adaptation (checkpoint keys optionally under `prefix`, e.g. "vit_model."). */
-export function loadSwinCheckpoint(model: SwinTransformer, dict: Map<string, tf.Tensor>, { prefix = '', strict = true }: { prefix?: string; strict?: boolean } = {}) {
+export function loadSwinCheckpoint(
+  model: SwinTransformer,
+  dict: Map<string, tf.Tensor>,
+  { prefix = '', strict = true }: { prefix?: string; strict?: boolean } = {},
+) {
   const adapted = adaptSwinStateDict(model, dict, prefix);
   const stripped = new Map<string, tf.Tensor>();
   for (const [k, t] of adapted.dict) {

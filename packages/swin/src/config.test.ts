@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { blockWindow, dropPathRates, fiberCoarseWindowSize, stageResolutions, swinConfig, validateSwinConfig } from './config.js';
+import {
+  blockWindow,
+  dropPathRates,
+  fiberCoarseWindowSize,
+  stageResolutions,
+  swinConfig,
+  validateSwinConfig,
+} from './config.js';
 
 describe('Swin configs', () => {
   it('Swin-B/384 as FIBER uses it', () => {
@@ -33,12 +40,22 @@ describe('Swin configs', () => {
   });
 
   it('names the bad field', () => {
-    expect(() => swinConfig('swin_base_patch4_window12_384', { imageSize: 100 })).toThrow('SwinConfig.imageSize: 100 is not divisible by patchSize * 2^(stages-1) = 32');
-    expect(() => swinConfig('swin_base_patch4_window12_384', { numHeads: [4, 8, 16] })).toThrow(/SwinConfig.numHeads: has 3 entries for 4 stages/);
+    expect(() => swinConfig('swin_base_patch4_window12_384', { imageSize: 100 })).toThrow(
+      'SwinConfig.imageSize: 100 is not divisible by patchSize * 2^(stages-1) = 32',
+    );
+    expect(() => swinConfig('swin_base_patch4_window12_384', { numHeads: [4, 8, 16] })).toThrow(
+      /SwinConfig.numHeads: has 3 entries for 4 stages/,
+    );
     // window 7 at 64 px: the 16x16 stage-1 grid is not tiled by 7x7 windows (failed deep in tfjs before)
-    expect(() => swinConfig('swin_tiny_patch4_window7_224', { imageSize: 64 })).toThrow("SwinConfig.windowSize: 7 does not tile stage 0's 16x16 token grid");
-    expect(() => swinConfig('swin_tiny_patch4_window7_224', { embedDim: 0 })).toThrow('SwinConfig.embedDim: must be a positive integer, got 0');
-    expect(() => swinConfig('swin_tiny_patch4_window7_224', { dropPathRate: 1 })).toThrow(/SwinConfig.dropPathRate: must be in \[0, 1\)/);
+    expect(() => swinConfig('swin_tiny_patch4_window7_224', { imageSize: 64 })).toThrow(
+      "SwinConfig.windowSize: 7 does not tile stage 0's 16x16 token grid",
+    );
+    expect(() => swinConfig('swin_tiny_patch4_window7_224', { embedDim: 0 })).toThrow(
+      'SwinConfig.embedDim: must be a positive integer, got 0',
+    );
+    expect(() => swinConfig('swin_tiny_patch4_window7_224', { dropPathRate: 1 })).toThrow(
+      /SwinConfig.dropPathRate: must be in \[0, 1\)/,
+    );
     expect(() => swinConfig('swin_tiny_patch4_window7_224', { depths: [2, 0, 2, 2] })).toThrow(/SwinConfig.depths/);
   });
 

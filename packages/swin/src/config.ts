@@ -31,12 +31,54 @@ const base: Omit<SwinConfig, 'embedDim' | 'depths' | 'numHeads' | 'imageSize' | 
 
 /** The released Swin v1 models, named as timm names them. */
 export const SWIN_PRESETS = {
-  swin_tiny_patch4_window7_224: { ...base, imageSize: 224, windowSize: 7, embedDim: 96, depths: [2, 2, 6, 2], numHeads: [3, 6, 12, 24] },
-  swin_small_patch4_window7_224: { ...base, imageSize: 224, windowSize: 7, embedDim: 96, depths: [2, 2, 18, 2], numHeads: [3, 6, 12, 24] },
-  swin_base_patch4_window7_224: { ...base, imageSize: 224, windowSize: 7, embedDim: 128, depths: [2, 2, 18, 2], numHeads: [4, 8, 16, 32] },
-  swin_base_patch4_window12_384: { ...base, imageSize: 384, windowSize: 12, embedDim: 128, depths: [2, 2, 18, 2], numHeads: [4, 8, 16, 32] },
-  swin_large_patch4_window7_224: { ...base, imageSize: 224, windowSize: 7, embedDim: 192, depths: [2, 2, 18, 2], numHeads: [6, 12, 24, 48] },
-  swin_large_patch4_window12_384: { ...base, imageSize: 384, windowSize: 12, embedDim: 192, depths: [2, 2, 18, 2], numHeads: [6, 12, 24, 48] },
+  swin_tiny_patch4_window7_224: {
+    ...base,
+    imageSize: 224,
+    windowSize: 7,
+    embedDim: 96,
+    depths: [2, 2, 6, 2],
+    numHeads: [3, 6, 12, 24],
+  },
+  swin_small_patch4_window7_224: {
+    ...base,
+    imageSize: 224,
+    windowSize: 7,
+    embedDim: 96,
+    depths: [2, 2, 18, 2],
+    numHeads: [3, 6, 12, 24],
+  },
+  swin_base_patch4_window7_224: {
+    ...base,
+    imageSize: 224,
+    windowSize: 7,
+    embedDim: 128,
+    depths: [2, 2, 18, 2],
+    numHeads: [4, 8, 16, 32],
+  },
+  swin_base_patch4_window12_384: {
+    ...base,
+    imageSize: 384,
+    windowSize: 12,
+    embedDim: 128,
+    depths: [2, 2, 18, 2],
+    numHeads: [4, 8, 16, 32],
+  },
+  swin_large_patch4_window7_224: {
+    ...base,
+    imageSize: 224,
+    windowSize: 7,
+    embedDim: 192,
+    depths: [2, 2, 18, 2],
+    numHeads: [6, 12, 24, 48],
+  },
+  swin_large_patch4_window12_384: {
+    ...base,
+    imageSize: 384,
+    windowSize: 12,
+    embedDim: 192,
+    depths: [2, 2, 18, 2],
+    numHeads: [6, 12, 24, 48],
+  },
 } satisfies Record<string, SwinConfig>;
 
 export type SwinPresetName = keyof typeof SWIN_PRESETS;
@@ -53,16 +95,21 @@ export function swinConfig(preset: SwinPresetName, overrides: Partial<SwinConfig
  * something else). The classification variant also needs every stage resolution to be tiled by
  * whole windows (or to fit in one window); the detection variant pads instead.
  */
-export function validateSwinConfig(cfg: SwinConfig, variant: 'classification' | 'detection' = 'classification'): SwinConfig {
+export function validateSwinConfig(
+  cfg: SwinConfig,
+  variant: 'classification' | 'detection' = 'classification',
+): SwinConfig {
   const bad = (field: string, why: string): never => {
     throw new RangeError(`SwinConfig.${field}: ${why}`);
   };
   const posInt = (field: keyof SwinConfig) => {
     const v = cfg[field];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) bad(field, `must be a positive integer, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+      bad(field, `must be a positive integer, got ${String(v)}`);
   };
   (['imageSize', 'patchSize', 'inChannels', 'embedDim', 'windowSize'] as const).forEach(posInt);
-  if (!Number.isInteger(cfg.numClasses) || cfg.numClasses < 0) bad('numClasses', `must be a non-negative integer, got ${cfg.numClasses}`);
+  if (!Number.isInteger(cfg.numClasses) || cfg.numClasses < 0)
+    bad('numClasses', `must be a non-negative integer, got ${cfg.numClasses}`);
   if (!Array.isArray(cfg.depths) || !cfg.depths.length || !cfg.depths.every((d) => Number.isInteger(d) && d >= 1)) {
     bad('depths', `must list positive integers, got ${JSON.stringify(cfg.depths)}`);
   }
@@ -71,17 +118,23 @@ export function validateSwinConfig(cfg: SwinConfig, variant: 'classification' | 
   }
   cfg.numHeads.forEach((h, i) => {
     if (!Number.isInteger(h) || h < 1) bad('numHeads', `stage ${i}: ${h} is not a positive integer`);
-    if ((cfg.embedDim * 2 ** i) % h) bad('numHeads', `stage ${i} width ${cfg.embedDim * 2 ** i} is not divisible by ${h} heads`);
+    if ((cfg.embedDim * 2 ** i) % h)
+      bad('numHeads', `stage ${i} width ${cfg.embedDim * 2 ** i} is not divisible by ${h} heads`);
   });
   if (!(cfg.mlpRatio > 0)) bad('mlpRatio', `must be > 0, got ${cfg.mlpRatio}`);
-  if (!(cfg.dropPathRate >= 0 && cfg.dropPathRate < 1)) bad('dropPathRate', `must be in [0, 1), got ${cfg.dropPathRate}`);
+  if (!(cfg.dropPathRate >= 0 && cfg.dropPathRate < 1))
+    bad('dropPathRate', `must be in [0, 1), got ${cfg.dropPathRate}`);
   if (!(cfg.layerNormEps > 0)) bad('layerNormEps', `must be > 0, got ${cfg.layerNormEps}`);
   if (variant === 'classification') {
     const stride = cfg.patchSize * 2 ** (cfg.depths.length - 1);
-    if (cfg.imageSize % stride) bad('imageSize', `${cfg.imageSize} is not divisible by patchSize * 2^(stages-1) = ${stride}`);
+    if (cfg.imageSize % stride)
+      bad('imageSize', `${cfg.imageSize} is not divisible by patchSize * 2^(stages-1) = ${stride}`);
     stageResolutions(cfg).forEach((r, i) => {
       if (r > cfg.windowSize && r % cfg.windowSize) {
-        bad('windowSize', `${cfg.windowSize} does not tile stage ${i}'s ${r}x${r} token grid (image ${cfg.imageSize} px); use a divisor of ${r} or, for FIBER's coarse model, image / 32 = ${cfg.imageSize / 32}`);
+        bad(
+          'windowSize',
+          `${cfg.windowSize} does not tile stage ${i}'s ${r}x${r} token grid (image ${cfg.imageSize} px); use a divisor of ${r} or, for FIBER's coarse model, image / 32 = ${cfg.imageSize / 32}`,
+        );
       }
     });
   }

@@ -14,24 +14,47 @@ const { names } = await testBackends();
 describe.each(names)('Swin detection variant on %s', (backend) => {
   beforeAll(() => useBackend(backend));
   it('96x128 input (padded windows, odd map sizes): patch embed, stages 0-1, stage-2 blocks 0-13 within 1e-4', async () => {
-    const model = new SwinTransformer(swinConfig('swin_base_patch4_window12_384', { imageSize: 128, embedDim: 16, numHeads: [2, 4, 8, 16], windowSize: 4 }), { variant: 'detection' });
+    const model = new SwinTransformer(
+      swinConfig('swin_base_patch4_window12_384', {
+        imageSize: 128,
+        embedDim: 16,
+        numHeads: [2, 4, 8, 16],
+        windowSize: 4,
+      }),
+      { variant: 'detection' },
+    );
     const dict = await loadSafetensors(join(dir, 'model.safetensors'));
-    const r = model.loadStateDict(new Map([...dict].map(([k, v]) => [k.replace('fusion_backbone.backbone.body.', ''), v])), { strict: false });
+    const r = model.loadStateDict(
+      new Map([...dict].map(([k, v]) => [k.replace('fusion_backbone.backbone.body.', ''), v])),
+      { strict: false },
+    );
     tf.dispose([...dict.values()]);
     expect(r.unexpectedKeys).toEqual([]);
-    expect(r.missingKeys.every((k) => /^(layers\.2\.blocks\.(1[4-7])|layers\.2\.downsample|layers\.3|norm\d)/.test(k))).toBe(true);
+    expect(
+      r.missingKeys.every((k) => /^(layers\.2\.blocks\.(1[4-7])|layers\.2\.downsample|layers\.3|norm\d)/.test(k)),
+    ).toBe(true);
     const inputs = await SafetensorsFile.open(join(dir, 'inputs.safetensors'));
     const expected = await SafetensorsFile.open(join(dir, 'expected.safetensors'));
     const images = await inputs.readTensor('images');
     const out = model.eval().forward(images, { collect: true });
-    const checks: [string, tf.Tensor][] = [['img.patch_embed', tf.reshape(tf.transpose(tf.reshape(out.patchEmbed!, [2, 24, 32, 16]), [0, 3, 1, 2]), [2, 16, 24, 32])]];
+    const checks: [string, tf.Tensor][] = [
+      [
+        'img.patch_embed',
+        tf.reshape(tf.transpose(tf.reshape(out.patchEmbed!, [2, 24, 32, 16]), [0, 3, 1, 2]), [2, 16, 24, 32]),
+      ],
+    ];
     out.blocks!.slice(0, 2).forEach((bs, i) => bs.forEach((b, j) => checks.push([`img.stage${i}.block${j}`, b])));
     out.blocks![2].slice(0, 14).forEach((b, j) => checks.push([`img.stage2.block${j}`, b]));
     checks.push(['img.stage0.downsample', out.stages[0]], ['img.stage1.downsample', out.stages[1]]);
     const errors = await maxAbsErrors(checks, expected);
     expect(Object.entries(errors).filter(([, e]) => !(e <= 1e-4))).toEqual([]);
     expect(checks).toHaveLength(21);
-    expect(out.features!.map((f) => f.shape)).toEqual([[2, 16, 24, 32], [2, 32, 12, 16], [2, 64, 6, 8], [2, 128, 3, 4]]);
+    expect(out.features!.map((f) => f.shape)).toEqual([
+      [2, 16, 24, 32],
+      [2, 32, 12, 16],
+      [2, 64, 6, 8],
+      [2, 128, 3, 4],
+    ]);
     await Promise.all([inputs.close(), expected.close()]);
     disposeOutput([images, out, checks]);
     model.dispose();

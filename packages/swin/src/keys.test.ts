@@ -8,7 +8,10 @@ import { SwinTransformer } from './model.js';
 import { fiberCoarseWindowSize, swinConfig } from './config.js';
 
 function officialRows(file: string): [string, string][] {
-  const lines = readFileSync(join(__dirname, '../../../fixtures/fiber/keys', file), 'utf8').trim().split('\n').slice(1);
+  const lines = readFileSync(join(__dirname, '../../../fixtures/fiber/keys', file), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1);
   return lines
     .map((l) => l.split('\t'))
     .filter(([k]) => k.startsWith('vit_model.') && !/i2t/.test(k))
@@ -17,8 +20,13 @@ function officialRows(file: string): [string, string][] {
 
 describe('Swin-B state-dict keys', () => {
   beforeAll(() => useBackend('cpu'));
-  it.each([[384, 'state_dict_keys_coarse.tsv'], [576, 'state_dict_keys_coarse_576.tsv']] as const)('at %i px match the official table in order', (size, file) => {
-    const model = new SwinTransformer(swinConfig('swin_base_patch4_window12_384', { imageSize: size, windowSize: fiberCoarseWindowSize(size) }));
+  it.each([
+    [384, 'state_dict_keys_coarse.tsv'],
+    [576, 'state_dict_keys_coarse_576.tsv'],
+  ] as const)('at %i px match the official table in order', (size, file) => {
+    const model = new SwinTransformer(
+      swinConfig('swin_base_patch4_window12_384', { imageSize: size, windowSize: fiberCoarseWindowSize(size) }),
+    );
     const ours = [...model.stateDict()].map(([k, t]) => [k, JSON.stringify(t.shape)]);
     expect(ours).toEqual(officialRows(file));
     expect(model.numParameters()).toBeGreaterThan(86e6);

@@ -27,7 +27,10 @@ function configOf(dir: string): SwinConfig {
 async function load(dir: string) {
   const model = new SwinTransformer(configOf(dir));
   // the image backbone of the full FIBER checkpoint, without its fusion parameters
-  const dict = await loadSafetensors(join(fixtures, dir, 'model.safetensors'), (k) => k.startsWith('vit_model.') && !k.includes('i2t'));
+  const dict = await loadSafetensors(
+    join(fixtures, dir, 'model.safetensors'),
+    (k) => k.startsWith('vit_model.') && !k.includes('i2t'),
+  );
   const stripped = new Map([...dict].map(([k, v]) => [k.replace(/^vit_model\./, ''), v]));
   model.loadStateDict(stripped);
   tf.dispose([...dict.values()]);
@@ -41,14 +44,24 @@ const SETS = [
     pixels: 'image',
     expected: 'intermediates.safetensors',
     key: (what: string) => `dual_image.img.${what}`,
-    names: { patch: 'patch_embed', block: (i: number, j: number) => `stage${i}.block${j}`, down: (i: number) => `stage${i}.downsample`, norm: 'final_norm' },
+    names: {
+      patch: 'patch_embed',
+      block: (i: number, j: number) => `stage${i}.block${j}`,
+      down: (i: number) => `stage${i}.downsample`,
+      norm: 'final_norm',
+    },
   },
   {
     dir: 'set-b',
     pixels: 'pixel_values',
     expected: 'outputs.safetensors',
     key: (what: string) => `act.itc.vit.${what}`,
-    names: { patch: 'patch_embed', block: (i: number, j: number) => `layers.${i}.blocks.${j}`, down: (i: number) => `layers.${i}.downsample`, norm: 'norm' },
+    names: {
+      patch: 'patch_embed',
+      block: (i: number, j: number) => `layers.${i}.blocks.${j}`,
+      down: (i: number) => `layers.${i}.downsample`,
+      norm: 'norm',
+    },
   },
 ];
 
@@ -94,12 +107,17 @@ describe('Swin checkpoint loading', () => {
     const bad = new Map(dict);
     const wrong = tf.zeros([3, 3]);
     bad.set('layers.2.blocks.14.attn.qkv.weight', wrong);
-    expect(() => model.loadStateDict(bad)).toThrow(/layers\.2\.blocks\.14\.attn\.qkv\.weight: model has float32\[192, 64\], checkpoint has float32\[3, 3\]/);
+    expect(() => model.loadStateDict(bad)).toThrow(
+      /layers\.2\.blocks\.14\.attn\.qkv\.weight: model has float32\[192, 64\], checkpoint has float32\[3, 3\]/,
+    );
     const partial = new Map(dict);
     partial.delete('norm.weight');
     partial.set('head.weight', wrong);
     expect(() => model.loadStateDict(partial)).toThrow(StateDictError);
-    expect(model.loadStateDict(partial, { strict: false })).toEqual({ missingKeys: ['norm.weight'], unexpectedKeys: ['head.weight'] });
+    expect(model.loadStateDict(partial, { strict: false })).toEqual({
+      missingKeys: ['norm.weight'],
+      unexpectedKeys: ['head.weight'],
+    });
     wrong.dispose();
     model.dispose();
   });

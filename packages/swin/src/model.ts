@@ -67,8 +67,12 @@ export function shiftWindowMask(H: number, W: number, w: number, s: number): Flo
   for (let wy = 0; wy < nWy; wy++) {
     for (let wx = 0; wx < nWx; wx++) {
       const base = (wy * nWx + wx) * n * n;
-      const regions = Array.from({ length: n }, (_, t) => label(wy * w + Math.floor(t / w), H) * 3 + label(wx * w + (t % w), W));
-      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[base + i * n + j] = regions[i] === regions[j] ? 0 : -100;
+      const regions = Array.from(
+        { length: n },
+        (_, t) => label(wy * w + Math.floor(t / w), H) * 3 + label(wx * w + (t % w), W),
+      );
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) out[base + i * n + j] = regions[i] === regions[j] ? 0 : -100;
     }
   }
   return out;
@@ -115,7 +119,11 @@ export class Mlp extends Module {
   act = new GELU();
   fc2: Linear;
   drop: Dropout;
-  constructor(dim: number, hidden: number, { drop = 0, rng = defaultGenerator }: { drop?: number; rng?: Generator } = {}) {
+  constructor(
+    dim: number,
+    hidden: number,
+    { drop = 0, rng = defaultGenerator }: { drop?: number; rng?: Generator } = {},
+  ) {
     super();
     this.fc1 = new Linear(dim, hidden, { rng });
     this.fc2 = new Linear(hidden, dim, { rng });
@@ -154,7 +162,13 @@ export class WindowAttention<Ctx = never> extends Module {
   relativePositionBias(): tf.Tensor {
     const n = this.windowSize ** 2;
     return tf.tidy(() =>
-      tf.transpose(tf.reshape(tf.gather(this.relativePositionBiasTable.value, tf.reshape(this.relativePositionIndex.value, [-1])), [n, n, this.numHeads]), [2, 0, 1]),
+      tf.transpose(
+        tf.reshape(
+          tf.gather(this.relativePositionBiasTable.value, tf.reshape(this.relativePositionIndex.value, [-1])),
+          [n, n, this.numHeads],
+        ),
+        [2, 0, 1],
+      ),
     );
   }
 
@@ -171,7 +185,10 @@ export class WindowAttention<Ctx = never> extends Module {
     const [Bw, N, C] = x.shape;
     return tf.tidy(() => {
       // [B*nW, N, 3, heads, hd] -> 3 x [B*nW, heads, N, hd]
-      const qkv = tf.transpose(tf.reshape(this.qkv.forward(x), [Bw, N, 3, this.numHeads, this.headDim]), [2, 0, 3, 1, 4]);
+      const qkv = tf.transpose(
+        tf.reshape(this.qkv.forward(x), [Bw, N, 3, this.numHeads, this.headDim]),
+        [2, 0, 3, 1, 4],
+      );
       const [q, k, v] = tf.unstack(qkv, 0);
       const bias = tf.expandDims(this.relativePositionBias(), 0);
       let m: tf.Tensor | undefined;
@@ -212,7 +229,14 @@ export class SwinTransformerBlock<Ctx = never> extends Module {
     readonly shiftSize: number,
     /** Fixed [H, W] of the classification variant (masks precomputed); undefined = computed per input. */
     readonly inputResolution: [number, number] | undefined,
-    { mlpRatio = 4, qkvBias = true, eps = 1e-5, dropPath = 0, rng = defaultGenerator, attention }: SwinBlockOptions<Ctx> = {},
+    {
+      mlpRatio = 4,
+      qkvBias = true,
+      eps = 1e-5,
+      dropPath = 0,
+      rng = defaultGenerator,
+      attention,
+    }: SwinBlockOptions<Ctx> = {},
   ) {
     super();
     this.norm1 = new LayerNorm(dim, eps);
@@ -239,11 +263,22 @@ export class SwinTransformerBlock<Ctx = never> extends Module {
       // The detection variant pads the map to whole windows (bottom / right).
       const Hp = Math.ceil(H / w) * w;
       const Wp = Math.ceil(W / w) * w;
-      if (Hp !== H || Wp !== W) h = tf.pad(h, [[0, 0], [0, Hp - H], [0, Wp - W], [0, 0]]);
+      if (Hp !== H || Wp !== W)
+        h = tf.pad(h, [
+          [0, 0],
+          [0, Hp - H],
+          [0, Wp - W],
+          [0, 0],
+        ]);
       // qkv and proj are per token, so they run on the whole map; the shift, the window partition,
       // the bias, the shift mask and the merge are folded into one windowAttention op.
       const attn = this.attn;
-      const o = windowAttention(attn.qkv.forward(h), attn.relativePositionBias(), { numHeads: attn.numHeads, windowSize: w, shift: s, scale: attn.scale });
+      const o = windowAttention(attn.qkv.forward(h), attn.relativePositionBias(), {
+        numHeads: attn.numHeads,
+        windowSize: w,
+        shift: s,
+        scale: attn.scale,
+      });
       let merged = attn.proj.forward(o); // [B, Hp, Wp, C]
       if (context !== undefined) {
         // crossAttend is per token too: the map is handed over as one "window" per image.
@@ -274,7 +309,13 @@ export class PatchMerging extends Module {
     const [B, , C] = x.shape;
     return tf.tidy(() => {
       let h = tf.reshape(x, [B, H, W, C]);
-      if (H % 2 || W % 2) h = tf.pad(h, [[0, 0], [0, H % 2], [0, W % 2], [0, 0]]);
+      if (H % 2 || W % 2)
+        h = tf.pad(h, [
+          [0, 0],
+          [0, H % 2],
+          [0, W % 2],
+          [0, 0],
+        ]);
       const [Hp, Wp] = [H + (H % 2), W + (W % 2)];
       // [B, Hp/2, 2 (row parity), Wp/2, 2 (col parity), C]
       const g = tf.reshape(h, [B, Hp / 2, 2, Wp / 2, 2, C]);
@@ -302,7 +343,13 @@ export interface SwinOptions<Ctx = never> {
   outIndices?: number[];
   rng?: Generator;
   /** Builds the attention of block `block` of stage `stage` (fusion replaces some with fused ones). */
-  attentionFactory?: (stage: number, block: number, dim: number, windowSize: number, numHeads: number) => WindowAttention<Ctx> | undefined;
+  attentionFactory?: (
+    stage: number,
+    block: number,
+    dim: number,
+    windowSize: number,
+    numHeads: number,
+  ) => WindowAttention<Ctx> | undefined;
 }
 
 /** The running state between steps: tokens [B, H*W, C] on an H x W grid. */
@@ -362,20 +409,32 @@ export class SwinTransformer<Ctx = never> extends Module {
       const dim = config.embedDim * 2 ** i;
       const blocks = Array.from({ length: depth }, (_, j) => {
         const { windowSize, shiftSize } =
-          variant === 'classification' ? blockWindow(config, i, j) : { windowSize: config.windowSize, shiftSize: j % 2 ? Math.floor(config.windowSize / 2) : 0 };
+          variant === 'classification'
+            ? blockWindow(config, i, j)
+            : { windowSize: config.windowSize, shiftSize: j % 2 ? Math.floor(config.windowSize / 2) : 0 };
         const attention = attentionFactory?.(i, j, dim, windowSize, config.numHeads[i]);
         steps.push({ kind: 'block', stage: i, block: j });
-        return new SwinTransformerBlock<Ctx>(dim, config.numHeads[i], windowSize, shiftSize, variant === 'classification' ? [res[i], res[i]] : undefined, {
-          mlpRatio: config.mlpRatio,
-          qkvBias: config.qkvBias,
-          eps,
-          dropPath: rates[blockIndex++],
-          rng,
-          attention,
-        });
+        return new SwinTransformerBlock<Ctx>(
+          dim,
+          config.numHeads[i],
+          windowSize,
+          shiftSize,
+          variant === 'classification' ? [res[i], res[i]] : undefined,
+          {
+            mlpRatio: config.mlpRatio,
+            qkvBias: config.qkvBias,
+            eps,
+            dropPath: rates[blockIndex++],
+            rng,
+            attention,
+          },
+        );
       });
       steps.push({ kind: 'stageEnd', stage: i });
-      return new BasicLayer<Ctx>(blocks, i < config.depths.length - 1 ? new PatchMerging(dim, { eps, rng }) : undefined);
+      return new BasicLayer<Ctx>(
+        blocks,
+        i < config.depths.length - 1 ? new PatchMerging(dim, { eps, rng }) : undefined,
+      );
     });
     this.layers = new ModuleList(stages);
     this.steps = steps;
@@ -385,7 +444,8 @@ export class SwinTransformer<Ctx = never> extends Module {
       this.norm = new LayerNorm(this.numFeatures, eps);
       if (config.numClasses > 0) this.head = new Linear(this.numFeatures, config.numClasses, { rng });
     } else {
-      for (const i of this.outIndices) this.outNorms.set(i, this.register(`norm${i}`, new LayerNorm(config.embedDim * 2 ** i, eps)));
+      for (const i of this.outIndices)
+        this.outNorms.set(i, this.register(`norm${i}`, new LayerNorm(config.embedDim * 2 ** i, eps)));
     }
   }
 
@@ -396,18 +456,33 @@ export class SwinTransformer<Ctx = never> extends Module {
   embed(pixels: tf.Tensor): SwinState {
     const { inChannels, imageSize, patchSize: p } = this.config;
     if (pixels.rank !== 4 || pixels.shape[1] !== inChannels || pixels.shape[0] < 1) {
-      throw new RangeError(`SwinTransformer: pixels must be [B, ${inChannels}, H, W] with B >= 1, got [${pixels.shape.join(', ')}]`);
+      throw new RangeError(
+        `SwinTransformer: pixels must be [B, ${inChannels}, H, W] with B >= 1, got [${pixels.shape.join(', ')}]`,
+      );
     }
-    if (pixels.dtype !== 'float32') throw new TypeError(`SwinTransformer: pixels must be float32 (normalised), got ${pixels.dtype}`);
+    if (pixels.dtype !== 'float32')
+      throw new TypeError(`SwinTransformer: pixels must be float32 (normalised), got ${pixels.dtype}`);
     const [, , Hin, Win] = pixels.shape;
     if (this.variant === 'classification' && (Hin !== imageSize || Win !== imageSize)) {
-      throw new RangeError(`SwinTransformer (classification variant): pixels are ${Hin}x${Win}, but the model is built for ${imageSize}x${imageSize} images`);
+      throw new RangeError(
+        `SwinTransformer (classification variant): pixels are ${Hin}x${Win}, but the model is built for ${imageSize}x${imageSize} images`,
+      );
     }
     if (Hin < 1 || Win < 1) throw new RangeError(`SwinTransformer: pixels have an empty ${Hin}x${Win} image`);
     return tidyOutput(() => {
       const padded = Hin % p || Win % p;
-      const input = padded ? tf.pad(pixels, [[0, 0], [0, 0], [0, (p - (Hin % p)) % p], [0, (p - (Win % p)) % p]]) : pixels;
-      return { hidden: this.posDrop.forward(this.patchEmbed.forward(input)), grid: [Math.ceil(Hin / p), Math.ceil(Win / p)] };
+      const input = padded
+        ? tf.pad(pixels, [
+            [0, 0],
+            [0, 0],
+            [0, (p - (Hin % p)) % p],
+            [0, (p - (Win % p)) % p],
+          ])
+        : pixels;
+      return {
+        hidden: this.posDrop.forward(this.patchEmbed.forward(input)),
+        grid: [Math.ceil(Hin / p), Math.ceil(Win / p)],
+      };
     });
   }
 
@@ -415,7 +490,8 @@ export class SwinTransformer<Ctx = never> extends Module {
   step(s: SwinStep, state: SwinState, context?: Ctx): SwinState {
     const [H, W] = state.grid;
     const layer = this.layers.at(s.stage);
-    if (s.kind === 'block') return { hidden: layer.blocks.at(s.block).forward(state.hidden, H, W, context), grid: state.grid };
+    if (s.kind === 'block')
+      return { hidden: layer.blocks.at(s.block).forward(state.hidden, H, W, context), grid: state.grid };
     if (!layer.downsample) return state;
     return { hidden: layer.downsample.forward(state.hidden, H, W), grid: [Math.ceil(H / 2), Math.ceil(W / 2)] };
   }
@@ -423,7 +499,10 @@ export class SwinTransformer<Ctx = never> extends Module {
   /** A stage's output feature (call at its 'stageEnd' step, before `step`): detection: norm{i} as [B, C, H, W]. */
   stageOutput(stage: number, state: SwinState): tf.Tensor {
     const norm = this.outNorms.get(stage);
-    if (!norm) throw new RangeError(`SwinTransformer: stage ${stage} has no output norm (variant ${this.variant}, outIndices ${this.outIndices.join(',')})`);
+    if (!norm)
+      throw new RangeError(
+        `SwinTransformer: stage ${stage} has no output norm (variant ${this.variant}, outIndices ${this.outIndices.join(',')})`,
+      );
     const [H, W] = state.grid;
     const [B, , C] = state.hidden.shape;
     return tf.tidy(() => tf.transpose(tf.reshape(norm.forward(state.hidden), [B, H, W, C]), [0, 3, 1, 2]));
@@ -447,7 +526,8 @@ export class SwinTransformer<Ctx = never> extends Module {
       const features: tf.Tensor[] = [];
       for (const s of this.steps) {
         if (s.kind === 'stageEnd') {
-          if (this.variant === 'detection' && this.outNorms.has(s.stage)) features.push(this.stageOutput(s.stage, state));
+          if (this.variant === 'detection' && this.outNorms.has(s.stage))
+            features.push(this.stageOutput(s.stage, state));
           state = this.step(s, state);
           out.stages.push(state.hidden);
           continue;

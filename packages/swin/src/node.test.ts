@@ -8,14 +8,23 @@ import { readImage, sharpImageDecoder } from './node.js';
 describe('image decoding in Node (sharp)', () => {
   it('decodes PNG exactly and JPEG approximately to 8-bit RGB', async () => {
     const raw = Buffer.from(Array.from({ length: 4 * 3 * 3 }, (_, i) => (i * 37) % 256));
-    const png = await sharp(raw, { raw: { width: 4, height: 3, channels: 3 } }).png().toBuffer();
+    const png = await sharp(raw, { raw: { width: 4, height: 3, channels: 3 } })
+      .png()
+      .toBuffer();
     const img = await sharpImageDecoder.decode(png);
     expect([img.width, img.height, img.channels]).toEqual([4, 3, 3]);
     expect(Array.from(img.data)).toEqual(Array.from(raw));
-    const rgba = await sharp(Buffer.alloc(2 * 2 * 4, 200), { raw: { width: 2, height: 2, channels: 4 } }).png().toBuffer();
+    const rgba = await sharp(Buffer.alloc(2 * 2 * 4, 200), { raw: { width: 2, height: 2, channels: 4 } })
+      .png()
+      .toBuffer();
     expect((await sharpImageDecoder.decode(rgba)).channels).toBe(3);
     const dir = mkdtempSync(join(tmpdir(), 'fiber-img-'));
-    writeFileSync(join(dir, 'x.jpg'), await sharp(Buffer.alloc(8 * 8 * 3, 128), { raw: { width: 8, height: 8, channels: 3 } }).jpeg({ quality: 95 }).toBuffer());
+    writeFileSync(
+      join(dir, 'x.jpg'),
+      await sharp(Buffer.alloc(8 * 8 * 3, 128), { raw: { width: 8, height: 8, channels: 3 } })
+        .jpeg({ quality: 95 })
+        .toBuffer(),
+    );
     const jpg = await readImage(join(dir, 'x.jpg'));
     expect(Math.max(...Array.from(jpg.data).map((v) => Math.abs(v - 128)))).toBeLessThanOrEqual(2);
     writeFileSync(join(dir, 'bad.png'), 'not an image');

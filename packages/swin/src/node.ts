@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { ImageDecoder, RawImage } from './preprocess.js';
 
-type Sharp = (typeof import('sharp'))['default'];
+type Sharp = typeof import('sharp')['default'];
 let sharpModule: Promise<Sharp> | undefined;
 
 /** sharp is an optional peer dependency (native libvips, ~30 MB): only this entry needs it. */
@@ -11,7 +11,9 @@ function loadSharp(): Promise<Sharp> {
     (m) => m.default,
     (e: Error) => {
       sharpModule = undefined;
-      throw new Error(`@fiber-vl/swin/node decodes images with the optional peer dependency "sharp": npm install sharp@0.35.5 (${e.message.split('\n')[0]})`);
+      throw new Error(
+        `@fiber-vl/swin/node decodes images with the optional peer dependency "sharp": npm install sharp@0.35.5 (${e.message.split('\n')[0]})`,
+      );
     },
   ));
 }
@@ -20,8 +22,17 @@ function loadSharp(): Promise<Sharp> {
 export const sharpImageDecoder: ImageDecoder = {
   async decode(bytes) {
     const sharp = await loadSharp();
-    const { data, info } = await sharp(bytes).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    return { width: info.width, height: info.height, channels: 3, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    const { data, info } = await sharp(bytes)
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return {
+      width: info.width,
+      height: info.height,
+      channels: 3,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    };
   },
 };
 

@@ -269,10 +269,11 @@ export interface ImageDecoder {
 /** Browsers: createImageBitmap + OffscreenCanvas (RGBA). */
 export const browserImageDecoder: ImageDecoder = {
   async decode(bytes) {
-    const g = globalThis as unknown as {
+    // the DOM typings declare both; a worker or an old browser may lack them
+    const g: {
       createImageBitmap?: (b: Blob) => Promise<ImageBitmap>;
       OffscreenCanvas?: new (w: number, h: number) => OffscreenCanvas;
-    };
+    } = globalThis;
     if (!g.createImageBitmap || !g.OffscreenCanvas)
       throw new Error(
         'browserImageDecoder needs createImageBitmap and OffscreenCanvas (use @fiber-vl/swin/node in Node)',

@@ -6,7 +6,15 @@ import { gradCheck, gradCheckParameters, maxAbsDiff, useBackend } from '@fiber-v
 import { SwinTransformer, SwinTransformerBlock } from './model.js';
 import { swinConfig } from './config.js';
 
-const tiny = (over = {}) => swinConfig('swin_tiny_patch4_window7_224', { imageSize: 32, windowSize: 2, embedDim: 8, depths: [1, 2, 1, 1], numHeads: [1, 2, 2, 4], ...over });
+const tiny = (over = {}) =>
+  swinConfig('swin_tiny_patch4_window7_224', {
+    imageSize: 32,
+    windowSize: 2,
+    embedDim: 8,
+    depths: [1, 2, 1, 1],
+    numHeads: [1, 2, 2, 4],
+    ...over,
+  });
 
 describe('Swin steps', () => {
   beforeAll(() => useBackend('cpu'));
@@ -19,7 +27,17 @@ describe('Swin steps', () => {
     expect(state.grid).toEqual([8, 8]);
     for (const s of model.steps) state = model.step(s, state);
     expect(state.grid).toEqual([1, 1]);
-    expect(model.steps.map((s) => (s.kind === 'block' ? `${s.stage}.${s.block}` : `end${s.stage}`))).toEqual(['0.0', 'end0', '1.0', '1.1', 'end1', '2.0', 'end2', '3.0', 'end3']);
+    expect(model.steps.map((s) => (s.kind === 'block' ? `${s.stage}.${s.block}` : `end${s.stage}`))).toEqual([
+      '0.0',
+      'end0',
+      '1.0',
+      '1.1',
+      'end1',
+      '2.0',
+      'end2',
+      '3.0',
+      'end3',
+    ]);
     const norm = model.finalNorm(state);
     expect(maxAbsDiff(await norm.data(), await out.lastHiddenState!.data())).toBe(0);
     disposeOutput([out, norm, x]);
@@ -30,8 +48,19 @@ describe('Swin steps', () => {
     const model = new SwinTransformer(tiny(), { variant: 'detection', outIndices: [1, 2, 3] });
     const x = tf.ones([1, 3, 30, 45]);
     const out = model.forward(x);
-    expect(out.features!.map((f) => f.shape)).toEqual([[1, 16, 4, 6], [1, 32, 2, 3], [1, 64, 1, 2]]);
-    expect([...model.stateDict().keys()].filter((k) => /^norm\d/.test(k))).toEqual(['norm1.weight', 'norm1.bias', 'norm2.weight', 'norm2.bias', 'norm3.weight', 'norm3.bias']);
+    expect(out.features!.map((f) => f.shape)).toEqual([
+      [1, 16, 4, 6],
+      [1, 32, 2, 3],
+      [1, 64, 1, 2],
+    ]);
+    expect([...model.stateDict().keys()].filter((k) => /^norm\d/.test(k))).toEqual([
+      'norm1.weight',
+      'norm1.bias',
+      'norm2.weight',
+      'norm2.bias',
+      'norm3.weight',
+      'norm3.bias',
+    ]);
     disposeOutput([out, x]);
     model.dispose();
   });
@@ -75,7 +104,14 @@ describe('Swin steps', () => {
     expect(r.ok).toBe(true);
     const proj = rng.normal([1, 16, 8]);
     const loss = () => tf.sum(tf.mul(block.forward(x, 4, 4), proj)) as tf.Scalar;
-    const names = ['norm1.weight', 'attn.relative_position_bias_table', 'attn.qkv.weight', 'attn.proj.bias', 'mlp.fc1.weight', 'mlp.fc2.bias'];
+    const names = [
+      'norm1.weight',
+      'attn.relative_position_bias_table',
+      'attn.qkv.weight',
+      'attn.proj.bias',
+      'mlp.fc1.weight',
+      'mlp.fc2.bias',
+    ];
     const params = block.namedParameters().filter(([n]) => names.includes(n));
     const p = await gradCheckParameters(loss, params, { maxElements: 6 });
     expect(p.errors).toBeDefined();

@@ -28,7 +28,17 @@ export {
   type LoadStateDictResult,
   type UnaryModule,
 } from './nn/module.js';
-export { Linear, LayerNorm, Embedding, Dropout, DropPath, GELU, Identity, Conv2d, type Conv2dOptions } from './nn/layers.js';
+export {
+  Linear,
+  LayerNorm,
+  Embedding,
+  Dropout,
+  DropPath,
+  GELU,
+  Identity,
+  Conv2d,
+  type Conv2dOptions,
+} from './nn/layers.js';
 export * as init from './nn/init.js';
 
 export { matmul, linear, transposeLast2 } from './ops/linalg.js';
@@ -69,14 +79,26 @@ export {
   type RawValues,
   type SafetensorsInput,
 } from './io/safetensors.js';
-export { ShardedSafetensors, openSafetensors, loadSafetensors, saveSafetensors, type TensorReader } from './io/sharded.js';
+export {
+  ShardedSafetensors,
+  openSafetensors,
+  loadSafetensors,
+  saveSafetensors,
+  type TensorReader,
+} from './io/sharded.js';
 export { bufferSource, blobSource, type ByteSource } from './io/byte-source.js';
 
 export { Generator, defaultGenerator, manualSeed } from './rng.js';
 export { erf, erfinv } from './math.js';
 export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
 export { tidyOutput, disposeOutput, collectTensors } from './outputs.js';
-export { TorchCheckpoint, TorchTensorRef, TorchCheckpointError, PickleStub, type TorchLoadOptions } from './io/torch.js';
+export {
+  TorchCheckpoint,
+  TorchTensorRef,
+  TorchCheckpointError,
+  PickleStub,
+  type TorchLoadOptions,
+} from './io/torch.js';
 export { ZipError } from './io/zip.js';
 export { serializeTorchCheckpoint, type SerializeTorchOptions, type TorchWriterInput } from './io/torch-writer.js';
 

@@ -21,7 +21,11 @@ export class TensorLeakError extends Error {
  */
 export async function expectNoTensorGrowth(
   fn: () => unknown,
-  { iterations = 3, warmup = 1, label = 'expectNoTensorGrowth' }: { iterations?: number; warmup?: number; label?: string } = {},
+  {
+    iterations = 3,
+    warmup = 1,
+    label = 'expectNoTensorGrowth',
+  }: { iterations?: number; warmup?: number; label?: string } = {},
 ): Promise<void> {
   const call = async () => tf.dispose(collectTensors(await fn()));
   for (let i = 0; i < warmup; i++) await call();

@@ -15,13 +15,20 @@ let probe: Promise<{ names: BackendName[]; skipped: { backend: BackendName; reas
  */
 export function testBackends(): Promise<{ names: BackendName[]; skipped: { backend: BackendName; reason: string }[] }> {
   probe ??= (async () => {
-    const only = process.env.FIBER_TEST_BACKENDS?.split(',').map((s) => s.trim()).filter(Boolean);
+    const only = process.env.FIBER_TEST_BACKENDS?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const { available, unavailable } = await availableBackends();
     let names = available.map((b) => b.name);
     if (only?.length) names = names.filter((n) => only.includes(n));
     for (const u of unavailable) process.stderr.write(`[fiber-vl tests] skipping backend ${u.backend}: ${u.reason}\n`);
     for (const b of available) {
-      const detail = b.name === 'wasm' ? `simd=${b.simd} threads=${b.threads}` : b.name === 'webgpu' ? `${b.adapter?.vendor} ${b.adapter?.description}`.trim() : '';
+      const detail =
+        b.name === 'wasm'
+          ? `simd=${b.simd} threads=${b.threads}`
+          : b.name === 'webgpu'
+            ? `${b.adapter?.vendor} ${b.adapter?.description}`.trim()
+            : '';
       if (names.includes(b.name)) process.stderr.write(`[fiber-vl tests] backend ${b.name} ${detail}\n`);
     }
     return { names, skipped: unavailable };
@@ -60,7 +67,13 @@ export interface GradCheckResult {
 export async function gradCheck(
   f: (...xs: tf.Tensor[]) => tf.Tensor,
   xs: tf.Tensor[],
-  { eps = 1e-2, atol = 1e-3, rtol = 1e-2, maxElements = 64, seed = 1 }: { eps?: number; atol?: number; rtol?: number; maxElements?: number; seed?: number } = {},
+  {
+    eps = 1e-2,
+    atol = 1e-3,
+    rtol = 1e-2,
+    maxElements = 64,
+    seed = 1,
+  }: { eps?: number; atol?: number; rtol?: number; maxElements?: number; seed?: number } = {},
 ): Promise<GradCheckResult> {
   const rng = new Generator(seed);
   const y0 = tf.tidy(() => f(...xs));
@@ -104,11 +117,17 @@ export async function gradCheck(
  * Max |ours - reference| of each named tensor, the references read by name from `expected` (e.g.
  * a SafetensorsFile of a parity fixture). A shape mismatch or NaN gives Infinity.
  */
-export async function maxAbsErrors(checks: [string, tf.Tensor][], expected: { readTensor(name: string): Promise<tf.Tensor> }): Promise<Record<string, number>> {
+export async function maxAbsErrors(
+  checks: [string, tf.Tensor][],
+  expected: { readTensor(name: string): Promise<tf.Tensor> },
+): Promise<Record<string, number>> {
   const errors: Record<string, number> = {};
   for (const [name, t] of checks) {
     const ref = await expected.readTensor(name);
-    errors[name] = t.shape.join() === ref.shape.join() ? maxAbsDiff((await t.data()) as Float32Array, (await ref.data()) as Float32Array) : Infinity;
+    errors[name] =
+      t.shape.join() === ref.shape.join()
+        ? maxAbsDiff((await t.data()) as Float32Array, (await ref.data()) as Float32Array)
+        : Infinity;
     ref.dispose();
   }
   return errors;
@@ -123,7 +142,13 @@ export async function maxAbsErrors(checks: [string, tf.Tensor][], expected: { re
 export async function gradCheckParameters(
   loss: () => tf.Scalar,
   params: [string, Parameter][],
-  { eps = 1e-2, atol = 1e-3, rtol = 1e-2, maxElements = 8, seed = 1 }: { eps?: number; atol?: number; rtol?: number; maxElements?: number; seed?: number } = {},
+  {
+    eps = 1e-2,
+    atol = 1e-3,
+    rtol = 1e-2,
+    maxElements = 8,
+    seed = 1,
+  }: { eps?: number; atol?: number; rtol?: number; maxElements?: number; seed?: number } = {},
 ): Promise<{ errors: Record<string, { maxAbs: number; scale: number }>; ok: boolean }> {
   const rng = new Generator(seed);
   const vars = params.map(([, p]) => p.value);
@@ -136,7 +161,8 @@ export async function gradCheckParameters(
       if (!g) throw new Error(`gradCheckParameters: no gradient for ${name} (is it used by the loss?)`);
       const analytic = (await g.data()) as Float32Array;
       const original = ((await p.value.data()) as Float32Array).slice();
-      const idx = original.length <= maxElements ? [...original.keys()] : rng.permutation(original.length).slice(0, maxElements);
+      const idx =
+        original.length <= maxElements ? [...original.keys()] : rng.permutation(original.length).slice(0, maxElements);
       let maxAbs = 0;
       let scale = 0;
       const evalAt = async (j: number, v: number) => {

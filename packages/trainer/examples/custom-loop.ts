@@ -1,7 +1,15 @@
 import { Generator, initBackend, tf } from '@fiber-vl/tensor-core';
 import { fiberConfig } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
-import { AdamW, ItcQueue, StepContext, clipGradNorm, coarsePretrainObjective, coarseSchedule, fiberCoarseParamGroups } from '@fiber-vl/trainer';
+import {
+  AdamW,
+  ItcQueue,
+  StepContext,
+  clipGradNorm,
+  coarsePretrainObjective,
+  coarseSchedule,
+  fiberCoarseParamGroups,
+} from '@fiber-vl/trainer';
 
 /** A hand-written pre-training loop over a tiny coarse FIBER and random data. */
 export async function customLoop(steps = 3) {
@@ -17,15 +25,32 @@ export async function customLoop(steps = 3) {
   const model = new FiberCoarseModel(config, 'pretrain', rngs.model).train();
   const queue = new ItcQueue({ hiddenSize: 32, size: 8, imageSize: 32, maxTextLen: 8 });
   const objective = coarsePretrainObjective({ queue, collator: { vocabSize: 64, maskId: 63, specialIds: [0, 1, 2] } });
-  const optimizer = new AdamW(fiberCoarseParamGroups(model.namedParameters(), { lr: 1e-4 }), { betas: [0.9, 0.98], variant: 'transformers' });
+  const optimizer = new AdamW(fiberCoarseParamGroups(model.namedParameters(), { lr: 1e-4 }), {
+    betas: [0.9, 0.98],
+    variant: 'transformers',
+  });
   const schedule = coarseSchedule({ maxSteps: steps, warmupSteps: 1, lr: 1e-4 });
   const data = new Generator(3);
   const history: Record<string, number>[] = [];
   for (let step = 0; step < steps; step++) {
     const batch = {
       pixels: data.normal([2, 3, 32, 32]),
-      textIds: tf.tensor2d([[0, 5, 9, 2, 1, 1, 1, 1], [0, 7, 7, 12, 30, 2, 1, 1]], [2, 8], 'int32'),
-      textMasks: tf.tensor2d([[1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 0, 0]], [2, 8], 'int32'),
+      textIds: tf.tensor2d(
+        [
+          [0, 5, 9, 2, 1, 1, 1, 1],
+          [0, 7, 7, 12, 30, 2, 1, 1],
+        ],
+        [2, 8],
+        'int32',
+      ),
+      textMasks: tf.tensor2d(
+        [
+          [1, 1, 1, 1, 0, 0, 0, 0],
+          [1, 1, 1, 1, 1, 1, 0, 0],
+        ],
+        [2, 8],
+        'int32',
+      ),
     };
     const ctx = new StepContext({ params: model.namedParameters(), rngs });
     await objective(model, batch, ctx); // MLM, then ITC (+ queue update), then ITM on hard negatives

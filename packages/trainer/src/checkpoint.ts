@@ -9,7 +9,13 @@
 //                          position, guard counters, the user's run info; written last.
 // Stores: `MemoryCheckpointStore` here (browsers, tests); `FileCheckpointStore` in
 // `@fiber-vl/trainer/node` (atomic folders on disk).
-import { SafetensorsFile, encodeSafetensorsData as encode, rawToTensor, tf, type SafetensorsDType } from '@fiber-vl/tensor-core';
+import {
+  SafetensorsFile,
+  encodeSafetensorsData as encode,
+  rawToTensor,
+  tf,
+  type SafetensorsDType,
+} from '@fiber-vl/tensor-core';
 import type { DataPosition, JsonValue } from './source.js';
 
 export const CHECKPOINT_FORMAT = 'fiber-vl-trainer-checkpoint';
@@ -93,7 +99,10 @@ function safetensorsDType(t: tf.Tensor, int64: boolean): SafetensorsDType {
  * safetensors bytes, chunk by chunk: the header, then each tensor's data read from the backend one
  * at a time (a multi-GB state never sits in memory twice). `int64` stores int32 tensors as I64.
  */
-export async function* safetensorsChunks(tensors: Map<string, tf.Tensor>, { int64 = false, metadata }: { int64?: boolean; metadata?: Record<string, string> } = {}): AsyncGenerator<Uint8Array> {
+export async function* safetensorsChunks(
+  tensors: Map<string, tf.Tensor>,
+  { int64 = false, metadata }: { int64?: boolean; metadata?: Record<string, string> } = {},
+): AsyncGenerator<Uint8Array> {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
@@ -118,7 +127,9 @@ export async function* safetensorsChunks(tensors: Map<string, tf.Tensor>, { int6
   for (let i = 0; i < entries.length; i++) {
     const t = entries[i][1];
     const data = await t.data();
-    yield dtypes[i] === 'F32' ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : encode(dtypes[i], data as ArrayLike<number>);
+    yield dtypes[i] === 'F32'
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : encode(dtypes[i], data as ArrayLike<number>);
   }
 }
 
@@ -145,7 +156,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
     const sizes: Partial<Record<CheckpointFile, number>> = {};
     for (const f of CHECKPOINT_FILES) {
       const chunks: Uint8Array[] = [];
-      for await (const c of safetensorsChunks(cp.files[f], { int64: f === 'model.safetensors' })) chunks.push(c.slice());
+      for await (const c of safetensorsChunks(cp.files[f], { int64: f === 'model.safetensors' }))
+        chunks.push(c.slice());
       const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
       let o = 0;
       for (const c of chunks) {
@@ -167,7 +179,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
     const last = this.saved[this.saved.length - 1];
     if (!last) return undefined;
     const files = {} as Record<CheckpointFile, Map<string, tf.Tensor>>;
-    for (const f of CHECKPOINT_FILES) files[f] = await readCheckpointTensors(await SafetensorsFile.fromBytes(last.files[f], `${last.id}/${f}`));
+    for (const f of CHECKPOINT_FILES)
+      files[f] = await readCheckpointTensors(await SafetensorsFile.fromBytes(last.files[f], `${last.id}/${f}`));
     return { id: last.id, meta: parseTrainerMeta(JSON.parse(last.meta), `${last.id}/trainer.json`), files };
   }
 

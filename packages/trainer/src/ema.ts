@@ -38,7 +38,8 @@ export class ModelEma {
     for (const [k, v] of this.shadow) {
       const t = dict.get(k);
       if (!t) throw new Error(`ModelEma.loadStateDict: "${k}" missing`);
-      if (t.shape.join() !== v.shape.join()) throw new RangeError(`ModelEma.loadStateDict: "${k}" has shape [${t.shape}], expected [${v.shape}]`);
+      if (t.shape.join() !== v.shape.join())
+        throw new RangeError(`ModelEma.loadStateDict: "${k}" has shape [${t.shape}], expected [${v.shape}]`);
       tf.tidy(() => v.assign(tf.cast(t, v.dtype)));
     }
   }

@@ -19,13 +19,32 @@ beforeAll(async () => {
     maxTextLen: 8,
     hiddenSize: 32,
     swin: { dropPathRate: 0 },
-    roberta: { vocabSize: 64, hiddenSize: 32, intermediateSize: 64, maxPositionEmbeddings: 12, hiddenDropoutProb: 0, attentionProbsDropoutProb: 0 },
+    roberta: {
+      vocabSize: 64,
+      hiddenSize: 32,
+      intermediateSize: 64,
+      maxPositionEmbeddings: 12,
+      hiddenDropoutProb: 0,
+      attentionProbsDropoutProb: 0,
+    },
   });
-  model = new FiberCoarseModel(cfg, { itc: true, itm: true, mlm: true, vqaLabels: 5, nlvr2: true, caption: true }, new Generator(1)).train();
+  model = new FiberCoarseModel(
+    cfg,
+    { itc: true, itm: true, mlm: true, vqaLabels: 5, nlvr2: true, caption: true },
+    new Generator(1),
+  ).train();
   pixels = g.normal([B, 3, 32, 32]);
   other = g.normal([B, 3, 32, 32]);
-  ids = tf.tensor2d(Array.from({ length: B }, () => [0, 5, 9, 7, 2, 1, 1, 1]), [B, 8], 'int32');
-  mask = tf.tensor2d(Array.from({ length: B }, () => [1, 1, 1, 1, 1, 0, 0, 0]), [B, 8], 'int32');
+  ids = tf.tensor2d(
+    Array.from({ length: B }, () => [0, 5, 9, 7, 2, 1, 1, 1]),
+    [B, 8],
+    'int32',
+  );
+  mask = tf.tensor2d(
+    Array.from({ length: B }, () => [1, 1, 1, 1, 1, 0, 0, 0]),
+    [B, 8],
+    'int32',
+  );
 });
 
 const ctxFor = () => new StepContext({ params: model.namedParameters(), rngs: { itm: new Generator(9) } });
@@ -57,7 +76,9 @@ describe('fine-tune objectives', () => {
   it('caption MLE: next-token CE with <pad> ignored, through the captioning adapters', async () => {
     const ctx = ctxFor();
     await captionMleObjective()(model, { pixels, textIds: ids, textMasks: mask }, ctx);
-    const direct = tf.tidy(() => captionLoss(captionForward(model, captionImageEmbeds(model, pixels), ids, mask).logits, ids));
+    const direct = tf.tidy(() =>
+      captionLoss(captionForward(model, captionImageEmbeds(model, pixels), ids, mask).logits, ids),
+    );
     expect(ctx.losses.caption_mle).toBeCloseTo((await direct.data())[0], 5);
     expect(gradNames(ctx).filter((n) => n.startsWith('cross_modal_att_layers.')).length).toBeGreaterThan(0);
     ctx.dispose();
@@ -71,8 +92,13 @@ describe('fine-tune objectives', () => {
     const labels = order.map((i) => (i < 2 ? 1 : 0));
     expect(labels.filter((l) => l === 1)).toHaveLength(2);
     const direct = tf.tidy(() => {
-      const images = tf.stack(labels.map((l, i) => tf.slice(l ? pixels : other, [i, 0, 0, 0], [1, 3, 32, 32]).reshape([3, 32, 32])));
-      return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(labels, 'int32'), 2), model.itm(images, ids, mask).logits);
+      const images = tf.stack(
+        labels.map((l, i) => tf.slice(l ? pixels : other, [i, 0, 0, 0], [1, 3, 32, 32]).reshape([3, 32, 32])),
+      );
+      return tf.losses.softmaxCrossEntropy(
+        tf.oneHot(tf.tensor1d(labels, 'int32'), 2),
+        model.itm(images, ids, mask).logits,
+      );
     });
     expect(ctx.losses.itm).toBeCloseTo((await direct.data())[0], 5);
     expect(gradNames(ctx)).toContain('itm_score.fc.weight');

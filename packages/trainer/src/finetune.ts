@@ -8,7 +8,13 @@
 // Written from the official code; unlike the pre-training step they have no fixture of the
 // official code to be checked against.
 import { crossEntropy, tf } from '@fiber-vl/tensor-core';
-import { captionForward, captionImageEmbeds, captionLoss, vqaLoss, type FiberCoarseModel } from '@fiber-vl/heads-coarse';
+import {
+  captionForward,
+  captionImageEmbeds,
+  captionLoss,
+  vqaLoss,
+  type FiberCoarseModel,
+} from '@fiber-vl/heads-coarse';
 import type { Objective } from './step.js';
 
 export interface VqaBatch {
@@ -36,7 +42,9 @@ export interface Nlvr2Batch {
 
 export function nlvr2Objective(): Objective<FiberCoarseModel, Nlvr2Batch> {
   return async (model, b, ctx) => {
-    await ctx.loss('nlvr2', () => crossEntropy(model.nlvr2(b.pixels0, b.pixels1, b.textIds, b.textMasks).logits, b.labels));
+    await ctx.loss('nlvr2', () =>
+      crossEntropy(model.nlvr2(b.pixels0, b.pixels1, b.textIds, b.textMasks).logits, b.labels),
+    );
   };
 }
 

@@ -39,7 +39,11 @@ describe('coarse FIBER-B groups (fiber_utils.set_schedule)', () => {
 
   it('every parameter of the real-size model: printed, and as the spec says', () => {
     const named = model.namedParameters();
-    const official = new Set(rows(join(keys, 'state_dict_keys_coarse_kinds.tsv')).filter((r) => r[4] === 'param' && r[5].split(',').includes('pretrain')).map((r) => r[0]));
+    const official = new Set(
+      rows(join(keys, 'state_dict_keys_coarse_kinds.tsv'))
+        .filter((r) => r[4] === 'param' && r[5].split(',').includes('pretrain'))
+        .map((r) => r[0]),
+    );
     expect(new Set(named.map(([n]) => n))).toEqual(official);
     const groups = fiberCoarseParamGroups(named, { lr: LR, weightDecay: WD, lrMultHead: 5, lrMultCrossModal: 5 });
     const table = named.map(([name]) => {
@@ -56,26 +60,59 @@ describe('coarse FIBER-B groups (fiber_utils.set_schedule)', () => {
     }
     expect(counted).toBe(official.size);
     // the official order of the six groups, each non-empty at FIBER-B
-    expect(groups.map((g) => g.name)).toEqual(['base/decay', 'base/no_decay', 'head/decay', 'head/no_decay', 'cross_modal/decay', 'cross_modal/no_decay']);
+    expect(groups.map((g) => g.name)).toEqual([
+      'base/decay',
+      'base/no_decay',
+      'head/decay',
+      'head/no_decay',
+      'cross_modal/decay',
+      'cross_modal/no_decay',
+    ]);
     const count = (n: string) => groups.find((g) => g.name === n)!.params.length;
     expect(groups.reduce((a, g) => a + g.params.length, 0)).toBe(named.length);
     console.log(groups.map((g) => `${g.name}: ${g.params.length}`).join(', '));
-    const namesOf = (n: string) => groups.find((g) => g.name === n)!.params.map(([k]) => k).sort();
-    expect(namesOf('head/decay')).toEqual(['itm_score.fc.weight', 'mlm_score.decoder.weight', 'mlm_score.transform.dense.weight']);
-    expect(namesOf('head/no_decay')).toEqual(['itm_score.fc.bias', 'mlm_score.bias', 'mlm_score.transform.LayerNorm.bias', 'mlm_score.transform.LayerNorm.weight', 'mlm_score.transform.dense.bias']);
-    expect(count('cross_modal/decay') + count('cross_modal/no_decay')).toBe(named.filter(([n]) => /cross_modal|i2t|t2i/.test(n)).length);
+    const namesOf = (n: string) =>
+      groups
+        .find((g) => g.name === n)!
+        .params.map(([k]) => k)
+        .sort();
+    expect(namesOf('head/decay')).toEqual([
+      'itm_score.fc.weight',
+      'mlm_score.decoder.weight',
+      'mlm_score.transform.dense.weight',
+    ]);
+    expect(namesOf('head/no_decay')).toEqual([
+      'itm_score.fc.bias',
+      'mlm_score.bias',
+      'mlm_score.transform.LayerNorm.bias',
+      'mlm_score.transform.LayerNorm.weight',
+      'mlm_score.transform.dense.bias',
+    ]);
+    expect(count('cross_modal/decay') + count('cross_modal/no_decay')).toBe(
+      named.filter(([n]) => /cross_modal|i2t|t2i/.test(n)).length,
+    );
   });
 
-  it('the spec\'s named cases', () => {
+  it("the spec's named cases", () => {
     const g = (n: string) => fiberCoarseGroupOf(n, { lr: LR, weightDecay: WD })!;
-    expect(g('vit_model.layers.2.blocks.3.attn.relative_position_bias_table')).toMatchObject({ kind: 'base', decay: false }); // via "bias"
-    expect(g('vit_model.layers.2.blocks.14.attn.norm_i2t_i.weight')).toMatchObject({ kind: 'cross_modal', decay: true }); // not a norm.weight match
+    expect(g('vit_model.layers.2.blocks.3.attn.relative_position_bias_table')).toMatchObject({
+      kind: 'base',
+      decay: false,
+    }); // via "bias"
+    expect(g('vit_model.layers.2.blocks.14.attn.norm_i2t_i.weight')).toMatchObject({
+      kind: 'cross_modal',
+      decay: true,
+    }); // not a norm.weight match
     expect(g('vit_model.layers.2.blocks.14.attn.alpha_i2t')).toMatchObject({ kind: 'cross_modal', decay: true });
     expect(g('text_transformer.encoder.layer.6.alpha_t2i')).toMatchObject({ kind: 'cross_modal', decay: true });
     expect(g('temp')).toMatchObject({ kind: 'base', decay: true, lr: LR, weightDecay: WD }); // temp is decayed
     expect(g('rank_output.weight')).toMatchObject({ kind: 'base', decay: true });
     expect(g('mlm_score.transform.LayerNorm.weight')).toMatchObject({ kind: 'head', decay: false });
-    expect(g('cross_modal_text_pooler_itc.dense.weight')).toMatchObject({ kind: 'cross_modal', decay: true, lr: 5 * LR });
+    expect(g('cross_modal_text_pooler_itc.dense.weight')).toMatchObject({
+      kind: 'cross_modal',
+      decay: true,
+      lr: 5 * LR,
+    });
     // a name matching a head and a cross-modal substring is in none of the official groups
     expect(fiberCoarseGroupOf('itm_score_cross_modal.weight', { lr: LR })).toBeUndefined();
     const p = new Parameter(tf.zeros([1]));
@@ -113,19 +150,37 @@ describe('fine-grained FIBER groups (maskrcnn_benchmark make_optimizer)', () => 
     });
     console.log(`${_} (${names.length} parameters):\n${lines.join('\n')}`);
     // the language backbone (with its fused cross-attention layers) trains at LANG_LR
-    expect(groups.filter((g) => g.lr === 1e-5 || g.lr === 2e-5).length).toBe(names.filter((n) => n.includes('language_backbone')).length);
+    expect(groups.filter((g) => g.lr === 1e-5 || g.lr === 2e-5).length).toBe(
+      names.filter((n) => n.includes('language_backbone')).length,
+    );
     placeholder.value.dispose();
   });
 
   it('the solver factors: backbone.body lr factor, norm weight-decay factor, frozen parameters left out', async () => {
     await initBackend({ backend: 'cpu' });
-    expect(fiberFineGroupOf('fusion_backbone.backbone.body.layers.0.blocks.0.attn.qkv.weight', { backboneBodyLrFactor: 0.5 })).toEqual({ lr: 5e-5, weightDecay: 0.01 });
-    expect(fiberFineGroupOf('fusion_backbone.language_backbone.body.model.encoder.layer.0.attention.self.query.weight', { backboneBodyLrFactor: 0.5 })).toEqual({ lr: 1e-5, weightDecay: 0.01 });
-    expect(fiberFineGroupOf('rpn.head.dyhead_tower.0.norm.weight', { weightDecayNormFactor: 0 })).toEqual({ lr: 1e-4, weightDecay: 0 });
+    expect(
+      fiberFineGroupOf('fusion_backbone.backbone.body.layers.0.blocks.0.attn.qkv.weight', {
+        backboneBodyLrFactor: 0.5,
+      }),
+    ).toEqual({ lr: 5e-5, weightDecay: 0.01 });
+    expect(
+      fiberFineGroupOf('fusion_backbone.language_backbone.body.model.encoder.layer.0.attention.self.query.weight', {
+        backboneBodyLrFactor: 0.5,
+      }),
+    ).toEqual({ lr: 1e-5, weightDecay: 0.01 });
+    expect(fiberFineGroupOf('rpn.head.dyhead_tower.0.norm.weight', { weightDecayNormFactor: 0 })).toEqual({
+      lr: 1e-4,
+      weightDecay: 0,
+    });
     expect(fiberFineGroupOf('rpn.head.bias_lang')).toEqual({ lr: 2e-4, weightDecay: 0 });
     const frozen = new Parameter(tf.zeros([1]), false);
     const live = new Parameter(tf.zeros([1]));
-    expect(fiberFineParamGroups([['a.weight', frozen], ['b.weight', live]]).map((g) => g.name)).toEqual(['b.weight']);
+    expect(
+      fiberFineParamGroups([
+        ['a.weight', frozen],
+        ['b.weight', live],
+      ]).map((g) => g.name),
+    ).toEqual(['b.weight']);
     tf.dispose([frozen.value, live.value]);
   });
 });

@@ -1,4 +1,12 @@
-export { AdamW, fiberCoarseParamGroups, FIBER_NO_DECAY, FIBER_HEAD_NAMES, FIBER_CROSS_MODAL_NAMES, type ParamGroup, type AdamWOptions } from './optim.js';
+export {
+  AdamW,
+  fiberCoarseParamGroups,
+  FIBER_NO_DECAY,
+  FIBER_HEAD_NAMES,
+  FIBER_CROSS_MODAL_NAMES,
+  type ParamGroup,
+  type AdamWOptions,
+} from './optim.js';
 export { polynomialDecayWithWarmup, warmupMultiStep } from './schedules.js';
 export * from './world/index.js';
 
@@ -204,6 +212,34 @@ export {
   type LoadedCheckpoint,
   type TrainerMeta,
 } from './checkpoint.js';
-export { positioned, isDataSource, disposeBatch, type DataSource, type DataPosition, type PositionedBatch, type BatchSource, type JsonValue } from './source.js';
-export { ProgressPrinter, JsonlLogger, combineLoggers, formatProgress, formatDuration, stepRecord, type TextSink, type ProgressLine, type ProgressPrinterOptions } from './log.js';
-export { vqaObjective, nlvr2Objective, captionMleObjective, itmObjective, type VqaBatch, type Nlvr2Batch, type CaptionBatch, type ItmBatch } from './finetune.js';
+export {
+  positioned,
+  isDataSource,
+  disposeBatch,
+  type DataSource,
+  type DataPosition,
+  type PositionedBatch,
+  type BatchSource,
+  type JsonValue,
+} from './source.js';
+export {
+  ProgressPrinter,
+  JsonlLogger,
+  combineLoggers,
+  formatProgress,
+  formatDuration,
+  stepRecord,
+  type TextSink,
+  type ProgressLine,
+  type ProgressPrinterOptions,
+} from './log.js';
+export {
+  vqaObjective,
+  nlvr2Objective,
+  captionMleObjective,
+  itmObjective,
+  type VqaBatch,
+  type Nlvr2Batch,
+  type CaptionBatch,
+  type ItmBatch,
+} from './finetune.js';

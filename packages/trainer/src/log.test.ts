@@ -9,7 +9,15 @@ import { JsonlLogger, ProgressPrinter, formatDuration, formatProgress, type Text
 import type { StepResult } from './loop.js';
 import { FileCheckpointStore, RunFolder } from './node.js';
 
-const result = (step: number, extra: Partial<StepResult> = {}): StepResult => ({ step, losses: { itc: 1.5, itm: 0.69314, mlm: 4.2 }, loss: 6.39314, lr: 1e-5, gradNorm: 2, skipped: false, ...extra });
+const result = (step: number, extra: Partial<StepResult> = {}): StepResult => ({
+  step,
+  losses: { itc: 1.5, itm: 0.69, mlm: 4.2 },
+  loss: 6.39,
+  lr: 1e-5,
+  gradNorm: 2,
+  skipped: false,
+  ...extra,
+});
 
 function sink(isTTY: boolean): TextSink & { text: string } {
   return {
@@ -24,9 +32,16 @@ function sink(isTTY: boolean): TextSink & { text: string } {
 
 describe('progress output', () => {
   it('formats step, loss per objective, lr, it/s and ETA', () => {
-    expect(formatProgress({ step: 120, totalSteps: 1000, losses: { itc: 1.234, itm: 0.6931 }, lr: 1e-5, itPerSecond: 2.3, etaSeconds: 380 })).toBe(
-      'step  120/1000 | itc 1.2340 itm 0.6931 | lr 1.00e-5 | 2.30 it/s | ETA 6m20s',
-    );
+    expect(
+      formatProgress({
+        step: 120,
+        totalSteps: 1000,
+        losses: { itc: 1.234, itm: 0.6925 },
+        lr: 1e-5,
+        itPerSecond: 2.3,
+        etaSeconds: 380,
+      }),
+    ).toBe('step  120/1000 | itc 1.2340 itm 0.6925 | lr 1.00e-5 | 2.30 it/s | ETA 6m20s');
     expect([formatDuration(12), formatDuration(3725), formatDuration(NaN)]).toEqual(['12s', '1h02m', '?']);
   });
 
@@ -42,7 +57,9 @@ describe('progress output', () => {
     p.onEnd({ step: 3, seconds: 1.5 });
     const lines = out.text.split('\n');
     expect(lines[0]).toBe('\r\x1b[2Ktraining 3 steps');
-    expect(lines[1]).toMatch(/^\r\x1b\[2Kstep 1\/3 .*\r\x1b\[2Kstep 2\/3 \| itc 1\.5000 itm 0\.6931 mlm 4\.2000 \| lr 1\.00e-5 \| 2\.00 it\/s \| ETA 1s$/);
+    expect(lines[1]).toMatch(
+      /^\r\x1b\[2Kstep 1\/3 .*\r\x1b\[2Kstep 2\/3 \| itc 1\.5000 itm 0\.6931 mlm 4\.2000 \| lr 1\.00e-5 \| 2\.00 it\/s \| ETA 1s$/,
+    );
     expect(lines[2]).toBe('\r\x1b[2Kcheckpoint at step 2: /run/checkpoints/step-00000002');
     expect(lines[3]).toMatch(/^\r\x1b\[2Kstep 3\/3 .*ETA 0s$/);
     expect(lines[4]).toBe('\r\x1b[2Kdone: step 3 in 2s');
@@ -52,7 +69,8 @@ describe('progress output', () => {
     const out = sink(false);
     const p = new ProgressPrinter(out, { every: 5, now: () => 0 });
     p.onStart({ step: 0, totalSteps: 12, resumedFrom: undefined });
-    for (let s = 1; s <= 12; s++) p.onStep(result(s, s === 7 ? { skipped: true, reason: 'non-finite loss itc=NaN' } : {}), { totalSteps: 12 });
+    for (let s = 1; s <= 12; s++)
+      p.onStep(result(s, s === 7 ? { skipped: true, reason: 'non-finite loss itc=NaN' } : {}), { totalSteps: 12 });
     const steps = out.text
       .split('\n')
       .filter((l) => l.startsWith('step'))
@@ -64,8 +82,20 @@ describe('progress output', () => {
 
   it('JSONL: one record per step with its losses and lr', () => {
     const lines: string[] = [];
-    new JsonlLogger((l) => lines.push(l)).onStep(result(4, { losses: { itc: NaN }, loss: NaN, skipped: true, reason: 'x' }), { totalSteps: 9, seconds: 1.25 });
-    expect(JSON.parse(lines[0])).toEqual({ step: 4, loss: 'NaN', losses: { itc: 'NaN' }, lr: 1e-5, grad_norm: 2, skipped: true, reason: 'x', time: 1.25 });
+    new JsonlLogger((l) => lines.push(l)).onStep(
+      result(4, { losses: { itc: NaN }, loss: NaN, skipped: true, reason: 'x' }),
+      { totalSteps: 9, seconds: 1.25 },
+    );
+    expect(JSON.parse(lines[0])).toEqual({
+      step: 4,
+      loss: 'NaN',
+      losses: { itc: 'NaN' },
+      lr: 1e-5,
+      grad_norm: 2,
+      skipped: true,
+      reason: 'x',
+      time: 1.25,
+    });
   });
 });
 
@@ -95,6 +125,8 @@ describe('RunFolder', () => {
     // a folder with checkpoints is not started over by accident
     const store = new FileCheckpointStore(join(dir, 'checkpoints'));
     mkdirSync(join(store.dir, 'step-00000001'));
-    expect(() => new RunFolder(dir, { config: {} })).toThrow(/already holds checkpoints; resume the run or choose another folder/);
+    expect(() => new RunFolder(dir, { config: {} })).toThrow(
+      /already holds checkpoints; resume the run or choose another folder/,
+    );
   });
 });

@@ -44,7 +44,13 @@ export function formatProgress(p: ProgressLine): string {
   const losses = Object.entries(p.losses)
     .map(([k, v]) => `${k} ${fmt(v)}`)
     .join(' ');
-  const parts = [`step ${String(p.step).padStart(width)}/${p.totalSteps}`, losses || 'no loss', `lr ${p.lr.toExponential(2)}`, `${p.itPerSecond.toFixed(2)} it/s`, `ETA ${formatDuration(p.etaSeconds)}`];
+  const parts = [
+    `step ${String(p.step).padStart(width)}/${p.totalSteps}`,
+    losses || 'no loss',
+    `lr ${p.lr.toExponential(2)}`,
+    `${p.itPerSecond.toFixed(2)} it/s`,
+    `ETA ${formatDuration(p.etaSeconds)}`,
+  ];
   if (p.skipped) parts.push(`SKIPPED (${p.skipped})`);
   return parts.join(' | ');
 }
@@ -89,7 +95,11 @@ export class ProgressPrinter implements FitLogger {
   onStart({ step, totalSteps, resumedFrom }: { step: number; totalSteps: number; resumedFrom?: string }): void {
     this.startStep = step;
     this.last = this.now();
-    this.print(resumedFrom ? `resumed from ${resumedFrom} at step ${step}; training to step ${totalSteps}` : `training ${totalSteps} steps`);
+    this.print(
+      resumedFrom
+        ? `resumed from ${resumedFrom} at step ${step}; training to step ${totalSteps}`
+        : `training ${totalSteps} steps`,
+    );
   }
 
   onStep(r: StepResult, { totalSteps }: { totalSteps: number }): void {
@@ -98,9 +108,18 @@ export class ProgressPrinter implements FitLogger {
     this.last = t;
     const inst = 1 / dt;
     this.rate = r.step - 1 === this.startStep ? inst : this.rate * (1 - this.smoothing) + inst * this.smoothing;
-    const line = formatProgress({ step: r.step, totalSteps, losses: r.losses, lr: r.lr, itPerSecond: this.rate, etaSeconds: (totalSteps - r.step) / this.rate, skipped: r.skipped ? r.reason : undefined });
+    const line = formatProgress({
+      step: r.step,
+      totalSteps,
+      losses: r.losses,
+      lr: r.lr,
+      itPerSecond: this.rate,
+      etaSeconds: (totalSteps - r.step) / this.rate,
+      skipped: r.skipped ? r.reason : undefined,
+    });
     if (this.sink.isTTY) this.print(line, !r.skipped && r.step !== totalSteps);
-    else if (r.skipped || r.step === totalSteps || r.step - 1 === this.startStep || r.step % this.every === 0) this.print(line);
+    else if (r.skipped || r.step === totalSteps || r.step - 1 === this.startStep || r.step % this.every === 0)
+      this.print(line);
   }
 
   onCheckpoint(id: string, step: number): void {
@@ -113,7 +132,11 @@ export class ProgressPrinter implements FitLogger {
   onEnd({ step, seconds, stoppedBy }: { step: number; seconds: number; stoppedBy?: Error }): void {
     if (this.lineOpen) this.sink.write('\n');
     this.lineOpen = false;
-    this.print(stoppedBy ? `stopped at step ${step} after ${formatDuration(seconds)}: ${stoppedBy.message}` : `done: step ${step} in ${formatDuration(seconds)}`);
+    this.print(
+      stoppedBy
+        ? `stopped at step ${step} after ${formatDuration(seconds)}: ${stoppedBy.message}`
+        : `done: step ${step} in ${formatDuration(seconds)}`,
+    );
   }
 }
 

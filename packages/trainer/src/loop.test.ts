@@ -29,7 +29,8 @@ const toyObjective: Objective<Linear, ToyBatch> = async (model, batch, ctx) => {
     const err = tf.mean(tf.square(tf.sub(model.forward(batch.x), batch.y)));
     if (batch.poison === 'loss') return tf.add(err, Infinity);
     // finite loss (0), infinite gradient: d sqrt(|w|) / dw at w = 0
-    if (batch.poison === 'grad') return tf.add(err, tf.mul(tf.sum(tf.sqrt(tf.abs(tf.sub(model.weight.value, model.weight.value)))), 1));
+    if (batch.poison === 'grad')
+      return tf.add(err, tf.mul(tf.sum(tf.sqrt(tf.abs(tf.sub(model.weight.value, model.weight.value)))), 1));
     return err;
   });
 };
@@ -78,15 +79,25 @@ describe.each(names)('training loop (%s)', (backend) => {
     const dir = mkdtempSync(join(tmpdir(), 'guard-'));
     const store = new FileCheckpointStore(dir, { keepLast: 2 });
     const { model, trainer, optimizer } = toy(0, 3);
-    const err = await fit(trainer, { data: toyData({ 4: 'loss', 5: 'loss', 6: 'grad' }), steps: 20, store, checkpointEvery: 3 }).catch((e: unknown) => e);
+    const err = await fit(trainer, {
+      data: toyData({ 4: 'loss', 5: 'loss', 6: 'grad' }),
+      steps: 20,
+      store,
+      checkpointEvery: 3,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NonFiniteLossError);
-    expect((err as Error).message).toMatch(/3 non-finite steps in a row \(step 4: non-finite loss.*step 6: non-finite gradient norm/);
+    expect((err as Error).message).toMatch(
+      /3 non-finite steps in a row \(step 4: non-finite loss.*step 6: non-finite gradient norm/,
+    );
     expect((err as Error).message).toContain(join(dir, 'step-00000003'));
     expect(readdirSync(dir)).toEqual(['step-00000003']);
     const afterStep3 = await weightsOf(model); // steps 4-6 were skipped
     const cp = (await store.latest())!;
     expect(cp.meta.step).toBe(3);
-    expect([...(await cp.files['model.safetensors'].get('weight')!.data()), ...(await cp.files['model.safetensors'].get('bias')!.data())]).toEqual(afterStep3);
+    expect([
+      ...(await cp.files['model.safetensors'].get('weight')!.data()),
+      ...(await cp.files['model.safetensors'].get('bias')!.data()),
+    ]).toEqual(afterStep3);
     disposeLoaded(cp);
     optimizer.dispose();
     model.dispose();
@@ -128,10 +139,18 @@ describe.each(names)('training loop (%s)', (backend) => {
   it('fine-grained settings (per-tensor groups, torch AdamW, multi-step + weight-decay schedule, clipping, EMA) resume bit for bit', async () => {
     const make = (seed: number) => {
       const model = new Linear(2, 1, { rng: new Generator(seed) });
-      const optimizer = new AdamW(fiberFineParamGroups(model.namedParameters(), { baseLr: 0.05 }), { variant: 'torch' });
+      const optimizer = new AdamW(fiberFineParamGroups(model.namedParameters(), { baseLr: 0.05 }), {
+        variant: 'torch',
+      });
       const ema = new ModelEma(model, 0.9);
-      const schedule = fineSchedule({ maxIter: 8, steps: [0.5, 0.75], warmupSteps: 2, warmupFactor: 0.1, weightDecaySchedule: true });
-      const norms: tf.Scalar[] = [];
+      const schedule = fineSchedule({
+        maxIter: 8,
+        steps: [0.5, 0.75],
+        warmupSteps: 2,
+        warmupFactor: 0.1,
+        weightDecaySchedule: true,
+      });
+      const norms: tf.Tensor[] = [];
       // records the norm of the gradients AdamW receives (after clipping); read after the run, as
       // WebGPU in Node cannot read synchronously
       const step = optimizer.step.bind(optimizer);
@@ -147,7 +166,9 @@ describe.each(names)('training loop (%s)', (backend) => {
     await fit(a.trainer, { data: toyData(), steps: 8, logger: { onStep: (r) => void results.push(r) } });
     expect(results.some((r) => r.gradNorm > 0.5)).toBe(true);
     const norms = await Promise.all(a.norms.map(async (n) => (await n.data())[0]));
-    norms.forEach((n, i) => expect(n).toBeCloseTo(Math.min(results[i].gradNorm, 0.5 / (1 + 1e-6 / results[i].gradNorm)), 4));
+    norms.forEach((n, i) =>
+      expect(n).toBeCloseTo(Math.min(results[i].gradNorm, 0.5 / (1 + 1e-6 / results[i].gradNorm)), 4),
+    );
     const store = new MemoryCheckpointStore(1);
     const b = make(3);
     await fit(b.trainer, { data: toyData(), steps: 5, store });

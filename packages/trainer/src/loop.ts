@@ -6,7 +6,13 @@
 //   fit(trainer, options)       reads batches, calls trainStep, logs, saves checkpoints every N
 //       steps, resumes from the newest complete checkpoint, stops on repeated non-finite steps.
 import { tf, type Generator, type Module, type Parameter } from '@fiber-vl/tensor-core';
-import { CHECKPOINT_FORMAT, disposeLoaded, type Checkpoint, type CheckpointStore, type LoadedCheckpoint } from './checkpoint.js';
+import {
+  CHECKPOINT_FORMAT,
+  disposeLoaded,
+  type Checkpoint,
+  type CheckpointStore,
+  type LoadedCheckpoint,
+} from './checkpoint.js';
 import type { ModelEma } from './ema.js';
 import { clipGradNorm, gradNorm, type AdamW } from './optim.js';
 import { constantSchedule, type Schedule } from './schedules.js';
@@ -97,7 +103,8 @@ export class Trainer<M extends Module, B> {
     this.ema = o.ema;
     this.clip = o.clipGradNorm;
     this.maxNonFinite = o.maxNonFinite ?? 5;
-    if (!(Number.isInteger(this.maxNonFinite) && this.maxNonFinite >= 1)) throw new RangeError(`Trainer: maxNonFinite must be a positive integer, got ${o.maxNonFinite}`);
+    if (!(Number.isInteger(this.maxNonFinite) && this.maxNonFinite >= 1))
+      throw new RangeError(`Trainer: maxNonFinite must be a positive integer, got ${o.maxNonFinite}`);
     const inOptimizer = new Set(this.optimizer.paramNames());
     this.params = this.model.namedParameters().filter(([n, p]) => p.requiresGrad && inOptimizer.has(n));
   }
@@ -117,11 +124,23 @@ export class Trainer<M extends Module, B> {
   async trainStep(batches: B[], hooks: StepHooks = {}): Promise<StepResult> {
     if (batches.length === 0) throw new RangeError('Trainer.trainStep: no batch given');
     this.model.train();
-    const ctx = new StepContext({ params: this.params, rngs: this.rngs, scale: 1 / batches.length, observer: hooks.observer });
+    const ctx = new StepContext({
+      params: this.params,
+      rngs: this.rngs,
+      scale: 1 / batches.length,
+      observer: hooks.observer,
+    });
     const position = this.step;
     this.step++;
     const lrScale = this.schedule.lr(position);
-    const result: StepResult = { step: this.step, losses: {}, loss: 0, lr: (this.optimizer.groups[0]?.lr ?? 0) * lrScale, gradNorm: NaN, skipped: false };
+    const result: StepResult = {
+      step: this.step,
+      losses: {},
+      loss: 0,
+      lr: (this.optimizer.groups[0]?.lr ?? 0) * lrScale,
+      gradNorm: NaN,
+      skipped: false,
+    };
     try {
       for (let i = 0; i < batches.length; i++) {
         ctx.microBatch = i;
@@ -131,10 +150,16 @@ export class Trainer<M extends Module, B> {
       result.loss = Object.values(ctx.losses).reduce((a, b) => a + b, 0);
       if (hooks.onGradients) await hooks.onGradients(ctx.grads);
       const badLoss = Object.entries(ctx.losses).filter(([, v]) => !Number.isFinite(v));
-      result.gradNorm = badLoss.length ? NaN : this.clip !== undefined ? await clipGradNorm(ctx.grads, this.clip) : await gradNorm(ctx.grads);
+      result.gradNorm = badLoss.length
+        ? NaN
+        : this.clip !== undefined
+          ? await clipGradNorm(ctx.grads, this.clip)
+          : await gradNorm(ctx.grads);
       if (badLoss.length || !Number.isFinite(result.gradNorm)) {
         result.skipped = true;
-        result.reason = badLoss.length ? `non-finite loss ${badLoss.map(([k, v]) => `${k}=${v}`).join(', ')}` : `non-finite gradient norm ${result.gradNorm}`;
+        result.reason = badLoss.length
+          ? `non-finite loss ${badLoss.map(([k, v]) => `${k}=${v}`).join(', ')}`
+          : `non-finite gradient norm ${result.gradNorm}`;
         ctx.rollback();
         this.nonFinite.push(result);
         if (this.nonFinite.length >= this.maxNonFinite) throw new NonFiniteLossError([...this.nonFinite], undefined);
@@ -183,7 +208,11 @@ export class Trainer<M extends Module, B> {
         ema: this.ema !== undefined,
         ...(user === undefined ? {} : { user }),
       },
-      files: { 'model.safetensors': this.model.stateDict(), 'optimizer.safetensors': opt.tensors, 'state.safetensors': state },
+      files: {
+        'model.safetensors': this.model.stateDict(),
+        'optimizer.safetensors': opt.tensors,
+        'state.safetensors': state,
+      },
       owned,
     };
   }
@@ -192,17 +221,33 @@ export class Trainer<M extends Module, B> {
   async restore(cp: LoadedCheckpoint): Promise<void> {
     const { meta, files } = cp;
     const names = (o: object) => Object.keys(o).sort().join(', ');
-    if (names(meta.rngs) !== names(this.rngs)) throw new Error(`${cp.id}: generators [${names(meta.rngs)}] do not match this trainer's [${names(this.rngs)}]`);
-    if ([...meta.stateful].sort().join(', ') !== names(this.stateful)) throw new Error(`${cp.id}: stateful parts [${meta.stateful}] do not match this trainer's [${names(this.stateful)}]`);
-    if (meta.ema !== (this.ema !== undefined)) throw new Error(`${cp.id}: the checkpoint ${meta.ema ? 'has' : 'has no'} EMA weights, this trainer ${this.ema ? 'uses' : 'does not use'} EMA`);
+    if (names(meta.rngs) !== names(this.rngs))
+      throw new Error(`${cp.id}: generators [${names(meta.rngs)}] do not match this trainer's [${names(this.rngs)}]`);
+    if ([...meta.stateful].sort().join(', ') !== names(this.stateful))
+      throw new Error(
+        `${cp.id}: stateful parts [${meta.stateful}] do not match this trainer's [${names(this.stateful)}]`,
+      );
+    if (meta.ema !== (this.ema !== undefined))
+      throw new Error(
+        `${cp.id}: the checkpoint ${meta.ema ? 'has' : 'has no'} EMA weights, this trainer ${this.ema ? 'uses' : 'does not use'} EMA`,
+      );
     this.model.loadStateDict(files['model.safetensors']);
-    this.optimizer.setState({ tensors: files['optimizer.safetensors'], steps: meta.optimizer.steps, calls: meta.optimizer.calls });
+    this.optimizer.setState({
+      tensors: files['optimizer.safetensors'],
+      steps: meta.optimizer.steps,
+      calls: meta.optimizer.calls,
+    });
     const state = files['state.safetensors'];
     for (const [name, s] of Object.entries(this.stateful)) {
       const prefix = `${name}.`;
-      await s.setState(new Map([...state].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t])));
+      await s.setState(
+        new Map([...state].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t])),
+      );
     }
-    if (this.ema) this.ema.loadStateDict(new Map([...state].filter(([k]) => k.startsWith('ema.')).map(([k, t]) => [k.slice(4), t])));
+    if (this.ema)
+      this.ema.loadStateDict(
+        new Map([...state].filter(([k]) => k.startsWith('ema.')).map(([k, t]) => [k.slice(4), t])),
+      );
     for (const [k, g] of Object.entries(this.rngs)) g.setState(meta.rngs[k]);
     this.step = meta.step;
     this.nonFinite = Array.from({ length: meta.consecutiveNonFinite }, (_, i) => ({
@@ -265,8 +310,10 @@ export interface FitResult {
 export async function fit<M extends Module, B>(trainer: Trainer<M, B>, o: FitOptions<B>): Promise<FitResult> {
   const accumulate = o.accumulate ?? 1;
   const every = o.checkpointEvery ?? 1000;
-  if (!(Number.isInteger(accumulate) && accumulate >= 1)) throw new RangeError(`fit: accumulate must be a positive integer, got ${o.accumulate}`);
-  if (!(Number.isInteger(every) && every >= 1)) throw new RangeError(`fit: checkpointEvery must be a positive integer, got ${o.checkpointEvery}`);
+  if (!(Number.isInteger(accumulate) && accumulate >= 1))
+    throw new RangeError(`fit: accumulate must be a positive integer, got ${o.accumulate}`);
+  if (!(Number.isInteger(every) && every >= 1))
+    throw new RangeError(`fit: checkpointEvery must be a positive integer, got ${o.checkpointEvery}`);
   let position: DataPosition | undefined;
   let resumedFrom: string | undefined;
   let lastCheckpoint: string | undefined;
@@ -302,7 +349,10 @@ export async function fit<M extends Module, B>(trainer: Trainer<M, B>, o: FitOpt
       try {
         while (batches.length < accumulate) {
           const next = await it.next();
-          if (next.done) throw new Error(`fit: the data ran out after ${trainer.step} steps (${o.steps} asked for); give a source that repeats over epochs`);
+          if (next.done)
+            throw new Error(
+              `fit: the data ran out after ${trainer.step} steps (${o.steps} asked for); give a source that repeats over epochs`,
+            );
           batches.push(next.value.batch);
           position = next.value.position;
         }

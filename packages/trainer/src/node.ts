@@ -11,11 +11,32 @@
 // half-removed one is never mistaken for a complete one.
 import { InThreadExecutor } from './data/loader.js';
 import { type DecoderChoice, nodeImageDecoder, readFileLocation } from './data/node/files.js';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SafetensorsFile, tf, type Module } from '@fiber-vl/tensor-core';
-import { CHECKPOINT_FILES, parseTrainerMeta, readCheckpointTensors, safetensorsChunks, type Checkpoint, type CheckpointFile, type CheckpointStore, type LoadedCheckpoint } from './checkpoint.js';
+import {
+  CHECKPOINT_FILES,
+  parseTrainerMeta,
+  readCheckpointTensors,
+  safetensorsChunks,
+  type Checkpoint,
+  type CheckpointFile,
+  type CheckpointStore,
+  type LoadedCheckpoint,
+} from './checkpoint.js';
 import { JsonlLogger, ProgressPrinter, combineLoggers, type ProgressPrinterOptions } from './log.js';
 import type { FitLogger } from './loop.js';
 
@@ -68,7 +89,8 @@ export class FileCheckpointStore implements CheckpointStore {
   private readonly onEvent?: (e: SaveEvent) => void;
 
   constructor(dir: string, { keepLast = 3, onEvent }: FileCheckpointStoreOptions = {}) {
-    if (!(Number.isInteger(keepLast) && keepLast >= 1)) throw new RangeError(`FileCheckpointStore: keepLast must be a positive integer, got ${keepLast}`);
+    if (!(Number.isInteger(keepLast) && keepLast >= 1))
+      throw new RangeError(`FileCheckpointStore: keepLast must be a positive integer, got ${keepLast}`);
     this.dir = resolve(dir);
     this.keepLast = keepLast;
     this.onEvent = onEvent;
@@ -85,7 +107,8 @@ export class FileCheckpointStore implements CheckpointStore {
 
   /** Removes what an interrupted save or prune left behind (`.tmp-*`, `.del-*`). */
   cleanup(): void {
-    for (const n of readdirSync(this.dir)) if (n.startsWith('.tmp-') || n.startsWith('.del-')) rmSync(join(this.dir, n), { recursive: true, force: true });
+    for (const n of readdirSync(this.dir))
+      if (n.startsWith('.tmp-') || n.startsWith('.del-')) rmSync(join(this.dir, n), { recursive: true, force: true });
   }
 
   async save(cp: Checkpoint): Promise<string> {
@@ -96,12 +119,20 @@ export class FileCheckpointStore implements CheckpointStore {
     const sizes: Partial<Record<CheckpointFile, number>> = {};
     for (const f of CHECKPOINT_FILES) {
       const path = join(tmp, f);
-      const metadata: Record<string, string> = f === 'model.safetensors' ? { format: 'pt', source: 'fiber-vl trainer', step: String(cp.meta.step) } : { step: String(cp.meta.step) };
-      sizes[f] = await writeDurable(path, safetensorsChunks(cp.files[f], { int64: f === 'model.safetensors', metadata }));
+      const metadata: Record<string, string> =
+        f === 'model.safetensors'
+          ? { format: 'pt', source: 'fiber-vl trainer', step: String(cp.meta.step) }
+          : { step: String(cp.meta.step) };
+      sizes[f] = await writeDurable(
+        path,
+        safetensorsChunks(cp.files[f], { int64: f === 'model.safetensors', metadata }),
+      );
       this.onEvent?.({ phase: 'file', file: f, path });
     }
     const metaPath = join(tmp, 'trainer.json');
-    await writeDurable(metaPath, [new TextEncoder().encode(`${JSON.stringify({ ...cp.meta, files: sizes }, null, 1)}\n`)]);
+    await writeDurable(metaPath, [
+      new TextEncoder().encode(`${JSON.stringify({ ...cp.meta, files: sizes }, null, 1)}\n`),
+    ]);
     this.onEvent?.({ phase: 'file', file: 'trainer.json', path: metaPath });
     fsyncPath(tmp);
     const final = join(this.dir, name);
@@ -149,7 +180,8 @@ export class FileCheckpointStore implements CheckpointStore {
 
   /** Reads a checkpoint folder. */
   async load(path: string, meta = this.complete(path)): Promise<LoadedCheckpoint> {
-    if (!meta) throw new Error(`${path}: not a complete checkpoint (trainer.json missing or a file has the wrong size)`);
+    if (!meta)
+      throw new Error(`${path}: not a complete checkpoint (trainer.json missing or a file has the wrong size)`);
     const files = {} as Record<CheckpointFile, Map<string, tf.Tensor>>;
     try {
       for (const f of CHECKPOINT_FILES) {
@@ -169,9 +201,16 @@ export class FileCheckpointStore implements CheckpointStore {
 }
 
 /** Writes a model's state dict as safetensors (official keys, int buffers as I64), atomically. */
-export async function saveModelSafetensors(model: Module, path: string, metadata: Record<string, string> = {}): Promise<void> {
+export async function saveModelSafetensors(
+  model: Module,
+  path: string,
+  metadata: Record<string, string> = {},
+): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
-  await writeDurable(tmp, safetensorsChunks(model.stateDict(), { int64: true, metadata: { format: 'pt', ...metadata } }));
+  await writeDurable(
+    tmp,
+    safetensorsChunks(model.stateDict(), { int64: true, metadata: { format: 'pt', ...metadata } }),
+  );
   renameSync(tmp, path);
 }
 

@@ -47,10 +47,17 @@ export interface MlmCollatorOptions {
  * become <mask>, 10% a random token, 10% stay. Labels are -100 where nothing was picked.
  * ids [B, L] int32 -> { ids, labels } [B, L] int32.
  */
-export async function mlmCollate(ids: tf.Tensor, options: MlmCollatorOptions, rng: Generator): Promise<{ ids: tf.Tensor; labels: tf.Tensor }> {
+export async function mlmCollate(
+  ids: tf.Tensor,
+  options: MlmCollatorOptions,
+  rng: Generator,
+): Promise<{ ids: tf.Tensor; labels: tf.Tensor }> {
   const rows = (await ids.array()) as number[][];
   const { inputIds, labels } = maskTokens(rows, { ...options, rng });
-  return { ids: tf.tensor2d(inputIds, ids.shape as [number, number], 'int32'), labels: tf.tensor2d(labels, ids.shape as [number, number], 'int32') };
+  return {
+    ids: tf.tensor2d(inputIds, ids.shape as [number, number], 'int32'),
+    labels: tf.tensor2d(labels, ids.shape as [number, number], 'int32'),
+  };
 }
 
 /** x with no gradient flowing back through it (torch's .detach()). */
@@ -64,7 +71,13 @@ export const detach: (x: tf.Tensor) => tf.Tensor = tf.customGrad((x) => ({
  * [img^T.detach(), image_queue] / temp, loss = (CE_i2t + CE_t2i) / 2 with the in-batch diagonal
  * as targets. imageCls / textCls [B, H] normalised, queues [H, Q], temp a scalar.
  */
-export function itcQueueLoss(imageCls: tf.Tensor, textCls: tf.Tensor, temp: tf.Tensor, imageQueue: tf.Tensor, textQueue: tf.Tensor): { loss: tf.Tensor; simI2t: tf.Tensor; simT2i: tf.Tensor } {
+export function itcQueueLoss(
+  imageCls: tf.Tensor,
+  textCls: tf.Tensor,
+  temp: tf.Tensor,
+  imageQueue: tf.Tensor,
+  textQueue: tf.Tensor,
+): { loss: tf.Tensor; simI2t: tf.Tensor; simT2i: tf.Tensor } {
   return tf.tidy(() => {
     const B = imageCls.shape[0];
     const textAll = tf.concat([detach(tf.transpose(textCls)), textQueue], 1); // [H, B + Q]
@@ -86,7 +99,13 @@ export function hardNegativeWeights(sim: tf.Tensor, queueTotal: number): tf.Tens
     const [B, C] = sim.shape;
     const n = Math.min(B + queueTotal, C);
     const w = tf.softmax(tf.slice(sim, [0, 0], [B, n]));
-    const offDiag = tf.sub(1, tf.pad(tf.eye(B), [[0, 0], [0, n - B]]));
+    const offDiag = tf.sub(
+      1,
+      tf.pad(tf.eye(B), [
+        [0, 0],
+        [0, n - B],
+      ]),
+    );
     return tf.mul(w, offDiag);
   });
 }
@@ -96,7 +115,8 @@ export function sampleMultinomial(weights: ArrayLike<number>, rng: Generator): n
   let total = 0;
   for (let i = 0; i < weights.length; i++) {
     const w = weights[i];
-    if (!(w >= 0) || !Number.isFinite(w)) throw new RangeError(`sampleMultinomial: weight ${w} at ${i} is not a finite non-negative number`);
+    if (!(w >= 0) || !Number.isFinite(w))
+      throw new RangeError(`sampleMultinomial: weight ${w} at ${i} is not a finite non-negative number`);
     total += w;
   }
   if (!(total > 0)) throw new RangeError('sampleMultinomial: the weights sum to 0');
@@ -114,9 +134,19 @@ export function sampleMultinomial(weights: ArrayLike<number>, rng: Generator): n
  * text (rows of weightsT2i), then a text for every image (rows of weightsI2t), each from
  * weights + 1e-9. Returns indices into cat(batch, queue rows).
  */
-export async function sampleHardNegatives(weightsI2t: tf.Tensor, weightsT2i: tf.Tensor, rng: Generator): Promise<{ negImageIdx: number[]; negTextIdx: number[] }> {
+export async function sampleHardNegatives(
+  weightsI2t: tf.Tensor,
+  weightsT2i: tf.Tensor,
+  rng: Generator,
+): Promise<{ negImageIdx: number[]; negTextIdx: number[] }> {
   const [i2t, t2i] = (await Promise.all([weightsI2t.array(), weightsT2i.array()])) as number[][][];
-  const draw = (rows: number[][]) => rows.map((row) => sampleMultinomial(row.map((w) => w + 1e-9), rng));
+  const draw = (rows: number[][]) =>
+    rows.map((row) =>
+      sampleMultinomial(
+        row.map((w) => w + 1e-9),
+        rng,
+      ),
+    );
   const negImageIdx = draw(t2i);
   const negTextIdx = draw(i2t);
   return { negImageIdx, negTextIdx };
@@ -147,17 +177,23 @@ export function coarsePretrainObjective({
   negativesRng = 'negatives',
 }: CoarsePretrainOptions): Objective<FiberCoarseModel, CoarsePretrainBatch> {
   const w = { itc: weights.itc ?? 1, itm: weights.itm ?? 1, mlm: weights.mlm ?? 1 };
-  if (w.itm && !w.itc) throw new RangeError('coarsePretrainObjective: ITM with hard negatives needs ITC (the negatives come from its similarities)');
+  if (w.itm && !w.itc)
+    throw new RangeError(
+      'coarsePretrainObjective: ITM with hard negatives needs ITC (the negatives come from its similarities)',
+    );
   const objective = (async (model: FiberCoarseModel, batch: CoarsePretrainBatch, ctx: StepContext) => {
     const { pixels, textIds, textMasks } = batch;
     const B = pixels.shape[0];
     if (textIds.shape[0] !== B || textMasks.shape.join() !== textIds.shape.join()) {
-      throw new RangeError(`coarse batch: pixels [${pixels.shape}], textIds [${textIds.shape}] and textMasks [${textMasks.shape}] do not pair up`);
+      throw new RangeError(
+        `coarse batch: pixels [${pixels.shape}], textIds [${textIds.shape}] and textMasks [${textMasks.shape}] do not pair up`,
+      );
     }
     if (w.mlm) await mlmTerm(model, batch, ctx, w.mlm, collator, mlmRng);
     if (!w.itc) return;
     const temp = model.temp;
-    if (!temp) throw new Error('coarsePretrainObjective: the model has no ITC temperature (build it with the pretrain heads)');
+    if (!temp)
+      throw new Error('coarsePretrainObjective: the model has no ITC temperature (build it with the pretrain heads)');
     const { min, max } = model.heads.itcTemperature;
     tf.tidy(() => temp.value.assign(tf.clipByValue(temp.value, min, max))); // in place, outside the graph
     const itc = await ctx.loss(
@@ -170,7 +206,10 @@ export function coarsePretrainObjective({
         ctx.observe('itc.text_feat', txt.textCls);
         ctx.observe('itc.sim_i2t', r.simI2t);
         ctx.observe('itc.sim_t2i', r.simT2i);
-        return { loss: r.loss, keep: { imageCls: img.imageCls, textCls: txt.textCls, simI2t: r.simI2t, simT2i: r.simT2i } };
+        return {
+          loss: r.loss,
+          keep: { imageCls: img.imageCls, textCls: txt.textCls, simI2t: r.simI2t, simT2i: r.simT2i },
+        };
       },
       { weight: w.itc },
     );
@@ -184,7 +223,10 @@ export function coarsePretrainObjective({
         ctx.observe('itc.weights_t2i', wT2i);
         let picks: { negImageIdx: number[]; negTextIdx: number[] };
         try {
-          picks = batch.negImageIdx && batch.negTextIdx ? givenNegatives(batch, B, wI2t.shape[1] as number) : await sampleHardNegatives(wI2t, wT2i, ctx.rng(negativesRng));
+          picks =
+            batch.negImageIdx && batch.negTextIdx
+              ? givenNegatives(batch, B, wI2t.shape[1] as number)
+              : await sampleHardNegatives(wI2t, wT2i, ctx.rng(negativesRng));
         } finally {
           tf.dispose([wI2t, wT2i]);
         }
@@ -208,7 +250,10 @@ export function coarsePretrainObjective({
           const f = model.fused(images, ids, masks);
           const logits = model.itmScore!.forward(f.clsFeats);
           ctx.observe('itm.logits', logits);
-          const labels = tf.tensor1d(Array.from({ length: 3 * B }, (_, i) => (i < B ? 1 : 0)), 'int32');
+          const labels = tf.tensor1d(
+            Array.from({ length: 3 * B }, (_, i) => (i < B ? 1 : 0)),
+            'int32',
+          );
           return crossEntropy(logits, labels);
         },
         { weight: w.itm },
@@ -224,11 +269,21 @@ export function coarsePretrainObjective({
   return objective;
 }
 
-async function mlmTerm(model: FiberCoarseModel, batch: CoarsePretrainBatch, ctx: StepContext, weight: number, collator: MlmCollatorOptions | undefined, rngName: string): Promise<void> {
+async function mlmTerm(
+  model: FiberCoarseModel,
+  batch: CoarsePretrainBatch,
+  ctx: StepContext,
+  weight: number,
+  collator: MlmCollatorOptions | undefined,
+  rngName: string,
+): Promise<void> {
   if (!model.mlmScore) throw new Error('coarsePretrainObjective: the model has no MLM head');
   let drawn: { ids: tf.Tensor; labels: tf.Tensor } | undefined;
   if (!batch.textIdsMlm || !batch.textLabelsMlm) {
-    if (!collator) throw new Error('coarse batch: textIdsMlm / textLabelsMlm missing (run the MLM collator in the data pipeline, or pass `collator` to coarsePretrainObjective)');
+    if (!collator)
+      throw new Error(
+        'coarse batch: textIdsMlm / textLabelsMlm missing (run the MLM collator in the data pipeline, or pass `collator` to coarsePretrainObjective)',
+      );
     drawn = await mlmCollate(batch.textIds, collator, ctx.rng(rngName));
   }
   const ids = drawn?.ids ?? batch.textIdsMlm!;
@@ -251,11 +306,16 @@ async function mlmTerm(model: FiberCoarseModel, batch: CoarsePretrainBatch, ctx:
   }
 }
 
-function givenNegatives(batch: CoarsePretrainBatch, B: number, n: number): { negImageIdx: number[]; negTextIdx: number[] } {
+function givenNegatives(
+  batch: CoarsePretrainBatch,
+  B: number,
+  n: number,
+): { negImageIdx: number[]; negTextIdx: number[] } {
   const check = (what: string, idx: number[]) => {
     if (idx.length !== B) throw new RangeError(`coarse batch: ${what} has ${idx.length} entries for a batch of ${B}`);
     idx.forEach((i) => {
-      if (!(Number.isInteger(i) && i >= 0 && i < n)) throw new RangeError(`coarse batch: ${what} index ${i} outside the ${n} candidates (batch + filled queue)`);
+      if (!(Number.isInteger(i) && i >= 0 && i < n))
+        throw new RangeError(`coarse batch: ${what} index ${i} outside the ${n} candidates (batch + filled queue)`);
     });
     return idx;
   };
@@ -263,7 +323,11 @@ function givenNegatives(batch: CoarsePretrainBatch, B: number, n: number): { neg
 }
 
 /** The negatives' raw inputs: index < B is a batch row, otherwise queue row index - B. */
-function gatherNegatives(queue: ItcQueue, batch: CoarsePretrainBatch, { negImageIdx, negTextIdx }: { negImageIdx: number[]; negTextIdx: number[] }) {
+function gatherNegatives(
+  queue: ItcQueue,
+  batch: CoarsePretrainBatch,
+  { negImageIdx, negTextIdx }: { negImageIdx: number[]; negTextIdx: number[] },
+) {
   const B = batch.pixels.shape[0];
   // [n, ...] rows of `own` (i < B) or of the queue (i - B), in the order of idx
   const pick = (idx: number[], own: tf.Tensor, queued: tf.Tensor) =>
@@ -278,7 +342,11 @@ function gatherNegatives(queue: ItcQueue, batch: CoarsePretrainBatch, { negImage
   const qi = queue.gatherImages(imageRows);
   const qt = queue.gatherTexts(textRows);
   try {
-    return { pixels: pick(negImageIdx, batch.pixels, qi), ids: pick(negTextIdx, batch.textIds, qt.ids), mask: pick(negTextIdx, batch.textMasks, qt.mask) };
+    return {
+      pixels: pick(negImageIdx, batch.pixels, qi),
+      ids: pick(negTextIdx, batch.textIds, qt.ids),
+      mask: pick(negTextIdx, batch.textMasks, qt.mask),
+    };
   } finally {
     tf.dispose([qi, qt.ids, qt.mask]);
   }

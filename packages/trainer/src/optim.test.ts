@@ -2,7 +2,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Parameter, initBackend, tf } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth } from '@fiber-vl/tensor-core/testing';
 import { AdamW, clipGradNorm, fiberCoarseParamGroups } from './optim.js';
-import { coarseSchedule, fineMilestones, fineSchedule, polynomialDecayWithWarmup, pyRound, warmupMultiStep, weightDecayScheduleFactor } from './schedules.js';
+import {
+  coarseSchedule,
+  fineMilestones,
+  fineSchedule,
+  polynomialDecayWithWarmup,
+  pyRound,
+  warmupMultiStep,
+  weightDecayScheduleFactor,
+} from './schedules.js';
 import { ModelEma } from './ema.js';
 import { Linear } from '@fiber-vl/tensor-core';
 
@@ -10,7 +18,11 @@ beforeAll(() => initBackend({ backend: 'cpu' }));
 
 function run(variant: 'torch' | 'transformers') {
   const p = new Parameter(tf.tensor1d([0.5, -1.0, 2.0]));
-  const opt = new AdamW([{ params: [['w', p]], lr: 0.1, weightDecay: 0.01 }], { betas: [0.9, 0.98], eps: 1e-8, variant });
+  const opt = new AdamW([{ params: [['w', p]], lr: 0.1, weightDecay: 0.01 }], {
+    betas: [0.9, 0.98],
+    eps: 1e-8,
+    variant,
+  });
   const k = tf.tensor1d([1, 2, 3]);
   for (let i = 0; i < 3; i++) {
     const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(tf.square(p.value), k)) as tf.Scalar, [p.value]);
@@ -90,7 +102,13 @@ describe('AdamW', () => {
     expect(where(names[4]).weightDecay).toBe(0);
     expect(where(names[5]).lr).toBeCloseTo(5e-5, 15);
     expect(where(names[6]).lr).toBeCloseTo(5e-5, 15);
-    expect(() => new AdamW([{ params: [params[0]], lr: 1, weightDecay: 0 }, { params: [params[0]], lr: 1, weightDecay: 0 }])).toThrow(/in more than one group/);
+    expect(
+      () =>
+        new AdamW([
+          { params: [params[0]], lr: 1, weightDecay: 0 },
+          { params: [params[0]], lr: 1, weightDecay: 0 },
+        ]),
+    ).toThrow(/in more than one group/);
   });
 });
 
@@ -130,9 +148,25 @@ describe('AdamW state', () => {
   it('keeps a step count per parameter and leaves a parameter without a gradient untouched (no decay either)', async () => {
     const a = new Parameter(tf.tensor1d([0.5]));
     const b = new Parameter(tf.tensor1d([-2]));
-    const opt = new AdamW([{ params: [['a', a], ['b', b]], lr: 0.1, weightDecay: 0.1 }], { betas: [0.9, 0.98], variant: 'transformers' });
+    const opt = new AdamW(
+      [
+        {
+          params: [
+            ['a', a],
+            ['b', b],
+          ],
+          lr: 0.1,
+          weightDecay: 0.1,
+        },
+      ],
+      { betas: [0.9, 0.98], variant: 'transformers' },
+    );
     const g = (v: number) => tf.tensor1d([v]);
-    const steps: [number | undefined, number | undefined][] = [[1, undefined], [0.5, 2], [undefined, -1]];
+    const steps: [number | undefined, number | undefined][] = [
+      [1, undefined],
+      [0.5, 2],
+      [undefined, -1],
+    ];
     for (const [ga, gb] of steps) {
       const m = new Map<string, tf.Tensor>();
       if (ga !== undefined) m.set('a', g(ga));
@@ -141,8 +175,24 @@ describe('AdamW state', () => {
       tf.dispose([...m.values()]);
       if (gb === undefined && ga !== undefined) expect((await b.value.data())[0]).toBe(-2);
     }
-    expect((await a.value.data())[0]).toBeCloseTo(replay(0.5, steps.map((s) => s[0]), 0.1, 0.1), 6);
-    expect((await b.value.data())[0]).toBeCloseTo(replay(-2, steps.map((s) => s[1]), 0.1, 0.1), 6);
+    expect((await a.value.data())[0]).toBeCloseTo(
+      replay(
+        0.5,
+        steps.map((s) => s[0]),
+        0.1,
+        0.1,
+      ),
+      6,
+    );
+    expect((await b.value.data())[0]).toBeCloseTo(
+      replay(
+        -2,
+        steps.map((s) => s[1]),
+        0.1,
+        0.1,
+      ),
+      6,
+    );
     expect(opt.getState().steps).toEqual({ a: 2, b: 2 });
     opt.dispose();
     tf.dispose([a.value, b.value]);
@@ -155,13 +205,20 @@ describe('AdamW state', () => {
       for (let i = 0; i < 4; i++) {
         if (split && i === 2) {
           const s = opt.getState();
-          const copy = { tensors: new Map([...s.tensors].map(([k, t]) => [k, tf.clone(t)])), steps: { ...s.steps }, calls: s.calls };
+          const copy = {
+            tensors: new Map([...s.tensors].map(([k, t]) => [k, tf.clone(t)])),
+            steps: { ...s.steps },
+            calls: s.calls,
+          };
           opt.dispose();
           opt = new AdamW([{ params: [['w', p]], lr: 0.05, weightDecay: 0.01 }], { variant: 'torch' });
           opt.setState(copy);
           tf.dispose([...copy.tensors.values()]);
         }
-        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(tf.square(p.value), tf.tensor1d([1, 2, 3]))) as tf.Scalar, [p.value]);
+        const { value, grads } = tf.variableGrads(
+          () => tf.sum(tf.mul(tf.square(p.value), tf.tensor1d([1, 2, 3]))) as tf.Scalar,
+          [p.value],
+        );
         opt.step(new Map([['w', grads[p.value.name]]]));
         tf.dispose([value, grads]);
       }
@@ -176,7 +233,9 @@ describe('AdamW state', () => {
   it('setState names a parameter the optimizer does not have', () => {
     const p = new Parameter(tf.tensor1d([1]));
     const opt = new AdamW([{ params: [['w', p]], lr: 0.1, weightDecay: 0 }]);
-    expect(() => opt.setState({ tensors: new Map(), steps: { other: 1 }, calls: 1 })).toThrow(/"other", which is in no group/);
+    expect(() => opt.setState({ tensors: new Map(), steps: { other: 1 }, calls: 1 })).toThrow(
+      /"other", which is in no group/,
+    );
     p.value.dispose();
   });
 });
@@ -217,7 +276,13 @@ describe('official schedules', () => {
   it('fine: WarmupMultiStepLR with SOLVER.STEPS fractions and the weight-decay schedule', () => {
     expect(fineMilestones([0.67, 0.89], 800_000)).toEqual([536_000, 712_000]);
     expect([pyRound(2.5), pyRound(3.5), pyRound(-2.5), pyRound(2.4)]).toEqual([2, 4, -2, 2]);
-    const s = fineSchedule({ maxIter: 800_000, steps: [0.67, 0.89], warmupSteps: 2000, warmupFactor: 0.001, weightDecaySchedule: true });
+    const s = fineSchedule({
+      maxIter: 800_000,
+      steps: [0.67, 0.89],
+      warmupSteps: 2000,
+      warmupFactor: 0.001,
+      weightDecaySchedule: true,
+    });
     expect(s.lr(0)).toBe(0.001);
     expect(s.lr(2000)).toBe(1);
     expect(s.lr(535_999)).toBe(1);
@@ -229,7 +294,9 @@ describe('official schedules', () => {
     expect(s.weightDecay(Math.ceil(712_000 * 0.667))).toBeCloseTo(0.01, 15);
     expect(weightDecayScheduleFactor(10, { milestones: [3, 3], ratio: 1 })).toBeCloseTo(0.01, 15);
     expect(weightDecayScheduleFactor(3, { milestones: [3, 3], ratio: 1 })).toBeCloseTo(0.1, 15); // one drop per iteration
-    expect(warmupMultiStep(10, { milestones: [], warmupSteps: 100, warmupFactor: 1 / 3, warmupMethod: 'constant' })).toBeCloseTo(1 / 3, 15);
+    expect(
+      warmupMultiStep(10, { milestones: [], warmupSteps: 100, warmupFactor: 1 / 3, warmupMethod: 'constant' }),
+    ).toBeCloseTo(1 / 3, 15);
     expect(() => warmupMultiStep(0, { milestones: [5, 3] })).toThrow(/increasing/);
   });
 });
@@ -244,11 +311,15 @@ describe('ModelEma', () => {
     const ema = new ModelEma(m, 0.9);
     m.weight.value.assign(tf.tensor2d([[3, 4]]));
     ema.update(m);
-    expect(Array.from(await ema.stateDict().get('weight')!.data())).toEqual([Math.fround(0.9 + 0.3), Math.fround(1.8 + 0.4)].map((v) => Math.fround(v)));
+    expect(Array.from(await ema.stateDict().get('weight')!.data())).toEqual(
+      [Math.fround(0.9 + 0.3), Math.fround(1.8 + 0.4)].map((v) => Math.fround(v)),
+    );
     const copy = new Map([...ema.stateDict()].map(([k, t]) => [k, tf.clone(t)]));
     const other = new ModelEma(m, 0.9);
     other.loadStateDict(copy);
-    expect(Array.from(await other.stateDict().get('weight')!.data())).toEqual(Array.from(await ema.stateDict().get('weight')!.data()));
+    expect(Array.from(await other.stateDict().get('weight')!.data())).toEqual(
+      Array.from(await ema.stateDict().get('weight')!.data()),
+    );
     ema.dispose();
     other.dispose();
     m.dispose();

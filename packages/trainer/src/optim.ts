@@ -100,7 +100,8 @@ export class AdamW {
       for (const [name, p] of group.params) {
         const g = grads.get(name);
         if (!g || !p.requiresGrad) continue;
-        if (g.shape.join() !== p.shape.join()) throw new RangeError(`AdamW: gradient of "${name}" has shape [${g.shape}], the parameter [${p.shape}]`);
+        if (g.shape.join() !== p.shape.join())
+          throw new RangeError(`AdamW: gradient of "${name}" has shape [${g.shape}], the parameter [${p.shape}]`);
         let s = this.state.get(name);
         if (!s) {
           s = { step: 0, m: ownedVariable(tf.zerosLike(p.value)), v: ownedVariable(tf.zerosLike(p.value)) };
@@ -146,17 +147,26 @@ export class AdamW {
     const byName = new Map(this.groups.flatMap((g) => g.params));
     for (const name of Object.keys(steps)) {
       const p = byName.get(name);
-      if (!p) throw new Error(`AdamW.setState: the state has moments for "${name}", which is in no group of this optimizer`);
+      if (!p)
+        throw new Error(`AdamW.setState: the state has moments for "${name}", which is in no group of this optimizer`);
       const m = tensors.get(`exp_avg.${name}`);
       const v = tensors.get(`exp_avg_sq.${name}`);
       if (!m || !v) throw new Error(`AdamW.setState: exp_avg / exp_avg_sq of "${name}" missing`);
-      for (const [k, t] of [['exp_avg', m], ['exp_avg_sq', v]] as const) {
-        if (t.shape.join() !== p.shape.join()) throw new RangeError(`AdamW.setState: ${k}.${name} has shape [${t.shape}], the parameter [${p.shape}]`);
+      for (const [k, t] of [
+        ['exp_avg', m],
+        ['exp_avg_sq', v],
+      ] as const) {
+        if (t.shape.join() !== p.shape.join())
+          throw new RangeError(`AdamW.setState: ${k}.${name} has shape [${t.shape}], the parameter [${p.shape}]`);
       }
     }
     this.dispose();
     for (const [name, step] of Object.entries(steps)) {
-      this.state.set(name, { step, m: ownedVariable(tf.clone(tensors.get(`exp_avg.${name}`)!)), v: ownedVariable(tf.clone(tensors.get(`exp_avg_sq.${name}`)!)) });
+      this.state.set(name, {
+        step,
+        m: ownedVariable(tf.clone(tensors.get(`exp_avg.${name}`)!)),
+        v: ownedVariable(tf.clone(tensors.get(`exp_avg_sq.${name}`)!)),
+      });
     }
     this.steps = calls;
   }
@@ -178,7 +188,17 @@ export function ownedVariable(initial: tf.Tensor): tf.Variable {
 }
 
 /** Substrings that exempt a parameter from weight decay in coarse FIBER (plain substring match, spec §4.1). */
-export const FIBER_NO_DECAY = ['bias', 'LayerNorm.bias', 'LayerNorm.weight', 'norm.bias', 'norm.weight', 'norm1.bias', 'norm1.weight', 'norm2.bias', 'norm2.weight'];
+export const FIBER_NO_DECAY = [
+  'bias',
+  'LayerNorm.bias',
+  'LayerNorm.weight',
+  'norm.bias',
+  'norm.weight',
+  'norm1.bias',
+  'norm1.weight',
+  'norm2.bias',
+  'norm2.weight',
+];
 export const FIBER_HEAD_NAMES = ['vqa_classifier', 'nlvr2_classifier', 'mlm_score', 'itm_score', 'snli_classifier'];
 export const FIBER_CROSS_MODAL_NAMES = ['cross_modal', 'i2t', 't2i'];
 
@@ -205,14 +225,23 @@ export interface CoarseGroupOf {
  * name with both a head and a cross-modal substring matches none of the six filters, so the
  * official optimizer never updates it).
  */
-export function fiberCoarseGroupOf(name: string, { lr, weightDecay = 0.01, lrMultHead = 5, lrMultCrossModal = 5 }: CoarseGroupOptions): CoarseGroupOf | undefined {
+export function fiberCoarseGroupOf(
+  name: string,
+  { lr, weightDecay = 0.01, lrMultHead = 5, lrMultCrossModal = 5 }: CoarseGroupOptions,
+): CoarseGroupOf | undefined {
   const decay = !FIBER_NO_DECAY.some((s) => name.includes(s));
   const head = FIBER_HEAD_NAMES.some((s) => name.includes(s));
   const cross = FIBER_CROSS_MODAL_NAMES.some((s) => name.includes(s));
   if (head && cross) return undefined;
   const kind = head ? 'head' : cross ? 'cross_modal' : 'base';
   const mult = head ? lrMultHead : cross ? lrMultCrossModal : 1;
-  return { kind, decay, lr: lr * mult, weightDecay: decay ? weightDecay : 0, group: `${kind}/${decay ? 'decay' : 'no_decay'}` };
+  return {
+    kind,
+    decay,
+    lr: lr * mult,
+    weightDecay: decay ? weightDecay : 0,
+    group: `${kind}/${decay ? 'decay' : 'no_decay'}`,
+  };
 }
 
 /**
@@ -222,7 +251,14 @@ export function fiberCoarseGroupOf(name: string, { lr, weightDecay = 0.01, lrMul
  * out here too. Parameters with requiresGrad false are left out.
  */
 export function fiberCoarseParamGroups(named: [string, Parameter][], options: CoarseGroupOptions): ParamGroup[] {
-  const order = ['base/decay', 'base/no_decay', 'head/decay', 'head/no_decay', 'cross_modal/decay', 'cross_modal/no_decay'];
+  const order = [
+    'base/decay',
+    'base/no_decay',
+    'head/decay',
+    'head/no_decay',
+    'cross_modal/decay',
+    'cross_modal/no_decay',
+  ];
   const groups = new Map<string, ParamGroup>();
   for (const entry of named) {
     const [name, p] = entry;
@@ -258,7 +294,15 @@ export interface FineGroupOptions {
 /** The lr and weight decay maskrcnn_benchmark's make_optimizer gives one parameter name. */
 export function fiberFineGroupOf(
   name: string,
-  { baseLr = 1e-4, langLr = 1e-5, weightDecay = 0.01, biasLrFactor = 2, weightDecayBias = 0, backboneBodyLrFactor = 1, weightDecayNormFactor = 1 }: FineGroupOptions = {},
+  {
+    baseLr = 1e-4,
+    langLr = 1e-5,
+    weightDecay = 0.01,
+    biasLrFactor = 2,
+    weightDecayBias = 0,
+    backboneBodyLrFactor = 1,
+    weightDecayNormFactor = 1,
+  }: FineGroupOptions = {},
 ): { lr: number; weightDecay: number } {
   let lr = baseLr;
   let wd = weightDecay;
@@ -274,7 +318,9 @@ export function fiberFineGroupOf(
 
 /** The fine-grained groups: one per tensor, in parameter order, frozen parameters left out. */
 export function fiberFineParamGroups(named: [string, Parameter][], options: FineGroupOptions = {}): ParamGroup[] {
-  return named.filter(([, p]) => p.requiresGrad).map((entry) => ({ params: [entry], ...fiberFineGroupOf(entry[0], options), name: entry[0] }));
+  return named
+    .filter(([, p]) => p.requiresGrad)
+    .map((entry) => ({ params: [entry], ...fiberFineGroupOf(entry[0], options), name: entry[0] }));
 }
 
 /**

@@ -9,9 +9,19 @@ const { names } = await testBackends();
 
 function batch(B: number, start: number) {
   const H = 3;
-  const cls = tf.tensor2d(Array.from({ length: B * H }, (_, i) => start + Math.floor(i / H) + (i % H) / 10), [B, H]);
-  const pixels = tf.tensor4d(Array.from({ length: B * 3 * 2 * 2 }, (_, i) => start + Math.floor(i / 12)), [B, 3, 2, 2]);
-  const ids = tf.tensor2d(Array.from({ length: B * 4 }, (_, i) => start + Math.floor(i / 4)), [B, 4], 'int32');
+  const cls = tf.tensor2d(
+    Array.from({ length: B * H }, (_, i) => start + Math.floor(i / H) + (i % H) / 10),
+    [B, H],
+  );
+  const pixels = tf.tensor4d(
+    Array.from({ length: B * 3 * 2 * 2 }, (_, i) => start + Math.floor(i / 12)),
+    [B, 3, 2, 2],
+  );
+  const ids = tf.tensor2d(
+    Array.from({ length: B * 4 }, (_, i) => start + Math.floor(i / 4)),
+    [B, 4],
+    'int32',
+  );
   const mask = tf.onesLike(ids);
   return { cls, pixels, ids, mask, dispose: () => tf.dispose([cls, pixels, ids, mask]) };
 }
@@ -40,8 +50,12 @@ describe.each(names)('ItcQueue (%s)', (backend) => {
     expect(feats[0]).toEqual([31, 11, 20, 21, 30]);
     expect(feats[1].map((v) => Math.round(v * 10) / 10)).toEqual([31.1, 11.1, 20.1, 21.1, 30.1]);
     const s = q.getState();
-    expect((await s.get('text_input_queue')!.array()) as number[][]).toEqual([31, 11, 20, 21, 30].map((v) => [v, v, v, v]));
-    expect(Array.from(await s.get('image_input_queue')!.data()).filter((_, i) => i % 12 === 0)).toEqual([31, 11, 20, 21, 30]);
+    expect((await s.get('text_input_queue')!.array()) as number[][]).toEqual(
+      [31, 11, 20, 21, 30].map((v) => [v, v, v, v]),
+    );
+    expect(Array.from(await s.get('image_input_queue')!.data()).filter((_, i) => i % 12 === 0)).toEqual([
+      31, 11, 20, 21, 30,
+    ]);
     expect(Array.from(await s.get('queue_total')!.data())).toEqual([6]);
     expect(init[0].length).toBe(5);
     tf.dispose([...s.values()]);
@@ -88,7 +102,9 @@ describe.each(names)('ItcQueue (%s)', (backend) => {
   it('refuses a batch larger than the queue, and keeps the tensor count flat', async () => {
     const q = make();
     const big = batch(6, 0);
-    await expect(q.enqueue(big.cls, big.cls, big.pixels, big.ids, big.mask)).rejects.toThrow(/batch of 6 does not fit a queue of 5/);
+    await expect(q.enqueue(big.cls, big.cls, big.pixels, big.ids, big.mask)).rejects.toThrow(
+      /batch of 6 does not fit a queue of 5/,
+    );
     big.dispose();
     const b = batch(2, 10);
     for (let i = 0; i < 3; i++) (await q.enqueue(b.cls, b.cls, b.pixels, b.ids, b.mask)).commit(); // fill every slot

@@ -35,7 +35,15 @@ export interface EnqueueUndo {
   commit(): void;
 }
 
-export const ITC_QUEUE_KEYS = ['image_queue', 'text_queue', 'image_input_queue', 'text_input_queue', 'text_input_mask_queue', 'queue_ptr', 'queue_total'] as const;
+export const ITC_QUEUE_KEYS = [
+  'image_queue',
+  'text_queue',
+  'image_input_queue',
+  'text_input_queue',
+  'text_input_mask_queue',
+  'queue_ptr',
+  'queue_total',
+] as const;
 
 export class ItcQueue {
   readonly size: number;
@@ -73,14 +81,18 @@ export class ItcQueue {
   }
 
   private checkRows(rows: number[]): void {
-    for (const r of rows) if (!(Number.isInteger(r) && r >= 0 && r < this.size)) throw new RangeError(`ItcQueue: row ${r} outside [0, ${this.size})`);
+    for (const r of rows)
+      if (!(Number.isInteger(r) && r >= 0 && r < this.size))
+        throw new RangeError(`ItcQueue: row ${r} outside [0, ${this.size})`);
   }
 
   /** Raw pixels of queue rows [n, 3, S, S] (zeros for a row never filled). */
   gatherImages(rows: number[]): tf.Tensor {
     this.checkRows(rows);
     const S = this.imageSize;
-    return tf.tidy(() => (rows.length ? tf.stack(rows.map((r) => this.images[r] ?? tf.zeros([3, S, S]))) : tf.zeros([0, 3, S, S])));
+    return tf.tidy(() =>
+      rows.length ? tf.stack(rows.map((r) => this.images[r] ?? tf.zeros([3, S, S]))) : tf.zeros([0, 3, S, S]),
+    );
   }
 
   /** Token ids and attention masks of queue rows, [n, L] int32 each. */
@@ -101,18 +113,28 @@ export class ItcQueue {
    * by B. imageCls / textCls [B, H] (their values are copied, no gradient), pixels [B, 3, S, S],
    * ids / mask [B, L]. Returns an undo for a step that ends up skipped.
    */
-  async enqueue(imageCls: tf.Tensor, textCls: tf.Tensor, pixels: tf.Tensor, ids: tf.Tensor, mask: tf.Tensor): Promise<EnqueueUndo> {
+  async enqueue(
+    imageCls: tf.Tensor,
+    textCls: tf.Tensor,
+    pixels: tf.Tensor,
+    ids: tf.Tensor,
+    mask: tf.Tensor,
+  ): Promise<EnqueueUndo> {
     const B = imageCls.shape[0];
     const [H, Q, S, L] = [this.hiddenSize, this.size, this.imageSize, this.maxTextLen];
     const expect = (what: string, t: tf.Tensor, shape: number[]) => {
-      if (t.shape.join() !== shape.join()) throw new RangeError(`ItcQueue.enqueue: ${what} has shape [${t.shape}], expected [${shape}]`);
+      if (t.shape.join() !== shape.join())
+        throw new RangeError(`ItcQueue.enqueue: ${what} has shape [${t.shape}], expected [${shape}]`);
     };
     expect('imageCls', imageCls, [B, H]);
     expect('textCls', textCls, [B, H]);
     expect('pixels', pixels, [B, 3, S, S]);
     expect('ids', ids, [B, L]);
     expect('mask', mask, [B, L]);
-    if (B > Q) throw new RangeError(`ItcQueue.enqueue: a batch of ${B} does not fit a queue of ${Q} (the official ring buffer needs B <= Q)`);
+    if (B > Q)
+      throw new RangeError(
+        `ItcQueue.enqueue: a batch of ${B} does not fit a queue of ${Q} (the official ring buffer needs B <= Q)`,
+      );
     const [idsData, maskData] = await Promise.all([ids.data(), mask.data()]);
     const rows = Array.from({ length: B }, (_, i) => (this.ptr + i) % Q);
     // [H, Q] with columns `rows` replaced by the batch: one-hot scatter, exact for the copied values
@@ -121,10 +143,20 @@ export class ItcQueue {
     const prevTexts = rows.map((r) => this.texts[r]);
     const prevMasks = rows.map((r) => this.masks[r]);
     const [img, txt] = tf.tidy(() => {
-      const keep = tf.tensor1d(Array.from({ length: Q }, (_, q) => (rows.includes(q) ? 0 : 1)), 'bool');
+      const keep = tf.tensor1d(
+        Array.from({ length: Q }, (_, q) => (rows.includes(q) ? 0 : 1)),
+        'bool',
+      );
       const place = (queue: tf.Tensor, cls: tf.Tensor) => {
         // column q takes batch row i where rows[i] === q
-        const src = tf.gather(tf.transpose(cls), tf.tensor1d(Array.from({ length: Q }, (_, q) => Math.max(0, rows.indexOf(q))), 'int32'), 1);
+        const src = tf.gather(
+          tf.transpose(cls),
+          tf.tensor1d(
+            Array.from({ length: Q }, (_, q) => Math.max(0, rows.indexOf(q))),
+            'int32',
+          ),
+          1,
+        );
         return tf.where(tf.broadcastTo(keep, [H, Q]), queue, src);
       };
       return [place(this.imageFeats, imageCls), place(this.textFeats, textCls)];
@@ -198,12 +230,15 @@ export class ItcQueue {
     for (const [k, shape] of Object.entries(shapes)) {
       const t = state.get(k);
       if (!t) throw new Error(`ItcQueue.setState: "${k}" missing`);
-      if (t.shape.join() !== shape.join()) throw new RangeError(`ItcQueue.setState: "${k}" has shape [${t.shape}], this queue needs [${shape}]`);
+      if (t.shape.join() !== shape.join())
+        throw new RangeError(`ItcQueue.setState: "${k}" has shape [${t.shape}], this queue needs [${shape}]`);
     }
     const ptr = (await state.get('queue_ptr')!.data())[0];
     const total = (await state.get('queue_total')!.data())[0];
-    if (!(Number.isInteger(ptr) && ptr >= 0 && ptr < Q)) throw new RangeError(`ItcQueue.setState: queue_ptr ${ptr} outside [0, ${Q})`);
-    if (!(Number.isInteger(total) && total >= 0)) throw new RangeError(`ItcQueue.setState: queue_total ${total} must be a non-negative integer`);
+    if (!(Number.isInteger(ptr) && ptr >= 0 && ptr < Q))
+      throw new RangeError(`ItcQueue.setState: queue_ptr ${ptr} outside [0, ${Q})`);
+    if (!(Number.isInteger(total) && total >= 0))
+      throw new RangeError(`ItcQueue.setState: queue_total ${total} must be a non-negative integer`);
     const ids = await state.get('text_input_queue')!.data();
     const mask = await state.get('text_input_mask_queue')!.data();
     const imgs = state.get('image_input_queue')!;

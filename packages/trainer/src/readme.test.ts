@@ -30,7 +30,12 @@ describe('README example', () => {
     // building a model leaks one tensor today (RobertaEmbeddings' position_ids range, in
     // @fiber-vl/roberta); the loop itself leaves nothing behind
     const probe = tf.memory().numTensors;
-    const cfg = fiberConfig('tiny', { imageSize: 32, maxTextLen: 8, hiddenSize: 32, roberta: { vocabSize: 64, hiddenSize: 32, intermediateSize: 64, maxPositionEmbeddings: 12 } });
+    const cfg = fiberConfig('tiny', {
+      imageSize: 32,
+      maxTextLen: 8,
+      hiddenSize: 32,
+      roberta: { vocabSize: 64, hiddenSize: 32, intermediateSize: 64, maxPositionEmbeddings: 12 },
+    });
     new FiberCoarseModel(cfg, 'pretrain').dispose();
     const constructionLeak = tf.memory().numTensors - probe;
     expect(constructionLeak).toBeLessThanOrEqual(1);

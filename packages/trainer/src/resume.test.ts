@@ -17,9 +17,16 @@ const { names } = await testBackends();
 const backends = names.filter((n) => n === 'cpu' || n === 'wasm');
 
 /** Runs the child; kills it after `killAfterMs` if given. Resolves with its exit code / signal. */
-function runChild(dir: string, backend: string, kill?: string, killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+function runChild(
+  dir: string,
+  backend: string,
+  kill?: string,
+  killAfterMs?: number,
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [child, dir, backend, String(STEPS), ...(kill ? [kill] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [child, dir, backend, String(STEPS), ...(kill ? [kill] : [])], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -32,7 +39,10 @@ function runChild(dir: string, backend: string, kill?: string, killAfterMs?: num
   });
 }
 
-const checkpoints = (dir: string) => readdirSync(join(dir, 'checkpoints')).filter((n) => n.startsWith('step-')).sort();
+const checkpoints = (dir: string) =>
+  readdirSync(join(dir, 'checkpoints'))
+    .filter((n) => n.startsWith('step-'))
+    .sort();
 const logSteps = (dir: string) =>
   readFileSync(join(dir, 'log.jsonl'), 'utf8')
     .split('\n')
@@ -42,50 +52,48 @@ const logSteps = (dir: string) =>
     .map((r) => ({ step: r.step, losses: r.losses }));
 
 describe.each(backends)('resume after SIGKILL (%s)', (backend) => {
-  it(
-    'killed mid-save, after a rename, while pruning and at random times: the same bytes as an uninterrupted run',
-    async () => {
-      const ref = mkdtempSync(join(tmpdir(), `resume-ref-${backend}-`));
-      const r0 = await runChild(ref, backend);
-      expect(r0.code, r0.stderr).toBe(0);
+  it('killed mid-save, after a rename, while pruning and at random times: the same bytes as an uninterrupted run', async () => {
+    const ref = mkdtempSync(join(tmpdir(), `resume-ref-${backend}-`));
+    const r0 = await runChild(ref, backend);
+    expect(r0.code, r0.stderr).toBe(0);
 
-      const dir = mkdtempSync(join(tmpdir(), `resume-${backend}-`));
-      // a save of step 3 killed after its model file and again after its optimizer file: the run
-      // resumes from step 2, losing only the step being saved
-      let r = await runChild(dir, backend, 'file@3:model.safetensors');
-      expect(r.signal).toBe('SIGKILL');
-      expect(checkpoints(dir)).toEqual(['step-00000001', 'step-00000002']);
-      r = await runChild(dir, backend, 'file@3:optimizer.safetensors');
-      expect(r.signal).toBe('SIGKILL');
-      expect(checkpoints(dir)).toEqual(['step-00000001', 'step-00000002']);
-      expect(readdirSync(join(dir, 'checkpoints')).some((n) => n.startsWith('.tmp-'))).toBe(true); // the half-written save
-      // killed right after the rename of step 4 (before pruning), then in the save of step 5
-      // between pruning step 3 and step 2
-      r = await runChild(dir, backend, 'renamed@4');
-      expect(r.signal).toBe('SIGKILL');
-      expect(checkpoints(dir)).toEqual(['step-00000002', 'step-00000003', 'step-00000004']);
-      r = await runChild(dir, backend, 'pruned@3');
-      expect(r.signal).toBe('SIGKILL');
-      expect(checkpoints(dir)).toEqual(['step-00000002', 'step-00000004', 'step-00000005']);
-      // random kills (seeded), then a run to the end
-      const rng = new Generator(backend === 'cpu' ? 11 : 12);
-      for (let i = 0; i < 2; i++) {
-        r = await runChild(dir, backend, undefined, 1500 + rng.nextInt(4000));
-        if (r.code === 0) break;
-      }
-      if (r.code !== 0) r = await runChild(dir, backend);
-      expect(r.code, r.stderr).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), `resume-${backend}-`));
+    // a save of step 3 killed after its model file and again after its optimizer file: the run
+    // resumes from step 2, losing only the step being saved
+    let r = await runChild(dir, backend, 'file@3:model.safetensors');
+    expect(r.signal).toBe('SIGKILL');
+    expect(checkpoints(dir)).toEqual(['step-00000001', 'step-00000002']);
+    r = await runChild(dir, backend, 'file@3:optimizer.safetensors');
+    expect(r.signal).toBe('SIGKILL');
+    expect(checkpoints(dir)).toEqual(['step-00000001', 'step-00000002']);
+    expect(readdirSync(join(dir, 'checkpoints')).some((n) => n.startsWith('.tmp-'))).toBe(true); // the half-written save
+    // killed right after the rename of step 4 (before pruning), then in the save of step 5
+    // between pruning step 3 and step 2
+    r = await runChild(dir, backend, 'renamed@4');
+    expect(r.signal).toBe('SIGKILL');
+    expect(checkpoints(dir)).toEqual(['step-00000002', 'step-00000003', 'step-00000004']);
+    r = await runChild(dir, backend, 'pruned@3');
+    expect(r.signal).toBe('SIGKILL');
+    expect(checkpoints(dir)).toEqual(['step-00000002', 'step-00000004', 'step-00000005']);
+    // random kills (seeded), then a run to the end
+    const rng = new Generator(backend === 'cpu' ? 11 : 12);
+    for (let i = 0; i < 2; i++) {
+      r = await runChild(dir, backend, undefined, 1500 + rng.nextInt(4000));
+      if (r.code === 0) break;
+    }
+    if (r.code !== 0) r = await runChild(dir, backend);
+    expect(r.code, r.stderr).toBe(0);
 
-      // the same bytes: final model, and every file of the last checkpoint
-      expect(readFileSync(join(dir, 'final/model.safetensors')).equals(readFileSync(join(ref, 'final/model.safetensors')))).toBe(true);
-      const last = `checkpoints/step-0000000${STEPS}`;
-      for (const f of ['model.safetensors', 'optimizer.safetensors', 'state.safetensors', 'trainer.json']) {
-        expect(readFileSync(join(dir, last, f)).equals(readFileSync(join(ref, last, f))), f).toBe(true);
-      }
-      // one log record per step, with the uninterrupted run's losses
-      expect(logSteps(dir)).toEqual(logSteps(ref));
-      expect(logSteps(dir).map((x) => x.step)).toEqual([1, 2, 3, 4, 5, 6]);
-    },
-    900_000,
-  );
+    // the same bytes: final model, and every file of the last checkpoint
+    expect(
+      readFileSync(join(dir, 'final/model.safetensors')).equals(readFileSync(join(ref, 'final/model.safetensors'))),
+    ).toBe(true);
+    const last = `checkpoints/step-0000000${STEPS}`;
+    for (const f of ['model.safetensors', 'optimizer.safetensors', 'state.safetensors', 'trainer.json']) {
+      expect(readFileSync(join(dir, last, f)).equals(readFileSync(join(ref, last, f))), f).toBe(true);
+    }
+    // one log record per step, with the uninterrupted run's losses
+    expect(logSteps(dir)).toEqual(logSteps(ref));
+    expect(logSteps(dir).map((x) => x.step)).toEqual([1, 2, 3, 4, 5, 6]);
+  }, 900_000);
 });

@@ -18,11 +18,15 @@ export interface PolynomialDecayOptions {
  * Linear warm-up from 0, then polynomial decay to lr_end (transformers'
  * get_polynomial_decay_schedule_with_warmup; power 1 is FIBER's coarse schedule).
  */
-export function polynomialDecayWithWarmup(step: number, { warmupSteps, totalSteps, power = 1, lrEndRatio = 0, lrInit, lrEnd }: PolynomialDecayOptions): number {
+export function polynomialDecayWithWarmup(
+  step: number,
+  { warmupSteps, totalSteps, power = 1, lrEndRatio = 0, lrInit, lrEnd }: PolynomialDecayOptions,
+): number {
   if (step < warmupSteps) return step / Math.max(1, warmupSteps);
   if (lrInit !== undefined) {
     const end = lrEnd ?? lrEndRatio * lrInit;
-    if (!(lrInit > end)) throw new RangeError(`polynomialDecayWithWarmup: lr_end (${end}) must be smaller than lr_init (${lrInit})`);
+    if (!(lrInit > end))
+      throw new RangeError(`polynomialDecayWithWarmup: lr_end (${end}) must be smaller than lr_init (${lrInit})`);
     if (step > totalSteps) return end / lrInit;
     const remaining = 1 - (step - warmupSteps) / (totalSteps - warmupSteps);
     return ((lrInit - end) * remaining ** power + end) / lrInit;
@@ -45,7 +49,16 @@ export interface WarmupMultiStepOptions {
  * maskrcnn_benchmark's WarmupMultiStepLR (fine-grained FIBER): warm-up from `warmupFactor`
  * (linear or constant), then x gamma at each milestone passed (bisect_right).
  */
-export function warmupMultiStep(step: number, { milestones, gamma = 0.1, warmupSteps = 2000, warmupFactor = 0.001, warmupMethod = 'linear' }: WarmupMultiStepOptions): number {
+export function warmupMultiStep(
+  step: number,
+  {
+    milestones,
+    gamma = 0.1,
+    warmupSteps = 2000,
+    warmupFactor = 0.001,
+    warmupMethod = 'linear',
+  }: WarmupMultiStepOptions,
+): number {
   checkMilestones(milestones);
   let warm = 1;
   if (step < warmupSteps) {
@@ -83,7 +96,10 @@ export interface WeightDecayScheduleOptions {
  * (at most once per iteration). Returns the factor in force for the optimizer step taken after
  * `step` scheduler steps.
  */
-export function weightDecayScheduleFactor(step: number, { milestones, gamma = 0.1, ratio = 0.667 }: WeightDecayScheduleOptions): number {
+export function weightDecayScheduleFactor(
+  step: number,
+  { milestones, gamma = 0.1, ratio = 0.667 }: WeightDecayScheduleOptions,
+): number {
   checkMilestones(milestones);
   let factor = 1;
   let last = 0; // the iteration (last_epoch) at which the previous drop happened
@@ -99,7 +115,8 @@ export function weightDecayScheduleFactor(step: number, { milestones, gamma = 0.
 
 function checkMilestones(milestones: number[]): void {
   for (let i = 1; i < milestones.length; i++) {
-    if (!(milestones[i] >= milestones[i - 1])) throw new RangeError(`milestones must be increasing, got [${milestones.join(', ')}]`);
+    if (!(milestones[i] >= milestones[i - 1]))
+      throw new RangeError(`milestones must be increasing, got [${milestones.join(', ')}]`);
   }
 }
 
@@ -126,7 +143,8 @@ export function coarseSchedule({ maxSteps, warmupSteps, lr, endLr = 0, power = 1
   // `isinstance(warmup_steps, float)`: 0.1 is a fraction; an integer is a step count
   const warm = Number.isInteger(warmupSteps) ? warmupSteps : Math.trunc(maxSteps * warmupSteps);
   return {
-    lr: (step) => polynomialDecayWithWarmup(step, { warmupSteps: warm, totalSteps: maxSteps, power, lrInit: lr, lrEnd: endLr }),
+    lr: (step) =>
+      polynomialDecayWithWarmup(step, { warmupSteps: warm, totalSteps: maxSteps, power, lrInit: lr, lrEnd: endLr }),
     weightDecay: () => 1,
   };
 }
@@ -142,11 +160,20 @@ export interface FineScheduleOptions extends Omit<WarmupMultiStepOptions, 'miles
 }
 
 /** Fine-grained FIBER's schedule: WarmupMultiStepLR (+ the weight-decay drops when enabled). */
-export function fineSchedule({ maxIter, steps, weightDecaySchedule = false, weightDecayScheduleRatio = 0.667, ...rest }: FineScheduleOptions): Schedule {
+export function fineSchedule({
+  maxIter,
+  steps,
+  weightDecaySchedule = false,
+  weightDecayScheduleRatio = 0.667,
+  ...rest
+}: FineScheduleOptions): Schedule {
   const milestones = fineMilestones(steps, maxIter);
   return {
     lr: (step) => warmupMultiStep(step, { ...rest, milestones }),
-    weightDecay: (step) => (weightDecaySchedule ? weightDecayScheduleFactor(step, { milestones, gamma: rest.gamma, ratio: weightDecayScheduleRatio }) : 1),
+    weightDecay: (step) =>
+      weightDecaySchedule
+        ? weightDecayScheduleFactor(step, { milestones, gamma: rest.gamma, ratio: weightDecayScheduleRatio })
+        : 1,
   };
 }
 

@@ -65,7 +65,10 @@ export class StepContext {
   /** A generator registered with the trainer (checkpointed with it). */
   rng(name: string): Generator {
     const g = this.options.rngs?.[name];
-    if (!g) throw new Error(`StepContext.rng: no generator named "${name}" (registered: ${Object.keys(this.options.rngs ?? {}).join(', ') || 'none'})`);
+    if (!g)
+      throw new Error(
+        `StepContext.rng: no generator named "${name}" (registered: ${Object.keys(this.options.rngs ?? {}).join(', ') || 'none'})`,
+      );
     return g;
   }
 

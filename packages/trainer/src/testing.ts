@@ -38,12 +38,19 @@ export function isTrainStepConfig(json: unknown): json is { train_step: TrainSte
  */
 export function trainStepTolerance(name: string): { abs: number; rel: number } {
   if (name.startsWith('grad.') || name.startsWith('param_after_step')) return { abs: 1e-5, rel: 1e-4 };
-  if (/^queue_after_step\d+\.(queue_ptr|queue_total|text_input_queue|text_input_mask_queue|image_input_queue)$/.test(name)) return { abs: 0, rel: 0 };
+  if (
+    /^queue_after_step\d+\.(queue_ptr|queue_total|text_input_queue|text_input_mask_queue|image_input_queue)$/.test(name)
+  )
+    return { abs: 0, rel: 0 };
   return { abs: 1e-4, rel: 0 };
 }
 
 /** Max |got - expected| and whether every element is within max(abs, rel |expected|). NaN or a shape mismatch fails. */
-export function compareWithTolerance(got: ArrayLike<number>, expected: ArrayLike<number>, { abs, rel }: { abs: number; rel: number }): { maxAbsError: number; ok: boolean } {
+export function compareWithTolerance(
+  got: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  { abs, rel }: { abs: number; rel: number },
+): { maxAbsError: number; ok: boolean } {
   if (got.length !== expected.length) return { maxAbsError: Infinity, ok: false };
   let maxAbsError = 0;
   let ok = true;
@@ -70,7 +77,14 @@ export interface TrainStepRun {
 }
 
 /** transformers' AdamW on one element in float64, over a sequence of gradients (undefined = no gradient that step). */
-function adamwReplay(p0: number, grads: (number | undefined)[], lr: number, wd: number, [b1, b2]: [number, number], eps: number): number {
+function adamwReplay(
+  p0: number,
+  grads: (number | undefined)[],
+  lr: number,
+  wd: number,
+  [b1, b2]: [number, number],
+  eps: number,
+): number {
   let [p, m, v, t] = [p0, 0, 0, 0];
   for (const g of grads) {
     if (g === undefined) continue;
@@ -133,7 +147,13 @@ const GRAD_NOISE = 1e-5;
  * twice the farthest AdamW can move it. Every other element, and every parameter without a
  * gradient, is held to the plain tolerance.
  */
-export function compareTrainStepTensor(name: string, got: ArrayLike<number>, expected: ArrayLike<number>, run: TrainStepRun, referenceGrad?: (key: string) => ArrayLike<number> | undefined): TrainStepComparison {
+export function compareTrainStepTensor(
+  name: string,
+  got: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  run: TrainStepRun,
+  referenceGrad?: (key: string) => ArrayLike<number> | undefined,
+): TrainStepComparison {
   const tol = trainStepTolerance(name);
   const tolerance = tol.rel ? `${tol.abs} abs or ${tol.rel} rel` : String(tol.abs);
   const plain = compareWithTolerance(got, expected, tol);
@@ -174,13 +194,16 @@ export function compareTrainStepTensor(name: string, got: ArrayLike<number>, exp
       explained = 2 * travel;
     } else {
       const base = ours.map((g) => g?.[i]);
-      const at = (gs: (number | undefined)[]) => adamwReplay(p0[i], gs, group.lr, group.weightDecay, run.betas, run.eps);
+      const at = (gs: (number | undefined)[]) =>
+        adamwReplay(p0[i], gs, group.lr, group.weightDecay, run.betas, run.eps);
       const mine = at(base);
       // step 1: the fixture's gradient; steps 2..K: ours +- delta
       let combos: (number | undefined)[][] = [[base[0]], [g1ref[i]]];
       for (let k = 1; k < K; k++) {
         const g = base[k];
-        combos = combos.flatMap((c) => (g === undefined ? [[...c, undefined]] : [g - delta, g, g + delta].map((x) => [...c, x])));
+        combos = combos.flatMap((c) =>
+          g === undefined ? [[...c, undefined]] : [g - delta, g, g + delta].map((x) => [...c, x]),
+        );
       }
       explained = Math.max(...combos.map((c) => Math.abs(at(c) - mine)));
     }
@@ -196,12 +219,22 @@ export function compareTrainStepTensor(name: string, got: ArrayLike<number>, exp
  * it can compute when omitted): `stepK.loss.*`, `stepK.itc.*`, `stepK.itm.logits`,
  * `stepK.mlm.logits`, `grad.<key>` (step 1), `param_after_stepK.<key>`, `queue_after_stepK.*`.
  */
-export async function runCoarseTrainStepFixture(config: unknown, model: Map<string, tf.Tensor>, inputs: Map<string, tf.Tensor>, wanted?: Set<string>): Promise<TrainStepRun> {
-  if (!isTrainStepConfig(config)) throw new Error('train-step fixture: config.json has no "train_step" section with lr and betas');
+export async function runCoarseTrainStepFixture(
+  config: unknown,
+  model: Map<string, tf.Tensor>,
+  inputs: Map<string, tf.Tensor>,
+  wanted?: Set<string>,
+): Promise<TrainStepRun> {
+  if (!isTrainStepConfig(config))
+    throw new Error('train-step fixture: config.json has no "train_step" section with lr and betas');
   const ts = config.train_step;
   const fixture = fiberConfigFromFixture(config);
   // the fixture ran in training mode with dropout and drop-path 0
-  const cfg = { ...fixture.config, swin: { ...fixture.config.swin, dropPathRate: 0 }, roberta: { ...fixture.config.roberta, hiddenDropoutProb: 0, attentionProbsDropoutProb: 0 } };
+  const cfg = {
+    ...fixture.config,
+    swin: { ...fixture.config.swin, dropPathRate: 0 },
+    roberta: { ...fixture.config.roberta, hiddenDropoutProb: 0, attentionProbsDropoutProb: 0 },
+  };
   const m = new FiberCoarseModel(cfg, fixture.heads);
   const out = new Map<string, tf.Tensor>();
   const want = (name: string) => !wanted || wanted.has(name);
@@ -214,27 +247,43 @@ export async function runCoarseTrainStepFixture(config: unknown, model: Map<stri
     const inputQueue = inputs.get('queue.text_input_queue');
     const imageInputQueue = inputs.get('queue.image_input_queue');
     if (imageQueue?.rank !== 2 || inputQueue?.rank !== 2 || imageInputQueue?.rank !== 4) {
-      throw new Error('train-step fixture: inputs need queue.image_queue [H, Q], queue.text_input_queue [Q, L] and queue.image_input_queue [Q, 3, S, S]');
+      throw new Error(
+        'train-step fixture: inputs need queue.image_queue [H, Q], queue.text_input_queue [Q, L] and queue.image_input_queue [Q, 3, S, S]',
+      );
     }
     const [H, Q] = imageQueue.shape as [number, number];
     const L = inputQueue.shape[1] as number;
     queue = new ItcQueue({ hiddenSize: H, size: Q, imageSize: imageInputQueue.shape[2] as number, maxTextLen: L });
-    const q0 = new Map([...inputs].filter(([k]) => k.startsWith('queue.')).map(([k, t]) => [k.slice('queue.'.length), t]));
+    const q0 = new Map(
+      [...inputs].filter(([k]) => k.startsWith('queue.')).map(([k, t]) => [k.slice('queue.'.length), t]),
+    );
     await queue.setState(q0);
-    optimizer = new AdamW(fiberCoarseParamGroups(m.namedParameters(), { lr: ts.lr, weightDecay: ts.weight_decay, lrMultHead: ts.lr_mult_head, lrMultCrossModal: ts.lr_mult_cross_modal }), {
-      betas: ts.betas,
-      eps: ts.eps,
-      variant: 'transformers',
-    });
+    optimizer = new AdamW(
+      fiberCoarseParamGroups(m.namedParameters(), {
+        lr: ts.lr,
+        weightDecay: ts.weight_decay,
+        lrMultHead: ts.lr_mult_head,
+        lrMultCrossModal: ts.lr_mult_cross_modal,
+      }),
+      {
+        betas: ts.betas,
+        eps: ts.eps,
+        variant: 'transformers',
+      },
+    );
     const trainer = new Trainer({ model: m, objective: coarsePretrainObjective({ queue }), optimizer });
-    const groups = new Map(optimizer.groups.flatMap((g) => g.params.map(([n]) => [n, { lr: g.lr, weightDecay: g.weightDecay }] as const)));
+    const groups = new Map(
+      optimizer.groups.flatMap((g) => g.params.map(([n]) => [n, { lr: g.lr, weightDecay: g.weightDecay }] as const)),
+    );
     const initial = new Map<string, Float32Array>();
     for (const [name, p] of m.namedParameters()) initial.set(name, ((await p.value.data()) as Float32Array).slice());
     const ourGrads: Map<string, Float32Array>[] = [];
     // a copy in the fixture's layout of that tensor (its exporter stores the scalar `temp` as [1])
     const asFixture = (name: string, t: tf.Tensor) => {
       const shape = model.get(name)?.shape;
-      return shape && shape.join() !== t.shape.join() && shape.reduce((a, b) => a * b, 1) === t.size ? tf.reshape(t, shape) : tf.clone(t);
+      return shape && shape.join() !== t.shape.join() && shape.reduce((a, b) => a * b, 1) === t.size
+        ? tf.reshape(t, shape)
+        : tf.clone(t);
     };
     let steps = 0;
     for (let k = 1; inputs.has(`step${k}.image`); k++) {
@@ -266,7 +315,8 @@ export async function runCoarseTrainStepFixture(config: unknown, model: Map<stri
       if (r.skipped) throw new Error(`train-step fixture: step ${k} was skipped (${r.reason})`);
       for (const [name, v] of Object.entries(r.losses)) put(`step${k}.loss.${name}`, tf.tensor1d([v]));
       put(`step${k}.loss.total`, tf.tensor1d([r.loss]));
-      for (const [name, p] of m.namedParameters()) if (want(`param_after_step${k}.${name}`)) out.set(`param_after_step${k}.${name}`, asFixture(name, p.value));
+      for (const [name, p] of m.namedParameters())
+        if (want(`param_after_step${k}.${name}`)) out.set(`param_after_step${k}.${name}`, asFixture(name, p.value));
       for (const [name, t] of queue.getState()) put(`queue_after_step${k}.${name}`, t);
       steps = k;
     }
@@ -295,7 +345,14 @@ export interface RandomCoarseBatchesOptions {
  * Random coarse pre-training batches (pixels N(0, 1), ids in [3, vocab) between <s> and </s>,
  * random lengths with <pad>), a resumable DataSource: batch i of epoch e depends only on (seed, e, i).
  */
-export function randomCoarseBatches({ seed, batchSize, imageSize, maxTextLen, vocabSize, batchesPerEpoch = 1000 }: RandomCoarseBatchesOptions): DataSource<CoarsePretrainBatch> {
+export function randomCoarseBatches({
+  seed,
+  batchSize,
+  imageSize,
+  maxTextLen,
+  vocabSize,
+  batchesPerEpoch = 1000,
+}: RandomCoarseBatchesOptions): DataSource<CoarsePretrainBatch> {
   return {
     async *batches(from?: DataPosition) {
       let epoch = from?.epoch ?? 0;
@@ -310,7 +367,11 @@ export function randomCoarseBatches({ seed, batchSize, imageSize, maxTextLen, vo
         const mask: number[][] = [];
         for (let b = 0; b < batchSize; b++) {
           const len = 3 + g.nextInt(maxTextLen - 2);
-          ids.push(Array.from({ length: maxTextLen }, (_, i) => (i === 0 ? 0 : i === len - 1 ? 2 : i < len ? 3 + g.nextInt(vocabSize - 3) : 1)));
+          ids.push(
+            Array.from({ length: maxTextLen }, (_, i) =>
+              i === 0 ? 0 : i === len - 1 ? 2 : i < len ? 3 + g.nextInt(vocabSize - 3) : 1,
+            ),
+          );
           mask.push(Array.from({ length: maxTextLen }, (_, i) => (i < len ? 1 : 0)));
         }
         const batch: CoarsePretrainBatch = {
@@ -339,21 +400,56 @@ export interface TinyCoarseOptions {
  * official groups and transformers' AdamW, ITC queue, MLM collated in the step, hard negatives
  * drawn, dropout and drop-path on, every generator registered. For tests and examples.
  */
-export function tinyCoarseSetup({ seed = 0, batchSize = 2, queueSize = 5, lr = 1e-3, dropout = true }: TinyCoarseOptions = {}) {
+export function tinyCoarseSetup({
+  seed = 0,
+  batchSize = 2,
+  queueSize = 5,
+  lr = 1e-3,
+  dropout = true,
+}: TinyCoarseOptions = {}) {
   const config = fiberConfig('tiny', {
     imageSize: 32,
     maxTextLen: 8,
     hiddenSize: 32,
     swin: dropout ? {} : { dropPathRate: 0 },
-    roberta: { vocabSize: 64, hiddenSize: 32, intermediateSize: 64, maxPositionEmbeddings: 12, ...(dropout ? {} : { hiddenDropoutProb: 0, attentionProbsDropoutProb: 0 }) },
+    roberta: {
+      vocabSize: 64,
+      hiddenSize: 32,
+      intermediateSize: 64,
+      maxPositionEmbeddings: 12,
+      ...(dropout ? {} : { hiddenDropoutProb: 0, attentionProbsDropoutProb: 0 }),
+    },
   });
   const rngs = { model: new Generator(seed), negatives: new Generator(seed + 1), mlm: new Generator(seed + 2) };
   const model = new FiberCoarseModel(config, 'pretrain', rngs.model);
-  const queue = new ItcQueue({ hiddenSize: config.hiddenSize, size: queueSize, imageSize: 32, maxTextLen: 8, rng: new Generator(seed + 3) });
+  const queue = new ItcQueue({
+    hiddenSize: config.hiddenSize,
+    size: queueSize,
+    imageSize: 32,
+    maxTextLen: 8,
+    rng: new Generator(seed + 3),
+  });
   const objective = coarsePretrainObjective({ queue, collator: { vocabSize: 64, maskId: 63, specialIds: [0, 1, 2] } });
-  const optimizer = new AdamW(fiberCoarseParamGroups(model.namedParameters(), { lr }), { betas: [0.9, 0.98], eps: 1e-8, variant: 'transformers' });
-  const trainer = new Trainer({ model, objective, optimizer, rngs, schedule: coarseSchedule({ maxSteps: 100, warmupSteps: 0.1, lr }) });
-  const data = randomCoarseBatches({ seed, batchSize, imageSize: 32, maxTextLen: 8, vocabSize: 63, batchesPerEpoch: 5 });
+  const optimizer = new AdamW(fiberCoarseParamGroups(model.namedParameters(), { lr }), {
+    betas: [0.9, 0.98],
+    eps: 1e-8,
+    variant: 'transformers',
+  });
+  const trainer = new Trainer({
+    model,
+    objective,
+    optimizer,
+    rngs,
+    schedule: coarseSchedule({ maxSteps: 100, warmupSteps: 0.1, lr }),
+  });
+  const data = randomCoarseBatches({
+    seed,
+    batchSize,
+    imageSize: 32,
+    maxTextLen: 8,
+    vocabSize: 63,
+    batchesPerEpoch: 5,
+  });
   const dispose = () => {
     optimizer.dispose();
     queue.dispose();

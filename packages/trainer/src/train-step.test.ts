@@ -23,7 +23,8 @@ let expected: SafetensorsFile;
 const refGrads = new Map<string, Float32Array>();
 beforeAll(async () => {
   expected = await SafetensorsFile.open(join(dir, 'outputs.safetensors'));
-  for (const k of expected.keys()) if (k.startsWith('grad.')) refGrads.set(k.slice(5), (await expected.readRaw(k)).data as Float32Array);
+  for (const k of expected.keys())
+    if (k.startsWith('grad.')) refGrads.set(k.slice(5), (await expected.readRaw(k)).data as Float32Array);
 });
 afterAll(() => expected.close());
 
@@ -42,7 +43,13 @@ async function compareAll(run: TrainStepRun, expected: SafetensorsFile, refGrads
       failed.push(`${name}: shape [${got.shape}] vs [${raw.shape}]`);
       continue;
     }
-    const r = compareTrainStepTensor(name, await got.data(), Array.from(raw.data as ArrayLike<number | bigint>, Number), run, (k) => refGrads.get(k));
+    const r = compareTrainStepTensor(
+      name,
+      await got.data(),
+      Array.from(raw.data as ArrayLike<number | bigint>, Number),
+      run,
+      (k) => refGrads.get(k),
+    );
     explained += r.noiseExplained;
     if (name.startsWith('param_after_step')) paramElements += got.size;
     if (!r.ok) failed.push(`${name}: max abs error ${r.maxAbsError}`);
@@ -98,10 +105,18 @@ describe.each(names)('another train-step folder, no code changes (%s)', (backend
     await useBackend(backend);
     const d = join(fixtures, 'variant_seed5');
     const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
-    expect(cfg.train_step).toMatchObject({ batch: 3, queue_size: 4, queue_filled_before: 3, steps: 3, lr_mult_head: 3, lr_mult_cross_modal: 7 });
+    expect(cfg.train_step).toMatchObject({
+      batch: 3,
+      queue_size: 4,
+      queue_filled_before: 3,
+      steps: 3,
+      lr_mult_head: 3,
+      lr_mult_cross_modal: 7,
+    });
     const exp = await SafetensorsFile.open(join(d, 'outputs.safetensors'));
     const grads = new Map<string, Float32Array>();
-    for (const k of exp.keys()) if (k.startsWith('grad.')) grads.set(k.slice(5), (await exp.readRaw(k)).data as Float32Array);
+    for (const k of exp.keys())
+      if (k.startsWith('grad.')) grads.set(k.slice(5), (await exp.readRaw(k)).data as Float32Array);
     const model = await loadSafetensors(join(d, 'model.safetensors'));
     const inputs = await loadSafetensors(join(d, 'inputs.safetensors'));
     const run = await runCoarseTrainStepFixture(cfg, model, inputs, new Set(exp.keys()));
@@ -130,11 +145,19 @@ describe('AdamW with the official groups on the official step-1 gradients', () =
       named.push([key, new Parameter(tf.clone(initial.get(key)!))]);
     }
     const ts = config.train_step;
-    const opt = new AdamW(fiberCoarseParamGroups(named, { lr: ts.lr, weightDecay: ts.weight_decay, lrMultHead: ts.lr_mult_head, lrMultCrossModal: ts.lr_mult_cross_modal }), {
-      betas: ts.betas,
-      eps: ts.eps,
-      variant: 'transformers',
-    });
+    const opt = new AdamW(
+      fiberCoarseParamGroups(named, {
+        lr: ts.lr,
+        weightDecay: ts.weight_decay,
+        lrMultHead: ts.lr_mult_head,
+        lrMultCrossModal: ts.lr_mult_cross_modal,
+      }),
+      {
+        betas: ts.betas,
+        eps: ts.eps,
+        variant: 'transformers',
+      },
+    );
     const grads = new Map<string, tf.Tensor>();
     for (const [key, g] of refGrads) grads.set(key, tf.tensor(g, named.find(([n]) => n === key)![1].shape));
     opt.step(grads);
@@ -158,12 +181,26 @@ describe('AdamW with the official groups on the official step-1 gradients', () =
     const initial = await loadSafetensors(join(dir, 'model.safetensors'));
     const key = 'itm_score.fc.weight';
     const p = new Parameter(tf.clone(initial.get(key)!));
-    const opt = new AdamW(fiberCoarseParamGroups([[key, p]], { lr: config.train_step.lr, lrMultHead: 6 }), { betas: [0.9, 0.98], eps: 1e-8, variant: 'transformers' });
+    const opt = new AdamW(fiberCoarseParamGroups([[key, p]], { lr: config.train_step.lr, lrMultHead: 6 }), {
+      betas: [0.9, 0.98],
+      eps: 1e-8,
+      variant: 'transformers',
+    });
     const g = tf.tensor(refGrads.get(key)!, p.shape);
     opt.step(new Map([[key, g]]));
     const ref = (await expected.readRaw(`param_after_step1.${key}`)).data as Float32Array;
-    const run = { groups: new Map([[key, { lr: config.train_step.lr * 6, weightDecay: 0.01 }]]), initial: new Map([[key, (await initial.get(key)!.data()) as Float32Array]]), grads: [new Map([[key, refGrads.get(key)!]])], betas: [0.9, 0.98], eps: 1e-8, steps: 1, tensors: new Map() } satisfies TrainStepRun;
-    const r = compareTrainStepTensor(`param_after_step1.${key}`, await p.value.data(), ref, run, (k) => refGrads.get(k));
+    const run = {
+      groups: new Map([[key, { lr: config.train_step.lr * 6, weightDecay: 0.01 }]]),
+      initial: new Map([[key, (await initial.get(key)!.data()) as Float32Array]]),
+      grads: [new Map([[key, refGrads.get(key)!]])],
+      betas: [0.9, 0.98],
+      eps: 1e-8,
+      steps: 1,
+      tensors: new Map(),
+    } satisfies TrainStepRun;
+    const r = compareTrainStepTensor(`param_after_step1.${key}`, await p.value.data(), ref, run, (k) =>
+      refGrads.get(k),
+    );
     expect(r.ok).toBe(false);
     opt.dispose();
     tf.dispose([g, p.value, ...initial.values()]);
@@ -211,8 +248,14 @@ describe('hard-negative sampling', () => {
 
   it('draws image negatives (from the t2i rows) before text negatives, reproducibly', async () => {
     await useBackend('cpu');
-    const wI2t = tf.tensor2d([[0, 0.5, 0.5], [0.9, 0, 0.1]]);
-    const wT2i = tf.tensor2d([[0, 1, 0], [1, 0, 0]]);
+    const wI2t = tf.tensor2d([
+      [0, 0.5, 0.5],
+      [0.9, 0, 0.1],
+    ]);
+    const wT2i = tf.tensor2d([
+      [0, 1, 0],
+      [1, 0, 0],
+    ]);
     const a = await sampleHardNegatives(wI2t, wT2i, new Generator(3));
     const b = await sampleHardNegatives(wI2t, wT2i, new Generator(3));
     expect(a).toEqual(b);

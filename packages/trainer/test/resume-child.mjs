@@ -22,7 +22,12 @@ const onSaveEvent = (e) => {
   process.kill(process.pid, 'SIGKILL');
 };
 const setup = tinyCoarseSetup({ seed: 0 });
-const run = new RunFolder(dir, { config: { recipe: 'tiny coarse pre-training', backend, steps: Number(stepsArg) }, resume: true, keepLast: 2, onSaveEvent });
+const run = new RunFolder(dir, {
+  config: { recipe: 'tiny coarse pre-training', backend, steps: Number(stepsArg) },
+  resume: true,
+  keepLast: 2,
+  onSaveEvent,
+});
 const r = await fit(setup.trainer, {
   data: setup.data,
   steps: Number(stepsArg),

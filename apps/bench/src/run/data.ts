@@ -4,8 +4,14 @@
 // question of a scene is used comes from the generator passed in.
 import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { fiberPixelValues, type RawImage } from '@fiber-vl/swin';
-import { Generator, tf } from '@fiber-vl/tensor-core';
-import { encodeDetectionPrompt, encodeGroundingPrompt, finePixelBatch, type FineTarget, type GroundingPrompt } from '@fiber-vl/heads-fine';
+import { type Generator, tf } from '@fiber-vl/tensor-core';
+import {
+  encodeDetectionPrompt,
+  encodeGroundingPrompt,
+  finePixelBatch,
+  type FineTarget,
+  type GroundingPrompt,
+} from '@fiber-vl/heads-fine';
 import type { Split, World, WorldSample } from '@fiber-vl/trainer';
 
 export interface TextBatch {
@@ -15,12 +21,26 @@ export interface TextBatch {
 
 export function encodeTexts(tokenizer: ByteLevelBpeTokenizer, texts: string[], maxLength: number): TextBatch {
   const enc = tokenizer.encodeBatch(texts, { maxLength, padding: 'max_length' });
-  return { ids: tf.tensor2d(enc.map((e) => e.ids), undefined, 'int32'), mask: tf.tensor2d(enc.map((e) => e.attentionMask), undefined, 'int32') };
+  return {
+    ids: tf.tensor2d(
+      enc.map((e) => e.ids),
+      undefined,
+      'int32',
+    ),
+    mask: tf.tensor2d(
+      enc.map((e) => e.attentionMask),
+      undefined,
+      'int32',
+    ),
+  };
 }
 
 /** Square coarse-model pixels of the scenes (Pillow bicubic to `size`, ImageNet normalisation). */
 export function coarsePixels(world: World, split: Split, indices: number[], size: number): tf.Tensor4D {
-  return fiberPixelValues(indices.map((i) => world.image(split, i)), size);
+  return fiberPixelValues(
+    indices.map((i) => world.image(split, i)),
+    size,
+  );
 }
 
 export interface CaptionPairs {
@@ -62,7 +82,14 @@ export interface Nlvr2Example {
 export function nlvr2Examples(world: World, split: Split, indices: number[]): Nlvr2Example[] {
   return indices.map((index) => {
     const p = world.nlvr2(split, index);
-    return { index, left: renderOf(world, p.left), right: renderOf(world, p.right), statement: p.statement, label: p.label, novel: p.novel };
+    return {
+      index,
+      left: renderOf(world, p.left),
+      right: renderOf(world, p.right),
+      statement: p.statement,
+      label: p.label,
+      novel: p.novel,
+    };
   });
 }
 
@@ -93,7 +120,15 @@ function toFineBox(b: readonly number[]): number[] {
  * fine-grained stage may not see them) with each phrase's objects as boxes; captions without a
  * phrase are skipped.
  */
-export function groundingExamples(world: World, split: Split, indices: number[], tokenizer: ByteLevelBpeTokenizer, maxQueryLen: number, rng: Generator, { fineOnly = true } = {}): FineExample[] {
+export function groundingExamples(
+  world: World,
+  split: Split,
+  indices: number[],
+  tokenizer: ByteLevelBpeTokenizer,
+  maxQueryLen: number,
+  rng: Generator,
+  { fineOnly = true } = {},
+): FineExample[] {
   const out: FineExample[] = [];
   for (const scene of indices) {
     let s: WorldSample = world.sample(split, scene);
@@ -101,7 +136,12 @@ export function groundingExamples(world: World, split: Split, indices: number[],
     const captions = s.captions.filter((c) => c.phrases.length > 0);
     if (!captions.length) continue;
     const c = pick(captions, rng);
-    const prompt = encodeGroundingPrompt(tokenizer, c.text, c.phrases.map((p) => [[p.start, p.end] as [number, number]]), { maxQueryLen });
+    const prompt = encodeGroundingPrompt(
+      tokenizer,
+      c.text,
+      c.phrases.map((p) => [[p.start, p.end] as [number, number]]),
+      { maxQueryLen },
+    );
     const boxes: number[][] = [];
     const phraseOfBox: number[] = [];
     c.phrases.forEach((p, k) => {
@@ -117,7 +157,14 @@ export function groundingExamples(world: World, split: Split, indices: number[],
 }
 
 /** Detection examples: the prompt of `classNames` ("circle. square. ..."), boxes of those classes. */
-export function detectionExamples(world: World, split: Split, indices: number[], tokenizer: ByteLevelBpeTokenizer, maxQueryLen: number, classNames: string[]): FineExample[] {
+export function detectionExamples(
+  world: World,
+  split: Split,
+  indices: number[],
+  tokenizer: ByteLevelBpeTokenizer,
+  maxQueryLen: number,
+  classNames: string[],
+): FineExample[] {
   const prompt = encodeDetectionPrompt(tokenizer, classNames, { maxQueryLen });
   return indices.flatMap((scene) => {
     const s = world.sample(split, scene);
@@ -134,7 +181,14 @@ export function detectionExamples(world: World, split: Split, indices: number[],
 }
 
 /** Referring expressions as one-phrase grounding examples (the whole expression names one box). */
-export function referringExamples(world: World, split: Split, indices: number[], tokenizer: ByteLevelBpeTokenizer, maxQueryLen: number, rng: Generator): FineExample[] {
+export function referringExamples(
+  world: World,
+  split: Split,
+  indices: number[],
+  tokenizer: ByteLevelBpeTokenizer,
+  maxQueryLen: number,
+  rng: Generator,
+): FineExample[] {
   return indices.flatMap((scene) => {
     const s = world.fineGrained(world.sample(split, scene));
     if (!s.expressions.length) return [];
@@ -154,7 +208,10 @@ export interface FineBatch {
 
 /** Pixels (official fine transform at `size`), prompts and targets of a batch of fine examples. */
 export function fineBatch(examples: FineExample[], size: number): FineBatch {
-  const { pixels, sizes } = finePixelBatch(examples.map((e) => e.image), { minSize: size, maxSize: Math.round(size * 1.67) });
+  const { pixels, sizes } = finePixelBatch(
+    examples.map((e) => e.image),
+    { minSize: size, maxSize: Math.round(size * 1.67) },
+  );
   const targets = examples.map((e, b): FineTarget => {
     const sx = sizes[b].width / e.image.width;
     const sy = sizes[b].height / e.image.height;
@@ -167,8 +224,16 @@ export function fineBatch(examples: FineExample[], size: number): FineBatch {
   });
   return {
     pixels,
-    ids: tf.tensor2d(examples.map((e) => e.prompt.inputIds), undefined, 'int32'),
-    mask: tf.tensor2d(examples.map((e) => e.prompt.attentionMask), undefined, 'int32'),
+    ids: tf.tensor2d(
+      examples.map((e) => e.prompt.inputIds),
+      undefined,
+      'int32',
+    ),
+    mask: tf.tensor2d(
+      examples.map((e) => e.prompt.attentionMask),
+      undefined,
+      'int32',
+    ),
     targets,
   };
 }

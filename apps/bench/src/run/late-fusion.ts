@@ -4,7 +4,19 @@
 // the concatenated (projected) image and text tokens, and the same pooling and task heads as FIBER
 // (cls_feats = [text CLS | mean image token], both tanh-pooled). Same backbone sizes as the FIBER
 // model it is compared with; `depth` is chosen so that its fusion parameters match.
-import { Embedding, LayerNorm, Linear, Module, ModuleList, Sequential, defaultGenerator, setWasmKernelsEnabled, tf, tidyOutput, type Generator } from '@fiber-vl/tensor-core';
+import {
+  Embedding,
+  LayerNorm,
+  Linear,
+  Module,
+  ModuleList,
+  type Sequential,
+  defaultGenerator,
+  setWasmKernelsEnabled,
+  tf,
+  tidyOutput,
+  type Generator,
+} from '@fiber-vl/tensor-core';
 import { RobertaLayer, RobertaModel, RobertaPooler, extendedAttentionMaskTensor } from '@fiber-vl/roberta';
 import { SwinTransformer } from '@fiber-vl/swin';
 import { classifier, ITMHead } from '@fiber-vl/heads-coarse';
@@ -26,7 +38,12 @@ export class LateFusionModel extends Module {
 
   constructor(
     readonly config: FiberCoarseConfig,
-    { depth, vqaLabels = 0, itm = false, rng = defaultGenerator }: { depth: number; vqaLabels?: number; itm?: boolean; rng?: Generator },
+    {
+      depth,
+      vqaLabels = 0,
+      itm = false,
+      rng = defaultGenerator,
+    }: { depth: number; vqaLabels?: number; itm?: boolean; rng?: Generator },
   ) {
     super();
     const { swin, roberta, hiddenSize: H } = config;
@@ -38,7 +55,12 @@ export class LateFusionModel extends Module {
     this.textProjection = new Linear(roberta.hiddenSize, H, { rng });
     this.modalityEmbeddings = new Embedding(2, H, { rng });
     const heads = Math.max(1, Math.round(H / 32));
-    const layerConfig = { ...roberta, hiddenSize: H, numAttentionHeads: H % heads === 0 ? heads : 1, intermediateSize: 4 * H };
+    const layerConfig = {
+      ...roberta,
+      hiddenSize: H,
+      numAttentionHeads: H % heads === 0 ? heads : 1,
+      intermediateSize: 4 * H,
+    };
     this.fusionLayers = new ModuleList(Array.from({ length: depth }, () => new RobertaLayer(layerConfig, rng)));
     this.fusionNorm = new LayerNorm(H);
     this.textPooler = new RobertaPooler({ hiddenSize: H }, rng);
@@ -49,7 +71,13 @@ export class LateFusionModel extends Module {
 
   /** Parameters of the late-fusion head (projections, modality embeddings, co-attention layers, norm). */
   fusionParameters(): number {
-    return [this.imageProjection, this.textProjection, this.modalityEmbeddings, this.fusionLayers, this.fusionNorm].reduce((n, m) => n + m.numParameters(), 0);
+    return [
+      this.imageProjection,
+      this.textProjection,
+      this.modalityEmbeddings,
+      this.fusionLayers,
+      this.fusionNorm,
+    ].reduce((n, m) => n + m.numParameters(), 0);
   }
 
   /** The same record as FIBER's fused pass, so the same heads and losses apply. */
@@ -59,15 +87,23 @@ export class LateFusionModel extends Module {
       const text = this.textTransformer.forward(inputIds, attentionMask, { pool: false }).lastHiddenState; // [B, L, D]
       const [B, N]: number[] = image.shape;
       const L: number = text.shape[1] ?? 0;
-      const img = tf.add(this.imageProjection.forward(image), this.modalityEmbeddings.forward(tf.zeros([B, N], 'int32')));
+      const img = tf.add(
+        this.imageProjection.forward(image),
+        this.modalityEmbeddings.forward(tf.zeros([B, N], 'int32')),
+      );
       const txt = tf.add(this.textProjection.forward(text), this.modalityEmbeddings.forward(tf.ones([B, L], 'int32')));
       let h = tf.concat([txt, img], 1); // [B, L + N, H]
-      const mask = extendedAttentionMaskTensor(tf.concat([tf.cast(attentionMask, 'int32'), tf.ones([B, N], 'int32')], 1));
+      const mask = extendedAttentionMaskTensor(
+        tf.concat([tf.cast(attentionMask, 'int32'), tf.ones([B, N], 'int32')], 1),
+      );
       for (const layer of this.fusionLayers) h = layer.forward(h, mask);
       h = this.fusionNorm.forward(h);
       const textFeats = tf.slice(h, [0, 0, 0], [B, L, this.hidden]);
       const imageFeats = tf.slice(h, [0, L, 0], [B, N, this.hidden]);
-      const clsFeats = tf.concat([this.textPooler.forward(textFeats), this.imagePooler.forward(tf.mean(imageFeats, 1, true))], -1);
+      const clsFeats = tf.concat(
+        [this.textPooler.forward(textFeats), this.imagePooler.forward(tf.mean(imageFeats, 1, true))],
+        -1,
+      );
       return { textFeats, imageFeats, clsFeats, text, image };
     });
   }

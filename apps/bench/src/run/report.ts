@@ -82,19 +82,31 @@ export function resultsMarkdown(r: MainJobResults): string {
     '',
     '| task | metric | value | per seed | baseline | margin |',
     '|---|---|---|---|---|---|',
-    ...r.tasks.map((t) => `| ${t.task} | ${t.metric} | ${fmt(t.value)} | ${t.seeds.map((v) => fmt(v)).join(' / ')} | ${fmt(t.baseline)} | ${fmt(margin(t))}${t.note ? ` (${t.note})` : ''} |`),
+    ...r.tasks.map(
+      (t) =>
+        `| ${t.task} | ${t.metric} | ${fmt(t.value)} | ${t.seeds.map((v) => fmt(v)).join(' / ')} | ${fmt(t.baseline)} | ${fmt(margin(t))}${t.note ? ` (${t.note})` : ''} |`,
+    ),
     '',
     '| ablation | task | metric | with | without | difference (spread) | verdict |',
     '|---|---|---|---|---|---|---|',
-    ...r.ablations.map((a) => `| ${a.name} | ${a.task} | ${a.metric} | ${fmt(a.with)} | ${fmt(a.without)} | ${fmt(a.difference)} (${fmt(a.spread)}) | ${a.withinNoise ? 'within seed noise' : a.difference > 0 ? 'helps' : 'hurts'} |`),
+    ...r.ablations.map(
+      (a) =>
+        `| ${a.name} | ${a.task} | ${a.metric} | ${fmt(a.with)} | ${fmt(a.without)} | ${fmt(a.difference)} (${fmt(a.spread)}) | ${a.withinNoise ? 'within seed noise' : a.difference > 0 ? 'helps' : 'hurts'} |`,
+    ),
   ];
   const costs = r.ablations.filter((a) => a.cost);
   if (costs.length) {
-    lines.push('', '| ablation | side | parameters | fusion parameters | GFLOPs / forward | ms / forward |', '|---|---|---|---|---|---|');
+    lines.push(
+      '',
+      '| ablation | side | parameters | fusion parameters | GFLOPs / forward | ms / forward |',
+      '|---|---|---|---|---|---|',
+    );
     for (const a of costs) {
       for (const side of ['with', 'without'] as const) {
         const c = a.cost![side];
-        lines.push(`| ${a.name} | ${side} | ${c.parameters.toLocaleString('en')} | ${c.fusionParameters.toLocaleString('en')} | ${fmt(c.gflops, 3)} | ${fmt(c.ms, 1)} |`);
+        lines.push(
+          `| ${a.name} | ${side} | ${c.parameters.toLocaleString('en')} | ${c.fusionParameters.toLocaleString('en')} | ${fmt(c.gflops, 3)} | ${fmt(c.ms, 1)} |`,
+        );
       }
     }
   }
@@ -115,9 +127,14 @@ function lineChart(curves: LossCurve[], title: string): string {
   const sy = (y: number) => H - pad + ((y0 - y) / Math.max(1e-9, y1 - y0)) * (H - 2 * pad);
   const colours = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
   const paths = curves
-    .map((c, i) => `<polyline fill="none" stroke="${colours[i % colours.length]}" stroke-width="1.5" points="${c.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"><title>${esc(`${c.objective} (seed ${c.seed})`)}</title></polyline>`)
+    .map(
+      (c, i) =>
+        `<polyline fill="none" stroke="${colours[i % colours.length]}" stroke-width="1.5" points="${c.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"><title>${esc(`${c.objective} (seed ${c.seed})`)}</title></polyline>`,
+    )
     .join('');
-  const legend = curves.map((c, i) => `<tspan fill="${colours[i % colours.length]}">■ ${esc(c.objective)} s${c.seed}</tspan>`).join(' ');
+  const legend = curves
+    .map((c, i) => `<tspan fill="${colours[i % colours.length]}">■ ${esc(c.objective)} s${c.seed}</tspan>`)
+    .join(' ');
   return `<figure><svg viewBox="0 0 ${W} ${H + 14}" width="${W}" height="${H + 14}" role="img" aria-label="${esc(title)}">
 <rect x="${pad}" y="${pad}" width="${W - 2 * pad}" height="${H - 2 * pad}" fill="#fafafa" stroke="#ccc"/>${paths}
 <text x="${pad}" y="${pad - 8}" font-size="11">${esc(title)}</text>
@@ -159,7 +176,10 @@ export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
   const byStage = new Map<string, LossCurve[]>();
   for (const c of r.losses) byStage.set(c.stage, [...(byStage.get(c.stage) ?? []), c]);
   const taskRows = r.tasks
-    .map((t) => `<tr><td>${esc(t.task)}</td><td>${esc(t.metric)}</td><td>${fmt(t.value)}</td><td>${t.seeds.map((v) => fmt(v)).join(' / ')}</td><td>${fmt(t.baseline)}</td><td class="${margin(t) > 0 ? 'good' : 'bad'}">${fmt(margin(t))}</td><td>${esc(t.note ?? '')}</td></tr>`)
+    .map(
+      (t) =>
+        `<tr><td>${esc(t.task)}</td><td>${esc(t.metric)}</td><td>${fmt(t.value)}</td><td>${t.seeds.map((v) => fmt(v)).join(' / ')}</td><td>${fmt(t.baseline)}</td><td class="${margin(t) > 0 ? 'good' : 'bad'}">${fmt(margin(t))}</td><td>${esc(t.note ?? '')}</td></tr>`,
+    )
     .join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fiber-vl main job report</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}

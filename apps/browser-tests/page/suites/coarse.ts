@@ -40,9 +40,9 @@ export async function coarseSuite(params: SuiteParams): Promise<{ checks: Check[
   model.loadStateDict(adapted.dict);
   tf.dispose([...adapted.created, ...dict.values()]);
   model.eval();
-  const inputs = await (
-    await openRemoteSafetensors(`${dir}inputs.safetensors`)
-  ).readAll((k) => !k.startsWith('raw_image'));
+  const inputs = await (await openRemoteSafetensors(`${dir}inputs.safetensors`)).readAll(
+    (k) => !k.startsWith('raw_image'),
+  );
   const expected: SafetensorsFile[] = await Promise.all(files.map((f) => openRemoteSafetensors(`${dir}${f}`)));
   const loadMs = performance.now() - t0;
   const wanted = new Set(

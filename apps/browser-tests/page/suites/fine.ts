@@ -25,9 +25,9 @@ export async function fineSuite(params: SuiteParams): Promise<{ checks: Check[];
   const t0 = performance.now();
   const config = await fetchJson(`${dir}config.json`);
   const weights = await (await openRemoteSafetensors(`${dir}model.safetensors`)).readAll();
-  const inputs = await (
-    await openRemoteSafetensors(`${dir}inputs.safetensors`)
-  ).readAll((k) => !k.startsWith('raw_image'));
+  const inputs = await (await openRemoteSafetensors(`${dir}inputs.safetensors`)).readAll(
+    (k) => !k.startsWith('raw_image'),
+  );
   const expected: SafetensorsFile[] = await Promise.all(
     fixture.expected.map((f) => openRemoteSafetensors(`${dir}${f}`)),
   );

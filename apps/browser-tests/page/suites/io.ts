@@ -183,9 +183,9 @@ export async function ioSuite(_params: SuiteParams): Promise<{ checks: Check[]; 
   );
 
   // path-based loaders need Node: the reader's own error, naming the path and what to do instead
-  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const instead = 'reading a file by path needs Node.js (file paths do not exist in browsers); pass a File or Blob';
-  const nodeOnly = (path: string) => new RegExp(`^${escape(`${path}: ${instead}`)} through blobSource\\(file\\)`);
+  const nodeOnly = (path: string) => new RegExp(`^${escapeRegExp(`${path}: ${instead}`)} through blobSource\\(file\\)`);
   const pathLoaders: [string, () => Promise<unknown>, RegExp, string][] = [
     [
       'SafetensorsFile.open(path)',

@@ -6,14 +6,23 @@ import { ApproxSceneGraphParser, graphTuples, spiceApprox, spiceScore } from './
 
 const dataDir = join(__dirname, '../../data/meteor-en');
 const read = (f: string) => readFileSync(join(dataDir, f), 'utf8');
-const resources = parseMeteorResources({ words: read('english.words'), synsets: read('english.synsets'), exceptions: read('english.exceptions') });
+const resources = parseMeteorResources({
+  words: read('english.words'),
+  synsets: read('english.synsets'),
+  exceptions: read('english.exceptions'),
+});
 const parser = new ApproxSceneGraphParser(resources);
-const tuples = (c: string) => graphTuples(parser.parse(c)).map((t) => t.join(' / ')).sort();
+const tuples = (c: string) =>
+  graphTuples(parser.parse(c))
+    .map((t) => t.join(' / '))
+    .sort();
 
 // Hand-checked scene graphs (what SPICE's parser produces for these captions, up to attachment).
 describe('approximate scene-graph parser', () => {
   it('objects, attributes and a verb relation', () => {
-    expect(tuples('a man riding a wave on a surfboard')).toEqual(['man', 'man / ride / wave', 'surfboard', 'wave', 'wave / on / surfboard'].sort());
+    expect(tuples('a man riding a wave on a surfboard')).toEqual(
+      ['man', 'man / ride / wave', 'surfboard', 'wave', 'wave / on / surfboard'].sort(),
+    );
   });
   it('colour and size attributes', () => {
     expect(tuples('a large brown dog sitting on a wooden bench')).toEqual(
@@ -21,15 +30,25 @@ describe('approximate scene-graph parser', () => {
     );
   });
   it('plurals are lemmatised and numbers become count attributes', () => {
-    expect(tuples('two dogs playing with a red frisbee')).toEqual(['dog', 'dog / play with / frisbee', 'dog / two', 'frisbee', 'frisbee / red'].sort());
-    expect(tuples('three giraffes standing next to a tree')).toEqual(['giraffe', 'giraffe / stand next to / tree', 'giraffe / three', 'tree'].sort());
+    expect(tuples('two dogs playing with a red frisbee')).toEqual(
+      ['dog', 'dog / play with / frisbee', 'dog / two', 'frisbee', 'frisbee / red'].sort(),
+    );
+    expect(tuples('three giraffes standing next to a tree')).toEqual(
+      ['giraffe', 'giraffe / stand next to / tree', 'giraffe / three', 'tree'].sort(),
+    );
   });
   it('prepositional relations and copula attributes', () => {
-    expect(tuples('a woman in a black dress')).toEqual(['dress', 'dress / black', 'woman', 'woman / in / dress'].sort());
-    expect(tuples('the clock tower is tall and white')).toEqual(['tower', 'tower / clock', 'tower / tall', 'tower / white'].sort());
+    expect(tuples('a woman in a black dress')).toEqual(
+      ['dress', 'dress / black', 'woman', 'woman / in / dress'].sort(),
+    );
+    expect(tuples('the clock tower is tall and white')).toEqual(
+      ['tower', 'tower / clock', 'tower / tall', 'tower / white'].sort(),
+    );
   });
   it('coordinated objects share the relation', () => {
-    expect(tuples('a plate with broccoli and rice')).toEqual(['broccoli', 'plate', 'plate / with / broccoli', 'plate / with / rice', 'rice'].sort());
+    expect(tuples('a plate with broccoli and rice')).toEqual(
+      ['broccoli', 'plate', 'plate / with / broccoli', 'plate / with / rice', 'rice'].sort(),
+    );
   });
 });
 

@@ -16,9 +16,17 @@ import { synsetsOf, type MeteorResources } from './meteor/resources.js';
 export type Tuple = [string] | [string, string] | [string, string, string];
 export type TupleCategory = 'object' | 'attribute' | 'relation' | 'color' | 'count' | 'size';
 
-const COLORS = new Set('black white red green blue yellow brown orange pink purple gray grey silver gold tan beige maroon navy teal'.split(' '));
+const COLORS = new Set(
+  'black white red green blue yellow brown orange pink purple gray grey silver gold tan beige maroon navy teal'.split(
+    ' ',
+  ),
+);
 const SIZES = new Set('big small large little tall short huge tiny long giant massive wide narrow'.split(' '));
-const NUMBER_WORDS = new Set('one two three four five six seven eight nine ten eleven twelve several many few couple some multiple dozen'.split(' '));
+const NUMBER_WORDS = new Set(
+  'one two three four five six seven eight nine ten eleven twelve several many few couple some multiple dozen'.split(
+    ' ',
+  ),
+);
 
 interface Tok {
   text: string;
@@ -87,13 +95,28 @@ export class ApproxSceneGraphParser {
     const its = getNlp().its;
     const words = doc.tokens().out() as string[];
     const pos = doc.tokens().out(its.pos) as string[];
+    // wink-nlp's typings omit the `lemma` item function that its English model provides at runtime
     const lemmas = doc.tokens().out(its.lemma as never) as unknown as string[];
     const toks = words.map((w, i) => ({ text: w, pos: pos[i], lemma: lemmas[i] }));
     // Repairs of tagger errors common in captions.
     toks.forEach((t, i) => {
       const prev = toks[i - 1];
-      if (t.pos === 'NOUN' && t.text.endsWith('ing') && prev?.pos === 'NOUN' && toks[i + 1] && ['ADP', 'DET', 'NUM', 'ADJ'].includes(toks[i + 1].pos)) t.pos = 'VERB';
-      if (t.pos === 'ADV' && toks[i + 1] && ['ADJ', 'NOUN'].includes(toks[i + 1].pos) && prev && ['DET', 'NUM', 'ADJ'].includes(prev.pos)) t.pos = 'ADJ';
+      if (
+        t.pos === 'NOUN' &&
+        t.text.endsWith('ing') &&
+        prev?.pos === 'NOUN' &&
+        toks[i + 1] &&
+        ['ADP', 'DET', 'NUM', 'ADJ'].includes(toks[i + 1].pos)
+      )
+        t.pos = 'VERB';
+      if (
+        t.pos === 'ADV' &&
+        toks[i + 1] &&
+        ['ADJ', 'NOUN'].includes(toks[i + 1].pos) &&
+        prev &&
+        ['DET', 'NUM', 'ADJ'].includes(prev.pos)
+      )
+        t.pos = 'ADJ';
       t.lemma = this.lemma(t.text, t.pos, t.lemma);
     });
     return toks;
@@ -110,7 +133,12 @@ export class ApproxSceneGraphParser {
     // Noun phrases: (DET|NUM|ADJ|NOUN|PROPN)* ending in a NOUN/PROPN.
     for (let i = 0; i < toks.length; ) {
       let j = i;
-      while (j < toks.length && ['DET', 'NUM', 'ADJ', 'NOUN', 'PROPN', 'PRON'].includes(toks[j].pos) && !(toks[j].pos === 'PRON' && j > i)) j++;
+      while (
+        j < toks.length &&
+        ['DET', 'NUM', 'ADJ', 'NOUN', 'PROPN', 'PRON'].includes(toks[j].pos) &&
+        !(toks[j].pos === 'PRON' && j > i)
+      )
+        j++;
       let last = -1;
       for (let k = i; k < j; k++) if (toks[k].pos === 'NOUN' || toks[k].pos === 'PROPN') last = k;
       if (last >= 0) {
@@ -136,7 +164,15 @@ export class ApproxSceneGraphParser {
       const gapEnd = to ? to.start : toks.length;
       const gap = toks.slice(from.end, gapEnd);
       const verbs = gap.filter((t) => t.pos === 'VERB').map((t) => t.lemma);
-      const preps = gap.filter((t) => t.pos === 'ADP' || (t.pos === 'ADJ' && t.text === 'next') || (t.pos === 'ADJ' && t.text === 'top') || (t.pos === 'NOUN' && t.text === 'top')).map((t) => t.text);
+      const preps = gap
+        .filter(
+          (t) =>
+            t.pos === 'ADP' ||
+            (t.pos === 'ADJ' && t.text === 'next') ||
+            (t.pos === 'ADJ' && t.text === 'top') ||
+            (t.pos === 'NOUN' && t.text === 'top'),
+        )
+        .map((t) => t.text);
       const hasCopula = gap.some((t) => t.pos === 'AUX' && t.lemma === 'be');
       if (hasCopula && !verbs.length) {
         for (const t of gap) if (t.pos === 'ADJ' && t.text !== 'next') attributes.push([from.head, t.lemma]);
@@ -196,7 +232,9 @@ function fScore(matched: number, nCand: number, nRef: number): { f: number; p: n
 }
 
 export function spiceScore(resources: MeteorResources, candidate: Tuple[], references: Tuple[]): SpiceScore {
-  const matchedCand = candidate.map((c) => references.some((r) => r.length === c.length && r.every((x, i) => elementMatches(resources, c[i], x))));
+  const matchedCand = candidate.map((c) =>
+    references.some((r) => r.length === c.length && r.every((x, i) => elementMatches(resources, c[i], x))),
+  );
   const total = fScore(matchedCand.filter(Boolean).length, candidate.length, references.length);
   const cats: TupleCategory[] = ['object', 'attribute', 'relation', 'color', 'count', 'size'];
   const byCategory = Object.fromEntries(
@@ -207,7 +245,14 @@ export function spiceScore(resources: MeteorResources, candidate: Tuple[], refer
       return [cat, fScore(ci.filter(([, i]) => matchedCand[i]).length, ci.length, nRef).f];
     }),
   ) as Record<TupleCategory, number>;
-  return { f: total.f, precision: total.p, recall: total.r, byCategory, candidateTuples: candidate, referenceTuples: references };
+  return {
+    f: total.f,
+    precision: total.p,
+    recall: total.r,
+    byCategory,
+    candidateTuples: candidate,
+    referenceTuples: references,
+  };
 }
 
 /** Per-image approximate SPICE and their mean (the corpus value pycocoevalcap reports). */
@@ -216,6 +261,8 @@ export function spiceApprox(
   items: readonly { candidate: string; references: readonly string[] }[],
 ): { corpus: number; perImage: SpiceScore[] } {
   const parser = new ApproxSceneGraphParser(resources);
-  const perImage = items.map((it) => spiceScore(resources, parser.parseAll([it.candidate]), parser.parseAll(it.references)));
+  const perImage = items.map((it) =>
+    spiceScore(resources, parser.parseAll([it.candidate]), parser.parseAll(it.references)),
+  );
   return { corpus: mean(perImage.map((s) => s.f)), perImage };
 }

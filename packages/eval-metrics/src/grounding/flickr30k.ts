@@ -133,11 +133,6 @@ export interface Flickr30kEvalOptions {
   mergeBoxes?: boolean;
 }
 
-interface Entry {
-  boxes: Map<string, BoxXyxy[]>;
-  sentences: Flickr30kPhrase[][];
-}
-
 /**
  * Loads the subset once and evaluates predictions (both protocols share the loaded data).
  * Errors name the image, the sentence and what is wrong, as the reference's RuntimeErrors do.

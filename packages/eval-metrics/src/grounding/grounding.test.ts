@@ -44,18 +44,16 @@ describe('Flickr30k Entities recall (MDETR flickr_eval)', () => {
       types: p.phrase_type,
     }));
     const ours = ev.imageIds.flatMap((img) =>
-      ev
-        .phrasesOf(img)
-        .flatMap((ph, s) =>
-          ph.map((p, index) => ({
-            image: img,
-            sentence: s,
-            index,
-            id: p.phraseId,
-            phrase: p.phrase,
-            types: p.phraseTypes,
-          })),
-        ),
+      ev.phrasesOf(img).flatMap((ph, s) =>
+        ph.map((p, index) => ({
+          image: img,
+          sentence: s,
+          index,
+          id: p.phraseId,
+          phrase: p.phrase,
+          types: p.phraseTypes,
+        })),
+      ),
     );
     const key = (x: any) => `${x.image}/${x.sentence}/${x.index}`;
     expect(new Map(ours.map((x: any) => [key(x), x]))).toEqual(new Map(flat.map((x: any) => [key(x), x])));

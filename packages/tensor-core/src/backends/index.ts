@@ -54,7 +54,6 @@ export class BackendUnavailableError extends Error {
   }
 }
 
-
 // tfjs' cpu backend prints a "use tfjs-node" banner on first use in Node; tfjs-node cannot be
 // installed here (it downloads libtensorflow), so re-register the cpu backend without it.
 tf.removeBackend('cpu');
@@ -64,7 +63,8 @@ const ready = new Map<BackendName, Promise<BackendInfo>>();
 function describeAdapter(adapter: GPUAdapter, icd?: string): AdapterDescription {
   const info = adapter.info ?? ({} as GPUAdapterInfo);
   const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
-  const software = !!icd || text.includes('swiftshader') || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const software =
+    !!icd || text.includes('swiftshader') || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   return {
     vendor: info.vendor ?? '',
     architecture: info.architecture ?? '',
@@ -101,9 +101,12 @@ async function initWasm(opts: InitBackendOptions): Promise<BackendInfo> {
   if (opts.wasmPath) tfWasm.setWasmPaths(opts.wasmPath);
   tfWasm.setThreadsCount(threads);
   const set = () => tf.setBackend('wasm');
-  let ok: boolean;
-  ok = threads > 1 ? await platform.withWasmThreads(tf, threads, set) : await set();
-  if (!ok) throw new BackendUnavailableError('wasm', 'tfjs-backend-wasm failed to initialise (is the .wasm file reachable? see wasmPath)');
+  const ok = threads > 1 ? await platform.withWasmThreads(tf, threads, set) : await set();
+  if (!ok)
+    throw new BackendUnavailableError(
+      'wasm',
+      'tfjs-backend-wasm failed to initialise (is the .wasm file reachable? see wasmPath)',
+    );
   registerFallbackKernels('wasm');
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;
   let kernels: BackendInfo['kernels'];
@@ -119,7 +122,12 @@ async function initWasm(opts: InitBackendOptions): Promise<BackendInfo> {
 async function initOne(name: BackendName, opts: InitBackendOptions): Promise<BackendInfo> {
   let p = ready.get(name);
   if (!p) {
-    p = name === 'webgpu' ? initWebGpu() : name === 'wasm' ? initWasm(opts) : tf.setBackend('cpu').then(() => ({ name: 'cpu' as const, skipped: [] }));
+    p =
+      name === 'webgpu'
+        ? initWebGpu()
+        : name === 'wasm'
+          ? initWasm(opts)
+          : tf.setBackend('cpu').then(() => ({ name: 'cpu' as const, skipped: [] }));
     ready.set(name, p);
     p.catch(() => ready.delete(name));
   }
@@ -154,7 +162,10 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     try {
       const info = await initOne(name, options);
       if (name === 'webgpu' && info.adapter?.software && !options.allowSoftwareWebGpu) {
-        skipped.push({ backend: name, reason: `software adapter (${info.adapter.description || info.adapter.vendor || 'SwiftShader'}) is slower than wasm` });
+        skipped.push({
+          backend: name,
+          reason: `software adapter (${info.adapter.description || info.adapter.vendor || 'SwiftShader'}) is slower than wasm`,
+        });
         continue;
       }
       return { ...info, skipped };
@@ -166,7 +177,10 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
 }
 
 /** Every backend that starts in this runtime, in preference order (probes each once). */
-export async function availableBackends(): Promise<{ available: BackendInfo[]; unavailable: { backend: BackendName; reason: string }[] }> {
+export async function availableBackends(): Promise<{
+  available: BackendInfo[];
+  unavailable: { backend: BackendName; reason: string }[];
+}> {
   const current = tf.getBackend();
   const available: BackendInfo[] = [];
   const unavailable: { backend: BackendName; reason: string }[] = [];

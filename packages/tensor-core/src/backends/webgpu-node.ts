@@ -26,7 +26,12 @@ interface Dawn {
 }
 
 function isDawn(m: unknown): m is Dawn {
-  return typeof m === 'object' && m !== null && typeof Reflect.get(m, 'create') === 'function' && typeof Reflect.get(m, 'globals') === 'object';
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    typeof Reflect.get(m, 'create') === 'function' &&
+    typeof Reflect.get(m, 'globals') === 'object'
+  );
 }
 
 /** Installs `navigator.gpu` (and the WebGPU globals) from Dawn; resolves null with a reason. */
@@ -35,7 +40,10 @@ export async function installNodeWebGpu(): Promise<NodeGpu | { reason: string }>
   try {
     // `webgpu` is ESM-only; import() works from both our ESM and CJS builds.
     const mod: unknown = await import('webgpu');
-    if (!isDawn(mod)) return { reason: 'the "webgpu" package does not export create() and globals (unsupported version; install webgpu@0.6.2)' };
+    if (!isDawn(mod))
+      return {
+        reason: 'the "webgpu" package does not export create() and globals (unsupported version; install webgpu@0.6.2)',
+      };
     dawn = mod;
   } catch (e) {
     return {

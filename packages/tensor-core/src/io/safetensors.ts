@@ -266,7 +266,9 @@ export class SafetensorsFile {
 }
 
 export type SafetensorsInput =
-  tf.Tensor | RawTensor | { dtype: SafetensorsDType; shape: number[]; data: ArrayLike<number> | ArrayLike<bigint> };
+  | tf.Tensor
+  | RawTensor
+  | { dtype: SafetensorsDType; shape: number[]; data: ArrayLike<number> | ArrayLike<bigint> };
 
 function toRaw(name: string, t: SafetensorsInput): { dtype: SafetensorsDType; shape: number[]; bytes: Uint8Array } {
   if (t instanceof tf.Tensor) {

@@ -20,7 +20,9 @@ const STORAGE_OF: Record<SafetensorsDType, string> = {
   BOOL: 'BoolStorage',
 };
 
-export type TorchWriterInput = tf.Tensor | { dtype: SafetensorsDType; shape: number[]; data: ArrayLike<number> | ArrayLike<bigint> };
+export type TorchWriterInput =
+  | tf.Tensor
+  | { dtype: SafetensorsDType; shape: number[]; data: ArrayLike<number> | ArrayLike<bigint> };
 
 export interface SerializeTorchOptions {
   /** Wrap the state dict in a dict under this key ('model' for maskrcnn_benchmark .pth, 'state_dict' for Lightning .ckpt). */
@@ -47,8 +49,10 @@ class Pickler {
     for (const x of b) this.parts.push(x);
   }
   int(v: number) {
-    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new RangeError(`torch writer: integer ${v} out of range`);
-    if (v < 256) this.byte(0x4b, v); // BININT1
+    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff)
+      throw new RangeError(`torch writer: integer ${v} out of range`);
+    if (v < 256)
+      this.byte(0x4b, v); // BININT1
     else {
       this.byte(0x4a); // BININT
       this.u32(v);
@@ -92,7 +96,8 @@ function zip(entries: { name: string; data: Uint8Array }[]): Uint8Array {
   const central: Uint8Array[] = [];
   let offset = 0;
   for (const { name, data } of entries) {
-    if (data.length >= 0xffffffff || offset >= 0xffffffff) throw new RangeError('torch writer: checkpoints over 4 GiB need ZIP64, which this writer does not write');
+    if (data.length >= 0xffffffff || offset >= 0xffffffff)
+      throw new RangeError('torch writer: checkpoints over 4 GiB need ZIP64, which this writer does not write');
     const nameBytes = enc.encode(name);
     const headerLen = 30 + nameBytes.length;
     const pad = (64 - ((offset + headerLen + 4) % 64)) % 64; // extra field: 4-byte header + padding
@@ -146,7 +151,10 @@ function zip(entries: { name: string; data: Uint8Array }[]): Uint8Array {
  * @example
  * writeFileSync('model.pth', serializeTorchCheckpoint(model.stateDict(), { wrapKey: 'model' }));
  */
-export function serializeTorchCheckpoint(tensors: Map<string, TorchWriterInput> | Record<string, TorchWriterInput>, { wrapKey, int64 = true, archiveName = 'archive' }: SerializeTorchOptions = {}): Uint8Array {
+export function serializeTorchCheckpoint(
+  tensors: Map<string, TorchWriterInput> | Record<string, TorchWriterInput>,
+  { wrapKey, int64 = true, archiveName = 'archive' }: SerializeTorchOptions = {},
+): Uint8Array {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const p = new Pickler();
   const storages: { name: string; data: Uint8Array }[] = [];
@@ -165,13 +173,28 @@ export function serializeTorchCheckpoint(tensors: Map<string, TorchWriterInput> 
     if (t instanceof tf.Tensor) {
       shape = t.shape;
       data = t.dataSync() as ArrayLike<number>;
-      dtype = t.dtype === 'float32' ? 'F32' : t.dtype === 'int32' ? (int64 ? 'I64' : 'I32') : t.dtype === 'bool' ? 'BOOL' : (undefined as never);
-      if (!dtype) throw new TypeError(`serializeTorchCheckpoint: tensor "${name}" has dtype ${t.dtype}, which has no torch storage here`);
+      dtype =
+        t.dtype === 'float32'
+          ? 'F32'
+          : t.dtype === 'int32'
+            ? int64
+              ? 'I64'
+              : 'I32'
+            : t.dtype === 'bool'
+              ? 'BOOL'
+              : (undefined as never);
+      if (!dtype)
+        throw new TypeError(
+          `serializeTorchCheckpoint: tensor "${name}" has dtype ${t.dtype}, which has no torch storage here`,
+        );
     } else {
       ({ dtype, shape, data } = t);
     }
     const numel = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== numel) throw new RangeError(`serializeTorchCheckpoint: tensor "${name}" has ${data.length} values for shape [${shape.join(', ')}]`);
+    if (data.length !== numel)
+      throw new RangeError(
+        `serializeTorchCheckpoint: tensor "${name}" has ${data.length} values for shape [${shape.join(', ')}]`,
+      );
     const key = String(i);
     storages.push({ name: `${archiveName}/data/${key}`, data: encode(dtype, data) });
     const strides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));

@@ -17,7 +17,15 @@ const rng = new Generator(11);
 const values = async (t: tf.Tensor) => Float64Array.from((await t.data()) as Float32Array);
 
 /** float64 op(A) op(B) for row-major [M, K] / [K, M] and [K, N] / [N, K]. */
-function refProduct(a: Float64Array, b: Float64Array, M: number, N: number, K: number, tA: boolean, tB: boolean): Float64Array {
+function refProduct(
+  a: Float64Array,
+  b: Float64Array,
+  M: number,
+  N: number,
+  K: number,
+  tA: boolean,
+  tB: boolean,
+): Float64Array {
   const out = new Float64Array(M * N);
   for (let i = 0; i < M; i++) {
     for (let j = 0; j < N; j++) {
@@ -30,7 +38,14 @@ function refProduct(a: Float64Array, b: Float64Array, M: number, N: number, K: n
 }
 
 /** float64 Swin window attention over qkv [B, H, W, 3C] (roll by -s, windows, bias, mask, softmax, merge). */
-function refWindowAttention(qkv: Float64Array, bias: Float64Array, [B, H, W, C]: number[], heads: number, w: number, s: number): Float64Array {
+function refWindowAttention(
+  qkv: Float64Array,
+  bias: Float64Array,
+  [B, H, W, C]: number[],
+  heads: number,
+  w: number,
+  s: number,
+): Float64Array {
   const hd = C / heads;
   const n = w * w;
   const scale = 1 / Math.sqrt(hd);
@@ -40,12 +55,16 @@ function refWindowAttention(qkv: Float64Array, bias: Float64Array, [B, H, W, C]:
     for (let wy = 0; wy < H / w; wy++) {
       for (let wx = 0; wx < W / w; wx++) {
         const win = wy * (W / w) + wx;
-        const tok = Array.from({ length: n }, (_, t) => (b * H + ((wy * w + Math.floor(t / w) + s) % H)) * W + ((wx * w + (t % w) + s) % W));
+        const tok = Array.from(
+          { length: n },
+          (_, t) => (b * H + ((wy * w + Math.floor(t / w) + s) % H)) * W + ((wx * w + (t % w) + s) % W),
+        );
         for (let h = 0; h < heads; h++) {
           for (let i = 0; i < n; i++) {
             const scores = tok.map((tj, j) => {
               let d = 0;
-              for (let c = 0; c < hd; c++) d += qkv[tok[i] * 3 * C + h * hd + c] * scale * qkv[tj * 3 * C + C + h * hd + c];
+              for (let c = 0; c < hd; c++)
+                d += qkv[tok[i] * 3 * C + h * hd + c] * scale * qkv[tj * 3 * C + C + h * hd + c];
               return d + bias[(h * n + i) * n + j] + (mask ? mask[(win * n + i) * n + j] : 0);
             });
             const m = Math.max(...scores);
@@ -84,7 +103,12 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     [130, 64, 513],
   ];
   it.each(gemmCases)('matmul [%i x %i] (K %i) in every transpose mode matches float64', async (M, N, K) => {
-    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const [tA, tB] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       const a = rng.normal(tA ? [K, M] : [M, K]);
       const b = rng.normal(tB ? [N, K] : [K, N]);
       const ref = refProduct(await values(a), await values(b), M, N, K, tA, tB);
@@ -104,8 +128,15 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     const z = await values(matmul(a, w));
     for (let i = 0; i < 6; i++) {
       const ai = av.subarray(i * 160, (i + 1) * 160);
-      expect(maxAbsDiff(y.subarray(i * 120, (i + 1) * 120), refProduct(ai, bv.subarray(i * 192, (i + 1) * 192), 10, 12, 16, false, true))).toBeLessThan(1e-4);
-      expect(maxAbsDiff(z.subarray(i * 90, (i + 1) * 90), refProduct(ai, wv, 10, 9, 16, false, false))).toBeLessThan(1e-4);
+      expect(
+        maxAbsDiff(
+          y.subarray(i * 120, (i + 1) * 120),
+          refProduct(ai, bv.subarray(i * 192, (i + 1) * 192), 10, 12, 16, false, true),
+        ),
+      ).toBeLessThan(1e-4);
+      expect(maxAbsDiff(z.subarray(i * 90, (i + 1) * 90), refProduct(ai, wv, 10, 9, 16, false, false))).toBeLessThan(
+        1e-4,
+      );
     }
     const x = rng.normal([3, 7, 40]);
     const weight = rng.normal([70, 40]);
@@ -114,7 +145,12 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     expect(lin.shape).toEqual([3, 7, 70]);
     const ref = refProduct(await values(x), await values(weight), 21, 70, 40, false, true);
     const bvals = await values(bias);
-    expect(maxAbsDiff(await values(lin), ref.map((v, i) => v + bvals[i % 70]))).toBeLessThan(1e-4);
+    expect(
+      maxAbsDiff(
+        await values(lin),
+        ref.map((v, i) => v + bvals[i % 70]),
+      ),
+    ).toBeLessThan(1e-4);
     expect(() => matmul(rng.normal([2, 3]), rng.normal([4, 5]))).toThrow();
     tf.dispose([a, b, w, x, weight, bias, lin]);
   });
@@ -134,7 +170,12 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     }
     expect(maxAbsDiff(ln, ref)).toBeLessThan(5e-5);
     const y = await values(gelu(x));
-    expect(maxAbsDiff(y, Array.from(xv, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))))).toBeLessThan(1e-5);
+    expect(
+      maxAbsDiff(
+        y,
+        Array.from(xv, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))),
+      ),
+    ).toBeLessThan(1e-5);
     tf.dispose([x, g, b]);
   });
 
@@ -147,47 +188,75 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     [1, 12, 24, 32, 4, 12, 6],
     [3, 10, 5, 6, 2, 5, 0],
   ];
-  it.each(attentionCases)('windowAttention [%i, %i, %i, C %i], %i heads, window %i, shift %i matches float64', async (B, H, W, C, heads, w, s) => {
-    const qkv = rng.normal([B, H, W, 3 * C]);
-    const bias = rng.normal([heads, w * w, w * w]);
-    const ref = refWindowAttention(await values(qkv), await values(bias), [B, H, W, C], heads, w, s);
-    const y = windowAttention(qkv, bias, { numHeads: heads, windowSize: w, shift: s });
-    expect(y.shape).toEqual([B, H, W, C]);
-    expect(maxAbsDiff(await values(y), ref)).toBeLessThan(2e-5);
-    const composite = compositeWindowAttention(qkv, bias, { numHeads: heads, windowSize: w, shift: s });
-    expect(maxAbsDiff(await values(y), await values(composite))).toBeLessThan(2e-5);
-    tf.dispose([qkv, bias, y, composite]);
-  });
+  it.each(attentionCases)(
+    'windowAttention [%i, %i, %i, C %i], %i heads, window %i, shift %i matches float64',
+    async (B, H, W, C, heads, w, s) => {
+      const qkv = rng.normal([B, H, W, 3 * C]);
+      const bias = rng.normal([heads, w * w, w * w]);
+      const ref = refWindowAttention(await values(qkv), await values(bias), [B, H, W, C], heads, w, s);
+      const y = windowAttention(qkv, bias, { numHeads: heads, windowSize: w, shift: s });
+      expect(y.shape).toEqual([B, H, W, C]);
+      expect(maxAbsDiff(await values(y), ref)).toBeLessThan(2e-5);
+      const composite = compositeWindowAttention(qkv, bias, { numHeads: heads, windowSize: w, shift: s });
+      expect(maxAbsDiff(await values(y), await values(composite))).toBeLessThan(2e-5);
+      tf.dispose([qkv, bias, y, composite]);
+    },
+  );
 
   it('windowAttention names a bad shape', () => {
     const qkv = tf.zeros([1, 6, 8, 12]);
     expect(() => windowAttention(qkv, undefined, { numHeads: 2, windowSize: 4 })).toThrow(/multiples of the window 4/);
-    expect(() => windowAttention(tf.zeros([1, 8, 8, 12]), tf.zeros([2, 4, 4]), { numHeads: 2, windowSize: 4 })).toThrow(/bias must be \[2, 16, 16\]/);
-    expect(() => windowAttention(tf.zeros([1, 8, 8, 12]), undefined, { numHeads: 2, windowSize: 4, shift: 4 })).toThrow(/shift 4/);
+    expect(() => windowAttention(tf.zeros([1, 8, 8, 12]), tf.zeros([2, 4, 4]), { numHeads: 2, windowSize: 4 })).toThrow(
+      /bias must be \[2, 16, 16\]/,
+    );
+    expect(() => windowAttention(tf.zeros([1, 8, 8, 12]), undefined, { numHeads: 2, windowSize: 4, shift: 4 })).toThrow(
+      /shift 4/,
+    );
     qkv.dispose();
   });
 
   const gradCases: [string, () => tf.Tensor[], (...xs: tf.Tensor[]) => tf.Tensor][] = [
-    ['windowAttention, shifted', () => [rng.normal([2, 4, 4, 12]), rng.normal([2, 4, 4])], (q, b) => windowAttention(q, b, { numHeads: 2, windowSize: 2, shift: 1 })],
-    ['windowAttention, regular', () => [rng.normal([1, 4, 6, 6]), rng.normal([1, 4, 4])], (q, b) => windowAttention(q, b, { numHeads: 1, windowSize: 2 })],
+    [
+      'windowAttention, shifted',
+      () => [rng.normal([2, 4, 4, 12]), rng.normal([2, 4, 4])],
+      (q, b) => windowAttention(q, b, { numHeads: 2, windowSize: 2, shift: 1 }),
+    ],
+    [
+      'windowAttention, regular',
+      () => [rng.normal([1, 4, 6, 6]), rng.normal([1, 4, 4])],
+      (q, b) => windowAttention(q, b, { numHeads: 1, windowSize: 2 }),
+    ],
     ['matmul transposeA', () => [rng.normal([4, 3]), rng.normal([4, 5])], (a, b) => matmul(a, b, { transposeA: true })],
-    ['matmul transposeA + transposeB', () => [rng.normal([4, 3]), rng.normal([5, 4])], (a, b) => matmul(a, b, { transposeA: true, transposeB: true })],
-    ['batched matmul', () => [rng.normal([2, 3, 4]), rng.normal([2, 5, 4])], (a, b) => matmul(a, b, { transposeB: true })],
+    [
+      'matmul transposeA + transposeB',
+      () => [rng.normal([4, 3]), rng.normal([5, 4])],
+      (a, b) => matmul(a, b, { transposeA: true, transposeB: true }),
+    ],
+    [
+      'batched matmul',
+      () => [rng.normal([2, 3, 4]), rng.normal([2, 5, 4])],
+      (a, b) => matmul(a, b, { transposeB: true }),
+    ],
   ];
-  it.each(gradCases)('gradient of %s matches finite differences', async (_name, inputs, f) => {
-    const xs = inputs();
-    // 24 sampled elements per input keeps the finite differences affordable on SwiftShader.
-    const r = await gradCheck(f, xs, { eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxElements: 24 });
-    expect(r.errors.map((e) => e.maxAbs <= 2e-3 + 2e-2 * e.scale)).toEqual(xs.map(() => true));
-    tf.dispose(xs);
-  }, 300_000);
+  it.each(gradCases)(
+    'gradient of %s matches finite differences',
+    async (_name, inputs, f) => {
+      const xs = inputs();
+      // 24 sampled elements per input keeps the finite differences affordable on SwiftShader.
+      const r = await gradCheck(f, xs, { eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxElements: 24 });
+      expect(r.errors.map((e) => e.maxAbs <= 2e-3 + 2e-2 * e.scale)).toEqual(xs.map(() => true));
+      tf.dispose(xs);
+    },
+    300_000,
+  );
 
   it('layerNorm and gelu gradients from the kernels equal the composite ops (threaded sizes)', async () => {
     const x = rng.normal([700, 96]);
     const g = rng.normal([96]);
     const b = rng.normal([96]);
     const r = rng.normal([700, 96]);
-    const f = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(gelu(layerNorm(xx, gg, bb, 1e-5)), r)) as tf.Scalar;
+    const f = (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) =>
+      tf.sum(tf.mul(gelu(layerNorm(xx, gg, bb, 1e-5)), r)) as tf.Scalar;
     const fast = tf.grads(f)([x, g, b]);
     setWasmKernelsEnabled(false);
     const slow = tf.grads(f)([x, g, b]);

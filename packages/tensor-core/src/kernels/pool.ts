@@ -135,7 +135,8 @@ export class KernelPool {
         const reply = w.onceMessage();
         w.post({ module, memory: heap.memory, ctrl: ctrl.buffer, tid, stackTop: stack + STACK_BYTES });
         const r = await reply;
-        if (!r.ready) throw new Error(`fiber-vl wasm kernels: worker ${tid} failed to start: ${r.error ?? 'unknown error'}`);
+        if (!r.ready)
+          throw new Error(`fiber-vl wasm kernels: worker ${tid} failed to start: ${r.error ?? 'unknown error'}`);
       }
     } catch (e) {
       workers.forEach((w) => w.terminate());
@@ -153,7 +154,8 @@ export class KernelPool {
       if (this.scratch) this.heap.free(this.scratch);
       const want = Math.ceil(floats / 16) * 16;
       this.scratch = this.heap.malloc(want * 4 * this.threads);
-      if (!this.scratch) throw new Error(`fiber-vl wasm kernels: out of memory for ${want * 4 * this.threads} bytes of scratch`);
+      if (!this.scratch)
+        throw new Error(`fiber-vl wasm kernels: out of memory for ${want * 4 * this.threads} bytes of scratch`);
       this.scratchFloats = want;
     }
     return this.scratch;

@@ -21,12 +21,19 @@ export const KERNEL_NAMES = {
   geluGrad: 'FiberGeluGrad',
 } as const;
 
-const OP = { gemm: 1, windowAttention: 2, layerNorm: 3, gelu: 4, layerNormGradX: 5, layerNormGradW: 6, geluGrad: 7 } as const;
+const OP = {
+  gemm: 1,
+  windowAttention: 2,
+  layerNorm: 3,
+  gelu: 4,
+  layerNormGradX: 5,
+  layerNormGradW: 6,
+  geluGrad: 7,
+} as const;
 const ABI = 1;
 /** Below this many flops (or elements) an op runs on the calling thread: waking workers costs more. */
 const PARALLEL_FLOPS = 4e6;
 const PARALLEL_ELEMENTS = 64 * 1024;
-
 
 interface WasmTensorData {
   memoryOffset: number;
@@ -45,7 +52,8 @@ interface WasmBackendLike {
 }
 
 function isWasmBackend(b: unknown): b is WasmBackendLike {
-  if (typeof b !== 'object' || b === null || !('wasm' in b) || !('dataIdMap' in b) || !('makeOutput' in b)) return false;
+  if (typeof b !== 'object' || b === null || !('wasm' in b) || !('dataIdMap' in b) || !('makeOutput' in b))
+    return false;
   const w = (b as { wasm: unknown }).wasm;
   return typeof w === 'object' && w !== null && '_malloc' in w && '_free' in w;
 }
@@ -78,7 +86,8 @@ async function relaxedSimdAvailable(bytes: Uint8Array<ArrayBuffer>): Promise<boo
 
 function hostHeap(backend: WasmBackendLike): HostHeap {
   const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) throw new Error('fiber-vl wasm kernels: cannot find the memory of tfjs-backend-wasm');
+  if (!(memory instanceof WebAssembly.Memory))
+    throw new Error('fiber-vl wasm kernels: cannot find the memory of tfjs-backend-wasm');
   return { memory, malloc: (n) => backend.wasm._malloc(n), free: (p) => backend.wasm._free(p) };
 }
 
@@ -137,7 +146,8 @@ function offsetOf(backend: WasmBackendLike, t: tf.TensorInfo | undefined): numbe
 }
 
 function backendOf(b: unknown): WasmBackendLike {
-  if (!isWasmBackend(b) || !pool) throw new Error('fiber-vl wasm kernels: not started (initBackend({ backend: "wasm" }))');
+  if (!isWasmBackend(b) || !pool)
+    throw new Error('fiber-vl wasm kernels: not started (initBackend({ backend: "wasm" }))');
   return b;
 }
 
@@ -194,29 +204,61 @@ export function gemmShape(a: number[], b: number[], transposeA: boolean, transpo
   };
 }
 
-function matMulKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+function matMulKernel({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo {
   const be = backendOf(backend);
   const [a, b, bias] = [input(inputs, 'a'), input(inputs, 'b'), inputs.bias];
   const transposeA = attrs?.transposeA === true;
   const transposeB = attrs?.transposeB === true;
   const s = gemmShape(a.shape, b.shape, transposeA, transposeB);
-  if (!s) throw new RangeError(`FiberMatMul: batch dims of [${a.shape.join(', ')}] and [${b.shape.join(', ')}] do not match`);
+  if (!s)
+    throw new RangeError(`FiberMatMul: batch dims of [${a.shape.join(', ')}] and [${b.shape.join(', ')}] do not match`);
   const out = be.makeOutput(s.outShape, 'float32');
   if (size(s.outShape) === 0) return out;
   const { batch, M, N, K } = s;
   const args = [
-    batch, M, N, K,
-    offsetOf(be, a), transposeA ? 1 : K, transposeA ? M : 1, s.aBatchStride,
-    offsetOf(be, b), transposeB ? 1 : N, transposeB ? K : 1, s.bBatchStride,
-    offsetOf(be, out), N, M * N,
-    offsetOf(be, bias), 0,
+    batch,
+    M,
+    N,
+    K,
+    offsetOf(be, a),
+    transposeA ? 1 : K,
+    transposeA ? M : 1,
+    s.aBatchStride,
+    offsetOf(be, b),
+    transposeB ? 1 : N,
+    transposeB ? K : 1,
+    s.bBatchStride,
+    offsetOf(be, out),
+    N,
+    M * N,
+    offsetOf(be, bias),
+    0,
   ];
   const flops = 2 * batch * M * N * K;
-  pool!.run(OP.gemm, args, { threads: flops >= PARALLEL_FLOPS ? pool!.threads : 1, scratchFloats: pool!.exports.fk_gemm_scratch() });
+  pool!.run(OP.gemm, args, {
+    threads: flops >= PARALLEL_FLOPS ? pool!.threads : 1,
+    scratchFloats: pool!.exports.fk_gemm_scratch(),
+  });
   return out;
 }
 
-function windowAttentionKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+function windowAttentionKernel({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo {
   const be = backendOf(backend);
   const [qkv, bias] = [input(inputs, 'qkv'), inputs.bias];
   const [B, H, W, C3] = qkv.shape;
@@ -226,21 +268,46 @@ function windowAttentionKernel({ inputs, backend, attrs }: { inputs: tf.NamedTen
   const out = be.makeOutput([B, H, W, C], 'float32');
   if (size(out.shape) === 0) return out;
   const args = [
-    offsetOf(be, qkv), offsetOf(be, bias), offsetOf(be, out),
-    B, H, W, C, heads, w, Number(attrs?.shift), floatBits(Number(attrs?.scale)),
+    offsetOf(be, qkv),
+    offsetOf(be, bias),
+    offsetOf(be, out),
+    B,
+    H,
+    W,
+    C,
+    heads,
+    w,
+    Number(attrs?.shift),
+    floatBits(Number(attrs?.scale)),
   ];
   pool!.run(OP.windowAttention, args, { scratchFloats: pool!.exports.fk_attention_scratch(w * w, C / heads) });
   return out;
 }
 
-function layerNormKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+function layerNormKernel({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo {
   const be = backendOf(backend);
   const [x, weight, bias] = [input(inputs, 'x'), inputs.weight, inputs.bias];
   const dim = x.shape[x.shape.length - 1];
   const out = be.makeOutput(x.shape, 'float32');
   const n = size(x.shape);
   if (n === 0) return out;
-  const args = [offsetOf(be, x), offsetOf(be, weight), offsetOf(be, bias), offsetOf(be, out), n / dim, dim, floatBits(Number(attrs?.eps))];
+  const args = [
+    offsetOf(be, x),
+    offsetOf(be, weight),
+    offsetOf(be, bias),
+    offsetOf(be, out),
+    n / dim,
+    dim,
+    floatBits(Number(attrs?.eps)),
+  ];
   pool!.run(OP.layerNorm, args, { threads: n >= PARALLEL_ELEMENTS ? pool!.threads : 1 });
   return out;
 }
@@ -256,7 +323,15 @@ function geluKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backen
 }
 
 /** LayerNorm backward: [dx, dweight, dbias] in two passes (rows, then columns), the row stats in between. */
-function layerNormGradKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo[] {
+function layerNormGradKernel({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo[] {
   const be = backendOf(backend);
   const [x, weight, dy] = [input(inputs, 'x'), inputs.weight, input(inputs, 'dy')];
   const dim = x.shape[x.shape.length - 1];
@@ -269,8 +344,25 @@ function layerNormGradKernel({ inputs, backend, attrs }: { inputs: tf.NamedTenso
   const stats = be.makeOutput([rows, 2], 'float32');
   try {
     const threads = n >= PARALLEL_ELEMENTS ? pool!.threads : 1;
-    pool!.run(OP.layerNormGradX, [offsetOf(be, x), offsetOf(be, weight), offsetOf(be, dy), offsetOf(be, dx), offsetOf(be, stats), rows, dim, floatBits(Number(attrs?.eps))], { threads });
-    pool!.run(OP.layerNormGradW, [offsetOf(be, x), offsetOf(be, dy), offsetOf(be, stats), offsetOf(be, dw), offsetOf(be, db), rows, dim], { threads });
+    pool!.run(
+      OP.layerNormGradX,
+      [
+        offsetOf(be, x),
+        offsetOf(be, weight),
+        offsetOf(be, dy),
+        offsetOf(be, dx),
+        offsetOf(be, stats),
+        rows,
+        dim,
+        floatBits(Number(attrs?.eps)),
+      ],
+      { threads },
+    );
+    pool!.run(
+      OP.layerNormGradW,
+      [offsetOf(be, x), offsetOf(be, dy), offsetOf(be, stats), offsetOf(be, dw), offsetOf(be, db), rows, dim],
+      { threads },
+    );
   } finally {
     be.disposeData(stats.dataId);
   }
@@ -283,7 +375,9 @@ function geluGradKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; ba
   const out = be.makeOutput(x.shape, 'float32');
   const n = size(x.shape);
   if (n === 0) return out;
-  pool!.run(OP.geluGrad, [offsetOf(be, x), offsetOf(be, dy), offsetOf(be, out), n], { threads: n >= PARALLEL_ELEMENTS ? pool!.threads : 1 });
+  pool!.run(OP.geluGrad, [offsetOf(be, x), offsetOf(be, dy), offsetOf(be, out), n], {
+    threads: n >= PARALLEL_ELEMENTS ? pool!.threads : 1,
+  });
   return out;
 }
 

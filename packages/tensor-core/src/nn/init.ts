@@ -67,4 +67,3 @@ export function kaimingUniform(shape: number[], a = Math.sqrt(5), rng: Generator
   const bound = Math.sqrt(6 / ((1 + a * a) * fanIn));
   return rng.uniform(shape, -bound, bound);
 }
-

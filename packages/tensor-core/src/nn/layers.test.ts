@@ -2,7 +2,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../tf.js';
 import { Generator } from '../rng.js';
 import { erf } from '../math.js';
-import { expectNoTensorGrowth, gradCheck, gradCheckParameters, maxAbsDiff, testBackends, useBackend } from '../testing.js';
+import {
+  expectNoTensorGrowth,
+  gradCheck,
+  gradCheckParameters,
+  maxAbsDiff,
+  testBackends,
+  useBackend,
+} from '../testing.js';
 import { Conv2d, DropPath, Dropout, Embedding, GELU, LayerNorm, Linear } from './layers.js';
 import { scaledDotProductAttention } from '../ops/attention.js';
 import * as init from './init.js';
@@ -12,21 +19,35 @@ const { names } = await testBackends();
 const values = async (t: tf.Tensor) => Array.from((await t.data()) as Float32Array);
 
 /** Direct NCHW convolution in float64 (PyTorch's definition, cross-correlation). */
-function conv2dRef(x: number[], [N, C, H, W]: number[], w: number[], [O, Cg, KH, KW]: number[], b: number[] | undefined, stride: number, pad: number, groups: number) {
+function conv2dRef(
+  x: number[],
+  [N, C, H, W]: number[],
+  w: number[],
+  [O, Cg, KH, KW]: number[],
+  b: number[] | undefined,
+  stride: number,
+  pad: number,
+  groups: number,
+) {
   const OH = Math.floor((H + 2 * pad - KH) / stride) + 1;
   const OW = Math.floor((W + 2 * pad - KW) / stride) + 1;
   const out: number[] = [];
-  for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
-    const g = Math.floor(o / (O / groups));
-    let s = b ? b[o] : 0;
-    for (let c = 0; c < Cg; c++) for (let ki = 0; ki < KH; ki++) for (let kj = 0; kj < KW; kj++) {
-      const y = i * stride - pad + ki;
-      const xx = j * stride - pad + kj;
-      if (y < 0 || y >= H || xx < 0 || xx >= W) continue;
-      s += x[((n * C + g * Cg + c) * H + y) * W + xx] * w[((o * Cg + c) * KH + ki) * KW + kj];
-    }
-    out.push(s);
-  }
+  for (let n = 0; n < N; n++)
+    for (let o = 0; o < O; o++)
+      for (let i = 0; i < OH; i++)
+        for (let j = 0; j < OW; j++) {
+          const g = Math.floor(o / (O / groups));
+          let s = b ? b[o] : 0;
+          for (let c = 0; c < Cg; c++)
+            for (let ki = 0; ki < KH; ki++)
+              for (let kj = 0; kj < KW; kj++) {
+                const y = i * stride - pad + ki;
+                const xx = j * stride - pad + kj;
+                if (y < 0 || y >= H || xx < 0 || xx >= W) continue;
+                s += x[((n * C + g * Cg + c) * H + y) * W + xx] * w[((o * Cg + c) * KH + ki) * KW + kj];
+              }
+          out.push(s);
+        }
   return { out, shape: [N, O, OH, OW] };
 }
 
@@ -52,7 +73,16 @@ describe.each(names)('layers on %s', (backend) => {
 
   it('Embedding gathers rows and zeroes the padding row', async () => {
     const e = new Embedding(5, 3, { paddingIdx: 1 });
-    const out = e.forward(tf.tensor2d([[0, 1], [4, 1]], [2, 2], 'int32'));
+    const out = e.forward(
+      tf.tensor2d(
+        [
+          [0, 1],
+          [4, 1],
+        ],
+        [2, 2],
+        'int32',
+      ),
+    );
     expect(out.shape).toEqual([2, 2, 3]);
     const v = await values(out);
     expect(v.slice(3, 6)).toEqual([0, 0, 0]);
@@ -62,7 +92,25 @@ describe.each(names)('layers on %s', (backend) => {
   it('Embedding and Conv2d train (gather and conv weight gradients exist here)', async () => {
     const e = new Embedding(6, 2);
     const conv = new Conv2d(2, 2, 3, { padding: 1 });
-    const f = () => tf.sum(conv.forward(tf.reshape(e.forward(tf.tensor2d([[0, 1, 2], [3, 4, 5], [0, 0, 1]], [3, 3], 'int32')), [1, 2, 3, 3])));
+    const f = () =>
+      tf.sum(
+        conv.forward(
+          tf.reshape(
+            e.forward(
+              tf.tensor2d(
+                [
+                  [0, 1, 2],
+                  [3, 4, 5],
+                  [0, 0, 1],
+                ],
+                [3, 3],
+                'int32',
+              ),
+            ),
+            [1, 2, 3, 3],
+          ),
+        ),
+      );
     const { value, grads } = tf.variableGrads(f as () => tf.Scalar, [e.weight.value, conv.weight.value]);
     expect(Object.keys(grads).length).toBe(2);
     for (const g of Object.values(grads)) expect((await values(g)).some((v) => v !== 0)).toBe(true);
@@ -71,7 +119,12 @@ describe.each(names)('layers on %s', (backend) => {
 
   it('GELU is the exact erf form', async () => {
     const xs = [-3, -1, -0.5, 0, 0.5, 1, 3];
-    expect(maxAbsDiff(await values(new GELU().forward(tf.tensor1d(xs))), xs.map((x) => 0.5 * x * (1 + erf(x / Math.SQRT2))))).toBeLessThan(1e-6);
+    expect(
+      maxAbsDiff(
+        await values(new GELU().forward(tf.tensor1d(xs))),
+        xs.map((x) => 0.5 * x * (1 + erf(x / Math.SQRT2))),
+      ),
+    ).toBeLessThan(1e-6);
   });
 
   it.each([
@@ -85,7 +138,16 @@ describe.each(names)('layers on %s', (backend) => {
     const conv = new Conv2d(4, 8, k, { stride, padding, groups, rng });
     const xShape = [2, 4, 8, 8];
     const x = rng.normal(xShape);
-    const ref = conv2dRef(await values(x), xShape, await values(conv.weight.value), conv.weight.shape, await values(conv.bias!.value), stride, padding, groups);
+    const ref = conv2dRef(
+      await values(x),
+      xShape,
+      await values(conv.weight.value),
+      conv.weight.shape,
+      await values(conv.bias!.value),
+      stride,
+      padding,
+      groups,
+    );
     const y = conv.forward(x);
     expect(y.shape).toEqual(ref.shape);
     expect(maxAbsDiff(await values(y), ref.out)).toBeLessThan(1e-4);
@@ -144,7 +206,7 @@ describe.each(names)('layers on %s', (backend) => {
     expect(maxAbsDiff(same, plain)).toBeLessThan(1e-6);
   });
 
-  it('gradCheckParameters checks a module\'s parameter gradients (and catches a wrong one)', async () => {
+  it("gradCheckParameters checks a module's parameter gradients (and catches a wrong one)", async () => {
     const rng = new Generator(8);
     const lin = new Linear(3, 2, { rng });
     const x = rng.normal([4, 3]);
@@ -175,11 +237,15 @@ describe.each(names)('layers on %s', (backend) => {
     const m = new Mlp();
     const x = new Generator(1).normal([5, 8]);
     const opt = tf.train.sgd(0.01);
-    await expectNoTensorGrowth(() => opt.minimize(() => tf.mean(tf.square(m.forward(x))) as tf.Scalar, false), { label: 'mlp train step' });
+    await expectNoTensorGrowth(() => opt.minimize(() => tf.mean(tf.square(m.forward(x))) as tf.Scalar, false), {
+      label: 'mlp train step',
+    });
     await expectNoTensorGrowth(() => m.forward(x), { label: 'mlp forward' });
     // and the helper does catch a forward pass that leaks its intermediates
     const leaky = () => m.fc2.forward(m.fc1.forward(x));
-    await expect(expectNoTensorGrowth(leaky, { label: 'leaky' })).rejects.toThrow(/leaky: tf.memory\(\).numTensors grew/);
+    await expect(expectNoTensorGrowth(leaky, { label: 'leaky' })).rejects.toThrow(
+      /leaky: tf.memory\(\).numTensors grew/,
+    );
     opt.dispose();
     m.dispose();
   });
@@ -193,7 +259,9 @@ describe('initialisers', () => {
     return { mean, std, min: Math.min(...v), max: Math.max(...v) };
   };
   it('truncNormal stays in [a, b] with the truncated distribution', () => {
-    const s = stats(init.truncNormal([20000], { std: 0.02, a: -0.04, b: 0.04 }, new Generator(1)).dataSync() as Float32Array);
+    const s = stats(
+      init.truncNormal([20000], { std: 0.02, a: -0.04, b: 0.04 }, new Generator(1)).dataSync() as Float32Array,
+    );
     expect(s.min).toBeGreaterThanOrEqual(-0.04);
     expect(s.max).toBeLessThanOrEqual(0.04);
     expect(Math.abs(s.mean)).toBeLessThan(1e-3);

@@ -149,7 +149,9 @@ export class Conv2d extends Module {
   ) {
     super();
     if (inChannels % groups || outChannels % groups) {
-      throw new RangeError(`Conv2d: in (${inChannels}) and out (${outChannels}) channels must be divisible by groups (${groups})`);
+      throw new RangeError(
+        `Conv2d: in (${inChannels}) and out (${outChannels}) channels must be divisible by groups (${groups})`,
+      );
     }
     this.kernelSize = pair(kernelSize);
     this.stride = pair(stride);
@@ -171,7 +173,13 @@ export class Conv2d extends Module {
     return tf.tidy(() => {
       const [ph, pw] = this.padding;
       let h = tf.transpose(x, [0, 2, 3, 1]) as tf.Tensor4D; // NHWC
-      if (ph || pw) h = tf.pad(h, [[0, 0], [ph, ph], [pw, pw], [0, 0]]);
+      if (ph || pw)
+        h = tf.pad(h, [
+          [0, 0],
+          [ph, ph],
+          [pw, pw],
+          [0, 0],
+        ]);
       // [out, in/g, kh, kw] -> [kh, kw, in/g, out]
       const w = tf.transpose(this.weight.value, [2, 3, 1, 0]) as tf.Tensor4D;
       let y: tf.Tensor4D;
@@ -185,11 +193,13 @@ export class Conv2d extends Module {
       } else {
         const xs = tf.split(h, this.groups, 3);
         const ws = tf.split(w, this.groups, 3);
-        y = tf.concat<tf.Tensor4D>(xs.map((xi, i) => conv2dNhwc(xi as tf.Tensor4D, ws[i] as tf.Tensor4D, this.stride)), 3);
+        y = tf.concat<tf.Tensor4D>(
+          xs.map((xi, i) => conv2dNhwc(xi as tf.Tensor4D, ws[i] as tf.Tensor4D, this.stride)),
+          3,
+        );
       }
       if (this.bias) y = tf.add(y, this.bias.value);
       return tf.transpose(y, [0, 3, 1, 2]);
     });
   }
 }
-

@@ -1,7 +1,16 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backends/index.js';
 import { tf } from '../tf.js';
-import { Buffer, BufferList, Module, ModuleList, Parameter, Sequential, StateDictError, stateDictName } from './module.js';
+import {
+  Buffer,
+  BufferList,
+  Module,
+  ModuleList,
+  Parameter,
+  Sequential,
+  StateDictError,
+  stateDictName,
+} from './module.js';
 import { LayerNorm, Linear } from './layers.js';
 
 class Attention extends Module {
@@ -80,7 +89,9 @@ describe('Module', () => {
     dict.delete('norm.bias');
     const extra = tf.zeros([1]);
     dict.set('head.weight', extra);
-    expect(() => m.loadStateDict(dict)).toThrowError(/missing keys \(1\): norm\.bias; unexpected keys \(1\): head\.weight/);
+    expect(() => m.loadStateDict(dict)).toThrowError(
+      /missing keys \(1\): norm\.bias; unexpected keys \(1\): head\.weight/,
+    );
     const r = m.loadStateDict(dict, { strict: false });
     expect(r).toEqual({ missingKeys: ['norm.bias'], unexpectedKeys: ['head.weight'] });
     extra.dispose();
@@ -148,7 +159,14 @@ describe('Module.register', () => {
       }
     }
     const b = new Body();
-    expect([...b.stateDict().keys()]).toEqual(['patch_embed.weight', 'patch_embed.bias', 'norm1.weight', 'norm1.bias', 'norm2.weight', 'norm2.bias']);
+    expect([...b.stateDict().keys()]).toEqual([
+      'patch_embed.weight',
+      'patch_embed.bias',
+      'norm1.weight',
+      'norm1.bias',
+      'norm2.weight',
+      'norm2.bias',
+    ]);
     b.dispose();
   });
   it('BufferList names its buffers by index in the state dict', () => {

@@ -182,12 +182,21 @@ export abstract class Module {
       const kind = (d: tf.DataType) => (d === 'float32' || d === 'complex64' ? 'float' : d === 'int32' ? 'int' : d);
       const targetDtype = target instanceof Parameter ? target.dtype : target.value.dtype;
       if (!sameShape || kind(t.dtype) !== kind(targetDtype)) {
-        mismatches.push({ key, expected: `${targetDtype}[${target.shape.join(', ')}]`, got: `${t.dtype}[${t.shape.join(', ')}]` });
+        mismatches.push({
+          key,
+          expected: `${targetDtype}[${target.shape.join(', ')}]`,
+          got: `${t.dtype}[${t.shape.join(', ')}]`,
+        });
       }
     }
     if (mismatches.length) {
       const lines = mismatches.map((m) => `  ${m.key}: model has ${m.expected}, checkpoint has ${m.got}`);
-      throw new StateDictError(`loadStateDict: ${mismatches.length} tensor(s) with the wrong shape or dtype:\n${lines.join('\n')}`, missingKeys, unexpectedKeys, mismatches);
+      throw new StateDictError(
+        `loadStateDict: ${mismatches.length} tensor(s) with the wrong shape or dtype:\n${lines.join('\n')}`,
+        missingKeys,
+        unexpectedKeys,
+        mismatches,
+      );
     }
     if (strict && (missingKeys.length || unexpectedKeys.length)) {
       const parts: string[] = [];
@@ -214,7 +223,8 @@ export abstract class Module {
    * assignment.
    */
   protected register<T extends Module | Parameter | Buffer>(key: string, value: T): T {
-    if (Object.prototype.hasOwnProperty.call(this, key)) throw new Error(`register: "${key}" is already a property of ${this.constructor.name}`);
+    if (Object.hasOwn(this, key))
+      throw new Error(`register: "${key}" is already a property of ${this.constructor.name}`);
     Object.defineProperty(this, key, { value, enumerable: true, configurable: false, writable: false });
     return value;
   }

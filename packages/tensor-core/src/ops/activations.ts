@@ -18,7 +18,8 @@ tf.registerGradient({
   inputsToSave: ['x'],
   gradFunc: (dy, [x]) => ({
     x: () => {
-      if (wasmKernelsActive()) return tf.engine().runKernel(KERNEL_NAMES.geluGrad, { x, dy: dy as tf.Tensor }) as tf.Tensor;
+      if (wasmKernelsActive())
+        return tf.engine().runKernel(KERNEL_NAMES.geluGrad, { x, dy: dy as tf.Tensor }) as tf.Tensor;
       const cdf = tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5);
       const pdf = tf.mul(tf.exp(tf.mul(tf.square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
       return tf.mul(dy as tf.Tensor, tf.add(cdf, tf.mul(x, pdf)));
@@ -43,7 +44,9 @@ tf.registerGradient({
     const lead = Array.from({ length: d.rank - 1 }, (_, i) => i);
     if (wasmKernelsActive()) {
       // one kernel for all three gradients (the composite below costs ~15 ops and recomputes the moments)
-      const [dx, dw, db] = tf.engine().runKernel(KERNEL_NAMES.layerNormGrad, { x, weight, dy: d }, { eps }) as tf.Tensor[];
+      const [dx, dw, db] = tf
+        .engine()
+        .runKernel(KERNEL_NAMES.layerNormGrad, { x, weight, dy: d }, { eps }) as tf.Tensor[];
       return { x: () => dx, weight: () => dw, bias: () => db };
     }
     const xhat = () => {
@@ -71,9 +74,14 @@ tf.registerGradient({
  */
 export function layerNorm(x: tf.Tensor, weight?: tf.Tensor, bias?: tf.Tensor, eps = 1e-5): tf.Tensor {
   const dim = x.shape[x.rank - 1];
-  for (const [name, p] of [['weight', weight], ['bias', bias]] as const) {
+  for (const [name, p] of [
+    ['weight', weight],
+    ['bias', bias],
+  ] as const) {
     if (p && (p.rank !== 1 || p.shape[0] !== dim)) {
-      throw new RangeError(`layerNorm: ${name} must be [${dim}] for input [${x.shape.join(', ')}], got [${p.shape.join(', ')}]`);
+      throw new RangeError(
+        `layerNorm: ${name} must be [${dim}] for input [${x.shape.join(', ')}], got [${p.shape.join(', ')}]`,
+      );
     }
   }
   const floats = [x, weight, bias].every((t) => !t || t.dtype === 'float32');

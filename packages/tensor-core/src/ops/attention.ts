@@ -43,7 +43,12 @@ export function registerAttentionKernel(backendName: string, kernel: AttentionKe
  * Scaled-dot-product attention: the single entry point every fiber-vl model uses, so that a fused
  * kernel registered for the current backend replaces it everywhere.
  */
-export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: AttentionOptions = {}): tf.Tensor {
+export function scaledDotProductAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: AttentionOptions = {},
+): tf.Tensor {
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) {
     throw new RangeError(
       `scaledDotProductAttention: q, k, v must be [B, H, L, D]; got [${q.shape.join(', ')}], [${k.shape.join(', ')}], [${v.shape.join(', ')}]`,
@@ -78,8 +83,12 @@ export function shiftWindowMaskArray(H: number, W: number, w: number, s: number)
   for (let wy = 0; wy < nWy; wy++) {
     for (let wx = 0; wx < nWx; wx++) {
       const base = (wy * nWx + wx) * n * n;
-      const regions = Array.from({ length: n }, (_, t) => label(wy * w + Math.floor(t / w), H) * 3 + label(wx * w + (t % w), W));
-      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[base + i * n + j] = regions[i] === regions[j] ? 0 : -100;
+      const regions = Array.from(
+        { length: n },
+        (_, t) => label(wy * w + Math.floor(t / w), H) * 3 + label(wx * w + (t % w), W),
+      );
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) out[base + i * n + j] = regions[i] === regions[j] ? 0 : -100;
     }
   }
   return out;
@@ -99,7 +108,10 @@ interface WindowLayout {
   scale: number;
 }
 
-function windowLayout(qkv: tf.Tensor, { numHeads, windowSize: w, shift = 0, scale }: WindowAttentionOptions): WindowLayout {
+function windowLayout(
+  qkv: tf.Tensor,
+  { numHeads, windowSize: w, shift = 0, scale }: WindowAttentionOptions,
+): WindowLayout {
   const [B, H, W, C3] = qkv.shape;
   const C = C3 / 3;
   if (qkv.rank !== 4 || !Number.isInteger(C) || H % w || W % w || C % numHeads) {
@@ -109,7 +121,19 @@ function windowLayout(qkv: tf.Tensor, { numHeads, windowSize: w, shift = 0, scal
   }
   if (shift < 0 || shift >= w) throw new RangeError(`windowAttention: shift ${shift} must be in [0, ${w})`);
   const hd = C / numHeads;
-  return { B, H, W, C, heads: numHeads, hd, w, s: shift, n: w * w, nW: (H / w) * (W / w), scale: scale ?? 1 / Math.sqrt(hd) };
+  return {
+    B,
+    H,
+    W,
+    C,
+    heads: numHeads,
+    hd,
+    w,
+    s: shift,
+    n: w * w,
+    nW: (H / w) * (W / w),
+    scale: scale ?? 1 / Math.sqrt(hd),
+  };
 }
 
 /** [B, H, W, X] -> [B*nW, n, X]: roll by -s on both axes, then windows row-major per image. */
@@ -141,7 +165,11 @@ function addBiasAndMask(scores: tf.Tensor, bias: tf.Tensor | undefined, L: Windo
 }
 
 /** The tfjs-op path: roll, partition, attention with bias and mask, merge, roll back. */
-export function compositeWindowAttention(qkv: tf.Tensor, bias: tf.Tensor | undefined, options: WindowAttentionOptions): tf.Tensor {
+export function compositeWindowAttention(
+  qkv: tf.Tensor,
+  bias: tf.Tensor | undefined,
+  options: WindowAttentionOptions,
+): tf.Tensor {
   const L = windowLayout(qkv, options);
   return tf.tidy(() => {
     const [q, k, v] = windowQkv(qkv, L);
@@ -167,7 +195,10 @@ tf.registerGradient({
     const grads = tf.tidy(() => {
       const [q, k, v] = windowQkv(qkv, L);
       const p = softmax(addBiasAndMask(matmul(tf.mul(q, L.scale), k, { transposeB: true }), bias, L));
-      const dO = tf.transpose(tf.reshape(toWindows(dy as tf.Tensor, L), [L.B * L.nW, L.n, L.heads, L.hd]), [0, 2, 1, 3]);
+      const dO = tf.transpose(
+        tf.reshape(toWindows(dy as tf.Tensor, L), [L.B * L.nW, L.n, L.heads, L.hd]),
+        [0, 2, 1, 3],
+      );
       const dV = matmul(p, dO, { transposeA: true });
       const dP = matmul(dO, v, { transposeB: true });
       const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
@@ -188,7 +219,11 @@ tf.registerGradient({
  * On wasm one fused kernel (the shift and the partition are folded into its indexing); elsewhere
  * the tfjs-op path with the same math. Differentiable in qkv and bias.
  */
-export function windowAttention(qkv: tf.Tensor, bias: tf.Tensor | undefined, options: WindowAttentionOptions): tf.Tensor {
+export function windowAttention(
+  qkv: tf.Tensor,
+  bias: tf.Tensor | undefined,
+  options: WindowAttentionOptions,
+): tf.Tensor {
   const L = windowLayout(qkv, options);
   if (bias && (bias.rank !== 3 || bias.shape[0] !== L.heads || bias.shape[1] !== L.n || bias.shape[2] !== L.n)) {
     throw new RangeError(`windowAttention: bias must be [${L.heads}, ${L.n}, ${L.n}], got [${bias.shape.join(', ')}]`);

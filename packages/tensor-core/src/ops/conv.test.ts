@@ -20,24 +20,52 @@ describe.each(names)('fast-gradient kernels on %s', (backend) => {
     const x = rng.normal(xs) as tf.Tensor4D;
     const w = rng.normal(k) as tf.Tensor4D;
     const proj = tf.tidy(() => rng.normal(tf.conv2d(x, w, s, 'valid').shape));
-    const ours = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(conv2dNhwc(a as tf.Tensor4D, b as tf.Tensor4D, s), proj)))([x, w]);
-    const ref = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, 'valid'), proj)))([x, w]);
+    const ours = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(conv2dNhwc(a as tf.Tensor4D, b as tf.Tensor4D, s), proj)),
+    )([x, w]);
+    const ref = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, 'valid'), proj)),
+    )([x, w]);
     expect(maxAbsDiff(await conv2dNhwc(x, w, s).data(), await tf.conv2d(x, w, s, 'valid').data())).toBeLessThan(1e-4);
     for (let i = 0; i < 2; i++) expect(maxAbsDiff(await ours[i].data(), await ref[i].data())).toBeLessThan(1e-3);
     tf.dispose([x, w, proj, ...ours, ...ref]);
   });
 
   it('gather gradients (UnsortedSegmentSum) scatter-add, dropping out-of-range ids', async () => {
-    const table = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
+    const table = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
     const idx = tf.tensor1d([2, 0, 2, 2], 'int32');
-    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, idx), tf.tensor2d([[1, 10], [2, 20], [3, 30], [4, 40]]))))(table);
+    const g = tf.grad((t: tf.Tensor) =>
+      tf.sum(
+        tf.mul(
+          tf.gather(t, idx),
+          tf.tensor2d([
+            [1, 10],
+            [2, 20],
+            [3, 30],
+            [4, 40],
+          ]),
+        ),
+      ),
+    )(table);
     expect(Array.from(await g.data())).toEqual([2, 20, 0, 0, 8, 80]);
     tf.dispose([table, idx, g]);
     // Out-of-range ids: our wasm kernel and tfjs' cpu kernel drop them. tfjs-backend-webgpu's own
     // kernel (not replaced by fiber-vl) writes them through WGSL's clamped array access instead, so
     // the check covers the kernels that promise it.
     if (backend === 'webgpu') return;
-    const direct = tf.unsortedSegmentSum(tf.tensor2d([[1, 1], [2, 2], [4, 4]]), tf.tensor1d([1, 5, 1], 'int32'), 3);
+    const direct = tf.unsortedSegmentSum(
+      tf.tensor2d([
+        [1, 1],
+        [2, 2],
+        [4, 4],
+      ]),
+      tf.tensor1d([1, 5, 1], 'int32'),
+      3,
+    );
     expect(Array.from(await direct.data())).toEqual([0, 0, 5, 5, 0, 0]);
     direct.dispose();
   });

@@ -12,7 +12,10 @@ import { matmul } from './linalg.js';
  */
 export function conv2dNhwc(x: tf.Tensor4D, filter: tf.Tensor4D, stride: [number, number]): tf.Tensor4D {
   const [kh, kw, ci, co] = filter.shape;
-  if (x.shape[3] !== ci) throw new RangeError(`conv2dNhwc: input [${x.shape.join(', ')}] has ${x.shape[3]} channels, the filter [${filter.shape.join(', ')}] wants ${ci}`);
+  if (x.shape[3] !== ci)
+    throw new RangeError(
+      `conv2dNhwc: input [${x.shape.join(', ')}] has ${x.shape[3]} channels, the filter [${filter.shape.join(', ')}] wants ${ci}`,
+    );
   const op = tf.customGrad((input, w, save) => {
     const [xi, wi] = [input as tf.Tensor4D, w as tf.Tensor4D];
     (save as tf.GradSaveFunc)([xi, wi]);
@@ -26,13 +29,21 @@ export function conv2dNhwc(x: tf.Tensor4D, filter: tf.Tensor4D, stride: [number,
         const dyFlat = tf.reshape(d, [N * Ho * Wo, co]);
         if (kh === stride[0] && kw === stride[1] && xs.shape[1] === Ho * kh && xs.shape[2] === Wo * kw) {
           // non-overlapping patches (a patch embedding): one space-to-depth and one matmul
-          const patches = tf.reshape(tf.transpose(tf.reshape(xs, [N, Ho, kh, Wo, kw, ci]), [0, 1, 3, 2, 4, 5]), [N * Ho * Wo, kh * kw * ci]);
+          const patches = tf.reshape(tf.transpose(tf.reshape(xs, [N, Ho, kh, Wo, kw, ci]), [0, 1, 3, 2, 4, 5]), [
+            N * Ho * Wo,
+            kh * kw * ci,
+          ]);
           return [dx, tf.reshape(matmul(patches, dyFlat, { transposeA: true }), [kh, kw, ci, co])];
         }
         const taps: tf.Tensor[] = [];
         for (let i = 0; i < kh; i++) {
           for (let j = 0; j < kw; j++) {
-            const patch = tf.stridedSlice(xs, [0, i, j, 0], [N, i + (Ho - 1) * stride[0] + 1, j + (Wo - 1) * stride[1] + 1, ci], [1, stride[0], stride[1], 1]);
+            const patch = tf.stridedSlice(
+              xs,
+              [0, i, j, 0],
+              [N, i + (Ho - 1) * stride[0] + 1, j + (Wo - 1) * stride[1] + 1, ci],
+              [1, stride[0], stride[1], 1],
+            );
             taps.push(matmul(tf.reshape(patch, [N * Ho * Wo, ci]), dyFlat, { transposeA: true })); // [ci, co]
           }
         }

@@ -5,7 +5,11 @@ import { KERNEL_NAMES, gemmShape, wasmKernelsActive } from '../kernels/wasm.js';
 export function sumToShape(g: tf.Tensor, shape: number[]): tf.Tensor {
   let out = g;
   const extra = g.rank - shape.length;
-  if (extra > 0) out = tf.sum(out, Array.from({ length: extra }, (_, i) => i));
+  if (extra > 0)
+    out = tf.sum(
+      out,
+      Array.from({ length: extra }, (_, i) => i),
+    );
   const axes = shape.flatMap((d, i) => (d === 1 && out.shape[i] !== 1 ? [i] : []));
   if (axes.length) out = tf.sum(out, axes, true);
   return out;
@@ -28,14 +32,22 @@ const plainMatmul = tf.customGrad((a, b, save) => {
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const d = dy as tf.Tensor;
       const [sa, sb] = saved;
-      return [sumToShape(tf.matMul(d, transposeLast2(sb)), sa.shape), sumToShape(tf.matMul(transposeLast2(sa), d), sb.shape)];
+      return [
+        sumToShape(tf.matMul(d, transposeLast2(sb)), sa.shape),
+        sumToShape(tf.matMul(transposeLast2(sa), d), sb.shape),
+      ];
     },
   };
 });
 
 /** The wasm GEMM kernel when it runs and covers the shapes (float32, batch dims equal or absent on one side). */
 function fastGemm(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean): boolean {
-  return wasmKernelsActive() && a.dtype === 'float32' && b.dtype === 'float32' && gemmShape(a.shape, b.shape, transposeA, transposeB) !== undefined;
+  return (
+    wasmKernelsActive() &&
+    a.dtype === 'float32' &&
+    b.dtype === 'float32' &&
+    gemmShape(a.shape, b.shape, transposeA, transposeB) !== undefined
+  );
 }
 
 function runGemm(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean, bias?: tf.Tensor): tf.Tensor {
@@ -54,9 +66,21 @@ tf.registerGradient({
     const tA = attrs.transposeA === true;
     const tB = attrs.transposeB === true;
     return {
-      a: () => sumToShape(tA ? matmul(b, d, { transposeA: tB, transposeB: true }) : matmul(d, b, { transposeB: !tB }), a.shape),
-      b: () => sumToShape(tB ? matmul(d, a, { transposeA: true, transposeB: tA }) : matmul(a, d, { transposeA: !tA }), b.shape),
-      bias: () => tf.sum(d, Array.from({ length: d.rank - 1 }, (_, i) => i)),
+      a: () =>
+        sumToShape(
+          tA ? matmul(b, d, { transposeA: tB, transposeB: true }) : matmul(d, b, { transposeB: !tB }),
+          a.shape,
+        ),
+      b: () =>
+        sumToShape(
+          tB ? matmul(d, a, { transposeA: true, transposeB: tA }) : matmul(a, d, { transposeA: !tA }),
+          b.shape,
+        ),
+      bias: () =>
+        tf.sum(
+          d,
+          Array.from({ length: d.rank - 1 }, (_, i) => i),
+        ),
     };
   },
 });

@@ -25,7 +25,9 @@ export function crossEntropy(
 ): tf.Tensor {
   const C = logits.shape[logits.rank - 1];
   if (targets.shape.join() !== logits.shape.slice(0, -1).join()) {
-    throw new RangeError(`crossEntropy: targets [${targets.shape.join(', ')}] must be logits [${logits.shape.join(', ')}] without the class axis`);
+    throw new RangeError(
+      `crossEntropy: targets [${targets.shape.join(', ')}] must be logits [${logits.shape.join(', ')}] without the class axis`,
+    );
   }
   return tf.tidy(() => {
     const t = tf.cast(targets, 'int32');
@@ -54,7 +56,11 @@ export interface BceOptions {
  * torch.nn.functional.binary_cross_entropy_with_logits, in the stable form
  * (1 - t) x + (1 + (pw - 1) t) (log(1 + exp(-|x|)) + max(-x, 0)).
  */
-export function bceWithLogits(logits: tf.Tensor, targets: tf.Tensor, { reduction = 'mean', posWeight, weight }: BceOptions = {}): tf.Tensor {
+export function bceWithLogits(
+  logits: tf.Tensor,
+  targets: tf.Tensor,
+  { reduction = 'mean', posWeight, weight }: BceOptions = {},
+): tf.Tensor {
   return tf.tidy(() => {
     const x = logits;
     const t = tf.cast(targets, 'float32');
@@ -74,7 +80,11 @@ export interface FocalOptions {
 }
 
 /** torchvision.ops.sigmoid_focal_loss (RetinaNet): bce * (1 - p_t)^gamma * alpha_t. */
-export function sigmoidFocalLoss(logits: tf.Tensor, targets: tf.Tensor, { alpha = 0.25, gamma = 2, reduction = 'none' }: FocalOptions = {}): tf.Tensor {
+export function sigmoidFocalLoss(
+  logits: tf.Tensor,
+  targets: tf.Tensor,
+  { alpha = 0.25, gamma = 2, reduction = 'none' }: FocalOptions = {},
+): tf.Tensor {
   return tf.tidy(() => {
     const t = tf.cast(targets, 'float32');
     const p = tf.sigmoid(logits);

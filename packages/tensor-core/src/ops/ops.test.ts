@@ -32,11 +32,12 @@ describe.each(names)('ops on %s', (backend) => {
     const b = rand([4, 5]);
     const [av, bv] = [await values(a), await values(b)];
     const ref: number[] = [];
-    for (let i = 0; i < 3; i++) for (let j = 0; j < 5; j++) {
-      let s = 0;
-      for (let k = 0; k < 4; k++) s += av[i * 4 + k] * bv[k * 5 + j];
-      ref.push(s);
-    }
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 5; j++) {
+        let s = 0;
+        for (let k = 0; k < 4; k++) s += av[i * 4 + k] * bv[k * 5 + j];
+        ref.push(s);
+      }
     expect(maxAbsDiff(await values(matmul(a, b)), ref)).toBeLessThan(tol);
     expect(maxAbsDiff(await values(matmul(tf.transpose(a), b, { transposeA: true })), ref)).toBeLessThan(tol);
     expect(maxAbsDiff(await values(matmul(a, tf.transpose(b), { transposeB: true })), ref)).toBeLessThan(tol);
@@ -44,7 +45,12 @@ describe.each(names)('ops on %s', (backend) => {
     const biasV = await values(bias);
     const y = linear(tf.reshape(a, [1, 3, 4]), tf.transpose(b), bias);
     expect(y.shape).toEqual([1, 3, 5]);
-    expect(maxAbsDiff(await values(y), ref.map((v, i) => v + biasV[i % 5]))).toBeLessThan(tol);
+    expect(
+      maxAbsDiff(
+        await values(y),
+        ref.map((v, i) => v + biasV[i % 5]),
+      ),
+    ).toBeLessThan(tol);
     expect(() => linear(a, rand([5, 3]))).toThrow(/does not end in 3/);
   });
 
@@ -69,7 +75,12 @@ describe.each(names)('ops on %s', (backend) => {
     expect(maxAbsDiff(await values(softmax(x)), sm)).toBeLessThan(tol);
     expect(maxAbsDiff(await values(layerNorm(x, undefined, undefined, 1e-5)), ln)).toBeLessThan(1e-4);
     expect(maxAbsDiff(await values(l2Normalize(x)), l2)).toBeLessThan(tol);
-    expect(maxAbsDiff(await values(gelu(x)), xv.map((v) => 0.5 * v * (1 + erf(v / Math.SQRT2))))).toBeLessThan(tol);
+    expect(
+      maxAbsDiff(
+        await values(gelu(x)),
+        xv.map((v) => 0.5 * v * (1 + erf(v / Math.SQRT2))),
+      ),
+    ).toBeLessThan(tol);
     // softmax over a non-last axis
     const s1 = await values(softmax(x, 1));
     expect(s1[0] + s1[6] + s1[12]).toBeCloseTo(1, 5);
@@ -100,7 +111,9 @@ describe.each(names)('ops on %s', (backend) => {
     const up = interpolateBicubic(x, [3, 5]);
     expect(up.shape).toEqual([1, 1, 3, 5]);
     expect(maxAbsDiff(await values(up), BICUBIC_REF_FALSE)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(await values(interpolateBicubic(x, [3, 5], { alignCorners: true })), BICUBIC_REF_TRUE)).toBeLessThan(1e-4);
+    expect(
+      maxAbsDiff(await values(interpolateBicubic(x, [3, 5], { alignCorners: true })), BICUBIC_REF_TRUE),
+    ).toBeLessThan(1e-4);
     const down = interpolateBicubic(tf.reshape(tf.range(0, 36, 1, 'float32'), [6, 6]), [4, 3]);
     expect(maxAbsDiff(await values(down), BICUBIC_REF_DOWN)).toBeLessThan(1e-4);
   });
@@ -113,18 +126,19 @@ describe.each(names)('ops on %s', (backend) => {
     const mask = tf.tensor4d([0, 0, 0, -10000, -10000], [1, 1, 1, 5]);
     const [qv, kv, vv, bv, mv] = await Promise.all([q, k, v, bias, mask].map(values));
     const ref: number[] = [];
-    for (let h = 0; h < 2; h++) for (let i = 0; i < 3; i++) {
-      const sc: number[] = [];
-      for (let j = 0; j < 5; j++) {
-        let s = 0;
-        for (let d = 0; d < 4; d++) s += qv[(h * 3 + i) * 4 + d] * 0.5 * kv[(h * 5 + j) * 4 + d];
-        sc.push(s + bv[(h * 3 + i) * 5 + j] + mv[j]);
+    for (let h = 0; h < 2; h++)
+      for (let i = 0; i < 3; i++) {
+        const sc: number[] = [];
+        for (let j = 0; j < 5; j++) {
+          let s = 0;
+          for (let d = 0; d < 4; d++) s += qv[(h * 3 + i) * 4 + d] * 0.5 * kv[(h * 5 + j) * 4 + d];
+          sc.push(s + bv[(h * 3 + i) * 5 + j] + mv[j]);
+        }
+        const m = Math.max(...sc);
+        const e = sc.map((s) => Math.exp(s - m));
+        const z = e.reduce((a, b) => a + b);
+        for (let d = 0; d < 4; d++) ref.push(e.reduce((acc, p, j) => acc + (p / z) * vv[(h * 5 + j) * 4 + d], 0));
       }
-      const m = Math.max(...sc);
-      const e = sc.map((s) => Math.exp(s - m));
-      const z = e.reduce((a, b) => a + b);
-      for (let d = 0; d < 4; d++) ref.push(e.reduce((acc, p, j) => acc + (p / z) * vv[(h * 5 + j) * 4 + d], 0));
-    }
     const out = scaledDotProductAttention(q, k, v, { bias, mask });
     expect(out.shape).toEqual([1, 2, 3, 4]);
     expect(maxAbsDiff(await values(out), ref)).toBeLessThan(tol);
@@ -155,7 +169,9 @@ describe.each(names)('ops on %s', (backend) => {
       n++;
     }
     expect(Math.abs((await values(crossEntropy(logits, targets)))[0] - sum / n)).toBeLessThan(tol);
-    expect(Math.abs((await values(crossEntropy(logits, targets, { labelSmoothing: 0.1 })))[0] - smooth / n)).toBeLessThan(tol);
+    expect(
+      Math.abs((await values(crossEntropy(logits, targets, { labelSmoothing: 0.1 })))[0] - smooth / n),
+    ).toBeLessThan(tol);
     const perItem = await values(crossEntropy(logits, targets, { reduction: 'none' }));
     expect(Math.abs(perItem[1])).toBe(0);
 
@@ -164,7 +180,9 @@ describe.each(names)('ops on %s', (backend) => {
     const [xv, yv] = [await values(x), await values(y)];
     const bce = xv.map((v, i) => Math.max(v, 0) - v * yv[i] + Math.log1p(Math.exp(-Math.abs(v))));
     expect(Math.abs((await values(bceWithLogits(x, y)))[0] - bce.reduce((a, b) => a + b) / 10)).toBeLessThan(tol);
-    const pw = xv.map((v, i) => (1 - yv[i]) * v + (1 + 2 * yv[i]) * (Math.log1p(Math.exp(-Math.abs(v))) + Math.max(-v, 0)));
+    const pw = xv.map(
+      (v, i) => (1 - yv[i]) * v + (1 + 2 * yv[i]) * (Math.log1p(Math.exp(-Math.abs(v))) + Math.max(-v, 0)),
+    );
     expect(maxAbsDiff(await values(bceWithLogits(x, y, { reduction: 'none', posWeight: 3 })), pw)).toBeLessThan(tol);
     const focal = xv.map((v, i) => {
       const p = 1 / (1 + Math.exp(-v));
@@ -187,10 +205,26 @@ describe.each(names)('ops on %s', (backend) => {
       ['windowPartition', () => [rand([1, 4, 4, 2])], (x) => windowPartition(x, 2)],
       ['windowReverse', () => [rand([4, 2, 2, 2])], (x) => windowReverse(x, 2, 4, 4)],
       ['interpolateBicubic', () => [rand([1, 2, 3, 3])], (x) => interpolateBicubic(x, [5, 4])],
-      ['attention', () => [rand([1, 2, 3, 4]), rand([1, 2, 5, 4]), rand([1, 2, 5, 4]), rand([2, 3, 5])], (q, k, v, b) => scaledDotProductAttention(q, k, v, { bias: b })],
-      ['crossEntropy', () => [rand([4, 5])], (x) => crossEntropy(x, tf.tensor1d([1, -100, 4, 0], 'int32'), { labelSmoothing: 0.1 })],
-      ['bceWithLogits', () => [rand([2, 5])], (x) => bceWithLogits(x, tf.tensor2d([1, 0, 0.5, 0, 1, 1, 0, 0, 1, 0], [2, 5]), { posWeight: 2 })],
-      ['sigmoidFocalLoss', () => [rand([2, 5])], (x) => sigmoidFocalLoss(x, tf.tensor2d([1, 0, 1, 0, 1, 1, 0, 0, 1, 0], [2, 5]))],
+      [
+        'attention',
+        () => [rand([1, 2, 3, 4]), rand([1, 2, 5, 4]), rand([1, 2, 5, 4]), rand([2, 3, 5])],
+        (q, k, v, b) => scaledDotProductAttention(q, k, v, { bias: b }),
+      ],
+      [
+        'crossEntropy',
+        () => [rand([4, 5])],
+        (x) => crossEntropy(x, tf.tensor1d([1, -100, 4, 0], 'int32'), { labelSmoothing: 0.1 }),
+      ],
+      [
+        'bceWithLogits',
+        () => [rand([2, 5])],
+        (x) => bceWithLogits(x, tf.tensor2d([1, 0, 0.5, 0, 1, 1, 0, 0, 1, 0], [2, 5]), { posWeight: 2 }),
+      ],
+      [
+        'sigmoidFocalLoss',
+        () => [rand([2, 5])],
+        (x) => sigmoidFocalLoss(x, tf.tensor2d([1, 0, 1, 0, 1, 1, 0, 0, 1, 0], [2, 5])),
+      ],
     ];
     it.each(cases)('%s', async (_name, inputs, f) => {
       const xs = inputs();
@@ -203,12 +237,12 @@ describe.each(names)('ops on %s', (backend) => {
 
 // torch 1.13 reference values (see the test above for the inputs).
 const BICUBIC_REF_FALSE = [
-  -0.00607500086, 0.0390251055, 0.212500006, 0.572575212, 0.930375159, 1.54532528, 2.1276257, 3.01250005,
-  4.08397627, 4.97897625, 6.29672623, 7.41622782, 9.01250076, 10.7953777, 12.2275772,
+  -0.00607500086, 0.0390251055, 0.212500006, 0.572575212, 0.930375159, 1.54532528, 2.1276257, 3.01250005, 4.08397627,
+  4.97897625, 6.29672623, 7.41622782, 9.01250076, 10.7953777, 12.2275772,
 ];
 const BICUBIC_REF_TRUE = [
-  0, 0.0457031243, 0.212500006, 0.544921875, 0.899999976, 1.60000002, 2.18007803, 3.01250005, 4.01054716,
-  4.9000001, 6.4000001, 7.51445389, 9.01250076, 10.6761723, 12.1000004,
+  0, 0.0457031243, 0.212500006, 0.544921875, 0.899999976, 1.60000002, 2.18007803, 3.01250005, 4.01054716, 4.9000001,
+  6.4000001, 7.51445389, 9.01250076, 10.6761723, 12.1000004,
 ];
 const BICUBIC_REF_DOWN = [
   1.5546875, 3.6484375, 5.7421875, 10.625, 12.71875, 14.8125, 20.1875, 22.28125, 24.375, 29.2578125, 31.3515625,

@@ -24,7 +24,9 @@ export function roll(x: tf.Tensor, shifts: number | number[], axes: number | num
 export function windowPartition(x: tf.Tensor, windowSize: number): tf.Tensor {
   const [B, H, W, C] = x.shape as number[];
   if (x.rank !== 4 || H % windowSize || W % windowSize) {
-    throw new RangeError(`windowPartition: [${x.shape.join(', ')}] is not [B, H, W, C] with H, W multiples of ${windowSize}`);
+    throw new RangeError(
+      `windowPartition: [${x.shape.join(', ')}] is not [B, H, W, C] with H, W multiples of ${windowSize}`,
+    );
   }
   const w = windowSize;
   return tf.tidy(() =>
@@ -38,7 +40,9 @@ export function windowReverse(windows: tf.Tensor, windowSize: number, H: number,
   const C = windows.shape[3] as number;
   const B = windows.shape[0] / ((H / w) * (W / w));
   if (windows.rank !== 4 || !Number.isInteger(B)) {
-    throw new RangeError(`windowReverse: [${windows.shape.join(', ')}] does not hold whole ${H}x${W} images of ${w}x${w} windows`);
+    throw new RangeError(
+      `windowReverse: [${windows.shape.join(', ')}] does not hold whole ${H}x${W} images of ${w}x${w} windows`,
+    );
   }
   return tf.tidy(() =>
     tf.reshape(tf.transpose(tf.reshape(windows, [B, H / w, W / w, w, w, C]), [0, 1, 3, 2, 4, 5]), [B, H, W, C]),

@@ -5,7 +5,10 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 import { NodeOnlyError, type Platform } from './types.js';
 
-const noFiles = (what: string) => () => Promise.reject(new NodeOnlyError(what, 'pass a File or Blob through blobSource(file), or bytes through bufferSource(bytes)'));
+const noFiles = (what: string) => () =>
+  Promise.reject(
+    new NodeOnlyError(what, 'pass a File or Blob through blobSource(file), or bytes through bufferSource(bytes)'),
+  );
 
 export const platform: Platform = {
   name: 'browser',
@@ -13,10 +16,18 @@ export const platform: Platform = {
   cores: () => (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1,
   fileSource: noFiles('reading a file by path'),
   readTextFile: noFiles('reading a file by path'),
-  writeFile: () => Promise.reject(new NodeOnlyError('writing a file by path', 'serialise to bytes (serializeSafetensors) and offer them as a download')),
+  writeFile: () =>
+    Promise.reject(
+      new NodeOnlyError(
+        'writing a file by path',
+        'serialise to bytes (serializeSafetensors) and offer them as a download',
+      ),
+    ),
   siblingPath: (file, relative) => new URL(relative, new URL(file, 'file:///')).pathname,
   installWebGpu: async (): Promise<{ icd?: string } | { reason: string }> =>
-    (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu ? {} : { reason: 'navigator.gpu is missing (this browser has no WebGPU, or it is disabled)' },
+    (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu
+      ? {}
+      : { reason: 'navigator.gpu is missing (this browser has no WebGPU, or it is disabled)' },
   // tfjs-backend-wasm's C++ side caps its thread pool at half the logical cores (one thread on a
   // 2-core machine) whatever setThreadsCount asked for; it reads navigator.hardwareConcurrency once,
   // while the backend initialises, so report twice the wanted count for that moment. At most the 8

@@ -143,7 +143,7 @@ describe('world: splits and held-out compositions', () => {
   });
 
   it('never shows or names a held-out pair in train; val and test have them, flagged novel', () => {
-    const pairMention = new RegExp(`\\b(${[...held].map((p) => p.replace(' ', ' (?:') + 'e?s?)').join('|')})\\b`);
+    const pairMention = new RegExp(`\\b(${[...held].map((p) => `${p.replace(' ', ' (?:')}e?s?)`).join('|')})\\b`);
     for (const s of w.samples('train')) {
       for (const o of s.scene.objects) expect(held.has(`${o.colour} ${o.shape}`)).toBe(false);
       const texts = [

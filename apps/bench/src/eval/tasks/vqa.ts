@@ -31,6 +31,7 @@ function readAnswerList(path: string): string[] {
     if (entries.every(([, v]) => Number.isInteger(v))) {
       const list: string[] = [];
       for (const [a, i] of entries) list[i as number] = a;
+      // biome-ignore lint/complexity/useIndexOf: indexOf skips the holes of a sparse array
       const holes = list.findIndex((a) => a === undefined);
       if (list.length === entries.length && holes < 0) return list;
     }
@@ -178,8 +179,7 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
       name: `vqa_${split}`,
       split,
       model: setup.description,
-      protocol:
-        `argmax of the VQA head over ${answers.length} answers; ${setup.imageSize} px, ${setup.maxTextLen} ` + `tokens`,
+      protocol: `argmax of the VQA head over ${answers.length} answers; ${setup.imageSize} px, ${setup.maxTextLen} tokens`,
       data: { questions: qFile, images: imagesDir, answers: answerSource },
       counts: { samples: Math.min(source.length, opts.limit ?? Infinity), evaluated: predictions.length },
       metrics: {},

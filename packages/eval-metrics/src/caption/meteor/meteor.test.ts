@@ -7,15 +7,27 @@ import { parseMeteorResources } from './resources.js';
 
 const dataDir = join(__dirname, '../../../data/meteor-en');
 const read = (f: string) => readFileSync(join(dataDir, f), 'utf8');
-const resources = parseMeteorResources({ words: read('english.words'), synsets: read('english.synsets'), exceptions: read('english.exceptions') });
+const resources = parseMeteorResources({
+  words: read('english.words'),
+  synsets: read('english.synsets'),
+  exceptions: read('english.exceptions'),
+});
 const fx = JSON.parse(readFileSync(join(__dirname, '../../../test/fixtures/captioning.json'), 'utf8'));
 
 describe('METEOR 1.5 without paraphrases', () => {
   const meteor = new Meteor(resources);
-  const items = fx.images.map((im: any) => ({ candidate: im.candidate_tokenized, references: im.references_tokenized }));
+  const items = fx.images.map((im: any) => ({
+    candidate: im.candidate_tokenized,
+    references: im.references_tokenized,
+  }));
   const r = meteor.evaluate(items);
   it('per image to 1e-6', () => {
-    const diffs = fx.images.map((im: any, i: number) => [im.image_id, r.perImage[i], im.scores.METEOR_no_paraphrase, Math.abs(r.perImage[i] - im.scores.METEOR_no_paraphrase)]);
+    const diffs = fx.images.map((im: any, i: number) => [
+      im.image_id,
+      r.perImage[i],
+      im.scores.METEOR_no_paraphrase,
+      Math.abs(r.perImage[i] - im.scores.METEOR_no_paraphrase),
+    ]);
     const bad = diffs.filter((d: number[]) => d[3] > 1e-6);
     expect(bad).toEqual([]);
   });
@@ -44,7 +56,9 @@ describe('METEOR paraphrase module (user-supplied table)', () => {
     expect(meteor.score(s)).toBeCloseTo(1 / (0.15 / (2 / 2.25) + 0.85 / (2.6 / 3.25)), 12);
     const without = new Meteor(resources);
     expect(without.label).toBe('METEOR_no_paraphrase');
-    expect(without.score(without.segmentStats('two dogs on a couch', ['a pair of dogs on a sofa']))).toBeLessThan(meteor.score(s));
+    expect(without.score(without.segmentStats('two dogs on a couch', ['a pair of dogs on a sofa']))).toBeLessThan(
+      meteor.score(s),
+    );
   });
   it('names a malformed table', async () => {
     const { parseParaphraseTable } = await import('./paraphrase.js');

@@ -19,7 +19,14 @@ export interface MeteorParams {
   beamSize: number;
 }
 
-export const METEOR_DEFAULTS: MeteorParams = { alpha: 0.85, beta: 0.2, gamma: 0.6, delta: 0.75, weights: [1.0, 0.6, 0.8, 0.6], beamSize: 40 };
+export const METEOR_DEFAULTS: MeteorParams = {
+  alpha: 0.85,
+  beta: 0.2,
+  gamma: 0.6,
+  delta: 0.75,
+  weights: [1.0, 0.6, 0.8, 0.6],
+  beamSize: 40,
+};
 /** Module weights Meteor's scorer hands to the aligner's beam search (not the scoring weights). */
 const SEARCH_WEIGHTS = [1.0, 0.5, 0.5, 0.5];
 
@@ -48,7 +55,12 @@ const isUsed = (p: Path, m: Match) => {
   for (let k = 0; k < m.matchLength; k++) if (p.used1[m.matchStart + k]) return true;
   return false;
 };
-const copyPath = (p: Path): Path => ({ ...p, matches: p.matches.slice(), used1: p.used1.slice(), used2: p.used2.slice() });
+const copyPath = (p: Path): Path => ({
+  ...p,
+  matches: p.matches.slice(),
+  used1: p.used1.slice(),
+  used2: p.used2.slice(),
+});
 /** Counts match `m` into `p`: weighted match totals, a new chunk unless it continues the last one, and the cursor. */
 const countMatch = (p: Path, m: Match) => {
   p.matches1 = Math.trunc(p.matches1 + m.matchLength * SEARCH_WEIGHTS[m.module]);
@@ -155,7 +167,17 @@ export class Meteor {
       if (this.paraphrases) this.paraphraseMatches(hyp, ref, candidates, cover1, cover2);
     }
     // One-to-one, non-overlapping matches are fixed.
-    const start: Path = { matches: new Array(n2).fill(null), used1: new Uint8Array(n1), used2: new Uint8Array(n2), matches1: 0, matches2: 0, chunks: 0, idx: 0, distance: 0, lastMatchEnd: -1 };
+    const start: Path = {
+      matches: new Array(n2).fill(null),
+      used1: new Uint8Array(n1),
+      used2: new Uint8Array(n2),
+      matches1: 0,
+      matches2: 0,
+      chunks: 0,
+      idx: 0,
+      distance: 0,
+      lastMatchEnd: -1,
+    };
     for (let j = 0; j < n2; j++) {
       if (candidates[j].length !== 1) continue;
       const m = candidates[j][0];
@@ -223,7 +245,13 @@ export class Meteor {
    * ParaphraseMatcher: phrases of the reference whose table paraphrase occurs in the hypothesis,
    * then the other direction. Kept from Meteor 1.5: the second direction adds each match twice.
    */
-  private paraphraseMatches(hyp: string[], ref: string[], candidates: Match[][], cover1: Int32Array, cover2: Int32Array): void {
+  private paraphraseMatches(
+    hyp: string[],
+    ref: string[],
+    candidates: Match[][],
+    cover1: Int32Array,
+    cover2: Int32Array,
+  ): void {
     const table = this.paraphrases!;
     const line1 = hyp.map((w) => table.vocab.get(w) ?? -1);
     const line2 = ref.map((w) => table.vocab.get(w) ?? -1);
@@ -308,7 +336,8 @@ export class Meteor {
   score(s: MeteorStats): number {
     const { alpha, beta, gamma, delta, weights } = this.params;
     const testWeightedLength = delta * (s.testLength - s.testFunctionWords) + (1.0 - delta) * s.testFunctionWords;
-    const referenceWeightedLength = delta * (s.referenceLength - s.referenceFunctionWords) + (1.0 - delta) * s.referenceFunctionWords;
+    const referenceWeightedLength =
+      delta * (s.referenceLength - s.referenceFunctionWords) + (1.0 - delta) * s.referenceFunctionWords;
     let tw = 0;
     let rw = 0;
     const K = s.testStageMatchesContent.length;
@@ -319,7 +348,8 @@ export class Meteor {
     const precision = tw / testWeightedLength;
     const recall = rw / referenceWeightedLength;
     const fMean = 1.0 / ((1.0 - alpha) / precision + alpha / recall);
-    const perfect = s.testTotalMatches === s.testLength && s.referenceTotalMatches === s.referenceLength && s.chunks === 1;
+    const perfect =
+      s.testTotalMatches === s.testLength && s.referenceTotalMatches === s.referenceLength && s.chunks === 1;
     const frag = perfect ? 0 : s.chunks / ((s.testWordMatches + s.referenceWordMatches) / 2);
     const score = fMean * (1.0 - gamma * frag ** beta);
     return Number.isNaN(score) ? 0 : Math.max(score, 0.0);
@@ -327,7 +357,11 @@ export class Meteor {
 
   /** Statistics of a hypothesis against several references: those of the best-scoring reference. */
   segmentStats(hypothesis: string, references: readonly string[]): MeteorStats {
-    const prep = (s: string) => meteorNormalize(s).toLowerCase().split(/[ \t\n\r\f]+/).filter(Boolean);
+    const prep = (s: string) =>
+      meteorNormalize(s)
+        .toLowerCase()
+        .split(/[ \t\n\r\f]+/)
+        .filter(Boolean);
     const hyp = prep(hypothesis);
     let best: MeteorStats | undefined;
     let bestScore = -1;
@@ -345,7 +379,8 @@ export class Meteor {
 
   /** Sums statistics as MeteorStats.addStats (chunks of perfect segments are not added). */
   addStats(total: MeteorStats, s: MeteorStats): MeteorStats {
-    const perfect = s.testTotalMatches === s.testLength && s.referenceTotalMatches === s.referenceLength && s.chunks === 1;
+    const perfect =
+      s.testTotalMatches === s.testLength && s.referenceTotalMatches === s.referenceLength && s.chunks === 1;
     const addArr = (a: number[], b: number[]) => a.map((v, i) => v + b[i]);
     return {
       testLength: total.testLength + s.testLength,
@@ -367,9 +402,19 @@ export class Meteor {
   emptyStats(): MeteorStats {
     const z = () => new Array<number>(this.modules).fill(0);
     return {
-      testLength: 0, referenceLength: 0, testFunctionWords: 0, referenceFunctionWords: 0, testTotalMatches: 0, referenceTotalMatches: 0,
-      testStageMatchesContent: z(), referenceStageMatchesContent: z(), testStageMatchesFunction: z(), referenceStageMatchesFunction: z(),
-      chunks: 0, testWordMatches: 0, referenceWordMatches: 0,
+      testLength: 0,
+      referenceLength: 0,
+      testFunctionWords: 0,
+      referenceFunctionWords: 0,
+      testTotalMatches: 0,
+      referenceTotalMatches: 0,
+      testStageMatchesContent: z(),
+      referenceStageMatchesContent: z(),
+      testStageMatchesFunction: z(),
+      referenceStageMatchesFunction: z(),
+      chunks: 0,
+      testWordMatches: 0,
+      referenceWordMatches: 0,
     };
   }
 
@@ -377,7 +422,10 @@ export class Meteor {
    * The COCO wrapper: per-image scores and the corpus score from the aggregated statistics. The
    * hypothesis has "|||" removed and double spaces collapsed first, as the wrapper does.
    */
-  evaluate(items: readonly { candidate: string; references: readonly string[] }[]): { corpus: number; perImage: number[] } {
+  evaluate(items: readonly { candidate: string; references: readonly string[] }[]): {
+    corpus: number;
+    perImage: number[];
+  } {
     let total = this.emptyStats();
     const perImage = items.map(({ candidate, references }) => {
       const hyp = candidate.split('|||').join('').replace(/ {2}/g, ' ');

@@ -24,9 +24,11 @@ const NBP_HAS_ALPHA = new RegExp(`[${ALPHA}]`);
 /** Moses' English non-breaking prefixes (Rev 3881): 1 = any context, 2 = only before a number. */
 const NBP = new Map<string, number>([
   ...'ABCDEFGHIJKLMNOPQRSTUVWXYZ'.split('').map((c) => [c, 1] as [string, number]),
-  ...('Adj Adm Adv Asst Bart Bldg Brig Bros Capt Cmdr Col Comdr Con Corp Cpl DR Dr Drs Ens Gen Gov Hon Hr Hosp Insp Lt MM MR MRS MS ' +
+  ...(
+    'Adj Adm Adv Asst Bart Bldg Brig Bros Capt Cmdr Col Comdr Con Corp Cpl DR Dr Drs Ens Gen Gov Hon Hr Hosp Insp Lt MM MR MRS MS ' +
     'Maj Messrs Mlle Mme Mr Mrs Ms Msgr Op Ord Pfc Ph Prof Pvt Rep Reps Res Rev Rt Sen Sens Sfc Sgt Sr St Supt Surg v vs i.e rev e.g ' +
-    'Nos Nr Jan Feb Mar Apr Jun Jul Aug Sep Oct Nov Dec')
+    'Nos Nr Jan Feb Mar Apr Jun Jul Aug Sep Oct Nov Dec'
+  )
     .split(' ')
     .map((w) => [w, 1] as [string, number]),
   ['No', 2],
@@ -49,7 +51,12 @@ export function meteorNormalize(line: string): string {
   w = replaceAllLiteral(w, '–', '-');
   w = replaceAllLiteral(w, '--', '-');
   w = w.replace(RM_DASH, '$1 $2');
-  w = w.replace(CONT1, "$1 ' $2").replace(CONT2, "$1 ' $2").replace(CONT3, "$1 ' $2").replace(CONT4, "$1 '$2").replace(CONT5, "$1 '$2");
+  w = w
+    .replace(CONT1, "$1 ' $2")
+    .replace(CONT2, "$1 ' $2")
+    .replace(CONT3, "$1 ' $2")
+    .replace(CONT4, "$1 '$2")
+    .replace(CONT5, "$1 '$2");
   const words = w.split(/[ \t\n\r\f]+/).filter(Boolean); // java.util.StringTokenizer
   let out = '';
   for (let i = 0; i < words.length; i++) {

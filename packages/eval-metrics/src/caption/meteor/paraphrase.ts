@@ -23,8 +23,16 @@ export class ParaphraseTable {
 
   /** Adds one entry (phrase -> paraphrase). */
   add(phrase: string, paraphrase: string): void {
-    const ref = phrase.split(/[ \t\n\r\f]+/).filter(Boolean).map((w) => this.id(w));
-    const par = Int32Array.from(paraphrase.split(/[ \t\n\r\f]+/).filter(Boolean).map((w) => this.id(w)));
+    const ref = phrase
+      .split(/[ \t\n\r\f]+/)
+      .filter(Boolean)
+      .map((w) => this.id(w));
+    const par = Int32Array.from(
+      paraphrase
+        .split(/[ \t\n\r\f]+/)
+        .filter(Boolean)
+        .map((w) => this.id(w)),
+    );
     let node = this.root;
     for (const w of ref) {
       let n = node.next.get(w);
@@ -56,10 +64,14 @@ export class ParaphraseTable {
 export function parseParaphraseTable(text: string, file = 'paraphrase table'): ParaphraseTable {
   const lines = text.split(/\r?\n/);
   if (lines.at(-1) === '') lines.pop();
-  if (lines.length % 3 !== 0) throw new RangeError(`${file}: ${lines.length} lines is not a multiple of 3 (probability, phrase, paraphrase)`);
+  if (lines.length % 3 !== 0)
+    throw new RangeError(`${file}: ${lines.length} lines is not a multiple of 3 (probability, phrase, paraphrase)`);
   const table = new ParaphraseTable();
   for (let i = 0; i < lines.length; i += 3) {
-    if (!Number.isFinite(Number(lines[i]))) throw new RangeError(`${file}: line ${i + 1} should be a probability, got ${JSON.stringify(lines[i].slice(0, 40))}`);
+    if (!Number.isFinite(Number(lines[i])))
+      throw new RangeError(
+        `${file}: line ${i + 1} should be a probability, got ${JSON.stringify(lines[i].slice(0, 40))}`,
+      );
     table.add(lines[i + 1], lines[i + 2]);
   }
   return table;

@@ -33,7 +33,28 @@ export function parseMeteorResources(files: { words: string; synsets: string; ex
 }
 
 // WordNet 3 morphology (morphy's suffix rules) as Meteor's SynonymDictionary applies them.
-const SUFFIX = ['s', 'ses', 'xes', 'zes', 'ches', 'shes', 'men', 'ies', 's', 'ies', 'es', 'es', 'ed', 'ed', 'ing', 'ing', 'er', 'est', 'er', 'est'];
+const SUFFIX = [
+  's',
+  'ses',
+  'xes',
+  'zes',
+  'ches',
+  'shes',
+  'men',
+  'ies',
+  's',
+  'ies',
+  'es',
+  'es',
+  'ed',
+  'ed',
+  'ing',
+  'ing',
+  'er',
+  'est',
+  'er',
+  'est',
+];
 const ENDING = ['', 's', 'x', 'z', 'ch', 'sh', 'man', 'y', '', 'y', 'e', '', 'e', '', 'e', '', '', '', 'e', 'e'];
 
 function morph(r: MeteorResources, word: string): string {

@@ -34,7 +34,7 @@ export function toLegacyBoxes(t: Targets, width: number, height: number, dropped
       });
     return c;
   });
-  const sel = <T>(xs: T[] | undefined) => xs && xs.filter((_, i) => keep[i]);
+  const sel = <T>(xs: T[] | undefined) => xs?.filter((_, i) => keep[i]);
   const out: Targets = { boxes: boxes.filter((_, i) => keep[i]) };
   if (t.spans) out.spans = sel(t.spans);
   if (t.categories) out.categories = sel(t.categories);

@@ -13,7 +13,7 @@ export interface Targets {
 }
 
 function keepOnly(t: Targets, keep: boolean[], boxes: Box[]): Targets {
-  const sel = <T>(xs: T[] | undefined) => xs && xs.filter((_, i) => keep[i]);
+  const sel = <T>(xs: T[] | undefined) => xs?.filter((_, i) => keep[i]);
   const out: Targets = { boxes: boxes.filter((_, i) => keep[i]) };
   if (t.spans) out.spans = sel(t.spans);
   if (t.categories) out.categories = sel(t.categories);
