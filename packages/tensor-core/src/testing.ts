@@ -7,13 +7,20 @@ import type { Parameter } from './nn/module.js';
 
 export { expectNoTensorGrowth } from './memory.js';
 
-let probe: Promise<{ names: BackendName[]; skipped: { backend: BackendName; reason: string }[] }> | undefined;
+interface Probe {
+  names: BackendName[];
+  skipped: { backend: BackendName; reason: string }[];
+  /** WebGPU runs on a CPU implementation (SwiftShader, a fallback adapter). */
+  softwareWebgpu: boolean;
+}
+
+let probe: Promise<Probe> | undefined;
 
 /**
  * The backends tests should run on: every one that starts here, or those named in
  * FIBER_TEST_BACKENDS (comma-separated). Unavailable ones are reported once on stderr with why.
  */
-export function testBackends(): Promise<{ names: BackendName[]; skipped: { backend: BackendName; reason: string }[] }> {
+export function testBackends(): Promise<Probe> {
   probe ??= (async () => {
     const only = process.env.FIBER_TEST_BACKENDS?.split(',')
       .map((s) => s.trim())
@@ -31,9 +38,26 @@ export function testBackends(): Promise<{ names: BackendName[]; skipped: { backe
             : '';
       if (names.includes(b.name)) process.stderr.write(`[fiber-vl tests] backend ${b.name} ${detail}\n`);
     }
-    return { names, skipped: unavailable };
+    const softwareWebgpu = available.some((b) => b.name === 'webgpu' && b.adapter?.software === true);
+    return { names, skipped: unavailable, softwareWebgpu };
   })();
   return probe;
+}
+
+/**
+ * The backends of the heavy tests (whole-model parity, training steps): those of `testBackends()`,
+ * less WebGPU on a software adapter unless FIBER_TEST_WEBGPU=full. There (SwiftShader: CI machines
+ * without a GPU) every op is a shader compiled and run on the CPU and one whole-model case takes
+ * many minutes; the op, kernel, layer and backbone tests still run on it, and a hardware adapter
+ * runs everything. Says once per `label` on stderr what was left out.
+ */
+export async function heavyTestBackends(label: string): Promise<BackendName[]> {
+  const { names, softwareWebgpu } = await testBackends();
+  if (!names.includes('webgpu') || !softwareWebgpu || process.env.FIBER_TEST_WEBGPU === 'full') return names;
+  process.stderr.write(
+    `[fiber-vl tests] ${label}: not on WebGPU here (software adapter; FIBER_TEST_WEBGPU=full runs it)\n`,
+  );
+  return names.filter((n) => n !== 'webgpu');
 }
 
 /** Makes `name` the current backend. */
