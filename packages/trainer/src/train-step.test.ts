@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generator, Parameter, SafetensorsFile, loadSafetensors, tf } from '@fiber-vl/tensor-core';
-import { testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { heavyTestBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
 import { fiberConfigFromFixture } from '@fiber-vl/heads-coarse/testing';
 import { AdamW, fiberCoarseParamGroups } from './optim.js';
@@ -17,7 +17,7 @@ import { compareTrainStepTensor, runCoarseTrainStepFixture, type TrainStepRun } 
 const fixtures = join(__dirname, '../../../fixtures/train-step');
 const dir = join(fixtures, 'tiny_coarse_step');
 const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-const { names } = await testBackends();
+const names = await heavyTestBackends('coarse pre-training step parity');
 
 let expected: SafetensorsFile;
 const refGrads = new Map<string, Float32Array>();

@@ -5,8 +5,7 @@ import { buildVqaVocab, normalizeVqaWord, vqaQuestions, vqaScore, vqaTargets } f
 import { genericRecord, indexLines, jsonlSource, nlvr2Record, textLines } from './formats/jsonl.js';
 import { cocoInstances, detectionToGrounding, mdetrGrounding } from './formats/coco.js';
 import { concatSources, mapSource } from './source.js';
-import { fileSource, openJsonl } from './node/files.js';
-import { entries, fixture, fixtureJson, split } from './test-helpers.js';
+import { entries, fileSource, fixture, fixtureJson, openJsonl, split } from './test-helpers.js';
 import type { DetectionRecord } from './records.js';
 
 describe('Karpathy captions (dataset_coco.json)', () => {

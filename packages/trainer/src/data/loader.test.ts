@@ -13,9 +13,9 @@ import { arraySource, concatSources, type RecordSource, withImages } from './sou
 import { jsImageDecoder, memoryImageStore } from './images.js';
 import type { DataRecord } from './records.js';
 import { SKIP_REASONS, type SkipEvent, type SkipReason } from './skips.js';
-import { imageFolder, nodeImageDecoder, openJsonl, readFileLocation } from './node/files.js';
+import { imageFolder, nodeImageDecoder, readFileLocation } from './node/files.js';
 import { WorkerPool } from './node/pool.js';
-import { fixture, fixtureJson, WORKER_URL } from './test-helpers.js';
+import { fixture, fixtureJson, openJsonl, WORKER_URL } from './test-helpers.js';
 
 const pools: SampleExecutor[] = [];
 afterAll(() => Promise.all(pools.map((p) => p.close())));

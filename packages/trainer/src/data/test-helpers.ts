@@ -2,8 +2,36 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import type { DataRecord } from './records.js';
-import type { RecordSource, SourceEntry } from './source.js';
+import { afterAll } from 'vitest';
+import type { ByteSource } from '@fiber-vl/tensor-core';
+import type { CaptionRecord, DataRecord, GroundingRecord, Nlvr2Record } from './records.js';
+import type { Parsed, RecordSource, SourceEntry } from './source.js';
+import type { ImageStore } from './images.js';
+import * as files from './node/files.js';
+
+// Sources over files hold a file handle until closed: the tests' are closed after each test file.
+const opened: { close?(): Promise<void> }[] = [];
+afterAll(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close?.()));
+});
+
+/** `fileSource`, closed after the test file. */
+export async function fileSource(path: string): Promise<ByteSource> {
+  const s = await files.fileSource(path);
+  opened.push(s);
+  return s;
+}
+
+/** `openJsonl`, closed after the test file. */
+export async function openJsonl<R extends CaptionRecord | GroundingRecord | Nlvr2Record>(
+  path: string,
+  parse: (obj: unknown, where: string, index: number) => Parsed<R>,
+  images?: ImageStore,
+): Promise<RecordSource<R>> {
+  const s = await files.openJsonl(path, parse, images);
+  opened.push(s);
+  return s;
+}
 
 export const FIXTURES = fileURLToPath(new URL('../../../../fixtures/data/', import.meta.url));
 export const fixture = (...parts: string[]) => join(FIXTURES, ...parts);

@@ -16,7 +16,10 @@ export async function fileSource(path: string): Promise<ByteSource> {
   const handle = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
     throw new Error(`cannot open ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   });
-  const { size } = await handle.stat();
+  const { size } = await handle.stat().catch(async (e: Error) => {
+    await handle.close();
+    throw new Error(`cannot read ${path}: ${e.message}`);
+  });
   return {
     name: path,
     size,
