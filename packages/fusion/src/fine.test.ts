@@ -5,13 +5,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, disposeOutput, loadSafetensors, tf } from '@fiber-vl/tensor-core';
-import { expectNoTensorGrowth, heavyTestBackends, maxAbsErrors, useBackend } from '@fiber-vl/tensor-core/testing';
+import { expectNoTensorGrowth, maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { robertaConfigFromHf } from '@fiber-vl/roberta';
 import { swinConfig } from '@fiber-vl/swin';
 import { FiberFineBackbone, fiberFineConfig, type FiberFineConfig } from './fine.js';
 
 const dir = join(__dirname, '../../../fixtures/fiber/fine-a');
-const names = await heavyTestBackends('fine-grained backbone parity');
+const { names } = await testBackends();
 
 function configOf(): FiberFineConfig {
   const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));

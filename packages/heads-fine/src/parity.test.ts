@@ -3,12 +3,11 @@
 // Tolerance: |diff| <= 1e-4 * max(1, max |ref|).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '@fiber-vl/tensor-core';
-import { heavyTestBackends, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { VLDyHead } from './dyhead.js';
 import { openFixture, relativeError, tinyFineHeadConfig } from './parity-fixtures.js';
 
-const { skipped } = await testBackends();
-const names = await heavyTestBackends('fine head parity');
+const { names, skipped } = await testBackends();
 for (const s of skipped)
   describe.skip(`fine head parity on ${s.backend} (skipped: ${s.reason})`, () => it('unavailable', () => {}));
 const LEVELS = [0, 1, 2, 3, 4];
