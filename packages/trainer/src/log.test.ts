@@ -58,7 +58,7 @@ describe('progress output', () => {
     const lines = out.text.split('\n');
     expect(lines[0]).toBe('\r\x1b[2Ktraining 3 steps');
     expect(lines[1]).toMatch(
-      /^\r\x1b\[2Kstep 1\/3 .*\r\x1b\[2Kstep 2\/3 \| itc 1\.5000 itm 0\.6931 mlm 4\.2000 \| lr 1\.00e-5 \| 2\.00 it\/s \| ETA 1s$/,
+      /^\r\x1b\[2Kstep 1\/3 .*\r\x1b\[2Kstep 2\/3 \| itc 1\.5000 itm 0\.6900 mlm 4\.2000 \| lr 1\.00e-5 \| 2\.00 it\/s \| ETA 1s$/,
     );
     expect(lines[2]).toBe('\r\x1b[2Kcheckpoint at step 2: /run/checkpoints/step-00000002');
     expect(lines[3]).toMatch(/^\r\x1b\[2Kstep 3\/3 .*ETA 0s$/);
