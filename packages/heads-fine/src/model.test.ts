@@ -6,14 +6,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, disposeOutput, loadSafetensors, tf } from '@fiber-vl/tensor-core';
-import { expectNoTensorGrowth, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { expectNoTensorGrowth, heavyTestBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { fineModelConfigFromFixture, runFineFixturePasses } from './fixture-harness.js';
 import { type FiberFineModel, createFiberFineModel, fiberFineModelConfig } from './model.js';
 import { relativeError } from './parity-fixtures.js';
 
 const dir = join(__dirname, '../../../fixtures/fiber/fine-a');
 const config = () => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-const { names } = await testBackends();
+// the fine-grained backbone alone runs on every backend (fusion); the whole model on software WebGPU
+// runs in the browser tests (fine-a in Chromium's WebGPU) and here with FIBER_TEST_WEBGPU=full
+const names = await heavyTestBackends('FiberFineModel parity');
 
 describe('FiberFineModel config', () => {
   it('follows the backbone (FPN widths, text width, query length) and names a bad field', () => {
