@@ -14,6 +14,8 @@ export interface TaskResult {
   seeds: number[];
   /** What the value is measured on (split, subset), when it needs saying. */
   note?: string;
+  /** The margin over the baseline reaches REQUIRED_MARGIN (run/main.ts). */
+  clearMargin?: boolean;
 }
 
 export interface AblationResult {
