@@ -96,7 +96,8 @@ export function resultsMarkdown(r: MainJobResults): string {
         `| ${a.name} | ${a.task} | ${a.metric} | ${fmt(a.with)} | ${fmt(a.without)} | ${fmt(a.difference)} (${fmt(a.spread)}) | ${a.withinNoise ? 'within seed noise' : a.difference > 0 ? 'helps' : 'hurts'} |`,
     ),
   ];
-  const costs = r.ablations.filter((a) => a.cost);
+  // one cost table per architecture comparison (its metrics share the cost)
+  const costs = r.ablations.filter((a, i) => a.cost && r.ablations.findIndex((b) => b.name === a.name) === i);
   if (costs.length) {
     lines.push(
       '',

@@ -5,7 +5,7 @@ export const TASK_IDS = ['vqa', 'caption', 'retrieval', 'nlvr2', 'rec', 'groundi
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isFinite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
 /** Every problem of a parsed results.json, as `path: what is wrong` (empty when it is valid). */
 export function validateResults(r: unknown): string[] {
@@ -16,7 +16,7 @@ export function validateResults(r: unknown): string[] {
   if (!isObject(r)) return ['results: not an object'];
   need(typeof r.backend === 'string', 'backend', 'must be a string');
   need(typeof r.preset === 'string', 'preset', 'must be a string');
-  need(isFinite(r.seconds) && (r.seconds as number) > 0, 'seconds', 'must be a positive number');
+  need(isFiniteNumber(r.seconds) && (r.seconds as number) > 0, 'seconds', 'must be a positive number');
   need(
     Array.isArray(r.seeds) && r.seeds.length > 0 && r.seeds.every(Number.isInteger),
     'seeds',
@@ -30,11 +30,11 @@ export function validateResults(r: unknown): string[] {
       if (!isObject(t)) return errors.push(`${at}: not an object`);
       need((TASK_IDS as readonly unknown[]).includes(t.task), `${at}.task`, `must be one of ${TASK_IDS.join(', ')}`);
       need(typeof t.metric === 'string' && t.metric !== '', `${at}.metric`, 'must be a non-empty string');
-      need(isFinite(t.value), `${at}.value`, `must be a finite number, got ${JSON.stringify(t.value)}`);
-      need(isFinite(t.baseline), `${at}.baseline`, `must be a finite number, got ${JSON.stringify(t.baseline)}`);
+      need(isFiniteNumber(t.value), `${at}.value`, `must be a finite number, got ${JSON.stringify(t.value)}`);
+      need(isFiniteNumber(t.baseline), `${at}.baseline`, `must be a finite number, got ${JSON.stringify(t.baseline)}`);
       need(typeof t.higherIsBetter === 'boolean', `${at}.higherIsBetter`, 'must be a boolean');
       need(
-        Array.isArray(t.seeds) && t.seeds.length === nSeeds && t.seeds.every(isFinite),
+        Array.isArray(t.seeds) && t.seeds.length === nSeeds && t.seeds.every(isFiniteNumber),
         `${at}.seeds`,
         `must hold ${nSeeds} finite numbers`,
       );
@@ -54,13 +54,14 @@ export function validateResults(r: unknown): string[] {
       for (const k of ['name', 'task', 'metric'])
         need(typeof a[k] === 'string' && a[k] !== '', `${at}.${k}`, 'must be a non-empty string');
       for (const k of ['with', 'without', 'difference', 'spread'])
-        need(isFinite(a[k]), `${at}.${k}`, `must be a finite number, got ${JSON.stringify(a[k])}`);
+        need(isFiniteNumber(a[k]), `${at}.${k}`, `must be a finite number, got ${JSON.stringify(a[k])}`);
       need(typeof a.withinNoise === 'boolean', `${at}.withinNoise`, 'must be a boolean');
       need(
         Array.isArray(a.seeds) &&
           a.seeds.length === nSeeds &&
           a.seeds.every(
-            (s: unknown) => isObject(s) && Number.isInteger(s.seed) && isFinite(s.with) && isFinite(s.without),
+            (s: unknown) =>
+              isObject(s) && Number.isInteger(s.seed) && isFiniteNumber(s.with) && isFiniteNumber(s.without),
           ),
         `${at}.seeds`,
         `must hold ${nSeeds} { seed, with, without } entries`,
