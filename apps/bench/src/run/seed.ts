@@ -239,7 +239,10 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log }: SeedOpt
     });
     const caption = await fineTuneCaption(ctx, config, snapshot);
     captions = caption.captions;
-    const floorCaptions = captionScores(ctx, randomCaptionBaseline(world, 'test', { limit: preset.evalScenes }));
+    // the floor is the better of a random train caption per image and the most frequent train caption for every image
+    const randomFloor = captionScores(ctx, randomCaptionBaseline(world, 'test', { limit: preset.evalScenes }));
+    const constant = majorityCaption(world);
+    const constantFloor = captionScores(ctx, new Array<string>(preset.evalScenes).fill(constant));
     for (const [metric, key] of [
       ['BLEU-4', 'BLEU_4'],
       ['METEOR', 'METEOR_no_paraphrase'],
@@ -251,11 +254,11 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log }: SeedOpt
         task: 'caption',
         metric,
         value: caption.scores[key] ?? Number.NaN,
-        baseline: floorCaptions[key] ?? Number.NaN,
+        baseline: Math.max(randomFloor[key] ?? Number.NaN, constantFloor[key] ?? Number.NaN),
         higherIsBetter: true,
         note:
           metric === 'BLEU-4'
-            ? `beam ${preset.beamSize}; baseline: a random train caption per image`
+            ? `beam ${preset.beamSize}; baseline: the better of a random train caption per image and "${constant}" for all`
             : metric === 'METEOR'
               ? 'without the paraphrase module'
               : undefined,
@@ -296,6 +299,14 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log }: SeedOpt
     gallery: gallery ? galleryItems(ctx, { retrieval, vqa, captions, fine }) : [],
     world: { seed: worldSeed, ...worldSummary(world) },
   };
+}
+
+/** The most frequent caption of the first 1000 train scenes (ties: the first in sort order). */
+export function majorityCaption(world: World): string {
+  const counts = new Map<string, number>();
+  for (const s of world.samples('train', { end: 1000 }))
+    for (const c of s.captions) counts.set(c.text, (counts.get(c.text) ?? 0) + 1);
+  return [...counts].sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1))[0][0];
 }
 
 function worldSummary(world: World): Record<string, unknown> {
