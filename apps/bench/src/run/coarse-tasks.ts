@@ -5,7 +5,7 @@
 import { fiberPixelValues } from '@fiber-vl/swin';
 import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { type FiberCoarseModel, beamSearchCaptions } from '@fiber-vl/heads-coarse';
-import { tf } from '@fiber-vl/tensor-core';
+import { type Generator, tf } from '@fiber-vl/tensor-core';
 import { captionMleObjective, nlvr2Objective, vqaObjective } from '@fiber-vl/trainer';
 import {
   type CaptionScores,
@@ -93,7 +93,7 @@ function vqaTargets(ctx: RunContext, examples: VqaExample[]): tf.Tensor2D {
   );
 }
 
-export function vqaTrainBatch(ctx: RunContext, batchSize: number, rng: ReturnType<typeof seedRng>) {
+export function vqaTrainBatch(ctx: RunContext, batchSize: number, rng: Generator) {
   const idx = sampleIndices(ctx.world.size('train'), batchSize, rng);
   const ex = vqaExamples(ctx.world, 'train', idx, rng);
   const text = encodeTexts(
@@ -199,11 +199,16 @@ export async function fineTuneNlvr2(
           range(b - a).map((i) => a + i),
         );
         const batch = batchOf(pairs);
-        const pred = tf.tidy(() =>
-          tf.argMax(model.nlvr2(batch.pixels0, batch.pixels1, batch.textIds, batch.textMasks).logits, -1),
-        );
-        const labels = await pred.data();
-        tf.dispose([pred, ...Object.values(batch)]);
+        let labels: Int32Array | Float32Array | Uint8Array;
+        try {
+          const pred = tf.tidy(() =>
+            tf.argMax(model.nlvr2(batch.pixels0, batch.pixels1, batch.textIds, batch.textMasks).logits, -1),
+          );
+          labels = await pred.data();
+          pred.dispose();
+        } finally {
+          tf.dispose(Object.values(batch));
+        }
         pairs.forEach((p, i) => {
           if ((labels[i] === 1) === p.label) correct++;
         });

@@ -5,7 +5,7 @@
 // parameters, FLOPs and time per forward.
 import type { FiberCoarseConfig, FusedOutput } from '@fiber-vl/fusion';
 import { type ITMHead, vqaLoss } from '@fiber-vl/heads-coarse';
-import { type Module, type Sequential, crossEntropy, disposeOutput, tf } from '@fiber-vl/tensor-core';
+import { type Generator, type Module, type Sequential, crossEntropy, disposeOutput, tf } from '@fiber-vl/tensor-core';
 import { AdamW, type Objective, Trainer, coarseSchedule } from '@fiber-vl/trainer';
 import { retrievalRecall } from '@fiber-vl/eval-metrics';
 import { coarsePixels, encodeTexts, vqaExamples } from './data.js';
@@ -52,7 +52,7 @@ function jointObjective(): Objective<FusionModel, JointBatch> {
 }
 
 /** Half the pairs matched, half with another scene's image, per batch. */
-function jointBatch(ctx: RunContext, rng: ReturnType<typeof seedRng>): JointBatch {
+function jointBatch(ctx: RunContext, rng: Generator): JointBatch {
   const { world, tokenizer, preset } = ctx;
   const B = preset.fusionAblation.batchSize;
   const v = vqaTrainBatch(ctx, B, rng);
@@ -120,7 +120,10 @@ async function costOf(ctx: RunContext, model: FusionModel, fusionParameters: num
   const text = encodeTexts(ctx.tokenizer, [ctx.world.sample('test', 0).captions[0].text], ctx.preset.model.maxTextLen);
   try {
     const run = () => model.fused(pixels, text.ids, text.mask);
-    const flops = await countFlops(() => run() as unknown as tf.TensorContainer);
+    const flops = await countFlops(() => {
+      const o = run();
+      return [o.textFeats, o.imageFeats, o.clsFeats, o.text, o.image];
+    });
     disposeOutput(run()); // warm-up
     const times: number[] = [];
     for (let k = 0; k < 5; k++) {
