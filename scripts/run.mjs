@@ -5,7 +5,7 @@
 //   test         tsc --noEmit in every package, biome ci (format + lint), all vitest projects, then a
 //                one-line summary "N passed, N failed, N skipped"
 //   lint         biome check (format + lint) with the arguments after `--` (`--write .` fixes)
-//   bench        the main job (for now: `fiber-bench kernels`)
+//   bench        the main job: `fiber-bench run` with the arguments after `--` (preset small, 2 seeds, wasm)
 //   fiber-bench  the bench CLI with the arguments after `--`
 //   fiber-metrics the eval-metrics CLI with the arguments after `--`
 //   build        only the bootstrap and build
@@ -139,7 +139,7 @@ switch (cmd) {
   case 'build':
     break;
   case 'bench':
-    bench(['kernels', ...args]);
+    bench(['run', ...args]);
     break;
   case 'fiber-bench':
     bench(args);

@@ -16,10 +16,14 @@ import { runSizes, sizesMarkdown } from './sizes.js';
 import { runFine } from './fine.js';
 import { availableBackends } from '@fiber-vl/tensor-core';
 import { evalMain } from './eval/index.js';
+import { runMain } from './run/main.js';
 
 const USAGE = `usage: fiber-bench <command> [options]
 
 commands:
+  run       the main job: pre-trains a tiny FIBER coarse-to-fine on the built-in procedural world,
+            evaluates every task against its baseline, runs the ablations over 2 seeds; writes
+            bench-results/results.json and report.html; see fiber-bench run --help
   eval      a FIBER checkpoint on a real benchmark in its public layout (VQAv2, COCO captioning,
             COCO / Flickr30k retrieval, NLVR2, RefCOCO/+/g, Flickr30k Entities, COCO detection):
             official result files and metrics; see fiber-bench eval --help
@@ -111,6 +115,7 @@ const machine = () => ({ cpu: cpus()[0]?.model, cores: cpus().length, node: proc
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'eval') return evalMain(argv.slice(1));
+  if (argv[0] === 'run') return runMain(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -14,6 +14,8 @@ export interface TaskResult {
   seeds: number[];
   /** What the value is measured on (split, subset), when it needs saying. */
   note?: string;
+  /** The margin over the baseline reaches REQUIRED_MARGIN (run/main.ts). */
+  clearMargin?: boolean;
 }
 
 export interface AblationResult {
@@ -94,7 +96,8 @@ export function resultsMarkdown(r: MainJobResults): string {
         `| ${a.name} | ${a.task} | ${a.metric} | ${fmt(a.with)} | ${fmt(a.without)} | ${fmt(a.difference)} (${fmt(a.spread)}) | ${a.withinNoise ? 'within seed noise' : a.difference > 0 ? 'helps' : 'hurts'} |`,
     ),
   ];
-  const costs = r.ablations.filter((a) => a.cost);
+  // one cost table per architecture comparison (its metrics share the cost)
+  const costs = r.ablations.filter((a, i) => a.cost && r.ablations.findIndex((b) => b.name === a.name) === i);
   if (costs.length) {
     lines.push(
       '',

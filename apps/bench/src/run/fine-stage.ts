@@ -1,0 +1,276 @@
+// The fine-grained stage: a fine FIBER (fused Swin + RoBERTa, FPN, VLDyHead) trained with the ATSS
+// grounding losses on the world's boxes (phrase grounding, detection prompts over the seen classes,
+// referring expressions), from the coarse weights or from scratch (ablation a), then evaluated on
+// the test split: REC accuracy (IoU >= 0.5), phrase grounding R@1/5, detection AP / AP50 (COCOeval)
+// on the seen and the held-out classes.
+import type { FiberCoarseConfig } from '@fiber-vl/fusion';
+import {
+  type FiberFineModel,
+  FiberFinePipeline,
+  alignFineStateDict,
+  atssLoss,
+  createFiberFineModel,
+  flattenHeadOutputs,
+  generateAnchors,
+  type Detection,
+  type FineTarget,
+} from '@fiber-vl/heads-fine';
+import {
+  type CocoDetection,
+  type CocoEvalResult,
+  type CocoGroundTruth,
+  type RecSample,
+  cocoEvaluate,
+  recAccuracy,
+} from '@fiber-vl/eval-metrics';
+import { type Generator, tf } from '@fiber-vl/tensor-core';
+import {
+  AdamW,
+  type Objective,
+  Trainer,
+  cocoGroundTruth,
+  coarseSchedule,
+  iou,
+  randomDetectionBaseline,
+} from '@fiber-vl/trainer';
+import { type FineExample, detectionExamples, fineBatch, groundingExamples, pick, referringExamples } from './data.js';
+import { type RunContext, seedRng, timedStage, trainStage } from './context.js';
+
+/** Anchors a quarter of FIBER's (32 px at stride 8): the world's objects are 14-40 px at the fine input size. */
+const ANCHOR_SIZES = [32, 64, 128, 256, 512];
+
+export function createFineModel(coarse: FiberCoarseConfig, rng: Generator): FiberFineModel {
+  return createFiberFineModel(
+    'tiny',
+    {
+      swin: {
+        dropPathRate: 0,
+        embedDim: coarse.swin.embedDim,
+        depths: coarse.swin.depths,
+        numHeads: coarse.swin.numHeads,
+      },
+      roberta: coarse.roberta,
+      numFuseBlock: coarse.numFuseBlock,
+      anchors: { sizes: ANCHOR_SIZES },
+    },
+    rng,
+  );
+}
+
+/** Loads the coarse backbone weights the way the official loader does; returns how many tensors it took. */
+export function loadCoarseIntoFine(model: FiberFineModel, snapshot: Map<string, tf.Tensor>): number {
+  const shapes = new Map([...model.stateDict()].map(([k, t]) => [k, { shape: t.shape }]));
+  const aligned = alignFineStateDict(shapes, snapshot);
+  model.loadStateDict(aligned.matched, { strict: false });
+  return aligned.matched.size;
+}
+
+interface FineTrainBatch {
+  pixels: tf.Tensor;
+  ids: tf.Tensor;
+  mask: tf.Tensor;
+  targets: FineTarget[];
+}
+
+/** ATSS grounding loss of one batch (token focal + GIoU + centerness). */
+function fineObjective(): Objective<FiberFineModel, FineTrainBatch> {
+  return async (model, b, ctx) => {
+    await ctx.loss('atss', () =>
+      tf.tidy(() => {
+        const levels = model.forward(b.pixels, b.ids, b.mask).head.levels;
+        const anchors = generateAnchors(
+          levels.map((l) => [l.bboxReg.shape[2], l.bboxReg.shape[3]] as [number, number]),
+          model.config.anchors,
+        );
+        const flat = flattenHeadOutputs({
+          bboxReg: levels.map((l) => l.bboxReg),
+          centerness: levels.map((l) => l.centerness),
+          dotProductLogits: levels.map((l) => l.dotProductLogits),
+        });
+        return atssLoss(flat, anchors, b.targets, b.mask).total;
+      }),
+    );
+  };
+}
+
+/** The classes in their world order; detection prompts always list every class (seen and held out). */
+const classNames = (ctx: RunContext) => ctx.world.classes.map((c) => c.name);
+
+/** One training batch: each example a grounding caption, a detection prompt (seen classes) or a referring expression. */
+function fineTrainExamples(ctx: RunContext, maxQueryLen: number, rng: Generator): FineExample[] {
+  const { world, tokenizer, preset } = ctx;
+  const seen = world.classes.filter((c) => !c.heldOut).map((c) => c.name);
+  const out: FineExample[] = [];
+  while (out.length < preset.fine.batchSize) {
+    const scene = [rng.nextInt(world.size('train'))];
+    const kind = rng.nextInt(3);
+    if (kind === 0) out.push(...groundingExamples(world, 'train', scene, tokenizer, maxQueryLen, rng));
+    else if (kind === 1) out.push(...detectionExamples(world, 'train', scene, tokenizer, maxQueryLen, seen));
+    else out.push(...referringExamples(world, 'train', scene, tokenizer, maxQueryLen, rng));
+  }
+  return out;
+}
+
+/** Trains a fine model (from `snapshot` when given, else from scratch) with the preset's fine settings. */
+export async function trainFine(
+  ctx: RunContext,
+  coarse: FiberCoarseConfig,
+  snapshot: Map<string, tf.Tensor> | undefined,
+  name: string,
+): Promise<FiberFineModel> {
+  const s = ctx.preset.fine;
+  const model = createFineModel(coarse, seedRng(ctx, 40));
+  if (snapshot)
+    ctx.log(`[seed ${ctx.seed}] ${name}: ${loadCoarseIntoFine(model, snapshot)} tensors from the coarse model`);
+  const maxQueryLen = model.config.backbone.maxQueryLen;
+  const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
+  const optimizer = new AdamW([{ params, lr: s.lr, weightDecay: 0.01 }], { betas: [0.9, 0.999], variant: 'torch' });
+  const trainer = new Trainer<FiberFineModel, FineTrainBatch>({
+    model,
+    objective: fineObjective(),
+    optimizer,
+    schedule: coarseSchedule({ maxSteps: s.steps, warmupSteps: 0.1, lr: s.lr }),
+    clipGradNorm: 1,
+  });
+  const data = seedRng(ctx, 41);
+  try {
+    await trainStage(ctx, {
+      name,
+      trainer,
+      steps: s.steps,
+      batch: () => {
+        const b = fineBatch(fineTrainExamples(ctx, maxQueryLen, data), ctx.preset.fineImageSize);
+        return { pixels: b.pixels, ids: b.ids, mask: b.mask, targets: b.targets };
+      },
+    });
+    model.eval();
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    optimizer.dispose();
+  }
+}
+
+export interface FineOutcome {
+  rec: { accuracy: number; baseline: number; n: number };
+  grounding: { r1: number; r5: number; baselineR1: number; baselineR5: number; phrases: number };
+  detection: {
+    seen: { ap: number; ap50: number };
+    heldOut: { ap: number; ap50: number };
+    baseline: { seen: { ap: number; ap50: number }; heldOut: { ap: number; ap50: number } };
+  };
+  /** Per evaluated scene (first `galleryImages`): detections and the REC answer. */
+  gallery: { scene: number; detections: Detection[]; expression: string; referred: Detection | null }[];
+}
+
+/** Probability that k random picks (without replacement) among n boxes, `hits` of them good, hit one. */
+function hitProbability(n: number, hits: number, k: number): number {
+  let miss = 1;
+  for (let i = 0; i < k; i++) {
+    if (n - hits - i <= 0) return hits > 0 ? 1 : 0;
+    miss *= (n - hits - i) / (n - i);
+  }
+  return hits > 0 ? 1 - miss : 0;
+}
+
+const toHalfOpen = (b: readonly number[]): [number, number, number, number] => [b[0], b[1], b[2] + 1, b[3] + 1];
+
+/** REC, phrase grounding and detection on the first `evalScenes` test scenes. */
+export async function evaluateFine(
+  ctx: RunContext,
+  model: FiberFineModel,
+  name: string,
+  { detection = true }: { detection?: boolean } = {},
+): Promise<FineOutcome> {
+  return timedStage(ctx, name, async () => {
+    const { world, tokenizer, preset } = ctx;
+    const size = preset.fineImageSize;
+    const pipeline = new FiberFinePipeline(model, tokenizer, { minSize: size, maxSize: Math.round(size * 1.67) });
+    const rng = seedRng({ seed: 0 }, 42); // the same expressions and captions for every seed and model
+    const recSamples: RecSample[] = [];
+    let recFloor = 0;
+    const ground = { r1: 0, r5: 0, f1: 0, f5: 0, n: 0 };
+    const dets: CocoDetection[] = [];
+    const gallery: FineOutcome['gallery'] = [];
+    const names = classNames(ctx);
+    for (let i = 0; i < preset.evalScenes; i++) {
+      const s = world.fineGrained(world.sample('test', i));
+      const image = world.image('test', i);
+      const boxes = s.scene.objects.map((o) => o.box);
+      let referred: Detection | null = null;
+      let expression = '';
+      if (s.expressions.length) {
+        const e = pick(s.expressions, rng);
+        expression = e.text;
+        referred = (await pipeline.refer(image, e.text)).best;
+        const [x0, y0, x1, y1] = e.box;
+        const pred: [number, number, number, number] = referred ? referred.bbox : [0, 0, 0, 0];
+        recSamples.push({ gtBox: [x0, y0, x1 - x0, y1 - y0], predBoxes: [pred] });
+        recFloor += boxes.filter((b) => iou(b, e.box) >= 0.5).length / boxes.length;
+      }
+      const captions = s.captions.filter((c) => c.phrases.length > 0);
+      if (captions.length) {
+        const c = pick(captions, rng);
+        const r = await pipeline.ground(
+          image,
+          c.text,
+          c.phrases.map((p) => [[p.start, p.end] as [number, number]]),
+        );
+        c.phrases.forEach((p, k) => {
+          const truth = p.objects.map((o) => boxes[o]);
+          const hit = (d: Detection) => truth.some((t) => iou(toHalfOpen(d.box), t) >= 0.5);
+          const ranked = r.phrases[k]?.detections ?? [];
+          if (ranked.slice(0, 1).some(hit)) ground.r1++;
+          if (ranked.slice(0, 5).some(hit)) ground.r5++;
+          const hits = boxes.filter((b) => truth.some((t) => iou(b, t) >= 0.5)).length;
+          ground.f1 += hitProbability(boxes.length, hits, 1);
+          ground.f5 += hitProbability(boxes.length, hits, 5);
+          ground.n++;
+        });
+      }
+      let found: Detection[] = [];
+      if (detection) {
+        found = (await pipeline.detect(image, names)).detections;
+        for (const d of found)
+          dets.push({ image_id: i + 1, category_id: world.classes[d.label.index].id, bbox: d.bbox, score: d.score });
+      }
+      if (i < preset.galleryImages) gallery.push({ scene: i, detections: found.slice(0, 6), expression, referred });
+    }
+    const rec = recAccuracy(recSamples);
+    const ap = (r: CocoEvalResult) => ({ ap: Math.max(0, r.stats.AP), ap50: Math.max(0, r.stats.AP50) });
+    const detectionScores = (which: 'seen' | 'held-out', detections: CocoDetection[]) => {
+      const gt = cocoGroundTruth(world, 'test', { limit: preset.evalScenes, classes: which });
+      const ids = new Set(gt.categories.map((c) => c.id));
+      // a spread copy: an object type (unlike the interface) satisfies CocoGroundTruth's index signature
+      const coco: CocoGroundTruth = { ...gt };
+      return ap(
+        cocoEvaluate(
+          coco,
+          detections.filter((d) => ids.has(d.category_id)),
+        ),
+      );
+    };
+    const floor = randomDetectionBaseline(world, 'test', { limit: preset.evalScenes });
+    const zero = { ap: 0, ap50: 0 };
+    return {
+      rec: { accuracy: rec.accuracy, baseline: recFloor / recSamples.length, n: recSamples.length },
+      grounding: {
+        r1: ground.r1 / ground.n,
+        r5: ground.r5 / ground.n,
+        baselineR1: ground.f1 / ground.n,
+        baselineR5: ground.f5 / ground.n,
+        phrases: ground.n,
+      },
+      detection: detection
+        ? {
+            seen: detectionScores('seen', dets),
+            heldOut: detectionScores('held-out', dets),
+            baseline: { seen: detectionScores('seen', floor), heldOut: detectionScores('held-out', floor) },
+          }
+        : { seen: zero, heldOut: zero, baseline: { seen: zero, heldOut: zero } },
+      gallery,
+    };
+  });
+}

@@ -1,0 +1,244 @@
+// `fiber-bench run`: the main job. The parent process runs one child process per training seed
+// (in parallel, one wasm thread each), each child runs every stage of its seed (seed.ts) and writes
+// its results as JSON; the parent aggregates them over seeds (means, per-seed values, ablation
+// differences and spreads) and writes the Markdown table, results.json and report.html.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type BackendName, initBackend } from '@fiber-vl/tensor-core';
+import { runPreset } from './presets.js';
+import { stderrLog } from './progress.js';
+import {
+  type AblationResult,
+  type MainJobResults,
+  type TaskResult,
+  margin,
+  resultsHtml,
+  resultsMarkdown,
+} from './report.js';
+import { runSeed, type SeedResult } from './seed.js';
+
+export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR]
+
+The main job: builds the procedural world (deterministic by --seed), trains a BPE tokenizer on its
+train text, pre-trains a tiny FIBER coarse (ITC + ITM + MLM), then fine-grained (ATSS grounding
+losses) from it, fine-tunes and evaluates every task on the test split against its chance /
+majority baseline, and runs the ablations over N training seeds (child processes in parallel, one
+wasm thread each). Writes DIR/results.json and DIR/report.html, prints a Markdown table.
+
+  --preset P    micro (tests, < 1 min), small (default, ~20 min on 2 cores), base (bigger machines)
+  --seed S      world seed; training seeds are S, S+1, ... (default 0)
+  --seeds N     training seeds (default 2; ablations need >= 2 for a spread)
+  --backend B   wasm (default), cpu or webgpu
+  --out DIR     output folder (default ./bench-results)
+  --jobs J      seeds run at once (default min(N, cores))
+`;
+
+/** A task's margin over its baseline must reach this to count as clearly better (all metrics are in [0, 1] or CIDEr's scale). */
+export const REQUIRED_MARGIN = 0.05;
+
+interface RunArgs {
+  preset: string;
+  seed: number;
+  seeds: number;
+  backend: BackendName;
+  out: string;
+  jobs: number;
+}
+
+function parseRunArgs(argv: string[]): RunArgs | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      preset: { type: 'string', default: 'small' },
+      seed: { type: 'string', default: '0' },
+      seeds: { type: 'string', default: '2' },
+      backend: { type: 'string', default: 'wasm' },
+      out: { type: 'string', default: 'bench-results' },
+      jobs: { type: 'string' },
+      'child-seed': { type: 'string' },
+      'child-result': { type: 'string' },
+      'child-gallery': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  const int = (name: string, v: string, min: number) => {
+    const n = Number(v);
+    if (!(Number.isInteger(n) && n >= min))
+      throw new RangeError(`--${name}: expected an integer >= ${min}, got "${v}"`);
+    return n;
+  };
+  if (!['wasm', 'cpu', 'webgpu'].includes(values.backend))
+    throw new RangeError(`--backend: unknown backend "${values.backend}" (expected wasm, cpu, webgpu)`);
+  const seeds = int('seeds', values.seeds, 1);
+  return {
+    preset: values.preset,
+    seed: int('seed', values.seed, 0),
+    seeds,
+    backend: values.backend as BackendName,
+    out: resolve(values.out),
+    jobs: values.jobs ? int('jobs', values.jobs, 1) : Math.max(1, Math.min(seeds, cpus().length)),
+  };
+}
+
+/** The child side: one training seed, results written to a JSON file. */
+async function runChild(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      preset: { type: 'string' },
+      seed: { type: 'string' },
+      backend: { type: 'string' },
+      'child-seed': { type: 'string' },
+      'child-result': { type: 'string' },
+      'child-gallery': { type: 'boolean' },
+    },
+    strict: false,
+  });
+  const preset = runPreset(String(values.preset));
+  await initBackend({ backend: values.backend as BackendName, threads: 1 });
+  const result = await runSeed({
+    preset,
+    worldSeed: Number(values.seed),
+    seed: Number(values['child-seed']),
+    gallery: values['child-gallery'] === true,
+    log: stderrLog,
+  });
+  writeFileSync(String(values['child-result']), JSON.stringify(result));
+  return 0;
+}
+
+/** Runs `fn` over items with at most `jobs` at once; results in item order. */
+async function pool<T, R>(items: T[], jobs: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(jobs, items.length) }, async () => {
+      while (next < items.length) {
+        const k = next++;
+        out[k] = await fn(items[k]);
+      }
+    }),
+  );
+  return out;
+}
+
+function spawnSeed(args: RunArgs, seed: number, gallery: boolean, dir: string): Promise<SeedResult> {
+  const file = join(dir, `seed-${seed}.json`);
+  const argv = [
+    // the bundled CLI (this module is part of dist/cli.js)
+    fileURLToPath(import.meta.url),
+    'run',
+    '--preset',
+    args.preset,
+    '--seed',
+    String(args.seed),
+    '--backend',
+    args.backend,
+    '--child-seed',
+    String(seed),
+    '--child-result',
+    file,
+    ...(gallery ? ['--child-gallery'] : []),
+  ];
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (code !== 0) reject(new Error(`seed ${seed}: the child process failed (${signal ?? `exit ${code}`})`));
+      else resolvePromise(JSON.parse(readFileSync(file, 'utf8')) as SeedResult);
+    });
+  });
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const spreadOf = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
+
+/** Means over seeds of every task metric; the baseline is the world's, the same for every seed. */
+export function aggregateTasks(results: SeedResult[]): TaskResult[] {
+  return results[0].tasks.map((t, k) => {
+    const seeds = results.map((r) => {
+      const s = r.tasks[k];
+      if (s.task !== t.task || s.metric !== t.metric)
+        throw new Error(`seed ${r.seed}: task ${k} is ${s.task}/${s.metric}, expected ${t.task}/${t.metric}`);
+      return s.value;
+    });
+    return { ...t, value: mean(seeds), seeds };
+  });
+}
+
+/** Ablation pairs over seeds: mean difference, its spread, and whether it is within seed noise. */
+export function aggregateAblations(results: SeedResult[]): AblationResult[] {
+  return results[0].ablations.map((a, k) => {
+    const seeds = results.map((r) => ({ seed: r.seed, with: r.ablations[k].with, without: r.ablations[k].without }));
+    const diffs = seeds.map((s) => s.with - s.without);
+    const difference = mean(diffs);
+    const spread = spreadOf(diffs);
+    // a claim needs >= 2 seeds, every seed's difference of one sign, and a mean beyond each side's spread
+    const oneSign = diffs.every((d) => d > 0) || diffs.every((d) => d < 0);
+    const noise = Math.max(spread, spreadOf(seeds.map((s) => s.with)), spreadOf(seeds.map((s) => s.without)));
+    return {
+      name: a.name,
+      task: a.task,
+      metric: a.metric,
+      with: mean(seeds.map((s) => s.with)),
+      without: mean(seeds.map((s) => s.without)),
+      seeds,
+      difference,
+      spread,
+      withinNoise: seeds.length < 2 || !oneSign || Math.abs(difference) <= noise,
+      ...(a.cost ? { cost: a.cost } : {}),
+    };
+  });
+}
+
+export async function runMain(argv: string[]): Promise<number> {
+  if (argv.includes('--child-result')) return runChild(argv);
+  const args = parseRunArgs(argv);
+  if (args === 'help') {
+    process.stdout.write(RUN_USAGE);
+    return 0;
+  }
+  const preset = runPreset(args.preset);
+  const started = performance.now();
+  const seeds = Array.from({ length: args.seeds }, (_, i) => args.seed + i);
+  stderrLog(
+    `fiber-bench run: preset ${preset.name}, world seed ${args.seed}, training seeds ${seeds.join(', ')}, ${args.backend}, ${args.jobs} at once`,
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'fiber-bench-run-'));
+  let results: SeedResult[];
+  try {
+    results = await pool(seeds, args.jobs, (seed) => spawnSeed(args, seed, seed === args.seed, dir));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const out: MainJobResults = {
+    tasks: aggregateTasks(results).map((t) => ({ ...t, clearMargin: margin(t) >= REQUIRED_MARGIN })),
+    ablations: aggregateAblations(results),
+    backend: args.backend,
+    seconds: (performance.now() - started) / 1000,
+    seeds,
+    preset: preset.name,
+    world: results[0].world,
+    stages: results.flatMap((r) => r.stages.map((s) => ({ ...s, name: `seed ${r.seed}: ${s.name}` }))),
+    losses: results.flatMap((r) => r.losses),
+  };
+  mkdirSync(args.out, { recursive: true });
+  const json = join(args.out, 'results.json');
+  const html = join(args.out, 'report.html');
+  writeFileSync(json, `${JSON.stringify(out, null, 2)}\n`);
+  writeFileSync(html, resultsHtml(out, results[0].gallery));
+  const weak = out.tasks.filter((t) => !t.clearMargin);
+  process.stdout.write(`\n${resultsMarkdown(out)}\n\n`);
+  process.stdout.write(
+    weak.length
+      ? `NOT clearly above baseline (margin < ${REQUIRED_MARGIN}): ${weak.map((t) => `${t.task} ${t.metric}`).join('; ')}\n`
+      : `every task beats its baseline by >= ${REQUIRED_MARGIN}\n`,
+  );
+  process.stdout.write(`written: ${json}, ${html}\n`);
+  return 0;
+}

@@ -1,0 +1,130 @@
+// The sizes of the main job (`fiber-bench run --preset`): world, model, steps and batch sizes of every
+// stage. `micro` is for tests (well under a minute), `small` (the default) fits the 20-minute budget
+// on 2 cores with wasm, `base` is for bigger machines.
+
+export type RunPresetName = 'micro' | 'small' | 'base';
+
+export interface StageSettings {
+  steps: number;
+  batchSize: number;
+  lr: number;
+}
+
+export interface RunPreset {
+  name: RunPresetName;
+  /** Scenes per split of the world (`small` world layout: 64-80 px images, 1-4 objects). */
+  world: { train: number; val: number; test: number; nlvr2Train: number; nlvr2Test: number };
+  /** Test scenes (and NLVR2 pairs) every task is evaluated on. */
+  evalScenes: number;
+  /** BPE vocabulary trained on the world's train text. */
+  vocabSize: number;
+  /** Coarse model: square input side, text length and widths (a tiny FIBER). */
+  model: { imageSize: number; maxTextLen: number; hiddenSize: number; queueSize: number };
+  /** Fine-grained model input: shorter side of the image (the official transform, capped at 1.67x). */
+  fineImageSize: number;
+  coarse: StageSettings;
+  vqa: StageSettings;
+  nlvr2: StageSettings;
+  caption: StageSettings;
+  fine: StageSettings;
+  /** Fusion ablation: each architecture trained from scratch on VQA + ITM for this many steps. */
+  fusionAblation: StageSettings;
+  /** Retrieval: test images (5 captions each) and the ITC top-k re-ranked by ITM. */
+  retrieval: { images: number; rerankK: number };
+  /** ITM retrieval gallery of the fusion ablation (images = texts). */
+  itmGallery: number;
+  beamSize: number;
+  /** Test images in the report's gallery. */
+  galleryImages: number;
+}
+
+const stage = (steps: number, batchSize: number, lr: number): StageSettings => ({ steps, batchSize, lr });
+
+export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
+  micro: {
+    name: 'micro',
+    world: { train: 200, val: 20, test: 40, nlvr2Train: 100, nlvr2Test: 40 },
+    evalScenes: 24,
+    vocabSize: 400,
+    model: { imageSize: 32, maxTextLen: 24, hiddenSize: 32, queueSize: 16 },
+    fineImageSize: 64,
+    coarse: stage(6, 8, 1e-3),
+    vqa: stage(4, 8, 1e-3),
+    nlvr2: stage(4, 8, 1e-3),
+    caption: stage(4, 8, 1e-3),
+    fine: stage(4, 4, 1e-3),
+    fusionAblation: stage(4, 8, 1e-3),
+    retrieval: { images: 16, rerankK: 3 },
+    itmGallery: 8,
+    beamSize: 2,
+    galleryImages: 3,
+  },
+  small: {
+    name: 'small',
+    world: { train: 3000, val: 100, test: 300, nlvr2Train: 1500, nlvr2Test: 200 },
+    evalScenes: 200,
+    vocabSize: 600,
+    model: { imageSize: 64, maxTextLen: 24, hiddenSize: 64, queueSize: 64 },
+    fineImageSize: 64,
+    coarse: stage(200, 16, 5e-4),
+    vqa: stage(200, 24, 5e-4),
+    nlvr2: stage(120, 16, 5e-4),
+    caption: stage(150, 24, 5e-4),
+    fine: stage(150, 8, 5e-4),
+    fusionAblation: stage(80, 24, 5e-4),
+    retrieval: { images: 100, rerankK: 8 },
+    itmGallery: 32,
+    beamSize: 3,
+    galleryImages: 8,
+  },
+  base: {
+    name: 'base',
+    world: { train: 4000, val: 500, test: 500, nlvr2Train: 2000, nlvr2Test: 250 },
+    evalScenes: 500,
+    vocabSize: 1000,
+    model: { imageSize: 128, maxTextLen: 32, hiddenSize: 128, queueSize: 256 },
+    fineImageSize: 128,
+    coarse: stage(3000, 32, 5e-4),
+    vqa: stage(2000, 32, 5e-4),
+    nlvr2: stage(1500, 32, 3e-4),
+    caption: stage(2000, 32, 5e-4),
+    fine: stage(2000, 8, 2e-4),
+    fusionAblation: stage(1500, 32, 5e-4),
+    retrieval: { images: 500, rerankK: 16 },
+    itmGallery: 100,
+    beamSize: 5,
+    galleryImages: 12,
+  },
+};
+
+/** A preset by name, validated (a RangeError names the field). */
+export function runPreset(name: string): RunPreset {
+  if (!Object.hasOwn(RUN_PRESETS, name))
+    throw new RangeError(`--preset: unknown preset "${name}" (expected ${Object.keys(RUN_PRESETS).join(', ')})`);
+  return validateRunPreset(RUN_PRESETS[name as RunPresetName]);
+}
+
+export function validateRunPreset(p: RunPreset): RunPreset {
+  const bad = (field: string, why: string): never => {
+    throw new RangeError(`RunPreset(${p.name}).${field}: ${why}`);
+  };
+  const positiveInt = (field: string, v: number) => {
+    if (!(Number.isInteger(v) && v > 0)) bad(field, `must be a positive integer, got ${v}`);
+  };
+  for (const [k, v] of Object.entries(p.world)) positiveInt(`world.${k}`, v);
+  for (const k of ['coarse', 'vqa', 'nlvr2', 'caption', 'fine', 'fusionAblation'] as const) {
+    positiveInt(`${k}.steps`, p[k].steps);
+    positiveInt(`${k}.batchSize`, p[k].batchSize);
+    if (!(p[k].lr > 0 && p[k].lr < 1)) bad(`${k}.lr`, `must be in (0, 1), got ${p[k].lr}`);
+  }
+  if (p.evalScenes > p.world.test) bad('evalScenes', `${p.evalScenes} exceeds world.test ${p.world.test}`);
+  if (p.evalScenes > p.world.nlvr2Test)
+    bad('evalScenes', `${p.evalScenes} exceeds world.nlvr2Test ${p.world.nlvr2Test}`);
+  if (p.retrieval.images > p.world.test) bad('retrieval.images', `${p.retrieval.images} exceeds world.test`);
+  if (p.retrieval.rerankK < 1 || p.retrieval.rerankK > p.retrieval.images)
+    bad('retrieval.rerankK', `must be in [1, retrieval.images], got ${p.retrieval.rerankK}`);
+  if (p.itmGallery > p.world.test) bad('itmGallery', `${p.itmGallery} exceeds world.test`);
+  if (p.coarse.batchSize < 2) bad('coarse.batchSize', 'ITM hard negatives need at least 2 pairs per batch');
+  if (p.model.imageSize % 32 !== 0) bad('model.imageSize', `must be a multiple of 32, got ${p.model.imageSize}`);
+  return p;
+}

@@ -1,0 +1,72 @@
+// The results.json schema of `fiber-bench run` (documented in apps/bench/README.md), as a checker
+// that names every field that is wrong. Used by the tests on a produced file.
+
+export const TASK_IDS = ['vqa', 'caption', 'retrieval', 'nlvr2', 'rec', 'grounding', 'detection'] as const;
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** Every problem of a parsed results.json, as `path: what is wrong` (empty when it is valid). */
+export function validateResults(r: unknown): string[] {
+  const errors: string[] = [];
+  const need = (ok: boolean, path: string, what: string) => {
+    if (!ok) errors.push(`${path}: ${what}`);
+  };
+  if (!isObject(r)) return ['results: not an object'];
+  need(typeof r.backend === 'string', 'backend', 'must be a string');
+  need(typeof r.preset === 'string', 'preset', 'must be a string');
+  need(isFiniteNumber(r.seconds) && (r.seconds as number) > 0, 'seconds', 'must be a positive number');
+  need(
+    Array.isArray(r.seeds) && r.seeds.length > 0 && r.seeds.every(Number.isInteger),
+    'seeds',
+    'must be a list of integers',
+  );
+  const nSeeds = Array.isArray(r.seeds) ? r.seeds.length : 0;
+  if (!Array.isArray(r.tasks)) errors.push('tasks: must be a list');
+  else {
+    r.tasks.forEach((t: unknown, i) => {
+      const at = `tasks[${i}]`;
+      if (!isObject(t)) return errors.push(`${at}: not an object`);
+      need((TASK_IDS as readonly unknown[]).includes(t.task), `${at}.task`, `must be one of ${TASK_IDS.join(', ')}`);
+      need(typeof t.metric === 'string' && t.metric !== '', `${at}.metric`, 'must be a non-empty string');
+      need(isFiniteNumber(t.value), `${at}.value`, `must be a finite number, got ${JSON.stringify(t.value)}`);
+      need(isFiniteNumber(t.baseline), `${at}.baseline`, `must be a finite number, got ${JSON.stringify(t.baseline)}`);
+      need(typeof t.higherIsBetter === 'boolean', `${at}.higherIsBetter`, 'must be a boolean');
+      need(
+        Array.isArray(t.seeds) && t.seeds.length === nSeeds && t.seeds.every(isFiniteNumber),
+        `${at}.seeds`,
+        `must hold ${nSeeds} finite numbers`,
+      );
+    });
+    for (const id of TASK_IDS)
+      need(
+        r.tasks.some((t: unknown) => isObject(t) && t.task === id),
+        'tasks',
+        `no entry for task "${id}"`,
+      );
+  }
+  if (!Array.isArray(r.ablations) || r.ablations.length === 0) errors.push('ablations: must be a non-empty list');
+  else {
+    r.ablations.forEach((a: unknown, i) => {
+      const at = `ablations[${i}]`;
+      if (!isObject(a)) return errors.push(`${at}: not an object`);
+      for (const k of ['name', 'task', 'metric'])
+        need(typeof a[k] === 'string' && a[k] !== '', `${at}.${k}`, 'must be a non-empty string');
+      for (const k of ['with', 'without', 'difference', 'spread'])
+        need(isFiniteNumber(a[k]), `${at}.${k}`, `must be a finite number, got ${JSON.stringify(a[k])}`);
+      need(typeof a.withinNoise === 'boolean', `${at}.withinNoise`, 'must be a boolean');
+      need(
+        Array.isArray(a.seeds) &&
+          a.seeds.length === nSeeds &&
+          a.seeds.every(
+            (s: unknown) =>
+              isObject(s) && Number.isInteger(s.seed) && isFiniteNumber(s.with) && isFiniteNumber(s.without),
+          ),
+        `${at}.seeds`,
+        `must hold ${nSeeds} { seed, with, without } entries`,
+      );
+    });
+  }
+  return errors;
+}

@@ -1,0 +1,84 @@
+// `fiber-bench run --preset micro`: the main job end to end at test size (two seeds in child
+// processes), its results.json checked against the documented schema, the report files, and the
+// same seed giving the same values again.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateResults } from '../src/run/schema.js';
+import type { MainJobResults } from '../src/run/report.js';
+
+const cli = resolve(__dirname, '../dist/cli.js');
+let work: string;
+
+function run(args: string[]) {
+  const r = spawnSync(process.execPath, [cli, 'run', '--preset', 'micro', '--backend', 'wasm', ...args], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('fiber-bench run --preset micro', () => {
+  let first: ReturnType<typeof run>;
+  let results: MainJobResults;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'fiber-run-'));
+    first = run(['--seeds', '2', '--out', join(work, 'a')]);
+    if (first.code === 0) results = JSON.parse(readFileSync(join(work, 'a', 'results.json'), 'utf8'));
+  }, 300_000);
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('exits 0 with progress on stderr and the Markdown table on stdout', () => {
+    expect(first.code, first.stderr.slice(-2000)).toBe(0);
+    expect(first.stderr).toMatch(/\[seed 0\] coarse pre-training: \d+\/\d+ .*ETA/);
+    expect(first.stderr).toMatch(/\[seed 1\] fine-grained pre-training/);
+    expect(first.stdout).toMatch(/^\| task \| metric \| value \| per seed \| baseline \| margin \|$/m);
+    expect(first.stdout).toMatch(/^\| ablation \| task \| metric \| with \| without \|/m);
+  });
+
+  it('writes a results.json that follows the documented schema', () => {
+    expect(validateResults(results)).toEqual([]);
+    expect(results.seeds).toEqual([0, 1]);
+    expect(results.preset).toBe('micro');
+    expect(new Set(results.ablations.map((a) => a.name.slice(0, 3)))).toEqual(new Set(['(a)', '(b)', '(c)']));
+    const fusion = results.ablations.find((a) => a.name.startsWith('(b)'))!;
+    for (const side of [fusion.cost!.with, fusion.cost!.without])
+      expect([side.parameters, side.fusionParameters, side.gflops, side.ms].every((v) => v > 0)).toBe(true);
+  });
+
+  it('the schema check names what is wrong', () => {
+    const broken = structuredClone(results) as unknown as { tasks: Record<string, unknown>[]; ablations: unknown[] };
+    broken.tasks = broken.tasks.filter((t) => t.task !== 'nlvr2');
+    broken.tasks[0].value = null;
+    broken.ablations = [];
+    expect(validateResults(broken)).toEqual([
+      'tasks[0].value: must be a finite number, got null',
+      'tasks: no entry for task "nlvr2"',
+      'ablations: must be a non-empty list',
+    ]);
+  });
+
+  it('writes a self-contained report.html (no external URL)', () => {
+    const html = readFileSync(join(work, 'a', 'report.html'), 'utf8');
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).not.toMatch(/(?:src|href)="(?!data:|#)/);
+    expect(html).not.toMatch(/https?:\/\//);
+    expect(html).toContain('<polyline'); // loss curves
+    expect(html).toContain('data:image/png;base64,'); // gallery
+    expect(existsSync(join(work, 'a', 'results.json'))).toBe(true);
+  });
+
+  it('the same seed on the same backend gives the same values', () => {
+    const again = run(['--seeds', '1', '--out', join(work, 'b')]);
+    expect(again.code, again.stderr.slice(-2000)).toBe(0);
+    const b: MainJobResults = JSON.parse(readFileSync(join(work, 'b', 'results.json'), 'utf8'));
+    expect(b.tasks.map((t) => [t.task, t.metric, t.value])).toEqual(
+      results.tasks.map((t) => [t.task, t.metric, t.seeds[0]]),
+    );
+    expect(b.ablations.map((a) => [a.with, a.without])).toEqual(
+      results.ablations.map((a) => [a.seeds[0].with, a.seeds[0].without]),
+    );
+  }, 300_000);
+});
