@@ -49,7 +49,7 @@ describe('fiber-bench run --preset micro', () => {
   });
 
   it('the schema check names what is wrong', () => {
-    const broken = structuredClone(results) as unknown as { tasks: Record<string, unknown>[]; ablations: unknown[] };
+    const broken: { tasks: Record<string, unknown>[]; ablations: unknown[] } = JSON.parse(JSON.stringify(results));
     broken.tasks = broken.tasks.filter((t) => t.task !== 'nlvr2');
     broken.tasks[0].value = null;
     broken.ablations = [];

@@ -88,11 +88,11 @@ describe('retrieval recall (VSE++ protocol)', () => {
       expect(() => retrievalRecall(sim as number[][], t2i, { file: 'sims.json' }), message).toThrow(message);
       expect(() => retrievalRecall(sim as number[][], t2i), message).toThrow(MetricInputError);
     }
-    expect(() => retrievalRecall([[1, 2]], 'ab' as unknown as number[], { file: 's.json' })).toThrow(
+    // what untyped JSON can hand the function
+    const untyped = (v: unknown): number[] => JSON.parse(JSON.stringify(v));
+    expect(() => retrievalRecall([[1, 2]], untyped('ab'), { file: 's.json' })).toThrow(
       's.json: text_to_image must be a list of image indices, got "ab"',
     );
-    expect(() => retrievalRecall([[1, 2]], [0, '0'] as unknown as number[])).toThrow(
-      'textToImage[1] = "0" is not an image index',
-    );
+    expect(() => retrievalRecall([[1, 2]], untyped([0, '0']))).toThrow('textToImage[1] = "0" is not an image index');
   });
 });
