@@ -198,12 +198,20 @@ export function aggregateAblations(results: SeedResult[]): AblationResult[] {
 
 export async function runMain(argv: string[]): Promise<number> {
   if (argv.includes('--child-result')) return runChild(argv);
-  const args = parseRunArgs(argv);
-  if (args === 'help') {
-    process.stdout.write(RUN_USAGE);
-    return 0;
+  let args: RunArgs | 'help';
+  let preset: ReturnType<typeof runPreset>;
+  try {
+    args = parseRunArgs(argv);
+    if (args === 'help') {
+      process.stdout.write(RUN_USAGE);
+      return 0;
+    }
+    preset = runPreset(args.preset);
+  } catch (e) {
+    // bad usage: one line and exit 2, as the other fiber-bench commands
+    process.stderr.write(`fiber-bench run: ${(e as Error).message} (fiber-bench run --help)\n`);
+    return 2;
   }
-  const preset = runPreset(args.preset);
   const started = performance.now();
   const seeds = Array.from({ length: args.seeds }, (_, i) => args.seed + i);
   stderrLog(
