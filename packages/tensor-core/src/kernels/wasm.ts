@@ -204,15 +204,10 @@ export function gemmShape(a: number[], b: number[], transposeA: boolean, transpo
   };
 }
 
-function matMulKernel({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo {
+/** What tfjs passes a kernel function (tf.KernelFunc's argument). */
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+function matMulKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const be = backendOf(backend);
   const [a, b, bias] = [input(inputs, 'a'), input(inputs, 'b'), inputs.bias];
   const transposeA = attrs?.transposeA === true;
@@ -250,15 +245,7 @@ function matMulKernel({
   return out;
 }
 
-function windowAttentionKernel({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo {
+function windowAttentionKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const be = backendOf(backend);
   const [qkv, bias] = [input(inputs, 'qkv'), inputs.bias];
   const [B, H, W, C3] = qkv.shape;
@@ -284,15 +271,7 @@ function windowAttentionKernel({
   return out;
 }
 
-function layerNormKernel({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo {
+function layerNormKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const be = backendOf(backend);
   const [x, weight, bias] = [input(inputs, 'x'), inputs.weight, inputs.bias];
   const dim = x.shape[x.shape.length - 1];
@@ -312,7 +291,7 @@ function layerNormKernel({
   return out;
 }
 
-function geluKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+function geluKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
   const be = backendOf(backend);
   const x = input(inputs, 'x');
   const out = be.makeOutput(x.shape, 'float32');
@@ -323,15 +302,7 @@ function geluKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backen
 }
 
 /** LayerNorm backward: [dx, dweight, dbias] in two passes (rows, then columns), the row stats in between. */
-function layerNormGradKernel({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo[] {
+function layerNormGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
   const be = backendOf(backend);
   const [x, weight, dy] = [input(inputs, 'x'), inputs.weight, input(inputs, 'dy')];
   const dim = x.shape[x.shape.length - 1];
@@ -369,7 +340,7 @@ function layerNormGradKernel({
   return [dx, dw, db];
 }
 
-function geluGradKernel({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+function geluGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
   const be = backendOf(backend);
   const [x, dy] = [input(inputs, 'x'), input(inputs, 'dy')];
   const out = be.makeOutput(x.shape, 'float32');
