@@ -65,12 +65,12 @@ class SkipValue {
 /** Runs a stage and returns the result of every item that was not skipped (this run's and resumed ones). */
 export async function runStage<T, R>(ctx: RunContext, stage: Stage<T, R>): Promise<Map<string, R>> {
   const results = new Map<string, R>();
-  const todo: Item<T>[] = [];
+  const pending: Item<T>[] = [];
   let resumed = 0;
   for (const item of stage.items) {
     const stored = ctx.partial.get(item.key);
     if (!stored) {
-      todo.push(item);
+      pending.push(item);
       continue;
     }
     resumed++;
@@ -79,7 +79,7 @@ export async function runStage<T, R>(ctx: RunContext, stage: Stage<T, R>): Promi
   }
   const progress = new Progress(stage.label, stage.items.length, resumed, ctx.progress);
   const batches: Item<T>[][] = [];
-  for (let i = 0; i < todo.length; i += stage.batch) batches.push(todo.slice(i, i + stage.batch));
+  for (let i = 0; i < pending.length; i += stage.batch) batches.push(pending.slice(i, i + stage.batch));
   const load = (batch: Item<T>[]): Promise<Loaded<T>[]> =>
     Promise.all(
       batch.map(async (item) => {
