@@ -20,7 +20,7 @@ import {
 import { SWIN_PRESETS, SwinTransformer, validateSwinConfig, type SwinConfig } from '@fiber-vl/swin';
 import { checkPairedBatch, runFused } from './backbone.js';
 import { FiberRobertaLayer, FusedWindowAttention, type ImageContext, type TextContext } from './blocks.js';
-import { fusionSchedule, type FusedPair } from './config.js';
+import { FIBER_PRESETS, fusionSchedule, type FusedPair } from './config.js';
 
 export type FineFusionVersion = 'v2' | 'v3';
 
@@ -42,53 +42,27 @@ export type FiberFinePresetName = 'base' | 'small' | 'tiny';
 const B = SWIN_PRESETS.swin_base_patch4_window12_384;
 const swinBase: SwinConfig = { ...B, windowSize: 12, dropPathRate: 0.4 };
 
+/**
+ * The sizes of a coarse preset (Swin widths and depths, RoBERTa, fused blocks, image size) with the
+ * fine-grained Swin settings: window 4, drop-path 0.1.
+ */
+function fromCoarse(name: 'small' | 'tiny', maxQueryLen: number): FiberFineConfig {
+  const { imageSize, swin, roberta, numFuseBlock } = FIBER_PRESETS[name];
+  const { embedDim, depths, numHeads } = swin;
+  return {
+    swin: { ...swinBase, imageSize, windowSize: 4, embedDim, depths, numHeads, dropPathRate: 0.1 },
+    roberta: { ...roberta },
+    numFuseBlock,
+    version: 'v2',
+    maxQueryLen,
+  };
+}
+
 /** Named sizes; `small` / `tiny` keep the structure at CPU-trainable sizes (window 4). */
 export const FIBER_FINE_PRESETS: Readonly<Record<FiberFinePresetName, FiberFineConfig>> = {
   base: { swin: swinBase, roberta: { ...ROBERTA_BASE }, numFuseBlock: 6, version: 'v2', maxQueryLen: 256 },
-  small: {
-    swin: {
-      ...swinBase,
-      imageSize: 128,
-      windowSize: 4,
-      embedDim: 32,
-      depths: [2, 2, 6, 2],
-      numHeads: [1, 2, 4, 8],
-      dropPathRate: 0.1,
-    },
-    roberta: {
-      ...ROBERTA_BASE,
-      hiddenSize: 128,
-      numHiddenLayers: 6,
-      numAttentionHeads: 4,
-      intermediateSize: 512,
-      maxPositionEmbeddings: 66,
-    },
-    numFuseBlock: 4,
-    version: 'v2',
-    maxQueryLen: 64,
-  },
-  tiny: {
-    swin: {
-      ...swinBase,
-      imageSize: 64,
-      windowSize: 4,
-      embedDim: 16,
-      depths: [1, 1, 2, 2],
-      numHeads: [1, 2, 2, 4],
-      dropPathRate: 0.1,
-    },
-    roberta: {
-      ...ROBERTA_BASE,
-      hiddenSize: 64,
-      numHiddenLayers: 4,
-      numAttentionHeads: 2,
-      intermediateSize: 128,
-      maxPositionEmbeddings: 34,
-    },
-    numFuseBlock: 3,
-    version: 'v2',
-    maxQueryLen: 32,
-  },
+  small: fromCoarse('small', 64),
+  tiny: fromCoarse('tiny', 32),
 };
 
 export interface FiberFineConfigOptions {
