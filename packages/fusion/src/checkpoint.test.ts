@@ -1,9 +1,9 @@
 // Checkpoint reading through the fusion entry points: the state dict of every format, and no
 // tensors or file handles left behind when a checkpoint fails half-way.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsError, TorchCheckpointError, tf } from '@fiber-vl/tensor-core';
+import { SafetensorsError, TorchCheckpointError, blobSource, tf } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
 import { swinConfig } from '@fiber-vl/swin';
 import { robertaConfig } from '@fiber-vl/roberta';
@@ -46,6 +46,22 @@ describe('reading checkpoints', () => {
       expect(dict.size, file).toBe(count);
       tf.dispose([...dict.values()]);
     }
+  });
+
+  it('reads the same state dicts from byte sources (a browser File / Blob), the format from the first bytes', async () => {
+    for (const file of ['lightning.ckpt', 'state_dict.pth', 'tiny.safetensors']) {
+      const fromPath = await readCheckpointStateDict(join(torchDir, file));
+      // no extension in the name: the first bytes decide
+      const fromBytes = await readCheckpointStateDict(
+        blobSource(new Blob([readFileSync(join(torchDir, file))]), 'upload'),
+      );
+      expect([...fromBytes.keys()], file).toEqual([...fromPath.keys()]);
+      for (const [k, t] of fromPath) expect(await fromBytes.get(k)!.data(), `${file}: ${k}`).toEqual(await t.data());
+      tf.dispose([...fromPath.values(), ...fromBytes.values()]);
+    }
+    await expect(readCheckpointStateDict(blobSource(new Blob([new Uint8Array(20)]), 'zeros.bin'))).rejects.toThrow(
+      /zeros\.bin/,
+    );
   });
 
   it('disposes what it read and closes the file when a later tensor fails', async () => {
