@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsError, TorchCheckpointError, blobSource, tf } from '@fiber-vl/tensor-core';
+import { SafetensorsError, TorchCheckpointError, blobSource, serializeSafetensors, tf } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
 import { swinConfig } from '@fiber-vl/swin';
 import { robertaConfig } from '@fiber-vl/roberta';
@@ -58,6 +58,18 @@ describe('reading checkpoints', () => {
       expect([...fromBytes.keys()], file).toEqual([...fromPath.keys()]);
       for (const [k, t] of fromPath) expect(await fromBytes.get(k)!.data(), `${file}: ${k}`).toEqual(await t.data());
       tf.dispose([...fromPath.values(), ...fromBytes.values()]);
+    }
+    // a safetensors header length whose first byte reads as a pickle's 0x80 or a zip's "P"
+    for (const first of [0x80, 0x50]) {
+      let bytes = serializeSafetensors({ w: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } });
+      for (let pad = 0; bytes[0] !== first; pad++)
+        bytes = serializeSafetensors(
+          { w: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } },
+          { pad: 'x'.repeat(pad) },
+        );
+      const dict = await readCheckpointStateDict(blobSource(new Blob([bytes.slice()]), 'weights'));
+      expect(Array.from(await dict.get('w')!.data())).toEqual([1, 2]);
+      tf.dispose([...dict.values()]);
     }
     await expect(readCheckpointStateDict(blobSource(new Blob([new Uint8Array(20)]), 'zeros.bin'))).rejects.toThrow(
       /zeros\.bin/,

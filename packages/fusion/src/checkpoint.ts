@@ -27,11 +27,16 @@ export const FIBER_QUEUE_BUFFERS = [
   'queue_total',
 ];
 
-/** Safetensors start with a little-endian u64 header length, then "{"; torch files with "PK" (zip) or 0x80 (pickle). */
+/**
+ * Safetensors start with a little-endian u64 header length (whose first byte may be anything, 0x80
+ * or "P" included), then "{". A torch zip starts with "PK\x03\x04" and has its compression method
+ * (0 or 8) at byte 8; a legacy pickle's byte 8 is never "{" either.
+ */
 async function looksLikeSafetensors(source: ByteSource): Promise<boolean> {
   if (source.size < 9) return false;
   const head = await source.read(0, 9);
-  return head[8] === 0x7b && head[0] !== 0x80 && !(head[0] === 0x50 && head[1] === 0x4b);
+  const zip = head[0] === 0x50 && head[1] === 0x4b && head[2] === 3 && head[3] === 4;
+  return head[8] === 0x7b && !zip;
 }
 
 /**
