@@ -1,7 +1,7 @@
 // The demo page in Chromium (puppeteer-core, the browser tests' harness): built by Vite, served by
 // `vite preview` with the COOP/COEP headers and a folder of bench-format models (test/bench-models.ts)
-// at /models/. It loads the bench-trained models, refuses a file that is not a checkpoint, a
-// checkpoint of the wrong kind and a file that is not an image, answers a question, draws detection
+// at /models/. It loads the bench-trained models, refuses a file that is not a checkpoint, a torch
+// checkpoint that is not FIBER's, a checkpoint of the wrong kind and a file that is not an image, answers a question, draws detection
 // boxes for a class list, captions the image and ranks texts, each inference leaving no tensor behind;
 // the screenshot is test-results/browser/demo.png. Skipped, with the reason, without Chromium.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { chromiumUnavailable, type Harness, startHarness } from '../../browser-t
 import { writeBenchModels } from './bench-models.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
+const repo = join(here, '../../..');
 const configFile = join(here, '../vite.config.ts');
 const screenshot = join(here, '../test-results/browser/demo.png');
 const unavailable = chromiumUnavailable();
@@ -31,7 +32,11 @@ function tensorCounts(status: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
-async function upload(page: Page, selector: 'input#fine-file' | 'input#image-file', ...files: string[]) {
+async function upload(
+  page: Page,
+  selector: 'input#coarse-files' | 'input#fine-file' | 'input#image-file',
+  ...files: string[]
+) {
   const input = await page.$(selector);
   if (!input) throw new Error(`no ${selector}`);
   await input.uploadFile(...files);
@@ -92,6 +97,14 @@ if (unavailable) {
       await page.waitForFunction(() => document.querySelector('#load-status')?.textContent?.startsWith('Wrong kind'));
       expect(await page.$eval('#load-status', (e) => e.textContent)).toMatch(
         /coarse-vqa\.safetensors: is a coarse checkpoint .*this slot needs a fine-grained one/,
+      );
+      // a PyTorch checkpoint that is not FIBER's (a Lightning .ckpt of two of its head tensors)
+      await upload(page, 'input#coarse-files', join(repo, 'fixtures/torch/lightning.ckpt'));
+      await page.waitForFunction(() =>
+        document.querySelector('#load-status')?.textContent?.startsWith('Not a checkpoint: lightning.ckpt'),
+      );
+      expect(await page.$eval('#load-status', (e) => e.textContent)).toMatch(
+        /lightning\.ckpt: not a FIBER checkpoint \(closest: .*; 2 of 708 keys match, 704 missing/,
       );
       // the models loaded before are still there
       expect(await page.$$eval('#loaded li', (l) => l.length)).toBe(5);
