@@ -351,10 +351,20 @@ el('ask', HTMLButtonElement).addEventListener('click', () =>
 el('describe', HTMLButtonElement).addEventListener('click', () =>
   runTask('caption-status', 'Captioning (beam search)', async () => {
     const { pipe, m } = coarsePipeline('caption');
-    const r = await pipe.caption(ready().image, { beamSize: m.beamSize });
-    el('caption-text', HTMLParagraphElement).textContent = r.caption || '(empty caption)';
-    // beamSearchCaptions returns whole captions: it has no per-step callback to stream tokens from
-    return `beam ${m.beamSize}, ${r.tokens.filter((t) => t > 2).length} tokens`;
+    const text = el('caption-text', HTMLParagraphElement);
+    let steps = 0;
+    const r = await pipe.caption(ready().image, {
+      beamSize: m.beamSize,
+      // the best beam so far after each step (beams are re-ranked, so earlier words may change);
+      // a task boundary lets the browser paint it
+      onPartial: async (partial) => {
+        steps++;
+        text.textContent = `${partial} …`;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      },
+    });
+    text.textContent = r.caption || '(empty caption)';
+    return `beam ${m.beamSize}, ${r.tokens.filter((t) => t > 2).length} tokens, streamed over ${steps} steps`;
   }),
 );
 
