@@ -199,6 +199,9 @@ interface BenchModels {
   images: { file: string; question: string; answer: string; caption: string }[];
 }
 
+/** A file of the bench-trained models folder, which the server maps to models/ beside the page. */
+const modelsUrl = (file: string) => new URL(`models/${file}`, document.baseURI).href;
+
 function isBenchModels(v: unknown): v is BenchModels {
   if (typeof v !== 'object' || v === null) return false;
   const o: { models?: unknown; images?: unknown; classes?: unknown; tokenizer?: unknown } = v;
@@ -216,7 +219,7 @@ async function fetchOk(url: string): Promise<Response> {
 async function offerBenchModels() {
   let index: unknown;
   try {
-    const r = await fetch('/models/models.json');
+    const r = await fetch(modelsUrl('models.json'));
     index = r.ok ? await r.json() : undefined;
   } catch {
     index = undefined;
@@ -232,12 +235,12 @@ async function offerBenchModels() {
     `preset ${bench.preset}, seed ${bench.seed}: ${bench.models.map((m) => m.stage).join(', ')} (${mib.toFixed(1)} MiB)`;
   el('use-bench', HTMLButtonElement).addEventListener('click', async () => {
     const [vocab, merges] = await Promise.all(
-      [bench.tokenizer.vocab, bench.tokenizer.merges].map(async (f) => (await fetchOk(`/models/${f}`)).text()),
+      [bench.tokenizer.vocab, bench.tokenizer.merges].map(async (f) => (await fetchOk(modelsUrl(f))).text()),
     );
     state.tokenizer = ByteLevelBpeTokenizer.fromVocabAndMerges(vocab, merges);
     const files = await Promise.all(
       bench.models.map(async (m) => ({
-        blob: await (await fetchOk(`/models/${m.file}`)).blob(),
+        blob: await (await fetchOk(modelsUrl(m.file))).blob(),
         name: m.file,
         want: m.kind,
       })),
@@ -255,7 +258,7 @@ function showSamples(bench: BenchModels) {
   box.replaceChildren(
     ...bench.images.map((s) => {
       const img = document.createElement('img');
-      img.src = `/models/${s.file}`;
+      img.src = modelsUrl(s.file);
       img.alt = s.caption;
       img.title = `${s.caption} — Q: ${s.question} A: ${s.answer}`;
       img.addEventListener('click', async () => {
