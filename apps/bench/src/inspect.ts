@@ -88,9 +88,12 @@ async function sniff(path: string): Promise<'torch' | 'safetensors' | 'sharded'>
     await handle.close();
   }
   const text = new TextDecoder().decode(head);
-  if (text.startsWith('PK') || head[0] === 0x80) return 'torch';
+  // safetensors first: their u64 header length may start with 0x80 or "P"; a zip ("PK\x03\x04")
+  // has its compression method (0 or 8) at byte 8, never "{"
+  const zip = text.startsWith('PK\x03\x04');
+  if (!zip && info.size >= 9 && head[8] === 0x7b /* { */) return 'safetensors';
+  if (zip || head[0] === 0x80) return 'torch';
   if (/^\s*\{/.test(text)) return 'sharded';
-  if (info.size >= 9 && head[8] === 0x7b /* { */) return 'safetensors';
   const ext = extname(path).toLowerCase();
   return ext === '.safetensors' ? 'safetensors' : ext === '.json' ? 'sharded' : 'torch';
 }
