@@ -185,14 +185,11 @@ function fineBatch(samples: Sample[], o: FolderBatchOptions): TaskBatch {
       };
     }
     if (r.kind !== 'grounding') throw new TypeError(`train --task ${o.task}: a ${r.kind} record`);
-    // each box is a phrase (its spans); a box with no span is dropped from the targets
+    // each box is a phrase (its spans); a box with no span is dropped from the targets, and an
+    // image left without one is a negative (the whole text as the prompt, no box)
     const kept = r.spans.map((sp, g) => (sp.length ? g : -1)).filter((g) => g >= 0);
-    const prompt = encodeGroundingPrompt(
-      o.tokenizer,
-      r.text,
-      kept.map((g) => r.spans[g]),
-      { maxQueryLen: o.maxQueryLen },
-    );
+    const phrases = kept.length ? kept.map((g) => r.spans[g]) : [[[0, r.text.length] as [number, number]]];
+    const prompt = encodeGroundingPrompt(o.tokenizer, r.text, phrases, { maxQueryLen: o.maxQueryLen });
     prompts.push(prompt);
     return {
       boxes: kept.flatMap((g) => r.boxes[g]),
