@@ -2,7 +2,8 @@ import { tf } from '../tf.js';
 import { softmax } from './activations.js';
 import { matmul } from './linalg.js';
 import { roll, windowPartition, windowReverse } from './spatial.js';
-import { KERNEL_NAMES, wasmKernelsActive } from '../kernels/wasm.js';
+import { KERNEL_NAMES } from '../kernels/wasm.js';
+import { windowAttentionKernelActive } from '../kernels/active.js';
 
 export interface AttentionOptions {
   /** Additive bias broadcastable to [B, H, Lq, Lk] (Swin's relative-position bias). */
@@ -216,8 +217,8 @@ tf.registerGradient({
  * (the qkv projection of every token, H and W multiples of the window, padded by the caller),
  * cyclic shift by `shift` with Swin's -100 mask between regions, relative-position `bias`
  * [heads, w*w, w*w], softmax, attention-weighted v, windows merged and shifted back -> [B, H, W, C].
- * On wasm one fused kernel (the shift and the partition are folded into its indexing); elsewhere
- * the tfjs-op path with the same math. Differentiable in qkv and bias.
+ * On wasm and webgpu one fused kernel (the shift and the partition are folded into its indexing;
+ * on webgpu windows of up to 256 tokens); elsewhere the tfjs-op path with the same math. Differentiable in qkv and bias.
  */
 export function windowAttention(
   qkv: tf.Tensor,
@@ -228,7 +229,7 @@ export function windowAttention(
   if (bias && (bias.rank !== 3 || bias.shape[0] !== L.heads || bias.shape[1] !== L.n || bias.shape[2] !== L.n)) {
     throw new RangeError(`windowAttention: bias must be [${L.heads}, ${L.n}, ${L.n}], got [${bias.shape.join(', ')}]`);
   }
-  if (wasmKernelsActive() && bias && qkv.dtype === 'float32' && bias.dtype === 'float32') {
+  if (windowAttentionKernelActive(L.n) && bias && qkv.dtype === 'float32' && bias.dtype === 'float32') {
     const attrs = { numHeads: L.heads, windowSize: L.w, shift: L.s, scale: L.scale };
     return tf.engine().runKernel(KERNEL_NAMES.windowAttention, { qkv, bias }, attrs) as tf.Tensor;
   }
