@@ -10,7 +10,7 @@ import { expectNoTensorGrowth } from '../memory.js';
 import { gradCheck, maxAbsDiff, testBackends, useBackend } from '../testing.js';
 import { gelu, layerNorm } from '../ops/activations.js';
 import { linear, matmul } from '../ops/linalg.js';
-import { windowAttention } from '../ops/attention.js';
+import { compositeAttention, scaledDotProductAttention, windowAttention } from '../ops/attention.js';
 import { KERNEL_NAMES } from './wasm.js';
 import { setWebGpuKernelsEnabled, webgpuKernelsActive } from './webgpu.js';
 
@@ -63,7 +63,9 @@ describe.runIf(names.includes('webgpu'))('fiber-vl WGSL kernels on webgpu', () =
     const g = rng.normal([4]);
     const f = (q: tf.Tensor, rb: tf.Tensor, ww: tf.Tensor, gg: tf.Tensor) => {
       const a = windowAttention(q, rb, { numHeads: 2, windowSize: 2, shift: 1 });
-      return tf.sum(linear(gelu(layerNorm(a, gg, gg)), ww)) as tf.Scalar;
+      const t = tf.reshape(a, [1, 2, 16, 2]);
+      const c = tf.reshape(scaledDotProductAttention(t, t, t), [1, 4, 4, 4]);
+      return tf.sum(linear(gelu(layerNorm(c, gg, gg)), ww)) as tf.Scalar;
     };
     const seen = await kernelsRun(() => tf.grads(f)([qkv, bias, w, g]));
     for (const name of Object.values(KERNEL_NAMES)) expect(seen, name).toContain(name);
@@ -140,6 +142,47 @@ describe.runIf(names.includes('webgpu'))('fiber-vl WGSL kernels on webgpu', () =
     },
   );
 
+  // [B, H, Lq, Lk, D, Dv, bias shape, mask shape]: the fusion blocks' cross-attention (a key
+  // padding mask [B, 1, 1, Lk]), Swin's per-window form (bias [1, H, N, N], shift mask
+  // [B, 1, N, N]), two query blocks and several key chunks with D != Dv, RoBERTa's head dim 64,
+  // a rank-3 bias and neither bias nor mask.
+  const sdpaCases: [number, number, number, number, number, number, number[] | null, number[] | null][] = [
+    [2, 3, 5, 13, 8, 8, null, [2, 1, 1, 13]],
+    [4, 2, 16, 16, 4, 4, [1, 2, 16, 16], [4, 1, 16, 16]],
+    [1, 2, 70, 45, 16, 24, [2, 70, 45], [1, 1, 70, 1]],
+    [2, 2, 9, 40, 64, 64, null, [2, 1, 1, 40]],
+    [1, 1, 3, 1, 5, 3, null, null],
+  ];
+  it.each(sdpaCases)(
+    'scaledDotProductAttention [%i, %i, Lq %i, Lk %i, D %i, Dv %i], bias %j, mask %j: fused equals the tfjs path, gradients too',
+    async (B, H, Lq, Lk, D, Dv, biasShape, maskShape) => {
+      const q = rng.normal([B, H, Lq, D]);
+      const k = rng.normal([B, H, Lk, D]);
+      const v = rng.normal([B, H, Lk, Dv]);
+      const bias = biasShape ? rng.normal(biasShape) : undefined;
+      // a padding-style mask: 0 or -10000 (Swin's shift mask uses -100)
+      const mask = maskShape ? tf.mul(tf.cast(tf.less(rng.uniform(maskShape), 0.3), 'float32'), -10000) : undefined;
+      const [on, off] = await onAndOff(() => scaledDotProductAttention(q, k, v, { bias, mask }));
+      expect(maxAbsDiff(on, off)).toBeLessThan(1e-5);
+      const seen = await kernelsRun(() => scaledDotProductAttention(q, k, v, { bias, mask }));
+      expect(seen).toContain(KERNEL_NAMES.attention);
+      const ins = [q, k, v, ...(bias ? [bias] : [])];
+      const r = rng.normal([B, H, Lq, Dv]);
+      const f = (...xs: tf.Tensor[]) =>
+        tf.sum(tf.mul(scaledDotProductAttention(xs[0], xs[1], xs[2], { bias: xs[3], mask }), r)) as tf.Scalar;
+      const fast = tf.grads(f)(ins);
+      const slow = tf.grads((...xs: tf.Tensor[]) =>
+        tf.sum(tf.mul(compositeAttention(xs[0], xs[1], xs[2], { bias: xs[3], mask }), r)),
+      )(ins);
+      for (let i = 0; i < ins.length; i++)
+        expect(
+          relDiff((await fast[i].data()) as Float32Array, (await slow[i].data()) as Float32Array),
+          `grad ${i}`,
+        ).toBeLessThan(1e-4);
+      tf.dispose([q, k, v, r, ...(bias ? [bias] : []), ...(mask ? [mask] : []), ...fast, ...slow]);
+    },
+  );
+
   it('layerNorm and gelu forward and backward equal the tfjs path (odd widths, several row chunks)', async () => {
     for (const [rows, dim] of [
       [1, 1],
@@ -175,6 +218,17 @@ describe.runIf(names.includes('webgpu'))('fiber-vl WGSL kernels on webgpu', () =
       'linear with bias, batched',
       () => [rng.normal([2, 3, 4]), rng.normal([5, 4]), rng.normal([5])],
       (x, w, b) => linear(x, w, b),
+    ],
+    [
+      'scaledDotProductAttention with a broadcast bias and mask',
+      () => [
+        rng.normal([1, 2, 3, 4]),
+        rng.normal([1, 2, 5, 4]),
+        rng.normal([1, 2, 5, 3]),
+        rng.normal([2, 3, 5]),
+        rng.normal([1, 1, 1, 5]),
+      ],
+      (q, k, v, b, m) => scaledDotProductAttention(q, k, v, { bias: b, mask: m }),
     ],
     [
       'windowAttention, window 3 shifted, head dim 3',

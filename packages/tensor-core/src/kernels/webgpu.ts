@@ -407,6 +407,162 @@ function windowAttentionKernel({ inputs, backend, attrs }: KernelArgs): tf.Tenso
   return be.runWebGPUProgram(program, [qkv, bias], 'float32', uniforms);
 }
 
+// ---- attention (cross-attention of the fusion blocks, RoBERTa, Swin's per-window form) ------------
+// softmax((q scale) k^T + bias + mask) v for q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv],
+// bias and mask broadcast to [B, H, Lq, Lk] through strides (0 along their size-1 dims). One
+// workgroup per (b, h, block of 64 queries), one invocation per query; keys and values pass
+// through workgroup memory in chunks with an online softmax, as in the window kernel.
+export const MAX_HEAD_DIM = 256;
+const ATTENTION_WG = 64;
+
+/** Element strides of `shape` (rank <= 4) read as [B, H, Lq, Lk], 0 along broadcast dims. */
+export function broadcastStrides(shape: number[]): number[] {
+  const full = [...new Array<number>(4 - shape.length).fill(1), ...shape];
+  const strides = [0, 0, 0, 0];
+  let stride = 1;
+  for (let i = 3; i >= 0; i--) {
+    strides[i] = full[i] === 1 ? 0 : stride;
+    stride *= full[i];
+  }
+  return strides;
+}
+
+class AttentionProgram extends FiberProgram {
+  variableNames = ['Q', 'K', 'V', 'bias', 'mask'];
+  outputShape: number[];
+  shaderKey: string;
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [ATTENTION_WG, 1, 1];
+  uniforms =
+    'heads : i32, Lq : i32, Lk : i32, qBlocks : i32, units : i32, biasStrides : vec4<i32>, maskStrides : vec4<i32>, scale : f32,';
+  private readonly chunk: number;
+
+  constructor(
+    outputShape: number[],
+    units: number,
+    private readonly d: number,
+    private readonly dv: number,
+  ) {
+    super();
+    this.outputShape = outputShape;
+    this.chunk = Math.max(1, Math.min(32, Math.floor(2048 / (d + dv))));
+    this.dispatch = [units, 1, 1];
+    this.shaderKey = `fiberAttention_${d}_${dv}`;
+  }
+
+  getUserCode(): string {
+    return `
+  const D = ${this.d};
+  const DV = ${this.dv};
+  const KC = ${this.chunk};
+  const WG = ${ATTENTION_WG};
+  var<workgroup> Ks : array<f32, ${this.chunk * this.d}>;
+  var<workgroup> Vs : array<f32, ${this.chunk * this.dv}>;
+  ${WORKGROUP_INDEX}
+
+  fn main(index : i32) {
+    let wg = workgroupIndex();
+    let u = min(wg, uniforms.units - 1);
+    let bh = u / uniforms.qBlocks;
+    let h = bh % uniforms.heads;
+    let b = bh / uniforms.heads;
+    let Lq = uniforms.Lq;
+    let Lk = uniforms.Lk;
+    let lid = i32(localIndex);
+    let row = (u % uniforms.qBlocks) * WG + lid;
+    let i = min(row, Lq - 1);
+    var q : array<f32, D>;
+    let qBase = (bh * Lq + i) * D;
+    for (var d = 0; d < D; d++) { q[d] = Q[qBase + d] * uniforms.scale; }
+    let bRow = b * uniforms.biasStrides.x + h * uniforms.biasStrides.y + i * uniforms.biasStrides.z;
+    let mRow = b * uniforms.maskStrides.x + h * uniforms.maskStrides.y + i * uniforms.maskStrides.z;
+    var acc : array<f32, DV>;
+    var m = -3.402823e+38;
+    var l = 0.0;
+    for (var k0 = 0; k0 < Lk; k0 += KC) {
+      for (var e = lid; e < KC * D; e += WG) {
+        let j = k0 + e / D;
+        if (j < Lk) { Ks[e] = K[(bh * Lk + j) * D + e % D]; }
+      }
+      for (var e = lid; e < KC * DV; e += WG) {
+        let j = k0 + e / DV;
+        if (j < Lk) { Vs[e] = V[(bh * Lk + j) * DV + e % DV]; }
+      }
+      workgroupBarrier();
+      let kn = min(KC, Lk - k0);
+      var s : array<f32, KC>;
+      var cmax = m;
+      for (var jj = 0; jj < kn; jj++) {
+        var dot = 0.0;
+        for (var d = 0; d < D; d++) { dot = fma(q[d], Ks[jj * D + d], dot); }
+        let j = k0 + jj;
+        dot = dot + bias[bRow + j * uniforms.biasStrides.w];
+        dot = dot + mask[mRow + j * uniforms.maskStrides.w];
+        s[jj] = dot;
+        cmax = max(cmax, dot);
+      }
+      let corr = exp(m - cmax);
+      l = l * corr;
+      for (var d = 0; d < DV; d++) { acc[d] = acc[d] * corr; }
+      for (var jj = 0; jj < kn; jj++) {
+        let p = exp(s[jj] - cmax);
+        l = l + p;
+        for (var d = 0; d < DV; d++) { acc[d] = fma(p, Vs[jj * DV + d], acc[d]); }
+      }
+      m = cmax;
+      workgroupBarrier();
+    }
+    if (row < Lq && wg < uniforms.units) {
+      let o = (bh * Lq + row) * DV;
+      let inv = 1.0 / l;
+      for (var d = 0; d < DV; d++) { result[o + d] = acc[d] * inv; }
+    }
+  }`;
+  }
+}
+
+function attentionKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const be = backendOf(backend);
+  const [q, k, v] = [input(inputs, 'q'), input(inputs, 'k'), input(inputs, 'v')];
+  const [bias, mask] = [input(inputs, 'bias'), input(inputs, 'mask')];
+  const [B, H, Lq, D] = q.shape;
+  const [Lk, Dv] = [k.shape[2], v.shape[3]];
+  const sameBatch = (t: tf.TensorInfo) => t.shape.length === 4 && t.shape[0] === B && t.shape[1] === H;
+  const broadcasts = (t: tf.TensorInfo) =>
+    t.shape.length <= 4 && t.shape.every((d, i, all) => d === 1 || d === [B, H, Lq, Lk][i + 4 - all.length]);
+  if (!sameBatch(q) || !sameBatch(k) || !sameBatch(v) || k.shape[3] !== D || v.shape[2] !== Lk)
+    throw new RangeError(
+      `FiberAttention: q, k, v must be [B, H, L, D] with one B, H; got [${q.shape.join(', ')}], [${k.shape.join(', ')}], [${v.shape.join(', ')}]`,
+    );
+  for (const [name, t] of [
+    ['bias', bias],
+    ['mask', mask],
+  ] as const) {
+    if (!broadcasts(t))
+      throw new RangeError(
+        `FiberAttention: ${name} [${t.shape.join(', ')}] does not broadcast to [${B}, ${H}, ${Lq}, ${Lk}]`,
+      );
+  }
+  if (D === 0 || Lk === 0 || D > MAX_HEAD_DIM || Dv > MAX_HEAD_DIM)
+    throw new RangeError(
+      `FiberAttention: head dims ${D}, ${Dv} and ${Lk} keys are not covered (1..${MAX_HEAD_DIM}, >= 1)`,
+    );
+  const qBlocks = Math.ceil(Lq / ATTENTION_WG);
+  const units = B * H * qBlocks;
+  const program = new AttentionProgram([B, H, Lq, Dv], units, D, Dv);
+  const uniforms: Uniforms = [
+    { type: 'int32', data: [H] },
+    { type: 'int32', data: [Lq] },
+    { type: 'int32', data: [Lk] },
+    { type: 'int32', data: [qBlocks] },
+    { type: 'int32', data: [units] },
+    { type: 'int32', data: broadcastStrides(bias.shape) },
+    { type: 'int32', data: broadcastStrides(mask.shape) },
+    { type: 'float32', data: [Number(attrs?.scale)] },
+  ];
+  return be.runWebGPUProgram(program, [q, k, v, bias, mask], 'float32', uniforms);
+}
+
 // ---- LayerNorm ---------------------------------------------------------------------------------
 // Row programs: one workgroup per row, tree reductions in workgroup memory; two passes (mean, then
 // the biased variance of x - mean) as torch does.
@@ -709,6 +865,7 @@ export function registerWebGpuKernels(): void {
     [KERNEL_NAMES.gelu, geluKernel],
     [KERNEL_NAMES.layerNormGrad, layerNormGradKernel],
     [KERNEL_NAMES.geluGrad, geluGradKernel],
+    [KERNEL_NAMES.attention, attentionKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc });
   registered = true;
