@@ -280,6 +280,26 @@ describe.runIf(names.includes('webgpu'))('fiber-vl WGSL kernels on webgpu', () =
     gpu.forEach((v, i) => expect(relDiff(v, cpu[i]), `output ${i}`).toBeLessThan(1e-4));
   });
 
+  it('a dispatch of more than 65535 workgroups (tfjs folds it into 2-D) covers every row exactly once', async () => {
+    // one workgroup per row; 2-wide rows keep this affordable on SwiftShader
+    const rows = 65_600;
+    const x = rng.normal([rows, 2]);
+    const g = tf.tensor1d([1.5, -2]);
+    const b = tf.tensor1d([0.25, 1]);
+    const y = layerNorm(x, g, b);
+    const [xv, yv] = [(await x.data()) as Float32Array, (await y.data()) as Float32Array];
+    const ref = new Float64Array(rows * 2);
+    for (let r = 0; r < rows; r++) {
+      const [u, v] = [xv[2 * r], xv[2 * r + 1]];
+      const mean = (u + v) / 2;
+      const rstd = 1 / Math.sqrt(((u - mean) ** 2 + (v - mean) ** 2) / 2 + 1e-5);
+      ref[2 * r] = (u - mean) * rstd * 1.5 + 0.25;
+      ref[2 * r + 1] = (v - mean) * rstd * -2 + 1;
+    }
+    expect(maxAbsDiff(yv, ref)).toBeLessThan(1e-4);
+    tf.dispose([x, g, b, y]);
+  }, 300_000);
+
   it('kernels name bad inputs', () => {
     const run =
       (name: string, inputs: tf.NamedTensorMap, attrs = {}) =>
