@@ -57,14 +57,16 @@ const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 /** The same data seen with another shape (tfjs' reshape does no more); tfjs uniforms take rank <= 6. */
 const view = (t: tf.TensorInfo, shape: number[]): tf.TensorInfo => ({ dataId: t.dataId, shape, dtype: t.dtype });
 
-// Shared by every program: the flat index of this workgroup whatever shape tfjs gives the dispatch
-// (it folds a dispatch over 65535 workgroups into 2-D or 3-D), and the entry tfjs calls.
+// Every program's entry is main(index) (tfjs' flat dispatch layout; the element-wise programs use
+// that index). Those that own a workgroup each (a GEMM tile, a window, a row) take this flat
+// workgroup index instead, whatever shape tfjs gives the dispatch: it folds more than 65535
+// workgroups into 2-D or 3-D.
 const WORKGROUP_INDEX = `
   fn workgroupIndex() -> i32 {
     return i32(workgroupId.z * numWorkgroups.x * numWorkgroups.y + workgroupId.y * numWorkgroups.x + workgroupId.x);
   }`;
 
-/** Exact erf GELU pieces; erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), as the wasm kernels. */
+/** erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), as the wasm kernels, for the exact GELU. */
 const ERF = `
   fn erf(z : f32) -> f32 {
     let az = abs(z);
@@ -99,13 +101,14 @@ abstract class ElementwiseProgram extends FiberProgram {
 }
 
 // ---- GEMM ------------------------------------------------------------------------------------
-// A workgroup of 16 x 16 invocations computes a BM x BN = 16 TM x 16 TN output tile; K advances in
+// A workgroup of 16 x 16 invocations computes a BM x BM = 16 T x 16 T output tile; K advances in
 // steps of 16 through workgroup memory (each operand's tile stored k-major, rows padded by one
 // float against bank conflicts). Invocation (tx, ty) owns rows ty + 16 i and columns tx + 16 j, so
 // neighbouring invocations read neighbouring floats of the B tile and write neighbouring outputs.
 // Transposed operands change only the load indexing (loads stay coalesced along the operand's
-// contiguous axis). 64 x 64 tiles (16 outputs per invocation, 8 KB of workgroup memory) where the
-// output has enough of them to fill a large GPU, 32 x 32 otherwise.
+// contiguous axis). 64 x 64 tiles (T = 4: 16 outputs per invocation, 8 KB of workgroup memory)
+// where the output has at least 128 of them (enough to occupy a large GPU), 32 x 32 otherwise.
+// Batch dims: one workgroup per (batch, tile); a broadcast operand has batch stride 0.
 const GEMM_BK = 16;
 
 class GemmProgram extends FiberProgram {
