@@ -92,15 +92,13 @@ describe.each(names)('fineGroundingObjective on %s', (backend) => {
 
   it('one step equals PyTorch: the total loss and the gradient of every head output', async () => {
     const { model, batch, losses, grads } = await readFixture();
-    const observed = new Map<string, number>();
-    const ctx = new StepContext({
-      params: model.namedParameters(),
-      observer: (name, t) => {
-        observed.set(name, t.dataSync()[0]);
-        t.dispose();
-      },
-    });
+    // kept and read after the step: WebGPU in Node cannot read a tensor synchronously
+    const kept = new Map<string, tf.Tensor>();
+    const ctx = new StepContext({ params: model.namedParameters(), observer: (name, t) => kept.set(name, t) });
     await fineGroundingObjective()(model, batch, ctx);
+    const observed = new Map<string, number>();
+    for (const [name, t] of kept) observed.set(name, (await t.data())[0]);
+    tf.dispose([...kept.values()]);
     expect(Object.keys(ctx.losses)).toEqual(['atss']);
     const want = losses.get('total')!;
     expect(Math.abs(ctx.losses.atss - want) / Math.max(1, Math.abs(want))).toBeLessThan(1e-5);
