@@ -12,7 +12,9 @@ import {
   worldTokenizer,
   type World,
 } from '@fiber-vl/trainer';
+import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { pretrainCoarse, runModelConfig } from './coarse-model.js';
+import { pretrainImage } from './image-pretrain.js';
 import {
   captionScores,
   evaluateRetrieval,
@@ -95,13 +97,30 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log }: SeedOpt
     stages: [],
   };
   const config = runModelConfig(preset, ctx.tokenizer.vocabSize);
+
+  // 0. image pre-training: the Swin every model of this seed starts from (FIBER starts from ImageNet's)
+  const image = await pretrainImage(ctx, config);
+  try {
+    return await runStages(ctx, config, image, { gallery, started, worldSeed });
+  } finally {
+    tf.dispose([...image.values()]);
+  }
+}
+
+async function runStages(
+  ctx: RunContext,
+  config: FiberCoarseConfig,
+  image: Map<string, tf.Tensor>,
+  { gallery, started, worldSeed }: { gallery: boolean; started: number; worldSeed: number },
+): Promise<SeedResult> {
+  const { preset, world, seed } = ctx;
   const tasks: SeedMetric[] = [];
   const ablations: SeedAblation[] = [];
   const evalFloors = worldBaselines(world, 'test', { limit: preset.evalScenes });
   const retrievalFloors = worldBaselines(world, 'test', { limit: preset.retrieval.images }).retrieval;
 
   // 1. coarse pre-training, then retrieval with the pre-trained ITC / ITM heads
-  const { model: coarse, snapshot } = await pretrainCoarse(ctx, config);
+  const { model: coarse, snapshot } = await pretrainCoarse(ctx, config, image);
   let retrieval: RetrievalOutcome;
   let vqa: VqaOutcome;
   let captions: string[];
@@ -204,7 +223,7 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log }: SeedOpt
         higherIsBetter: true,
       },
     );
-    const scratch = await trainFine(ctx, config, undefined, 'ablation: fine-grained from scratch');
+    const scratch = await trainFine(ctx, config, image, 'ablation: fine-grained without coarse pre-training');
     let only: FineOutcome;
     try {
       only = await evaluateFine(ctx, scratch, 'ablation: fine-only eval');
@@ -267,8 +286,8 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log }: SeedOpt
     tf.dispose([...snapshot.values()]);
   }
 
-  // 4. fusion in the backbone vs late fusion, from scratch
-  const fusion = await fusionAblation(ctx, config);
+  // 4. fusion in the backbone vs late fusion, both from the pre-trained Swin
+  const fusion = await fusionAblation(ctx, config, image);
   const cost = { with: fusion.fiber.cost, without: fusion.late.cost };
   ablations.push(
     {
