@@ -15,6 +15,7 @@ import {
 import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { pretrainCoarse, runModelConfig } from './coarse-model.js';
 import { pretrainImage } from './image-pretrain.js';
+import { pretrainText } from './text-pretrain.js';
 import {
   captionScores,
   evaluateRetrieval,
@@ -98,12 +99,14 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log }: SeedOpt
   };
   const config = runModelConfig(preset, ctx.tokenizer.vocabSize);
 
-  // 0. image pre-training: the Swin every model of this seed starts from (FIBER starts from ImageNet's)
-  const image = await pretrainImage(ctx, config);
+  // 0. unimodal pre-training: the Swin and text encoder every model of this seed starts from (FIBER
+  // starts from ImageNet's Swin and RoBERTa)
+  const unimodal = await pretrainImage(ctx, config);
+  for (const [k, t] of await pretrainText(ctx, config)) unimodal.set(k, t);
   try {
-    return await runStages(ctx, config, image, { gallery, started, worldSeed });
+    return await runStages(ctx, config, unimodal, { gallery, started, worldSeed });
   } finally {
-    tf.dispose([...image.values()]);
+    tf.dispose([...unimodal.values()]);
   }
 }
 
