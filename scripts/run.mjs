@@ -8,6 +8,8 @@
 //   bench        the main job: `fiber-bench run` with the arguments after `--` (preset small, 2 seeds, wasm)
 //   fiber-bench  the bench CLI with the arguments after `--`
 //   fiber-metrics the eval-metrics CLI with the arguments after `--`
+//   demo         the demo page (apps/demo) on Vite's dev server, with the COOP/COEP headers wasm
+//                threads need; arguments after `--` go to Vite (e.g. `--port 8080`)
 //   build        only the bootstrap and build
 //   changeset    the changesets CLI
 import { spawnSync } from 'node:child_process';
@@ -147,6 +149,22 @@ switch (cmd) {
   case 'fiber-metrics':
     metrics(args);
     break;
+  case 'demo': {
+    const models = process.env.FIBER_DEMO_MODELS ?? join(root, 'bench-results', 'models');
+    log(
+      existsSync(join(models, 'models.json'))
+        ? `bench-trained models: ${models}`
+        : `no bench-trained models in ${models} (npm run bench writes them); the page also takes checkpoint files`,
+    );
+    log(
+      'demo: Vite dev server with Cross-Origin-Opener-Policy / Cross-Origin-Embedder-Policy (wasm threads); open the URL below',
+    );
+    const vite = join(root, 'apps', 'demo', 'node_modules', 'vite', 'bin', 'vite.js');
+    mustRun(process.execPath, [vite, '--config', join(root, 'apps', 'demo', 'vite.config.ts'), ...args], {
+      stdio: 'inherit',
+    });
+    break;
+  }
   case 'changeset':
     mustRun(join(root, 'node_modules', '.bin', 'changeset'), args, { stdio: 'inherit' });
     break;
@@ -159,6 +177,6 @@ switch (cmd) {
     });
     break;
   default:
-    log(`unknown command "${cmd}" (expected test, lint, bench, fiber-bench, fiber-metrics, build or changeset)`);
+    log(`unknown command "${cmd}" (expected test, lint, bench, demo, fiber-bench, fiber-metrics, build or changeset)`);
     process.exit(2);
 }

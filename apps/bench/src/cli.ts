@@ -24,6 +24,9 @@ commands:
   run       the main job: pre-trains a tiny FIBER coarse-to-fine on the built-in procedural world,
             evaluates every task against its baseline, runs the ablations over 2 seeds; writes
             bench-results/results.json and report.html; see fiber-bench run --help
+  train     one task (pretrain-coarse, pretrain-fine, vqa, caption, nlvr2, retrieval-itc/itm, refcoco,
+            detection) on the built-in world or a data folder in the public layout, with checkpoints,
+            --resume and DIR/final/model.safetensors; see fiber-bench train --help
   eval      a FIBER checkpoint on a real benchmark in its public layout (VQAv2, COCO captioning,
             COCO / Flickr30k retrieval, NLVR2, RefCOCO/+/g, Flickr30k Entities, COCO detection):
             official result files and metrics; see fiber-bench eval --help
@@ -116,6 +119,7 @@ const machine = () => ({ cpu: cpus()[0]?.model, cores: cpus().length, node: proc
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'eval') return evalMain(argv.slice(1));
   if (argv[0] === 'run') return runMain(argv.slice(1));
+  if (argv[0] === 'train') return (await import('./train/main.js')).trainMain(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -16,8 +16,9 @@ import {
   type RawValues,
   type SafetensorsDType,
 } from '@fiber-vl/tensor-core';
-import { FIBER_QUEUE_BUFFERS } from '@fiber-vl/fusion';
-import { COARSE_KEYS, COARSE_TASKS, FINE_KEYS } from './fiber-keys.generated.js';
+import { type FiberMatch, matchFiber } from './fiber-match.js';
+
+export { type FiberMatch, matchFiber };
 
 export interface TensorEntry {
   name: string;
@@ -27,29 +28,6 @@ export interface TensorEntry {
   bytes: number;
   /** Non-finite values (--verify only). */
   nonFinite?: number;
-}
-
-export interface FiberMatch {
-  /** exact: every key and shape; same-keys: every key, some shapes differ; closest: most keys; none: not a FIBER model. */
-  verdict: 'exact' | 'same-keys' | 'closest' | 'none';
-  /** The reference it was compared with, in words. */
-  model: string;
-  kind: 'coarse' | 'fine';
-  imageSize?: 384 | 576;
-  task?: (typeof COARSE_TASKS)[number];
-  version?: 'v2' | 'v3';
-  /** Coarse task heads found in the checkpoint (itc, itm, mlm, vqa, nlvr2, caption). */
-  heads: string[];
-  /** VQA answers (rows of vqa_classifier.3.weight), when the vqa head is there. */
-  vqaAnswers?: number;
-  /** A prefix removed from every key before comparing ("module." of DataParallel checkpoints). */
-  strippedPrefix?: string;
-  /** Reference keys present with the reference shape / all reference keys. */
-  matched: number;
-  expected: number;
-  missing: string[];
-  extra: string[];
-  shapeMismatches: { name: string; shape: number[]; expected: number[] }[];
 }
 
 export interface InspectReport {
@@ -74,160 +52,6 @@ class InspectError extends Error {
     super(`${file}: ${message}`);
     this.name = 'InspectError';
   }
-}
-
-// ---- the reference tables ---------------------------------------------------------------------
-
-interface RefKey {
-  name: string;
-  shape: string;
-  shape576: string;
-  dtype: string;
-  tasks: number;
-  v3only: boolean;
-}
-
-/** Front-coded lines "<shared prefix length>\t<rest>\t<fields...>" -> [key, ...fields]. */
-function decodeTable(text: string): string[][] {
-  let prev = '';
-  return text.split('\n').map((line) => {
-    const [shared, rest, ...fields] = line.split('\t');
-    prev = prev.slice(0, Number(shared)) + rest;
-    return [prev, ...fields];
-  });
-}
-
-let reference: { coarse: RefKey[]; fine: RefKey[] } | undefined;
-function referenceKeys() {
-  reference ??= {
-    coarse: decodeTable(COARSE_KEYS).map(([name, shape, s576, dtype, mask]) => ({
-      name,
-      shape,
-      shape576: s576 || shape,
-      dtype,
-      tasks: Number(mask),
-      v3only: false,
-    })),
-    fine: decodeTable(FINE_KEYS).map(([name, shape, dtype, version]) => ({
-      name,
-      shape,
-      shape576: shape,
-      dtype,
-      tasks: 0,
-      v3only: version === 'v3',
-    })),
-  };
-  return reference;
-}
-
-interface Candidate {
-  model: string;
-  kind: 'coarse' | 'fine';
-  imageSize?: 384 | 576;
-  task?: (typeof COARSE_TASKS)[number];
-  version?: 'v2' | 'v3';
-  /** name -> shape ("768x3x4x4"). */
-  keys: Map<string, string>;
-  /** Keys a checkpoint may leave out (the ITC queues, which the official loader drops). */
-  optional: Set<string>;
-}
-
-function candidates(): Candidate[] {
-  const { coarse, fine } = referenceKeys();
-  const out: Candidate[] = [];
-  for (const imageSize of [384, 576] as const) {
-    COARSE_TASKS.forEach((task, bit) => {
-      const keys = new Map(
-        coarse.filter((k) => k.tasks & (1 << bit)).map((k) => [k.name, imageSize === 576 ? k.shape576 : k.shape]),
-      );
-      const optional = new Set(FIBER_QUEUE_BUFFERS.filter((k) => keys.has(k)));
-      out.push({
-        model: `FIBER-B coarse, ${imageSize} px, "${task}" task checkpoint`,
-        kind: 'coarse',
-        imageSize,
-        task,
-        keys,
-        optional,
-      });
-    });
-  }
-  for (const version of ['v2', 'v3'] as const) {
-    const keys = new Map(fine.filter((k) => version === 'v3' || !k.v3only).map((k) => [k.name, k.shape]));
-    out.push({
-      model: `FIBER-B fine-grained (FUSION_VERSION ${version})`,
-      kind: 'fine',
-      version,
-      keys,
-      optional: new Set(),
-    });
-  }
-  return out;
-}
-
-const COARSE_HEADS: [string, string][] = [
-  ['itc', 'temp'],
-  ['itm', 'itm_score.'],
-  ['mlm', 'mlm_score.'],
-  ['vqa', 'vqa_classifier.'],
-  ['nlvr2', 'nlvr2_classifier.'],
-  ['caption', 'cross_modal_att_layers.'],
-];
-
-/** Compares a checkpoint's tensors with every official FIBER state dict and keeps the closest. */
-export function matchFiber(tensors: readonly Pick<TensorEntry, 'name' | 'shape'>[]): FiberMatch {
-  const prefix = 'module.';
-  const strip = tensors.length > 0 && tensors.every((t) => t.name.startsWith(prefix));
-  const shapes = new Map(tensors.map((t) => [strip ? t.name.slice(prefix.length) : t.name, t.shape]));
-  let best: (FiberMatch & { cost: number }) | undefined;
-  for (const c of candidates()) {
-    const missing: string[] = [];
-    const shapeMismatches: FiberMatch['shapeMismatches'] = [];
-    let matched = 0;
-    for (const [name, expected] of c.keys) {
-      const shape = shapes.get(name);
-      if (!shape) {
-        if (!c.optional.has(name)) missing.push(name);
-      } else if (shape.join('x') === expected) matched++;
-      else shapeMismatches.push({ name, shape, expected: expected ? expected.split('x').map(Number) : [] });
-    }
-    const extra = [...shapes.keys()].filter((k) => !c.keys.has(k));
-    const cost = missing.length + extra.length + shapeMismatches.length;
-    if (best && (cost > best.cost || (cost === best.cost && matched <= best.matched))) continue;
-    const present = matched + shapeMismatches.length;
-    const verdict =
-      cost === 0
-        ? 'exact'
-        : !missing.length && !extra.length
-          ? 'same-keys'
-          : present * 2 >= c.keys.size - c.optional.size
-            ? 'closest'
-            : 'none';
-    best = {
-      cost,
-      verdict,
-      model: c.model,
-      kind: c.kind,
-      ...(c.imageSize && { imageSize: c.imageSize }),
-      ...(c.task && { task: c.task }),
-      ...(c.version && { version: c.version }),
-      heads: [],
-      ...(strip && { strippedPrefix: prefix }),
-      matched,
-      expected: c.keys.size,
-      missing,
-      extra,
-      shapeMismatches,
-    };
-  }
-  const { cost: _, ...match } = best!;
-  if (match.kind === 'coarse') {
-    match.heads = COARSE_HEADS.filter(([, p]) => [...shapes.keys()].some((k) => k === p || k.startsWith(p))).map(
-      ([h]) => h,
-    );
-    const vqa = shapes.get('vqa_classifier.3.weight');
-    if (vqa) match.vqaAnswers = vqa[0];
-  }
-  return match;
 }
 
 // ---- reading ----------------------------------------------------------------------------------
@@ -264,9 +88,12 @@ async function sniff(path: string): Promise<'torch' | 'safetensors' | 'sharded'>
     await handle.close();
   }
   const text = new TextDecoder().decode(head);
-  if (text.startsWith('PK') || head[0] === 0x80) return 'torch';
+  // safetensors first: their u64 header length may start with 0x80 or "P"; a zip ("PK\x03\x04")
+  // has its compression method (0 or 8) at byte 8, never "{"
+  const zip = text.startsWith('PK\x03\x04');
+  if (!zip && info.size >= 9 && head[8] === 0x7b /* { */) return 'safetensors';
+  if (zip || head[0] === 0x80) return 'torch';
   if (/^\s*\{/.test(text)) return 'sharded';
-  if (info.size >= 9 && head[8] === 0x7b /* { */) return 'safetensors';
   const ext = extname(path).toLowerCase();
   return ext === '.safetensors' ? 'safetensors' : ext === '.json' ? 'sharded' : 'torch';
 }

@@ -57,6 +57,17 @@ describe('fiber-bench inspect on good checkpoints', () => {
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).format).toBe(format);
     }
+    // safetensors whose header length's first byte reads as a pickle's 0x80 or a zip's "P"
+    for (const first of [0x80, 0x50]) {
+      const tensors = { w: { dtype: 'F32' as const, shape: [2], data: new Float32Array([1, 2]) } };
+      let bytes = serializeSafetensors(tensors);
+      for (let pad = 1; bytes[0] !== first; pad++) bytes = serializeSafetensors(tensors, { pad: 'x'.repeat(pad) });
+      const file = join(dir, 'weights.bin');
+      writeFileSync(file, bytes);
+      const r = inspect(file, '--json');
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).format).toBe('safetensors');
+    }
     rmSync(dir, { recursive: true });
   });
 

@@ -1,11 +1,16 @@
 // `fiber-bench run --preset micro`: the main job end to end at test size (two seeds in child
 // processes), its results.json checked against the documented schema, the report files, and the
-// same seed giving the same values again.
+// same seed giving the same values again; the first seed's models written for the demo page.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
+import { FiberFineModel } from '@fiber-vl/heads-fine';
+import { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
+import { SafetensorsFile, initBackend, loadSafetensors, tf } from '@fiber-vl/tensor-core';
+import { EXPORTED_IMAGES, type ExportedModels, MODEL_METADATA } from '../src/run/export-models.js';
 import { validateResults } from '../src/run/schema.js';
 import type { MainJobResults } from '../src/run/report.js';
 
@@ -68,6 +73,52 @@ describe('fiber-bench run --preset micro', () => {
     expect(html).toContain('<polyline'); // loss curves
     expect(html).toContain('data:image/png;base64,'); // gallery
     expect(existsSync(join(work, 'a', 'results.json'))).toBe(true);
+  });
+
+  it("writes the first seed's models, tokenizer and test images for the demo, each model loadable from its file alone", async () => {
+    await initBackend({ backend: 'cpu' });
+    const dir = join(work, 'a', 'models');
+    const index: ExportedModels = JSON.parse(readFileSync(join(dir, 'models.json'), 'utf8'));
+    expect(index.models.map((m) => [m.file, m.kind])).toEqual([
+      ['coarse-pretrain.safetensors', 'coarse'],
+      ['fine.safetensors', 'fine'],
+      ['coarse-vqa.safetensors', 'coarse'],
+      ['coarse-caption.safetensors', 'coarse'],
+    ]);
+    expect(index.images).toHaveLength(EXPORTED_IMAGES);
+    for (const img of index.images) expect(readFileSync(join(dir, img.file)).subarray(1, 4).toString()).toBe('PNG');
+    const tokenizer = ByteLevelBpeTokenizer.fromVocabAndMerges(
+      readFileSync(join(dir, index.tokenizer.vocab), 'utf8'),
+      readFileSync(join(dir, index.tokenizer.merges), 'utf8'),
+    );
+    expect(tokenizer.decode(tokenizer.encode(index.images[0].caption).ids)).toBe(index.images[0].caption);
+    for (const m of index.models) {
+      const file = await SafetensorsFile.open(join(dir, m.file));
+      const meta = file.metadata;
+      await file.close();
+      expect(meta[MODEL_METADATA.kind]).toBe(m.kind);
+      const state = await loadSafetensors(join(dir, m.file));
+      try {
+        const config = JSON.parse(meta[MODEL_METADATA.config]);
+        const model =
+          m.kind === 'fine'
+            ? new FiberFineModel(config)
+            : new FiberCoarseModel(config, JSON.parse(meta[MODEL_METADATA.heads]));
+        try {
+          // every tensor of the model is in the file and nothing else
+          model.loadStateDict(state, { strict: true });
+        } finally {
+          model.dispose();
+        }
+        const roberta = m.kind === 'fine' ? config.backbone.roberta : config.roberta;
+        expect(roberta.vocabSize).toBe(tokenizer.vocabSize);
+      } finally {
+        tf.dispose([...state.values()]);
+      }
+    }
+    const vqa = await SafetensorsFile.open(join(dir, 'coarse-vqa.safetensors'));
+    expect(JSON.parse(vqa.metadata[MODEL_METADATA.answers])).toContain(index.images[0].answer);
+    await vqa.close();
   });
 
   it('the same seed on the same backend gives the same values', () => {

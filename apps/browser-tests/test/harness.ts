@@ -38,7 +38,7 @@ export interface Harness {
   /** The server's origin, e.g. http://127.0.0.1:4173 */
   url: string;
   browser: Browser;
-  /** A new tab on `path`, once `ready` (a page function) returns true. */
+  /** A new tab on `path`, once `ready` (a page expression, e.g. 'window.x !== undefined') is true. */
   open(path: string, ready?: string): Promise<Page>;
   close(): Promise<void>;
 }
@@ -83,7 +83,8 @@ export async function startHarness({
     return {
       url,
       browser: b,
-      async open(path, ready = '() => window.fiberTests !== undefined') {
+      // a string is evaluated as an expression: '() => ...' would be a function, truthy at once
+      async open(path, ready = 'window.fiberTests !== undefined') {
         const page = await b.newPage();
         page.on('console', (m) => echo.includes(m.type()) && process.stderr.write(`[page ${m.type()}] ${m.text()}\n`));
         page.on('pageerror', (e) =>

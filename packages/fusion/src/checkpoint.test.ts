@@ -1,9 +1,9 @@
 // Checkpoint reading through the fusion entry points: the state dict of every format, and no
 // tensors or file handles left behind when a checkpoint fails half-way.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsError, TorchCheckpointError, tf } from '@fiber-vl/tensor-core';
+import { SafetensorsError, TorchCheckpointError, blobSource, serializeSafetensors, tf } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
 import { swinConfig } from '@fiber-vl/swin';
 import { robertaConfig } from '@fiber-vl/roberta';
@@ -46,6 +46,34 @@ describe('reading checkpoints', () => {
       expect(dict.size, file).toBe(count);
       tf.dispose([...dict.values()]);
     }
+  });
+
+  it('reads the same state dicts from byte sources (a browser File / Blob), the format from the first bytes', async () => {
+    for (const file of ['lightning.ckpt', 'state_dict.pth', 'tiny.safetensors']) {
+      const fromPath = await readCheckpointStateDict(join(torchDir, file));
+      // no extension in the name: the first bytes decide
+      const fromBytes = await readCheckpointStateDict(
+        blobSource(new Blob([readFileSync(join(torchDir, file))]), 'upload'),
+      );
+      expect([...fromBytes.keys()], file).toEqual([...fromPath.keys()]);
+      for (const [k, t] of fromPath) expect(await fromBytes.get(k)!.data(), `${file}: ${k}`).toEqual(await t.data());
+      tf.dispose([...fromPath.values(), ...fromBytes.values()]);
+    }
+    // a safetensors header length whose first byte reads as a pickle's 0x80 or a zip's "P"
+    for (const first of [0x80, 0x50]) {
+      let bytes = serializeSafetensors({ w: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } });
+      for (let pad = 0; bytes[0] !== first; pad++)
+        bytes = serializeSafetensors(
+          { w: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } },
+          { pad: 'x'.repeat(pad) },
+        );
+      const dict = await readCheckpointStateDict(blobSource(new Blob([bytes.slice()]), 'weights'));
+      expect(Array.from(await dict.get('w')!.data())).toEqual([1, 2]);
+      tf.dispose([...dict.values()]);
+    }
+    await expect(readCheckpointStateDict(blobSource(new Blob([new Uint8Array(20)]), 'zeros.bin'))).rejects.toThrow(
+      /zeros\.bin/,
+    );
   });
 
   it('disposes what it read and closes the file when a later tensor fails', async () => {

@@ -4,10 +4,12 @@
 // another resolution (384 -> 576), as the official loader does. On the way out, the state dict is
 // written as safetensors with the official key names.
 import {
+  SafetensorsFile,
   TorchCheckpoint,
   loadSafetensors,
   saveSafetensors,
   tf,
+  type ByteSource,
   type Module,
   type LoadStateDictResult,
 } from '@fiber-vl/tensor-core';
@@ -26,17 +28,43 @@ export const FIBER_QUEUE_BUFFERS = [
 ];
 
 /**
+ * Safetensors start with a little-endian u64 header length (whose first byte may be anything, 0x80
+ * or "P" included), then "{". A torch zip starts with "PK\x03\x04" and has its compression method
+ * (0 or 8) at byte 8; a legacy pickle's byte 8 is never "{" either.
+ */
+async function looksLikeSafetensors(source: ByteSource): Promise<boolean> {
+  if (source.size < 9) return false;
+  const head = await source.read(0, 9);
+  const zip = head[0] === 0x50 && head[1] === 0x4b && head[2] === 3 && head[3] === 4;
+  return head[8] === 0x7b && !zip;
+}
+
+/**
  * Reads the state dict of a .ckpt / .pth / .bin / .safetensors file (tensors as float32 / int32 /
- * bool). Objects around the state dict that are not tensors (a Lightning checkpoint's callbacks or
- * hyper-parameter classes) are kept as inert stubs rather than refused; they are never executed.
- * On any failure the tensors already read are disposed and the file is closed.
+ * bool): a path (Node), or a ByteSource such as `blobSource(file)` in a browser (the format then
+ * comes from its first bytes: safetensors start with an 8-byte header length and "{"). Objects
+ * around the state dict that are not tensors (a Lightning checkpoint's callbacks or hyper-parameter
+ * classes) are kept as inert stubs rather than refused; they are never executed. On any failure the
+ * tensors already read are disposed and the file is closed.
  */
 export async function readCheckpointStateDict(
-  path: string,
+  source: string | ByteSource,
   filter: (name: string) => boolean = () => true,
 ): Promise<Map<string, tf.Tensor>> {
-  if (path.endsWith('.safetensors') || path.endsWith('.json')) return loadSafetensors(path, filter);
-  const ckpt = await TorchCheckpoint.open(path, { unknownGlobals: 'stub' });
+  if (typeof source === 'string') {
+    if (source.endsWith('.safetensors') || source.endsWith('.json')) return loadSafetensors(source, filter);
+  } else if (await looksLikeSafetensors(source)) {
+    const file = await SafetensorsFile.fromSource(source);
+    try {
+      return await file.readAll(filter);
+    } finally {
+      await file.close();
+    }
+  }
+  const ckpt =
+    typeof source === 'string'
+      ? await TorchCheckpoint.open(source, { unknownGlobals: 'stub' })
+      : await TorchCheckpoint.fromSource(source, { unknownGlobals: 'stub' });
   try {
     return await ckpt.readStateDict(filter);
   } finally {
@@ -56,10 +84,10 @@ export interface FiberLoadResult extends LoadStateDictResult {
  */
 export async function loadFiberCheckpoint(
   model: FiberCoarseBackbone & Module,
-  path: string,
+  source: string | ByteSource,
   { strict = true }: { strict?: boolean } = {},
 ): Promise<FiberLoadResult> {
-  const dict = await readCheckpointStateDict(path, (k) => !FIBER_QUEUE_BUFFERS.includes(k));
+  const dict = await readCheckpointStateDict(source, (k) => !FIBER_QUEUE_BUFFERS.includes(k));
   try {
     // in a tidy scope: tables resized before a later one fails are disposed with the scope
     let adapted: ReturnType<typeof adaptSwinStateDict> | undefined;

@@ -86,6 +86,13 @@ export interface BeamSearchOptions {
   pad?: number;
   eos?: number;
   mask?: number;
+  /**
+   * Called after each decoding step with each image's best beam so far: its tokens after <s>, up to
+   * this step. Beams are re-ranked every step, so a later call may change earlier tokens; the last
+   * call holds the result (before </s> and <s> become <pad>). Awaited, so a page can let the
+   * browser paint the partial caption.
+   */
+  onStep?: (best: number[][], step: number) => void | Promise<void>;
 }
 
 /** Sorts indices by value descending; ties keep the lower index first. */
@@ -129,6 +136,8 @@ export async function beamSearchCaptions(
     t.dispose();
     return data;
   };
+  // slot 0 of each image holds its best beam (candidates are taken best first)
+  const bestSoFar = (step: number) => Array.from({ length: B }, (_, b) => ids[b * K].slice(1, step + 2));
   try {
     for (let i = 0; i < maxLength - 1; i++) {
       if (i === 0) {
@@ -145,6 +154,7 @@ export async function beamSearchCaptions(
             ended[r] = tok === eos || tok === pad;
           });
         }
+        await opts.onStep?.(bestSoFar(0), 0);
         continue;
       }
       const lp = await logProbsAt(ids, imageBeams, i);
@@ -186,6 +196,7 @@ export async function beamSearchCaptions(
       ended = nextEnded;
       headLogp = nextLogp;
       headLen = nextLen;
+      await opts.onStep?.(bestSoFar(i), i);
       if (ended.every(Boolean)) break;
     }
     return Array.from({ length: B }, (_, b) => ids[b * K].slice(1).map((t) => (t === eos || t === bos ? pad : t)));

@@ -137,8 +137,20 @@ describe.each(names)('FIBER coarse model parity on %s', (backend) => {
       join(root, 'set-b', 'outputs.safetensors'),
       (k) => k === 'caption.beam5_ids',
     );
-    const ids = await beamSearchCaptions(model, inputs.get('pixel_values')!, { beamSize: 5, maxLength: 16 });
+    const steps: number[][][] = [];
+    const ids = await beamSearchCaptions(model, inputs.get('pixel_values')!, {
+      beamSize: 5,
+      maxLength: 16,
+      onStep: (best, step) => {
+        expect(best.every((row) => row.length === step + 1)).toBe(true);
+        steps.push(best);
+      },
+    });
     expect(ids).toEqual(await expected.get('caption.beam5_ids')!.array());
+    // the last onStep holds each image's result (</s> and <s> not yet <pad>, the rest of the row <pad>)
+    const toPad = (t: number) => (t === 0 || t === 2 ? 1 : t);
+    steps.at(-1)!.forEach((best, b) => expect([...best.map(toPad), ...ids[b].slice(best.length)]).toEqual(ids[b]));
+    expect(ids.every((row, b) => row.slice(steps.at(-1)![b].length).every((t) => t === 1))).toBe(true);
     tf.dispose([...inputs.values(), ...expected.values()]);
     model.dispose();
   });

@@ -73,6 +73,14 @@ describe('FiberPipeline (task-level API)', () => {
     expect(typeof r.caption).toBe('string');
   });
 
+  it('caption streams the best beam after each step; the last partial is the caption', async () => {
+    const partials: string[] = [];
+    const r = await pipe.caption(image(2), { onPartial: (c) => void partials.push(c) });
+    expect(partials.length).toBeGreaterThan(0);
+    expect(partials.length).toBeLessThanOrEqual(15);
+    expect(partials.at(-1)).toBe(r.caption);
+  });
+
   it('itm gives a probability and the rank score equal to the model on the same inputs', async () => {
     const r = await pipe.itm(image(3), 'a dog');
     expect(r.matchProbability).toBeGreaterThanOrEqual(0);

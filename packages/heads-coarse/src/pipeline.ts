@@ -95,11 +95,18 @@ export class FiberPipeline {
     return { answer: scores[0].answer, scores };
   }
 
-  /** A caption by the official beam search (beam 5). */
-  async caption(image: RawImage, { beamSize = 5 } = {}): Promise<{ caption: string; tokens: number[] }> {
+  /**
+   * A caption by the official beam search (beam 5). `onPartial` gets the best beam's text after each
+   * step (it may still change: beams are re-ranked every step).
+   */
+  async caption(
+    image: RawImage,
+    { beamSize = 5, onPartial }: { beamSize?: number; onPartial?: (caption: string) => void | Promise<void> } = {},
+  ): Promise<{ caption: string; tokens: number[] }> {
     const px = this.pixels([image]);
+    const onStep = onPartial && ((best: number[][]) => onPartial(this.tokenizer.decode(best[0]).trim()));
     try {
-      const [tokens] = await beamSearchCaptions(this.model, px, { beamSize, maxLength: this.maxTextLength });
+      const [tokens] = await beamSearchCaptions(this.model, px, { beamSize, maxLength: this.maxTextLength, onStep });
       return { caption: this.tokenizer.decode(tokens).trim(), tokens };
     } finally {
       px.dispose();

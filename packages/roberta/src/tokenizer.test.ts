@@ -107,6 +107,12 @@ describe('real GPT-2 byte-level BPE merges (RoBERTa uses the same merges; ids di
     const e = tok.encode(text, { addSpecialTokens: false });
     expect(e.offsets.map(([s, t]) => text.slice(s, t))).toEqual(e.ids.map((id) => tok.decode([id]).trim()));
   });
+  it('merges() gives back vocab.bpe: a tokenizer rebuilt from it encodes the same', () => {
+    const lines = readFileSync(join(dir, 'vocab.bpe'), 'utf8').split('\n').slice(1).filter(Boolean);
+    expect(tok.merges().map((m) => m.join(' '))).toEqual(lines);
+    const again = new ByteLevelBpeTokenizer(tok.vocab, tok.merges(), tok.special);
+    expect(again.encode(texts[3]).ids).toEqual(tok.encode(texts[3]).ids);
+  });
 });
 
 /** GPT-2's original merge loop (encoder.py): rescan for the lowest-ranked pair, merge all its occurrences. */

@@ -252,6 +252,11 @@ export class ByteLevelBpeTokenizer {
     return this.vocab.size;
   }
 
+  /** The merges in rank order: `mergesToText(tokenizer.merges())` and `vocab` are merges.txt and vocab.json again. */
+  merges(): [string, string][] {
+    return [...this.ranks].sort((a, b) => a[1] - b[1]).map(([m]) => m.split(' ') as [string, string]);
+  }
+
   id(token: string): number {
     const id = this.vocab.get(token);
     return id ?? this.vocab.get(this.special.unk)!;

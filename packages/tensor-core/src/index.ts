@@ -14,6 +14,7 @@ export {
 } from './backends/index.js';
 export { registerFallbackKernels } from './backends/fallback-kernels.js';
 export { wasmKernelInfo, setWasmKernelsEnabled, wasmKernelsActive, type WasmKernelInfo } from './kernels/wasm.js';
+export { setWebGpuKernelsEnabled, webgpuKernelsActive } from './kernels/webgpu.js';
 
 export {
   Module,

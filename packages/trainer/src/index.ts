@@ -243,3 +243,9 @@ export {
   type CaptionBatch,
   type ItmBatch,
 } from './finetune.js';
+export {
+  fineGroundingObjective,
+  type FineGroundingBatch,
+  type FineGroundingOptions,
+  type FineHeadModel,
+} from './grounding.js';

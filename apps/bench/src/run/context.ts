@@ -22,6 +22,8 @@ export interface RunContext {
   log: Log;
   curves: LossCurve[];
   stages: StageRecord[];
+  /** Called with each stage's model when its training ends (export-models.ts writes the demo's models). */
+  onTrained?: (ctx: RunContext, stage: string, model: Module) => Promise<void>;
 }
 
 /** A generator for one purpose of the seed's run, independent of the others (and of their order). */
@@ -73,6 +75,7 @@ export async function trainStage<M extends Module, B extends object>(
   for (const [objective, p] of points)
     ctx.curves.push({ seed: ctx.seed, stage: name, objective, points: downsample(p) });
   ctx.stages.push({ name, steps, seconds: progress.seconds() });
+  await ctx.onTrained?.(ctx, name, trainer.model);
 }
 
 /** Evaluation work timed as a stage (steps = 0). */

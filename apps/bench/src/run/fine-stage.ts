@@ -8,12 +8,8 @@ import {
   type FiberFineModel,
   FiberFinePipeline,
   alignFineStateDict,
-  atssLoss,
   createFiberFineModel,
-  flattenHeadOutputs,
-  generateAnchors,
   type Detection,
-  type FineTarget,
 } from '@fiber-vl/heads-fine';
 import {
   type CocoDetection,
@@ -23,13 +19,14 @@ import {
   cocoEvaluate,
   recAccuracy,
 } from '@fiber-vl/eval-metrics';
-import { type Generator, tf } from '@fiber-vl/tensor-core';
+import type { Generator, tf } from '@fiber-vl/tensor-core';
 import {
   AdamW,
-  type Objective,
+  type FineGroundingBatch,
   Trainer,
   cocoGroundTruth,
   coarseSchedule,
+  fineGroundingObjective,
   iou,
   randomDetectionBaseline,
 } from '@fiber-vl/trainer';
@@ -65,34 +62,6 @@ export function loadCoarseIntoFine(model: FiberFineModel, snapshot: Map<string, 
   return aligned.matched.size;
 }
 
-interface FineTrainBatch {
-  pixels: tf.Tensor;
-  ids: tf.Tensor;
-  mask: tf.Tensor;
-  targets: FineTarget[];
-}
-
-/** ATSS grounding loss of one batch (token focal + GIoU + centerness). */
-function fineObjective(): Objective<FiberFineModel, FineTrainBatch> {
-  return async (model, b, ctx) => {
-    await ctx.loss('atss', () =>
-      tf.tidy(() => {
-        const levels = model.forward(b.pixels, b.ids, b.mask).head.levels;
-        const anchors = generateAnchors(
-          levels.map((l) => [l.bboxReg.shape[2], l.bboxReg.shape[3]] as [number, number]),
-          model.config.anchors,
-        );
-        const flat = flattenHeadOutputs({
-          bboxReg: levels.map((l) => l.bboxReg),
-          centerness: levels.map((l) => l.centerness),
-          dotProductLogits: levels.map((l) => l.dotProductLogits),
-        });
-        return atssLoss(flat, anchors, b.targets, b.mask).total;
-      }),
-    );
-  };
-}
-
 /** The classes in their world order; detection prompts always list every class (seen and held out). */
 const classNames = (ctx: RunContext) => ctx.world.classes.map((c) => c.name);
 
@@ -125,9 +94,9 @@ export async function trainFine(
   const maxQueryLen = model.config.backbone.maxQueryLen;
   const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
   const optimizer = new AdamW([{ params, lr: s.lr, weightDecay: 0.01 }], { betas: [0.9, 0.999], variant: 'torch' });
-  const trainer = new Trainer<FiberFineModel, FineTrainBatch>({
+  const trainer = new Trainer<FiberFineModel, FineGroundingBatch>({
     model,
-    objective: fineObjective(),
+    objective: fineGroundingObjective(),
     optimizer,
     schedule: coarseSchedule({ maxSteps: s.steps, warmupSteps: 0.1, lr: s.lr }),
     clipGradNorm: 1,
@@ -140,7 +109,7 @@ export async function trainFine(
       steps: s.steps,
       batch: () => {
         const b = fineBatch(fineTrainExamples(ctx, maxQueryLen, data), ctx.preset.fineImageSize);
-        return { pixels: b.pixels, ids: b.ids, mask: b.mask, targets: b.targets };
+        return { pixels: b.pixels, textIds: b.ids, textMasks: b.mask, targets: b.targets };
       },
     });
     model.eval();

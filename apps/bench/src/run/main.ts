@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type BackendName, initBackend } from '@fiber-vl/tensor-core';
+import { modelExporter } from './export-models.js';
 import { runPreset } from './presets.js';
 import { stderrLog } from './progress.js';
 import {
@@ -27,7 +28,9 @@ The main job: builds the procedural world (deterministic by --seed), trains a BP
 train text, pre-trains a tiny FIBER coarse (ITC + ITM + MLM), then fine-grained (ATSS grounding
 losses) from it, fine-tunes and evaluates every task on the test split against its chance /
 majority baseline, and runs the ablations over N training seeds (child processes in parallel, one
-wasm thread each). Writes DIR/results.json and DIR/report.html, prints a Markdown table.
+wasm thread each). Writes DIR/results.json and DIR/report.html, prints a Markdown table, and writes
+the first seed's trained models for the demo page to DIR/models/ (models.json, *.safetensors,
+tokenizer/, images/).
 
   --preset P    micro (tests, < 1 min), small (default, ~20 min on 2 cores), base (bigger machines)
   --seed S      world seed; training seeds are S, S+1, ... (default 0)
@@ -62,6 +65,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
       'child-seed': { type: 'string' },
       'child-result': { type: 'string' },
       'child-gallery': { type: 'boolean' },
+      'child-models': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -96,6 +100,7 @@ async function runChild(argv: string[]): Promise<number> {
       'child-seed': { type: 'string' },
       'child-result': { type: 'string' },
       'child-gallery': { type: 'boolean' },
+      'child-models': { type: 'string' },
     },
     strict: false,
   });
@@ -107,6 +112,7 @@ async function runChild(argv: string[]): Promise<number> {
     seed: Number(values['child-seed']),
     gallery: values['child-gallery'] === true,
     log: stderrLog,
+    onTrained: typeof values['child-models'] === 'string' ? modelExporter(values['child-models']) : undefined,
   });
   writeFileSync(String(values['child-result']), JSON.stringify(result));
   return 0;
@@ -127,6 +133,7 @@ async function pool<T, R>(items: T[], jobs: number, fn: (item: T) => Promise<R>)
   return out;
 }
 
+/** The first seed (`gallery`) also writes the report's gallery and the trained models (DIR/models). */
 function spawnSeed(args: RunArgs, seed: number, gallery: boolean, dir: string): Promise<SeedResult> {
   const file = join(dir, `seed-${seed}.json`);
   const argv = [
@@ -143,7 +150,7 @@ function spawnSeed(args: RunArgs, seed: number, gallery: boolean, dir: string): 
     String(seed),
     '--child-result',
     file,
-    ...(gallery ? ['--child-gallery'] : []),
+    ...(gallery ? ['--child-gallery', '--child-models', join(args.out, 'models')] : []),
   ];
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -217,6 +224,8 @@ export async function runMain(argv: string[]): Promise<number> {
   stderrLog(
     `fiber-bench run: preset ${preset.name}, world seed ${args.seed}, training seeds ${seeds.join(', ')}, ${args.backend}, ${args.jobs} at once`,
   );
+  // models of an earlier run must not be mixed with this run's
+  rmSync(join(args.out, 'models'), { recursive: true, force: true });
   const dir = mkdtempSync(join(tmpdir(), 'fiber-bench-run-'));
   let results: SeedResult[];
   try {
@@ -247,6 +256,6 @@ export async function runMain(argv: string[]): Promise<number> {
       ? `NOT clearly above baseline (margin < ${REQUIRED_MARGIN}): ${weak.map((t) => `${t.task} ${t.metric}`).join('; ')}\n`
       : `every task beats its baseline by >= ${REQUIRED_MARGIN}\n`,
   );
-  process.stdout.write(`written: ${json}, ${html}\n`);
+  process.stdout.write(`written: ${json}, ${html}, ${join(args.out, 'models')}/ (the demo's models)\n`);
   return 0;
 }

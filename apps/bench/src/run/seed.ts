@@ -80,9 +80,10 @@ export interface SeedOptions {
   seed: number;
   gallery: boolean;
   log: Log;
+  onTrained?: RunContext['onTrained'];
 }
 
-export async function runSeed({ preset, worldSeed, seed, gallery, log }: SeedOptions): Promise<SeedResult> {
+export async function runSeed({ preset, worldSeed, seed, gallery, log, onTrained }: SeedOptions): Promise<SeedResult> {
   const started = performance.now();
   const world = runWorld(preset, worldSeed);
   const ctx: RunContext = {
@@ -96,6 +97,7 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log }: SeedOpt
     log,
     curves: [],
     stages: [],
+    onTrained,
   };
   const config = runModelConfig(preset, ctx.tokenizer.vocabSize);
 

@@ -4,6 +4,7 @@ import * as tfWasm from '@tensorflow/tfjs-backend-wasm';
 import { registerFallbackKernels } from './fallback-kernels.js';
 import { platform } from '#platform';
 import { initWasmKernels, type WasmKernelInfo } from '../kernels/wasm.js';
+import { registerWebGpuKernels } from '../kernels/webgpu.js';
 
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['webgpu', 'wasm', 'cpu'];
@@ -87,6 +88,7 @@ async function initWebGpu(): Promise<BackendInfo> {
   if (!(await tf.setBackend('webgpu'))) {
     throw new BackendUnavailableError('webgpu', 'tfjs-backend-webgpu failed to initialise (see the warning above)');
   }
+  registerWebGpuKernels();
   return {
     name: 'webgpu',
     adapter: describeAdapter(adapter, icd),

@@ -127,7 +127,8 @@ function f32ToF16(v: number): number {
 function owned(bytes: Uint8Array): ArrayBuffer {
   const buf = bytes.buffer;
   if (buf instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === buf.byteLength) return buf;
-  return bytes.slice().buffer;
+  // Uint8Array's slice, not the argument's own: a Node Buffer's slice() is a view, not a copy
+  return Uint8Array.prototype.slice.call(bytes).buffer;
 }
 
 /** Little-endian bytes -> values (platforms running JS are little-endian). */

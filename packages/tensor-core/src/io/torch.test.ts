@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../testing.js';
+import { tf } from '../tf.js';
+import { bufferSource } from './byte-source.js';
 import { TorchCheckpoint } from './torch.js';
 
 const dir = join(__dirname, '../../../../fixtures/torch');
@@ -38,6 +40,23 @@ describe('torch.save checkpoints', () => {
     ]);
     t.dispose();
     await ckpt.close();
+  });
+
+  it('reads a Node Buffer through bufferSource (Buffer.slice is a view, not a copy)', async () => {
+    // readFileSync's Buffer: the stored tensors are views into it, and Buffer#slice shares memory
+    for (const [file, key, shape] of [
+      ['lightning.ckpt', 'itm_score.fc.weight', [2, 6]],
+      ['expanded.pth', 'position_ids', [1, 6]],
+    ] as const) {
+      const path = join(dir, file);
+      const fromBuffer = await TorchCheckpoint.fromSource(bufferSource(readFileSync(path), file));
+      const fromFile = await TorchCheckpoint.open(path);
+      const [a, b] = await Promise.all([fromBuffer.readStateDict(), fromFile.readStateDict()]);
+      expect(a.get(key)!.shape).toEqual(shape);
+      for (const [k, t] of b) expect(Array.from(await a.get(k)!.data())).toEqual(Array.from(await t.data()));
+      tf.dispose([...a.values(), ...b.values()]);
+      await Promise.all([fromBuffer.close(), fromFile.close()]);
+    }
   });
 
   it('reads a Lightning .ckpt: state_dict and the plain data around it', async () => {

@@ -1,6 +1,6 @@
 // The ops behind fiber-vl's wasm kernels (GEMM, window attention, LayerNorm, GELU) against float64
 // references, at shapes that reach every blocking and threading path of the kernels, with
-// gradient and leak checks, on every backend (on wasm the kernels run; elsewhere the tfjs path).
+// gradient and leak checks, on every backend (on wasm and webgpu the kernels run; on cpu the tfjs path).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../tf.js';
 import { Generator } from '../rng.js';
@@ -11,6 +11,7 @@ import { gelu, layerNorm } from '../ops/activations.js';
 import { linear, matmul } from '../ops/linalg.js';
 import { compositeWindowAttention, shiftWindowMaskArray, windowAttention } from '../ops/attention.js';
 import { setWasmKernelsEnabled, wasmKernelInfo, wasmKernelsActive } from './wasm.js';
+import { setWebGpuKernelsEnabled } from './webgpu.js';
 
 const { names } = await testBackends();
 const rng = new Generator(11);
@@ -259,8 +260,10 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
       tf.sum(tf.mul(gelu(layerNorm(xx, gg, bb, 1e-5)), r)) as tf.Scalar;
     const fast = tf.grads(f)([x, g, b]);
     setWasmKernelsEnabled(false);
+    setWebGpuKernelsEnabled(false);
     const slow = tf.grads(f)([x, g, b]);
     setWasmKernelsEnabled(true);
+    setWebGpuKernelsEnabled(true);
     for (let i = 0; i < 3; i++) {
       const [a, c] = [await values(fast[i]), await values(slow[i])];
       const scale = Math.max(1, ...c.map(Math.abs));

@@ -19,6 +19,8 @@ export const KERNEL_NAMES = {
   gelu: 'FiberGelu',
   layerNormGrad: 'FiberLayerNormGrad',
   geluGrad: 'FiberGeluGrad',
+  /** softmax((q scale) k^T + bias + mask) v in one pass; webgpu only (kernels/webgpu.ts). */
+  attention: 'FiberAttention',
 } as const;
 
 const OP = {

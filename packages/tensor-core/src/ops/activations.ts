@@ -1,5 +1,6 @@
 import { tf } from '../tf.js';
-import { KERNEL_NAMES, wasmKernelsActive } from '../kernels/wasm.js';
+import { KERNEL_NAMES } from '../kernels/wasm.js';
+import { fiberKernelsActive } from '../kernels/active.js';
 
 /** Softmax over `axis` (default last), numerically stable; differentiable. */
 export function softmax(x: tf.Tensor, axis = -1): tf.Tensor {
@@ -18,7 +19,7 @@ tf.registerGradient({
   inputsToSave: ['x'],
   gradFunc: (dy, [x]) => ({
     x: () => {
-      if (wasmKernelsActive())
+      if (fiberKernelsActive())
         return tf.engine().runKernel(KERNEL_NAMES.geluGrad, { x, dy: dy as tf.Tensor }) as tf.Tensor;
       const cdf = tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5);
       const pdf = tf.mul(tf.exp(tf.mul(tf.square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
@@ -27,9 +28,10 @@ tf.registerGradient({
   }),
 });
 
-/** GELU with the exact erf form (torch.nn.GELU()): 0.5 x (1 + erf(x / sqrt 2)). One kernel on wasm. */
+/** GELU with the exact erf form (torch.nn.GELU()): 0.5 x (1 + erf(x / sqrt 2)). One kernel on wasm and webgpu. */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  if (wasmKernelsActive() && x.dtype === 'float32') return tf.engine().runKernel(KERNEL_NAMES.gelu, { x }) as tf.Tensor;
+  if (fiberKernelsActive() && x.dtype === 'float32')
+    return tf.engine().runKernel(KERNEL_NAMES.gelu, { x }) as tf.Tensor;
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
 }
 
@@ -42,7 +44,7 @@ tf.registerGradient({
     const d = dy as tf.Tensor;
     const eps = Number(attrs.eps);
     const lead = Array.from({ length: d.rank - 1 }, (_, i) => i);
-    if (wasmKernelsActive()) {
+    if (fiberKernelsActive()) {
       // one kernel for all three gradients (the composite below costs ~15 ops and recomputes the moments)
       const [dx, dw, db] = tf
         .engine()
@@ -70,7 +72,7 @@ tf.registerGradient({
 
 /**
  * torch.nn.functional.layer_norm over the last axis: (x - mean) / sqrt(var + eps) * weight + bias,
- * with the biased variance. One kernel on wasm.
+ * with the biased variance. One kernel on wasm and webgpu.
  */
 export function layerNorm(x: tf.Tensor, weight?: tf.Tensor, bias?: tf.Tensor, eps = 1e-5): tf.Tensor {
   const dim = x.shape[x.rank - 1];
@@ -85,7 +87,7 @@ export function layerNorm(x: tf.Tensor, weight?: tf.Tensor, bias?: tf.Tensor, ep
     }
   }
   const floats = [x, weight, bias].every((t) => !t || t.dtype === 'float32');
-  if (wasmKernelsActive() && floats && weight && bias) {
+  if (fiberKernelsActive() && floats && weight && bias) {
     return tf.engine().runKernel(KERNEL_NAMES.layerNorm, { x, weight, bias }, { eps }) as tf.Tensor;
   }
   return tf.tidy(() => {

@@ -1,8 +1,10 @@
 import { tf } from '../tf.js';
 import { softmax } from './activations.js';
-import { matmul } from './linalg.js';
+import { matmul, sumToShape } from './linalg.js';
 import { roll, windowPartition, windowReverse } from './spatial.js';
-import { KERNEL_NAMES, wasmKernelsActive } from '../kernels/wasm.js';
+import { KERNEL_NAMES } from '../kernels/wasm.js';
+import { windowAttentionKernelActive } from '../kernels/active.js';
+import { MAX_HEAD_DIM, webgpuKernelsActive } from '../kernels/webgpu.js';
 
 export interface AttentionOptions {
   /** Additive bias broadcastable to [B, H, Lq, Lk] (Swin's relative-position bias). */
@@ -32,6 +34,70 @@ export const compositeAttention: AttentionKernel = (q, k, v, { bias, mask, scale
     return matmul(probsDropout ? probsDropout(probs) : probs, v);
   });
 
+// Backward of the fused kernel, recomputing the probabilities: with P = softmax(S), S = (q scale)
+// k^T + bias + mask: dV = P^T dO, dS = P (dP - rowsum(dP P)) with dP = dO v^T, dQ = dS k scale,
+// dK = dS^T q scale; bias and mask get dS summed back to their broadcast shapes.
+tf.registerGradient({
+  kernelName: KERNEL_NAMES.attention,
+  inputsToSave: ['q', 'k', 'v', 'bias', 'mask'],
+  gradFunc: (dy, [q, k, v, bias, mask], attrs) => {
+    const scale = Number(attrs.scale);
+    const grads = tf.tidy(() => {
+      const p = softmax(tf.add(tf.add(matmul(tf.mul(q, scale), k, { transposeB: true }), bias), mask));
+      const dO = dy as tf.Tensor;
+      const dP = matmul(dO, v, { transposeB: true });
+      const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+      return {
+        q: tf.mul(matmul(dS, k), scale),
+        k: tf.mul(matmul(dS, q, { transposeA: true }), scale),
+        v: matmul(p, dO, { transposeA: true }),
+        bias: sumToShape(dS, bias.shape),
+        mask: sumToShape(dS, mask.shape),
+      };
+    });
+    return {
+      q: () => grads.q,
+      k: () => grads.k,
+      v: () => grads.v,
+      bias: () => grads.bias,
+      mask: () => grads.mask,
+    };
+  },
+});
+
+/** Whether `t` (absent, or rank <= 4) broadcasts to `target` [B, H, Lq, Lk]. */
+function broadcastsTo(t: tf.Tensor | undefined, target: number[]): boolean {
+  return !t || (t.rank <= 4 && t.shape.every((d, i) => d === 1 || d === target[i + 4 - t.rank]));
+}
+
+/**
+ * The fused attention kernel where it runs (webgpu; float32 q, k, v of one batch and head count,
+ * head dims up to 256, bias and mask broadcasting to the scores), else the composite ops. An absent
+ * bias or mask goes in as a [1, 1, 1, 1] zero (x + 0 = x: the scores are unchanged).
+ */
+const defaultAttention: AttentionKernel = (q, k, v, options) => {
+  const { bias, mask } = options;
+  const [B = 0, H = 0, Lq = 0, D = 0] = q.shape;
+  const [Lk = 0, Dv = 0] = [k.shape[2], v.shape[3]];
+  const covered =
+    webgpuKernelsActive() &&
+    [q, k, v, bias, mask].every((t) => !t || t.dtype === 'float32') &&
+    [k, v].every((t) => t.shape[0] === B && t.shape[1] === H) &&
+    Lk > 0 &&
+    D > 0 &&
+    D <= MAX_HEAD_DIM &&
+    Dv <= MAX_HEAD_DIM &&
+    broadcastsTo(bias, [B, H, Lq, Lk]) &&
+    broadcastsTo(mask, [B, H, Lq, Lk]);
+  if (!covered) return compositeAttention(q, k, v, options);
+  return tf.tidy(() => {
+    const zero = () => tf.zeros([1, 1, 1, 1]);
+    const inputs = { q, k, v, bias: bias ?? zero(), mask: mask ?? zero() };
+    const scale = options.scale ?? 1 / Math.sqrt(D);
+    return tf.engine().runKernel(KERNEL_NAMES.attention, inputs, { scale }) as tf.Tensor;
+  });
+};
+
 const kernels = new Map<string, AttentionKernel>();
 
 /** Replaces the attention implementation on one backend (a fused kernel must keep the gradient). */
@@ -41,7 +107,8 @@ export function registerAttentionKernel(backendName: string, kernel: AttentionKe
 
 /**
  * Scaled-dot-product attention: the single entry point every fiber-vl model uses, so that a fused
- * kernel registered for the current backend replaces it everywhere.
+ * kernel registered for the current backend replaces it everywhere. On webgpu fiber-vl's fused
+ * kernel runs by default (one pass, no [B, H, Lq, Lk] scores in memory); elsewhere the tfjs ops.
  */
 export function scaledDotProductAttention(
   q: tf.Tensor,
@@ -59,8 +126,8 @@ export function scaledDotProductAttention(
       `scaledDotProductAttention: shapes do not agree: q [${q.shape.join(', ')}], k [${k.shape.join(', ')}], v [${v.shape.join(', ')}]`,
     );
   }
-  const kernel = options.probsDropout ? undefined : kernels.get(tf.getBackend());
-  return (kernel ?? compositeAttention)(q, k, v, options);
+  if (options.probsDropout) return compositeAttention(q, k, v, options);
+  return (kernels.get(tf.getBackend()) ?? defaultAttention)(q, k, v, options);
 }
 
 export interface WindowAttentionOptions {
@@ -216,8 +283,8 @@ tf.registerGradient({
  * (the qkv projection of every token, H and W multiples of the window, padded by the caller),
  * cyclic shift by `shift` with Swin's -100 mask between regions, relative-position `bias`
  * [heads, w*w, w*w], softmax, attention-weighted v, windows merged and shifted back -> [B, H, W, C].
- * On wasm one fused kernel (the shift and the partition are folded into its indexing); elsewhere
- * the tfjs-op path with the same math. Differentiable in qkv and bias.
+ * On wasm and webgpu one fused kernel (the shift and the partition are folded into its indexing;
+ * on webgpu windows of up to 256 tokens); elsewhere the tfjs-op path with the same math. Differentiable in qkv and bias.
  */
 export function windowAttention(
   qkv: tf.Tensor,
@@ -228,7 +295,7 @@ export function windowAttention(
   if (bias && (bias.rank !== 3 || bias.shape[0] !== L.heads || bias.shape[1] !== L.n || bias.shape[2] !== L.n)) {
     throw new RangeError(`windowAttention: bias must be [${L.heads}, ${L.n}, ${L.n}], got [${bias.shape.join(', ')}]`);
   }
-  if (wasmKernelsActive() && bias && qkv.dtype === 'float32' && bias.dtype === 'float32') {
+  if (windowAttentionKernelActive(L.n) && bias && qkv.dtype === 'float32' && bias.dtype === 'float32') {
     const attrs = { numHeads: L.heads, windowSize: L.w, shift: L.s, scale: L.scale };
     return tf.engine().runKernel(KERNEL_NAMES.windowAttention, { qkv, bias }, attrs) as tf.Tensor;
   }

@@ -1,5 +1,6 @@
 import { tf } from '../tf.js';
-import { KERNEL_NAMES, gemmShape, wasmKernelsActive } from '../kernels/wasm.js';
+import { KERNEL_NAMES, gemmShape } from '../kernels/wasm.js';
+import { fiberKernelsActive } from '../kernels/active.js';
 
 /** Sums a broadcast gradient back to `shape` (leading extra dims, and dims of size 1). */
 export function sumToShape(g: tf.Tensor, shape: number[]): tf.Tensor {
@@ -40,10 +41,10 @@ const plainMatmul = tf.customGrad((a, b, save) => {
   };
 });
 
-/** The wasm GEMM kernel when it runs and covers the shapes (float32, batch dims equal or absent on one side). */
+/** fiber-vl's GEMM kernel (wasm or webgpu) when it runs and covers the shapes (float32, batch dims equal or absent on one side). */
 function fastGemm(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean): boolean {
   return (
-    wasmKernelsActive() &&
+    fiberKernelsActive() &&
     a.dtype === 'float32' &&
     b.dtype === 'float32' &&
     gemmShape(a.shape, b.shape, transposeA, transposeB) !== undefined
@@ -87,7 +88,7 @@ tf.registerGradient({
 
 /**
  * a @ b with optional transposes (batch dims broadcast as in tf.matMul). Differentiable. On wasm
- * the fiber-vl GEMM kernel reads transposed operands in place; elsewhere no transposed-operand
+ * and webgpu the fiber-vl GEMM kernel reads transposed operands in place; elsewhere no transposed-operand
  * kernel modes are used (they are slow in tfjs).
  */
 export function matmul(a: tf.Tensor, b: tf.Tensor, { transposeA = false, transposeB = false } = {}): tf.Tensor {
@@ -97,7 +98,7 @@ export function matmul(a: tf.Tensor, b: tf.Tensor, { transposeA = false, transpo
 
 /**
  * torch.nn.functional.linear: x [..., in] @ weight[out, in]^T + bias[out] -> [..., out].
- * On wasm one GEMM kernel call with the bias in its epilogue; the weight is never transposed.
+ * On wasm and webgpu one GEMM kernel call with the bias in its epilogue; the weight is never transposed.
  */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
   if (weight.rank !== 2) throw new RangeError(`linear: weight must be [out, in], got [${weight.shape.join(', ')}]`);

@@ -1,0 +1,310 @@
+// `--data DIR`: the public formats read by @fiber-vl/trainer's readers, loaded by its DataLoader
+// (deterministic by (seed, epoch), resumable by position, bad records skipped and counted) with the
+// official augmentations, and turned into the tensors of each task's batch.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type GroundingPrompt, encodeDetectionPrompt, encodeGroundingPrompt } from '@fiber-vl/heads-fine';
+import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
+import { tf } from '@fiber-vl/tensor-core';
+import {
+  type DataRecord,
+  type DataSource,
+  DataLoader,
+  type RecordSource,
+  type Sample,
+  type SampleImage,
+  buildVqaVocab,
+  coarseTrainTransform,
+  concatSources,
+  fineTrainTransform,
+  genericRecord,
+  karpathyCaptions,
+  mdetrGrounding,
+  cocoInstances,
+  nlvr2Record,
+  recordText,
+  vqaQuestions,
+  withImages,
+} from '@fiber-vl/trainer';
+import { imageFolder, nodeInThreadExecutor, openJsonl, readJson } from '@fiber-vl/trainer/node';
+import { encodeTexts } from '../run/data.js';
+import { type TrainTask, UsageError } from './args.js';
+import type { TaskBatch } from './tasks.js';
+
+export interface FolderData {
+  source: RecordSource;
+  /** Detection: the class names (category order = labels 1..K). */
+  classNames?: string[];
+  /** VQA: the answer vocabulary. */
+  answers?: string[];
+  /** Files read, for the run's config.json. */
+  files: string[];
+}
+
+const jsonFiles = (dir: string, test: (name: string) => boolean): string[] =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter(test)
+        .sort()
+        .map((n) => join(dir, n))
+    : [];
+
+function needFiles(task: TrainTask, files: string[], what: string): string[] {
+  if (!files.length) throw new UsageError(`--data: no ${what} found for --task ${task} (see fiber-bench train --help)`);
+  return files;
+}
+
+/** Opens the task's files in `dir` (layout in apps/bench/README.md); images are read from `imagesDir`. */
+export async function openFolder(task: TrainTask, dir: string, imagesDir: string): Promise<FolderData> {
+  if (!existsSync(dir)) throw new UsageError(`--data: no folder ${dir}`);
+  const images = imageFolder(imagesDir);
+  const jsonl = jsonFiles(dir, (n) => n.endsWith('.jsonl'));
+  const openJsonlAll = async () => Promise.all(jsonl.map((f) => openJsonl(f, genericRecord(), images)));
+  switch (task) {
+    case 'pretrain-coarse':
+    case 'retrieval-itc':
+    case 'retrieval-itm':
+    case 'caption': {
+      const karpathy = jsonFiles(join(dir, 'karpathy'), (n) => /^dataset_.*\.json$/.test(n));
+      needFiles(task, [...karpathy, ...jsonl], 'karpathy/dataset_*.json or *.jsonl');
+      const sources: RecordSource[] = [];
+      for (const f of karpathy)
+        sources.push(
+          withImages(karpathyCaptions(await readJson(f), { splits: ['train', 'restval'], name: f }), images),
+        );
+      sources.push(...(await openJsonlAll()));
+      return { source: concatSources(dir, sources), files: [...karpathy, ...jsonl] };
+    }
+    case 'vqa': {
+      const q = join(dir, 'v2_OpenEnded_mscoco_train2014_questions.json');
+      const a = join(dir, 'v2_mscoco_train2014_annotations.json');
+      needFiles(task, [q, a].filter(existsSync).length === 2 ? [q] : [], `${q} and ${a}`);
+      const annotations = await readJson(a);
+      const vocab = buildVqaVocab([annotations]);
+      if (!vocab.answers.length)
+        throw new UsageError(
+          `--data: ${a} has no answer that is the multiple_choice_answer of >= 9 questions (the official vocabulary threshold)`,
+        );
+      const source = withImages(vqaQuestions({ questions: await readJson(q), annotations, vocab, name: q }), images);
+      return { source, answers: vocab.answers, files: [q, a] };
+    }
+    case 'nlvr2': {
+      const f = needFiles(
+        task,
+        [join(dir, 'data/train.json'), join(dir, 'train.json')].filter(existsSync),
+        'data/train.json',
+      );
+      return { source: await openJsonl(f[0], nlvr2Record, images), files: [f[0]] };
+    }
+    case 'pretrain-fine':
+    case 'refcoco': {
+      const pattern = task === 'refcoco' ? /^final_refexp_.*train.*\.json$/ : /^final_.*train.*\.json$/;
+      const files = needFiles(
+        task,
+        [
+          ...jsonFiles(dir, (n) => pattern.test(n)),
+          ...jsonFiles(join(dir, 'mdetr_annotations'), (n) => pattern.test(n)),
+        ],
+        `MDETR ${pattern.source} files`,
+      );
+      const sources: RecordSource[] = [];
+      for (const f of files) sources.push(withImages(mdetrGrounding(await readJson(f), { name: f }), images));
+      if (task === 'pretrain-fine') sources.push(...(await openJsonlAll()));
+      return { source: concatSources(dir, sources), files: [...files, ...(task === 'pretrain-fine' ? jsonl : [])] };
+    }
+    case 'detection': {
+      const files = needFiles(
+        task,
+        jsonFiles(join(dir, 'annotations'), (n) => /^instances_.*train.*\.json$/.test(n)),
+        'annotations/instances_*train*.json',
+      );
+      const coco = cocoInstances(await readJson(files[0]), { name: files[0] });
+      return {
+        source: withImages(coco, images),
+        classNames: coco.categories.map((c) => c.name),
+        files: [files[0]],
+      };
+    }
+  }
+}
+
+/** [3, H, W] CHW images padded with zeros at the bottom / right to [B, 3, Hmax, Wmax], sides rounded up to `divisible`. */
+function stackImages(images: SampleImage[], divisible = 1): tf.Tensor4D {
+  const up = (v: number) => Math.ceil(v / divisible) * divisible;
+  const H = up(Math.max(...images.map((i) => i.height)));
+  const W = up(Math.max(...images.map((i) => i.width)));
+  const out = new Float32Array(images.length * 3 * H * W);
+  images.forEach((img, b) => {
+    if (img.layout !== 'chw') throw new TypeError('train: expected normalised CHW images from the transform');
+    for (let c = 0; c < 3; c++)
+      for (let y = 0; y < img.height; y++)
+        out.set(
+          img.data.subarray((c * img.height + y) * img.width, (c * img.height + y + 1) * img.width),
+          ((b * 3 + c) * H + y) * W,
+        );
+  });
+  return tf.tensor4d(out, [images.length, 3, H, W]);
+}
+
+export interface FolderBatchOptions {
+  task: TrainTask;
+  tokenizer: ByteLevelBpeTokenizer;
+  batch: number;
+  seed: number;
+  imageSize: number;
+  maxTextLen: number;
+  maxQueryLen: number;
+  /** Fine tasks: the shorter side (undefined: FIBER's multi-scale 480-800, longer side <= 1333). */
+  fineSize?: number;
+  data: FolderData;
+}
+
+/** The positive map [G, T] of a prompt whose phrase g belongs to box g. */
+function positiveMap(prompt: GroundingPrompt, phraseOfBox: number[]): Float32Array {
+  const T = prompt.maxQueryLen;
+  const map = new Float32Array(phraseOfBox.length * T);
+  phraseOfBox.forEach((p, g) => {
+    for (const t of prompt.phrases[p].tokens) map[g * T + t] = 1;
+  });
+  return map;
+}
+
+function fineBatch(samples: Sample[], o: FolderBatchOptions): TaskBatch {
+  const prompts: GroundingPrompt[] = [];
+  const targets = samples.map((s) => {
+    const r = s.record;
+    if (r.kind === 'detection') {
+      const prompt = encodeDetectionPrompt(o.tokenizer, o.data.classNames ?? [], { maxQueryLen: o.maxQueryLen });
+      prompts.push(prompt);
+      return {
+        boxes: r.boxes.flat(),
+        positiveMap: positiveMap(
+          prompt,
+          r.labels.map((l) => l - 1),
+        ),
+      };
+    }
+    if (r.kind !== 'grounding') throw new TypeError(`train --task ${o.task}: a ${r.kind} record`);
+    // each box is a phrase (its spans); a box with no span is dropped from the targets, and an
+    // image left without one is a negative (the whole text as the prompt, no box)
+    const kept = r.spans.map((sp, g) => (sp.length ? g : -1)).filter((g) => g >= 0);
+    const phrases = kept.length ? kept.map((g) => r.spans[g]) : [[[0, r.text.length] as [number, number]]];
+    const prompt = encodeGroundingPrompt(o.tokenizer, r.text, phrases, { maxQueryLen: o.maxQueryLen });
+    prompts.push(prompt);
+    return {
+      boxes: kept.flatMap((g) => r.boxes[g]),
+      positiveMap: positiveMap(
+        prompt,
+        kept.map((_, k) => k),
+      ),
+    };
+  });
+  return {
+    kind: 'fine',
+    pixels: stackImages(
+      samples.map((s) => s.images[0]),
+      32,
+    ),
+    textIds: tf.tensor2d(
+      prompts.map((p) => p.inputIds),
+      undefined,
+      'int32',
+    ),
+    textMasks: tf.tensor2d(
+      prompts.map((p) => p.attentionMask),
+      undefined,
+      'int32',
+    ),
+    targets,
+  };
+}
+
+function coarseBatch(samples: Sample[], o: FolderBatchOptions): TaskBatch {
+  const text = encodeTexts(
+    o.tokenizer,
+    samples.map((s) => recordText(s.record)),
+    o.maxTextLen,
+  );
+  const first = () => stackImages(samples.map((s) => s.images[0]));
+  switch (o.task) {
+    case 'vqa': {
+      const answers = o.data.answers?.length ?? 0;
+      const scores = new Float32Array(samples.length * answers);
+      samples.forEach((s, b) => {
+        if (s.record.kind !== 'vqa') throw new TypeError(`train --task vqa: a ${s.record.kind} record`);
+        const { labels, scores: sc } = s.record;
+        labels.forEach((l, k) => (scores[b * answers + l] = sc[k]));
+      });
+      return {
+        kind: 'vqa',
+        pixels: first(),
+        textIds: text.ids,
+        textMasks: text.mask,
+        targets: tf.tensor2d(scores, [samples.length, answers]),
+      };
+    }
+    case 'nlvr2':
+      return {
+        kind: 'nlvr2',
+        pixels0: first(),
+        pixels1: stackImages(samples.map((s) => s.images[1])),
+        textIds: text.ids,
+        textMasks: text.mask,
+        labels: tf.tensor1d(
+          samples.map((s) => (s.record.kind === 'nlvr2' && s.record.label ? 1 : 0)),
+          'int32',
+        ),
+      };
+    case 'retrieval-itm': {
+      // the false image of pair b is pair b+1's (a random other image of the split, as draw_false_image)
+      const images = samples.map((s) => s.images[0]);
+      return {
+        kind: 'itm',
+        pixels: stackImages(images),
+        falsePixels: stackImages([...images.slice(1), images[0]]),
+        textIds: text.ids,
+        textMasks: text.mask,
+      };
+    }
+    default:
+      return { kind: 'pair', pixels: first(), textIds: text.ids, textMasks: text.mask };
+  }
+}
+
+export interface FolderSource extends DataSource<TaskBatch> {
+  loader: DataLoader<DataRecord>;
+}
+
+export async function folderSource(o: FolderBatchOptions, fine: boolean): Promise<FolderSource> {
+  const transform = fine
+    ? fineTrainTransform({
+        ...(o.fineSize ? { minSizes: [o.fineSize], maxSize: Math.round(o.fineSize * 1.67) } : {}),
+        ...(o.task === 'refcoco' ? { flipProb: 0 } : {}),
+      })
+    : coarseTrainTransform(o.imageSize);
+  const loader = new DataLoader(o.data.source, {
+    seed: o.seed,
+    transform,
+    executor: await nodeInThreadExecutor(),
+  });
+  return {
+    loader,
+    async *batches(from) {
+      let start = from ? { epoch: from.epoch, position: Number(from.cursor) } : { epoch: 0, position: 0 };
+      for (;;) {
+        let n = 0;
+        for await (const b of loader.batches(o.batch, start, { dropLast: true })) {
+          n++;
+          const batch = fine ? fineBatch(b.samples, o) : coarseBatch(b.samples, o);
+          yield { batch, position: { epoch: b.next.epoch, cursor: b.next.position } };
+        }
+        if (n === 0 && start.position === 0)
+          throw new Error(
+            `${o.data.source.name}: epoch ${start.epoch} gave no full batch of ${o.batch} ` +
+              `(${loader.stats.delivered} records delivered; skipped: ${JSON.stringify(loader.stats.summary().records)})`,
+          );
+        start = { epoch: start.epoch + 1, position: 0 };
+      }
+    },
+  };
+}

@@ -1,0 +1,181 @@
+// `fiber-bench train`: one FIBER task trained with @fiber-vl/trainer's parts (objective, AdamW
+// groups, schedule, Trainer + fit, run folder with atomic checkpoints and bit-exact resume) on the
+// built-in world or on a data folder in the public layout.
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ByteLevelBpeTokenizer, mergesToText, trainByteLevelBpe } from '@fiber-vl/roberta';
+import { initBackend } from '@fiber-vl/tensor-core';
+import { type DataSource, recordText } from '@fiber-vl/trainer';
+import { RunFolder } from '@fiber-vl/trainer/node';
+import { type TrainArgs, TRAIN_USAGE, UsageError, parseTrainArgs } from './args.js';
+import { builtinRecords, builtinSource, builtinWorld } from './builtin.js';
+import { type FolderData, type FolderSource, folderSource, openFolder } from './folder.js';
+import { type TaskBatch, type TaskSetup, coarseSetup, fineSetup, isFineTask, loadInit } from './tasks.js';
+
+/** Records read to train a tokenizer for a folder that brings none. */
+const TOKENIZER_RECORDS = 20_000;
+
+function readTokenizer(dir: string): ByteLevelBpeTokenizer | undefined {
+  const json = join(dir, 'tokenizer.json');
+  if (existsSync(json)) return ByteLevelBpeTokenizer.fromTokenizerJson(JSON.parse(readFileSync(json, 'utf8')));
+  const vocab = join(dir, 'vocab.json');
+  const merges = join(dir, 'merges.txt');
+  if (existsSync(vocab) && existsSync(merges))
+    return ByteLevelBpeTokenizer.fromVocabAndMerges(readFileSync(vocab, 'utf8'), readFileSync(merges, 'utf8'));
+  return undefined;
+}
+
+/** --tokenizer, DATA/tokenizer/, OUT/tokenizer/ (a resumed run), or a BPE trained on the data's text (saved in OUT/tokenizer/). */
+async function folderTokenizer(args: TrainArgs, data: FolderData, vocabSize: number): Promise<ByteLevelBpeTokenizer> {
+  if (args.tokenizer) {
+    const t = readTokenizer(resolve(args.tokenizer));
+    if (!t)
+      throw new UsageError(`--tokenizer: ${args.tokenizer} has neither tokenizer.json nor vocab.json + merges.txt`);
+    return t;
+  }
+  const found = readTokenizer(join(args.data, 'tokenizer')) ?? readTokenizer(join(args.out, 'tokenizer'));
+  if (found) return found;
+  const texts: string[] = [];
+  const n = Math.min(data.source.length, TOKENIZER_RECORDS);
+  for (let i = 0; i < n; i++) {
+    const e = await data.source.get(i);
+    if (e.ok) texts.push(recordText(e.record));
+  }
+  if (data.classNames) texts.push(data.classNames.join('. '));
+  const bpe = trainByteLevelBpe(texts, { vocabSize, minFrequency: 2 });
+  const dir = join(args.out, 'tokenizer');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(bpe.vocab));
+  writeFileSync(join(dir, 'merges.txt'), mergesToText(bpe.merges));
+  return ByteLevelBpeTokenizer.fromVocabAndMerges(bpe.vocab, mergesToText(bpe.merges));
+}
+
+async function train(args: TrainArgs, log: (line: string) => void): Promise<void> {
+  if (args.init && !existsSync(args.init)) throw new UsageError(`--init: no file ${args.init}`);
+  const checkpoints = join(args.out, 'checkpoints');
+  if (!args.resume && existsSync(checkpoints) && readdirSync(checkpoints).some((n) => n.startsWith('step-')))
+    throw new UsageError(`--out: ${args.out} already holds a run; pass --resume or choose another folder`);
+  const fine = isFineTask(args.task);
+  const builtin = args.data === 'builtin';
+  const micro = args.model === 'micro';
+  await initBackend({ backend: args.backend });
+
+  let world: ReturnType<typeof builtinWorld>['world'] | undefined;
+  let tokenizer: ByteLevelBpeTokenizer;
+  let folder: FolderData | undefined;
+  if (builtin) ({ world, tokenizer } = builtinWorld());
+  else {
+    folder = await openFolder(args.task, resolve(args.data), resolve(args.images ?? args.data));
+    tokenizer = await folderTokenizer(args, folder, micro ? 400 : 8000);
+  }
+  const maskId = tokenizer.id('<mask>');
+  const records = world ? builtinRecords(args.task, world) : folder!.source.length;
+  const steps = args.steps ?? Math.max(1, Math.ceil(((args.epochs ?? 1) * records) / (args.batch * args.accumulate)));
+  const options = {
+    task: args.task,
+    model: args.model,
+    vocabSize: tokenizer.vocabSize,
+    maskId,
+    vqaLabels: world ? world.answerVocabulary.length : (folder!.answers?.length ?? 0),
+    steps,
+    lr: args.lr,
+    seed: args.seed,
+    queueSize: args.queue ?? (micro ? 16 : 4096),
+  };
+  const setup: TaskSetup = fine ? fineSetup(options) : coarseSetup(options);
+  let loader: FolderSource['loader'] | undefined;
+  try {
+    if (args.init) {
+      const r = await loadInit(setup.model, args.init);
+      log(`--init ${args.init}: ${r.loaded} tensors loaded, ${r.skipped} not in this model or of another shape`);
+    }
+    const fineSize = args.imageSize ?? (micro ? 64 : undefined);
+    const shape = {
+      batch: args.batch,
+      ...setup.shape,
+      fineSize: fineSize ?? 800,
+    };
+    if (['pretrain-coarse', 'retrieval-itc', 'retrieval-itm'].includes(args.task) && args.batch < 2)
+      throw new UsageError(`--batch: ${args.task} needs at least 2 pairs per batch (negatives come from the batch)`);
+    const source: DataSource<TaskBatch> = world
+      ? builtinSource(args.task, world, tokenizer, shape, args.seed)
+      : await folderSource(
+          { ...shape, fineSize, task: args.task, tokenizer, seed: args.seed, data: folder! },
+          fine,
+        ).then((f) => {
+          loader = f.loader;
+          return f;
+        });
+    const run = new RunFolder(args.out, {
+      config: {
+        task: args.task,
+        model: setup.config,
+        modelName: args.model,
+        init: args.init ?? null,
+        data: builtin ? 'builtin' : { dir: resolve(args.data), files: folder!.files, records },
+        steps,
+        batch: args.batch,
+        accumulate: args.accumulate,
+        lr: args.lr ?? null,
+        seed: args.seed,
+        backend: args.backend,
+        tokenizer: { vocabSize: tokenizer.vocabSize },
+      },
+      resume: args.resume,
+      keepLast: args.keep,
+    });
+    const result = await setup.fit({
+      data: source,
+      steps,
+      accumulate: args.accumulate,
+      store: run.store,
+      checkpointEvery: args.checkpointEvery,
+      resume: args.resume,
+      logger: run.logger(),
+      user: { task: args.task },
+    });
+    const final = await run.saveFinal(setup.model);
+    if (loader) {
+      const s = loader.stats.summary();
+      if (Object.keys(s.records).length || Object.keys(s.boxes).length)
+        log(
+          `data: ${s.delivered} records delivered; skipped ${JSON.stringify(s.records)}; boxes dropped ${JSON.stringify(s.boxes)}`,
+        );
+    }
+    log(
+      `${args.task}: ${result.step} steps${result.resumedFrom ? ` (resumed from ${result.resumedFrom})` : ''}, ` +
+        `last loss ${result.last ? result.last.loss.toFixed(4) : 'n/a'}; model in ${final}`,
+    );
+  } finally {
+    await loader?.close();
+    setup.optimizer.dispose();
+    setup.dispose();
+    setup.model.dispose();
+  }
+}
+
+/** `fiber-bench train ...`: 0 on success, 2 on bad usage (one line on stderr). */
+export async function trainMain(argv: string[]): Promise<number> {
+  const usage = (e: unknown) => {
+    process.stderr.write(`fiber-bench train: ${(e as Error).message}\n`);
+    return 2;
+  };
+  let args: TrainArgs | 'help';
+  try {
+    args = parseTrainArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) return usage(e);
+    throw e;
+  }
+  if (args === 'help') {
+    process.stdout.write(TRAIN_USAGE);
+    return 0;
+  }
+  try {
+    await train(args, (line) => process.stdout.write(`${line}\n`));
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) return usage(e);
+    throw e;
+  }
+}

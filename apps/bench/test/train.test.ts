@@ -1,0 +1,218 @@
+// `fiber-bench train`: every task for two steps on the built-in world with the micro model, a run
+// resumed from its last-but-one checkpoint ending bit for bit where the uninterrupted run ended,
+// --init from a finished run, the committed sample folders in the public layouts, and hostile
+// arguments (one line on stderr, exit 2).
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SafetensorsFile } from '@fiber-vl/tensor-core';
+
+const cli = resolve(__dirname, '../dist/cli.js');
+const DATA = resolve(__dirname, '../../../fixtures/data');
+let work: string;
+
+function train(args: string[]) {
+  const r = spawnSync(process.execPath, [cli, 'train', '--backend', 'cpu', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const steps = (dir: string) =>
+  readFileSync(join(dir, 'log.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as { step?: number; losses?: Record<string, number>; checkpoint?: string })
+    .filter((r) => r.losses);
+
+async function modelKeys(path: string): Promise<string[]> {
+  const st = await SafetensorsFile.open(path);
+  try {
+    return st.keys();
+  } finally {
+    await st.close();
+  }
+}
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'fiber-train-'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('fiber-bench train on the built-in world', () => {
+  const terms: Record<string, string[]> = {
+    'pretrain-coarse': ['mlm', 'itc', 'itm'],
+    'retrieval-itc': ['itc'],
+    'retrieval-itm': ['itm'],
+    vqa: ['vqa'],
+    caption: ['caption_mle'],
+    nlvr2: ['nlvr2'],
+    'pretrain-fine': ['atss'],
+    refcoco: ['atss'],
+    detection: ['atss'],
+  };
+  it.each(Object.keys(terms))(
+    '%s: two steps, a log, checkpoints and the final model',
+    async (task) => {
+      const out = join(work, task);
+      // 4 pairs: with 2 a batch may have no masked token, and the MLM term is then left out (as documented)
+      const batch = task === 'pretrain-coarse' ? '4' : '2';
+      const r = train([
+        '--task',
+        task,
+        '--model',
+        'micro',
+        '--data',
+        'builtin',
+        '--steps',
+        '2',
+        '--batch',
+        batch,
+        '--out',
+        out,
+      ]);
+      expect(r.code, r.stderr.slice(-1500)).toBe(0);
+      expect(r.stderr).toMatch(/step 2\/2 \|/);
+      expect(r.stdout).toMatch(new RegExp(`${task}: 2 steps, last loss \\d`));
+      const log = steps(out);
+      expect(log.map((s) => s.step)).toEqual([1, 2]);
+      for (const s of log) {
+        expect(Object.keys(s.losses!).sort()).toEqual([...terms[task]].sort());
+        for (const v of Object.values(s.losses!)) expect(Number.isFinite(v)).toBe(true);
+      }
+      expect(readdirSync(join(out, 'checkpoints'))).toEqual(['step-00000002']);
+      const keys = await modelKeys(join(out, 'final', 'model.safetensors'));
+      const fine = ['pretrain-fine', 'refcoco', 'detection'].includes(task);
+      expect(keys.some((k) => k.startsWith(fine ? 'fusion_backbone.backbone.body.' : 'vit_model.'))).toBe(true);
+      expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'))).toMatchObject({
+        task,
+        steps: 2,
+        batch: Number(batch),
+      });
+    },
+    120_000,
+  );
+
+  it('--resume continues from the newest complete checkpoint and ends bit for bit where an uninterrupted run ends', () => {
+    const a = join(work, 'resume-a');
+    const args = ['--task', 'pretrain-coarse', '--model', 'micro', '--data', 'builtin', '--steps', '4', '--batch', '3'];
+    const r = train([...args, '--accumulate', '2', '--checkpoint-every', '2', '--out', a]);
+    expect(r.code, r.stderr.slice(-1500)).toBe(0);
+    // the state of a run killed after step 3 (its step-4 checkpoint and final model never written)
+    const b = join(work, 'resume-b');
+    cpSync(a, b, { recursive: true });
+    rmSync(join(b, 'checkpoints', 'step-00000004'), { recursive: true });
+    rmSync(join(b, 'final'), { recursive: true });
+    const again = train([...args, '--accumulate', '2', '--checkpoint-every', '2', '--out', b, '--resume']);
+    expect(again.code, again.stderr.slice(-1500)).toBe(0);
+    expect(again.stdout).toMatch(/resumed from .*step-00000002/);
+    expect(
+      readFileSync(join(b, 'final', 'model.safetensors')).equals(readFileSync(join(a, 'final', 'model.safetensors'))),
+    ).toBe(true);
+    expect(steps(b).map((s) => s.step)).toEqual([1, 2, 3, 4]);
+    expect(steps(b)).toEqual(steps(a).map((s) => ({ ...s, time: expect.any(Number) })));
+    // a finished run's folder is not overwritten without --resume
+    const clash = train([...args, '--out', a]);
+    expect(clash.code).toBe(2);
+    expect(clash.stderr.trim().split('\n')).toHaveLength(1);
+    expect(clash.stderr).toMatch(/already holds a run; pass --resume/);
+    // --init: a fine-tune from the pre-trained weights
+    const ft = train([
+      ...['--task', 'vqa', '--model', 'micro', '--data', 'builtin', '--steps', '1', '--batch', '2'],
+      ...['--init', join(a, 'final', 'model.safetensors'), '--out', join(work, 'init')],
+    ]);
+    expect(ft.code, ft.stderr.slice(-1500)).toBe(0);
+    expect(ft.stdout).toMatch(/--init .*: \d{3} tensors loaded/);
+  }, 240_000);
+});
+
+describe('fiber-bench train on data folders in the public layout (the committed samples, broken records included)', () => {
+  it.each([
+    ['caption', ['--data', join(DATA, 'coco'), '--batch', '2']],
+    ['pretrain-coarse', ['--data', join(DATA, 'jsonl'), '--images', join(DATA, 'jsonl/images'), '--batch', '2']],
+    ['nlvr2', ['--data', join(DATA, 'nlvr2'), '--batch', '1']],
+    [
+      'pretrain-fine',
+      [
+        '--data',
+        join(DATA, 'mdetr_annotations'),
+        '--images',
+        join(DATA, 'flickr30k/flickr30k_images/train'),
+        '--batch',
+        '1',
+      ],
+    ],
+  ])(
+    '%s',
+    (task, extra) => {
+      const out = join(work, `folder-${task}`);
+      const r = train(['--task', task, '--model', 'micro', '--steps', '3', '--out', out, ...extra]);
+      expect(r.code, r.stderr.slice(-1500)).toBe(0);
+      expect(r.stdout).toMatch(/data: \d+ records delivered; skipped \{"/); // the broken records, counted
+      expect(steps(out).map((s) => s.step)).toEqual([1, 2, 3]);
+      expect(existsSync(join(out, 'final', 'model.safetensors'))).toBe(true);
+      // no tokenizer in the folder: a BPE trained on its text, kept for a resumed run
+      expect(existsSync(join(out, 'tokenizer', 'vocab.json'))).toBe(true);
+    },
+    120_000,
+  );
+});
+
+describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => {
+  const base = ['--task', 'vqa', '--model', 'micro', '--data', 'builtin', '--steps', '1', '--batch', '2'];
+  const swap = (flag: string, value: string) => {
+    const i = base.indexOf(flag);
+    return [...base.slice(0, i + 1), value, ...base.slice(i + 2)];
+  };
+  it.each([
+    ['no --out', base, /--out is required/],
+    ['unknown task', [...swap('--task', 'segmentation'), '--out', 'x'], /--task: unknown task "segmentation"/],
+    ['unknown model', [...swap('--model', 'huge'), '--out', 'x'], /--model: unknown model "huge"/],
+    ['steps and epochs', [...base, '--epochs', '1', '--out', 'x'], /exactly one of --steps N and --epochs E/],
+    ['batch 0', [...swap('--batch', '0'), '--out', 'x'], /--batch: expected an integer >= 1, got "0"/],
+    ['steps text', [...swap('--steps', '1e3'), '--out', 'x'], /--steps: expected an integer >= 1, got "1e3"/],
+    ['lr out of range', [...base, '--lr', '3', '--out', 'x'], /--lr: expected a number in \(0, 1\)/],
+    ['unknown option', [...base, '--out', 'x', '--gpus', '8'], /Unknown option '--gpus'/],
+    ['unknown backend', [...base, '--out', 'x', '--backend', 'tpu'], /--backend: unknown backend "tpu"/],
+    ['missing init file', [...base, '--out', 'x', '--init', '/nonexistent.ckpt'], /--init: no file \/nonexistent.ckpt/],
+    [
+      'missing data folder',
+      [...swap('--data', '/nonexistent-dir'), '--out', 'x'],
+      /--data: no folder \/nonexistent-dir/,
+    ],
+    [
+      'folder without the task files',
+      [...swap('--data', DATA), '--out', 'x'],
+      /--data: no .*v2_OpenEnded.* found for --task vqa/,
+    ],
+    [
+      'ITM with one pair per batch',
+      ['--task', 'pretrain-coarse', ...swap('--batch', '1').slice(2), '--out', 'x'],
+      /needs at least 2 pairs/,
+    ],
+  ])('%s', (_, args, message) => {
+    const r = train(args.map((a) => (a === 'x' ? join(work, 'bad') : a)));
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('a model file that is not a FIBER config names the problem', () => {
+    const path = join(work, 'model.json');
+    writeFileSync(path, JSON.stringify({ swin: { embedDim: -3 } }));
+    const r = train([...swap('--model', path), '--out', join(work, 'bad-json')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--model .*model\.json: /);
+    writeFileSync(path, '{not json');
+    expect(train([...swap('--model', path), '--out', join(work, 'bad-json')]).stderr).toMatch(/cannot read .* as JSON/);
+  });
+
+  it('--help prints the usage and exits 0', () => {
+    const r = train(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^usage: fiber-bench train --task T/);
+  });
+});
