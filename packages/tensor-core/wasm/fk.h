@@ -52,3 +52,4 @@ void fk_gelu(const i32* args, int tid, int nt);
 void fk_layer_norm_grad_x(const i32* args, int tid, int nt);
 void fk_layer_norm_grad_w(const i32* args, int tid, int nt);
 void fk_gelu_grad(const i32* args, int tid, int nt);
+void fk_transpose(const i32* args, int tid, int nt);

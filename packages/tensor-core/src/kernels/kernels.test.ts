@@ -10,7 +10,7 @@ import { gradCheck, maxAbsDiff, testBackends, useBackend } from '../testing.js';
 import { gelu, layerNorm } from '../ops/activations.js';
 import { linear, matmul } from '../ops/linalg.js';
 import { compositeWindowAttention, shiftWindowMaskArray, windowAttention } from '../ops/attention.js';
-import { setWasmKernelsEnabled, wasmKernelInfo, wasmKernelsActive } from './wasm.js';
+import { reduceTranspose, setWasmKernelsEnabled, wasmKernelInfo, wasmKernelsActive } from './wasm.js';
 import { setWebGpuKernelsEnabled } from './webgpu.js';
 
 const { names } = await testBackends();
@@ -84,6 +84,43 @@ function refWindowAttention(
   return out;
 }
 
+/** Row-major transpose by index arithmetic (the reference for every backend's Transpose). */
+function refTranspose(x: ArrayLike<number>, shape: number[], perm: number[]): number[] {
+  const outShape = perm.map((a) => shape[a]);
+  const strides = shape.map((_, a) => shape.slice(a + 1).reduce((p, d) => p * d, 1));
+  const n = shape.reduce((p, d) => p * d, 1);
+  const out = new Array<number>(n);
+  for (let o = 0; o < n; o++) {
+    let rem = o;
+    let src = 0;
+    for (let i = outShape.length - 1; i >= 0; i--) {
+      src += (rem % outShape[i]) * strides[perm[i]];
+      rem = Math.floor(rem / outShape[i]);
+    }
+    out[o] = x[src];
+  }
+  return out;
+}
+
+describe('reduceTranspose', () => {
+  it('drops unit axes and merges axes that stay neighbours', () => {
+    expect(reduceTranspose([1024, 4, 3, 2, 16], [2, 0, 3, 1, 4])).toEqual({
+      shape: [3, 1024, 2, 4, 16],
+      inStrides: [32, 384, 16, 96, 1],
+    });
+    // heads = 1: [Bw, n, 3, 1, hd] -> [3, Bw, 1, n, hd] is a 3-axis transpose of [Bw * n, 3, hd]
+    expect(reduceTranspose([8, 4, 3, 1, 16], [2, 0, 3, 1, 4])).toEqual({ shape: [3, 32, 16], inStrides: [16, 48, 1] });
+    // window partition [B, h, w, h', w', C] -> [B, h, h', w, w', C]: merges to 4 axes
+    expect(reduceTranspose([2, 8, 2, 8, 2, 48], [0, 1, 3, 2, 4, 5])).toEqual({
+      shape: [16, 8, 2, 96],
+      inStrides: [1536, 96, 768, 1],
+    });
+    expect(reduceTranspose([5, 1, 7], [1, 0, 2])).toEqual({ shape: [35], inStrides: [1] });
+    expect(reduceTranspose([1, 1], [1, 0])).toEqual({ shape: [1], inStrides: [1] });
+    expect(reduceTranspose([], [])).toEqual({ shape: [1], inStrides: [1] });
+  });
+});
+
 describe.each(names)('fiber-vl kernels on %s', (backend) => {
   beforeAll(async () => {
     await useBackend(backend);
@@ -94,6 +131,41 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     if (backend !== 'wasm' || process.env.FIBER_WASM_KERNELS === '0') return;
     expect(wasmKernelInfo()?.threads).toBeGreaterThanOrEqual(1);
     expect(wasmKernelsActive()).toBe(true);
+  });
+
+  // Ranks 5-8 after reduction go to wasm/transpose.c on wasm (contiguous rows and strided ones,
+  // threaded above 64k elements); lower ranks, other dtypes and the rest stay with tfjs.
+  // Not on webgpu: tfjs-webgpu's own Transpose shader stops at 6 axes and does not compile for
+  // int32 at 5 or more (WGSL type mismatch; the pipeline is invalid and the read never resolves).
+  it.skipIf(backend === 'webgpu')('transpose of every rank, dtype and permutation kind equals the index reference', async () => {
+    const g = new Generator(5);
+    const cases: [number[], number[]][] = [
+      [[1024, 4, 3, 2, 16], [2, 0, 3, 1, 4]],
+      [[3, 1024, 2, 4, 16], [1, 3, 0, 2, 4]],
+      [[2, 3, 4, 5, 6], [4, 3, 2, 1, 0]],
+      [[2, 3, 1, 4, 5, 6, 2], [6, 0, 5, 2, 1, 4, 3]],
+      [[2, 2, 3, 2, 3, 2, 2, 3, 2], [8, 7, 6, 5, 4, 3, 2, 1, 0]],
+      [[64, 16, 4, 16, 4, 3], [0, 1, 3, 2, 4, 5]],
+      [[6, 5], [1, 0]],
+    ];
+    for (let k = 0; k < 6; k++) {
+      const rank = 5 + g.nextInt(3);
+      const shape = Array.from({ length: rank }, () => 1 + g.nextInt(4));
+      cases.push([shape, g.permutation(rank)]);
+    }
+    for (const [shape, perm] of cases) {
+      for (const dtype of ['float32', 'int32', 'bool'] as const) {
+        const n = shape.reduce((p, d) => p * d, 1);
+        const data = Array.from({ length: n }, (_, i) => (dtype === 'bool' ? i % 3 === 0 : dtype === 'int32' ? i - 7 : i * 0.5 - 3));
+        const x = tf.tensor(data, shape, dtype);
+        const y = tf.transpose(x, perm);
+        expect(y.shape, `${shape} by ${perm}`).toEqual(perm.map((a) => shape[a]));
+        expect(Array.from(await y.data()).map(Number), `${dtype} [${shape}] by [${perm}]`).toEqual(
+          refTranspose(data.map(Number), shape, perm),
+        );
+        tf.dispose([x, y]);
+      }
+    }
   });
 
   // K > 256 and N > 512 cross the kernel's blocks; M, N, K off the 4 x 8 tile; big enough to thread.

@@ -31,8 +31,9 @@ const OP = {
   layerNormGradX: 5,
   layerNormGradW: 6,
   geluGrad: 7,
+  transpose: 8,
 } as const;
-const ABI = 1;
+const ABI = 2;
 /** Below this many flops (or elements) an op runs on the calling thread: waking workers costs more. */
 const PARALLEL_FLOPS = 4e6;
 const PARALLEL_ELEMENTS = 64 * 1024;
@@ -354,6 +355,71 @@ function geluGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
   return out;
 }
 
+/** Axes the C transpose handles after reduction (wasm/transpose.c MAX_RANK). */
+const TRANSPOSE_MAX_RANK = 8;
+/** Reduced ranks up to this stay on tfjs' own Transpose kernel (as fast there); above it tfjs is ~30x slower. */
+const TFJS_TRANSPOSE_RANK = 4;
+
+/**
+ * A transpose in its smallest form: unit axes dropped and input axes that stay neighbours merged.
+ * `shape` is the reduced output shape; `inStrides[i]` the input stride (elements) of output axis i.
+ * E.g. [1024, 4, 3, 2, 16] by [2, 0, 3, 1, 4] stays rank 5; [B, 1, N, C] by [0, 2, 1, 3] is a copy.
+ */
+export function reduceTranspose(shape: readonly number[], perm: readonly number[]): { shape: number[]; inStrides: number[] } {
+  const strides = new Array<number>(shape.length);
+  for (let a = shape.length - 1, s = 1; a >= 0; a--) {
+    strides[a] = s;
+    s *= shape[a];
+  }
+  const out: number[] = [];
+  const inStrides: number[] = [];
+  let last = -2; // the input axis that ended the previous group
+  for (const a of perm) {
+    if (shape[a] === 1) continue;
+    // a continues the previous group when every axis between the two is a unit axis
+    let next = last + 1;
+    while (next < a && shape[next] === 1) next++;
+    if (out.length && next === a) {
+      out[out.length - 1] *= shape[a];
+      inStrides[inStrides.length - 1] = strides[a];
+    } else {
+      out.push(shape[a]);
+      inStrides.push(strides[a]);
+    }
+    last = a;
+  }
+  if (!out.length) return { shape: [1], inStrides: [1] };
+  return { shape: out, inStrides };
+}
+
+/**
+ * tfjs-backend-wasm's Transpose, with the permutations it handles slowly (more than 4 axes once
+ * reduced: Swin's [windows, tokens, 3, heads, dim] <-> [3, windows, heads, tokens, dim]) done by
+ * wasm/transpose.c on 4-byte dtypes. The output is the same bits either way.
+ */
+function transposeKernel(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = input(args.inputs, 'x');
+    const perm = (args.attrs?.perm ?? []) as number[];
+    if (!enabled || !pool || (x.dtype !== 'float32' && x.dtype !== 'int32')) return original(args);
+    const reduced = reduceTranspose(x.shape, perm);
+    const rank = reduced.shape.length;
+    if (rank <= TFJS_TRANSPOSE_RANK || rank > TRANSPOSE_MAX_RANK) return original(args);
+    const be = backendOf(args.backend);
+    const out = be.makeOutput(
+      perm.map((a) => x.shape[a]),
+      x.dtype,
+    );
+    const n = size(x.shape);
+    if (n === 0) return out;
+    const pad = (v: number[]) => [...v, ...new Array<number>(TRANSPOSE_MAX_RANK - v.length).fill(0)];
+    pool.run(OP.transpose, [offsetOf(be, x), offsetOf(be, out), rank, ...pad(reduced.shape), ...pad(reduced.inStrides)], {
+      threads: n >= PARALLEL_ELEMENTS ? pool.threads : 1,
+    });
+    return out;
+  };
+}
+
 let registered = false;
 function registerKernels(): void {
   if (registered) return;
@@ -367,4 +433,10 @@ function registerKernels(): void {
     [KERNEL_NAMES.geluGrad, geluGradKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+  // tfjs' own Transpose stays the fallback; its setup (wasm function bindings) has already run
+  const transpose = tf.getKernel('Transpose', 'wasm');
+  if (transpose) {
+    tf.unregisterKernel('Transpose', 'wasm');
+    tf.registerKernel({ ...transpose, kernelFunc: transposeKernel(transpose.kernelFunc) });
+  }
 }
