@@ -67,7 +67,7 @@ export function coarseTrainer<B>(
 }
 
 /**
- * Coarse pre-training, starting from `init` (the image pre-training's Swin weights) when given;
+ * Coarse pre-training, starting from `init` (the unimodal pre-training's Swin and text-encoder weights) when given;
  * returns the pre-trained model (ITC, ITM, MLM heads) and a snapshot of its weights.
  */
 export async function pretrainCoarse(

@@ -186,7 +186,7 @@ async function trainSide(
   }
 }
 
-/** Both sides of ablation (b), trained from the same seed, each from the image pre-training's Swin when `init` is given. */
+/** Both sides of ablation (b), trained from the same seed, each from the unimodal pre-training's weights when `init` is given. */
 export async function fusionAblation(
   ctx: RunContext,
   config: FiberCoarseConfig,

@@ -16,14 +16,19 @@ import { NO_HEADS } from './coarse-model.js';
 
 /** Largest object count with a label of its own ("4 or more" above it). */
 const MAX_COUNT = 4;
-export const ATTRIBUTE_LABELS = SHAPES.length + COLOURS.length + TEXTURES.length + SIZES.length + MAX_COUNT;
+export const ATTRIBUTE_LABELS =
+  SHAPES.length + COLOURS.length + TEXTURES.length + SIZES.length + MAX_COUNT + COLOURS.length * SHAPES.length;
 
-/** Multi-hot attributes of scenes: [n, ATTRIBUTE_LABELS] (shape, colour, texture, size present; object count one-hot). */
+/**
+ * Multi-hot attributes of scenes: [n, ATTRIBUTE_LABELS] (shape, colour, texture, size present;
+ * object count one-hot; colour-shape pairs present, so that the features bind a colour to its shape).
+ */
 export function attributeLabels(world: World, split: Split, indices: number[]): tf.Tensor2D {
   const colour = SHAPES.length;
   const texture = colour + COLOURS.length;
   const size = texture + TEXTURES.length;
   const count = size + SIZES.length;
+  const pair = count + MAX_COUNT;
   const rows = indices.map((i) => {
     const v = new Array<number>(ATTRIBUTE_LABELS).fill(0);
     const objects = world.sample(split, i).scene.objects;
@@ -32,6 +37,7 @@ export function attributeLabels(world: World, split: Split, indices: number[]): 
       v[colour + COLOURS.indexOf(o.colour)] = 1;
       v[texture + TEXTURES.indexOf(o.texture)] = 1;
       v[size + SIZES.indexOf(o.size)] = 1;
+      v[pair + COLOURS.indexOf(o.colour) * SHAPES.length + SHAPES.indexOf(o.shape)] = 1;
     }
     v[count + Math.min(objects.length, MAX_COUNT) - 1] = 1;
     return v;
@@ -109,6 +115,25 @@ export async function pretrainImage(ctx: RunContext, config: FiberCoarseConfig):
         };
       },
     });
+    const heldOut = tf.tidy(() => {
+      const idx = Array.from({ length: Math.min(128, world.size('val')) }, (_, i) => i);
+      const labels = attributeLabels(world, 'val', idx);
+      const bce = tf.losses.sigmoidCrossEntropy(
+        labels,
+        model.logits(coarsePixels(world, 'val', idx, preset.model.imageSize)),
+      );
+      // the prior: every label predicted at its train frequency
+      const p = tf.clipByValue(
+        tf.mean(attributeLabels(world, 'train', sampleIndices(world.size('train'), 512, seedRng(ctx, 62))), 0),
+        1e-4,
+        1 - 1e-4,
+      );
+      const prior = tf.neg(tf.mean(tf.add(tf.mul(labels, tf.log(p)), tf.mul(tf.sub(1, labels), tf.log(tf.sub(1, p))))));
+      return [bce.dataSync()[0], prior.dataSync()[0]];
+    });
+    ctx.log(
+      `[seed ${ctx.seed}] image pre-training: held-out attribute BCE ${heldOut[0].toFixed(3)} (prior ${heldOut[1].toFixed(3)})`,
+    );
     return new Map(
       model
         .namedParameters()

@@ -27,7 +27,7 @@ export interface RunPreset {
    * that FIBER starts from; every model of the run starts from its Swin weights.
    */
   image: StageSettings;
-  /** Unimodal text pre-training (the `<s>` output names the caption's attribute words): the stand-in for RoBERTa. */
+  /** Unimodal text pre-training (the `<s>` output names the words of a text): the stand-in for RoBERTa. */
   text: StageSettings;
   coarse: StageSettings;
   vqa: StageSettings;
@@ -75,8 +75,8 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     vocabSize: 600,
     model: { imageSize: 64, maxTextLen: 24, hiddenSize: 64, queueSize: 64 },
     fineImageSize: 64,
-    image: stage(300, 32, 1e-3),
-    text: stage(200, 32, 5e-4),
+    image: stage(300, 32, 2e-3),
+    text: stage(600, 32, 3e-3),
     coarse: stage(200, 16, 1e-4),
     vqa: stage(200, 24, 5e-4),
     nlvr2: stage(120, 16, 5e-4),
