@@ -66,14 +66,19 @@ export function coarseTrainer<B>(
   });
 }
 
-/** Coarse pre-training; returns the pre-trained model (ITC, ITM, MLM heads) and a snapshot of its weights. */
+/**
+ * Coarse pre-training, starting from `init` (the unimodal pre-training's Swin and text-encoder weights) when given;
+ * returns the pre-trained model (ITC, ITM, MLM heads) and a snapshot of its weights.
+ */
 export async function pretrainCoarse(
   ctx: RunContext,
   config: FiberCoarseConfig,
+  init?: Map<string, tf.Tensor>,
 ): Promise<{ model: FiberCoarseModel; snapshot: Map<string, tf.Tensor> }> {
   const { preset, world, tokenizer } = ctx;
   const rngs = { model: seedRng(ctx, 1), negatives: seedRng(ctx, 2), mlm: seedRng(ctx, 3) };
   const model = new FiberCoarseModel(config, 'pretrain', rngs.model);
+  if (init) model.loadStateDict(init, { strict: false });
   const queue = new ItcQueue({
     hiddenSize: config.hiddenSize,
     size: preset.model.queueSize,

@@ -186,13 +186,14 @@ async function trainSide(
   }
 }
 
-/** Both sides of ablation (b), trained from the same seed. */
+/** Both sides of ablation (b), trained from the same seed, each from the unimodal pre-training's weights when `init` is given. */
 export async function fusionAblation(
   ctx: RunContext,
   config: FiberCoarseConfig,
+  init?: Map<string, tf.Tensor>,
 ): Promise<{ fiber: FusionSide; late: FusionSide; depth: number }> {
   const labels = ctx.world.answerVocabulary.length;
-  const fiber = taskModel(config, { ...NO_HEADS, itm: true, vqaLabels: labels }, undefined, seedRng(ctx, 51));
+  const fiber = taskModel(config, { ...NO_HEADS, itm: true, vqaLabels: labels }, init, seedRng(ctx, 51));
   const fiberFusion = fiberFusionParameters(fiber);
   const depth = matchedLateFusionDepth(config, fiberFusion);
   let fiberSide: FusionSide;
@@ -203,6 +204,10 @@ export async function fusionAblation(
   }
   const late = new LateFusionModel(config, { depth, vqaLabels: labels, itm: true, rng: seedRng(ctx, 51) });
   try {
+    if (init) {
+      const names = new Set(late.stateDict().keys());
+      late.loadStateDict(new Map([...init].filter(([k]) => names.has(k))), { strict: false });
+    }
     const lateSide = await trainSide(ctx, `ablation: late fusion (${depth} layers)`, late, late.fusionParameters());
     return { fiber: fiberSide, late: lateSide, depth };
   } finally {

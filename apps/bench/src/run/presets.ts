@@ -22,6 +22,13 @@ export interface RunPreset {
   model: { imageSize: number; maxTextLen: number; hiddenSize: number; queueSize: number };
   /** Fine-grained model input: shorter side of the image (the official transform, capped at 1.67x). */
   fineImageSize: number;
+  /**
+   * Unimodal image pre-training (scene attributes): the stand-in for the ImageNet-pretrained Swin
+   * that FIBER starts from; every model of the run starts from its Swin weights.
+   */
+  image: StageSettings;
+  /** Unimodal text pre-training (the `<s>` output names the words of a text): the stand-in for RoBERTa. */
+  text: StageSettings;
   coarse: StageSettings;
   vqa: StageSettings;
   nlvr2: StageSettings;
@@ -48,6 +55,8 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     vocabSize: 400,
     model: { imageSize: 32, maxTextLen: 24, hiddenSize: 32, queueSize: 16 },
     fineImageSize: 64,
+    image: stage(4, 8, 1e-3),
+    text: stage(4, 8, 5e-4),
     coarse: stage(6, 8, 1e-3),
     vqa: stage(4, 8, 1e-3),
     nlvr2: stage(4, 8, 1e-3),
@@ -66,7 +75,9 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     vocabSize: 600,
     model: { imageSize: 64, maxTextLen: 24, hiddenSize: 64, queueSize: 64 },
     fineImageSize: 64,
-    coarse: stage(200, 16, 5e-4),
+    image: stage(300, 32, 2e-3),
+    text: stage(600, 32, 3e-3),
+    coarse: stage(200, 16, 1e-4),
     vqa: stage(200, 24, 5e-4),
     nlvr2: stage(120, 16, 5e-4),
     caption: stage(150, 24, 5e-4),
@@ -84,7 +95,9 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     vocabSize: 1000,
     model: { imageSize: 128, maxTextLen: 32, hiddenSize: 128, queueSize: 256 },
     fineImageSize: 128,
-    coarse: stage(3000, 32, 5e-4),
+    image: stage(3000, 64, 1e-3),
+    text: stage(2000, 64, 5e-4),
+    coarse: stage(3000, 32, 1e-4),
     vqa: stage(2000, 32, 5e-4),
     nlvr2: stage(1500, 32, 3e-4),
     caption: stage(2000, 32, 5e-4),
@@ -112,7 +125,7 @@ export function validateRunPreset(p: RunPreset): RunPreset {
     if (!(Number.isInteger(v) && v > 0)) bad(field, `must be a positive integer, got ${v}`);
   };
   for (const [k, v] of Object.entries(p.world)) positiveInt(`world.${k}`, v);
-  for (const k of ['coarse', 'vqa', 'nlvr2', 'caption', 'fine', 'fusionAblation'] as const) {
+  for (const k of ['image', 'text', 'coarse', 'vqa', 'nlvr2', 'caption', 'fine', 'fusionAblation'] as const) {
     positiveInt(`${k}.steps`, p[k].steps);
     positiveInt(`${k}.batchSize`, p[k].batchSize);
     if (!(p[k].lr > 0 && p[k].lr < 1)) bad(`${k}.lr`, `must be in (0, 1), got ${p[k].lr}`);

@@ -12,7 +12,10 @@ import {
   worldTokenizer,
   type World,
 } from '@fiber-vl/trainer';
+import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { pretrainCoarse, runModelConfig } from './coarse-model.js';
+import { pretrainImage } from './image-pretrain.js';
+import { pretrainText } from './text-pretrain.js';
 import {
   captionScores,
   evaluateRetrieval,
@@ -97,13 +100,32 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log, onTrained
     onTrained,
   };
   const config = runModelConfig(preset, ctx.tokenizer.vocabSize);
+
+  // 0. unimodal pre-training: the Swin and text encoder every model of this seed starts from (FIBER
+  // starts from ImageNet's Swin and RoBERTa)
+  const unimodal = await pretrainImage(ctx, config);
+  for (const [k, t] of await pretrainText(ctx, config)) unimodal.set(k, t);
+  try {
+    return await runStages(ctx, config, unimodal, { gallery, started, worldSeed });
+  } finally {
+    tf.dispose([...unimodal.values()]);
+  }
+}
+
+async function runStages(
+  ctx: RunContext,
+  config: FiberCoarseConfig,
+  image: Map<string, tf.Tensor>,
+  { gallery, started, worldSeed }: { gallery: boolean; started: number; worldSeed: number },
+): Promise<SeedResult> {
+  const { preset, world, seed } = ctx;
   const tasks: SeedMetric[] = [];
   const ablations: SeedAblation[] = [];
   const evalFloors = worldBaselines(world, 'test', { limit: preset.evalScenes });
   const retrievalFloors = worldBaselines(world, 'test', { limit: preset.retrieval.images }).retrieval;
 
   // 1. coarse pre-training, then retrieval with the pre-trained ITC / ITM heads
-  const { model: coarse, snapshot } = await pretrainCoarse(ctx, config);
+  const { model: coarse, snapshot } = await pretrainCoarse(ctx, config, image);
   let retrieval: RetrievalOutcome;
   let vqa: VqaOutcome;
   let captions: string[];
@@ -206,7 +228,7 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log, onTrained
         higherIsBetter: true,
       },
     );
-    const scratch = await trainFine(ctx, config, undefined, 'ablation: fine-grained from scratch');
+    const scratch = await trainFine(ctx, config, image, 'ablation: fine-grained without coarse pre-training');
     let only: FineOutcome;
     try {
       only = await evaluateFine(ctx, scratch, 'ablation: fine-only eval');
@@ -269,8 +291,8 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log, onTrained
     tf.dispose([...snapshot.values()]);
   }
 
-  // 4. fusion in the backbone vs late fusion, from scratch
-  const fusion = await fusionAblation(ctx, config);
+  // 4. fusion in the backbone vs late fusion, both from the pre-trained Swin
+  const fusion = await fusionAblation(ctx, config, image);
   const cost = { with: fusion.fiber.cost, without: fusion.late.cost };
   ablations.push(
     {

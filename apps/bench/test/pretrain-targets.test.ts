@@ -1,0 +1,64 @@
+// The targets of the main job's unimodal pre-training stages: the Swin's scene attributes (with the
+// colour-shape pairs that bind a colour to its shape) and the text encoder's bag of words.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '@fiber-vl/tensor-core';
+import { COLOURS, SHAPES, SIZES, TEXTURES, createWorld } from '@fiber-vl/trainer';
+import { ATTRIBUTE_LABELS, attributeLabels } from '../src/run/image-pretrain.js';
+import { bagOfWords, wordVocabulary, wordsOf, worldTexts } from '../src/run/text-pretrain.js';
+import { seedRng } from '../src/run/context.js';
+
+const world = createWorld({
+  seed: 3,
+  preset: 'small',
+  splits: { train: 60, val: 4, test: 4 },
+  nlvr2Pairs: { train: 20, val: 4, test: 4 },
+});
+
+describe('unimodal pre-training targets', () => {
+  beforeAll(() => initBackend({ backend: 'cpu' }));
+
+  it('scene attributes mark exactly the scene objects, their count and their colour-shape pairs', async () => {
+    const idx = [0, 1, 2, 3, 4, 5, 6, 7];
+    const labels = attributeLabels(world, 'train', idx);
+    const rows = (await labels.array()) as number[][];
+    labels.dispose();
+    const pair = SHAPES.length + COLOURS.length + TEXTURES.length + SIZES.length + 4;
+    expect(ATTRIBUTE_LABELS).toBe(pair + COLOURS.length * SHAPES.length);
+    idx.forEach((i, r) => {
+      const objects = world.sample('train', i).scene.objects;
+      const want = new Set<number>();
+      for (const o of objects) {
+        want.add(SHAPES.indexOf(o.shape));
+        want.add(SHAPES.length + COLOURS.indexOf(o.colour));
+        want.add(pair + COLOURS.indexOf(o.colour) * SHAPES.length + SHAPES.indexOf(o.shape));
+      }
+      expect(rows[r]).toHaveLength(ATTRIBUTE_LABELS);
+      for (const j of want) expect(rows[r][j], `scene ${i} label ${j}`).toBe(1);
+      const pairs = rows[r].slice(pair).reduce((a, b) => a + b, 0);
+      expect(pairs).toBe(new Set(objects.map((o) => `${o.colour} ${o.shape}`)).size);
+      const count = rows[r].slice(pair - 4, pair);
+      expect(count.indexOf(1)).toBe(Math.min(objects.length, 4) - 1);
+    });
+  });
+
+  it('the bag of words marks the vocabulary words a text contains, and nothing else', async () => {
+    const vocabulary = wordVocabulary(world, 60);
+    expect(vocabulary.length).toBeGreaterThan(20);
+    expect([...vocabulary].sort()).toEqual(vocabulary);
+    const texts = worldTexts(world, 'train', [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], seedRng({ seed: 0 }, 1));
+    expect(new Set(texts).size).toBeGreaterThan(5);
+    const bag = bagOfWords([...texts, 'zzz unknown words'], vocabulary);
+    const rows = (await bag.array()) as number[][];
+    bag.dispose();
+    texts.forEach((t, r) => {
+      const words = new Set(wordsOf(t).filter((w) => vocabulary.includes(w)));
+      expect(
+        rows[r].reduce((a, b) => a + b, 0),
+        t,
+      ).toBe(words.size);
+      for (const w of words) expect(rows[r][vocabulary.indexOf(w)], `${w} in "${t}"`).toBe(1);
+    });
+    expect(rows.at(-1)!.every((v) => v === 0)).toBe(true);
+    expect(wordsOf('Is there a RED circle?')).toEqual(['is', 'there', 'a', 'red', 'circle']);
+  });
+});
