@@ -137,36 +137,69 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
   // threaded above 64k elements); lower ranks, other dtypes and the rest stay with tfjs.
   // Not on webgpu: tfjs-webgpu's own Transpose shader stops at 6 axes and does not compile for
   // int32 at 5 or more (WGSL type mismatch; the pipeline is invalid and the read never resolves).
-  it.skipIf(backend === 'webgpu')('transpose of every rank, dtype and permutation kind equals the index reference', async () => {
-    const g = new Generator(5);
-    const cases: [number[], number[]][] = [
-      [[1024, 4, 3, 2, 16], [2, 0, 3, 1, 4]],
-      [[3, 1024, 2, 4, 16], [1, 3, 0, 2, 4]],
-      [[2, 3, 4, 5, 6], [4, 3, 2, 1, 0]],
-      [[2, 3, 1, 4, 5, 6, 2], [6, 0, 5, 2, 1, 4, 3]],
-      [[2, 2, 3, 2, 3, 2, 2, 3, 2], [8, 7, 6, 5, 4, 3, 2, 1, 0]],
-      [[64, 16, 4, 16, 4, 3], [0, 1, 3, 2, 4, 5]],
-      [[6, 5], [1, 0]],
-    ];
-    for (let k = 0; k < 6; k++) {
-      const rank = 5 + g.nextInt(3);
-      const shape = Array.from({ length: rank }, () => 1 + g.nextInt(4));
-      cases.push([shape, g.permutation(rank)]);
-    }
-    for (const [shape, perm] of cases) {
-      for (const dtype of ['float32', 'int32', 'bool'] as const) {
-        const n = shape.reduce((p, d) => p * d, 1);
-        const data = Array.from({ length: n }, (_, i) => (dtype === 'bool' ? i % 3 === 0 : dtype === 'int32' ? i - 7 : i * 0.5 - 3));
-        const x = tf.tensor(data, shape, dtype);
-        const y = tf.transpose(x, perm);
-        expect(y.shape, `${shape} by ${perm}`).toEqual(perm.map((a) => shape[a]));
-        expect(Array.from(await y.data()).map(Number), `${dtype} [${shape}] by [${perm}]`).toEqual(
-          refTranspose(data.map(Number), shape, perm),
-        );
-        tf.dispose([x, y]);
+  it.skipIf(backend === 'webgpu')(
+    'transpose of every rank, dtype and permutation kind equals the index reference',
+    async () => {
+      const g = new Generator(5);
+      const cases: [number[], number[]][] = [
+        [
+          [1024, 4, 3, 2, 16],
+          [2, 0, 3, 1, 4],
+        ],
+        [
+          [3, 1024, 2, 4, 16],
+          [1, 3, 0, 2, 4],
+        ],
+        [
+          [2, 3, 4, 5, 6],
+          [4, 3, 2, 1, 0],
+        ],
+        [
+          [2, 3, 1, 4, 5, 6, 2],
+          [6, 0, 5, 2, 1, 4, 3],
+        ],
+        [
+          [2, 2, 3, 2, 3, 2, 2, 3, 2],
+          [8, 7, 6, 5, 4, 3, 2, 1, 0],
+        ],
+        [
+          [64, 16, 4, 16, 4, 3],
+          [0, 1, 3, 2, 4, 5],
+        ],
+        [
+          [6, 5],
+          [1, 0],
+        ],
+      ];
+      for (let k = 0; k < 6; k++) {
+        const rank = 5 + g.nextInt(3);
+        const shape = Array.from({ length: rank }, () => 1 + g.nextInt(4));
+        cases.push([shape, g.permutation(rank)]);
       }
-    }
-  });
+      for (const [shape, perm] of cases) {
+        for (const dtype of ['float32', 'int32', 'bool'] as const) {
+          const n = shape.reduce((p, d) => p * d, 1);
+          const data = Array.from({ length: n }, (_, i) =>
+            dtype === 'bool' ? Number(i % 3 === 0) : dtype === 'int32' ? i - 7 : i * 0.5 - 3,
+          );
+          const x =
+            dtype === 'bool'
+              ? tf.tensor(
+                  data.map((v) => v === 1),
+                  shape,
+                  'bool',
+                )
+              : tf.tensor(data, shape, dtype);
+          const y = tf.transpose(x, perm);
+          expect(y.shape, `${shape} by ${perm}`).toEqual(perm.map((a) => shape[a]));
+          expect(Array.from(await y.data()).map(Number), `${dtype} [${shape}] by [${perm}]`).toEqual(
+            refTranspose(data, shape, perm),
+          );
+          tf.dispose([x, y]);
+        }
+      }
+    },
+  );
 
   // K > 256 and N > 512 cross the kernel's blocks; M, N, K off the 4 x 8 tile; big enough to thread.
   const gemmCases: [number, number, number][] = [
