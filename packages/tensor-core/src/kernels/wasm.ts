@@ -365,7 +365,10 @@ const TFJS_TRANSPOSE_RANK = 4;
  * `shape` is the reduced output shape; `inStrides[i]` the input stride (elements) of output axis i.
  * E.g. [1024, 4, 3, 2, 16] by [2, 0, 3, 1, 4] stays rank 5; [B, 1, N, C] by [0, 2, 1, 3] is a copy.
  */
-export function reduceTranspose(shape: readonly number[], perm: readonly number[]): { shape: number[]; inStrides: number[] } {
+export function reduceTranspose(
+  shape: readonly number[],
+  perm: readonly number[],
+): { shape: number[]; inStrides: number[] } {
   const strides = new Array<number>(shape.length);
   for (let a = shape.length - 1, s = 1; a >= 0; a--) {
     strides[a] = s;
@@ -413,9 +416,13 @@ function transposeKernel(original: tf.KernelFunc): tf.KernelFunc {
     const n = size(x.shape);
     if (n === 0) return out;
     const pad = (v: number[]) => [...v, ...new Array<number>(TRANSPOSE_MAX_RANK - v.length).fill(0)];
-    pool.run(OP.transpose, [offsetOf(be, x), offsetOf(be, out), rank, ...pad(reduced.shape), ...pad(reduced.inStrides)], {
-      threads: n >= PARALLEL_ELEMENTS ? pool.threads : 1,
-    });
+    pool.run(
+      OP.transpose,
+      [offsetOf(be, x), offsetOf(be, out), rank, ...pad(reduced.shape), ...pad(reduced.inStrides)],
+      {
+        threads: n >= PARALLEL_ELEMENTS ? pool.threads : 1,
+      },
+    );
     return out;
   };
 }
