@@ -89,9 +89,11 @@ export async function timedStage<T>(ctx: RunContext, name: string, fn: () => Pro
   return out;
 }
 
-/** Copies of a model's state dict that outlive it (the caller disposes them). */
-export function snapshotState(model: Module): Map<string, tf.Tensor> {
-  return new Map([...model.stateDict()].map(([k, t]) => [k, tf.keep(tf.clone(t))]));
+/** Copies of a model's state dict (the keys under `prefix`) that outlive it (the caller disposes them). */
+export function snapshotState(model: Module, prefix = ''): Map<string, tf.Tensor> {
+  return new Map(
+    [...model.stateDict()].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k, tf.keep(tf.clone(t))]),
+  );
 }
 
 /** Batches of `size` over [0, n). */

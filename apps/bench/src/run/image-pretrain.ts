@@ -10,7 +10,7 @@ import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
 import { Linear, Module, tf } from '@fiber-vl/tensor-core';
 import { AdamW, COLOURS, SHAPES, SIZES, TEXTURES, type Objective, Trainer, coarseSchedule } from '@fiber-vl/trainer';
 import type { Split, World } from '@fiber-vl/trainer';
-import { type RunContext, seedRng, trainStage } from './context.js';
+import { type RunContext, seedRng, snapshotState, trainStage } from './context.js';
 import { coarsePixels, sampleIndices } from './data.js';
 import { NO_HEADS } from './coarse-model.js';
 
@@ -124,7 +124,7 @@ export async function pretrainImage(ctx: RunContext, config: FiberCoarseConfig):
       );
       // the prior: every label predicted at its train frequency
       const p = tf.clipByValue(
-        tf.mean(attributeLabels(world, 'train', sampleIndices(world.size('train'), 512, seedRng(ctx, 62))), 0),
+        tf.mean(attributeLabels(world, 'train', sampleIndices(world.size('train'), 512, seedRng(ctx, 64))), 0),
         1e-4,
         1 - 1e-4,
       );
@@ -134,12 +134,7 @@ export async function pretrainImage(ctx: RunContext, config: FiberCoarseConfig):
     ctx.log(
       `[seed ${ctx.seed}] image pre-training: held-out attribute BCE ${heldOut[0].toFixed(3)} (prior ${heldOut[1].toFixed(3)})`,
     );
-    return new Map(
-      model
-        .namedParameters()
-        .filter(([n]) => n.startsWith('vit_model.'))
-        .map(([n, p]) => [n, tf.keep(tf.clone(p.value))]),
-    );
+    return snapshotState(model, 'vit_model.');
   } finally {
     optimizer.dispose();
     model.dispose();

@@ -115,7 +115,7 @@ export async function runSeed({ preset, worldSeed, seed, gallery, log, onTrained
 async function runStages(
   ctx: RunContext,
   config: FiberCoarseConfig,
-  image: Map<string, tf.Tensor>,
+  unimodal: Map<string, tf.Tensor>,
   { gallery, started, worldSeed }: { gallery: boolean; started: number; worldSeed: number },
 ): Promise<SeedResult> {
   const { preset, world, seed } = ctx;
@@ -125,7 +125,7 @@ async function runStages(
   const retrievalFloors = worldBaselines(world, 'test', { limit: preset.retrieval.images }).retrieval;
 
   // 1. coarse pre-training, then retrieval with the pre-trained ITC / ITM heads
-  const { model: coarse, snapshot } = await pretrainCoarse(ctx, config, image);
+  const { model: coarse, snapshot } = await pretrainCoarse(ctx, config, unimodal);
   let retrieval: RetrievalOutcome;
   let vqa: VqaOutcome;
   let captions: string[];
@@ -228,7 +228,7 @@ async function runStages(
         higherIsBetter: true,
       },
     );
-    const scratch = await trainFine(ctx, config, image, 'ablation: fine-grained without coarse pre-training');
+    const scratch = await trainFine(ctx, config, unimodal, 'ablation: fine-grained without coarse pre-training');
     let only: FineOutcome;
     try {
       only = await evaluateFine(ctx, scratch, 'ablation: fine-only eval');
@@ -291,8 +291,8 @@ async function runStages(
     tf.dispose([...snapshot.values()]);
   }
 
-  // 4. fusion in the backbone vs late fusion, both from the pre-trained Swin
-  const fusion = await fusionAblation(ctx, config, image);
+  // 4. fusion in the backbone vs late fusion, both from the unimodal weights
+  const fusion = await fusionAblation(ctx, config, unimodal);
   const cost = { with: fusion.fiber.cost, without: fusion.late.cost };
   ablations.push(
     {

@@ -12,7 +12,7 @@ import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
 import { type Generator, Linear, Module, tf } from '@fiber-vl/tensor-core';
 import { AdamW, type Objective, type Split, Trainer, type World, coarseSchedule } from '@fiber-vl/trainer';
-import { type RunContext, seedRng, trainStage } from './context.js';
+import { type RunContext, seedRng, snapshotState, trainStage } from './context.js';
 import { encodeTexts, pick, sampleIndices } from './data.js';
 import { NO_HEADS } from './coarse-model.js';
 
@@ -134,12 +134,7 @@ export async function pretrainText(ctx: RunContext, config: FiberCoarseConfig): 
         return { ids: text.ids, mask: text.mask, labels: bagOfWords(texts, vocabulary) };
       },
     });
-    return new Map(
-      model
-        .namedParameters()
-        .filter(([n]) => n.startsWith('text_transformer.'))
-        .map(([n, p]) => [n, tf.keep(tf.clone(p.value))]),
-    );
+    return snapshotState(model, 'text_transformer.');
   } finally {
     optimizer.dispose();
     model.dispose();
