@@ -32,10 +32,11 @@ export function worldTexts(world: World, split: Split, indices: number[], rng: G
   return indices.map((i) => {
     const s = world.sample(split, i);
     const u = rng.nextInt(10);
-    if (u < 4 || (u < 7 && !s.questions.length) || (u < 9 && !s.expressions.length)) return pick(s.captions, rng).text;
-    if (u < 7) return pick(s.questions, rng).question;
-    if (u < 9) return pick(s.expressions, rng).text;
-    return world.nlvr2(split, i % world.nlvr2Size(split)).statement;
+    // a scene without questions (or expressions) gives a caption in their place
+    if (u >= 4 && u < 7 && s.questions.length) return pick(s.questions, rng).question;
+    if (u >= 7 && u < 9 && s.expressions.length) return pick(s.expressions, rng).text;
+    if (u >= 9) return world.nlvr2(split, i % world.nlvr2Size(split)).statement;
+    return pick(s.captions, rng).text;
   });
 }
 
