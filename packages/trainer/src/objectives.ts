@@ -69,19 +69,25 @@ export const detach: (x: tf.Tensor) => tf.Tensor = tf.customGrad((x) => ({
 /**
  * ITC with the queue: sim_i2t = img @ [txt^T.detach(), text_queue] / temp, sim_t2i = txt @
  * [img^T.detach(), image_queue] / temp, loss = (CE_i2t + CE_t2i) / 2 with the in-batch diagonal
- * as targets. imageCls / textCls [B, H] normalised, queues [H, Q], temp a scalar.
+ * as targets. imageCls / textCls [B, H] normalised, queues [H, Q], temp a scalar. Without queues
+ * the similarities are the in-batch [B, B] ones.
  */
 export function itcQueueLoss(
   imageCls: tf.Tensor,
   textCls: tf.Tensor,
   temp: tf.Tensor,
-  imageQueue: tf.Tensor,
-  textQueue: tf.Tensor,
+  imageQueue?: tf.Tensor,
+  textQueue?: tf.Tensor,
 ): { loss: tf.Tensor; simI2t: tf.Tensor; simT2i: tf.Tensor } {
+  if (!imageQueue !== !textQueue) throw new RangeError('itcQueueLoss: give both queues or neither');
   return tf.tidy(() => {
     const B = imageCls.shape[0];
-    const textAll = tf.concat([detach(tf.transpose(textCls)), textQueue], 1); // [H, B + Q]
-    const imageAll = tf.concat([detach(tf.transpose(imageCls)), imageQueue], 1);
+    const withQueue = (batch: tf.Tensor, queue?: tf.Tensor) => {
+      const own = detach(tf.transpose(batch));
+      return queue ? tf.concat([own, queue], 1) : own;
+    };
+    const textAll = withQueue(textCls, textQueue); // [H, B + Q]
+    const imageAll = withQueue(imageCls, imageQueue);
     const simI2t = tf.div(matmul(imageCls, textAll), temp); // [B, B + Q]
     const simT2i = tf.div(matmul(textCls, imageAll), temp);
     const targets = tf.range(0, B, 1, 'int32');
@@ -153,8 +159,13 @@ export async function sampleHardNegatives(
 }
 
 export interface CoarsePretrainOptions {
-  /** The ITC queue (feature and raw-input ring buffers). */
-  queue: ItcQueue;
+  /**
+   * The ITC queue (feature and raw-input ring buffers), as the official recipe has it. Left out,
+   * ITC contrasts within the batch only and the ITM negatives come from the batch (CLIP-style):
+   * for small runs, where a queue without a momentum encoder holds features that are stale by
+   * many steps and the loss can fall just by telling the current batch from the queue.
+   */
+  queue?: ItcQueue;
   /** Loss weights (official: 1 each); 0 leaves a term out. */
   weights?: { itc?: number; itm?: number; mlm?: number };
   /** The MLM collator, used when a batch carries no textIdsMlm (draws from ctx.rng(mlmRng)). */
@@ -201,7 +212,7 @@ export function coarsePretrainObjective({
       () => {
         const img = model.encodeImage(pixels);
         const txt = model.encodeText(textIds, textMasks);
-        const r = itcQueueLoss(img.imageCls, txt.textCls, temp.value, queue.imageFeats, queue.textFeats);
+        const r = itcQueueLoss(img.imageCls, txt.textCls, temp.value, queue?.imageFeats, queue?.textFeats);
         ctx.observe('itc.image_feat', img.imageCls);
         ctx.observe('itc.text_feat', txt.textCls);
         ctx.observe('itc.sim_i2t', r.simI2t);
@@ -217,8 +228,8 @@ export function coarsePretrainObjective({
     let neg: { pixels: tf.Tensor; ids: tf.Tensor; mask: tf.Tensor } | undefined;
     try {
       if (w.itm) {
-        const wI2t = hardNegativeWeights(simI2t, queue.total);
-        const wT2i = hardNegativeWeights(simT2i, queue.total);
+        const wI2t = hardNegativeWeights(simI2t, queue?.total ?? 0);
+        const wT2i = hardNegativeWeights(simT2i, queue?.total ?? 0);
         ctx.observe('itc.weights_i2t', wI2t);
         ctx.observe('itc.weights_t2i', wT2i);
         let picks: { negImageIdx: number[]; negTextIdx: number[] };
@@ -232,9 +243,11 @@ export function coarsePretrainObjective({
         }
         neg = gatherNegatives(queue, batch, picks);
       }
-      const undo = await queue.enqueue(imageCls, textCls, pixels, textIds, textMasks);
-      ctx.onSkip(undo);
-      ctx.onCommit(() => undo.commit());
+      if (queue) {
+        const undo = await queue.enqueue(imageCls, textCls, pixels, textIds, textMasks);
+        ctx.onSkip(undo);
+        ctx.onCommit(() => undo.commit());
+      }
     } finally {
       tf.dispose([imageCls, textCls, simI2t, simT2i]);
     }
@@ -265,7 +278,7 @@ export function coarsePretrainObjective({
   objective.afterStep = (model) => {
     if (model.itmScore && model.rankOutput) model.syncRankOutput();
   };
-  objective.stateful = { itc_queue: queue };
+  if (queue) objective.stateful = { itc_queue: queue };
   return objective;
 }
 
@@ -324,7 +337,7 @@ function givenNegatives(
 
 /** The negatives' raw inputs: index < B is a batch row, otherwise queue row index - B. */
 function gatherNegatives(
-  queue: ItcQueue,
+  queue: ItcQueue | undefined,
   batch: CoarsePretrainBatch,
   { negImageIdx, negTextIdx }: { negImageIdx: number[]; negTextIdx: number[] },
 ) {
@@ -339,6 +352,13 @@ function gatherNegatives(
     });
   const imageRows = negImageIdx.filter((i) => i >= B).map((i) => i - B);
   const textRows = negTextIdx.filter((i) => i >= B).map((i) => i - B);
+  if (!queue) {
+    return tf.tidy(() => ({
+      pixels: tf.gather(batch.pixels, negImageIdx),
+      ids: tf.gather(batch.textIds, negTextIdx),
+      mask: tf.gather(batch.textMasks, negTextIdx),
+    }));
+  }
   const qi = queue.gatherImages(imageRows);
   const qt = queue.gatherTexts(textRows);
   try {
