@@ -96,6 +96,22 @@ describe('fiber-bench train on the built-in world', () => {
     120_000,
   );
 
+  it('pretrain-coarse --queue 0 trains ITC within the batch: every term, no queue in the checkpoint', async () => {
+    const out = join(work, 'no-queue');
+    const r = train([
+      ...['--task', 'pretrain-coarse', '--model', 'micro', '--data', 'builtin', '--steps', '2', '--batch', '4'],
+      ...['--queue', '0', '--out', out],
+    ]);
+    expect(r.code, r.stderr.slice(-1500)).toBe(0);
+    for (const s of steps(out)) expect(Object.keys(s.losses!).sort()).toEqual(['itc', 'itm', 'mlm']);
+    const state = await modelKeys(join(out, 'checkpoints', 'step-00000002', 'state.safetensors')).catch(() => []);
+    expect(state.filter((k) => k.includes('queue'))).toEqual([]);
+    const withQueue = await modelKeys(
+      join(work, 'pretrain-coarse', 'checkpoints', 'step-00000002', 'state.safetensors'),
+    );
+    expect(withQueue).toContain('itc_queue.image_queue');
+  }, 120_000);
+
   it('--resume continues from the newest complete checkpoint and ends bit for bit where an uninterrupted run ends', () => {
     const a = join(work, 'resume-a');
     const args = ['--task', 'pretrain-coarse', '--model', 'micro', '--data', 'builtin', '--steps', '4', '--batch', '3'];

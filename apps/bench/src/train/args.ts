@@ -45,7 +45,7 @@ layout), DIR/log.jsonl (one record per step), DIR/config.json and checkpoints un
   --lr LR             base learning rate (default 1e-4 coarse, 1e-5 fine)
   --image-size N      fine tasks: the shorter image side (default 64 for micro, else FIBER's 480-800)
   --queue Q           pretrain-coarse, retrieval-itc: ITC queue size (default 16 for micro, else the
-                      official 4096: it keeps Q raw images, Q x 3 x S x S floats)
+                      official 4096: it keeps Q raw images, Q x 3 x S x S floats; 0: in-batch ITC)
   --out DIR           the run folder;  --resume  continue from its newest complete checkpoint
   --checkpoint-every N  save every N steps (default 100) and at the end; --keep N  last N kept (default 3)
   --seed S            model initialisation, data order, masking and negatives (default 0)
@@ -153,7 +153,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     accumulate: int('accumulate', values.accumulate, 1),
     lr,
     imageSize: values['image-size'] === undefined ? undefined : int('image-size', values['image-size'], 32),
-    queue: values.queue === undefined ? undefined : int('queue', values.queue, 1),
+    queue: values.queue === undefined ? undefined : int('queue', values.queue, 0),
     out: resolve(need('out', values.out)),
     resume: values.resume,
     seed: int('seed', values.seed, 0),

@@ -183,7 +183,7 @@ export interface SetupOptions {
   steps: number;
   lr?: number;
   seed: number;
-  /** ITC queue size (official 4096; capped to what the backend can hold, see the README). */
+  /** ITC queue size (official 4096; capped to what the backend can hold, see the README); 0: in-batch ITC. */
   queueSize: number;
 }
 
@@ -199,13 +199,15 @@ export function coarseSetup(o: SetupOptions): TaskSetup {
   if (o.task === 'pretrain-coarse' || o.task === 'retrieval-itc') {
     rngs.negatives = seeded(o.seed, 2);
     rngs.mlm = seeded(o.seed, 3);
-    queue = new ItcQueue({
-      hiddenSize: config.hiddenSize,
-      size: o.queueSize,
-      imageSize: config.swin.imageSize,
-      maxTextLen: config.maxTextLen,
-      rng: seeded(o.seed, 4),
-    });
+    // 0: in-batch ITC, no queue
+    if (o.queueSize > 0)
+      queue = new ItcQueue({
+        hiddenSize: config.hiddenSize,
+        size: o.queueSize,
+        imageSize: config.swin.imageSize,
+        maxTextLen: config.maxTextLen,
+        rng: seeded(o.seed, 4),
+      });
     const collator = { vocabSize: o.vocabSize, maskId: o.maskId, specialIds: [0, 1, 2] };
     objective = forKind(
       'pair',
