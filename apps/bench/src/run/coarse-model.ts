@@ -52,11 +52,18 @@ export function coarseTrainer<B>(
   s: StageSettings,
   rngs: Record<string, Generator>,
 ): Trainer<FiberCoarseModel, B> {
-  const optimizer = new AdamW(fiberCoarseParamGroups(model.namedParameters(), { lr: s.lr, weightDecay: 0.01 }), {
-    betas: [0.9, 0.98],
-    eps: 1e-8,
-    variant: 'transformers',
-  });
+  const optimizer = new AdamW(
+    fiberCoarseParamGroups(model.namedParameters(), {
+      lr: s.lr,
+      weightDecay: 0.01,
+      lrMultHead: s.lrMultHead,
+    }),
+    {
+      betas: [0.9, 0.98],
+      eps: 1e-8,
+      variant: 'transformers',
+    },
+  );
   return new Trainer({
     model,
     objective,
@@ -79,13 +86,16 @@ export async function pretrainCoarse(
   const rngs = { model: seedRng(ctx, 1), negatives: seedRng(ctx, 2), mlm: seedRng(ctx, 3) };
   const model = new FiberCoarseModel(config, 'pretrain', rngs.model);
   if (init) model.loadStateDict(init, { strict: false });
-  const queue = new ItcQueue({
-    hiddenSize: config.hiddenSize,
-    size: preset.model.queueSize,
-    imageSize: preset.model.imageSize,
-    maxTextLen: preset.model.maxTextLen,
-    rng: seedRng(ctx, 4),
-  });
+  const queue =
+    preset.model.queueSize > 0
+      ? new ItcQueue({
+          hiddenSize: config.hiddenSize,
+          size: preset.model.queueSize,
+          imageSize: preset.model.imageSize,
+          maxTextLen: preset.model.maxTextLen,
+          rng: seedRng(ctx, 4),
+        })
+      : undefined;
   const objective = coarsePretrainObjective({
     queue,
     collator: { vocabSize: tokenizer.vocabSize, maskId: maskId(tokenizer), specialIds: Object.values(SPECIAL_IDS) },
@@ -114,7 +124,7 @@ export async function pretrainCoarse(
     throw e;
   } finally {
     trainer.optimizer.dispose();
-    queue.dispose();
+    queue?.dispose();
   }
 }
 
