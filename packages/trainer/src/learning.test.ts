@@ -42,10 +42,14 @@ function firstLast(history: Record<string, number>[], term: string) {
 describe.each(backends)('learning on the built-in world (%s)', (backend) => {
   beforeAll(() => useBackend(backend));
 
-  // Skipped until the coarse model stops collapsing under ITC from scratch (being fixed in queue.ts /
-  // objectives.ts): measured on wasm, 240 steps, means of the first / last 20 steps: ITC 6.61 -> 3.18
-  // (= log(B + Q) = log 24: every image and text feature at cosine 1), ITM 0.650 -> 0.637, MLM
-  // 5.39 -> 3.33. MLM falls; ITC and ITM do not. Un-skip it unchanged once the collapse is fixed.
+  // Skipped: ITC and ITM do not fall from scratch. Measured on wasm, 240 steps, means of the first /
+  // last 20 steps: ITC 6.61 -> 3.18 (= log(B + Q) = log 24: every image and text feature at cosine 1),
+  // ITM 0.650 -> 0.637, MLM 5.39 -> 3.33. What is known (apps/bench/README.md, "What it measures
+  // today"): the queue without a momentum encoder lets the loss fall by telling the batch from the
+  // stale queue, and pooled Swin features from scratch are nearly parallel; the bench's main job
+  // learns ITC from pre-trained towers without a queue (objectives.test.ts checks that path), but
+  // ITM stays at its prior there too (the fusion gates start closed). Un-skip it unchanged once a
+  // tiny model learns both from scratch.
   it.skip('coarse pre-training lowers ITC, ITM and MLM', async () => {
     const steps = 240;
     const B = 8;
