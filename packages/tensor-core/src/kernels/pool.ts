@@ -57,7 +57,8 @@ const start = async (msg) => {
   post({ ready: true });
   for (;;) {
     for (let i = 0; i < ${SPIN} && Atomics.load(ctrl, ${GEN}) === gen; i++);
-    Atomics.wait(ctrl, ${GEN}, gen);
+    // run only for a new generation, whatever woke the wait
+    while (Atomics.load(ctrl, ${GEN}) === gen) Atomics.wait(ctrl, ${GEN}, gen);
     gen = Atomics.load(ctrl, ${GEN});
     const args = Atomics.load(ctrl, ${ARGS});
     if (args === 0) return;
@@ -193,6 +194,11 @@ export class KernelPool {
     for (let spins = 0; ; spins++) {
       const pending = Atomics.load(c, PENDING);
       if (pending === 0) break;
+      if (pending < 0) {
+        // seen once (a 1-worker pool, 2 cores starved by other processes): waiting for 0 would hang
+        Atomics.store(c, PENDING, 0);
+        throw new Error(`fiber-vl wasm kernels: op ${op}: a worker finished more often than it was started`);
+      }
       if (this.canWait && spins > SPIN) Atomics.wait(c, PENDING, pending, 50);
     }
     if (error) throw error;
