@@ -341,6 +341,14 @@ function gatherNegatives(
   batch: CoarsePretrainBatch,
   { negImageIdx, negTextIdx }: { negImageIdx: number[]; negTextIdx: number[] },
 ) {
+  // no queue: every index is a batch row
+  if (!queue) {
+    return tf.tidy(() => ({
+      pixels: tf.gather(batch.pixels, negImageIdx),
+      ids: tf.gather(batch.textIds, negTextIdx),
+      mask: tf.gather(batch.textMasks, negTextIdx),
+    }));
+  }
   const B = batch.pixels.shape[0];
   // [n, ...] rows of `own` (i < B) or of the queue (i - B), in the order of idx
   const pick = (idx: number[], own: tf.Tensor, queued: tf.Tensor) =>
@@ -352,13 +360,6 @@ function gatherNegatives(
     });
   const imageRows = negImageIdx.filter((i) => i >= B).map((i) => i - B);
   const textRows = negTextIdx.filter((i) => i >= B).map((i) => i - B);
-  if (!queue) {
-    return tf.tidy(() => ({
-      pixels: tf.gather(batch.pixels, negImageIdx),
-      ids: tf.gather(batch.textIds, negTextIdx),
-      mask: tf.gather(batch.textMasks, negTextIdx),
-    }));
-  }
   const qi = queue.gatherImages(imageRows);
   const qt = queue.gatherTexts(textRows);
   try {
