@@ -87,7 +87,11 @@ async function train(args: TrainArgs, log: (line: string) => void): Promise<void
   try {
     if (args.init) {
       const r = await loadInit(setup.model, args.init);
-      log(`--init ${args.init}: ${r.loaded} tensors loaded, ${r.skipped} not in this model or of another shape`);
+      log(
+        `--init ${args.init}: ${r.loaded} tensors loaded` +
+          (r.resized ? ` (${r.resized} Swin position tables resized to this image size)` : '') +
+          `, ${r.skipped} not in this model or of another shape`,
+      );
     }
     const fineSize = args.imageSize ?? (micro ? 64 : undefined);
     const shape = {

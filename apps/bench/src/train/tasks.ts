@@ -18,6 +18,7 @@ import {
   loadFiberFineCheckpoint,
   validateFiberFineModelConfig,
 } from '@fiber-vl/heads-fine';
+import { adaptSwinStateDict } from '@fiber-vl/swin';
 import { Generator, type Module, tf } from '@fiber-vl/tensor-core';
 import {
   AdamW,
@@ -270,25 +271,43 @@ export function fineSetup(o: SetupOptions): TaskSetup {
  * shape (a pre-training checkpoint into a fine-tune model; a coarse one into the fine-grained
  * model through heads-fine's key alignment). Returns how many were loaded and skipped.
  */
-export async function loadInit(model: Module, path: string): Promise<{ loaded: number; skipped: number }> {
+/**
+ * `--init`: loads every tensor of a checkpoint that fits the model. For the coarse model the Swin
+ * tables are adapted first, the way FIBER's swin_adapt_position_encoding does when a checkpoint
+ * trained at one image size is fine-tuned at another (the window follows image / 32): each
+ * relative_position_bias_table resized bicubically, the checkpoint's index / mask buffers dropped.
+ */
+export async function loadInit(
+  model: Module,
+  path: string,
+): Promise<{ loaded: number; skipped: number; resized: number }> {
   if (model instanceof FineModel) {
     const r = await loadFiberFineCheckpoint(model, path, { strict: false });
-    return { loaded: r.loaded, skipped: r.skipped.length };
+    return { loaded: r.loaded, skipped: r.skipped.length, resized: 0 };
   }
   const ours = model.stateDict();
   const dict = await readCheckpointStateDict(path);
+  let created: tf.Tensor[] = [];
   try {
+    let source = dict;
+    let resized = 0;
+    if (model instanceof FiberCoarseModel) {
+      const adapted = adaptSwinStateDict(model.vitModel, dict, 'vit_model.');
+      created = adapted.created;
+      source = adapted.dict;
+      resized = adapted.resized.length;
+    }
     const matched = new Map<string, tf.Tensor>();
     let skipped = 0;
-    for (const [k, t] of dict) {
+    for (const [k, t] of source) {
       const mine = ours.get(k);
       if (mine && mine.shape.join() === t.shape.join()) matched.set(k, t);
       else skipped++;
     }
     if (matched.size === 0) throw new Error(`--init ${path}: no tensor of this checkpoint fits the model`);
     model.loadStateDict(matched, { strict: false });
-    return { loaded: matched.size, skipped };
+    return { loaded: matched.size, skipped, resized };
   } finally {
-    tf.dispose([...dict.values()]);
+    tf.dispose([...dict.values(), ...created]);
   }
 }
