@@ -62,6 +62,9 @@ export function loadCoarseIntoFine(model: FiberFineModel, snapshot: Map<string, 
   return aligned.matched.size;
 }
 
+/** The head's box outputs, trained at `lrMultBox` x the stage's lr (see StageSettings.lrMultBox). */
+const BOX_OUTPUTS = /^rpn\.head\.(bbox_pred|centerness|scales)\./;
+
 /** The classes in their world order; detection prompts always list every class (seen and held out). */
 const classNames = (ctx: RunContext) => ctx.world.classes.map((c) => c.name);
 
@@ -93,7 +96,13 @@ export async function trainFine(
     ctx.log(`[seed ${ctx.seed}] ${name}: ${loadCoarseIntoFine(model, snapshot)} tensors from the coarse model`);
   const maxQueryLen = model.config.backbone.maxQueryLen;
   const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
-  const optimizer = new AdamW([{ params, lr: s.lr, weightDecay: 0.01 }], { betas: [0.9, 0.999], variant: 'torch' });
+  const box = (name: string) => BOX_OUTPUTS.test(name);
+  const groups = [{ name: 'model', params: params.filter(([n]) => !box(n)), lr: s.lr, weightDecay: 0.01 }];
+  const boxParams = params.filter(([n]) => box(n));
+  if (!boxParams.some(([n]) => n.includes('bbox_pred')))
+    throw new Error(`fine stage: no parameter matches ${BOX_OUTPUTS}`);
+  groups.push({ name: 'box outputs', params: boxParams, lr: s.lr * (s.lrMultBox ?? 1), weightDecay: 0.01 });
+  const optimizer = new AdamW(groups, { betas: [0.9, 0.999], variant: 'torch' });
   const trainer = new Trainer<FiberFineModel, FineGroundingBatch>({
     model,
     objective: fineGroundingObjective(),
