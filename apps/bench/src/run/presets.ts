@@ -99,7 +99,10 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     // lr then rewrites the fused features). NLVR2 keeps 5x: 0.575 at 5e-4 x 5, 0.51 at 1e-4 x 50.
     vqa: { ...stage(200, 24, 1e-4), lrMultHead: 50 },
     nlvr2: stage(120, 16, 5e-4),
-    caption: stage(150, 24, 5e-4),
+    // measured on seed 0: at 150 steps beam search gives the best constant caption ("a single shape
+    // on a gradient background") to every image, CIDEr-D 0.632; at 450 the captions count the
+    // objects and name the background, 0.836 (600: 0.839)
+    caption: stage(450, 24, 5e-4),
     // measured on seed 0, 60 test scenes: 150 steps, 64 px, box outputs at 1x: held-out GIoU loss
     // 0.52 (x2), REC 0.30; 300 steps, 96 px, box outputs at 50x: 0.29, REC 0.54, AP50 0.18
     fine: { ...stage(300, 8, 5e-4), lrMultBox: 50 },
@@ -111,7 +114,7 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
   },
   base: {
     name: 'base',
-    world: { train: 4000, val: 500, test: 500, nlvr2Train: 2000, nlvr2Test: 250 },
+    world: { train: 4000, val: 500, test: 500, nlvr2Train: 2000, nlvr2Test: 500 },
     evalScenes: 500,
     vocabSize: 1000,
     model: { imageSize: 128, maxTextLen: 32, hiddenSize: 128, queueSize: 256 },

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { RUN_PRESETS, type RunPreset, runPreset, validateRunPreset } from './presets.js';
+
+describe('run presets', () => {
+  it.each(Object.keys(RUN_PRESETS))('%s is valid', (name) => {
+    expect(runPreset(name).name).toBe(name);
+  });
+
+  it('refuses an unknown preset by name', () => {
+    expect(() => runPreset('huge')).toThrow(/--preset: unknown preset "huge" \(expected micro, small, base\)/);
+    expect(() => runPreset('constructor')).toThrow(/unknown preset/);
+  });
+
+  const broken = (patch: (p: RunPreset) => void): RunPreset => {
+    const p = structuredClone(RUN_PRESETS.small);
+    patch(p);
+    return p;
+  };
+
+  it.each([
+    [
+      'fine.lrMultBox',
+      (p: RunPreset) => (p.fine.lrMultBox = 0),
+      /RunPreset\(small\)\.fine\.lrMultBox: must be a positive number, got 0/,
+    ],
+    ['vqa.lrMultHead', (p: RunPreset) => (p.vqa.lrMultHead = Number.NaN), /vqa\.lrMultHead: must be a positive number/],
+    ['caption.steps', (p: RunPreset) => (p.caption.steps = 1.5), /caption\.steps: must be a positive integer/],
+    ['coarse.lr', (p: RunPreset) => (p.coarse.lr = 2), /coarse\.lr: must be in \(0, 1\)/],
+    ['evalScenes', (p: RunPreset) => (p.evalScenes = 10_000), /evalScenes: 10000 exceeds world\.test/],
+    ['model.imageSize', (p: RunPreset) => (p.model.imageSize = 48), /model\.imageSize: must be a multiple of 32/],
+  ])('names the bad field: %s', (_, patch, message) => {
+    expect(() => validateRunPreset(broken(patch))).toThrow(message);
+  });
+});
