@@ -133,3 +133,17 @@ describe('fiber-bench run --preset micro', () => {
     );
   }, 300_000);
 });
+
+describe('fiber-bench run: bad usage is one line on stderr and exit 2', () => {
+  it.each([
+    ['unknown preset', ['--preset', 'huge'], /--preset: unknown preset "huge"/],
+    ['a value that starts with a dash', ['--seed', '-1'], /'--seed' argument is ambiguous\. Did you forget/],
+    ['unknown option', ['--gpus', '8'], /Unknown option '--gpus'/],
+  ])('%s', (_, args, message) => {
+    const r = spawnSync(process.execPath, [cli, 'run', ...args], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toMatch(/\(fiber-bench run --help\)$/m);
+  });
+});

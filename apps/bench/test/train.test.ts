@@ -177,6 +177,26 @@ describe('fiber-bench train on data folders in the public layout (the committed 
   );
 });
 
+describe('fiber-bench train --workers', () => {
+  it('gives the same batches, so the same model, with decode threads as in the training thread', () => {
+    const run = (workers: string) => {
+      const out = join(work, `workers-${workers}`);
+      const r = train([
+        ...['--task', 'caption', '--model', 'micro', '--steps', '2', '--batch', '2', '--out', out],
+        ...['--data', join(DATA, 'coco'), '--workers', workers],
+      ]);
+      expect(r.code, r.stderr.slice(-1500)).toBe(0);
+      return { out, stdout: r.stdout };
+    };
+    const inThread = run('0');
+    const pooled = run('2');
+    expect(inThread.stdout).toMatch(/data: images decoded in the training thread/);
+    expect(pooled.stdout).toMatch(/data: images decoded by 2 worker threads/);
+    const model = (o: { out: string }) => readFileSync(join(o.out, 'final', 'model.safetensors'));
+    expect(model(pooled).equals(model(inThread))).toBe(true);
+  }, 120_000);
+});
+
 describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => {
   const base = ['--task', 'vqa', '--model', 'micro', '--data', 'builtin', '--steps', '1', '--batch', '2'];
   const swap = (flag: string, value: string) => {
@@ -193,6 +213,16 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
     ['lr out of range', [...base, '--lr', '3', '--out', 'x'], /--lr: expected a number in \(0, 1\)/],
     ['unknown option', [...base, '--out', 'x', '--gpus', '8'], /Unknown option '--gpus'/],
     ['unknown backend', [...base, '--out', 'x', '--backend', 'tpu'], /--backend: unknown backend "tpu"/],
+    [
+      'workers not a number',
+      [...base, '--out', 'x', '--workers', 'two'],
+      /--workers: expected an integer >= 0, got "two"/,
+    ],
+    [
+      'negative workers',
+      [...base, '--out', 'x', '--workers', '-1'],
+      /'--workers' argument is ambiguous\. Did you forget/,
+    ],
     ['missing init file', [...base, '--out', 'x', '--init', '/nonexistent.ckpt'], /--init: no file \/nonexistent.ckpt/],
     [
       'missing data folder',

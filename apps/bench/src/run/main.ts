@@ -216,7 +216,8 @@ export async function runMain(argv: string[]): Promise<number> {
     preset = runPreset(args.preset);
   } catch (e) {
     // bad usage: one line and exit 2, as the other fiber-bench commands
-    process.stderr.write(`fiber-bench run: ${(e as Error).message} (fiber-bench run --help)\n`);
+    const message = (e as Error).message.replace(/\s*\n\s*/g, ' '); // node's parseArgs can span three lines
+    process.stderr.write(`fiber-bench run: ${message} (fiber-bench run --help)\n`);
     return 2;
   }
   const started = performance.now();

@@ -23,7 +23,7 @@ export const FINE_TASKS: readonly TrainTask[] = ['pretrain-fine', 'refcoco', 'de
 export const TRAIN_USAGE = `usage: fiber-bench train --task T --model M --data DIR|builtin (--steps N | --epochs E) --batch B --out DIR
                          [--init CKPT] [--accumulate K] [--resume] [--seed S] [--backend wasm|cpu|webgpu]
                          [--lr LR] [--checkpoint-every N] [--keep N] [--images DIR] [--tokenizer DIR]
-                         [--image-size N] [--queue Q]
+                         [--image-size N] [--queue Q] [--workers N]
 
 Trains one FIBER task with @fiber-vl/trainer and leaves DIR/final/model.safetensors (official key
 layout), DIR/log.jsonl (one record per step), DIR/config.json and checkpoints under DIR/checkpoints/.
@@ -46,6 +46,9 @@ layout), DIR/log.jsonl (one record per step), DIR/config.json and checkpoints un
   --image-size N      fine tasks: the shorter image side (default 64 for micro, else FIBER's 480-800)
   --queue Q           pretrain-coarse, retrieval-itc: ITC queue size (default 16 for micro, else the
                       official 4096: it keeps Q raw images, Q x 3 x S x S floats; 0: in-batch ITC)
+  --workers N         data folders: threads that read, decode and augment the images ahead of the
+                      training thread (default min(4, CPUs - 1), at least 1; 0: in the training
+                      thread). The batches are the same whatever N.
   --out DIR           the run folder;  --resume  continue from its newest complete checkpoint
   --checkpoint-every N  save every N steps (default 100) and at the end; --keep N  last N kept (default 3)
   --seed S            model initialisation, data order, masking and negatives (default 0)
@@ -70,6 +73,8 @@ export interface TrainArgs {
   lr?: number;
   imageSize?: number;
   queue?: number;
+  /** Decode threads for data folders (undefined: the pool's default; 0: in the training thread). */
+  workers?: number;
   out: string;
   resume: boolean;
   seed: number;
@@ -97,6 +102,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
         lr: { type: 'string' },
         'image-size': { type: 'string' },
         queue: { type: 'string' },
+        workers: { type: 'string' },
         out: { type: 'string' },
         resume: { type: 'boolean', default: false },
         seed: { type: 'string', default: '0' },
@@ -108,7 +114,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
       allowPositionals: false,
     }));
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    // node's messages for a value that starts with '-' span three lines: usage errors are one
+    throw new UsageError((e as Error).message.replace(/\s*\n\s*/g, ' '));
   }
   if (values.help) return 'help';
   const need = (name: string, v: string | undefined): string => {
@@ -154,6 +161,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     lr,
     imageSize: values['image-size'] === undefined ? undefined : int('image-size', values['image-size'], 32),
     queue: values.queue === undefined ? undefined : int('queue', values.queue, 0),
+    workers: values.workers === undefined ? undefined : int('workers', values.workers, 0),
     out: resolve(need('out', values.out)),
     resume: values.resume,
     seed: int('seed', values.seed, 0),

@@ -26,7 +26,7 @@ import {
   vqaQuestions,
   withImages,
 } from '@fiber-vl/trainer';
-import { imageFolder, nodeInThreadExecutor, openJsonl, readJson } from '@fiber-vl/trainer/node';
+import { WorkerPool, imageFolder, nodeInThreadExecutor, openJsonl, readJson } from '@fiber-vl/trainer/node';
 import { encodeTexts } from '../run/data.js';
 import { type TrainTask, UsageError } from './args.js';
 import type { TaskBatch } from './tasks.js';
@@ -157,6 +157,8 @@ export interface FolderBatchOptions {
   /** Fine tasks: the shorter side (undefined: FIBER's multi-scale 480-800, longer side <= 1333). */
   fineSize?: number;
   data: FolderData;
+  /** Decode threads (undefined: WorkerPool's default; 0: in the training thread). */
+  workers?: number;
 }
 
 /** The positive map [G, T] of a prompt whose phrase g belongs to box g. */
@@ -273,6 +275,8 @@ function coarseBatch(samples: Sample[], o: FolderBatchOptions): TaskBatch {
 
 export interface FolderSource extends DataSource<TaskBatch> {
   loader: DataLoader<DataRecord>;
+  /** Decode threads (0: the training thread). */
+  workers: number;
 }
 
 export async function folderSource(o: FolderBatchOptions, fine: boolean): Promise<FolderSource> {
@@ -282,13 +286,18 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
         ...(o.task === 'refcoco' ? { flipProb: 0 } : {}),
       })
     : coarseTrainTransform(o.imageSize);
-  const loader = new DataLoader(o.data.source, {
-    seed: o.seed,
-    transform,
-    executor: await nodeInThreadExecutor(),
-  });
+  // samples depend only on (seed, epoch, index), never on the thread that prepared them
+  const executor = o.workers === 0 ? await nodeInThreadExecutor() : new WorkerPool({ workers: o.workers });
+  let loader: DataLoader<DataRecord>;
+  try {
+    loader = new DataLoader(o.data.source, { seed: o.seed, transform, executor });
+  } catch (e) {
+    await executor.close(); // idle worker threads would keep the process alive
+    throw e;
+  }
   return {
     loader,
+    workers: executor instanceof WorkerPool ? executor.size : 0,
     async *batches(from) {
       let start = from ? { epoch: from.epoch, position: Number(from.cursor) } : { epoch: 0, position: 0 };
       for (;;) {

@@ -104,10 +104,13 @@ async function train(args: TrainArgs, log: (line: string) => void): Promise<void
     const source: DataSource<TaskBatch> = world
       ? builtinSource(args.task, world, tokenizer, shape, args.seed)
       : await folderSource(
-          { ...shape, fineSize, task: args.task, tokenizer, seed: args.seed, data: folder! },
+          { ...shape, fineSize, task: args.task, tokenizer, seed: args.seed, data: folder!, workers: args.workers },
           fine,
         ).then((f) => {
           loader = f.loader;
+          log(
+            `data: images decoded ${f.workers ? `by ${f.workers} worker thread${f.workers > 1 ? 's' : ''}` : 'in the training thread'}`,
+          );
           return f;
         });
     const run = new RunFolder(args.out, {
