@@ -150,6 +150,8 @@ describe('fiber-bench train on data folders in the public layout (the committed 
     ['caption', ['--data', join(DATA, 'coco'), '--batch', '2']],
     ['pretrain-coarse', ['--data', join(DATA, 'jsonl'), '--images', join(DATA, 'jsonl/images'), '--batch', '2']],
     ['nlvr2', ['--data', join(DATA, 'nlvr2'), '--batch', '1']],
+    // COCO instances: the images come from coco/train2014/, named by the annotation file's split
+    ['detection', ['--data', join(DATA, 'coco'), '--batch', '1']],
     [
       'pretrain-fine',
       [

@@ -2,7 +2,7 @@
 // (deterministic by (seed, epoch), resumable by position, bad records skipped and counted) with the
 // official augmentations, and turned into the tensors of each task's batch.
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type GroundingPrompt, encodeDetectionPrompt, encodeGroundingPrompt } from '@fiber-vl/heads-fine';
 import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { tf } from '@fiber-vl/tensor-core';
@@ -118,7 +118,10 @@ export async function openFolder(task: TrainTask, dir: string, imagesDir: string
         jsonFiles(join(dir, 'annotations'), (n) => /^instances_.*train.*\.json$/.test(n)),
         'annotations/instances_*train*.json',
       );
-      const coco = cocoInstances(await readJson(files[0]), { name: files[0] });
+      // COCO's layout: annotations/instances_<split>.json beside <split>/ holding the images
+      const split = /^instances_(.+)\.json$/.exec(basename(files[0]))?.[1];
+      const imagePrefix = split && existsSync(join(imagesDir, split)) ? `${split}/` : undefined;
+      const coco = cocoInstances(await readJson(files[0]), { name: files[0], imagePrefix });
       return {
         source: withImages(coco, images),
         classNames: coco.categories.map((c) => c.name),
