@@ -364,7 +364,12 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
-    process.stderr.write(`fiber-bench: ${(e as Error).message}\n`);
-    process.exit(1);
+    // bad usage (node's parseArgs: unknown option, missing value): one line and exit 2, as the subcommands
+    const usage = String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
+    const message = (e as Error).message;
+    process.stderr.write(
+      `fiber-bench: ${usage ? `${message.replace(/\s*\n\s*/g, ' ')} (fiber-bench --help)` : message}\n`,
+    );
+    process.exit(usage ? 2 : 1);
   },
 );

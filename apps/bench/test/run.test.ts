@@ -147,3 +147,20 @@ describe('fiber-bench run: bad usage is one line on stderr and exit 2', () => {
     expect(r.stderr).toMatch(/\(fiber-bench run --help\)$/m);
   });
 });
+
+describe('fiber-bench: bad usage of the other commands is one line on stderr and exit 2', () => {
+  it.each([
+    ['an unknown option', ['kernels', '--bogus'], /Unknown option '--bogus'/],
+    [
+      'a value that starts with a dash',
+      ['coarse', '--repeat', '-1'],
+      /'--repeat' argument is ambiguous\. Did you forget/,
+    ],
+  ])('%s', (_, args, message) => {
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toMatch(/\(fiber-bench --help\)$/m);
+  });
+});
