@@ -8,6 +8,7 @@ import type { Generator, tf } from '@fiber-vl/tensor-core';
 import {
   AdamW,
   ItcQueue,
+  type ItcQueueOptions,
   type Objective,
   Trainer,
   coarsePretrainObjective,
@@ -43,6 +44,11 @@ export function maskId(tokenizer: ByteLevelBpeTokenizer): number {
   const id = tokenizer.id('<mask>');
   if (!(id >= 0)) throw new Error('the tokenizer has no <mask> token');
   return id;
+}
+
+/** The ITC queue, or none for a size of 0 (in-batch ITC: coarsePretrainObjective without a queue). */
+export function optionalItcQueue(options: ItcQueueOptions): ItcQueue | undefined {
+  return options.size === 0 ? undefined : new ItcQueue(options);
 }
 
 /** transformers' AdamW over FIBER's coarse groups, warm-up 10% then linear decay. */
@@ -86,16 +92,13 @@ export async function pretrainCoarse(
   const rngs = { model: seedRng(ctx, 1), negatives: seedRng(ctx, 2), mlm: seedRng(ctx, 3) };
   const model = new FiberCoarseModel(config, 'pretrain', rngs.model);
   if (init) model.loadStateDict(init, { strict: false });
-  const queue =
-    preset.model.queueSize > 0
-      ? new ItcQueue({
-          hiddenSize: config.hiddenSize,
-          size: preset.model.queueSize,
-          imageSize: preset.model.imageSize,
-          maxTextLen: preset.model.maxTextLen,
-          rng: seedRng(ctx, 4),
-        })
-      : undefined;
+  const queue = optionalItcQueue({
+    hiddenSize: config.hiddenSize,
+    size: preset.model.queueSize,
+    imageSize: preset.model.imageSize,
+    maxTextLen: preset.model.maxTextLen,
+    rng: seedRng(ctx, 4),
+  });
   const objective = coarsePretrainObjective({
     queue,
     collator: { vocabSize: tokenizer.vocabSize, maskId: maskId(tokenizer), specialIds: Object.values(SPECIAL_IDS) },

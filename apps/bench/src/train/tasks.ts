@@ -25,7 +25,7 @@ import {
   type CaptionBatch,
   type CoarsePretrainBatch,
   type FineGroundingBatch,
-  ItcQueue,
+  type ItcQueue,
   type ItmBatch,
   type Nlvr2Batch,
   type FitOptions,
@@ -48,7 +48,7 @@ import {
 } from '@fiber-vl/trainer';
 import { FINE_TASKS, type TrainTask, UsageError } from './args.js';
 import { RUN_PRESETS } from '../run/presets.js';
-import { runModelConfig } from '../run/coarse-model.js';
+import { optionalItcQueue, runModelConfig } from '../run/coarse-model.js';
 import { createFineModel } from '../run/fine-stage.js';
 
 /** One batch of any task, tagged with its kind (the tensors are disposed by fit after the step). */
@@ -200,15 +200,13 @@ export function coarseSetup(o: SetupOptions): TaskSetup {
   if (o.task === 'pretrain-coarse' || o.task === 'retrieval-itc') {
     rngs.negatives = seeded(o.seed, 2);
     rngs.mlm = seeded(o.seed, 3);
-    // 0: in-batch ITC, no queue
-    if (o.queueSize > 0)
-      queue = new ItcQueue({
-        hiddenSize: config.hiddenSize,
-        size: o.queueSize,
-        imageSize: config.swin.imageSize,
-        maxTextLen: config.maxTextLen,
-        rng: seeded(o.seed, 4),
-      });
+    queue = optionalItcQueue({
+      hiddenSize: config.hiddenSize,
+      size: o.queueSize,
+      imageSize: config.swin.imageSize,
+      maxTextLen: config.maxTextLen,
+      rng: seeded(o.seed, 4),
+    });
     const collator = { vocabSize: o.vocabSize, maskId: o.maskId, specialIds: [0, 1, 2] };
     objective = forKind(
       'pair',
@@ -269,13 +267,11 @@ export function fineSetup(o: SetupOptions): TaskSetup {
 /**
  * --init: the tensors of an official or project checkpoint that the model has, with the same
  * shape (a pre-training checkpoint into a fine-tune model; a coarse one into the fine-grained
- * model through heads-fine's key alignment). Returns how many were loaded and skipped.
- */
-/**
- * `--init`: loads every tensor of a checkpoint that fits the model. For the coarse model the Swin
- * tables are adapted first, the way FIBER's swin_adapt_position_encoding does when a checkpoint
- * trained at one image size is fine-tuned at another (the window follows image / 32): each
- * relative_position_bias_table resized bicubically, the checkpoint's index / mask buffers dropped.
+ * model through heads-fine's key alignment). For the coarse model the Swin tables are adapted
+ * first, the way FIBER's swin_adapt_position_encoding does when a checkpoint trained at one image
+ * size is fine-tuned at another (the window follows image / 32): each relative_position_bias_table
+ * resized bicubically, the checkpoint's index / mask buffers dropped. Returns how many tensors were
+ * loaded, skipped and resized.
  */
 export async function loadInit(
   model: Module,
