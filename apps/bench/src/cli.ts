@@ -17,6 +17,7 @@ import { runFine } from './fine.js';
 import { availableBackends } from '@fiber-vl/tensor-core';
 import { evalMain } from './eval/index.js';
 import { runMain } from './run/main.js';
+import { oneLine } from './one-line.js';
 
 const USAGE = `usage: fiber-bench <command> [options]
 
@@ -367,9 +368,7 @@ main(process.argv.slice(2)).then(
     // bad usage (node's parseArgs: unknown option, missing value): one line and exit 2, as the subcommands
     const usage = String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
     const message = (e as Error).message;
-    process.stderr.write(
-      `fiber-bench: ${usage ? `${message.replace(/\s*\n\s*/g, ' ')} (fiber-bench --help)` : message}\n`,
-    );
+    process.stderr.write(`fiber-bench: ${usage ? `${oneLine(message)} (fiber-bench --help)` : message}\n`);
     process.exit(usage ? 2 : 1);
   },
 );

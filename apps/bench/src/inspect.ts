@@ -16,6 +16,7 @@ import {
   type RawValues,
   type SafetensorsDType,
 } from '@fiber-vl/tensor-core';
+import { oneLine } from './one-line.js';
 import { type FiberMatch, matchFiber } from './fiber-match.js';
 
 export { type FiberMatch, matchFiber };
@@ -284,11 +285,11 @@ export function formatReport(r: InspectReport, { all = false }: InspectOptions =
 }
 
 /** One line: the file and the problem (typed reader errors already start with the file). */
-function oneLine(file: string, e: unknown): string {
+function problemLine(file: string, e: unknown): string {
   const typed = [InspectError, TorchCheckpointError, ZipError, SafetensorsError].some((T) => e instanceof T);
   let message = e instanceof Error ? e.message : String(e);
   if (!typed && e instanceof Error) message = `internal error (${e.name}): ${message}`;
-  message = message.replace(/\s*\n\s*/g, ' ');
+  message = oneLine(message);
   return message.startsWith(file) ? message : `${file}: ${message}`;
 }
 
@@ -318,7 +319,7 @@ export async function runInspect(
       if (!options.json) out.stdout(formatReport(report, options));
       if (report.verify?.nonFinite) code = Math.max(code, 1);
     } catch (e) {
-      const line = oneLine(file, e);
+      const line = problemLine(file, e);
       results.push({ file, error: line });
       out.stderr(`fiber-bench inspect: ${line}\n`);
       code = 2;

@@ -8,6 +8,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { oneLine } from '../one-line.js';
 import { type BackendName, initBackend } from '@fiber-vl/tensor-core';
 import { modelExporter } from './export-models.js';
 import { runPreset } from './presets.js';
@@ -216,8 +217,7 @@ export async function runMain(argv: string[]): Promise<number> {
     preset = runPreset(args.preset);
   } catch (e) {
     // bad usage: one line and exit 2, as the other fiber-bench commands
-    const message = (e as Error).message.replace(/\s*\n\s*/g, ' '); // node's parseArgs can span three lines
-    process.stderr.write(`fiber-bench run: ${message} (fiber-bench run --help)\n`);
+    process.stderr.write(`fiber-bench run: ${oneLine((e as Error).message)} (fiber-bench run --help)\n`);
     return 2;
   }
   const started = performance.now();

@@ -3,6 +3,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
+import { oneLine } from '../one-line.js';
 
 export const TRAIN_TASKS = [
   'pretrain-coarse',
@@ -114,8 +115,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
       allowPositionals: false,
     }));
   } catch (e) {
-    // node's messages for a value that starts with '-' span three lines: usage errors are one
-    throw new UsageError((e as Error).message.replace(/\s*\n\s*/g, ' '));
+    throw new UsageError(oneLine((e as Error).message));
   }
   if (values.help) return 'help';
   const need = (name: string, v: string | undefined): string => {
