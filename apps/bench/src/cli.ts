@@ -250,7 +250,7 @@ async function main(argv: string[]): Promise<number> {
             results
               .map(
                 (r) =>
-                  `| ${r.backend} | ${r.model} | ${r.skipped ? `failed (${r.skipped})` : r.ms!.toFixed(0)} | ${ref(r)} | ${ratio(r)} | ${r.peakRssMb} |`,
+                  `| ${r.backend} | ${r.model} | ${r.skipped ? `not run (${r.skipped})` : r.ms!.toFixed(0)} | ${ref(r)} | ${ratio(r)} | ${r.peakRssMb} |`,
               )
               .join('\n') +
             `\n\nwritten: ${file}\n`,

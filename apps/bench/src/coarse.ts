@@ -203,6 +203,26 @@ export function tinyFiberConfig(): FiberCoarseConfig {
   return { swin, roberta, numFuseBlock: 6, hiddenSize: 48, maxTextLen: 16 };
 }
 
+/** The WebAssembly heap's ceiling (wasm32, tfjs-backend-wasm's build): every tensor of a wasm step lives in it. */
+const WASM_HEAP_BYTES = 2 ** 32;
+
+/**
+ * Bytes a training step holds before any activation: each float32 parameter, its gradient and
+ * AdamW's two moments (16 bytes per parameter). Counted on a model built on the cpu backend, so
+ * that the count itself never fills the heap it is meant to protect.
+ */
+async function trainStateBytes(cfg: FiberCoarseConfig): Promise<number> {
+  const active = tf.getBackend();
+  await tf.setBackend('cpu');
+  const model = new FiberCoarseModel(cfg, 'pretrain');
+  try {
+    return 16 * model.namedParameters().reduce((n, [, p]) => n + (p.dtype === 'float32' ? p.value.size : 0), 0);
+  } finally {
+    model.dispose();
+    await tf.setBackend(active);
+  }
+}
+
 export interface TrainResult {
   backend: string;
   model: string;
@@ -240,6 +260,14 @@ export async function runTrain({
       const cfg = m === 'tiny' ? tinyFiberConfig() : fiberBaseConfig(384);
       const size = cfg.swin.imageSize;
       const L = cfg.maxTextLen;
+      const stateBytes = name === 'wasm' ? await trainStateBytes(cfg) : 0;
+      if (stateBytes > WASM_HEAP_BYTES) {
+        // tfjs-backend-wasm's threaded build spins instead of failing when its heap runs out
+        const why = `parameters, gradients and AdamW moments alone need ${(stateBytes / 2 ** 30).toFixed(1)} GiB, over the 4 GiB wasm heap`;
+        results.push({ backend: label, model: m, skipped: why, peakRssMb: peakRssMb() });
+        log(`${label}: ${m} train step skipped: ${why}`);
+        continue;
+      }
       try {
         const model = new FiberCoarseModel(cfg, 'pretrain').train();
         const named = model.namedParameters().filter(([, p]) => p.requiresGrad && p.dtype === 'float32');
