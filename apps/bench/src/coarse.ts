@@ -207,16 +207,17 @@ export function tinyFiberConfig(): FiberCoarseConfig {
 const WASM_HEAP_BYTES = 2 ** 32;
 
 /**
- * Bytes a training step holds before any activation: each float32 parameter, its gradient and
- * AdamW's two moments (16 bytes per parameter). Counted on a model built on the cpu backend, so
- * that the count itself never fills the heap it is meant to protect.
+ * Bytes a training step holds before any activation: every float32 parameter (4 bytes) and, for
+ * the trained ones, a gradient and AdamW's two moments (12 more). Counted on a model built on the
+ * cpu backend, so that the count itself never fills the heap it is meant to protect.
  */
 async function trainStateBytes(cfg: FiberCoarseConfig): Promise<number> {
   const active = tf.getBackend();
   await tf.setBackend('cpu');
   const model = new FiberCoarseModel(cfg, 'pretrain');
   try {
-    return 16 * model.namedParameters().reduce((n, [, p]) => n + (p.dtype === 'float32' ? p.value.size : 0), 0);
+    const floats = model.namedParameters().filter(([, p]) => p.dtype === 'float32');
+    return floats.reduce((n, [, p]) => n + p.value.size * (p.requiresGrad ? 16 : 4), 0);
   } finally {
     model.dispose();
     await tf.setBackend(active);
