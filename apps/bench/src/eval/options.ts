@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import { fail } from './errors.js';
+import { oneLine } from '../one-line.js';
 
 export const EVAL_TASKS = [
   'vqa',
@@ -157,7 +158,7 @@ export function parseEvalArgs(argv: string[]): EvalOptions | undefined {
       },
     }));
   } catch (e) {
-    return fail(`${(e as Error).message.split('\n')[0]} (see fiber-bench eval --help)`);
+    return fail(`${oneLine((e as Error).message)} (see fiber-bench eval --help)`);
   }
   if (values.help) return undefined;
   const task = oneOf('task', values.task, EVAL_TASKS);
