@@ -362,13 +362,27 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * process.exit once stdout and stderr have flushed. Node writes to a pipe asynchronously on Linux,
+ * and process.exit drops what is still queued: a slow reader lost the last lines of a report.
+ */
+function exitWhenFlushed(code: number): void {
+  let open = 2;
+  const done = () => {
+    open -= 1;
+    if (open === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (e) => {
     // bad usage (node's parseArgs: unknown option, missing value): one line and exit 2, as the subcommands
     const usage = String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
     const message = (e as Error).message;
     process.stderr.write(`fiber-bench: ${usage ? `${oneLine(message)} (fiber-bench --help)` : message}\n`);
-    process.exit(usage ? 2 : 1);
+    exitWhenFlushed(usage ? 2 : 1);
   },
 );

@@ -13,11 +13,25 @@ const cli = join(root, 'apps/bench/dist/cli.js');
 const dir = join(root, 'fixtures/train-step/tiny_coarse_step');
 
 describe('fiber-bench parity on a train-step folder', () => {
-  it('replays the steps and passes every tensor (wasm)', () => {
+  it('replays the steps and passes every tensor (wasm), to a slow reader too', () => {
+    // through a pipe read late: the 200 kB report must arrive whole before the process exits
+    const out = mkdtempSync(join(tmpdir(), 'parity-ts-'));
     const r = spawnSync(
-      process.execPath,
-      [cli, 'parity', dir, '--backends', 'wasm', '--out-dir', mkdtempSync(join(tmpdir(), 'parity-ts-'))],
-      { encoding: 'utf8' },
+      'bash',
+      [
+        '-c',
+        'set -o pipefail; "$@" | { sleep 1; cat; }',
+        'bash',
+        process.execPath,
+        cli,
+        'parity',
+        dir,
+        '--backends',
+        'wasm',
+        '--out-dir',
+        out,
+      ],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
     );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/\| step2\.loss\.total \| \d\.\d\de[-+]\d+ \| 0\.0001 \| ok \|/);

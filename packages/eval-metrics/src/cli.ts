@@ -273,11 +273,25 @@ function print(scores: Scores, asTable: boolean): number {
   return 0;
 }
 
+/**
+ * process.exit once stdout and stderr have flushed. Node writes to a pipe asynchronously on Linux,
+ * and process.exit drops what is still queued: a slow reader lost the last lines of a report.
+ */
+function exitWhenFlushed(code: number): void {
+  let open = 2;
+  const done = () => {
+    open -= 1;
+    if (open === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (e) => {
     // One line: an input error names the file (or option), the entry and the field.
     process.stderr.write(`fiber-metrics: ${String((e as Error)?.message ?? e).replace(/\s*\n\s*/g, ' ')}\n`);
-    process.exit(e instanceof MetricInputError ? 2 : 1);
+    exitWhenFlushed(e instanceof MetricInputError ? 2 : 1);
   },
 );

@@ -259,6 +259,44 @@ describe('fiber-metrics CLI', () => {
     }
   });
 
+  it('a slow reader on a pipe still gets the whole report before the process exits', () => {
+    // node writes to a pipe asynchronously; exiting without waiting for the flush lost the tail
+    const n = 1500;
+    const ids = Array.from({ length: n }, (_, i) => i + 1);
+    writeFileSync(
+      join(dir, 'big_refs.json'),
+      JSON.stringify({
+        images: ids.map((id) => ({ id })),
+        annotations: ids.map((id) => ({ id, image_id: id, caption: `a dog number ${id} on a red mat` })),
+      }),
+    );
+    writeFileSync(
+      join(dir, 'big_preds.json'),
+      JSON.stringify(ids.map((id) => ({ image_id: id, caption: `a dog on a mat ${id}` }))),
+    );
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        'set -o pipefail; "$@" | { sleep 1; cat; }',
+        'bash',
+        process.execPath,
+        cli,
+        'caption',
+        '--refs',
+        'big_refs.json',
+        '--preds',
+        'big_preds.json',
+        '--no-meteor',
+        '--per-image',
+      ],
+      { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.length).toBeGreaterThan(200_000);
+    expect(() => JSON.parse(r.stdout)).not.toThrow();
+  });
+
   it('fixtures DIR fails (exit 1) on a fixture file of unknown name and on an unreadable one', () => {
     mkdirSync(join(dir, 'unknownfx'), { recursive: true });
     writeFileSync(join(dir, 'unknownfx', 'retrieval_v2.json'), JSON.stringify(fx('retrieval.json')));
