@@ -47,9 +47,11 @@ v128_t fk_exp(v128_t x);
 
 void fk_gemm(const i32* args, int tid, int nt, f32* scratch);
 void fk_window_attention(const i32* args, int tid, int nt, f32* scratch);
+void fk_window_bias_t(const i32* args, int tid, int nt);
 void fk_layer_norm(const i32* args, int tid, int nt);
 void fk_gelu(const i32* args, int tid, int nt);
 void fk_layer_norm_grad_x(const i32* args, int tid, int nt);
 void fk_layer_norm_grad_w(const i32* args, int tid, int nt);
 void fk_gelu_grad(const i32* args, int tid, int nt);
 void fk_transpose(const i32* args, int tid, int nt);
+void fk_gather(const i32* args, int tid, int nt);

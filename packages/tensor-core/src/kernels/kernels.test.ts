@@ -201,6 +201,46 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     },
   );
 
+  // Row gathers of 4-byte dtypes go to wasm/gather.c on wasm (threaded above 64k elements): every
+  // axis, negative axes, repeated and multi-dimensional indices, Swin's bias gather; the rest and
+  // out-of-range indices stay with tfjs, which names the bad index.
+  it('gather along every axis and dtype equals the index reference, and names an index out of range', async () => {
+    const g = new Generator(9);
+    const cases: [number[], number[], number[], number][] = [
+      [[529, 16], [20736], Array.from({ length: 20736 }, () => g.nextInt(529)), 0], // Swin-B stage 3 bias
+      [[5, 3], [2, 4], [4, 0, 0, 2, 1, 3, 4, 4], 0],
+      [[2, 6, 3], [5], [5, 0, 2, 2, 1], 1],
+      [[2, 3, 7], [3], [6, 0, 3], -1],
+      [[4], [0], [], 0],
+    ];
+    for (const [shape, ishape, idx, axis] of cases) {
+      const n = shape.reduce((p, d) => p * d, 1);
+      const ax = axis < 0 ? axis + shape.length : axis;
+      const outer = shape.slice(0, ax).reduce((p, d) => p * d, 1);
+      const inner = shape.slice(ax + 1).reduce((p, d) => p * d, 1);
+      const ref = (data: number[]) => {
+        const out: number[] = [];
+        for (let o = 0; o < outer; o++)
+          for (const j of idx) for (let k = 0; k < inner; k++) out.push(data[(o * shape[ax] + j) * inner + k]);
+        return out;
+      };
+      for (const dtype of ['float32', 'int32'] as const) {
+        const data = Array.from({ length: n }, (_, i) => (dtype === 'int32' ? i - 7 : i * 0.25 - 3));
+        const x = tf.tensor(data, shape, dtype);
+        const i = tf.tensor(idx, ishape, 'int32');
+        const y = tf.gather(x, i, axis);
+        expect(y.shape).toEqual([...shape.slice(0, ax), ...ishape, ...shape.slice(ax + 1)]);
+        expect(Array.from(await y.data()), `${dtype} [${shape}] axis ${axis}`).toEqual(ref(data));
+        tf.dispose([x, i, y]);
+      }
+    }
+    if (backend === 'webgpu') return; // tfjs-webgpu does not check indices
+    const x = tf.zeros([3, 2]);
+    const bad = tf.tensor1d([0, 3], 'int32');
+    expect(() => tf.gather(x, bad)).toThrow(/index value 3/);
+    tf.dispose([x, bad]);
+  });
+
   // K > 256 and N > 512 cross the kernel's blocks; M, N, K off the 4 x 8 tile; big enough to thread.
   const gemmCases: [number, number, number][] = [
     [1, 1, 1],

@@ -32,8 +32,10 @@ const OP = {
   layerNormGradW: 6,
   geluGrad: 7,
   transpose: 8,
+  windowBiasT: 9,
+  gather: 10,
 } as const;
-const ABI = 2;
+const ABI = 3;
 /** Below this many flops (or elements) an op runs on the calling thread: waking workers costs more. */
 const PARALLEL_FLOPS = 4e6;
 const PARALLEL_ELEMENTS = 64 * 1024;
@@ -46,6 +48,7 @@ interface WasmBackendLike {
   dataIdMap: { get(dataId: object): WasmTensorData | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: object): boolean;
+  readSync(dataId: object): ArrayLike<number> | unknown;
   wasm: {
     _malloc(bytes: number): number;
     _free(ptr: number): void;
@@ -257,20 +260,31 @@ function windowAttentionKernel({ inputs, backend, attrs }: KernelArgs): tf.Tenso
   const C = C3 / 3;
   const out = be.makeOutput([B, H, W, C], 'float32');
   if (size(out.shape) === 0) return out;
-  const args = [
-    offsetOf(be, qkv),
-    offsetOf(be, bias),
-    offsetOf(be, out),
-    B,
-    H,
-    W,
-    C,
-    heads,
-    w,
-    Number(attrs?.shift),
-    floatBits(Number(attrs?.scale)),
-  ];
-  pool!.run(OP.windowAttention, args, { scratchFloats: pool!.exports.fk_attention_scratch(w * w, C / heads) });
+  // the kernel reads the bias key-major, each row padded to a multiple of 4 queries
+  const n = w * w;
+  const biasT = bias ? be.makeOutput([heads, n, Math.ceil(n / 4) * 4], 'float32') : undefined;
+  try {
+    if (bias && biasT) {
+      const threads = heads * n * n >= PARALLEL_ELEMENTS ? pool!.threads : 1;
+      pool!.run(OP.windowBiasT, [offsetOf(be, bias), offsetOf(be, biasT), heads, n], { threads });
+    }
+    const args = [
+      offsetOf(be, qkv),
+      biasT ? offsetOf(be, biasT) : 0,
+      offsetOf(be, out),
+      B,
+      H,
+      W,
+      C,
+      heads,
+      w,
+      Number(attrs?.shift),
+      floatBits(Number(attrs?.scale)),
+    ];
+    pool!.run(OP.windowAttention, args, { scratchFloats: pool!.exports.fk_attention_scratch(n, C / heads) });
+  } finally {
+    if (biasT) be.disposeData(biasT.dataId);
+  }
   return out;
 }
 
@@ -427,6 +441,37 @@ function transposeKernel(original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+/**
+ * tfjs-backend-wasm's GatherV2, with the row gathers of 4-byte dtypes (batchDims 0) done by
+ * wasm/gather.c: one copy per gathered row where tfjs computes every element's source index.
+ * Swin gathers its relative-position bias this way in every block. Indices out of range go to
+ * tfjs' kernel, which names them.
+ */
+function gatherKernel(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = input(args.inputs, 'x');
+    const indices = input(args.inputs, 'indices');
+    const batchDims = Number(args.attrs?.batchDims ?? 0);
+    if (!enabled || !pool || batchDims !== 0 || indices.dtype !== 'int32') return original(args);
+    if (x.dtype !== 'float32' && x.dtype !== 'int32') return original(args);
+    const axis =
+      Number(args.attrs?.axis ?? 0) < 0 ? Number(args.attrs?.axis) + x.shape.length : Number(args.attrs?.axis ?? 0);
+    const be = backendOf(args.backend);
+    const dim = x.shape[axis];
+    const values = be.readSync(indices.dataId) as ArrayLike<number>;
+    for (let i = 0; i < values.length; i++) if (!(values[i] >= 0 && values[i] < dim)) return original(args);
+    const out = be.makeOutput([...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)], x.dtype);
+    const outer = size(x.shape.slice(0, axis));
+    const inner = size(x.shape.slice(axis + 1));
+    const n = outer * values.length * inner;
+    if (n === 0) return out;
+    pool.run(OP.gather, [offsetOf(be, x), offsetOf(be, indices), offsetOf(be, out), outer, dim, values.length, inner], {
+      threads: n >= PARALLEL_ELEMENTS ? pool.threads : 1,
+    });
+    return out;
+  };
+}
+
 let registered = false;
 function registerKernels(): void {
   if (registered) return;
@@ -445,5 +490,10 @@ function registerKernels(): void {
   if (transpose) {
     tf.unregisterKernel('Transpose', 'wasm');
     tf.registerKernel({ ...transpose, kernelFunc: transposeKernel(transpose.kernelFunc) });
+  }
+  const gather = tf.getKernel('GatherV2', 'wasm');
+  if (gather) {
+    tf.unregisterKernel('GatherV2', 'wasm');
+    tf.registerKernel({ ...gather, kernelFunc: gatherKernel(gather.kernelFunc) });
   }
 }
