@@ -48,7 +48,7 @@ interface WasmBackendLike {
   dataIdMap: { get(dataId: object): WasmTensorData | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: object): boolean;
-  readSync(dataId: object): ArrayLike<number> | unknown;
+  readSync(dataId: object): ArrayLike<number> | Uint8Array[];
   wasm: {
     _malloc(bytes: number): number;
     _free(ptr: number): void;
@@ -454,11 +454,12 @@ function gatherKernel(original: tf.KernelFunc): tf.KernelFunc {
     const batchDims = Number(args.attrs?.batchDims ?? 0);
     if (!enabled || !pool || batchDims !== 0 || indices.dtype !== 'int32') return original(args);
     if (x.dtype !== 'float32' && x.dtype !== 'int32') return original(args);
-    const axis =
-      Number(args.attrs?.axis ?? 0) < 0 ? Number(args.attrs?.axis) + x.shape.length : Number(args.attrs?.axis ?? 0);
+    const given = Number(args.attrs?.axis ?? 0);
+    const axis = given < 0 ? given + x.shape.length : given;
     const be = backendOf(args.backend);
     const dim = x.shape[axis];
-    const values = be.readSync(indices.dataId) as ArrayLike<number>;
+    const values = be.readSync(indices.dataId);
+    if (!(values instanceof Int32Array)) return original(args);
     for (let i = 0; i < values.length; i++) if (!(values[i] >= 0 && values[i] < dim)) return original(args);
     const out = be.makeOutput([...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)], x.dtype);
     const outer = size(x.shape.slice(0, axis));
