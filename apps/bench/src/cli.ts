@@ -68,7 +68,7 @@ options:
   --backends LIST        comma-separated subset of webgpu,wasm,cpu (default: all that start)
   --out-dir DIR          where to write <command>.json (default: ./bench-results)
   --max-case-seconds N   skip a case estimated to take longer than N s per call (default 30)
-  --only NAME            only the cases whose kernel name starts with NAME (e.g. matmul)
+  --only NAME[,NAME]     only the cases whose kernel name starts with a NAME (e.g. matmul)
   --wasm-threads N       wasm thread pool size (default: every core)
   --no-numpy             do not measure the numpy reference
   --no-single-thread     do not measure wasm matmul with one thread for comparison
@@ -87,7 +87,7 @@ options:
 
 /** wasm matmul with a one-thread pool, in a child process (the pool size is fixed per process). */
 function singleThreadWasm(log: (l: string) => void): KernelResult[] {
-  log('measuring wasm matmul with 1 thread (child process) ...');
+  log('measuring wasm matmul and window attention with 1 thread (child process) ...');
   const r = spawnSync(
     process.execPath,
     [
@@ -98,7 +98,7 @@ function singleThreadWasm(log: (l: string) => void): KernelResult[] {
       '--wasm-threads',
       '1',
       '--only',
-      'matmul',
+      'matmul,window attention',
       '--json',
     ],
     {

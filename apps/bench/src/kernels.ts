@@ -159,7 +159,7 @@ export interface KernelsOptions {
   backends?: BackendName[];
   /** wasm pool size (default: every core). */
   wasmThreads?: number;
-  /** Only the cases whose kernel name starts with this. */
+  /** Only the cases whose kernel name starts with one of these (comma-separated). */
   only?: string;
   /** Skip a case whose estimated run time on a backend exceeds this many seconds. */
   maxCaseSeconds?: number;
@@ -171,7 +171,11 @@ export async function runKernels(
   opts: KernelsOptions = {},
 ): Promise<{ backends: BackendInfo[]; results: KernelResult[]; unavailable: { backend: string; reason: string }[] }> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const cases = KERNEL_CASES.filter((c) => !opts.only || c.kernel.startsWith(opts.only));
+  const prefixes = opts.only
+    ?.split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const cases = KERNEL_CASES.filter((c) => !prefixes?.length || prefixes.some((p) => c.kernel.startsWith(p)));
   const backends: BackendInfo[] = [];
   const unavailable: { backend: string; reason: string }[] = [];
   for (const name of opts.backends ?? (['webgpu', 'wasm', 'cpu'] as BackendName[])) {
