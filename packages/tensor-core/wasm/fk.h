@@ -38,6 +38,11 @@ static inline f32 bits_f32(i32 bits) {
   return u.f;
 }
 static inline f32* ptr_f32(i32 p) { return (f32*)(uintptr_t)(uint32_t)p; }
+static inline i32* ptr_i32(i32 p) { return (i32*)(uintptr_t)(uint32_t)p; }
+// Thread tid's first row when `rows` are split evenly over nt threads (its share ends at tid + 1's).
+static inline uint32_t share_begin(uint32_t rows, int tid, int nt) {
+  return (uint32_t)((uint64_t)rows * (uint32_t)tid / (uint32_t)nt);
+}
 
 // C[mr x nr] (+)= A panel (kc x MR) * B panel (kc x NR), + bias[nr] when bias is set.
 void fk_tile(int kc, const f32* a, const f32* b, f32* c, int ldc, int mr, int nr, int load, const f32* bias, f32* tmp);

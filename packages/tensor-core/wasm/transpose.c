@@ -9,16 +9,15 @@
 // args: x, out, rank, then out_shape[MAX_RANK] and in_stride[MAX_RANK] (elements, of the input
 // axis that lands on each output axis).
 void fk_transpose(const i32* a, int tid, int nt) {
-  const i32* x = (const i32*)(uintptr_t)(uint32_t)a[0];
-  i32* y = (i32*)(uintptr_t)(uint32_t)a[1];
+  const i32* x = ptr_i32(a[0]);
+  i32* y = ptr_i32(a[1]);
   int r = a[2];
   const i32* os = a + 3;
   const i32* is = a + 3 + MAX_RANK;
   uint32_t rows = 1;
   for (int d = 0; d < r - 1; d++) rows *= (uint32_t)os[d];
   uint32_t inner = (uint32_t)os[r - 1], step = (uint32_t)is[r - 1];
-  uint32_t r0 = (uint32_t)((uint64_t)rows * (uint32_t)tid / (uint32_t)nt);
-  uint32_t r1 = (uint32_t)((uint64_t)rows * (uint32_t)(tid + 1) / (uint32_t)nt);
+  uint32_t r0 = share_begin(rows, tid, nt), r1 = share_begin(rows, tid + 1, nt);
   if (r0 >= r1) return;
   // multi-index (over the row axes) and input offset of row r0
   uint32_t idx[MAX_RANK];

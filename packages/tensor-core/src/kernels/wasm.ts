@@ -264,7 +264,7 @@ function windowAttentionKernel({ inputs, backend, attrs }: KernelArgs): tf.Tenso
   const n = w * w;
   const biasT = bias ? be.makeOutput([heads, n, Math.ceil(n / 4) * 4], 'float32') : undefined;
   try {
-    if (bias && biasT) {
+    if (biasT) {
       const threads = heads * n * n >= PARALLEL_ELEMENTS ? pool!.threads : 1;
       pool!.run(OP.windowBiasT, [offsetOf(be, bias), offsetOf(be, biasT), heads, n], { threads });
     }
