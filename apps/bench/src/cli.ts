@@ -43,14 +43,12 @@ commands:
             one training step (fused forward batch 1, backward, AdamW) of a tiny FIBER and of
             FIBER-B/384 (--models tiny,fiber-b-384), side by side with PyTorch via --reference torch
   parity    DIR: the FIBER coarse model against a fixture folder of the official code (config.json,
-            model.safetensors, inputs.safetensors, outputs): a table of max abs errors per tensor,
-            exit code 1 on any failure (default backends: every one that starts)
-  fine      the fine-grained FIBER-B at full size (fused Swin-B + RoBERTa, FPN, VLDyHead) on one
-            800 x 1344 image with a 256-token prompt: forward time (backbone / head) and peak memory
-            per backend; --max-case-seconds (default 300) skips hopeless backends
             model.safetensors, inputs.safetensors, outputs), or a coarse pre-training step folder
             (config.json with a train_step section: the trainer's steps replayed): a table of max abs
             errors per tensor, exit code 1 on any failure (default backends: every one that starts)
+  fine      the fine-grained FIBER-B at full size (fused Swin-B + RoBERTa, FPN, VLDyHead) on one
+            800 x 1344 image with a 256-token prompt: forward time (backbone / head) and peak memory
+            per backend; --max-case-seconds (default 300) skips hopeless backends
   sizes     what users download: each package's packed tarball (npm pack) and the size of a fresh
             npm install (needs the npm registry) of tensor-core, eval-metrics, the six model packages
             and every package; --no-install packs only

@@ -23,20 +23,20 @@ v128_t fk_exp(v128_t x) {
   return wasm_f32x4_mul(p, e);
 }
 
-// exp(x) for x <= 0 (a softmax's x - max): 2^n 2^f with n = round(x log2 e), |f| <= 1/2, and a degree-5
-// fit of 2^f on [-1/2, 1/2] (relative error 2.5e-7). Adding 1.5 * 2^23 + 127 rounds x log2 e to an
-// integer and leaves n + 127 in the low bits, which the shift moves into the exponent field.
+// exp(x) for x <= 0 (a softmax's x - max): 2^n 2^f with n = round(x log2 e), |f| <= 1/2, and a degree-4
+// fit of 2^f on [-1/2, 1/2] (relative error 2.7e-6; the softmax's rows are normalised, so a common
+// relative error cancels). Adding 1.5 * 2^23 + 127 rounds x log2 e to an integer and leaves n + 127 in
+// the low bits, which the shift moves into the exponent field.
 static inline v128_t exp_nonpositive(v128_t x) {
   const v128_t magic = wasm_f32x4_splat(12583039.f);
   v128_t t = wasm_f32x4_mul(wasm_f32x4_pmax(x, wasm_f32x4_splat(-87.3365478515625f)), wasm_f32x4_splat(1.44269504088896341f));
   v128_t y = wasm_f32x4_add(t, magic);
   v128_t f = wasm_f32x4_sub(t, wasm_f32x4_sub(y, magic));
-  v128_t p = wasm_f32x4_splat(1.3400432653725147e-3f);
-  p = MADD(p, f, wasm_f32x4_splat(9.676037356257439e-3f));
-  p = MADD(p, f, wasm_f32x4_splat(5.550327152013779e-2f));
-  p = MADD(p, f, wasm_f32x4_splat(2.402210682630539e-1f));
-  p = MADD(p, f, wasm_f32x4_splat(6.931471824645996e-1f));
-  p = MADD(p, f, wasm_f32x4_splat(1.0000001192092896f));
+  v128_t p = wasm_f32x4_splat(9.570102207362652e-3f);
+  p = MADD(p, f, wasm_f32x4_splat(5.591786280274391e-2f));
+  p = MADD(p, f, wasm_f32x4_splat(2.40247443318367e-1f));
+  p = MADD(p, f, wasm_f32x4_splat(6.931217908859253e-1f));
+  p = MADD(p, f, wasm_f32x4_splat(9.999992847442627e-1f));
   return wasm_f32x4_mul(p, wasm_i32x4_shl(y, 23));
 }
 
@@ -53,26 +53,84 @@ static inline int region(int p, int size, int w, int s) { return p < size - w ? 
 /** Floats of scratch one thread needs for windows of n tokens and head width hd. */
 static int attention_scratch(int n, int hd) {
   int n4 = round_up(n, 4), n8 = round_up(n, NR), hd8 = round_up(hd, NR);
-  return n4 * hd + n8 * hd + n4 * n8 + n4 * n4 + 2 * n4 * hd8 + n8 + n + n8 + 2 * MR * NR + 3 * hd8;
+  return n4 * hd + n8 * hd + n4 * n8 + n4 * n4 + 2 * n4 * hd8 + 2 * n8 + n + n8 + 2 * MR * NR + 3 * hd8;
 }
 EXPORT("fk_attention_scratch") int fk_attention_scratch(int n, int hd) { return attention_scratch(n, hd); }
 
-// The bias as the attention kernel reads it: bias_t[h, k, i] = bias[h, i, k] (key-major), rows padded
-// with zeros to n4 queries. args: bias [heads, n, n], bias_t [heads, n, n4], heads, n.
+// The bias as the attention kernel reads it: bias_t[h, k, i] = bias[h, i, k] (key-major), the initial value
+// of S^T. Rows are padded to n8 queries with zeros and there are n4 rows: the padding keys' rows hold
+// -3e38, so that they never win a query's maximum. args: bias [heads, n, n] or 0 (no bias: zeros),
+// bias_t [heads, n4, n8], heads, n.
 void fk_window_bias_t(const i32* a, int tid, int nt) {
-  const f32* bias = ptr_f32(a[0]);
+  const f32* bias = a[0] ? ptr_f32(a[0]) : 0;
   f32* bias_t = ptr_f32(a[1]);
-  int heads = a[2], n = a[3], n4 = round_up(n, 4);
-  for (int r = tid; r < heads * n; r += nt) {
-    int h = r / n, k = r % n;
-    const f32* src = bias + (size_t)h * n * n + k;
-    f32* dst = bias_t + (size_t)r * n4;
-    for (int i = 0; i < n; i++) dst[i] = src[(size_t)i * n];
-    for (int i = n; i < n4; i++) dst[i] = 0.f;
+  int heads = a[2], n = a[3], n4 = round_up(n, 4), n8 = round_up(n, NR);
+  for (int r = tid; r < heads * n4; r += nt) {
+    int h = r / n4, k = r % n4;
+    f32* dst = bias_t + (size_t)r * n8;
+    int i = 0;
+    if (k >= n) {
+      for (; i < n8; i++) dst[i] = -3e38f;
+      continue;
+    }
+    if (bias) {
+      const f32* src = bias + (size_t)h * n * n + k;
+      for (; i < n; i++) dst[i] = src[(size_t)i * n];
+    }
+    for (; i < n8; i++) dst[i] = 0.f;
   }
 }
 
-// args: qkv [B, H, W, 3C], bias_t [heads, n, n4] (fk_window_bias_t) or 0, out [B, H, W, C], B, H, W, C,
+// S^T [n4 keys x n8 queries] = bias_t (+ shift mask) + k (q scale)^T, and every query's maximum over the
+// keys (vmax [n8]). The 4 x 8 tile of fk_tile, starting from the bias instead of zero, with the mask and
+// the running maximum in its epilogue: the scores are written once and read once, by the exponential.
+static void scores_t(int hd, int n4, int n8, const f32* restrict pk, const f32* restrict pq, const f32* restrict bt,
+                     const i32* reg, int mixed, f32* restrict S, f32* restrict vmax) {
+  const v128_t masked = wasm_f32x4_splat(-100.f), zero = wasm_f32x4_splat(0.f);
+  for (int j = 0; j < n8; j += NR) {
+    v128_t m0 = wasm_f32x4_splat(-3.4e38f), m1 = m0;
+    v128_t rq0 = wasm_v128_load(reg + j), rq1 = wasm_v128_load(reg + j + 4);
+    for (int i = 0; i < n4; i += MR) {
+      const f32 *a = pk + i * hd, *b = pq + j * hd, *c0 = bt + i * n8 + j;
+      v128_t c00 = wasm_v128_load(c0), c01 = wasm_v128_load(c0 + 4);
+      v128_t c10 = wasm_v128_load(c0 + n8), c11 = wasm_v128_load(c0 + n8 + 4);
+      v128_t c20 = wasm_v128_load(c0 + 2 * n8), c21 = wasm_v128_load(c0 + 2 * n8 + 4);
+      v128_t c30 = wasm_v128_load(c0 + 3 * n8), c31 = wasm_v128_load(c0 + 3 * n8 + 4);
+      for (int k = 0; k < hd; k++) {
+        v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+        v128_t x = wasm_v128_load32_splat(a);
+        c00 = MADD(x, b0, c00), c01 = MADD(x, b1, c01);
+        x = wasm_v128_load32_splat(a + 1);
+        c10 = MADD(x, b0, c10), c11 = MADD(x, b1, c11);
+        x = wasm_v128_load32_splat(a + 2);
+        c20 = MADD(x, b0, c20), c21 = MADD(x, b1, c21);
+        x = wasm_v128_load32_splat(a + 3);
+        c30 = MADD(x, b0, c30), c31 = MADD(x, b1, c31);
+        a += MR, b += NR;
+      }
+      if (mixed) {  // -100 where key and query come from different regions of the shifted map
+#define MASK(c0, c1, r)                                                                              \
+  {                                                                                                  \
+    v128_t rk = wasm_i32x4_splat(reg[i + r]);                                                        \
+    c0 = wasm_f32x4_add(c0, wasm_v128_bitselect(masked, zero, wasm_i32x4_ne(rk, rq0)));              \
+    c1 = wasm_f32x4_add(c1, wasm_v128_bitselect(masked, zero, wasm_i32x4_ne(rk, rq1)));              \
+  }
+        MASK(c00, c01, 0) MASK(c10, c11, 1) MASK(c20, c21, 2) MASK(c30, c31, 3)
+#undef MASK
+      }
+      f32* c = S + i * n8 + j;
+      wasm_v128_store(c, c00), wasm_v128_store(c + 4, c01);
+      wasm_v128_store(c + n8, c10), wasm_v128_store(c + n8 + 4, c11);
+      wasm_v128_store(c + 2 * n8, c20), wasm_v128_store(c + 2 * n8 + 4, c21);
+      wasm_v128_store(c + 3 * n8, c30), wasm_v128_store(c + 3 * n8 + 4, c31);
+      m0 = wasm_f32x4_pmax(m0, wasm_f32x4_pmax(wasm_f32x4_pmax(c00, c10), wasm_f32x4_pmax(c20, c30)));
+      m1 = wasm_f32x4_pmax(m1, wasm_f32x4_pmax(wasm_f32x4_pmax(c01, c11), wasm_f32x4_pmax(c21, c31)));
+    }
+    wasm_v128_store(vmax + j, m0), wasm_v128_store(vmax + j + 4, m1);
+  }
+}
+
+// args: qkv [B, H, W, 3C], bias_t [heads, n4, n8] (fk_window_bias_t), out [B, H, W, C], B, H, W, C,
 // heads, w, shift, scale (f32 bits)
 //
 // Per window and head it computes S^T = k (q scale)^T, keys as rows: the softmax over the keys then
@@ -81,7 +139,7 @@ void fk_window_bias_t(const i32* a, int tid, int nt) {
 // normalised: O's rows are divided by their sums on the way out.
 void fk_window_attention(const i32* a, int tid, int nt, f32* scratch) {
   const f32* qkv = ptr_f32(a[0]);
-  const f32* bias_t = a[1] ? ptr_f32(a[1]) : 0;
+  const f32* bias_t = ptr_f32(a[1]);
   f32* out = ptr_f32(a[2]);
   int B = a[3], H = a[4], W = a[5], C = a[6], heads = a[7], w = a[8], s = a[9];
   f32 scale = bits_f32(a[10]);
@@ -94,18 +152,19 @@ void fk_window_attention(const i32* a, int tid, int nt, f32* scratch) {
   f32* pv = pp + n4 * n4;       // v as B panels [n4 x hd8]
   f32* O = pv + n4 * hd8;       // [n4 x hd8]
   f32* inv = O + n4 * hd8;      // 1 / row sums [n8]
-  i32* offset = (i32*)(inv + n8);
+  f32* vmax = inv + n8;         // row maxima [n8]
+  i32* offset = (i32*)(vmax + n8);
   i32* reg = offset + n;        // [n8]
   f32* tmp = (f32*)(reg + n8);
   f32* zrow = tmp + 2 * MR * NR;  // 3 * hd8 zeros: the q, k and v rows of padding tokens
   for (int i = 0; i < 3 * hd8; i++) zrow[i] = 0.f;
-  const v128_t masked = wasm_f32x4_splat(-100.f), zero = wasm_f32x4_splat(0.f);
+  const v128_t zero = wasm_f32x4_splat(0.f);
 
   int units = windows * heads;
   for (int u = tid; u < units; u += nt) {
     int h = u % heads, win = u / heads;
     int wx = win % nwx, wy = (win / nwx) % nwy, b = win / (nwx * nwy);
-    const f32* bt = bias_t ? bias_t + (size_t)h * n * n4 : 0;
+    const f32* bt = bias_t + (size_t)h * n4 * n8;
     int mixed = 0;  // tokens from more than one region of the shifted map: the shift mask applies
     for (int t = 0; t < n; t++) {
       int py = wy * w + t / w, px = wx * w + t % w;  // position in the shifted map
@@ -161,23 +220,13 @@ void fk_window_attention(const i32* a, int tid, int nt, f32* scratch) {
       for (; d0 < hd8; d0 += NR)
         for (int c = 0; c < NR; c++) dv[d0 * n4 + c] = d0 + c < hd ? src[d0 + c] : 0.f;
     }
-    // S^T = k (q scale)^T
-    for (int j = 0; j < n8; j += NR)
-      for (int i = 0; i < n4; i += MR) fk_tile(hd, pk + i * hd, pq + j * hd, S + i * n8 + j, n8, MR, NR, 0, 0, tmp);
-    // Four queries at a time: add bias and mask, exp(x - max) down the keys into the A panel of P.
+    scores_t(hd, n4, n8, pk, pq, bt, reg, mixed, S, vmax);
+    // Four queries at a time: exp(x - max) down the keys into the A panel of P.
     for (int i = 0; i < n4; i += 4) {
-      v128_t ri = wasm_v128_load(reg + i), vmax = wasm_f32x4_splat(-3.4e38f), vsum = zero;
-      for (int k = 0; k < n; k++) {
-        f32* x = S + k * n8 + i;
-        v128_t v = wasm_v128_load(x);
-        if (bt) v = wasm_f32x4_add(v, wasm_v128_load(bt + k * n4 + i));
-        if (mixed) v = wasm_f32x4_add(v, wasm_v128_bitselect(masked, zero, wasm_i32x4_ne(wasm_i32x4_splat(reg[k]), ri)));
-        wasm_v128_store(x, v);
-        vmax = wasm_f32x4_pmax(vmax, v);
-      }
+      v128_t vm = wasm_v128_load(vmax + i), vsum = zero;
       f32* p = pp + i * n4;
       for (int k = 0; k < n; k++) {
-        v128_t e = exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(S + k * n8 + i), vmax));
+        v128_t e = exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(S + k * n8 + i), vm));
         wasm_v128_store(p + 4 * k, e);
         vsum = wasm_f32x4_add(vsum, e);
       }

@@ -9,7 +9,7 @@ EXPORT("fk_set_stack") void fk_set_stack(void* top) {
 }
 
 /** Bumped whenever the args layout of an op changes (the JS side checks it). */
-EXPORT("fk_abi") int fk_abi(void) { return 3; }
+EXPORT("fk_abi") int fk_abi(void) { return 4; }
 
 /** Floats of scratch one thread needs for GEMM (attention asks the JS side for more by args). */
 EXPORT("fk_gemm_scratch") int fk_gemm_scratch(void) { return GEMM_SCRATCH; }

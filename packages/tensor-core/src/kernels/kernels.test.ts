@@ -349,6 +349,15 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     },
   );
 
+  it('windowAttention without a bias matches float64 (window 7: keys and queries padded)', async () => {
+    const [B, H, W, C, heads, w, s] = [1, 14, 14, 12, 3, 7, 3];
+    const qkv = rng.normal([B, H, W, 3 * C]);
+    const ref = refWindowAttention(await values(qkv), new Float64Array(heads * w ** 4), [B, H, W, C], heads, w, s);
+    const y = windowAttention(qkv, undefined, { numHeads: heads, windowSize: w, shift: s });
+    expect(maxAbsDiff(await values(y), ref)).toBeLessThan(2e-5);
+    tf.dispose([qkv, y]);
+  });
+
   it('windowAttention names a bad shape', () => {
     const qkv = tf.zeros([1, 6, 8, 12]);
     expect(() => windowAttention(qkv, undefined, { numHeads: 2, windowSize: 4 })).toThrow(/multiples of the window 4/);

@@ -35,7 +35,7 @@ const OP = {
   windowBiasT: 9,
   gather: 10,
 } as const;
-const ABI = 3;
+const ABI = 4;
 /** Below this many flops (or elements) an op runs on the calling thread: waking workers costs more. */
 const PARALLEL_FLOPS = 4e6;
 const PARALLEL_ELEMENTS = 64 * 1024;
@@ -260,17 +260,15 @@ function windowAttentionKernel({ inputs, backend, attrs }: KernelArgs): tf.Tenso
   const C = C3 / 3;
   const out = be.makeOutput([B, H, W, C], 'float32');
   if (size(out.shape) === 0) return out;
-  // the kernel reads the bias key-major, each row padded to a multiple of 4 queries
+  // the kernel starts S^T from the bias, key-major: [heads, keys padded to 4, queries padded to 8]
   const n = w * w;
-  const biasT = bias ? be.makeOutput([heads, n, Math.ceil(n / 4) * 4], 'float32') : undefined;
+  const biasT = be.makeOutput([heads, Math.ceil(n / 4) * 4, Math.ceil(n / 8) * 8], 'float32');
   try {
-    if (biasT) {
-      const threads = heads * n * n >= PARALLEL_ELEMENTS ? pool!.threads : 1;
-      pool!.run(OP.windowBiasT, [offsetOf(be, bias), offsetOf(be, biasT), heads, n], { threads });
-    }
+    const threads = heads * n * n >= PARALLEL_ELEMENTS ? pool!.threads : 1;
+    pool!.run(OP.windowBiasT, [bias ? offsetOf(be, bias) : 0, offsetOf(be, biasT), heads, n], { threads });
     const args = [
       offsetOf(be, qkv),
-      biasT ? offsetOf(be, biasT) : 0,
+      offsetOf(be, biasT),
       offsetOf(be, out),
       B,
       H,
@@ -283,7 +281,7 @@ function windowAttentionKernel({ inputs, backend, attrs }: KernelArgs): tf.Tenso
     ];
     pool!.run(OP.windowAttention, args, { scratchFloats: pool!.exports.fk_attention_scratch(n, C / heads) });
   } finally {
-    if (biasT) be.disposeData(biasT.dataId);
+    be.disposeData(biasT.dataId);
   }
   return out;
 }
