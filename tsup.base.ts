@@ -9,7 +9,9 @@ export function libConfig(overrides: Options = {}): Options {
     sourcemap: true,
     clean: true,
     target: 'es2022',
-    splitting: false,
+    // A package with several entries (index + node / testing) shares its modules through chunks:
+    // one copy of each class and of module state, so instanceof and registries hold across entries.
+    splitting: true,
     treeshake: true,
     ...overrides,
   };

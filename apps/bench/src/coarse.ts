@@ -277,7 +277,13 @@ export async function runTrain({
         const ids = tokenIds(1, L, cfg.roberta.vocabSize);
         const mask = tf.onesLike(ids);
         const vars = named.map(([, p]) => p.value);
+        let calls = 0;
+        const started = performance.now();
         const step = () => {
+          // a FIBER-B step on cpu takes many minutes: say what is running
+          log(
+            `${label}: ${m} train step ${calls++ === 0 ? '(warm-up)' : calls - 1} started at ${((performance.now() - started) / 1000).toFixed(0)} s`,
+          );
           const { value, grads } = tf.variableGrads(() => {
             const f = model.fused(pixels, ids, mask);
             tf.dispose([f.textFeats, f.imageFeats, f.text, f.image]);
