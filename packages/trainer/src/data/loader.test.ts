@@ -310,6 +310,20 @@ describe('WorkerPool lifecycle', () => {
     ).rejects.toThrow(/closed/);
   });
 
+  it('close() closes the source too: a file-backed source reads no more', async () => {
+    const images = imageFolder(fixture('jsonl'));
+    const source = await openJsonl(fixture('jsonl', 'data.jsonl'), genericRecord(), images);
+    const loader = new DataLoader(source, {
+      seed: 1,
+      transform: { kind: 'decode' },
+      executor: inThread(),
+      onSkip: () => undefined,
+    });
+    for await (const _ of loader.samples()) break;
+    await loader.close();
+    await expect(Promise.resolve().then(() => source.get(0))).rejects.toThrow(/closed/);
+  });
+
   it('decodes with sharp in workers when it loads (same PNG pixels as the JS decoder)', async () => {
     const sharp = await nodeImageDecoder('auto');
     const p = new WorkerPool({ workers: 1, decoder: 'auto', workerUrl: WORKER_URL });

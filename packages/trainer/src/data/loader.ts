@@ -161,8 +161,11 @@ export class DataLoader<R extends DataRecord = DataRecord> {
     }
   }
 
+  /** Ends the executor (a WorkerPool's threads) and closes the source (its file handles); both are the loader's once passed to it. */
   async close(): Promise<void> {
-    await this.options.executor.close();
+    const results = await Promise.allSettled([this.options.executor.close(), this.source.close?.()]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   private deliver(item: Prepared, epoch: number): Sample<R> | undefined {
