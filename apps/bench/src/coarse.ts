@@ -307,7 +307,8 @@ export async function runTrain({
           skipped: (e as Error).message.split('\n')[0],
           peakRssMb: peakRssMb(),
         });
-        log(`${label}: ${m} train step failed: ${(e as Error).message.split('\n')[0]}`);
+        // the table keeps the first line; the log has all of it
+        log(`${label}: ${m} train step failed: ${(e as Error).stack ?? (e as Error).message}`);
       }
     }
   }
