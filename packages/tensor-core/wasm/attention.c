@@ -82,7 +82,7 @@ void fk_window_bias_t(const i32* a, int tid, int nt) {
 }
 
 // S^T [n4 keys x n8 queries] = bias_t (+ shift mask) + k (q scale)^T, and every query's maximum over the
-// keys (vmax [n8]). The 4 x 8 tile of fk_tile, starting from the bias instead of zero, with the mask and
+// keys (vmax [n8]). The GEMM's 4 x 8 tile, starting from the bias instead of zero, with the mask and
 // the running maximum in its epilogue: the scores are written once and read once, by the exponential.
 static void scores_t(int hd, int n4, int n8, const f32* restrict pk, const f32* restrict pq, const f32* restrict bt,
                      const i32* reg, int mixed, f32* restrict S, f32* restrict vmax) {
@@ -91,40 +91,19 @@ static void scores_t(int hd, int n4, int n8, const f32* restrict pk, const f32* 
     v128_t m0 = wasm_f32x4_splat(-3.4e38f), m1 = m0;
     v128_t rq0 = wasm_v128_load(reg + j), rq1 = wasm_v128_load(reg + j + 4);
     for (int i = 0; i < n4; i += MR) {
-      const f32 *a = pk + i * hd, *b = pq + j * hd, *c0 = bt + i * n8 + j;
-      v128_t c00 = wasm_v128_load(c0), c01 = wasm_v128_load(c0 + 4);
-      v128_t c10 = wasm_v128_load(c0 + n8), c11 = wasm_v128_load(c0 + n8 + 4);
-      v128_t c20 = wasm_v128_load(c0 + 2 * n8), c21 = wasm_v128_load(c0 + 2 * n8 + 4);
-      v128_t c30 = wasm_v128_load(c0 + 3 * n8), c31 = wasm_v128_load(c0 + 3 * n8 + 4);
-      for (int k = 0; k < hd; k++) {
-        v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
-        v128_t x = wasm_v128_load32_splat(a);
-        c00 = MADD(x, b0, c00), c01 = MADD(x, b1, c01);
-        x = wasm_v128_load32_splat(a + 1);
-        c10 = MADD(x, b0, c10), c11 = MADD(x, b1, c11);
-        x = wasm_v128_load32_splat(a + 2);
-        c20 = MADD(x, b0, c20), c21 = MADD(x, b1, c21);
-        x = wasm_v128_load32_splat(a + 3);
-        c30 = MADD(x, b0, c30), c31 = MADD(x, b1, c31);
-        a += MR, b += NR;
+      v128_t c[8];
+      for (int r = 0; r < MR; r++)
+        c[2 * r] = wasm_v128_load(bt + (i + r) * n8 + j), c[2 * r + 1] = wasm_v128_load(bt + (i + r) * n8 + j + 4);
+      tile_4x8_madd(hd, pk + i * hd, pq + j * hd, c);
+      for (int r = 0; r < MR; r++) {
+        if (mixed) {  // -100 where key and query come from different regions of the shifted map
+          v128_t rk = wasm_i32x4_splat(reg[i + r]);
+          c[2 * r] = wasm_f32x4_add(c[2 * r], wasm_v128_bitselect(masked, zero, wasm_i32x4_ne(rk, rq0)));
+          c[2 * r + 1] = wasm_f32x4_add(c[2 * r + 1], wasm_v128_bitselect(masked, zero, wasm_i32x4_ne(rk, rq1)));
+        }
+        wasm_v128_store(S + (i + r) * n8 + j, c[2 * r]), wasm_v128_store(S + (i + r) * n8 + j + 4, c[2 * r + 1]);
+        m0 = wasm_f32x4_pmax(m0, c[2 * r]), m1 = wasm_f32x4_pmax(m1, c[2 * r + 1]);
       }
-      if (mixed) {  // -100 where key and query come from different regions of the shifted map
-#define MASK(c0, c1, r)                                                                              \
-  {                                                                                                  \
-    v128_t rk = wasm_i32x4_splat(reg[i + r]);                                                        \
-    c0 = wasm_f32x4_add(c0, wasm_v128_bitselect(masked, zero, wasm_i32x4_ne(rk, rq0)));              \
-    c1 = wasm_f32x4_add(c1, wasm_v128_bitselect(masked, zero, wasm_i32x4_ne(rk, rq1)));              \
-  }
-        MASK(c00, c01, 0) MASK(c10, c11, 1) MASK(c20, c21, 2) MASK(c30, c31, 3)
-#undef MASK
-      }
-      f32* c = S + i * n8 + j;
-      wasm_v128_store(c, c00), wasm_v128_store(c + 4, c01);
-      wasm_v128_store(c + n8, c10), wasm_v128_store(c + n8 + 4, c11);
-      wasm_v128_store(c + 2 * n8, c20), wasm_v128_store(c + 2 * n8 + 4, c21);
-      wasm_v128_store(c + 3 * n8, c30), wasm_v128_store(c + 3 * n8 + 4, c31);
-      m0 = wasm_f32x4_pmax(m0, wasm_f32x4_pmax(wasm_f32x4_pmax(c00, c10), wasm_f32x4_pmax(c20, c30)));
-      m1 = wasm_f32x4_pmax(m1, wasm_f32x4_pmax(wasm_f32x4_pmax(c01, c11), wasm_f32x4_pmax(c21, c31)));
     }
     wasm_v128_store(vmax + j, m0), wasm_v128_store(vmax + j + 4, m1);
   }

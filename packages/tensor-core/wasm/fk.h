@@ -44,6 +44,25 @@ static inline uint32_t share_begin(uint32_t rows, int tid, int nt) {
   return (uint32_t)((uint64_t)rows * (uint32_t)tid / (uint32_t)nt);
 }
 
+// The 4 x 8 register tile's product: c[2 r + h] += sum over k < kc of a[k * MR + r] * b[k * NR + 4 h ..
+// 4 h + 3] (A and B panels as packed by fk_pack_a / fk_pack_b). Inlined, c stays in registers.
+static inline void tile_4x8_madd(int kc, const f32* restrict a, const f32* restrict b, v128_t* c) {
+  v128_t c00 = c[0], c01 = c[1], c10 = c[2], c11 = c[3], c20 = c[4], c21 = c[5], c30 = c[6], c31 = c[7];
+  for (int k = 0; k < kc; k++) {
+    v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+    v128_t x = wasm_v128_load32_splat(a);
+    c00 = MADD(x, b0, c00), c01 = MADD(x, b1, c01);
+    x = wasm_v128_load32_splat(a + 1);
+    c10 = MADD(x, b0, c10), c11 = MADD(x, b1, c11);
+    x = wasm_v128_load32_splat(a + 2);
+    c20 = MADD(x, b0, c20), c21 = MADD(x, b1, c21);
+    x = wasm_v128_load32_splat(a + 3);
+    c30 = MADD(x, b0, c30), c31 = MADD(x, b1, c31);
+    a += MR, b += NR;
+  }
+  c[0] = c00, c[1] = c01, c[2] = c10, c[3] = c11, c[4] = c20, c[5] = c21, c[6] = c30, c[7] = c31;
+}
+
 // C[mr x nr] (+)= A panel (kc x MR) * B panel (kc x NR), + bias[nr] when bias is set.
 void fk_tile(int kc, const f32* a, const f32* b, f32* c, int ldc, int mr, int nr, int load, const f32* bias, f32* tmp);
 void fk_pack_a(int mc, int kc, const f32* A, int rs, int cs, f32* pa);

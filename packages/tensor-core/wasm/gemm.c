@@ -4,38 +4,17 @@
 // The full 4 x 8 tile: c (ldc) = [c +] a-panel * b-panel [+ bias].
 static void tile_4x8(int kc, const f32* restrict a, const f32* restrict b, f32* restrict c, int ldc, int load,
                      const f32* bias) {
-  v128_t c00, c01, c10, c11, c20, c21, c30, c31;
-  if (load) {
-    c00 = wasm_v128_load(c), c01 = wasm_v128_load(c + 4);
-    c10 = wasm_v128_load(c + ldc), c11 = wasm_v128_load(c + ldc + 4);
-    c20 = wasm_v128_load(c + 2 * ldc), c21 = wasm_v128_load(c + 2 * ldc + 4);
-    c30 = wasm_v128_load(c + 3 * ldc), c31 = wasm_v128_load(c + 3 * ldc + 4);
-  } else {
-    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.f);
+  v128_t t[8];
+  for (int r = 0; r < MR; r++) {
+    t[2 * r] = load ? wasm_v128_load(c + r * ldc) : wasm_f32x4_splat(0.f);
+    t[2 * r + 1] = load ? wasm_v128_load(c + r * ldc + 4) : wasm_f32x4_splat(0.f);
   }
-  for (int k = 0; k < kc; k++) {
-    v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
-    v128_t x = wasm_v128_load32_splat(a);
-    c00 = MADD(x, b0, c00), c01 = MADD(x, b1, c01);
-    x = wasm_v128_load32_splat(a + 1);
-    c10 = MADD(x, b0, c10), c11 = MADD(x, b1, c11);
-    x = wasm_v128_load32_splat(a + 2);
-    c20 = MADD(x, b0, c20), c21 = MADD(x, b1, c21);
-    x = wasm_v128_load32_splat(a + 3);
-    c30 = MADD(x, b0, c30), c31 = MADD(x, b1, c31);
-    a += MR, b += NR;
+  tile_4x8_madd(kc, a, b, t);
+  v128_t b0 = bias ? wasm_v128_load(bias) : wasm_f32x4_splat(0.f), b1 = bias ? wasm_v128_load(bias + 4) : b0;
+  for (int r = 0; r < MR; r++) {
+    wasm_v128_store(c + r * ldc, bias ? wasm_f32x4_add(t[2 * r], b0) : t[2 * r]);
+    wasm_v128_store(c + r * ldc + 4, bias ? wasm_f32x4_add(t[2 * r + 1], b1) : t[2 * r + 1]);
   }
-  if (bias) {
-    v128_t b0 = wasm_v128_load(bias), b1 = wasm_v128_load(bias + 4);
-    c00 = wasm_f32x4_add(c00, b0), c01 = wasm_f32x4_add(c01, b1);
-    c10 = wasm_f32x4_add(c10, b0), c11 = wasm_f32x4_add(c11, b1);
-    c20 = wasm_f32x4_add(c20, b0), c21 = wasm_f32x4_add(c21, b1);
-    c30 = wasm_f32x4_add(c30, b0), c31 = wasm_f32x4_add(c31, b1);
-  }
-  wasm_v128_store(c, c00), wasm_v128_store(c + 4, c01);
-  wasm_v128_store(c + ldc, c10), wasm_v128_store(c + ldc + 4, c11);
-  wasm_v128_store(c + 2 * ldc, c20), wasm_v128_store(c + 2 * ldc + 4, c21);
-  wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
 }
 
 // Any tile: partial ones go through tmp (2 * MR * NR floats) so that nothing outside C is touched.
