@@ -97,6 +97,7 @@ function singleThreadWasm(log: (l: string) => void): KernelResult[] {
       '1',
       '--only',
       'matmul,window attention',
+      '--no-numpy',
       '--json',
     ],
     {
@@ -174,10 +175,6 @@ async function main(argv: string[]): Promise<number> {
         only: values.only,
         maxCaseSeconds,
       });
-      if (values.json) {
-        process.stdout.write(`${JSON.stringify(run)}\n`);
-        return 0;
-      }
       const log = (l: string) => process.stderr.write(`${l}\n`);
       const numpy = values['no-numpy'] ? [] : numpyReference(log);
       const wasm = run.backends.find((b) => b.name === 'wasm');
@@ -192,6 +189,11 @@ async function main(argv: string[]): Promise<number> {
         peakRssMb: peakRssMb(),
         results,
       };
+      if (values.json) {
+        // the same report as the file, single-thread and numpy rows included
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        return 0;
+      }
       const file = writeReport('kernels', report);
       const backendLine = run.backends
         .map(

@@ -43,7 +43,7 @@ const registered = new Set<string>();
  * scatter-add pass, O(N * inner). tfjs-cpu's kernel, which the generic fallback would run, builds a
  * mask per segment (O(segments * N)) and took half a second per embedding gradient.
  */
-function unsortedSegmentSum({ inputs, attrs, backend }: KernelFuncArgs): tf.TensorInfo {
+export function unsortedSegmentSum({ inputs, attrs, backend }: KernelFuncArgs): tf.TensorInfo {
   const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
   const numSegments = (attrs as { numSegments: number }).numSegments;
   const target = backend as tf.KernelBackend;

@@ -2,6 +2,7 @@ import { tf } from '../tf.js';
 import { quietCpuBackend } from './cpu.js';
 import * as tfWasm from '@tensorflow/tfjs-backend-wasm';
 import { registerFallbackKernels } from './fallback-kernels.js';
+import { replaceCpuKernels } from './cpu-kernels.js';
 import { platform } from '#platform';
 import { initWasmKernels, type WasmKernelInfo } from '../kernels/wasm.js';
 import { registerWebGpuKernels } from '../kernels/webgpu.js';
@@ -59,6 +60,7 @@ export class BackendUnavailableError extends Error {
 // installed here (it downloads libtensorflow), so re-register the cpu backend without it.
 tf.removeBackend('cpu');
 tf.registerBackend('cpu', () => quietCpuBackend(), 1);
+replaceCpuKernels();
 const ready = new Map<BackendName, Promise<BackendInfo>>();
 
 function describeAdapter(adapter: GPUAdapter, icd?: string): AdapterDescription {

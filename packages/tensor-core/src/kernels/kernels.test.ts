@@ -10,7 +10,8 @@ import { gradCheck, maxAbsDiff, testBackends, useBackend } from '../testing.js';
 import { gelu, layerNorm } from '../ops/activations.js';
 import { linear, matmul } from '../ops/linalg.js';
 import { compositeWindowAttention, shiftWindowMaskArray, windowAttention } from '../ops/attention.js';
-import { reduceTranspose, setWasmKernelsEnabled, wasmKernelInfo, wasmKernelsActive } from './wasm.js';
+import { setWasmKernelsEnabled, wasmKernelInfo, wasmKernelsActive } from './wasm.js';
+import { reduceTranspose } from './transpose-plan.js';
 import { setWebGpuKernelsEnabled } from './webgpu.js';
 
 const { names } = await testBackends();

@@ -5,6 +5,7 @@ import { tf } from '../tf.js';
 import { Generator } from '../rng.js';
 import { maxAbsDiff, testBackends, useBackend } from '../testing.js';
 import { conv2dNhwc } from './conv.js';
+import { hasScatterAddSegmentSum } from '../backends/cpu-kernels.js';
 
 const { names } = await testBackends();
 
@@ -68,5 +69,24 @@ describe.each(names)('fast-gradient kernels on %s', (backend) => {
     );
     expect(Array.from(await direct.data())).toEqual([0, 0, 5, 5, 0, 0]);
     direct.dispose();
+  });
+
+  it('UnsortedSegmentSum with many segments (an embedding gradient) equals the index reference', async () => {
+    // wasm and cpu run fiber-vl's scatter-add (tfjs-cpu's builds a mask per segment: minutes for a
+    // 50k-token vocabulary); webgpu keeps tfjs' kernel
+    if (backend !== 'webgpu') expect(hasScatterAddSegmentSum(backend)).toBe(true);
+    const [segments, n, inner] = [5000, 300, 3];
+    const rng = new Generator(4);
+    const x = rng.normal([n, inner]);
+    const idsArr = Int32Array.from({ length: n }, (_, i) => (i * 7919) % segments);
+    idsArr[5] = idsArr[9]; // a repeated id adds up
+    const ids = tf.tensor1d(idsArr, 'int32');
+    const xv = await x.data();
+    const ref = new Float64Array(segments * inner);
+    for (let i = 0; i < n; i++) for (let j = 0; j < inner; j++) ref[idsArr[i] * inner + j] += xv[i * inner + j];
+    const y = tf.unsortedSegmentSum(x, ids, segments);
+    expect(y.shape).toEqual([segments, inner]);
+    expect(maxAbsDiff(await y.data(), ref)).toBeLessThan(1e-5);
+    tf.dispose([x, ids, y]);
   });
 });
