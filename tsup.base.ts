@@ -11,6 +11,8 @@ export function libConfig(overrides: Options = {}): Options {
     target: 'es2022',
     // A package with several entries (index + node / testing) shares its modules through chunks:
     // one copy of each class and of module state, so instanceof and registries hold across entries.
+    // (tensor-core without it: `testing`'s useBackend started the wasm kernel pool in its own copy,
+    // and the main entry's ops ran tfjs' kernels in every other package's tests.)
     splitting: true,
     treeshake: true,
     ...overrides,

@@ -5,7 +5,6 @@ export default defineConfig([
   // The library: a browser-safe main entry and the Node helpers.
   libConfig({
     entry: { index: 'src/index.ts', node: 'src/node.ts', spice: 'src/spice-entry.ts' },
-    splitting: true,
     shims: true,
   }),
   // The CLI (ESM, Node only).

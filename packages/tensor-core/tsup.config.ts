@@ -9,10 +9,6 @@ const registrations = /@tensorflow\/tfjs-core\/dist\/(register_all_gradients|pub
 export default defineConfig([
   libConfig({
     entry: ['src/index.ts', 'src/testing.ts'],
-    // One copy of the module state (started backends, the wasm kernel pool) shared by both entries:
-    // without a shared chunk `testing`'s useBackend started the kernels in its own copy, and the
-    // ops of the main entry ran tfjs' kernels instead (in every other package's tests).
-    splitting: true,
     // the platform (Node or browser) is chosen by the package.json "imports" map at the user's end
     external: ['#platform', 'webgpu'],
     // The chained ops registered at run time (x.mean(), x.reshape(), ...) need tfjs-core's module

@@ -12,7 +12,6 @@ export default defineConfig(
       testing: 'src/testing.ts',
       'data-worker': 'src/data/node/worker.ts',
     },
-    splitting: true,
     shims: true,
     external: ['sharp'],
   }),

@@ -46,12 +46,9 @@ function transposeKernel(original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
-let replaced = false;
-
 /** Registers fiber-vl's UnsortedSegmentSum and Transpose on the cpu backend (once; tfjs' Transpose stays for other dtypes). */
 export function replaceCpuKernels(): void {
-  if (replaced) return;
-  replaced = true;
+  if (hasScatterAddSegmentSum('cpu')) return; // already replaced: Transpose is wrapped once
   if (tf.getKernel('UnsortedSegmentSum', 'cpu')) tf.unregisterKernel('UnsortedSegmentSum', 'cpu');
   tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'cpu', kernelFunc: unsortedSegmentSum });
   const transpose = tf.getKernel('Transpose', 'cpu');
