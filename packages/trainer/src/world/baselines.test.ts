@@ -1,3 +1,4 @@
+import { type CocoGroundTruth, cocoEvaluate } from '@fiber-vl/eval-metrics';
 import { describe, expect, it } from 'vitest';
 import {
   cocoGroundTruth,
@@ -5,6 +6,7 @@ import {
   iou,
   randomCaptionBaseline,
   randomDetectionBaseline,
+  randomLabelDetectionBaseline,
   worldBaselines,
 } from './baselines.js';
 import { createWorld } from './world.js';
@@ -81,6 +83,33 @@ describe('chance and majority baselines', () => {
       ).toBe(true);
       expect(world.classes.map((c) => c.id)).toContain(d.category_id);
     }
+  });
+
+  it('gives every object box once per class with random scores: AP about each class share', () => {
+    const gt = cocoGroundTruth(world, 'test', { limit: 40 });
+    const dets = randomLabelDetectionBaseline(world, 'test', { limit: 40 });
+    expect(dets).toHaveLength(gt.annotations.length * world.classes.length);
+    expect(randomLabelDetectionBaseline(world, 'test', { limit: 40 })).toEqual(dets);
+    expect(randomLabelDetectionBaseline(world, 'test', { limit: 40, seed: 1 })).not.toEqual(dets);
+    const boxes = (image: number, all: { image_id: number; bbox: number[] }[]) =>
+      new Set(all.filter((a) => a.image_id === image).map((a) => a.bbox.join()));
+    for (let image = 1; image <= 40; image++) expect(boxes(image, dets)).toEqual(boxes(image, gt.annotations));
+    const coco: CocoGroundTruth = { ...gt };
+    // boxes with their true class only: perfect; every class at random scores: about the class shares
+    const named = gt.annotations.map((a) => ({
+      image_id: a.image_id,
+      category_id: a.category_id,
+      bbox: a.bbox,
+      score: 1,
+    }));
+    expect(cocoEvaluate(coco, named).stats.AP50).toBeCloseTo(1, 6);
+    const shares = gt.categories.map(
+      (c) => gt.annotations.filter((a) => a.category_id === c.id).length / gt.annotations.length,
+    );
+    const meanShare = shares.filter((x) => x > 0).reduce((a, b) => a + b, 0) / shares.filter((x) => x > 0).length;
+    const ap50 = cocoEvaluate(coco, dets).stats.AP50;
+    expect(ap50).toBeGreaterThan(meanShare * 0.5);
+    expect(ap50).toBeLessThan(meanShare * 2);
   });
 
   it('exports COCO ground truth, split into seen and held-out classes', () => {

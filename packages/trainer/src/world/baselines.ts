@@ -247,3 +247,27 @@ export function randomDetectionBaseline(
   }
   return out;
 }
+
+/**
+ * Chance names on perfect boxes: every object's own box once per class, each with a random score.
+ * COCOeval of these is what a detector scores that finds every object exactly but cannot tell the
+ * classes apart (AP about each class's share of the objects): the floor for the naming part of
+ * detection, as a random pick among the scene's own objects is for REC and grounding.
+ */
+export function randomLabelDetectionBaseline(
+  world: World,
+  split: Split,
+  { limit, seed = 0 }: { limit?: number; seed?: number } = {},
+): CocoDetectionJson[] {
+  const g = new Generator(mixSeed(world.config.seed, seed, 0x1ab));
+  const out: CocoDetectionJson[] = [];
+  const n = Math.min(limit ?? world.size(split), world.size(split));
+  for (let i = 0; i < n; i++) {
+    for (const d of world.sample(split, i).detections) {
+      const [x0, y0, x1, y1] = d.box;
+      for (const c of world.classes)
+        out.push({ image_id: i + 1, category_id: c.id, bbox: [x0, y0, x1 - x0, y1 - y0], score: g.nextDouble() });
+    }
+  }
+  return out;
+}

@@ -56,6 +56,7 @@ export {
   worldBaselines,
   randomCaptionBaseline,
   randomDetectionBaseline,
+  randomLabelDetectionBaseline,
   cocoGroundTruth,
   iou,
   type WorldBaselines,
