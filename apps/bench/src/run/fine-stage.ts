@@ -28,9 +28,9 @@ import {
   coarseSchedule,
   fineGroundingObjective,
   iou,
-  randomDetectionBaseline,
+  randomLabelDetectionBaseline,
 } from '@fiber-vl/trainer';
-import { type FineExample, detectionExamples, fineBatch, groundingExamples, pick, referringExamples } from './data.js';
+import { type FineExample, detectionExamples, fineBatch, groundingExamples, referringExamples } from './data.js';
 import { type RunContext, seedRng, timedStage, trainStage } from './context.js';
 
 /** Anchors a quarter of FIBER's (32 px at stride 8): the world's objects are 14-40 px at the fine input size. */
@@ -155,7 +155,10 @@ function hitProbability(n: number, hits: number, k: number): number {
 
 const toHalfOpen = (b: readonly number[]): [number, number, number, number] => [b[0], b[1], b[2] + 1, b[3] + 1];
 
-/** REC, phrase grounding and detection on the first `evalScenes` test scenes. */
+/**
+ * REC (every referring expression), phrase grounding (every phrase of every caption) and detection
+ * on the first `evalScenes` test scenes.
+ */
 export async function evaluateFine(
   ctx: RunContext,
   model: FiberFineModel,
@@ -166,7 +169,6 @@ export async function evaluateFine(
     const { world, tokenizer, preset } = ctx;
     const size = preset.fineImageSize;
     const pipeline = new FiberFinePipeline(model, tokenizer, { minSize: size, maxSize: Math.round(size * 1.67) });
-    const rng = seedRng({ seed: 0 }, 42); // the same expressions and captions for every seed and model
     const recSamples: RecSample[] = [];
     let recFloor = 0;
     const ground = { r1: 0, r5: 0, f1: 0, f5: 0, n: 0 };
@@ -179,18 +181,16 @@ export async function evaluateFine(
       const boxes = s.scene.objects.map((o) => o.box);
       let referred: Detection | null = null;
       let expression = '';
-      if (s.expressions.length) {
-        const e = pick(s.expressions, rng);
-        expression = e.text;
-        referred = (await pipeline.refer(image, e.text)).best;
+      for (const e of s.expressions) {
+        const best = (await pipeline.refer(image, e.text)).best;
+        if (!expression) [expression, referred] = [e.text, best];
         const [x0, y0, x1, y1] = e.box;
-        const pred: [number, number, number, number] = referred ? referred.bbox : [0, 0, 0, 0];
+        const pred: [number, number, number, number] = best ? best.bbox : [0, 0, 0, 0];
         recSamples.push({ gtBox: [x0, y0, x1 - x0, y1 - y0], predBoxes: [pred] });
         recFloor += boxes.filter((b) => iou(b, e.box) >= 0.5).length / boxes.length;
       }
-      const captions = s.captions.filter((c) => c.phrases.length > 0);
-      if (captions.length) {
-        const c = pick(captions, rng);
+      for (const c of s.captions) {
+        if (!c.phrases.length) continue;
         const r = await pipeline.ground(
           image,
           c.text,
@@ -230,7 +230,7 @@ export async function evaluateFine(
         ),
       );
     };
-    const floor = randomDetectionBaseline(world, 'test', { limit: preset.evalScenes });
+    const floor = randomLabelDetectionBaseline(world, 'test', { limit: preset.evalScenes });
     const zero = { ap: 0, ap50: 0 };
     return {
       rec: { accuracy: rec.accuracy, baseline: recFloor / recSamples.length, n: recSamples.length },

@@ -204,6 +204,7 @@ async function runStages(
         value: fine.detection.seen.ap,
         baseline: fine.detection.baseline.seen.ap,
         higherIsBetter: true,
+        note: "baseline: every object's own box under every class name, random scores",
       },
       {
         task: 'detection',
