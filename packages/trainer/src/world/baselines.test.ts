@@ -88,27 +88,27 @@ describe('chance and majority baselines', () => {
   it('gives every object box once per class with random scores: AP about each class share', () => {
     const gt = cocoGroundTruth(world, 'test', { limit: 40 });
     const dets = randomLabelDetectionBaseline(world, 'test', { limit: 40 });
-    expect(dets).toHaveLength(gt.annotations.length * world.classes.length);
     expect(randomLabelDetectionBaseline(world, 'test', { limit: 40 })).toEqual(dets);
     expect(randomLabelDetectionBaseline(world, 'test', { limit: 40, seed: 1 })).not.toEqual(dets);
-    const boxes = (image: number, all: { image_id: number; bbox: number[] }[]) =>
-      new Set(all.filter((a) => a.image_id === image).map((a) => a.bbox.join()));
-    for (let image = 1; image <= 40; image++) expect(boxes(image, dets)).toEqual(boxes(image, gt.annotations));
+    // per image: exactly the cross product of its object boxes and the classes
+    const ids = world.classes.map((c) => c.id);
+    for (let image = 1; image <= 40; image++) {
+      const pairs = dets.filter((d) => d.image_id === image).map((d) => `${d.bbox.join()}|${d.category_id}`);
+      const boxes = gt.annotations.filter((a) => a.image_id === image).map((a) => a.bbox.join());
+      expect(pairs.sort()).toEqual(boxes.flatMap((b) => ids.map((id) => `${b}|${id}`)).sort());
+    }
+    const scores = dets.map((d) => d.score);
+    const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
+    const sd = Math.sqrt(scores.reduce((a, b) => a + (b - mean) ** 2, 0) / scores.length);
+    expect(sd).toBeGreaterThan(0.25); // uniform on [0, 1): 0.289
+    const shares = gt.categories
+      .map((c) => gt.annotations.filter((a) => a.category_id === c.id).length / gt.annotations.length)
+      .filter((x) => x > 0);
+    const meanShare = shares.reduce((a, b) => a + b, 0) / shares.length;
     const coco: CocoGroundTruth = { ...gt };
-    // boxes with their true class only: perfect; every class at random scores: about the class shares
-    const named = gt.annotations.map((a) => ({
-      image_id: a.image_id,
-      category_id: a.category_id,
-      bbox: a.bbox,
-      score: 1,
-    }));
-    expect(cocoEvaluate(coco, named).stats.AP50).toBeCloseTo(1, 6);
-    const shares = gt.categories.map(
-      (c) => gt.annotations.filter((a) => a.category_id === c.id).length / gt.annotations.length,
-    );
-    const meanShare = shares.filter((x) => x > 0).reduce((a, b) => a + b, 0) / shares.filter((x) => x > 0).length;
     const ap50 = cocoEvaluate(coco, dets).stats.AP50;
-    expect(ap50).toBeGreaterThan(meanShare * 0.5);
+    expect(ap50).toBeGreaterThan(meanShare * 0.75);
+    // interpolated AP of random scores sits a little above the share; names that helped would approach 1
     expect(ap50).toBeLessThan(meanShare * 2);
   });
 

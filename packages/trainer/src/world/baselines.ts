@@ -251,8 +251,10 @@ export function randomDetectionBaseline(
 /**
  * Chance names on perfect boxes: every object's own box once per class, each with a random score.
  * COCOeval of these is what a detector scores that finds every object exactly but cannot tell the
- * classes apart (AP about each class's share of the objects): the floor for the naming part of
- * detection, as a random pick among the scene's own objects is for REC and grounding.
+ * classes apart: AP50 a little above each class's share of the objects, the floor for the naming
+ * part of detection, as a random pick among the scene's own objects is for REC and grounding. Its
+ * boxes are exact, so it is no floor for AP over IoU 0.5:0.95 (use `randomDetectionBaseline`).
+ * COCOeval keeps 100 detections per image: past 100 / classes objects in an image it scores lower.
  */
 export function randomLabelDetectionBaseline(
   world: World,
