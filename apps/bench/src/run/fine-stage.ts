@@ -234,9 +234,11 @@ export async function evaluateFine(
     // AP (IoU 0.5:0.95) rewards box precision, which perfect boxes get for free: its floor is random
     // boxes. AP50 asks only for a box on the object: its floor is each object's own box under every
     // class name (what finding the objects without naming them scores).
+    const boxFloor = randomDetectionBaseline(world, 'test', { limit: preset.evalScenes });
+    const nameFloor = randomLabelDetectionBaseline(world, 'test', { limit: preset.evalScenes });
     const floor = (which: 'seen' | 'held-out') => ({
-      ap: detectionScores(which, randomDetectionBaseline(world, 'test', { limit: preset.evalScenes })).ap,
-      ap50: detectionScores(which, randomLabelDetectionBaseline(world, 'test', { limit: preset.evalScenes })).ap50,
+      ap: detectionScores(which, boxFloor).ap,
+      ap50: detectionScores(which, nameFloor).ap50,
     });
     const zero = { ap: 0, ap50: 0 };
     return {
