@@ -41,6 +41,7 @@ describe('fiber-bench run --preset micro', () => {
     expect(first.stderr).toMatch(/\[seed 1\] fine-grained pre-training/);
     expect(first.stdout).toMatch(/^\| task \| metric \| value \| per seed \| baseline \| margin \|$/m);
     expect(first.stdout).toMatch(/^\| ablation \| task \| metric \| with \| without \|/m);
+    expect(first.stdout).toMatch(/^\| after coarse pre-training \| 16 \| \d\.\d\d \(\d\.\d\d\) \|/m);
   });
 
   it('writes a results.json that follows the documented schema', () => {
@@ -48,20 +49,34 @@ describe('fiber-bench run --preset micro', () => {
     expect(results.seeds).toEqual([0, 1]);
     expect(results.preset).toBe('micro');
     expect(new Set(results.ablations.map((a) => a.name.slice(0, 3)))).toEqual(new Set(['(a)', '(b)', '(c)']));
+    // the Swin probed after both pre-training stages, at strides 8 and 16, on every attribute
+    expect(results.probes.map((p) => `${p.model}/${p.stride}/${p.attribute}`)).toEqual(
+      ['image pre-training', 'coarse pre-training'].flatMap((m) =>
+        [8, 16].flatMap((s) => ['shape', 'colour', 'texture', 'size'].map((a) => `${m}/${s}/${a}`)),
+      ),
+    );
+    // colour is in the Swin's features from the image pre-training on (the probes read it, every seed)
+    for (const p of results.probes.filter((p) => p.attribute === 'colour' && p.stride === 8))
+      expect(Math.min(...p.seeds), `${p.model}: ${p.seeds} vs chance ${p.chance}`).toBeGreaterThan(p.chance + 0.2);
     const fusion = results.ablations.find((a) => a.name.startsWith('(b)'))!;
     for (const side of [fusion.cost!.with, fusion.cost!.without])
       expect([side.parameters, side.fusionParameters, side.gflops, side.ms].every((v) => v > 0)).toBe(true);
   });
 
   it('the schema check names what is wrong', () => {
-    const broken: { tasks: Record<string, unknown>[]; ablations: unknown[] } = JSON.parse(JSON.stringify(results));
+    const broken: { tasks: Record<string, unknown>[]; ablations: unknown[]; probes: Record<string, unknown>[] } =
+      JSON.parse(JSON.stringify(results));
     broken.tasks = broken.tasks.filter((t) => t.task !== 'nlvr2');
     broken.tasks[0].value = null;
     broken.ablations = [];
+    broken.probes[1].accuracy = 1.5;
+    broken.probes[2].attribute = 'weight';
     expect(validateResults(broken)).toEqual([
       'tasks[0].value: must be a finite number, got null',
       'tasks: no entry for task "nlvr2"',
       'ablations: must be a non-empty list',
+      'probes[1].accuracy: must be a number in [0, 1], got 1.5',
+      'probes[2].attribute: must be one of shape, colour, texture, size',
     ]);
   });
 
@@ -131,6 +146,7 @@ describe('fiber-bench run --preset micro', () => {
     expect(b.ablations.map((a) => [a.with, a.without])).toEqual(
       results.ablations.map((a) => [a.seeds[0].with, a.seeds[0].without]),
     );
+    expect(b.probes.map((p) => p.accuracy)).toEqual(results.probes.map((p) => p.seeds[0]));
   }, 300_000);
 });
 

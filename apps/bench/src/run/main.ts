@@ -16,6 +16,7 @@ import { stderrLog } from './progress.js';
 import {
   type AblationResult,
   type MainJobResults,
+  type ProbeSummary,
   type TaskResult,
   margin,
   resultsHtml,
@@ -204,6 +205,21 @@ export function aggregateAblations(results: SeedResult[]): AblationResult[] {
   });
 }
 
+/** Probe accuracies over seeds (the chance is the world's, the same for every seed). */
+export function aggregateProbes(results: SeedResult[]): ProbeSummary[] {
+  return results[0].probes.map((p, k) => {
+    const seeds = results.map((r) => {
+      const q = r.probes[k];
+      if (q.model !== p.model || q.stride !== p.stride || q.attribute !== p.attribute)
+        throw new Error(
+          `seed ${r.seed}: probe ${k} is ${q.model}/${q.stride}/${q.attribute}, expected ${p.model}/${p.stride}/${p.attribute}`,
+        );
+      return q.accuracy;
+    });
+    return { model: p.model, stride: p.stride, attribute: p.attribute, accuracy: mean(seeds), seeds, chance: p.chance };
+  });
+}
+
 export async function runMain(argv: string[]): Promise<number> {
   if (argv.includes('--child-result')) return runChild(argv);
   let args: RunArgs | 'help';
@@ -237,6 +253,7 @@ export async function runMain(argv: string[]): Promise<number> {
   const out: MainJobResults = {
     tasks: aggregateTasks(results).map((t) => ({ ...t, clearMargin: margin(t) >= REQUIRED_MARGIN })),
     ablations: aggregateAblations(results),
+    probes: aggregateProbes(results),
     backend: args.backend,
     seconds: (performance.now() - started) / 1000,
     seeds,

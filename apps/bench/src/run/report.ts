@@ -1,5 +1,6 @@
 // The main job's outputs: results.json (schema in apps/bench/README.md), a Markdown summary and a
 // self-contained report.html (inline SVG charts and PNG data URLs: it opens offline).
+import type { PROBE_ATTRIBUTE_IDS } from './schema.js';
 
 export interface TaskResult {
   /** vqa | caption | retrieval | nlvr2 | rec | grounding | detection */
@@ -35,6 +36,19 @@ export interface AblationResult {
   cost?: { with: Cost; without: Cost };
 }
 
+/** A linear probe of the Swin (run/probe.ts), over seeds. */
+export interface ProbeSummary {
+  /** The weights probed: "image pre-training" or "coarse pre-training". */
+  model: string;
+  stride: number;
+  attribute: (typeof PROBE_ATTRIBUTE_IDS)[number];
+  /** Mean test accuracy over seeds, and per seed. */
+  accuracy: number;
+  seeds: number[];
+  /** The better of a uniform guess and always answering the train split's most frequent class. */
+  chance: number;
+}
+
 export interface Cost {
   parameters: number;
   fusionParameters: number;
@@ -61,6 +75,7 @@ export interface GalleryItem {
 export interface MainJobResults {
   tasks: TaskResult[];
   ablations: AblationResult[];
+  probes: ProbeSummary[];
   backend: string;
   seconds: number;
   seeds: number[];
@@ -111,6 +126,23 @@ export function resultsMarkdown(r: MainJobResults): string {
           `| ${a.name} | ${side} | ${c.parameters.toLocaleString('en')} | ${c.fusionParameters.toLocaleString('en')} | ${fmt(c.gflops, 3)} | ${fmt(c.ms, 1)} |`,
         );
       }
+    }
+  }
+  if (r.probes.length) {
+    const attributes = [...new Set(r.probes.map((p) => p.attribute))];
+    const rows = [...new Set(r.probes.map((p) => `${p.model}\u0000${p.stride}`))];
+    lines.push(
+      '',
+      `| backbone probe: test accuracy at object centres (chance) | stride | ${attributes.join(' | ')} |`,
+      `|---|---|${attributes.map(() => '---|').join('')}`,
+    );
+    for (const row of rows) {
+      const [model, stride] = row.split('\u0000');
+      const cell = (a: string) => {
+        const p = r.probes.find((q) => q.model === model && String(q.stride) === stride && q.attribute === a);
+        return p ? `${fmt(p.accuracy, 2)} (${fmt(p.chance, 2)})` : '';
+      };
+      lines.push(`| after ${model} | ${stride} | ${attributes.map(cell).join(' | ')} |`);
     }
   }
   lines.push('', `stages: ${r.stages.map((s) => `${s.name} ${s.steps} steps ${s.seconds.toFixed(0)} s`).join('; ')}`);

@@ -2,10 +2,13 @@
 // that names every field that is wrong. Used by the tests on a produced file.
 
 export const TASK_IDS = ['vqa', 'caption', 'retrieval', 'nlvr2', 'rec', 'grounding', 'detection'] as const;
+/** The object attributes the backbone probes read (run/probe.ts PROBE_ATTRIBUTES). */
+export const PROBE_ATTRIBUTE_IDS = ['shape', 'colour', 'texture', 'size'] as const;
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isFraction = (v: unknown): v is number => isFiniteNumber(v) && v >= 0 && v <= 1;
 
 /** Every problem of a parsed results.json, as `path: what is wrong` (empty when it is valid). */
 export function validateResults(r: unknown): string[] {
@@ -65,6 +68,27 @@ export function validateResults(r: unknown): string[] {
           ),
         `${at}.seeds`,
         `must hold ${nSeeds} { seed, with, without } entries`,
+      );
+    });
+  }
+  if (!Array.isArray(r.probes)) errors.push('probes: must be a list');
+  else {
+    r.probes.forEach((p: unknown, i) => {
+      const at = `probes[${i}]`;
+      if (!isObject(p)) return errors.push(`${at}: not an object`);
+      need(typeof p.model === 'string' && p.model !== '', `${at}.model`, 'must be a non-empty string');
+      need(Number.isInteger(p.stride) && (p.stride as number) > 0, `${at}.stride`, 'must be a positive integer');
+      need(
+        (PROBE_ATTRIBUTE_IDS as readonly unknown[]).includes(p.attribute),
+        `${at}.attribute`,
+        `must be one of ${PROBE_ATTRIBUTE_IDS.join(', ')}`,
+      );
+      for (const k of ['accuracy', 'chance'])
+        need(isFraction(p[k]), `${at}.${k}`, `must be a number in [0, 1], got ${JSON.stringify(p[k])}`);
+      need(
+        Array.isArray(p.seeds) && p.seeds.length === nSeeds && p.seeds.every(isFraction),
+        `${at}.seeds`,
+        `must hold ${nSeeds} numbers in [0, 1]`,
       );
     });
   }

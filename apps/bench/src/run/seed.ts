@@ -28,6 +28,7 @@ import {
 import { type RunContext, type StageRecord, timedStage } from './context.js';
 import { evaluateFine, trainFine, type FineOutcome } from './fine-stage.js';
 import { fusionAblation } from './fusion-ablation.js';
+import { probeBackbone, type ProbeResult } from './probe.js';
 import type { Log } from './progress.js';
 import type { RunPreset } from './presets.js';
 import type { Cost, GalleryItem, LossCurve } from './report.js';
@@ -55,6 +56,8 @@ export interface SeedResult {
   seconds: number;
   tasks: SeedMetric[];
   ablations: SeedAblation[];
+  /** Linear probes of the Swin after the image and the coarse pre-training (probe.ts). */
+  probes: ProbeResult[];
   losses: LossCurve[];
   stages: StageRecord[];
   gallery: GalleryItem[];
@@ -123,6 +126,9 @@ async function runStages(
   const ablations: SeedAblation[] = [];
   const evalFloors = worldBaselines(world, 'test', { limit: preset.evalScenes });
   const retrievalFloors = worldBaselines(world, 'test', { limit: preset.retrieval.images }).retrieval;
+  const probe = (state: Map<string, tf.Tensor>, after: string) =>
+    timedStage(ctx, `backbone probe (${after})`, async () => probeBackbone(ctx, config, state, after));
+  const probes = await probe(unimodal, 'image pre-training');
 
   // 1. coarse pre-training, then retrieval with the pre-trained ITC / ITM heads
   const { model: coarse, snapshot } = await pretrainCoarse(ctx, config, unimodal);
@@ -138,6 +144,7 @@ async function runStages(
     } finally {
       coarse.dispose();
     }
+    probes.push(...(await probe(snapshot, 'coarse pre-training')));
     const floor = { t2i: retrievalFloors.textToImage, i2t: retrievalFloors.imageToText };
     for (const [dir, label] of [
       ['t2i', 'text->image'],
@@ -320,6 +327,7 @@ async function runStages(
     seconds: (performance.now() - started) / 1000,
     tasks,
     ablations,
+    probes,
     losses: ctx.curves,
     stages: ctx.stages,
     gallery: gallery ? galleryItems(ctx, { retrieval, vqa, captions, fine }) : [],
