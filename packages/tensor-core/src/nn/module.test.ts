@@ -128,6 +128,28 @@ describe('Module', () => {
     m.dispose();
   });
 
+  it('freeze() stops gradients for a subtree and keeps it in eval mode while the rest trains', () => {
+    const m = new Model();
+    m.blocks.at(0).freeze();
+    m.train();
+    const frozen = (k: string) => k.startsWith('blocks.0.');
+    for (const [k, p] of m.namedParameters()) expect(p.requiresGrad, k).toBe(!frozen(k));
+    for (const [k, c] of m.namedModules()) expect(c.training, k || 'root').toBe(!frozen(`${k}.`));
+    expect(m.blocks.at(0).query.frozen && !m.blocks.at(1).query.frozen).toBe(true);
+    // tf.variableGrads over the trainable variables leaves the frozen ones out
+    const x = tf.ones([1, 4]);
+    const { value, grads } = tf.variableGrads(() =>
+      tf.sum(m.blocks.at(1).query.forward(m.blocks.at(0).query.forward(x))),
+    );
+    const names = new Map(m.namedParameters().map(([k, p]) => [p.value.name, k]));
+    expect(Object.keys(grads).map((n) => names.get(n))).toEqual(['blocks.1.query.weight', 'blocks.1.query.bias']);
+    tf.dispose([x, value, ...Object.values(grads)]);
+    m.eval();
+    m.train();
+    expect(m.blocks.at(0).LayerNorm.training).toBe(false);
+    m.dispose();
+  });
+
   it('dispose() frees every parameter and buffer', () => {
     const before = tf.memory().numTensors;
     const m = new Model();

@@ -11,12 +11,16 @@ import { tf } from '../tf.js';
 /** A trainable tensor, stored as a tf.Variable so that optimizers and loading keep its identity. */
 export class Parameter {
   readonly value: tf.Variable;
-  constructor(
-    initial: tf.Tensor,
-    readonly requiresGrad = true,
-  ) {
+  constructor(initial: tf.Tensor, requiresGrad = true) {
     this.value = tf.variable(initial, requiresGrad);
     initial.dispose();
+  }
+  /** Whether gradients are taken and optimizers update it (torch's `requires_grad`; the variable's `trainable`). */
+  get requiresGrad(): boolean {
+    return this.value.trainable;
+  }
+  set requiresGrad(on: boolean) {
+    this.value.trainable = on;
   }
   get shape(): number[] {
     return this.value.shape;
@@ -84,6 +88,7 @@ const HIDDEN = new Set(['training', 'childNames']);
 
 export abstract class Module {
   training = true;
+  #frozen = false;
   /** Explicit names for properties whose key breaks the rule (rare; prefer renaming the property). */
   protected childNames?: Record<string, string>;
 
@@ -229,10 +234,32 @@ export abstract class Module {
     return value;
   }
 
-  /** Sets training mode on this module and every descendant (dropout, drop-path). */
+  /**
+   * Sets training mode on this module and every descendant (dropout, drop-path). Frozen modules
+   * (`freeze`) stay in eval mode.
+   */
   train(mode = true): this {
-    for (const [, m] of this.namedModules()) m.training = mode;
+    for (const [, m] of this.namedModules()) m.training = mode && !m.#frozen;
     return this;
+  }
+
+  /**
+   * Freezes this module and its descendants, as the official Swin's `_freeze_stages` does to its
+   * early stages: their parameters stop requiring gradients (trainers and optimizers skip them)
+   * and they stay in eval mode when the model trains. There is no unfreeze, as there is none there.
+   */
+  freeze(): this {
+    for (const [, m] of this.namedModules()) {
+      m.#frozen = true;
+      m.training = false;
+    }
+    for (const p of this.parameters()) p.requiresGrad = false;
+    return this;
+  }
+
+  /** Frozen by `freeze` (its own or an ancestor's). */
+  get frozen(): boolean {
+    return this.#frozen;
   }
 
   eval(): this {
