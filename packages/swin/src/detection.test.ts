@@ -60,3 +60,45 @@ describe.each(names)('Swin detection variant on %s', (backend) => {
     model.dispose();
   });
 });
+
+describe('Swin frozenStages (the official _freeze_stages)', () => {
+  beforeAll(() => useBackend('cpu'));
+  const config = swinConfig('swin_base_patch4_window12_384', {
+    imageSize: 64,
+    embedDim: 8,
+    depths: [1, 1, 2, 1],
+    numHeads: [1, 1, 2, 2],
+    windowSize: 4,
+  });
+  const trainable = (frozenStages: number) => {
+    const model = new SwinTransformer(config, { variant: 'detection', frozenStages }).train();
+    const stages = new Set<string>();
+    for (const [k, p] of model.namedParameters())
+      if (p.requiresGrad === false)
+        stages.add(
+          k
+            .split('.')
+            .slice(0, k.startsWith('layers.') ? 2 : 1)
+            .join('.'),
+        );
+    const evalModules = model.namedModules().filter(([, m]) => !m.training).length;
+    model.dispose();
+    return { frozen: [...stages], evalModules };
+  };
+
+  it('-1 freezes nothing, 0 and 1 the patch embedding, 2 also stage 0, 3 stages 0-1', () => {
+    expect(trainable(-1)).toEqual({ frozen: [], evalModules: 0 });
+    expect(trainable(0).frozen).toEqual(['patch_embed']);
+    expect(trainable(1).frozen).toEqual(['patch_embed']);
+    expect(trainable(2).frozen).toEqual(['patch_embed', 'layers.0']);
+    expect(trainable(3).frozen).toEqual(['patch_embed', 'layers.0', 'layers.1']);
+    // frozen modules stay in eval mode when the model trains (patch embedding, pos_drop, stage 0)
+    expect(trainable(2).evalModules).toBeGreaterThan(trainable(0).evalModules);
+  });
+
+  it('names a value out of range', () => {
+    expect(() => new SwinTransformer(config, { variant: 'detection', frozenStages: 6 })).toThrow(
+      /frozenStages must be an integer in \[-1, 5\], got 6/,
+    );
+  });
+});

@@ -342,6 +342,12 @@ export interface SwinOptions<Ctx = never> {
   /** detection variant: stages whose output gets a LayerNorm `norm{i}` and is returned (default all). */
   outIndices?: number[];
   rng?: Generator;
+  /**
+   * The official `frozen_stages` (GLIP / FIBER: `MODEL.BACKBONE.FREEZE_CONV_BODY_AT`, 2 in their
+   * pre-training): >= 0 freezes the patch embedding, >= 2 also stages 0 .. frozenStages - 2 (see
+   * Module.freeze: no gradients, eval mode while training). -1 (default): nothing frozen.
+   */
+  frozenStages?: number;
   /** Builds the attention of block `block` of stage `stage` (fusion replaces some with fused ones). */
   attentionFactory?: (
     stage: number,
@@ -393,10 +399,20 @@ export class SwinTransformer<Ctx = never> extends Module {
 
   constructor(
     readonly config: SwinConfig,
-    { variant = 'classification', outIndices, rng = defaultGenerator, attentionFactory }: SwinOptions<Ctx> = {},
+    {
+      variant = 'classification',
+      outIndices,
+      rng = defaultGenerator,
+      attentionFactory,
+      frozenStages = -1,
+    }: SwinOptions<Ctx> = {},
   ) {
     super();
     validateSwinConfig(config, variant);
+    if (!Number.isInteger(frozenStages) || frozenStages < -1 || frozenStages > config.depths.length + 1)
+      throw new RangeError(
+        `SwinTransformer: frozenStages must be an integer in [-1, ${config.depths.length + 1}], got ${frozenStages}`,
+      );
     this.variant = variant;
     const eps = config.layerNormEps;
     this.patchEmbed = new PatchEmbed(config.patchSize, config.inChannels, config.embedDim, { eps, rng });
@@ -446,6 +462,12 @@ export class SwinTransformer<Ctx = never> extends Module {
     } else {
       for (const i of this.outIndices)
         this.outNorms.set(i, this.register(`norm${i}`, new LayerNorm(config.embedDim * 2 ** i, eps)));
+    }
+    // the official _freeze_stages (absolute position embeddings, frozen at >= 1, are not used here)
+    if (frozenStages >= 0) this.patchEmbed.freeze();
+    if (frozenStages >= 2) {
+      this.posDrop.freeze();
+      for (let i = 0; i < frozenStages - 1; i++) this.layers.at(i).freeze();
     }
   }
 
