@@ -54,6 +54,31 @@ describe('fine-grained backbone config', () => {
     );
     // @ts-expect-error not a version
     expect(() => fiberFineConfig('tiny', { version: 'v4' })).toThrow(/FiberFineConfig.version: "v4" is not v2 or v3/);
+    expect(() => fiberFineConfig('tiny', { frozenStages: 1.5 })).toThrow(
+      'FiberFineConfig.frozenStages: 1.5 must be an integer in [-1, 5]',
+    );
+  });
+
+  it("freezes the Swin's patch embedding and stage 0 as FIBER's pre-training does (FREEZE_CONV_BODY_AT 2), or nothing at -1", () => {
+    expect(fiberFineConfig().frozenStages).toBe(2);
+    const frozenKeys = (frozenStages?: number) => {
+      const config = fiberFineConfig('tiny', { frozenStages });
+      const model = new FiberFineBackbone(frozenStages === undefined ? { ...config, frozenStages: undefined } : config);
+      const keys = model
+        .train()
+        .namedParameters()
+        .filter(([, p]) => !p.requiresGrad)
+        .map(([k]) => k);
+      model.dispose();
+      return keys;
+    };
+    const frozen = frozenKeys(2);
+    expect(frozen.length).toBeGreaterThan(0);
+    expect(frozen.every((k) => /^backbone\.body\.(patch_embed|layers\.0)\./.test(k))).toBe(true);
+    expect(frozen).toContain('backbone.body.layers.0.downsample.reduction.weight');
+    expect(frozenKeys(-1)).toEqual([]);
+    // a config saved before the field existed freezes nothing
+    expect(frozenKeys(undefined)).toEqual([]);
   });
 });
 

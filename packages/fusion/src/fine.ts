@@ -35,6 +35,12 @@ export interface FiberFineConfig {
   version: FineFusionVersion;
   /** Text length the prompts are padded to (MAX_QUERY_LEN). */
   maxQueryLen: number;
+  /**
+   * Swin stages frozen while training (`MODEL.BACKBONE.FREEZE_CONV_BODY_AT`, SwinOptions.frozenStages):
+   * the presets have FIBER's pre-training default 2 (patch embedding and stage 0); the official
+   * COCO / LVIS fine-tunes set -1. Absent (configs saved before it existed): -1.
+   */
+  frozenStages?: number;
 }
 
 export type FiberFinePresetName = 'base' | 'small' | 'tiny';
@@ -55,12 +61,20 @@ function fromCoarse(name: 'small' | 'tiny', maxQueryLen: number): FiberFineConfi
     numFuseBlock,
     version: 'v2',
     maxQueryLen,
+    frozenStages: 2,
   };
 }
 
 /** Named sizes; `small` / `tiny` keep the structure at CPU-trainable sizes (window 4). */
 export const FIBER_FINE_PRESETS: Readonly<Record<FiberFinePresetName, FiberFineConfig>> = {
-  base: { swin: swinBase, roberta: { ...ROBERTA_BASE }, numFuseBlock: 6, version: 'v2', maxQueryLen: 256 },
+  base: {
+    swin: swinBase,
+    roberta: { ...ROBERTA_BASE },
+    numFuseBlock: 6,
+    version: 'v2',
+    maxQueryLen: 256,
+    frozenStages: 2,
+  },
   small: fromCoarse('small', 64),
   tiny: fromCoarse('tiny', 32),
 };
@@ -71,6 +85,7 @@ export interface FiberFineConfigOptions {
   numFuseBlock?: number;
   version?: FineFusionVersion;
   maxQueryLen?: number;
+  frozenStages?: number;
 }
 
 /** A fine-grained config from a preset with overrides, validated. */
@@ -89,6 +104,7 @@ export function fiberFineConfig(
     numFuseBlock: options.numFuseBlock ?? p.numFuseBlock,
     version: options.version ?? p.version,
     maxQueryLen: options.maxQueryLen ?? p.maxQueryLen,
+    frozenStages: options.frozenStages ?? p.frozenStages,
   });
 }
 
@@ -119,6 +135,9 @@ export function validateFiberFineConfig(cfg: FiberFineConfig): FiberFineConfig {
   const longest = maxInputLength(cfg.roberta);
   if (!Number.isInteger(cfg.maxQueryLen) || cfg.maxQueryLen < 2 || cfg.maxQueryLen > longest)
     bad('maxQueryLen', `${cfg.maxQueryLen} must be an integer in [2, ${longest}]`);
+  const frozen = cfg.frozenStages ?? -1;
+  if (!Number.isInteger(frozen) || frozen < -1 || frozen > cfg.swin.depths.length + 1)
+    bad('frozenStages', `${frozen} must be an integer in [-1, ${cfg.swin.depths.length + 1}]`);
   return cfg;
 }
 
@@ -196,6 +215,7 @@ export class FiberFineBackbone extends Module {
     const body = new SwinTransformer<TextContext>(swin, {
       variant: 'detection',
       outIndices: [1, 2, 3],
+      frozenStages: config.frozenStages ?? -1,
       rng,
       attentionFactory: (stage, block, dim, windowSize, heads) =>
         fused.has(`${stage}/${block}`)
