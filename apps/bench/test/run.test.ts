@@ -55,7 +55,7 @@ describe('fiber-bench run --preset micro', () => {
         [8, 16].flatMap((s) => ['shape', 'colour', 'texture', 'size'].map((a) => `${m}/${s}/${a}`)),
       ),
     );
-    // colour is in the Swin's features from the image pre-training on (the probes read it, every seed)
+    // features and labels line up: colour (linear in the pixels, so readable from any Swin) reads far above chance
     for (const p of results.probes.filter((p) => p.attribute === 'colour' && p.stride === 8))
       expect(Math.min(...p.seeds), `${p.model}: ${p.seeds} vs chance ${p.chance}`).toBeGreaterThan(p.chance + 0.2);
     const fusion = results.ablations.find((a) => a.name.startsWith('(b)'))!;

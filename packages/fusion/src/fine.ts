@@ -38,7 +38,7 @@ export interface FiberFineConfig {
   /**
    * Swin stages frozen while training (`MODEL.BACKBONE.FREEZE_CONV_BODY_AT`, SwinOptions.frozenStages):
    * the presets have FIBER's pre-training default 2 (patch embedding and stage 0); the official
-   * COCO / LVIS fine-tunes set -1. Absent (configs saved before it existed): -1.
+   * fine-tunes (RefCOCO/+/g, COCO, LVIS) set -1. Absent (configs saved before it existed): -1.
    */
   frozenStages?: number;
 }

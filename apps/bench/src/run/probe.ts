@@ -1,6 +1,6 @@
-// Linear probes of the image backbone: which object attributes the Swin's features carry where the
-// fine model reads them (the stride-8 and stride-16 stage outputs, its P3 and P4, at each object's
-// centre). A softmax regression per attribute is fitted on train scenes and scored on test scenes.
+// Linear probes of the image backbone: which object attributes the Swin's features carry at each
+// object's centre (the centre of its visible box) in the outputs of the stages that feed the fine
+// model's P3 and P4 (stride 8 and 16; here the coarse model's Swin on its square input, image only). A softmax regression per attribute is fitted on train scenes and scored on test scenes.
 // The run probes the Swin after the image pre-training (the stand-in for ImageNet) and after the
 // coarse stage: detection prompts name shapes, so a backbone whose features do not tell the shapes
 // apart caps what the fine stage can learn (apps/bench/README.md, "Still open").
@@ -45,7 +45,10 @@ interface ObjectFeatures {
   labels: Record<ProbeAttribute, number[]>;
 }
 
-/** Features of the visible objects (less than half hidden) of the first `n` scenes of `split`. */
+/**
+ * Features of the visible objects (less than half hidden) of the first `n` scenes of `split`, at the
+ * cell that holds the centre of each object's visible box.
+ */
 function objectFeatures(swin: FiberCoarseModel['vitModel'], world: World, split: Split, n: number): ObjectFeatures {
   const imageSize = swin.config.imageSize;
   const parts: Float32Array[][] = PROBE_STAGES.map(() => []);
@@ -98,8 +101,8 @@ function fitProbe(
   width: number,
   classes: number,
 ): number {
-  const weight = tf.variable(tf.zeros([width, classes]));
-  const bias = tf.variable(tf.zeros([classes]));
+  const weight = tf.tidy(() => tf.variable(tf.zeros([width, classes])));
+  const bias = tf.tidy(() => tf.variable(tf.zeros([classes])));
   const optimizer = tf.train.adam(0.05);
   const held: tf.Tensor[] = [];
   try {
@@ -158,10 +161,17 @@ export function probeBackbone(
   const { world, preset } = ctx;
   const holder = new FiberCoarseModel(config, NO_HEADS, seedRng(ctx, 70));
   try {
-    holder.loadStateDict(new Map([...state].filter(([k]) => k.startsWith('vit_model.'))), { strict: false });
+    const { missingKeys } = holder.loadStateDict(new Map([...state].filter(([k]) => k.startsWith('vit_model.'))), {
+      strict: false,
+    });
+    const missing = missingKeys.filter((k) => k.startsWith('vit_model.'));
+    if (missing.length)
+      throw new Error(
+        `probe (${model}): the weights have no ${missing.slice(0, 3).join(', ')} (${missing.length} Swin tensors)`,
+      );
     holder.eval();
     const train = objectFeatures(holder.vitModel, world, 'train', Math.min(world.size('train'), PROBE_TRAIN_SCENES));
-    const test = objectFeatures(holder.vitModel, world, 'test', preset.evalScenes);
+    const test = objectFeatures(holder.vitModel, world, 'test', Math.min(world.size('test'), preset.evalScenes));
     const results = PROBE_STAGES.flatMap((stage, k) =>
       PROBE_ATTRIBUTES.map((attribute) => ({
         model,

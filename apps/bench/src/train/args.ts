@@ -35,7 +35,9 @@ layout), DIR/log.jsonl (one record per step), DIR/config.json and checkpoints un
   --model M           micro (the main job's test size), tiny, small, base (FIBER's sizes), or a JSON
                       file: a FiberCoarseConfig / FiberFineModelConfig, or a run folder's config.json
   --init CKPT         start from an official FIBER checkpoint (.ckpt/.pth/.bin/.safetensors) or a
-                      project one (a final/model.safetensors); only the matching tensors are loaded
+                      project one (a final/model.safetensors); only the matching tensors are loaded.
+                      pretrain-fine from --init freezes the Swin's patch embedding and stage 0, as
+                      FIBER does; the fine-tunes and runs from random weights train every stage
   --data D            builtin (the procedural world of fiber-bench run) or a folder in the public layout
                       (see apps/bench/README.md "fiber-bench train": which files each task reads)
   --images DIR        image root of a data folder (default: the data folder)

@@ -81,6 +81,7 @@ async function train(args: TrainArgs, log: (line: string) => void): Promise<void
     lr: args.lr,
     seed: args.seed,
     queueSize: args.queue ?? (micro ? 16 : 4096),
+    init: args.init !== undefined,
   };
   const setup: TaskSetup = fine ? fineSetup(options) : coarseSetup(options);
   let loader: FolderSource['loader'] | undefined;

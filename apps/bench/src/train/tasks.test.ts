@@ -12,7 +12,8 @@ import { maxAbsDiff } from '@fiber-vl/tensor-core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runModelConfig } from '../run/coarse-model.js';
 import { RUN_PRESETS } from '../run/presets.js';
-import { loadInit } from './tasks.js';
+import { fiberFineModelConfig } from '@fiber-vl/heads-fine';
+import { fineConfigOf, fineFrozenStages, loadInit } from './tasks.js';
 
 const micro = RUN_PRESETS.micro;
 const configAt = (imageSize: number) => runModelConfig({ ...micro, model: { ...micro.model, imageSize } }, 400);
@@ -67,5 +68,27 @@ describe('loadInit', () => {
       a.dispose();
       b.dispose();
     }
+  });
+});
+
+describe("fineFrozenStages: the Swin stages a fine run freezes, as in FIBER's recipes", () => {
+  const tiny = fiberFineModelConfig('tiny');
+  it('freezes the patch embedding and stage 0 for pre-training from --init only', () => {
+    expect(tiny.backbone.frozenStages).toBe(2);
+    expect(fineFrozenStages({ task: 'pretrain-fine', model: 'tiny', init: true }, tiny)).toBe(2);
+    expect(fineFrozenStages({ task: 'pretrain-fine', model: 'tiny', init: false }, tiny)).toBe(-1);
+    expect(fineFrozenStages({ task: 'refcoco', model: 'base', init: true }, tiny)).toBe(-1);
+    expect(fineFrozenStages({ task: 'detection', model: 'small', init: true }, tiny)).toBe(-1);
+  });
+  it("keeps a JSON config's own value, and micro (the main job's model) trains every stage", () => {
+    const json = { ...tiny, backbone: { ...tiny.backbone, frozenStages: 3 } };
+    expect(fineFrozenStages({ task: 'refcoco', model: 'run/config.json', init: true }, json)).toBe(3);
+    const { frozenStages: _, ...old } = tiny.backbone;
+    expect(fineFrozenStages({ task: 'pretrain-fine', model: 'old.json', init: true }, { ...tiny, backbone: old })).toBe(
+      -1,
+    );
+    expect(fineFrozenStages({ task: 'pretrain-fine', model: 'micro', init: true }, fineConfigOf('micro', 400))).toBe(
+      -1,
+    );
   });
 });

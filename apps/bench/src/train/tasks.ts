@@ -186,6 +186,8 @@ export interface SetupOptions {
   seed: number;
   /** ITC queue size (official 4096; capped to what the backend can hold, see the README); 0: in-batch ITC. */
   queueSize: number;
+  /** The run starts from a checkpoint (--init). */
+  init?: boolean;
 }
 
 const seeded = (seed: number, purpose: number) => new Generator(seed * 7919 + purpose * 104_729 + 17);
@@ -235,8 +237,23 @@ export function coarseSetup(o: SetupOptions): TaskSetup {
   );
 }
 
+/**
+ * The Swin stages a fine run freezes, as FIBER's recipes do: its fine-grained pre-training from
+ * pre-trained weights freezes the patch embedding and stage 0 (FREEZE_CONV_BODY_AT 2, the presets'
+ * default); its fine-tunes (RefCOCO/+/g, COCO, LVIS) and a run from random weights train every
+ * stage. A JSON config keeps its own `frozenStages`.
+ */
+export function fineFrozenStages(
+  o: Pick<SetupOptions, 'task' | 'model' | 'init'>,
+  config: FiberFineModelConfig,
+): number {
+  if (!(o.model in FIBER_PRESETS)) return config.backbone.frozenStages ?? -1;
+  return o.task === 'pretrain-fine' && o.init ? 2 : -1;
+}
+
 export function fineSetup(o: SetupOptions): TaskSetup {
-  const config = fineConfigOf(o.model, o.vocabSize);
+  const resolved = fineConfigOf(o.model, o.vocabSize);
+  const config = { ...resolved, backbone: { ...resolved.backbone, frozenStages: fineFrozenStages(o, resolved) } };
   const rngs = { model: seeded(o.seed, 1) };
   const model = new FineModel(config, rngs.model);
   const lr = o.lr ?? 1e-5;

@@ -247,6 +247,8 @@ export abstract class Module {
    * Freezes this module and its descendants, as the official Swin's `_freeze_stages` does to its
    * early stages: their parameters stop requiring gradients (trainers and optimizers skip them)
    * and they stay in eval mode when the model trains. There is no unfreeze, as there is none there.
+   * Freeze before building a Trainer or optimizer groups (they read `requiresGrad` when built);
+   * modules added to the subtree afterwards are not frozen.
    */
   freeze(): this {
     for (const [, m] of this.namedModules()) {
