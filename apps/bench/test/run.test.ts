@@ -86,6 +86,9 @@ describe('fiber-bench run --preset micro', () => {
     expect(html).not.toMatch(/(?:src|href)="(?!data:|#)/);
     expect(html).not.toMatch(/https?:\/\//);
     expect(html).toContain('<polyline'); // loss curves
+    expect(html).toMatch(
+      /<h2>Backbone probes<\/h2>.*<td>coarse pre-training<\/td><td>16<\/td><td>\d\.\d\d \(\d\.\d\d\)<\/td>/,
+    );
     expect(html).toContain('data:image/png;base64,'); // gallery
     expect(existsSync(join(work, 'a', 'results.json'))).toBe(true);
   });

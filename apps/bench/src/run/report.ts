@@ -93,6 +93,24 @@ export function margin(t: Pick<TaskResult, 'value' | 'baseline' | 'higherIsBette
   return t.higherIsBetter ? t.value - t.baseline : t.baseline - t.value;
 }
 
+/** The probes as rows (weights probed x stride) of "accuracy (chance)" cells, one per attribute. */
+function probeTable(probes: ProbeSummary[]): {
+  attributes: string[];
+  rows: { model: string; stride: number; cells: string[] }[];
+} {
+  const attributes = [...new Set(probes.map((p) => p.attribute))];
+  const rows: { model: string; stride: number; cells: string[] }[] = [];
+  for (const p of probes)
+    if (!rows.some((row) => row.model === p.model && row.stride === p.stride))
+      rows.push({ model: p.model, stride: p.stride, cells: [] });
+  for (const row of rows)
+    row.cells = attributes.map((a) => {
+      const p = probes.find((q) => q.model === row.model && q.stride === row.stride && q.attribute === a);
+      return p ? `${fmt(p.accuracy, 2)} (${fmt(p.chance, 2)})` : '';
+    });
+  return { attributes, rows };
+}
+
 export function resultsMarkdown(r: MainJobResults): string {
   const lines = [
     `## fiber-bench run (${r.preset}, seeds ${r.seeds.join(', ')}, ${r.backend}, ${(r.seconds / 60).toFixed(1)} min)`,
@@ -128,23 +146,14 @@ export function resultsMarkdown(r: MainJobResults): string {
       }
     }
   }
-  if (r.probes.length) {
-    const attributes = [...new Set(r.probes.map((p) => p.attribute))];
-    const rows = [...new Set(r.probes.map((p) => `${p.model}\u0000${p.stride}`))];
+  const probes = probeTable(r.probes);
+  if (probes.rows.length)
     lines.push(
       '',
-      `| backbone probe: test accuracy at object centres (chance) | stride | ${attributes.join(' | ')} |`,
-      `|---|---|${attributes.map(() => '---|').join('')}`,
+      `| backbone probe: test accuracy at object centres (chance) | stride | ${probes.attributes.join(' | ')} |`,
+      `|---|---|${probes.attributes.map(() => '---|').join('')}`,
+      ...probes.rows.map((row) => `| after ${row.model} | ${row.stride} | ${row.cells.join(' | ')} |`),
     );
-    for (const row of rows) {
-      const [model, stride] = row.split('\u0000');
-      const cell = (a: string) => {
-        const p = r.probes.find((q) => q.model === model && String(q.stride) === stride && q.attribute === a);
-        return p ? `${fmt(p.accuracy, 2)} (${fmt(p.chance, 2)})` : '';
-      };
-      lines.push(`| after ${model} | ${stride} | ${attributes.map(cell).join(' | ')} |`);
-    }
-  }
   lines.push('', `stages: ${r.stages.map((s) => `${s.name} ${s.steps} steps ${s.seconds.toFixed(0)} s`).join('; ')}`);
   return lines.join('\n');
 }
@@ -207,6 +216,19 @@ function galleryItem(g: GalleryItem): string {
   return `<div class="item"><svg width="${w.toFixed(0)}" height="${h.toFixed(0)}" viewBox="0 0 ${w.toFixed(1)} ${h.toFixed(1)}"><image href="${g.png}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" style="image-rendering:pixelated"/>${boxes}</svg><h4>${esc(g.title)}</h4>${g.lines.map((l) => `<p>${esc(l)}</p>`).join('')}</div>`;
 }
 
+function probeHtml(probes: ProbeSummary[]): string {
+  const t = probeTable(probes);
+  if (!t.rows.length) return '';
+  const head = `<tr><th>after</th><th>stride</th>${t.attributes.map((a) => `<th>${esc(a)}</th>`).join('')}</tr>`;
+  const rows = t.rows
+    .map(
+      (row) =>
+        `<tr><td>${esc(row.model)}</td><td>${row.stride}</td>${row.cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`,
+    )
+    .join('');
+  return `<h2>Backbone probes</h2><p>Test accuracy (chance) of a linear probe reading each object's attribute from the Swin's features at the object's centre.</p><table>${head}${rows}</table>\n`;
+}
+
 export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
   const byStage = new Map<string, LossCurve[]>();
   for (const c of r.losses) byStage.set(c.stage, [...(byStage.get(c.stage) ?? []), c]);
@@ -221,7 +243,7 @@ export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
 .good{color:#1a7f37}.bad{color:#cf222e}.charts,.gallery{display:flex;flex-wrap:wrap;gap:12px}.item{width:200px;font-size:11px}.item p{margin:2px 0}h4{margin:4px 0}figure{margin:0}</style></head><body>
 <h1>fiber-vl main job</h1><p>FIBER coarse-to-fine on the built-in procedural world: preset <b>${esc(r.preset)}</b>, seeds ${r.seeds.join(', ')}, backend ${esc(r.backend)}, ${(r.seconds / 60).toFixed(1)} minutes.</p>
 <h2>Tasks (test split)</h2><table><tr><th>task</th><th>metric</th><th>mean</th><th>per seed</th><th>baseline</th><th>margin</th><th></th></tr>${taskRows}</table>
-<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
+${probeHtml(r.probes)}<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
 <pre>${esc(resultsMarkdown(r))}</pre>
 <h2>Training losses</h2><div class="charts">${[...byStage].map(([stage, curves]) => lineChart(curves, stage)).join('')}</div>
 <h2>Test gallery</h2><p>Red: predictions (label and score); green dashed: ground truth.</p><div class="gallery">${gallery.map(galleryItem).join('')}</div>
