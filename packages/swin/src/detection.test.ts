@@ -70,7 +70,7 @@ describe('Swin frozenStages (the official _freeze_stages)', () => {
     numHeads: [1, 1, 2, 2],
     windowSize: 4,
   });
-  const trainable = (frozenStages: number) => {
+  const frozenOf = (frozenStages: number) => {
     const model = new SwinTransformer(config, { variant: 'detection', frozenStages }).train();
     const stages = new Set<string>();
     for (const [k, p] of model.namedParameters())
@@ -87,13 +87,13 @@ describe('Swin frozenStages (the official _freeze_stages)', () => {
   };
 
   it('-1 freezes nothing, 0 and 1 the patch embedding, 2 also stage 0, 3 stages 0-1', () => {
-    expect(trainable(-1)).toEqual({ frozen: [], evalModules: 0 });
-    expect(trainable(0).frozen).toEqual(['patch_embed']);
-    expect(trainable(1).frozen).toEqual(['patch_embed']);
-    expect(trainable(2).frozen).toEqual(['patch_embed', 'layers.0']);
-    expect(trainable(3).frozen).toEqual(['patch_embed', 'layers.0', 'layers.1']);
+    expect(frozenOf(-1)).toEqual({ frozen: [], evalModules: 0 });
+    expect(frozenOf(0).frozen).toEqual(['patch_embed']);
+    expect(frozenOf(1).frozen).toEqual(['patch_embed']);
+    expect(frozenOf(2).frozen).toEqual(['patch_embed', 'layers.0']);
+    expect(frozenOf(3).frozen).toEqual(['patch_embed', 'layers.0', 'layers.1']);
     // frozen modules stay in eval mode when the model trains (patch embedding, pos_drop, stage 0)
-    expect(trainable(2).evalModules).toBeGreaterThan(trainable(0).evalModules);
+    expect(frozenOf(2).evalModules).toBeGreaterThan(frozenOf(0).evalModules);
   });
 
   it('names a value out of range', () => {

@@ -1,15 +1,18 @@
 // Linear probes of the image backbone: which object attributes the Swin's features carry at each
 // object's centre (the centre of its visible box) in the outputs of the stages that feed the fine
-// model's P3 and P4 (stride 8 and 16; here the coarse model's Swin on its square input, image only). A softmax regression per attribute is fitted on train scenes and scored on test scenes.
+// model's P3 and P4 (stride 8 and 16; here the coarse model's Swin on its square input, image
+// only). A softmax regression per attribute is fitted on train scenes and scored on test scenes.
 // The run probes the Swin after the image pre-training (the stand-in for ImageNet) and after the
 // coarse stage: detection prompts name shapes, so a backbone whose features do not tell the shapes
 // apart caps what the fine stage can learn (apps/bench/README.md, "Still open").
 import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
+import { stageResolutions } from '@fiber-vl/swin';
 import { tf } from '@fiber-vl/tensor-core';
 import { COLOURS, SHAPES, SIZES, type Split, TEXTURES, type World } from '@fiber-vl/trainer';
 import { NO_HEADS } from './coarse-model.js';
 import { chunks, type RunContext, seedRng } from './context.js';
+import { concatF32 } from '../eval/tasks/common.js';
 import { coarsePixels } from './data.js';
 import { PROBE_ATTRIBUTE_IDS as PROBE_ATTRIBUTES } from './schema.js';
 
@@ -51,6 +54,7 @@ interface ObjectFeatures {
  */
 function objectFeatures(swin: FiberCoarseModel['vitModel'], world: World, split: Split, n: number): ObjectFeatures {
   const imageSize = swin.config.imageSize;
+  const grids = stageResolutions(swin.config);
   const parts: Float32Array[][] = PROBE_STAGES.map(() => []);
   const widths = PROBE_STAGES.map(() => 0);
   const labels = Object.fromEntries(PROBE_ATTRIBUTES.map((a) => [a, [] as number[]])) as ObjectFeatures['labels'];
@@ -62,7 +66,7 @@ function objectFeatures(swin: FiberCoarseModel['vitModel'], world: World, split:
       for (const o of objects) {
         if (o.occlusion >= 0.5) continue;
         PROBE_STAGES.forEach((stage, k) => {
-          const grid = imageSize / (swin.config.patchSize * 2 ** stage);
+          const grid = grids[stage];
           const x = Math.min(grid - 1, Math.floor((((o.box[0] + o.box[2]) / 2) * grid) / width));
           const y = Math.min(grid - 1, Math.floor((((o.box[1] + o.box[3]) / 2) * grid) / height));
           rows[k].push((b * grid + y) * grid + x);
@@ -82,16 +86,7 @@ function objectFeatures(swin: FiberCoarseModel['vitModel'], world: World, split:
     gathered.forEach((t, k) => parts[k].push(t.dataSync() as Float32Array));
     tf.dispose(gathered);
   }
-  const features = parts.map((p) => {
-    const all = new Float32Array(p.reduce((s, x) => s + x.length, 0));
-    let o = 0;
-    for (const x of p) {
-      all.set(x, o);
-      o += x.length;
-    }
-    return all;
-  });
-  return { features, widths, labels };
+  return { features: parts.map(concatF32), widths, labels };
 }
 
 /** Full-batch softmax regression on standardised features (Adam, L2 1e-3); test accuracy. */

@@ -82,6 +82,17 @@ export function base64ToF32(text: string, key: string): Float32Array {
   return out;
 }
 
+/** The parts one after the other in one float32 array. */
+export function concatF32(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
 /** Percent with two decimals, as the papers print. */
 export const pct = (x: number): string => (100 * x).toFixed(2);
 

@@ -28,7 +28,7 @@ import type { EvalContext, TaskReport } from '../context.js';
 import { fileStamp, parseFile, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
-import { base64ToF32, baseFingerprint, f32ToBase64, record, refOf, stringField } from './common.js';
+import { base64ToF32, baseFingerprint, concatF32, f32ToBase64, record, refOf, stringField } from './common.js';
 
 interface Text {
   key: string;
@@ -433,11 +433,11 @@ async function similarity(img: Float32Array[], txt: Float32Array[]): Promise<Flo
   const out = new Float32Array(I * T);
   if (!I || !T) return out;
   const H = img[0].length;
-  const textMatrix = tf.tensor2d(concat(txt), [T, H]);
+  const textMatrix = tf.tensor2d(concatF32(txt), [T, H]);
   try {
     for (let s = 0; s < I; s += 256) {
       const rows = img.slice(s, s + 256);
-      const block = tf.tidy(() => tf.matMul(tf.tensor2d(concat(rows), [rows.length, H]), textMatrix, false, true));
+      const block = tf.tidy(() => tf.matMul(tf.tensor2d(concatF32(rows), [rows.length, H]), textMatrix, false, true));
       out.set((await block.data()) as Float32Array, s * T);
       block.dispose();
     }
@@ -446,16 +446,6 @@ async function similarity(img: Float32Array[], txt: Float32Array[]): Promise<Flo
   }
   return out;
 }
-
-const concat = (parts: Float32Array[]): Float32Array => {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
 
 /**
  * A matrix whose ranking in one direction is the re-ranked one: each query's candidates carry
