@@ -1,9 +1,11 @@
 // The targets of the main job's unimodal pre-training stages: the Swin's scene attributes (with the
 // colour-shape pairs that bind a colour to its shape) and the text encoder's bag of words.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@fiber-vl/tensor-core';
+import { initBackend, tf } from '@fiber-vl/tensor-core';
+import { runModelConfig } from '../src/run/coarse-model.js';
+import { runPreset } from '../src/run/presets.js';
 import { COLOURS, SHAPES, SIZES, TEXTURES, createWorld } from '@fiber-vl/trainer';
-import { ATTRIBUTE_LABELS, attributeLabels } from '../src/run/image-pretrain.js';
+import { ATTRIBUTE_LABELS, attributeLabels, objectCells } from '../src/run/image-pretrain.js';
 import { bagOfWords, wordVocabulary, wordsOf, worldTexts } from '../src/run/text-pretrain.js';
 import { seedRng } from '../src/run/context.js';
 
@@ -39,6 +41,34 @@ describe('unimodal pre-training targets', () => {
       const count = rows[r].slice(pair - 4, pair);
       expect(count.indexOf(1)).toBe(Math.min(objects.length, 4) - 1);
     });
+  });
+
+  it('object cells hold the centre of each visible object at stride 8 and 16, with its shape', async () => {
+    const config = runModelConfig(runPreset('small'), 100); // 64 px: stage grids 8 (stride 8) and 4 (stride 16)
+    const idx = [5, 0, 9, 3];
+    const { cells, shapes } = objectCells(world, 'train', idx, config);
+    const [rows, oneHot] = [(await cells.array()) as number[][], (await shapes.array()) as number[][]];
+    tf.dispose([cells, shapes]);
+    const want: { cells: number[]; shape: number }[] = [];
+    idx.forEach((index, b) => {
+      const { objects, width, height } = world.scene('train', index);
+      for (const o of objects.filter((o) => o.occlusion < 0.5)) {
+        const [cx, cy] = [(o.box[0] + o.box[2]) / 2 / width, (o.box[1] + o.box[3]) / 2 / height];
+        const cell = (g: number) => (b * g + Math.floor(cy * g)) * g + Math.floor(cx * g);
+        want.push({ cells: [cell(8), cell(4)], shape: SHAPES.indexOf(o.shape) });
+      }
+    });
+    expect(want.length).toBeGreaterThan(idx.length);
+    expect(rows).toEqual([want.map((w) => w.cells[0]), want.map((w) => w.cells[1])]);
+    expect(oneHot.map((r) => r.indexOf(1))).toEqual(want.map((w) => w.shape));
+    expect(oneHot.every((r) => r.reduce((a, v) => a + v, 0) === 1)).toBe(true);
+  });
+
+  it("the image pre-training's larger pool starts with the world's own train scenes", () => {
+    const pool = createWorld({ ...world.config, splits: { ...world.config.splits, train: 500 } });
+    for (const i of [0, 7, 59]) expect(pool.scene('train', i)).toEqual(world.scene('train', i));
+    expect(pool.scene('test', 2)).toEqual(world.scene('test', 2));
+    expect(pool.heldOutCompositions).toEqual(world.heldOutCompositions);
   });
 
   it('the bag of words marks the vocabulary words a text contains, and nothing else', async () => {

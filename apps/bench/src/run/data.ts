@@ -43,6 +43,19 @@ export function coarsePixels(world: World, split: Split, indices: number[], size
   );
 }
 
+/** Objects the probes and the image pre-training's object term look at: less than half hidden. */
+export const isVisible = (o: { occlusion: number }): boolean => o.occlusion < 0.5;
+
+/**
+ * Row of the cell holding the centre of `box` (scene pixels of a `width` x `height` scene) in scene
+ * `b`'s `grid` x `grid` cells of a batch's stage output flattened to [B * grid * grid].
+ */
+export function centreCell(box: readonly number[], width: number, height: number, grid: number, b = 0): number {
+  const x = Math.min(grid - 1, Math.floor((((box[0] + box[2]) / 2) * grid) / width));
+  const y = Math.min(grid - 1, Math.floor((((box[1] + box[3]) / 2) * grid) / height));
+  return (b * grid + y) * grid + x;
+}
+
 export interface CaptionPairs {
   indices: number[];
   texts: string[];

@@ -28,6 +28,7 @@ describe('run presets', () => {
     ['coarse.lr', (p: RunPreset) => (p.coarse.lr = 2), /coarse\.lr: must be in \(0, 1\)/],
     ['evalScenes', (p: RunPreset) => (p.evalScenes = 10_000), /evalScenes: 10000 exceeds world\.test/],
     ['model.imageSize', (p: RunPreset) => (p.model.imageSize = 48), /model\.imageSize: must be a multiple of 32/],
+    ['imageScenes', (p: RunPreset) => (p.imageScenes = 100), /imageScenes: 100 is under world\.train 3000/],
   ])('names the bad field: %s', (_, patch, message) => {
     expect(() => validateRunPreset(broken(patch))).toThrow(message);
   });

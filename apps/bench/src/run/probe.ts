@@ -13,7 +13,7 @@ import { COLOURS, SHAPES, SIZES, type Split, TEXTURES, type World } from '@fiber
 import { NO_HEADS } from './coarse-model.js';
 import { chunks, type RunContext, seedRng } from './context.js';
 import { concatF32 } from '../eval/tasks/common.js';
-import { coarsePixels } from './data.js';
+import { centreCell, coarsePixels, isVisible } from './data.js';
 import { PROBE_ATTRIBUTE_IDS as PROBE_ATTRIBUTES } from './schema.js';
 
 export type ProbeAttribute = (typeof PROBE_ATTRIBUTES)[number];
@@ -64,13 +64,8 @@ function objectFeatures(swin: FiberCoarseModel['vitModel'], world: World, split:
     scenes.forEach((scene, b) => {
       const { objects, width, height } = world.sample(split, scene).scene;
       for (const o of objects) {
-        if (o.occlusion >= 0.5) continue;
-        PROBE_STAGES.forEach((stage, k) => {
-          const grid = grids[stage];
-          const x = Math.min(grid - 1, Math.floor((((o.box[0] + o.box[2]) / 2) * grid) / width));
-          const y = Math.min(grid - 1, Math.floor((((o.box[1] + o.box[3]) / 2) * grid) / height));
-          rows[k].push((b * grid + y) * grid + x);
-        });
+        if (!isVisible(o)) continue;
+        PROBE_STAGES.forEach((stage, k) => rows[k].push(centreCell(o.box, width, height, grids[stage], b)));
         for (const a of PROBE_ATTRIBUTES) labels[a].push(CLASSES[a].indexOf(o[a]));
       }
     });
