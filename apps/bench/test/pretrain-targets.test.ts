@@ -1,11 +1,12 @@
 // The targets of the main job's unimodal pre-training stages: the Swin's scene attributes (with the
-// colour-shape pairs that bind a colour to its shape) and the text encoder's bag of words.
+// colour-shape pairs that bind a colour to its shape), its objects' shapes at their centre cells
+// (and the heads that read them), and the text encoder's bag of words.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '@fiber-vl/tensor-core';
 import { runModelConfig } from '../src/run/coarse-model.js';
 import { runPreset } from '../src/run/presets.js';
 import { COLOURS, SHAPES, SIZES, TEXTURES, createWorld } from '@fiber-vl/trainer';
-import { ATTRIBUTE_LABELS, attributeLabels, objectCells } from '../src/run/image-pretrain.js';
+import { ATTRIBUTE_LABELS, AttributeClassifier, attributeLabels, objectCells } from '../src/run/image-pretrain.js';
 import { bagOfWords, wordVocabulary, wordsOf, worldTexts } from '../src/run/text-pretrain.js';
 import { seedRng } from '../src/run/context.js';
 
@@ -69,6 +70,23 @@ describe('unimodal pre-training targets', () => {
     for (const i of [0, 7, 59]) expect(pool.scene('train', i)).toEqual(world.scene('train', i));
     expect(pool.scene('test', 2)).toEqual(world.scene('test', 2));
     expect(pool.heldOutCompositions).toEqual(world.heldOutCompositions);
+    const held = new Set(world.heldOutCompositions.map(([c, sh]) => `${c} ${sh}`));
+    for (let i = 60; i < 500; i++)
+      for (const o of pool.scene('train', i).objects)
+        expect(held.has(`${o.colour} ${o.shape}`), `scene ${i}`).toBe(false);
+  });
+
+  it('the image pre-training trains the Swin and both heads', () => {
+    const model = new AttributeClassifier(runModelConfig(runPreset('micro'), 100), { seed: 0 });
+    try {
+      const names = model.namedParameters().map(([n]) => n);
+      for (const head of ['classifier.weight', 'object_shape.0.weight', 'object_shape.1.weight'])
+        expect(names, head).toContain(head);
+      expect(names.filter((n) => n.startsWith('vit_model.')).length).toBeGreaterThan(20);
+      expect(names.every((n) => /^(vit_model|classifier|object_shape)\./.test(n))).toBe(true);
+    } finally {
+      model.dispose();
+    }
   });
 
   it('the bag of words marks the vocabulary words a text contains, and nothing else', async () => {

@@ -14,11 +14,12 @@
 // slowly where a CNN is fast (the same centre-cell task in PyTorch after 600 steps: a 4-layer CNN
 // 0.91, the reference Swin 0.35), so it gets the most direct signal: each object's shape where the
 // fine model reads it, from a pool of 40k scenes (no over-fitting to the 3k train scenes), at a high
-// lr for 1800 steps: the stride-16 probe reads shape at 0.71. Adding the objects' colour to this
-// term undoes it (shape 0.20-0.22 after 1200 steps; colour, the easier signal, takes over).
+// lr for 1800 steps: the stride-16 probe reads shape at 0.70 (0.58 after 1200). Adding the objects'
+// colour to this term undoes it (shape 0.20-0.22 after 1200 steps; colour, the easier signal,
+// takes over).
 import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
-import { Linear, Module, l2Normalize, tf } from '@fiber-vl/tensor-core';
+import { Linear, Module, ModuleList, l2Normalize, tf } from '@fiber-vl/tensor-core';
 import { stageResolutions } from '@fiber-vl/swin';
 import {
   AdamW,
@@ -27,11 +28,11 @@ import {
   SIZES,
   TEXTURES,
   type Objective,
+  type Split,
   Trainer,
+  World,
   coarseSchedule,
-  createWorld,
 } from '@fiber-vl/trainer';
-import type { Split, World } from '@fiber-vl/trainer';
 import { type RunContext, seedRng, snapshotState, trainStage } from './context.js';
 import { centreCell, coarsePixels, isVisible, sampleIndices } from './data.js';
 import { NO_HEADS } from './coarse-model.js';
@@ -53,7 +54,7 @@ export function attributeLabels(world: World, split: Split, indices: number[]): 
   const pair = count + MAX_COUNT;
   const rows = indices.map((i) => {
     const v = new Array<number>(ATTRIBUTE_LABELS).fill(0);
-    const objects = world.sample(split, i).scene.objects;
+    const { objects } = world.scene(split, i);
     for (const o of objects) {
       v[SHAPES.indexOf(o.shape)] = 1;
       v[colour + COLOURS.indexOf(o.colour)] = 1;
@@ -77,28 +78,37 @@ const OBJECT_STAGES = [1, 2];
 const COSINE_SCALE = 8;
 
 /**
- * The coarse model's Swin (so its keys are the coarse model's `vit_model.*`) with a cosine
- * classifier on its mean-pooled, normed output: logit = 8 cos(w_k, feature) + b_k. With a plain
- * linear classifier the pooled features of all scenes end up with cosine 0.99 to each other (the
- * classifier reads a small difference on a large common part), and the coarse ITC, which compares
- * directions, cannot tell the images apart; with the cosine classifier they are at 0.4-0.7, and
- * the held-out attribute BCE is lower too (0.340 vs 0.372 at 300 steps, measured).
+ * The coarse model's Swin (so its keys are the coarse model's `vit_model.*`) with the two heads of
+ * the image pre-training:
+ * - a cosine classifier of the scene attributes on its mean-pooled, normed output: logit =
+ *   8 cos(w_k, feature) + b_k. With a plain linear classifier the pooled features of all scenes
+ *   end up with cosine 0.99 to each other (the classifier reads a small difference on a large
+ *   common part), and the coarse ITC, which compares directions, cannot tell the images apart;
+ *   with the cosine classifier they are at 0.4-0.7, and the held-out attribute BCE is lower too
+ *   (0.340 vs 0.372 at 300 steps, measured);
+ * - per OBJECT_STAGES entry, a linear classifier of an object's shape from the stage's output at
+ *   the cell of the object's centre.
  */
-class AttributeClassifier extends Module {
+export class AttributeClassifier extends Module {
   readonly vitModel: FiberCoarseModel['vitModel'];
   readonly classifier: Linear;
   /** Per OBJECT_STAGES entry: the shape classifier of the cell at an object's centre. */
-  readonly objectShape: Linear[];
+  readonly objectShape: ModuleList<Linear>;
   /** The coarse model the Swin belongs to (not a child: only the Swin trains). */
   readonly #owner: FiberCoarseModel;
-  constructor(config: FiberCoarseConfig, ctx: RunContext) {
+  constructor(config: FiberCoarseConfig, ctx: Pick<RunContext, 'seed'>) {
     super();
+    const { embedDim, depths } = config.swin;
+    const deepest = Math.max(...OBJECT_STAGES);
+    if (deepest >= depths.length)
+      throw new RangeError(
+        `image pre-training: object stage ${deepest} needs a Swin of more than ${depths.length} stages`,
+      );
     this.#owner = new FiberCoarseModel(config, NO_HEADS, seedRng(ctx, 1));
     this.vitModel = this.#owner.vitModel;
-    const { embedDim, depths } = config.swin;
     this.classifier = new Linear(embedDim * 2 ** (depths.length - 1), ATTRIBUTE_LABELS, { rng: seedRng(ctx, 60) });
-    this.objectShape = OBJECT_STAGES.map(
-      (stage) => new Linear(embedDim * 2 ** stage, SHAPES.length, { rng: seedRng(ctx, 65 + stage) }),
+    this.objectShape = new ModuleList(
+      OBJECT_STAGES.map((stage) => new Linear(embedDim * 2 ** stage, SHAPES.length, { rng: seedRng(ctx, 65 + stage) })),
     );
   }
   /**
@@ -114,7 +124,7 @@ class AttributeClassifier extends Module {
         const stageOut = out.blocks?.[stage].at(-1);
         if (!stageOut) throw new Error(`image pre-training: the Swin gave no output for stage ${stage}`);
         const flat = tf.reshape(stageOut, [-1, stageOut.shape[stageOut.shape.length - 1]]);
-        return this.objectShape[k].forward(tf.gather(flat, rows[k]));
+        return this.objectShape.at(k).forward(tf.gather(flat, rows[k]));
       });
       return { attributes: this.#classify(out.lastHiddenState), shapes };
     });
@@ -123,7 +133,8 @@ class AttributeClassifier extends Module {
   loss(b: AttributeBatch): tf.Scalar {
     return tf.tidy(() => {
       const { attributes, shapes } = this.outputs(b.pixels, b.cells);
-      const terms = shapes.map((logits) => tf.losses.softmaxCrossEntropy(b.shapes, logits));
+      // a batch without a visible object (not seen in practice) trains the attributes only
+      const terms = b.shapes.shape[0] ? shapes.map((logits) => tf.losses.softmaxCrossEntropy(b.shapes, logits)) : [];
       return tf.addN([tf.losses.sigmoidCrossEntropy(b.labels, attributes), ...terms]) as tf.Scalar;
     });
   }
@@ -134,7 +145,7 @@ class AttributeClassifier extends Module {
   }
   override dispose(): void {
     this.classifier.dispose();
-    for (const l of this.objectShape) l.dispose();
+    this.objectShape.dispose();
     this.#owner.dispose();
   }
 }
@@ -178,8 +189,9 @@ const attributeObjective: Objective<AttributeClassifier, AttributeBatch> = async
 };
 
 /**
- * Trains the Swin on the world's train scenes; returns copies of its weights under the coarse
- * model's keys (`vit_model.*`; the caller disposes them).
+ * Trains the Swin on `preset.imageScenes` scenes of the world's train distribution (its train split,
+ * extended); returns copies of its weights under the coarse model's keys (`vit_model.*`; the caller
+ * disposes them).
  */
 export async function pretrainImage(ctx: RunContext, config: FiberCoarseConfig): Promise<Map<string, tf.Tensor>> {
   const { preset, world } = ctx;
@@ -198,7 +210,7 @@ export async function pretrainImage(ctx: RunContext, config: FiberCoarseConfig):
   const data = seedRng(ctx, 61);
   // the scenes of the stand-in for ImageNet: the world's train split, extended (scene i of a split
   // depends only on the world's seed and i, so the first ones are the later stages' train scenes)
-  const pool = createWorld({ ...world.config, splits: { ...world.config.splits, train: preset.imageScenes } });
+  const pool = new World({ ...world.config, splits: { ...world.config.splits, train: preset.imageScenes } });
   try {
     await trainStage(ctx, {
       name: 'image pre-training (scene attributes, object shapes)',

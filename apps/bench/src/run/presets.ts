@@ -38,8 +38,9 @@ export interface RunPreset {
   /** Fine-grained model input: shorter side of the image (the official transform, capped at 1.67x). */
   fineImageSize: number;
   /**
-   * Unimodal image pre-training (scene attributes): the stand-in for the ImageNet-pretrained Swin
-   * that FIBER starts from; every model of the run starts from its Swin weights.
+   * Unimodal image pre-training (scene attributes, object shapes): the stand-in for the
+   * ImageNet-pretrained Swin that FIBER starts from; every model of the run starts from its Swin
+   * weights.
    */
   image: StageSettings;
   /**
@@ -98,8 +99,9 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     model: { imageSize: 64, maxTextLen: 24, hiddenSize: 64, queueSize: 0 },
     // objects of 14-30 px at 64 become 21-45 px at 96, where 32-px anchors fit and P3 is 12 x 12
     fineImageSize: 96,
-    // measured on seed 0 (shape probe at stride 16 after the stage, chance 0.17): 600 steps at 2e-3
-    // 0.32, 1200 at 2e-3 0.46, 600 at 8e-3 0.43, 1200 at 8e-3 0.58, 1800 at 8e-3 0.71
+    // measured on seed 0 (shape probe at stride 16 after the stage, chance 0.17): 1200 steps at 8e-3
+    // 0.58, 1800 0.70; with the shape heads untrained (a bug since fixed) 600 steps at 2e-3 0.32,
+    // 1200 at 2e-3 0.46, 600 / 1200 / 1800 at 8e-3 0.43 / 0.58 / 0.71
     image: stage(1800, 32, 8e-3),
     imageScenes: 40000,
     text: stage(600, 32, 3e-3),
