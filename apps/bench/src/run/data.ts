@@ -12,7 +12,7 @@ import {
   type FineTarget,
   type GroundingPrompt,
 } from '@fiber-vl/heads-fine';
-import type { Split, World, WorldSample } from '@fiber-vl/trainer';
+import type { SceneObject, Split, World, WorldSample } from '@fiber-vl/trainer';
 
 export interface TextBatch {
   ids: tf.Tensor2D;
@@ -44,16 +44,40 @@ export function coarsePixels(world: World, split: Split, indices: number[], size
 }
 
 /** Objects the probes and the image pre-training's object term look at: less than half hidden. */
-export const isVisible = (o: { occlusion: number }): boolean => o.occlusion < 0.5;
+const isVisible = (o: SceneObject): boolean => o.occlusion < 0.5;
 
 /**
  * Row of the cell holding the centre of `box` (scene pixels of a `width` x `height` scene) in scene
  * `b`'s `grid` x `grid` cells of a batch's stage output flattened to [B * grid * grid].
  */
-export function centreCell(box: readonly number[], width: number, height: number, grid: number, b = 0): number {
+function centreCell(box: readonly number[], width: number, height: number, grid: number, b: number): number {
   const x = Math.min(grid - 1, Math.floor((((box[0] + box[2]) / 2) * grid) / width));
   const y = Math.min(grid - 1, Math.floor((((box[1] + box[3]) / 2) * grid) / height));
   return (b * grid + y) * grid + x;
+}
+
+/**
+ * The visible objects (less than half hidden) of scenes `indices` of `split`, in order, and per
+ * grid in `grids` the row of each one's centre cell among the batch's [B * grid * grid] cells
+ * (scene b = its position in `indices`): where the probes and the image pre-training read them.
+ */
+export function visibleObjectCells(
+  world: World,
+  split: Split,
+  indices: readonly number[],
+  grids: readonly number[],
+): { objects: SceneObject[]; rows: number[][] } {
+  const objects: SceneObject[] = [];
+  const rows: number[][] = grids.map(() => []);
+  indices.forEach((index, b) => {
+    const scene = world.scene(split, index);
+    for (const o of scene.objects) {
+      if (!isVisible(o)) continue;
+      objects.push(o);
+      grids.forEach((grid, k) => rows[k].push(centreCell(o.box, scene.width, scene.height, grid, b)));
+    }
+  });
+  return { objects, rows };
 }
 
 export interface CaptionPairs {

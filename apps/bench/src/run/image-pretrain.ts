@@ -34,7 +34,7 @@ import {
   coarseSchedule,
 } from '@fiber-vl/trainer';
 import { type RunContext, seedRng, snapshotState, trainStage } from './context.js';
-import { centreCell, coarsePixels, isVisible, sampleIndices } from './data.js';
+import { coarsePixels, sampleIndices, visibleObjectCells } from './data.js';
 import { NO_HEADS } from './coarse-model.js';
 
 /** Largest object count with a label of its own ("4 or more" above it). */
@@ -168,18 +168,15 @@ interface AttributeBatch extends ObjectCells {
  */
 export function objectCells(world: World, split: Split, indices: number[], config: FiberCoarseConfig): ObjectCells {
   const grids = stageResolutions(config.swin);
-  const cells: number[][] = OBJECT_STAGES.map(() => []);
-  const shapes: number[] = [];
-  indices.forEach((index, b) => {
-    const { objects, width, height } = world.scene(split, index);
-    for (const o of objects) {
-      if (!isVisible(o)) continue;
-      OBJECT_STAGES.forEach((stage, k) => cells[k].push(centreCell(o.box, width, height, grids[stage], b)));
-      shapes.push(SHAPES.indexOf(o.shape));
-    }
-  });
+  const { objects, rows } = visibleObjectCells(
+    world,
+    split,
+    indices,
+    OBJECT_STAGES.map((stage) => grids[stage]),
+  );
+  const shapes = objects.map((o) => SHAPES.indexOf(o.shape));
   return {
-    cells: tf.tensor2d(cells, [OBJECT_STAGES.length, shapes.length], 'int32'),
+    cells: tf.tensor2d(rows, [OBJECT_STAGES.length, objects.length], 'int32'),
     shapes: tf.tidy(() => tf.oneHot(tf.tensor1d(shapes, 'int32'), SHAPES.length) as tf.Tensor2D),
   };
 }

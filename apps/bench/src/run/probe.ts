@@ -13,7 +13,7 @@ import { COLOURS, SHAPES, SIZES, type Split, TEXTURES, type World } from '@fiber
 import { NO_HEADS } from './coarse-model.js';
 import { chunks, type RunContext, seedRng } from './context.js';
 import { concatF32 } from '../eval/tasks/common.js';
-import { centreCell, coarsePixels, isVisible } from './data.js';
+import { coarsePixels, visibleObjectCells } from './data.js';
 import { PROBE_ATTRIBUTE_IDS as PROBE_ATTRIBUTES } from './schema.js';
 
 export type ProbeAttribute = (typeof PROBE_ATTRIBUTES)[number];
@@ -60,15 +60,13 @@ function objectFeatures(swin: FiberCoarseModel['vitModel'], world: World, split:
   const labels = Object.fromEntries(PROBE_ATTRIBUTES.map((a) => [a, [] as number[]])) as ObjectFeatures['labels'];
   for (const [start, end] of chunks(n, 32)) {
     const scenes = Array.from({ length: end - start }, (_, i) => start + i);
-    const rows: number[][] = PROBE_STAGES.map(() => []);
-    scenes.forEach((scene, b) => {
-      const { objects, width, height } = world.sample(split, scene).scene;
-      for (const o of objects) {
-        if (!isVisible(o)) continue;
-        PROBE_STAGES.forEach((stage, k) => rows[k].push(centreCell(o.box, width, height, grids[stage], b)));
-        for (const a of PROBE_ATTRIBUTES) labels[a].push(CLASSES[a].indexOf(o[a]));
-      }
-    });
+    const { objects, rows } = visibleObjectCells(
+      world,
+      split,
+      scenes,
+      PROBE_STAGES.map((stage) => grids[stage]),
+    );
+    for (const o of objects) for (const a of PROBE_ATTRIBUTES) labels[a].push(CLASSES[a].indexOf(o[a]));
     const gathered = tf.tidy(() => {
       const out = swin.forward(coarsePixels(world, split, scenes, imageSize), { collect: true });
       return PROBE_STAGES.map((stage, k) => {
