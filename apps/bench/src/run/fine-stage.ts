@@ -31,7 +31,7 @@ import {
   randomDetectionBaseline,
   randomLabelDetectionBaseline,
 } from '@fiber-vl/trainer';
-import { type FineExample, detectionExamples, fineBatch, groundingExamples, referringExamples } from './data.js';
+import { type FineExample, detectionExamples, fineBatch } from './data.js';
 import { type RunContext, seedRng, timedStage, trainStage } from './context.js';
 
 /** Anchors a quarter of FIBER's (32 px at stride 8): the world's objects are 14-40 px at the fine input size. */
@@ -67,24 +67,27 @@ export function loadCoarseIntoFine(model: FiberFineModel, snapshot: Map<string, 
   return aligned.matched.size;
 }
 
-/** The head's box outputs, trained at `lrMultBox` x the stage's lr (see StageSettings.lrMultBox). */
+/** The head's outputs, trained at `lrMultOutputs` x the stage's lr (see StageSettings.lrMultOutputs). */
 const BOX_OUTPUTS = /^rpn\.head\.(bbox_pred|centerness|scales)\./;
+const TOKEN_ALIGNMENT = /^rpn\.head\.(dot_product_projection_text\.|bias_lang$|bias0$|log_scale$)/;
 
 /** The classes in their world order; detection prompts always list every class (seen and held out). */
 const classNames = (ctx: RunContext) => ctx.world.classes.map((c) => c.name);
 
-/** One training batch: each example a grounding caption, a detection prompt (seen classes) or a referring expression. */
+/**
+ * One training batch: detection prompts of the seen classes ("circle. square. triangle. cross."),
+ * each with every seen-class box of a train scene. Measured on seed 0's coarse model (300 steps,
+ * two fine seeds): with the captions' phrases and the referring expressions in the batches as
+ * well (a third each, FIBER's GoldG next to Objects365) the top class at a test object is right
+ * 24-31% of the time (chance 25%), with detection prompts alone 51-59%, and REC and phrase
+ * grounding (never trained on) come out higher too. See the README, "What changed, measured".
+ */
 function fineTrainExamples(ctx: RunContext, maxQueryLen: number, rng: Generator): FineExample[] {
   const { world, tokenizer, preset } = ctx;
   const seen = world.classes.filter((c) => !c.heldOut).map((c) => c.name);
   const out: FineExample[] = [];
-  while (out.length < preset.fine.batchSize) {
-    const scene = [rng.nextInt(world.size('train'))];
-    const kind = rng.nextInt(3);
-    if (kind === 0) out.push(...groundingExamples(world, 'train', scene, tokenizer, maxQueryLen, rng));
-    else if (kind === 1) out.push(...detectionExamples(world, 'train', scene, tokenizer, maxQueryLen, seen));
-    else out.push(...referringExamples(world, 'train', scene, tokenizer, maxQueryLen, rng));
-  }
+  while (out.length < preset.fine.batchSize)
+    out.push(...detectionExamples(world, 'train', [rng.nextInt(world.size('train'))], tokenizer, maxQueryLen, seen));
   return out;
 }
 
@@ -98,15 +101,26 @@ export async function trainFine(
   const s = ctx.preset.fine;
   const model = createFineModel(coarse, seedRng(ctx, 40));
   if (snapshot)
-    ctx.log(`[seed ${ctx.seed}] ${name}: ${loadCoarseIntoFine(model, snapshot)} tensors from the coarse model`);
+    ctx.log(
+      `[seed ${ctx.seed}] ${name}: ${loadCoarseIntoFine(model, snapshot)} backbone tensors loaded (official key alignment)`,
+    );
   const maxQueryLen = model.config.backbone.maxQueryLen;
   const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
   const box = (name: string) => BOX_OUTPUTS.test(name);
-  const groups = [{ name: 'model', params: params.filter(([n]) => !box(n)), lr: s.lr, weightDecay: 0.01 }];
+  const align = (name: string) => TOKEN_ALIGNMENT.test(name);
   const boxParams = params.filter(([n]) => box(n));
+  const alignParams = params.filter(([n]) => align(n));
   if (!boxParams.some(([n]) => n.includes('bbox_pred')))
     throw new Error(`fine stage: no parameter matches ${BOX_OUTPUTS}`);
-  groups.push({ name: 'box outputs', params: boxParams, lr: s.lr * (s.lrMultBox ?? 1), weightDecay: 0.01 });
+  if (!alignParams.some(([n]) => n.includes('dot_product_projection_text')))
+    throw new Error(`fine stage: no parameter matches ${TOKEN_ALIGNMENT}`);
+  const outputsLr = s.lr * (s.lrMultOutputs ?? 1);
+  const groups = [
+    { name: 'model', params: params.filter(([n]) => !box(n) && !align(n)), lr: s.lr, weightDecay: 0.01 },
+    { name: 'box outputs', params: boxParams, lr: outputsLr, weightDecay: 0.01 },
+    // biases and a scale: no weight decay (FIBER decays no bias)
+    { name: 'token alignment', params: alignParams, lr: outputsLr, weightDecay: 0 },
+  ];
   const optimizer = new AdamW(groups, { betas: [0.9, 0.999], variant: 'torch' });
   const trainer = new Trainer<FiberFineModel, FineGroundingBatch>({
     model,
@@ -148,16 +162,6 @@ export interface FineOutcome {
   gallery: { scene: number; detections: Detection[]; expression: string; referred: Detection | null }[];
 }
 
-/** Probability that k random picks (without replacement) among n boxes, `hits` of them good, hit one. */
-function hitProbability(n: number, hits: number, k: number): number {
-  let miss = 1;
-  for (let i = 0; i < k; i++) {
-    if (n - hits - i <= 0) return hits > 0 ? 1 : 0;
-    miss *= (n - hits - i) / (n - i);
-  }
-  return hits > 0 ? 1 - miss : 0;
-}
-
 const toHalfOpen = (b: readonly number[]): [number, number, number, number] => [b[0], b[1], b[2] + 1, b[3] + 1];
 
 /**
@@ -180,6 +184,13 @@ export async function evaluateFine(
     const dets: CocoDetection[] = [];
     const gallery: FineOutcome['gallery'] = [];
     const names = classNames(ctx);
+    // R@5's floor: 5 random boxes per image (R@1's, a random pick among the scene's own objects,
+    // always hits at R@5: a scene has at most 4 objects)
+    const randomBoxes = new Map<number, [number, number, number, number][]>();
+    for (const d of randomDetectionBaseline(world, 'test', { limit: preset.evalScenes, perImage: 5, seed: 5 })) {
+      const [x, y, w, h] = d.bbox;
+      randomBoxes.set(d.image_id, [...(randomBoxes.get(d.image_id) ?? []), [x, y, x + w, y + h]]);
+    }
     for (let i = 0; i < preset.evalScenes; i++) {
       const s = world.fineGrained(world.sample('test', i));
       const image = world.image('test', i);
@@ -208,8 +219,8 @@ export async function evaluateFine(
           if (ranked.slice(0, 1).some(hit)) ground.r1++;
           if (ranked.slice(0, 5).some(hit)) ground.r5++;
           const hits = boxes.filter((b) => truth.some((t) => iou(b, t) >= 0.5)).length;
-          ground.f1 += hitProbability(boxes.length, hits, 1);
-          ground.f5 += hitProbability(boxes.length, hits, 5);
+          ground.f1 += hits / boxes.length; // a random pick among the scene's objects
+          if ((randomBoxes.get(i + 1) ?? []).some((b) => truth.some((t) => iou(b, t) >= 0.5))) ground.f5++;
           ground.n++;
         });
       }

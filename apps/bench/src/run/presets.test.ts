@@ -19,9 +19,9 @@ describe('run presets', () => {
 
   it.each([
     [
-      'fine.lrMultBox',
-      (p: RunPreset) => (p.fine.lrMultBox = 0),
-      /RunPreset\(small\)\.fine\.lrMultBox: must be a positive number, got 0/,
+      'fine.lrMultOutputs',
+      (p: RunPreset) => (p.fine.lrMultOutputs = 0),
+      /RunPreset\(small\)\.fine\.lrMultOutputs: must be a positive number, got 0/,
     ],
     ['vqa.lrMultHead', (p: RunPreset) => (p.vqa.lrMultHead = Number.NaN), /vqa\.lrMultHead: must be a positive number/],
     ['caption.steps', (p: RunPreset) => (p.caption.steps = 1.5), /caption\.steps: must be a positive integer/],

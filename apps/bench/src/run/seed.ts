@@ -204,6 +204,7 @@ async function runStages(
         value: fine.grounding.r5,
         baseline: fine.grounding.baselineR5,
         higherIsBetter: true,
+        note: "baseline: 5 random boxes (5 random picks among a scene's 1-4 objects always hit)",
       },
       {
         task: 'detection',
