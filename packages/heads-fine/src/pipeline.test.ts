@@ -65,6 +65,43 @@ describe('FiberFinePipeline', () => {
     expect(r.best!.label.name).toBe('the small green triangle');
   });
 
+  it('groundMany and referMany batch the prompts of one image and give what one call at a time gives', async () => {
+    const img = image(70, 50, 4);
+    const expressions = ['the small green triangle', 'a red circle', 'the blue square', 'dog'];
+    const batched = new FiberFinePipeline(fiber.model, tokenizer, { minSize: 64, maxSize: 128, batchSize: 3 });
+    const many = await batched.referMany(img, expressions);
+    expect(many).toHaveLength(4);
+    for (const [i, e] of expressions.entries()) {
+      const one = await fiber.refer(img, e);
+      expect(many[i].best!.label.name).toBe(e);
+      expect(many[i].candidates.length).toBe(one.candidates.length);
+      many[i].candidates.forEach((c, k) => {
+        expect(c.score).toBeCloseTo(one.candidates[k].score, 5);
+        c.box.forEach((v, j) => expect(v).toBeCloseTo(one.candidates[k].box[j], 3));
+      });
+    }
+    const captions = [
+      { caption: 'a red circle left of the blue square', phrases: ['red circle', 'blue square'] },
+      { caption: 'the small green triangle', phrases: [[[4, 9]] as [number, number][]] },
+    ];
+    const grounded = await batched.groundMany(img, captions, { topK: 3 });
+    expect(grounded.map((g) => g.phrases.map((p) => p.phrase))).toEqual([['red circle', 'blue square'], ['small']]);
+    for (const [i, c] of captions.entries()) {
+      const one = await fiber.ground(img, c.caption, c.phrases, { topK: 3 });
+      grounded[i].phrases.forEach((p, k) =>
+        p.detections.forEach((d, j) => expect(d.score).toBeCloseTo(one.phrases[k].detections[j].score, 5)),
+      );
+    }
+    expect(await batched.referMany(img, [])).toEqual([]);
+    expect(await batched.groundMany(img, [])).toEqual([]);
+    await expect(batched.referMany(img, ['a dog', ' '])).rejects.toThrow(/expressions\[1\]/);
+    await expect(batched.groundMany(img, [captions[0], { caption: 'a dog', phrases: [] }])).rejects.toThrow(
+      /captions\[1\]\.phrases/,
+    );
+    expect(() => new FiberFinePipeline(fiber.model, tokenizer, { batchSize: 0 })).toThrow(/batchSize/);
+    await expectNoTensorGrowth(() => batched.referMany(img, expressions), { label: 'referMany' });
+  });
+
   it('rejects empty prompts and images, and says what a long prompt lost', async () => {
     const img = image(32, 32);
     await expect(fiber.detect(img, [])).rejects.toThrow(PromptError);

@@ -72,6 +72,8 @@ export function finePixelBatch(
 export interface FinePipelineOptions extends FinePreprocessOptions {
   /** Post-processing settings (official: threshold 0.05, NMS 0.6, 100 detections). */
   postprocess?: Partial<PostprocessConfig>;
+  /** Prompts per forward in `groundMany` / `referMany` (the image repeated); default 8. */
+  batchSize?: number;
 }
 
 export interface ReferResult {
@@ -93,6 +95,9 @@ export class FiberFinePipeline {
     readonly tokenizer: ByteLevelBpeTokenizer,
     readonly options: FinePipelineOptions = {},
   ) {
+    const { batchSize } = options;
+    if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0))
+      throw new RangeError(`FiberFinePipeline: options.batchSize must be a positive integer, got ${batchSize}`);
     model.eval();
   }
 
@@ -100,36 +105,81 @@ export class FiberFinePipeline {
     return this.model.config.backbone.maxQueryLen;
   }
 
-  /** One image and one prompt through the model and the post-processor; boxes in network-input pixels. */
-  private async run(image: RawImage, prompt: GroundingPrompt, postprocess: Partial<PostprocessConfig>) {
+  /**
+   * One image and its prompts through the model and the post-processor, `batchSize` prompts per
+   * forward (the image repeated); boxes in network-input pixels.
+   */
+  private async run(image: RawImage, prompts: readonly GroundingPrompt[], postprocess: Partial<PostprocessConfig>) {
+    const batchSize = this.options.batchSize ?? 8;
     const batch = finePixelBatch([image], this.options);
-    const ids = tf.tensor2d([prompt.inputIds], undefined, 'int32');
-    const mask = tf.tensor2d([prompt.attentionMask], undefined, 'int32');
-    let out: ReturnType<FiberFineModel['forward']> | undefined;
+    const config = { ...this.model.config.postprocess, ...this.options.postprocess, ...postprocess };
+    const raw: ReturnType<typeof postprocessImage>[] = [];
     try {
-      out = this.model.forward(batch.pixels, ids, mask);
-      const levels = out.head.levels;
-      const anchors = generateAnchors(
-        levels.map((l) => [l.bboxReg.shape[2], l.bboxReg.shape[3]] as [number, number]),
-        this.model.config.anchors,
-      );
-      const [perImage] = await headOutputsToLevels(
-        {
-          bboxReg: levels.map((l) => l.bboxReg),
-          centerness: levels.map((l) => l.centerness),
-          dotProductLogits: levels.map((l) => l.dotProductLogits),
-        },
-        anchors,
-      );
-      const raw = postprocessImage(perImage, prompt.labelToTokens, batch.sizes[0], {
-        ...this.model.config.postprocess,
-        ...this.options.postprocess,
-        ...postprocess,
-      });
-      return { raw, inputSize: batch.sizes[0] };
+      for (let start = 0; start < prompts.length; start += batchSize) {
+        const part = prompts.slice(start, start + batchSize);
+        const B = part.length;
+        const pixels = B === 1 ? batch.pixels : tf.tile(batch.pixels, [B, 1, 1, 1]);
+        const ids = tf.tensor2d(
+          part.map((p) => p.inputIds),
+          undefined,
+          'int32',
+        );
+        const mask = tf.tensor2d(
+          part.map((p) => p.attentionMask),
+          undefined,
+          'int32',
+        );
+        let out: ReturnType<FiberFineModel['forward']> | undefined;
+        try {
+          out = this.model.forward(pixels, ids, mask);
+          const levels = out.head.levels;
+          const anchors = generateAnchors(
+            levels.map((l) => [l.bboxReg.shape[2], l.bboxReg.shape[3]] as [number, number]),
+            this.model.config.anchors,
+          );
+          const perImage = await headOutputsToLevels(
+            {
+              bboxReg: levels.map((l) => l.bboxReg),
+              centerness: levels.map((l) => l.centerness),
+              dotProductLogits: levels.map((l) => l.dotProductLogits),
+            },
+            anchors,
+          );
+          perImage.forEach((p, b) => raw.push(postprocessImage(p, part[b].labelToTokens, batch.sizes[0], config)));
+        } finally {
+          disposeOutput([out, ids, mask, pixels === batch.pixels ? undefined : pixels]);
+        }
+      }
     } finally {
-      disposeOutput([out, batch.pixels, ids, mask]);
+      batch.pixels.dispose();
     }
+    return { raw, inputSize: batch.sizes[0] };
+  }
+
+  private groundingPrompt(
+    caption: string,
+    phrases: readonly string[] | readonly (readonly CharSpan[])[],
+    field = 'phrases',
+  ) {
+    if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError(field, 'no phrases to ground');
+    const spans = phrases.every((p) => typeof p === 'string')
+      ? findPhraseSpans(caption, phrases as readonly string[])
+      : (phrases as readonly (readonly CharSpan[])[]);
+    const names = phrases.map((p, i) =>
+      typeof p === 'string' ? p : spans[i].map(([a, b]) => caption.slice(a, b)).join(' '),
+    );
+    return encodeGroundingPrompt(this.tokenizer, caption, spans, { maxQueryLen: this.maxQueryLen, names });
+  }
+
+  private referPrompt(expression: string, what = 'expression') {
+    if (typeof expression !== 'string' || expression.trim() === '')
+      throw new PromptError(what, 'the referring expression is empty');
+    const start = expression.length - expression.trimStart().length;
+    const end = expression.trimEnd().length;
+    return encodeGroundingPrompt(this.tokenizer, expression, [[[start, end]]], {
+      maxQueryLen: this.maxQueryLen,
+      names: [expression.trim()],
+    });
   }
 
   /**
@@ -144,9 +194,9 @@ export class FiberFinePipeline {
   ): Promise<DetectionResult> {
     checkImage(image, 'detect');
     const prompt = encodeDetectionPrompt(this.tokenizer, classNames, { maxQueryLen: this.maxQueryLen });
-    const { raw, inputSize } = await this.run(image, prompt, postprocess);
+    const { raw, inputSize } = await this.run(image, [prompt], postprocess);
     return {
-      detections: toDetections(raw, prompt.names, { inputSize, originalSize: image }),
+      detections: toDetections(raw[0], prompt.names, { inputSize, originalSize: image }),
       truncation: prompt.truncation,
     };
   }
@@ -159,40 +209,67 @@ export class FiberFinePipeline {
     image: RawImage,
     caption: string,
     phrases: readonly string[] | readonly (readonly CharSpan[])[],
-    { topK = 5, ...postprocess }: Partial<PostprocessConfig> & { topK?: number } = {},
+    options: Partial<PostprocessConfig> & { topK?: number } = {},
   ): Promise<GroundingResult> {
+    return (await this.groundMany(image, [{ caption, phrases }], options))[0];
+  }
+
+  /**
+   * `ground` for several captions of one image, batched (`batchSize` captions per forward): one
+   * result per caption, in order.
+   */
+  async groundMany(
+    image: RawImage,
+    captions: readonly { caption: string; phrases: readonly string[] | readonly (readonly CharSpan[])[] }[],
+    { topK = 5, ...postprocess }: Partial<PostprocessConfig> & { topK?: number } = {},
+  ): Promise<GroundingResult[]> {
     checkImage(image, 'ground');
-    if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError('phrases', 'no phrases to ground');
-    const spans = phrases.every((p) => typeof p === 'string')
-      ? findPhraseSpans(caption, phrases as readonly string[])
-      : (phrases as readonly (readonly CharSpan[])[]);
-    const names = phrases.map((p, i) =>
-      typeof p === 'string' ? p : spans[i].map(([a, b]) => caption.slice(a, b)).join(' '),
+    if (!captions.length) return [];
+    const prompts = captions.map((c, i) =>
+      this.groundingPrompt(c.caption, c.phrases, captions.length > 1 ? `captions[${i}].phrases` : 'phrases'),
     );
-    const prompt = encodeGroundingPrompt(this.tokenizer, caption, spans, { maxQueryLen: this.maxQueryLen, names });
-    const { raw, inputSize } = await this.run(image, prompt, { preNmsThresh: 0, ...postprocess });
-    return {
-      phrases: groundPhrases(raw, names, prompt.labelToTokens, { inputSize, originalSize: image, topK }),
+    const { raw, inputSize } = await this.run(image, prompts, { preNmsThresh: 0, ...postprocess });
+    return prompts.map((prompt, i) => ({
+      phrases: groundPhrases(
+        raw[i],
+        prompt.phrases.map((p) => p.text),
+        prompt.labelToTokens,
+        { inputSize, originalSize: image, topK },
+      ),
       truncation: prompt.truncation,
-    };
+    }));
   }
 
   /** Referring expression comprehension: the single box the whole expression refers to. */
   async refer(image: RawImage, expression: string, postprocess: Partial<PostprocessConfig> = {}): Promise<ReferResult> {
     checkImage(image, 'refer');
-    if (typeof expression !== 'string' || expression.trim() === '')
-      throw new PromptError('expression', 'the referring expression is empty');
-    const start = expression.length - expression.trimStart().length;
-    const end = expression.trimEnd().length;
-    const prompt = encodeGroundingPrompt(this.tokenizer, expression, [[[start, end]]], {
-      maxQueryLen: this.maxQueryLen,
-      names: [expression.trim()],
-    });
+    const prompt = this.referPrompt(expression);
+    return (await this.referPrompts(image, [prompt], postprocess))[0];
+  }
+
+  /** `refer` for several expressions about one image, batched (`batchSize` per forward), in order. */
+  async referMany(
+    image: RawImage,
+    expressions: readonly string[],
+    postprocess: Partial<PostprocessConfig> = {},
+  ): Promise<ReferResult[]> {
+    checkImage(image, 'refer');
+    const prompts = expressions.map((e, i) => this.referPrompt(e, `expressions[${i}]`));
+    return prompts.length ? this.referPrompts(image, prompts, postprocess) : [];
+  }
+
+  private async referPrompts(
+    image: RawImage,
+    prompts: readonly GroundingPrompt[],
+    postprocess: Partial<PostprocessConfig>,
+  ): Promise<ReferResult[]> {
     // every box competes: no pre-NMS threshold, the best one is the answer
-    const { raw, inputSize } = await this.run(image, prompt, { preNmsThresh: 0, ...postprocess });
-    const candidates = toDetections(raw, [expression.trim()], { inputSize, originalSize: image }).sort(
-      (a, b) => b.score - a.score,
-    );
-    return { best: candidates[0] ?? null, candidates, truncation: prompt.truncation };
+    const { raw, inputSize } = await this.run(image, prompts, { preNmsThresh: 0, ...postprocess });
+    return prompts.map((prompt, i) => {
+      const candidates = toDetections(raw[i], [prompt.phrases[0].text], { inputSize, originalSize: image }).sort(
+        (a, b) => b.score - a.score,
+      );
+      return { best: candidates[0] ?? null, candidates, truncation: prompt.truncation };
+    });
   }
 }
