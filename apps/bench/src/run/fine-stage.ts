@@ -197,21 +197,28 @@ export async function evaluateFine(
       const boxes = s.scene.objects.map((o) => o.box);
       let referred: Detection | null = null;
       let expression = '';
-      for (const e of s.expressions) {
-        const best = (await pipeline.refer(image, e.text)).best;
+      const referredAll = await pipeline.referMany(
+        image,
+        s.expressions.map((e) => e.text),
+      );
+      for (const [k, e] of s.expressions.entries()) {
+        const best = referredAll[k].best;
         if (!expression) [expression, referred] = [e.text, best];
         const [x0, y0, x1, y1] = e.box;
         const pred: [number, number, number, number] = best ? best.bbox : [0, 0, 0, 0];
         recSamples.push({ gtBox: [x0, y0, x1 - x0, y1 - y0], predBoxes: [pred] });
         recFloor += boxes.filter((b) => iou(b, e.box) >= 0.5).length / boxes.length;
       }
-      for (const c of s.captions) {
-        if (!c.phrases.length) continue;
-        const r = await pipeline.ground(
-          image,
-          c.text,
-          c.phrases.map((p) => [[p.start, p.end] as [number, number]]),
-        );
+      const captions = s.captions.filter((c) => c.phrases.length);
+      const groundedAll = await pipeline.groundMany(
+        image,
+        captions.map((c) => ({
+          caption: c.text,
+          phrases: c.phrases.map((p) => [[p.start, p.end] as [number, number]]),
+        })),
+      );
+      for (const [n, c] of captions.entries()) {
+        const r = groundedAll[n];
         c.phrases.forEach((p, k) => {
           const truth = p.objects.map((o) => boxes[o]);
           const hit = (d: Detection) => truth.some((t) => iou(toHalfOpen(d.box), t) >= 0.5);
