@@ -88,9 +88,13 @@ describe('FiberFinePipeline', () => {
     expect(grounded.map((g) => g.phrases.map((p) => p.phrase))).toEqual([['red circle', 'blue square'], ['small']]);
     for (const [i, c] of captions.entries()) {
       const one = await fiber.ground(img, c.caption, c.phrases, { topK: 3 });
-      grounded[i].phrases.forEach((p, k) =>
-        p.detections.forEach((d, j) => expect(d.score).toBeCloseTo(one.phrases[k].detections[j].score, 5)),
-      );
+      grounded[i].phrases.forEach((p, k) => {
+        expect(p.detections.length).toBe(one.phrases[k].detections.length);
+        p.detections.forEach((d, j) => {
+          expect(d.score).toBeCloseTo(one.phrases[k].detections[j].score, 5);
+          d.box.forEach((v, n) => expect(v).toBeCloseTo(one.phrases[k].detections[j].box[n], 3));
+        });
+      });
     }
     expect(await batched.referMany(img, [])).toEqual([]);
     expect(await batched.groundMany(img, [])).toEqual([]);
@@ -99,7 +103,11 @@ describe('FiberFinePipeline', () => {
       /captions\[1\]\.phrases/,
     );
     expect(() => new FiberFinePipeline(fiber.model, tokenizer, { batchSize: 0 })).toThrow(/batchSize/);
+    await expect(batched.groundMany(img, [captions[0], { caption: 'a dog', phrases: ['cat'] }])).rejects.toThrow(
+      /captions\[1\]\.phrases\[0\]: "cat" does not occur in the caption/,
+    );
     await expectNoTensorGrowth(() => batched.referMany(img, expressions), { label: 'referMany' });
+    await expectNoTensorGrowth(() => batched.groundMany(img, captions), { label: 'groundMany' });
   });
 
   it('rejects empty prompts and images, and says what a long prompt lost', async () => {

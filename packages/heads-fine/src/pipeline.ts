@@ -72,7 +72,10 @@ export function finePixelBatch(
 export interface FinePipelineOptions extends FinePreprocessOptions {
   /** Post-processing settings (official: threshold 0.05, NMS 0.6, 100 detections). */
   postprocess?: Partial<PostprocessConfig>;
-  /** Prompts per forward in `groundMany` / `referMany` (the image repeated); default 8. */
+  /**
+   * Prompts per forward in `groundMany` / `referMany` (the image repeated); default 4. Memory
+   * grows with it: at the official 800 x 1333 input a FIBER-B forward of 4 prompts holds GBs.
+   */
   batchSize?: number;
 }
 
@@ -88,6 +91,21 @@ const checkImage = (image: RawImage | undefined, what: string) => {
   if (!image || !(image.width > 0 && image.height > 0))
     throw new RangeError(`FiberFinePipeline.${what}: an image with a positive width and height is needed`);
 };
+
+/**
+ * Runs `build`; a PromptError it throws is rethrown with `prefix` in front of its field
+ * (`captions[2]` + `phrases` -> `captions[2].phrases`; an empty field becomes `prefix`).
+ */
+function indexed<T>(prefix: string, build: () => T): T {
+  try {
+    return build();
+  } catch (e) {
+    if (!(e instanceof PromptError)) throw e;
+    // PromptError's message is `${field}: ${detail}`
+    const detail = e.message.slice(e.field.length + 2);
+    throw new PromptError(e.field ? `${prefix}.${e.field}` : prefix, detail);
+  }
+}
 
 export class FiberFinePipeline {
   constructor(
@@ -110,27 +128,29 @@ export class FiberFinePipeline {
    * forward (the image repeated); boxes in network-input pixels.
    */
   private async run(image: RawImage, prompts: readonly GroundingPrompt[], postprocess: Partial<PostprocessConfig>) {
-    const batchSize = this.options.batchSize ?? 8;
+    const batchSize = this.options.batchSize ?? 4;
     const batch = finePixelBatch([image], this.options);
     const config = { ...this.model.config.postprocess, ...this.options.postprocess, ...postprocess };
     const raw: ReturnType<typeof postprocessImage>[] = [];
     try {
       for (let start = 0; start < prompts.length; start += batchSize) {
         const part = prompts.slice(start, start + batchSize);
-        const B = part.length;
-        const pixels = B === 1 ? batch.pixels : tf.tile(batch.pixels, [B, 1, 1, 1]);
-        const ids = tf.tensor2d(
-          part.map((p) => p.inputIds),
-          undefined,
-          'int32',
-        );
-        const mask = tf.tensor2d(
-          part.map((p) => p.attentionMask),
-          undefined,
-          'int32',
-        );
+        let pixels: tf.Tensor4D | undefined;
+        let ids: tf.Tensor2D | undefined;
+        let mask: tf.Tensor2D | undefined;
         let out: ReturnType<FiberFineModel['forward']> | undefined;
         try {
+          pixels = part.length === 1 ? batch.pixels : tf.tile(batch.pixels, [part.length, 1, 1, 1]);
+          ids = tf.tensor2d(
+            part.map((p) => p.inputIds),
+            undefined,
+            'int32',
+          );
+          mask = tf.tensor2d(
+            part.map((p) => p.attentionMask),
+            undefined,
+            'int32',
+          );
           out = this.model.forward(pixels, ids, mask);
           const levels = out.head.levels;
           const anchors = generateAnchors(
@@ -211,7 +231,8 @@ export class FiberFinePipeline {
     phrases: readonly string[] | readonly (readonly CharSpan[])[],
     options: Partial<PostprocessConfig> & { topK?: number } = {},
   ): Promise<GroundingResult> {
-    return (await this.groundMany(image, [{ caption, phrases }], options))[0];
+    checkImage(image, 'ground');
+    return (await this.groundPrompts(image, [this.groundingPrompt(caption, phrases)], options))[0];
   }
 
   /**
@@ -221,13 +242,19 @@ export class FiberFinePipeline {
   async groundMany(
     image: RawImage,
     captions: readonly { caption: string; phrases: readonly string[] | readonly (readonly CharSpan[])[] }[],
-    { topK = 5, ...postprocess }: Partial<PostprocessConfig> & { topK?: number } = {},
+    options: Partial<PostprocessConfig> & { topK?: number } = {},
   ): Promise<GroundingResult[]> {
-    checkImage(image, 'ground');
+    checkImage(image, 'groundMany');
     if (!captions.length) return [];
-    const prompts = captions.map((c, i) =>
-      this.groundingPrompt(c.caption, c.phrases, captions.length > 1 ? `captions[${i}].phrases` : 'phrases'),
-    );
+    const prompts = captions.map((c, i) => indexed(`captions[${i}]`, () => this.groundingPrompt(c.caption, c.phrases)));
+    return this.groundPrompts(image, prompts, options);
+  }
+
+  private async groundPrompts(
+    image: RawImage,
+    prompts: readonly GroundingPrompt[],
+    { topK = 5, ...postprocess }: Partial<PostprocessConfig> & { topK?: number },
+  ): Promise<GroundingResult[]> {
     const { raw, inputSize } = await this.run(image, prompts, { preNmsThresh: 0, ...postprocess });
     return prompts.map((prompt, i) => ({
       phrases: groundPhrases(
@@ -253,8 +280,8 @@ export class FiberFinePipeline {
     expressions: readonly string[],
     postprocess: Partial<PostprocessConfig> = {},
   ): Promise<ReferResult[]> {
-    checkImage(image, 'refer');
-    const prompts = expressions.map((e, i) => this.referPrompt(e, `expressions[${i}]`));
+    checkImage(image, 'referMany');
+    const prompts = expressions.map((e, i) => indexed(`expressions[${i}]`, () => this.referPrompt(e, '')));
     return prompts.length ? this.referPrompts(image, prompts, postprocess) : [];
   }
 

@@ -1,7 +1,7 @@
 // Batches of the built-in world for every stage of the main job: coarse pre-training (image +
-// caption), VQA, captioning, NLVR2, and the fine-grained stage (grounding prompts with boxes,
-// detection prompts over the seen classes, referring expressions). Deterministic: which caption or
-// question of a scene is used comes from the generator passed in.
+// caption), VQA, captioning, NLVR2, and the fine-grained stage (detection prompts over the seen
+// classes; grounding prompts with boxes and referring expressions too for `fiber-bench train`).
+// Deterministic: which caption or question of a scene is used comes from the generator passed in.
 import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { fiberPixelValues, type RawImage } from '@fiber-vl/swin';
 import { type Generator, tf } from '@fiber-vl/tensor-core';
