@@ -22,7 +22,7 @@ describe('unimodal pre-training targets', () => {
 
   it('scene attributes mark exactly the scene objects, their count and their colour-shape pairs', async () => {
     const idx = [0, 1, 2, 3, 4, 5, 6, 7];
-    const labels = attributeLabels(world, 'train', idx);
+    const labels = attributeLabels(idx.map((i) => world.scene('train', i)));
     const rows = (await labels.array()) as number[][];
     labels.dispose();
     const pair = SHAPES.length + COLOURS.length + TEXTURES.length + SIZES.length + 4;
@@ -47,7 +47,10 @@ describe('unimodal pre-training targets', () => {
   it('object cells hold the centre of each visible object at stride 8 and 16, with its shape', async () => {
     const config = runModelConfig(runPreset('small'), 100); // 64 px: stage grids 8 (stride 8) and 4 (stride 16)
     const idx = [5, 0, 9, 3];
-    const { cells, shapes } = objectCells(world, 'train', idx, config);
+    const { cells, shapes } = objectCells(
+      idx.map((i) => world.scene('train', i)),
+      config,
+    );
     const [rows, oneHot] = [(await cells.array()) as number[][], (await shapes.array()) as number[][]];
     tf.dispose([cells, shapes]);
     const want: { cells: number[]; shape: number }[] = [];

@@ -12,7 +12,7 @@ import {
   type FineTarget,
   type GroundingPrompt,
 } from '@fiber-vl/heads-fine';
-import type { SceneObject, Split, World, WorldSample } from '@fiber-vl/trainer';
+import { type Scene, type SceneObject, type Split, type World, type WorldSample, renderScene } from '@fiber-vl/trainer';
 
 export interface TextBatch {
   ids: tf.Tensor2D;
@@ -43,6 +43,11 @@ export function coarsePixels(world: World, split: Split, indices: number[], size
   );
 }
 
+/** coarsePixels of scene layouts already at hand (`world.scene`): renders them without laying them out again. */
+export function scenePixels(scenes: readonly Scene[], size: number): tf.Tensor4D {
+  return fiberPixelValues(scenes.map(renderScene), size);
+}
+
 /** Objects the probes and the image pre-training's object term look at: less than half hidden. */
 const isVisible = (o: SceneObject): boolean => o.occlusion < 0.5;
 
@@ -57,20 +62,17 @@ function centreCell(box: readonly number[], width: number, height: number, grid:
 }
 
 /**
- * The visible objects (less than half hidden) of scenes `indices` of `split`, in order, and per
- * grid in `grids` the row of each one's centre cell among the batch's [B * grid * grid] cells
- * (scene b = its position in `indices`): where the probes and the image pre-training read them.
+ * The visible objects (less than half hidden) of a batch's `scenes`, in order, and per grid in
+ * `grids` the row of each one's centre cell among the batch's [B * grid * grid] cells (scene b =
+ * its position in `scenes`): where the probes and the image pre-training read them.
  */
 export function visibleObjectCells(
-  world: World,
-  split: Split,
-  indices: readonly number[],
+  scenes: readonly Scene[],
   grids: readonly number[],
 ): { objects: SceneObject[]; rows: number[][] } {
   const objects: SceneObject[] = [];
   const rows: number[][] = grids.map(() => []);
-  indices.forEach((index, b) => {
-    const scene = world.scene(split, index);
+  scenes.forEach((scene, b) => {
     for (const o of scene.objects) {
       if (!isVisible(o)) continue;
       objects.push(o);
@@ -121,20 +123,14 @@ export function nlvr2Examples(world: World, split: Split, indices: number[]): Nl
     const p = world.nlvr2(split, index);
     return {
       index,
-      left: renderOf(world, p.left),
-      right: renderOf(world, p.right),
+      // NLVR2 scenes are not indexed: rendered directly
+      left: renderScene(p.left),
+      right: renderScene(p.right),
       statement: p.statement,
       label: p.label,
       novel: p.novel,
     };
   });
-}
-
-// the world renders a Scene through its own image(split, index); NLVR2 scenes are not indexed, so
-// they are rendered directly
-import { renderScene } from '@fiber-vl/trainer';
-function renderOf(_world: World, scene: Parameters<typeof renderScene>[0]): RawImage {
-  return renderScene(scene);
 }
 
 /** A grounding example of the fine-grained stage: one caption with its phrases tied to boxes. */

@@ -28,13 +28,13 @@ import {
   SIZES,
   TEXTURES,
   type Objective,
-  type Split,
+  type Scene,
   Trainer,
   World,
   coarseSchedule,
 } from '@fiber-vl/trainer';
 import { type RunContext, seedRng, snapshotState, trainStage } from './context.js';
-import { coarsePixels, sampleIndices, visibleObjectCells } from './data.js';
+import { sampleIndices, scenePixels, visibleObjectCells } from './data.js';
 import { NO_HEADS } from './coarse-model.js';
 
 /** Largest object count with a label of its own ("4 or more" above it). */
@@ -46,15 +46,14 @@ export const ATTRIBUTE_LABELS =
  * Multi-hot attributes of scenes: [n, ATTRIBUTE_LABELS] (shape, colour, texture, size present;
  * object count one-hot; colour-shape pairs present, so that the features bind a colour to its shape).
  */
-export function attributeLabels(world: World, split: Split, indices: number[]): tf.Tensor2D {
+export function attributeLabels(scenes: readonly Scene[]): tf.Tensor2D {
   const colour = SHAPES.length;
   const texture = colour + COLOURS.length;
   const size = texture + TEXTURES.length;
   const count = size + SIZES.length;
   const pair = count + MAX_COUNT;
-  const rows = indices.map((i) => {
+  const rows = scenes.map(({ objects }) => {
     const v = new Array<number>(ATTRIBUTE_LABELS).fill(0);
-    const { objects } = world.scene(split, i);
     for (const o of objects) {
       v[SHAPES.indexOf(o.shape)] = 1;
       v[colour + COLOURS.indexOf(o.colour)] = 1;
@@ -65,7 +64,7 @@ export function attributeLabels(world: World, split: Split, indices: number[]): 
     v[count + Math.min(objects.length, MAX_COUNT) - 1] = 1;
     return v;
   });
-  return tf.tensor2d(rows, [indices.length, ATTRIBUTE_LABELS]);
+  return tf.tensor2d(rows, [scenes.length, ATTRIBUTE_LABELS]);
 }
 
 /**
@@ -164,14 +163,12 @@ interface AttributeBatch extends ObjectCells {
 
 /**
  * The cells holding the centre of each visible object's box (less than half hidden, as in the
- * probe) in the Swin's stage outputs, and the objects' shapes.
+ * probe) in the Swin's stage outputs for a batch of `scenes`, and the objects' shapes.
  */
-export function objectCells(world: World, split: Split, indices: number[], config: FiberCoarseConfig): ObjectCells {
+export function objectCells(scenes: readonly Scene[], config: FiberCoarseConfig): ObjectCells {
   const grids = stageResolutions(config.swin);
   const { objects, rows } = visibleObjectCells(
-    world,
-    split,
-    indices,
+    scenes,
     OBJECT_STAGES.map((stage) => grids[stage]),
   );
   const shapes = objects.map((o) => SHAPES.indexOf(o.shape));
@@ -214,23 +211,29 @@ export async function pretrainImage(ctx: RunContext, config: FiberCoarseConfig):
       trainer,
       steps: s.steps,
       batch: () => {
-        const idx = sampleIndices(pool.size('train'), s.batchSize, data);
+        // each scene laid out once for its pixels, its labels and its object cells
+        const scenes = sampleIndices(pool.size('train'), s.batchSize, data).map((i) => pool.scene('train', i));
         return {
-          pixels: coarsePixels(pool, 'train', idx, preset.model.imageSize),
-          labels: attributeLabels(pool, 'train', idx),
-          ...objectCells(pool, 'train', idx, config),
+          pixels: scenePixels(scenes, preset.model.imageSize),
+          labels: attributeLabels(scenes),
+          ...objectCells(scenes, config),
         };
       },
     });
     const heldOut = tf.tidy(() => {
-      const idx = Array.from({ length: Math.min(128, world.size('val')) }, (_, i) => i);
-      const labels = attributeLabels(world, 'val', idx);
-      const objects = objectCells(world, 'val', idx, config);
-      const out = model.outputs(coarsePixels(world, 'val', idx, preset.model.imageSize), objects.cells);
+      const scenes = Array.from({ length: Math.min(128, world.size('val')) }, (_, i) => world.scene('val', i));
+      const labels = attributeLabels(scenes);
+      const objects = objectCells(scenes, config);
+      const out = model.outputs(scenePixels(scenes, preset.model.imageSize), objects.cells);
       const bce = tf.losses.sigmoidCrossEntropy(labels, out.attributes);
       // the prior: every label predicted at its train frequency
       const p = tf.clipByValue(
-        tf.mean(attributeLabels(world, 'train', sampleIndices(world.size('train'), 512, seedRng(ctx, 64))), 0),
+        tf.mean(
+          attributeLabels(
+            sampleIndices(world.size('train'), 512, seedRng(ctx, 64)).map((i) => world.scene('train', i)),
+          ),
+          0,
+        ),
         1e-4,
         1 - 1e-4,
       );

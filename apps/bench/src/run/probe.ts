@@ -13,7 +13,7 @@ import { COLOURS, SHAPES, SIZES, type Split, TEXTURES, type World } from '@fiber
 import { NO_HEADS } from './coarse-model.js';
 import { chunks, type RunContext, seedRng } from './context.js';
 import { concatF32 } from '../eval/tasks/common.js';
-import { coarsePixels, visibleObjectCells } from './data.js';
+import { scenePixels, visibleObjectCells } from './data.js';
 import { PROBE_ATTRIBUTE_IDS as PROBE_ATTRIBUTES } from './schema.js';
 
 export type ProbeAttribute = (typeof PROBE_ATTRIBUTES)[number];
@@ -59,16 +59,14 @@ function objectFeatures(swin: FiberCoarseModel['vitModel'], world: World, split:
   const widths = PROBE_STAGES.map(() => 0);
   const labels = Object.fromEntries(PROBE_ATTRIBUTES.map((a) => [a, [] as number[]])) as ObjectFeatures['labels'];
   for (const [start, end] of chunks(n, 32)) {
-    const scenes = Array.from({ length: end - start }, (_, i) => start + i);
+    const scenes = Array.from({ length: end - start }, (_, i) => world.scene(split, start + i));
     const { objects, rows } = visibleObjectCells(
-      world,
-      split,
       scenes,
       PROBE_STAGES.map((stage) => grids[stage]),
     );
     for (const o of objects) for (const a of PROBE_ATTRIBUTES) labels[a].push(CLASSES[a].indexOf(o[a]));
     const gathered = tf.tidy(() => {
-      const out = swin.forward(coarsePixels(world, split, scenes, imageSize), { collect: true });
+      const out = swin.forward(scenePixels(scenes, imageSize), { collect: true });
       return PROBE_STAGES.map((stage, k) => {
         const cells = out.blocks?.[stage].at(-1);
         if (!cells) throw new Error(`probe: the Swin gave no block output for stage ${stage}`);
