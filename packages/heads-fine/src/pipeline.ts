@@ -101,9 +101,7 @@ function indexed<T>(prefix: string, build: () => T): T {
     return build();
   } catch (e) {
     if (!(e instanceof PromptError)) throw e;
-    // PromptError's message is `${field}: ${detail}`
-    const detail = e.message.slice(e.field.length + 2);
-    throw new PromptError(e.field ? `${prefix}.${e.field}` : prefix, detail);
+    throw new PromptError(e.field ? `${prefix}.${e.field}` : prefix, e.detail);
   }
 }
 
@@ -176,12 +174,8 @@ export class FiberFinePipeline {
     return { raw, inputSize: batch.sizes[0] };
   }
 
-  private groundingPrompt(
-    caption: string,
-    phrases: readonly string[] | readonly (readonly CharSpan[])[],
-    field = 'phrases',
-  ) {
-    if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError(field, 'no phrases to ground');
+  private groundingPrompt(caption: string, phrases: readonly string[] | readonly (readonly CharSpan[])[]) {
+    if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError('phrases', 'no phrases to ground');
     const spans = phrases.every((p) => typeof p === 'string')
       ? findPhraseSpans(caption, phrases as readonly string[])
       : (phrases as readonly (readonly CharSpan[])[]);
@@ -281,8 +275,9 @@ export class FiberFinePipeline {
     postprocess: Partial<PostprocessConfig> = {},
   ): Promise<ReferResult[]> {
     checkImage(image, 'referMany');
+    if (!expressions.length) return [];
     const prompts = expressions.map((e, i) => indexed(`expressions[${i}]`, () => this.referPrompt(e, '')));
-    return prompts.length ? this.referPrompts(image, prompts, postprocess) : [];
+    return this.referPrompts(image, prompts, postprocess);
   }
 
   private async referPrompts(

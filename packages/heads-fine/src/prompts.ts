@@ -9,13 +9,16 @@ export const MAX_QUERY_LEN = 256;
 /** `DATASETS.SEPARATION_TOKENS` of the fine-grained configs. */
 export const SEPARATION_TOKENS = '. ';
 
-/** A prompt that cannot be built; `field` names the offending input (e.g. `classNames[2]`, `phrases[0]`). */
+/**
+ * A prompt that cannot be built; `field` names the offending input (e.g. `classNames[2]`,
+ * `phrases[0]`), `detail` says what is wrong with it (the message is `${field}: ${detail}`).
+ */
 export class PromptError extends Error {
   constructor(
     readonly field: string,
-    message: string,
+    readonly detail: string,
   ) {
-    super(`${field}: ${message}`);
+    super(`${field}: ${detail}`);
     this.name = 'PromptError';
   }
 }
