@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '@fiber-vl/tensor-core';
 import { runModelConfig } from '../src/run/coarse-model.js';
 import { runPreset } from '../src/run/presets.js';
-import { COLOURS, SHAPES, SIZES, TEXTURES, createWorld } from '@fiber-vl/trainer';
+import { BACKGROUNDS, COLOURS, SHAPES, SIZES, TEXTURES, createWorld } from '@fiber-vl/trainer';
 import { ATTRIBUTE_LABELS, AttributeClassifier, attributeLabels, objectCells } from '../src/run/image-pretrain.js';
 import { bagOfWords, wordVocabulary, wordsOf, worldTexts } from '../src/run/text-pretrain.js';
 import { seedRng } from '../src/run/context.js';
@@ -44,28 +44,48 @@ describe('unimodal pre-training targets', () => {
     });
   });
 
-  it('object cells hold the centre of each visible object at stride 8 and 16, with its shape', async () => {
+  it('cells: the centre of each visible object with its shape, then one object-free cell per scene with its background kind', async () => {
     const config = runModelConfig(runPreset('small'), 100); // 64 px: stage grids 8 (stride 8) and 4 (stride 16)
     const idx = [5, 0, 9, 3];
-    const { cells, shapes } = objectCells(
-      idx.map((i) => world.scene('train', i)),
-      config,
-    );
-    const [rows, oneHot] = [(await cells.array()) as number[][], (await shapes.array()) as number[][]];
-    tf.dispose([cells, shapes]);
+    const scenes = idx.map((i) => world.scene('train', i));
+    const { cells, classes } = objectCells(scenes, config);
+    const [rows, oneHot] = [(await cells.array()) as number[][], (await classes.array()) as number[][]];
+    tf.dispose([cells, classes]);
     const want: { cells: number[]; shape: number }[] = [];
-    idx.forEach((index, b) => {
-      const { objects, width, height } = world.scene('train', index);
+    scenes.forEach(({ objects, width, height }, b) => {
       for (const o of objects.filter((o) => o.occlusion < 0.5)) {
         const [cx, cy] = [(o.box[0] + o.box[2]) / 2 / width, (o.box[1] + o.box[3]) / 2 / height];
         const cell = (g: number) => (b * g + Math.floor(cy * g)) * g + Math.floor(cx * g);
         want.push({ cells: [cell(8), cell(4)], shape: SHAPES.indexOf(o.shape) });
       }
     });
-    expect(want.length).toBeGreaterThan(idx.length);
-    expect(rows).toEqual([want.map((w) => w.cells[0]), want.map((w) => w.cells[1])]);
-    expect(oneHot.map((r) => r.indexOf(1))).toEqual(want.map((w) => w.shape));
-    expect(oneHot.every((r) => r.reduce((a, v) => a + v, 0) === 1)).toBe(true);
+    const nObjects = want.length;
+    expect(nObjects).toBeGreaterThan(idx.length);
+    expect(rows.map((r) => r.slice(0, nObjects))).toEqual([want.map((w) => w.cells[0]), want.map((w) => w.cells[1])]);
+    expect(oneHot.slice(0, nObjects).map((r) => r.indexOf(1))).toEqual(want.map((w) => w.shape));
+    expect(
+      oneHot.every((r) => r.length === SHAPES.length + BACKGROUNDS.length && r.reduce((a, v) => a + v, 0) === 1),
+    ).toBe(true);
+    // the background cells: at most one per scene, in scene order, free of every object (hidden ones too)
+    const background = oneHot
+      .slice(nObjects)
+      .map((r, k) => ({ kind: r.indexOf(1) - SHAPES.length, at: [rows[0][nObjects + k], rows[1][nObjects + k]] }));
+    expect(background.length).toBeGreaterThan(0);
+    expect(background.length).toBeLessThanOrEqual(idx.length);
+    let last = -1;
+    for (const { kind, at } of background) {
+      const b = Math.floor(at[1] / 16); // scene of the stride-16 cell (4 x 4 per scene)
+      expect(b).toBeGreaterThan(last);
+      last = b;
+      const { objects, width, height, background: bg } = scenes[b];
+      expect(BACKGROUNDS[kind]).toBe(bg.kind);
+      const [gy, gx] = [Math.floor((at[1] % 16) / 4), (at[1] % 16) % 4];
+      const [x0, y0, x1, y1] = [(gx * width) / 4, (gy * height) / 4, ((gx + 1) * width) / 4, ((gy + 1) * height) / 4];
+      for (const o of objects) expect(o.box[0] >= x1 || o.box[2] <= x0 || o.box[1] >= y1 || o.box[3] <= y0).toBe(true);
+      // the stride-8 cell lies inside it, in the same scene
+      const [fy, fx] = [Math.floor((at[0] % 64) / 8), (at[0] % 64) % 8];
+      expect([Math.floor(at[0] / 64), Math.floor(fy / 2), Math.floor(fx / 2)]).toEqual([b, gy, gx]);
+    }
   });
 
   it("the image pre-training's larger pool starts with the world's own train scenes", () => {

@@ -41,7 +41,7 @@ export interface RunPreset {
   /** Fine-grained model input: shorter side of the image (the official transform, capped at 1.67x). */
   fineImageSize: number;
   /**
-   * Unimodal image pre-training (scene attributes, object shapes): the stand-in for the
+   * Unimodal image pre-training (scene attributes, object shapes, backgrounds): the stand-in for the
    * ImageNet-pretrained Swin that FIBER starts from; every model of the run starts from its Swin
    * weights.
    */
