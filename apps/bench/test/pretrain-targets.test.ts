@@ -6,7 +6,7 @@ import { initBackend, tf } from '@fiber-vl/tensor-core';
 import { runModelConfig } from '../src/run/coarse-model.js';
 import { runPreset } from '../src/run/presets.js';
 import { BACKGROUNDS, COLOURS, SHAPES, SIZES, TEXTURES, createWorld } from '@fiber-vl/trainer';
-import { ATTRIBUTE_LABELS, AttributeClassifier, attributeLabels, objectCells } from '../src/run/image-pretrain.js';
+import { ATTRIBUTE_LABELS, AttributeClassifier, attributeLabels, cellTargets } from '../src/run/image-pretrain.js';
 import { bagOfWords, wordVocabulary, wordsOf, worldTexts } from '../src/run/text-pretrain.js';
 import { seedRng } from '../src/run/context.js';
 
@@ -48,7 +48,7 @@ describe('unimodal pre-training targets', () => {
     const config = runModelConfig(runPreset('small'), 100); // 64 px: stage grids 8 (stride 8) and 4 (stride 16)
     const idx = [5, 0, 9, 3];
     const scenes = idx.map((i) => world.scene('train', i));
-    const { cells, classes } = objectCells(scenes, config);
+    const { cells, classes } = cellTargets(scenes, config);
     const [rows, oneHot] = [(await cells.array()) as number[][], (await classes.array()) as number[][]];
     tf.dispose([cells, classes]);
     const want: { cells: number[]; shape: number }[] = [];
@@ -66,17 +66,29 @@ describe('unimodal pre-training targets', () => {
     expect(
       oneHot.every((r) => r.length === SHAPES.length + BACKGROUNDS.length && r.reduce((a, v) => a + v, 0) === 1),
     ).toBe(true);
-    // the background cells: at most one per scene, in scene order, free of every object (hidden ones too)
+    // the background cells: free of every object (hidden ones too), labelled with the scene's kind
     const background = oneHot
       .slice(nObjects)
       .map((r, k) => ({ kind: r.indexOf(1) - SHAPES.length, at: [rows[0][nObjects + k], rows[1][nObjects + k]] }));
-    expect(background.length).toBeGreaterThan(0);
-    expect(background.length).toBeLessThanOrEqual(idx.length);
-    let last = -1;
+    // which scenes have a 4 x 4 cell that no object touches, found here independently
+    const touches = (s: (typeof scenes)[number], gx: number, gy: number) => {
+      const [x0, y0, x1, y1] = [
+        (gx * s.width) / 4,
+        (gy * s.height) / 4,
+        ((gx + 1) * s.width) / 4,
+        ((gy + 1) * s.height) / 4,
+      ];
+      return s.objects.some((o) => o.box[0] < x1 && o.box[2] > x0 && o.box[1] < y1 && o.box[3] > y0);
+    };
+    const withFree = scenes.flatMap((s, b) =>
+      [...Array(16).keys()].some((c) => !touches(s, c % 4, Math.floor(c / 4))) ? [b] : [],
+    );
+    // exactly one per scene with a free cell, in scene order
+    expect(background.map(({ at }) => Math.floor(at[1] / 16))).toEqual(withFree);
+    expect(withFree.length).toBeGreaterThan(1);
+    expect(new Set(background.map((x) => x.kind)).size, 'background kinds among the scenes').toBeGreaterThan(1);
     for (const { kind, at } of background) {
       const b = Math.floor(at[1] / 16); // scene of the stride-16 cell (4 x 4 per scene)
-      expect(b).toBeGreaterThan(last);
-      last = b;
       const { objects, width, height, background: bg } = scenes[b];
       expect(BACKGROUNDS[kind]).toBe(bg.kind);
       const [gy, gx] = [Math.floor((at[1] % 16) / 4), (at[1] % 16) % 4];
@@ -103,10 +115,10 @@ describe('unimodal pre-training targets', () => {
     const model = new AttributeClassifier(runModelConfig(runPreset('micro'), 100), { seed: 0 });
     try {
       const names = model.namedParameters().map(([n]) => n);
-      for (const head of ['classifier.weight', 'object_shape.0.weight', 'object_shape.1.weight'])
+      for (const head of ['classifier.weight', 'cell_class.0.weight', 'cell_class.1.weight'])
         expect(names, head).toContain(head);
       expect(names.filter((n) => n.startsWith('vit_model.')).length).toBeGreaterThan(20);
-      expect(names.every((n) => /^(vit_model|classifier|object_shape)\./.test(n))).toBe(true);
+      expect(names.every((n) => /^(vit_model|classifier|cell_class)\./.test(n))).toBe(true);
     } finally {
       model.dispose();
     }

@@ -34,7 +34,7 @@ wasm thread each). Writes DIR/results.json and DIR/report.html, prints a Markdow
 the first seed's trained models for the demo page to DIR/models/ (models.json, *.safetensors,
 tokenizer/, images/).
 
-  --preset P    micro (tests, < 1 min), small (default, ~18 min on 2 cores), base (bigger machines)
+  --preset P    micro (tests, < 1 min), small (default, ~17 min on 2 cores), base (bigger machines)
   --seed S      world seed; training seeds are S, S+1, ... (default 0)
   --seeds N     training seeds (default 2; ablations need >= 2 for a spread)
   --backend B   wasm (default), cpu or webgpu
