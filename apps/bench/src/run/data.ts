@@ -82,6 +82,36 @@ export function visibleObjectCells(
   return { objects, rows };
 }
 
+/**
+ * For each of a batch's `scenes` that has one, a cell of the coarsest grid in `grids` that no object
+ * touches (hidden ones included), picked by the scene's place in the batch (no generator drawn);
+ * per grid in `grids` the row of that cell's centre among the batch's [B * grid * grid] cells, and
+ * the place of each such scene in `scenes`.
+ */
+export function objectFreeCells(
+  scenes: readonly Scene[],
+  grids: readonly number[],
+): { scenes: number[]; rows: number[][] } {
+  const coarse = Math.min(...grids);
+  const places: number[] = [];
+  const rows: number[][] = grids.map(() => []);
+  scenes.forEach((scene, b) => {
+    const free: number[][] = [];
+    for (let gy = 0; gy < coarse; gy++)
+      for (let gx = 0; gx < coarse; gx++) {
+        const [x0, y0] = [(gx * scene.width) / coarse, (gy * scene.height) / coarse];
+        const [x1, y1] = [((gx + 1) * scene.width) / coarse, ((gy + 1) * scene.height) / coarse];
+        if (!scene.objects.some((o) => o.box[0] < x1 && o.box[2] > x0 && o.box[1] < y1 && o.box[3] > y0))
+          free.push([x0, y0, x1, y1]);
+      }
+    if (!free.length) return;
+    const cell = free[b % free.length];
+    places.push(b);
+    grids.forEach((grid, k) => rows[k].push(centreCell(cell, scene.width, scene.height, grid, b)));
+  });
+  return { scenes: places, rows };
+}
+
 export interface CaptionPairs {
   indices: number[];
   texts: string[];

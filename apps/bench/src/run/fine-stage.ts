@@ -1,8 +1,7 @@
 // The fine-grained stage: a fine FIBER (fused Swin + RoBERTa, FPN, VLDyHead) trained with the ATSS
 // grounding losses on the world's boxes (detection prompts over the seen classes), from the coarse
-// weights or from scratch (ablation a), then evaluated on
-// the test split: REC accuracy (IoU >= 0.5), phrase grounding R@1/5, detection AP / AP50 (COCOeval)
-// on the seen and the held-out classes.
+// weights or from scratch (ablation a), then evaluated on the test split: REC accuracy (IoU >= 0.5),
+// phrase grounding R@1/5, detection AP / AP50 (COCOeval) on the seen and the held-out classes.
 import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import {
   type FiberFineModel,

@@ -4,9 +4,9 @@
 // colours, textures, sizes, object count) with a multi-label BCE through a cosine classifier, and
 // (2) what is at a cell of the stage outputs at stride 8 and 16: the shape of each visible object at
 // the cell of its centre, and the background kind at one object-free cell per scene. The heads are
-// dropped and the Swin's weights (`vit_model.*`) seed every model that follows. Without it the tiny Swin learns nothing general within the budget: a contrastive loss
-// from scratch collapses both encoders' pooled features onto one direction (the ITC loss then sits
-// at log(B + Q)).
+// dropped and the Swin's weights (`vit_model.*`) seed every model that follows. Without it the tiny
+// Swin learns nothing general within the budget: a contrastive loss from scratch collapses both
+// encoders' pooled features onto one direction (the ITC loss then sits at log(B + Q)).
 //
 // Why the object term, and only for shape (measured on seed 0, linear probes of probe.ts): with the
 // scene BCE alone the Swin's features at the object centres read colour (0.96) but not shape (0.15,
@@ -42,7 +42,7 @@ import {
   coarseSchedule,
 } from '@fiber-vl/trainer';
 import { type RunContext, seedRng, snapshotState, trainStage } from './context.js';
-import { sampleIndices, scenePixels, visibleObjectCells } from './data.js';
+import { objectFreeCells, sampleIndices, scenePixels, visibleObjectCells } from './data.js';
 import { NO_HEADS } from './coarse-model.js';
 
 /** Largest object count with a label of its own ("4 or more" above it). */
@@ -112,7 +112,7 @@ export class AttributeClassifier extends Module {
     const deepest = Math.max(...CELL_STAGES);
     if (deepest >= depths.length)
       throw new RangeError(
-        `image pre-training: object stage ${deepest} needs a Swin of more than ${depths.length} stages`,
+        `image pre-training: cell stage ${deepest} needs a Swin of more than ${depths.length} stages`,
       );
     this.#owner = new FiberCoarseModel(config, NO_HEADS, seedRng(ctx, 1));
     this.vitModel = this.#owner.vitModel;
@@ -182,30 +182,14 @@ export function cellTargets(scenes: readonly Scene[], config: FiberCoarseConfig)
   const grids = stageResolutions(config.swin);
   const stageGrids = CELL_STAGES.map((stage) => grids[stage]);
   const { objects, rows } = visibleObjectCells(scenes, stageGrids);
-  const classes = objects.map((o) => SHAPES.indexOf(o.shape));
-  // one cell of the coarsest grid free of every object per scene, labelled with the background kind
-  const coarse = Math.min(...stageGrids);
-  scenes.forEach((scene, b) => {
-    const free: [number, number][] = [];
-    for (let gy = 0; gy < coarse; gy++)
-      for (let gx = 0; gx < coarse; gx++) {
-        const [x0, y0] = [(gx * scene.width) / coarse, (gy * scene.height) / coarse];
-        const [x1, y1] = [((gx + 1) * scene.width) / coarse, ((gy + 1) * scene.height) / coarse];
-        if (!scene.objects.some((o) => o.box[0] < x1 && o.box[2] > x0 && o.box[1] < y1 && o.box[3] > y0))
-          free.push([gx, gy]);
-      }
-    if (!free.length) return;
-    // which free cell: by the scene's place in the batch (no draw from the data rng, whose stream
-    // stays what it was); a scene without a free cell (objects everywhere) has none
-    const [gx, gy] = free[b % free.length];
-    stageGrids.forEach((g, k) => {
-      const f = g / coarse;
-      rows[k].push((b * g + gy * f + Math.floor(f / 2)) * g + gx * f + Math.floor(f / 2));
-    });
-    classes.push(SHAPES.length + BACKGROUNDS.indexOf(scene.background.kind));
-  });
+  const free = objectFreeCells(scenes, stageGrids);
+  const cells = rows.map((r, k) => [...r, ...free.rows[k]]);
+  const classes = [
+    ...objects.map((o) => SHAPES.indexOf(o.shape)),
+    ...free.scenes.map((b) => SHAPES.length + BACKGROUNDS.indexOf(scenes[b].background.kind)),
+  ];
   return {
-    cells: tf.tensor2d(rows, [CELL_STAGES.length, classes.length], 'int32'),
+    cells: tf.tensor2d(cells, [CELL_STAGES.length, classes.length], 'int32'),
     classes: tf.tidy(() => tf.oneHot(tf.tensor1d(classes, 'int32'), CELL_CLASSES) as tf.Tensor2D),
   };
 }
@@ -280,8 +264,8 @@ export async function pretrainImage(ctx: RunContext, config: FiberCoarseConfig):
       };
     });
     // accuracy over the object cells (their shape) and over the background cells (its kind)
+    const isObject = (c: number) => c < SHAPES.length;
     const share = (hits: number[], objects: boolean) => {
-      const isObject = (c: number) => c < SHAPES.length;
       const at = heldOut.truth.flatMap((c, i) => (isObject(c) === objects ? [i] : []));
       return at.length ? at.filter((i) => hits[i]).length / at.length : Number.NaN;
     };

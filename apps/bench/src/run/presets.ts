@@ -121,8 +121,9 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     // measured on seed 0, 60 test scenes: 150 steps, 64 px, box outputs at 1x: held-out GIoU loss
     // 0.52 (x2), REC 0.30; 300 steps, 96 px, box outputs at 50x: 0.29, REC 0.54, AP50 0.18. The
     // token alignment at 50x too (scratch probes: detection prompts, seed 0's coarse model, two
-    // fine seeds, 200 test scenes): AP50 seen 0.39-0.42 against 0.19 for the earlier mix at 1x, the right one of the
-    // four seen names on 51-59% of the seen-class objects (21% at 1x). A 64 px input is worse (REC 0.40 against 0.45, boxes on 74% of objects against 96%).
+    // fine seeds, 200 test scenes): AP50 seen 0.39-0.42 against 0.19 for the earlier mix at 1x,
+    // the right one of the four seen names on 51-59% of the seen-class objects (21% at 1x). A
+    // 64 px input is worse (REC 0.40 against 0.45, boxes on 74% of objects against 96%).
     fine: { ...stage(300, 8, 5e-4), lrMultOutputs: 50 },
     fusionAblation: stage(80, 24, 5e-4),
     retrieval: { images: 100, rerankK: 8 },
