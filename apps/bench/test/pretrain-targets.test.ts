@@ -1,6 +1,7 @@
 // The targets of the main job's unimodal pre-training stages: the Swin's scene attributes (with the
 // colour-shape pairs that bind a colour to its shape), its objects' shapes at their centre cells
-// (and the heads that read them), and the text encoder's bag of words.
+// (and the heads that read them), the background kind at every cell of its final grid, and the text
+// encoder's bag of words.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '@fiber-vl/tensor-core';
 import { runModelConfig } from '../src/run/coarse-model.js';
@@ -9,6 +10,7 @@ import { BACKGROUNDS, COLOURS, SHAPES, SIZES, TEXTURES, createWorld } from '@fib
 import { ATTRIBUTE_LABELS, AttributeClassifier, attributeLabels, cellTargets } from '../src/run/image-pretrain.js';
 import { bagOfWords, wordVocabulary, wordsOf, worldTexts } from '../src/run/text-pretrain.js';
 import { seedRng } from '../src/run/context.js';
+import { scenePixels } from '../src/run/data.js';
 
 const world = createWorld({
   seed: 3,
@@ -48,9 +50,9 @@ describe('unimodal pre-training targets', () => {
     const config = runModelConfig(runPreset('small'), 100); // 64 px: stage grids 8 (stride 8) and 4 (stride 16)
     const idx = [5, 0, 9, 3];
     const scenes = idx.map((i) => world.scene('train', i));
-    const { cells, classes } = cellTargets(scenes, config);
+    const { cells, classes, backgrounds } = cellTargets(scenes, config);
     const [rows, oneHot] = [(await cells.array()) as number[][], (await classes.array()) as number[][]];
-    tf.dispose([cells, classes]);
+    tf.dispose([cells, classes, backgrounds]);
     const want: { cells: number[]; shape: number }[] = [];
     scenes.forEach(({ objects, width, height }, b) => {
       for (const o of objects.filter((o) => o.occlusion < 0.5)) {
@@ -98,6 +100,69 @@ describe('unimodal pre-training targets', () => {
     }
   });
 
+  it("final grid: every cell labelled with its scene's background kind, and the head's logits line up with the labels", async () => {
+    const config = runModelConfig(runPreset('small'), 100); // 64 px: the final grid is 2 x 2 (stride 32)
+    const idx = [5, 0, 9, 3, 11, 2];
+    const scenes = idx.map((i) => world.scene('train', i));
+    const { cells, classes, backgrounds } = cellTargets(scenes, config);
+    const oneHot = (await backgrounds.array()) as number[][];
+    tf.dispose([cells, classes, backgrounds]);
+    expect(oneHot).toHaveLength(scenes.length * 4);
+    expect(oneHot.every((r) => r.length === BACKGROUNDS.length && r.reduce((a, v) => a + v, 0) === 1)).toBe(true);
+    scenes.forEach((scene, b) => {
+      const kinds = oneHot.slice(b * 4, b * 4 + 4).map((r) => BACKGROUNDS[r.indexOf(1)]);
+      expect(kinds, `scene ${idx[b]}`).toEqual(new Array(4).fill(scene.background.kind));
+    });
+    expect(new Set(scenes.map((s) => s.background.kind)).size, 'background kinds among the scenes').toBeGreaterThan(1);
+
+    // the head reads the final grid: one row of logits per labelled cell (micro: 32 px, a 1 x 1 grid)
+    const micro = runModelConfig(runPreset('micro'), 100);
+    const model = new AttributeClassifier(micro, { seed: 0 });
+    const t = cellTargets(scenes, micro);
+    const pixels = scenePixels(scenes, 32);
+    const labels = attributeLabels(scenes);
+    try {
+      const out = model.outputs(pixels, t.cells);
+      expect(out.backgrounds.shape).toEqual(t.backgrounds.shape);
+      expect(t.backgrounds.shape).toEqual([scenes.length, BACKGROUNDS.length]);
+      tf.dispose([out.attributes, ...out.cells, out.backgrounds]);
+      const loss = model.loss({ pixels, labels, ...t });
+      expect(Number.isFinite((await loss.data())[0])).toBe(true);
+      loss.dispose();
+      // the background term trains the last stage and the merging into it, nothing before
+      const last = micro.swin.depths.length - 1;
+      const named = new Map(model.namedParameters());
+      const pick = (name: string) => {
+        const p = named.get(name);
+        if (!p) throw new Error(`no parameter ${name}`);
+        return p.value;
+      };
+      const probe = {
+        patchEmbed: pick('vit_model.patch_embed.proj.weight'),
+        firstStage: pick('vit_model.layers.0.blocks.0.attn.qkv.weight'),
+        merging: pick(`vit_model.layers.${last - 1}.downsample.reduction.weight`),
+        lastStage: pick(`vit_model.layers.${last}.blocks.0.mlp.fc1.weight`),
+      };
+      const { grads, value } = tf.variableGrads(
+        () =>
+          tf.tidy(() => {
+            const out = model.outputs(pixels, t.cells);
+            return tf.losses.softmaxCrossEntropy(t.backgrounds, out.backgrounds) as tf.Scalar;
+          }),
+        Object.values(probe),
+      );
+      const norm = async (v: tf.Variable) => (await tf.norm(grads[v.name]).data())[0];
+      expect(await norm(probe.patchEmbed)).toBe(0);
+      expect(await norm(probe.firstStage)).toBe(0);
+      expect(await norm(probe.merging)).toBeGreaterThan(0);
+      expect(await norm(probe.lastStage)).toBeGreaterThan(0);
+      tf.dispose([value, ...Object.values(grads)]);
+    } finally {
+      tf.dispose([pixels, labels, t.cells, t.classes, t.backgrounds]);
+      model.dispose();
+    }
+  });
+
   it("the image pre-training's larger pool starts with the world's own train scenes", () => {
     const pool = createWorld({ ...world.config, splits: { ...world.config.splits, train: 500 } });
     for (const i of [0, 7, 59]) expect(pool.scene('train', i)).toEqual(world.scene('train', i));
@@ -109,14 +174,14 @@ describe('unimodal pre-training targets', () => {
         expect(held.has(`${o.colour} ${o.shape}`), `scene ${i}`).toBe(false);
   });
 
-  it('the image pre-training trains the Swin and both heads', () => {
+  it('the image pre-training trains the Swin and its heads', () => {
     const model = new AttributeClassifier(runModelConfig(runPreset('micro'), 100), { seed: 0 });
     try {
       const names = model.namedParameters().map(([n]) => n);
-      for (const head of ['classifier.weight', 'cell_class.0.weight', 'cell_class.1.weight'])
+      for (const head of ['classifier.weight', 'cell_class.0.weight', 'cell_class.1.weight', 'cell_background.weight'])
         expect(names, head).toContain(head);
       expect(names.filter((n) => n.startsWith('vit_model.')).length).toBeGreaterThan(20);
-      expect(names.every((n) => /^(vit_model|classifier|cell_class)\./.test(n))).toBe(true);
+      expect(names.every((n) => /^(vit_model|classifier|cell_class|cell_background)\./.test(n))).toBe(true);
     } finally {
       model.dispose();
     }
