@@ -4,8 +4,8 @@
 // colours, textures, sizes, object count) with a multi-label BCE through a cosine classifier,
 // (2) what is at a cell of the stage outputs at stride 8 and 16: the shape of each visible object at
 // the cell of its centre, and the background kind at one object-free cell per scene, and (3) the
-// background kind at every cell of the final grid (stride 32; the last stage only), at a low
-// weight. The heads are dropped and the Swin's weights (`vit_model.*`) seed every model that
+// background kind at every cell of the final grid (stride 32; it trains the last stage only), at
+// a low weight. The heads are dropped and the Swin's weights (`vit_model.*`) seed every model that
 // follows. Without it the tiny Swin learns nothing general within the budget: a contrastive loss
 // from scratch collapses both encoders' pooled features onto one direction (the ITC loss then sits
 // at log(B + Q)).
@@ -30,8 +30,9 @@
 // Why the final grid's background too: the captioner reads the image through the final grid (the
 // tokens the fused text layers cross-attend to), and the stride-8 and stride-16 cells did not carry
 // the background all the way there: seed 1's captions named it for 42% of the test images. The
-// term trains only the last stage and the merging into it (the finer stages feed the fine model,
-// and a final-grid term through every stage lowered REC and VQA). See FINAL_BACKGROUND_WEIGHT.
+// term trains only the merging into the last stage, the last stage and the final norm (the finer
+// stages feed the fine model, and a final-grid term through every stage lowered REC and VQA). See
+// FINAL_BACKGROUND_WEIGHT.
 import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
 import { Linear, Module, ModuleList, l2Normalize, tf } from '@fiber-vl/tensor-core';
@@ -94,16 +95,13 @@ const CELL_STAGES = [1, 2];
 const CELL_CLASSES = SHAPES.length + BACKGROUNDS.length;
 
 /**
- * Weight of the final grid's background term, whose gradient stops at the input of the last stage.
- * Measured on seed 0 / seed 1 (200 test scenes). On the chain up to the caption fine-tune, with the
- * gradient through every stage (without the term, then at 0.05, then at 0.3): the captions'
- * background right for 60% / 42%, 71% / 75%, 100% / 74%; METEOR 0.338 / 0.310, 0.337 / 0.339,
- * 0.359 / 0.343; SPICE_approx 0.279 / 0.255, 0.273 / 0.271, 0.299 / 0.283; ITC i2t R@1 0.13 /
- * 0.13, 0.16 / 0.15, 0.06 / 0.08; the held-out shape cells at stride 16 0.65 / 0.61, 0.61 / 0.61,
- * 0.44 / 0.55 (at 0.3 the easy background takes over the final features: the held-out attribute
- * BCE rose from 0.30 to 0.35). The full run at 0.05 through every stage cleared METEOR (0.338) but
- * put REC under its margin (0.451) and VQA at 0.380 (0.409 without); with the gradient stopped,
- * METEOR 0.336 and REC 0.457 both clear (apps/bench README, *What changed, measured*).
+ * Weight of the final grid's background term (its gradient stopped at the output of the stage
+ * before the last). Full runs, both seeds: with it, METEOR 0.336 and REC 0.457 clear their margins
+ * (0.324 and 0.461 without); through every stage at the same weight, METEOR 0.338 but REC 0.451,
+ * under its margin, and VQA 0.380 (0.409 without); at 0.3 through every stage (chain up to the
+ * caption fine-tune) the easy background took over the final features (ITC i2t R@1 0.06 / 0.08
+ * against 0.13 / 0.13). 0.05 was chosen with the gradient through every stage and not swept with it
+ * stopped. The apps/bench README (*What changed, measured*) has the rest.
  */
 const FINAL_BACKGROUND_WEIGHT = 0.05;
 
@@ -170,7 +168,7 @@ export class AttributeClassifier extends Module {
         const flat = tf.reshape(stageOut, [-1, stageOut.shape[stageOut.shape.length - 1]]);
         return this.cellClass.at(k).forward(tf.gather(flat, rows[k]));
       });
-      const tokens = this.#finalTokensDetached(out);
+      const tokens = this.#finalTokensFromDetachedInput(out);
       const backgrounds = this.cellBackground.forward(tf.reshape(tokens, [-1, tokens.shape[tokens.shape.length - 1]]));
       return {
         attributes: this.#classify(out.lastHiddenState),
@@ -194,10 +192,12 @@ export class AttributeClassifier extends Module {
   }
   /**
    * The final, normed tokens again, from the detached output of the stage before the last: the
-   * background term trains only the merging into the last stage and the last stage, not the
-   * stride-8 and stride-16 features that the fine model and the probes read.
+   * background term trains only the merging into the last stage, the last stage and the final
+   * norm, not the stride-8 and stride-16 features that the fine model and the probes read. The
+   * same tokens as the forward's own as long as those layers draw nothing at random (the run's
+   * Swin has no dropout and no drop path).
    */
-  #finalTokensDetached(out: SwinOutput): tf.Tensor {
+  #finalTokensFromDetachedInput(out: SwinOutput): tf.Tensor {
     const swin = this.vitModel;
     const last = swin.config.depths.length - 1;
     const input = out.blocks?.[last - 1].at(-1);

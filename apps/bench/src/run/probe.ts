@@ -145,7 +145,7 @@ export function probeBackbone(
   model: string,
 ): ProbeResult[] {
   const { world, preset } = ctx;
-  const holder = new FiberCoarseModel(config, NO_HEADS, seedRng(ctx, 70));
+  const holder = new FiberCoarseModel(config, NO_HEADS, seedRng(ctx, 71)); // every Swin weight is loaded below
   try {
     const { missingKeys } = holder.loadStateDict(new Map([...state].filter(([k]) => k.startsWith('vit_model.'))), {
       strict: false,
