@@ -104,24 +104,23 @@ describe('unimodal pre-training targets', () => {
     const config = runModelConfig(runPreset('small'), 100); // 64 px: the final grid is 2 x 2 (stride 32)
     const idx = [5, 0, 9, 3, 11, 2];
     const scenes = idx.map((i) => world.scene('train', i));
-    const { cells, classes, backgrounds } = cellTargets(scenes, config);
-    const oneHot = (await backgrounds.array()) as number[][];
-    tf.dispose([cells, classes, backgrounds]);
-    expect(oneHot).toHaveLength(scenes.length * 4);
-    expect(oneHot.every((r) => r.length === BACKGROUNDS.length && r.reduce((a, v) => a + v, 0) === 1)).toBe(true);
-    scenes.forEach((scene, b) => {
-      const kinds = oneHot.slice(b * 4, b * 4 + 4).map((r) => BACKGROUNDS[r.indexOf(1)]);
-      expect(kinds, `scene ${idx[b]}`).toEqual(new Array(4).fill(scene.background.kind));
-    });
-    expect(new Set(scenes.map((s) => s.background.kind)).size, 'background kinds among the scenes').toBeGreaterThan(1);
-
-    // the head reads the final grid: one row of logits per labelled cell, scene by scene
-    const model = new AttributeClassifier(config, { seed: 0 });
     const t = cellTargets(scenes, config);
+    const model = new AttributeClassifier(config, { seed: 0 });
     const pixels = scenePixels(scenes, 64);
     const labels = attributeLabels(scenes);
     const kept: tf.Tensor[] = [];
     try {
+      const oneHot = (await t.backgrounds.array()) as number[][];
+      expect(oneHot).toHaveLength(scenes.length * 4);
+      expect(oneHot.every((r) => r.length === BACKGROUNDS.length && r.reduce((a, v) => a + v, 0) === 1)).toBe(true);
+      scenes.forEach((scene, b) => {
+        const kinds = oneHot.slice(b * 4, b * 4 + 4).map((r) => BACKGROUNDS[r.indexOf(1)]);
+        expect(kinds, `scene ${idx[b]}`).toEqual(new Array(4).fill(scene.background.kind));
+      });
+      const kindsSeen = new Set(scenes.map((s) => s.background.kind));
+      expect(kindsSeen.size, 'background kinds among the scenes').toBeGreaterThan(1);
+
+      // the head reads the final grid: one row of logits per labelled cell, scene by scene
       const one = cellTargets(scenes.slice(0, 1), config);
       kept.push(one.cells, one.classes, one.backgrounds);
       const alonePixels = tf.slice(pixels, 0, 1);
