@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SafetensorsFile, tf } from '@fiber-vl/tensor-core';
@@ -44,6 +45,42 @@ describe('FIBER image transform (Pillow 9.4 BICUBIC + ToTensor + Normalize)', ()
 });
 
 describe('Pillow resampling', () => {
+  // random L / RGB / RGBA images resized by Pillow 9.4 (scripts/fixtures/make_pillow_resize_fixture.py)
+  const resizeCases = (
+    JSON.parse(readFileSync(join(__dirname, '../../../fixtures/ops/pillow_resize.json'), 'utf8')) as {
+      cases: {
+        width: number;
+        height: number;
+        channels: 1 | 3 | 4;
+        filter: 'bicubic' | 'bilinear';
+        outWidth: number;
+        outHeight: number;
+        input: string;
+        output: string;
+      }[];
+    }
+  ).cases;
+  it.each(
+    resizeCases.map((c) => [`${c.width}x${c.height}x${c.channels} -> ${c.outWidth}x${c.outHeight} ${c.filter}`, c]),
+  )('equals Pillow byte for byte: %s', (_, c) => {
+    const data = Uint8Array.from(Buffer.from(c.input, 'base64'));
+    const out = pillowResize(
+      { width: c.width, height: c.height, channels: c.channels, data },
+      c.outWidth,
+      c.outHeight,
+      c.filter,
+    );
+    expect([out.width, out.height, out.channels]).toEqual([c.outWidth, c.outHeight, c.channels]);
+    expect(Buffer.from(out.data).equals(Buffer.from(c.output, 'base64'))).toBe(true);
+    // a Uint8ClampedArray (canvas pixels) gives the same bytes
+    const clamped = pillowResize(
+      { width: c.width, height: c.height, channels: c.channels, data: new Uint8ClampedArray(data) },
+      c.outWidth,
+      c.outHeight,
+      c.filter,
+    );
+    expect(Buffer.from(clamped.data).equals(Buffer.from(out.data))).toBe(true);
+  });
   it('keeps an image whose size does not change and is exact for constant images', () => {
     const img: RawImage = { width: 5, height: 4, channels: 3, data: new Uint8Array(60).fill(77) };
     expect(pillowResize(img, 5, 4).data).toEqual(img.data);

@@ -85,12 +85,10 @@ export const PILLOW_FILTERS: Record<'bicubic' | 'bilinear', Filter> = {
 
 const PRECISION_BITS = 32 - 8 - 2;
 
+type Coefficients = { bounds: Int32Array; weights: Int32Array; ksize: number };
+
 /** Pillow's precompute_coeffs + normalize_coeffs_8bpc for one axis: bounds and fixed-point weights. */
-function coefficients(
-  inSize: number,
-  outSize: number,
-  filter: Filter,
-): { bounds: Int32Array; weights: Int32Array; ksize: number } {
+function coefficients(inSize: number, outSize: number, filter: Filter): Coefficients {
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
   const support = filter.support * filterscale;
@@ -124,10 +122,52 @@ function coefficients(
 
 const clip8 = (v: number) => (v >= 1 << (PRECISION_BITS + 8) ? 255 : v <= 0 ? 0 : v >> PRECISION_BITS);
 
+/** Pillow's ImagingResampleHorizontal_8bpc: each row of `src` (width `inW`) to `out` (width bounds.length / 2). */
+function resampleHorizontal(src: Uint8Array, out: Uint8Array, inW: number, rows: number, C: number, co: Coefficients) {
+  const { bounds, weights, ksize } = co;
+  const outW = bounds.length / 2;
+  const half = 1 << (PRECISION_BITS - 1);
+  for (let y = 0; y < rows; y++) {
+    const row = y * inW * C;
+    let at = y * outW * C;
+    for (let xx = 0; xx < outW; xx++) {
+      const first = row + bounds[xx * 2] * C;
+      const n = bounds[xx * 2 + 1];
+      const w0 = xx * ksize;
+      for (let c = 0; c < C; c++) {
+        let acc = half;
+        for (let k = 0, p = first + c; k < n; k++, p += C) acc += src[p] * weights[w0 + k];
+        out[at++] = clip8(acc);
+      }
+    }
+  }
+}
+
+/** Pillow's ImagingResampleVertical_8bpc: `src` (rows of `W` pixels) to `out` (bounds.length / 2 rows). */
+function resampleVertical(src: Uint8Array, out: Uint8Array, W: number, C: number, co: Coefficients) {
+  const { bounds, weights, ksize } = co;
+  const outH = bounds.length / 2;
+  const line = W * C;
+  const half = 1 << (PRECISION_BITS - 1);
+  let at = 0;
+  for (let yy = 0; yy < outH; yy++) {
+    const first = bounds[yy * 2] * line;
+    const n = bounds[yy * 2 + 1];
+    const w0 = yy * ksize;
+    for (let i = 0; i < line; i++) {
+      let acc = half;
+      for (let k = 0, p = first + i; k < n; k++, p += line) acc += src[p] * weights[w0 + k];
+      out[at++] = clip8(acc);
+    }
+  }
+}
+
 /**
- * PIL.Image.resize((outW, outH), BICUBIC | BILINEAR) on 8-bit RGB(A): the horizontal pass into an
- * 8-bit image, then the vertical pass; an axis whose size does not change is not resampled.
- * Integer arithmetic identical to Pillow's, so the output equals Pillow's byte for byte.
+ * PIL.Image.resize((outW, outH), BICUBIC | BILINEAR) on 8-bit gray or RGB: the horizontal pass into
+ * an 8-bit image, then the vertical pass; an axis whose size does not change is not resampled.
+ * Integer arithmetic identical to Pillow's, so the output equals Pillow's byte for byte. Four
+ * channels are resampled each on its own, as Pillow does for RGBX; Pillow's RGBA premultiplies the
+ * colours by alpha first (FIBER converts to RGB before it resizes, so it never does).
  */
 export function pillowResize(
   img: RawImage,
@@ -140,46 +180,38 @@ export function pillowResize(
   checkSize(outH, 'pillowResize: height');
   const filter = PILLOW_FILTERS[filterName];
   const C = img.channels;
-  let cur: RawImage = { ...img, data: img.data };
-  if (outW !== img.width) {
-    const { bounds, weights, ksize } = coefficients(img.width, outW, filter);
+  // one element type for the passes (a view, not a copy, of canvas pixels)
+  let data = new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.length);
+  let width = img.width;
+  if (outW !== width) {
     const out = new Uint8Array(outW * img.height * C);
-    for (let y = 0; y < img.height; y++) {
-      const row = y * img.width * C;
-      for (let xx = 0; xx < outW; xx++) {
-        const xmin = bounds[xx * 2];
-        const xmax = bounds[xx * 2 + 1];
-        for (let c = 0; c < C; c++) {
-          let acc = 1 << (PRECISION_BITS - 1);
-          for (let x = 0; x < xmax; x++) acc += cur.data[row + (x + xmin) * C + c] * weights[xx * ksize + x];
-          out[(y * outW + xx) * C + c] = clip8(acc);
-        }
-      }
-    }
-    cur = { width: outW, height: img.height, channels: C, data: out };
+    resampleHorizontal(data, out, width, img.height, C, coefficients(width, outW, filter));
+    data = out;
+    width = outW;
   }
   if (outH !== img.height) {
-    const { bounds, weights, ksize } = coefficients(img.height, outH, filter);
-    const W = cur.width;
-    const out = new Uint8Array(W * outH * C);
-    for (let yy = 0; yy < outH; yy++) {
-      const ymin = bounds[yy * 2];
-      const ymax = bounds[yy * 2 + 1];
-      for (let x = 0; x < W; x++) {
-        for (let c = 0; c < C; c++) {
-          let acc = 1 << (PRECISION_BITS - 1);
-          for (let y = 0; y < ymax; y++) acc += cur.data[((y + ymin) * W + x) * C + c] * weights[yy * ksize + y];
-          out[(yy * W + x) * C + c] = clip8(acc);
-        }
-      }
-    }
-    cur = { width: W, height: outH, channels: C, data: out };
+    const out = new Uint8Array(width * outH * C);
+    resampleVertical(data, out, width, C, coefficients(img.height, outH, filter));
+    data = out;
   }
-  return cur;
+  // an unchanged image keeps its own data (and type)
+  return data.buffer === img.data.buffer ? { ...img } : { width, height: outH, channels: C, data };
 }
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+/**
+ * Per channel, the normalised value of each byte: ((v / 255) - mean) / std, every step rounded to
+ * float32 as torchvision's ToTensor and Normalize do.
+ */
+const byteTable = (f: (v: number) => number) => Float32Array.from({ length: 256 }, (_, v) => f(v));
+const IMAGENET_VALUES = [0, 1, 2].map((c) =>
+  byteTable((v) => {
+    const f = Math.fround;
+    return f(f(f(v / 255) - f(IMAGENET_MEAN[c])) / f(IMAGENET_STD[c]));
+  }),
+);
 
 /**
  * FIBER's coarse eval transform (`albef`): Pillow BICUBIC resize to size x size (aspect ratio not
@@ -190,13 +222,11 @@ export function fiberImageTransform(img: RawImage, size: number, what = 'RawImag
   checkSize(size, 'fiberImageTransform: size');
   const r = pillowResize(img, size, size, 'bicubic');
   const out = new Float32Array(3 * size * size);
-  const f = Math.fround;
+  const n = size * size;
   for (let c = 0; c < 3; c++) {
-    const mean = f(IMAGENET_MEAN[c]);
-    const std = f(IMAGENET_STD[c]);
+    const value = IMAGENET_VALUES[c];
     const src = r.channels === 1 ? 0 : c; // gray: R = G = B
-    for (let i = 0; i < size * size; i++)
-      out[c * size * size + i] = f(f(f(r.data[i * r.channels + src] / 255) - mean) / std);
+    for (let i = 0, p = src; i < n; i++, p += r.channels) out[c * n + i] = value[r.data[p]];
   }
   return out;
 }
@@ -211,6 +241,13 @@ export function fiberPixelValues(images: RawImage[], size: number): tf.Tensor4D 
 
 export const DETECTION_PIXEL_MEAN = [103.53, 116.28, 123.675] as const; // BGR
 export const DETECTION_PIXEL_STD = [57.375, 57.12, 58.395] as const;
+/** Per channel (B, G, R), the normalised value of each byte: (v - mean) / std in float32. */
+const DETECTION_VALUES = [0, 1, 2].map((c) =>
+  byteTable((v) => {
+    const f = Math.fround;
+    return f(f(v - f(DETECTION_PIXEL_MEAN[c])) / f(DETECTION_PIXEL_STD[c]));
+  }),
+);
 
 /** Python's round(): halves to even. */
 function roundHalfEven(x: number): number {
@@ -250,13 +287,11 @@ export function detectionImageTransform(
   const { width, height } = detectionSize(img.width, img.height, minSize, maxSize);
   const r = pillowResize(img, width, height, 'bilinear');
   const out = new Float32Array(3 * width * height);
-  const f = Math.fround;
+  const n = width * height;
   for (let c = 0; c < 3; c++) {
+    const value = DETECTION_VALUES[c];
     const src = r.channels === 1 ? 0 : 2 - c; // BGR; gray: B = G = R
-    const mean = f(DETECTION_PIXEL_MEAN[c]);
-    const std = f(DETECTION_PIXEL_STD[c]);
-    for (let i = 0; i < width * height; i++)
-      out[c * width * height + i] = f(f(r.data[i * r.channels + src] - mean) / std);
+    for (let i = 0, p = src; i < n; i++, p += r.channels) out[c * n + i] = value[r.data[p]];
   }
   return { data: out, width, height };
 }
