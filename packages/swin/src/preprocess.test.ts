@@ -45,7 +45,7 @@ describe('FIBER image transform (Pillow 9.4 BICUBIC + ToTensor + Normalize)', ()
 });
 
 describe('Pillow resampling', () => {
-  // random L / RGB / RGBA images resized by Pillow 9.4 (scripts/fixtures/make_pillow_resize_fixture.py)
+  // random L / RGB / RGBX images resized by Pillow 9.4 (scripts/fixtures/make_pillow_resize_fixture.py)
   const resizeCases = (
     JSON.parse(readFileSync(join(__dirname, '../../../fixtures/ops/pillow_resize.json'), 'utf8')) as {
       cases: {
@@ -60,6 +60,9 @@ describe('Pillow resampling', () => {
       }[];
     }
   ).cases;
+  it('has the fixture cases (8 sizes x 3 channel counts x 2 filters)', () => {
+    expect(resizeCases).toHaveLength(48);
+  });
   it.each(
     resizeCases.map((c) => [`${c.width}x${c.height}x${c.channels} -> ${c.outWidth}x${c.outHeight} ${c.filter}`, c]),
   )('equals Pillow byte for byte: %s', (_, c) => {
@@ -80,10 +83,22 @@ describe('Pillow resampling', () => {
       c.filter,
     );
     expect(Buffer.from(clamped.data).equals(Buffer.from(out.data))).toBe(true);
+    // a view into a larger buffer (a pooled Node Buffer, a subarray) reads from its own offset
+    const pooled = new Uint8Array(data.length + 7).fill(255);
+    pooled.set(data, 3);
+    const view = pillowResize(
+      { width: c.width, height: c.height, channels: c.channels, data: pooled.subarray(3, 3 + data.length) },
+      c.outWidth,
+      c.outHeight,
+      c.filter,
+    );
+    expect(Buffer.from(view.data).equals(Buffer.from(out.data))).toBe(true);
   });
   it('keeps an image whose size does not change and is exact for constant images', () => {
     const img: RawImage = { width: 5, height: 4, channels: 3, data: new Uint8Array(60).fill(77) };
-    expect(pillowResize(img, 5, 4).data).toEqual(img.data);
+    expect(pillowResize(img, 5, 4).data).toBe(img.data);
+    const canvas: RawImage = { width: 5, height: 4, channels: 4, data: new Uint8ClampedArray(80).fill(9) };
+    expect(pillowResize(canvas, 5, 4).data).toBe(canvas.data);
     expect([...new Set(pillowResize(img, 9, 7).data)]).toEqual([77]);
     expect([...new Set(pillowResize(img, 2, 3, 'bilinear').data)]).toEqual([77]);
   });

@@ -201,11 +201,12 @@ export function pillowResize(
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 
-/**
- * Per channel, the normalised value of each byte: ((v / 255) - mean) / std, every step rounded to
- * float32 as torchvision's ToTensor and Normalize do.
- */
+/** f(v) for each byte value v. */
 const byteTable = (f: (v: number) => number) => Float32Array.from({ length: 256 }, (_, v) => f(v));
+/**
+ * Per channel (R, G, B), the normalised value of each byte: ((v / 255) - mean) / std, every step
+ * rounded to float32 as torchvision's ToTensor and Normalize do.
+ */
 const IMAGENET_VALUES = [0, 1, 2].map((c) =>
   byteTable((v) => {
     const f = Math.fround;
