@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     name: 'browser-tests',
+    setupFiles: ['../../scripts/test/file-handles.ts'],
     include: ['test/**/*.test.ts'],
     // one Chromium for the whole file; SwiftShader WebGPU compiles a shader per op shape
     testTimeout: 300_000,

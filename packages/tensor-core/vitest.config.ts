@@ -6,6 +6,7 @@ export default defineConfig({
   resolve: { alias: { '#platform': fileURLToPath(new URL('./src/platform/node.ts', import.meta.url)) } },
   test: {
     name: 'tensor-core',
+    setupFiles: ['../../scripts/test/file-handles.ts'],
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,

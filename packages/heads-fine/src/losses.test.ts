@@ -1,7 +1,7 @@
 // ATSS assignment and the grounding losses: hand-computed cases, finite-difference gradients, and
 // one full loss step (assignment, targets, loss terms, gradients) against the PyTorch fixture
 // written by scripts/fixtures/make_fine_loss_fixture.py.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { SafetensorsFile, tf } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, gradCheck, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { generateAnchors } from './anchors.js';
@@ -126,6 +126,7 @@ describe.each(names)('grounding losses on %s', (backend) => {
 
   it('one loss step equals PyTorch: assignment, targets, losses, gradients (3 images, one without GT)', async () => {
     const { st, get } = await readFixture();
+    onTestFinished(() => st.close());
     const B = 3;
     const ref = await get('anchors');
     expect(

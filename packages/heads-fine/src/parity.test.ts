@@ -43,12 +43,15 @@ describe.each(names)('fine head parity on %s', (backend) => {
   }, async () => {
     const config = tinyFineHeadConfig();
     const head = new VLDyHead(config).eval();
-    const weights = await (await openFixture('tiny_fine_head', 'model.safetensors')).readAll();
+    const model = await openFixture('tiny_fine_head', 'model.safetensors');
+    const weights = await model.readAll();
+    await model.close();
     head.loadStateDict(weights);
     tf.dispose([...weights.values()]);
     const inputs = await openFixture('tiny_fine_head', 'inputs.safetensors');
     const features = await Promise.all(LEVELS.map((l) => inputs.readTensor(`fpn.${l}`)));
     const embedded = await inputs.readTensor('lang.embedded');
+    await inputs.close();
     const out = head.forward(features, embedded, { allTowers: true });
     const pairs: [string, tf.Tensor][] = out.levels.flatMap((o, l) => [
       ...o.towers.map((t, k): [string, tf.Tensor] => [`act.dyhead_tower.${k}.level${l}`, t]),
@@ -58,7 +61,9 @@ describe.each(names)('fine head parity on %s', (backend) => {
       [`dot_product_logits.${l}`, o.dotProductLogits],
     ]);
     expect(pairs).toHaveLength(5 * (config.numConvs + 4));
-    expectWithin(await compare(pairs, await openFixture('tiny_fine_head', 'outputs.safetensors')));
+    const expected = await openFixture('tiny_fine_head', 'outputs.safetensors');
+    expectWithin(await compare(pairs, expected));
+    await expected.close();
     tf.dispose([...features, embedded, ...pairs.map(([, t]) => t)]);
     head.dispose();
   });

@@ -1,7 +1,7 @@
 // Test-only helpers: the copies of the official fine-grained fixtures under fixtures/fiber-fine-post
 // (provenance in that folder's README), read as plain Float32Arrays.
 import { join } from 'node:path';
-import { SafetensorsFile } from '@fiber-vl/tensor-core';
+import { type RawTensor, SafetensorsFile } from '@fiber-vl/tensor-core';
 
 export const FIXTURE_DIR = join(__dirname, '../../../fixtures/fiber-fine-post');
 
@@ -10,13 +10,20 @@ export interface Array32 {
   data: Float32Array;
 }
 
-/** Opens one fixture file; `get(name)` reads an F32 tensor as a plain array. */
+/** Reads one fixture file (and closes it); `get(name)` gives an F32 tensor as a plain array. */
 export async function openFixture(file: string): Promise<{ get(name: string): Promise<Array32>; keys(): string[] }> {
   const st = await SafetensorsFile.open(join(FIXTURE_DIR, file));
+  const raws = new Map<string, RawTensor>();
+  try {
+    for (const name of st.keys()) raws.set(name, await st.readRaw(name));
+  } finally {
+    await st.close();
+  }
   return {
-    keys: () => st.keys(),
+    keys: () => [...raws.keys()],
     async get(name: string) {
-      const raw = await st.readRaw(name);
+      const raw = raws.get(name);
+      if (!raw) throw new RangeError(`${file}: no tensor ${name}`);
       if (!(raw.data instanceof Float32Array)) throw new TypeError(`${file}: ${name} is ${raw.dtype}, expected F32`);
       return { shape: raw.shape, data: raw.data };
     },

@@ -2,7 +2,7 @@
 // scripts/fixtures/make_deform_conv_fixture.py), against a plain convolution when the offsets are
 // zero, against finite differences, and for leaks, on every backend that starts here.
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../tf.js';
 import { Generator } from '../rng.js';
 import { SafetensorsFile } from '../io/safetensors.js';
@@ -19,6 +19,7 @@ interface Case {
 }
 
 const fixture = await SafetensorsFile.open(join(__dirname, '../../../../fixtures/ops/deform_conv2d.safetensors'));
+afterAll(() => fixture.close());
 const cases: Case[] = JSON.parse(fixture.metadata.cases);
 const { names, skipped } = await testBackends();
 for (const s of skipped)

@@ -2,7 +2,7 @@
 // PyTorch (values and input gradients, scripts/fixtures/make_vision_ops_fixture.py), plus
 // finite-difference and leak checks, on every backend that starts here.
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../tf.js';
 import { Generator } from '../rng.js';
 import { SafetensorsFile } from '../io/safetensors.js';
@@ -23,6 +23,7 @@ interface Case {
 }
 
 const fixture = await SafetensorsFile.open(join(__dirname, '../../../../fixtures/ops/vision_ops.safetensors'));
+afterAll(() => fixture.close());
 const cases: Case[] = JSON.parse(fixture.metadata.cases);
 const { names, skipped } = await testBackends();
 for (const s of skipped)

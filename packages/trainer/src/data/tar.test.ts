@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { bufferSource } from '@fiber-vl/tensor-core';
 import { groupWebdataset, indexTar, readTar, TarError, webdatasetKey } from './tar.js';
@@ -96,9 +96,9 @@ describe('webdataset', () => {
   });
 
   it('reads samples of two shards: caption, grounding json, and a sample without image', async () => {
-    const source = await webdatasetSource(
-      await openTarShards([fixture('wds/shard-000000.tar'), fixture('wds/shard-000001.tar')]),
-    );
+    const shards = await openTarShards([fixture('wds/shard-000000.tar'), fixture('wds/shard-000001.tar')]);
+    onTestFinished(() => Promise.all(shards.map((s) => s.source.close?.())).then(() => undefined));
+    const source = await webdatasetSource(shards);
     const all = await entries(source);
     expect(all.map((e) => (e.ok ? [e.record.kind, e.record.id, e.record.text] : e.skip.reason))).toEqual([
       ['caption', '000000', 'a red square left of a blue disc'],
@@ -115,6 +115,13 @@ describe('webdataset', () => {
       all[0].ok && typeof all[0].record.image === 'string' ? all[0].record.image : '',
     );
     expect(loc).toMatchObject({ kind: 'file', path: fixture('wds/shard-000000.tar') });
+  });
+
+  it('openTarShards: a missing shard is an error naming it, and the shards already open are closed', async () => {
+    // the file-handle check of the test setup fails this file if the first shard stays open
+    await expect(openTarShards([fixture('wds/shard-000000.tar'), fixture('wds/no-such-shard.tar')])).rejects.toThrow(
+      /no-such-shard\.tar: no such file/,
+    );
   });
 
   it('locates images packed in a tar by their member path, as bytes for in-memory shards', async () => {

@@ -83,9 +83,20 @@ export async function openJsonl<R extends CaptionRecord | GroundingRecord | Nlvr
   return jsonlSource(await indexLines(await fileSource(path)), parse, images);
 }
 
-/** Tar shards on disk, for `tarImageStore` / `webdatasetSource`; a worker reads members straight from the file. */
+/**
+ * Tar shards on disk, for `tarImageStore` / `webdatasetSource`; a worker reads members straight from
+ * the file. The caller closes each shard's source; when one path cannot be opened, the shards
+ * already open are closed before the error is thrown.
+ */
 export async function openTarShards(paths: readonly string[]): Promise<TarShard[]> {
-  return Promise.all(paths.map(async (path) => ({ source: await fileSource(path), path })));
+  const opened = await Promise.allSettled(paths.map(fileSource));
+  const sources = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = opened.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(sources.map((s) => s.close?.()));
+    throw failed.reason;
+  }
+  return sources.map((source, k) => ({ source, path: paths[k] }));
 }
 
 // A 1x1 PNG: decoding it tells whether sharp's native module loads on this machine.
