@@ -96,9 +96,11 @@ describe('webdataset', () => {
   });
 
   it('reads samples of two shards: caption, grounding json, and a sample without image', async () => {
-    const shards = await openTarShards([fixture('wds/shard-000000.tar'), fixture('wds/shard-000001.tar')]);
-    onTestFinished(() => Promise.all(shards.map((s) => s.source.close?.())).then(() => undefined));
-    const source = await webdatasetSource(shards);
+    const source = await webdatasetSource(
+      await openTarShards([fixture('wds/shard-000000.tar'), fixture('wds/shard-000001.tar')]),
+    );
+    // the source owns the shards: closing it closes their files (the test setup checks)
+    onTestFinished(() => source.close?.());
     const all = await entries(source);
     expect(all.map((e) => (e.ok ? [e.record.kind, e.record.id, e.record.text] : e.skip.reason))).toEqual([
       ['caption', '000000', 'a red square left of a blue disc'],

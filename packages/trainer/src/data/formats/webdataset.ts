@@ -42,6 +42,7 @@ export async function tarImageStore(shards: readonly TarShard[], name = 'tar ima
 /**
  * Records of webdataset shards, one per sample, in shard order; the source resolves its own
  * image refs ('<shard index>:<member name>'). A sample without an image is a 'missing-image' skip.
+ * The source owns the shards: its `close()` closes their sources.
  */
 export async function webdatasetSource(
   shards: readonly TarShard[],
@@ -89,6 +90,9 @@ export async function webdatasetSource(
       } catch (e) {
         return failedEntry(e);
       }
+    },
+    async close() {
+      await Promise.all(shards.map((s) => s.source.close?.()));
     },
   };
   return source;

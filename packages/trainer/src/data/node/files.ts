@@ -85,15 +85,17 @@ export async function openJsonl<R extends CaptionRecord | GroundingRecord | Nlvr
 
 /**
  * Tar shards on disk, for `tarImageStore` / `webdatasetSource`; a worker reads members straight from
- * the file. The caller closes each shard's source; when one path cannot be opened, the shards
- * already open are closed before the error is thrown.
+ * the file. `webdatasetSource` owns the shards it is given (its `close()` closes them); otherwise
+ * the caller closes each shard's source. When one path cannot be opened, the shards already open
+ * are closed before the error is thrown.
  */
 export async function openTarShards(paths: readonly string[]): Promise<TarShard[]> {
   const opened = await Promise.allSettled(paths.map(fileSource));
   const sources = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = opened.find((r) => r.status === 'rejected');
   if (failed) {
-    await Promise.all(sources.map((s) => s.close?.()));
+    // a failing close must not hide why the open failed
+    await Promise.allSettled(sources.map((s) => s.close?.()));
     throw failed.reason;
   }
   return sources.map((source, k) => ({ source, path: paths[k] }));
