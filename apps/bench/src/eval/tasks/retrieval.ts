@@ -3,7 +3,8 @@
 //   itc            dual encoder: cosine similarity of the ITC embeddings (the *_irtr_itc checkpoints, 576 px)
 //   itm            the official ITM protocol: every (image, text) pair through the fused model,
 //                  scored by rank_output (the *_irtr_itm checkpoints, 384 px); O(images x texts) passes
-//   itc + rerank K the ITC top K of every query (both directions) re-scored by ITM (ALBEF-style)
+//   itc + rerank K the ITC top K of every query (both directions) re-scored by ITM alone (ALBEF's
+//                  top-K re-scoring; ALBEF also adds the ITC similarity)
 // Recall@1/5/10 both ways with @fiber-vl/eval-metrics (VSE++ protocol); the similarity matrices are
 // written as safetensors next to the image / text ids, so the numbers can be recomputed.
 import { existsSync, writeFileSync } from 'node:fs';
