@@ -215,21 +215,28 @@ const IMAGENET_VALUES = [0, 1, 2].map((c) =>
 );
 
 /**
+ * The three planes [3, H, W] of an image's pixels, each byte through its plane's table: plane c
+ * reads the image's channel `channelOf(c)` (a gray image's only channel for every plane).
+ */
+function channelPlanes(r: RawImage, tables: readonly Float32Array[], channelOf: (c: number) => number): Float32Array {
+  const n = r.width * r.height;
+  const out = new Float32Array(3 * n);
+  for (let c = 0; c < 3; c++) {
+    const value = tables[c];
+    for (let i = 0, p = r.channels === 1 ? 0 : channelOf(c); i < n; i++, p += r.channels)
+      out[c * n + i] = value[r.data[p]];
+  }
+  return out;
+}
+
+/**
  * FIBER's coarse eval transform (`albef`): Pillow BICUBIC resize to size x size (aspect ratio not
  * kept), /255 and ImageNet mean/std, all in float32 as torchvision does. -> Float32Array [3, S, S].
  */
 export function fiberImageTransform(img: RawImage, size: number, what = 'RawImage'): Float32Array {
   validateRawImage(img, what);
   checkSize(size, 'fiberImageTransform: size');
-  const r = pillowResize(img, size, size, 'bicubic');
-  const out = new Float32Array(3 * size * size);
-  const n = size * size;
-  for (let c = 0; c < 3; c++) {
-    const value = IMAGENET_VALUES[c];
-    const src = r.channels === 1 ? 0 : c; // gray: R = G = B
-    for (let i = 0, p = src; i < n; i++, p += r.channels) out[c * n + i] = value[r.data[p]];
-  }
-  return out;
+  return channelPlanes(pillowResize(img, size, size, 'bicubic'), IMAGENET_VALUES, (c) => c);
 }
 
 /** A batch of images through fiberImageTransform, as a [B, 3, S, S] tensor. */
@@ -286,15 +293,8 @@ export function detectionImageTransform(
 ): { data: Float32Array; width: number; height: number } {
   validateRawImage(img);
   const { width, height } = detectionSize(img.width, img.height, minSize, maxSize);
-  const r = pillowResize(img, width, height, 'bilinear');
-  const out = new Float32Array(3 * width * height);
-  const n = width * height;
-  for (let c = 0; c < 3; c++) {
-    const value = DETECTION_VALUES[c];
-    const src = r.channels === 1 ? 0 : 2 - c; // BGR; gray: B = G = R
-    for (let i = 0, p = src; i < n; i++, p += r.channels) out[c * n + i] = value[r.data[p]];
-  }
-  return { data: out, width, height };
+  const data = channelPlanes(pillowResize(img, width, height, 'bilinear'), DETECTION_VALUES, (c) => 2 - c); // BGR
+  return { data, width, height };
 }
 
 /** Decodes encoded images (PNG, JPEG, ...) into RawImage; one per platform (see `@fiber-vl/swin/node`, `browserImageDecoder`). */
