@@ -32,6 +32,24 @@ describe.each(names)('fast-gradient kernels on %s', (backend) => {
     tf.dispose([x, w, proj, ...ours, ...ref]);
   });
 
+  it('conv2dNhwc computes the input gradient only where the input needs one', async () => {
+    const rng = new Generator(2);
+    const x = rng.normal([1, 8, 8, 3]) as tf.Tensor4D;
+    const w = tf.variable(rng.normal([4, 4, 3, 5]));
+    const kernels = async (f: () => tf.Tensor | tf.Tensor[] | tf.NamedTensorMap) => {
+      const info = await tf.profile(() => {
+        const out = f();
+        return out instanceof tf.Tensor || Array.isArray(out) ? out : Object.values(out);
+      });
+      return info.kernelNames;
+    };
+    const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(conv2dNhwc(a as tf.Tensor4D, b as tf.Tensor4D, [4, 4]));
+    const filterOnly = await kernels(() => tf.variableGrads(() => loss(x, w) as tf.Scalar, [w]).grads);
+    expect(filterOnly).not.toContain('Conv2DBackpropInput');
+    expect(await kernels(() => tf.grads(loss)([x, w]))).toContain('Conv2DBackpropInput');
+    tf.dispose([x, w]);
+  });
+
   it('gather gradients (UnsortedSegmentSum) scatter-add, dropping out-of-range ids', async () => {
     const table = tf.tensor2d([
       [1, 2],

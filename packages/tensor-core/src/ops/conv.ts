@@ -2,30 +2,42 @@
 // filter gradient (Conv2DBackpropFilter): the cpu fallback copies every tensor across and runs
 // tfjs-cpu's loop (seconds per call on a patch embedding). Here the filter gradient is one matmul
 // per kernel tap: dW[i, j] = X_pad[:, i::s, j::s, :]^T @ dY over all output positions, and the
-// input gradient is the native transposed convolution.
+// input gradient is the native transposed convolution, computed only where the input needs one
+// (a patch embedding's pixels do not): the op is a kernel of its own (the backend's Conv2D) with
+// a gradient per input, which tfjs calls only for the inputs on the path to what it differentiates.
 import { tf } from '../tf.js';
 import { matmul } from './linalg.js';
 
-/**
- * 2-D convolution on NHWC input with an HWIO filter, 'valid' padding (pad the input first),
- * stride [sh, sw]. Differentiable with respect to both.
- */
-export function conv2dNhwc(x: tf.Tensor4D, filter: tf.Tensor4D, stride: [number, number]): tf.Tensor4D {
-  const [kh, kw, ci, co] = filter.shape;
-  if (x.shape[3] !== ci)
-    throw new RangeError(
-      `conv2dNhwc: input [${x.shape.join(', ')}] has ${x.shape[3]} channels, the filter [${filter.shape.join(', ')}] wants ${ci}`,
-    );
-  const op = tf.customGrad((input, w, save) => {
-    const [xi, wi] = [input as tf.Tensor4D, w as tf.Tensor4D];
-    (save as tf.GradSaveFunc)([xi, wi]);
+const KERNEL = 'FiberConv2DNhwc';
+
+/** Registers KERNEL on `backendName` as that backend's own Conv2D (NHWC, 'valid', no dilation). */
+function registerOn(backendName: string): void {
+  if (tf.getKernel(KERNEL, backendName)) return;
+  const conv = tf.getKernel('Conv2D', backendName);
+  if (!conv) throw new Error(`conv2dNhwc: the ${backendName} backend has no Conv2D kernel`);
+  tf.registerKernel({
+    kernelName: KERNEL,
+    backendName,
+    kernelFunc: ({ inputs, backend, attrs }) =>
+      conv.kernelFunc({
+        inputs: { x: inputs.x, filter: inputs.filter },
+        backend,
+        attrs: { strides: attrs?.strides ?? [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] },
+      }),
+  });
+}
+
+tf.registerGradient({
+  kernelName: KERNEL,
+  inputsToSave: ['x', 'filter'],
+  gradFunc: (dy, [xs, ws], attrs) => {
+    const stride = attrs.strides as [number, number];
+    const d = dy as tf.Tensor4D;
+    const [kh, kw, ci, co] = ws.shape;
+    const [N, Ho, Wo] = d.shape;
     return {
-      value: tf.conv2d(xi, wi, stride, 'valid'),
-      gradFunc: (dy, saved) => {
-        const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const d = dy as tf.Tensor4D;
-        const [N, Ho, Wo] = d.shape;
-        const dx = tf.conv2dTranspose(d, ws, xs.shape, stride, 'valid');
+      x: () => tf.conv2dTranspose(d, ws as tf.Tensor4D, xs.shape as [number, number, number, number], stride, 'valid'),
+      filter: () => {
         const dyFlat = tf.reshape(d, [N * Ho * Wo, co]);
         if (kh === stride[0] && kw === stride[1] && xs.shape[1] === Ho * kh && xs.shape[2] === Wo * kw) {
           // non-overlapping patches (a patch embedding): one space-to-depth and one matmul
@@ -33,7 +45,7 @@ export function conv2dNhwc(x: tf.Tensor4D, filter: tf.Tensor4D, stride: [number,
             N * Ho * Wo,
             kh * kw * ci,
           ]);
-          return [dx, tf.reshape(matmul(patches, dyFlat, { transposeA: true }), [kh, kw, ci, co])];
+          return tf.reshape(matmul(patches, dyFlat, { transposeA: true }), [kh, kw, ci, co]);
         }
         const taps: tf.Tensor[] = [];
         for (let i = 0; i < kh; i++) {
@@ -47,9 +59,24 @@ export function conv2dNhwc(x: tf.Tensor4D, filter: tf.Tensor4D, stride: [number,
             taps.push(matmul(tf.reshape(patch, [N * Ho * Wo, ci]), dyFlat, { transposeA: true })); // [ci, co]
           }
         }
-        return [dx, tf.reshape(tf.stack(taps), [kh, kw, ci, co])];
+        return tf.reshape(tf.stack(taps), [kh, kw, ci, co]);
       },
     };
-  });
-  return op(x, filter) as tf.Tensor4D;
+  },
+});
+
+/**
+ * 2-D convolution on NHWC input with an HWIO filter, 'valid' padding (pad the input first),
+ * stride [sh, sw]. Differentiable with respect to both.
+ */
+export function conv2dNhwc(x: tf.Tensor4D, filter: tf.Tensor4D, stride: [number, number]): tf.Tensor4D {
+  const [kh, kw, ci] = filter.shape;
+  if (x.rank !== 4 || filter.rank !== 4 || x.shape[3] !== ci)
+    throw new RangeError(
+      `conv2dNhwc: input [${x.shape.join(', ')}] has ${x.shape[3]} channels, the filter [${filter.shape.join(', ')}] wants ${ci}`,
+    );
+  if (x.shape[1] < kh || x.shape[2] < kw)
+    throw new RangeError(`conv2dNhwc: input [${x.shape.join(', ')}] is smaller than the filter ${kh} x ${kw}`);
+  registerOn(tf.getBackend());
+  return tf.engine().runKernel(KERNEL, { x, filter }, { strides: stride }) as tf.Tensor4D;
 }
