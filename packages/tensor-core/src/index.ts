@@ -44,6 +44,7 @@ export * as init from './nn/init.js';
 
 export { matmul, linear, transposeLast2 } from './ops/linalg.js';
 export { softmax, gelu, layerNorm, l2Normalize } from './ops/activations.js';
+export { adamwUpdate, type AdamWUpdateOptions } from './ops/optim.js';
 export {
   scaledDotProductAttention,
   registerAttentionKernel,

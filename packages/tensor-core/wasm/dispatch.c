@@ -1,7 +1,7 @@
 // Entry points: the op dispatcher and the per-instance stack.
 #include "fk.h"
 
-enum { OP_GEMM = 1, OP_WINDOW_ATTENTION = 2, OP_LAYER_NORM = 3, OP_GELU = 4, OP_LAYER_NORM_GRAD_X = 5, OP_LAYER_NORM_GRAD_W = 6, OP_GELU_GRAD = 7, OP_TRANSPOSE = 8, OP_WINDOW_BIAS_T = 9, OP_GATHER = 10 };
+enum { OP_GEMM = 1, OP_WINDOW_ATTENTION = 2, OP_LAYER_NORM = 3, OP_GELU = 4, OP_LAYER_NORM_GRAD_X = 5, OP_LAYER_NORM_GRAD_W = 6, OP_GELU_GRAD = 7, OP_TRANSPOSE = 8, OP_WINDOW_BIAS_T = 9, OP_GATHER = 10, OP_SUM_MIDDLE = 11, OP_ADAMW = 12 };
 
 // Each instance (main thread and every worker) runs on a stack of its own in the shared memory.
 EXPORT("fk_set_stack") void fk_set_stack(void* top) {
@@ -9,7 +9,7 @@ EXPORT("fk_set_stack") void fk_set_stack(void* top) {
 }
 
 /** Bumped whenever the args layout of an op changes (the JS side checks it). */
-EXPORT("fk_abi") int fk_abi(void) { return 4; }
+EXPORT("fk_abi") int fk_abi(void) { return 5; }
 
 /** Floats of scratch one thread needs for GEMM (attention asks the JS side for more by args). */
 EXPORT("fk_gemm_scratch") int fk_gemm_scratch(void) { return GEMM_SCRATCH; }
@@ -28,6 +28,8 @@ EXPORT("fk_run") void fk_run(const i32* args, int tid, int nt) {
     case OP_TRANSPOSE: fk_transpose(args + 3, tid, nt); break;
     case OP_WINDOW_BIAS_T: fk_window_bias_t(args + 3, tid, nt); break;
     case OP_GATHER: fk_gather(args + 3, tid, nt); break;
+    case OP_SUM_MIDDLE: fk_sum_middle(args + 3, tid, nt); break;
+    case OP_ADAMW: fk_adamw(args + 3, tid, nt); break;
     default: __builtin_trap();
   }
 }

@@ -78,4 +78,6 @@ void fk_layer_norm_grad_x(const i32* args, int tid, int nt);
 void fk_layer_norm_grad_w(const i32* args, int tid, int nt);
 void fk_gelu_grad(const i32* args, int tid, int nt);
 void fk_transpose(const i32* args, int tid, int nt);
+void fk_sum_middle(const i32* args, int tid, int nt);
+void fk_adamw(const i32* args, int tid, int nt);
 void fk_gather(const i32* args, int tid, int nt);

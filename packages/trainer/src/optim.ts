@@ -4,7 +4,7 @@
 //   fine (maskrcnn_benchmark solver/build.py): torch.optim.AdamW, one group per tensor.
 // State is per parameter, as in both implementations: a parameter that gets no gradient in a step
 // is not touched at all (no moment update, no step count, no weight decay).
-import { tf, type Parameter } from '@fiber-vl/tensor-core';
+import { adamwUpdate, tf, type Parameter } from '@fiber-vl/tensor-core';
 
 export interface ParamGroup {
   /** Named parameters (names as in the state dict). */
@@ -108,23 +108,14 @@ export class AdamW {
           this.state.set(name, s);
         }
         s.step++;
-        const bc1 = 1 - b1 ** s.step;
-        const bc2 = 1 - b2 ** s.step;
         const { m, v } = s;
+        const o = { variant: this.variant, lr, weightDecay: wd, beta1: b1, beta2: b2, eps: this.eps, step: s.step };
         tf.tidy(() => {
-          let w: tf.Tensor = p.value;
-          if (this.variant === 'torch' && wd) w = tf.mul(w, 1 - lr * wd);
-          m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
-          v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
-          if (this.variant === 'torch') {
-            const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), this.eps);
-            w = tf.sub(w, tf.mul(tf.div(m, denom), lr / bc1));
-          } else {
-            const denom = tf.add(tf.sqrt(v), this.eps);
-            w = tf.sub(w, tf.mul(tf.div(m, denom), (lr * Math.sqrt(bc2)) / bc1));
-            if (wd) w = tf.sub(w, tf.mul(w, lr * wd));
-          }
-          p.value.assign(w);
+          // one kernel on wasm, the same float32 steps as the tfjs ops elsewhere (tensor-core)
+          const [w2, m2, v2] = adamwUpdate(p.value, g, m, v, o);
+          m.assign(m2);
+          v.assign(v2);
+          p.value.assign(w2);
         });
       }
     }

@@ -10,7 +10,7 @@ import { gradCheck, maxAbsDiff, testBackends, useBackend } from '../testing.js';
 import { gelu, layerNorm } from '../ops/activations.js';
 import { linear, matmul } from '../ops/linalg.js';
 import { compositeWindowAttention, shiftWindowMaskArray, windowAttention } from '../ops/attention.js';
-import { setWasmKernelsEnabled, wasmKernelInfo, wasmKernelsActive } from './wasm.js';
+import { middleReduction, setWasmKernelsEnabled, wasmKernelInfo, wasmKernelsActive } from './wasm.js';
 import { reduceTranspose } from './transpose-plan.js';
 import { setWebGpuKernelsEnabled } from './webgpu.js';
 
@@ -119,6 +119,19 @@ describe('reduceTranspose', () => {
     expect(reduceTranspose([5, 1, 7], [1, 0, 2])).toEqual({ shape: [35], inStrides: [1] });
     expect(reduceTranspose([1, 1], [1, 0])).toEqual({ shape: [1], inStrides: [1] });
     expect(reduceTranspose([], [])).toEqual({ shape: [1], inStrides: [1] });
+  });
+});
+
+describe('middleReduction', () => {
+  it('finds the one block of reduced axes, unit axes dropped and neighbours merged', () => {
+    expect(middleReduction([8192, 256], [0])).toEqual({ outer: 1, reduced: 8192, inner: 256 });
+    expect(middleReduction([32, 64, 96], [0, 1])).toEqual({ outer: 1, reduced: 2048, inner: 96 });
+    expect(middleReduction([3, 5, 4, 9], [1, 2])).toEqual({ outer: 3, reduced: 20, inner: 9 });
+    expect(middleReduction([3, 1, 5, 1, 9], [2, 3])).toEqual({ outer: 3, reduced: 5, inner: 9 });
+    expect(middleReduction([1, 50, 1, 17], [1])).toEqual({ outer: 1, reduced: 50, inner: 17 });
+    expect(middleReduction([7, 5], [1])).toEqual({ outer: 7, reduced: 5, inner: 1 });
+    expect(middleReduction([4, 3, 5], [0, 2])).toBeUndefined();
+    expect(middleReduction([4, 1, 5], [1])).toBeUndefined();
   });
 });
 
@@ -240,6 +253,121 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     const bad = tf.tensor1d([0, 3], 'int32');
     expect(() => tf.gather(x, bad)).toThrow(/index value 3/);
     tf.dispose([x, bad]);
+  });
+
+  // On wasm, sums over axes that are not the innermost go to wasm/reduce.c (no transpose first):
+  // the same bits as tfjs' own Sum, which adds each output's terms in the same order.
+  it('sum over leading and middle axes matches float64, and on wasm equals tfjs bit for bit', async () => {
+    const cases: [number[], number | number[], boolean][] = [
+      [[700, 96], 0, false], // a bias gradient, threaded size
+      [[6, 37, 21], [0, 1], true], // inner off the 16- and 4-column blocks
+      [[3, 50, 4, 9], [1, 2], false],
+      [[2, 1, 33, 1, 5], -3, true],
+      [[4, 3, 5], [0, 2], false], // two blocks: tfjs' own kernel
+      [[5, 8], -1, false], // innermost: tfjs' own kernel
+    ];
+    for (const [shape, axis, keepDims] of cases) {
+      const x = rng.normal(shape);
+      const y = tf.sum(x, axis, keepDims);
+      const xs = await values(x);
+      const axes = (Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + shape.length : a));
+      const outShape = shape.flatMap((d, a) => (axes.includes(a) ? (keepDims ? [1] : []) : [d]));
+      expect(y.shape, `[${shape}] over ${axis}`).toEqual(outShape);
+      const ref = new Float64Array(y.size);
+      const strides = shape.map((_, a) => shape.slice(a + 1).reduce((p, d) => p * d, 1));
+      const kept = shape.map((_, a) => a).filter((a) => !axes.includes(a));
+      const keptStrides = kept.map((a) => kept.filter((b) => b > a).reduce((p, b) => p * shape[b], 1));
+      for (let i = 0; i < xs.length; i++) {
+        let o = 0;
+        kept.forEach((a, j) => (o += (Math.floor(i / strides[a]) % shape[a]) * keptStrides[j]));
+        ref[o] += xs[i];
+      }
+      expect(maxAbsDiff(await values(y), ref), `[${shape}] over ${axis}`).toBeLessThan(1e-4 * Math.sqrt(xs.length));
+      if (backend === 'wasm') {
+        setWasmKernelsEnabled(false);
+        const tfjs = tf.sum(x, axis, keepDims);
+        setWasmKernelsEnabled(true);
+        expect(Array.from(await y.data()), `[${shape}] over ${axis}`).toEqual(Array.from(await tfjs.data()));
+        tfjs.dispose();
+      }
+      tf.dispose([x, y]);
+    }
+  });
+
+  // On wasm, slices, unstacks and splits of 4- and 1-byte dtypes are copied run by run inside wasm memory.
+  it('slice, unstack and split of every dtype equal the index reference', async () => {
+    const g = new Generator(21);
+    for (let t = 0; t < 40; t++) {
+      const rank = 1 + g.nextInt(5);
+      const shape = Array.from({ length: rank }, () => 1 + g.nextInt(5));
+      const n = shape.reduce((p, d) => p * d, 1);
+      const dtype = (['float32', 'int32', 'bool'] as const)[t % 3];
+      const data = Array.from({ length: n }, (_, i) =>
+        dtype === 'bool' ? Number(i % 3 === 0) : dtype === 'int32' ? i - 7 : i * 0.5 - 3,
+      );
+      const x =
+        dtype === 'bool'
+          ? tf.tensor(
+              data.map((v) => v === 1),
+              shape,
+              'bool',
+            )
+          : tf.tensor(data, shape, dtype);
+      const begin = shape.map((d) => g.nextInt(d));
+      const extent = shape.map((d, a) => (g.nextInt(4) === 0 ? -1 : g.nextInt(d - begin[a] + 1)));
+      const sized = extent.map((e, a) => (e === -1 ? shape[a] - begin[a] : e));
+      const strides = shape.map((_, a) => shape.slice(a + 1).reduce((p, d) => p * d, 1));
+      const box = (b: number[], e: number[]) => {
+        const out: number[] = [];
+        const total = e.reduce((p, d) => p * d, 1);
+        for (let i = 0; i < total; i++) {
+          let src = 0;
+          for (let a = 0, rest = i; a < rank; a++) {
+            const inner = e.slice(a + 1).reduce((p, d) => p * d, 1);
+            src += (b[a] + Math.floor(rest / inner)) * strides[a];
+            rest %= inner;
+          }
+          out.push(data[src]);
+        }
+        return out;
+      };
+      const s = tf.slice(x, begin, extent);
+      expect(s.shape).toEqual(sized);
+      expect(Array.from(await s.data()).map(Number), `[${shape}] at [${begin}] size [${extent}]`).toEqual(
+        box(begin, sized),
+      );
+      const axis = g.nextInt(rank);
+      const parts = tf.unstack(x, axis);
+      expect(parts.length).toBe(shape[axis]);
+      for (const [i, p] of parts.entries()) {
+        const b = shape.map((_, a) => (a === axis ? i : 0));
+        const e = shape.map((d, a) => (a === axis ? 1 : d));
+        expect(p.shape).toEqual(shape.filter((_, a) => a !== axis));
+        expect(Array.from(await p.data()).map(Number), `[${shape}] part ${i} on axis ${axis}`).toEqual(box(b, e));
+      }
+      // split into pieces of random sizes (one given as -1) along the same axis
+      const cut = g.nextInt(shape[axis] + 1);
+      const sizes = g.nextInt(2) ? [cut, -1] : [cut, shape[axis] - cut];
+      const pieces = tf.split(x, sizes, axis);
+      for (const [i, p] of pieces.entries()) {
+        const b = shape.map((_, a) => (a === axis ? (i ? cut : 0) : 0));
+        const e = shape.map((d, a) => (a === axis ? (i ? d - cut : cut) : d));
+        expect(p.shape).toEqual(e);
+        expect(Array.from(await p.data()).map(Number), `[${shape}] split ${sizes} on axis ${axis}`).toEqual(box(b, e));
+      }
+      tf.dispose([x, s, ...parts, ...pieces]);
+    }
+  });
+
+  // On wasm a clone shares the data (one more reference) instead of copying it.
+  it('a clone outlives its source and frees its data with the last reference', async () => {
+    const before = tf.memory().numBytes;
+    const x = tf.tensor([1.5, -2, 3], [3]);
+    const y = tf.clone(x);
+    x.dispose();
+    expect(Array.from(await y.data())).toEqual([1.5, -2, 3]);
+    y.dispose();
+    expect(tf.memory().numBytes).toBe(before);
   });
 
   // K > 256 and N > 512 cross the kernel's blocks; M, N, K off the 4 x 8 tile; big enough to thread.

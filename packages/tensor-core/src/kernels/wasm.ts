@@ -1,6 +1,8 @@
 // fiber-vl's own CPU kernels, registered into tfjs-backend-wasm: a packed, multi-threaded SIMD
 // GEMM (matmul / linear without weight transposes, batched products), Swin's shifted-window
-// attention in one pass, LayerNorm and GELU. They work in place on tfjs' wasm memory: the kernel
+// attention in one pass, LayerNorm, GELU and the AdamW update; and in place of tfjs' own kernels
+// where those are slow at model size (each falls back on tfjs' outside what it covers): Transpose,
+// GatherV2, Sum, Slice, Unpack, SplitV and Identity. They work in place on tfjs' wasm memory: the kernel
 // module (wasm/*.c, built by scripts/build-wasm.mjs) imports that memory, so inputs and outputs are
 // ordinary wasm-backend tensors and no data is copied. Threads need tfjs' threaded build (a shared
 // memory); otherwise the kernels run on the calling thread.
@@ -20,6 +22,7 @@ export const KERNEL_NAMES = {
   gelu: 'FiberGelu',
   layerNormGrad: 'FiberLayerNormGrad',
   geluGrad: 'FiberGeluGrad',
+  adamw: 'FiberAdamW',
   /** softmax((q scale) k^T + bias + mask) v in one pass; webgpu only (kernels/webgpu.ts). */
   attention: 'FiberAttention',
 } as const;
@@ -35,8 +38,10 @@ const OP = {
   transpose: 8,
   windowBiasT: 9,
   gather: 10,
+  sumMiddle: 11,
+  adamw: 12,
 } as const;
-const ABI = 4;
+const ABI = 5;
 /** Below this many flops (or elements) an op runs on the calling thread: waking workers costs more. */
 const PARALLEL_FLOPS = 4e6;
 const PARALLEL_ELEMENTS = 64 * 1024;
@@ -49,6 +54,7 @@ interface WasmBackendLike {
   dataIdMap: { get(dataId: object): WasmTensorData | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: object): boolean;
+  incRef(dataId: object): void;
   readSync(dataId: object): ArrayLike<number> | Uint8Array[];
   wasm: {
     _malloc(bytes: number): number;
@@ -368,6 +374,35 @@ function geluGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
   return out;
 }
 
+/** One AdamW update (ops/optim.ts): [w', m', v'] from w, g, m, v, in the tfjs ops' float32 steps. */
+function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const be = backendOf(backend);
+  const [w, g, m, v] = ['w', 'g', 'm', 'v'].map((k) => input(inputs, k));
+  const outs = Array.from({ length: 3 }, () => be.makeOutput(w.shape, 'float32'));
+  const n = size(w.shape);
+  if (n === 0) return outs;
+  const f = (k: string) => floatBits(Number(attrs?.[k]));
+  const flags = (attrs?.variant === 'transformers' ? 1 : 0) | (attrs?.decay !== undefined ? 2 : 0);
+  pool!.run(
+    OP.adamw,
+    [
+      ...[w, g, m, v, ...outs].map((t) => offsetOf(be, t)),
+      n,
+      flags,
+      f('decay'),
+      f('beta1'),
+      f('oneMinusBeta1'),
+      f('beta2'),
+      f('oneMinusBeta2'),
+      f('sqrtBiasCorrection2'),
+      f('eps'),
+      f('stepSize'),
+    ],
+    { threads: n >= PARALLEL_ELEMENTS ? pool!.threads : 1 },
+  );
+  return outs;
+}
+
 /** Axes the C transpose handles after reduction (wasm/transpose.c MAX_RANK). */
 const TRANSPOSE_MAX_RANK = 8;
 /** Reduced ranks up to this stay on tfjs' own Transpose kernel (as fast there); above it tfjs is ~30x slower. */
@@ -437,6 +472,176 @@ function gatherKernel(original: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
+/**
+ * A reduction's layout with unit axes dropped and neighbouring axes of one kind merged:
+ * [outer, reduced, inner] where the reduced axes are one block, or undefined where they are not
+ * (e.g. [R, K, R]). Exported for tests.
+ */
+export function middleReduction(
+  shape: readonly number[],
+  axes: readonly number[],
+): { outer: number; reduced: number; inner: number } | undefined {
+  const groups: { reduced: boolean; size: number }[] = [];
+  for (let a = 0; a < shape.length; a++) {
+    if (shape[a] === 1) continue;
+    const reduced = axes.includes(a);
+    const last = groups.at(-1);
+    if (last && last.reduced === reduced) last.size *= shape[a];
+    else groups.push({ reduced, size: shape[a] });
+  }
+  const r = groups.findIndex((g) => g.reduced);
+  if (r < 0 || groups.filter((g) => g.reduced).length > 1) return undefined;
+  return { outer: r > 0 ? groups[0].size : 1, reduced: groups[r].size, inner: groups[r + 1]?.size ?? 1 };
+}
+
+/**
+ * tfjs-backend-wasm's Sum, with float32 sums over a block of axes that are not the innermost (a
+ * bias gradient: [rows, C] over the rows) done by wasm/reduce.c without the transpose tfjs makes
+ * first (a full copy of the input, most of a bias gradient's time). Same order of additions, same
+ * bits.
+ */
+function sumKernel(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = input(args.inputs, 'x');
+    if (!enabled || !pool || x.dtype !== 'float32') return original(args);
+    const axes = tf.util.parseAxisParam((args.attrs?.axis ?? []) as number | number[], x.shape);
+    const layout = middleReduction(x.shape, axes);
+    // reduced axes innermost: tfjs sums without a transpose
+    if (!layout || layout.inner === 1 || size(x.shape) === 0) return original(args);
+    const be = backendOf(args.backend);
+    const keepDims = args.attrs?.keepDims === true;
+    const outShape = x.shape.flatMap((d, a) => (axes.includes(a) ? (keepDims ? [1] : []) : [d]));
+    const out = be.makeOutput(outShape, 'float32');
+    const n = size(x.shape);
+    pool.run(OP.sumMiddle, [offsetOf(be, x), offsetOf(be, out), layout.outer, layout.reduced, layout.inner], {
+      threads: n >= PARALLEL_ELEMENTS ? pool.threads : 1,
+    });
+    return out;
+  };
+}
+
+/** Bytes per element in tfjs-backend-wasm's memory of the dtypes the copy kernels move. */
+const ELEMENT_BYTES: Partial<Record<tf.DataType, number>> = { float32: 4, int32: 4, bool: 1 };
+
+/**
+ * Copies the box x[begin .. begin + extent) (every axis given) into `out`, one memmove per
+ * contiguous run of the source.
+ */
+function copyBox(be: WasmBackendLike, x: tf.TensorInfo, begin: number[], extent: number[], out: tf.TensorInfo): void {
+  const bytes = ELEMENT_BYTES[x.dtype] ?? 0;
+  const rank = x.shape.length;
+  const strides = new Array<number>(rank);
+  for (let a = rank - 1, st = 1; a >= 0; a--) {
+    strides[a] = st;
+    st *= x.shape[a];
+  }
+  // the run: the innermost axes the box covers whole, and the first one it does not
+  let k = rank - 1;
+  let run = 1;
+  for (; k >= 0; k--) {
+    run *= extent[k];
+    if (extent[k] !== x.shape[k]) break;
+  }
+  const total = size(extent);
+  if (total === 0) return;
+  const heap = new Uint8Array(hostHeap(be).memory.buffer);
+  const src = offsetOf(be, x);
+  const dst = offsetOf(be, out);
+  let start = 0;
+  for (let a = 0; a < rank; a++) start += begin[a] * strides[a];
+  const index = new Array<number>(Math.max(k, 0)).fill(0);
+  for (let copied = 0; copied < total; copied += run) {
+    let from = start;
+    for (let a = 0; a < k; a++) from += index[a] * strides[a];
+    heap.copyWithin(dst + copied * bytes, src + from * bytes, src + (from + run) * bytes);
+    for (let a = k - 1; a >= 0; a--) {
+      if (++index[a] < extent[a]) break;
+      index[a] = 0;
+    }
+  }
+}
+
+/**
+ * tfjs-backend-wasm's Slice, with the 4- and 1-byte dtypes copied run by run inside wasm memory:
+ * tfjs first copies the whole input out of it (readSync), then the slice back in.
+ */
+function sliceKernel(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = input(args.inputs, 'x');
+    if (!enabled || !pool || ELEMENT_BYTES[x.dtype] === undefined) return original(args);
+    const [begin, extent] = tf.slice_util.parseSliceParams(
+      x as tf.Tensor,
+      (args.attrs?.begin ?? []) as number[],
+      (args.attrs?.size ?? []) as number[],
+    );
+    const be = backendOf(args.backend);
+    const out = be.makeOutput(extent, x.dtype);
+    copyBox(be, x, begin, extent, out);
+    return out;
+  };
+}
+
+/**
+ * tfjs-backend-wasm's Unpack (tf.unstack), each output copied like sliceKernel's: tfjs slices
+ * every output through a copy of the whole input (Swin's q, k, v: three copies of qkv).
+ */
+function unpackKernel(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = input(args.inputs, 'value');
+    if (!enabled || !pool || ELEMENT_BYTES[x.dtype] === undefined) return original(args);
+    const rank = x.shape.length;
+    const given = Number(args.attrs?.axis ?? 0);
+    const axis = given < 0 ? given + rank : given;
+    const be = backendOf(args.backend);
+    const outShape = x.shape.filter((_, a) => a !== axis);
+    const begin = new Array<number>(rank).fill(0);
+    const extent = x.shape.map((d, a) => (a === axis ? 1 : d));
+    return Array.from({ length: x.shape[axis] }, (_, i) => {
+      begin[axis] = i;
+      const out = be.makeOutput(outShape, x.dtype);
+      copyBox(be, x, begin, extent, out);
+      return out;
+    });
+  };
+}
+
+/** tfjs-backend-wasm's SplitV (tf.split), each piece copied like sliceKernel's. */
+function splitKernel(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = input(args.inputs, 'x');
+    if (!enabled || !pool || ELEMENT_BYTES[x.dtype] === undefined) return original(args);
+    const axis = tf.util.parseAxisParam((args.attrs?.axis ?? 0) as number, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(
+      x as tf.Tensor,
+      (args.attrs?.numOrSizeSplits ?? 1) as number | number[],
+      axis,
+    );
+    const be = backendOf(args.backend);
+    const begin = new Array<number>(x.shape.length).fill(0);
+    return sizes.map((s) => {
+      const extent = x.shape.map((d, a) => (a === axis ? s : d));
+      const out = be.makeOutput(extent, x.dtype);
+      copyBox(be, x, begin, extent, out);
+      begin[axis] += s;
+      return out;
+    });
+  };
+}
+
+/**
+ * tfjs-backend-wasm's Identity shares the input's data (one more reference, as Reshape does and
+ * tfjs-cpu's Identity) where tfjs copies it: the engine clones every tensor a gradient saves, so
+ * the copy ran on most inputs of every op under a gradient tape. No kernel writes into its inputs.
+ */
+function identityKernel(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = input(args.inputs, 'x');
+    if (!enabled || !pool || x.dtype === 'string') return original(args);
+    backendOf(args.backend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  };
+}
+
 let registered = false;
 function registerKernels(): void {
   if (registered) return;
@@ -448,17 +653,22 @@ function registerKernels(): void {
     [KERNEL_NAMES.gelu, geluKernel],
     [KERNEL_NAMES.layerNormGrad, layerNormGradKernel],
     [KERNEL_NAMES.geluGrad, geluGradKernel],
+    [KERNEL_NAMES.adamw, adamwKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
-  // tfjs' own Transpose stays the fallback; its setup (wasm function bindings) has already run
-  const transpose = tf.getKernel('Transpose', 'wasm');
-  if (transpose) {
-    tf.unregisterKernel('Transpose', 'wasm');
-    tf.registerKernel({ ...transpose, kernelFunc: transposeKernel(transpose.kernelFunc) });
-  }
-  const gather = tf.getKernel('GatherV2', 'wasm');
-  if (gather) {
-    tf.unregisterKernel('GatherV2', 'wasm');
-    tf.registerKernel({ ...gather, kernelFunc: gatherKernel(gather.kernelFunc) });
+  // tfjs' own kernels stay the fallbacks of these; their setup (wasm function bindings) has already run
+  for (const [name, wrap] of [
+    ['Transpose', transposeKernel],
+    ['GatherV2', gatherKernel],
+    ['Sum', sumKernel],
+    ['Slice', sliceKernel],
+    ['Unpack', unpackKernel],
+    ['SplitV', splitKernel],
+    ['Identity', identityKernel],
+  ] as const) {
+    const kernel = tf.getKernel(name, 'wasm');
+    if (!kernel) continue;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ ...kernel, kernelFunc: wrap(kernel.kernelFunc) });
   }
 }
