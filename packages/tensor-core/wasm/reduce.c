@@ -5,7 +5,8 @@
 // the result has the same bits.
 #include "fk.h"
 
-// Columns [k0, k1) of out[o, :] = sum over r < R of x[o, r, :], 16 at a time (one cache line of each row).
+// Columns [k0, k1) of out[o, :] = sum over r < R of x[o, r, :], 16 at a time (one cache line of
+// each row).
 static void sum_columns(const f32* x, f32* out, uint32_t R, uint32_t inner, uint32_t k0, uint32_t k1) {
   uint32_t k = k0;
   for (; k + 16 <= k1; k += 16) {

@@ -2,10 +2,10 @@
 // GEMM (matmul / linear without weight transposes, batched products), Swin's shifted-window
 // attention in one pass, LayerNorm, GELU and the AdamW update; and in place of tfjs' own kernels
 // where those are slow at model size (each falls back on tfjs' outside what it covers): Transpose,
-// GatherV2, Sum, Slice, Unpack, SplitV and Identity. They work in place on tfjs' wasm memory: the kernel
-// module (wasm/*.c, built by scripts/build-wasm.mjs) imports that memory, so inputs and outputs are
-// ordinary wasm-backend tensors and no data is copied. Threads need tfjs' threaded build (a shared
-// memory); otherwise the kernels run on the calling thread.
+// GatherV2, Sum, Slice, Unpack, SplitV and Identity. They work in place on tfjs' wasm memory: the
+// kernel module (wasm/*.c, built by scripts/build-wasm.mjs) imports that memory, so inputs and
+// outputs are ordinary wasm-backend tensors and no data is copied. Threads need tfjs' threaded
+// build (a shared memory); otherwise the kernels run on the calling thread.
 //
 // The op entry points (ops/linalg.ts, ops/attention.ts, ops/activations.ts) call these kernels
 // through tf.engine().runKernel when wasmKernelsActive(), and register their gradients.
@@ -374,32 +374,27 @@ function geluGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
   return out;
 }
 
-/** One AdamW update (ops/optim.ts): [w', m', v'] from w, g, m, v, in the tfjs ops' float32 steps. */
+/** One AdamW update (ops/optim.ts): [w', m', v'] from w, g, m, v in the tfjs ops' float32 steps. */
 function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
   const be = backendOf(backend);
   const [w, g, m, v] = ['w', 'g', 'm', 'v'].map((k) => input(inputs, k));
+  const variant = attrs?.variant;
+  if (variant !== 'torch' && variant !== 'transformers')
+    throw new RangeError(`FiberAdamW: variant must be "torch" or "transformers", got ${String(variant)}`);
+  const f = (k: string) => {
+    const value = attrs?.[k];
+    if (typeof value !== 'number') throw new RangeError(`FiberAdamW: attr "${k}" missing`);
+    return floatBits(value);
+  };
+  const decay = attrs?.decay === undefined ? 0 : f('decay');
+  const scalars = ['beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'sqrtBiasCorrection2', 'eps', 'stepSize'].map(f);
   const outs = Array.from({ length: 3 }, () => be.makeOutput(w.shape, 'float32'));
   const n = size(w.shape);
   if (n === 0) return outs;
-  const f = (k: string) => floatBits(Number(attrs?.[k]));
-  const flags = (attrs?.variant === 'transformers' ? 1 : 0) | (attrs?.decay !== undefined ? 2 : 0);
-  pool!.run(
-    OP.adamw,
-    [
-      ...[w, g, m, v, ...outs].map((t) => offsetOf(be, t)),
-      n,
-      flags,
-      f('decay'),
-      f('beta1'),
-      f('oneMinusBeta1'),
-      f('beta2'),
-      f('oneMinusBeta2'),
-      f('sqrtBiasCorrection2'),
-      f('eps'),
-      f('stepSize'),
-    ],
-    { threads: n >= PARALLEL_ELEMENTS ? pool!.threads : 1 },
-  );
+  const flags = (variant === 'transformers' ? 1 : 0) | (attrs?.decay !== undefined ? 2 : 0);
+  pool!.run(OP.adamw, [...[w, g, m, v, ...outs].map((t) => offsetOf(be, t)), n, flags, decay, ...scalars], {
+    threads: n >= PARALLEL_ELEMENTS ? pool!.threads : 1,
+  });
   return outs;
 }
 
@@ -504,7 +499,7 @@ function sumKernel(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const x = input(args.inputs, 'x');
     if (!enabled || !pool || x.dtype !== 'float32') return original(args);
-    const axes = tf.util.parseAxisParam((args.attrs?.axis ?? []) as number | number[], x.shape);
+    const axes = tf.util.parseAxisParam(args.attrs?.axis as number | number[], x.shape);
     const layout = middleReduction(x.shape, axes);
     // reduced axes innermost: tfjs sums without a transpose
     if (!layout || layout.inner === 1 || size(x.shape) === 0) return original(args);
@@ -574,6 +569,8 @@ function sliceKernel(original: tf.KernelFunc): tf.KernelFunc {
       (args.attrs?.begin ?? []) as number[],
       (args.attrs?.size ?? []) as number[],
     );
+    // tfjs' wasm kernel does not check it; here a box out of range would read other tensors
+    tf.slice_util.assertParamsValid(x, begin, extent);
     const be = backendOf(args.backend);
     const out = be.makeOutput(extent, x.dtype);
     copyBox(be, x, begin, extent, out);
@@ -656,7 +653,7 @@ function registerKernels(): void {
     [KERNEL_NAMES.adamw, adamwKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
-  // tfjs' own kernels stay the fallbacks of these; their setup (wasm function bindings) has already run
+  // tfjs' own kernels stay the fallbacks of these (their setup, wasm function bindings, has run)
   for (const [name, wrap] of [
     ['Transpose', transposeKernel],
     ['GatherV2', gatherKernel],

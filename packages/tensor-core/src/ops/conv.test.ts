@@ -35,19 +35,39 @@ describe.each(names)('fast-gradient kernels on %s', (backend) => {
   it('conv2dNhwc computes the input gradient only where the input needs one', async () => {
     const rng = new Generator(2);
     const x = rng.normal([1, 8, 8, 3]) as tf.Tensor4D;
-    const w = tf.variable(rng.normal([4, 4, 3, 5]));
-    const kernels = async (f: () => tf.Tensor | tf.Tensor[] | tf.NamedTensorMap) => {
-      const info = await tf.profile(() => {
-        const out = f();
-        return out instanceof tf.Tensor || Array.isArray(out) ? out : Object.values(out);
-      });
-      return info.kernelNames;
-    };
+    const init = rng.normal([4, 4, 3, 5]);
+    const w = tf.variable(init);
     const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(conv2dNhwc(a as tf.Tensor4D, b as tf.Tensor4D, [4, 4]));
-    const filterOnly = await kernels(() => tf.variableGrads(() => loss(x, w) as tf.Scalar, [w]).grads);
-    expect(filterOnly).not.toContain('Conv2DBackpropInput');
-    expect(await kernels(() => tf.grads(loss)([x, w]))).toContain('Conv2DBackpropInput');
-    tf.dispose([x, w]);
+    let filterGrad: tf.Tensor | undefined;
+    const filterOnly = await tf.profile(() => {
+      const { value, grads } = tf.variableGrads(() => loss(x, w) as tf.Scalar, [w]);
+      value.dispose();
+      filterGrad = grads[w.name];
+      return filterGrad;
+    });
+    expect(filterOnly.kernelNames).not.toContain('Conv2DBackpropInput');
+    const both = await tf.profile(() => tf.grads(loss)([x, w]));
+    expect(both.kernelNames).toContain('Conv2DBackpropInput');
+    // the filter gradient itself: tfjs' own conv2d gradient
+    const ref = tf.grad((b: tf.Tensor) => tf.sum(tf.conv2d(x, b as tf.Tensor4D, [4, 4], 'valid')))(w);
+    expect(filterGrad?.shape).toEqual([4, 4, 3, 5]);
+    expect(maxAbsDiff(await filterGrad!.data(), await ref.data())).toBeLessThan(1e-4);
+    tf.dispose([x, init, w, ref, ...(filterGrad ? [filterGrad] : []), ...(both.result as tf.Tensor[])]);
+  });
+
+  it('conv2dNhwc names a bad rank, dtype, stride, channel count or size', () => {
+    const x = tf.zeros([1, 4, 4, 3]) as tf.Tensor4D;
+    const w = tf.zeros([2, 2, 3, 2]) as tf.Tensor4D;
+    const xi = tf.zeros([1, 4, 4, 3], 'int32') as tf.Tensor4D;
+    const w5 = tf.zeros([2, 2, 5, 2]) as tf.Tensor4D;
+    const x3 = tf.zeros([4, 4, 3]);
+    const small = tf.zeros([1, 1, 4, 3]) as tf.Tensor4D;
+    expect(() => conv2dNhwc(x3 as tf.Tensor4D, w, [1, 1])).toThrow(/\[4, 4, 3\] and filter .* rank 4/);
+    expect(() => conv2dNhwc(xi, w, [1, 1])).toThrow(/input \(int32\) .* must be float32/);
+    expect(() => conv2dNhwc(x, w, [0, 1])).toThrow(/stride must be two positive integers, got \[0, 1\]/);
+    expect(() => conv2dNhwc(x, w5, [1, 1])).toThrow(/has 3 channels, the filter \[2, 2, 5, 2\] wants 5/);
+    expect(() => conv2dNhwc(small, w, [1, 1])).toThrow(/smaller than the filter 2 x 2/);
+    tf.dispose([x, w, xi, w5, x3, small]);
   });
 
   it('gather gradients (UnsortedSegmentSum) scatter-add, dropping out-of-range ids', async () => {

@@ -10,6 +10,12 @@ import { matmul } from './linalg.js';
 
 const KERNEL = 'FiberConv2DNhwc';
 
+function stridesOf(attrs: tf.NamedAttrMap | undefined): [number, number] {
+  const s = attrs?.strides;
+  if (!Array.isArray(s) || s.length !== 2) throw new RangeError(`${KERNEL}: attr "strides" must be [sh, sw]`);
+  return s as [number, number];
+}
+
 /** Registers KERNEL on `backendName` as that backend's own Conv2D (NHWC, 'valid', no dilation). */
 function registerOn(backendName: string): void {
   if (tf.getKernel(KERNEL, backendName)) return;
@@ -22,7 +28,7 @@ function registerOn(backendName: string): void {
       conv.kernelFunc({
         inputs: { x: inputs.x, filter: inputs.filter },
         backend,
-        attrs: { strides: attrs?.strides ?? [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] },
+        attrs: { strides: stridesOf(attrs), pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] },
       }),
   });
 }
@@ -31,7 +37,7 @@ tf.registerGradient({
   kernelName: KERNEL,
   inputsToSave: ['x', 'filter'],
   gradFunc: (dy, [xs, ws], attrs) => {
-    const stride = attrs.strides as [number, number];
+    const stride = stridesOf(attrs);
     const d = dy as tf.Tensor4D;
     const [kh, kw, ci, co] = ws.shape;
     const [N, Ho, Wo] = d.shape;
@@ -70,8 +76,16 @@ tf.registerGradient({
  * stride [sh, sw]. Differentiable with respect to both.
  */
 export function conv2dNhwc(x: tf.Tensor4D, filter: tf.Tensor4D, stride: [number, number]): tf.Tensor4D {
+  if (x.rank !== 4 || filter.rank !== 4)
+    throw new RangeError(
+      `conv2dNhwc: input [${x.shape.join(', ')}] and filter [${filter.shape.join(', ')}] must both have rank 4`,
+    );
+  if (x.dtype !== 'float32' || filter.dtype !== 'float32')
+    throw new RangeError(`conv2dNhwc: input (${x.dtype}) and filter (${filter.dtype}) must be float32`);
+  if (stride.length !== 2 || !stride.every((v) => Number.isInteger(v) && v >= 1))
+    throw new RangeError(`conv2dNhwc: stride must be two positive integers, got [${stride.join(', ')}]`);
   const [kh, kw, ci] = filter.shape;
-  if (x.rank !== 4 || filter.rank !== 4 || x.shape[3] !== ci)
+  if (x.shape[3] !== ci)
     throw new RangeError(
       `conv2dNhwc: input [${x.shape.join(', ')}] has ${x.shape[3]} channels, the filter [${filter.shape.join(', ')}] wants ${ci}`,
     );

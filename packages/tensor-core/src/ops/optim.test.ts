@@ -1,6 +1,6 @@
-// adamwUpdate: on wasm the kernel gives the same bits as the tfjs ops it replaces (the float32 steps
-// of torch's and transformers' AdamW); on every backend it matches a float64 AdamW, and names a
-// shape that does not match.
+// adamwUpdate: on wasm the kernel gives the same bits as the tfjs ops it replaces (the float32
+// steps of torch's and transformers' AdamW); on every backend it matches a float64 AdamW, and it
+// names a shape, step or variant that is wrong.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../tf.js';
 import { Generator } from '../rng.js';
@@ -40,21 +40,30 @@ describe.each(names)('adamwUpdate on %s', (backend) => {
   it.each(variants)('matches float64 AdamW, and on wasm the tfjs ops bit for bit (%o)', async (o) => {
     const rng = new Generator(4);
     // 70k elements: the kernel's threaded size, and a tail off the 4-lane vectors
-    const [w, g, m] = [rng.normal([70001]), tf.mul(rng.normal([70001]), 1e-3), tf.mul(rng.normal([70001]), 1e-4)];
-    const v = tf.mul(tf.square(rng.normal([70001])), 1e-7);
+    const n = 70001;
+    const [w, g, m, v] = tf.tidy(() => [
+      rng.normal([n]),
+      tf.mul(rng.normal([n]), 1e-3),
+      tf.mul(rng.normal([n]), 1e-4),
+      tf.mul(tf.square(rng.normal([n])), 1e-7),
+    ]);
     const out = adamwUpdate(w, g, m, v, o);
-    const [wd, gd, md, vd] = await Promise.all([w, g, m, v].map(async (t) => Array.from(await t.data())));
+    const values = async (t: tf.Tensor) => Array.from((await t.data()) as Float32Array);
+    const [wd, gd, md, vd] = await Promise.all([w, g, m, v].map(values));
     const ref = refAdamW(wd, gd, md, vd, o);
-    for (let k = 0; k < 3; k++) {
-      const got = await out[k].data();
-      expect(
-        maxAbsDiff(
-          got,
-          Float64Array.from(ref, (r) => r[k]),
-        ),
-        `output ${k}`,
-      ).toBeLessThan(k === 2 ? 1e-12 : 1e-6);
-    }
+    // the moments, and the update w' - w (relative to its size: lr-sized steps, eps and decay show)
+    const [w2, m2, v2] = await Promise.all(out.map(values));
+    const rel = (got: number[], want: number[]) =>
+      maxAbsDiff(got, want) / want.reduce((a, x) => Math.max(a, Math.abs(x)), 0);
+    const [stepRef, mRef, vRef] = [0, 1, 2].map((k) => ref.map((r, i) => (k ? r[k] : r[0] - wd[i])));
+    expect(rel(m2, mRef)).toBeLessThan(1e-6);
+    expect(rel(v2, vRef)).toBeLessThan(1e-6);
+    expect(
+      rel(
+        w2.map((x, i) => x - wd[i]),
+        stepRef,
+      ),
+    ).toBeLessThan(2e-3);
     if (backend === 'wasm') {
       setWasmKernelsEnabled(false);
       const ops = adamwUpdate(w, g, m, v, o);
@@ -66,12 +75,16 @@ describe.each(names)('adamwUpdate on %s', (backend) => {
     tf.dispose([w, g, m, v, ...out]);
   });
 
-  it('names a moment or gradient whose shape differs, and a step under 1', () => {
+  it('names a moment or gradient whose shape differs, a step under 1 and an unknown variant', () => {
     const a = tf.zeros([2, 3]);
     const b = tf.zeros([3, 2]);
     const o = variants[0];
-    expect(() => adamwUpdate(a, a, b, a, o)).toThrow(/m has shape \[3,2\], the parameter \[2,3\]/);
+    expect(() => adamwUpdate(a, a, b, a, o)).toThrow(/m has shape \[3, 2\], the parameter \[2, 3\]/);
     expect(() => adamwUpdate(a, a, a, a, { ...o, step: 0 })).toThrow(/step must be >= 1/);
+    const bad = JSON.parse('{"variant": "adam"}') as { variant: AdamWUpdateOptions['variant'] };
+    expect(() => adamwUpdate(a, a, a, a, { ...o, ...bad })).toThrow(
+      /variant must be "torch" or "transformers", got adam/,
+    );
     tf.dispose([a, b]);
   });
 });

@@ -1,6 +1,7 @@
 // AdamW's update of one parameter as one op. On wasm one kernel pass (wasm/adamw.c) replaces the
-// dozen tfjs ops of the update, each a pass over the parameter with a tensor allocated; it does the
-// same float32 steps in the same order, so the result has the same bits. Elsewhere, those tfjs ops.
+// dozen tfjs ops of the update, each a pass over the parameter with a tensor allocated; it does
+// the same float32 steps in the same order, so the result has the same bits. Elsewhere, those
+// tfjs ops. An optimizer step: the kernel has no gradient.
 import { tf } from '../tf.js';
 import { KERNEL_NAMES, wasmKernelsActive } from '../kernels/wasm.js';
 
@@ -38,8 +39,12 @@ export function adamwUpdate(
     ['v', v],
   ] as const) {
     if (t.shape.join() !== shape)
-      throw new RangeError(`adamwUpdate: ${name} has shape [${t.shape}], the parameter [${w.shape}]`);
+      throw new RangeError(
+        `adamwUpdate: ${name} has shape [${t.shape.join(', ')}], the parameter [${w.shape.join(', ')}]`,
+      );
   }
+  if (o.variant !== 'torch' && o.variant !== 'transformers')
+    throw new RangeError(`adamwUpdate: variant must be "torch" or "transformers", got ${String(o.variant)}`);
   if (!(Number.isInteger(o.step) && o.step >= 1)) throw new RangeError(`adamwUpdate: step must be >= 1, got ${o.step}`);
   const bc1 = 1 - o.beta1 ** o.step;
   const bc2 = 1 - o.beta2 ** o.step;
