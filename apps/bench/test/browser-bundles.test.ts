@@ -49,9 +49,9 @@ describe.each(packages)('@fiber-vl/%s main entry in a browser bundle', (name) =>
       // and without threads); counted apart, as `fiber-bench bundle-sizes` does
       const embeddedWasm = [...code.matchAll(/"AGFzbQ[A-Za-z0-9+/=]*"/g)].reduce((n, m) => n + m[0].length, 0);
       expect(embeddedWasm).toBeGreaterThan(0);
-      // tensor-core's own code only (~155 KB unminified today): a bundled copy of tfjs-core's engine
-      // and ops would add ~150 KB more
-      expect(ownBytes - embeddedWasm).toBeLessThan(200_000);
+      // tensor-core's own code only (~205 KB unminified on 2026-12-02): a bundled copy of tfjs-core's
+      // engine and ops would add ~150 KB more
+      expect(ownBytes - embeddedWasm).toBeLessThan(260_000);
       expect(inputs.filter((i) => i.endsWith('tfjs-core/dist/engine.js'))).toHaveLength(1);
     }
   });

@@ -22,7 +22,6 @@ export const KERNEL_NAMES = {
   gelu: 'FiberGelu',
   layerNormGrad: 'FiberLayerNormGrad',
   geluGrad: 'FiberGeluGrad',
-  adamw: 'FiberAdamW',
   /** softmax((q scale) k^T + bias + mask) v in one pass; webgpu only (kernels/webgpu.ts). */
   attention: 'FiberAttention',
 } as const;
@@ -374,6 +373,9 @@ function geluGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
   return out;
 }
 
+/** The AdamW update's kernel (wasm only; ops/optim.ts runs tfjs ops elsewhere). */
+export const ADAMW_KERNEL = 'FiberAdamW';
+
 /** One AdamW update (ops/optim.ts): [w', m', v'] from w, g, m, v in the tfjs ops' float32 steps. */
 function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
   const be = backendOf(backend);
@@ -650,7 +652,7 @@ function registerKernels(): void {
     [KERNEL_NAMES.gelu, geluKernel],
     [KERNEL_NAMES.layerNormGrad, layerNormGradKernel],
     [KERNEL_NAMES.geluGrad, geluGradKernel],
-    [KERNEL_NAMES.adamw, adamwKernel],
+    [ADAMW_KERNEL, adamwKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
   // tfjs' own kernels stay the fallbacks of these (their setup, wasm function bindings, has run)

@@ -3,7 +3,7 @@
 // the same float32 steps in the same order, so the result has the same bits. Elsewhere, those
 // tfjs ops. An optimizer step: the kernel has no gradient.
 import { tf } from '../tf.js';
-import { KERNEL_NAMES, wasmKernelsActive } from '../kernels/wasm.js';
+import { ADAMW_KERNEL, wasmKernelsActive } from '../kernels/wasm.js';
 
 export interface AdamWUpdateOptions {
   /**
@@ -64,7 +64,7 @@ export function adamwUpdate(
       eps: o.eps,
       stepSize,
     };
-    const [w2, m2, v2] = tf.engine().runKernel(KERNEL_NAMES.adamw, { w, g, m, v }, attrs) as tf.Tensor[];
+    const [w2, m2, v2] = tf.engine().runKernel(ADAMW_KERNEL, { w, g, m, v }, attrs) as tf.Tensor[];
     return [w2, m2, v2];
   }
   return tf.tidy(() => {
