@@ -85,6 +85,26 @@ function refWindowAttention(
   return out;
 }
 
+/**
+ * A tensor of `shape` and `dtype` whose values follow the flat index (bool: every third true),
+ * with those values as numbers, for the copy kernels' index references.
+ */
+function indexTensor(shape: number[], dtype: 'float32' | 'int32' | 'bool'): { data: number[]; x: tf.Tensor } {
+  const n = shape.reduce((p, d) => p * d, 1);
+  const data = Array.from({ length: n }, (_, i) =>
+    dtype === 'bool' ? Number(i % 3 === 0) : dtype === 'int32' ? i - 7 : i * 0.5 - 3,
+  );
+  const x =
+    dtype === 'bool'
+      ? tf.tensor(
+          data.map((v) => v === 1),
+          shape,
+          'bool',
+        )
+      : tf.tensor(data, shape, dtype);
+  return { data, x };
+}
+
 /** Row-major transpose by index arithmetic (the reference for every backend's Transpose). */
 function refTranspose(x: ArrayLike<number>, shape: number[], perm: number[]): number[] {
   const outShape = perm.map((a) => shape[a]);
@@ -192,18 +212,7 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
       }
       for (const [shape, perm] of cases) {
         for (const dtype of ['float32', 'int32', 'bool'] as const) {
-          const n = shape.reduce((p, d) => p * d, 1);
-          const data = Array.from({ length: n }, (_, i) =>
-            dtype === 'bool' ? Number(i % 3 === 0) : dtype === 'int32' ? i - 7 : i * 0.5 - 3,
-          );
-          const x =
-            dtype === 'bool'
-              ? tf.tensor(
-                  data.map((v) => v === 1),
-                  shape,
-                  'bool',
-                )
-              : tf.tensor(data, shape, dtype);
+          const { data, x } = indexTensor(shape, dtype);
           const y = tf.transpose(x, perm);
           expect(y.shape, `${shape} by ${perm}`).toEqual(perm.map((a) => shape[a]));
           expect(Array.from(await y.data()).map(Number), `${dtype} [${shape}] by [${perm}]`).toEqual(
@@ -302,19 +311,7 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     for (let t = 0; t < 40; t++) {
       const rank = 1 + g.nextInt(5);
       const shape = Array.from({ length: rank }, () => 1 + g.nextInt(5));
-      const n = shape.reduce((p, d) => p * d, 1);
-      const dtype = (['float32', 'int32', 'bool'] as const)[t % 3];
-      const data = Array.from({ length: n }, (_, i) =>
-        dtype === 'bool' ? Number(i % 3 === 0) : dtype === 'int32' ? i - 7 : i * 0.5 - 3,
-      );
-      const x =
-        dtype === 'bool'
-          ? tf.tensor(
-              data.map((v) => v === 1),
-              shape,
-              'bool',
-            )
-          : tf.tensor(data, shape, dtype);
+      const { data, x } = indexTensor(shape, (['float32', 'int32', 'bool'] as const)[t % 3]);
       const begin = shape.map((d) => g.nextInt(d));
       const extent = shape.map((d, a) => (g.nextInt(4) === 0 ? -1 : g.nextInt(d - begin[a] + 1)));
       const sized = extent.map((e, a) => (e === -1 ? shape[a] - begin[a] : e));

@@ -504,12 +504,12 @@ function sumKernel(original: tf.KernelFunc): tf.KernelFunc {
     const axes = tf.util.parseAxisParam(args.attrs?.axis as number | number[], x.shape);
     const layout = middleReduction(x.shape, axes);
     // reduced axes innermost: tfjs sums without a transpose
-    if (!layout || layout.inner === 1 || size(x.shape) === 0) return original(args);
+    const n = size(x.shape);
+    if (!layout || layout.inner === 1 || n === 0) return original(args);
     const be = backendOf(args.backend);
     const keepDims = args.attrs?.keepDims === true;
     const outShape = x.shape.flatMap((d, a) => (axes.includes(a) ? (keepDims ? [1] : []) : [d]));
     const out = be.makeOutput(outShape, 'float32');
-    const n = size(x.shape);
     pool.run(OP.sumMiddle, [offsetOf(be, x), offsetOf(be, out), layout.outer, layout.reduced, layout.inner], {
       threads: n >= PARALLEL_ELEMENTS ? pool.threads : 1,
     });
@@ -559,73 +559,66 @@ function copyBox(be: WasmBackendLike, x: tf.TensorInfo, begin: number[], extent:
 }
 
 /**
- * tfjs-backend-wasm's Slice, with the 4- and 1-byte dtypes copied run by run inside wasm memory:
- * tfjs first copies the whole input out of it (readSync), then the slice back in.
+ * tfjs' kernel `original` with `copy` in its place where the input `name` has a dtype copyBox
+ * moves (4- and 1-byte) and the kernels are on: Slice, Unpack and SplitV, whose tfjs kernels
+ * copy the whole input out of wasm memory (readSync) for every slice, then the slice back in.
  */
-function sliceKernel(original: tf.KernelFunc): tf.KernelFunc {
-  return (args) => {
-    const x = input(args.inputs, 'x');
+function copyingKernel(
+  name: string,
+  copy: (x: tf.TensorInfo, attrs: tf.NamedAttrMap, be: WasmBackendLike) => tf.TensorInfo | tf.TensorInfo[],
+): (original: tf.KernelFunc) => tf.KernelFunc {
+  return (original) => (args) => {
+    const x = input(args.inputs, name);
     if (!enabled || !pool || ELEMENT_BYTES[x.dtype] === undefined) return original(args);
-    const [begin, extent] = tf.slice_util.parseSliceParams(
-      x as tf.Tensor,
-      (args.attrs?.begin ?? []) as number[],
-      (args.attrs?.size ?? []) as number[],
-    );
-    // tfjs' wasm kernel does not check it; here a box out of range would read other tensors
-    tf.slice_util.assertParamsValid(x, begin, extent);
-    const be = backendOf(args.backend);
-    const out = be.makeOutput(extent, x.dtype);
+    return copy(x, args.attrs ?? {}, backendOf(args.backend));
+  };
+}
+
+/** Slice: the box copied run by run. */
+const sliceKernel = copyingKernel('x', (x, attrs, be) => {
+  const [begin, extent] = tf.slice_util.parseSliceParams(
+    x as tf.Tensor,
+    (attrs.begin ?? []) as number[],
+    (attrs.size ?? []) as number[],
+  );
+  // tfjs' wasm kernel does not check it; here a box out of range would read other tensors
+  tf.slice_util.assertParamsValid(x, begin, extent);
+  const out = be.makeOutput(extent, x.dtype);
+  copyBox(be, x, begin, extent, out);
+  return out;
+});
+
+/** Unpack (tf.unstack): each output copied like a slice (Swin's q, k, v: three of qkv). */
+const unpackKernel = copyingKernel('value', (x, attrs, be) => {
+  const axis = tf.util.parseAxisParam((attrs.axis ?? 0) as number, x.shape)[0];
+  const outShape = x.shape.filter((_, a) => a !== axis);
+  const begin = new Array<number>(x.shape.length).fill(0);
+  const extent = x.shape.map((d, a) => (a === axis ? 1 : d));
+  return Array.from({ length: x.shape[axis] }, (_, i) => {
+    begin[axis] = i;
+    const out = be.makeOutput(outShape, x.dtype);
     copyBox(be, x, begin, extent, out);
     return out;
-  };
-}
+  });
+});
 
-/**
- * tfjs-backend-wasm's Unpack (tf.unstack), each output copied like sliceKernel's: tfjs slices
- * every output through a copy of the whole input (Swin's q, k, v: three copies of qkv).
- */
-function unpackKernel(original: tf.KernelFunc): tf.KernelFunc {
-  return (args) => {
-    const x = input(args.inputs, 'value');
-    if (!enabled || !pool || ELEMENT_BYTES[x.dtype] === undefined) return original(args);
-    const rank = x.shape.length;
-    const given = Number(args.attrs?.axis ?? 0);
-    const axis = given < 0 ? given + rank : given;
-    const be = backendOf(args.backend);
-    const outShape = x.shape.filter((_, a) => a !== axis);
-    const begin = new Array<number>(rank).fill(0);
-    const extent = x.shape.map((d, a) => (a === axis ? 1 : d));
-    return Array.from({ length: x.shape[axis] }, (_, i) => {
-      begin[axis] = i;
-      const out = be.makeOutput(outShape, x.dtype);
-      copyBox(be, x, begin, extent, out);
-      return out;
-    });
-  };
-}
-
-/** tfjs-backend-wasm's SplitV (tf.split), each piece copied like sliceKernel's. */
-function splitKernel(original: tf.KernelFunc): tf.KernelFunc {
-  return (args) => {
-    const x = input(args.inputs, 'x');
-    if (!enabled || !pool || ELEMENT_BYTES[x.dtype] === undefined) return original(args);
-    const axis = tf.util.parseAxisParam((args.attrs?.axis ?? 0) as number, x.shape)[0];
-    const sizes = tf.backend_util.prepareSplitSize(
-      x as tf.Tensor,
-      (args.attrs?.numOrSizeSplits ?? 1) as number | number[],
-      axis,
-    );
-    const be = backendOf(args.backend);
-    const begin = new Array<number>(x.shape.length).fill(0);
-    return sizes.map((s) => {
-      const extent = x.shape.map((d, a) => (a === axis ? s : d));
-      const out = be.makeOutput(extent, x.dtype);
-      copyBox(be, x, begin, extent, out);
-      begin[axis] += s;
-      return out;
-    });
-  };
-}
+/** SplitV (tf.split): each piece copied like a slice. */
+const splitKernel = copyingKernel('x', (x, attrs, be) => {
+  const axis = tf.util.parseAxisParam((attrs.axis ?? 0) as number, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(
+    x as tf.Tensor,
+    (attrs.numOrSizeSplits ?? 1) as number | number[],
+    axis,
+  );
+  const begin = new Array<number>(x.shape.length).fill(0);
+  return sizes.map((s) => {
+    const extent = x.shape.map((d, a) => (a === axis ? s : d));
+    const out = be.makeOutput(extent, x.dtype);
+    copyBox(be, x, begin, extent, out);
+    begin[axis] += s;
+    return out;
+  });
+});
 
 /**
  * tfjs-backend-wasm's Identity shares the input's data (one more reference, as Reshape does and
