@@ -13,6 +13,7 @@ export {
   type AdapterDescription,
 } from './backends/index.js';
 export { registerFallbackKernels } from './backends/fallback-kernels.js';
+export { setCpuKernelsEnabled } from './backends/cpu-kernels.js';
 export { wasmKernelInfo, setWasmKernelsEnabled, wasmKernelsActive, type WasmKernelInfo } from './kernels/wasm.js';
 export { setWebGpuKernelsEnabled, webgpuKernelsActive } from './kernels/webgpu.js';
 
