@@ -60,6 +60,20 @@ export async function heavyTestBackends(label: string): Promise<BackendName[]> {
   return names.filter((n) => n !== 'webgpu');
 }
 
+/**
+ * A Generator whose `uniformArray` and `normalArray` are zeros: a full-size model built with it
+ * has every key and shape of the real one in a fraction of the time (FIBER-B: 0.3 s against 6 s on
+ * cpu), for tests of state-dict keys and shapes, where the values do not matter.
+ */
+export class ShapeOnlyGenerator extends Generator {
+  override uniformArray(size: number): Float32Array {
+    return new Float32Array(size);
+  }
+  override normalArray(size: number): Float32Array {
+    return new Float32Array(size);
+  }
+}
+
 /** Makes `name` the current backend. */
 export async function useBackend(name: BackendName): Promise<void> {
   await initBackend({ backend: name });
