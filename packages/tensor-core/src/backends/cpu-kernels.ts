@@ -8,6 +8,7 @@
 // binary ops compute the same expression per element, and BatchMatMul adds in tfjs' order.
 import { tf } from '../tf.js';
 import { reduceTranspose } from '../kernels/transpose-plan.js';
+import { forEachBoxRun } from '../kernels/box-runs.js';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { platform } from '#platform';
 import { unsortedSegmentSum } from './fallback-kernels.js';
@@ -74,9 +75,8 @@ function transposeKernel(original: tf.KernelFunc): tf.KernelFunc {
     if (!enabled || (x.dtype !== 'float32' && x.dtype !== 'int32')) return original(args);
     const perm = (args.attrs as { perm: number[] }).perm;
     const backend = args.backend as tf.KernelBackend;
-    const values = transposeValues(stored(backend, x), x.shape, perm, x.dtype);
     const shape = perm.map((a) => x.shape[a]);
-    return { dataId: backend.write(values, shape, x.dtype), shape, dtype: x.dtype };
+    return write(backend, transposeValues(stored(backend, x), x.shape, perm, x.dtype), shape, x.dtype);
   };
 }
 
@@ -91,35 +91,14 @@ export function sliceValues(
   extent: readonly number[],
   dtype: CopyDtype,
 ): Stored {
-  const rank = shape.length;
-  const total = extent.reduce((p, d) => p * d, 1);
-  const out = arrayOf(dtype, total);
-  if (total === 0) return out;
-  const strides = new Array<number>(rank);
-  for (let a = rank - 1, st = 1; a >= 0; a--) {
-    strides[a] = st;
-    st *= shape[a];
-  }
-  let k = rank - 1;
-  let run = 1;
-  for (; k >= 0; k--) {
-    run *= extent[k];
-    if (extent[k] !== shape[k]) break;
-  }
-  let from = 0;
-  for (let a = 0; a < rank; a++) from += begin[a] * strides[a];
-  const index = new Array<number>(Math.max(k, 0)).fill(0);
-  for (let o = 0; o < total; o += run) {
-    if (run >= 16) out.set(values.subarray(from, from + run), o);
-    else for (let j = 0; j < run; j++) out[o + j] = values[from + j];
-    // the next run: an odometer over the axes before k, last fastest
-    for (let a = k - 1; a >= 0; a--) {
-      from += strides[a];
-      if (++index[a] < extent[a]) break;
-      from -= strides[a] * extent[a];
-      index[a] = 0;
-    }
-  }
+  const out = arrayOf(
+    dtype,
+    extent.reduce((p, d) => p * d, 1),
+  );
+  forEachBoxRun(shape, begin, extent, (from, to, run) => {
+    if (run >= 16) out.set(values.subarray(from, from + run), to);
+    else for (let j = 0; j < run; j++) out[to + j] = values[from + j];
+  });
   return out;
 }
 
@@ -325,8 +304,6 @@ export function setCpuKernelsEnabled(on: boolean): void {
   enabled = on;
 }
 
-type CpuBackendLike = tf.KernelBackend & { blockSize?: number };
-
 const write = (backend: tf.KernelBackend, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType) =>
   ({ dataId: backend.write(values, shape, dtype), shape, dtype }) satisfies tf.TensorInfo;
 
@@ -351,7 +328,7 @@ function box(
   return write(backend, values.subarray(offset, offset + tf.util.sizeFromShape(extent)), shape, x.dtype);
 }
 
-/** Slice: a box that is not one contiguous run copied run by run (tfjs returns a view of the others). */
+/** Slice: a box (tfjs' builds index arrays per element for a box that is not one contiguous run). */
 function sliceKernel(original: tf.KernelFunc): tf.KernelFunc {
   return (args: KernelFuncArgs) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
@@ -359,7 +336,6 @@ function sliceKernel(original: tf.KernelFunc): tf.KernelFunc {
     const attrs = args.attrs as { begin: number | number[]; size?: number | number[] };
     const [begin, extent] = tf.slice_util.parseSliceParams(x, attrs.begin, attrs.size);
     tf.slice_util.assertParamsValid(x, begin, extent);
-    if (tf.slice_util.isSliceContinous(x.shape, begin, extent)) return original(args);
     const backend = args.backend as tf.KernelBackend;
     return box(backend, x, stored(backend, x), begin, extent, extent);
   };
@@ -454,7 +430,7 @@ function matMulKernel(original: tf.KernelFunc): tf.KernelFunc {
   return (args: KernelFuncArgs) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-    const backend = args.backend as CpuBackendLike;
+    const backend = args.backend as MathBackendCPU;
     const ra = a.shape.length;
     const rb = b.shape.length;
     if (!enabled || a.dtype !== 'float32' || b.dtype !== 'float32' || ra < 2 || rb < 2) return original(args);
@@ -464,11 +440,16 @@ function matMulKernel(original: tf.KernelFunc): tf.KernelFunc {
     const M = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
     const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
     const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-    const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
     const values = batchMatMulValues(
       stored(backend, a),
       stored(backend, b),
-      { batchA: size(a.shape.slice(0, -2)), batchB: size(b.shape.slice(0, -2)), M, N, K },
+      {
+        batchA: tf.util.sizeFromShape(a.shape.slice(0, -2)),
+        batchB: tf.util.sizeFromShape(b.shape.slice(0, -2)),
+        M,
+        N,
+        K,
+      },
       transposeA,
       transposeB,
       backend.blockSize,

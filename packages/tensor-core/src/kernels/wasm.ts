@@ -11,6 +11,7 @@
 // through tf.engine().runKernel when wasmKernelsActive(), and register their gradients.
 import { tf } from '../tf.js';
 import { reduceTranspose } from './transpose-plan.js';
+import { forEachBoxRun } from './box-runs.js';
 import { KERNEL_BINARIES } from './generated/binaries.js';
 import { KernelPool, type HostHeap } from './pool.js';
 import { platform } from '#platform';
@@ -526,36 +527,12 @@ const ELEMENT_BYTES: Partial<Record<tf.DataType, number>> = { float32: 4, int32:
  */
 function copyBox(be: WasmBackendLike, x: tf.TensorInfo, begin: number[], extent: number[], out: tf.TensorInfo): void {
   const bytes = ELEMENT_BYTES[x.dtype] ?? 0;
-  const rank = x.shape.length;
-  const strides = new Array<number>(rank);
-  for (let a = rank - 1, st = 1; a >= 0; a--) {
-    strides[a] = st;
-    st *= x.shape[a];
-  }
-  // the run: the innermost axes the box covers whole, and the first one it does not
-  let k = rank - 1;
-  let run = 1;
-  for (; k >= 0; k--) {
-    run *= extent[k];
-    if (extent[k] !== x.shape[k]) break;
-  }
-  const total = size(extent);
-  if (total === 0) return;
   const heap = new Uint8Array(hostHeap(be).memory.buffer);
   const src = offsetOf(be, x);
   const dst = offsetOf(be, out);
-  let start = 0;
-  for (let a = 0; a < rank; a++) start += begin[a] * strides[a];
-  const index = new Array<number>(Math.max(k, 0)).fill(0);
-  for (let copied = 0; copied < total; copied += run) {
-    let from = start;
-    for (let a = 0; a < k; a++) from += index[a] * strides[a];
-    heap.copyWithin(dst + copied * bytes, src + from * bytes, src + (from + run) * bytes);
-    for (let a = k - 1; a >= 0; a--) {
-      if (++index[a] < extent[a]) break;
-      index[a] = 0;
-    }
-  }
+  forEachBoxRun(x.shape, begin, extent, (from, to, run) =>
+    heap.copyWithin(dst + to * bytes, src + from * bytes, src + (from + run) * bytes),
+  );
 }
 
 /**
