@@ -8,7 +8,7 @@
 // binary ops compute the same expression per element, and BatchMatMul adds in tfjs' order.
 import { tf } from '../tf.js';
 import { reduceTranspose } from '../kernels/transpose-plan.js';
-import { forEachBoxRun } from '../kernels/box-runs.js';
+import { type Box, type BoxKernel, boxKernelInput, forEachBoxRun, kernelBoxes } from '../kernels/box-runs.js';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { platform } from '#platform';
 import { unsortedSegmentSum } from './fallback-kernels.js';
@@ -311,70 +311,28 @@ const copyable = (x: tf.TensorInfo): x is tf.TensorInfo & { dtype: CopyDtype } =
   x.dtype === 'float32' || x.dtype === 'int32' || x.dtype === 'bool';
 
 /**
- * The box [begin, begin + extent) of x as a tensor of `shape`: a view of the stored values when the
- * box is one contiguous run (as tfjs' Slice returns it), else a copy.
+ * A box of x as a tensor: a view of the stored values when the box is one contiguous run (as tfjs'
+ * Slice returns it), else a copy.
  */
-function box(
-  backend: tf.KernelBackend,
-  x: tf.TensorInfo & { dtype: CopyDtype },
-  values: Stored,
-  begin: number[],
-  extent: number[],
-  shape: number[],
-): tf.TensorInfo {
-  if (!tf.slice_util.isSliceContinous(x.shape, begin, extent))
-    return write(backend, sliceValues(values, x.shape, begin, extent, x.dtype), shape, x.dtype);
-  const offset = tf.slice_util.computeFlatOffset(begin, tf.util.computeStrides(x.shape));
-  return write(backend, values.subarray(offset, offset + tf.util.sizeFromShape(extent)), shape, x.dtype);
+function boxTensor(backend: tf.KernelBackend, x: tf.TensorInfo & { dtype: CopyDtype }, values: Stored, b: Box) {
+  if (!tf.slice_util.isSliceContinous(x.shape, b.begin, b.extent))
+    return write(backend, sliceValues(values, x.shape, b.begin, b.extent, x.dtype), b.shape, x.dtype);
+  const offset = tf.slice_util.computeFlatOffset(b.begin, tf.util.computeStrides(x.shape));
+  return write(backend, values.subarray(offset, offset + tf.util.sizeFromShape(b.extent)), b.shape, x.dtype);
 }
 
-/** Slice: a box (tfjs' builds index arrays per element for a box that is not one contiguous run). */
-function sliceKernel(original: tf.KernelFunc): tf.KernelFunc {
-  return (args: KernelFuncArgs) => {
-    const { x } = args.inputs as { x: tf.TensorInfo };
+/**
+ * Slice, Unpack or SplitV: each box (kernelBoxes) as boxTensor gives it. tfjs' builds index arrays
+ * per element for every box that is not one contiguous run (Swin's q, k, v: three of qkv).
+ */
+function copyKernel(kernel: BoxKernel): (original: tf.KernelFunc) => tf.KernelFunc {
+  return (original) => (args: KernelFuncArgs) => {
+    const x = (args.inputs as Record<string, tf.TensorInfo>)[boxKernelInput(kernel)];
     if (!enabled || !copyable(x)) return original(args);
-    const attrs = args.attrs as { begin: number | number[]; size?: number | number[] };
-    const [begin, extent] = tf.slice_util.parseSliceParams(x, attrs.begin, attrs.size);
-    tf.slice_util.assertParamsValid(x, begin, extent);
-    const backend = args.backend as tf.KernelBackend;
-    return box(backend, x, stored(backend, x), begin, extent, extent);
-  };
-}
-
-/** SplitV (tf.split): each piece a box (tfjs' calls its own Slice). */
-function splitKernel(original: tf.KernelFunc): tf.KernelFunc {
-  return (args: KernelFuncArgs) => {
-    const { x } = args.inputs as { x: tf.TensorInfo };
-    if (!enabled || !copyable(x)) return original(args);
-    const attrs = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
-    const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0];
-    const sizes = tf.backend_util.prepareSplitSize(x, attrs.numOrSizeSplits, axis);
     const backend = args.backend as tf.KernelBackend;
     const values = stored(backend, x);
-    const begin = new Array<number>(x.shape.length).fill(0);
-    return sizes.map((s) => {
-      const extent = x.shape.map((d, a) => (a === axis ? s : d));
-      const piece = box(backend, x, values, begin, extent, extent);
-      begin[axis] += s;
-      return piece;
-    });
-  };
-}
-
-/** Unpack (tf.unstack): each output a box (Swin's q, k, v: three of qkv). */
-function unpackKernel(original: tf.KernelFunc): tf.KernelFunc {
-  return (args: KernelFuncArgs) => {
-    const { value: x } = args.inputs as { value: tf.TensorInfo };
-    if (!enabled || !copyable(x)) return original(args);
-    const axis = tf.util.parseAxisParam((args.attrs as { axis: number }).axis, x.shape)[0];
-    const backend = args.backend as tf.KernelBackend;
-    const values = stored(backend, x);
-    const outShape = x.shape.filter((_, a) => a !== axis);
-    const extent = x.shape.map((d, a) => (a === axis ? 1 : d));
-    return Array.from({ length: x.shape[axis] }, (_, i) => {
-      const begin = x.shape.map((_, a) => (a === axis ? i : 0));
-      return box(backend, x, values, begin, extent, outShape);
-    });
+    const outs = kernelBoxes(kernel, x, args.attrs ?? {}).map((b) => boxTensor(backend, x, values, b));
+    return kernel === 'Slice' ? outs[0] : outs;
   };
 }
 
@@ -469,9 +427,9 @@ export function replaceCpuKernels(): void {
   tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'cpu', kernelFunc: unsortedSegmentSum });
   for (const [name, wrap] of [
     ['Transpose', transposeKernel],
-    ['Slice', sliceKernel],
-    ['SplitV', splitKernel],
-    ['Unpack', unpackKernel],
+    ['Slice', copyKernel('Slice')],
+    ['SplitV', copyKernel('SplitV')],
+    ['Unpack', copyKernel('Unpack')],
     ['BatchMatMul', matMulKernel],
     ['Sum', sumKernel],
     ...Object.entries(BINARY_OPS).map(([name, op]) => [name, binaryKernel(op)] as const),

@@ -1,5 +1,51 @@
-// A box of a row-major tensor walked run by run, shared by the wasm copy kernels (Slice, Unpack,
-// SplitV) and the cpu ones.
+// The boxes tfjs' Slice, Unpack and SplitV cut out of a tensor, and a box of a row-major tensor
+// walked run by run: shared by the wasm copy kernels and the cpu ones.
+import { tf } from '../tf.js';
+
+/** The kernels that copy boxes out of their input. */
+export type BoxKernel = 'Slice' | 'Unpack' | 'SplitV';
+
+/** A box of a tensor, [begin, begin + extent) on every axis, and the shape of the output holding it. */
+export interface Box {
+  begin: number[];
+  extent: number[];
+  shape: number[];
+}
+
+/** The name of the kernel's input (Unpack's is `value`). */
+export const boxKernelInput = (kernel: BoxKernel) => (kernel === 'Unpack' ? 'value' : 'x');
+
+/**
+ * The boxes `kernel` cuts out of x, its attrs parsed as tfjs parses them (one for Slice, checked
+ * against x's shape, which tfjs' wasm Slice does not do; one per output for Unpack and SplitV).
+ */
+export function kernelBoxes(kernel: BoxKernel, x: tf.TensorInfo, attrs: tf.NamedAttrMap): Box[] {
+  if (kernel === 'Slice') {
+    const [begin, extent] = tf.slice_util.parseSliceParams(
+      x,
+      (attrs.begin ?? []) as number | number[],
+      attrs.size as number | number[] | undefined,
+    );
+    tf.slice_util.assertParamsValid(x, begin, extent);
+    return [{ begin, extent, shape: extent }];
+  }
+  const axis = tf.util.parseAxisParam((attrs.axis ?? 0) as number, x.shape)[0];
+  const at = (start: number, length: number) => ({
+    begin: x.shape.map((_, a) => (a === axis ? start : 0)),
+    extent: x.shape.map((d, a) => (a === axis ? length : d)),
+  });
+  if (kernel === 'Unpack') {
+    const shape = x.shape.filter((_, a) => a !== axis);
+    return Array.from({ length: x.shape[axis] }, (_, i) => ({ ...at(i, 1), shape }));
+  }
+  const sizes = tf.backend_util.prepareSplitSize(x, (attrs.numOrSizeSplits ?? 1) as number | number[], axis);
+  let start = 0;
+  return sizes.map((s) => {
+    const box = at(start, s);
+    start += s;
+    return { ...box, shape: box.extent };
+  });
+}
 
 /**
  * Calls `copy(from, to, length)` for each contiguous run of the box [begin, begin + extent) of a

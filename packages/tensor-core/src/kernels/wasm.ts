@@ -11,7 +11,7 @@
 // through tf.engine().runKernel when wasmKernelsActive(), and register their gradients.
 import { tf } from '../tf.js';
 import { reduceTranspose } from './transpose-plan.js';
-import { forEachBoxRun } from './box-runs.js';
+import { type BoxKernel, boxKernelInput, forEachBoxRun, kernelBoxes } from './box-runs.js';
 import { KERNEL_BINARIES } from './generated/binaries.js';
 import { KernelPool, type HostHeap } from './pool.js';
 import { platform } from '#platform';
@@ -536,66 +536,24 @@ function copyBox(be: WasmBackendLike, x: tf.TensorInfo, begin: number[], extent:
 }
 
 /**
- * tfjs' kernel `original` with `copy` in its place where the input `name` has a dtype copyBox
- * moves (4- and 1-byte) and the kernels are on: Slice, Unpack and SplitV, whose tfjs kernels
- * copy the whole input out of wasm memory (readSync) for every slice, then the slice back in.
+ * tfjs' Slice, Unpack or SplitV with each box (kernelBoxes) copied by copyBox where the input has a
+ * dtype copyBox moves (4- and 1-byte) and the kernels are on: tfjs' kernels copy the whole input
+ * out of wasm memory (readSync) for every slice, then the slice back in (Swin's q, k, v: three
+ * copies of qkv).
  */
-function copyingKernel(
-  name: string,
-  copy: (x: tf.TensorInfo, attrs: tf.NamedAttrMap, be: WasmBackendLike) => tf.TensorInfo | tf.TensorInfo[],
-): (original: tf.KernelFunc) => tf.KernelFunc {
+function copyingKernel(kernel: BoxKernel): (original: tf.KernelFunc) => tf.KernelFunc {
   return (original) => (args) => {
-    const x = input(args.inputs, name);
+    const x = input(args.inputs, boxKernelInput(kernel));
     if (!enabled || !pool || ELEMENT_BYTES[x.dtype] === undefined) return original(args);
-    return copy(x, args.attrs ?? {}, backendOf(args.backend));
+    const be = backendOf(args.backend);
+    const outs = kernelBoxes(kernel, x, args.attrs ?? {}).map(({ begin, extent, shape }) => {
+      const out = be.makeOutput(shape, x.dtype);
+      copyBox(be, x, begin, extent, out);
+      return out;
+    });
+    return kernel === 'Slice' ? outs[0] : outs;
   };
 }
-
-/** Slice: the box copied run by run. */
-const sliceKernel = copyingKernel('x', (x, attrs, be) => {
-  const [begin, extent] = tf.slice_util.parseSliceParams(
-    x as tf.Tensor,
-    (attrs.begin ?? []) as number[],
-    (attrs.size ?? []) as number[],
-  );
-  // tfjs' wasm kernel does not check it; here a box out of range would read other tensors
-  tf.slice_util.assertParamsValid(x, begin, extent);
-  const out = be.makeOutput(extent, x.dtype);
-  copyBox(be, x, begin, extent, out);
-  return out;
-});
-
-/** Unpack (tf.unstack): each output copied like a slice (Swin's q, k, v: three of qkv). */
-const unpackKernel = copyingKernel('value', (x, attrs, be) => {
-  const axis = tf.util.parseAxisParam((attrs.axis ?? 0) as number, x.shape)[0];
-  const outShape = x.shape.filter((_, a) => a !== axis);
-  const begin = new Array<number>(x.shape.length).fill(0);
-  const extent = x.shape.map((d, a) => (a === axis ? 1 : d));
-  return Array.from({ length: x.shape[axis] }, (_, i) => {
-    begin[axis] = i;
-    const out = be.makeOutput(outShape, x.dtype);
-    copyBox(be, x, begin, extent, out);
-    return out;
-  });
-});
-
-/** SplitV (tf.split): each piece copied like a slice. */
-const splitKernel = copyingKernel('x', (x, attrs, be) => {
-  const axis = tf.util.parseAxisParam((attrs.axis ?? 0) as number, x.shape)[0];
-  const sizes = tf.backend_util.prepareSplitSize(
-    x as tf.Tensor,
-    (attrs.numOrSizeSplits ?? 1) as number | number[],
-    axis,
-  );
-  const begin = new Array<number>(x.shape.length).fill(0);
-  return sizes.map((s) => {
-    const extent = x.shape.map((d, a) => (a === axis ? s : d));
-    const out = be.makeOutput(extent, x.dtype);
-    copyBox(be, x, begin, extent, out);
-    begin[axis] += s;
-    return out;
-  });
-});
 
 /**
  * tfjs-backend-wasm's Identity shares the input's data (one more reference, as Reshape does and
@@ -630,9 +588,9 @@ function registerKernels(): void {
     ['Transpose', transposeKernel],
     ['GatherV2', gatherKernel],
     ['Sum', sumKernel],
-    ['Slice', sliceKernel],
-    ['Unpack', unpackKernel],
-    ['SplitV', splitKernel],
+    ['Slice', copyingKernel('Slice')],
+    ['Unpack', copyingKernel('Unpack')],
+    ['SplitV', copyingKernel('SplitV')],
     ['Identity', identityKernel],
   ] as const) {
     const kernel = tf.getKernel(name, 'wasm');
