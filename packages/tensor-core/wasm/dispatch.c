@@ -1,7 +1,7 @@
 // Entry points: the op dispatcher and the per-instance stack.
 #include "fk.h"
 
-enum { OP_GEMM = 1, OP_WINDOW_ATTENTION = 2, OP_LAYER_NORM = 3, OP_GELU = 4, OP_LAYER_NORM_GRAD_X = 5, OP_LAYER_NORM_GRAD_W = 6, OP_GELU_GRAD = 7, OP_TRANSPOSE = 8, OP_WINDOW_BIAS_T = 9, OP_GATHER = 10, OP_SUM_MIDDLE = 11, OP_ADAMW = 12 };
+enum { OP_GEMM = 1, OP_WINDOW_ATTENTION = 2, OP_LAYER_NORM = 3, OP_GELU = 4, OP_LAYER_NORM_GRAD_X = 5, OP_LAYER_NORM_GRAD_W = 6, OP_GELU_GRAD = 7, OP_TRANSPOSE = 8, OP_WINDOW_BIAS_T = 9, OP_GATHER = 10, OP_SUM_MIDDLE = 11, OP_ADAMW = 12, OP_CONV2D_BACKPROP_INPUT = 13 };
 
 // Each instance (main thread and every worker) runs on a stack of its own in the shared memory.
 EXPORT("fk_set_stack") void fk_set_stack(void* top) {
@@ -9,7 +9,7 @@ EXPORT("fk_set_stack") void fk_set_stack(void* top) {
 }
 
 /** Bumped whenever the args layout of an op changes (the JS side checks it). */
-EXPORT("fk_abi") int fk_abi(void) { return 5; }
+EXPORT("fk_abi") int fk_abi(void) { return 6; }
 
 /** Floats of scratch one thread needs for GEMM (attention asks the JS side for more by args). */
 EXPORT("fk_gemm_scratch") int fk_gemm_scratch(void) { return GEMM_SCRATCH; }
@@ -30,6 +30,7 @@ EXPORT("fk_run") void fk_run(const i32* args, int tid, int nt) {
     case OP_GATHER: fk_gather(args + 3, tid, nt); break;
     case OP_SUM_MIDDLE: fk_sum_middle(args + 3, tid, nt); break;
     case OP_ADAMW: fk_adamw(args + 3, tid, nt); break;
+    case OP_CONV2D_BACKPROP_INPUT: fk_conv2d_backprop_input(args + 3, tid, nt); break;
     default: __builtin_trap();
   }
 }

@@ -81,3 +81,4 @@ void fk_transpose(const i32* args, int tid, int nt);
 void fk_sum_middle(const i32* args, int tid, int nt);
 void fk_adamw(const i32* args, int tid, int nt);
 void fk_gather(const i32* args, int tid, int nt);
+void fk_conv2d_backprop_input(const i32* args, int tid, int nt);

@@ -304,6 +304,66 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
     }
   });
 
+  // On wasm, the input gradient of a convolution (NHWC) goes to wasm/conv.c: 16, 4 and 1 input
+  // channels per pass, rows over the threads (the last case is threaded); tfjs' own kernel adds
+  // each element's products in the same order, so the bits must be tfjs'.
+  it('conv2dTranspose (Conv2DBackpropInput) matches float64, and on wasm equals tfjs bit for bit', async () => {
+    const cases: {
+      x: [number, number, number, number];
+      f: [number, number];
+      s: [number, number];
+      pad: 'same' | 'valid' | number;
+    }[] = [
+      { x: [2, 10, 12, 4], f: [3, 3], s: [2, 2], pad: 'same' },
+      { x: [1, 7, 9, 21], f: [3, 2], s: [1, 2], pad: 'valid' },
+      { x: [3, 8, 8, 1], f: [1, 1], s: [1, 1], pad: 'valid' },
+      { x: [2, 11, 6, 37], f: [5, 3], s: [3, 1], pad: 2 },
+      { x: [1, 6, 6, 16], f: [4, 4], s: [4, 4], pad: 'valid' }, // a patch embedding's
+      { x: [2, 9, 13, 5], f: [3, 3], s: [2, 1], pad: 'same' },
+      { x: [4, 24, 24, 32], f: [3, 3], s: [1, 1], pad: 'same' }, // threaded
+    ];
+    const outChannels = [3, 1, 7, 16, 8, 33, 32];
+    const dataIds = tf.engine().backend.numDataIds(); // the transposed filter is freed
+    for (const [k, c] of cases.entries()) {
+      const [N, H, W, Ci] = c.x;
+      const [kh, kw] = c.f;
+      const Co = outChannels[k];
+      const info = tf.backend_util.computeConv2DInfo(c.x, [kh, kw, Ci, Co], c.s, 1, c.pad);
+      const dy = rng.normal([N, info.outHeight, info.outWidth, Co]);
+      const w = rng.normal([kh, kw, Ci, Co]);
+      const dx = tf.conv2dTranspose(dy as tf.Tensor4D, w as tf.Tensor4D, c.x, c.s, c.pad);
+      const what = `x [${c.x}] filter ${kh}x${kw}x${Ci}x${Co} strides ${c.s} pad ${c.pad}`;
+      expect(dx.shape, what).toEqual(c.x);
+      const [g, f] = [await values(dy), await values(w)];
+      const ref = new Float64Array(N * H * W * Ci);
+      const { top, left } = info.padInfo;
+      for (let b = 0; b < N; b++)
+        for (let yr = 0; yr < info.outHeight; yr++)
+          for (let yc = 0; yc < info.outWidth; yc++)
+            for (let i = 0; i < kh; i++)
+              for (let j = 0; j < kw; j++) {
+                const [xr, xc] = [yr * c.s[0] + i - top, yc * c.s[1] + j - left];
+                if (xr < 0 || xr >= H || xc < 0 || xc >= W) continue;
+                for (let d1 = 0; d1 < Ci; d1++)
+                  for (let d2 = 0; d2 < Co; d2++)
+                    ref[((b * H + xr) * W + xc) * Ci + d1] +=
+                      g[((b * info.outHeight + yr) * info.outWidth + yc) * Co + d2] *
+                      f[((i * kw + j) * Ci + d1) * Co + d2];
+              }
+      expect(maxAbsDiff(await values(dx), ref), what).toBeLessThan(1e-4 * Math.sqrt(kh * kw * Co));
+      if (backend === 'wasm') {
+        setWasmKernelsEnabled(false);
+        const tfjs = tf.conv2dTranspose(dy as tf.Tensor4D, w as tf.Tensor4D, c.x, c.s, c.pad);
+        setWasmKernelsEnabled(true);
+        const bits = async (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(await t.data()).buffer));
+        expect(await bits(dx), what).toEqual(await bits(tfjs));
+        tfjs.dispose();
+      }
+      tf.dispose([dy, w, dx]);
+    }
+    expect(tf.engine().backend.numDataIds()).toBe(dataIds);
+  });
+
   // On wasm, slices, unstacks and splits of 4- and 1-byte dtypes are copied run by run inside wasm
   // memory.
   it('slice, unstack and split of every dtype equal the index reference', async () => {

@@ -2,9 +2,9 @@
 // GEMM (matmul / linear without weight transposes, batched products), Swin's shifted-window
 // attention in one pass, LayerNorm, GELU and the AdamW update; and in place of tfjs' own kernels
 // where those are slow at model size (each falls back on tfjs' outside what it covers): Transpose,
-// GatherV2, Sum, Slice, Unpack, SplitV and Identity. They work in place on tfjs' wasm memory: the
-// kernel module (wasm/*.c, built by scripts/build-wasm.mjs) imports that memory, so inputs and
-// outputs are ordinary wasm-backend tensors and no data is copied. Threads need tfjs' threaded
+// GatherV2, Sum, Slice, Unpack, SplitV, Identity and Conv2DBackpropInput. They work in place on
+// tfjs' wasm memory: the kernel module (wasm/*.c, built by scripts/build-wasm.mjs) imports that
+// memory, so inputs and outputs are ordinary wasm-backend tensors and no data is copied. Threads need tfjs' threaded
 // build (a shared memory); otherwise the kernels run on the calling thread.
 //
 // The op entry points (ops/linalg.ts, ops/attention.ts, ops/activations.ts) call these kernels
@@ -40,8 +40,9 @@ const OP = {
   gather: 10,
   sumMiddle: 11,
   adamw: 12,
+  conv2dBackpropInput: 13,
 } as const;
-const ABI = 5;
+const ABI = 6;
 /** Below this many flops (or elements) an op runs on the calling thread: waking workers costs more. */
 const PARALLEL_FLOPS = 4e6;
 const PARALLEL_ELEMENTS = 64 * 1024;
@@ -556,6 +557,84 @@ function copyingKernel(kernel: BoxKernel): (original: tf.KernelFunc) => tf.Kerne
 }
 
 /**
+ * tfjs-backend-wasm's Conv2DBackpropInput (the input gradient of a convolution, NHWC) done by
+ * wasm/conv.c: tfjs' loop computes one element at a time with strided filter loads; conv.c runs
+ * 4-16 input channels per SIMD pass on a transposed copy of the filter and splits the rows over
+ * the threads. Same order of float32 multiplies and adds per element, same bits. The fine-grained
+ * head's convolutions spent about a tenth of a training step here.
+ */
+function conv2dBackpropInputKernel(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const dy = input(args.inputs, 'dy');
+    const filter = input(args.inputs, 'filter');
+    const attrs = args.attrs ?? {};
+    const format = attrs.dataFormat ?? 'NHWC';
+    if (!enabled || !pool || dy.dtype !== 'float32' || filter.dtype !== 'float32' || format !== 'NHWC')
+      return original(args);
+    if (size(dy.shape) === 0 || size(filter.shape) === 0) return original(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      attrs.inputShape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      attrs.strides as number | [number, number],
+      1,
+      attrs.pad as 'same' | 'valid' | number,
+      attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
+      false,
+      'channelsLast',
+    );
+    const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+    const { filterHeight: fh, filterWidth: fw, strideHeight, strideWidth } = info;
+    if (dy.shape.join() !== [batchSize, outHeight, outWidth, outChannels].join()) return original(args);
+    const be = backendOf(args.backend);
+    const out = be.makeOutput(info.inShape, 'float32');
+    if (size(out.shape) === 0) return out;
+    // [fh, fw, in, out] -> [fh, fw, out, in]; the same layout when either channel count is 1
+    const t = reduceTranspose(filter.shape, [0, 1, 3, 2]);
+    const wt = t.shape.length > 1 ? be.makeOutput([fh, fw, outChannels, inChannels], 'float32') : undefined;
+    try {
+      const flops = 2 * size(dy.shape) * inChannels * fh * fw;
+      const threads = flops >= PARALLEL_FLOPS ? pool.threads : 1;
+      if (wt) {
+        const pad = (v: number[]) => [...v, ...new Array<number>(TRANSPOSE_MAX_RANK - v.length).fill(0)];
+        pool.run(
+          OP.transpose,
+          [offsetOf(be, filter), offsetOf(be, wt), t.shape.length, ...pad(t.shape), ...pad(t.inStrides)],
+          { threads: size(filter.shape) >= PARALLEL_ELEMENTS ? pool.threads : 1 },
+        );
+      }
+      pool.run(
+        OP.conv2dBackpropInput,
+        [
+          offsetOf(be, dy),
+          offsetOf(be, wt ?? filter),
+          offsetOf(be, out),
+          batchSize,
+          inHeight,
+          inWidth,
+          inChannels,
+          outHeight,
+          outWidth,
+          outChannels,
+          fh,
+          fw,
+          strideHeight,
+          strideWidth,
+          fh - 1 - info.padInfo.top,
+          fw - 1 - info.padInfo.left,
+        ],
+        { threads },
+      );
+    } catch (e) {
+      be.disposeData(out.dataId);
+      throw e;
+    } finally {
+      if (wt) be.disposeData(wt.dataId);
+    }
+    return out;
+  };
+}
+
+/**
  * tfjs-backend-wasm's Identity shares the input's data (one more reference, as Reshape does and
  * tfjs-cpu's Identity) where tfjs copies it: the engine clones every tensor a gradient saves, so
  * the copy ran on most inputs of every op under a gradient tape. No kernel writes into its inputs.
@@ -592,6 +671,7 @@ function registerKernels(): void {
     ['Unpack', copyingKernel('Unpack')],
     ['SplitV', copyingKernel('SplitV')],
     ['Identity', identityKernel],
+    ['Conv2DBackpropInput', conv2dBackpropInputKernel],
   ] as const) {
     const kernel = tf.getKernel(name, 'wasm');
     if (!kernel) continue;
