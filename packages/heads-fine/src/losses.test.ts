@@ -231,8 +231,10 @@ describe.each(names)('grounding losses on %s', (backend) => {
     const once = atssLoss({ dotProductLogits: dot, bboxReg: reg, centerness: ctr }, small, targets, mask);
     expect(once.numPositives).toBeGreaterThan(0);
     tf.dispose([once.total, once.dotProductToken, once.reg, once.centerness, once.cls]);
-    // each term's gradient is checked exhaustively above and against PyTorch; here a sample of elements
-    const r = await gradCheck(loss, [dot, reg, ctr], { eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxElements: 24 });
+    // each term's gradient is checked exhaustively above and against PyTorch; here a sample of
+    // elements (8 on webgpu, where SwiftShader takes ~0.4 s per forward pass of this loss)
+    const maxElements = backend === 'webgpu' ? 8 : 24;
+    const r = await gradCheck(loss, [dot, reg, ctr], { eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxElements });
     expect(r.ok).toBe(true);
     await expectNoTensorGrowth(() => loss(dot, reg, ctr));
     const empty = atssLoss(

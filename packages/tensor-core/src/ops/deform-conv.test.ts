@@ -108,7 +108,9 @@ describe.each(names)('deformConv2d on %s', (backend) => {
     const b = rng.normal([3]);
     const f = (xi: tf.Tensor, o: tf.Tensor, m: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
       deformConv2d(xi, o, wi, { mask: m, bias: bi, padding: 1 });
-    const res = await gradCheck(f, [x, offset, mask, w, b], { eps: 1e-2, maxElements: 24 });
+    // 8 elements per input on webgpu, where SwiftShader (a CPU Vulkan) makes each pass slow
+    const maxElements = backend === 'webgpu' ? 8 : 24;
+    const res = await gradCheck(f, [x, offset, mask, w, b], { eps: 1e-2, maxElements });
     expect(res.errors.map((e) => e.maxAbs <= 1e-3 + 1e-2 * e.scale)).toEqual([true, true, true, true, true]);
     tf.dispose([x, offset, mask, w, b]);
   });
