@@ -7,6 +7,8 @@
 // lane, never a fused one: the same bits as tfjs' scalar loop. Rows (b, xr) are split over threads.
 #include "fk.h"
 
+#pragma clang fp contract(off)
+
 // args: dy [n, out_h, out_w, out_c], wt [fh, fw, out_c, in_c], dx [n, in_h, in_w, in_c], n, in_h,
 // in_w, in_c, out_h, out_w, out_c, fh, fw, stride_h, stride_w, top_pad, left_pad (the padding of
 // the transposed convolution: fh - 1 - the forward's top padding, as tfjs passes it).

@@ -10,7 +10,7 @@ import { gradCheck, maxAbsDiff, testBackends, useBackend } from '../testing.js';
 import { gelu, layerNorm } from '../ops/activations.js';
 import { linear, matmul } from '../ops/linalg.js';
 import { compositeWindowAttention, shiftWindowMaskArray, windowAttention } from '../ops/attention.js';
-import { middleReduction, setWasmKernelsEnabled, wasmKernelInfo, wasmKernelsActive } from './wasm.js';
+import { middleReduction, setWasmKernelsEnabled, wasmKernelInfo, wasmKernelRuns, wasmKernelsActive } from './wasm.js';
 import { reduceTranspose } from './transpose-plan.js';
 import { setWebGpuKernelsEnabled } from './webgpu.js';
 
@@ -276,9 +276,11 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
       [[4, 3, 5], [0, 2], false], // two blocks: tfjs' own kernel
       [[5, 8], -1, false], // innermost: tfjs' own kernel
     ];
-    for (const [shape, axis, keepDims] of cases) {
+    for (const [k, [shape, axis, keepDims]] of cases.entries()) {
       const x = rng.normal(shape);
+      const before = wasmKernelRuns('Sum');
       const y = tf.sum(x, axis, keepDims);
+      const fiberPath = wasmKernelRuns('Sum') > before;
       const xs = await values(x);
       const axes = (Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + shape.length : a));
       const outShape = shape.flatMap((d, a) => (axes.includes(a) ? (keepDims ? [1] : []) : [d]));
@@ -294,6 +296,8 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
       }
       expect(maxAbsDiff(await values(y), ref), `[${shape}] over ${axis}`).toBeLessThan(1e-4 * Math.sqrt(xs.length));
       if (backend === 'wasm') {
+        // the first five go to wasm/reduce.c (unless the kernels are off for the whole run)
+        if (process.env.FIBER_WASM_KERNELS !== '0') expect(fiberPath, `[${shape}] over ${axis}`).toBe(k < 5);
         setWasmKernelsEnabled(false);
         const tfjs = tf.sum(x, axis, keepDims);
         setWasmKernelsEnabled(true);
@@ -312,7 +316,8 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
       x: [number, number, number, number];
       f: [number, number];
       s: [number, number];
-      pad: 'same' | 'valid' | number;
+      pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+      rounding?: 'floor' | 'round' | 'ceil';
     }[] = [
       { x: [2, 10, 12, 4], f: [3, 3], s: [2, 2], pad: 'same' },
       { x: [1, 7, 9, 21], f: [3, 2], s: [1, 2], pad: 'valid' },
@@ -320,18 +325,33 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
       { x: [2, 11, 6, 37], f: [5, 3], s: [3, 1], pad: 2 },
       { x: [1, 6, 6, 16], f: [4, 4], s: [4, 4], pad: 'valid' }, // a patch embedding's
       { x: [2, 9, 13, 5], f: [3, 3], s: [2, 1], pad: 'same' },
+      { x: [2, 9, 9, 6], f: [1, 1], s: [2, 2], pad: 'valid' }, // rows and columns without a tap
+      { x: [1, 5, 6, 4], f: [2, 2], s: [1, 2], pad: 3 }, // padding over the filter size
+      { x: [1, 8, 7, 9], f: [3, 3], s: [2, 2], pad: 1, rounding: 'ceil' },
+      {
+        x: [2, 7, 8, 20],
+        f: [3, 2],
+        s: [2, 1],
+        pad: [
+          [0, 0],
+          [2, 0],
+          [1, 3],
+          [0, 0],
+        ],
+      },
       { x: [4, 24, 24, 32], f: [3, 3], s: [1, 1], pad: 'same' }, // threaded
     ];
-    const outChannels = [3, 1, 7, 16, 8, 33, 32];
+    const outChannels = [3, 1, 7, 16, 8, 33, 5, 4, 12, 6, 32];
     const dataIds = tf.engine().backend.numDataIds(); // the transposed filter is freed
     for (const [k, c] of cases.entries()) {
       const [N, H, W, Ci] = c.x;
       const [kh, kw] = c.f;
       const Co = outChannels[k];
-      const info = tf.backend_util.computeConv2DInfo(c.x, [kh, kw, Ci, Co], c.s, 1, c.pad);
+      const info = tf.backend_util.computeConv2DInfo(c.x, [kh, kw, Ci, Co], c.s, 1, c.pad, c.rounding);
       const dy = rng.normal([N, info.outHeight, info.outWidth, Co]);
       const w = rng.normal([kh, kw, Ci, Co]);
-      const dx = tf.conv2dTranspose(dy as tf.Tensor4D, w as tf.Tensor4D, c.x, c.s, c.pad);
+      const before = wasmKernelRuns('Conv2DBackpropInput');
+      const dx = tf.conv2dTranspose(dy as tf.Tensor4D, w as tf.Tensor4D, c.x, c.s, c.pad, c.rounding);
       const what = `x [${c.x}] filter ${kh}x${kw}x${Ci}x${Co} strides ${c.s} pad ${c.pad}`;
       expect(dx.shape, what).toEqual(c.x);
       const [g, f] = [await values(dy), await values(w)];
@@ -352,8 +372,11 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
               }
       expect(maxAbsDiff(await values(dx), ref), what).toBeLessThan(1e-4 * Math.sqrt(kh * kw * Co));
       if (backend === 'wasm') {
+        // fiber-vl's kernel ran (not tfjs' as a fallback), unless switched off for the whole run
+        if (process.env.FIBER_WASM_KERNELS !== '0')
+          expect(wasmKernelRuns('Conv2DBackpropInput'), what).toBe(before + 1);
         setWasmKernelsEnabled(false);
-        const tfjs = tf.conv2dTranspose(dy as tf.Tensor4D, w as tf.Tensor4D, c.x, c.s, c.pad);
+        const tfjs = tf.conv2dTranspose(dy as tf.Tensor4D, w as tf.Tensor4D, c.x, c.s, c.pad, c.rounding);
         setWasmKernelsEnabled(true);
         const bits = async (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(await t.data()).buffer));
         expect(await bits(dx), what).toEqual(await bits(tfjs));

@@ -4,8 +4,8 @@
 // where those are slow at model size (each falls back on tfjs' outside what it covers): Transpose,
 // GatherV2, Sum, Slice, Unpack, SplitV, Identity and Conv2DBackpropInput. They work in place on
 // tfjs' wasm memory: the kernel module (wasm/*.c, built by scripts/build-wasm.mjs) imports that
-// memory, so inputs and outputs are ordinary wasm-backend tensors and no data is copied. Threads need tfjs' threaded
-// build (a shared memory); otherwise the kernels run on the calling thread.
+// memory, so inputs and outputs are ordinary wasm-backend tensors and no data is copied. Threads
+// need tfjs' threaded build (a shared memory); otherwise the kernels run on the calling thread.
 //
 // The op entry points (ops/linalg.ts, ops/attention.ts, ops/activations.ts) call these kernels
 // through tf.engine().runKernel when wasmKernelsActive(), and register their gradients.
@@ -412,6 +412,9 @@ const TFJS_TRANSPOSE_RANK = 4;
  * reduced: Swin's [windows, tokens, 3, heads, dim] <-> [3, windows, heads, tokens, dim]) done by
  * wasm/transpose.c on 4-byte dtypes. The output is the same bits either way.
  */
+/** A transpose plan's shape or strides padded with zeros to wasm/transpose.c's fixed rank. */
+const padRank = (v: number[]) => [...v, ...new Array<number>(TRANSPOSE_MAX_RANK - v.length).fill(0)];
+
 function transposeKernel(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const x = input(args.inputs, 'x');
@@ -427,10 +430,9 @@ function transposeKernel(original: tf.KernelFunc): tf.KernelFunc {
     );
     const n = size(x.shape);
     if (n === 0) return out;
-    const pad = (v: number[]) => [...v, ...new Array<number>(TRANSPOSE_MAX_RANK - v.length).fill(0)];
     pool.run(
       OP.transpose,
-      [offsetOf(be, x), offsetOf(be, out), rank, ...pad(reduced.shape), ...pad(reduced.inStrides)],
+      [offsetOf(be, x), offsetOf(be, out), rank, ...padRank(reduced.shape), ...padRank(reduced.inStrides)],
       {
         threads: n >= PARALLEL_ELEMENTS ? pool.threads : 1,
       },
@@ -493,6 +495,13 @@ export function middleReduction(
   return { outer: r > 0 ? groups[0].size : 1, reduced: groups[r].size, inner: groups[r + 1]?.size ?? 1 };
 }
 
+/** How many times each replaced tfjs kernel took fiber-vl's path (tests: the path ran, no fallback). */
+const runs = new Map<string, number>();
+const ran = (kernel: string) => runs.set(kernel, (runs.get(kernel) ?? 0) + 1);
+export function wasmKernelRuns(kernel: string): number {
+  return runs.get(kernel) ?? 0;
+}
+
 /**
  * tfjs-backend-wasm's Sum, with float32 sums over a block of axes that are not the innermost (a
  * bias gradient: [rows, C] over the rows) done by wasm/reduce.c without the transpose tfjs makes
@@ -515,6 +524,7 @@ function sumKernel(original: tf.KernelFunc): tf.KernelFunc {
     pool.run(OP.sumMiddle, [offsetOf(be, x), offsetOf(be, out), layout.outer, layout.reduced, layout.inner], {
       threads: n >= PARALLEL_ELEMENTS ? pool.threads : 1,
     });
+    ran('Sum');
     return out;
   };
 }
@@ -584,21 +594,23 @@ function conv2dBackpropInputKernel(original: tf.KernelFunc): tf.KernelFunc {
     );
     const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
     const { filterHeight: fh, filterWidth: fw, strideHeight, strideWidth } = info;
+    // shapes that disagree (only a direct runKernel call can pass them) get tfjs' checks and errors
     if (dy.shape.join() !== [batchSize, outHeight, outWidth, outChannels].join()) return original(args);
+    if (filter.shape.join() !== [fh, fw, inChannels, outChannels].join()) return original(args);
     const be = backendOf(args.backend);
     const out = be.makeOutput(info.inShape, 'float32');
     if (size(out.shape) === 0) return out;
     // [fh, fw, in, out] -> [fh, fw, out, in]; the same layout when either channel count is 1
     const t = reduceTranspose(filter.shape, [0, 1, 3, 2]);
-    const wt = t.shape.length > 1 ? be.makeOutput([fh, fw, outChannels, inChannels], 'float32') : undefined;
+    let wt: tf.TensorInfo | undefined;
     try {
+      if (t.shape.length > 1) wt = be.makeOutput([fh, fw, outChannels, inChannels], 'float32');
       const flops = 2 * size(dy.shape) * inChannels * fh * fw;
       const threads = flops >= PARALLEL_FLOPS ? pool.threads : 1;
       if (wt) {
-        const pad = (v: number[]) => [...v, ...new Array<number>(TRANSPOSE_MAX_RANK - v.length).fill(0)];
         pool.run(
           OP.transpose,
-          [offsetOf(be, filter), offsetOf(be, wt), t.shape.length, ...pad(t.shape), ...pad(t.inStrides)],
+          [offsetOf(be, filter), offsetOf(be, wt), t.shape.length, ...padRank(t.shape), ...padRank(t.inStrides)],
           { threads: size(filter.shape) >= PARALLEL_ELEMENTS ? pool.threads : 1 },
         );
       }
@@ -630,6 +642,7 @@ function conv2dBackpropInputKernel(original: tf.KernelFunc): tf.KernelFunc {
     } finally {
       if (wt) be.disposeData(wt.dataId);
     }
+    ran('Conv2DBackpropInput');
     return out;
   };
 }
