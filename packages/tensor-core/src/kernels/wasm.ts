@@ -568,10 +568,11 @@ function copyingKernel(kernel: BoxKernel): (original: tf.KernelFunc) => tf.Kerne
 
 /**
  * tfjs-backend-wasm's Conv2DBackpropInput (the input gradient of a convolution, NHWC) done by
- * wasm/conv.c: tfjs' loop computes one element at a time with strided filter loads; conv.c runs
- * 4-16 input channels per SIMD pass on a transposed copy of the filter and splits the rows over
- * the threads. Same order of float32 multiplies and adds per element, same bits. The fine-grained
- * head's convolutions spent about a tenth of a training step here.
+ * wasm/conv.c: tfjs' loop computes one element at a time with strided filter loads; conv.c adds
+ * each filter tap to a row of input channels, 16, 4 or 1 per SIMD pass, from a transposed copy of
+ * the filter, and splits the rows over the threads. Same order of float32 multiplies and adds per
+ * element, same bits. The fine-grained head's convolutions spent about a tenth of a training step
+ * in tfjs' loop.
  */
 function conv2dBackpropInputKernel(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
