@@ -406,15 +406,14 @@ function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
 const TRANSPOSE_MAX_RANK = 8;
 /** Reduced ranks up to this stay on tfjs' own Transpose kernel (as fast there); above it tfjs is ~30x slower. */
 const TFJS_TRANSPOSE_RANK = 4;
+/** A transpose plan's shape or strides padded with zeros to wasm/transpose.c's fixed rank. */
+const padRank = (v: number[]) => [...v, ...new Array<number>(TRANSPOSE_MAX_RANK - v.length).fill(0)];
 
 /**
  * tfjs-backend-wasm's Transpose, with the permutations it handles slowly (more than 4 axes once
  * reduced: Swin's [windows, tokens, 3, heads, dim] <-> [3, windows, heads, tokens, dim]) done by
  * wasm/transpose.c on 4-byte dtypes. The output is the same bits either way.
  */
-/** A transpose plan's shape or strides padded with zeros to wasm/transpose.c's fixed rank. */
-const padRank = (v: number[]) => [...v, ...new Array<number>(TRANSPOSE_MAX_RANK - v.length).fill(0)];
-
 function transposeKernel(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const x = input(args.inputs, 'x');
