@@ -74,6 +74,16 @@ export class ShapeOnlyGenerator extends Generator {
   }
 }
 
+/**
+ * For the tests of the wasm kernels' threaded paths: starts wasm with a pool of `threads` whatever
+ * FIBER_WASM_THREADS says (the root vitest config sets 1 per worker on 2 cores). Call it before
+ * `testBackends()` or `useBackend('wasm')`: the first start fixes the pool. Where wasm cannot
+ * start this does nothing, and `testBackends()` reports why.
+ */
+export async function startThreadedWasm(threads = 2): Promise<void> {
+  await initBackend({ backend: 'wasm', threads }).catch(() => undefined);
+}
+
 /** Makes `name` the current backend. */
 export async function useBackend(name: BackendName): Promise<void> {
   await initBackend({ backend: name });

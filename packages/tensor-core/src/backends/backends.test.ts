@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { tf } from '../tf.js';
-import { BackendUnavailableError, initBackend } from './index.js';
+import { BackendUnavailableError, initBackend, readEnvThreads } from './index.js';
 import { testBackends } from '../testing.js';
 
 const { names, skipped } = await testBackends();
@@ -27,6 +27,27 @@ describe('initBackend', () => {
     process.env.FIBER_BACKEND = 'tpu';
     await expect(initBackend()).rejects.toThrow('fiber-vl: FIBER_BACKEND="tpu" is not one of webgpu, wasm, cpu, auto');
     delete process.env.FIBER_BACKEND;
+  });
+
+  it('reads FIBER_WASM_THREADS as the default wasm pool size and rejects what is not a count', () => {
+    const saved = process.env.FIBER_WASM_THREADS;
+    try {
+      delete process.env.FIBER_WASM_THREADS;
+      expect(readEnvThreads()).toBeUndefined();
+      process.env.FIBER_WASM_THREADS = '';
+      expect(readEnvThreads()).toBeUndefined();
+      for (const n of ['1', '3', '16']) {
+        process.env.FIBER_WASM_THREADS = n;
+        expect(readEnvThreads()).toBe(Number(n));
+      }
+      for (const bad of ['0', '-2', '1.5', 'two', ' ', 'Infinity']) {
+        process.env.FIBER_WASM_THREADS = bad;
+        expect(() => readEnvThreads()).toThrow(`fiber-vl: FIBER_WASM_THREADS="${bad}" is not a positive integer`);
+      }
+    } finally {
+      if (saved === undefined) delete process.env.FIBER_WASM_THREADS;
+      else process.env.FIBER_WASM_THREADS = saved;
+    }
   });
 
   it('auto picks wasm over a software WebGPU adapter and says why', async () => {

@@ -13,7 +13,7 @@ export const BACKEND_NAMES: readonly BackendName[] = ['webgpu', 'wasm', 'cpu'];
 export interface InitBackendOptions {
   /** Which backend to use; 'auto' (default) picks the fastest that works. `FIBER_BACKEND` overrides 'auto'. */
   backend?: BackendName | 'auto';
-  /** wasm: pool size (default: every core). 1 disables threads. */
+  /** wasm: pool size (default: `FIBER_WASM_THREADS`, else every core). 1 disables threads. */
   threads?: number;
   /** wasm in browsers: folder (URL) that serves the tfjs-backend-wasm .wasm files. */
   wasmPath?: string;
@@ -100,8 +100,20 @@ async function initWebGpu(): Promise<BackendInfo> {
   };
 }
 
+/**
+ * `FIBER_WASM_THREADS`: the wasm pool size where `threads` is not given (e.g. 1 in each of several
+ * processes that share the cores). Exported for the tests, not from the package.
+ */
+export function readEnvThreads(): number | undefined {
+  const env = platform.env('FIBER_WASM_THREADS');
+  if (env === undefined || env === '') return undefined;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`fiber-vl: FIBER_WASM_THREADS="${env}" is not a positive integer`);
+  return n;
+}
+
 async function initWasm(opts: InitBackendOptions): Promise<BackendInfo> {
-  const threads = Math.max(1, Math.floor(opts.threads ?? platform.cores()));
+  const threads = Math.max(1, Math.floor(opts.threads ?? readEnvThreads() ?? platform.cores()));
   if (opts.wasmPath) tfWasm.setWasmPaths(opts.wasmPath);
   tfWasm.setThreadsCount(threads);
   const set = () => tf.setBackend('wasm');

@@ -6,7 +6,7 @@ import { tf } from '../tf.js';
 import { Generator } from '../rng.js';
 import { erf } from '../math.js';
 import { expectNoTensorGrowth } from '../memory.js';
-import { gradCheck, maxAbsDiff, testBackends, useBackend } from '../testing.js';
+import { gradCheck, maxAbsDiff, startThreadedWasm, testBackends, useBackend } from '../testing.js';
 import { gelu, layerNorm } from '../ops/activations.js';
 import { linear, matmul } from '../ops/linalg.js';
 import { compositeWindowAttention, shiftWindowMaskArray, windowAttention } from '../ops/attention.js';
@@ -14,6 +14,7 @@ import { middleReduction, setWasmKernelsEnabled, wasmKernelInfo, wasmKernelRuns,
 import { reduceTranspose } from './transpose-plan.js';
 import { setWebGpuKernelsEnabled } from './webgpu.js';
 
+await startThreadedWasm(); // the threaded paths, whatever FIBER_WASM_THREADS says
 const { names } = await testBackends();
 const rng = new Generator(11);
 const values = async (t: tf.Tensor) => Float64Array.from((await t.data()) as Float32Array);
@@ -163,7 +164,7 @@ describe.each(names)('fiber-vl kernels on %s', (backend) => {
 
   it('run as fiber-vl kernels on wasm (unless FIBER_WASM_KERNELS=0)', () => {
     if (backend !== 'wasm' || process.env.FIBER_WASM_KERNELS === '0') return;
-    expect(wasmKernelInfo()?.threads).toBeGreaterThanOrEqual(1);
+    expect(wasmKernelInfo()?.threads).toBe(2);
     expect(wasmKernelsActive()).toBe(true);
   });
 

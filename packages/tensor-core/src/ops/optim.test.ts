@@ -5,10 +5,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../tf.js';
 import { Generator } from '../rng.js';
 import { expectNoTensorGrowth } from '../memory.js';
-import { maxAbsDiff, testBackends, useBackend } from '../testing.js';
+import { maxAbsDiff, startThreadedWasm, testBackends, useBackend } from '../testing.js';
 import { setWasmKernelsEnabled } from '../kernels/wasm.js';
 import { type AdamWUpdateOptions, adamwUpdate } from './optim.js';
 
+await startThreadedWasm(); // the threaded paths, whatever FIBER_WASM_THREADS says
 const { names } = await testBackends();
 
 /** Float64 AdamW, one step of every element. */
