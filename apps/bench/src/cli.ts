@@ -6,17 +6,7 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
-import { kernelsMarkdown, numpyReference, runKernels, type KernelResult } from './kernels.js';
-import { peakRssMb } from './measure.js';
-import { metricsMarkdown, runMetricsBench } from './metrics.js';
-import { runBackbones } from './backbones.js';
-import { parityMarkdown, runParity } from './parity.js';
-import { runCoarse, runTrain } from './coarse.js';
-import { runSizes, sizesMarkdown } from './sizes.js';
-import { runFine } from './fine.js';
-import { availableBackends } from '@fiber-vl/tensor-core';
-import { evalMain } from './eval/index.js';
-import { runMain } from './run/main.js';
+import type { KernelResult } from './kernels.js';
 import { oneLine } from './one-line.js';
 
 const USAGE = `usage: fiber-bench <command> [options]
@@ -67,7 +57,7 @@ options:
   --out-dir DIR          where to write <command>.json (default: ./bench-results)
   --max-case-seconds N   skip a case estimated to take longer than N s per call (default 30)
   --only NAME[,NAME]     only the cases whose kernel name starts with a NAME (e.g. matmul)
-  --wasm-threads N       wasm thread pool size (default: every core)
+  --wasm-threads N       wasm thread pool size (default: FIBER_WASM_THREADS, else every core)
   --no-numpy             do not measure the numpy reference
   --no-single-thread     do not measure wasm matmul with one thread for comparison
   --json                 print the results as JSON on stdout and write no file
@@ -117,9 +107,11 @@ function singleThreadWasm(log: (l: string) => void): KernelResult[] {
 const machine = () => ({ cpu: cpus()[0]?.model, cores: cpus().length, node: process.version });
 
 async function main(argv: string[]): Promise<number> {
-  if (argv[0] === 'eval') return evalMain(argv.slice(1));
-  if (argv[0] === 'run') return runMain(argv.slice(1));
-  if (argv[0] === 'train') return (await import('./train/main.js')).trainMain(argv.slice(1));
+  // Each command loads its own modules (the models, tfjs and its backends only where it needs them),
+  // so that --help and bad usage answer at once.
+  if (argv[0] === 'eval') return (await import('./eval/index.js')).evalMain(argv.slice(1));
+  if (argv[0] === 'run') return (await import('./run/main.js')).runMain(argv.slice(1));
+  if (argv[0] === 'train') return (await import('./train/entry.js')).trainMain(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -169,6 +161,8 @@ async function main(argv: string[]): Promise<number> {
     case 'kernels': {
       const started = new Date().toISOString();
       const wasmThreads = values['wasm-threads'] ? Number(values['wasm-threads']) : undefined;
+      const { kernelsMarkdown, numpyReference, runKernels } = await import('./kernels.js');
+      const { peakRssMb } = await import('./measure.js');
       const run = await runKernels({
         backends,
         wasmThreads,
@@ -208,6 +202,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'backbones': {
+      const { runBackbones } = await import('./backbones.js');
       const results = await runBackbones({ backends, maxCaseSeconds });
       const file = writeReport('backbones', { command: 'backbones', machine: machine(), results });
       process.stdout.write(
@@ -230,6 +225,7 @@ async function main(argv: string[]): Promise<number> {
         ? { script: values['reference-script'], python: values['reference-python'] }
         : undefined;
       const wasmThreads = values['wasm-threads'] ? Number(values['wasm-threads']) : undefined;
+      const { runCoarse, runTrain } = await import('./coarse.js');
       const ratio = (r: { ratio?: number }) => (r.ratio !== undefined ? `${r.ratio.toFixed(2)}x` : '');
       const ref = (r: { referenceMs?: number }) => r.referenceMs?.toFixed(0) ?? '';
       if (command === 'train-speed') {
@@ -286,6 +282,8 @@ async function main(argv: string[]): Promise<number> {
     case 'parity': {
       const dir = positionals[1];
       if (!dir) throw new Error('usage: fiber-bench parity <fixture-dir> [--backends cpu,wasm,webgpu]');
+      const { availableBackends } = await import('@fiber-vl/tensor-core');
+      const { parityMarkdown, runParity } = await import('./parity.js');
       const names = backends ?? (await availableBackends()).available.map((b) => b.name);
       const reports = await runParity(resolve(dir), { backends: names });
       process.stdout.write(`${parityMarkdown(dir, reports)}\n`);
@@ -295,6 +293,7 @@ async function main(argv: string[]): Promise<number> {
       return ok ? 0 : 1;
     }
     case 'fine': {
+      const { runFine } = await import('./fine.js');
       const results = await runFine({ backends, maxCaseSeconds: maxCaseSeconds ?? 300 });
       const report = { command: 'fine', machine: machine(), results };
       if (values.json) {
@@ -317,6 +316,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'sizes': {
       const root = resolve(fileURLToPath(import.meta.url), '../../../..');
+      const { runSizes, sizesMarkdown } = await import('./sizes.js');
       const r = runSizes(root, { install: !values['no-install'] });
       if (values.json) {
         process.stdout.write(`${JSON.stringify({ command: 'sizes', machine: machine(), ...r })}\n`);
@@ -339,6 +339,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'metrics': {
+      const { metricsMarkdown, runMetricsBench } = await import('./metrics.js');
       const r = runMetricsBench({
         images: values.images ? Number(values.images) : undefined,
         repeat: values.repeat ? Number(values.repeat) : undefined,

@@ -157,7 +157,7 @@ const FLOOR_GFLOPS: Record<BackendName, number> = { cpu: 0.5, wasm: 10, webgpu: 
 
 export interface KernelsOptions {
   backends?: BackendName[];
-  /** wasm pool size (default: every core). */
+  /** wasm pool size (default: FIBER_WASM_THREADS, else every core). */
   wasmThreads?: number;
   /** Only the cases whose kernel name starts with one of these (comma-separated). */
   only?: string;

@@ -7,7 +7,7 @@ import { ByteLevelBpeTokenizer, mergesToText, trainByteLevelBpe } from '@fiber-v
 import { initBackend } from '@fiber-vl/tensor-core';
 import { type DataSource, recordText } from '@fiber-vl/trainer';
 import { RunFolder } from '@fiber-vl/trainer/node';
-import { type TrainArgs, TRAIN_USAGE, UsageError, parseTrainArgs } from './args.js';
+import { type TrainArgs, UsageError } from './args.js';
 import { builtinRecords, builtinSource, builtinWorld } from './builtin.js';
 import { type FolderData, type FolderSource, folderSource, openFolder } from './folder.js';
 import { type TaskBatch, type TaskSetup, coarseSetup, fineSetup, isFineTask, loadInit } from './tasks.js';
@@ -50,7 +50,7 @@ async function folderTokenizer(args: TrainArgs, data: FolderData, vocabSize: num
   return ByteLevelBpeTokenizer.fromVocabAndMerges(bpe.vocab, mergesToText(bpe.merges));
 }
 
-async function train(args: TrainArgs, log: (line: string) => void): Promise<void> {
+export async function train(args: TrainArgs, log: (line: string) => void): Promise<void> {
   if (args.init && !existsSync(args.init)) throw new UsageError(`--init: no file ${args.init}`);
   const checkpoints = join(args.out, 'checkpoints');
   if (!args.resume && existsSync(checkpoints) && readdirSync(checkpoints).some((n) => n.startsWith('step-')))
@@ -163,27 +163,3 @@ async function train(args: TrainArgs, log: (line: string) => void): Promise<void
 }
 
 /** `fiber-bench train ...`: 0 on success, 2 on bad usage (one line on stderr). */
-export async function trainMain(argv: string[]): Promise<number> {
-  const usage = (e: unknown) => {
-    process.stderr.write(`fiber-bench train: ${(e as Error).message}\n`);
-    return 2;
-  };
-  let args: TrainArgs | 'help';
-  try {
-    args = parseTrainArgs(argv);
-  } catch (e) {
-    if (e instanceof UsageError) return usage(e);
-    throw e;
-  }
-  if (args === 'help') {
-    process.stdout.write(TRAIN_USAGE);
-    return 0;
-  }
-  try {
-    await train(args, (line) => process.stdout.write(`${line}\n`));
-    return 0;
-  } catch (e) {
-    if (e instanceof UsageError) return usage(e);
-    throw e;
-  }
-}
