@@ -103,6 +103,9 @@ function singleThreadWasm(log: (l: string) => void): KernelResult[] {
   return parsed.results.map((x) => ({ ...x, backend: 'wasm (1 thread)' }));
 }
 
+/** A bad option value: one line and exit 2, as node's parseArgs errors. */
+class UsageError extends Error {}
+
 /** The machine a report was measured on. */
 const machine = () => ({ cpu: cpus()[0]?.model, cores: cpus().length, node: process.version });
 
@@ -147,9 +150,13 @@ async function main(argv: string[]): Promise<number> {
   const backends = values.backends?.split(',').map((s) => s.trim()) as BackendName[] | undefined;
   for (const b of backends ?? []) {
     if (!['webgpu', 'wasm', 'cpu'].includes(b))
-      throw new Error(`--backends: unknown backend "${b}" (expected webgpu, wasm, cpu)`);
+      throw new UsageError(`--backends: unknown backend "${b}" (expected webgpu, wasm, cpu)`);
   }
   const maxCaseSeconds = values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined;
+  const threadsArg = values['wasm-threads'];
+  if (threadsArg !== undefined && !/^[1-9][0-9]*$/.test(threadsArg))
+    throw new UsageError(`--wasm-threads: expected an integer >= 1, got "${threadsArg}"`);
+  const wasmThreads = threadsArg === undefined ? undefined : Number(threadsArg);
   /** Writes `<out-dir>/<name>.json` and returns its path. */
   const writeReport = (name: string, report: unknown): string => {
     mkdirSync(outDir, { recursive: true });
@@ -160,7 +167,6 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'kernels': {
       const started = new Date().toISOString();
-      const wasmThreads = values['wasm-threads'] ? Number(values['wasm-threads']) : undefined;
       const { kernelsMarkdown, numpyReference, runKernels } = await import('./kernels.js');
       const { peakRssMb } = await import('./measure.js');
       const run = await runKernels({
@@ -224,7 +230,6 @@ async function main(argv: string[]): Promise<number> {
       const reference = values.reference
         ? { script: values['reference-script'], python: values['reference-python'] }
         : undefined;
-      const wasmThreads = values['wasm-threads'] ? Number(values['wasm-threads']) : undefined;
       const { runCoarse, runTrain } = await import('./coarse.js');
       const ratio = (r: { ratio?: number }) => (r.ratio !== undefined ? `${r.ratio.toFixed(2)}x` : '');
       const ref = (r: { referenceMs?: number }) => r.referenceMs?.toFixed(0) ?? '';
@@ -381,7 +386,7 @@ main(process.argv.slice(2)).then(
   (code) => exitWhenFlushed(code),
   (e) => {
     // bad usage (node's parseArgs: unknown option, missing value): one line and exit 2, as the subcommands
-    const usage = String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
+    const usage = e instanceof UsageError || String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
     const message = (e as Error).message;
     process.stderr.write(`fiber-bench: ${usage ? `${oneLine(message)} (fiber-bench --help)` : message}\n`);
     exitWhenFlushed(usage ? 2 : 1);

@@ -175,6 +175,13 @@ describe('fiber-bench: bad usage of the other commands is one line on stderr and
       ['coarse', '--repeat', '-1'],
       /'--repeat' argument is ambiguous\. Did you forget/,
     ],
+    ['an unknown backend', ['kernels', '--backends', 'wasm,tpu'], /--backends: unknown backend "tpu"/],
+    [
+      'a thread count that is not one',
+      ['kernels', '--wasm-threads', 'two'],
+      /--wasm-threads: expected an integer >= 1, got "two"/,
+    ],
+    ['no threads', ['train-speed', '--wasm-threads', '0'], /--wasm-threads: expected an integer >= 1, got "0"/],
   ])('%s', (_, args, message) => {
     const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);

@@ -1,7 +1,13 @@
 // Test helpers for fiber-vl packages (`@fiber-vl/tensor-core/testing`): which backends to run
 // on, numerical gradient checks and comparisons with reference arrays.
 import { tf } from './tf.js';
-import { availableBackends, initBackend, type BackendName } from './backends/index.js';
+import {
+  availableBackends,
+  BackendUnavailableError,
+  initBackend,
+  type BackendInfo,
+  type BackendName,
+} from './backends/index.js';
 import { Generator } from './rng.js';
 import type { Parameter } from './nn/module.js';
 
@@ -77,11 +83,21 @@ export class ShapeOnlyGenerator extends Generator {
 /**
  * For the tests of the wasm kernels' threaded paths: starts wasm with a pool of `threads` whatever
  * FIBER_WASM_THREADS says (the root vitest config sets 1 per worker on 2 cores). Call it before
- * `testBackends()` or `useBackend('wasm')`: the first start fixes the pool. Where wasm cannot
- * start this does nothing, and `testBackends()` reports why.
+ * `testBackends()` or `useBackend('wasm')`: the first start fixes the pool, and a wasm started
+ * earlier with another pool size throws. Where wasm cannot start it returns undefined, and
+ * `testBackends()` reports why.
  */
-export async function startThreadedWasm(threads = 2): Promise<void> {
-  await initBackend({ backend: 'wasm', threads }).catch(() => undefined);
+export async function startThreadedWasm(threads = 2): Promise<BackendInfo | undefined> {
+  let info: BackendInfo;
+  try {
+    info = await initBackend({ backend: 'wasm', threads });
+  } catch (e) {
+    if (e instanceof BackendUnavailableError) return undefined;
+    throw e;
+  }
+  if (info.threads !== threads)
+    throw new Error(`startThreadedWasm: wasm had already started with ${info.threads} threads, not ${threads}`);
+  return info;
 }
 
 /** Makes `name` the current backend. */

@@ -47,7 +47,8 @@ options:
   --out DIR              result files, metrics JSON and partial results (default ./eval-results)
   --resume               continue from the partial results of an interrupted run with the same settings
   --batch N              samples per forward pass (coarse tasks; default 8); fine-grained tasks run one image at a time
-  --backend NAME         webgpu, wasm, cpu or auto (default auto); --threads N: wasm threads
+  --backend NAME         webgpu, wasm, cpu or auto (default auto); --threads N: wasm threads (default
+                         FIBER_WASM_THREADS, else every core)
   --json                 print only the metrics JSON on stdout
   --images DIR           image root (default: DIR, or the layout's image folder)
   --ann FILE             the annotation / question / caption file (overrides the layout's name)

@@ -2,6 +2,7 @@
 // load (./main.js), so that --help and bad usage answer at once.
 import { type TrainArgs, TRAIN_USAGE, UsageError, parseTrainArgs } from './args.js';
 
+/** `fiber-bench train ...`: 0 on success, 2 on bad usage (one line on stderr). */
 export async function trainMain(argv: string[]): Promise<number> {
   const usage = (e: unknown) => {
     process.stderr.write(`fiber-bench train: ${(e as Error).message}\n`);

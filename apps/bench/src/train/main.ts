@@ -50,6 +50,7 @@ async function folderTokenizer(args: TrainArgs, data: FolderData, vocabSize: num
   return ByteLevelBpeTokenizer.fromVocabAndMerges(bpe.vocab, mergesToText(bpe.merges));
 }
 
+/** Trains one task as `args` say, writing the run folder; a UsageError for what the user must fix. */
 export async function train(args: TrainArgs, log: (line: string) => void): Promise<void> {
   if (args.init && !existsSync(args.init)) throw new UsageError(`--init: no file ${args.init}`);
   const checkpoints = join(args.out, 'checkpoints');
@@ -161,5 +162,3 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
     setup.model.dispose();
   }
 }
-
-/** `fiber-bench train ...`: 0 on success, 2 on bad usage (one line on stderr). */

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { tf } from '../tf.js';
-import { BackendUnavailableError, initBackend, readEnvThreads } from './index.js';
+import { BackendUnavailableError, availableBackends, initBackend, readEnvThreads } from './index.js';
 import { testBackends } from '../testing.js';
 
 const { names, skipped } = await testBackends();
@@ -29,7 +29,7 @@ describe('initBackend', () => {
     delete process.env.FIBER_BACKEND;
   });
 
-  it('reads FIBER_WASM_THREADS as the default wasm pool size and rejects what is not a count', () => {
+  it('reads FIBER_WASM_THREADS as the default wasm pool size and rejects what is not a count', async () => {
     const saved = process.env.FIBER_WASM_THREADS;
     try {
       delete process.env.FIBER_WASM_THREADS;
@@ -44,6 +44,13 @@ describe('initBackend', () => {
         process.env.FIBER_WASM_THREADS = bad;
         expect(() => readEnvThreads()).toThrow(`fiber-vl: FIBER_WASM_THREADS="${bad}" is not a positive integer`);
       }
+      // a bad value is an error where wasm may start, not a reason for auto mode to skip wasm
+      process.env.FIBER_WASM_THREADS = 'two';
+      await expect(initBackend()).rejects.toThrow('FIBER_WASM_THREADS="two"');
+      await expect(initBackend({ backend: 'wasm' })).rejects.toThrow('FIBER_WASM_THREADS="two"');
+      await expect(availableBackends()).rejects.toThrow('FIBER_WASM_THREADS="two"');
+      expect((await initBackend({ backend: 'wasm', threads: 1 })).name).toBe('wasm'); // given: not read
+      expect((await initBackend({ backend: 'cpu' })).name).toBe('cpu');
     } finally {
       if (saved === undefined) delete process.env.FIBER_WASM_THREADS;
       else process.env.FIBER_WASM_THREADS = saved;

@@ -102,7 +102,8 @@ async function initWebGpu(): Promise<BackendInfo> {
 
 /**
  * `FIBER_WASM_THREADS`: the wasm pool size where `threads` is not given (e.g. 1 in each of several
- * processes that share the cores). Exported for the tests, not from the package.
+ * processes that share the cores). Read where wasm may start, before any backend does, so that a
+ * bad value throws rather than making auto mode skip wasm. Exported for the tests, not from the package.
  */
 export function readEnvThreads(): number | undefined {
   const env = platform.env('FIBER_WASM_THREADS');
@@ -113,7 +114,7 @@ export function readEnvThreads(): number | undefined {
 }
 
 async function initWasm(opts: InitBackendOptions): Promise<BackendInfo> {
-  const threads = Math.max(1, Math.floor(opts.threads ?? readEnvThreads() ?? platform.cores()));
+  const threads = Math.max(1, Math.floor(opts.threads ?? platform.cores()));
   if (opts.wasmPath) tfWasm.setWasmPaths(opts.wasmPath);
   tfWasm.setThreadsCount(threads);
   const set = () => tf.setBackend('wasm');
@@ -172,6 +173,8 @@ function readEnvBackend(): BackendName | undefined {
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
   const requested = options.backend && options.backend !== 'auto' ? options.backend : readEnvBackend();
+  if (options.threads === undefined && (!requested || requested === 'wasm'))
+    options = { ...options, threads: readEnvThreads() };
   if (requested) return initOne(requested, options);
   const skipped: BackendInfo['skipped'] = [];
   for (const name of BACKEND_NAMES) {
@@ -197,12 +200,13 @@ export async function availableBackends(): Promise<{
   available: BackendInfo[];
   unavailable: { backend: BackendName; reason: string }[];
 }> {
+  const options: InitBackendOptions = { threads: readEnvThreads() };
   const current = tf.getBackend();
   const available: BackendInfo[] = [];
   const unavailable: { backend: BackendName; reason: string }[] = [];
   for (const name of BACKEND_NAMES) {
     try {
-      available.push(await initOne(name, {}));
+      available.push(await initOne(name, options));
     } catch (e) {
       unavailable.push({ backend: name, reason: e instanceof BackendUnavailableError ? e.reason : String(e) });
     }
