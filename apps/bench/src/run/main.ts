@@ -139,8 +139,8 @@ async function pool<T, R>(items: T[], jobs: number, fn: (item: T) => Promise<R>)
 function spawnSeed(args: RunArgs, seed: number, gallery: boolean, dir: string): Promise<SeedResult> {
   const file = join(dir, `seed-${seed}.json`);
   const argv = [
-    // the bundled CLI (this module is part of dist/cli.js)
-    fileURLToPath(import.meta.url),
+    // the bundled CLI: this module is a chunk beside dist/cli.js, which loads it for `run`
+    fileURLToPath(new URL('./cli.js', import.meta.url)),
     'run',
     '--preset',
     args.preset,
