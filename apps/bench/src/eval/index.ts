@@ -2,32 +2,23 @@
 // layout. Runs the task in batches with progress and resumable partial results, computes the
 // official metrics with @fiber-vl/eval-metrics, writes the official result files and a metrics JSON,
 // and prints a Markdown summary (or only the JSON with --json).
-import { MetricInputError } from '@fiber-vl/eval-metrics';
-import { initBackend } from '@fiber-vl/tensor-core';
-import { nodeImageDecoder } from '@fiber-vl/trainer/node';
-import { EvalContext, type TaskReport } from './context.js';
-import { SkipLog } from './data.js';
+// The models, tfjs and the task code load after the arguments are checked (--help and bad usage
+// answer at once).
+import type { EvalContext, TaskReport } from './context.js';
 import { EvalInputError, fail } from './errors.js';
 import { EVAL_USAGE, parseEvalArgs, type EvalOptions, type EvalTask } from './options.js';
-import { evalCaption } from './tasks/caption.js';
-import { evalCocoDetection } from './tasks/coco-det.js';
-import { evalFlickr30kEntities } from './tasks/flickr30k.js';
-import { evalNlvr2 } from './tasks/nlvr2.js';
-import { evalRefcoco } from './tasks/refcoco.js';
-import { evalRetrieval } from './tasks/retrieval.js';
-import { evalVqa } from './tasks/vqa.js';
 
 export { EVAL_USAGE, EVAL_TASKS, parseEvalArgs, type EvalOptions, type EvalTask } from './options.js';
 export type { TaskReport } from './context.js';
 
 const TASKS: Record<EvalTask, (ctx: EvalContext) => Promise<TaskReport>> = {
-  vqa: evalVqa,
-  caption: evalCaption,
-  retrieval: evalRetrieval,
-  nlvr2: evalNlvr2,
-  refcoco: evalRefcoco,
-  'flickr30k-entities': evalFlickr30kEntities,
-  'coco-det': evalCocoDetection,
+  vqa: async (ctx) => (await import('./tasks/vqa.js')).evalVqa(ctx),
+  caption: async (ctx) => (await import('./tasks/caption.js')).evalCaption(ctx),
+  retrieval: async (ctx) => (await import('./tasks/retrieval.js')).evalRetrieval(ctx),
+  nlvr2: async (ctx) => (await import('./tasks/nlvr2.js')).evalNlvr2(ctx),
+  refcoco: async (ctx) => (await import('./tasks/refcoco.js')).evalRefcoco(ctx),
+  'flickr30k-entities': async (ctx) => (await import('./tasks/flickr30k.js')).evalFlickr30kEntities(ctx),
+  'coco-det': async (ctx) => (await import('./tasks/coco-det.js')).evalCocoDetection(ctx),
 };
 
 /** The metrics JSON of a run (`<out>/<name>_metrics.json`; printed alone with --json). */
@@ -93,6 +84,12 @@ export async function evalMain(
       return 0;
     }
     const log = (line: string) => io.stderr.write(`${line}\n`);
+    const [{ initBackend }, { nodeImageDecoder }, { EvalContext }, { SkipLog }] = await Promise.all([
+      import('@fiber-vl/tensor-core'),
+      import('@fiber-vl/trainer/node'),
+      import('./context.js'),
+      import('./data.js'),
+    ]);
     const backend = await initBackend({ backend: opts.backend, threads: opts.threads }).catch((e: Error) =>
       fail(`--backend ${opts.backend}: ${e.message}`),
     );
@@ -138,7 +135,7 @@ export async function evalMain(
     io.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : `\n${markdown(summary, rows)}\n`);
     return 0;
   } catch (e) {
-    if (e instanceof EvalInputError || e instanceof MetricInputError) {
+    if (e instanceof EvalInputError || e instanceof (await import('@fiber-vl/eval-metrics')).MetricInputError) {
       io.stderr.write(`fiber-bench eval: ${e.message}\n`);
       return 2;
     }

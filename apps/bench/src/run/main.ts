@@ -9,10 +9,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { oneLine } from '../one-line.js';
-import { type BackendName, initBackend } from '@fiber-vl/tensor-core';
-import { modelExporter } from './export-models.js';
+import type { BackendName } from '@fiber-vl/tensor-core';
 import { runPreset } from './presets.js';
-import { stderrLog } from './progress.js';
 import {
   type AblationResult,
   type MainJobResults,
@@ -22,7 +20,7 @@ import {
   resultsHtml,
   resultsMarkdown,
 } from './report.js';
-import { runSeed, type SeedResult } from './seed.js';
+import type { SeedResult } from './seed.js';
 
 export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR]
 
@@ -107,6 +105,13 @@ async function runChild(argv: string[]): Promise<number> {
     strict: false,
   });
   const preset = runPreset(String(values.preset));
+  // loaded only now, after the arguments are checked (--help and bad usage answer at once)
+  const [{ initBackend }, { modelExporter }, { stderrLog }, { runSeed }] = await Promise.all([
+    import('@fiber-vl/tensor-core'),
+    import('./export-models.js'),
+    import('./progress.js'),
+    import('./seed.js'),
+  ]);
   await initBackend({ backend: values.backend as BackendName, threads: 1 });
   const result = await runSeed({
     preset,
@@ -237,6 +242,7 @@ export async function runMain(argv: string[]): Promise<number> {
     return 2;
   }
   const started = performance.now();
+  const { stderrLog } = await import('./progress.js');
   const seeds = Array.from({ length: args.seeds }, (_, i) => args.seed + i);
   stderrLog(
     `fiber-bench run: preset ${preset.name}, world seed ${args.seed}, training seeds ${seeds.join(', ')}, ${args.backend}, ${args.jobs} at once`,
