@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import type { KernelResult } from './kernels.js';
 import { oneLine } from './one-line.js';
+import { UsageError, intArg } from './train/args.js';
 
 const USAGE = `usage: fiber-bench <command> [options]
 
@@ -103,9 +104,6 @@ function singleThreadWasm(log: (l: string) => void): KernelResult[] {
   return parsed.results.map((x) => ({ ...x, backend: 'wasm (1 thread)' }));
 }
 
-/** A bad option value: one line and exit 2, as node's parseArgs errors. */
-class UsageError extends Error {}
-
 /** The machine a report was measured on. */
 const machine = () => ({ cpu: cpus()[0]?.model, cores: cpus().length, node: process.version });
 
@@ -153,10 +151,8 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`--backends: unknown backend "${b}" (expected webgpu, wasm, cpu)`);
   }
   const maxCaseSeconds = values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined;
-  const threadsArg = values['wasm-threads'];
-  if (threadsArg !== undefined && !/^[1-9][0-9]*$/.test(threadsArg))
-    throw new UsageError(`--wasm-threads: expected an integer >= 1, got "${threadsArg}"`);
-  const wasmThreads = threadsArg === undefined ? undefined : Number(threadsArg);
+  const wasmThreads =
+    values['wasm-threads'] === undefined ? undefined : intArg('wasm-threads', values['wasm-threads'], 1);
   /** Writes `<out-dir>/<name>.json` and returns its path. */
   const writeReport = (name: string, report: unknown): string => {
     mkdirSync(outDir, { recursive: true });
@@ -385,7 +381,7 @@ function exitWhenFlushed(code: number): void {
 main(process.argv.slice(2)).then(
   (code) => exitWhenFlushed(code),
   (e) => {
-    // bad usage (node's parseArgs: unknown option, missing value): one line and exit 2, as the subcommands
+    // bad usage (node's parseArgs: unknown option, missing value; a bad option value): one line and exit 2, as the subcommands
     const usage = e instanceof UsageError || String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
     const message = (e as Error).message;
     process.stderr.write(`fiber-bench: ${usage ? `${oneLine(message)} (fiber-bench --help)` : message}\n`);

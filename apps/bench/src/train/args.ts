@@ -62,6 +62,14 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** `--name`'s value as an integer >= min, or a UsageError naming the option and the value. */
+export function intArg(name: string, v: string, min: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min)
+    throw new UsageError(`--${name}: expected an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
 export interface TrainArgs {
   task: TrainTask;
   model: string;
@@ -124,12 +132,6 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     if (v === undefined || v === '') throw new UsageError(`--${name} is required (see fiber-bench train --help)`);
     return v;
   };
-  const int = (name: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min)
-      throw new UsageError(`--${name}: expected an integer >= ${min}, got "${v}"`);
-    return n;
-  };
   const task = need('task', values.task);
   if (!(TRAIN_TASKS as readonly string[]).includes(task))
     throw new UsageError(`--task: unknown task "${task}" (expected ${TRAIN_TASKS.join(', ')})`);
@@ -156,19 +158,19 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     data: need('data', values.data),
     images: values.images,
     tokenizer: values.tokenizer,
-    steps: values.steps === undefined ? undefined : int('steps', values.steps, 1),
+    steps: values.steps === undefined ? undefined : intArg('steps', values.steps, 1),
     epochs,
-    batch: int('batch', need('batch', values.batch), 1),
-    accumulate: int('accumulate', values.accumulate, 1),
+    batch: intArg('batch', need('batch', values.batch), 1),
+    accumulate: intArg('accumulate', values.accumulate, 1),
     lr,
-    imageSize: values['image-size'] === undefined ? undefined : int('image-size', values['image-size'], 32),
-    queue: values.queue === undefined ? undefined : int('queue', values.queue, 0),
-    workers: values.workers === undefined ? undefined : int('workers', values.workers, 0),
+    imageSize: values['image-size'] === undefined ? undefined : intArg('image-size', values['image-size'], 32),
+    queue: values.queue === undefined ? undefined : intArg('queue', values.queue, 0),
+    workers: values.workers === undefined ? undefined : intArg('workers', values.workers, 0),
     out: resolve(need('out', values.out)),
     resume: values.resume,
-    seed: int('seed', values.seed, 0),
+    seed: intArg('seed', values.seed, 0),
     backend: values.backend as BackendName,
-    checkpointEvery: int('checkpoint-every', values['checkpoint-every'], 1),
-    keep: int('keep', values.keep, 1),
+    checkpointEvery: intArg('checkpoint-every', values['checkpoint-every'], 1),
+    keep: intArg('keep', values.keep, 1),
   };
 }
