@@ -16,6 +16,7 @@ import {
   Module,
   Parameter,
   defaultGenerator,
+  initWeights,
   scaledDotProductAttention,
   tf,
   type Generator,
@@ -69,6 +70,9 @@ export class FusedWindowAttention extends WindowAttention<TextContext> {
     this.qkvI2t = new Linear(dim, dim, { rng });
     this.projI2t = new Linear(dim, dim, { rng });
     if (queryNorm) this.normI2tI = new LayerNorm(dim, eps);
+    // FIBER's Swin applies timm's _init_vit_weights (std 0.02) to every layer; no pre-trained Swin
+    // has these, so they keep it
+    for (const m of [this.qkvTextI2t, this.qkvI2t, this.projI2t]) initWeights(m, { rng });
   }
 
   override crossAttend(o: tf.Tensor, window: WindowContext<TextContext> | undefined): tf.Tensor {
@@ -118,6 +122,8 @@ export class FiberCrossAttention extends Module {
     this.self = new RobertaSelfAttention(config, rng, { kvDim });
     // the coarse model keeps an (unused) output LayerNorm in its state dict; the fine one has none
     this.output = outputNorm ? new RobertaSelfOutput(config, rng) : new CrossAttentionOutput(config, rng);
+    // missing from a pre-trained RoBERTa: transformers' _init_weights, N(0, initializer_range 0.02)
+    initWeights(this, { rng });
   }
   /** query [B, L, H] attends to image [B, N, kvDim] (no mask); output.dense only. */
   forward(query: tf.Tensor, image: tf.Tensor): tf.Tensor {
