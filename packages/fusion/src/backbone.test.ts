@@ -48,8 +48,10 @@ describe('FiberCoarseBackbone', () => {
 
   it("starts FIBER's added layers as FIBER does: N(0, 0.02) weights, zero biases, unit norms, closed gates", async () => {
     const model = new FiberCoarseBackbone(config(), new Generator(3));
-    // the transforms and poolers, the Swin blocks' image->text attention, the text layers' crossattention
-    const added = /^cross_modal_|\.(qkv_text_i2t|qkv_i2t|proj_i2t|norm_i2t_i)\.|\.crossattention_t2i\./;
+    // the transforms and poolers (and the text pooler), the Swin blocks' image->text attention, the
+    // text layers' crossattention
+    const added =
+      /^cross_modal_|^text_transformer\.pooler\.|\.(qkv_text_i2t|qkv_i2t|proj_i2t|norm_i2t_i)\.|\.crossattention_t2i\./;
     const weights: number[] = [];
     let checked = 0;
     for (const [name, p] of model.namedParameters()) {

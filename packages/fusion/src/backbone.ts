@@ -168,8 +168,10 @@ export class FiberCoarseBackbone extends Module {
     this.crossModalTextPooler = new RobertaPooler({ hiddenSize }, rng);
     this.crossModalImagePoolerItc = new RobertaPooler({ hiddenSize }, rng);
     this.crossModalTextPoolerItc = new RobertaPooler({ hiddenSize }, rng);
-    // FIBER: each `.apply(objectives.init_weights)`, N(0, 0.02)
+    // FIBER: each `.apply(objectives.init_weights)`, N(0, 0.02); the text pooler, which roberta-base
+    // lacks, at transformers' N(0, 0.02) (unused by FIBER)
     for (const m of [
+      this.textTransformer.pooler,
       this.crossModalTextTransform,
       this.crossModalImageTransform,
       this.crossModalTextTransformItc,
@@ -179,7 +181,7 @@ export class FiberCoarseBackbone extends Module {
       this.crossModalImagePoolerItc,
       this.crossModalTextPoolerItc,
     ])
-      initWeights(m, { rng });
+      if (m) initWeights(m, { rng });
   }
 
   /** The fusion-on pass: pixels [B, 3, S, S], inputIds / attentionMask [B, L]. */

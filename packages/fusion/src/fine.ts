@@ -223,6 +223,7 @@ export class FiberFineBackbone extends Module {
               qkvBias: swin.qkvBias,
               eps: swin.layerNormEps,
               queryNorm: version === 'v3',
+              timmInit: false, // FIBER's fine-grained Swin leaves them at PyTorch's default
               rng,
             })
           : undefined,

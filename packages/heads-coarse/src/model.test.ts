@@ -43,6 +43,8 @@ describe('FiberCoarseModel initialisation', () => {
     const rank = (await model.rankOutput!.weight.value.data()) as Float32Array;
     const H2 = 2 * config.hiddenSize;
     expect(Array.from(rank)).toEqual(Array.from(fc.slice(H2, 2 * H2)));
+    const fcBias = (await model.itmScore!.fc.bias!.value.data()) as Float32Array;
+    expect(Array.from((await model.rankOutput!.bias!.value.data()) as Float32Array)).toEqual([fcBias[1]]);
     model.dispose();
   });
 });

@@ -51,12 +51,15 @@ describe.each(names)('initWeights on %s', (backend) => {
     m.dispose();
   });
 
-  it('is reproducible from the generator', async () => {
+  it('draws N(0, std^2) for the std given, reproducibly from the generator', async () => {
     const a = new Block();
     const b = new Block();
     initWeights(a, { std: 0.5, rng: new Generator(9) });
     initWeights(b, { std: 0.5, rng: new Generator(9) });
     expect(await read(a.fc.weight.value)).toEqual(await read(b.fc.weight.value));
+    const s = await stats(a.fc.weight.value); // the std given, not the default
+    expect(s.sd).toBeGreaterThan(0.49);
+    expect(s.sd).toBeLessThan(0.51);
     expect(await read(a.inner.emb.weight.value)).toEqual(await read(b.inner.emb.weight.value));
     a.dispose();
     b.dispose();
