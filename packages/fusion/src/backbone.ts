@@ -7,16 +7,7 @@
 //   encodeImage() / encodeText(): the same weights as two independent encoders (ITC / retrieval):
 //            Swin with its final norm, 12 plain text layers, the `_itc` transforms and poolers,
 //            L2-normalised.
-import {
-  Linear,
-  Module,
-  defaultGenerator,
-  initWeights,
-  l2Normalize,
-  tf,
-  tidyOutput,
-  type Generator,
-} from '@fiber-vl/tensor-core';
+import { Linear, Module, defaultGenerator, l2Normalize, tf, tidyOutput, type Generator } from '@fiber-vl/tensor-core';
 import { RobertaModel, RobertaPooler, type LayerOptions, type RobertaState } from '@fiber-vl/roberta';
 import { SwinTransformer, type SwinState, type SwinStep } from '@fiber-vl/swin';
 import { FiberRobertaLayer, FusedWindowAttention, type ImageContext, type TextContext } from './blocks.js';
@@ -168,20 +159,6 @@ export class FiberCoarseBackbone extends Module {
     this.crossModalTextPooler = new RobertaPooler({ hiddenSize }, rng);
     this.crossModalImagePoolerItc = new RobertaPooler({ hiddenSize }, rng);
     this.crossModalTextPoolerItc = new RobertaPooler({ hiddenSize }, rng);
-    // FIBER: each `.apply(objectives.init_weights)`, N(0, 0.02); the text pooler, which roberta-base
-    // lacks, at transformers' N(0, 0.02) (unused by FIBER)
-    for (const m of [
-      this.textTransformer.pooler,
-      this.crossModalTextTransform,
-      this.crossModalImageTransform,
-      this.crossModalTextTransformItc,
-      this.crossModalImageTransformItc,
-      this.crossModalImagePooler,
-      this.crossModalTextPooler,
-      this.crossModalImagePoolerItc,
-      this.crossModalTextPoolerItc,
-    ])
-      if (m) initWeights(m, { rng });
   }
 
   /** The fusion-on pass: pixels [B, 3, S, S], inputIds / attentionMask [B, L]. */

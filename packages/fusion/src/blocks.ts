@@ -16,7 +16,6 @@ import {
   Module,
   Parameter,
   defaultGenerator,
-  initWeights,
   scaledDotProductAttention,
   tf,
   type Generator,
@@ -48,12 +47,6 @@ export interface FusedWindowAttentionOptions {
   eps?: number;
   /** LayerNorm on the image->text query (`norm_i2t_i`): coarse and fine v3 yes, fine v2 no. */
   queryNorm?: boolean;
-  /**
-   * Start qkv_text_i2t, qkv_i2t and proj_i2t at timm's _init_vit_weights (N(0, 0.02), zero
-   * biases), as FIBER's coarse Swin does (default); false keeps PyTorch's default Linear init, as
-   * the fine-grained Swin does (its `self.apply(_init_vit_weights)` is commented out).
-   */
-  timmInit?: boolean;
   rng?: Generator;
 }
 
@@ -68,13 +61,7 @@ export class FusedWindowAttention extends WindowAttention<TextContext> {
     windowSize: number,
     numHeads: number,
     textDim: number,
-    {
-      qkvBias = true,
-      eps = 1e-5,
-      queryNorm = true,
-      timmInit = true,
-      rng = defaultGenerator,
-    }: FusedWindowAttentionOptions = {},
+    { qkvBias = true, eps = 1e-5, queryNorm = true, rng = defaultGenerator }: FusedWindowAttentionOptions = {},
   ) {
     super(dim, windowSize, numHeads, { qkvBias, rng });
     this.alphaI2t = new Parameter(tf.zeros([1])); // gate starts closed: the pre-trained backbone is unchanged
@@ -82,9 +69,6 @@ export class FusedWindowAttention extends WindowAttention<TextContext> {
     this.qkvI2t = new Linear(dim, dim, { rng });
     this.projI2t = new Linear(dim, dim, { rng });
     if (queryNorm) this.normI2tI = new LayerNorm(dim, eps);
-    // FIBER's coarse Swin applies timm's _init_vit_weights to every layer; no pre-trained Swin has
-    // these, so they keep it
-    if (timmInit) for (const m of [this.qkvTextI2t, this.qkvI2t, this.projI2t]) initWeights(m, { rng });
   }
 
   override crossAttend(o: tf.Tensor, window: WindowContext<TextContext> | undefined): tf.Tensor {
@@ -134,8 +118,6 @@ export class FiberCrossAttention extends Module {
     this.self = new RobertaSelfAttention(config, rng, { kvDim });
     // the coarse model keeps an (unused) output LayerNorm in its state dict; the fine one has none
     this.output = outputNorm ? new RobertaSelfOutput(config, rng) : new CrossAttentionOutput(config, rng);
-    // missing from a pre-trained RoBERTa: transformers' _init_weights, N(0, initializer_range 0.02)
-    initWeights(this, { rng });
   }
   /** query [B, L, H] attends to image [B, N, kvDim] (no mask); output.dense only. */
   forward(query: tf.Tensor, image: tf.Tensor): tf.Tensor {

@@ -223,7 +223,6 @@ export class FiberFineBackbone extends Module {
               qkvBias: swin.qkvBias,
               eps: swin.layerNormEps,
               queryNorm: version === 'v3',
-              timmInit: false, // FIBER's fine-grained Swin leaves them at PyTorch's default
               rng,
             })
           : undefined,

@@ -12,7 +12,6 @@ import {
   ModuleList,
   type Sequential,
   defaultGenerator,
-  initWeights,
   setWasmKernelsEnabled,
   tf,
   tidyOutput,
@@ -68,20 +67,6 @@ export class LateFusionModel extends Module {
     this.imagePooler = new RobertaPooler({ hiddenSize: H }, rng);
     if (itm) this.itmScore = new ITMHead(2 * H, rng);
     if (vqaLabels > 0) this.vqaClassifier = classifier(2 * H, 2 * H, vqaLabels, { rng });
-    // every layer added to the backbones starts as FIBER's added layers do (and METER's co-attention
-    // layers): N(0, 0.02) weights, zero biases
-    for (const m of [
-      this.imageProjection,
-      this.textProjection,
-      this.modalityEmbeddings,
-      this.fusionLayers,
-      this.fusionNorm,
-      this.textPooler,
-      this.imagePooler,
-      this.itmScore,
-      this.vqaClassifier,
-    ])
-      if (m) initWeights(m, { rng });
   }
 
   /** Parameters of the late-fusion head (projections, modality embeddings, co-attention layers, norm). */

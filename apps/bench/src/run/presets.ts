@@ -112,16 +112,12 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     // FIBER's VQA recipe: heads at 50x the base lr (2e-5 there). Measured on seed 0 after the
     // coarse stage: 0.411 at 1e-4 x 50, 0.175 at 5e-4 or 1e-4 with heads at 5x (the backbone's
     // lr then rewrites the fused features). NLVR2 keeps 5x: 0.575 at 5e-4 x 5, 0.51 at 1e-4 x 50.
-    // The classifier starts at FIBER's N(0, 0.02): seed 0, 200 / 300 / 400 steps 0.353 / 0.378 /
-    // 0.430 (2e-4: 0.346 at 200, 0.348 at 300; 5e-5: 0.318; 1e-4 x 100: 0.348 at 200)
-    vqa: { ...stage(400, 24, 1e-4), lrMultHead: 50 },
+    vqa: { ...stage(200, 24, 1e-4), lrMultHead: 50 },
     nlvr2: stage(120, 16, 5e-4),
     // measured on seed 0: at 150 steps beam search gives the best constant caption ("a single shape
     // on a gradient background") to every image, CIDEr-D 0.632; at 450 the captions count the
-    // objects and name the background, 0.836 (600: 0.839). With `cross_modal_att_layers` at
-    // FIBER's N(0, 0.02): 450 steps CIDEr-D 0.961, METEOR 0.331; 600 steps 1.067, 0.340 (at
-    // PyTorch's default init, 450 steps: 0.774, 0.298)
-    caption: stage(600, 24, 5e-4),
+    // objects and name the background, 0.836 (600: 0.839)
+    caption: stage(450, 24, 5e-4),
     // measured on seed 0, 60 test scenes: 150 steps, 64 px, box outputs at 1x: held-out GIoU loss
     // 0.52 (x2), REC 0.30; 300 steps, 96 px, box outputs at 50x: 0.29, REC 0.54, AP50 0.18. The
     // token alignment at 50x too (scratch probes: detection prompts, seed 0's coarse model, two
