@@ -6,17 +6,33 @@
 import type { FiberCoarseConfig, FusedOutput } from '@fiber-vl/fusion';
 import { type ITMHead, vqaLoss } from '@fiber-vl/heads-coarse';
 import { type Generator, type Module, type Sequential, crossEntropy, disposeOutput, tf } from '@fiber-vl/tensor-core';
-import { AdamW, type Objective, Trainer, coarseSchedule } from '@fiber-vl/trainer';
+import {
+  AdamW,
+  FIBER_HEAD_NAMES,
+  FIBER_NO_DECAY,
+  type Objective,
+  type ParamGroup,
+  Trainer,
+  coarseSchedule,
+  fiberCoarseParamGroups,
+} from '@fiber-vl/trainer';
 import { retrievalRecall } from '@fiber-vl/eval-metrics';
 import { coarsePixels, encodeTexts, vqaExamples } from './data.js';
 import { NO_HEADS, taskModel } from './coarse-model.js';
 import { predictVqa, vqaScore, vqaTrainBatch } from './coarse-tasks.js';
 import { type RunContext, chunks, seedRng, timedStage, trainStage } from './context.js';
-import { LateFusionModel, countFlops, fiberFusionParameters, matchedLateFusionDepth } from './late-fusion.js';
+import {
+  LATE_FUSION_PREFIXES,
+  LateFusionModel,
+  countFlops,
+  fiberFusionParameters,
+  matchedLateFusionDepth,
+} from './late-fusion.js';
+import type { StageSettings } from './presets.js';
 import type { Cost } from './report.js';
 
 /** What both sides of the ablation have: a fused pass and the same two heads on its pooled features. */
-interface FusionModel extends Module {
+export interface FusionModel extends Module {
   fused(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): FusedOutput;
   vqaClassifier?: Sequential;
   itmScore?: ITMHead;
@@ -146,6 +162,35 @@ export interface FusionSide {
   cost: Cost;
 }
 
+/**
+ * FIBER's coarse groups (fiber_utils.set_schedule) for either side: the backbones at the base lr,
+ * the heads at lrMultHead, the fusion at 5x (FIBER's cross-modal multiplier; on the late side its
+ * projections, co-attention layers, norm and poolers, which play the part of FIBER's fusion blocks
+ * and cross-modal poolers), weight decay off for biases and norms.
+ */
+export function ablationParamGroups(model: FusionModel, s: StageSettings): ParamGroup[] {
+  const named = model.namedParameters();
+  const options = { lr: s.lr, weightDecay: 0.01, lrMultHead: s.lrMultHead };
+  if (!(model instanceof LateFusionModel)) return fiberCoarseParamGroups(named, options);
+  const groups = new Map<string, ParamGroup>();
+  for (const entry of named) {
+    const [name, p] = entry;
+    if (!p.requiresGrad) continue;
+    const head = FIBER_HEAD_NAMES.some((h) => name.includes(h));
+    const kind = head ? 'head' : LATE_FUSION_PREFIXES.some((f) => name.startsWith(f)) ? 'fusion' : 'base';
+    const decay = !FIBER_NO_DECAY.some((n) => name.includes(n));
+    const key = `${kind}/${decay ? 'decay' : 'no_decay'}`;
+    let group = groups.get(key);
+    if (!group) {
+      const mult = head ? (s.lrMultHead ?? 5) : kind === 'fusion' ? 5 : 1;
+      group = { name: key, params: [], lr: s.lr * mult, weightDecay: decay ? 0.01 : 0 };
+      groups.set(key, group);
+    }
+    group.params.push(entry);
+  }
+  return [...groups.values()];
+}
+
 async function trainSide(
   ctx: RunContext,
   name: string,
@@ -153,8 +198,7 @@ async function trainSide(
   fusionParameters: number,
 ): Promise<FusionSide> {
   const s = ctx.preset.fusionAblation;
-  const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
-  const optimizer = new AdamW([{ params, lr: s.lr, weightDecay: 0.01 }], {
+  const optimizer = new AdamW(ablationParamGroups(model, s), {
     betas: [0.9, 0.98],
     variant: 'transformers',
   });

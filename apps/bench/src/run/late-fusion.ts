@@ -22,6 +22,17 @@ import { SwinTransformer } from '@fiber-vl/swin';
 import { classifier, ITMHead } from '@fiber-vl/heads-coarse';
 import type { FiberCoarseConfig, FusedOutput } from '@fiber-vl/fusion';
 
+/** State-dict prefixes of the late-fusion head and its poolers (FIBER's fusion blocks and cross-modal poolers stand there). */
+export const LATE_FUSION_PREFIXES = [
+  'image_projection',
+  'text_projection',
+  'modality_embeddings',
+  'fusion_layers',
+  'fusion_norm',
+  'text_pooler',
+  'image_pooler',
+] as const;
+
 export class LateFusionModel extends Module {
   vitModel: SwinTransformer;
   textTransformer: RobertaModel;

@@ -1,0 +1,75 @@
+// Ablation (b)'s optimizer groups: both sides get FIBER's coarse groups (backbones at the base lr,
+// heads at lrMultHead, fusion at 5x), the late-fusion head standing where FIBER's fusion blocks and
+// cross-modal poolers are; every trainable parameter in exactly one group.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
+import { Generator, initBackend } from '@fiber-vl/tensor-core';
+import { fiberCoarseParamGroups } from '@fiber-vl/trainer';
+import { NO_HEADS, runModelConfig } from '../src/run/coarse-model.js';
+import { ablationParamGroups } from '../src/run/fusion-ablation.js';
+import { LATE_FUSION_PREFIXES, LateFusionModel } from '../src/run/late-fusion.js';
+import { RUN_PRESETS } from '../src/run/presets.js';
+
+const config = runModelConfig(RUN_PRESETS.micro, 64);
+const settings = { steps: 1, batchSize: 2, lr: 2e-4, lrMultHead: 50 };
+
+function lrOf(groups: ReturnType<typeof ablationParamGroups>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const g of groups)
+    for (const [name] of g.params) {
+      expect(out.has(name), `${name} in two groups`).toBe(false);
+      out.set(name, g.lr!);
+    }
+  return out;
+}
+
+beforeAll(() => initBackend({ backend: 'cpu' }));
+
+describe('ablation (b) optimizer groups', () => {
+  it('gives the FIBER side FIBER coarse groups with the stage head multiplier', () => {
+    const model = new FiberCoarseModel(config, { ...NO_HEADS, itm: true, vqaLabels: 5 }, new Generator(0));
+    try {
+      const got = ablationParamGroups(model, settings);
+      const want = fiberCoarseParamGroups(model.namedParameters(), { lr: 2e-4, weightDecay: 0.01, lrMultHead: 50 });
+      expect(got.map((g) => [g.name, g.lr, g.weightDecay, g.params.map(([n]) => n)])).toEqual(
+        want.map((g) => [g.name, g.lr, g.weightDecay, g.params.map(([n]) => n)]),
+      );
+      const lr = lrOf(got);
+      expect(lr.get('itm_score.fc.weight')).toBeCloseTo(1e-2, 12);
+      expect([...lr].find(([n]) => n.includes('crossattention_t2i'))?.[1]).toBeCloseTo(1e-3, 12);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('puts the late-fusion head at 5x, its task heads at lrMultHead and the backbones at the base lr', () => {
+    const model = new LateFusionModel(config, { depth: 1, vqaLabels: 5, itm: true, rng: new Generator(0) });
+    try {
+      const groups = ablationParamGroups(model, settings);
+      const lr = lrOf(groups);
+      const trainable = model.namedParameters().filter(([, p]) => p.requiresGrad);
+      expect(lr.size).toBe(trainable.length);
+      for (const [name] of trainable) {
+        const want = /^(vqa_classifier|itm_score)\./.test(name)
+          ? 1e-2
+          : LATE_FUSION_PREFIXES.some((p) => name.startsWith(p))
+            ? 1e-3
+            : 2e-4;
+        expect(lr.get(name), name).toBeCloseTo(want, 12);
+      }
+      for (const p of LATE_FUSION_PREFIXES)
+        expect(
+          [...lr.keys()].some((n) => n.startsWith(`${p}.`)),
+          p,
+        ).toBe(true);
+      const noDecay = groups.filter((g) => g.weightDecay === 0).flatMap((g) => g.params.map(([n]) => n));
+      expect(noDecay.length).toBeGreaterThan(0);
+      expect(
+        noDecay.every((n) => /bias|norm|LayerNorm/i.test(n)),
+        noDecay.join(),
+      ).toBe(true);
+    } finally {
+      model.dispose();
+    }
+  });
+});
