@@ -150,7 +150,9 @@ async function main(argv: string[]): Promise<number> {
     if (!['webgpu', 'wasm', 'cpu'].includes(b))
       throw new UsageError(`--backends: unknown backend "${b}" (expected webgpu, wasm, cpu)`);
   }
-  const maxCaseSeconds = values['max-case-seconds'] ? Number(values['max-case-seconds']) : undefined;
+  const maxCaseSeconds = values['max-case-seconds'] === undefined ? undefined : Number(values['max-case-seconds']);
+  if (maxCaseSeconds !== undefined && !(maxCaseSeconds > 0 && Number.isFinite(maxCaseSeconds)))
+    throw new UsageError(`--max-case-seconds: expected a number of seconds > 0, got "${values['max-case-seconds']}"`);
   const wasmThreads =
     values['wasm-threads'] === undefined ? undefined : intArg('wasm-threads', values['wasm-threads'], 1);
   /** Writes `<out-dir>/<name>.json` and returns its path. */
@@ -342,8 +344,8 @@ async function main(argv: string[]): Promise<number> {
     case 'metrics': {
       const { metricsMarkdown, runMetricsBench } = await import('./metrics.js');
       const r = runMetricsBench({
-        images: values.images ? Number(values.images) : undefined,
-        repeat: values.repeat ? Number(values.repeat) : undefined,
+        images: values.images === undefined ? undefined : intArg('images', values.images, 1),
+        repeat: values.repeat === undefined ? undefined : intArg('repeat', values.repeat, 1),
         exportCaptions: values['export-captions'],
       });
       if (values.json) {

@@ -622,6 +622,11 @@ describe('fiber-bench eval error paths', () => {
       /^--task: "gqa" is not one of vqa, caption/,
     ],
     ['an unknown option', () => ['--task', 'vqa', '--frobnicate'], /Unknown option '--frobnicate'/],
+    [
+      'a limit in hexadecimal',
+      () => ['--task', 'vqa', '--checkpoint', 'x', '--data', 'y', '--limit', '0x10'],
+      /^--limit: expected an integer >= 1, got "0x10"/,
+    ],
   ];
   it.each(cases)('%s: one line, exit code 2', async (_, args, message) => {
     const r = await evalRun(args());

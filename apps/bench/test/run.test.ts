@@ -158,6 +158,9 @@ describe('fiber-bench run: bad usage is one line on stderr and exit 2', () => {
     ['unknown preset', ['--preset', 'huge'], /--preset: unknown preset "huge"/],
     ['a value that starts with a dash', ['--seed', '-1'], /'--seed' argument is ambiguous\. Did you forget/],
     ['unknown option', ['--gpus', '8'], /Unknown option '--gpus'/],
+    ['an exponent for a count', ['--seeds', '1e1'], /--seeds: expected an integer >= 1, got "1e1"/],
+    ['a hexadecimal seed', ['--seed', '0x10'], /--seed: expected an integer >= 0, got "0x10"/],
+    ['an empty job count', ['--jobs', ''], /--jobs: expected an integer >= 1, got ""/],
   ])('%s', (_, args, message) => {
     const r = spawnSync(process.execPath, [cli, 'run', ...args], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);
@@ -182,6 +185,13 @@ describe('fiber-bench: bad usage of the other commands is one line on stderr and
       /--wasm-threads: expected an integer >= 1, got "two"/,
     ],
     ['no threads', ['train-speed', '--wasm-threads', '0'], /--wasm-threads: expected an integer >= 1, got "0"/],
+    ['a repeat count in words', ['metrics', '--repeat', 'two'], /--repeat: expected an integer >= 1, got "two"/],
+    ['a fractional image count', ['metrics', '--images', '2.5'], /--images: expected an integer >= 1, got "2\.5"/],
+    [
+      'a time limit that is no number',
+      ['kernels', '--max-case-seconds', 'soon'],
+      /--max-case-seconds: expected a number of seconds > 0, got "soon"/,
+    ],
   ])('%s', (_, args, message) => {
     const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);

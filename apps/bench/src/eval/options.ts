@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import { fail } from './errors.js';
+import { parseIntOption } from '../int-option.js';
 import { oneLine } from '../one-line.js';
 
 export const EVAL_TASKS = [
@@ -104,8 +105,8 @@ export interface EvalOptions {
 
 const int = (name: string, v: string | undefined, min = 1): number | undefined => {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) fail(`--${name}: expected an integer >= ${min}, got "${v}"`);
+  const n = parseIntOption(v, min);
+  if (n === undefined) fail(`--${name}: expected an integer >= ${min}, got "${v}"`);
   return n;
 };
 

@@ -21,6 +21,7 @@ import {
   resultsMarkdown,
 } from './report.js';
 import type { SeedResult } from './seed.js';
+import { parseIntOption } from '../int-option.js';
 
 export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR]
 
@@ -71,9 +72,8 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
   });
   if (values.help) return 'help';
   const int = (name: string, v: string, min: number) => {
-    const n = Number(v);
-    if (!(Number.isInteger(n) && n >= min))
-      throw new RangeError(`--${name}: expected an integer >= ${min}, got "${v}"`);
+    const n = parseIntOption(v, min);
+    if (n === undefined) throw new RangeError(`--${name}: expected an integer >= ${min}, got "${v}"`);
     return n;
   };
   if (!['wasm', 'cpu', 'webgpu'].includes(values.backend))
@@ -85,7 +85,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
     seeds,
     backend: values.backend as BackendName,
     out: resolve(values.out),
-    jobs: values.jobs ? int('jobs', values.jobs, 1) : Math.max(1, Math.min(seeds, cpus().length)),
+    jobs: values.jobs !== undefined ? int('jobs', values.jobs, 1) : Math.max(1, Math.min(seeds, cpus().length)),
   };
 }
 

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import { oneLine } from '../one-line.js';
+import { parseIntOption } from '../int-option.js';
 
 export const TRAIN_TASKS = [
   'pretrain-coarse',
@@ -64,9 +65,8 @@ export class UsageError extends Error {
 
 /** `--name`'s value as an integer >= min, or a UsageError naming the option and the value. */
 export function intArg(name: string, v: string, min: number): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min)
-    throw new UsageError(`--${name}: expected an integer >= ${min}, got "${v}"`);
+  const n = parseIntOption(v, min);
+  if (n === undefined) throw new UsageError(`--${name}: expected an integer >= ${min}, got "${v}"`);
   return n;
 }
 
