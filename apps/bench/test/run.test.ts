@@ -1,7 +1,7 @@
 // `fiber-bench run --preset micro`: the main job end to end at test size (two seeds in child
 // processes), its results.json checked against the documented schema, the report files, and the
 // same seed giving the same values again; the first seed's models written for the demo page.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -151,6 +151,39 @@ describe('fiber-bench run --preset micro', () => {
     );
     expect(b.probes.map((p) => p.accuracy)).toEqual(results.probes.map((p) => p.seeds[0]));
   }, 300_000);
+});
+
+describe.skipIf(process.platform === 'win32')('fiber-bench run: stopped', () => {
+  it('stops its seed processes on SIGTERM and exits 143', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'fiber-run-stop-'));
+    // a world seed no other test uses, to find this run's seed processes (4242, 4243) by their arguments
+    const args = ['run', '--preset', 'micro', '--seed', '4242', '--seeds', '2', '--jobs', '2', '--out', out];
+    const parent = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const seedProcesses = () =>
+      spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .filter((l) => l.includes('--child-seed') && l.includes('--seed 4242'));
+    try {
+      let stderr = '';
+      await new Promise<void>((done, fail) => {
+        parent.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (/\[seed 4242\]/.test(stderr) && /\[seed 4243\]/.test(stderr)) done();
+        });
+        parent.on('exit', () => fail(new Error(`the run ended before both seeds started:\n${stderr}`)));
+      });
+      expect(seedProcesses()).toHaveLength(2);
+      const exited = new Promise<number | null>((done) => parent.on('exit', (code) => done(code)));
+      parent.kill('SIGTERM');
+      expect(await exited).toBe(143);
+      for (let k = 0; k < 50 && seedProcesses().length; k++) await new Promise((r) => setTimeout(r, 100));
+      expect(seedProcesses()).toEqual([]);
+      expect(existsSync(join(out, 'results.json'))).toBe(false);
+    } finally {
+      parent.kill('SIGKILL');
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe('fiber-bench run: bad usage is one line on stderr and exit 2', () => {

@@ -2,7 +2,7 @@
 // (in parallel, one wasm thread each), each child runs every stage of its seed (seed.ts) and writes
 // its results as JSON; the parent aggregates them over seeds (means, per-seed values, ablation
 // differences and spreads) and writes the Markdown table, results.json and report.html.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -129,16 +129,28 @@ async function runChild(argv: string[]): Promise<number> {
 async function pool<T, R>(items: T[], jobs: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
+  let failed = false; // after a failure no new item starts
   await Promise.all(
     Array.from({ length: Math.min(jobs, items.length) }, async () => {
-      while (next < items.length) {
+      while (next < items.length && !failed) {
         const k = next++;
-        out[k] = await fn(items[k]);
+        try {
+          out[k] = await fn(items[k]);
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
       }
     }),
   );
   return out;
 }
+
+/** The seed processes still running: stopped when a seed fails or the run is interrupted. */
+const children = new Set<ChildProcess>();
+const stopChildren = () => {
+  for (const c of children) c.kill('SIGTERM');
+};
 
 /** The first seed (`gallery`) also writes the report's gallery and the trained models (DIR/models). */
 function spawnSeed(args: RunArgs, seed: number, gallery: boolean, dir: string): Promise<SeedResult> {
@@ -161,8 +173,10 @@ function spawnSeed(args: RunArgs, seed: number, gallery: boolean, dir: string): 
   ];
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+    children.add(child);
     child.on('error', reject);
     child.on('exit', (code, signal) => {
+      children.delete(child);
       if (code !== 0) reject(new Error(`seed ${seed}: the child process failed (${signal ?? `exit ${code}`})`));
       else resolvePromise(JSON.parse(readFileSync(file, 'utf8')) as SeedResult);
     });
@@ -250,10 +264,25 @@ export async function runMain(argv: string[]): Promise<number> {
   // models of an earlier run must not be mixed with this run's
   rmSync(join(args.out, 'models'), { recursive: true, force: true });
   const dir = mkdtempSync(join(tmpdir(), 'fiber-bench-run-'));
+  // the seeds run in child processes: a run that is stopped (SIGINT, SIGTERM) or whose seed fails
+  // stops the others rather than leaving them to train on
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopChildren();
+    rmSync(dir, { recursive: true, force: true });
+    process.stderr.write(`fiber-bench run: ${signal}: stopped the seed processes\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let results: SeedResult[];
   try {
     results = await pool(seeds, args.jobs, (seed) => spawnSeed(args, seed, seed === args.seed, dir));
+  } catch (e) {
+    stopChildren();
+    throw e;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     rmSync(dir, { recursive: true, force: true });
   }
   const out: MainJobResults = {
