@@ -56,7 +56,8 @@ commands:
 options:
   --backends LIST        comma-separated subset of webgpu,wasm,cpu (default: all that start)
   --out-dir DIR          where to write <command>.json (default: ./bench-results)
-  --max-case-seconds N   skip a case estimated to take longer than N s per call (default 30)
+  --max-case-seconds S   skip a case estimated to take longer than S seconds per call (kernels 30,
+                         backbones and coarse 60, fine 300)
   --only NAME[,NAME]     only the cases whose kernel name starts with a NAME (e.g. matmul)
   --wasm-threads N       wasm thread pool size (default: FIBER_WASM_THREADS, else every core)
   --no-numpy             do not measure the numpy reference

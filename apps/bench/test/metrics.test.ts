@@ -65,10 +65,13 @@ describe('fiber-bench metrics', () => {
     expect(res['0'][0]).toBe(res['0'][0].toLowerCase());
   });
 
-  it('rejects a bad --images or --repeat', () => {
-    const r = spawnSync(process.execPath, [cli, 'metrics', '--images', '0', '--json'], { encoding: 'utf8' });
-    expect(r.status).not.toBe(0);
+  it.each([
+    ['--images', '0'],
+    ['--repeat', '1.5'],
+  ])('rejects %s %s as bad usage (exit 2)', (option, value) => {
+    const r = spawnSync(process.execPath, [cli, 'metrics', option, value, '--json'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toContain('--images must be a positive integer, got 0');
+    expect(r.stderr).toContain(`${option}: expected an integer >= 1, got "${value}"`);
   });
 });

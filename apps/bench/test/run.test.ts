@@ -154,36 +154,48 @@ describe('fiber-bench run --preset micro', () => {
 });
 
 describe.skipIf(process.platform === 'win32')('fiber-bench run: stopped', () => {
-  it('stops its seed processes on SIGTERM and exits 143', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'fiber-run-stop-'));
-    // a world seed no other test uses, to find this run's seed processes (4242, 4243) by their arguments
-    const args = ['run', '--preset', 'micro', '--seed', '4242', '--seeds', '2', '--jobs', '2', '--out', out];
-    const parent = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const seedProcesses = () =>
-      spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
-        .stdout.split('\n')
-        .filter((l) => l.includes('--child-seed') && l.includes('--seed 4242'));
-    try {
+  // running (a zombie is not: its parent is gone, and not every container's init reaps it at once)
+  const alive = (pid: number) => {
+    const state = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
+    return state !== '' && !state.startsWith('Z');
+  };
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)(
+    'stops its seed processes on %s and exits %i',
+    async (signal, code) => {
+      const out = mkdtempSync(join(tmpdir(), 'fiber-run-stop-'));
+      const args = ['run', '--preset', 'micro', '--seed', '4242', '--seeds', '2', '--jobs', '2', '--out', out];
+      const parent = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
-      await new Promise<void>((done, fail) => {
-        parent.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          if (/\[seed 4242\]/.test(stderr) && /\[seed 4243\]/.test(stderr)) done();
+      try {
+        await new Promise<void>((done, fail) => {
+          parent.stderr.on('data', (d: Buffer) => {
+            stderr += d.toString();
+            if (/\[seed 4242\]/.test(stderr) && /\[seed 4243\]/.test(stderr)) done();
+          });
+          parent.on('exit', () => fail(new Error(`the run ended before both seeds started:\n${stderr}`)));
         });
-        parent.on('exit', () => fail(new Error(`the run ended before both seeds started:\n${stderr}`)));
-      });
-      expect(seedProcesses()).toHaveLength(2);
-      const exited = new Promise<number | null>((done) => parent.on('exit', (code) => done(code)));
-      parent.kill('SIGTERM');
-      expect(await exited).toBe(143);
-      for (let k = 0; k < 50 && seedProcesses().length; k++) await new Promise((r) => setTimeout(r, 100));
-      expect(seedProcesses()).toEqual([]);
-      expect(existsSync(join(out, 'results.json'))).toBe(false);
-    } finally {
-      parent.kill('SIGKILL');
-      rmSync(out, { recursive: true, force: true });
-    }
-  }, 120_000);
+        const seeds = spawnSync('ps', ['-o', 'pid=', '--ppid', String(parent.pid)], { encoding: 'utf8' })
+          .stdout.split('\n')
+          .filter((l) => l.trim())
+          .map(Number);
+        expect(seeds).toHaveLength(2);
+        const exited = new Promise<number | null>((done) => parent.on('exit', (c) => done(c)));
+        parent.kill(signal);
+        expect(await exited).toBe(code);
+        expect(stderr).toContain(`fiber-bench run: ${signal}: stopped the seed processes`);
+        for (let k = 0; k < 50 && seeds.some(alive); k++) await new Promise((r) => setTimeout(r, 100));
+        expect(seeds.filter(alive)).toEqual([]);
+        expect(existsSync(join(out, 'results.json'))).toBe(false);
+      } finally {
+        parent.kill('SIGKILL');
+        rmSync(out, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
 });
 
 describe('fiber-bench run: bad usage is one line on stderr and exit 2', () => {

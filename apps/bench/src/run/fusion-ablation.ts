@@ -1,6 +1,7 @@
 // Ablation (b): fusion in the backbone vs the same backbones without fusion blocks plus a late-fusion
-// head of equal width and about as many parameters (late-fusion.ts). Both are trained from scratch,
-// with the same data, optimizer and steps, on VQA + ITM jointly (the sum of the two losses), then
+// head of equal width and about as many parameters (late-fusion.ts). Both start from the unimodal
+// pre-training's weights and train with the same data, steps and lr groups (FIBER's coarse groups),
+// on VQA + ITM jointly (the sum of the two losses), then
 // compared on VQA accuracy and ITM retrieval (text -> image R@1 over a gallery), with their
 // parameters, FLOPs and time per forward.
 import type { FiberCoarseConfig, FusedOutput } from '@fiber-vl/fusion';
@@ -22,7 +23,7 @@ import { NO_HEADS, taskModel } from './coarse-model.js';
 import { predictVqa, vqaScore, vqaTrainBatch } from './coarse-tasks.js';
 import { type RunContext, chunks, seedRng, timedStage, trainStage } from './context.js';
 import {
-  LATE_FUSION_PREFIXES,
+  LATE_BACKBONE_PREFIXES,
   LateFusionModel,
   countFlops,
   fiberFusionParameters,
@@ -164,9 +165,10 @@ export interface FusionSide {
 
 /**
  * FIBER's coarse groups (fiber_utils.set_schedule) for either side: the backbones at the base lr,
- * the heads at lrMultHead, the fusion at 5x (FIBER's cross-modal multiplier; on the late side its
- * projections, co-attention layers, norm and poolers, which play the part of FIBER's fusion blocks
- * and cross-modal poolers), weight decay off for biases and norms.
+ * the heads at lrMultHead, the fusion at 5x (FIBER's cross-modal multiplier; on the late side
+ * everything that is neither a backbone nor a head: its projections, co-attention layers, norm and
+ * poolers, which stand where FIBER's fusion blocks and cross-modal poolers are), weight decay off
+ * for biases and norms.
  */
 export function ablationParamGroups(model: FusionModel, s: StageSettings): ParamGroup[] {
   const named = model.namedParameters();
@@ -177,7 +179,7 @@ export function ablationParamGroups(model: FusionModel, s: StageSettings): Param
     const [name, p] = entry;
     if (!p.requiresGrad) continue;
     const head = FIBER_HEAD_NAMES.some((h) => name.includes(h));
-    const kind = head ? 'head' : LATE_FUSION_PREFIXES.some((f) => name.startsWith(f)) ? 'fusion' : 'base';
+    const kind = head ? 'head' : LATE_BACKBONE_PREFIXES.some((b) => name.startsWith(b)) ? 'base' : 'fusion';
     const decay = !FIBER_NO_DECAY.some((n) => name.includes(n));
     const key = `${kind}/${decay ? 'decay' : 'no_decay'}`;
     let group = groups.get(key);

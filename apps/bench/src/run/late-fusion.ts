@@ -22,16 +22,8 @@ import { SwinTransformer } from '@fiber-vl/swin';
 import { classifier, ITMHead } from '@fiber-vl/heads-coarse';
 import type { FiberCoarseConfig, FusedOutput } from '@fiber-vl/fusion';
 
-/** State-dict prefixes of the late-fusion head and its poolers (FIBER's fusion blocks and cross-modal poolers stand there). */
-export const LATE_FUSION_PREFIXES = [
-  'image_projection',
-  'text_projection',
-  'modality_embeddings',
-  'fusion_layers',
-  'fusion_norm',
-  'text_pooler',
-  'image_pooler',
-] as const;
+/** State-dict prefixes of the two backbones (FIBER's `vit_model` and `text_transformer`); the rest is the late-fusion head and the task heads. */
+export const LATE_BACKBONE_PREFIXES = ['vit_model.', 'text_transformer.'] as const;
 
 export class LateFusionModel extends Module {
   vitModel: SwinTransformer;

@@ -39,6 +39,9 @@ tokenizer/, images/).
   --backend B   wasm (default), cpu or webgpu
   --out DIR     output folder (default ./bench-results)
   --jobs J      seeds run at once (default min(N, cores))
+
+Stopped by SIGINT or SIGTERM, it stops its seed processes and exits 130 or 143; a seed that fails
+stops the others.
 `;
 
 /** A task's margin over its baseline must reach this to count as clearly better (all metrics are in [0, 1] or CIDEr's scale). */
@@ -178,7 +181,13 @@ function spawnSeed(args: RunArgs, seed: number, gallery: boolean, dir: string): 
     child.on('exit', (code, signal) => {
       children.delete(child);
       if (code !== 0) reject(new Error(`seed ${seed}: the child process failed (${signal ?? `exit ${code}`})`));
-      else resolvePromise(JSON.parse(readFileSync(file, 'utf8')) as SeedResult);
+      else {
+        try {
+          resolvePromise(JSON.parse(readFileSync(file, 'utf8')) as SeedResult);
+        } catch (e) {
+          reject(new Error(`seed ${seed}: unreadable result ${file}: ${(e as Error).message}`));
+        }
+      }
     });
   });
 }
@@ -269,8 +278,10 @@ export async function runMain(argv: string[]): Promise<number> {
   const onSignal = (signal: NodeJS.Signals) => {
     stopChildren();
     rmSync(dir, { recursive: true, force: true });
-    process.stderr.write(`fiber-bench run: ${signal}: stopped the seed processes\n`);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    // exit once the line is written (process.exit drops what a pipe has not taken yet)
+    process.stderr.write(`fiber-bench run: ${signal}: stopped the seed processes\n`, () =>
+      process.exit(signal === 'SIGINT' ? 130 : 143),
+    );
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

@@ -9,7 +9,7 @@ export interface StageSettings {
   batchSize: number;
   /** Base lr (FIBER's groups multiply it for the heads and the cross-modal parameters). */
   lr: number;
-  /** lr multiplier of the task heads (FIBER: 5; 50 for the VQA and NLVR2 fine-tunes). Default 5. */
+  /** lr multiplier of the task heads (FIBER: 5, and 50 in its VQA and NLVR2 fine-tunes; here 50 for VQA and ablation b). Default 5. */
   lrMultHead?: number;
   /**
    * Fine stage only: lr multiplier of the head's outputs: the box outputs (`bbox_pred`,
@@ -59,7 +59,7 @@ export interface RunPreset {
   nlvr2: StageSettings;
   caption: StageSettings;
   fine: StageSettings;
-  /** Fusion ablation: each architecture trained from scratch on VQA + ITM for this many steps. */
+  /** Fusion ablation: each architecture trained from the unimodal weights on VQA + ITM (FIBER's coarse lr groups). */
   fusionAblation: StageSettings;
   /** Retrieval: test images (5 captions each) and the ITC top-k re-ranked by ITM. */
   retrieval: { images: number; rerankK: number };
