@@ -225,7 +225,7 @@ async function main(argv: string[]): Promise<number> {
     case 'coarse':
     case 'train-speed': {
       if (values.reference !== undefined && values.reference !== 'torch')
-        throw new Error(`--reference: only "torch" is supported, got "${values.reference}"`);
+        throw new UsageError(`--reference: only "torch" is supported, got "${values.reference}"`);
       const reference = values.reference
         ? { script: values['reference-script'], python: values['reference-python'] }
         : undefined;

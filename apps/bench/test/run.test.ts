@@ -232,6 +232,7 @@ describe('fiber-bench: bad usage of the other commands is one line on stderr and
     ['no threads', ['train-speed', '--wasm-threads', '0'], /--wasm-threads: expected an integer >= 1, got "0"/],
     ['a repeat count in words', ['metrics', '--repeat', 'two'], /--repeat: expected an integer >= 1, got "two"/],
     ['a fractional image count', ['metrics', '--images', '2.5'], /--images: expected an integer >= 1, got "2\.5"/],
+    ['an unknown reference', ['coarse', '--reference', 'jax'], /--reference: only "torch" is supported, got "jax"/],
     [
       'a time limit that is no number',
       ['kernels', '--max-case-seconds', 'soon'],
