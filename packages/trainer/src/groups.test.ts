@@ -119,6 +119,17 @@ describe('coarse FIBER-B groups (fiber_utils.set_schedule)', () => {
     expect(fiberCoarseParamGroups([['itm_score_cross_modal.weight', p]], { lr: LR })).toEqual([]);
     p.value.dispose();
   });
+
+  it('takes the cross-modal names from `crossModal` when given', () => {
+    const crossModal = (n: string) => n.startsWith('fusion_layers.') || n.startsWith('itm_score.');
+    const g = (n: string) => fiberCoarseGroupOf(n, { lr: LR, weightDecay: WD, crossModal });
+    expect(g('fusion_layers.0.attention.self.query.weight')).toMatchObject({ kind: 'cross_modal', lr: 5 * LR });
+    expect(g('fusion_layers.0.output.LayerNorm.weight')).toMatchObject({ kind: 'cross_modal', decay: false });
+    // FIBER's own substrings no longer count, and a head that is also cross-modal is still left out
+    expect(g('cross_modal_text_pooler.dense.weight')).toMatchObject({ kind: 'base', lr: LR });
+    expect(g('itm_score.fc.weight')).toBeUndefined();
+    expect(g('vqa_classifier.0.weight')).toMatchObject({ kind: 'head', lr: 5 * LR });
+  });
 });
 
 describe('fine-grained FIBER groups (maskrcnn_benchmark make_optimizer)', () => {

@@ -198,7 +198,15 @@ export interface CoarseGroupOptions {
   weightDecay?: number;
   lrMultHead?: number;
   lrMultCrossModal?: number;
+  /**
+   * Which names are cross-modal. Default: FIBER's substrings (`FIBER_CROSS_MODAL_NAMES`), as the
+   * official code matches them; a model whose fusion parameters are named otherwise (a late-fusion
+   * baseline, say) passes its own test. A name that is also a head is still in no group.
+   */
+  crossModal?: (name: string) => boolean;
 }
+
+const isFiberCrossModal = (name: string) => FIBER_CROSS_MODAL_NAMES.some((s) => name.includes(s));
 
 /** Where fiber_utils.set_schedule puts one parameter name. */
 export interface CoarseGroupOf {
@@ -218,11 +226,11 @@ export interface CoarseGroupOf {
  */
 export function fiberCoarseGroupOf(
   name: string,
-  { lr, weightDecay = 0.01, lrMultHead = 5, lrMultCrossModal = 5 }: CoarseGroupOptions,
+  { lr, weightDecay = 0.01, lrMultHead = 5, lrMultCrossModal = 5, crossModal = isFiberCrossModal }: CoarseGroupOptions,
 ): CoarseGroupOf | undefined {
   const decay = !FIBER_NO_DECAY.some((s) => name.includes(s));
   const head = FIBER_HEAD_NAMES.some((s) => name.includes(s));
-  const cross = FIBER_CROSS_MODAL_NAMES.some((s) => name.includes(s));
+  const cross = crossModal(name);
   if (head && cross) return undefined;
   const kind = head ? 'head' : cross ? 'cross_modal' : 'base';
   const mult = head ? lrMultHead : cross ? lrMultCrossModal : 1;

@@ -10,7 +10,6 @@ import { type Generator, type Module, type Sequential, crossEntropy, disposeOutp
 import {
   AdamW,
   FIBER_HEAD_NAMES,
-  FIBER_NO_DECAY,
   type Objective,
   type ParamGroup,
   Trainer,
@@ -171,26 +170,15 @@ export interface FusionSide {
  * for biases and norms.
  */
 export function ablationParamGroups(model: FusionModel, s: StageSettings): ParamGroup[] {
-  const named = model.namedParameters();
-  const options = { lr: s.lr, weightDecay: 0.01, lrMultHead: s.lrMultHead };
-  if (!(model instanceof LateFusionModel)) return fiberCoarseParamGroups(named, options);
-  const groups = new Map<string, ParamGroup>();
-  for (const entry of named) {
-    const [name, p] = entry;
-    if (!p.requiresGrad) continue;
-    const head = FIBER_HEAD_NAMES.some((h) => name.includes(h));
-    const kind = head ? 'head' : LATE_BACKBONE_PREFIXES.some((b) => name.startsWith(b)) ? 'base' : 'fusion';
-    const decay = !FIBER_NO_DECAY.some((n) => name.includes(n));
-    const key = `${kind}/${decay ? 'decay' : 'no_decay'}`;
-    let group = groups.get(key);
-    if (!group) {
-      const mult = head ? (s.lrMultHead ?? 5) : kind === 'fusion' ? 5 : 1;
-      group = { name: key, params: [], lr: s.lr * mult, weightDecay: decay ? 0.01 : 0 };
-      groups.set(key, group);
-    }
-    group.params.push(entry);
-  }
-  return [...groups.values()];
+  return fiberCoarseParamGroups(model.namedParameters(), {
+    lr: s.lr,
+    weightDecay: 0.01,
+    lrMultHead: s.lrMultHead,
+    ...(model instanceof LateFusionModel && {
+      crossModal: (name: string) =>
+        !LATE_BACKBONE_PREFIXES.some((b) => name.startsWith(b)) && !FIBER_HEAD_NAMES.some((h) => name.includes(h)),
+    }),
+  });
 }
 
 async function trainSide(
