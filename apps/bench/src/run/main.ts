@@ -21,7 +21,7 @@ import {
   resultsMarkdown,
 } from './report.js';
 import type { SeedResult } from './seed.js';
-import { parseIntOption } from '../int-option.js';
+import { intArg } from '../train/args.js';
 
 export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR]
 
@@ -74,21 +74,16 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
     },
   });
   if (values.help) return 'help';
-  const int = (name: string, v: string, min: number) => {
-    const n = parseIntOption(v, min);
-    if (n === undefined) throw new RangeError(`--${name}: expected an integer >= ${min}, got "${v}"`);
-    return n;
-  };
   if (!['wasm', 'cpu', 'webgpu'].includes(values.backend))
     throw new RangeError(`--backend: unknown backend "${values.backend}" (expected wasm, cpu, webgpu)`);
-  const seeds = int('seeds', values.seeds, 1);
+  const seeds = intArg('seeds', values.seeds, 1);
   return {
     preset: values.preset,
-    seed: int('seed', values.seed, 0),
+    seed: intArg('seed', values.seed, 0),
     seeds,
     backend: values.backend as BackendName,
     out: resolve(values.out),
-    jobs: values.jobs !== undefined ? int('jobs', values.jobs, 1) : Math.max(1, Math.min(seeds, cpus().length)),
+    jobs: values.jobs !== undefined ? intArg('jobs', values.jobs, 1) : Math.max(1, Math.min(seeds, cpus().length)),
   };
 }
 
