@@ -16,6 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runChild } from './child.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const [cmd = 'test', ...args] = process.argv.slice(2);
@@ -25,13 +26,12 @@ const log = (msg) => process.stderr.write(`[fiber-vl] ${msg}\n`);
 // (`npm run -s fiber-bench -- coarse --json > results.json` gives clean JSON).
 const BOOTSTRAP_STDIO = ['inherit', 2, 2];
 
+// Each step runs as a child that gets the signals sent to this script (scripts/child.mjs).
 function run(bin, argv, opts = {}) {
-  const r = spawnSync(bin, argv, { cwd: root, stdio: BOOTSTRAP_STDIO, env: process.env, ...opts });
-  if (r.error) throw r.error;
-  return r.status ?? 1;
+  return runChild(bin, argv, { cwd: root, stdio: BOOTSTRAP_STDIO, env: process.env, ...opts });
 }
-function mustRun(bin, argv, opts) {
-  const status = run(bin, argv, opts);
+async function mustRun(bin, argv, opts) {
+  const status = await run(bin, argv, opts);
   if (status !== 0) {
     log(`failed (exit ${status}): ${bin} ${argv.join(' ')}`);
     process.exit(status);
@@ -48,7 +48,7 @@ if (!existsSync(pnpmPkg) || JSON.parse(readFileSync(pnpmPkg, 'utf8')).version !=
   log(`installing pnpm@${pnpmVersion} into .tools/`);
   rmSync(tools, { recursive: true, force: true });
   mkdirSync(tools, { recursive: true });
-  mustRun('npm', [
+  await mustRun('npm', [
     'install',
     '--prefix',
     tools,
@@ -82,7 +82,7 @@ if (!hasWasmClang()) {
   const apt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
   if (apt && process.getuid?.() === 0) {
     log('installing clang-19 and lld-19 (apt-get) for the wasm kernels');
-    run('sh', [
+    await run('sh', [
       '-c',
       'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-19 lld-19 >/dev/null',
     ]);
@@ -95,12 +95,12 @@ if (!hasWasmClang()) {
 
 // 3. The workspace, exactly as locked.
 log('pnpm install --frozen-lockfile');
-pnpm(['install', '--frozen-lockfile', '--reporter=append-only'], { env: { ...process.env, CI: 'true' } });
+await pnpm(['install', '--frozen-lockfile', '--reporter=append-only'], { env: { ...process.env, CI: 'true' } });
 
 // 4. Build every package (turbo caches what did not change).
 const turbo = join(root, 'node_modules', '.bin', 'turbo');
 log('building packages');
-mustRun(turbo, ['run', 'build', '--output-logs=errors-only', '--log-order=grouped']);
+await mustRun(turbo, ['run', 'build', '--output-logs=errors-only', '--log-order=grouped']);
 
 // CLIs run in the folder npm was called from, so that relative file arguments work.
 const userCwd = process.env.INIT_CWD ?? process.cwd();
@@ -115,16 +115,16 @@ const metrics = (argv) =>
     stdio: 'inherit',
   });
 
-function test(args) {
+async function test(args) {
   // tsup builds without type checks, so the types are checked here.
   log('type-checking packages');
-  mustRun(turbo, ['run', 'typecheck', '--output-logs=errors-only', '--log-order=grouped']);
+  await mustRun(turbo, ['run', 'typecheck', '--output-logs=errors-only', '--log-order=grouped']);
   log('formatting and lint: biome ci (`npm run lint -- --write .` applies the fixes)');
-  mustRun(join(root, 'node_modules', '.bin', 'biome'), ['ci', '.'], { stdio: 'inherit' });
+  await mustRun(join(root, 'node_modules', '.bin', 'biome'), ['ci', '.'], { stdio: 'inherit' });
   const report = join(root, 'node_modules', '.cache', 'vitest-report.json');
   mkdirSync(dirname(report), { recursive: true });
   rmSync(report, { force: true });
-  const status = run(
+  const status = await run(
     join(root, 'node_modules', '.bin', 'vitest'),
     ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args],
     { stdio: 'inherit' },
@@ -141,13 +141,13 @@ switch (cmd) {
   case 'build':
     break;
   case 'bench':
-    bench(['run', ...args]);
+    await bench(['run', ...args]);
     break;
   case 'fiber-bench':
-    bench(args);
+    await bench(args);
     break;
   case 'fiber-metrics':
-    metrics(args);
+    await metrics(args);
     break;
   case 'demo': {
     const models = process.env.FIBER_DEMO_MODELS ?? join(root, 'bench-results', 'models');
@@ -160,19 +160,19 @@ switch (cmd) {
       'demo: Vite dev server with Cross-Origin-Opener-Policy / Cross-Origin-Embedder-Policy (wasm threads); open the URL below',
     );
     const vite = join(root, 'apps', 'demo', 'node_modules', 'vite', 'bin', 'vite.js');
-    mustRun(process.execPath, [vite, '--config', join(root, 'apps', 'demo', 'vite.config.ts'), ...args], {
+    await mustRun(process.execPath, [vite, '--config', join(root, 'apps', 'demo', 'vite.config.ts'), ...args], {
       stdio: 'inherit',
     });
     break;
   }
   case 'changeset':
-    mustRun(join(root, 'node_modules', '.bin', 'changeset'), args, { stdio: 'inherit' });
+    await mustRun(join(root, 'node_modules', '.bin', 'changeset'), args, { stdio: 'inherit' });
     break;
   case 'test':
-    test(args);
+    await test(args);
     break;
   case 'lint':
-    mustRun(join(root, 'node_modules', '.bin', 'biome'), ['check', ...(args.length ? args : ['.'])], {
+    await mustRun(join(root, 'node_modules', '.bin', 'biome'), ['check', ...(args.length ? args : ['.'])], {
       stdio: 'inherit',
     });
     break;

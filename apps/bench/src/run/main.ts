@@ -270,7 +270,12 @@ export async function runMain(argv: string[]): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'fiber-bench-run-'));
   // the seeds run in child processes: a run that is stopped (SIGINT, SIGTERM) or whose seed fails
   // stops the others rather than leaving them to train on
+  // `on`, not `once`: Ctrl-C under `npm run bench` delivers SIGINT twice (the terminal's to the
+  // process group, and scripts/run.mjs passes its own on); the second must not kill the exit
+  let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
     stopChildren();
     rmSync(dir, { recursive: true, force: true });
     // exit once the line is written (process.exit drops what a pipe has not taken yet)
@@ -278,8 +283,8 @@ export async function runMain(argv: string[]): Promise<number> {
       process.exit(signal === 'SIGINT' ? 130 : 143),
     );
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let results: SeedResult[];
   try {
     results = await pool(seeds, args.jobs, (seed) => spawnSeed(args, seed, seed === args.seed, dir));
