@@ -4,9 +4,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Generator, disposeOutput, tf } from '@fiber-vl/tensor-core';
 import { gradCheckParameters, useBackend } from '@fiber-vl/tensor-core/testing';
 import { FiberCoarseBackbone } from './backbone.js';
-import { fiberConfig } from './config.js';
+import { fiberConfig, type FiberConfigOptions } from './config.js';
 
-const config = () => fiberConfig('tiny', { imageSize: 32, roberta: { vocabSize: 40 }, maxTextLen: 8 });
+const config = (o: FiberConfigOptions = {}) =>
+  fiberConfig('tiny', { imageSize: 32, roberta: { vocabSize: 40 }, maxTextLen: 8, ...o });
 
 describe('FiberCoarseBackbone', () => {
   beforeAll(() => useBackend('cpu'));
@@ -44,6 +45,60 @@ describe('FiberCoarseBackbone', () => {
     ]);
     disposeOutput([f, img, txt, px, ids, mask]);
     model.dispose();
+  });
+
+  it("starts FIBER's added layers as FIBER does: N(0, 0.02) weights, zero biases, unit norms, closed gates", async () => {
+    const model = new FiberCoarseBackbone(config(), new Generator(3));
+    // the transforms and poolers (and the text pooler), the Swin blocks' image->text attention, the
+    // text layers' crossattention
+    const added =
+      /^cross_modal_|^text_transformer\.pooler\.|\.(qkv_text_i2t|qkv_i2t|proj_i2t|norm_i2t_i)\.|\.crossattention_t2i\./;
+    const weights: number[] = [];
+    let checked = 0;
+    for (const [name, p] of model.namedParameters()) {
+      const v = Array.from((await p.value.data()) as Float32Array);
+      if (/alpha_(i2t|t2i)$/.test(name)) expect(v, name).toEqual([0]);
+      if (!added.test(name)) continue;
+      checked++;
+      if (/LayerNorm\.weight$|norm_i2t_i\.weight$/.test(name)) expect(new Set(v), name).toEqual(new Set([1]));
+      else if (name.endsWith('.bias')) expect(new Set(v), name).toEqual(new Set([0]));
+      else weights.push(...v);
+    }
+    expect(checked).toBeGreaterThan(40);
+    const mean = weights.reduce((a, b) => a + b, 0) / weights.length;
+    const sd = Math.sqrt(weights.reduce((a, b) => a + (b - mean) ** 2, 0) / weights.length);
+    expect(Math.abs(mean)).toBeLessThan(5e-4);
+    expect(sd).toBeGreaterThan(0.0195);
+    expect(sd).toBeLessThan(0.0205);
+    // the backbones' own layers keep PyTorch's default (a pre-trained checkpoint replaces them)
+    const qkv = (await model.vitModel.layers.at(0).blocks.at(0).attn.qkv.weight.value.data()) as Float32Array;
+    const bound = 1 / Math.sqrt(16);
+    expect(Math.max(...Array.from(qkv, Math.abs))).toBeGreaterThan(0.9 * bound);
+    model.dispose();
+  });
+
+  it("initializerRange sets the added layers' std; null leaves them at PyTorch's default, drawing as before", async () => {
+    const added = /^cross_modal_|\.(qkv_text_i2t|qkv_i2t|proj_i2t)\.|\.crossattention_t2i\./;
+    const stats = async (model: FiberCoarseBackbone) => {
+      const w: number[] = [];
+      let nonZeroBias = false;
+      for (const [name, p] of model.namedParameters()) {
+        if (!added.test(name) || /LayerNorm/.test(name)) continue;
+        const v = Array.from((await p.value.data()) as Float32Array);
+        if (name.endsWith('.weight')) w.push(...v);
+        else nonZeroBias ||= v.some((x) => x !== 0);
+      }
+      model.dispose();
+      return { sd: Math.sqrt(w.reduce((a, b) => a + b * b, 0) / w.length), nonZeroBias };
+    };
+    const wide = await stats(new FiberCoarseBackbone(config({ initializerRange: 0.05 }), new Generator(3)));
+    expect(wide.sd).toBeGreaterThan(0.049);
+    expect(wide.sd).toBeLessThan(0.051);
+    expect(wide.nonZeroBias).toBe(false);
+    // kaiming-uniform: std 1/sqrt(3 fan_in), fan_in 16-64 here, so 0.07-0.14; biases drawn too
+    const torch = await stats(new FiberCoarseBackbone(config({ initializerRange: null }), new Generator(3)));
+    expect(torch.sd).toBeGreaterThan(0.06);
+    expect(torch.nonZeroBias).toBe(true);
   });
 
   it('names the argument and both shapes when image batch, text batch or mask disagree', () => {

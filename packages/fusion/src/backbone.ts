@@ -7,11 +7,26 @@
 //   encodeImage() / encodeText(): the same weights as two independent encoders (ITC / retrieval):
 //            Swin with its final norm, 12 plain text layers, the `_itc` transforms and poolers,
 //            L2-normalised.
-import { Linear, Module, defaultGenerator, l2Normalize, tf, tidyOutput, type Generator } from '@fiber-vl/tensor-core';
+import {
+  Linear,
+  Module,
+  defaultGenerator,
+  initWeights,
+  l2Normalize,
+  tf,
+  tidyOutput,
+  type Generator,
+} from '@fiber-vl/tensor-core';
 import { RobertaModel, RobertaPooler, type LayerOptions, type RobertaState } from '@fiber-vl/roberta';
 import { SwinTransformer, type SwinState, type SwinStep } from '@fiber-vl/swin';
 import { FiberRobertaLayer, FusedWindowAttention, type ImageContext, type TextContext } from './blocks.js';
-import { fusionSchedule, validateFiberConfig, type FiberCoarseConfig, type FusedPair } from './config.js';
+import {
+  fusionSchedule,
+  initializerStd,
+  validateFiberConfig,
+  type FiberCoarseConfig,
+  type FusedPair,
+} from './config.js';
 
 /** The fused pass (fusion on). */
 export interface FusedOutput {
@@ -130,6 +145,7 @@ export class FiberCoarseBackbone extends Module {
     const imageWidth = swin.embedDim * 2 ** (swin.depths.length - 1);
     const textWidth = roberta.hiddenSize;
     this.schedule = fusionSchedule(config);
+    const initStd = initializerStd(config);
     const fused = new Set(this.schedule.map((p) => `${p.stage}/${p.block}`));
     const stageOfLayer = new Map(this.schedule.map((p) => [p.textLayer, p.stage]));
     this.crossModalTextTransform = new Linear(textWidth, hiddenSize, { rng });
@@ -143,6 +159,7 @@ export class FiberCoarseBackbone extends Module {
           ? new FusedWindowAttention(dim, windowSize, heads, textWidth, {
               qkvBias: swin.qkvBias,
               eps: swin.layerNormEps,
+              initStd,
               rng,
             })
           : undefined,
@@ -151,6 +168,7 @@ export class FiberCoarseBackbone extends Module {
       const stage = stageOfLayer.get(i);
       return new FiberRobertaLayer(roberta, {
         kvDim: stage === undefined ? undefined : swin.embedDim * 2 ** stage,
+        initStd,
         rng,
       });
     });
@@ -159,6 +177,20 @@ export class FiberCoarseBackbone extends Module {
     this.crossModalTextPooler = new RobertaPooler({ hiddenSize }, rng);
     this.crossModalImagePoolerItc = new RobertaPooler({ hiddenSize }, rng);
     this.crossModalTextPoolerItc = new RobertaPooler({ hiddenSize }, rng);
+    // FIBER: each `.apply(objectives.init_weights)`, N(0, 0.02); the text pooler, which roberta-base
+    // lacks, at transformers' N(0, 0.02) (unused by FIBER). config.initializerRange sets the std.
+    const added = [
+      this.textTransformer.pooler,
+      this.crossModalTextTransform,
+      this.crossModalImageTransform,
+      this.crossModalTextTransformItc,
+      this.crossModalImageTransformItc,
+      this.crossModalImagePooler,
+      this.crossModalTextPooler,
+      this.crossModalImagePoolerItc,
+      this.crossModalTextPoolerItc,
+    ];
+    if (initStd !== null) for (const m of added) if (m) initWeights(m, { std: initStd, rng });
   }
 
   /** The fusion-on pass: pixels [B, 3, S, S], inputIds / attentionMask [B, L]. */

@@ -16,6 +16,7 @@ import {
   Module,
   Parameter,
   defaultGenerator,
+  initWeights,
   scaledDotProductAttention,
   tf,
   type Generator,
@@ -47,6 +48,12 @@ export interface FusedWindowAttentionOptions {
   eps?: number;
   /** LayerNorm on the image->text query (`norm_i2t_i`): coarse and fine v3 yes, fine v2 no. */
   queryNorm?: boolean;
+  /**
+   * Std of the normal init of qkv_text_i2t, qkv_i2t and proj_i2t (zero biases), as timm's
+   * _init_vit_weights in FIBER's coarse Swin: 0.02 by default. null keeps PyTorch's default
+   * Linear init, as the fine-grained Swin does (its `self.apply(_init_vit_weights)` is commented out).
+   */
+  initStd?: number | null;
   rng?: Generator;
 }
 
@@ -61,7 +68,13 @@ export class FusedWindowAttention extends WindowAttention<TextContext> {
     windowSize: number,
     numHeads: number,
     textDim: number,
-    { qkvBias = true, eps = 1e-5, queryNorm = true, rng = defaultGenerator }: FusedWindowAttentionOptions = {},
+    {
+      qkvBias = true,
+      eps = 1e-5,
+      queryNorm = true,
+      initStd = 0.02,
+      rng = defaultGenerator,
+    }: FusedWindowAttentionOptions = {},
   ) {
     super(dim, windowSize, numHeads, { qkvBias, rng });
     this.alphaI2t = new Parameter(tf.zeros([1])); // gate starts closed: the pre-trained backbone is unchanged
@@ -69,6 +82,10 @@ export class FusedWindowAttention extends WindowAttention<TextContext> {
     this.qkvI2t = new Linear(dim, dim, { rng });
     this.projI2t = new Linear(dim, dim, { rng });
     if (queryNorm) this.normI2tI = new LayerNorm(dim, eps);
+    // FIBER's coarse Swin applies timm's _init_vit_weights to every layer; no pre-trained Swin has
+    // these, so they keep it
+    if (initStd !== null)
+      for (const m of [this.qkvTextI2t, this.qkvI2t, this.projI2t]) initWeights(m, { std: initStd, rng });
   }
 
   override crossAttend(o: tf.Tensor, window: WindowContext<TextContext> | undefined): tf.Tensor {
@@ -112,12 +129,23 @@ export class FiberCrossAttention extends Module {
   constructor(
     config: RobertaConfig,
     kvDim: number,
-    { outputNorm = true, rng = defaultGenerator }: { outputNorm?: boolean; rng?: Generator } = {},
+    {
+      outputNorm = true,
+      initStd = 0.02,
+      rng = defaultGenerator,
+    }: {
+      outputNorm?: boolean;
+      /** Std of the normal init (zero biases); null keeps PyTorch's default Linear init. */
+      initStd?: number | null;
+      rng?: Generator;
+    } = {},
   ) {
     super();
     this.self = new RobertaSelfAttention(config, rng, { kvDim });
     // the coarse model keeps an (unused) output LayerNorm in its state dict; the fine one has none
     this.output = outputNorm ? new RobertaSelfOutput(config, rng) : new CrossAttentionOutput(config, rng);
+    // missing from a pre-trained RoBERTa: transformers' _init_weights, N(0, initializer_range)
+    if (initStd !== null) initWeights(this, { std: initStd, rng });
   }
   /** query [B, L, H] attends to image [B, N, kvDim] (no mask); output.dense only. */
   forward(query: tf.Tensor, image: tf.Tensor): tf.Tensor {
@@ -132,6 +160,8 @@ export interface FiberRobertaLayerOptions {
   gate?: boolean;
   /** crossattention_t2i.output keeps a LayerNorm (coarse) or not (fine-grained). */
   crossOutputNorm?: boolean;
+  /** Init std of crossattention_t2i (transformers' initializer_range, 0.02); null: PyTorch's default. */
+  initStd?: number | null;
   rng?: Generator;
 }
 
@@ -141,10 +171,18 @@ export class FiberRobertaLayer extends RobertaLayer<ImageContext> {
   protected override childNames = { crossAttention: 'crossattention_t2i' };
   constructor(
     config: RobertaConfig,
-    { kvDim, gate = true, crossOutputNorm = true, rng = defaultGenerator }: FiberRobertaLayerOptions = {},
+    {
+      kvDim,
+      gate = true,
+      crossOutputNorm = true,
+      initStd = 0.02,
+      rng = defaultGenerator,
+    }: FiberRobertaLayerOptions = {},
   ) {
     super(config, rng, {
-      crossAttention: kvDim ? new FiberCrossAttention(config, kvDim, { outputNorm: crossOutputNorm, rng }) : undefined,
+      crossAttention: kvDim
+        ? new FiberCrossAttention(config, kvDim, { outputNorm: crossOutputNorm, initStd, rng })
+        : undefined,
     });
     if (gate || kvDim) this.alphaT2i = new Parameter(tf.zeros([1]));
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FIBER_PRESETS, fiberBaseConfig, fiberConfig, fusionSchedule } from './config.js';
+import { FIBER_PRESETS, fiberBaseConfig, fiberConfig, fusionSchedule, initializerStd } from './config.js';
+import { fiberFineConfig } from './fine.js';
 
 describe('FIBER fusion schedule', () => {
   it('pairs stage-3 blocks 14-17 with text layers 6-9 and stage-4 blocks 0-1 with layers 10-11 at FIBER-B', () => {
@@ -46,5 +47,23 @@ describe('FIBER fusion schedule', () => {
     expect(() => fiberConfig('tiny', { roberta: { numAttentionHeads: 3 } })).toThrow(/RobertaConfig.numAttentionHeads/);
     // @ts-expect-error an unknown preset
     expect(() => fiberConfig('huge')).toThrow(/unknown preset "huge"/);
+  });
+
+  it("initializerRange: FIBER's 0.02 when absent, a positive std, or null for PyTorch's default", () => {
+    expect(fiberConfig('tiny')).not.toHaveProperty('initializerRange');
+    expect(initializerStd(fiberConfig('tiny'))).toBe(0.02);
+    expect(initializerStd(fiberConfig('tiny', { initializerRange: 0.05 }))).toBe(0.05);
+    expect(initializerStd(fiberConfig('tiny', { initializerRange: null }))).toBeNull();
+    expect(initializerStd(fiberFineConfig('tiny', { initializerRange: null }))).toBeNull();
+    // a config written to JSON and read back keeps the choice
+    expect(initializerStd(JSON.parse(JSON.stringify(fiberConfig('tiny', { initializerRange: null }))))).toBeNull();
+    for (const v of [0, -0.02, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => fiberConfig('tiny', { initializerRange: v })).toThrow(
+        `FiberCoarseConfig.initializerRange: must be a positive number, or null for PyTorch's default init; got ${v}`,
+      );
+      expect(() => fiberFineConfig('tiny', { initializerRange: v })).toThrow(/^FiberFineConfig.initializerRange: /);
+    }
+    // @ts-expect-error a string from a hand-written JSON config
+    expect(() => fiberConfig('tiny', { initializerRange: '0.02' })).toThrow(/initializerRange: .* got 0.02/);
   });
 });

@@ -14,6 +14,15 @@ export interface FiberCoarseConfig {
   hiddenSize: number;
   /** Text length the model is used with (40 pre-training, 50 fine-tunes). */
   maxTextLen: number;
+  /**
+   * Standard deviation of the normal init of the layers FIBER adds to its pre-trained backbones
+   * (the `cross_modal_*` transforms and poolers, the fusion blocks, the heads): FIBER's and
+   * transformers' `initializer_range`, 0.02 when absent. `null` keeps those layers at PyTorch's
+   * default Linear init (kaiming-uniform, std 1/sqrt(3 fan_in)), 0.072 at width 64: at such widths
+   * 0.02 starts the heads several times smaller than FIBER-B's do relative to their inputs. Only a
+   * new model's starting values depend on it; loaded weights replace them.
+   */
+  initializerRange?: number | null;
 }
 
 export type FiberPresetName = 'base' | 'small' | 'tiny';
@@ -90,6 +99,8 @@ export interface FiberConfigOptions {
   numFuseBlock?: number;
   hiddenSize?: number;
   maxTextLen?: number;
+  /** See FiberCoarseConfig.initializerRange (absent: 0.02). */
+  initializerRange?: number | null;
 }
 
 /**
@@ -110,6 +121,7 @@ export function fiberConfig(preset: FiberPresetName = 'base', options: FiberConf
     numFuseBlock: options.numFuseBlock ?? p.numFuseBlock,
     hiddenSize: options.hiddenSize ?? p.hiddenSize,
     maxTextLen: options.maxTextLen ?? p.maxTextLen,
+    ...(options.initializerRange === undefined ? {} : { initializerRange: options.initializerRange }),
   });
 }
 
@@ -142,6 +154,7 @@ export function validateFiberConfig(cfg: FiberCoarseConfig): FiberCoarseConfig {
     bad('numFuseBlock', `${cfg.numFuseBlock} exceeds the ${cfg.roberta.numHiddenLayers} text layers`);
   if (!Number.isInteger(cfg.hiddenSize) || cfg.hiddenSize < 1)
     bad('hiddenSize', `must be a positive integer, got ${cfg.hiddenSize}`);
+  checkInitializerRange(cfg.initializerRange, bad);
   const longest = maxInputLength(cfg.roberta);
   if (!Number.isInteger(cfg.maxTextLen) || cfg.maxTextLen < 2 || cfg.maxTextLen > longest) {
     bad(
@@ -150,6 +163,19 @@ export function validateFiberConfig(cfg: FiberCoarseConfig): FiberCoarseConfig {
     );
   }
   return cfg;
+}
+
+/**
+ * The init std of the layers FIBER adds, from a config's `initializerRange`: 0.02 when absent,
+ * null to keep PyTorch's default Linear init.
+ */
+export function initializerStd(cfg: { initializerRange?: number | null }): number | null {
+  return cfg.initializerRange === undefined ? 0.02 : cfg.initializerRange;
+}
+
+export function checkInitializerRange(v: unknown, bad: (field: string, why: string) => never): void {
+  if (v !== undefined && v !== null && !(typeof v === 'number' && v > 0 && Number.isFinite(v)))
+    bad('initializerRange', `must be a positive number, or null for PyTorch's default init; got ${String(v)}`);
 }
 
 /** One fused step: an image block and the text layer that runs beside it. */

@@ -20,7 +20,7 @@ import {
 import { SWIN_PRESETS, SwinTransformer, validateSwinConfig, type SwinConfig } from '@fiber-vl/swin';
 import { checkPairedBatch, runFused } from './backbone.js';
 import { FiberRobertaLayer, FusedWindowAttention, type ImageContext, type TextContext } from './blocks.js';
-import { FIBER_PRESETS, fusionSchedule, type FusedPair } from './config.js';
+import { FIBER_PRESETS, checkInitializerRange, fusionSchedule, initializerStd, type FusedPair } from './config.js';
 
 export type FineFusionVersion = 'v2' | 'v3';
 
@@ -41,6 +41,13 @@ export interface FiberFineConfig {
    * fine-tunes (RefCOCO/+/g, COCO, LVIS) set -1. Absent (configs saved before it existed): -1.
    */
   frozenStages?: number;
+  /**
+   * Standard deviation of the normal init of the text layers' `crossattention_t2i` (transformers'
+   * `initializer_range`), 0.02 when absent; `null` keeps PyTorch's default Linear init. The Swin
+   * blocks' image->text layers keep PyTorch's default either way, as FIBER's fine-grained Swin
+   * does (its `self.apply(_init_vit_weights)` is commented out). Loaded weights replace both.
+   */
+  initializerRange?: number | null;
 }
 
 export type FiberFinePresetName = 'base' | 'small' | 'tiny';
@@ -86,6 +93,8 @@ export interface FiberFineConfigOptions {
   version?: FineFusionVersion;
   maxQueryLen?: number;
   frozenStages?: number;
+  /** See FiberFineConfig.initializerRange (absent: 0.02). */
+  initializerRange?: number | null;
 }
 
 /** A fine-grained config from a preset with overrides, validated. */
@@ -105,6 +114,7 @@ export function fiberFineConfig(
     version: options.version ?? p.version,
     maxQueryLen: options.maxQueryLen ?? p.maxQueryLen,
     frozenStages: options.frozenStages ?? p.frozenStages,
+    ...(options.initializerRange === undefined ? {} : { initializerRange: options.initializerRange }),
   });
 }
 
@@ -135,6 +145,7 @@ export function validateFiberFineConfig(cfg: FiberFineConfig): FiberFineConfig {
   const longest = maxInputLength(cfg.roberta);
   if (!Number.isInteger(cfg.maxQueryLen) || cfg.maxQueryLen < 2 || cfg.maxQueryLen > longest)
     bad('maxQueryLen', `${cfg.maxQueryLen} must be an integer in [2, ${longest}]`);
+  checkInitializerRange(cfg.initializerRange, bad);
   const frozen = cfg.frozenStages ?? -1;
   if (!Number.isInteger(frozen) || frozen < -1 || frozen > cfg.swin.depths.length + 1)
     bad('frozenStages', `${frozen} must be an integer in [-1, ${cfg.swin.depths.length + 1}]`);
@@ -223,6 +234,7 @@ export class FiberFineBackbone extends Module {
               qkvBias: swin.qkvBias,
               eps: swin.layerNormEps,
               queryNorm: version === 'v3',
+              initStd: null, // FIBER's fine-grained Swin leaves them at PyTorch's default
               rng,
             })
           : undefined,
@@ -233,6 +245,7 @@ export class FiberFineBackbone extends Module {
         kvDim: stage === undefined ? undefined : swin.embedDim * 2 ** stage,
         gate: false,
         crossOutputNorm: false,
+        initStd: initializerStd(config),
         rng,
       });
     });

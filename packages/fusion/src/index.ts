@@ -3,6 +3,7 @@ export {
   fiberBaseConfig,
   validateFiberConfig,
   fusionSchedule,
+  initializerStd,
   FIBER_PRESETS,
   type FiberCoarseConfig,
   type FiberConfigOptions,

@@ -16,12 +16,13 @@ import {
   Sequential,
   defaultGenerator,
   disposeOutput,
+  initWeights,
   gelu,
   tf,
   tidyOutput,
   type Generator,
 } from '@fiber-vl/tensor-core';
-import { FiberCoarseBackbone, type FiberCoarseConfig, type FusedOutput } from '@fiber-vl/fusion';
+import { FiberCoarseBackbone, initializerStd, type FiberCoarseConfig, type FusedOutput } from '@fiber-vl/fusion';
 import { coarseHeadsConfig, type CoarseHeadsConfig, type CoarseHeadsSelection, type FiberTask } from './config.js';
 
 /** BertPredictionHeadTransform: dense -> GELU -> LayerNorm (eps 1e-12, BertConfig's default). */
@@ -128,7 +129,6 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
     if (this.heads.itm) {
       this.itmScore = new ITMHead(2 * H, rng);
       this.rankOutput = new Linear(2 * H, 1, { rng });
-      this.syncRankOutput();
     }
     if (this.heads.vqaLabels > 0) this.vqaClassifier = classifier(2 * H, 2 * H, this.heads.vqaLabels, { eps, rng });
     if (this.heads.nlvr2) this.nlvr2Classifier = classifier(4 * H, 2 * H, 2, { eps, rng });
@@ -138,6 +138,19 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
         Array.from({ length: roberta.numHiddenLayers - 2 }, () => new Linear(last, last / 2, { rng })),
       );
     }
+    // FIBER: every head `.apply(objectives.init_weights)`, N(0, 0.02) (config.initializerRange);
+    // rank_output is itm row 1
+    const std = initializerStd(config);
+    if (std !== null)
+      for (const m of [
+        this.mlmScore,
+        this.itmScore,
+        this.vqaClassifier,
+        this.nlvr2Classifier,
+        this.crossModalAttLayers,
+      ])
+        if (m) initWeights(m, { std, rng });
+    if (this.itmScore) this.syncRankOutput();
   }
 
   /** As Module.loadStateDict; also accepts `temp` stored as [1] (some exporters) for the scalar parameter. */

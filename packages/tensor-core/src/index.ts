@@ -42,6 +42,7 @@ export {
   type Conv2dOptions,
 } from './nn/layers.js';
 export * as init from './nn/init.js';
+export { initWeights, type InitWeightsOptions } from './nn/init-weights.js';
 
 export { matmul, linear, transposeLast2 } from './ops/linalg.js';
 export { softmax, gelu, layerNorm, l2Normalize } from './ops/activations.js';

@@ -48,6 +48,7 @@ export function createFineModel(coarse: FiberCoarseConfig, rng: Generator): Fibe
       },
       roberta: coarse.roberta,
       numFuseBlock: coarse.numFuseBlock,
+      initializerRange: coarse.initializerRange,
       // FIBER freezes the patch embedding and stage 0 of its ImageNet-trained Swin here; this Swin
       // learns on the world's scenes only, and frozen it was no better (seed 0 only, 300 steps: REC
       // 0.371, grounding R@1 0.500, AP50 0.134, against 0.402, 0.534, 0.143 trained; ~1 s.e. gaps)

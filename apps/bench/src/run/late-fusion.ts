@@ -12,6 +12,7 @@ import {
   ModuleList,
   type Sequential,
   defaultGenerator,
+  initWeights,
   setWasmKernelsEnabled,
   tf,
   tidyOutput,
@@ -20,7 +21,7 @@ import {
 import { RobertaLayer, RobertaModel, RobertaPooler, extendedAttentionMaskTensor } from '@fiber-vl/roberta';
 import { SwinTransformer } from '@fiber-vl/swin';
 import { classifier, ITMHead } from '@fiber-vl/heads-coarse';
-import type { FiberCoarseConfig, FusedOutput } from '@fiber-vl/fusion';
+import { type FiberCoarseConfig, type FusedOutput, initializerStd } from '@fiber-vl/fusion';
 
 /** State-dict prefixes of the two backbones (FIBER's `vit_model` and `text_transformer`); the rest is the late-fusion head and the task heads. */
 export const LATE_BACKBONE_PREFIXES = ['vit_model.', 'text_transformer.'] as const;
@@ -70,6 +71,21 @@ export class LateFusionModel extends Module {
     this.imagePooler = new RobertaPooler({ hiddenSize: H }, rng);
     if (itm) this.itmScore = new ITMHead(2 * H, rng);
     if (vqaLabels > 0) this.vqaClassifier = classifier(2 * H, 2 * H, vqaLabels, { rng });
+    // every layer added to the backbones starts as FIBER's added layers do (and METER's co-attention
+    // layers): N(0, initializerRange) weights, zero biases, or PyTorch's default init for null
+    const std = initializerStd(config);
+    const added = [
+      this.imageProjection,
+      this.textProjection,
+      this.modalityEmbeddings,
+      this.fusionLayers,
+      this.fusionNorm,
+      this.textPooler,
+      this.imagePooler,
+      this.itmScore,
+      this.vqaClassifier,
+    ];
+    if (std !== null) for (const m of added) if (m) initWeights(m, { std, rng });
   }
 
   /** Parameters of the late-fusion head (projections, modality embeddings, co-attention layers, norm). */
