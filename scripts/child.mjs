@@ -8,6 +8,22 @@ import { constants } from 'node:os';
 
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+/** The first signal passed on to a command, if any. */
+let received;
+
+/**
+ * The first stop signal this process passed on to a command (undefined if none): a command may
+ * catch it and still exit 0, and the caller should then stop rather than go on to its next step.
+ */
+export function stopSignal() {
+  return received;
+}
+
+/** The shell's exit status for a process stopped by `signal`: 128 + its number. */
+export function signalStatus(signal) {
+  return 128 + (constants.signals[signal] ?? 0);
+}
+
 /**
  * Runs `bin argv` (child_process.spawn options) and resolves with its exit status; a command killed
  * by a signal gives the shell's 128 + the signal's number. Rejects when it cannot be started.
@@ -16,6 +32,7 @@ export function runChild(bin, argv, options) {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, argv, options);
     const forward = (signal) => {
+      received ??= signal;
       // a child that already exited has nothing to stop
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     };
@@ -29,7 +46,7 @@ export function runChild(bin, argv, options) {
     });
     child.once('exit', (code, signal) => {
       settle();
-      resolve(code ?? 128 + (constants.signals[signal] ?? 0));
+      resolve(code ?? signalStatus(signal));
     });
   });
 }

@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runChild } from './child.mjs';
+import { runChild, signalStatus, stopSignal } from './child.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const [cmd = 'test', ...args] = process.argv.slice(2);
@@ -26,9 +26,17 @@ const log = (msg) => process.stderr.write(`[fiber-vl] ${msg}\n`);
 // (`npm run -s fiber-bench -- coarse --json > results.json` gives clean JSON).
 const BOOTSTRAP_STDIO = ['inherit', 2, 2];
 
-// Each step runs as a child that gets the signals sent to this script (scripts/child.mjs).
-function run(bin, argv, opts = {}) {
-  return runChild(bin, argv, { cwd: root, stdio: BOOTSTRAP_STDIO, env: process.env, ...opts });
+// Each step runs as a child that gets the signals sent to this script (scripts/child.mjs). After a
+// stop signal no further step starts, even when the step that got it exits 0 or its status is not
+// checked (the clang install below).
+async function run(bin, argv, opts = {}) {
+  const status = await runChild(bin, argv, { cwd: root, stdio: BOOTSTRAP_STDIO, env: process.env, ...opts });
+  const stop = stopSignal();
+  if (stop) {
+    log(`stopped by ${stop}`);
+    process.exit(status === 0 ? signalStatus(stop) : status);
+  }
+  return status;
 }
 async function mustRun(bin, argv, opts) {
   const status = await run(bin, argv, opts);

@@ -51,6 +51,34 @@ describe('scripts/child.mjs runChild', () => {
     }
   });
 
+  it.skipIf(process.platform === 'win32')(
+    'remembers the stop signal when the command catches it and exits 0 (run.mjs then starts no further step)',
+    async () => {
+      const code = "process.on('SIGTERM', () => process.exit(0)); console.log('ready'); setInterval(() => {}, 1000);";
+      const main = `import { runChild, signalStatus, stopSignal } from ${JSON.stringify(childModule)};
+console.log('before', stopSignal());
+const status = await runChild(process.execPath, ['-e', ${JSON.stringify(code)}], { stdio: ['ignore', 'inherit', 'inherit'] });
+console.log('after', status, stopSignal(), signalStatus(stopSignal()));`;
+      const w = spawn(process.execPath, ['--input-type=module', '-e', main], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        let out = '';
+        const exited = new Promise<number | null>((done) => w.on('exit', (c) => done(c)));
+        await new Promise<void>((done, fail) => {
+          w.stdout.on('data', (d: Buffer) => {
+            out += d.toString();
+            if (out.includes('ready')) done();
+          });
+          w.on('exit', () => fail(new Error(`the wrapper exited before its command started: ${out}`)));
+        });
+        w.kill('SIGTERM');
+        expect(await exited).toBe(0);
+        expect(out.trim().split('\n')).toEqual(['before undefined', 'ready', 'after 0 SIGTERM 143']);
+      } finally {
+        w.kill('SIGKILL');
+      }
+    },
+  );
+
   it('rejects when the command cannot be started', async () => {
     const main = `import { runChild } from ${JSON.stringify(childModule)};
 await runChild('/nonexistent/fiber-vl-command', [], {}).then(() => process.exit(0), (e) => { console.log(e.code); process.exit(5); });`;
