@@ -2,7 +2,8 @@
 // closed terminal's SIGHUP) is passed on to the command it runs, and run.mjs waits for that
 // command to exit, so that stopping `npm run bench` stops fiber-bench rather than leaving it to
 // train on alone. Ctrl-C in a terminal reaches both anyway (one process group); the command then
-// sees SIGINT twice, which fiber-bench and vitest take as one stop.
+// sees SIGINT twice: fiber-bench run takes them as one stop, a command that handles only the first
+// dies of the second, and either way the exit status is 130.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 

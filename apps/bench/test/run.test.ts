@@ -162,6 +162,7 @@ describe.skipIf(process.platform === 'win32')('fiber-bench run: stopped', () => 
   it.each([
     ['SIGTERM', 143],
     ['SIGINT', 130],
+    ['SIGHUP', 129],
   ] as const)(
     'stops its seed processes on %s and exits %i',
     async (signal, code) => {

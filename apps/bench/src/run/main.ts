@@ -4,7 +4,7 @@
 // differences and spreads) and writes the Markdown table, results.json and report.html.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { constants, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -40,9 +40,12 @@ tokenizer/, images/).
   --out DIR     output folder (default ./bench-results)
   --jobs J      seeds run at once (default min(N, cores))
 
-Stopped by SIGINT or SIGTERM, it stops its seed processes and exits 130 or 143; a seed that fails
-stops the others.
+Stopped by SIGINT, SIGTERM or SIGHUP, it stops its seed processes and exits 130, 143 or 129; a
+seed that fails stops the others.
 `;
+
+/** The signals that stop a run (its seed processes with it). */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** A task's margin over its baseline must reach this to count as clearly better (all metrics are in [0, 1] or CIDEr's scale). */
 export const REQUIRED_MARGIN = 0.05;
@@ -268,8 +271,8 @@ export async function runMain(argv: string[]): Promise<number> {
   // models of an earlier run must not be mixed with this run's
   rmSync(join(args.out, 'models'), { recursive: true, force: true });
   const dir = mkdtempSync(join(tmpdir(), 'fiber-bench-run-'));
-  // the seeds run in child processes: a run that is stopped (SIGINT, SIGTERM) or whose seed fails
-  // stops the others rather than leaving them to train on
+  // the seeds run in child processes: a run that is stopped (SIGINT, SIGTERM, SIGHUP) or whose seed
+  // fails stops the others rather than leaving them to train on
   // `on`, not `once`: Ctrl-C under `npm run bench` delivers SIGINT twice (the terminal's to the
   // process group, and scripts/run.mjs passes its own on); the second must not kill the exit
   let stopping = false;
@@ -278,13 +281,14 @@ export async function runMain(argv: string[]): Promise<number> {
     stopping = true;
     stopChildren();
     rmSync(dir, { recursive: true, force: true });
-    // exit once the line is written (process.exit drops what a pipe has not taken yet)
-    process.stderr.write(`fiber-bench run: ${signal}: stopped the seed processes\n`, () =>
-      process.exit(signal === 'SIGINT' ? 130 : 143),
-    );
+    const code = 128 + (constants.signals[signal] ?? 0);
+    process.exitCode = code;
+    // exit once the line is written (process.exit drops what a pipe has not taken yet), or after
+    // 2 s if stderr is a pipe nobody reads
+    process.stderr.write(`fiber-bench run: ${signal}: stopped the seed processes\n`, () => process.exit(code));
+    setTimeout(() => process.exit(code), 2000).unref();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   let results: SeedResult[];
   try {
     results = await pool(seeds, args.jobs, (seed) => spawnSeed(args, seed, seed === args.seed, dir));
@@ -292,8 +296,7 @@ export async function runMain(argv: string[]): Promise<number> {
     stopChildren();
     throw e;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
     rmSync(dir, { recursive: true, force: true });
   }
   const out: MainJobResults = {
