@@ -301,7 +301,9 @@ export async function loadCheckpoint(
           .join(', ') || 'none'
       }`,
     );
-  const model = new FiberCoarseModel(plan.config, plan.heads);
+  // the strict load replaces every tensor: initializerRange null skips FIBER's 0.02 draws of the
+  // added layers and heads, which would come on top of PyTorch's default ones (seconds for FIBER-B)
+  const model = new FiberCoarseModel({ ...plan.config, initializerRange: null }, plan.heads);
   try {
     await loadFiberCheckpoint(model, source, { strict: true });
   } catch (e) {

@@ -178,7 +178,9 @@ export async function loadCoarse(path: string, shapes: Shapes, req: CoarseReques
   const imageSize = req.imageSize ?? (preset === 'base' ? req.officialImageSize : FIBER_PRESETS[preset].imageSize);
   let config;
   try {
-    config = fiberConfig(preset, { imageSize, maxTextLen, roberta: text });
+    // the strict load replaces every tensor: initializerRange null skips FIBER's 0.02 draws, which
+    // would come on top of PyTorch's default ones (4 s for FIBER-B with the MLM head, cpu backend)
+    config = fiberConfig(preset, { imageSize, maxTextLen, roberta: text, initializerRange: null });
   } catch (e) {
     return fail(`${path}: no FIBER-${preset} at ${imageSize} px with ${maxTextLen} tokens (${(e as Error).message})`);
   }
@@ -231,6 +233,7 @@ export async function loadFine(path: string, shapes: Shapes, req: FineRequest): 
     model = createFiberFineModel(preset, {
       version,
       roberta: text,
+      initializerRange: null, // the strict load below replaces every tensor (see loadCoarse)
       ...(req.maxQueryLen ? { maxQueryLen: req.maxQueryLen } : {}),
     });
   } catch (e) {
