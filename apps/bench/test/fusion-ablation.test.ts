@@ -75,3 +75,47 @@ describe('ablation (b) optimizer groups', () => {
     }
   });
 });
+
+describe('the late-fusion model', () => {
+  it('starts its added layers at N(0, initializerRange), zero biases, unit norms; its backbones as with null', () => {
+    const build = (initializerRange: number | null) =>
+      new LateFusionModel(
+        { ...config, initializerRange },
+        { depth: 1, vqaLabels: 5, itm: true, rng: new Generator(0) },
+      );
+    const fiber = build(0.02);
+    const torch = build(null);
+    try {
+      const a = fiber.stateDict();
+      const b = torch.stateDict();
+      const added = (k: string) => !k.startsWith('vit_model.') && !k.startsWith('text_transformer.');
+      const std = (state: typeof a) => {
+        const v = [...state]
+          .filter(([k, t]) => added(k) && k.endsWith('.weight') && t.rank === 2)
+          .flatMap(([, t]) => Array.from(t.dataSync()));
+        const mean = v.reduce((s, x) => s + x, 0) / v.length;
+        return Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / v.length);
+      };
+      expect(std(a)).toBeGreaterThan(0.019);
+      expect(std(a)).toBeLessThan(0.021);
+      expect(std(b)).toBeGreaterThan(0.05); // PyTorch's default at fan-in 32-128
+      for (const [k, t] of a) {
+        const v = Array.from(t.dataSync());
+        if (!added(k)) expect(v, k).toEqual(Array.from(b.get(k)!.dataSync()));
+        else if (k.endsWith('.bias'))
+          expect(
+            v.every((x) => x === 0),
+            k,
+          ).toBe(true);
+        else if (t.rank === 1)
+          expect(
+            v.every((x) => x === 1),
+            k,
+          ).toBe(true); // LayerNorm weights
+      }
+    } finally {
+      fiber.dispose();
+      torch.dispose();
+    }
+  });
+});
