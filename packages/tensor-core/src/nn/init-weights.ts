@@ -1,7 +1,8 @@
 // torch's `module.apply(init_fn)` for the initialisation that BERT-style code gives the layers it
 // adds on top of pre-trained backbones: FIBER's objectives.init_weights and HF transformers'
 // _init_weights (N(0, 0.02)), timm's _init_vit_weights (trunc_normal_(std=0.02), whose bounds of
-// ±2 are absolute, 100 std out: the same distribution). The layers' own defaults are PyTorch's
+// ±2 are absolute, 100 std out: the same distribution at that std; a plain normal here, so at a std
+// near 1 or above it differs from timm's, whose bounds then cut). The layers' own defaults are PyTorch's
 // (kaiming-uniform Linear, N(0, 1) Embedding): a Linear's std is 1/sqrt(3 fan_in), 0.021 at
 // width 768 (about these codes' 0.02) but 0.072 at width 64.
 import { tf } from '../tf.js';
