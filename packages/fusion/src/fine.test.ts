@@ -85,31 +85,44 @@ describe('fine-grained backbone config', () => {
     expect(frozenKeys(undefined)).toEqual([]);
   });
 
-  it("starts its fusion layers as FIBER's fine-grained code does: Swin ones at PyTorch's default, crossattention at N(0, 0.02)", async () => {
-    const model = new FiberFineBackbone(fiberFineConfig('tiny', { frozenStages: -1 }));
-    const pooled: Record<'swin' | 'text', number[]> = { swin: [], text: [] };
-    let swinBiasNonZero = false;
-    for (const [name, p] of model.namedParameters()) {
-      const side = /\.(qkv_text_i2t|qkv_i2t|proj_i2t)\./.test(name)
-        ? 'swin'
-        : /\.crossattention_t2i\./.test(name)
-          ? 'text'
-          : undefined;
-      if (!side) continue;
-      const v = Array.from((await p.value.data()) as Float32Array);
-      if (name.endsWith('.weight')) pooled[side].push(...v);
-      else if (side === 'text') expect(new Set(v), name).toEqual(new Set([0]));
-      else swinBiasNonZero ||= v.some((x) => x !== 0);
-    }
-    const sd = (xs: number[]) => Math.sqrt(xs.reduce((a, b) => a + b * b, 0) / xs.length);
-    expect(pooled.swin.length).toBeGreaterThan(1000);
-    expect(pooled.text.length).toBeGreaterThan(1000);
-    expect(sd(pooled.swin)).toBeGreaterThan(0.04); // kaiming-uniform at these widths: 0.05-0.14
-    expect(swinBiasNonZero).toBe(true);
-    expect(sd(pooled.text)).toBeGreaterThan(0.0195);
-    expect(sd(pooled.text)).toBeLessThan(0.0205);
-    model.dispose();
-  });
+  it.each([
+    [undefined, 0.02],
+    [0.05, 0.05],
+    [null, null],
+  ] as const)(
+    "starts its fusion layers as FIBER's fine-grained code does: Swin ones at PyTorch's default, crossattention at N(0, std) (initializerRange %s)",
+    async (initializerRange, std) => {
+      const model = new FiberFineBackbone(
+        fiberFineConfig('tiny', { frozenStages: -1, ...(initializerRange === undefined ? {} : { initializerRange }) }),
+      );
+      const pooled: Record<'swin' | 'text', number[]> = { swin: [], text: [] };
+      let swinBiasNonZero = false;
+      for (const [name, p] of model.namedParameters()) {
+        const side = /\.(qkv_text_i2t|qkv_i2t|proj_i2t)\./.test(name)
+          ? 'swin'
+          : /\.crossattention_t2i\./.test(name)
+            ? 'text'
+            : undefined;
+        if (!side) continue;
+        const v = Array.from((await p.value.data()) as Float32Array);
+        if (name.endsWith('.weight')) pooled[side].push(...v);
+        else if (side === 'text' && std !== null) expect(new Set(v), name).toEqual(new Set([0]));
+        else swinBiasNonZero ||= v.some((x) => x !== 0);
+      }
+      const sd = (xs: number[]) => Math.sqrt(xs.reduce((a, b) => a + b * b, 0) / xs.length);
+      expect(pooled.swin.length).toBeGreaterThan(1000);
+      expect(pooled.text.length).toBeGreaterThan(1000);
+      expect(sd(pooled.swin)).toBeGreaterThan(0.04); // kaiming-uniform at these widths: 0.05-0.14
+      expect(swinBiasNonZero).toBe(true);
+      if (std === null) {
+        expect(sd(pooled.text)).toBeGreaterThan(0.04); // PyTorch's default Linear init
+      } else {
+        expect(sd(pooled.text)).toBeGreaterThan(std * 0.975);
+        expect(sd(pooled.text)).toBeLessThan(std * 1.025);
+      }
+      model.dispose();
+    },
+  );
 });
 
 describe.each(names)('fine-grained backbone parity with the official code on %s', (backend) => {
