@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import type { KernelResult } from './kernels.js';
+import { parseNumberOption } from './int-option.js';
 import { oneLine } from './one-line.js';
 import { UsageError, intArg } from './train/args.js';
 
@@ -151,8 +152,9 @@ async function main(argv: string[]): Promise<number> {
     if (!['webgpu', 'wasm', 'cpu'].includes(b))
       throw new UsageError(`--backends: unknown backend "${b}" (expected webgpu, wasm, cpu)`);
   }
-  const maxCaseSeconds = values['max-case-seconds'] === undefined ? undefined : Number(values['max-case-seconds']);
-  if (maxCaseSeconds !== undefined && !(maxCaseSeconds > 0 && Number.isFinite(maxCaseSeconds)))
+  const maxCaseSeconds =
+    values['max-case-seconds'] === undefined ? undefined : parseNumberOption(values['max-case-seconds']);
+  if (values['max-case-seconds'] !== undefined && !(maxCaseSeconds !== undefined && maxCaseSeconds > 0))
     throw new UsageError(`--max-case-seconds: expected a number of seconds > 0, got "${values['max-case-seconds']}"`);
   const wasmThreads =
     values['wasm-threads'] === undefined ? undefined : intArg('wasm-threads', values['wasm-threads'], 1);

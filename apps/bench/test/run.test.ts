@@ -239,6 +239,11 @@ describe('fiber-bench: bad usage of the other commands is one line on stderr and
       ['kernels', '--max-case-seconds', 'soon'],
       /--max-case-seconds: expected a number of seconds > 0, got "soon"/,
     ],
+    [
+      'a time limit in hexadecimal',
+      ['kernels', '--max-case-seconds', '0x10'],
+      /--max-case-seconds: expected a number of seconds > 0, got "0x10"/,
+    ],
   ])('%s', (_, args, message) => {
     const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);

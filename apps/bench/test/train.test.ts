@@ -213,6 +213,11 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
     ['batch 0', [...swap('--batch', '0'), '--out', 'x'], /--batch: expected an integer >= 1, got "0"/],
     ['steps text', [...swap('--steps', '1e3'), '--out', 'x'], /--steps: expected an integer >= 1, got "1e3"/],
     ['lr out of range', [...base, '--lr', '3', '--out', 'x'], /--lr: expected a number in \(0, 1\)/],
+    [
+      'epochs in hexadecimal',
+      [...base.slice(0, -4), '--batch', '2', '--epochs', '0x10', '--out', 'x'],
+      /--epochs: expected a number > 0, got "0x10"/,
+    ],
     ['unknown option', [...base, '--out', 'x', '--gpus', '8'], /Unknown option '--gpus'/],
     ['unknown backend', [...base, '--out', 'x', '--backend', 'tpu'], /--backend: unknown backend "tpu"/],
     [

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import { oneLine } from '../one-line.js';
-import { parseIntOption } from '../int-option.js';
+import { parseIntOption, parseNumberOption } from '../int-option.js';
 
 export const TRAIN_TASKS = [
   'pretrain-coarse',
@@ -141,14 +141,14 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     throw new UsageError('give exactly one of --steps N and --epochs E');
   let epochs: number | undefined;
   if (values.epochs !== undefined) {
-    epochs = Number(values.epochs);
-    if (!(Number.isFinite(epochs) && epochs > 0 && epochs <= 1e6))
+    epochs = parseNumberOption(values.epochs);
+    if (!(epochs !== undefined && epochs > 0 && epochs <= 1e6))
       throw new UsageError(`--epochs: expected a number > 0, got "${values.epochs}"`);
   }
   let lr: number | undefined;
   if (values.lr !== undefined) {
-    lr = Number(values.lr);
-    if (!(Number.isFinite(lr) && lr > 0 && lr < 1))
+    lr = parseNumberOption(values.lr);
+    if (!(lr !== undefined && lr > 0 && lr < 1))
       throw new UsageError(`--lr: expected a number in (0, 1), got "${values.lr}"`);
   }
   return {
