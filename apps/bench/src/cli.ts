@@ -7,9 +7,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import type { KernelResult } from './kernels.js';
-import { parseNumberOption } from './int-option.js';
 import { oneLine } from './one-line.js';
-import { UsageError, intArg } from './train/args.js';
+import { UsageError, intArg, numberArg } from './train/args.js';
 
 const USAGE = `usage: fiber-bench <command> [options]
 
@@ -153,9 +152,9 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`--backends: unknown backend "${b}" (expected webgpu, wasm, cpu)`);
   }
   const maxCaseSeconds =
-    values['max-case-seconds'] === undefined ? undefined : parseNumberOption(values['max-case-seconds']);
-  if (values['max-case-seconds'] !== undefined && !(maxCaseSeconds !== undefined && maxCaseSeconds > 0))
-    throw new UsageError(`--max-case-seconds: expected a number of seconds > 0, got "${values['max-case-seconds']}"`);
+    values['max-case-seconds'] === undefined
+      ? undefined
+      : numberArg('max-case-seconds', values['max-case-seconds'], 'a number of seconds > 0', (n) => n > 0);
   const wasmThreads =
     values['wasm-threads'] === undefined ? undefined : intArg('wasm-threads', values['wasm-threads'], 1);
   /** Writes `<out-dir>/<name>.json` and returns its path. */

@@ -70,6 +70,13 @@ export function intArg(name: string, v: string, min: number): number {
   return n;
 }
 
+/** A decimal number option (parseNumberOption) that `ok` accepts; `expected` says which in the error. */
+export function numberArg(name: string, v: string, expected: string, ok: (n: number) => boolean): number {
+  const n = parseNumberOption(v);
+  if (n === undefined || !ok(n)) throw new UsageError(`--${name}: expected ${expected}, got "${v}"`);
+  return n;
+}
+
 export interface TrainArgs {
   task: TrainTask;
   model: string;
@@ -139,18 +146,12 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     throw new UsageError(`--backend: unknown backend "${values.backend}" (expected wasm, cpu, webgpu)`);
   if ((values.steps === undefined) === (values.epochs === undefined))
     throw new UsageError('give exactly one of --steps N and --epochs E');
-  let epochs: number | undefined;
-  if (values.epochs !== undefined) {
-    epochs = parseNumberOption(values.epochs);
-    if (!(epochs !== undefined && epochs > 0 && epochs <= 1e6))
-      throw new UsageError(`--epochs: expected a number > 0, got "${values.epochs}"`);
-  }
-  let lr: number | undefined;
-  if (values.lr !== undefined) {
-    lr = parseNumberOption(values.lr);
-    if (!(lr !== undefined && lr > 0 && lr < 1))
-      throw new UsageError(`--lr: expected a number in (0, 1), got "${values.lr}"`);
-  }
+  const epochs =
+    values.epochs === undefined
+      ? undefined
+      : numberArg('epochs', values.epochs, 'a number > 0', (n) => n > 0 && n <= 1e6);
+  const lr =
+    values.lr === undefined ? undefined : numberArg('lr', values.lr, 'a number in (0, 1)', (n) => n > 0 && n < 1);
   return {
     task: task as TrainTask,
     model: need('model', values.model),
