@@ -21,6 +21,7 @@ import {
   TorchCheckpointError,
   ZipError,
   blobSource,
+  skipInit,
   type ByteSource,
 } from '@fiber-vl/tensor-core';
 import { type FiberMatch, matchFiber } from '../../bench/src/fiber-match.js';
@@ -279,7 +280,8 @@ export async function loadCheckpoint(
   }
   const source = withProgress(blobSource(file, name), (f) => onProgress?.(f));
   if (plan.kind === 'fine') {
-    const model = new FiberFineModel(plan.config);
+    // the strict loads below replace every tensor: skipInit spares the random draws (seconds for FIBER-B)
+    const model = skipInit(() => new FiberFineModel(plan.config));
     try {
       await loadFiberFineCheckpoint(model, source, { strict: true });
     } catch (e) {
@@ -301,9 +303,7 @@ export async function loadCheckpoint(
           .join(', ') || 'none'
       }`,
     );
-  // the strict load replaces every tensor: initializerRange null skips FIBER's 0.02 draws of the
-  // added layers and heads, which would come on top of PyTorch's default ones (seconds for FIBER-B)
-  const model = new FiberCoarseModel({ ...plan.config, initializerRange: null }, plan.heads);
+  const model = skipInit(() => new FiberCoarseModel(plan.config, plan.heads));
   try {
     await loadFiberCheckpoint(model, source, { strict: true });
   } catch (e) {

@@ -92,7 +92,7 @@ export {
 } from './io/sharded.js';
 export { bufferSource, blobSource, type ByteSource } from './io/byte-source.js';
 
-export { Generator, defaultGenerator, manualSeed } from './rng.js';
+export { Generator, defaultGenerator, manualSeed, skipInit } from './rng.js';
 export { erf, erfinv } from './math.js';
 export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
 export { tidyOutput, disposeOutput, collectTensors } from './outputs.js';

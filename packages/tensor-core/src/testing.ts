@@ -67,20 +67,6 @@ export async function heavyTestBackends(label: string): Promise<BackendName[]> {
 }
 
 /**
- * A Generator whose `uniformArray` and `normalArray` are zeros: a full-size model built with it
- * has every key and shape of the real one in a fraction of the time (FIBER-B: 0.3 s against 6 s on
- * cpu), for tests of state-dict keys and shapes, where the values do not matter.
- */
-export class ShapeOnlyGenerator extends Generator {
-  override uniformArray(size: number): Float32Array {
-    return new Float32Array(size);
-  }
-  override normalArray(size: number): Float32Array {
-    return new Float32Array(size);
-  }
-}
-
-/**
  * For the tests of the wasm kernels' threaded paths: starts wasm with a pool of `threads` whatever
  * FIBER_WASM_THREADS says (the root vitest config sets 1 per worker on 2 cores). Call it before
  * `testBackends()` or `useBackend('wasm')`: the first start fixes the pool, and a wasm started

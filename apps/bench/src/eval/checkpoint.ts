@@ -15,7 +15,7 @@ import { FiberCoarseModel, type CoarseHeadsSelection } from '@fiber-vl/heads-coa
 import { createFiberFineModel, loadFiberFineCheckpoint, type FiberFineModel } from '@fiber-vl/heads-fine';
 import { maxInputLength, ROBERTA_BASE, type ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { fiberCoarseWindowSize } from '@fiber-vl/swin';
-import { SafetensorsFile, TorchCheckpoint } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, TorchCheckpoint, skipInit } from '@fiber-vl/tensor-core';
 import { EvalInputError, fail } from './errors.js';
 import { requireFile } from './data.js';
 
@@ -178,13 +178,13 @@ export async function loadCoarse(path: string, shapes: Shapes, req: CoarseReques
   const imageSize = req.imageSize ?? (preset === 'base' ? req.officialImageSize : FIBER_PRESETS[preset].imageSize);
   let config;
   try {
-    // the strict load replaces every tensor: initializerRange null skips FIBER's 0.02 draws, which
-    // would come on top of PyTorch's default ones (4 s for FIBER-B with the MLM head, cpu backend)
-    config = fiberConfig(preset, { imageSize, maxTextLen, roberta: text, initializerRange: null });
+    config = fiberConfig(preset, { imageSize, maxTextLen, roberta: text });
   } catch (e) {
     return fail(`${path}: no FIBER-${preset} at ${imageSize} px with ${maxTextLen} tokens (${(e as Error).message})`);
   }
-  const model = new FiberCoarseModel(config, heads);
+  // the strict load replaces every tensor: skipInit spares the random draws (FIBER-B with the MLM
+  // head: 0.5-2 s instead of 7-10, cpu backend)
+  const model = skipInit(() => new FiberCoarseModel(config, heads));
   let resized: number;
   try {
     resized = (await loadFiberCheckpoint(model, path, { strict: true })).resized.length;
@@ -223,19 +223,15 @@ export interface FineRequest {
 /** Builds the fine-grained model the checkpoint describes (preset, v2 / v3 from its keys) and loads it strictly. */
 export async function loadFine(path: string, shapes: Shapes, req: FineRequest): Promise<FineSetup> {
   const preset = presetOf(shapes, path, FIBER_FINE_PRESETS);
-  const version = [...shapes.keys()].some((k) => k.includes('.norm_i2t_i.')) ? 'v3' : 'v2';
+  const version: 'v2' | 'v3' = [...shapes.keys()].some((k) => k.includes('.norm_i2t_i.')) ? 'v3' : 'v2';
   const text = textSizes(shapes);
   const minSize = req.minSize ?? (preset === 'base' ? 800 : FIBER_FINE_PRESETS[preset].swin.imageSize);
   const maxSize = req.maxSize ?? (preset === 'base' ? 1333 : Math.round((minSize * 1333) / 800));
   if (!(minSize > 0 && maxSize >= minSize)) fail(`--min-size ${minSize} / --max-size ${maxSize}: need 0 < min <= max`);
   let model: FiberFineModel;
   try {
-    model = createFiberFineModel(preset, {
-      version,
-      roberta: text,
-      initializerRange: null, // the strict load below replaces every tensor (see loadCoarse)
-      ...(req.maxQueryLen ? { maxQueryLen: req.maxQueryLen } : {}),
-    });
+    const options = { version, roberta: text, ...(req.maxQueryLen ? { maxQueryLen: req.maxQueryLen } : {}) };
+    model = skipInit(() => createFiberFineModel(preset, options)); // the strict load replaces every tensor
   } catch (e) {
     return fail(`${path}: no fine-grained FIBER-${preset} ${version} (${(e as Error).message})`);
   }

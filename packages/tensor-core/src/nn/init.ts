@@ -1,7 +1,7 @@
 // Initialisers with torch.nn.init's definitions (values come from a fiber-vl Generator, so the
 // numbers differ from PyTorch's, but the distributions are the same).
 import { tf } from '../tf.js';
-import { defaultGenerator, type Generator } from '../rng.js';
+import { defaultGenerator, type Generator, initSkipped } from '../rng.js';
 import { erf as erf64, erfinv } from '../math.js';
 
 /** fan_in / fan_out as torch.nn.init._calculate_fan_in_and_fan_out ([out, in, ...kernel]). */
@@ -37,6 +37,7 @@ export function truncNormal(
   const u = cdf((b - mean) / std);
   const size = shape.reduce((p, d) => p * d, 1);
   const out = new Float32Array(size);
+  if (initSkipped()) return tf.tensor(out, shape, 'float32'); // skipInit: zeros, nothing drawn
   for (let i = 0; i < size; i++) {
     const v = 2 * (l + (u - l) * rng.nextDouble()) - 1;
     const x = erfinv(v) * std * Math.SQRT2 + mean;
