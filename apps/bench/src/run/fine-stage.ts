@@ -81,7 +81,7 @@ const classNames = (ctx: RunContext) => ctx.world.classes.map((c) => c.name);
  * one of the four names 24% of the time (chance 25%) with the captions' phrases and the referring
  * expressions in the batches as well (a third each, FIBER's GoldG next to Objects365), 31% with
  * two thirds detection prompts, 51-59% with detection prompts alone, and REC and phrase grounding
- * (never trained on) come out higher too. See the README, "What changed, measured".
+ * (never trained on) come out higher too. See apps/bench/MEASUREMENTS.md, "What changed, measured".
  */
 function fineTrainExamples(ctx: RunContext, maxQueryLen: number, rng: Generator): FineExample[] {
   const { world, tokenizer, preset } = ctx;

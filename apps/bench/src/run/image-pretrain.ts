@@ -101,7 +101,7 @@ const CELL_CLASSES = SHAPES.length + BACKGROUNDS.length;
  * under its margin, and VQA 0.380 (0.409 without); at 0.3 through every stage (chain up to the
  * caption fine-tune) the easy background took over the final features (ITC i2t R@1 0.06 / 0.08
  * against 0.13 / 0.13). 0.05 was chosen with the gradient through every stage and not swept with it
- * stopped. The apps/bench README (*What changed, measured*) has the rest.
+ * stopped. apps/bench/MEASUREMENTS.md (*What changed, measured*) has the rest.
  */
 const FINAL_BACKGROUND_WEIGHT = 0.05;
 

@@ -4,7 +4,7 @@
 // only). A softmax regression per attribute is fitted on train scenes and scored on test scenes.
 // The run probes the Swin after the image pre-training (the stand-in for ImageNet) and after the
 // coarse stage: detection prompts name shapes, so a backbone whose features do not tell the shapes
-// apart caps what the fine stage can learn (apps/bench/README.md, "A Swin blind to shape").
+// apart caps what the fine stage can learn (apps/bench/MEASUREMENTS.md, "A Swin blind to shape").
 import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
 import { stageResolutions } from '@fiber-vl/swin';

@@ -2,7 +2,7 @@
 // starts from. FIBER's ITC and its fused heads read the text `<s>` token (through the `_itc` and
 // fused poolers); from scratch that token's output is almost the same for every sentence (cosine
 // ~0.99) and no coarse objective makes it gather the sentence within the budget (MLM never reads it;
-// ITC then collapses both sides, see apps/bench/README.md). So the `<s>` output of the text encoder
+// ITC then collapses both sides, see apps/bench/MEASUREMENTS.md). So the `<s>` output of the text encoder
 // learns to say which words a text contains (a bag-of-words multi-label BCE over the world's
 // frequent words) on every kind of text the tasks use: captions, questions, referring expressions
 // and NLVR2 statements. The classifier is dropped and the encoder's weights (`text_transformer.*`)
