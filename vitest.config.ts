@@ -1,4 +1,6 @@
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 // Two test files at a time even on 2 cores (vitest's default there is one): most files spend
@@ -11,6 +13,16 @@ const maxWorkers = Math.min(4, Math.max(2, availableParallelism() - 1));
 // checks took 80 s beside train-step.test.ts with 2 threads, 56 s with 1). The share follows
 // maxWorkers above, not a --maxWorkers given on the command line; a FIBER_WASM_THREADS set outside wins.
 process.env.FIBER_WASM_THREADS ||= String(Math.max(1, Math.floor(availableParallelism() / maxWorkers)));
+
+// Every temporary file of the run (the tests' folders, the CLIs they spawn, the README examples)
+// goes under one folder, removed when vitest exits: os.tmpdir() reads TMPDIR, which the workers
+// and their child processes inherit. Without it each `npm test` left ~20 folders (~130 MB) behind.
+if (!process.env.FIBER_TEST_TMPDIR) {
+  const dir = mkdtempSync(join(tmpdir(), 'fiber-vl-tests-'));
+  process.env.FIBER_TEST_TMPDIR = dir;
+  process.env.TMPDIR = dir;
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+}
 
 // One vitest run over every package; each package's own vitest.config.ts names its project.
 export default defineConfig({
