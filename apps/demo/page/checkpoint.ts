@@ -280,7 +280,8 @@ export async function loadCheckpoint(
   }
   const source = withProgress(blobSource(file, name), (f) => onProgress?.(f));
   if (plan.kind === 'fine') {
-    // the strict loads below replace every tensor: skipInit spares the random draws (seconds for FIBER-B)
+    // the strict loads below replace every tensor: skipInit spares the random draws (seconds for
+    // FIBER-B)
     const model = skipInit(() => new FiberFineModel(plan.config));
     try {
       await loadFiberFineCheckpoint(model, source, { strict: true });

@@ -62,6 +62,7 @@ describe('skipInit', () => {
 
   it('ends with its build: generators draw again, after a throw and inside nested builds too', () => {
     const rng = new Generator(7);
+    const expected = new Generator(7).uniformArray(3); // drawn before any skipInit
     const inner = skipInit(() => {
       const nested = skipInit(() => rng.normalArray(4));
       return [...nested, ...rng.uniformArray(4, 1, 2)];
@@ -72,7 +73,8 @@ describe('skipInit', () => {
         throw new RangeError('bad config');
       }),
     ).toThrow('bad config');
-    expect(rng.uniformArray(3)).toEqual(new Generator(7).uniformArray(3));
+    expect(rng.uniformArray(3)).toEqual(expected);
+    expect(expected.some((x) => x !== 0)).toBe(true);
 
     // a model built inside it still drops at random when it trains
     const net = skipInit(() => new Net(rng));
@@ -84,10 +86,26 @@ describe('skipInit', () => {
     net.dispose();
   });
 
-  it('refuses an asynchronous build, and generators draw after it', async () => {
+  it('refuses an asynchronous build (a Promise or another thenable), and generators draw after it', async () => {
     const rng = new Generator(8);
-    expect(() => skipInit(async () => new Linear(2, 2, { rng }))).toThrow(/Promise.*synchronously/);
+    let built: Linear | undefined;
+    expect(() =>
+      skipInit(async () => {
+        built = new Linear(2, 2, { rng });
+        return built;
+      }),
+    ).toThrow(/Promise.*synchronously/);
+    built?.dispose();
+    // biome-ignore lint/suspicious/noThenProperty: a thenable on purpose (what skipInit must refuse)
+    const thenable = { then: (_ok: unknown, fail: (e: Error) => void) => fail(new Error('late')) };
+    expect(() => skipInit(() => thenable)).toThrow(/Promise.*synchronously/);
     await Promise.resolve();
     expect(rng.normalArray(2).every((x) => x !== 0)).toBe(true);
+  });
+
+  it('shares one switch between copies of the module (ESM and CJS builds in one app)', () => {
+    const state = (globalThis as Record<symbol, unknown>)[Symbol.for('@fiber-vl/tensor-core/skipInit')];
+    expect(state).toEqual({ depth: 0 });
+    skipInit(() => expect(state).toEqual({ depth: 1 }));
   });
 });
