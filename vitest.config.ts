@@ -15,13 +15,16 @@ const maxWorkers = Math.min(4, Math.max(2, availableParallelism() - 1));
 process.env.FIBER_WASM_THREADS ||= String(Math.max(1, Math.floor(availableParallelism() / maxWorkers)));
 
 // Every temporary file of the run (the tests' folders, the CLIs they spawn, the README examples)
-// goes under one folder, removed when vitest exits: os.tmpdir() reads TMPDIR, which the workers
-// and their child processes inherit. Without it each `npm test` left ~20 folders (~130 MB) behind.
-if (!process.env.FIBER_TEST_TMPDIR) {
+// goes under one folder, removed when vitest exits: os.tmpdir() reads TMPDIR (TEMP / TMP on
+// Windows), which the workers and their child processes inherit. Without it each `npm test` left
+// ~20 folders (~130 MB) behind. FIBER_KEEP_TEST_TMPDIR=1 keeps the folder (its path is printed).
+// The marker variable makes a second load of this file in the same process tree a no-op.
+if (!process.env.FIBER_VL_TEST_TMPDIR) {
   const dir = mkdtempSync(join(tmpdir(), 'fiber-vl-tests-'));
-  process.env.FIBER_TEST_TMPDIR = dir;
-  process.env.TMPDIR = dir;
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  process.env.FIBER_VL_TEST_TMPDIR = dir;
+  process.env.TMPDIR = process.env.TEMP = process.env.TMP = dir;
+  if (process.env.FIBER_KEEP_TEST_TMPDIR === '1') console.log(`[fiber-vl] test temporary files kept in ${dir}`);
+  else process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 }
 
 // One vitest run over every package; each package's own vitest.config.ts names its project.

@@ -29,7 +29,8 @@ export function runModelConfig(preset: RunPreset, vocabSize: number): FiberCoars
     swin: { dropPathRate: 0 },
     // the added layers (transforms, poolers, fusion blocks, heads) keep PyTorch's default init
     // rather than FIBER's N(0, 0.02), which at width 64 is 3.6x smaller: measured in a full run, the
-    // VQA and caption fine-tunes then need twice the steps and REC fell under its margin (README)
+    // VQA and caption fine-tunes then need twice the steps and REC fell under its margin
+    // (apps/bench/MEASUREMENTS.md, "FIBER's initialisation, measured")
     initializerRange: null,
     roberta: {
       vocabSize,
