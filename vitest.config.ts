@@ -1,7 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import './scripts/test/tmpdir.js'; // one temporary folder per run, removed at exit
 
 // Two test files at a time even on 2 cores (vitest's default there is one): most files spend
 // their time in single-threaded JavaScript or waiting on child processes. Measured on the 2-core
@@ -13,19 +12,6 @@ const maxWorkers = Math.min(4, Math.max(2, availableParallelism() - 1));
 // checks took 80 s beside train-step.test.ts with 2 threads, 56 s with 1). The share follows
 // maxWorkers above, not a --maxWorkers given on the command line; a FIBER_WASM_THREADS set outside wins.
 process.env.FIBER_WASM_THREADS ||= String(Math.max(1, Math.floor(availableParallelism() / maxWorkers)));
-
-// Every temporary file of the run (the tests' folders, the CLIs they spawn, the README examples)
-// goes under one folder, removed when vitest exits: os.tmpdir() reads TMPDIR (TEMP / TMP on
-// Windows), which the workers and their child processes inherit. Without it each `npm test` left
-// ~20 folders (~130 MB) behind. FIBER_KEEP_TEST_TMPDIR=1 keeps the folder (its path is printed).
-// The marker variable makes a second load of this file in the same process tree a no-op.
-if (!process.env.FIBER_VL_TEST_TMPDIR) {
-  const dir = mkdtempSync(join(tmpdir(), 'fiber-vl-tests-'));
-  process.env.FIBER_VL_TEST_TMPDIR = dir;
-  process.env.TMPDIR = process.env.TEMP = process.env.TMP = dir;
-  if (process.env.FIBER_KEEP_TEST_TMPDIR === '1') console.log(`[fiber-vl] test temporary files kept in ${dir}`);
-  else process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-}
 
 // One vitest run over every package; each package's own vitest.config.ts names its project.
 export default defineConfig({

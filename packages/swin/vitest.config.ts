@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import '../../scripts/test/tmpdir.js'; // one temporary folder per run, removed at exit
 
 export default defineConfig({
   test: {

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import '../../scripts/test/tmpdir.js'; // one temporary folder per run, removed at exit
 
 export default defineConfig({
   // tests run the sources in Node: the package.json "imports" map points #platform at dist files
