@@ -14,21 +14,34 @@ function splitmix32(seed: number): () => number {
 }
 
 // One counter per realm, not per copy of this module: a bundle (or an app with both the ESM and
-// the CJS build) can hold two copies, whose Generators must all see the same skipInit.
-const skipState: { depth: number } = ((globalThis as Record<symbol, unknown>)[
-  Symbol.for('@fiber-vl/tensor-core/skipInit')
-] ??= { depth: 0 }) as { depth: number };
+// the CJS build) can hold two copies, and a skipInit of one must zero the draws of the other's
+// Generators too. Only this switch is shared: the default generator, `instanceof Module` and the
+// wasm thread pool remain one per copy, so an app should still load one copy. The key carries a
+// version, so a future copy with another shape of state will not read this one.
+const SKIP_KEY = Symbol.for('@fiber-vl/tensor-core/skipInit@1');
+const skipState: { depth: number } = (() => {
+  const realm = globalThis as Record<symbol, unknown>;
+  const found = realm[SKIP_KEY] as { depth?: unknown } | undefined;
+  if (typeof found === 'object' && found !== null && typeof found.depth === 'number') return found as { depth: number };
+  const state = { depth: 0 };
+  realm[SKIP_KEY] = state;
+  return state;
+})();
 
 /**
  * Builds without initialising, as torch.nn.utils.skip_init: while `build` runs, every Generator's
- * `uniformArray` / `normalArray` (so `uniform`, `normal` and the `init` functions, through which
- * the layers draw their parameters) gives zeros and draws nothing, so the generators' states do
- * not move. Other draws (`nextDouble`, `nextNormal`, `nextInt`, `permutation`, `bernoulli`) are
- * as usual. For a model whose every parameter a strict checkpoint load then replaces: FIBER-B with
- * the pre-training heads builds in 0.4-1.8 s instead of 7-10 s on the cpu backend (the draws are
- * done in JS). Everything else is as usual (buffers, shapes, names), and after `build` returns,
- * generators draw again, dropout masks included. `build` must be synchronous; a Promise (or any
- * thenable) it returns is refused.
+ * `uniformArray` / `normalArray` (so `uniform`, `normal`, and the `init` functions, through which
+ * the layers draw their parameters; `truncNormal` checks the switch itself) gives zeros and draws
+ * nothing, so the generators' states do not move. Other draws (`nextUint32`, `nextDouble`,
+ * `nextNormal`, `nextInt`, `permutation`, `bernoulli`) are as usual. For a model whose every
+ * parameter a strict checkpoint load then replaces: FIBER-B with the pre-training heads builds in
+ * 0.4-1.8 s instead of 7-10 s on the cpu backend (the draws are done in JS). Everything else is
+ * as usual (buffers, constants such as LayerNorm's weight, shapes, names), and after `build`
+ * returns, generators draw again, dropout masks included.
+ *
+ * `build` must be synchronous: a Promise (or any thenable) it returns is refused with a
+ * TypeError. The refused build is not cancelled: what it runs after its first `await` draws as
+ * usual.
  */
 export function skipInit<T>(build: () => T): T {
   skipState.depth++;
@@ -39,8 +52,12 @@ export function skipInit<T>(build: () => T): T {
     skipState.depth--;
   }
   if (isThenable(out)) {
-    out.then(undefined, () => undefined); // its own rejection would be unhandled: the error below says why
-    throw new TypeError('skipInit: build returned a Promise; it must build synchronously (await outside it)');
+    // A native Promise's own rejection would be reported as unhandled on top of the error below,
+    // which says why; another thenable's `then` is not called (it could run anything).
+    if (out instanceof Promise) out.catch(() => undefined);
+    throw new TypeError(
+      'skipInit: build returned a Promise (or thenable); it must build synchronously (await outside it)',
+    );
   }
   return out;
 }
@@ -53,7 +70,10 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
   );
 }
 
-/** Whether a `skipInit` build is running (for initialisers that draw other than by the arrays). */
+/**
+ * Whether a `skipInit` build is running (for initialisers that draw other than by the arrays).
+ * @internal
+ */
 export function initSkipped(): boolean {
   return skipState.depth > 0;
 }

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../backends/index.js';
 import { tf } from '../tf.js';
 import { Generator, skipInit } from '../rng.js';
@@ -96,16 +96,31 @@ describe('skipInit', () => {
       }),
     ).toThrow(/Promise.*synchronously/);
     built?.dispose();
-    // biome-ignore lint/suspicious/noThenProperty: a thenable on purpose (what skipInit must refuse)
-    const thenable = { then: (_ok: unknown, fail: (e: Error) => void) => fail(new Error('late')) };
-    expect(() => skipInit(() => thenable)).toThrow(/Promise.*synchronously/);
+    let called = false;
+    const thenable = {
+      // biome-ignore lint/suspicious/noThenProperty: the thenable skipInit must refuse
+      then: () => {
+        called = true;
+      },
+    };
+    expect(() => skipInit(() => thenable)).toThrow(/thenable.*synchronously/);
+    expect(called).toBe(false); // refused without calling its then
     await Promise.resolve();
     expect(rng.normalArray(2).every((x) => x !== 0)).toBe(true);
   });
 
-  it('shares one switch between copies of the module (ESM and CJS builds in one app)', () => {
-    const state = (globalThis as Record<symbol, unknown>)[Symbol.for('@fiber-vl/tensor-core/skipInit')];
-    expect(state).toEqual({ depth: 0 });
-    skipInit(() => expect(state).toEqual({ depth: 1 }));
+  it('shares one switch between two copies of the module (as the ESM and CJS builds in one app)', async () => {
+    vi.resetModules();
+    const a = await import('../rng.js');
+    vi.resetModules();
+    const b = await import('../rng.js');
+    expect(a.Generator).not.toBe(b.Generator); // two copies
+    a.skipInit(() => {
+      expect(Array.from(new b.Generator(1).uniformArray(2))).toEqual([0, 0]);
+    });
+    b.skipInit(() => {
+      expect(a.initSkipped()).toBe(true);
+    });
+    expect(Array.from(new b.Generator(1).uniformArray(2))).toEqual(Array.from(new Generator(1).uniformArray(2)));
   });
 });
