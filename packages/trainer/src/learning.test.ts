@@ -46,7 +46,8 @@ describe.each(backends)('learning on the built-in world (%s)', (backend) => {
   // queue (in-batch ITC, as the bench's small preset). Measured on wasm, means of the first / last
   // 20 of 160 steps: ITC 1.42 -> 0.18, ITM 0.653 -> 0.223, MLM 5.38 -> 3.44 (a pool of 8: ITC 2.09 ->
   // 0.30, ITM 0.651 -> 0.418, MLM 5.16 -> 3.47).
-  // What does not learn yet (apps/bench/MEASUREMENTS.md, "Still open"): on 16 or 48 scenes
+  // What does not learn yet (apps/bench/MEASUREMENTS.md: *A stale queue* and *Parallel image
+  // features*; ITM under "Still open"): on 16 or 48 scenes
   // drawn 8 at a time, ITC and ITM stay at their priors from scratch (ITC 2.16 -> 2.09 = log 8, ITM
   // 0.652 -> 0.635 in 240 steps), with a queue of 16 ITC falls only to log(B + Q) (every feature
   // at cosine 1; FIBER's queue has no momentum encoder, so the queued features are stale), and

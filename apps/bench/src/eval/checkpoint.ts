@@ -182,8 +182,8 @@ export async function loadCoarse(path: string, shapes: Shapes, req: CoarseReques
   } catch (e) {
     return fail(`${path}: no FIBER-${preset} at ${imageSize} px with ${maxTextLen} tokens (${(e as Error).message})`);
   }
-  // the strict load replaces every tensor: skipInit spares the random draws (FIBER-B with the MLM
-  // head: 0.4-1.8 s instead of 7-10, cpu backend)
+  // the strict load replaces every tensor: skipInit spares the random draws (FIBER-B with the
+  // pre-training heads: 0.4-1.8 s instead of 7-10, cpu backend)
   const model = skipInit(() => new FiberCoarseModel(config, heads));
   let resized: number;
   try {
