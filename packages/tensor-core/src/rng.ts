@@ -19,10 +19,15 @@ function splitmix32(seed: number): () => number {
 // wasm thread pool remain one per copy, so an app should still load one copy. The key carries a
 // version, so a future copy with another shape of state will not read this one.
 const SKIP_KEY = Symbol.for('@fiber-vl/tensor-core/skipInit@1');
+const isSkipState = (x: unknown): x is { depth: number } =>
+  typeof x === 'object' &&
+  x !== null &&
+  Number.isInteger((x as { depth?: unknown }).depth) &&
+  (x as { depth: number }).depth >= 0;
 const skipState: { depth: number } = (() => {
   const realm = globalThis as Record<symbol, unknown>;
-  const found = realm[SKIP_KEY] as { depth?: unknown } | undefined;
-  if (typeof found === 'object' && found !== null && typeof found.depth === 'number') return found as { depth: number };
+  const found = realm[SKIP_KEY];
+  if (isSkipState(found)) return found;
   const state = { depth: 0 };
   realm[SKIP_KEY] = state;
   return state;
@@ -30,14 +35,14 @@ const skipState: { depth: number } = (() => {
 
 /**
  * Builds without initialising, as torch.nn.utils.skip_init: while `build` runs, every Generator's
- * `uniformArray` / `normalArray` (so `uniform`, `normal`, and the `init` functions, through which
- * the layers draw their parameters; `truncNormal` checks the switch itself) gives zeros and draws
- * nothing, so the generators' states do not move. Other draws (`nextUint32`, `nextDouble`,
+ * `uniformArray` / `normalArray` (so `uniform`, `normal`, and the random `init` functions, through
+ * which the layers draw their parameters; `truncNormal` checks the switch itself) gives zeros and
+ * draws nothing, so the generators' states do not move. Other draws (`nextUint32`, `nextDouble`,
  * `nextNormal`, `nextInt`, `permutation`, `bernoulli`) are as usual. For a model whose every
  * parameter a strict checkpoint load then replaces: FIBER-B with the pre-training heads builds in
  * 0.4-1.8 s instead of 7-10 s on the cpu backend (the draws are done in JS). Everything else is
- * as usual (buffers, constants such as LayerNorm's weight, shapes, names), and after `build`
- * returns, generators draw again, dropout masks included.
+ * as usual (buffers, constants such as LayerNorm's weight or `init.constant`'s, shapes, names),
+ * and after `build` returns, generators draw again, dropout masks included.
  *
  * `build` must be synchronous: a Promise (or any thenable) it returns is refused with a
  * TypeError. The refused build is not cancelled: what it runs after its first `await` draws as

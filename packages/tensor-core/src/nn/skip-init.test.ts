@@ -96,6 +96,12 @@ describe('skipInit', () => {
       }),
     ).toThrow(/Promise.*synchronously/);
     built?.dispose();
+    // a build that rejects: refused, and its rejection is not reported as unhandled (vitest fails on one)
+    expect(() =>
+      skipInit(async () => {
+        throw new Error('async failure');
+      }),
+    ).toThrow(/Promise.*synchronously/);
     let called = false;
     const thenable = {
       // biome-ignore lint/suspicious/noThenProperty: the thenable skipInit must refuse
