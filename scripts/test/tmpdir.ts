@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const PREFIX = 'fiber-vl-tests-';
+const OWNED = new RegExp(`^${PREFIX}(\\d+)-`); // PREFIX<pid>-XXXXXX
 const KEPT = 'KEPT'; // a file in a folder kept with FIBER_KEEP_TEST_TMPDIR=1
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -43,7 +44,7 @@ function sweep(base: string): void {
   }
   const uid = process.getuid?.();
   for (const name of names) {
-    const pid = Number(/^fiber-vl-tests-(\d+)-/.exec(name)?.[1]);
+    const pid = Number(OWNED.exec(name)?.[1]);
     if (!Number.isInteger(pid) || pid <= 0) continue;
     const dir = join(base, name);
     try {
