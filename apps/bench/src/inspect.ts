@@ -16,10 +16,8 @@ import {
   type RawValues,
   type SafetensorsDType,
 } from '@fiber-vl/tensor-core';
+import { matchFiberCheckpoint, type FiberCheckpointMatch } from '@fiber-vl/fusion';
 import { oneLine } from './one-line.js';
-import { type FiberMatch, matchFiber } from './fiber-match.js';
-
-export { type FiberMatch, matchFiber };
 
 export interface TensorEntry {
   name: string;
@@ -37,7 +35,7 @@ export interface InspectReport {
   count: number;
   bytes: number;
   tensors: TensorEntry[];
-  fiber: FiberMatch;
+  fiber: FiberCheckpointMatch;
   verify?: { tensors: number; nonFinite: number; tensorsWithNonFinite: number };
 }
 
@@ -164,7 +162,7 @@ export async function inspectCheckpoint(path: string, { verify = false }: Inspec
       count: tensors.length,
       bytes: tensors.reduce((a, t) => a + t.bytes, 0),
       tensors,
-      fiber: matchFiber(tensors),
+      fiber: matchFiberCheckpoint(tensors),
     };
     if (verify) {
       for (const t of tensors) {

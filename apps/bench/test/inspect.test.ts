@@ -1,18 +1,16 @@
-// fiber-bench inspect, through the built CLI: good checkpoints list and verify (exit 0), every
-// hostile file of fixtures/torch/hostile.json ends in one line naming it and the problem (exit 2),
-// and the FIBER matcher recognises each official state dict from the key tables.
+// fiber-bench inspect, through the built CLI: good checkpoints list and verify (exit 0), and every
+// hostile file of fixtures/torch/hostile.json ends in one line naming it and the problem (exit 2).
+// The FIBER matcher it reports with has its tests in @fiber-vl/fusion (match.test.ts).
 import { spawnSync } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serializeSafetensors } from '@fiber-vl/tensor-core';
-import { matchFiber, type FiberMatch } from '../src/inspect.js';
 
 const root = join(__dirname, '../../..');
 const cli = join(root, 'apps/bench/dist/cli.js');
 const torchDir = join(root, 'fixtures/torch');
-const keysDir = join(root, 'fixtures/fiber/keys');
 const hostile: { file: string; message: string; inspect_message?: string }[] = JSON.parse(
   readFileSync(join(torchDir, 'hostile.json'), 'utf8'),
 );
@@ -177,96 +175,5 @@ describe('fiber-bench inspect on hostile files', () => {
         { name: 'big', dtype: 'F32', shape: [536870914], bytes: 2147483656, nonFinite: 0 },
       ]);
     }, 300_000);
-  });
-});
-
-describe('matching the official FIBER state dicts', () => {
-  /** Rows of a key TSV as {name, shape}. */
-  const table = (file: string) =>
-    readFileSync(join(keysDir, file), 'utf8')
-      .split('\n')
-      .filter((l) => l && !l.startsWith('#') && !l.startsWith('key\t'))
-      .map((l) => l.split('\t'))
-      .map(([name, shape, , present]) => ({
-        name,
-        shape: shape.startsWith('[')
-          ? (JSON.parse(shape) as number[])
-          : shape === 'scalar'
-            ? []
-            : shape.split('x').map(Number),
-        present: present.split(','),
-      }));
-  const coarse384 = table('state_dict_keys_coarse.tsv');
-  const coarse576 = table('state_dict_keys_coarse_576.tsv');
-  const fine = table('state_dict_keys_fine.tsv');
-  const QUEUES = [
-    'image_queue',
-    'text_queue',
-    'image_input_queue',
-    'text_input_queue',
-    'text_input_mask_queue',
-    'queue_ptr',
-    'queue_total',
-  ];
-
-  it('the committed key tables are generated from fixtures/fiber/keys', () => {
-    const r = spawnSync(process.execPath, [join(root, 'scripts/fixtures/make_fiber_key_tables.mjs'), '--check'], {
-      encoding: 'utf8',
-    });
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-  });
-
-  it.each([
-    ['pretrain', 384, []],
-    ['vqa', 576, ['vqa']],
-    ['nlvr2', 384, ['nlvr2']],
-    ['caption', 576, ['mlm', 'caption']],
-    ['irtr_itc', 576, ['itc']],
-    ['irtr_itm', 384, ['itm']],
-  ] as const)('coarse %s at %d px: exact, with its heads', (task, size, heads) => {
-    const rows = (size === 384 ? coarse384 : coarse576).filter((r) => r.present.includes(task));
-    const m = matchFiber(rows);
-    expect(m).toMatchObject({
-      verdict: 'exact',
-      kind: 'coarse',
-      task,
-      imageSize: size,
-      missing: [],
-      extra: [],
-      shapeMismatches: [],
-    });
-    if (task === 'pretrain') expect(m.heads).toEqual(['itc', 'itm', 'mlm']);
-    else expect(m.heads).toEqual(heads);
-    // the ITC queues (training state the official loader drops) may be absent
-    expect(matchFiber(rows.filter((r) => !QUEUES.includes(r.name))).verdict).toBe('exact');
-  });
-
-  it('a 384-px checkpoint is told from a 576-px one by its relative-position tables, and names what differs', () => {
-    const rows = coarse384.filter((r) => r.present.includes('vqa'));
-    const m: FiberMatch = matchFiber(
-      rows
-        .map((r) => (r.name === 'vqa_classifier.3.weight' ? { ...r, shape: [10, 1536] } : r))
-        .filter((r) => r.name !== 'temp'),
-    );
-    expect(m).toMatchObject({ verdict: 'same-keys', imageSize: 384, task: 'vqa', vqaAnswers: 10 });
-    expect(m.shapeMismatches).toEqual([{ name: 'vqa_classifier.3.weight', shape: [10, 1536], expected: [3129, 1536] }]);
-    expect(matchFiber(coarse576.filter((r) => r.present.includes('vqa'))).imageSize).toBe(576);
-  });
-
-  it('fine-grained v2 and v3 (v3 adds 12 norm_i2t_i tensors), also with the "module." prefix of official .pth files', () => {
-    const v2 = fine.filter((r) => r.present.includes('v2'));
-    expect(fine.length - v2.length).toBe(12);
-    expect(matchFiber(v2)).toMatchObject({ verdict: 'exact', kind: 'fine', version: 'v2' });
-    const v3 = matchFiber(fine.map((r) => ({ ...r, name: `module.${r.name}` })));
-    expect(v3).toMatchObject({ verdict: 'exact', kind: 'fine', version: 'v3', strippedPrefix: 'module.' });
-    const partial = matchFiber([...fine.slice(1), { name: 'extra.weight', shape: [3] }]);
-    expect(partial).toMatchObject({
-      verdict: 'closest',
-      version: 'v3',
-      missing: [fine[0].name],
-      extra: ['extra.weight'],
-    });
-    expect(matchFiber([{ name: 'model.embed_tokens.weight', shape: [32000, 4096] }]).verdict).toBe('none');
   });
 });

@@ -2,9 +2,16 @@
 // through blobSource slice by slice (never copied whole). First the tensor names and shapes (and
 // safetensors metadata) say what the file is: a fiber-vl model written by `fiber-bench run` (its
 // config in the metadata), an official FIBER-B coarse or fine-grained checkpoint (matched against
-// the official state dicts by bench's matchFiber, as `fiber-bench inspect` does), or neither. Then
-// the packages' own loaders read it into the model built for it.
-import { fiberConfig, loadFiberCheckpoint, validateFiberConfig, type FiberCoarseConfig } from '@fiber-vl/fusion';
+// the official state dicts by fusion's matchFiberCheckpoint, as `fiber-bench inspect` does), or
+// neither. Then the packages' own loaders read it into the model built for it.
+import {
+  fiberConfig,
+  loadFiberCheckpoint,
+  matchFiberCheckpoint,
+  validateFiberConfig,
+  type FiberCheckpointMatch,
+  type FiberCoarseConfig,
+} from '@fiber-vl/fusion';
 import { FiberCoarseModel, type CoarseHeadsSelection } from '@fiber-vl/heads-coarse';
 import {
   FiberFineModel,
@@ -24,7 +31,6 @@ import {
   skipInit,
   type ByteSource,
 } from '@fiber-vl/tensor-core';
-import { type FiberMatch, matchFiber } from '../../bench/src/fiber-match.js';
 
 export type ModelKind = 'coarse' | 'fine';
 
@@ -222,7 +228,7 @@ function fiberVlPlan(file: string, metadata: Record<string, string>): Plan {
   throw new CheckpointError(file, 'unsupported', `metadata "${META.kind}" is "${kind}", not coarse or fine`);
 }
 
-function officialPlan(file: string, match: FiberMatch): Plan {
+function officialPlan(file: string, match: FiberCheckpointMatch): Plan {
   const counts = `${match.matched} of ${match.expected} keys match, ${match.missing.length} missing, ${match.extra.length} extra`;
   if (match.verdict === 'none')
     throw new CheckpointError(file, 'not-a-checkpoint', `not a FIBER checkpoint (closest: ${match.model}; ${counts})`);
@@ -268,7 +274,7 @@ export async function loadCheckpoint(
   const listing = await listTensors(blobSource(file, name));
   const plan = listing.metadata[META.kind]
     ? fiberVlPlan(name, listing.metadata)
-    : officialPlan(name, matchFiber(listing.tensors));
+    : officialPlan(name, matchFiberCheckpoint(listing.tensors));
   if (plan.kind !== want) {
     const needs =
       want === 'fine' ? 'a fine-grained one (detection / grounding)' : 'a coarse one (VQA, captions, ranking)';

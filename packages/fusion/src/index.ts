@@ -52,3 +52,4 @@ export {
   FIBER_QUEUE_BUFFERS,
   type FiberLoadResult,
 } from './checkpoint.js';
+export { matchFiberCheckpoint, type FiberCheckpointMatch, type FiberCoarseTask } from './match.js';

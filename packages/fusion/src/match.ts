@@ -1,18 +1,21 @@
 // Which official FIBER state dict a checkpoint's tensor names and shapes match (coarse at 384 or
 // 576 px and its task heads, or fine-grained v2 / v3), and what is missing, extra or of another
-// shape. Names and shapes only, no file access: `fiber-bench inspect` uses it on files in Node and
-// the demo page (apps/demo) on the checkpoint a user drops in the browser.
-import { FIBER_QUEUE_BUFFERS } from '@fiber-vl/fusion';
-import { COARSE_KEYS, COARSE_TASKS, FINE_KEYS } from './fiber-keys.generated.js';
+// shape. Names and shapes only, no file access, so it runs before any model is built, in Node or
+// in a browser: `fiber-bench inspect` uses it on files, the demo page on a checkpoint a user drops.
+import { FIBER_QUEUE_BUFFERS } from './checkpoint.js';
+import { COARSE_KEYS, COARSE_TASKS, FINE_KEYS } from './official-keys.generated.js';
 
-export interface FiberMatch {
+/** A task of the official coarse checkpoints (`fiber_pretrain.ckpt`, `fiber_vqa.ckpt`, ...). */
+export type FiberCoarseTask = (typeof COARSE_TASKS)[number];
+
+export interface FiberCheckpointMatch {
   /** exact: every key and shape; same-keys: every key, some shapes differ; closest: most keys; none: not a FIBER model. */
   verdict: 'exact' | 'same-keys' | 'closest' | 'none';
   /** The reference it was compared with, in words. */
   model: string;
   kind: 'coarse' | 'fine';
   imageSize?: 384 | 576;
-  task?: (typeof COARSE_TASKS)[number];
+  task?: FiberCoarseTask;
   version?: 'v2' | 'v3';
   /** Coarse task heads found in the checkpoint (itc, itm, mlm, vqa, nlvr2, caption). */
   heads: string[];
@@ -76,7 +79,7 @@ interface Candidate {
   model: string;
   kind: 'coarse' | 'fine';
   imageSize?: 384 | 576;
-  task?: (typeof COARSE_TASKS)[number];
+  task?: FiberCoarseTask;
   version?: 'v2' | 'v3';
   /** name -> shape ("768x3x4x4"). */
   keys: Map<string, string>;
@@ -125,22 +128,28 @@ const COARSE_HEADS: [string, string][] = [
   ['caption', 'cross_modal_att_layers.'],
 ];
 
-/** Compares a checkpoint's tensors with every official FIBER state dict and keeps the closest. */
-export function matchFiber(tensors: readonly { name: string; shape: number[] }[]): FiberMatch {
+/**
+ * Compares a checkpoint's tensor names and shapes with every official FIBER-B state dict (coarse
+ * at 384 / 576 px for each task checkpoint, fine-grained v2 / v3) and returns the closest, with
+ * what is missing, extra or of another shape. A "module." prefix on every key is stripped first.
+ */
+export function matchFiberCheckpoint(
+  tensors: readonly { name: string; shape: readonly number[] }[],
+): FiberCheckpointMatch {
   const prefix = 'module.';
   const strip = tensors.length > 0 && tensors.every((t) => t.name.startsWith(prefix));
   const shapes = new Map(tensors.map((t) => [strip ? t.name.slice(prefix.length) : t.name, t.shape]));
-  let best: (FiberMatch & { cost: number }) | undefined;
+  let best: (FiberCheckpointMatch & { cost: number }) | undefined;
   for (const c of candidates()) {
     const missing: string[] = [];
-    const shapeMismatches: FiberMatch['shapeMismatches'] = [];
+    const shapeMismatches: FiberCheckpointMatch['shapeMismatches'] = [];
     let matched = 0;
     for (const [name, expected] of c.keys) {
       const shape = shapes.get(name);
       if (!shape) {
         if (!c.optional.has(name)) missing.push(name);
       } else if (shape.join('x') === expected) matched++;
-      else shapeMismatches.push({ name, shape, expected: expected ? expected.split('x').map(Number) : [] });
+      else shapeMismatches.push({ name, shape: [...shape], expected: expected ? expected.split('x').map(Number) : [] });
     }
     const extra = [...shapes.keys()].filter((k) => !c.keys.has(k));
     const cost = missing.length + extra.length + shapeMismatches.length;
