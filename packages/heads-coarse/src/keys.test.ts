@@ -1,5 +1,5 @@
 // FIBER-B at 384 and 576 px, built for each official task, has exactly the keys and shapes (in
-// order) of the official checkpoints' state dicts. The ITC queue buffers (image_queue, ...:
+// order) of the official checkpoints' state dicts, and fusion's matchFiberCheckpoint recognises it. The ITC queue buffers (image_queue, ...:
 // training state, 4096 x 3 x S x S images among them) are left out: the official loader drops them
 // and the released fixtures omit them.
 import { readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { skipInit } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
-import { fiberBaseConfig } from '@fiber-vl/fusion';
+import { fiberBaseConfig, matchFiberCheckpoint } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from './model.js';
 import { FIBER_TASK_HEADS, type FiberTask } from './config.js';
 
@@ -40,9 +40,11 @@ describe('FIBER-B state-dict keys of every task checkpoint', () => {
         .filter((r) => r[3].split(',').includes(task))
         .map(([k, shape]) => [k, shape.replace(/\s/g, '')]);
       const model = skipInit(() => new FiberCoarseModel(fiberBaseConfig(size), task));
-      const ours = [...model.stateDict()].map(([k, t]) => [k, JSON.stringify(t.shape)]);
+      const state = [...model.stateDict()].map(([name, t]) => ({ name, shape: t.shape }));
       model.dispose();
-      expect(ours).toEqual(expected);
+      expect(state.map(({ name, shape }) => [name, JSON.stringify(shape)])).toEqual(expected);
+      // matchFiberCheckpoint names this very model, so a checkpoint it matches builds as above
+      expect(matchFiberCheckpoint(state)).toMatchObject({ verdict: 'exact', kind: 'coarse', task, imageSize: size });
     });
   }
 });

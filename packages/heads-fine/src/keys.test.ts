@@ -1,10 +1,12 @@
 // The full-size fine-grained FIBER-B model has exactly the keys and shapes, in order, of the
 // official GeneralizedVLRCNN state dict: both fixture sets' state_dict_keys_fine.tsv (set B lists
 // the v2 and v3 configs; v3 adds norm_i2t_i to the fused Swin blocks; the table lists those rows
-// last, while the model registers them right after proj_i2t, as fusion_swin_transformer_v3.py does).
+// last, while the model registers them right after proj_i2t, as fusion_swin_transformer_v3.py does);
+// and fusion's matchFiberCheckpoint recognises each version.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { matchFiberCheckpoint } from '@fiber-vl/fusion';
 import { skipInit } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
 import { createFiberFineModel } from './model.js';
@@ -24,9 +26,11 @@ function table(file: string): { key: string; shape: string; presentIn: string[] 
 
 function ourKeys(version: 'v2' | 'v3'): { key: string; shape: string }[] {
   const model = skipInit(() => createFiberFineModel('base', { version }));
-  const rows = [...model.stateDict()].map(([key, t]) => ({ key, shape: t.shape.join('x') || '' }));
+  const state = [...model.stateDict()].map(([name, t]) => ({ name, shape: t.shape }));
   model.dispose();
-  return rows;
+  // fusion's matchFiberCheckpoint names this very model, so a checkpoint it matches builds as here
+  expect(matchFiberCheckpoint(state)).toMatchObject({ verdict: 'exact', kind: 'fine', version });
+  return state.map(({ name, shape }) => ({ key: name, shape: shape.join('x') || '' }));
 }
 
 describe('fine-grained FIBER-B state-dict keys', () => {
