@@ -15,9 +15,10 @@ function splitmix32(seed: number): () => number {
 
 // One counter per realm, not per copy of this module: a bundle (or an app with both the ESM and
 // the CJS build) can hold two copies, and a skipInit of one must zero the draws of the other's
-// Generators too. Only this switch is shared: the default generator, `instanceof Module` and the
-// wasm thread pool remain one per copy, so an app should still load one copy. The key carries a
-// version, so a future copy with another shape of state will not read this one.
+// Generators too. The default generator is shared the same way (below). The wasm thread pool
+// stays one per copy, and a module of one copy cannot be a child of the other's (Module says so),
+// so an app should still load one copy. The keys carry a version, so a future copy with another
+// shape of state will not read this one's.
 const SKIP_KEY = Symbol.for('@fiber-vl/tensor-core/skipInit@1');
 const isSkipState = (x: unknown): x is { depth: number } =>
   typeof x === 'object' &&
@@ -207,8 +208,25 @@ function sizeOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** The process-wide generator used when none is passed (like torch's default generator). */
-export const defaultGenerator = new Generator(0);
+const GENERATOR_KEY = Symbol.for('@fiber-vl/tensor-core/defaultGenerator@1');
+const GENERATOR_METHODS = ['manualSeed', 'getState', 'setState', 'nextUint32', 'nextDouble', 'normalArray'] as const;
+/** This copy's Generator, or another copy's (the same class, compiled twice: every method works on `this`). */
+const isGenerator = (x: unknown): x is Generator =>
+  x instanceof Generator ||
+  (typeof x === 'object' && x !== null && GENERATOR_METHODS.every((m) => typeof Reflect.get(x, m) === 'function'));
+
+/**
+ * The process-wide generator used when none is passed (like torch's default generator): one per
+ * realm, so that `manualSeed` seeds the draws of every copy of this package an app loads.
+ */
+export const defaultGenerator: Generator = (() => {
+  const realm = globalThis as Record<symbol, unknown>;
+  const found = realm[GENERATOR_KEY];
+  if (isGenerator(found)) return found;
+  const generator = new Generator(0);
+  realm[GENERATOR_KEY] = generator;
+  return generator;
+})();
 
 /** Seeds the default generator (torch.manual_seed). */
 export function manualSeed(seed: number): Generator {

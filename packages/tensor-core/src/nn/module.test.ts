@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../backends/index.js';
 import { tf } from '../tf.js';
 import {
@@ -200,5 +200,43 @@ describe('Module.register', () => {
     expect(g.cellAnchors.at(-1).shape).toEqual([1, 4]);
     expect(() => g.cellAnchors.at(2)).toThrow(/out of range/);
     g.dispose();
+  });
+});
+
+describe('two copies of the package in one app (its ESM and CJS builds, or two versions)', () => {
+  beforeAll(() => initBackend({ backend: 'cpu' }));
+
+  it('names a child, parameter or buffer of the other copy instead of leaving it out of the tree', async () => {
+    vi.resetModules();
+    const other = await import('./module.js');
+    expect(other.Module).not.toBe(Module); // two copies
+    class Holder extends Module {
+      own = new Linear(2, 2);
+      foreign: unknown;
+      constructor(foreign: unknown) {
+        super();
+        this.foreign = foreign;
+      }
+    }
+    class OtherChild extends other.Module {
+      weight = new other.Parameter(tf.zeros([2]));
+    }
+    const cases: [unknown, string][] = [
+      [new OtherChild(), 'module'],
+      [new other.Parameter(tf.zeros([3])), 'parameter'],
+      [new other.Buffer(tf.zeros([3])), 'buffer'],
+    ];
+    for (const [foreign, kind] of cases) {
+      const holder = new Holder(foreign);
+      expect(() => holder.stateDict()).toThrow(
+        new RegExp(`^Holder\\.foreign: a ${kind} from another copy of @fiber-vl/tensor-core`),
+      );
+      holder.foreign = undefined;
+      expect([...holder.stateDict().keys()]).toEqual(['own.weight', 'own.bias']);
+      holder.dispose();
+      if (foreign instanceof other.Module) foreign.dispose();
+      else if (foreign instanceof other.Parameter) foreign.value.dispose();
+      else if (foreign instanceof other.Buffer) foreign.dispose();
+    }
   });
 });

@@ -8,6 +8,21 @@
 // as a tree of modules therefore produces the official checkpoint keys by construction.
 import { tf } from '../tf.js';
 
+// Brands on the prototypes: a Module, Parameter or Buffer of another copy of this package (an app
+// that loads both the ESM and the CJS build, or two versions) fails `instanceof` here, and would be
+// left out of the tree without a word; the brand lets Module name it instead.
+const BRANDS = {
+  module: Symbol.for('@fiber-vl/tensor-core/Module'),
+  parameter: Symbol.for('@fiber-vl/tensor-core/Parameter'),
+  buffer: Symbol.for('@fiber-vl/tensor-core/Buffer'),
+} as const;
+
+/** 'module' | 'parameter' | 'buffer' when `value` is one from another copy of this package. */
+function foreignKind(value: unknown): keyof typeof BRANDS | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  return (Object.keys(BRANDS) as (keyof typeof BRANDS)[]).find((k) => BRANDS[k] in value);
+}
+
 /** A trainable tensor, stored as a tf.Variable so that optimizers and loading keep its identity. */
 export class Parameter {
   readonly value: tf.Variable;
@@ -99,6 +114,14 @@ export abstract class Module {
       if (HIDDEN.has(prop)) continue;
       if (value instanceof Module || value instanceof Parameter || value instanceof Buffer) {
         out.push([this.childNames?.[prop] ?? stateDictName(prop), value]);
+      } else {
+        const kind = foreignKind(value);
+        if (kind)
+          throw new TypeError(
+            `${this.constructor.name}.${prop}: a ${kind} from another copy of @fiber-vl/tensor-core ` +
+              '(the app loads two: its ESM and CJS builds, or two versions); load one copy, e.g. by ' +
+              'importing every @fiber-vl package the same way and deduplicating the install',
+          );
       }
     }
     return out;
@@ -281,6 +304,10 @@ export abstract class Module {
     for (const [, b] of this.namedBuffers()) b.dispose();
   }
 }
+
+Object.defineProperty(Module.prototype, BRANDS.module, { value: true });
+Object.defineProperty(Parameter.prototype, BRANDS.parameter, { value: true });
+Object.defineProperty(Buffer.prototype, BRANDS.buffer, { value: true });
 
 function listKeys(keys: string[]): string {
   const shown = keys.slice(0, 20).join(', ');

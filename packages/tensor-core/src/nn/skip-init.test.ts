@@ -129,4 +129,16 @@ describe('skipInit', () => {
     });
     expect(Array.from(new b.Generator(1).uniformArray(2))).toEqual(Array.from(new Generator(1).uniformArray(2)));
   });
+
+  it('shares one default generator between two copies, so manualSeed seeds both', async () => {
+    vi.resetModules();
+    const a = await import('../rng.js');
+    vi.resetModules();
+    const b = await import('../rng.js');
+    expect(a.Generator).not.toBe(b.Generator); // two copies
+    expect(b.defaultGenerator).toBe(a.defaultGenerator);
+    a.manualSeed(7);
+    const fromB = b.defaultGenerator.nextUint32();
+    expect(fromB).toBe(new Generator(7).nextUint32());
+  });
 });
