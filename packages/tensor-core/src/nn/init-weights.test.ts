@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { tf } from '../tf.js';
 import { Generator } from '../rng.js';
 import { expectNoTensorGrowth, testBackends, useBackend } from '../testing.js';
@@ -71,5 +71,18 @@ describe.each(names)('initWeights on %s', (backend) => {
     for (const std of [0, -0.02, Number.NaN, Number.POSITIVE_INFINITY])
       expect(() => initWeights(m, { std })).toThrow(/initWeights: std must be a positive number/);
     m.dispose();
+  });
+
+  it('refuses a model of another copy of the package, whose layers it would not recognise', async () => {
+    vi.resetModules();
+    const other = await import('./layers.js');
+    expect(other.Linear).not.toBe(Linear); // two copies
+    const foreign = new other.Linear(2, 3);
+    const before = await read(foreign.weight.value);
+    expect(() => initWeights(foreign)).toThrow(
+      /^initWeights: Linear is not a Module of this copy of @fiber-vl\/tensor-core/,
+    );
+    expect(await read(foreign.weight.value)).toEqual(before);
+    foreign.dispose();
   });
 });

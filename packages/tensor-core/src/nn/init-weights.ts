@@ -9,7 +9,7 @@ import { tf } from '../tf.js';
 import { defaultGenerator, type Generator } from '../rng.js';
 import { normal } from './init.js';
 import { Embedding, LayerNorm, Linear } from './layers.js';
-import type { Module, Parameter } from './module.js';
+import { Module, type Parameter } from './module.js';
 
 export interface InitWeightsOptions {
   /** Standard deviation of the weights (BertConfig.initializer_range: 0.02). */
@@ -26,6 +26,15 @@ export interface InitWeightsOptions {
 export function initWeights(module: Module, { std = 0.02, rng = defaultGenerator }: InitWeightsOptions = {}): void {
   if (!(std > 0) || !Number.isFinite(std))
     throw new RangeError(`initWeights: std must be a positive number, got ${std}`);
+  // a model of another copy of this package: its layers would fail every instanceof below
+  if (!(module instanceof Module)) {
+    const given: unknown = module;
+    const what = typeof given === 'object' && given !== null ? given.constructor.name : typeof given;
+    throw new TypeError(
+      `initWeights: ${what} is not a Module of this copy of @fiber-vl/tensor-core ` +
+        '(the app loads two: its ESM and CJS builds, or two versions); load one copy',
+    );
+  }
   for (const [, m] of module.namedModules()) {
     if (m instanceof Linear || m instanceof Embedding) {
       set(m.weight, normal(m.weight.shape, 0, std, rng));
