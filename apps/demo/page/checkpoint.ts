@@ -11,6 +11,7 @@ import {
   validateFiberConfig,
   type FiberCheckpointMatch,
   type FiberCoarseConfig,
+  type FiberCoarseHead,
 } from '@fiber-vl/fusion';
 import { FiberCoarseModel, type CoarseHeadsSelection } from '@fiber-vl/heads-coarse';
 import {
@@ -245,7 +246,7 @@ function officialPlan(file: string, match: FiberCheckpointMatch): Plan {
       pipeline: {},
       about: match.model,
     };
-  const has = (h: string) => match.heads.includes(h);
+  const has = (h: FiberCoarseHead) => match.heads.includes(h);
   const heads: CoarseHeadsSelection = {
     itc: has('itc'),
     itm: has('itm'),

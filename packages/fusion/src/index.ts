@@ -52,4 +52,9 @@ export {
   FIBER_QUEUE_BUFFERS,
   type FiberLoadResult,
 } from './checkpoint.js';
-export { matchFiberCheckpoint, type FiberCheckpointMatch, type FiberCoarseTask } from './match.js';
+export {
+  matchFiberCheckpoint,
+  type FiberCheckpointMatch,
+  type FiberCoarseHead,
+  type FiberCoarseTask,
+} from './match.js';

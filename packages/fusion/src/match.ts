@@ -8,6 +8,9 @@ import { COARSE_KEYS, COARSE_TASKS, FINE_KEYS } from './official-keys.generated.
 /** A task of the official coarse checkpoints (`fiber_pretrain.ckpt`, `fiber_vqa.ckpt`, ...). */
 export type FiberCoarseTask = (typeof COARSE_TASKS)[number];
 
+/** A head of the coarse model (`@fiber-vl/heads-coarse`); `caption` is the captioning adapters. */
+export type FiberCoarseHead = 'itc' | 'itm' | 'mlm' | 'vqa' | 'nlvr2' | 'caption';
+
 export interface FiberCheckpointMatch {
   /** exact: every key and shape; same-keys: every key, some shapes differ; closest: most keys; none: not a FIBER model. */
   verdict: 'exact' | 'same-keys' | 'closest' | 'none';
@@ -17,8 +20,8 @@ export interface FiberCheckpointMatch {
   imageSize?: 384 | 576;
   task?: FiberCoarseTask;
   version?: 'v2' | 'v3';
-  /** Coarse task heads found in the checkpoint (itc, itm, mlm, vqa, nlvr2, caption). */
-  heads: string[];
+  /** Coarse heads found in the checkpoint, in this order: itc, itm, mlm, vqa, nlvr2, caption. */
+  heads: FiberCoarseHead[];
   /** VQA answers (rows of vqa_classifier.3.weight), when the vqa head is there. */
   vqaAnswers?: number;
   /** A prefix removed from every key before comparing ("module." of DataParallel checkpoints). */
@@ -119,7 +122,7 @@ function candidates(): Candidate[] {
   return out;
 }
 
-const COARSE_HEADS: [string, string][] = [
+const COARSE_HEADS: readonly [FiberCoarseHead, string][] = [
   ['itc', 'temp'],
   ['itm', 'itm_score.'],
   ['mlm', 'mlm_score.'],
