@@ -19,20 +19,23 @@ function splitmix32(seed: number): () => number {
 // stays one per copy, and a module of one copy cannot be a child of the other's (Module says so),
 // so an app should still load one copy. The keys carry a version, so a future copy with another
 // shape of state will not read this one's.
-const SKIP_KEY = Symbol.for('@fiber-vl/tensor-core/skipInit@1');
+/** The realm's value under `key` if `valid` accepts it, else `make()`, stored there for the other copies. */
+function realmShared<T>(key: string, valid: (x: unknown) => x is T, make: () => T): T {
+  const realm = globalThis as Record<symbol, unknown>;
+  const symbol = Symbol.for(key);
+  const found = realm[symbol];
+  if (valid(found)) return found;
+  const value = make();
+  realm[symbol] = value;
+  return value;
+}
+
 const isSkipState = (x: unknown): x is { depth: number } =>
   typeof x === 'object' &&
   x !== null &&
   Number.isInteger((x as { depth?: unknown }).depth) &&
   (x as { depth: number }).depth >= 0;
-const skipState: { depth: number } = (() => {
-  const realm = globalThis as Record<symbol, unknown>;
-  const found = realm[SKIP_KEY];
-  if (isSkipState(found)) return found;
-  const state = { depth: 0 };
-  realm[SKIP_KEY] = state;
-  return state;
-})();
+const skipState = realmShared('@fiber-vl/tensor-core/skipInit@1', isSkipState, () => ({ depth: 0 }));
 
 /**
  * Builds without initialising, as torch.nn.utils.skip_init: while `build` runs, every Generator's
@@ -208,7 +211,6 @@ function sizeOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-const GENERATOR_KEY = Symbol.for('@fiber-vl/tensor-core/defaultGenerator@1');
 const GENERATOR_METHODS = ['manualSeed', 'getState', 'setState', 'nextUint32', 'nextDouble', 'normalArray'] as const;
 /** This copy's Generator, or another copy's (the same class, compiled twice: every method works on `this`). */
 const isGenerator = (x: unknown): x is Generator =>
@@ -219,14 +221,11 @@ const isGenerator = (x: unknown): x is Generator =>
  * The process-wide generator used when none is passed (like torch's default generator): one per
  * realm, so that `manualSeed` seeds the draws of every copy of this package an app loads.
  */
-export const defaultGenerator: Generator = (() => {
-  const realm = globalThis as Record<symbol, unknown>;
-  const found = realm[GENERATOR_KEY];
-  if (isGenerator(found)) return found;
-  const generator = new Generator(0);
-  realm[GENERATOR_KEY] = generator;
-  return generator;
-})();
+export const defaultGenerator: Generator = realmShared(
+  '@fiber-vl/tensor-core/defaultGenerator@1',
+  isGenerator,
+  () => new Generator(0),
+);
 
 /** Seeds the default generator (torch.manual_seed). */
 export function manualSeed(seed: number): Generator {

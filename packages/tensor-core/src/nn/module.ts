@@ -17,10 +17,12 @@ const BRANDS = {
   buffer: Symbol.for('@fiber-vl/tensor-core/Buffer'),
 } as const;
 
+const BRAND_KINDS = Object.entries(BRANDS) as [keyof typeof BRANDS, symbol][];
+
 /** 'module' | 'parameter' | 'buffer' when `value` is one from another copy of this package. */
 function foreignKind(value: unknown): keyof typeof BRANDS | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  return (Object.keys(BRANDS) as (keyof typeof BRANDS)[]).find((k) => BRANDS[k] in value);
+  return BRAND_KINDS.find(([, brand]) => brand in value)?.[0];
 }
 
 /** A trainable tensor, stored as a tf.Variable so that optimizers and loading keep its identity. */

@@ -115,12 +115,18 @@ describe('skipInit', () => {
     expect(rng.normalArray(2).every((x) => x !== 0)).toBe(true);
   });
 
-  it('shares one switch between two copies of the module (as the ESM and CJS builds in one app)', async () => {
+  /** Two fresh copies of rng.js, as an app that loads both the ESM and the CJS build holds. */
+  async function twoCopiesOfRng() {
     vi.resetModules();
     const a = await import('../rng.js');
     vi.resetModules();
     const b = await import('../rng.js');
     expect(a.Generator).not.toBe(b.Generator); // two copies
+    return [a, b] as const;
+  }
+
+  it('shares one switch between two copies of the module (as the ESM and CJS builds in one app)', async () => {
+    const [a, b] = await twoCopiesOfRng();
     a.skipInit(() => {
       expect(Array.from(new b.Generator(1).uniformArray(2))).toEqual([0, 0]);
     });
@@ -131,11 +137,7 @@ describe('skipInit', () => {
   });
 
   it('shares one default generator between two copies, so manualSeed seeds both', async () => {
-    vi.resetModules();
-    const a = await import('../rng.js');
-    vi.resetModules();
-    const b = await import('../rng.js');
-    expect(a.Generator).not.toBe(b.Generator); // two copies
+    const [a, b] = await twoCopiesOfRng();
     expect(b.defaultGenerator).toBe(a.defaultGenerator);
     a.manualSeed(7);
     const fromB = b.defaultGenerator.nextUint32();
