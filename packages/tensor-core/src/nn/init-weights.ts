@@ -9,7 +9,7 @@ import { tf } from '../tf.js';
 import { defaultGenerator, type Generator } from '../rng.js';
 import { normal } from './init.js';
 import { Embedding, LayerNorm, Linear } from './layers.js';
-import { Module, type Parameter } from './module.js';
+import { Module, TWO_COPIES_HINT, type Parameter } from './module.js';
 
 export interface InitWeightsOptions {
   /** Standard deviation of the weights (BertConfig.initializer_range: 0.02). */
@@ -31,8 +31,7 @@ export function initWeights(module: Module, { std = 0.02, rng = defaultGenerator
     const given: unknown = module;
     const what = typeof given === 'object' && given !== null ? given.constructor.name : typeof given;
     throw new TypeError(
-      `initWeights: ${what} is not a Module of this copy of @fiber-vl/tensor-core ` +
-        '(the app loads two: its ESM and CJS builds, or two versions); load one copy',
+      `initWeights: ${what} is not a Module of this copy of @fiber-vl/tensor-core ${TWO_COPIES_HINT}`,
     );
   }
   for (const [, m] of module.namedModules()) {

@@ -19,6 +19,11 @@ const BRANDS = {
 
 const BRAND_KINDS = Object.entries(BRANDS) as [keyof typeof BRANDS, symbol][];
 
+/** Why two copies of this package break a model, and the remedy: the tail of every such error. */
+export const TWO_COPIES_HINT =
+  '(the app loads two: its ESM and CJS builds, or two versions); load one copy, e.g. by importing every ' +
+  '@fiber-vl package the same way and deduplicating the install';
+
 /** 'module' | 'parameter' | 'buffer' when `value` is one from another copy of this package. */
 function foreignKind(value: unknown): keyof typeof BRANDS | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
@@ -120,9 +125,7 @@ export abstract class Module {
         const kind = foreignKind(value);
         if (kind)
           throw new TypeError(
-            `${this.constructor.name}.${prop}: a ${kind} from another copy of @fiber-vl/tensor-core ` +
-              '(the app loads two: its ESM and CJS builds, or two versions); load one copy, e.g. by ' +
-              'importing every @fiber-vl package the same way and deduplicating the install',
+            `${this.constructor.name}.${prop}: a ${kind} from another copy of @fiber-vl/tensor-core ${TWO_COPIES_HINT}`,
           );
       }
     }
