@@ -42,6 +42,9 @@ describe('fiber-bench run --preset micro', () => {
     expect(first.stdout).toMatch(/^\| task \| metric \| value \| per seed \| baseline \| margin \|$/m);
     expect(first.stdout).toMatch(/^\| ablation \| task \| metric \| with \| without \|/m);
     expect(first.stdout).toMatch(/^\| after coarse pre-training \| 16 \| \d\.\d\d \(\d\.\d\d\) \|/m);
+    expect(first.stdout).toMatch(
+      /^\| after coarse pre-training: shape \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \|$/m,
+    );
   });
 
   it('writes a results.json that follows the documented schema', () => {
@@ -58,25 +61,37 @@ describe('fiber-bench run --preset micro', () => {
     // features and labels line up: colour (linear in the pixels, so readable from any Swin) reads far above chance
     for (const p of results.probes.filter((p) => p.attribute === 'colour' && p.stride === 8))
       expect(Math.min(...p.seeds), `${p.model}: ${p.seeds} vs chance ${p.chance}`).toBeGreaterThan(p.chance + 0.2);
+    // the coarse model's MLM asked for the test captions' colour and shape words, the same words on every seed
+    expect(results.mlmProbes.map((p) => `${p.model}/${p.attribute}`)).toEqual([
+      'coarse pre-training/shape',
+      'coarse pre-training/colour',
+    ]);
+    for (const p of results.mlmProbes) expect(p.seeds).toHaveLength(2);
     const fusion = results.ablations.find((a) => a.name.startsWith('(b)'))!;
     for (const side of [fusion.cost!.with, fusion.cost!.without])
       expect([side.parameters, side.fusionParameters, side.gflops, side.ms].every((v) => v > 0)).toBe(true);
   });
 
   it('the schema check names what is wrong', () => {
-    const broken: { tasks: Record<string, unknown>[]; ablations: unknown[]; probes: Record<string, unknown>[] } =
-      JSON.parse(JSON.stringify(results));
+    const broken: {
+      tasks: Record<string, unknown>[];
+      ablations: unknown[];
+      probes: Record<string, unknown>[];
+      mlmProbes: Record<string, unknown>[];
+    } = JSON.parse(JSON.stringify(results));
     broken.tasks = broken.tasks.filter((t) => t.task !== 'nlvr2');
     broken.tasks[0].value = null;
     broken.ablations = [];
     broken.probes[1].accuracy = 1.5;
     broken.probes[2].attribute = 'weight';
+    broken.mlmProbes[0].seeds = [{ ownImage: 0.5 }, { ownImage: 0.5, otherImage: 0.4 }];
     expect(validateResults(broken)).toEqual([
       'tasks[0].value: must be a finite number, got null',
       'tasks: no entry for task "nlvr2"',
       'ablations: must be a non-empty list',
       'probes[1].accuracy: must be a number in [0, 1], got 1.5',
       'probes[2].attribute: must be one of shape, colour, texture, size',
+      'mlmProbes[0].seeds: must hold 2 { ownImage, otherImage } entries in [0, 1]',
     ]);
   });
 
@@ -89,6 +104,7 @@ describe('fiber-bench run --preset micro', () => {
     expect(html).toMatch(
       /<h2>Backbone probes<\/h2>.*<td>coarse pre-training<\/td><td>16<\/td><td>\d\.\d\d \(\d\.\d\d\)<\/td>/,
     );
+    expect(html).toMatch(/<h2>MLM probe<\/h2>.*<td>coarse pre-training<\/td><td>colour<\/td><td>\d+<\/td>/);
     expect(html).toContain('data:image/png;base64,'); // gallery
     expect(existsSync(join(work, 'a', 'results.json'))).toBe(true);
   });

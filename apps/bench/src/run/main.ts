@@ -14,6 +14,7 @@ import { runPreset } from './presets.js';
 import {
   type AblationResult,
   type MainJobResults,
+  type MlmProbeSummary,
   type ProbeSummary,
   type TaskResult,
   margin,
@@ -246,6 +247,29 @@ export function aggregateProbes(results: SeedResult[]): ProbeSummary[] {
   });
 }
 
+/** MLM probe accuracies over seeds (the same words for every seed: the world is shared). */
+export function aggregateMlmProbes(results: SeedResult[]): MlmProbeSummary[] {
+  return results[0].mlmProbes.map((p, k) => {
+    const seeds = results.map((r) => {
+      const q = r.mlmProbes[k];
+      if (!q || q.model !== p.model || q.attribute !== p.attribute || q.words !== p.words)
+        throw new Error(
+          `seed ${r.seed}: MLM probe ${k} is ${q ? `${q.model}/${q.attribute}/${q.words} words` : 'missing'}, expected ${p.model}/${p.attribute}/${p.words} words`,
+        );
+      return { ownImage: q.ownImage, otherImage: q.otherImage };
+    });
+    return {
+      model: p.model,
+      attribute: p.attribute,
+      words: p.words,
+      ownImage: mean(seeds.map((s) => s.ownImage)),
+      otherImage: mean(seeds.map((s) => s.otherImage)),
+      seeds,
+      chance: p.chance,
+    };
+  });
+}
+
 export async function runMain(argv: string[]): Promise<number> {
   if (argv.includes('--child-result')) return runChild(argv);
   let args: RunArgs | 'help';
@@ -303,6 +327,7 @@ export async function runMain(argv: string[]): Promise<number> {
     tasks: aggregateTasks(results).map((t) => ({ ...t, clearMargin: margin(t) >= REQUIRED_MARGIN })),
     ablations: aggregateAblations(results),
     probes: aggregateProbes(results),
+    mlmProbes: aggregateMlmProbes(results),
     backend: args.backend,
     seconds: (performance.now() - started) / 1000,
     seeds,

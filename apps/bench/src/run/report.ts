@@ -1,6 +1,6 @@
 // The main job's outputs: results.json (schema in apps/bench/README.md), a Markdown summary and a
 // self-contained report.html (inline SVG charts and PNG data URLs: it opens offline).
-import type { PROBE_ATTRIBUTE_IDS } from './schema.js';
+import type { MLM_PROBE_ATTRIBUTE_IDS, PROBE_ATTRIBUTE_IDS } from './schema.js';
 
 export interface TaskResult {
   /** vqa | caption | retrieval | nlvr2 | rec | grounding | detection */
@@ -72,10 +72,26 @@ export interface GalleryItem {
   lines: string[];
 }
 
+/** The MLM probe of the coarse model's fusion (run/mlm-probe.ts), over seeds. */
+export interface MlmProbeSummary {
+  /** The weights probed: "coarse pre-training". */
+  model: string;
+  attribute: (typeof MLM_PROBE_ATTRIBUTE_IDS)[number];
+  /** Masked caption words probed (per seed: the same words). */
+  words: number;
+  /** Mean accuracy over seeds with the caption's own image and with another scene's image, and per seed. */
+  ownImage: number;
+  otherImage: number;
+  seeds: { ownImage: number; otherImage: number }[];
+  /** The better of a uniform guess and always answering the most frequent probed word. */
+  chance: number;
+}
+
 export interface MainJobResults {
   tasks: TaskResult[];
   ablations: AblationResult[];
   probes: ProbeSummary[];
+  mlmProbes: MlmProbeSummary[];
   backend: string;
   seconds: number;
   seeds: number[];
@@ -154,6 +170,16 @@ export function resultsMarkdown(r: MainJobResults): string {
       `|---|---|${probes.attributes.map(() => '---|').join('')}`,
       ...probes.rows.map((row) => `| after ${row.model} | ${row.stride} | ${row.cells.join(' | ')} |`),
     );
+  if (r.mlmProbes.length)
+    lines.push(
+      '',
+      '| MLM probe: masked caption words predicted | words | own image | another image | chance |',
+      '|---|---|---|---|---|',
+      ...r.mlmProbes.map(
+        (p) =>
+          `| after ${p.model}: ${p.attribute} | ${p.words} | ${fmt(p.ownImage, 2)} | ${fmt(p.otherImage, 2)} | ${fmt(p.chance, 2)} |`,
+      ),
+    );
   lines.push('', `stages: ${r.stages.map((s) => `${s.name} ${s.steps} steps ${s.seconds.toFixed(0)} s`).join('; ')}`);
   return lines.join('\n');
 }
@@ -229,6 +255,17 @@ function probeHtml(probes: ProbeSummary[]): string {
   return `<h2>Backbone probes</h2><p>Test accuracy (chance) of a linear probe reading each object's attribute from the Swin's features at the object's centre.</p><table>${head}${rows}</table>\n`;
 }
 
+function mlmProbeHtml(probes: MlmProbeSummary[]): string {
+  if (!probes.length) return '';
+  const rows = probes
+    .map(
+      (p) =>
+        `<tr><td>${esc(p.model)}</td><td>${esc(p.attribute)}</td><td>${p.words}</td><td>${fmt(p.ownImage, 2)}</td><td>${fmt(p.otherImage, 2)}</td><td>${fmt(p.chance, 2)}</td></tr>`,
+    )
+    .join('');
+  return `<h2>MLM probe</h2><p>The MLM head asked for each colour and shape word of the test captions, masked, with the caption's own image and with another scene's image: a fused text encoder that reads the image does better with its own.</p><table><tr><th>after</th><th>word</th><th>words</th><th>own image</th><th>another image</th><th>chance</th></tr>${rows}</table>\n`;
+}
+
 export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
   const byStage = new Map<string, LossCurve[]>();
   for (const c of r.losses) byStage.set(c.stage, [...(byStage.get(c.stage) ?? []), c]);
@@ -243,7 +280,7 @@ export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
 .good{color:#1a7f37}.bad{color:#cf222e}.charts,.gallery{display:flex;flex-wrap:wrap;gap:12px}.item{width:200px;font-size:11px}.item p{margin:2px 0}h4{margin:4px 0}figure{margin:0}</style></head><body>
 <h1>fiber-vl main job</h1><p>FIBER coarse-to-fine on the built-in procedural world: preset <b>${esc(r.preset)}</b>, seeds ${r.seeds.join(', ')}, backend ${esc(r.backend)}, ${(r.seconds / 60).toFixed(1)} minutes.</p>
 <h2>Tasks (test split)</h2><table><tr><th>task</th><th>metric</th><th>mean</th><th>per seed</th><th>baseline</th><th>margin</th><th></th></tr>${taskRows}</table>
-${probeHtml(r.probes)}<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
+${probeHtml(r.probes)}${mlmProbeHtml(r.mlmProbes)}<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
 <pre>${esc(resultsMarkdown(r))}</pre>
 <h2>Training losses</h2><div class="charts">${[...byStage].map(([stage, curves]) => lineChart(curves, stage)).join('')}</div>
 <h2>Test gallery</h2><p>Red: predictions (label and score); green dashed: ground truth.</p><div class="gallery">${gallery.map(galleryItem).join('')}</div>

@@ -4,6 +4,8 @@
 export const TASK_IDS = ['vqa', 'caption', 'retrieval', 'nlvr2', 'rec', 'grounding', 'detection'] as const;
 /** The object attributes the backbone probes read (run/probe.ts PROBE_ATTRIBUTES). */
 export const PROBE_ATTRIBUTE_IDS = ['shape', 'colour', 'texture', 'size'] as const;
+/** The caption words the MLM probe masks (run/mlm-probe.ts). */
+export const MLM_PROBE_ATTRIBUTE_IDS = ['shape', 'colour'] as const;
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -89,6 +91,29 @@ export function validateResults(r: unknown): string[] {
         Array.isArray(p.seeds) && p.seeds.length === nSeeds && p.seeds.every(isFraction),
         `${at}.seeds`,
         `must hold ${nSeeds} numbers in [0, 1]`,
+      );
+    });
+  }
+  if (!Array.isArray(r.mlmProbes)) errors.push('mlmProbes: must be a list');
+  else {
+    r.mlmProbes.forEach((p: unknown, i) => {
+      const at = `mlmProbes[${i}]`;
+      if (!isObject(p)) return errors.push(`${at}: not an object`);
+      need(typeof p.model === 'string' && p.model !== '', `${at}.model`, 'must be a non-empty string');
+      need(
+        (MLM_PROBE_ATTRIBUTE_IDS as readonly unknown[]).includes(p.attribute),
+        `${at}.attribute`,
+        `must be one of ${MLM_PROBE_ATTRIBUTE_IDS.join(', ')}`,
+      );
+      need(Number.isInteger(p.words) && (p.words as number) > 0, `${at}.words`, 'must be a positive integer');
+      for (const k of ['ownImage', 'otherImage', 'chance'])
+        need(isFraction(p[k]), `${at}.${k}`, `must be a number in [0, 1], got ${JSON.stringify(p[k])}`);
+      need(
+        Array.isArray(p.seeds) &&
+          p.seeds.length === nSeeds &&
+          p.seeds.every((s: unknown) => isObject(s) && isFraction(s.ownImage) && isFraction(s.otherImage)),
+        `${at}.seeds`,
+        `must hold ${nSeeds} { ownImage, otherImage } entries in [0, 1]`,
       );
     });
   }

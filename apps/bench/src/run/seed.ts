@@ -29,6 +29,7 @@ import { type RunContext, type StageRecord, timedStage } from './context.js';
 import { evaluateFine, trainFine, type FineOutcome } from './fine-stage.js';
 import { fusionAblation } from './fusion-ablation.js';
 import { probeBackbone, type ProbeResult } from './probe.js';
+import { probeMlm, type MlmProbeResult } from './mlm-probe.js';
 import type { Log } from './progress.js';
 import type { RunPreset } from './presets.js';
 import type { Cost, GalleryItem, LossCurve } from './report.js';
@@ -58,6 +59,8 @@ export interface SeedResult {
   ablations: SeedAblation[];
   /** Linear probes of the Swin after the image and the coarse pre-training (probe.ts). */
   probes: ProbeResult[];
+  /** The coarse model's MLM on masked colour and shape words, with its own and another image (mlm-probe.ts). */
+  mlmProbes: MlmProbeResult[];
   losses: LossCurve[];
   stages: StageRecord[];
   gallery: GalleryItem[];
@@ -133,6 +136,7 @@ async function runStages(
   // 1. coarse pre-training, then retrieval with the pre-trained ITC / ITM heads
   const { model: coarse, snapshot } = await pretrainCoarse(ctx, config, unimodal);
   let retrieval: RetrievalOutcome;
+  let mlmProbes: MlmProbeResult[];
   let vqa: VqaOutcome;
   let captions: string[];
   let fine: FineOutcome;
@@ -140,6 +144,9 @@ async function runStages(
     try {
       retrieval = await timedStage(ctx, 'retrieval eval (ITC, ITC + ITM re-ranking)', () =>
         evaluateRetrieval(ctx, coarse),
+      );
+      mlmProbes = await timedStage(ctx, 'MLM probe (coarse pre-training)', () =>
+        probeMlm(ctx, coarse, preset.evalScenes, 'coarse pre-training'),
       );
     } finally {
       coarse.dispose();
@@ -329,6 +336,7 @@ async function runStages(
     tasks,
     ablations,
     probes,
+    mlmProbes,
     losses: ctx.curves,
     stages: ctx.stages,
     gallery: gallery ? galleryItems(ctx, { retrieval, vqa, captions, fine }) : [],
