@@ -249,6 +249,11 @@ export function aggregateProbes(results: SeedResult[]): ProbeSummary[] {
 
 /** MLM probe accuracies over seeds (the same words for every seed: the world is shared). */
 export function aggregateMlmProbes(results: SeedResult[]): MlmProbeSummary[] {
+  for (const r of results)
+    if (r.mlmProbes.length !== results[0].mlmProbes.length)
+      throw new Error(
+        `seed ${r.seed}: ${r.mlmProbes.length} MLM probes, seed ${results[0].seed} ${results[0].mlmProbes.length}`,
+      );
   return results[0].mlmProbes.map((p, k) => {
     const seeds = results.map((r) => {
       const q = r.mlmProbes[k];

@@ -23,7 +23,10 @@ export interface MlmProbeResult {
   /** Accuracy with the caption's own image, and with another scene's image. */
   ownImage: number;
   otherImage: number;
-  /** The better of a uniform guess and always answering the most frequent probed word. */
+  /**
+   * The better of a uniform guess over the attribute's one-token words and always answering the word
+   * most frequent in the train split's captions (scored on the probed words).
+   */
   chance: number;
 }
 
@@ -37,7 +40,14 @@ interface Item {
   attribute: MlmProbeAttribute;
 }
 
-/** The probe on the captions of the first `scenes` test scenes; the other image of scene i is scene i + scenes/2. */
+/** Train scenes whose captions give the most frequent word of each attribute (for the chance). */
+const CHANCE_TRAIN_SCENES = 1000;
+
+/**
+ * The probe on the captions of the first `scenes` test scenes. The other image of scene i is scene
+ * (i + floor(scenes / 2)) mod scenes, which may hold the same shape or colour: a model that reads the
+ * image gains less than its reading is worth, one that does not gains nothing.
+ */
 export async function probeMlm(
   ctx: RunContext,
   model: FiberCoarseModel,
@@ -45,19 +55,32 @@ export async function probeMlm(
   name: string,
 ): Promise<MlmProbeResult[]> {
   const { world, tokenizer, preset } = ctx;
-  if (scenes < 2) throw new RangeError(`MLM probe: needs at least 2 test scenes, got ${scenes}`);
+  if (!Number.isInteger(scenes) || scenes < 2 || scenes > world.size('test'))
+    throw new RangeError(`MLM probe: needs 2 to ${world.size('test')} test scenes, got ${scenes}`);
   // each attribute's words that are one token (with the leading space they have inside a caption)
-  const candidates = {} as Record<MlmProbeAttribute, number[]>;
+  const candidates = Object.fromEntries(
+    MLM_PROBE_ATTRIBUTE_IDS.map((a) => [
+      a,
+      WORDS[a].flatMap((w) => {
+        const ids = tokenizer.encode(` ${w}`, { addSpecialTokens: false }).ids;
+        return ids.length === 1 ? ids : [];
+      }),
+    ]),
+  ) as Record<MlmProbeAttribute, number[]>;
   for (const a of MLM_PROBE_ATTRIBUTE_IDS)
-    candidates[a] = WORDS[a]
-      .map((w) => tokenizer.encode(` ${w}`, { addSpecialTokens: false }).ids)
-      .filter((ids) => ids.length === 1)
-      .map((ids) => ids[0]);
+    if (candidates[a].length < 2)
+      throw new Error(
+        `MLM probe: the tokenizer has ${candidates[a].length} one-token ${a} word(s) (${WORDS[a].join(', ')}); need 2`,
+      );
+  const encode = (split: 'train' | 'test', scene: number) =>
+    tokenizer.encodeBatch(
+      world.sample(split, scene).captions.map((c) => c.text),
+      { maxLength: preset.model.maxTextLen, padding: 'max_length' },
+    );
   const mask = maskId(tokenizer);
   const items: Item[] = [];
-  for (let scene = 0; scene < scenes; scene++) {
-    const texts = world.sample('test', scene).captions.map((c) => c.text);
-    for (const e of tokenizer.encodeBatch(texts, { maxLength: preset.model.maxTextLen, padding: 'max_length' }))
+  for (let scene = 0; scene < scenes; scene++)
+    for (const e of encode('test', scene))
       e.ids.forEach((id, position) => {
         for (const attribute of MLM_PROBE_ATTRIBUTE_IDS) {
           const truth = candidates[attribute].indexOf(id);
@@ -67,71 +90,108 @@ export async function probeMlm(
           items.push({ scene, ids, mask: e.attentionMask, position, truth, attribute });
         }
       });
-  }
+  const majority = trainMajority(candidates, Math.min(CHANCE_TRAIN_SCENES, world.size('train')), encode);
   const wasTraining = model.training;
   model.eval();
   try {
-    const accuracy = async (shift: number) => {
-      const hits = Object.fromEntries(MLM_PROBE_ATTRIBUTE_IDS.map((a) => [a, 0])) as Record<MlmProbeAttribute, number>;
-      for (const [a, b] of chunks(items.length, 64)) {
-        const part = items.slice(a, b);
-        const picked = tf.tidy(() => {
-          const pixels = coarsePixels(
-            world,
-            'test',
-            part.map((it) => (it.scene + shift) % scenes),
-            preset.model.imageSize,
-          );
-          const ids = tf.tensor2d(
-            part.map((it) => it.ids),
-            undefined,
-            'int32',
-          );
-          const masks = tf.tensor2d(
-            part.map((it) => it.mask),
-            undefined,
-            'int32',
-          );
-          const { logits, textFeats } = model.mlm(pixels, ids, masks);
-          textFeats.dispose();
-          const V = logits.shape[2] as number;
-          const rows = tf.tensor1d(
-            part.map((it, n) => n * logits.shape[1]! + it.position),
-            'int32',
-          );
-          return tf.gather(tf.reshape(logits, [-1, V]), rows);
-        });
-        const scores = (await picked.array()) as number[][];
-        picked.dispose();
-        part.forEach((it, n) => {
-          const words = candidates[it.attribute];
-          let best = 0;
-          for (let k = 1; k < words.length; k++) if (scores[n][words[k]] > scores[n][words[best]]) best = k;
-          if (best === it.truth) hits[it.attribute]++;
-        });
-      }
-      return hits;
-    };
-    const own = await accuracy(0);
-    const other = await accuracy(Math.floor(scenes / 2));
-    return MLM_PROBE_ATTRIBUTE_IDS.flatMap((attribute) => {
+    const own = await accuracy(model, ctx, items, candidates, scenes, 0);
+    const other = await accuracy(model, ctx, items, candidates, scenes, Math.floor(scenes / 2));
+    const results = MLM_PROBE_ATTRIBUTE_IDS.map((attribute) => {
       const mine = items.filter((it) => it.attribute === attribute);
-      if (mine.length === 0) return [];
-      const counts = new Map<number, number>();
-      for (const it of mine) counts.set(it.truth, (counts.get(it.truth) ?? 0) + 1);
+      if (mine.length === 0)
+        throw new Error(`MLM probe: no ${attribute} word in the captions of ${scenes} test scenes`);
       const n = mine.length;
-      return [
-        {
-          model: name,
-          attribute,
-          words: n,
-          ownImage: own[attribute] / n,
-          otherImage: other[attribute] / n,
-          chance: Math.max(1 / candidates[attribute].length, Math.max(...counts.values()) / n),
-        },
-      ];
+      const hitsOfMajority = mine.filter((it) => it.truth === majority[attribute]).length;
+      return {
+        model: name,
+        attribute,
+        words: n,
+        ownImage: own[attribute] / n,
+        otherImage: other[attribute] / n,
+        chance: Math.max(1 / candidates[attribute].length, hitsOfMajority / n),
+      };
     });
+    ctx.log(
+      `[seed ${ctx.seed}] MLM probe after ${name}: ${results.map((r) => `${r.attribute} ${r.ownImage.toFixed(2)} own image / ${r.otherImage.toFixed(2)} another (${r.chance.toFixed(2)}, ${r.words} words)`).join(', ')}`,
+    );
+    return results;
   } finally {
     if (wasTraining) model.train();
   }
+}
+
+/** Per attribute, the candidate index of its most frequent word in the first `scenes` train scenes' captions. */
+function trainMajority(
+  candidates: Record<MlmProbeAttribute, number[]>,
+  scenes: number,
+  encode: (split: 'train', scene: number) => { ids: number[] }[],
+): Record<MlmProbeAttribute, number> {
+  const counts = Object.fromEntries(MLM_PROBE_ATTRIBUTE_IDS.map((a) => [a, candidates[a].map(() => 0)])) as Record<
+    MlmProbeAttribute,
+    number[]
+  >;
+  for (let scene = 0; scene < scenes; scene++)
+    for (const e of encode('train', scene))
+      for (const id of e.ids)
+        for (const a of MLM_PROBE_ATTRIBUTE_IDS) {
+          const k = candidates[a].indexOf(id);
+          if (k >= 0) counts[a][k]++;
+        }
+  return Object.fromEntries(
+    MLM_PROBE_ATTRIBUTE_IDS.map((a) => [a, counts[a].indexOf(Math.max(...counts[a]))]),
+  ) as Record<MlmProbeAttribute, number>;
+}
+
+/** Hits per attribute when item k is shown the image of test scene (scene + shift) mod scenes. */
+async function accuracy(
+  model: FiberCoarseModel,
+  { world, preset }: RunContext,
+  items: Item[],
+  candidates: Record<MlmProbeAttribute, number[]>,
+  scenes: number,
+  shift: number,
+): Promise<Record<MlmProbeAttribute, number>> {
+  const hits = Object.fromEntries(MLM_PROBE_ATTRIBUTE_IDS.map((a) => [a, 0])) as Record<MlmProbeAttribute, number>;
+  for (const [a, b] of chunks(items.length, 64)) {
+    const part = items.slice(a, b);
+    // the MLM logits at each item's masked position: [part, V]
+    const picked = tf.tidy(() => {
+      const pixels = coarsePixels(
+        world,
+        'test',
+        part.map((it) => (it.scene + shift) % scenes),
+        preset.model.imageSize,
+      );
+      const ids = tf.tensor2d(
+        part.map((it) => it.ids),
+        undefined,
+        'int32',
+      );
+      const masks = tf.tensor2d(
+        part.map((it) => it.mask),
+        undefined,
+        'int32',
+      );
+      const { logits } = model.mlm(pixels, ids, masks);
+      const [, L, V] = logits.shape as [number, number, number];
+      const rows = tf.tensor1d(
+        part.map((it, n) => n * L + it.position),
+        'int32',
+      );
+      return tf.gather(tf.reshape(logits, [-1, V]), rows);
+    });
+    let scores: number[][];
+    try {
+      scores = (await picked.array()) as number[][];
+    } finally {
+      picked.dispose();
+    }
+    part.forEach((it, n) => {
+      const words = candidates[it.attribute];
+      let best = 0;
+      for (let k = 1; k < words.length; k++) if (scores[n][words[k]] > scores[n][words[best]]) best = k;
+      if (best === it.truth) hits[it.attribute]++;
+    });
+  }
+  return hits;
 }

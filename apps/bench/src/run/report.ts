@@ -263,7 +263,7 @@ function mlmProbeHtml(probes: MlmProbeSummary[]): string {
         `<tr><td>${esc(p.model)}</td><td>${esc(p.attribute)}</td><td>${p.words}</td><td>${fmt(p.ownImage, 2)}</td><td>${fmt(p.otherImage, 2)}</td><td>${fmt(p.chance, 2)}</td></tr>`,
     )
     .join('');
-  return `<h2>MLM probe</h2><p>The MLM head asked for each colour and shape word of the test captions, masked, with the caption's own image and with another scene's image: a fused text encoder that reads the image does better with its own.</p><table><tr><th>after</th><th>word</th><th>words</th><th>own image</th><th>another image</th><th>chance</th></tr>${rows}</table>\n`;
+  return `<h2>MLM probe</h2><p>The MLM head asked for each colour and shape word of the test captions, masked, with the caption's own image and with another scene's image: a fused text encoder that reads the image does better with its own.</p><table><tr><th>after</th><th>attribute</th><th>words</th><th>own image</th><th>another image</th><th>chance</th></tr>${rows}</table>\n`;
 }
 
 export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
