@@ -107,7 +107,7 @@ describe('probeMlm', () => {
     });
     let r: Awaited<ReturnType<typeof probeMlm>>;
     try {
-      r = await probeMlm(ctx, model, SCENES, 'stub');
+      r = await probeMlm(ctx, model, SCENES, 'stand-in MLM');
     } finally {
       spy.mockRestore();
     }

@@ -232,37 +232,53 @@ export function aggregateAblations(results: SeedResult[]): AblationResult[] {
   });
 }
 
+/**
+ * Entry k of every seed's list, for each k of the first seed's, checked to be the same entry (by
+ * `id`) on every seed: the seeds' lists must line up.
+ */
+function alignedOverSeeds<T>(
+  results: SeedResult[],
+  list: (r: SeedResult) => T[],
+  id: (t: T) => string,
+  what: string,
+): T[][] {
+  const first = list(results[0]);
+  for (const r of results)
+    if (list(r).length !== first.length)
+      throw new Error(`seed ${r.seed}: ${list(r).length} ${what}s, seed ${results[0].seed} ${first.length}`);
+  return first.map((p, k) =>
+    results.map((r) => {
+      const q = list(r)[k];
+      if (id(q) !== id(p)) throw new Error(`seed ${r.seed}: ${what} ${k} is ${id(q)}, expected ${id(p)}`);
+      return q;
+    }),
+  );
+}
+
 /** Probe accuracies over seeds (the chance is the world's, the same for every seed). */
 export function aggregateProbes(results: SeedResult[]): ProbeSummary[] {
-  return results[0].probes.map((p, k) => {
-    const seeds = results.map((r) => {
-      const q = r.probes[k];
-      if (q.model !== p.model || q.stride !== p.stride || q.attribute !== p.attribute)
-        throw new Error(
-          `seed ${r.seed}: probe ${k} is ${q.model}/${q.stride}/${q.attribute}, expected ${p.model}/${p.stride}/${p.attribute}`,
-        );
-      return q.accuracy;
-    });
+  return alignedOverSeeds(
+    results,
+    (r) => r.probes,
+    (q) => `${q.model}/${q.stride}/${q.attribute}`,
+    'probe',
+  ).map((qs) => {
+    const [p] = qs;
+    const seeds = qs.map((q) => q.accuracy);
     return { model: p.model, stride: p.stride, attribute: p.attribute, accuracy: mean(seeds), seeds, chance: p.chance };
   });
 }
 
 /** MLM probe accuracies over seeds (the same words for every seed: the world is shared). */
 export function aggregateMlmProbes(results: SeedResult[]): MlmProbeSummary[] {
-  for (const r of results)
-    if (r.mlmProbes.length !== results[0].mlmProbes.length)
-      throw new Error(
-        `seed ${r.seed}: ${r.mlmProbes.length} MLM probes, seed ${results[0].seed} ${results[0].mlmProbes.length}`,
-      );
-  return results[0].mlmProbes.map((p, k) => {
-    const seeds = results.map((r) => {
-      const q = r.mlmProbes[k];
-      if (!q || q.model !== p.model || q.attribute !== p.attribute || q.words !== p.words)
-        throw new Error(
-          `seed ${r.seed}: MLM probe ${k} is ${q ? `${q.model}/${q.attribute}/${q.words} words` : 'missing'}, expected ${p.model}/${p.attribute}/${p.words} words`,
-        );
-      return { ownImage: q.ownImage, otherImage: q.otherImage };
-    });
+  return alignedOverSeeds(
+    results,
+    (r) => r.mlmProbes,
+    (q) => `${q.model}/${q.attribute}/${q.words} words`,
+    'MLM probe',
+  ).map((qs) => {
+    const [p] = qs;
+    const seeds = qs.map((q) => ({ ownImage: q.ownImage, otherImage: q.otherImage }));
     return {
       model: p.model,
       attribute: p.attribute,

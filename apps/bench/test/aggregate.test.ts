@@ -1,0 +1,41 @@
+// The seeds' probes averaged by the main job: entry k of every seed, checked to be the same probe.
+import { describe, expect, it } from 'vitest';
+import { aggregateMlmProbes, aggregateProbes } from '../src/run/main.js';
+import type { SeedResult } from '../src/run/seed.js';
+
+const seed = (n: number, accuracy: number, own: number, words = 10): SeedResult => ({
+  seed: n,
+  seconds: 1,
+  tasks: [],
+  ablations: [],
+  probes: [{ model: 'm', stride: 8, attribute: 'shape', accuracy, chance: 0.2 }],
+  mlmProbes: [{ model: 'm', attribute: 'colour', words, ownImage: own, otherImage: 0.1, chance: 0.125 }],
+  losses: [],
+  stages: [],
+  gallery: [],
+  world: {},
+});
+
+describe('probe aggregation over seeds', () => {
+  it('averages each probe over the seeds and keeps the per-seed values', () => {
+    const results = [seed(0, 0.4, 0.3), seed(1, 0.6, 0.5)];
+    expect(aggregateProbes(results)).toEqual([
+      { model: 'm', stride: 8, attribute: 'shape', accuracy: 0.5, seeds: [0.4, 0.6], chance: 0.2 },
+    ]);
+    const [mlm] = aggregateMlmProbes(results);
+    expect(mlm.ownImage).toBeCloseTo(0.4, 12);
+    expect(mlm.otherImage).toBeCloseTo(0.1, 12);
+    expect(mlm.seeds).toEqual([
+      { ownImage: 0.3, otherImage: 0.1 },
+      { ownImage: 0.5, otherImage: 0.1 },
+    ]);
+  });
+
+  it('names a seed whose probes do not line up', () => {
+    expect(() => aggregateMlmProbes([seed(0, 0.4, 0.3), seed(1, 0.6, 0.5, 11)])).toThrow(
+      'seed 1: MLM probe 0 is m/colour/11 words, expected m/colour/10 words',
+    );
+    const short = { ...seed(1, 0.6, 0.5), probes: [] };
+    expect(() => aggregateProbes([seed(0, 0.4, 0.3), short])).toThrow('seed 1: 0 probes, seed 0 1');
+  });
+});
