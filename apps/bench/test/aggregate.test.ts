@@ -1,6 +1,6 @@
 // The seeds' probes averaged by the main job: entry k of every seed, checked to be the same probe.
 import { describe, expect, it } from 'vitest';
-import { aggregateMlmProbes, aggregateProbes } from '../src/run/main.js';
+import { aggregateMlmProbes, aggregateProbes, aggregateVqaTypes } from '../src/run/main.js';
 import type { SeedResult } from '../src/run/seed.js';
 
 const seed = (n: number, accuracy: number, own: number, words = 10): SeedResult => ({
@@ -10,6 +10,9 @@ const seed = (n: number, accuracy: number, own: number, words = 10): SeedResult 
   ablations: [],
   probes: [{ model: 'm', stride: 8, attribute: 'shape', accuracy, chance: 0.2 }],
   mlmProbes: [{ model: 'm', attribute: 'colour', words, ownImage: own, otherImage: 0.1, chance: 0.125 }],
+  vqaTypes: [
+    { type: 'shape', questions: words, ownImage: own, otherImage: 0.2, majorityAnswer: 'circle', majority: 0.17 },
+  ],
   losses: [],
   stages: [],
   gallery: [],
@@ -29,11 +32,22 @@ describe('probe aggregation over seeds', () => {
       { ownImage: 0.3, otherImage: 0.1 },
       { ownImage: 0.5, otherImage: 0.1 },
     ]);
+    const [vqa] = aggregateVqaTypes(results);
+    expect(vqa).toMatchObject({ type: 'shape', questions: 10, majorityAnswer: 'circle', majority: 0.17 });
+    expect(vqa.ownImage).toBeCloseTo(0.4, 12);
+    expect(vqa.otherImage).toBeCloseTo(0.2, 12);
+    expect(vqa.seeds).toEqual([
+      { ownImage: 0.3, otherImage: 0.2 },
+      { ownImage: 0.5, otherImage: 0.2 },
+    ]);
   });
 
   it('names a seed whose probes do not line up', () => {
     expect(() => aggregateMlmProbes([seed(0, 0.4, 0.3), seed(1, 0.6, 0.5, 11)])).toThrow(
       'seed 1: MLM probe 0 is m/colour/11 words, expected m/colour/10 words',
+    );
+    expect(() => aggregateVqaTypes([seed(0, 0.4, 0.3), seed(1, 0.6, 0.5, 11)])).toThrow(
+      'seed 1: VQA type 0 is shape/11 questions, expected shape/10 questions',
     );
     const short = { ...seed(1, 0.6, 0.5), probes: [] };
     expect(() => aggregateProbes([seed(0, 0.4, 0.3), short])).toThrow('seed 1: 0 probes, seed 0 1');

@@ -45,6 +45,10 @@ describe('fiber-bench run --preset micro', () => {
     expect(first.stdout).toMatch(
       /^\| after coarse pre-training: shape \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \|$/m,
     );
+    expect(first.stdout).toMatch(/^\| shape \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \("\w+"\) \|$/m);
+    expect(first.stderr).toMatch(
+      /\[seed 1\] VQA by type, own image \/ another \(train majority\): colour \d\.\d\d \/ /,
+    );
   });
 
   it('writes a results.json that follows the documented schema', () => {
@@ -67,6 +71,11 @@ describe('fiber-bench run --preset micro', () => {
       'coarse pre-training/colour',
     ]);
     for (const p of results.mlmProbes) expect(p.seeds).toHaveLength(2);
+    // VQA per question type: every question of the VQA row counted once, the types in the world's order
+    const vqa = results.tasks.find((t) => t.task === 'vqa')!;
+    expect(results.vqaTypes.map((t) => t.type)).toEqual(['colour', 'shape', 'count', 'relation', 'yesno', 'exists']);
+    expect(`${results.vqaTypes.reduce((n, t) => n + t.questions, 0)} questions`).toBe(vqa.note!.split(';')[0]);
+    for (const t of results.vqaTypes) expect(t.seeds).toHaveLength(2);
     const fusion = results.ablations.find((a) => a.name.startsWith('(b)'))!;
     for (const side of [fusion.cost!.with, fusion.cost!.without])
       expect([side.parameters, side.fusionParameters, side.gflops, side.ms].every((v) => v > 0)).toBe(true);
@@ -78,6 +87,7 @@ describe('fiber-bench run --preset micro', () => {
       ablations: unknown[];
       probes: Record<string, unknown>[];
       mlmProbes: Record<string, unknown>[];
+      vqaTypes: Record<string, unknown>[];
     } = JSON.parse(JSON.stringify(results));
     broken.tasks = broken.tasks.filter((t) => t.task !== 'nlvr2');
     broken.tasks[0].value = null;
@@ -85,6 +95,8 @@ describe('fiber-bench run --preset micro', () => {
     broken.probes[1].accuracy = 1.5;
     broken.probes[2].attribute = 'weight';
     broken.mlmProbes[0].seeds = [{ ownImage: 0.5 }, { ownImage: 0.5, otherImage: 0.4 }];
+    broken.vqaTypes[2].majority = 2;
+    broken.vqaTypes[3].type = 'why';
     expect(validateResults(broken)).toEqual([
       'tasks[0].value: must be a finite number, got null',
       'tasks: no entry for task "nlvr2"',
@@ -92,6 +104,8 @@ describe('fiber-bench run --preset micro', () => {
       'probes[1].accuracy: must be a number in [0, 1], got 1.5',
       'probes[2].attribute: must be one of shape, colour, texture, size',
       'mlmProbes[0].seeds: must hold 2 { ownImage, otherImage } entries in [0, 1]',
+      'vqaTypes[2].majority: must be a number in [0, 1], got 2',
+      'vqaTypes[3].type: must be one of colour, shape, count, relation, yesno, exists',
     ]);
   });
 
@@ -104,6 +118,7 @@ describe('fiber-bench run --preset micro', () => {
     expect(html).toMatch(
       /<h2>Backbone probes<\/h2>.*<td>coarse pre-training<\/td><td>16<\/td><td>\d\.\d\d \(\d\.\d\d\)<\/td>/,
     );
+    expect(html).toMatch(/<h2>VQA by question type<\/h2>.*<td>relation<\/td><td>\d+<\/td><td>\d\.\d\d<\/td>/);
     expect(html).toMatch(/<h2>MLM probe<\/h2>.*<td>coarse pre-training<\/td><td>colour<\/td><td>\d+<\/td>/);
     expect(html).toContain('data:image/png;base64,'); // gallery
     expect(existsSync(join(work, 'a', 'results.json'))).toBe(true);

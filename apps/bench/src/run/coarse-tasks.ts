@@ -21,6 +21,7 @@ import {
   coarsePixels,
   encodeTexts,
   nlvr2Examples,
+  otherScene,
   sampleIndices,
   vqaExamples,
   type VqaExample,
@@ -113,6 +114,8 @@ export interface VqaOutcome {
   accuracy: number;
   examples: VqaExample[];
   predictions: string[];
+  /** The answers to the same questions asked of another test scene's image (data.ts otherScene). */
+  otherPredictions: string[];
 }
 
 export async function fineTuneVqa(
@@ -138,9 +141,13 @@ export async function fineTuneVqa(
     });
     model.eval();
     return await timedStage(ctx, 'vqa eval', async () => {
-      const examples = vqaExamples(ctx.world, 'test', range(ctx.preset.evalScenes));
-      const predictions = await predictVqa(ctx, examples, (p, i, m) => model.vqa(p, i, m));
-      return { accuracy: vqaScore(examples, predictions), examples, predictions };
+      const scenes = ctx.preset.evalScenes;
+      const examples = vqaExamples(ctx.world, 'test', range(scenes));
+      const forward = (p: tf.Tensor, i: tf.Tensor, m: tf.Tensor) => model.vqa(p, i, m);
+      const predictions = await predictVqa(ctx, examples, forward);
+      const swapped = examples.map((x) => ({ ...x, scene: otherScene(x.scene, scenes) }));
+      const otherPredictions = await predictVqa(ctx, swapped, forward);
+      return { accuracy: vqaScore(examples, predictions), examples, predictions, otherPredictions };
     });
   } finally {
     trainer.optimizer.dispose();

@@ -139,6 +139,19 @@ export function vqaExamples(world: World, split: Split, indices: number[], rng?:
   });
 }
 
+/**
+ * The image a control pairs with scene `scene` of the first `scenes` test scenes: scene
+ * (scene + floor(scenes / 2)) mod scenes, as in the MLM probe. It may hold the same answer, so a
+ * model that reads the image loses less with it than its reading is worth; one that does not, nothing.
+ */
+export function otherScene(scene: number, scenes: number): number {
+  if (!(Number.isInteger(scenes) && scenes >= 2))
+    throw new RangeError(`other image: needs 2 or more scenes, got ${scenes}`);
+  if (!(Number.isInteger(scene) && scene >= 0 && scene < scenes))
+    throw new RangeError(`other image: scene ${scene} is not one of the ${scenes} evaluated`);
+  return (scene + Math.floor(scenes / 2)) % scenes;
+}
+
 export interface Nlvr2Example {
   index: number;
   left: RawImage;

@@ -17,6 +17,7 @@ import {
   type MlmProbeSummary,
   type ProbeSummary,
   type TaskResult,
+  type VqaTypeSummary,
   margin,
   resultsHtml,
   resultsMarkdown,
@@ -291,6 +292,28 @@ export function aggregateMlmProbes(results: SeedResult[]): MlmProbeSummary[] {
   });
 }
 
+/** VQA per-type accuracies over seeds (the same questions and majority baselines for every seed). */
+export function aggregateVqaTypes(results: SeedResult[]): VqaTypeSummary[] {
+  return alignedOverSeeds(
+    results,
+    (r) => r.vqaTypes,
+    (q) => `${q.type}/${q.questions} questions`,
+    'VQA type',
+  ).map((qs) => {
+    const [p] = qs;
+    const seeds = qs.map((q) => ({ ownImage: q.ownImage, otherImage: q.otherImage }));
+    return {
+      type: p.type,
+      questions: p.questions,
+      ownImage: mean(seeds.map((s) => s.ownImage)),
+      otherImage: mean(seeds.map((s) => s.otherImage)),
+      seeds,
+      majorityAnswer: p.majorityAnswer,
+      majority: p.majority,
+    };
+  });
+}
+
 export async function runMain(argv: string[]): Promise<number> {
   if (argv.includes('--child-result')) return runChild(argv);
   let args: RunArgs | 'help';
@@ -349,6 +372,7 @@ export async function runMain(argv: string[]): Promise<number> {
     ablations: aggregateAblations(results),
     probes: aggregateProbes(results),
     mlmProbes: aggregateMlmProbes(results),
+    vqaTypes: aggregateVqaTypes(results),
     backend: args.backend,
     seconds: (performance.now() - started) / 1000,
     seeds,

@@ -1,6 +1,6 @@
 // The main job's outputs: results.json (schema in apps/bench/README.md), a Markdown summary and a
 // self-contained report.html (inline SVG charts and PNG data URLs: it opens offline).
-import type { MLM_PROBE_ATTRIBUTE_IDS, PROBE_ATTRIBUTE_IDS } from './schema.js';
+import type { MLM_PROBE_ATTRIBUTE_IDS, PROBE_ATTRIBUTE_IDS, VQA_TYPE_IDS } from './schema.js';
 
 export interface TaskResult {
   /** vqa | caption | retrieval | nlvr2 | rec | grounding | detection */
@@ -87,11 +87,26 @@ export interface MlmProbeSummary {
   chance: number;
 }
 
+/** VQA accuracy per question type (run/vqa-types.ts), over seeds. */
+export interface VqaTypeSummary {
+  type: (typeof VQA_TYPE_IDS)[number];
+  /** Questions of the type (per seed: the same questions). */
+  questions: number;
+  /** Mean accuracy over seeds with each question's own image and with another scene's, and per seed. */
+  ownImage: number;
+  otherImage: number;
+  seeds: { ownImage: number; otherImage: number }[];
+  /** The type's train majority answer and its accuracy on these questions (the same for every seed). */
+  majorityAnswer: string;
+  majority: number;
+}
+
 export interface MainJobResults {
   tasks: TaskResult[];
   ablations: AblationResult[];
   probes: ProbeSummary[];
   mlmProbes: MlmProbeSummary[];
+  vqaTypes: VqaTypeSummary[];
   backend: string;
   seconds: number;
   seeds: number[];
@@ -180,6 +195,16 @@ export function resultsMarkdown(r: MainJobResults): string {
           `| after ${p.model}: ${p.attribute} | ${p.words} | ${fmt(p.ownImage, 2)} | ${fmt(p.otherImage, 2)} | ${fmt(p.chance, 2)} |`,
       ),
     );
+  if (r.vqaTypes.length)
+    lines.push(
+      '',
+      '| VQA by question type | questions | own image | another image | train majority |',
+      '|---|---|---|---|---|',
+      ...r.vqaTypes.map(
+        (t) =>
+          `| ${t.type} | ${t.questions} | ${fmt(t.ownImage, 2)} | ${fmt(t.otherImage, 2)} | ${fmt(t.majority, 2)} ("${t.majorityAnswer}") |`,
+      ),
+    );
   lines.push('', `stages: ${r.stages.map((s) => `${s.name} ${s.steps} steps ${s.seconds.toFixed(0)} s`).join('; ')}`);
   return lines.join('\n');
 }
@@ -266,6 +291,17 @@ function mlmProbeHtml(probes: MlmProbeSummary[]): string {
   return `<h2>MLM probe</h2><p>The MLM head asked for each colour and shape word of the test captions, masked, with the caption's own image and with another scene's image: a fused text encoder that reads the image does better with its own.</p><table><tr><th>after</th><th>attribute</th><th>words</th><th>own image</th><th>another image</th><th>chance</th></tr>${rows}</table>\n`;
 }
 
+function vqaTypesHtml(types: VqaTypeSummary[]): string {
+  if (!types.length) return '';
+  const rows = types
+    .map(
+      (t) =>
+        `<tr><td>${esc(t.type)}</td><td>${t.questions}</td><td>${fmt(t.ownImage, 2)}</td><td>${fmt(t.otherImage, 2)}</td><td>${fmt(t.majority, 2)} (${esc(t.majorityAnswer)})</td></tr>`,
+    )
+    .join('');
+  return `<h2>VQA by question type</h2><p>Accuracy of the VQA fine-tune per question type, with each question's own image and with another test scene's, against the type's train majority answer: a type answered from the question alone scores the same with either image.</p><table><tr><th>type</th><th>questions</th><th>own image</th><th>another image</th><th>train majority</th></tr>${rows}</table>\n`;
+}
+
 export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
   const byStage = new Map<string, LossCurve[]>();
   for (const c of r.losses) byStage.set(c.stage, [...(byStage.get(c.stage) ?? []), c]);
@@ -280,7 +316,7 @@ export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
 .good{color:#1a7f37}.bad{color:#cf222e}.charts,.gallery{display:flex;flex-wrap:wrap;gap:12px}.item{width:200px;font-size:11px}.item p{margin:2px 0}h4{margin:4px 0}figure{margin:0}</style></head><body>
 <h1>fiber-vl main job</h1><p>FIBER coarse-to-fine on the built-in procedural world: preset <b>${esc(r.preset)}</b>, seeds ${r.seeds.join(', ')}, backend ${esc(r.backend)}, ${(r.seconds / 60).toFixed(1)} minutes.</p>
 <h2>Tasks (test split)</h2><table><tr><th>task</th><th>metric</th><th>mean</th><th>per seed</th><th>baseline</th><th>margin</th><th></th></tr>${taskRows}</table>
-${probeHtml(r.probes)}${mlmProbeHtml(r.mlmProbes)}<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
+${vqaTypesHtml(r.vqaTypes)}${probeHtml(r.probes)}${mlmProbeHtml(r.mlmProbes)}<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
 <pre>${esc(resultsMarkdown(r))}</pre>
 <h2>Training losses</h2><div class="charts">${[...byStage].map(([stage, curves]) => lineChart(curves, stage)).join('')}</div>
 <h2>Test gallery</h2><p>Red: predictions (label and score); green dashed: ground truth.</p><div class="gallery">${gallery.map(galleryItem).join('')}</div>

@@ -6,6 +6,8 @@ export const TASK_IDS = ['vqa', 'caption', 'retrieval', 'nlvr2', 'rec', 'groundi
 export const PROBE_ATTRIBUTE_IDS = ['shape', 'colour', 'texture', 'size'] as const;
 /** The caption words the MLM probe masks (run/mlm-probe.ts). */
 export const MLM_PROBE_ATTRIBUTE_IDS = ['shape', 'colour'] as const;
+/** The world's VQA question types (@fiber-vl/trainer QUESTION_TYPES). */
+export const VQA_TYPE_IDS = ['colour', 'shape', 'count', 'relation', 'yesno', 'exists'] as const;
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -112,6 +114,33 @@ export function validateResults(r: unknown): string[] {
         Array.isArray(p.seeds) &&
           p.seeds.length === nSeeds &&
           p.seeds.every((s: unknown) => isObject(s) && isFraction(s.ownImage) && isFraction(s.otherImage)),
+        `${at}.seeds`,
+        `must hold ${nSeeds} { ownImage, otherImage } entries in [0, 1]`,
+      );
+    });
+  }
+  if (!Array.isArray(r.vqaTypes)) errors.push('vqaTypes: must be a list');
+  else {
+    r.vqaTypes.forEach((t: unknown, i) => {
+      const at = `vqaTypes[${i}]`;
+      if (!isObject(t)) return errors.push(`${at}: not an object`);
+      need(
+        (VQA_TYPE_IDS as readonly unknown[]).includes(t.type),
+        `${at}.type`,
+        `must be one of ${VQA_TYPE_IDS.join(', ')}`,
+      );
+      need(
+        Number.isInteger(t.questions) && (t.questions as number) > 0,
+        `${at}.questions`,
+        'must be a positive integer',
+      );
+      need(typeof t.majorityAnswer === 'string', `${at}.majorityAnswer`, 'must be a string');
+      for (const k of ['ownImage', 'otherImage', 'majority'])
+        need(isFraction(t[k]), `${at}.${k}`, `must be a number in [0, 1], got ${JSON.stringify(t[k])}`);
+      need(
+        Array.isArray(t.seeds) &&
+          t.seeds.length === nSeeds &&
+          t.seeds.every((s: unknown) => isObject(s) && isFraction(s.ownImage) && isFraction(s.otherImage)),
         `${at}.seeds`,
         `must hold ${nSeeds} { ownImage, otherImage } entries in [0, 1]`,
       );

@@ -30,6 +30,7 @@ import { evaluateFine, trainFine, type FineOutcome } from './fine-stage.js';
 import { fusionAblation } from './fusion-ablation.js';
 import { probeBackbone, type ProbeResult } from './probe.js';
 import { probeMlm, type MlmProbeResult } from './mlm-probe.js';
+import { vqaTypeResults, type VqaTypeResult } from './vqa-types.js';
 import type { Log } from './progress.js';
 import type { RunPreset } from './presets.js';
 import type { Cost, GalleryItem, LossCurve } from './report.js';
@@ -61,6 +62,8 @@ export interface SeedResult {
   probes: ProbeResult[];
   /** The coarse model's MLM on masked colour and shape words, with its own and another image (mlm-probe.ts). */
   mlmProbes: MlmProbeResult[];
+  /** VQA accuracy per question type, with each question's own image and another's (vqa-types.ts). */
+  vqaTypes: VqaTypeResult[];
   losses: LossCurve[];
   stages: StageRecord[];
   gallery: GalleryItem[];
@@ -138,6 +141,7 @@ async function runStages(
   let retrieval: RetrievalOutcome;
   let mlmProbes: MlmProbeResult[];
   let vqa: VqaOutcome;
+  let vqaTypes: VqaTypeResult[];
   let captions: string[];
   let fine: FineOutcome;
   try {
@@ -261,6 +265,10 @@ async function runStages(
 
     // 3. the coarse fine-tunes
     vqa = await fineTuneVqa(ctx, config, snapshot);
+    vqaTypes = vqaTypeResults(vqa.examples, vqa.predictions, vqa.otherPredictions, evalFloors.vqa.byType);
+    ctx.log(
+      `[seed ${seed}] VQA by type, own image / another (train majority): ${vqaTypes.map((t) => `${t.type} ${t.ownImage.toFixed(2)} / ${t.otherImage.toFixed(2)} (${t.majority.toFixed(2)})`).join(', ')}`,
+    );
     tasks.push({
       task: 'vqa',
       metric: 'accuracy',
@@ -337,6 +345,7 @@ async function runStages(
     ablations,
     probes,
     mlmProbes,
+    vqaTypes,
     losses: ctx.curves,
     stages: ctx.stages,
     gallery: gallery ? galleryItems(ctx, { retrieval, vqa, captions, fine }) : [],
