@@ -1,6 +1,6 @@
 // The seeds' probes averaged by the main job: entry k of every seed, checked to be the same probe.
 import { describe, expect, it } from 'vitest';
-import { aggregateMlmProbes, aggregateProbes, aggregateVqaTypes } from '../src/run/main.js';
+import { aggregateClassProbes, aggregateMlmProbes, aggregateProbes, aggregateVqaTypes } from '../src/run/main.js';
 import type { SeedResult } from '../src/run/seed.js';
 
 const seed = (n: number, accuracy: number, own: number, words = 10): SeedResult => ({
@@ -10,6 +10,7 @@ const seed = (n: number, accuracy: number, own: number, words = 10): SeedResult 
   ablations: [],
   probes: [{ model: 'm', stride: 8, attribute: 'shape', accuracy, chance: 0.2 }],
   mlmProbes: [{ model: 'm', attribute: 'colour', words, ownImage: own, otherImage: 0.1, chance: 0.125 }],
+  classProbes: [{ class: 'star', heldOut: true, images: words, coarseItc: own, fineDetector: 0.25, chance: 0.32 }],
   vqaTypes: [
     { type: 'shape', questions: words, ownImage: own, otherImage: 0.2, majorityAnswer: 'circle', majority: 0.17 },
   ],
@@ -32,6 +33,13 @@ describe('probe aggregation over seeds', () => {
       { ownImage: 0.3, otherImage: 0.1 },
       { ownImage: 0.5, otherImage: 0.1 },
     ]);
+    const [cls] = aggregateClassProbes(results);
+    expect(cls).toMatchObject({ class: 'star', heldOut: true, images: 10, chance: 0.32, fineDetector: 0.25 });
+    expect(cls.coarseItc).toBeCloseTo(0.4, 12);
+    expect(cls.seeds).toEqual([
+      { coarseItc: 0.3, fineDetector: 0.25 },
+      { coarseItc: 0.5, fineDetector: 0.25 },
+    ]);
     const [vqa] = aggregateVqaTypes(results);
     expect(vqa).toMatchObject({ type: 'shape', questions: 10, majorityAnswer: 'circle', majority: 0.17 });
     expect(vqa.ownImage).toBeCloseTo(0.4, 12);
@@ -48,6 +56,9 @@ describe('probe aggregation over seeds', () => {
     );
     expect(() => aggregateVqaTypes([seed(0, 0.4, 0.3), seed(1, 0.6, 0.5, 11)])).toThrow(
       'seed 1: VQA type 0 is shape/11 questions, expected shape/10 questions',
+    );
+    expect(() => aggregateClassProbes([seed(0, 0.4, 0.3), seed(1, 0.6, 0.5, 11)])).toThrow(
+      'seed 1: class probe 0 is star/11 images, expected star/10 images',
     );
     const short = { ...seed(1, 0.6, 0.5), probes: [] };
     expect(() => aggregateProbes([seed(0, 0.4, 0.3), short])).toThrow('seed 1: 0 probes, seed 0 1');

@@ -46,6 +46,7 @@ describe('fiber-bench run --preset micro', () => {
       /^\| after coarse pre-training: shape \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \|$/m,
     );
     expect(first.stdout).toMatch(/^\| shape \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \("\w+"\) \|$/m);
+    expect(first.stdout).toMatch(/^\| star \| yes \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \|$/m);
     expect(first.stderr).toMatch(
       /\[seed 1\] VQA by type, own image \/ another \(train majority\): colour \d\.\d\d \/ /,
     );
@@ -71,6 +72,11 @@ describe('fiber-bench run --preset micro', () => {
       'coarse pre-training/colour',
     ]);
     for (const p of results.mlmProbes) expect(p.seeds).toHaveLength(2);
+    // the class probe: every detection class, seen and held out, ranked by the coarse ITC and the fine detector
+    expect(results.classProbes.map((c) => `${c.class}/${c.heldOut}`)).toEqual(
+      (results.world.classes as { name: string; heldOut: boolean }[]).map((c) => `${c.name}/${c.heldOut}`),
+    );
+    for (const c of results.classProbes) expect(c.seeds).toHaveLength(2);
     // VQA per question type: every question of the VQA row counted once, the types in the world's order
     const vqa = results.tasks.find((t) => t.task === 'vqa')!;
     expect(results.vqaTypes.map((t) => t.type)).toEqual(['colour', 'shape', 'count', 'relation', 'yesno', 'exists']);
@@ -87,6 +93,7 @@ describe('fiber-bench run --preset micro', () => {
       ablations: unknown[];
       probes: Record<string, unknown>[];
       mlmProbes: Record<string, unknown>[];
+      classProbes: Record<string, unknown>[];
       vqaTypes: Record<string, unknown>[];
     } = JSON.parse(JSON.stringify(results));
     broken.tasks = broken.tasks.filter((t) => t.task !== 'nlvr2');
@@ -95,6 +102,7 @@ describe('fiber-bench run --preset micro', () => {
     broken.probes[1].accuracy = 1.5;
     broken.probes[2].attribute = 'weight';
     broken.mlmProbes[0].seeds = [{ ownImage: 0.5 }, { ownImage: 0.5, otherImage: 0.4 }];
+    broken.classProbes[0].heldOut = 'no';
     broken.vqaTypes[2].majority = 2;
     broken.vqaTypes[3].type = 'why';
     expect(validateResults(broken)).toEqual([
@@ -104,6 +112,7 @@ describe('fiber-bench run --preset micro', () => {
       'probes[1].accuracy: must be a number in [0, 1], got 1.5',
       'probes[2].attribute: must be one of shape, colour, texture, size',
       'mlmProbes[0].seeds: must hold 2 { ownImage, otherImage } entries in [0, 1]',
+      'classProbes[0].heldOut: must be a boolean',
       'vqaTypes[2].majority: must be a number in [0, 1], got 2',
       'vqaTypes[3].type: must be one of colour, shape, count, relation, yesno, exists',
     ]);
@@ -118,6 +127,7 @@ describe('fiber-bench run --preset micro', () => {
     expect(html).toMatch(
       /<h2>Backbone probes<\/h2>.*<td>coarse pre-training<\/td><td>16<\/td><td>\d\.\d\d \(\d\.\d\d\)<\/td>/,
     );
+    expect(html).toMatch(/<h2>Class probe<\/h2>.*<td>diamond<\/td><td>yes<\/td><td>\d+<\/td><td>\d\.\d\d<\/td>/);
     expect(html).toMatch(/<h2>VQA by question type<\/h2>.*<td>relation<\/td><td>\d+<\/td><td>\d\.\d\d<\/td>/);
     expect(html).toMatch(/<h2>MLM probe<\/h2>.*<td>coarse pre-training<\/td><td>colour<\/td><td>\d+<\/td>/);
     expect(html).toContain('data:image/png;base64,'); // gallery

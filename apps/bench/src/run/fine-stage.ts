@@ -162,6 +162,11 @@ export interface FineOutcome {
     heldOut: { ap: number; ap50: number };
     baseline: { seen: { ap: number; ap50: number }; heldOut: { ap: number; ap50: number } };
   };
+  /**
+   * Per class (world order) and evaluated scene, the best score of a detection under the class's name
+   * (0 where none; all 0 without detection): [class][scene].
+   */
+  classScores: number[][];
   /** Per evaluated scene (first `galleryImages`): detections and the REC answer. */
   gallery: { scene: number; detections: Detection[]; expression: string; referred: Detection | null }[];
 }
@@ -192,6 +197,7 @@ export async function evaluateFine(
     const dets: CocoDetection[] = [];
     const gallery: FineOutcome['gallery'] = [];
     const names = classNames(ctx);
+    const classScores = names.map(() => new Array<number>(preset.evalScenes).fill(0));
     // R@5's floor: 5 random boxes per image (R@1's, a random pick among the scene's own objects,
     // always hits at R@5: a scene has at most 4 objects)
     const randomBoxes = new Map<number, [number, number, number, number][]>();
@@ -242,8 +248,10 @@ export async function evaluateFine(
       let found: Detection[] = [];
       if (detection) {
         found = (await pipeline.detect(image, names)).detections;
-        for (const d of found)
+        for (const d of found) {
           dets.push({ image_id: i + 1, category_id: world.classes[d.label.index].id, bbox: d.bbox, score: d.score });
+          classScores[d.label.index][i] = Math.max(classScores[d.label.index][i], d.score);
+        }
       }
       if (i < preset.galleryImages) gallery.push({ scene: i, detections: found.slice(0, 6), expression, referred });
     }
@@ -287,6 +295,7 @@ export async function evaluateFine(
             baseline: { seen: floor('seen'), heldOut: floor('held-out') },
           }
         : { seen: zero, heldOut: zero, baseline: { seen: zero, heldOut: zero } },
+      classScores,
       gallery,
     };
   });

@@ -13,6 +13,7 @@ import type { BackendName } from '@fiber-vl/tensor-core';
 import { runPreset } from './presets.js';
 import {
   type AblationResult,
+  type ClassProbeSummary,
   type MainJobResults,
   type MlmProbeSummary,
   type ProbeSummary,
@@ -292,6 +293,28 @@ export function aggregateMlmProbes(results: SeedResult[]): MlmProbeSummary[] {
   });
 }
 
+/** Class probe APs over seeds (the same classes, images and chance for every seed). */
+export function aggregateClassProbes(results: SeedResult[]): ClassProbeSummary[] {
+  return alignedOverSeeds(
+    results,
+    (r) => r.classProbes,
+    (q) => `${q.class}/${q.images} images`,
+    'class probe',
+  ).map((qs) => {
+    const [p] = qs;
+    const seeds = qs.map((q) => ({ coarseItc: q.coarseItc, fineDetector: q.fineDetector }));
+    return {
+      class: p.class,
+      heldOut: p.heldOut,
+      images: p.images,
+      coarseItc: mean(seeds.map((s) => s.coarseItc)),
+      fineDetector: mean(seeds.map((s) => s.fineDetector)),
+      seeds,
+      chance: p.chance,
+    };
+  });
+}
+
 /** VQA per-type accuracies over seeds (the same questions and majority baselines for every seed). */
 export function aggregateVqaTypes(results: SeedResult[]): VqaTypeSummary[] {
   return alignedOverSeeds(
@@ -372,6 +395,7 @@ export async function runMain(argv: string[]): Promise<number> {
     ablations: aggregateAblations(results),
     probes: aggregateProbes(results),
     mlmProbes: aggregateMlmProbes(results),
+    classProbes: aggregateClassProbes(results),
     vqaTypes: aggregateVqaTypes(results),
     backend: args.backend,
     seconds: (performance.now() - started) / 1000,

@@ -87,6 +87,20 @@ export interface MlmProbeSummary {
   chance: number;
 }
 
+/** Each detection class's test images ranked by the coarse ITC and by the fine detector (run/class-probe.ts), over seeds. */
+export interface ClassProbeSummary {
+  class: string;
+  heldOut: boolean;
+  /** Evaluated test images that show the class (the same for every seed). */
+  images: number;
+  /** Mean average precision over seeds: images ranked by ITC similarity to "a <class>", by the detector's best score. */
+  coarseItc: number;
+  fineDetector: number;
+  seeds: { coarseItc: number; fineDetector: number }[];
+  /** The expected average precision of a random ranking. */
+  chance: number;
+}
+
 /** VQA accuracy per question type (run/vqa-types.ts), over seeds. */
 export interface VqaTypeSummary {
   type: (typeof VQA_TYPE_IDS)[number];
@@ -106,6 +120,7 @@ export interface MainJobResults {
   ablations: AblationResult[];
   probes: ProbeSummary[];
   mlmProbes: MlmProbeSummary[];
+  classProbes: ClassProbeSummary[];
   vqaTypes: VqaTypeSummary[];
   backend: string;
   seconds: number;
@@ -193,6 +208,16 @@ export function resultsMarkdown(r: MainJobResults): string {
       ...r.mlmProbes.map(
         (p) =>
           `| after ${p.model}: ${p.attribute} | ${p.words} | ${fmt(p.ownImage, 2)} | ${fmt(p.otherImage, 2)} | ${fmt(p.chance, 2)} |`,
+      ),
+    );
+  if (r.classProbes.length)
+    lines.push(
+      '',
+      '| class probe: AP of the test images showing the class, ranked by | held out | images | coarse ITC ("a <class>") | fine detector | chance |',
+      '|---|---|---|---|---|---|',
+      ...r.classProbes.map(
+        (c) =>
+          `| ${c.class} | ${c.heldOut ? 'yes' : 'no'} | ${c.images} | ${fmt(c.coarseItc, 2)} | ${fmt(c.fineDetector, 2)} | ${fmt(c.chance, 2)} |`,
       ),
     );
   if (r.vqaTypes.length)
@@ -291,6 +316,17 @@ function mlmProbeHtml(probes: MlmProbeSummary[]): string {
   return `<h2>MLM probe</h2><p>The MLM head asked for each colour and shape word of the test captions, masked, with the caption's own image and with another scene's image: a fused text encoder that reads the image does better with its own.</p><table><tr><th>after</th><th>attribute</th><th>words</th><th>own image</th><th>another image</th><th>chance</th></tr>${rows}</table>\n`;
 }
 
+function classProbeHtml(probes: ClassProbeSummary[]): string {
+  if (!probes.length) return '';
+  const rows = probes
+    .map(
+      (c) =>
+        `<tr><td>${esc(c.class)}</td><td>${c.heldOut ? 'yes' : 'no'}</td><td>${c.images}</td><td>${fmt(c.coarseItc, 2)}</td><td>${fmt(c.fineDetector, 2)}</td><td>${fmt(c.chance, 2)}</td></tr>`,
+    )
+    .join('');
+  return `<h2>Class probe</h2><p>Average precision of the test images that show each detection class, ranked by the coarse model's ITC similarity to "a &lt;class&gt;" and by the fine detector's best score for a box under the class name: which model links the name to the shape (the held-out classes are never boxed in the fine stage).</p><table><tr><th>class</th><th>held out</th><th>images</th><th>coarse ITC</th><th>fine detector</th><th>chance</th></tr>${rows}</table>\n`;
+}
+
 function vqaTypesHtml(types: VqaTypeSummary[]): string {
   if (!types.length) return '';
   const rows = types
@@ -316,7 +352,7 @@ export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
 .good{color:#1a7f37}.bad{color:#cf222e}.charts,.gallery{display:flex;flex-wrap:wrap;gap:12px}.item{width:200px;font-size:11px}.item p{margin:2px 0}h4{margin:4px 0}figure{margin:0}</style></head><body>
 <h1>fiber-vl main job</h1><p>FIBER coarse-to-fine on the built-in procedural world: preset <b>${esc(r.preset)}</b>, seeds ${r.seeds.join(', ')}, backend ${esc(r.backend)}, ${(r.seconds / 60).toFixed(1)} minutes.</p>
 <h2>Tasks (test split)</h2><table><tr><th>task</th><th>metric</th><th>mean</th><th>per seed</th><th>baseline</th><th>margin</th><th></th></tr>${taskRows}</table>
-${vqaTypesHtml(r.vqaTypes)}${probeHtml(r.probes)}${mlmProbeHtml(r.mlmProbes)}<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
+${vqaTypesHtml(r.vqaTypes)}${classProbeHtml(r.classProbes)}${probeHtml(r.probes)}${mlmProbeHtml(r.mlmProbes)}<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
 <pre>${esc(resultsMarkdown(r))}</pre>
 <h2>Training losses</h2><div class="charts">${[...byStage].map(([stage, curves]) => lineChart(curves, stage)).join('')}</div>
 <h2>Test gallery</h2><p>Red: predictions (label and score); green dashed: ground truth.</p><div class="gallery">${gallery.map(galleryItem).join('')}</div>

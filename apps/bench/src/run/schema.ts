@@ -119,6 +119,25 @@ export function validateResults(r: unknown): string[] {
       );
     });
   }
+  if (!Array.isArray(r.classProbes)) errors.push('classProbes: must be a list');
+  else {
+    r.classProbes.forEach((c: unknown, i) => {
+      const at = `classProbes[${i}]`;
+      if (!isObject(c)) return errors.push(`${at}: not an object`);
+      need(typeof c.class === 'string' && c.class !== '', `${at}.class`, 'must be a non-empty string');
+      need(typeof c.heldOut === 'boolean', `${at}.heldOut`, 'must be a boolean');
+      need(Number.isInteger(c.images) && (c.images as number) > 0, `${at}.images`, 'must be a positive integer');
+      for (const k of ['coarseItc', 'fineDetector', 'chance'])
+        need(isFraction(c[k]), `${at}.${k}`, `must be a number in [0, 1], got ${JSON.stringify(c[k])}`);
+      need(
+        Array.isArray(c.seeds) &&
+          c.seeds.length === nSeeds &&
+          c.seeds.every((s: unknown) => isObject(s) && isFraction(s.coarseItc) && isFraction(s.fineDetector)),
+        `${at}.seeds`,
+        `must hold ${nSeeds} { coarseItc, fineDetector } entries in [0, 1]`,
+      );
+    });
+  }
   if (!Array.isArray(r.vqaTypes)) errors.push('vqaTypes: must be a list');
   else {
     r.vqaTypes.forEach((t: unknown, i) => {

@@ -30,6 +30,7 @@ import { evaluateFine, trainFine, type FineOutcome } from './fine-stage.js';
 import { fusionAblation } from './fusion-ablation.js';
 import { probeBackbone, type ProbeResult } from './probe.js';
 import { probeMlm, type MlmProbeResult } from './mlm-probe.js';
+import { classProbe, itcClassScores, type ClassProbeResult } from './class-probe.js';
 import { vqaTypeResults, type VqaTypeResult } from './vqa-types.js';
 import type { Log } from './progress.js';
 import type { RunPreset } from './presets.js';
@@ -62,6 +63,8 @@ export interface SeedResult {
   probes: ProbeResult[];
   /** The coarse model's MLM on masked colour and shape words, with its own and another image (mlm-probe.ts). */
   mlmProbes: MlmProbeResult[];
+  /** Each detection class's test images ranked by the coarse ITC and by the fine detector (class-probe.ts). */
+  classProbes: ClassProbeResult[];
   /** VQA accuracy per question type, with each question's own image and another's (vqa-types.ts). */
   vqaTypes: VqaTypeResult[];
   losses: LossCurve[];
@@ -140,10 +143,12 @@ async function runStages(
   const { model: coarse, snapshot } = await pretrainCoarse(ctx, config, unimodal);
   let retrieval: RetrievalOutcome;
   let mlmProbes: MlmProbeResult[];
+  let itcClasses: number[][];
   let vqa: VqaOutcome;
   let vqaTypes: VqaTypeResult[];
   let captions: string[];
   let fine: FineOutcome;
+  let classProbes: ClassProbeResult[];
   try {
     try {
       retrieval = await timedStage(ctx, 'retrieval eval (ITC, ITC + ITM re-ranking)', () =>
@@ -151,6 +156,9 @@ async function runStages(
       );
       mlmProbes = await timedStage(ctx, 'MLM probe (coarse pre-training)', () =>
         probeMlm(ctx, coarse, preset.evalScenes, 'coarse pre-training'),
+      );
+      itcClasses = await timedStage(ctx, 'class probe (coarse ITC)', () =>
+        itcClassScores(ctx, coarse, preset.evalScenes),
       );
     } finally {
       coarse.dispose();
@@ -192,6 +200,7 @@ async function runStages(
     } finally {
       fineModel.dispose();
     }
+    classProbes = classProbe(ctx, preset.evalScenes, itcClasses, fine.classScores);
     tasks.push(
       {
         task: 'rec',
@@ -345,6 +354,7 @@ async function runStages(
     ablations,
     probes,
     mlmProbes,
+    classProbes,
     vqaTypes,
     losses: ctx.curves,
     stages: ctx.stages,

@@ -1,0 +1,138 @@
+// Where is a class name read? Each detection class (seen in the fine stage or held out of it) ranks the
+// evaluated test images twice: by the coarse model's ITC similarity between the image and "a <class>"
+// (zero-shot, as CLIP classifies) and by the fine detector's best score for a box under that name
+// (the detection prompt of every class). The average precision of the images that show the class
+// says which model links the name to the shape: for the held-out classes only the coarse stage's
+// captions could have made that link (apps/bench/MEASUREMENTS.md, "Held-out classes are not named").
+import type { FiberCoarseModel } from '@fiber-vl/heads-coarse';
+import { tf } from '@fiber-vl/tensor-core';
+import { chunks, type RunContext } from './context.js';
+import { coarsePixels, encodeTexts } from './data.js';
+
+export interface ClassProbeResult {
+  class: string;
+  heldOut: boolean;
+  /** Evaluated test images that show an object of the class. */
+  images: number;
+  /** Average precision of those images ranked by the coarse model's ITC similarity to "a <class>". */
+  coarseItc: number;
+  /** ... ranked by the fine detector's best score for a box of the class (0 for none). */
+  fineDetector: number;
+  /** The expected average precision of a random ranking (randomRankingAp). */
+  chance: number;
+}
+
+/** The ITC prompt of a class: "a <class>", one of the world's caption templates ("a diamond"). */
+export const classPrompt = (name: string) => `a ${name}`;
+
+/**
+ * Average precision of the positives in `scores` ranked high to low (ties in index order): the mean,
+ * over the positives, of the precision at each one's rank. RangeError without a positive.
+ */
+export function averagePrecision(scores: readonly number[], positives: readonly boolean[]): number {
+  if (scores.length !== positives.length)
+    throw new RangeError(`average precision: ${scores.length} scores for ${positives.length} labels`);
+  const order = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
+  let hits = 0;
+  let sum = 0;
+  order.forEach((i, rank) => {
+    if (positives[i]) sum += ++hits / (rank + 1);
+  });
+  if (!hits) throw new RangeError('average precision: no positive among the ranked items');
+  return sum / hits;
+}
+
+/**
+ * The expected average precision of a uniformly random ranking of n items, m of them positive:
+ * (m - 1) / (n - 1) + H_n (n - m) / (n (n - 1)), H_n the n-th harmonic number (the positive at rank i
+ * has precision (1 + (i - 1)(m - 1) / (n - 1)) / i on average); a little above the prevalence m / n.
+ */
+export function randomRankingAp(n: number, m: number): number {
+  if (!(Number.isInteger(n) && Number.isInteger(m) && m >= 1 && m <= n))
+    throw new RangeError(`random ranking AP: needs 1 <= positives <= items, got ${m} of ${n}`);
+  if (n === 1) return 1;
+  let harmonic = 0;
+  for (let i = 1; i <= n; i++) harmonic += 1 / i;
+  return (m - 1) / (n - 1) + (harmonic * (n - m)) / (n * (n - 1));
+}
+
+/** ITC similarity of each of the first `scenes` test images to each class prompt: [class][image]. */
+export async function itcClassScores(ctx: RunContext, model: FiberCoarseModel, scenes: number): Promise<number[][]> {
+  const { world, tokenizer, preset } = ctx;
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    const simT = tf.tidy(() => {
+      const text = encodeTexts(
+        tokenizer,
+        world.classes.map((c) => classPrompt(c.name)),
+        preset.model.maxTextLen,
+      );
+      const txt = model.encodeText(text.ids, text.mask).textCls;
+      const img = tf.concat(
+        chunks(scenes, 64).map(
+          ([a, b]) =>
+            model.encodeImage(
+              coarsePixels(
+                world,
+                'test',
+                Array.from({ length: b - a }, (_, i) => a + i),
+                preset.model.imageSize,
+              ),
+            ).imageCls,
+        ),
+      );
+      return tf.matMul(txt, img, false, true);
+    });
+    try {
+      return (await simT.array()) as number[][];
+    } finally {
+      simT.dispose();
+    }
+  } finally {
+    if (wasTraining) model.train();
+  }
+}
+
+/**
+ * The probe over the first `scenes` test scenes from the two rankings ([class][image] scores, classes
+ * in world order); a class no evaluated image shows is left out.
+ */
+export function classProbe(
+  ctx: RunContext,
+  scenes: number,
+  coarseItc: number[][],
+  fineDetector: number[][],
+): ClassProbeResult[] {
+  const { world } = ctx;
+  const n = world.classes.length;
+  for (const [what, s] of [
+    ['coarse ITC', coarseItc],
+    ['fine detector', fineDetector],
+  ] as const)
+    if (s.length !== n || s.some((row) => row.length !== scenes))
+      throw new RangeError(`class probe: ${what} scores must be ${n} classes x ${scenes} images`);
+  const shown = Array.from(
+    { length: scenes },
+    (_, i) => new Set(world.sample('test', i).detections.map((d) => d.name)),
+  );
+  const results = world.classes.flatMap((c, k) => {
+    const positives = shown.map((names) => names.has(c.name));
+    const images = positives.filter(Boolean).length;
+    if (!images) return [];
+    return [
+      {
+        class: c.name,
+        heldOut: c.heldOut,
+        images,
+        coarseItc: averagePrecision(coarseItc[k], positives),
+        fineDetector: averagePrecision(fineDetector[k], positives),
+        chance: randomRankingAp(scenes, images),
+      },
+    ];
+  });
+  ctx.log(
+    `[seed ${ctx.seed}] class probe, AP of the images showing each class by coarse ITC / fine detector (chance): ${results.map((r) => `${r.class}${r.heldOut ? ' (held out)' : ''} ${r.coarseItc.toFixed(2)} / ${r.fineDetector.toFixed(2)} (${r.chance.toFixed(2)})`).join(', ')}`,
+  );
+  return results;
+}
