@@ -10,7 +10,9 @@ const seed = (n: number, accuracy: number, own: number, words = 10): SeedResult 
   ablations: [],
   probes: [{ model: 'm', stride: 8, attribute: 'shape', accuracy, chance: 0.2 }],
   mlmProbes: [{ model: 'm', attribute: 'colour', words, ownImage: own, otherImage: 0.1, chance: 0.125 }],
-  classProbes: [{ class: 'star', heldOut: true, images: words, coarseItc: own, fineDetector: 0.25, chance: 0.32 }],
+  classProbes: [
+    { class: 'star', heldOut: true, images: words, coarseItc: own, fineDetector: 0.25, objectCount: 0.4, chance: 0.32 },
+  ],
   vqaTypes: [
     { type: 'shape', questions: words, ownImage: own, otherImage: 0.2, majorityAnswer: 'circle', majority: 0.17 },
   ],
@@ -34,7 +36,14 @@ describe('probe aggregation over seeds', () => {
       { ownImage: 0.5, otherImage: 0.1 },
     ]);
     const [cls] = aggregateClassProbes(results);
-    expect(cls).toMatchObject({ class: 'star', heldOut: true, images: 10, chance: 0.32, fineDetector: 0.25 });
+    expect(cls).toMatchObject({
+      class: 'star',
+      heldOut: true,
+      images: 10,
+      objectCount: 0.4,
+      chance: 0.32,
+      fineDetector: 0.25,
+    });
     expect(cls.coarseItc).toBeCloseTo(0.4, 12);
     expect(cls.seeds).toEqual([
       { coarseItc: 0.3, fineDetector: 0.25 },
@@ -55,10 +64,10 @@ describe('probe aggregation over seeds', () => {
       'seed 1: MLM probe 0 is m/colour/11 words, expected m/colour/10 words',
     );
     expect(() => aggregateVqaTypes([seed(0, 0.4, 0.3), seed(1, 0.6, 0.5, 11)])).toThrow(
-      'seed 1: VQA type 0 is shape/11 questions, expected shape/10 questions',
+      'seed 1: VQA type 0 is shape/11 questions/majority "circle" 0.17, expected shape/10 questions/majority "circle" 0.17',
     );
     expect(() => aggregateClassProbes([seed(0, 0.4, 0.3), seed(1, 0.6, 0.5, 11)])).toThrow(
-      'seed 1: class probe 0 is star/11 images, expected star/10 images',
+      'seed 1: class probe 0 is star (held out)/11 images/object count 0.4/chance 0.32, expected star (held out)/10 images/object count 0.4/chance 0.32',
     );
     const short = { ...seed(1, 0.6, 0.5), probes: [] };
     expect(() => aggregateProbes([seed(0, 0.4, 0.3), short])).toThrow('seed 1: 0 probes, seed 0 1');

@@ -18,6 +18,11 @@ export interface ClassProbeResult {
   coarseItc: number;
   /** ... ranked by the fine detector's best score for a box of the class (0 for none). */
   fineDetector: number;
+  /**
+   * ... ranked by the image's number of objects: a score blind to the name, which beats a random
+   * ranking as an image with more objects is likelier to show any class.
+   */
+  objectCount: number;
   /** The expected average precision of a random ranking (randomRankingAp). */
   chance: number;
 }
@@ -26,20 +31,33 @@ export interface ClassProbeResult {
 export const classPrompt = (name: string) => `a ${name}`;
 
 /**
- * Average precision of the positives in `scores` ranked high to low (ties in index order): the mean,
- * over the positives, of the precision at each one's rank. RangeError without a positive.
+ * Average precision of the positives in `scores` ranked high to low: the mean, over the positives, of
+ * the precision at each one's rank. Items of equal score are in no order, so a group of ties counts
+ * what every order of it gives on average (the positive at place j of a group of g holding p
+ * positives, after h positives and b items, has precision (h + 1 + (j - 1)(p - 1) / (g - 1)) /
+ * (b + j) on average): scores all equal give randomRankingAp. RangeError without a positive.
  */
 export function averagePrecision(scores: readonly number[], positives: readonly boolean[]): number {
   if (scores.length !== positives.length)
     throw new RangeError(`average precision: ${scores.length} scores for ${positives.length} labels`);
-  const order = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
-  let hits = 0;
+  const order = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a]);
+  const total = positives.filter(Boolean).length;
+  if (!total) throw new RangeError('average precision: no positive among the ranked items');
   let sum = 0;
-  order.forEach((i, rank) => {
-    if (positives[i]) sum += ++hits / (rank + 1);
-  });
-  if (!hits) throw new RangeError('average precision: no positive among the ranked items');
-  return sum / hits;
+  let before = 0;
+  let hitsBefore = 0;
+  for (let start = 0; start < order.length; ) {
+    let end = start + 1;
+    while (end < order.length && scores[order[end]] === scores[order[start]]) end++;
+    const g = end - start;
+    const p = order.slice(start, end).filter((i) => positives[i]).length;
+    for (let j = 1; p > 0 && j <= g; j++)
+      sum += ((p / g) * (hitsBefore + 1 + (g > 1 ? ((j - 1) * (p - 1)) / (g - 1) : 0))) / (before + j);
+    before += g;
+    hitsBefore += p;
+    start = end;
+  }
+  return sum / total;
 }
 
 /**
@@ -56,8 +74,33 @@ export function randomRankingAp(n: number, m: number): number {
   return (m - 1) / (n - 1) + (harmonic * (n - m)) / (n * (n - 1));
 }
 
-/** ITC similarity of each of the first `scenes` test images to each class prompt: [class][image]. */
-export async function itcClassScores(ctx: RunContext, model: FiberCoarseModel, scenes: number): Promise<number[][]> {
+/**
+ * Keeps, in `scores` ([class][scene]), the best score of `scene`'s detections under each class
+ * (`label.index` is the class's index in the prompt, which lists the classes in world order).
+ */
+export function recordClassScores(
+  scores: number[][],
+  scene: number,
+  detections: readonly { label: { index: number }; score: number }[],
+): void {
+  for (const d of detections) {
+    const row = scores[d.label.index];
+    if (!row || !(scene >= 0 && scene < row.length))
+      throw new RangeError(`class scores: no slot for class ${d.label.index} of ${scores.length}, scene ${scene}`);
+    row[scene] = Math.max(row[scene], d.score);
+  }
+}
+
+/**
+ * ITC similarity of each of the first `scenes` test images to each class prompt: [class][image]
+ * (images encoded `chunk` at a time).
+ */
+export async function itcClassScores(
+  ctx: RunContext,
+  model: FiberCoarseModel,
+  scenes: number,
+  chunk = 64,
+): Promise<number[][]> {
   const { world, tokenizer, preset } = ctx;
   const wasTraining = model.training;
   model.eval();
@@ -70,7 +113,7 @@ export async function itcClassScores(ctx: RunContext, model: FiberCoarseModel, s
       );
       const txt = model.encodeText(text.ids, text.mask).textCls;
       const img = tf.concat(
-        chunks(scenes, 64).map(
+        chunks(scenes, chunk).map(
           ([a, b]) =>
             model.encodeImage(
               coarsePixels(
@@ -110,12 +153,16 @@ export function classProbe(
     ['coarse ITC', coarseItc],
     ['fine detector', fineDetector],
   ] as const)
-    if (s.length !== n || s.some((row) => row.length !== scenes))
-      throw new RangeError(`class probe: ${what} scores must be ${n} classes x ${scenes} images`);
-  const shown = Array.from(
-    { length: scenes },
-    (_, i) => new Set(world.sample('test', i).detections.map((d) => d.name)),
-  );
+    if (s.length !== n || s.some((row) => row.length !== scenes)) {
+      const bad = s.findIndex((row) => row.length !== scenes);
+      throw new RangeError(
+        `class probe: ${what} scores must be ${n} classes x ${scenes} images, got ${s.length} classes` +
+          (bad >= 0 ? ` (class ${bad}: ${s[bad].length} images)` : ''),
+      );
+    }
+  const detections = Array.from({ length: scenes }, (_, i) => world.sample('test', i).detections);
+  const shown = detections.map((ds) => new Set(ds.map((d) => d.name)));
+  const objects = detections.map((ds) => ds.length);
   const results = world.classes.flatMap((c, k) => {
     const positives = shown.map((names) => names.has(c.name));
     const images = positives.filter(Boolean).length;
@@ -127,12 +174,13 @@ export function classProbe(
         images,
         coarseItc: averagePrecision(coarseItc[k], positives),
         fineDetector: averagePrecision(fineDetector[k], positives),
+        objectCount: averagePrecision(objects, positives),
         chance: randomRankingAp(scenes, images),
       },
     ];
   });
   ctx.log(
-    `[seed ${ctx.seed}] class probe, AP of the images showing each class by coarse ITC / fine detector (chance): ${results.map((r) => `${r.class}${r.heldOut ? ' (held out)' : ''} ${r.coarseItc.toFixed(2)} / ${r.fineDetector.toFixed(2)} (${r.chance.toFixed(2)})`).join(', ')}`,
+    `[seed ${ctx.seed}] class probe, AP of the images showing each class by coarse ITC / fine detector / object count (chance): ${results.map((r) => `${r.class}${r.heldOut ? ' (held out)' : ''} ${r.coarseItc.toFixed(2)} / ${r.fineDetector.toFixed(2)} / ${r.objectCount.toFixed(2)} (${r.chance.toFixed(2)})`).join(', ')}`,
   );
   return results;
 }

@@ -31,6 +31,7 @@ import {
   randomLabelDetectionBaseline,
 } from '@fiber-vl/trainer';
 import { type FineExample, detectionExamples, fineBatch } from './data.js';
+import { recordClassScores } from './class-probe.js';
 import { type RunContext, seedRng, timedStage, trainStage } from './context.js';
 
 /** Anchors a quarter of FIBER's (32 px at stride 8): the world's objects are 14-40 px at the fine input size. */
@@ -248,10 +249,9 @@ export async function evaluateFine(
       let found: Detection[] = [];
       if (detection) {
         found = (await pipeline.detect(image, names)).detections;
-        for (const d of found) {
+        for (const d of found)
           dets.push({ image_id: i + 1, category_id: world.classes[d.label.index].id, bbox: d.bbox, score: d.score });
-          classScores[d.label.index][i] = Math.max(classScores[d.label.index][i], d.score);
-        }
+        recordClassScores(classScores, i, found);
       }
       if (i < preset.galleryImages) gallery.push({ scene: i, detections: found.slice(0, 6), expression, referred });
     }

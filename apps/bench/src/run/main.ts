@@ -298,7 +298,8 @@ export function aggregateClassProbes(results: SeedResult[]): ClassProbeSummary[]
   return alignedOverSeeds(
     results,
     (r) => r.classProbes,
-    (q) => `${q.class}/${q.images} images`,
+    (q) =>
+      `${q.class}${q.heldOut ? ' (held out)' : ''}/${q.images} images/object count ${q.objectCount}/chance ${q.chance}`,
     'class probe',
   ).map((qs) => {
     const [p] = qs;
@@ -310,6 +311,7 @@ export function aggregateClassProbes(results: SeedResult[]): ClassProbeSummary[]
       coarseItc: mean(seeds.map((s) => s.coarseItc)),
       fineDetector: mean(seeds.map((s) => s.fineDetector)),
       seeds,
+      objectCount: p.objectCount,
       chance: p.chance,
     };
   });
@@ -320,7 +322,7 @@ export function aggregateVqaTypes(results: SeedResult[]): VqaTypeSummary[] {
   return alignedOverSeeds(
     results,
     (r) => r.vqaTypes,
-    (q) => `${q.type}/${q.questions} questions`,
+    (q) => `${q.type}/${q.questions} questions/majority "${q.majorityAnswer}" ${q.majority}`,
     'VQA type',
   ).map((qs) => {
     const [p] = qs;

@@ -8,7 +8,7 @@ import { tf } from '@fiber-vl/tensor-core';
 import { COLOURS, SHAPES } from '@fiber-vl/trainer';
 import { maskId } from './coarse-model.js';
 import { chunks, type RunContext } from './context.js';
-import { coarsePixels } from './data.js';
+import { coarsePixels, otherScene } from './data.js';
 import { MLM_PROBE_ATTRIBUTE_IDS } from './schema.js';
 
 export type MlmProbeAttribute = (typeof MLM_PROBE_ATTRIBUTE_IDS)[number];
@@ -45,7 +45,7 @@ const CHANCE_TRAIN_SCENES = 1000;
 
 /**
  * The probe on the captions of the first `scenes` test scenes. The other image of scene i is scene
- * (i + floor(scenes / 2)) mod scenes, which may hold the same shape or colour: a model that reads the
+ * (i + floor(scenes / 2)) mod scenes (data.ts otherScene), which may hold the same shape or colour: a model that reads the
  * image gains less than its reading is worth, one that does not gains nothing.
  */
 export async function probeMlm(
@@ -94,8 +94,8 @@ export async function probeMlm(
   const wasTraining = model.training;
   model.eval();
   try {
-    const own = await accuracy(model, ctx, items, candidates, scenes, 0);
-    const other = await accuracy(model, ctx, items, candidates, scenes, Math.floor(scenes / 2));
+    const own = await accuracy(model, ctx, items, candidates, (scene) => scene);
+    const other = await accuracy(model, ctx, items, candidates, (scene) => otherScene(scene, scenes));
     const results = MLM_PROBE_ATTRIBUTE_IDS.map((attribute) => {
       const mine = items.filter((it) => it.attribute === attribute);
       if (mine.length === 0)
@@ -142,14 +142,13 @@ function trainMajority(
   ) as Record<MlmProbeAttribute, number>;
 }
 
-/** Hits per attribute when item k is shown the image of test scene (scene + shift) mod scenes. */
+/** Hits per attribute when each item is shown the image of test scene `image(item.scene)`. */
 async function accuracy(
   model: FiberCoarseModel,
   { world, preset }: RunContext,
   items: Item[],
   candidates: Record<MlmProbeAttribute, number[]>,
-  scenes: number,
-  shift: number,
+  image: (scene: number) => number,
 ): Promise<Record<MlmProbeAttribute, number>> {
   const hits = Object.fromEntries(MLM_PROBE_ATTRIBUTE_IDS.map((a) => [a, 0])) as Record<MlmProbeAttribute, number>;
   for (const [a, b] of chunks(items.length, 64)) {
@@ -159,7 +158,7 @@ async function accuracy(
       const pixels = coarsePixels(
         world,
         'test',
-        part.map((it) => (it.scene + shift) % scenes),
+        part.map((it) => image(it.scene)),
         preset.model.imageSize,
       );
       const ids = tf.tensor2d(

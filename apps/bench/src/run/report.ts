@@ -97,6 +97,8 @@ export interface ClassProbeSummary {
   coarseItc: number;
   fineDetector: number;
   seeds: { coarseItc: number; fineDetector: number }[];
+  /** The AP of the images ranked by their number of objects (name-blind; the same for every seed). */
+  objectCount: number;
   /** The expected average precision of a random ranking. */
   chance: number;
 }
@@ -213,11 +215,11 @@ export function resultsMarkdown(r: MainJobResults): string {
   if (r.classProbes.length)
     lines.push(
       '',
-      '| class probe: AP of the test images showing the class, ranked by | held out | images | coarse ITC ("a <class>") | fine detector | chance |',
-      '|---|---|---|---|---|---|',
+      '| class probe: AP of the test images showing the class | held out | images | ranked by coarse ITC ("a <class>") | by fine detector | by object count | random |',
+      '|---|---|---|---|---|---|---|',
       ...r.classProbes.map(
         (c) =>
-          `| ${c.class} | ${c.heldOut ? 'yes' : 'no'} | ${c.images} | ${fmt(c.coarseItc, 2)} | ${fmt(c.fineDetector, 2)} | ${fmt(c.chance, 2)} |`,
+          `| ${c.class} | ${c.heldOut ? 'yes' : 'no'} | ${c.images} | ${fmt(c.coarseItc, 2)} | ${fmt(c.fineDetector, 2)} | ${fmt(c.objectCount, 2)} | ${fmt(c.chance, 2)} |`,
       ),
     );
   if (r.vqaTypes.length)
@@ -321,10 +323,10 @@ function classProbeHtml(probes: ClassProbeSummary[]): string {
   const rows = probes
     .map(
       (c) =>
-        `<tr><td>${esc(c.class)}</td><td>${c.heldOut ? 'yes' : 'no'}</td><td>${c.images}</td><td>${fmt(c.coarseItc, 2)}</td><td>${fmt(c.fineDetector, 2)}</td><td>${fmt(c.chance, 2)}</td></tr>`,
+        `<tr><td>${esc(c.class)}</td><td>${c.heldOut ? 'yes' : 'no'}</td><td>${c.images}</td><td>${fmt(c.coarseItc, 2)}</td><td>${fmt(c.fineDetector, 2)}</td><td>${fmt(c.objectCount, 2)}</td><td>${fmt(c.chance, 2)}</td></tr>`,
     )
     .join('');
-  return `<h2>Class probe</h2><p>Average precision of the test images that show each detection class, ranked by the coarse model's ITC similarity to "a &lt;class&gt;" and by the fine detector's best score for a box under the class name: which model links the name to the shape (the held-out classes are never boxed in the fine stage).</p><table><tr><th>class</th><th>held out</th><th>images</th><th>coarse ITC</th><th>fine detector</th><th>chance</th></tr>${rows}</table>\n`;
+  return `<h2>Class probe</h2><p>Average precision of the test images that show each detection class, ranked by the coarse model's ITC similarity to "a &lt;class&gt;", by the fine detector's best score for a box under the class name, and, blind to the name, by the image's number of objects: which model links the name to the shape (the held-out classes are never boxed in the fine stage).</p><table><tr><th>class</th><th>held out</th><th>images</th><th>coarse ITC</th><th>fine detector</th><th>object count</th><th>random</th></tr>${rows}</table>\n`;
 }
 
 function vqaTypesHtml(types: VqaTypeSummary[]): string {
@@ -352,7 +354,7 @@ export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
 .good{color:#1a7f37}.bad{color:#cf222e}.charts,.gallery{display:flex;flex-wrap:wrap;gap:12px}.item{width:200px;font-size:11px}.item p{margin:2px 0}h4{margin:4px 0}figure{margin:0}</style></head><body>
 <h1>fiber-vl main job</h1><p>FIBER coarse-to-fine on the built-in procedural world: preset <b>${esc(r.preset)}</b>, seeds ${r.seeds.join(', ')}, backend ${esc(r.backend)}, ${(r.seconds / 60).toFixed(1)} minutes.</p>
 <h2>Tasks (test split)</h2><table><tr><th>task</th><th>metric</th><th>mean</th><th>per seed</th><th>baseline</th><th>margin</th><th></th></tr>${taskRows}</table>
-${vqaTypesHtml(r.vqaTypes)}${classProbeHtml(r.classProbes)}${probeHtml(r.probes)}${mlmProbeHtml(r.mlmProbes)}<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
+${probeHtml(r.probes)}${mlmProbeHtml(r.mlmProbes)}${classProbeHtml(r.classProbes)}${vqaTypesHtml(r.vqaTypes)}<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
 <pre>${esc(resultsMarkdown(r))}</pre>
 <h2>Training losses</h2><div class="charts">${[...byStage].map(([stage, curves]) => lineChart(curves, stage)).join('')}</div>
 <h2>Test gallery</h2><p>Red: predictions (label and score); green dashed: ground truth.</p><div class="gallery">${gallery.map(galleryItem).join('')}</div>

@@ -127,7 +127,7 @@ export function validateResults(r: unknown): string[] {
       need(typeof c.class === 'string' && c.class !== '', `${at}.class`, 'must be a non-empty string');
       need(typeof c.heldOut === 'boolean', `${at}.heldOut`, 'must be a boolean');
       need(Number.isInteger(c.images) && (c.images as number) > 0, `${at}.images`, 'must be a positive integer');
-      for (const k of ['coarseItc', 'fineDetector', 'chance'])
+      for (const k of ['coarseItc', 'fineDetector', 'objectCount', 'chance'])
         need(isFraction(c[k]), `${at}.${k}`, `must be a number in [0, 1], got ${JSON.stringify(c[k])}`);
       need(
         Array.isArray(c.seeds) &&

@@ -1,7 +1,7 @@
 // VQA accuracy per question type, with the question's own image and with another scene's: where the
 // overall accuracy comes from, and whether each type's answers come from the image at all (a type the
 // model answers from the question alone scores the same with either image).
-import { QUESTION_TYPES, type QuestionType, type WorldBaselines } from '@fiber-vl/trainer';
+import { QUESTION_TYPES, type QuestionType } from '@fiber-vl/trainer';
 import type { VqaExample } from './data.js';
 import { vqaScore } from './coarse-tasks.js';
 
@@ -17,14 +17,14 @@ export interface VqaTypeResult {
 }
 
 /**
- * Per-type accuracies of predictions on `examples`, with their own and other images; `floors` are the
- * world's majority baselines on the same questions (an error names a type whose count differs).
+ * Per-type accuracies of predictions on `examples`, with their own and other images, next to each
+ * type's train majority answer (`majorities`, e.g. worldBaselines' vqa.byType) scored on the same questions.
  */
 export function vqaTypeResults(
   examples: VqaExample[],
   ownImage: string[],
   otherImage: string[],
-  floors: WorldBaselines['vqa']['byType'],
+  majorities: Record<QuestionType, { majority: string }>,
 ): VqaTypeResult[] {
   if (ownImage.length !== examples.length || otherImage.length !== examples.length)
     throw new RangeError(
@@ -33,24 +33,20 @@ export function vqaTypeResults(
   return QUESTION_TYPES.flatMap((type) => {
     const idx = examples.flatMap((x, i) => (x.type === type ? [i] : []));
     if (!idx.length) return [];
-    const floor = floors[type];
-    if (floor.questions !== idx.length)
-      throw new RangeError(
-        `VQA by type: ${idx.length} "${type}" questions, but the baseline was counted on ${floor.questions}`,
-      );
-    const of = (answers: string[]) =>
+    const majorityAnswer = majorities[type].majority;
+    const of = (answers: (i: number) => string) =>
       vqaScore(
         idx.map((i) => examples[i]),
-        idx.map((i) => answers[i]),
+        idx.map(answers),
       );
     return [
       {
         type,
         questions: idx.length,
-        ownImage: of(ownImage),
-        otherImage: of(otherImage),
-        majorityAnswer: floor.majority,
-        majority: floor.accuracy,
+        ownImage: of((i) => ownImage[i]),
+        otherImage: of((i) => otherImage[i]),
+        majorityAnswer,
+        majority: of(() => majorityAnswer),
       },
     ];
   });
