@@ -11,7 +11,16 @@ const seed = (n: number, accuracy: number, own: number, words = 10): SeedResult 
   probes: [{ model: 'm', stride: 8, attribute: 'shape', accuracy, chance: 0.2 }],
   mlmProbes: [{ model: 'm', attribute: 'colour', words, ownImage: own, otherImage: 0.1, chance: 0.125 }],
   classProbes: [
-    { class: 'star', heldOut: true, images: words, coarseItc: own, fineDetector: 0.25, objectCount: 0.4, chance: 0.32 },
+    {
+      class: 'star',
+      heldOut: true,
+      images: words,
+      coarseItc: own,
+      fineDetector: 0.25,
+      objectCount: 0.4,
+      chance: 0.32,
+      singleObject: { images: 3, coarseItc: own, fineDetector: 0 },
+    },
   ],
   vqaTypes: [
     { type: 'shape', questions: words, ownImage: own, otherImage: 0.2, majorityAnswer: 'circle', majority: 0.17 },
@@ -45,6 +54,8 @@ describe('probe aggregation over seeds', () => {
       fineDetector: 0.25,
     });
     expect(cls.coarseItc).toBeCloseTo(0.4, 12);
+    expect(cls.singleObject?.images).toBe(3);
+    expect(cls.singleObject?.coarseItc).toBeCloseTo(0.4, 12);
     expect(cls.seeds).toEqual([
       { coarseItc: 0.3, fineDetector: 0.25 },
       { coarseItc: 0.5, fineDetector: 0.25 },
@@ -67,7 +78,7 @@ describe('probe aggregation over seeds', () => {
       'seed 1: VQA type 0 is shape/11 questions/majority "circle" 0.17, expected shape/10 questions/majority "circle" 0.17',
     );
     expect(() => aggregateClassProbes([seed(0, 0.4, 0.3), seed(1, 0.6, 0.5, 11)])).toThrow(
-      'seed 1: class probe 0 is star (held out)/11 images/object count 0.4/chance 0.32, expected star (held out)/10 images/object count 0.4/chance 0.32',
+      'seed 1: class probe 0 is star (held out)/11 images/object count 0.4/chance 0.32/single-object images 3, expected star (held out)/10 images/object count 0.4/chance 0.32/single-object images 3',
     );
     const short = { ...seed(1, 0.6, 0.5), probes: [] };
     expect(() => aggregateProbes([seed(0, 0.4, 0.3), short])).toThrow('seed 1: 0 probes, seed 0 1');

@@ -137,6 +137,11 @@ describe('class probe on a fresh coarse model', () => {
       expect(c.images).toBe(truth[k].filter(Boolean).length);
       expect(c.coarseItc).toBe(1);
       expect(c.fineDetector).toBeCloseTo(c.chance, 12);
+      // the scenes whose only object is of the class: named by the truth's scores, by none from a row of zeros
+      const single = Array.from({ length: SCENES }, (_, i) => ctx.world.sample('test', i).detections).filter(
+        (ds) => ds.length === 1 && ds[0].name === c.class,
+      ).length;
+      expect(c.singleObject).toEqual(single ? { images: single, coarseItc: 1, fineDetector: 0 } : null);
       expect(c.chance).toBeCloseTo(randomRankingAp(SCENES, c.images), 12);
       // ranked by the number of objects each scene has
       const objects = Array.from({ length: SCENES }, (_, i) => ctx.world.sample('test', i).scene.objects.length);
@@ -148,6 +153,7 @@ describe('class probe on a fresh coarse model', () => {
         12,
       );
     }
+    expect(r.some((c) => c.singleObject !== null)).toBe(true);
     // every class shown somewhere is probed, the others left out
     expect(r.map((c) => c.class)).toEqual(
       ctx.world.classes.filter((_, k) => truth[k].some(Boolean)).map((c) => c.name),

@@ -46,7 +46,9 @@ describe('fiber-bench run --preset micro', () => {
       /^\| after coarse pre-training: shape \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \|$/m,
     );
     expect(first.stdout).toMatch(/^\| shape \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \("\w+"\) \|$/m);
-    expect(first.stdout).toMatch(/^\| star \| yes \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \|$/m);
+    expect(first.stdout).toMatch(
+      /^\| star \| yes \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \| (\d+ \| \d\.\d\d \| \d\.\d\d|0 \| - \| -) \|$/m,
+    );
     expect(first.stderr).toMatch(
       /\[seed 1\] VQA by type, own image \/ another \(train majority\): colour \d\.\d\d \/ /,
     );

@@ -25,6 +25,13 @@ export interface ClassProbeResult {
   objectCount: number;
   /** The expected average precision of a random ranking (randomRankingAp). */
   chance: number;
+  /**
+   * The evaluated images whose only object is of the class, and the share of them each model names
+   * (the class with the highest score among all; a tie, or a detector without a box, names none):
+   * free of the object count, which the rankings above also answer to (chance 1 / classes). Null
+   * where no such image is evaluated.
+   */
+  singleObject: { images: number; coarseItc: number; fineDetector: number } | null;
 }
 
 /** The ITC prompt of a class: "a <class>", one of the world's caption templates ("a diamond"). */
@@ -163,10 +170,21 @@ export function classProbe(
   const detections = Array.from({ length: scenes }, (_, i) => world.sample('test', i).detections);
   const shown = detections.map((ds) => new Set(ds.map((d) => d.name)));
   const objects = detections.map((ds) => ds.length);
+  /** The class index with the highest score for image i, or -1 on a tie (a row of zeros included). */
+  const named = (scores: number[][], i: number) => {
+    let best = 0;
+    let tie = false;
+    for (let k = 1; k < n; k++) {
+      if (scores[k][i] > scores[best][i]) [best, tie] = [k, false];
+      else if (scores[k][i] === scores[best][i]) tie = true;
+    }
+    return tie ? -1 : best;
+  };
   const results = world.classes.flatMap((c, k) => {
     const positives = shown.map((names) => names.has(c.name));
     const images = positives.filter(Boolean).length;
     if (!images) return [];
+    const single = detections.flatMap((ds, i) => (ds.length === 1 && ds[0].name === c.name ? [i] : []));
     return [
       {
         class: c.name,
@@ -176,11 +194,18 @@ export function classProbe(
         fineDetector: averagePrecision(fineDetector[k], positives),
         objectCount: averagePrecision(objects, positives),
         chance: randomRankingAp(scenes, images),
+        singleObject: single.length
+          ? {
+              images: single.length,
+              coarseItc: single.filter((i) => named(coarseItc, i) === k).length / single.length,
+              fineDetector: single.filter((i) => named(fineDetector, i) === k).length / single.length,
+            }
+          : null,
       },
     ];
   });
   ctx.log(
-    `[seed ${ctx.seed}] class probe, AP of the images showing each class by coarse ITC / fine detector / object count (chance): ${results.map((r) => `${r.class}${r.heldOut ? ' (held out)' : ''} ${r.coarseItc.toFixed(2)} / ${r.fineDetector.toFixed(2)} / ${r.objectCount.toFixed(2)} (${r.chance.toFixed(2)})`).join(', ')}`,
+    `[seed ${ctx.seed}] class probe, AP of the images showing each class by coarse ITC / fine detector / object count (chance), and its single-object images named by ITC / detector: ${results.map((r) => `${r.class}${r.heldOut ? ' (held out)' : ''} ${r.coarseItc.toFixed(2)} / ${r.fineDetector.toFixed(2)} / ${r.objectCount.toFixed(2)} (${r.chance.toFixed(2)}), ${r.singleObject ? `${r.singleObject.coarseItc.toFixed(2)} / ${r.singleObject.fineDetector.toFixed(2)} of ${r.singleObject.images}` : 'none'}`).join('; ')}`,
   );
   return results;
 }

@@ -299,11 +299,12 @@ export function aggregateClassProbes(results: SeedResult[]): ClassProbeSummary[]
     results,
     (r) => r.classProbes,
     (q) =>
-      `${q.class}${q.heldOut ? ' (held out)' : ''}/${q.images} images/object count ${q.objectCount}/chance ${q.chance}`,
+      `${q.class}${q.heldOut ? ' (held out)' : ''}/${q.images} images/object count ${q.objectCount}/chance ${q.chance}/single-object images ${q.singleObject?.images ?? 0}`,
     'class probe',
   ).map((qs) => {
     const [p] = qs;
     const seeds = qs.map((q) => ({ coarseItc: q.coarseItc, fineDetector: q.fineDetector }));
+    const single = qs.map((q) => q.singleObject);
     return {
       class: p.class,
       heldOut: p.heldOut,
@@ -313,6 +314,11 @@ export function aggregateClassProbes(results: SeedResult[]): ClassProbeSummary[]
       seeds,
       objectCount: p.objectCount,
       chance: p.chance,
+      singleObject: p.singleObject && {
+        images: p.singleObject.images,
+        coarseItc: mean(single.map((q) => q?.coarseItc ?? 0)),
+        fineDetector: mean(single.map((q) => q?.fineDetector ?? 0)),
+      },
     };
   });
 }

@@ -101,6 +101,8 @@ export interface ClassProbeSummary {
   objectCount: number;
   /** The expected average precision of a random ranking. */
   chance: number;
+  /** The images whose only object is of the class, and the mean share of them each model names (null: none). */
+  singleObject: { images: number; coarseItc: number; fineDetector: number } | null;
 }
 
 /** VQA accuracy per question type (run/vqa-types.ts), over seeds. */
@@ -215,11 +217,11 @@ export function resultsMarkdown(r: MainJobResults): string {
   if (r.classProbes.length)
     lines.push(
       '',
-      '| class probe: AP of the test images showing the class | held out | images | ranked by coarse ITC ("a <class>") | by fine detector | by object count | random |',
-      '|---|---|---|---|---|---|---|',
+      `| class probe: AP of the test images showing the class | held out | images | ranked by coarse ITC ("a <class>") | by fine detector | by object count | random | single-object images | named by coarse ITC | by fine detector (chance ${fmt(1 / r.classProbes.length, 2)}) |`,
+      '|---|---|---|---|---|---|---|---|---|---|',
       ...r.classProbes.map(
         (c) =>
-          `| ${c.class} | ${c.heldOut ? 'yes' : 'no'} | ${c.images} | ${fmt(c.coarseItc, 2)} | ${fmt(c.fineDetector, 2)} | ${fmt(c.objectCount, 2)} | ${fmt(c.chance, 2)} |`,
+          `| ${c.class} | ${c.heldOut ? 'yes' : 'no'} | ${c.images} | ${fmt(c.coarseItc, 2)} | ${fmt(c.fineDetector, 2)} | ${fmt(c.objectCount, 2)} | ${fmt(c.chance, 2)} | ${c.singleObject ? `${c.singleObject.images} | ${fmt(c.singleObject.coarseItc, 2)} | ${fmt(c.singleObject.fineDetector, 2)}` : '0 | - | -'} |`,
       ),
     );
   if (r.vqaTypes.length)
@@ -323,10 +325,10 @@ function classProbeHtml(probes: ClassProbeSummary[]): string {
   const rows = probes
     .map(
       (c) =>
-        `<tr><td>${esc(c.class)}</td><td>${c.heldOut ? 'yes' : 'no'}</td><td>${c.images}</td><td>${fmt(c.coarseItc, 2)}</td><td>${fmt(c.fineDetector, 2)}</td><td>${fmt(c.objectCount, 2)}</td><td>${fmt(c.chance, 2)}</td></tr>`,
+        `<tr><td>${esc(c.class)}</td><td>${c.heldOut ? 'yes' : 'no'}</td><td>${c.images}</td><td>${fmt(c.coarseItc, 2)}</td><td>${fmt(c.fineDetector, 2)}</td><td>${fmt(c.objectCount, 2)}</td><td>${fmt(c.chance, 2)}</td>${c.singleObject ? `<td>${c.singleObject.images}</td><td>${fmt(c.singleObject.coarseItc, 2)}</td><td>${fmt(c.singleObject.fineDetector, 2)}</td>` : '<td>0</td><td>-</td><td>-</td>'}</tr>`,
     )
     .join('');
-  return `<h2>Class probe</h2><p>Average precision of the test images that show each detection class, ranked by the coarse model's ITC similarity to "a &lt;class&gt;", by the fine detector's best score for a box under the class name, and, blind to the name, by the image's number of objects: which model links the name to the shape (the held-out classes are never boxed in the fine stage).</p><table><tr><th>class</th><th>held out</th><th>images</th><th>coarse ITC</th><th>fine detector</th><th>object count</th><th>random</th></tr>${rows}</table>\n`;
+  return `<h2>Class probe</h2><p>Average precision of the test images that show each detection class, ranked by the coarse model's ITC similarity to "a &lt;class&gt;", by the fine detector's best score for a box under the class name, and, blind to the name, by the image's number of objects; and, on the images with a single object, how often each model names it (the class it scores highest): which model links the name to the shape (the held-out classes are never boxed in the fine stage).</p><table><tr><th>class</th><th>held out</th><th>images</th><th>coarse ITC</th><th>fine detector</th><th>object count</th><th>random</th><th>single-object images</th><th>named by coarse ITC</th><th>named by fine detector</th></tr>${rows}</table>\n`;
 }
 
 function vqaTypesHtml(types: VqaTypeSummary[]): string {

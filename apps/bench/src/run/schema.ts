@@ -136,6 +136,17 @@ export function validateResults(r: unknown): string[] {
         `${at}.seeds`,
         `must hold ${nSeeds} { coarseItc, fineDetector } entries in [0, 1]`,
       );
+      const single = c.singleObject;
+      need(
+        single === null ||
+          (isObject(single) &&
+            Number.isInteger(single.images) &&
+            (single.images as number) > 0 &&
+            isFraction(single.coarseItc) &&
+            isFraction(single.fineDetector)),
+        `${at}.singleObject`,
+        'must be null or { images: a positive integer, coarseItc and fineDetector in [0, 1] }',
+      );
     });
   }
   if (!Array.isArray(r.vqaTypes)) errors.push('vqaTypes: must be a list');
