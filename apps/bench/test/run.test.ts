@@ -46,6 +46,8 @@ describe('fiber-bench run --preset micro', () => {
       /^\| after coarse pre-training: shape \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \|$/m,
     );
     expect(first.stdout).toMatch(/^\| shape \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \("\w+"\) \|$/m);
+    // the single-object chance is one in the world's six classes
+    expect(first.stdout).toContain('| by fine detector (chance 0.17) |');
     expect(first.stdout).toMatch(
       /^\| star \| yes \| \d+ \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \| \d\.\d\d \| (\d+ \| \d\.\d\d \| \d\.\d\d|0 \| - \| -) \|$/m,
     );

@@ -217,7 +217,7 @@ export function resultsMarkdown(r: MainJobResults): string {
   if (r.classProbes.length)
     lines.push(
       '',
-      `| class probe: AP of the test images showing the class | held out | images | ranked by coarse ITC ("a <class>") | by fine detector | by object count | random | single-object images | named by coarse ITC | by fine detector (chance ${fmt(1 / r.classProbes.length, 2)}) |`,
+      `| class probe: AP of the test images showing the class | held out | images | ranked by coarse ITC ("a <class>") | by fine detector | by object count | random | single-object images | named by coarse ITC | by fine detector (chance ${fmt(1 / (Array.isArray(r.world.classes) ? r.world.classes.length : r.classProbes.length), 2)}) |`,
       '|---|---|---|---|---|---|---|---|---|---|',
       ...r.classProbes.map(
         (c) =>
