@@ -257,6 +257,20 @@ function alignedOverSeeds<T>(
   );
 }
 
+/** The numeric fields `keys` of each seed's entry, and their means over the seeds. */
+function meansOverSeeds<K extends string, T extends Record<K, number>>(
+  qs: T[],
+  keys: readonly K[],
+): { seeds: Record<K, number>[]; means: Record<K, number> } {
+  const record = (value: (k: K) => number) => {
+    const out = {} as Record<K, number>;
+    for (const k of keys) out[k] = value(k);
+    return out;
+  };
+  const seeds = qs.map((q) => record((k) => q[k]));
+  return { seeds, means: record((k) => mean(seeds.map((s) => s[k]))) };
+}
+
 /** Probe accuracies over seeds (the chance is the world's, the same for every seed). */
 export function aggregateProbes(results: SeedResult[]): ProbeSummary[] {
   return alignedOverSeeds(
@@ -280,16 +294,8 @@ export function aggregateMlmProbes(results: SeedResult[]): MlmProbeSummary[] {
     'MLM probe',
   ).map((qs) => {
     const [p] = qs;
-    const seeds = qs.map((q) => ({ ownImage: q.ownImage, otherImage: q.otherImage }));
-    return {
-      model: p.model,
-      attribute: p.attribute,
-      words: p.words,
-      ownImage: mean(seeds.map((s) => s.ownImage)),
-      otherImage: mean(seeds.map((s) => s.otherImage)),
-      seeds,
-      chance: p.chance,
-    };
+    const { seeds, means } = meansOverSeeds(qs, ['ownImage', 'otherImage']);
+    return { model: p.model, attribute: p.attribute, words: p.words, ...means, seeds, chance: p.chance };
   });
 }
 
@@ -303,21 +309,20 @@ export function aggregateClassProbes(results: SeedResult[]): ClassProbeSummary[]
     'class probe',
   ).map((qs) => {
     const [p] = qs;
-    const seeds = qs.map((q) => ({ coarseItc: q.coarseItc, fineDetector: q.fineDetector }));
-    const single = qs.map((q) => q.singleObject);
+    const { seeds, means } = meansOverSeeds(qs, ['coarseItc', 'fineDetector']);
+    // every seed has a single-object entry or none: its image count is part of the alignment key
+    const single = qs.flatMap((q) => (q.singleObject ? [q.singleObject] : []));
     return {
       class: p.class,
       heldOut: p.heldOut,
       images: p.images,
-      coarseItc: mean(seeds.map((s) => s.coarseItc)),
-      fineDetector: mean(seeds.map((s) => s.fineDetector)),
+      ...means,
       seeds,
       objectCount: p.objectCount,
       chance: p.chance,
       singleObject: p.singleObject && {
         images: p.singleObject.images,
-        coarseItc: mean(single.map((q) => q?.coarseItc ?? 0)),
-        fineDetector: mean(single.map((q) => q?.fineDetector ?? 0)),
+        ...meansOverSeeds(single, ['coarseItc', 'fineDetector']).means,
       },
     };
   });
@@ -332,12 +337,11 @@ export function aggregateVqaTypes(results: SeedResult[]): VqaTypeSummary[] {
     'VQA type',
   ).map((qs) => {
     const [p] = qs;
-    const seeds = qs.map((q) => ({ ownImage: q.ownImage, otherImage: q.otherImage }));
+    const { seeds, means } = meansOverSeeds(qs, ['ownImage', 'otherImage']);
     return {
       type: p.type,
       questions: p.questions,
-      ownImage: mean(seeds.map((s) => s.ownImage)),
-      otherImage: mean(seeds.map((s) => s.otherImage)),
+      ...means,
       seeds,
       majorityAnswer: p.majorityAnswer,
       majority: p.majority,
