@@ -172,7 +172,7 @@ export {
   type WeightDecayScheduleOptions,
 } from './schedules.js';
 export { StepContext, type Objective, type Stateful, type StepContextOptions, type LossTermOutput } from './step.js';
-export { ItcQueue, ITC_QUEUE_KEYS, type ItcQueueOptions, type EnqueueUndo } from './queue.js';
+export { ItcQueue, type ItcQueueOptions, type EnqueueUndo } from './queue.js';
 export {
   coarsePretrainObjective,
   itcQueueLoss,

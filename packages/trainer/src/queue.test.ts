@@ -3,6 +3,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Generator, tf } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { FIBER_QUEUE_BUFFERS } from '@fiber-vl/fusion';
 import { ItcQueue } from './queue.js';
 
 const { names } = await testBackends();
@@ -84,6 +85,8 @@ describe.each(names)('ItcQueue (%s)', (backend) => {
     const b = batch(2, 10);
     (await q.enqueue(b.cls, b.cls, b.pixels, b.ids, b.mask)).commit();
     const s = q.getState();
+    // the official buffer names, the ones fusion's checkpoint reader drops
+    expect([...s.keys()].sort()).toEqual([...FIBER_QUEUE_BUFFERS].sort());
     const r = make();
     const n0 = tf.memory().numTensors;
     await r.setState(s);

@@ -35,16 +35,6 @@ export interface EnqueueUndo {
   commit(): void;
 }
 
-export const ITC_QUEUE_KEYS = [
-  'image_queue',
-  'text_queue',
-  'image_input_queue',
-  'text_input_queue',
-  'text_input_mask_queue',
-  'queue_ptr',
-  'queue_total',
-] as const;
-
 export class ItcQueue {
   readonly size: number;
   readonly hiddenSize: number;
@@ -192,7 +182,8 @@ export class ItcQueue {
   }
 
   /**
-   * The queue by the official buffer names, for checkpoints and comparisons: image_queue /
+   * The queue by the official buffer names (fusion's FIBER_QUEUE_BUFFERS, which its checkpoint
+   * reader drops), for checkpoints and comparisons: image_queue /
    * text_queue [H, Q], image_input_queue [Q, 3, S, S] (zeros in never-filled rows),
    * text_input_queue / text_input_mask_queue [Q, L], queue_ptr / queue_total [1] (int32). New
    * tensors: the caller disposes them.
