@@ -1,6 +1,9 @@
 // The main job's outputs: results.json (schema in apps/bench/README.md), a Markdown summary and a
 // self-contained report.html (inline SVG charts and PNG data URLs: it opens offline).
-import type { MLM_PROBE_ATTRIBUTE_IDS, PROBE_ATTRIBUTE_IDS, VQA_TYPE_IDS } from './schema.js';
+import type { ClassProbeResult } from './class-probe.js';
+import type { MlmProbeResult } from './mlm-probe.js';
+import type { ProbeResult } from './probe.js';
+import type { VqaTypeResult } from './vqa-types.js';
 
 export interface TaskResult {
   /** vqa | caption | retrieval | nlvr2 | rec | grounding | detection */
@@ -36,18 +39,8 @@ export interface AblationResult {
   cost?: { with: Cost; without: Cost };
 }
 
-/** A linear probe of the Swin (run/probe.ts), over seeds. */
-export interface ProbeSummary {
-  /** The weights probed: "image pre-training" or "coarse pre-training". */
-  model: string;
-  stride: number;
-  attribute: (typeof PROBE_ATTRIBUTE_IDS)[number];
-  /** Mean test accuracy over seeds, and per seed. */
-  accuracy: number;
-  seeds: number[];
-  /** The better of a uniform guess and always answering the train split's most frequent class. */
-  chance: number;
-}
+/** A linear probe of the Swin (run/probe.ts) over seeds: `accuracy` is their mean. */
+export type ProbeSummary = ProbeResult & { seeds: number[] };
 
 export interface Cost {
   parameters: number;
@@ -72,52 +65,17 @@ export interface GalleryItem {
   lines: string[];
 }
 
-/** The MLM probe of the coarse model's fusion (run/mlm-probe.ts), over seeds. */
-export interface MlmProbeSummary {
-  /** The weights probed: "coarse pre-training". */
-  model: string;
-  attribute: (typeof MLM_PROBE_ATTRIBUTE_IDS)[number];
-  /** Masked caption words probed (per seed: the same words). */
-  words: number;
-  /** Mean accuracy over seeds with the caption's own image and with another scene's image, and per seed. */
-  ownImage: number;
-  otherImage: number;
-  seeds: { ownImage: number; otherImage: number }[];
-  /** The better of a uniform guess and always answering the most frequent probed word. */
-  chance: number;
-}
+/** The MLM probe of the coarse model's fusion (run/mlm-probe.ts) over seeds: `ownImage` and `otherImage` are their means. */
+export type MlmProbeSummary = MlmProbeResult & { seeds: Pick<MlmProbeResult, 'ownImage' | 'otherImage'>[] };
 
-/** Each detection class's test images ranked by the coarse ITC and by the fine detector (run/class-probe.ts), over seeds. */
-export interface ClassProbeSummary {
-  class: string;
-  heldOut: boolean;
-  /** Evaluated test images that show the class (the same for every seed). */
-  images: number;
-  /** Mean average precision over seeds: images ranked by ITC similarity to "a <class>", by the detector's best score. */
-  coarseItc: number;
-  fineDetector: number;
-  seeds: { coarseItc: number; fineDetector: number }[];
-  /** The AP of the images ranked by their number of objects (name-blind; the same for every seed). */
-  objectCount: number;
-  /** The expected average precision of a random ranking. */
-  chance: number;
-  /** The images whose only object is of the class, and the mean share of them each model names (null: none). */
-  singleObject: { images: number; coarseItc: number; fineDetector: number } | null;
-}
+/**
+ * The class probe (run/class-probe.ts) over seeds: `coarseItc`, `fineDetector` and the single-object
+ * shares are their means (`images`, `objectCount` and `chance` are the same for every seed).
+ */
+export type ClassProbeSummary = ClassProbeResult & { seeds: Pick<ClassProbeResult, 'coarseItc' | 'fineDetector'>[] };
 
-/** VQA accuracy per question type (run/vqa-types.ts), over seeds. */
-export interface VqaTypeSummary {
-  type: (typeof VQA_TYPE_IDS)[number];
-  /** Questions of the type (per seed: the same questions). */
-  questions: number;
-  /** Mean accuracy over seeds with each question's own image and with another scene's, and per seed. */
-  ownImage: number;
-  otherImage: number;
-  seeds: { ownImage: number; otherImage: number }[];
-  /** The type's train majority answer and its accuracy on these questions (the same for every seed). */
-  majorityAnswer: string;
-  majority: number;
-}
+/** VQA accuracy per question type (run/vqa-types.ts) over seeds: `ownImage` and `otherImage` are their means. */
+export type VqaTypeSummary = VqaTypeResult & { seeds: Pick<VqaTypeResult, 'ownImage' | 'otherImage'>[] };
 
 export interface MainJobResults {
   tasks: TaskResult[];
