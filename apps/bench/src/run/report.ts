@@ -39,8 +39,13 @@ export interface AblationResult {
   cost?: { with: Cost; without: Cost };
 }
 
-/** A linear probe of the Swin (run/probe.ts) over seeds: `accuracy` is their mean. */
-export type ProbeSummary = ProbeResult & { seeds: number[] };
+/** A linear probe of the Swin (run/probe.ts) over seeds. */
+export interface ProbeSummary extends ProbeResult {
+  /** Mean test accuracy over seeds. */
+  accuracy: number;
+  /** Each seed's test accuracy (`chance` is the same for every seed). */
+  seeds: number[];
+}
 
 export interface Cost {
   parameters: number;
@@ -65,17 +70,37 @@ export interface GalleryItem {
   lines: string[];
 }
 
-/** The MLM probe of the coarse model's fusion (run/mlm-probe.ts) over seeds: `ownImage` and `otherImage` are their means. */
-export type MlmProbeSummary = MlmProbeResult & { seeds: Pick<MlmProbeResult, 'ownImage' | 'otherImage'>[] };
+/** The MLM probe of the coarse model's fusion (run/mlm-probe.ts) over seeds. */
+export interface MlmProbeSummary extends MlmProbeResult {
+  /** Mean accuracy over seeds with the caption's own image. */
+  ownImage: number;
+  /** Mean accuracy over seeds with another scene's image. */
+  otherImage: number;
+  /** Each seed's accuracies (`words` and `chance` are the same for every seed: the same words). */
+  seeds: Pick<MlmProbeResult, 'ownImage' | 'otherImage'>[];
+}
 
-/**
- * The class probe (run/class-probe.ts) over seeds: `coarseItc`, `fineDetector` and the single-object
- * shares are their means (`images`, `objectCount` and `chance` are the same for every seed).
- */
-export type ClassProbeSummary = ClassProbeResult & { seeds: Pick<ClassProbeResult, 'coarseItc' | 'fineDetector'>[] };
+/** The class probe (run/class-probe.ts) over seeds. */
+export interface ClassProbeSummary extends ClassProbeResult {
+  /** Mean over seeds of the AP of the class's images ranked by ITC similarity to "a <class>". */
+  coarseItc: number;
+  /** Mean over seeds of the AP of the class's images ranked by the detector's best score. */
+  fineDetector: number;
+  /** Each seed's APs (`images`, `objectCount` and `chance` are the same for every seed). */
+  seeds: Pick<ClassProbeResult, 'coarseItc' | 'fineDetector'>[];
+  /** The images whose only object is of the class, and the mean over seeds of the share each model names. */
+  singleObject: ClassProbeResult['singleObject'];
+}
 
-/** VQA accuracy per question type (run/vqa-types.ts) over seeds: `ownImage` and `otherImage` are their means. */
-export type VqaTypeSummary = VqaTypeResult & { seeds: Pick<VqaTypeResult, 'ownImage' | 'otherImage'>[] };
+/** VQA accuracy per question type (run/vqa-types.ts) over seeds. */
+export interface VqaTypeSummary extends VqaTypeResult {
+  /** Mean accuracy over seeds with each question's own image. */
+  ownImage: number;
+  /** Mean accuracy over seeds with another test scene's image. */
+  otherImage: number;
+  /** Each seed's accuracies (`questions`, `majorityAnswer` and `majority` are the same for every seed). */
+  seeds: Pick<VqaTypeResult, 'ownImage' | 'otherImage'>[];
+}
 
 export interface MainJobResults {
   tasks: TaskResult[];
