@@ -2,7 +2,7 @@
 // processes), its results.json checked against the documented schema, the report files, and the
 // same seed giving the same values again; the first seed's models written for the demo page.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -258,6 +258,29 @@ describe('fiber-bench run: bad usage is one line on stderr and exit 2', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).toMatch(/\(fiber-bench run --help\)$/m);
+  });
+});
+
+describe('fiber-bench run: an output folder that cannot be written', () => {
+  it('is one line naming --out and exit 2, before any seed starts', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fiber-run-out-'));
+    try {
+      const file = join(dir, 'a-file');
+      writeFileSync(file, 'not a folder\n');
+      const out = join(file, 'results');
+      const r = spawnSync(process.execPath, [cli, 'run', '--preset', 'micro', '--out', out], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(/^fiber-bench run: --out .*: cannot write there \(ENOTDIR/),
+      ]);
+      expect(r.stderr).toContain(out);
+      expect(r.stdout).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

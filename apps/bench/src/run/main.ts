@@ -3,7 +3,15 @@
 // its results as JSON; the parent aggregates them over seeds (means, per-seed values, ablation
 // differences and spreads) and writes the Markdown table, results.json and report.html.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants as fsConstants,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -365,14 +373,22 @@ export async function runMain(argv: string[]): Promise<number> {
     process.stderr.write(`fiber-bench run: ${oneLine((e as Error).message)} (fiber-bench run --help)\n`);
     return 2;
   }
+  // models of an earlier run must not be mixed with this run's; the folder is made now, so that one
+  // that cannot be written fails here and not when the first model is written, minutes in
+  try {
+    rmSync(join(args.out, 'models'), { recursive: true, force: true });
+    mkdirSync(args.out, { recursive: true });
+    accessSync(args.out, fsConstants.W_OK);
+  } catch (e) {
+    process.stderr.write(`fiber-bench run: --out ${args.out}: cannot write there (${oneLine((e as Error).message)})\n`);
+    return 2;
+  }
   const started = performance.now();
   const { stderrLog } = await import('./progress.js');
   const seeds = Array.from({ length: args.seeds }, (_, i) => args.seed + i);
   stderrLog(
     `fiber-bench run: preset ${preset.name}, world seed ${args.seed}, training seeds ${seeds.join(', ')}, ${args.backend}, ${args.jobs} at once`,
   );
-  // models of an earlier run must not be mixed with this run's
-  rmSync(join(args.out, 'models'), { recursive: true, force: true });
   const dir = mkdtempSync(join(tmpdir(), 'fiber-bench-run-'));
   // the seeds run in child processes: a run that is stopped (SIGINT, SIGTERM, SIGHUP) or whose seed
   // fails stops the others rather than leaving them to train on
