@@ -636,6 +636,17 @@ describe('fiber-bench eval error paths', () => {
     expect(r.stderr.trim().replace(/^fiber-bench eval: /, '')).toMatch(message);
   });
 
+  it('an --out under a file: one line naming it, exit code 2, before any sample runs', async () => {
+    const out = join(assets.ckpt.nlvr2, 'results');
+    const r = await evalRun(
+      ['--task', 'nlvr2', '--checkpoint', assets.ckpt.nlvr2, '--data', join(samples, 'nlvr2'), '--split', 'dev'],
+      { out },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`fiber-bench eval: --out ${out}: ${assets.ckpt.nlvr2} is a file, not a folder\n`);
+  });
+
   it('needs a tokenizer and says why', async () => {
     const r = await evalRun(
       ['--task', 'nlvr2', '--checkpoint', assets.ckpt.nlvr2, '--data', join(samples, 'nlvr2'), '--split', 'dev'],

@@ -232,6 +232,11 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
     ],
     ['missing init file', [...base, '--out', 'x', '--init', '/nonexistent.ckpt'], /--init: no file \/nonexistent.ckpt/],
     [
+      'an --out under a file',
+      [...base, '--out', join(__filename, 'run')],
+      /^fiber-bench train: --out .*train\.test\.ts\/run: .*train\.test\.ts is a file, not a folder\n$/,
+    ],
+    [
       'missing data folder',
       [...swap('--data', '/nonexistent-dir'), '--out', 'x'],
       /--data: no folder \/nonexistent-dir/,

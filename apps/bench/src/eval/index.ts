@@ -7,6 +7,7 @@
 import type { EvalContext, TaskReport } from './context.js';
 import { EvalInputError, fail } from './errors.js';
 import { EVAL_USAGE, parseEvalArgs, type EvalOptions, type EvalTask } from './options.js';
+import { outFolderProblem } from '../out-folder.js';
 
 export { EVAL_USAGE, EVAL_TASKS, parseEvalArgs, type EvalOptions, type EvalTask } from './options.js';
 export type { TaskReport } from './context.js';
@@ -83,6 +84,8 @@ export async function evalMain(
       io.stdout.write(EVAL_USAGE);
       return 0;
     }
+    const outProblem = outFolderProblem(opts.out);
+    if (outProblem) fail(outProblem);
     const log = (line: string) => io.stderr.write(`${line}\n`);
     const [{ initBackend }, { nodeImageDecoder }, { EvalContext }, { SkipLog }] = await Promise.all([
       import('@fiber-vl/tensor-core'),

@@ -3,20 +3,13 @@
 // its results as JSON; the parent aggregates them over seeds (means, per-seed values, ablation
 // differences and spreads) and writes the Markdown table, results.json and report.html.
 import { type ChildProcess, spawn } from 'node:child_process';
-import {
-  accessSync,
-  constants as fsConstants,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { oneLine } from '../one-line.js';
+import { outFolderProblem } from '../out-folder.js';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import { runPreset } from './presets.js';
 import {
@@ -373,16 +366,13 @@ export async function runMain(argv: string[]): Promise<number> {
     process.stderr.write(`fiber-bench run: ${oneLine((e as Error).message)} (fiber-bench run --help)\n`);
     return 2;
   }
-  // models of an earlier run must not be mixed with this run's; the folder is made now, so that one
-  // that cannot be written fails here and not when the first model is written, minutes in
-  try {
-    rmSync(join(args.out, 'models'), { recursive: true, force: true });
-    mkdirSync(args.out, { recursive: true });
-    accessSync(args.out, fsConstants.W_OK);
-  } catch (e) {
-    process.stderr.write(`fiber-bench run: --out ${args.out}: cannot write there (${oneLine((e as Error).message)})\n`);
+  const outProblem = outFolderProblem(args.out);
+  if (outProblem) {
+    process.stderr.write(`fiber-bench run: ${outProblem}\n`);
     return 2;
   }
+  // models of an earlier run must not be mixed with this run's
+  rmSync(join(args.out, 'models'), { recursive: true, force: true });
   const started = performance.now();
   const { stderrLog } = await import('./progress.js');
   const seeds = Array.from({ length: args.seeds }, (_, i) => args.seed + i);

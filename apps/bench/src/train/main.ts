@@ -7,6 +7,7 @@ import { ByteLevelBpeTokenizer, mergesToText, trainByteLevelBpe } from '@fiber-v
 import { initBackend } from '@fiber-vl/tensor-core';
 import { type DataSource, recordText } from '@fiber-vl/trainer';
 import { RunFolder } from '@fiber-vl/trainer/node';
+import { outFolderProblem } from '../out-folder.js';
 import { type TrainArgs, UsageError } from './args.js';
 import { builtinRecords, builtinSource, builtinWorld } from './builtin.js';
 import { type FolderData, type FolderSource, folderSource, openFolder } from './folder.js';
@@ -53,6 +54,8 @@ async function folderTokenizer(args: TrainArgs, data: FolderData, vocabSize: num
 /** Trains one task as `args` say, writing the run folder; a UsageError for what the user must fix. */
 export async function train(args: TrainArgs, log: (line: string) => void): Promise<void> {
   if (args.init && !existsSync(args.init)) throw new UsageError(`--init: no file ${args.init}`);
+  const outProblem = outFolderProblem(args.out);
+  if (outProblem) throw new UsageError(outProblem);
   const checkpoints = join(args.out, 'checkpoints');
   if (!args.resume && existsSync(checkpoints) && readdirSync(checkpoints).some((n) => n.startsWith('step-')))
     throw new UsageError(`--out: ${args.out} already holds a run; pass --resume or choose another folder`);
