@@ -30,6 +30,9 @@ export function validateResults(r: unknown): string[] {
   const fractions = (at: string, o: Json, keys: string[]) => {
     for (const k of keys) need(isFraction(o[k]), `${at}.${k}`, `must be a number in [0, 1], ${got(o[k])}`);
   };
+  const finite = (at: string, o: Json, keys: string[]) => {
+    for (const k of keys) need(isFiniteNumber(o[k]), `${at}.${k}`, `must be a finite number, ${got(o[k])}`);
+  };
   /** Each list entry checked by `check` with its path; a missing or empty (when `nonEmpty`) list named. */
   const eachOf = (name: string, nonEmpty: boolean, check: (at: string, o: Json) => void) => {
     const list = (r as Json)[name];
@@ -70,8 +73,7 @@ export function validateResults(r: unknown): string[] {
   eachOf('tasks', false, (at, t) => {
     oneOf(at, t, 'task', TASK_IDS);
     text(at, t, 'metric');
-    for (const k of ['value', 'baseline'])
-      need(isFiniteNumber(t[k]), `${at}.${k}`, `must be a finite number, ${got(t[k])}`);
+    finite(at, t, ['value', 'baseline']);
     need(typeof t.higherIsBetter === 'boolean', `${at}.higherIsBetter`, 'must be a boolean');
     perSeed(at, t, isFiniteNumber, 'finite numbers');
   });
@@ -84,8 +86,7 @@ export function validateResults(r: unknown): string[] {
       );
   eachOf('ablations', true, (at, a) => {
     for (const k of ['name', 'task', 'metric']) text(at, a, k);
-    for (const k of ['with', 'without', 'difference', 'spread'])
-      need(isFiniteNumber(a[k]), `${at}.${k}`, `must be a finite number, ${got(a[k])}`);
+    finite(at, a, ['with', 'without', 'difference', 'spread']);
     need(typeof a.withinNoise === 'boolean', `${at}.withinNoise`, 'must be a boolean');
     perSeed(
       at,
