@@ -183,10 +183,10 @@ export class ItcQueue {
 
   /**
    * The queue by the official buffer names (fusion's FIBER_QUEUE_BUFFERS, which its checkpoint
-   * reader drops), for checkpoints and comparisons: image_queue /
-   * text_queue [H, Q], image_input_queue [Q, 3, S, S] (zeros in never-filled rows),
-   * text_input_queue / text_input_mask_queue [Q, L], queue_ptr / queue_total [1] (int32). New
-   * tensors: the caller disposes them.
+   * reader drops), for checkpoints and comparisons: image_queue / text_queue [H, Q],
+   * image_input_queue [Q, 3, S, S] (zeros in never-filled rows), text_input_queue /
+   * text_input_mask_queue [Q, L], queue_ptr / queue_total [1] (int32). New tensors: the caller
+   * disposes them.
    */
   getState(): ItcQueueTensors {
     const all = Array.from({ length: this.size }, (_, i) => i);

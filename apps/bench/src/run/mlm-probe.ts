@@ -45,8 +45,8 @@ const CHANCE_TRAIN_SCENES = 1000;
 
 /**
  * The probe on the captions of the first `scenes` test scenes. The other image of scene i is scene
- * (i + floor(scenes / 2)) mod scenes (data.ts otherScene), which may hold the same shape or colour: a model that reads the
- * image gains less than its reading is worth, one that does not gains nothing.
+ * (i + floor(scenes / 2)) mod scenes (data.ts otherScene), which may hold the same shape or colour:
+ * a model that reads the image gains less than its reading is worth, one that does not gains nothing.
  */
 export async function probeMlm(
   ctx: RunContext,
