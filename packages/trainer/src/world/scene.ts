@@ -142,7 +142,8 @@ function sampleAttributes(
 
 /** Objects stacked in drawing order with their visible coverage (coverage times what later objects leave). */
 class Stack {
-  private readonly masks: CoverageMask[] = [];
+  /** The coverage masks of the objects pushed, in drawing order. */
+  readonly masks: CoverageMask[] = [];
   private readonly visible: Float32Array[] = [];
   private readonly totals: number[] = [];
   /** Visible coverage summed, and pixels still at >= 0.5 (where the box comes from). */
@@ -222,7 +223,11 @@ export function measureObjects(
   width: number,
   height: number,
 ): (Measurement | null)[] {
-  const masks = objects.map((o) => coverageMask(o, width, height));
+  return measureMasks(objects.map((o) => coverageMask(o, width, height)));
+}
+
+/** measureObjects from the objects' coverage masks, in drawing order. */
+function measureMasks(masks: readonly CoverageMask[]): (Measurement | null)[] {
   return masks.map((m, k) => {
     const vis = Float32Array.from(m.cov);
     const total = sum(m.cov);
@@ -298,7 +303,8 @@ export function sampleScene(g: Generator, cfg: LayoutConfig, rules: CompositionR
   }
 
   const heldOut = new Set(rules.heldOut.map(([c, s]) => pairKey(c, s)));
-  const measured = measureObjects(placed, width, height);
+  // the masks the layout computed: each is coverageMask of its placed object
+  const measured = measureMasks(stack.masks);
   const objects = placed.map((o, k) => {
     const m = measured[k];
     if (!m) throw new Error(`world: scene ${ref.id} object ${k} vanished after layout (a layout bug)`);
