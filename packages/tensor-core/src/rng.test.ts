@@ -34,6 +34,24 @@ describe('Generator', () => {
     expect(p).not.toEqual(Array.from({ length: 100 }, (_, i) => i));
   });
 
+  it('permutation is Fisher-Yates from the last place down, j = nextInt(i + 1): the same order and state', () => {
+    for (const n of [0, 1, 2, 7, 1000]) {
+      const g = new Generator(17 + n);
+      const ref = new Generator(17 + n);
+      const expected = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i--) {
+        const j = ref.nextInt(i + 1);
+        [expected[i], expected[j]] = [expected[j], expected[i]];
+      }
+      expect(g.permutation(n)).toEqual(expected);
+      expect(g.nextUint32()).toBe(ref.nextUint32());
+    }
+    // a fixed order pins the sequence runs depend on (the bench's data order)
+    expect(new Generator(3).permutation(10)).toEqual([5, 6, 0, 2, 9, 8, 1, 4, 3, 7]);
+    for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])
+      expect(() => new Generator(1).permutation(bad)).toThrow(`permutation needs a non-negative integer, got ${bad}`);
+  });
+
   it('manualSeed seeds the default generator', () => {
     manualSeed(9);
     const a = defaultGenerator.nextUint32();

@@ -186,10 +186,14 @@ export class Generator {
 
   /** A random permutation of 0..n-1 (Fisher-Yates), as a plain array. */
   permutation(n: number): number[] {
-    const p = Array.from({ length: n }, (_, i) => i);
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`permutation needs a non-negative integer, got ${n}`);
+    const p = new Array<number>(n);
+    for (let i = 0; i < n; i++) p[i] = i;
     for (let i = n - 1; i > 0; i--) {
-      const j = this.nextInt(i + 1);
-      [p[i], p[j]] = [p[j], p[i]];
+      const j = Math.floor(this.nextDouble() * (i + 1)); // nextInt(i + 1), its bound known valid
+      const t = p[i];
+      p[i] = p[j];
+      p[j] = t;
     }
     return p;
   }
