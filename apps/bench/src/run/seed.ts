@@ -26,6 +26,7 @@ import {
   type VqaOutcome,
 } from './coarse-tasks.js';
 import { type RunContext, type StageRecord, timedStage } from './context.js';
+import { MemoWorld } from './memo-world.js';
 import { evaluateFine, trainFine, type FineOutcome } from './fine-stage.js';
 import { fusionAblation } from './fusion-ablation.js';
 import { probeBackbone, type ProbeResult } from './probe.js';
@@ -73,15 +74,19 @@ export interface SeedResult {
   world: Record<string, unknown>;
 }
 
-/** The world of a run: the `small` layout at the preset's split sizes, deterministic by `seed`. */
+/**
+ * The world of a run: the `small` layout at the preset's split sizes, deterministic by `seed`; it
+ * keeps the scenes, samples and pairs it generates (MemoWorld).
+ */
 export function runWorld(preset: RunPreset, seed: number): World {
   const w = preset.world;
-  return createWorld({
+  const { config } = createWorld({
     seed,
     preset: 'small',
     splits: { train: w.train, val: w.val, test: w.test },
     nlvr2Pairs: { train: w.nlvr2Train, val: Math.min(w.val, w.nlvr2Train), test: w.nlvr2Test },
   });
+  return new MemoWorld(config);
 }
 
 export interface SeedOptions {
