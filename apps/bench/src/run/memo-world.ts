@@ -6,7 +6,7 @@
 // seed's process running beside it): 920 s where a seed took 1000 s, the same values bit for bit,
 // peak RSS 848 MB against 743 MB. The pool (40k scenes, 200k in preset base, each drawn ~1.4 times)
 // is a plain World again: most of that memory for little time.
-import { type Nlvr2Pair, type Scene, type Split, World, type WorldConfig, type WorldSample } from '@fiber-vl/trainer';
+import { type Nlvr2Pair, type Scene, type Split, World, type WorldSample } from '@fiber-vl/trainer';
 
 /** Freezes `value` and everything it holds (plain objects and arrays; the world's values are JSON data). */
 export function deepFreeze<T>(value: T): T {
@@ -27,10 +27,6 @@ export class MemoWorld extends World {
   private readonly scenes = new Map<string, Scene>();
   private readonly samplesKept = new Map<string, WorldSample>();
   private readonly pairs = new Map<string, Nlvr2Pair>();
-
-  constructor(config: Partial<WorldConfig>) {
-    super(config);
-  }
 
   override scene(split: Split, index: number): Scene {
     return kept(this.scenes, split, index, () => super.scene(split, index));
