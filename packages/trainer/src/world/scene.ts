@@ -142,21 +142,25 @@ function sampleAttributes(
 
 /** Objects stacked in drawing order with their visible coverage (coverage times what later objects leave). */
 class Stack {
-  /** The coverage masks of the objects pushed, in drawing order. */
-  readonly masks: CoverageMask[] = [];
+  private readonly pushed: CoverageMask[] = [];
   private readonly visible: Float32Array[] = [];
   private readonly totals: number[] = [];
   /** Visible coverage summed, and pixels still at >= 0.5 (where the box comes from). */
   private readonly sums: number[] = [];
   private readonly strong: number[] = [];
 
+  /** The coverage masks of the objects pushed, in drawing order (never written to). */
+  get masks(): readonly CoverageMask[] {
+    return this.pushed;
+  }
+
   /** Adds `top` if afterwards no object is hidden beyond `maxOcclusion` or left without a box. */
   tryPush(top: CoverageMask, maxOcclusion: number): boolean {
     const total = sum(top.cov);
     const strong = top.cov.reduce((n, c) => n + (c >= 0.5 ? 1 : 0), 0);
     if (strong === 0) return false;
-    for (let k = 0; k < this.masks.length; k++) {
-      const m = this.masks[k];
+    for (let k = 0; k < this.pushed.length; k++) {
+      const m = this.pushed[k];
       if (!intersects(m, top)) continue;
       const vis = this.visible[k];
       let hidden = 0;
@@ -168,8 +172,8 @@ class Stack {
       });
       if (1 - (this.sums[k] - hidden) / this.totals[k] > maxOcclusion || this.strong[k] - lost <= 0) return false;
     }
-    for (let k = 0; k < this.masks.length; k++) {
-      const m = this.masks[k];
+    for (let k = 0; k < this.pushed.length; k++) {
+      const m = this.pushed[k];
       if (!intersects(m, top)) continue;
       const vis = this.visible[k];
       forOverlap(m, top, (i, j) => {
@@ -179,7 +183,7 @@ class Stack {
         if (vis[i] >= 0.5) this.strong[k]++;
       });
     }
-    this.masks.push(top);
+    this.pushed.push(top);
     this.visible.push(Float32Array.from(top.cov));
     this.totals.push(total);
     this.sums.push(total);
