@@ -1,11 +1,11 @@
 import { World, createWorld } from '@fiber-vl/trainer';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoWorld, deepFreeze } from './memo-world.js';
 
 const config = createWorld({ seed: 3, preset: 'small', splits: { train: 40, val: 8, test: 8 } }).config;
 
 describe('MemoWorld', () => {
-  it('gives the values a World gives, generated once', () => {
+  it('gives the values a World gives', () => {
     const plain = new World(config);
     const memo = new MemoWorld(config);
     for (const split of ['train', 'val', 'test'] as const) {
@@ -21,6 +21,30 @@ describe('MemoWorld', () => {
       }
     }
     expect([...memo.samples('val', { end: 3 })]).toEqual([...plain.samples('val', { end: 3 })]);
+    // a sample is built on the kept scene
+    expect(memo.sample('train', 5).scene).toBe(memo.scene('train', 5));
+  });
+
+  it('generates each scene, sample and pair once however often it is asked', () => {
+    const memo = new MemoWorld(config);
+    const scene = vi.spyOn(World.prototype, 'scene');
+    const sample = vi.spyOn(World.prototype, 'sample');
+    const nlvr2 = vi.spyOn(World.prototype, 'nlvr2');
+    try {
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 4; i++) {
+          memo.sample('train', i);
+          memo.scene('train', i);
+          memo.image('train', i);
+          memo.nlvr2('train', i);
+        }
+      }
+      expect(scene).toHaveBeenCalledTimes(4);
+      expect(sample).toHaveBeenCalledTimes(4);
+      expect(nlvr2).toHaveBeenCalledTimes(4);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   it('returns frozen values: an edit throws instead of changing what the next caller gets', () => {

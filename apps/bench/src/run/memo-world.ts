@@ -1,11 +1,10 @@
 // The run's world keeps what it generates. A World lays out scene i of a split (then writes its
 // captions, questions and expressions) on every call, and the run's stages draw each of its 3000
 // train scenes again and again. Scenes, samples and NLVR2 pairs depend only on (world seed, split,
-// index), so keeping them changes no value of the run. Measured with the world's own speed-ups of
-// the same day and with the image pre-training's pool kept too (2026-12-04, seed 1, the other
-// seed's process running beside it): 920 s where a seed took 1000 s, the same values bit for bit,
-// peak RSS 848 MB against 743 MB. The pool (40k scenes, 200k in preset base, each drawn ~1.4 times)
-// is a plain World again: most of that memory for little time.
+// index), so keeping them changes no value of the run. With the world's own speed-ups of the same
+// day, a seed took 926 s where it took 984 s, old and new processes side by side (2026-12-04, seed
+// 1, the same values bit for bit). The image pre-training's pool (40k scenes, 200k in preset base,
+// each drawn ~1.4 times) is a plain World: kept as well, it added ~100 MB of peak RSS for ~10 s.
 import { type Nlvr2Pair, type Scene, type Split, World, type WorldSample } from '@fiber-vl/trainer';
 
 /** Freezes `value` and everything it holds (plain objects and arrays; the world's values are JSON data). */
@@ -24,6 +23,7 @@ export function deepFreeze<T>(value: T): T {
  * kept (each `image()` renders again).
  */
 export class MemoWorld extends World {
+  // (set after World's constructor returns, which calls none of the methods below)
   private readonly scenes = new Map<string, Scene>();
   private readonly samplesKept = new Map<string, WorldSample>();
   private readonly pairs = new Map<string, Nlvr2Pair>();

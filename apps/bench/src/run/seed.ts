@@ -76,7 +76,8 @@ export interface SeedResult {
 
 /**
  * The world of a run: the `small` layout at the preset's split sizes, deterministic by `seed`; it
- * keeps the scenes, samples and pairs it generates (MemoWorld).
+ * keeps the scenes, samples and pairs it generates (MemoWorld). `fiber-bench train`'s built-in data
+ * and the tests that build the run's world get the same.
  */
 export function runWorld(preset: RunPreset, seed: number): World {
   const w = preset.world;
