@@ -155,6 +155,11 @@ export class Generator {
   /** Integer in [0, n). */
   nextInt(n: number): number {
     if (!(n >= 1) || !Number.isInteger(n)) throw new RangeError(`nextInt needs a positive integer bound, got ${n}`);
+    return this.below(n);
+  }
+
+  /** nextInt(n) for an `n` already known to be a positive integer. */
+  private below(n: number): number {
     return Math.floor(this.nextDouble() * n);
   }
 
@@ -190,7 +195,7 @@ export class Generator {
     const p = new Array<number>(n);
     for (let i = 0; i < n; i++) p[i] = i;
     for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(this.nextDouble() * (i + 1)); // nextInt(i + 1), its bound known valid
+      const j = this.below(i + 1);
       const t = p[i];
       p[i] = p[j];
       p[j] = t;
