@@ -7,7 +7,11 @@
 // each drawn ~1.4 times) is a plain World: kept as well, it added ~100 MB of peak RSS for ~10 s.
 import { type Nlvr2Pair, type Scene, type Split, World, type WorldSample } from '@fiber-vl/trainer';
 
-/** Freezes `value` and everything it holds (plain objects and arrays; the world's values are JSON data). */
+/**
+ * Freezes `value` and everything it holds (plain objects and arrays; the world's values are JSON
+ * data). An object already frozen is taken as frozen all through and not walked again: a sample's
+ * scene is the kept one.
+ */
 export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     for (const v of Object.values(value)) deepFreeze(v);
