@@ -321,6 +321,7 @@ export function pick<T>(items: readonly T[], rng: Generator): T {
 
 /** `n` indices of [0, size) in a seeded random order (repeats the order when n > size). */
 export function sampleIndices(size: number, n: number, rng: Generator): number[] {
+  if (n > 0 && !(size >= 1)) throw new RangeError(`sampleIndices: ${n} indices asked of a split of ${size} records`);
   const out: number[] = [];
   while (out.length < n) out.push(...rng.permutation(size).slice(0, n - out.length));
   return out;
