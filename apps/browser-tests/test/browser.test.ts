@@ -132,7 +132,7 @@ if (unavailable) {
     });
 
     it('reads .pth / .ckpt / safetensors from File and Blob sources; path loaders say they need Node', async () => {
-      expectPassed(await run('io'), 15);
+      expectPassed(await run('io'), 16);
     });
 
     it('decodes images to the official pixel_values; trains and runs the BPE tokenizer', async () => {

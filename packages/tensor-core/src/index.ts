@@ -91,6 +91,7 @@ export {
   type TensorReader,
 } from './io/sharded.js';
 export { bufferSource, blobSource, type ByteSource } from './io/byte-source.js';
+export { NodeOnlyError } from './platform/types.js';
 
 export { Generator, defaultGenerator, manualSeed, skipInit } from './rng.js';
 export { erf, erfinv } from './math.js';

@@ -3,6 +3,7 @@
 // which need Node, failing with an error that says what to do instead.
 import { loadFiberCheckpoint } from '@fiber-vl/fusion';
 import {
+  NodeOnlyError,
   SafetensorsFile,
   ShardedSafetensors,
   TorchCheckpoint,
@@ -224,6 +225,17 @@ export async function ioSuite(_params: SuiteParams): Promise<{ checks: Check[]; 
       'NodeOnlyError',
     ),
   );
+  const caught = await saveSafetensors('out.safetensors', { x: zero }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  checks.push({
+    name: 'saveSafetensors(path) rejects with the exported NodeOnlyError class (instanceof)',
+    maxAbsError: caught instanceof NodeOnlyError ? 0 : Infinity,
+    tolerance: 0,
+    ok: caught instanceof NodeOnlyError,
+    detail: String(caught),
+  });
   zero.dispose();
   const { config, heads } = fiberConfigFromFixture(await fetchJson('/fixtures/fiber/set-b/config.json'));
   const model = new FiberCoarseModel(config, heads);

@@ -39,7 +39,16 @@ export interface Platform {
   enableRelaxedSimd(): Promise<boolean>;
 }
 
+/** What reading or writing a file by path throws in a browser, naming what to do instead. */
 export class NodeOnlyError extends Error {
+  /**
+   * The Node and browser platform files are bundled apart from the main entry, each with its own
+   * copy of this class, so `instanceof` goes by the error's name: an error from any copy matches.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof Error && value.name === 'NodeOnlyError';
+  }
+
   constructor(what: string, instead: string) {
     super(`${what} needs Node.js (file paths do not exist in browsers); ${instead}`);
     this.name = 'NodeOnlyError';
