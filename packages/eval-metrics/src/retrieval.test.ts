@@ -18,6 +18,72 @@ describe('retrieval recall (VSE++ protocol)', () => {
     expect(Math.abs(r.rsum - c.expected.rsum)).toBeLessThanOrEqual(1e-9);
   });
 
+  it('counts ties at their expected place: a constant scorer gets chance, not 100', () => {
+    const N = 20;
+    const flat = retrievalRecall(
+      { rows: N, cols: 5 * N, data: new Float64Array(5 * N * N).fill(0.3) },
+      Array.from({ length: 5 * N }, (_, j) => Math.floor(j / 5)),
+    );
+    for (const k of [1, 5, 10] as const) expect(flat.t2i[`R@${k}`]).toBeCloseTo((100 * k) / N, 9);
+    // i2t: the first of an image's 5 texts among all 100 in a random order: 1 - C(95, k) / C(100, k)
+    const firstWithin = (k: number) => {
+      let none = 1;
+      for (let i = 0; i < k; i++) none *= (95 - i) / (100 - i);
+      return 100 * (1 - none);
+    };
+    for (const k of [1, 5, 10] as const) expect(flat.i2t[`R@${k}`]).toBeCloseTo(firstWithin(k), 9);
+    expect(flat.t2i.meanr).toBeCloseTo(1 + (N - 1) / 2, 9);
+    expect(flat.i2t.meanr).toBeCloseTo(1 + 95 / 6, 9);
+
+    // two images whose captions are the same words, so any model scores them alike
+    const twins = retrievalRecall(
+      [
+        [0.9, 0.9],
+        [0.2, 0.2],
+      ],
+      [0, 1],
+    );
+    expect(Array.from(twins.i2tRanks)).toEqual([0.5, 0.5]);
+    expect(twins.i2t['R@1']).toBe(50);
+    expect(Array.from(twins.t2iRanks)).toEqual([0, 1]);
+    expect(twins.t2i['R@1']).toBe(50);
+  });
+
+  it('equals the mean over random orders of the tied items (seeded Monte Carlo, many ties)', () => {
+    let state = 12345;
+    const rand = () => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state / 2 ** 32;
+    };
+    for (let trial = 0; trial < 4; trial++) {
+      const rows = 6;
+      const cols = 14;
+      const map = Array.from({ length: cols }, (_, j) => (j < rows ? j : Math.floor(rand() * rows)));
+      const sim = Array.from({ length: rows }, () => Array.from({ length: cols }, () => Math.floor(rand() * 3)));
+      const r = retrievalRecall(sim, map);
+      const draws = 20000;
+      const hits = { i2t: [0, 0, 0], t2i: [0, 0, 0] };
+      const ks = [1, 5, 10];
+      for (let d = 0; d < draws; d++) {
+        const key = sim.map((row) => row.map((v) => v + rand() * 0.5)); // ties broken at random, order kept
+        for (let i = 0; i < rows; i++) {
+          const order = Array.from({ length: cols }, (_, j) => j).sort((a, b) => key[i][b] - key[i][a]);
+          const rank = order.findIndex((j) => map[j] === i);
+          ks.forEach((k, n) => (hits.i2t[n] += rank < k ? 1 : 0));
+        }
+        for (let j = 0; j < cols; j++) {
+          const order = Array.from({ length: rows }, (_, i) => i).sort((a, b) => key[b][j] - key[a][j]);
+          const rank = order.indexOf(map[j]);
+          ks.forEach((k, n) => (hits.t2i[n] += rank < k ? 1 : 0));
+        }
+      }
+      ks.forEach((k, n) => {
+        expect(Math.abs(r.i2t[`R@${k}` as 'R@1'] - (100 * hits.i2t[n]) / (draws * rows))).toBeLessThan(1.5);
+        expect(Math.abs(r.t2i[`R@${k}` as 'R@1'] - (100 * hits.t2i[n]) / (draws * cols))).toBeLessThan(1.5);
+      });
+    }
+  });
+
   it('accepts a flat row-major matrix and names bad input', () => {
     const r = retrievalRecall({ rows: 2, cols: 2, data: new Float32Array([0.9, 0.1, 0.2, 0.8]) }, [0, 1]);
     expect(r.rsum).toBe(600);

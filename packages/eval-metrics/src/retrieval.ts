@@ -4,8 +4,13 @@
  *
  * Ranks are computed by counting, not sorting: the 0-based position of an item in a descending
  * sort is the number of items scored strictly higher. Memory beyond the matrix is O(#images +
- * #texts); a 25k x 5k matrix is two passes over its rows. With ties (which the reference leaves
- * to an unstable sort) a tied item counts as ranked below the ground truth.
+ * #texts); a 25k x 5k matrix is two passes over its rows.
+ *
+ * Ties, which the reference leaves to an unstable sort, count at their expected value over a
+ * random order of the tied items: R@K is the mean probability that the ground truth lands in the
+ * top K, and a rank is the expected position. A model that scores everything alike gets chance
+ * (R@1 = 1 / #images for t2i), not 100; two identical captions of different images, which any
+ * model scores alike, each come first half the time. Without ties these are the plain counts.
  */
 
 import { MetricInputError, where } from './errors.js';
@@ -32,9 +37,12 @@ export interface RetrievalScores {
   t2i: DirectionScores;
   /** Sum of the six R@K values. */
   rsum: number;
-  /** 0-based rank of each query's best ground truth. */
-  i2tRanks: Int32Array;
-  t2iRanks: Int32Array;
+  /**
+   * 0-based rank of each query's best ground truth: with ties, its expected value over a random
+   * order of the tied items (an integer where nothing ties with it).
+   */
+  i2tRanks: Float64Array;
+  t2iRanks: Float64Array;
 }
 
 const show = (x: unknown) => (typeof x === 'number' ? String(x) : (JSON.stringify(x) ?? String(x)));
@@ -96,18 +104,52 @@ function toMatrix(sim: SimilarityMatrix | readonly (readonly number[])[], at: st
   return { rows: rows!, cols: cols!, data };
 }
 
-function summarize(ranks: Int32Array): DirectionScores {
-  const n = ranks.length;
+/**
+ * Where each query's best ground truth lands: `above` items scored higher than it, `tied` other
+ * items scored the same, `shared` ground truths with that same best score (1 unless two tie).
+ */
+interface Placement {
+  above: Int32Array;
+  tied: Int32Array;
+  shared: Int32Array;
+}
+
+/**
+ * P(the first of `shared` ground truths comes within the top k) when `above` items precede them
+ * and `tied` others are in a random order with them: 1 - P(at least k - above of the tied come first).
+ */
+function withinTop(k: number, above: number, tied: number, shared: number): number {
+  const x = k - above;
+  if (x <= 0) return 0;
+  if (x > tied) return 1;
+  let allFirst = 1; // P(the first x of the tied group are all not ground truths)
+  for (let i = 0; i < x; i++) allFirst *= (tied - i) / (tied + shared - i);
+  return 1 - allFirst;
+}
+
+function summarize({ above, tied, shared }: Placement): { scores: DirectionScores; ranks: Float64Array } {
+  const n = above.length;
+  const ranks = new Float64Array(n);
+  for (let q = 0; q < n; q++) ranks[q] = above[q] + tied[q] / (shared[q] + 1);
   const within = (k: number) => {
     let c = 0;
-    for (const r of ranks) if (r < k) c++;
+    for (let q = 0; q < n; q++) c += withinTop(k, above[q], tied[q], shared[q]);
     return (100 * c) / n;
   };
-  const sorted = Int32Array.from(ranks).sort();
+  const sorted = Float64Array.from(ranks).sort();
   const median = n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
   let sum = 0;
   for (const r of ranks) sum += r;
-  return { 'R@1': within(1), 'R@5': within(5), 'R@10': within(10), medr: Math.floor(median) + 1, meanr: sum / n + 1 };
+  return {
+    scores: {
+      'R@1': within(1),
+      'R@5': within(5),
+      'R@10': within(10),
+      medr: Math.floor(median) + 1,
+      meanr: sum / n + 1,
+    },
+    ranks,
+  };
 }
 
 /**
@@ -144,31 +186,46 @@ export function retrievalRecall(
   if (missing >= 0)
     throw new MetricInputError(`${at}image ${missing} has no text in ${mapName}, so its i2t rank is undefined`);
 
-  // i2t: best ground-truth score per image, then count the texts scored above it.
-  const i2tRanks = new Int32Array(rows);
+  // i2t: best ground-truth score per image (and how many of its texts reach it), then count the
+  // other texts scored above it and level with it.
+  const i2t: Placement = { above: new Int32Array(rows), tied: new Int32Array(rows), shared: new Int32Array(rows) };
   const best = new Float64Array(rows).fill(-Infinity);
   for (let j = 0; j < cols; j++) {
     const i = textToImage[j];
     const v = data[i * cols + j];
-    if (v > best[i]) best[i] = v;
+    if (v > best[i]) {
+      best[i] = v;
+      i2t.shared[i] = 1;
+    } else if (v === best[i]) i2t.shared[i]++;
   }
-  // t2i: each text's ground-truth score, then count the images scored above it (row-major pass).
+  // t2i: each text's ground-truth score, then count the other images above and level with it
+  // (row-major pass).
+  const t2i: Placement = {
+    above: new Int32Array(cols),
+    tied: new Int32Array(cols),
+    shared: new Int32Array(cols).fill(1),
+  };
   const target = new Float64Array(cols);
   for (let j = 0; j < cols; j++) target[j] = data[textToImage[j] * cols + j];
-  const t2iRanks = new Int32Array(cols);
   for (let i = 0; i < rows; i++) {
     const off = i * cols;
     const b = best[i];
     let above = 0;
+    let tied = 0;
     for (let j = 0; j < cols; j++) {
       const v = data[off + j];
+      const own = textToImage[j] === i;
       if (v > b) above++;
-      if (v > target[j]) t2iRanks[j]++;
+      else if (v === b && !own) tied++;
+      if (v > target[j]) t2i.above[j]++;
+      else if (v === target[j] && !own) t2i.tied[j]++;
     }
-    i2tRanks[i] = above;
+    i2t.above[i] = above;
+    i2t.tied[i] = tied;
   }
-  const i2t = summarize(i2tRanks);
-  const t2i = summarize(t2iRanks);
-  const rsum = i2t['R@1'] + i2t['R@5'] + i2t['R@10'] + t2i['R@1'] + t2i['R@5'] + t2i['R@10'];
-  return { i2t, t2i, rsum, i2tRanks, t2iRanks };
+  const a = summarize(i2t);
+  const b = summarize(t2i);
+  const rsum =
+    a.scores['R@1'] + a.scores['R@5'] + a.scores['R@10'] + b.scores['R@1'] + b.scores['R@5'] + b.scores['R@10'];
+  return { i2t: a.scores, t2i: b.scores, rsum, i2tRanks: a.ranks, t2iRanks: b.ranks };
 }
