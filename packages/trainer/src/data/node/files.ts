@@ -1,6 +1,7 @@
 // Node-only file access for the data loaders: byte sources over files, image folders, tar shards,
 // JSON and JSONL files, and the image decoder choice (sharp when it loads, else pure JS).
-import { open, readFile } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import type { ByteSource } from '@fiber-vl/tensor-core';
 import type { ImageDecoder } from '@fiber-vl/swin';
@@ -11,9 +12,42 @@ import type { TarShard } from '../formats/webdataset.js';
 import type { CaptionRecord, GroundingRecord, Nlvr2Record } from '../records.js';
 import type { Parsed, RecordSource } from '../source.js';
 
+const kindOf = (st: Stats) =>
+  st.isDirectory()
+    ? 'a directory'
+    : st.isFIFO()
+      ? 'a FIFO'
+      : st.isCharacterDevice()
+        ? 'a character device'
+        : st.isBlockDevice()
+          ? 'a block device'
+          : st.isSocket()
+            ? 'a socket'
+            : 'not a file';
+
+/**
+ * Opens a file to read, refusing anything but a regular file: a FIFO would block the read, and a
+ * device such as /dev/zero never ends. Opened non-blocking, so that a FIFO is refused rather than
+ * waited on; a directory's error has the code EISDIR, as reading one would.
+ */
+async function openRegularFile(path: string): Promise<FileHandle> {
+  const handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  try {
+    const st = await handle.stat();
+    if (!st.isFile())
+      throw Object.assign(new Error(`${path} is not a regular file (${kindOf(st)})`), {
+        code: st.isDirectory() ? 'EISDIR' : 'ENOTREG',
+      });
+  } catch (e) {
+    await handle.close();
+    throw e;
+  }
+  return handle;
+}
+
 /** A file read range by range through one handle. */
 export async function fileSource(path: string): Promise<ByteSource> {
-  const handle = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+  const handle = await openRegularFile(path).catch((e: NodeJS.ErrnoException) => {
     throw new Error(`cannot open ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   });
   const { size } = await handle.stat().catch(async (e: Error) => {
@@ -37,11 +71,14 @@ export async function fileSource(path: string): Promise<ByteSource> {
   };
 }
 
-/** Reads a 'file' image location: the whole file, or a member's range inside a tar shard. */
+/**
+ * Reads a 'file' image location: the whole file, or a member's range inside a tar shard. Anything
+ * but a regular file (a FIFO, a device such as /dev/zero, a directory) is refused, naming its kind.
+ */
 export const readFileLocation: FileReader = async ({ path, offset, length }) => {
-  if (offset === undefined) return new Uint8Array(await readFile(path));
-  const handle = await open(path, 'r');
+  const handle = await openRegularFile(path);
   try {
+    if (offset === undefined) return new Uint8Array(await handle.readFile());
     const out = new Uint8Array(length ?? 0);
     const { bytesRead } = await handle.read(out, 0, out.length, offset);
     if (bytesRead !== out.length) throw new Error(`${path}: ${out.length} bytes at ${offset} past the end of the file`);
@@ -64,9 +101,17 @@ export function imageFolder(root: string): ImageStore {
 }
 
 export async function readJson(path: string): Promise<unknown> {
-  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-  });
+  const text = await openRegularFile(path)
+    .then(async (handle) => {
+      try {
+        return await handle.readFile('utf8');
+      } finally {
+        await handle.close();
+      }
+    })
+    .catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+    });
   try {
     return JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (e) {
