@@ -3,7 +3,18 @@
 // equal to @fiber-vl/eval-metrics on the written files, golden values (regression), --resume after
 // a killed run, and the error paths (one line, exit code 2).
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +33,7 @@ import {
   folderReader,
   loadMeteorResources,
 } from '@fiber-vl/eval-metrics/node';
-import { SafetensorsFile, tf } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, TorchCheckpoint, serializeSafetensors, tf } from '@fiber-vl/tensor-core';
 import { evalMain } from '../src/eval/index.js';
 import { makeEvalAssets, root, samples, type EvalAssets } from './eval-assets.js';
 
@@ -736,6 +747,87 @@ describe('fiber-bench eval --resume', () => {
     expect(other.stderr).toMatch(
       /partial results come from another run \(imageSize: 64 then, 96 now\); rerun without --resume/,
     );
+  });
+
+  it('refuses partial results made from other images, another tokenizer, or another checkpoint of the same size and time', async () => {
+    const base = join(work, 'stamps');
+    const data = join(samples, 'nlvr2');
+    const images = join(base, 'nlvr2-copy');
+    cpSync(data, images, { recursive: true });
+    const tok = join(base, 'tokenizer');
+    cpSync(assets.tokenizer, tok, { recursive: true });
+    // the checkpoint as safetensors, whose tensor bytes can be changed without breaking the file
+    const ckpt = join(base, 'nlvr2.safetensors');
+    const torch = await TorchCheckpoint.open(assets.ckpt.nlvr2);
+    const state = await torch.readStateDict();
+    await torch.close();
+    writeFileSync(ckpt, serializeSafetensors(state));
+    tf.dispose([...state.values()]);
+    const args = ['--task', 'nlvr2', '--checkpoint', ckpt, '--data', data, '--split', 'dev', '--tokenizer', tok];
+    const out = join(base, 'out');
+    const first = await evalRun(args, { out, tokenizer: false });
+    expect(first.code, first.stderr).toBe(0);
+    const resume = (extra: string[] = []) => evalRun([...args, ...extra, '--resume'], { out, tokenizer: false });
+    const same = await resume();
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stderr).toMatch(/done in an earlier run \(--resume\)/);
+
+    const otherImages = await resume(['--images', images]);
+    expect(otherImages.code).toBe(2);
+    expect(otherImages.stderr).toMatch(/another run \(images: ".*nlvr2" then, ".*nlvr2-copy" now\)/);
+
+    // the sign of one float32 weight flipped: another valid checkpoint of the same size and time
+    const { atime, mtime, mtimeMs } = statSync(ckpt);
+    const bytes = readFileSync(ckpt);
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+    const [, f32] = Object.entries<{ dtype: string; data_offsets: number[] }>(header).find(
+      ([name, t]) => name !== '__metadata__' && t.dtype === 'F32',
+    )!;
+    bytes[8 + headerLength + f32.data_offsets[0] + 3] ^= 0x80;
+    writeFileSync(ckpt, bytes);
+    utimesSync(ckpt, atime, mtime);
+    expect(Math.round(statSync(ckpt).mtimeMs)).toBe(Math.round(mtimeMs)); // as the stamp reads it
+    const otherCheckpoint = await resume();
+    expect(otherCheckpoint.code).toBe(2);
+    expect(otherCheckpoint.stderr).toMatch(/another run \(checkpoint: .* then, .* now\); rerun without --resume/);
+
+    const vocab = join(tok, 'vocab.json');
+    writeFileSync(vocab, JSON.stringify(JSON.parse(readFileSync(vocab, 'utf8')), null, 1));
+    const otherTokenizer = await resume();
+    expect(otherTokenizer.code).toBe(2);
+    expect(otherTokenizer.stderr).toMatch(/tokenizer: \[.*vocab\.json.* then, /);
+  });
+
+  it('names the partial results file when a stored line or value cannot be read back', async () => {
+    const out = join(work, 'stored');
+    const args = [
+      '--task',
+      'nlvr2',
+      '--checkpoint',
+      assets.ckpt.nlvr2,
+      '--data',
+      join(samples, 'nlvr2'),
+      '--split',
+      'dev',
+    ];
+    expect((await evalRun(args, { out })).code).toBe(0);
+    const partial = join(out, readdirSync(out).find((f) => f.endsWith('.partial.jsonl'))!);
+    const lines = readFileSync(partial, 'utf8').trim().split('\n');
+    const edit = (line: Record<string, unknown>) =>
+      writeFileSync(partial, `${[lines[0], JSON.stringify(line), ...lines.slice(2)].join('\n')}\n`);
+    const key = JSON.parse(lines[1]).key;
+
+    edit({ key, value: 'garbage' });
+    const badValue = await evalRun([...args, '--resume'], { out });
+    expect(badValue.code).toBe(2);
+    expect(badValue.stderr).toContain(`${partial}: partial result ${key}: `);
+    expect(badValue.stderr).toMatch(/; rerun without --resume/);
+
+    edit({ key, skip: { reason: 'bogus-reason', detail: 'made up' } });
+    const badSkip = await evalRun([...args, '--resume'], { out });
+    expect(badSkip.code).toBe(2);
+    expect(badSkip.stderr).toContain(`${partial}: line 2 is not a result line; rerun without --resume`);
   });
 
   it('the CLI answers a bad input with exit code 2 and one line', () => {

@@ -1,7 +1,7 @@
 // What every task gets (options, logging, the tokenizer, partial results, image reading) and what
 // it returns (the report the summary, the metrics JSON and the tests read).
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { loadTokenizer } from '@fiber-vl/roberta/node';
 import type { ImageDecoder } from '@fiber-vl/swin';
@@ -65,7 +65,11 @@ export class EvalContext {
 
   /** The partial results of run `name` (opened or resumed) and the loop context over an image store. */
   run(name: string, fingerprint: Record<string, unknown>, images: ImageStore): RunContext {
-    const { store, note } = PartialStore.open(this.outFile(`${name}.partial.jsonl`), fingerprint, this.opts.resume);
+    const { store, note } = PartialStore.open(
+      this.outFile(`${name}.partial.jsonl`),
+      { ...fingerprint, images: resolve(images.name) },
+      this.opts.resume,
+    );
     if (note) this.log(note);
     this.stores.push(store);
     return { partial: store, skips: this.skips, images, decoder: this.decoder, progress: this.progress };

@@ -1,7 +1,9 @@
 // Data files and images for `fiber-bench eval`: files that must exist (one clear error line when
 // not), JSON reading, image loading through the trainer's readers (sharp or the pure-JS decoders),
 // and the log of skipped samples.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ImageDecoder, RawImage } from '@fiber-vl/swin';
 import {
   DataSkipError,
@@ -37,10 +39,60 @@ export function readJsonFile(path: string, what: string): unknown {
   }
 }
 
-/** Size and modification time of the files a run reads, for the partial results' fingerprint. */
-export function fileStamp(path: string): { path: string; bytes: number; mtimeMs: number } {
+const MiB = 1 << 20;
+
+/**
+ * SHA-256 of a file's bytes, or, past 4 MiB, of its first and last MiB and 32 evenly spaced 64 KiB
+ * chunks between them: two checkpoints of the same size and time still differ there, and a
+ * checkpoint of gigabytes is not read whole on every run.
+ */
+function contentDigest(path: string, size: number): string {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const take = (offset: number, length: number) => {
+      const buf = Buffer.alloc(length);
+      let done = 0;
+      while (done < length) {
+        const n = readSync(fd, buf, done, length - done, offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+      hash.update(buf.subarray(0, done));
+    };
+    if (size <= 4 * MiB) take(0, size);
+    else {
+      take(0, MiB);
+      const chunk = 64 << 10;
+      for (let k = 1; k <= 32; k++) take(Math.floor((k * (size - 2 * MiB - chunk)) / 33) + MiB, chunk);
+      take(size - MiB, MiB);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex').slice(0, 32);
+}
+
+export interface FileStamp {
+  path: string;
+  bytes: number;
+  mtimeMs: number;
+  /** contentDigest: the bytes (a sample of them past 4 MiB). */
+  sha256: string;
+}
+
+/** Size, modification time and a digest of the files a run reads, for the partial results' fingerprint. */
+export function fileStamp(path: string): FileStamp {
   const s = statSync(path);
-  return { path, bytes: s.size, mtimeMs: Math.round(s.mtimeMs) };
+  return { path, bytes: s.size, mtimeMs: Math.round(s.mtimeMs), sha256: contentDigest(path, s.size) };
+}
+
+/** The stamps of a tokenizer folder's files (vocab.json, merges.txt, tokenizer.json: those present). */
+export function tokenizerStamp(dir: string): FileStamp[] {
+  return ['vocab.json', 'merges.txt', 'tokenizer.json']
+    .map((f) => join(dir, f))
+    .filter((f) => existsSync(f) && statSync(f).isFile())
+    .map(fileStamp);
 }
 
 export interface SkippedItem extends Skip {

@@ -5,7 +5,7 @@
 // of its results, so a resumed run gives exactly the results of an uninterrupted one.
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Skip } from '@fiber-vl/trainer';
+import { SKIP_REASONS, type Skip } from '@fiber-vl/trainer';
 import { fail } from './errors.js';
 
 const FORMAT = 'fiber-bench eval partial results';
@@ -18,11 +18,9 @@ export interface PartialLine {
   skip?: Skip;
 }
 
+const reasons: readonly string[] = SKIP_REASONS;
 const isSkip = (v: unknown): v is Skip =>
-  typeof v === 'object' &&
-  v !== null &&
-  typeof (v as Skip).reason === 'string' &&
-  typeof (v as Skip).detail === 'string';
+  typeof v === 'object' && v !== null && reasons.includes((v as Skip).reason) && typeof (v as Skip).detail === 'string';
 
 export class PartialStore {
   private readonly entries = new Map<string, Stored>();

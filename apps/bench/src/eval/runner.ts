@@ -5,6 +5,7 @@ import type { ImageDecoder, RawImage } from '@fiber-vl/swin';
 import { DataSkipError, type ImageStore, type Skip } from '@fiber-vl/trainer';
 import { PromptError } from '@fiber-vl/heads-fine';
 import { readImage, type SkipLog } from './data.js';
+import { fail } from './errors.js';
 import type { PartialLine, PartialStore } from './partial.js';
 import { Progress, type ProgressSink } from './progress.js';
 
@@ -75,7 +76,16 @@ export async function runStage<T, R>(ctx: RunContext, stage: Stage<T, R>): Promi
     }
     resumed++;
     if ('skip' in stored) ctx.skips.add(item.key, stored.skip);
-    else results.set(item.key, stage.decode(stored.value, item.key));
+    else {
+      let value: R;
+      try {
+        value = stage.decode(stored.value, item.key);
+      } catch (e) {
+        // a stored result this stage cannot read back (a hand-edited or foreign file)
+        return fail(`${ctx.partial.path}: ${(e as Error).message}; rerun without --resume`);
+      }
+      results.set(item.key, value);
+    }
   }
   const progress = new Progress(stage.label, stage.items.length, resumed, ctx.progress);
   const batches: Item<T>[][] = [];

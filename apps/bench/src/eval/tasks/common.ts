@@ -3,7 +3,7 @@
 import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { tf } from '@fiber-vl/tensor-core';
 import type { ImageRef } from '@fiber-vl/trainer';
-import { fileStamp } from '../data.js';
+import { fileStamp, tokenizerStamp } from '../data.js';
 import type { EvalContext } from '../context.js';
 
 /** Token ids and attention mask [B, L] of texts, padded to `maxLength` (truncated past it). */
@@ -99,7 +99,12 @@ export const pct = (x: number): string => (100 * x).toFixed(2);
 /** The fingerprint fields every task shares (what must not change between a run and its --resume). */
 export function baseFingerprint(ctx: EvalContext, extra: Record<string, unknown>): Record<string, unknown> {
   const o = ctx.opts;
-  return { task: o.task, checkpoint: fileStamp(o.checkpoint), tokenizer: o.tokenizer, ...extra };
+  return {
+    task: o.task,
+    checkpoint: fileStamp(o.checkpoint),
+    tokenizer: o.tokenizer ? tokenizerStamp(o.tokenizer) : o.tokenizer,
+    ...extra,
+  };
 }
 
 /** Ids of the top score of each row of a [rows, cols] matrix (lowest index on ties). */
