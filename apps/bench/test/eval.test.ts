@@ -221,6 +221,30 @@ describe('fiber-bench eval vqa', () => {
     expect(bad.stdout).toBe('');
   });
 
+  it('names a data file whose top level is not an object (null, a list)', async () => {
+    const dir = join(work, 'vqa-null');
+    cpSync(join(samples, 'vqa'), dir, { recursive: true });
+    const questions = join(dir, 'v2_OpenEnded_mscoco_val2014_questions.json');
+    for (const [text, shown] of [
+      ['null', 'null'],
+      ['[1, 2]', 'a list'],
+    ]) {
+      writeFileSync(questions, text);
+      const bad = await evalRun([
+        '--task',
+        'vqa',
+        '--checkpoint',
+        assets.ckpt.vqa,
+        '--data',
+        dir,
+        '--images',
+        join(samples, 'coco'),
+      ]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toBe(`fiber-bench eval: VQA questions: ${questions} holds ${shown}, not a JSON object\n`);
+    }
+  });
+
   it('--limit evaluates the first N questions; --json prints only the metrics JSON', async () => {
     const lim = await evalRun([
       '--task',

@@ -39,6 +39,16 @@ export function readJsonFile(path: string, what: string): unknown {
   }
 }
 
+/** readJsonFile for the files whose top level is an object (every data set's annotations). */
+export function readJsonObject(path: string, what: string): Record<string, unknown> {
+  const json = readJsonFile(path, what);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    fail(
+      `${what}: ${path} holds ${json === null ? 'null' : Array.isArray(json) ? 'a list' : `a ${typeof json}`}, not a JSON object`,
+    );
+  return json as Record<string, unknown>;
+}
+
 const MiB = 1 << 20;
 
 /**

@@ -11,7 +11,7 @@ import { karpathyCaptions } from '@fiber-vl/trainer';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, coarseHeadsOf, headsText, loadCoarse, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, parseFile, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
+import { fileStamp, parseFile, readJsonObject, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { baseFingerprint, numbersField, record, refOf, stringField } from './common.js';
@@ -47,7 +47,7 @@ export async function evalCaption(ctx: EvalContext): Promise<TaskReport> {
   }
 
   // one record per (image, sentence); every sentence of the image is a reference
-  const json = readJsonFile(annFile, 'Karpathy captions');
+  const json = readJsonObject(annFile, 'Karpathy captions');
   const source = parseFile('Karpathy captions', annFile, () =>
     karpathyCaptions(json, { splits: [split], dedupe: false, name: basename(annFile) }),
   );

@@ -8,7 +8,7 @@ import { FiberFinePipeline } from '@fiber-vl/heads-fine';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, loadFine, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, readJsonFile, requireDir } from '../data.js';
+import { fileStamp, readJsonObject, requireDir } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { baseFingerprint, numberField, pct, record } from './common.js';
@@ -25,7 +25,7 @@ export async function evalCocoDetection(ctx: EvalContext): Promise<TaskReport> {
   const split = opts.split ?? 'val2017';
   const annFile = opts.ann ?? join(opts.data, 'coco', 'annotations', `instances_${split}.json`);
   const imagesDir = requireDir(opts.images ?? join(opts.data, 'coco', split), 'COCO images', 'set --images');
-  const gt = readJsonFile(annFile, `COCO ${split} instances`) as CocoGroundTruth;
+  const gt = readJsonObject(annFile, `COCO ${split} instances`) as CocoGroundTruth;
   if (!Array.isArray(gt?.images) || !Array.isArray(gt.categories) || !Array.isArray(gt.annotations)) {
     fail(`COCO ${split} instances: ${annFile} needs "images", "annotations" and "categories" lists`);
   }

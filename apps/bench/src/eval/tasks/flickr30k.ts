@@ -11,7 +11,7 @@ import { mdetrGrounding, type Span } from '@fiber-vl/trainer';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, loadFine, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, parseFile, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
+import { fileStamp, parseFile, readJsonObject, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { baseFingerprint, boxesField, pct, record, refOf } from './common.js';
@@ -38,7 +38,7 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
     'Sentences/, Annotations/, <split>.txt; set --entities',
   );
   requireFile(join(entitiesDir, `${split}.txt`), 'Flickr30k Entities split list');
-  const json = readJsonFile(annFile, `Flickr30k Entities ${split} annotations`);
+  const json = readJsonObject(annFile, `Flickr30k Entities ${split} annotations`);
   const shapes = await checkpointShapes(opts.checkpoint);
   requireKind(
     opts.checkpoint,

@@ -9,7 +9,7 @@ import { mdetrGrounding, type Span } from '@fiber-vl/trainer';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, loadFine, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, parseFile, readJsonFile, readSource, requireDir } from '../data.js';
+import { fileStamp, parseFile, readJsonObject, readSource, requireDir } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { baseFingerprint, boxesField, numbersField, pct, record, refOf } from './common.js';
@@ -39,7 +39,7 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
     'RefCOCO images',
     'COCO train2014 images; set --images',
   );
-  const json = readJsonFile(annFile, `${dataset} ${split} annotations`);
+  const json = readJsonObject(annFile, `${dataset} ${split} annotations`);
   const shapes = await checkpointShapes(opts.checkpoint);
   requireKind(opts.checkpoint, shapes, 'fine', 'refcoco', `a fine-grained checkpoint fine-tuned on ${dataset}`);
 

@@ -26,7 +26,7 @@ import {
   type CoarseSetup,
 } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, parseFile, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
+import { fileStamp, parseFile, readJsonObject, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { base64ToF32, baseFingerprint, concatF32, f32ToBase64, record, refOf, stringField } from './common.js';
@@ -173,7 +173,7 @@ export async function evalRetrieval(ctx: EvalContext): Promise<TaskReport> {
   }
 
   // images of the split with their captions (every caption is a query)
-  const json = readJsonFile(annFile, 'Karpathy captions');
+  const json = readJsonObject(annFile, 'Karpathy captions');
   const source = parseFile('Karpathy captions', annFile, () =>
     karpathyCaptions(json, { splits: [split], dedupe: false, name: basename(annFile) }),
   );

@@ -10,7 +10,7 @@ import { buildVqaVocab, vqaQuestions } from '@fiber-vl/trainer';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, headsText, coarseHeadsOf, loadCoarse, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, parseFile, readJsonFile, readSource, requireDir, requireFile } from '../data.js';
+import { fileStamp, parseFile, readJsonFile, readJsonObject, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { argmaxRows, baseFingerprint, numberField, record, refOf, stringField, textInputs } from './common.js';
@@ -56,7 +56,7 @@ function answerList(ctx: EvalContext): { answers: string[]; source: string } {
         `${opts.answerMinCount})`,
     );
   }
-  const json = files.map((f) => readJsonFile(f, 'VQA annotations'));
+  const json = files.map((f) => readJsonObject(f, 'VQA annotations'));
   const vocab = parseFile('VQA annotations', files.join(' + '), () =>
     buildVqaVocab(json, { minCount: opts.answerMinCount }),
   );
@@ -98,8 +98,8 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
   }
   const answersFile = ctx.writeJson(`vqa_answers.json`, answers);
 
-  const questions = readJsonFile(qFile, 'VQA questions');
-  const subtypeField = (questions as { data_subtype?: unknown }).data_subtype;
+  const questions = readJsonObject(qFile, 'VQA questions');
+  const subtypeField = questions.data_subtype;
   const subtype = typeof subtypeField === 'string' ? subtypeField : split;
   // test-dev questions are about test2015 images
   const imageSubtype = subtype === 'test-dev2015' ? 'test2015' : subtype;
@@ -188,7 +188,7 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
       notes: [],
     };
     if (existsSync(aFile)) {
-      const all = readJsonFile(aFile, 'VQA annotations') as { annotations?: VqaAnnotation[] };
+      const all = readJsonObject(aFile, 'VQA annotations') as { annotations?: VqaAnnotation[] };
       if (!Array.isArray(all.annotations)) fail(`VQA annotations: ${aFile} has no "annotations" list`);
       const answered = new Set(predictions.map((p) => p.question_id));
       const annotations = all.annotations!.filter((a) => answered.has(a?.question_id));
