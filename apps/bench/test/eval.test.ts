@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Flickr30kEntitiesEvaluator,
@@ -852,6 +852,40 @@ describe('fiber-bench eval --resume', () => {
     const badSkip = await evalRun([...args, '--resume'], { out });
     expect(badSkip.code).toBe(2);
     expect(badSkip.stderr).toContain(`${partial}: line 2 is not a result line; rerun without --resume`);
+  });
+
+  it('an output file that cannot be written is exit 2 naming it', async () => {
+    const args = [
+      '--task',
+      'nlvr2',
+      '--checkpoint',
+      assets.ckpt.nlvr2,
+      '--data',
+      join(samples, 'nlvr2'),
+      '--split',
+      'dev',
+    ];
+    const ok = await evalRun(args, { out: join(work, 'writes-ok') });
+    expect(ok.code, ok.stderr).toBe(0);
+    const partialName = basename(ok.summary.files.partial);
+    const metricsName = basename(ok.summary.files.metrics);
+
+    const out = join(work, 'writes-partial');
+    mkdirSync(join(out, partialName), { recursive: true });
+    const fresh = await evalRun(args, { out });
+    expect(fresh.code).toBe(2);
+    expect(fresh.stderr).toContain(
+      `fiber-bench eval: ${join(out, partialName)}: cannot write the partial results (it is a folder)\n`,
+    );
+    const resumed = await evalRun([...args, '--resume'], { out });
+    expect(resumed.code).toBe(2);
+    expect(resumed.stderr).toContain(`${join(out, partialName)}: not a partial results file (a folder)`);
+
+    const late = join(work, 'writes-metrics');
+    mkdirSync(join(late, metricsName), { recursive: true });
+    const r = await evalRun(args, { out: late });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`fiber-bench eval: ${join(late, metricsName)}: cannot write (EISDIR`);
   });
 
   it('the CLI answers a bad input with exit code 2 and one line', () => {

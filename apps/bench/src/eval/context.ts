@@ -82,14 +82,16 @@ export class EvalContext {
 
   /** Writes JSON into --out (compact for result files, which can be large). */
   writeJson(file: string, value: unknown, pretty = false): string {
-    const path = this.outFile(file);
-    writeFileSync(path, `${JSON.stringify(value, null, pretty ? 2 : undefined)}\n`);
-    return path;
+    return this.writeText(file, `${JSON.stringify(value, null, pretty ? 2 : undefined)}\n`);
   }
 
   writeText(file: string, text: string): string {
     const path = this.outFile(file);
-    writeFileSync(path, text);
+    try {
+      writeFileSync(path, text);
+    } catch (e) {
+      fail(`${path}: cannot write (${(e as Error).message})`);
+    }
     return path;
   }
 

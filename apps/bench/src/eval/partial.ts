@@ -3,7 +3,7 @@
 // checkpoint, data files, sizes). `--resume` reads them back and the run goes on with the items that
 // are not there; a last line cut short by a kill is dropped. Every stage uses the stored (JSON) form
 // of its results, so a resumed run gives exactly the results of an uninterrupted one.
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SKIP_REASONS, type Skip } from '@fiber-vl/trainer';
 import { fail } from './errors.js';
@@ -21,6 +21,17 @@ export interface PartialLine {
 const reasons: readonly string[] = SKIP_REASONS;
 const isSkip = (v: unknown): v is Skip =>
   typeof v === 'object' && v !== null && reasons.includes((v as Skip).reason) && typeof (v as Skip).detail === 'string';
+
+const kind = (path: string) => (statSync(path).isDirectory() ? 'a folder' : 'not a regular file');
+
+function openOrFail(path: string, flags: string): number {
+  try {
+    if (existsSync(path) && !statSync(path).isFile()) throw new Error(`it is ${kind(path)}`);
+    return openSync(path, flags);
+  } catch (e) {
+    return fail(`${path}: cannot write the partial results (${(e as Error).message})`);
+  }
+}
 
 export class PartialStore {
   private readonly entries = new Map<string, Stored>();
@@ -42,11 +53,12 @@ export class PartialStore {
     mkdirSync(dirname(path), { recursive: true });
     const header = JSON.stringify({ format: FORMAT, version: 1, fingerprint });
     if (!resume || !existsSync(path)) {
-      const fd = openSync(path, 'w');
+      const fd = openOrFail(path, 'w');
       writeSync(fd, `${header}\n`);
       const note = resume ? `--resume: no partial results at ${path}, starting from the beginning` : undefined;
       return { store: new PartialStore(path, fd), note };
     }
+    if (!statSync(path).isFile()) fail(`${path}: not a partial results file (${kind(path)}); rerun without --resume`);
     const text = readFileSync(path, 'utf8');
     const complete = text.slice(0, text.lastIndexOf('\n') + 1);
     const lines = complete.split('\n').filter(Boolean);
@@ -80,11 +92,11 @@ export class PartialStore {
       }
       store.entries.set(obj.key, obj.skip ? { skip: obj.skip } : { value: obj.value });
     });
-    const fd = openSync(path, 'r+');
+    const fd = openOrFail(path, 'r+');
     // a line cut short by a kill is dropped, so that the next one starts on its own line
     if (complete.length < text.length) ftruncateSync(fd, Buffer.byteLength(complete));
     closeSync(fd);
-    store.fd = openSync(path, 'a');
+    store.fd = openOrFail(path, 'a');
     return { store };
   }
 
