@@ -854,6 +854,22 @@ describe('fiber-bench eval --resume', () => {
     expect(badSkip.stderr).toContain(`${partial}: line 2 is not a result line; rerun without --resume`);
   });
 
+  it('refuses an id the data file repeats before running the model (results are kept by id)', async () => {
+    const dir = join(work, 'nlvr2-dup');
+    cpSync(join(samples, 'nlvr2'), dir, { recursive: true });
+    const dev = join(dir, 'data', 'dev.json');
+    const lines = readFileSync(dev, 'utf8').trim().split('\n');
+    const second = JSON.parse(lines[1]);
+    second.identifier = JSON.parse(lines[0]).identifier;
+    writeFileSync(dev, `${[lines[0], JSON.stringify(second), ...lines.slice(2)].join('\n')}\n`);
+    const r = await evalRun(['--task', 'nlvr2', '--checkpoint', assets.ckpt.nlvr2, '--data', dir, '--split', 'dev']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^fiber-bench eval: nlvr2 dev: the id dev-1-0-0 comes twice \(items 1 and 2\); ids in the data file must be unique$/m,
+    );
+    expect(r.stderr).not.toMatch(/\d+\/\d+ \(/); // no progress line: nothing was evaluated
+  });
+
   it('an output file that cannot be written is exit 2 naming it', async () => {
     const args = [
       '--task',

@@ -65,6 +65,16 @@ class SkipValue {
 
 /** Runs a stage and returns the result of every item that was not skipped (this run's and resumed ones). */
 export async function runStage<T, R>(ctx: RunContext, stage: Stage<T, R>): Promise<Map<string, R>> {
+  // results are kept by key: a key twice would give both items the second one's result
+  const first = new Map<string, number>();
+  stage.items.forEach(({ key }, i) => {
+    const at = first.get(key);
+    if (at !== undefined)
+      fail(
+        `${stage.label}: the id ${key} comes twice (items ${at + 1} and ${i + 1}); ids in the data file must be unique`,
+      );
+    first.set(key, i);
+  });
   const results = new Map<string, R>();
   const pending: Item<T>[] = [];
   let resumed = 0;
