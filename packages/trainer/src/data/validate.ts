@@ -8,8 +8,17 @@ export function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A value as a message shows it: numbers as JS prints them (1e309 parses to Infinity, which JSON.stringify shows as null). */
+function shown(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'an object';
+  return JSON.stringify(v) ?? String(v);
+}
+
 export function field(obj: unknown, key: string, where: string): unknown {
-  if (!isObject(obj)) throw new DataSkipError('malformed-record', `${where}: expected an object, got ${typeof obj}`);
+  if (!isObject(obj)) throw new DataSkipError('malformed-record', `${where}: expected an object, got ${shown(obj)}`);
   if (!(key in obj)) throw new DataSkipError('malformed-record', `${where}: missing field "${key}"`);
   return obj[key];
 }
@@ -17,14 +26,14 @@ export function field(obj: unknown, key: string, where: string): unknown {
 export function str(obj: unknown, key: string, where: string): string {
   const v = field(obj, key, where);
   if (typeof v !== 'string')
-    throw new DataSkipError('malformed-record', `${where}: field "${key}" must be a string, got ${JSON.stringify(v)}`);
+    throw new DataSkipError('malformed-record', `${where}: field "${key}" must be a string, got ${shown(v)}`);
   return v;
 }
 
 export function num(obj: unknown, key: string, where: string): number {
   const v = field(obj, key, where);
   if (typeof v !== 'number' || !Number.isFinite(v))
-    throw new DataSkipError('malformed-record', `${where}: field "${key}" must be a number, got ${JSON.stringify(v)}`);
+    throw new DataSkipError('malformed-record', `${where}: field "${key}" must be a number, got ${shown(v)}`);
   return v;
 }
 
