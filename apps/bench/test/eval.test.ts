@@ -245,6 +245,35 @@ describe('fiber-bench eval vqa', () => {
     }
   });
 
+  it('checks the annotations before the model runs: a broken one is exit 2, a question without one a skip', async () => {
+    const dir = join(work, 'vqa-ann');
+    cpSync(join(samples, 'vqa'), dir, { recursive: true });
+    const annFile = join(dir, 'v2_mscoco_val2014_annotations.json');
+    const ann = JSON.parse(readFileSync(annFile, 'utf8'));
+    const args = ['--task', 'vqa', '--checkpoint', assets.ckpt.vqa, '--data', dir, '--images', join(samples, 'coco')];
+    const first = ann.annotations[0];
+    writeFileSync(
+      annFile,
+      JSON.stringify({ ...ann, annotations: [{ ...first, answers: null }, ...ann.annotations.slice(1)] }),
+    );
+    const broken = await evalRun(args);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain(
+      `${annFile}: annotations[0] (question ${first.question_id}): "answers" must be a non-empty list`,
+    );
+    expect(broken.stderr).not.toMatch(/vqa val2014: \d+\/\d+/); // no progress: the model did not run
+
+    writeFileSync(annFile, JSON.stringify({ ...ann, annotations: ann.annotations.slice(1) }));
+    const missing = await evalRun(args);
+    expect(missing.code, missing.stderr).toBe(0);
+    expect(missing.summary.skipped['missing-annotation']).toBe(1);
+    expect(missing.summary.skippedSamples).toContainEqual({
+      key: `q${first.question_id}`,
+      reason: 'missing-annotation',
+      detail: `question ${first.question_id} has no annotation in v2_mscoco_val2014_annotations.json`,
+    });
+  });
+
   it('--limit evaluates the first N questions; --json prints only the metrics JSON', async () => {
     const lim = await evalRun([
       '--task',

@@ -22,6 +22,14 @@ interface VqaResult {
   score: number;
 }
 
+/** The annotations of the given questions (vqaAccuracy checks each record's fields). */
+function annotationsOf(all: readonly unknown[], questionIds: number[]): VqaAnnotation[] {
+  const ids = new Set(questionIds);
+  return all.filter(
+    (a): a is VqaAnnotation => typeof a === 'object' && a !== null && ids.has((a as VqaAnnotation).question_id),
+  );
+}
+
 /** The answer list of --answers: a JSON list in label order, or ViLT's {answer: label}. */
 function readAnswerList(path: string): string[] {
   const json = readJsonFile(path, '--answers');
@@ -111,12 +119,40 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
       name: basename(qFile),
     }),
   );
-  const items: Item<{ questionId: number; text: string }>[] = await readSource(
+  let items: Item<{ questionId: number; text: string }>[] = await readSource(
     source,
     (r) => ({ key: `q${r.questionId}`, images: [refOf(r.image)], data: { questionId: r.questionId, text: r.text } }),
     ctx.skips,
     opts.limit,
   );
+  // The split's annotations (val), read and checked before the model runs: a question without one
+  // is skipped, and what the accuracy would refuse is refused now rather than after the last batch.
+  let annotations: readonly unknown[] | undefined;
+  if (existsSync(aFile)) {
+    const all = readJsonObject(aFile, 'VQA annotations');
+    if (!Array.isArray(all.annotations)) fail(`VQA annotations: ${aFile} has no "annotations" list`);
+    annotations = all.annotations as unknown[];
+    const annotated = new Set(
+      annotations.map((a) => (typeof a === 'object' && a !== null ? (a as VqaAnnotation).question_id : undefined)),
+    );
+    items = items.filter((it) => {
+      if (annotated.has(it.data.questionId)) return true;
+      ctx.skips.add(it.key, {
+        reason: 'missing-annotation',
+        detail: `question ${it.data.questionId} has no annotation in ${basename(aFile)}`,
+      });
+      return false;
+    });
+    if (!items.length) fail(`vqa: no question could be evaluated (skipped: ${ctx.skips.summary()})`);
+    vqaAccuracy({
+      annotations: annotationsOf(
+        annotations,
+        items.map((it) => it.data.questionId),
+      ),
+      predictions: items.map((it) => ({ question_id: it.data.questionId, answer: '' })),
+      files: { annotations: aFile, predictions: qFile },
+    });
+  }
 
   const tokenizer = ctx.tokenizer();
   const setup = await loadCoarse(opts.checkpoint, shapes, {
@@ -187,12 +223,16 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
       files: { results: resultsFile, answers: answersFile },
       notes: [],
     };
-    if (existsSync(aFile)) {
-      const all = readJsonObject(aFile, 'VQA annotations') as { annotations?: VqaAnnotation[] };
-      if (!Array.isArray(all.annotations)) fail(`VQA annotations: ${aFile} has no "annotations" list`);
-      const answered = new Set(predictions.map((p) => p.question_id));
-      const annotations = all.annotations!.filter((a) => answered.has(a?.question_id));
-      const scores = vqaAccuracy({ annotations, predictions, files: { annotations: aFile, predictions: resultsFile } });
+    if (annotations) {
+      const answered = annotationsOf(
+        annotations,
+        predictions.map((p) => p.question_id),
+      );
+      const scores = vqaAccuracy({
+        annotations: answered,
+        predictions,
+        files: { annotations: aFile, predictions: resultsFile },
+      });
       report.data.annotations = aFile;
       report.metrics = {
         accuracy: scores.official.overall,
@@ -202,10 +242,9 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
       report.rows.push(['VQA accuracy (official formula)', scores.official.overall.toFixed(2)]);
       for (const [t, v] of Object.entries(scores.official.perAnswerType))
         report.rows.push([`accuracy: ${t}`, v.toFixed(2)]);
-      if (annotations.length < all.annotations!.length) {
+      if (answered.length < annotations.length) {
         report.notes.push(
-          `accuracy over the ${annotations.length} answered questions of ${all.annotations!.length} in ` +
-            `${basename(aFile)}`,
+          `accuracy over the ${answered.length} answered questions of ${annotations.length} in ` + `${basename(aFile)}`,
         );
       }
     } else {
