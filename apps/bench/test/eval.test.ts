@@ -274,6 +274,29 @@ describe('fiber-bench eval vqa', () => {
     });
   });
 
+  it('coco-det checks the ground truth before the model runs (a negative box, no categories)', async () => {
+    const ann = json(join(samples, 'coco/annotations/instances_val2017.json'));
+    const annFile = join(work, 'instances-bad.json');
+    const args = ['--task', 'coco-det', '--checkpoint', assets.ckpt.detector, '--data', samples, '--ann', annFile];
+    const [a0] = ann.annotations;
+    writeFileSync(
+      annFile,
+      JSON.stringify({ ...ann, annotations: [{ ...a0, bbox: [1, 1, -5, 4] }, ...ann.annotations.slice(1)] }),
+    );
+    const negative = await evalRun(args);
+    expect(negative.code).toBe(2);
+    expect(negative.stderr).toContain(
+      `${annFile}: annotations[0] (id ${a0.id}): "bbox" has a negative width or height`,
+    );
+    expect(negative.stderr).not.toMatch(/coco-det val2017: \d+\/\d+/); // no progress: the model did not run
+    writeFileSync(annFile, JSON.stringify({ ...ann, categories: [], annotations: [] }));
+    const empty = await evalRun(args);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toBe(
+      `fiber-bench eval: COCO val2017 instances: ${annFile} has no categories (nothing to detect)\n`,
+    );
+  });
+
   it('--limit evaluates the first N questions; --json prints only the metrics JSON', async () => {
     const lim = await evalRun([
       '--task',

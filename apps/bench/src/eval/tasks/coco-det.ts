@@ -29,6 +29,9 @@ export async function evalCocoDetection(ctx: EvalContext): Promise<TaskReport> {
   if (!Array.isArray(gt?.images) || !Array.isArray(gt.categories) || !Array.isArray(gt.annotations)) {
     fail(`COCO ${split} instances: ${annFile} needs "images", "annotations" and "categories" lists`);
   }
+  if (!gt.categories.length) fail(`COCO ${split} instances: ${annFile} has no categories (nothing to detect)`);
+  // COCOeval's checks of the ground truth now, on no detections, rather than after the last image
+  cocoEvaluate(gt, [], { files: { gt: annFile, dets: 'no detections (checking the ground truth)' } });
   const shapes = await checkpointShapes(opts.checkpoint);
   requireKind(
     opts.checkpoint,
