@@ -577,6 +577,26 @@ describe('fiber-bench eval flickr30k-entities', () => {
     );
   });
 
+  it('skips an image whose Annotations XML does not match its phrases before the model runs', async () => {
+    const dir = join(work, 'flickr-trunc');
+    for (const sub of ['flickr30k', 'mdetr_annotations'])
+      cpSync(join(samples, sub), join(dir, sub), { recursive: true });
+    const xml = join(dir, 'flickr30k/flickr30k_entities/Annotations/1001.xml');
+    const text = readFileSync(xml, 'utf8');
+    writeFileSync(xml, text.slice(0, text.indexOf('<object>'))); // cut before its first box
+    const r = await evalRun(['--task', 'flickr30k-entities', '--checkpoint', assets.ckpt.fineV2, '--data', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.summary.skippedSamples).toContainEqual({
+      key: 'image 1001',
+      reason: 'malformed-record',
+      detail:
+        'image 1001: sentence 0 has 2 phrases in final_flickr_separateGT_test.json, 0 with boxes in Sentences/1001.txt and Annotations/1001.xml',
+    });
+    expect(readFileSync(r.summary.files.images, 'utf8')).toBe('1004\n');
+    // images 1003 (whose file is corrupt) and 1004 went to the model, not 1001's two sentences
+    expect(r.stderr).toMatch(/flickr30k-entities test: 2\/2 /);
+  });
+
   it('--limit counts sentences, rounded up to whole images', async () => {
     const r = await evalRun([
       '--task',

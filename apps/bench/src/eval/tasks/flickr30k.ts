@@ -87,7 +87,40 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
   const all = read.filter((x): x is Item<Data> => x !== undefined && x.data.phrases.length > 0);
   // the evaluator scores whole images: --limit is rounded up to the last image's sentences
   const chosen = new Set(all.slice(0, opts.limit ?? Infinity).map((it) => it.data.imageId));
-  const items = all.filter((it) => chosen.has(it.data.imageId));
+  // Each image's sentences against what the evaluator will expect of them (Sentences/, Annotations/),
+  // before the model runs: an image whose phrases do not match is skipped rather than refused by
+  // the evaluator after the last image.
+  const evaluator = new Flickr30kEntitiesEvaluator(folderReader(entitiesDir), split);
+  const consistent = new Set(
+    [...chosen].filter((id) => {
+      const sentences = all.filter((it) => it.data.imageId === id);
+      let expected: unknown[][];
+      try {
+        expected = evaluator.phrasesOf(id);
+      } catch (e) {
+        ctx.skips.add(`image ${id}`, {
+          reason: 'malformed-record',
+          detail: `image ${id}: ${(e as Error).message.split('\n')[0]}`,
+        });
+        return false;
+      }
+      const mismatch = (detail: string) => {
+        ctx.skips.add(`image ${id}`, { reason: 'malformed-record', detail: `image ${id}: ${detail}` });
+        return false;
+      };
+      for (const it of sentences) {
+        const want = expected[it.data.sentenceId]?.length ?? 0;
+        if (it.data.phrases.length !== want)
+          return mismatch(
+            `sentence ${it.data.sentenceId} has ${it.data.phrases.length} phrases in ${basename(annFile)}, ` +
+              `${want} with boxes in Sentences/${id}.txt and Annotations/${id}.xml`,
+          );
+      }
+      // a boxed sentence without its record (the reader skipped it, and said why) leaves the image incomplete
+      return expected.every((ph, s) => !ph.length || sentences.some((it) => it.data.sentenceId === s));
+    }),
+  );
+  const items = all.filter((it) => consistent.has(it.data.imageId));
 
   const tokenizer = ctx.tokenizer();
   const setup = await loadFine(opts.checkpoint, shapes, {
@@ -120,37 +153,10 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
       },
     });
 
-    // an image is evaluated when every sentence of it in the split was grounded
-    const evaluator = new Flickr30kEntitiesEvaluator(folderReader(entitiesDir), split);
-    const complete = [...chosen].filter((id) => {
-      const sentences = items.filter((it) => it.data.imageId === id);
-      if (!sentences.every((it) => results.has(it.key))) return false;
-      let expected: unknown[][];
-      try {
-        expected = evaluator.phrasesOf(id);
-      } catch {
-        ctx.skips.add(`image ${id}`, {
-          reason: 'malformed-record',
-          detail: `image ${id} is not in ${split}.txt of ${entitiesDir}`,
-        });
-        return false;
-      }
-      const ok = expected.every((ph, s) => {
-        const it = sentences.find((x) => x.data.sentenceId === s);
-        if (!ph.length) return true;
-        if (!it) return false;
-        const got = results.get(it.key)!.boxes.length;
-        if (got !== ph.length) {
-          ctx.skips.add(it.key, {
-            reason: 'malformed-record',
-            detail: `${got} phrases in ${basename(annFile)}, ${ph.length} with boxes in Sentences/${id}.txt`,
-          });
-          return false;
-        }
-        return true;
-      });
-      return ok;
-    });
+    // an image is evaluated when every sentence of it was grounded (none of its images skipped)
+    const complete = [...consistent].filter((id) =>
+      items.filter((it) => it.data.imageId === id).every((it) => results.has(it.key)),
+    );
     if (!complete.length) fail(`flickr30k-entities: no image could be evaluated (skipped: ${ctx.skips.summary()})`);
     const keepIds = new Set(complete);
     const predictions: Flickr30kPrediction[] = items
