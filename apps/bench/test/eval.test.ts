@@ -261,8 +261,34 @@ describe('fiber-bench eval vqa', () => {
     expect(broken.stderr).toContain(
       `${annFile}: annotations[0] (question ${first.question_id}): "answers" must be a non-empty list`,
     );
+    // the file's index, also when the questions before it are not evaluated (here: the first one's text is empty)
+    const qFile = join(dir, 'v2_OpenEnded_mscoco_val2014_questions.json');
+    const qs = JSON.parse(readFileSync(qFile, 'utf8'));
+    const third = ann.annotations[2];
+    writeFileSync(
+      qFile,
+      JSON.stringify({
+        ...qs,
+        questions: qs.questions.map((q: { question_id: number }) =>
+          q.question_id === first.question_id ? { ...q, question: '' } : q,
+        ),
+      }),
+    );
+    writeFileSync(
+      annFile,
+      JSON.stringify({
+        ...ann,
+        annotations: ann.annotations.map((a: object, k: number) => (k === 2 ? { ...a, answers: null } : a)),
+      }),
+    );
+    const later = await evalRun(args);
+    expect(later.code).toBe(2);
+    expect(later.stderr).toContain(
+      `${annFile}: annotations[2] (question ${third.question_id}): "answers" must be a non-empty list`,
+    );
     expect(broken.stderr).not.toMatch(/vqa val2014: \d+\/\d+/); // no progress: the model did not run
 
+    writeFileSync(qFile, JSON.stringify(qs));
     writeFileSync(annFile, JSON.stringify({ ...ann, annotations: ann.annotations.slice(1) }));
     const missing = await evalRun(args);
     expect(missing.code, missing.stderr).toBe(0);

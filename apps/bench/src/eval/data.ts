@@ -53,8 +53,9 @@ const MiB = 1 << 20;
 
 /**
  * SHA-256 of a file's bytes, or, past 4 MiB, of its first and last MiB and 32 evenly spaced 64 KiB
- * chunks between them: two checkpoints of the same size and time still differ there, and a
- * checkpoint of gigabytes is not read whole on every run.
+ * chunks between them, so that a checkpoint of gigabytes is not read whole on every run. A sample:
+ * two fine-tunes that differ only in a small head, copied with the same size and time, can agree
+ * on it.
  */
 function contentDigest(path: string, size: number): string {
   const hash = createHash('sha256');
@@ -97,8 +98,9 @@ export function fileStamp(path: string): FileStamp {
   return { path, bytes: s.size, mtimeMs: Math.round(s.mtimeMs), sha256: contentDigest(path, s.size) };
 }
 
-/** The stamps of a tokenizer folder's files (vocab.json, merges.txt, tokenizer.json: those present). */
+/** The stamps of --tokenizer's files: a tokenizer.json given by path, or a folder's vocab.json, merges.txt and tokenizer.json (those present). */
 export function tokenizerStamp(dir: string): FileStamp[] {
+  if (existsSync(dir) && statSync(dir).isFile()) return [fileStamp(dir)];
   return ['vocab.json', 'merges.txt', 'tokenizer.json']
     .map((f) => join(dir, f))
     .filter((f) => existsSync(f) && statSync(f).isFile())

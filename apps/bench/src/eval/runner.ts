@@ -63,18 +63,20 @@ class SkipValue {
   constructor(readonly skip: Skip) {}
 }
 
-/** Runs a stage and returns the result of every item that was not skipped (this run's and resumed ones). */
-export async function runStage<T, R>(ctx: RunContext, stage: Stage<T, R>): Promise<Map<string, R>> {
-  // results are kept by key: a key twice would give both items the second one's result
+/** Refuses items that share a key: results are kept by key, so both would get the second one's result. */
+export function requireUniqueKeys(label: string, items: readonly { key: string }[]): void {
   const first = new Map<string, number>();
-  stage.items.forEach(({ key }, i) => {
+  items.forEach(({ key }, i) => {
     const at = first.get(key);
     if (at !== undefined)
-      fail(
-        `${stage.label}: the id ${key} comes twice (items ${at + 1} and ${i + 1}); ids in the data file must be unique`,
-      );
+      fail(`${label}: the id ${key} comes twice (items ${at + 1} and ${i + 1}); ids in the data file must be unique`);
     first.set(key, i);
   });
+}
+
+/** Runs a stage and returns the result of every item that was not skipped (this run's and resumed ones). */
+export async function runStage<T, R>(ctx: RunContext, stage: Stage<T, R>): Promise<Map<string, R>> {
+  requireUniqueKeys(stage.label, stage.items);
   const results = new Map<string, R>();
   const pending: Item<T>[] = [];
   let resumed = 0;

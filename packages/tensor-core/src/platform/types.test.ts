@@ -21,6 +21,9 @@ describe('NodeOnlyError', () => {
     expect(new Copy() instanceof NodeOnlyError).toBe(true);
     expect(new Error('reading a file by path needs Node.js') instanceof NodeOnlyError).toBe(false);
     expect({ name: 'NodeOnlyError', message: '' } instanceof NodeOnlyError).toBe(false);
+    class Narrower extends NodeOnlyError {}
+    expect(new Narrower('a', 'b') instanceof NodeOnlyError).toBe(true);
+    expect(new NodeOnlyError('a', 'b') instanceof Narrower).toBe(false);
     const nothing: unknown = null;
     expect(nothing instanceof NodeOnlyError).toBe(false);
   });

@@ -43,9 +43,13 @@ export interface Platform {
 export class NodeOnlyError extends Error {
   /**
    * The Node and browser platform files are bundled apart from the main entry, each with its own
-   * copy of this class, so `instanceof` goes by the error's name: an error from any copy matches.
+   * copy of this class, so `instanceof NodeOnlyError` goes by the error's name: an error from any
+   * copy matches (within one realm: an error passed to a worker arrives as a plain Error).
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // a subclass keeps the ordinary prototype check
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof asks about (this one or a subclass)
+    if (this !== NodeOnlyError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return value instanceof Error && value.name === 'NodeOnlyError';
   }
 

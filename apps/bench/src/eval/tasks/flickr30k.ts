@@ -180,7 +180,7 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
         `each sentence's phrases (tokens_positive_eval) grounded with the whole sentence as prompt, boxes ` +
         `ranked by score; ${opts.gt} GT, IoU >= 0.5; one image per forward`,
       data: { annotations: annFile, images: imagesDir, entities: entitiesDir },
-      counts: { samples: items.length, evaluated: predictions.length },
+      counts: { samples: all.filter((it) => chosen.has(it.data.imageId)).length, evaluated: predictions.length },
       metrics: { recall, images: complete.length, sentences: predictions.length },
       rows: [
         ['R@1 (all phrases)', pct(all1)],

@@ -3,7 +3,7 @@
 // official formula where the split's annotations exist (val).
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { vqaAccuracy, type VqaAnnotation } from '@fiber-vl/eval-metrics';
+import { MetricInputError, vqaAccuracy, type VqaAnnotation } from '@fiber-vl/eval-metrics';
 import { fiberPixelValues } from '@fiber-vl/swin';
 import { tf } from '@fiber-vl/tensor-core';
 import { buildVqaVocab, vqaQuestions } from '@fiber-vl/trainer';
@@ -12,7 +12,7 @@ import { checkpointShapes, checkTokenizer, headsText, coarseHeadsOf, loadCoarse,
 import type { EvalContext, TaskReport } from '../context.js';
 import { fileStamp, parseFile, readJsonFile, readJsonObject, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
-import { runStage, type Item } from '../runner.js';
+import { requireUniqueKeys, runStage, type Item } from '../runner.js';
 import { argmaxRows, baseFingerprint, numberField, record, refOf, stringField, textInputs } from './common.js';
 
 interface VqaResult {
@@ -144,14 +144,26 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
       return false;
     });
     if (!items.length) fail(`vqa: no question could be evaluated (skipped: ${ctx.skips.summary()})`);
-    vqaAccuracy({
-      annotations: annotationsOf(
-        annotations,
-        items.map((it) => it.data.questionId),
-      ),
-      predictions: items.map((it) => ({ question_id: it.data.questionId, answer: '' })),
-      files: { annotations: aFile, predictions: qFile },
-    });
+    requireUniqueKeys(`vqa ${split}`, items);
+    // the accuracy's checks of these questions' annotations, on placeholder answers; its messages
+    // count annotations within the subset, so they are given the file's index back
+    const fileIndex = new Map(annotations.map((a, k) => [a, k]));
+    const subset = annotationsOf(
+      annotations,
+      items.map((it) => it.data.questionId),
+    );
+    try {
+      vqaAccuracy({
+        annotations: subset,
+        predictions: items.map((it) => ({ question_id: it.data.questionId, answer: '' })),
+        files: { annotations: aFile, predictions: qFile },
+      });
+    } catch (e) {
+      if (!(e instanceof MetricInputError)) throw e;
+      fail(
+        e.message.replace(/annotations\[(\d+)\]/g, (_m, k) => `annotations[${fileIndex.get(subset[Number(k)]) ?? k}]`),
+      );
+    }
   }
 
   const tokenizer = ctx.tokenizer();
