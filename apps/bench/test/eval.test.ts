@@ -921,6 +921,37 @@ describe('fiber-bench eval --resume', () => {
     expect(otherTokenizer.stderr).toMatch(/tokenizer: \[.*vocab\.json.* then, /);
   });
 
+  it('refuses a checkpoint whose weights hold NaN, naming the tensor', async () => {
+    const ckpt = join(work, 'nan-nlvr2.safetensors');
+    const torch = await TorchCheckpoint.open(assets.ckpt.nlvr2);
+    const state = await torch.readStateDict();
+    await torch.close();
+    const bytes = Buffer.from(serializeSafetensors(state));
+    tf.dispose([...state.values()]);
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+    const [name, f32] = Object.entries<{ dtype: string; shape: number[]; data_offsets: number[] }>(header).find(
+      ([n, t]) => n !== '__metadata__' && t.dtype === 'F32',
+    )!;
+    bytes.writeFloatLE(Number.NaN, 8 + headerLength + f32.data_offsets[0]);
+    writeFileSync(ckpt, bytes);
+    const size = f32.shape.reduce((a, b) => a * b, 1);
+    const r = await evalRun([
+      '--task',
+      'nlvr2',
+      '--checkpoint',
+      ckpt,
+      '--data',
+      join(samples, 'nlvr2'),
+      '--split',
+      'dev',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      `${ckpt}: 1 tensor(s) hold NaN or Infinity (${name}: 1 of ${size}); the checkpoint is broken`,
+    );
+  });
+
   it('names the partial results file when a stored line or value cannot be read back', async () => {
     const out = join(work, 'stored');
     const args = [

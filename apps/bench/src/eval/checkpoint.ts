@@ -15,7 +15,7 @@ import { FiberCoarseModel, type CoarseHeadsSelection } from '@fiber-vl/heads-coa
 import { createFiberFineModel, loadFiberFineCheckpoint, type FiberFineModel } from '@fiber-vl/heads-fine';
 import { maxInputLength, ROBERTA_BASE, type ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { fiberCoarseWindowSize } from '@fiber-vl/swin';
-import { SafetensorsFile, TorchCheckpoint, skipInit } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, TorchCheckpoint, skipInit, tf } from '@fiber-vl/tensor-core';
 import { EvalInputError, fail } from './errors.js';
 import { requireFile } from './data.js';
 
@@ -166,6 +166,28 @@ export interface CoarseRequest {
   maxTextLen?: number;
 }
 
+/**
+ * Refuses loaded weights that hold NaN or Infinity: such a model evaluates without a word (empty
+ * captions, every metric 0). Disposes the model when it refuses.
+ */
+async function requireFinite(path: string, model: { stateDict(): Map<string, tf.Tensor>; dispose(): void }) {
+  const floats = [...model.stateDict()].filter(([, t]) => t.dtype === 'float32');
+  if (!floats.length) return;
+  // one count per tensor, read back in one go (one sync on WebGPU)
+  const countsT = tf.tidy(() =>
+    tf.stack(floats.map(([, t]) => tf.sum(tf.cast(tf.logicalNot(tf.isFinite(t)), 'int32')))),
+  );
+  const counts = await countsT.data();
+  countsT.dispose();
+  const bad = floats.flatMap(([name, t], k) => (counts[k] ? [`${name}: ${counts[k]} of ${t.size}`] : []));
+  if (!bad.length) return;
+  model.dispose();
+  fail(
+    `${path}: ${bad.length} tensor(s) hold NaN or Infinity (${bad.slice(0, 3).join('; ')}${bad.length > 3 ? '; ...' : ''}); ` +
+      'the checkpoint is broken (fiber-bench inspect --verify counts them per tensor)',
+  );
+}
+
 /** Builds the coarse model the checkpoint describes, at the task's resolution, and loads it strictly. */
 export async function loadCoarse(path: string, shapes: Shapes, req: CoarseRequest): Promise<CoarseSetup> {
   const preset = presetOf(shapes, path, FIBER_PRESETS);
@@ -194,6 +216,7 @@ export async function loadCoarse(path: string, shapes: Shapes, req: CoarseReques
       `${path}: does not load into the coarse FIBER-${preset} it looks like (${(e as Error).message.split('\n')[0]})`,
     );
   }
+  await requireFinite(path, model);
   model.eval();
   const window = fiberCoarseWindowSize(imageSize);
   const description =
@@ -244,6 +267,7 @@ export async function loadFine(path: string, shapes: Shapes, req: FineRequest): 
         `(${(e as Error).message.split('\n')[0]})`,
     );
   }
+  await requireFinite(path, model);
   model.eval();
   const note =
     version !== req.officialVersion ? ` (the official checkpoints of this task are ${req.officialVersion})` : '';
