@@ -288,6 +288,24 @@ describe('fiber-bench eval vqa', () => {
     );
     expect(broken.stderr).not.toMatch(/vqa val2014: \d+\/\d+/); // no progress: the model did not run
 
+    // questions of another split: none has an annotation here
+    writeFileSync(
+      qFile,
+      JSON.stringify({
+        ...qs,
+        data_subtype: 'test2015',
+        questions: qs.questions.map((q: { question_id: number }) => ({
+          ...q,
+          question_id: q.question_id + 900_000_000,
+        })),
+      }),
+    );
+    const other = await evalRun(args);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(
+      /vqa: none of the \d+ questions has an annotation in .*v2_mscoco_val2014_annotations\.json: questions of another split\? \(v2_OpenEnded_mscoco_val2014_questions\.json says data_subtype "test2015"; --split val2014 reads/,
+    );
+
     writeFileSync(qFile, JSON.stringify(qs));
     writeFileSync(annFile, JSON.stringify({ ...ann, annotations: ann.annotations.slice(1) }));
     const missing = await evalRun(args);

@@ -135,6 +135,7 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
     const annotated = new Set(
       annotations.map((a) => (typeof a === 'object' && a !== null ? (a as VqaAnnotation).question_id : undefined)),
     );
+    const read = items.length;
     items = items.filter((it) => {
       if (annotated.has(it.data.questionId)) return true;
       ctx.skips.add(it.key, {
@@ -143,6 +144,13 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
       });
       return false;
     });
+    if (read && !items.length) {
+      const said = typeof subtypeField === 'string' ? `says data_subtype "${subtypeField}"` : 'has no data_subtype';
+      fail(
+        `vqa: none of the ${read} questions has an annotation in ${aFile}: questions of another split? ` +
+          `(${basename(qFile)} ${said}; --split ${split} reads ${basename(aFile)}, --annotations FILE reads another)`,
+      );
+    }
     if (!items.length) fail(`vqa: no question could be evaluated (skipped: ${ctx.skips.summary()})`);
     requireUniqueKeys(`vqa ${split}`, items);
     // the accuracy's checks of these questions' annotations, on placeholder answers; its messages
