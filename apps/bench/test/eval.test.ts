@@ -821,6 +821,29 @@ describe('fiber-bench eval error paths', () => {
   });
 });
 
+/**
+ * The NLVR2 test checkpoint as safetensors bytes, whose tensor bytes can be changed without breaking
+ * the file, with its first float32 tensor: name, size and the offset of its data.
+ */
+async function nlvr2Safetensors(): Promise<{ bytes: Buffer; name: string; size: number; firstF32: number }> {
+  const torch = await TorchCheckpoint.open(assets.ckpt.nlvr2);
+  const state = await torch.readStateDict();
+  await torch.close();
+  const bytes = Buffer.from(serializeSafetensors(state));
+  tf.dispose([...state.values()]);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+  const [name, f32] = Object.entries<{ dtype: string; shape: number[]; data_offsets: number[] }>(header).find(
+    ([n, t]) => n !== '__metadata__' && t.dtype === 'F32',
+  )!;
+  return {
+    bytes,
+    name,
+    size: f32.shape.reduce((a, b) => a * b, 1),
+    firstF32: 8 + headerLength + f32.data_offsets[0],
+  };
+}
+
 describe('fiber-bench eval --resume', () => {
   const spawnEval = (args: string[], env: Record<string, string> = {}) =>
     spawnSync(
@@ -896,13 +919,9 @@ describe('fiber-bench eval --resume', () => {
     cpSync(data, images, { recursive: true });
     const tok = join(base, 'tokenizer');
     cpSync(assets.tokenizer, tok, { recursive: true });
-    // the checkpoint as safetensors, whose tensor bytes can be changed without breaking the file
     const ckpt = join(base, 'nlvr2.safetensors');
-    const torch = await TorchCheckpoint.open(assets.ckpt.nlvr2);
-    const state = await torch.readStateDict();
-    await torch.close();
-    writeFileSync(ckpt, serializeSafetensors(state));
-    tf.dispose([...state.values()]);
+    const { bytes, firstF32 } = await nlvr2Safetensors();
+    writeFileSync(ckpt, bytes);
     const args = ['--task', 'nlvr2', '--checkpoint', ckpt, '--data', data, '--split', 'dev', '--tokenizer', tok];
     const out = join(base, 'out');
     const first = await evalRun(args, { out, tokenizer: false });
@@ -918,13 +937,7 @@ describe('fiber-bench eval --resume', () => {
 
     // the sign of one float32 weight flipped: another valid checkpoint of the same size and time
     const { atime, mtime, mtimeMs } = statSync(ckpt);
-    const bytes = readFileSync(ckpt);
-    const headerLength = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
-    const [, f32] = Object.entries<{ dtype: string; data_offsets: number[] }>(header).find(
-      ([name, t]) => name !== '__metadata__' && t.dtype === 'F32',
-    )!;
-    bytes[8 + headerLength + f32.data_offsets[0] + 3] ^= 0x80;
+    bytes[firstF32 + 3] ^= 0x80;
     writeFileSync(ckpt, bytes);
     utimesSync(ckpt, atime, mtime);
     expect(Math.round(statSync(ckpt).mtimeMs)).toBe(Math.round(mtimeMs)); // as the stamp reads it
@@ -941,19 +954,9 @@ describe('fiber-bench eval --resume', () => {
 
   it('refuses a checkpoint whose weights hold NaN, naming the tensor', async () => {
     const ckpt = join(work, 'nan-nlvr2.safetensors');
-    const torch = await TorchCheckpoint.open(assets.ckpt.nlvr2);
-    const state = await torch.readStateDict();
-    await torch.close();
-    const bytes = Buffer.from(serializeSafetensors(state));
-    tf.dispose([...state.values()]);
-    const headerLength = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
-    const [name, f32] = Object.entries<{ dtype: string; shape: number[]; data_offsets: number[] }>(header).find(
-      ([n, t]) => n !== '__metadata__' && t.dtype === 'F32',
-    )!;
-    bytes.writeFloatLE(Number.NaN, 8 + headerLength + f32.data_offsets[0]);
+    const { bytes, firstF32, name, size } = await nlvr2Safetensors();
+    bytes.writeFloatLE(Number.NaN, firstF32);
     writeFileSync(ckpt, bytes);
-    const size = f32.shape.reduce((a, b) => a * b, 1);
     const r = await evalRun([
       '--task',
       'nlvr2',

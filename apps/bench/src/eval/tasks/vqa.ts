@@ -22,12 +22,14 @@ interface VqaResult {
   score: number;
 }
 
+/** An annotation record's question_id (undefined for a record that is not an object). */
+const questionIdOf = (a: unknown): unknown =>
+  typeof a === 'object' && a !== null ? (a as VqaAnnotation).question_id : undefined;
+
 /** The annotations of the given questions (vqaAccuracy checks each record's fields). */
 function annotationsOf(all: readonly unknown[], questionIds: number[]): VqaAnnotation[] {
   const ids = new Set(questionIds);
-  return all.filter(
-    (a): a is VqaAnnotation => typeof a === 'object' && a !== null && ids.has((a as VqaAnnotation).question_id),
-  );
+  return all.filter((a): a is VqaAnnotation => ids.has(questionIdOf(a) as number));
 }
 
 /** The answer list of --answers: a JSON list in label order, or ViLT's {answer: label}. */
@@ -132,9 +134,7 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
     const all = readJsonObject(aFile, 'VQA annotations');
     if (!Array.isArray(all.annotations)) fail(`VQA annotations: ${aFile} has no "annotations" list`);
     annotations = all.annotations as unknown[];
-    const annotated = new Set(
-      annotations.map((a) => (typeof a === 'object' && a !== null ? (a as VqaAnnotation).question_id : undefined)),
-    );
+    const annotated = new Set(annotations.map(questionIdOf));
     const read = items.length;
     items = items.filter((it) => {
       if (annotated.has(it.data.questionId)) return true;
@@ -155,7 +155,6 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
     requireUniqueKeys(`vqa ${split}`, items);
     // the accuracy's checks of these questions' annotations, on placeholder answers; its messages
     // count annotations within the subset, so they are given the file's index back
-    const fileIndex = new Map(annotations.map((a, k) => [a, k]));
     const subset = annotationsOf(
       annotations,
       items.map((it) => it.data.questionId),
@@ -168,9 +167,8 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
       });
     } catch (e) {
       if (!(e instanceof MetricInputError)) throw e;
-      fail(
-        e.message.replace(/annotations\[(\d+)\]/g, (_m, k) => `annotations[${fileIndex.get(subset[Number(k)]) ?? k}]`),
-      );
+      const all = annotations;
+      fail(e.message.replace(/annotations\[(\d+)\]/g, (_m, k) => `annotations[${all.indexOf(subset[Number(k)])}]`));
     }
   }
 
@@ -264,7 +262,7 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
         report.rows.push([`accuracy: ${t}`, v.toFixed(2)]);
       if (answered.length < annotations.length) {
         report.notes.push(
-          `accuracy over the ${answered.length} answered questions of ${annotations.length} in ` + `${basename(aFile)}`,
+          `accuracy over the ${answered.length} answered questions of ${annotations.length} in ${basename(aFile)}`,
         );
       }
     } else {
