@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { evaluateCaptions } from './caption/evaluate.js';
 import { cocoEvaluate, type CocoDetection, type CocoGroundTruth } from './detection/cocoeval.js';
-import { MetricInputError } from './errors.js';
+import { MetricInputError, show } from './errors.js';
 import { Flickr30kEntitiesEvaluator, type Flickr30kPrediction } from './grounding/flickr30k.js';
 import type { BoxXywh } from './grounding/boxes.js';
 import { recAccuracy } from './grounding/rec.js';
@@ -181,7 +181,7 @@ async function run(command: string, arg: string | undefined, values: Values): Pr
         );
       }
       if (!Array.isArray(sim))
-        throw new MetricInputError(`${simsFile}: "similarity" must be a list of rows, got ${JSON.stringify(sim)}`);
+        throw new MetricInputError(`${simsFile}: "similarity" must be a list of rows, got ${show(sim)}`);
       let map = fields.text_to_image as number[] | undefined;
       if (map === undefined) {
         const per = Number(values['captions-per-image'] ?? 5);
@@ -205,7 +205,7 @@ async function run(command: string, arg: string | undefined, values: Values): Pr
       if (!Array.isArray(list)) throw new MetricInputError(`${samplesFile}: expected a list of {gt_box, pred_boxes}`);
       const samples = list.map((s: unknown, i) => {
         if (typeof s !== 'object' || s === null)
-          throw new MetricInputError(`${samplesFile}: [${i}]: not an object (${JSON.stringify(s)})`);
+          throw new MetricInputError(`${samplesFile}: [${i}]: not an object (${show(s)})`);
         const o = s as Record<string, unknown>;
         return {
           gtBox: (o.gt_box ?? o.gt_box_xywh) as BoxXywh,

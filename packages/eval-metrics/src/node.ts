@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MetricInputError } from './errors.js';
+import { MetricInputError, show } from './errors.js';
 import { parseMeteorResources, type MeteorResources } from './caption/meteor/resources.js';
 import { parseParaphraseTable, type ParaphraseTable } from './caption/meteor/paraphrase.js';
 import { gunzipSync } from 'node:zlib';
@@ -81,7 +81,7 @@ export function readJson<T = unknown>(path: string): T {
 function checkImageId(id: unknown, at: string): void {
   if (id === undefined) throw new MetricInputError(`${at}: "image_id" is missing`);
   if (!(typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)))) {
-    throw new MetricInputError(`${at}: "image_id" must be a number or a string, got ${JSON.stringify(id)}`);
+    throw new MetricInputError(`${at}: "image_id" must be a number or a string, got ${show(id)}`);
   }
 }
 
@@ -109,7 +109,7 @@ export function cocoCaptionResults(json: unknown, file = 'results'): Map<string,
     checkImageId(r?.image_id, `${file}: [${i}]`);
     if (typeof r.caption !== 'string')
       throw new MetricInputError(
-        `${file}: [${i}] (image ${r.image_id}): "caption" is not a string (${JSON.stringify(r.caption)})`,
+        `${file}: [${i}] (image ${r.image_id}): "caption" is not a string (${show(r.caption)})`,
       );
     const k = String(r.image_id);
     if (out.has(k)) throw new MetricInputError(`${file}: [${i}]: a second caption for image ${r.image_id}`);

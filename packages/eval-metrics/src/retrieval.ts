@@ -13,7 +13,7 @@
  * model scores alike, each come first half the time. Without ties these are the plain counts.
  */
 
-import { MetricInputError, where } from './errors.js';
+import { MetricInputError, show, where } from './errors.js';
 
 /** A row-major [images x texts] similarity matrix. */
 export interface SimilarityMatrix {
@@ -44,8 +44,6 @@ export interface RetrievalScores {
   i2tRanks: Float64Array;
   t2iRanks: Float64Array;
 }
-
-const show = (x: unknown) => (typeof x === 'number' ? String(x) : (JSON.stringify(x) ?? String(x)));
 
 /** The matrix as rows x cols float64, every value checked to be a finite number. */
 function toMatrix(sim: SimilarityMatrix | readonly (readonly number[])[], at: string): SimilarityMatrix {

@@ -1,4 +1,4 @@
-import { MetricInputError, mean, where } from '../errors.js';
+import { MetricInputError, mean, show, where } from '../errors.js';
 import { ptbTokenize } from '../tokenize/ptb.js';
 import { BleuCounter, bleuFromStats, sumBleuStats, type BleuStats } from './bleu.js';
 import { ciderDSentences } from './cider.js';
@@ -69,9 +69,7 @@ export function evaluateCaptions({
     ['candidates', candidates, files.candidates],
   ] as const) {
     if (!(m instanceof Map) && (typeof m !== 'object' || m === null || Array.isArray(m))) {
-      throw new MetricInputError(
-        `${where(file)}${name} must be a Map or an object keyed by image id, got ${JSON.stringify(m)}`,
-      );
+      throw new MetricInputError(`${where(file)}${name} must be a Map or an object keyed by image id, got ${show(m)}`);
     }
   }
   const refs =
@@ -107,12 +105,12 @@ export function evaluateCaptions({
     r.forEach((c, i) => {
       if (typeof c !== 'string')
         throw new MetricInputError(
-          `${where(files.references)}image ${id}: reference ${i} is not a string (${JSON.stringify(c)})`,
+          `${where(files.references)}image ${id}: reference ${i} is not a string (${show(c)})`,
         );
     });
     if (typeof cands.get(id) !== 'string')
       throw new MetricInputError(
-        `${where(files.candidates)}image ${id}: the caption is not a string (${JSON.stringify(cands.get(id))})`,
+        `${where(files.candidates)}image ${id}: the caption is not a string (${show(cands.get(id))})`,
       );
   }
   // Two tokeniser calls, as the reference does (the tokenizer is stateless, so this is only for clarity).

@@ -112,6 +112,12 @@ describe('COCOeval bbox (pycocotools)', () => {
       [gt({}), [null], 'dets.json: [0]: not an object (null)'],
       [gt({}), [{ ...det, score: NaN }], 'dets.json: [0]: "score" is missing or not a number'],
       [gt({}), [{ ...det, bbox: [0, 0, 1] }], 'dets.json: [0]: "bbox" must be [x, y, w, h] numbers, got [0,0,1]'],
+      // JSON.parse reads 1e999 as Infinity: the message shows it as such, not as JSON's null
+      [
+        gt({}),
+        JSON.parse('[{"image_id": 1, "category_id": 1, "score": 1, "bbox": [0, 0, 1e999, 2]}]'),
+        'dets.json: [0]: "bbox" must be [x, y, w, h] numbers, got [0,0,Infinity,2]',
+      ],
       [gt({}), [{ ...det, image_id: 9 }], 'dets.json: [0]: image_id 9 is not in the ground truth images'],
     ];
     for (const [g, d, message] of cases) {

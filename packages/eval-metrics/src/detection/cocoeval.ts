@@ -1,7 +1,7 @@
 // COCO detection evaluation equal to pycocotools' COCOeval for iouType "bbox" (metrics-spec §9):
 // the same matching, accumulation, interpolation and summary, including crowd IoU, inclusive
 // area bounds, stable sorts and numpy's threshold values and summation.
-import { MetricInputError, where } from '../errors.js';
+import { MetricInputError, show, where } from '../errors.js';
 import { linspace, npSum, stableArgsort } from '../numpy.js';
 
 export interface CocoImage {
@@ -127,7 +127,6 @@ function bboxIou(d: number[], g: number[], crowd: boolean): number {
 }
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const show = (x: unknown) => JSON.stringify(x) ?? String(x);
 
 /** Checks the ground truth and detections as pycocotools would use them; errors name the file, entry and field. */
 function validate(gt: CocoGroundTruth, dets: CocoDetection[], files: { gt?: string; dets?: string }): void {

@@ -2,9 +2,8 @@
 // (Flickr30kEntitiesRecallEvaluator), from the original data layout: `<subset>.txt`,
 // `Sentences/<id>.txt` with `[/EN#<id>/<type...> words]` markup, `Annotations/<id>.xml`
 // (metrics-spec §11). Any-box protocol by default, merged-box with `mergeBoxes`.
-import { MetricInputError, where } from '../errors.js';
+import { MetricInputError, show, where } from '../errors.js';
 
-const show = (x: unknown) => JSON.stringify(x) ?? String(x);
 import { iouXyxy, type BoxXyxy } from './boxes.js';
 
 export interface Flickr30kPhrase {
