@@ -50,6 +50,9 @@ describe('Generator', () => {
     expect(new Generator(3).permutation(10)).toEqual([5, 6, 0, 2, 9, 8, 1, 4, 3, 7]);
     for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])
       expect(() => new Generator(1).permutation(bad)).toThrow(`permutation needs a non-negative integer, got ${bad}`);
+    expect(() => new Generator(1).permutation(2 ** 32)).toThrow(
+      'permutation(4294967296): a JS array holds at most 2^32 - 1',
+    );
   });
 
   it('manualSeed seeds the default generator', () => {

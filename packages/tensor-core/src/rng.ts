@@ -192,6 +192,8 @@ export class Generator {
   /** A random permutation of 0..n-1 (Fisher-Yates), as a plain array. */
   permutation(n: number): number[] {
     if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`permutation needs a non-negative integer, got ${n}`);
+    if (n > MAX_ARRAY_LENGTH)
+      throw new RangeError(`permutation(${n}): a JS array holds at most 2^32 - 1 = ${MAX_ARRAY_LENGTH} items`);
     const p = new Array<number>(n);
     for (let i = 0; i < n; i++) p[i] = i;
     for (let i = n - 1; i > 0; i--) {
@@ -211,6 +213,9 @@ export class Generator {
     return tf.tensor(out, shape, 'float32');
   }
 }
+
+/** The most items a JS array can hold. */
+const MAX_ARRAY_LENGTH = 2 ** 32 - 1;
 
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
