@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import type { KernelResult } from './kernels.js';
+import { undecodableArgument } from './arg-bytes.js';
 import { oneLine } from './one-line.js';
 import { UsageError, intArg, numberArg } from './train/args.js';
 
@@ -111,6 +112,8 @@ const machine = () => ({ cpu: cpus()[0]?.model, cores: cpus().length, node: proc
 async function main(argv: string[]): Promise<number> {
   // Each command loads its own modules (the models, tfjs and its backends only where it needs them),
   // so that --help and bad usage answer at once.
+  const undecodable = undecodableArgument(argv);
+  if (undecodable) throw new UsageError(undecodable);
   if (argv[0] === 'eval') return (await import('./eval/index.js')).evalMain(argv.slice(1));
   if (argv[0] === 'run') return (await import('./run/main.js')).runMain(argv.slice(1));
   if (argv[0] === 'train') return (await import('./train/entry.js')).trainMain(argv.slice(1));
