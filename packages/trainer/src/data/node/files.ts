@@ -45,6 +45,16 @@ async function openRegularFile(path: string): Promise<FileHandle> {
   return handle;
 }
 
+/** `use` on a regular file's handle, closed whatever happens. */
+async function withRegularFile<T>(path: string, use: (handle: FileHandle) => Promise<T>): Promise<T> {
+  const handle = await openRegularFile(path);
+  try {
+    return await use(handle);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** A file read range by range through one handle. */
 export async function fileSource(path: string): Promise<ByteSource> {
   const handle = await openRegularFile(path).catch((e: NodeJS.ErrnoException) => {
@@ -75,18 +85,14 @@ export async function fileSource(path: string): Promise<ByteSource> {
  * Reads a 'file' image location: the whole file, or a member's range inside a tar shard. Anything
  * but a regular file (a FIFO, a device such as /dev/zero, a directory) is refused, naming its kind.
  */
-export const readFileLocation: FileReader = async ({ path, offset, length }) => {
-  const handle = await openRegularFile(path);
-  try {
+export const readFileLocation: FileReader = ({ path, offset, length }) =>
+  withRegularFile(path, async (handle) => {
     if (offset === undefined) return new Uint8Array(await handle.readFile());
     const out = new Uint8Array(length ?? 0);
     const { bytesRead } = await handle.read(out, 0, out.length, offset);
     if (bytesRead !== out.length) throw new Error(`${path}: ${out.length} bytes at ${offset} past the end of the file`);
     return out;
-  } finally {
-    await handle.close();
-  }
-};
+  });
 
 /** Images under a folder, by path relative to it; refs that would leave the folder are not found. */
 export function imageFolder(root: string): ImageStore {
@@ -101,17 +107,9 @@ export function imageFolder(root: string): ImageStore {
 }
 
 export async function readJson(path: string): Promise<unknown> {
-  const text = await openRegularFile(path)
-    .then(async (handle) => {
-      try {
-        return await handle.readFile('utf8');
-      } finally {
-        await handle.close();
-      }
-    })
-    .catch((e: NodeJS.ErrnoException) => {
-      throw new Error(`cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-    });
+  const text = await withRegularFile(path, (handle) => handle.readFile('utf8')).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  });
   try {
     return JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (e) {
