@@ -25,9 +25,9 @@ export interface Flickr30kAnnotation {
 }
 
 /** Parses `Sentences/<id>.txt` (flickr30k_entities_utils.get_sentence_data). */
-export function parseFlickr30kSentences(text: string): Flickr30kSentence[] {
+export function parseFlickr30kSentences(text: string, file = 'sentences'): Flickr30kSentence[] {
   const out: Flickr30kSentence[] = [];
-  for (const line of text.split('\n')) {
+  for (const [n, line] of text.split('\n').entries()) {
     if (!line) continue;
     const words: string[] = [];
     const phrases: Flickr30kPhrase[] = [];
@@ -47,6 +47,10 @@ export function parseFlickr30kSentences(text: string): Flickr30kSentence[] {
         words.push(token);
       } else if (token.startsWith('[')) {
         const parts = token.split('/');
+        if (parts.length < 2)
+          throw new MetricInputError(
+            `${file}: line ${n + 1}: a phrase opens with ${show(token)}, not [/EN#<id>/<type>`,
+          );
         pending = { firstWordIndex: words.length, phraseId: parts[1].slice(3), phraseTypes: parts.slice(2) };
         current = [];
       } else {
@@ -67,9 +71,9 @@ export function parseFlickr30kAnnotation(xml: string, file = 'annotation'): Flic
   const noBox: string[] = [];
   const scene: string[] = [];
   const int = (s: string | undefined, what: string) => {
-    const v = Number.parseInt(s ?? '', 10);
-    if (!Number.isFinite(v)) throw new MetricInputError(`${file}: <${what}> is missing or not an integer`);
-    return v;
+    // Python's int(): an integer and nothing else (parseInt read "2.9e5" as 2)
+    if (!/^[+-]?\d+$/.test(s ?? '')) throw new MetricInputError(`${file}: <${what}> is missing or not an integer`);
+    return Number(s);
   };
   for (const obj of tagText(xml, 'object')) {
     const bndbox = tagText(obj, 'bndbox')[0];
@@ -100,12 +104,15 @@ export function parseFlickr30kAnnotation(xml: string, file = 'annotation'): Flic
 
 /** The smallest box enclosing all boxes (MDETR _merge_boxes). */
 export function mergeBoxes(boxes: readonly BoxXyxy[]): BoxXyxy {
-  return [
-    Math.min(...boxes.map((b) => b[0])),
-    Math.min(...boxes.map((b) => b[1])),
-    Math.max(...boxes.map((b) => b[2])),
-    Math.max(...boxes.map((b) => b[3])),
-  ];
+  // loops, not Math.min(...list): a spread of a long list overflows the stack
+  const out: BoxXyxy = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const b of boxes) {
+    out[0] = Math.min(out[0], b[0]);
+    out[1] = Math.min(out[1], b[1]);
+    out[2] = Math.max(out[2], b[2]);
+    out[3] = Math.max(out[3], b[3]);
+  }
+  return out;
 }
 
 /** MDETR prediction format: one ranked list of [x1, y1, x2, y2] boxes per evaluable phrase, in sentence order. */
@@ -151,7 +158,7 @@ export class Flickr30kEntitiesEvaluator {
     for (const id of this.imageIds) {
       this.images.set(id, {
         annotation: parseFlickr30kAnnotation(read(`Annotations/${id}.xml`), `Annotations/${id}.xml`),
-        sentences: parseFlickr30kSentences(read(`Sentences/${id}.txt`)),
+        sentences: parseFlickr30kSentences(read(`Sentences/${id}.txt`), `Sentences/${id}.txt`),
       });
     }
   }
@@ -229,9 +236,9 @@ export class Flickr30kEntitiesEvaluator {
         });
         let targets = gt.get(phrase.phraseId)!;
         if (merge && targets.length > 1) targets = [mergeBoxes(targets)];
-        const best = (boxes as BoxXyxy[]).map((b) => Math.max(...targets.map((t) => iouXyxy(b, t))));
+        const best = (boxes as BoxXyxy[]).map((b) => targets.reduce((m, t) => Math.max(m, iouXyxy(b, t)), -Infinity));
         for (const k of topk) {
-          const maxi = Math.max(...(k === -1 ? best : best.slice(0, k)));
+          const maxi = (k === -1 ? best : best.slice(0, k)).reduce((m, x) => Math.max(m, x), -Infinity);
           const hit = maxi >= iouThreshold;
           add(k, 'all', hit);
           for (const type of phrase.phraseTypes) add(k, type, hit);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MetricInputError } from '../errors.js';
 import { recAccuracy } from './rec.js';
-import { Flickr30kEntitiesEvaluator, parseFlickr30kSentences } from './flickr30k.js';
+import { Flickr30kEntitiesEvaluator, parseFlickr30kAnnotation, parseFlickr30kSentences } from './flickr30k.js';
 
 const load = (f: string) => JSON.parse(readFileSync(join(__dirname, '../../test/fixtures', f), 'utf8'));
 
@@ -61,6 +61,30 @@ describe('Flickr30k Entities recall (MDETR flickr_eval)', () => {
       sentence: 'A young man runs .',
       phrases: [{ firstWordIndex: 1, phrase: 'young man', phraseId: '1', phraseTypes: ['people', 'other'] }],
     });
+  });
+
+  it('names the file and line of a malformed sentence or box, where the reference would raise', () => {
+    expect(() => parseFlickr30kSentences('A man .\nPhoto: ] ] [[ .\n', 'Sentences/1.txt')).toThrow(
+      'Sentences/1.txt: line 2: a phrase opens with "[[", not [/EN#<id>/<type>',
+    );
+    const xml = (xmin: string) =>
+      `<annotation><object><name>1</name><bndbox><xmin>${xmin}</xmin><ymin>0</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>`;
+    expect(parseFlickr30kAnnotation(xml('-3'), 'a.xml').boxes.get('1')).toEqual([[-3, 0, 9, 9]]);
+    for (const bad of ['2.9e5', '2.5', '', 'x1'])
+      expect(() => parseFlickr30kAnnotation(xml(bad), 'a.xml'), bad).toThrow(
+        'a.xml: <xmin> is missing or not an integer',
+      );
+  });
+
+  it('scores a phrase with many ranked boxes (no spread of a long list)', () => {
+    const many = {
+      ...fx.predictions[0],
+      boxes: fx.predictions[0].boxes.map((b: number[][]) => [...Array(300_000).fill([0, 0, 1, 1]), ...b]),
+    };
+    const rest = fx.predictions.slice(1);
+    // the boxes put first are 1 px, so they find nothing: every box list still holds its hits
+    const r = ev.evaluate([many, ...rest], { mergeBoxes: true });
+    expect(r.upper_bound).toEqual(ev.evaluate(fx.predictions, { mergeBoxes: true }).upper_bound);
   });
 
   it.each([
