@@ -1,12 +1,58 @@
 // Node-only helpers of @fiber-vl/eval-metrics (`@fiber-vl/eval-metrics/node`): the bundled Meteor
 // resources, JSON file reading with clear errors, the standard file formats, and the fixture runner.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readdirSync, type Stats } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MetricInputError, show } from './errors.js';
 import { parseMeteorResources, type MeteorResources } from './caption/meteor/resources.js';
 import { parseParaphraseTable, type ParaphraseTable } from './caption/meteor/paraphrase.js';
 import { gunzipSync } from 'node:zlib';
+import { constants as bufferConstants } from 'node:buffer';
+
+/** The longest string Node makes from a buffer: a table that decompresses to more cannot be read. */
+const MAX_STRING_BYTES = bufferConstants.MAX_STRING_LENGTH;
+
+const kindOf = (st: Stats) =>
+  st.isDirectory()
+    ? 'a folder'
+    : st.isFIFO()
+      ? 'a FIFO or pipe'
+      : st.isCharacterDevice()
+        ? 'a character device'
+        : st.isBlockDevice()
+          ? 'a block device'
+          : st.isSocket()
+            ? 'a socket'
+            : 'not a file';
+
+/**
+ * A regular file's bytes. Anything else is refused, naming its kind: a FIFO without a writer would
+ * block for ever, and a device such as /dev/zero never ends. Opened non-blocking, so that a FIFO is
+ * refused rather than waited on. Errors are `cannot read` lines naming the file and the cause.
+ */
+function readRegularFile(path: string, what: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  } catch (e) {
+    throw new MetricInputError(
+      `${path}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile())
+      throw new MetricInputError(`${path}: cannot read ${what}: it is ${kindOf(st)}, not a regular file`);
+    return readFileSync(fd);
+  } catch (e) {
+    if (e instanceof MetricInputError) throw e;
+    throw new MetricInputError(
+      `${path}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** The folder of Meteor's English data shipped with this package. */
 export function bundledMeteorDir(): string {
@@ -36,41 +82,40 @@ export function loadMeteorResources(dir?: string): MeteorResources {
         ? new MetricInputError(`${problem} (the Meteor data folder needs ${METEOR_FILES.join(', ')})`)
         : new Error(problem);
     }
-    return readFileSync(p, 'utf8');
+    return readRegularFile(p, 'the Meteor resources').toString('utf8');
   };
-  const resources = parseMeteorResources({
-    words: read('english.words'),
-    synsets: read('english.synsets'),
-    exceptions: read('english.exceptions'),
-  });
+  const [words, synsets, exceptions] = METEOR_FILES.map((f) => join(dir, f));
+  const resources = parseMeteorResources(
+    { words: read('english.words'), synsets: read('english.synsets'), exceptions: read('english.exceptions') },
+    { words, synsets, exceptions },
+  );
   cached = { dir, resources };
   return resources;
 }
 
 /** Loads a Meteor paraphrase table (paraphrase-en.gz as shipped with Meteor 1.5, or uncompressed). */
 export function loadParaphraseTable(path: string): ParaphraseTable {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new MetricInputError(
-      `${path}: cannot read the paraphrase table (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-    );
-  }
-  const text = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('utf8') : bytes.toString('utf8');
+  const bytes = readRegularFile(path, 'the paraphrase table');
+  let text: string;
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      // Buffer.toString gives '' past its limit: refuse a table that decompresses to more
+      text = gunzipSync(bytes, { maxOutputLength: MAX_STRING_BYTES }).toString('utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new MetricInputError(
+        code === 'ERR_BUFFER_TOO_LARGE'
+          ? `${path}: the paraphrase table decompresses to more than ${MAX_STRING_BYTES} bytes`
+          : `${path}: not a valid gzip file (${(e as Error).message})`,
+      );
+    }
+  } else text = bytes.toString('utf8');
   return parseParaphraseTable(text, path);
 }
 
 /** Reads and parses a JSON file; errors name the file. */
 export function readJson<T = unknown>(path: string): T {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new MetricInputError(
-      `${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-    );
-  }
+  const text = readRegularFile(path, 'the file').toString('utf8');
   try {
     return JSON.parse(text) as T;
   } catch (e) {
@@ -118,17 +163,18 @@ export function cocoCaptionResults(json: unknown, file = 'results'): Map<string,
   return out;
 }
 
-/** A reader for a dataset folder (Flickr30k Entities layout). */
+/** A reader for a dataset folder (Flickr30k Entities layout); names that would leave the folder are refused. */
 export function folderReader(dir: string): (rel: string) => string {
+  const root = resolve(dir);
   return (rel) => {
     const p = join(dir, rel);
-    try {
-      return readFileSync(p, 'utf8');
-    } catch {
+    if (!resolve(p).startsWith(root + sep))
+      throw new MetricInputError(`${p}: outside the dataset folder ${root} (an id or --subset with "..")`);
+    if (!existsSync(p))
       throw new MetricInputError(
-        `${p}: cannot read (is ${resolve(dir)} a Flickr30k Entities folder with ${rel.split('/')[0]}?)`,
+        `${p}: cannot read (is ${root} a Flickr30k Entities folder with ${rel.split('/')[0]}?)`,
       );
-    }
+    return readRegularFile(p, 'the file').toString('utf8');
   };
 }
 

@@ -1,6 +1,6 @@
 // The built CLI on files in the standard formats users already have, and the browser bundle.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -11,7 +11,9 @@ const pkg = join(__dirname, '..');
 const cli = join(pkg, 'dist/cli.js');
 const fx = (f: string) => JSON.parse(readFileSync(join(pkg, 'test/fixtures', f), 'utf8'));
 let dir: string;
-const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { cwd: dir, encoding: 'utf8' });
+// the timeout turns a hang (a FIFO waited on) into a failure
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [cli, ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
 const json = (...args: string[]) => {
   const r = run(...args);
   if (r.status !== 0) throw new Error(r.stderr);
@@ -250,6 +252,40 @@ describe('fiber-metrics CLI', () => {
       [['caption', '--no-such-option'], "Unknown option '--no-such-option'"],
       [['frobnicate'], 'unknown command "frobnicate"'],
     ];
+    // files that are not files: /dev/zero never ends and a FIFO without a writer blocks for ever
+    writeFileSync(join(dir, 'p_badgz.gz'), Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x67, 0x61, 0x72, 0x62]));
+    writeFileSync(join(dir, 'p_empty.txt'), '');
+    writeFileSync(join(dir, 'p_lines.txt'), 'hello world\n');
+    mkdirSync(join(dir, 'a_folder.json'));
+    const meteor = ['caption', '--refs', 'captions_val.json', '--preds', 'results.json', '--meteor-paraphrase'];
+    cases.push(
+      [
+        ['grounding', '--flickr-dir', 'flickr', '--preds', 'flickr_obj.json', '--subset', '../../etc/passwd'],
+        'outside the dataset folder',
+      ],
+      [[...meteor, 'p_badgz.gz'], 'p_badgz.gz: not a valid gzip file'],
+      [[...meteor, 'p_empty.txt'], 'p_empty.txt: no paraphrases (the table is empty)'],
+      [[...meteor, 'p_lines.txt'], 'p_lines.txt: 1 lines is not a multiple of 3'],
+      [
+        ['caption', '--refs', 'a_folder.json', '--preds', 'results.json'],
+        'a_folder.json: cannot read the file: it is a folder, not a regular file',
+      ],
+    );
+    if (process.platform !== 'win32') {
+      symlinkSync('/dev/zero', join(dir, 'zero.json'));
+      expect(spawnSync('mkfifo', [join(dir, 'fifo.json')]).status).toBe(0);
+      cases.push(
+        [
+          ['caption', '--refs', 'zero.json', '--preds', 'results.json'],
+          'zero.json: cannot read the file: it is a character device, not a regular file',
+        ],
+        [[...meteor, 'zero.json'], 'zero.json: cannot read the paraphrase table: it is a character device'],
+        [
+          ['vqa', '--questions', 'fifo.json', '--annotations', 'A.json', '--preds', 'R.json'],
+          'fifo.json: cannot read the file: it is a FIFO or pipe',
+        ],
+      );
+    }
     for (const [args, message] of cases) {
       const r = run(...args);
       expect({ args, status: r.status }).toEqual({ args, status: 2 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MetricInputError } from '../../errors.js';
 import { Meteor } from './meteor.js';
 import { meteorNormalize } from './normalize.js';
 import { parseMeteorResources } from './resources.js';
@@ -64,5 +65,31 @@ describe('METEOR paraphrase module (user-supplied table)', () => {
     const { parseParaphraseTable } = await import('./paraphrase.js');
     expect(() => parseParaphraseTable('0.5\na b\n', 'p.txt')).toThrow('p.txt: 2 lines is not a multiple of 3');
     expect(() => parseParaphraseTable('x\na\nb\n', 'p.txt')).toThrow('p.txt: line 1 should be a probability');
+    expect(() => parseParaphraseTable('', 'p.txt')).toThrow(MetricInputError);
+  });
+});
+
+describe('Meteor resources', () => {
+  const ok = { words: 'a\nthe\n', synsets: 'dog\n1 2\ncat\n3\n', exceptions: 'mouse\nmice\n' };
+  it('parse as Meteor reads them', () => {
+    const r = parseMeteorResources(ok);
+    expect([...r.functionWords]).toEqual(['a', 'the']);
+    expect(r.synsets.get('dog')).toEqual(new Set([1, 2]));
+    expect(r.bases.get('mice')).toEqual(['mouse']);
+  });
+
+  it('are refused, naming the file and line, when they cannot be Meteor data', () => {
+    const bad: [Partial<typeof ok>, string][] = [
+      [{ words: '' }, 'english.words: the file is empty'],
+      [{ synsets: 'dog\n1 2\ncat\n' }, 'english.synsets: 3 lines, not pairs of lines'],
+      [{ synsets: 'dog\n1 x\n' }, 'english.synsets: line 2: synset ids must be integers, got "1 x"'],
+      [{ synsets: '\u0000\u00ff\n\u0007zz\n' }, 'english.synsets: line 2: synset ids must be integers'],
+      [{ exceptions: 'mouse\n' }, 'english.exceptions: 1 lines, not pairs of lines'],
+    ];
+    for (const [change, message] of bad)
+      expect(() => parseMeteorResources({ ...ok, ...change }), message).toThrow(message);
+    expect(() => parseMeteorResources({ ...ok, words: '' }, { words: '/x/english.words' })).toThrow(
+      '/x/english.words: the file is empty',
+    );
   });
 });

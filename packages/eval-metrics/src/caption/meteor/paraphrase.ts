@@ -1,6 +1,7 @@
 // Meteor's paraphrase table (paraphrase-en.gz, uncompressed here): groups of three lines,
 // probability / phrase / paraphrase, stored as Meteor's ParaphraseTransducer stores them: a
 // vocabulary of word ids and a trie from reference phrases to the indices of their paraphrases.
+import { MetricInputError } from '../../errors.js';
 
 interface TrieNode {
   next: Map<number, TrieNode>;
@@ -64,12 +65,15 @@ export class ParaphraseTable {
 export function parseParaphraseTable(text: string, file = 'paraphrase table'): ParaphraseTable {
   const lines = text.split(/\r?\n/);
   if (lines.at(-1) === '') lines.pop();
+  if (lines.length === 0) throw new MetricInputError(`${file}: no paraphrases (the table is empty)`);
   if (lines.length % 3 !== 0)
-    throw new RangeError(`${file}: ${lines.length} lines is not a multiple of 3 (probability, phrase, paraphrase)`);
+    throw new MetricInputError(
+      `${file}: ${lines.length} lines is not a multiple of 3 (probability, phrase, paraphrase)`,
+    );
   const table = new ParaphraseTable();
   for (let i = 0; i < lines.length; i += 3) {
     if (!Number.isFinite(Number(lines[i])))
-      throw new RangeError(
+      throw new MetricInputError(
         `${file}: line ${i + 1} should be a probability, got ${JSON.stringify(lines[i].slice(0, 40))}`,
       );
     table.add(lines[i + 1], lines[i + 2]);

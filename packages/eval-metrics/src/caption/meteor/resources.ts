@@ -1,5 +1,6 @@
 // Meteor's English resources: function words and the WordNet-derived synonym tables
 // (data/meteor-en in this package), parsed from their text so that browsers can fetch them too.
+import { MetricInputError, show } from '../../errors.js';
 
 export interface MeteorResources {
   functionWords: Set<string>;
@@ -9,19 +10,43 @@ export interface MeteorResources {
   bases: Map<string, string[]>;
 }
 
-/** Parses the contents of english.words, english.synsets and english.exceptions. */
-export function parseMeteorResources(files: { words: string; synsets: string; exceptions: string }): MeteorResources {
-  const lines = (s: string) => s.split(/\r?\n/);
-  const functionWords = new Set(lines(files.words).filter((l, i, all) => l !== '' || i < all.length - 1));
+/**
+ * Parses the contents of english.words, english.synsets and english.exceptions. What cannot be
+ * Meteor's data (an empty file, a synset line that is not integer ids, a line without its pair) is
+ * a MetricInputError naming the file and line, as Meteor itself fails on it, not a silently
+ * different score. `names` name the files in messages (default: their usual names).
+ */
+export function parseMeteorResources(
+  files: { words: string; synsets: string; exceptions: string },
+  names: { words?: string; synsets?: string; exceptions?: string } = {},
+): MeteorResources {
+  const file = { words: 'english.words', synsets: 'english.synsets', exceptions: 'english.exceptions', ...names };
+  const lines = (key: keyof typeof files) => {
+    const all = files[key].split(/\r?\n/);
+    if (all.at(-1) === '') all.pop();
+    if (all.length === 0) throw new MetricInputError(`${file[key]}: the file is empty`);
+    return all;
+  };
+  const paired = (key: 'synsets' | 'exceptions', all: string[]) => {
+    if (all.length % 2 !== 0)
+      throw new MetricInputError(`${file[key]}: ${all.length} lines, not pairs of lines (a word, then its entries)`);
+  };
+  const functionWords = new Set(lines('words'));
   const synsets = new Map<string, Set<number>>();
-  const syn = lines(files.synsets);
-  for (let i = 0; i + 1 < syn.length; i += 2) {
-    if (syn[i] === '' && i === syn.length - 1) break;
-    synsets.set(syn[i], new Set(syn[i + 1].split(/\s+/).filter(Boolean).map(Number)));
+  const syn = lines('synsets');
+  paired('synsets', syn);
+  for (let i = 0; i < syn.length; i += 2) {
+    const ids = syn[i + 1].split(/\s+/).filter(Boolean);
+    if (!ids.every((id) => /^\d+$/.test(id)))
+      throw new MetricInputError(
+        `${file.synsets}: line ${i + 2}: synset ids must be integers, got ${show(syn[i + 1])}`,
+      );
+    synsets.set(syn[i], new Set(ids.map(Number)));
   }
   const bases = new Map<string, string[]>();
-  const exc = lines(files.exceptions);
-  for (let i = 0; i + 1 < exc.length; i += 2) {
+  const exc = lines('exceptions');
+  paired('exceptions', exc);
+  for (let i = 0; i < exc.length; i += 2) {
     const base = exc[i];
     for (const form of exc[i + 1].split(/\s+/).filter(Boolean)) {
       const list = bases.get(form);
