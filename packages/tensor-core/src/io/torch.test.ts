@@ -5,6 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../testing.js';
 import { tf } from '../tf.js';
 import { bufferSource } from './byte-source.js';
+import { readStoredZip, writeStoredZip } from '../../test/zip-writer.js';
+import { DTYPE_BYTES } from './dtypes.js';
 import { TorchCheckpoint } from './torch.js';
 
 const dir = join(__dirname, '../../../../fixtures/torch');
@@ -40,6 +42,44 @@ describe('torch.save checkpoints', () => {
     ]);
     t.dispose();
     await ckpt.close();
+  });
+
+  it('reads a checkpoint saved on a big-endian machine (byteorder "big") as torch.load does; refuses another order', async () => {
+    const pth = readFileSync(join(dir, 'state_dict.pth'));
+    const itemOf = new Map(
+      [...(await TorchCheckpoint.fromSource(bufferSource(pth))).stateDict().values()].map((r) => [
+        r.storageKey,
+        DTYPE_BYTES[r.dtype],
+      ]),
+    );
+    // torch 1.13 wrote no byteorder record (read as little-endian); torch >= 2.1 writes one
+    const withOrder = (order: string) =>
+      writeStoredZip(
+        [...readStoredZip(pth), { name: 'state_dict/byteorder', data: new TextEncoder().encode(order) }].map(
+          ({ name, data }) => {
+            const item = itemOf.get(name.split('/data/')[1] ?? '');
+            if (!item || order !== 'big') return { name, data };
+            const swapped = data.slice();
+            for (let i = 0; i < data.length; i += item) swapped.set(data.subarray(i, i + item).reverse(), i);
+            return { name, data: swapped };
+          },
+        ),
+      );
+    const big = await TorchCheckpoint.fromSource(bufferSource(withOrder('big'), 'big.pth'));
+    for (const [name, e] of Object.entries(expected)) {
+      const got = Array.from(
+        (await big.readRaw(big.stateDict().get(name)!)).data as ArrayLike<number | bigint>,
+        Number,
+      );
+      expect(got, name).toEqual(e.values);
+    }
+    const chunks = [];
+    for await (const c of big.readRawChunks(big.stateDict().get('index')!, 'index', { chunkBytes: 16 }))
+      chunks.push(...c);
+    expect(chunks.map(Number)).toEqual(expected.index.values);
+    await expect(TorchCheckpoint.fromSource(bufferSource(withOrder('weird'), 'w.pth'))).rejects.toThrow(
+      'w.pth: the byteorder record says "weird", not "little" or "big"',
+    );
   });
 
   it('reads a Node Buffer through bufferSource (Buffer.slice is a view, not a copy)', async () => {

@@ -297,6 +297,28 @@ function torchPickleHooks(
   };
 }
 
+/**
+ * Whether the archive's `byteorder` record says "big" (torch.save on a big-endian machine writes
+ * it; without one, torch.load reads little-endian). Any other value is refused, as torch.load
+ * refuses it ("Unknown endianness type").
+ */
+async function readByteOrder(source: ByteSource, entry: ZipEntry | undefined, fail: (m: string) => never) {
+  if (!entry) return false;
+  if (entry.size > 16) return fail(`the byteorder record is ${entry.size} bytes, not "little" or "big"`);
+  const order = new TextDecoder().decode(await readZipEntry(source, entry));
+  if (order !== 'little' && order !== 'big')
+    fail(`the byteorder record says ${JSON.stringify(order)}, not "little" or "big"`);
+  return order === 'big';
+}
+
+/** A copy of `bytes` with each `item`-byte element's bytes reversed (the source may be shared). */
+function byteSwapped(bytes: Uint8Array, item: number): Uint8Array {
+  if (item === 1) return bytes;
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i += item) for (let k = 0; k < item; k++) out[i + k] = bytes[i + item - 1 - k];
+  return out;
+}
+
 /** An opened PyTorch checkpoint: the unpickled object tree (dicts as Maps) with TorchTensorRef leaves. */
 export class TorchCheckpoint {
   private readonly maxTensorBytes: number;
@@ -308,6 +330,8 @@ export class TorchCheckpoint {
     private readonly prefix: string,
     readonly root: unknown,
     options: TorchLoadOptions,
+    /** The archive's byteorder record says "big": storages are byte-swapped as they are read. */
+    private readonly bigEndian = false,
   ) {
     this.maxTensorBytes = options.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES;
     this.maxExpandedBytes = options.maxExpandedBytes ?? DEFAULT_MAX_EXPANDED_BYTES;
@@ -336,7 +360,8 @@ export class TorchCheckpoint {
     const bytes = await readZipEntry(source, entry);
     const hooks = torchPickleHooks(entries, prefix, options.unknownGlobals ?? 'error', fail);
     const root = unpickle(bytes, hooks, (m) => fail(`data.pkl: ${m}`));
-    return new TorchCheckpoint(source, entries, prefix, root, options);
+    const bigEndian = await readByteOrder(source, entries.get(`${prefix}byteorder`), fail);
+    return new TorchCheckpoint(source, entries, prefix, root, options, bigEndian);
   }
 
   /** Opens a .pth / .ckpt / .bin file (Node); the file is closed again if it cannot be read. */
@@ -387,6 +412,11 @@ export class TorchCheckpoint {
     return entry;
   }
 
+  /** A storage's bytes as values, little-endian whatever the machine that saved them. */
+  private decode(dtype: SafetensorsDType, bytes: Uint8Array): RawValues {
+    return decode(dtype, this.bigEndian ? byteSwapped(bytes, DTYPE_BYTES[dtype]) : bytes);
+  }
+
   private failFor(name: string | undefined, ref: TorchTensorRef) {
     const what = name === undefined ? `tensor of storage ${ref.storageKey}` : `tensor "${name}"`;
     return (m: string): never => {
@@ -417,7 +447,7 @@ export class TorchCheckpoint {
     const [first, last] = viewSpan(ref);
     const span = await readZipEntry(this.source, entry, first * item, (last + 1) * item);
     const bytes = isContiguous(ref) ? span : gather(ref, span, first);
-    return { dtype: ref.dtype, shape: [...ref.shape], data: decode(ref.dtype, bytes) };
+    return { dtype: ref.dtype, shape: [...ref.shape], data: this.decode(ref.dtype, bytes) };
   }
 
   /**
@@ -440,7 +470,7 @@ export class TorchCheckpoint {
     const start = ref.offset * item;
     const total = ref.numel * item;
     for (let done = 0; done < total; done += step) {
-      yield decode(
+      yield this.decode(
         ref.dtype,
         await readZipEntry(this.source, entry, start + done, start + Math.min(total, done + step)),
       );
