@@ -10,8 +10,10 @@ import {
   writeFileSync,
   openSync,
   closeSync,
+  symlinkSync,
   ftruncateSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,6 +123,21 @@ describe('resources on failure', () => {
     await expect(TorchCheckpoint.open(dir)).rejects.toThrow(`${dir}: is a directory, not a file`);
     await expect(SafetensorsFile.open(dir)).rejects.toBeInstanceOf(SafetensorsError);
     await expect(ShardedSafetensors.open(join(dir, 'sharded'))).rejects.toThrow('is a directory');
+  });
+
+  // a FIFO without a writer blocked the open for ever; /dev/zero never ends
+  it.skipIf(process.platform === 'win32')('refuses a FIFO and a device at once', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'fiber-fifo-'));
+    try {
+      const fifo = join(scratch, 'model.safetensors');
+      execFileSync('mkfifo', [fifo]);
+      symlinkSync('/dev/zero', join(scratch, 'zero.pth'));
+      await expect(SafetensorsFile.open(fifo)).rejects.toThrow(`${fifo}: is not a regular file`);
+      await expect(TorchCheckpoint.open(fifo)).rejects.toThrow(`${fifo}: is not a regular file`);
+      await expect(TorchCheckpoint.open(join(scratch, 'zero.pth'))).rejects.toThrow('zero.pth: is not a regular file');
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 // Node-only file access for the readers: the one module of src/io that imports Node built-ins.
 // The readers reach it only through dynamic import(), so browser bundles never load it.
+import { constants } from 'node:fs';
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { READ_CHUNK_BYTES, type ByteSource } from './byte-source.js';
@@ -18,7 +19,8 @@ function describeOpenError(e: unknown): string {
 async function openRegularFile(path: string): Promise<{ handle: FileHandle; size: number }> {
   let handle: FileHandle;
   try {
-    handle = await open(path, 'r');
+    // non-blocking, so that a FIFO without a writer is refused below rather than waited on
+    handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (e) {
     throw new Error(describeOpenError(e));
   }
