@@ -158,6 +158,16 @@ describe('safetensors validation', () => {
       'is not a list of non-negative integers',
     );
   });
+  it('shows a bad value briefly, also one nested deeper than JSON.stringify can go', async () => {
+    const deep = `{"w": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    await expect(open(rawFile(deep, f32(0)))).rejects.toThrow(
+      'bad.safetensors: tensor "w": entry is a value nested too deeply to show, not an object',
+    );
+    const long = { w: { dtype: 'F32', shape: Array(1000).fill(-1), data_offsets: [0, 0] } };
+    await expect(open(rawFile(long, f32(0)))).rejects.toThrow(
+      'tensor "w": shape [-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,... is not a list',
+    );
+  });
 });
 
 describe('files from an independent writer', () => {

@@ -67,19 +67,33 @@ const MAX_DIMS = 64;
 const isPlainObject = (x: unknown): x is Record<string, unknown> =>
   typeof x === 'object' && x !== null && !Array.isArray(x);
 
+/**
+ * A header value as a message shows it: its JSON cut to `max` characters. JSON.parse reads nesting
+ * that JSON.stringify overflows the stack on (`[[[...]]]` 100,000 deep): such a value is named.
+ */
+function brief(x: unknown, max = 40): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(x);
+  } catch {
+    return 'a value nested too deeply to show';
+  }
+  json ??= String(x);
+  return json.length > max ? `${json.slice(0, max)}...` : json;
+}
+
 /** Parses and checks one header entry. */
 function tensorInfo(key: string, value: unknown, dataSize: number, fail: (m: string) => never): TensorInfo {
   const bad = (m: string): never => fail(`tensor "${key}": ${m}`);
-  if (!isPlainObject(value)) return bad(`entry is ${JSON.stringify(value)?.slice(0, 40)}, not an object`);
+  if (!isPlainObject(value)) return bad(`entry is ${brief(value)}, not an object`);
   const { dtype, shape, data_offsets: offsets } = value;
-  if (!isDType(dtype))
-    return bad(`unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+  if (!isDType(dtype)) return bad(`unknown dtype ${brief(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    return bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    return bad(`shape ${brief(shape)} is not a list of non-negative integers`);
   }
   if (shape.length > MAX_DIMS) bad(`shape has ${shape.length} dimensions (at most ${MAX_DIMS})`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-    return bad(`data_offsets ${JSON.stringify(offsets)} is not [begin, end]`);
+    return bad(`data_offsets ${brief(offsets)} is not [begin, end]`);
   }
   const [begin, end] = offsets as [number, number];
   if (end < begin) bad(`data_offsets [${begin}, ${end}] end before they begin`);
@@ -149,7 +163,7 @@ export class SafetensorsFile {
       if (key === '__metadata__') {
         if (!isPlainObject(value)) return fail('"__metadata__" is not an object');
         const bad = Object.entries(value).find(([, v]) => typeof v !== 'string');
-        if (bad) fail(`"__metadata__"["${bad[0]}"] is ${JSON.stringify(bad[1])?.slice(0, 40)}, not a string`);
+        if (bad) fail(`"__metadata__"["${bad[0]}"] is ${brief(bad[1])}, not a string`);
         metadata = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]));
         continue;
       }
