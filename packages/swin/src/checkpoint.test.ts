@@ -54,4 +54,28 @@ describe('Swin checkpoints at another resolution', () => {
     src.dispose();
     dst.dispose();
   });
+
+  it("names the key of a table that cannot be (2w-1)^2 rows, and of an index that is not the window's", () => {
+    const dst = new SwinTransformer(tiny(160));
+    const own = dst.stateDict();
+    const key = 'layers.0.blocks.0.attn.relative_position_bias_table';
+    for (const rows of [0, 4, 5]) {
+      const dict = new Map(own);
+      dict.set(key, tf.zeros([rows, 1]));
+      expect(() => loadSwinCheckpoint(dst, dict), `${rows} rows`).toThrow(
+        `${key}: relative_position_bias_table has ${rows} rows, not (2w-1)^2 for a window w >= 1 (the model has [81,1])`,
+      );
+    }
+    expect(() => resizeRelativePositionTable(tf.zeros([9, 1]), 4)).toThrow('the side must be 2w-1');
+    const indexKey = 'layers.1.blocks.1.attn.relative_position_index';
+    const index = own.get(indexKey)!;
+    const values = Array.from(index.dataSync());
+    values[7] = 1000;
+    const dict = new Map(own);
+    dict.set(indexKey, tf.tensor(values, index.shape, 'int32'));
+    expect(() => loadSwinCheckpoint(dst, dict)).toThrow(
+      `${indexKey}: element 7 is 1000, where the index Swin builds for this window has ${index.dataSync()[7]}`,
+    );
+    dst.dispose();
+  });
 });
