@@ -1,6 +1,7 @@
 // What a person sees: the progress line (TTY: rewritten in place; otherwise plain lines), the JSONL
 // step log, and the run folder (resolved config, log cut back on resume, final model).
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -128,5 +129,53 @@ describe('RunFolder', () => {
     expect(() => new RunFolder(dir, { config: {} })).toThrow(
       /already holds checkpoints; resume the run or choose another folder/,
     );
+  });
+
+  it('resumes only with the settings the run was started with (but those it may change), from a readable config.json', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'run-'));
+    const config = { task: 'vqa', batch: 8, steps: 100, backend: 'wasm' };
+    new RunFolder(dir, { config });
+    mkdirSync(join(dir, 'checkpoints', 'step-00000004'));
+    expect(() => new RunFolder(dir, { config: { ...config, batch: 3, steps: 2 }, resume: true })).toThrow(
+      `${dir}: the run was started with other settings (batch: 8 then, 3 now; steps: 100 then, 2 now); resume with the same ones`,
+    );
+    expect(() => new RunFolder(dir, { config: { ...config, backend: 'cpu' }, resume: true })).toThrow('backend');
+    new RunFolder(dir, { config: { ...config, backend: 'cpu' }, resume: true, resumeMayChange: ['backend'] });
+    expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).backend).toBe('cpu');
+    writeFileSync(join(dir, 'config.json'), 'null');
+    expect(() => new RunFolder(dir, { config, resume: true })).toThrow('the run was started with other settings');
+    rmSync(join(dir, 'config.json'));
+    expect(() => new RunFolder(dir, { config, resume: true })).toThrow(
+      `${join(dir, 'config.json')}: cannot read the run's settings to check the resume against`,
+    );
+    // without a checkpoint there is nothing to continue: the resume starts the run
+    const fresh = mkdtempSync(join(tmpdir(), 'run-'));
+    new RunFolder(fresh, { config, resume: true });
+    expect(JSON.parse(readFileSync(join(fresh, 'config.json'), 'utf8'))).toEqual(config);
+  });
+
+  it.skipIf(process.platform === 'win32')('refuses a log.jsonl that is a FIFO instead of waiting on it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'run-'));
+    const config = { task: 'vqa' };
+    const run = new RunFolder(dir, { config });
+    rmSync(join(dir, 'log.jsonl'));
+    execFileSync('mkfifo', [join(dir, 'log.jsonl')]);
+    expect(() => run.truncateLog(3)).toThrow(`${join(dir, 'log.jsonl')} is not a regular file`);
+  });
+});
+
+describe('FileCheckpointStore.latest', () => {
+  it('reports the newer folders it passes over, and refuses when no checkpoint is complete', async () => {
+    await initBackend({ backend: 'cpu' });
+    const dir = mkdtempSync(join(tmpdir(), 'store-'));
+    const events: string[] = [];
+    const store = new FileCheckpointStore(dir, { onEvent: (e) => events.push(`${e.phase} ${e.path}`) });
+    expect(await store.latest()).toBeUndefined(); // an empty store: a fresh start
+    mkdirSync(join(dir, 'step-00000002'));
+    mkdirSync(join(dir, 'step-00000004'));
+    await expect(store.latest()).rejects.toThrow(
+      `${dir}: no checkpoint is complete (step-00000004, step-00000002: trainer.json missing or unreadable`,
+    );
+    expect(events).toEqual([`skipped ${join(dir, 'step-00000004')}`, `skipped ${join(dir, 'step-00000002')}`]);
   });
 });

@@ -44,13 +44,17 @@ import type { FitLogger } from './loop.js';
 export type SaveEvent =
   | { phase: 'file'; file: CheckpointFile | 'trainer.json'; path: string }
   | { phase: 'renamed'; path: string }
-  | { phase: 'pruned'; path: string };
+  | { phase: 'pruned'; path: string }
+  /** latest(): a checkpoint folder passed over, newer than the one resumed from. */
+  | { phase: 'skipped'; path: string; reason: string };
 
 export interface FileCheckpointStoreOptions {
   /** Complete checkpoints kept (newest first); default 3. */
   keepLast?: number;
   onEvent?: (e: SaveEvent) => void;
 }
+
+const INCOMPLETE = 'trainer.json missing or unreadable, or a file of another size than it lists';
 
 function fsyncPath(path: string): void {
   const fd = openSync(path, 'r');
@@ -168,20 +172,29 @@ export class FileCheckpointStore implements CheckpointStore {
     return meta;
   }
 
-  /** The newest complete checkpoint, read (the caller frees it with disposeLoaded). */
+  /**
+   * The newest complete checkpoint, read (the caller frees it with disposeLoaded); each newer folder
+   * passed over is reported as a 'skipped' event. Saves are atomic, so an incomplete step folder was
+   * damaged after the fact: when every one is, that is an error rather than a silent fresh start.
+   */
   async latest(): Promise<LoadedCheckpoint | undefined> {
-    for (const name of this.list()) {
+    const names = this.list();
+    for (const name of names) {
       const path = join(this.dir, name);
       const meta = this.complete(path);
       if (meta) return this.load(path, meta);
+      this.onEvent?.({ phase: 'skipped', path, reason: INCOMPLETE });
     }
+    if (names.length)
+      throw new Error(
+        `${this.dir}: no checkpoint is complete (${names.join(', ')}: ${INCOMPLETE}); restore one, or remove them to start over`,
+      );
     return undefined;
   }
 
   /** Reads a checkpoint folder. */
   async load(path: string, meta = this.complete(path)): Promise<LoadedCheckpoint> {
-    if (!meta)
-      throw new Error(`${path}: not a complete checkpoint (trainer.json missing or a file has the wrong size)`);
+    if (!meta) throw new Error(`${path}: not a complete checkpoint (${INCOMPLETE})`);
     const files = {} as Record<CheckpointFile, Map<string, tf.Tensor>>;
     try {
       for (const f of CHECKPOINT_FILES) {
@@ -221,6 +234,45 @@ export interface RunFolderOptions {
   resume?: boolean;
   keepLast?: number;
   onSaveEvent?: (e: SaveEvent) => void;
+  /**
+   * Top-level fields of `config` that a resume may change (e.g. the backend). Any other field that
+   * differs from the run's config.json refuses the resume: the run would no longer be the one its
+   * checkpoints come from (another batch, lr or step count is not the same run continued).
+   */
+  resumeMayChange?: readonly string[];
+}
+
+/** A regular file's text; a FIFO or device is refused (one would block the read, the other never end). */
+function readRegularText(path: string): string {
+  if (!statSync(path).isFile()) throw new Error(`${path} is not a regular file`);
+  return readFileSync(path, 'utf8');
+}
+
+const shownSetting = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v)).slice(0, 80);
+
+/** Refuses to resume with settings other than those in the run's config.json. */
+function checkResumeConfig(dir: string, config: unknown, mayChange: readonly string[]): void {
+  const path = join(dir, 'config.json');
+  let stored: unknown;
+  try {
+    stored = JSON.parse(readRegularText(path));
+  } catch (e) {
+    throw new Error(
+      `${path}: cannot read the run's settings to check the resume against (${(e as Error).message}); start a new run in another folder`,
+    );
+  }
+  const asRecord = (x: unknown): Record<string, unknown> =>
+    typeof x === 'object' && x !== null && !Array.isArray(x) ? (x as Record<string, unknown>) : { value: x };
+  const [then, now] = [asRecord(stored), asRecord(config)];
+  const differ = [...new Set([...Object.keys(then), ...Object.keys(now)])].filter(
+    (k) => !mayChange.includes(k) && JSON.stringify(then[k]) !== JSON.stringify(now[k]),
+  );
+  if (differ.length) {
+    const what = differ.map((k) => `${k}: ${shownSetting(then[k])} then, ${shownSetting(now[k])} now`).join('; ');
+    throw new Error(
+      `${dir}: the run was started with other settings (${what}); resume with the same ones, or start a new run in another folder`,
+    );
+  }
 }
 
 /**
@@ -232,14 +284,23 @@ export class RunFolder {
   readonly store: FileCheckpointStore;
   readonly logPath: string;
 
-  constructor(dir: string, { config, resume = false, keepLast = 3, onSaveEvent }: RunFolderOptions) {
+  constructor(
+    dir: string,
+    { config, resume = false, keepLast = 3, onSaveEvent, resumeMayChange = [] }: RunFolderOptions,
+  ) {
     this.dir = resolve(dir);
     mkdirSync(this.dir, { recursive: true });
     this.logPath = join(this.dir, 'log.jsonl');
-    this.store = new FileCheckpointStore(join(this.dir, 'checkpoints'), { keepLast, onEvent: onSaveEvent });
-    if (!resume && this.store.list().length) {
+    const onEvent = (e: SaveEvent) => {
+      if (e.phase === 'skipped') process.stderr.write(`note: ${e.path} is not a complete checkpoint (${e.reason})\n`);
+      onSaveEvent?.(e);
+    };
+    this.store = new FileCheckpointStore(join(this.dir, 'checkpoints'), { keepLast, onEvent });
+    const held = this.store.list().length > 0;
+    if (!resume && held) {
       throw new Error(`${this.dir} already holds checkpoints; resume the run or choose another folder`);
     }
+    if (resume && held) checkResumeConfig(this.dir, config, resumeMayChange);
     const configPath = join(this.dir, 'config.json');
     writeFileSync(`${configPath}.tmp`, `${JSON.stringify(config, null, 2)}\n`);
     renameSync(`${configPath}.tmp`, configPath);
@@ -252,7 +313,7 @@ export class RunFolder {
    */
   truncateLog(step: number): void {
     if (!existsSync(this.logPath)) return;
-    const kept = readFileSync(this.logPath, 'utf8')
+    const kept = readRegularText(this.logPath)
       .split('\n')
       .filter((l) => {
         if (!l.trim()) return false;
