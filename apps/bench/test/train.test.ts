@@ -2,7 +2,7 @@
 // resumed from its last-but-one checkpoint ending bit for bit where the uninterrupted run ended,
 // --init from a finished run, the committed sample folders in the public layouts, and hostile
 // arguments (one line on stderr, exit 2).
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -130,6 +130,10 @@ describe('fiber-bench train on the built-in world', () => {
     ).toBe(true);
     expect(steps(b).map((s) => s.step)).toEqual([1, 2, 3, 4]);
     expect(steps(b)).toEqual(steps(a).map((s) => ({ ...s, time: expect.any(Number) })));
+    // a resume with other settings is not the same run continued: refused, naming what differs
+    const other = train([...args.slice(0, -1), '2', '--accumulate', '2', '--out', b, '--resume']);
+    expect(other.code, other.stderr).toBe(2);
+    expect(other.stderr).toMatch(/the run was started with other settings \(batch: 3 then, 2 now\)/);
     // a finished run's folder is not overwritten without --resume
     const clash = train([...args, '--out', a]);
     expect(clash.code).toBe(2);
@@ -266,6 +270,14 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
     expect(r.stderr).toMatch(/--model .*model\.json: /);
     writeFileSync(path, '{not json');
     expect(train([...swap('--model', path), '--out', join(work, 'bad-json')]).stderr).toMatch(/cannot read .* as JSON/);
+    // a FIFO would block the read for ever
+    if (process.platform !== 'win32') {
+      const fifo = join(work, 'fifo-model.json');
+      execFileSync('mkfifo', [fifo]);
+      const f = train([...swap('--model', fifo), '--out', join(work, 'bad-json')]);
+      expect(f.code).toBe(2);
+      expect(f.stderr).toContain(`--model: ${fifo} is a FIFO, not a regular file`);
+    }
   });
 
   it('--help prints the usage and exits 0', () => {

@@ -1,40 +1,48 @@
 // `fiber-bench train`: one FIBER task trained with @fiber-vl/trainer's parts (objective, AdamW
 // groups, schedule, Trainer + fit, run folder with atomic checkpoints and bit-exact resume) on the
 // built-in world or on a data folder in the public layout.
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ByteLevelBpeTokenizer, mergesToText, trainByteLevelBpe } from '@fiber-vl/roberta';
 import { initBackend } from '@fiber-vl/tensor-core';
 import { type DataSource, recordText } from '@fiber-vl/trainer';
 import { RunFolder } from '@fiber-vl/trainer/node';
+import { oneLine } from '../one-line.js';
 import { outFolderProblem } from '../out-folder.js';
 import { type TrainArgs, UsageError } from './args.js';
 import { builtinRecords, builtinSource, builtinWorld } from './builtin.js';
+import { readRegularText } from './files.js';
 import { type FolderData, type FolderSource, folderSource, openFolder } from './folder.js';
 import { type TaskBatch, type TaskSetup, coarseSetup, fineSetup, isFineTask, loadInit } from './tasks.js';
 
 /** Records read to train a tokenizer for a folder that brings none. */
 const TOKENIZER_RECORDS = 20_000;
 
-function readTokenizer(dir: string): ByteLevelBpeTokenizer | undefined {
+function readTokenizer(dir: string, what: string): ByteLevelBpeTokenizer | undefined {
   const json = join(dir, 'tokenizer.json');
-  if (existsSync(json)) return ByteLevelBpeTokenizer.fromTokenizerJson(JSON.parse(readFileSync(json, 'utf8')));
   const vocab = join(dir, 'vocab.json');
   const merges = join(dir, 'merges.txt');
-  if (existsSync(vocab) && existsSync(merges))
-    return ByteLevelBpeTokenizer.fromVocabAndMerges(readFileSync(vocab, 'utf8'), readFileSync(merges, 'utf8'));
+  try {
+    if (existsSync(json)) return ByteLevelBpeTokenizer.fromTokenizerJson(JSON.parse(readRegularText(json, what)));
+    if (existsSync(vocab) && existsSync(merges))
+      return ByteLevelBpeTokenizer.fromVocabAndMerges(readRegularText(vocab, what), readRegularText(merges, what));
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`${what}: the tokenizer in ${dir} cannot be read (${oneLine((e as Error).message)})`);
+  }
   return undefined;
 }
 
 /** --tokenizer, DATA/tokenizer/, OUT/tokenizer/ (a resumed run), or a BPE trained on the data's text (saved in OUT/tokenizer/). */
 async function folderTokenizer(args: TrainArgs, data: FolderData, vocabSize: number): Promise<ByteLevelBpeTokenizer> {
   if (args.tokenizer) {
-    const t = readTokenizer(resolve(args.tokenizer));
+    const t = readTokenizer(resolve(args.tokenizer), '--tokenizer');
     if (!t)
       throw new UsageError(`--tokenizer: ${args.tokenizer} has neither tokenizer.json nor vocab.json + merges.txt`);
     return t;
   }
-  const found = readTokenizer(join(args.data, 'tokenizer')) ?? readTokenizer(join(args.out, 'tokenizer'));
+  const found =
+    readTokenizer(join(args.data, 'tokenizer'), '--data') ?? readTokenizer(join(args.out, 'tokenizer'), '--out');
   if (found) return found;
   const texts: string[] = [];
   const n = Math.min(data.source.length, TOKENIZER_RECORDS);
@@ -49,6 +57,15 @@ async function folderTokenizer(args: TrainArgs, data: FolderData, vocabSize: num
   writeFileSync(join(dir, 'vocab.json'), JSON.stringify(bpe.vocab));
   writeFileSync(join(dir, 'merges.txt'), mergesToText(bpe.merges));
   return ByteLevelBpeTokenizer.fromVocabAndMerges(bpe.vocab, mergesToText(bpe.merges));
+}
+
+/** The run folder; what keeps it from being used (a run there, a resume with other settings) is bad usage. */
+function runFolder(...args: ConstructorParameters<typeof RunFolder>): RunFolder {
+  try {
+    return new RunFolder(...args);
+  } catch (e) {
+    throw new UsageError(`--out: ${oneLine((e as Error).message)}`);
+  }
 }
 
 /** Trains one task as `args` say, writing the run folder; a UsageError for what the user must fix. */
@@ -118,7 +135,7 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
           );
           return f;
         });
-    const run = new RunFolder(args.out, {
+    const run = runFolder(args.out, {
       config: {
         task: args.task,
         model: setup.config,
@@ -135,6 +152,8 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
       },
       resume: args.resume,
       keepLast: args.keep,
+      // another backend may continue a run (its numbers then differ in the last bits)
+      resumeMayChange: ['backend'],
     });
     const result = await setup.fit({
       data: source,

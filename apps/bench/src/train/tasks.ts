@@ -1,7 +1,6 @@
 // What each task trains: the model (coarse FIBER with the task's heads, or the fine-grained one),
 // its objective from @fiber-vl/trainer, the official optimizer groups and schedule, and the
 // generators its checkpoints hold.
-import { readFileSync } from 'node:fs';
 import {
   FIBER_PRESETS,
   type FiberCoarseConfig,
@@ -47,6 +46,7 @@ import {
   vqaObjective,
 } from '@fiber-vl/trainer';
 import { FINE_TASKS, type TrainTask, UsageError } from './args.js';
+import { readRegularText } from './files.js';
 import { RUN_PRESETS } from '../run/presets.js';
 import { optionalItcQueue, runModelConfig } from '../run/coarse-model.js';
 import { createFineModel } from '../run/fine-stage.js';
@@ -64,8 +64,9 @@ export const isFineTask = (task: TrainTask) => FINE_TASKS.includes(task);
 /** The model section of a JSON file: the config itself, or a run folder's config.json ({ model: ... }). */
 function readModelJson(path: string): unknown {
   let json: unknown;
+  const text = readRegularText(path, '--model');
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new UsageError(`--model: cannot read ${path} as JSON: ${(e as Error).message}`);
   }
