@@ -227,12 +227,27 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
     [
       'workers not a number',
       [...base, '--out', 'x', '--workers', 'two'],
-      /--workers: expected an integer >= 0, got "two"/,
+      /--workers: expected an integer in \[0, 64\], got "two"/,
     ],
     [
       'negative workers',
       [...base, '--out', 'x', '--workers', '-1'],
       /'--workers' argument is ambiguous\. Did you forget/,
+    ],
+    [
+      'workers past the bound',
+      [...base, '--out', 'x', '--workers', '1000'],
+      /--workers: expected an integer in \[0, 64\]/,
+    ],
+    [
+      'image size past the bound',
+      [...base, '--out', 'x', '--image-size', '20000'],
+      /--image-size: expected an integer in \[32, 4096\], got "20000"/,
+    ],
+    [
+      'a queue larger than memory',
+      ['--task', 'pretrain-coarse', ...base.slice(2), '--out', 'x', '--queue', '1000000000000'],
+      /--queue 1000000000000: the ITC queue keeps 1000000000000 raw images at \d+ px, [\d.]+ GiB, more than half/,
     ],
     ['missing init file', [...base, '--out', 'x', '--init', '/nonexistent.ckpt'], /--init: no file \/nonexistent.ckpt/],
     [

@@ -47,12 +47,14 @@ layout), DIR/log.jsonl (one record per step), DIR/config.json and checkpoints un
   --steps N           optimizer steps (or --epochs E: passes over the training records)
   --batch B           pairs per micro-batch;  --accumulate K  micro-batches per step (default 1)
   --lr LR             base learning rate (default 1e-4 coarse, 1e-5 fine)
-  --image-size N      fine tasks: the shorter image side (default 64 for micro, else FIBER's 480-800)
+  --image-size N      fine tasks: the shorter image side (default 64 for micro, else FIBER's 480-800;
+                      at most 4096)
   --queue Q           pretrain-coarse, retrieval-itc: ITC queue size (default 16 for micro, else the
-                      official 4096: it keeps Q raw images, Q x 3 x S x S floats; 0: in-batch ITC)
+                      official 4096: it keeps Q raw images, Q x 3 x S x S floats, refused past half
+                      the machine's memory; 0: in-batch ITC)
   --workers N         data folders: threads that read, decode and augment the images ahead of the
                       training thread (default min(4, CPUs - 1), at least 1; 0: in the training
-                      thread). The batches are the same whatever N.
+                      thread; at most 64). The batches are the same whatever N.
   --out DIR           the run folder;  --resume  continue from its newest complete checkpoint
   --checkpoint-every N  save every N steps (default 100) and at the end; --keep N  last N kept (default 3)
   --seed S            model initialisation, data order, masking and negatives (default 0)
@@ -64,11 +66,18 @@ export class UsageError extends Error {
 }
 
 /** `--name`'s value as an integer >= min, or a UsageError naming the option and the value. */
-export function intArg(name: string, v: string, min: number): number {
+export function intArg(name: string, v: string, min: number, max?: number): number {
   const n = parseIntOption(v, min);
-  if (n === undefined) throw new UsageError(`--${name}: expected an integer >= ${min}, got "${v}"`);
+  if (n === undefined || (max !== undefined && n > max))
+    throw new UsageError(
+      `--${name}: expected an integer ${max === undefined ? `>= ${min}` : `in [${min}, ${max}]`}, got "${v}"`,
+    );
   return n;
 }
+
+/** Upper bounds of options whose size is memory: past them a run allocates gigabytes before it fails. */
+const MAX_IMAGE_SIZE = 4096; // FIBER trains at 384-1333 px
+const MAX_WORKERS = 64;
 
 /** A decimal number option (parseNumberOption) that `ok` accepts; `expected` says which in the error. */
 export function numberArg(name: string, v: string, expected: string, ok: (n: number) => boolean): number {
@@ -164,9 +173,10 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     batch: intArg('batch', need('batch', values.batch), 1),
     accumulate: intArg('accumulate', values.accumulate, 1),
     lr,
-    imageSize: values['image-size'] === undefined ? undefined : intArg('image-size', values['image-size'], 32),
+    imageSize:
+      values['image-size'] === undefined ? undefined : intArg('image-size', values['image-size'], 32, MAX_IMAGE_SIZE),
     queue: values.queue === undefined ? undefined : intArg('queue', values.queue, 0),
-    workers: values.workers === undefined ? undefined : intArg('workers', values.workers, 0),
+    workers: values.workers === undefined ? undefined : intArg('workers', values.workers, 0, MAX_WORKERS),
     out: resolve(need('out', values.out)),
     resume: values.resume,
     seed: intArg('seed', values.seed, 0),

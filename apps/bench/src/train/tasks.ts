@@ -47,6 +47,7 @@ import {
 } from '@fiber-vl/trainer';
 import { FINE_TASKS, type TrainTask, UsageError } from './args.js';
 import { readRegularText } from './files.js';
+import { totalmem } from 'node:os';
 import { RUN_PRESETS } from '../run/presets.js';
 import { optionalItcQueue, runModelConfig } from '../run/coarse-model.js';
 import { createFineModel } from '../run/fine-stage.js';
@@ -193,6 +194,18 @@ export interface SetupOptions {
 
 const seeded = (seed: number, purpose: number) => new Generator(seed * 7919 + purpose * 104_729 + 17);
 
+/** The ITC queue keeps `size` raw images (3 x S x S float32): refused past half this machine's memory. */
+function checkQueueMemory(size: number, imageSize: number): void {
+  const bytes = size * 3 * imageSize * imageSize * 4;
+  const room = totalmem() / 2;
+  if (bytes > room) {
+    const gib = (b: number) => (b / 2 ** 30).toFixed(1);
+    throw new UsageError(
+      `--queue ${size}: the ITC queue keeps ${size} raw images at ${imageSize} px, ${gib(bytes)} GiB, more than half this machine's memory (${gib(room * 2)} GiB)`,
+    );
+  }
+}
+
 export function coarseSetup(o: SetupOptions): TaskSetup {
   const config = coarseConfigOf(o.model, o.vocabSize);
   const rngs: Record<string, Generator> = { model: seeded(o.seed, 1) };
@@ -203,6 +216,7 @@ export function coarseSetup(o: SetupOptions): TaskSetup {
   if (o.task === 'pretrain-coarse' || o.task === 'retrieval-itc') {
     rngs.negatives = seeded(o.seed, 2);
     rngs.mlm = seeded(o.seed, 3);
+    checkQueueMemory(o.queueSize, config.swin.imageSize);
     queue = optionalItcQueue({
       hiddenSize: config.hiddenSize,
       size: o.queueSize,
