@@ -146,6 +146,22 @@ describe('fiber-bench train on the built-in world', () => {
     ]);
     expect(ft.code, ft.stderr.slice(-1500)).toBe(0);
     expect(ft.stdout).toMatch(/--init .*: \d{3} tensors loaded/);
+    // a checkpoint whose weights hold NaN is refused before training, naming the tensor
+    const bytes = readFileSync(join(a, 'final', 'model.safetensors'));
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+    const [name, info] = Object.entries(header).find(
+      ([k, v]: [string, any]) => k.startsWith('text_transformer.encoder.') && v?.dtype === 'F32',
+    ) as [string, any];
+    bytes.writeFloatLE(Number.NaN, 8 + headerLength + info.data_offsets[0]);
+    const nanPath = join(work, 'nan.safetensors');
+    writeFileSync(nanPath, bytes);
+    const nan = train([
+      ...['--task', 'vqa', '--model', 'micro', '--data', 'builtin', '--steps', '1', '--batch', '2'],
+      ...['--init', nanPath, '--out', join(work, 'init-nan')],
+    ]);
+    expect(nan.code, nan.stderr).toBe(2);
+    expect(nan.stderr).toContain(`--init ${nanPath}: 1 tensor(s) hold NaN or Infinity (${name}: 1 of`);
   }, 240_000);
 });
 

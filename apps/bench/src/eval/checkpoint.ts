@@ -15,7 +15,8 @@ import { FiberCoarseModel, type CoarseHeadsSelection } from '@fiber-vl/heads-coa
 import { createFiberFineModel, loadFiberFineCheckpoint, type FiberFineModel } from '@fiber-vl/heads-fine';
 import { maxInputLength, ROBERTA_BASE, type ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { fiberCoarseWindowSize } from '@fiber-vl/swin';
-import { SafetensorsFile, TorchCheckpoint, skipInit, tf } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, TorchCheckpoint, skipInit, type tf } from '@fiber-vl/tensor-core';
+import { nonFiniteMessage, nonFiniteTensors } from '../finite.js';
 import { EvalInputError, fail } from './errors.js';
 import { requireFile } from './data.js';
 
@@ -171,20 +172,11 @@ export interface CoarseRequest {
  * captions, every metric 0). Disposes the model when it refuses.
  */
 async function requireFinite(path: string, model: { stateDict(): Map<string, tf.Tensor>; dispose(): void }) {
-  const floats = [...model.stateDict()].filter(([, t]) => t.dtype === 'float32');
-  if (!floats.length) return;
-  // one count per tensor, read back in one go (one sync on WebGPU)
-  const countsT = tf.tidy(() =>
-    tf.stack(floats.map(([, t]) => tf.sum(tf.cast(tf.logicalNot(tf.isFinite(t)), 'int32')))),
-  );
-  const counts = await countsT.data();
-  countsT.dispose();
-  const bad = floats.flatMap(([name, t], k) => (counts[k] ? [`${name}: ${counts[k]} of ${t.size}`] : []));
+  const bad = await nonFiniteTensors(model);
   if (!bad.length) return;
   model.dispose();
   fail(
-    `${path}: ${bad.length} tensor(s) hold NaN or Infinity (${bad.slice(0, 3).join('; ')}${bad.length > 3 ? '; ...' : ''}); ` +
-      'the checkpoint is broken (fiber-bench inspect --verify counts them per tensor)',
+    `${path}: ${nonFiniteMessage(bad)}; the checkpoint is broken (fiber-bench inspect --verify counts them per tensor)`,
   );
 }
 

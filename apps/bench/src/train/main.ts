@@ -7,6 +7,7 @@ import { ByteLevelBpeTokenizer, mergesToText, trainByteLevelBpe } from '@fiber-v
 import { initBackend } from '@fiber-vl/tensor-core';
 import { type DataSource, recordText } from '@fiber-vl/trainer';
 import { RunFolder } from '@fiber-vl/trainer/node';
+import { nonFiniteMessage, nonFiniteTensors } from '../finite.js';
 import { oneLine } from '../one-line.js';
 import { outFolderProblem } from '../out-folder.js';
 import { type TrainArgs, UsageError } from './args.js';
@@ -109,6 +110,8 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
   try {
     if (args.init) {
       const r = await loadInit(setup.model, args.init);
+      const bad = await nonFiniteTensors(setup.model);
+      if (bad.length) throw new UsageError(`--init ${args.init}: ${nonFiniteMessage(bad)}; the checkpoint is broken`);
       log(
         `--init ${args.init}: ${r.loaded} tensors loaded` +
           (r.resized ? ` (${r.resized} Swin position tables resized to this image size)` : '') +
