@@ -219,6 +219,22 @@ describe('bounded work', () => {
     expect(tok.encode('a cat', { maxLength: 2 }).tokens).toEqual(['<|endoftext|>', '<|endoftext|>']);
     expect(tok.encode('a cat', { maxLength: 0, addSpecialTokens: false }).ids).toEqual([]);
   });
+
+  it('refuses ids the embedding table cannot hold, and two tokens with one id', () => {
+    const specials = { '<s>': 0, '<pad>': 1, '</s>': 2, '<unk>': 3, '<mask>': 4 };
+    const make = (extra: Record<string, unknown>) =>
+      ByteLevelBpeTokenizer.fromVocabAndMerges(JSON.stringify({ ...specials, ...extra }), '#version: 0.2\n');
+    expect(make({ a: 5 }).vocabSize).toBe(6);
+    expect(make({ a: 9 }).vocabSize).toBe(10); // a gap: the table needs rows up to the largest id
+    expect(() => make({ a: 1e9 })).toThrow('tokenizer: the id of "a" is 1000000000, not an integer in [0, 16777215]');
+    expect(() => make({ a: -5 })).toThrow('the id of "a" is -5');
+    expect(() => make({ a: 2.5 })).toThrow('the id of "a" is 2.5');
+    expect(() => make({ a: '5' })).toThrow('the id of "a" is "5"');
+    expect(() => make({ a: 3, b: 5 })).toThrow('tokenizer: "<unk>" and "a" have the same id 3');
+    expect(() => ByteLevelBpeTokenizer.fromVocabAndMerges('null', '')).toThrow(
+      'vocab.json: expected an object of token -> id, got null',
+    );
+  });
 });
 
 describe('loadTokenizer (Node)', () => {

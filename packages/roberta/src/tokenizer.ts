@@ -189,6 +189,9 @@ const utf8Length = (cp: number) => (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x1000
 /** Words longer than this (in bytes) are not cached. */
 const MAX_CACHED_WORD = 64;
 
+/** The largest token id accepted: 2^24 - 1, some 60 times the largest vocabularies in use (256k). */
+const MAX_TOKEN_ID = 2 ** 24 - 1;
+
 export class ByteLevelBpeTokenizer {
   private readonly ranks = new Map<string, number>();
   private readonly idToToken: string[] = [];
@@ -201,7 +204,18 @@ export class ByteLevelBpeTokenizer {
     special: Partial<SpecialTokens> = {},
   ) {
     merges.forEach(([a, b], i) => this.ranks.set(`${a} ${b}`, i));
-    for (const [t, id] of vocab) this.idToToken[id] = t;
+    // ids index an embedding table (vocabSize rows): each one a row, once
+    for (const [t, id] of vocab) {
+      if (!(Number.isInteger(id) && id >= 0 && id <= MAX_TOKEN_ID))
+        throw new Error(
+          `tokenizer: the id of ${JSON.stringify(t)} is ${JSON.stringify(id)}, not an integer in [0, ${MAX_TOKEN_ID}]`,
+        );
+      if (this.idToToken[id] !== undefined)
+        throw new Error(
+          `tokenizer: ${JSON.stringify(this.idToToken[id])} and ${JSON.stringify(t)} have the same id ${id}`,
+        );
+      this.idToToken[id] = t;
+    }
     this.special = { ...ROBERTA_SPECIAL_TOKENS, ...special };
     for (const [name, token] of Object.entries(this.special)) {
       if (!vocab.has(token)) throw new Error(`tokenizer: the vocabulary has no ${name} token "${token}"`);
@@ -234,9 +248,10 @@ export class ByteLevelBpeTokenizer {
     mergesTxt: string,
     special?: Partial<SpecialTokens>,
   ): ByteLevelBpeTokenizer {
-    const vocab = new Map(
-      Object.entries(typeof vocabJson === 'string' ? (JSON.parse(vocabJson) as Record<string, number>) : vocabJson),
-    );
+    const parsed: unknown = typeof vocabJson === 'string' ? JSON.parse(vocabJson) : vocabJson;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error(`vocab.json: expected an object of token -> id, got ${parsed === null ? 'null' : typeof parsed}`);
+    const vocab = new Map(Object.entries(parsed as Record<string, number>));
     const merges = mergesTxt
       .split(/\r?\n/)
       .filter((l, i) => l.trim() && !(i === 0 && l.startsWith('#version')))
@@ -248,8 +263,9 @@ export class ByteLevelBpeTokenizer {
     return new ByteLevelBpeTokenizer(vocab, merges, special);
   }
 
+  /** Rows an embedding table needs: the largest id + 1 (the number of tokens when the ids have no gaps). */
   get vocabSize(): number {
-    return this.vocab.size;
+    return this.idToToken.length;
   }
 
   /** The merges in rank order: `mergesToText(tokenizer.merges())` and `vocab` are merges.txt and vocab.json again. */
