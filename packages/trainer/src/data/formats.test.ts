@@ -154,6 +154,18 @@ describe('COCO instances', () => {
     expect((await split(strict)).skips).toEqual(['unknown-category', 'no-valid-boxes']);
   });
 
+  it('refuses images or categories that repeat an id (one image would get the boxes of another)', () => {
+    const json = fixtureJson('coco/annotations/instances_val2014.json') as any;
+    const images = [...json.images, { ...json.images[0] }];
+    expect(() => cocoInstances({ ...json, images }, { name: 'i.json' })).toThrow(
+      `i.json: images[${json.images.length}] has the id ${json.images[0].id} of images[0]; ids must be unique`,
+    );
+    const categories = [null, ...json.categories, { ...json.categories[0], name: 'again' }];
+    expect(() => mdetrGrounding({ ...json, categories }, { name: 'm.json' })).toThrow(
+      `m.json: categories[${categories.length - 1}] has the id ${json.categories[0].id} of categories[1]`,
+    );
+  });
+
   it('turns detection into grounding with the class-name prompt (". " separated)', async () => {
     const g = mapSource(source, (r) => detectionToGrounding(r, source.categories));
     const first = await g.get(0);

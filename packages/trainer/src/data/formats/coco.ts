@@ -35,8 +35,24 @@ interface CocoIndex {
   categories: CocoCategory[];
 }
 
+/** Refuses a list (images or categories) in which two entries have one id, naming both. */
+function requireUnique(list: readonly unknown[], name: string, key: string): void {
+  const first = new Map<number, number>();
+  list.forEach((x, i) => {
+    if (!isObject(x)) return;
+    const id = Number(x.id);
+    const j = first.get(id);
+    if (j !== undefined)
+      throw new Error(`${name}: ${key}[${i}] has the id ${x.id} of ${key}[${j}]; ids must be unique`);
+    first.set(id, i);
+  });
+}
+
 function indexCoco(json: unknown, name: string): CocoIndex {
-  const images = topArray(json, 'images', name).filter(isObject);
+  const listed = topArray(json, 'images', name);
+  // a repeated id would give one image's boxes to another (annotations are found by image id)
+  requireUnique(listed, name, 'images');
+  const images = listed.filter(isObject);
   images.sort((a, b) => Number(a.id) - Number(b.id));
   const annotations = new Map<number, Json[]>();
   for (const a of topArray(json, 'annotations', name)) {
@@ -45,7 +61,9 @@ function indexCoco(json: unknown, name: string): CocoIndex {
     if (list) list.push(a);
     else annotations.set(a.image_id, [a]);
   }
-  const cats = isObject(json) && Array.isArray(json.categories) ? json.categories.filter(isObject) : [];
+  const declared: unknown[] = isObject(json) && Array.isArray(json.categories) ? json.categories : [];
+  requireUnique(declared, name, 'categories');
+  const cats = declared.filter(isObject);
   const ids = cats.map((c) => Number(c.id)).sort((a, b) => a - b);
   const categories = cats
     .map((c) => ({ id: Number(c.id), label: ids.indexOf(Number(c.id)) + 1, name: String(c.name) }))
