@@ -197,6 +197,34 @@ describe('fiber-bench train on data folders in the public layout (the committed 
     },
     120_000,
   );
+
+  it('detection: boxes whose class the prompt truncation cut are left out and counted', () => {
+    const dir = join(work, 'coco-long-names');
+    cpSync(join(DATA, 'coco'), dir, { recursive: true });
+    const file = join(dir, 'annotations', 'instances_train2014.json');
+    const json = JSON.parse(readFileSync(file, 'utf8'));
+    json.categories[0].name = 'square '.repeat(30).trim(); // "disc" no longer fits the micro model's prompt
+    writeFileSync(file, JSON.stringify(json));
+    const out = join(work, 'folder-detection-cut');
+    const r = train([
+      '--task',
+      'detection',
+      '--model',
+      'micro',
+      '--steps',
+      '2',
+      '--out',
+      out,
+      '--data',
+      dir,
+      '--batch',
+      '1',
+    ]);
+    expect(r.code, r.stderr.slice(-1500)).toBe(0);
+    expect(r.stdout).toMatch(
+      /data: \d+ boxes left out of the targets: the prompt's truncation cut every token of their phrase \(/,
+    );
+  }, 120_000);
 });
 
 describe('fiber-bench train --workers', () => {

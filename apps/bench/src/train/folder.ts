@@ -174,18 +174,41 @@ function positiveMap(prompt: GroundingPrompt, phraseOfBox: number[]): Float32Arr
   return map;
 }
 
-function fineBatch(samples: Sample[], o: FolderBatchOptions): TaskBatch {
+/** Boxes left out of the targets because the prompt's truncation cut every token of their phrase. */
+export interface PromptCuts {
+  boxes: number;
+  /** The first truncation report (heads-fine's message). */
+  message?: string;
+}
+
+/**
+ * The boxes (indices) whose phrase kept a token of the truncated prompt. A box whose phrase was cut
+ * would be a positive with an empty token map, trained as if it named nothing: it is left out and
+ * counted in `cuts`.
+ */
+function withTokens(prompt: GroundingPrompt, phraseOfBox: number[], cuts: PromptCuts): number[] {
+  const kept = phraseOfBox.flatMap((p, g) => (prompt.phrases[p].tokens.length ? [g] : []));
+  if (kept.length < phraseOfBox.length) {
+    cuts.boxes += phraseOfBox.length - kept.length;
+    cuts.message ??= prompt.truncation.message;
+  }
+  return kept;
+}
+
+function fineBatch(samples: Sample[], o: FolderBatchOptions, cuts: PromptCuts): TaskBatch {
   const prompts: GroundingPrompt[] = [];
   const targets = samples.map((s) => {
     const r = s.record;
     if (r.kind === 'detection') {
       const prompt = encodeDetectionPrompt(o.tokenizer, o.data.classNames ?? [], { maxQueryLen: o.maxQueryLen });
       prompts.push(prompt);
+      const phraseOfBox = r.labels.map((l) => l - 1);
+      const kept = withTokens(prompt, phraseOfBox, cuts);
       return {
-        boxes: r.boxes.flat(),
+        boxes: kept.flatMap((g) => r.boxes[g]),
         positiveMap: positiveMap(
           prompt,
-          r.labels.map((l) => l - 1),
+          kept.map((g) => phraseOfBox[g]),
         ),
       };
     }
@@ -196,12 +219,11 @@ function fineBatch(samples: Sample[], o: FolderBatchOptions): TaskBatch {
     const phrases = kept.length ? kept.map((g) => r.spans[g]) : [[[0, r.text.length] as [number, number]]];
     const prompt = encodeGroundingPrompt(o.tokenizer, r.text, phrases, { maxQueryLen: o.maxQueryLen });
     prompts.push(prompt);
+    const phraseOfBox = kept.map((_, k) => k);
+    const withText = kept.length ? withTokens(prompt, phraseOfBox, cuts) : [];
     return {
-      boxes: kept.flatMap((g) => r.boxes[g]),
-      positiveMap: positiveMap(
-        prompt,
-        kept.map((_, k) => k),
-      ),
+      boxes: withText.flatMap((k) => r.boxes[kept[k]]),
+      positiveMap: positiveMap(prompt, withText),
     };
   });
   return {
@@ -278,6 +300,8 @@ function coarseBatch(samples: Sample[], o: FolderBatchOptions): TaskBatch {
 
 export interface FolderSource extends DataSource<TaskBatch> {
   loader: DataLoader<DataRecord>;
+  /** Fine tasks: boxes left out because the prompt's truncation cut their phrase. */
+  cuts: PromptCuts;
   /** Decode threads (0: the training thread). */
   workers: number;
 }
@@ -298,8 +322,10 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
     await executor.close(); // idle worker threads would keep the process alive
     throw e;
   }
+  const cuts: PromptCuts = { boxes: 0 };
   return {
     loader,
+    cuts,
     workers: executor instanceof WorkerPool ? executor.size : 0,
     async *batches(from) {
       let start = from ? { epoch: from.epoch, position: Number(from.cursor) } : { epoch: 0, position: 0 };
@@ -307,7 +333,7 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
         let n = 0;
         for await (const b of loader.batches(o.batch, start, { dropLast: true })) {
           n++;
-          const batch = fine ? fineBatch(b.samples, o) : coarseBatch(b.samples, o);
+          const batch = fine ? fineBatch(b.samples, o, cuts) : coarseBatch(b.samples, o);
           yield { batch, position: { epoch: b.next.epoch, cursor: b.next.position } };
         }
         if (n === 0 && start.position === 0)

@@ -107,6 +107,7 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
   };
   const setup: TaskSetup = fine ? fineSetup(options) : coarseSetup(options);
   let loader: FolderSource['loader'] | undefined;
+  let cuts: FolderSource['cuts'] | undefined;
   try {
     if (args.init) {
       const r = await loadInit(setup.model, args.init);
@@ -133,6 +134,7 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
           fine,
         ).then((f) => {
           loader = f.loader;
+          cuts = f.cuts;
           log(
             `data: images decoded ${f.workers ? `by ${f.workers} worker thread${f.workers > 1 ? 's' : ''}` : 'in the training thread'}`,
           );
@@ -176,6 +178,10 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
           `data: ${s.delivered} records delivered; skipped ${JSON.stringify(s.records)}; boxes dropped ${JSON.stringify(s.boxes)}`,
         );
     }
+    if (cuts?.boxes)
+      log(
+        `data: ${cuts.boxes} boxes left out of the targets: the prompt's truncation cut every token of their phrase (${cuts.message})`,
+      );
     log(
       `${args.task}: ${result.step} steps${result.resumedFrom ? ` (resumed from ${result.resumedFrom})` : ''}, ` +
         `last loss ${result.last ? result.last.loss.toFixed(4) : 'n/a'}; model in ${final}`,
