@@ -198,6 +198,37 @@ describe('fiber-bench train on data folders in the public layout (the committed 
     120_000,
   );
 
+  it('a data folder with no record for the task, or no category, is exit 2 before anything trains', () => {
+    const dir = join(work, 'coco-empty');
+    cpSync(join(DATA, 'coco'), dir, { recursive: true });
+    const instances = join(dir, 'annotations', 'instances_train2014.json');
+    writeFileSync(instances, JSON.stringify({ ...JSON.parse(readFileSync(instances, 'utf8')), categories: [] }));
+    const karpathy = join(dir, 'karpathy', 'dataset_coco.json');
+    const k = JSON.parse(readFileSync(karpathy, 'utf8'));
+    writeFileSync(karpathy, JSON.stringify({ ...k, images: k.images.map((im: any) => ({ ...im, split: 'test' })) }));
+    const run = (task: string) =>
+      train([
+        '--task',
+        task,
+        '--model',
+        'micro',
+        '--steps',
+        '1',
+        '--batch',
+        '1',
+        '--data',
+        dir,
+        '--out',
+        join(work, `empty-${task}`),
+      ]);
+    const det = run('detection');
+    expect(det.code, det.stderr).toBe(2);
+    expect(det.stderr).toMatch(/--data: .*instances_train2014\.json declare no categories/);
+    const cap = run('caption');
+    expect(cap.code, cap.stderr).toBe(2);
+    expect(cap.stderr).toMatch(/--data: .*dataset_coco\.json hold no training records for --task caption/);
+  }, 120_000);
+
   it('detection: boxes whose class the prompt truncation cut are left out and counted', () => {
     const dir = join(work, 'coco-long-names');
     cpSync(join(DATA, 'coco'), dir, { recursive: true });
@@ -292,6 +323,33 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
       'a queue larger than memory',
       ['--task', 'pretrain-coarse', ...base.slice(2), '--out', 'x', '--queue', '1000000000000'],
       /--queue 1000000000000: the ITC queue keeps 1000000000000 raw images at \d+ px, [\d.]+ GiB, more than half/,
+    ],
+    ['data is a file', [...swap('--data', __filename), '--out', 'x'], /--data: .*train\.test\.ts is not a folder/],
+    [
+      'images folder missing',
+      ['--task', 'caption', '--model', 'micro', '--data', join(DATA, 'coco'), '--steps', '1', '--batch', '2'].concat([
+        '--images',
+        '/nonexistent-images',
+        '--out',
+        'x',
+      ]),
+      /--images: \/nonexistent-images is not a folder/,
+    ],
+    [
+      'a batch larger than the data',
+      [
+        '--task',
+        'caption',
+        '--model',
+        'micro',
+        '--data',
+        join(DATA, 'coco'),
+        '--steps',
+        '1',
+        '--batch',
+        '100000',
+      ].concat(['--out', 'x']),
+      /--batch 100000: .*dataset_coco\.json hold \d+ records, less than one batch/,
     ],
     ['missing init file', [...base, '--out', 'x', '--init', '/nonexistent.ckpt'], /--init: no file \/nonexistent.ckpt/],
     [

@@ -1,7 +1,7 @@
 // `--data DIR`: the public formats read by @fiber-vl/trainer's readers, loaded by its DataLoader
 // (deterministic by (seed, epoch), resumable by position, bad records skipped and counted) with the
 // official augmentations, and turned into the tensors of each task's batch.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { type GroundingPrompt, encodeDetectionPrompt, encodeGroundingPrompt } from '@fiber-vl/heads-fine';
 import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
@@ -57,6 +57,9 @@ function needFiles(task: TrainTask, files: string[], what: string): string[] {
 /** Opens the task's files in `dir` (layout in apps/bench/README.md); images are read from `imagesDir`. */
 export async function openFolder(task: TrainTask, dir: string, imagesDir: string): Promise<FolderData> {
   if (!existsSync(dir)) throw new UsageError(`--data: no folder ${dir}`);
+  if (!statSync(dir).isDirectory()) throw new UsageError(`--data: ${dir} is not a folder`);
+  if (!existsSync(imagesDir) || !statSync(imagesDir).isDirectory())
+    throw new UsageError(`--images: ${imagesDir} is not a folder`);
   const images = imageFolder(imagesDir);
   const jsonl = jsonFiles(dir, (n) => n.endsWith('.jsonl'));
   const openJsonlAll = async () => Promise.all(jsonl.map((f) => openJsonl(f, genericRecord(), images)));

@@ -88,6 +88,14 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
   if (builtin) ({ world, tokenizer } = builtinWorld());
   else {
     folder = await openFolder(args.task, resolve(args.data), resolve(args.images ?? args.data));
+    // what no record can fix is said now, not after an epoch of skips
+    const files = folder.files.join(', ');
+    if (folder.source.length === 0)
+      throw new UsageError(`--data: ${files} hold no training records for --task ${args.task}`);
+    if (folder.classNames?.length === 0)
+      throw new UsageError(`--data: ${files} declare no categories (the detection prompt)`);
+    if (args.batch > folder.source.length)
+      throw new UsageError(`--batch ${args.batch}: ${files} hold ${folder.source.length} records, less than one batch`);
     tokenizer = await folderTokenizer(args, folder, micro ? 400 : 8000);
   }
   const maskId = tokenizer.id('<mask>');
