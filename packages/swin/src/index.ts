@@ -41,5 +41,5 @@ export {
   type RawImage,
   type ImageDecoder,
 } from './preprocess.js';
-export { validateRawImage } from './preprocess.js';
+export { MAX_IMAGE_PIXELS, validateRawImage } from './preprocess.js';
 export { resizeRelativePositionTable, adaptSwinStateDict, loadSwinCheckpoint } from './checkpoint.js';

@@ -1,6 +1,6 @@
 // Node-only image decoding for @fiber-vl/swin (`@fiber-vl/swin/node`), through sharp (libvips).
 import { readFile } from 'node:fs/promises';
-import type { ImageDecoder, RawImage } from './preprocess.js';
+import { type ImageDecoder, MAX_IMAGE_PIXELS, type RawImage } from './preprocess.js';
 
 type Sharp = typeof import('sharp')['default'];
 let sharpModule: Promise<Sharp> | undefined;
@@ -22,7 +22,7 @@ function loadSharp(): Promise<Sharp> {
 export const sharpImageDecoder: ImageDecoder = {
   async decode(bytes) {
     const sharp = await loadSharp();
-    const { data, info } = await sharp(bytes)
+    const { data, info } = await sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS })
       .removeAlpha()
       .toColourspace('srgb')
       .raw()

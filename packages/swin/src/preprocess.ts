@@ -345,3 +345,10 @@ export const browserImageDecoder: ImageDecoder = {
     return { width: bitmap.width, height: bitmap.height, channels: 4, data };
   },
 };
+
+/**
+ * The most pixels an image may declare before it is decoded: 2^26 (8192 x 8192, 192 MiB as RGB).
+ * A small file can declare a huge image (a 783 KB PNG of 16383 x 16383 took 2 GB to decode); no
+ * data set these models read comes near it (COCO is 640 px, Visual Genome 1280).
+ */
+export const MAX_IMAGE_PIXELS = 2 ** 26;

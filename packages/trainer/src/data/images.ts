@@ -1,7 +1,7 @@
 // Where a record's image lives, and how its bytes become pixels. The training thread only
 // *locates* an image (a map lookup); reading and decoding happen where the sample is prepared,
 // in a worker thread or in-thread.
-import type { ImageDecoder, RawImage } from '@fiber-vl/swin';
+import { type ImageDecoder, MAX_IMAGE_PIXELS, type RawImage } from '@fiber-vl/swin';
 import { DataSkipError } from './skips.js';
 
 /**
@@ -99,7 +99,7 @@ export const jsImageDecoder: ImageDecoder = {
         useTArray: true,
         formatAsRGBA: false,
         tolerantDecoding: false,
-        maxResolutionInMP: 400,
+        maxResolutionInMP: MAX_IMAGE_PIXELS / 2 ** 20,
         maxMemoryUsageInMB: 2048,
       });
       return { width: r.width, height: r.height, channels: 3, data: r.data };
@@ -112,6 +112,13 @@ export const jsImageDecoder: ImageDecoder = {
 };
 
 async function decodePngRgb(bytes: Uint8Array): Promise<RawImage> {
+  // IHDR's size, read before anything is allocated (fast-png has no limit of its own)
+  if (bytes.length >= 24) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const [w, h] = [view.getUint32(16), view.getUint32(20)];
+    if (w * h > MAX_IMAGE_PIXELS)
+      throw new Error(`a ${w} x ${h} PNG is over the ${MAX_IMAGE_PIXELS}-pixel limit (MAX_IMAGE_PIXELS)`);
+  }
   const png = await import('fast-png');
   const d = png.decode(bytes);
   const { width, height, depth } = d;

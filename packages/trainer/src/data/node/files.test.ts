@@ -3,9 +3,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { deflateSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { jsImageDecoder, loadImage } from '../images.js';
+import { sharpImageDecoder } from '@fiber-vl/swin/node';
 import { fileSource, readFileLocation, readJson } from './files.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fiber-files-'));
@@ -26,6 +28,50 @@ const folder = join(dir, 'folder.jpg');
 mkdirSync(folder);
 const plain = join(dir, 'plain.json');
 writeFileSync(plain, '{"ok": true}');
+
+/** A PNG that declares width x height and holds a few bytes of data (a decoder must look at the size first). */
+function pngHeader(width: number, height: number): Uint8Array {
+  const chunk = (type: string, data: Uint8Array) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(4 + body.length + 4);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), 4 + body.length);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(Buffer.alloc(64))),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
+}
+
+function crc32(bytes: Uint8Array): number {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+  }
+  return ~c >>> 0;
+}
+
+describe('image size limit', () => {
+  it('a PNG over MAX_IMAGE_PIXELS is refused from its header, by both decoders', async () => {
+    const big = pngHeader(9000, 9000); // 81 Mpx, over 2^26
+    await expect(jsImageDecoder.decode(big)).rejects.toThrow('a 9000 x 9000 PNG is over the 67108864-pixel limit');
+    await expect(sharpImageDecoder.decode(big)).rejects.toThrow(/exceeds pixel limit/);
+    const path = join(dir, 'big.png');
+    writeFileSync(path, big);
+    await expect(loadImage({ kind: 'file', path }, jsImageDecoder, readFileLocation)).rejects.toMatchObject({
+      reason: 'corrupt-image',
+    });
+  });
+});
 
 describe('Node file access', () => {
   it('reads regular files as before', async () => {
