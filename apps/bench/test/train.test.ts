@@ -351,6 +351,11 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
       ].concat(['--out', 'x']),
       /--batch 100000: .*dataset_coco\.json hold \d+ records, less than one batch/,
     ],
+    [
+      'more accumulated micro-batches than memory holds',
+      [...base, '--out', 'x', '--accumulate', '1000000000'],
+      /--accumulate 1000000000 x --batch 2: a step holds its micro-batches' images at once, about [\d.]+ GiB/,
+    ],
     ['missing init file', [...base, '--out', 'x', '--init', '/nonexistent.ckpt'], /--init: no file \/nonexistent.ckpt/],
     [
       'an --out under a file',

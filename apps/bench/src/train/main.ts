@@ -2,6 +2,7 @@
 // groups, schedule, Trainer + fit, run folder with atomic checkpoints and bit-exact resume) on the
 // built-in world or on a data folder in the public layout.
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ByteLevelBpeTokenizer, mergesToText, trainByteLevelBpe } from '@fiber-vl/roberta';
 import { initBackend } from '@fiber-vl/tensor-core';
@@ -133,6 +134,14 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
       ...setup.shape,
       fineSize: fineSize ?? 800,
     };
+    // fit holds the --accumulate micro-batches of a step at once: their images must fit in memory
+    const side = fine ? shape.fineSize * Math.sqrt(1.67) : shape.imageSize; // fine: shorter side x up to 1.67
+    const stepBytes = args.accumulate * args.batch * 3 * side * side * 4 * (args.task === 'nlvr2' ? 2 : 1);
+    if (stepBytes > totalmem() / 2)
+      throw new UsageError(
+        `--accumulate ${args.accumulate} x --batch ${args.batch}: a step holds its micro-batches' images at once, ` +
+          `about ${(stepBytes / 2 ** 30).toFixed(1)} GiB, more than half this machine's memory`,
+      );
     if (['pretrain-coarse', 'retrieval-itc', 'retrieval-itm'].includes(args.task) && args.batch < 2)
       throw new UsageError(`--batch: ${args.task} needs at least 2 pairs per batch (negatives come from the batch)`);
     const source: DataSource<TaskBatch> = world
