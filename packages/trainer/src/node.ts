@@ -10,7 +10,7 @@
 // a kill hits. Older checkpoints beyond `keepLast` are renamed to `.del-*` and then removed, so a
 // half-removed one is never mistaken for a complete one.
 import { InThreadExecutor } from './data/loader.js';
-import { type DecoderChoice, nodeImageDecoder, readFileLocation } from './data/node/files.js';
+import { type DecoderChoice, nodeImageDecoder, readFileLocation, readRegularTextSync } from './data/node/files.js';
 import {
   closeSync,
   existsSync,
@@ -242,12 +242,6 @@ export interface RunFolderOptions {
   resumeMayChange?: readonly string[];
 }
 
-/** A regular file's text; a FIFO or device is refused (one would block the read, the other never end). */
-function readRegularText(path: string): string {
-  if (!statSync(path).isFile()) throw new Error(`${path} is not a regular file`);
-  return readFileSync(path, 'utf8');
-}
-
 const shownSetting = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v)).slice(0, 80);
 
 /** Refuses to resume with settings other than those in the run's config.json. */
@@ -255,7 +249,7 @@ function checkResumeConfig(dir: string, config: unknown, mayChange: readonly str
   const path = join(dir, 'config.json');
   let stored: unknown;
   try {
-    stored = JSON.parse(readRegularText(path));
+    stored = JSON.parse(readRegularTextSync(path));
   } catch (e) {
     throw new Error(
       `${path}: cannot read the run's settings to check the resume against (${(e as Error).message}); start a new run in another folder`,
@@ -313,7 +307,7 @@ export class RunFolder {
    */
   truncateLog(step: number): void {
     if (!existsSync(this.logPath)) return;
-    const kept = readRegularText(this.logPath)
+    const kept = readRegularTextSync(this.logPath)
       .split('\n')
       .filter((l) => {
         if (!l.trim()) return false;
@@ -350,6 +344,7 @@ export function consoleProgress(options: ProgressPrinterOptions = {}): ProgressP
   return new ProgressPrinter(process.stderr, options);
 }
 export {
+  fileKind,
   fileSource,
   readFileLocation,
   imageFolder,

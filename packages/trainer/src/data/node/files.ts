@@ -1,6 +1,6 @@
 // Node-only file access for the data loaders: byte sources over files, image folders, tar shards,
 // JSON and JSONL files, and the image decoder choice (sharp when it loads, else pure JS).
-import { constants, type Stats } from 'node:fs';
+import { constants, readFileSync, statSync, type Stats } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import type { ByteSource } from '@fiber-vl/tensor-core';
@@ -12,7 +12,8 @@ import type { TarShard } from '../formats/webdataset.js';
 import type { CaptionRecord, GroundingRecord, Nlvr2Record } from '../records.js';
 import type { Parsed, RecordSource } from '../source.js';
 
-const kindOf = (st: Stats) =>
+/** What a path that is not a regular file is, for messages: 'a directory', 'a FIFO', 'a character device', ... */
+export const fileKind = (st: Stats) =>
   st.isDirectory()
     ? 'a directory'
     : st.isFIFO()
@@ -35,7 +36,7 @@ async function openRegularFile(path: string): Promise<FileHandle> {
   try {
     const st = await handle.stat();
     if (!st.isFile())
-      throw Object.assign(new Error(`${path} is not a regular file (${kindOf(st)})`), {
+      throw Object.assign(new Error(`${path} is not a regular file (${fileKind(st)})`), {
         code: st.isDirectory() ? 'EISDIR' : 'ENOTREG',
       });
   } catch (e) {
@@ -53,6 +54,16 @@ async function withRegularFile<T>(path: string, use: (handle: FileHandle) => Pro
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * A regular file's text, read synchronously (a run folder's config.json and log.jsonl); anything
+ * else is refused naming its kind, as openRegularFile refuses it.
+ */
+export function readRegularTextSync(path: string): string {
+  const st = statSync(path);
+  if (!st.isFile()) throw new Error(`${path} is not a regular file (${fileKind(st)})`);
+  return readFileSync(path, 'utf8');
 }
 
 /** A file read range by range through one handle. */
