@@ -87,13 +87,17 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
   const all = read.filter((x): x is Item<Data> => x !== undefined && x.data.phrases.length > 0);
   // the evaluator scores whole images: --limit is rounded up to the last image's sentences
   const chosen = new Set(all.slice(0, opts.limit ?? Infinity).map((it) => it.data.imageId));
+  // the chosen images' sentences, grouped once: the checks below and the completeness test read
+  // them by image
+  const sentencesOf = new Map<string, Item<Data>[]>([...chosen].map((id) => [id, []]));
+  for (const it of all) sentencesOf.get(it.data.imageId)?.push(it);
   // Each image's sentences against what the evaluator will expect of them (Sentences/, Annotations/),
   // before the model runs: an image whose phrases do not match is skipped rather than refused by
   // the evaluator after the last image.
   const evaluator = new Flickr30kEntitiesEvaluator(folderReader(entitiesDir), split);
   const consistent = new Set(
     [...chosen].filter((id) => {
-      const sentences = all.filter((it) => it.data.imageId === id);
+      const sentences = sentencesOf.get(id)!;
       let expected: unknown[][];
       try {
         expected = evaluator.phrasesOf(id);
@@ -154,9 +158,7 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
     });
 
     // an image is evaluated when every sentence of it was grounded (none of its images skipped)
-    const complete = [...consistent].filter((id) =>
-      items.filter((it) => it.data.imageId === id).every((it) => results.has(it.key)),
-    );
+    const complete = [...consistent].filter((id) => sentencesOf.get(id)!.every((it) => results.has(it.key)));
     if (!complete.length) fail(`flickr30k-entities: no image could be evaluated (skipped: ${ctx.skips.summary()})`);
     const keepIds = new Set(complete);
     const predictions: Flickr30kPrediction[] = items
