@@ -1,6 +1,7 @@
 // Checkpoint reading through the fusion entry points: the state dict of every format, and no
 // tensors or file handles left behind when a checkpoint fails half-way.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsError, TorchCheckpointError, blobSource, serializeSafetensors, tf } from '@fiber-vl/tensor-core';
@@ -74,6 +75,37 @@ describe('reading checkpoints', () => {
     await expect(readCheckpointStateDict(blobSource(new Blob([new Uint8Array(20)]), 'zeros.bin'))).rejects.toThrow(
       /zeros\.bin/,
     );
+  });
+
+  it('reads a file by what its bytes are, not its extension (safetensors named .bin, torch.save named .safetensors)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fiber-misnamed-'));
+    const fds = openFds();
+    try {
+      for (const [file, misnamed] of [
+        ['tiny.safetensors', 'model.bin'],
+        ['state_dict.pth', 'model.safetensors'],
+        ['lightning.ckpt', 'weights'],
+      ]) {
+        copyFileSync(join(torchDir, file), join(dir, misnamed));
+        const right = await readCheckpointStateDict(join(torchDir, file));
+        const named = await readCheckpointStateDict(join(dir, misnamed));
+        expect([...named.keys()], misnamed).toEqual([...right.keys()]);
+        for (const [k, t] of right) expect(await named.get(k)!.data(), `${misnamed}: ${k}`).toEqual(await t.data());
+        tf.dispose([...right.values(), ...named.values()]);
+      }
+      // bytes that are neither: the reader the extension promises names the file and what is wrong
+      writeFileSync(join(dir, 'junk.safetensors'), 'not a checkpoint at all');
+      writeFileSync(join(dir, 'junk.pth'), 'not a checkpoint at all');
+      await expect(readCheckpointStateDict(join(dir, 'junk.safetensors'))).rejects.toThrow(
+        /junk\.safetensors: header length \d+ runs past the end of the file/,
+      );
+      await expect(readCheckpointStateDict(join(dir, 'junk.pth'))).rejects.toThrow(/junk\.pth: no ZIP end-of-central/);
+      await expect(readCheckpointStateDict(join(dir, 'absent.pth'))).rejects.toThrow(/absent\.pth: no such file/);
+      await expect(readCheckpointStateDict(dir)).rejects.toThrow(/is a directory/);
+      expect(openFds()).toBe(fds);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('disposes what it read and closes the file when a later tensor fails', async () => {

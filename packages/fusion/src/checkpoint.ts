@@ -7,6 +7,7 @@ import {
   SafetensorsFile,
   TorchCheckpoint,
   loadSafetensors,
+  openFileSource,
   saveSafetensors,
   tf,
   type ByteSource,
@@ -27,48 +28,60 @@ export const FIBER_QUEUE_BUFFERS = [
   'queue_total',
 ];
 
+type Format = 'safetensors' | 'torch' | 'unknown';
+
 /**
- * Safetensors start with a little-endian u64 header length (whose first byte may be anything, 0x80
- * or "P" included), then "{". A torch zip starts with "PK\x03\x04" and has its compression method
- * (0 or 8) at byte 8; a legacy pickle's byte 8 is never "{" either.
+ * A file's format from its first bytes. Safetensors start with a little-endian u64 header length
+ * (whose first byte may be anything, 0x80 or "P" included), then "{". A torch zip starts with
+ * "PK\x03\x04" and has its compression method (0 or 8) at byte 8; a legacy pickle starts with
+ * 0x80 and a protocol byte, and its byte 8 is never "{" either.
  */
-async function looksLikeSafetensors(source: ByteSource): Promise<boolean> {
-  if (source.size < 9) return false;
+async function sniffFormat(source: ByteSource): Promise<Format> {
+  if (source.size < 9) return 'unknown';
   const head = await source.read(0, 9);
   const zip = head[0] === 0x50 && head[1] === 0x4b && head[2] === 3 && head[3] === 4;
-  return head[8] === 0x7b && !zip;
+  if (head[8] === 0x7b && !zip) return 'safetensors';
+  return zip || head[0] === 0x80 ? 'torch' : 'unknown';
 }
 
 /**
  * Reads the state dict of a .ckpt / .pth / .bin / .safetensors file (tensors as float32 / int32 /
- * bool): a path (Node), or a ByteSource such as `blobSource(file)` in a browser (the format then
- * comes from its first bytes: safetensors start with an 8-byte header length and "{"). Objects
- * around the state dict that are not tensors (a Lightning checkpoint's callbacks or hyper-parameter
- * classes) are kept as inert stubs rather than refused; they are never executed. On any failure the
- * tensors already read are disposed and the file is closed.
+ * bool), or of a sharded safetensors `*.index.json`: a path (Node), or a ByteSource such as
+ * `blobSource(file)` in a browser. The format comes from the first bytes, so a safetensors file
+ * named `.bin` or a torch.save file named `.safetensors` reads as what it is; only bytes that are
+ * neither go by the extension (for the error of the reader the name promises). Objects around the
+ * state dict that are not tensors (a Lightning checkpoint's callbacks or hyper-parameter classes)
+ * are kept as inert stubs rather than refused; they are never executed. On any failure the tensors
+ * already read are disposed and the file is closed.
  */
 export async function readCheckpointStateDict(
   source: string | ByteSource,
   filter: (name: string) => boolean = () => true,
 ): Promise<Map<string, tf.Tensor>> {
-  if (typeof source === 'string') {
-    if (source.endsWith('.safetensors') || source.endsWith('.json')) return loadSafetensors(source, filter);
-  } else if (await looksLikeSafetensors(source)) {
-    const file = await SafetensorsFile.fromSource(source);
-    try {
-      return await file.readAll(filter);
-    } finally {
-      await file.close();
-    }
-  }
-  const ckpt =
-    typeof source === 'string'
-      ? await TorchCheckpoint.open(source, { unknownGlobals: 'stub' })
-      : await TorchCheckpoint.fromSource(source, { unknownGlobals: 'stub' });
+  if (typeof source === 'string' && source.endsWith('.json')) return loadSafetensors(source, filter);
+  const bytes = typeof source === 'string' ? await openFileSource(source) : source;
+  let format: Format;
   try {
-    return await ckpt.readStateDict(filter);
+    format = await sniffFormat(bytes);
+  } catch (e) {
+    if (bytes !== source) await bytes.close?.().catch(() => undefined);
+    throw e;
+  }
+  if (format === 'unknown') format = bytes.name.endsWith('.safetensors') ? 'safetensors' : 'torch';
+  let reader: SafetensorsFile | TorchCheckpoint;
+  try {
+    reader =
+      format === 'safetensors'
+        ? await SafetensorsFile.fromSource(bytes)
+        : await TorchCheckpoint.fromSource(bytes, { unknownGlobals: 'stub' });
+  } catch (e) {
+    if (bytes !== source) await bytes.close?.().catch(() => undefined);
+    throw e;
+  }
+  try {
+    return reader instanceof SafetensorsFile ? await reader.readAll(filter) : await reader.readStateDict(filter);
   } finally {
-    await ckpt.close();
+    await reader.close();
   }
 }
 

@@ -88,6 +88,7 @@ export {
   openSafetensors,
   loadSafetensors,
   saveSafetensors,
+  openFileSource,
   type TensorReader,
 } from './io/sharded.js';
 export { bufferSource, blobSource, type ByteSource } from './io/byte-source.js';

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../tf.js';
 import { useBackend } from '../testing.js';
 import { SafetensorsError, SafetensorsFile } from './safetensors.js';
-import { ShardedSafetensors, loadSafetensors } from './sharded.js';
+import { ShardedSafetensors, loadSafetensors, openFileSource } from './sharded.js';
 import { TorchCheckpoint, TorchCheckpointError } from './torch.js';
 import { ZipError } from './zip.js';
 import { fileSource } from './node-file-source.js';
@@ -123,6 +123,21 @@ describe('resources on failure', () => {
     await expect(TorchCheckpoint.open(dir)).rejects.toThrow(`${dir}: is a directory, not a file`);
     await expect(SafetensorsFile.open(dir)).rejects.toBeInstanceOf(SafetensorsError);
     await expect(ShardedSafetensors.open(join(dir, 'sharded'))).rejects.toThrow('is a directory');
+    await expect(openFileSource(join(dir, 'nope.pth'))).rejects.toThrow(`${join(dir, 'nope.pth')}: no such file`);
+    await expect(openFileSource(dir)).rejects.toThrow(`${dir}: is a directory, not a file`);
+  });
+
+  it('openFileSource reads a file range by range, as the readers do', async () => {
+    const path = join(dir, 'tiny.safetensors');
+    const bytes = readFileSync(path);
+    const source = await openFileSource(path);
+    try {
+      expect(source.name).toBe(path);
+      expect(source.size).toBe(bytes.byteLength);
+      expect(Array.from(await source.read(3, 9))).toEqual(Array.from(bytes.subarray(3, 12)));
+    } finally {
+      await source.close?.();
+    }
   });
 
   // a FIFO without a writer blocked the open for ever; /dev/zero never ends

@@ -6,6 +6,8 @@ import { tf } from '../tf.js';
 import type { RawValues } from './dtypes.js';
 import { findDuplicateKey } from './json-keys.js';
 import { platform } from '#platform';
+import type { ByteSource } from './byte-source.js';
+import { NodeOnlyError } from '../platform/types.js';
 import {
   SafetensorsError,
   SafetensorsFile,
@@ -160,6 +162,21 @@ export class ShardedSafetensors implements TensorReader {
     const shards = [...this.open.values()];
     this.open.clear();
     await Promise.allSettled(shards.map(async (f) => (await f).close()));
+  }
+}
+
+/**
+ * Random access to a regular file by path (Node), for readers that take a ByteSource
+ * (`SafetensorsFile.fromSource`, `TorchCheckpoint.fromSource`) or for sniffing a file's format
+ * from its first bytes. Close it when done. A file that cannot be opened is an Error naming the
+ * path and why; in a browser it rejects with NodeOnlyError (use `blobSource`).
+ */
+export async function openFileSource(path: string): Promise<ByteSource> {
+  try {
+    return await platform.fileSource(path);
+  } catch (e) {
+    if (e instanceof NodeOnlyError) throw e;
+    throw new Error(`${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 
