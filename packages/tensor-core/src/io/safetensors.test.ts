@@ -150,6 +150,38 @@ describe('safetensors validation', () => {
       'bad.safetensors: tensors "a" [0, 8] and "b" [4, 12] overlap',
     );
   });
+  it('rejects gaps and bytes after the last tensor, as the reference reader does', async () => {
+    const gap = {
+      a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+      b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] },
+    };
+    await expect(open(rawFile(gap, f32(3)))).rejects.toThrow(
+      'bad.safetensors: bytes [4, 8) of the data section belong to no tensor (before "b")',
+    );
+    await expect(open(rawFile({ b: gap.b }, f32(3)))).rejects.toThrow(
+      'bytes [0, 8) of the data section belong to no tensor',
+    );
+    await expect(open(rawFile({ a: gap.a }, f32(3)))).rejects.toThrow(
+      "bad.safetensors: 8 bytes after the end of the last tensor's data (byte 4 of a 12-byte data section)",
+    );
+    await expect(open(rawFile({}, f32(1)))).rejects.toThrow('4 bytes after the end');
+    // a tensor of no elements inside another's bytes
+    const inside = {
+      a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      e: { dtype: 'F32', shape: [0], data_offsets: [4, 4] },
+    };
+    await expect(open(rawFile(inside, f32(2)))).rejects.toThrow('tensors "a" [0, 8] and "e" [4, 4] overlap');
+    // in any header order, and with empty tensors at the edges, a tiled data section reads
+    const tiled = {
+      z: { dtype: 'F32', shape: [0], data_offsets: [8, 8] },
+      b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+      e: { dtype: 'I8', shape: [0], data_offsets: [0, 0] },
+      a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+    };
+    const file = await open(rawFile(tiled, f32(2)));
+    expect(file.keys()).toEqual(['z', 'b', 'e', 'a']);
+    await file.close();
+  });
   it('rejects a shape that does not match the byte size', async () => {
     await expect(open(rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, f32(2)))).rejects.toThrow(
       'bad.safetensors: tensor "w": shape [3] of F32 needs 12 bytes, data_offsets [0, 8] give 8',

@@ -169,16 +169,31 @@ export class SafetensorsFile {
       }
       tensors.set(key, tensorInfo(key, value, dataSize, fail));
     }
-    const sorted = [...tensors.values()]
-      .filter((t) => t.dataOffsets[1] > t.dataOffsets[0])
-      .sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0]);
-    for (let i = 1; i < sorted.length; i++) {
-      const [prev, cur] = [sorted[i - 1], sorted[i]];
-      if (cur.dataOffsets[0] < prev.dataOffsets[1]) {
+    // as the reference reader (safetensors' Metadata::validate): ordered by their offsets, the
+    // tensors tile the data section, from its first byte to its last, without gaps or overlaps
+    const ordered = [...tensors.values()].sort(
+      (a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1],
+    );
+    let end = 0;
+    let last: TensorInfo | undefined;
+    for (const t of ordered) {
+      const [start, stop] = t.dataOffsets;
+      if (last && start < end) {
         fail(
-          `tensors "${prev.name}" [${prev.dataOffsets.join(', ')}] and "${cur.name}" [${cur.dataOffsets.join(', ')}] overlap`,
+          `tensors "${last.name}" [${last.dataOffsets.join(', ')}] and "${t.name}" [${t.dataOffsets.join(', ')}] overlap`,
         );
       }
+      if (start > end) {
+        fail(
+          `bytes [${end}, ${start}) of the data section belong to no tensor (before "${t.name}"); safetensors files have no gaps`,
+        );
+      }
+      [end, last] = [stop, t];
+    }
+    if (end !== dataSize) {
+      fail(
+        `${dataSize - end} bytes after the end of the last tensor's data (byte ${end} of a ${dataSize}-byte data section); safetensors files end with their last tensor`,
+      );
     }
     return new SafetensorsFile(source, name, tensors, metadata, dataStart, options);
   }
