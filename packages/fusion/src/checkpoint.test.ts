@@ -100,7 +100,9 @@ describe('reading checkpoints', () => {
         /junk\.safetensors: header length \d+ runs past the end of the file/,
       );
       await expect(readCheckpointStateDict(join(dir, 'junk.pth'))).rejects.toThrow(/junk\.pth: no ZIP end-of-central/);
+      await expect(readCheckpointStateDict(join(dir, 'absent.pth'))).rejects.toThrow(TorchCheckpointError);
       await expect(readCheckpointStateDict(join(dir, 'absent.pth'))).rejects.toThrow(/absent\.pth: no such file/);
+      await expect(readCheckpointStateDict(join(dir, 'absent.safetensors'))).rejects.toThrow(SafetensorsError);
       await expect(readCheckpointStateDict(dir)).rejects.toThrow(/is a directory/);
       expect(openFds()).toBe(fds);
     } finally {

@@ -58,26 +58,34 @@ export async function readCheckpointStateDict(
   source: string | ByteSource,
   filter: (name: string) => boolean = () => true,
 ): Promise<Map<string, tf.Tensor>> {
-  if (typeof source === 'string' && source.endsWith('.json')) return loadSafetensors(source, filter);
-  const bytes = typeof source === 'string' ? await openFileSource(source) : source;
-  let format: Format;
-  try {
-    format = await sniffFormat(bytes);
-  } catch (e) {
-    if (bytes !== source) await bytes.close?.().catch(() => undefined);
-    throw e;
+  if (typeof source === 'string') {
+    if (source.endsWith('.json')) return loadSafetensors(source, filter);
+    // the path's reader opens it again, so that a file that cannot be opened (or a path in a
+    // browser) fails with that reader's typed error naming the path
+    let format: Format = 'unknown';
+    const file = await openFileSource(source).catch(() => undefined);
+    if (file) {
+      try {
+        format = await sniffFormat(file);
+      } finally {
+        await file.close?.();
+      }
+    }
+    if (format === 'safetensors' || (format === 'unknown' && source.endsWith('.safetensors')))
+      return loadSafetensors(source, filter);
+    const ckpt = await TorchCheckpoint.open(source, { unknownGlobals: 'stub' });
+    try {
+      return await ckpt.readStateDict(filter);
+    } finally {
+      await ckpt.close();
+    }
   }
-  if (format === 'unknown') format = bytes.name.endsWith('.safetensors') ? 'safetensors' : 'torch';
-  let reader: SafetensorsFile | TorchCheckpoint;
-  try {
-    reader =
-      format === 'safetensors'
-        ? await SafetensorsFile.fromSource(bytes)
-        : await TorchCheckpoint.fromSource(bytes, { unknownGlobals: 'stub' });
-  } catch (e) {
-    if (bytes !== source) await bytes.close?.().catch(() => undefined);
-    throw e;
-  }
+  let format = await sniffFormat(source);
+  if (format === 'unknown') format = source.name.endsWith('.safetensors') ? 'safetensors' : 'torch';
+  const reader =
+    format === 'safetensors'
+      ? await SafetensorsFile.fromSource(source)
+      : await TorchCheckpoint.fromSource(source, { unknownGlobals: 'stub' });
   try {
     return reader instanceof SafetensorsFile ? await reader.readAll(filter) : await reader.readStateDict(filter);
   } finally {
