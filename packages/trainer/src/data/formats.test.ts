@@ -160,10 +160,25 @@ describe('COCO instances', () => {
     expect(() => cocoInstances({ ...json, images }, { name: 'i.json' })).toThrow(
       `i.json: images[${json.images.length}] has the id ${json.images[0].id} of images[0]; ids must be unique`,
     );
-    const categories = [null, ...json.categories, { ...json.categories[0], name: 'again' }];
+    const categories = [...json.categories, { ...json.categories[0], name: 'again' }];
     expect(() => mdetrGrounding({ ...json, categories }, { name: 'm.json' })).toThrow(
-      `m.json: categories[${categories.length - 1}] has the id ${json.categories[0].id} of categories[1]`,
+      `m.json: categories[${categories.length - 1}] has the id ${json.categories[0].id} of categories[0]`,
     );
+  });
+
+  it('refuses a category without an integer id or a name (it would move every class name onto other boxes)', () => {
+    const json = fixtureJson('coco/annotations/instances_val2014.json') as any;
+    const n = json.categories.length;
+    for (const [extra, message] of [
+      [{ id: 'abc', name: 'zebra' }, `i.json: categories[${n}].id is "abc", not an integer`],
+      [{ name: 'zebra' }, `i.json: categories[${n}].id is missing, not an integer`],
+      [{ id: 1.5, name: 'zebra' }, `i.json: categories[${n}].id is 1.5, not an integer`],
+      [{ id: 99, name: null }, `i.json: categories[${n}].name is not a string`],
+      [null, `i.json: categories[${n}] is not an object`],
+    ] as const) {
+      const categories = [...json.categories, extra];
+      expect(() => cocoInstances({ ...json, categories }, { name: 'i.json' })).toThrow(message);
+    }
   });
 
   it('turns detection into grounding with the class-name prompt (". " separated)', async () => {
@@ -175,6 +190,30 @@ describe('COCO instances', () => {
 });
 
 describe('MDETR grounding json', () => {
+  it('reads tokens_positive as Python code points: a caption with emoji keeps its phrases on the same words', async () => {
+    const caption = '\u{1F600}\u{1F600} red square and blue disc';
+    // Python: caption[3:13] == 'red square', caption[18:27] == 'blue disc'
+    const json = {
+      images: [{ id: 1, file_name: 'a.jpg', caption, height: 32, width: 32, tokens_positive_eval: [[[3, 13]]] }],
+      annotations: [
+        { id: 1, image_id: 1, bbox: [1, 1, 10, 10], category_id: 1, tokens_positive: [[3, 13]] },
+        { id: 2, image_id: 1, bbox: [12, 12, 10, 10], category_id: 1, tokens_positive: [[18, 27]] },
+      ],
+      categories: [{ id: 1, name: 'object' }],
+    };
+    const r = await mdetrGrounding(json, { name: 'emoji.json' }).get(0);
+    if (!r.ok) throw new Error(JSON.stringify(r));
+    const phrase = ([a, b]: [number, number]) => caption.slice(a, b);
+    expect(r.record.spans.map((s) => s.map(phrase))).toEqual([['red square'], ['blue disc']]);
+    expect(r.record.evalSpans!.map((s) => s.map(phrase))).toEqual([['red square']]);
+    // the last code point is 26; a span to 28 is outside, counted in code points
+    const outside = structuredClone(json);
+    outside.annotations[1].tokens_positive = [[18, 28]];
+    const o = await mdetrGrounding(outside, { name: 'emoji.json' }).get(0);
+    expect(!o.ok && o.skip.reason).toBe('span-outside-text');
+    expect(!o.ok && o.skip.detail).toMatch(/not inside the 27-character text/);
+  });
+
   it('reads Flickr30k separateGT with tokens_positive(_eval), skipping bad spans and outside boxes', async () => {
     const s = mdetrGrounding(fixtureJson('mdetr_annotations/final_flickr_separateGT_train.json'), { name: 'flickr' });
     const all = await entries(s);

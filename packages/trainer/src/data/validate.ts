@@ -55,22 +55,34 @@ export function requireText(text: string, where: string): string {
   return text;
 }
 
-/** [start, end) pairs of integers inside the text. */
-export function spansOf(v: unknown, text: string, where: string): Span[] {
+/**
+ * [start, end) pairs of integers inside the text, as JS string (UTF-16) indices. With `codePoints`
+ * the file counts as Python does (MDETR's `tokens_positive`: code points), and a text with
+ * characters outside the BMP (emoji) has its spans moved to the UTF-16 indices of the same characters.
+ */
+export function spansOf(v: unknown, text: string, where: string, { codePoints = false } = {}): Span[] {
   if (!Array.isArray(v))
     throw new DataSkipError('malformed-record', `${where}: spans must be an array of [start, end]`);
+  // utf16[i]: where code point i starts (and, at the end, the text's length)
+  let utf16: number[] | undefined;
+  if (codePoints && /[\uD800-\uDFFF]/.test(text)) {
+    utf16 = [];
+    for (let i = 0; i < text.length; i += text.codePointAt(i)! > 0xffff ? 2 : 1) utf16.push(i);
+    utf16.push(text.length);
+  }
+  const length = utf16 ? utf16.length - 1 : text.length;
   return v.map((s) => {
     if (!Array.isArray(s) || s.length !== 2 || !s.every((x) => Number.isInteger(x))) {
       throw new DataSkipError('malformed-record', `${where}: span ${JSON.stringify(s)} is not [start, end]`);
     }
     const [a, b] = s as [number, number];
-    if (a < 0 || b <= a || b > text.length) {
+    if (a < 0 || b <= a || b > length) {
       throw new DataSkipError(
         'span-outside-text',
-        `${where}: span [${a}, ${b}) is not inside the ${text.length}-character text`,
+        `${where}: span [${a}, ${b}) is not inside the ${length}-character text`,
       );
     }
-    return [a, b];
+    return utf16 ? [utf16[a], utf16[b]] : [a, b];
   });
 }
 

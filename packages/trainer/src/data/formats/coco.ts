@@ -62,6 +62,16 @@ function indexCoco(json: unknown, name: string): CocoIndex {
     else annotations.set(a.image_id, [a]);
   }
   const declared: unknown[] = isObject(json) && Array.isArray(json.categories) ? json.categories : [];
+  // a category without an integer id would take a label of its own and shift every other class's
+  // name onto the wrong boxes; pycocotools fails on it too
+  declared.forEach((c, i) => {
+    if (!isObject(c)) throw new TypeError(`${name}: categories[${i}] is not an object`);
+    if (!Number.isSafeInteger(c.id))
+      throw new TypeError(
+        `${name}: categories[${i}].id is ${c.id === undefined ? 'missing' : (JSON.stringify(c.id) ?? String(c.id))}, not an integer`,
+      );
+    if (typeof c.name !== 'string') throw new TypeError(`${name}: categories[${i}].name is not a string`);
+  });
   requireUnique(declared, name, 'categories');
   const cats = declared.filter(isObject);
   const ids = cats.map((c) => Number(c.id)).sort((a, b) => a - b);
@@ -201,7 +211,9 @@ export function mdetrGrounding(json: unknown, options: MdetrOptions = {}): CocoS
       const dropped: Skip[] = [];
       const objs = objectsOf(annotations.get(id) ?? [], known, policy, where, dropped);
       const spans: Span[][] = objs.map((o) =>
-        spansOf(o.ann.tokens ?? o.ann.tokens_positive ?? arr(o.ann, 'tokens_positive', o.where), text, o.where),
+        spansOf(o.ann.tokens ?? o.ann.tokens_positive ?? arr(o.ann, 'tokens_positive', o.where), text, o.where, {
+          codePoints: true,
+        }),
       );
       const record: GroundingRecord = {
         kind: 'grounding',
@@ -214,7 +226,7 @@ export function mdetrGrounding(json: unknown, options: MdetrOptions = {}): CocoS
       };
       if (Array.isArray(img.tokens_positive_eval)) {
         record.evalSpans = img.tokens_positive_eval.map((p, k) =>
-          spansOf(p, text, `${where} tokens_positive_eval[${k}]`),
+          spansOf(p, text, `${where} tokens_positive_eval[${k}]`, { codePoints: true }),
         );
       }
       const size = sizeOf(img, where);
