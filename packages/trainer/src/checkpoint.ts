@@ -80,9 +80,26 @@ export function parseTrainerMeta(json: unknown, where = 'trainer.json'): Trainer
   if (m.format !== CHECKPOINT_FORMAT) bad(`format (expected "${CHECKPOINT_FORMAT}")`);
   if (m.version !== 1) bad('version (expected 1)');
   if (!Number.isInteger(m.step) || m.step! < 0) bad('step');
-  if (!Number.isInteger(m.consecutiveNonFinite)) bad('consecutiveNonFinite');
-  if (!m.optimizer || typeof m.optimizer.steps !== 'object' || !Number.isInteger(m.optimizer.calls)) bad('optimizer');
-  if (!m.rngs || Object.values(m.rngs).some((s) => !Array.isArray(s) || s.length !== 4)) bad('rngs');
+  const count = (v: unknown, max = Number.MAX_SAFE_INTEGER) =>
+    Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+  // no more non-finite steps in a row than steps taken
+  if (!count(m.consecutiveNonFinite, m.step)) bad('consecutiveNonFinite');
+  if (
+    !m.optimizer ||
+    typeof m.optimizer.steps !== 'object' ||
+    m.optimizer.steps === null ||
+    Object.values(m.optimizer.steps).some((n) => !count(n)) ||
+    !count(m.optimizer.calls)
+  )
+    bad('optimizer');
+  // xoshiro128** states: four unsigned 32-bit words
+  const word = (w: unknown) => Number.isInteger(w) && (w as number) >= 0 && (w as number) <= 0xffffffff;
+  if (
+    !m.rngs ||
+    typeof m.rngs !== 'object' ||
+    Object.values(m.rngs).some((s) => !Array.isArray(s) || s.length !== 4 || !s.every(word))
+  )
+    bad('rngs');
   if (!Array.isArray(m.stateful)) bad('stateful');
   if (typeof m.ema !== 'boolean') bad('ema');
   return m as TrainerMeta;

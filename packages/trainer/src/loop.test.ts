@@ -1,7 +1,8 @@
 // The loop: guards (non-finite loss or gradient -> skipped and logged; N in a row -> a clear error
 // with the last good checkpoint intact), gradient accumulation, a flat tensor count across real
 // FIBER steps, and in-process checkpoint / resume.
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +54,82 @@ function* toyData(poisoned: Record<number, 'loss' | 'grad'> = {}, n = 1000): Ite
 }
 
 const weightsOf = async (m: Linear) => [...(await m.weight.value.data()), ...(await m.bias!.value.data())];
+
+describe('a checkpoint whose trainer.json was tampered with', () => {
+  beforeAll(() => useBackend('cpu'));
+  it('is passed over for the one before it: not a regular file, another step than its folder, counts out of range', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tampered-'));
+    const { model, trainer, optimizer } = toy(0);
+    await fit(trainer, { data: toyData(), steps: 4, store: new FileCheckpointStore(dir), checkpointEvery: 2 });
+    const metaPath = join(dir, 'step-00000004', 'trainer.json');
+    const original = readFileSync(metaPath, 'utf8');
+    const edit = (f: (m: any) => void) => {
+      const m = JSON.parse(original);
+      f(m);
+      return JSON.stringify(m);
+    };
+    const cases: [string, () => void][] = [
+      ['a FIFO (the resume waited for a writer for ever)', () => execFileSync('mkfifo', [metaPath])],
+      [
+        'step 2 in folder step-4',
+        () =>
+          writeFileSync(
+            metaPath,
+            edit((m) => (m.step = 2)),
+          ),
+      ],
+      [
+        '10^9 non-finite steps in a row',
+        () =>
+          writeFileSync(
+            metaPath,
+            edit((m) => (m.consecutiveNonFinite = 1e9)),
+          ),
+      ],
+      [
+        'a generator word of Infinity',
+        () => writeFileSync(metaPath, edit((m) => (m.rngs = { g: [1, 2, 3, 'X'] })).replace('"X"', '1e999')),
+      ],
+      [
+        'negative optimizer calls',
+        () =>
+          writeFileSync(
+            metaPath,
+            edit((m) => (m.optimizer.calls = -3)),
+          ),
+      ],
+      [
+        'a negative per-parameter step',
+        () =>
+          writeFileSync(
+            metaPath,
+            edit((m) => (m.optimizer.steps[Object.keys(m.optimizer.steps)[0]] = -6)),
+          ),
+      ],
+    ];
+    try {
+      for (const [what, tamper] of cases) {
+        rmSync(metaPath, { force: true });
+        tamper();
+        const skipped: string[] = [];
+        const store = new FileCheckpointStore(dir, { onEvent: (e) => e.phase === 'skipped' && skipped.push(e.path) });
+        const cp = (await store.latest())!;
+        expect(cp.meta.step, what).toBe(2);
+        expect(skipped, what).toEqual([join(dir, 'step-00000004')]);
+        disposeLoaded(cp);
+      }
+      rmSync(metaPath);
+      writeFileSync(metaPath, original);
+      const cp = (await new FileCheckpointStore(dir).latest())!;
+      expect(cp.meta.step).toBe(4);
+      disposeLoaded(cp);
+    } finally {
+      optimizer.dispose();
+      model.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe.each(names)('training loop (%s)', (backend) => {
   beforeAll(() => useBackend(backend));

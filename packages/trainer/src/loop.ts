@@ -250,8 +250,10 @@ export class Trainer<M extends Module, B> {
       );
     for (const [k, g] of Object.entries(this.rngs)) g.setState(meta.rngs[k]);
     this.step = meta.step;
-    this.nonFinite = Array.from({ length: meta.consecutiveNonFinite }, (_, i) => ({
-      step: meta.step - meta.consecutiveNonFinite + i + 1,
+    // the guard needs no more of them than it counts to
+    const nonFinite = Math.min(meta.consecutiveNonFinite, this.maxNonFinite);
+    this.nonFinite = Array.from({ length: nonFinite }, (_, i) => ({
+      step: meta.step - nonFinite + i + 1,
       losses: {},
       loss: NaN,
       lr: NaN,

@@ -17,7 +17,6 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
-  readFileSync,
   readdirSync,
   renameSync,
   rmSync,
@@ -25,7 +24,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { SafetensorsFile, tf, type Module } from '@fiber-vl/tensor-core';
 import {
   CHECKPOINT_FILES,
@@ -161,10 +160,14 @@ export class FileCheckpointStore implements CheckpointStore {
     if (!existsSync(metaPath)) return undefined;
     let meta;
     try {
-      meta = parseTrainerMeta(JSON.parse(readFileSync(metaPath, 'utf8')), metaPath);
+      // a regular file only: a FIFO would block the resume for ever, /dev/zero never end
+      meta = parseTrainerMeta(JSON.parse(readRegularTextSync(metaPath)), metaPath);
     } catch {
       return undefined;
     }
+    // the folder is named after the step it saved
+    const named = STEP_DIR.exec(basename(path));
+    if (named && Number(named[1]) !== meta.step) return undefined;
     for (const f of CHECKPOINT_FILES) {
       const p = join(path, f);
       if (!existsSync(p) || statSync(p).size !== meta.files?.[f]) return undefined;
