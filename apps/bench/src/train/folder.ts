@@ -83,7 +83,7 @@ export async function openFolder(task: TrainTask, dir: string, imagesDir: string
       const a = join(dir, 'v2_mscoco_train2014_annotations.json');
       needFiles(task, [q, a].filter(existsSync).length === 2 ? [q] : [], `${q} and ${a}`);
       const annotations = await readJson(a);
-      const vocab = buildVqaVocab([annotations]);
+      const vocab = buildVqaVocab([annotations], { names: [a] });
       if (!vocab.answers.length)
         throw new UsageError(
           `--data: ${a} has no answer that is the multiple_choice_answer of >= 9 questions (the official vocabulary threshold)`,

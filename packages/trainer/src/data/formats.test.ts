@@ -77,6 +77,18 @@ describe('VQAv2 questions + annotations', () => {
     },
   );
 
+  it('names the file and the entry whose multiple_choice_answer is missing or not a string', () => {
+    const broken = (mc: unknown) => ({
+      annotations: [{ multiple_choice_answer: 'yes' }, { multiple_choice_answer: mc }],
+    });
+    expect(() => buildVqaVocab([valA, broken(null)], { names: ['val.json', 'train.json'] })).toThrow(
+      'train.json: annotations[1].multiple_choice_answer is null, not a string',
+    );
+    expect(() => buildVqaVocab([{ annotations: [{}] }])).toThrow(
+      'annotation file 0: annotations[0].multiple_choice_answer is missing, not a string',
+    );
+  });
+
   it('skips empty questions, questions without annotation and questions with no answer in the vocabulary', async () => {
     const vocab = buildVqaVocab([trainA, valA], { minCount: 2 });
     const { records, skips } = await split(vqaQuestions({ questions: trainQ, annotations: trainA, vocab }));

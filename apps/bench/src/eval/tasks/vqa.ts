@@ -68,7 +68,7 @@ function answerList(ctx: EvalContext): { answers: string[]; source: string } {
   }
   const json = files.map((f) => readJsonObject(f, 'VQA annotations'));
   const vocab = parseFile('VQA annotations', files.join(' + '), () =>
-    buildVqaVocab(json, { minCount: opts.answerMinCount }),
+    buildVqaVocab(json, { minCount: opts.answerMinCount, names: files }),
   );
   return {
     answers: vocab.answers,

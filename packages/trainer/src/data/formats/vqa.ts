@@ -32,19 +32,28 @@ export interface VqaVocabOptions {
    * train+val).
    */
   minCount?: number;
+  /** The files' names for messages (default: "annotation file <index>"). */
+  names?: readonly string[];
 }
 
 /**
  * The answer vocabulary of write_vqa.py: normalised `multiple_choice_answer` strings of the given
  * annotation files (train then val), kept when counted at least `minCount` times, in first-occurrence order.
  */
-export function buildVqaVocab(annotationFiles: readonly unknown[], { minCount = 9 }: VqaVocabOptions = {}): VqaVocab {
+export function buildVqaVocab(
+  annotationFiles: readonly unknown[],
+  { minCount = 9, names = [] }: VqaVocabOptions = {},
+): VqaVocab {
   const counts = new Map<string, number>();
   annotationFiles.forEach((file, f) => {
-    topArray(file, 'annotations', `annotation file ${f}`).forEach((a, i) => {
+    const name = names[f] ?? `annotation file ${f}`;
+    topArray(file, 'annotations', name).forEach((a, i) => {
       const mc = isObject(a) ? a.multiple_choice_answer : undefined;
+      // write_vqa.py counts every one (a missing answer fails there too)
       if (typeof mc !== 'string')
-        throw new TypeError(`annotation file ${f}: annotations[${i}].multiple_choice_answer is not a string`);
+        throw new TypeError(
+          `${name}: annotations[${i}].multiple_choice_answer is ${mc === undefined ? 'missing' : JSON.stringify(mc)}, not a string`,
+        );
       const w = normalizeVqaWord(mc);
       counts.set(w, (counts.get(w) ?? 0) + 1);
     });
