@@ -112,7 +112,7 @@ describe('fiber-bench train on the built-in world', () => {
     expect(withQueue).toContain('itc_queue.image_queue');
   }, 120_000);
 
-  it('--resume continues from the newest complete checkpoint and ends bit for bit where an uninterrupted run ends', () => {
+  it('--resume continues from the newest complete checkpoint and ends bit for bit where an uninterrupted run ends', async () => {
     const a = join(work, 'resume-a');
     const args = ['--task', 'pretrain-coarse', '--model', 'micro', '--data', 'builtin', '--steps', '4', '--batch', '3'];
     const r = train([...args, '--accumulate', '2', '--checkpoint-every', '2', '--out', a]);
@@ -134,6 +134,27 @@ describe('fiber-bench train on the built-in world', () => {
     const other = train([...args.slice(0, -1), '2', '--accumulate', '2', '--out', b, '--resume']);
     expect(other.code, other.stderr).toBe(2);
     expect(other.stderr).toMatch(/the run was started with other settings \(batch: 3 then, 2 now\)/);
+    // a resume from a checkpoint whose float weights were damaged (NaN) is refused before training
+    const c = join(work, 'resume-nan');
+    cpSync(a, c, { recursive: true });
+    rmSync(join(c, 'checkpoints', 'step-00000004'), { recursive: true });
+    rmSync(join(c, 'final'), { recursive: true });
+    const weights = join(c, 'checkpoints', 'step-00000002', 'model.safetensors');
+    const file = await SafetensorsFile.open(weights);
+    const damaged = readFileSync(weights);
+    const dataStart = 8 + Number(damaged.readBigUInt64LE(0));
+    for (const name of file.keys()) {
+      const t = file.info(name);
+      if (t.dtype === 'F32') damaged.fill(0xff, dataStart + t.dataOffsets[0], dataStart + t.dataOffsets[1]);
+    }
+    await file.close();
+    writeFileSync(weights, damaged);
+    const resumedNan = train([...args, '--accumulate', '2', '--checkpoint-every', '2', '--out', c, '--resume']);
+    expect(resumedNan.code, resumedNan.stderr.slice(-1500)).toBe(1);
+    expect(resumedNan.stderr).toMatch(
+      /step-00000002: model\.safetensors has \d+ tensor\(s\) holding NaN or Infinity .*the checkpoint is damaged: remove it to resume from the one before/,
+    );
+    expect(existsSync(join(c, 'final'))).toBe(false);
     // a finished run's folder is not overwritten without --resume
     const clash = train([...args, '--out', a]);
     expect(clash.code).toBe(2);
