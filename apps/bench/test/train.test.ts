@@ -7,7 +7,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsFile } from '@fiber-vl/tensor-core';
+import { SafetensorsFile, serializeSafetensors } from '@fiber-vl/tensor-core';
 
 const cli = resolve(__dirname, '../dist/cli.js');
 const DATA = resolve(__dirname, '../../../fixtures/data');
@@ -183,6 +183,18 @@ describe('fiber-bench train on the built-in world', () => {
     ]);
     expect(nan.code, nan.stderr).toBe(2);
     expect(nan.stderr).toContain(`--init ${nanPath}: 1 tensor(s) hold NaN or Infinity (${name}: 1 of`);
+    // a checkpoint none of whose tensors the fine-grained model has is refused, as for the coarse ones
+    const unrelated = join(work, 'unrelated.safetensors');
+    writeFileSync(
+      unrelated,
+      serializeSafetensors({ 'some.other.weight': { dtype: 'F32', shape: [2], data: new Float32Array(2) } }),
+    );
+    const none = train([
+      ...['--task', 'detection', '--model', 'micro', '--data', 'builtin', '--steps', '1', '--batch', '2'],
+      ...['--init', unrelated, '--out', join(work, 'init-unrelated')],
+    ]);
+    expect(none.code, none.stderr).toBe(1);
+    expect(none.stderr).toContain(`--init ${unrelated}: no tensor of this checkpoint fits the model`);
   }, 240_000);
 });
 

@@ -1,5 +1,7 @@
 // Fine-grained checkpoints: .pth / safetensors round trips, the official DDP prefix, coarse-to-fine
 // initialisation by the official suffix matching, and errors that name what does not fit.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Generator, bufferSource, serializeTorchCheckpoint, type tf } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
@@ -37,6 +39,25 @@ describe('fine-grained checkpoints', () => {
       /word_embeddings\.weight: model \[70, 64\], checkpoint .* \[50, 64\]/,
     );
     [a, b, other].forEach((m) => m.dispose());
+  });
+
+  it('reads bytes as it reads a path: the format from the first bytes, objects that are not tensors kept inert', async () => {
+    const model = tiny(6);
+    for (const file of ['lightning.ckpt', 'unexpected_global.pth']) {
+      const path = join(__dirname, '../../../fixtures/torch', file);
+      const fromPath = await loadFiberFineCheckpoint(model, path).catch((e: Error) => e.message);
+      const fromBytes = await loadFiberFineCheckpoint(model, new Uint8Array(readFileSync(path))).catch(
+        (e: Error) => e.message,
+      );
+      expect(typeof fromPath, file).toBe('string'); // neither is this model's checkpoint
+      expect(
+        String(fromBytes)
+          .replaceAll('<bytes>', path)
+          .replace(/^checkpoint:/, `${path}:`),
+        file,
+      ).toBe(fromPath);
+    }
+    model.dispose();
   });
 
   it('initialises the backbone from a coarse-grained model (official suffix matching); the head stays', async () => {

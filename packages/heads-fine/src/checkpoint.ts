@@ -6,8 +6,7 @@
 // key takes the longest loaded key it ends with, and tensors whose shape differs are skipped and
 // reported. Out: `.pth` that torch.load and the official code read, or safetensors, official keys.
 import {
-  SafetensorsFile,
-  TorchCheckpoint,
+  bufferSource,
   disposeOutput,
   serializeSafetensors,
   serializeTorchCheckpoint,
@@ -83,27 +82,9 @@ export interface FineLoadResult extends LoadStateDictResult {
   loaded: number;
 }
 
-async function readStateDict(source: string | ByteSource | Uint8Array): Promise<Map<string, tf.Tensor>> {
-  if (typeof source === 'string') return readCheckpointStateDict(source);
-  const bytes = source instanceof Uint8Array ? source : undefined;
-  const src: ByteSource = bytes
-    ? { name: '<bytes>', size: bytes.byteLength, read: async (o, n) => bytes.subarray(o, o + n) }
-    : (source as ByteSource);
-  const head = await src.read(0, Math.min(4, src.size));
-  if (head[0] === 0x50 && head[1] === 0x4b) {
-    const ckpt = await TorchCheckpoint.fromSource(src);
-    try {
-      return await ckpt.readStateDict();
-    } finally {
-      await ckpt.close();
-    }
-  }
-  const file = await SafetensorsFile.fromSource(src);
-  try {
-    return await file.readAll();
-  } finally {
-    await file.close();
-  }
+/** A path, a ByteSource or bytes: the format from the first bytes (fusion's reader, Lightning objects kept as inert stubs). */
+function readStateDict(source: string | ByteSource | Uint8Array): Promise<Map<string, tf.Tensor>> {
+  return readCheckpointStateDict(source instanceof Uint8Array ? bufferSource(source) : source);
 }
 
 /**

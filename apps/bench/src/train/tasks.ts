@@ -311,7 +311,9 @@ export async function loadInit(
 ): Promise<{ loaded: number; skipped: number; resized: number }> {
   if (model instanceof FineModel) {
     const r = await loadFiberFineCheckpoint(model, path, { strict: false });
-    return { loaded: r.loaded, skipped: r.skipped.length, resized: 0 };
+    if (r.loaded === 0) throw new Error(`--init ${path}: no tensor of this checkpoint fits the model`);
+    // the checkpoint's tensors left out (unexpectedKeys: matching no model tensor, or of another shape)
+    return { loaded: r.loaded, skipped: r.unexpectedKeys.length, resized: 0 };
   }
   const ours = model.stateDict();
   const dict = await readCheckpointStateDict(path);
