@@ -167,6 +167,24 @@ describe('Module', () => {
     s.dispose();
     expect(() => new ModuleList([]).at(0)).toThrow(/out of range/);
   });
+
+  it('lists a model of 300k modules (a deep config) without overflowing the call stack', () => {
+    class Leaf extends Module {}
+    class Encoder extends Module {
+      layer = new ModuleList(Array.from({ length: 150_000 }, () => new ModuleList([new Leaf()])));
+    }
+    const encoder = new Encoder();
+    const names = encoder.namedModules('encoder');
+    expect(names.length).toBe(300_002);
+    expect(names.slice(0, 4).map(([n]) => n)).toEqual([
+      'encoder',
+      'encoder.layer',
+      'encoder.layer.0',
+      'encoder.layer.0.0',
+    ]);
+    expect(names.at(-1)?.[0]).toBe('encoder.layer.149999.0');
+    expect(encoder.namedParameters()).toEqual([]);
+  });
 });
 
 describe('Module.register', () => {

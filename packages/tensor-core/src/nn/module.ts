@@ -139,10 +139,14 @@ export abstract class Module {
 
   /** This module and every descendant, pre-order, with dotted names ('' for this one). */
   namedModules(prefix = ''): [string, Module][] {
-    const out: [string, Module][] = [[prefix, this]];
-    for (const [name, child] of this.namedChildren()) {
-      out.push(...child.namedModules(prefix ? `${prefix}.${name}` : name));
-    }
+    const out: [string, Module][] = [];
+    // one list filled in place: spreading each child's list (push(...list)) overflowed the call
+    // stack past ~100k modules and copied every list once per level
+    const visit = (m: Module, path: string) => {
+      out.push([path, m]);
+      for (const [name, child] of m.namedChildren()) visit(child, path ? `${path}.${name}` : name);
+    };
+    visit(this, prefix);
     return out;
   }
 
