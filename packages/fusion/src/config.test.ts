@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { FIBER_PRESETS, fiberBaseConfig, fiberConfig, fusionSchedule, initializerStd } from './config.js';
-import { fiberFineConfig } from './fine.js';
+import {
+  FIBER_PRESETS,
+  fiberBaseConfig,
+  fiberConfig,
+  fusionSchedule,
+  initializerStd,
+  validateFiberConfig,
+} from './config.js';
+import { fiberFineConfig, validateFiberFineConfig } from './fine.js';
 
 describe('FIBER fusion schedule', () => {
   it('pairs stage-3 blocks 14-17 with text layers 6-9 and stage-4 blocks 0-1 with layers 10-11 at FIBER-B', () => {
@@ -47,6 +54,17 @@ describe('FIBER fusion schedule', () => {
     expect(() => fiberConfig('tiny', { roberta: { numAttentionHeads: 3 } })).toThrow(/RobertaConfig.numAttentionHeads/);
     // @ts-expect-error an unknown preset
     expect(() => fiberConfig('huge')).toThrow(/unknown preset "huge"/);
+    // a JSON config file of the wrong shape names what is missing (it read a field of undefined)
+    const parsed = (text: string) => JSON.parse(text);
+    expect(() => validateFiberConfig(parsed('{"__proto__": {"hiddenSize": 5}}'))).toThrow(
+      'FiberCoarseConfig.swin: expected an object, got undefined',
+    );
+    expect(() => validateFiberConfig(parsed('[]'))).toThrow('FiberCoarseConfig: expected an object, got a list');
+    const tiny = fiberConfig('tiny');
+    expect(() => validateFiberConfig(parsed(JSON.stringify({ ...tiny, roberta: 7 })))).toThrow(
+      'FiberCoarseConfig.roberta: expected an object, got number',
+    );
+    expect(() => validateFiberFineConfig(parsed('"tiny"'))).toThrow('FiberFineConfig: expected an object, got string');
   });
 
   it("initializerRange: FIBER's 0.02 when absent, a positive std, or null for PyTorch's default", () => {

@@ -138,6 +138,7 @@ export function validateFiberConfig(cfg: FiberCoarseConfig): FiberCoarseConfig {
   const bad = (field: string, why: string): never => {
     throw new RangeError(`FiberCoarseConfig.${field}: ${why}`);
   };
+  checkSections(cfg, 'FiberCoarseConfig');
   validateSwinConfig(cfg.swin, 'classification');
   validateRobertaConfig(cfg.roberta);
   if (cfg.swin.depths.length < 2)
@@ -163,6 +164,17 @@ export function validateFiberConfig(cfg: FiberCoarseConfig): FiberCoarseConfig {
     );
   }
   return cfg;
+}
+
+/** A JSON config's shape, before its fields are read: the config and its swin and roberta sections are objects. */
+export function checkSections(cfg: unknown, name: string): void {
+  const kind = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v);
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(cfg)) throw new RangeError(`${name}: expected an object, got ${kind(cfg)}`);
+  for (const section of ['swin', 'roberta'])
+    if (!isObject(cfg[section]))
+      throw new RangeError(`${name}.${section}: expected an object, got ${kind(cfg[section])}`);
 }
 
 /**

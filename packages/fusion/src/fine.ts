@@ -20,7 +20,14 @@ import {
 import { SWIN_PRESETS, SwinTransformer, validateSwinConfig, type SwinConfig } from '@fiber-vl/swin';
 import { checkPairedBatch, runFused } from './backbone.js';
 import { FiberRobertaLayer, FusedWindowAttention, type ImageContext, type TextContext } from './blocks.js';
-import { FIBER_PRESETS, checkInitializerRange, fusionSchedule, initializerStd, type FusedPair } from './config.js';
+import {
+  FIBER_PRESETS,
+  checkInitializerRange,
+  checkSections,
+  fusionSchedule,
+  initializerStd,
+  type FusedPair,
+} from './config.js';
 
 export type FineFusionVersion = 'v2' | 'v3';
 
@@ -122,6 +129,7 @@ export function validateFiberFineConfig(cfg: FiberFineConfig): FiberFineConfig {
   const bad = (field: string, why: string): never => {
     throw new RangeError(`FiberFineConfig.${field}: ${why}`);
   };
+  checkSections(cfg, 'FiberFineConfig');
   validateSwinConfig(cfg.swin, 'detection');
   validateRobertaConfig(cfg.roberta);
   if (cfg.swin.depths.length !== 4)

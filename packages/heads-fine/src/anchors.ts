@@ -21,6 +21,22 @@ export const FIBER_ANCHORS: Readonly<AnchorConfig> = Object.freeze({
   octave: 2.0,
 });
 
+/** Throws through `bad(field, why)` for an anchor config that would give no or non-finite anchors. */
+export function validateAnchorConfig(c: AnchorConfig, bad: (field: string, why: string) => never): void {
+  const list = (field: 'sizes' | 'strides' | 'aspectRatios', ok: (v: unknown) => boolean, what: string) => {
+    const v: unknown = c[field];
+    if (!Array.isArray(v) || v.length === 0 || !v.every(ok))
+      bad(field, `must list ${what}, got ${JSON.stringify(v) ?? String(v)}`);
+  };
+  const positive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+  list('sizes', positive, 'positive numbers');
+  list('strides', (v) => Number.isInteger(v) && (v as number) > 0, 'positive integers');
+  list('aspectRatios', positive, 'positive numbers');
+  if (!Number.isInteger(c.scalesPerOctave) || c.scalesPerOctave < 1)
+    bad('scalesPerOctave', `must be a positive integer, got ${String(c.scalesPerOctave)}`);
+  if (!positive(c.octave)) bad('octave', `must be a positive number, got ${String(c.octave)}`);
+}
+
 /** numpy's round: halves go to the even neighbour. */
 function roundHalfEven(x: number): number {
   const r = Math.round(x);

@@ -88,9 +88,10 @@ export function validateDyHeadConfig(c: DyHeadConfig): void {
   if (!Number.isInteger(c.numClasses) || c.numClasses < 2) {
     throw new RangeError(`DyHeadConfig.numClasses counts the background and must be >= 2, got ${c.numClasses}`);
   }
-  if (!(c.priorProb > 0 && c.priorProb < 1))
-    throw new RangeError(`DyHeadConfig.priorProb must be in (0, 1), got ${c.priorProb}`);
-  if (!(c.groupNormEps > 0) || !Number.isFinite(c.logScale)) {
+  if (typeof c.priorProb !== 'number' || !(c.priorProb > 0 && c.priorProb < 1))
+    throw new RangeError(`DyHeadConfig.priorProb must be in (0, 1), got ${String(c.priorProb)}`);
+  const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  if (!finite(c.groupNormEps) || !(c.groupNormEps > 0) || !finite(c.logScale)) {
     throw new RangeError(
       `DyHeadConfig: groupNormEps must be > 0 and logScale finite, got ${c.groupNormEps}, ${c.logScale}`,
     );

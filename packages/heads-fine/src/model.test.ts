@@ -8,7 +8,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, disposeOutput, loadSafetensors, tf } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, heavyTestBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { fineModelConfigFromFixture, runFineFixturePasses } from './fixture-harness.js';
-import { type FiberFineModel, createFiberFineModel, fiberFineModelConfig } from './model.js';
+import {
+  type FiberFineModel,
+  createFiberFineModel,
+  fiberFineModelConfig,
+  validateFiberFineModelConfig,
+} from './model.js';
 import { relativeError } from './parity-fixtures.js';
 
 const dir = join(__dirname, '../../../fixtures/fiber/fine-a');
@@ -27,6 +32,30 @@ describe('FiberFineModel config', () => {
     );
     expect(() => fiberFineModelConfig('tiny', { anchors: { aspectRatios: [0.5, 1, 2] } })).toThrow(
       /one anchor per location/,
+    );
+    // a JSON config: a missing section, an anchor or post-processing setting of the wrong kind
+    const json = (over: Record<string, unknown>) =>
+      JSON.parse(JSON.stringify({ ...c, ...over }).replace('"INF"', '1e999'));
+    expect(() => validateFiberFineModelConfig(json({ anchors: undefined }))).toThrow(
+      'FiberFineModelConfig.anchors: expected an object, got undefined',
+    );
+    expect(() => validateFiberFineModelConfig(json({ anchors: { ...c.anchors, octave: 'INF' } }))).toThrow(
+      'FiberFineModelConfig.anchors.octave: must be a positive number, got Infinity',
+    );
+    expect(() =>
+      validateFiberFineModelConfig(json({ anchors: { ...c.anchors, sizes: [64, -1, 256, 512, 1024] } })),
+    ).toThrow('FiberFineModelConfig.anchors.sizes: must list positive numbers, got [64,-1,256,512,1024]');
+    expect(() =>
+      validateFiberFineModelConfig(json({ postprocess: { ...c.postprocess, scoreAggregation: 'sum' } })),
+    ).toThrow('FiberFineModelConfig.postprocess.scoreAggregation: must be "mean" or "max", got "sum"');
+    expect(() => validateFiberFineModelConfig(json({ postprocess: { ...c.postprocess, preNmsTopN: 0 } }))).toThrow(
+      'FiberFineModelConfig.postprocess.preNmsTopN: must be a positive integer, got 0',
+    );
+    expect(() => validateFiberFineModelConfig(json({ fpn: { outChannels: c.fpn.outChannels } }))).toThrow(
+      'FiberFineModelConfig.fpn.inChannels: must list the 3 Swin stage widths, got nothing',
+    );
+    expect(() => validateFiberFineModelConfig(json({ head: { ...c.head, priorProb: '0.01' } }))).toThrow(
+      'DyHeadConfig.priorProb must be in (0, 1), got 0.01',
     );
     const f = fineModelConfigFromFixture(config());
     expect([f.backbone.swin.windowSize, f.backbone.maxQueryLen, f.head.channels, f.head.numConvs]).toEqual([

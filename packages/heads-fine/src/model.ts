@@ -12,11 +12,11 @@ import {
   type FiberFineConfigOptions,
   type FineLanguageFeatures,
 } from '@fiber-vl/fusion';
-import { FIBER_ANCHORS, cellAnchors, levelSizes, type AnchorConfig } from './anchors.js';
+import { FIBER_ANCHORS, cellAnchors, levelSizes, validateAnchorConfig, type AnchorConfig } from './anchors.js';
 import { FIBER_DYHEAD, validateDyHeadConfig, type DyHeadConfig, type FpnConfig } from './config.js';
 import { VLDyHead, type DyHeadOutput } from './dyhead.js';
 import { FPN } from './fpn.js';
-import { FIBER_POSTPROCESS, type PostprocessConfig } from './postprocess.js';
+import { FIBER_POSTPROCESS, validatePostprocessConfig, type PostprocessConfig } from './postprocess.js';
 
 /** Everything that shapes a fine-grained FIBER model. */
 export interface FiberFineModelConfig {
@@ -76,8 +76,19 @@ export function validateFiberFineModelConfig(cfg: FiberFineModelConfig): FiberFi
   const bad = (field: string, why: string): never => {
     throw new RangeError(`FiberFineModelConfig.${field}: ${why}`);
   };
+  const kind = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v);
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg))
+    throw new RangeError(`FiberFineModelConfig: expected an object, got ${kind(cfg)}`);
+  for (const section of ['backbone', 'fpn', 'head', 'anchors', 'postprocess'] as const) {
+    const v: unknown = cfg[section];
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(section, `expected an object, got ${kind(v)}`);
+  }
   validateFiberFineConfig(cfg.backbone);
   validateDyHeadConfig(cfg.head);
+  if (!Array.isArray(cfg.fpn.inChannels) || cfg.fpn.inChannels.length !== 3)
+    bad('fpn.inChannels', `must list the 3 Swin stage widths, got ${JSON.stringify(cfg.fpn.inChannels) ?? 'nothing'}`);
+  validateAnchorConfig(cfg.anchors, (field, why) => bad(`anchors.${field}`, why));
+  validatePostprocessConfig(cfg.postprocess, (field, why) => bad(`postprocess.${field}`, why));
   const widths = [1, 2, 3].map((i) => cfg.backbone.swin.embedDim * 2 ** i);
   if (cfg.fpn.inChannels.some((c, i) => c !== widths[i]))
     bad(

@@ -31,6 +31,20 @@ export const FIBER_POSTPROCESS: Readonly<PostprocessConfig> = Object.freeze({
   scoreAggregation: 'mean',
 });
 
+/** Throws through `bad(field, why)` for settings that are not numbers of the right kind. */
+export function validatePostprocessConfig(c: PostprocessConfig, bad: (field: string, why: string) => never): void {
+  const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  for (const field of ['preNmsThresh', 'nmsThresh'] as const)
+    if (!finite(c[field])) bad(field, `must be a finite number, got ${String(c[field])}`);
+  if (!Number.isInteger(c.preNmsTopN) || c.preNmsTopN < 1)
+    bad('preNmsTopN', `must be a positive integer, got ${String(c.preNmsTopN)}`);
+  if (!Number.isInteger(c.detectionsPerImage))
+    bad('detectionsPerImage', `must be an integer (<= 0 keeps all), got ${String(c.detectionsPerImage)}`);
+  if (!finite(c.minSize) || c.minSize < 0) bad('minSize', `must be a finite number >= 0, got ${String(c.minSize)}`);
+  if (c.scoreAggregation !== 'mean' && c.scoreAggregation !== 'max')
+    bad('scoreAggregation', `must be "mean" or "max", got ${JSON.stringify(c.scoreAggregation) ?? 'nothing'}`);
+}
+
 /** One FPN level of one image, flattened like `permute_and_flatten`: L = H * W * A anchors ordered (y, x, a). */
 export interface LevelOutputs {
   /** [L, T] dot-product logits. */

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createPositionIds, extendedAttentionMask, maxInputLength, robertaConfig } from './config.js';
+import {
+  createPositionIds,
+  extendedAttentionMask,
+  maxInputLength,
+  robertaConfig,
+  validateRobertaConfig,
+} from './config.js';
 
 describe('RoBERTa config', () => {
   it('defaults to roberta-base', () => {
@@ -22,6 +28,15 @@ describe('RoBERTa config', () => {
     expect(() => robertaConfig({ numHiddenLayers: 1.5 })).toThrow(
       'RobertaConfig.numHiddenLayers: must be a positive integer, got 1.5',
     );
+    const json = (over: Record<string, unknown>) =>
+      JSON.parse(JSON.stringify({ ...robertaConfig(), ...over }).replace('"INF"', '1e999'));
+    expect(() => validateRobertaConfig(json({ layerNormEps: 'INF' }))).toThrow(
+      'RobertaConfig.layerNormEps: must be a finite number > 0, got Infinity',
+    );
+    expect(() => validateRobertaConfig(json({ hiddenDropoutProb: '0.1' }))).toThrow(
+      'RobertaConfig.hiddenDropoutProb: must be in [0, 1), got 0.1',
+    );
+    expect(() => validateRobertaConfig(JSON.parse('null'))).toThrow('RobertaConfig: expected an object, got null');
     expect(maxInputLength(robertaConfig())).toBe(512);
   });
   it('position ids start at padding_idx + 1 and padding keeps padding_idx', () => {

@@ -41,6 +41,12 @@ export function validateRobertaConfig(cfg: RobertaConfig): RobertaConfig {
   const bad = (field: keyof RobertaConfig, why: string): never => {
     throw new RangeError(`RobertaConfig.${field}: ${why}`);
   };
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg))
+    throw new RangeError(
+      `RobertaConfig: expected an object, got ${cfg === null ? 'null' : Array.isArray(cfg) ? 'a list' : typeof cfg}`,
+    );
+  // typeof first: a JSON config's "0.1" or 1e999 (Infinity) passes a bare comparison
+  const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
   for (const field of [
     'vocabSize',
     'hiddenSize',
@@ -56,9 +62,11 @@ export function validateRobertaConfig(cfg: RobertaConfig): RobertaConfig {
   if (cfg.hiddenSize % cfg.numAttentionHeads)
     bad('numAttentionHeads', `hiddenSize ${cfg.hiddenSize} is not divisible by ${cfg.numAttentionHeads} heads`);
   for (const field of ['hiddenDropoutProb', 'attentionProbsDropoutProb'] as const) {
-    if (!(cfg[field] >= 0 && cfg[field] < 1)) bad(field, `must be in [0, 1), got ${cfg[field]}`);
+    if (!finite(cfg[field]) || !(cfg[field] >= 0 && cfg[field] < 1))
+      bad(field, `must be in [0, 1), got ${String(cfg[field])}`);
   }
-  if (!(cfg.layerNormEps > 0)) bad('layerNormEps', `must be > 0, got ${cfg.layerNormEps}`);
+  if (!finite(cfg.layerNormEps) || !(cfg.layerNormEps > 0))
+    bad('layerNormEps', `must be a finite number > 0, got ${String(cfg.layerNormEps)}`);
   for (const field of ['padTokenId', 'bosTokenId', 'eosTokenId'] as const) {
     if (!Number.isInteger(cfg[field]) || cfg[field] < 0 || cfg[field] >= cfg.vocabSize)
       bad(field, `${cfg[field]} is not a token id of the ${cfg.vocabSize}-token vocabulary`);

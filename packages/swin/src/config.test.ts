@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  SWIN_PRESETS,
   blockWindow,
   dropPathRates,
   fiberCoarseWindowSize,
@@ -57,6 +58,24 @@ describe('Swin configs', () => {
       /SwinConfig.dropPathRate: must be in \[0, 1\)/,
     );
     expect(() => swinConfig('swin_tiny_patch4_window7_224', { depths: [2, 0, 2, 2] })).toThrow(/SwinConfig.depths/);
+    // a JSON config: 1e999 parses to Infinity, strings and missing fields pass a bare comparison
+    const json = (over: Record<string, unknown>) =>
+      JSON.parse(JSON.stringify({ ...SWIN_PRESETS.swin_tiny_patch4_window7_224, ...over }).replace('"INF"', '1e999'));
+    expect(() => validateSwinConfig(json({ mlpRatio: 'INF' }))).toThrow(
+      'SwinConfig.mlpRatio: must be a finite number > 0, got Infinity',
+    );
+    expect(() => validateSwinConfig(json({ mlpRatio: '4' }))).toThrow(
+      'SwinConfig.mlpRatio: must be a finite number > 0, got 4',
+    );
+    expect(() => validateSwinConfig(json({ mlpRatio: 0.001 }))).toThrow(
+      'SwinConfig.mlpRatio: 0.001 leaves the 96-wide stage-0 MLP without a hidden unit',
+    );
+    expect(() => validateSwinConfig(json({ layerNormEps: 'INF' }))).toThrow(/SwinConfig.layerNormEps: .* got Infinity/);
+    expect(() => validateSwinConfig(json({ dropPathRate: '0.1' }))).toThrow(/SwinConfig.dropPathRate: .* got 0.1/);
+    expect(() => validateSwinConfig(json({ qkvBias: undefined }))).toThrow(
+      'SwinConfig.qkvBias: must be true or false, got undefined',
+    );
+    expect(() => validateSwinConfig(JSON.parse('[1]'))).toThrow('SwinConfig: expected an object, got a list');
   });
 
   it('the detection variant pads instead of requiring tiling windows', () => {

@@ -102,6 +102,10 @@ export function validateSwinConfig(
   const bad = (field: string, why: string): never => {
     throw new RangeError(`SwinConfig.${field}: ${why}`);
   };
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg))
+    throw new RangeError(
+      `SwinConfig: expected an object, got ${cfg === null ? 'null' : Array.isArray(cfg) ? 'a list' : typeof cfg}`,
+    );
   const posInt = (field: keyof SwinConfig) => {
     const v = cfg[field];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
@@ -121,10 +125,17 @@ export function validateSwinConfig(
     if ((cfg.embedDim * 2 ** i) % h)
       bad('numHeads', `stage ${i} width ${cfg.embedDim * 2 ** i} is not divisible by ${h} heads`);
   });
-  if (!(cfg.mlpRatio > 0)) bad('mlpRatio', `must be > 0, got ${cfg.mlpRatio}`);
-  if (!(cfg.dropPathRate >= 0 && cfg.dropPathRate < 1))
-    bad('dropPathRate', `must be in [0, 1), got ${cfg.dropPathRate}`);
-  if (!(cfg.layerNormEps > 0)) bad('layerNormEps', `must be > 0, got ${cfg.layerNormEps}`);
+  // typeof first: a JSON config's "4" or 1e999 (Infinity) passes a bare comparison
+  const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  if (!finite(cfg.mlpRatio) || !(cfg.mlpRatio > 0))
+    bad('mlpRatio', `must be a finite number > 0, got ${String(cfg.mlpRatio)}`);
+  if (Math.floor(cfg.embedDim * cfg.mlpRatio) < 1)
+    bad('mlpRatio', `${cfg.mlpRatio} leaves the ${cfg.embedDim}-wide stage-0 MLP without a hidden unit`);
+  if (!finite(cfg.dropPathRate) || !(cfg.dropPathRate >= 0 && cfg.dropPathRate < 1))
+    bad('dropPathRate', `must be in [0, 1), got ${String(cfg.dropPathRate)}`);
+  if (!finite(cfg.layerNormEps) || !(cfg.layerNormEps > 0))
+    bad('layerNormEps', `must be a finite number > 0, got ${String(cfg.layerNormEps)}`);
+  if (typeof cfg.qkvBias !== 'boolean') bad('qkvBias', `must be true or false, got ${String(cfg.qkvBias)}`);
   if (variant === 'classification') {
     const stride = cfg.patchSize * 2 ** (cfg.depths.length - 1);
     if (cfg.imageSize % stride)
