@@ -166,6 +166,32 @@ describe('COCO instances', () => {
     expect((await split(strict)).skips).toEqual(['unknown-category', 'no-valid-boxes']);
   });
 
+  it('reads iscrowd as 0/1 or false/true, and a missing one as not crowd; any other value skips the image', async () => {
+    const json = fixtureJson('coco/annotations/instances_val2014.json') as any;
+    const first = json.annotations.findIndex((a: any) => a.image_id === 42);
+    const boxesOf42 = async (iscrowd: unknown) => {
+      const annotations = json.annotations.map((a: any, i: number) => {
+        if (i !== first) return a;
+        const { iscrowd: _, ...rest } = a;
+        return iscrowd === undefined ? rest : { ...rest, iscrowd };
+      });
+      const [e] = await entries(cocoInstances({ ...json, annotations }, { name: 'i.json' }));
+      return e.ok ? e.record.boxes.length : e.skip;
+    };
+    const all = await boxesOf42(0);
+    expect(all).toBe(3);
+    expect(await boxesOf42(false)).toBe(3);
+    expect(await boxesOf42(undefined)).toBe(3);
+    expect(await boxesOf42(1)).toBe(2);
+    expect(await boxesOf42(true)).toBe(2);
+    for (const bad of [5, '1', null]) {
+      expect(await boxesOf42(bad)).toEqual({
+        reason: 'malformed-record',
+        detail: expect.stringMatching(/^i\.json.*annotation .*: field "iscrowd" must be 0 or 1, got /),
+      });
+    }
+  });
+
   it('refuses images or categories that repeat an id (one image would get the boxes of another)', () => {
     const json = fixtureJson('coco/annotations/instances_val2014.json') as any;
     const images = [...json.images, { ...json.images[0] }];

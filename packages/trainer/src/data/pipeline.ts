@@ -167,7 +167,7 @@ async function prepare(task: SampleTask, io: SampleIO, dropped: Skip[]): Promise
     const policy = task.boxPolicy ?? (record.kind === 'grounding' ? 'skip-record' : 'drop-box');
     const checked = checkRecordBoxes(record, size, policy, where);
     record = checked.record;
-    dropped.push(...checked.dropped);
+    for (const d of checked.dropped) dropped.push(d); // no push(...list): a record of 100k+ bad boxes overflowed the stack
   }
   const rng = sampleGenerator(task.seed, task.epoch, task.index);
   const base = { index: task.index, position: task.position, epoch: task.epoch, dropped };

@@ -9,7 +9,7 @@ export function isObject(v: unknown): v is Json {
 }
 
 /** A value as a message shows it: numbers as JS prints them (1e309 parses to Infinity, which JSON.stringify shows as null). */
-function shown(v: unknown): string {
+export function shown(v: unknown): string {
   if (typeof v === 'number') return String(v);
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';

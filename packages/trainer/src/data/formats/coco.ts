@@ -13,6 +13,7 @@ import {
   isObject,
   num,
   requireText,
+  shown,
   spansOf,
   str,
   topArray,
@@ -110,6 +111,18 @@ interface Obj {
   where: string;
 }
 
+/**
+ * Whether an annotation is a crowd region, left out as the official loaders leave it out (they keep
+ * `iscrowd == 0`). JSON writers differ in 0/1 and false/true; a missing field is an object. Any other
+ * value is a malformed record: guessing would train on crowd boxes or drop real ones.
+ */
+function isCrowd(ann: Json, where: string): boolean {
+  const v = ann.iscrowd;
+  if (v === undefined || v === 0 || v === false) return false;
+  if (v === 1 || v === true) return true;
+  throw new DataSkipError('malformed-record', `${where}: field "iscrowd" must be 0 or 1, got ${shown(v)}`);
+}
+
 /** The image's non-crowd objects, their category checked; unknown categories follow `policy`. */
 function objectsOf(
   anns: Json[],
@@ -120,8 +133,8 @@ function objectsOf(
 ): Obj[] {
   const out: Obj[] = [];
   anns.forEach((ann, k) => {
-    if (ann.iscrowd === 1) return;
     const at = `${where} annotation ${ann.id ?? k}`;
+    if (isCrowd(ann, at)) return;
     const category = num(ann, 'category_id', at);
     if (known && !known.has(category)) {
       const skip: Skip = {
