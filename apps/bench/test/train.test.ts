@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, serializeSafetensors } from '@fiber-vl/tensor-core';
+import { fiberConfig } from '@fiber-vl/fusion';
 
 const cli = resolve(__dirname, '../dist/cli.js');
 const DATA = resolve(__dirname, '../../../fixtures/data');
@@ -425,6 +426,17 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
     expect(r.stderr).toMatch(/--model .*model\.json: /);
     writeFileSync(path, '{not json');
     expect(train([...swap('--model', path), '--out', join(work, 'bad-json')]).stderr).toMatch(/cannot read .* as JSON/);
+    writeFileSync(path, '{"__proto__": {"hiddenSize": 5}}');
+    expect(train([...swap('--model', path), '--out', join(work, 'bad-json')]).stderr).toMatch(
+      /--model .*model\.json: FiberCoarseConfig\.swin: expected an object, got undefined/,
+    );
+    // a config whose weights alone exceed the machine is refused before a tensor is made
+    writeFileSync(path, JSON.stringify({ ...fiberConfig('tiny'), hiddenSize: 1_000_000 }));
+    const huge = train([...swap('--model', path), '--out', join(work, 'bad-json')]);
+    expect(huge.code).toBe(2);
+    expect(huge.stderr).toMatch(
+      /--model .*model\.json: at least \d\.\d+e\+12 parameters; training holds 4 float32 copies .* more than this machine's memory/,
+    );
     // a FIFO would block the read for ever
     if (process.platform !== 'win32') {
       const fifo = join(work, 'fifo-model.json');

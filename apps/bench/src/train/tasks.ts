@@ -17,7 +17,8 @@ import {
   loadFiberFineCheckpoint,
   validateFiberFineModelConfig,
 } from '@fiber-vl/heads-fine';
-import { adaptSwinStateDict } from '@fiber-vl/swin';
+import type { RobertaConfig } from '@fiber-vl/roberta';
+import { adaptSwinStateDict, type SwinConfig } from '@fiber-vl/swin';
 import { Generator, type Module, tf } from '@fiber-vl/tensor-core';
 import {
   AdamW,
@@ -206,8 +207,47 @@ function checkQueueMemory(size: number, imageSize: number): void {
   }
 }
 
+/**
+ * A lower bound of a backbone's parameter count: the Swin's and RoBERTa's embeddings and weight
+ * matrices (biases, norms, fusion blocks and heads left out), plus `extra`.
+ */
+export function minBackboneParameters(swin: SwinConfig, roberta: RobertaConfig, extra = 0): number {
+  let n = swin.inChannels * swin.patchSize ** 2 * swin.embedDim;
+  swin.depths.forEach((depth, i) => {
+    const d = swin.embedDim * 2 ** i;
+    n += depth * (4 * d * d + 2 * d * Math.floor(d * swin.mlpRatio)); // qkv + proj, fc1 + fc2
+    if (i < swin.depths.length - 1) n += 4 * d * 2 * d; // patch merging
+  });
+  const h = roberta.hiddenSize;
+  n += (roberta.vocabSize + roberta.maxPositionEmbeddings) * h;
+  n += roberta.numHiddenLayers * (4 * h * h + 2 * h * roberta.intermediateSize);
+  return n + extra;
+}
+
+/**
+ * Training holds four float32 copies of every parameter (weights, gradients, AdamW's two moments): a
+ * config whose lower bound of those already exceeds this machine's memory is refused before a tensor
+ * is made (a hiddenSize of 1e6 ran 16 s into "Invalid typed array length").
+ */
+function checkModelMemory(model: string, parameters: number): void {
+  const bytes = parameters * 16;
+  if (bytes > totalmem()) {
+    const gib = (b: number) => (b / 2 ** 30).toFixed(1);
+    throw new UsageError(
+      `--model ${model}: at least ${parameters.toExponential(2)} parameters; training holds 4 float32 copies ` +
+        `(weights, gradients, AdamW's two moments), ${gib(bytes)} GiB, more than this machine's memory (${gib(totalmem())} GiB)`,
+    );
+  }
+}
+
 export function coarseSetup(o: SetupOptions): TaskSetup {
   const config = coarseConfigOf(o.model, o.vocabSize);
+  const { swin, roberta, hiddenSize: H } = config;
+  const imageWidth = swin.embedDim * 2 ** (swin.depths.length - 1);
+  checkModelMemory(
+    o.model,
+    minBackboneParameters(swin, roberta, 2 * (roberta.hiddenSize + imageWidth) * H + 4 * H * H),
+  );
   const rngs: Record<string, Generator> = { model: seeded(o.seed, 1) };
   const model = new FiberCoarseModel(config, coarseHeads(o.task, o.vqaLabels), rngs.model);
   const lr = o.lr ?? 1e-4;
@@ -269,6 +309,10 @@ export function fineFrozenStages(
 export function fineSetup(o: SetupOptions): TaskSetup {
   const resolved = fineConfigOf(o.model, o.vocabSize);
   const config = { ...resolved, backbone: { ...resolved.backbone, frozenStages: fineFrozenStages(o, resolved) } };
+  const { fpn, head } = config;
+  const pyramid = fpn.inChannels.reduce((n, c) => n + c * fpn.outChannels + 9 * fpn.outChannels ** 2, 0);
+  const tower = head.numConvs * 9 * head.channels ** 2;
+  checkModelMemory(o.model, minBackboneParameters(config.backbone.swin, config.backbone.roberta, pyramid + tower));
   const rngs = { model: seeded(o.seed, 1) };
   const model = new FineModel(config, rngs.model);
   const lr = o.lr ?? 1e-5;
