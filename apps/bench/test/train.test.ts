@@ -113,6 +113,23 @@ describe('fiber-bench train on the built-in world', () => {
     expect(withQueue).toContain('itc_queue.image_queue');
   }, 120_000);
 
+  it('a run whose every step is skipped (non-finite loss, fewer steps than the guard allows) exits 1 without a final model', () => {
+    const args = ['--task', 'vqa', '--data', 'builtin', '--steps', '2', '--batch', '2'];
+    const micro = join(work, 'all-skipped-micro');
+    expect(train([...args, '--model', 'micro', '--out', micro]).code).toBe(0);
+    // the micro model with init std 1e30: every logit overflows, the loss is NaN from the first step
+    const config = JSON.parse(readFileSync(join(micro, 'config.json'), 'utf8')).model;
+    const path = join(work, 'nan-init.json');
+    writeFileSync(path, JSON.stringify({ ...config, initializerRange: 1e30 }));
+    const out = join(work, 'all-skipped');
+    const r = train([...args, '--model', path, '--out', out]);
+    expect(r.code, r.stderr.slice(-1500)).toBe(1);
+    expect(r.stderr).toContain(
+      `no step of this run updated the model: all 2 were skipped (step 1: non-finite loss vqa=NaN); ${join(out, 'final')} is not written`,
+    );
+    expect(existsSync(join(out, 'final'))).toBe(false);
+  }, 120_000);
+
   it('--resume continues from the newest complete checkpoint and ends bit for bit where an uninterrupted run ends', async () => {
     const a = join(work, 'resume-a');
     const args = ['--task', 'pretrain-coarse', '--model', 'micro', '--data', 'builtin', '--steps', '4', '--batch', '3'];

@@ -138,13 +138,14 @@ describe.each(names)('training loop (%s)', (backend) => {
     const { model, trainer, optimizer } = toy();
     const seen: StepResult[] = [];
     const w0: number[][] = [];
-    await fit(trainer, {
+    const result = await fit(trainer, {
       data: toyData({ 2: 'loss', 4: 'grad' }),
       steps: 5,
       logger: { onStep: (r) => void seen.push(r) },
       hooks: { onGradients: async () => void w0.push(await weightsOf(model)) },
     });
     expect(seen.map((r) => r.skipped)).toEqual([false, true, false, true, false]);
+    expect([result.step, result.applied, result.skipped, result.firstSkipped]).toEqual([5, 3, 2, seen[1]]);
     expect(seen[1].reason).toMatch(/non-finite loss mse=Infinity/);
     expect(seen[3].reason).toMatch(/non-finite gradient norm/);
     expect(w0[2]).toEqual(w0[1]); // the skipped step 2 left the weights as step 1 made them

@@ -311,6 +311,11 @@ export interface FitOptions<B> {
 
 export interface FitResult {
   step: number;
+  /** Steps of this call that updated the model, and those skipped for a non-finite loss or gradient. */
+  applied: number;
+  skipped: number;
+  /** The first skipped step of this call (its `reason` says which loss or gradient). */
+  firstSkipped?: StepResult;
   /** The last step's result (undefined if no step ran). */
   last?: StepResult;
   lastCheckpoint?: string;
@@ -358,6 +363,9 @@ export async function fit<M extends Module, B>(trainer: Trainer<M, B>, o: FitOpt
     o.logger?.onCheckpoint?.(lastCheckpoint, trainer.step);
   };
   let last: StepResult | undefined;
+  let firstSkipped: StepResult | undefined;
+  let applied = 0;
+  let skipped = 0;
   const it = positioned(o.data, position)[Symbol.asyncIterator]();
   try {
     while (trainer.step < o.steps) {
@@ -373,6 +381,10 @@ export async function fit<M extends Module, B>(trainer: Trainer<M, B>, o: FitOpt
           position = next.value.position;
         }
         last = await trainer.trainStep(batches, o.hooks);
+        if (last.skipped) {
+          skipped += 1;
+          firstSkipped ??= last;
+        } else applied += 1;
       } catch (e) {
         if (e instanceof NonFiniteLossError) throw new NonFiniteLossError(e.steps, lastCheckpoint);
         throw e;
@@ -389,5 +401,5 @@ export async function fit<M extends Module, B>(trainer: Trainer<M, B>, o: FitOpt
     await it.return?.(undefined);
   }
   o.logger?.onEnd?.({ step: trainer.step, seconds: (Date.now() - t0) / 1000 });
-  return { step: trainer.step, last, lastCheckpoint, resumedFrom };
+  return { step: trainer.step, applied, skipped, firstSkipped, last, lastCheckpoint, resumedFrom };
 }

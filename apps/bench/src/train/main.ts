@@ -187,6 +187,12 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
       logger: run.logger(),
       user: { task: args.task },
     });
+    // fewer steps than the guard's limit (trainer maxNonFinite) can all be skipped without an error
+    if (result.applied === 0 && result.firstSkipped)
+      throw new Error(
+        `no step of this run updated the model: all ${result.skipped} were skipped (step ${result.firstSkipped.step}: ` +
+          `${result.firstSkipped.reason}); ${join(args.out, 'final')} is not written`,
+      );
     const final = await run.saveFinal(setup.model);
     if (loader) {
       const s = loader.stats.summary();
@@ -201,6 +207,9 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
       );
     log(
       `${args.task}: ${result.step} steps${result.resumedFrom ? ` (resumed from ${result.resumedFrom})` : ''}, ` +
+        (result.skipped
+          ? `${result.skipped} of this run's ${result.skipped + result.applied} skipped (step ${result.firstSkipped?.step}: ${result.firstSkipped?.reason}), `
+          : '') +
         `last loss ${result.last ? result.last.loss.toFixed(4) : 'n/a'}; model in ${final}`,
     );
   } finally {
