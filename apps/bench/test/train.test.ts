@@ -5,7 +5,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, serializeSafetensors } from '@fiber-vl/tensor-core';
 import { fiberConfig } from '@fiber-vl/fusion';
@@ -234,10 +234,12 @@ describe('fiber-bench train on data folders in the public layout (the committed 
         '1',
       ],
     ],
+    // JSONL grounding lines alone; its caption lines are skipped and counted
+    ['pretrain-fine', ['--data', join(DATA, 'jsonl'), '--images', join(DATA, 'jsonl/images'), '--batch', '1']],
   ])(
-    '%s',
+    '%s from %j',
     (task, extra) => {
-      const out = join(work, `folder-${task}`);
+      const out = join(work, `folder-${task}-${basename(extra[1])}`);
       const r = train(['--task', task, '--model', 'micro', '--steps', '3', '--out', out, ...extra]);
       expect(r.code, r.stderr.slice(-1500)).toBe(0);
       expect(r.stdout).toMatch(/data: \d+ records delivered; skipped \{"/); // the broken records, counted

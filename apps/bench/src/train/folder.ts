@@ -102,17 +102,17 @@ export async function openFolder(task: TrainTask, dir: string, imagesDir: string
     case 'pretrain-fine':
     case 'refcoco': {
       const pattern = task === 'refcoco' ? /^final_refexp_.*train.*\.json$/ : /^final_.*train.*\.json$/;
-      const files = needFiles(
-        task,
-        [
-          ...jsonFiles(dir, (n) => pattern.test(n)),
-          ...jsonFiles(join(dir, 'mdetr_annotations'), (n) => pattern.test(n)),
-        ],
-        `MDETR ${pattern.source} files`,
-      );
+      const files = [
+        ...jsonFiles(dir, (n) => pattern.test(n)),
+        ...jsonFiles(join(dir, 'mdetr_annotations'), (n) => pattern.test(n)),
+      ];
+      // pretrain-fine reads MDETR files and/or JSONL grounding records (as pretrain-coarse reads Karpathy and/or JSONL)
+      if (task === 'refcoco') needFiles(task, files, `MDETR ${pattern.source} files`);
+      else needFiles(task, [...files, ...jsonl], `MDETR ${pattern.source} files or *.jsonl`);
       const sources: RecordSource[] = [];
       for (const f of files) sources.push(withImages(mdetrGrounding(await readJson(f), { name: f }), images));
-      if (task === 'pretrain-fine') sources.push(...(await openJsonlAll()));
+      if (task === 'pretrain-fine')
+        for (const f of jsonl) sources.push(await openJsonl(f, genericRecord({ boxes: 'required' }), images));
       return { source: concatSources(dir, sources), files: [...files, ...(task === 'pretrain-fine' ? jsonl : [])] };
     }
     case 'detection': {

@@ -351,6 +351,24 @@ describe('generic JSONL', () => {
     expect(a.map((e) => (e.ok ? e.record : e.skip.reason))).toEqual(b.map((e) => (e.ok ? e.record : e.skip.reason)));
   });
 
+  it("with boxes: 'required' skips caption lines (a grounding stage cannot use them)", async () => {
+    const text = readFileSync(fixture('jsonl/data.jsonl'), 'utf8');
+    const all = await entries(jsonlSource(textLines(text, 'data.jsonl'), genericRecord({ boxes: 'required' })));
+    expect(all.map((e) => (e.ok ? e.record.kind : e.skip.reason))).toEqual([
+      'no-valid-boxes',
+      'grounding',
+      'grounding',
+      'malformed-record',
+      'malformed-record',
+      'grounding',
+      'no-valid-boxes',
+      'empty-text',
+    ]);
+    expect(!all[0].ok && all[0].skip.detail).toBe(
+      'data.jsonl:1: no "boxes" (a caption line, where boxes are required)',
+    );
+  });
+
   it('reads COCO-style xywh boxes and flags spans outside the text', async () => {
     const parse = genericRecord({ boxFormat: 'xywh' });
     expect(parse({ image: 'a', text: 'abc', boxes: [[1, 2, 3, 4]], phrases: [[0, 3]] }, 'x', 0)).toMatchObject({

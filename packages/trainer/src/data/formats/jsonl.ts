@@ -176,6 +176,11 @@ export interface GenericJsonlOptions {
   imagePrefix?: string;
   /** A degenerate box skips the record (default) or is dropped with its phrases. */
   boxPolicy?: BoxPolicy;
+  /**
+   * 'required': a line without `boxes` is skipped ('no-valid-boxes') instead of read as a caption
+   * record, for a grounding stage that cannot use captions. Default 'optional'.
+   */
+  boxes?: 'optional' | 'required';
 }
 
 /**
@@ -192,7 +197,11 @@ export function genericRecord(
     const text = requireText(str(obj, 'text', where), where);
     const id =
       isObject(obj) && (typeof obj.id === 'string' || typeof obj.id === 'number') ? String(obj.id) : String(index);
-    if (!isObject(obj) || obj.boxes === undefined) return { kind: 'caption', id, image, text };
+    if (!isObject(obj) || obj.boxes === undefined) {
+      if (options.boxes === 'required')
+        throw new DataSkipError('no-valid-boxes', `${where}: no "boxes" (a caption line, where boxes are required)`);
+      return { kind: 'caption', id, image, text };
+    }
     const rawBoxes = obj.boxes;
     const rawPhrases = obj.phrases;
     if (!Array.isArray(rawBoxes) || !Array.isArray(rawPhrases) || rawBoxes.length !== rawPhrases.length) {
