@@ -234,6 +234,16 @@ describe('bounded work', () => {
     expect(() => ByteLevelBpeTokenizer.fromVocabAndMerges('null', '')).toThrow(
       'vocab.json: expected an object of token -> id, got null',
     );
+    // what a hand-edited or truncated file holds: each named by its file and line
+    const vocab = JSON.stringify(specials);
+    expect(() => ByteLevelBpeTokenizer.fromVocabAndMerges('[1, 2]', '')).toThrow('got a list');
+    expect(() => ByteLevelBpeTokenizer.fromVocabAndMerges('{"<s>": 0,', '')).toThrow(/^vocab\.json: not JSON \(/);
+    expect(() => ByteLevelBpeTokenizer.fromVocabAndMerges(vocab.replace('}', ', "a": 1e999}'), '')).toThrow(
+      'tokenizer: the id of "a" is Infinity, not an integer',
+    );
+    expect(() => ByteLevelBpeTokenizer.fromVocabAndMerges(vocab, '#version: 0.2\n\na b\na b c\n')).toThrow(
+      'merges.txt: line 4 is not a pair: "a b c"',
+    );
   });
 });
 

@@ -208,7 +208,8 @@ export class ByteLevelBpeTokenizer {
     for (const [t, id] of vocab) {
       if (!(Number.isInteger(id) && id >= 0 && id <= MAX_TOKEN_ID))
         throw new Error(
-          `tokenizer: the id of ${JSON.stringify(t)} is ${JSON.stringify(id)}, not an integer in [0, ${MAX_TOKEN_ID}]`,
+          // String(): JSON.stringify shows a vocab.json's 1e999 (Infinity) as null
+          `tokenizer: the id of ${JSON.stringify(t)} is ${typeof id === 'number' ? String(id) : JSON.stringify(id)}, not an integer in [0, ${MAX_TOKEN_ID}]`,
         );
       if (this.idToToken[id] !== undefined)
         throw new Error(
@@ -248,18 +249,26 @@ export class ByteLevelBpeTokenizer {
     mergesTxt: string,
     special?: Partial<SpecialTokens>,
   ): ByteLevelBpeTokenizer {
-    const parsed: unknown = typeof vocabJson === 'string' ? JSON.parse(vocabJson) : vocabJson;
+    let parsed: unknown = vocabJson;
+    if (typeof vocabJson === 'string') {
+      try {
+        parsed = JSON.parse(vocabJson);
+      } catch (e) {
+        throw new Error(`vocab.json: not JSON (${(e as Error).message})`);
+      }
+    }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-      throw new Error(`vocab.json: expected an object of token -> id, got ${parsed === null ? 'null' : typeof parsed}`);
+      throw new Error(
+        `vocab.json: expected an object of token -> id, got ${parsed === null ? 'null' : Array.isArray(parsed) ? 'a list' : typeof parsed}`,
+      );
     const vocab = new Map(Object.entries(parsed as Record<string, number>));
-    const merges = mergesTxt
-      .split(/\r?\n/)
-      .filter((l, i) => l.trim() && !(i === 0 && l.startsWith('#version')))
-      .map((l, i) => {
-        const pair = l.split(' ');
-        if (pair.length !== 2) throw new Error(`merges.txt: line ${i + 1} is not a pair: ${JSON.stringify(l)}`);
-        return pair as [string, string];
-      });
+    const merges: [string, string][] = [];
+    mergesTxt.split(/\r?\n/).forEach((l, i) => {
+      if (!l.trim() || (i === 0 && l.startsWith('#version'))) return;
+      const pair = l.split(' ');
+      if (pair.length !== 2) throw new Error(`merges.txt: line ${i + 1} is not a pair: ${JSON.stringify(l)}`);
+      merges.push(pair as [string, string]);
+    });
     return new ByteLevelBpeTokenizer(vocab, merges, special);
   }
 
