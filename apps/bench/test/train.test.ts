@@ -3,12 +3,13 @@
 // --init from a finished run, the committed sample folders in the public layouts, and hostile
 // arguments (one line on stderr, exit 2).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, serializeSafetensors } from '@fiber-vl/tensor-core';
 import { fiberConfig } from '@fiber-vl/fusion';
+import { mergesToText, trainByteLevelBpe } from '@fiber-vl/roberta';
 
 const cli = resolve(__dirname, '../dist/cli.js');
 const DATA = resolve(__dirname, '../../../fixtures/data');
@@ -346,6 +347,11 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
     ['steps text', [...swap('--steps', '1e3'), '--out', 'x'], /--steps: expected an integer >= 1, got "1e3"/],
     ['lr out of range', [...base, '--lr', '3', '--out', 'x'], /--lr: expected a number in \(0, 1\)/],
     [
+      '--images with builtin data',
+      [...base, '--images', '.', '--out', 'x'],
+      /--images: --data builtin renders its images/,
+    ],
+    [
       'epochs in hexadecimal',
       [...base.slice(0, -4), '--batch', '2', '--epochs', '0x10', '--out', 'x'],
       /--epochs: expected a number > 0, got "0x10"/,
@@ -436,6 +442,27 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(message);
   });
+
+  it('--tokenizer: the built-in world takes it (it was ignored); an unreadable one names the file', () => {
+    const dir = join(work, 'own-bpe');
+    mkdirSync(dir, { recursive: true });
+    const bpe = trainByteLevelBpe(['a red square left of a blue disc', 'two shapes on a plain background'], {
+      vocabSize: 300,
+      minFrequency: 1,
+    });
+    writeFileSync(join(dir, 'vocab.json'), JSON.stringify(bpe.vocab));
+    writeFileSync(join(dir, 'merges.txt'), mergesToText(bpe.merges));
+    const out = join(work, 'own-bpe-run');
+    const r = train([...swap('--task', 'caption'), '--tokenizer', dir, '--out', out]);
+    expect(r.code, r.stderr.slice(-1500)).toBe(0);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    const ids = Math.max(...Object.values(bpe.vocab)) + 1;
+    expect([config.tokenizer.vocabSize, config.model.roberta.vocabSize]).toEqual([ids, ids]);
+    writeFileSync(join(dir, 'vocab.json'), '{"<s>": 0,');
+    const bad = train([...swap('--task', 'caption'), '--tokenizer', dir, '--out', join(work, 'own-bpe-bad')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`--tokenizer: the tokenizer in ${dir} cannot be read (vocab.json: not JSON (`);
+  }, 120_000);
 
   it('a model file that is not a FIBER config names the problem', () => {
     const path = join(work, 'model.json');

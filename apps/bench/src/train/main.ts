@@ -25,7 +25,16 @@ function readTokenizer(dir: string, what: string): ByteLevelBpeTokenizer | undef
   const vocab = join(dir, 'vocab.json');
   const merges = join(dir, 'merges.txt');
   try {
-    if (existsSync(json)) return ByteLevelBpeTokenizer.fromTokenizerJson(JSON.parse(readRegularText(json, what)));
+    if (existsSync(json)) {
+      const text = readRegularText(json, what);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (e) {
+        throw new Error(`tokenizer.json: not JSON (${(e as Error).message})`);
+      }
+      return ByteLevelBpeTokenizer.fromTokenizerJson(parsed);
+    }
     if (existsSync(vocab) && existsSync(merges))
       return ByteLevelBpeTokenizer.fromVocabAndMerges(readRegularText(vocab, what), readRegularText(merges, what));
   } catch (e) {
@@ -35,14 +44,15 @@ function readTokenizer(dir: string, what: string): ByteLevelBpeTokenizer | undef
   return undefined;
 }
 
+function tokenizerOption(dir: string): ByteLevelBpeTokenizer {
+  const t = readTokenizer(resolve(dir), '--tokenizer');
+  if (!t) throw new UsageError(`--tokenizer: ${dir} has neither tokenizer.json nor vocab.json + merges.txt`);
+  return t;
+}
+
 /** --tokenizer, DATA/tokenizer/, OUT/tokenizer/ (a resumed run), or a BPE trained on the data's text (saved in OUT/tokenizer/). */
 async function folderTokenizer(args: TrainArgs, data: FolderData, vocabSize: number): Promise<ByteLevelBpeTokenizer> {
-  if (args.tokenizer) {
-    const t = readTokenizer(resolve(args.tokenizer), '--tokenizer');
-    if (!t)
-      throw new UsageError(`--tokenizer: ${args.tokenizer} has neither tokenizer.json nor vocab.json + merges.txt`);
-    return t;
-  }
+  if (args.tokenizer) return tokenizerOption(args.tokenizer);
   const found =
     readTokenizer(join(args.data, 'tokenizer'), '--data') ?? readTokenizer(join(args.out, 'tokenizer'), '--out');
   if (found) return found;
@@ -86,8 +96,13 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
   let world: ReturnType<typeof builtinWorld>['world'] | undefined;
   let tokenizer: ByteLevelBpeTokenizer;
   let folder: FolderData | undefined;
-  if (builtin) ({ world, tokenizer } = builtinWorld());
-  else {
+  if (builtin) {
+    // the world renders its images; its captions take --tokenizer when given (an official
+    // checkpoint's roberta-base BPE), else the world's own BPE
+    if (args.images) throw new UsageError('--images: --data builtin renders its images; --images is for a data folder');
+    ({ world, tokenizer } = builtinWorld());
+    if (args.tokenizer) tokenizer = tokenizerOption(args.tokenizer);
+  } else {
     folder = await openFolder(args.task, resolve(args.data), resolve(args.images ?? args.data));
     // what no record can fix is said now, not after an epoch of skips
     const files = folder.files.join(', ');
