@@ -108,14 +108,15 @@ describe('RunFolder', () => {
     expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))).toEqual({ task: 'pretrain-coarse', lr: 1e-5 });
     const log = run.logger({ progress: false });
     for (let s = 1; s <= 5; s++) log.onStep!(result(s), { totalSteps: 5, seconds: s });
-    writeFileSync(join(dir, 'log.jsonl'), `${readFileSync(join(dir, 'log.jsonl'), 'utf8')}{"step": 6, "los`); // a line cut by a kill
+    // a line garbled by hand between steps 1 and 2 (history: kept), and one cut by a kill after step 5
+    const written = readFileSync(join(dir, 'log.jsonl'), 'utf8').split('\n');
+    written.splice(1, 0, 'garbled by hand');
+    writeFileSync(join(dir, 'log.jsonl'), `${written.join('\n')}{"step": 6, "los`);
     const resumed = new RunFolder(dir, { config: { task: 'pretrain-coarse', lr: 1e-5 }, resume: true });
     resumed.logger({ progress: false }).onStart!({ step: 3, totalSteps: 5 });
-    const steps = readFileSync(join(dir, 'log.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l).step);
-    expect(steps).toEqual([1, 2, 3]);
+    const lines = readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n');
+    expect(lines[1]).toBe('garbled by hand');
+    expect(lines.filter((_, i) => i !== 1).map((l) => JSON.parse(l).step)).toEqual([1, 2, 3]);
     const m = new Linear(3, 2, { rng: new Generator(1) });
     const path = await run.saveFinal(m);
     expect(existsSync(path)).toBe(true);

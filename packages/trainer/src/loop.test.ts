@@ -129,6 +129,33 @@ describe('a checkpoint whose trainer.json was tampered with', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a data position the source refuses names the checkpoint it came from', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'position-'));
+    const { model, trainer, optimizer } = toy(0);
+    try {
+      await fit(trainer, { data: toyData(), steps: 2, store: new FileCheckpointStore(dir) });
+      const metaPath = join(dir, 'step-00000002', 'trainer.json');
+      const meta = JSON.parse(readFileSync(metaPath, 'utf8'));
+      writeFileSync(metaPath, JSON.stringify({ ...meta, data: { epoch: 0, cursor: -5 } }));
+      const again = toy(0);
+      const err = await fit(again.trainer, {
+        data: toyData(),
+        steps: 4,
+        store: new FileCheckpointStore(dir),
+        resume: true,
+      }).catch((e: Error) => e);
+      expect((err as Error).message).toBe(
+        `a plain batch iterable resumes by a batch count; got cursor -5 (resuming from ${join(dir, 'step-00000002')}, data position {"epoch":0,"cursor":-5})`,
+      );
+      again.optimizer.dispose();
+      again.model.dispose();
+    } finally {
+      optimizer.dispose();
+      model.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe.each(names)('training loop (%s)', (backend) => {

@@ -367,12 +367,27 @@ export async function fit<M extends Module, B>(trainer: Trainer<M, B>, o: FitOpt
   let applied = 0;
   let skipped = 0;
   const it = positioned(o.data, position)[Symbol.asyncIterator]();
+  // the first batch of a resumed run starts at the checkpoint's data position: an error there
+  // (a position the source refuses) names the checkpoint it came from
+  let first = resumedFrom !== undefined;
+  const nextBatch = async () => {
+    if (!first) return it.next();
+    first = false;
+    try {
+      return await it.next();
+    } catch (e) {
+      throw new Error(
+        `${(e as Error).message} (resuming from ${resumedFrom}, data position ${JSON.stringify(position)})`,
+        { cause: e },
+      );
+    }
+  };
   try {
     while (trainer.step < o.steps) {
       const batches: B[] = [];
       try {
         while (batches.length < accumulate) {
-          const next = await it.next();
+          const next = await nextBatch();
           if (next.done)
             throw new Error(
               `fit: the data ran out after ${trainer.step} steps (${o.steps} asked for); give a source that repeats over epochs`,

@@ -310,17 +310,25 @@ export class RunFolder {
    */
   truncateLog(step: number): void {
     if (!existsSync(this.logPath)) return;
-    const kept = readRegularTextSync(this.logPath)
+    const lines = readRegularTextSync(this.logPath)
       .split('\n')
-      .filter((l) => {
-        if (!l.trim()) return false;
-        try {
-          const r = JSON.parse(l) as { step?: number };
-          return typeof r.step !== 'number' || r.step <= step;
-        } catch {
-          return false; // a line cut by the kill
-        }
-      });
+      .filter((l) => l.trim());
+    // the record's step, null for a record without one, undefined for a line that is not JSON
+    const stepOf = (l: string): number | null | undefined => {
+      try {
+        const r: unknown = JSON.parse(l);
+        const s = typeof r === 'object' && r !== null ? (r as { step?: unknown }).step : undefined;
+        return typeof s === 'number' ? s : null;
+      } catch {
+        return undefined;
+      }
+    };
+    const steps = lines.map(stepOf);
+    const keep = steps.map((s) => s === null || (s !== undefined && s <= step));
+    // a line that is not JSON goes with its place in the file: after the last record kept it is the
+    // killed run's tail (a line cut by the kill); before it, it is the run's history and stays
+    const lastKept = keep.lastIndexOf(true);
+    const kept = lines.filter((_, i) => keep[i] || (steps[i] === undefined && i < lastKept));
     writeFileSync(this.logPath, kept.length ? `${kept.join('\n')}\n` : '');
   }
 
