@@ -278,6 +278,15 @@ describe('fiber-bench train on data folders in the public layout (the committed 
     const det = run('detection');
     expect(det.code, det.stderr).toBe(2);
     expect(det.stderr).toMatch(/--data: .*instances_train2014\.json declare no categories/);
+    // a name clean_name empties ("(...)" is dropped) failed at step 0 without naming the file
+    const json = JSON.parse(readFileSync(join(DATA, 'coco', 'annotations', 'instances_train2014.json'), 'utf8'));
+    json.categories[1].name = '(thing)';
+    writeFileSync(instances, JSON.stringify(json));
+    const blank = run('detection');
+    expect(blank.code, blank.stderr).toBe(2);
+    expect(blank.stderr).toContain(
+      `--data: ${instances}: category ${json.categories[1].id} has the name "(thing)", empty after clean_name`,
+    );
     const cap = run('caption');
     expect(cap.code, cap.stderr).toBe(2);
     expect(cap.stderr).toMatch(/--data: .*dataset_coco\.json hold no training records for --task caption/);

@@ -3,7 +3,7 @@
 // official augmentations, and turned into the tensors of each task's batch.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { type GroundingPrompt, encodeDetectionPrompt, encodeGroundingPrompt } from '@fiber-vl/heads-fine';
+import { type GroundingPrompt, cleanName, encodeDetectionPrompt, encodeGroundingPrompt } from '@fiber-vl/heads-fine';
 import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { tf } from '@fiber-vl/tensor-core';
 import {
@@ -125,6 +125,12 @@ export async function openFolder(task: TrainTask, dir: string, imagesDir: string
       const split = /^instances_(.+)\.json$/.exec(basename(files[0]))?.[1];
       const imagePrefix = split && existsSync(join(imagesDir, split)) ? `${split}/` : undefined;
       const coco = cocoInstances(await readJson(files[0]), { name: files[0], imagePrefix });
+      // the prompt is made of the names: one that clean_name empties fails every batch, so say it now
+      const blank = coco.categories.find((c) => cleanName(c.name).trim() === '');
+      if (blank)
+        throw new UsageError(
+          `--data: ${files[0]}: category ${blank.id} has the name ${JSON.stringify(blank.name)}, empty after clean_name (the detection prompt is made of the names)`,
+        );
       return {
         source: withImages(coco, images),
         classNames: coco.categories.map((c) => c.name),
