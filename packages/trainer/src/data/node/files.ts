@@ -69,7 +69,8 @@ export function readRegularTextSync(path: string): string {
 /** A file read range by range through one handle. */
 export async function fileSource(path: string): Promise<ByteSource> {
   const handle = await openRegularFile(path).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`cannot open ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+    const why = e.code === 'ENOENT' ? 'no such file' : e.message;
+    throw new Error(why.startsWith(path) ? why : `cannot open ${path}: ${why}`);
   });
   const { size } = await handle.stat().catch(async (e: Error) => {
     await handle.close();
@@ -119,7 +120,9 @@ export function imageFolder(root: string): ImageStore {
 
 export async function readJson(path: string): Promise<unknown> {
   const text = await withRegularFile(path, (handle) => handle.readFile('utf8')).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+    // withRegularFile's own refusals ("<path> is not a regular file (a directory)") name the path already
+    const why = e.code === 'ENOENT' ? 'no such file' : e.message;
+    throw new Error(why.startsWith(path) ? why : `cannot read ${path}: ${why}`);
   });
   try {
     return JSON.parse(text.replace(/^\uFEFF/, ''));
