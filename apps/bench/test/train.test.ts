@@ -290,6 +290,13 @@ describe('fiber-bench train on data folders in the public layout (the committed 
     const cap = run('caption');
     expect(cap.code, cap.stderr).toBe(2);
     expect(cap.stderr).toMatch(/--data: .*dataset_coco\.json hold no training records for --task caption/);
+    // a file that cannot be read in its layout is bad input too (exit 1 and "fiber-bench:" before)
+    writeFileSync(karpathy, '{"images": [');
+    const cut = run('caption');
+    expect(cut.code, cut.stderr).toBe(2);
+    expect(cut.stderr.trim()).toMatch(
+      new RegExp(`^fiber-bench train: --data: ${karpathy.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not json: `),
+    );
   }, 120_000);
 
   it('detection: boxes whose class the prompt truncation cut are left out and counted', () => {

@@ -103,7 +103,10 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
     ({ world, tokenizer } = builtinWorld());
     if (args.tokenizer) tokenizer = tokenizerOption(args.tokenizer);
   } else {
-    folder = await openFolder(args.task, resolve(args.data), resolve(args.images ?? args.data));
+    // a file of the folder that cannot be read, or is not in its layout, is bad input as a bad option is
+    folder = await openFolder(args.task, resolve(args.data), resolve(args.images ?? args.data)).catch((e: Error) => {
+      throw e instanceof UsageError ? e : new UsageError(`--data: ${oneLine(e.message)}`);
+    });
     // what no record can fix is said now, not after an epoch of skips
     const files = folder.files.join(', ');
     if (folder.source.length === 0)
