@@ -43,7 +43,7 @@ export {
   type SourceEntry,
   type Parsed,
 } from './data/source.js';
-export { checkBoxes, checkRecordBoxes, type BoxPolicy } from './data/validate.js';
+export { MAX_TEXT_LENGTH, checkBoxes, checkRecordBoxes, type BoxPolicy } from './data/validate.js';
 export {
   memoryImageStore,
   jsImageDecoder,

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { karpathyCaptions } from './formats/captions.js';
 import { buildVqaVocab, normalizeVqaWord, vqaQuestions, vqaScore, vqaTargets } from './formats/vqa.js';
 import { genericRecord, indexLines, jsonlSource, nlvr2Record, textLines } from './formats/jsonl.js';
+import { MAX_TEXT_LENGTH } from './validate.js';
 import { cocoInstances, detectionToGrounding, mdetrGrounding } from './formats/coco.js';
 import { concatSources, mapSource } from './source.js';
 import { entries, fileSource, fixture, fixtureJson, openJsonl, split } from './test-helpers.js';
@@ -349,6 +350,16 @@ describe('generic JSONL', () => {
       jsonlSource(await indexLines(await fileSource(fixture('jsonl/data.jsonl'))), genericRecord()),
     );
     expect(a.map((e) => (e.ok ? e.record : e.skip.reason))).toEqual(b.map((e) => (e.ok ? e.record : e.skip.reason)));
+  });
+
+  it('skips a text longer than MAX_TEXT_LENGTH as malformed, naming its length', async () => {
+    const long = 'a'.repeat(MAX_TEXT_LENGTH + 1);
+    const lines = [JSON.stringify({ image: 'a.jpg', text: long }), JSON.stringify({ image: 'a.jpg', text: 'a cat' })];
+    const all = await entries(jsonlSource(textLines(lines.join('\n'), 'long.jsonl'), genericRecord()));
+    expect(all.map((e) => (e.ok ? e.record.kind : e.skip.detail))).toEqual([
+      `long.jsonl:1: a text of ${MAX_TEXT_LENGTH + 1} characters, more than the ${MAX_TEXT_LENGTH} a record may hold`,
+      'caption',
+    ]);
   });
 
   it("with boxes: 'required' skips caption lines (a grounding stage cannot use them)", async () => {

@@ -50,7 +50,19 @@ export function topArray(json: unknown, key: string, file: string): unknown[] {
   return json[key] as unknown[];
 }
 
+/**
+ * The longest text a record may hold, in UTF-16 units: far past any caption, question or grounding
+ * text (RoBERTa reads at most 512 tokens), short of what exhausts memory where a text is handled
+ * whole (a 150M-character caption aborted Node while a tokenizer was trained on the data).
+ */
+export const MAX_TEXT_LENGTH = 1 << 20;
+
 export function requireText(text: string, where: string): string {
+  if (text.length > MAX_TEXT_LENGTH)
+    throw new DataSkipError(
+      'malformed-record',
+      `${where}: a text of ${text.length} characters, more than the ${MAX_TEXT_LENGTH} a record may hold`,
+    );
   if (text.trim() === '') throw new DataSkipError('empty-text', `${where}: empty text`);
   return text;
 }
