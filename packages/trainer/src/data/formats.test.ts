@@ -103,6 +103,20 @@ describe('VQAv2 questions + annotations', () => {
     expect(vqaTargets(['2', '2', 'Two.', 'two'], vocab)).toEqual({ labels: [vocab.index.get('2')!], scores: [0.6] });
   });
 
+  it('refuses a question id repeated in the questions or the annotations, naming both entries', () => {
+    const vocab = buildVqaVocab([trainA], { minCount: 1 });
+    const q = trainQ as { questions: { question_id: number }[] };
+    const a = trainA as { annotations: { question_id: number }[] };
+    const questions = { ...q, questions: [...q.questions, { ...q.questions[1] }] };
+    expect(() => vqaQuestions({ questions, vocab, name: 'q.json' })).toThrow(
+      `q.json: questions[${q.questions.length}] has the question_id ${q.questions[1].question_id} of questions[1]; ids must be unique`,
+    );
+    const annotations = { ...a, annotations: [...a.annotations, { ...a.annotations[0] }] };
+    expect(() => vqaQuestions({ questions: trainQ, annotations, vocab, name: 'q.json' })).toThrow(
+      `q.json annotations: annotations[${a.annotations.length}] has the question_id ${a.annotations[0].question_id} of annotations[0]`,
+    );
+  });
+
   it('reads test questions without annotations (no labels, no skips but empty text)', async () => {
     const vocab = buildVqaVocab([trainA], { minCount: 1 });
     const { records, skips } = await split(vqaQuestions({ questions: trainQ, vocab }));

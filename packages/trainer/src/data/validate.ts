@@ -51,6 +51,23 @@ export function topArray(json: unknown, key: string, file: string): unknown[] {
 }
 
 /**
+ * Refuses a whole-file list (COCO images or categories, VQA questions or annotations) in which two
+ * entries have one `field` (default "id"), naming both: records are joined by these ids, and a
+ * repeated one would give one entry's boxes or answers to another.
+ */
+export function requireUnique(list: readonly unknown[], name: string, key: string, field = 'id'): void {
+  const first = new Map<number, number>();
+  list.forEach((x, i) => {
+    if (!isObject(x)) return;
+    const id = Number(x[field]);
+    const j = first.get(id);
+    if (j !== undefined)
+      throw new Error(`${name}: ${key}[${i}] has the ${field} ${x[field]} of ${key}[${j}]; ids must be unique`);
+    first.set(id, i);
+  });
+}
+
+/**
  * The longest text a record may hold, in UTF-16 units: far past any caption, question or grounding
  * text (RoBERTa reads at most 512 tokens), short of what exhausts memory where a text is handled
  * whole (a 150M-character caption aborted Node while a tokenizer was trained on the data).

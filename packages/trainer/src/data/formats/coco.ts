@@ -13,6 +13,7 @@ import {
   isObject,
   num,
   requireText,
+  requireUnique,
   shown,
   spansOf,
   str,
@@ -34,19 +35,6 @@ interface CocoIndex {
   images: Json[];
   annotations: Map<number, Json[]>;
   categories: CocoCategory[];
-}
-
-/** Refuses a list (images or categories) in which two entries have one id, naming both. */
-function requireUnique(list: readonly unknown[], name: string, key: string): void {
-  const first = new Map<number, number>();
-  list.forEach((x, i) => {
-    if (!isObject(x)) return;
-    const id = Number(x.id);
-    const j = first.get(id);
-    if (j !== undefined)
-      throw new Error(`${name}: ${key}[${i}] has the id ${x.id} of ${key}[${j}]; ids must be unique`);
-    first.set(id, i);
-  });
 }
 
 function indexCoco(json: unknown, name: string): CocoIndex {

@@ -4,7 +4,7 @@ import { normalizeVqaAnswer } from '@fiber-vl/eval-metrics';
 import type { VqaRecord } from '../records.js';
 import { DataSkipError } from '../skips.js';
 import { checkIndex, entryOf, type RecordSource, type SourceEntry } from '../source.js';
-import { arr, isObject, num, requireText, str, topArray } from '../validate.js';
+import { arr, isObject, num, requireText, requireUnique, str, topArray } from '../validate.js';
 
 /**
  * ViLT's `normalize_word` (FIBER `utils/glossary.py`): the official VQA evaluation normaliser
@@ -105,6 +105,8 @@ const cocoImagePath = (imageId: number, subtype: string) =>
 export function vqaQuestions(options: VqaOptions): RecordSource<VqaRecord> {
   const name = options.name ?? 'vqa questions';
   const questions = topArray(options.questions, 'questions', name);
+  // a repeated question id would be trained twice and written twice to a results file
+  requireUnique(questions, name, 'questions', 'question_id');
   const subtypeField = isObject(options.questions) ? options.questions.data_subtype : undefined;
   const subtype = typeof subtypeField === 'string' ? subtypeField : '';
   if (!subtype && !options.imagePath)
@@ -113,7 +115,10 @@ export function vqaQuestions(options: VqaOptions): RecordSource<VqaRecord> {
   let byQuestion: Map<number, unknown> | undefined;
   if (options.annotations !== undefined) {
     byQuestion = new Map();
-    for (const a of topArray(options.annotations, 'annotations', `${name} annotations`)) {
+    const annotations = topArray(options.annotations, 'annotations', `${name} annotations`);
+    // annotations are found by question id: a repeated one would give one question another's answers
+    requireUnique(annotations, `${name} annotations`, 'annotations', 'question_id');
+    for (const a of annotations) {
       if (isObject(a) && typeof a.question_id === 'number') byQuestion.set(a.question_id, a);
     }
   }
