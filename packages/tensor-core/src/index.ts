@@ -97,6 +97,7 @@ export { NodeOnlyError } from './platform/types.js';
 export { Generator, defaultGenerator, manualSeed, skipInit } from './rng.js';
 export { erf, erfinv } from './math.js';
 export { expectNoTensorGrowth, TensorLeakError } from './memory.js';
+export { findNonFinite, type NonFiniteTensor } from './finite.js';
 export { tidyOutput, disposeOutput, collectTensors } from './outputs.js';
 export {
   TorchCheckpoint,

@@ -5,7 +5,7 @@
 //       EMA. Its state (and only it) goes into checkpoints: `checkpoint()` / `restore()`.
 //   fit(trainer, options)       reads batches, calls trainStep, logs, saves checkpoints every N
 //       steps, resumes from the newest complete checkpoint, stops on repeated non-finite steps.
-import { tf, type Generator, type Module, type Parameter } from '@fiber-vl/tensor-core';
+import { findNonFinite, tf, type Generator, type Module, type Parameter } from '@fiber-vl/tensor-core';
 import {
   CHECKPOINT_FORMAT,
   disposeLoaded,
@@ -232,19 +232,11 @@ export class Trainer<M extends Module, B> {
         `${cp.id}: the checkpoint ${meta.ema ? 'has' : 'has no'} EMA weights, this trainer ${this.ema ? 'uses' : 'does not use'} EMA`,
       );
     // a healthy run never saves NaN weights (the guard skips non-finite steps): these were damaged
-    const floats = [...files['model.safetensors']].filter(([, t]) => t.dtype === 'float32');
-    if (floats.length) {
-      const countsT = tf.tidy(() =>
-        tf.stack(floats.map(([, t]) => tf.sum(tf.cast(tf.logicalNot(tf.isFinite(t)), 'int32')))),
+    const bad = (await findNonFinite(files['model.safetensors'])).map((t) => `${t.name}: ${t.count}`);
+    if (bad.length)
+      throw new Error(
+        `${cp.id}: model.safetensors has ${bad.length} tensor(s) holding NaN or Infinity (${bad.slice(0, 3).join('; ')}${bad.length > 3 ? '; ...' : ''}); the checkpoint is damaged: remove it to resume from the one before`,
       );
-      const counts = await countsT.data();
-      countsT.dispose();
-      const bad = floats.flatMap(([name], k) => (counts[k] ? [`${name}: ${counts[k]}`] : []));
-      if (bad.length)
-        throw new Error(
-          `${cp.id}: model.safetensors has ${bad.length} tensor(s) holding NaN or Infinity (${bad.slice(0, 3).join('; ')}${bad.length > 3 ? '; ...' : ''}); the checkpoint is damaged: remove it to resume from the one before`,
-        );
-    }
     this.model.loadStateDict(files['model.safetensors']);
     this.optimizer.setState({
       tensors: files['optimizer.safetensors'],
