@@ -212,8 +212,17 @@ describe('fiber-bench train on the built-in world', () => {
       ...['--task', 'detection', '--model', 'micro', '--data', 'builtin', '--steps', '1', '--batch', '2'],
       ...['--init', unrelated, '--out', join(work, 'init-unrelated')],
     ]);
-    expect(none.code, none.stderr).toBe(1);
+    expect(none.code, none.stderr).toBe(2);
     expect(none.stderr).toContain(`--init ${unrelated}: no tensor of this checkpoint fits the model`);
+    // a file that is no checkpoint: bad input too, naming it once (it was exit 1 under "fiber-bench:")
+    const text = join(work, 'not-a-checkpoint.bin');
+    writeFileSync(text, 'hello');
+    const junk = train([
+      ...['--task', 'vqa', '--model', 'micro', '--data', 'builtin', '--steps', '1', '--batch', '2'],
+      ...['--init', text, '--out', join(work, 'init-junk')],
+    ]);
+    expect(junk.code, junk.stderr).toBe(2);
+    expect(junk.stderr).toMatch(/^fiber-bench train: --init: .*not-a-checkpoint\.bin/);
   }, 240_000);
 });
 

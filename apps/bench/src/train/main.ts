@@ -137,7 +137,14 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
   let cuts: FolderSource['cuts'] | undefined;
   try {
     if (args.init) {
-      const r = await loadInit(setup.model, args.init);
+      // a checkpoint that cannot be read, or fits nothing, is bad input as a bad option is
+      const path = args.init;
+      const r = await loadInit(setup.model, path).catch((e: Error) => {
+        if (e instanceof UsageError) throw e;
+        throw new UsageError(
+          oneLine(e.message.includes(path) ? `--init: ${e.message}` : `--init ${path}: ${e.message}`),
+        );
+      });
       const bad = await nonFiniteTensors(setup.model);
       if (bad.length) throw new UsageError(`--init ${args.init}: ${nonFiniteMessage(bad)}; the checkpoint is broken`);
       log(

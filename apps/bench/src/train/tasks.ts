@@ -355,7 +355,7 @@ export async function loadInit(
 ): Promise<{ loaded: number; skipped: number; resized: number }> {
   if (model instanceof FineModel) {
     const r = await loadFiberFineCheckpoint(model, path, { strict: false });
-    if (r.loaded === 0) throw new Error(`--init ${path}: no tensor of this checkpoint fits the model`);
+    if (r.loaded === 0) throw new UsageError(`--init ${path}: no tensor of this checkpoint fits the model`);
     // the checkpoint's tensors left out (unexpectedKeys: matching no model tensor, or of another shape)
     return { loaded: r.loaded, skipped: r.unexpectedKeys.length, resized: 0 };
   }
@@ -378,7 +378,7 @@ export async function loadInit(
       if (mine && mine.shape.join() === t.shape.join()) matched.set(k, t);
       else skipped++;
     }
-    if (matched.size === 0) throw new Error(`--init ${path}: no tensor of this checkpoint fits the model`);
+    if (matched.size === 0) throw new UsageError(`--init ${path}: no tensor of this checkpoint fits the model`);
     model.loadStateDict(matched, { strict: false });
     return { loaded: matched.size, skipped, resized };
   } finally {
