@@ -377,6 +377,11 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
       /--images: --data builtin renders its images/,
     ],
     [
+      'a batch larger than the built-in world',
+      [...swap('--batch', '100000'), '--out', 'x'],
+      /--batch 100000: the built-in world holds \d+ training records for --task vqa, less than one batch/,
+    ],
+    [
       'epochs in hexadecimal',
       [...base.slice(0, -4), '--batch', '2', '--epochs', '0x10', '--out', 'x'],
       /--epochs: expected a number > 0, got "0x10"/,

@@ -119,6 +119,10 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
   }
   const maskId = tokenizer.id('<mask>');
   const records = world ? builtinRecords(args.task, world) : folder!.source.length;
+  if (world && args.batch > records)
+    throw new UsageError(
+      `--batch ${args.batch}: the built-in world holds ${records} training records for --task ${args.task}, less than one batch`,
+    );
   const steps = args.steps ?? Math.max(1, Math.ceil(((args.epochs ?? 1) * records) / (args.batch * args.accumulate)));
   const options = {
     task: args.task,
