@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { bufferSource } from '@fiber-vl/tensor-core';
 import { karpathyCaptions } from './formats/captions.js';
 import { buildVqaVocab, normalizeVqaWord, vqaQuestions, vqaScore, vqaTargets } from './formats/vqa.js';
 import { genericRecord, indexLines, jsonlSource, nlvr2Record, textLines } from './formats/jsonl.js';
@@ -364,6 +365,21 @@ describe('generic JSONL', () => {
       jsonlSource(await indexLines(await fileSource(fixture('jsonl/data.jsonl'))), genericRecord()),
     );
     expect(a.map((e) => (e.ok ? e.record : e.skip.reason))).toEqual(b.map((e) => (e.ok ? e.record : e.skip.reason)));
+  });
+
+  it('skips a line that is not UTF-8 (Python refuses it; it was read with U+FFFD)', async () => {
+    const bytes = Buffer.concat([
+      Buffer.from('{"image": "a.jpg", "text": "caf'),
+      Buffer.from([0xe9]), // Latin-1 é
+      Buffer.from('"}\n\uFEFF{"image": "a.jpg", "text": "café"}\n'),
+    ]);
+    const all = await entries(
+      jsonlSource(await indexLines(bufferSource(new Uint8Array(bytes), 'l.jsonl')), genericRecord()),
+    );
+    expect(all.map((e) => (e.ok ? e.record.kind === 'caption' && e.record.text : e.skip))).toEqual([
+      { reason: 'malformed-record', detail: 'l.jsonl:1: not UTF-8 text' },
+      'café',
+    ]);
   });
 
   it('skips a text longer than MAX_TEXT_LENGTH as malformed, naming its length', async () => {

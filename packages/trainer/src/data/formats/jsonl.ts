@@ -83,16 +83,21 @@ export async function indexLines(source: ByteSource, { chunkSize = 1 << 20 } = {
     ends.push(source.size);
     numbers.push(lineNo);
   }
-  const text = new TextDecoder();
+  // fatal: a line that is not UTF-8 is skipped, as Python's json reading refuses it, rather than
+  // read with U+FFFD in place of its bytes
+  const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   return {
     name: source.name,
     length: starts.length,
     async line(i) {
       const bytes = await source.read(starts.data[i], ends.data[i] - starts.data[i]);
-      return text
-        .decode(bytes)
-        .replace(/^\uFEFF/, '')
-        .replace(/\r$/, '');
+      let decoded: string;
+      try {
+        decoded = text.decode(bytes);
+      } catch {
+        throw new DataSkipError('malformed-record', `${source.name}:${numbers.data[i]}: not UTF-8 text`);
+      }
+      return decoded.replace(/^\uFEFF/, '').replace(/\r$/, '');
     },
     lineNumber: (i) => numbers.data[i],
     close: source.close ? () => source.close!() : undefined,
@@ -112,7 +117,15 @@ export function jsonlSource<R extends GroundingRecord | CaptionRecord | Nlvr2Rec
     async get(index) {
       checkIndex(source, index);
       const where = `${lines.name}:${lines.lineNumber(index)}`;
-      const line = await lines.line(index);
+      let line: string;
+      try {
+        line = await lines.line(index);
+      } catch (e) {
+        if (!(e instanceof DataSkipError)) throw e;
+        return entryOf(() => {
+          throw e;
+        });
+      }
       return entryOf(() => {
         let obj: unknown;
         try {

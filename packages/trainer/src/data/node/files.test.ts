@@ -76,6 +76,12 @@ describe('image size limit', () => {
 describe('Node file access', () => {
   it('reads regular files as before', async () => {
     expect(await readJson(plain)).toEqual({ ok: true });
+    // bytes that are not UTF-8 are refused, as Python's json.load refuses them
+    const latin1 = join(dir, 'latin1.json');
+    writeFileSync(latin1, Buffer.concat([Buffer.from('{"name": "caf'), Buffer.from([0xe9]), Buffer.from('"}')]));
+    await expect(readJson(latin1)).rejects.toThrow(new Error(`${latin1} is not UTF-8 text`));
+    writeFileSync(latin1, '\uFEFF{"name": "café"}');
+    expect(await readJson(latin1)).toEqual({ name: 'café' });
     expect(Array.from(await readFileLocation({ path: plain, offset: 1, length: 4 }))).toEqual(
       Array.from(Buffer.from('"ok"')),
     );

@@ -119,11 +119,18 @@ export function imageFolder(root: string): ImageStore {
 }
 
 export async function readJson(path: string): Promise<unknown> {
-  const text = await withRegularFile(path, (handle) => handle.readFile('utf8')).catch((e: NodeJS.ErrnoException) => {
+  const bytes = await withRegularFile(path, (handle) => handle.readFile()).catch((e: NodeJS.ErrnoException) => {
     // withRegularFile's own refusals ("<path> is not a regular file (a directory)") name the path already
     const why = e.code === 'ENOENT' ? 'no such file' : e.message;
     throw new Error(why.startsWith(path) ? why : `cannot read ${path}: ${why}`);
   });
+  let text: string;
+  try {
+    // fatal: Python's json.load refuses bytes that are not UTF-8; a lossy read would train on U+FFFD
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw new Error(`${path} is not UTF-8 text`);
+  }
   try {
     return JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (e) {
