@@ -194,6 +194,7 @@ export {
   type TrainerOptions,
   type StepResult,
   type StepHooks,
+  type MicroBatches,
   type FitOptions,
   type FitResult,
   type FitLogger,

@@ -225,6 +225,43 @@ describe.each(names)('training loop (%s)', (backend) => {
     }
   });
 
+  it('fit reads the micro-batches of a step one at a time, disposing each after its backward; the update is the same', async () => {
+    const given: ToyBatch[] = [];
+    const live = () => given.filter((b) => !b.x.isDisposed).length;
+    let most = 0;
+    const watched = toy(1);
+    const objective: Objective<Linear, ToyBatch> = async (model, batch, ctx) => {
+      most = Math.max(most, live());
+      await toyObjective(model, batch, ctx);
+    };
+    const trainer = new Trainer({ model: watched.model, objective, optimizer: watched.optimizer });
+    const data = (function* () {
+      for (const b of toyData({}, 6)) yield given[given.push(b) - 1]!;
+    })();
+    const r = await fit(trainer, { data, steps: 2, accumulate: 3 });
+    expect([r.applied, given.length, most, live()]).toEqual([2, 6, 1, 0]);
+    const atOnce = toy(1); // the same six batches as two arrays of three
+    const again = [...toyData({}, 6)];
+    await atOnce.trainer.trainStep(again.slice(0, 3));
+    await atOnce.trainer.trainStep(again.slice(3));
+    expect(await weightsOf(watched.model)).toEqual(await weightsOf(atOnce.model));
+    tf.dispose(again.flatMap((b) => [b.x, b.y]));
+    for (const t of [watched, atOnce]) {
+      t.optimizer.dispose();
+      t.model.dispose();
+    }
+  });
+
+  it('fit: data that runs out inside a step names the steps done, and the partial step is not counted', async () => {
+    const t = toy(1);
+    await expect(fit(t.trainer, { data: toyData({}, 5), steps: 3, accumulate: 2 })).rejects.toThrow(
+      'fit: the data ran out after 2 steps (3 asked for)',
+    );
+    expect(t.trainer.step).toBe(2);
+    t.optimizer.dispose();
+    t.model.dispose();
+  });
+
   it('resumes in process from a MemoryCheckpointStore bit for bit', async () => {
     const straight = toy(2);
     await fit(straight.trainer, { data: toyData(), steps: 6 });

@@ -1,6 +1,6 @@
 // The training loop, in two layers users can take apart:
 //   Trainer.trainStep(batches)  one optimizer step over one or more micro-batches (gradient
-//       accumulation): the objective's loss terms, the non-finite guard, full-model gradient-norm
+//       accumulation, the micro-batches given at once or read one at a time): the objective's loss terms, the non-finite guard, full-model gradient-norm
 //       clipping, AdamW with the schedule's lr / weight-decay factors, the objective's afterStep,
 //       EMA. Its state (and only it) goes into checkpoints: `checkpoint()` / `restore()`.
 //   fit(trainer, options)       reads batches, calls trainStep, logs, saves checkpoints every N
@@ -63,6 +63,17 @@ export interface StepHooks {
   onGradients?: (grads: Map<string, tf.Tensor>) => void | Promise<void>;
 }
 
+/**
+ * Micro-batches read one at a time, so that a step of gradient accumulation holds one of them in
+ * memory rather than all `count`: `next(i)` gives the i-th (0-based, in order), and `release`
+ * disposes it once its forward and backward are done, on error paths too.
+ */
+export interface MicroBatches<B> {
+  readonly count: number;
+  next(i: number): Promise<B>;
+  release(batch: B): void;
+}
+
 export class NonFiniteLossError extends Error {
   constructor(
     readonly steps: StepResult[],
@@ -117,17 +128,21 @@ export class Trainer<M extends Module, B> {
 
   /**
    * One optimizer step over `batches` (micro-batches whose gradients are averaged: each term is
-   * scaled by 1 / batches.length, as Lightning's accumulate_grad_batches does). The batches are
-   * not disposed. A non-finite loss or gradient skips the update (state changes of the objective
+   * scaled by 1 / their count, as Lightning's accumulate_grad_batches does). An array's batches
+   * are not disposed; `MicroBatches` are read and released one at a time. A non-finite loss or gradient skips the update (state changes of the objective
    * are rolled back) and is reported; `maxNonFinite` in a row throws NonFiniteLossError.
    */
-  async trainStep(batches: B[], hooks: StepHooks = {}): Promise<StepResult> {
-    if (batches.length === 0) throw new RangeError('Trainer.trainStep: no batch given');
+  async trainStep(batches: B[] | MicroBatches<B>, hooks: StepHooks = {}): Promise<StepResult> {
+    const micro: MicroBatches<B> = Array.isArray(batches)
+      ? { count: batches.length, next: async (i) => batches[i] as B, release: () => {} }
+      : batches;
+    if (!(Number.isInteger(micro.count) && micro.count >= 1))
+      throw new RangeError(`Trainer.trainStep: expected at least one micro-batch, got ${micro.count}`);
     this.model.train();
     const ctx = new StepContext({
       params: this.params,
       rngs: this.rngs,
-      scale: 1 / batches.length,
+      scale: 1 / micro.count,
       observer: hooks.observer,
     });
     const position = this.step;
@@ -142,9 +157,14 @@ export class Trainer<M extends Module, B> {
       skipped: false,
     };
     try {
-      for (let i = 0; i < batches.length; i++) {
+      for (let i = 0; i < micro.count; i++) {
         ctx.microBatch = i;
-        await this.objective(this.model, batches[i], ctx);
+        const batch = await micro.next(i);
+        try {
+          await this.objective(this.model, batch, ctx);
+        } finally {
+          micro.release(batch);
+        }
       }
       result.losses = { ...ctx.losses };
       result.loss = Object.values(ctx.losses).reduce((a, b) => a + b, 0);
@@ -375,19 +395,25 @@ export async function fit<M extends Module, B>(trainer: Trainer<M, B>, o: FitOpt
     }
   };
   try {
+    // one micro-batch in memory at a time: each is read when its turn comes and disposed after it
+    const micro: MicroBatches<B> = {
+      count: accumulate,
+      next: async () => {
+        const next = await nextBatch();
+        if (next.done)
+          throw new Error(
+            `fit: the data ran out after ${done} steps (${o.steps} asked for); give a source that repeats over epochs`,
+          );
+        position = next.value.position;
+        return next.value.batch;
+      },
+      release: disposeBatch,
+    };
+    let done = trainer.step;
     while (trainer.step < o.steps) {
-      const batches: B[] = [];
+      done = trainer.step;
       try {
-        while (batches.length < accumulate) {
-          const next = await nextBatch();
-          if (next.done)
-            throw new Error(
-              `fit: the data ran out after ${trainer.step} steps (${o.steps} asked for); give a source that repeats over epochs`,
-            );
-          batches.push(next.value.batch);
-          position = next.value.position;
-        }
-        last = await trainer.trainStep(batches, o.hooks);
+        last = await trainer.trainStep(micro, o.hooks);
         if (last.skipped) {
           skipped += 1;
           firstSkipped ??= last;
@@ -395,8 +421,6 @@ export async function fit<M extends Module, B>(trainer: Trainer<M, B>, o: FitOpt
       } catch (e) {
         if (e instanceof NonFiniteLossError) throw new NonFiniteLossError(e.steps, lastCheckpoint);
         throw e;
-      } finally {
-        for (const b of batches) disposeBatch(b);
       }
       o.logger?.onStep?.(last, { totalSteps: o.steps, seconds: (Date.now() - t0) / 1000 });
       if (trainer.step % every === 0 || trainer.step === o.steps) await save();

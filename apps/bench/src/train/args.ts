@@ -45,8 +45,8 @@ layout), DIR/log.jsonl (one record per step), DIR/config.json and checkpoints un
   --tokenizer DIR     vocab.json + merges.txt or tokenizer.json (default: the world's BPE for builtin
                       data; DATA/tokenizer/ if present; else a BPE trained on the data, saved in OUT/tokenizer/)
   --steps N           optimizer steps (or --epochs E: passes over the training records)
-  --batch B           pairs per micro-batch;  --accumulate K  micro-batches per step (default 1; a
-                      step holds its K micro-batches at once, refused past half the machine's memory)
+  --batch B           pairs per micro-batch;  --accumulate K  micro-batches per step (default 1; read
+                      one at a time; a micro-batch's images past half the machine's memory are refused)
   --lr LR             base learning rate (default 1e-4 coarse, 1e-5 fine)
   --image-size N      fine tasks: the shorter image side (default 64 for micro, else FIBER's 480-800;
                       at most 4096)

@@ -163,13 +163,13 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
       ...setup.shape,
       fineSize: fineSize ?? 800,
     };
-    // fit holds the --accumulate micro-batches of a step at once: their images must fit in memory
+    // fit reads a step's --accumulate micro-batches one at a time: one micro-batch's images must fit
     const side = fine ? shape.fineSize * Math.sqrt(1.67) : shape.imageSize; // fine: shorter side x up to 1.67
-    const stepBytes = args.accumulate * args.batch * 3 * side * side * 4 * (args.task === 'nlvr2' ? 2 : 1);
-    if (stepBytes > totalmem() / 2)
+    const microBytes = args.batch * 3 * side * side * 4 * (args.task === 'nlvr2' ? 2 : 1);
+    if (microBytes > totalmem() / 2)
       throw new UsageError(
-        `--accumulate ${args.accumulate} x --batch ${args.batch}: a step holds its micro-batches' images at once, ` +
-          `about ${(stepBytes / 2 ** 30).toFixed(1)} GiB, more than half this machine's memory`,
+        `--batch ${args.batch}: one micro-batch's images take about ${(microBytes / 2 ** 30).toFixed(1)} GiB, ` +
+          "more than half this machine's memory (a smaller --batch with --accumulate K keeps the step size)",
       );
     if (['pretrain-coarse', 'retrieval-itc', 'retrieval-itm'].includes(args.task) && args.batch < 2)
       throw new UsageError(`--batch: ${args.task} needs at least 2 pairs per batch (negatives come from the batch)`);
