@@ -129,6 +129,13 @@ describe('fiber-bench train on the built-in world', () => {
       `no step of this run updated the model: all 2 were skipped (step 1: non-finite loss vqa=NaN); ${join(out, 'final')} is not written`,
     );
     expect(existsSync(join(out, 'final'))).toBe(false);
+    // a resume counts the skipped steps before it (it used to write the untrained model and exit 0)
+    const again = train([...args, '--model', path, '--out', out, '--resume']);
+    expect(again.code, again.stderr.slice(-1500)).toBe(1);
+    expect(again.stderr).toMatch(
+      /no step of this run updated the model: all 2 were skipped \(before the resume from .*step-0+2; /,
+    );
+    expect(existsSync(join(out, 'final'))).toBe(false);
   }, 120_000);
 
   it('--resume continues from the newest complete checkpoint and ends bit for bit where an uninterrupted run ends', async () => {

@@ -216,11 +216,15 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
       logger: run.logger(),
       user: { task: args.task },
     });
-    // fewer steps than the guard's limit (trainer maxNonFinite) can all be skipped without an error
-    if (result.applied === 0 && result.firstSkipped)
+    // fewer steps than the guard's limit (trainer maxNonFinite) can all be skipped without an error;
+    // the optimizer's update count is checkpointed, so a resumed run counts the steps before it too
+    if (setup.optimizer.stepCount === 0)
       throw new Error(
-        `no step of this run updated the model: all ${result.skipped} were skipped (step ${result.firstSkipped.step}: ` +
-          `${result.firstSkipped.reason}); ${join(args.out, 'final')} is not written`,
+        `no step of this run updated the model: all ${result.step} were skipped ` +
+          (result.firstSkipped
+            ? `(step ${result.firstSkipped.step}: ${result.firstSkipped.reason})`
+            : `(before the resume from ${result.resumedFrom}; the run's log.jsonl says why)`) +
+          `; ${join(args.out, 'final')} is not written`,
       );
     const final = await run.saveFinal(setup.model);
     if (loader) {
