@@ -104,7 +104,7 @@ describe('VQAv2 questions + annotations', () => {
     expect(vqaTargets(['2', '2', 'Two.', 'two'], vocab)).toEqual({ labels: [vocab.index.get('2')!], scores: [0.6] });
   });
 
-  it('refuses a question id repeated in the questions or the annotations, naming both entries', () => {
+  it('refuses a question id repeated in the questions or the annotations, naming both entries', async () => {
     const vocab = buildVqaVocab([trainA], { minCount: 1 });
     const q = trainQ as { questions: { question_id: number }[] };
     const a = trainA as { annotations: { question_id: number }[] };
@@ -116,6 +116,14 @@ describe('VQAv2 questions + annotations', () => {
     expect(() => vqaQuestions({ questions: trainQ, annotations, vocab, name: 'q.json' })).toThrow(
       `q.json annotations: annotations[${a.annotations.length}] has the question_id ${a.annotations[0].question_id} of annotations[0]`,
     );
+    // entries without a numeric id are each skipped as malformed, not taken for repeats of one
+    // another (two missing ids, or "1" next to 1, refused the whole file)
+    const odd = { ...q, questions: [...q.questions, { question: 'a?', image_id: 9 }, { question: 'b?', image_id: 9 }] };
+    odd.questions.push({ ...q.questions[0], question_id: String(q.questions[0].question_id) } as never);
+    const { skips } = await split(vqaQuestions({ questions: odd, vocab, name: 'q.json' }));
+    expect(skips.filter((s) => s === 'malformed-record')).toHaveLength(3);
+    const loose = { ...a, annotations: [...a.annotations, { answers: [] }, { answers: [] }] };
+    await split(vqaQuestions({ questions: trainQ, annotations: loose, vocab, name: 'q.json' }));
   });
 
   it('reads test questions without annotations (no labels, no skips but empty text)', async () => {

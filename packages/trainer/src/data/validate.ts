@@ -58,11 +58,12 @@ export function topArray(json: unknown, key: string, file: string): unknown[] {
 export function requireUnique(list: readonly unknown[], name: string, key: string, field = 'id'): void {
   const first = new Map<number, number>();
   list.forEach((x, i) => {
-    if (!isObject(x)) return;
-    const id = Number(x[field]);
+    // an entry without a finite number there is the per-record checks' to skip, not a repeat
+    const id = isObject(x) ? x[field] : undefined;
+    if (typeof id !== 'number' || !Number.isFinite(id)) return;
     const j = first.get(id);
     if (j !== undefined)
-      throw new Error(`${name}: ${key}[${i}] has the ${field} ${x[field]} of ${key}[${j}]; ids must be unique`);
+      throw new Error(`${name}: ${key}[${i}] has the ${field} ${id} of ${key}[${j}]; ids must be unique`);
     first.set(id, i);
   });
 }
