@@ -94,8 +94,10 @@ export async function indexLines(source: ByteSource, { chunkSize = 1 << 20 } = {
       let decoded: string;
       try {
         decoded = text.decode(bytes);
-      } catch {
-        throw new DataSkipError('malformed-record', `${source.name}:${numbers.data[i]}: not UTF-8 text`);
+      } catch (e) {
+        // the decoder's refusal is a TypeError; anything else (a line past V8's longest string) says why
+        const why = e instanceof TypeError ? 'not UTF-8 text' : (e as Error).message;
+        throw new DataSkipError('malformed-record', `${source.name}:${numbers.data[i]}: ${why}`);
       }
       return decoded.replace(/^\uFEFF/, '').replace(/\r$/, '');
     },

@@ -1,7 +1,7 @@
 // File access refuses what is not a regular file: a FIFO would block the read and /dev/zero never
 // ends, so an image folder or a data file that holds one must fail (or be skipped), not hang.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { deflateSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -82,6 +82,13 @@ describe('Node file access', () => {
     await expect(readJson(latin1)).rejects.toThrow(new Error(`${latin1} is not UTF-8 text`));
     writeFileSync(latin1, '\uFEFF{"name": "café"}');
     expect(await readJson(latin1)).toEqual({ name: 'café' });
+    // a file past V8's longest string (sparse here: 512 MiB of NULs, valid UTF-8) says so; it was
+    // reported as not UTF-8
+    const long = join(dir, 'long.json');
+    writeFileSync(long, '');
+    truncateSync(long, 2 ** 29);
+    await expect(readJson(long)).rejects.toThrow(`cannot read ${long}: Cannot create a string longer than`);
+    rmSync(long);
     expect(Array.from(await readFileLocation({ path: plain, offset: 1, length: 4 }))).toEqual(
       Array.from(Buffer.from('"ok"')),
     );

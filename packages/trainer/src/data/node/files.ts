@@ -128,8 +128,11 @@ export async function readJson(path: string): Promise<unknown> {
   try {
     // fatal: Python's json.load refuses bytes that are not UTF-8; a lossy read would train on U+FFFD
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-  } catch {
-    throw new Error(`${path} is not UTF-8 text`);
+  } catch (e) {
+    // the decoder's refusal is a TypeError; anything else (a file past V8's longest string) says why
+    throw new Error(
+      e instanceof TypeError ? `${path} is not UTF-8 text` : `cannot read ${path}: ${(e as Error).message}`,
+    );
   }
   try {
     return JSON.parse(text.replace(/^\uFEFF/, ''));
