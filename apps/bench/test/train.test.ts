@@ -520,7 +520,7 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
     const huge = train([...swap('--model', path), '--out', join(work, 'bad-json')]);
     expect(huge.code).toBe(2);
     expect(huge.stderr).toMatch(
-      /--model .*model\.json: at least \d\.\d+e\+12 parameters; training holds 4 float32 copies .* more than this machine's memory/,
+      /--model .*model\.json: at least \d\.\d+e\+12 parameters; training holds 4 float32 copies of each trained one .* more than this machine's memory/,
     );
     // a FIFO would block the read for ever
     if (process.platform !== 'win32') {

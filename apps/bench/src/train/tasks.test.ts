@@ -6,14 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportFiberCheckpoint } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
-import { resizeRelativePositionTable } from '@fiber-vl/swin';
+import { SwinTransformer, resizeRelativePositionTable, swinConfig } from '@fiber-vl/swin';
+import { robertaConfig } from '@fiber-vl/roberta';
 import { Generator, initBackend, tf } from '@fiber-vl/tensor-core';
 import { maxAbsDiff } from '@fiber-vl/tensor-core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runModelConfig } from '../run/coarse-model.js';
 import { RUN_PRESETS } from '../run/presets.js';
 import { fiberFineModelConfig } from '@fiber-vl/heads-fine';
-import { fineConfigOf, fineFrozenStages, loadInit } from './tasks.js';
+import { fineConfigOf, fineFrozenStages, loadInit, minBackboneParameters } from './tasks.js';
 
 const micro = RUN_PRESETS.micro;
 const configAt = (imageSize: number) => runModelConfig({ ...micro, model: { ...micro.model, imageSize } }, 400);
@@ -90,5 +91,32 @@ describe("fineFrozenStages: the Swin stages a fine run freezes, as in FIBER's re
     expect(fineFrozenStages({ task: 'pretrain-fine', model: 'micro', init: true }, fineConfigOf('micro', 400))).toBe(
       -1,
     );
+  });
+});
+
+describe('minBackboneParameters: the bound the memory check of --model uses', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'cpu' });
+  });
+  it('stays under the Swin parameters a model holds, frozen ones (held once, not four times) apart', () => {
+    const swin = swinConfig('swin_tiny_patch4_window7_224', {
+      embedDim: 16,
+      depths: [2, 2, 2, 2],
+      numHeads: [1, 2, 2, 4],
+    });
+    // a one-unit text encoder, whose share of the bound is (3 + 4) x 1 embeddings + 1 x (4 + 2) weights
+    const unit = { vocabSize: 3, maxPositionEmbeddings: 4, hiddenSize: 1, numAttentionHeads: 1 };
+    const oneUnitText = robertaConfig({ ...unit, intermediateSize: 1, numHiddenLayers: 1 });
+    for (const frozenStages of [-1, 0, 2, 3, 5]) {
+      const model = new SwinTransformer(swin, { frozenStages, rng: new Generator(0) });
+      const sizes = model.namedParameters().map(([, p]) => [p.value.size, p.requiresGrad ? 0 : p.value.size]);
+      const [total, frozen] = sizes.reduce(([a, b], [c, d]) => [a + c, b + d], [0, 0]);
+      const bound = minBackboneParameters(swin, oneUnitText, -13, frozenStages);
+      expect(bound.total, `frozenStages ${frozenStages}`).toBeLessThanOrEqual(total);
+      expect(bound.total).toBeGreaterThan(0.85 * total);
+      expect(bound.frozen, `frozenStages ${frozenStages}`).toBeLessThanOrEqual(frozen);
+      expect(bound.frozen).toBeGreaterThanOrEqual(0.85 * frozen);
+      model.dispose();
+    }
   });
 });

@@ -209,33 +209,46 @@ function checkQueueMemory(size: number, imageSize: number): void {
 
 /**
  * A lower bound of a backbone's parameter count: the Swin's and RoBERTa's embeddings and weight
- * matrices (biases, norms, fusion blocks and heads left out), plus `extra`.
+ * matrices (biases, norms, fusion blocks and heads left out), plus `extra`; `frozen` is the part a
+ * Swin `frozenStages` freezes (the patch embedding from 0, stages 0 .. frozenStages - 2 from 2).
  */
-export function minBackboneParameters(swin: SwinConfig, roberta: RobertaConfig, extra = 0): number {
-  let n = swin.inChannels * swin.patchSize ** 2 * swin.embedDim;
+export function minBackboneParameters(
+  swin: SwinConfig,
+  roberta: RobertaConfig,
+  extra = 0,
+  frozenStages = -1,
+): { total: number; frozen: number } {
+  const embedding = swin.inChannels * swin.patchSize ** 2 * swin.embedDim;
+  let total = embedding;
+  let frozen = frozenStages >= 0 ? embedding : 0;
   swin.depths.forEach((depth, i) => {
     const d = swin.embedDim * 2 ** i;
-    n += depth * (4 * d * d + 2 * d * Math.floor(d * swin.mlpRatio)); // qkv + proj, fc1 + fc2
-    if (i < swin.depths.length - 1) n += 4 * d * 2 * d; // patch merging
+    let stage = depth * (4 * d * d + 2 * d * Math.floor(d * swin.mlpRatio)); // qkv + proj, fc1 + fc2
+    if (i < swin.depths.length - 1) stage += 4 * d * 2 * d; // patch merging
+    total += stage;
+    if (i < frozenStages - 1) frozen += stage;
   });
   const h = roberta.hiddenSize;
-  n += (roberta.vocabSize + roberta.maxPositionEmbeddings) * h;
-  n += roberta.numHiddenLayers * (4 * h * h + 2 * h * roberta.intermediateSize);
-  return n + extra;
+  total += (roberta.vocabSize + roberta.maxPositionEmbeddings) * h;
+  total += roberta.numHiddenLayers * (4 * h * h + 2 * h * roberta.intermediateSize);
+  return { total: total + extra, frozen };
 }
 
 /**
- * Training holds four float32 copies of every parameter (weights, gradients, AdamW's two moments): a
- * config whose lower bound of those already exceeds this machine's memory is refused before a tensor
- * is made (a hiddenSize of 1e6 ran 16 s into "Invalid typed array length").
+ * Training holds four float32 copies of every trained parameter (weights, gradients, AdamW's two
+ * moments) and one of a frozen one: a config whose lower bound of those already exceeds this
+ * machine's memory is refused before a tensor is made (a hiddenSize of 1e6 ran 16 s into "Invalid
+ * typed array length").
  */
-function checkModelMemory(model: string, parameters: number): void {
-  const bytes = parameters * 16;
+function checkModelMemory(model: string, { total, frozen }: { total: number; frozen: number }): void {
+  const bytes = (total - frozen) * 16 + frozen * 4;
   if (bytes > totalmem()) {
     const gib = (b: number) => (b / 2 ** 30).toFixed(1);
     throw new UsageError(
-      `--model ${model}: at least ${parameters.toExponential(2)} parameters; training holds 4 float32 copies ` +
-        `(weights, gradients, AdamW's two moments), ${gib(bytes)} GiB, more than this machine's memory (${gib(totalmem())} GiB)`,
+      `--model ${model}: at least ${total.toExponential(2)} parameters` +
+        (frozen ? ` (${frozen.toExponential(2)} of them frozen, held once)` : '') +
+        `; training holds 4 float32 copies of each trained one (weights, gradients, AdamW's two moments), ` +
+        `${gib(bytes)} GiB, more than this machine's memory (${gib(totalmem())} GiB)`,
     );
   }
 }
@@ -312,7 +325,8 @@ export function fineSetup(o: SetupOptions): TaskSetup {
   const { fpn, head } = config;
   const pyramid = fpn.inChannels.reduce((n, c) => n + c * fpn.outChannels + 9 * fpn.outChannels ** 2, 0);
   const tower = head.numConvs * 9 * head.channels ** 2;
-  checkModelMemory(o.model, minBackboneParameters(config.backbone.swin, config.backbone.roberta, pyramid + tower));
+  const { swin, roberta, frozenStages } = config.backbone;
+  checkModelMemory(o.model, minBackboneParameters(swin, roberta, pyramid + tower, frozenStages));
   const rngs = { model: seeded(o.seed, 1) };
   const model = new FineModel(config, rngs.model);
   const lr = o.lr ?? 1e-5;
