@@ -26,11 +26,12 @@ const FLOOR_GFLOPS: Record<BackendName, number> = { cpu: 0.8, wasm: 20, webgpu: 
 export async function runBackbones({
   backends = ['webgpu', 'wasm', 'cpu'] as BackendName[],
   maxCaseSeconds = 60,
+  wasmThreads = undefined as number | undefined,
   log = (l: string) => process.stderr.write(`${l}\n`),
 } = {}): Promise<BackboneResult[]> {
   const results: BackboneResult[] = [];
   for (const name of backends) {
-    const label = await useBenchBackend(name, log);
+    const label = await useBenchBackend(name, log, wasmThreads);
     if (!label) continue;
     const cases = [
       {

@@ -55,7 +55,8 @@ commands:
             what is missing or extra; exit 2 with one line per file that cannot be read
 
 options:
-  --backends LIST        comma-separated subset of webgpu,wasm,cpu (default: all that start)
+  --backends LIST        comma-separated subset of webgpu,wasm,cpu (default: all that start;
+                         train-speed: wasm,cpu)
   --out-dir DIR          where to write <command>.json (default: ./bench-results)
   --max-case-seconds S   skip a case estimated to take longer than S seconds per call (kernels 30,
                          backbones and coarse 60, fine 300)
@@ -65,10 +66,10 @@ options:
   --no-single-thread     do not measure wasm matmul with one thread for comparison
   --json                 print the results as JSON on stdout and write no file
   --profile              coarse: time per tfjs kernel of one fused forward, per backend
-  --reference torch      coarse, train: run the PyTorch reference too (python3 with torch) and print ratios
+  --reference torch      coarse, train-speed: run the PyTorch reference too (python3 with torch) and print ratios
   --reference-script P   the reference script (default: reference/torch_fiber_ref.py shipped with the bench)
   --reference-python P   the python to run it with (default: /usr/bin/python3, then python3)
-  --models LIST          train: tiny,fiber-b-384 (default both)
+  --models LIST          train-speed: tiny,fiber-b-384 (default both)
   --images N             metrics: number of images (default 5000)
   --repeat N             metrics: runs per stage, medians reported (default 1)
   --export-captions FILE metrics: write the tokenised captions as pycocoevalcap's scorers take them
@@ -212,8 +213,13 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'backbones': {
       const { runBackbones } = await import('./backbones.js');
-      const results = await runBackbones({ backends, maxCaseSeconds });
-      const file = writeReport('backbones', { command: 'backbones', machine: machine(), results });
+      const results = await runBackbones({ backends, maxCaseSeconds, wasmThreads });
+      const report = { command: 'backbones', machine: machine(), results };
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        return 0;
+      }
+      const file = writeReport('backbones', report);
       process.stdout.write(
         `\n## fiber-bench backbones\n\n| backend | model | input | ms | GFLOP/s | peak RSS MB |\n|---|---|---|---|---|---|\n` +
           results
@@ -233,15 +239,19 @@ async function main(argv: string[]): Promise<number> {
       const reference = values.reference
         ? { script: values['reference-script'], python: values['reference-python'] }
         : undefined;
-      const { runCoarse, runTrain } = await import('./coarse.js');
+      const { runCoarse, runTrain, TRAIN_SPEED_MODELS } = await import('./coarse.js');
       const ratio = (r: { ratio?: number }) => (r.ratio !== undefined ? `${r.ratio.toFixed(2)}x` : '');
       const ref = (r: { referenceMs?: number }) => r.referenceMs?.toFixed(0) ?? '';
       if (command === 'train-speed') {
+        const models = values.models?.split(',').map((s) => s.trim());
+        const unknown = models?.find((m) => !TRAIN_SPEED_MODELS.includes(m));
+        if (unknown !== undefined)
+          throw new UsageError(`--models: unknown model "${unknown}" (one of ${TRAIN_SPEED_MODELS.join(', ')})`);
         const results = await runTrain({
           backends,
           reference,
           wasmThreads,
-          models: values.models?.split(',').map((s) => s.trim()),
+          models,
         });
         const report = { command: 'train-speed', machine: machine(), results };
         if (values.json) {
@@ -289,20 +299,24 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'parity': {
       const dir = positionals[1];
-      if (!dir) throw new Error('usage: fiber-bench parity <fixture-dir> [--backends cpu,wasm,webgpu]');
+      if (!dir) throw new UsageError('parity: a fixture folder is required: fiber-bench parity DIR [--backends LIST]');
       const { availableBackends } = await import('@fiber-vl/tensor-core');
       const { parityMarkdown, runParity } = await import('./parity.js');
       const names = backends ?? (await availableBackends()).available.map((b) => b.name);
       const reports = await runParity(resolve(dir), { backends: names });
+      const ok = reports.every((r) => r.ok);
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify({ command: 'parity', dir, ok, reports })}\n`);
+        return ok ? 0 : 1;
+      }
       process.stdout.write(`${parityMarkdown(dir, reports)}\n`);
       writeReport('parity', { dir, reports });
-      const ok = reports.every((r) => r.ok);
       process.stdout.write(`\n${ok ? 'parity OK' : 'parity FAILED'} on ${reports.map((r) => r.backend).join(', ')}\n`);
       return ok ? 0 : 1;
     }
     case 'fine': {
       const { runFine } = await import('./fine.js');
-      const results = await runFine({ backends, maxCaseSeconds: maxCaseSeconds ?? 300 });
+      const results = await runFine({ backends, maxCaseSeconds: maxCaseSeconds ?? 300, wasmThreads });
       const report = { command: 'fine', machine: machine(), results };
       if (values.json) {
         process.stdout.write(`${JSON.stringify(report)}\n`);

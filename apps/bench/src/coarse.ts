@@ -234,13 +234,16 @@ export interface TrainResult {
   peakRssMb: number;
 }
 
+/** The models `runTrain` measures: the tiny FIBER and FIBER-B at 384 px. */
+export const TRAIN_SPEED_MODELS: readonly string[] = ['tiny', 'fiber-b-384'];
+
 /**
  * One training step: fused forward (batch 1), loss = mean(cls_feats^2), backward, AdamW over every
  * parameter. The PyTorch reference runs the same loss (torch_fiber_ref.py --bench train).
  */
 export async function runTrain({
   backends = ['wasm', 'cpu'] as BackendName[],
-  models = ['tiny', 'fiber-b-384'],
+  models = [...TRAIN_SPEED_MODELS],
   reference,
   wasmThreads,
   log = (l: string) => process.stderr.write(`${l}\n`),
@@ -251,6 +254,9 @@ export async function runTrain({
   wasmThreads?: number;
   log?: (l: string) => void;
 } = {}): Promise<TrainResult[]> {
+  const unknown = models.find((m) => !TRAIN_SPEED_MODELS.includes(m));
+  if (unknown !== undefined)
+    throw new RangeError(`runTrain: unknown model "${unknown}" (one of ${TRAIN_SPEED_MODELS.join(', ')})`);
   const results: TrainResult[] = [];
   let threads = 1;
   for (const name of backends) {

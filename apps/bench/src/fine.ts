@@ -25,12 +25,13 @@ export async function runFine({
   maxCaseSeconds = 300,
   height = 800,
   width = 1344,
+  wasmThreads = undefined as number | undefined,
   log = (l: string) => process.stderr.write(`${l}\n`),
 } = {}): Promise<FineResult[]> {
   const results: FineResult[] = [];
   const input = `1 x 3 x ${height} x ${width}, 256 tokens`;
   for (const name of backends) {
-    const label = await useBenchBackend(name, log);
+    const label = await useBenchBackend(name, log, wasmThreads);
     if (!label) continue;
     const estimate = GFLOP / FLOOR_GFLOPS[name];
     if (estimate > maxCaseSeconds) {

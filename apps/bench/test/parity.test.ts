@@ -68,5 +68,16 @@ describe('fiber-bench parity', () => {
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/\| vqa\.logits \| 1\.0\de-2 \| 0\.0001 \| FAIL \|/);
     expect(r.stdout).toContain('parity FAILED');
+    // --json: the same verdict as one JSON document on stdout (it was ignored)
+    const json = spawnSync(process.execPath, [cli, 'parity', dir, '--backends', 'cpu', '--json'], { encoding: 'utf8' });
+    expect(json.status).toBe(1);
+    const report = JSON.parse(json.stdout) as { ok: boolean; reports: { backend: string; ok: boolean }[] };
+    expect([report.ok, report.reports.map((x) => [x.backend, x.ok])]).toEqual([false, [['cpu', false]]]);
+  });
+
+  it('without a folder is bad usage: one line, exit 2', () => {
+    const r = spawnSync(process.execPath, [cli, 'parity'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('parity: a fixture folder is required');
   });
 });

@@ -28,4 +28,10 @@ describe('fiber-bench train-speed', () => {
     expect(tiny.skipped).toBeUndefined();
     expect(tiny.ms).toBeGreaterThan(0);
   }, 180_000);
+
+  it('refuses a model name it does not know (another name ran FIBER-B/384 under it)', () => {
+    const r = spawnSync(process.execPath, [cli, 'train-speed', '--models', 'tiny,small'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--models: unknown model "small" (one of tiny, fiber-b-384)');
+  });
 });
