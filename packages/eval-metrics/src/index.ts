@@ -1,7 +1,7 @@
 // @fiber-vl/eval-metrics: vision-language metrics equal to the reference toolkits. This entry has
 // no Node built-ins and no tensor dependency (it runs in browsers); file reading, the bundled
 // Meteor data loader and the CLI live in `@fiber-vl/eval-metrics/node`.
-export { MetricInputError, roundPy2 } from './errors.js';
+export { MetricInputError } from './errors.js';
 
 export { ptbTokenize, ptbTokenizeLine, ptbTokenizeLines, PTB_PUNCTUATION } from './tokenize/ptb.js';
 export { bleu, bleuStats, bleuFromStats, sumBleuStats, type BleuResult, type BleuStats } from './caption/bleu.js';

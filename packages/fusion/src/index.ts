@@ -22,7 +22,6 @@ export {
 } from './blocks.js';
 export {
   FiberCoarseBackbone,
-  checkPairedBatch,
   runFused,
   type RunFusedOptions,
   type FusedOutput,

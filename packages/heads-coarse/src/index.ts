@@ -3,7 +3,6 @@ export {
   FIBER_HEAD_SETTINGS,
   VQAV2_LABEL_SIZE,
   coarseHeadsConfig,
-  clampTemperature,
   type CoarseHeadsConfig,
   type CoarseHeadsSelection,
   type FiberTask,

@@ -12,12 +12,10 @@ export {
   boxArea,
   boxIou,
   pairIou,
-  pairIouFloat32,
   clipBoxes,
   keepLargeBoxes,
   multiLabelNms,
   keepTopScores,
-  argsortDescending,
 } from './boxes.js';
 export {
   FIBER_POSTPROCESS,

@@ -53,7 +53,6 @@ export {
   compositeAttention,
   windowAttention,
   compositeWindowAttention,
-  shiftWindowMaskArray,
   type WindowAttentionOptions,
   type AttentionOptions,
   type AttentionKernel,
