@@ -262,6 +262,32 @@ describe.each(names)('training loop (%s)', (backend) => {
     t.model.dispose();
   });
 
+  it('a step whose second micro-batch cannot be read is not taken: counter, generators and weights as before', async () => {
+    const t = toy(1);
+    const noise = new Generator(7);
+    const objective: Objective<Linear, ToyBatch> = async (model, batch, ctx) => {
+      noise.normalArray(3); // a draw in step order, as dropout or the ITM negatives make
+      await toyObjective(model, batch, ctx);
+    };
+    const trainer = new Trainer({ model: t.model, objective, optimizer: t.optimizer, rngs: { noise } });
+    const [first] = [...toyData({}, 1)];
+    const before = { state: noise.getState(), weights: await weightsOf(t.model), tensors: tf.memory().numTensors };
+    const failing = {
+      count: 2,
+      next: async (i: number) => {
+        if (i === 1) throw new Error('the loader failed');
+        return first!;
+      },
+      release: (b: ToyBatch) => tf.dispose([b.x, b.y]),
+    };
+    await expect(trainer.trainStep(failing)).rejects.toThrow('the loader failed');
+    expect(first!.x.isDisposed).toBe(true);
+    expect([trainer.step, noise.getState(), await weightsOf(t.model)]).toEqual([0, before.state, before.weights]);
+    expect(tf.memory().numTensors).toBe(before.tensors - 2);
+    t.optimizer.dispose();
+    t.model.dispose();
+  });
+
   it('resumes in process from a MemoryCheckpointStore bit for bit', async () => {
     const straight = toy(2);
     await fit(straight.trainer, { data: toyData(), steps: 6 });

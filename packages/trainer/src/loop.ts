@@ -146,6 +146,8 @@ export class Trainer<M extends Module, B> {
       observer: hooks.observer,
     });
     const position = this.step;
+    // a step that fails (not a skipped one) is not taken: its draws are undone with its counter
+    const drawn = Object.entries(this.rngs).map(([name, g]) => [name, g.getState()] as const);
     this.step++;
     const lrScale = this.schedule.lr(position);
     const result: StepResult = {
@@ -193,7 +195,10 @@ export class Trainer<M extends Module, B> {
       return result;
     } catch (e) {
       ctx.rollback();
-      if (!(e instanceof NonFiniteLossError)) this.step = position; // a failed step is not taken
+      if (!(e instanceof NonFiniteLossError)) {
+        this.step = position;
+        for (const [name, state] of drawn) this.rngs[name]!.setState(state);
+      }
       throw e;
     } finally {
       ctx.dispose();
@@ -335,8 +340,8 @@ export interface FitResult {
 }
 
 /**
- * Trains until `steps` optimizer steps are done: batches from `data` (disposed after their step),
- * checkpoints every `checkpointEvery` steps and at the end, resume from the newest complete
+ * Trains until `steps` optimizer steps are done: batches from `data` (read one micro-batch at a
+ * time, each disposed after its forward and backward), checkpoints every `checkpointEvery` steps and at the end, resume from the newest complete
  * checkpoint. A kill at any point and a resume give the same parameters, bit for bit, as an
  * uninterrupted run (given a deterministic data source and every generator in the trainer's rngs).
  */
