@@ -228,6 +228,23 @@ describe('COCO instances', () => {
     );
   });
 
+  it('keeps the images in id order when some have no numeric id; those are skipped, not refused as repeats', async () => {
+    const json = fixtureJson('coco/annotations/instances_val2014.json') as any;
+    const ids = json.images.map((im: any) => im.id).sort((a: number, b: number) => a - b);
+    const { id: _, ...noId } = json.images[0];
+    // id-less entries between the others, in reverse id order (a NaN comparison left them unsorted)
+    const images = [...json.images].reverse().flatMap((im: any, i: number) => (i % 2 ? [im] : [im, noId]));
+    images.push({ ...noId, id: 'x' });
+    const got = await entries(cocoInstances({ ...json, images }, { name: 'i.json' }));
+    const kept = got.filter((e) => e.ok).map((e) => (e.ok ? Number(e.record.id) : 0));
+    expect(kept.length).toBeGreaterThan(2);
+    expect(kept).toEqual(ids.filter((id: number) => kept.includes(id)));
+    const unnumbered = images.length - json.images.length;
+    expect(got.slice(-unnumbered).map((e) => (e.ok ? 'ok' : e.skip.reason))).toEqual(
+      Array(unnumbered).fill('malformed-record'),
+    );
+  });
+
   it('refuses a category without an integer id or a name (it would move every class name onto other boxes)', () => {
     const json = fixtureJson('coco/annotations/instances_val2014.json') as any;
     const n = json.categories.length;

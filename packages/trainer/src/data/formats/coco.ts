@@ -42,7 +42,10 @@ function indexCoco(json: unknown, name: string): CocoIndex {
   // a repeated id would give one image's boxes to another (annotations are found by image id)
   requireUnique(listed, name, 'images');
   const images = listed.filter(isObject);
-  images.sort((a, b) => Number(a.id) - Number(b.id));
+  // an entry without a numeric id (a malformed record, skipped later) sorts last: NaN would make
+  // the comparison inconsistent and leave the rest out of id order
+  const idKey = (x: Json) => (typeof x.id === 'number' && Number.isFinite(x.id) ? x.id : Infinity);
+  images.sort((a, b) => idKey(a) - idKey(b) || 0);
   const annotations = new Map<number, Json[]>();
   for (const a of topArray(json, 'annotations', name)) {
     if (!isObject(a) || typeof a.image_id !== 'number') continue;
