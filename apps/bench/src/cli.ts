@@ -342,7 +342,7 @@ async function main(argv: string[]): Promise<number> {
       const r = runSizes(root, { install: !values['no-install'] });
       if (values.json) {
         process.stdout.write(`${JSON.stringify({ command: 'sizes', machine: machine(), ...r })}\n`);
-        return 0;
+        return r.installs.some((i) => i.error) ? 1 : 0;
       }
       const file = writeReport('sizes', { command: 'sizes', machine: machine(), ...r });
       process.stdout.write(`\n## fiber-bench sizes\n\n${sizesMarkdown(r)}\n\nwritten: ${file}\n`);
