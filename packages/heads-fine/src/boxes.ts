@@ -89,6 +89,8 @@ export function multiLabelNms(
   if (scores.length !== n || labels.length !== n) {
     throw new RangeError(`multiLabelNms: ${n} boxes but ${scores.length} scores and ${labels.length} labels`);
   }
+  if (typeof threshold !== 'number' || Number.isNaN(threshold))
+    throw new RangeError(`multiLabelNms: threshold must be a number (<= 0 keeps all), got ${String(threshold)}`);
   if (threshold <= 0) return Array.from({ length: n }, (_, i) => i);
   const thr = f(threshold);
   const order = argsortDescending(scores);
@@ -113,6 +115,8 @@ export function multiLabelNms(
  * `max <= 0` keeps everything.
  */
 export function keepTopScores(scores: ArrayLike<number>, max: number): number[] {
+  if (!Number.isInteger(max))
+    throw new RangeError(`keepTopScores: max must be an integer (<= 0 keeps all), got ${String(max)}`);
   const n = scores.length;
   const all = Array.from({ length: n }, (_, i) => i);
   if (!(n > max && max > 0)) return all;

@@ -71,6 +71,14 @@ describe('box operations (+1 convention)', () => {
     expect(keepTopScores([0.1, 0.5, 0.5, 0.9], 2)).toEqual([1, 2, 3]);
     expect(keepTopScores([0.1, 0.5], 2)).toEqual([0, 1]);
     expect(keepTopScores([0.1, 0.5, 0.7], 0)).toEqual([0, 1, 2]);
+    // a cap that is not a whole number kept nothing (1.5) or everything (NaN)
+    for (const max of [1.5, Number.NaN])
+      expect(() => keepTopScores([0.1, 0.5, 0.7], max)).toThrow(/max must be an integer/);
+  });
+
+  it('ml_nms refuses a NaN threshold (every box was kept)', () => {
+    const a = [0, 0, 9, 9];
+    expect(() => multiLabelNms([...a, ...a], [0.7, 0.6], [1, 1], Number.NaN)).toThrow(/threshold must be a number/);
   });
 });
 
@@ -189,6 +197,18 @@ describe('postprocessImage', () => {
     const s = classScores([logit(0.2), logit(0.6)], 2, [[0, 1]], 'max');
     expect(s[0]).toBeCloseTo(0.6, 6);
     expect(() => classScores([0, 0], 2, [[2]])).toThrow(/label 1 points at token 2, outside the 2 token logits/);
+    // logits that are not whole rows were read as fewer rows
+    expect(() => classScores([0, 0, 0], 2, [[0]])).toThrow(/3 dot-product logits are not whole rows of 2 tokens/);
+    expect(() => classScores([0, 0], 1.5, [[0]])).toThrow(/numTokens must be an integer >= 0, got 1.5/);
+    // settings that are not numbers of the right kind gave no detections at all
+    const one = level([[0, 0, 9, 9]], [[0.9]]);
+    expect(postprocessImage([one], [[0]], IMAGE).scores).toHaveLength(1);
+    for (const [config, message] of [
+      [{ detectionsPerImage: 1.5 }, /config.detectionsPerImage must be an integer/],
+      [{ preNmsTopN: Number.NaN }, /config.preNmsTopN must be a positive integer, got NaN/],
+      [{ preNmsThresh: Number.NaN }, /config.preNmsThresh must be a finite number/],
+    ] as const)
+      expect(() => postprocessImage([one], [[0]], IMAGE, config)).toThrow(message);
     const bad = { ...level([[0, 0, 9, 9]], [[0.5]]), anchors: [0, 0, 1, 1, 2, 2, 3, 3] };
     expect(() => postprocessImage([bad], [[0]], IMAGE)).toThrow(
       /level 0 has 1 centerness values but 1 box codes and 2 anchors/,

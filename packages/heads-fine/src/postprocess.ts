@@ -111,6 +111,12 @@ export function classScores(
   labelToTokens: readonly (readonly number[])[],
   aggregation: PostprocessConfig['scoreAggregation'] = 'mean',
 ): Float32Array {
+  if (!Number.isInteger(numTokens) || numTokens < 0)
+    throw new RangeError(`classScores: numTokens must be an integer >= 0, got ${String(numTokens)}`);
+  if (numTokens === 0 ? dotProductLogits.length !== 0 : dotProductLogits.length % numTokens !== 0)
+    throw new RangeError(
+      `classScores: ${dotProductLogits.length} dot-product logits are not whole rows of ${numTokens} tokens`,
+    );
   const L = numTokens === 0 ? 0 : dotProductLogits.length / numTokens;
   checkTokens(labelToTokens, numTokens);
   const C = labelToTokens.length;
@@ -234,6 +240,9 @@ export function postprocessImage(
   config: Partial<PostprocessConfig> = {},
 ): RawDetections {
   const cfg = { ...FIBER_POSTPROCESS, ...config };
+  validatePostprocessConfig(cfg, (field, why) => {
+    throw new RangeError(`postprocessImage: config.${field} ${why}`);
+  });
   const all = concat(levels.map((level, i) => selectLevel(level, i, labelToTokens, image, cfg)));
   const afterNms = pick(all, multiLabelNms(all.boxes, all.scores, all.labels, cfg.nmsThresh));
   const capped = pick(afterNms, keepTopScores(afterNms.scores, cfg.detectionsPerImage));
