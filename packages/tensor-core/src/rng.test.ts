@@ -55,6 +55,20 @@ describe('Generator', () => {
     );
   });
 
+  it('distinct integer seeds give distinct streams; seeds are truncated and bounded as in torch', () => {
+    // -1, 2^32 + 1 and 2^70 all drew seed 0's stream (the two 32-bit halves were xor-ed)
+    const first = (seed: number) => new Generator(seed).getState().join();
+    const seeds = [0, 1, -1, -2, 2 ** 32, 2 ** 32 + 1, 2 ** 33, -(2 ** 32), 2 ** 53, -(2 ** 63), 2 ** 64 - 2 ** 12];
+    expect(new Set(seeds.map(first)).size).toBe(seeds.length);
+    // seeds in [0, 2^32) keep their streams (the golden values above); torch's int() truncates
+    expect(first(1.5)).toBe(first(1));
+    expect(first(-1.5)).toBe(first(-1));
+    for (const bad of [2 ** 64, 2 ** 70, -(2 ** 64)])
+      expect(() => new Generator(bad)).toThrow(/must be in \[-2\^63, 2\^64\)/);
+    // @ts-expect-error: a string seed, as from an unparsed option
+    expect(() => manualSeed('3')).toThrow('Generator seed must be a finite number, got 3');
+  });
+
   it('manualSeed seeds the default generator', () => {
     manualSeed(9);
     const a = defaultGenerator.nextUint32();

@@ -96,11 +96,26 @@ export class Generator {
     this.manualSeed(seed);
   }
 
-  /** Re-seeds the generator (like torch.Generator.manual_seed). */
+  /**
+   * Re-seeds the generator (like torch.Generator.manual_seed: the seed is truncated to an integer
+   * and must lie in [-2^63, 2^64); a negative one stands for its 64-bit two's complement). Distinct
+   * integer seeds give distinct states: the low 32 bits seed splitmix32, the high ones are mixed
+   * into the last word (seeds in [0, 2^32) draw what they always drew).
+   */
   manualSeed(seed: number): this {
-    if (!Number.isFinite(seed)) throw new TypeError(`Generator seed must be a finite number, got ${seed}`);
-    const next = splitmix32(Math.floor(seed) ^ Math.floor(seed / 2 ** 32));
+    if (typeof seed !== 'number' || !Number.isFinite(seed))
+      throw new TypeError(`Generator seed must be a finite number, got ${String(seed)}`);
+    const whole = Math.trunc(seed);
+    if (whole < -(2 ** 63) || whole >= 2 ** 64)
+      throw new RangeError(`Generator seed must be in [-2^63, 2^64), as torch's, got ${seed}`);
+    // the two 32-bit halves of the 64-bit value, computed apart (2^64 - 1 is no double)
+    const magnitude = Math.abs(whole);
+    let high = Math.floor(magnitude / 2 ** 32);
+    let low = magnitude - high * 2 ** 32;
+    if (whole < 0) [low, high] = low === 0 ? [0, (2 ** 32 - high) % 2 ** 32] : [2 ** 32 - low, 2 ** 32 - 1 - high];
+    const next = splitmix32(low);
     for (let i = 0; i < 4; i++) this.s[i] = next();
+    this.s[3] ^= high;
     this.spare = undefined;
     return this;
   }
