@@ -36,6 +36,16 @@ describe.each(names.filter((n) => n !== 'webgpu'))('FIBER losses on %s', (backen
       eps: 1e-2,
     });
     expect(r.ok).toBe(true);
+    // shapes that do not pair are named here (crossEntropy's message, or tf's oneHot for B = 0)
+    const before = tf.memory().numTensors;
+    expect(() => itcLoss(img, l2Normalize(rng.normal([2, 4])), 0.07)).toThrow(
+      'itcLoss: textCls is [2, 4], expected [3, 4] as imageCls [3, 4]',
+    );
+    expect(() => itcLoss(tf.zeros([0, 4]), tf.zeros([0, 4]), 0.07)).toThrow('expected [B >= 1, hidden]');
+    expect(() => itcLoss(img, txt, 0.07, { imageQueue: tf.zeros([5, 3]) })).toThrow(
+      'imageQueue is [5, 3], expected [Q, 4]',
+    );
+    expect(tf.memory().numTensors - before).toBe(5); // the inputs made above
   });
 
   it('ITM, MLM, VQA and caption losses: values and finite-difference gradients', async () => {

@@ -15,8 +15,19 @@ export function itcLoss(
   temp: tf.Tensor | number,
   { imageQueue, textQueue }: { imageQueue?: tf.Tensor; textQueue?: tf.Tensor } = {},
 ): tf.Tensor {
+  const [B, H] = imageCls.shape;
+  const rows = (t: tf.Tensor, name: string, n?: number) => {
+    if (t.rank !== 2 || t.shape[1] !== H || (n !== undefined && t.shape[0] !== n))
+      throw new RangeError(
+        `itcLoss: ${name} is [${t.shape.join(', ')}], expected [${n ?? 'Q'}, ${H}] as imageCls [${B}, ${H}]`,
+      );
+  };
+  if (imageCls.rank !== 2 || B === 0)
+    throw new RangeError(`itcLoss: imageCls is [${imageCls.shape.join(', ')}], expected [B >= 1, hidden]`);
+  rows(textCls, 'textCls', B);
+  if (imageQueue) rows(imageQueue, 'imageQueue');
+  if (textQueue) rows(textQueue, 'textQueue');
   return tf.tidy(() => {
-    const B = imageCls.shape[0];
     const t = typeof temp === 'number' ? tf.scalar(temp) : temp;
     // queue entries are constants: gradients are only taken with respect to the batch features
     const txtAll = textQueue ? tf.concat([textCls, textQueue], 0) : textCls;
