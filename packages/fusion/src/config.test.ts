@@ -54,6 +54,9 @@ describe('FIBER fusion schedule', () => {
     expect(() => fiberConfig('tiny', { roberta: { numAttentionHeads: 3 } })).toThrow(/RobertaConfig.numAttentionHeads/);
     // @ts-expect-error an unknown preset
     expect(() => fiberConfig('huge')).toThrow(/unknown preset "huge"/);
+    // an inherited name is no preset (toString's function was read as one)
+    // @ts-expect-error an unknown preset
+    expect(() => fiberConfig('toString')).toThrow(/unknown preset "toString"/);
     // a JSON config file of the wrong shape names what is missing (it read a field of undefined)
     const parsed = (text: string) => JSON.parse(text);
     expect(() => validateFiberConfig(parsed('{"__proto__": {"hiddenSize": 5}}'))).toThrow(

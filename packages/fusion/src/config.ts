@@ -111,7 +111,7 @@ export interface FiberConfigOptions {
  * fiberConfig('tiny', { roberta: { vocabSize: tokenizer.vocabSize } });
  */
 export function fiberConfig(preset: FiberPresetName = 'base', options: FiberConfigOptions = {}): FiberCoarseConfig {
-  const p = FIBER_PRESETS[preset];
+  const p = Object.hasOwn(FIBER_PRESETS, preset) ? FIBER_PRESETS[preset] : undefined;
   if (!p)
     throw new RangeError(`fiberConfig: unknown preset "${preset}" (expected ${Object.keys(FIBER_PRESETS).join(', ')})`);
   const imageSize = options.imageSize ?? options.swin?.imageSize ?? p.imageSize;

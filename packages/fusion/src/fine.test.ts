@@ -52,6 +52,8 @@ describe('fine-grained backbone config', () => {
     expect(() => fiberFineConfig('tiny', { maxQueryLen: 100 })).toThrow(
       'FiberFineConfig.maxQueryLen: 100 must be an integer in [2, 32]',
     );
+    // @ts-expect-error an inherited name is no preset
+    expect(() => fiberFineConfig('hasOwnProperty')).toThrow(/unknown preset "hasOwnProperty"/);
     // @ts-expect-error not a version
     expect(() => fiberFineConfig('tiny', { version: 'v4' })).toThrow(/FiberFineConfig.version: "v4" is not v2 or v3/);
     expect(() => fiberFineConfig('tiny', { frozenStages: 1.5 })).toThrow(

@@ -109,7 +109,7 @@ export function fiberFineConfig(
   preset: FiberFinePresetName = 'base',
   options: FiberFineConfigOptions = {},
 ): FiberFineConfig {
-  const p = FIBER_FINE_PRESETS[preset];
+  const p = Object.hasOwn(FIBER_FINE_PRESETS, preset) ? FIBER_FINE_PRESETS[preset] : undefined;
   if (!p)
     throw new RangeError(
       `fiberFineConfig: unknown preset "${preset}" (expected ${Object.keys(FIBER_FINE_PRESETS).join(', ')})`,

@@ -41,6 +41,13 @@ describe('Swin configs', () => {
   });
 
   it('names the bad field', () => {
+    // a config object in the preset's place failed with "imageSize: ... got undefined"
+    // @ts-expect-error: the overrides passed without a preset
+    expect(() => swinConfig({ imageSize: 64 })).toThrow(
+      'swinConfig: unknown preset (object); one of swin_tiny_patch4_window7_224,',
+    );
+    // @ts-expect-error: a name that is no preset
+    expect(() => swinConfig('toString')).toThrow('swinConfig: unknown preset "toString"');
     expect(() => swinConfig('swin_base_patch4_window12_384', { imageSize: 100 })).toThrow(
       'SwinConfig.imageSize: 100 is not divisible by patchSize * 2^(stages-1) = 32',
     );

@@ -85,6 +85,11 @@ export type SwinPresetName = keyof typeof SWIN_PRESETS;
 
 /** A preset with overrides, validated. */
 export function swinConfig(preset: SwinPresetName, overrides: Partial<SwinConfig> = {}): SwinConfig {
+  if (!Object.hasOwn(SWIN_PRESETS, preset))
+    throw new RangeError(
+      `swinConfig: unknown preset ${typeof preset === 'string' ? JSON.stringify(preset) : `(${preset === null ? 'null' : typeof preset})`}; ` +
+        `one of ${Object.keys(SWIN_PRESETS).join(', ')}, with the fields to change as the second argument`,
+    );
   const cfg = { ...SWIN_PRESETS[preset], ...overrides };
   validateSwinConfig(cfg);
   return cfg;

@@ -263,6 +263,7 @@ describe('world: configuration', () => {
     );
     expect(() => new World({ seed: 0.5 })).toThrow(/"seed"/);
     expect(() => createWorld({ preset: 'huge' as 'small' })).toThrow(/unknown preset "huge"/);
+    expect(() => createWorld({ preset: 'constructor' as 'small' })).toThrow(/unknown preset "constructor"/);
     const w = createWorld(small);
     expect(() => w.sample('train', 200)).toThrow(/index 200 is outside train \[0, 200\)/);
     expect(() => w.sample('dev' as Split, 0)).toThrow(/unknown split "dev"/);

@@ -374,7 +374,7 @@ export class World {
 /** A world with the defaults, a preset's settings, then `config` on top. */
 export function createWorld(config: Partial<WorldConfig> & { preset?: keyof typeof WORLD_PRESETS } = {}): World {
   const { preset = 'base', ...rest } = config;
-  if (!(preset in WORLD_PRESETS))
+  if (!Object.hasOwn(WORLD_PRESETS, preset))
     throw new RangeError(`world: unknown preset ${JSON.stringify(preset)}, expected small or base`);
   return new World({ ...WORLD_PRESETS[preset], ...rest });
 }
