@@ -119,6 +119,36 @@ describe('Module', () => {
     m.dispose();
   });
 
+  it('refuses values that are no live tensor, naming each, before copying anything', async () => {
+    const m = new Model();
+    const before = await Promise.all([...m.stateDict()].map(async ([k, t]) => [k, [...(await t.data())]] as const));
+    const gone = tf.ones([4]);
+    gone.dispose();
+    const dict = new Map<string, unknown>([...m.stateDict()].map(([k]) => [k, null]));
+    dict.set('embed.weight', tf.ones([4, 3])); // a good value, listed first: it must not be copied
+    dict.set('norm.weight', gone);
+    dict.set('norm.bias', new Float32Array(4));
+    // null was skipped even by a strict load; a disposed tensor overflowed the stack after the
+    // keys before it had been copied, and left its parameter unreadable
+    // @ts-expect-error: values a JS caller or a broken reader can pass
+    expect(() => m.loadStateDict(dict)).toThrow(StateDictError);
+    let message = '';
+    try {
+      // @ts-expect-error: as above
+      m.loadStateDict(dict, { strict: false });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain("that are not a tensor of the model's shape and dtype");
+    expect(message).toContain('norm.weight: model has float32[4], checkpoint has a disposed tensor (float32[4])');
+    expect(message).toContain('norm.bias: model has float32[4], checkpoint has a Float32Array, not a tensor');
+    expect(message).toMatch(/blocks\.0\.\S+: model has \S+, checkpoint has null/);
+    const after = await Promise.all([...m.stateDict()].map(async ([k, t]) => [k, [...(await t.data())]] as const));
+    expect(after).toEqual(before);
+    tf.dispose(dict.get('embed.weight') as tf.Tensor);
+    m.dispose();
+  });
+
   it('switches train/eval on the whole tree', () => {
     const m = new Model();
     m.eval();

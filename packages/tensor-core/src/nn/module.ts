@@ -213,11 +213,17 @@ export abstract class Module {
     const unexpectedKeys = [...given.keys()].filter((k) => !targets.has(k));
     const mismatches: { key: string; expected: string; got: string }[] = [];
     for (const [key, target] of targets) {
+      if (!given.has(key)) continue;
       const t = given.get(key);
-      if (!t) continue;
+      const targetDtype = target instanceof Parameter ? target.dtype : target.value.dtype;
+      const notTensor = notALiveTensor(t);
+      if (notTensor || !t) {
+        // checked before anything is copied: a bad value must not leave the model half loaded
+        mismatches.push({ key, expected: `${targetDtype}[${target.shape.join(', ')}]`, got: notTensor ?? 'nothing' });
+        continue;
+      }
       const sameShape = t.shape.length === target.shape.length && t.shape.every((d, i) => d === target.shape[i]);
       const kind = (d: tf.DataType) => (d === 'float32' || d === 'complex64' ? 'float' : d === 'int32' ? 'int' : d);
-      const targetDtype = target instanceof Parameter ? target.dtype : target.value.dtype;
       if (!sameShape || kind(t.dtype) !== kind(targetDtype)) {
         mismatches.push({
           key,
@@ -229,7 +235,7 @@ export abstract class Module {
     if (mismatches.length) {
       const lines = mismatches.map((m) => `  ${m.key}: model has ${m.expected}, checkpoint has ${m.got}`);
       throw new StateDictError(
-        `loadStateDict: ${mismatches.length} tensor(s) with the wrong shape or dtype:\n${lines.join('\n')}`,
+        `loadStateDict: ${mismatches.length} value(s) that are not a tensor of the model's shape and dtype:\n${lines.join('\n')}`,
         missingKeys,
         unexpectedKeys,
         mismatches,
@@ -383,4 +389,16 @@ export class Sequential extends ModuleList<Module & UnaryModule> implements Unar
       return h;
     });
   }
+}
+
+/** Why a state-dict value cannot be loaded (not a tensor, or a disposed one), or undefined. */
+function notALiveTensor(v: unknown): string | undefined {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v !== 'object') return `a ${typeof v}`;
+  // duck-typed: a tensor of another copy of tfjs-core fails instanceof
+  if (!('dataId' in v && 'shape' in v && 'isDisposed' in v && typeof v.isDisposed === 'boolean'))
+    return `a ${v.constructor?.name ?? 'object'}, not a tensor`;
+  const t = v as tf.Tensor;
+  if (t.isDisposed) return `a disposed tensor (${t.dtype}[${t.shape.join(', ')}])`;
+  return undefined;
 }
