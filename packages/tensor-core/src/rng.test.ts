@@ -69,6 +69,19 @@ describe('Generator', () => {
     expect(() => manualSeed('3')).toThrow('Generator seed must be a finite number, got 3');
   });
 
+  it('setState refuses words that are not uint32 and the all-zero state', () => {
+    // NaN, strings and 2^32 became 0; [0, 0, 0, 0] drew only zeros and normal() looped for ever
+    for (const [state, message] of [
+      [[0, 0, 0, 0], 'Generator state [0, 0, 0, 0] is not a xoshiro128** state'],
+      [[1, Number.NaN, 0, 0], 'Generator state word 1 must be an integer in [0, 2^32), got NaN'],
+      [[1, 2, 2 ** 32, 0], 'word 2 must be an integer in [0, 2^32), got 4294967296'],
+      [[1, 2, 3, -1], 'word 3 must be an integer in [0, 2^32), got -1'],
+    ] as const)
+      expect(() => new Generator(1).setState(state)).toThrow(message);
+    const g = new Generator(5);
+    expect(new Generator().setState(g.getState()).nextUint32()).toBe(g.nextUint32());
+  });
+
   it('manualSeed seeds the default generator', () => {
     manualSeed(9);
     const a = defaultGenerator.nextUint32();

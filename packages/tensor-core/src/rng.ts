@@ -126,7 +126,12 @@ export class Generator {
   }
   setState(state: readonly number[]): this {
     if (state.length !== 4) throw new TypeError(`Generator state must have 4 words, got ${state.length}`);
-    this.s.set(state.map((v) => v >>> 0));
+    const bad = state.findIndex((v) => !(Number.isInteger(v) && v >= 0 && v < 2 ** 32));
+    if (bad >= 0)
+      throw new RangeError(`Generator state word ${bad} must be an integer in [0, 2^32), got ${String(state[bad])}`);
+    // xoshiro's one fixed point: every draw would be 0 (and normal() would never return)
+    if (state.every((v) => v === 0)) throw new RangeError('Generator state [0, 0, 0, 0] is not a xoshiro128** state');
+    this.s.set(state);
     this.spare = undefined;
     return this;
   }

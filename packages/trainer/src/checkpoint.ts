@@ -92,12 +92,12 @@ export function parseTrainerMeta(json: unknown, where = 'trainer.json'): Trainer
     !count(m.optimizer.calls)
   )
     bad('optimizer');
-  // xoshiro128** states: four unsigned 32-bit words
+  // xoshiro128** states: four unsigned 32-bit words, not all zero (a generator that draws only 0)
   const word = (w: unknown) => Number.isInteger(w) && (w as number) >= 0 && (w as number) <= 0xffffffff;
   if (
     !m.rngs ||
     typeof m.rngs !== 'object' ||
-    Object.values(m.rngs).some((s) => !Array.isArray(s) || s.length !== 4 || !s.every(word))
+    Object.values(m.rngs).some((s) => !Array.isArray(s) || s.length !== 4 || !s.every(word) || s.every((w) => w === 0))
   )
     bad('rngs');
   if (!Array.isArray(m.stateful)) bad('stateful');

@@ -91,6 +91,14 @@ describe('a checkpoint whose trainer.json was tampered with', () => {
         () => writeFileSync(metaPath, edit((m) => (m.rngs = { g: [1, 2, 3, 'X'] })).replace('"X"', '1e999')),
       ],
       [
+        'an all-zero generator state (its normal draws never return)',
+        () =>
+          writeFileSync(
+            metaPath,
+            edit((m) => (m.rngs = { g: [0, 0, 0, 0] })),
+          ),
+      ],
+      [
         'negative optimizer calls',
         () =>
           writeFileSync(
