@@ -5,7 +5,7 @@ import { loadSafetensors, tf } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
 import { fiberConfigFromFixture } from './fixture-config.js';
 import { FiberCoarseModel } from './model.js';
-import { captionForward, captionImageEmbeds, greedyCaptions } from './caption.js';
+import { beamSearchCaptions, captionForward, captionImageEmbeds, greedyCaptions } from './caption.js';
 
 const root = join(__dirname, '../../../fixtures/fiber/set-b');
 
@@ -33,6 +33,17 @@ describe('greedy captioning', () => {
       if (best === 1 || best === 2) break;
     }
     expect(tokens).toEqual(row.slice(1).map((t) => (t === 2 || t === 0 ? 1 : t)));
+    // options that cannot decode are named, and nothing is left behind (the image embeddings were)
+    const before = tf.memory().numTensors;
+    for (const [opts, message] of [
+      [{ maxLength: 0 }, 'maxLength must be an integer in [2, '],
+      [{ maxLength: 2.5 }, 'maxLength must be an integer in [2, '],
+      [{ beamSize: 0 }, 'beamSize must be an integer in [1, 300], got 0'],
+      [{ beamSize: Number.NaN }, 'beamSize must be an integer in [1, 300], got NaN'],
+      [{ eos: 300 }, 'eos must be an integer in [0, 299], got 300'],
+    ] as const)
+      await expect(beamSearchCaptions(model, pixels, opts)).rejects.toThrow(`beamSearchCaptions: ${message}`);
+    expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
 });

@@ -115,10 +115,22 @@ export async function beamSearchCaptions(
   const maskId = opts.mask ?? model.config.roberta.vocabSize - 1;
   const B = pixels.shape[0];
   const V = model.config.roberta.vocabSize;
+  // checked before any tensor exists (a bad option failed deep in tfjs and leaked the image)
+  const whole = (name: string, v: unknown, lo: number, hi: number) => {
+    if (!(Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi))
+      throw new RangeError(`beamSearchCaptions: ${name} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
+  };
+  whole('beamSize', K, 1, V);
+  whole('maxLength', maxLength, 2, Number.MAX_SAFE_INTEGER);
+  for (const [name, id] of [
+    ['bos', bos],
+    ['pad', pad],
+    ['eos', eos],
+    ['mask', maskId],
+  ] as const)
+    whole(name, id, 0, V - 1);
   const image = captionImageEmbeds(model, pixels);
-  const imageBeams = tf.tidy(() =>
-    tf.reshape(tf.tile(tf.expandDims(image, 1), [1, K, 1, 1]), [B * K, image.shape[1]!, image.shape[2]!]),
-  );
+  let imageBeams: tf.Tensor | undefined;
   // ids[b][k] = token row; at step 0 only beam 0 of each image exists
   let ids: number[][] = Array.from({ length: B * K }, () => [bos, ...new Array(maxLength - 1).fill(pad)]);
   let ended = new Array<boolean>(B * K).fill(false);
@@ -139,6 +151,9 @@ export async function beamSearchCaptions(
   // slot 0 of each image holds its best beam (candidates are taken best first)
   const bestSoFar = (step: number) => Array.from({ length: B }, (_, b) => ids[b * K].slice(1, step + 2));
   try {
+    imageBeams = tf.tidy(() =>
+      tf.reshape(tf.tile(tf.expandDims(image, 1), [1, K, 1, 1]), [B * K, image.shape[1]!, image.shape[2]!]),
+    );
     for (let i = 0; i < maxLength - 1; i++) {
       if (i === 0) {
         const rows = Array.from({ length: B }, () => ids[0]);
@@ -201,7 +216,7 @@ export async function beamSearchCaptions(
     }
     return Array.from({ length: B }, (_, b) => ids[b * K].slice(1).map((t) => (t === eos || t === bos ? pad : t)));
   } finally {
-    tf.dispose([image, imageBeams]);
+    tf.dispose(imageBeams ? [image, imageBeams] : [image]);
   }
 }
 

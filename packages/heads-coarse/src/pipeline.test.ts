@@ -103,5 +103,20 @@ describe('FiberPipeline (task-level API)', () => {
       expect(list.map((x) => x.index).sort()).toEqual(itc.imageToText[i].map((x) => x.index).sort());
       list.forEach((x) => expect(x.score).toBeCloseTo(itm.scores[i * 4 + x.index], 5));
     });
+    // counts that are no counts, and an unknown mode (it ran ITC), are named before any work
+    const before = tf.memory().numTensors;
+    const bad: [Record<string, unknown>, string][] = [
+      [{ k: -1 }, 'retrieve: k must be an integer >= 1, got -1'],
+      [{ rerank: Number.NaN }, 'retrieve: rerank must be an integer >= 1, got NaN'],
+      [{ mode: 'itx' }, "retrieve: mode must be 'itc', 'itm' or 'itc+itm', got itx"],
+    ];
+    for (const [opts, message] of bad)
+      await expect(pipe.retrieve(imgs, texts, opts as Parameters<typeof pipe.retrieve>[2])).rejects.toThrow(
+        `FiberPipeline.${message}`,
+      );
+    await expect(pipe.vqa(image(1), 'what?', { topK: 0 })).rejects.toThrow(
+      'FiberPipeline.vqa: topK must be an integer >= 1, got 0',
+    );
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

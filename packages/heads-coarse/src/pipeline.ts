@@ -76,6 +76,7 @@ export class FiberPipeline {
     question: string,
     { topK = 5 } = {},
   ): Promise<{ answer: string; scores: { answer: string; score: number }[] }> {
+    positiveInteger('vqa', 'topK', topK);
     const { px, ids, mask } = this.inputs([image], [question]);
     let probs: Float32Array;
     try {
@@ -175,6 +176,10 @@ export class FiberPipeline {
     texts: string[],
     { k = 5, mode = 'itc' as 'itc' | 'itm' | 'itc+itm', rerank = 16 } = {},
   ): Promise<RetrievalResult> {
+    positiveInteger('retrieve', 'k', k);
+    positiveInteger('retrieve', 'rerank', rerank);
+    if (mode !== 'itc' && mode !== 'itm' && mode !== 'itc+itm')
+      throw new RangeError(`FiberPipeline.retrieve: mode must be 'itc', 'itm' or 'itc+itm', got ${String(mode)}`);
     const { px, ids, mask } = this.inputs(images, texts);
     const [I, T] = [images.length, texts.length];
     try {
@@ -224,4 +229,10 @@ export class FiberPipeline {
       tf.dispose([px, ids, mask]);
     }
   }
+}
+
+/** A count option: NaN, 0 or -1 gave empty lists, all but the last item, or a TypeError. */
+function positiveInteger(method: string, name: string, v: unknown): void {
+  if (!(Number.isInteger(v) && (v as number) >= 1))
+    throw new RangeError(`FiberPipeline.${method}: ${name} must be an integer >= 1, got ${String(v)}`);
 }
