@@ -36,6 +36,21 @@ describe('FiberFinePipeline', () => {
     ]);
     expect(b.pixels.shape).toEqual([2, 3, 128, 128]);
     b.pixels.dispose();
+    // 0: padded to the largest image only (to_image_list); other values were a bare RangeError
+    const unpadded = finePixelBatch([image(100, 50), image(40, 90)], {
+      minSize: 64,
+      maxSize: 128,
+      sizeDivisibility: 0,
+    });
+    expect(unpadded.pixels.shape).toEqual([2, 3, 128, 128]);
+    unpadded.pixels.dispose();
+    const one = finePixelBatch([image(100, 50)], { minSize: 64, maxSize: 128, sizeDivisibility: 0 });
+    expect(one.pixels.shape).toEqual([1, 3, 64, 128]);
+    one.pixels.dispose();
+    for (const bad of [-32, 1.5, Number.NaN])
+      expect(() => finePixelBatch([image(100, 50)], { sizeDivisibility: bad })).toThrow(
+        `finePixelBatch: sizeDivisibility must be an integer >= 0, got ${bad}`,
+      );
   });
 
   it('detect: COCO-style detections in original pixels, labels from the class list', async () => {

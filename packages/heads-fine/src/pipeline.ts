@@ -50,10 +50,13 @@ export function finePixelBatch(
   { minSize = 800, maxSize = 1333, sizeDivisibility = 32 }: FinePreprocessOptions = {},
 ): FinePixelBatch {
   if (!images.length) throw new RangeError('finePixelBatch: no images');
+  // 0 pads to the batch's largest image, as the official to_image_list does
+  if (!(Number.isInteger(sizeDivisibility) && sizeDivisibility >= 0))
+    throw new RangeError(`finePixelBatch: sizeDivisibility must be an integer >= 0, got ${String(sizeDivisibility)}`);
   const resized = images.map((img) => detectionImageTransform(img, { minSize, maxSize }));
-  const up = (v: number) => Math.ceil(v / sizeDivisibility) * sizeDivisibility;
-  const H = up(Math.max(...resized.map((r) => r.height)));
-  const W = up(Math.max(...resized.map((r) => r.width)));
+  const up = (v: number) => (sizeDivisibility > 0 ? Math.ceil(v / sizeDivisibility) * sizeDivisibility : v);
+  const H = up(resized.reduce((m, r) => Math.max(m, r.height), 0));
+  const W = up(resized.reduce((m, r) => Math.max(m, r.width), 0));
   const data = new Float32Array(images.length * 3 * H * W);
   resized.forEach((r, b) => {
     for (let c = 0; c < 3; c++) {

@@ -340,6 +340,10 @@ describe('results in original pixels', () => {
       ['a dog', 1, raw.scores[0]],
     ]);
     expect(g[1].tokens).toEqual([4, 5]);
+    for (const topK of [-1, 0, Number.NaN])
+      expect(() => groundPhrases(raw, ['a cat'], [[1, 2]], { inputSize: { width: 100, height: 100 }, topK })).toThrow(
+        `groundPhrases: topK must be an integer >= 1, got ${topK}`,
+      );
     expect(() => toDetections(raw, ['cat'], { inputSize: { width: 1, height: 1 } })).toThrow(
       /label 2 has no name \(1 names\)/,
     );

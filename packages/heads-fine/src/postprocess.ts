@@ -402,6 +402,9 @@ export function groundPhrases(
   labelToTokens: readonly (readonly number[])[],
   options: DetectionOptions & { topK?: number },
 ): PhraseGrounding[] {
+  // -1 kept all boxes but the last, NaN none
+  if (options.topK !== undefined && !(Number.isInteger(options.topK) && options.topK >= 1))
+    throw new RangeError(`groundPhrases: topK must be an integer >= 1, got ${String(options.topK)}`);
   if (labelToTokens.length !== phrases.length)
     throw new RangeError(`groundPhrases: ${phrases.length} phrases but ${labelToTokens.length} token lists`);
   const all = toDetections(raw, phrases, options);

@@ -113,6 +113,11 @@ describe('positive maps (create_positive_map)', () => {
     expect(() => encodeGroundingPrompt(tok, 'a    b', [[[2, 4]]])).toThrow(/phrases\[0\]: " {2}" covers no token/);
     expect(() => findPhraseSpans(caption, ['cat'])).toThrow(/phrases\[0\]: "cat" does not occur in the caption/);
     expect(() => findPhraseSpans(caption, [''])).toThrow(/phrases\[0\]: the phrase is empty/);
+    // 'İ' lowers to two code units: spans were found in the lowered text and pointed past the
+    // phrase ('red' in 'İİ red dog' became 'd d')
+    const turkish = 'İİ Red dog, İstanbul';
+    const found = findPhraseSpans(turkish, ['red', 'dog', 'İSTANBUL']);
+    expect(found.map((s) => s.map(([a, b]) => turkish.slice(a, b)))).toEqual([['Red'], ['dog'], ['İstanbul']]);
   });
 
   it('says which classes lost tokens when the prompt exceeds MAX_QUERY_LEN', () => {

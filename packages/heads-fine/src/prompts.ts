@@ -269,18 +269,41 @@ export function encodeDetectionPrompt(
  */
 export function findPhraseSpans(caption: string, phrases: readonly string[]): [number, number][][] {
   if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError('phrases', 'no phrases to ground');
-  const lower = caption.toLowerCase();
+  const { lower, start, end } = lowerWithOffsets(caption);
   return phrases.map((phrase, i) => {
     if (typeof phrase !== 'string' || phrase.trim() === '')
       throw new PromptError(`phrases[${i}]`, 'the phrase is empty');
     const needle = phrase.toLowerCase();
     const spans: [number, number][] = [];
     for (let at = lower.indexOf(needle); at >= 0; at = lower.indexOf(needle, at + needle.length))
-      spans.push([at, at + needle.length]);
+      spans.push(start ? [start[at], end[at + needle.length - 1]] : [at, at + needle.length]);
     if (spans.length === 0)
       throw new PromptError(`phrases[${i}]`, `${JSON.stringify(phrase)} does not occur in the caption`);
     return spans;
   });
+}
+
+/**
+ * The caption in lower case, and, where lowering changes its length ('İ' becomes two code units),
+ * each lowered unit's [start, end) in the caption, so that a match is a span of the caption itself.
+ */
+function lowerWithOffsets(caption: string): { lower: string; start?: number[]; end: number[] } {
+  const whole = caption.toLowerCase();
+  if (whole.length === caption.length) return { lower: whole, end: [] };
+  let lower = '';
+  const start: number[] = [];
+  const end: number[] = [];
+  let at = 0;
+  for (const ch of caption) {
+    const lc = ch.toLowerCase();
+    for (let j = 0; j < lc.length; j++) {
+      start.push(at);
+      end.push(at + ch.length);
+    }
+    lower += lc;
+    at += ch.length;
+  }
+  return { lower, start, end };
 }
 
 /**

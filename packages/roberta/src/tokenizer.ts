@@ -404,7 +404,7 @@ export class ByteLevelBpeTokenizer {
       }
     });
     if (options.padding === 'longest') {
-      const longest = Math.max(...encs.map((e) => e.ids.length));
+      const longest = encs.reduce((m, e) => Math.max(m, e.ids.length), 0); // no spread: 130k texts overflowed the stack
       for (const e of encs) this.pad(e, longest);
     }
     return encs;

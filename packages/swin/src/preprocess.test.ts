@@ -188,6 +188,15 @@ describe('RawImage validation', () => {
     expect(detectionImageTransform(gray, { minSize: 10, maxSize: 20 })).toEqual(
       detectionImageTransform(grayAsRgb, { minSize: 10, maxSize: 20 }),
     );
+    // sizes and ratios that resize to nothing are named (it was pillowResize's "width ... got 0")
+    for (const minSize of [0, -5, Number.NaN])
+      expect(() => detectionImageTransform(gray, { minSize })).toThrow(
+        `detectionImageTransform: minSize must be a positive integer, got ${minSize}`,
+      );
+    const strip: RawImage = { width: 1, height: 10000, channels: 1, data: new Uint8Array(10000) };
+    expect(() => detectionImageTransform(strip)).toThrow(
+      'detectionImageTransform: a 1x10000 image resized with minSize 800 and maxSize 1333 is 0x0: its aspect ratio',
+    );
     const rgba: RawImage = {
       width: 7,
       height: 5,

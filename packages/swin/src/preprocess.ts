@@ -315,7 +315,18 @@ export function detectionImageTransform(
   { minSize = 800, maxSize = 1333 } = {},
 ): { data: Float32Array; width: number; height: number } {
   validateRawImage(img);
+  for (const [name, v] of [
+    ['minSize', minSize],
+    ['maxSize', maxSize],
+  ] as const)
+    if (!(Number.isInteger(v) && v >= 1))
+      throw new RangeError(`detectionImageTransform: ${name} must be a positive integer, got ${String(v)}`);
   const { width, height } = detectionSize(img.width, img.height, minSize, maxSize);
+  if (width < 1 || height < 1)
+    throw new RangeError(
+      `detectionImageTransform: a ${img.width}x${img.height} image resized with minSize ${minSize} and maxSize ` +
+        `${maxSize} is ${width}x${height}: its aspect ratio is too extreme`,
+    );
   const data = channelPlanes(pillowResize(img, width, height, 'bilinear'), DETECTION_VALUES, (c) => 2 - c); // BGR
   return { data, width, height };
 }
