@@ -186,7 +186,7 @@ export function coarsePretrainObjective({
   collator,
   mlmRng = 'mlm',
   negativesRng = 'negatives',
-}: CoarsePretrainOptions): Objective<FiberCoarseModel, CoarsePretrainBatch> {
+}: CoarsePretrainOptions = {}): Objective<FiberCoarseModel, CoarsePretrainBatch> {
   const w = { itc: weights.itc ?? 1, itm: weights.itm ?? 1, mlm: weights.mlm ?? 1 };
   if (w.itm && !w.itc)
     throw new RangeError(
