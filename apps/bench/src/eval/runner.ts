@@ -103,10 +103,10 @@ export async function runStage<T, R>(ctx: RunContext, stage: Stage<T, R>): Promi
   const batches: Item<T>[][] = [];
   for (let i = 0; i < pending.length; i += stage.batch) batches.push(pending.slice(i, i + stage.batch));
   const load = (batch: Item<T>[]): Promise<Loaded<T>[]> =>
-    Promise.all(
+    settleAll(
       batch.map(async (item) => {
         try {
-          return { item, images: await Promise.all(item.images.map((ref) => readImage(ctx.images, ref, ctx.decoder))) };
+          return { item, images: await settleAll(item.images.map((ref) => readImage(ctx.images, ref, ctx.decoder))) };
         } catch (e) {
           const skip = sampleError(e);
           if (!skip) throw e;
@@ -158,4 +158,15 @@ export async function runStage<T, R>(ctx: RunContext, stage: Stage<T, R>): Promi
   }
   progress.finish();
   return results;
+}
+
+/**
+ * Promise.all that waits for every read before it rejects with the first failure: a pair whose
+ * second image is missing must not leave the first one's file open (and read) after the skip.
+ */
+async function settleAll<V>(promises: Promise<V>[]): Promise<V[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<V>).value);
 }
