@@ -1,56 +1,132 @@
-// Every published package builds to ESM + CJS + .d.ts and loads from both module systems, in a
-// plain Node process (not through vitest's resolver), exactly as a user's install would.
+// Every published package, packed by pnpm and installed from its tarball into an empty app outside
+// the repository (./packed-app.ts): the tarball holds what its exports, bin and imports point at,
+// ranges are real versions, every package it imports is declared, and it loads from ESM and CJS in
+// a plain Node process (not through vitest's resolver), exactly as a user's install would.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildPackedApp, type PackedApp, type PackedPackage, packageNames, root } from './packed-app.js';
 
-const root = join(__dirname, '../../..');
-const packages = ['tensor-core', 'swin', 'roberta', 'fusion', 'heads-coarse', 'heads-fine', 'trainer', 'eval-metrics'];
+let app: PackedApp;
+beforeAll(() => {
+  app = buildPackedApp();
+}, 120_000);
+afterAll(() => app?.remove());
+const packed = (name: string): PackedPackage => app.packages.find((p) => p.name === name)!;
 
-describe.each(packages)('@fiber-vl/%s', (name) => {
-  const dir = join(root, 'packages', name);
-  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+/** Every string an exports / imports map points at ("./dist/index.js", ...). */
+function targets(map: unknown): string[] {
+  if (typeof map === 'string') return [map];
+  // 'fiber-vl-source' is the workspace's own condition (its tests read src/); users never set it
+  if (map && typeof map === 'object')
+    return Object.entries(map).flatMap(([k, v]) => (k === 'fiber-vl-source' ? [] : targets(v)));
+  return [];
+}
 
-  it('declares an exports map, files, sideEffects and a README', () => {
-    expect(pkg.name).toBe(`@fiber-vl/${name}`);
-    expect(pkg.exports['.'].import.default).toBe('./dist/index.js');
-    expect(pkg.exports['.'].require.default).toBe('./dist/index.cjs');
-    expect(pkg.files).toContain('dist');
-    expect(pkg.sideEffects).toBeDefined();
-    expect(existsSync(join(dir, 'README.md'))).toBe(true);
-    for (const f of ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts'])
-      expect(existsSync(join(dir, 'dist', f)), `dist/${f}`).toBe(true);
+/** The package a bare specifier names: `@scope/name/sub` -> `@scope/name`, `name/sub` -> `name`. */
+function packageOf(spec: string): string {
+  const parts = spec.split('/');
+  return spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+}
+
+/** Bare specifiers of static imports, re-exports, dynamic imports and requires in built JS / .d.ts. */
+function bareImports(code: string): Set<string> {
+  const out = new Set<string>();
+  const re = /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)(["'])([^"'\n]+)\1/gm;
+  for (const m of code.matchAll(re)) if (!m[2]!.startsWith('.')) out.add(m[2]!);
+  return out;
+}
+
+function runIn(dir: string, args: string[]): string {
+  return execFileSync(process.execPath, args, { cwd: dir, encoding: 'utf8' });
+}
+
+describe.each(packageNames)('@fiber-vl/%s, packed and installed', (name) => {
+  it('has real version ranges, its README and every file its manifest points at', () => {
+    const p = packed(name);
+    const m = p.manifest;
+    expect(m.name).toBe(`@fiber-vl/${name}`);
+    const exports = m.exports as Record<string, { import: { default: string }; require: { default: string } }>;
+    expect(exports['.']!.import.default).toBe('./dist/index.js');
+    expect(exports['.']!.require.default).toBe('./dist/index.cjs');
+    expect(m.sideEffects).toBeDefined();
+    expect(p.files).toContain('README.md');
+    expect(p.files.filter((f) => f.startsWith('src/') || /\.test\.|\/test\//.test(f))).toEqual([]);
+    const pointed = [...targets(m.exports), ...targets(m.imports), ...Object.values(m.bin ?? {})];
+    expect(pointed.length).toBeGreaterThan(2);
+    for (const t of pointed)
+      expect(p.files, `${t} is named in package.json but not packed`).toContain(t.replace(/^\.\//, ''));
+    for (const t of Object.values(m.bin ?? {}))
+      expect(readFileSync(join(p.dir, t), 'utf8')).toMatch(/^#!\/usr\/bin\/env node\n/);
+    const source = JSON.parse(readFileSync(join(root, 'packages', name, 'package.json'), 'utf8'));
+    if (Object.values<string>(source.dependencies ?? {}).some((r) => r.startsWith('workspace:')))
+      expect(source.scripts?.prepack, 'the npm pack guard').toBe('node ../../scripts/prepack.mjs');
+    const fields = ['dependencies', 'peerDependencies', 'optionalDependencies', 'devDependencies'] as const;
+    for (const field of fields)
+      for (const [dep, range] of Object.entries(m[field] ?? {})) {
+        expect(range, `${field}.${dep}`).not.toMatch(/^(workspace|link|file):/);
+        if (dep.startsWith('@fiber-vl/'))
+          expect(range, `${field}.${dep}`).toBe(`^${packed(dep.slice(10)).manifest.version}`);
+      }
   });
 
-  it('imports from ESM and requires from CJS with the same exports', () => {
-    const esm = execFileSync(
-      process.execPath,
-      [
+  it('declares every package its built code and declarations import', () => {
+    const p = packed(name);
+    const m = p.manifest;
+    const declared = new Set([...Object.keys(m.dependencies ?? {}), ...Object.keys(m.peerDependencies ?? {})]);
+    const builtins = new Set(builtinModules);
+    const undeclared = new Map<string, string>();
+    const built = p.files.filter((f) => /^dist\/.*\.(js|cjs|mjs|d\.ts|d\.cts)$/.test(f));
+    expect(built.length).toBeGreaterThan(3);
+    for (const f of built)
+      for (const spec of bareImports(readFileSync(join(p.dir, f), 'utf8'))) {
+        if (spec.startsWith('#')) {
+          expect(m.imports?.[spec], `${f} imports ${spec}, which package.json "imports" lacks`).toBeDefined();
+          continue;
+        }
+        const dep = packageOf(spec.replace(/^node:/, ''));
+        if (builtins.has(dep) || declared.has(dep)) continue;
+        undeclared.set(dep, f);
+      }
+    expect(Object.fromEntries(undeclared)).toEqual({});
+  });
+
+  it('every entry imports from ESM and requires from CJS with the same exports', () => {
+    const entries = Object.keys(packed(name).manifest.exports ?? {})
+      .filter((k) => k !== './package.json')
+      .map((k) => `@fiber-vl/${name}${k.slice(1)}`);
+    expect(entries).toContain(`@fiber-vl/${name}`);
+    for (const entry of entries) {
+      const esm = runIn(app.dir, [
         '--input-type=module',
         '-e',
-        `import * as m from '@fiber-vl/${name}'; console.log(JSON.stringify(Object.keys(m).sort()))`,
-      ],
-      {
-        cwd: join(root, 'apps', 'bench'),
-        encoding: 'utf8',
-      },
-    );
-    const cjs = execFileSync(
-      process.execPath,
-      ['-e', `console.log(JSON.stringify(Object.keys(require('@fiber-vl/${name}')).sort()))`],
-      {
-        cwd: join(root, 'apps', 'bench'),
-        encoding: 'utf8',
-      },
-    );
-    const esmKeys = JSON.parse(esm.trim().split('\n').at(-1)!);
-    expect(esmKeys.length).toBeGreaterThan(0);
-    expect(JSON.parse(cjs.trim().split('\n').at(-1)!)).toEqual(esmKeys);
+        `import * as m from '${entry}'; console.log(JSON.stringify(Object.keys(m).sort()))`,
+      ]);
+      const cjs = runIn(app.dir, ['-e', `console.log(JSON.stringify(Object.keys(require('${entry}')).sort()))`]);
+      const esmKeys = JSON.parse(esm.trim().split('\n').at(-1)!);
+      expect(esmKeys.length, entry).toBeGreaterThan(0);
+      expect(JSON.parse(cjs.trim().split('\n').at(-1)!), entry).toEqual(esmKeys);
+    }
   });
 });
 
-describe('the built tensor-core runs in plain Node', () => {
+describe('packing with npm', () => {
+  it('is refused where npm would publish "workspace:^" ranges as they are', () => {
+    const r = spawnSync('npm', ['pack', '--dry-run'], {
+      cwd: join(root, 'packages', 'fusion'),
+      encoding: 'utf8',
+      env: { ...process.env, npm_config_loglevel: 'error' },
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('@fiber-vl/fusion: npm/');
+    expect(r.stderr).toContain('dependencies.@fiber-vl/tensor-core: "workspace:^"');
+    expect(r.stderr).toContain('npm run changeset -- publish');
+  });
+});
+
+describe('the installed tensor-core runs in plain Node', () => {
   it.each(['esm', 'cjs'])('%s: wasm backend, gradients and chained ops work', (kind) => {
     const code = `
       const { tf, initBackend, gelu } = M;
@@ -63,10 +139,7 @@ describe('the built tensor-core runs in plain Node', () => {
       kind === 'esm'
         ? `import * as M from '@fiber-vl/tensor-core';${code}`
         : `const M = require('@fiber-vl/tensor-core');${code}`;
-    const out = execFileSync(process.execPath, kind === 'esm' ? ['--input-type=module', '-e', src] : ['-e', src], {
-      cwd: join(root, 'apps', 'bench'),
-      encoding: 'utf8',
-    });
+    const out = runIn(app.dir, kind === 'esm' ? ['--input-type=module', '-e', src] : ['-e', src]);
     const r = JSON.parse(out.trim().split('\n').at(-1)!);
     expect(r.backend).toBe('wasm');
     expect(r.chained).toBe(5);
@@ -75,46 +148,83 @@ describe('the built tensor-core runs in plain Node', () => {
   });
 });
 
+describe('the installed fiber-metrics CLI', () => {
+  it('runs from node_modules/.bin with the Meteor data its package ships', () => {
+    const dir = join(app.dir, 'captions');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'refs.json'),
+      JSON.stringify({
+        annotations: [
+          { image_id: 1, caption: 'a small red triangle left of a striped square' },
+          { image_id: 1, caption: 'a red triangle next to a square' },
+          { image_id: 2, caption: 'two blue circles on a green background' },
+        ],
+      }),
+    );
+    writeFileSync(
+      join(dir, 'preds.json'),
+      JSON.stringify([
+        { image_id: 1, caption: 'a red triangle left of a square' },
+        { image_id: 2, caption: 'blue circles on a green background' },
+      ]),
+    );
+    const bin = join(app.dir, 'node_modules', '.bin', 'fiber-metrics');
+    const r = spawnSync(bin, ['caption', '--refs', join(dir, 'refs.json'), '--preds', join(dir, 'preds.json')], {
+      cwd: app.dir,
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const scores = JSON.parse(r.stdout);
+    // METEOR needs the WordNet/stem data under the package's data/ folder
+    expect(scores.METEOR_no_paraphrase).toBeGreaterThan(0.3);
+    expect(scores.BLEU_4).toBeGreaterThan(0);
+    const bad = spawnSync(bin, ['caption', '--refs', join(dir, 'preds.json'), '--preds', join(dir, 'preds.json')], {
+      cwd: app.dir,
+      encoding: 'utf8',
+    });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^fiber-metrics: .*preds\.json: expected a COCO captions file/);
+  });
+});
+
 describe('TypeScript users of the published declarations', () => {
   it('see the chained ops tensor-core registers (x.mean(), x.square(), ...)', () => {
-    const dir = join(root, 'apps', 'bench', '.types-check');
+    const dir = join(app.dir, 'types-check');
     mkdirSync(dir, { recursive: true });
-    try {
-      writeFileSync(
-        join(dir, 'user.ts'),
-        [
-          "import { tf, initBackend, type BackendInfo } from '@fiber-vl/tensor-core';",
-          'export async function main(): Promise<BackendInfo> {',
-          '  const info = await initBackend({ backend: "cpu" });',
-          '  const x: tf.Tensor2D = tf.ones([2, 3]);',
-          '  const y: tf.Tensor = x.mean(1).square().reshape([2, 1]).add(tf.scalar(1));',
-          '  y.dispose();',
-          '  return info;',
-          '}',
-        ].join('\n'),
-      );
-      writeFileSync(
-        join(dir, 'tsconfig.json'),
-        JSON.stringify({
-          compilerOptions: {
-            strict: true,
-            noEmit: true,
-            module: 'esnext',
-            moduleResolution: 'bundler',
-            target: 'es2022',
-            lib: ['es2022', 'dom'],
-            types: [],
-            skipLibCheck: true,
-          },
-          files: ['user.ts'],
-        }),
-      );
-      const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-      const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });
-      expect(r.stdout + r.stderr).toBe('');
-      expect(r.status).toBe(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    writeFileSync(
+      join(dir, 'user.ts'),
+      [
+        "import { tf, initBackend, type BackendInfo } from '@fiber-vl/tensor-core';",
+        'export async function main(): Promise<BackendInfo> {',
+        '  const info = await initBackend({ backend: "cpu" });',
+        '  const x: tf.Tensor2D = tf.ones([2, 3]);',
+        '  const y: tf.Tensor = x.mean(1).square().reshape([2, 1]).add(tf.scalar(1));',
+        '  y.dispose();',
+        '  return info;',
+        '}',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          module: 'esnext',
+          moduleResolution: 'bundler',
+          target: 'es2022',
+          lib: ['es2022', 'dom'],
+          types: [],
+          skipLibCheck: true,
+        },
+        files: ['user.ts'],
+      }),
+    );
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -1,19 +1,21 @@
-// Every TypeScript example in the READMEs (root, packages, apps) type-checks against the built
-// packages and runs. A block fenced as ```ts is type-checked and run (from the repository root, so
-// that fixture paths resolve); one fenced as ```ts browser is browser-only code (bundler setup, DOM)
-// and one fenced as ```ts no-run needs files a user has and this repository cannot ship (an official
-// checkpoint, roberta-base's vocabulary): both are type-checked only.
+// Every TypeScript example in the READMEs (root, packages, apps) type-checks against the packages as
+// a user installs them (packed by pnpm into an app outside the repository: ./packed-app.ts) and runs.
+// A block fenced as ```ts is type-checked and run (from the repository root, so that fixture paths
+// resolve); one fenced as ```ts browser is browser-only code (bundler setup, DOM) and one fenced as
+// ```ts no-run needs files a user has and this repository cannot ship (an official checkpoint,
+// roberta-base's vocabulary): both are type-checked only.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { transformSync } from 'esbuild';
+import { buildPackedApp, root } from './packed-app.js';
 
-const root = join(__dirname, '../../..');
-const work = join(root, 'apps', 'bench', '.readme-examples');
-rmSync(work, { recursive: true, force: true });
+// The user adds Node's types and, for the bundler example, Vite.
+const app = buildPackedApp(['@types/node', 'vite']);
+const work = join(app.dir, 'readme-examples');
 mkdirSync(work, { recursive: true });
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => app.remove());
 
 interface Example {
   readme: string;
@@ -44,7 +46,7 @@ for (const readme of readmes) {
 }
 
 describe('README examples', () => {
-  it('every example type-checks against the built packages', () => {
+  it('every example type-checks against the installed packages', () => {
     writeFileSync(
       join(work, 'tsconfig.json'),
       JSON.stringify({
@@ -62,10 +64,16 @@ describe('README examples', () => {
       }),
     );
     const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(process.execPath, [tsc, '-p', work], { encoding: 'utf8', cwd: join(root, 'apps', 'bench') });
+    const r = spawnSync(process.execPath, [tsc, '-p', work], { encoding: 'utf8', cwd: work });
     const out = (r.stdout + r.stderr).replaceAll(`${work}/`, '');
     expect(out, out).toBe('');
+    expect(r.status).toBe(0);
     expect(examples.length).toBeGreaterThan(10);
+    // the declarations read are the installed ones, not the workspace's
+    const files = spawnSync(process.execPath, [tsc, '-p', work, '--listFilesOnly'], { encoding: 'utf8', cwd: work });
+    const ours = files.stdout.split('\n').filter((f) => f.includes('@fiber-vl/'));
+    expect(ours.length).toBeGreaterThan(8);
+    expect(ours.filter((f) => !f.startsWith(join(app.dir, 'node_modules', '@fiber-vl')))).toEqual([]);
   }, 300_000);
 
   it.each(examples.filter((e) => e.run).map((e) => [`${e.readme} #${e.index + 1}`, e] as const))(
