@@ -37,5 +37,19 @@ describe('coarse heads config', () => {
     ).toThrow(/itcTemperature/);
     // @ts-expect-error an unknown task name
     expect(() => coarseHeadsConfig('detection')).toThrow(/unknown task "detection"/);
+    // @ts-expect-error an inherited property is not a task
+    expect(() => coarseHeadsConfig('toString')).toThrow(/unknown task "toString"/);
+    // @ts-expect-error not a selection
+    expect(() => coarseHeadsConfig(null)).toThrow(/expected a task name .* or a heads selection, got null/);
+    // @ts-expect-error a selection without itm
+    expect(() => coarseHeadsConfig({ itc: true, mlm: false, vqaLabels: 0, nlvr2: false, caption: false })).toThrow(
+      'CoarseHeadsConfig.itm: must be true or false, got undefined',
+    );
+    expect(() =>
+      coarseHeadsConfig({ ...FIBER_TASK_HEADS.pretrain, itcTemperature: { init: Number.NaN, min: 0.001, max: 1 } }),
+    ).toThrow(/itcTemperature: need finite 0 < min <= init <= max/);
+    expect(() => coarseHeadsConfig({ ...FIBER_TASK_HEADS.pretrain, mlmLayerNormEps: 0 })).toThrow(
+      'CoarseHeadsConfig.mlmLayerNormEps: must be a positive finite number, got 0',
+    );
   });
 });

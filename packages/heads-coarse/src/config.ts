@@ -54,21 +54,40 @@ export function coarseHeadsConfig(
   heads: FiberTask | (CoarseHeadsSelection & Partial<CoarseHeadsConfig>),
 ): CoarseHeadsConfig {
   if (typeof heads === 'string') {
-    const selection = FIBER_TASK_HEADS[heads];
-    if (!selection)
+    // own keys only: 'toString' is not a task
+    if (!Object.hasOwn(FIBER_TASK_HEADS, heads))
       throw new RangeError(
         `coarseHeadsConfig: unknown task "${heads}" (expected ${Object.keys(FIBER_TASK_HEADS).join(', ')})`,
       );
-    return { ...FIBER_HEAD_SETTINGS, ...selection };
+    return { ...FIBER_HEAD_SETTINGS, ...FIBER_TASK_HEADS[heads] };
   }
-  const cfg: CoarseHeadsConfig = { ...FIBER_HEAD_SETTINGS, ...heads };
-  if (!Number.isInteger(cfg.vqaLabels) || cfg.vqaLabels < 0)
-    throw new RangeError(`CoarseHeadsConfig.vqaLabels: must be a non-negative integer, got ${cfg.vqaLabels}`);
-  const { init, min, max } = cfg.itcTemperature;
-  if (!(min > 0 && min <= init && init <= max))
+  if (typeof heads !== 'object' || heads === null || Array.isArray(heads))
     throw new RangeError(
-      `CoarseHeadsConfig.itcTemperature: need 0 < min <= init <= max, got ${JSON.stringify(cfg.itcTemperature)}`,
+      `coarseHeadsConfig: expected a task name (${Object.keys(FIBER_TASK_HEADS).join(', ')}) or a heads selection, got ${
+        heads === null ? 'null' : Array.isArray(heads) ? 'a list' : typeof heads
+      }`,
     );
+  const cfg: CoarseHeadsConfig = { ...FIBER_HEAD_SETTINGS, ...heads };
+  const bad = (field: string, why: string): never => {
+    throw new RangeError(`CoarseHeadsConfig.${field}: ${why}`);
+  };
+  for (const field of ['itc', 'itm', 'mlm', 'nlvr2', 'caption'] as const)
+    if (typeof cfg[field] !== 'boolean') bad(field, `must be true or false, got ${String(cfg[field])}`);
+  if (typeof cfg.vqaLabels !== 'number' || !Number.isInteger(cfg.vqaLabels) || cfg.vqaLabels < 0)
+    bad('vqaLabels', `must be a non-negative integer (0: no VQA head), got ${String(cfg.vqaLabels)}`);
+  const t = cfg.itcTemperature;
+  if (typeof t !== 'object' || t === null) bad('itcTemperature', `must be { init, min, max }, got ${String(t)}`);
+  const { init, min, max } = t;
+  if (
+    ![init, min, max].every((v) => typeof v === 'number' && Number.isFinite(v)) ||
+    !(min > 0 && min <= init && init <= max)
+  )
+    bad('itcTemperature', `need finite 0 < min <= init <= max, got ${JSON.stringify(t)}`);
+  for (const field of ['mlmLayerNormEps', 'classifierLayerNormEps'] as const) {
+    const v = cfg[field];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      bad(field, `must be a positive finite number, got ${String(v)}`);
+  }
   return cfg;
 }
 

@@ -1,9 +1,10 @@
 // A new FiberCoarseModel starts its heads as FIBER does (objectives.init_weights): what the
 // training recipes assume, and at small widths far from PyTorch's default Linear init.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Generator } from '@fiber-vl/tensor-core';
+import { Generator, tf } from '@fiber-vl/tensor-core';
 import { useBackend } from '@fiber-vl/tensor-core/testing';
 import { fiberConfig } from '@fiber-vl/fusion';
+import { FIBER_TASK_HEADS } from './config.js';
 import { FiberCoarseModel } from './model.js';
 
 describe('FiberCoarseModel initialisation', () => {
@@ -71,5 +72,14 @@ describe('FiberCoarseModel initialisation', () => {
     const rankBias = Array.from((await torch.rankOutput!.bias!.value.data()) as Float32Array);
     expect(rankBias).toEqual([bias[1]]);
     torch.dispose();
+  });
+
+  it('checks the heads before the backbone allocates anything', () => {
+    const before = tf.memory().numTensors;
+    const config = fiberConfig('tiny', { imageSize: 32, roberta: { vocabSize: 300 }, maxTextLen: 8 });
+    // @ts-expect-error an unknown task
+    expect(() => new FiberCoarseModel(config, 'bogus')).toThrow(/unknown task "bogus"/);
+    expect(() => new FiberCoarseModel(config, { ...FIBER_TASK_HEADS.vqa, vqaLabels: -1 })).toThrow(/vqaLabels/);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -119,8 +119,10 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
     heads: FiberTask | (CoarseHeadsSelection & Partial<CoarseHeadsConfig>) = 'pretrain',
     rng: Generator = defaultGenerator,
   ) {
+    // the heads are checked before the backbone allocates anything
+    const headsConfig = coarseHeadsConfig(heads);
     super(config, rng);
-    this.heads = coarseHeadsConfig(heads);
+    this.heads = headsConfig;
     const H = config.hiddenSize;
     const { swin, roberta } = config;
     const eps = this.heads.classifierLayerNormEps;

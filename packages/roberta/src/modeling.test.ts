@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, loadSafetensors, tf, disposeOutput } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, maxAbsErrors, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
-import { RobertaModel } from './modeling.js';
+import { RobertaLayer, RobertaModel } from './modeling.js';
 import { robertaConfigFromHf, type RobertaConfig } from './config.js';
 
 const fixtures = join(__dirname, '../../../fixtures/fiber');
@@ -79,5 +79,16 @@ describe.each(names)('RoBERTa parity with the official FIBER code on %s', (backe
     const before = tf.memory().numTensors;
     new RobertaModel(configOf('set-a')).dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('names a layers list of the wrong length before building anything', () => {
+    const config = configOf('set-a');
+    const layer = new RobertaLayer(config);
+    const before = tf.memory().numTensors;
+    expect(() => new RobertaModel(config, { layers: [layer] })).toThrow(
+      `RobertaModel: layers has 1 entries for numHiddenLayers ${config.numHiddenLayers}`,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    layer.dispose();
   });
 });

@@ -293,6 +293,11 @@ export class RobertaModel<Ctx = never> extends Module {
   pooler?: RobertaPooler;
   readonly config: RobertaConfig;
 
+  /**
+   * `layers`: the encoder's layers, built by the caller (fusion passes layers with cross-attention),
+   * one per `numHiddenLayers`; they belong to the model once it is built (on an error they stay the
+   * caller's). Default: plain RobertaLayers.
+   */
   constructor(
     config: Partial<RobertaConfig> = {},
     {
@@ -303,6 +308,10 @@ export class RobertaModel<Ctx = never> extends Module {
   ) {
     super();
     this.config = robertaConfig(config);
+    if (layers !== undefined && (!Array.isArray(layers) || layers.length !== this.config.numHiddenLayers))
+      throw new RangeError(
+        `RobertaModel: layers has ${Array.isArray(layers) ? layers.length : `no list (${typeof layers})`} entries for numHiddenLayers ${this.config.numHiddenLayers}`,
+      );
     this.embeddings = new RobertaEmbeddings(this.config, rng);
     this.encoder = new RobertaEncoder<Ctx>(this.config, rng, layers);
     if (addPoolingLayer) this.pooler = new RobertaPooler(this.config, rng);

@@ -102,3 +102,48 @@ describe('Swin frozenStages (the official _freeze_stages)', () => {
     );
   });
 });
+
+describe('SwinTransformer options', () => {
+  beforeAll(() => useBackend('cpu'));
+  const config = swinConfig('swin_base_patch4_window12_384', {
+    imageSize: 64,
+    embedDim: 8,
+    depths: [1, 1, 2, 1],
+    numHeads: [1, 1, 2, 2],
+    windowSize: 4,
+  });
+
+  it('names a bad variant or outIndices before building anything', () => {
+    const before = tf.memory().numTensors;
+    for (const outIndices of [[1, 1], [4], [-1], [1.5], []])
+      expect(() => new SwinTransformer(config, { variant: 'detection', outIndices })).toThrow(
+        `outIndices must list distinct stages in [0, 3], got ${JSON.stringify(outIndices)}`,
+      );
+    expect(() => new SwinTransformer(config, { outIndices: [1, 2] })).toThrow(/detection variant only/);
+    // @ts-expect-error not a variant
+    expect(() => new SwinTransformer(config, { variant: 'segmentation' })).toThrow(
+      /variant must be "classification" or "detection", got segmentation/,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    const model = new SwinTransformer(config, { variant: 'detection', outIndices: [3, 1] });
+    expect([...model.stateDict().keys()].filter((k) => k.startsWith('norm'))).toEqual(
+      expect.arrayContaining(['norm1.weight', 'norm3.weight']),
+    );
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('an attentionFactory that throws leaves no tensor behind', () => {
+    const before = tf.memory().numTensors;
+    expect(
+      () =>
+        new SwinTransformer(config, {
+          attentionFactory: (stage) => {
+            if (stage === 2) throw new Error('no attention for stage 2');
+            return undefined;
+          },
+        }),
+    ).toThrow('no attention for stage 2');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

@@ -408,66 +408,92 @@ export class SwinTransformer<Ctx = never> extends Module {
     }: SwinOptions<Ctx> = {},
   ) {
     super();
+    if (variant !== 'classification' && variant !== 'detection')
+      throw new RangeError(`SwinTransformer: variant must be "classification" or "detection", got ${String(variant)}`);
     validateSwinConfig(config, variant);
+    const stagesCount = config.depths.length;
+    if (outIndices !== undefined) {
+      if (variant !== 'detection')
+        throw new RangeError('SwinTransformer: outIndices applies to the detection variant only');
+      if (
+        !Array.isArray(outIndices) ||
+        !outIndices.length ||
+        new Set(outIndices).size !== outIndices.length ||
+        !outIndices.every((i) => Number.isInteger(i) && i >= 0 && i < stagesCount)
+      )
+        throw new RangeError(
+          `SwinTransformer: outIndices must list distinct stages in [0, ${stagesCount - 1}], got ${JSON.stringify(outIndices)}`,
+        );
+    }
     if (!Number.isInteger(frozenStages) || frozenStages < -1 || frozenStages > config.depths.length + 1)
       throw new RangeError(
         `SwinTransformer: frozenStages must be an integer in [-1, ${config.depths.length + 1}], got ${frozenStages}`,
       );
     this.variant = variant;
     const eps = config.layerNormEps;
-    this.patchEmbed = new PatchEmbed(config.patchSize, config.inChannels, config.embedDim, { eps, rng });
-    this.posDrop = new Dropout(0, rng);
-    const res = stageResolutions(config);
-    const rates = dropPathRates(config);
-    let blockIndex = 0;
-    const steps: SwinStep[] = [];
-    const stages = config.depths.map((depth, i) => {
-      const dim = config.embedDim * 2 ** i;
-      const blocks = Array.from({ length: depth }, (_, j) => {
-        const { windowSize, shiftSize } =
-          variant === 'classification'
-            ? blockWindow(config, i, j)
-            : { windowSize: config.windowSize, shiftSize: j % 2 ? Math.floor(config.windowSize / 2) : 0 };
-        const attention = attentionFactory?.(i, j, dim, windowSize, config.numHeads[i]);
-        steps.push({ kind: 'block', stage: i, block: j });
-        return new SwinTransformerBlock<Ctx>(
-          dim,
-          config.numHeads[i],
-          windowSize,
-          shiftSize,
-          variant === 'classification' ? [res[i], res[i]] : undefined,
-          {
-            mlpRatio: config.mlpRatio,
-            qkvBias: config.qkvBias,
-            eps,
-            dropPath: rates[blockIndex++],
-            rng,
-            attention,
-          },
-        );
+    // Blocks built before an attentionFactory throws are not registered yet: dispose them too.
+    const built: Module[] = [];
+    try {
+      this.patchEmbed = new PatchEmbed(config.patchSize, config.inChannels, config.embedDim, { eps, rng });
+      this.posDrop = new Dropout(0, rng);
+      const res = stageResolutions(config);
+      const rates = dropPathRates(config);
+      let blockIndex = 0;
+      const steps: SwinStep[] = [];
+      const stages = config.depths.map((depth, i) => {
+        const dim = config.embedDim * 2 ** i;
+        const blocks = Array.from({ length: depth }, (_, j) => {
+          const { windowSize, shiftSize } =
+            variant === 'classification'
+              ? blockWindow(config, i, j)
+              : { windowSize: config.windowSize, shiftSize: j % 2 ? Math.floor(config.windowSize / 2) : 0 };
+          const attention = attentionFactory?.(i, j, dim, windowSize, config.numHeads[i]);
+          steps.push({ kind: 'block', stage: i, block: j });
+          if (attention) built.push(attention);
+          const block = new SwinTransformerBlock<Ctx>(
+            dim,
+            config.numHeads[i],
+            windowSize,
+            shiftSize,
+            variant === 'classification' ? [res[i], res[i]] : undefined,
+            {
+              mlpRatio: config.mlpRatio,
+              qkvBias: config.qkvBias,
+              eps,
+              dropPath: rates[blockIndex++],
+              rng,
+              attention,
+            },
+          );
+          built.push(block);
+          return block;
+        });
+        steps.push({ kind: 'stageEnd', stage: i });
+        const merging = i < config.depths.length - 1 ? new PatchMerging(dim, { eps, rng }) : undefined;
+        if (merging) built.push(merging);
+        return new BasicLayer<Ctx>(blocks, merging);
       });
-      steps.push({ kind: 'stageEnd', stage: i });
-      return new BasicLayer<Ctx>(
-        blocks,
-        i < config.depths.length - 1 ? new PatchMerging(dim, { eps, rng }) : undefined,
-      );
-    });
-    this.layers = new ModuleList(stages);
-    this.steps = steps;
-    this.numFeatures = config.embedDim * 2 ** (config.depths.length - 1);
-    this.outIndices = outIndices ?? config.depths.map((_, i) => i);
-    if (variant === 'classification') {
-      this.norm = new LayerNorm(this.numFeatures, eps);
-      if (config.numClasses > 0) this.head = new Linear(this.numFeatures, config.numClasses, { rng });
-    } else {
-      for (const i of this.outIndices)
-        this.outNorms.set(i, this.register(`norm${i}`, new LayerNorm(config.embedDim * 2 ** i, eps)));
-    }
-    // the official _freeze_stages (absolute position embeddings, frozen at >= 1, are not used here)
-    if (frozenStages >= 0) this.patchEmbed.freeze();
-    if (frozenStages >= 2) {
-      this.posDrop.freeze();
-      for (let i = 0; i < frozenStages - 1; i++) this.layers.at(i).freeze();
+      this.layers = new ModuleList(stages);
+      this.steps = steps;
+      this.numFeatures = config.embedDim * 2 ** (config.depths.length - 1);
+      this.outIndices = outIndices ?? config.depths.map((_, i) => i);
+      if (variant === 'classification') {
+        this.norm = new LayerNorm(this.numFeatures, eps);
+        if (config.numClasses > 0) this.head = new Linear(this.numFeatures, config.numClasses, { rng });
+      } else {
+        for (const i of this.outIndices)
+          this.outNorms.set(i, this.register(`norm${i}`, new LayerNorm(config.embedDim * 2 ** i, eps)));
+      }
+      // the official _freeze_stages (absolute position embeddings, frozen at >= 1, are not used here)
+      if (frozenStages >= 0) this.patchEmbed.freeze();
+      if (frozenStages >= 2) {
+        this.posDrop.freeze();
+        for (let i = 0; i < frozenStages - 1; i++) this.layers.at(i).freeze();
+      }
+    } catch (e) {
+      for (const m of built) m.dispose();
+      this.dispose();
+      throw e;
     }
   }
 
