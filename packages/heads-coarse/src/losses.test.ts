@@ -102,6 +102,33 @@ describe('sampling', () => {
     expect(picks.every((p) => p.every((j, i) => j !== i))).toBe(true);
     expect(picks.filter((p) => p[0] === 1).length).toBeGreaterThan(190); // image 0: text 1 is far more similar than text 2
   });
+  it('hard negatives name non-finite similarities and shapes that are not [B, B]', async () => {
+    const before = tf.memory().numTensors;
+    const nan = tf.tensor2d([
+      [1, Number.NaN],
+      [0, 1],
+    ]);
+    const ok = tf.tensor2d([
+      [1, 0],
+      [0, 1],
+    ]);
+    const wide = tf.tensor2d([[1, 0, 0]]);
+    // NaN used to pick index 0: the positive of row 0
+    await expect(sampleHardNegatives(nan, ok)).rejects.toThrow('similarity row 0 is not finite');
+    await expect(sampleHardNegatives(ok, wide)).rejects.toThrow('simT2i must be [B, B] with B = 2');
+    tf.dispose([nan, ok, wide]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+  it('MLM masking names a bad probability, vocabSize or maskId', () => {
+    const base = { vocabSize: 50, maskId: 49, specialIds: [0] };
+    // NaN selected every token
+    expect(() => maskTokens([[5, 6]], { ...base, probability: Number.NaN })).toThrow(
+      'maskTokens: probability must be in [0, 1], got NaN',
+    );
+    expect(() => maskTokens([[5, 6]], { ...base, vocabSize: 0 })).toThrow(/vocabSize must be a positive integer/);
+    expect(() => maskTokens([[5, 6]], { ...base, maskId: 50 })).toThrow('maskId must be a token id in [0, 50), got 50');
+    expect(maskTokens([[5, 6]], { ...base, probability: 1, rng: new Generator(0) }).labels).toEqual([[5, 6]]);
+  });
   it('MLM masking: 15% of non-special tokens, 80/10/10, labels -100 elsewhere', () => {
     const ids = Array.from({ length: 200 }, () => [0, ...Array.from({ length: 48 }, (_, i) => 5 + (i % 20)), 2]);
     const { inputIds, labels } = maskTokens(ids, {

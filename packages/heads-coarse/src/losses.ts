@@ -50,6 +50,14 @@ export async function sampleHardNegatives(
   rng: Generator = defaultGenerator,
 ): Promise<{ negTextForImage: number[]; negImageForText: number[] }> {
   const B = simI2t.shape[0];
+  for (const [name, sim] of [
+    ['simI2t', simI2t],
+    ['simT2i', simT2i],
+  ] as const)
+    if (sim.rank !== 2 || sim.shape[0] !== B || sim.shape[1] !== B)
+      throw new RangeError(
+        `sampleHardNegatives: ${name} must be [B, B] with B = ${B} (batch x batch similarities), got [${sim.shape.join(', ')}]`,
+      );
   if (B < 2) throw new RangeError('ITM hard negatives need a batch of at least 2 pairs');
   const draw = async (sim: tf.Tensor) => {
     const w = tf.tidy(() => {
@@ -58,7 +66,10 @@ export async function sampleHardNegatives(
     });
     const rows = (await w.array()) as number[][];
     w.dispose();
-    return rows.map((row) => {
+    return rows.map((row, i) => {
+      // torch.multinomial: "probability tensor contains either inf, nan or element < 0"
+      if (!row.every(Number.isFinite))
+        throw new RangeError(`sampleHardNegatives: similarity row ${i} is not finite (NaN or Inf in the features?)`);
       const total = row.reduce((a, b) => a + b, 0);
       let u = rng.nextDouble() * total;
       for (let j = 0; j < row.length; j++) {
@@ -95,6 +106,12 @@ export function maskTokens(
   ids: number[][],
   { vocabSize, maskId, specialIds, probability = 0.15, rng = defaultGenerator }: MlmMaskingOptions,
 ): { inputIds: number[][]; labels: number[][] } {
+  if (!(probability >= 0 && probability <= 1))
+    throw new RangeError(`maskTokens: probability must be in [0, 1], got ${probability}`);
+  if (!Number.isInteger(vocabSize) || vocabSize < 1)
+    throw new RangeError(`maskTokens: vocabSize must be a positive integer, got ${vocabSize}`);
+  if (!Number.isInteger(maskId) || maskId < 0 || maskId >= vocabSize)
+    throw new RangeError(`maskTokens: maskId must be a token id in [0, ${vocabSize}), got ${maskId}`);
   const special = new Set(specialIds);
   const inputIds = ids.map((r) => [...r]);
   const labels = ids.map((r) => r.map(() => -100));

@@ -82,6 +82,26 @@ describe('Generator', () => {
     expect(new Generator().setState(g.getState()).nextUint32()).toBe(g.nextUint32());
   });
 
+  it('names bad probabilities, bounds, std and shapes (torch raises on each), before drawing', () => {
+    const g = new Generator(3);
+    const state = g.getState();
+    // bernoulli(NaN) and bernoulli(2) gave all zeros / all ones; normal(-1 std) mirrored; [-1] was "Invalid typed array length"
+    expect(() => g.bernoulli([2], Number.NaN)).toThrow('bernoulli: p must be in [0, 1], got NaN');
+    expect(() => g.bernoulli([2], 1.5)).toThrow('bernoulli: p must be in [0, 1], got 1.5');
+    expect(() => g.normal([2], 0, -1)).toThrow('normal: need a finite mean and a finite std >= 0, got mean 0, std -1');
+    expect(() => g.normalArray(2, Number.NaN)).toThrow(/finite mean/);
+    expect(() => g.uniform([2], 1, 0)).toThrow('uniform: need finite low <= high, got low 1, high 0');
+    expect(() => g.uniformArray(2, 0, Number.POSITIVE_INFINITY)).toThrow(/finite low <= high/);
+    expect(() => g.normal([-1])).toThrow('normal: shape [-1]: dimension 0 is not a non-negative integer');
+    expect(() => g.uniform([2, 1.5])).toThrow('uniform: shape [2, 1.5]: dimension 1 is not a non-negative integer');
+    expect(() => g.normalArray(-3)).toThrow('normalArray: -3 is not an element count');
+    expect(g.getState()).toEqual(state);
+    const empty = g.bernoulli([0], 0.5);
+    expect(empty.shape).toEqual([0]);
+    empty.dispose();
+    expect(Array.from(g.uniformArray(3, 2, 2))).toEqual([2, 2, 2]);
+  });
+
   it('manualSeed seeds the default generator', () => {
     manualSeed(9);
     const a = defaultGenerator.nextUint32();

@@ -185,6 +185,10 @@ export class Generator {
 
   /** `size` draws from U(low, high); zeros without drawing inside `skipInit`. */
   uniformArray(size: number, low = 0, high = 1): Float32Array {
+    checkSize(size, 'uniformArray');
+    // torch.Tensor.uniform_: finite bounds, from <= to
+    if (!(Number.isFinite(low) && Number.isFinite(high) && low <= high))
+      throw new RangeError(`uniform: need finite low <= high, got low ${low}, high ${high}`);
     const out = new Float32Array(size);
     if (skipState.depth > 0) return out;
     for (let i = 0; i < size; i++) out[i] = low + (high - low) * this.nextDouble();
@@ -193,6 +197,10 @@ export class Generator {
 
   /** `size` draws from N(mean, std^2); zeros without drawing inside `skipInit`. */
   normalArray(size: number, mean = 0, std = 1): Float32Array {
+    checkSize(size, 'normalArray');
+    // torch.Tensor.normal_: "normal expects std >= 0.0"
+    if (!(Number.isFinite(mean) && Number.isFinite(std) && std >= 0))
+      throw new RangeError(`normal: need a finite mean and a finite std >= 0, got mean ${mean}, std ${std}`);
     const out = new Float32Array(size);
     if (skipState.depth > 0) return out;
     for (let i = 0; i < size; i++) out[i] = mean + std * this.nextNormal();
@@ -201,12 +209,12 @@ export class Generator {
 
   /** U(low, high) tensor. */
   uniform(shape: number[], low = 0, high = 1): tf.Tensor {
-    return tf.tensor(this.uniformArray(sizeOf(shape), low, high), shape, 'float32');
+    return tf.tensor(this.uniformArray(sizeOf(shape, 'uniform'), low, high), shape, 'float32');
   }
 
   /** N(mean, std^2) tensor. */
   normal(shape: number[], mean = 0, std = 1): tf.Tensor {
-    return tf.tensor(this.normalArray(sizeOf(shape), mean, std), shape, 'float32');
+    return tf.tensor(this.normalArray(sizeOf(shape, 'normal'), mean, std), shape, 'float32');
   }
 
   /** A random permutation of 0..n-1 (Fisher-Yates), as a plain array. */
@@ -227,7 +235,8 @@ export class Generator {
 
   /** Bernoulli(p) 0/1 mask as float32 (used by dropout). */
   bernoulli(shape: number[], p: number): tf.Tensor {
-    const size = sizeOf(shape);
+    const size = sizeOf(shape, 'bernoulli');
+    if (!(p >= 0 && p <= 1)) throw new RangeError(`bernoulli: p must be in [0, 1], got ${p}`);
     const out = new Float32Array(size);
     for (let i = 0; i < size; i++) out[i] = this.nextDouble() < p ? 1 : 0;
     return tf.tensor(out, shape, 'float32');
@@ -241,8 +250,19 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
-function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
+/** The element count of `shape`, naming a dimension that is not a non-negative integer. */
+function sizeOf(shape: number[], op: string): number {
+  if (!Array.isArray(shape)) throw new TypeError(`${op}: shape must be a list of sizes, got ${typeof shape}`);
+  for (const [i, d] of shape.entries())
+    if (!Number.isSafeInteger(d) || d < 0)
+      throw new RangeError(`${op}: shape [${shape.join(', ')}]: dimension ${i} is not a non-negative integer`);
+  const size = shape.reduce((a, b) => a * b, 1);
+  checkSize(size, op);
+  return size;
+}
+
+function checkSize(size: number, op: string): void {
+  if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`${op}: ${size} is not an element count`);
 }
 
 const GENERATOR_METHODS = ['manualSeed', 'getState', 'setState', 'nextUint32', 'nextDouble', 'normalArray'] as const;
