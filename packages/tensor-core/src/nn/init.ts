@@ -49,6 +49,7 @@ export function truncNormal(
 /** torch.nn.init.xavier_uniform_: U(-g*sqrt(6/(fan_in+fan_out)), +...). */
 export function xavierUniform(shape: number[], gain = 1, rng: Generator = defaultGenerator): tf.Tensor {
   const { fanIn, fanOut } = fans(shape);
+  if (shape.includes(0)) return tf.zeros(shape);
   const bound = gain * Math.sqrt(6 / (fanIn + fanOut));
   return rng.uniform(shape, -bound, bound);
 }
@@ -56,6 +57,7 @@ export function xavierUniform(shape: number[], gain = 1, rng: Generator = defaul
 /** torch.nn.init.xavier_normal_: N(0, g^2 * 2/(fan_in+fan_out)). */
 export function xavierNormal(shape: number[], gain = 1, rng: Generator = defaultGenerator): tf.Tensor {
   const { fanIn, fanOut } = fans(shape);
+  if (shape.includes(0)) return tf.zeros(shape);
   return rng.normal(shape, 0, gain * Math.sqrt(2 / (fanIn + fanOut)));
 }
 
@@ -65,6 +67,8 @@ export function xavierNormal(shape: number[], gain = 1, rng: Generator = default
  */
 export function kaimingUniform(shape: number[], a = Math.sqrt(5), rng: Generator = defaultGenerator): tf.Tensor {
   const { fanIn } = fans(shape);
+  // torch: "Initializing zero-element tensors is a no-op" (fan_in 0 would give an infinite bound)
+  if (shape.includes(0)) return tf.zeros(shape);
   const bound = Math.sqrt(6 / ((1 + a * a) * fanIn));
   return rng.uniform(shape, -bound, bound);
 }

@@ -89,6 +89,37 @@ describe.each(names)('layers on %s', (backend) => {
     expect(v.slice(0, 3)).toEqual((await values(e.weight.value)).slice(0, 3));
   });
 
+  it('layers name a size that is not a non-negative integer, before allocating', async () => {
+    const before = tf.memory().numTensors;
+    const cases: [() => unknown, string][] = [
+      [() => new Linear(-1, 2), 'Linear: inFeatures must be a non-negative integer, got -1'],
+      [() => new Linear(2, 1.5), 'Linear: outFeatures must be a non-negative integer, got 1.5'],
+      [() => new LayerNorm(Number.NaN), 'LayerNorm: dim must be a non-negative integer, got NaN'],
+      [() => new LayerNorm(4, 0), 'LayerNorm: eps must be a positive number, got 0'],
+      [() => new Embedding(5, 3, { paddingIdx: 5 }), 'Embedding: paddingIdx must be an integer in [-5, 5), got 5'],
+      [() => new Embedding(-5, 3), 'Embedding: numEmbeddings must be a non-negative integer, got -5'],
+      [() => new Conv2d(3, 4, 0), 'Conv2d: kernelSize must be a positive integer or a pair of them, got 0'],
+      [
+        () => new Conv2d(3, 4, 3, { stride: [1, 0] }),
+        'Conv2d: stride must be a positive integer or a pair of them, got [1, 0]',
+      ],
+      [
+        () => new Conv2d(3, 4, 3, { padding: -1 }),
+        'Conv2d: padding must be a non-negative integer or a pair of them, got -1',
+      ],
+    ];
+    for (const [build, message] of cases) expect(build).toThrow(message);
+    expect(tf.memory().numTensors).toBe(before);
+    // as torch: a negative paddingIdx counts from the end; zero-sized layers are allowed (zero bias bound)
+    const e = new Embedding(4, 2, { paddingIdx: -1 });
+    expect((await values(e.weight.value)).slice(6)).toEqual([0, 0]);
+    const empty = new Linear(0, 2);
+    expect(await values(empty.bias!.value)).toEqual([0, 0]);
+    e.dispose();
+    empty.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('Embedding and Conv2d train (gather and conv weight gradients exist here)', async () => {
     const e = new Embedding(6, 2);
     const conv = new Conv2d(2, 2, 3, { padding: 1 });

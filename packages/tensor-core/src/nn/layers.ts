@@ -8,6 +8,27 @@ import { conv2dNhwc } from '../ops/conv.js';
 import { fans, kaimingUniform, uniform } from './init.js';
 import { Module, Parameter } from './module.js';
 
+/**
+ * Throws a RangeError naming `layer`'s argument `name` unless every value is an integer >= `min`
+ * (torch: "Trying to create tensor with negative dimension", "kernel size should be greater than zero").
+ */
+export function checkSizes(
+  layer: string,
+  name: string,
+  value: number | readonly number[],
+  { min = 0, pair = false }: { min?: number; pair?: boolean } = {},
+): void {
+  const values = Array.isArray(value) ? value : [value];
+  const shapeOk = Array.isArray(value) ? pair && value.length === 2 : true;
+  if (!shapeOk || !values.every((v) => Number.isSafeInteger(v) && v >= min))
+    throw new RangeError(
+      `${layer}: ${name} must be ${min > 0 ? 'a positive' : 'a non-negative'} integer${pair ? ' or a pair of them' : ''}, got ${Array.isArray(value) ? `[${value.join(', ')}]` : String(value)}`,
+    );
+}
+
+/** The default bias bound of torch's Linear / Conv: 1/sqrt(fan_in), 0 for fan_in 0. */
+const biasBound = (fanIn: number) => (fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0);
+
 /** torch.nn.Linear: weight [out, in], bias [out]; y = x W^T + b. */
 export class Linear extends Module {
   weight: Parameter;
@@ -18,9 +39,11 @@ export class Linear extends Module {
     { bias = true, rng = defaultGenerator }: { bias?: boolean; rng?: Generator } = {},
   ) {
     super();
+    checkSizes('Linear', 'inFeatures', inFeatures);
+    checkSizes('Linear', 'outFeatures', outFeatures);
     this.weight = new Parameter(kaimingUniform([outFeatures, inFeatures], Math.sqrt(5), rng));
     if (bias) {
-      const bound = 1 / Math.sqrt(inFeatures);
+      const bound = biasBound(inFeatures);
       this.bias = new Parameter(uniform([outFeatures], -bound, bound, rng));
     }
   }
@@ -38,6 +61,9 @@ export class LayerNorm extends Module {
     readonly eps = 1e-5,
   ) {
     super();
+    checkSizes('LayerNorm', 'dim', dim);
+    if (!(eps > 0 && Number.isFinite(eps)))
+      throw new RangeError(`LayerNorm: eps must be a positive number, got ${eps}`);
     this.weight = new Parameter(tf.ones([dim]));
     this.bias = new Parameter(tf.zeros([dim]));
   }
@@ -55,6 +81,16 @@ export class Embedding extends Module {
     { paddingIdx, rng = defaultGenerator }: { paddingIdx?: number; rng?: Generator } = {},
   ) {
     super();
+    checkSizes('Embedding', 'numEmbeddings', numEmbeddings);
+    checkSizes('Embedding', 'embeddingDim', embeddingDim);
+    // torch: "Padding_idx must be within num_embeddings"; a negative one counts from the end
+    if (paddingIdx !== undefined) {
+      if (!Number.isInteger(paddingIdx) || paddingIdx < -numEmbeddings || paddingIdx >= numEmbeddings)
+        throw new RangeError(
+          `Embedding: paddingIdx must be an integer in [-${numEmbeddings}, ${numEmbeddings}), got ${paddingIdx}`,
+        );
+      if (paddingIdx < 0) paddingIdx += numEmbeddings;
+    }
     const w = rng.normalArray(numEmbeddings * embeddingDim);
     if (paddingIdx !== undefined) w.fill(0, paddingIdx * embeddingDim, (paddingIdx + 1) * embeddingDim);
     this.weight = new Parameter(tf.tensor2d(w, [numEmbeddings, embeddingDim]));
@@ -148,6 +184,12 @@ export class Conv2d extends Module {
     { stride = 1, padding = 0, groups = 1, bias = true, rng = defaultGenerator }: Conv2dOptions = {},
   ) {
     super();
+    checkSizes('Conv2d', 'inChannels', inChannels);
+    checkSizes('Conv2d', 'outChannels', outChannels);
+    checkSizes('Conv2d', 'kernelSize', kernelSize, { min: 1, pair: true });
+    checkSizes('Conv2d', 'stride', stride, { min: 1, pair: true });
+    checkSizes('Conv2d', 'padding', padding, { pair: true });
+    checkSizes('Conv2d', 'groups', groups, { min: 1 });
     if (inChannels % groups || outChannels % groups) {
       throw new RangeError(
         `Conv2d: in (${inChannels}) and out (${outChannels}) channels must be divisible by groups (${groups})`,
@@ -160,7 +202,7 @@ export class Conv2d extends Module {
     const shape = [outChannels, inChannels / groups, ...this.kernelSize];
     this.weight = new Parameter(kaimingUniform(shape, Math.sqrt(5), rng));
     if (bias) {
-      const bound = 1 / Math.sqrt(fans(shape).fanIn);
+      const bound = biasBound(fans(shape).fanIn);
       this.bias = new Parameter(uniform([outChannels], -bound, bound, rng));
     }
   }

@@ -1,6 +1,7 @@
 // Normalisation layers beyond LayerNorm (nn/layers.ts).
 import { tf } from '../tf.js';
 import { groupNorm } from '../ops/norm.js';
+import { checkSizes } from './layers.js';
 import { Module, Parameter } from './module.js';
 
 /** torch.nn.GroupNorm(numGroups, numChannels, eps, affine=True): weight (ones) and bias (zeros) [C]. */
@@ -13,6 +14,7 @@ export class GroupNorm extends Module {
     readonly eps = 1e-5,
   ) {
     super();
+    checkSizes('GroupNorm', 'numChannels', numChannels);
     if (!Number.isInteger(numGroups) || numGroups < 1 || numChannels % numGroups) {
       throw new RangeError(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
     }

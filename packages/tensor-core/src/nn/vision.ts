@@ -5,6 +5,7 @@ import { defaultGenerator, type Generator } from '../rng.js';
 import { deformConv2d } from '../ops/deform-conv.js';
 import { adaptiveAvgPool2d, hardSigmoid } from '../ops/vision.js';
 import { fans, kaimingUniform, uniform } from './init.js';
+import { checkSizes } from './layers.js';
 import { Module, Parameter, type UnaryModule } from './module.js';
 
 /** torch.nn.ReLU. */
@@ -68,6 +69,12 @@ export class DeformConv2d extends Module {
     }: DeformConv2dModuleOptions = {},
   ) {
     super();
+    checkSizes('DeformConv2d', 'inChannels', inChannels);
+    checkSizes('DeformConv2d', 'outChannels', outChannels);
+    checkSizes('DeformConv2d', 'kernelSize', kernelSize, { min: 1, pair: true });
+    checkSizes('DeformConv2d', 'stride', stride, { min: 1, pair: true });
+    checkSizes('DeformConv2d', 'padding', padding, { pair: true });
+    checkSizes('DeformConv2d', 'dilation', dilation, { min: 1, pair: true });
     this.stride = stride;
     this.padding = padding;
     this.dilation = dilation;
@@ -75,7 +82,8 @@ export class DeformConv2d extends Module {
     const shape = [outChannels, inChannels, ...this.kernelSize];
     this.weight = new Parameter(kaimingUniform(shape, Math.sqrt(5), rng));
     if (bias) {
-      const bound = 1 / Math.sqrt(fans(shape).fanIn);
+      const fanIn = fans(shape).fanIn;
+      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
       this.bias = new Parameter(zeroBias ? tf.zeros([outChannels]) : uniform([outChannels], -bound, bound, rng));
     }
   }
