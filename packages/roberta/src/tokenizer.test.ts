@@ -245,6 +245,42 @@ describe('bounded work', () => {
       'merges.txt: line 4 is not a pair: "a b c"',
     );
   });
+
+  it('refuses merges out of the vocabulary (HF: MergeTokenOutOfVocabulary) and takes a plain-object vocab', () => {
+    const vocab = { '<s>': 0, '<pad>': 1, '</s>': 2, '<unk>': 3, '<mask>': 4, a: 5, b: 6, ab: 7 };
+    // the merge result "ba" used to encode as <unk>
+    expect(() => new ByteLevelBpeTokenizer(vocab, [['b', 'a']])).toThrow(
+      'tokenizer: merges[0] "b a": "ba" is not in the vocabulary',
+    );
+    expect(() => new ByteLevelBpeTokenizer(vocab, [['a', 'c']])).toThrow(
+      'merges[0] "a c": "c" is not in the vocabulary',
+    );
+    // @ts-expect-error not a pair
+    expect(() => new ByteLevelBpeTokenizer(vocab, [['a']])).toThrow(
+      'tokenizer: merges[0] is not a pair of strings: ["a"]',
+    );
+    // @ts-expect-error not a vocabulary
+    expect(() => new ByteLevelBpeTokenizer(null, [])).toThrow(
+      'tokenizer: vocab must be a Map or an object of token -> id, got null',
+    );
+    const tok = new ByteLevelBpeTokenizer(vocab, [['a', 'b']]);
+    expect(tok.vocab.get('ab')).toBe(7);
+    expect(tok.encode('ab', { addSpecialTokens: false }).ids).toEqual([7]);
+  });
+
+  it("padding: true is HF's 'longest'; anything else that is not a padding is named", () => {
+    const vocab = { '<s>': 0, '<pad>': 1, '</s>': 2, '<unk>': 3, '<mask>': 4, a: 5, b: 6, ab: 7, Ġ: 8 };
+    const tok = new ByteLevelBpeTokenizer(vocab, [['a', 'b']]);
+    const [x, y] = tok.encodeBatch(['ab', 'a b a'], { padding: true });
+    expect(x.ids).toEqual([0, 7, 2, 1, 1, 1, 1]);
+    expect(y.ids).toEqual([0, 5, 8, 6, 8, 5, 2]); // a Ġ b Ġ a
+    // @ts-expect-error not a padding
+    expect(() => tok.encode('ab', { padding: 'max' })).toThrow(
+      `tokenizer.encode: padding must be 'max_length', 'longest', true or false, got "max"`,
+    );
+    // @ts-expect-error not a padding
+    expect(() => tok.encodeBatch(['ab'], { padding: 1 })).toThrow(/^tokenizer\.encodeBatch: padding must be .*got 1$/);
+  });
 });
 
 describe('loadTokenizer (Node)', () => {

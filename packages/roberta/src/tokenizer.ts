@@ -57,8 +57,11 @@ export interface EncodeOptions {
   addSpecialTokens?: boolean;
   /** Truncate to this many ids, special tokens included. */
   maxLength?: number;
-  /** 'max_length' pads to maxLength (FIBER's setting), 'longest' (batch) to the longest, false: none. */
-  padding?: 'max_length' | 'longest' | false;
+  /**
+   * 'max_length' pads to maxLength (FIBER's setting), 'longest' (batch) to the longest, false: none;
+   * true is 'longest', as HF's `padding=True`.
+   */
+  padding?: 'max_length' | 'longest' | boolean;
 }
 
 export interface Encoding {
@@ -172,6 +175,18 @@ export function bpeMerge(
   return out;
 }
 
+const PADDINGS: readonly unknown[] = ['max_length', 'longest', true, false, undefined];
+
+/** The padding of `options` ('longest' for true), naming one that is not a padding. */
+function paddingOf(options: EncodeOptions, where: string): 'max_length' | 'longest' | false {
+  const { padding } = options;
+  if (!PADDINGS.includes(padding))
+    throw new RangeError(
+      `${where}: padding must be 'max_length', 'longest', true or false, got ${JSON.stringify(padding) ?? String(padding)}`,
+    );
+  return padding === true ? 'longest' : (padding ?? false);
+}
+
 /** maxLength must be a whole number of tokens with room for <s> and </s>. */
 function checkMaxLength(maxLength: number | undefined, addSpecialTokens: boolean): void {
   if (maxLength === undefined) return;
@@ -198,14 +213,38 @@ export class ByteLevelBpeTokenizer {
   private readonly cache = new Map<string, string[]>();
   readonly special: SpecialTokens;
 
+  /** token -> id. */
+  readonly vocab: Map<string, number>;
+
+  /**
+   * `vocab` as a Map or a vocab.json object; `merges` in rank order. As HF's BPE builder, every part
+   * of a merge and its result must be in the vocabulary.
+   */
   constructor(
-    readonly vocab: Map<string, number>,
-    merges: readonly [string, string][],
+    vocab: Map<string, number> | Readonly<Record<string, number>>,
+    merges: readonly (readonly [string, string])[],
     special: Partial<SpecialTokens> = {},
   ) {
-    merges.forEach(([a, b], i) => this.ranks.set(`${a} ${b}`, i));
+    if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab))
+      throw new TypeError(
+        `tokenizer: vocab must be a Map or an object of token -> id, got ${vocab === null ? 'null' : Array.isArray(vocab) ? 'a list' : typeof vocab}`,
+      );
+    this.vocab = vocab instanceof Map ? vocab : new Map(Object.entries(vocab));
+    if (!Array.isArray(merges))
+      throw new TypeError(`tokenizer: merges must be a list of [a, b] pairs, got ${typeof merges}`);
+    merges.forEach((m, i) => {
+      if (!Array.isArray(m) || m.length !== 2 || typeof m[0] !== 'string' || typeof m[1] !== 'string')
+        throw new TypeError(`tokenizer: merges[${i}] is not a pair of strings: ${JSON.stringify(m)}`);
+      // HF: MergeTokenOutOfVocabulary (a merge whose result has no id would encode as <unk>)
+      for (const t of [m[0], m[1], m[0] + m[1]])
+        if (!this.vocab.has(t))
+          throw new Error(
+            `tokenizer: merges[${i}] ${JSON.stringify(`${m[0]} ${m[1]}`)}: ${JSON.stringify(t)} is not in the vocabulary`,
+          );
+      this.ranks.set(`${m[0]} ${m[1]}`, i);
+    });
     // ids index an embedding table (vocabSize rows): each one a row, once
-    for (const [t, id] of vocab) {
+    for (const [t, id] of this.vocab) {
       if (!(Number.isInteger(id) && id >= 0 && id <= MAX_TOKEN_ID))
         throw new Error(
           // String(): JSON.stringify shows a vocab.json's 1e999 (Infinity) as null
@@ -219,7 +258,7 @@ export class ByteLevelBpeTokenizer {
     }
     this.special = { ...ROBERTA_SPECIAL_TOKENS, ...special };
     for (const [name, token] of Object.entries(this.special)) {
-      if (!vocab.has(token)) throw new Error(`tokenizer: the vocabulary has no ${name} token "${token}"`);
+      if (!this.vocab.has(token)) throw new Error(`tokenizer: the vocabulary has no ${name} token "${token}"`);
     }
   }
 
@@ -367,7 +406,8 @@ export class ByteLevelBpeTokenizer {
   }
 
   encode(text: string, options: EncodeOptions = {}): Encoding {
-    const { addSpecialTokens = true, maxLength, padding = false } = options;
+    const { addSpecialTokens = true, maxLength } = options;
+    const padding = paddingOf(options, 'tokenizer.encode');
     if (typeof text !== 'string') throw new TypeError(`tokenizer.encode: expected a string, got ${typeof text}`);
     checkMaxLength(maxLength, addSpecialTokens);
     const room = maxLength === undefined ? Infinity : maxLength - (addSpecialTokens ? 2 : 0);
@@ -395,15 +435,16 @@ export class ByteLevelBpeTokenizer {
   /** Encodes several texts; 'longest' pads to the longest of the batch. */
   encodeBatch(texts: readonly string[], options: EncodeOptions = {}): Encoding[] {
     checkMaxLength(options.maxLength, options.addSpecialTokens ?? true);
+    const padding = paddingOf(options, 'tokenizer.encodeBatch');
     const encs = texts.map((t, i) => {
       try {
-        return this.encode(t, { ...options, padding: options.padding === 'max_length' ? 'max_length' : false });
+        return this.encode(t, { ...options, padding: padding === 'max_length' ? 'max_length' : false });
       } catch (e) {
         const Err = e instanceof RangeError ? RangeError : TypeError;
         throw new Err(`tokenizer.encodeBatch: text ${i}: ${(e as Error).message}`);
       }
     });
-    if (options.padding === 'longest') {
+    if (padding === 'longest') {
       const longest = encs.reduce((m, e) => Math.max(m, e.ids.length), 0); // no spread: 130k texts overflowed the stack
       for (const e of encs) this.pad(e, longest);
     }
