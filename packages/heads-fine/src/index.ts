@@ -23,6 +23,7 @@ export {
   detectionScores,
   postprocessImage,
   headOutputsToLevels,
+  readHeadLevels,
   rescaleBoxes,
   xyxyToCoco,
   toDetections,

@@ -2,13 +2,14 @@
 // typed results in original pixels for images of any size and aspect, prompts are checked, and
 // repeated calls leak nothing.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Generator, tf } from '@fiber-vl/tensor-core';
+import { Generator, disposeOutput, tf } from '@fiber-vl/tensor-core';
 import { expectNoTensorGrowth, useBackend } from '@fiber-vl/tensor-core/testing';
 import { ByteLevelBpeTokenizer, mergesToText, trainByteLevelBpe } from '@fiber-vl/roberta';
 import type { RawImage } from '@fiber-vl/swin';
 import { createFiberFineModel } from './model.js';
 import { FiberFinePipeline, finePixelBatch } from './pipeline.js';
-import { PromptError } from './prompts.js';
+import { postprocessImage, readHeadLevels, toDetections } from './postprocess.js';
+import { PromptError, encodeDetectionPrompt } from './prompts.js';
 
 const corpus = ['a red circle left of the blue square', 'person. dog. traffic light. cat', 'the small green triangle'];
 const bpe = trainByteLevelBpe(corpus, { vocabSize: 300, minFrequency: 1 });
@@ -66,6 +67,31 @@ describe('FiberFinePipeline', () => {
       expect(d.bbox[2]).toBeCloseTo(d.box[2] - d.box[0] + 1, 4);
     }
     expect(r.detections.map((d) => d.score)).toEqual([...r.detections.map((d) => d.score)].sort((a, b) => b - a));
+  });
+
+  it('detect by hand (prompt, pixels, forward, readHeadLevels, postprocessImage) gives what detect gives', async () => {
+    const img = image(120, 80, 5);
+    const names = ['person', 'dog', 'cat'];
+    const expected = await fiber.detect(img, names, { preNmsThresh: 0 });
+    const before = tf.memory().numTensors;
+    const model = fiber.model;
+    const prompt = encodeDetectionPrompt(tokenizer, names, { maxQueryLen: model.config.backbone.maxQueryLen });
+    const batch = finePixelBatch([img], { minSize: 64, maxSize: 128 });
+    const ids = tf.tensor2d([prompt.inputIds], undefined, 'int32');
+    const mask = tf.tensor2d([prompt.attentionMask], undefined, 'int32');
+    const out = model.forward(batch.pixels, ids, mask);
+    const perImage = await readHeadLevels(out.head, model.config.anchors);
+    expect(perImage).toHaveLength(1);
+    expect(perImage[0]).toHaveLength(out.head.levels.length);
+    const raw = postprocessImage(perImage[0], prompt.labelToTokens, batch.sizes[0], {
+      ...model.config.postprocess,
+      preNmsThresh: 0,
+    });
+    const detections = toDetections(raw, prompt.names, { inputSize: batch.sizes[0], originalSize: img });
+    disposeOutput([out, ids, mask, batch.pixels]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(detections.length).toBeGreaterThan(0);
+    expect(detections).toEqual(expected.detections);
   });
 
   it('ground and refer: ranked boxes per phrase, one best box per expression', async () => {

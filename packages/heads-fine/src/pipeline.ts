@@ -5,11 +5,10 @@
 import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { detectionImageTransform, type RawImage } from '@fiber-vl/swin';
 import { disposeOutput, tf } from '@fiber-vl/tensor-core';
-import { generateAnchors } from './anchors.js';
 import type { FiberFineModel } from './model.js';
 import {
   groundPhrases,
-  headOutputsToLevels,
+  readHeadLevels,
   postprocessImage,
   toDetections,
   type Detection,
@@ -153,19 +152,7 @@ export class FiberFinePipeline {
             'int32',
           );
           out = this.model.forward(pixels, ids, mask);
-          const levels = out.head.levels;
-          const anchors = generateAnchors(
-            levels.map((l) => [l.bboxReg.shape[2], l.bboxReg.shape[3]] as [number, number]),
-            this.model.config.anchors,
-          );
-          const perImage = await headOutputsToLevels(
-            {
-              bboxReg: levels.map((l) => l.bboxReg),
-              centerness: levels.map((l) => l.centerness),
-              dotProductLogits: levels.map((l) => l.dotProductLogits),
-            },
-            anchors,
-          );
+          const perImage = await readHeadLevels(out.head, this.model.config.anchors);
           perImage.forEach((p, b) => raw.push(postprocessImage(p, part[b].labelToTokens, batch.sizes[0], config)));
         } finally {
           disposeOutput([out, ids, mask, pixels === batch.pixels ? undefined : pixels]);
