@@ -189,6 +189,50 @@ describe('the installed fiber-metrics CLI', () => {
 });
 
 describe('TypeScript users of the published declarations', () => {
+  it('resolve every entry under node16 from ESM (.mts) and CJS (.cts) files', () => {
+    const dir = join(app.dir, 'types-node16');
+    mkdirSync(dir, { recursive: true });
+    const entries = app.packages.flatMap((p) =>
+      Object.keys(p.manifest.exports ?? {})
+        .filter((k) => k !== './package.json')
+        .map((k) => `@fiber-vl/${p.name}${k.slice(1)}`),
+    );
+    expect(entries.length).toBeGreaterThan(12);
+    writeFileSync(
+      join(dir, 'esm.mts'),
+      entries
+        .map((e, i) => `import * as m${i} from '${e}';\nexport const n${i}: number = Object.keys(m${i}).length;`)
+        .join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'cjs.cts'),
+      entries
+        .map((e, i) => `import m${i} = require('${e}');\nexport const n${i}: number = Object.keys(m${i}).length;`)
+        .join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          module: 'node16',
+          moduleResolution: 'node16',
+          target: 'es2022',
+          lib: ['es2022', 'dom'],
+          types: [],
+          skipLibCheck: true,
+        },
+        files: ['esm.mts', 'cjs.cts'],
+      }),
+    );
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('see the chained ops tensor-core registers (x.mean(), x.square(), ...)', () => {
     const dir = join(app.dir, 'types-check');
     mkdirSync(dir, { recursive: true });
