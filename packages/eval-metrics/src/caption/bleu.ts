@@ -1,6 +1,7 @@
 // BLEU as pycocoevalcap's bleu_scorer.py (n = 4, effective reference length "closest"):
 // per-image and corpus scores from the same n-gram statistics, with the reference's
 // 1e-15 / 1e-9 smoothing constants (metrics-spec §3).
+import { checkCaptionItem, checkOrder } from './check.js';
 import { grown, NgramIndex, PairTable, type Sentence } from './ngrams.js';
 
 export interface BleuStats {
@@ -16,6 +17,8 @@ const SMALL = 1e-9;
 
 /** Statistics of one candidate against its references (already tokenised strings). */
 export function bleuStats(candidate: string, references: readonly string[], n = 4): BleuStats {
+  checkOrder(n, 'bleuStats');
+  checkCaptionItem(candidate, references, 'bleuStats');
   const index = new NgramIndex(n, false);
   const refs = references.map((r) => index.sentence(r));
   return new BleuCounter(index).stats(index.sentence(candidate), refs);
@@ -34,6 +37,8 @@ export interface BleuResult {
  * BLEU from the summed statistics.
  */
 export function bleu(items: readonly { candidate: string; references: readonly string[] }[], n = 4): BleuResult {
+  checkOrder(n, 'bleu');
+  items.forEach((it, i) => checkCaptionItem(it?.candidate, it?.references, `bleu: item ${i}`));
   const index = new NgramIndex(n, false);
   const counter = new BleuCounter(index);
   const stats = items.map((it) => {

@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MetricInputError } from '../errors.js';
 import { evaluateCaptions, type CaptionMetric } from './evaluate.js';
-import { lcsLength } from './rouge.js';
+import { bleu, bleuStats } from './bleu.js';
+import { ciderD } from './cider.js';
+import { lcsLength, rougeL } from './rouge.js';
 
 const fx = JSON.parse(readFileSync(join(__dirname, '../../test/fixtures/captioning.json'), 'utf8'));
 const METRICS: CaptionMetric[] = ['BLEU_1', 'BLEU_2', 'BLEU_3', 'BLEU_4', 'ROUGE_L', 'CIDEr_D'];
@@ -89,6 +91,25 @@ describe('caption evaluation from raw captions', () => {
       evaluateCaptions({ references: null as any, candidates: {}, files: { references: 'caps.json' } }),
     ).toThrow('caps.json: references must be a Map or an object keyed by image id, got null');
     expect(() => evaluateCaptions({ references: {}, candidates: {} })).toThrow(MetricInputError);
+  });
+  it('the scorers name an image without references and a bad BLEU order (pycocoevalcap asserts them)', () => {
+    // with no reference BLEU was its smoothing constants (5e-16 ...) and CIDEr-D NaN
+    expect(() => bleu([{ candidate: 'a b', references: [] }])).toThrow(
+      'bleu: item 0: no references (every image needs at least one)',
+    );
+    expect(() =>
+      ciderD([
+        { candidate: 'a b', references: ['a b'] },
+        { candidate: 'c', references: [] },
+      ]),
+    ).toThrow('ciderD: item 1: no references');
+    expect(() => rougeL('a b', [])).toThrow('rougeL: no references');
+    expect(() => rougeL('a b', [null as any])).toThrow('rougeL: references[0] is not a string (null)');
+    expect(() => bleuStats(5 as any, ['a'])).toThrow('bleuStats: the candidate is not a string (5)');
+    expect(() => bleu([{ candidate: 'a b', references: ['a b'] }], Number.NaN)).toThrow(
+      'bleu: n must be a positive integer, got NaN',
+    );
+    expect(bleu([{ candidate: 'a b', references: ['a b'] }], 2).corpus).toHaveLength(2);
   });
   it('LCS', () => {
     expect(lcsLength('a b c d'.split(' '), 'a c d e'.split(' '))).toBe(3);

@@ -4,6 +4,7 @@
 // N-grams are counted by integer id; every floating-point sum runs in the order of the reference
 // implementation's dicts (n-grams by first occurrence), so the scores are bit-for-bit those of the
 // string-keyed version.
+import { checkCaptionItem } from './check.js';
 import { IdList, NgramIndex, offset, type Sentence } from './ngrams.js';
 
 const N = 4;
@@ -16,6 +17,7 @@ export interface CiderInput {
 
 /** Per-image CIDEr-D of every item, computed as one corpus (order preserved). */
 export function ciderD(items: readonly CiderInput[]): number[] {
+  items.forEach((it, i) => checkCaptionItem(it?.candidate, it?.references, `ciderD: item ${i}`));
   const index = new NgramIndex(N);
   const refs = items.map((it) => it.references.map((r) => index.sentence(r)));
   const cands = items.map((it) => index.sentence(it.candidate));

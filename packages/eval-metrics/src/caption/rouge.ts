@@ -1,6 +1,8 @@
 // ROUGE-L as pycocoevalcap's rouge.py (metrics-spec §4): tokens split on single spaces, LCS
 // precision and recall maximised independently over references, beta = 1.2.
 
+import { checkCaptionItem } from './check.js';
+
 const BETA = 1.2;
 
 /** Length of the longest common subsequence of two token lists (O(min) memory). */
@@ -18,6 +20,7 @@ export function lcsLength(a: readonly string[], b: readonly string[]): number {
 }
 
 export function rougeL(candidate: string, references: readonly string[]): number {
+  checkCaptionItem(candidate, references, 'rougeL');
   const c = candidate.split(' ');
   let p = 0;
   let r = 0;

@@ -72,4 +72,9 @@ describe('SPICE F-score over tuples', () => {
     expect(r.perImage[1].f).toBe(0);
     expect(r.corpus).toBe(0.5);
   });
+  it('names an image without references', () => {
+    expect(() => spiceApprox(resources, [{ candidate: 'a red car', references: [] }])).toThrow(
+      'spiceApprox: item 0: no references',
+    );
+  });
 });

@@ -8,6 +8,7 @@
 // are matched exactly or through shared WordNet synsets (Meteor's synonym data, as SPICE does),
 // then scored with SPICE's F-measure. The numbers approximate SPICE; they are never SPICE, and
 // every printed label says so (`SPICE_approx`).
+import { checkCaptionItem } from './check.js';
 import winkNLP, { type WinkMethods } from 'wink-nlp';
 import model from 'wink-eng-lite-web-model';
 import { mean } from '../errors.js';
@@ -260,6 +261,7 @@ export function spiceApprox(
   resources: MeteorResources,
   items: readonly { candidate: string; references: readonly string[] }[],
 ): { corpus: number; perImage: SpiceScore[] } {
+  items.forEach((it, i) => checkCaptionItem(it?.candidate, it?.references, `spiceApprox: item ${i}`));
   const parser = new ApproxSceneGraphParser(resources);
   const perImage = items.map((it) =>
     spiceScore(resources, parser.parseAll([it.candidate]), parser.parseAll(it.references)),

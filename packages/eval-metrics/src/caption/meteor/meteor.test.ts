@@ -22,6 +22,14 @@ describe('METEOR 1.5 without paraphrases', () => {
     references: im.references_tokenized,
   }));
   const r = meteor.evaluate(items);
+  it('names an image without references', () => {
+    expect(() => meteor.evaluate([{ candidate: 'a dog', references: [] }])).toThrow(
+      'Meteor.evaluate: item 0: no references',
+    );
+    expect(() => meteor.segmentStats('a dog', [3 as any])).toThrow(
+      'Meteor.segmentStats: references[0] is not a string (3)',
+    );
+  });
   it('per image to 1e-6', () => {
     const diffs = fx.images.map((im: any, i: number) => [
       im.image_id,

@@ -4,6 +4,7 @@
 // 1.0 / 0.6 / 0.8 / 0.6. Without a table the score is labelled METEOR_no_paraphrase: it can only
 // be at or below official COCO METEOR. Alignment, beam search (with its integer-truncated ranking
 // counters and distance quirk), statistics and their corpus aggregation follow the Meteor 1.5 source.
+import { checkCaptionItem } from '../check.js';
 import stem from 'wink-porter2-stemmer';
 import { meteorNormalize } from './normalize.js';
 import { synsetsOf, type MeteorResources } from './resources.js';
@@ -357,6 +358,7 @@ export class Meteor {
 
   /** Statistics of a hypothesis against several references: those of the best-scoring reference. */
   segmentStats(hypothesis: string, references: readonly string[]): MeteorStats {
+    checkCaptionItem(hypothesis, references, 'Meteor.segmentStats');
     const prep = (s: string) =>
       meteorNormalize(s)
         .toLowerCase()
@@ -426,6 +428,7 @@ export class Meteor {
     corpus: number;
     perImage: number[];
   } {
+    items.forEach((it, i) => checkCaptionItem(it?.candidate, it?.references, `Meteor.evaluate: item ${i}`));
     let total = this.emptyStats();
     const perImage = items.map(({ candidate, references }) => {
       const hyp = candidate.split('|||').join('').replace(/ {2}/g, ' ');
