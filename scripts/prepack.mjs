@@ -4,11 +4,15 @@
 // `pnpm publish` in a pnpm workspace) replaces those ranges with the versions being published; npm
 // packs them as they are, and a package published that way cannot be installed by anyone. So npm
 // (or yarn, bun) is refused here, naming the ranges and the commands to use instead.
+//
+// The packer is told by npm_execpath, which npm, pnpm and yarn each set for the scripts they run
+// (npm_config_user_agent is not enough: npm reads it from the environment, so an `npm pack` run
+// from inside a pnpm script would inherit pnpm's).
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
-const agent = process.env.npm_config_user_agent ?? '';
-if (!agent.startsWith('pnpm/')) {
+const packer = basename(process.env.npm_execpath ?? '');
+if (!/pnpm/i.test(packer)) {
   const pkg = JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8'));
   const fields = ['dependencies', 'peerDependencies', 'optionalDependencies'];
   const ranges = fields.flatMap((f) =>
@@ -17,7 +21,7 @@ if (!agent.startsWith('pnpm/')) {
       .map(([dep, range]) => `${f}.${dep}: "${range}"`),
   );
   if (ranges.length) {
-    const tool = agent.split(' ')[0] || 'this package manager';
+    const tool = /^npm-cli\.js$/.test(packer) ? 'npm' : packer || 'this package manager';
     process.stderr.write(
       `${pkg.name}: ${tool} would pack these ranges unchanged, and the package could not be installed:\n` +
         ranges.map((r) => `  ${r}\n`).join('') +
