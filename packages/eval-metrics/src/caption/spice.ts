@@ -9,7 +9,7 @@
 // then scored with SPICE's F-measure. The numbers approximate SPICE; they are never SPICE, and
 // every printed label says so (`SPICE_approx`).
 import { checkCaptionItem } from './check.js';
-import winkNLP, { type WinkMethods } from 'wink-nlp';
+import winkNLP, { type ItsFunction, type WinkMethods } from 'wink-nlp';
 import model from 'wink-eng-lite-web-model';
 import { mean } from '../errors.js';
 import { synsetsOf, type MeteorResources } from './meteor/resources.js';
@@ -71,6 +71,11 @@ export function tupleCategories(t: Tuple): TupleCategory[] {
   return cats;
 }
 
+/** A wink-nlp item function (what `its.*` holds). */
+function isItsFunction(f: unknown): f is ItsFunction<string> {
+  return typeof f === 'function';
+}
+
 export class ApproxSceneGraphParser {
   constructor(private readonly resources: MeteorResources) {}
 
@@ -97,7 +102,9 @@ export class ApproxSceneGraphParser {
     const words = doc.tokens().out() as string[];
     const pos = doc.tokens().out(its.pos) as string[];
     // wink-nlp's typings omit the `lemma` item function that its English model provides at runtime
-    const lemmas = doc.tokens().out(its.lemma as never) as unknown as string[];
+    const lemmaOf: unknown = Reflect.get(its, 'lemma');
+    if (!isItsFunction(lemmaOf)) throw new Error('wink-nlp: its.lemma is missing (the English model has a lemmatizer)');
+    const lemmas = doc.tokens().out(lemmaOf);
     const toks = words.map((w, i) => ({ text: w, pos: pos[i], lemma: lemmas[i] }));
     // Repairs of tagger errors common in captions.
     toks.forEach((t, i) => {
