@@ -2,8 +2,9 @@
 // Every package's `prepack` (run by `npm pack`, `npm publish`, `pnpm pack` and `pnpm publish` in its
 // folder). The packages depend on each other with "workspace:^". pnpm (and changesets, which calls
 // `pnpm publish` in a pnpm workspace) replaces those ranges with the versions being published; npm
-// packs them as they are, and a package published that way cannot be installed by anyone. So npm
-// (or yarn, bun) is refused here, naming the ranges and the commands to use instead.
+// packs them as they are, and a package published that way cannot be installed by anyone. This
+// workspace releases with pnpm, so any other packer (npm, yarn 1, ...) is refused here, naming the
+// ranges and the commands to use instead.
 //
 // The packer is told by npm_execpath, which npm, pnpm and yarn each set for the scripts they run
 // (npm_config_user_agent is not enough: npm reads it from the environment, so an `npm pack` run

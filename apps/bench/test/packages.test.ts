@@ -278,7 +278,7 @@ describe('TypeScript users of the published declarations', () => {
   });
 
   it("under a Node-only tsconfig (es2022 + @types/node) without skipLibCheck, only tfjs' and @webgpu/types' own declarations fail", () => {
-    // tfjs-core's .d.ts name `Long` (an undeclared @types/long) and DOM types; the READMEs say to
+    // tfjs-core's .d.ts use DOM types and @types/long's global `Long` (types: ['node'] hides it); the READMEs say to
     // use skipLibCheck. This checks that none of the errors is in these packages' declarations.
     const dir = join(app.dir, 'types-node-only');
     mkdirSync(dir, { recursive: true });

@@ -19,7 +19,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 
 export const root = join(__dirname, '../../..');
 export const packageNames = [
@@ -101,7 +101,12 @@ function link(appModules: string, name: string, target: string, type: 'dir' | 'f
  * `userDeps` are packages the user installs themselves (e.g. `@types/node`), linked from the workspace.
  */
 export function buildPackedApp(userDeps: string[] = []): PackedApp {
-  const dir = mkdtempSync(join(tmpdir(), 'fiber-vl-user-app-'));
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'fiber-vl-user-app-')));
+  // inside the repository, Node and TypeScript would find the workspace's node_modules from the app
+  if (!relative(realpathSync(root), dir).startsWith('..')) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`the OS temp folder ${tmpdir()} is inside the repository: set TMPDIR to a folder outside ${root}`);
+  }
   try {
     const tarballs = join(dir, '.tarballs');
     const modules = join(dir, 'node_modules');
