@@ -114,7 +114,11 @@ describe('sampling', () => {
     ]);
     const wide = tf.tensor2d([[1, 0, 0]]);
     // NaN used to pick index 0: the positive of row 0
-    await expect(sampleHardNegatives(nan, ok)).rejects.toThrow('similarity row 0 is not finite');
+    const rng = new Generator(1);
+    const state = rng.getState();
+    await expect(sampleHardNegatives(nan, ok, rng)).rejects.toThrow('simI2t row 0 is not finite');
+    await expect(sampleHardNegatives(ok, nan, rng)).rejects.toThrow('simT2i row 0 is not finite');
+    expect(rng.getState()).toEqual(state); // nothing drawn
     await expect(sampleHardNegatives(ok, wide)).rejects.toThrow('simT2i must be [B, B] with B = 2');
     tf.dispose([nan, ok, wide]);
     expect(tf.memory().numTensors).toBe(before);

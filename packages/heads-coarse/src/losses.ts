@@ -59,17 +59,23 @@ export async function sampleHardNegatives(
         `sampleHardNegatives: ${name} must be [B, B] with B = ${B} (batch x batch similarities), got [${sim.shape.join(', ')}]`,
       );
   if (B < 2) throw new RangeError('ITM hard negatives need a batch of at least 2 pairs');
-  const draw = async (sim: tf.Tensor) => {
+  // both weight matrices are read and checked before the first draw: a refused call draws nothing
+  const weights = async (sim: tf.Tensor, name: string) => {
     const w = tf.tidy(() => {
       const p = tf.softmax(sim);
       return tf.mul(tf.add(p, 1e-5), tf.sub(1, tf.eye(B))); // positives zeroed
     });
     const rows = (await w.array()) as number[][];
     w.dispose();
-    return rows.map((row, i) => {
-      // torch.multinomial: "probability tensor contains either inf, nan or element < 0"
+    // torch.multinomial: "probability tensor contains either inf, nan or element < 0"
+    rows.forEach((row, i) => {
       if (!row.every(Number.isFinite))
-        throw new RangeError(`sampleHardNegatives: similarity row ${i} is not finite (NaN or Inf in the features?)`);
+        throw new RangeError(`sampleHardNegatives: ${name} row ${i} is not finite (NaN or Inf in the features?)`);
+    });
+    return rows;
+  };
+  const draw = (rows: number[][]) =>
+    rows.map((row) => {
       const total = row.reduce((a, b) => a + b, 0);
       let u = rng.nextDouble() * total;
       for (let j = 0; j < row.length; j++) {
@@ -79,8 +85,9 @@ export async function sampleHardNegatives(
       for (let j = row.length - 1; j >= 0; j--) if (row[j] > 0) return j;
       return 0;
     });
-  };
-  return { negTextForImage: await draw(simI2t), negImageForText: await draw(simT2i) };
+  const i2t = await weights(simI2t, 'simI2t');
+  const t2i = await weights(simT2i, 'simT2i');
+  return { negTextForImage: draw(i2t), negImageForText: draw(t2i) };
 }
 
 /** ITM: CE on itm_score logits [N, 2] with labels 1 (match) / 0. */
