@@ -2,7 +2,7 @@
 // token head and the GPU `ml_nms` branch of `select_over_all_levels`, on plain arrays; plus the
 // detection / grounding result types of the task API and the map back to original pixels.
 import type { tf } from '@fiber-vl/tensor-core';
-import { FIBER_ANCHORS, generateAnchors, type AnchorConfig } from './anchors.js';
+import { generateAnchors, type AnchorConfig } from './anchors.js';
 import { decodeBoxes } from './box-coder.js';
 import { argsortDescending, clipBoxes, keepLargeBoxes, keepTopScores, multiLabelNms } from './boxes.js';
 import type { DyHeadOutput } from './dyhead.js';
@@ -283,9 +283,10 @@ function permuteAndFlatten(
 /**
  * The head's output of a forward pass (`FiberFineModel.forward(...).head`) as per-image, per-level
  * arrays for `postprocessImage`, with the anchors of its level sizes (`anchors`: the model's
- * `config.anchors`). Reads the tensors back; disposes nothing.
+ * `config.anchors`, required: another anchor config gives wrong boxes, not an error). Reads the
+ * tensors back; disposes nothing.
  */
-export function readHeadLevels(head: DyHeadOutput, anchors: AnchorConfig = FIBER_ANCHORS): Promise<LevelOutputs[][]> {
+export function readHeadLevels(head: DyHeadOutput, anchors: AnchorConfig): Promise<LevelOutputs[][]> {
   const { levels } = head;
   const sizes = levels.map((l) => [l.bboxReg.shape[2], l.bboxReg.shape[3]] as [number, number]);
   return headOutputsToLevels(
