@@ -310,7 +310,9 @@ export class RobertaModel<Ctx = never> extends Module {
     this.config = robertaConfig(config);
     if (layers !== undefined && (!Array.isArray(layers) || layers.length !== this.config.numHiddenLayers))
       throw new RangeError(
-        `RobertaModel: layers has ${Array.isArray(layers) ? layers.length : `no list (${typeof layers})`} entries for numHiddenLayers ${this.config.numHiddenLayers}`,
+        Array.isArray(layers)
+          ? `RobertaModel: layers has ${layers.length} entries for numHiddenLayers ${this.config.numHiddenLayers}`
+          : `RobertaModel: layers must be a list of ${this.config.numHiddenLayers} RobertaLayers, got ${typeof layers}`,
       );
     this.embeddings = new RobertaEmbeddings(this.config, rng);
     this.encoder = new RobertaEncoder<Ctx>(this.config, rng, layers);

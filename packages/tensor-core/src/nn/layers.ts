@@ -27,7 +27,7 @@ export function checkSizes(
 }
 
 /** The default bias bound of torch's Linear / Conv: 1/sqrt(fan_in), 0 for fan_in 0. */
-const biasBound = (fanIn: number) => (fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0);
+export const biasBound = (fanIn: number) => (fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0);
 
 /** torch.nn.Linear: weight [out, in], bias [out]; y = x W^T + b. */
 export class Linear extends Module {
@@ -87,7 +87,9 @@ export class Embedding extends Module {
     if (paddingIdx !== undefined) {
       if (!Number.isInteger(paddingIdx) || paddingIdx < -numEmbeddings || paddingIdx >= numEmbeddings)
         throw new RangeError(
-          `Embedding: paddingIdx must be an integer in [-${numEmbeddings}, ${numEmbeddings}), got ${paddingIdx}`,
+          numEmbeddings === 0
+            ? `Embedding: paddingIdx ${paddingIdx} given for a table of no rows`
+            : `Embedding: paddingIdx must be an integer in [-${numEmbeddings}, ${numEmbeddings}), got ${paddingIdx}`,
         );
       if (paddingIdx < 0) paddingIdx += numEmbeddings;
     }

@@ -5,7 +5,7 @@ import { defaultGenerator, type Generator } from '../rng.js';
 import { deformConv2d } from '../ops/deform-conv.js';
 import { adaptiveAvgPool2d, hardSigmoid } from '../ops/vision.js';
 import { fans, kaimingUniform, uniform } from './init.js';
-import { checkSizes } from './layers.js';
+import { biasBound, checkSizes } from './layers.js';
 import { Module, Parameter, type UnaryModule } from './module.js';
 
 /** torch.nn.ReLU. */
@@ -82,8 +82,7 @@ export class DeformConv2d extends Module {
     const shape = [outChannels, inChannels, ...this.kernelSize];
     this.weight = new Parameter(kaimingUniform(shape, Math.sqrt(5), rng));
     if (bias) {
-      const fanIn = fans(shape).fanIn;
-      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+      const bound = biasBound(fans(shape).fanIn);
       this.bias = new Parameter(zeroBias ? tf.zeros([outChannels]) : uniform([outChannels], -bound, bound, rng));
     }
   }
