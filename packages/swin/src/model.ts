@@ -348,7 +348,11 @@ export interface SwinOptions<Ctx = never> {
    * Module.freeze: no gradients, eval mode while training). -1 (default): nothing frozen.
    */
   frozenStages?: number;
-  /** Builds the attention of block `block` of stage `stage` (fusion replaces some with fused ones). */
+  /**
+   * Builds the attention of block `block` of stage `stage` (fusion replaces some with fused ones).
+   * What it returns belongs to the model; if the constructor fails (the factory throws, say), the
+   * attentions built so far are disposed with the rest.
+   */
   attentionFactory?: (
     stage: number,
     block: number,

@@ -11,6 +11,7 @@ import {
   useBackend,
 } from '../testing.js';
 import { Conv2d, DropPath, Dropout, Embedding, GELU, LayerNorm, Linear } from './layers.js';
+import { GroupNorm } from './norm.js';
 import { scaledDotProductAttention } from '../ops/attention.js';
 import * as init from './init.js';
 import { Module } from './module.js';
@@ -96,6 +97,8 @@ describe.each(names)('layers on %s', (backend) => {
       [() => new Linear(2, 1.5), 'Linear: outFeatures must be a non-negative integer, got 1.5'],
       [() => new LayerNorm(Number.NaN), 'LayerNorm: dim must be a non-negative integer, got NaN'],
       [() => new LayerNorm(4, 0), 'LayerNorm: eps must be a positive number, got 0'],
+      [() => new GroupNorm(2, 4, Number.NaN), 'GroupNorm: eps must be a positive number, got NaN'],
+      [() => new GroupNorm(2, -4), 'GroupNorm: numChannels must be a non-negative integer, got -4'],
       [() => new Embedding(5, 3, { paddingIdx: 5 }), 'Embedding: paddingIdx must be an integer in [-5, 5), got 5'],
       [() => new Embedding(-5, 3), 'Embedding: numEmbeddings must be a non-negative integer, got -5'],
       [() => new Conv2d(3, 4, 0), 'Conv2d: kernelSize must be a positive integer or a pair of them, got 0'],

@@ -15,6 +15,8 @@ export class GroupNorm extends Module {
   ) {
     super();
     checkSizes('GroupNorm', 'numChannels', numChannels);
+    if (!(eps > 0 && Number.isFinite(eps)))
+      throw new RangeError(`GroupNorm: eps must be a positive number, got ${eps}`);
     if (!Number.isInteger(numGroups) || numGroups < 1 || numChannels % numGroups) {
       throw new RangeError(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
     }
