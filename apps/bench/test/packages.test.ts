@@ -7,7 +7,7 @@ import { builtinModules } from 'node:module';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPackedApp, type PackedApp, type PackedPackage, packageNames, root } from './packed-app.js';
+import { buildPackedApp, type PackedApp, type PackedPackage, packageNames, root, runTsc } from './packed-app.js';
 
 let app: PackedApp;
 beforeAll(() => {
@@ -15,6 +15,26 @@ beforeAll(() => {
 }, 120_000);
 afterAll(() => app?.remove());
 const packed = (name: string): PackedPackage => app.packages.find((p) => p.name === name)!;
+
+/** The specifiers of a package's entries: `@fiber-vl/swin`, `@fiber-vl/swin/node`, ... */
+const entriesOf = (p: PackedPackage): string[] =>
+  Object.keys(p.manifest.exports ?? {})
+    .filter((k) => k !== './package.json')
+    .map((k) => `@fiber-vl/${p.name}${k.slice(1)}`);
+
+/** Writes `files` and a tsconfig listing them into a folder of the app and runs tsc there. */
+function typecheck(folder: string, files: Record<string, string>, compilerOptions: Record<string, unknown>) {
+  const dir = join(app.dir, folder);
+  mkdirSync(dir, { recursive: true });
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: Object.keys(files) }));
+  try {
+    const r = runTsc(dir);
+    return { output: r.stdout + r.stderr, status: r.status };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** Every string an exports / imports map points at ("./dist/index.js", ...). */
 function targets(map: unknown): string[] {
@@ -42,6 +62,11 @@ function bareImports(code: string): Set<string> {
 function runIn(dir: string, args: string[]): string {
   return execFileSync(process.execPath, args, { cwd: dir, encoding: 'utf8' });
 }
+
+it('finds every published package under packages/', () => {
+  expect(packageNames.length).toBeGreaterThanOrEqual(8);
+  expect(app.packages.map((p) => p.name)).toEqual(packageNames);
+});
 
 describe.each(packageNames)('@fiber-vl/%s, packed and installed', (name) => {
   it('has real version ranges, its README and every file its manifest points at', () => {
@@ -94,9 +119,7 @@ describe.each(packageNames)('@fiber-vl/%s, packed and installed', (name) => {
   });
 
   it('every entry imports from ESM and requires from CJS with the same exports', () => {
-    const entries = Object.keys(packed(name).manifest.exports ?? {})
-      .filter((k) => k !== './package.json')
-      .map((k) => `@fiber-vl/${name}${k.slice(1)}`);
+    const entries = entriesOf(packed(name));
     expect(entries).toContain(`@fiber-vl/${name}`);
     for (const entry of entries) {
       const esm = runIn(app.dir, [
@@ -194,123 +217,63 @@ describe('the installed fiber-metrics CLI', () => {
 });
 
 describe('TypeScript users of the published declarations', () => {
+  const strict = { strict: true, noEmit: true, target: 'es2022' };
+  // tfjs' declarations need the DOM lib and skipLibCheck (see the last test)
+  const withDom = { lib: ['es2022', 'dom'], types: [], skipLibCheck: true };
+
   it('resolve every entry under node16 from ESM (.mts) and CJS (.cts) files', () => {
-    const dir = join(app.dir, 'types-node16');
-    mkdirSync(dir, { recursive: true });
-    const entries = app.packages.flatMap((p) =>
-      Object.keys(p.manifest.exports ?? {})
-        .filter((k) => k !== './package.json')
-        .map((k) => `@fiber-vl/${p.name}${k.slice(1)}`),
-    );
+    const entries = app.packages.flatMap(entriesOf);
     expect(entries.length).toBeGreaterThan(12);
-    writeFileSync(
-      join(dir, 'esm.mts'),
-      entries
-        .map((e, i) => `import * as m${i} from '${e}';\nexport const n${i}: number = Object.keys(m${i}).length;`)
-        .join('\n'),
+    const use = (load: (e: string, i: number) => string) =>
+      entries.map((e, i) => `${load(e, i)}\nexport const n${i}: number = Object.keys(m${i}).length;`).join('\n');
+    const r = typecheck(
+      'types-node16',
+      {
+        'esm.mts': use((e, i) => `import * as m${i} from '${e}';`),
+        'cjs.cts': use((e, i) => `import m${i} = require('${e}');`),
+      },
+      { ...strict, ...withDom, module: 'node16', moduleResolution: 'node16' },
     );
-    writeFileSync(
-      join(dir, 'cjs.cts'),
-      entries
-        .map((e, i) => `import m${i} = require('${e}');\nexport const n${i}: number = Object.keys(m${i}).length;`)
-        .join('\n'),
-    );
-    writeFileSync(
-      join(dir, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          noEmit: true,
-          module: 'node16',
-          moduleResolution: 'node16',
-          target: 'es2022',
-          lib: ['es2022', 'dom'],
-          types: [],
-          skipLibCheck: true,
-        },
-        files: ['esm.mts', 'cjs.cts'],
-      }),
-    );
-    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });
-    expect(r.stdout + r.stderr).toBe('');
+    expect(r.output).toBe('');
     expect(r.status).toBe(0);
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('see the chained ops tensor-core registers (x.mean(), x.square(), ...)', () => {
-    const dir = join(app.dir, 'types-check');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(
-      join(dir, 'user.ts'),
-      [
-        "import { tf, initBackend, type BackendInfo } from '@fiber-vl/tensor-core';",
-        'export async function main(): Promise<BackendInfo> {',
-        '  const info = await initBackend({ backend: "cpu" });',
-        '  const x: tf.Tensor2D = tf.ones([2, 3]);',
-        '  const y: tf.Tensor = x.mean(1).square().reshape([2, 1]).add(tf.scalar(1));',
-        '  y.dispose();',
-        '  return info;',
-        '}',
-      ].join('\n'),
+    const r = typecheck(
+      'types-check',
+      {
+        'user.ts': [
+          "import { tf, initBackend, type BackendInfo } from '@fiber-vl/tensor-core';",
+          'export async function main(): Promise<BackendInfo> {',
+          '  const info = await initBackend({ backend: "cpu" });',
+          '  const x: tf.Tensor2D = tf.ones([2, 3]);',
+          '  const y: tf.Tensor = x.mean(1).square().reshape([2, 1]).add(tf.scalar(1));',
+          '  y.dispose();',
+          '  return info;',
+          '}',
+        ].join('\n'),
+      },
+      { ...strict, ...withDom, module: 'esnext', moduleResolution: 'bundler' },
     );
-    writeFileSync(
-      join(dir, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          noEmit: true,
-          module: 'esnext',
-          moduleResolution: 'bundler',
-          target: 'es2022',
-          lib: ['es2022', 'dom'],
-          types: [],
-          skipLibCheck: true,
-        },
-        files: ['user.ts'],
-      }),
-    );
-    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });
-    expect(r.stdout + r.stderr).toBe('');
+    expect(r.output).toBe('');
     expect(r.status).toBe(0);
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("under a Node-only tsconfig (es2022 + @types/node) without skipLibCheck, only tfjs' and @webgpu/types' own declarations fail", () => {
     // tfjs-core's .d.ts use DOM types and @types/long's global `Long` (types: ['node'] hides it); the READMEs say to
     // use skipLibCheck. This checks that none of the errors is in these packages' declarations.
-    const dir = join(app.dir, 'types-node-only');
-    mkdirSync(dir, { recursive: true });
-    const entries = app.packages.flatMap((p) =>
-      Object.keys(p.manifest.exports ?? {})
-        .filter((k) => k !== './package.json')
-        .map((k) => `@fiber-vl/${p.name}${k.slice(1)}`),
+    const entries = app.packages.flatMap(entriesOf);
+    const r = typecheck(
+      'types-node-only',
+      { 'user.mts': entries.map((e, i) => `export * as m${i} from '${e}';`).join('\n') },
+      { ...strict, module: 'node16', lib: ['es2022'], types: ['node'] },
     );
-    writeFileSync(join(dir, 'user.mts'), entries.map((e, i) => `export * as m${i} from '${e}';`).join('\n'));
-    writeFileSync(
-      join(dir, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          noEmit: true,
-          module: 'node16',
-          target: 'es2022',
-          lib: ['es2022'],
-          types: ['node'],
-        },
-        files: ['user.mts'],
-      }),
-    );
-    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });
-    const errors = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
+    const errors = r.output.split('\n').filter((l) => /error TS\d+/.test(l));
     expect(errors.length).toBeGreaterThan(0); // tfjs' own (if this fails, tfjs fixed them: drop the README note)
     expect(
       errors.filter(
         (l) => !/node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?(@tensorflow\/tfjs-core|@webgpu\/types)\//.test(l),
       ),
     ).toEqual([]);
-    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -6,7 +6,7 @@
 // hoisted as npm would) and what a user adds themselves (`userDeps`). A file the tarball lacks, a
 // dependency a package imports without declaring, or a range pnpm left unrewritten fails here, where
 // workspace links would hide it.
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -22,16 +22,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 
 export const root = join(__dirname, '../../..');
-export const packageNames = [
-  'tensor-core',
-  'swin',
-  'roberta',
-  'fusion',
-  'heads-coarse',
-  'heads-fine',
-  'trainer',
-  'eval-metrics',
-] as const;
+/** Every published package: the folders under packages/ whose package.json is not private. */
+export const packageNames: string[] = readdirSync(join(root, 'packages')).filter((name) => {
+  const manifest = join(root, 'packages', name, 'package.json');
+  return existsSync(manifest) && !JSON.parse(readFileSync(manifest, 'utf8')).private;
+});
 
 export interface PackageJson {
   name: string;
@@ -73,6 +68,12 @@ function pnpm(args: string[], cwd: string): string {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`pnpm ${args.join(' ')} in ${cwd} failed (${r.status}):\n${r.stdout}${r.stderr}`);
   return r.stdout;
+}
+
+/** The workspace's tsc on the project in `dir` (run from `dir`, so packages resolve from there). */
+export function runTsc(dir: string, ...args: string[]): SpawnSyncReturns<string> {
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  return spawnSync(process.execPath, [tsc, '-p', dir, ...args], { cwd: dir, encoding: 'utf8' });
 }
 
 function tar(args: string[]): string {

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { transformSync } from 'esbuild';
-import { buildPackedApp, root } from './packed-app.js';
+import { buildPackedApp, root, runTsc } from './packed-app.js';
 
 // The user adds Node's types and, for the bundler example, Vite.
 const app = buildPackedApp(['@types/node', 'vite']);
@@ -63,14 +63,13 @@ describe('README examples', () => {
         include: ['*.mts'],
       }),
     );
-    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(process.execPath, [tsc, '-p', work], { encoding: 'utf8', cwd: work });
+    const r = runTsc(work);
     const out = (r.stdout + r.stderr).replaceAll(`${work}/`, '');
     expect(out, out).toBe('');
     expect(r.status).toBe(0);
     expect(examples.length).toBeGreaterThan(10);
     // the declarations read are the installed ones, not the workspace's
-    const files = spawnSync(process.execPath, [tsc, '-p', work, '--listFilesOnly'], { encoding: 'utf8', cwd: work });
+    const files = runTsc(work, '--listFilesOnly');
     const ours = files.stdout.split('\n').filter((f) => f.includes('@fiber-vl/'));
     expect(ours.length).toBeGreaterThan(8);
     expect(ours.filter((f) => !f.startsWith(join(app.dir, 'node_modules', '@fiber-vl')))).toEqual([]);
