@@ -61,15 +61,17 @@ describe.each(names)('Swin detection variant on %s', (backend) => {
   });
 });
 
+/** A small detection Swin for the option tests (4 stages, 6 blocks). */
+const config = swinConfig('swin_base_patch4_window12_384', {
+  imageSize: 64,
+  embedDim: 8,
+  depths: [1, 1, 2, 1],
+  numHeads: [1, 1, 2, 2],
+  windowSize: 4,
+});
+
 describe('Swin frozenStages (the official _freeze_stages)', () => {
   beforeAll(() => useBackend('cpu'));
-  const config = swinConfig('swin_base_patch4_window12_384', {
-    imageSize: 64,
-    embedDim: 8,
-    depths: [1, 1, 2, 1],
-    numHeads: [1, 1, 2, 2],
-    windowSize: 4,
-  });
   const frozenOf = (frozenStages: number) => {
     const model = new SwinTransformer(config, { variant: 'detection', frozenStages }).train();
     const stages = new Set<string>();
@@ -105,13 +107,6 @@ describe('Swin frozenStages (the official _freeze_stages)', () => {
 
 describe('SwinTransformer options', () => {
   beforeAll(() => useBackend('cpu'));
-  const config = swinConfig('swin_base_patch4_window12_384', {
-    imageSize: 64,
-    embedDim: 8,
-    depths: [1, 1, 2, 1],
-    numHeads: [1, 1, 2, 2],
-    windowSize: 4,
-  });
 
   it('names a bad variant or outIndices before building anything', () => {
     const before = tf.memory().numTensors;
