@@ -1,19 +1,19 @@
 import { MetricInputError, show } from '../errors.js';
 
 /**
- * One image's input to a caption scorer: a candidate string and at least one reference string
+ * One image's input to a caption scorer: at least one reference string and a candidate string
  * (pycocoevalcap's scorers assert `len(refs) > 0`; with none, BLEU came out as its smoothing
- * constants and CIDEr-D as NaN). `at` names the item in the message.
+ * constants and CIDEr-D as NaN). `at` names the image in the message, `candidateAt` where the
+ * candidate comes from when that differs (another file).
  */
-export function checkCaptionItem(candidate: unknown, references: unknown, at: string): void {
-  if (typeof candidate !== 'string')
-    throw new MetricInputError(`${at}: the candidate is not a string (${show(candidate)})`);
-  if (!Array.isArray(references))
-    throw new MetricInputError(`${at}: references must be a list of strings, got ${show(references)}`);
-  if (references.length === 0) throw new MetricInputError(`${at}: no references (every image needs at least one)`);
-  references.forEach((r, j) => {
-    if (typeof r !== 'string') throw new MetricInputError(`${at}: references[${j}] is not a string (${show(r)})`);
+export function checkCaptionItem(candidate: unknown, references: unknown, at: string, candidateAt = at): void {
+  if (!Array.isArray(references) || references.length === 0)
+    throw new MetricInputError(`${at}: needs at least one reference caption`);
+  references.forEach((r, i) => {
+    if (typeof r !== 'string') throw new MetricInputError(`${at}: reference ${i} is not a string (${show(r)})`);
   });
+  if (typeof candidate !== 'string')
+    throw new MetricInputError(`${candidateAt}: the caption is not a string (${show(candidate)})`);
 }
 
 /** The n-gram order of BLEU: a positive integer. */

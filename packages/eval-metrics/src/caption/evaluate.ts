@@ -1,4 +1,5 @@
 import { MetricInputError, mean, show, where } from '../errors.js';
+import { checkCaptionItem } from './check.js';
 import { ptbTokenize } from '../tokenize/ptb.js';
 import { BleuCounter, bleuFromStats, sumBleuStats, type BleuStats } from './bleu.js';
 import { ciderDSentences } from './cider.js';
@@ -98,21 +99,13 @@ export function evaluateCaptions({
   }
   if (refs.size === 0) throw new MetricInputError(`${where(files.references)}no images to evaluate`);
   const ids = [...refs.keys()];
-  for (const id of ids) {
-    const r = refs.get(id)!;
-    if (!Array.isArray(r) || r.length === 0)
-      throw new MetricInputError(`${where(files.references)}image ${id}: needs at least one reference caption`);
-    r.forEach((c, i) => {
-      if (typeof c !== 'string')
-        throw new MetricInputError(
-          `${where(files.references)}image ${id}: reference ${i} is not a string (${show(c)})`,
-        );
-    });
-    if (typeof cands.get(id) !== 'string')
-      throw new MetricInputError(
-        `${where(files.candidates)}image ${id}: the caption is not a string (${show(cands.get(id))})`,
-      );
-  }
+  for (const id of ids)
+    checkCaptionItem(
+      cands.get(id),
+      refs.get(id),
+      `${where(files.references)}image ${id}`,
+      `${where(files.candidates)}image ${id}`,
+    );
   // Two tokeniser calls, as the reference does (the tokenizer is stateless, so this is only for clarity).
   const tokRefs = tokenized
     ? ids.map((id) => [...refs.get(id)!])

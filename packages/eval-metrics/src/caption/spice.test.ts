@@ -74,7 +74,7 @@ describe('SPICE F-score over tuples', () => {
   });
   it('names an image without references', () => {
     expect(() => spiceApprox(resources, [{ candidate: 'a red car', references: [] }])).toThrow(
-      'spiceApprox: item 0: no references',
+      'spiceApprox: item 0: needs at least one reference caption',
     );
   });
 });

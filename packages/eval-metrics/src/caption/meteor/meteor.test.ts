@@ -24,10 +24,10 @@ describe('METEOR 1.5 without paraphrases', () => {
   const r = meteor.evaluate(items);
   it('names an image without references', () => {
     expect(() => meteor.evaluate([{ candidate: 'a dog', references: [] }])).toThrow(
-      'Meteor.evaluate: item 0: no references',
+      'Meteor.evaluate: item 0: needs at least one reference caption',
     );
     expect(() => meteor.segmentStats('a dog', [3 as any])).toThrow(
-      'Meteor.segmentStats: references[0] is not a string (3)',
+      'Meteor.segmentStats: reference 0 is not a string (3)',
     );
   });
   it('per image to 1e-6', () => {

@@ -359,6 +359,11 @@ export class Meteor {
   /** Statistics of a hypothesis against several references: those of the best-scoring reference. */
   segmentStats(hypothesis: string, references: readonly string[]): MeteorStats {
     checkCaptionItem(hypothesis, references, 'Meteor.segmentStats');
+    return this.bestStats(hypothesis, references);
+  }
+
+  /** segmentStats on input already checked. */
+  private bestStats(hypothesis: string, references: readonly string[]): MeteorStats {
     const prep = (s: string) =>
       meteorNormalize(s)
         .toLowerCase()
@@ -432,7 +437,7 @@ export class Meteor {
     let total = this.emptyStats();
     const perImage = items.map(({ candidate, references }) => {
       const hyp = candidate.split('|||').join('').replace(/ {2}/g, ' ');
-      const stats = this.segmentStats(hyp, references);
+      const stats = this.bestStats(hyp, references);
       total = this.addStats(total, stats);
       return this.score(stats);
     });
