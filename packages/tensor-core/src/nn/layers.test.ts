@@ -90,6 +90,28 @@ describe.each(names)('layers on %s', (backend) => {
     expect(v.slice(0, 3)).toEqual((await values(e.weight.value)).slice(0, 3));
   });
 
+  it('Embedding refuses ids outside the table: named on cpu and wasm, NaN rows on WebGPU', async () => {
+    const e = new Embedding(5, 3);
+    const ids = tf.tensor2d([0, 4, 5, 1], [2, 2], 'int32');
+    const negative = tf.tensor1d([2, -1], 'int32');
+    const before = tf.memory().numTensors;
+    if (backend === 'webgpu') {
+      const [out, outNeg] = [e.forward(ids), e.forward(negative)];
+      const [v, vNeg] = [await values(out), await values(outNeg)];
+      expect(v.slice(6, 9).every(Number.isNaN)).toBe(true); // id 5, at [1, 0]
+      expect([...v.slice(0, 6), ...v.slice(9)].some(Number.isNaN)).toBe(false);
+      expect(vNeg.slice(3).every(Number.isNaN)).toBe(true);
+      expect(vNeg.slice(0, 3).some(Number.isNaN)).toBe(false);
+      tf.dispose([out, outNeg]);
+    } else {
+      expect(() => e.forward(ids)).toThrow('Embedding(5, 3): id 5 at [1, 0] is out of range [0, 5)');
+      expect(() => e.forward(negative)).toThrow('Embedding(5, 3): id -1 at [1] is out of range [0, 5)');
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([ids, negative]);
+    e.dispose();
+  });
+
   it('layers name a size that is not a non-negative integer, before allocating', async () => {
     const before = tf.memory().numTensors;
     const cases: [() => unknown, string][] = [

@@ -4,6 +4,7 @@ import { tf } from '../tf.js';
 import { defaultGenerator, type Generator } from '../rng.js';
 import { gelu, layerNorm } from '../ops/activations.js';
 import { linear } from '../ops/linalg.js';
+import { firstOutOfRange, positionOf, readsOnHost } from '../host.js';
 import { conv2dNhwc } from '../ops/conv.js';
 import { fans, kaimingUniform, uniform } from './init.js';
 import { Module, Parameter } from './module.js';
@@ -97,11 +98,30 @@ export class Embedding extends Module {
     if (paddingIdx !== undefined) w.fill(0, paddingIdx * embeddingDim, (paddingIdx + 1) * embeddingDim);
     this.weight = new Parameter(tf.tensor2d(w, [numEmbeddings, embeddingDim]));
   }
-  /** ids: int32 of any shape -> [...ids.shape, dim]. */
+  /**
+   * ids: int32 of any shape -> [...ids.shape, dim]. An id outside [0, numEmbeddings) is an error,
+   * as in torch: on cpu and wasm a RangeError naming the id and its position; on WebGPU, where a
+   * check would read the ids back from the GPU, its row is NaN (tfjs' WebGPU gather gives zeros).
+   */
   forward(ids: tf.Tensor): tf.Tensor {
+    const onHost = readsOnHost();
+    if (onHost) {
+      const values = ids.dataSync();
+      const bad = firstOutOfRange(values, this.numEmbeddings);
+      if (bad >= 0)
+        throw new RangeError(
+          `Embedding(${this.numEmbeddings}, ${this.embeddingDim}): id ${values[bad]} at ${positionOf(bad, ids.shape)} ` +
+            `is out of range [0, ${this.numEmbeddings})`,
+        );
+    }
     return tf.tidy(() => {
       const flat = tf.reshape(tf.cast(ids, 'int32'), [-1]);
-      return tf.reshape(tf.gather(this.weight.value, flat), [...ids.shape, this.embeddingDim]);
+      let rows = tf.gather(this.weight.value, flat);
+      if (!onHost) {
+        const ok = tf.logicalAnd(tf.greaterEqual(flat, 0), tf.less(flat, this.numEmbeddings));
+        rows = tf.add(rows, tf.expandDims(tf.where(ok, tf.zeros(flat.shape), tf.fill(flat.shape, Number.NaN)), -1));
+      }
+      return tf.reshape(rows, [...ids.shape, this.embeddingDim]);
     });
   }
 }

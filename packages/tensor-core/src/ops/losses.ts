@@ -1,4 +1,5 @@
 import { tf } from '../tf.js';
+import { firstOutOfRange, positionOf, readsOnHost } from '../host.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -17,17 +18,39 @@ export interface CrossEntropyOptions {
 /**
  * torch.nn.functional.cross_entropy for logits [..., C] and integer targets [...]. 'mean' divides
  * by the number of non-ignored targets; 'none' gives 0 at ignored positions.
+ *
+ * A target that is neither `ignoreIndex` nor an integer in [0, C) is an error, as in torch. On cpu
+ * and wasm, where the targets are in host memory, it throws a RangeError naming the target and its
+ * position. On WebGPU a check would read the targets back from the GPU, so there the loss of that
+ * position is NaN instead (torch on CUDA stops with a device-side assert).
  */
 export function crossEntropy(
   logits: tf.Tensor,
   targets: tf.Tensor,
   { ignoreIndex = -100, reduction = 'mean', labelSmoothing = 0 }: CrossEntropyOptions = {},
 ): tf.Tensor {
+  if (logits.rank < 1) throw new RangeError('crossEntropy: logits must have a class axis, got a scalar');
   const C = logits.shape[logits.rank - 1];
   if (targets.shape.join() !== logits.shape.slice(0, -1).join()) {
     throw new RangeError(
       `crossEntropy: targets [${targets.shape.join(', ')}] must be logits [${logits.shape.join(', ')}] without the class axis`,
     );
+  }
+  if (!Number.isInteger(ignoreIndex))
+    throw new RangeError(`crossEntropy: ignoreIndex must be an integer, got ${ignoreIndex}`);
+  if (!(labelSmoothing >= 0 && labelSmoothing <= 1))
+    throw new RangeError(`crossEntropy: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
+  if (reduction !== 'mean' && reduction !== 'sum' && reduction !== 'none')
+    throw new RangeError(`crossEntropy: reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
+  const onHost = readsOnHost();
+  if (onHost) {
+    const values = targets.dataSync();
+    const bad = firstOutOfRange(values, C, ignoreIndex);
+    if (bad >= 0)
+      throw new RangeError(
+        `crossEntropy: target ${values[bad]} at ${positionOf(bad, targets.shape)} is out of bounds for ${C} classes ` +
+          `(targets are class indices in [0, ${C}) or ignoreIndex ${ignoreIndex})`,
+      );
   }
   return tf.tidy(() => {
     const t = tf.cast(targets, 'int32');
@@ -36,8 +59,14 @@ export function crossEntropy(
     if (labelSmoothing > 0) {
       nll = tf.add(tf.mul(nll, 1 - labelSmoothing), tf.mul(tf.neg(tf.mean(logp, -1)), labelSmoothing));
     }
-    const valid = tf.cast(tf.notEqual(t, ignoreIndex), 'float32');
-    const loss = tf.mul(nll, valid);
+    const ignored = tf.equal(t, ignoreIndex);
+    const valid = tf.cast(tf.logicalNot(ignored), 'float32');
+    let loss = tf.mul(nll, valid);
+    if (!onHost) {
+      // NaN where a target is out of range (checked on the device: see the doc comment)
+      const ok = tf.logicalOr(ignored, tf.logicalAnd(tf.greaterEqual(t, 0), tf.less(t, C)));
+      loss = tf.add(loss, tf.where(ok, tf.zerosLike(loss), tf.fill(loss.shape, Number.NaN)));
+    }
     if (reduction === 'none') return loss;
     if (reduction === 'sum') return tf.sum(loss);
     return tf.div(tf.sum(loss), tf.sum(valid));

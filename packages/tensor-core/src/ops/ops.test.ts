@@ -192,6 +192,42 @@ describe.each(names)('ops on %s', (backend) => {
     expect(maxAbsDiff(await values(sigmoidFocalLoss(x, y)), focal)).toBeLessThan(tol);
   });
 
+  it('crossEntropy refuses a target out of range as torch does: named on cpu and wasm, NaN on WebGPU', async () => {
+    const logits = rand([2, 3, 4]);
+    const targets = tf.tensor2d([0, -100, 3, 1, 4, 2], [2, 3], 'int32');
+    const negative = tf.tensor2d([0, -1, 3, 1, -100, 2], [2, 3], 'int32');
+    const before = tf.memory().numTensors;
+    if (backend === 'webgpu') {
+      const perItem = crossEntropy(logits, targets, { reduction: 'none' });
+      const v = await values(perItem);
+      expect(v.map(Number.isNaN)).toEqual([false, false, false, false, true, false]);
+      expect(v[1]).toBe(0); // ignored
+      const mean = crossEntropy(logits, negative);
+      expect(Number.isNaN((await values(mean))[0])).toBe(true);
+      tf.dispose([perItem, mean]);
+    } else {
+      expect(() => crossEntropy(logits, targets)).toThrow(
+        'crossEntropy: target 4 at [1, 1] is out of bounds for 4 classes (targets are class indices in [0, 4) or ignoreIndex -100)',
+      );
+      expect(() => crossEntropy(logits, negative)).toThrow('crossEntropy: target -1 at [0, 1] is out of bounds');
+      // a target equal to a non-default ignoreIndex is skipped, -100 is then out of range
+      expect(() => crossEntropy(logits, negative, { ignoreIndex: -1 })).toThrow('target -100 at [1, 1]');
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    const options: [object, string][] = [
+      [{ labelSmoothing: 1.5 }, 'crossEntropy: labelSmoothing must be in [0, 1], got 1.5'],
+      [{ labelSmoothing: Number.NaN }, 'crossEntropy: labelSmoothing must be in [0, 1], got NaN'],
+      [{ ignoreIndex: 0.5 }, 'crossEntropy: ignoreIndex must be an integer, got 0.5'],
+      [{ reduction: 'avg' }, "crossEntropy: reduction must be 'mean', 'sum' or 'none', got avg"],
+    ];
+    const ok = tf.tensor2d([0, 1, 2, 3, 0, 1], [2, 3], 'int32');
+    for (const [o, message] of options) expect(() => crossEntropy(logits, ok, o)).toThrow(message);
+    expect(() => crossEntropy(tf.scalar(1), tf.scalar(0, 'int32'))).toThrow(
+      'crossEntropy: logits must have a class axis',
+    );
+    tf.dispose([logits, targets, negative, ok]);
+  });
+
   describe('gradients match finite differences', () => {
     const cases: [string, () => tf.Tensor[], (...xs: tf.Tensor[]) => tf.Tensor][] = [
       ['matmul (batched, broadcast)', () => [rand([2, 3, 4]), rand([4, 2])], (a, b) => matmul(a, b)],
