@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Generator, tf, l2Normalize } from '@fiber-vl/tensor-core';
-import { gradCheck, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { gradCheck, maxAbsDiff, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import {
   captionLoss,
   itcLoss,
@@ -31,11 +31,26 @@ describe.each(names.filter((n) => n !== 'webgpu'))('FIBER losses on %s', (backen
       ref += (lse(ri) - ri[i] + (lse(rt) - rt[i])) / 2 / 3;
     }
     expect((await itcLoss(img, txt, 0.07).data())[0]).toBeCloseTo(ref, 4);
+    // gradients as compute_itc's: each side's keys are detached, so the image features learn from
+    // CE_i2t only and the text features from CE_t2i only: dL/dq_i = sum_j (p_ij - [i = j]) k_j / (2 B t)
     const queue = l2Normalize(rng.normal([5, 4]));
-    const r = await gradCheck((a, b) => itcLoss(a, b, 0.5, { imageQueue: queue, textQueue: queue }), [img, txt], {
-      eps: 1e-2,
-    });
-    expect(r.ok).toBe(true);
+    const Q = (await queue.array()) as number[][];
+    const expected = (queries: number[][], keys: number[][], t: number) =>
+      queries.map((q, i) => {
+        const logits = keys.map((k) => dot(q, k) / t);
+        const m = Math.max(...logits);
+        const e = logits.map((v) => Math.exp(v - m));
+        const z = e.reduce((a, b) => a + b, 0);
+        return q.map(
+          (_, d) => keys.reduce((acc, k, j) => acc + (e[j] / z - (i === j ? 1 : 0)) * k[d], 0) / (2 * 3 * t),
+        );
+      });
+    const [gImg, gTxt] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      itcLoss(a, b, 0.5, { imageQueue: queue, textQueue: queue }),
+    )([img, txt]);
+    expect(maxAbsDiff(await gImg.data(), expected(I, [...T, ...Q], 0.5).flat())).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await gTxt.data(), expected(T, [...I, ...Q], 0.5).flat())).toBeLessThan(1e-5);
+    tf.dispose([gImg, gTxt]);
     // shapes that do not pair are named here (crossEntropy's message, or tf's oneHot for B = 0)
     const before = tf.memory().numTensors;
     expect(() => itcLoss(img, l2Normalize(rng.normal([2, 4])), 0.07)).toThrow(
@@ -102,7 +117,30 @@ describe('sampling', () => {
     expect(picks.every((p) => p.every((j, i) => j !== i))).toBe(true);
     expect(picks.filter((p) => p[0] === 1).length).toBeGreaterThan(190); // image 0: text 1 is far more similar than text 2
   });
-  it('hard negatives name non-finite similarities and shapes that are not [B, B]', async () => {
+  it('hard negatives are drawn as compute_itc draws them: texts first, softmax with the positive zeroed, + 1e-9, queue columns', async () => {
+    const simI2t = rng.normal([3, 5], 0, 2); // 3 in-batch columns, then 2 queue columns
+    const simT2i = rng.normal([3, 5], 0, 2);
+    const rows = async (sim: tf.Tensor) =>
+      ((await tf.softmax(sim).array()) as number[][]).map((r, i) => r.map((w, j) => (j === i ? 0 : w) + 1e-9));
+    const [wI2t, wT2i] = [await rows(simI2t), await rows(simT2i)];
+    // torch.multinomial's one draw per row, from an independent copy of the generator
+    const pick = (r: Generator, w: number[]) => {
+      let u = r.nextDouble() * w.reduce((a, b) => a + b, 0);
+      return w.findIndex((v) => (u -= v) < 0);
+    };
+    const counts = [0, 0, 0, 0, 0];
+    for (let s = 0; s < 50; s++) {
+      const ref = new Generator(s);
+      const negImageForText = wT2i.map((w) => pick(ref, w));
+      const negTextForImage = wI2t.map((w) => pick(ref, w));
+      const got = await sampleHardNegatives(simI2t, simT2i, new Generator(s));
+      expect(got).toEqual({ negTextForImage, negImageForText });
+      for (const j of [...negTextForImage, ...negImageForText]) counts[j]++;
+    }
+    expect(counts[3] + counts[4]).toBeGreaterThan(0); // the queue columns are candidates
+    tf.dispose([simI2t, simT2i]);
+  });
+  it('hard negatives name non-finite similarities and shapes that are not [B, N >= B]', async () => {
     const before = tf.memory().numTensors;
     const nan = tf.tensor2d([
       [1, Number.NaN],
@@ -119,8 +157,12 @@ describe('sampling', () => {
     await expect(sampleHardNegatives(nan, ok, rng)).rejects.toThrow('simI2t row 0 is not finite');
     await expect(sampleHardNegatives(ok, nan, rng)).rejects.toThrow('simT2i row 0 is not finite');
     expect(rng.getState()).toEqual(state); // nothing drawn
-    await expect(sampleHardNegatives(ok, wide)).rejects.toThrow('simT2i must be [B, B] with B = 2');
-    tf.dispose([nan, ok, wide]);
+    await expect(sampleHardNegatives(ok, wide)).rejects.toThrow(
+      'sampleHardNegatives: simT2i must be [B, N] with N >= B (in-batch columns, then queue columns), as simI2t [2, 2]; got [1, 3]',
+    );
+    const tall = tf.transpose(wide); // fewer columns than rows
+    await expect(sampleHardNegatives(tall, tall)).rejects.toThrow('got [3, 1]');
+    tf.dispose([nan, ok, wide, tall]);
     expect(tf.memory().numTensors).toBe(before);
   });
   it('MLM masking names a bad probability, vocabSize or maskId', () => {

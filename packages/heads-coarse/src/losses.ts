@@ -1,12 +1,14 @@
 // FIBER's coarse-grained training objectives (fiber-spec §2.2-2.3), differentiable, built on the
 // tensor-core losses: ITC with a feature queue, ITM with hard negatives sampled from ITC
 // similarities, MLM masking (15%, RoBERTa's 80/10/10), VQA soft-score BCE, captioning CE.
-import { type Generator, bceWithLogits, crossEntropy, defaultGenerator, tf } from '@fiber-vl/tensor-core';
+import { type Generator, bceWithLogits, crossEntropy, defaultGenerator, detach, tf } from '@fiber-vl/tensor-core';
 
 /**
- * ITC: sim_i2t = img @ [txt; textQueue]^T / temp, sim_t2i = txt @ [img; imageQueue]^T / temp,
- * one-hot targets on the in-batch diagonal; loss = (CE_i2t + CE_t2i) / 2. Features L2-normalised.
- * Queues [Q, H] (already normalised, no gradient) extend the negatives, as the official queue does.
+ * ITC as FIBER's compute_itc: sim_i2t = img @ [txt.detach(); textQueue]^T / temp, sim_t2i = txt @
+ * [img.detach(); imageQueue]^T / temp, one-hot targets on the in-batch diagonal; loss = (CE_i2t +
+ * CE_t2i) / 2. Features L2-normalised. The image features get their gradient from CE_i2t only and
+ * the text features from CE_t2i only: the other side's batch features are detached, as the official
+ * code does. Queues [Q, H] (already normalised, no gradient) extend the negatives.
  * `temp` is used as given: pass `model.temperature()` (the official clamp to [0.001, 1]).
  */
 export function itcLoss(
@@ -29,9 +31,9 @@ export function itcLoss(
   if (textQueue) rows(textQueue, 'textQueue');
   return tf.tidy(() => {
     const t = typeof temp === 'number' ? tf.scalar(temp) : temp;
-    // queue entries are constants: gradients are only taken with respect to the batch features
-    const txtAll = textQueue ? tf.concat([textCls, textQueue], 0) : textCls;
-    const imgAll = imageQueue ? tf.concat([imageCls, imageQueue], 0) : imageCls;
+    // the keys are constants (the other side's batch features, detached, and the queue)
+    const txtAll = textQueue ? tf.concat([detach(textCls), textQueue], 0) : detach(textCls);
+    const imgAll = imageQueue ? tf.concat([detach(imageCls), imageQueue], 0) : detach(imageCls);
     const simI2t = tf.div(tf.matMul(imageCls, txtAll, false, true), t);
     const simT2i = tf.div(tf.matMul(textCls, imgAll, false, true), t);
     const targets = tf.range(0, B, 1, 'int32');
@@ -40,31 +42,42 @@ export function itcLoss(
 }
 
 /**
- * ITM hard negatives: for each image one text, for each text one image, drawn with probability
- * proportional to softmax(similarity) over the batch with the positive excluded. Returns indices
- * into the batch. `simI2t` [B, B] (image x text), `simT2i` [B, B].
+ * ITM hard negatives as FIBER's compute_itc draws them: for each text one image (rows of `simT2i`,
+ * drawn first), then for each image one text (rows of `simI2t`), each from softmax(row) with the
+ * positive (the diagonal) zeroed, plus 1e-9, by torch.multinomial's rule. `simI2t` / `simT2i` are
+ * [B, N] with the B in-batch columns first and N - B queue columns after them (N = B without a
+ * queue); the indices returned are into those N columns.
  */
 export async function sampleHardNegatives(
   simI2t: tf.Tensor,
   simT2i: tf.Tensor,
   rng: Generator = defaultGenerator,
 ): Promise<{ negTextForImage: number[]; negImageForText: number[] }> {
-  const B = simI2t.shape[0];
+  const [B, N] = simI2t.shape;
   for (const [name, sim] of [
     ['simI2t', simI2t],
     ['simT2i', simT2i],
   ] as const)
-    if (sim.rank !== 2 || sim.shape[0] !== B || sim.shape[1] !== B)
+    if (sim.rank !== 2 || sim.shape[0] !== B || sim.shape[1] !== N || !(N >= B))
       throw new RangeError(
-        `sampleHardNegatives: ${name} must be [B, B] with B = ${B} (batch x batch similarities), got [${sim.shape.join(', ')}]`,
+        `sampleHardNegatives: ${name} must be [B, N] with N >= B (in-batch columns, then queue columns), ` +
+          `as simI2t [${simI2t.shape.join(', ')}]; got [${sim.shape.join(', ')}]`,
       );
-  if (B < 2) throw new RangeError('ITM hard negatives need a batch of at least 2 pairs');
+  if (N < 2) throw new RangeError('ITM hard negatives need at least 2 candidates (batch and queue columns)');
   // both weight matrices are read and checked before the first draw: a refused call draws nothing
   const weights = async (sim: tf.Tensor, name: string) => {
-    const w = tf.tidy(() => {
-      const p = tf.softmax(sim);
-      return tf.mul(tf.add(p, 1e-5), tf.sub(1, tf.eye(B))); // positives zeroed
-    });
+    const w = tf.tidy(() =>
+      tf.mul(
+        tf.softmax(sim),
+        tf.sub(
+          1,
+          tf.pad(tf.eye(B), [
+            [0, 0],
+            [0, N - B],
+          ]),
+        ),
+      ),
+    ); // positives zeroed
     const rows = (await w.array()) as number[][];
     w.dispose();
     // torch.multinomial: "probability tensor contains either inf, nan or element < 0"
@@ -76,18 +89,18 @@ export async function sampleHardNegatives(
   };
   const draw = (rows: number[][]) =>
     rows.map((row) => {
-      const total = row.reduce((a, b) => a + b, 0);
+      const total = row.reduce((a, b) => a + b + 1e-9, 0);
       let u = rng.nextDouble() * total;
       for (let j = 0; j < row.length; j++) {
-        u -= row[j];
-        if (u < 0 && row[j] > 0) return j;
+        u -= row[j] + 1e-9;
+        if (u < 0) return j;
       }
-      for (let j = row.length - 1; j >= 0; j--) if (row[j] > 0) return j;
-      return 0;
+      return row.length - 1;
     });
   const i2t = await weights(simI2t, 'simI2t');
   const t2i = await weights(simT2i, 'simT2i');
-  return { negTextForImage: draw(i2t), negImageForText: draw(t2i) };
+  const negImageForText = draw(t2i);
+  return { negTextForImage: draw(i2t), negImageForText };
 }
 
 /** ITM: CE on itm_score logits [N, 2] with labels 1 (match) / 0. */

@@ -47,6 +47,7 @@ export { initWeights, type InitWeightsOptions } from './nn/init-weights.js';
 export { matmul, linear, transposeLast2 } from './ops/linalg.js';
 export { softmax, gelu, layerNorm, l2Normalize } from './ops/activations.js';
 export { adamwUpdate, type AdamWUpdateOptions } from './ops/optim.js';
+export { detach } from './ops/detach.js';
 export {
   scaledDotProductAttention,
   registerAttentionKernel,

@@ -178,7 +178,6 @@ export {
   hardNegativeWeights,
   sampleHardNegatives,
   mlmCollate,
-  detach,
   type CoarsePretrainBatch,
   type CoarsePretrainOptions,
   type MlmCollatorOptions,

@@ -8,7 +8,7 @@
 //        one text per image and one image per text, drawn from the batch and the input queue;
 //   enqueue  the batch's detached features and raw inputs go into the ring buffer;
 //   ITM  fused pass on [(img, txt) 1; (img, neg txt) 0; (neg img, txt) 0], CE.
-import { crossEntropy, matmul, tf, type Generator } from '@fiber-vl/tensor-core';
+import { crossEntropy, detach, matmul, tf, type Generator } from '@fiber-vl/tensor-core';
 import { maskTokens, type FiberCoarseModel } from '@fiber-vl/heads-coarse';
 import type { ItcQueue } from './queue.js';
 import type { Objective, StepContext } from './step.js';
@@ -59,12 +59,6 @@ export async function mlmCollate(
     labels: tf.tensor2d(labels, ids.shape as [number, number], 'int32'),
   };
 }
-
-/** x with no gradient flowing back through it (torch's .detach()). */
-export const detach: (x: tf.Tensor) => tf.Tensor = tf.customGrad((x) => ({
-  value: tf.clone(x as tf.Tensor),
-  gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.zerosLike(dy as tf.Tensor),
-})) as (x: tf.Tensor) => tf.Tensor;
 
 /**
  * ITC with the queue: sim_i2t = img @ [txt^T.detach(), text_queue] / temp, sim_t2i = txt @

@@ -35,7 +35,7 @@
 // FINAL_BACKGROUND_WEIGHT.
 import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { FiberCoarseModel } from '@fiber-vl/heads-coarse';
-import { Linear, Module, ModuleList, l2Normalize, tf } from '@fiber-vl/tensor-core';
+import { Linear, Module, ModuleList, detach, l2Normalize, tf } from '@fiber-vl/tensor-core';
 import { type SwinOutput, type SwinState, stageResolutions } from '@fiber-vl/swin';
 import {
   AdamW,
@@ -49,7 +49,6 @@ import {
   Trainer,
   World,
   coarseSchedule,
-  detach,
 } from '@fiber-vl/trainer';
 import { type RunContext, seedRng, snapshotState, trainStage } from './context.js';
 import { objectFreeCells, sampleIndices, scenePixels, visibleObjectCells } from './data.js';

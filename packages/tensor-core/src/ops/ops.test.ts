@@ -10,6 +10,7 @@ import { linear, matmul } from './linalg.js';
 import { compositeAttention, registerAttentionKernel, scaledDotProductAttention } from './attention.js';
 import { interpolateBicubic, roll, windowPartition, windowReverse } from './spatial.js';
 import { bceWithLogits, crossEntropy, sigmoidFocalLoss } from './losses.js';
+import { detach } from './detach.js';
 
 const { names, skipped } = await testBackends();
 for (const s of skipped) describe.skip(`ops on ${s.backend} (skipped: ${s.reason})`, () => it('unavailable', () => {}));
@@ -226,6 +227,13 @@ describe.each(names)('ops on %s', (backend) => {
       'crossEntropy: logits must have a class axis',
     );
     tf.dispose([logits, targets, negative, ok]);
+  });
+
+  it('detach passes the value and stops the gradient', async () => {
+    const x = tf.tensor1d([1, -2, 3]);
+    const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(detach(a), a)))(x); // d/da (c * a) with c = a held constant
+    expect(await values(g)).toEqual([1, -2, 3]);
+    expect(await values(detach(x))).toEqual([1, -2, 3]);
   });
 
   describe('gradients match finite differences', () => {
