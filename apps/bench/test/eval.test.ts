@@ -607,15 +607,28 @@ describe('fiber-bench eval flickr30k-entities', () => {
     expect(r.rows.get('R@5')).toBe((100 * rec['R@5'].all).toFixed(2));
     expect(r.summary.skipped).toEqual({ 'span-outside-text': 1, 'corrupt-image': 1 });
     expect(r.stdout).toMatch(/recall over the 2 of 4 images/);
-    // golden: the best box of each phrase
+    // the official threshold (0.05): this random head scores every phrase about 0.01, so each
+    // gets only the evaluator's dummy box
+    expect(preds.flatMap((p: { boxes: number[][][] }) => p.boxes.map((b) => b))).toEqual(
+      [0, 0, 0, 0].map(() => [[0, 0, 0, 0]]),
+    );
+  });
+
+  it('ranks the boxes over the threshold (a head whose scores clear it)', async () => {
+    const r = await evalRun(['--task', 'flickr30k-entities', '--checkpoint', assets.ckpt.detector, '--data', samples]);
+    expect(r.code, r.stderr).toBe(0);
+    const preds = json(r.summary.files.results);
+    // golden: the best box of each phrase, and the dummy box last
     const best = [
       [
         [0, 0, 63.24706, 47.25],
         [0, 0, 63.24706, 47.25],
       ],
       [[0, 0, 63.24706, 47.25]],
-      [[0, 33.04205, 38.24278, 63.24706]],
+      [[0, 0, 47.25, 63.24706]],
     ];
+    expect(preds.map((p: { boxes: number[][][] }) => p.boxes.map((b) => b.length))).toEqual([[17, 16], [16], [15]]);
+    for (const p of preds) for (const b of p.boxes) expect(b[b.length - 1]).toEqual([0, 0, 0, 0]);
     preds.forEach((p: { boxes: number[][][] }, i: number) =>
       p.boxes.forEach((b, j) => closeAll(b[0], best[i][j], 1e-3)),
     );

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Flickr30kEntitiesEvaluator, type Flickr30kPrediction } from '@fiber-vl/eval-metrics';
 import { folderReader } from '@fiber-vl/eval-metrics/node';
-import { FiberFinePipeline } from '@fiber-vl/heads-fine';
+import { FIBER_POSTPROCESS, FiberFinePipeline } from '@fiber-vl/heads-fine';
 import { mdetrGrounding, type Span } from '@fiber-vl/trainer';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, loadFine, requireKind } from '../checkpoint.js';
@@ -138,7 +138,12 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
     const name = `flickr30k_entities_${split}`;
     const run = ctx.run(
       name,
-      baseFingerprint(ctx, { annotations: fileStamp(annFile), minSize: setup.minSize, maxSize: setup.maxSize }),
+      baseFingerprint(ctx, {
+        annotations: fileStamp(annFile),
+        minSize: setup.minSize,
+        maxSize: setup.maxSize,
+        preNmsThresh: FIBER_POSTPROCESS.preNmsThresh,
+      }),
       imageFolder(imagesDir),
     );
     const results = await runStage<Data, GroundResult>(run, {
@@ -146,7 +151,12 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
       items,
       batch: 1,
       async infer([b]) {
-        const { phrases } = await fiber.ground(b.images[0], b.item.data.caption, b.item.data.phrases, { topK: 100 });
+        // the official Flickr30k evaluation: ATSS.INFERENCE_TH at its default 0.05 (only the RefCOCO
+        // configs set 0), MDETR_STYLE_AGGREGATE_CLASS_NUM 100
+        const { phrases } = await fiber.ground(b.images[0], b.item.data.caption, b.item.data.phrases, {
+          topK: 100,
+          preNmsThresh: FIBER_POSTPROCESS.preNmsThresh,
+        });
         return [{ boxes: phrases.map((p) => [...p.detections.map((d) => d.box), [0, 0, 0, 0]]) }];
       },
       decode(v, key) {
