@@ -41,16 +41,30 @@ export const FIBER_DYHEAD: Readonly<DyHeadConfig> = Object.freeze({
 });
 
 /** FPN of `SWINT-FPN-RETINANET` (fiber-spec §3.2): P3-P5 from C3-C5, P6/P7 from P5. */
+/** FPN.DROP_PROB / FPN.DROP_SIZE: the DropBlock on the merged maps of P3 and P4, in training only. */
+export interface DropBlockConfig {
+  prob: number;
+  size: number;
+}
+
 export interface FpnConfig {
   /** Channels of C3, C4, C5 (SWINT.OUT_CHANNELS[1:], strides 8, 16, 32). */
   inChannels: readonly [number, number, number];
   /** BACKBONE.OUT_CHANNELS. */
   outChannels: number;
+  /**
+   * FPN.DROP_BLOCK: on in every FIBER config (prob 0.3, block 3, the official defaults); `null`
+   * turns it off. Left out (configs saved before it existed), it is the official one.
+   */
+  dropBlock?: Readonly<DropBlockConfig> | null;
 }
+
+export const FIBER_DROP_BLOCK: Readonly<DropBlockConfig> = Object.freeze({ prob: 0.3, size: 3 });
 
 export const FIBER_FPN: Readonly<FpnConfig> = Object.freeze({
   inChannels: Object.freeze([256, 512, 1024] as const),
   outChannels: 256,
+  dropBlock: FIBER_DROP_BLOCK,
 });
 
 /**

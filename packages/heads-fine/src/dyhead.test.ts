@@ -2,8 +2,8 @@
 // (finite differences on cpu, every parameter reached), no tensor growth over repeated forwards and
 // backwards, and typed errors.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Generator, tf } from '@fiber-vl/tensor-core';
-import { expectNoTensorGrowth, gradCheck, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
+import { DropBlock2D, Generator, interpolateNearest, tf } from '@fiber-vl/tensor-core';
+import { expectNoTensorGrowth, gradCheck, maxAbsDiff, testBackends, useBackend } from '@fiber-vl/tensor-core/testing';
 import { FIBER_DYHEAD, type DyHeadConfig } from './config.js';
 import { assignParameter } from './init.js';
 import { FPN } from './fpn.js';
@@ -80,6 +80,38 @@ describe('VLDyHead construction', () => {
       /expected \[C3, C4, C5\]/,
     );
     head.dispose();
+  });
+});
+
+describe('FPN DropBlock (cpu)', () => {
+  beforeAll(() => useBackend('cpu'));
+  it('drops the merged maps of P4 and P3 in training only, as the official FPN: P5-P7 and the top-down path untouched', async () => {
+    const rng = new Generator(2);
+    const fpn = new FPN({ inChannels: [3, 5, 6], outChannels: 4 }, rng);
+    expect(fpn.dropBlock?.dropProb).toBe(0.3); // FPN.DROP_BLOCK on by default, 0.3 / 3
+    expect(fpn.stateDict().size).toBe(16); // no keys of its own
+    const x = new Generator(5);
+    const c = [x.normal([2, 3, 12, 12]), x.normal([2, 5, 6, 6]), x.normal([2, 6, 3, 3])];
+    const evalOut = fpn.eval().forward(c);
+    const state = rng.getState();
+    const trainOut = fpn.train().forward(c);
+    // by hand: the same draws, P4's block mask first
+    const drop = new DropBlock2D(0.3, 3, new Generator(0).setState(state));
+    const last4 = fpn.fpnInner4.forward(c[2]);
+    const merged4 = tf.add(fpn.fpnInner3.forward(c[1]), interpolateNearest(last4, [6, 6]));
+    const p4 = fpn.fpnLayer3.forward(drop.forward(merged4));
+    const merged3 = tf.add(fpn.fpnInner2.forward(c[0]), interpolateNearest(merged4, [12, 12]));
+    const p3 = fpn.fpnLayer2.forward(drop.forward(merged3));
+    const diff = async (a: tf.Tensor, b: tf.Tensor) => maxAbsDiff(await a.data(), await b.data());
+    expect(await diff(trainOut[0], p3)).toBeLessThan(1e-5);
+    expect(await diff(trainOut[1], p4)).toBeLessThan(1e-5);
+    expect(await diff(trainOut[0], evalOut[0])).toBeGreaterThan(1e-3);
+    for (const l of [2, 3, 4]) expect(await diff(trainOut[l], evalOut[l])).toBe(0);
+    const off = new FPN({ inChannels: [3, 5, 6], outChannels: 4, dropBlock: null });
+    expect(off.dropBlock).toBeUndefined();
+    tf.dispose([...c, ...evalOut, ...trainOut, last4, merged4, p4, merged3, p3]);
+    fpn.dispose();
+    off.dispose();
   });
 });
 

@@ -1,7 +1,15 @@
 // The FPN of the fine-grained FIBER model (maskrcnn_benchmark `modeling/backbone/fpn.py` as built
 // by `SWINT-FPN-RETINANET`, fiber-spec §3.2). Keys under `fusion_backbone.backbone.fpn`.
-import { Conv2d, Module, defaultGenerator, interpolateNearest, tf, type Generator } from '@fiber-vl/tensor-core';
-import { FIBER_FPN, type FpnConfig } from './config.js';
+import {
+  Conv2d,
+  DropBlock2D,
+  Module,
+  defaultGenerator,
+  interpolateNearest,
+  tf,
+  type Generator,
+} from '@fiber-vl/tensor-core';
+import { FIBER_DROP_BLOCK, FIBER_FPN, type FpnConfig } from './config.js';
 import { initConvKaimingA1 } from './init.js';
 
 const shapeOf = (t: tf.Tensor) => `[${t.shape.join(', ')}]`;
@@ -30,7 +38,9 @@ export class LastLevelP6P7 extends Module {
 /**
  * FPN over C3-C5 (NCHW, strides 8/16/32) -> [P3, P4, P5, P6, P7] with `outChannels` each. Lateral
  * 1x1 convs `fpn_inner2..4`, 3x3 output convs `fpn_layer2..4`, top-down path by nearest resize to
- * the lateral's size, then `top_blocks`. No norm or activation inside (USE_GN / USE_RELU off).
+ * the lateral's size, then `top_blocks`. No norm or activation inside (USE_GN / USE_RELU off). In
+ * training mode the merged maps of P4 and P3 go through a DropBlock before their output conv (the
+ * top-down path carries them undropped), as the official FPN with DROP_BLOCK on.
  */
 export class FPN extends Module {
   fpnInner2: Conv2d;
@@ -40,6 +50,8 @@ export class FPN extends Module {
   fpnInner4: Conv2d;
   fpnLayer4: Conv2d;
   topBlocks: LastLevelP6P7;
+  /** `drop_block`: no parameters, so no state-dict keys, as the official module. */
+  dropBlock?: DropBlock2D;
   constructor(
     readonly config: FpnConfig = FIBER_FPN,
     rng: Generator = defaultGenerator,
@@ -58,6 +70,8 @@ export class FPN extends Module {
       initConvKaimingA1(c, rng);
     }
     this.topBlocks = new LastLevelP6P7(outChannels, outChannels, rng);
+    const drop = config.dropBlock === undefined ? FIBER_DROP_BLOCK : config.dropBlock;
+    if (drop) this.dropBlock = new DropBlock2D(drop.prob, drop.size, rng);
   }
 
   /** [C3, C4, C5], each [B, C_i, H_i, W_i] -> [P3, P4, P5, P6, P7], each [B, outChannels, h, w]. */
@@ -81,7 +95,7 @@ export class FPN extends Module {
         const [h, w] = lateral.shape.slice(2);
         const topDown = last.shape[2] === h && last.shape[3] === w ? last : interpolateNearest(last, [h, w]);
         last = tf.add(lateral, topDown);
-        results.unshift(layer.forward(last));
+        results.unshift(layer.forward(this.dropBlock ? this.dropBlock.forward(last) : last)); // identity in eval mode
       }
       return [...results, ...this.topBlocks.forward(c5, results[results.length - 1])];
     });

@@ -78,7 +78,7 @@ export {
   type FlatHeadOutputs,
   type AtssLosses,
 } from './losses.js';
-export { FIBER_FPN, validateDyHeadConfig, type FpnConfig } from './config.js';
+export { FIBER_DROP_BLOCK, FIBER_FPN, validateDyHeadConfig, type DropBlockConfig, type FpnConfig } from './config.js';
 export { FPN, LastLevelP6P7 } from './fpn.js';
 export { VLDyHead, DyConv, DyReLU, Conv3x3Norm, Scale, type DyHeadOutput, type DyHeadLevelOutput } from './dyhead.js';
 export {

@@ -13,7 +13,7 @@ import {
   type FineLanguageFeatures,
 } from '@fiber-vl/fusion';
 import { FIBER_ANCHORS, cellAnchors, levelSizes, validateAnchorConfig, type AnchorConfig } from './anchors.js';
-import { FIBER_DYHEAD, validateDyHeadConfig, type DyHeadConfig, type FpnConfig } from './config.js';
+import { FIBER_DROP_BLOCK, FIBER_DYHEAD, validateDyHeadConfig, type DyHeadConfig, type FpnConfig } from './config.js';
 import { VLDyHead, type DyHeadOutput } from './dyhead.js';
 import { FPN } from './fpn.js';
 import { FIBER_POSTPROCESS, validatePostprocessConfig, type PostprocessConfig } from './postprocess.js';
@@ -53,7 +53,12 @@ export function fiberFineModelConfig(
   const backbone = fiberFineConfig(preset, options);
   const widths = [1, 2, 3].map((i) => backbone.swin.embedDim * 2 ** i);
   const h = HEAD_PRESETS[preset];
-  const fpn: FpnConfig = { inChannels: [widths[0], widths[1], widths[2]], outChannels: h.channels, ...options.fpn };
+  const fpn: FpnConfig = {
+    inChannels: [widths[0], widths[1], widths[2]],
+    outChannels: h.channels,
+    dropBlock: FIBER_DROP_BLOCK,
+    ...options.fpn,
+  };
   const head: DyHeadConfig = {
     ...FIBER_DYHEAD,
     ...h,
@@ -87,6 +92,16 @@ export function validateFiberFineModelConfig(cfg: FiberFineModelConfig): FiberFi
   validateDyHeadConfig(cfg.head);
   if (!Array.isArray(cfg.fpn.inChannels) || cfg.fpn.inChannels.length !== 3)
     bad('fpn.inChannels', `must list the 3 Swin stage widths, got ${JSON.stringify(cfg.fpn.inChannels) ?? 'nothing'}`);
+  const drop: unknown = cfg.fpn.dropBlock;
+  if (drop !== undefined && drop !== null) {
+    if (typeof drop !== 'object' || Array.isArray(drop))
+      bad('fpn.dropBlock', `expected { prob, size } or null, got ${kind(drop)}`);
+    const { prob, size } = drop as Partial<Record<'prob' | 'size', unknown>>;
+    if (typeof prob !== 'number' || !(prob >= 0 && prob <= 1))
+      bad('fpn.dropBlock.prob', `must be in [0, 1], got ${String(prob)}`);
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < 1)
+      bad('fpn.dropBlock.size', `must be a positive integer, got ${String(size)}`);
+  }
   validateAnchorConfig(cfg.anchors, (field, why) => bad(`anchors.${field}`, why));
   validatePostprocessConfig(cfg.postprocess, (field, why) => bad(`postprocess.${field}`, why));
   const widths = [1, 2, 3].map((i) => cfg.backbone.swin.embedDim * 2 ** i);

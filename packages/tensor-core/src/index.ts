@@ -36,6 +36,7 @@ export {
   Embedding,
   Dropout,
   DropPath,
+  DropBlock2D,
   GELU,
   Identity,
   Conv2d,

@@ -10,7 +10,7 @@ import {
   testBackends,
   useBackend,
 } from '../testing.js';
-import { Conv2d, DropPath, Dropout, Embedding, GELU, LayerNorm, Linear } from './layers.js';
+import { Conv2d, DropBlock2D, DropPath, Dropout, Embedding, GELU, LayerNorm, Linear } from './layers.js';
 import { GroupNorm } from './norm.js';
 import { scaledDotProductAttention } from '../ops/attention.js';
 import * as init from './init.js';
@@ -250,6 +250,63 @@ describe.each(names)('layers on %s', (backend) => {
     const d = new DropPath(0.25).eval();
     expect(d.forward(x)).toBe(x);
     expect(() => new DropPath(1)).toThrow(/DropPath probability must be in \[0, 1\)/);
+  });
+
+  it.each([3, 2])(
+    'DropBlock2D (block %i) equals dropblock.py on the same centres, with its gradient; identity in eval mode',
+    async (k) => {
+      const [n, c, h, w] = [2, 3, 5, 6];
+      const x = new Generator(3).normal([n, c, h, w]);
+      const xv = await values(x);
+      const p = 0.6; // centres drawn with p / k^2
+      // dropblock.py in float64: centres from an independent copy of the generator ((n, h, w) order,
+      // rand < gamma), max_pool2d(k, stride 1, pad k // 2), the last row / column cut for even k
+      const ref = new Generator(11);
+      const centre = Array.from({ length: n * h * w }, () => ref.nextDouble() < p / k ** 2);
+      const pad = Math.floor(k / 2);
+      const keep = new Float64Array(n * h * w);
+      for (let b = 0; b < n; b++)
+        for (let i = 0; i < h; i++)
+          for (let j = 0; j < w; j++) {
+            let hit = false;
+            for (let di = 0; di < k; di++)
+              for (let dj = 0; dj < k; dj++) {
+                const [y, z] = [i - pad + di, j - pad + dj];
+                if (y >= 0 && y < h && z >= 0 && z < w && centre[(b * h + y) * w + z]) hit = true;
+              }
+            keep[(b * h + i) * w + j] = hit ? 0 : 1;
+          }
+      const scale = (n * h * w) / keep.reduce((a, v) => a + v, 0);
+      const expected = xv.map((v, e) => {
+        const [b, r] = [Math.floor(e / (c * h * w)), e % (h * w)];
+        return v * keep[b * h * w + r] * scale;
+      });
+      expect(keep.some((v) => v === 0) && keep.some((v) => v === 1)).toBe(true);
+      const drop = new DropBlock2D(p, k, new Generator(11));
+      const before = tf.memory().numTensors;
+      const out = drop.forward(x);
+      expect(maxAbsDiff(await values(out), expected)).toBeLessThan(1e-5);
+      const grad = tf.grad((a: tf.Tensor) => tf.sum(new DropBlock2D(p, k, new Generator(11)).forward(a)))(x);
+      expect(
+        maxAbsDiff(
+          await values(grad),
+          expected.map((v, e) => (xv[e] === 0 ? 0 : v / xv[e])),
+        ),
+      ).toBeLessThan(1e-4);
+      tf.dispose([out, grad]);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(drop.eval().forward(x)).toBe(x);
+      expect(new DropBlock2D(0, k).forward(x)).toBe(x);
+      x.dispose();
+    },
+  );
+
+  it('DropBlock2D names a bad probability, block size or input', () => {
+    expect(() => new DropBlock2D(1.5, 3)).toThrow('DropBlock2D: dropProb must be in [0, 1], got 1.5');
+    expect(() => new DropBlock2D(0.3, 0)).toThrow('DropBlock2D: blockSize must be a positive integer, got 0');
+    expect(() => new DropBlock2D(0.3, 3).forward(tf.zeros([2, 3]))).toThrow(
+      'DropBlock2D: expected [N, C, H, W], got [2, 3]',
+    );
   });
 
   it('attention applies the probs dropout hook (and only then bypasses fused kernels)', async () => {

@@ -164,6 +164,47 @@ export class DropPath extends Module {
   }
 }
 
+/**
+ * DropBlock2D of maskrcnn_benchmark (`layers/dropblock.py`; Ghiasi et al., 2018) on NCHW input: in
+ * training mode block centres are drawn per sample and position with probability dropProb /
+ * blockSize^2, the blockSize x blockSize block around each centre is zeroed in every channel, and
+ * the output is scaled by (mask elements) / (elements kept). Identity in eval mode or at dropProb 0.
+ * Seeded. As there, a mask that drops everything gives NaN.
+ */
+export class DropBlock2D extends Module {
+  constructor(
+    readonly dropProb: number,
+    readonly blockSize: number,
+    readonly rng: Generator = defaultGenerator,
+  ) {
+    super();
+    if (!(dropProb >= 0 && dropProb <= 1))
+      throw new RangeError(`DropBlock2D: dropProb must be in [0, 1], got ${dropProb}`);
+    if (!(Number.isInteger(blockSize) && blockSize > 0))
+      throw new RangeError(`DropBlock2D: blockSize must be a positive integer, got ${blockSize}`);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    if (x.rank !== 4) throw new RangeError(`DropBlock2D: expected [N, C, H, W], got [${x.shape.join(', ')}]`);
+    if (!this.training || this.dropProb === 0) return x;
+    const [n, , h, w] = x.shape;
+    const k = this.blockSize;
+    const pad = Math.floor(k / 2);
+    return tf.tidy(() => {
+      const centres = this.rng.bernoulli([n, h, w, 1], this.dropProb / k ** 2);
+      // max_pool2d(kernel k, stride 1, padding k // 2); zero padding equals torch's -inf on a 0/1 mask
+      const padded = tf.pad(centres as tf.Tensor4D, [
+        [0, 0],
+        [pad, pad],
+        [pad, pad],
+        [0, 0],
+      ]);
+      const pooled = tf.slice(tf.maxPool(padded, k, 1, 'valid'), [0, 0, 0, 0], [n, h, w, 1]); // even k: drop the last row and column
+      const keep = tf.sub(1, tf.reshape(pooled, [n, 1, h, w]));
+      return tf.mul(tf.mul(x, keep), tf.div(n * h * w, tf.sum(keep)));
+    });
+  }
+}
+
 /** torch.nn.GELU() (exact erf form). */
 export class GELU extends Module {
   forward(x: tf.Tensor): tf.Tensor {
