@@ -1,7 +1,7 @@
 // The composed coarse backbone: presets, input checks, train-mode randomness and a model-level
 // gradient check through the fused blocks (image->text and text->image attention).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Generator, disposeOutput, tf } from '@fiber-vl/tensor-core';
+import { DropPath, Dropout, Generator, disposeOutput, tf } from '@fiber-vl/tensor-core';
 import { gradCheckParameters, useBackend } from '@fiber-vl/tensor-core/testing';
 import { FiberCoarseBackbone } from './backbone.js';
 import { fiberConfig, type FiberConfigOptions } from './config.js';
@@ -11,6 +11,45 @@ const config = (o: FiberConfigOptions = {}) =>
 
 describe('FiberCoarseBackbone', () => {
   beforeAll(() => useBackend('cpu'));
+
+  it('its stochastic layers are the official ones, by name and rate', () => {
+    // From the official code (coarse_grained/fiber/modules): swin_transformer.py gives every block a
+    // drop_path at torch.linspace(0, drop_path_rate, sum(depths)), fused blocks included, and runs
+    // attn_drop / proj_drop / the Mlp's drop at 0 (FIBER passes no drop_rate); roberta.py has the
+    // hidden dropout after the embeddings, the attention output and the layer output, the
+    // attention-probs dropout in self-attention, and both again in crossattention_t2i of the fused
+    // (last numFuseBlock) layers; the heads have none. Modules with p = 0 are left out.
+    const cfg = config({ roberta: { vocabSize: 40, hiddenDropoutProb: 0.1, attentionProbsDropoutProb: 0.2 } });
+    const model = new FiberCoarseBackbone(cfg, new Generator(1));
+    const got = new Map<string, number>();
+    for (const [name, m] of model.namedModules())
+      if ((m instanceof Dropout || m instanceof DropPath) && m.p > 0) got.set(name, m.p);
+    const expected = new Map<string, number>();
+    const total = cfg.swin.depths.reduce((a, b) => a + b, 0);
+    let k = 0;
+    cfg.swin.depths.forEach((depth, stage) => {
+      for (let b = 0; b < depth; b++, k++) {
+        const rate = (cfg.swin.dropPathRate * k) / (total - 1);
+        if (rate > 0) expected.set(`vit_model.layers.${stage}.blocks.${b}.drop_path`, rate);
+      }
+    });
+    const text = 'text_transformer';
+    expected.set(`${text}.embeddings.dropout`, 0.1);
+    const layers = cfg.roberta.numHiddenLayers;
+    for (let l = 0; l < layers; l++) {
+      const at = `${text}.encoder.layer.${l}`;
+      expected.set(`${at}.attention.self.dropout`, 0.2);
+      expected.set(`${at}.attention.output.dropout`, 0.1);
+      if (l >= layers - cfg.numFuseBlock) {
+        expected.set(`${at}.crossattention_t2i.self.dropout`, 0.2);
+        expected.set(`${at}.crossattention_t2i.output.dropout`, 0.1);
+      }
+      expected.set(`${at}.output.dropout`, 0.1);
+    }
+    expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
+    for (const [name, p] of expected) expect(got.get(name), name).toBeCloseTo(p, 6);
+    model.dispose();
+  });
 
   it('the tiny preset builds and runs both passes with the shapes of its config', () => {
     const model = new FiberCoarseBackbone(config(), new Generator(1)).eval();
