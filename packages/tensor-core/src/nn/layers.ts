@@ -4,7 +4,7 @@ import { tf } from '../tf.js';
 import { defaultGenerator, type Generator } from '../rng.js';
 import { gelu, layerNorm } from '../ops/activations.js';
 import { linear } from '../ops/linalg.js';
-import { firstOutOfRange, positionOf, readsOnHost } from '../host.js';
+import { findOutOfRange, nanWhereOutOfRange, readsOnHost } from '../host.js';
 import { conv2dNhwc } from '../ops/conv.js';
 import { fans, kaimingUniform, uniform } from './init.js';
 import { Module, Parameter } from './module.js';
@@ -105,22 +105,16 @@ export class Embedding extends Module {
    */
   forward(ids: tf.Tensor): tf.Tensor {
     const onHost = readsOnHost();
-    if (onHost) {
-      const values = ids.dataSync();
-      const bad = firstOutOfRange(values, this.numEmbeddings);
-      if (bad >= 0)
-        throw new RangeError(
-          `Embedding(${this.numEmbeddings}, ${this.embeddingDim}): id ${values[bad]} at ${positionOf(bad, ids.shape)} ` +
-            `is out of range [0, ${this.numEmbeddings})`,
-        );
-    }
+    const bad = onHost ? findOutOfRange(ids, this.numEmbeddings) : undefined;
+    if (bad)
+      throw new RangeError(
+        `Embedding(${this.numEmbeddings}, ${this.embeddingDim}): id ${bad.value} at ${bad.at} ` +
+          `is out of range [0, ${this.numEmbeddings})`,
+      );
     return tf.tidy(() => {
       const flat = tf.reshape(tf.cast(ids, 'int32'), [-1]);
       let rows = tf.gather(this.weight.value, flat);
-      if (!onHost) {
-        const ok = tf.logicalAnd(tf.greaterEqual(flat, 0), tf.less(flat, this.numEmbeddings));
-        rows = tf.add(rows, tf.expandDims(tf.where(ok, tf.zeros(flat.shape), tf.fill(flat.shape, Number.NaN)), -1));
-      }
+      if (!onHost) rows = tf.add(rows, tf.expandDims(nanWhereOutOfRange(flat, this.numEmbeddings), -1));
       return tf.reshape(rows, [...ids.shape, this.embeddingDim]);
     });
   }

@@ -1,5 +1,5 @@
 import { tf } from '../tf.js';
-import { firstOutOfRange, positionOf, readsOnHost } from '../host.js';
+import { findOutOfRange, nanWhereOutOfRange, readsOnHost } from '../host.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -43,15 +43,12 @@ export function crossEntropy(
   if (reduction !== 'mean' && reduction !== 'sum' && reduction !== 'none')
     throw new RangeError(`crossEntropy: reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
   const onHost = readsOnHost();
-  if (onHost) {
-    const values = targets.dataSync();
-    const bad = firstOutOfRange(values, C, ignoreIndex);
-    if (bad >= 0)
-      throw new RangeError(
-        `crossEntropy: target ${values[bad]} at ${positionOf(bad, targets.shape)} is out of bounds for ${C} classes ` +
-          `(targets are class indices in [0, ${C}) or ignoreIndex ${ignoreIndex})`,
-      );
-  }
+  const bad = onHost ? findOutOfRange(targets, C, ignoreIndex) : undefined;
+  if (bad)
+    throw new RangeError(
+      `crossEntropy: target ${bad.value} at ${bad.at} is out of bounds for ${C} classes ` +
+        `(targets are class indices in [0, ${C}) or ignoreIndex ${ignoreIndex})`,
+    );
   return tf.tidy(() => {
     const t = tf.cast(targets, 'int32');
     const logp = tf.logSoftmax(logits);
@@ -59,14 +56,9 @@ export function crossEntropy(
     if (labelSmoothing > 0) {
       nll = tf.add(tf.mul(nll, 1 - labelSmoothing), tf.mul(tf.neg(tf.mean(logp, -1)), labelSmoothing));
     }
-    const ignored = tf.equal(t, ignoreIndex);
-    const valid = tf.cast(tf.logicalNot(ignored), 'float32');
+    const valid = tf.cast(tf.notEqual(t, ignoreIndex), 'float32');
     let loss = tf.mul(nll, valid);
-    if (!onHost) {
-      // NaN where a target is out of range (checked on the device: see the doc comment)
-      const ok = tf.logicalOr(ignored, tf.logicalAnd(tf.greaterEqual(t, 0), tf.less(t, C)));
-      loss = tf.add(loss, tf.where(ok, tf.zerosLike(loss), tf.fill(loss.shape, Number.NaN)));
-    }
+    if (!onHost) loss = tf.add(loss, nanWhereOutOfRange(t, C, ignoreIndex)); // see the doc comment
     if (reduction === 'none') return loss;
     if (reduction === 'sum') return tf.sum(loss);
     return tf.div(tf.sum(loss), tf.sum(valid));
