@@ -27,6 +27,11 @@ export function checkSizes(
     );
 }
 
+/** A normalisation layer's eps: a finite positive number. */
+export function checkEps(layer: string, eps: number): void {
+  if (!(eps > 0 && Number.isFinite(eps))) throw new RangeError(`${layer}: eps must be a positive number, got ${eps}`);
+}
+
 /** The default bias bound of torch's Linear / Conv: 1/sqrt(fan_in), 0 for fan_in 0. */
 export const biasBound = (fanIn: number) => (fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0);
 
@@ -63,8 +68,7 @@ export class LayerNorm extends Module {
   ) {
     super();
     checkSizes('LayerNorm', 'dim', dim);
-    if (!(eps > 0 && Number.isFinite(eps)))
-      throw new RangeError(`LayerNorm: eps must be a positive number, got ${eps}`);
+    checkEps('LayerNorm', eps);
     this.weight = new Parameter(tf.ones([dim]));
     this.bias = new Parameter(tf.zeros([dim]));
   }
@@ -174,8 +178,7 @@ export class DropBlock2D extends Module {
     super();
     if (!(dropProb >= 0 && dropProb <= 1))
       throw new RangeError(`DropBlock2D: dropProb must be in [0, 1], got ${dropProb}`);
-    if (!(Number.isInteger(blockSize) && blockSize > 0))
-      throw new RangeError(`DropBlock2D: blockSize must be a positive integer, got ${blockSize}`);
+    checkSizes('DropBlock2D', 'blockSize', blockSize, { min: 1 });
   }
   forward(x: tf.Tensor): tf.Tensor {
     if (x.rank !== 4) throw new RangeError(`DropBlock2D: expected [N, C, H, W], got [${x.shape.join(', ')}]`);

@@ -1,7 +1,7 @@
 // Normalisation layers beyond LayerNorm (nn/layers.ts).
 import { tf } from '../tf.js';
 import { groupNorm } from '../ops/norm.js';
-import { checkSizes } from './layers.js';
+import { checkEps, checkSizes } from './layers.js';
 import { Module, Parameter } from './module.js';
 
 /** torch.nn.GroupNorm(numGroups, numChannels, eps, affine=True): weight (ones) and bias (zeros) [C]. */
@@ -15,8 +15,7 @@ export class GroupNorm extends Module {
   ) {
     super();
     checkSizes('GroupNorm', 'numChannels', numChannels);
-    if (!(eps > 0 && Number.isFinite(eps)))
-      throw new RangeError(`GroupNorm: eps must be a positive number, got ${eps}`);
+    checkEps('GroupNorm', eps);
     if (!Number.isInteger(numGroups) || numGroups < 1 || numChannels % numGroups) {
       throw new RangeError(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
     }
