@@ -4,7 +4,7 @@ import { ptbTokenize } from '../tokenize/ptb.js';
 import { BleuCounter, bleuFromStats, sumBleuStats, type BleuStats } from './bleu.js';
 import { ciderDSentences } from './cider.js';
 import { NgramIndex } from './ngrams.js';
-import { rougeL } from './rouge.js';
+import { rougeLScore } from './rouge.js';
 import { Meteor } from './meteor/meteor.js';
 import type { MeteorResources } from './meteor/resources.js';
 import type { ParaphraseTable } from './meteor/paraphrase.js';
@@ -121,7 +121,7 @@ export function evaluateCaptions({
   const candSentences = tokCands.map((c) => index.sentence(c));
   const counter = new BleuCounter(index);
   const stats = ids.map((_, i) => counter.stats(candSentences[i], refSentences[i]));
-  const rouge = ids.map((_, i) => rougeL(tokCands[i], tokRefs[i]));
+  const rouge = ids.map((_, i) => rougeLScore(tokCands[i], tokRefs[i]));
   const cider = ciderDSentences(index, candSentences, refSentences);
   const perImage = new Map<string, CaptionScores>();
   ids.forEach((id, i) => {

@@ -21,6 +21,11 @@ export function lcsLength(a: readonly string[], b: readonly string[]): number {
 
 export function rougeL(candidate: string, references: readonly string[]): number {
   checkCaptionItem(candidate, references, 'rougeL');
+  return rougeLScore(candidate, references);
+}
+
+/** rougeL on input already checked (evaluateCaptions checks every image first). */
+export function rougeLScore(candidate: string, references: readonly string[]): number {
   const c = candidate.split(' ');
   let p = 0;
   let r = 0;
