@@ -16,6 +16,9 @@ import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { baseFingerprint, boxesField, pct, record, refOf } from './common.js';
 
+/** The official Flickr30k evaluation's score threshold: ATSS.INFERENCE_TH at its default 0.05 (only the RefCOCO configs set 0). */
+const PRE_NMS_THRESH = FIBER_POSTPROCESS.preNmsThresh;
+
 interface GroundResult {
   /** Per phrase, its boxes [x1, y1, x2, y2] best first (at least one: MDETR appends [0, 0, 0, 0]). */
   boxes: number[][][];
@@ -142,7 +145,7 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
         annotations: fileStamp(annFile),
         minSize: setup.minSize,
         maxSize: setup.maxSize,
-        preNmsThresh: FIBER_POSTPROCESS.preNmsThresh,
+        preNmsThresh: PRE_NMS_THRESH,
       }),
       imageFolder(imagesDir),
     );
@@ -151,11 +154,10 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
       items,
       batch: 1,
       async infer([b]) {
-        // the official Flickr30k evaluation: ATSS.INFERENCE_TH at its default 0.05 (only the RefCOCO
-        // configs set 0), MDETR_STYLE_AGGREGATE_CLASS_NUM 100
+        // MDETR_STYLE_AGGREGATE_CLASS_NUM 100
         const { phrases } = await fiber.ground(b.images[0], b.item.data.caption, b.item.data.phrases, {
           topK: 100,
-          preNmsThresh: FIBER_POSTPROCESS.preNmsThresh,
+          preNmsThresh: PRE_NMS_THRESH,
         });
         return [{ boxes: phrases.map((p) => [...p.detections.map((d) => d.box), [0, 0, 0, 0]]) }];
       },
