@@ -339,7 +339,33 @@ describe('fiber-bench train on data folders in the public layout (the committed 
     ]);
     expect(r.code, r.stderr.slice(-1500)).toBe(0);
     expect(r.stdout).toMatch(
-      /data: \d+ boxes left out of the targets: the prompt's truncation cut every token of their phrase \(/,
+      /data: \d+ boxes left out of the targets: the prompt's truncation cut every token of their class name \(/,
+    );
+  }, 120_000);
+  it('pretrain-fine skips a batch with more than 10% of its images without a box, as SOLVER.MAX_NEG_PER_BATCH', () => {
+    const dir = join(work, 'fine-negatives');
+    mkdirSync(dir, { recursive: true });
+    cpSync(join(DATA, 'jsonl', 'images', 'b.png'), join(dir, 'b.png'));
+    const boxed = { image: 'b.png', text: 'the square left of the disc', boxes: [[3, 10, 12, 22]], phrases: [[0, 10]] };
+    const bare = { image: 'b.png', text: 'nothing named here', boxes: [[3, 10, 12, 22]], phrases: [[]] };
+    const write = (lines: object[]) =>
+      writeFileSync(join(dir, 'data.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n'));
+    const run = (name: string) =>
+      train([
+        ...['--task', 'pretrain-fine', '--model', 'micro', '--steps', '2', '--batch', '1', '--workers', '0'],
+        ...['--data', dir, '--out', join(work, name)],
+      ]);
+    write([boxed, bare, boxed, bare, boxed, bare]);
+    const some = run('fine-negatives-some');
+    expect(some.code, some.stderr.slice(-1500)).toBe(0);
+    expect(some.stdout).toMatch(/data: [1-9]\d* batches skipped: more than 10% of their images had no box/);
+    expect(steps(join(work, 'fine-negatives-some')).map((s) => s.step)).toEqual([1, 2]);
+    // nothing but negatives: no step can ever train, said at the end of the first epoch
+    write([bare, bare, bare]);
+    const none = run('fine-negatives-all');
+    expect(none.code, none.stderr).toBe(1);
+    expect(none.stderr).toContain(
+      'all 3 batches of 1 of epoch 0 were skipped, each with more than 10% of its images without a box',
     );
   }, 120_000);
 });

@@ -183,36 +183,61 @@ function positiveMap(prompt: GroundingPrompt, phraseOfBox: number[]): Float32Arr
   return map;
 }
 
-/** Boxes left out of the targets because the prompt's truncation cut every token of their phrase. */
+/**
+ * Boxes whose phrase the prompt's truncation to the model's query length cut entirely, as the
+ * official datasets treat them: a detection box whose class name did not fit is left out
+ * (`check_for_positive_overflow` keeps only the classes whose names fit), a grounding box stays a
+ * positive with an empty token row (`create_positive_map` skips its span), so it still trains the
+ * box and centerness outputs and names no token.
+ */
 export interface PromptCuts {
-  boxes: number;
+  /** Detection boxes left out. */
+  dropped: number;
+  /** Grounding boxes kept with an empty token row. */
+  emptyRows: number;
   /** The first truncation report (heads-fine's message). */
   message?: string;
 }
 
 /**
- * The boxes (indices) whose phrase kept a token of the truncated prompt. A box whose phrase was cut
- * would be a positive with an empty token map, trained as if it named nothing: it is left out and
- * counted in `cuts`.
+ * `SOLVER.MAX_NEG_PER_BATCH`: the official trainer (`engine/trainer.py`) skips a batch whose images
+ * are all without a box, or more than this share of them.
  */
-function withTokens(prompt: GroundingPrompt, phraseOfBox: number[], cuts: PromptCuts): number[] {
-  const kept = phraseOfBox.flatMap((p, g) => (prompt.phrases[p].tokens.length ? [g] : []));
-  if (kept.length < phraseOfBox.length) {
-    cuts.boxes += phraseOfBox.length - kept.length;
-    cuts.message ??= prompt.truncation.message;
-  }
-  return kept;
+export const MAX_NEG_PER_BATCH = 0.1;
+
+/** Whether the official trainer skips a batch with these targets (too many images without a box). */
+export function skipsBatch(targets: readonly { boxes: ArrayLike<number> }[]): boolean {
+  const negatives = targets.filter((t) => t.boxes.length === 0).length;
+  return negatives === targets.length || negatives > targets.length * MAX_NEG_PER_BATCH;
 }
 
-function fineBatch(samples: Sample[], o: FolderBatchOptions, cuts: PromptCuts): TaskBatch {
+/** The boxes (indices) whose phrase kept a token of the truncated prompt; the others are counted. */
+function withTokens(prompt: GroundingPrompt, phraseOfBox: number[]): number[] {
+  return phraseOfBox.flatMap((p, g) => (prompt.phrases[p].tokens.length ? [g] : []));
+}
+
+function countCut(prompt: GroundingPrompt, cut: number, cuts: PromptCuts, field: 'dropped' | 'emptyRows') {
+  if (cut === 0) return;
+  cuts[field] += cut;
+  cuts.message ??= prompt.truncation.message;
+}
+
+export interface FineTargets {
+  prompts: GroundingPrompt[];
+  /** Per image: [G * 4] xyxy boxes and the [G, T] 0/1 positive map. */
+  targets: { boxes: number[]; positiveMap: Float32Array }[];
+}
+
+/** The prompts and targets of one fine batch's records, as the official collator builds them. */
+export function fineTargets(records: readonly DataRecord[], o: FolderBatchOptions, cuts: PromptCuts): FineTargets {
   const prompts: GroundingPrompt[] = [];
-  const targets = samples.map((s) => {
-    const r = s.record;
+  const targets = records.map((r) => {
     if (r.kind === 'detection') {
       const prompt = encodeDetectionPrompt(o.tokenizer, o.data.classNames ?? [], { maxQueryLen: o.maxQueryLen });
       prompts.push(prompt);
       const phraseOfBox = r.labels.map((l) => l - 1);
-      const kept = withTokens(prompt, phraseOfBox, cuts);
+      const kept = withTokens(prompt, phraseOfBox);
+      countCut(prompt, phraseOfBox.length - kept.length, cuts, 'dropped');
       return {
         boxes: kept.flatMap((g) => r.boxes[g]),
         positiveMap: positiveMap(
@@ -229,12 +254,16 @@ function fineBatch(samples: Sample[], o: FolderBatchOptions, cuts: PromptCuts): 
     const prompt = encodeGroundingPrompt(o.tokenizer, r.text, phrases, { maxQueryLen: o.maxQueryLen });
     prompts.push(prompt);
     const phraseOfBox = kept.map((_, k) => k);
-    const withText = kept.length ? withTokens(prompt, phraseOfBox, cuts) : [];
+    countCut(prompt, phraseOfBox.length - withTokens(prompt, phraseOfBox).length, cuts, 'emptyRows');
     return {
-      boxes: withText.flatMap((k) => r.boxes[kept[k]]),
-      positiveMap: positiveMap(prompt, withText),
+      boxes: kept.flatMap((g) => r.boxes[g]),
+      positiveMap: positiveMap(prompt, phraseOfBox),
     };
   });
+  return { prompts, targets };
+}
+
+function fineBatch(samples: Sample[], { prompts, targets }: FineTargets): TaskBatch {
   return {
     kind: 'fine',
     pixels: stackImages(
@@ -309,8 +338,10 @@ function coarseBatch(samples: Sample[], o: FolderBatchOptions): TaskBatch {
 
 export interface FolderSource extends DataSource<TaskBatch> {
   loader: DataLoader<DataRecord>;
-  /** Fine tasks: boxes left out because the prompt's truncation cut their phrase. */
+  /** Fine tasks: boxes whose phrase the prompt's truncation cut. */
   cuts: PromptCuts;
+  /** Fine tasks: batches skipped as the official trainer skips them (`MAX_NEG_PER_BATCH`). */
+  negativeBatches: { skipped: number };
   /** Decode threads (0: the training thread). */
   workers: number;
 }
@@ -331,24 +362,47 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
     await executor.close(); // idle worker threads would keep the process alive
     throw e;
   }
-  const cuts: PromptCuts = { boxes: 0 };
+  const cuts: PromptCuts = { dropped: 0, emptyRows: 0 };
+  const negativeBatches = { skipped: 0 };
   return {
     loader,
     cuts,
+    negativeBatches,
     workers: executor instanceof WorkerPool ? executor.size : 0,
     async *batches(from) {
       let start = from ? { epoch: from.epoch, position: Number(from.cursor) } : { epoch: 0, position: 0 };
       for (;;) {
         let n = 0;
+        let skipped = 0;
         for await (const b of loader.batches(o.batch, start, { dropLast: true })) {
           n++;
-          const batch = fine ? fineBatch(b.samples, o, cuts) : coarseBatch(b.samples, o);
+          let batch: TaskBatch;
+          if (fine) {
+            const targets = fineTargets(
+              b.samples.map((s) => s.record),
+              o,
+              cuts,
+            );
+            // drawn and not trained, as the official trainer's `continue`; --steps counts the others
+            if (skipsBatch(targets.targets)) {
+              skipped++;
+              negativeBatches.skipped++;
+              continue;
+            }
+            batch = fineBatch(b.samples, targets);
+          } else batch = coarseBatch(b.samples, o);
           yield { batch, position: { epoch: b.next.epoch, cursor: b.next.position } };
         }
         if (n === 0 && start.position === 0)
           throw new Error(
             `${o.data.source.name}: epoch ${start.epoch} gave no full batch of ${o.batch} ` +
               `(${loader.stats.delivered} records delivered; skipped: ${JSON.stringify(loader.stats.summary().records)})`,
+          );
+        if (n > 0 && skipped === n && start.position === 0)
+          throw new Error(
+            `${o.data.source.name}: all ${n} batches of ${o.batch} of epoch ${start.epoch} were skipped, each with ` +
+              `more than ${MAX_NEG_PER_BATCH * 100}% of its images without a box (the official SOLVER.MAX_NEG_PER_BATCH): ` +
+              'no step can train on these records',
           );
         start = { epoch: start.epoch + 1, position: 0 };
       }

@@ -14,7 +14,7 @@ import { outFolderProblem } from '../out-folder.js';
 import { type TrainArgs, UsageError } from './args.js';
 import { builtinRecords, builtinSource, builtinWorld } from './builtin.js';
 import { readRegularText } from './files.js';
-import { type FolderData, type FolderSource, folderSource, openFolder } from './folder.js';
+import { type FolderData, type FolderSource, MAX_NEG_PER_BATCH, folderSource, openFolder } from './folder.js';
 import { type TaskBatch, type TaskSetup, coarseSetup, fineSetup, isFineTask, loadInit } from './tasks.js';
 
 /** Records read to train a tokenizer for a folder that brings none. */
@@ -138,7 +138,7 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
   };
   const setup: TaskSetup = fine ? fineSetup(options) : coarseSetup(options);
   let loader: FolderSource['loader'] | undefined;
-  let cuts: FolderSource['cuts'] | undefined;
+  let fineData: Pick<FolderSource, 'cuts' | 'negativeBatches'> | undefined;
   try {
     if (args.init) {
       // a checkpoint that cannot be read, or fits nothing, is bad input as a bad option is
@@ -180,7 +180,7 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
           fine,
         ).then((f) => {
           loader = f.loader;
-          cuts = f.cuts;
+          if (fine) fineData = f;
           log(
             `data: images decoded ${f.workers ? `by ${f.workers} worker thread${f.workers > 1 ? 's' : ''}` : 'in the training thread'}`,
           );
@@ -234,9 +234,17 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
           `data: ${s.delivered} records delivered; skipped ${JSON.stringify(s.records)}; boxes dropped ${JSON.stringify(s.boxes)}`,
         );
     }
-    if (cuts?.boxes)
+    if (fineData?.cuts.dropped)
       log(
-        `data: ${cuts.boxes} boxes left out of the targets: the prompt's truncation cut every token of their phrase (${cuts.message})`,
+        `data: ${fineData.cuts.dropped} boxes left out of the targets: the prompt's truncation cut every token of their class name (${fineData.cuts.message})`,
+      );
+    if (fineData?.cuts.emptyRows)
+      log(
+        `data: ${fineData.cuts.emptyRows} boxes trained as positives that name no token: the prompt's truncation cut their phrase (${fineData.cuts.message})`,
+      );
+    if (fineData?.negativeBatches.skipped)
+      log(
+        `data: ${fineData.negativeBatches.skipped} batches skipped: more than ${MAX_NEG_PER_BATCH * 100}% of their images had no box (the official SOLVER.MAX_NEG_PER_BATCH)`,
       );
     log(
       `${args.task}: ${result.step} steps${result.resumedFrom ? ` (resumed from ${result.resumedFrom})` : ''}, ` +

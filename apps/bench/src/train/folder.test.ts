@@ -1,0 +1,97 @@
+import { ByteLevelBpeTokenizer, trainByteLevelBpe } from '@fiber-vl/roberta';
+import type { DetectionRecord, GroundingRecord } from '@fiber-vl/trainer';
+import { arraySource } from '@fiber-vl/trainer';
+import { describe, expect, it } from 'vitest';
+import { type FolderBatchOptions, type PromptCuts, fineTargets, skipsBatch } from './folder.js';
+
+const { vocab, merges } = trainByteLevelBpe(['a red square left of a blue disc', 'the square', 'the disc'], {
+  vocabSize: 300,
+});
+const tokenizer = new ByteLevelBpeTokenizer(new Map(Object.entries(vocab)), merges);
+
+const options = (task: 'pretrain-fine' | 'detection', maxQueryLen: number, classNames?: string[]) =>
+  ({
+    task,
+    tokenizer,
+    batch: 2,
+    seed: 0,
+    imageSize: 64,
+    maxTextLen: 16,
+    maxQueryLen,
+    data: { source: arraySource('test', []), classNames, files: [] },
+  }) satisfies FolderBatchOptions;
+
+const text = 'the square left of a blue disc';
+const grounding: GroundingRecord = {
+  id: 'g',
+  kind: 'grounding',
+  image: 'x.png',
+  text,
+  boxes: [
+    [0, 0, 4, 4],
+    [5, 5, 9, 9],
+  ],
+  spans: [[[0, 10]], [[21, 30]]], // "the square", "blue disc"
+};
+const tokensOf = (s: string) => tokenizer.encode(s, { addSpecialTokens: false }).ids.length;
+
+describe('fiber-bench train: fine targets of a data folder, as the official collator builds them', () => {
+  it('keeps a grounding box whose phrase the truncation cut, as a positive with an empty token row', () => {
+    // room for "the square" and a little more: "blue disc" is cut entirely
+    const maxQueryLen = tokensOf('the square left') + 2;
+    const cuts: PromptCuts = { dropped: 0, emptyRows: 0 };
+    const { prompts, targets } = fineTargets([grounding], options('pretrain-fine', maxQueryLen), cuts);
+    expect(targets[0].boxes).toEqual([0, 0, 4, 4, 5, 5, 9, 9]);
+    const row = (g: number) => Array.from(targets[0].positiveMap.slice(g * maxQueryLen, (g + 1) * maxQueryLen));
+    expect(row(0).filter((v) => v === 1)).toHaveLength(prompts[0].phrases[0].tokens.length);
+    expect(prompts[0].phrases[0].tokens.length).toBeGreaterThan(0);
+    expect(row(1).every((v) => v === 0)).toBe(true);
+    expect(cuts.emptyRows).toBe(1);
+    expect(cuts.dropped).toBe(0);
+    expect(cuts.message).toMatch(/longer than MAX_QUERY_LEN/);
+    // without the cut both rows name their tokens and nothing is counted
+    const whole: PromptCuts = { dropped: 0, emptyRows: 0 };
+    const full = fineTargets([grounding], options('pretrain-fine', 32), whole);
+    expect(full.targets[0].positiveMap.slice(32, 64).some((v) => v === 1)).toBe(true);
+    expect(whole).toEqual({ dropped: 0, emptyRows: 0 });
+  });
+
+  it('leaves out a detection box whose class name the truncation cut (check_for_positive_overflow)', () => {
+    const classNames = ['square', 'blue disc'];
+    const detection: DetectionRecord = {
+      id: 'd',
+      kind: 'detection',
+      image: 'x.png',
+      boxes: [
+        [0, 0, 4, 4],
+        [5, 5, 9, 9],
+      ],
+      labels: [2, 1],
+    };
+    const maxQueryLen = tokensOf('square. ') + 2; // "blue disc" does not fit
+    const cuts: PromptCuts = { dropped: 0, emptyRows: 0 };
+    const { targets } = fineTargets([detection], options('detection', maxQueryLen, classNames), cuts);
+    expect(targets[0].boxes).toEqual([5, 5, 9, 9]);
+    expect(targets[0].positiveMap).toHaveLength(maxQueryLen);
+    expect(cuts).toMatchObject({ dropped: 1, emptyRows: 0 });
+  });
+
+  it('skips a batch as SOLVER.MAX_NEG_PER_BATCH 0.1 does: all negatives, or more than 10% of them', () => {
+    const pos = { boxes: [0, 0, 1, 1] };
+    const neg = { boxes: [] };
+    expect(skipsBatch([pos, pos])).toBe(false);
+    expect(skipsBatch([neg])).toBe(true);
+    expect(skipsBatch([pos, neg])).toBe(true);
+    expect(skipsBatch([...Array(10).fill(pos), neg])).toBe(false); // 1 of 11 < 1.1
+    expect(skipsBatch([...Array(9).fill(pos), neg])).toBe(false); // 1 of 10 is not > 1
+    expect(skipsBatch([...Array(8).fill(pos), neg])).toBe(true); // 1 of 9 > 0.9
+  });
+
+  it('a grounding record without a phrased box is a negative: the whole text as its prompt, no box', () => {
+    const bare: GroundingRecord = { ...grounding, spans: [[], []] };
+    const { prompts, targets } = fineTargets([bare], options('pretrain-fine', 32), { dropped: 0, emptyRows: 0 });
+    expect(targets[0].boxes).toEqual([]);
+    expect(prompts[0].caption).toBe(text);
+    expect(skipsBatch(targets)).toBe(true);
+  });
+});
