@@ -34,6 +34,8 @@ export {
   captionLoss,
   maskTokens,
   sampleHardNegatives,
+  hardNegativeWeights,
+  drawHardNegatives,
   vqaSoftScore,
   type MlmMaskingOptions,
 } from './losses.js';

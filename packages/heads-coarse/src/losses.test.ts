@@ -8,6 +8,8 @@ import {
   maskTokens,
   mlmLoss,
   sampleHardNegatives,
+  hardNegativeWeights,
+  drawHardNegatives,
   vqaLoss,
   vqaSoftScore,
 } from './losses.js';
@@ -163,6 +165,41 @@ describe('sampling', () => {
     const tall = tf.transpose(wide); // fewer columns than rows
     await expect(sampleHardNegatives(tall, tall)).rejects.toThrow('got [3, 1]');
     tf.dispose([nan, ok, wide, tall]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+  it('sampleHardNegatives is drawHardNegatives on hardNegativeWeights; both name bad weights and draw nothing', async () => {
+    const before = tf.memory().numTensors;
+    const simI2t = rng.normal([4, 7], 0, 2);
+    const simT2i = rng.normal([4, 7], 0, 2);
+    const wI2t = hardNegativeWeights(simI2t);
+    const wT2i = hardNegativeWeights(simT2i);
+    const w = (await wI2t.array()) as number[][];
+    w.forEach((row, i) => {
+      expect(row[i]).toBe(0); // the positive
+      expect(row.reduce((a, b) => a + b, 0)).toBeLessThan(1);
+    });
+    for (let s = 0; s < 10; s++)
+      expect(await drawHardNegatives(wI2t, wT2i, new Generator(s))).toEqual(
+        await sampleHardNegatives(simI2t, simT2i, new Generator(s)),
+      );
+    const g = new Generator(2);
+    const state = g.getState();
+    const negative = tf.tensor2d([
+      [0, -0.5],
+      [1, 0],
+    ]);
+    await expect(drawHardNegatives(wI2t, negative, g)).rejects.toThrow(
+      'drawHardNegatives: weightsT2i must be [B, N] with N >= B (in-batch columns, then queue columns), as weightsI2t [4, 7]; got [2, 2]',
+    );
+    await expect(drawHardNegatives(negative, negative, g)).rejects.toThrow(
+      'drawHardNegatives: weightsI2t row 0 is not finite and non-negative',
+    );
+    expect(g.getState()).toEqual(state);
+    const tall = tf.transpose(simI2t);
+    expect(() => hardNegativeWeights(tall)).toThrow(
+      'hardNegativeWeights: sim must be [B, N] with N >= B (in-batch columns, then queue columns); got [7, 4]',
+    );
+    tf.dispose([simI2t, simT2i, wI2t, wT2i, negative, tall]);
     expect(tf.memory().numTensors).toBe(before);
   });
   it('MLM masking names a bad probability, vocabSize or maskId', () => {

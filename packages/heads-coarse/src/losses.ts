@@ -41,66 +41,116 @@ export function itcLoss(
   });
 }
 
+function checkSimilarities(fn: string, pairs: readonly (readonly [string, tf.Tensor])[]): [number, number] {
+  const [first, ref] = pairs[0];
+  const [B, N] = ref.shape;
+  for (const [name, sim] of pairs)
+    if (sim.rank !== 2 || sim.shape[0] !== B || sim.shape[1] !== N || !(N >= B))
+      throw new RangeError(
+        `${fn}: ${name} must be [B, N] with N >= B (in-batch columns, then queue columns)` +
+          `${sim === ref ? '' : `, as ${first} [${ref.shape.join(', ')}]`}; got [${sim.shape.join(', ')}]`,
+      );
+  return [B, N];
+}
+
 /**
- * ITM hard negatives as FIBER's compute_itc draws them: for each text one image (rows of `simT2i`,
- * drawn first), then for each image one text (rows of `simI2t`), each from softmax(row) with the
- * positive (the diagonal) zeroed, plus 1e-9, by torch.multinomial's rule. `simI2t` / `simT2i` are
- * [B, N] with the B in-batch columns first and N - B queue columns after them (N = B without a
- * queue); the indices returned are into those N columns.
+ * compute_itc's hard-negative weights: softmax over each row of a [B, N] similarity matrix (the B
+ * in-batch columns first, then N - B queue columns) with the positive, the diagonal, zeroed.
+ */
+export function hardNegativeWeights(sim: tf.Tensor): tf.Tensor {
+  const [B, N] = checkSimilarities('hardNegativeWeights', [['sim', sim]]);
+  return tf.tidy(() => {
+    const offDiagonal = tf.sub(
+      1,
+      tf.pad(tf.eye(B), [
+        [0, 0],
+        [0, N - B],
+      ]),
+    );
+    return tf.mul(tf.softmax(sim), offDiagonal);
+  });
+}
+
+/** The rows of a weight matrix, checked as torch.multinomial checks them ("inf, nan or element < 0"). */
+async function weightRows(fn: string, name: string, w: tf.Tensor): Promise<number[][]> {
+  const rows = (await w.array()) as number[][];
+  rows.forEach((row, i) => {
+    if (!row.every((v) => Number.isFinite(v) && v >= 0))
+      throw new RangeError(`${fn}: ${name} row ${i} is not finite and non-negative (NaN or Inf in the features?)`);
+  });
+  return rows;
+}
+
+/** torch.multinomial(row + 1e-9, 1) for each row, with the project's generator. */
+function drawRows(rows: number[][], rng: Generator): number[] {
+  return rows.map((row) => {
+    const total = row.reduce((a, b) => a + b + 1e-9, 0);
+    let u = rng.nextDouble() * total;
+    for (let j = 0; j < row.length; j++) {
+      u -= row[j] + 1e-9;
+      if (u < 0) return j;
+    }
+    return row.length - 1;
+  });
+}
+
+/** Reads and checks both matrices, then draws the image negatives (t2i rows) before the text ones. */
+async function drawBoth(
+  fn: string,
+  [nameI2t, i2t]: [string, tf.Tensor],
+  [nameT2i, t2i]: [string, tf.Tensor],
+  rng: Generator,
+): Promise<{ negTextForImage: number[]; negImageForText: number[] }> {
+  const rowsI2t = await weightRows(fn, nameI2t, i2t);
+  const rowsT2i = await weightRows(fn, nameT2i, t2i);
+  const negImageForText = drawRows(rowsT2i, rng);
+  return { negTextForImage: drawRows(rowsI2t, rng), negImageForText };
+}
+
+/**
+ * ITM hard negatives from weight matrices ([B, N], see `hardNegativeWeights`) as compute_itc draws
+ * them: for each text one image (rows of `weightsT2i`, drawn first), then for each image one text
+ * (rows of `weightsI2t`), each from the row + 1e-9 by torch.multinomial's rule. Both matrices are
+ * read and checked before the first draw (a refused call draws nothing); the indices are into the
+ * N columns (batch, then queue).
+ */
+export async function drawHardNegatives(
+  weightsI2t: tf.Tensor,
+  weightsT2i: tf.Tensor,
+  rng: Generator = defaultGenerator,
+): Promise<{ negTextForImage: number[]; negImageForText: number[] }> {
+  const fn = 'drawHardNegatives';
+  checkSimilarities(fn, [
+    ['weightsI2t', weightsI2t],
+    ['weightsT2i', weightsT2i],
+  ]);
+  return drawBoth(fn, ['weightsI2t', weightsI2t], ['weightsT2i', weightsT2i], rng);
+}
+
+/**
+ * ITM hard negatives from ITC similarities, as FIBER's compute_itc draws them: the weights of
+ * `hardNegativeWeights`, drawn by `drawHardNegatives`. `simI2t` / `simT2i` are [B, N] with the B
+ * in-batch columns first and N - B queue columns after them (N = B without a queue); the indices
+ * returned are into those N columns.
  */
 export async function sampleHardNegatives(
   simI2t: tf.Tensor,
   simT2i: tf.Tensor,
   rng: Generator = defaultGenerator,
 ): Promise<{ negTextForImage: number[]; negImageForText: number[] }> {
-  const [B, N] = simI2t.shape;
-  for (const [name, sim] of [
+  const fn = 'sampleHardNegatives';
+  const [, N] = checkSimilarities(fn, [
     ['simI2t', simI2t],
     ['simT2i', simT2i],
-  ] as const)
-    if (sim.rank !== 2 || sim.shape[0] !== B || sim.shape[1] !== N || !(N >= B))
-      throw new RangeError(
-        `sampleHardNegatives: ${name} must be [B, N] with N >= B (in-batch columns, then queue columns), ` +
-          `as simI2t [${simI2t.shape.join(', ')}]; got [${sim.shape.join(', ')}]`,
-      );
+  ]);
   if (N < 2) throw new RangeError('ITM hard negatives need at least 2 candidates (batch and queue columns)');
-  // both weight matrices are read and checked before the first draw: a refused call draws nothing
-  const weights = async (sim: tf.Tensor, name: string) => {
-    const w = tf.tidy(() =>
-      tf.mul(
-        tf.softmax(sim),
-        tf.sub(
-          1,
-          tf.pad(tf.eye(B), [
-            [0, 0],
-            [0, N - B],
-          ]),
-        ),
-      ),
-    ); // positives zeroed
-    const rows = (await w.array()) as number[][];
-    w.dispose();
-    // torch.multinomial: "probability tensor contains either inf, nan or element < 0"
-    rows.forEach((row, i) => {
-      if (!row.every(Number.isFinite))
-        throw new RangeError(`sampleHardNegatives: ${name} row ${i} is not finite (NaN or Inf in the features?)`);
-    });
-    return rows;
-  };
-  const draw = (rows: number[][]) =>
-    rows.map((row) => {
-      const total = row.reduce((a, b) => a + b + 1e-9, 0);
-      let u = rng.nextDouble() * total;
-      for (let j = 0; j < row.length; j++) {
-        u -= row[j] + 1e-9;
-        if (u < 0) return j;
-      }
-      return row.length - 1;
-    });
-  const i2t = await weights(simI2t, 'simI2t');
-  const t2i = await weights(simT2i, 'simT2i');
-  const negImageForText = draw(t2i);
-  return { negTextForImage: draw(i2t), negImageForText };
+  const wI2t = hardNegativeWeights(simI2t);
+  const wT2i = hardNegativeWeights(simT2i);
+  try {
+    return await drawBoth(fn, ['simI2t', wI2t], ['simT2i', wT2i], rng);
+  } finally {
+    tf.dispose([wI2t, wT2i]);
+  }
 }
 
 /** ITM: CE on itm_score logits [N, 2] with labels 1 (match) / 0. */

@@ -175,8 +175,6 @@ export { ItcQueue, type ItcQueueOptions, type EnqueueUndo } from './queue.js';
 export {
   coarsePretrainObjective,
   itcQueueLoss,
-  hardNegativeWeights,
-  sampleHardNegatives,
   mlmCollate,
   type CoarsePretrainBatch,
   type CoarsePretrainOptions,

@@ -9,7 +9,7 @@
 //   enqueue  the batch's detached features and raw inputs go into the ring buffer;
 //   ITM  fused pass on [(img, txt) 1; (img, neg txt) 0; (neg img, txt) 0], CE.
 import { crossEntropy, detach, matmul, tf, type Generator } from '@fiber-vl/tensor-core';
-import { maskTokens, type FiberCoarseModel } from '@fiber-vl/heads-coarse';
+import { drawHardNegatives, hardNegativeWeights, maskTokens, type FiberCoarseModel } from '@fiber-vl/heads-coarse';
 import type { ItcQueue } from './queue.js';
 import type { Objective, StepContext } from './step.js';
 
@@ -91,65 +91,15 @@ export function itcQueueLoss(
 }
 
 /**
- * The hard-negative sampling weights: softmax over the first min(B + queueTotal, columns)
- * similarity columns, with the diagonal (the positive) zeroed. [B, B + Q] -> [B, n].
+ * The hard-negative weights of a step (heads-coarse's `hardNegativeWeights`) over the similarity
+ * columns that hold features: the batch and the filled part of the queue, min(B + queueTotal,
+ * columns) of them. [B, B + Q] -> [B, n].
  */
-export function hardNegativeWeights(sim: tf.Tensor, queueTotal: number): tf.Tensor {
+export function filledHardNegativeWeights(sim: tf.Tensor, queueTotal: number): tf.Tensor {
   return tf.tidy(() => {
     const [B, C] = sim.shape;
-    const n = Math.min(B + queueTotal, C);
-    const w = tf.softmax(tf.slice(sim, [0, 0], [B, n]));
-    const offDiag = tf.sub(
-      1,
-      tf.pad(tf.eye(B), [
-        [0, 0],
-        [0, n - B],
-      ]),
-    );
-    return tf.mul(w, offDiag);
+    return hardNegativeWeights(tf.slice(sim, [0, 0], [B, Math.min(B + queueTotal, C)]));
   });
-}
-
-/** torch.multinomial(weights, 1) with the project's generator: an index drawn with probability proportional to weights. */
-export function sampleMultinomial(weights: ArrayLike<number>, rng: Generator): number {
-  let total = 0;
-  for (let i = 0; i < weights.length; i++) {
-    const w = weights[i];
-    if (!(w >= 0) || !Number.isFinite(w))
-      throw new RangeError(`sampleMultinomial: weight ${w} at ${i} is not a finite non-negative number`);
-    total += w;
-  }
-  if (!(total > 0)) throw new RangeError('sampleMultinomial: the weights sum to 0');
-  let u = rng.nextDouble() * total;
-  for (let i = 0; i < weights.length; i++) {
-    u -= weights[i];
-    if (u < 0) return i;
-  }
-  for (let i = weights.length - 1; i >= 0; i--) if (weights[i] > 0) return i;
-  return weights.length - 1;
-}
-
-/**
- * One negative per row of each weight matrix, as compute_itc draws them: first an image for every
- * text (rows of weightsT2i), then a text for every image (rows of weightsI2t), each from
- * weights + 1e-9. Returns indices into cat(batch, queue rows).
- */
-export async function sampleHardNegatives(
-  weightsI2t: tf.Tensor,
-  weightsT2i: tf.Tensor,
-  rng: Generator,
-): Promise<{ negImageIdx: number[]; negTextIdx: number[] }> {
-  const [i2t, t2i] = (await Promise.all([weightsI2t.array(), weightsT2i.array()])) as number[][][];
-  const draw = (rows: number[][]) =>
-    rows.map((row) =>
-      sampleMultinomial(
-        row.map((w) => w + 1e-9),
-        rng,
-      ),
-    );
-  const negImageIdx = draw(t2i);
-  const negTextIdx = draw(i2t);
-  return { negImageIdx, negTextIdx };
 }
 
 export interface CoarsePretrainOptions {
@@ -222,8 +172,8 @@ export function coarsePretrainObjective({
     let neg: { pixels: tf.Tensor; ids: tf.Tensor; mask: tf.Tensor } | undefined;
     try {
       if (w.itm) {
-        const wI2t = hardNegativeWeights(simI2t, queue?.total ?? 0);
-        const wT2i = hardNegativeWeights(simT2i, queue?.total ?? 0);
+        const wI2t = filledHardNegativeWeights(simI2t, queue?.total ?? 0);
+        const wT2i = filledHardNegativeWeights(simT2i, queue?.total ?? 0);
         ctx.observe('itc.weights_i2t', wI2t);
         ctx.observe('itc.weights_t2i', wT2i);
         let picks: { negImageIdx: number[]; negTextIdx: number[] };
@@ -231,7 +181,10 @@ export function coarsePretrainObjective({
           picks =
             batch.negImageIdx && batch.negTextIdx
               ? givenNegatives(batch, B, wI2t.shape[1] as number)
-              : await sampleHardNegatives(wI2t, wT2i, ctx.rng(negativesRng));
+              : await drawHardNegatives(wI2t, wT2i, ctx.rng(negativesRng)).then((d) => ({
+                  negImageIdx: d.negImageForText,
+                  negTextIdx: d.negTextForImage,
+                }));
         } finally {
           tf.dispose([wI2t, wT2i]);
         }
