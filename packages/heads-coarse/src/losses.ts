@@ -84,13 +84,13 @@ async function weightRows(fn: string, name: string, w: tf.Tensor): Promise<numbe
 /** torch.multinomial(row + 1e-9, 1) for each row, with the project's generator. */
 function drawRows(rows: number[][], rng: Generator): number[] {
   return rows.map((row) => {
-    const total = row.reduce((a, b) => a + b + 1e-9, 0);
-    let u = rng.nextDouble() * total;
-    for (let j = 0; j < row.length; j++) {
-      u -= row[j] + 1e-9;
+    const w = row.map((v) => v + 1e-9);
+    let u = rng.nextDouble() * w.reduce((a, b) => a + b, 0);
+    for (let j = 0; j < w.length; j++) {
+      u -= w[j];
       if (u < 0) return j;
     }
-    return row.length - 1;
+    return w.length - 1;
   });
 }
 
