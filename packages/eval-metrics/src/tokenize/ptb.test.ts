@@ -115,3 +115,17 @@ describe('PTB tokenizer = CoreNLP 3.4.1 PTBTokenizer as pycocoevalcap runs it', 
     expect(out.length).toBeGreaterThan(100_000);
   });
 });
+
+describe('PTB tokenizer on values that are not strings', () => {
+  const loose = <T>(f: (x: T) => unknown) => f as (x: unknown) => unknown;
+  it('names the function and the caption instead of failing inside a string method', () => {
+    expect(() => loose(ptbTokenizeLine)(null)).toThrow(
+      new TypeError('ptbTokenizeLine: the caption is not a string (null)'),
+    );
+    expect(() => loose(ptbTokenize)(['a dog', 7])).toThrow(new TypeError('ptbTokenize: caption 1 is not a string (7)'));
+    expect(() => loose(ptbTokenizeLines)('a dog')).toThrow(
+      /^ptbTokenizeLines: expected an array of captions, got "a dog"/,
+    );
+    expect(ptbTokenize(['A dog.'])).toEqual(['a dog']);
+  });
+});

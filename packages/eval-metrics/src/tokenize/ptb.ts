@@ -6,6 +6,7 @@
 // One deliberate deviation: the reference wrapper replaces only '\n' inside a caption, so a '\r'
 // (or U+2028, U+2029, VT, FF) starts a new output line and shifts every later caption by one; here
 // those characters are spaces.
+import { show } from '../errors.js';
 import { NEWLINE, ptbLex } from './ptb-lexer.js';
 
 /** Tokens the COCO wrapper drops after tokenisation (exact, upper-case bracket names). */
@@ -30,7 +31,11 @@ export const PTB_PUNCTUATION: ReadonlySet<string> = new Set([
 ]);
 
 /** Tokens of each caption of one tokenizer call (lower-cased, before the punctuation filter). */
-function tokenLines(captions: readonly string[]): string[][] {
+function tokenLines(captions: readonly string[], fn: string): string[][] {
+  if (!Array.isArray(captions)) throw new TypeError(`${fn}: expected an array of captions, got ${show(captions)}`);
+  captions.forEach((c, i) => {
+    if (typeof c !== 'string') throw new TypeError(`${fn}: caption ${i} is not a string (${show(c)})`);
+  });
   const text = captions.map((c) => c.replace(/[\n\r\u2028\u2029\u000b\u000c]/g, ' ')).join('\n');
   const lines: string[][] = [[]];
   ptbLex(text, (token) => {
@@ -79,11 +84,13 @@ function wrapperTokens(tokens: string[]): string[] {
  * tokens joined by one space, punctuation still there.
  */
 export function ptbTokenizeLines(captions: readonly string[]): string[] {
-  return tokenLines(captions).map((tokens) => tokens.join(' '));
+  return tokenLines(captions, 'ptbTokenizeLines').map((tokens) => tokens.join(' '));
 }
 
 /** The tokenizer's output line for one caption tokenised on its own. */
 export function ptbTokenizeLine(caption: string): string {
+  if (typeof caption !== 'string')
+    throw new TypeError(`ptbTokenizeLine: the caption is not a string (${show(caption)})`);
   return ptbTokenizeLines([caption])[0];
 }
 
@@ -93,7 +100,7 @@ export function ptbTokenizeLine(caption: string): string {
  * not dropped, as in the reference (it compares against upper-case names after lower-casing).
  */
 export function ptbTokenize(captions: readonly string[]): string[] {
-  return tokenLines(captions).map((tokens) => {
+  return tokenLines(captions, 'ptbTokenize').map((tokens) => {
     let out = '';
     for (const t of wrapperTokens(tokens)) if (!PTB_PUNCTUATION.has(t)) out = out ? `${out} ${t}` : t;
     return out;

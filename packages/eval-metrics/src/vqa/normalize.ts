@@ -1,5 +1,10 @@
 // Answer normalisation of the official VQA v2 evaluation (GT-Vision-Lab/VQA vqaEval.py), quirks
 // included (metrics-spec §8).
+import { show } from '../errors.js';
+
+function checkString(fn: string, text: unknown): asserts text is string {
+  if (typeof text !== 'string') throw new TypeError(`${fn}: the answer is not a string (${show(text)})`);
+}
 
 /** The official contraction table (keys with capitals can never match after lower-casing: kept as is). */
 const CONTRACTIONS: Record<string, string> = {
@@ -173,6 +178,7 @@ const own = (o: object, k: string) => Object.hasOwn(o, k);
  * the count).
  */
 export function processPunctuation(text: string): string {
+  checkString('processPunctuation', text);
   let out = text;
   const commaNumber = COMMA_BETWEEN_DIGITS.test(text);
   for (const p of PUNCT) {
@@ -185,6 +191,7 @@ export function processPunctuation(text: string): string {
 
 /** processDigitArticle: lower-case, number words -> digits, drop articles, contractions. */
 export function processDigitArticle(text: string): string {
+  checkString('processDigitArticle', text);
   const words: string[] = [];
   for (const w of text.toLowerCase().split(/\s+/).filter(Boolean)) {
     const mapped = own(NUMBER_WORDS, w) ? NUMBER_WORDS[w] : w;
@@ -200,5 +207,6 @@ export function cleanAnswer(answer: string): string {
 
 /** Both normalisation steps, as applied when a question's 10 answers are not all identical. */
 export function normalizeVqaAnswer(answer: string): string {
+  checkString('normalizeVqaAnswer', answer);
   return processDigitArticle(processPunctuation(answer));
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MetricInputError } from '../errors.js';
 import { vqaAccuracy } from './evaluate.js';
-import { processPunctuation, processDigitArticle } from './normalize.js';
+import { normalizeVqaAnswer, processPunctuation, processDigitArticle } from './normalize.js';
 
 const fx = JSON.parse(readFileSync(join(__dirname, '../../test/fixtures/vqa.json'), 'utf8'));
 
@@ -71,5 +71,20 @@ describe('VQA accuracy (official vqaEval.py)', () => {
     expect(() =>
       vqaAccuracy({ annotations: ann, predictions, questions: { questions: [{ question: 'x' }] } as any, files }),
     ).toThrow('Q.json: questions[0]: "question_id" is missing or not an integer');
+  });
+});
+
+describe('VQA answer normalisation on values that are not strings', () => {
+  // what a JS caller, or JSON with a number for an answer, can pass
+  const loose = (f: (x: string) => string) => f as (x: unknown) => string;
+  it('names the function and the value instead of failing inside a string method', () => {
+    expect(() => loose(normalizeVqaAnswer)(null)).toThrow(
+      new TypeError('normalizeVqaAnswer: the answer is not a string (null)'),
+    );
+    expect(() => loose(processPunctuation)(5)).toThrow(
+      new TypeError('processPunctuation: the answer is not a string (5)'),
+    );
+    expect(() => loose(processDigitArticle)(['two'])).toThrow(/^processDigitArticle: the answer is not a string/);
+    expect(normalizeVqaAnswer('Two dogs.')).toBe('2 dogs');
   });
 });
