@@ -211,3 +211,24 @@ describe('RawImage validation', () => {
     );
   });
 });
+
+describe('output sizes past MAX_IMAGE_PIXELS', () => {
+  const tiny: RawImage = { width: 2, height: 1, channels: 3, data: new Uint8Array(6) };
+  it('are refused before anything is allocated, naming the call and the size', () => {
+    expect(() => fiberImageTransform(tiny, 8193)).toThrow(
+      new RangeError(
+        'fiberImageTransform: RawImage resized would be 8193x8193, more than MAX_IMAGE_PIXELS (67108864, 8192 x 8192) pixels',
+      ),
+    );
+    expect(() => pillowResize(tiny, 70_000, 1000)).toThrow(/^pillowResize: the output would be 70000x1000, more than/);
+    expect(() => detectionImageTransform(tiny, { minSize: 9000, maxSize: 20_000 })).toThrow(
+      /^detectionImageTransform: a 2x1 image resized with minSize 9000 would be 18000x9000, more than MAX_IMAGE_PIXELS/,
+    );
+    expect(() => fiberPixelValues([tiny], 100_000)).toThrow(/^fiberPixelValues: each image would be 100000x100000/);
+  });
+  it('a batch larger than a typed array can hold names its size instead of "Invalid typed array length"', () => {
+    expect(() => fiberPixelValues(Array(100).fill(tiny), 8192)).toThrow(
+      /^fiberPixelValues: 100 images of 8192x8192 need a 75\.0 GiB float32 \[100, 3, 8192, 8192\] batch, more than this runtime allocates \(.+\); pass fewer images$/,
+    );
+  });
+});

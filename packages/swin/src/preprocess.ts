@@ -60,6 +60,14 @@ function checkSize(value: number, name: string) {
   if (!positiveInteger(value)) throw new RangeError(`${name} must be a positive integer, got ${describeValue(value)}`);
 }
 
+/** An output image of at most MAX_IMAGE_PIXELS: past it a resize allocates gigabytes, or cannot. */
+function checkPixels(width: number, height: number, what: string) {
+  if (width * height > MAX_IMAGE_PIXELS)
+    throw new RangeError(
+      `${what} would be ${width}x${height}, more than MAX_IMAGE_PIXELS (${MAX_IMAGE_PIXELS}, 8192 x 8192) pixels`,
+    );
+}
+
 type Filter = { support: number; kernel: (x: number) => number };
 
 /** Pillow's filters (Imaging/Resample.c). */
@@ -201,6 +209,7 @@ export function pillowResize(
   validateRawImage(img);
   checkSize(outW, 'pillowResize: width');
   checkSize(outH, 'pillowResize: height');
+  checkPixels(outW, outH, 'pillowResize: the output');
   const filter = PILLOW_FILTERS[filterName];
   const C = img.channels;
   // one element type for the passes (a view, not a copy, of canvas pixels)
@@ -259,13 +268,24 @@ function channelPlanes(r: RawImage, tables: readonly Float32Array[], channelOf: 
 export function fiberImageTransform(img: RawImage, size: number, what = 'RawImage'): Float32Array {
   validateRawImage(img, what);
   checkSize(size, 'fiberImageTransform: size');
+  checkPixels(size, size, `fiberImageTransform: ${what} resized`);
   return channelPlanes(pillowResize(img, size, size, 'bicubic'), IMAGENET_VALUES, (c) => c);
 }
 
 /** A batch of images through fiberImageTransform, as a [B, 3, S, S] tensor. */
 export function fiberPixelValues(images: RawImage[], size: number): tf.Tensor4D {
   checkSize(size, 'fiberPixelValues: size');
-  const data = new Float32Array(images.length * 3 * size * size);
+  checkPixels(size, size, 'fiberPixelValues: each image');
+  let data: Float32Array;
+  try {
+    data = new Float32Array(images.length * 3 * size * size);
+  } catch (e) {
+    const gib = (images.length * 3 * size * size * 4) / 2 ** 30;
+    throw new RangeError(
+      `fiberPixelValues: ${images.length} images of ${size}x${size} need a ${gib.toFixed(1)} GiB float32 ` +
+        `[${images.length}, 3, ${size}, ${size}] batch, more than this runtime allocates (${(e as Error).message}); pass fewer images`,
+    );
+  }
   images.forEach((img, b) => data.set(fiberImageTransform(img, size, `images[${b}]`), b * 3 * size * size));
   return tf.tensor4d(data, [images.length, 3, size, size]);
 }
@@ -327,6 +347,11 @@ export function detectionImageTransform(
       `detectionImageTransform: a ${img.width}x${img.height} image resized with minSize ${minSize} and maxSize ` +
         `${maxSize} is ${width}x${height}: its aspect ratio is too extreme`,
     );
+  checkPixels(
+    width,
+    height,
+    `detectionImageTransform: a ${img.width}x${img.height} image resized with minSize ${minSize}`,
+  );
   const data = channelPlanes(pillowResize(img, width, height, 'bilinear'), DETECTION_VALUES, (c) => 2 - c); // BGR
   return { data, width, height };
 }
