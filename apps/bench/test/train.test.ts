@@ -315,7 +315,7 @@ describe('fiber-bench train on data folders in the public layout (the committed 
     );
   }, 120_000);
 
-  it('detection: boxes whose class the prompt truncation cut are left out and counted', () => {
+  it('detection: boxes whose class the prompt truncation cut stay positives that name no token, counted', () => {
     const dir = join(work, 'coco-long-names');
     cpSync(join(DATA, 'coco'), dir, { recursive: true });
     const file = join(dir, 'annotations', 'instances_train2014.json');
@@ -339,7 +339,7 @@ describe('fiber-bench train on data folders in the public layout (the committed 
     ]);
     expect(r.code, r.stderr.slice(-1500)).toBe(0);
     expect(r.stdout).toMatch(
-      /data: \d+ boxes left out of the targets: the prompt's truncation cut every token of their class name \(/,
+      /data: [1-9]\d* boxes trained as positives that name no token: the prompt's truncation cut their phrase \(/,
     );
   }, 120_000);
   it('pretrain-fine skips a batch with more than 10% of its images without a box, as SOLVER.MAX_NEG_PER_BATCH', () => {
@@ -350,22 +350,40 @@ describe('fiber-bench train on data folders in the public layout (the committed 
     const bare = { image: 'b.png', text: 'nothing named here', boxes: [[3, 10, 12, 22]], phrases: [[]] };
     const write = (lines: object[]) =>
       writeFileSync(join(dir, 'data.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n'));
-    const run = (name: string) =>
+    const run = (name: string, batch = '1', seed = '0') =>
       train([
-        ...['--task', 'pretrain-fine', '--model', 'micro', '--steps', '2', '--batch', '1', '--workers', '0'],
-        ...['--data', dir, '--out', join(work, name)],
+        ...['--task', 'pretrain-fine', '--model', 'micro', '--steps', '2', '--batch', batch, '--workers', '0'],
+        ...['--seed', seed, '--data', dir, '--out', join(work, name)],
       ]);
     write([boxed, bare, boxed, bare, boxed, bare]);
     const some = run('fine-negatives-some');
     expect(some.code, some.stderr.slice(-1500)).toBe(0);
     expect(some.stdout).toMatch(/data: [1-9]\d* batches skipped: more than 10% of their images had no box/);
     expect(steps(join(work, 'fine-negatives-some')).map((s) => s.step)).toEqual([1, 2]);
+    // half without a box at batch 2: with seed 2 the first two epochs' orders pair every boxed
+    // image with a bare one, and the third trains (each epoch's order is drawn anew)
+    write([boxed, bare, boxed, bare]);
+    const late = run('fine-negatives-late', '2', '2');
+    expect(late.code, late.stderr.slice(-1500)).toBe(0);
+    expect(late.stderr).toContain(
+      'all 2 batches of 2 of epoch 1 were skipped (more than 10% of their images without a box, the official ' +
+        "SOLVER.MAX_NEG_PER_BATCH); 2 of the epoch's 4 images have a box and a batch needs 2; the next epoch's order is drawn anew",
+    );
+    expect(steps(join(work, 'fine-negatives-late')).map((s) => s.step)).toEqual([1, 2]);
+    // 2 boxed images among 22: a batch of 2 trains only when an epoch's order pairs them (seed 0:
+    // not in the first 20 epochs), and the run gives up instead of drawing epochs forever
+    write([boxed, boxed, ...Array(20).fill(bare)]);
+    const rare = run('fine-negatives-rare', '2', '0');
+    expect(rare.code, rare.stderr.slice(-1500)).toBe(1);
+    expect(rare.stderr).toContain(
+      "all 11 batches of 2 of epoch 19 were skipped (more than 10% of their images without a box, the official SOLVER.MAX_NEG_PER_BATCH); 2 of the epoch's 22 images have a box and a batch needs 2, and 20 epochs in a row trained no batch: too few of the images have a box",
+    );
     // nothing but negatives: no step can ever train, said at the end of the first epoch
     write([bare, bare, bare]);
     const none = run('fine-negatives-all');
     expect(none.code, none.stderr).toBe(1);
     expect(none.stderr).toContain(
-      'all 3 batches of 1 of epoch 0 were skipped, each with more than 10% of its images without a box',
+      "all 3 batches of 1 of epoch 0 were skipped (more than 10% of their images without a box, the official SOLVER.MAX_NEG_PER_BATCH); 0 of the epoch's 3 images have a box and a batch needs 1: no step can train on these records",
     );
   }, 120_000);
 });

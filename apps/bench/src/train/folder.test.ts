@@ -2,7 +2,7 @@ import { ByteLevelBpeTokenizer, trainByteLevelBpe } from '@fiber-vl/roberta';
 import type { DetectionRecord, GroundingRecord } from '@fiber-vl/trainer';
 import { arraySource } from '@fiber-vl/trainer';
 import { describe, expect, it } from 'vitest';
-import { type FolderBatchOptions, type PromptCuts, fineTargets, skipsBatch } from './folder.js';
+import { type FolderBatchOptions, type PromptCuts, fineTargets, promptClassOrder, skipsBatch } from './folder.js';
 
 const { vocab, merges } = trainByteLevelBpe(['a red square left of a blue disc', 'the square', 'the disc'], {
   vocabSize: 300,
@@ -34,30 +34,30 @@ const grounding: GroundingRecord = {
   spans: [[[0, 10]], [[21, 30]]], // "the square", "blue disc"
 };
 const tokensOf = (s: string) => tokenizer.encode(s, { addSpecialTokens: false }).ids.length;
+const sample = (record: GroundingRecord | DetectionRecord, index = 0) => ({ record, epoch: 0, index });
 
 describe('fiber-bench train: fine targets of a data folder, as the official collator builds them', () => {
   it('keeps a grounding box whose phrase the truncation cut, as a positive with an empty token row', () => {
     // room for "the square" and a little more: "blue disc" is cut entirely
     const maxQueryLen = tokensOf('the square left') + 2;
-    const cuts: PromptCuts = { dropped: 0, emptyRows: 0 };
-    const { prompts, targets } = fineTargets([grounding], options('pretrain-fine', maxQueryLen), cuts);
+    const cuts: PromptCuts = { emptyRows: 0 };
+    const { prompts, targets } = fineTargets([sample(grounding)], options('pretrain-fine', maxQueryLen), cuts);
     expect(targets[0].boxes).toEqual([0, 0, 4, 4, 5, 5, 9, 9]);
     const row = (g: number) => Array.from(targets[0].positiveMap.slice(g * maxQueryLen, (g + 1) * maxQueryLen));
     expect(row(0).filter((v) => v === 1)).toHaveLength(prompts[0].phrases[0].tokens.length);
     expect(prompts[0].phrases[0].tokens.length).toBeGreaterThan(0);
     expect(row(1).every((v) => v === 0)).toBe(true);
     expect(cuts.emptyRows).toBe(1);
-    expect(cuts.dropped).toBe(0);
     expect(cuts.message).toMatch(/longer than MAX_QUERY_LEN/);
     // without the cut both rows name their tokens and nothing is counted
-    const whole: PromptCuts = { dropped: 0, emptyRows: 0 };
-    const full = fineTargets([grounding], options('pretrain-fine', 32), whole);
+    const whole: PromptCuts = { emptyRows: 0 };
+    const full = fineTargets([sample(grounding)], options('pretrain-fine', 32), whole);
     expect(full.targets[0].positiveMap.slice(32, 64).some((v) => v === 1)).toBe(true);
-    expect(whole).toEqual({ dropped: 0, emptyRows: 0 });
+    expect(whole).toEqual({ emptyRows: 0 });
   });
 
-  it('leaves out a detection box whose class name the truncation cut (check_for_positive_overflow)', () => {
-    const classNames = ['square', 'blue disc'];
+  it('detection: the class names in an order drawn per sample (DISABLE_SHUFFLE False), each box on its name', () => {
+    const classNames = ['square', 'blue disc', 'red', 'left'];
     const detection: DetectionRecord = {
       id: 'd',
       kind: 'detection',
@@ -68,12 +68,45 @@ describe('fiber-bench train: fine targets of a data folder, as the official coll
       ],
       labels: [2, 1],
     };
-    const maxQueryLen = tokensOf('square. ') + 2; // "blue disc" does not fit
-    const cuts: PromptCuts = { dropped: 0, emptyRows: 0 };
-    const { targets } = fineTargets([detection], options('detection', maxQueryLen, classNames), cuts);
+    const o = options('detection', 32, classNames);
+    const orders = new Set<string>();
+    for (let index = 0; index < 12; index++) {
+      const order = promptClassOrder(4, o.seed, 0, index);
+      orders.add(order.join());
+      expect(order).toEqual(promptClassOrder(4, o.seed, 0, index)); // a function of (seed, epoch, index)
+      const cuts: PromptCuts = { emptyRows: 0 };
+      const { prompts, targets } = fineTargets([sample(detection, index)], o, cuts);
+      expect(prompts[0].caption).toBe(order.map((c) => classNames[c]).join('. '));
+      expect(targets[0].boxes).toEqual([0, 0, 4, 4, 5, 5, 9, 9]);
+      // box g's row marks exactly the tokens of its class name where the prompt put it
+      detection.labels.forEach((label, g) => {
+        const phrase = prompts[0].phrases[order.indexOf(label - 1)];
+        expect(phrase.text).toBe(classNames[label - 1]);
+        const row = Array.from(targets[0].positiveMap.slice(g * 32, (g + 1) * 32));
+        expect(row.flatMap((v, t) => (v ? [t] : []))).toEqual(phrase.tokens);
+      });
+      expect(cuts.emptyRows).toBe(0);
+    }
+    expect(orders.size).toBeGreaterThan(4); // 24 orders; 12 draws
+  });
+
+  it('detection: a box whose class name the truncation cut stays a positive with an empty token row', () => {
+    const classNames = ['square', 'blue disc'];
+    const detection: DetectionRecord = {
+      id: 'd',
+      kind: 'detection',
+      image: 'x.png',
+      boxes: [[5, 5, 9, 9]],
+      labels: [2],
+    };
+    // room for the first name only; find a sample whose order puts "blue disc" second
+    const o = options('detection', tokensOf('square. ') + 2, classNames);
+    const index = [0, 1, 2, 3, 4, 5, 6, 7].find((i) => promptClassOrder(2, o.seed, 0, i)[0] === 0)!;
+    const cuts: PromptCuts = { emptyRows: 0 };
+    const { targets } = fineTargets([sample(detection, index)], o, cuts);
     expect(targets[0].boxes).toEqual([5, 5, 9, 9]);
-    expect(targets[0].positiveMap).toHaveLength(maxQueryLen);
-    expect(cuts).toMatchObject({ dropped: 1, emptyRows: 0 });
+    expect(Array.from(targets[0].positiveMap).every((v) => v === 0)).toBe(true);
+    expect(cuts.emptyRows).toBe(1);
   });
 
   it('skips a batch as SOLVER.MAX_NEG_PER_BATCH 0.1 does: all negatives, or more than 10% of them', () => {
@@ -89,7 +122,7 @@ describe('fiber-bench train: fine targets of a data folder, as the official coll
 
   it('a grounding record without a phrased box is a negative: the whole text as its prompt, no box', () => {
     const bare: GroundingRecord = { ...grounding, spans: [[], []] };
-    const { prompts, targets } = fineTargets([bare], options('pretrain-fine', 32), { dropped: 0, emptyRows: 0 });
+    const { prompts, targets } = fineTargets([sample(bare)], options('pretrain-fine', 32), { emptyRows: 0 });
     expect(targets[0].boxes).toEqual([]);
     expect(prompts[0].caption).toBe(text);
     expect(skipsBatch(targets)).toBe(true);

@@ -21,6 +21,7 @@ import {
   karpathyCaptions,
   mdetrGrounding,
   cocoInstances,
+  derivedGenerator,
   nlvr2Record,
   recordText,
   vqaQuestions,
@@ -184,16 +185,13 @@ function positiveMap(prompt: GroundingPrompt, phraseOfBox: number[]): Float32Arr
 }
 
 /**
- * Boxes whose phrase the prompt's truncation to the model's query length cut entirely, as the
- * official datasets treat them: a detection box whose class name did not fit is left out
- * (`check_for_positive_overflow` keeps only the classes whose names fit), a grounding box stays a
- * positive with an empty token row (`create_positive_map` skips its span), so it still trains the
- * box and centerness outputs and names no token.
+ * Boxes whose phrase (for detection, its class name) the prompt's truncation to the model's query
+ * length cut entirely. As in the official datasets they stay positives with an empty token row
+ * (`create_positive_map` skips the span): they still train the box and centerness outputs and
+ * name no token.
  */
 export interface PromptCuts {
-  /** Detection boxes left out. */
-  dropped: number;
-  /** Grounding boxes kept with an empty token row. */
+  /** Boxes kept with an empty token row. */
   emptyRows: number;
   /** The first truncation report (heads-fine's message). */
   message?: string;
@@ -205,21 +203,33 @@ export interface PromptCuts {
  */
 export const MAX_NEG_PER_BATCH = 0.1;
 
+/** Epochs in a row without a trained batch before `fiber-bench train` gives up (the official trainer never does). */
+const MAX_EMPTY_EPOCHS = 20;
+
 /** Whether the official trainer skips a batch with these targets (too many images without a box). */
 export function skipsBatch(targets: readonly { boxes: ArrayLike<number> }[]): boolean {
   const negatives = targets.filter((t) => t.boxes.length === 0).length;
   return negatives === targets.length || negatives > targets.length * MAX_NEG_PER_BATCH;
 }
 
-/** The boxes (indices) whose phrase kept a token of the truncated prompt; the others are counted. */
-function withTokens(prompt: GroundingPrompt, phraseOfBox: number[]): number[] {
-  return phraseOfBox.flatMap((p, g) => (prompt.phrases[p].tokens.length ? [g] : []));
+/** Counts the boxes whose phrase the truncation cut (an empty token row). */
+function countCut(prompt: GroundingPrompt, phraseOfBox: readonly number[], cuts: PromptCuts) {
+  const cut = phraseOfBox.filter((p) => prompt.phrases[p].tokens.length === 0).length;
+  if (cut === 0) return;
+  cuts.emptyRows += cut;
+  cuts.message ??= prompt.truncation.message;
 }
 
-function countCut(prompt: GroundingPrompt, cut: number, cuts: PromptCuts, field: 'dropped' | 'emptyRows') {
-  if (cut === 0) return;
-  cuts[field] += cut;
-  cuts.message ??= prompt.truncation.message;
+/** Domain tag of a detection prompt's class order (derivedGenerator). */
+const PROMPT_ORDER_TAG = 0x70726f6d; // 'prom'
+
+/**
+ * The class order of one sample's detection prompt: FIBER's COCO fine-tuning
+ * (`DATASETS.DISABLE_SHUFFLE` False) shuffles the names for every image
+ * (`convert_od_to_grounding_simple`); here the permutation is a function of (seed, epoch, index).
+ */
+export function promptClassOrder(classes: number, seed: number, epoch: number, index: number): number[] {
+  return derivedGenerator(PROMPT_ORDER_TAG, seed, epoch, index).permutation(classes);
 }
 
 export interface FineTargets {
@@ -228,23 +238,28 @@ export interface FineTargets {
   targets: { boxes: number[]; positiveMap: Float32Array }[];
 }
 
-/** The prompts and targets of one fine batch's records, as the official collator builds them. */
-export function fineTargets(records: readonly DataRecord[], o: FolderBatchOptions, cuts: PromptCuts): FineTargets {
+/** The prompts and targets of one fine batch's samples, as the official datasets build them. */
+export function fineTargets(
+  samples: readonly Pick<Sample, 'record' | 'epoch' | 'index'>[],
+  o: FolderBatchOptions,
+  cuts: PromptCuts,
+): FineTargets {
   const prompts: GroundingPrompt[] = [];
-  const targets = records.map((r) => {
+  const targets = samples.map(({ record: r, epoch, index }) => {
     if (r.kind === 'detection') {
-      const prompt = encodeDetectionPrompt(o.tokenizer, o.data.classNames ?? [], { maxQueryLen: o.maxQueryLen });
+      const names = o.data.classNames ?? [];
+      const order = promptClassOrder(names.length, o.seed, epoch, index);
+      const prompt = encodeDetectionPrompt(
+        o.tokenizer,
+        order.map((c) => names[c]),
+        { maxQueryLen: o.maxQueryLen },
+      );
       prompts.push(prompt);
-      const phraseOfBox = r.labels.map((l) => l - 1);
-      const kept = withTokens(prompt, phraseOfBox);
-      countCut(prompt, phraseOfBox.length - kept.length, cuts, 'dropped');
-      return {
-        boxes: kept.flatMap((g) => r.boxes[g]),
-        positiveMap: positiveMap(
-          prompt,
-          kept.map((g) => phraseOfBox[g]),
-        ),
-      };
+      const phraseOfClass = new Array<number>(names.length);
+      order.forEach((c, k) => (phraseOfClass[c] = k));
+      const phraseOfBox = r.labels.map((l) => phraseOfClass[l - 1]);
+      countCut(prompt, phraseOfBox, cuts);
+      return { boxes: r.boxes.flat(), positiveMap: positiveMap(prompt, phraseOfBox) };
     }
     if (r.kind !== 'grounding') throw new TypeError(`train --task ${o.task}: a ${r.kind} record`);
     // each box is a phrase (its spans); a box with no span is dropped from the targets, and an
@@ -254,7 +269,7 @@ export function fineTargets(records: readonly DataRecord[], o: FolderBatchOption
     const prompt = encodeGroundingPrompt(o.tokenizer, r.text, phrases, { maxQueryLen: o.maxQueryLen });
     prompts.push(prompt);
     const phraseOfBox = kept.map((_, k) => k);
-    countCut(prompt, phraseOfBox.length - withTokens(prompt, phraseOfBox).length, cuts, 'emptyRows');
+    countCut(prompt, phraseOfBox, cuts);
     return {
       boxes: kept.flatMap((g) => r.boxes[g]),
       positiveMap: positiveMap(prompt, phraseOfBox),
@@ -362,8 +377,10 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
     await executor.close(); // idle worker threads would keep the process alive
     throw e;
   }
-  const cuts: PromptCuts = { dropped: 0, emptyRows: 0 };
+  const cuts: PromptCuts = { emptyRows: 0 };
   const negativeBatches = { skipped: 0 };
+  // the boxed images a batch needs to train under MAX_NEG_PER_BATCH
+  const need = o.batch - Math.floor(o.batch * MAX_NEG_PER_BATCH);
   return {
     loader,
     cuts,
@@ -371,21 +388,25 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
     workers: executor instanceof WorkerPool ? executor.size : 0,
     async *batches(from) {
       let start = from ? { epoch: from.epoch, position: Number(from.cursor) } : { epoch: 0, position: 0 };
+      let emptyEpochs = 0; // whole epochs in a row whose every batch was skipped
       for (;;) {
         let n = 0;
         let skipped = 0;
+        let boxed = 0;
         for await (const b of loader.batches(o.batch, start, { dropLast: true })) {
           n++;
           let batch: TaskBatch;
           if (fine) {
-            const targets = fineTargets(
-              b.samples.map((s) => s.record),
-              o,
-              cuts,
-            );
+            const targets = fineTargets(b.samples, o, cuts);
+            const negatives = targets.targets.filter((t) => t.boxes.length === 0).length;
+            boxed += o.batch - negatives;
             // drawn and not trained, as the official trainer's `continue`; --steps counts the others
             if (skipsBatch(targets.targets)) {
-              skipped++;
+              if (skipped++ === 0)
+                console.warn(
+                  `[fiber-vl data] epoch ${start.epoch}: a batch with ${negatives} of its ${o.batch} images without a box skipped ` +
+                    `(more than ${MAX_NEG_PER_BATCH * 100}%, the official SOLVER.MAX_NEG_PER_BATCH); the summary counts the others`,
+                );
               negativeBatches.skipped++;
               continue;
             }
@@ -398,12 +419,20 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
             `${o.data.source.name}: epoch ${start.epoch} gave no full batch of ${o.batch} ` +
               `(${loader.stats.delivered} records delivered; skipped: ${JSON.stringify(loader.stats.summary().records)})`,
           );
-        if (n > 0 && skipped === n && start.position === 0)
-          throw new Error(
-            `${o.data.source.name}: all ${n} batches of ${o.batch} of epoch ${start.epoch} were skipped, each with ` +
-              `more than ${MAX_NEG_PER_BATCH * 100}% of its images without a box (the official SOLVER.MAX_NEG_PER_BATCH): ` +
-              'no step can train on these records',
-          );
+        if (skipped < n) emptyEpochs = 0;
+        else if (n > 0 && start.position === 0) {
+          // another epoch's order may gather enough boxed images in a batch, unless there are too few
+          const what =
+            `${o.data.source.name}: all ${n} batches of ${o.batch} of epoch ${start.epoch} were skipped ` +
+            `(more than ${MAX_NEG_PER_BATCH * 100}% of their images without a box, the official SOLVER.MAX_NEG_PER_BATCH); ` +
+            `${boxed} of the epoch's ${n * o.batch} images have a box and a batch needs ${need}`;
+          if (boxed < need) throw new Error(`${what}: no step can train on these records`);
+          if (++emptyEpochs >= MAX_EMPTY_EPOCHS)
+            throw new Error(
+              `${what}, and ${emptyEpochs} epochs in a row trained no batch: too few of the images have a box`,
+            );
+          console.warn(`[fiber-vl data] ${what}; the next epoch's order is drawn anew`);
+        }
         start = { epoch: start.epoch + 1, position: 0 };
       }
     },

@@ -234,10 +234,6 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
           `data: ${s.delivered} records delivered; skipped ${JSON.stringify(s.records)}; boxes dropped ${JSON.stringify(s.boxes)}`,
         );
     }
-    if (fineData?.cuts.dropped)
-      log(
-        `data: ${fineData.cuts.dropped} boxes left out of the targets: the prompt's truncation cut every token of their class name (${fineData.cuts.message})`,
-      );
     if (fineData?.cuts.emptyRows)
       log(
         `data: ${fineData.cuts.emptyRows} boxes trained as positives that name no token: the prompt's truncation cut their phrase (${fineData.cuts.message})`,
