@@ -225,10 +225,17 @@ describe('output sizes past MAX_IMAGE_PIXELS', () => {
       /^detectionImageTransform: a 2x1 image resized with minSize 9000 would be 18000x9000, more than MAX_IMAGE_PIXELS/,
     );
     expect(() => fiberPixelValues([tiny], 100_000)).toThrow(/^fiberPixelValues: each image would be 100000x100000/);
+    // both ends within the limit, but the horizontal pass (output width x input height) is not
+    const tall: RawImage = { width: 1, height: 2 ** 25, channels: 1, data: new Uint8Array(2 ** 25) };
+    expect(() => pillowResize(tall, 8192, 1)).toThrow(
+      /^pillowResize: the horizontal pass would be 8192x33554432, more than MAX_IMAGE_PIXELS/,
+    );
   });
   it('a batch larger than a typed array can hold names its size instead of "Invalid typed array length"', () => {
-    expect(() => fiberPixelValues(Array(100).fill(tiny), 8192)).toThrow(
-      /^fiberPixelValues: 100 images of 8192x8192 need a 75\.0 GiB float32 \[100, 3, 8192, 8192\] batch, more than this runtime allocates \(.+\); pass fewer images$/,
+    // 3 PiB: past every runtime's typed-array length or allocation (Node 20 refuses the length,
+    // later V8s the allocation), so it fails before the first resize wherever the test runs
+    expect(() => fiberPixelValues(Array(2 ** 22).fill(tiny), 8192)).toThrow(
+      /^fiberPixelValues: 4194304 images of 8192x8192 need a 3145728\.0 GiB float32 \[4194304, 3, 8192, 8192\] batch, more than this runtime allocates \(.+\); pass fewer images$/,
     );
   });
 });

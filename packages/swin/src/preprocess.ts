@@ -210,6 +210,8 @@ export function pillowResize(
   checkSize(outW, 'pillowResize: width');
   checkSize(outH, 'pillowResize: height');
   checkPixels(outW, outH, 'pillowResize: the output');
+  // the horizontal pass comes first: outW x the input's height
+  if (outW !== img.width) checkPixels(outW, img.height, 'pillowResize: the horizontal pass');
   const filter = PILLOW_FILTERS[filterName];
   const C = img.channels;
   // one element type for the passes (a view, not a copy, of canvas pixels)
