@@ -11,6 +11,7 @@ import { AdamW, fiberCoarseParamGroups } from './optim.js';
 import { ItcQueue } from './queue.js';
 
 const { names } = await testBackends();
+const model2d = (t: tf.Tensor) => t.arraySync() as number[][];
 const heavy = await heavyTestBackends('coarse step without a queue');
 
 /** (CE_i2t + CE_t2i) / 2 over the in-batch similarities, in plain numbers. */
@@ -116,6 +117,59 @@ describe.each(heavy)('a coarse step without a queue, tiny model (%s)', (backend)
     const first = await step(seed++);
     for (const k of ['itc', 'itm', 'mlm']) expect(Number.isFinite(first.losses[k]), k).toBe(true);
     await expectNoTensorGrowth(() => step(seed++), { warmup: 0, label: 'coarse step without a queue' });
+  }, 120_000);
+
+  it('draws the ITM negatives as compute_itc: a sampled step equals a step given an independent draw', async () => {
+    const b = batch(30);
+    // the similarities of the step (dropout is off, and the optimizer steps after the losses)
+    const ref = new FiberCoarseModel(config, 'pretrain', new Generator(1));
+    const [img, txt, temp] = tf.tidy(() => [
+      model2d(ref.encodeImage(b.pixels).imageCls),
+      model2d(ref.encodeText(b.textIds, b.textMasks).textCls),
+      ref.temp!.value.dataSync()[0],
+    ]) as [number[][], number[][], number];
+    ref.dispose();
+    // softmax rows with the positive zeroed, + 1e-9, one torch.multinomial draw each, images first
+    const dot = (a: number[], c: number[]) => a.reduce((t, x, i) => t + Math.fround(x * c[i]), 0);
+    const weights = (q: number[][], k: number[][]) =>
+      q.map((qi, i) => {
+        const logits = k.map((kj) => dot(qi, kj) / temp);
+        const m = Math.max(...logits);
+        const e = logits.map((l) => Math.exp(l - m));
+        const z = e.reduce((x, y) => x + y, 0);
+        return e.map((v, j) => (j === i ? 0 : v / z) + 1e-9);
+      });
+    const rng = new Generator(2);
+    const draw = (rows: number[][]) =>
+      rows.map((w) => {
+        let u = rng.nextDouble() * w.reduce((x, y) => x + y, 0);
+        return w.findIndex((v) => (u -= v) < 0);
+      });
+    const negImageIdx = draw(weights(txt, img));
+    const negTextIdx = draw(weights(img, txt));
+    const step = async (given?: { negImageIdx: number[]; negTextIdx: number[] }) => {
+      const m = new FiberCoarseModel(config, 'pretrain', new Generator(1));
+      const opt = new AdamW(fiberCoarseParamGroups(m.namedParameters(), { lr: 1e-4 }), { variant: 'transformers' });
+      const objective = coarsePretrainObjective({ collator: { vocabSize: 40, maskId: 39, specialIds: [0, 1, 2] } });
+      const trainer = new Trainer({
+        model: m,
+        objective,
+        optimizer: opt,
+        rngs: { negatives: new Generator(2), mlm: new Generator(3) },
+      });
+      try {
+        return (await trainer.trainStep([{ ...b, ...given }])).losses.itm;
+      } finally {
+        opt.dispose();
+        m.dispose();
+      }
+    };
+    const sampled = await step();
+    expect(await step({ negImageIdx, negTextIdx })).toBe(sampled);
+    // another draw is another loss: the comparison can tell
+    const rotate = (a: number[]) => a.map((_, i) => a[(i + 1) % a.length]);
+    expect(await step({ negImageIdx: rotate(negImageIdx), negTextIdx })).not.toBe(sampled);
+    tf.dispose(Object.values(b));
   }, 120_000);
 
   it('a queue of the same objective still enters the state (unchanged official path)', () => {
