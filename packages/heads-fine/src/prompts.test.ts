@@ -144,6 +144,49 @@ describe('positive maps (create_positive_map)', () => {
     expect(q.truncation.message).toMatch(/4 tokens were cut; no phrase lost tokens/);
   });
 
+  it("uncovered: 'empty' gives a whitespace-only phrase no tokens and a zero row, as create_positive_map", () => {
+    const caption = 'a dog  runs';
+    const p = encodeGroundingPrompt(tok, caption, [[[2, 5]], [[5, 7]]], { uncovered: 'empty' });
+    expect(p.phrases[1]).toMatchObject({ text: '  ', tokens: [], fullTokens: [] });
+    expect(p.labelToTokens[1]).toEqual([]);
+    expect(p.positiveMap.subarray(MAX_QUERY_LEN, 2 * MAX_QUERY_LEN).every((v) => v === 0)).toBe(true);
+    expect(p.labelToTokens[0].map((t) => caption.slice(...p.offsets[t]))).toEqual(['dog']);
+    expect(p.truncation.phrases).toEqual([]); // not a truncation
+    expect(() => encodeGroundingPrompt(tok, caption, [[[5, 7]]])).toThrow(/phrases\[0\]: " {2}" covers no token/);
+    // as from a JSON config
+    expect(() => encodeGroundingPrompt(tok, caption, [[[2, 5]]], JSON.parse('{"uncovered": "skip"}'))).toThrow(
+      `uncovered: expected 'throw' or 'empty', got "skip"`,
+    );
+  });
+
+  it('maps spans as charToToken does, multi-token characters included (a per-caption index, linear time)', () => {
+    const caption = 'naïve 🐕🐕 dogs, İstanbul  café — "quoted" x';
+    const enc = tok.encode(caption);
+    const spans: [number, number][] = [];
+    for (let a = 0; a < caption.length; a++) for (let b = a + 1; b <= caption.length; b++) spans.push([a, b]);
+    const p = encodeGroundingPrompt(
+      tok,
+      caption,
+      spans.map((sp) => [sp]),
+      { uncovered: 'empty' },
+    );
+    spans.forEach((sp, i) => {
+      const hit = spanToTokens(enc.offsets, sp);
+      expect(p.phrases[i].fullTokens, JSON.stringify(sp)).toEqual(
+        hit ? Array.from({ length: hit[1] - hit[0] + 1 }, (_, k) => hit[0] + k) : [],
+      );
+    });
+  });
+
+  it('names at most 10 cut classes in the truncation message and counts the rest', () => {
+    const names = Array.from({ length: 40 }, (_, i) => `class${i}`);
+    const p = encodeDetectionPrompt(tok, names, { maxQueryLen: 12 });
+    const lost = p.truncation.phrases.length;
+    expect(lost).toBeGreaterThan(30);
+    expect(p.truncation.message).toContain(`; and ${lost - 10} more classes (truncation.phrases lists them)`);
+    expect(p.truncation.message.split('" lost ').length - 1).toBe(10);
+  });
+
   it('phraseScores averages (or maxes) token scores per phrase', () => {
     const s = phraseScores([0.1, 0.5, 0.3, 0.9], [[1, 2], [3], []]);
     expect(Array.from(s.subarray(0, 2))).toEqual([Math.fround(0.4), Math.fround(0.9)]);

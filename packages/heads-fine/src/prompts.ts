@@ -86,11 +86,30 @@ export function charToToken(offsets: readonly (readonly [number, number])[], cha
  */
 export function spanToTokens(
   offsets: readonly (readonly [number, number])[],
-  [beg, end]: CharSpan,
+  span: CharSpan,
 ): [number, number] | undefined {
-  const first = charToToken(offsets, beg) ?? charToToken(offsets, beg + 1) ?? charToToken(offsets, beg + 2);
-  const last = charToToken(offsets, end - 1) ?? charToToken(offsets, end - 2) ?? charToToken(offsets, end - 3);
+  return spanVia((c) => charToToken(offsets, c), span);
+}
+
+function spanVia(tokenAt: (char: number) => number | undefined, [beg, end]: CharSpan): [number, number] | undefined {
+  const first = tokenAt(beg) ?? tokenAt(beg + 1) ?? tokenAt(beg + 2);
+  const last = tokenAt(end - 1) ?? tokenAt(end - 2) ?? tokenAt(end - 3);
   return first === undefined || last === undefined ? undefined : [first, last];
+}
+
+/**
+ * `charToToken` for every character of a caption at once (each character's first token), so that
+ * a prompt of thousands of class names maps its spans in linear time, not one scan per lookup.
+ */
+function charTokenIndex(
+  offsets: readonly (readonly [number, number])[],
+  length: number,
+): (char: number) => number | undefined {
+  const first = new Int32Array(length).fill(-1);
+  offsets.forEach(([s, e], t) => {
+    for (let c = Math.max(s, 0); c < Math.min(e, length); c++) if (first[c] < 0) first[c] = t;
+  });
+  return (c) => (c >= 0 && c < length && first[c] >= 0 ? first[c] : undefined);
 }
 
 /** One phrase (a detection class or a grounded phrase) of an encoded prompt. */
@@ -138,27 +157,35 @@ function range(a: number, b: number): number[] {
   return Array.from({ length: b - a + 1 }, (_, i) => a + i);
 }
 
-function tokensOf(offsets: readonly (readonly [number, number])[], spans: readonly CharSpan[]): number[] {
+function tokensOf(tokenAt: (char: number) => number | undefined, spans: readonly CharSpan[]): number[] {
   const set = new Set<number>();
   for (const span of spans) {
-    const hit = spanToTokens(offsets, span);
+    const hit = spanVia(tokenAt, span);
     if (hit) for (const t of range(hit[0], hit[1])) set.add(t);
   }
   return [...set].sort((a, b) => a - b);
 }
 
+/** Phrases the truncation message names one by one; the rest are counted. */
+const DESCRIBED_PHRASES = 10;
+
 function describe(kind: string, dropped: number, maxLen: number, lost: TruncationReport['phrases']): string {
   if (dropped === 0) return '';
+  const more = lost.length - DESCRIBED_PHRASES;
   const what =
     lost.length === 0
       ? `no ${kind} lost tokens`
       : lost
+          .slice(0, DESCRIBED_PHRASES)
           .map(
             (p) =>
               `${kind} ${p.index} ${JSON.stringify(p.text)} lost ` +
               `${p.lostTokens === p.totalTokens ? 'all' : p.lostTokens} of ${p.totalTokens} tokens`,
           )
-          .join('; ');
+          .join('; ') +
+        (more > 0
+          ? `; and ${more} more ${kind === 'class' ? 'classes' : `${kind}s`} (truncation.phrases lists them)`
+          : '');
   return `the prompt is longer than MAX_QUERY_LEN ${maxLen}: ${dropped} tokens were cut; ${what}`;
 }
 
@@ -168,6 +195,12 @@ export interface EncodePromptOptions {
   names?: readonly string[];
   /** Word used for the phrases in the truncation message ('phrase' or 'class'). */
   kind?: string;
+  /**
+   * A phrase whose spans cover no token even before truncation (whitespace only): 'throw' (the
+   * default: a PromptError naming it) or 'empty', the official training datasets' behaviour
+   * (`create_positive_map` skips the span, leaving its row empty): no tokens, a zero row.
+   */
+  uncovered?: 'throw' | 'empty';
 }
 
 /**
@@ -180,8 +213,10 @@ export function encodeGroundingPrompt(
   tokenizer: ByteLevelBpeTokenizer,
   caption: string,
   phrases: readonly (readonly CharSpan[])[],
-  { maxQueryLen = MAX_QUERY_LEN, names, kind = 'phrase' }: EncodePromptOptions = {},
+  { maxQueryLen = MAX_QUERY_LEN, names, kind = 'phrase', uncovered = 'throw' }: EncodePromptOptions = {},
 ): GroundingPrompt {
+  if (uncovered !== 'throw' && uncovered !== 'empty')
+    throw new PromptError('uncovered', `expected 'throw' or 'empty', got ${JSON.stringify(uncovered)}`);
   if (typeof caption !== 'string' || caption.trim() === '') throw new PromptError('caption', 'the caption is empty');
   if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError('phrases', 'no phrases to ground');
   if (!(Number.isInteger(maxQueryLen) && maxQueryLen >= 3))
@@ -202,15 +237,17 @@ export function encodeGroundingPrompt(
   });
   const full = tokenizer.encode(caption);
   const enc = tokenizer.encode(caption, { maxLength: maxQueryLen, padding: 'max_length' });
+  const fullAt = charTokenIndex(full.offsets, caption.length);
+  const encAt = charTokenIndex(enc.offsets, caption.length);
   const out: PromptPhrase[] = phrases.map((spans: readonly CharSpan[], i) => {
     const text = names?.[i] ?? spans.map(([s, e]) => caption.slice(s, e)).join(' ');
-    const fullTokens = tokensOf(full.offsets, spans);
-    if (fullTokens.length === 0)
+    const fullTokens = tokensOf(fullAt, spans);
+    if (fullTokens.length === 0 && uncovered === 'throw')
       throw new PromptError(`phrases[${i}]`, `${JSON.stringify(text)} covers no token of the caption`);
     return {
       text,
       spans: spans.map(([s, e]) => [s, e] as [number, number]),
-      tokens: tokensOf(enc.offsets, spans),
+      tokens: tokensOf(encAt, spans),
       fullTokens,
     };
   });
