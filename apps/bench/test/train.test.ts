@@ -303,6 +303,14 @@ describe('fiber-bench train on data folders in the public layout (the committed 
     expect(blank.stderr).toContain(
       `--data: ${instances}: category ${json.categories[1].id} has the name "(thing)", empty after clean_name`,
     );
+    // a second training instance file would have been ignored
+    writeFileSync(join(dir, 'annotations', 'instances_train2017.json'), readFileSync(instances));
+    const two = run('detection');
+    expect(two.code, two.stderr).toBe(2);
+    expect(two.stderr).toContain(
+      'holds 2 training instance files (instances_train2014.json, instances_train2017.json): keep one in the folder given',
+    );
+    rmSync(join(dir, 'annotations', 'instances_train2017.json'));
     const cap = run('caption');
     expect(cap.code, cap.stderr).toBe(2);
     expect(cap.stderr).toMatch(/--data: .*dataset_coco\.json hold no training records for --task caption/);

@@ -40,7 +40,7 @@ describe('fiber-bench train: fine targets of a data folder, as the official coll
   it('keeps a grounding box whose phrase the truncation cut, as a positive with an empty token row', () => {
     // room for "the square" and a little more: "blue disc" is cut entirely
     const maxQueryLen = tokensOf('the square left') + 2;
-    const cuts: PromptCuts = { emptyRows: 0 };
+    const cuts: PromptCuts = { emptyRows: 0, uncovered: 0 };
     const { prompts, targets } = fineTargets([sample(grounding)], options('pretrain-fine', maxQueryLen), cuts);
     expect(targets[0].boxes).toEqual([0, 0, 4, 4, 5, 5, 9, 9]);
     const row = (g: number) => Array.from(targets[0].positiveMap.slice(g * maxQueryLen, (g + 1) * maxQueryLen));
@@ -50,10 +50,10 @@ describe('fiber-bench train: fine targets of a data folder, as the official coll
     expect(cuts.emptyRows).toBe(1);
     expect(cuts.message).toMatch(/longer than MAX_QUERY_LEN/);
     // without the cut both rows name their tokens and nothing is counted
-    const whole: PromptCuts = { emptyRows: 0 };
+    const whole: PromptCuts = { emptyRows: 0, uncovered: 0 };
     const full = fineTargets([sample(grounding)], options('pretrain-fine', 32), whole);
     expect(full.targets[0].positiveMap.slice(32, 64).some((v) => v === 1)).toBe(true);
-    expect(whole).toEqual({ emptyRows: 0 });
+    expect(whole).toEqual({ emptyRows: 0, uncovered: 0 });
   });
 
   it('detection: the class names in an order drawn per sample (DISABLE_SHUFFLE False), each box on its name', () => {
@@ -74,7 +74,7 @@ describe('fiber-bench train: fine targets of a data folder, as the official coll
       const order = promptClassOrder(4, o.seed, 0, index);
       orders.add(order.join());
       expect(order).toEqual(promptClassOrder(4, o.seed, 0, index)); // a function of (seed, epoch, index)
-      const cuts: PromptCuts = { emptyRows: 0 };
+      const cuts: PromptCuts = { emptyRows: 0, uncovered: 0 };
       const { prompts, targets } = fineTargets([sample(detection, index)], o, cuts);
       expect(prompts[0].caption).toBe(order.map((c) => classNames[c]).join('. '));
       expect(targets[0].boxes).toEqual([0, 0, 4, 4, 5, 5, 9, 9]);
@@ -102,11 +102,27 @@ describe('fiber-bench train: fine targets of a data folder, as the official coll
     // room for the first name only; find a sample whose order puts "blue disc" second
     const o = options('detection', tokensOf('square. ') + 2, classNames);
     const index = [0, 1, 2, 3, 4, 5, 6, 7].find((i) => promptClassOrder(2, o.seed, 0, i)[0] === 0)!;
-    const cuts: PromptCuts = { emptyRows: 0 };
+    const cuts: PromptCuts = { emptyRows: 0, uncovered: 0 };
     const { targets } = fineTargets([sample(detection, index)], o, cuts);
     expect(targets[0].boxes).toEqual([5, 5, 9, 9]);
     expect(Array.from(targets[0].positiveMap).every((v) => v === 0)).toBe(true);
     expect(cuts.emptyRows).toBe(1);
+  });
+
+  it('a phrase span over whitespace only is a positive with an empty row, counted and named, not a crash', () => {
+    const spaced: GroundingRecord = { ...grounding, spans: [[[0, 10]], [[10, 11]]] }; // " " after "the square"
+    const cuts: PromptCuts = { emptyRows: 0, uncovered: 0 };
+    const { targets } = fineTargets([sample(spaced, 7)], options('pretrain-fine', 32), cuts);
+    expect(targets[0].boxes).toEqual([0, 0, 4, 4, 5, 5, 9, 9]);
+    expect(targets[0].positiveMap.slice(32, 64).every((v) => v === 0)).toBe(true);
+    expect(cuts).toEqual({ emptyRows: 0, uncovered: 1, firstUncovered: 'test record 7 (id g), box 1: " "' });
+  });
+
+  it('an error a record still causes names the record', () => {
+    const wrong: GroundingRecord = { ...grounding, spans: [[[0, 99]], [[0, 3]]] }; // the readers check spans
+    expect(() => fineTargets([sample(wrong, 3)], options('pretrain-fine', 32), { emptyRows: 0, uncovered: 0 })).toThrow(
+      /^test record 3 \(id g\): phrases\[0\]\[0\]: span \[0, 99\) is not inside the 30-character caption$/,
+    );
   });
 
   it('skips a batch as SOLVER.MAX_NEG_PER_BATCH 0.1 does: all negatives, or more than 10% of them', () => {
@@ -122,7 +138,10 @@ describe('fiber-bench train: fine targets of a data folder, as the official coll
 
   it('a grounding record without a phrased box is a negative: the whole text as its prompt, no box', () => {
     const bare: GroundingRecord = { ...grounding, spans: [[], []] };
-    const { prompts, targets } = fineTargets([sample(bare)], options('pretrain-fine', 32), { emptyRows: 0 });
+    const { prompts, targets } = fineTargets([sample(bare)], options('pretrain-fine', 32), {
+      emptyRows: 0,
+      uncovered: 0,
+    });
     expect(targets[0].boxes).toEqual([]);
     expect(prompts[0].caption).toBe(text);
     expect(skipsBatch(targets)).toBe(true);

@@ -122,6 +122,12 @@ export async function openFolder(task: TrainTask, dir: string, imagesDir: string
         jsonFiles(join(dir, 'annotations'), (n) => /^instances_.*train.*\.json$/.test(n)),
         'annotations/instances_*train*.json',
       );
+      // one file's categories make the prompt; two files (train2014 and train2017) would overlap
+      if (files.length > 1)
+        throw new UsageError(
+          `--data: ${join(dir, 'annotations')} holds ${files.length} training instance files (${files.map((f) => basename(f)).join(', ')}): ` +
+            'keep one in the folder given (a folder per split, or links to the one to train on)',
+        );
       // COCO's layout: annotations/instances_<split>.json beside <split>/ holding the images
       const split = /^instances_(.+)\.json$/.exec(basename(files[0]))?.[1];
       const imagePrefix = split && existsSync(join(imagesDir, split)) ? `${split}/` : undefined;
@@ -185,16 +191,19 @@ function positiveMap(prompt: GroundingPrompt, phraseOfBox: number[]): Float32Arr
 }
 
 /**
- * Boxes whose phrase (for detection, its class name) the prompt's truncation to the model's query
- * length cut entirely. As in the official datasets they stay positives with an empty token row
- * (`create_positive_map` skips the span): they still train the box and centerness outputs and
- * name no token.
+ * Boxes that stay positives with an empty token row, as in the official datasets
+ * (`create_positive_map` skips a span it cannot map): they still train the box and centerness
+ * outputs and name no token.
  */
 export interface PromptCuts {
-  /** Boxes kept with an empty token row. */
+  /** Boxes whose phrase (for detection, class name) the truncation to the model's query length cut. */
   emptyRows: number;
   /** The first truncation report (heads-fine's message). */
   message?: string;
+  /** Grounding boxes whose phrase covers no token at all (a span over whitespace only). */
+  uncovered: number;
+  /** The first of those, named: file or source, record, box. */
+  firstUncovered?: string;
 }
 
 /**
@@ -212,12 +221,19 @@ export function skipsBatch(targets: readonly { boxes: ArrayLike<number> }[]): bo
   return negatives === targets.length || negatives > targets.length * MAX_NEG_PER_BATCH;
 }
 
-/** Counts the boxes whose phrase the truncation cut (an empty token row). */
-function countCut(prompt: GroundingPrompt, phraseOfBox: readonly number[], cuts: PromptCuts) {
-  const cut = phraseOfBox.filter((p) => prompt.phrases[p].tokens.length === 0).length;
-  if (cut === 0) return;
-  cuts.emptyRows += cut;
-  cuts.message ??= prompt.truncation.message;
+/** Counts the boxes whose phrase has no token: cut by the truncation, or covering none at all. */
+function countCut(prompt: GroundingPrompt, phraseOfBox: readonly number[], cuts: PromptCuts, where: string) {
+  phraseOfBox.forEach((p, g) => {
+    const phrase = prompt.phrases[p];
+    if (phrase.tokens.length) return;
+    if (phrase.fullTokens.length === 0) {
+      cuts.uncovered++;
+      cuts.firstUncovered ??= `${where}, box ${g}: ${JSON.stringify(phrase.text)}`;
+    } else {
+      cuts.emptyRows++;
+      cuts.message ??= prompt.truncation.message;
+    }
+  });
 }
 
 /** Domain tag of a detection prompt's class order (derivedGenerator). */
@@ -246,6 +262,16 @@ export function fineTargets(
 ): FineTargets {
   const prompts: GroundingPrompt[] = [];
   const targets = samples.map(({ record: r, epoch, index }) => {
+    const where = `${o.data.source.name} record ${index} (id ${r.id})`;
+    try {
+      return recordTargets(r, epoch, index, where);
+    } catch (e) {
+      // what the readers let through and a prompt refuses: name the record (the order is seeded,
+      // so a resumed run meets it again)
+      throw new Error(`${where}: ${(e as Error).message}`);
+    }
+  });
+  function recordTargets(r: DataRecord, epoch: number, index: number, where: string) {
     if (r.kind === 'detection') {
       const names = o.data.classNames ?? [];
       const order = promptClassOrder(names.length, o.seed, epoch, index);
@@ -258,7 +284,7 @@ export function fineTargets(
       const phraseOfClass = new Array<number>(names.length);
       order.forEach((c, k) => (phraseOfClass[c] = k));
       const phraseOfBox = r.labels.map((l) => phraseOfClass[l - 1]);
-      countCut(prompt, phraseOfBox, cuts);
+      countCut(prompt, phraseOfBox, cuts, where);
       return { boxes: r.boxes.flat(), positiveMap: positiveMap(prompt, phraseOfBox) };
     }
     if (r.kind !== 'grounding') throw new TypeError(`train --task ${o.task}: a ${r.kind} record`);
@@ -266,15 +292,19 @@ export function fineTargets(
     // image left without one is a negative (the whole text as the prompt, no box)
     const kept = r.spans.map((sp, g) => (sp.length ? g : -1)).filter((g) => g >= 0);
     const phrases = kept.length ? kept.map((g) => r.spans[g]) : [[[0, r.text.length] as [number, number]]];
-    const prompt = encodeGroundingPrompt(o.tokenizer, r.text, phrases, { maxQueryLen: o.maxQueryLen });
+    // a span over whitespace maps to no token: an empty row, as create_positive_map leaves it
+    const prompt = encodeGroundingPrompt(o.tokenizer, r.text, phrases, {
+      maxQueryLen: o.maxQueryLen,
+      uncovered: 'empty',
+    });
     prompts.push(prompt);
     const phraseOfBox = kept.map((_, k) => k);
-    countCut(prompt, phraseOfBox, cuts);
+    countCut(prompt, phraseOfBox, cuts, where);
     return {
       boxes: kept.flatMap((g) => r.boxes[g]),
       positiveMap: positiveMap(prompt, phraseOfBox),
     };
-  });
+  }
   return { prompts, targets };
 }
 
@@ -377,7 +407,7 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
     await executor.close(); // idle worker threads would keep the process alive
     throw e;
   }
-  const cuts: PromptCuts = { emptyRows: 0 };
+  const cuts: PromptCuts = { emptyRows: 0, uncovered: 0 };
   const negativeBatches = { skipped: 0 };
   // the boxed images a batch needs to train under MAX_NEG_PER_BATCH
   const need = o.batch - Math.floor(o.batch * MAX_NEG_PER_BATCH);
@@ -418,6 +448,11 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
           throw new Error(
             `${o.data.source.name}: epoch ${start.epoch} gave no full batch of ${o.batch} ` +
               `(${loader.stats.delivered} records delivered; skipped: ${JSON.stringify(loader.stats.summary().records)})`,
+          );
+        if (skipped > 0 && skipped < n)
+          console.warn(
+            `[fiber-vl data] epoch ${start.epoch}: ${skipped} of its ${n} batches skipped (more than ` +
+              `${MAX_NEG_PER_BATCH * 100}% of their images without a box), ${n - skipped} trained`,
           );
         if (skipped < n) emptyEpochs = 0;
         else if (n > 0 && start.position === 0) {

@@ -238,6 +238,10 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
       log(
         `data: ${fineData.cuts.emptyRows} boxes trained as positives that name no token: the prompt's truncation cut their phrase (${fineData.cuts.message})`,
       );
+    if (fineData?.cuts.uncovered)
+      log(
+        `data: ${fineData.cuts.uncovered} boxes trained as positives that name no token: their phrase covers no token of the caption (${fineData.cuts.firstUncovered})`,
+      );
     if (fineData?.negativeBatches.skipped)
       log(
         `data: ${fineData.negativeBatches.skipped} batches skipped: more than ${MAX_NEG_PER_BATCH * 100}% of their images had no box (the official SOLVER.MAX_NEG_PER_BATCH)`,
