@@ -228,6 +228,34 @@ describe('COCO instances', () => {
     );
   });
 
+  it('counts an images entry that is not an object; refuses an annotation it cannot join to an image', async () => {
+    const json = fixtureJson('coco/annotations/instances_val2014.json') as any;
+    const n = json.images.length;
+    const got = await entries(cocoInstances({ ...json, images: [...json.images, null, 5] }, { name: 'i.json' }));
+    expect(got.filter((e) => !e.ok).map((e) => (e.ok ? '' : e.skip.detail))).toEqual(
+      expect.arrayContaining([`i.json: images[${n}] is not an object`, `i.json: images[${n + 1}] is not an object`]),
+    );
+    const m = json.annotations.length;
+    for (const [bad, message] of [
+      [null, `i.json: annotations[${m}] is not an object`],
+      [
+        { ...json.annotations[0], image_id: String(json.annotations[0].image_id) },
+        `i.json: annotations[${m}].image_id is "${json.annotations[0].image_id}", not a number (it names the annotation's image)`,
+      ],
+    ] as const) {
+      expect(() => cocoInstances({ ...json, annotations: [...json.annotations, bad] }, { name: 'i.json' })).toThrow(
+        new TypeError(message),
+      );
+      expect(() => mdetrGrounding({ ...json, annotations: [...json.annotations, bad] }, { name: 'i.json' })).toThrow(
+        message,
+      );
+    }
+    const huge = [...json.categories, { id: 2 ** 60, name: 'far' }];
+    expect(() => cocoInstances({ ...json, categories: huge }, { name: 'i.json' })).toThrow(
+      `i.json: categories[${huge.length - 1}].id is 1152921504606847000, past 2^53 (not exactly representable)`,
+    );
+  });
+
   it('keeps the images in id order when some have no numeric id; those are skipped, not refused as repeats', async () => {
     const json = fixtureJson('coco/annotations/instances_val2014.json') as any;
     const ids = json.images.map((im: any) => im.id).sort((a: number, b: number) => a - b);

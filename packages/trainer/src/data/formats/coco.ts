@@ -33,6 +33,8 @@ export interface CocoCategory {
 
 interface CocoIndex {
   images: Json[];
+  /** Skip entries for the `images` entries that are not objects (counted, as other bad images). */
+  notObjects: SourceEntry<never>[];
   annotations: Map<number, Json[]>;
   categories: CocoCategory[];
 }
@@ -42,13 +44,29 @@ function indexCoco(json: unknown, name: string): CocoIndex {
   // a repeated id would give one image's boxes to another (annotations are found by image id)
   requireUnique(listed, name, 'images');
   const images = listed.filter(isObject);
+  const notObjects = listed.flatMap((x, i) =>
+    isObject(x)
+      ? []
+      : [
+          {
+            ok: false as const,
+            skip: { reason: 'malformed-record' as const, detail: `${name}: images[${i}] is not an object` },
+          },
+        ],
+  );
   // an entry without a numeric id (a malformed record, skipped later) sorts last: NaN would make
   // the comparison inconsistent and leave the rest out of id order
   const idKey = (x: Json) => (typeof x.id === 'number' && Number.isFinite(x.id) ? x.id : Infinity);
   images.sort((a, b) => idKey(a) - idKey(b) || 0);
   const annotations = new Map<number, Json[]>();
-  for (const a of topArray(json, 'annotations', name)) {
-    if (!isObject(a) || typeof a.image_id !== 'number') continue;
+  for (const [i, a] of topArray(json, 'annotations', name).entries()) {
+    // an annotation that cannot be joined to its image would leave it without that box, silently
+    // (pycocotools fails on a non-object and files a string image_id under another key)
+    if (!isObject(a)) throw new TypeError(`${name}: annotations[${i}] is not an object`);
+    if (typeof a.image_id !== 'number' || !Number.isFinite(a.image_id))
+      throw new TypeError(
+        `${name}: annotations[${i}].image_id is ${JSON.stringify(a.image_id) ?? String(a.image_id)}, not a number (it names the annotation's image)`,
+      );
     const list = annotations.get(a.image_id);
     if (list) list.push(a);
     else annotations.set(a.image_id, [a]);
@@ -60,17 +78,24 @@ function indexCoco(json: unknown, name: string): CocoIndex {
     if (!isObject(c)) throw new TypeError(`${name}: categories[${i}] is not an object`);
     if (!Number.isSafeInteger(c.id))
       throw new TypeError(
-        `${name}: categories[${i}].id is ${c.id === undefined ? 'missing' : (JSON.stringify(c.id) ?? String(c.id))}, not an integer`,
+        `${name}: categories[${i}].id is ${c.id === undefined ? 'missing' : (JSON.stringify(c.id) ?? String(c.id))}, ` +
+          (Number.isInteger(c.id) ? 'past 2^53 (not exactly representable)' : 'not an integer'),
       );
     if (typeof c.name !== 'string') throw new TypeError(`${name}: categories[${i}].name is not a string`);
   });
   requireUnique(declared, name, 'categories');
   const cats = declared.filter(isObject);
-  const ids = cats.map((c) => Number(c.id)).sort((a, b) => a - b);
+  // labels 1..K in id order (a map: LVIS and Objects365 have 1,203 and 365 classes, users more)
+  const labelOf = new Map(
+    cats
+      .map((c) => Number(c.id))
+      .sort((a, b) => a - b)
+      .map((id, k) => [id, k + 1]),
+  );
   const categories = cats
-    .map((c) => ({ id: Number(c.id), label: ids.indexOf(Number(c.id)) + 1, name: String(c.name) }))
+    .map((c) => ({ id: Number(c.id), label: labelOf.get(Number(c.id))!, name: String(c.name) }))
     .sort((a, b) => a.label - b.label);
-  return { images, annotations, categories };
+  return { images, notObjects, annotations, categories };
 }
 
 /** A source with the categories of its file. */
@@ -160,7 +185,7 @@ export interface CocoInstancesOptions {
 export function cocoInstances(json: unknown, options: CocoInstancesOptions = {}): CocoSource<DetectionRecord> {
   const name = options.name ?? 'instances.json';
   const policy = options.boxPolicy ?? 'drop-box';
-  const { images, annotations, categories } = indexCoco(json, name);
+  const { images, notObjects, annotations, categories } = indexCoco(json, name);
   const known = new Map(categories.map((c) => [c.id, c]));
   const entries = images.map((img, i) =>
     entryOf(() => {
@@ -181,7 +206,7 @@ export function cocoInstances(json: unknown, options: CocoInstancesOptions = {})
       return { record: checked.record, dropped: [...dropped, ...checked.dropped] };
     }),
   );
-  return sourceOf(name, entries, categories);
+  return sourceOf(name, [...entries, ...notObjects], categories);
 }
 
 export interface MdetrOptions {
@@ -200,7 +225,7 @@ export interface MdetrOptions {
 export function mdetrGrounding(json: unknown, options: MdetrOptions = {}): CocoSource<GroundingRecord> {
   const name = options.name ?? 'mdetr.json';
   const policy = options.boxPolicy ?? 'skip-record';
-  const { images, annotations, categories } = indexCoco(json, name);
+  const { images, notObjects, annotations, categories } = indexCoco(json, name);
   const known = categories.length ? new Map(categories.map((c) => [c.id, c])) : undefined;
   const entries = images.map((img, i) =>
     entryOf(() => {
@@ -240,7 +265,7 @@ export function mdetrGrounding(json: unknown, options: MdetrOptions = {}): CocoS
       return { record: checked.record, dropped: [...dropped, ...checked.dropped] };
     }),
   );
-  return sourceOf(name, entries, categories);
+  return sourceOf(name, [...entries, ...notObjects], categories);
 }
 
 /** GLIP's clean_name: drop "(...)", underscores to spaces, double spaces to one. */
