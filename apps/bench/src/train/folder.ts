@@ -111,7 +111,9 @@ export async function openFolder(task: TrainTask, dir: string, imagesDir: string
       if (task === 'refcoco') needFiles(task, files, `MDETR ${pattern.source} files`);
       else needFiles(task, [...files, ...jsonl], `MDETR ${pattern.source} files or *.jsonl`);
       const sources: RecordSource[] = [];
-      for (const f of files) sources.push(withImages(mdetrGrounding(await readJson(f), { name: f }), images));
+      // training reads tokens_positive, never tokens_positive_eval: a broken eval span skips nothing
+      for (const f of files)
+        sources.push(withImages(mdetrGrounding(await readJson(f), { name: f, evalSpans: false }), images));
       if (task === 'pretrain-fine')
         for (const f of jsonl) sources.push(await openJsonl(f, genericRecord({ boxes: 'required' }), images));
       return { source: concatSources(dir, sources), files: [...files, ...(task === 'pretrain-fine' ? jsonl : [])] };

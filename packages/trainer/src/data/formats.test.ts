@@ -319,6 +319,14 @@ describe('MDETR grounding json', () => {
     const o = await mdetrGrounding(outside, { name: 'emoji.json' }).get(0);
     expect(!o.ok && o.skip.reason).toBe('span-outside-text');
     expect(!o.ok && o.skip.detail).toMatch(/not inside the 27-character text/);
+    // a broken evaluation span skips the record, unless the reader is told not to read them
+    const badEval = structuredClone(json);
+    badEval.images[0].tokens_positive_eval = [[[3, 99]]];
+    const e = await mdetrGrounding(badEval, { name: 'emoji.json' }).get(0);
+    expect(!e.ok && e.skip.reason).toBe('span-outside-text');
+    const t = await mdetrGrounding(badEval, { name: 'emoji.json', evalSpans: false }).get(0);
+    expect(t.ok && t.record.evalSpans).toBeUndefined();
+    expect(t.ok && t.record.spans.map((sp) => sp.map(phrase))).toEqual([['red square'], ['blue disc']]);
   });
 
   it('reads Flickr30k separateGT with tokens_positive(_eval), skipping bad spans and outside boxes', async () => {

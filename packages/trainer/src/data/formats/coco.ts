@@ -219,6 +219,11 @@ export interface MdetrOptions {
   /** Bad boxes (and undeclared categories) skip the record (default: its phrases point at them) or are dropped. */
   boxPolicy?: BoxPolicy;
   name?: string;
+  /**
+   * Read `tokens_positive_eval` into `evalSpans` (default true). Training never uses them: with
+   * false, a record whose evaluation spans are broken is not skipped for it.
+   */
+  evalSpans?: boolean;
 }
 
 /** Grounding records of an MDETR json: caption, boxes with their `tokens_positive` spans, `tokens_positive_eval`. */
@@ -253,7 +258,7 @@ export function mdetrGrounding(json: unknown, options: MdetrOptions = {}): CocoS
         spans,
         categories: objs.map((o) => o.category),
       };
-      if (Array.isArray(img.tokens_positive_eval)) {
+      if (options.evalSpans !== false && Array.isArray(img.tokens_positive_eval)) {
         record.evalSpans = img.tokens_positive_eval.map((p, k) =>
           spansOf(p, text, `${where} tokens_positive_eval[${k}]`, { codePoints: true }),
         );
