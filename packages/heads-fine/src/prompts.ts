@@ -196,7 +196,8 @@ export interface EncodePromptOptions {
   /** Word used for the phrases in the truncation message ('phrase' or 'class'). */
   kind?: string;
   /**
-   * A phrase whose spans cover no token even before truncation (whitespace only): 'throw' (the
+   * A phrase whose spans cover no token even before truncation (a span of whitespace, or one
+   * whose first or last three characters are, beyond the fallbacks' reach): 'throw' (the
    * default: a PromptError naming it) or 'empty', the official training datasets' behaviour
    * (`create_positive_map` skips the span, leaving its row empty): no tokens, a zero row.
    */

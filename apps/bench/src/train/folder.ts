@@ -202,7 +202,7 @@ export interface PromptCuts {
   emptyRows: number;
   /** The first truncation report (heads-fine's message). */
   message?: string;
-  /** Grounding boxes whose phrase covers no token at all (a span over whitespace only). */
+  /** Grounding boxes whose phrase covers no token at all (whitespace, or out of the fallbacks' reach). */
   uncovered: number;
   /** The first of those, named: file or source, record, box. */
   firstUncovered?: string;
@@ -270,7 +270,7 @@ export function fineTargets(
     } catch (e) {
       // what the readers let through and a prompt refuses: name the record (the order is seeded,
       // so a resumed run meets it again)
-      throw new Error(`${where}: ${(e as Error).message}`);
+      throw new Error(`${where}: ${(e as Error).message}`, { cause: e });
     }
   });
   function recordTargets(r: DataRecord, epoch: number, index: number, where: string) {
@@ -294,7 +294,8 @@ export function fineTargets(
     // image left without one is a negative (the whole text as the prompt, no box)
     const kept = r.spans.map((sp, g) => (sp.length ? g : -1)).filter((g) => g >= 0);
     const phrases = kept.length ? kept.map((g) => r.spans[g]) : [[[0, r.text.length] as [number, number]]];
-    // a span over whitespace maps to no token: an empty row, as create_positive_map leaves it
+    // a span that maps to no token (whitespace, or 3+ of it at an end): an empty row, as
+    // create_positive_map leaves it
     const prompt = encodeGroundingPrompt(o.tokenizer, r.text, phrases, {
       maxQueryLen: o.maxQueryLen,
       uncovered: 'empty',
@@ -451,13 +452,15 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
             `${o.data.source.name}: epoch ${start.epoch} gave no full batch of ${o.batch} ` +
               `(${loader.stats.delivered} records delivered; skipped: ${JSON.stringify(loader.stats.summary().records)})`,
           );
-        if (skipped > 0 && skipped < n)
+        const allSkipped = n > 0 && skipped === n && start.position === 0;
+        if (skipped > 0 && !allSkipped)
           console.warn(
-            `[fiber-vl data] epoch ${start.epoch}: ${skipped} of its ${n} batches skipped (more than ` +
-              `${MAX_NEG_PER_BATCH * 100}% of their images without a box), ${n - skipped} trained`,
+            `[fiber-vl data] epoch ${start.epoch}: ${skipped} of the ${n} batches read` +
+              `${start.position ? ' since the resume' : ''} skipped (more than ${MAX_NEG_PER_BATCH * 100}% ` +
+              `of their images without a box), ${n - skipped} trained`,
           );
         if (skipped < n) emptyEpochs = 0;
-        else if (n > 0 && start.position === 0) {
+        else if (allSkipped) {
           // another epoch's order may gather enough boxed images in a batch, unless there are too few
           const what =
             `${o.data.source.name}: all ${n} batches of ${o.batch} of epoch ${start.epoch} were skipped ` +

@@ -65,7 +65,7 @@ function indexCoco(json: unknown, name: string): CocoIndex {
     if (!isObject(a)) throw new TypeError(`${name}: annotations[${i}] is not an object`);
     if (typeof a.image_id !== 'number' || !Number.isFinite(a.image_id))
       throw new TypeError(
-        `${name}: annotations[${i}].image_id is ${JSON.stringify(a.image_id) ?? String(a.image_id)}, not a number (it names the annotation's image)`,
+        `${name}: annotations[${i}].image_id is ${a.image_id === undefined ? 'missing' : (JSON.stringify(a.image_id) ?? String(a.image_id))}, not a number (it names the annotation's image)`,
       );
     const list = annotations.get(a.image_id);
     if (list) list.push(a);
