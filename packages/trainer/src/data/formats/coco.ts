@@ -4,7 +4,7 @@
 // images in id order, crowd boxes left out, an image without boxes not used.
 import type { Box, DetectionRecord, GroundingRecord, Span } from '../records.js';
 import { DataSkipError, type Skip } from '../skips.js';
-import { checkIndex, entryOf, type RecordSource, type SourceEntry } from '../source.js';
+import { checkIndex, entryOf, failedEntry, type RecordSource, type SourceEntry } from '../source.js';
 import {
   arr,
   boxOf,
@@ -39,20 +39,16 @@ interface CocoIndex {
   categories: CocoCategory[];
 }
 
+/** An id field as the refusals show it: "missing", or its JSON text. */
+const idShown = (v: unknown) => (v === undefined ? 'missing' : (JSON.stringify(v) ?? String(v)));
+
 function indexCoco(json: unknown, name: string): CocoIndex {
   const listed = topArray(json, 'images', name);
   // a repeated id would give one image's boxes to another (annotations are found by image id)
   requireUnique(listed, name, 'images');
   const images = listed.filter(isObject);
   const notObjects = listed.flatMap((x, i) =>
-    isObject(x)
-      ? []
-      : [
-          {
-            ok: false as const,
-            skip: { reason: 'malformed-record' as const, detail: `${name}: images[${i}] is not an object` },
-          },
-        ],
+    isObject(x) ? [] : [failedEntry(new DataSkipError('malformed-record', `${name}: images[${i}] is not an object`))],
   );
   // an entry without a numeric id (a malformed record, skipped later) sorts last: NaN would make
   // the comparison inconsistent and leave the rest out of id order
@@ -65,7 +61,7 @@ function indexCoco(json: unknown, name: string): CocoIndex {
     if (!isObject(a)) throw new TypeError(`${name}: annotations[${i}] is not an object`);
     if (typeof a.image_id !== 'number' || !Number.isFinite(a.image_id))
       throw new TypeError(
-        `${name}: annotations[${i}].image_id is ${a.image_id === undefined ? 'missing' : (JSON.stringify(a.image_id) ?? String(a.image_id))}, not a number (it names the annotation's image)`,
+        `${name}: annotations[${i}].image_id is ${idShown(a.image_id)}, not a number (it names the annotation's image)`,
       );
     const list = annotations.get(a.image_id);
     if (list) list.push(a);
@@ -78,7 +74,7 @@ function indexCoco(json: unknown, name: string): CocoIndex {
     if (!isObject(c)) throw new TypeError(`${name}: categories[${i}] is not an object`);
     if (!Number.isSafeInteger(c.id))
       throw new TypeError(
-        `${name}: categories[${i}].id is ${c.id === undefined ? 'missing' : (JSON.stringify(c.id) ?? String(c.id))}, ` +
+        `${name}: categories[${i}].id is ${idShown(c.id)}, ` +
           (Number.isInteger(c.id) ? 'past 2^53 (not exactly representable)' : 'not an integer'),
       );
     if (typeof c.name !== 'string') throw new TypeError(`${name}: categories[${i}].name is not a string`);
