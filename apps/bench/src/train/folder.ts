@@ -217,10 +217,19 @@ export const MAX_NEG_PER_BATCH = 0.1;
 /** Epochs in a row without a trained batch before `fiber-bench train` gives up (the official trainer never does). */
 const MAX_EMPTY_EPOCHS = 20;
 
+/** The images of a batch without a box (the official trainer's `nnegative`). */
+function negativeImages(targets: readonly { boxes: ArrayLike<number> }[]): number {
+  return targets.filter((t) => t.boxes.length === 0).length;
+}
+
+/** The official trainer's rule: skip when every image, or more than MAX_NEG_PER_BATCH of them, has no box. */
+function tooManyNegatives(negatives: number, size: number): boolean {
+  return negatives === size || negatives > size * MAX_NEG_PER_BATCH;
+}
+
 /** Whether the official trainer skips a batch with these targets (too many images without a box). */
 export function skipsBatch(targets: readonly { boxes: ArrayLike<number> }[]): boolean {
-  const negatives = targets.filter((t) => t.boxes.length === 0).length;
-  return negatives === targets.length || negatives > targets.length * MAX_NEG_PER_BATCH;
+  return tooManyNegatives(negativeImages(targets), targets.length);
 }
 
 /** Counts the boxes whose phrase has no token: cut by the truncation, or covering none at all. */
@@ -431,10 +440,10 @@ export async function folderSource(o: FolderBatchOptions, fine: boolean): Promis
           let batch: TaskBatch;
           if (fine) {
             const targets = fineTargets(b.samples, o, cuts);
-            const negatives = targets.targets.filter((t) => t.boxes.length === 0).length;
+            const negatives = negativeImages(targets.targets);
             boxed += o.batch - negatives;
             // drawn and not trained, as the official trainer's `continue`; --steps counts the others
-            if (skipsBatch(targets.targets)) {
+            if (tooManyNegatives(negatives, targets.targets.length)) {
               if (skipped++ === 0)
                 console.warn(
                   `[fiber-vl data] epoch ${start.epoch}: a batch with ${negatives} of its ${o.batch} images without a box skipped ` +
