@@ -58,7 +58,11 @@ function checkSimilarities(fn: string, pairs: readonly (readonly [string, tf.Ten
  * in-batch columns first, then N - B queue columns) with the positive, the diagonal, zeroed.
  */
 export function hardNegativeWeights(sim: tf.Tensor): tf.Tensor {
-  const [B, N] = checkSimilarities('hardNegativeWeights', [['sim', sim]]);
+  return offDiagonalSoftmax(sim, ...checkSimilarities('hardNegativeWeights', [['sim', sim]]));
+}
+
+/** hardNegativeWeights on a [B, N] already checked. */
+function offDiagonalSoftmax(sim: tf.Tensor, B: number, N: number): tf.Tensor {
   return tf.tidy(() => {
     const offDiagonal = tf.sub(
       1,
@@ -139,13 +143,13 @@ export async function sampleHardNegatives(
   rng: Generator = defaultGenerator,
 ): Promise<{ negTextForImage: number[]; negImageForText: number[] }> {
   const fn = 'sampleHardNegatives';
-  const [, N] = checkSimilarities(fn, [
+  const [B, N] = checkSimilarities(fn, [
     ['simI2t', simI2t],
     ['simT2i', simT2i],
   ]);
   if (N < 2) throw new RangeError('ITM hard negatives need at least 2 candidates (batch and queue columns)');
-  const wI2t = hardNegativeWeights(simI2t);
-  const wT2i = hardNegativeWeights(simT2i);
+  const wI2t = offDiagonalSoftmax(simI2t, B, N);
+  const wT2i = offDiagonalSoftmax(simT2i, B, N);
   try {
     return await drawBoth(fn, ['simI2t', wI2t], ['simT2i', wT2i], rng);
   } finally {
