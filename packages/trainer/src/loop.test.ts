@@ -14,7 +14,7 @@ import { fineSchedule } from './schedules.js';
 import { MemoryCheckpointStore, disposeLoaded } from './checkpoint.js';
 import { NonFiniteLossError, Trainer, fit, type StepResult } from './loop.js';
 import { FileCheckpointStore } from './node.js';
-import type { Objective } from './step.js';
+import { StepContext, type Objective } from './step.js';
 import { tinyCoarseSetup } from './testing.js';
 
 const { names } = await testBackends();
@@ -305,6 +305,97 @@ describe.each(names)('training loop (%s)', (backend) => {
     expect(tf.memory().numTensors).toBe(before.tensors - 2);
     t.optimizer.dispose();
     t.model.dispose();
+  });
+
+  it('a loss term that fails leaves no tensor behind: non-scalar with kept tensors, no parameter reached, a throw', async () => {
+    const { model, optimizer } = toy(3);
+    const ctx = new StepContext({ params: model.namedParameters() });
+    const x = tf.ones([4, 2]);
+    const before = tf.memory().numTensors;
+    await expect(
+      ctx.loss('wide', () => {
+        const y = model.forward(x);
+        return { loss: y, keep: { twice: tf.mul(y, 2) } };
+      }),
+    ).rejects.toThrow('loss term "wide" must be a scalar, got shape [4,1]');
+    await expect(ctx.loss('detached', () => tf.scalar(0))).rejects.toThrow(
+      'loss term "detached": no trainable parameter reaches it',
+    );
+    await expect(
+      ctx.loss('boom', () => {
+        tf.sum(model.forward(x));
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(tf.memory().numTensors).toBe(before);
+    expect(ctx.grads.size).toBe(0);
+    ctx.dispose();
+    x.dispose();
+    optimizer.dispose();
+    model.dispose();
+  });
+
+  it("a step's loss is the terms times their weights (what its gradient is of); losses holds them unweighted", async () => {
+    const model = new Linear(2, 1, { rng: new Generator(4) });
+    const optimizer = new AdamW([{ params: model.namedParameters(), lr: 0, weightDecay: 0 }]);
+    const x = tf.ones([1, 2]);
+    const objective: Objective<Linear, null> = async (m, _b, ctx) => {
+      await ctx.loss('a', () => tf.sum(tf.square(m.forward(x))), { weight: 10 });
+      await ctx.loss('b', () => tf.sum(tf.abs(m.forward(x))));
+    };
+    const trainer = new Trainer({ model, objective, optimizer });
+    const r = await trainer.trainStep([null, null]); // two micro-batches: averaged
+    const y = (await model.forward(x).data())[0];
+    expect(r.losses.a).toBeCloseTo(y * y, 5);
+    expect(r.losses.b).toBeCloseTo(Math.abs(y), 5);
+    expect(r.loss).toBeCloseTo(10 * y * y + Math.abs(y), 4);
+    x.dispose();
+    optimizer.dispose();
+    model.dispose();
+  });
+
+  it('an afterStep that throws after the update leaves the step taken (counter and update kept)', async () => {
+    const t = toy(5);
+    const objective: Objective<Linear, ToyBatch> = Object.assign(
+      async (m: Linear, b: ToyBatch, ctx: StepContext) => toyObjective(m, b, ctx),
+      {
+        afterStep: () => {
+          throw new Error('afterStep failed');
+        },
+      },
+    );
+    const trainer = new Trainer({ model: t.model, objective, optimizer: t.optimizer });
+    const [b] = [...toyData({}, 1)];
+    const w0 = await weightsOf(t.model);
+    await expect(trainer.trainStep([b!])).rejects.toThrow('afterStep failed');
+    expect(trainer.step).toBe(1);
+    expect(t.optimizer.getState().steps).toEqual({ weight: 1, bias: 1 });
+    expect(await weightsOf(t.model)).not.toEqual(w0);
+    tf.dispose([b!.x, b!.y]);
+    t.optimizer.dispose();
+    t.model.dispose();
+  });
+
+  it('a restore whose optimizer moments do not fit changes nothing (the model is not loaded first)', async () => {
+    const store = new MemoryCheckpointStore(1);
+    const first = toy(6);
+    await fit(first.trainer, { data: toyData(), steps: 2, store, checkpointEvery: 2 });
+    const cp = (await store.latest())!;
+    const bad = new Map(cp.files['optimizer.safetensors']);
+    bad.set('exp_avg.weight', tf.zeros([3, 3]));
+    const second = toy(7);
+    const w0 = await weightsOf(second.model);
+    await expect(
+      second.trainer.restore({ ...cp, files: { ...cp.files, 'optimizer.safetensors': bad } }),
+    ).rejects.toThrow('AdamW.setState: exp_avg.weight has shape [3,3], the parameter [1,2]');
+    expect([second.trainer.step, await weightsOf(second.model)]).toEqual([0, w0]);
+    expect(second.optimizer.getState().steps).toEqual({});
+    bad.get('exp_avg.weight')!.dispose();
+    disposeLoaded(cp);
+    for (const t of [first, second]) {
+      t.optimizer.dispose();
+      t.model.dispose();
+    }
   });
 
   it('resumes in process from a MemoryCheckpointStore bit for bit', async () => {

@@ -45,7 +45,7 @@ export interface StepResult {
   step: number;
   /** Loss values by term (averaged over micro-batches). */
   losses: Record<string, number>;
-  /** Sum of the terms (weighted as the objective weighted them in the gradient). */
+  /** The loss the step's gradient is of: the terms times their weights, summed (averaged over micro-batches). */
   loss: number;
   /** lr of the first parameter group in this step. */
   lr: number;
@@ -129,8 +129,11 @@ export class Trainer<M extends Module, B> {
   /**
    * One optimizer step over `batches` (micro-batches whose gradients are averaged: each term is
    * scaled by 1 / their count, as Lightning's accumulate_grad_batches does). An array's batches
-   * are not disposed; `MicroBatches` are read and released one at a time. A non-finite loss or gradient skips the update (state changes of the objective
-   * are rolled back) and is reported; `maxNonFinite` in a row throws NonFiniteLossError.
+   * are not disposed; `MicroBatches` are read and released one at a time. A non-finite loss or
+   * gradient skips the update (state changes of the objective are rolled back) and is reported;
+   * `maxNonFinite` in a row throws NonFiniteLossError. An error before the update leaves the
+   * trainer as it was (step counter and generators restored); one after it (the objective's
+   * `afterStep`, the EMA) is thrown with the step taken, as the parameters have changed.
    */
   async trainStep(batches: B[] | MicroBatches<B>, hooks: StepHooks = {}): Promise<StepResult> {
     const micro: MicroBatches<B> = Array.isArray(batches)
@@ -146,6 +149,7 @@ export class Trainer<M extends Module, B> {
       observer: hooks.observer,
     });
     const position = this.step;
+    let applied = false;
     // a step that fails (not a skipped one) is not taken: its draws are undone with its counter
     const drawn = Object.entries(this.rngs).map(([name, g]) => [name, g.getState()] as const);
     this.step++;
@@ -169,7 +173,7 @@ export class Trainer<M extends Module, B> {
         }
       }
       result.losses = { ...ctx.losses };
-      result.loss = Object.values(ctx.losses).reduce((a, b) => a + b, 0);
+      result.loss = ctx.total;
       if (hooks.onGradients) await hooks.onGradients(ctx.grads);
       const badLoss = Object.entries(ctx.losses).filter(([, v]) => !Number.isFinite(v));
       result.gradNorm = badLoss.length
@@ -188,6 +192,8 @@ export class Trainer<M extends Module, B> {
         return result;
       }
       this.optimizer.step(ctx.grads, { lrScale, weightDecayScale: this.schedule.weightDecay(position) });
+      // the update is made: from here a failure (afterStep, EMA) leaves the step taken
+      applied = true;
       ctx.commit();
       this.nonFinite = [];
       this.objective.afterStep?.(this.model);
@@ -195,7 +201,7 @@ export class Trainer<M extends Module, B> {
       return result;
     } catch (e) {
       ctx.rollback();
-      if (!(e instanceof NonFiniteLossError)) {
+      if (!applied && !(e instanceof NonFiniteLossError)) {
         this.step = position;
         for (const [name, state] of drawn) this.rngs[name]!.setState(state);
       }
@@ -242,7 +248,12 @@ export class Trainer<M extends Module, B> {
     };
   }
 
-  /** Restores a checkpoint written by `checkpoint()` (the caller disposes `cp`). */
+  /**
+   * Restores a checkpoint written by `checkpoint()` (the caller disposes `cp`). The generators,
+   * stateful parts, EMA, model weights and optimizer moments are checked before anything changes;
+   * a stateful part or the EMA that refuses its own tensors leaves the model and optimizer loaded
+   * (start again from a new trainer).
+   */
   async restore(cp: LoadedCheckpoint): Promise<void> {
     const { meta, files } = cp;
     const names = (o: object) => Object.keys(o).sort().join(', ');
@@ -262,12 +273,16 @@ export class Trainer<M extends Module, B> {
       throw new Error(
         `${cp.id}: model.safetensors has ${bad.length} tensor(s) holding NaN or Infinity (${bad.slice(0, 3).join('; ')}${bad.length > 3 ? '; ...' : ''}); the checkpoint is damaged: remove it to resume from the one before`,
       );
-    this.model.loadStateDict(files['model.safetensors']);
-    this.optimizer.setState({
+    const optimizerState = {
       tensors: files['optimizer.safetensors'],
       steps: meta.optimizer.steps,
       calls: meta.optimizer.calls,
-    });
+    };
+    // checked before the model changes: the model's load checks every key first, and with the
+    // moments checked too a refusal of either leaves the trainer as it was
+    this.optimizer.checkState(optimizerState);
+    this.model.loadStateDict(files['model.safetensors']);
+    this.optimizer.setState(optimizerState);
     const state = files['state.safetensors'];
     for (const [name, s] of Object.entries(this.stateful)) {
       const prefix = `${name}.`;

@@ -119,6 +119,28 @@ describe.each(heavy)('a coarse step without a queue, tiny model (%s)', (backend)
     await expectNoTensorGrowth(() => step(seed++), { warmup: 0, label: 'coarse step without a queue' });
   }, 120_000);
 
+  it('a batch with NaN pixels is a skipped step (non-finite ITC), not an error from the negatives draw', async () => {
+    const trainer = new Trainer({
+      model,
+      objective: coarsePretrainObjective({ collator: { vocabSize: 40, maskId: 39, specialIds: [0, 1, 2] } }),
+      optimizer,
+      rngs: { negatives: new Generator(2), mlm: new Generator(3) },
+    });
+    const b = batch(20);
+    const bad = { ...b, pixels: tf.fill(b.pixels.shape, Number.NaN) };
+    const before = tf.memory().numTensors;
+    try {
+      const r = await trainer.trainStep([bad]);
+      expect(r.skipped).toBe(true);
+      expect(r.reason).toMatch(/non-finite loss .*itc=NaN/);
+      expect(r.losses.itm).toBeUndefined();
+      expect(trainer.step).toBe(1);
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      tf.dispose([...Object.values(b), bad.pixels]);
+    }
+  }, 60_000);
+
   it('draws the ITM negatives as compute_itc: a sampled step equals a step given an independent draw', async () => {
     const b = batch(30);
     // the similarities of the step (dropout is off, and the optimizer steps after the losses)

@@ -169,6 +169,12 @@ export function coarsePretrainObjective({
       { weight: w.itc },
     );
     const { imageCls, textCls, simI2t, simT2i } = itc.keep;
+    // a non-finite ITC loss skips the step (the trainer's guard): no negatives are drawn from its
+    // similarities, which drawHardNegatives would refuse, and no ITM term is run
+    if (!Number.isFinite(itc.value)) {
+      tf.dispose([imageCls, textCls, simI2t, simT2i]);
+      return;
+    }
     let neg: { pixels: tf.Tensor; ids: tf.Tensor; mask: tf.Tensor } | undefined;
     try {
       if (w.itm) {

@@ -134,7 +134,22 @@ export class AdamW {
   }
 
   /** Restores a state from `getState` (the tensors are copied; the caller keeps them). */
-  setState({ tensors, steps, calls }: AdamWState): void {
+  setState(state: AdamWState): void {
+    this.checkState(state);
+    const { tensors, steps, calls } = state;
+    this.dispose();
+    for (const [name, step] of Object.entries(steps)) {
+      this.state.set(name, {
+        step,
+        m: ownedVariable(tf.clone(tensors.get(`exp_avg.${name}`)!)),
+        v: ownedVariable(tf.clone(tensors.get(`exp_avg_sq.${name}`)!)),
+      });
+    }
+    this.steps = calls;
+  }
+
+  /** Throws what `setState` would throw for `state`, changing nothing. */
+  checkState({ tensors, steps }: AdamWState): void {
     const byName = new Map(this.groups.flatMap((g) => g.params));
     for (const name of Object.keys(steps)) {
       const p = byName.get(name);
@@ -151,15 +166,6 @@ export class AdamW {
           throw new RangeError(`AdamW.setState: ${k}.${name} has shape [${t.shape}], the parameter [${p.shape}]`);
       }
     }
-    this.dispose();
-    for (const [name, step] of Object.entries(steps)) {
-      this.state.set(name, {
-        step,
-        m: ownedVariable(tf.clone(tensors.get(`exp_avg.${name}`)!)),
-        v: ownedVariable(tf.clone(tensors.get(`exp_avg_sq.${name}`)!)),
-      });
-    }
-    this.steps = calls;
   }
 
   dispose(): void {

@@ -41,12 +41,25 @@ export interface StepContextOptions {
   observer?: (name: string, t: tf.Tensor) => void;
 }
 
+/**
+ * After a throw inside `tf.variableGrads`, tfjs-core leaves its tape set and the tensors it saved
+ * for the backward pass kept (its own clean-up runs only after a backward): free them as it would.
+ */
+function releaseTape(): void {
+  const state = tf.engine().state;
+  if (state.gradientDepth !== 0 || !state.activeTape) return;
+  for (const node of state.activeTape) tf.dispose(node.saved ?? []);
+  state.activeTape = []; // tfjs sets null; an empty tape records nothing either (gradientDepth is 0)
+}
+
 /** Accumulates the gradients and loss values of one optimizer step (over all micro-batches). */
 export class StepContext {
   /** Sum of d(scale * weight * loss)/d(param) over the terms so far, by parameter name. */
   readonly grads = new Map<string, tf.Tensor>();
-  /** Loss values by term name, summed over micro-batches and multiplied by `scale`. */
+  /** Loss values by term name (unweighted), summed over micro-batches and multiplied by `scale`. */
   readonly losses: Record<string, number> = {};
+  /** The loss the gradients are of: the sum of scale * weight * value over the terms so far. */
+  total = 0;
   /** Index of the micro-batch being run. */
   microBatch = 0;
   readonly scale: number;
@@ -94,18 +107,31 @@ export class StepContext {
   ): Promise<{ value: number; keep: K }> {
     let raw: tf.Tensor | undefined;
     let keep = {} as K;
-    const { value, grads } = tf.variableGrads(() => {
-      const out = fn();
-      const loss = out instanceof tf.Tensor ? out : out.loss;
-      if (!(out instanceof tf.Tensor) && out.keep) {
-        keep = out.keep;
-        for (const t of Object.values(keep)) tf.keep(t);
-      }
-      if (loss.size !== 1) throw new RangeError(`loss term "${name}" must be a scalar, got shape [${loss.shape}]`);
-      raw = tf.keep(tf.reshape(loss, []));
-      const f = weight * this.scale;
-      return (f === 1 ? raw : tf.mul(raw, f)) as tf.Scalar;
-    }, this.vars);
+    const f = weight * this.scale;
+    let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
+    try {
+      // a tidy around the tape: what the forward made before a throw is freed with it
+      result = tf.tidy(() =>
+        tf.variableGrads(() => {
+          const out = fn();
+          const loss = out instanceof tf.Tensor ? out : out.loss;
+          if (!(out instanceof tf.Tensor) && out.keep) {
+            keep = out.keep;
+            for (const t of Object.values(keep)) tf.keep(t);
+          }
+          if (loss.size !== 1) throw new RangeError(`loss term "${name}" must be a scalar, got shape [${loss.shape}]`);
+          raw = tf.keep(tf.reshape(loss, []));
+          return (f === 1 ? raw : tf.mul(raw, f)) as tf.Scalar;
+        }, this.vars),
+      );
+    } catch (e) {
+      tf.dispose([raw, ...Object.values(keep)].filter((t): t is tf.Tensor => t !== undefined));
+      releaseTape();
+      if (e instanceof Error && /Cannot find a connection between any variable and the result/.test(e.message))
+        throw new Error(`loss term "${name}": no trainable parameter reaches it`, { cause: e });
+      throw e;
+    }
+    const { value, grads } = result;
     if (value !== raw) value.dispose();
     for (const [varName, g] of Object.entries(grads)) {
       if (!g) continue;
@@ -119,6 +145,7 @@ export class StepContext {
     const v = (await raw!.data())[0];
     raw!.dispose();
     this.losses[name] = (this.losses[name] ?? 0) + v * this.scale;
+    this.total += v * f;
     return { value: v, keep };
   }
 
