@@ -29,6 +29,28 @@ describe('initBackend', () => {
     delete process.env.FIBER_BACKEND;
   });
 
+  it('refuses a backend name or a thread count it cannot use before starting anything', async () => {
+    await initBackend({ backend: 'wasm' });
+    // @ts-expect-error: not a backend name
+    await expect(initBackend({ backend: 'gpu' })).rejects.toThrow(
+      'initBackend: backend "gpu" is not one of webgpu, wasm, cpu, auto',
+    );
+    expect(tf.getBackend()).toBe('wasm'); // an unknown name used to switch to cpu before failing
+    for (const [bad, shown] of [
+      [0, '0'],
+      [-3, '-3'],
+      [2.5, '2.5'],
+      [Number.NaN, 'NaN'],
+      ['2', '"2"'],
+    ] as const) {
+      // @ts-expect-error: a string is no thread count
+      const options: { backend: 'wasm'; threads: number } = { backend: 'wasm', threads: bad };
+      await expect(initBackend(options)).rejects.toThrow(
+        `initBackend: threads must be a positive integer, got ${shown}`,
+      );
+    }
+  });
+
   it('reads FIBER_WASM_THREADS as the default wasm pool size and rejects what is not a count', async () => {
     const saved = process.env.FIBER_WASM_THREADS;
     try {

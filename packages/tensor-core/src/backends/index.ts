@@ -172,6 +172,16 @@ function readEnvBackend(): BackendName | undefined {
  * console.log(info.name, info.threads ?? info.adapter?.description);
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
+  const { backend, threads } = options;
+  // checked before any backend starts (a name outside the list used to start cpu, then fail in tfjs)
+  if (backend !== undefined && backend !== 'auto' && !BACKEND_NAMES.includes(backend))
+    throw new RangeError(
+      `initBackend: backend ${JSON.stringify(backend)} is not one of ${BACKEND_NAMES.join(', ')}, auto`,
+    );
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1))
+    throw new RangeError(
+      `initBackend: threads must be a positive integer, got ${typeof threads === 'number' ? threads : JSON.stringify(threads)}`,
+    );
   const requested = options.backend && options.backend !== 'auto' ? options.backend : readEnvBackend();
   if (options.threads === undefined && (!requested || requested === 'wasm'))
     options = { ...options, threads: readEnvThreads() };
