@@ -78,6 +78,11 @@ describe.each(packageNames)('@fiber-vl/%s, packed and installed', (name) => {
     expect(exports['.']!.require.default).toBe('./dist/index.cjs');
     expect(m.sideEffects).toBeDefined();
     expect(p.files).toContain('README.md');
+    // the licence its manifest names, as a file (a link to the repository's in the source tree)
+    expect(m.license).toBe('Apache-2.0');
+    expect(p.files).toContain('LICENSE');
+    expect(readFileSync(join(p.dir, 'LICENSE'), 'utf8')).toMatch(/Apache License\s+Version 2\.0, January 2004/);
+    expect(m.engines).toEqual({ node: '>=20' });
     expect(p.files.filter((f) => f.startsWith('src/') || /\.test\.|\/test\//.test(f))).toEqual([]);
     const pointed = [...targets(m.exports), ...targets(m.imports), ...Object.values(m.bin ?? {})];
     expect(pointed.length).toBeGreaterThan(2);

@@ -40,6 +40,8 @@ export interface PackageJson {
   exports?: Record<string, unknown>;
   imports?: Record<string, unknown>;
   sideEffects?: unknown;
+  license?: string;
+  engines?: Record<string, string>;
 }
 
 export interface PackedPackage {

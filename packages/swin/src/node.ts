@@ -12,7 +12,7 @@ function loadSharp(): Promise<Sharp> {
     (e: Error) => {
       sharpModule = undefined;
       throw new Error(
-        `@fiber-vl/swin/node decodes images with the optional peer dependency "sharp": npm install sharp@0.35.5 (${e.message.split('\n')[0]})`,
+        `@fiber-vl/swin/node decodes images with the optional peer dependency "sharp": npm install sharp@^0.35.5 (${e.message.split('\n')[0]})`,
       );
     },
   ));
