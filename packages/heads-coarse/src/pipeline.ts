@@ -11,7 +11,10 @@ export interface PipelineOptions {
   imageSize?: number;
   /** Text length (40 pre-training, 50 fine-tunes); default: the model's maxTextLen. */
   maxTextLength?: number;
-  /** VQA answer vocabulary in label order (not stored in checkpoints; ViLT's answer list for VQAv2). */
+  /**
+   * VQA answer vocabulary in label order (not stored in checkpoints; ViLT's answer list for VQAv2).
+   * Without it `vqa` names an answer by its label index: `#2662`.
+   */
   answers?: string[];
 }
 
