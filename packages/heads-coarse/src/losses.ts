@@ -6,9 +6,11 @@ import { type Generator, bceWithLogits, crossEntropy, defaultGenerator, detach, 
 /**
  * ITC as FIBER's compute_itc: sim_i2t = img @ [txt.detach(); textQueue]^T / temp, sim_t2i = txt @
  * [img.detach(); imageQueue]^T / temp, one-hot targets on the in-batch diagonal; loss = (CE_i2t +
- * CE_t2i) / 2. Features L2-normalised. The image features get their gradient from CE_i2t only and
- * the text features from CE_t2i only: the other side's batch features are detached, as the official
- * code does. Queues [Q, H] (already normalised, no gradient) extend the negatives.
+ * CE_t2i) / 2. Give L2-normalised features (`encodeImage` / `encodeText`'s `imageCls` / `textCls`;
+ * they are not normalised here). The image features get their gradient from CE_i2t only and the
+ * text features from CE_t2i only: the other side's batch features are detached, as the official
+ * code does. Queues [Q, H] (already normalised, no gradient) extend the negatives; the trainer's
+ * `itcQueueLoss` takes them as the official buffers, [H, Q].
  * `temp` is used as given: pass `model.temperature()` (the official clamp to [0.001, 1]).
  */
 export function itcLoss(

@@ -63,8 +63,9 @@ export async function mlmCollate(
 /**
  * ITC with the queue: sim_i2t = img @ [txt^T.detach(), text_queue] / temp, sim_t2i = txt @
  * [img^T.detach(), image_queue] / temp, loss = (CE_i2t + CE_t2i) / 2 with the in-batch diagonal
- * as targets. imageCls / textCls [B, H] normalised, queues [H, Q], temp a scalar. Without queues
- * the similarities are the in-batch [B, B] ones.
+ * as targets. imageCls / textCls [B, H] normalised, queues [H, Q] (the official buffers' layout;
+ * heads-coarse's `itcLoss` takes them as [Q, H]), temp a scalar. Without queues the similarities
+ * are the in-batch [B, B] ones.
  */
 export function itcQueueLoss(
   imageCls: tf.Tensor,

@@ -271,6 +271,10 @@ describe('official schedules', () => {
     expect(s.lr(100_001)).toBe(0);
     expect(s.weightDecay(50_000)).toBe(1);
     expect(coarseSchedule({ maxSteps: 1000, warmupSteps: 50, lr: 1 }).lr(25)).toBe(0.5); // an integer is a step count
+    // a warm-up over every step ends at lr_end (transformers divides by zero there; this gave NaN)
+    const whole = coarseSchedule({ maxSteps: 10, warmupSteps: 10, lr: 1e-4 });
+    expect([whole.lr(5), whole.lr(10), whole.lr(11)]).toEqual([0.5, 0, 0]);
+    expect(polynomialDecayWithWarmup(10, { warmupSteps: 10, totalSteps: 10, lrEndRatio: 0.1 })).toBe(0.1);
   });
 
   it('fine: WarmupMultiStepLR with SOLVER.STEPS fractions and the weight-decay schedule', () => {

@@ -331,7 +331,9 @@ export function fiberFineParamGroups(named: [string, Parameter][], options: Fine
 /**
  * torch.nn.utils.clip_grad_norm_ (norm 2) over every gradient given: total = ||(||g_i||)_i||, and
  * when total > maxNorm every gradient is scaled by maxNorm / (total + 1e-6). Replaces the map's
- * tensors (the old ones are disposed) and returns the total norm before clipping.
+ * tensors (the old ones are disposed) and returns the total norm before clipping. A NaN total
+ * leaves the gradients as they are, as torch <= 1.12 (`if clip_coef < 1`; later versions scale
+ * them by NaN); the Trainer skips such a step either way.
  */
 export async function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<number> {
   const total = await gradNorm(grads);

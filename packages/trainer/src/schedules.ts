@@ -27,11 +27,12 @@ export function polynomialDecayWithWarmup(
     const end = lrEnd ?? lrEndRatio * lrInit;
     if (!(lrInit > end))
       throw new RangeError(`polynomialDecayWithWarmup: lr_end (${end}) must be smaller than lr_init (${lrInit})`);
-    if (step > totalSteps) return end / lrInit;
+    // at the end (also when the warm-up takes every step, where transformers divides by zero)
+    if (step >= totalSteps) return end / lrInit;
     const remaining = 1 - (step - warmupSteps) / (totalSteps - warmupSteps);
     return ((lrInit - end) * remaining ** power + end) / lrInit;
   }
-  if (step > totalSteps) return lrEndRatio;
+  if (step >= totalSteps) return lrEndRatio;
   const remaining = 1 - (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps);
   return (1 - lrEndRatio) * remaining ** power + lrEndRatio;
 }
@@ -129,7 +130,10 @@ export interface Schedule {
 export interface CoarseScheduleOptions {
   /** config max_steps. */
   maxSteps: number;
-  /** config warmup_steps: an iteration count, or a fraction (< 1) of maxSteps (0.1 = 10%). */
+  /**
+   * config warmup_steps: an iteration count, or a fraction (< 1) of maxSteps (0.1 = 10%). Python's
+   * float 1.0 (the whole run) is the integer 1 here, one step: give maxSteps for that.
+   */
   warmupSteps: number;
   /** config learning_rate (lr_init) and end_lr. */
   lr: number;

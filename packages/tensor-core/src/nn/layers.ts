@@ -142,7 +142,8 @@ export class Dropout extends Module {
 
 /**
  * timm DropPath (stochastic depth): in training mode each sample of the batch (axis 0) is zeroed
- * with probability p and the others scaled by 1/(1-p); identity in eval mode. Seeded.
+ * with probability p and the others scaled by 1/(1-p) (p = 1 drops every sample, as timm); identity
+ * in eval mode. Seeded.
  */
 export class DropPath extends Module {
   constructor(
@@ -150,14 +151,15 @@ export class DropPath extends Module {
     readonly rng: Generator = defaultGenerator,
   ) {
     super();
-    if (!(p >= 0 && p < 1)) throw new RangeError(`DropPath probability must be in [0, 1), got ${p}`);
+    if (!(p >= 0 && p <= 1)) throw new RangeError(`DropPath probability must be in [0, 1], got ${p}`);
   }
   forward(x: tf.Tensor): tf.Tensor {
     if (!this.training || this.p === 0) return x;
     const keep = 1 - this.p;
     return tf.tidy(() => {
       const mask = this.rng.bernoulli([x.shape[0], ...x.shape.slice(1).map(() => 1)], keep); // [B, 1, ..., 1]
-      return tf.mul(x, tf.div(mask, keep));
+      // timm scales only when keep_prob > 0: at p = 1 every sample is dropped
+      return tf.mul(x, keep > 0 ? tf.div(mask, keep) : mask);
     });
   }
 }

@@ -263,7 +263,9 @@ export abstract class Module {
    * PyTorch's `add_module` / `register_buffer` / `register_parameter`: registers a child under a
    * key that is not a property name rule (Swin's `norm1`..`norm3` created in a loop, the items of a
    * ModuleList or BufferList). It takes its place in the key order at the time of the call, like an
-   * assignment.
+   * assignment, except that JavaScript lists integer-like keys ("0", "1", ...) before the others and
+   * in numeric order, where PyTorch keeps the order of the calls: a module that mixes the two lists
+   * its keys in another order than PyTorch (the names are the same).
    */
   protected register<T extends Module | Parameter | Buffer>(key: string, value: T): T {
     if (Object.hasOwn(this, key))
