@@ -243,6 +243,21 @@ describe('TypeScript users of the published declarations', () => {
     expect(r.status).toBe(0);
   });
 
+  it('resolve every entry under the legacy node10 resolution too (typesVersions for the subpaths)', () => {
+    const entries = app.packages.flatMap(entriesOf);
+    const r = typecheck(
+      'types-node10',
+      {
+        'user.ts': entries
+          .map((e, i) => `import * as m${i} from '${e}';\nexport const n${i}: number = Object.keys(m${i}).length;`)
+          .join('\n'),
+      },
+      { ...strict, ...withDom, module: 'commonjs', moduleResolution: 'node10', ignoreDeprecations: '5.0' },
+    );
+    expect(r.output).toBe('');
+    expect(r.status).toBe(0);
+  });
+
   it('see the chained ops tensor-core registers (x.mean(), x.square(), ...)', () => {
     const r = typecheck(
       'types-check',
