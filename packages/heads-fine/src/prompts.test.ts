@@ -52,6 +52,10 @@ describe('detection prompts (create_queries_and_maps)', () => {
   it('rejects empty class lists and names that clean to nothing', () => {
     expect(() => detectionPrompt([])).toThrow(PromptError);
     expect(() => detectionPrompt([])).toThrow(/classNames: the class list is empty/);
+    // one name where the list goes (JavaScript callers): named, not "empty"
+    expect(() => detectionPrompt(JSON.parse('"dog"'))).toThrow(
+      'classNames: expected a list of class names, got string',
+    );
     expect(() => detectionPrompt(['cat', '(thing)'])).toThrow(
       /classNames\[1\]: the class name "\(thing\)" is empty after clean_name/,
     );

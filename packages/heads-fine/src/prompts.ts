@@ -51,8 +51,9 @@ export function detectionPrompt(
   classNames: readonly string[],
   { separator = SEPARATION_TOKENS, clean = true }: { separator?: string; clean?: boolean } = {},
 ): DetectionPrompt {
-  if (!Array.isArray(classNames) || classNames.length === 0)
-    throw new PromptError('classNames', 'the class list is empty');
+  if (!Array.isArray(classNames))
+    throw new PromptError('classNames', `expected a list of class names, got ${typeof classNames}`);
+  if (classNames.length === 0) throw new PromptError('classNames', 'the class list is empty');
   let caption = '';
   const names: string[] = [];
   const spans: [number, number][] = [];

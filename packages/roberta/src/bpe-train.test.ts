@@ -99,5 +99,9 @@ describe('trainByteLevelBpe', () => {
       yield JSON.parse('3'); // a number where the type promises a string
     }
     expect(() => trainByteLevelBpe(hostile(), { vocabSize: 300 })).toThrow(/corpus item 1 is a number/);
+    // a string type-checks as Iterable<string> (of its characters): refused instead of 0 merges
+    expect(() => trainByteLevelBpe('a red star. a red star.', { vocabSize: 300 })).toThrow(
+      'trainByteLevelBpe: the corpus is one string; give an iterable of texts (e.g. [text] or text.split("\\n"))',
+    );
   });
 });

@@ -110,6 +110,11 @@ function countWords(corpus: Iterable<string>, specials: readonly string[]): Map<
  * const tokenizer = new ByteLevelBpeTokenizer(new Map(Object.entries(vocab)), merges);
  */
 export function trainByteLevelBpe(corpus: Iterable<string>, options: BpeTrainOptions): BpeModel {
+  // a string is an Iterable<string> too, of its characters: training on them learns no merge
+  if (typeof corpus === 'string')
+    throw new TypeError(
+      'trainByteLevelBpe: the corpus is one string; give an iterable of texts (e.g. [text] or text.split("\\n"))',
+    );
   const { vocabSize, minFrequency = 2 } = options;
   const special = { ...ROBERTA_SPECIAL_TOKENS, ...options.specialTokens };
   const leading = [special.bos, special.pad, special.eos, special.unk];

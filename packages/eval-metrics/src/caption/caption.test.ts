@@ -104,6 +104,10 @@ describe('caption evaluation from raw captions', () => {
       ]),
     ).toThrow('ciderD: item 1: needs at least one reference caption');
     expect(() => rougeL('a b', [])).toThrow('rougeL: needs at least one reference caption');
+    // one string where the list goes: named as such (it read as "needs at least one reference")
+    expect(() => bleu([{ candidate: 'a b', references: 'a b' as any }])).toThrow(
+      'bleu: item 0: the references are not a list of captions ("a b")',
+    );
     expect(() => rougeL('a b', [null as any])).toThrow('rougeL: reference 0 is not a string (null)');
     expect(() => bleuStats(5 as any, ['a'])).toThrow('bleuStats: the caption is not a string (5)');
     expect(() => bleu([{ candidate: 'a b', references: ['a b'] }], Number.NaN)).toThrow(

@@ -7,8 +7,9 @@ import { MetricInputError, show } from '../errors.js';
  * candidate comes from when that differs (another file).
  */
 export function checkCaptionItem(candidate: unknown, references: unknown, at: string, candidateAt = at): void {
-  if (!Array.isArray(references) || references.length === 0)
-    throw new MetricInputError(`${at}: needs at least one reference caption`);
+  if (!Array.isArray(references))
+    throw new MetricInputError(`${at}: the references are not a list of captions (${show(references)})`);
+  if (references.length === 0) throw new MetricInputError(`${at}: needs at least one reference caption`);
   references.forEach((r, i) => {
     if (typeof r !== 'string') throw new MetricInputError(`${at}: reference ${i} is not a string (${show(r)})`);
   });
