@@ -1,7 +1,9 @@
 // FIBER's fusion blocks (fiber-spec §1.3-1.4, §3.2), built on the backbones' extension points so
 // that the official checkpoint keys come out by construction:
-// - image->text: FusedWindowAttention, a Swin WindowAttention that, after its output projection o
-//   (per window), adds alpha_i2t * proj_i2t(attend(qkv_i2t(norm_i2t_i(o)), text K/V from qkv_text_i2t)).
+// - image->text: FusedWindowAttention, a Swin WindowAttention that, after its output projection o,
+//   adds alpha_i2t * proj_i2t(attend(qkv_i2t(norm_i2t_i(o)), text K/V from qkv_text_i2t)): per window
+//   in the coarse Swin, over the whole padded map in the detection one (the same values: each image
+//   token attends to the text alone).
 //   The fine-grained v2 backbone has no norm_i2t_i (the query is qkv_i2t(o)).
 // - text->image: FiberRobertaLayer, a RoBERTa layer with a gate alpha_t2i and, in fused layers,
 //   `crossattention_t2i` whose query is the projected self-attention output a (before residual +

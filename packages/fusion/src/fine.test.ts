@@ -50,7 +50,11 @@ describe('fine-grained backbone config', () => {
       6,
     ]);
     expect(() => fiberFineConfig('tiny', { maxQueryLen: 100 })).toThrow(
-      'FiberFineConfig.maxQueryLen: 100 must be an integer in [2, 32]',
+      'FiberFineConfig.maxQueryLen: 100 must be an integer in [3, 32] (<s>, a token and </s> at least)',
+    );
+    // 2 built a model no prompt fits (every detect then failed in the prompt encoder)
+    expect(() => fiberFineConfig('tiny', { maxQueryLen: 2 })).toThrow(
+      'FiberFineConfig.maxQueryLen: 2 must be an integer in [3, 32]',
     );
     // @ts-expect-error an inherited name is no preset
     expect(() => fiberFineConfig('hasOwnProperty')).toThrow(/unknown preset "hasOwnProperty"/);

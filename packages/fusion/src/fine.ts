@@ -151,8 +151,9 @@ export function validateFiberFineConfig(cfg: FiberFineConfig): FiberFineConfig {
   }
   if (cfg.version !== 'v2' && cfg.version !== 'v3') bad('version', `"${String(cfg.version)}" is not v2 or v3`);
   const longest = maxInputLength(cfg.roberta);
-  if (!Number.isInteger(cfg.maxQueryLen) || cfg.maxQueryLen < 2 || cfg.maxQueryLen > longest)
-    bad('maxQueryLen', `${cfg.maxQueryLen} must be an integer in [2, ${longest}]`);
+  // 3: a prompt is <s>, at least one token, </s>
+  if (!Number.isInteger(cfg.maxQueryLen) || cfg.maxQueryLen < 3 || cfg.maxQueryLen > longest)
+    bad('maxQueryLen', `${cfg.maxQueryLen} must be an integer in [3, ${longest}] (<s>, a token and </s> at least)`);
   checkInitializerRange(cfg.initializerRange, bad);
   const frozen = cfg.frozenStages ?? -1;
   if (!Number.isInteger(frozen) || frozen < -1 || frozen > cfg.swin.depths.length + 1)

@@ -67,6 +67,18 @@ describe('FiberPipeline (task-level API)', () => {
     expect(pipe.options.answers).toContain(r.answer);
   });
 
+  it('refuses to run a model switched to training mode after it was built (dropout would run)', async () => {
+    pipe.model.train();
+    try {
+      const message = 'FiberPipeline: the model is in training mode (dropout would run): call model.eval() first';
+      await expect(pipe.vqa(image(1), 'is there a cat?')).rejects.toThrow(message);
+      await expect(pipe.caption(image(1))).rejects.toThrow(message);
+    } finally {
+      pipe.model.eval();
+    }
+    expect((await pipe.vqa(image(1), 'is there a cat?')).scores.length).toBeGreaterThan(0);
+  });
+
   it('caption decodes the beam-search tokens', async () => {
     const r = await pipe.caption(image(2));
     expect(r.tokens).toHaveLength(15);

@@ -47,6 +47,8 @@ export class FiberPipeline {
 
   private pixels(images: RawImage[]): tf.Tensor4D {
     if (!images.length) throw new RangeError('FiberPipeline: no images');
+    if (this.model.namedModules().some(([, m]) => m.training))
+      throw new Error('FiberPipeline: the model is in training mode (dropout would run): call model.eval() first');
     return fiberPixelValues(images, this.imageSize);
   }
 

@@ -67,6 +67,8 @@ export function atssAssign(
   const anchors = concatLevels(anchorsPerLevel);
   const A = anchors.length / 4;
   const G = checkGt(gtBoxes);
+  // the official GT boxes are a float32 tensor: round them as it holds them before any step
+  const gt = Float32Array.from(gtBoxes);
   const gtIndex = new Int32Array(A).fill(-1);
   const gtIou = new Float32Array(A).fill(-Infinity);
   const iouThresholds = new Float32Array(G);
@@ -77,8 +79,8 @@ export function atssAssign(
     acy[a] = f(anchors[4 * a + 3] + anchors[4 * a + 1]) / 2;
   }
   for (let g = 0; g < G; g++) {
-    const gcx = f(f(gtBoxes[4 * g + 2] + gtBoxes[4 * g]) / 2);
-    const gcy = f(f(gtBoxes[4 * g + 3] + gtBoxes[4 * g + 1]) / 2);
+    const gcx = f(f(gt[4 * g + 2] + gt[4 * g]) / 2);
+    const gcy = f(f(gt[4 * g + 3] + gt[4 * g + 1]) / 2);
     const candidates: number[] = [];
     let start = 0;
     for (const level of anchorsPerLevel) {
@@ -93,7 +95,7 @@ export function atssAssign(
       for (let i = 0; i < k; i++) candidates.push(start + order[i]);
       start += n;
     }
-    const ious = candidates.map((a) => pairIouFloat32(anchors, a, gtBoxes, g));
+    const ious = candidates.map((a) => pairIouFloat32(anchors, a, gt, g));
     const mean = ious.reduce((s, v) => s + v, 0) / ious.length;
     // torch.std is unbiased: NaN for a single candidate, which makes no anchor positive
     const std = Math.sqrt(ious.reduce((s, v) => s + (v - mean) ** 2, 0) / (ious.length - 1));
@@ -101,10 +103,10 @@ export function atssAssign(
     iouThresholds[g] = thresh;
     candidates.forEach((a, i) => {
       const inside = Math.min(
-        f(acx[a] - gtBoxes[4 * g]),
-        f(acy[a] - gtBoxes[4 * g + 1]),
-        f(gtBoxes[4 * g + 2] - acx[a]),
-        f(gtBoxes[4 * g + 3] - acy[a]),
+        f(acx[a] - gt[4 * g]),
+        f(acy[a] - gt[4 * g + 1]),
+        f(gt[4 * g + 2] - acx[a]),
+        f(gt[4 * g + 3] - acy[a]),
       );
       if (ious[i] >= thresh && inside > 0.01 && ious[i] > gtIou[a]) {
         gtIou[a] = ious[i];

@@ -38,6 +38,21 @@ describe('ATSS assignment (plain arrays)', () => {
     expect(none.gtIndex.every((g) => g === -1)).toBe(true);
   });
 
+  it('float64 GT boxes are read as the float32 tensor the official code holds them in', () => {
+    // 40 random boxes with many decimals: their thresholds and IoUs are those of their float32 copies
+    let seed = 7;
+    const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 120;
+    const gt = Array.from({ length: 40 }, () => {
+      const [x, y] = [rand(), rand()];
+      return [x, y, x + 4 + rand() / 3, y + 4 + rand() / 3];
+    }).flat();
+    const wide = atssAssign(anchors, gt);
+    const narrow = atssAssign(anchors, Float32Array.from(gt));
+    expect(Array.from(wide.iouThresholds)).toEqual(Array.from(narrow.iouThresholds));
+    expect(Array.from(wide.gtIou)).toEqual(Array.from(narrow.gtIou));
+    expect(Array.from(wide.gtIndex)).toEqual(Array.from(narrow.gtIndex));
+  });
+
   it('a single candidate gives an unbiased std of NaN, so nothing is positive (torch.std semantics)', () => {
     const res = atssAssign([anchors[4]], [0, 0, 127, 127]);
     expect(Number.isNaN(res.iouThresholds[0])).toBe(true);
@@ -200,6 +215,29 @@ describe.each(names)('grounding losses on %s', (backend) => {
       worst = Math.max(worst, maxAbs((await grads[i].data()) as Float32Array, (await get(`grad.${names15[i]}`)).data));
     expect(worst).toBeLessThan(1e-5);
     tf.dispose([...grads, ...xs, mask]);
+  });
+
+  it('flattenHeadOutputs names a level whose shapes disagree and leaves nothing behind', () => {
+    const before = tf.memory().numTensors;
+    const reg = tf.zeros([1, 4, 2, 2]);
+    const ctr = tf.zeros([1, 2, 2, 2]); // two anchors per cell where bbox_reg has one
+    const dot = tf.zeros([1, 4, 3]);
+    expect(() => flattenHeadOutputs({ bboxReg: [reg], centerness: [ctr], dotProductLogits: [dot] })).toThrow(
+      'flattenHeadOutputs: level 0: centerness must be [1, 1, 2, 2] (bbox_reg [1, 4, 2, 2], centerness [1, 2, 2, 2], dot-product [1, 4, 3])',
+    );
+    const reg1 = tf.zeros([1, 4, 1, 1]);
+    const ctr1 = tf.zeros([1, 1, 1, 1]);
+    const ctr0 = tf.zeros([1, 1, 2, 2]);
+    const dot1 = tf.zeros([1, 1, 5]); // another token count than level 0
+    expect(() =>
+      flattenHeadOutputs({
+        bboxReg: [reg, reg1],
+        centerness: [ctr0, ctr1],
+        dotProductLogits: [dot, dot1],
+      }),
+    ).toThrow('flattenHeadOutputs: level 1: the levels disagree on the token count T');
+    tf.dispose([reg, ctr, dot, reg1, ctr0, ctr1, dot1]);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('the whole ATSS loss passes a gradient check and does not leak; no GT gives zero box losses', async () => {

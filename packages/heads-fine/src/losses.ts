@@ -2,7 +2,7 @@
 // dot-product token loss): token sigmoid focal loss, GIoU weighted by centerness targets x
 // REG_LOSS_WEIGHT, centerness BCE, and the class-logit focal loss x 0. Differentiable in the head
 // outputs; the targets come from `atssTargets` (plain arrays).
-import { bceWithLogits, sigmoidFocalLoss, tf } from '@fiber-vl/tensor-core';
+import { bceWithLogits, sigmoidFocalLoss, tf, tidyOutput } from '@fiber-vl/tensor-core';
 import { type AtssConfig, type AtssTargets, type FineTarget, FIBER_ATSS, atssTargets } from './atss.js';
 import { decodeBoxesTensor } from './box-coder.js';
 
@@ -132,19 +132,46 @@ export function flattenHeadOutputs(levels: {
     );
   }
   const A = (levels.bboxReg[0].shape[1] ?? 0) / 4;
+  const B = levels.bboxReg[0].shape[0];
+  // every level's shapes checked before anything is computed: a mismatch named, nothing left behind
+  const shown = (t: tf.Tensor) => `[${t.shape.join(', ')}]`;
+  levels.bboxReg.forEach((reg, i) => {
+    const [b, c, h, w] = reg.shape;
+    const ctr = levels.centerness[i];
+    const dot = levels.dotProductLogits[i];
+    const cls = levels.clsLogits?.[i];
+    const bad = (what: string) => {
+      throw new RangeError(
+        `flattenHeadOutputs: level ${i}: ${what} (bbox_reg ${shown(reg)}, centerness ${shown(ctr)}, dot-product ${shown(dot)}${cls ? `, cls ${shown(cls)}` : ''})`,
+      );
+    };
+    if (reg.rank !== 4 || b !== B || c !== 4 * A || !Number.isInteger(A) || A < 1)
+      bad(`bbox_reg must be [${B}, 4A, H, W] with the A of level 0 (${A})`);
+    if (ctr.rank !== 4 || ctr.shape.join() !== [B, A, h, w].join()) bad(`centerness must be [${B}, ${A}, ${h}, ${w}]`);
+    if (dot.rank !== 3 || dot.shape[0] !== B || dot.shape[1] !== h * w * A)
+      bad(`dot-product logits must be [${B}, ${h * w * A}, T]`);
+    if (dot.shape[2] !== levels.dotProductLogits[0].shape[2]) bad('the levels disagree on the token count T');
+    if (
+      cls &&
+      (cls.rank !== 4 ||
+        cls.shape[0] !== B ||
+        (cls.shape[1] ?? 0) % A !== 0 ||
+        cls.shape[2] !== h ||
+        cls.shape[3] !== w)
+    )
+      bad(`cls logits must be [${B}, C*${A}, ${h}, ${w}]`);
+  });
   const flat = (xs: readonly tf.Tensor[]) =>
-    tf.tidy(() =>
-      tf.concat(
-        xs.map((x) => permuteAndFlatten(x, A)),
-        1,
-      ),
+    tf.concat(
+      xs.map((x) => permuteAndFlatten(x, A)),
+      1,
     );
-  return {
+  return tidyOutput(() => ({
     bboxReg: flat(levels.bboxReg),
-    centerness: tf.tidy(() => tf.squeeze(flat(levels.centerness), [2])),
+    centerness: tf.squeeze(flat(levels.centerness), [2]),
     dotProductLogits: tf.concat([...levels.dotProductLogits], 1),
     ...(levels.clsLogits ? { clsLogits: flat(levels.clsLogits) } : {}),
-  };
+  }));
 }
 
 export interface AtssLosses {

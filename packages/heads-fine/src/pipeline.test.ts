@@ -165,6 +165,27 @@ describe('FiberFinePipeline', () => {
     expect(r.truncation.message).toMatch(/class/);
   });
 
+  it('refuses a model in training mode and bad post-processing options before the forward, leaking nothing', async () => {
+    const img = image(32, 32);
+    const before = tf.memory().numTensors;
+    fiber.model.train();
+    try {
+      await expect(fiber.detect(img, ['dog'])).rejects.toThrow(
+        'FiberFinePipeline: the model is in training mode (drop-path and dropout would run): call model.eval() first',
+      );
+    } finally {
+      fiber.model.eval();
+    }
+    // the pipeline's own messages: postprocessImage, after the forward, used to be the first to see them
+    await expect(fiber.detect(img, ['dog'], { nmsThresh: Number.NaN })).rejects.toThrow(
+      'FiberFinePipeline: postprocess.nmsThresh must be a finite number, got NaN',
+    );
+    await expect(fiber.ground(img, 'a dog', ['dog'], { topK: 0 })).rejects.toThrow(
+      'FiberFinePipeline: topK must be an integer >= 1, got 0',
+    );
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('repeated detect and ground calls do not grow the tensor count', async () => {
     const img = image(48, 40, 5);
     await expectNoTensorGrowth(() => fiber.detect(img, ['dog', 'cat']), { label: 'detect' });

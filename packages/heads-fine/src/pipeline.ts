@@ -11,6 +11,7 @@ import {
   readHeadLevels,
   postprocessImage,
   toDetections,
+  validatePostprocessConfig,
   type Detection,
   type DetectionResult,
   type GroundingResult,
@@ -128,9 +129,17 @@ export class FiberFinePipeline {
    * forward (the image repeated); boxes in network-input pixels.
    */
   private async run(image: RawImage, prompts: readonly GroundingPrompt[], postprocess: Partial<PostprocessConfig>) {
+    // both checked before the forward, which at FIBER's 800 x 1333 takes seconds
+    if (this.model.namedModules().some(([, m]) => m.training))
+      throw new Error(
+        'FiberFinePipeline: the model is in training mode (drop-path and dropout would run): call model.eval() first',
+      );
+    const config = { ...this.model.config.postprocess, ...this.options.postprocess, ...postprocess };
+    validatePostprocessConfig(config, (field, why) => {
+      throw new RangeError(`FiberFinePipeline: postprocess.${field} ${why}`);
+    });
     const batchSize = this.options.batchSize ?? 4;
     const batch = finePixelBatch([image], this.options);
-    const config = { ...this.model.config.postprocess, ...this.options.postprocess, ...postprocess };
     const raw: ReturnType<typeof postprocessImage>[] = [];
     try {
       for (let start = 0; start < prompts.length; start += batchSize) {
@@ -206,8 +215,9 @@ export class FiberFinePipeline {
   }
 
   /**
-   * Phrase grounding: boxes for each phrase of the caption, ranked. Phrases are strings found in
-   * the caption (every occurrence) or explicit character spans.
+   * Phrase grounding: boxes for each phrase of the caption, ranked, the best `topK` (default 5) per
+   * phrase. Phrases are strings found in the caption (every occurrence, inside longer words too:
+   * see `findPhraseSpans`) or explicit character spans.
    */
   async ground(
     image: RawImage,
@@ -239,6 +249,8 @@ export class FiberFinePipeline {
     prompts: readonly GroundingPrompt[],
     { topK = 5, ...postprocess }: Partial<PostprocessConfig> & { topK?: number },
   ): Promise<GroundingResult[]> {
+    if (!(Number.isInteger(topK) && topK >= 1))
+      throw new RangeError(`FiberFinePipeline: topK must be an integer >= 1, got ${String(topK)}`);
     const { raw, inputSize } = await this.run(image, prompts, { preNmsThresh: 0, ...postprocess });
     return prompts.map((prompt, i) => ({
       phrases: groundPhrases(

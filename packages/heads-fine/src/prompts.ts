@@ -187,7 +187,7 @@ function describe(kind: string, dropped: number, maxLen: number, lost: Truncatio
         (more > 0
           ? `; and ${more} more ${kind === 'class' ? 'classes' : `${kind}s`} (truncation.phrases lists them)`
           : '');
-  return `the prompt is longer than MAX_QUERY_LEN ${maxLen}: ${dropped} tokens were cut; ${what}`;
+  return `the prompt is longer than MAX_QUERY_LEN ${maxLen}: ${dropped} ${dropped === 1 ? 'token was' : 'tokens were'} cut; ${what}`;
 }
 
 export interface EncodePromptOptions {
@@ -304,7 +304,8 @@ export function encodeDetectionPrompt(
 
 /**
  * Character spans of every occurrence of each phrase in the caption (case-insensitive), for
- * `ground(caption, phrases)`.
+ * `ground(caption, phrases)`. Occurrences inside longer words count too, as the official demo's
+ * `re.finditer` finds them ("cat" in "a scattered rug"): give explicit spans where that matters.
  */
 export function findPhraseSpans(caption: string, phrases: readonly string[]): [number, number][][] {
   if (!Array.isArray(phrases) || phrases.length === 0) throw new PromptError('phrases', 'no phrases to ground');
