@@ -66,6 +66,28 @@ describe('byte-level BPE tokenizer', () => {
     expect(e.offsets[2]).toEqual([2, 8]);
     expect(tok.decode(tok.encode('a cat, café!').ids)).toBe('a cat, café!');
   });
+  it('trims only the space byte from offsets, as HF: a newline, a tab or a no-break space keeps its span', () => {
+    // HF's process_offsets trims the byte-level characters that are 'Ġ' or Unicode whitespace, and
+    // 'Ġ' (the space byte) is the only one of those among the 256 byte-level characters
+    const text = 'a\ncat\tsat\u00a0on  the';
+    const e = tok.encode(text, { addSpecialTokens: false });
+    expect(e.tokens.map((t, i) => [t, e.offsets[i]])).toEqual([
+      ['a', [0, 1]],
+      ['Ċ', [1, 2]], // '\n' (it was [2, 2])
+      ['cat', [2, 5]],
+      ['ĉ', [5, 6]], // '\t'
+      ['sat', [6, 9]],
+      ['Â', [9, 10]], // the two bytes of U+00A0, each spanning the character
+      ['ł', [9, 10]],
+      ['o', [10, 11]],
+      ['n', [11, 12]],
+      ['Ġ', [13, 13]], // a space: no span
+      ['Ġ', [14, 14]],
+      ['t', [14, 15]],
+      ['h', [15, 16]],
+      ['e', [16, 17]],
+    ]);
+  });
   it('maps multi-byte characters to character offsets', () => {
     const e = tok.encode('é a', { addSpecialTokens: false });
     // é is two bytes (Ã ©), each token spans the whole character; then Ġ (a space: empty span) and a

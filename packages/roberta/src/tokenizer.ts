@@ -372,10 +372,14 @@ export class ByteLevelBpeTokenizer {
         // a token holding part of a multi-byte character spans the whole character (as HF does)
         let s = charStart[bi];
         const e = charEnd[bi + n - 1];
-        // RoBERTa trims offsets: a leading space belongs to no character span.
-        while (s < e && /\s/.test(piece[s])) s++;
+        // RoBERTa's ByteLevel post-processor trims offsets: the space byte (Ġ) at either end of a
+        // token belongs to no character span. Only that byte: no byte-level character is Unicode
+        // whitespace, so a newline (Ċ), a tab or a no-break space keeps its span, as in HF.
+        while (s < e && piece[s] === ' ') s++;
+        let t = e;
+        while (t > s && piece[t - 1] === ' ') t--;
         out.tokens.push(tok);
-        out.offsets.push([start + s, start + Math.max(s, e)]);
+        out.offsets.push([start + s, start + t]);
         bi += n;
       }
     }
