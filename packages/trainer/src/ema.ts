@@ -1,6 +1,9 @@
 // Model EMA (maskrcnn_benchmark utils/ema.py, SOLVER.MODEL_EMA 0.999 in fine-grained FIBER): a
 // shadow copy of the state dict updated after every optimizer step as
 // ema = ema * decay + (1 - decay) * model. Integer buffers (index tables) are copied, not averaged.
+// The Trainer updates it after applied steps only; the official loop (engine/trainer.py) updates it
+// every iteration, also after one whose non-finite loss it zeroed or whose update the AMP scaler
+// skipped, which pulls the average towards the unchanged weights once more.
 import { tf, type Module } from '@fiber-vl/tensor-core';
 import { ownedVariable } from './optim.js';
 
