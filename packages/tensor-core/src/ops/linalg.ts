@@ -87,11 +87,48 @@ tf.registerGradient({
 });
 
 /**
- * a @ b with optional transposes (batch dims broadcast as in tf.matMul). Differentiable. On wasm
+ * The batch shape `a` and `b` broadcast to (numpy / torch.matmul rules), and whether each must be
+ * broadcast to it first: tfjs' BatchMatMul flattens the batch dims, so it broadcasts only an operand
+ * whose batch is a single matrix ([2, 1, 3, 4] @ [1, 2, 4, 5] gave a [2, 2, 3, 5] of 30 values).
+ */
+function batchBroadcast(a: tf.Tensor, b: tf.Tensor): { shape: number[]; a: boolean; b: boolean } {
+  const ba = a.shape.slice(0, -2);
+  const bb = b.shape.slice(0, -2);
+  const n = Math.max(ba.length, bb.length);
+  const pa = [...new Array<number>(n - ba.length).fill(1), ...ba];
+  const pb = [...new Array<number>(n - bb.length).fill(1), ...bb];
+  const shape = pa.map((d, i) => {
+    const e = pb[i];
+    if (d !== e && d !== 1 && e !== 1)
+      throw new RangeError(
+        `matmul: batch dims of [${a.shape.join(', ')}] and [${b.shape.join(', ')}] do not broadcast (${d} against ${e})`,
+      );
+    return d === 1 ? e : d;
+  });
+  const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
+  const needs = (p: number[]) => size(p) > 1 && p.some((d, i) => d !== shape[i]);
+  return { shape, a: needs(pa), b: needs(pb) };
+}
+
+/**
+ * a @ b with optional transposes; batch dims broadcast as in torch.matmul. Differentiable. On wasm
  * and webgpu the fiber-vl GEMM kernel reads transposed operands in place; elsewhere no transposed-operand
  * kernel modes are used (they are slow in tfjs).
  */
 export function matmul(a: tf.Tensor, b: tf.Tensor, { transposeA = false, transposeB = false } = {}): tf.Tensor {
+  if (a.rank < 2 || b.rank < 2)
+    throw new RangeError(
+      `matmul: operands must have rank >= 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`,
+    );
+  const batch = batchBroadcast(a, b);
+  if (batch.a || batch.b)
+    return tf.tidy(() =>
+      matmul(
+        batch.a ? tf.broadcastTo(a, [...batch.shape, ...a.shape.slice(-2)]) : a,
+        batch.b ? tf.broadcastTo(b, [...batch.shape, ...b.shape.slice(-2)]) : b,
+        { transposeA, transposeB },
+      ),
+    );
   if (fastGemm(a, b, transposeA, transposeB)) return runGemm(a, b, transposeA, transposeB);
   return tf.tidy(() => plainMatmul(transposeA ? transposeLast2(a) : a, transposeB ? transposeLast2(b) : b));
 }
