@@ -81,6 +81,19 @@ describe('safetensors round trip', () => {
     await expect(f.readTensor('zzz')).rejects.toThrow(/no tensor "zzz" \(the file has 2: a, b\)/);
   });
 
+  it('keeps a tensor named "__proto__" and refuses one named "__metadata__"', async () => {
+    const one = tf.ones([2]);
+    const f = await SafetensorsFile.fromBytes(serializeSafetensors(new Map([['__proto__', one]]), { a: 'b' }));
+    expect(f.keys()).toEqual(['__proto__']); // it vanished from the header, and the file was refused on reading
+    const back = await f.readTensor('__proto__');
+    expect(Array.from(await back.data())).toEqual([1, 1]);
+    back.dispose();
+    expect(() => serializeSafetensors(new Map([['__metadata__', one]]))).toThrow(
+      'serializeSafetensors: "__metadata__" is the header\'s metadata entry, not a tensor name',
+    );
+    one.dispose();
+  });
+
   it('saves to disk and reads lazily from a file, and reads a sharded checkpoint', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fiber-st-'));
     await saveSafetensors(join(dir, 'part-1.safetensors'), { 'layer.0.w': tf.ones([2, 3]) });

@@ -328,11 +328,14 @@ export function serializeSafetensors(
   metadata?: Record<string, string>,
 ): Uint8Array {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
-  const header: Record<string, unknown> = {};
+  // no prototype: a tensor named "__proto__" is an entry like any other (it vanished from the header)
+  const header: Record<string, unknown> = Object.create(null);
   if (metadata) header.__metadata__ = metadata;
   const blobs: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of entries) {
+    if (name === '__metadata__')
+      throw new RangeError('serializeSafetensors: "__metadata__" is the header\'s metadata entry, not a tensor name');
     const raw = toRaw(name, t);
     header[name] = { dtype: raw.dtype, shape: raw.shape, data_offsets: [offset, offset + raw.bytes.byteLength] };
     blobs.push(raw.bytes);

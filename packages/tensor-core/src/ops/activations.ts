@@ -5,6 +5,8 @@ import { fiberKernelsActive } from '../kernels/active.js';
 /** Softmax over `axis` (default last), numerically stable; differentiable. */
 export function softmax(x: tf.Tensor, axis = -1): tf.Tensor {
   const ax = axis < 0 ? x.rank + axis : axis;
+  if (!(Number.isInteger(ax) && ax >= 0 && ax < x.rank))
+    throw new RangeError(`softmax: axis ${axis} is out of range for [${x.shape.join(', ')}]`);
   if (ax === x.rank - 1) return tf.softmax(x);
   return tf.tidy(() => {
     const perm = Array.from({ length: x.rank }, (_, i) => i);

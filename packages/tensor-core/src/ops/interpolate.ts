@@ -3,7 +3,7 @@
 import { tf } from '../tf.js';
 import { matmul } from './linalg.js';
 
-function checkResize(op: string, x: tf.Tensor, size: [number, number]): void {
+export function checkResize(op: string, x: tf.Tensor, size: [number, number]): void {
   if (x.rank < 2) throw new RangeError(`${op}: need [..., H, W], got [${x.shape.join(', ')}]`);
   if (!size.every((s) => Number.isInteger(s) && s >= 1)) {
     throw new RangeError(`${op}: output size must be two positive integers, got [${size.join(', ')}]`);

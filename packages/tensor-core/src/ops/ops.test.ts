@@ -19,6 +19,9 @@ const rng = new Generator(7);
 const rand = (shape: number[], scale = 1) => rng.normal(shape, 0, scale);
 const values = async (t: tf.Tensor) => Array.from((await t.data()) as Float32Array);
 
+const transposeLast = (x: tf.Tensor) =>
+  tf.transpose(x, [...Array.from({ length: x.rank - 2 }, (_, i) => i), x.rank - 1, x.rank - 2]);
+
 /** Row-major nested loops over the last axis: calls f(rowStart, n). */
 function rows(size: number, n: number, f: (start: number) => void) {
   for (let s = 0; s < size; s += n) f(s);
@@ -53,6 +56,61 @@ describe.each(names)('ops on %s', (backend) => {
       ),
     ).toBeLessThan(tol);
     expect(() => linear(a, rand([5, 3]))).toThrow(/does not end in 3/);
+  });
+
+  it('matmul broadcasts batch dims on both sides as torch.matmul, values and gradients', async () => {
+    // [2, 1, 3, 4] @ [1, 2, 4, 5]: tfjs' BatchMatMul flattened the batch dims (30 values for [2, 2, 3, 5])
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[2, 1, 3, 4], [1, 2, 4, 5], false, false],
+      [[3, 1, 2, 2], [1, 4, 2, 2], true, false],
+      [[2, 3, 4], [3, 2, 5, 4], false, true],
+      [[1, 3, 4], [2, 4, 5], false, false],
+    ];
+    for (const [sa, sb, tA, tB] of cases) {
+      const a = rand(sa);
+      const b = rand(sb);
+      const [a4, b4] = [tA ? transposeLast(a) : a, tB ? transposeLast(b) : b];
+      // numpy's rule on the batch dims, aligned at the right
+      const [ba, bb] = [sa.slice(0, -2).reverse(), sb.slice(0, -2).reverse()];
+      const full = Array.from({ length: Math.max(ba.length, bb.length) }, (_, i) =>
+        Math.max(ba[i] ?? 1, bb[i] ?? 1),
+      ).reverse();
+      const want = (x: tf.Tensor, y: tf.Tensor) =>
+        tf.matMul(
+          tf.broadcastTo(x, [...full, ...x.shape.slice(-2)]),
+          tf.broadcastTo(y, [...full, ...y.shape.slice(-2)]),
+        );
+      const got = matmul(a, b, { transposeA: tA, transposeB: tB });
+      const ref = want(a4, b4);
+      expect(got.shape, `${sa} @ ${sb}`).toEqual(ref.shape);
+      expect(maxAbsDiff(await values(got), await values(ref))).toBeLessThan(tol);
+      const w = rand(ref.shape);
+      const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) =>
+        tf.sum(tf.mul(matmul(x, y, { transposeA: tA, transposeB: tB }), w)),
+      )([a, b]);
+      const [ra, rb] = tf.grads((x: tf.Tensor, y: tf.Tensor) =>
+        tf.sum(tf.mul(want(tA ? transposeLast(x) : x, tB ? transposeLast(y) : y), w)),
+      )([a, b]);
+      expect(ga.shape).toEqual(sa);
+      expect(gb.shape).toEqual(sb);
+      expect(maxAbsDiff(await values(ga), await values(ra))).toBeLessThan(1e-4);
+      expect(maxAbsDiff(await values(gb), await values(rb))).toBeLessThan(1e-4);
+      tf.dispose([a, b, got, ref, w, ga, gb, ra, rb]);
+    }
+    expect(() => matmul(rand([2, 3, 4]), rand([3, 4, 5]))).toThrow(
+      'matmul: batch dims of [2, 3, 4] and [3, 4, 5] do not broadcast (2 against 3)',
+    );
+  });
+
+  it('roll of an empty axis, softmax over a missing axis and a bicubic size of -1: torch-like results or named errors', () => {
+    const empty = tf.zeros([2, 0, 3]);
+    expect(roll(empty, 1, 1).shape).toEqual([2, 0, 3]); // k was NaN and tf.split threw
+    expect(() => roll(empty, 1, 3)).toThrow('roll: axis 3 is out of range for rank 3');
+    expect(() => softmax(empty, 3)).toThrow('softmax: axis 3 is out of range for [2, 0, 3]');
+    expect(() => interpolateBicubic(tf.zeros([1, 2, 2]), [-1, 2])).toThrow(
+      'interpolateBicubic: output size must be two positive integers, got [-1, 2]',
+    );
+    empty.dispose();
   });
 
   it('softmax, layerNorm, gelu and l2Normalize match float64 formulas', async () => {

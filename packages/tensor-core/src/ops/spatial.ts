@@ -1,4 +1,5 @@
 import { tf } from '../tf.js';
+import { checkResize } from './interpolate.js';
 import { matmul } from './linalg.js';
 
 /** torch.roll: out[i] = x[(i - shift) mod n] along each axis. Differentiable (slice + concat). */
@@ -11,6 +12,8 @@ export function roll(x: tf.Tensor, shifts: number | number[], axes: number | num
     for (let i = 0; i < s.length; i++) {
       const axis = a[i] < 0 ? x.rank + a[i] : a[i];
       const n = x.shape[axis];
+      if (n === undefined) throw new RangeError(`roll: axis ${a[i]} is out of range for rank ${x.rank}`);
+      if (n === 0) continue; // an empty axis rolls to itself, as torch's
       const k = ((s[i] % n) + n) % n;
       if (k === 0) continue;
       const [head, tail] = tf.split(out, [n - k, k], axis);
@@ -81,7 +84,7 @@ export function bicubicMatrix(inSize: number, outSize: number, alignCorners: boo
  * (PyTorch layout: the last two axes are resized). Differentiable.
  */
 export function interpolateBicubic(x: tf.Tensor, size: [number, number], { alignCorners = false } = {}): tf.Tensor {
-  if (x.rank < 2) throw new RangeError(`interpolateBicubic: need [..., H, W], got [${x.shape.join(', ')}]`);
+  checkResize('interpolateBicubic', x, size);
   const [H, W] = x.shape.slice(-2);
   const [outH, outW] = size;
   const lead = x.shape.slice(0, -2);
