@@ -188,6 +188,40 @@ describe('Module', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('a Parameter made from another one copies it (the first one stays alive)', async () => {
+    const p = new Parameter(tf.ones([2]));
+    const q = new Parameter(p.value);
+    expect(p.value.isDisposed).toBe(false);
+    q.value.assign(tf.zeros([2]));
+    expect(Array.from(await p.value.data())).toEqual([1, 1]);
+    p.value.dispose();
+    q.value.dispose();
+  });
+
+  it('tied weights (one Parameter under two names): listed once for optimizers, kept under both in the state dict', () => {
+    class Tied extends Module {
+      embed = new Linear(3, 3, { bias: false });
+      head = new Linear(3, 3, { bias: false });
+      constructor() {
+        super();
+        this.head.weight = this.embed.weight;
+      }
+    }
+    const m = new Tied();
+    expect(m.namedParameters().map(([n]) => n)).toEqual(['embed.weight']);
+    expect(m.numParameters()).toBe(9);
+    expect([...m.stateDict().keys()]).toEqual(['embed.weight', 'head.weight']);
+    const dict = new Map([
+      ['embed.weight', tf.fill([3, 3], 2)],
+      ['head.weight', tf.fill([3, 3], 2)],
+    ]);
+    expect(m.loadStateDict(dict)).toEqual({ missingKeys: [], unexpectedKeys: [] }); // strict: both names expected
+    tf.dispose([...dict.values()]);
+    const before = tf.memory().numTensors;
+    m.dispose();
+    expect(tf.memory().numTensors).toBe(before - 1);
+  });
+
   it('Sequential applies children in order with keys 0, 1, ...', () => {
     const s = new Sequential(new Linear(2, 3), new LayerNorm(3));
     expect([...s.stateDict().keys()]).toEqual(['0.weight', '0.bias', '1.weight', '1.bias']);

@@ -33,9 +33,14 @@ function foreignKind(value: unknown): keyof typeof BRANDS | undefined {
 /** A trainable tensor, stored as a tf.Variable so that optimizers and loading keep its identity. */
 export class Parameter {
   readonly value: tf.Variable;
+  /**
+   * Takes over `initial` (it is disposed). A tf.Variable, e.g. another Parameter's `value`, is
+   * copied instead and stays its owner's: to tie weights, give both modules the same Parameter.
+   */
   constructor(initial: tf.Tensor, requiresGrad = true) {
-    this.value = tf.variable(initial, requiresGrad);
-    initial.dispose();
+    const owned = initial instanceof tf.Variable ? tf.clone(initial) : initial;
+    this.value = tf.variable(owned, requiresGrad);
+    owned.dispose();
   }
   /** Whether gradients are taken and optimizers update it (torch's `requires_grad`; the variable's `trainable`). */
   get requiresGrad(): boolean {
@@ -150,8 +155,18 @@ export abstract class Module {
     return out;
   }
 
-  /** Every parameter with its dotted PyTorch name, in PyTorch's order. */
+  /**
+   * Every parameter with its dotted PyTorch name, in PyTorch's order. A Parameter reachable under
+   * several names (tied weights) is listed once, under the first, as torch's `named_parameters()`
+   * does, so optimizers update it once; `stateDict` and `loadStateDict` keep every name.
+   */
   namedParameters(): [string, Parameter][] {
+    const seen = new Set<Parameter>();
+    return this.allNamedParameters().filter(([, p]) => !seen.has(p) && seen.add(p));
+  }
+
+  /** namedParameters with a tied Parameter under each of its names. */
+  private allNamedParameters(): [string, Parameter][] {
     const out: [string, Parameter][] = [];
     for (const [path, m] of this.namedModules()) {
       for (const [name, v] of m.ownEntries()) {
@@ -206,7 +221,7 @@ export abstract class Module {
   ): LoadStateDictResult {
     const given = dict instanceof Map ? dict : new Map(Object.entries(dict));
     const targets = new Map<string, Parameter | Buffer>();
-    for (const [name, p] of this.namedParameters()) targets.set(name, p);
+    for (const [name, p] of this.allNamedParameters()) targets.set(name, p);
     for (const [name, b] of this.namedBuffers()) if (b.persistent) targets.set(name, b);
 
     const missingKeys = [...targets.keys()].filter((k) => !given.has(k));
