@@ -43,6 +43,23 @@ describe('COCOeval bbox (pycocotools)', () => {
     expect(r.stats.APs).toBe(-1);
   });
 
+  it('reads recall thresholds in any order, each on its own (numpy searchsorted)', () => {
+    const c = fx.cases.find((x: any) => x.name === 'synthetic_multi_image');
+    const sorted = [0, 0.2, 0.4, 0.6, 0.8, 1];
+    const shuffled = [0.6, 0, 1, 0.2, 0.8, 0.4];
+    const a = cocoEvaluate(c.ground_truth, c.detections, { params: { recThrs: sorted } });
+    const b = cocoEvaluate(c.ground_truth, c.detections, { params: { recThrs: shuffled } });
+    const R = sorted.length;
+    const rest = a.precision.length / R / a.params.iouThrs.length; // K * A * M per (t, r)
+    for (let t = 0; t < a.params.iouThrs.length; t++)
+      shuffled.forEach((thr, r) => {
+        const rs = sorted.indexOf(thr);
+        const at = (res: typeof a, k: number) =>
+          Array.from(res.precision.subarray((t * R + k) * rest, (t * R + k + 1) * rest));
+        expect(at(b, r), `iou ${t}, threshold ${thr}`).toEqual(at(a, rs));
+      });
+  });
+
   it('names bad input', () => {
     const gt = {
       images: [{ id: 1 }],

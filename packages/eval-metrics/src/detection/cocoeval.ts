@@ -402,6 +402,8 @@ export class CocoEval {
             // searchsorted(rc, recThrs, 'left'); past the end -> precision 0
             let j = 0;
             for (let r = 0; r < R; r++) {
+              // rc rises: one forward scan serves sorted thresholds; an unsorted one starts over
+              if (r > 0 && p.recThrs[r] < p.recThrs[r - 1]) j = 0;
               while (j < nd && rc[j] < p.recThrs[r]) j++;
               precision[pIdx(t, r, k, a, m)] = j < nd ? pr[j] : 0;
             }
