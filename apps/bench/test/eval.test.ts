@@ -1017,6 +1017,57 @@ describe('fiber-bench eval --resume', () => {
     expect(badSkip.stderr).toContain(`${partial}: line 2 is not a result line; rerun without --resume`);
   });
 
+  it('retrieval with ITM: refuses to resume over another gallery (--limit), and checks stored rows against it', async () => {
+    const out = join(work, 'gallery');
+    const itm = ['--task', 'retrieval', '--checkpoint', assets.ckpt.itm, '--data', join(samples, 'coco')];
+    const first = await evalRun([...itm, '--limit', '2'], { out });
+    expect(first.code, first.stderr).toBe(0);
+    // the rows of 2 images each hold 6 ITM scores: a resume over 3 images (9 texts) must not reuse them
+    const wider = await evalRun([...itm, '--limit', '3', '--resume'], { out });
+    expect(wider.code).toBe(2);
+    expect(wider.stderr).toMatch(
+      /another run \(gallery: "2 images, 6 texts, sha256 \w+" then, "3 images, 9 texts, sha256 \w+" now\)/,
+    );
+    const same = await evalRun([...itm, '--limit', '2', '--resume'], { out });
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.rows).toEqual(first.rows);
+
+    const partial = join(out, 'retrieval_coco_test_itm.partial.jsonl');
+    const lines = readFileSync(partial, 'utf8').trim().split('\n');
+    const row = JSON.parse(lines[1]);
+    const f32 = Buffer.from(row.value.f32, 'base64');
+    row.value.f32 = f32.subarray(0, 4 * 5).toString('base64'); // 5 scores where the gallery has 6 texts
+    writeFileSync(partial, `${[lines[0], JSON.stringify(row), ...lines.slice(2)].join('\n')}\n`);
+    const short = await evalRun([...itm, '--limit', '2', '--resume'], { out });
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain(`${partial}: partial result ${row.key}: 5 ITM scores where the gallery has 6 texts`);
+
+    // re-ranking: a stored row over other candidates than the ITC top K is refused, not mixed in
+    const rrOut = join(work, 'gallery-rerank');
+    const rr = [
+      '--task',
+      'retrieval',
+      '--checkpoint',
+      assets.ckpt.pretrain,
+      '--itm-rerank',
+      '2',
+      '--data',
+      join(samples, 'coco'),
+    ];
+    expect((await evalRun(rr, { out: rrOut })).code).toBe(0);
+    const rrPartial = join(rrOut, 'retrieval_coco_test_itc+itm2.partial.jsonl');
+    const rrLines = readFileSync(rrPartial, 'utf8').trim().split('\n');
+    const at = rrLines.findIndex((l) => l.startsWith('{"key":"k'));
+    const stored = JSON.parse(rrLines[at]);
+    expect(stored.value.texts.length).toBeGreaterThanOrEqual(2); // the image's own top 2 at least
+    stored.value.texts = [...stored.value.texts].reverse();
+    rrLines[at] = JSON.stringify(stored);
+    writeFileSync(rrPartial, `${rrLines.join('\n')}\n`);
+    const mixed = await evalRun([...rr, '--resume'], { out: rrOut });
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toMatch(/is over other texts than this run's ITC top 2; rerun without --resume/);
+  });
+
   it('refuses an id the data file repeats before running the model (results are kept by id)', async () => {
     const dir = join(work, 'nlvr2-dup');
     cpSync(join(samples, 'nlvr2'), dir, { recursive: true });

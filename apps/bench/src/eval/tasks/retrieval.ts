@@ -7,6 +7,7 @@
 //                  top-K re-scoring; ALBEF also adds the ITC similarity)
 // Recall@1/5/10 both ways with @fiber-vl/eval-metrics (VSE++ protocol); the similarity matrices are
 // written as safetensors next to the image / text ids, so the numbers can be recomputed.
+import { createHash } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { retrievalRecall, type RetrievalScores } from '@fiber-vl/eval-metrics';
@@ -51,6 +52,13 @@ const vectorStage = {
     return base64ToF32(stringField(record(v, key), 'f32', key), key);
   },
 };
+
+/** The gallery a run ranks over: its size and a digest of its image and text ids, in order. */
+function galleryStamp(images: readonly Image[], texts: readonly Text[]): string {
+  const ids = JSON.stringify([images.map((i) => i.key), texts.map((t) => [t.key, t.image])]);
+  const digest = createHash('sha256').update(ids).digest('hex').slice(0, 16);
+  return `${images.length} images, ${texts.length} texts, sha256 ${digest}`;
+}
 
 /** ITM rank scores (rank_output) of one image with the given texts, `chunk` pairs per fused pass. */
 async function itmScores(
@@ -221,6 +229,8 @@ export async function evalRetrieval(ctx: EvalContext): Promise<TaskReport> {
       imageSize: main.imageSize,
       maxTextLen: main.maxTextLen,
       ...(rerank ? { rerank, itmCheckpoint: fileStamp(itmPath), itmImageSize: itm!.imageSize } : {}),
+      // ITM rows and re-ranked candidates are over this gallery (the ITC embeddings are per sample)
+      ...(mode === 'itm' || rerank ? { gallery: galleryStamp(allImages, allTexts) } : {}),
     });
     const run = ctx.run(name, fingerprint, imageFolder(imagesDir));
     const imageItems: Item<number>[] = allImages.map((img, i) => ({ key: img.key, images: [img.ref], data: i }));
@@ -248,7 +258,15 @@ export async function evalRetrieval(ctx: EvalContext): Promise<TaskReport> {
         async infer(batch) {
           return [await itmScores(main.model, batch[0].images[0], main.imageSize, encoded, opts.batch)];
         },
-        ...vectorStage,
+        encode: vectorStage.encode,
+        decode(v, key) {
+          const row = vectorStage.decode(v, key);
+          if (row.length !== allTexts.length)
+            throw new TypeError(
+              `partial result ${key}: ${row.length} ITM scores where the gallery has ${allTexts.length} texts`,
+            );
+          return row;
+        },
       });
       ({ images, texts } = keep(new Set(rows.keys())));
       const column = new Map(allTexts.map((t, j) => [t.key, j]));
@@ -351,7 +369,10 @@ export async function evalRetrieval(ctx: EvalContext): Promise<TaskReport> {
           const list = o.texts;
           if (!Array.isArray(list) || !list.every((x) => typeof x === 'string'))
             throw new TypeError(`partial result ${key}: "texts" is not a list of keys`);
-          return { texts: list, scores: base64ToF32(stringField(o, 'scores', key), key) };
+          const scores = base64ToF32(stringField(o, 'scores', key), key);
+          if (scores.length !== list.length)
+            throw new TypeError(`partial result ${key}: ${scores.length} ITM scores for ${list.length} texts`);
+          return { texts: list, scores };
         },
       });
       const itmScore = new Map<string, number>(); // `${i},${t}` -> ITM score
@@ -359,6 +380,12 @@ export async function evalRetrieval(ctx: EvalContext): Promise<TaskReport> {
       images.forEach((img, i) => {
         const row = itmRows.get(`k${img.key}`);
         if (!row) fail(`retrieval: image ${img.imageId} read for ITC could not be read for the re-ranking`);
+        const want = candidates[i].map((t) => texts[t].key);
+        if (row!.texts.join('\n') !== want.join('\n'))
+          fail(
+            `${run.partial.path}: the stored re-ranking of image ${img.imageId} is over other texts than this run's ` +
+              `ITC top ${rerank}; rerun without --resume`,
+          );
         row!.texts.forEach((k, c) => itmScore.set(`${i},${textPos.get(k)}`, row!.scores[c]));
       });
       matrices.similarity_i2t = reranked(scores, I, T, i2t, (i, t) => itmScore.get(`${i},${t}`)!, 'rows');
