@@ -33,7 +33,9 @@ const USAGE = `usage: fiber-metrics <command> [options]
   detection  --gt instances.json --dets dets.json          (COCOeval, iouType bbox)
   retrieval  --sims sims.json    {"similarity": [[...]], "text_to_image": [...]} or a bare matrix
              (then text j belongs to image floor(j / --captions-per-image, default 5))
-  rec        --samples S.json    [{"gt_box": [x,y,w,h], "pred_boxes": [[x,y,w,h], ...]}, ...]
+  rec        --samples S.json [--giou]   [{"gt_box": [x,y,w,h], "pred_boxes": [[x,y,w,h], ...]}, ...]
+             accuracy at IoU >= 0.5 of the first box; --giou: FIBER's / MDETR's evaluator, precision@1, 5, 10
+             at generalised IoU >= 0.5 (pred_boxes best first)
   grounding  --flickr-dir DIR --preds P.json [--subset test]   (MDETR format predictions)
   fixtures   DIR                 run every reference fixture JSON in DIR, one line per check
 
@@ -101,6 +103,7 @@ function parseArgsStrict(argv: string[]) {
       dets: { type: 'string' },
       sims: { type: 'string' },
       samples: { type: 'string' },
+      giou: { type: 'boolean' },
       'flickr-dir': { type: 'string' },
       subset: { type: 'string' },
       'captions-per-image': { type: 'string' },
@@ -212,8 +215,19 @@ async function run(command: string, arg: string | undefined, values: Values): Pr
           predBoxes: (o.pred_boxes ?? o.pred_boxes_xywh_ranked) as BoxXywh[],
         };
       });
-      const r = recAccuracy(samples, { file: samplesFile });
-      scores = { accuracy: r.accuracy, n: r.n };
+      if (values.giou) {
+        const r = recAccuracy(samples, { file: samplesFile, overlap: 'giou', k: [1, 5, 10] });
+        scores = {
+          overlap: 'giou',
+          precision_at_1: r.precisionAt[1],
+          precision_at_5: r.precisionAt[5],
+          precision_at_10: r.precisionAt[10],
+          n: r.n,
+        };
+      } else {
+        const r = recAccuracy(samples, { file: samplesFile });
+        scores = { accuracy: r.accuracy, n: r.n };
+      }
       break;
     }
     case 'grounding': {

@@ -10,7 +10,7 @@ describe('the fixture runner (fiber-metrics fixtures)', () => {
       { meteor: loadMeteorResources() },
     );
     expect(checks.filter((c) => !c.ok)).toEqual([]);
-    expect(new Set(checks.map((c) => c.file)).size).toBe(7);
+    expect(new Set(checks.map((c) => c.file)).size).toBe(8);
     expect(checks.length).toBeGreaterThanOrEqual(40);
   });
   it('fails a fixture file of unknown name (it would otherwise pass unchecked)', () => {

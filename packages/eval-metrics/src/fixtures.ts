@@ -6,6 +6,7 @@ import type { MeteorResources } from './caption/meteor/resources.js';
 import { cocoEvaluate, COCO_STAT_NAMES } from './detection/cocoeval.js';
 import { Flickr30kEntitiesEvaluator } from './grounding/flickr30k.js';
 import { recAccuracy } from './grounding/rec.js';
+import { giouXyxy, xywhToXyxy, type BoxXywh } from './grounding/boxes.js';
 import { retrievalRecall } from './retrieval.js';
 import { ptbTokenize } from './tokenize/ptb.js';
 import { vqaAccuracy } from './vqa/evaluate.js';
@@ -207,6 +208,33 @@ const runners: Record<string, (fx: Fx, file: string, checks: FixtureCheck[], met
       'accuracy',
       [
         [r.accuracy, fx.expected.accuracy],
+        [r.n, fx.expected.n],
+      ],
+      1e-12,
+    );
+  },
+  'rec-giou.json': (fx, file, checks) => {
+    // FIBER's RefExpEvaluator: boxes sorted by score, GIoU (float32 in torch), precision@1, 5, 10
+    const samples = fx.cases.map((c: Fx) => ({ gtBox: c.gt_box_xywh, predBoxes: c.pred_boxes_xywh_ranked }));
+    const r = recAccuracy(samples, { overlap: 'giou', k: [1, 5, 10] });
+    const giou = (b: number[], g: number[]) => giouXyxy(xywhToXyxy(b as BoxXywh), xywhToXyxy(g as BoxXywh));
+    compare(
+      checks,
+      file,
+      'GIoU of every ranked box (float32 reference)',
+      fx.cases.flatMap((c: Fx) =>
+        c.pred_boxes_xywh_ranked.map((b: number[], j: number) => [giou(b, c.gt_box_xywh), c.giou_ranked[j]]),
+      ),
+      1e-6,
+    );
+    compare(
+      checks,
+      file,
+      'hit@1 per case, precision@1, 5, 10',
+      [
+        ...fx.cases.map((c: Fx, i: number) => [Number(r.correct[i]), Number(c.hit_at['1'])] as [number, number]),
+        ...[1, 5, 10].map((k) => [r.precisionAt[k], fx.expected[`precision_at_${k}`]] as [number, number]),
+        [r.accuracy, fx.expected.precision_at_1],
         [r.n, fx.expected.n],
       ],
       1e-12,

@@ -45,7 +45,7 @@ export {
   type CocoStatName,
 } from './detection/cocoeval.js';
 
-export { recAccuracy, type RecSample, type RecResult } from './grounding/rec.js';
+export { recAccuracy, type RecOptions, type RecSample, type RecResult } from './grounding/rec.js';
 export {
   Flickr30kEntitiesEvaluator,
   parseFlickr30kSentences,
@@ -55,4 +55,4 @@ export {
   type GroundingRecall,
   type FileReader,
 } from './grounding/flickr30k.js';
-export { iouXyxy, xywhToXyxy, type BoxXyxy, type BoxXywh } from './grounding/boxes.js';
+export { giouXyxy, iouXyxy, xywhToXyxy, type BoxXyxy, type BoxXywh } from './grounding/boxes.js';

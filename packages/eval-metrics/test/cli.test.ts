@@ -99,6 +99,17 @@ describe('fiber-metrics CLI', () => {
     );
     expect(json('retrieval', '--sims', 'sims.json').rsum).toBeCloseTo(fx('retrieval.json').cases[0].expected.rsum, 9);
     expect(json('rec', '--samples', 'samples.json').accuracy).toBeCloseTo(fx('rec.json').expected.accuracy, 12);
+    writeFileSync(
+      join(dir, 'giou.json'),
+      JSON.stringify(
+        fx('rec-giou.json').cases.map((c: any) => ({ gt_box: c.gt_box_xywh, pred_boxes: c.pred_boxes_xywh_ranked })),
+      ),
+    );
+    const giou = json('rec', '--samples', 'giou.json', '--giou');
+    const want = fx('rec-giou.json').expected;
+    expect(giou.overlap).toBe('giou');
+    for (const k of [1, 5, 10]) expect(giou[`precision_at_${k}`]).toBeCloseTo(want[`precision_at_${k}`], 12);
+    expect(giou.n).toBe(want.n);
     const g = json('grounding', '--flickr-dir', 'flickr', '--preds', 'flickr_preds.json');
     expect(g.any_box['R@1'].all).toBeCloseTo(fx('grounding_flickr30k.json').expected.any_box['R@1'].all, 12);
   });
@@ -347,7 +358,7 @@ describe('fiber-metrics CLI', () => {
   it('fixtures DIR passes on the public fixtures and fails on a corrupted one', () => {
     const ok = run('fixtures', join(pkg, 'test/fixtures'));
     expect(ok.status).toBe(0);
-    expect(ok.stdout).toMatch(/\n40 checks passed, 0 failed\n$/);
+    expect(ok.stdout).toMatch(/\n42 checks passed, 0 failed\n$/);
     const bad = fx('rec.json');
     bad.expected.accuracy = 0.9;
     mkdirSync(join(dir, 'badfx'), { recursive: true });

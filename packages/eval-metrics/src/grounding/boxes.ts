@@ -13,3 +13,20 @@ export function iouXyxy(a: readonly number[], b: readonly number[]): number {
   const inter = w * h;
   return inter / (areaA + areaB - inter);
 }
+
+/**
+ * Generalised IoU of corner boxes (DETR's `generalized_box_iou`, which FIBER's and MDETR's referring
+ * expression evaluators threshold): IoU minus the share of the enclosing box that neither box covers.
+ * In [-1, 1] and never above the IoU; NaN where both boxes are one and the same point, as in torch.
+ */
+export function giouXyxy(a: readonly number[], b: readonly number[]): number {
+  const areaA = (a[2] - a[0]) * (a[3] - a[1]);
+  const areaB = (b[2] - b[0]) * (b[3] - b[1]);
+  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = w * h;
+  const union = areaA + areaB - inter;
+  const hull =
+    Math.max(0, Math.max(a[2], b[2]) - Math.min(a[0], b[0])) * Math.max(0, Math.max(a[3], b[3]) - Math.min(a[1], b[1]));
+  return inter / union - (hull - union) / hull;
+}

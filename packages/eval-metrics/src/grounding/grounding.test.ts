@@ -3,6 +3,18 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MetricInputError } from '../errors.js';
 import { recAccuracy } from './rec.js';
+import { giouXyxy, iouXyxy, xywhToXyxy, type BoxXywh } from './boxes.js';
+
+/** A small seeded generator (mulberry32). */
+function mulberry32(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 import { Flickr30kEntitiesEvaluator, parseFlickr30kAnnotation, parseFlickr30kSentences } from './flickr30k.js';
 
 const load = (f: string) => JSON.parse(readFileSync(join(__dirname, '../../test/fixtures', f), 'utf8'));
@@ -21,6 +33,68 @@ describe('REC accuracy', () => {
   it('names a bad box', () => {
     expect(() => recAccuracy([{ gtBox: [0, 0, -2, 3], predBoxes: [[0, 0, 1, 1]] }], { file: 'refs.json' })).toThrow(
       'refs.json: [0]: "gt_box" has a negative width or height: [0,0,-2,3]',
+    );
+  });
+});
+
+describe("REC with FIBER's evaluator (GIoU, precision@1, 5, 10)", () => {
+  const fx = load('rec-giou.json');
+  const samples = fx.cases.map((c: any) => ({ gtBox: c.gt_box_xywh, predBoxes: c.pred_boxes_xywh_ranked }));
+  it('matches the GIoU of every ranked box, each hit and the precisions', () => {
+    const r = recAccuracy(samples, { overlap: 'giou', k: [1, 5, 10] });
+    expect(r.overlap).toBe('giou');
+    fx.cases.forEach((c: any, i: number) => {
+      c.pred_boxes_xywh_ranked.forEach((b: BoxXywh, j: number) => {
+        const g = giouXyxy(xywhToXyxy(b), xywhToXyxy(c.gt_box_xywh));
+        expect(Math.abs(g - c.giou_ranked[j]), `${c.name} box ${j}`).toBeLessThanOrEqual(1e-6);
+      });
+      expect(r.correct[i], c.name).toBe(c.hit_at['1']);
+    });
+    for (const k of [1, 5, 10]) expect(r.precisionAt[k]).toBeCloseTo(fx.expected[`precision_at_${k}`], 12);
+    expect(r.accuracy).toBe(r.precisionAt[1]);
+    expect(r.n).toBe(fx.expected.n);
+  });
+  it('GIoU is never above IoU, equal to it when one box holds the other, and reads lower off a corner', () => {
+    const rng = mulberry32(3);
+    for (let t = 0; t < 2000; t++) {
+      const box = (): BoxXywh => [rng() * 100, rng() * 100, rng() * 80, rng() * 80];
+      const a = xywhToXyxy(box());
+      const b = xywhToXyxy(box());
+      const g = giouXyxy(a, b);
+      const iou = iouXyxy(a, b);
+      if (Number.isNaN(iou)) continue; // two empty boxes
+      expect(g).toBeLessThanOrEqual(iou + 1e-15);
+      expect(g).toBeGreaterThanOrEqual(-1);
+    }
+    expect(giouXyxy([0, 0, 100, 100], [10, 10, 90, 90])).toBeCloseTo(iouXyxy([0, 0, 100, 100], [10, 10, 90, 90]), 15);
+    // where the protocols differ: off the object's corner, IoU 0.506, GIoU 0.460
+    const off = { gtBox: [0, 0, 100, 100] as BoxXywh, predBoxes: [[18, 18, 100, 100]] as BoxXywh[] };
+    expect(recAccuracy([off]).accuracy).toBe(1);
+    expect(recAccuracy([off], { overlap: 'giou' }).accuracy).toBe(0);
+  });
+  it('precision@k reads the first k boxes (fewer when a sample has fewer), and checks each box it reads', () => {
+    const gt: BoxXywh = [0, 0, 10, 10];
+    const miss: BoxXywh = [50, 50, 10, 10];
+    const r = recAccuracy(
+      [
+        { gtBox: gt, predBoxes: [miss, miss, gt] },
+        { gtBox: gt, predBoxes: [miss] },
+      ],
+      { k: [1, 2, 3, 10] },
+    );
+    expect(r.precisionAt).toEqual({ 1: 0, 2: 0, 3: 0.5, 10: 0.5 });
+    expect(recAccuracy([{ gtBox: gt, predBoxes: [gt, [0, 0, -1, 1]] }]).accuracy).toBe(1); // only the first read
+    expect(() => recAccuracy([{ gtBox: gt, predBoxes: [gt, [0, 0, -1, 1]] }], { k: [5], file: 's.json' })).toThrow(
+      's.json: [0]: "pred_boxes[1]" has a negative width or height: [0,0,-1,1]',
+    );
+    expect(() => recAccuracy([{ gtBox: gt, predBoxes: [] }])).toThrow(
+      'sample 0: "predBoxes[0]" must be [x, y, w, h] numbers',
+    );
+    expect(() => recAccuracy([{ gtBox: gt, predBoxes: [gt] }], { k: [0] })).toThrow(
+      'k must be a list of positive integers',
+    );
+    expect(() => recAccuracy([{ gtBox: gt, predBoxes: [gt] }], { overlap: 'diou' as 'iou' })).toThrow(
+      "overlap must be 'iou' or 'giou'",
     );
   });
 });

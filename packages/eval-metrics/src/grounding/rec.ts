@@ -1,8 +1,9 @@
 // Referring expression comprehension accuracy (RefCOCO/+/g): the top-1 predicted box is correct
 // when its IoU with the ground-truth box is >= 0.5, inclusive (metrics-spec §11; plain IoU as most
-// papers, not MDETR's GIoU).
+// papers). `overlap: 'giou'` and `k` give FIBER's (and MDETR's) RefExpEvaluator instead: precision@1,
+// 5 and 10 at generalised IoU >= 0.5, which is never above the plain IoU.
 import { MetricInputError, show, where } from '../errors.js';
-import { iouXyxy, xywhToXyxy, type BoxXywh } from './boxes.js';
+import { giouXyxy, iouXyxy, xywhToXyxy, type BoxXywh } from './boxes.js';
 
 export interface RecSample {
   /** Ground-truth box, COCO [x, y, w, h]. */
@@ -11,39 +12,79 @@ export interface RecSample {
   predBoxes: BoxXywh[];
 }
 
+export interface RecOptions {
+  /** The overlap thresholded: plain IoU (default, as most papers) or generalised IoU (FIBER's evaluator). */
+  overlap?: 'iou' | 'giou';
+  /** Default 0.5, inclusive. */
+  iouThreshold?: number;
+  /**
+   * Also precision@k for each k: the share of samples whose first k boxes hold one at the threshold.
+   * FIBER and MDETR report 1, 5 and 10. A sample with fewer boxes uses those it has.
+   */
+  k?: readonly number[];
+  /** Names the file in errors (and the fields by their JSON names, `gt_box` / `pred_boxes`). */
+  file?: string;
+}
+
 export interface RecResult {
+  /** Precision@1: the share of samples whose top-1 box reaches the threshold. */
   accuracy: number;
   n: number;
-  /** IoU of each sample's top-1 box, and whether it counted as correct. */
+  overlap: 'iou' | 'giou';
+  /** The overlap (IoU, or GIoU under `overlap: 'giou'`) of each sample's top-1 box, and whether it counted as correct. */
   ious: number[];
   correct: boolean[];
+  /** Precision@k for each k of the options (empty without them). */
+  precisionAt: Record<number, number>;
 }
 
 export function recAccuracy(
   samples: readonly RecSample[],
-  { iouThreshold = 0.5, file }: { iouThreshold?: number; file?: string } = {},
+  { iouThreshold = 0.5, overlap = 'iou', k = [], file }: RecOptions = {},
 ): RecResult {
   if (!Array.isArray(samples))
     throw new MetricInputError(`${where(file)}expected a list of samples, got ${show(samples)}`);
   if (samples.length === 0) throw new MetricInputError(`${where(file)}no samples to evaluate`);
+  if (overlap !== 'iou' && overlap !== 'giou')
+    throw new MetricInputError(`overlap must be 'iou' or 'giou', got ${show(overlap)}`);
+  if (!Array.isArray(k) || !k.every((v) => Number.isInteger(v) && v >= 1))
+    throw new MetricInputError(`k must be a list of positive integers, got ${show(k)}`);
+  const measure = overlap === 'giou' ? giouXyxy : iouXyxy;
+  const depth = Math.max(1, ...k);
   // in a file the fields are gt_box and pred_boxes
-  const [gtName, predName] = file ? ['gt_box', 'pred_boxes[0]'] : ['gtBox', 'predBoxes[0]'];
-  const ious = samples.map((s, i) => {
+  const [gtName, predName] = file ? ['gt_box', 'pred_boxes'] : ['gtBox', 'predBoxes'];
+  const checkBox: (at: string, field: string, box: unknown) => asserts box is BoxXywh = (at, field, box) => {
+    if (!Array.isArray(box) || box.length !== 4 || !box.every(Number.isFinite)) {
+      throw new MetricInputError(`${at}: "${field}" must be [x, y, w, h] numbers, got ${show(box)}`);
+    }
+    if (box[2] < 0 || box[3] < 0) {
+      throw new MetricInputError(`${at}: "${field}" has a negative width or height: ${show(box)}`);
+    }
+  };
+  // the overlap of each sample's first `depth` boxes with its ground truth
+  const overlaps = samples.map((s, i) => {
     const at = file ? `${file}: [${i}]` : `sample ${i}`;
     if (typeof s !== 'object' || s === null) throw new MetricInputError(`${at}: not an object (${show(s)})`);
-    for (const [field, box] of [
-      [gtName, s.gtBox],
-      [predName, s.predBoxes?.[0]],
-    ] as const) {
-      if (!Array.isArray(box) || box.length !== 4 || !box.every(Number.isFinite)) {
-        throw new MetricInputError(`${at}: "${field}" must be [x, y, w, h] numbers, got ${show(box)}`);
-      }
-      if (box[2] < 0 || box[3] < 0) {
-        throw new MetricInputError(`${at}: "${field}" has a negative width or height: ${show(box)}`);
-      }
-    }
-    return iouXyxy(xywhToXyxy(s.predBoxes[0]), xywhToXyxy(s.gtBox));
+    checkBox(at, gtName, s.gtBox);
+    const preds: readonly unknown[] = Array.isArray(s.predBoxes) ? s.predBoxes : [];
+    if (!preds.length) checkBox(at, `${predName}[0]`, s.predBoxes?.[0]);
+    const gt = xywhToXyxy(s.gtBox);
+    return preds.slice(0, depth).map((box, j) => {
+      checkBox(at, `${predName}[${j}]`, box);
+      return measure(xywhToXyxy(box), gt);
+    });
   });
+  const ious = overlaps.map((o) => o[0]);
   const correct = ious.map((v) => v >= iouThreshold);
-  return { accuracy: correct.filter(Boolean).length / samples.length, n: samples.length, ious, correct };
+  const precisionAt: Record<number, number> = {};
+  for (const kk of k)
+    precisionAt[kk] = overlaps.filter((o) => o.slice(0, kk).some((v) => v >= iouThreshold)).length / samples.length;
+  return {
+    accuracy: correct.filter(Boolean).length / samples.length,
+    n: samples.length,
+    overlap,
+    ious,
+    correct,
+    precisionAt,
+  };
 }
