@@ -26,6 +26,7 @@ import {
   retrievalRecall,
   vqaAccuracy,
   type CocoGroundTruth,
+  type BoxXywh,
 } from '@fiber-vl/eval-metrics';
 import {
   cocoCaptionReferences,
@@ -572,6 +573,22 @@ describe('fiber-bench eval refcoco', () => {
       })),
     );
     expect(r.rows.get('accuracy @ IoU 0.5 (refcoco val)')).toBe((100 * acc.accuracy).toFixed(2));
+    // FIBER's RefExpEvaluator: precision@1, 5, 10 at GIoU >= 0.5 of the boxes best first
+    const giou = recAccuracy(
+      samplesFile.map((s: { gt_box: BoxXywh; pred_boxes: BoxXywh[] }) => ({
+        gtBox: s.gt_box,
+        predBoxes: s.pred_boxes,
+      })),
+      { overlap: 'giou', k: [1, 5, 10] },
+    ).precisionAt;
+    expect(r.summary.metrics.giou).toEqual({
+      precision_at_1: giou[1],
+      precision_at_5: giou[5],
+      precision_at_10: giou[10],
+    });
+    expect(r.rows.get("P@1 @ GIoU 0.5 (FIBER's evaluator)")).toBe((100 * giou[1]).toFixed(2));
+    expect(r.rows.get('P@10 @ GIoU 0.5')).toBe((100 * giou[10]).toFixed(2));
+    expect(giou[1]).toBeLessThanOrEqual(acc.accuracy);
     expect(r.summary.skipped).toEqual({ 'degenerate-box': 1, 'corrupt-image': 1 });
     // golden: the best box of each expression
     const best = [

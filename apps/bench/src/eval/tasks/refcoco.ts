@@ -1,6 +1,7 @@
 // RefCOCO / RefCOCO+ / RefCOCOg referring expression comprehension on MDETR's annotation files (the
 // layout of FIBER's fine-grained paths_catalog): the expression grounded by the fine-grained model,
-// its best box against the referred box, accuracy at IoU >= 0.5 (@fiber-vl/eval-metrics recAccuracy).
+// its best box against the referred box, accuracy at IoU >= 0.5 (@fiber-vl/eval-metrics recAccuracy),
+// and FIBER's own RefExpEvaluator: precision@1, 5, 10 at generalised IoU >= 0.5 (its paper's numbers).
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { recAccuracy, type RecSample } from '@fiber-vl/eval-metrics';
@@ -120,9 +121,11 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
       };
     });
     const resultsFile = ctx.writeJson(`${name}_rec_results.json`, samples);
-    const acc = recAccuracy(
-      samples.map((s): RecSample => ({ gtBox: s.gt_box, predBoxes: s.pred_boxes as RecSample['predBoxes'] })),
+    const recSamples = samples.map(
+      (s): RecSample => ({ gtBox: s.gt_box, predBoxes: s.pred_boxes as RecSample['predBoxes'] }),
     );
+    const acc = recAccuracy(recSamples);
+    const fiberEval = recAccuracy(recSamples, { overlap: 'giou', k: [1, 5, 10] }).precisionAt;
     return {
       name,
       split,
@@ -130,11 +133,22 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
       model: setup.description,
       protocol:
         'the expression grounded as one phrase (its tokens_positive; threshold 0, 3000 candidates per level, 100 ' +
-        'boxes), the best box against the referred box, IoU >= 0.5; one image per forward',
+        "boxes), the best box against the referred box, IoU >= 0.5; and FIBER's RefExpEvaluator (the paper's " +
+        'numbers): precision@1/5/10 at generalised IoU >= 0.5; one image per forward',
       data: { annotations: annFile, images: imagesDir },
       counts: { samples: Math.min(source.length, opts.limit ?? Infinity), evaluated: done.length },
-      metrics: { accuracy: acc.accuracy, correct: acc.correct.filter(Boolean).length, total: acc.n },
-      rows: [[`accuracy @ IoU 0.5 (${dataset} ${split})`, pct(acc.accuracy)]],
+      metrics: {
+        accuracy: acc.accuracy,
+        correct: acc.correct.filter(Boolean).length,
+        total: acc.n,
+        giou: { precision_at_1: fiberEval[1], precision_at_5: fiberEval[5], precision_at_10: fiberEval[10] },
+      },
+      rows: [
+        [`accuracy @ IoU 0.5 (${dataset} ${split})`, pct(acc.accuracy)],
+        ["P@1 @ GIoU 0.5 (FIBER's evaluator)", pct(fiberEval[1])],
+        ['P@5 @ GIoU 0.5', pct(fiberEval[5])],
+        ['P@10 @ GIoU 0.5', pct(fiberEval[10])],
+      ],
       files: { results: resultsFile },
       notes: [],
     };
