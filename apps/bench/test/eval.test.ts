@@ -913,6 +913,26 @@ describe('fiber-bench eval --resume', () => {
     expect(resumed.stdout).toContain('| CIDEr_D |');
   });
 
+  it('coco-det reports a truncated prompt after a resume too (it depends on the class names, not the images)', async () => {
+    const ann = join(work, 'long-names.json');
+    const gt = json(join(samples, 'coco/annotations/instances_val2017.json'));
+    gt.categories[2].name = `${'very '.repeat(300)}light`; // past the query length: the class is cut
+    writeFileSync(ann, JSON.stringify(gt));
+    const args = ['--task', 'coco-det', '--checkpoint', assets.ckpt.detector, '--data', samples, '--ann', ann];
+    const out = join(work, 'det-killed');
+    // killed after its last image, before the results: the resumed run runs no image
+    const killed = spawnEval([...args, '--out', out], { FIBER_BENCH_EVAL_KILL_AFTER: '4' });
+    expect(killed.signal).toBe('SIGKILL');
+    const resumed = spawnEval([...args, '--out', out, '--resume']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/coco-det val2017: 4 of 4 done in an earlier run \(--resume\)/);
+    const notes = json(join(out, 'coco_det_val2017_metrics.json')).notes as string[];
+    expect(notes.some((n) => n.startsWith('prompt truncated: '))).toBe(true);
+    const whole = await evalRun(args);
+    expect(whole.code, whole.stderr).toBe(0);
+    expect(notes).toEqual(whole.summary.notes);
+  });
+
   it('refuses partial results of another run', async () => {
     const out = join(work, 'other');
     const first = await evalRun(

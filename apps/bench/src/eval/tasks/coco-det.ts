@@ -4,7 +4,7 @@
 // COCOeval numbers of @fiber-vl/eval-metrics.
 import { join } from 'node:path';
 import { cocoEvaluate, COCO_STAT_NAMES, type CocoDetection, type CocoGroundTruth } from '@fiber-vl/eval-metrics';
-import { FiberFinePipeline } from '@fiber-vl/heads-fine';
+import { encodeDetectionPrompt, FiberFinePipeline } from '@fiber-vl/heads-fine';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, loadFine, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
@@ -69,7 +69,17 @@ export async function evalCocoDetection(ctx: EvalContext): Promise<TaskReport> {
   try {
     checkTokenizer(tokenizer, opts.tokenizer!, setup.model.config.backbone.roberta.vocabSize);
     const fiber = new FiberFinePipeline(setup.model, tokenizer, { minSize: setup.minSize, maxSize: setup.maxSize });
+    // what each prompt loses to the query length depends on the class names alone: known before
+    // the loop, so a resumed run (whose images are not run again) reports it too
     const truncated = new Set<string>();
+    for (const classes of prompts) {
+      const { truncation } = encodeDetectionPrompt(
+        tokenizer,
+        classes.map((k) => names[k]),
+        { maxQueryLen: setup.model.config.backbone.maxQueryLen },
+      );
+      if (truncation.truncated) truncated.add(truncation.message);
+    }
     const name = `coco_det_${split}`;
     const fingerprint = baseFingerprint(ctx, {
       instances: fileStamp(annFile),
@@ -85,11 +95,10 @@ export async function evalCocoDetection(ctx: EvalContext): Promise<TaskReport> {
       async infer([b]) {
         const found: ImageDetections['detections'] = [];
         for (const classes of prompts) {
-          const { detections, truncation } = await fiber.detect(
+          const { detections } = await fiber.detect(
             b.images[0],
             classes.map((k) => names[k]),
           );
-          if (truncation.truncated) truncated.add(truncation.message);
           for (const d of detections)
             found.push({ category_id: categories[classes[d.label.index]].id, bbox: d.bbox, score: d.score });
         }
