@@ -273,4 +273,9 @@ describe('swapLeftRight', () => {
     expect(r.spans.map((ss) => r.text.slice(...ss[0]))).toEqual(['Right dog', 'left', 'bright', 'RIGHT cat']);
     expect(swapLeftRight('no sides here', [[[0, 2]]])).toEqual({ text: 'no sides here', spans: [[[0, 2]]] });
   });
+  it('reads words in any script: a letter or mark next to "left" makes another word', () => {
+    for (const word of ['éleft', 'rightß', 'leftñ', 'e\u0301left', 'left2', '_right'])
+      expect(swapLeftRight(`a ${word} b`).text, word).toBe(`a ${word} b`);
+    expect(swapLeftRight('à left, «right»').text).toBe('à right, «left»');
+  });
 });

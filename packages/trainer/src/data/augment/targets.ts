@@ -90,24 +90,30 @@ export const affineTargets = (t: Targets, forward: Affine, width: number, height
 const SWAP: Record<string, string> = { left: 'right', right: 'left' };
 
 /**
- * The text of a horizontally flipped image: whole words "left" and "right" exchanged (case kept:
+ * The text of a horizontally flipped image: whole words "left" and "right" exchanged (a letter of
+ * any script next to them makes them part of a longer word; case kept:
  * Left -> Right, LEFT -> RIGHT), with every span moved to the new character offsets. MDETR does
  * this with a plain substring replace (which also turns "bright" into "bleft" and leaves the spans
  * off by one); FIBER's official code never changes the text.
  */
 export function swapLeftRight(text: string, spans: Span[][] = []): { text: string; spans: Span[][] } {
   const edits: { at: number; from: number; to: number }[] = [];
-  const out = text.replace(/\b(left|right)\b/gi, (word: string, _w: string, at: number) => {
-    const swapped = SWAP[word.toLowerCase()];
-    const cased =
-      word === word.toUpperCase()
-        ? swapped.toUpperCase()
-        : word[0] === word[0].toUpperCase()
-          ? swapped[0].toUpperCase() + swapped.slice(1)
-          : swapped;
-    edits.push({ at, from: word.length, to: cased.length });
-    return cased;
-  });
+  // whole words in any script: a letter, digit or underscore of any alphabet ends a word, where
+  // JavaScript's \b (ASCII only) would swap the "left" in "éleft"
+  const out = text.replace(
+    /(?<![\p{L}\p{M}\p{N}_])(left|right)(?![\p{L}\p{M}\p{N}_])/giu,
+    (word: string, _w: string, at: number) => {
+      const swapped = SWAP[word.toLowerCase()];
+      const cased =
+        word === word.toUpperCase()
+          ? swapped.toUpperCase()
+          : word[0] === word[0].toUpperCase()
+            ? swapped[0].toUpperCase() + swapped.slice(1)
+            : swapped;
+      edits.push({ at, from: word.length, to: cased.length });
+      return cased;
+    },
+  );
   if (edits.length === 0) return { text, spans };
   // An offset moves by the length changes of the words before it; one inside a word keeps its place in it.
   const move = (pos: number, isEnd: boolean) => {
