@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -30,5 +30,21 @@ describe('image decoding in Node (sharp)', () => {
     writeFileSync(join(dir, 'bad.png'), 'not an image');
     await expect(readImage(join(dir, 'bad.png'))).rejects.toThrow(/cannot decode image .*bad.png/);
     await expect(readImage(join(dir, 'missing.png'))).rejects.toThrow(/cannot read image .*missing.png: ENOENT/);
+  });
+
+  it("gives PIL's convert('RGB') pixels for CMYK JPEGs and 16-bit PNGs (Pillow 9.4 fixture)", async () => {
+    // scripts/fixtures/make_pil_convert_fixture.py
+    const dir = join(__dirname, '../../../fixtures/ops/pil-convert');
+    const fx = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
+    expect(Object.keys(fx.files)).toEqual(['cmyk.jpg', 'g16b.png', 'rgb16.png', 'la16.png']);
+    for (const [file, want] of Object.entries(fx.files) as [string, { mode: string; rgb: number[] }][]) {
+      const img = await readImage(join(dir, file));
+      expect([img.width, img.height, img.channels], file).toEqual([7, 5, 3]);
+      expect(Array.from(img.data), `${file} (PIL mode ${want.mode})`).toEqual(want.rgb);
+    }
+    // sharp's own conversions differ: a colour-managed CMYK, 16-bit greys scaled instead of clipped
+    const cmyk = readFileSync(join(dir, 'cmyk.jpg'));
+    const managed = await sharp(cmyk).toColourspace('srgb').raw().toBuffer();
+    expect(Array.from(managed)).not.toEqual(fx.files['cmyk.jpg'].rgb);
   });
 });

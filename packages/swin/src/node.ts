@@ -18,15 +18,58 @@ function loadSharp(): Promise<Sharp> {
   ));
 }
 
-/** Decodes PNG, JPEG, WebP, ... to 8-bit RGB with sharp (EXIF orientation is not applied, as PIL does not). */
+/** PIL's CMYK -> RGB (`cmyk2rgb` in Convert.c): each channel times the inverse of K, no colour profile. */
+function pilCmykToRgb(cmyk: Uint8Array, pixels: number): Uint8Array {
+  const out = new Uint8Array(pixels * 3);
+  for (let p = 0; p < pixels; p++) {
+    const nk = 255 - cmyk[p * 4 + 3];
+    for (let c = 0; c < 3; c++) {
+      const t = cmyk[p * 4 + c] * nk + 128; // MULDIV255
+      out[p * 3 + c] = nk - ((t + (t >> 8)) >> 8);
+    }
+  }
+  return out;
+}
+
+/**
+ * Decodes PNG, JPEG, WebP, ... to 8-bit RGB with sharp, as PIL's `Image.open(f).convert('RGB')` (the
+ * official pre-processing) does; EXIF orientation is not applied, as PIL does not. Two kinds of
+ * file need PIL's own rules, which sharp does not follow by default:
+ * - CMYK JPEGs: PIL converts without a colour profile (`cmyk2rgb`); sharp would apply one.
+ * - 16-bit greyscale PNGs: PIL reads them as 32-bit integers and clips them to 255 (so most pixels
+ *   are white); sharp would scale them to 8 bits. Parity comes first: the model saw PIL's pixels.
+ * Both are checked against Pillow 9.4 on files it read.
+ */
 export const sharpImageDecoder: ImageDecoder = {
   async decode(bytes) {
     const sharp = await loadSharp();
-    const { data, info } = await sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    const open = () => sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS });
+    const meta = await open().metadata();
+    if (meta.space === 'cmyk' && meta.format === 'jpeg') {
+      const { data, info } = await open()
+        .pipelineColourspace('cmyk')
+        .toColourspace('cmyk')
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      if (info.channels !== 4) throw new Error(`a CMYK JPEG decoded to ${info.channels} channels, not 4`);
+      const rgb = pilCmykToRgb(data, info.width * info.height);
+      return { width: info.width, height: info.height, channels: 3, data: rgb };
+    }
+    if (meta.format === 'png' && meta.depth === 'ushort' && meta.channels === 1) {
+      const { data, info } = await open()
+        .toColourspace('grey16')
+        .raw({ depth: 'ushort' })
+        .toBuffer({ resolveWithObject: true });
+      const grey = new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
+      if (info.channels !== 1 || grey.length !== info.width * info.height)
+        throw new Error(`a 16-bit greyscale PNG decoded to ${info.channels} channels of ${grey.length} values`);
+      const rgb = new Uint8Array(grey.length * 3);
+      for (let p = 0; p < grey.length; p++) rgb.fill(Math.min(grey[p], 255), p * 3, p * 3 + 3);
+      return { width: info.width, height: info.height, channels: 3, data: rgb };
+    }
+    const { data, info } = await open().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || data.byteLength !== info.width * info.height * 3)
+      throw new Error(`the image decoded to ${info.channels} channels of ${data.byteLength} bytes, not RGB`);
     return {
       width: info.width,
       height: info.height,

@@ -89,7 +89,9 @@ const isPng = (b: Uint8Array) => b.length > 8 && b[0] === 0x89 && b[1] === 0x50 
 /**
  * Pure-JS JPEG (jpeg-js, strict: a truncated file is an error) and PNG (fast-png) decoding to RGB;
  * runs in browsers and workers. Slower than sharp, and JPEG pixels can differ from libjpeg-turbo's
- * (PIL's, sharp's) by a few levels where the IDCTs round differently. 16-bit PNGs keep the high byte.
+ * (PIL's, sharp's) by a few levels where the IDCTs round differently. CMYK JPEGs convert as PIL's
+ * `convert('RGB')` (within the IDCT's rounding). 16-bit PNGs keep the high byte, except 16-bit
+ * greyscale, which is clipped to 255 as PIL does.
  */
 export const jsImageDecoder: ImageDecoder = {
   async decode(bytes) {
@@ -131,10 +133,14 @@ async function decodePngRgb(bytes: Uint8Array): Promise<RawImage> {
     return { width, height, channels: 3, data: out };
   }
   const channels = d.channels;
-  // Samples as 8-bit: 16-bit keeps the high byte; 1/2/4-bit grey rows are bit-packed and scaled to 0..255.
+  // Samples as 8-bit, as PIL reads them: 16-bit keeps the high byte, except 16-bit greyscale without
+  // alpha, which PIL reads as 32-bit integers and clips to 255; 1/2/4-bit grey rows are bit-packed and
+  // scaled to 0..255.
   const sample: (i: number) => number =
     depth === 16
-      ? (i) => d.data[i] >> 8
+      ? channels === 1
+        ? (i) => Math.min(d.data[i], 255)
+        : (i) => d.data[i] >> 8
       : depth === 8
         ? (i) => d.data[i]
         : (() => {

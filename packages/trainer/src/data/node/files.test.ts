@@ -1,7 +1,16 @@
 // File access refuses what is not a regular file: a FIFO would block the read and /dev/zero never
 // ends, so an image folder or a data file that holds one must fail (or be skipped), not hang.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { deflateSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -70,6 +79,21 @@ describe('image size limit', () => {
     await expect(loadImage({ kind: 'file', path }, jsImageDecoder, readFileLocation)).rejects.toMatchObject({
       reason: 'corrupt-image',
     });
+  });
+});
+
+describe("both decoders give PIL's convert('RGB') pixels", () => {
+  // scripts/fixtures/make_pil_convert_fixture.py (Pillow 9.4): a CMYK JPEG and 16-bit PNGs
+  const fx = join(__dirname, '../../../../../fixtures/ops/pil-convert');
+  const want = JSON.parse(readFileSync(join(fx, 'expected.json'), 'utf8')).files as Record<string, { rgb: number[] }>;
+  it.each(Object.keys(want))('%s', async (file) => {
+    const bytes = new Uint8Array(readFileSync(join(fx, file)));
+    const sharp = await sharpImageDecoder.decode(bytes);
+    expect(Array.from(sharp.data)).toEqual(want[file].rgb);
+    const js = await jsImageDecoder.decode(bytes);
+    // jpeg-js' IDCT rounds differently from libjpeg-turbo's: within 1 level; PNGs exactly
+    const tol = file.endsWith('.jpg') ? 1 : 0;
+    expect(Math.max(...Array.from(js.data, (v, i) => Math.abs(v - want[file].rgb[i])))).toBeLessThanOrEqual(tol);
   });
 });
 
