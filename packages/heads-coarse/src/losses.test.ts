@@ -94,6 +94,13 @@ describe.each(names.filter((n) => n !== 'webgpu'))('FIBER losses on %s', (backen
       [0.9, 0, 0, 0, 0],
     ]);
     expect((await gradCheck((x) => vqaLoss(x, targets), [vqa])).ok).toBe(true);
+    // targets of another shape would broadcast into a wrong loss: refused
+    for (const bad of [tf.zeros([2, 1]), tf.zeros([5]), tf.zeros([3, 5])]) {
+      expect(() => vqaLoss(vqa, bad)).toThrow(
+        `vqaLoss: logits [2, 5] and targets [${bad.shape.join(', ')}] must both be [B, answers]`,
+      );
+      bad.dispose();
+    }
     expect([1, 2, 3, 4].map(vqaSoftScore)).toEqual([0.3, 0.6, 0.8999999999999999, 1]);
     const cap = rng.normal([1, 4, 6]);
     expect((await gradCheck((x) => captionLoss(x, tf.tensor2d([[0, 4, 2, 1]], [1, 4], 'int32')), [cap])).ok).toBe(true);

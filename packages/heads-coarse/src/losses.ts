@@ -11,7 +11,10 @@ import { type Generator, bceWithLogits, crossEntropy, defaultGenerator, detach, 
  * text features from CE_t2i only: the other side's batch features are detached, as the official
  * code does. Queues [Q, H] (already normalised, no gradient) extend the negatives; the trainer's
  * `itcQueueLoss` takes them as the official buffers, [H, Q].
- * `temp` is used as given: pass `model.temperature()` (the official clamp to [0.001, 1]).
+ * `temp` is used as given. To train the temperature, clamp the parameter in place to [0.001, 1]
+ * first and pass its value, as the official code and the trainer's objective do: the gradient of
+ * `model.temperature()` (a clip) is 0 outside the bounds, so a temperature that crossed one would
+ * never move again. `model.temperature()` is right for inference.
  */
 export function itcLoss(
   imageCls: tf.Tensor,
@@ -213,9 +216,16 @@ export function vqaSoftScore(count: number): number {
   return Math.min(1, 0.3 * count);
 }
 
-/** VQA: BCE-with-logits (mean) x number of answers, as the official objective. */
+/**
+ * VQA: BCE-with-logits (mean) x number of answers, as the official objective. `logits` and
+ * `targets` are both [B, answers]; other shapes are refused (they would broadcast into a wrong loss).
+ */
 export function vqaLoss(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(bceWithLogits(logits, targets), logits.shape[logits.rank - 1]));
+  if (logits.rank !== 2 || targets.rank !== 2 || logits.shape.some((n, i) => n !== targets.shape[i]))
+    throw new RangeError(
+      `vqaLoss: logits [${logits.shape.join(', ')}] and targets [${targets.shape.join(', ')}] must both be [B, answers]`,
+    );
+  return tf.tidy(() => tf.mul(bceWithLogits(logits, targets), targets.shape[1]));
 }
 
 /** Captioning MLE: position t predicts token t + 1; labels = ids shifted left, padding ignored. */

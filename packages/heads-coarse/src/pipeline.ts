@@ -174,7 +174,8 @@ export class FiberPipeline {
   /**
    * Image-text retrieval. 'itc': dual-encoder cosine similarities (fast). 'itm': exhaustive fused
    * scoring of every pair with rank_output (the official ITM protocol). 'itc+itm': ITC top-`rerank`
-   * candidates re-scored by ITM.
+   * candidates re-scored by ITM; each list then holds at most `rerank` items (fewer than `k` when
+   * `k > rerank`), each with its ITM rank score, while `scores` stays the ITC similarity matrix.
    */
   async retrieve(
     images: RawImage[],
