@@ -225,7 +225,7 @@ export function vqaLoss(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
     throw new RangeError(
       `vqaLoss: logits [${logits.shape.join(', ')}] and targets [${targets.shape.join(', ')}] must both be [B, answers]`,
     );
-  return tf.tidy(() => tf.mul(bceWithLogits(logits, targets), targets.shape[1]));
+  return tf.tidy(() => tf.mul(bceWithLogits(logits, targets), logits.shape[logits.rank - 1]));
 }
 
 /** Captioning MLE: position t predicts token t + 1; labels = ids shifted left, padding ignored. */
