@@ -160,6 +160,10 @@ describe('fiber-bench train on the built-in world', () => {
     const other = train([...args.slice(0, -1), '2', '--accumulate', '2', '--out', b, '--resume']);
     expect(other.code, other.stderr).toBe(2);
     expect(other.stderr).toMatch(/the run was started with other settings \(batch: 3 then, 2 now\)/);
+    // the ITC queue's size too: it failed after the model was built, as an internal error (exit 1)
+    const otherQueue = train([...args, '--accumulate', '2', '--out', b, '--resume', '--queue', '0']);
+    expect(otherQueue.code, otherQueue.stderr).toBe(2);
+    expect(otherQueue.stderr).toMatch(/the run was started with other settings \(queue: 16 then, 0 now\)/);
     // a resume from a checkpoint whose float weights were damaged (NaN) is refused before training
     const c = join(work, 'resume-nan');
     cpSync(a, c, { recursive: true });
@@ -500,6 +504,16 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
       /--batch 100000: .*dataset_coco\.json hold \d+ records, less than one batch/,
     ],
     ['missing init file', [...base, '--out', 'x', '--init', '/nonexistent.ckpt'], /--init: no file \/nonexistent.ckpt/],
+    // an empty path (an unset shell variable) meant no --init, yet froze stages as for one
+    ['empty init', [...base, '--out', 'x', '--init', ''], /--init: an empty path/],
+    ['empty tokenizer', [...base, '--out', 'x', '--tokenizer', ''], /--tokenizer: an empty path/],
+    ['empty images', [...base, '--out', 'x', '--images', ''], /--images: an empty path/],
+    // the generators' seeds are mixed from it: past 2^32 they left torch's range (exit 1)
+    [
+      'a seed past 32 bits',
+      [...base, '--out', 'x', '--seed', '2400000000000000'],
+      /--seed: expected an integer in \[0, 4294967295\]/,
+    ],
     [
       'an --out under a file',
       [...base, '--out', join(__filename, 'run')],
@@ -533,6 +547,56 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(message);
   });
+
+  it('a fine-tuning resumed at another --image-size is refused (it trained on at another size without a word)', () => {
+    const out = join(work, 'fine-size');
+    const args = ['--task', 'refcoco', '--model', 'micro', '--data', 'builtin', '--steps', '1', '--batch', '2'];
+    const first = train([...args, '--image-size', '64', '--checkpoint-every', '1', '--out', out]);
+    expect(first.code, first.stderr.slice(-1500)).toBe(0);
+    const other = train([...args, '--image-size', '96', '--out', out, '--resume']);
+    expect(other.code, other.stderr).toBe(2);
+    expect(other.stderr).toMatch(/the run was started with other settings \(fineSize: 64 then, 96 now\)/);
+  }, 120_000);
+
+  it('a tokenizer whose <s>, <pad>, </s> are not ids 0, 1, 2 is refused (positions and losses assume them)', () => {
+    const dir = join(work, 'moved-specials');
+    mkdirSync(dir, { recursive: true });
+    const bpe = trainByteLevelBpe(['a red square left of a blue disc'], { vocabSize: 300, minFrequency: 1 });
+    const vocab: Record<string, number> = {};
+    const n = Object.keys(bpe.vocab).length;
+    for (const [token, id] of Object.entries(bpe.vocab)) vocab[token] = (id + 5) % n; // the same tokens, other ids
+    writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+    writeFileSync(join(dir, 'merges.txt'), mergesToText(bpe.merges));
+    const r = train([...swap('--task', 'caption'), '--tokenizer', dir, '--out', join(work, 'moved-specials-run')]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/the tokenizer has <s>, <pad>, <\/s> at ids 5, 6, 7; the model needs them at 0, 1, 2/);
+  });
+
+  it('a new run on a data folder trains its own BPE, not one an earlier run left in --out without a checkpoint', () => {
+    const out = join(work, 'stale-bpe');
+    const stale = join(out, 'tokenizer');
+    mkdirSync(stale, { recursive: true });
+    const bpe = trainByteLevelBpe(['zzz yyy xxx'], { vocabSize: 270, minFrequency: 1 });
+    writeFileSync(join(stale, 'vocab.json'), JSON.stringify(bpe.vocab));
+    writeFileSync(join(stale, 'merges.txt'), mergesToText(bpe.merges));
+    const args = [
+      '--task',
+      'caption',
+      '--model',
+      'micro',
+      '--data',
+      join(DATA, 'coco'),
+      '--steps',
+      '1',
+      '--batch',
+      '2',
+    ];
+    const r = train([...args, '--out', out]);
+    expect(r.code, r.stderr.slice(-1500)).toBe(0);
+    const vocabSize = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).tokenizer.vocabSize;
+    expect(vocabSize).not.toBe(Object.keys(bpe.vocab).length);
+    expect(JSON.parse(readFileSync(join(stale, 'vocab.json'), 'utf8'))).not.toEqual(bpe.vocab); // overwritten
+  }, 120_000);
 
   it('--tokenizer: the built-in world takes it (it was ignored); an unreadable one names the file', () => {
     const dir = join(work, 'own-bpe');

@@ -149,6 +149,11 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     if (v === undefined || v === '') throw new UsageError(`--${name} is required (see fiber-bench train --help)`);
     return v;
   };
+  /** An optional path: an empty one (`--init ""`, an unset shell variable) would mean nothing, or the current folder. */
+  const path = (name: string, v: string | undefined): string | undefined => {
+    if (v === '') throw new UsageError(`--${name}: an empty path`);
+    return v;
+  };
   const task = need('task', values.task);
   if (!(TRAIN_TASKS as readonly string[]).includes(task))
     throw new UsageError(`--task: unknown task "${task}" (expected ${TRAIN_TASKS.join(', ')})`);
@@ -165,10 +170,10 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
   return {
     task: task as TrainTask,
     model: need('model', values.model),
-    init: values.init,
+    init: path('init', values.init),
     data: need('data', values.data),
-    images: values.images,
-    tokenizer: values.tokenizer,
+    images: path('images', values.images),
+    tokenizer: path('tokenizer', values.tokenizer),
     steps: values.steps === undefined ? undefined : intArg('steps', values.steps, 1),
     epochs,
     batch: intArg('batch', need('batch', values.batch), 1),
@@ -180,7 +185,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     workers: values.workers === undefined ? undefined : intArg('workers', values.workers, 0, MAX_WORKERS),
     out: resolve(need('out', values.out)),
     resume: values.resume,
-    seed: intArg('seed', values.seed, 0),
+    // 32 bits, as the seeds of the run's generators are mixed from it in float64 integers
+    seed: intArg('seed', values.seed, 0, 2 ** 32 - 1),
     backend: values.backend as BackendName,
     checkpointEvery: intArg('checkpoint-every', values['checkpoint-every'], 1),
     keep: intArg('keep', values.keep, 1),

@@ -53,8 +53,11 @@ function tokenizerOption(dir: string): ByteLevelBpeTokenizer {
 /** --tokenizer, DATA/tokenizer/, OUT/tokenizer/ (a resumed run), or a BPE trained on the data's text (saved in OUT/tokenizer/). */
 async function folderTokenizer(args: TrainArgs, data: FolderData, vocabSize: number): Promise<ByteLevelBpeTokenizer> {
   if (args.tokenizer) return tokenizerOption(args.tokenizer);
+  // OUT/tokenizer/ is the resumed run's own; a new run trains its BPE again (a run that died before
+  // its first checkpoint may have left one made from other data)
   const found =
-    readTokenizer(join(args.data, 'tokenizer'), '--data') ?? readTokenizer(join(args.out, 'tokenizer'), '--out');
+    readTokenizer(join(args.data, 'tokenizer'), '--data') ??
+    (args.resume ? readTokenizer(join(args.out, 'tokenizer'), '--out') : undefined);
   if (found) return found;
   const texts: string[] = [];
   const n = Math.min(data.source.length, TOKENIZER_RECORDS);
@@ -82,7 +85,7 @@ function runFolder(...args: ConstructorParameters<typeof RunFolder>): RunFolder 
 
 /** Trains one task as `args` say, writing the run folder; a UsageError for what the user must fix. */
 export async function train(args: TrainArgs, log: (line: string) => void): Promise<void> {
-  if (args.init && !existsSync(args.init)) throw new UsageError(`--init: no file ${args.init}`);
+  if (args.init !== undefined && !existsSync(args.init)) throw new UsageError(`--init: no file ${args.init}`);
   const outProblem = outFolderProblem(args.out);
   if (outProblem) throw new UsageError(outProblem);
   const checkpoints = join(args.out, 'checkpoints');
@@ -117,6 +120,13 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
       throw new UsageError(`--batch ${args.batch}: ${files} hold ${folder.source.length} records, less than one batch`);
     tokenizer = await folderTokenizer(args, folder, micro ? 400 : 8000);
   }
+  // RoBERTa's position ids count from its <pad> id 1, and the MLM and caption losses skip ids 0-2
+  const specials = ['<s>', '<pad>', '</s>'].map((t) => tokenizer.id(t));
+  if (specials.some((id, i) => id !== i))
+    throw new UsageError(
+      `the tokenizer has <s>, <pad>, </s> at ids ${specials.join(', ')}; the model needs them at 0, 1, 2 ` +
+        '(as roberta-base and the BPE this command trains have them)',
+    );
   const maskId = tokenizer.id('<mask>');
   const records = world ? builtinRecords(args.task, world) : folder!.source.length;
   if (world && args.batch > records)
@@ -140,7 +150,7 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
   let loader: FolderSource['loader'] | undefined;
   let fineData: Pick<FolderSource, 'cuts' | 'negativeBatches'> | undefined;
   try {
-    if (args.init) {
+    if (args.init !== undefined) {
       // a checkpoint that cannot be read, or fits nothing, is bad input as a bad option is
       const path = args.init;
       const r = await loadInit(setup.model, path).catch((e: Error) => {
@@ -200,6 +210,9 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
         seed: args.seed,
         backend: args.backend,
         tokenizer: { vocabSize: tokenizer.vocabSize },
+        // what shapes the batches and the ITC queue: another value on --resume is refused up front
+        fineSize: fine ? shape.fineSize : null,
+        queue: ['pretrain-coarse', 'retrieval-itc'].includes(args.task) ? options.queueSize : null,
       },
       resume: args.resume,
       keepLast: args.keep,
