@@ -63,7 +63,7 @@ export function requireUnique(list: readonly unknown[], name: string, key: strin
     if (typeof id !== 'number' || !Number.isFinite(id)) return;
     const j = first.get(id);
     if (j !== undefined)
-      throw new Error(`${name}: ${key}[${i}] has the ${field} ${id} of ${key}[${j}]; ids must be unique`);
+      throw new TypeError(`${name}: ${key}[${i}] has the ${field} ${id} of ${key}[${j}]; ids must be unique`);
     first.set(id, i);
   });
 }
