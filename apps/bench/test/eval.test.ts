@@ -601,6 +601,20 @@ describe('fiber-bench eval refcoco', () => {
   });
 });
 
+describe('fiber-bench eval refcoco: one referred box per expression', () => {
+  it('skips an expression with two annotations (it was scored against the last one while grounding the first)', async () => {
+    const ann = join(work, 'refcoco-two-boxes.json');
+    const data = JSON.parse(readFileSync(join(samples, 'mdetr_annotations/finetune_refcoco_val.json'), 'utf8'));
+    data.annotations.push({ ...data.annotations[0], id: 999, bbox: [40, 30, 10, 10] });
+    writeFileSync(ann, JSON.stringify(data));
+    const r = await evalRun(['--task', 'refcoco', '--checkpoint', assets.ckpt.fineV3, '--data', samples, '--ann', ann]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.summary.skipped).toEqual({ 'degenerate-box': 1, 'corrupt-image': 1, 'malformed-record': 1 });
+    expect(r.stderr).toMatch(/image 0: 2 annotations, where a referring expression refers to one box/);
+    expect(json(r.summary.files.results).map((s: { image_id: number }) => s.image_id)).toEqual([1, 2, 3]);
+  });
+});
+
 describe('fiber-bench eval flickr30k-entities', () => {
   it('writes MDETR predictions; recall as the evaluator computes it on the evaluated images', async () => {
     const r = await evalRun(['--task', 'flickr30k-entities', '--checkpoint', assets.ckpt.fineV2, '--data', samples]);
@@ -622,7 +636,15 @@ describe('fiber-bench eval flickr30k-entities', () => {
     const rec = ev.evaluate(preds);
     expect(r.rows.get('R@1 (all phrases)')).toBe((100 * rec['R@1'].all).toFixed(2));
     expect(r.rows.get('R@5')).toBe((100 * rec['R@5'].all).toFixed(2));
-    expect(r.summary.skipped).toEqual({ 'span-outside-text': 1, 'corrupt-image': 1 });
+    // image 1002's other sentence is skipped with it: the evaluator scores whole images
+    expect(r.summary.skipped).toEqual({ 'span-outside-text': 1, 'corrupt-image': 1, 'malformed-record': 1 });
+    expect(r.summary.skippedSamples).toContainEqual({
+      key: 's1002_0',
+      reason: 'malformed-record',
+      detail:
+        'image 1002: sentence 1 with boxes not read from final_flickr_separateGT_test.json; the evaluator scores whole images',
+    });
+    expect(r.summary.counts).toEqual({ samples: 6, evaluated: 3, skipped: 3 }); // every sentence read is in one
     expect(r.stdout).toMatch(/recall over the 2 of 4 images/);
     // the official threshold (0.05): this random head scores every phrase about 0.01, so each
     // gets only the evaluator's dummy box
@@ -660,12 +682,13 @@ describe('fiber-bench eval flickr30k-entities', () => {
     writeFileSync(xml, text.slice(0, text.indexOf('<object>'))); // cut before its first box
     const r = await evalRun(['--task', 'flickr30k-entities', '--checkpoint', assets.ckpt.fineV2, '--data', dir]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.summary.skippedSamples).toContainEqual({
-      key: 'image 1001',
-      reason: 'malformed-record',
-      detail:
-        'image 1001: sentence 0 has 2 phrases in final_flickr_separateGT_test.json, 0 with boxes in Sentences/1001.txt and Annotations/1001.xml',
-    });
+    for (const key of ['s1001_0', 's1001_1'])
+      expect(r.summary.skippedSamples).toContainEqual({
+        key,
+        reason: 'malformed-record',
+        detail:
+          'image 1001: sentence 0 has 2 phrases in final_flickr_separateGT_test.json, 0 with boxes in Sentences/1001.txt and Annotations/1001.xml',
+      });
     expect(readFileSync(r.summary.files.images, 'utf8')).toBe('1004\n');
     // images 1003 (whose file is corrupt) and 1004 went to the model, not 1001's two sentences
     expect(r.stderr).toMatch(/flickr30k-entities test: 2\/2 /);
@@ -688,6 +711,8 @@ describe('fiber-bench eval flickr30k-entities', () => {
       '1001_0',
       '1001_1',
     ]);
+    // the reader's skips of images the limit leaves out are not counted (they were)
+    expect(r.summary.counts).toEqual({ samples: 2, evaluated: 2, skipped: 0 });
   });
 });
 
@@ -741,6 +766,19 @@ describe('fiber-bench eval error paths', () => {
         join(samples, 'vqa/v2_mscoco_val2014_annotations.json'),
       ],
       /^VQA questions: .*v2_mscoco_val2014_annotations\.json: .*expected a json object with an array "questions"$/,
+    ],
+    [
+      'a repeated question id (a plain Error of the reader was exit 1)',
+      () => {
+        const dir = join(work, 'vqa-repeated-id');
+        cpSync(join(samples, 'vqa'), dir, { recursive: true });
+        const file = join(dir, 'v2_OpenEnded_mscoco_val2014_questions.json');
+        const q = JSON.parse(readFileSync(file, 'utf8'));
+        q.questions[1].question_id = q.questions[0].question_id;
+        writeFileSync(file, JSON.stringify(q));
+        return ['--task', 'vqa', '--checkpoint', assets.ckpt.vqa, '--data', dir, '--images', join(samples, 'coco')];
+      },
+      /questions\[1\] has the question_id \d+ of questions\[0\]; ids must be unique$/,
     ],
     [
       'a missing checkpoint',
@@ -931,6 +969,29 @@ describe('fiber-bench eval --resume', () => {
     const whole = await evalRun(args);
     expect(whole.code, whole.stderr).toBe(0);
     expect(notes).toEqual(whole.summary.notes);
+  });
+
+  it('reads again on --resume the images it could not read (a run goes on after its files were put right)', async () => {
+    const images = join(work, 'images-fixed-later');
+    cpSync(join(samples, 'coco'), images, { recursive: true });
+    const args = ['--task', 'vqa', '--checkpoint', assets.ckpt.vqa, '--data', join(samples, 'vqa'), '--images', images];
+    const out = join(work, 'images-fixed-later-out');
+    const first = await evalRun(args, { out });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.summary.skipped).toMatchObject({
+      'corrupt-image': expect.any(Number),
+      'missing-image': expect.any(Number),
+    });
+    // put every image right: a copy of a good one under each name the run could not read
+    const val = join(images, 'val2014');
+    for (const id of [104, 105])
+      cpSync(join(val, 'COCO_val2014_000000000101.jpg'), join(val, `COCO_val2014_${String(id).padStart(12, '0')}.jpg`));
+    const resumed = await evalRun([...args, '--resume'], { out });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.summary.skipped).toEqual({});
+    const fresh = await evalRun(args);
+    expect(resumed.summary.metrics).toEqual(fresh.summary.metrics);
+    expect(resumed.summary.counts).toEqual(fresh.summary.counts);
   });
 
   it('refuses partial results of another run', async () => {

@@ -103,12 +103,25 @@ export interface EvalOptions {
   decoder: 'auto' | 'sharp' | 'js';
 }
 
-const int = (name: string, v: string | undefined, min = 1): number | undefined => {
+const int = (name: string, v: string | undefined, min = 1, max = Number.MAX_SAFE_INTEGER): number | undefined => {
   if (v === undefined) return undefined;
   const n = parseIntOption(v, min);
-  if (n === undefined) fail(`--${name}: expected an integer >= ${min}, got "${v}"`);
+  if (n === undefined || n > max)
+    fail(
+      `--${name}: expected an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`}, got "${v}"`,
+    );
   return n;
 };
+
+/** A split names files in --out (`<task>_<split>...`): letters, digits and `_ . + -`, never a path. */
+function splitName(v: string | undefined): string | undefined {
+  if (v !== undefined && (!/^[A-Za-z0-9_.+-]+$/.test(v) || /^\.+$/.test(v)))
+    fail(`--split: "${v}" is not a split name (letters, digits, _ . + -)`);
+  return v;
+}
+
+/** Image sides past this allocate gigabytes before anything fails (FIBER reads 384-1333 px). */
+const MAX_SIDE = 8192;
 
 const oneOf = <T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T | undefined => {
   if (v === undefined) return undefined;
@@ -173,7 +186,7 @@ export function parseEvalArgs(argv: string[]): EvalOptions | undefined {
     checkpoint: resolve(values.checkpoint!),
     data: resolve(values.data!),
     tokenizer: path(values.tokenizer),
-    split: values.split,
+    split: splitName(values.split),
     limit: int('limit', values.limit),
     out: resolve(values.out ?? 'eval-results'),
     resume: values.resume ?? false,
@@ -190,11 +203,11 @@ export function parseEvalArgs(argv: string[]): EvalOptions | undefined {
     mode: oneOf('mode', values.mode, ['itc', 'itm'] as const),
     itmRerank: int('itm-rerank', values['itm-rerank']),
     itmCheckpoint: path(values['itm-checkpoint']),
-    imageSize: int('image-size', values['image-size'], 32),
+    imageSize: int('image-size', values['image-size'], 32, MAX_SIDE / 2),
     maxTextLen: int('max-text-len', values['max-text-len'], 2),
     beam: int('beam', values.beam) ?? 5,
-    minSize: int('min-size', values['min-size'], 32),
-    maxSize: int('max-size', values['max-size'], 32),
+    minSize: int('min-size', values['min-size'], 32, MAX_SIDE),
+    maxSize: int('max-size', values['max-size'], 32, MAX_SIDE),
     gt: oneOf('gt', values.gt, ['separate', 'merged'] as const) ?? 'separate',
     entities: path(values.entities),
     chunk: int('chunk', values.chunk),

@@ -42,6 +42,9 @@ export interface Stage<T, R> {
   decode(value: unknown, key: string): R;
 }
 
+/** Skips of an image file (missing, undecodable), retried on --resume. */
+const IMAGE_REASONS: readonly string[] = ['missing-image', 'corrupt-image'];
+
 /** Errors that concern one sample (a prompt the tokenizer cannot map, a record the data cannot satisfy). */
 const sampleError = (e: unknown): Skip | undefined => {
   if (e instanceof DataSkipError) return { reason: e.reason, detail: e.message };
@@ -82,7 +85,9 @@ export async function runStage<T, R>(ctx: RunContext, stage: Stage<T, R>): Promi
   let resumed = 0;
   for (const item of stage.items) {
     const stored = ctx.partial.get(item.key);
-    if (!stored) {
+    // an image that could not be read is read again: a resume is how a run goes on after its
+    // missing or broken files were put right (an unchanged file is skipped again, as before)
+    if (!stored || ('skip' in stored && IMAGE_REASONS.includes(stored.skip.reason))) {
       pending.push(item);
       continue;
     }

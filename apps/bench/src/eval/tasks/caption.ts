@@ -75,6 +75,9 @@ export async function evalCaption(ctx: EvalContext): Promise<TaskReport> {
   });
   try {
     checkTokenizer(tokenizer, opts.tokenizer!, setup.model.config.roberta.vocabSize);
+    // each beam step keeps the best `beam` tokens of the vocabulary: checked before any image runs
+    if (opts.beam > setup.model.config.roberta.vocabSize)
+      fail(`--beam ${opts.beam}: more beams than the model's ${setup.model.config.roberta.vocabSize} tokens`);
     const fingerprint = baseFingerprint(ctx, {
       captions: fileStamp(annFile),
       split,

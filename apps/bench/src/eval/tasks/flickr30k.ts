@@ -11,7 +11,7 @@ import { mdetrGrounding, type Span } from '@fiber-vl/trainer';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, loadFine, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, parseFile, readJsonObject, readSource, requireDir, requireFile } from '../data.js';
+import { SkipLog, fileStamp, parseFile, readJsonObject, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { baseFingerprint, boxesField, pct, record, refOf } from './common.js';
@@ -53,8 +53,8 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
 
   // sentence entry id -> (Flickr image id, sentence index), fields the grounding records do not keep
   const meta = new Map<string, { imageId: string; sentenceId: number }>();
-  for (const img of (json as { images?: { id?: unknown; original_img_id?: unknown; sentence_id?: unknown }[] })
-    .images ?? []) {
+  const entries = (json as { images?: { id?: unknown; original_img_id?: unknown; sentence_id?: unknown }[] }).images;
+  for (const img of entries ?? []) {
     if (
       img &&
       (typeof img.original_img_id === 'number' || typeof img.original_img_id === 'string') &&
@@ -66,6 +66,8 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
   const source = parseFile('Flickr30k Entities annotations', annFile, () =>
     mdetrGrounding(json, { name: basename(annFile) }),
   );
+  // the reader's skips, counted below for the images --limit chooses (the reader reads every entry)
+  const readSkips = new SkipLog(() => {});
   const read: (Item<Data> | undefined)[] = await readSource(
     source,
     (r) => {
@@ -84,7 +86,7 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
         data: { ...m, caption: r.text, phrases },
       };
     },
-    ctx.skips,
+    readSkips,
   );
   // sentences without a phrase that has a box are not evaluated (MDETR's evaluator skips them too)
   const all = read.filter((x): x is Item<Data> => x !== undefined && x.data.phrases.length > 0);
@@ -94,6 +96,19 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
   // them by image
   const sentencesOf = new Map<string, Item<Data>[]>([...chosen].map((id) => [id, []]));
   for (const it of all) sentencesOf.get(it.data.imageId)?.push(it);
+  // a skipped entry's image, from the file's images[i] (the source's entry i)
+  const imageOfSkip = (key: string): string | undefined => {
+    const i = Number(key.slice(key.lastIndexOf('#') + 1));
+    const id = Number.isInteger(i) ? entries?.[i]?.original_img_id : undefined;
+    return typeof id === 'number' || typeof id === 'string' ? String(id) : undefined;
+  };
+  let readSkipped = 0;
+  for (const { key, ...skip } of readSkips.items) {
+    const id = imageOfSkip(key);
+    if (opts.limit !== undefined && id !== undefined && !chosen.has(id)) continue;
+    ctx.skips.add(key, skip);
+    readSkipped++;
+  }
   // Each image's sentences against what the evaluator will expect of them (Sentences/, Annotations/),
   // before the model runs: an image whose phrases do not match is skipped rather than refused by
   // the evaluator after the last image.
@@ -101,20 +116,18 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
   const consistent = new Set(
     [...chosen].filter((id) => {
       const sentences = sentencesOf.get(id)!;
+      // an image that cannot be evaluated skips each of its sentences (the samples counted)
+      const mismatch = (detail: string) => {
+        for (const it of sentences)
+          ctx.skips.add(it.key, { reason: 'malformed-record', detail: `image ${id}: ${detail}` });
+        return false;
+      };
       let expected: unknown[][];
       try {
         expected = evaluator.phrasesOf(id);
       } catch (e) {
-        ctx.skips.add(`image ${id}`, {
-          reason: 'malformed-record',
-          detail: `image ${id}: ${(e as Error).message.split('\n')[0]}`,
-        });
-        return false;
+        return mismatch((e as Error).message.split('\n')[0]);
       }
-      const mismatch = (detail: string) => {
-        ctx.skips.add(`image ${id}`, { reason: 'malformed-record', detail: `image ${id}: ${detail}` });
-        return false;
-      };
       for (const it of sentences) {
         const want = expected[it.data.sentenceId]?.length ?? 0;
         if (it.data.phrases.length !== want)
@@ -124,7 +137,15 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
           );
       }
       // a boxed sentence without its record (the reader skipped it, and said why) leaves the image incomplete
-      return expected.every((ph, s) => !ph.length || sentences.some((it) => it.data.sentenceId === s));
+      const missing = expected.flatMap((ph, s) =>
+        ph.length && !sentences.some((it) => it.data.sentenceId === s) ? [s] : [],
+      );
+      if (missing.length)
+        return mismatch(
+          `sentence${missing.length > 1 ? 's' : ''} ${missing.join(', ')} with boxes not read from ` +
+            `${basename(annFile)}; the evaluator scores whole images`,
+        );
+      return true;
     }),
   );
   const items = all.filter((it) => consistent.has(it.data.imageId));
@@ -194,7 +215,10 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
         `each sentence's phrases (tokens_positive_eval) grounded with the whole sentence as prompt, boxes ` +
         `ranked by score; ${opts.gt} GT, IoU >= 0.5; one image per forward`,
       data: { annotations: annFile, images: imagesDir, entities: entitiesDir },
-      counts: { samples: all.filter((it) => chosen.has(it.data.imageId)).length, evaluated: predictions.length },
+      counts: {
+        samples: all.filter((it) => chosen.has(it.data.imageId)).length + readSkipped,
+        evaluated: predictions.length,
+      },
       metrics: { recall, images: complete.length, sentences: predictions.length },
       rows: [
         ['R@1 (all phrases)', pct(all1)],

@@ -45,12 +45,17 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
   requireKind(opts.checkpoint, shapes, 'fine', 'refcoco', `a fine-grained checkpoint fine-tuned on ${dataset}`);
 
   const source = parseFile('RefCOCO annotations', annFile, () => mdetrGrounding(json, { name: basename(annFile) }));
+  // one expression per image entry and one referred box: FIBER's RefExpEvaluator asserts a single
+  // annotation per image, so the box the phrase grounds and the box it is scored against are one
   const gtBox = new Map<number, [number, number, number, number]>();
+  const annotationCount = new Map<number, number>();
   for (const a of (json as { annotations?: { image_id?: number; bbox?: number[] }[] }).annotations ?? []) {
-    if (typeof a?.image_id === 'number' && Array.isArray(a.bbox) && a.bbox.length === 4)
+    if (typeof a?.image_id !== 'number') continue;
+    annotationCount.set(a.image_id, (annotationCount.get(a.image_id) ?? 0) + 1);
+    if (Array.isArray(a.bbox) && a.bbox.length === 4)
       gtBox.set(a.image_id, [a.bbox[0], a.bbox[1], a.bbox[2], a.bbox[3]]);
   }
-  const items: Item<Data>[] = await readSource(
+  const read: Item<Data>[] = await readSource(
     source,
     (r) => {
       const id = Number(r.id);
@@ -64,6 +69,17 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
     ctx.skips,
     opts.limit,
   );
+  const items = read.filter((it) => {
+    const n = annotationCount.get(it.data.id) ?? 0;
+    if (n === 1 && gtBox.has(it.data.id)) return true;
+    ctx.skips.add(`${basename(annFile)} image ${it.data.id}`, {
+      reason: 'malformed-record',
+      detail:
+        `${basename(annFile)} image ${it.data.id}: ${n} annotations, where a referring expression refers to ` +
+        "one box (FIBER's RefExpEvaluator asserts one per image)",
+    });
+    return false;
+  });
 
   const tokenizer = ctx.tokenizer();
   const setup = await loadFine(opts.checkpoint, shapes, {
@@ -107,7 +123,7 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
       },
     });
 
-    const done = items.filter((it) => results.has(it.key) && gtBox.has(it.data.id));
+    const done = items.filter((it) => results.has(it.key));
     if (!done.length) fail(`${dataset}: no expression could be evaluated (skipped: ${ctx.skips.summary()})`);
     // fiber-metrics rec --samples reads this file ({gt_box, pred_boxes}); a model without any box answers [0, 0, 0, 0]
     const samples = done.map((it) => {

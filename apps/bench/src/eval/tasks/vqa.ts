@@ -106,7 +106,7 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
         `${heads.vqaLabels}`,
     );
   }
-  const answersFile = ctx.writeJson(`vqa_answers.json`, answers);
+  const answersFile = ctx.writeJson(`vqa_${split}_answers.json`, answers);
 
   const questions = readJsonObject(qFile, 'VQA questions');
   const subtypeField = questions.data_subtype;
