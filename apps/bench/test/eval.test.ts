@@ -77,8 +77,7 @@ async function evalRun(args: string[], { out = join(work, `out${runs++}`), token
     out,
     '--backend',
     backend,
-    '--decoder',
-    'js',
+    ...(args.includes('--decoder') ? [] : ['--decoder', 'js']),
     ...(tokenizer ? ['--tokenizer', assets.tokenizer] : []),
   ];
   const code = await evalMain([...args, ...common], io);
@@ -1041,6 +1040,11 @@ describe('fiber-bench eval --resume', () => {
     const same = await resume();
     expect(same.code, same.stderr).toBe(0);
     expect(same.stderr).toMatch(/done in an earlier run \(--resume\)/);
+
+    // another decoder: sharp and the JS decoder differ on some files
+    const otherDecoder = await evalRun([...args, '--resume', '--decoder', 'sharp'], { out, tokenizer: false });
+    expect(otherDecoder.code).toBe(2);
+    expect(otherDecoder.stderr).toMatch(/another run \(decoder: "js" then, "sharp" now\)/);
 
     const otherImages = await resume(['--images', images]);
     expect(otherImages.code).toBe(2);

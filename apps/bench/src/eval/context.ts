@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import type { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { loadTokenizer } from '@fiber-vl/roberta/node';
 import type { ImageDecoder } from '@fiber-vl/swin';
-import type { ImageStore } from '@fiber-vl/trainer';
+import { type ImageStore, jsImageDecoder } from '@fiber-vl/trainer';
 import { fail } from './errors.js';
 import type { EvalOptions } from './options.js';
 import { PartialStore } from './partial.js';
@@ -67,7 +67,8 @@ export class EvalContext {
   run(name: string, fingerprint: Record<string, unknown>, images: ImageStore): RunContext {
     const { store, note } = PartialStore.open(
       this.outFile(`${name}.partial.jsonl`),
-      { ...fingerprint, images: resolve(images.name) },
+      // the decoder too: sharp and the JS one differ on some files (JPEG rounding, GIF/WebP/TIFF)
+      { ...fingerprint, images: resolve(images.name), decoder: this.decoder === jsImageDecoder ? 'js' : 'sharp' },
       this.opts.resume,
     );
     if (note) this.log(note);
