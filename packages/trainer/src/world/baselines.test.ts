@@ -62,11 +62,21 @@ describe('chance and majority baselines', () => {
     expect(b.vqa.accuracy).toBeLessThan(0.6);
   });
 
-  it('scores the majority answer as an exact match count', () => {
+  it('scores the majority answer as an exact match count, and takes per type the better of it and a uniform guess', () => {
     const b = worldBaselines(world, 'val', { limit: 20, referenceLimit: 100 });
     const qs = Array.from(world.samples('val', { end: 20 })).flatMap((s) => s.questions);
-    const hits = qs.filter((q) => q.answer === b.vqa.byType[q.type].majority).length;
-    expect(b.vqa.accuracy).toBeCloseTo(hits / qs.length, 12);
+    let expected = 0;
+    for (const [type, t] of Object.entries(b.vqa.byType)) {
+      const mine = qs.filter((q) => q.type === type);
+      const hits = mine.filter((q) => q.answer === t.majority).length;
+      expect(t.accuracy).toBeCloseTo(mine.length ? hits / mine.length : 0, 12);
+      expect(t.chance).toBe(1 / world.answers[type as keyof typeof world.answers].length);
+      expected += Math.max(hits, mine.length * t.chance);
+    }
+    expect(b.vqa.accuracy).toBeCloseTo(expected / qs.length, 12);
+    // never under either guess alone
+    const majorityOnly = qs.filter((q) => q.answer === b.vqa.byType[q.type].majority).length / qs.length;
+    expect(b.vqa.accuracy).toBeGreaterThanOrEqual(majorityOnly);
     expect(b.scenes).toBe(20);
   });
 
