@@ -1,6 +1,14 @@
 // The seeds' probes averaged by the main job: entry k of every seed, checked to be the same probe.
 import { describe, expect, it } from 'vitest';
-import { aggregateClassProbes, aggregateMlmProbes, aggregateProbes, aggregateVqaTypes } from '../src/run/main.js';
+import {
+  aggregateAblations,
+  aggregateClassProbes,
+  aggregateMlmProbes,
+  aggregateProbes,
+  aggregateTasks,
+  aggregateVqaTypes,
+} from '../src/run/main.js';
+import { marginVerdict } from '../src/run/report.js';
 import type { SeedResult } from '../src/run/seed.js';
 
 const seed = (n: number, accuracy: number, own: number, words = 10): SeedResult => ({
@@ -82,5 +90,51 @@ describe('probe aggregation over seeds', () => {
     );
     const short = { ...seed(1, 0.6, 0.5), probes: [] };
     expect(() => aggregateProbes([seed(0, 0.4, 0.3), short])).toThrow('seed 1: 0 probes, seed 0 1');
+  });
+});
+
+describe('task and ablation aggregation over seeds', () => {
+  const task = (value: number, baseline = 0.3) => ({
+    task: 'vqa',
+    metric: 'accuracy',
+    value,
+    baseline,
+    higherIsBetter: true,
+  });
+  const ablation = (name: string, w: number) => ({ name, task: 'vqa', metric: 'accuracy', with: w, without: 0.2 });
+  const withRows = (n: number, tasks: SeedResult['tasks'], ablations: SeedResult['ablations']): SeedResult => ({
+    ...seed(n, 0.5, 0.5),
+    tasks,
+    ablations,
+  });
+
+  it('averages a task over the seeds, and refuses seeds whose baselines differ (one test split)', () => {
+    const [t] = aggregateTasks([withRows(0, [task(0.4)], []), withRows(1, [task(0.6)], [])]);
+    expect(t).toMatchObject({ value: 0.5, seeds: [0.4, 0.6], baseline: 0.3 });
+    expect(() => aggregateTasks([withRows(0, [task(0.4)], []), withRows(1, [task(0.6, 0.31)], [])])).toThrow(
+      "seed 1: vqa accuracy's baseline is 0.31, seed 0's 0.3",
+    );
+  });
+
+  it('pairs ablation k of every seed, and refuses seeds whose lists do not line up', () => {
+    const [a] = aggregateAblations([withRows(0, [], [ablation('(b)', 0.4)]), withRows(1, [], [ablation('(b)', 0.6)])]);
+    expect(a).toMatchObject({ with: 0.5, without: 0.2, seeds: [{ seed: 0 }, { seed: 1 }] });
+    expect(() =>
+      aggregateAblations([withRows(0, [], [ablation('(b)', 0.4)]), withRows(1, [], [ablation('(c)', 0.6)])]),
+    ).toThrow('seed 1: ablation 0 is (c) vqa/accuracy, expected (b) vqa/accuracy');
+    expect(() => aggregateAblations([withRows(0, [], [ablation('(b)', 0.4)]), withRows(1, [], [])])).toThrow(
+      'seed 1: ablation 0 is missing',
+    );
+  });
+
+  it('names the rows under the margin, and those a seed of which is under it', () => {
+    const rows = aggregateTasks([
+      withRows(0, [task(0.32), task(0.33), task(0.5)], []),
+      withRows(1, [task(0.36), task(0.43), task(0.5)], []),
+    ]).map((t, i) => ({ ...t, metric: `m${i}` }));
+    expect(marginVerdict(rows, [0, 1])).toEqual([
+      'NOT clearly above baseline (mean margin < 0.05): vqa m0',
+      "above on the mean, but a seed's margin is under 0.05: vqa m1 (seed 0: 0.030)",
+    ]);
   });
 });

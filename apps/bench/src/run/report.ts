@@ -126,6 +126,34 @@ export function margin(t: Pick<TaskResult, 'value' | 'baseline' | 'higherIsBette
   return t.higherIsBetter ? t.value - t.baseline : t.baseline - t.value;
 }
 
+/** The margin over its baseline that every task must reach, on the mean over seeds (issue 11's "clear margin"). */
+export const REQUIRED_MARGIN = 0.05;
+
+/**
+ * What the run says about the margins: the rows whose mean is under REQUIRED_MARGIN, and the rows
+ * that clear it on the mean while a seed of theirs does not (read those with care).
+ */
+export function marginVerdict(tasks: readonly TaskResult[], seeds: readonly number[]): string[] {
+  const name = (t: TaskResult) => `${t.task} ${t.metric}`;
+  const weak = tasks.filter((t) => margin(t) < REQUIRED_MARGIN);
+  const shaky = tasks.flatMap((t) => {
+    if (margin(t) < REQUIRED_MARGIN) return [];
+    const under = t.seeds.flatMap((v, i) => {
+      const m = margin({ ...t, value: v });
+      return m < REQUIRED_MARGIN ? [`seed ${seeds[i] ?? `#${i + 1}`}: ${fmt(m)}`] : [];
+    });
+    return under.length ? [`${name(t)} (${under.join(', ')})`] : [];
+  });
+  return [
+    weak.length
+      ? `NOT clearly above baseline (mean margin < ${REQUIRED_MARGIN}): ${weak.map(name).join('; ')}`
+      : `every task beats its baseline by >= ${REQUIRED_MARGIN} on the mean over seeds`,
+    ...(shaky.length
+      ? [`above on the mean, but a seed's margin is under ${REQUIRED_MARGIN}: ${shaky.join('; ')}`]
+      : []),
+  ];
+}
+
 /** The probes as rows (weights probed x stride) of "accuracy (chance)" cells, one per attribute. */
 function probeTable(probes: ProbeSummary[]): {
   attributes: string[];
@@ -154,6 +182,8 @@ export function resultsMarkdown(r: MainJobResults): string {
       (t) =>
         `| ${t.task} | ${t.metric} | ${fmt(t.value)} | ${t.seeds.map((v) => fmt(v)).join(' / ')} | ${fmt(t.baseline)} | ${fmt(margin(t))}${t.note ? ` (${t.note})` : ''} |`,
     ),
+    '',
+    ...marginVerdict(r.tasks, r.seeds),
     '',
     '| ablation | task | metric | with | without | difference (spread) | verdict |',
     '|---|---|---|---|---|---|---|',
@@ -331,14 +361,20 @@ export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
   const taskRows = r.tasks
     .map(
       (t) =>
-        `<tr><td>${esc(t.task)}</td><td>${esc(t.metric)}</td><td>${fmt(t.value)}</td><td>${t.seeds.map((v) => fmt(v)).join(' / ')}</td><td>${fmt(t.baseline)}</td><td class="${margin(t) > 0 ? 'good' : 'bad'}">${fmt(margin(t))}</td><td>${esc(t.note ?? '')}</td></tr>`,
+        `<tr><td>${esc(t.task)}</td><td>${esc(t.metric)}</td><td>${fmt(t.value)}</td><td>${t.seeds.map((v) => fmt(v)).join(' / ')}</td><td>${fmt(t.baseline)}</td><td class="${margin(t) >= REQUIRED_MARGIN ? 'good' : 'bad'}">${fmt(margin(t))}</td><td>${esc(t.note ?? '')}</td></tr>`,
     )
     .join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fiber-vl main job report</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
 .good{color:#1a7f37}.bad{color:#cf222e}.charts,.gallery{display:flex;flex-wrap:wrap;gap:12px}.item{width:200px;font-size:11px}.item p{margin:2px 0}h4{margin:4px 0}figure{margin:0}</style></head><body>
 <h1>fiber-vl main job</h1><p>FIBER coarse-to-fine on the built-in procedural world: preset <b>${esc(r.preset)}</b>, seeds ${r.seeds.join(', ')}, backend ${esc(r.backend)}, ${(r.seconds / 60).toFixed(1)} minutes.</p>
-<h2>Tasks (test split)</h2><table><tr><th>task</th><th>metric</th><th>mean</th><th>per seed</th><th>baseline</th><th>margin</th><th></th></tr>${taskRows}</table>
+<h2>Tasks (test split)</h2><p>Margin: the mean over seeds minus the baseline (the baseline minus the mean where lower is better). Every task must clear its baseline by <b>${REQUIRED_MARGIN}</b>: green where the mean does, red where it does not.</p><ul>${marginVerdict(
+    r.tasks,
+  )
+    .map((l) => `<li>${esc(l)}</li>`)
+    .join(
+      '',
+    )}</ul><table><tr><th>task</th><th>metric</th><th>mean</th><th>per seed</th><th>baseline</th><th>margin</th><th></th></tr>${taskRows}</table>
 ${probeHtml(r.probes)}${mlmProbeHtml(r.mlmProbes)}${classProbeHtml(r.classProbes)}${vqaTypesHtml(r.vqaTypes)}<h2>Ablations</h2><div class="charts">${r.ablations.map(ablationBars).join('')}</div>
 <pre>${esc(resultsMarkdown(r))}</pre>
 <h2>Training losses</h2><div class="charts">${[...byStage].map(([stage, curves]) => lineChart(curves, stage)).join('')}</div>

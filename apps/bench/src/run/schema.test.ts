@@ -19,6 +19,7 @@ function valid() {
       baseline: 0.1,
       higherIsBetter: true,
       seeds: [0.4, 0.6],
+      clearMargin: true,
     })) as Entry[],
     ablations: [
       {
@@ -115,6 +116,12 @@ describe('validateResults', () => {
     ['task value', (r) => (r.tasks[0].value = Number.POSITIVE_INFINITY), `tasks[0].value: ${finite(null)}`],
     ['task baseline', (r) => (r.tasks[0].baseline = '0.1'), `tasks[0].baseline: ${finite('0.1')}`],
     ['higherIsBetter', (r) => (r.tasks[0].higherIsBetter = 1), 'tasks[0].higherIsBetter: must be a boolean'],
+    ['clearMargin missing', (r) => delete r.tasks[0].clearMargin, 'tasks[0].clearMargin: must be a boolean'],
+    [
+      'clearMargin against the margin',
+      (r) => (r.tasks[0].baseline = 0.48),
+      'tasks[0].clearMargin: must say whether the margin (0.020000000000000018) reaches 0.05',
+    ],
     ['task seed', (r) => (r.tasks[0].seeds = [0.1, null]), 'tasks[0].seeds: must hold 2 finite numbers'],
     ['task entry', (r) => (r.tasks as unknown[]).push(7), 'tasks[7]: not an object'],
     ['ablation name', (r) => (r.ablations[0].name = 5), 'ablations[0].name: must be a non-empty string'],

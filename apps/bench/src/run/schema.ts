@@ -76,6 +76,16 @@ export function validateResults(r: unknown): string[] {
     finite(at, t, ['value', 'baseline']);
     need(typeof t.higherIsBetter === 'boolean', `${at}.higherIsBetter`, 'must be a boolean');
     perSeed(at, t, isFiniteNumber, 'finite numbers');
+    need(typeof t.clearMargin === 'boolean', `${at}.clearMargin`, 'must be a boolean');
+    if (
+      typeof t.clearMargin === 'boolean' &&
+      isFiniteNumber(t.value) &&
+      isFiniteNumber(t.baseline) &&
+      typeof t.higherIsBetter === 'boolean'
+    ) {
+      const m = t.higherIsBetter ? t.value - t.baseline : t.baseline - t.value;
+      need(t.clearMargin === m >= 0.05, `${at}.clearMargin`, `must say whether the margin (${m}) reaches 0.05`);
+    }
   });
   if (Array.isArray(r.tasks))
     for (const id of TASK_IDS)

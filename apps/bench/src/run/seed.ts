@@ -230,7 +230,7 @@ async function runStages(
         value: fine.grounding.r5,
         baseline: fine.grounding.baselineR5,
         higherIsBetter: true,
-        note: "baseline: 5 random boxes (5 random picks among a scene's 1-4 objects always hit)",
+        note: "baseline: R@1's (any ranking's R@5 is at least its R@1), over 5 random boxes (5 random picks among a scene's 1-4 objects always hit)",
       },
       {
         task: 'detection',
@@ -290,7 +290,7 @@ async function runStages(
       value: vqa.accuracy,
       baseline: evalFloors.vqa.accuracy,
       higherIsBetter: true,
-      note: `${vqa.examples.length} questions; baseline: majority answer per type`,
+      note: `${vqa.examples.length} questions; baseline: per type, the better of the train majority answer and a uniform guess`,
     });
     const nlvr2 = await fineTuneNlvr2(ctx, config, snapshot);
     tasks.push({
