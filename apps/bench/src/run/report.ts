@@ -370,6 +370,7 @@ export function resultsHtml(r: MainJobResults, gallery: GalleryItem[]): string {
 <h1>fiber-vl main job</h1><p>FIBER coarse-to-fine on the built-in procedural world: preset <b>${esc(r.preset)}</b>, seeds ${r.seeds.join(', ')}, backend ${esc(r.backend)}, ${(r.seconds / 60).toFixed(1)} minutes.</p>
 <h2>Tasks (test split)</h2><p>Margin: the mean over seeds minus the baseline (the baseline minus the mean where lower is better). Every task must clear its baseline by <b>${REQUIRED_MARGIN}</b>: green where the mean does, red where it does not.</p><ul>${marginVerdict(
     r.tasks,
+    r.seeds,
   )
     .map((l) => `<li>${esc(l)}</li>`)
     .join(
