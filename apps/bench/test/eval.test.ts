@@ -780,6 +780,17 @@ describe('fiber-bench eval error paths', () => {
       /questions\[1\] has the question_id \d+ of questions\[0\]; ids must be unique$/,
     ],
     [
+      'a COCO category whose name is empty after clean_name (it skipped every image)',
+      () => {
+        const ann = join(work, 'coco-empty-name.json');
+        const gt = JSON.parse(readFileSync(join(samples, 'coco/annotations/instances_val2017.json'), 'utf8'));
+        gt.categories[1].name = '(x)';
+        writeFileSync(ann, JSON.stringify(gt));
+        return ['--task', 'coco-det', '--checkpoint', assets.ckpt.detector, '--data', samples, '--ann', ann];
+      },
+      /^COCO val2017 instances: .*coco-empty-name\.json: category 3: the class name "\(x\)" is empty after clean_name$/,
+    ],
+    [
       'a missing checkpoint',
       () => [
         '--task',

@@ -4,7 +4,7 @@
 // COCOeval numbers of @fiber-vl/eval-metrics.
 import { join } from 'node:path';
 import { cocoEvaluate, COCO_STAT_NAMES, type CocoDetection, type CocoGroundTruth } from '@fiber-vl/eval-metrics';
-import { encodeDetectionPrompt, FiberFinePipeline } from '@fiber-vl/heads-fine';
+import { detectionPrompt, encodeDetectionPrompt, FiberFinePipeline, PromptError } from '@fiber-vl/heads-fine';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, loadFine, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
@@ -50,6 +50,18 @@ export async function evalCocoDetection(ctx: EvalContext): Promise<TaskReport> {
   const chunk = opts.chunk ?? names.length;
   const prompts: number[][] = [];
   for (let s = 0; s < names.length; s += chunk) prompts.push(categories.slice(s, s + chunk).map((_, k) => s + k));
+  // a name the prompt cannot hold (empty after clean_name) is the file's fault: said once, before the
+  // model loads, not as a skip of every image
+  for (const classes of prompts) {
+    try {
+      detectionPrompt(classes.map((k) => names[k]));
+    } catch (e) {
+      if (!(e instanceof PromptError)) throw e;
+      const at = /^classNames\[(\d+)\]$/.exec(e.field);
+      const category = at ? categories[classes[Number(at[1])]] : undefined;
+      fail(`COCO ${split} instances: ${annFile}: ${category ? `category ${category.id}: ` : ''}${e.detail}`);
+    }
+  }
   const images = [...gt.images].sort((a, b) => a.id - b.id).slice(0, opts.limit ?? Infinity);
   const items: Item<{ imageId: number }>[] = images.map((img) => {
     const file = (img as { file_name?: unknown }).file_name;
