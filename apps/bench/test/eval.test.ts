@@ -791,6 +791,21 @@ describe('fiber-bench eval error paths', () => {
       /^COCO val2017 instances: .*coco-empty-name\.json: category 3: the class name "\(x\)" is empty after clean_name$/,
     ],
     [
+      'two Karpathy images of one file (their references were pooled under the first id)',
+      () => {
+        const dir = join(work, 'karpathy-same-file');
+        cpSync(join(samples, 'coco'), dir, { recursive: true });
+        const file = join(dir, 'karpathy', 'dataset_coco.json');
+        const data = JSON.parse(readFileSync(file, 'utf8'));
+        const test = data.images.filter((i: { split: string }) => i.split === 'test');
+        test[1].filename = test[0].filename;
+        test[1].filepath = test[0].filepath;
+        writeFileSync(file, JSON.stringify(data));
+        return ['--task', 'caption', '--checkpoint', assets.ckpt.caption, '--data', dir];
+      },
+      /^Karpathy captions: .*dataset_coco\.json: images \d+ and \d+ are the same file /,
+    ],
+    [
       'a missing checkpoint',
       () => [
         '--task',

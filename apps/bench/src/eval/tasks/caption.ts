@@ -21,10 +21,11 @@ interface CaptionResult {
   tokens: number[];
 }
 
-/** The image id of a Karpathy record id `<cocoid>/<k>`. */
+/** The image id of a Karpathy record id `<cocoid>/<k>`: a number as the file had it, else the text. */
 const imageIdOf = (id: string): number | string => {
   const head = id.slice(0, id.lastIndexOf('/'));
-  return /^\d+$/.test(head) ? Number(head) : head;
+  // an integer's canonical text only ("0101" stays text: as a number it would be another id's 101)
+  return /^-?(0|[1-9]\d*)$/.test(head) && Number.isSafeInteger(Number(head)) ? Number(head) : head;
 };
 
 export async function evalCaption(ctx: EvalContext): Promise<TaskReport> {
@@ -56,7 +57,11 @@ export async function evalCaption(ctx: EvalContext): Promise<TaskReport> {
   const byImage = new Map<string, { imageId: number | string; ref: string; references: string[] }>();
   for (const r of records) {
     const ref = refOf(r.image);
-    const img = byImage.get(ref) ?? byImage.set(ref, { imageId: imageIdOf(r.id), ref, references: [] }).get(ref)!;
+    const imageId = imageIdOf(r.id);
+    const img = byImage.get(ref) ?? byImage.set(ref, { imageId, ref, references: [] }).get(ref)!;
+    // two entries of one file would pool their references under the first id: the file is wrong
+    if (img.imageId !== imageId)
+      fail(`Karpathy captions: ${annFile}: images ${img.imageId} and ${imageId} are the same file ${ref}`);
     img.references.push(r.text);
   }
   if (!byImage.size && !ctx.skips.items.length) fail(`Karpathy captions: ${annFile} has no images in split "${split}"`);
