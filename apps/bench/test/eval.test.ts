@@ -1140,6 +1140,12 @@ describe('fiber-bench eval --resume', () => {
     expect(badValue.stderr).toContain(`${partial}: partial result ${key}: `);
     expect(badValue.stderr).toMatch(/; rerun without --resume/);
 
+    // valid JSON of the right types, but not a value the stage writes: refused too (it was counted)
+    edit({ key, value: { prediction: 7, logits: [0, 1] } });
+    const badPrediction = await evalRun([...args, '--resume'], { out });
+    expect(badPrediction.code).toBe(2);
+    expect(badPrediction.stderr).toContain(`${partial}: partial result ${key}: prediction 7 is not 0 or 1`);
+
     edit({ key, skip: { reason: 'bogus-reason', detail: 'made up' } });
     const badSkip = await evalRun([...args, '--resume'], { out });
     expect(badSkip.code).toBe(2);

@@ -128,6 +128,8 @@ export async function evalCocoDetection(ctx: EvalContext): Promise<TaskReport> {
       decode(v, key) {
         const list = record(v, key).detections;
         if (!Array.isArray(list)) throw new TypeError(`partial result ${key}: "detections" is not a list`);
+        if (list.length > MAX_DETECTIONS)
+          throw new TypeError(`partial result ${key}: ${list.length} detections, over the ${MAX_DETECTIONS} per image`);
         return {
           detections: list.map((d) => {
             const o = record(d, key);

@@ -95,7 +95,10 @@ export async function evalNlvr2(ctx: EvalContext): Promise<TaskReport> {
       },
       decode(v, key) {
         const o = record(v, key);
-        return { prediction: numberField(o, 'prediction', key), logits: numbersField(o, 'logits', key) };
+        const prediction = numberField(o, 'prediction', key);
+        if (prediction !== 0 && prediction !== 1)
+          throw new TypeError(`partial result ${key}: prediction ${prediction} is not 0 or 1`);
+        return { prediction, logits: numbersField(o, 'logits', key) };
       },
     });
 

@@ -119,7 +119,10 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
       },
       decode(v, key) {
         const o = record(v, key);
-        return { boxes: boxesField(o, 'boxes', key), scores: numbersField(o, 'scores', key) };
+        const r = { boxes: boxesField(o, 'boxes', key), scores: numbersField(o, 'scores', key) };
+        if (r.scores.length !== r.boxes.length)
+          throw new TypeError(`partial result ${key}: ${r.scores.length} scores for ${r.boxes.length} boxes`);
+        return r;
       },
     });
 

@@ -216,11 +216,17 @@ export async function evalVqa(ctx: EvalContext): Promise<TaskReport> {
       },
       decode(v, key) {
         const o = record(v, key);
-        return {
+        const r = {
           answer: stringField(o, 'answer', key),
           label: numberField(o, 'label', key),
           score: numberField(o, 'score', key),
         };
+        // a stored answer is the head's label in this answer list
+        if (answers[r.label] !== r.answer)
+          throw new TypeError(
+            `partial result ${key}: answer ${JSON.stringify(r.answer)} is not label ${r.label} of the answer list`,
+          );
+        return r;
       },
     });
 
