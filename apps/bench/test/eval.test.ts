@@ -693,6 +693,22 @@ describe('fiber-bench eval flickr30k-entities', () => {
     expect(r.stderr).toMatch(/flickr30k-entities test: 2\/2 /);
   });
 
+  it('--gt merged writes files of its own (the separate-GT run in the same --out kept its files)', async () => {
+    const out = join(work, 'flickr-gt');
+    const args = ['--task', 'flickr30k-entities', '--checkpoint', assets.ckpt.fineV2, '--data', samples];
+    const separate = await evalRun(args, { out });
+    expect(separate.code, separate.stderr).toBe(0);
+    // the sample folder has the separate-GT file only: read as merged, its boxes are merged per phrase
+    const ann = join(samples, 'mdetr_annotations/final_flickr_separateGT_test.json');
+    const merged = await evalRun([...args, '--gt', 'merged', '--ann', ann], { out });
+    expect(merged.code, merged.stderr).toBe(0);
+    expect(
+      readdirSync(out)
+        .filter((f) => f.endsWith('_results.json'))
+        .sort(),
+    ).toEqual(['flickr30k_entities_test_merged_results.json', 'flickr30k_entities_test_results.json']);
+  });
+
   it('--limit counts sentences, rounded up to whole images', async () => {
     const r = await evalRun([
       '--task',

@@ -159,7 +159,8 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
   try {
     checkTokenizer(tokenizer, opts.tokenizer!, setup.model.config.backbone.roberta.vocabSize);
     const fiber = new FiberFinePipeline(setup.model, tokenizer, { minSize: setup.minSize, maxSize: setup.maxSize });
-    const name = `flickr30k_entities_${split}`;
+    // separate and merged GT are two runs (another annotation file): their files must not overwrite each other
+    const name = `flickr30k_entities_${split}${opts.gt === 'merged' ? '_merged' : ''}`;
     const run = ctx.run(
       name,
       baseFingerprint(ctx, {
