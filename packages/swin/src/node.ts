@@ -33,8 +33,9 @@ function pilCmykToRgb(cmyk: Uint8Array, pixels: number): Uint8Array {
 
 /**
  * Decodes PNG, JPEG, WebP, ... to 8-bit RGB with sharp, as PIL's `Image.open(f).convert('RGB')` (the
- * official pre-processing) does; EXIF orientation is not applied, as PIL does not. Two kinds of
- * file need PIL's own rules, which sharp does not follow by default:
+ * official pre-processing) does; EXIF orientation and embedded colour profiles are not applied, as
+ * PIL does not apply them. Two kinds of file need PIL's own rules, which sharp does not follow by
+ * default:
  * - CMYK JPEGs: PIL converts without a colour profile (`cmyk2rgb`); sharp would apply one.
  * - 16-bit greyscale PNGs: PIL reads them as 32-bit integers and clips them to 255 (so most pixels
  *   are white); sharp would scale them to 8 bits. Parity comes first: the model saw PIL's pixels.
@@ -43,7 +44,8 @@ function pilCmykToRgb(cmyk: Uint8Array, pixels: number): Uint8Array {
 export const sharpImageDecoder: ImageDecoder = {
   async decode(bytes) {
     const sharp = await loadSharp();
-    const open = () => sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS });
+    // ignoreIcc: PIL's convert('RGB') ignores an embedded colour profile (Adobe RGB, Display P3)
+    const open = () => sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS, ignoreIcc: true });
     const meta = await open().metadata();
     if (meta.space === 'cmyk' && meta.format === 'jpeg') {
       const { data, info } = await open()

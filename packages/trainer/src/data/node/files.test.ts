@@ -83,7 +83,8 @@ describe('image size limit', () => {
 });
 
 describe("both decoders give PIL's convert('RGB') pixels", () => {
-  // scripts/fixtures/make_pil_convert_fixture.py (Pillow 9.4): a CMYK JPEG and 16-bit PNGs
+  // scripts/fixtures/make_pil_convert_fixture.py (Pillow 9.4): a CMYK JPEG, 16-bit PNGs and a JPEG
+  // with an embedded Display P3 profile (which PIL ignores)
   const fx = join(__dirname, '../../../../../fixtures/ops/pil-convert');
   const want = JSON.parse(readFileSync(join(fx, 'expected.json'), 'utf8')).files as Record<string, { rgb: number[] }>;
   it.each(Object.keys(want))('%s', async (file) => {
@@ -91,8 +92,8 @@ describe("both decoders give PIL's convert('RGB') pixels", () => {
     const sharp = await sharpImageDecoder.decode(bytes);
     expect(Array.from(sharp.data)).toEqual(want[file].rgb);
     const js = await jsImageDecoder.decode(bytes);
-    // jpeg-js' IDCT rounds differently from libjpeg-turbo's: within 1 level; PNGs exactly
-    const tol = file.endsWith('.jpg') ? 1 : 0;
+    // jpeg-js' IDCT rounds differently from libjpeg-turbo's: within 2 levels; PNGs exactly
+    const tol = file.endsWith('.jpg') ? 2 : 0;
     expect(Math.max(...Array.from(js.data, (v, i) => Math.abs(v - want[file].rgb[i])))).toBeLessThanOrEqual(tol);
   });
 });
