@@ -45,7 +45,10 @@ describe('image decoding in Node (sharp)', () => {
     // sharp's own conversions differ: colour-managed CMYK and embedded profiles (P3), 16-bit greys
     // scaled instead of clipped
     for (const file of ['cmyk.jpg', 'p3.jpg']) {
-      const managed = await sharp(readFileSync(join(dir, file))).toColourspace('srgb').raw().toBuffer();
+      const managed = await sharp(readFileSync(join(dir, file)))
+        .toColourspace('srgb')
+        .raw()
+        .toBuffer();
       expect(Array.from(managed), file).not.toEqual(fx.files[file].rgb);
     }
   });
