@@ -17,7 +17,7 @@ export function iouXyxy(a: readonly number[], b: readonly number[]): number {
 /**
  * Generalised IoU of corner boxes (DETR's `generalized_box_iou`, which FIBER's and MDETR's referring
  * expression evaluators threshold): IoU minus the share of the enclosing box that neither box covers.
- * In [-1, 1] and never above the IoU; NaN where both boxes are one and the same point, as in torch.
+ * In [-1, 1] and never above the IoU; NaN where both boxes have no area (0 / 0), as in torch.
  */
 export function giouXyxy(a: readonly number[], b: readonly number[]): number {
   const areaA = (a[2] - a[0]) * (a[3] - a[1]);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MetricInputError } from '../errors.js';
-import { recAccuracy } from './rec.js';
+import { recAccuracy, type RecSample } from './rec.js';
 import { giouXyxy, iouXyxy, xywhToXyxy, type BoxXywh } from './boxes.js';
 
 /** A small seeded generator (mulberry32). */
@@ -92,6 +92,11 @@ describe("REC with FIBER's evaluator (GIoU, precision@1, 5, 10)", () => {
     );
     expect(() => recAccuracy([{ gtBox: gt, predBoxes: [gt] }], { k: [0] })).toThrow(
       'k must be a list of positive integers',
+    );
+    // an object with a "0" key is not a list of boxes (it read as one box and left the IoU undefined)
+    const parsed: RecSample[] = JSON.parse('[{"gtBox": [0, 0, 10, 10], "predBoxes": {"0": [0, 0, 10, 10]}}]');
+    expect(() => recAccuracy(parsed, { file: 's.json' })).toThrow(
+      's.json: [0]: "pred_boxes" must be a list of [x, y, w, h] boxes',
     );
     expect(() => recAccuracy([{ gtBox: gt, predBoxes: [gt] }], { overlap: 'diou' as 'iou' })).toThrow(
       "overlap must be 'iou' or 'giou'",

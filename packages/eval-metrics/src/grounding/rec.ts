@@ -8,7 +8,7 @@ import { giouXyxy, iouXyxy, xywhToXyxy, type BoxXywh } from './boxes.js';
 export interface RecSample {
   /** Ground-truth box, COCO [x, y, w, h]. */
   gtBox: BoxXywh;
-  /** Predicted boxes [x, y, w, h], best first; only the first is used. */
+  /** Predicted boxes [x, y, w, h], best first; the first is used (the first k with `k`). */
   predBoxes: BoxXywh[];
 }
 
@@ -66,8 +66,10 @@ export function recAccuracy(
     const at = file ? `${file}: [${i}]` : `sample ${i}`;
     if (typeof s !== 'object' || s === null) throw new MetricInputError(`${at}: not an object (${show(s)})`);
     checkBox(at, gtName, s.gtBox);
-    const preds: readonly unknown[] = Array.isArray(s.predBoxes) ? s.predBoxes : [];
-    if (!preds.length) checkBox(at, `${predName}[0]`, s.predBoxes?.[0]);
+    if (!Array.isArray(s.predBoxes))
+      throw new MetricInputError(`${at}: "${predName}" must be a list of [x, y, w, h] boxes, got ${show(s.predBoxes)}`);
+    const preds: readonly unknown[] = s.predBoxes;
+    if (!preds.length) checkBox(at, `${predName}[0]`, undefined);
     const gt = xywhToXyxy(s.gtBox);
     return preds.slice(0, depth).map((box, j) => {
       checkBox(at, `${predName}[${j}]`, box);
