@@ -728,6 +728,17 @@ describe('fiber-bench eval flickr30k-entities', () => {
     ]);
     // the reader's skips of images the limit leaves out are not counted (they were)
     expect(r.summary.counts).toEqual({ samples: 2, evaluated: 2, skipped: 0 });
+    // the same with the file's entries in another order (the reader reads them in id order)
+    const ann = join(work, 'flickr-reversed.json');
+    const data = JSON.parse(readFileSync(join(samples, 'mdetr_annotations/final_flickr_separateGT_test.json'), 'utf8'));
+    data.images.reverse();
+    writeFileSync(ann, JSON.stringify(data));
+    const reversed = await evalRun([
+      ...['--task', 'flickr30k-entities', '--checkpoint', assets.ckpt.fineV2, '--data', samples],
+      ...['--limit', '1', '--ann', ann],
+    ]);
+    expect(reversed.code, reversed.stderr).toBe(0);
+    expect(reversed.summary.counts).toEqual({ samples: 2, evaluated: 2, skipped: 0 });
   });
 });
 
@@ -1034,6 +1045,25 @@ describe('fiber-bench eval --resume', () => {
     const fresh = await evalRun(args);
     expect(resumed.summary.metrics).toEqual(fresh.summary.metrics);
     expect(resumed.summary.counts).toEqual(fresh.summary.counts);
+  });
+
+  it('ITC top-K re-ranking resumed after missing images were put right re-scores the images whose candidates changed', async () => {
+    const data = join(work, 'rerank-fixed-later');
+    cpSync(join(samples, 'coco'), data, { recursive: true });
+    const args = ['--task', 'retrieval', '--checkpoint', assets.ckpt.pretrain, '--itm-rerank', '2', '--data', data];
+    const out = join(work, 'rerank-fixed-later-out');
+    const first = await evalRun(args, { out });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.summary.metrics.images).toBe(3); // 104 is corrupt, 105 missing
+    const val = join(data, 'val2014');
+    for (const id of [104, 105])
+      cpSync(join(val, 'COCO_val2014_000000000101.jpg'), join(val, `COCO_val2014_${String(id).padStart(12, '0')}.jpg`));
+    // every image's ITC top 2 may change with two more images: rows over other texts are not reused
+    const resumed = await evalRun([...args, '--resume'], { out });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.summary.metrics.images).toBe(5);
+    const fresh = await evalRun(args);
+    expect(resumed.summary.metrics).toEqual(fresh.summary.metrics);
   });
 
   it('refuses partial results of another run', async () => {

@@ -207,7 +207,7 @@ export function aggregateTasks(results: SeedResult[]): TaskResult[] {
       if (s.task !== t.task || s.metric !== t.metric)
         throw new Error(`seed ${r.seed}: task ${k} is ${s.task}/${s.metric}, expected ${t.task}/${t.metric}`);
       // the baseline is measured on the same test split by every seed: one value, or a bug
-      if (s.baseline !== t.baseline)
+      if (!Object.is(s.baseline, t.baseline))
         throw new Error(
           `seed ${r.seed}: ${t.task} ${t.metric}'s baseline is ${s.baseline}, seed ${results[0].seed}'s ${t.baseline}`,
         );

@@ -211,8 +211,9 @@ export async function train(args: TrainArgs, log: (line: string) => void): Promi
         backend: args.backend,
         tokenizer: { vocabSize: tokenizer.vocabSize },
         // what shapes the batches and the ITC queue: another value on --resume is refused up front
-        fineSize: fine ? shape.fineSize : null,
-        queue: ['pretrain-coarse', 'retrieval-itc'].includes(args.task) ? options.queueSize : null,
+        // (present only where they apply, so that other tasks' runs from before still resume)
+        ...(fine ? { fineSize: shape.fineSize } : {}),
+        ...(['pretrain-coarse', 'retrieval-itc'].includes(args.task) ? { queue: options.queueSize } : {}),
       },
       resume: args.resume,
       keepLast: args.keep,

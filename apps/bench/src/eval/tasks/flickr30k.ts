@@ -73,7 +73,7 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
     (r) => {
       const m = meta.get(r.id);
       if (!m) {
-        ctx.skips.add(`${source.name} image ${r.id}`, {
+        readSkips.add(`${source.name} image ${r.id}`, {
           reason: 'malformed-record',
           detail: 'no original_img_id / sentence_id',
         });
@@ -96,10 +96,16 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
   // them by image
   const sentencesOf = new Map<string, Item<Data>[]>([...chosen].map((id) => [id, []]));
   for (const it of all) sentencesOf.get(it.data.imageId)?.push(it);
-  // a skipped entry's image, from the file's images[i] (the source's entry i)
+  // a skipped entry's image: the reader's entry i is the file's i-th image object in id order (a
+  // stable sort, an entry without a numeric id last), then the entries that are not objects
+  // (mdetrGrounding's order); those and an entry without original_img_id have no image
+  const idKey = (x: { id?: unknown }) => (typeof x.id === 'number' && Number.isFinite(x.id) ? x.id : Infinity);
+  const inReaderOrder = (entries ?? [])
+    .filter((x) => typeof x === 'object' && x !== null && !Array.isArray(x))
+    .sort((a, b) => idKey(a) - idKey(b) || 0);
   const imageOfSkip = (key: string): string | undefined => {
     const i = Number(key.slice(key.lastIndexOf('#') + 1));
-    const id = Number.isInteger(i) ? entries?.[i]?.original_img_id : undefined;
+    const id = Number.isInteger(i) ? inReaderOrder[i]?.original_img_id : undefined;
     return typeof id === 'number' || typeof id === 'string' ? String(id) : undefined;
   };
   let readSkipped = 0;
@@ -193,6 +199,19 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
 
     // an image is evaluated when every sentence of it was grounded (none of its images skipped)
     const complete = [...consistent].filter((id) => sentencesOf.get(id)!.every((it) => results.has(it.key)));
+    // the grounded sentences of an image another sentence of which was skipped leave with it (the
+    // evaluator scores whole images): each is skipped, so that every sentence read is counted once
+    for (const id of consistent) {
+      const sentences = sentencesOf.get(id)!;
+      const lost = sentences.filter((it) => !results.has(it.key)).map((it) => it.data.sentenceId);
+      if (!lost.length) continue;
+      for (const it of sentences)
+        if (results.has(it.key))
+          ctx.skips.add(it.key, {
+            reason: 'malformed-record',
+            detail: `image ${id}: sentence${lost.length > 1 ? 's' : ''} ${lost.join(', ')} skipped; the evaluator scores whole images`,
+          });
+    }
     if (!complete.length) fail(`flickr30k-entities: no image could be evaluated (skipped: ${ctx.skips.summary()})`);
     const keepIds = new Set(complete);
     const predictions: Flickr30kPrediction[] = items

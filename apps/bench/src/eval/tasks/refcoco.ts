@@ -72,11 +72,14 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
   const items = read.filter((it) => {
     const n = annotationCount.get(it.data.id) ?? 0;
     if (n === 1 && gtBox.has(it.data.id)) return true;
-    ctx.skips.add(`${basename(annFile)} image ${it.data.id}`, {
+    const at = `${basename(annFile)} image ${it.data.id}`;
+    ctx.skips.add(at, {
       reason: 'malformed-record',
       detail:
-        `${basename(annFile)} image ${it.data.id}: ${n} annotations, where a referring expression refers to ` +
-        "one box (FIBER's RefExpEvaluator asserts one per image)",
+        n === 1
+          ? `${at}: its annotation's bbox is not [x, y, w, h]`
+          : `${at}: ${n} annotations, where a referring expression refers to one box (FIBER's RefExpEvaluator ` +
+            'asserts one per image)',
     });
     return false;
   });
@@ -109,7 +112,13 @@ export async function evalRefcoco(ctx: EvalContext): Promise<TaskReport> {
           preNmsTopN: 3000,
           detectionsPerImage: 100,
         });
-        const dets = phrases[0].detections;
+        // ordered as the official summarize() sorts (score, box) tuples, highest first: equal scores
+        // by their [x1, y1, x2, y2] boxes, also highest first
+        const dets = [...phrases[0].detections].sort((a, b) => {
+          if (a.score !== b.score) return b.score - a.score;
+          const k = a.box.findIndex((v, i) => v !== b.box[i]);
+          return k < 0 ? 0 : b.box[k] - a.box[k];
+        });
         return [
           {
             boxes: dets.map(({ box: [x1, y1, x2, y2] }) => [x1, y1, x2 - x1, y2 - y1]),

@@ -343,8 +343,15 @@ export async function evalRetrieval(ctx: EvalContext): Promise<TaskReport> {
       t2i.forEach((list, t) => list.forEach((i) => pairs[i].add(t)));
       const candidates = pairs.map((s) => [...s].sort((a, b) => a - b));
       const encoded = encode(tokenizer, texts, itm!.maxTextLen);
+      // keyed by the candidates too: a resume whose ITC top K differ (an image read this time that
+      // could not be read before) re-scores those images instead of reusing rows over other texts
+      const rerankKey = (img: Image, i: number) =>
+        `k${img.key}:${createHash('sha256')
+          .update(candidates[i].map((t) => texts[t].key).join('\n'))
+          .digest('hex')
+          .slice(0, 16)}`;
       const rerankItems: Item<number[]>[] = images.map((img, i) => ({
-        key: `k${img.key}`,
+        key: rerankKey(img, i),
         images: [img.ref],
         data: candidates[i],
       }));
@@ -378,7 +385,7 @@ export async function evalRetrieval(ctx: EvalContext): Promise<TaskReport> {
       const itmScore = new Map<string, number>(); // `${i},${t}` -> ITM score
       const textPos = new Map(texts.map((t, j) => [t.key, j]));
       images.forEach((img, i) => {
-        const row = itmRows.get(`k${img.key}`);
+        const row = itmRows.get(rerankKey(img, i));
         if (!row) fail(`retrieval: image ${img.imageId} read for ITC could not be read for the re-ranking`);
         const want = candidates[i].map((t) => texts[t].key);
         if (row!.texts.join('\n') !== want.join('\n'))
