@@ -11,7 +11,7 @@ export interface VqaTypeResult {
   /** Accuracy (the official formula) with each question's own image, and with another test scene's. */
   ownImage: number;
   otherImage: number;
-  /** The type's majority answer in the train split, and its accuracy on these questions (its part of the VQA baseline). */
+  /** The type's majority answer in the train split, and its accuracy on these questions (the VQA baseline per type is the better of it and a uniform guess). */
   majorityAnswer: string;
   majority: number;
 }
