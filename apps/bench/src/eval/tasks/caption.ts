@@ -11,7 +11,7 @@ import { karpathyCaptions } from '@fiber-vl/trainer';
 import { imageFolder } from '@fiber-vl/trainer/node';
 import { checkpointShapes, checkTokenizer, coarseHeadsOf, headsText, loadCoarse, requireKind } from '../checkpoint.js';
 import type { EvalContext, TaskReport } from '../context.js';
-import { fileStamp, parseFile, readJsonObject, readSource, requireDir, requireFile } from '../data.js';
+import { SkipLog, fileStamp, parseFile, readJsonObject, readSource, requireDir, requireFile } from '../data.js';
 import { fail } from '../errors.js';
 import { runStage, type Item } from '../runner.js';
 import { baseFingerprint, numbersField, record, refOf, stringField } from './common.js';
@@ -52,8 +52,10 @@ export async function evalCaption(ctx: EvalContext): Promise<TaskReport> {
   const source = parseFile('Karpathy captions', annFile, () =>
     karpathyCaptions(json, { splits: [split], dedupe: false, name: basename(annFile) }),
   );
-  const records = await readSource(source, (r) => r, ctx.skips);
-  const unreadable = ctx.skips.items.length;
+  // the reader's skips are logged once the file has passed the checks below (a refused file is one line)
+  const readSkips = new SkipLog(() => {});
+  const records = await readSource(source, (r) => r, readSkips);
+  const unreadable = readSkips.items.length;
   const byImage = new Map<string, { imageId: number | string; ref: string; references: string[] }>();
   for (const r of records) {
     const ref = refOf(r.image);
@@ -64,6 +66,7 @@ export async function evalCaption(ctx: EvalContext): Promise<TaskReport> {
       fail(`Karpathy captions: ${annFile}: images ${img.imageId} and ${imageId} are the same file ${ref}`);
     img.references.push(r.text);
   }
+  for (const { key, ...skip } of readSkips.items) ctx.skips.add(key, skip);
   if (!byImage.size && !ctx.skips.items.length) fail(`Karpathy captions: ${annFile} has no images in split "${split}"`);
   const images = [...byImage.values()].slice(0, opts.limit ?? Infinity);
   const items: Item<{ imageId: number | string }>[] = images.map((img) => ({
