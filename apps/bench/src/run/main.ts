@@ -20,8 +20,7 @@ import {
   type ProbeSummary,
   type TaskResult,
   type VqaTypeSummary,
-  REQUIRED_MARGIN,
-  margin,
+  clearsMargin,
   marginVerdict,
   resultsHtml,
   resultsMarkdown,
@@ -52,9 +51,6 @@ seed that fails stops the others.
 
 /** The signals that stop a run (its seed processes with it). */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
-/** A task's margin over its baseline must reach this to count as clearly better (all metrics are in [0, 1] or CIDEr's scale). */
-export { REQUIRED_MARGIN };
 
 interface RunArgs {
   preset: string;
@@ -423,7 +419,7 @@ export async function runMain(argv: string[]): Promise<number> {
     rmSync(dir, { recursive: true, force: true });
   }
   const out: MainJobResults = {
-    tasks: aggregateTasks(results).map((t) => ({ ...t, clearMargin: margin(t) >= REQUIRED_MARGIN })),
+    tasks: aggregateTasks(results).map((t) => ({ ...t, clearMargin: clearsMargin(t) })),
     ablations: aggregateAblations(results),
     probes: aggregateProbes(results),
     mlmProbes: aggregateMlmProbes(results),

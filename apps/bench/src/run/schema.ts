@@ -1,6 +1,6 @@
 // The results.json schema of `fiber-bench run` (documented in apps/bench/README.md), as a checker
 // that names every field that is wrong. Used by the tests on a produced file.
-import { REQUIRED_MARGIN } from './report.js';
+import { REQUIRED_MARGIN, clearsMargin, margin } from './report.js';
 
 export const TASK_IDS = ['vqa', 'caption', 'retrieval', 'nlvr2', 'rec', 'grounding', 'detection'] as const;
 /** The object attributes the backbone probes read (run/probe.ts PROBE_ATTRIBUTES). */
@@ -84,11 +84,11 @@ export function validateResults(r: unknown): string[] {
       isFiniteNumber(t.baseline) &&
       typeof t.higherIsBetter === 'boolean'
     ) {
-      const m = t.higherIsBetter ? t.value - t.baseline : t.baseline - t.value;
+      const row = { value: t.value, baseline: t.baseline, higherIsBetter: t.higherIsBetter };
       need(
-        t.clearMargin === m >= REQUIRED_MARGIN,
+        t.clearMargin === clearsMargin(row),
         `${at}.clearMargin`,
-        `must say whether the margin (${m}) reaches ${REQUIRED_MARGIN}`,
+        `must say whether the margin (${margin(row)}) reaches ${REQUIRED_MARGIN}`,
       );
     }
   });

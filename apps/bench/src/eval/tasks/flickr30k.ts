@@ -198,13 +198,16 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
     });
 
     // an image is evaluated when every sentence of it was grounded (none of its images skipped)
-    const complete = [...consistent].filter((id) => sentencesOf.get(id)!.every((it) => results.has(it.key)));
     // the grounded sentences of an image another sentence of which was skipped leave with it (the
     // evaluator scores whole images): each is skipped, so that every sentence read is counted once
+    const complete: string[] = [];
     for (const id of consistent) {
       const sentences = sentencesOf.get(id)!;
       const lost = sentences.filter((it) => !results.has(it.key)).map((it) => it.data.sentenceId);
-      if (!lost.length) continue;
+      if (!lost.length) {
+        complete.push(id);
+        continue;
+      }
       for (const it of sentences)
         if (results.has(it.key))
           ctx.skips.add(it.key, {

@@ -53,11 +53,13 @@ const vectorStage = {
   },
 };
 
+/** The first 16 hex digits of a text's SHA-256: an id of the ids it lists. */
+const digestOf = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 16);
+
 /** The gallery a run ranks over: its size and a digest of its image and text ids, in order. */
 function galleryStamp(images: readonly Image[], texts: readonly Text[]): string {
   const ids = JSON.stringify([images.map((i) => i.key), texts.map((t) => [t.key, t.image])]);
-  const digest = createHash('sha256').update(ids).digest('hex').slice(0, 16);
-  return `${images.length} images, ${texts.length} texts, sha256 ${digest}`;
+  return `${images.length} images, ${texts.length} texts, sha256 ${digestOf(ids)}`;
 }
 
 /** ITM rank scores (rank_output) of one image with the given texts, `chunk` pairs per fused pass. */
@@ -346,10 +348,7 @@ export async function evalRetrieval(ctx: EvalContext): Promise<TaskReport> {
       // keyed by the candidates too: a resume whose ITC top K differ (an image read this time that
       // could not be read before) re-scores those images instead of reusing rows over other texts
       const rerankKey = (img: Image, i: number) =>
-        `k${img.key}:${createHash('sha256')
-          .update(candidates[i].map((t) => texts[t].key).join('\n'))
-          .digest('hex')
-          .slice(0, 16)}`;
+        `k${img.key}:${digestOf(candidates[i].map((t) => texts[t].key).join('\n'))}`;
       const rerankItems: Item<number[]>[] = images.map((img, i) => ({
         key: rerankKey(img, i),
         images: [img.ref],
