@@ -93,6 +93,11 @@ async function evalRun(args: string[], { out = join(work, `out${runs++}`), token
   };
 }
 
+/** `retrieval` with the pre-training checkpoint (ITC and ITM heads): its ITC top 2 re-ranked by ITM. */
+const rerankArgs = (data = join(samples, 'coco')) => [
+  ...['--task', 'retrieval', '--checkpoint', assets.ckpt.pretrain],
+  ...['--itm-rerank', '2', '--data', data],
+];
 const close = (a: number, b: number, tol = 1e-4) => expect(Math.abs(a - b)).toBeLessThanOrEqual(tol);
 const closeAll = (a: number[], b: number[], tol = 1e-4) => {
   expect(a).toHaveLength(b.length);
@@ -519,16 +524,7 @@ describe('fiber-bench eval retrieval', () => {
   });
 
   it('re-ranks only the top K: other candidates stay below, in ITC order', async () => {
-    const rr = await evalRun([
-      '--task',
-      'retrieval',
-      '--checkpoint',
-      assets.ckpt.pretrain,
-      '--itm-rerank',
-      '2',
-      '--data',
-      join(samples, 'coco'),
-    ]);
+    const rr = await evalRun(rerankArgs());
     expect(rr.code, rr.stderr).toBe(0);
     const m = await read(rr.summary.files.scores);
     const itc = await evalRun([
@@ -1050,7 +1046,7 @@ describe('fiber-bench eval --resume', () => {
   it('ITC top-K re-ranking resumed after missing images were put right re-scores the images whose candidates changed', async () => {
     const data = join(work, 'rerank-fixed-later');
     cpSync(join(samples, 'coco'), data, { recursive: true });
-    const args = ['--task', 'retrieval', '--checkpoint', assets.ckpt.pretrain, '--itm-rerank', '2', '--data', data];
+    const args = rerankArgs(data);
     const out = join(work, 'rerank-fixed-later-out');
     const first = await evalRun(args, { out });
     expect(first.code, first.stderr).toBe(0);
@@ -1225,16 +1221,7 @@ describe('fiber-bench eval --resume', () => {
 
     // re-ranking: a stored row over other candidates than the ITC top K is refused, not mixed in
     const rrOut = join(work, 'gallery-rerank');
-    const rr = [
-      '--task',
-      'retrieval',
-      '--checkpoint',
-      assets.ckpt.pretrain,
-      '--itm-rerank',
-      '2',
-      '--data',
-      join(samples, 'coco'),
-    ];
+    const rr = rerankArgs();
     expect((await evalRun(rr, { out: rrOut })).code).toBe(0);
     const rrPartial = join(rrOut, 'retrieval_coco_test_itc+itm2.partial.jsonl');
     const rrLines = readFileSync(rrPartial, 'utf8').trim().split('\n');

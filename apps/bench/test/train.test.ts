@@ -23,6 +23,17 @@ function train(args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** A tokenizer folder (vocab.json + merges.txt) of a BPE's merges and the given vocabulary. */
+function writeTokenizer(
+  dir: string,
+  vocab: Record<string, number>,
+  merges: readonly (readonly [string, string])[],
+): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+  writeFileSync(join(dir, 'merges.txt'), mergesToText(merges));
+}
+
 const steps = (dir: string) =>
   readFileSync(join(dir, 'log.jsonl'), 'utf8')
     .split('\n')
@@ -560,13 +571,11 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
 
   it('a tokenizer whose <s>, <pad>, </s> are not ids 0, 1, 2 is refused (positions and losses assume them)', () => {
     const dir = join(work, 'moved-specials');
-    mkdirSync(dir, { recursive: true });
     const bpe = trainByteLevelBpe(['a red square left of a blue disc'], { vocabSize: 300, minFrequency: 1 });
     const vocab: Record<string, number> = {};
     const n = Object.keys(bpe.vocab).length;
     for (const [token, id] of Object.entries(bpe.vocab)) vocab[token] = (id + 5) % n; // the same tokens, other ids
-    writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
-    writeFileSync(join(dir, 'merges.txt'), mergesToText(bpe.merges));
+    writeTokenizer(dir, vocab, bpe.merges);
     const r = train([...swap('--task', 'caption'), '--tokenizer', dir, '--out', join(work, 'moved-specials-run')]);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/the tokenizer has <s>, <pad>, <\/s> at ids 5, 6, 7; the model needs them at 0, 1, 2/);
@@ -575,17 +584,10 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
   it('a new run on a data folder trains its own BPE, not one an earlier run left in --out without a checkpoint', () => {
     const out = join(work, 'stale-bpe');
     const stale = join(out, 'tokenizer');
-    mkdirSync(stale, { recursive: true });
     const bpe = trainByteLevelBpe(['zzz yyy xxx'], { vocabSize: 270, minFrequency: 1 });
-    writeFileSync(join(stale, 'vocab.json'), JSON.stringify(bpe.vocab));
-    writeFileSync(join(stale, 'merges.txt'), mergesToText(bpe.merges));
+    writeTokenizer(stale, bpe.vocab, bpe.merges);
     const args = [
-      '--task',
-      'caption',
-      '--model',
-      'micro',
-      '--data',
-      join(DATA, 'coco'),
+      ...['--task', 'caption', '--model', 'micro', '--data', join(DATA, 'coco')],
       '--steps',
       '1',
       '--batch',
@@ -600,13 +602,11 @@ describe('fiber-bench train: bad usage is one line on stderr and exit 2', () => 
 
   it('--tokenizer: the built-in world takes it (it was ignored); an unreadable one names the file', () => {
     const dir = join(work, 'own-bpe');
-    mkdirSync(dir, { recursive: true });
     const bpe = trainByteLevelBpe(['a red square left of a blue disc', 'two shapes on a plain background'], {
       vocabSize: 300,
       minFrequency: 1,
     });
-    writeFileSync(join(dir, 'vocab.json'), JSON.stringify(bpe.vocab));
-    writeFileSync(join(dir, 'merges.txt'), mergesToText(bpe.merges));
+    writeTokenizer(dir, bpe.vocab, bpe.merges);
     const out = join(work, 'own-bpe-run');
     const r = train([...swap('--task', 'caption'), '--tokenizer', dir, '--out', out]);
     expect(r.code, r.stderr.slice(-1500)).toBe(0);
