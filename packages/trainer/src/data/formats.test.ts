@@ -9,6 +9,7 @@ import { cocoInstances, detectionToGrounding, mdetrGrounding } from './formats/c
 import { concatSources, mapSource } from './source.js';
 import { entries, fileSource, fixture, fixtureJson, openJsonl, split } from './test-helpers.js';
 import type { DetectionRecord } from './records.js';
+import type { RecordSource } from './source.js';
 
 describe('Karpathy captions (dataset_coco.json)', () => {
   const json = fixtureJson('coco/karpathy/dataset_coco.json');
@@ -479,5 +480,76 @@ describe('generic JSONL', () => {
     expect(() => parse({ image: 'a', text: 'abc', boxes: [[1, 2, 3, 4]], phrases: [[1, 9]] }, 'x', 0)).toThrow(
       /span \[1, 9\) is not inside the 3-character text/,
     );
+  });
+});
+
+describe('skipped entries keep the id the file gives them', () => {
+  const skipped = async (source: RecordSource) =>
+    (await entries(source)).flatMap((e) => (e.ok ? [] : [[e.skip.reason, e.id]]));
+
+  it('in each reader that can read one, so a skip report names the entry', async () => {
+    const vocab = buildVqaVocab([fixtureJson('vqa/v2_mscoco_train2014_annotations.json')], { minCount: 2 });
+    const questions = vqaQuestions({
+      questions: fixtureJson('vqa/v2_OpenEnded_mscoco_train2014_questions.json'),
+      annotations: fixtureJson('vqa/v2_mscoco_train2014_annotations.json'),
+      vocab,
+    });
+    const instances = cocoInstances(fixtureJson('coco/annotations/instances_val2014.json'), {
+      boxPolicy: 'skip-record',
+    });
+    expect({
+      karpathy: await skipped(karpathyCaptions(fixtureJson('coco/karpathy/dataset_coco.json'))),
+      vqa: await skipped(questions),
+      instances: await skipped(instances),
+      mdetr: await skipped(mdetrGrounding(fixtureJson('mdetr_annotations/final_refexp_val.json'))),
+      flickr: await skipped(mdetrGrounding(fixtureJson('mdetr_annotations/final_flickr_separateGT_train.json'))),
+    }).toEqual({
+      // image 9's sentence 1 is "   "; image 100 has no filename
+      karpathy: [
+        ['empty-text', '9/1'],
+        ['malformed-record', '100'],
+      ],
+      vqa: [
+        ['no-answer-in-vocab', '9000'],
+        ['no-answer-in-vocab', '9001'],
+        ['no-answer-in-vocab', '25000'],
+        ['empty-text', '25001'],
+        ['no-answer-in-vocab', '25002'],
+        ['missing-annotation', '25003'],
+      ],
+      instances: [
+        ['unknown-category', '74'],
+        ['no-valid-boxes', '105'],
+      ],
+      mdetr: [
+        ['unknown-category', '1'],
+        ['empty-text', '2'],
+      ],
+      flickr: [
+        ['span-outside-text', '1'],
+        ['box-outside-image', '2'],
+      ],
+    });
+  });
+
+  it('and none where the entry has no usable id; a mapped record that fails keeps its own', async () => {
+    const json = {
+      images: [{ id: { nested: 1 }, file_name: 'a.jpg', caption: 'x' }, { file_name: 'b.jpg', caption: 'y' }, 7],
+      annotations: [],
+    };
+    expect(await skipped(mdetrGrounding(json))).toEqual([
+      ['malformed-record', undefined],
+      ['malformed-record', undefined],
+      ['malformed-record', undefined],
+    ]);
+    const mapped = mapSource(cocoInstances(fixtureJson('coco/annotations/instances_val2014.json')), (r) => {
+      if (r.id === '42') throw new Error('no');
+      return r;
+    });
+    // image 105 is skipped by the reader itself (no box left)
+    expect(await skipped(mapped)).toEqual([
+      ['malformed-record', '42'],
+      ['no-valid-boxes', '105'],
+    ]);
   });
 });

@@ -252,6 +252,9 @@ describe('bad records are skipped with a counted reason', () => {
     // The JSONL box [100, 100, 120, 130] is found outside the 40x30 image only once it is decoded.
     expect(byId('box-outside-image').join()).toMatch(/outside the 40x30 image/);
     expect(byId('pipeline-error').join()).toMatch(/no ImageStore to find image "nowhere\.jpg"/);
+    // a record its reader could not read is named by the file's id: VQA question 25003 has no
+    // annotation (the questions are read twice, in the coarse source and on their own)
+    expect(events.filter((e) => e.reason === 'missing-annotation').map((e) => e.id)).toEqual(['25003', '25003']);
     // COCO image 74 lost three boxes but was used: box-scope events.
     expect(events.filter((e) => e.scope === 'box' && e.id === '74').map((e) => e.reason)).toEqual([
       'unknown-category',

@@ -198,7 +198,7 @@ export class DataLoader<R extends DataRecord = DataRecord> {
     let id: string | undefined;
     try {
       const entry = await this.source.get(index);
-      if (!entry.ok) return skipped(entry.skip);
+      if (!entry.ok) return skipped(entry.skip, entry.id);
       const { record } = entry;
       id = record.id;
       const store = entry.images ?? this.source.images ?? this.options.images;

@@ -30,6 +30,7 @@ export interface SkipEvent extends Skip {
   index: number;
   position: number;
   epoch: number;
+  /** The record's id; for a record its reader could not read, its id where the file gave one. */
   id?: string;
 }
 

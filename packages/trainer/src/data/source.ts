@@ -11,7 +11,15 @@ import type { ImageStore } from './images.js';
  */
 export type SourceEntry<R extends DataRecord = DataRecord> =
   | { ok: true; record: R; dropped?: Skip[]; images?: ImageStore }
-  | { ok: false; skip: Skip };
+  | {
+      ok: false;
+      skip: Skip;
+      /**
+       * The id the record would have had, where the reader could read it (COCO-style and VQA files,
+       * Karpathy images, webdataset keys, a mapped record): a skip report can name the file's entry.
+       */
+      id?: string;
+    };
 
 export interface RecordSource<R extends DataRecord = DataRecord> {
   /** Names the source in skip reports (usually its file). */
@@ -54,22 +62,33 @@ export function lazySource<R extends DataRecord>(
 /** What a reader's parse step returns: the record, or the record and the boxes it dropped. */
 export type Parsed<R extends DataRecord> = R | { record: R; dropped: Skip[] };
 
-export function entryOf<R extends DataRecord>(parse: () => Parsed<R>): SourceEntry<R> {
+/** `parse`'s record, or the skip entry of what it threw (carrying `id`, the entry's id where known). */
+export function entryOf<R extends DataRecord>(parse: () => Parsed<R>, id?: string): SourceEntry<R> {
   try {
     const v = parse();
     if ('kind' in v) return { ok: true, record: v };
     return v.dropped.length ? { ok: true, record: v.record, dropped: v.dropped } : { ok: true, record: v.record };
   } catch (e) {
-    return failedEntry(e);
+    return failedEntry(e, id);
   }
 }
 
 /**
- * The skip entry for an error thrown while parsing: a DataSkipError keeps its reason, others are 'malformed-record'.
+ * The skip entry for an error thrown while parsing: a DataSkipError keeps its reason, others are
+ * 'malformed-record'; `id` names the entry where the reader could read its id.
  */
-export function failedEntry(e: unknown): { ok: false; skip: Skip } {
+export function failedEntry(e: unknown, id?: string): { ok: false; skip: Skip; id?: string } {
   const skip = skipOf(e);
-  return { ok: false, skip: e instanceof DataSkipError ? skip : { reason: 'malformed-record', detail: skip.detail } };
+  return {
+    ok: false,
+    skip: e instanceof DataSkipError ? skip : { reason: 'malformed-record', detail: skip.detail },
+    ...(id === undefined ? {} : { id }),
+  };
+}
+
+/** An id field as a record id: a string, or a finite number's decimal text; anything else is no id. */
+export function idText(v: unknown): string | undefined {
+  return typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) ? String(v) : undefined;
 }
 
 /** Records already in memory (a generated world, a test). */
@@ -137,7 +156,7 @@ export function mapSource<R extends DataRecord, S extends DataRecord>(
     async get(index) {
       const entry = await source.get(index);
       if (!entry.ok) return entry;
-      const out = entryOf(() => fn(entry.record, index));
+      const out = entryOf(() => fn(entry.record, index), entry.record.id);
       if (!out.ok) return out;
       const dropped = [...(entry.dropped ?? []), ...(out.dropped ?? [])];
       return { ...out, ...(dropped.length ? { dropped } : {}), ...(entry.images ? { images: entry.images } : {}) };

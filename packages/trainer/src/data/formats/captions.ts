@@ -19,6 +19,9 @@ export interface KarpathyOptions {
   name?: string;
 }
 
+/** An image's record id (the COCO id, else the Karpathy index, else its place in the file); its sentences are `<id>/<k>`. */
+const idOf = (img: unknown, i: number) => String(isObject(img) ? (img.cocoid ?? img.imgid ?? i) : i);
+
 /**
  * Records of a Karpathy-split json (parsed), e.g. `karpathyCaptions(JSON.parse(text), { splits: ['train', 'restval']
  * })`.
@@ -42,13 +45,15 @@ export function karpathyCaptions(json: unknown, options: KarpathyOptions = {}): 
       texts = options.dedupe === false ? raw : [...new Set(raw)];
       if (texts.length === 0) throw new DataSkipError('empty-text', `${where}: no sentences`);
     } catch (e) {
-      entries.push(failedEntry(e));
+      entries.push(failedEntry(e, idOf(img, i)));
       return;
     }
-    const id = String(isObject(img) ? (img.cocoid ?? img.imgid ?? i) : i);
+    const id = idOf(img, i);
     texts.forEach((text, k) => {
       const at = `${where}.sentences[${k}]`;
-      entries.push(entryOf(() => ({ kind: 'caption', id: `${id}/${k}`, image, text: requireText(text, at), split })));
+      entries.push(
+        entryOf(() => ({ kind: 'caption', id: `${id}/${k}`, image, text: requireText(text, at), split }), `${id}/${k}`),
+      );
     });
   });
   const source: RecordSource<CaptionRecord> = {

@@ -4,7 +4,7 @@
 // images in id order, crowd boxes left out, an image without boxes not used.
 import type { Box, DetectionRecord, GroundingRecord, Span } from '../records.js';
 import { DataSkipError, type Skip } from '../skips.js';
-import { checkIndex, entryOf, failedEntry, type RecordSource, type SourceEntry } from '../source.js';
+import { checkIndex, entryOf, failedEntry, idText, type RecordSource, type SourceEntry } from '../source.js';
 import {
   arr,
   boxOf,
@@ -200,7 +200,7 @@ export function cocoInstances(json: unknown, options: CocoInstancesOptions = {})
       if (size) record.size = size;
       const checked = checkRecordBoxes(record, size, policy, where);
       return { record: checked.record, dropped: [...dropped, ...checked.dropped] };
-    }),
+    }, idText(img.id)),
   );
   return sourceOf(name, [...entries, ...notObjects], categories);
 }
@@ -264,7 +264,7 @@ export function mdetrGrounding(json: unknown, options: MdetrOptions = {}): CocoS
       if (typeof img.dataset_name === 'string') record.dataset = img.dataset_name;
       const checked = checkRecordBoxes(record, size, policy, where);
       return { record: checked.record, dropped: [...dropped, ...checked.dropped] };
-    }),
+    }, idText(img.id)),
   );
   return sourceOf(name, [...entries, ...notObjects], categories);
 }

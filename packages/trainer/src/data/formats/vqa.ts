@@ -3,7 +3,7 @@
 import { normalizeVqaAnswer } from '@fiber-vl/eval-metrics';
 import type { VqaRecord } from '../records.js';
 import { DataSkipError } from '../skips.js';
-import { checkIndex, entryOf, type RecordSource, type SourceEntry } from '../source.js';
+import { checkIndex, entryOf, idText, type RecordSource, type SourceEntry } from '../source.js';
 import { arr, isObject, num, requireText, requireUnique, str, topArray } from '../validate.js';
 
 /**
@@ -123,29 +123,39 @@ export function vqaQuestions(options: VqaOptions): RecordSource<VqaRecord> {
     }
   }
   const entries: SourceEntry<VqaRecord>[] = questions.map((q, i) =>
-    entryOf(() => {
-      const where = `${name} questions[${i}]`;
-      const questionId = num(q, 'question_id', where);
-      const imageId = num(q, 'image_id', where);
-      const text = requireText(str(q, 'question', where), where);
-      let targets = { labels: [] as number[], scores: [] as number[] };
-      if (byQuestion) {
-        const ann = byQuestion.get(questionId);
-        if (ann === undefined)
-          throw new DataSkipError('missing-annotation', `${where}: no annotation for question ${questionId}`);
-        const answers = arr(ann, 'answers', `annotation of question ${questionId}`).map((a, k) =>
-          str(a, 'answer', `annotation of question ${questionId}.answers[${k}]`),
-        );
-        targets = vqaTargets(answers, options.vocab);
-        if (targets.labels.length === 0) {
-          throw new DataSkipError(
-            'no-answer-in-vocab',
-            `${where}: no answer of question ${questionId} is in the ${options.vocab.answers.length}-answer vocabulary`,
+    entryOf(
+      () => {
+        const where = `${name} questions[${i}]`;
+        const questionId = num(q, 'question_id', where);
+        const imageId = num(q, 'image_id', where);
+        const text = requireText(str(q, 'question', where), where);
+        let targets = { labels: [] as number[], scores: [] as number[] };
+        if (byQuestion) {
+          const ann = byQuestion.get(questionId);
+          if (ann === undefined)
+            throw new DataSkipError('missing-annotation', `${where}: no annotation for question ${questionId}`);
+          const answers = arr(ann, 'answers', `annotation of question ${questionId}`).map((a, k) =>
+            str(a, 'answer', `annotation of question ${questionId}.answers[${k}]`),
           );
+          targets = vqaTargets(answers, options.vocab);
+          if (targets.labels.length === 0) {
+            throw new DataSkipError(
+              'no-answer-in-vocab',
+              `${where}: no answer of question ${questionId} is in the ${options.vocab.answers.length}-answer vocabulary`,
+            );
+          }
         }
-      }
-      return { kind: 'vqa', id: String(questionId), image: imagePath(imageId, subtype), text, questionId, ...targets };
-    }),
+        return {
+          kind: 'vqa',
+          id: String(questionId),
+          image: imagePath(imageId, subtype),
+          text,
+          questionId,
+          ...targets,
+        };
+      },
+      idText(isObject(q) ? q.question_id : undefined),
+    ),
   );
   const source: RecordSource<VqaRecord> = {
     name,

@@ -86,9 +86,9 @@ export async function webdatasetSource(
           const obj: unknown = json ? JSON.parse(body) : { text: body.trim() };
           if (!isObject(obj)) throw new DataSkipError('malformed-record', `${where}.json is not an object`);
           return parse({ id: key, ...obj, image }, where, index);
-        });
+        }, key);
       } catch (e) {
-        return failedEntry(e);
+        return failedEntry(e, key);
       }
     },
     async close() {
