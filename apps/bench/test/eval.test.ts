@@ -814,6 +814,15 @@ describe('fiber-bench eval error paths', () => {
       /^COCO val2017 instances: .*coco-empty-name\.json: category 3: the class name "\(x\)" is empty after clean_name$/,
     ],
     [
+      'a Flickr30k Entities file whose "images" is not a list (it was iterated before the reader checked it)',
+      () => {
+        const ann = join(work, 'flickr-images-number.json');
+        writeFileSync(ann, JSON.stringify({ images: 5, annotations: [], categories: [] }));
+        return ['--task', 'flickr30k-entities', '--checkpoint', assets.ckpt.fineV2, '--data', samples, '--ann', ann];
+      },
+      /^Flickr30k Entities annotations: .*flickr-images-number\.json: .*"images"/,
+    ],
+    [
       'two Karpathy images of one file (their references were pooled under the first id)',
       () => {
         const dir = join(work, 'karpathy-same-file');

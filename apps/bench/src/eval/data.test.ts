@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fileStamp, tokenizerStamp } from './data.js';
+import { SkipLog, fileStamp, tokenizerStamp } from './data.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fiber-stamp-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,5 +34,28 @@ describe('partial results stamps', () => {
     bytes[bytes.length - 10] = 8; // in the last MiB
     writeFileSync(big, bytes);
     expect(fileStamp(big).sha256).not.toBe(stamp.sha256);
+  });
+});
+
+describe('SkipLog', () => {
+  it('logs a few skips per reason, and replays held ones into another log with their ids', () => {
+    const held = new SkipLog(() => {});
+    held.add('a.json#0', { reason: 'empty-text', detail: 'no caption' }, '7');
+    held.add('a.json#1', { reason: 'malformed-record', detail: 'no id' });
+    held.add('a.json#2', { reason: 'empty-text', detail: 'no caption' }, '9');
+    const lines: string[] = [];
+    const log = new SkipLog((l) => lines.push(l), 1);
+    expect(held.replayInto(log, (s) => s.id !== '9')).toBe(2);
+    expect(log.items).toEqual([
+      { key: 'a.json#0', reason: 'empty-text', detail: 'no caption', id: '7' },
+      { key: 'a.json#1', reason: 'malformed-record', detail: 'no id' },
+    ]);
+    expect(lines).toEqual(['skipped a.json#0: empty-text: no caption', 'skipped a.json#1: malformed-record: no id']);
+    expect(held.replayInto(log)).toBe(3);
+    expect(lines.slice(2)).toEqual([
+      "(further 'empty-text' skips are only counted)",
+      "(further 'malformed-record' skips are only counted)",
+    ]);
+    expect(log.summary()).toBe('3 empty-text, 2 malformed-record');
   });
 });

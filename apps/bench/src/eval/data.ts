@@ -109,6 +109,8 @@ export function tokenizerStamp(dir: string): FileStamp[] {
 
 export interface SkippedItem extends Skip {
   key: string;
+  /** The file's id of an entry its reader could not read, where it had one (SourceEntry's id). */
+  id?: string;
 }
 
 /** Skipped samples: every one kept for the metrics file, a few per reason logged on stderr. */
@@ -121,12 +123,28 @@ export class SkipLog {
     private readonly perReason = 5,
   ) {}
 
-  add(key: string, skip: Skip): void {
-    this.items.push({ key, ...skip });
+  add(key: string, skip: Skip, id?: string): void {
+    this.items.push({ key, ...skip, ...(id === undefined ? {} : { id }) });
     const n = (this.logged.get(skip.reason) ?? 0) + 1;
     this.logged.set(skip.reason, n);
     if (n <= this.perReason) this.log(`skipped ${key}: ${skip.reason}: ${skip.detail}`);
     else if (n === this.perReason + 1) this.log(`(further '${skip.reason}' skips are only counted)`);
+  }
+
+  /**
+   * Adds the items `keep` accepts (all by default) to `target`, which logs them as its own: a task
+   * holds its reader's skips here, silently, until it knows which belong to its samples. Returns how
+   * many it added.
+   */
+  replayInto(target: SkipLog, keep: (item: SkippedItem) => boolean = () => true): number {
+    let n = 0;
+    for (const item of this.items) {
+      if (!keep(item)) continue;
+      const { key, id, ...skip } = item;
+      target.add(key, skip, id);
+      n++;
+    }
+    return n;
   }
 
   counts(): Partial<Record<SkipReason, number>> {
@@ -161,7 +179,7 @@ export async function readSource<S extends DataRecord, R>(
   for (let i = 0; i < n; i++) {
     const entry = await source.get(i);
     if (entry.ok) out.push(keep(entry.record, i));
-    else skips.add(`${source.name}#${i}`, entry.skip);
+    else skips.add(`${source.name}#${i}`, entry.skip, entry.id);
   }
   return out;
 }

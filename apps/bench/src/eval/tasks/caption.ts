@@ -66,7 +66,7 @@ export async function evalCaption(ctx: EvalContext): Promise<TaskReport> {
       fail(`Karpathy captions: ${annFile}: images ${img.imageId} and ${imageId} are the same file ${ref}`);
     img.references.push(r.text);
   }
-  for (const { key, ...skip } of readSkips.items) ctx.skips.add(key, skip);
+  readSkips.replayInto(ctx.skips);
   if (!byImage.size && !ctx.skips.items.length) fail(`Karpathy captions: ${annFile} has no images in split "${split}"`);
   const images = [...byImage.values()].slice(0, opts.limit ?? Infinity);
   const items: Item<{ imageId: number | string }>[] = images.map((img) => ({

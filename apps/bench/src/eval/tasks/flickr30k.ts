@@ -51,21 +51,22 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
     'a fine-grained grounding checkpoint (fiber_coarse_then_fine.pth)',
   );
 
-  // sentence entry id -> (Flickr image id, sentence index), fields the grounding records do not keep
-  const meta = new Map<string, { imageId: string; sentenceId: number }>();
-  const entries = (json as { images?: { id?: unknown; original_img_id?: unknown; sentence_id?: unknown }[] }).images;
-  for (const img of entries ?? []) {
-    if (
-      img &&
-      (typeof img.original_img_id === 'number' || typeof img.original_img_id === 'string') &&
-      Number.isInteger(img.sentence_id)
-    ) {
-      meta.set(String(img.id), { imageId: String(img.original_img_id), sentenceId: img.sentence_id as number });
-    }
-  }
   const source = parseFile('Flickr30k Entities annotations', annFile, () =>
     mdetrGrounding(json, { name: basename(annFile) }),
   );
+  // sentence entry id -> its Flickr image id and sentence index, fields the grounding records do
+  // not keep
+  const imageOf = new Map<string, string>();
+  const meta = new Map<string, { imageId: string; sentenceId: number }>();
+  const images: unknown[] = Array.isArray(json.images) ? json.images : [];
+  for (const img of images) {
+    if (typeof img !== 'object' || img === null) continue;
+    const { id, original_img_id: original, sentence_id: sentence } = img as Record<string, unknown>;
+    if (typeof original !== 'number' && typeof original !== 'string') continue;
+    imageOf.set(String(id), String(original));
+    if (typeof sentence === 'number' && Number.isInteger(sentence))
+      meta.set(String(id), { imageId: String(original), sentenceId: sentence });
+  }
   // the reader's skips, counted below for the images --limit chooses (the reader reads every entry)
   const readSkips = new SkipLog(() => {});
   const read: (Item<Data> | undefined)[] = await readSource(
@@ -73,10 +74,11 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
     (r) => {
       const m = meta.get(r.id);
       if (!m) {
-        readSkips.add(`${source.name} image ${r.id}`, {
-          reason: 'malformed-record',
-          detail: 'no original_img_id / sentence_id',
-        });
+        readSkips.add(
+          `${source.name} image ${r.id}`,
+          { reason: 'malformed-record', detail: 'no original_img_id / sentence_id' },
+          r.id,
+        );
         return undefined;
       }
       const phrases = r.evalSpans ?? r.spans;
@@ -96,25 +98,11 @@ export async function evalFlickr30kEntities(ctx: EvalContext): Promise<TaskRepor
   // them by image
   const sentencesOf = new Map<string, Item<Data>[]>([...chosen].map((id) => [id, []]));
   for (const it of all) sentencesOf.get(it.data.imageId)?.push(it);
-  // a skipped entry's image: the reader's entry i is the file's i-th image object in id order (a
-  // stable sort, an entry without a numeric id last), then the entries that are not objects
-  // (mdetrGrounding's order); those and an entry without original_img_id have no image
-  const idKey = (x: { id?: unknown }) => (typeof x.id === 'number' && Number.isFinite(x.id) ? x.id : Infinity);
-  const inReaderOrder = (entries ?? [])
-    .filter((x) => typeof x === 'object' && x !== null && !Array.isArray(x))
-    .sort((a, b) => idKey(a) - idKey(b) || 0);
-  const imageOfSkip = (key: string): string | undefined => {
-    const i = Number(key.slice(key.lastIndexOf('#') + 1));
-    const id = Number.isInteger(i) ? inReaderOrder[i]?.original_img_id : undefined;
-    return typeof id === 'number' || typeof id === 'string' ? String(id) : undefined;
-  };
-  let readSkipped = 0;
-  for (const { key, ...skip } of readSkips.items) {
-    const id = imageOfSkip(key);
-    if (opts.limit !== undefined && id !== undefined && !chosen.has(id)) continue;
-    ctx.skips.add(key, skip);
-    readSkipped++;
-  }
+  // the reader's skips of the chosen images (and of entries whose image is unknown) are counted
+  const readSkipped = readSkips.replayInto(ctx.skips, ({ id }) => {
+    const image = id === undefined ? undefined : imageOf.get(id);
+    return opts.limit === undefined || image === undefined || chosen.has(image);
+  });
   // Each image's sentences against what the evaluator will expect of them (Sentences/, Annotations/),
   // before the model runs: an image whose phrases do not match is skipped rather than refused by
   // the evaluator after the last image.
