@@ -12,7 +12,7 @@ import { ByteLevelBpeTokenizer } from '@fiber-vl/roberta';
 import { SafetensorsFile, initBackend, loadSafetensors, tf } from '@fiber-vl/tensor-core';
 import { EXPORTED_IMAGES, type ExportedModels, MODEL_METADATA } from '../src/run/export-models.js';
 import { validateResults } from '../src/run/schema.js';
-import type { MainJobResults } from '../src/run/report.js';
+import { type MainJobResults, clearsMargin } from '../src/run/report.js';
 
 const cli = resolve(__dirname, '../dist/cli.js');
 let work: string;
@@ -184,10 +184,18 @@ describe('fiber-bench run --preset micro', () => {
     await vqa.close();
   });
 
-  it('the same seed on the same backend gives the same values', () => {
-    const again = run(['--seeds', '1', '--out', join(work, 'b')]);
-    expect(again.code, again.stderr.slice(-2000)).toBe(0);
+  it('the same seed on the same backend gives the same values; --strict exits 1 for rows under the margin', () => {
+    const again = run(['--seeds', '1', '--out', join(work, 'b'), '--strict']);
     const b: MainJobResults = JSON.parse(readFileSync(join(work, 'b', 'results.json'), 'utf8'));
+    // micro trains a few steps: some rows are under the margin, and --strict makes that exit 1
+    // after writing the outputs
+    const weak = b.tasks.filter((t) => !clearsMargin(t)).map((t) => `${t.task} ${t.metric}`);
+    expect(weak.length).toBeGreaterThan(0);
+    expect(again.code, again.stderr.slice(-2000)).toBe(1);
+    expect(again.stderr.trim().split('\n').at(-1)).toBe(
+      `fiber-bench run: --strict: ${weak.length} task rows are under the margin: ${weak.join('; ')}`,
+    );
+    expect(existsSync(join(work, 'b', 'report.html'))).toBe(true);
     expect(b.tasks.map((t) => [t.task, t.metric, t.value])).toEqual(
       results.tasks.map((t) => [t.task, t.metric, t.seeds[0]]),
     );

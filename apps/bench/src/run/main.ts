@@ -20,6 +20,7 @@ import {
   type ProbeSummary,
   type TaskResult,
   type VqaTypeSummary,
+  REQUIRED_MARGIN,
   clearsMargin,
   marginVerdict,
   resultsHtml,
@@ -28,7 +29,7 @@ import {
 import type { SeedResult } from './seed.js';
 import { intArg } from '../train/args.js';
 
-export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR]
+export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR] [--strict]
 
 The main job: builds the procedural world (deterministic by --seed), trains a BPE tokenizer on its
 train text, pre-trains a tiny FIBER coarse (ITC + ITM + MLM), then fine-grained (ATSS grounding
@@ -44,6 +45,8 @@ tokenizer/, images/).
   --backend B   wasm (default), cpu or webgpu
   --out DIR     output folder (default ./bench-results)
   --jobs J      seeds run at once (default min(N, cores))
+  --strict      exit 1 when a task's mean is under its baseline + ${REQUIRED_MARGIN} (the outputs are still
+                written); without it the run exits 0 and the verdict line names those tasks
 
 Stopped by SIGINT, SIGTERM or SIGHUP, it stops its seed processes and exits 130, 143 or 129; a
 seed that fails stops the others.
@@ -59,6 +62,7 @@ interface RunArgs {
   backend: BackendName;
   out: string;
   jobs: number;
+  strict: boolean;
 }
 
 function parseRunArgs(argv: string[]): RunArgs | 'help' {
@@ -75,6 +79,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
       'child-result': { type: 'string' },
       'child-gallery': { type: 'boolean' },
       'child-models': { type: 'string' },
+      strict: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -89,6 +94,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
     backend: values.backend as BackendName,
     out: resolve(values.out),
     jobs: values.jobs !== undefined ? intArg('jobs', values.jobs, 1) : Math.max(1, Math.min(seeds, cpus().length)),
+    strict: values.strict,
   };
 }
 
@@ -441,5 +447,12 @@ export async function runMain(argv: string[]): Promise<number> {
   process.stdout.write(`\n${resultsMarkdown(out)}\n\n`);
   process.stdout.write(`${marginVerdict(out.tasks, out.seeds).join('\n')}\n`);
   process.stdout.write(`written: ${json}, ${html}, ${join(args.out, 'models')}/ (the demo's models)\n`);
+  const weak = out.tasks.filter((t) => !clearsMargin(t));
+  if (args.strict && weak.length) {
+    process.stderr.write(
+      `fiber-bench run: --strict: ${weak.length} task row${weak.length === 1 ? ' is' : 's are'} under the margin: ${weak.map((t) => `${t.task} ${t.metric}`).join('; ')}\n`,
+    );
+    return 1;
+  }
   return 0;
 }
