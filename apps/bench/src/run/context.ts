@@ -7,6 +7,9 @@ import { StageProgress, type Log } from './progress.js';
 import type { RunPreset } from './presets.js';
 import type { LossCurve } from './report.js';
 
+/** The scenes a stage is evaluated on: the test split (the run), or val (to choose settings without the test scenes). */
+export type EvalSplit = 'val' | 'test';
+
 export interface StageRecord {
   name: string;
   steps: number;

@@ -32,7 +32,7 @@ import {
 } from '@fiber-vl/trainer';
 import { type FineExample, detectionExamples, fineBatch } from './data.js';
 import { recordClassScores } from './class-probe.js';
-import { type RunContext, seedRng, timedStage, trainStage } from './context.js';
+import { type EvalSplit, type RunContext, seedRng, timedStage, trainStage } from './context.js';
 
 /** Anchors a quarter of FIBER's (32 px at stride 8): the world's objects are 14-40 px at the fine input size. */
 const ANCHOR_SIZES = [32, 64, 128, 256, 512];
@@ -186,10 +186,18 @@ export async function evaluateFine(
   ctx: RunContext,
   model: FiberFineModel,
   name: string,
-  { detection = true }: { detection?: boolean } = {},
+  {
+    detection = true,
+    split = 'test',
+  }: {
+    detection?: boolean;
+    /** The scenes: the first `evalScenes` of the split (all of val, which has fewer). */
+    split?: EvalSplit;
+  } = {},
 ): Promise<FineOutcome> {
   return timedStage(ctx, name, async () => {
     const { world, tokenizer, preset } = ctx;
+    const scenes = Math.min(preset.evalScenes, world.size(split));
     const size = preset.fineImageSize;
     const pipeline = new FiberFinePipeline(model, tokenizer, {
       minSize: size,
@@ -202,18 +210,18 @@ export async function evaluateFine(
     const dets: CocoDetection[] = [];
     const gallery: FineOutcome['gallery'] = [];
     const names = classNames(ctx);
-    const classScores = names.map(() => new Array<number>(preset.evalScenes).fill(0));
+    const classScores = names.map(() => new Array<number>(scenes).fill(0));
     // R@5's floor: 5 random boxes per image, and never under R@1's floor (any ranking's R@5 is at
     // least its R@1). R@1's, a random pick among the scene's own objects, always hits at R@5: a
     // scene has at most 4 objects, so the own-object ranking's R@5 (1) cannot be a floor.
     const randomBoxes = new Map<number, [number, number, number, number][]>();
-    for (const d of randomDetectionBaseline(world, 'test', { limit: preset.evalScenes, perImage: 5, seed: 5 })) {
+    for (const d of randomDetectionBaseline(world, split, { limit: scenes, perImage: 5, seed: 5 })) {
       const [x, y, w, h] = d.bbox;
       randomBoxes.set(d.image_id, [...(randomBoxes.get(d.image_id) ?? []), [x, y, x + w, y + h]]);
     }
-    for (let i = 0; i < preset.evalScenes; i++) {
-      const s = world.fineGrained(world.sample('test', i));
-      const image = world.image('test', i);
+    for (let i = 0; i < scenes; i++) {
+      const s = world.fineGrained(world.sample(split, i));
+      const image = world.image(split, i);
       const boxes = s.scene.objects.map((o) => o.box);
       let referred: Detection | null = null;
       let expression = '';
@@ -263,7 +271,7 @@ export async function evaluateFine(
     const rec = recAccuracy(recSamples);
     const ap = (r: CocoEvalResult) => ({ ap: Math.max(0, r.stats.AP), ap50: Math.max(0, r.stats.AP50) });
     const detectionScores = (which: 'seen' | 'held-out', detections: CocoDetection[]) => {
-      const gt = cocoGroundTruth(world, 'test', { limit: preset.evalScenes, classes: which });
+      const gt = cocoGroundTruth(world, split, { limit: scenes, classes: which });
       const ids = new Set(gt.categories.map((c) => c.id));
       // a spread copy: an object type (unlike the interface) satisfies CocoGroundTruth's index signature
       const coco: CocoGroundTruth = { ...gt };
@@ -277,8 +285,8 @@ export async function evaluateFine(
     // AP (IoU 0.5:0.95) rewards box precision, which perfect boxes get for free: its floor is random
     // boxes. AP50 asks only for a box on the object: its floor is each object's own box under every
     // class name (what finding the objects without naming them scores).
-    const boxFloor = randomDetectionBaseline(world, 'test', { limit: preset.evalScenes });
-    const nameFloor = randomLabelDetectionBaseline(world, 'test', { limit: preset.evalScenes });
+    const boxFloor = randomDetectionBaseline(world, split, { limit: scenes });
+    const nameFloor = randomLabelDetectionBaseline(world, split, { limit: scenes });
     const floor = (which: 'seen' | 'held-out') => ({
       ap: detectionScores(which, boxFloor).ap,
       ap50: detectionScores(which, nameFloor).ap50,

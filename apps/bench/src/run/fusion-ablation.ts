@@ -20,7 +20,7 @@ import { retrievalRecall } from '@fiber-vl/eval-metrics';
 import { coarsePixels, encodeTexts, vqaExamples } from './data.js';
 import { NO_HEADS, taskModel } from './coarse-model.js';
 import { predictVqa, vqaScore, vqaTrainBatch } from './coarse-tasks.js';
-import { type RunContext, chunks, seedRng, timedStage, trainStage } from './context.js';
+import { type EvalSplit, type RunContext, chunks, seedRng, timedStage, trainStage } from './context.js';
 import {
   LATE_BACKBONE_PREFIXES,
   LateFusionModel,
@@ -91,15 +91,19 @@ function jointBatch(ctx: RunContext, rng: Generator): JointBatch {
   };
 }
 
-/** ITM retrieval over the first `itmGallery` test scenes (one caption each): R@1 both ways. */
-async function itmRetrieval(ctx: RunContext, model: FusionModel): Promise<{ t2i: number; i2t: number }> {
+/** ITM retrieval over the first `itmGallery` scenes of `split` (one caption each): R@1 both ways. */
+async function itmRetrieval(
+  ctx: RunContext,
+  model: FusionModel,
+  split: EvalSplit,
+): Promise<{ t2i: number; i2t: number }> {
   const { world, tokenizer, preset } = ctx;
-  const G = preset.itmGallery;
+  const G = Math.min(preset.itmGallery, world.size(split));
   const range = Array.from({ length: G }, (_, i) => i);
-  const pixels = coarsePixels(world, 'test', range, preset.model.imageSize);
+  const pixels = coarsePixels(world, split, range, preset.model.imageSize);
   const text = encodeTexts(
     tokenizer,
-    range.map((i) => world.sample('test', i).captions[0].text),
+    range.map((i) => world.sample(split, i).captions[0].text),
     preset.model.maxTextLen,
   );
   const { itm } = headsOf(model);
@@ -186,6 +190,7 @@ async function trainSide(
   name: string,
   model: FusionModel,
   fusionParameters: number,
+  split: EvalSplit,
 ): Promise<FusionSide> {
   const s = ctx.preset.fusionAblation;
   const optimizer = new AdamW(ablationParamGroups(model, s), {
@@ -206,13 +211,13 @@ async function trainSide(
       const { vqa } = headsOf(model);
       const examples = vqaExamples(
         ctx.world,
-        'test',
-        Array.from({ length: ctx.preset.evalScenes }, (_, i) => i),
+        split,
+        Array.from({ length: Math.min(ctx.preset.evalScenes, ctx.world.size(split)) }, (_, i) => i),
       );
       const predictions = await predictVqa(ctx, examples, (p, i, m) =>
         tf.tidy(() => vqa.forward(model.fused(p, i, m).clsFeats)),
       );
-      const itm = await itmRetrieval(ctx, model);
+      const itm = await itmRetrieval(ctx, model, split);
       return { vqa: vqaScore(examples, predictions), itmR1: itm.t2i, cost: await costOf(ctx, model, fusionParameters) };
     });
   } finally {
@@ -220,11 +225,15 @@ async function trainSide(
   }
 }
 
-/** Both sides of ablation (b), trained from the same seed, each from the unimodal pre-training's weights when `init` is given. */
+/**
+ * Both sides of ablation (b), trained from the same seed, each from the unimodal pre-training's
+ * weights when `init` is given; evaluated on the test scenes, or on val to choose settings.
+ */
 export async function fusionAblation(
   ctx: RunContext,
   config: FiberCoarseConfig,
   init?: Map<string, tf.Tensor>,
+  split: EvalSplit = 'test',
 ): Promise<{ fiber: FusionSide; late: FusionSide; depth: number }> {
   const labels = ctx.world.answerVocabulary.length;
   const fiber = taskModel(config, { ...NO_HEADS, itm: true, vqaLabels: labels }, init, seedRng(ctx, 51));
@@ -232,7 +241,7 @@ export async function fusionAblation(
   const depth = matchedLateFusionDepth(config, fiberFusion);
   let fiberSide: FusionSide;
   try {
-    fiberSide = await trainSide(ctx, 'ablation: fusion in the backbone', fiber, fiberFusion);
+    fiberSide = await trainSide(ctx, 'ablation: fusion in the backbone', fiber, fiberFusion, split);
   } finally {
     fiber.dispose();
   }
@@ -242,7 +251,13 @@ export async function fusionAblation(
       const names = new Set(late.stateDict().keys());
       late.loadStateDict(new Map([...init].filter(([k]) => names.has(k))), { strict: false });
     }
-    const lateSide = await trainSide(ctx, `ablation: late fusion (${depth} layers)`, late, late.fusionParameters());
+    const lateSide = await trainSide(
+      ctx,
+      `ablation: late fusion (${depth} layers)`,
+      late,
+      late.fusionParameters(),
+      split,
+    );
     return { fiber: fiberSide, late: lateSide, depth };
   } finally {
     late.dispose();

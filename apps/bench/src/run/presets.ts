@@ -198,5 +198,7 @@ export function validateRunPreset(p: RunPreset): RunPreset {
   if (p.itmGallery > p.world.test) bad('itmGallery', `${p.itmGallery} exceeds world.test`);
   if (p.coarse.batchSize < 2) bad('coarse.batchSize', 'ITM hard negatives need at least 2 pairs per batch');
   if (p.model.imageSize % 32 !== 0) bad('model.imageSize', `must be a multiple of 32, got ${p.model.imageSize}`);
+  if (!(Number.isInteger(p.fineImageSize) && p.fineImageSize >= 32))
+    bad('fineImageSize', `must be an integer >= 32, got ${p.fineImageSize}`);
   return p;
 }
