@@ -17,6 +17,8 @@ commands:
   run       the main job: pre-trains a tiny FIBER coarse-to-fine on the built-in procedural world,
             evaluates every task against its baseline, runs the ablations over 2 seeds; writes
             bench-results/results.json and report.html; see fiber-bench run --help
+  tune      chooses the settings of the main job's fine stage or ablation (b) on the world's val
+            scenes (the run reports on test); see fiber-bench tune --help
   train     one task (pretrain-coarse, pretrain-fine, vqa, caption, nlvr2, retrieval-itc/itm, refcoco,
             detection) on the built-in world or a data folder in the public layout, with checkpoints,
             --resume and DIR/final/model.safetensors; see fiber-bench train --help
@@ -117,6 +119,7 @@ async function main(argv: string[]): Promise<number> {
   if (undecodable) throw new UsageError(undecodable);
   if (argv[0] === 'eval') return (await import('./eval/index.js')).evalMain(argv.slice(1));
   if (argv[0] === 'run') return (await import('./run/main.js')).runMain(argv.slice(1));
+  if (argv[0] === 'tune') return (await import('./run/tune.js')).tuneMain(argv.slice(1));
   if (argv[0] === 'train') return (await import('./train/entry.js')).trainMain(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
