@@ -35,7 +35,8 @@ const USAGE = `usage: fiber-metrics <command> [options]
              (then text j belongs to image floor(j / --captions-per-image, default 5))
   rec        --samples S.json [--giou]   [{"gt_box": [x,y,w,h], "pred_boxes": [[x,y,w,h], ...]}, ...]
              accuracy at IoU >= 0.5 of the first box; --giou: FIBER's / MDETR's evaluator, precision@1, 5, 10
-             at generalised IoU >= 0.5 (pred_boxes best first)
+             at generalised IoU >= 0.5. pred_boxes best first, or in any order with "scores" (one per
+             box), then ranked by them as FIBER's evaluator ranks them (highest first)
   grounding  --flickr-dir DIR --preds P.json [--subset test]   (MDETR format predictions)
   fixtures   DIR                 run every reference fixture JSON in DIR, one line per check
 
@@ -210,9 +211,10 @@ async function run(command: string, arg: string | undefined, values: Values): Pr
         if (typeof s !== 'object' || s === null)
           throw new MetricInputError(`${samplesFile}: [${i}]: not an object (${show(s)})`);
         const o = s as Record<string, unknown>;
+        const predBoxes = (o.pred_boxes ?? o.pred_boxes_xywh_ranked) as BoxXywh[];
         return {
           gtBox: (o.gt_box ?? o.gt_box_xywh) as BoxXywh,
-          predBoxes: (o.pred_boxes ?? o.pred_boxes_xywh_ranked) as BoxXywh[],
+          predBoxes: o.scores === undefined ? predBoxes : rankedByScore(predBoxes, o.scores, `${samplesFile}: [${i}]`),
         };
       });
       if (values.giou) {
@@ -280,6 +282,30 @@ async function run(command: string, arg: string | undefined, values: Values): Pr
   }
   if (values.scale100) scores = scale100(scores) as Scores;
   return print(scores, !!values.table);
+}
+
+/**
+ * The boxes ranked as FIBER's RefExpEvaluator ranks them: Python's sorted() of (score, box) pairs,
+ * highest first, so that equal scores put the larger box (compared as [x0, y0, x1, y1]) first.
+ */
+function rankedByScore(boxes: unknown, scores: unknown, where: string): BoxXywh[] {
+  if (!Array.isArray(boxes)) return boxes as BoxXywh[]; // recAccuracy names the field
+  if (!Array.isArray(scores) || scores.length !== boxes.length || !scores.every((v) => Number.isFinite(v)))
+    throw new MetricInputError(
+      `${where}: "scores" must be a list of finite numbers, one per box of "pred_boxes" (${boxes.length})`,
+    );
+  const key = (i: number): number[] => {
+    const b = boxes[i] as BoxXywh;
+    return Array.isArray(b) ? [b[0], b[1], b[0] + b[2], b[1] + b[3]] : [];
+  };
+  const order = boxes.map((_, i) => i);
+  order.sort((a, b) => {
+    if (scores[a] !== scores[b]) return scores[b] - scores[a];
+    const [ka, kb] = [key(a), key(b)];
+    for (let k = 0; k < Math.min(ka.length, kb.length); k++) if (ka[k] !== kb[k]) return kb[k] - ka[k];
+    return 0;
+  });
+  return order.map((i) => boxes[i]);
 }
 
 function print(scores: Scores, asTable: boolean): number {

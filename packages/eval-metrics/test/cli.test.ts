@@ -110,6 +110,35 @@ describe('fiber-metrics CLI', () => {
     expect(giou.overlap).toBe('giou');
     for (const k of [1, 5, 10]) expect(giou[`precision_at_${k}`]).toBeCloseTo(want[`precision_at_${k}`], 12);
     expect(giou.n).toBe(want.n);
+    // the boxes in the evaluator's input order with their scores: ranked by them, the same values
+    writeFileSync(
+      join(dir, 'giou-scored.json'),
+      JSON.stringify(
+        fx('rec-giou.json').cases.map((c: any) => ({
+          gt_box: c.gt_box_xywh,
+          pred_boxes: c.pred_boxes_xywh,
+          scores: c.scores,
+        })),
+      ),
+    );
+    const scored = json('rec', '--samples', 'giou-scored.json', '--giou');
+    for (const k of [1, 5, 10]) expect(scored[`precision_at_${k}`]).toBeCloseTo(want[`precision_at_${k}`], 12);
+    // equal scores: Python's sorted() of (score, box), highest first, puts the box with the larger
+    // [x0, y0, x1, y1] first (here the miss at x0 50 before the hit at x0 0)
+    writeFileSync(
+      join(dir, 'rec-tie.json'),
+      JSON.stringify([
+        {
+          gt_box: [0, 0, 10, 10],
+          pred_boxes: [
+            [0, 0, 10, 10],
+            [50, 0, 10, 10],
+          ],
+          scores: [0.5, 0.5],
+        },
+      ]),
+    );
+    expect(json('rec', '--samples', 'rec-tie.json').accuracy).toBe(0);
     const g = json('grounding', '--flickr-dir', 'flickr', '--preds', 'flickr_preds.json');
     expect(g.any_box['R@1'].all).toBeCloseTo(fx('grounding_flickr30k.json').expected.any_box['R@1'].all, 12);
   });
@@ -183,6 +212,7 @@ describe('fiber-metrics CLI', () => {
       'caps_none.json': { images: [] },
       'rec_null.json': [null],
       'rec_nan.json': [{ gt_box: [0, 0, 'x', 1], pred_boxes: [[0, 0, 1, 1]] }],
+      'rec_scores.json': [{ gt_box: [0, 0, 1, 1], pred_boxes: [[0, 0, 1, 1]], scores: [0.5, 0.4] }],
       'flickr_null.json': [null],
       'flickr_obj.json': { predictions: [] },
       'broken.json': '{"a": ',
@@ -249,6 +279,10 @@ describe('fiber-metrics CLI', () => {
       ],
       [['rec', '--samples', 'rec_null.json'], 'rec_null.json: [0]: not an object (null)'],
       [['rec', '--samples', 'rec_nan.json'], 'rec_nan.json: [0]: "gt_box" must be [x, y, w, h] numbers'],
+      [
+        ['rec', '--samples', 'rec_scores.json'],
+        'rec_scores.json: [0]: "scores" must be a list of finite numbers, one per box of "pred_boxes" (1)',
+      ],
       [
         ['grounding', '--flickr-dir', 'flickr', '--preds', 'flickr_null.json'],
         'flickr_null.json: predictions[0]: not an object (null)',
