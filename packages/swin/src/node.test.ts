@@ -36,20 +36,36 @@ describe('image decoding in Node (sharp)', () => {
     // scripts/fixtures/make_pil_convert_fixture.py
     const dir = join(__dirname, '../../../fixtures/ops/pil-convert');
     const fx = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
-    expect(Object.keys(fx.files)).toEqual(['cmyk.jpg', 'g16b.png', 'rgb16.png', 'la16.png', 'p3.jpg']);
+    expect(Object.keys(fx.files)).toEqual([
+      'cmyk.jpg',
+      'cmyk.tif',
+      'g16b.png',
+      'g16t.png',
+      'rgb16.png',
+      'la16.png',
+      'p3.jpg',
+    ]);
     for (const [file, want] of Object.entries(fx.files) as [string, { mode: string; rgb: number[] }][]) {
       const img = await readImage(join(dir, file));
       expect(img.channels, file).toBe(3);
       expect(Array.from(img.data), `${file} (PIL mode ${want.mode})`).toEqual(want.rgb);
     }
     // sharp's own conversions differ: colour-managed CMYK and embedded profiles (P3), 16-bit greys
-    // scaled instead of clipped
-    for (const file of ['cmyk.jpg', 'p3.jpg']) {
+    // scaled instead of clipped (and a tRNS chunk read as alpha)
+    for (const file of ['cmyk.jpg', 'cmyk.tif', 'p3.jpg']) {
       const managed = await sharp(readFileSync(join(dir, file)))
         .toColourspace('srgb')
         .raw()
         .toBuffer();
       expect(Array.from(managed), file).not.toEqual(fx.files[file].rgb);
+    }
+    for (const file of ['g16b.png', 'g16t.png']) {
+      const scaled = await sharp(readFileSync(join(dir, file)))
+        .removeAlpha()
+        .toColourspace('srgb')
+        .raw()
+        .toBuffer();
+      expect(Array.from(scaled), file).not.toEqual(fx.files[file].rgb);
     }
   });
 });

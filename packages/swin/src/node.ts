@@ -31,14 +31,24 @@ function pilCmykToRgb(cmyk: Uint8Array, pixels: number): Uint8Array {
   return out;
 }
 
+/** A PNG's bit depth and colour type (IHDR); undefined for bytes that do not start as a PNG. */
+function pngHeader(bytes: Uint8Array): { bitDepth: number; colourType: number } | undefined {
+  const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  const ihdr = [0x49, 0x48, 0x44, 0x52];
+  if (bytes.length < 26 || signature.some((v, i) => bytes[i] !== v) || ihdr.some((v, i) => bytes[12 + i] !== v))
+    return undefined;
+  return { bitDepth: bytes[24], colourType: bytes[25] };
+}
+
 /**
  * Decodes PNG, JPEG, WebP, ... to 8-bit RGB with sharp, as PIL's `Image.open(f).convert('RGB')` (the
  * official pre-processing) does; EXIF orientation and embedded colour profiles are not applied, as
  * PIL does not apply them. Two kinds of file need PIL's own rules, which sharp does not follow by
  * default:
- * - CMYK JPEGs: PIL converts without a colour profile (`cmyk2rgb`); sharp would apply one.
- * - 16-bit greyscale PNGs: PIL reads them as 32-bit integers and clips them to 255 (so most pixels
- *   are white); sharp would scale them to 8 bits. Parity comes first: the model saw PIL's pixels.
+ * - CMYK JPEGs and TIFFs: PIL converts without a colour profile (`cmyk2rgb`); sharp would apply one.
+ * - 16-bit greyscale PNGs (colour type 0, with or without a tRNS chunk): PIL reads them as 32-bit
+ *   integers and clips them to 255 (so most pixels are white); sharp would scale them to 8 bits (and
+ *   reads a tRNS chunk as alpha). Parity comes first: the model saw PIL's pixels.
  * Both are checked against Pillow 9.4 on files it read.
  */
 export const sharpImageDecoder: ImageDecoder = {
@@ -47,18 +57,20 @@ export const sharpImageDecoder: ImageDecoder = {
     // ignoreIcc: PIL's convert('RGB') ignores an embedded colour profile (Adobe RGB, Display P3)
     const open = () => sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS, ignoreIcc: true });
     const meta = await open().metadata();
-    if (meta.space === 'cmyk' && meta.format === 'jpeg') {
+    if (meta.space === 'cmyk') {
       const { data, info } = await open()
         .pipelineColourspace('cmyk')
         .toColourspace('cmyk')
         .raw()
         .toBuffer({ resolveWithObject: true });
-      if (info.channels !== 4) throw new Error(`a CMYK JPEG decoded to ${info.channels} channels, not 4`);
+      if (info.channels !== 4) throw new Error(`a CMYK ${meta.format} decoded to ${info.channels} channels, not 4`);
       const rgb = pilCmykToRgb(data, info.width * info.height);
       return { width: info.width, height: info.height, channels: 3, data: rgb };
     }
-    if (meta.format === 'png' && meta.depth === 'ushort' && meta.channels === 1) {
+    const png = meta.format === 'png' ? pngHeader(bytes) : undefined;
+    if (png?.bitDepth === 16 && png.colourType === 0) {
       const { data, info } = await open()
+        .extractChannel(0)
         .toColourspace('grey16')
         .raw({ depth: 'ushort' })
         .toBuffer({ resolveWithObject: true });
