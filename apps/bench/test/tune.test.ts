@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RUN_PRESETS } from '../src/run/presets.js';
-import { type TuneResult, fineScore, gridOf, parseSets, rankRows, withSettings } from '../src/run/tune.js';
+import { FINE_SCORING, type TuneResult, gridOf, parseSets, rankRows, withSettings } from '../src/run/tune.js';
 
 const cli = resolve(__dirname, '../dist/cli.js');
 
@@ -35,8 +35,10 @@ describe('fiber-bench tune: the grid', () => {
   it.each([
     ['steps', /expected FIELD=V1,V2,\.\.\./],
     ['depth=2', /fine has no field "depth"/],
-    ['steps=1,,2', /"" is not a positive number/],
-    ['lr=-1', /"-1" is not a positive number/],
+    ['steps=1,,2', /"" is not a positive decimal number/],
+    ['lr=-1', /"-1" is not a positive decimal number/],
+    ['steps=0x10', /"0x10" is not a positive decimal number/],
+    ['steps= 3', /" 3" is not a positive decimal number/],
     ['steps=2,2', /a value is repeated/],
   ])('refuses --set %s', (set, message) => {
     expect(() => parseSets('fine', [set])).toThrow(message);
@@ -46,8 +48,8 @@ describe('fiber-bench tune: the grid', () => {
     expect(() => parseSets('fusion', ['lr=1e-4', 'lr=2e-4'])).toThrow('--set lr=2e-4: lr is set twice');
   });
 
-  it('ranks the points by the score of their mean over seeds, best first', () => {
-    const m = (rec: number, ap50: number) => ({
+  it('ranks the points by the rows that clear the margin, then the mean margin, over the seeds', () => {
+    const m = (rec: number, ap50: number, seconds: number) => ({
       rec,
       'rec floor': 0.4,
       'grounding R@1': 0.6,
@@ -56,20 +58,29 @@ describe('fiber-bench tune: the grid', () => {
       'AP50 seen floor': 0.2,
       'AP50 held-out': 0.1,
       'AP50 held-out floor': 0.2,
+      seconds,
     });
     const rows = rankRows(
-      [{ steps: 300 }, { steps: 450 }],
+      [{ steps: 300 }, { steps: 450 }, { steps: 600 }],
       [
-        [m(0.5, 0.4), m(0.6, 0.4)],
-        [m(0.4, 0.4), m(0.5, 0.3)],
+        [m(0.55, 0.4, 10), m(0.6, 0.4, 15), m(0.9, 0.22, 20)],
+        [m(0.45, 0.4, 12), m(0.6, 0.3, 17), m(0.9, 0.22, 22)],
       ],
-      fineScore,
+      FINE_SCORING,
     );
-    expect(rows.map((r) => r.settings.steps)).toEqual([450, 300]);
-    expect(rows[0].metrics.rec).toBeCloseTo(0.55, 12);
-    expect(rows[0].perSeed.map((s) => s.rec)).toEqual([0.6, 0.5]);
-    // (0.15 + 0.1 + 0.15 - 0.1) / 4
-    expect(rows[0].score).toBeCloseTo(0.075, 12);
+    // 600 has the best mean margin (REC far ahead) but AP50 seen under the margin: 2 rows, not 3
+    expect(rows.map((r) => [r.settings.steps, r.cleared])).toEqual([
+      [450, 3],
+      [300, 3],
+      [600, 2],
+    ]);
+    expect(rows[0].metrics.rec).toBeCloseTo(0.6, 12);
+    expect(rows[1].perSeed.map((s) => s.rec)).toEqual([0.55, 0.45]);
+    expect(rows[0].perSeed[0]).not.toHaveProperty('seconds');
+    expect(rows[0].seconds).toBe(16);
+    // (0.2 + 0.1 + 0.15 - 0.1) / 4
+    expect(rows[0].score).toBeCloseTo(0.0875, 12);
+    expect(rows[2].score).toBeGreaterThan(rows[0].score);
   });
 });
 
@@ -92,20 +103,24 @@ describe('fiber-bench tune --preset micro', () => {
       expect(result.rows).toHaveLength(2);
       expect(result.rows[0].score).toBeGreaterThanOrEqual(result.rows[1].score);
       for (const row of result.rows) expect(Number.isFinite(row.metrics[metric])).toBe(true);
-      expect(r.stdout.split('\n')[0]).toContain(`| score |`);
+      expect(r.stdout.split('\n')[0]).toContain(`| score | seconds |`);
+      for (const row of result.rows) expect(row.seconds).toBeGreaterThan(0);
       expect(r.stdout.trim().split('\n')).toHaveLength(4);
       expect(r.stderr).toMatch(/\[seed 0\] point 2\/2 \(/);
-      expect(r.stderr).toMatch(/val eval|late fusion/);
+      // each point evaluated on val (the stage names say which split)
+      expect(r.stderr).toMatch(stage === 'fine' ? /point 1\/2 .* val eval done/ : /late fusion .* eval \(val\) done/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it('bad usage is one line and exit 2', () => {
-    const r = spawnSync(process.execPath, [cli, 'tune', 'coarse'], { encoding: 'utf8', timeout: 60_000 });
+  it.each([
+    [['coarse'], 'unknown stage "coarse" (expected fine or fusion)'],
+    [['fine', '--set', 'batchSize=2.5'], '--set: RunPreset(small).fine.batchSize: must be a positive integer, got 2.5'],
+    [['fusion', '--out', tmpdir()], `--out ${tmpdir()} is a folder, not a file`],
+  ])('bad usage is one line and exit 2, before anything trains: %j', (args, message) => {
+    const r = spawnSync(process.execPath, [cli, 'tune', ...args], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe(
-      'fiber-bench tune: unknown stage "coarse" (expected fine or fusion) (fiber-bench tune --help)\n',
-    );
+    expect(r.stderr).toBe(`fiber-bench tune: ${message} (fiber-bench tune --help)\n`);
   });
 });

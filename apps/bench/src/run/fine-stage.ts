@@ -180,7 +180,8 @@ const toHalfOpen = (b: readonly number[]): [number, number, number, number] => [
 
 /**
  * REC (every referring expression), phrase grounding (every phrase of every caption) and detection
- * on the first `evalScenes` test scenes.
+ * on the first `evalScenes` scenes of the split: test in the run, val to choose settings
+ * (`fiber-bench tune`). The gallery's scene numbers are the split's.
  */
 export async function evaluateFine(
   ctx: RunContext,

@@ -135,9 +135,9 @@ async function itmRetrieval(
 }
 
 /** Parameters, FLOPs and the median time of a batch-1 fused pass. */
-async function costOf(ctx: RunContext, model: FusionModel, fusionParameters: number): Promise<Cost> {
-  const pixels = coarsePixels(ctx.world, 'test', [0], ctx.preset.model.imageSize);
-  const text = encodeTexts(ctx.tokenizer, [ctx.world.sample('test', 0).captions[0].text], ctx.preset.model.maxTextLen);
+async function costOf(ctx: RunContext, model: FusionModel, fusionParameters: number, split: EvalSplit): Promise<Cost> {
+  const pixels = coarsePixels(ctx.world, split, [0], ctx.preset.model.imageSize);
+  const text = encodeTexts(ctx.tokenizer, [ctx.world.sample(split, 0).captions[0].text], ctx.preset.model.maxTextLen);
   try {
     const run = () => model.fused(pixels, text.ids, text.mask);
     const flops = await countFlops(() => {
@@ -207,7 +207,7 @@ async function trainSide(
   try {
     await trainStage(ctx, { name, trainer, steps: s.steps, batch: () => jointBatch(ctx, data) });
     model.eval();
-    return await timedStage(ctx, `${name} eval`, async () => {
+    return await timedStage(ctx, `${name} eval${split === 'test' ? '' : ` (${split})`}`, async () => {
       const { vqa } = headsOf(model);
       const examples = vqaExamples(
         ctx.world,
@@ -218,7 +218,11 @@ async function trainSide(
         tf.tidy(() => vqa.forward(model.fused(p, i, m).clsFeats)),
       );
       const itm = await itmRetrieval(ctx, model, split);
-      return { vqa: vqaScore(examples, predictions), itmR1: itm.t2i, cost: await costOf(ctx, model, fusionParameters) };
+      return {
+        vqa: vqaScore(examples, predictions),
+        itmR1: itm.t2i,
+        cost: await costOf(ctx, model, fusionParameters, split),
+      };
     });
   } finally {
     optimizer.dispose();

@@ -101,28 +101,43 @@ export interface SeedOptions {
   onTrained?: RunContext['onTrained'];
 }
 
+/** One training seed's context, as every run builds it: the world of `worldSeed`, a BPE trained on its train text. */
+export async function seedContext(
+  preset: RunPreset,
+  worldSeed: number,
+  seed: number,
+  log: Log,
+  onTrained?: RunContext['onTrained'],
+): Promise<RunContext> {
+  const world = runWorld(preset, worldSeed);
+  log(`[seed ${seed}] training a ${preset.vocabSize}-token byte-level BPE on the world's train text`);
+  const tokenizer = await worldTokenizer(world, {
+    vocabSize: preset.vocabSize,
+    scenes: Math.min(500, preset.world.train),
+  });
+  return { world, tokenizer, preset, seed, log, curves: [], stages: [], onTrained };
+}
+
+/**
+ * The unimodal pre-training: the Swin and text encoder every model of the seed starts from (FIBER
+ * starts from ImageNet's Swin and RoBERTa). The caller disposes the weights.
+ */
+export async function pretrainUnimodal(ctx: RunContext, config: FiberCoarseConfig): Promise<Map<string, tf.Tensor>> {
+  const unimodal = await pretrainImage(ctx, config);
+  try {
+    for (const [k, t] of await pretrainText(ctx, config)) unimodal.set(k, t);
+    return unimodal;
+  } catch (e) {
+    tf.dispose([...unimodal.values()]);
+    throw e;
+  }
+}
+
 export async function runSeed({ preset, worldSeed, seed, gallery, log, onTrained }: SeedOptions): Promise<SeedResult> {
   const started = performance.now();
-  const world = runWorld(preset, worldSeed);
-  const ctx: RunContext = {
-    world,
-    tokenizer: await (async () => {
-      log(`[seed ${seed}] training a ${preset.vocabSize}-token byte-level BPE on the world's train text`);
-      return worldTokenizer(world, { vocabSize: preset.vocabSize, scenes: Math.min(500, preset.world.train) });
-    })(),
-    preset,
-    seed,
-    log,
-    curves: [],
-    stages: [],
-    onTrained,
-  };
+  const ctx = await seedContext(preset, worldSeed, seed, log, onTrained);
   const config = runModelConfig(preset, ctx.tokenizer.vocabSize);
-
-  // 0. unimodal pre-training: the Swin and text encoder every model of this seed starts from (FIBER
-  // starts from ImageNet's Swin and RoBERTa)
-  const unimodal = await pretrainImage(ctx, config);
-  for (const [k, t] of await pretrainText(ctx, config)) unimodal.set(k, t);
+  const unimodal = await pretrainUnimodal(ctx, config);
   try {
     return await runStages(ctx, config, unimodal, { gallery, started, worldSeed });
   } finally {

@@ -3,12 +3,15 @@
 // training seed trains what the stage starts from as the run does (the unimodal pre-training, and
 // for the fine stage the coarse pre-training), then every point of the grid trains the stage from
 // it and evaluates it on val.
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
 import { oneLine } from '../one-line.js';
+import { outFolderProblem } from '../out-folder.js';
 import { intArg } from '../train/args.js';
 import type { RunContext } from './context.js';
+import { REQUIRED_MARGIN } from './report.js';
 import { RUN_PRESETS, type RunPreset, type RunPresetName, type StageSettings, validateRunPreset } from './presets.js';
 
 export const TUNE_USAGE = `usage: fiber-bench tune fine|fusion [--set FIELD=V1,V2,...]... [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out FILE]
@@ -17,21 +20,23 @@ Chooses a stage's settings on the val scenes of the main job's world (fiber-benc
 the test scenes). For each training seed it trains what the stage starts from, as the run does,
 then trains and evaluates the stage once per point of the grid (every combination of the --set
 values; the preset's value where a field is not set), and prints a table: each point's val metrics
-(mean over seeds, and per seed) and its score, best first.
+(mean over seeds, and per seed), its score and its seconds per seed, best first. The seconds are
+for you to weigh: the tool does not know the run's time budget.
 
   fine     the fine-grained stage (from the coarse pre-training). Fields: steps, batchSize, lr,
-           lrMultOutputs, fineImageSize. Score: the mean margin over the baselines of REC accuracy,
-           grounding R@1 and detection AP50 on the seen and the held-out classes.
+           lrMultOutputs, fineImageSize. Ranked by how many of REC accuracy, grounding R@1 and
+           detection AP50 on the seen and on the held-out classes clear their baseline by the run's
+           margin (${REQUIRED_MARGIN}), then by the mean of those four margins (the score).
   fusion   ablation (b), both architectures (from the unimodal pre-training). Fields: steps,
            batchSize, lr, lrMultHead. Score: the two architectures' mean VQA accuracy (the same
            settings serve both, so they are not chosen for the gap between them).
 
-  --set F=V,... values of one field (repeatable), e.g. --set steps=300,450 --set lrMultOutputs=50,100
+  --set F=V,... values of one field, decimal numbers (repeatable), e.g. --set steps=300,450 --set lrMultOutputs=50,100
   --preset P    micro, small (default) or base
   --seed S      world seed (default 0); training seeds are S, S+1, ...
   --seeds N     training seeds (default 2)
   --backend B   wasm (default), cpu or webgpu
-  --out FILE    also write the rows as JSON
+  --out FILE    also write the rows as JSON (checked before anything trains)
 
 One process, one seed after another: with the small preset the upstream stages take about 6
 minutes per seed, and each point 2-4 minutes per seed (2 cores).
@@ -53,8 +58,12 @@ export interface TuneRow {
   metrics: Record<string, number>;
   /** The same, per seed (in `seeds` order). */
   perSeed: Record<string, number>[];
-  /** What the points are ranked by (higher is better). */
+  /** Rows that clear their baseline by the run's margin (fine: of its four; fusion: 0), ranked first. */
+  cleared: number;
+  /** What the points are ranked by next (higher is better). */
   score: number;
+  /** Seconds per seed of the point's training and evaluation (mean over seeds). */
+  seconds: number;
 }
 
 export interface TuneResult {
@@ -98,8 +107,8 @@ export function parseSets(stage: TuneStage, sets: readonly string[]): Record<str
       throw new RangeError(`--set ${set}: ${stage} has no field "${field}" (fields: ${TUNE_FIELDS[stage].join(', ')})`);
     if (Object.hasOwn(out, field)) throw new RangeError(`--set ${set}: ${field} is set twice`);
     const values = list.split(',').map((v) => {
-      const n = v.trim() === '' ? Number.NaN : Number(v);
-      if (!Number.isFinite(n) || n <= 0) throw new RangeError(`--set ${set}: "${v}" is not a positive number`);
+      const n = /^\d+(\.\d+)?(e[-+]?\d+)?$/i.test(v) ? Number(v) : Number.NaN;
+      if (!Number.isFinite(n) || n <= 0) throw new RangeError(`--set ${set}: "${v}" is not a positive decimal number`);
       return n;
     });
     if (new Set(values).size !== values.length) throw new RangeError(`--set ${set}: a value is repeated`);
@@ -108,68 +117,79 @@ export function parseSets(stage: TuneStage, sets: readonly string[]): Record<str
   return out;
 }
 
-/** Metric -> value over the grid's points and seeds, ranked by the score (mean over seeds), best first. */
-export function rankRows(
-  points: Settings[],
-  perSeed: Record<string, number>[][],
-  score: (m: Record<string, number>) => number,
-): TuneRow[] {
+/** A stage's ranking: how many rows clear the margin, then a score (higher is better). */
+export interface TuneScoring {
+  cleared(m: Record<string, number>): number;
+  score(m: Record<string, number>): number;
+}
+
+/**
+ * The points with their metrics' means over seeds, ranked by the rows they clear, then the score,
+ * best first. `perSeed[s][k]` holds point k's metrics on seed s (`seconds` among them, kept apart).
+ */
+export function rankRows(points: Settings[], perSeed: Record<string, number>[][], scoring: TuneScoring): TuneRow[] {
   const rows = points.map((settings, k) => {
     const seeds = perSeed.map((s) => s[k]);
+    const mean = (name: string) => seeds.reduce((a, s) => a + s[name], 0) / seeds.length;
     const metrics = Object.fromEntries(
-      Object.keys(seeds[0]).map((name) => [name, seeds.reduce((a, s) => a + s[name], 0) / seeds.length]),
+      Object.keys(seeds[0])
+        .filter((name) => name !== 'seconds')
+        .map((name) => [name, mean(name)]),
     );
-    return { settings, metrics, perSeed: seeds, score: score(metrics) };
+    return {
+      settings,
+      metrics,
+      perSeed: seeds.map(({ seconds: _, ...m }) => m),
+      cleared: scoring.cleared(metrics),
+      score: scoring.score(metrics),
+      seconds: mean('seconds'),
+    };
   });
-  return rows.sort((a, b) => b.score - a.score);
+  return rows.sort((a, b) => b.cleared - a.cleared || b.score - a.score);
 }
 
-/** The fine stage's score: the mean margin of its four rows over their baselines. */
-export function fineScore(m: Record<string, number>): number {
-  const margins = [
-    m.rec - m['rec floor'],
-    m['grounding R@1'] - m['grounding floor'],
-    m['AP50 seen'] - m['AP50 seen floor'],
-    m['AP50 held-out'] - m['AP50 held-out floor'],
-  ];
-  return margins.reduce((a, b) => a + b) / margins.length;
-}
+/** The fine stage's four rows as margins over their baselines. */
+const fineMargins = (m: Record<string, number>) => [
+  m.rec - m['rec floor'],
+  m['grounding R@1'] - m['grounding floor'],
+  m['AP50 seen'] - m['AP50 seen floor'],
+  m['AP50 held-out'] - m['AP50 held-out floor'],
+];
 
-/** Ablation (b)'s score: both architectures' VQA accuracy, averaged. */
-export const fusionScore = (m: Record<string, number>): number =>
-  (m['VQA fusion in backbone'] + m['VQA late fusion']) / 2;
+/** The fine stage: the rows that clear the run's margin, then the mean margin. */
+export const FINE_SCORING: TuneScoring = {
+  cleared: (m) => fineMargins(m).filter((v) => v >= REQUIRED_MARGIN).length,
+  score: (m) => fineMargins(m).reduce((a, b) => a + b) / 4,
+};
+
+/** Ablation (b): both architectures' VQA accuracy, averaged (no row is judged by a margin here). */
+export const FUSION_SCORING: TuneScoring = {
+  cleared: () => 0,
+  score: (m) => (m['VQA fusion in backbone'] + m['VQA late fusion']) / 2,
+};
 
 /** Trains and evaluates every grid point for every seed (one after another), on val. */
 export async function tune(
   opts: { stage: TuneStage; preset: RunPreset; seed: number; seeds: number; grid: Settings[] },
   log: (line: string) => void,
 ): Promise<TuneResult> {
-  const [{ tf }, { worldTokenizer }, { runWorld }, { runModelConfig, pretrainCoarse }, img, txt, fine, fusion] =
+  const [{ tf }, { seedContext, pretrainUnimodal }, { runModelConfig, pretrainCoarse }, fine, fusion] =
     await Promise.all([
       import('@fiber-vl/tensor-core'),
-      import('@fiber-vl/trainer'),
       import('./seed.js'),
       import('./coarse-model.js'),
-      import('./image-pretrain.js'),
-      import('./text-pretrain.js'),
       import('./fine-stage.js'),
       import('./fusion-ablation.js'),
     ]);
   // every point checked before anything trains
   const presets = opts.grid.map((s) => withSettings(opts.preset, opts.stage, s));
-  const world = runWorld(opts.preset, opts.seed);
-  log(`fiber-bench tune: training a ${opts.preset.vocabSize}-token byte-level BPE on the world's train text`);
-  const tokenizer = await worldTokenizer(world, {
-    vocabSize: opts.preset.vocabSize,
-    scenes: Math.min(500, opts.preset.world.train),
-  });
-  const config = runModelConfig(opts.preset, tokenizer.vocabSize);
   const seeds = Array.from({ length: opts.seeds }, (_, i) => opts.seed + i);
   const perSeed: Record<string, number>[][] = [];
   for (const seed of seeds) {
-    const ctx: RunContext = { world, tokenizer, preset: opts.preset, seed, log, curves: [], stages: [] };
-    const unimodal = await img.pretrainImage(ctx, config);
-    for (const [k, t] of await txt.pretrainText(ctx, config)) unimodal.set(k, t);
+    // what the run's seed process does before the stage (seed.ts)
+    const ctx = await seedContext(opts.preset, opts.seed, seed, log);
+    const config = runModelConfig(opts.preset, ctx.tokenizer.vocabSize);
+    const unimodal = await pretrainUnimodal(ctx, config);
     let start = unimodal;
     try {
       if (opts.stage === 'fine') {
@@ -181,12 +201,13 @@ export async function tune(
       for (const [k, preset] of presets.entries()) {
         const point = `point ${k + 1}/${presets.length} (${settingsText(opts.grid[k])})`;
         log(`[seed ${seed}] ${point}`);
-        const pctx: RunContext = { ...ctx, preset };
+        const pctx: RunContext = { ...ctx, preset, stages: [] };
+        let row: Record<string, number>;
         if (opts.stage === 'fine') {
           const model = await fine.trainFine(pctx, config, start, `${point} fine-grained pre-training`);
           try {
             const r = await fine.evaluateFine(pctx, model, `${point} val eval`, { split: 'val' });
-            rows.push({
+            row = {
               rec: r.rec.accuracy,
               'rec floor': r.rec.baseline,
               'grounding R@1': r.grounding.r1,
@@ -195,20 +216,22 @@ export async function tune(
               'AP50 seen floor': r.detection.baseline.seen.ap50,
               'AP50 held-out': r.detection.heldOut.ap50,
               'AP50 held-out floor': r.detection.baseline.heldOut.ap50,
-            });
+            };
           } finally {
             model.dispose();
           }
         } else {
           const r = await fusion.fusionAblation(pctx, config, start, 'val');
-          rows.push({
+          row = {
             'VQA fusion in backbone': r.fiber.vqa,
             'VQA late fusion': r.late.vqa,
             'ITM R@1 fusion in backbone': r.fiber.itmR1,
             'ITM R@1 late fusion': r.late.itmR1,
-          });
+          };
         }
-        log(`[seed ${seed}] ${point}: ${metricsText(rows[rows.length - 1])}`);
+        row.seconds = pctx.stages.reduce((a, st) => a + st.seconds, 0);
+        log(`[seed ${seed}] ${point}: ${metricsText(row)}`);
+        rows.push(row);
       }
       perSeed.push(rows);
     } finally {
@@ -221,7 +244,7 @@ export async function tune(
     seed: opts.seed,
     seeds,
     split: 'val',
-    rows: rankRows(opts.grid, perSeed, opts.stage === 'fine' ? fineScore : fusionScore),
+    rows: rankRows(opts.grid, perSeed, opts.stage === 'fine' ? FINE_SCORING : FUSION_SCORING),
   };
 }
 
@@ -238,13 +261,15 @@ const metricsText = (m: Record<string, number>) =>
 export function tuneMarkdown(r: TuneResult): string {
   const fields = Object.keys(r.rows[0]?.settings ?? {});
   const metrics = Object.keys(r.rows[0]?.metrics ?? {});
-  const head = [...fields, 'score', ...metrics];
+  const head = [...fields, ...(r.stage === 'fine' ? ['rows cleared'] : []), 'score', 'seconds', ...metrics];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const row of r.rows)
     lines.push(
       `| ${[
         ...fields.map((f) => String(row.settings[f])),
+        ...(r.stage === 'fine' ? [`${row.cleared}/4`] : []),
         row.score.toFixed(3),
+        row.seconds.toFixed(0),
         ...metrics.map(
           (m) =>
             `${row.metrics[m].toFixed(3)}${r.seeds.length > 1 ? ` (${row.perSeed.map((s) => s[m].toFixed(3)).join(' / ')})` : ''}`,
@@ -289,11 +314,22 @@ export async function tuneMain(argv: string[]): Promise<number> {
     if (!['wasm', 'cpu', 'webgpu'].includes(values.backend))
       throw new RangeError(`--backend: unknown backend "${values.backend}" (expected wasm, cpu, webgpu)`);
     backend = values.backend as BackendName;
-    out = values.out;
+    if (values.out !== undefined) {
+      out = resolve(values.out);
+      if (existsSync(out) && statSync(out).isDirectory())
+        throw new RangeError(`--out ${values.out} is a folder, not a file`);
+      const problem = outFolderProblem(dirname(out));
+      if (problem) throw new RangeError(problem.replace(/^--out [^:]*/, `--out ${values.out}`));
+    }
     const preset = RUN_PRESETS[values.preset as RunPresetName];
     const grid = gridOf(parseSets(stage, values.set));
     // every point checked here, so that a bad value is bad usage
-    for (const s of grid) withSettings(preset, stage, s);
+    for (const s of grid)
+      try {
+        withSettings(preset, stage, s);
+      } catch (e) {
+        throw new RangeError(`--set: ${(e as Error).message}`);
+      }
     opts = { stage, preset, seed: intArg('seed', values.seed, 0), seeds: intArg('seeds', values.seeds, 1), grid };
   } catch (e) {
     process.stderr.write(`fiber-bench tune: ${oneLine((e as Error).message)} (fiber-bench tune --help)\n`);
@@ -306,7 +342,11 @@ export async function tuneMain(argv: string[]): Promise<number> {
     `fiber-bench tune ${opts.stage}: preset ${opts.preset.name}, world seed ${opts.seed}, ${opts.seeds} training seed(s), ${opts.grid.length} point(s), on val`,
   );
   const result = await tune(opts, log);
-  if (out) writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  // the table first: it is what the hours of training were for, whatever happens to the file
   process.stdout.write(`${tuneMarkdown(result)}\n`);
+  if (out) {
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  }
   return 0;
 }
