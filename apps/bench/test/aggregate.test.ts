@@ -8,7 +8,7 @@ import {
   aggregateTasks,
   aggregateVqaTypes,
 } from '../src/run/main.js';
-import { marginVerdict } from '../src/run/report.js';
+import { marginVerdict, strictFailure } from '../src/run/report.js';
 import type { SeedResult } from '../src/run/seed.js';
 
 const seed = (n: number, accuracy: number, own: number, words = 10): SeedResult => ({
@@ -136,5 +136,11 @@ describe('task and ablation aggregation over seeds', () => {
       'NOT clearly above baseline (mean margin < 0.05): vqa m0',
       "above on the mean, but a seed's margin is under 0.05: vqa m1 (seed 0: 0.030)",
     ]);
+    // --strict judges the mean only
+    expect(strictFailure(rows)).toBe('--strict: 1 task row is under the 0.05 margin: vqa m0');
+    expect(strictFailure(rows.slice(1))).toBeUndefined();
+    expect(strictFailure([rows[0], { ...rows[0], metric: 'm9' }])).toBe(
+      '--strict: 2 task rows are under the 0.05 margin: vqa m0; vqa m9',
+    );
   });
 });

@@ -158,6 +158,14 @@ export function marginVerdict(tasks: readonly TaskResult[], seeds: readonly numb
   ];
 }
 
+/** `--strict`'s line for the task rows under the margin (mean over seeds), or undefined when every row clears it. */
+export function strictFailure(tasks: readonly TaskResult[]): string | undefined {
+  const weak = tasks.filter((t) => !clearsMargin(t)).map((t) => `${t.task} ${t.metric}`);
+  if (!weak.length) return undefined;
+  const rows = weak.length === 1 ? '1 task row is' : `${weak.length} task rows are`;
+  return `--strict: ${rows} under the ${REQUIRED_MARGIN} margin: ${weak.join('; ')}`;
+}
+
 /** The probes as rows (weights probed x stride) of "accuracy (chance)" cells, one per attribute. */
 function probeTable(probes: ProbeSummary[]): {
   attributes: string[];
