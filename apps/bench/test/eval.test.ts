@@ -417,6 +417,18 @@ describe('fiber-bench eval caption', () => {
     expect([...partialValues(r).values()].map((v) => v.tokens)).toEqual([tokens, tokens, tokens]);
     close(r.summary.metrics.METEOR_no_paraphrase as number, 0.022775800711743774, 1e-9);
     expect(r.summary.metrics.CIDEr_D).toBe(0);
+    // the entry the reader could not read (no filename) is named by its id
+    expect(r.summary.skippedSamples).toContainEqual(expect.objectContaining({ reason: 'malformed-record', id: '106' }));
+  });
+
+  it('--limit counts the reader skips of the images it chooses only', async () => {
+    const limited = await evalRun([
+      ...['--task', 'caption', '--checkpoint', assets.ckpt.caption],
+      ...['--data', join(samples, 'coco'), '--limit', '2'],
+    ]);
+    expect(limited.code, limited.stderr).toBe(0);
+    // image 106 (no filename) is not one of the first two: its skip is not counted (it was)
+    expect(limited.summary.counts).toEqual({ samples: 2, evaluated: 2, skipped: 0 });
   });
 });
 

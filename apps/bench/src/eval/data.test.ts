@@ -50,7 +50,10 @@ describe('SkipLog', () => {
       { key: 'a.json#0', reason: 'empty-text', detail: 'no caption', id: '7' },
       { key: 'a.json#1', reason: 'malformed-record', detail: 'no id' },
     ]);
-    expect(lines).toEqual(['skipped a.json#0: empty-text: no caption', 'skipped a.json#1: malformed-record: no id']);
+    expect(lines).toEqual([
+      'skipped a.json#0 (id 7): empty-text: no caption',
+      'skipped a.json#1: malformed-record: no id',
+    ]);
     expect(held.replayInto(log)).toBe(3);
     expect(lines.slice(2)).toEqual([
       "(further 'empty-text' skips are only counted)",

@@ -127,7 +127,8 @@ export class SkipLog {
     this.items.push({ key, ...skip, ...(id === undefined ? {} : { id }) });
     const n = (this.logged.get(skip.reason) ?? 0) + 1;
     this.logged.set(skip.reason, n);
-    if (n <= this.perReason) this.log(`skipped ${key}: ${skip.reason}: ${skip.detail}`);
+    if (n <= this.perReason)
+      this.log(`skipped ${key}${id === undefined ? '' : ` (id ${id})`}: ${skip.reason}: ${skip.detail}`);
     else if (n === this.perReason + 1) this.log(`(further '${skip.reason}' skips are only counted)`);
   }
 

@@ -32,7 +32,8 @@ export interface EvalSummary extends Omit<TaskReport, 'rows' | 'notes'> {
   seconds: number;
   counts: TaskReport['counts'] & { skipped: number };
   skipped: Record<string, number>;
-  skippedSamples: { key: string; reason: string; detail: string }[];
+  /** `id`: the file's id of an entry its reader could not read, where it had one. */
+  skippedSamples: { key: string; reason: string; detail: string; id?: string }[];
   notes: string[];
 }
 
@@ -107,7 +108,12 @@ export async function evalMain(
       decoder,
     );
     const report = await TASKS[opts.task](ctx);
-    const skippedSamples = ctx.skips.items.map(({ key, reason, detail }) => ({ key, reason, detail }));
+    const skippedSamples = ctx.skips.items.map(({ key, reason, detail, id }) => ({
+      key,
+      reason,
+      detail,
+      ...(id === undefined ? {} : { id }),
+    }));
     const { rows, ...rest } = report;
     if (skippedSamples.length) {
       rest.notes = [

@@ -55,7 +55,6 @@ export async function evalCaption(ctx: EvalContext): Promise<TaskReport> {
   // the reader's skips are logged once the file has passed the checks below (a refused file is one line)
   const readSkips = new SkipLog(() => {});
   const records = await readSource(source, (r) => r, readSkips);
-  const unreadable = readSkips.items.length;
   const byImage = new Map<string, { imageId: number | string; ref: string; references: string[] }>();
   for (const r of records) {
     const ref = refOf(r.image);
@@ -66,9 +65,18 @@ export async function evalCaption(ctx: EvalContext): Promise<TaskReport> {
       fail(`Karpathy captions: ${annFile}: images ${img.imageId} and ${imageId} are the same file ${ref}`);
     img.references.push(r.text);
   }
-  readSkips.replayInto(ctx.skips);
-  if (!byImage.size && !ctx.skips.items.length) fail(`Karpathy captions: ${annFile} has no images in split "${split}"`);
   const images = [...byImage.values()].slice(0, opts.limit ?? Infinity);
+  // the reader's skips, of the images --limit chooses (an entry's id is <cocoid> or <cocoid>/<k>)
+  // and of entries without an id
+  const chosen = new Set(images.map((img) => String(img.imageId)));
+  const unreadable = readSkips.replayInto(
+    ctx.skips,
+    ({ id }) =>
+      opts.limit === undefined ||
+      id === undefined ||
+      chosen.has(id.includes('/') ? id.slice(0, id.lastIndexOf('/')) : id),
+  );
+  if (!byImage.size && !ctx.skips.items.length) fail(`Karpathy captions: ${annFile} has no images in split "${split}"`);
   const items: Item<{ imageId: number | string }>[] = images.map((img) => ({
     key: `img${img.imageId}`,
     images: [img.ref],
