@@ -15,8 +15,8 @@ export type SourceEntry<R extends DataRecord = DataRecord> =
       ok: false;
       skip: Skip;
       /**
-       * The id the record would have had, where the reader could read it (COCO-style and VQA files,
-       * Karpathy images, webdataset keys, a mapped record): a skip report can name the file's entry.
+       * The id the record would have had, where the reader can tell it (COCO-style and VQA files,
+       * Karpathy images, webdataset samples, a mapped record): a skip report can name the entry.
        */
       id?: string;
     };

@@ -102,13 +102,14 @@ describe('webdataset', () => {
     // the source owns the shards: closing it closes their files (the test setup checks)
     onTestFinished(() => source.close?.());
     const all = await entries(source);
-    expect(all.map((e) => (e.ok ? [e.record.kind, e.record.id, e.record.text] : e.skip.reason))).toEqual([
+    expect(all.map((e) => (e.ok ? [e.record.kind, e.record.id, e.record.text] : [e.skip.reason, e.id]))).toEqual([
       ['caption', '000000', 'a red square left of a blue disc'],
       ['grounding', '000001', 'the disc'],
       ['caption', '000002', 'this JPEG is cut in half'],
       ['caption', `${LONG}/000003`, 'a name longer than one hundred bytes, in a pax header'],
       ['caption', '000004', 'gnu tar, short name'],
-      'missing-image',
+      // a skipped sample is named by its key
+      ['missing-image', '000005'],
       ['caption', `${LONG}/000006`, 'a gnu long name'],
     ]);
     const g = all[1].ok ? all[1].record : undefined;

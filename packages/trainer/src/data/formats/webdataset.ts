@@ -4,7 +4,7 @@
 import type { ByteSource } from '@fiber-vl/tensor-core';
 import type { CaptionRecord, GroundingRecord } from '../records.js';
 import { DataSkipError } from '../skips.js';
-import { checkIndex, entryOf, failedEntry, type RecordSource } from '../source.js';
+import { checkIndex, entryOf, failedEntry, idText, type RecordSource } from '../source.js';
 import type { ImageLocation, ImageStore } from '../images.js';
 import { groupWebdataset, indexTar, type TarMember } from '../tar.js';
 import { genericRecord, type GenericJsonlOptions } from './jsonl.js';
@@ -82,11 +82,16 @@ export async function webdatasetSource(
         const meta = json ?? files.get('txt');
         if (!meta) throw new DataSkipError('malformed-record', `${where}: no .txt or .json member`);
         const body = utf8.decode(await shards[shard].source.read(meta.offset, meta.size));
-        return entryOf(() => {
+        // the record's id: the json's own, else the sample key (a skip names it the same way)
+        let id = key;
+        try {
           const obj: unknown = json ? JSON.parse(body) : { text: body.trim() };
           if (!isObject(obj)) throw new DataSkipError('malformed-record', `${where}.json is not an object`);
-          return parse({ id: key, ...obj, image }, where, index);
-        }, key);
+          id = idText(obj.id) ?? key;
+          return entryOf(() => parse({ id: key, ...obj, image }, where, index), id);
+        } catch (e) {
+          return failedEntry(e, id);
+        }
       } catch (e) {
         return failedEntry(e, key);
       }
