@@ -294,9 +294,11 @@ function rankedByScore(boxes: unknown, scores: unknown, where: string): BoxXywh[
     throw new MetricInputError(
       `${where}: "scores" must be a list of finite numbers, one per box of "pred_boxes" (${boxes.length})`,
     );
+  // [x0, y0, x1, y1] compares as [x, y, w, h] does: x1 is compared only where x0 ties, and then
+  // orders as w (y1 likewise as h); the sums would only add rounding
   const key = (i: number): number[] => {
-    const b = boxes[i] as BoxXywh;
-    return Array.isArray(b) ? [b[0], b[1], b[0] + b[2], b[1] + b[3]] : [];
+    const b = boxes[i];
+    return Array.isArray(b) ? b : [];
   };
   const order = boxes.map((_, i) => i);
   order.sort((a, b) => {

@@ -58,6 +58,9 @@ export const sharpImageDecoder: ImageDecoder = {
     const open = () => sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS, ignoreIcc: true });
     const meta = await open().metadata();
     if (meta.space === 'cmyk') {
+      // 8-bit CMYK only: sharp would rescale 16-bit samples, and that is not checked against PIL
+      if (meta.depth !== 'uchar')
+        throw new Error(`a CMYK ${meta.format} of ${meta.depth} samples is not supported (8-bit CMYK only)`);
       const { data, info } = await open()
         .pipelineColourspace('cmyk')
         .toColourspace('cmyk')
@@ -74,7 +77,9 @@ export const sharpImageDecoder: ImageDecoder = {
         .toColourspace('grey16')
         .raw({ depth: 'ushort' })
         .toBuffer({ resolveWithObject: true });
-      const grey = new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
+      // a Buffer may start at an odd offset of its pool, where a Uint16Array view cannot
+      const aligned = data.byteOffset % 2 === 0 ? data : Uint8Array.from(data);
+      const grey = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
       if (info.channels !== 1 || grey.length !== info.width * info.height)
         throw new Error(`a 16-bit greyscale PNG decoded to ${info.channels} channels of ${grey.length} values`);
       const rgb = new Uint8Array(grey.length * 3);
