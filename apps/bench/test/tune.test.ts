@@ -18,6 +18,7 @@ describe('fiber-bench tune: the grid', () => {
       { steps: 450, lrMultOutputs: 100 },
     ]);
     expect(gridOf({})).toEqual([{}]);
+    expect(parseSets('fusion', ['lr=.5e-4,2E-4,1.'])).toEqual({ lr: [0.5e-4, 2e-4, 1] });
   });
 
   it('puts a point in the stage it tunes, checked as a preset', () => {
@@ -28,7 +29,7 @@ describe('fiber-bench tune: the grid', () => {
     expect(p.fusionAblation).toBe(small.fusionAblation);
     expect(withSettings(small, 'fusion', { lr: 1e-4 }).fusionAblation).toEqual({ ...small.fusionAblation, lr: 1e-4 });
     expect(() => withSettings(small, 'fine', { batchSize: 2.5 })).toThrow(
-      'RunPreset(small).fine.batchSize: must be a positive integer, got 2.5',
+      'RunPreset(small).fine.batchSize: must be a positive integer up to 4096, got 2.5',
     );
   });
 
@@ -116,8 +117,28 @@ describe('fiber-bench tune --preset micro', () => {
 
   it.each([
     [['coarse'], 'unknown stage "coarse" (expected fine or fusion)'],
-    [['fine', '--set', 'batchSize=2.5'], '--set: RunPreset(small).fine.batchSize: must be a positive integer, got 2.5'],
+    [
+      ['fine', '--set', 'batchSize=2.5'],
+      '--set: RunPreset(small).fine.batchSize: must be a positive integer up to 4096, got 2.5',
+    ],
     [['fusion', '--out', tmpdir()], `--out ${tmpdir()} is a folder, not a file`],
+    [['fine', '--seeds', '99999999999'], '--seeds: expected an integer in [1, 64], got "99999999999"'],
+    [
+      ['fine', '--set', 'fineImageSize=100000000'],
+      '--set: RunPreset(small).fineImageSize: must be an integer in [32, 4096], got 100000000',
+    ],
+    [
+      [
+        'fine',
+        '--set',
+        'steps=1,2,3,4,5,6,7,8,9,10',
+        '--set',
+        'batchSize=1,2,3,4,5,6,7,8,9,10',
+        '--set',
+        'lr=.1,.2,.3',
+      ],
+      '--set: 300 points, more than 256',
+    ],
   ])('bad usage is one line and exit 2, before anything trains: %j', (args, message) => {
     const r = spawnSync(process.execPath, [cli, 'tune', ...args], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);

@@ -30,7 +30,7 @@ import {
 import type { SeedResult } from './seed.js';
 import { intArg } from '../train/args.js';
 
-export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR] [--strict]
+export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR] [--jobs J] [--strict]
 
 The main job: builds the procedural world (deterministic by --seed), trains a BPE tokenizer on its
 train text, pre-trains a tiny FIBER coarse (ITC + ITM + MLM), then fine-grained (ATSS grounding
@@ -41,8 +41,8 @@ the first seed's trained models for the demo page to DIR/models/ (models.json, *
 tokenizer/, images/).
 
   --preset P    micro (tests, < 1 min), small (default, ~17 min on 2 cores), base (bigger machines)
-  --seed S      world seed; training seeds are S, S+1, ... (default 0)
-  --seeds N     training seeds (default 2; ablations need >= 2 for a spread)
+  --seed S      world seed, at most 2^32 - 1; training seeds are S, S+1, ... (default 0)
+  --seeds N     training seeds, at most 64 (default 2; ablations need >= 2 for a spread)
   --backend B   wasm (default), cpu or webgpu
   --out DIR     output folder (default ./bench-results)
   --jobs J      seeds run at once (default min(N, cores))
@@ -53,6 +53,10 @@ tokenizer/, images/).
 Stopped by SIGINT, SIGTERM or SIGHUP, it stops its seed processes and exits 130, 143 or 129; a
 seed that fails stops the others.
 `;
+
+/** Bounds of --seeds (and --jobs) and --seed, for `run` and `tune`. */
+export const MAX_SEEDS = 64;
+export const MAX_SEED = 2 ** 32 - 1;
 
 /** `--strict`'s exit status when a row is under the margin (1 is an error's, 2 bad usage's). */
 export const STRICT_EXIT = 3;
@@ -91,14 +95,18 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
   if (values.help) return 'help';
   if (!['wasm', 'cpu', 'webgpu'].includes(values.backend))
     throw new RangeError(`--backend: unknown backend "${values.backend}" (expected wasm, cpu, webgpu)`);
-  const seeds = intArg('seeds', values.seeds, 1);
+  // a seed process each: a few dozen at most; world and training seeds within the generators' range
+  const seeds = intArg('seeds', values.seeds, 1, MAX_SEEDS);
   return {
     preset: values.preset,
-    seed: intArg('seed', values.seed, 0),
+    seed: intArg('seed', values.seed, 0, MAX_SEED),
     seeds,
     backend: values.backend as BackendName,
     out: resolve(values.out),
-    jobs: values.jobs !== undefined ? intArg('jobs', values.jobs, 1) : Math.max(1, Math.min(seeds, cpus().length)),
+    jobs:
+      values.jobs !== undefined
+        ? intArg('jobs', values.jobs, 1, MAX_SEEDS)
+        : Math.max(1, Math.min(seeds, cpus().length)),
     strict: values.strict,
   };
 }

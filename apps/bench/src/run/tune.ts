@@ -3,7 +3,7 @@
 // training seed trains what the stage starts from as the run does (the unimodal pre-training, and
 // for the fine stage the coarse pre-training), then every point of the grid trains the stage from
 // it and evaluates it on val.
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
@@ -11,6 +11,7 @@ import { oneLine } from '../one-line.js';
 import { outFolderProblem } from '../out-folder.js';
 import { intArg } from '../train/args.js';
 import type { RunContext } from './context.js';
+import { MAX_SEED, MAX_SEEDS } from './main.js';
 import { REQUIRED_MARGIN } from './report.js';
 import { RUN_PRESETS, type RunPreset, type RunPresetName, type StageSettings, validateRunPreset } from './presets.js';
 
@@ -31,10 +32,11 @@ for you to weigh: the tool does not know the run's time budget.
            batchSize, lr, lrMultHead. Score: the two architectures' mean VQA accuracy (the same
            settings serve both, so they are not chosen for the gap between them).
 
-  --set F=V,... values of one field, decimal numbers (repeatable), e.g. --set steps=300,450 --set lrMultOutputs=50,100
+  --set F=V,... values of one field, decimal numbers (repeatable; at most 256 points in all),
+                e.g. --set steps=300,450 --set lrMultOutputs=50,100
   --preset P    micro, small (default) or base
-  --seed S      world seed (default 0); training seeds are S, S+1, ...
-  --seeds N     training seeds (default 2)
+  --seed S      world seed, at most 2^32 - 1 (default 0); training seeds are S, S+1, ...
+  --seeds N     training seeds, at most 64 (default 2)
   --backend B   wasm (default), cpu or webgpu
   --out FILE    also write the rows as JSON (checked before anything trains)
 
@@ -43,6 +45,9 @@ minutes per seed, and each point 2-4 minutes per seed (2 cores).
 `;
 
 export type TuneStage = 'fine' | 'fusion';
+
+/** The most grid points one tune trains (each takes minutes per seed with the small preset). */
+export const MAX_POINTS = 256;
 
 /** The settings `--set` may vary, per stage. */
 export const TUNE_FIELDS: Readonly<Record<TuneStage, readonly string[]>> = {
@@ -107,7 +112,7 @@ export function parseSets(stage: TuneStage, sets: readonly string[]): Record<str
       throw new RangeError(`--set ${set}: ${stage} has no field "${field}" (fields: ${TUNE_FIELDS[stage].join(', ')})`);
     if (Object.hasOwn(out, field)) throw new RangeError(`--set ${set}: ${field} is set twice`);
     const values = list.split(',').map((v) => {
-      const n = /^\d+(\.\d+)?(e[-+]?\d+)?$/i.test(v) ? Number(v) : Number.NaN;
+      const n = /^(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(v) ? Number(v) : Number.NaN;
       if (!Number.isFinite(n) || n <= 0) throw new RangeError(`--set ${set}: "${v}" is not a positive decimal number`);
       return n;
     });
@@ -316,13 +321,23 @@ export async function tuneMain(argv: string[]): Promise<number> {
     backend = values.backend as BackendName;
     if (values.out !== undefined) {
       out = resolve(values.out);
-      if (existsSync(out) && statSync(out).isDirectory())
-        throw new RangeError(`--out ${values.out} is a folder, not a file`);
-      const problem = outFolderProblem(dirname(out));
-      if (problem) throw new RangeError(problem.replace(/^--out [^:]*/, `--out ${values.out}`));
+      if (existsSync(out)) {
+        if (statSync(out).isDirectory()) throw new RangeError(`--out ${values.out} is a folder, not a file`);
+        try {
+          accessSync(out, constants.W_OK);
+        } catch (e) {
+          throw new RangeError(`--out ${values.out}: cannot write it (${oneLine((e as Error).message)})`);
+        }
+      } else {
+        const problem = outFolderProblem(dirname(out));
+        if (problem) throw new RangeError(problem.replace(/^--out [^:]*/, `--out ${values.out}`));
+      }
     }
     const preset = RUN_PRESETS[values.preset as RunPresetName];
-    const grid = gridOf(parseSets(stage, values.set));
+    const sets = parseSets(stage, values.set);
+    const points = Object.values(sets).reduce((n, vs) => n * vs.length, 1);
+    if (points > MAX_POINTS) throw new RangeError(`--set: ${points} points, more than ${MAX_POINTS}`);
+    const grid = gridOf(sets);
     // every point checked here, so that a bad value is bad usage
     for (const s of grid)
       try {
@@ -330,7 +345,13 @@ export async function tuneMain(argv: string[]): Promise<number> {
       } catch (e) {
         throw new RangeError(`--set: ${(e as Error).message}`);
       }
-    opts = { stage, preset, seed: intArg('seed', values.seed, 0), seeds: intArg('seeds', values.seeds, 1), grid };
+    opts = {
+      stage,
+      preset,
+      seed: intArg('seed', values.seed, 0, MAX_SEED),
+      seeds: intArg('seeds', values.seeds, 1, MAX_SEEDS),
+      grid,
+    };
   } catch (e) {
     process.stderr.write(`fiber-bench tune: ${oneLine((e as Error).message)} (fiber-bench tune --help)\n`);
     return 2;
