@@ -7,7 +7,7 @@ import { cocoEvaluate, type CocoDetection, type CocoGroundTruth } from './detect
 import { MetricInputError, show } from './errors.js';
 import { Flickr30kEntitiesEvaluator, type Flickr30kPrediction } from './grounding/flickr30k.js';
 import type { BoxXywh } from './grounding/boxes.js';
-import { recAccuracy } from './grounding/rec.js';
+import { checkRecBox, recAccuracy } from './grounding/rec.js';
 import {
   cocoCaptionReferences,
   cocoCaptionResults,
@@ -286,28 +286,25 @@ async function run(command: string, arg: string | undefined, values: Values): Pr
 
 /**
  * The boxes ranked as FIBER's RefExpEvaluator ranks them: Python's sorted() of (score, box) pairs,
- * highest first, so that equal scores put the larger box (compared as [x0, y0, x1, y1]) first.
+ * highest first, its boxes [x0, y0, x1, y1] (here [x, y, x + w, y + h]), so that equal scores put
+ * the larger box first. Every box is checked first, named by its place in the file.
  */
 function rankedByScore(boxes: unknown, scores: unknown, where: string): BoxXywh[] {
   if (!Array.isArray(boxes)) return boxes as BoxXywh[]; // recAccuracy names the field
-  if (!Array.isArray(scores) || scores.length !== boxes.length || !scores.every((v) => Number.isFinite(v)))
+  boxes.forEach((b, j) => checkRecBox(where, `pred_boxes[${j}]`, b));
+  const checked = boxes as BoxXywh[];
+  if (!Array.isArray(scores) || scores.length !== checked.length || !scores.every((v) => Number.isFinite(v)))
     throw new MetricInputError(
-      `${where}: "scores" must be a list of finite numbers, one per box of "pred_boxes" (${boxes.length})`,
+      `${where}: "scores" must be a list of finite numbers, one per box of "pred_boxes" (${checked.length})`,
     );
-  // [x0, y0, x1, y1] compares as [x, y, w, h] does: x1 is compared only where x0 ties, and then
-  // orders as w (y1 likewise as h); the sums would only add rounding
-  const key = (i: number): number[] => {
-    const b = boxes[i];
-    return Array.isArray(b) ? b : [];
-  };
-  const order = boxes.map((_, i) => i);
+  const xyxy = checked.map(([x, y, w, h]) => [x, y, x + w, y + h]);
+  const order = checked.map((_, i) => i);
   order.sort((a, b) => {
     if (scores[a] !== scores[b]) return scores[b] - scores[a];
-    const [ka, kb] = [key(a), key(b)];
-    for (let k = 0; k < Math.min(ka.length, kb.length); k++) if (ka[k] !== kb[k]) return kb[k] - ka[k];
+    for (let k = 0; k < 4; k++) if (xyxy[a][k] !== xyxy[b][k]) return xyxy[b][k] - xyxy[a][k];
     return 0;
   });
-  return order.map((i) => boxes[i]);
+  return order.map((i) => checked[i]);
 }
 
 function print(scores: Scores, asTable: boolean): number {

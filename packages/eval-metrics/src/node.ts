@@ -115,7 +115,16 @@ export function loadParaphraseTable(path: string): ParaphraseTable {
 
 /** Reads and parses a JSON file; errors name the file. */
 export function readJson<T = unknown>(path: string): T {
-  const text = readRegularFile(path, 'the file').toString('utf8');
+  const bytes = readRegularFile(path, 'the file');
+  let text: string;
+  try {
+    text = bytes.toString('utf8');
+  } catch (e) {
+    // past V8's longest string (about 512 MiB)
+    throw new MetricInputError(
+      `${path}: too large to read as JSON text (${bytes.length} bytes: ${(e as Error).message})`,
+    );
+  }
   try {
     return JSON.parse(text) as T;
   } catch (e) {

@@ -213,6 +213,7 @@ describe('fiber-metrics CLI', () => {
       'rec_null.json': [null],
       'rec_nan.json': [{ gt_box: [0, 0, 'x', 1], pred_boxes: [[0, 0, 1, 1]] }],
       'rec_scores.json': [{ gt_box: [0, 0, 1, 1], pred_boxes: [[0, 0, 1, 1]], scores: [0.5, 0.4] }],
+      'rec_scored_box.json': [{ gt_box: [0, 0, 1, 1], pred_boxes: [[0, 0, 1, 1], null], scores: [0.9, 0.1] }],
       'flickr_null.json': [null],
       'flickr_obj.json': { predictions: [] },
       'broken.json': '{"a": ',
@@ -279,6 +280,11 @@ describe('fiber-metrics CLI', () => {
       ],
       [['rec', '--samples', 'rec_null.json'], 'rec_null.json: [0]: not an object (null)'],
       [['rec', '--samples', 'rec_nan.json'], 'rec_nan.json: [0]: "gt_box" must be [x, y, w, h] numbers'],
+      [
+        // every box is checked, named by its place in the file (the last one ranks last here)
+        ['rec', '--samples', 'rec_scored_box.json'],
+        'rec_scored_box.json: [0]: "pred_boxes[1]" must be [x, y, w, h] numbers, got null',
+      ],
       [
         ['rec', '--samples', 'rec_scores.json'],
         'rec_scores.json: [0]: "scores" must be a list of finite numbers, one per box of "pred_boxes" (1)',

@@ -38,6 +38,16 @@ export interface RecResult {
   precisionAt: Record<number, number>;
 }
 
+/** A box of a REC sample: [x, y, w, h] finite numbers, w and h not negative (errors name `at` and `field`). */
+export function checkRecBox(at: string, field: string, box: unknown): asserts box is BoxXywh {
+  if (!Array.isArray(box) || box.length !== 4 || !box.every(Number.isFinite)) {
+    throw new MetricInputError(`${at}: "${field}" must be [x, y, w, h] numbers, got ${show(box)}`);
+  }
+  if (box[2] < 0 || box[3] < 0) {
+    throw new MetricInputError(`${at}: "${field}" has a negative width or height: ${show(box)}`);
+  }
+}
+
 export function recAccuracy(
   samples: readonly RecSample[],
   { iouThreshold = 0.5, overlap = 'iou', k = [], file }: RecOptions = {},
@@ -53,26 +63,18 @@ export function recAccuracy(
   const depth = Math.max(1, ...k);
   // in a file the fields are gt_box and pred_boxes
   const [gtName, predName] = file ? ['gt_box', 'pred_boxes'] : ['gtBox', 'predBoxes'];
-  const checkBox: (at: string, field: string, box: unknown) => asserts box is BoxXywh = (at, field, box) => {
-    if (!Array.isArray(box) || box.length !== 4 || !box.every(Number.isFinite)) {
-      throw new MetricInputError(`${at}: "${field}" must be [x, y, w, h] numbers, got ${show(box)}`);
-    }
-    if (box[2] < 0 || box[3] < 0) {
-      throw new MetricInputError(`${at}: "${field}" has a negative width or height: ${show(box)}`);
-    }
-  };
   // the overlap of each sample's first `depth` boxes with its ground truth
   const overlaps = samples.map((s, i) => {
     const at = file ? `${file}: [${i}]` : `sample ${i}`;
     if (typeof s !== 'object' || s === null) throw new MetricInputError(`${at}: not an object (${show(s)})`);
-    checkBox(at, gtName, s.gtBox);
+    checkRecBox(at, gtName, s.gtBox);
     if (!Array.isArray(s.predBoxes))
       throw new MetricInputError(`${at}: "${predName}" must be a list of [x, y, w, h] boxes, got ${show(s.predBoxes)}`);
     const preds: readonly unknown[] = s.predBoxes;
-    if (!preds.length) checkBox(at, `${predName}[0]`, undefined);
+    if (!preds.length) checkRecBox(at, `${predName}[0]`, undefined);
     const gt = xywhToXyxy(s.gtBox);
     return preds.slice(0, depth).map((box, j) => {
-      checkBox(at, `${predName}[${j}]`, box);
+      checkRecBox(at, `${predName}[${j}]`, box);
       return measure(xywhToXyxy(box), gt);
     });
   });
