@@ -256,9 +256,14 @@ describe('fiber-bench run: bad usage is one line on stderr and exit 2', () => {
     ['unknown preset', ['--preset', 'huge'], /--preset: unknown preset "huge"/],
     ['a value that starts with a dash', ['--seed', '-1'], /'--seed' argument is ambiguous\. Did you forget/],
     ['unknown option', ['--gpus', '8'], /Unknown option '--gpus'/],
-    ['an exponent for a count', ['--seeds', '1e1'], /--seeds: expected an integer >= 1, got "1e1"/],
-    ['a hexadecimal seed', ['--seed', '0x10'], /--seed: expected an integer >= 0, got "0x10"/],
-    ['an empty job count', ['--jobs', ''], /--jobs: expected an integer >= 1, got ""/],
+    ['an exponent for a count', ['--seeds', '1e1'], /--seeds: expected an integer in \[1, 64\], got "1e1"/],
+    ['a hexadecimal seed', ['--seed', '0x10'], /--seed: expected an integer in \[0, 4294967295\], got "0x10"/],
+    ['an empty job count', ['--jobs', ''], /--jobs: expected an integer in \[1, 64\], got ""/],
+    [
+      'more seeds than it starts processes for',
+      ['--seeds', '99999999999'],
+      /--seeds: expected an integer in \[1, 64\]/,
+    ],
   ])('%s', (_, args, message) => {
     const r = spawnSync(process.execPath, [cli, 'run', ...args], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);
