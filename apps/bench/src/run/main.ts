@@ -58,6 +58,13 @@ seed that fails stops the others.
 export const MAX_SEEDS = 64;
 export const MAX_SEED = 2 ** 32 - 1;
 
+/** --backend of `run` and `tune`: one of the backends a seed process can start (a RangeError names it). */
+export function backendArg(name: string): BackendName {
+  if (name !== 'wasm' && name !== 'cpu' && name !== 'webgpu')
+    throw new RangeError(`--backend: unknown backend "${name}" (expected wasm, cpu, webgpu)`);
+  return name;
+}
+
 /** `--strict`'s exit status when a row is under the margin (1 is an error's, 2 bad usage's). */
 export const STRICT_EXIT = 3;
 
@@ -93,15 +100,13 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
     },
   });
   if (values.help) return 'help';
-  if (!['wasm', 'cpu', 'webgpu'].includes(values.backend))
-    throw new RangeError(`--backend: unknown backend "${values.backend}" (expected wasm, cpu, webgpu)`);
   // a seed process each: a few dozen at most; world and training seeds within the generators' range
   const seeds = intArg('seeds', values.seeds, 1, MAX_SEEDS);
   return {
     preset: values.preset,
     seed: intArg('seed', values.seed, 0, MAX_SEED),
     seeds,
-    backend: values.backend as BackendName,
+    backend: backendArg(values.backend),
     out: resolve(values.out),
     jobs:
       values.jobs !== undefined

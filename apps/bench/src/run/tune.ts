@@ -11,9 +11,9 @@ import { oneLine } from '../one-line.js';
 import { outFolderProblem } from '../out-folder.js';
 import { intArg } from '../train/args.js';
 import type { RunContext } from './context.js';
-import { MAX_SEED, MAX_SEEDS } from './main.js';
+import { MAX_SEED, MAX_SEEDS, backendArg } from './main.js';
 import { REQUIRED_MARGIN } from './report.js';
-import { RUN_PRESETS, type RunPreset, type RunPresetName, type StageSettings, validateRunPreset } from './presets.js';
+import { type RunPreset, type RunPresetName, type StageSettings, runPreset, validateRunPreset } from './presets.js';
 
 export const TUNE_USAGE = `usage: fiber-bench tune fine|fusion [--set FIELD=V1,V2,...]... [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out FILE]
 
@@ -312,13 +312,8 @@ export async function tuneMain(argv: string[]): Promise<number> {
         stage === undefined ? 'which stage: fine or fusion' : `unknown stage "${stage}" (expected fine or fusion)`,
       );
     if (extra.length) throw new RangeError(`unexpected argument "${extra[0]}"`);
-    if (!Object.hasOwn(RUN_PRESETS, values.preset))
-      throw new RangeError(
-        `--preset: unknown preset "${values.preset}" (expected ${Object.keys(RUN_PRESETS).join(', ')})`,
-      );
-    if (!['wasm', 'cpu', 'webgpu'].includes(values.backend))
-      throw new RangeError(`--backend: unknown backend "${values.backend}" (expected wasm, cpu, webgpu)`);
-    backend = values.backend as BackendName;
+    const preset = runPreset(values.preset);
+    backend = backendArg(values.backend);
     if (values.out !== undefined) {
       out = resolve(values.out);
       if (existsSync(out)) {
@@ -333,7 +328,6 @@ export async function tuneMain(argv: string[]): Promise<number> {
         if (problem) throw new RangeError(problem.replace(/^--out [^:]*/, `--out ${values.out}`));
       }
     }
-    const preset = RUN_PRESETS[values.preset as RunPresetName];
     const sets = parseSets(stage, values.set);
     const points = Object.values(sets).reduce((n, vs) => n * vs.length, 1);
     if (points > MAX_POINTS) throw new RangeError(`--set: ${points} points, more than ${MAX_POINTS}`);

@@ -21,9 +21,12 @@ interface CaptionResult {
   tokens: number[];
 }
 
+/** The image part of a Karpathy record id `<cocoid>/<k>`; an image's own id (a skipped image) is all of it. */
+const imageKeyOf = (id: string): string => (id.includes('/') ? id.slice(0, id.lastIndexOf('/')) : id);
+
 /** The image id of a Karpathy record id `<cocoid>/<k>`: a number as the file had it, else the text. */
 const imageIdOf = (id: string): number | string => {
-  const head = id.slice(0, id.lastIndexOf('/'));
+  const head = imageKeyOf(id);
   // an integer's canonical text only ("0101" stays text: as a number it would be another id's 101)
   return /^-?(0|[1-9]\d*)$/.test(head) && Number.isSafeInteger(Number(head)) ? Number(head) : head;
 };
@@ -71,10 +74,7 @@ export async function evalCaption(ctx: EvalContext): Promise<TaskReport> {
   const chosen = new Set(images.map((img) => String(img.imageId)));
   const unreadable = readSkips.replayInto(
     ctx.skips,
-    ({ id }) =>
-      opts.limit === undefined ||
-      id === undefined ||
-      chosen.has(id.includes('/') ? id.slice(0, id.lastIndexOf('/')) : id),
+    ({ id }) => opts.limit === undefined || id === undefined || chosen.has(imageKeyOf(id)),
   );
   if (!byImage.size && !ctx.skips.items.length) fail(`Karpathy captions: ${annFile} has no images in split "${split}"`);
   const items: Item<{ imageId: number | string }>[] = images.map((img) => ({
