@@ -1,7 +1,7 @@
 // `fiber-bench run --preset micro`: the main job end to end at test size (two seeds in child
 // processes), its results.json checked against the documented schema, the report files, and the
 // same seed giving the same values again; the first seed's models written for the demo page.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,6 +14,7 @@ import { EXPORTED_IMAGES, type ExportedModels, MODEL_METADATA } from '../src/run
 import { validateResults } from '../src/run/schema.js';
 import { type MainJobResults, strictFailure } from '../src/run/report.js';
 import { STRICT_EXIT } from '../src/run/main.js';
+import { stopWhileSeedsRun } from './stop-seeds.js';
 
 const cli = resolve(__dirname, '../dist/cli.js');
 let work: string;
@@ -185,10 +186,10 @@ describe('fiber-bench run --preset micro', () => {
     await vqa.close();
   });
 
-  it('the same seed on the same backend gives the same values; --strict exits 1 for rows under the margin', () => {
+  it('the same seed on the same backend gives the same values; --strict exits 3 for rows under the margin', () => {
     const again = run(['--seeds', '1', '--out', join(work, 'b'), '--strict']);
     const b: MainJobResults = JSON.parse(readFileSync(join(work, 'b', 'results.json'), 'utf8'));
-    // micro trains a few steps: some rows are under the margin, and --strict makes that exit 1
+    // micro trains a few steps: some rows are under the margin, and --strict makes that exit 3 (STRICT_EXIT)
     // after writing the outputs
     const failure = strictFailure(b.tasks);
     expect(failure).toBeDefined();
@@ -206,11 +207,6 @@ describe('fiber-bench run --preset micro', () => {
 });
 
 describe.skipIf(process.platform === 'win32')('fiber-bench run: stopped', () => {
-  // running (a zombie is not: its parent is gone, and not every container's init reaps it at once)
-  const alive = (pid: number) => {
-    const state = spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
-    return state !== '' && !state.startsWith('Z');
-  };
   it.each([
     ['SIGTERM', 143],
     ['SIGINT', 130],
@@ -219,31 +215,15 @@ describe.skipIf(process.platform === 'win32')('fiber-bench run: stopped', () => 
     'stops its seed processes on %s and exits %i',
     async (signal, code) => {
       const out = mkdtempSync(join(tmpdir(), 'fiber-run-stop-'));
-      const args = ['run', '--preset', 'micro', '--seed', '4242', '--seeds', '2', '--jobs', '2', '--out', out];
-      const parent = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
       try {
-        await new Promise<void>((done, fail) => {
-          parent.stderr.on('data', (d: Buffer) => {
-            stderr += d.toString();
-            if (/\[seed 4242\]/.test(stderr) && /\[seed 4243\]/.test(stderr)) done();
-          });
-          parent.on('exit', () => fail(new Error(`the run ended before both seeds started:\n${stderr}`)));
-        });
-        const seeds = spawnSync('ps', ['-o', 'pid=', '--ppid', String(parent.pid)], { encoding: 'utf8' })
-          .stdout.split('\n')
-          .filter((l) => l.trim())
-          .map(Number);
-        expect(seeds).toHaveLength(2);
-        const exited = new Promise<number | null>((done) => parent.on('exit', (c) => done(c)));
-        parent.kill(signal);
-        expect(await exited).toBe(code);
-        expect(stderr).toContain(`fiber-bench run: ${signal}: stopped the seed processes`);
-        for (let k = 0; k < 50 && seeds.some(alive); k++) await new Promise((r) => setTimeout(r, 100));
-        expect(seeds.filter(alive)).toEqual([]);
+        const args = ['run', '--preset', 'micro', '--seed', '4242', '--seeds', '2', '--jobs', '2', '--out', out];
+        const r = await stopWhileSeedsRun(args, [4242, 4243], signal);
+        expect(r.children).toHaveLength(2);
+        expect(r.code).toBe(code);
+        expect(r.stderr).toContain(`fiber-bench run: ${signal}: stopped the seed processes`);
+        expect(r.alive).toEqual([]);
         expect(existsSync(join(out, 'results.json'))).toBe(false);
       } finally {
-        parent.kill('SIGKILL');
         rmSync(out, { recursive: true, force: true });
       }
     },
@@ -285,7 +265,9 @@ describe('fiber-bench run: an output folder that cannot be written', () => {
         timeout: 60_000,
       });
       expect(r.status).toBe(2);
-      expect(r.stderr.trim().split('\n')).toEqual([`fiber-bench run: --out ${out}: ${file} is a file, not a folder`]);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        `fiber-bench run: --out ${out}: ${file} is a file, not a folder (fiber-bench run --help)`,
+      ]);
       expect(r.stdout).toBe('');
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -1,10 +1,11 @@
 // `fiber-bench tune`: the grid, the --set values, the ranking, and a micro run of each stage.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RUN_PRESETS } from '../src/run/presets.js';
+import { stopWhileSeedsRun } from './stop-seeds.js';
 import { FINE_SCORING, type TuneResult, gridOf, parseSets, rankRows, withSettings } from '../src/run/tune.js';
 
 const cli = resolve(__dirname, '../dist/cli.js');
@@ -86,34 +87,74 @@ describe('fiber-bench tune: the grid', () => {
 });
 
 describe('fiber-bench tune --preset micro', () => {
-  it.each([
-    ['fine', ['--set', 'steps=2,4'], 'grounding R@1'],
-    ['fusion', ['--set', 'lr=1e-3,2e-3'], 'VQA late fusion'],
-  ])('%s: trains each point on one seed, evaluates on val, prints and writes the ranked rows', (stage, set, metric) => {
+  const tuneRun = (args: string[]) => {
     const dir = mkdtempSync(join(tmpdir(), 'fiber-tune-'));
     try {
       const out = join(dir, 'tune.json');
-      const r = spawnSync(
-        process.execPath,
-        [cli, 'tune', stage, '--preset', 'micro', '--seeds', '1', ...set, '--out', out],
-        { encoding: 'utf8', timeout: 120_000 },
-      );
+      const r = spawnSync(process.execPath, [cli, 'tune', ...args, '--out', out], {
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
       expect(r.status, r.stderr.slice(-2000)).toBe(0);
       const result: TuneResult = JSON.parse(readFileSync(out, 'utf8'));
-      expect(result).toMatchObject({ stage, preset: 'micro', seed: 0, seeds: [0], split: 'val' });
-      expect(result.rows).toHaveLength(2);
-      expect(result.rows[0].score).toBeGreaterThanOrEqual(result.rows[1].score);
-      for (const row of result.rows) expect(Number.isFinite(row.metrics[metric])).toBe(true);
-      expect(r.stdout.split('\n')[0]).toContain(`| score | seconds |`);
-      for (const row of result.rows) expect(row.seconds).toBeGreaterThan(0);
-      expect(r.stdout.trim().split('\n')).toHaveLength(4);
-      expect(r.stderr).toMatch(/\[seed 0\] point 2\/2 \(/);
-      // each point evaluated on val (the stage names say which split)
-      expect(r.stderr).toMatch(stage === 'fine' ? /point 1\/2 .* val eval done/ : /late fusion .* eval \(val\) done/);
+      return { ...r, result };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  };
+  const withoutSeconds = (r: TuneResult) => r.rows.map(({ seconds: _, ...row }) => row);
+
+  /** A ranked table of two points, each evaluated on val on every seed. */
+  const expectRows = (stage: string, seeds: number[], metric: string, r: ReturnType<typeof tuneRun>) => {
+    expect(r.result).toMatchObject({ stage, preset: 'micro', seed: 0, seeds, split: 'val' });
+    expect(r.result.rows).toHaveLength(2);
+    expect(r.result.rows[0].score).toBeGreaterThanOrEqual(r.result.rows[1].score);
+    for (const row of r.result.rows) {
+      expect(Number.isFinite(row.metrics[metric])).toBe(true);
+      expect(row.perSeed).toHaveLength(seeds.length);
+      expect(row.seconds).toBeGreaterThan(0);
+    }
+    expect(r.stdout.split('\n')[0]).toContain(`| score | seconds |`);
+    expect(r.stdout.trim().split('\n')).toHaveLength(4);
+    for (const seed of seeds) expect(r.stderr).toMatch(new RegExp(`\\[seed ${seed}\\] point 2/2 \\(`));
+    // each point evaluated on val (the stage names say which split)
+    expect(r.stderr).toMatch(stage === 'fine' ? /point 1\/2 .* val eval done/ : /late fusion .* eval \(val\) done/);
+  };
+
+  it('fine: trains each point on each seed, evaluates on val, the same rows with the seeds at once or in turn', () => {
+    const args = ['fine', '--preset', 'micro', '--seeds', '2', '--set', 'steps=2,4'];
+    const atOnce = tuneRun([...args, '--jobs', '2']);
+    expectRows('fine', [0, 1], 'grounding R@1', atOnce);
+    expect(atOnce.stderr).toContain('training seeds 0, 1, wasm, 2 at once, 2 point(s)');
+    const inTurn = tuneRun([...args, '--jobs', '1']);
+    expect(inTurn.stderr).toContain('training seeds 0, 1, wasm, 1 at once, 2 point(s)');
+    expect(withoutSeconds(inTurn.result)).toEqual(withoutSeconds(atOnce.result));
   });
+
+  it('fusion: trains each point, evaluates on val, prints and writes the ranked rows', () => {
+    const r = tuneRun(['fusion', '--preset', 'micro', '--seeds', '1', '--set', 'lr=1e-3,2e-3']);
+    expectRows('fusion', [0], 'VQA late fusion', r);
+  });
+
+  it.skipIf(process.platform === 'win32')(
+    'stops its seed processes on SIGTERM and exits 143, writing nothing',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'fiber-tune-stop-'));
+      try {
+        const out = join(dir, 'tune.json');
+        const args = ['tune', 'fine', '--preset', 'micro', '--seed', '77', '--seeds', '2', '--jobs', '2', '--out', out];
+        const r = await stopWhileSeedsRun(args, [77, 78], 'SIGTERM');
+        expect(r.children).toHaveLength(2);
+        expect(r.code).toBe(143);
+        expect(r.stderr).toContain('fiber-bench tune: SIGTERM: stopped the seed processes');
+        expect(r.alive).toEqual([]);
+        expect(existsSync(out)).toBe(false);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
 
   it.each([
     [['coarse'], 'unknown stage "coarse" (expected fine or fusion)'],

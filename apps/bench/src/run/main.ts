@@ -2,11 +2,9 @@
 // (in parallel, one wasm thread each), each child runs every stage of its seed (seed.ts) and writes
 // its results as JSON; the parent aggregates them over seeds (means, per-seed values, ablation
 // differences and spreads) and writes the Markdown table, results.json and report.html.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { constants, cpus, tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { oneLine } from '../one-line.js';
 import { outFolderProblem } from '../out-folder.js';
@@ -28,6 +26,7 @@ import {
   resultsMarkdown,
 } from './report.js';
 import type { SeedResult } from './seed.js';
+import { runSeedProcesses } from './seed-processes.js';
 import { intArg } from '../train/args.js';
 
 export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR] [--jobs J] [--strict]
@@ -67,9 +66,6 @@ export function backendArg(name: string): BackendName {
 
 /** `--strict`'s exit status when a row is under the margin (1 is an error's, 2 bad usage's). */
 export const STRICT_EXIT = 3;
-
-/** The signals that stop a run (its seed processes with it). */
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 interface RunArgs {
   preset: string;
@@ -152,39 +148,9 @@ async function runChild(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** Runs `fn` over items with at most `jobs` at once; results in item order. */
-async function pool<T, R>(items: T[], jobs: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  let failed = false; // after a failure no new item starts
-  await Promise.all(
-    Array.from({ length: Math.min(jobs, items.length) }, async () => {
-      while (next < items.length && !failed) {
-        const k = next++;
-        try {
-          out[k] = await fn(items[k]);
-        } catch (e) {
-          failed = true;
-          throw e;
-        }
-      }
-    }),
-  );
-  return out;
-}
-
-/** The seed processes still running: stopped when a seed fails or the run is interrupted. */
-const children = new Set<ChildProcess>();
-const stopChildren = () => {
-  for (const c of children) c.kill('SIGTERM');
-};
-
-/** The first seed (`gallery`) also writes the report's gallery and the trained models (DIR/models). */
-function spawnSeed(args: RunArgs, seed: number, gallery: boolean, dir: string): Promise<SeedResult> {
-  const file = join(dir, `seed-${seed}.json`);
-  const argv = [
-    // the bundled CLI: this module is a chunk beside dist/cli.js, which loads it for `run`
-    fileURLToPath(new URL('./cli.js', import.meta.url)),
+/** The child arguments of one seed; the first seed (`gallery`) also writes the report's gallery and the trained models (DIR/models). */
+function seedArgs(args: RunArgs, seed: number, gallery: boolean, file: string): string[] {
+  return [
     'run',
     '--preset',
     args.preset,
@@ -198,22 +164,6 @@ function spawnSeed(args: RunArgs, seed: number, gallery: boolean, dir: string): 
     file,
     ...(gallery ? ['--child-gallery', '--child-models', join(args.out, 'models')] : []),
   ];
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
-    children.add(child);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      children.delete(child);
-      if (code !== 0) reject(new Error(`seed ${seed}: the child process failed (${signal ?? `exit ${code}`})`));
-      else {
-        try {
-          resolvePromise(JSON.parse(readFileSync(file, 'utf8')) as SeedResult);
-        } catch (e) {
-          reject(new Error(`seed ${seed}: unreadable result ${file}: ${(e as Error).message}`));
-        }
-      }
-    });
-  });
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -402,7 +352,7 @@ export async function runMain(argv: string[]): Promise<number> {
   }
   const outProblem = outFolderProblem(args.out);
   if (outProblem) {
-    process.stderr.write(`fiber-bench run: ${outProblem}\n`);
+    process.stderr.write(`fiber-bench run: ${outProblem} (fiber-bench run --help)\n`);
     return 2;
   }
   // models of an earlier run must not be mixed with this run's
@@ -413,35 +363,9 @@ export async function runMain(argv: string[]): Promise<number> {
   stderrLog(
     `fiber-bench run: preset ${preset.name}, world seed ${args.seed}, training seeds ${seeds.join(', ')}, ${args.backend}, ${args.jobs} at once`,
   );
-  const dir = mkdtempSync(join(tmpdir(), 'fiber-bench-run-'));
-  // the seeds run in child processes: a run that is stopped (SIGINT, SIGTERM, SIGHUP) or whose seed
-  // fails stops the others rather than leaving them to train on
-  // `on`, not `once`: Ctrl-C under `npm run bench` delivers SIGINT twice (the terminal's to the
-  // process group, and scripts/run.mjs passes its own on); the second must not kill the exit
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    stopChildren();
-    rmSync(dir, { recursive: true, force: true });
-    const code = 128 + (constants.signals[signal] ?? 0);
-    process.exitCode = code;
-    // exit once the line is written (process.exit drops what a pipe has not taken yet), or after
-    // 2 s if stderr is a pipe nobody reads
-    process.stderr.write(`fiber-bench run: ${signal}: stopped the seed processes\n`, () => process.exit(code));
-    setTimeout(() => process.exit(code), 2000).unref();
-  };
-  for (const s of STOP_SIGNALS) process.on(s, onSignal);
-  let results: SeedResult[];
-  try {
-    results = await pool(seeds, args.jobs, (seed) => spawnSeed(args, seed, seed === args.seed, dir));
-  } catch (e) {
-    stopChildren();
-    throw e;
-  } finally {
-    for (const s of STOP_SIGNALS) process.off(s, onSignal);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const results = await runSeedProcesses<SeedResult>('run', seeds, args.jobs, (seed, file) =>
+    seedArgs(args, seed, seed === args.seed, file),
+  );
   const out: MainJobResults = {
     tasks: aggregateTasks(results).map((t) => ({ ...t, clearMargin: clearsMargin(t) })),
     ablations: aggregateAblations(results),

@@ -4,6 +4,7 @@
 // for the fine stage the coarse pre-training), then every point of the grid trains the stage from
 // it and evaluates it on val.
 import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
@@ -14,8 +15,9 @@ import type { RunContext } from './context.js';
 import { MAX_SEED, MAX_SEEDS, backendArg } from './main.js';
 import { REQUIRED_MARGIN } from './report.js';
 import { type RunPreset, type RunPresetName, type StageSettings, runPreset, validateRunPreset } from './presets.js';
+import { runSeedProcesses } from './seed-processes.js';
 
-export const TUNE_USAGE = `usage: fiber-bench tune fine|fusion [--set FIELD=V1,V2,...]... [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out FILE]
+export const TUNE_USAGE = `usage: fiber-bench tune fine|fusion [--set FIELD=V1,V2,...]... [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--jobs J] [--out FILE]
 
 Chooses a stage's settings on the val scenes of the main job's world (fiber-bench run evaluates on
 the test scenes). For each training seed it trains what the stage starts from, as the run does,
@@ -38,10 +40,13 @@ for you to weigh: the tool does not know the run's time budget.
   --seed S      world seed, at most 2^32 - 1 (default 0); training seeds are S, S+1, ...
   --seeds N     training seeds, at most 64 (default 2)
   --backend B   wasm (default), cpu or webgpu
+  --jobs J      seeds trained at once, each in a process of its own with one wasm thread
+                (default min(N, cores))
   --out FILE    also write the rows as JSON (checked before anything trains)
 
-One process, one seed after another: with the small preset the upstream stages take about 6
-minutes per seed, and each point 2-4 minutes per seed (2 cores).
+With the small preset the upstream stages take about 6 minutes per seed, and each point 2-4
+minutes per seed (one core each). Stopped by SIGINT, SIGTERM or SIGHUP, it stops its seed
+processes and exits 130, 143 or 129; a seed that fails stops the others.
 `;
 
 export type TuneStage = 'fine' | 'fusion';
@@ -173,11 +178,26 @@ export const FUSION_SCORING: TuneScoring = {
   score: (m) => (m['VQA fusion in backbone'] + m['VQA late fusion']) / 2,
 };
 
-/** Trains and evaluates every grid point for every seed (one after another), on val. */
-export async function tune(
-  opts: { stage: TuneStage; preset: RunPreset; seed: number; seeds: number; grid: Settings[] },
+/** What a tune trains: a stage, its grid over the preset, and the training seeds. */
+export interface TuneOptions {
+  stage: TuneStage;
+  preset: RunPreset;
+  /** World seed; the training seeds are seed, seed + 1, ... */
+  seed: number;
+  seeds: number;
+  grid: Settings[];
+}
+
+/**
+ * One training seed of a tune (what each of its seed processes runs): trains what the stage starts
+ * from, then every grid point from it, and evaluates each on val. Each point's val metrics and its
+ * seconds, in grid order.
+ */
+export async function tuneSeed(
+  opts: TuneOptions,
+  seed: number,
   log: (line: string) => void,
-): Promise<TuneResult> {
+): Promise<Record<string, number>[]> {
   const [{ tf }, { seedContext, pretrainUnimodal }, { runModelConfig, pretrainCoarse }, fine, fusion] =
     await Promise.all([
       import('@fiber-vl/tensor-core'),
@@ -188,66 +208,69 @@ export async function tune(
     ]);
   // every point checked before anything trains
   const presets = opts.grid.map((s) => withSettings(opts.preset, opts.stage, s));
-  const seeds = Array.from({ length: opts.seeds }, (_, i) => opts.seed + i);
-  const perSeed: Record<string, number>[][] = [];
-  for (const seed of seeds) {
-    // what the run's seed process does before the stage (seed.ts)
-    const ctx = await seedContext(opts.preset, opts.seed, seed, log);
-    const config = runModelConfig(opts.preset, ctx.tokenizer.vocabSize);
-    const unimodal = await pretrainUnimodal(ctx, config);
-    let start = unimodal;
-    try {
-      if (opts.stage === 'fine') {
-        const coarse = await pretrainCoarse(ctx, config, unimodal);
-        coarse.model.dispose();
-        start = coarse.snapshot;
-      }
-      const rows: Record<string, number>[] = [];
-      for (const [k, preset] of presets.entries()) {
-        const point = `point ${k + 1}/${presets.length} (${settingsText(opts.grid[k])})`;
-        log(`[seed ${seed}] ${point}`);
-        const pctx: RunContext = { ...ctx, preset, stages: [] };
-        let row: Record<string, number>;
-        if (opts.stage === 'fine') {
-          const model = await fine.trainFine(pctx, config, start, `${point} fine-grained pre-training`);
-          try {
-            const r = await fine.evaluateFine(pctx, model, `${point} val eval`, { split: 'val' });
-            row = {
-              rec: r.rec.accuracy,
-              'rec floor': r.rec.baseline,
-              'grounding R@1': r.grounding.r1,
-              'grounding floor': r.grounding.baselineR1,
-              'AP50 seen': r.detection.seen.ap50,
-              'AP50 seen floor': r.detection.baseline.seen.ap50,
-              'AP50 held-out': r.detection.heldOut.ap50,
-              'AP50 held-out floor': r.detection.baseline.heldOut.ap50,
-            };
-          } finally {
-            model.dispose();
-          }
-        } else {
-          const r = await fusion.fusionAblation(pctx, config, start, 'val');
-          row = {
-            'VQA fusion in backbone': r.fiber.vqa,
-            'VQA late fusion': r.late.vqa,
-            'ITM R@1 fusion in backbone': r.fiber.itmR1,
-            'ITM R@1 late fusion': r.late.itmR1,
-          };
-        }
-        row.seconds = pctx.stages.reduce((a, st) => a + st.seconds, 0);
-        log(`[seed ${seed}] ${point}: ${metricsText(row)}`);
-        rows.push(row);
-      }
-      perSeed.push(rows);
-    } finally {
-      tf.dispose([...unimodal.values(), ...(start === unimodal ? [] : start.values())]);
+  // what the run's seed process does before the stage (seed.ts)
+  const ctx = await seedContext(opts.preset, opts.seed, seed, log);
+  const config = runModelConfig(opts.preset, ctx.tokenizer.vocabSize);
+  const unimodal = await pretrainUnimodal(ctx, config);
+  let start = unimodal;
+  try {
+    if (opts.stage === 'fine') {
+      const coarse = await pretrainCoarse(ctx, config, unimodal);
+      coarse.model.dispose();
+      start = coarse.snapshot;
     }
+    const rows: Record<string, number>[] = [];
+    for (const [k, preset] of presets.entries()) {
+      const point = `point ${k + 1}/${presets.length} (${settingsText(opts.grid[k])})`;
+      log(`[seed ${seed}] ${point}`);
+      const pctx: RunContext = { ...ctx, preset, stages: [] };
+      let row: Record<string, number>;
+      if (opts.stage === 'fine') {
+        const model = await fine.trainFine(pctx, config, start, `${point} fine-grained pre-training`);
+        try {
+          const r = await fine.evaluateFine(pctx, model, `${point} val eval`, { split: 'val' });
+          row = {
+            rec: r.rec.accuracy,
+            'rec floor': r.rec.baseline,
+            'grounding R@1': r.grounding.r1,
+            'grounding floor': r.grounding.baselineR1,
+            'AP50 seen': r.detection.seen.ap50,
+            'AP50 seen floor': r.detection.baseline.seen.ap50,
+            'AP50 held-out': r.detection.heldOut.ap50,
+            'AP50 held-out floor': r.detection.baseline.heldOut.ap50,
+          };
+        } finally {
+          model.dispose();
+        }
+      } else {
+        const r = await fusion.fusionAblation(pctx, config, start, 'val');
+        row = {
+          'VQA fusion in backbone': r.fiber.vqa,
+          'VQA late fusion': r.late.vqa,
+          'ITM R@1 fusion in backbone': r.fiber.itmR1,
+          'ITM R@1 late fusion': r.late.itmR1,
+        };
+      }
+      row.seconds = pctx.stages.reduce((a, st) => a + st.seconds, 0);
+      log(`[seed ${seed}] ${point}: ${metricsText(row)}`);
+      rows.push(row);
+    }
+    return rows;
+  } finally {
+    tf.dispose([...unimodal.values(), ...(start === unimodal ? [] : start.values())]);
   }
+}
+
+/** The training seeds of a tune. */
+export const tuneSeeds = (opts: TuneOptions) => Array.from({ length: opts.seeds }, (_, i) => opts.seed + i);
+
+/** The tune's result from every seed's rows (`perSeed[s]`: seed s's, in grid order), ranked. */
+export function tuneResult(opts: TuneOptions, perSeed: Record<string, number>[][]): TuneResult {
   return {
     stage: opts.stage,
     preset: opts.preset.name,
     seed: opts.seed,
-    seeds,
+    seeds: tuneSeeds(opts),
     split: 'val',
     rows: rankRows(opts.grid, perSeed, opts.stage === 'fine' ? FINE_SCORING : FUSION_SCORING),
   };
@@ -285,8 +308,11 @@ export function tuneMarkdown(r: TuneResult): string {
 }
 
 export async function tuneMain(argv: string[]): Promise<number> {
-  let opts: { stage: TuneStage; preset: RunPreset; seed: number; seeds: number; grid: Settings[] };
+  let opts: TuneOptions;
   let backend: BackendName;
+  let jobs: number;
+  let sets: string[];
+  let child: { seed: number; result: string } | undefined;
   let out: string | undefined;
   try {
     const { values, positionals } = parseArgs({
@@ -298,7 +324,11 @@ export async function tuneMain(argv: string[]): Promise<number> {
         seed: { type: 'string', default: '0' },
         seeds: { type: 'string', default: '2' },
         backend: { type: 'string', default: 'wasm' },
+        jobs: { type: 'string' },
         out: { type: 'string' },
+        // a seed process of this command (seed-processes.ts): its training seed and result file
+        'child-seed': { type: 'string' },
+        'child-result': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -328,10 +358,11 @@ export async function tuneMain(argv: string[]): Promise<number> {
         if (problem) throw new RangeError(problem.replace(/^--out [^:]*/, `--out ${values.out}`));
       }
     }
-    const sets = parseSets(stage, values.set);
-    const points = Object.values(sets).reduce((n, vs) => n * vs.length, 1);
+    sets = values.set;
+    const parsed = parseSets(stage, sets);
+    const points = Object.values(parsed).reduce((n, vs) => n * vs.length, 1);
     if (points > MAX_POINTS) throw new RangeError(`--set: ${points} points, more than ${MAX_POINTS}`);
-    const grid = gridOf(sets);
+    const grid = gridOf(parsed);
     // every point checked here, so that a bad value is bad usage
     for (const s of grid)
       try {
@@ -339,24 +370,45 @@ export async function tuneMain(argv: string[]): Promise<number> {
       } catch (e) {
         throw new RangeError(`--set: ${(e as Error).message}`);
       }
-    opts = {
-      stage,
-      preset,
-      seed: intArg('seed', values.seed, 0, MAX_SEED),
-      seeds: intArg('seeds', values.seeds, 1, MAX_SEEDS),
-      grid,
-    };
+    const seeds = intArg('seeds', values.seeds, 1, MAX_SEEDS);
+    opts = { stage, preset, seed: intArg('seed', values.seed, 0, MAX_SEED), seeds, grid };
+    jobs =
+      values.jobs !== undefined
+        ? intArg('jobs', values.jobs, 1, MAX_SEEDS)
+        : Math.max(1, Math.min(seeds, cpus().length));
+    if (values['child-result'] !== undefined)
+      child = { seed: intArg('child-seed', values['child-seed'] ?? '', 0, MAX_SEED), result: values['child-result'] };
   } catch (e) {
     process.stderr.write(`fiber-bench tune: ${oneLine((e as Error).message)} (fiber-bench tune --help)\n`);
     return 2;
   }
-  const { initBackend } = await import('@fiber-vl/tensor-core');
-  await initBackend({ backend, threads: 1 });
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  if (child) {
+    const { initBackend } = await import('@fiber-vl/tensor-core');
+    await initBackend({ backend, threads: 1 });
+    writeFileSync(child.result, JSON.stringify(await tuneSeed(opts, child.seed, log)));
+    return 0;
+  }
+  const seeds = tuneSeeds(opts);
   log(
-    `fiber-bench tune ${opts.stage}: preset ${opts.preset.name}, world seed ${opts.seed}, ${opts.seeds} training seed(s), ${opts.grid.length} point(s), on val`,
+    `fiber-bench tune ${opts.stage}: preset ${opts.preset.name}, world seed ${opts.seed}, training seeds ${seeds.join(', ')}, ${backend}, ${Math.min(jobs, seeds.length)} at once, ${opts.grid.length} point(s), on val`,
   );
-  const result = await tune(opts, log);
+  const perSeed = await runSeedProcesses<Record<string, number>[]>('tune', seeds, jobs, (seed, file) => [
+    'tune',
+    opts.stage,
+    ...sets.flatMap((s) => ['--set', s]),
+    '--preset',
+    opts.preset.name,
+    '--seed',
+    String(opts.seed),
+    '--backend',
+    backend,
+    '--child-seed',
+    String(seed),
+    '--child-result',
+    file,
+  ]);
+  const result = tuneResult(opts, perSeed);
   // the table first: it is what the hours of training were for, whatever happens to the file
   process.stdout.write(`${tuneMarkdown(result)}\n`);
   if (out) {

@@ -1,0 +1,98 @@
+// The training seeds of `fiber-bench run` and `fiber-bench tune` run in child processes of the
+// bundled CLI, several at once (one wasm thread each). Each child writes its result as JSON to a
+// file of a temporary folder; the parent reads it back. A child that fails, or a signal that stops
+// the parent (SIGINT, SIGTERM, SIGHUP), stops the others rather than leaving them to train on.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The signals that stop a command (its seed processes with it). */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** Runs `fn` over items with at most `jobs` at once; results in item order. After a failure no new item starts. */
+export async function pool<T, R>(items: readonly T[], jobs: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  let failed = false;
+  await Promise.all(
+    Array.from({ length: Math.min(jobs, items.length) }, async () => {
+      while (next < items.length && !failed) {
+        const k = next++;
+        try {
+          out[k] = await fn(items[k]);
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
+      }
+    }),
+  );
+  return out;
+}
+
+/**
+ * Runs a child process of the CLI per seed, at most `jobs` at once, with the arguments
+ * `childArgs(seed, resultFile)`: the child writes its result as JSON to `resultFile`. The results,
+ * in seed order. `command` names the command in the line a stop signal prints
+ * (`fiber-bench <command>: SIGINT: stopped the seed processes`).
+ */
+export async function runSeedProcesses<R>(
+  command: string,
+  seeds: readonly number[],
+  jobs: number,
+  childArgs: (seed: number, resultFile: string) => string[],
+): Promise<R[]> {
+  const dir = mkdtempSync(join(tmpdir(), `fiber-bench-${command}-`));
+  const children = new Set<ChildProcess>();
+  const stopChildren = () => {
+    for (const c of children) c.kill('SIGTERM');
+  };
+  // `on`, not `once`: Ctrl-C under `npm run bench` delivers SIGINT twice (the terminal's to the
+  // process group, and scripts/run.mjs passes its own on); the second must not kill the exit
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    stopChildren();
+    rmSync(dir, { recursive: true, force: true });
+    const code = 128 + (constants.signals[signal] ?? 0);
+    process.exitCode = code;
+    // exit once the line is written (process.exit drops what a pipe has not taken yet), or after
+    // 2 s if stderr is a pipe nobody reads
+    process.stderr.write(`fiber-bench ${command}: ${signal}: stopped the seed processes\n`, () => process.exit(code));
+    setTimeout(() => process.exit(code), 2000).unref();
+  };
+  const runOne = (seed: number) => {
+    const file = join(dir, `seed-${seed}.json`);
+    // the bundled CLI: this module is a chunk beside dist/cli.js
+    const argv = [fileURLToPath(new URL('./cli.js', import.meta.url)), ...childArgs(seed, file)];
+    return new Promise<R>((resolvePromise, reject) => {
+      const child = spawn(process.execPath, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+      children.add(child);
+      child.on('error', reject);
+      child.on('exit', (code, signal) => {
+        children.delete(child);
+        if (code !== 0) reject(new Error(`seed ${seed}: the child process failed (${signal ?? `exit ${code}`})`));
+        else {
+          try {
+            resolvePromise(JSON.parse(readFileSync(file, 'utf8')));
+          } catch (e) {
+            reject(new Error(`seed ${seed}: unreadable result ${file}: ${(e as Error).message}`));
+          }
+        }
+      });
+    });
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  try {
+    return await pool(seeds, jobs, runOne);
+  } catch (e) {
+    stopChildren();
+    throw e;
+  } finally {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
