@@ -30,6 +30,7 @@ export {
 export {
   ByteLevelBpeTokenizer,
   ROBERTA_SPECIAL_TOKENS,
+  MAX_PADDED_LENGTH,
   type SpecialTokens,
   type EncodeOptions,
   type Encoding,

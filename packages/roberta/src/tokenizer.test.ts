@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ByteLevelBpeTokenizer, bpeMerge } from './tokenizer.js';
+import { ByteLevelBpeTokenizer, MAX_PADDED_LENGTH, bpeMerge } from './tokenizer.js';
 
 const require = createRequire(import.meta.url);
 
@@ -240,6 +240,24 @@ describe('bounded work', () => {
     }
     expect(tok.encode('a cat', { maxLength: 2 }).tokens).toEqual(['<|endoftext|>', '<|endoftext|>']);
     expect(tok.encode('a cat', { maxLength: 0, addSpecialTokens: false }).ids).toEqual([]);
+  });
+
+  it('refuses to pad to more than MAX_PADDED_LENGTH tokens, and truncates to any length', () => {
+    const huge = 2 ** 40;
+    expect(() => tok.encode('a cat', { maxLength: huge, padding: 'max_length' })).toThrow(
+      `tokenizer.encode: padding 'max_length' pads every text to maxLength, at most ${MAX_PADDED_LENGTH} tokens, got ${huge}`,
+    );
+    expect(() =>
+      tok.encodeBatch(['a cat', 'a dog'], { maxLength: MAX_PADDED_LENGTH + 1, padding: 'max_length' }),
+    ).toThrow(/^tokenizer\.encodeBatch: padding 'max_length' pads every text to maxLength, at most 1048576 tokens/);
+    // a long maxLength without 'max_length' padding only bounds the truncation
+    expect(tok.encode('a cat', { maxLength: huge }).ids).toEqual(tok.encode('a cat').ids);
+    expect(tok.encodeBatch(['a cat', 'a'], { maxLength: huge, padding: 'longest' })[1].ids).toHaveLength(
+      tok.encode('a cat').ids.length,
+    );
+    expect(tok.encode('a', { maxLength: MAX_PADDED_LENGTH, padding: 'max_length' }).ids).toHaveLength(
+      MAX_PADDED_LENGTH,
+    );
   });
 
   it('refuses ids the embedding table cannot hold, and two tokens with one id', () => {

@@ -59,7 +59,8 @@ export interface EncodeOptions {
   maxLength?: number;
   /**
    * 'max_length' pads to maxLength (FIBER's setting), 'longest' (batch) to the longest, false: none;
-   * true is 'longest', as HF's `padding=True`.
+   * true is 'longest', as HF's `padding=True`. 'max_length' takes a maxLength of at most
+   * MAX_PADDED_LENGTH (2^20) tokens.
    */
   padding?: 'max_length' | 'longest' | boolean;
 }
@@ -187,13 +188,28 @@ function paddingOf(options: EncodeOptions, where: string): 'max_length' | 'longe
   return padding === true ? 'longest' : (padding ?? false);
 }
 
-/** maxLength must be a whole number of tokens with room for <s> and </s>. */
-function checkMaxLength(maxLength: number | undefined, addSpecialTokens: boolean): void {
+/** The longest padding 'max_length' makes (2048 times RoBERTa's 512 positions): four arrays of that many entries per text. */
+export const MAX_PADDED_LENGTH = 2 ** 20;
+
+/**
+ * maxLength must be a whole number of tokens with room for <s> and </s>, and no more than
+ * MAX_PADDED_LENGTH where the texts are padded to it.
+ */
+function checkMaxLength(
+  maxLength: number | undefined,
+  addSpecialTokens: boolean,
+  padding: 'max_length' | 'longest' | false,
+  where: string,
+): void {
   if (maxLength === undefined) return;
+  if (padding === 'max_length' && maxLength > MAX_PADDED_LENGTH)
+    throw new RangeError(
+      `${where}: padding 'max_length' pads every text to maxLength, at most ${MAX_PADDED_LENGTH} tokens, got ${maxLength}`,
+    );
   const min = addSpecialTokens ? 2 : 0;
   if (typeof maxLength !== 'number' || !Number.isSafeInteger(maxLength) || maxLength < min) {
     throw new RangeError(
-      `tokenizer.encode: maxLength must be an integer >= ${min}${addSpecialTokens ? ' (room for <s> and </s>)' : ''}, got ${String(maxLength)}`,
+      `${where}: maxLength must be an integer >= ${min}${addSpecialTokens ? ' (room for <s> and </s>)' : ''}, got ${String(maxLength)}`,
     );
   }
 }
@@ -413,7 +429,7 @@ export class ByteLevelBpeTokenizer {
     const { addSpecialTokens = true, maxLength } = options;
     const padding = paddingOf(options, 'tokenizer.encode');
     if (typeof text !== 'string') throw new TypeError(`tokenizer.encode: expected a string, got ${typeof text}`);
-    checkMaxLength(maxLength, addSpecialTokens);
+    checkMaxLength(maxLength, addSpecialTokens, padding, 'tokenizer.encode');
     const room = maxLength === undefined ? Infinity : maxLength - (addSpecialTokens ? 2 : 0);
     // one token past the room tells whether anything was cut
     const { tokens, offsets } = this.tokenizeUpTo(text, room + 1);
@@ -438,8 +454,8 @@ export class ByteLevelBpeTokenizer {
 
   /** Encodes several texts; 'longest' pads to the longest of the batch. */
   encodeBatch(texts: readonly string[], options: EncodeOptions = {}): Encoding[] {
-    checkMaxLength(options.maxLength, options.addSpecialTokens ?? true);
     const padding = paddingOf(options, 'tokenizer.encodeBatch');
+    checkMaxLength(options.maxLength, options.addSpecialTokens ?? true, padding, 'tokenizer.encodeBatch');
     const encs = texts.map((t, i) => {
       try {
         return this.encode(t, { ...options, padding: padding === 'max_length' ? 'max_length' : false });
