@@ -458,6 +458,10 @@ describe('fiber-bench eval nlvr2', () => {
     const acc = lines.filter((l) => l.split(',')[1] === labels.get(l.split(',')[0])).length / lines.length;
     expect(r.rows.get('accuracy (dev.json)')).toBe((100 * acc).toFixed(2));
     expect(r.summary.skipped).toEqual({ 'malformed-record': 1, 'missing-image': 1 });
+    // the line whose label is not a truth value is named by its identifier, as a read record is
+    expect(r.summary.skippedSamples).toContainEqual(
+      expect.objectContaining({ reason: 'malformed-record', id: 'dev-4-0-0' }),
+    );
     // golden
     expect(lines).toEqual(['dev-1-0-0,True', 'dev-1-0-1,True', 'dev-2-1-0,True']);
     closeAll(

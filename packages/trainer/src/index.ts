@@ -42,6 +42,7 @@ export {
   type RecordSource,
   type SourceEntry,
   type Parsed,
+  type LazySourceOptions,
 } from './data/source.js';
 export { MAX_TEXT_LENGTH, checkBoxes, checkRecordBoxes, type BoxPolicy } from './data/validate.js';
 export {
@@ -81,6 +82,7 @@ export {
   genericRecord,
   type LineSource,
   type GenericJsonlOptions,
+  type JsonlSourceOptions,
 } from './data/formats/jsonl.js';
 export {
   cocoInstances,

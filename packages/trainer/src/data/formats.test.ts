@@ -6,7 +6,9 @@ import { buildVqaVocab, normalizeVqaWord, vqaQuestions, vqaScore, vqaTargets } f
 import { genericRecord, indexLines, jsonlSource, nlvr2Record, textLines } from './formats/jsonl.js';
 import { MAX_TEXT_LENGTH } from './validate.js';
 import { cocoInstances, detectionToGrounding, mdetrGrounding } from './formats/coco.js';
-import { concatSources, mapSource } from './source.js';
+import { concatSources, lazySource, mapSource } from './source.js';
+import { DataSkipError } from './skips.js';
+import { memoryImageStore } from './images.js';
 import { entries, fileSource, fixture, fixtureJson, openJsonl, split } from './test-helpers.js';
 import type { DetectionRecord } from './records.js';
 import type { RecordSource } from './source.js';
@@ -550,6 +552,71 @@ describe('skipped entries keep the id the file gives them', () => {
     expect(await skipped(mapped)).toEqual([
       ['malformed-record', '42'],
       ['no-valid-boxes', '105'],
+    ]);
+  });
+});
+
+describe('custom and JSON-lines sources name a skipped entry by its id', () => {
+  const skipped = async (source: RecordSource) =>
+    (await entries(source)).flatMap((e) => (e.ok ? [] : [[e.skip.reason, e.id]]));
+  const caption = (id: string, text: string) => ({ kind: 'caption' as const, id, image: `${id}.jpg`, text });
+
+  it('lazySource asks idOf for the entries parse rejects, and only for those', async () => {
+    const rows: unknown[] = [{ id: 'a', text: 'one' }, { id: 7, text: 5 }, { text: 1 }, 'junk', { id: 'e' }];
+    const asked: number[] = [];
+    const parse = (i: number) => {
+      const r = rows[i] as { id: string; text: unknown };
+      if (typeof r?.text !== 'string') throw new DataSkipError('empty-text', `row ${i}: no text`);
+      return caption(r.id ?? String(i), r.text);
+    };
+    const idOf = (i: number) => {
+      asked.push(i);
+      if (rows[i] === 'junk') throw new TypeError('not an object');
+      return (rows[i] as { id?: unknown }).id;
+    };
+    const source = lazySource('rows', rows.length, parse, { idOf });
+    expect(await skipped(source)).toEqual([
+      ['empty-text', '7'], // a number's decimal text
+      ['empty-text', undefined], // no id field
+      ['empty-text', undefined], // idOf threw: no id, the skip itself unchanged
+      ['empty-text', 'e'],
+    ]);
+    expect(asked).toEqual([1, 2, 3, 4]);
+    // the image store alone, the older fourth argument, still works
+    const store = memoryImageStore(new Map(), 'mem');
+    expect(lazySource('rows', rows.length, parse, store).images).toBe(store);
+    expect(lazySource('rows', rows.length, parse, { images: store, idOf }).images).toBe(store);
+  });
+
+  it("jsonlSource gives a rejected JSON line its id (else NLVR2's identifier), a line that is not JSON none", async () => {
+    const text = [
+      '{"id": "g1", "image": "a.jpg", "text": "a cat"}',
+      '{"id": "g2", "image": "b.jpg", "text": "  "}',
+      '{"id": 3, "text": "no image"}',
+      '{"identifier": "dev-1-0-0", "sentence": "x", "label": "maybe"}',
+      'not json',
+      '{"id": {"deep": 1}, "text": ""}',
+    ].join('\n');
+    expect(await skipped(jsonlSource(textLines(text, 'g.jsonl'), genericRecord()))).toEqual([
+      ['empty-text', 'g2'],
+      ['malformed-record', '3'],
+      ['malformed-record', 'dev-1-0-0'],
+      ['malformed-record', undefined],
+      ['malformed-record', undefined],
+    ]);
+    expect(await skipped(jsonlSource(textLines(text, 'n.jsonl'), nlvr2Record))).toContainEqual([
+      'malformed-record',
+      'dev-1-0-0',
+    ]);
+    const custom = jsonlSource(textLines(text, 'g.jsonl'), genericRecord(), {
+      idOf: (obj, index) => `line ${index}: ${(obj as { id?: unknown }).id ?? '?'}`,
+    });
+    expect((await skipped(custom)).map(([, id]) => id)).toEqual([
+      'line 1: g2',
+      'line 2: 3',
+      'line 3: ?',
+      undefined,
+      'line 5: [object Object]',
     ]);
   });
 });

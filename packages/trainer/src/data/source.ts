@@ -37,26 +37,56 @@ export function checkIndex(source: { name: string; length: number }, index: numb
   }
 }
 
+/** `lazySource`'s options. */
+export interface LazySourceOptions {
+  /** Resolves the string image refs of the records. */
+  images?: ImageStore;
+  /**
+   * The id of entry `index`, asked only when `parse(index)` throws, so that the skip names the
+   * entry (`SourceEntry.id`, the loader's `SkipEvent.id`): a string, or a finite number's decimal
+   * text. Best effort: anything else, or an error it throws, leaves the skip without an id.
+   */
+  idOf?(index: number): unknown;
+}
+
 /**
- * Entries computed by `parse(i)` on demand; a DataSkipError it throws becomes a skip entry and any
- * other error a 'malformed-record' skip naming the field.
+ * Entries computed by `parse(i)` on demand (a custom reader); a DataSkipError it throws becomes a
+ * skip entry and any other error a 'malformed-record' skip naming the field. The fourth argument
+ * is the image store, or options with it and `idOf`.
  */
 export function lazySource<R extends DataRecord>(
   name: string,
   length: number,
   parse: (index: number) => Parsed<R>,
-  images?: ImageStore,
+  options?: ImageStore | LazySourceOptions,
 ): RecordSource<R> {
+  const { images, idOf } = isImageStore(options) ? { images: options, idOf: undefined } : (options ?? {});
   const source: RecordSource<R> = {
     name,
     length,
     images,
     get(index) {
       checkIndex(source, index);
-      return entryOf(() => parse(index));
+      const entry = entryOf(() => parse(index));
+      return entry.ok || !idOf ? entry : withId(entry, () => idOf(index));
     },
   };
   return source;
+}
+
+/** Whether a reader's options argument is the image store itself (the older form) rather than options. */
+export const isImageStore = (v: ImageStore | object | undefined): v is ImageStore =>
+  v !== undefined && 'locate' in v && typeof v.locate === 'function';
+
+/** A failed entry with the id `idOf()` gives, where it gives one (an error it throws gives none). */
+export function withId<E extends { ok: false }>(entry: E, idOf: () => unknown): E & { id?: string } {
+  let id: string | undefined;
+  try {
+    id = idText(idOf());
+  } catch {
+    // best effort: the skip is reported either way, by the reason and detail of the parse
+  }
+  return id === undefined ? entry : { ...entry, id };
 }
 
 /** What a reader's parse step returns: the record, or the record and the boxes it dropped. */

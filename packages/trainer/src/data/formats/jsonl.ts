@@ -4,7 +4,16 @@
 import type { ByteSource } from '@fiber-vl/tensor-core';
 import type { Box, CaptionRecord, GroundingRecord, Nlvr2Record, Span } from '../records.js';
 import { DataSkipError } from '../skips.js';
-import { checkIndex, entryOf, type Parsed, type RecordSource } from '../source.js';
+import {
+  checkIndex,
+  entryOf,
+  failedEntry,
+  idText,
+  isImageStore,
+  type Parsed,
+  type RecordSource,
+  withId,
+} from '../source.js';
 import type { ImageStore } from '../images.js';
 import { boxOf, type BoxPolicy, checkRecordBoxes, field, isObject, requireText, spansOf, str } from '../validate.js';
 
@@ -106,12 +115,33 @@ export async function indexLines(source: ByteSource, { chunkSize = 1 << 20 } = {
   };
 }
 
-/** Records parsed from json lines: a line that is not json, or that `parse` rejects, is a skip naming the line. */
+/** `jsonlSource`'s options. */
+export interface JsonlSourceOptions {
+  /** Resolves the string image refs of the records. */
+  images?: ImageStore;
+  /**
+   * The id of a line that is JSON but that `parse` rejects, so that the skip names the entry
+   * (`SourceEntry.id`, the loader's `SkipEvent.id`): a string, or a finite number's decimal text;
+   * anything else, or an error it throws, gives none. Default: the object's `id`, else its
+   * `identifier` (NLVR2's), the ids `genericRecord` and `nlvr2Record` give their records.
+   */
+  idOf?(obj: unknown, index: number): unknown;
+}
+
+/** The id a JSON line's record would have had: its `id`, else NLVR2's `identifier`. */
+const lineId = (obj: unknown) => (isObject(obj) ? (idText(obj.id) ?? idText(obj.identifier)) : undefined);
+
+/**
+ * Records parsed from json lines: a line that is not json, or that `parse` rejects, is a skip
+ * naming the line (and, for a json line, carrying its id: see `JsonlSourceOptions.idOf`). The third
+ * argument is the image store, or options with it and `idOf`.
+ */
 export function jsonlSource<R extends GroundingRecord | CaptionRecord | Nlvr2Record>(
   lines: LineSource,
   parse: (obj: unknown, where: string, index: number) => Parsed<R>,
-  images?: ImageStore,
+  options?: ImageStore | JsonlSourceOptions,
 ): RecordSource<R> {
+  const { images, idOf = lineId }: JsonlSourceOptions = isImageStore(options) ? { images: options } : (options ?? {});
   const source: RecordSource<R> = {
     name: lines.name,
     length: lines.length,
@@ -124,19 +154,16 @@ export function jsonlSource<R extends GroundingRecord | CaptionRecord | Nlvr2Rec
         line = await lines.line(index);
       } catch (e) {
         if (!(e instanceof DataSkipError)) throw e;
-        return entryOf(() => {
-          throw e;
-        });
+        return failedEntry(e);
       }
-      return entryOf(() => {
-        let obj: unknown;
-        try {
-          obj = JSON.parse(line);
-        } catch (e) {
-          throw new DataSkipError('malformed-record', `${where}: not json (${(e as Error).message})`);
-        }
-        return parse(obj, where, index);
-      });
+      let obj: unknown;
+      try {
+        obj = JSON.parse(line);
+      } catch (e) {
+        return failedEntry(new DataSkipError('malformed-record', `${where}: not json (${(e as Error).message})`));
+      }
+      const entry = entryOf(() => parse(obj, where, index));
+      return entry.ok ? entry : withId(entry, () => idOf(obj, index));
     },
     close: lines.close ? () => lines.close!() : undefined,
   };

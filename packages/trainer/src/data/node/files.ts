@@ -7,7 +7,7 @@ import type { ByteSource } from '@fiber-vl/tensor-core';
 import type { ImageDecoder } from '@fiber-vl/swin';
 import { sharpImageDecoder } from '@fiber-vl/swin/node';
 import { type FileReader, type ImageStore, jsImageDecoder } from '../images.js';
-import { indexLines, jsonlSource } from '../formats/jsonl.js';
+import { indexLines, type JsonlSourceOptions, jsonlSource } from '../formats/jsonl.js';
 import type { TarShard } from '../formats/webdataset.js';
 import type { CaptionRecord, GroundingRecord, Nlvr2Record } from '../records.js';
 import type { Parsed, RecordSource } from '../source.js';
@@ -141,13 +141,16 @@ export async function readJson(path: string): Promise<unknown> {
   }
 }
 
-/** A JSONL file indexed by line (12 bytes of memory per line), each line parsed when its record is asked for. */
+/**
+ * A JSONL file indexed by line (12 bytes of memory per line), each line parsed when its record is
+ * asked for; the third argument is as `jsonlSource`'s (the image store, or options with `idOf`).
+ */
 export async function openJsonl<R extends CaptionRecord | GroundingRecord | Nlvr2Record>(
   path: string,
   parse: (obj: unknown, where: string, index: number) => Parsed<R>,
-  images?: ImageStore,
+  options?: ImageStore | JsonlSourceOptions,
 ): Promise<RecordSource<R>> {
-  return jsonlSource(await indexLines(await fileSource(path)), parse, images);
+  return jsonlSource(await indexLines(await fileSource(path)), parse, options);
 }
 
 /**
