@@ -7,7 +7,7 @@ import { cocoEvaluate, type CocoDetection, type CocoGroundTruth } from './detect
 import { MetricInputError, show } from './errors.js';
 import { Flickr30kEntitiesEvaluator, type Flickr30kPrediction } from './grounding/flickr30k.js';
 import type { BoxXywh } from './grounding/boxes.js';
-import { checkRecBox, recAccuracy } from './grounding/rec.js';
+import { checkRecSample, recAccuracy, recDepth } from './grounding/rec.js';
 import {
   cocoCaptionReferences,
   cocoCaptionResults,
@@ -207,18 +207,30 @@ async function run(command: string, arg: string | undefined, values: Values): Pr
       const json = readJson<unknown>(samplesFile);
       const list: unknown = Array.isArray(json) ? json : (json as { cases?: unknown } | null)?.cases;
       if (!Array.isArray(list)) throw new MetricInputError(`${samplesFile}: expected a list of {gt_box, pred_boxes}`);
+      const depth = recDepth(values.giou ? REC_GIOU_K : []);
       const samples = list.map((s: unknown, i) => {
-        if (typeof s !== 'object' || s === null)
-          throw new MetricInputError(`${samplesFile}: [${i}]: not an object (${show(s)})`);
+        const at = `${samplesFile}: [${i}]`;
+        if (typeof s !== 'object' || s === null) throw new MetricInputError(`${at}: not an object (${show(s)})`);
         const o = s as Record<string, unknown>;
-        const predBoxes = (o.pred_boxes ?? o.pred_boxes_xywh_ranked) as BoxXywh[];
-        return {
-          gtBox: (o.gt_box ?? o.gt_box_xywh) as BoxXywh,
-          predBoxes: o.scores === undefined ? predBoxes : rankedByScore(predBoxes, o.scores, `${samplesFile}: [${i}]`),
+        // errors name the fields as the file writes them (the official fixtures' longer names too)
+        const names = {
+          gt: o.gt_box === undefined && o.gt_box_xywh !== undefined ? 'gt_box_xywh' : 'gt_box',
+          pred:
+            o.pred_boxes === undefined && o.pred_boxes_xywh_ranked !== undefined
+              ? 'pred_boxes_xywh_ranked'
+              : 'pred_boxes',
         };
+        const sample = { gtBox: o[names.gt], predBoxes: o[names.pred] };
+        if (o.scores === undefined) {
+          checkRecSample(at, sample, depth, names);
+          return sample;
+        }
+        // every box is ranked, so every box is checked
+        checkRecSample(at, sample, Infinity, names);
+        return { ...sample, predBoxes: rankedByScore(sample.predBoxes, o.scores, at, names.pred) };
       });
       if (values.giou) {
-        const r = recAccuracy(samples, { file: samplesFile, overlap: 'giou', k: [1, 5, 10] });
+        const r = recAccuracy(samples, { file: samplesFile, overlap: 'giou', k: REC_GIOU_K });
         scores = {
           overlap: 'giou',
           precision_at_1: r.precisionAt[1],
@@ -287,16 +299,17 @@ async function run(command: string, arg: string | undefined, values: Values): Pr
 /**
  * The boxes ranked as FIBER's RefExpEvaluator ranks them: Python's sorted() of (score, box) pairs,
  * highest first, its boxes [x0, y0, x1, y1] (here [x, y, x + w, y + h]), so that equal scores put
- * the larger box first. Every box is checked first, named by its place in the file.
+ * the larger box first. The boxes are checked by the caller.
  */
-function rankedByScore(boxes: unknown, scores: unknown, where: string): BoxXywh[] {
-  if (!Array.isArray(boxes)) return boxes as BoxXywh[]; // recAccuracy names the field
-  boxes.forEach((b, j) => checkRecBox(where, `pred_boxes[${j}]`, b));
-  const checked = boxes as BoxXywh[];
-  if (!Array.isArray(scores) || scores.length !== checked.length || !scores.every((v) => Number.isFinite(v)))
+/** The k of `rec --giou`: FIBER's and MDETR's precision@1, 5 and 10. */
+const REC_GIOU_K = [1, 5, 10];
+
+function rankedByScore(boxes: BoxXywh[], scores: unknown, where: string, field: string): BoxXywh[] {
+  if (!Array.isArray(scores) || scores.length !== boxes.length || !scores.every((v) => Number.isFinite(v)))
     throw new MetricInputError(
-      `${where}: "scores" must be a list of finite numbers, one per box of "pred_boxes" (${checked.length})`,
+      `${where}: "scores" must be a list of finite numbers, one per box of "${field}" (${boxes.length})`,
     );
+  const checked = boxes;
   const xyxy = checked.map(([x, y, w, h]) => [x, y, x + w, y + h]);
   const order = checked.map((_, i) => i);
   order.sort((a, b) => {

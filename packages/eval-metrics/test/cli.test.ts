@@ -139,6 +139,21 @@ describe('fiber-metrics CLI', () => {
       ]),
     );
     expect(json('rec', '--samples', 'rec-tie.json').accuracy).toBe(0);
+    // plain accuracy reads (and checks) the first box only, as recAccuracy does; --giou the first 10
+    writeFileSync(
+      join(dir, 'rec-deep-ok.json'),
+      JSON.stringify([
+        {
+          gt_box: [0, 0, 1, 1],
+          pred_boxes: [
+            [0, 0, 1, 1],
+            [0, 0, 1, 1],
+            [0, 0, 1, 'x'],
+          ],
+        },
+      ]),
+    );
+    expect(json('rec', '--samples', 'rec-deep-ok.json').accuracy).toBe(1);
     const g = json('grounding', '--flickr-dir', 'flickr', '--preds', 'flickr_preds.json');
     expect(g.any_box['R@1'].all).toBeCloseTo(fx('grounding_flickr30k.json').expected.any_box['R@1'].all, 12);
   });
@@ -214,6 +229,21 @@ describe('fiber-metrics CLI', () => {
       'rec_nan.json': [{ gt_box: [0, 0, 'x', 1], pred_boxes: [[0, 0, 1, 1]] }],
       'rec_scores.json': [{ gt_box: [0, 0, 1, 1], pred_boxes: [[0, 0, 1, 1]], scores: [0.5, 0.4] }],
       'rec_scored_box.json': [{ gt_box: [0, 0, 1, 1], pred_boxes: [[0, 0, 1, 1], null], scores: [0.9, 0.1] }],
+      // the official fixtures' longer names: errors name them as the file writes them
+      'rec_alias_gt.json': [{ gt_box_xywh: [0, 0, -1, 1], pred_boxes_xywh_ranked: [[0, 0, 1, 1]] }],
+      'rec_alias_pred.json': [{ gt_box_xywh: [0, 0, 1, 1], pred_boxes_xywh_ranked: [] }],
+      'rec_alias_scores.json': [{ gt_box: [0, 0, 1, 1], pred_boxes_xywh_ranked: [[0, 0, 1, 1], 'x'], scores: [1, 2] }],
+      'rec_alias_count.json': [{ gt_box: [0, 0, 1, 1], pred_boxes_xywh_ranked: [[0, 0, 1, 1]], scores: [] }],
+      'rec_deep.json': [
+        {
+          gt_box: [0, 0, 1, 1],
+          pred_boxes: [
+            [0, 0, 1, 1],
+            [0, 0, 1, 1],
+            [0, 0, 1, 'x'],
+          ],
+        },
+      ],
       'flickr_null.json': [null],
       'flickr_obj.json': { predictions: [] },
       'broken.json': '{"a": ',
@@ -288,6 +318,27 @@ describe('fiber-metrics CLI', () => {
       [
         ['rec', '--samples', 'rec_scores.json'],
         'rec_scores.json: [0]: "scores" must be a list of finite numbers, one per box of "pred_boxes" (1)',
+      ],
+      [
+        ['rec', '--samples', 'rec_alias_gt.json'],
+        'rec_alias_gt.json: [0]: "gt_box_xywh" has a negative width or height: [0,0,-1,1]',
+      ],
+      [
+        ['rec', '--samples', 'rec_alias_pred.json'],
+        'rec_alias_pred.json: [0]: "pred_boxes_xywh_ranked[0]" must be [x, y, w, h] numbers',
+      ],
+      [
+        ['rec', '--samples', 'rec_alias_scores.json'],
+        'rec_alias_scores.json: [0]: "pred_boxes_xywh_ranked[1]" must be [x, y, w, h] numbers, got "x"',
+      ],
+      [
+        ['rec', '--samples', 'rec_alias_count.json'],
+        'rec_alias_count.json: [0]: "scores" must be a list of finite numbers, one per box of "pred_boxes_xywh_ranked" (1)',
+      ],
+      // --giou reads (and checks) the first 10 boxes; plain accuracy only the first
+      [
+        ['rec', '--samples', 'rec_deep.json', '--giou'],
+        'rec_deep.json: [0]: "pred_boxes[2]" must be [x, y, w, h] numbers',
       ],
       [
         ['grounding', '--flickr-dir', 'flickr', '--preds', 'flickr_null.json'],

@@ -48,6 +48,28 @@ export function checkRecBox(at: string, field: string, box: unknown): asserts bo
   }
 }
 
+/**
+ * Checks one REC sample as `recAccuracy` reads it: its ground-truth box, and its predicted boxes
+ * (a non-empty list) up to the first `depth`. Errors name `at` and the fields as `names` gives them.
+ */
+export function checkRecSample(
+  at: string,
+  s: unknown,
+  depth: number,
+  names: { gt: string; pred: string } = { gt: 'gtBox', pred: 'predBoxes' },
+): asserts s is RecSample {
+  if (typeof s !== 'object' || s === null) throw new MetricInputError(`${at}: not an object (${show(s)})`);
+  const { gtBox, predBoxes } = s as Partial<Record<keyof RecSample, unknown>>;
+  checkRecBox(at, names.gt, gtBox);
+  if (!Array.isArray(predBoxes))
+    throw new MetricInputError(`${at}: "${names.pred}" must be a list of [x, y, w, h] boxes, got ${show(predBoxes)}`);
+  if (!predBoxes.length) checkRecBox(at, `${names.pred}[0]`, undefined);
+  predBoxes.slice(0, depth).forEach((box, j) => checkRecBox(at, `${names.pred}[${j}]`, box));
+}
+
+/** How many boxes of each sample `recAccuracy` reads: the largest k, at least 1. */
+export const recDepth = (k: readonly number[] = []) => Math.max(1, ...k);
+
 export function recAccuracy(
   samples: readonly RecSample[],
   { iouThreshold = 0.5, overlap = 'iou', k = [], file }: RecOptions = {},
@@ -60,23 +82,14 @@ export function recAccuracy(
   if (!Array.isArray(k) || !k.every((v) => Number.isInteger(v) && v >= 1))
     throw new MetricInputError(`k must be a list of positive integers, got ${show(k)}`);
   const measure = overlap === 'giou' ? giouXyxy : iouXyxy;
-  const depth = Math.max(1, ...k);
+  const depth = recDepth(k);
   // in a file the fields are gt_box and pred_boxes
-  const [gtName, predName] = file ? ['gt_box', 'pred_boxes'] : ['gtBox', 'predBoxes'];
+  const names = file ? { gt: 'gt_box', pred: 'pred_boxes' } : undefined;
   // the overlap of each sample's first `depth` boxes with its ground truth
   const overlaps = samples.map((s, i) => {
-    const at = file ? `${file}: [${i}]` : `sample ${i}`;
-    if (typeof s !== 'object' || s === null) throw new MetricInputError(`${at}: not an object (${show(s)})`);
-    checkRecBox(at, gtName, s.gtBox);
-    if (!Array.isArray(s.predBoxes))
-      throw new MetricInputError(`${at}: "${predName}" must be a list of [x, y, w, h] boxes, got ${show(s.predBoxes)}`);
-    const preds: readonly unknown[] = s.predBoxes;
-    if (!preds.length) checkRecBox(at, `${predName}[0]`, undefined);
+    checkRecSample(file ? `${file}: [${i}]` : `sample ${i}`, s, depth, names);
     const gt = xywhToXyxy(s.gtBox);
-    return preds.slice(0, depth).map((box, j) => {
-      checkRecBox(at, `${predName}[${j}]`, box);
-      return measure(xywhToXyxy(box), gt);
-    });
+    return s.predBoxes.slice(0, depth).map((box) => measure(xywhToXyxy(box), gt));
   });
   const ious = overlaps.map((o) => o[0]);
   const correct = ious.map((v) => v >= iouThreshold);
