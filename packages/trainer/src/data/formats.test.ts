@@ -10,7 +10,7 @@ import { concatSources, lazySource, mapSource } from './source.js';
 import { DataSkipError } from './skips.js';
 import { memoryImageStore } from './images.js';
 import { entries, fileSource, fixture, fixtureJson, openJsonl, split } from './test-helpers.js';
-import type { DetectionRecord } from './records.js';
+import type { CaptionRecord, DetectionRecord } from './records.js';
 import type { RecordSource } from './source.js';
 
 describe('Karpathy captions (dataset_coco.json)', () => {
@@ -572,7 +572,7 @@ describe('custom and JSON-lines sources name a skipped entry by its id', () => {
     const idOf = (i: number) => {
       asked.push(i);
       if (rows[i] === 'junk') throw new TypeError('not an object');
-      return (rows[i] as { id?: unknown }).id;
+      return (rows[i] as { id?: string | number }).id;
     };
     const source = lazySource('rows', rows.length, parse, { idOf });
     expect(await skipped(source)).toEqual([
@@ -586,6 +586,28 @@ describe('custom and JSON-lines sources name a skipped entry by its id', () => {
     const store = memoryImageStore(new Map(), 'mem');
     expect(lazySource('rows', rows.length, parse, store).images).toBe(store);
     expect(lazySource('rows', rows.length, parse, { images: store, idOf }).images).toBe(store);
+  });
+
+  it('takes no id from an idOf that is async (its rejection caught), and refuses one that is not a function', async () => {
+    const reject = () => {
+      throw new DataSkipError('empty-text', 'no');
+    };
+    // a JS caller's async idOf: TypeScript's type says synchronous
+    const asyncIdOf = async (): Promise<string> => Promise.reject(new Error('later'));
+    const source = lazySource<CaptionRecord>('rows', 2, reject, { idOf: asyncIdOf as never });
+    expect(await skipped(source)).toEqual([
+      ['empty-text', undefined],
+      ['empty-text', undefined],
+    ]);
+    await new Promise((r) => setTimeout(r, 10)); // an unhandled rejection would fail the run here
+    expect(() => lazySource('rows', 1, reject, { idOf: 'id' as never })).toThrow(
+      'lazySource(rows): idOf must be a function, got string',
+    );
+    expect(() => jsonlSource(textLines('{}', 'x.jsonl'), genericRecord(), { idOf: 5 as never })).toThrow(
+      'jsonlSource(x.jsonl): idOf must be a function, got number',
+    );
+    // null for the options, from JS, is no options
+    expect(lazySource('rows', 1, reject, null as never).images).toBeUndefined();
   });
 
   it("jsonlSource gives a rejected JSON line its id (else NLVR2's identifier), a line that is not JSON none", async () => {

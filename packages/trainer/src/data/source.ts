@@ -44,9 +44,10 @@ export interface LazySourceOptions {
   /**
    * The id of entry `index`, asked only when `parse(index)` throws, so that the skip names the
    * entry (`SourceEntry.id`, the loader's `SkipEvent.id`): a string, or a finite number's decimal
-   * text. Best effort: anything else, or an error it throws, leaves the skip without an id.
+   * text. Synchronous and best effort: anything else it returns (a promise too), or an error it
+   * throws, leaves the skip without an id.
    */
-  idOf?(index: number): unknown;
+  idOf?(index: number): string | number | undefined;
 }
 
 /**
@@ -61,6 +62,7 @@ export function lazySource<R extends DataRecord>(
   options?: ImageStore | LazySourceOptions,
 ): RecordSource<R> {
   const { images, idOf } = isImageStore(options) ? { images: options, idOf: undefined } : (options ?? {});
+  checkIdOf(idOf, `lazySource(${name})`);
   const source: RecordSource<R> = {
     name,
     length,
@@ -75,14 +77,25 @@ export function lazySource<R extends DataRecord>(
 }
 
 /** Whether a reader's options argument is the image store itself (the older form) rather than options. */
-export const isImageStore = (v: ImageStore | object | undefined): v is ImageStore =>
-  v !== undefined && 'locate' in v && typeof v.locate === 'function';
+export const isImageStore = (v: ImageStore | object | null | undefined): v is ImageStore =>
+  typeof v === 'object' && v !== null && 'locate' in v && typeof v.locate === 'function';
 
-/** A failed entry with the id `idOf()` gives, where it gives one (an error it throws gives none). */
+/** A reader's `idOf` option: a function, or absent (a TypeError naming the reader otherwise). */
+export function checkIdOf(idOf: unknown, where: string): void {
+  if (idOf !== undefined && typeof idOf !== 'function')
+    throw new TypeError(`${where}: idOf must be a function, got ${typeof idOf}`);
+}
+
+/**
+ * A failed entry with the id `idOf()` gives, where it gives one: a string or a finite number. An
+ * error it throws, or a promise it returns (its rejection caught), gives none.
+ */
 export function withId<E extends { ok: false }>(entry: E, idOf: () => unknown): E & { id?: string } {
   let id: string | undefined;
   try {
-    id = idText(idOf());
+    const v = idOf();
+    if (v instanceof Promise) v.catch(() => {});
+    else id = idText(v);
   } catch {
     // best effort: the skip is reported either way, by the reason and detail of the parse
   }

@@ -5,6 +5,7 @@ import type { ByteSource } from '@fiber-vl/tensor-core';
 import type { Box, CaptionRecord, GroundingRecord, Nlvr2Record, Span } from '../records.js';
 import { DataSkipError } from '../skips.js';
 import {
+  checkIdOf,
   checkIndex,
   entryOf,
   failedEntry,
@@ -122,13 +123,14 @@ export interface JsonlSourceOptions {
   /**
    * The id of a line that is JSON but that `parse` rejects, so that the skip names the entry
    * (`SourceEntry.id`, the loader's `SkipEvent.id`): a string, or a finite number's decimal text;
-   * anything else, or an error it throws, gives none. Default: the object's `id`, else its
-   * `identifier` (NLVR2's), the ids `genericRecord` and `nlvr2Record` give their records.
+   * anything else (a promise too), or an error it throws, gives none. Default: the object's `id`
+   * field, else its `identifier` field (NLVR2's id). A line without either has none: its skip
+   * names the line (`genericRecord` would have given its record the line's index).
    */
-  idOf?(obj: unknown, index: number): unknown;
+  idOf?(obj: unknown, index: number): string | number | undefined;
 }
 
-/** The id a JSON line's record would have had: its `id`, else NLVR2's `identifier`. */
+/** A rejected JSON line's default id: its `id` field, else NLVR2's `identifier`. */
 const lineId = (obj: unknown) => (isObject(obj) ? (idText(obj.id) ?? idText(obj.identifier)) : undefined);
 
 /**
@@ -142,6 +144,7 @@ export function jsonlSource<R extends GroundingRecord | CaptionRecord | Nlvr2Rec
   options?: ImageStore | JsonlSourceOptions,
 ): RecordSource<R> {
   const { images, idOf = lineId }: JsonlSourceOptions = isImageStore(options) ? { images: options } : (options ?? {});
+  checkIdOf(idOf, `jsonlSource(${lines.name})`);
   const source: RecordSource<R> = {
     name: lines.name,
     length: lines.length,
