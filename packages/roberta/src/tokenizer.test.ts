@@ -249,7 +249,7 @@ describe('bounded work', () => {
     );
     expect(() =>
       tok.encodeBatch(['a cat', 'a dog'], { maxLength: MAX_PADDED_LENGTH + 1, padding: 'max_length' }),
-    ).toThrow(/^tokenizer\.encodeBatch: padding 'max_length' pads every text to maxLength, at most 1048576 tokens/);
+    ).toThrow(/^tokenizer\.encodeBatch: padding 'max_length' pads every text to maxLength, at most 65536 tokens/);
     // a long maxLength without 'max_length' padding only bounds the truncation
     expect(tok.encode('a cat', { maxLength: huge }).ids).toEqual(tok.encode('a cat').ids);
     expect(tok.encodeBatch(['a cat', 'a'], { maxLength: huge, padding: 'longest' })[1].ids).toHaveLength(

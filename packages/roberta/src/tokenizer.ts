@@ -60,7 +60,7 @@ export interface EncodeOptions {
   /**
    * 'max_length' pads to maxLength (FIBER's setting), 'longest' (batch) to the longest, false: none;
    * true is 'longest', as HF's `padding=True`. 'max_length' takes a maxLength of at most
-   * MAX_PADDED_LENGTH (2^20) tokens.
+   * MAX_PADDED_LENGTH (2^16) tokens.
    */
   padding?: 'max_length' | 'longest' | boolean;
 }
@@ -188,8 +188,11 @@ function paddingOf(options: EncodeOptions, where: string): 'max_length' | 'longe
   return padding === true ? 'longest' : (padding ?? false);
 }
 
-/** The longest padding 'max_length' makes (2048 times RoBERTa's 512 positions): four arrays of that many entries per text. */
-export const MAX_PADDED_LENGTH = 2 ** 20;
+/**
+ * The longest padding 'max_length' makes: 128 times RoBERTa's 512 positions. Each padded text is
+ * four arrays of that length, about 6 MB at the bound.
+ */
+export const MAX_PADDED_LENGTH = 2 ** 16;
 
 /**
  * maxLength must be a whole number of tokens with room for <s> and </s>, and no more than
@@ -202,16 +205,16 @@ function checkMaxLength(
   where: string,
 ): void {
   if (maxLength === undefined) return;
-  if (padding === 'max_length' && maxLength > MAX_PADDED_LENGTH)
-    throw new RangeError(
-      `${where}: padding 'max_length' pads every text to maxLength, at most ${MAX_PADDED_LENGTH} tokens, got ${maxLength}`,
-    );
   const min = addSpecialTokens ? 2 : 0;
   if (typeof maxLength !== 'number' || !Number.isSafeInteger(maxLength) || maxLength < min) {
     throw new RangeError(
       `${where}: maxLength must be an integer >= ${min}${addSpecialTokens ? ' (room for <s> and </s>)' : ''}, got ${String(maxLength)}`,
     );
   }
+  if (padding === 'max_length' && maxLength > MAX_PADDED_LENGTH)
+    throw new RangeError(
+      `${where}: padding 'max_length' pads every text to maxLength, at most ${MAX_PADDED_LENGTH} tokens, got ${maxLength}`,
+    );
 }
 
 /** UTF-8 length of a code point (a lone surrogate encodes as U+FFFD, 3 bytes). */
