@@ -206,7 +206,8 @@ describe('fiber-bench run --preset micro', () => {
   }, 300_000);
 });
 
-describe.skipIf(process.platform === 'win32')('fiber-bench run: stopped', () => {
+// ps --ppid: Linux's ps
+describe.skipIf(process.platform !== 'linux')('fiber-bench run: stopped', () => {
   it.each([
     ['SIGTERM', 143],
     ['SIGINT', 130],
@@ -238,6 +239,11 @@ describe('fiber-bench run: bad usage is one line on stderr and exit 2', () => {
     ['unknown option', ['--gpus', '8'], /Unknown option '--gpus'/],
     ['an exponent for a count', ['--seeds', '1e1'], /--seeds: expected an integer in \[1, 64\], got "1e1"/],
     ['a hexadecimal seed', ['--seed', '0x10'], /--seed: expected an integer in \[0, 4294967295\], got "0x10"/],
+    [
+      'training seeds past 2^32 - 1',
+      ['--seed', '4294967290', '--seeds', '8'],
+      /--seed 4294967290 with --seeds 8: the training seeds run to 4294967297, past the largest seed/,
+    ],
     ['an empty job count', ['--jobs', ''], /--jobs: expected an integer in \[1, 64\], got ""/],
     [
       'more seeds than it starts processes for',

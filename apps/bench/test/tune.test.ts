@@ -6,7 +6,16 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RUN_PRESETS } from '../src/run/presets.js';
 import { stopWhileSeedsRun } from './stop-seeds.js';
-import { FINE_SCORING, type TuneResult, gridOf, parseSets, rankRows, withSettings } from '../src/run/tune.js';
+import {
+  decodeSeedRows,
+  encodeSeedRows,
+  FINE_SCORING,
+  type TuneResult,
+  gridOf,
+  parseSets,
+  rankRows,
+  withSettings,
+} from '../src/run/tune.js';
 
 const cli = resolve(__dirname, '../dist/cli.js');
 
@@ -53,13 +62,15 @@ describe('fiber-bench tune: the grid', () => {
   it('ranks the points by the rows that clear the margin, then the mean margin, over the seeds', () => {
     const m = (rec: number, ap50: number, seconds: number) => ({
       rec,
-      'rec floor': 0.4,
+      'rec baseline': 0.4,
       'grounding R@1': 0.6,
-      'grounding floor': 0.5,
+      'grounding R@1 baseline': 0.5,
       'AP50 seen': ap50,
-      'AP50 seen floor': 0.2,
+      'AP50 seen baseline': 0.2,
       'AP50 held-out': 0.1,
-      'AP50 held-out floor': 0.2,
+      'AP50 held-out baseline': 0.2,
+      // a metric without a baseline is reported, not judged
+      'phrases per scene': 9,
       seconds,
     });
     const rows = rankRows(
@@ -83,6 +94,28 @@ describe('fiber-bench tune: the grid', () => {
     // (0.2 + 0.1 + 0.15 - 0.1) / 4
     expect(rows[0].score).toBeCloseTo(0.0875, 12);
     expect(rows[2].score).toBeGreaterThan(rows[0].score);
+    expect(rows[0].metrics['phrases per scene']).toBe(9);
+  });
+});
+
+describe('fiber-bench tune: the rows of a seed process', () => {
+  it('come back as they were written, NaN and the infinities too', () => {
+    const rows = [
+      { a: 0.5, b: Number.NaN },
+      { a: Number.POSITIVE_INFINITY, b: Number.NEGATIVE_INFINITY },
+    ];
+    expect(decodeSeedRows(3, JSON.parse(encodeSeedRows(rows)), 2)).toEqual(rows);
+  });
+
+  it.each([
+    [{ rows: [] }, 1, "seed 7: the seed process's result is not a list of 1 rows"],
+    [[{ a: 1 }], 2, 'is not a list of 2 rows'],
+    [[null], 1, 'row 0 is not an object'],
+    [[[1]], 1, 'row 0 is not an object'],
+    [[{ a: 1 }, { a: 'x' }], 2, 'row 1: "a" is not a number'],
+    [[{ a: null }], 1, 'row 0: "a" is not a number'],
+  ])('refuses a result that is not one row of numbers per point: %j', (value, points, message) => {
+    expect(() => decodeSeedRows(7, value, points)).toThrow(message);
   });
 });
 
@@ -125,10 +158,45 @@ describe('fiber-bench tune --preset micro', () => {
     const args = ['fine', '--preset', 'micro', '--seeds', '2', '--set', 'steps=2,4'];
     const atOnce = tuneRun([...args, '--jobs', '2']);
     expectRows('fine', [0, 1], 'grounding R@1', atOnce);
+    // ranked by the run's seven rows of the stage, each with its baseline
+    expect(Object.keys(atOnce.result.rows[0].metrics)).toEqual([
+      'rec accuracy (IoU>=0.5)',
+      'rec accuracy (IoU>=0.5) baseline',
+      'grounding R@1',
+      'grounding R@1 baseline',
+      'grounding R@5',
+      'grounding R@5 baseline',
+      'detection AP (seen classes)',
+      'detection AP (seen classes) baseline',
+      'detection AP50 (seen classes)',
+      'detection AP50 (seen classes) baseline',
+      'detection AP (held-out classes)',
+      'detection AP (held-out classes) baseline',
+      'detection AP50 (held-out classes)',
+      'detection AP50 (held-out classes) baseline',
+    ]);
+    expect(atOnce.stdout.split('\n')[2]).toMatch(/^\| \d+ \| [0-7]\/7 \| /);
     expect(atOnce.stderr).toContain('training seeds 0, 1, wasm, 2 at once, 2 point(s)');
     const inTurn = tuneRun([...args, '--jobs', '1']);
     expect(inTurn.stderr).toContain('training seeds 0, 1, wasm, 1 at once, 2 point(s)');
     expect(withoutSeconds(inTurn.result)).toEqual(withoutSeconds(atOnce.result));
+    // each seed's values land in its own column: seed 1's process alone gives the second
+    const dir = mkdtempSync(join(tmpdir(), 'fiber-tune-child-'));
+    try {
+      const file = join(dir, 'seed-1.json');
+      const r = spawnSync(process.execPath, [cli, 'tune', ...args, '--child-seed', '1', '--child-result', file], {
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      expect(r.status, r.stderr.slice(-2000)).toBe(0);
+      const seed1 = decodeSeedRows(1, JSON.parse(readFileSync(file, 'utf8')), 2);
+      for (const [k, settings] of [{ steps: 2 }, { steps: 4 }].entries()) {
+        const { seconds: _, ...values } = seed1[k];
+        expect(atOnce.result.rows.find((row) => row.settings.steps === settings.steps)?.perSeed[1]).toEqual(values);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('fusion: trains each point, evaluates on val, prints and writes the ranked rows', () => {
@@ -136,7 +204,8 @@ describe('fiber-bench tune --preset micro', () => {
     expectRows('fusion', [0], 'VQA late fusion', r);
   });
 
-  it.skipIf(process.platform === 'win32')(
+  // ps --ppid: Linux's ps
+  it.skipIf(process.platform !== 'linux')(
     'stops its seed processes on SIGTERM and exits 143, writing nothing',
     async () => {
       const dir = mkdtempSync(join(tmpdir(), 'fiber-tune-stop-'));
@@ -164,6 +233,13 @@ describe('fiber-bench tune --preset micro', () => {
     ],
     [['fusion', '--out', tmpdir()], `--out ${tmpdir()} is a folder, not a file`],
     [['fine', '--seeds', '99999999999'], '--seeds: expected an integer in [1, 64], got "99999999999"'],
+    [['fine', '--jobs', '0'], '--jobs: expected an integer in [1, 64], got "0"'],
+    [['fine', '--jobs', '99'], '--jobs: expected an integer in [1, 64], got "99"'],
+    [
+      ['fine', '--seed', '4294967295', '--seeds', '2'],
+      '--seed 4294967295 with --seeds 2: the training seeds run to 4294967296, past the largest seed, 2^32 - 1 (4294967295)',
+    ],
+    [['fine', '--child-seed', '1'], '--child-seed and --child-result (a seed process of tune) go together'],
     [
       ['fine', '--set', 'fineImageSize=100000000'],
       '--set: RunPreset(small).fineImageSize: must be an integer in [32, 4096], got 100000000',

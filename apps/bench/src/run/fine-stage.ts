@@ -32,6 +32,7 @@ import {
 } from '@fiber-vl/trainer';
 import { type FineExample, detectionExamples, fineBatch } from './data.js';
 import { recordClassScores } from './class-probe.js';
+import type { TaskResult } from './report.js';
 import { type EvalSplit, type RunContext, seedRng, timedStage, trainStage } from './context.js';
 
 /** Anchors a quarter of FIBER's (32 px at stride 8): the world's objects are 14-40 px at the fine input size. */
@@ -313,4 +314,67 @@ export async function evaluateFine(
       gallery,
     };
   });
+}
+
+/** The run's rows of the fine stage (results.json's tasks), which `fiber-bench tune fine` ranks by too. */
+export function fineTasks(
+  outcome: FineOutcome,
+): Pick<TaskResult, 'task' | 'metric' | 'value' | 'baseline' | 'higherIsBetter' | 'note'>[] {
+  return [
+    {
+      task: 'rec',
+      metric: 'accuracy (IoU>=0.5)',
+      value: outcome.rec.accuracy,
+      baseline: outcome.rec.baseline,
+      higherIsBetter: true,
+      note: `${outcome.rec.n} expressions of seen classes`,
+    },
+    {
+      task: 'grounding',
+      metric: 'R@1',
+      value: outcome.grounding.r1,
+      baseline: outcome.grounding.baselineR1,
+      higherIsBetter: true,
+      note: `${outcome.grounding.phrases} phrases`,
+    },
+    {
+      task: 'grounding',
+      metric: 'R@5',
+      value: outcome.grounding.r5,
+      baseline: outcome.grounding.baselineR5,
+      higherIsBetter: true,
+      note: "baseline: R@1's (any ranking's R@5 is at least its R@1), over 5 random boxes (5 random picks among a scene's 1-4 objects always hit)",
+    },
+    {
+      task: 'detection',
+      metric: 'AP (seen classes)',
+      value: outcome.detection.seen.ap,
+      baseline: outcome.detection.baseline.seen.ap,
+      higherIsBetter: true,
+      note: 'IoU 0.5:0.95; baseline: random boxes',
+    },
+    {
+      task: 'detection',
+      metric: 'AP50 (seen classes)',
+      value: outcome.detection.seen.ap50,
+      baseline: outcome.detection.baseline.seen.ap50,
+      higherIsBetter: true,
+      note: "baseline: every object's own box under every class name, random scores",
+    },
+    {
+      task: 'detection',
+      metric: 'AP (held-out classes)',
+      value: outcome.detection.heldOut.ap,
+      baseline: outcome.detection.baseline.heldOut.ap,
+      higherIsBetter: true,
+      note: 'classes never boxed in the fine stage',
+    },
+    {
+      task: 'detection',
+      metric: 'AP50 (held-out classes)',
+      value: outcome.detection.heldOut.ap50,
+      baseline: outcome.detection.baseline.heldOut.ap50,
+      higherIsBetter: true,
+    },
+  ];
 }

@@ -3,7 +3,6 @@
 // its results as JSON; the parent aggregates them over seeds (means, per-seed values, ablation
 // differences and spreads) and writes the Markdown table, results.json and report.html.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { oneLine } from '../one-line.js';
@@ -26,7 +25,7 @@ import {
   resultsMarkdown,
 } from './report.js';
 import type { SeedResult } from './seed.js';
-import { runSeedProcesses } from './seed-processes.js';
+import { MAX_SEED, MAX_SEEDS, jobsAt, runSeedProcesses, trainingSeeds } from './seed-processes.js';
 import { intArg } from '../train/args.js';
 
 export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR] [--jobs J] [--strict]
@@ -52,10 +51,6 @@ tokenizer/, images/).
 Stopped by SIGINT, SIGTERM or SIGHUP, it stops its seed processes and exits 130, 143 or 129; a
 seed that fails stops the others.
 `;
-
-/** Bounds of --seeds (and --jobs) and --seed, for `run` and `tune`. */
-export const MAX_SEEDS = 64;
-export const MAX_SEED = 2 ** 32 - 1;
 
 /** --backend of `run` and `tune`: one of the backends a seed process can start (a RangeError names it). */
 export function backendArg(name: string): BackendName {
@@ -98,16 +93,15 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
   if (values.help) return 'help';
   // a seed process each: a few dozen at most; world and training seeds within the generators' range
   const seeds = intArg('seeds', values.seeds, 1, MAX_SEEDS);
+  const seed = intArg('seed', values.seed, 0, MAX_SEED);
+  trainingSeeds(seed, seeds); // the last one within the generators' range too
   return {
     preset: values.preset,
-    seed: intArg('seed', values.seed, 0, MAX_SEED),
+    seed,
     seeds,
     backend: backendArg(values.backend),
     out: resolve(values.out),
-    jobs:
-      values.jobs !== undefined
-        ? intArg('jobs', values.jobs, 1, MAX_SEEDS)
-        : Math.max(1, Math.min(seeds, cpus().length)),
+    jobs: jobsAt(values.jobs === undefined ? undefined : intArg('jobs', values.jobs, 1, MAX_SEEDS), seeds),
     strict: values.strict,
   };
 }
@@ -359,7 +353,7 @@ export async function runMain(argv: string[]): Promise<number> {
   rmSync(join(args.out, 'models'), { recursive: true, force: true });
   const started = performance.now();
   const { stderrLog } = await import('./progress.js');
-  const seeds = Array.from({ length: args.seeds }, (_, i) => args.seed + i);
+  const seeds = trainingSeeds(args.seed, args.seeds);
   stderrLog(
     `fiber-bench run: preset ${preset.name}, world seed ${args.seed}, training seeds ${seeds.join(', ')}, ${args.backend}, ${args.jobs} at once`,
   );

@@ -4,9 +4,29 @@
 // the parent (SIGINT, SIGTERM, SIGHUP), stops the others rather than leaving them to train on.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { constants, tmpdir } from 'node:os';
+import { constants, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/** Bounds of --seeds (and --jobs) and --seed, for `run` and `tune`. */
+export const MAX_SEEDS = 64;
+export const MAX_SEED = 2 ** 32 - 1;
+
+/**
+ * The training seeds S, S+1, ..., S+N-1 of `--seed S --seeds N`; a RangeError when the last is past
+ * MAX_SEED, the largest seed a seed process takes (the generators' range).
+ */
+export function trainingSeeds(seed: number, seeds: number): number[] {
+  const last = seed + seeds - 1;
+  if (last > MAX_SEED)
+    throw new RangeError(
+      `--seed ${seed} with --seeds ${seeds}: the training seeds run to ${last}, past the largest seed, 2^32 - 1 (${MAX_SEED})`,
+    );
+  return Array.from({ length: seeds }, (_, i) => seed + i);
+}
+
+/** How many seed processes run at once: `--jobs`, else one per core, never more than the seeds. */
+export const jobsAt = (jobs: number | undefined, seeds: number) => Math.max(1, Math.min(seeds, jobs ?? cpus().length));
 
 /** The signals that stop a command (its seed processes with it). */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -92,7 +112,8 @@ export async function runSeedProcesses<R>(
     stopChildren();
     throw e;
   } finally {
-    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    // once stopping, the handlers stay until the exit, so that a second signal cannot kill it first
+    if (!stopping) for (const s of STOP_SIGNALS) process.off(s, onSignal);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -27,7 +27,7 @@ import {
 } from './coarse-tasks.js';
 import { type RunContext, type StageRecord, timedStage } from './context.js';
 import { MemoWorld } from './memo-world.js';
-import { evaluateFine, trainFine, type FineOutcome } from './fine-stage.js';
+import { evaluateFine, fineTasks, trainFine, type FineOutcome } from './fine-stage.js';
 import { fusionAblation } from './fusion-ablation.js';
 import { probeBackbone, type ProbeResult } from './probe.js';
 import { probeMlm, type MlmProbeResult } from './mlm-probe.js';
@@ -222,63 +222,7 @@ async function runStages(
       fineModel.dispose();
     }
     classProbes = classProbe(ctx, preset.evalScenes, itcClasses, fine.classScores);
-    tasks.push(
-      {
-        task: 'rec',
-        metric: 'accuracy (IoU>=0.5)',
-        value: fine.rec.accuracy,
-        baseline: fine.rec.baseline,
-        higherIsBetter: true,
-        note: `${fine.rec.n} expressions of seen classes`,
-      },
-      {
-        task: 'grounding',
-        metric: 'R@1',
-        value: fine.grounding.r1,
-        baseline: fine.grounding.baselineR1,
-        higherIsBetter: true,
-        note: `${fine.grounding.phrases} phrases`,
-      },
-      {
-        task: 'grounding',
-        metric: 'R@5',
-        value: fine.grounding.r5,
-        baseline: fine.grounding.baselineR5,
-        higherIsBetter: true,
-        note: "baseline: R@1's (any ranking's R@5 is at least its R@1), over 5 random boxes (5 random picks among a scene's 1-4 objects always hit)",
-      },
-      {
-        task: 'detection',
-        metric: 'AP (seen classes)',
-        value: fine.detection.seen.ap,
-        baseline: fine.detection.baseline.seen.ap,
-        higherIsBetter: true,
-        note: 'IoU 0.5:0.95; baseline: random boxes',
-      },
-      {
-        task: 'detection',
-        metric: 'AP50 (seen classes)',
-        value: fine.detection.seen.ap50,
-        baseline: fine.detection.baseline.seen.ap50,
-        higherIsBetter: true,
-        note: "baseline: every object's own box under every class name, random scores",
-      },
-      {
-        task: 'detection',
-        metric: 'AP (held-out classes)',
-        value: fine.detection.heldOut.ap,
-        baseline: fine.detection.baseline.heldOut.ap,
-        higherIsBetter: true,
-        note: 'classes never boxed in the fine stage',
-      },
-      {
-        task: 'detection',
-        metric: 'AP50 (held-out classes)',
-        value: fine.detection.heldOut.ap50,
-        baseline: fine.detection.baseline.heldOut.ap50,
-        higherIsBetter: true,
-      },
-    );
+    tasks.push(...fineTasks(fine));
     const scratch = await trainFine(ctx, config, unimodal, 'ablation: fine-grained without coarse pre-training');
     let only: FineOutcome;
     try {

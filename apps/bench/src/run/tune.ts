@@ -4,7 +4,6 @@
 // for the fine stage the coarse pre-training), then every point of the grid trains the stage from
 // it and evaluates it on val.
 import { accessSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@fiber-vl/tensor-core';
@@ -12,10 +11,10 @@ import { oneLine } from '../one-line.js';
 import { outFolderProblem } from '../out-folder.js';
 import { intArg } from '../train/args.js';
 import type { RunContext } from './context.js';
-import { MAX_SEED, MAX_SEEDS, backendArg } from './main.js';
+import { backendArg } from './main.js';
 import { REQUIRED_MARGIN } from './report.js';
 import { type RunPreset, type RunPresetName, type StageSettings, runPreset, validateRunPreset } from './presets.js';
-import { runSeedProcesses } from './seed-processes.js';
+import { MAX_SEED, MAX_SEEDS, jobsAt, runSeedProcesses, trainingSeeds } from './seed-processes.js';
 
 export const TUNE_USAGE = `usage: fiber-bench tune fine|fusion [--set FIELD=V1,V2,...]... [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--jobs J] [--out FILE]
 
@@ -27,9 +26,10 @@ values; the preset's value where a field is not set), and prints a table: each p
 for you to weigh: the tool does not know the run's time budget.
 
   fine     the fine-grained stage (from the coarse pre-training). Fields: steps, batchSize, lr,
-           lrMultOutputs, fineImageSize. Ranked by how many of REC accuracy, grounding R@1 and
-           detection AP50 on the seen and on the held-out classes clear their baseline by the run's
-           margin (${REQUIRED_MARGIN}), then by the mean of those four margins (the score).
+           lrMultOutputs, fineImageSize. Ranked by how many of the run's seven rows of the stage
+           (REC accuracy, grounding R@1 and R@5, detection AP and AP50 on the seen and on the
+           held-out classes) clear their baseline by the run's margin (${REQUIRED_MARGIN}), then by the mean
+           of the seven margins (the score).
   fusion   ablation (b), both architectures (from the unimodal pre-training). Fields: steps,
            batchSize, lr, lrMultHead. Score: the two architectures' mean VQA accuracy (the same
            settings serve both, so they are not chosen for the gap between them).
@@ -68,7 +68,7 @@ export interface TuneRow {
   metrics: Record<string, number>;
   /** The same, per seed (in `seeds` order). */
   perSeed: Record<string, number>[];
-  /** Rows that clear their baseline by the run's margin (fine: of its four; fusion: 0), ranked first. */
+  /** Rows that clear their baseline by the run's margin (fine: of its seven; fusion: 0), ranked first. */
   cleared: number;
   /** What the points are ranked by next (higher is better). */
   score: number;
@@ -158,18 +158,22 @@ export function rankRows(points: Settings[], perSeed: Record<string, number>[][]
   return rows.sort((a, b) => b.cleared - a.cleared || b.score - a.score);
 }
 
-/** The fine stage's four rows as margins over their baselines. */
-const fineMargins = (m: Record<string, number>) => [
-  m.rec - m['rec floor'],
-  m['grounding R@1'] - m['grounding floor'],
-  m['AP50 seen'] - m['AP50 seen floor'],
-  m['AP50 held-out'] - m['AP50 held-out floor'],
-];
+/** The suffix of a row's baseline among a tune point's metrics. */
+export const BASELINE = ' baseline';
 
-/** The fine stage: the rows that clear the run's margin, then the mean margin. */
+/** The margin over its baseline of every row that has one (the fine stage's rows, all higher-is-better). */
+const margins = (m: Record<string, number>) =>
+  Object.keys(m)
+    .filter((k) => Object.hasOwn(m, `${k}${BASELINE}`))
+    .map((k) => m[k] - m[`${k}${BASELINE}`]);
+
+/** The fine stage: its rows (the run's) that clear the run's margin, then their mean margin. */
 export const FINE_SCORING: TuneScoring = {
-  cleared: (m) => fineMargins(m).filter((v) => v >= REQUIRED_MARGIN).length,
-  score: (m) => fineMargins(m).reduce((a, b) => a + b) / 4,
+  cleared: (m) => margins(m).filter((v) => v >= REQUIRED_MARGIN).length,
+  score: (m) => {
+    const all = margins(m);
+    return all.reduce((a, b) => a + b, 0) / all.length;
+  },
 };
 
 /** Ablation (b): both architectures' VQA accuracy, averaged (no row is judged by a margin here). */
@@ -229,16 +233,13 @@ export async function tuneSeed(
         const model = await fine.trainFine(pctx, config, start, `${point} fine-grained pre-training`);
         try {
           const r = await fine.evaluateFine(pctx, model, `${point} val eval`, { split: 'val' });
-          row = {
-            rec: r.rec.accuracy,
-            'rec floor': r.rec.baseline,
-            'grounding R@1': r.grounding.r1,
-            'grounding floor': r.grounding.baselineR1,
-            'AP50 seen': r.detection.seen.ap50,
-            'AP50 seen floor': r.detection.baseline.seen.ap50,
-            'AP50 held-out': r.detection.heldOut.ap50,
-            'AP50 held-out floor': r.detection.baseline.heldOut.ap50,
-          };
+          // the run's rows of the stage, each with its baseline (`<row> baseline`)
+          row = {};
+          for (const t of fine.fineTasks(r)) {
+            if (!t.higherIsBetter) throw new Error(`tune: ${t.task} ${t.metric} is not higher-is-better`);
+            row[`${t.task} ${t.metric}`] = t.value;
+            row[`${t.task} ${t.metric}${BASELINE}`] = t.baseline;
+          }
         } finally {
           model.dispose();
         }
@@ -262,7 +263,30 @@ export async function tuneSeed(
 }
 
 /** The training seeds of a tune. */
-export const tuneSeeds = (opts: TuneOptions) => Array.from({ length: opts.seeds }, (_, i) => opts.seed + i);
+export const tuneSeeds = (opts: TuneOptions) => trainingSeeds(opts.seed, opts.seeds);
+
+/**
+ * A seed's rows as its process writes them: JSON, with NaN and the infinities (which JSON has not)
+ * written as strings, so that a metric that is not a number reaches the table as what it is.
+ */
+export const encodeSeedRows = (rows: Record<string, number>[]) =>
+  JSON.stringify(rows, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
+
+/** The rows of a seed process (`encodeSeedRows`'s), checked: one per grid point, every value a number. */
+export function decodeSeedRows(seed: number, value: unknown, points: number): Record<string, number>[] {
+  const bad = (what: string) => new Error(`seed ${seed}: the seed process's result ${what}`);
+  if (!Array.isArray(value) || value.length !== points) throw bad(`is not a list of ${points} rows`);
+  return value.map((row: unknown, k) => {
+    if (typeof row !== 'object' || row === null || Array.isArray(row)) throw bad(`row ${k} is not an object`);
+    return Object.fromEntries(
+      Object.entries(row).map(([name, v]) => {
+        const n = typeof v === 'number' ? v : v === 'NaN' || v === 'Infinity' || v === '-Infinity' ? Number(v) : null;
+        if (n === null) throw bad(`row ${k}: "${name}" is not a number`);
+        return [name, n];
+      }),
+    );
+  });
+}
 
 /** The tune's result from every seed's rows (`perSeed[s]`: seed s's, in grid order), ranked. */
 export function tuneResult(opts: TuneOptions, perSeed: Record<string, number>[][]): TuneResult {
@@ -289,13 +313,15 @@ const metricsText = (m: Record<string, number>) =>
 export function tuneMarkdown(r: TuneResult): string {
   const fields = Object.keys(r.rows[0]?.settings ?? {});
   const metrics = Object.keys(r.rows[0]?.metrics ?? {});
+  // the rows judged by the margin: those with a baseline among the metrics
+  const judged = metrics.filter((m) => metrics.includes(`${m}${BASELINE}`)).length;
   const head = [...fields, ...(r.stage === 'fine' ? ['rows cleared'] : []), 'score', 'seconds', ...metrics];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const row of r.rows)
     lines.push(
       `| ${[
         ...fields.map((f) => String(row.settings[f])),
-        ...(r.stage === 'fine' ? [`${row.cleared}/4`] : []),
+        ...(r.stage === 'fine' ? [`${row.cleared}/${judged}`] : []),
         row.score.toFixed(3),
         row.seconds.toFixed(0),
         ...metrics.map(
@@ -372,10 +398,11 @@ export async function tuneMain(argv: string[]): Promise<number> {
       }
     const seeds = intArg('seeds', values.seeds, 1, MAX_SEEDS);
     opts = { stage, preset, seed: intArg('seed', values.seed, 0, MAX_SEED), seeds, grid };
-    jobs =
-      values.jobs !== undefined
-        ? intArg('jobs', values.jobs, 1, MAX_SEEDS)
-        : Math.max(1, Math.min(seeds, cpus().length));
+    tuneSeeds(opts); // the last training seed within the generators' range too
+    jobs = jobsAt(values.jobs === undefined ? undefined : intArg('jobs', values.jobs, 1, MAX_SEEDS), seeds);
+    // a seed process of this command: both or neither
+    if ((values['child-seed'] === undefined) !== (values['child-result'] === undefined))
+      throw new RangeError('--child-seed and --child-result (a seed process of tune) go together');
     if (values['child-result'] !== undefined)
       child = { seed: intArg('child-seed', values['child-seed'] ?? '', 0, MAX_SEED), result: values['child-result'] };
   } catch (e) {
@@ -386,14 +413,14 @@ export async function tuneMain(argv: string[]): Promise<number> {
   if (child) {
     const { initBackend } = await import('@fiber-vl/tensor-core');
     await initBackend({ backend, threads: 1 });
-    writeFileSync(child.result, JSON.stringify(await tuneSeed(opts, child.seed, log)));
+    writeFileSync(child.result, encodeSeedRows(await tuneSeed(opts, child.seed, log)));
     return 0;
   }
   const seeds = tuneSeeds(opts);
   log(
-    `fiber-bench tune ${opts.stage}: preset ${opts.preset.name}, world seed ${opts.seed}, training seeds ${seeds.join(', ')}, ${backend}, ${Math.min(jobs, seeds.length)} at once, ${opts.grid.length} point(s), on val`,
+    `fiber-bench tune ${opts.stage}: preset ${opts.preset.name}, world seed ${opts.seed}, training seeds ${seeds.join(', ')}, ${backend}, ${jobs} at once, ${opts.grid.length} point(s), on val`,
   );
-  const perSeed = await runSeedProcesses<Record<string, number>[]>('tune', seeds, jobs, (seed, file) => [
+  const results = await runSeedProcesses<unknown>('tune', seeds, jobs, (seed, file) => [
     'tune',
     opts.stage,
     ...sets.flatMap((s) => ['--set', s]),
@@ -408,6 +435,7 @@ export async function tuneMain(argv: string[]): Promise<number> {
     '--child-result',
     file,
   ]);
+  const perSeed = results.map((rows, k) => decodeSeedRows(seeds[k], rows, opts.grid.length));
   const result = tuneResult(opts, perSeed);
   // the table first: it is what the hours of training were for, whatever happens to the file
   process.stdout.write(`${tuneMarkdown(result)}\n`);
