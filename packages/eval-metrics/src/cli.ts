@@ -213,12 +213,10 @@ async function run(command: string, arg: string | undefined, values: Values): Pr
         if (typeof s !== 'object' || s === null) throw new MetricInputError(`${at}: not an object (${show(s)})`);
         const o = s as Record<string, unknown>;
         // errors name the fields as the file writes them (the official fixtures' longer names too)
+        // (read as before: the short name unless it is null or missing, as `??` reads it)
         const names = {
-          gt: o.gt_box === undefined && o.gt_box_xywh !== undefined ? 'gt_box_xywh' : 'gt_box',
-          pred:
-            o.pred_boxes === undefined && o.pred_boxes_xywh_ranked !== undefined
-              ? 'pred_boxes_xywh_ranked'
-              : 'pred_boxes',
+          gt: o.gt_box == null && o.gt_box_xywh != null ? 'gt_box_xywh' : 'gt_box',
+          pred: o.pred_boxes == null && o.pred_boxes_xywh_ranked != null ? 'pred_boxes_xywh_ranked' : 'pred_boxes',
         };
         const sample = { gtBox: o[names.gt], predBoxes: o[names.pred] };
         if (o.scores === undefined) {
@@ -296,28 +294,27 @@ async function run(command: string, arg: string | undefined, values: Values): Pr
   return print(scores, !!values.table);
 }
 
+/** The k of `rec --giou`: FIBER's and MDETR's precision@1, 5 and 10. */
+const REC_GIOU_K = [1, 5, 10];
+
 /**
  * The boxes ranked as FIBER's RefExpEvaluator ranks them: Python's sorted() of (score, box) pairs,
  * highest first, its boxes [x0, y0, x1, y1] (here [x, y, x + w, y + h]), so that equal scores put
  * the larger box first. The boxes are checked by the caller.
  */
-/** The k of `rec --giou`: FIBER's and MDETR's precision@1, 5 and 10. */
-const REC_GIOU_K = [1, 5, 10];
-
 function rankedByScore(boxes: BoxXywh[], scores: unknown, where: string, field: string): BoxXywh[] {
   if (!Array.isArray(scores) || scores.length !== boxes.length || !scores.every((v) => Number.isFinite(v)))
     throw new MetricInputError(
       `${where}: "scores" must be a list of finite numbers, one per box of "${field}" (${boxes.length})`,
     );
-  const checked = boxes;
-  const xyxy = checked.map(([x, y, w, h]) => [x, y, x + w, y + h]);
-  const order = checked.map((_, i) => i);
+  const xyxy = boxes.map(([x, y, w, h]) => [x, y, x + w, y + h]);
+  const order = boxes.map((_, i) => i);
   order.sort((a, b) => {
     if (scores[a] !== scores[b]) return scores[b] - scores[a];
     for (let k = 0; k < 4; k++) if (xyxy[a][k] !== xyxy[b][k]) return xyxy[b][k] - xyxy[a][k];
     return 0;
   });
-  return order.map((i) => checked[i]);
+  return order.map((i) => boxes[i]);
 }
 
 function print(scores: Scores, asTable: boolean): number {

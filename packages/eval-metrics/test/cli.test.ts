@@ -154,6 +154,14 @@ describe('fiber-metrics CLI', () => {
       ]),
     );
     expect(json('rec', '--samples', 'rec-deep-ok.json').accuracy).toBe(1);
+    // a null short name reads the longer one, as before (errors name the one read)
+    writeFileSync(
+      join(dir, 'rec-null-short.json'),
+      JSON.stringify([
+        { gt_box: null, gt_box_xywh: [0, 0, 10, 10], pred_boxes: null, pred_boxes_xywh_ranked: [[0, 0, 10, 10]] },
+      ]),
+    );
+    expect(json('rec', '--samples', 'rec-null-short.json').accuracy).toBe(1);
     const g = json('grounding', '--flickr-dir', 'flickr', '--preds', 'flickr_preds.json');
     expect(g.any_box['R@1'].all).toBeCloseTo(fx('grounding_flickr30k.json').expected.any_box['R@1'].all, 12);
   });
