@@ -6,9 +6,9 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RUN_PRESETS } from '../src/run/presets.js';
 import { stopWhileSeedsRun } from './stop-seeds.js';
+import { decodeSeedResult, encodeSeedResult } from '../src/run/seed-processes.js';
 import {
   decodeSeedRows,
-  encodeSeedRows,
   FINE_SCORING,
   type TuneResult,
   gridOf,
@@ -99,12 +99,16 @@ describe('fiber-bench tune: the grid', () => {
 });
 
 describe('fiber-bench tune: the rows of a seed process', () => {
-  it('come back as they were written, NaN and the infinities too', () => {
+  it('come back as they were written, NaN and the infinities too (JSON alone gives null)', () => {
     const rows = [
       { a: 0.5, b: Number.NaN },
       { a: Number.POSITIVE_INFINITY, b: Number.NEGATIVE_INFINITY },
     ];
-    expect(decodeSeedRows(3, JSON.parse(encodeSeedRows(rows)), 2)).toEqual(rows);
+    expect(decodeSeedRows(3, decodeSeedResult(encodeSeedResult(rows)), 2)).toEqual(rows);
+    // a run's seed result too, nested; an object that only looks like the tag is kept
+    const result = { tasks: [{ value: Number.NaN, seeds: [1, 2] }], note: { $nonFinite: 'x' }, s: 'NaN' };
+    expect(decodeSeedResult(encodeSeedResult(result))).toEqual(result);
+    expect(JSON.parse(JSON.stringify(rows))[0].b).toBeNull();
   });
 
   it.each([
@@ -112,7 +116,7 @@ describe('fiber-bench tune: the rows of a seed process', () => {
     [[{ a: 1 }], 2, 'is not a list of 2 rows'],
     [[null], 1, 'row 0 is not an object'],
     [[[1]], 1, 'row 0 is not an object'],
-    [[{ a: 1 }, { a: 'x' }], 2, 'row 1: "a" is not a number'],
+    [[{ a: 1 }, { a: 'NaN' }], 2, 'row 1: "a" is not a number'],
     [[{ a: null }], 1, 'row 0: "a" is not a number'],
   ])('refuses a result that is not one row of numbers per point: %j', (value, points, message) => {
     expect(() => decodeSeedRows(7, value, points)).toThrow(message);

@@ -25,7 +25,7 @@ import {
   resultsMarkdown,
 } from './report.js';
 import type { SeedResult } from './seed.js';
-import { MAX_SEED, MAX_SEEDS, jobsAt, runSeedProcesses, trainingSeeds } from './seed-processes.js';
+import { MAX_SEED, MAX_SEEDS, encodeSeedResult, jobsAt, runSeedProcesses, trainingSeeds } from './seed-processes.js';
 import { intArg } from '../train/args.js';
 
 export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR] [--jobs J] [--strict]
@@ -138,7 +138,7 @@ async function runChild(argv: string[]): Promise<number> {
     log: stderrLog,
     onTrained: typeof values['child-models'] === 'string' ? modelExporter(values['child-models']) : undefined,
   });
-  writeFileSync(String(values['child-result']), JSON.stringify(result));
+  writeFileSync(String(values['child-result']), encodeSeedResult(result));
   return 0;
 }
 

@@ -28,6 +28,29 @@ export function trainingSeeds(seed: number, seeds: number): number[] {
 /** How many seed processes run at once: `--jobs`, else one per core, never more than the seeds. */
 export const jobsAt = (jobs: number | undefined, seeds: number) => Math.max(1, Math.min(seeds, jobs ?? cpus().length));
 
+/** The key of a number JSON has not (NaN, ±Infinity) in a seed process's result. */
+const NON_FINITE = '$nonFinite';
+
+/**
+ * A seed process's result as JSON, its NaN and infinities kept as `{"$nonFinite": "NaN"}` (JSON
+ * has none: `JSON.stringify` writes null, which a mean over seeds would read as 0).
+ */
+export function encodeSeedResult(value: unknown): string {
+  return JSON.stringify(value, (_, v) =>
+    typeof v === 'number' && !Number.isFinite(v) ? { [NON_FINITE]: String(v) } : v,
+  );
+}
+
+/** `encodeSeedResult`'s text read back, its NaN and infinities numbers again. */
+export function decodeSeedResult(text: string): unknown {
+  return JSON.parse(text, (_, v) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+    const keys = Object.keys(v);
+    const n = v[NON_FINITE];
+    return keys.length === 1 && (n === 'NaN' || n === 'Infinity' || n === '-Infinity') ? Number(n) : v;
+  });
+}
+
 /** The signals that stop a command (its seed processes with it). */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
@@ -54,7 +77,7 @@ export async function pool<T, R>(items: readonly T[], jobs: number, fn: (item: T
 
 /**
  * Runs a child process of the CLI per seed, at most `jobs` at once, with the arguments
- * `childArgs(seed, resultFile)`: the child writes its result as JSON to `resultFile`. The results,
+ * `childArgs(seed, resultFile)`: the child writes its result to `resultFile` (`encodeSeedResult`). The results,
  * in seed order. `command` names the command in the line a stop signal prints
  * (`fiber-bench <command>: SIGINT: stopped the seed processes`).
  */
@@ -97,7 +120,7 @@ export async function runSeedProcesses<R>(
         if (code !== 0) reject(new Error(`seed ${seed}: the child process failed (${signal ?? `exit ${code}`})`));
         else {
           try {
-            resolvePromise(JSON.parse(readFileSync(file, 'utf8')));
+            resolvePromise(decodeSeedResult(readFileSync(file, 'utf8')) as R);
           } catch (e) {
             reject(new Error(`seed ${seed}: unreadable result ${file}: ${(e as Error).message}`));
           }

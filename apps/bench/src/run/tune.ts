@@ -14,7 +14,7 @@ import type { RunContext } from './context.js';
 import { backendArg } from './main.js';
 import { REQUIRED_MARGIN } from './report.js';
 import { type RunPreset, type RunPresetName, type StageSettings, runPreset, validateRunPreset } from './presets.js';
-import { MAX_SEED, MAX_SEEDS, jobsAt, runSeedProcesses, trainingSeeds } from './seed-processes.js';
+import { MAX_SEED, MAX_SEEDS, encodeSeedResult, jobsAt, runSeedProcesses, trainingSeeds } from './seed-processes.js';
 
 export const TUNE_USAGE = `usage: fiber-bench tune fine|fusion [--set FIELD=V1,V2,...]... [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--jobs J] [--out FILE]
 
@@ -265,14 +265,7 @@ export async function tuneSeed(
 /** The training seeds of a tune. */
 export const tuneSeeds = (opts: TuneOptions) => trainingSeeds(opts.seed, opts.seeds);
 
-/**
- * A seed's rows as its process writes them: JSON, with NaN and the infinities (which JSON has not)
- * written as strings, so that a metric that is not a number reaches the table as what it is.
- */
-export const encodeSeedRows = (rows: Record<string, number>[]) =>
-  JSON.stringify(rows, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
-
-/** The rows of a seed process (`encodeSeedRows`'s), checked: one per grid point, every value a number. */
+/** The rows of a seed process, checked: one per grid point, every value a number (NaN too). */
 export function decodeSeedRows(seed: number, value: unknown, points: number): Record<string, number>[] {
   const bad = (what: string) => new Error(`seed ${seed}: the seed process's result ${what}`);
   if (!Array.isArray(value) || value.length !== points) throw bad(`is not a list of ${points} rows`);
@@ -280,9 +273,8 @@ export function decodeSeedRows(seed: number, value: unknown, points: number): Re
     if (typeof row !== 'object' || row === null || Array.isArray(row)) throw bad(`row ${k} is not an object`);
     return Object.fromEntries(
       Object.entries(row).map(([name, v]) => {
-        const n = typeof v === 'number' ? v : v === 'NaN' || v === 'Infinity' || v === '-Infinity' ? Number(v) : null;
-        if (n === null) throw bad(`row ${k}: "${name}" is not a number`);
-        return [name, n];
+        if (typeof v !== 'number') throw bad(`row ${k}: "${name}" is not a number`);
+        return [name, v];
       }),
     );
   });
@@ -413,7 +405,7 @@ export async function tuneMain(argv: string[]): Promise<number> {
   if (child) {
     const { initBackend } = await import('@fiber-vl/tensor-core');
     await initBackend({ backend, threads: 1 });
-    writeFileSync(child.result, encodeSeedRows(await tuneSeed(opts, child.seed, log)));
+    writeFileSync(child.result, encodeSeedResult(await tuneSeed(opts, child.seed, log)));
     return 0;
   }
   const seeds = tuneSeeds(opts);
