@@ -61,8 +61,7 @@ export function lazySource<R extends DataRecord>(
   parse: (index: number) => Parsed<R>,
   options?: ImageStore | LazySourceOptions,
 ): RecordSource<R> {
-  const { images, idOf } = isImageStore(options) ? { images: options, idOf: undefined } : (options ?? {});
-  checkIdOf(idOf, `lazySource(${name})`);
+  const { images, idOf } = readerOptions(options, `lazySource(${name})`);
   const source: RecordSource<R> = {
     name,
     length,
@@ -76,14 +75,22 @@ export function lazySource<R extends DataRecord>(
   return source;
 }
 
-/** Whether a reader's options argument is the image store itself (the older form) rather than options. */
-export const isImageStore = (v: ImageStore | object | null | undefined): v is ImageStore =>
+/** Whether a reader's last argument is the image store itself (the older form) rather than options. */
+const isImageStore = (v: ImageStore | object | null | undefined): v is ImageStore =>
   typeof v === 'object' && v !== null && 'locate' in v && typeof v.locate === 'function';
 
-/** A reader's `idOf` option: a function, or absent (a TypeError naming the reader otherwise). */
-export function checkIdOf(idOf: unknown, where: string): void {
-  if (idOf !== undefined && typeof idOf !== 'function')
-    throw new TypeError(`${where}: idOf must be a function, got ${typeof idOf}`);
+/**
+ * A reader's last argument, the image store itself (the older form) or options with it and `idOf`,
+ * as options; an `idOf` that is not a function is a TypeError naming the reader (`where`).
+ */
+export function readerOptions<F extends (...args: never[]) => unknown>(
+  options: ImageStore | { images?: ImageStore; idOf?: F } | null | undefined,
+  where: string,
+): { images?: ImageStore; idOf?: F } {
+  const o: { images?: ImageStore; idOf?: F } = isImageStore(options) ? { images: options } : (options ?? {});
+  if (o.idOf !== undefined && typeof o.idOf !== 'function')
+    throw new TypeError(`${where}: idOf must be a function, got ${typeof o.idOf}`);
+  return o;
 }
 
 /**

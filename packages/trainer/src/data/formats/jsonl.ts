@@ -5,14 +5,13 @@ import type { ByteSource } from '@fiber-vl/tensor-core';
 import type { Box, CaptionRecord, GroundingRecord, Nlvr2Record, Span } from '../records.js';
 import { DataSkipError } from '../skips.js';
 import {
-  checkIdOf,
   checkIndex,
   entryOf,
   failedEntry,
   idText,
-  isImageStore,
   type Parsed,
   type RecordSource,
+  readerOptions,
   withId,
 } from '../source.js';
 import type { ImageStore } from '../images.js';
@@ -143,8 +142,7 @@ export function jsonlSource<R extends GroundingRecord | CaptionRecord | Nlvr2Rec
   parse: (obj: unknown, where: string, index: number) => Parsed<R>,
   options?: ImageStore | JsonlSourceOptions,
 ): RecordSource<R> {
-  const { images, idOf = lineId }: JsonlSourceOptions = isImageStore(options) ? { images: options } : (options ?? {});
-  checkIdOf(idOf, `jsonlSource(${lines.name})`);
+  const { images, idOf = lineId } = readerOptions(options, `jsonlSource(${lines.name})`);
   const source: RecordSource<R> = {
     name: lines.name,
     length: lines.length,
