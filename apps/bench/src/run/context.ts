@@ -10,6 +10,10 @@ import type { LossCurve } from './report.js';
 /** The scenes a stage is evaluated on: the test split (the run), or val (to choose settings without the test scenes). */
 export type EvalSplit = 'val' | 'test';
 
+/** How many of a split's scenes an evaluation reads: the first `want`, or all of a split that has fewer (val). */
+export const scenesOf = (ctx: Pick<RunContext, 'world'>, split: EvalSplit, want: number): number =>
+  Math.min(want, ctx.world.size(split));
+
 export interface StageRecord {
   name: string;
   steps: number;

@@ -33,7 +33,7 @@ import {
 import { type FineExample, detectionExamples, fineBatch } from './data.js';
 import { recordClassScores } from './class-probe.js';
 import type { TaskResult } from './report.js';
-import { type EvalSplit, type RunContext, seedRng, timedStage, trainStage } from './context.js';
+import { type EvalSplit, type RunContext, scenesOf, seedRng, timedStage, trainStage } from './context.js';
 
 /** Anchors a quarter of FIBER's (32 px at stride 8): the world's objects are 14-40 px at the fine input size. */
 const ANCHOR_SIZES = [32, 64, 128, 256, 512];
@@ -199,7 +199,7 @@ export async function evaluateFine(
 ): Promise<FineOutcome> {
   return timedStage(ctx, name, async () => {
     const { world, tokenizer, preset } = ctx;
-    const scenes = Math.min(preset.evalScenes, world.size(split));
+    const scenes = scenesOf(ctx, split, preset.evalScenes);
     const size = preset.fineImageSize;
     const pipeline = new FiberFinePipeline(model, tokenizer, {
       minSize: size,

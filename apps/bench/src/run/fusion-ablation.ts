@@ -20,7 +20,7 @@ import { retrievalRecall } from '@fiber-vl/eval-metrics';
 import { coarsePixels, encodeTexts, vqaExamples } from './data.js';
 import { NO_HEADS, taskModel } from './coarse-model.js';
 import { predictVqa, vqaScore, vqaTrainBatch } from './coarse-tasks.js';
-import { type EvalSplit, type RunContext, chunks, seedRng, timedStage, trainStage } from './context.js';
+import { type EvalSplit, type RunContext, chunks, scenesOf, seedRng, timedStage, trainStage } from './context.js';
 import {
   LATE_BACKBONE_PREFIXES,
   LateFusionModel,
@@ -98,7 +98,7 @@ async function itmRetrieval(
   split: EvalSplit,
 ): Promise<{ t2i: number; i2t: number }> {
   const { world, tokenizer, preset } = ctx;
-  const G = Math.min(preset.itmGallery, world.size(split));
+  const G = scenesOf(ctx, split, preset.itmGallery);
   const range = Array.from({ length: G }, (_, i) => i);
   const pixels = coarsePixels(world, split, range, preset.model.imageSize);
   const text = encodeTexts(
@@ -212,7 +212,7 @@ async function trainSide(
       const examples = vqaExamples(
         ctx.world,
         split,
-        Array.from({ length: Math.min(ctx.preset.evalScenes, ctx.world.size(split)) }, (_, i) => i),
+        Array.from({ length: scenesOf(ctx, split, ctx.preset.evalScenes) }, (_, i) => i),
       );
       const predictions = await predictVqa(ctx, examples, (p, i, m) =>
         tf.tidy(() => vqa.forward(model.fused(p, i, m).clsFeats)),

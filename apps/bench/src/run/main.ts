@@ -25,8 +25,7 @@ import {
   resultsMarkdown,
 } from './report.js';
 import type { SeedResult } from './seed.js';
-import { MAX_SEED, MAX_SEEDS, encodeSeedResult, jobsAt, runSeedProcesses, trainingSeeds } from './seed-processes.js';
-import { intArg } from '../train/args.js';
+import { encodeSeedResult, jobsOption, runSeedProcesses, seedOptions, trainingSeeds } from './seed-processes.js';
 
 export const RUN_USAGE = `usage: fiber-bench run [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--out DIR] [--jobs J] [--strict]
 
@@ -92,16 +91,14 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
   });
   if (values.help) return 'help';
   // a seed process each: a few dozen at most; world and training seeds within the generators' range
-  const seeds = intArg('seeds', values.seeds, 1, MAX_SEEDS);
-  const seed = intArg('seed', values.seed, 0, MAX_SEED);
-  trainingSeeds(seed, seeds); // the last one within the generators' range too
+  const { seed, seeds } = seedOptions(values.seed, values.seeds);
   return {
     preset: values.preset,
     seed,
     seeds,
     backend: backendArg(values.backend),
     out: resolve(values.out),
-    jobs: jobsAt(values.jobs === undefined ? undefined : intArg('jobs', values.jobs, 1, MAX_SEEDS), seeds),
+    jobs: jobsOption(values.jobs, seeds),
     strict: values.strict,
   };
 }

@@ -138,19 +138,24 @@ export function clearsMargin(t: Pick<TaskResult, 'value' | 'baseline' | 'higherI
  * What the run says about the margins: the rows whose mean is under REQUIRED_MARGIN, and the rows
  * that clear it on the mean while a seed of theirs does not (read those with care).
  */
+/** A task row's name in the verdict lines: task and metric. */
+const rowName = (t: Pick<TaskResult, 'task' | 'metric'>) => `${t.task} ${t.metric}`;
+
+/** The rows whose mean over seeds is under REQUIRED_MARGIN, by name. */
+const rowsUnderMargin = (tasks: readonly TaskResult[]) => tasks.filter((t) => !clearsMargin(t)).map(rowName);
+
 export function marginVerdict(tasks: readonly TaskResult[], seeds: readonly number[]): string[] {
-  const name = (t: TaskResult) => `${t.task} ${t.metric}`;
-  const weak = tasks.filter((t) => !clearsMargin(t));
+  const weak = rowsUnderMargin(tasks);
   const shaky = tasks.flatMap((t) => {
     if (!clearsMargin(t)) return [];
     const under = t.seeds.flatMap((v, i) =>
       clearsMargin({ ...t, value: v }) ? [] : [`seed ${seeds[i] ?? `#${i + 1}`}: ${fmt(margin({ ...t, value: v }))}`],
     );
-    return under.length ? [`${name(t)} (${under.join(', ')})`] : [];
+    return under.length ? [`${rowName(t)} (${under.join(', ')})`] : [];
   });
   return [
     weak.length
-      ? `NOT clearly above baseline (mean margin < ${REQUIRED_MARGIN}): ${weak.map(name).join('; ')}`
+      ? `NOT clearly above baseline (mean margin < ${REQUIRED_MARGIN}): ${weak.join('; ')}`
       : `every task beats its baseline by >= ${REQUIRED_MARGIN} on the mean over seeds`,
     ...(shaky.length
       ? [`above on the mean, but a seed's margin is under ${REQUIRED_MARGIN}: ${shaky.join('; ')}`]
@@ -160,7 +165,7 @@ export function marginVerdict(tasks: readonly TaskResult[], seeds: readonly numb
 
 /** `--strict`'s line for the task rows under the margin (mean over seeds), or undefined when every row clears it. */
 export function strictFailure(tasks: readonly TaskResult[]): string | undefined {
-  const weak = tasks.filter((t) => !clearsMargin(t)).map((t) => `${t.task} ${t.metric}`);
+  const weak = rowsUnderMargin(tasks);
   if (!weak.length) return undefined;
   const rows = weak.length === 1 ? '1 task row is' : `${weak.length} task rows are`;
   return `--strict: ${rows} under the ${REQUIRED_MARGIN} margin: ${weak.join('; ')}`;

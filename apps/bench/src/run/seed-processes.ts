@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { constants, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { intArg } from '../train/args.js';
 
 /** Bounds of --seeds (and --jobs) and --seed, for `run` and `tune`. */
 export const MAX_SEEDS = 64;
@@ -25,8 +26,22 @@ export function trainingSeeds(seed: number, seeds: number): number[] {
   return Array.from({ length: seeds }, (_, i) => seed + i);
 }
 
-/** How many seed processes run at once: `--jobs`, else one per core, never more than the seeds. */
-export const jobsAt = (jobs: number | undefined, seeds: number) => Math.max(1, Math.min(seeds, jobs ?? cpus().length));
+/**
+ * `--seed S --seeds N` of `run` and `tune`: each within its bounds, and the last training seed
+ * (S + N - 1) within MAX_SEED. An error names the option.
+ */
+export function seedOptions(seedText: string, seedsText: string): { seed: number; seeds: number } {
+  const seeds = intArg('seeds', seedsText, 1, MAX_SEEDS);
+  const seed = intArg('seed', seedText, 0, MAX_SEED);
+  trainingSeeds(seed, seeds);
+  return { seed, seeds };
+}
+
+/** `--jobs J`: how many seed processes run at once, else one per core; never more than the seeds. */
+export function jobsOption(jobsText: string | undefined, seeds: number): number {
+  const jobs = jobsText === undefined ? cpus().length : intArg('jobs', jobsText, 1, MAX_SEEDS);
+  return Math.max(1, Math.min(seeds, jobs));
+}
 
 /** The key of a number JSON has not (NaN, ±Infinity) in a seed process's result. */
 const NON_FINITE = '$nonFinite';

@@ -14,7 +14,14 @@ import type { RunContext } from './context.js';
 import { backendArg } from './main.js';
 import { REQUIRED_MARGIN } from './report.js';
 import { type RunPreset, type RunPresetName, type StageSettings, runPreset, validateRunPreset } from './presets.js';
-import { MAX_SEED, MAX_SEEDS, encodeSeedResult, jobsAt, runSeedProcesses, trainingSeeds } from './seed-processes.js';
+import {
+  MAX_SEED,
+  encodeSeedResult,
+  jobsOption,
+  runSeedProcesses,
+  seedOptions,
+  trainingSeeds,
+} from './seed-processes.js';
 
 export const TUNE_USAGE = `usage: fiber-bench tune fine|fusion [--set FIELD=V1,V2,...]... [--preset micro|small|base] [--seed S] [--seeds N] [--backend wasm|cpu|webgpu] [--jobs J] [--out FILE]
 
@@ -388,10 +395,9 @@ export async function tuneMain(argv: string[]): Promise<number> {
       } catch (e) {
         throw new RangeError(`--set: ${(e as Error).message}`);
       }
-    const seeds = intArg('seeds', values.seeds, 1, MAX_SEEDS);
-    opts = { stage, preset, seed: intArg('seed', values.seed, 0, MAX_SEED), seeds, grid };
-    tuneSeeds(opts); // the last training seed within the generators' range too
-    jobs = jobsAt(values.jobs === undefined ? undefined : intArg('jobs', values.jobs, 1, MAX_SEEDS), seeds);
+    const { seed, seeds } = seedOptions(values.seed, values.seeds);
+    opts = { stage, preset, seed, seeds, grid };
+    jobs = jobsOption(values.jobs, seeds);
     // a seed process of this command: both or neither
     if ((values['child-seed'] === undefined) !== (values['child-result'] === undefined))
       throw new RangeError('--child-seed and --child-result (a seed process of tune) go together');
