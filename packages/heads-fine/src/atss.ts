@@ -140,6 +140,13 @@ export interface FineTarget {
   boxes: ArrayLike<number>;
   /** [G, T] positive map: row g marks the tokens of box g's phrase (normalised or 0/1; > 0 counts). */
   positiveMap: ArrayLike<number>;
+  /**
+   * Image-level labels (Detic-style weak supervision, not in FIBER): names the image shows without a
+   * box, each as the prompt token indices of its phrase (e.g. a class named by the image's captions).
+   * `atssLoss` makes the best-scoring free anchor a positive of those tokens and leaves the other free
+   * anchors out of their loss; see `atssLoss`.
+   */
+  imageLabels?: readonly (readonly number[])[];
 }
 
 /**

@@ -240,6 +240,85 @@ describe.each(names)('grounding losses on %s', (backend) => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it("image-level labels: the best free anchor on the positives' levels is their positive, the other free anchors left out", async () => {
+    const small = generateAnchors([
+      [8, 8],
+      [4, 4],
+      [2, 2],
+      [1, 1],
+      [1, 1],
+    ]);
+    const A = small.reduce((s, l) => s + l.length / 4, 0);
+    const T = 6;
+    const mask = tf.tensor2d([[1, 1, 1, 1, 1, 0]]);
+    const boxed = { boxes: [3.2, 5.1, 29.7, 27.3], positiveMap: [1, 1, 0, 0, 0, 0] };
+    const { gtIndex } = atssTargets(small, boxed, T);
+    const levelOf = small.flatMap((l, level) => Array.from({ length: l.length / 4 }, () => level));
+    const positive = gtIndex.findIndex((g) => g >= 0);
+    const free = [...gtIndex.keys()].filter((a) => gtIndex[a] < 0 && levelOf[a] === levelOf[positive]);
+    const otherLevel = [...gtIndex.keys()].find((a) => levelOf[a] !== levelOf[positive]) ?? -1;
+    const [want, runnerUp] = [free[free.length - 1], free[0]];
+    // planted logits on the label's tokens (3, 4): higher on a box's positive and on another level, which may not be chosen
+    const values = Array.from({ length: A * T }, (_, i) => Math.sin(i) - 1);
+    const plant = (a: number, v: number) => [3, 4].forEach((t) => (values[a * T + t] = v));
+    plant(want, 0.5);
+    plant(runnerUp, 0.3);
+    plant(positive, 4);
+    plant(otherLevel, 4);
+    const dot = tf.tensor3d(values, [1, A, T]);
+    const reg = tf.randomNormal([1, A, 4], 0, 0.4, 'float32', 8);
+    const ctr = tf.randomNormal([1, A], 0, 1, 'float32', 9);
+    const labelled = [{ ...boxed, imageLabels: [[3, 4]] }];
+    const run = (d: tf.Tensor, targets: FineTarget[], weight?: number) =>
+      atssLoss({ dotProductLogits: d, bboxReg: reg, centerness: ctr }, small, targets, mask, {
+        ...(weight === undefined ? {} : { imageLabelWeight: weight }),
+      });
+    const parts = (o: ReturnType<typeof atssLoss>) => [o.total, o.dotProductToken, o.reg, o.centerness, o.cls];
+    const out = run(dot, labelled, 3);
+    // the token loss by hand: focal(x, t) x weight over the unmasked tokens / #positives
+    const focal = (x: number, t: number) => {
+      const p = 1 / (1 + Math.exp(-x));
+      const ce = -(t * Math.log(p) + (1 - t) * Math.log(1 - p));
+      const pt = p * t + (1 - p) * (1 - t);
+      return ce * (1 - pt) ** 2 * (0.25 * t + 0.75 * (1 - t));
+    };
+    let expected = 0;
+    for (let a = 0; a < A; a++)
+      for (let t = 0; t < T - 1; t++) {
+        const label = t === 3 || t === 4;
+        const target = gtIndex[a] >= 0 ? boxed.positiveMap[t] : a === want && label ? 1 : 0;
+        const weight = !label || gtIndex[a] >= 0 ? 1 : a === want ? 3 : 0;
+        expected += focal(values[a * T + t], target) * weight;
+      }
+    expect((await out.dotProductToken.data())[0]).toBeCloseTo(expected / out.numPositives, 4);
+    // the label's positive has no box or centerness target: those terms are the unlabelled ones
+    const plain = run(dot, [boxed]);
+    expect(await out.reg.data()).toEqual(await plain.reg.data());
+    expect(await out.centerness.data()).toEqual(await plain.centerness.data());
+    // weight 0: the label's tokens are out of the loss at every free anchor
+    const off = run(dot, labelled, 0);
+    expected = 0;
+    for (let a = 0; a < A; a++)
+      for (let t = 0; t < T - 1; t++)
+        if (gtIndex[a] >= 0 || (t !== 3 && t !== 4))
+          expected += focal(values[a * T + t], gtIndex[a] >= 0 ? boxed.positiveMap[t] : 0);
+    expect((await off.dotProductToken.data())[0]).toBeCloseTo(expected / off.numPositives, 4);
+    const loss = (d: tf.Tensor) => {
+      const o = run(d, labelled, 3);
+      tf.dispose(parts(o).slice(1));
+      return o.total;
+    };
+    expect((await gradCheck(loss, [dot], { eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxElements: 24 })).ok).toBe(true);
+    await expectNoTensorGrowth(() => loss(dot));
+    expect(() => run(dot, [{ ...boxed, imageLabels: [[3, 6]] }])).toThrow(
+      /atssLoss: image 0: image label 0: token 6 is not an index of the 6 prompt tokens/,
+    );
+    expect(() => run(dot, [{ ...boxed, imageLabels: [[3], []] }])).toThrow(
+      /image 0: image label 1 must be a non-empty array/,
+    );
+    tf.dispose([...parts(out), ...parts(plain), ...parts(off), dot, reg, ctr, mask]);
+  });
+
   it('the whole ATSS loss passes a gradient check and does not leak; no GT gives zero box losses', async () => {
     const small = generateAnchors([
       [8, 8],

@@ -19,6 +19,11 @@ export interface AtssLossConfig extends AtssConfig {
   tokenLossWeight: number;
   /** 0: `USE_CLASSIFICATION_LOSS False` keeps the class-logit loss in the graph at weight 0. */
   clsLossWeight: number;
+  /**
+   * Not in FIBER: the weight of an image-level label's positive (`FineTarget.imageLabels`) in the
+   * token loss, where a box's positives weigh 1. Unused without image labels.
+   */
+  imageLabelWeight: number;
 }
 
 export const FIBER_ATSS_LOSS: Readonly<AtssLossConfig> = Object.freeze({
@@ -30,33 +35,35 @@ export const FIBER_ATSS_LOSS: Readonly<AtssLossConfig> = Object.freeze({
   regLossWeight: 2,
   tokenLossWeight: 1,
   clsLossWeight: 0,
+  imageLabelWeight: 1,
 });
 
 /**
  * Token sigmoid focal loss (`token_sigmoid_binary_focal_loss`, summed): BCE(logits, targets) *
  * (1 - p_t)^gamma * alpha_t over the elements whose text mask is 1. logits, targets [B, A, T];
- * textMask [B, T].
+ * textMask [B, T]; `weight` [B, A, T] (not in FIBER) multiplies each element.
  */
 export function tokenSigmoidFocalLoss(
   logits: tf.Tensor,
   targets: tf.Tensor,
   textMask: tf.Tensor,
-  { alpha = 0.25, gamma = 2 } = {},
+  { alpha = 0.25, gamma = 2, weight }: { alpha?: number; gamma?: number; weight?: tf.Tensor } = {},
 ): tf.Tensor {
   if (
     logits.rank !== 3 ||
     targets.shape.join() !== logits.shape.join() ||
-    textMask.shape.join() !== [logits.shape[0], logits.shape[2]].join()
+    textMask.shape.join() !== [logits.shape[0], logits.shape[2]].join() ||
+    (weight && weight.shape.join() !== logits.shape.join())
   ) {
     throw new RangeError(
       `tokenSigmoidFocalLoss: logits [${logits.shape.join(', ')}] and targets [${targets.shape.join(', ')}] ` +
-        `must be [B, A, T] and the text mask [${textMask.shape.join(', ')}] [B, T]`,
+        `must be [B, A, T]${weight ? `, as the weight [${weight.shape.join(', ')}],` : ''} and the text mask [${textMask.shape.join(', ')}] [B, T]`,
     );
   }
   return tf.tidy(() => {
     const loss = sigmoidFocalLoss(logits, targets, { alpha, gamma, reduction: 'none' });
     const mask = tf.expandDims(tf.cast(tf.greater(textMask, 0), 'float32'), 1);
-    return tf.sum(tf.mul(loss, mask));
+    return tf.sum(tf.mul(weight ? tf.mul(loss, weight) : loss, mask));
   });
 }
 
@@ -195,6 +202,13 @@ export interface AtssLosses {
  * batch's own counts). `anchorsPerLevel` are the anchors of one image (`generateAnchors`), shared by
  * the batch; `targets[b]` the GT of image b; `textMask` [B, T] the attention mask of the prompt.
  * `labels[b]` (1-based class per GT) are only needed with `clsLogits`.
+ *
+ * Image-level labels (`targets[b].imageLabels`, not in FIBER; Detic's weak supervision on an
+ * anchor detector): for each label, of the anchors no box took (ATSS negatives) on the levels that
+ * hold the image's positives (every level when it has none), the one whose mean logit over the
+ * label's tokens is highest becomes a positive of those tokens (weight `imageLabelWeight`, no box
+ * or centerness target); the label's tokens keep their negatives on the boxes' positives (another
+ * object) and are left out of the loss at every other free anchor, where the unboxed object may be.
  */
 export function atssLoss(
   outputs: FlatHeadOutputs,
@@ -221,6 +235,7 @@ export function atssLoss(
   }
   const per = targets.map((t, b) => {
     try {
+      checkImageLabels(t.imageLabels, T);
       return atssTargets(anchorsPerLevel, t, T, cfg);
     } catch (e) {
       throw new RangeError(`atssLoss: image ${b}: ${(e as Error).message}`);
@@ -242,9 +257,18 @@ export function atssLoss(
   const P = posIdx.length;
   const numPosAvg = Math.max(P, 1);
   const losses = tf.tidy(() => {
-    const tokenTargets = tf.tensor3d(concatArrays(per.map((p) => p.tokenTargets)), [B, A, T]);
+    let tokenTargets: tf.Tensor = tf.tensor3d(concatArrays(per.map((p) => p.tokenTargets)), [B, A, T]);
+    let weight: tf.Tensor | undefined;
+    if (targets.some((t) => t.imageLabels?.length)) {
+      const labels = imageLabelTargets(dotProductLogits, anchorsPerLevel, targets, per, cfg.imageLabelWeight);
+      [tokenTargets, weight] = [labels.targets, labels.weight];
+    }
     const dotProductToken = tf.mul(
-      tokenSigmoidFocalLoss(dotProductLogits, tokenTargets, textMask, { alpha: cfg.tokenAlpha, gamma: cfg.tokenGamma }),
+      tokenSigmoidFocalLoss(dotProductLogits, tokenTargets, textMask, {
+        alpha: cfg.tokenAlpha,
+        gamma: cfg.tokenGamma,
+        weight,
+      }),
       cfg.tokenLossWeight / numPosAvg,
     );
     let reg: tf.Tensor;
@@ -292,6 +316,84 @@ export function atssLoss(
 /** 0 as a function of x (gradient 0, not undefined); + 0 turns the -0 of a negative sum into +0. */
 function zeroOf(x: tf.Tensor): tf.Tensor {
   return tf.add(tf.mul(tf.sum(x), 0), 0);
+}
+
+function checkImageLabels(labels: FineTarget['imageLabels'], T: number): void {
+  if (labels === undefined) return;
+  if (!Array.isArray(labels)) throw new RangeError('imageLabels must be an array of token index arrays');
+  labels.forEach((tokens, k) => {
+    if (!Array.isArray(tokens) || tokens.length === 0)
+      throw new RangeError(`image label ${k} must be a non-empty array of prompt token indices`);
+    for (const t of tokens)
+      if (!(Number.isInteger(t) && t >= 0 && t < T))
+        throw new RangeError(`image label ${k}: token ${t} is not an index of the ${T} prompt tokens`);
+  });
+}
+
+/**
+ * The token targets and weights [B, A, T] with image-level labels (see `atssLoss`), on the device:
+ * each label's anchor is the argmax of its tokens' mean logit over the free anchors of the
+ * positives' levels, a choice that carries no gradient.
+ */
+function imageLabelTargets(
+  logits: tf.Tensor,
+  anchorsPerLevel: readonly Float32Array[],
+  targets: readonly FineTarget[],
+  per: readonly AtssTargets[],
+  labelWeight: number,
+): { targets: tf.Tensor; weight: tf.Tensor } {
+  const [, A = 0, T = 0] = logits.shape;
+  const levelOf = new Int32Array(A);
+  let start = 0;
+  anchorsPerLevel.forEach((l, level) => {
+    levelOf.fill(level, start, start + l.length / 4);
+    start += l.length / 4;
+  });
+  const images = targets.map((t, b) => {
+    const { gtIndex, tokenTargets } = per[b];
+    const labels = t.imageLabels ?? [];
+    // without labels (or free anchors) the image keeps its targets, weight 1
+    const weight = new Float32Array(A * T).fill(1);
+    const levels = new Set<number>();
+    gtIndex.forEach((g, a) => g >= 0 && levels.add(levelOf[a]));
+    const free = new Float32Array(A);
+    gtIndex.forEach((g, a) => {
+      if (g < 0 && (levels.size === 0 || levels.has(levelOf[a]))) free[a] = 1;
+    });
+    if (!labels.length) return { targets: tf.tensor2d(tokenTargets, [A, T]), weight: tf.tensor2d(weight, [A, T]) };
+    // the labels' tokens leave the loss at every free anchor (boxes' positives keep their negatives)
+    for (const tokens of labels)
+      for (let a = 0; a < A; a++) if (gtIndex[a] < 0) for (const k of tokens) weight[a * T + k] = 0;
+    const row = tf.slice(logits, [b, 0, 0], [1, A, T]);
+    const chosen = (free.some((f) => f > 0) ? labels : []).map((tokens) => {
+      const onTokens = new Float32Array(T);
+      for (const k of tokens) onTokens[k] = 1 / tokens.length;
+      // [A] mean logit over the label's tokens; anchors that are not free at -inf
+      const score = tf.reshape(tf.matMul(tf.reshape(row, [A, T]), tf.tensor2d(onTokens, [T, 1])), [A]);
+      const masked = tf.where(tf.greater(tf.tensor1d(free), 0), score, tf.fill([A], Number.NEGATIVE_INFINITY));
+      const anchor = tf.cast(tf.oneHot(tf.argMax(masked), A), 'float32'); // [A]
+      const mark = new Float32Array(T);
+      for (const k of tokens) mark[k] = 1;
+      return { anchor, mark: tf.tensor1d(mark) };
+    });
+    let imageTargets: tf.Tensor = tf.tensor2d(tokenTargets, [A, T]);
+    let imageWeight: tf.Tensor = tf.tensor2d(weight, [A, T]);
+    if (chosen.length) {
+      const outer = (a: tf.Tensor, m: tf.Tensor) => tf.mul(tf.reshape(a, [A, 1]), tf.reshape(m, [1, T]));
+      // [A, T] 1 on (a label's anchor, its tokens); [A] 1 on any label's anchor
+      const positive = tf.minimum(tf.addN(chosen.map((c) => outer(c.anchor, c.mark))), 1);
+      const anyLabel = tf.minimum(tf.addN(chosen.map((c) => c.anchor)), 1);
+      const noObject = tf.tensor1d(Array.from({ length: T }, (_, k) => (k === T - 1 ? 1 : 0)));
+      // the chosen anchors are objects: their "no object" token is cleared
+      imageTargets = tf.maximum(tf.mul(imageTargets, tf.sub(1, outer(anyLabel, noObject))), positive);
+      imageWeight = tf.add(imageWeight, tf.mul(positive, labelWeight));
+    }
+    return { targets: imageTargets, weight: imageWeight };
+  });
+  return {
+    targets: tf.stack(images.map((i) => i.targets)),
+    weight: tf.stack(images.map((i) => i.weight)),
+  };
 }
 
 function concatArrays(parts: readonly Float32Array[]): Float32Array {
