@@ -1,6 +1,7 @@
-import { Generator } from '@fiber-vl/tensor-core';
+import { Generator, initBackend } from '@fiber-vl/tensor-core';
+import { createWorld, worldTokenizer } from '@fiber-vl/trainer';
 import { describe, expect, it } from 'vitest';
-import { sampleIndices } from './data.js';
+import { detectionExamples, fineBatch, namesClass, sampleIndices } from './data.js';
 
 describe('sampleIndices', () => {
   it('repeats whole seeded orders of the split when asked for more than it has', () => {
@@ -16,5 +17,59 @@ describe('sampleIndices', () => {
     expect(() => sampleIndices(0, 3, new Generator(1))).toThrow(/3 indices asked of a split of 0 records/);
     expect(() => sampleIndices(Number.NaN, 1, new Generator(1))).toThrow(RangeError);
     expect(sampleIndices(0, 0, new Generator(1))).toEqual([]);
+  });
+});
+
+describe('namesClass', () => {
+  it('finds a class name as a word, singular or plural, and nowhere else', () => {
+    expect(namesClass('two stars and a big square', 'star')).toBe(true);
+    expect(namesClass('a star', 'star')).toBe(true);
+    expect(namesClass('Star on a plain background', 'star')).toBe(true);
+    expect(namesClass('two crosses', 'cross')).toBe(true);
+    expect(namesClass('a starry night, a start', 'star')).toBe(false);
+    expect(namesClass('a superstar', 'star')).toBe(false);
+    expect(namesClass('a c.rcle', 'c.rcle')).toBe(true);
+    expect(namesClass('a circle', 'c.rcle')).toBe(false);
+  });
+});
+
+describe('detection examples with image-level labels', () => {
+  it('boxes the seen classes only and labels the held-out ones the captions name', async () => {
+    await initBackend({ backend: 'cpu' });
+    const world = createWorld({ seed: 0, preset: 'small', splits: { train: 40, val: 4, test: 4 } });
+    const tokenizer = await worldTokenizer(world, { vocabSize: 300, scenes: 40 });
+    const names = world.classes.map((c) => c.name);
+    const seen = world.classes.filter((c) => !c.heldOut).map((c) => c.name);
+    const heldOut = world.classes.filter((c) => c.heldOut).map((c) => c.name);
+    const scenes = Array.from({ length: 40 }, (_, i) => i);
+    const examples = detectionExamples(world, 'train', scenes, tokenizer, 40, names, {
+      boxed: seen,
+      captionLabels: heldOut,
+    });
+    let labelled = 0;
+    for (const e of examples) {
+      const s = world.sample('train', e.scene);
+      expect(e.phraseOfBox.map((k) => names[k])).toEqual(
+        s.detections.filter((d) => seen.includes(d.name)).map((d) => d.name),
+      );
+      const named = heldOut.filter((h) => s.captions.some((c) => namesClass(c.text, h)));
+      expect((e.imageLabels ?? []).map((k) => names[k])).toEqual(named);
+      if (named.length) labelled++;
+    }
+    expect(labelled).toBeGreaterThan(5);
+    // without options: every class of the prompt boxed, no labels (the run's prompts of seen classes)
+    const plain = detectionExamples(world, 'train', scenes, tokenizer, 40, seen);
+    expect(plain.every((e) => e.imageLabels === undefined)).toBe(true);
+    expect(plain.map((e) => e.phraseOfBox.map((k) => seen[k]))).toEqual(
+      examples.map((e) => e.phraseOfBox.map((k) => names[k])),
+    );
+    const batch = fineBatch(examples.slice(0, 4), 96);
+    batch.targets.forEach((t, b) => {
+      const e = examples[b];
+      expect(t.imageLabels ?? []).toEqual((e.imageLabels ?? []).map((k) => e.prompt.phrases[k].tokens));
+    });
+    batch.pixels.dispose();
+    batch.ids.dispose();
+    batch.mask.dispose();
   });
 });

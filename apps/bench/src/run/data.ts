@@ -184,6 +184,8 @@ export interface FineExample {
   /** xyxy boxes in original pixels (maskrcnn convention: x2 the last pixel) and the phrase of each. */
   boxes: number[][];
   phraseOfBox: number[];
+  /** Phrases the image shows without a box (image-level labels; see heads-fine's `FineTarget.imageLabels`). */
+  imageLabels?: number[];
 }
 
 /** maskrcnn_benchmark boxes: the world's boxes are [x, y, x2, y2) half-open; the official ones end on the last pixel. */
@@ -240,6 +242,15 @@ export function detectionExamples(
   tokenizer: ByteLevelBpeTokenizer,
   maxQueryLen: number,
   classNames: string[],
+  {
+    boxed = classNames,
+    captionLabels = [],
+  }: {
+    /** The classes whose boxes are given (default: every class of the prompt). */
+    boxed?: readonly string[];
+    /** Classes of the prompt that are the scene's image-level labels where its captions name them (no box). */
+    captionLabels?: readonly string[];
+  } = {},
 ): FineExample[] {
   const prompt = encodeDetectionPrompt(tokenizer, classNames, { maxQueryLen });
   return indices.flatMap((scene) => {
@@ -248,12 +259,25 @@ export function detectionExamples(
     const phraseOfBox: number[] = [];
     for (const d of s.detections) {
       const k = classNames.indexOf(d.name);
-      if (k < 0) continue;
+      if (k < 0 || !boxed.includes(d.name)) continue;
       boxes.push(toFineBox(d.box));
       phraseOfBox.push(k);
     }
-    return boxes.length ? [{ scene, image: world.image(split, scene), prompt, boxes, phraseOfBox }] : [];
+    const said = s.captions.map((c) => c.text.toLowerCase());
+    const imageLabels = captionLabels
+      .filter((name) => said.some((text) => namesClass(text, name)))
+      .map((name) => classNames.indexOf(name))
+      .filter((k) => k >= 0);
+    if (!boxes.length) return [];
+    const example: FineExample = { scene, image: world.image(split, scene), prompt, boxes, phraseOfBox };
+    return [imageLabels.length ? { ...example, imageLabels } : example];
   });
+}
+
+/** The caption names the class: its name as a word, singular or plural ("a star", "two stars"). */
+export function namesClass(caption: string, name: string): boolean {
+  const word = name.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^a-z])${word}(e?s)?($|[^a-z])`).test(caption.toLowerCase());
 }
 
 /** Referring expressions as one-phrase grounding examples (the whole expression names one box). */
@@ -296,7 +320,10 @@ export function fineBatch(examples: FineExample[], size: number): FineBatch {
     e.boxes.forEach((_, g) => {
       for (const t of e.prompt.phrases[e.phraseOfBox[g]].tokens) positiveMap[g * T + t] = 1;
     });
-    return { boxes: e.boxes.flatMap(([x1, y1, x2, y2]) => [x1 * sx, y1 * sy, x2 * sx, y2 * sy]), positiveMap };
+    const boxes = e.boxes.flatMap(([x1, y1, x2, y2]) => [x1 * sx, y1 * sy, x2 * sx, y2 * sy]);
+    // a phrase cut off by MAX_QUERY_LEN has no tokens to label
+    const imageLabels = e.imageLabels?.map((k) => [...e.prompt.phrases[k].tokens]).filter((t) => t.length);
+    return imageLabels?.length ? { boxes, positiveMap, imageLabels } : { boxes, positiveMap };
   });
   return {
     pixels,

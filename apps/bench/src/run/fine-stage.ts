@@ -92,11 +92,17 @@ const classNames = (ctx: RunContext) => ctx.world.classes.map((c) => c.name);
 function fineTrainExamples(ctx: RunContext, maxQueryLen: number, rng: Generator): FineExample[] {
   const { world, tokenizer, preset } = ctx;
   const seen = world.classes.filter((c) => !c.heldOut).map((c) => c.name);
+  const heldOut = world.classes.filter((c) => c.heldOut).map((c) => c.name);
+  // with image-level labels the prompt lists every class (as the evaluation's does), boxes of the seen ones
+  const labels = preset.fine.imageLabelWeight !== undefined;
+  const prompt = labels ? classNames(ctx) : seen;
+  const options = labels ? { boxed: seen, captionLabels: heldOut } : {};
   const out: FineExample[] = [];
   for (let tries = 0; out.length < preset.fine.batchSize; tries++) {
     if (tries > 100 * preset.fine.batchSize)
       throw new Error(`fine stage: no train scene with an object of a seen class (${seen.join(', ') || 'none'})`);
-    out.push(...detectionExamples(world, 'train', [rng.nextInt(world.size('train'))], tokenizer, maxQueryLen, seen));
+    const scene = [rng.nextInt(world.size('train'))];
+    out.push(...detectionExamples(world, 'train', scene, tokenizer, maxQueryLen, prompt, options));
   }
   return out;
 }
@@ -134,7 +140,9 @@ export async function trainFine(
   const optimizer = new AdamW(groups, { betas: [0.9, 0.999], variant: 'torch' });
   const trainer = new Trainer<FiberFineModel, FineGroundingBatch>({
     model,
-    objective: fineGroundingObjective(),
+    objective: fineGroundingObjective(
+      s.imageLabelWeight === undefined ? {} : { loss: { imageLabelWeight: s.imageLabelWeight } },
+    ),
     optimizer,
     schedule: coarseSchedule({ maxSteps: s.steps, warmupSteps: 0.1, lr: s.lr }),
     clipGradNorm: 1,

@@ -23,6 +23,11 @@ describe('run presets', () => {
       (p: RunPreset) => (p.fine.lrMultOutputs = 0),
       /RunPreset\(small\)\.fine\.lrMultOutputs: must be a positive number, got 0/,
     ],
+    [
+      'fine.imageLabelWeight',
+      (p: RunPreset) => (p.fine.imageLabelWeight = -1),
+      /fine\.imageLabelWeight: must be a positive number, got -1/,
+    ],
     ['vqa.lrMultHead', (p: RunPreset) => (p.vqa.lrMultHead = Number.NaN), /vqa\.lrMultHead: must be a positive number/],
     ['caption.steps', (p: RunPreset) => (p.caption.steps = 1.5), /caption\.steps: must be a positive integer/],
     ['coarse.lr', (p: RunPreset) => (p.coarse.lr = 2), /coarse\.lr: must be in \(0, 1\)/],

@@ -21,6 +21,14 @@ export interface StageSettings {
    * (cosine 0.97) and every object gets the same class name.
    */
   lrMultOutputs?: number;
+  /**
+   * Fine stage only (not in FIBER): with a weight, the training prompts list every class, held-out
+   * ones included, and the held-out classes that a train scene's captions name are its image-level
+   * labels (no box; heads-fine's `atssLoss` makes the best-scoring free anchor their positive at
+   * this weight, Detic-style). Without (the default) the prompts list the seen classes only, and
+   * the held-out objects are background.
+   */
+  imageLabelWeight?: number;
 }
 
 export interface RunPreset {
@@ -197,7 +205,7 @@ export function validateRunPreset(p: RunPreset): RunPreset {
     positiveInt(`${k}.steps`, p[k].steps, MAX_STEPS);
     positiveInt(`${k}.batchSize`, p[k].batchSize, MAX_BATCH);
     if (!(p[k].lr > 0 && p[k].lr < 1)) bad(`${k}.lr`, `must be in (0, 1), got ${p[k].lr}`);
-    for (const m of ['lrMultHead', 'lrMultOutputs'] as const) {
+    for (const m of ['lrMultHead', 'lrMultOutputs', 'imageLabelWeight'] as const) {
       const v = p[k][m];
       if (v !== undefined && !(v > 0 && Number.isFinite(v))) bad(`${k}.${m}`, `must be a positive number, got ${v}`);
     }

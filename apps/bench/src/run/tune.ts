@@ -33,7 +33,7 @@ values; the preset's value where a field is not set), and prints a table: each p
 for you to weigh: the tool does not know the run's time budget.
 
   fine     the fine-grained stage (from the coarse pre-training). Fields: steps, batchSize, lr,
-           lrMultOutputs, fineImageSize. Ranked by how many of the run's seven rows of the stage
+           lrMultOutputs, imageLabelWeight, fineImageSize. Ranked by how many of the run's seven rows of the stage
            (REC accuracy, grounding R@1 and R@5, detection AP and AP50 on the seen and on the
            held-out classes) clear their baseline by the run's margin (${REQUIRED_MARGIN}), then by the mean
            of the seven margins (the score).
@@ -63,7 +63,7 @@ export const MAX_POINTS = 256;
 
 /** The settings `--set` may vary, per stage. */
 export const TUNE_FIELDS: Readonly<Record<TuneStage, readonly string[]>> = {
-  fine: ['steps', 'batchSize', 'lr', 'lrMultOutputs', 'fineImageSize'],
+  fine: ['steps', 'batchSize', 'lr', 'lrMultOutputs', 'imageLabelWeight', 'fineImageSize'],
   fusion: ['steps', 'batchSize', 'lr', 'lrMultHead'],
 };
 
