@@ -143,8 +143,8 @@ export interface FineTarget {
   /**
    * Image-level labels (Detic-style weak supervision, not in FIBER): names the image shows without a
    * box, each as the prompt token indices of its phrase (e.g. a class named by the image's captions).
-   * `atssLoss` makes the best-scoring free anchor a positive of those tokens and leaves the other free
-   * anchors out of their loss; see `atssLoss`.
+   * `atssLoss` makes the best-scoring anchor that no box took, centred outside every box, a positive
+   * of those tokens and leaves the other anchors no box took out of their loss; see `atssLoss`.
    */
   imageLabels?: readonly (readonly number[])[];
 }

@@ -240,7 +240,7 @@ describe.each(names)('grounding losses on %s', (backend) => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it("image-level labels: the best free anchor on the positives' levels is their positive, the other free anchors left out", async () => {
+  it("image-level labels: the best free anchor on the positives' levels, outside the boxes, is their positive; the other free anchors left out", async () => {
     const small = generateAnchors([
       [8, 8],
       [4, 4],
@@ -255,16 +255,26 @@ describe.each(names)('grounding losses on %s', (backend) => {
     const { gtIndex } = atssTargets(small, boxed, T);
     const levelOf = small.flatMap((l, level) => Array.from({ length: l.length / 4 }, () => level));
     const positive = gtIndex.findIndex((g) => g >= 0);
+    const all = small.flatMap((l) => Array.from({ length: l.length / 4 }, (_, i) => [...l.subarray(4 * i, 4 * i + 4)]));
+    const inside = (a: number) => {
+      const [x, y] = [(all[a][0] + all[a][2]) / 2, (all[a][1] + all[a][3]) / 2];
+      return x >= 3.2 && x <= 29.7 && y >= 5.1 && y <= 27.3;
+    };
     const free = [...gtIndex.keys()].filter((a) => gtIndex[a] < 0 && levelOf[a] === levelOf[positive]);
     const otherLevel = [...gtIndex.keys()].find((a) => levelOf[a] !== levelOf[positive]) ?? -1;
-    const [want, runnerUp] = [free[free.length - 1], free[0]];
-    // planted logits on the label's tokens (3, 4): higher on a box's positive and on another level, which may not be chosen
+    const inBox = free.find(inside) ?? -1;
+    const outside = free.filter((a) => !inside(a));
+    const [want, runnerUp] = [outside[outside.length - 1], outside[0]];
+    expect(inBox).toBeGreaterThanOrEqual(0);
+    // planted logits on the label's tokens (3, 4): higher on a box's positive, on another level and
+    // on a free anchor centred in the box, none of which may be chosen
     const values = Array.from({ length: A * T }, (_, i) => Math.sin(i) - 1);
     const plant = (a: number, v: number) => [3, 4].forEach((t) => (values[a * T + t] = v));
     plant(want, 0.5);
     plant(runnerUp, 0.3);
     plant(positive, 4);
     plant(otherLevel, 4);
+    plant(inBox, 3);
     const dot = tf.tensor3d(values, [1, A, T]);
     const reg = tf.randomNormal([1, A, 4], 0, 0.4, 'float32', 8);
     const ctr = tf.randomNormal([1, A], 0, 1, 'float32', 9);

@@ -205,10 +205,11 @@ export interface AtssLosses {
  *
  * Image-level labels (`targets[b].imageLabels`, not in FIBER; Detic's weak supervision on an
  * anchor detector): for each label, of the anchors no box took (ATSS negatives) on the levels that
- * hold the image's positives (every level when it has none), the one whose mean logit over the
- * label's tokens is highest becomes a positive of those tokens (weight `imageLabelWeight`, no box
- * or centerness target); the label's tokens keep their negatives on the boxes' positives (another
- * object) and are left out of the loss at every other free anchor, where the unboxed object may be.
+ * hold the image's positives (every level when it has none) whose centre lies outside every box,
+ * the one whose mean logit over the label's tokens is highest becomes a positive of those tokens
+ * (weight `imageLabelWeight`, no box or centerness target); the label's tokens keep their negatives
+ * on the boxes' positives (another object) and are left out of the loss at every other anchor no
+ * box took, where the unboxed object may be.
  */
 export function atssLoss(
   outputs: FlatHeadOutputs,
@@ -332,8 +333,8 @@ function checkImageLabels(labels: FineTarget['imageLabels'], T: number): void {
 
 /**
  * The token targets and weights [B, A, T] with image-level labels (see `atssLoss`), on the device:
- * each label's anchor is the argmax of its tokens' mean logit over the free anchors of the
- * positives' levels, a choice that carries no gradient.
+ * each label's anchor is the argmax of its tokens' mean logit over the candidates (see `atssLoss`),
+ * a choice that carries no gradient.
  */
 function imageLabelTargets(
   logits: tf.Tensor,
@@ -356,9 +357,20 @@ function imageLabelTargets(
     const weight = new Float32Array(A * T).fill(1);
     const levels = new Set<number>();
     gtIndex.forEach((g, a) => g >= 0 && levels.add(levelOf[a]));
+    // candidates: on those levels, taken by no box and centred outside every box (a boxed object is not the unboxed one)
+    const boxes = t.boxes;
+    const inBox = (x: number, y: number) => {
+      for (let g = 0; g < boxes.length; g += 4)
+        if (x >= boxes[g] && x <= boxes[g + 2] && y >= boxes[g + 1] && y <= boxes[g + 3]) return true;
+      return false;
+    };
     const free = new Float32Array(A);
-    gtIndex.forEach((g, a) => {
-      if (g < 0 && (levels.size === 0 || levels.has(levelOf[a]))) free[a] = 1;
+    let anchor = 0;
+    anchorsPerLevel.forEach((l) => {
+      for (let i = 0; i < l.length; i += 4, anchor++) {
+        if (gtIndex[anchor] >= 0 || (levels.size > 0 && !levels.has(levelOf[anchor]))) continue;
+        if (!inBox((l[i] + l[i + 2]) / 2, (l[i + 1] + l[i + 3]) / 2)) free[anchor] = 1;
+      }
     });
     if (!labels.length) return { targets: tf.tensor2d(tokenTargets, [A, T]), weight: tf.tensor2d(weight, [A, T]) };
     // the labels' tokens leave the loss at every free anchor (boxes' positives keep their negatives)
