@@ -1,5 +1,6 @@
 // The fine-grained stage: a fine FIBER (fused Swin + RoBERTa, FPN, VLDyHead) trained with the ATSS
-// grounding losses on the world's boxes (detection prompts over the seen classes), from the coarse
+// grounding losses on the world's boxes (detection prompts; boxes of the seen classes, and the
+// held-out classes the captions name as image-level labels without a box), from the coarse
 // weights or from scratch (ablation a), then evaluated on the test split: REC accuracy (IoU >= 0.5),
 // phrase grounding R@1/5, detection AP / AP50 (COCOeval) on the seen and the held-out classes.
 import type { FiberCoarseConfig } from '@fiber-vl/fusion';
@@ -81,8 +82,10 @@ const TOKEN_ALIGNMENT = /^rpn\.head\.(dot_product_projection_text\.|bias_lang$|b
 const classNames = (ctx: RunContext) => ctx.world.classes.map((c) => c.name);
 
 /**
- * One training batch: detection prompts of the seen classes ("circle. square. triangle. cross."),
- * each with every seen-class box of a train scene. Measured on seed 0's coarse model (300 steps,
+ * One training batch: detection prompts, each with every seen-class box of a train scene. With the
+ * preset's `imageLabelWeight` the prompt lists every class and the held-out classes that the scene's
+ * captions name are its image-level labels (heads-fine's `FineTarget.imageLabels`); without, it lists
+ * the seen classes only ("circle. square. triangle. cross."). Measured on seed 0's coarse model (300 steps,
  * two fine seeds, scratch probes): the best box on a seen-class test object carries the right
  * one of the four names 24% of the time (chance 25%) with the captions' phrases and the referring
  * expressions in the batches as well (a third each, FIBER's GoldG next to Objects365), 31% with
