@@ -2,8 +2,9 @@
 // evaluated test images twice: by the coarse model's ITC similarity between the image and "a <class>"
 // (zero-shot, as CLIP classifies) and by the fine detector's best score for a box under that name
 // (the detection prompt of every class). The average precision of the images that show the class
-// says which model links the name to the shape: for the held-out classes only the coarse stage's
-// captions could have made that link (apps/bench/MEASUREMENTS.md, "Held-out classes are not named").
+// says which model links the name to the shape: for the held-out classes only the captions can make
+// that link, through ITC in the coarse stage and through the fine stage's image-level labels
+// (apps/bench/MEASUREMENTS.md, "Held-out classes were not named").
 import type { FiberCoarseModel } from '@fiber-vl/heads-coarse';
 import { tf } from '@fiber-vl/tensor-core';
 import { chunks, type RunContext } from './context.js';
