@@ -12,6 +12,15 @@ import { FIXTURE_DIR, maxAbs } from './test-fixtures.js';
 
 const SIZES = [16, 8, 4, 2, 1];
 const anchors = generateAnchors(SIZES.map((s) => [s, s] as [number, number]));
+// the anchors of a 64 x 64 input (P3-P7), for the whole-loss tests
+const small = generateAnchors([
+  [8, 8],
+  [4, 4],
+  [2, 2],
+  [1, 1],
+  [1, 1],
+]);
+const A = small.reduce((s, l) => s + l.length / 4, 0);
 
 describe('ATSS assignment (plain arrays)', () => {
   it('picks the top-9 nearest per level, IoU >= mean + std, centre inside, highest IoU across GTs', () => {
@@ -241,14 +250,6 @@ describe.each(names)('grounding losses on %s', (backend) => {
   });
 
   it("image-level labels: the best free anchor on the positives' levels, outside the boxes, is their positive; the other free anchors left out", async () => {
-    const small = generateAnchors([
-      [8, 8],
-      [4, 4],
-      [2, 2],
-      [1, 1],
-      [1, 1],
-    ]);
-    const A = small.reduce((s, l) => s + l.length / 4, 0);
     const T = 6;
     const mask = tf.tensor2d([[1, 1, 1, 1, 1, 0]]);
     const boxed = { boxes: [3.2, 5.1, 29.7, 27.3], positiveMap: [1, 1, 0, 0, 0, 0] };
@@ -330,14 +331,6 @@ describe.each(names)('grounding losses on %s', (backend) => {
   });
 
   it('the whole ATSS loss passes a gradient check and does not leak; no GT gives zero box losses', async () => {
-    const small = generateAnchors([
-      [8, 8],
-      [4, 4],
-      [2, 2],
-      [1, 1],
-      [1, 1],
-    ]);
-    const A = small.reduce((s, l) => s + l.length / 4, 0);
     const T = 5;
     const dot = tf.randomNormal([2, A, T], -1, 1.5, 'float32', 7);
     const reg = tf.randomNormal([2, A, 4], 0, 0.4, 'float32', 8);
