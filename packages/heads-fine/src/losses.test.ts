@@ -252,6 +252,7 @@ describe.each(names)('grounding losses on %s', (backend) => {
   it("image-level labels: the best free anchor on the positives' levels, outside the boxes, is their positive; the other free anchors left out", async () => {
     const T = 6;
     const mask = tf.tensor2d([[1, 1, 1, 1, 1, 0]]);
+    const fullMask = tf.tensor2d([[1, 1, 1, 1, 1, 1]]); // the "no object" token counts too
     const boxed = { boxes: [3.2, 5.1, 29.7, 27.3], positiveMap: [1, 1, 0, 0, 0, 0] };
     const { gtIndex } = atssTargets(small, boxed, T);
     const levelOf = small.flatMap((l, level) => Array.from({ length: l.length / 4 }, () => level));
@@ -261,14 +262,17 @@ describe.each(names)('grounding losses on %s', (backend) => {
       const [x, y] = [(all[a][0] + all[a][2]) / 2, (all[a][1] + all[a][3]) / 2];
       return x >= 3.2 && x <= 29.7 && y >= 5.1 && y <= 27.3;
     };
-    const free = [...gtIndex.keys()].filter((a) => gtIndex[a] < 0 && levelOf[a] === levelOf[positive]);
-    const otherLevel = [...gtIndex.keys()].find((a) => levelOf[a] !== levelOf[positive]) ?? -1;
+    const unboxed = [...gtIndex.keys()].filter((a) => gtIndex[a] < 0);
+    const free = unboxed.filter((a) => levelOf[a] === levelOf[positive]);
+    const otherLevel = unboxed.filter((a) => levelOf[a] !== levelOf[positive] && !inside(a)).pop() ?? -1;
     const inBox = free.find(inside) ?? -1;
     const outside = free.filter((a) => !inside(a));
     const [want, runnerUp] = [outside[outside.length - 1], outside[0]];
-    expect(inBox).toBeGreaterThanOrEqual(0);
-    // planted logits on the label's tokens (3, 4): higher on a box's positive, on another level and
-    // on a free anchor centred in the box, none of which may be chosen
+    expect(new Set(gtIndex.filter((g, a) => g >= 0 && levelOf[a] !== levelOf[positive])).size).toBe(0);
+    expect([inBox, otherLevel].every((a) => a >= 0)).toBe(true);
+    // planted logits on the label's tokens (3, 4): higher on a box's positive, on a free anchor of a
+    // level without positives (centred outside the box) and on a free anchor centred in the box,
+    // none of which may be chosen
     const values = Array.from({ length: A * T }, (_, i) => Math.sin(i) - 1);
     const plant = (a: number, v: number) => [3, 4].forEach((t) => (values[a * T + t] = v));
     plant(want, 0.5);
@@ -280,40 +284,41 @@ describe.each(names)('grounding losses on %s', (backend) => {
     const reg = tf.randomNormal([1, A, 4], 0, 0.4, 'float32', 8);
     const ctr = tf.randomNormal([1, A], 0, 1, 'float32', 9);
     const labelled = [{ ...boxed, imageLabels: [[3, 4]] }];
-    const run = (d: tf.Tensor, targets: FineTarget[], weight?: number) =>
-      atssLoss({ dotProductLogits: d, bboxReg: reg, centerness: ctr }, small, targets, mask, {
+    const run = (d: tf.Tensor, targets: FineTarget[], weight?: number, m = mask) =>
+      atssLoss({ dotProductLogits: d, bboxReg: reg, centerness: ctr }, small, targets, m, {
         ...(weight === undefined ? {} : { imageLabelWeight: weight }),
       });
     const parts = (o: ReturnType<typeof atssLoss>) => [o.total, o.dotProductToken, o.reg, o.centerness, o.cls];
-    const out = run(dot, labelled, 3);
-    // the token loss by hand: focal(x, t) x weight over the unmasked tokens / #positives
+    // the token loss by hand: focal(x, t) x weight over the unmasked tokens, summed
     const focal = (x: number, t: number) => {
       const p = 1 / (1 + Math.exp(-x));
       const ce = -(t * Math.log(p) + (1 - t) * Math.log(1 - p));
       const pt = p * t + (1 - p) * (1 - t);
       return ce * (1 - pt) ** 2 * (0.25 * t + 0.75 * (1 - t));
     };
-    let expected = 0;
-    for (let a = 0; a < A; a++)
-      for (let t = 0; t < T - 1; t++) {
-        const label = t === 3 || t === 4;
-        const target = gtIndex[a] >= 0 ? boxed.positiveMap[t] : a === want && label ? 1 : 0;
-        const weight = !label || gtIndex[a] >= 0 ? 1 : a === want ? 3 : 0;
-        expected += focal(values[a * T + t], target) * weight;
-      }
-    expect((await out.dotProductToken.data())[0]).toBeCloseTo(expected / out.numPositives, 4);
+    const byHand = (labelWeight: number, tokens: number) => {
+      let sum = 0;
+      for (let a = 0; a < A; a++)
+        for (let t = 0; t < tokens; t++) {
+          const label = t === 3 || t === 4;
+          let target = gtIndex[a] >= 0 ? boxed.positiveMap[t] : t === T - 1 ? 1 : 0;
+          if (a === want) target = label ? 1 : 0; // the label's anchor: an object, its "no object" cleared
+          const weight = !label || gtIndex[a] >= 0 ? 1 : a === want ? labelWeight : 0;
+          sum += focal(values[a * T + t], target) * weight;
+        }
+      return sum;
+    };
+    const out = run(dot, labelled, 3);
+    expect((await out.dotProductToken.data())[0]).toBeCloseTo(byHand(3, T - 1) / out.numPositives, 4);
+    const full = run(dot, labelled, 3, fullMask);
+    expect((await full.dotProductToken.data())[0]).toBeCloseTo(byHand(3, T) / full.numPositives, 4);
+    // weight 0: the label's tokens are out of the loss at every free anchor
+    const off = run(dot, labelled, 0);
+    expect((await off.dotProductToken.data())[0]).toBeCloseTo(byHand(0, T - 1) / off.numPositives, 4);
     // the label's positive has no box or centerness target: those terms are the unlabelled ones
     const plain = run(dot, [boxed]);
     expect(await out.reg.data()).toEqual(await plain.reg.data());
     expect(await out.centerness.data()).toEqual(await plain.centerness.data());
-    // weight 0: the label's tokens are out of the loss at every free anchor
-    const off = run(dot, labelled, 0);
-    expected = 0;
-    for (let a = 0; a < A; a++)
-      for (let t = 0; t < T - 1; t++)
-        if (gtIndex[a] >= 0 || (t !== 3 && t !== 4))
-          expected += focal(values[a * T + t], gtIndex[a] >= 0 ? boxed.positiveMap[t] : 0);
-    expect((await off.dotProductToken.data())[0]).toBeCloseTo(expected / off.numPositives, 4);
     const loss = (d: tf.Tensor) => {
       const o = run(d, labelled, 3);
       tf.dispose(parts(o).slice(1));
@@ -321,13 +326,14 @@ describe.each(names)('grounding losses on %s', (backend) => {
     };
     expect((await gradCheck(loss, [dot], { eps: 1e-2, atol: 2e-3, rtol: 2e-2, maxElements: 24 })).ok).toBe(true);
     await expectNoTensorGrowth(() => loss(dot));
-    expect(() => run(dot, [{ ...boxed, imageLabels: [[3, 6]] }])).toThrow(
-      /atssLoss: image 0: image label 0: token 6 is not an index of the 6 prompt tokens/,
-    );
-    expect(() => run(dot, [{ ...boxed, imageLabels: [[3], []] }])).toThrow(
-      /image 0: image label 1 must be a non-empty array/,
-    );
-    tf.dispose([...parts(out), ...parts(plain), ...parts(off), dot, reg, ctr, mask]);
+    for (const [imageLabels, message] of [
+      [[[3, 6]], /atssLoss: image 0: imageLabels\[0\]: token 6 is not an index of the prompt's first 5 tokens/],
+      [[[5]], /imageLabels\[0\]: token 5 .* \(the last, 5, is "no object"\)/],
+      [[[3], []], /image 0: imageLabels\[1\]: must be a non-empty array/],
+    ] as const)
+      expect(() => run(dot, [{ ...boxed, imageLabels: imageLabels.map((l) => [...l]) }])).toThrow(message);
+    expect(() => run(dot, labelled, -1)).toThrow(/imageLabelWeight: must be a finite number >= 0, got -1/);
+    tf.dispose([...parts(out), ...parts(full), ...parts(plain), ...parts(off), dot, reg, ctr, mask, fullMask]);
   });
 
   it('the whole ATSS loss passes a gradient check and does not leak; no GT gives zero box losses', async () => {

@@ -236,7 +236,7 @@ export function atssLoss(
   }
   const per = targets.map((t, b) => {
     try {
-      checkImageLabels(t.imageLabels, T);
+      checkImageLabels(t.imageLabels, T, cfg.imageLabelWeight);
       return atssTargets(anchorsPerLevel, t, T, cfg);
     } catch (e) {
       throw new RangeError(`atssLoss: image ${b}: ${(e as Error).message}`);
@@ -319,22 +319,26 @@ function zeroOf(x: tf.Tensor): tf.Tensor {
   return tf.add(tf.mul(tf.sum(x), 0), 0);
 }
 
-function checkImageLabels(labels: FineTarget['imageLabels'], T: number): void {
+function checkImageLabels(labels: FineTarget['imageLabels'], T: number, weight: number): void {
   if (labels === undefined) return;
-  if (!Array.isArray(labels)) throw new RangeError('imageLabels must be an array of token index arrays');
+  if (!Array.isArray(labels)) throw new RangeError('imageLabels: must be an array of token index arrays');
+  if (labels.length && !(Number.isFinite(weight) && weight >= 0))
+    throw new RangeError(`imageLabelWeight: must be a finite number >= 0, got ${weight}`);
   labels.forEach((tokens, k) => {
     if (!Array.isArray(tokens) || tokens.length === 0)
-      throw new RangeError(`image label ${k} must be a non-empty array of prompt token indices`);
+      throw new RangeError(`imageLabels[${k}]: must be a non-empty array of prompt token indices`);
     for (const t of tokens)
-      if (!(Number.isInteger(t) && t >= 0 && t < T))
-        throw new RangeError(`image label ${k}: token ${t} is not an index of the ${T} prompt tokens`);
+      if (!(Number.isInteger(t) && t >= 0 && t < T - 1))
+        throw new RangeError(
+          `imageLabels[${k}]: token ${t} is not an index of the prompt's first ${T - 1} tokens (the last, ${T - 1}, is "no object")`,
+        );
   });
 }
 
 /**
- * The token targets and weights [B, A, T] with image-level labels (see `atssLoss`), on the device:
- * each label's anchor is the argmax of its tokens' mean logit over the candidates (see `atssLoss`),
- * a choice that carries no gradient.
+ * The token targets and weights [B, A, T] with image-level labels (the rule is `atssLoss`'s), on
+ * the device: each label's anchor is the argmax of its tokens' mean logit over the candidates, a
+ * choice that carries no gradient.
  */
 function imageLabelTargets(
   logits: tf.Tensor,
@@ -365,24 +369,25 @@ function imageLabelTargets(
       return false;
     };
     const free = new Float32Array(A);
-    let anchor = 0;
+    let a = 0;
     anchorsPerLevel.forEach((l) => {
-      for (let i = 0; i < l.length; i += 4, anchor++) {
-        if (gtIndex[anchor] >= 0 || (levels.size > 0 && !levels.has(levelOf[anchor]))) continue;
-        if (!inBox((l[i] + l[i + 2]) / 2, (l[i + 1] + l[i + 3]) / 2)) free[anchor] = 1;
+      for (let i = 0; i < l.length; i += 4, a++) {
+        if (gtIndex[a] >= 0 || (levels.size > 0 && !levels.has(levelOf[a]))) continue;
+        if (!inBox((l[i] + l[i + 2]) / 2, (l[i + 1] + l[i + 3]) / 2)) free[a] = 1;
       }
     });
     if (!labels.length) return { targets: tf.tensor2d(tokenTargets, [A, T]), weight: tf.tensor2d(weight, [A, T]) };
     // the labels' tokens leave the loss at every free anchor (boxes' positives keep their negatives)
     for (const tokens of labels)
-      for (let a = 0; a < A; a++) if (gtIndex[a] < 0) for (const k of tokens) weight[a * T + k] = 0;
-    const row = tf.slice(logits, [b, 0, 0], [1, A, T]);
+      for (let j = 0; j < A; j++) if (gtIndex[j] < 0) for (const k of tokens) weight[j * T + k] = 0;
+    const row = tf.reshape(tf.slice(logits, [b, 0, 0], [1, A, T]), [A, T]);
+    const candidate = tf.greater(tf.tensor1d(free), 0);
     const chosen = (free.some((f) => f > 0) ? labels : []).map((tokens) => {
       const onTokens = new Float32Array(T);
       for (const k of tokens) onTokens[k] = 1 / tokens.length;
-      // [A] mean logit over the label's tokens; anchors that are not free at -inf
-      const score = tf.reshape(tf.matMul(tf.reshape(row, [A, T]), tf.tensor2d(onTokens, [T, 1])), [A]);
-      const masked = tf.where(tf.greater(tf.tensor1d(free), 0), score, tf.fill([A], Number.NEGATIVE_INFINITY));
+      // [A] mean logit over the label's tokens; the other anchors under the lowest (finite, for every backend)
+      const score = tf.reshape(tf.matMul(row, tf.tensor2d(onTokens, [T, 1])), [A]);
+      const masked = tf.where(candidate, score, tf.broadcastTo(tf.sub(tf.min(score), 1), [A]));
       const anchor = tf.cast(tf.oneHot(tf.argMax(masked), A), 'float32'); // [A]
       const mark = new Float32Array(T);
       for (const k of tokens) mark[k] = 1;
@@ -391,7 +396,7 @@ function imageLabelTargets(
     let imageTargets: tf.Tensor = tf.tensor2d(tokenTargets, [A, T]);
     let imageWeight: tf.Tensor = tf.tensor2d(weight, [A, T]);
     if (chosen.length) {
-      const outer = (a: tf.Tensor, m: tf.Tensor) => tf.mul(tf.reshape(a, [A, 1]), tf.reshape(m, [1, T]));
+      const outer = (x: tf.Tensor, m: tf.Tensor) => tf.mul(tf.reshape(x, [A, 1]), tf.reshape(m, [1, T]));
       // [A, T] 1 on (a label's anchor, its tokens); [A] 1 on any label's anchor
       const positive = tf.minimum(tf.addN(chosen.map((c) => outer(c.anchor, c.mark))), 1);
       const anyLabel = tf.minimum(tf.addN(chosen.map((c) => c.anchor)), 1);
