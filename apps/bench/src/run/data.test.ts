@@ -30,6 +30,7 @@ describe('namesClass', () => {
     expect(namesClass('a superstar', 'star')).toBe(false);
     expect(namesClass('a c.rcle', 'c.rcle')).toBe(true);
     expect(namesClass('a circle', 'c.rcle')).toBe(false);
+    expect(() => namesClass('a star', ' ')).toThrow(/the class name is empty/);
   });
 });
 
@@ -54,9 +55,15 @@ describe('detection examples with image-level labels', () => {
       );
       const named = heldOut.filter((h) => s.captions.some((c) => namesClass(c.text, h)));
       expect((e.imageLabels ?? []).map((k) => names[k])).toEqual(named);
+      // the captions name only what the scene shows
+      for (const k of e.imageLabels ?? []) expect(s.detections.map((d) => d.name)).toContain(names[k]);
       if (named.length) labelled++;
     }
     expect(labelled).toBeGreaterThan(5);
+    for (const captionLabels of [['hexagon'], [seen[0]]])
+      expect(() =>
+        detectionExamples(world, 'train', scenes, tokenizer, 40, names, { boxed: seen, captionLabels }),
+      ).toThrow(/captionLabels: ".*" must be a class of the prompt without boxes/);
     // without options: every class of the prompt boxed, no labels (the run's prompts of seen classes)
     const plain = detectionExamples(world, 'train', scenes, tokenizer, 40, seen);
     expect(plain.every((e) => e.imageLabels === undefined)).toBe(true);
@@ -71,5 +78,20 @@ describe('detection examples with image-level labels', () => {
     batch.pixels.dispose();
     batch.ids.dispose();
     batch.mask.dispose();
+    // a prompt cut by MAX_QUERY_LEN: a label whose phrase lost its tokens is left out of the targets
+    const short = detectionExamples(world, 'train', scenes, tokenizer, 8, names, {
+      boxed: seen,
+      captionLabels: heldOut,
+    });
+    const cut = short.filter((e) => (e.imageLabels ?? []).some((k) => e.prompt.phrases[k].tokens.length === 0));
+    expect(cut.length).toBeGreaterThan(0);
+    const shortBatch = fineBatch(cut.slice(0, 2), 96);
+    shortBatch.targets.forEach((t, b) => {
+      const kept = (cut[b].imageLabels ?? []).map((k) => cut[b].prompt.phrases[k].tokens).filter((x) => x.length);
+      expect(t.imageLabels).toEqual(kept.length ? kept : undefined);
+    });
+    shortBatch.pixels.dispose();
+    shortBatch.ids.dispose();
+    shortBatch.mask.dispose();
   });
 });

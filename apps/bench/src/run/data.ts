@@ -252,6 +252,9 @@ export function detectionExamples(
     captionLabels?: readonly string[];
   } = {},
 ): FineExample[] {
+  for (const name of captionLabels)
+    if (!classNames.includes(name) || boxed.includes(name))
+      throw new RangeError(`captionLabels: "${name}" must be a class of the prompt without boxes`);
   const prompt = encodeDetectionPrompt(tokenizer, classNames, { maxQueryLen });
   return indices.flatMap((scene) => {
     const s = world.sample(split, scene);
@@ -263,19 +266,22 @@ export function detectionExamples(
       boxes.push(toFineBox(d.box));
       phraseOfBox.push(k);
     }
-    const said = s.captions.map((c) => c.text.toLowerCase());
     const imageLabels = captionLabels
-      .filter((name) => said.some((text) => namesClass(text, name)))
-      .map((name) => classNames.indexOf(name))
-      .filter((k) => k >= 0);
+      .filter((name) => s.captions.some((c) => namesClass(c.text, name)))
+      .map((name) => classNames.indexOf(name));
     if (!boxes.length) return [];
     const example: FineExample = { scene, image: world.image(split, scene), prompt, boxes, phraseOfBox };
     return [imageLabels.length ? { ...example, imageLabels } : example];
   });
 }
 
-/** The caption names the class: its name as a word, singular or plural ("a star", "two stars"). */
+/**
+ * The caption names the class: its name as a word, singular or plural with -s / -es ("a star", "two
+ * stars"), between characters other than a-z ("star-shaped" counts; "no star" too: the world's
+ * captions never negate).
+ */
 export function namesClass(caption: string, name: string): boolean {
+  if (!name.trim()) throw new RangeError('namesClass: the class name is empty');
   const word = name.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return new RegExp(`(^|[^a-z])${word}(e?s)?($|[^a-z])`).test(caption.toLowerCase());
 }

@@ -175,7 +175,7 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     vqa: { ...stage(2000, 32, 1e-4), lrMultHead: 50 },
     nlvr2: stage(1500, 32, 3e-4),
     caption: stage(2000, 32, 5e-4),
-    // the same tiny head and image-level labels as small (not measured at this size)
+    // the image-level labels of small (not measured at this size)
     fine: { ...stage(2000, 8, 2e-4), lrMultOutputs: 50, imageLabelWeight: 8 },
     fusionAblation: { ...stage(1500, 32, 1e-4), lrMultHead: 50 }, // as the VQA fine-tune (not measured at this size)
     retrieval: { images: 500, rerankK: 16 },
