@@ -27,7 +27,8 @@ export interface AtssAssignment {
   positives: number[];
 }
 
-function concatLevels(levels: readonly ArrayLike<number>[]): Float32Array {
+/** The anchors of every level in one [A * 4] array (level-major). */
+export function concatLevels(levels: readonly ArrayLike<number>[]): Float32Array {
   const out = new Float32Array(levels.reduce((s, l) => s + l.length, 0));
   let o = 0;
   for (const l of levels) {

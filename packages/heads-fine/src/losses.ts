@@ -3,7 +3,7 @@
 // REG_LOSS_WEIGHT, centerness BCE, and the class-logit focal loss x 0. Differentiable in the head
 // outputs; the targets come from `atssTargets` (plain arrays).
 import { bceWithLogits, sigmoidFocalLoss, tf, tidyOutput } from '@fiber-vl/tensor-core';
-import { type AtssConfig, type AtssTargets, type FineTarget, FIBER_ATSS, atssTargets } from './atss.js';
+import { type AtssConfig, type AtssTargets, type FineTarget, FIBER_ATSS, atssTargets, concatLevels } from './atss.js';
 import { decodeBoxesTensor } from './box-coder.js';
 
 export interface AtssLossConfig extends AtssConfig {
@@ -348,6 +348,7 @@ function imageLabelTargets(
   labelWeight: number,
 ): { targets: tf.Tensor; weight: tf.Tensor } {
   const [, A = 0, T = 0] = logits.shape;
+  const anchors = concatLevels(anchorsPerLevel);
   const levelOf = new Int32Array(A);
   let start = 0;
   anchorsPerLevel.forEach((l, level) => {
@@ -357,7 +358,8 @@ function imageLabelTargets(
   const images = targets.map((t, b) => {
     const { gtIndex, tokenTargets } = per[b];
     const labels = t.imageLabels ?? [];
-    // without labels (or free anchors) the image keeps its targets, weight 1
+    // without labels the image keeps its targets, weight 1
+    if (!labels.length) return { targets: tf.tensor2d(tokenTargets, [A, T]), weight: tf.ones([A, T]) };
     const weight = new Float32Array(A * T).fill(1);
     const levels = new Set<number>();
     gtIndex.forEach((g, a) => g >= 0 && levels.add(levelOf[a]));
@@ -368,15 +370,13 @@ function imageLabelTargets(
         if (x >= boxes[g] && x <= boxes[g + 2] && y >= boxes[g + 1] && y <= boxes[g + 3]) return true;
       return false;
     };
-    const free = new Float32Array(A);
-    let a = 0;
-    anchorsPerLevel.forEach((l) => {
-      for (let i = 0; i < l.length; i += 4, a++) {
-        if (gtIndex[a] >= 0 || (levels.size > 0 && !levels.has(levelOf[a]))) continue;
-        if (!inBox((l[i] + l[i + 2]) / 2, (l[i + 1] + l[i + 3]) / 2)) free[a] = 1;
-      }
-    });
-    if (!labels.length) return { targets: tf.tensor2d(tokenTargets, [A, T]), weight: tf.tensor2d(weight, [A, T]) };
+    const free = Float32Array.from(gtIndex, (g, a) =>
+      g < 0 &&
+      (levels.size === 0 || levels.has(levelOf[a])) &&
+      !inBox((anchors[4 * a] + anchors[4 * a + 2]) / 2, (anchors[4 * a + 1] + anchors[4 * a + 3]) / 2)
+        ? 1
+        : 0,
+    );
     // the labels' tokens leave the loss at every free anchor (boxes' positives keep their negatives)
     for (const tokens of labels)
       for (let j = 0; j < A; j++) if (gtIndex[j] < 0) for (const k of tokens) weight[j * T + k] = 0;
