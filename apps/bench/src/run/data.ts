@@ -266,10 +266,10 @@ export function detectionExamples(
       boxes.push(toFineBox(d.box));
       phraseOfBox.push(k);
     }
+    if (!boxes.length) return [];
     const imageLabels = captionLabels
       .filter((name) => s.captions.some((c) => namesClass(c.text, name)))
       .map((name) => classNames.indexOf(name));
-    if (!boxes.length) return [];
     const example: FineExample = { scene, image: world.image(split, scene), prompt, boxes, phraseOfBox };
     return [imageLabels.length ? { ...example, imageLabels } : example];
   });
