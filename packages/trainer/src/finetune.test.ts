@@ -1,10 +1,10 @@
 // The downstream fine-tune objectives: each adds its named term, its value is the official loss of
 // the model's outputs, and its gradient reaches the head it trains (and nothing it should not).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Generator, initBackend, tf } from '@fiber-vl/tensor-core';
+import { Generator, expectNoTensorGrowth, initBackend, tf } from '@fiber-vl/tensor-core';
 import { fiberConfig } from '@fiber-vl/fusion';
 import { FiberCoarseModel, captionForward, captionImageEmbeds, captionLoss, vqaLoss } from '@fiber-vl/heads-coarse';
-import { captionMleObjective, itmObjective, nlvr2Objective, vqaObjective } from './finetune.js';
+import { captionMleObjective, itmObjective, itmRankObjective, nlvr2Objective, vqaObjective } from './finetune.js';
 import { StepContext } from './step.js';
 
 let model: FiberCoarseModel;
@@ -105,5 +105,108 @@ describe('fine-tune objectives', () => {
     expect(gradNames(ctx)).not.toContain('rank_output.weight');
     ctx.dispose();
     direct.dispose();
+  });
+  it('ITM rank: CE over each group of match logits, the true pair first; rank_output re-synced after the step', async () => {
+    // two image groups (a text against three images) and one text group (an image against three texts)
+    const texts = tf.tensor2d(
+      [
+        [0, 5, 9, 7, 2, 1, 1, 1],
+        [0, 6, 3, 2, 1, 1, 1, 1],
+        [0, 8, 8, 4, 11, 2, 1, 1],
+      ],
+      [3, 8],
+      'int32',
+    );
+    const masks = tf.tensor2d(
+      [
+        [1, 1, 1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 1, 1, 1, 0, 0],
+      ],
+      [3, 8],
+      'int32',
+    );
+    const groups: [number, number][][] = [
+      [
+        [0, 0],
+        [1, 0],
+        [2, 0],
+      ],
+      [
+        [3, 1],
+        [0, 1],
+        [1, 1],
+      ],
+      [
+        [2, 2],
+        [2, 0],
+        [2, 1],
+      ],
+    ];
+    const batch = { pixels, textIds: texts, textMasks: masks, groups };
+    const ctx = ctxFor();
+    const objective = itmRankObjective();
+    await objective(model, batch, ctx);
+    // by hand: each pair's match logit alone, then log-softmax within its group
+    const direct: number[] = [];
+    for (const group of groups) {
+      const z: number[] = [];
+      for (const [i, t] of group) {
+        const l = tf.tidy(
+          () => model.itm(tf.slice(pixels, [i], [1]), tf.slice(texts, [t], [1]), tf.slice(masks, [t], [1])).logits,
+        );
+        z.push((await l.data())[1]);
+        l.dispose();
+      }
+      const m = Math.max(...z);
+      direct.push(m + Math.log(z.reduce((s, v) => s + Math.exp(v - m), 0)) - z[0]);
+    }
+    expect(ctx.losses.itm_rank).toBeCloseTo(direct.reduce((s, v) => s + v, 0) / direct.length, 4);
+    expect(gradNames(ctx)).toContain('itm_score.fc.weight');
+    expect(gradNames(ctx)).not.toContain('rank_output.weight');
+    ctx.dispose();
+    // after a step rank_output is itm_score.fc row 1 again
+    tf.tidy(() => model.itmScore!.fc.weight.value.assign(tf.add(model.itmScore!.fc.weight.value, 0.5)));
+    objective.afterStep!(model);
+    const [w, r] = await Promise.all([model.itmScore!.fc.weight.value.data(), model.rankOutput!.weight.value.data()]);
+    const H2 = model.itmScore!.fc.inFeatures;
+    expect(Array.from(r)).toEqual(Array.from(w.subarray(H2, 2 * H2)));
+    tf.tidy(() => model.itmScore!.fc.weight.value.assign(tf.sub(model.itmScore!.fc.weight.value, 0.5)));
+    model.syncRankOutput();
+    // repeated terms do not grow the tensor count
+    await expectNoTensorGrowth(async () => {
+      const c = ctxFor();
+      await objective(model, batch, c);
+      c.dispose();
+    });
+    // groups of different sizes, a group of one, rows out of range: errors that name the group
+    const bad = async (g: [number, number][][]) => {
+      const c = ctxFor();
+      try {
+        await objective(model, { ...batch, groups: g }, c);
+      } finally {
+        c.dispose();
+      }
+    };
+    await expect(bad([])).rejects.toThrow('groups is empty');
+    await expect(bad([groups[0], groups[1].slice(0, 2)])).rejects.toThrow('groups[1] has 2 pairs');
+    await expect(bad([[[0, 0]]])).rejects.toThrow('groups[0] has 1 pairs');
+    await expect(
+      bad([
+        [
+          [0, 0],
+          [4, 0],
+        ],
+      ]),
+    ).rejects.toThrow('groups[0][1] image 4 outside the 4 rows of pixels');
+    await expect(
+      bad([
+        [
+          [0, 3],
+          [1, 0],
+        ],
+      ]),
+    ).rejects.toThrow('groups[0][0] text 3 outside the 3 rows of textIds');
+    tf.dispose([texts, masks]);
   });
 });

@@ -5,6 +5,8 @@
 //   ITM       compute_itm (retrieval ITM fine-tune): half the pairs keep their image, the others get
 //             the data's "false" image, labels shuffled; CE on itm_score;
 //   ITC       retrieval ITC is coarsePretrainObjective with the ITM and MLM weights at 0.
+//   ITM rank  compute_irtr of ViLT / METER (FIBER's ancestors): groups of pairs, the true pair
+//             first; CE over each group's ITM "match" logits.
 // Written from the official code; unlike the pre-training step they have no fixture of the
 // official code to be checked against.
 import { crossEntropy, tf } from '@fiber-vl/tensor-core';
@@ -87,4 +89,75 @@ export function itmObjective({ rngName = 'itm' }: { rngName?: string } = {}): Ob
       return crossEntropy(logits, tf.tensor1d(labels, 'int32'));
     });
   };
+}
+
+export interface ItmRankBatch {
+  /** [I, 3, S, S] the images the groups draw from. */
+  pixels: tf.Tensor;
+  /** [T, L] int32 ids of the texts the groups draw from, and their masks. */
+  textIds: tf.Tensor;
+  textMasks: tf.Tensor;
+  /**
+   * Groups of (image row, text row) pairs, all of one size (at least 2); the first pair of each
+   * group is the true one, the others its negatives (other images for its text, or other texts for
+   * its image).
+   */
+  groups: (readonly [image: number, text: number])[][];
+}
+
+/**
+ * The retrieval rank loss of ViLT and METER (`compute_irtr`, from which FIBER's code descends):
+ * every group's pairs go through one fused pass, and the loss is the cross-entropy of the group's
+ * ITM "match" logits (`itm_score` row 1) with the true pair as the class; a term `itm_rank`.
+ * Within a group the text (or the image) is shared, so what the pair has alone cancels in the
+ * softmax and only how the image and the text go together is trained. ViLT trains `rank_output`
+ * itself; here it stays FIBER's alias of that row, re-synced after each step.
+ */
+export function itmRankObjective(): Objective<FiberCoarseModel, ItmRankBatch> {
+  const objective: Objective<FiberCoarseModel, ItmRankBatch> = async (model, b, ctx) => {
+    const n = checkRankGroups(b);
+    const pairs = b.groups.flat();
+    await ctx.loss('itm_rank', () => {
+      const images = tf.tensor1d(
+        pairs.map(([i]) => i),
+        'int32',
+      );
+      const texts = tf.tensor1d(
+        pairs.map(([, t]) => t),
+        'int32',
+      );
+      const { logits } = model.itm(
+        tf.gather(b.pixels, images),
+        tf.gather(b.textIds, texts),
+        tf.gather(b.textMasks, texts),
+      );
+      const match = tf.reshape(tf.slice(logits, [0, 1], [-1, 1]), [b.groups.length, n]);
+      return crossEntropy(match, tf.zeros([b.groups.length], 'int32'));
+    });
+  };
+  objective.afterStep = (model) => {
+    if (model.itmScore && model.rankOutput) model.syncRankOutput();
+  };
+  return objective;
+}
+
+/** The groups' common size; a RangeError that names the group or pair otherwise. */
+function checkRankGroups(b: ItmRankBatch): number {
+  const I = b.pixels.shape[0];
+  const T = b.textIds.shape[0];
+  if (!b.groups.length) throw new RangeError('ITM rank batch: groups is empty');
+  const n = b.groups[0].length;
+  b.groups.forEach((group, g) => {
+    if (group.length !== n || n < 2)
+      throw new RangeError(
+        `ITM rank batch: groups[${g}] has ${group.length} pairs; every group needs the same number, at least 2 (groups[0] has ${n})`,
+      );
+    group.forEach(([i, t], k) => {
+      if (!(Number.isInteger(i) && i >= 0 && i < I))
+        throw new RangeError(`ITM rank batch: groups[${g}][${k}] image ${i} outside the ${I} rows of pixels`);
+      if (!(Number.isInteger(t) && t >= 0 && t < T))
+        throw new RangeError(`ITM rank batch: groups[${g}][${k}] text ${t} outside the ${T} rows of textIds`);
+    });
+  });
+  return n;
 }

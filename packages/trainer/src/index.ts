@@ -236,10 +236,12 @@ export {
   nlvr2Objective,
   captionMleObjective,
   itmObjective,
+  itmRankObjective,
   type VqaBatch,
   type Nlvr2Batch,
   type CaptionBatch,
   type ItmBatch,
+  type ItmRankBatch,
 } from './finetune.js';
 export {
   fineGroundingObjective,
