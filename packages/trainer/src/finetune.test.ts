@@ -207,6 +207,11 @@ describe('fine-tune objectives', () => {
         ],
       ]),
     ).rejects.toThrow('groups[0][0] text 3 outside the 3 rows of textIds');
+    const noItm = new FiberCoarseModel(model.config, { ...model.heads, itm: false }, new Generator(2));
+    const c = ctxFor();
+    await expect(objective(noItm, batch, c)).rejects.toThrow('itmRankObjective: the model has no ITM head');
+    c.dispose();
+    noItm.dispose();
     tf.dispose([texts, masks]);
   });
 });

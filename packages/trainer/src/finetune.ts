@@ -115,6 +115,8 @@ export interface ItmRankBatch {
  */
 export function itmRankObjective(): Objective<FiberCoarseModel, ItmRankBatch> {
   const objective: Objective<FiberCoarseModel, ItmRankBatch> = async (model, b, ctx) => {
+    const itm = model.itmScore;
+    if (!itm) throw new Error('itmRankObjective: the model has no ITM head (build it with itm: true)');
     const n = checkRankGroups(b);
     const pairs = b.groups.flat();
     await ctx.loss('itm_rank', () => {
@@ -126,11 +128,8 @@ export function itmRankObjective(): Objective<FiberCoarseModel, ItmRankBatch> {
         pairs.map(([, t]) => t),
         'int32',
       );
-      const { logits } = model.itm(
-        tf.gather(b.pixels, images),
-        tf.gather(b.textIds, texts),
-        tf.gather(b.textMasks, texts),
-      );
+      const f = model.fused(tf.gather(b.pixels, images), tf.gather(b.textIds, texts), tf.gather(b.textMasks, texts));
+      const logits = itm.forward(f.clsFeats);
       const match = tf.reshape(tf.slice(logits, [0, 1], [-1, 1]), [b.groups.length, n]);
       return crossEntropy(match, tf.zeros([b.groups.length], 'int32'));
     });
