@@ -38,6 +38,12 @@ describe('fiber-bench tune: the grid', () => {
     expect(p.fineImageSize).toBe(64);
     expect(p.fusionAblation).toBe(small.fusionAblation);
     expect(withSettings(small, 'fusion', { lr: 1e-4 }).fusionAblation).toEqual({ ...small.fusionAblation, lr: 1e-4 });
+    // imageLabelWeight 0: the fine stage without image-level labels (the field left out)
+    expect(parseSets('fine', ['imageLabelWeight=0,8'])).toEqual({ imageLabelWeight: [0, 8] });
+    const unlabelled = withSettings(small, 'fine', { imageLabelWeight: 0 }).fine;
+    expect(unlabelled).toEqual({ ...small.fine, imageLabelWeight: undefined });
+    expect(Object.hasOwn(unlabelled, 'imageLabelWeight')).toBe(false);
+    expect(withSettings(small, 'fine', { imageLabelWeight: 4 }).fine.imageLabelWeight).toBe(4);
     expect(() => withSettings(small, 'fine', { batchSize: 2.5 })).toThrow(
       'RunPreset(small).fine.batchSize: must be a positive integer up to 4096, got 2.5',
     );
@@ -51,6 +57,8 @@ describe('fiber-bench tune: the grid', () => {
     ['steps=0x10', /"0x10" is not a positive decimal number/],
     ['steps= 3', /" 3" is not a positive decimal number/],
     ['steps=2,2', /a value is repeated/],
+    ['steps=0', /"0" is not a positive decimal number/],
+    ['imageLabelWeight=-1', /"-1" is not a non-negative decimal number/],
   ])('refuses --set %s', (set, message) => {
     expect(() => parseSets('fine', [set])).toThrow(message);
   });
@@ -159,7 +167,8 @@ describe('fiber-bench tune --preset micro', () => {
   };
 
   it('fine: trains each point on each seed, evaluates on val, the same rows with the seeds at once or in turn', () => {
-    const args = ['fine', '--preset', 'micro', '--seeds', '2', '--set', 'steps=2,4'];
+    // with and without image-level labels (0: the stage's prompts list the seen classes only)
+    const args = ['fine', '--preset', 'micro', '--seeds', '2', '--set', 'imageLabelWeight=0,8'];
     const atOnce = tuneRun([...args, '--jobs', '2']);
     expectRows('fine', [0, 1], 'grounding R@1', atOnce);
     // ranked by the run's seven rows of the stage, each with its baseline
@@ -194,9 +203,9 @@ describe('fiber-bench tune --preset micro', () => {
       });
       expect(r.status, r.stderr.slice(-2000)).toBe(0);
       const seed1 = decodeSeedRows(1, JSON.parse(readFileSync(file, 'utf8')), 2);
-      for (const [k, settings] of [{ steps: 2 }, { steps: 4 }].entries()) {
+      for (const [k, weight] of [0, 8].entries()) {
         const { seconds: _, ...values } = seed1[k];
-        expect(atOnce.result.rows.find((row) => row.settings.steps === settings.steps)?.perSeed[1]).toEqual(values);
+        expect(atOnce.result.rows.find((row) => row.settings.imageLabelWeight === weight)?.perSeed[1]).toEqual(values);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -33,7 +33,7 @@ values; the preset's value where a field is not set), and prints a table: each p
 for you to weigh: the tool does not know the run's time budget.
 
   fine     the fine-grained stage (from the coarse pre-training). Fields: steps, batchSize, lr,
-           lrMultOutputs, imageLabelWeight, fineImageSize. Ranked by how many of the run's seven rows of the stage
+           lrMultOutputs, imageLabelWeight (0: no image-level labels), fineImageSize. Ranked by how many of the run's seven rows of the stage
            (REC accuracy, grounding R@1 and R@5, detection AP and AP50 on the seen and on the
            held-out classes) clear their baseline by the run's margin (${REQUIRED_MARGIN}), then by the mean
            of the seven margins (the score).
@@ -41,7 +41,8 @@ for you to weigh: the tool does not know the run's time budget.
            batchSize, lr, lrMultHead. Score: the two architectures' mean VQA accuracy (the same
            settings serve both, so they are not chosen for the gap between them).
 
-  --set F=V,... values of one field, decimal numbers (repeatable; at most 256 points in all),
+  --set F=V,... values of one field, positive decimal numbers (imageLabelWeight may be 0;
+                repeatable; at most 256 points in all),
                 e.g. --set steps=300,450 --set lrMultOutputs=50,100
   --preset P    micro, small (default) or base
   --seed S      world seed, at most 2^32 - 1 (default 0); training seeds are S, S+1, ...
@@ -104,8 +105,10 @@ export function gridOf(values: Readonly<Record<string, readonly number[]>>): Set
 /** The preset with one grid point's settings in the stage's place (validated: a RangeError names the field). */
 export function withSettings(preset: RunPreset, stage: TuneStage, settings: Settings): RunPreset {
   const key = stage === 'fine' ? 'fine' : 'fusionAblation';
-  const { fineImageSize, ...rest } = settings;
+  const { fineImageSize, imageLabelWeight, ...rest } = settings;
   const stageSettings: StageSettings = { ...preset[key], ...rest };
+  if (imageLabelWeight === 0) delete stageSettings.imageLabelWeight;
+  else if (imageLabelWeight !== undefined) stageSettings.imageLabelWeight = imageLabelWeight;
   return validateRunPreset({
     ...preset,
     [key]: stageSettings,
@@ -123,9 +126,12 @@ export function parseSets(stage: TuneStage, sets: readonly string[]): Record<str
     if (!TUNE_FIELDS[stage].includes(field))
       throw new RangeError(`--set ${set}: ${stage} has no field "${field}" (fields: ${TUNE_FIELDS[stage].join(', ')})`);
     if (Object.hasOwn(out, field)) throw new RangeError(`--set ${set}: ${field} is set twice`);
+    // imageLabelWeight=0 is the fine stage without image-level labels (the preset field left out)
+    const zero = field === 'imageLabelWeight';
     const values = list.split(',').map((v) => {
       const n = /^(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(v) ? Number(v) : Number.NaN;
-      if (!Number.isFinite(n) || n <= 0) throw new RangeError(`--set ${set}: "${v}" is not a positive decimal number`);
+      if (!Number.isFinite(n) || n < 0 || (n === 0 && !zero))
+        throw new RangeError(`--set ${set}: "${v}" is not a ${zero ? 'non-negative' : 'positive'} decimal number`);
       return n;
     });
     if (new Set(values).size !== values.length) throw new RangeError(`--set ${set}: a value is repeated`);
