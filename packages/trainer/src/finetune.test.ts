@@ -142,6 +142,11 @@ describe('fine-tune objectives', () => {
         [2, 0],
         [2, 1],
       ],
+      [
+        [1, 2],
+        [3, 2],
+        [0, 2],
+      ],
     ];
     const batch = { pixels, textIds: texts, textMasks: masks, groups };
     const ctx = ctxFor();
@@ -165,13 +170,23 @@ describe('fine-tune objectives', () => {
     expect(gradNames(ctx)).toContain('itm_score.fc.weight');
     expect(gradNames(ctx)).not.toContain('rank_output.weight');
     ctx.dispose();
-    // after a step rank_output is itm_score.fc row 1 again
-    tf.tidy(() => model.itmScore!.fc.weight.value.assign(tf.add(model.itmScore!.fc.weight.value, 0.5)));
+    // after a step rank_output is itm_score.fc row 1 again (weight and bias)
+    const fc = model.itmScore!.fc;
+    const saved = [fc.weight.value, fc.bias!.value].map((v) => tf.clone(v));
+    tf.tidy(() => {
+      fc.weight.value.assign(tf.add(fc.weight.value, 0.5));
+      fc.bias!.value.assign(tf.add(fc.bias!.value, 0.25));
+    });
     objective.afterStep!(model);
-    const [w, r] = await Promise.all([model.itmScore!.fc.weight.value.data(), model.rankOutput!.weight.value.data()]);
-    const H2 = model.itmScore!.fc.inFeatures;
+    const [w, bias, r, rb] = await Promise.all(
+      [fc.weight, fc.bias!, model.rankOutput!.weight, model.rankOutput!.bias!].map((p) => p.value.data()),
+    );
+    const H2 = fc.inFeatures;
     expect(Array.from(r)).toEqual(Array.from(w.subarray(H2, 2 * H2)));
-    tf.tidy(() => model.itmScore!.fc.weight.value.assign(tf.sub(model.itmScore!.fc.weight.value, 0.5)));
+    expect(Array.from(rb)).toEqual([bias[1]]);
+    fc.weight.value.assign(saved[0]);
+    fc.bias!.value.assign(saved[1]);
+    tf.dispose(saved);
     model.syncRankOutput();
     // repeated terms do not grow the tensor count
     await expectNoTensorGrowth(async () => {
@@ -189,8 +204,17 @@ describe('fine-tune objectives', () => {
       }
     };
     await expect(bad([])).rejects.toThrow('groups is empty');
-    await expect(bad([groups[0], groups[1].slice(0, 2)])).rejects.toThrow('groups[1] has 2 pairs');
-    await expect(bad([[[0, 0]]])).rejects.toThrow('groups[0] has 1 pairs');
+    await expect(bad([groups[0], groups[1].slice(0, 2)])).rejects.toThrow(
+      'groups[1] has 2 pairs where groups[0] has 3',
+    );
+    await expect(bad([[[0, 0]]])).rejects.toThrow('groups[0] has 1 pair(s); a group needs at least 2');
+    const c2 = ctxFor();
+    const short = tf.slice(masks, [0], [2]);
+    await expect(objective(model, { ...batch, textMasks: short }, c2)).rejects.toThrow(
+      'textMasks has shape [2,8] where textIds has [3,8]',
+    );
+    c2.dispose();
+    short.dispose();
     await expect(
       bad([
         [

@@ -99,8 +99,9 @@ export interface ItmRankBatch {
   textMasks: tf.Tensor;
   /**
    * Groups of (image row, text row) pairs, all of one size (at least 2); the first pair of each
-   * group is the true one, the others its negatives (other images for its text, or other texts for
-   * its image).
+   * group is the true one, the others its negatives. Build each group around one text (other images
+   * for it) or one image (other texts): that is what makes the loss train the pairing alone (not
+   * checked).
    */
   groups: (readonly [image: number, text: number])[][];
 }
@@ -109,9 +110,10 @@ export interface ItmRankBatch {
  * The retrieval rank loss of ViLT and METER (`compute_irtr`, from which FIBER's code descends):
  * every group's pairs go through one fused pass, and the loss is the cross-entropy of the group's
  * ITM "match" logits (`itm_score` row 1) with the true pair as the class; a term `itm_rank`.
- * Within a group the text (or the image) is shared, so what the pair has alone cancels in the
+ * When a group shares its text (or its image), what that side contributes alone cancels in the
  * softmax and only how the image and the text go together is trained. ViLT trains `rank_output`
- * itself; here it stays FIBER's alias of that row, re-synced after each step.
+ * itself; here it stays FIBER's alias of that row, re-synced after each step (`itm_score` row 0
+ * gets a zero gradient, so only weight decay moves it).
  */
 export function itmRankObjective(): Objective<FiberCoarseModel, ItmRankBatch> {
   const objective: Objective<FiberCoarseModel, ItmRankBatch> = async (model, b, ctx) => {
@@ -140,17 +142,21 @@ export function itmRankObjective(): Objective<FiberCoarseModel, ItmRankBatch> {
   return objective;
 }
 
-/** The groups' common size; a RangeError that names the group or pair otherwise. */
+/** The groups' common size; a RangeError that names the field, group or pair otherwise. */
 function checkRankGroups(b: ItmRankBatch): number {
   const I = b.pixels.shape[0];
   const T = b.textIds.shape[0];
   if (!b.groups.length) throw new RangeError('ITM rank batch: groups is empty');
+  if (b.textMasks.shape.join() !== b.textIds.shape.join())
+    throw new RangeError(
+      `ITM rank batch: textMasks has shape [${b.textMasks.shape}] where textIds has [${b.textIds.shape}]`,
+    );
   const n = b.groups[0].length;
   b.groups.forEach((group, g) => {
-    if (group.length !== n || n < 2)
-      throw new RangeError(
-        `ITM rank batch: groups[${g}] has ${group.length} pairs; every group needs the same number, at least 2 (groups[0] has ${n})`,
-      );
+    if (group.length < 2)
+      throw new RangeError(`ITM rank batch: groups[${g}] has ${group.length} pair(s); a group needs at least 2`);
+    if (group.length !== n)
+      throw new RangeError(`ITM rank batch: groups[${g}] has ${group.length} pairs where groups[0] has ${n}`);
     group.forEach(([i, t], k) => {
       if (!(Number.isInteger(i) && i >= 0 && i < I))
         throw new RangeError(`ITM rank batch: groups[${g}][${k}] image ${i} outside the ${I} rows of pixels`);
