@@ -33,7 +33,8 @@ values; the preset's value where a field is not set), and prints a table: each p
 for you to weigh: the tool does not know the run's time budget.
 
   fine     the fine-grained stage (from the coarse pre-training). Fields: steps, batchSize, lr,
-           lrMultOutputs, imageLabelWeight (0: no image-level labels), fineImageSize. Ranked by how many of the run's seven rows of the stage
+           lrMultOutputs, imageLabelWeight (0: no image-level labels, the prompts list the seen
+           classes only; not a zero weight), fineImageSize. Ranked by how many of the run's seven rows of the stage
            (REC accuracy, grounding R@1 and R@5, detection AP and AP50 on the seen and on the
            held-out classes) clear their baseline by the run's margin (${REQUIRED_MARGIN}), then by the mean
            of the seven margins (the score).
@@ -41,8 +42,8 @@ for you to weigh: the tool does not know the run's time budget.
            batchSize, lr, lrMultHead. Score: the two architectures' mean VQA accuracy (the same
            settings serve both, so they are not chosen for the gap between them).
 
-  --set F=V,... values of one field, positive decimal numbers (imageLabelWeight may be 0;
-                repeatable; at most 256 points in all),
+  --set F=V,... values of one field, positive decimal numbers, or 0 for imageLabelWeight
+                (repeatable; at most 256 points in all),
                 e.g. --set steps=300,450 --set lrMultOutputs=50,100
   --preset P    micro, small (default) or base
   --seed S      world seed, at most 2^32 - 1 (default 0); training seeds are S, S+1, ...
