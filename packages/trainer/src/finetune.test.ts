@@ -50,6 +50,27 @@ beforeAll(async () => {
 const ctxFor = () => new StepContext({ params: model.namedParameters(), rngs: { itm: new Generator(9) } });
 const gradNames = (ctx: StepContext) => [...ctx.grads.keys()];
 
+/** After the objective's step, rank_output is itm_score.fc row 1 again (weight and bias); the weights are restored. */
+async function expectRankSynced(objective: { afterStep?: (m: FiberCoarseModel) => void }): Promise<void> {
+  const fc = model.itmScore!.fc;
+  const saved = [fc.weight.value, fc.bias!.value].map((v) => tf.clone(v));
+  tf.tidy(() => {
+    fc.weight.value.assign(tf.add(fc.weight.value, 0.5));
+    fc.bias!.value.assign(tf.add(fc.bias!.value, 0.25));
+  });
+  objective.afterStep!(model);
+  const [w, bias, r, rb] = await Promise.all(
+    [fc.weight, fc.bias!, model.rankOutput!.weight, model.rankOutput!.bias!].map((p) => p.value.data()),
+  );
+  const H2 = fc.inFeatures;
+  expect(Array.from(r)).toEqual(Array.from(w.subarray(H2, 2 * H2)));
+  expect(Array.from(rb)).toEqual([bias[1]]);
+  fc.weight.value.assign(saved[0]);
+  fc.bias!.value.assign(saved[1]);
+  tf.dispose(saved);
+  model.syncRankOutput();
+}
+
 describe('fine-tune objectives', () => {
   it('VQA: BCE x answers on the soft scores; gradients reach vqa_classifier, not the other heads', async () => {
     const targets = tf.tensor2d(Array.from({ length: B }, (_, i) => [0.3, 0, i % 2 ? 1 : 0.6, 0, 0]));
@@ -85,9 +106,10 @@ describe('fine-tune objectives', () => {
     direct.dispose();
   });
 
-  it('ITM: B // 2 pairs keep their image, the rest take the false one, in a drawn order', async () => {
+  it('ITM: B // 2 pairs keep their image, the rest take the false one, in a drawn order; rank_output follows the match row', async () => {
     const ctx = ctxFor();
-    await itmObjective()(model, { pixels, falsePixels: other, textIds: ids, textMasks: mask }, ctx);
+    const objective = itmObjective();
+    await objective(model, { pixels, falsePixels: other, textIds: ids, textMasks: mask }, ctx);
     const order = new Generator(9).permutation(B);
     const labels = order.map((i) => (i < 2 ? 1 : 0));
     expect(labels.filter((l) => l === 1)).toHaveLength(2);
@@ -105,6 +127,8 @@ describe('fine-tune objectives', () => {
     expect(gradNames(ctx)).not.toContain('rank_output.weight');
     ctx.dispose();
     direct.dispose();
+    // rank_output, which retrieval scores by, follows the trained match row
+    await expectRankSynced(objective);
   });
   it('ITM rank: CE over each group of match logits, the true pair first; rank_output re-synced after the step', async () => {
     // two image groups (a text against three images) and one text group (an image against three texts)
@@ -170,24 +194,7 @@ describe('fine-tune objectives', () => {
     expect(gradNames(ctx)).toContain('itm_score.fc.weight');
     expect(gradNames(ctx)).not.toContain('rank_output.weight');
     ctx.dispose();
-    // after a step rank_output is itm_score.fc row 1 again (weight and bias)
-    const fc = model.itmScore!.fc;
-    const saved = [fc.weight.value, fc.bias!.value].map((v) => tf.clone(v));
-    tf.tidy(() => {
-      fc.weight.value.assign(tf.add(fc.weight.value, 0.5));
-      fc.bias!.value.assign(tf.add(fc.bias!.value, 0.25));
-    });
-    objective.afterStep!(model);
-    const [w, bias, r, rb] = await Promise.all(
-      [fc.weight, fc.bias!, model.rankOutput!.weight, model.rankOutput!.bias!].map((p) => p.value.data()),
-    );
-    const H2 = fc.inFeatures;
-    expect(Array.from(r)).toEqual(Array.from(w.subarray(H2, 2 * H2)));
-    expect(Array.from(rb)).toEqual([bias[1]]);
-    fc.weight.value.assign(saved[0]);
-    fc.bias!.value.assign(saved[1]);
-    tf.dispose(saved);
-    model.syncRankOutput();
+    await expectRankSynced(objective);
     // repeated terms do not grow the tensor count
     await expectNoTensorGrowth(async () => {
       const c = ctxFor();

@@ -17,6 +17,7 @@ import {
   vqaLoss,
   type FiberCoarseModel,
 } from '@fiber-vl/heads-coarse';
+import { syncRankAlias } from './objectives.js';
 import type { Objective } from './step.js';
 
 export interface VqaBatch {
@@ -76,7 +77,7 @@ export interface ItmBatch {
 
 /** compute_itm: B // 2 positives and the rest negatives, in an order drawn from ctx.rng(rngName) ('itm'). */
 export function itmObjective({ rngName = 'itm' }: { rngName?: string } = {}): Objective<FiberCoarseModel, ItmBatch> {
-  return async (model, b, ctx) => {
+  const objective: Objective<FiberCoarseModel, ItmBatch> = async (model, b, ctx) => {
     const B = b.pixels.shape[0];
     const pos = Math.floor(B / 2);
     const order = ctx.rng(rngName).permutation(B);
@@ -89,6 +90,9 @@ export function itmObjective({ rngName = 'itm' }: { rngName?: string } = {}): Ob
       return crossEntropy(logits, tf.tensor1d(labels, 'int32'));
     });
   };
+  // rank_output (what retrieval scores by) follows the trained match row
+  objective.afterStep = syncRankAlias;
+  return objective;
 }
 
 export interface ItmRankBatch {
@@ -136,9 +140,7 @@ export function itmRankObjective(): Objective<FiberCoarseModel, ItmRankBatch> {
       return crossEntropy(match, tf.zeros([b.groups.length], 'int32'));
     });
   };
-  objective.afterStep = (model) => {
-    if (model.itmScore && model.rankOutput) model.syncRankOutput();
-  };
+  objective.afterStep = syncRankAlias;
   return objective;
 }
 

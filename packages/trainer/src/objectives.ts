@@ -13,6 +13,14 @@ import { drawHardNegatives, hardNegativeWeights, maskTokens, type FiberCoarseMod
 import type { ItcQueue } from './queue.js';
 import type { Objective, StepContext } from './step.js';
 
+/**
+ * The afterStep of every objective that trains `itm_score`: `rank_output` is FIBER's alias of its
+ * row 1 (a view in PyTorch, its own parameter here), so it is copied again after each update.
+ */
+export function syncRankAlias(model: FiberCoarseModel): void {
+  if (model.itmScore && model.rankOutput) model.syncRankOutput();
+}
+
 /** One coarse pre-training batch. Tensors are owned by the caller (the trainer disposes them after the step). */
 export interface CoarsePretrainBatch {
   /** [B, 3, S, S] normalised pixels. */
@@ -229,9 +237,7 @@ export function coarsePretrainObjective({
       tf.dispose([n.pixels, n.ids, n.mask]);
     }
   }) as Objective<FiberCoarseModel, CoarsePretrainBatch>;
-  objective.afterStep = (model) => {
-    if (model.itmScore && model.rankOutput) model.syncRankOutput();
-  };
+  objective.afterStep = syncRankAlias;
   if (queue) objective.stateful = { itc_queue: queue };
   return objective;
 }
