@@ -158,6 +158,84 @@ describe('FiberCoarseBackbone', () => {
     model.dispose();
   });
 
+  it('a pass over indexed pairs equals the pass over the gathered inputs, values and gradients', () => {
+    const rng = new Generator(4);
+    const model = new FiberCoarseBackbone(config(), rng).eval();
+    // open the gates, so that each pair's output depends on both of its inputs
+    for (const [name, p] of model.namedParameters())
+      if (/alpha_(i2t|t2i)$/.test(name)) p.value.assign(tf.scalar(0.7).reshape([1]));
+    const px = rng.normal([4, 3, 32, 32]); // no pair names image 3: it is skipped
+    const ids = tf.tensor2d(
+      [
+        [0, 5, 6, 2, 1],
+        [0, 7, 2, 1, 1],
+      ],
+      undefined,
+      'int32',
+    );
+    const mask = tf.tensor2d(
+      [
+        [1, 1, 1, 1, 0],
+        [1, 1, 1, 0, 0],
+      ],
+      undefined,
+      'int32',
+    );
+    const pairs = { image: [2, 0, 2, 1, 0], text: [0, 0, 1, 1, 1] };
+    const r = rng.normal([5, 128]);
+    const params = model
+      .namedParameters()
+      .filter(([n]) =>
+        /layers\.0\.blocks\.0\.attn\.qkv\.weight$|encoder\.layer\.0\.attention\.self\.query\.weight$|layers\.3\.blocks\.0\.attn\.qkv_text_i2t\.weight$/.test(
+          n,
+        ),
+      );
+    expect(params).toHaveLength(3); // below the fusion (image, text) and in it
+    const run = (f: () => ReturnType<typeof model.fused>) =>
+      tf.variableGrads(
+        () => tf.tidy(() => tf.sum(tf.mul(f().clsFeats, r)) as tf.Scalar),
+        params.map(([, p]) => p.value),
+      );
+    const before = tf.memory().numTensors;
+    const a = run(() => model.fused(px, ids, mask, pairs));
+    const g = tf.tidy(() => {
+      const t = tf.tensor1d(pairs.text, 'int32');
+      return [tf.gather(px, tf.tensor1d(pairs.image, 'int32')), tf.gather(ids, t), tf.gather(mask, t)];
+    });
+    const b = run(() => model.fused(g[0], g[1], g[2]));
+    tf.dispose(g);
+    expect(Math.abs(a.value.dataSync()[0] - b.value.dataSync()[0])).toBeLessThan(1e-4);
+    for (const [name, p] of params) {
+      const ga = a.grads[p.value.name].dataSync();
+      const gb = b.grads[p.value.name].dataSync();
+      expect(tf.util.sizeFromShape(a.grads[p.value.name].shape), name).toBeGreaterThan(0);
+      const scale = Math.max(...Array.from(gb, Math.abs));
+      expect(scale, name).toBeGreaterThan(0);
+      expect(Math.max(...Array.from(ga, (v, k) => Math.abs(v - gb[k]))) / scale, name).toBeLessThan(1e-4);
+    }
+    tf.dispose([a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads)]);
+    expect(tf.memory().numTensors).toBe(before);
+    const f = model.fused(px, ids, mask, pairs);
+    expect(f.textFeats.shape).toEqual([5, 5, 64]);
+    disposeOutput(f);
+    expect(() => model.fused(px, ids, mask, { image: [0, 1], text: [0] })).toThrow(
+      'FIBER: pairs has 2 image and 1 text indices; they must be equal in number, at least one',
+    );
+    expect(() => model.fused(px, ids, mask, { image: [], text: [] })).toThrow(/at least one/);
+    expect(() => model.fused(px, ids, mask, { image: [0, 4], text: [0, 1] })).toThrow(
+      'FIBER: pairs.image[1] = 4 is outside the 4 rows of the image batch',
+    );
+    expect(() => model.fused(px, ids, mask, { image: [0, 1], text: [0.5, 1] })).toThrow(
+      'FIBER: pairs.text[0] = 0.5 is outside the 2 rows of the text batch',
+    );
+    const short = tf.ones([2, 4], 'int32');
+    expect(() => model.fused(px, ids, short, pairs)).toThrow(/attentionMask \[2, 4\] does not match/);
+    short.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([px, ids, mask, r]);
+    model.dispose();
+  });
+
   it('gradients through the fused blocks match finite differences', async () => {
     const rng = new Generator(3);
     const model = new FiberCoarseBackbone(config(), rng).eval();

@@ -67,6 +67,47 @@ export function checkPairedBatch(pixels: tf.Tensor, inputIds: tf.Tensor, attenti
   }
 }
 
+/** Checks pair indices against the image and text batches: equal lengths, at least one, rows in range. */
+function checkPairs(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor, pairs: FusedPairs): void {
+  if (attentionMask.shape.join() !== inputIds.shape.join())
+    throw new RangeError(`FIBER: attentionMask ${shapeOf(attentionMask)} does not match inputIds ${shapeOf(inputIds)}`);
+  const { image, text } = pairs;
+  if (image.length !== text.length || !image.length)
+    throw new RangeError(
+      `FIBER: pairs has ${image.length} image and ${text.length} text indices; they must be equal in number, at least one`,
+    );
+  const rows = (what: 'image' | 'text', idx: readonly number[], n: number) =>
+    idx.forEach((r, k) => {
+      if (!(Number.isInteger(r) && r >= 0 && r < n))
+        throw new RangeError(`FIBER: pairs.${what}[${k}] = ${r} is outside the ${n} rows of the ${what} batch`);
+    });
+  rows('image', image, pixels.shape[0]);
+  rows('text', text, inputIds.shape[0]);
+}
+
+/**
+ * The distinct rows `idx` names, ascending (null when that is every row of the batch), and each
+ * entry's position among them.
+ */
+function compactRows(idx: readonly number[], n: number): { rows: number[] | null; index: Int32Array } {
+  const rows = [...new Set(idx)].sort((a, b) => a - b);
+  const at = new Map(rows.map((r, k) => [r, k]));
+  return { rows: rows.length === n ? null : rows, index: Int32Array.from(idx, (r) => at.get(r) ?? -1) };
+}
+
+/** The rows some pair names (only these go through the layers below the fusion), and the pairs' index tensors into them. */
+function pairedInputs(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor, pairs: FusedPairs) {
+  const images = compactRows(pairs.image, pixels.shape[0]);
+  const texts = compactRows(pairs.text, inputIds.shape[0]);
+  const rows = (t: tf.Tensor, r: number[] | null) => (r ? tf.gather(t, r) : t);
+  return {
+    pixels: rows(pixels, images.rows),
+    inputIds: rows(inputIds, texts.rows),
+    attentionMask: rows(attentionMask, texts.rows),
+    pairs: { image: tf.tensor1d(images.index, 'int32'), text: tf.tensor1d(texts.index, 'int32') },
+  };
+}
+
 export interface RunFusedOptions {
   /** Skip the output LayerNorm of the last text layer (the coarse fused pass does, fiber-spec §1.5). */
   skipLastTextNorm?: boolean;
@@ -77,6 +118,18 @@ export interface RunFusedOptions {
     step: SwinStep | { kind: 'text'; layer: number } | { kind: 'embed' },
     state: SwinState | RobertaState,
   ) => void;
+  /**
+   * Pair the inputs by index: int32 [P] rows of pixels (`image`) and of the texts (`text`). The
+   * steps before the first fused pair run once per image and once per text, and the states are
+   * gathered into the P pairs there (the callbacks see the unpaired states before that point).
+   */
+  pairs?: { image: tf.Tensor; text: tf.Tensor };
+}
+
+/** Image and text rows that make up the pairs of a fused pass: pair k is (image[k], text[k]). */
+export interface FusedPairs {
+  image: readonly number[];
+  text: readonly number[];
 }
 
 /**
@@ -92,8 +145,9 @@ export function runFused(
   pixels: tf.Tensor,
   inputIds: tf.Tensor,
   attentionMask: tf.Tensor,
-  { skipLastTextNorm = false, onStageEnd, observe }: RunFusedOptions = {},
+  { skipLastTextNorm = false, onStageEnd, observe, pairs }: RunFusedOptions = {},
 ): { image: SwinState; text: RobertaState } {
+  if (!schedule.length) throw new RangeError('runFused: the fusion schedule is empty');
   const pairAt = new Map(schedule.map((p) => [`${p.stage}/${p.block}`, p]));
   const lastText = roberta.numLayers - 1;
   const firstFused = Math.min(...schedule.map((p) => p.textLayer));
@@ -104,11 +158,21 @@ export function runFused(
     observe?.({ kind: 'text', layer: i }, text);
   };
   for (let i = 0; i < firstFused; i++) textLayer(i);
+  if (pairs) {
+    // a [1, ...] mask (one text, or a broadcast one) needs no gather
+    const mask = text.mask.shape[0] === 1 ? text.mask : tf.gather(text.mask, pairs.text);
+    text = { hidden: tf.gather(text.hidden, pairs.text), mask };
+  }
   let image = swin.embed(pixels);
   observe?.({ kind: 'embed' }, image);
+  let pendingImages = pairs?.image; // gathered at the first fused pair
   for (const s of swin.steps) {
     if (s.kind === 'stageEnd') onStageEnd?.(s.stage, image);
     const pair = s.kind === 'block' ? pairAt.get(`${s.stage}/${s.block}`) : undefined;
+    if (pair && pendingImages) {
+      image = { hidden: tf.gather(image.hidden, pendingImages), grid: image.grid };
+      pendingImages = undefined;
+    }
     const before = image;
     image = swin.step(s, image, pair ? { text: text.hidden, mask: text.mask } : undefined);
     observe?.(s, image);
@@ -193,19 +257,27 @@ export class FiberCoarseBackbone extends Module {
     if (initStd !== null) for (const m of added) if (m) initWeights(m, { std: initStd, rng });
   }
 
-  /** The fusion-on pass: pixels [B, 3, S, S], inputIds / attentionMask [B, L]. */
-  fused(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): FusedOutput {
-    checkPairedBatch(pixels, inputIds, attentionMask);
+  /**
+   * The fusion-on pass: pixels [B, 3, S, S], inputIds / attentionMask [B, L], row b with row b.
+   * With `pairs`, the batches may differ in size and pair k is (pixels[image[k]], text[text[k]]):
+   * the layers below the fusion run once per image and per text that a pair names (rows no pair
+   * names are skipped), e.g. once for a text re-ranked against many images; the values are those of
+   * gathering the inputs into pairs first.
+   */
+  fused(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor, pairs?: FusedPairs): FusedOutput {
+    if (pairs) checkPairs(pixels, inputIds, attentionMask, pairs);
+    else checkPairedBatch(pixels, inputIds, attentionMask);
     return tidyOutput(() => {
+      const inputs = pairs ? pairedInputs(pixels, inputIds, attentionMask, pairs) : { pixels, inputIds, attentionMask };
       // the last text layer skips its output LayerNorm in the coarse fused pass (fiber-spec §1.5)
       const { image, text } = runFused(
         this.vitModel,
         this.textTransformer,
         this.schedule,
-        pixels,
-        inputIds,
-        attentionMask,
-        { skipLastTextNorm: true },
+        inputs.pixels,
+        inputs.inputIds,
+        inputs.attentionMask,
+        { skipLastTextNorm: true, pairs: 'pairs' in inputs ? inputs.pairs : undefined },
       );
       const textFeats = this.crossModalTextTransform.forward(text.hidden);
       const imageFeats = this.crossModalImageTransform.forward(image.hidden);

@@ -24,6 +24,7 @@ export {
   FiberCoarseBackbone,
   runFused,
   type RunFusedOptions,
+  type FusedPairs,
   type FusedOutput,
   type DualImageOutput,
   type DualTextOutput,
