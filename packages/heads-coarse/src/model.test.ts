@@ -83,3 +83,55 @@ describe('FiberCoarseModel initialisation', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+describe('FiberCoarseModel.itm over indexed pairs', () => {
+  beforeAll(() => useBackend('cpu'));
+
+  it('scores (pixels[image[k]], text[text[k]]) as the pass over the gathered inputs does', async () => {
+    const config = fiberConfig('tiny', { imageSize: 32, roberta: { vocabSize: 300 }, maxTextLen: 8 });
+    const rng = new Generator(5);
+    const model = new FiberCoarseModel(config, 'pretrain', rng).eval();
+    // open the gates, so that the score depends on the pairing
+    for (const [name, p] of model.namedParameters())
+      if (/alpha_(i2t|t2i)$/.test(name)) p.value.assign(tf.scalar(0.7).reshape([1]));
+    const px = rng.normal([2, 3, 32, 32]);
+    const ids = tf.tensor2d(
+      [
+        [0, 15, 16, 2, 1],
+        [0, 17, 2, 1, 1],
+        [0, 18, 19, 20, 2],
+      ],
+      undefined,
+      'int32',
+    );
+    const mask = tf.tensor2d(
+      [
+        [1, 1, 1, 1, 0],
+        [1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 1],
+      ],
+      undefined,
+      'int32',
+    );
+    const image = [0, 1, 1, 0];
+    const text = [2, 2, 0, 0]; // text 1 is named by no pair
+    const before = tf.memory().numTensors;
+    const a = model.itm(px, ids, mask, { image, text });
+    const g = tf.tidy(() => {
+      const t = tf.tensor1d(text, 'int32');
+      return [tf.gather(px, tf.tensor1d(image, 'int32')), tf.gather(ids, t), tf.gather(mask, t)];
+    });
+    const b = model.itm(g[0], g[1], g[2]);
+    const [ra, rb] = [await a.rankScore.data(), await b.rankScore.data()];
+    expect(ra).toHaveLength(4);
+    ra.forEach((v, k) => expect(Math.abs(v - rb[k])).toBeLessThan(1e-5));
+    // the pairs differ: a wrong index would not go unnoticed
+    expect(new Set(Array.from(ra, (v) => v.toFixed(5))).size).toBe(4);
+    tf.dispose([a.logits, a.rankScore, b.logits, b.rankScore, ...g]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => model.itm(px, ids, mask, { image: [2], text: [0] })).toThrow(/pairs\.image\[0\] = 2 is outside/);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([px, ids, mask]);
+    model.dispose();
+  });
+});

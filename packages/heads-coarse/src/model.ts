@@ -22,7 +22,13 @@ import {
   tidyOutput,
   type Generator,
 } from '@fiber-vl/tensor-core';
-import { FiberCoarseBackbone, initializerStd, type FiberCoarseConfig, type FusedOutput } from '@fiber-vl/fusion';
+import {
+  FiberCoarseBackbone,
+  initializerStd,
+  type FiberCoarseConfig,
+  type FusedOutput,
+  type FusedPairs,
+} from '@fiber-vl/fusion';
 import { coarseHeadsConfig, type CoarseHeadsConfig, type CoarseHeadsSelection, type FiberTask } from './config.js';
 
 /** BertPredictionHeadTransform: dense -> GELU -> LayerNorm (eps 1e-12, BertConfig's default). */
@@ -222,9 +228,13 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
     });
   }
 
-  /** ITM logits [B, 2] and the retrieval rank score [B] of image-text pairs (one fused pass). */
-  itm(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor): ItmOutput {
-    return this.withFused(pixels, inputIds, attentionMask, (f) => this.itmHead(f));
+  /**
+   * ITM logits [B, 2] and the retrieval rank score [B] of image-text pairs (one fused pass). With
+   * `pairs` (as in `fused`), pair k is (pixels[image[k]], text[text[k]]): re-ranking one text against
+   * many images, say, runs the layers below the fusion once per image and text.
+   */
+  itm(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor, pairs?: FusedPairs): ItmOutput {
+    return this.withFused(pixels, inputIds, attentionMask, (f) => this.itmHead(f), pairs);
   }
 
   /** VQA answer logits [B, labels] (one fused pass). */
@@ -266,8 +276,9 @@ export class FiberCoarseModel extends FiberCoarseBackbone {
     inputIds: tf.Tensor,
     attentionMask: tf.Tensor,
     head: (f: FusedOutput) => T,
+    pairs?: FusedPairs,
   ): T {
-    const f = this.fused(pixels, inputIds, attentionMask);
+    const f = this.fused(pixels, inputIds, attentionMask, pairs);
     try {
       return head(f);
     } finally {

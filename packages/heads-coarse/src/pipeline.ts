@@ -147,21 +147,10 @@ export class FiberPipeline {
     const out: number[] = [];
     for (let s = 0; s < pairs.length; s += 16) {
       const chunk = pairs.slice(s, s + 16);
-      const score = tf.tidy(() => {
-        const pI = tf.gather(
-          px,
-          chunk.map((p) => p[0]),
-        );
-        const tI = tf.gather(
-          ids,
-          chunk.map((p) => p[1]),
-        );
-        const mI = tf.gather(
-          mask,
-          chunk.map((p) => p[1]),
-        );
-        return this.model.itm(pI, tI, mI).rankScore;
-      });
+      // by index: the layers below the fusion run once per image and text the chunk names
+      const score = tf.tidy(
+        () => this.model.itm(px, ids, mask, { image: chunk.map((p) => p[0]), text: chunk.map((p) => p[1]) }).rankScore,
+      );
       try {
         out.push(...((await score.data()) as Float32Array));
       } finally {
