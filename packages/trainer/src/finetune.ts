@@ -112,7 +112,8 @@ export interface ItmRankBatch {
 
 /**
  * The retrieval rank loss of ViLT and METER (`compute_irtr`, from which FIBER's code descends):
- * every group's pairs go through one fused pass, and the loss is the cross-entropy of the group's
+ * every group's pairs go through one fused pass (the layers below the fusion once per image and
+ * text), and the loss is the cross-entropy of the group's
  * ITM "match" logits (`itm_score` row 1) with the true pair as the class; a term `itm_rank`.
  * When a group shares its text (or its image), what that side contributes alone cancels in the
  * softmax and only how the image and the text go together is trained. ViLT trains `rank_output`
@@ -126,15 +127,11 @@ export function itmRankObjective(): Objective<FiberCoarseModel, ItmRankBatch> {
     const n = checkRankGroups(b);
     const pairs = b.groups.flat();
     await ctx.loss('itm_rank', () => {
-      const images = tf.tensor1d(
-        pairs.map(([i]) => i),
-        'int32',
-      );
-      const texts = tf.tensor1d(
-        pairs.map(([, t]) => t),
-        'int32',
-      );
-      const f = model.fused(tf.gather(b.pixels, images), tf.gather(b.textIds, texts), tf.gather(b.textMasks, texts));
+      // the layers below the fusion run once per image and text, not once per pair
+      const f = model.fused(b.pixels, b.textIds, b.textMasks, {
+        image: pairs.map(([i]) => i),
+        text: pairs.map(([, t]) => t),
+      });
       const logits = itm.forward(f.clsFeats);
       const match = tf.reshape(tf.slice(logits, [0, 1], [-1, 1]), [b.groups.length, n]);
       return crossEntropy(match, tf.zeros([b.groups.length], 'int32'));

@@ -184,7 +184,7 @@ export function coarsePretrainObjective({
       tf.dispose([imageCls, textCls, simI2t, simT2i]);
       return;
     }
-    let neg: { pixels: tf.Tensor; ids: tf.Tensor; mask: tf.Tensor } | undefined;
+    let neg: NegativeInputs | undefined;
     try {
       if (w.itm) {
         const wI2t = filledHardNegativeWeights(simI2t, queue?.total ?? 0);
@@ -203,7 +203,7 @@ export function coarsePretrainObjective({
         } finally {
           tf.dispose([wI2t, wT2i]);
         }
-        neg = gatherNegatives(queue, batch, picks);
+        neg = negativeInputs(queue, batch, picks);
       }
       if (queue) {
         const undo = await queue.enqueue(imageCls, textCls, pixels, textIds, textMasks);
@@ -219,10 +219,12 @@ export function coarsePretrainObjective({
       await ctx.loss(
         'itm',
         () => {
-          const images = tf.concat([pixels, pixels, n.pixels], 0);
-          const ids = tf.concat([textIds, n.ids, textIds], 0);
-          const masks = tf.concat([textMasks, n.mask, textMasks], 0);
-          const f = model.fused(images, ids, masks);
+          // pairs by index: the layers below the fusion run once per image and text, not per pair
+          const rows = Array.from({ length: B }, (_, i) => i);
+          const f = model.fused(n.pixels, n.ids, n.mask, {
+            image: [...rows, ...rows, ...n.negImage],
+            text: [...rows, ...n.negText, ...rows],
+          });
           const logits = model.itmScore!.forward(f.clsFeats);
           ctx.observe('itm.logits', logits);
           const labels = tf.tensor1d(
@@ -234,7 +236,7 @@ export function coarsePretrainObjective({
         { weight: w.itm },
       );
     } finally {
-      tf.dispose([n.pixels, n.ids, n.mask]);
+      tf.dispose(n.owned);
     }
   }) as Objective<FiberCoarseModel, CoarsePretrainBatch>;
   objective.afterStep = syncRankAlias;
@@ -295,39 +297,43 @@ function givenNegatives(
   return { negImageIdx: check('negImageIdx', batch.negImageIdx!), negTextIdx: check('negTextIdx', batch.negTextIdx!) };
 }
 
-/** The negatives' raw inputs: index < B is a batch row, otherwise queue row index - B. */
-function gatherNegatives(
+/**
+ * The ITM inputs: the batch rows, then the queue rows the negatives name (an index >= B is queue
+ * row index - B), and each negative's row in them. Without a queue these are the batch tensors.
+ */
+interface NegativeInputs {
+  pixels: tf.Tensor;
+  ids: tf.Tensor;
+  mask: tf.Tensor;
+  negImage: number[];
+  negText: number[];
+  /** The tensors made here (the caller frees them); the batch's are not among them. */
+  owned: tf.Tensor[];
+}
+
+function negativeInputs(
   queue: ItcQueue | undefined,
   batch: CoarsePretrainBatch,
   { negImageIdx, negTextIdx }: { negImageIdx: number[]; negTextIdx: number[] },
-) {
-  // no queue: every index is a batch row
-  if (!queue) {
-    return tf.tidy(() => ({
-      pixels: tf.gather(batch.pixels, negImageIdx),
-      ids: tf.gather(batch.textIds, negTextIdx),
-      mask: tf.gather(batch.textMasks, negTextIdx),
-    }));
-  }
-  const B = batch.pixels.shape[0];
-  // [n, ...] rows of `own` (i < B) or of the queue (i - B), in the order of idx
-  const pick = (idx: number[], own: tf.Tensor, queued: tf.Tensor) =>
-    tf.tidy(() => {
-      const q = tf.unstack(queued);
-      const b = tf.unstack(own);
-      let k = 0;
-      return tf.stack(idx.map((i) => (i < B ? b[i] : q[k++])));
-    });
-  const imageRows = negImageIdx.filter((i) => i >= B).map((i) => i - B);
-  const textRows = negTextIdx.filter((i) => i >= B).map((i) => i - B);
-  const qi = queue.gatherImages(imageRows);
-  const qt = queue.gatherTexts(textRows);
+): NegativeInputs {
+  const { pixels, textIds, textMasks } = batch;
+  if (!queue) return { pixels, ids: textIds, mask: textMasks, negImage: negImageIdx, negText: negTextIdx, owned: [] };
+  const B = pixels.shape[0];
+  // queued rows go after the batch, one per pick, in the order of the picks
+  const place = (idx: number[]) => {
+    let k = B;
+    return idx.map((i) => (i < B ? i : k++));
+  };
+  const queued = (idx: number[]) => idx.filter((i) => i >= B).map((i) => i - B);
+  const qi = queue.gatherImages(queued(negImageIdx));
+  const qt = queue.gatherTexts(queued(negTextIdx));
   try {
-    return {
-      pixels: pick(negImageIdx, batch.pixels, qi),
-      ids: pick(negTextIdx, batch.textIds, qt.ids),
-      mask: pick(negTextIdx, batch.textMasks, qt.mask),
-    };
+    const out = tf.tidy(() => ({
+      pixels: tf.concat([pixels, qi], 0),
+      ids: tf.concat([textIds, qt.ids], 0),
+      mask: tf.concat([textMasks, qt.mask], 0),
+    }));
+    return { ...out, negImage: place(negImageIdx), negText: place(negTextIdx), owned: [out.pixels, out.ids, out.mask] };
   } finally {
     tf.dispose([qi, qt.ids, qt.mask]);
   }
