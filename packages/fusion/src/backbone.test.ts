@@ -236,6 +236,25 @@ describe('FiberCoarseBackbone', () => {
     model.dispose();
   });
 
+  it('freezeBelowFusion freezes what runs before the first fused pair, and nothing after', () => {
+    const model = new FiberCoarseBackbone(config(), new Generator(6)).freezeBelowFusion();
+    // tiny: Swin depths [1, 1, 2, 2], text layers 4, fusion in stage 2 block 1, stage 3 and text layers 1-3
+    const below =
+      /^vit_model\.(patch_embed|layers\.[01]\.|layers\.2\.blocks\.0\.)|^text_transformer\.(embeddings|encoder\.layer\.0\.)/;
+    const params = model.namedParameters();
+    const frozen = params.filter(([, p]) => !p.requiresGrad).map(([n]) => n);
+    expect(frozen.length).toBeGreaterThan(0);
+    expect(frozen).toEqual(params.map(([n]) => n).filter((n) => below.test(n)));
+    // stage 1's PatchMerging (before stage 2) is below the fusion; stage 2's is not
+    expect(frozen).toContain('vit_model.layers.1.downsample.reduction.weight');
+    expect(frozen).not.toContain('vit_model.layers.2.downsample.reduction.weight');
+    // nothing of the fused blocks (layer 0's alpha_t2i is an unused official key of an unfused layer)
+    expect(
+      frozen.filter((n) => /cross_modal|layers\.3\.|layers\.2\.blocks\.1\.|encoder\.layer\.[123]\./.test(n)),
+    ).toEqual([]);
+    model.dispose();
+  });
+
   it('gradients through the fused blocks match finite differences', async () => {
     const rng = new Generator(3);
     const model = new FiberCoarseBackbone(config(), rng).eval();

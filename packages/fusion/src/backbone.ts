@@ -293,6 +293,25 @@ export class FiberCoarseBackbone extends Module {
     });
   }
 
+  /**
+   * Freezes the layers below the fusion, the ones `fused` with `pairs` runs once per image and text:
+   * Swin's patch embedding and its stages and blocks before the first fused block, RoBERTa's
+   * embeddings and its layers before the first fused one. What stays trainable is the fusion and
+   * everything after it (e.g. a retrieval ITM fine-tune of the fused layers and the heads).
+   */
+  freezeBelowFusion(): this {
+    const first = this.schedule.reduce((a, p) =>
+      p.stage < a.stage || (p.stage === a.stage && p.block < a.block) ? p : a,
+    );
+    const firstText = Math.min(...this.schedule.map((p) => p.textLayer));
+    this.vitModel.patchEmbed.freeze();
+    for (let s = 0; s < first.stage; s++) this.vitModel.layers.at(s).freeze();
+    for (let b = 0; b < first.block; b++) this.vitModel.layers.at(first.stage).blocks.at(b).freeze();
+    this.textTransformer.embeddings.freeze();
+    for (let i = 0; i < firstText; i++) this.textTransformer.encoder.layer.at(i).freeze();
+    return this;
+  }
+
   /** Image encoder of the dual mode (ITC, retrieval). */
   encodeImage(pixels: tf.Tensor): DualImageOutput {
     return tidyOutput(() => {
