@@ -1,12 +1,12 @@
 // Fine-tunes of the pre-trained coarse FIBER and their evaluations on the test split with
 // @fiber-vl/eval-metrics: VQA (official accuracy), NLVR2 (accuracy), captioning (beam search;
 // BLEU-4, METEOR, ROUGE-L, CIDEr-D, SPICE_approx) and image-text retrieval (ITC, and ITC top-k
-// re-ranked by ITM).
+// re-ranked by the ITM of a retrieval fine-tune).
 import { fiberPixelValues } from '@fiber-vl/swin';
 import type { FiberCoarseConfig } from '@fiber-vl/fusion';
 import { type FiberCoarseModel, beamSearchCaptions } from '@fiber-vl/heads-coarse';
 import { type Generator, tf } from '@fiber-vl/tensor-core';
-import { captionMleObjective, nlvr2Objective, vqaObjective } from '@fiber-vl/trainer';
+import { type Objective, captionMleObjective, itmRankObjective, nlvr2Objective, vqaObjective } from '@fiber-vl/trainer';
 import {
   type CaptionScores,
   type RetrievalScores,
@@ -22,6 +22,8 @@ import {
   encodeTexts,
   nlvr2Examples,
   otherScene,
+  perturbCaption,
+  pick,
   sampleIndices,
   vqaExamples,
   type VqaExample,
@@ -313,16 +315,132 @@ export interface RetrievalOutcome {
   /** For each evaluated image, its top-5 captions after re-ranking (indices into `texts`). */
   top5: number[][];
   texts: string[];
+  /** Image-to-text R@1 (a fraction) re-ranked by the ITM score alone, the caption prior left in. */
+  rawI2tR1: number;
+}
+
+interface RankStepBatch {
+  /** The step's drawn train scenes, one caption each; the first `queries` are the groups' queries. */
+  scenes: number[];
+  captions: string[];
+  queries: number;
+  /** Per query, `negatives` captions with one word swapped (or other scenes' captions), or null. */
+  swapped: (string[] | null)[];
+}
+
+/**
+ * The retrieval ITM fine-tune, from the coarse model's weights: ViLT / METER's rank loss
+ * (`itmRankObjective`; FIBER's own `irtr_itm` recipe, random false images under a binary loss, left
+ * the ITM at its prior here: MEASUREMENTS.md, "Re-ranking at chance"), the layers below the fusion
+ * frozen. Each step draws 3 x batchSize train scenes with a caption each, and for each of the first
+ * batchSize two groups of 1 + `retrieval.negatives` pairs: its caption with its image and with the
+ * other drawn images that `itc` (the coarse model, whose ITC gives the candidates at test time)
+ * ranks highest for it, scenes with the same caption word for word left out; and its image with its
+ * caption and with captions that differ from it in one colour, shape or count word
+ * (`perturbCaption`), filled with other drawn scenes' captions where those run short. Returns the
+ * model (ITM head only); the caller disposes it.
+ */
+export async function trainRetrievalItm(
+  ctx: RunContext,
+  config: FiberCoarseConfig,
+  snapshot: Map<string, tf.Tensor>,
+  itc: FiberCoarseModel,
+): Promise<FiberCoarseModel> {
+  const { world, tokenizer, preset } = ctx;
+  const s = preset.retrievalItm;
+  const n = preset.retrieval.negatives;
+  const size = preset.model.imageSize;
+  // the fused layers and the ITM head train; the layers below the fusion keep the coarse weights
+  const model = taskModel(config, { ...NO_HEADS, itm: true }, snapshot, seedRng(ctx, 80)).freezeBelowFusion();
+  const rank = itmRankObjective();
+  const captionsOf = (scene: number) => new Set(world.sample('train', scene).captions.map((c) => c.text));
+  // the image groups need the ITC ranking, which is read asynchronously: drawn inside the step
+  const objective: Objective<FiberCoarseModel, RankStepBatch> = async (m, b, step) => {
+    const texts = [...b.captions, ...b.swapped.flatMap((x) => x ?? [])];
+    const pixels = coarsePixels(world, 'train', b.scenes, size);
+    const text = encodeTexts(tokenizer, texts, preset.model.maxTextLen);
+    try {
+      const P = b.scenes.length;
+      itc.eval();
+      const simT = tf.tidy(() =>
+        tf.matMul(
+          itc.encodeImage(pixels).imageCls,
+          itc.encodeText(tf.slice(text.ids, [0], [P]), tf.slice(text.mask, [0], [P])).textCls,
+          false,
+          true,
+        ),
+      );
+      const sim = await simT.data();
+      simT.dispose();
+      const groups: (readonly [number, number])[][] = [];
+      let row = P;
+      for (let q = 0; q < b.queries; q++) {
+        const others = range(P)
+          .filter((i) => i !== q && !captionsOf(b.scenes[i]).has(b.captions[q]))
+          .sort((x, y) => sim[y * P + q] - sim[x * P + q] || x - y);
+        if (others.length >= n) groups.push([[q, q], ...others.slice(0, n).map((i) => [i, q] as const)]);
+        const swapped = b.swapped[q];
+        if (swapped) {
+          groups.push([[q, q], ...swapped.map((_, k) => [q, row + k] as const)]);
+          row += swapped.length;
+        }
+      }
+      await rank(m, { pixels, textIds: text.ids, textMasks: text.mask, groups }, step);
+    } finally {
+      tf.dispose([pixels, text.ids, text.mask]);
+    }
+  };
+  objective.afterStep = rank.afterStep;
+  const trainer = coarseTrainer(model, objective, s, { model: seedRng(ctx, 81) });
+  const data = seedRng(ctx, 82);
+  try {
+    await trainStage(ctx, {
+      name: 'retrieval ITM fine-tune',
+      trainer,
+      steps: s.steps,
+      batch: () => {
+        const scenes = sampleIndices(world.size('train'), 3 * s.batchSize, data);
+        const captions = scenes.map((i) => pick(world.sample('train', i).captions, data).text);
+        const swapped = range(s.batchSize).map((q) => {
+          const own = captionsOf(scenes[q]);
+          const out = new Set<string>();
+          for (let t = 0; t < 4 * n && out.size < n; t++) {
+            const p = perturbCaption(captions[q], data);
+            if (p === null) break;
+            if (!own.has(p)) out.add(p);
+          }
+          for (const c of captions) if (out.size < n && !own.has(c)) out.add(c);
+          return out.size === n ? [...out] : null;
+        });
+        return { scenes, captions, queries: s.batchSize, swapped };
+      },
+    });
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    trainer.optimizer.dispose();
+  }
 }
 
 /**
  * Retrieval on the first `images` test scenes with all their captions: ITC similarities of the
- * dual encoders, then each query's ITC top-k re-scored by the fused ITM rank score.
+ * dual encoders of `model`, then each query's ITC top-k re-scored by the fused ITM rank score of
+ * `itm` (the retrieval fine-tune's; `model`'s own when not given) less the caption's prior, its
+ * mean ITM score over its own ITC top-k images (a constant per query when ranking images for a
+ * caption; when ranking captions for an image it takes out what a caption scores against any image,
+ * which the swapped-caption groups of the fine-tune teach: MEASUREMENTS.md).
  */
-export async function evaluateRetrieval(ctx: RunContext, model: FiberCoarseModel): Promise<RetrievalOutcome> {
+export async function evaluateRetrieval(
+  ctx: RunContext,
+  model: FiberCoarseModel,
+  itm: FiberCoarseModel = model,
+): Promise<RetrievalOutcome> {
   const { world, tokenizer, preset } = ctx;
   const { images: N, rerankK: K } = preset.retrieval;
   model.eval();
+  itm.eval();
   const texts: string[] = [];
   const textToImage: number[] = [];
   for (let i = 0; i < N; i++)
@@ -368,35 +486,38 @@ export async function evaluateRetrieval(ctx: RunContext, model: FiberCoarseModel
     const keys = [...pairs.keys()];
     for (const [a, b] of chunks(keys.length, 64)) {
       const part = keys.slice(a, b);
-      const score = tf.tidy(() => {
-        const ii = tf.tensor1d(
-          part.map((k) => Math.floor(k / T)),
-          'int32',
-        );
-        const jj = tf.tensor1d(
-          part.map((k) => k % T),
-          'int32',
-        );
-        return model.itm(tf.gather(pixels, ii), tf.gather(text.ids, jj), tf.gather(text.mask, jj)).rankScore;
-      });
+      // by index: the layers below the fusion run once per image and text of the chunk
+      const score = tf.tidy(
+        () =>
+          itm.itm(pixels, text.ids, text.mask, {
+            image: part.map((k) => Math.floor(k / T)),
+            text: part.map((k) => k % T),
+          }).rankScore,
+      );
       const v = await score.data();
       score.dispose();
       part.forEach((k, n) => pairs.set(k, v[n]));
     }
+    // each caption's prior: its mean ITM score over its ITC top-K images. The re-ranking score is
+    // the ITM score less that prior; ranking images for a caption it changes nothing, ranking
+    // captions for an image it takes out what a caption scores against any image.
+    const prior = t2iTop.map((is, j) => is.reduce((sum, i) => sum + (pairs.get(i * T + j) ?? 0), 0) / is.length);
+    const score = (k: number) => (pairs.get(k) ?? 0) - prior[k % T];
     // re-ranked matrices: re-scored pairs above every other, which keep their ITC order
-    const rerankedMatrix = (tops: number[][], t2i: boolean) => {
+    const rerankedMatrix = (tops: number[][], t2i: boolean, rescore: (k: number) => number) => {
       const data = new Float64Array(N * T);
       for (let k = 0; k < N * T; k++) data[k] = sim[k] - 1e6;
       tops.forEach((list, q) => {
         for (const o of list) {
           const k = t2i ? o * T + q : q * T + o;
-          data[k] = 1e6 + pairs.get(k)!;
+          data[k] = 1e6 + rescore(k);
         }
       });
       return retrievalRecall({ rows: N, cols: T, data }, textToImage);
     };
-    const t2i = rerankedMatrix(t2iTop, true);
-    const i2t = rerankedMatrix(i2tTop, false);
+    const t2i = rerankedMatrix(t2iTop, true, score);
+    const i2t = rerankedMatrix(i2tTop, false, score);
+    const raw = rerankedMatrix(i2tTop, false, (k) => pairs.get(k) ?? 0).i2t['R@1'] / 100;
     const reranked: RetrievalScores = {
       i2t: i2t.i2t,
       t2i: t2i.t2i,
@@ -404,10 +525,8 @@ export async function evaluateRetrieval(ctx: RunContext, model: FiberCoarseModel
       i2tRanks: i2t.i2tRanks,
       t2iRanks: t2i.t2iRanks,
     };
-    const top5 = i2tTop.map((js, i) =>
-      [...js].sort((a, b) => pairs.get(i * T + b)! - pairs.get(i * T + a)!).slice(0, 5),
-    );
-    return { itc, reranked, top5, texts };
+    const top5 = i2tTop.map((js, i) => [...js].sort((a, b) => score(i * T + b) - score(i * T + a)).slice(0, 5));
+    return { itc, reranked, top5, texts, rawI2tR1: raw };
   } finally {
     tf.dispose([pixels, text.ids, text.mask]);
   }

@@ -1,7 +1,7 @@
 import { Generator, initBackend } from '@fiber-vl/tensor-core';
 import { createWorld, worldTokenizer } from '@fiber-vl/trainer';
 import { describe, expect, it } from 'vitest';
-import { detectionExamples, fineBatch, namesClass, sampleIndices } from './data.js';
+import { SWAP_WORDS, detectionExamples, fineBatch, namesClass, perturbCaption, sampleIndices } from './data.js';
 
 describe('sampleIndices', () => {
   it('repeats whole seeded orders of the split when asked for more than it has', () => {
@@ -31,6 +31,42 @@ describe('namesClass', () => {
     expect(namesClass('a c.rcle', 'c.rcle')).toBe(true);
     expect(namesClass('a circle', 'c.rcle')).toBe(false);
     expect(() => namesClass('a star', ' ')).toThrow(/the class name is empty/);
+  });
+});
+
+describe('perturbCaption', () => {
+  it('swaps one colour, shape or count word of a caption for another of its kind, and nothing else', () => {
+    const world = createWorld({ seed: 3, preset: 'small', splits: { train: 60, val: 2, test: 2 } });
+    const rng = new Generator(7);
+    const kinds = new Set<number>();
+    let none = 0;
+    for (let i = 0; i < 60; i++)
+      for (const { text } of world.sample('train', i).captions) {
+        const out = perturbCaption(text, rng);
+        const words = text.split(' ');
+        const swappable = words.filter((w) => SWAP_WORDS.some((k) => k.includes(w)));
+        if (out === null) {
+          expect(swappable).toEqual([]);
+          none++;
+          continue;
+        }
+        const got = out.split(' ');
+        expect(got).toHaveLength(words.length);
+        const changed = words.flatMap((w, k) => (w === got[k] ? [] : [k]));
+        expect(changed).toHaveLength(1);
+        const [before, after] = [words[changed[0]], got[changed[0]]];
+        const kind = SWAP_WORDS.findIndex((k) => k.includes(before) && k.includes(after));
+        expect(kind).toBeGreaterThanOrEqual(0);
+        kinds.add(kind);
+      }
+    // every kind is swapped somewhere, and some captions have nothing to swap
+    expect([...kinds].sort()).toEqual([0, 1, 2, 3]);
+    expect(none).toBeGreaterThan(0);
+    // deterministic by generator
+    const text = world.sample('train', 0).captions[0].text;
+    expect(perturbCaption(text, new Generator(1))).toBe(perturbCaption(text, new Generator(1)));
+    expect(perturbCaption('a single object on a noisy background', new Generator(1))).toBeNull();
+    expect(perturbCaption('two red stars', new Generator(1))).not.toBe('two red stars');
   });
 });
 

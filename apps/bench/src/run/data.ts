@@ -12,7 +12,16 @@ import {
   type FineTarget,
   type GroundingPrompt,
 } from '@fiber-vl/heads-fine';
-import { type Scene, type SceneObject, type Split, type World, type WorldSample, renderScene } from '@fiber-vl/trainer';
+import {
+  COLOURS,
+  SHAPES,
+  type Scene,
+  type SceneObject,
+  type Split,
+  type World,
+  type WorldSample,
+  renderScene,
+} from '@fiber-vl/trainer';
 
 export interface TextBatch {
   ids: tf.Tensor2D;
@@ -120,6 +129,38 @@ export interface CaptionPairs {
 /** One caption per scene, drawn with `rng`. */
 export function captionPairs(world: World, split: Split, indices: number[], rng: Generator): CaptionPairs {
   return { indices, texts: indices.map((i) => pick(world.sample(split, i).captions, rng).text) };
+}
+
+/**
+ * The word kinds perturbCaption swaps within: colours, shapes, plural shapes ("crosses") and the
+ * counts the captions use ("two shapes", "three objects").
+ */
+export const SWAP_WORDS: readonly (readonly string[])[] = [
+  COLOURS,
+  SHAPES,
+  SHAPES.map((s) => (/(s|x)$/.test(s) ? `${s}es` : `${s}s`)),
+  ['two', 'three', 'four', 'five'],
+];
+
+/**
+ * `text` with one of its colour, shape or count words swapped for another of the same kind, both
+ * drawn with `rng`; null when it has none ("a single object on a noisy background"). A negative
+ * caption for the retrieval ITM fine-tune: it names something else than the scene shows, unless the
+ * scene also shows what the new word names (not checked).
+ */
+export function perturbCaption(text: string, rng: Generator): string | null {
+  const words = text.split(' ');
+  const spots: [number, readonly string[]][] = [];
+  words.forEach((w, i) => {
+    for (const kind of SWAP_WORDS) if (kind.includes(w)) spots.push([i, kind]);
+  });
+  if (!spots.length) return null;
+  const [i, kind] = pick(spots, rng);
+  words[i] = pick(
+    kind.filter((w) => w !== words[i]),
+    rng,
+  );
+  return words.join(' ');
 }
 
 export interface VqaExample {

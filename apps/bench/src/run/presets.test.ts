@@ -34,6 +34,17 @@ describe('run presets', () => {
     ['evalScenes', (p: RunPreset) => (p.evalScenes = 10_000), /evalScenes: 10000 exceeds world\.test/],
     ['model.imageSize', (p: RunPreset) => (p.model.imageSize = 48), /model\.imageSize: must be a multiple of 32/],
     ['imageScenes', (p: RunPreset) => (p.imageScenes = 100), /imageScenes: 100 is under world\.train 3000/],
+    [
+      'retrievalItm.batchSize',
+      (p: RunPreset) => (p.retrievalItm.batchSize = 0),
+      /retrievalItm\.batchSize: must be a positive integer/,
+    ],
+    [
+      'retrieval.negatives',
+      (p: RunPreset) => (p.retrieval.negatives = 24),
+      /retrieval\.negatives: 24 exceeds the other scenes of a step \(3 x retrievalItm\.batchSize - 1 = 23\)/,
+    ],
+    ['retrieval.negatives', (p: RunPreset) => (p.retrieval.negatives = 0), /retrieval\.negatives: must be a positive/],
   ])('names the bad field: %s', (_, patch, message) => {
     expect(() => validateRunPreset(broken(patch))).toThrow(message);
   });

@@ -19,6 +19,7 @@ import { pretrainText } from './text-pretrain.js';
 import {
   captionScores,
   evaluateRetrieval,
+  trainRetrievalItm,
   fineTuneCaption,
   fineTuneNlvr2,
   fineTuneVqa,
@@ -172,9 +173,18 @@ async function runStages(
   let classProbes: ClassProbeResult[];
   try {
     try {
-      retrieval = await timedStage(ctx, 'retrieval eval (ITC, ITC + ITM re-ranking)', () =>
-        evaluateRetrieval(ctx, coarse),
-      );
+      // the ITC candidates come from the coarse model, their ITM scores from its retrieval fine-tune
+      const itm = await trainRetrievalItm(ctx, config, snapshot, coarse);
+      try {
+        retrieval = await timedStage(ctx, 'retrieval eval (ITC, ITC + ITM re-ranking)', () =>
+          evaluateRetrieval(ctx, coarse, itm),
+        );
+        ctx.log(
+          `[seed ${ctx.seed}] i2t R@1 re-ranked by the ITM score with the caption prior left in: ${retrieval.rawI2tR1.toFixed(3)}`,
+        );
+      } finally {
+        itm.dispose();
+      }
       mlmProbes = await timedStage(ctx, 'MLM probe (coarse pre-training)', () =>
         probeMlm(ctx, coarse, preset.evalScenes, 'coarse pre-training'),
       );
@@ -201,7 +211,7 @@ async function runStages(
             value: scores[dir][`R@${k}`] / 100,
             baseline: floor[dir][`r${k}`],
             higherIsBetter: true,
-            note: `${label}, ${preset.retrieval.images} test images x 5 captions${how === 'ITC+ITM' ? `, top-${preset.retrieval.rerankK} re-ranked` : ''}`,
+            note: `${label}, ${preset.retrieval.images} test images x 5 captions${how === 'ITC+ITM' ? `, top-${preset.retrieval.rerankK} re-ranked by the retrieval fine-tune's ITM score less the caption's prior` : ''}`,
           });
         }
       }
