@@ -331,7 +331,7 @@ interface RankStepBatch {
 /**
  * The retrieval ITM fine-tune, from the coarse model's weights: ViLT / METER's rank loss
  * (`itmRankObjective`; FIBER's own `irtr_itm` recipe, random false images under a binary loss, left
- * the ITM at its prior here: MEASUREMENTS.md, "Re-ranking at chance"), the layers below the fusion
+ * the ITM at its prior here: MEASUREMENTS.md, *Still open*), the layers below the fusion
  * frozen. Each step draws 3 x batchSize train scenes with a caption each, and for each of the first
  * batchSize two groups of 1 + `retrieval.negatives` pairs: its caption with its image and with the
  * other drawn images that `itc` (the coarse model, whose ITC gives the candidates at test time)

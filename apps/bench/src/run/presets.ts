@@ -169,7 +169,7 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     // ITC alone 0.069 / 0.078, the coarse model's own ITM 0.040 / 0.048): image and swapped-caption
     // groups at 3e-4, 300 steps 0.065 / 0.054, 600 steps 0.069 / 0.071, and with the layers below
     // the fusion frozen 450 steps 0.064 / 0.065, 600 steps 0.079 / 0.072 (i2t, the caption prior
-    // taken out, 0.089 / 0.087; left in 0.056 / 0.050). MEASUREMENTS.md, "Re-ranking at chance".
+    // taken out, 0.089 / 0.087; left in 0.056 / 0.050). MEASUREMENTS.md, *Settings chosen on val*.
     retrievalItm: stage(600, 8, 3e-4),
     retrieval: { images: 100, rerankK: 8, negatives: 7 },
     itmGallery: 32,
