@@ -182,6 +182,8 @@ describe('FiberCoarseBackbone', () => {
       'int32',
     );
     const pairs = { image: [2, 0, 2, 1, 0], text: [0, 0, 1, 1, 1] };
+    // and one text against every image (re-ranking): text 0 is named by no pair
+    const oneText = { image: [0, 1, 2, 3, 1], text: [1, 1, 1, 1, 1] };
     const r = rng.normal([5, 128]);
     const params = model
       .namedParameters()
@@ -197,23 +199,25 @@ describe('FiberCoarseBackbone', () => {
         params.map(([, p]) => p.value),
       );
     const before = tf.memory().numTensors;
-    const a = run(() => model.fused(px, ids, mask, pairs));
-    const g = tf.tidy(() => {
-      const t = tf.tensor1d(pairs.text, 'int32');
-      return [tf.gather(px, tf.tensor1d(pairs.image, 'int32')), tf.gather(ids, t), tf.gather(mask, t)];
-    });
-    const b = run(() => model.fused(g[0], g[1], g[2]));
-    tf.dispose(g);
-    expect(Math.abs(a.value.dataSync()[0] - b.value.dataSync()[0])).toBeLessThan(1e-4);
-    for (const [name, p] of params) {
-      const ga = a.grads[p.value.name].dataSync();
-      const gb = b.grads[p.value.name].dataSync();
-      expect(tf.util.sizeFromShape(a.grads[p.value.name].shape), name).toBeGreaterThan(0);
-      const scale = Math.max(...Array.from(gb, Math.abs));
-      expect(scale, name).toBeGreaterThan(0);
-      expect(Math.max(...Array.from(ga, (v, k) => Math.abs(v - gb[k]))) / scale, name).toBeLessThan(1e-4);
+    for (const set of [pairs, oneText]) {
+      const a = run(() => model.fused(px, ids, mask, set));
+      const g = tf.tidy(() => {
+        const t = tf.tensor1d(set.text, 'int32');
+        return [tf.gather(px, tf.tensor1d(set.image, 'int32')), tf.gather(ids, t), tf.gather(mask, t)];
+      });
+      const b = run(() => model.fused(g[0], g[1], g[2]));
+      tf.dispose(g);
+      expect(Math.abs(a.value.dataSync()[0] - b.value.dataSync()[0])).toBeLessThan(1e-4);
+      for (const [name, p] of params) {
+        const ga = a.grads[p.value.name].dataSync();
+        const gb = b.grads[p.value.name].dataSync();
+        expect(tf.util.sizeFromShape(a.grads[p.value.name].shape), name).toBeGreaterThan(0);
+        const scale = Math.max(...Array.from(gb, Math.abs));
+        expect(scale, name).toBeGreaterThan(0);
+        expect(Math.max(...Array.from(ga, (v, k) => Math.abs(v - gb[k]))) / scale, name).toBeLessThan(1e-4);
+      }
+      tf.dispose([a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads)]);
     }
-    tf.dispose([a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads)]);
     expect(tf.memory().numTensors).toBe(before);
     const f = model.fused(px, ids, mask, pairs);
     expect(f.textFeats.shape).toEqual([5, 5, 64]);
@@ -233,6 +237,33 @@ describe('FiberCoarseBackbone', () => {
     short.dispose();
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([px, ids, mask, r]);
+    model.dispose();
+  });
+
+  it('in training with dropout below the fusion, each pair draws its own masks, as over the gathered inputs', () => {
+    const rng = new Generator(8);
+    const model = new FiberCoarseBackbone(
+      config({ roberta: { vocabSize: 40, hiddenDropoutProb: 0.3 }, swin: { dropPathRate: 0.3 } }),
+      rng,
+    ).train();
+    const px = rng.normal([2, 3, 32, 32]);
+    const ids = tf.tensor2d([[0, 5, 6, 2, 1]], undefined, 'int32');
+    const mask = tf.tensor2d([[1, 1, 1, 1, 0]], undefined, 'int32');
+    const pairs = { image: [0, 1, 0, 1], text: [0, 0, 0, 0] };
+    const state = rng.getState();
+    const a = model.fused(px, ids, mask, pairs);
+    rng.setState(state);
+    const g = tf.tidy(() => {
+      const t = tf.tensor1d(pairs.text, 'int32');
+      return [tf.gather(px, tf.tensor1d(pairs.image, 'int32')), tf.gather(ids, t), tf.gather(mask, t)];
+    });
+    const b = model.fused(g[0], g[1], g[2]);
+    const [va, vb] = [a.clsFeats.dataSync(), b.clsFeats.dataSync()];
+    va.forEach((v, k) => expect(v).toBe(vb[k]));
+    // pairs 0 and 2 (the same image and text) drew different masks
+    const row = (v: ArrayLike<number>, k: number) => Array.from(v).slice(k * 128, (k + 1) * 128);
+    expect(row(va, 0)).not.toEqual(row(va, 2));
+    disposeOutput([a, b, ...g, px, ids, mask]);
     model.dispose();
   });
 

@@ -8,6 +8,8 @@
 //            Swin with its final norm, 12 plain text layers, the `_itc` transforms and poolers,
 //            L2-normalised.
 import {
+  DropPath,
+  Dropout,
   Linear,
   Module,
   defaultGenerator,
@@ -95,8 +97,21 @@ function compactRows(idx: readonly number[], n: number): { rows: number[] | null
   return { rows: rows.length === n ? null : rows, index: Int32Array.from(idx, (r) => at.get(r) ?? -1) };
 }
 
+/** The inputs of a fused pass and, with `pairs`, the pairs' index tensors into them. */
+interface FusedInputs {
+  pixels: tf.Tensor;
+  inputIds: tf.Tensor;
+  attentionMask: tf.Tensor;
+  pairs?: { image: tf.Tensor; text: tf.Tensor };
+}
+
 /** The rows some pair names (only these go through the layers below the fusion), and the pairs' index tensors into them. */
-function pairedInputs(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor, pairs: FusedPairs) {
+function pairedInputs(
+  pixels: tf.Tensor,
+  inputIds: tf.Tensor,
+  attentionMask: tf.Tensor,
+  pairs: FusedPairs,
+): FusedInputs {
   const images = compactRows(pairs.image, pixels.shape[0]);
   const texts = compactRows(pairs.text, inputIds.shape[0]);
   const rows = (t: tf.Tensor, r: number[] | null) => (r ? tf.gather(t, r) : t);
@@ -105,6 +120,22 @@ function pairedInputs(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.
     inputIds: rows(inputIds, texts.rows),
     attentionMask: rows(attentionMask, texts.rows),
     pairs: { image: tf.tensor1d(images.index, 'int32'), text: tf.tensor1d(texts.index, 'int32') },
+  };
+}
+
+/** The inputs gathered into pairs, one row per pair (each pair then draws its own dropout masks). */
+function gatheredInputs(
+  pixels: tf.Tensor,
+  inputIds: tf.Tensor,
+  attentionMask: tf.Tensor,
+  pairs: FusedPairs,
+): FusedInputs {
+  const image = tf.tensor1d(Int32Array.from(pairs.image), 'int32');
+  const text = tf.tensor1d(Int32Array.from(pairs.text), 'int32');
+  return {
+    pixels: tf.gather(pixels, image),
+    inputIds: tf.gather(inputIds, text),
+    attentionMask: tf.gather(attentionMask, text),
   };
 }
 
@@ -119,9 +150,11 @@ export interface RunFusedOptions {
     state: SwinState | RobertaState,
   ) => void;
   /**
-   * Pair the inputs by index: int32 [P] rows of pixels (`image`) and of the texts (`text`). The
-   * steps before the first fused pair run once per image and once per text, and the states are
-   * gathered into the P pairs there (the callbacks see the unpaired states before that point).
+   * Pair the inputs by index: int32 [P] rows of pixels (`image`) and of the texts (`text`), not
+   * checked here (`FiberCoarseBackbone.fused` checks them; an index out of range reads zeros on some
+   * backends). The steps before the first fused pair run once per image and once per text, and the
+   * states are gathered into the P pairs there (the callbacks see the unpaired states before that
+   * point); a dropout or drop-path there draws one mask per image or text, not per pair.
    */
   pairs?: { image: tf.Tensor; text: tf.Tensor };
 }
@@ -183,6 +216,7 @@ export function runFused(
         skipOutputNorm: skipLastTextNorm && pair.textLayer === lastText,
       });
   }
+  if (pendingImages) throw new RangeError('runFused: pairs given, but the schedule names no block of the Swin');
   return { image, text };
 }
 
@@ -262,13 +296,19 @@ export class FiberCoarseBackbone extends Module {
    * With `pairs`, the batches may differ in size and pair k is (pixels[image[k]], text[text[k]]):
    * the layers below the fusion run once per image and per text that a pair names (rows no pair
    * names are skipped), e.g. once for a text re-ranked against many images; the values are those of
-   * gathering the inputs into pairs first.
+   * gathering the inputs into pairs first. In training, where a dropout or drop-path below the
+   * fusion has a rate above 0, the inputs are gathered into pairs first, so that each pair draws its
+   * own masks as it would without `pairs` (and nothing is saved).
    */
   fused(pixels: tf.Tensor, inputIds: tf.Tensor, attentionMask: tf.Tensor, pairs?: FusedPairs): FusedOutput {
     if (pairs) checkPairs(pixels, inputIds, attentionMask, pairs);
     else checkPairedBatch(pixels, inputIds, attentionMask);
     return tidyOutput(() => {
-      const inputs = pairs ? pairedInputs(pixels, inputIds, attentionMask, pairs) : { pixels, inputIds, attentionMask };
+      let inputs: FusedInputs = { pixels, inputIds, attentionMask };
+      if (pairs)
+        inputs = this.drawsBelowFusion()
+          ? gatheredInputs(pixels, inputIds, attentionMask, pairs)
+          : pairedInputs(pixels, inputIds, attentionMask, pairs);
       // the last text layer skips its output LayerNorm in the coarse fused pass (fiber-spec §1.5)
       const { image, text } = runFused(
         this.vitModel,
@@ -277,7 +317,7 @@ export class FiberCoarseBackbone extends Module {
         inputs.pixels,
         inputs.inputIds,
         inputs.attentionMask,
-        { skipLastTextNorm: true, pairs: 'pairs' in inputs ? inputs.pairs : undefined },
+        { skipLastTextNorm: true, pairs: inputs.pairs },
       );
       const textFeats = this.crossModalTextTransform.forward(text.hidden);
       const imageFeats = this.crossModalImageTransform.forward(image.hidden);
@@ -300,16 +340,34 @@ export class FiberCoarseBackbone extends Module {
    * everything after it (e.g. a retrieval ITM fine-tune of the fused layers and the heads).
    */
   freezeBelowFusion(): this {
+    for (const m of this.belowFusion()) m.freeze();
+    return this;
+  }
+
+  /** The modules that run before the first fused pair (Swin's posDrop has no parameters). */
+  private belowFusion(): Module[] {
     const first = this.schedule.reduce((a, p) =>
       p.stage < a.stage || (p.stage === a.stage && p.block < a.block) ? p : a,
     );
     const firstText = Math.min(...this.schedule.map((p) => p.textLayer));
-    this.vitModel.patchEmbed.freeze();
-    for (let s = 0; s < first.stage; s++) this.vitModel.layers.at(s).freeze();
-    for (let b = 0; b < first.block; b++) this.vitModel.layers.at(first.stage).blocks.at(b).freeze();
-    this.textTransformer.embeddings.freeze();
-    for (let i = 0; i < firstText; i++) this.textTransformer.encoder.layer.at(i).freeze();
-    return this;
+    const swin = this.vitModel;
+    return [
+      swin.patchEmbed,
+      swin.posDrop,
+      ...Array.from({ length: first.stage }, (_, s) => swin.layers.at(s)),
+      ...Array.from({ length: first.block }, (_, b) => swin.layers.at(first.stage).blocks.at(b)),
+      this.textTransformer.embeddings,
+      ...Array.from({ length: firstText }, (_, i) => this.textTransformer.encoder.layer.at(i)),
+    ];
+  }
+
+  /** Whether a dropout or drop-path below the fusion would draw a mask now (training, rate > 0). */
+  private drawsBelowFusion(): boolean {
+    return this.belowFusion().some((top) =>
+      Array.from(top.namedModules()).some(
+        ([, m]) => m.training && (m instanceof Dropout || m instanceof DropPath) && m.p > 0,
+      ),
+    );
   }
 
   /** Image encoder of the dual mode (ITC, retrieval). */
