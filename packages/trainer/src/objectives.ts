@@ -210,6 +210,9 @@ export function coarsePretrainObjective({
         ctx.onSkip(undo);
         ctx.onCommit(() => undo.commit());
       }
+    } catch (e) {
+      if (neg) tf.dispose(neg.owned);
+      throw e;
     } finally {
       tf.dispose([imageCls, textCls, simI2t, simT2i]);
     }
@@ -297,10 +300,6 @@ function givenNegatives(
   return { negImageIdx: check('negImageIdx', batch.negImageIdx!), negTextIdx: check('negTextIdx', batch.negTextIdx!) };
 }
 
-/**
- * The ITM inputs: the batch rows, then the queue rows the negatives name (an index >= B is queue
- * row index - B), and each negative's row in them. Without a queue these are the batch tensors.
- */
 interface NegativeInputs {
   pixels: tf.Tensor;
   ids: tf.Tensor;
@@ -311,6 +310,10 @@ interface NegativeInputs {
   owned: tf.Tensor[];
 }
 
+/**
+ * The ITM inputs: the batch rows, then the queue rows the negatives name (an index >= B is queue
+ * row index - B), and each negative's row in them. Without a queue these are the batch tensors.
+ */
 function negativeInputs(
   queue: ItcQueue | undefined,
   batch: CoarsePretrainBatch,
@@ -326,15 +329,24 @@ function negativeInputs(
   };
   const queued = (idx: number[]) => idx.filter((i) => i >= B).map((i) => i - B);
   const qi = queue.gatherImages(queued(negImageIdx));
-  const qt = queue.gatherTexts(queued(negTextIdx));
   try {
-    const out = tf.tidy(() => ({
-      pixels: tf.concat([pixels, qi], 0),
-      ids: tf.concat([textIds, qt.ids], 0),
-      mask: tf.concat([textMasks, qt.mask], 0),
-    }));
-    return { ...out, negImage: place(negImageIdx), negText: place(negTextIdx), owned: [out.pixels, out.ids, out.mask] };
+    const qt = queue.gatherTexts(queued(negTextIdx));
+    try {
+      const out = tf.tidy(() => ({
+        pixels: tf.concat([pixels, qi], 0),
+        ids: tf.concat([textIds, qt.ids], 0),
+        mask: tf.concat([textMasks, qt.mask], 0),
+      }));
+      return {
+        ...out,
+        negImage: place(negImageIdx),
+        negText: place(negTextIdx),
+        owned: [out.pixels, out.ids, out.mask],
+      };
+    } finally {
+      tf.dispose([qt.ids, qt.mask]);
+    }
   } finally {
-    tf.dispose([qi, qt.ids, qt.mask]);
+    qi.dispose();
   }
 }
