@@ -329,6 +329,42 @@ interface RankStepBatch {
 }
 
 /**
+ * The groups of one step of the retrieval ITM fine-tune, as (image row, text row) pairs, the true
+ * pair first. `sim` is the [P images x P captions] ITC similarity of the step's scenes, each with one
+ * of its captions (`captions`). For each of the first `queries` captions: its image group, the
+ * caption with its own image and the `negatives` other images `sim` ranks highest for it (those for
+ * which `sharesCaption(image, query)`, a scene with the same caption, left out; no group when fewer
+ * remain), then, where `swapped[q]` is given, its text group, its image with its caption and with
+ * each swapped caption, whose text rows follow the P captions in the order of `swapped`.
+ */
+export function rankGroups(
+  sim: ArrayLike<number>,
+  captions: readonly string[],
+  queries: number,
+  swapped: readonly (readonly string[] | null)[],
+  negatives: number,
+  sharesCaption: (image: number, query: number) => boolean,
+): [number, number][][] {
+  const P = captions.length;
+  if (sim.length !== P * P) throw new RangeError(`rankGroups: sim has ${sim.length} values for ${P} captions`);
+  const groups: [number, number][][] = [];
+  let row = P;
+  for (let q = 0; q < queries; q++) {
+    const others = range(P)
+      .filter((i) => i !== q && !sharesCaption(i, q))
+      .sort((x, y) => sim[y * P + q] - sim[x * P + q] || x - y);
+    if (others.length >= negatives)
+      groups.push([[q, q], ...others.slice(0, negatives).map((i): [number, number] => [i, q])]);
+    const own = swapped[q];
+    if (own) {
+      groups.push([[q, q], ...own.map((_, k): [number, number] => [q, row + k])]);
+      row += own.length;
+    }
+  }
+  return groups;
+}
+
+/**
  * The retrieval ITM fine-tune, from the coarse model's weights: ViLT / METER's rank loss
  * (`itmRankObjective`; FIBER's own `irtr_itm` recipe, random false images under a binary loss, left
  * the ITM at its prior here: MEASUREMENTS.md, *Still open*), the layers below the fusion
@@ -372,19 +408,9 @@ export async function trainRetrievalItm(
       );
       const sim = await simT.data();
       simT.dispose();
-      const groups: (readonly [number, number])[][] = [];
-      let row = P;
-      for (let q = 0; q < b.queries; q++) {
-        const others = range(P)
-          .filter((i) => i !== q && !captionsOf(b.scenes[i]).has(b.captions[q]))
-          .sort((x, y) => sim[y * P + q] - sim[x * P + q] || x - y);
-        if (others.length >= n) groups.push([[q, q], ...others.slice(0, n).map((i) => [i, q] as const)]);
-        const swapped = b.swapped[q];
-        if (swapped) {
-          groups.push([[q, q], ...swapped.map((_, k) => [q, row + k] as const)]);
-          row += swapped.length;
-        }
-      }
+      const groups = rankGroups(sim, b.captions, b.queries, b.swapped, n, (i, q) =>
+        captionsOf(b.scenes[i]).has(b.captions[q]),
+      );
       await rank(m, { pixels, textIds: text.ids, textMasks: text.mask, groups }, step);
     } finally {
       tf.dispose([pixels, text.ids, text.mask]);
@@ -501,8 +527,14 @@ export async function evaluateRetrieval(
     // each caption's prior: its mean ITM score over its ITC top-K images. The re-ranking score is
     // the ITM score less that prior; ranking images for a caption it changes nothing, ranking
     // captions for an image it takes out what a caption scores against any image.
-    const prior = t2iTop.map((is, j) => is.reduce((sum, i) => sum + (pairs.get(i * T + j) ?? 0), 0) / is.length);
-    const score = (k: number) => (pairs.get(k) ?? 0) - prior[k % T];
+    const itmScore = (k: number) => {
+      const v = pairs.get(k);
+      if (v === undefined)
+        throw new Error(`evaluateRetrieval: pair ${k} (image ${Math.floor(k / T)}, text ${k % T}) was not scored`);
+      return v;
+    };
+    const prior = t2iTop.map((is, j) => is.reduce((sum, i) => sum + itmScore(i * T + j), 0) / is.length);
+    const score = (k: number) => itmScore(k) - prior[k % T];
     // re-ranked matrices: re-scored pairs above every other, which keep their ITC order
     const rerankedMatrix = (tops: number[][], t2i: boolean, rescore: (k: number) => number) => {
       const data = new Float64Array(N * T);
@@ -517,7 +549,7 @@ export async function evaluateRetrieval(
     };
     const t2i = rerankedMatrix(t2iTop, true, score);
     const i2t = rerankedMatrix(i2tTop, false, score);
-    const raw = rerankedMatrix(i2tTop, false, (k) => pairs.get(k) ?? 0).i2t['R@1'] / 100;
+    const raw = rerankedMatrix(i2tTop, false, itmScore).i2t['R@1'] / 100;
     const reranked: RetrievalScores = {
       i2t: i2t.i2t,
       t2i: t2i.t2i,

@@ -161,7 +161,7 @@ async function runStages(
     timedStage(ctx, `backbone probe (${after})`, async () => probeBackbone(ctx, config, state, after));
   const probes = await probe(unimodal, 'image pre-training');
 
-  // 1. coarse pre-training, then retrieval with the pre-trained ITC / ITM heads
+  // 1. coarse pre-training, then retrieval: the coarse ITC, re-ranked by the ITM of a retrieval fine-tune
   const { model: coarse, snapshot } = await pretrainCoarse(ctx, config, unimodal);
   let retrieval: RetrievalOutcome;
   let mlmProbes: MlmProbeResult[];
@@ -211,7 +211,7 @@ async function runStages(
             value: scores[dir][`R@${k}`] / 100,
             baseline: floor[dir][`r${k}`],
             higherIsBetter: true,
-            note: `${label}, ${preset.retrieval.images} test images x 5 captions${how === 'ITC+ITM' ? `, top-${preset.retrieval.rerankK} re-ranked by the retrieval fine-tune's ITM score less the caption's prior` : ''}`,
+            note: `${label}, ${preset.retrieval.images} test images x 5 captions${how === 'ITC+ITM' ? `, top-${preset.retrieval.rerankK} re-ranked by the retrieval fine-tune's ITM score less the caption's prior (its mean score over its ITC top ${preset.retrieval.rerankK} of these images)` : ''}`,
           });
         }
       }
