@@ -232,6 +232,8 @@ export class FiberCoarseBackbone extends Module {
   crossModalImagePoolerItc: RobertaPooler;
   crossModalTextPoolerItc: RobertaPooler;
   readonly schedule: FusedPair[];
+  /** The dropouts and drop-paths with a rate above 0 below the fusion (found on first use). */
+  #stochasticBelowFusion?: (Dropout | DropPath)[];
 
   constructor(
     readonly config: FiberCoarseConfig,
@@ -363,11 +365,13 @@ export class FiberCoarseBackbone extends Module {
 
   /** Whether a dropout or drop-path below the fusion would draw a mask now (training, rate > 0). */
   private drawsBelowFusion(): boolean {
-    return this.belowFusion().some((top) =>
-      Array.from(top.namedModules()).some(
-        ([, m]) => m.training && (m instanceof Dropout || m instanceof DropPath) && m.p > 0,
+    // the modules and their rates are fixed once built; only the training flags change
+    this.#stochasticBelowFusion ??= this.belowFusion().flatMap((top) =>
+      Array.from(top.namedModules(), ([, m]) => m).filter(
+        (m): m is Dropout | DropPath => (m instanceof Dropout || m instanceof DropPath) && m.p > 0,
       ),
     );
+    return this.#stochasticBelowFusion.some((m) => m.training);
   }
 
   /** Image encoder of the dual mode (ITC, retrieval). */
