@@ -20,6 +20,7 @@ import {
   type Split,
   type World,
   type WorldSample,
+  plural,
   renderScene,
 } from '@fiber-vl/trainer';
 
@@ -138,7 +139,7 @@ export function captionPairs(world: World, split: Split, indices: number[], rng:
 export const SWAP_WORDS: readonly (readonly string[])[] = [
   COLOURS,
   SHAPES,
-  SHAPES.map((s) => (/(s|x)$/.test(s) ? `${s}es` : `${s}s`)),
+  SHAPES.map(plural),
   ['two', 'three', 'four', 'five'],
 ];
 

@@ -62,6 +62,7 @@ export const SUPERLATIVE_WORDS: readonly string[] = Object.values(SUPERLATIVES);
 
 export const NUMBER_WORDS = ['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'];
 
+/** The plural the world's captions use: "crosses", "circles". */
 export function plural(noun: string): string {
   return /(s|x|ch|sh)$/.test(noun) ? `${noun}es` : `${noun}s`;
 }

@@ -8,6 +8,7 @@ export {
   BACKGROUNDS,
   RELATIONS,
   WORDS,
+  plural,
   type Shape,
   type Colour,
   type Size,
