@@ -323,6 +323,8 @@ interface RankStepBatch {
   /** The step's drawn train scenes, one caption each; the first `queries` are the groups' queries. */
   scenes: number[];
   captions: string[];
+  /** Each scene's captions, word for word. */
+  captionSets: Set<string>[];
   queries: number;
   /** Per query, `negatives` captions with one word swapped (or other scenes' captions), or null. */
   swapped: (string[] | null)[];
@@ -389,7 +391,6 @@ export async function trainRetrievalItm(
   // the fused layers and the ITM head train; the layers below the fusion keep the coarse weights
   const model = taskModel(config, { ...NO_HEADS, itm: true }, snapshot, seedRng(ctx, 80)).freezeBelowFusion();
   const rank = itmRankObjective();
-  const captionsOf = (scene: number) => new Set(world.sample('train', scene).captions.map((c) => c.text));
   // the image groups need the ITC ranking, which is read asynchronously: drawn inside the step
   const objective: Objective<FiberCoarseModel, RankStepBatch> = async (m, b, step) => {
     const texts = [...b.captions, ...b.swapped.flatMap((x) => x ?? [])];
@@ -409,7 +410,7 @@ export async function trainRetrievalItm(
       const sim = await simT.data();
       simT.dispose();
       const groups = rankGroups(sim, b.captions, b.queries, b.swapped, n, (i, q) =>
-        captionsOf(b.scenes[i]).has(b.captions[q]),
+        b.captionSets[i].has(b.captions[q]),
       );
       await rank(m, { pixels, textIds: text.ids, textMasks: text.mask, groups }, step);
     } finally {
@@ -427,8 +428,9 @@ export async function trainRetrievalItm(
       batch: () => {
         const scenes = sampleIndices(world.size('train'), 3 * s.batchSize, data);
         const captions = scenes.map((i) => pick(world.sample('train', i).captions, data).text);
+        const captionSets = scenes.map((i) => new Set(world.sample('train', i).captions.map((c) => c.text)));
         const swapped = range(s.batchSize).map((q) => {
-          const own = captionsOf(scenes[q]);
+          const own = captionSets[q];
           const out = new Set<string>();
           for (let t = 0; t < 4 * n && out.size < n; t++) {
             const p = perturbCaption(captions[q], data);
@@ -438,7 +440,7 @@ export async function trainRetrievalItm(
           for (const c of captions) if (out.size < n && !own.has(c)) out.add(c);
           return out.size === n ? [...out] : null;
         });
-        return { scenes, captions, queries: s.batchSize, swapped };
+        return { scenes, captions, captionSets, queries: s.batchSize, swapped };
       },
     });
     return model;
