@@ -12,6 +12,7 @@ import {
   type FineTarget,
   type GroundingPrompt,
 } from '@fiber-vl/heads-fine';
+import { MemoWorld } from './memo-world.js';
 import {
   COLOURS,
   SHAPES,
@@ -45,12 +46,20 @@ export function encodeTexts(tokenizer: ByteLevelBpeTokenizer, texts: string[], m
   };
 }
 
-/** Square coarse-model pixels of the scenes (Pillow bicubic to `size`, ImageNet normalisation). */
+/**
+ * Square coarse-model pixels of the scenes (Pillow bicubic to `size`, ImageNet normalisation:
+ * `fiberPixelValues`); a MemoWorld's kept pixels where it has them.
+ */
 export function coarsePixels(world: World, split: Split, indices: number[], size: number): tf.Tensor4D {
-  return fiberPixelValues(
-    indices.map((i) => world.image(split, i)),
-    size,
-  );
+  if (!(world instanceof MemoWorld))
+    return fiberPixelValues(
+      indices.map((i) => world.image(split, i)),
+      size,
+    );
+  const per = 3 * size * size;
+  const data = new Float32Array(indices.length * per);
+  indices.forEach((i, b) => data.set(world.pixels(split, i, size), b * per));
+  return tf.tensor4d(data, [indices.length, 3, size, size]);
 }
 
 /** coarsePixels of scene layouts already at hand (`world.scene`): renders them without laying them out again. */

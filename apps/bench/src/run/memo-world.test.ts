@@ -1,5 +1,8 @@
 import { World, createWorld } from '@fiber-vl/trainer';
 import { describe, expect, it, vi } from 'vitest';
+import * as swin from '@fiber-vl/swin';
+import { initBackend, tf } from '@fiber-vl/tensor-core';
+import { coarsePixels } from './data.js';
 import { MemoWorld, deepFreeze } from './memo-world.js';
 
 const config = createWorld({ seed: 3, preset: 'small', splits: { train: 40, val: 8, test: 8 } }).config;
@@ -62,6 +65,48 @@ describe('MemoWorld', () => {
     expect(memo.fineGrained(sample)).toEqual(new World(config).fineGrained(new World(config).sample('train', 1)));
   });
 
+  it("keeps each scene's coarse pixels, equal to fiberImageTransform's, within its byte budget", () => {
+    const per = 3 * 16 * 16 * 4;
+    // room for two scenes' pixels at 16 px
+    const memo = new MemoWorld(config, 2 * per);
+    const plain = new World(config);
+    const transform = vi.spyOn(swin, 'fiberImageTransform');
+    try {
+      const a = memo.pixels('train', 0, 16);
+      expect(a).toEqual(swin.fiberImageTransform(plain.image('train', 0), 16));
+      expect(memo.pixels('train', 0, 16)).toBe(a);
+      // another size and another split are other pixels
+      expect(memo.pixels('train', 0, 8)).toEqual(swin.fiberImageTransform(plain.image('train', 0), 8));
+      expect(memo.pixels('test', 0, 16)).toEqual(swin.fiberImageTransform(plain.image('test', 0), 16));
+      transform.mockClear();
+      // the budget holds train 0 and 0 at 8 px, not test 0: it is made again on each call
+      expect(memo.pixels('train', 0, 8)).toBe(memo.pixels('train', 0, 8));
+      expect(memo.pixels('test', 0, 16)).not.toBe(memo.pixels('test', 0, 16));
+      expect(transform).toHaveBeenCalledTimes(2);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it('gives coarsePixels the values of fiberPixelValues', async () => {
+    await initBackend({ backend: 'cpu' });
+    const memo = new MemoWorld(config);
+    const plain = new World(config);
+    const indices = [3, 0, 3, 7];
+    const kept = coarsePixels(memo, 'val', indices, 16);
+    const made = coarsePixels(plain, 'val', indices, 16);
+    try {
+      expect(kept.shape).toEqual([4, 3, 16, 16]);
+      expect(await kept.data()).toEqual(await made.data());
+      // a second draw reads the kept pixels
+      const again = coarsePixels(memo, 'val', indices, 16);
+      expect(await again.data()).toEqual(await made.data());
+      again.dispose();
+    } finally {
+      tf.dispose([kept, made]);
+    }
+  });
+
   it('throws for an invalid index on every call (nothing is kept for it)', () => {
     const memo = new MemoWorld(config);
     for (const index of [40, -1, 1.5]) {
@@ -69,6 +114,8 @@ describe('MemoWorld', () => {
       expect(() => memo.scene('train', index)).toThrow(RangeError);
     }
     expect(() => memo.nlvr2('test', 10_000)).toThrow(RangeError);
+    expect(() => memo.pixels('train', 40, 16)).toThrow(RangeError);
+    expect(() => memo.pixels('train', 0, 0)).toThrow(RangeError);
   });
 });
 

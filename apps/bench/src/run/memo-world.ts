@@ -5,7 +5,14 @@
 // day, a seed took 926 s where it took 984 s, old and new processes side by side (2026-12-04, seed
 // 1, the same values bit for bit). The image pre-training's pool (40k scenes, 200k in preset base,
 // each drawn ~1.4 times) is a plain World: kept as well, it added ~100 MB of peak RSS for ~10 s.
+// The coarse model's pixels of a scene (rendered, resized and normalised: ~0.7 ms a scene at 64 px)
+// are kept too, up to PIXEL_BUDGET bytes: the coarse stages and fine-tunes draw ~60k train images
+// a seed from 3000 scenes.
+import { fiberImageTransform } from '@fiber-vl/swin';
 import { type Nlvr2Pair, type Scene, type Split, World, type WorldSample } from '@fiber-vl/trainer';
+
+/** Bytes of transformed pixels a MemoWorld keeps (the small preset's 3400 scenes at 64 px take ~170 MB). */
+export const PIXEL_BUDGET = 256 * 2 ** 20;
 
 /**
  * Freezes `value` and everything it holds (plain objects and arrays; the world's values are JSON
@@ -23,14 +30,24 @@ export function deepFreeze<T>(value: T): T {
 /**
  * A World whose scenes, samples and NLVR2 pairs are generated once and then returned from memory,
  * frozen: a caller that edits one fails at once (a TypeError) instead of changing what later stages
- * see. Memory grows with the scenes drawn (~1 KB a scene, ~3 KB a sample, as JSON); images are not
- * kept (each `image()` renders again).
+ * see. Memory grows with the scenes drawn (~1 KB a scene, ~3 KB a sample, as JSON). `image()`
+ * renders again on every call; `pixels()` keeps the coarse model's pixels up to a byte budget.
  */
 export class MemoWorld extends World {
   // (set after World's constructor returns, which calls none of the methods below)
   private readonly scenes = new Map<string, Scene>();
   private readonly samplesKept = new Map<string, WorldSample>();
   private readonly pairs = new Map<string, Nlvr2Pair>();
+  private readonly pixelsKept = new Map<string, Float32Array>();
+  private pixelBytes = 0;
+
+  /** `pixelBudget`: the bytes of transformed pixels kept (PIXEL_BUDGET by default). */
+  constructor(
+    config: ConstructorParameters<typeof World>[0],
+    private readonly pixelBudget = PIXEL_BUDGET,
+  ) {
+    super(config);
+  }
 
   override scene(split: Split, index: number): Scene {
     return kept(this.scenes, split, index, () => super.scene(split, index));
@@ -42,6 +59,23 @@ export class MemoWorld extends World {
 
   override nlvr2(split: Split, index: number): Nlvr2Pair {
     return kept(this.pairs, split, index, () => super.nlvr2(split, index));
+  }
+
+  /**
+   * `fiberImageTransform` of scene `index`'s image at `size` ([3, size, size], read-only by
+   * contract: the same array is returned again). Kept while the kept pixels stay within
+   * the budget; past it, made anew on each call.
+   */
+  pixels(split: Split, index: number, size: number): Float32Array {
+    const key = `${split}/${index}/${size}`;
+    const got = this.pixelsKept.get(key);
+    if (got) return got;
+    const made = fiberImageTransform(this.image(split, index), size, `${split} scene ${index}`);
+    if (this.pixelBytes + made.byteLength <= this.pixelBudget) {
+      this.pixelsKept.set(key, made);
+      this.pixelBytes += made.byteLength;
+    }
+    return made;
   }
 }
 
