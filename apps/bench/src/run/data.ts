@@ -51,15 +51,12 @@ export function encodeTexts(tokenizer: ByteLevelBpeTokenizer, texts: string[], m
  * `fiberPixelValues`); a MemoWorld's kept pixels where it has them.
  */
 export function coarsePixels(world: World, split: Split, indices: number[], size: number): tf.Tensor4D {
-  if (!(world instanceof MemoWorld))
-    return fiberPixelValues(
-      indices.map((i) => world.image(split, i)),
-      size,
-    );
-  const per = 3 * size * size;
-  const data = new Float32Array(indices.length * per);
-  indices.forEach((i, b) => data.set(world.pixels(split, i, size), b * per));
-  return tf.tensor4d(data, [indices.length, 3, size, size]);
+  if (world instanceof MemoWorld && indices.length > 0)
+    return tf.tensor4d(world.pixelBatch(split, indices, size), [indices.length, 3, size, size]);
+  return fiberPixelValues(
+    indices.map((i) => world.image(split, i)),
+    size,
+  );
 }
 
 /** coarsePixels of scene layouts already at hand (`world.scene`): renders them without laying them out again. */

@@ -65,45 +65,67 @@ describe('MemoWorld', () => {
     expect(memo.fineGrained(sample)).toEqual(new World(config).fineGrained(new World(config).sample('train', 1)));
   });
 
-  it("keeps each scene's coarse pixels, equal to fiberImageTransform's, within its byte budget", () => {
+  it("gives fiberPixelValues' pixels and keeps each scene's within its byte budget", async () => {
+    await initBackend({ backend: 'cpu' });
     const per = 3 * 16 * 16 * 4;
     // room for two scenes' pixels at 16 px
     const memo = new MemoWorld(config, 2 * per);
     const plain = new World(config);
-    const transform = vi.spyOn(swin, 'fiberImageTransform');
+    const expected = async (split: 'train' | 'test', indices: number[], size: number) => {
+      const t = swin.fiberPixelValues(
+        indices.map((i) => plain.image(split, i)),
+        size,
+      );
+      try {
+        return Float32Array.from(await t.data());
+      } finally {
+        t.dispose();
+      }
+    };
+    const image = vi.spyOn(memo, 'image');
     try {
-      const a = memo.pixels('train', 0, 16);
-      expect(a).toEqual(swin.fiberImageTransform(plain.image('train', 0), 16));
-      expect(memo.pixels('train', 0, 16)).toBe(a);
-      // another size and another split are other pixels
-      expect(memo.pixels('train', 0, 8)).toEqual(swin.fiberImageTransform(plain.image('train', 0), 8));
-      expect(memo.pixels('test', 0, 16)).toEqual(swin.fiberImageTransform(plain.image('test', 0), 16));
-      transform.mockClear();
-      // the budget holds train 0 and 0 at 8 px, not test 0: it is made again on each call
-      expect(memo.pixels('train', 0, 8)).toBe(memo.pixels('train', 0, 8));
-      expect(memo.pixels('test', 0, 16)).not.toBe(memo.pixels('test', 0, 16));
-      expect(transform).toHaveBeenCalledTimes(2);
+      expect(memo.pixelBatch('train', [3, 0, 3], 16)).toEqual(await expected('train', [3, 0, 3], 16));
+      // scenes 3 and 0 made once each: the budget is full
+      expect(image).toHaveBeenCalledTimes(2);
+      // a new array each time: editing one changes nothing kept
+      const a = memo.pixelBatch('train', [0], 16);
+      a.fill(0);
+      expect(memo.pixelBatch('train', [0], 16)).toEqual(await expected('train', [0], 16));
+      expect(image).toHaveBeenCalledTimes(2);
+      // another size and another split are other pixels, made anew each time past the budget
+      expect(memo.pixelBatch('train', [0], 8)).toEqual(await expected('train', [0], 8));
+      expect(memo.pixelBatch('test', [0], 16)).toEqual(await expected('test', [0], 16));
+      expect(memo.pixelBatch('test', [0], 16)).toEqual(await expected('test', [0], 16));
+      expect(image).toHaveBeenCalledTimes(5);
+      expect(memo.pixelBatch('train', [], 16)).toEqual(new Float32Array(0));
     } finally {
       vi.restoreAllMocks();
     }
   });
 
-  it('gives coarsePixels the values of fiberPixelValues', async () => {
+  it('gives coarsePixels the values of fiberPixelValues, its checks included', async () => {
     await initBackend({ backend: 'cpu' });
     const memo = new MemoWorld(config);
     const plain = new World(config);
     const indices = [3, 0, 3, 7];
-    const kept = coarsePixels(memo, 'val', indices, 16);
     const made = coarsePixels(plain, 'val', indices, 16);
     try {
-      expect(kept.shape).toEqual([4, 3, 16, 16]);
-      expect(await kept.data()).toEqual(await made.data());
-      // a second draw reads the kept pixels
-      const again = coarsePixels(memo, 'val', indices, 16);
-      expect(await again.data()).toEqual(await made.data());
-      again.dispose();
+      for (let round = 0; round < 2; round++) {
+        // the second round reads the kept pixels
+        const kept = coarsePixels(memo, 'val', indices, 16);
+        try {
+          expect(kept.shape).toEqual([4, 3, 16, 16]);
+          expect(await kept.data()).toEqual(await made.data());
+        } finally {
+          kept.dispose();
+        }
+      }
     } finally {
-      tf.dispose([kept, made]);
+      made.dispose();
+    }
+    for (const size of [0, 1.5]) {
+      expect(() => coarsePixels(memo, 'val', [0], size)).toThrow(RangeError);
+      expect(() => coarsePixels(memo, 'val', [], size)).toThrow(RangeError);
     }
   });
 
@@ -114,8 +136,7 @@ describe('MemoWorld', () => {
       expect(() => memo.scene('train', index)).toThrow(RangeError);
     }
     expect(() => memo.nlvr2('test', 10_000)).toThrow(RangeError);
-    expect(() => memo.pixels('train', 40, 16)).toThrow(RangeError);
-    expect(() => memo.pixels('train', 0, 0)).toThrow(RangeError);
+    expect(() => memo.pixelBatch('train', [0, 40], 16)).toThrow(RangeError);
   });
 });
 

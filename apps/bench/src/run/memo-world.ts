@@ -6,12 +6,16 @@
 // 1, the same values bit for bit). The image pre-training's pool (40k scenes, 200k in preset base,
 // each drawn ~1.4 times) is a plain World: kept as well, it added ~100 MB of peak RSS for ~10 s.
 // The coarse model's pixels of a scene (rendered, resized and normalised: ~0.7 ms a scene at 64 px)
-// are kept too, up to PIXEL_BUDGET bytes: the coarse stages and fine-tunes draw ~60k train images
-// a seed from 3000 scenes.
+// are kept too, up to a byte budget: the coarse stages and fine-tunes draw ~60k train images a seed
+// from 3000 scenes.
 import { fiberImageTransform } from '@fiber-vl/swin';
-import { type Nlvr2Pair, type Scene, type Split, World, type WorldSample } from '@fiber-vl/trainer';
+import { type Nlvr2Pair, type Scene, type Split, World, type WorldConfig, type WorldSample } from '@fiber-vl/trainer';
 
-/** Bytes of transformed pixels a MemoWorld keeps (the small preset's 3400 scenes at 64 px take ~170 MB). */
+/**
+ * Bytes of coarse pixels a MemoWorld keeps by default, per world (the run has one per seed
+ * process). The small preset's 3400 scenes at 64 px take 159 MiB (48 KiB each); at the base
+ * preset's 128 px (192 KiB each) it holds the first ~1360 scenes drawn, of its 5000.
+ */
 export const PIXEL_BUDGET = 256 * 2 ** 20;
 
 /**
@@ -31,7 +35,7 @@ export function deepFreeze<T>(value: T): T {
  * A World whose scenes, samples and NLVR2 pairs are generated once and then returned from memory,
  * frozen: a caller that edits one fails at once (a TypeError) instead of changing what later stages
  * see. Memory grows with the scenes drawn (~1 KB a scene, ~3 KB a sample, as JSON). `image()`
- * renders again on every call; `pixels()` keeps the coarse model's pixels up to a byte budget.
+ * renders again on every call; `pixelBatch()` keeps the coarse model's pixels up to a byte budget.
  */
 export class MemoWorld extends World {
   // (set after World's constructor returns, which calls none of the methods below)
@@ -41,9 +45,9 @@ export class MemoWorld extends World {
   private readonly pixelsKept = new Map<string, Float32Array>();
   private pixelBytes = 0;
 
-  /** `pixelBudget`: the bytes of transformed pixels kept (PIXEL_BUDGET by default). */
+  /** `pixelBudget`: the bytes of coarse pixels kept (PIXEL_BUDGET by default). */
   constructor(
-    config: ConstructorParameters<typeof World>[0],
+    config: Partial<WorldConfig> = {},
     private readonly pixelBudget = PIXEL_BUDGET,
   ) {
     super(config);
@@ -62,11 +66,28 @@ export class MemoWorld extends World {
   }
 
   /**
-   * `fiberImageTransform` of scene `index`'s image at `size` ([3, size, size], read-only by
-   * contract: the same array is returned again). Kept while the kept pixels stay within
-   * the budget; past it, made anew on each call.
+   * The scenes' images through `fiberImageTransform` at `size`, one after another in a new array
+   * ([indices.length, 3, size, size] flattened): the pixels of `fiberPixelValues`. Each scene's are
+   * kept while the kept pixels stay within the budget (past it, made anew on each call); the kept
+   * arrays never leave the world.
    */
-  pixels(split: Split, index: number, size: number): Float32Array {
+  pixelBatch(split: Split, indices: readonly number[], size: number): Float32Array {
+    // every scene's pixels first: fiberImageTransform checks `size` before the batch is allocated
+    const parts = indices.map((i) => this.pixels(split, i, size));
+    const per = 3 * size * size;
+    let out: Float32Array;
+    try {
+      out = new Float32Array(indices.length * per);
+    } catch (e) {
+      throw new RangeError(
+        `MemoWorld.pixelBatch: ${indices.length} images of ${size}x${size} need a float32 batch larger than this runtime allocates (${(e as Error).message}); pass fewer images`,
+      );
+    }
+    parts.forEach((p, b) => out.set(p, b * per));
+    return out;
+  }
+
+  private pixels(split: Split, index: number, size: number): Float32Array {
     const key = `${split}/${index}/${size}`;
     const got = this.pixelsKept.get(key);
     if (got) return got;
