@@ -138,9 +138,9 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     // on a gradient background") to every image, CIDEr-D 0.632; at 450 the captions count the
     // objects and name the background, 0.836 (600: 0.839). The layers below the fusion stay frozen
     // (fineTuneCaption), which makes a step ~30% faster. Chosen on val (2026-12-06, seeds 0 and 1,
-    // each from its own coarse model, 1200 val scenes; MEASUREMENTS.md): SPICE_approx 0.3153 at
-    // 900 steps frozen against 0.3083 at 450 unfrozen (the setting before), higher on both seeds
-    // and both halves of the scenes; CIDEr-D 1.283 against 1.232
+    // each from its own coarse model; MEASUREMENTS.md, *Settings chosen on val*): 14 settings on 600
+    // val scenes, the best re-scored on 1200: SPICE_approx 0.3153 at 900 steps frozen against
+    // 0.3083 at 450 unfrozen (the setting before), higher on both seeds; CIDEr-D 1.283 against 1.232
     caption: stage(900, 24, 5e-4),
     // measured on seed 0, 60 test scenes: 150 steps, 64 px, box outputs at 1x: held-out GIoU loss
     // 0.52 (x2), REC 0.30; 300 steps, 96 px, box outputs at 50x: 0.29, REC 0.54, AP50 0.18. The
