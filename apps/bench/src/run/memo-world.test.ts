@@ -1,6 +1,6 @@
 import { World, createWorld } from '@fiber-vl/trainer';
 import { describe, expect, it, vi } from 'vitest';
-import * as swin from '@fiber-vl/swin';
+import { fiberPixelValues } from '@fiber-vl/swin';
 import { initBackend, tf } from '@fiber-vl/tensor-core';
 import { coarsePixels } from './data.js';
 import { MemoWorld, deepFreeze } from './memo-world.js';
@@ -72,7 +72,7 @@ describe('MemoWorld', () => {
     const memo = new MemoWorld(config, 2 * per);
     const plain = new World(config);
     const expected = async (split: 'train' | 'test', indices: number[], size: number) => {
-      const t = swin.fiberPixelValues(
+      const t = fiberPixelValues(
         indices.map((i) => plain.image(split, i)),
         size,
       );

@@ -138,7 +138,7 @@ export const RUN_PRESETS: Readonly<Record<RunPresetName, RunPreset>> = {
     // on a gradient background") to every image, CIDEr-D 0.632; at 450 the captions count the
     // objects and name the background, 0.836 (600: 0.839). The layers below the fusion stay frozen
     // (fineTuneCaption), which makes a step ~30% faster. Chosen on val (2026-12-06, seeds 0 and 1,
-    // each from its own coarse model; MEASUREMENTS.md, *Settings chosen on val*): 14 settings on 600
+    // each from its own coarse model; MEASUREMENTS.md, *Settings chosen on val*): 15 settings on 600
     // val scenes, the best re-scored on 1200: SPICE_approx 0.3153 at 900 steps frozen against
     // 0.3083 at 450 unfrozen (the setting before), higher on both seeds; CIDEr-D 1.283 against 1.232
     caption: stage(900, 24, 5e-4),
