@@ -1,7 +1,7 @@
 import { World, createWorld } from '@fiber-vl/trainer';
 import { describe, expect, it, vi } from 'vitest';
 import { fiberPixelValues } from '@fiber-vl/swin';
-import { initBackend, tf } from '@fiber-vl/tensor-core';
+import { initBackend } from '@fiber-vl/tensor-core';
 import { coarsePixels } from './data.js';
 import { MemoWorld, deepFreeze } from './memo-world.js';
 
