@@ -434,8 +434,9 @@ export async function trainRetrievalItm(
       steps: s.steps,
       batch: () => {
         const scenes = sampleIndices(world.size('train'), 3 * s.batchSize, data);
-        const captions = scenes.map((i) => pick(world.sample('train', i).captions, data).text);
-        const captionSets = scenes.map((i) => new Set(world.sample('train', i).captions.map((c) => c.text)));
+        const sceneCaptions = scenes.map((i) => world.sample('train', i).captions);
+        const captions = sceneCaptions.map((cs) => pick(cs, data).text);
+        const captionSets = sceneCaptions.map((cs) => new Set(cs.map((c) => c.text)));
         const swapped = range(s.batchSize).map((q) => {
           const own = captionSets[q];
           const out = new Set<string>();
